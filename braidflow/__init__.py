@@ -1,0 +1,1 @@
+"""braidflow: a workflow engine that lives on Apache Kafka."""

@@ -1,0 +1,262 @@
+"""CEL conditions and `${...}` templates, compiled once per definition.
+
+Evaluation goes through the `common-expression-language` package (a Rust CEL
+interpreter); nothing here ever calls `eval`. Static analysis (which names and
+which nodes an expression reads) is done at compile time so that validation
+can reject unknown names and the engine can build small activations.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import cel
+
+SCOPE_NAMES = frozenset({"input", "vars", "nodes", "execution", "event", "dept"})
+
+_MACROS = frozenset({"all", "exists", "exists_one", "map", "filter"})
+_TOKEN = re.compile(
+    r"""
+    (?P<string>[rRbB]{0,2}(?:'''[\s\S]*?'''|\"\"\"[\s\S]*?\"\"\"|'(?:\\.|[^'\\\n])*'|"(?:\\.|[^"\\\n])*"))
+  | (?P<ident>[A-Za-z_][A-Za-z0-9_]*)
+  | (?P<number>\d+(?:\.\d+)?(?:[eE][+-]?\d+)?[uU]?)
+  | (?P<punct>\S)
+    """,
+    re.VERBOSE,
+)
+
+
+class ExpressionError(ValueError):
+    """An expression that does not compile, or failed while evaluating."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Token:
+    kind: str
+    text: str
+
+
+def _tokens(source: str) -> list[_Token]:
+    return [
+        _Token(m.lastgroup or "punct", m.group())
+        for m in _TOKEN.finditer(source)
+        if m.lastgroup is not None
+    ]
+
+
+def _string_value(token: _Token) -> str | None:
+    text = token.text.lstrip("rRbB")
+    quote = text[:3] if text[:3] in ("'''", '"""') else text[:1]
+    return text[len(quote) : -len(quote)]
+
+
+def _member_references(tokens: list[_Token], root: str) -> frozenset[str]:
+    """Members read as `<root>.<name>` or `<root>['<name>']`."""
+    found: set[str] = set()
+    for i, tok in enumerate(tokens):
+        if tok.kind != "ident" or tok.text != root:
+            continue
+        if i > 0 and tokens[i - 1].text == ".":
+            continue
+        rest = tokens[i + 1 : i + 4]
+        if len(rest) >= 2 and rest[0].text == "." and rest[1].kind == "ident":
+            found.add(rest[1].text)
+        elif len(rest) >= 3 and rest[0].text == "[" and rest[1].kind == "string":
+            value = _string_value(rest[1])
+            if value is not None:
+                found.add(value)
+    return frozenset(found)
+
+
+def _macro_variables(tokens: list[_Token]) -> frozenset[str]:
+    """Variables bound by comprehension macros (`xs.exists(x, ...)`)."""
+    bound: set[str] = set()
+    for i in range(len(tokens) - 4):
+        if (
+            tokens[i].text == "."
+            and tokens[i + 1].text in _MACROS
+            and tokens[i + 2].text == "("
+            and tokens[i + 3].kind == "ident"
+            and tokens[i + 4].text == ","
+        ):
+            bound.add(tokens[i + 3].text)
+    return frozenset(bound)
+
+
+@dataclass(frozen=True, slots=True)
+class Expression:
+    """A compiled CEL expression and the names it reads."""
+
+    source: str
+    program: Any
+    names: frozenset[str]
+    nodes: frozenset[str]
+
+    def members(self, root: str) -> frozenset[str]:
+        """Names read under `root`, e.g. `members("vars")` for `vars.url`."""
+        return _member_references(_tokens(self.source), root)
+
+    def evaluate(self, scope: Mapping[str, Any]) -> Any:
+        """Evaluate against `scope`; only the names this expression reads are passed."""
+        activation = {name: scope.get(name) for name in self.names}
+        if "nodes" in activation and activation["nodes"] is not None:
+            all_nodes = activation["nodes"]
+            activation["nodes"] = {n: all_nodes[n] for n in self.nodes if n in all_nodes}
+        try:
+            return self.program.execute(activation)
+        except KeyError as exc:
+            raise ExpressionError(f"`{self.source}`: no such key {exc}") from None
+        except Exception as exc:
+            raise ExpressionError(f"`{self.source}`: {exc}") from None
+
+
+def compile_expression(source: str) -> Expression:
+    """Compile a CEL expression, raising ExpressionError with the parser's message."""
+    try:
+        program = cel.compile(source)
+    except Exception as exc:
+        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ExpressionError(message) from None
+    tokens = _tokens(source)
+    names = frozenset(program.variables()) - _macro_variables(tokens)
+    return Expression(source, program, names, _member_references(tokens, "nodes"))
+
+
+@dataclass(frozen=True, slots=True)
+class _Part:
+    text: str
+    expression: Expression | None
+
+
+@dataclass(frozen=True, slots=True)
+class Template:
+    """A string with `${...}` holes. A string that is one hole keeps the value's type."""
+
+    parts: tuple[_Part, ...]
+
+    @property
+    def expressions(self) -> tuple[Expression, ...]:
+        return tuple(p.expression for p in self.parts if p.expression is not None)
+
+    def render(self, scope: Mapping[str, Any]) -> Any:
+        if len(self.parts) == 1 and self.parts[0].expression is not None:
+            return self.parts[0].expression.evaluate(scope)
+        return "".join(
+            p.text if p.expression is None else _as_text(p.expression.evaluate(scope))
+            for p in self.parts
+        )
+
+
+def _as_text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, separators=(",", ":"), sort_keys=True)
+
+
+def _hole_end(text: str, start: int) -> int:
+    """Index of the `}` closing the hole whose body starts at `start`, skipping CEL strings."""
+    depth = 0
+    i = start
+    while i < len(text):
+        ch = text[i]
+        if ch in "'\"":
+            triple = text[i : i + 3] if text[i : i + 3] in ("'''", '"""') else None
+            quote = triple or ch
+            j = i + len(quote)
+            while j < len(text) and not text.startswith(quote, j):
+                j += 2 if text[j] == "\\" else 1
+            i = j + len(quote)
+            continue
+        if ch == "{":
+            depth += 1
+        elif ch == "}":
+            if depth == 0:
+                return i
+            depth -= 1
+        i += 1
+    raise ExpressionError(f"unclosed `${{` in {text!r}")
+
+
+def parse_template(text: str) -> Template | None:
+    """Parse `${...}` holes in `text`; None when the string holds none. `$${` is a literal `${`."""
+    if "${" not in text:
+        return None
+    parts: list[_Part] = []
+    literal: list[str] = []
+    i = 0
+    while i < len(text):
+        if text.startswith("$${", i):
+            literal.append("${")
+            i += 3
+        elif text.startswith("${", i):
+            end = _hole_end(text, i + 2)
+            body = text[i + 2 : end].strip()
+            if not body:
+                raise ExpressionError(f"empty `${{}}` in {text!r}")
+            if literal:
+                parts.append(_Part("".join(literal), None))
+                literal = []
+            parts.append(_Part("", compile_expression(body)))
+            i = end + 1
+        else:
+            literal.append(text[i])
+            i += 1
+    if literal:
+        parts.append(_Part("".join(literal), None))
+    if all(p.expression is None for p in parts):
+        return None
+    return Template(tuple(parts))
+
+
+@dataclass(frozen=True, slots=True)
+class ValueTemplate:
+    """A JSON value (object, list, scalar) whose strings may hold templates."""
+
+    value: Any
+
+    def render(self, scope: Mapping[str, Any]) -> Any:
+        return _render(self.value, scope)
+
+    def expressions(self) -> Iterator[Expression]:
+        yield from _expressions(self.value)
+
+
+def compile_value(value: Any) -> ValueTemplate:
+    """Compile every template inside a JSON value. Raises ExpressionError at the first bad one."""
+    return ValueTemplate(_compile(value))
+
+
+def _compile(value: Any) -> Any:
+    if isinstance(value, str):
+        template = parse_template(value)
+        return value if template is None else template
+    if isinstance(value, Mapping):
+        return {k: _compile(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_compile(v) for v in value]
+    return value
+
+
+def _render(value: Any, scope: Mapping[str, Any]) -> Any:
+    if isinstance(value, Template):
+        return value.render(scope)
+    if isinstance(value, dict):
+        return {k: _render(v, scope) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_render(v, scope) for v in value]
+    return value
+
+
+def _expressions(value: Any) -> Iterator[Expression]:
+    if isinstance(value, Template):
+        yield from value.expressions
+    elif isinstance(value, dict):
+        for v in value.values():
+            yield from _expressions(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from _expressions(v)

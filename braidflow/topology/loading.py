@@ -1,0 +1,112 @@
+"""Reading definition text (YAML or JSON) into plain data, and plain data into the model."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+import yaml
+
+from braidflow.topology.durations import parse_duration
+from braidflow.topology.model import Definition, Edge, Node, Retry
+
+MAX_DEFINITION_BYTES = 1024 * 1024
+MAX_NODES = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One thing wrong with a definition, and where: `node 'x'`, `edge 'a -> b'`, `line 3, column 5`."""
+
+    where: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.message}"
+
+
+class DefinitionError(ValueError):
+    """A definition that cannot be used; `problems` lists every reason."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        super().__init__("; ".join(str(p) for p in problems))
+        self.problems = problems
+
+
+def definition_schema() -> dict[str, Any]:
+    """The JSON Schema (2020-12) of the definition format."""
+    text = resources.files("braidflow.topology").joinpath("definition.schema.json").read_text()
+    return json.loads(text)
+
+
+def parse_text(text: str | bytes) -> Any:
+    """Parse YAML or JSON (JSON is YAML, but its errors read better from the JSON parser)."""
+    size = len(text.encode() if isinstance(text, str) else text)
+    if size > MAX_DEFINITION_BYTES:
+        raise DefinitionError(
+            [Problem("definition", f"is {size} bytes, over the limit of {MAX_DEFINITION_BYTES}")]
+        )
+    if isinstance(text, bytes):
+        try:
+            text = text.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise DefinitionError([Problem("definition", f"is not UTF-8: {exc}")]) from None
+    if text.lstrip().startswith(("{", "[")):
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as exc:
+            where = f"line {exc.lineno}, column {exc.colno}"
+            raise DefinitionError([Problem(where, f"invalid JSON: {exc.msg}")]) from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "definition"
+        what = " ".join(filter(None, [exc.context, exc.problem]))
+        raise DefinitionError([Problem(where, f"invalid YAML: {what}")]) from None
+    except yaml.YAMLError as exc:
+        raise DefinitionError([Problem("definition", f"invalid YAML: {exc}")]) from None
+
+
+def _retry(raw: Mapping[str, Any] | None) -> Retry | None:
+    if raw is None:
+        return None
+    return Retry(
+        max_attempts=raw.get("max_attempts", 1),
+        backoff=raw.get("backoff", "fixed"),
+        initial_ms=parse_duration(raw.get("initial", "1s")),
+        max_ms=parse_duration(raw["max"]) if "max" in raw else None,
+        jitter=raw.get("jitter", False),
+    )
+
+
+def build_definition(doc: Mapping[str, Any]) -> Definition:
+    """Turn a document that passed the JSON Schema into the typed model."""
+    settings = doc.get("settings") or {}
+    return Definition(
+        id=doc["id"],
+        name=doc.get("name"),
+        description=doc.get("description"),
+        department=doc.get("department"),
+        input_schema=doc.get("input"),
+        variables=doc.get("variables") or {},
+        timeout_ms=parse_duration(settings["timeout"]) if "timeout" in settings else None,
+        triggers=tuple(doc.get("triggers") or ()),
+        nodes=tuple(
+            Node(
+                id=n["id"],
+                type=n["type"],
+                params=n.get("params") or {},
+                name=n.get("name"),
+                timeout_ms=parse_duration(n["timeout"]) if "timeout" in n else None,
+                retry=_retry(n.get("retry")),
+            )
+            for n in doc["nodes"]
+        ),
+        edges=tuple(
+            Edge(e["from"], e["to"], e.get("when"), e.get("default", False)) for e in doc["edges"]
+        ),
+    )

@@ -1,0 +1,57 @@
+"""The typed model of a workflow definition (FORMAT.md v1)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+WORK_TYPES = frozenset({"task", "http"})
+CONTROL_TYPES = frozenset({"transform", "decision", "parallel", "join", "end"})
+NODE_TYPES = WORK_TYPES | CONTROL_TYPES
+LATER_TYPES = frozenset({"delay", "approval", "subworkflow", "foreach", "wait_event", "publish"})
+
+
+@dataclass(frozen=True, slots=True)
+class Retry:
+    max_attempts: int = 1
+    backoff: str = "fixed"
+    initial_ms: int = 1_000
+    max_ms: int | None = None
+    jitter: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Node:
+    id: str
+    type: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+    name: str | None = None
+    timeout_ms: int | None = None
+    retry: Retry | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Edge:
+    source: str
+    target: str
+    when: str | None = None
+    default: bool = False
+
+    @property
+    def label(self) -> str:
+        return f"{self.source} -> {self.target}"
+
+
+@dataclass(frozen=True, slots=True)
+class Definition:
+    id: str
+    nodes: tuple[Node, ...]
+    edges: tuple[Edge, ...]
+    name: str | None = None
+    description: str | None = None
+    department: str | None = None
+    input_schema: Mapping[str, Any] | None = None
+    variables: Mapping[str, Any] = field(default_factory=dict)
+    timeout_ms: int | None = None
+    triggers: tuple[Mapping[str, Any], ...] = ()
