@@ -95,6 +95,7 @@ class Expression:
     program: Any
     names: frozenset[str]
     nodes: frozenset[str]
+    path: tuple[str, ...] | None = None
 
     def members(self, root: str) -> frozenset[str]:
         """Names read under `root`, e.g. `members("vars")` for `vars.url`."""
@@ -102,6 +103,8 @@ class Expression:
 
     def evaluate(self, scope: Mapping[str, Any]) -> Any:
         """Evaluate against `scope`; only the names this expression reads are passed."""
+        if self.path is not None:
+            return self._select(scope)
         activation = {name: scope.get(name) for name in self.names}
         if "nodes" in activation and activation["nodes"] is not None:
             all_nodes = activation["nodes"]
@@ -113,6 +116,23 @@ class Expression:
         except Exception as exc:
             raise ExpressionError(f"`{self.source}`: {exc}") from None
 
+    def _select(self, scope: Mapping[str, Any]) -> Any:
+        # Most templates are plain selections (`input.name`); a walk through dicts
+        # gives what CEL would, without converting the activation to CEL values.
+        assert self.path is not None
+        value: Any = scope
+        for i, key in enumerate(self.path):
+            if not isinstance(value, Mapping):
+                at = ".".join(self.path[:i])
+                raise ExpressionError(f"`{self.source}`: {at} is not a map")
+            if key not in value:
+                raise ExpressionError(f"`{self.source}`: no such key '{key}'")
+            value = value[key]
+        return value
+
+
+_SELECTION = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*$")
+
 
 def compile_expression(source: str) -> Expression:
     """Compile a CEL expression, raising ExpressionError with the parser's message."""
@@ -123,7 +143,10 @@ def compile_expression(source: str) -> Expression:
         raise ExpressionError(message) from None
     tokens = _tokens(source)
     names = frozenset(program.variables()) - _macro_variables(tokens)
-    return Expression(source, program, names, _member_references(tokens, "nodes"))
+    path = tuple(source.split(".")) if _SELECTION.match(source) else None
+    if path is not None and path[0] not in names:
+        path = None  # `true`, `null`: literals, not selections
+    return Expression(source, program, names, _member_references(tokens, "nodes"), path)
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,7 +205,7 @@ def _hole_end(text: str, start: int) -> int:
 
 
 def parse_template(text: str) -> Template | None:
-    """Parse `${...}` holes in `text`; None when the string holds none. `$${` is a literal `${`."""
+    """Parse `${...}` holes in `text`; None when it has no `${`. `$${` is a literal `${`."""
     if "${" not in text:
         return None
     parts: list[_Part] = []
@@ -207,8 +230,7 @@ def parse_template(text: str) -> Template | None:
             i += 1
     if literal:
         parts.append(_Part("".join(literal), None))
-    if all(p.expression is None for p in parts):
-        return None
+    # A string of escapes alone is still a template: it renders `$${` as `${`.
     return Template(tuple(parts))
 
 

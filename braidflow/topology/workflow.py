@@ -69,13 +69,19 @@ class CompiledNode:
 
 @dataclass(frozen=True, slots=True)
 class Workflow:
-    """A valid definition with its graph analysed and its expressions compiled."""
+    """A valid definition with its graph analysed and its expressions compiled.
+
+    `fail_fast` holds the nodes inside a `parallel` with `fail_fast: true`: their
+    failure fails the execution at once. Elsewhere a failure lets work already
+    in flight finish (and be recorded) before the execution fails.
+    """
 
     definition: Definition
     graph: Graph
     nodes: Mapping[str, CompiledNode]
     root: str
     input_validator: jsonschema.protocols.Validator | None
+    fail_fast: frozenset[str]
 
     @property
     def id(self) -> str:
@@ -254,13 +260,16 @@ def _graph_problems(doc: Mapping[str, Any], graph: Graph) -> Iterator[Problem]:
         for node in graph.nodes:
             if node not in reachable:
                 yield Problem(f"node '{node}'", f"is unreachable from the root '{roots[0]}'")
+    # A node of unknown type is already reported; it might be meant as an end, so
+    # it does not add "cannot reach an end" noise on top.
+    unknown = {n for n, t in types.items() if t not in NODE_TYPES}
     ends = [n for n, t in types.items() if t == "end"]
-    if not ends:
+    if not ends and not unknown:
         yield Problem("definition", "has no `end` node")
-    reaches_end = graph.reachable(ends, backwards=True)
+    reaches_end = graph.reachable([*ends, *unknown], backwards=True)
     for node in graph.nodes:
         node_type, out = types[node], graph.successors[node]
-        if node_type == "end":
+        if node_type == "end" or node in unknown:
             if out:
                 yield Problem(f"node '{node}'", "is an end but has outgoing edges")
             continue
@@ -387,4 +396,12 @@ def _assemble(
         if definition.input_schema is not None
         else None
     )
-    return Workflow(definition, graph, nodes, graph.roots[0], validator)
+    fail_fast = frozenset(
+        member
+        for group in graph.parallel_groups(
+            n.id for n in definition.nodes if n.type == "parallel" and n.params.get("fail_fast")
+        )
+        for branch in group.branches
+        for member in branch
+    )
+    return Workflow(definition, graph, nodes, graph.roots[0], validator, fail_fast)

@@ -1,0 +1,228 @@
+"""The `braidflow` command line. Thin: the work is done in `braidflow.topology`."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import click
+import yaml
+
+from braidflow.engine import (
+    LifecycleEvent,
+    NodeCompleted,
+    NodeFailed,
+    RunNode,
+    StartExecution,
+    StepResult,
+    TaskRequest,
+    Transition,
+)
+from braidflow.engine.dry_run import dry_run as drive
+from braidflow.engine.dry_run import parse_answers
+from braidflow.topology import (
+    DefinitionError,
+    Problem,
+    Workflow,
+    definition_schema,
+    load_workflow,
+    validate_text,
+)
+from braidflow.topology.mermaid import mermaid
+
+
+@click.group()
+def main() -> None:
+    """braidflow: workflows on Apache Kafka."""
+
+
+def _read(path: str) -> bytes:
+    """The file's bytes; an unreadable file is a definition problem, not a stack trace."""
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise DefinitionError([Problem("file", f"cannot read: {exc.strerror or exc}")]) from None
+
+
+def _echo_problems(path: str, problems: list[Problem], *, err: bool = False) -> None:
+    for problem in problems:
+        click.echo(f"{path}: {problem}", err=err)
+
+
+@main.command()
+def schema() -> None:
+    """Print the JSON Schema of workflow definitions."""
+    click.echo(json.dumps(definition_schema(), indent=2))
+
+
+@main.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path())
+def validate(files: tuple[str, ...]) -> None:
+    """Validate definition FILES.
+
+    Prints one line per problem and exits with status 1 if there is any.
+    """
+    failed = False
+    for path in files:
+        try:
+            problems = validate_text(_read(path))
+        except DefinitionError as exc:
+            problems = exc.problems
+        _echo_problems(path, problems)
+        failed = failed or bool(problems)
+        if not problems and len(files) > 1:
+            click.echo(f"{path}: ok")
+    if failed:
+        raise SystemExit(1)
+    if len(files) == 1:
+        click.echo("ok")
+
+
+@main.command()
+@click.argument("file", type=click.Path())
+def inspect(file: str) -> None:
+    """Show the graph of definition FILE.
+
+    Prints roots, branch and convergence points, leaves, parallel groups and the
+    topological order, then a Mermaid flowchart.
+    """
+    try:
+        workflow = load_workflow(_read(file))
+    except DefinitionError as exc:
+        _echo_problems(file, exc.problems, err=True)
+        raise SystemExit(1) from None
+    click.echo(_analysis(workflow))
+    click.echo(mermaid(workflow), nl=False)
+
+
+def _listing(names: Sequence[str]) -> str:
+    return ", ".join(names) if names else "(none)"
+
+
+def _analysis(workflow: Workflow) -> str:
+    """The plain-text report of `inspect`, ending with a blank line."""
+    definition, graph = workflow.definition, workflow.graph
+    title = f" ({definition.name})" if definition.name else ""
+    lines = [
+        f"workflow: {definition.id}{title}",
+        f"roots: {_listing(graph.roots)}",
+        f"branch points: {_listing(graph.branch_points)}",
+        f"convergence points: {_listing(graph.convergence_points)}",
+        f"leaves: {_listing(graph.leaves)}",
+    ]
+    splits = [n.id for n in definition.nodes if n.type == "parallel"]
+    groups = graph.parallel_groups(splits)
+    lines.append("parallel groups:" if groups else "parallel groups: (none)")
+    for group in groups:
+        joined = f"converge at {group.converges_at}" if group.converges_at else "never converge"
+        lines.append(f"  {group.split}: {len(group.branches)} branches, {joined}")
+        lines.extend(
+            f"    branch {i}: {', '.join(branch) or '(goes straight to the convergence)'}"
+            for i, branch in enumerate(group.branches, 1)
+        )
+    lines.append(f"topological order: {_listing(graph.topological_order)}")
+    return "\n".join(lines) + "\n"
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, separators=(", ", ": "), sort_keys=True, default=str)
+
+
+def _parse_input(_ctx: click.Context, _param: click.Parameter, value: str) -> Any:
+    try:
+        return json.loads(value)
+    except json.JSONDecodeError as exc:
+        raise click.BadParameter(f"not JSON: {exc.msg} at column {exc.colno}") from None
+
+
+def _load_answers(path: str | None) -> Any:
+    if path is None:
+        return {}
+    try:
+        return parse_answers(yaml.safe_load(Path(path).read_text()))
+    except (OSError, yaml.YAMLError, ValueError) as exc:
+        raise click.BadParameter(f"{path}: {exc}", param_hint="--answers") from None
+
+
+@main.command("dry-run")
+@click.argument("file", type=click.Path())
+@click.option("--input", "input_", default="{}", callback=_parse_input, help="Input as JSON.")
+@click.option(
+    "--answers",
+    type=click.Path(),
+    help="YAML/JSON: node id to output, or to {error: message, type: name}.",
+)
+def dry_run(file: str, input_: Any, answers: str | None) -> None:
+    """Preview an execution of FILE with the pure engine, no Kafka.
+
+    Work nodes are answered from the answers file (an empty output when a node
+    is not listed). Prints each step, joins firing, the path taken and the output.
+    Exits 1 when the execution does not complete.
+    """
+    try:
+        workflow = load_workflow(_read(file))
+    except DefinitionError as exc:
+        _echo_problems(file, exc.problems, err=True)
+        raise SystemExit(1) from None
+    given = _load_answers(answers)
+    click.echo(f"dry run of {workflow.id} with input {_json(input_)}")
+    path: list[str] = []
+    state = None
+    for number, (transition, result) in enumerate(drive(workflow, input_, given), 1):
+        click.echo(f"{number:>3}  {_describe(transition, result)}")
+        for line in _effects(result):
+            click.echo(f"       {line}")
+        path.extend(
+            o.node_id
+            for o in result.outgoing
+            if isinstance(o, LifecycleEvent) and o.type == "node.completed" and o.node_id
+        )
+        state = result.state
+    assert state is not None
+    click.echo(f"path: {' -> '.join(path) or '(none)'}")
+    click.echo(f"status: {state.status}")
+    if state.error is not None:
+        where = f" at node '{state.error.node_id}'" if state.error.node_id else ""
+        click.echo(f"error{where}: {state.error.type}: {state.error.message}")
+    else:
+        click.echo(f"output: {_json(state.output)}")
+    if state.status != "completed":
+        raise SystemExit(1)
+
+
+def _describe(transition: Transition, result: StepResult) -> str:
+    if isinstance(transition, StartExecution):
+        text = f"start {transition.execution_id}"
+    elif isinstance(transition, RunNode):
+        run = result.state.nodes.get(transition.node_id) if result.state else None
+        joined = result.state.joins.get(transition.node_id) if result.state else None
+        text = f"run {transition.node_id}"
+        if joined is not None and run is not None and run.status == "completed":
+            text += f" (join fired: {len(joined.taken)} arrived, {len(joined.dead)} dead)"
+    elif isinstance(transition, NodeCompleted):
+        text = f"{transition.node_id} answered {_json(transition.output)}"
+    elif isinstance(transition, NodeFailed):
+        text = f"{transition.node_id} failed: {transition.error.type}: {transition.error.message}"
+    else:
+        text = type(transition).__name__
+    return f"{text}  [ignored: {result.ignored}]" if result.ignored else text
+
+
+def _effects(result: StepResult) -> list[str]:
+    lines = []
+    following = [o.node_id for o in result.outgoing if isinstance(o, RunNode)]
+    if following:
+        lines.append(f"next: {', '.join(following)}")
+    for out in result.outgoing:
+        if isinstance(out, TaskRequest):
+            target = out.handler or f"{out.input['method']} {out.input['url']}"
+            lines.append(
+                f"-> {out.kind} {target} input {_json(out.input)} key {out.idempotency_key}"
+            )
+        elif isinstance(out, LifecycleEvent) and out.type in ("node.skipped", "node.failed"):
+            lines.append(f"{out.type} {out.node_id}")
+        elif isinstance(out, LifecycleEvent) and out.type.startswith("workflow."):
+            lines.append(out.type)
+    return lines

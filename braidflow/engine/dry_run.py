@@ -1,0 +1,97 @@
+"""Drive the engine in-process with no Kafka: work nodes are answered from a table.
+
+This is `braidflow dry-run`: a preview of the path an input takes. Records are
+delivered in the order they were emitted, one at a time, as the single
+partition of an execution would deliver them.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from braidflow.engine.messages import (
+    LifecycleEvent,
+    NodeCompleted,
+    NodeError,
+    NodeFailed,
+    StartExecution,
+    TaskRequest,
+    Transition,
+)
+from braidflow.engine.state import ExecutionState
+from braidflow.engine.step import StepResult, step
+from braidflow.topology.workflow import Workflow
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """What a work node returns in a dry run: an output, or an error."""
+
+    output: Any = None
+    error: NodeError | None = None
+
+
+def parse_answers(raw: Any) -> dict[str, Answer]:
+    """Answers from plain data: `{node: output}` or `{node: {error: "message"}}`.
+
+    An entry `{error: ..., type: ...}` with only those keys is an error; to answer
+    with an output that has an `error` key, wrap it: `{output: {...}}`.
+    """
+    if raw is None:
+        return {}
+    if not isinstance(raw, Mapping):
+        raise ValueError("answers must be a mapping of node id to output")
+    answers = {}
+    for node_id, value in raw.items():
+        if isinstance(value, Mapping) and set(value) <= {"error", "type"} and "error" in value:
+            answers[str(node_id)] = Answer(
+                error=NodeError(str(value.get("type", "Error")), str(value["error"]))
+            )
+        elif isinstance(value, Mapping) and set(value) == {"output"}:
+            answers[str(node_id)] = Answer(output=value["output"])
+        else:
+            answers[str(node_id)] = Answer(output=value)
+    return answers
+
+
+def answer(request: TaskRequest, answers: Mapping[str, Answer], at: int) -> Transition:
+    """The transition an executor would send back for `request`."""
+    given = answers.get(request.node_id, Answer())
+    key = request.idempotency_key
+    if given.error is not None:
+        return NodeFailed(
+            f"{key}/failed", request.execution_id, at, request.node_id, request.attempt, given.error
+        )
+    return NodeCompleted(
+        f"{key}/completed", request.execution_id, at, request.node_id, request.attempt, given.output
+    )
+
+
+def dry_run(
+    workflow: Workflow,
+    input_: Any,
+    answers: Mapping[str, Answer],
+    *,
+    execution_id: str = "dry-run",
+    started_at: int = 0,
+) -> Iterator[tuple[Transition, StepResult]]:
+    """Yield each transition applied and its result, until nothing is left to deliver."""
+    queue: deque[Transition] = deque(
+        [StartExecution("start", execution_id, started_at, workflow.id, 1, input_)]
+    )
+    state: ExecutionState | None = None
+    clock = started_at
+    while queue:
+        transition = queue.popleft()
+        result = step(workflow, state, transition)
+        state = result.state
+        yield transition, result
+        for message in result.outgoing:
+            if isinstance(message, TaskRequest):
+                clock += 1
+                queue.append(answer(message, answers, clock))
+            elif not isinstance(message, LifecycleEvent):
+                queue.append(message)

@@ -1,0 +1,108 @@
+"""What goes into the engine (transitions) and what comes out (tasks, events, transitions).
+
+Every transition carries its own `id` and `at` (epoch milliseconds): the
+engine never reads a clock or makes an id. Ids of records the engine emits are
+derived from the execution and node, so a replay emits the same ids again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class NodeError:
+    """Why a node or an execution failed: an exception type (or a category) and a message."""
+
+    type: str
+    message: str
+    node_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StartExecution:
+    id: str
+    execution_id: str
+    at: int
+    workflow_id: str
+    workflow_version: int
+    input: Any = None
+    event: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RunNode:
+    """One control step: the node became ready and runs now (control) or is dispatched (work)."""
+
+    id: str
+    execution_id: str
+    at: int
+    node_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class NodeCompleted:
+    id: str
+    execution_id: str
+    at: int
+    node_id: str
+    attempt: int
+    output: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class NodeFailed:
+    id: str
+    execution_id: str
+    at: int
+    node_id: str
+    attempt: int
+    error: NodeError
+
+
+@dataclass(frozen=True, slots=True)
+class CancelExecution:
+    id: str
+    execution_id: str
+    at: int
+    reason: str = ""
+
+
+Transition = StartExecution | RunNode | NodeCompleted | NodeFailed | CancelExecution
+
+
+@dataclass(frozen=True, slots=True)
+class TaskRequest:
+    """Work for an executor. Handlers and HTTP calls receive `idempotency_key`."""
+
+    execution_id: str
+    workflow_id: str
+    node_id: str
+    kind: str
+    attempt: int
+    idempotency_key: str
+    at: int
+    input: Any = None
+    handler: str | None = None
+    timeout_ms: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LifecycleEvent:
+    """`workflow.started|completed|failed|cancelled`, `node.started|completed|failed|skipped`."""
+
+    id: str
+    type: str
+    execution_id: str
+    workflow_id: str
+    workflow_version: int
+    at: int
+    node_id: str | None = None
+    attempt: int | None = None
+    data: Any = None
+    error: NodeError | None = None
+
+
+Outgoing = TaskRequest | LifecycleEvent | Transition

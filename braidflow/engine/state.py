@@ -1,0 +1,67 @@
+"""Execution state: what the `executions` table holds for one execution."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from braidflow.engine.messages import NodeError
+
+RUNNING = "running"
+COMPLETED = "completed"
+FAILED = "failed"
+SKIPPED = "skipped"
+CANCELLED = "cancelled"
+TERMINAL = frozenset({COMPLETED, FAILED, CANCELLED})
+
+
+@dataclass(frozen=True, slots=True)
+class NodeRun:
+    """One node's run within an execution. Status: running, completed, failed, skipped, cancelled."""
+
+    node_id: str
+    status: str
+    attempt: int = 0
+    input: Any = None
+    output: Any = None
+    error: NodeError | None = None
+    started_at: int | None = None
+    completed_at: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class JoinState:
+    """Arrivals at a node with several inbound edges, by edge index, in arrival order.
+
+    `taken` edges brought a branch; `dead` edges lie on a path a decision did not
+    take. Once `fired`, later arrivals are not recorded: the node runs once.
+    """
+
+    node_id: str
+    taken: tuple[int, ...] = ()
+    dead: tuple[int, ...] = ()
+    fired: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutionState:
+    """One execution. `error` set while `status` is running means failing: in-flight work drains."""
+
+    execution_id: str
+    workflow_id: str
+    workflow_version: int
+    status: str
+    started_at: int
+    updated_at: int
+    input: Any = None
+    event: Mapping[str, Any] | None = None
+    output: Any = None
+    error: NodeError | None = None
+    completed_at: int | None = None
+    nodes: Mapping[str, NodeRun] = field(default_factory=dict)
+    joins: Mapping[str, JoinState] = field(default_factory=dict)
+
+    @property
+    def finished(self) -> bool:
+        return self.status in TERMINAL
