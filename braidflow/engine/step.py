@@ -257,6 +257,8 @@ class _Draft:
             return f"unknown node {node_id!r}"
         if node_id in self.nodes:
             return f"node {node_id!r} already {self.nodes[node_id].status}"
+        if not self._ready(node):
+            return f"node {node_id!r} is not ready: its arrival is not in the state"
         if self.error is not None:
             return "execution is failing; no new node starts"
         if node.type in WORK_TYPES:
@@ -304,6 +306,24 @@ class _Draft:
         return None
 
     # -- the pieces
+
+    def _ready(self, node: CompiledNode) -> bool:
+        """Whether the state holds the arrival that sends `node` its RunNode.
+
+        A step that sends a RunNode can be lost after sending it (the worker dies
+        before committing the state); the RunNode may then be delivered before
+        that step's record is applied again, and must not run the node on a state
+        without its inputs. The record, applied again, sends the RunNode again.
+        Propagation happens in the step that completes a node, so a completed
+        source means its edge was taken, unless the target is already skipped.
+        """
+        if not node.inbound:
+            return True
+        if len(node.inbound) > 1:
+            joined = self.joins.get(node.id)
+            return joined is not None and joined.fired
+        source = self.nodes.get(node.inbound[0].source)
+        return source is not None and source.status == COMPLETED
 
     def _dispatch(self, node: CompiledNode) -> None:
         try:
