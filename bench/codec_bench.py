@@ -1,0 +1,136 @@
+"""Codec throughput: Avro encode + decode of a transition and of an execution state.
+
+Prints figures; it is not a test. `run()` returns them for a combined bench.
+Each figure is the best of several short batches: noise on a shared machine
+only ever makes a batch slower.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from io import BytesIO
+from typing import Any
+
+from fastavro import schemaless_reader, schemaless_writer
+
+from braidflow.engine.messages import NodeCompleted, NodeError
+from braidflow.engine.state import ExecutionState, JoinState, NodeRun
+from braidflow.schemas import (
+    current_schema,
+    decode_state,
+    decode_transition,
+    encode_state,
+    encode_transition,
+)
+from braidflow.schemas.records import TRANSITION
+
+BATCH_SECONDS = 0.2
+BATCHES = 9
+
+
+def _node_completed() -> NodeCompleted:
+    return NodeCompleted(
+        id="ex-7f3a:fetch:1:completed",
+        execution_id="ex-7f3a",
+        at=1_700_000_000_000,
+        node_id="fetch",
+        attempt=1,
+        output={"status": 200, "body": {"ticket": 4711, "priority": "high"}},
+    )
+
+
+def _ten_node_state() -> ExecutionState:
+    nodes = {}
+    for i in range(10):
+        node_id = f"step_{i}"
+        done = i < 8
+        nodes[node_id] = NodeRun(
+            node_id=node_id,
+            status="completed" if done else ("failed" if i == 9 else "running"),
+            attempt=1 if i != 9 else 3,
+            input={"ticket": 4711, "step": i},
+            output={"ok": True, "value": i * 10} if done else None,
+            error=NodeError("TimeoutError", "no answer in 30s", node_id) if i == 9 else None,
+            started_at=1_700_000_000_000 + i * 100,
+            completed_at=1_700_000_000_050 + i * 100 if done else None,
+        )
+    joins = {
+        "merge": JoinState("merge", taken=(0, 2), dead=(1,), fired=True),
+        "wait_all": JoinState("wait_all", taken=(1,)),
+    }
+    return ExecutionState(
+        execution_id="ex-7f3a",
+        workflow_id="ticket-triage",
+        workflow_version=3,
+        status="running",
+        started_at=1_700_000_000_000,
+        updated_at=1_700_000_001_000,
+        input={"ticket": 4711},
+        event={"type": "ticket.resolved", "id": "evt-1"},
+        nodes=nodes,
+        joins=joins,
+    )
+
+
+def _best_seconds_per_call(call: Callable[[], Any]) -> float:
+    start = time.perf_counter()
+    call()
+    batch = max(1, int(BATCH_SECONDS / (time.perf_counter() - start)))
+    best = float("inf")
+    for _ in range(BATCHES):
+        start = time.perf_counter()
+        for _ in range(batch):
+            call()
+        best = min(best, (time.perf_counter() - start) / batch)
+    return best
+
+
+def _measure(
+    name: str, encode: Callable[[Any], bytes], decode: Callable[[bytes], Any], value: Any
+) -> dict[str, float]:
+    data = encode(value)
+    if decode(data) != value:
+        raise AssertionError(f"{name} does not round-trip")
+    encode_s = _best_seconds_per_call(lambda: encode(value))
+    decode_s = _best_seconds_per_call(lambda: decode(data))
+    round_trip_s = _best_seconds_per_call(lambda: decode(encode(value)))
+    return {
+        f"{name}.round_trips_per_s": 1 / round_trip_s,
+        f"{name}.round_trip_us": round_trip_s * 1e6,
+        f"{name}.encode_us": encode_s * 1e6,
+        f"{name}.decode_us": decode_s * 1e6,
+        f"{name}.bytes": float(len(data)),
+    }
+
+
+def _fastavro_floor() -> dict[str, float]:
+    """Bare fastavro on the same record, already an Avro dict: what our codec stands on."""
+    schema = current_schema(TRANSITION.schema_name)
+    record = TRANSITION.to_avro(_node_completed())
+
+    def round_trip() -> Any:
+        buffer = BytesIO()
+        schemaless_writer(buffer, schema, record)
+        buffer.seek(0)
+        return schemaless_reader(buffer, schema, None)
+
+    seconds = _best_seconds_per_call(round_trip)
+    return {
+        "fastavro_floor.round_trips_per_s": 1 / seconds,
+        "fastavro_floor.round_trip_us": seconds * 1e6,
+    }
+
+
+def run() -> dict[str, float]:
+    """Codec figures: round trips/s, µs per round trip, encode and decode µs, and size in bytes."""
+    return {
+        **_fastavro_floor(),
+        **_measure("node_completed", encode_transition, decode_transition, _node_completed()),
+        **_measure("state_10_nodes", encode_state, decode_state, _ten_node_state()),
+    }
+
+
+if __name__ == "__main__":
+    for key, value in run().items():
+        print(f"{key:34s} {value:12,.2f}")

@@ -1,0 +1,53 @@
+"""Avro schemas for every record braidflow puts on a topic, and the codecs for them.
+
+The `.avsc` files in `avro/` are the contract with other consumers; the
+default framing is Avro single-object encoding, so any Avro library that has
+the schema files can read the records.
+"""
+
+from braidflow.schemas.codec import (
+    STORE,
+    Codec,
+    decode_event,
+    decode_state,
+    decode_task,
+    decode_transition,
+    encode_event,
+    encode_state,
+    encode_task,
+    encode_transition,
+)
+from braidflow.schemas.framing import CodecError, ConfluentFraming, Framing, SingleObjectFraming
+from braidflow.schemas.records import (
+    EXECUTION_STATE,
+    LIFECYCLE_EVENT,
+    TASK_REQUEST,
+    TRANSITION,
+    RecordKind,
+)
+from braidflow.schemas.store import SchemaStore, current_schema, fingerprint
+
+__all__ = [
+    "EXECUTION_STATE",
+    "LIFECYCLE_EVENT",
+    "STORE",
+    "TASK_REQUEST",
+    "TRANSITION",
+    "Codec",
+    "CodecError",
+    "ConfluentFraming",
+    "Framing",
+    "RecordKind",
+    "SchemaStore",
+    "SingleObjectFraming",
+    "current_schema",
+    "decode_event",
+    "decode_state",
+    "decode_task",
+    "decode_transition",
+    "encode_event",
+    "encode_state",
+    "encode_task",
+    "encode_transition",
+    "fingerprint",
+]

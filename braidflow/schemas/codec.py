@@ -1,0 +1,138 @@
+"""Bytes on a topic <-> the engine's dataclasses: Avro binary (fastavro) behind a framing header."""
+
+from __future__ import annotations
+
+from io import BytesIO
+from typing import Generic, TypeVar
+
+from fastavro import schemaless_reader, schemaless_writer
+from fastavro.read import SchemaResolutionError
+
+from braidflow.engine.messages import LifecycleEvent, TaskRequest, Transition
+from braidflow.engine.state import ExecutionState
+from braidflow.schemas.framing import CodecError, Framing, SingleObjectFraming
+from braidflow.schemas.records import (
+    EXECUTION_STATE,
+    LIFECYCLE_EVENT,
+    TASK_REQUEST,
+    TRANSITION,
+    RecordKind,
+)
+from braidflow.schemas.store import SchemaStore, current_schema
+
+T = TypeVar("T")
+
+
+class Codec(Generic[T]):
+    """Encodes one kind of record with its current schema; decodes any version the framing knows.
+
+    All schema work (parsing, fingerprint or registry id) happens here, once:
+    a call to `encode` or `decode` only converts the value and runs fastavro.
+    """
+
+    def __init__(self, kind: RecordKind[T], framing: Framing) -> None:
+        self.kind = kind
+        self.framing = framing
+        self.schema = current_schema(kind.schema_name)
+        self.header = framing.header(self.schema)
+        self._to_avro = kind.to_avro
+        self._from_avro = kind.from_avro
+
+    def encode(self, value: T) -> bytes:
+        """The framed Avro bytes of `value`; CodecError if it does not fit the schema."""
+        buffer = BytesIO()
+        buffer.write(self.header)
+        try:
+            schemaless_writer(buffer, self.schema, self._to_avro(value))
+        except (TypeError, ValueError, OverflowError) as exc:
+            raise CodecError(
+                f"cannot encode {type(value).__name__} as {self.kind.schema_name}: {exc}"
+            ) from exc
+        return buffer.getvalue()
+
+    def decode(self, data: bytes) -> T:
+        """The value in `data`, read into the current schema; CodecError saying why it cannot be."""
+        writer, start = self.framing.writer_schema(data)
+        # Records written with the current schema skip fastavro's schema resolution.
+        reader = None if writer is self.schema else self.schema
+        buffer = BytesIO(data)
+        buffer.seek(start)
+        try:
+            record = schemaless_reader(
+                buffer,
+                writer,
+                reader,
+                # Name the branch of the Transition union; keep [null, record] unions plain.
+                return_record_name=True,
+                return_record_name_override=True,
+            )
+            value = self._from_avro(record)
+        except EOFError as exc:
+            raise CodecError(f"truncated {self.kind.schema_name}: {len(data)} bytes") from exc
+        except SchemaResolutionError as exc:
+            # fastavro's message prints both schemas in full: too long for a dead-letter reason.
+            raise CodecError(
+                f"cannot read a {writer.get('name')} as {self.kind.schema_name}:"
+                " the writer schema does not resolve to the current one"
+            ) from exc
+        except Exception as exc:
+            # Whatever the bytes make the reader raise, the record is poison, not a crash.
+            raise CodecError(
+                f"cannot decode {self.kind.schema_name} written with {writer.get('name')}:"
+                f" {type(exc).__name__}: {exc}"
+            ) from exc
+        if buffer.tell() != len(data):
+            raise CodecError(
+                f"{len(data) - buffer.tell()} bytes left over after a {self.kind.schema_name}"
+            )
+        return value
+
+
+STORE = SchemaStore.shipped()
+"""The store the default codecs look writer schemas up in; `register` more at run time."""
+
+_framing = SingleObjectFraming(STORE)
+_transitions = Codec(TRANSITION, _framing)
+_task_requests = Codec(TASK_REQUEST, _framing)
+_lifecycle_events = Codec(LIFECYCLE_EVENT, _framing)
+_states = Codec(EXECUTION_STATE, _framing)
+
+
+def encode_transition(transition: Transition) -> bytes:
+    """A value for the transitions topic."""
+    return _transitions.encode(transition)
+
+
+def decode_transition(data: bytes) -> Transition:
+    """A transition from the transitions topic; CodecError if undecodable."""
+    return _transitions.decode(data)
+
+
+def encode_task(task: TaskRequest) -> bytes:
+    """A value for a tasks topic."""
+    return _task_requests.encode(task)
+
+
+def decode_task(data: bytes) -> TaskRequest:
+    """A task request from a tasks topic; CodecError if undecodable."""
+    return _task_requests.decode(data)
+
+
+def encode_event(event: LifecycleEvent) -> bytes:
+    """A value for the lifecycle topic."""
+    return _lifecycle_events.encode(event)
+
+
+def decode_event(data: bytes) -> LifecycleEvent:
+    """A lifecycle event from the lifecycle topic; CodecError if undecodable."""
+    return _lifecycle_events.decode(data)
+
+
+def encode_state(state: ExecutionState) -> bytes:
+    """A value for the executions table (and its changelog topic)."""
+    return _states.encode(state)
+
+
+def decode_state(data: bytes) -> ExecutionState:
+    """An execution state from the executions table; CodecError if undecodable."""
+    return _states.decode(data)

@@ -1,0 +1,311 @@
+"""The engine's dataclasses as Avro records (plain dicts) and back.
+
+Written out field by field rather than derived from `dataclasses.fields`:
+this runs for every record on every topic, and literal dicts are the
+fastest way to build them.
+
+Values that are arbitrary JSON travel as JSON text (Avro has no type for
+"any JSON"). JSON has no tuples, so a tuple inside such a value comes back
+as a list.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from braidflow.engine.messages import (
+    CancelExecution,
+    LifecycleEvent,
+    NodeCompleted,
+    NodeError,
+    NodeFailed,
+    RunNode,
+    StartExecution,
+    TaskRequest,
+    Transition,
+)
+from braidflow.engine.state import ExecutionState, JoinState, NodeRun
+
+T = TypeVar("T")
+AvroRecord = dict[str, Any]
+
+# NaN and Infinity are not JSON: other languages' parsers would reject the record.
+_to_json_text = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode
+# raw_decode skips json.loads' whitespace scans, most of its time on small values.
+_raw_decode = json.JSONDecoder().raw_decode
+
+
+@dataclass(frozen=True, slots=True)
+class RecordKind(Generic[T]):
+    """One kind of record on a topic: its Avro schema name and the conversions to and from it."""
+
+    schema_name: str
+    to_avro: Callable[[T], AvroRecord]
+    from_avro: Callable[[AvroRecord], T]
+
+
+def _json(value: Any) -> str | None:
+    return None if value is None else _to_json_text(value)
+
+
+def _unjson(text: str | None) -> Any:
+    if text is None:
+        return None
+    try:
+        value, end = _raw_decode(text)
+        if end == len(text):
+            return value
+    except json.JSONDecodeError:
+        pass
+    # Whitespace around the value (valid JSON, though our writer emits none) or
+    # not JSON at all: the full parser accepts the one and reports the other.
+    return json.loads(text)
+
+
+def _error(error: NodeError | None) -> AvroRecord | None:
+    if error is None:
+        return None
+    return {"type": error.type, "message": error.message, "node_id": error.node_id}
+
+
+def _unerror(record: AvroRecord | None) -> NodeError | None:
+    if record is None:
+        return None
+    return NodeError(record["type"], record["message"], record["node_id"])
+
+
+def _start_execution(t: StartExecution) -> AvroRecord:
+    return {
+        "id": t.id,
+        "execution_id": t.execution_id,
+        "at": t.at,
+        "workflow_id": t.workflow_id,
+        "workflow_version": t.workflow_version,
+        "input": _json(t.input),
+        "event": _json(t.event),
+    }
+
+
+def _run_node(t: RunNode) -> AvroRecord:
+    return {"id": t.id, "execution_id": t.execution_id, "at": t.at, "node_id": t.node_id}
+
+
+def _node_completed(t: NodeCompleted) -> AvroRecord:
+    return {
+        "id": t.id,
+        "execution_id": t.execution_id,
+        "at": t.at,
+        "node_id": t.node_id,
+        "attempt": t.attempt,
+        "output": _json(t.output),
+    }
+
+
+def _node_failed(t: NodeFailed) -> AvroRecord:
+    return {
+        "id": t.id,
+        "execution_id": t.execution_id,
+        "at": t.at,
+        "node_id": t.node_id,
+        "attempt": t.attempt,
+        "error": _error(t.error),
+    }
+
+
+def _cancel_execution(t: CancelExecution) -> AvroRecord:
+    return {"id": t.id, "execution_id": t.execution_id, "at": t.at, "reason": t.reason}
+
+
+# Union branch name and conversion by type: fastavro's tuple notation names
+# the branch, which spares it trying each branch against the value.
+_TRANSITION_BODIES: dict[type, tuple[str, Callable[[Any], AvroRecord]]] = {
+    StartExecution: ("braidflow.StartExecution", _start_execution),
+    RunNode: ("braidflow.RunNode", _run_node),
+    NodeCompleted: ("braidflow.NodeCompleted", _node_completed),
+    NodeFailed: ("braidflow.NodeFailed", _node_failed),
+    CancelExecution: ("braidflow.CancelExecution", _cancel_execution),
+}
+
+_TRANSITION_FROM_BODIES: dict[str, Callable[[AvroRecord], Transition]] = {
+    "braidflow.StartExecution": lambda r: StartExecution(
+        r["id"],
+        r["execution_id"],
+        r["at"],
+        r["workflow_id"],
+        r["workflow_version"],
+        _unjson(r["input"]),
+        _unjson(r["event"]),
+    ),
+    "braidflow.RunNode": lambda r: RunNode(r["id"], r["execution_id"], r["at"], r["node_id"]),
+    "braidflow.NodeCompleted": lambda r: NodeCompleted(
+        r["id"], r["execution_id"], r["at"], r["node_id"], r["attempt"], _unjson(r["output"])
+    ),
+    "braidflow.NodeFailed": lambda r: NodeFailed(
+        r["id"], r["execution_id"], r["at"], r["node_id"], r["attempt"], _unerror(r["error"])
+    ),
+    "braidflow.CancelExecution": lambda r: CancelExecution(
+        r["id"], r["execution_id"], r["at"], r["reason"]
+    ),
+}
+
+
+def _transition(t: Transition) -> AvroRecord:
+    try:
+        name, body = _TRANSITION_BODIES[type(t)]
+    except KeyError:
+        raise TypeError(f"not a transition: {type(t).__name__}") from None
+    return {"body": (name, body(t))}
+
+
+def _untransition(record: AvroRecord) -> Transition:
+    name, body = record["body"]
+    return _TRANSITION_FROM_BODIES[name](body)
+
+
+def _task_request(t: TaskRequest) -> AvroRecord:
+    return {
+        "execution_id": t.execution_id,
+        "workflow_id": t.workflow_id,
+        "node_id": t.node_id,
+        "kind": t.kind,
+        "attempt": t.attempt,
+        "idempotency_key": t.idempotency_key,
+        "at": t.at,
+        "input": _json(t.input),
+        "handler": t.handler,
+        "timeout_ms": t.timeout_ms,
+    }
+
+
+def _untask_request(r: AvroRecord) -> TaskRequest:
+    return TaskRequest(
+        r["execution_id"],
+        r["workflow_id"],
+        r["node_id"],
+        r["kind"],
+        r["attempt"],
+        r["idempotency_key"],
+        r["at"],
+        _unjson(r["input"]),
+        r["handler"],
+        r["timeout_ms"],
+    )
+
+
+def _lifecycle_event(e: LifecycleEvent) -> AvroRecord:
+    return {
+        "id": e.id,
+        "type": e.type,
+        "execution_id": e.execution_id,
+        "workflow_id": e.workflow_id,
+        "workflow_version": e.workflow_version,
+        "at": e.at,
+        "node_id": e.node_id,
+        "attempt": e.attempt,
+        "data": _json(e.data),
+        "error": _error(e.error),
+    }
+
+
+def _unlifecycle_event(r: AvroRecord) -> LifecycleEvent:
+    return LifecycleEvent(
+        r["id"],
+        r["type"],
+        r["execution_id"],
+        r["workflow_id"],
+        r["workflow_version"],
+        r["at"],
+        r["node_id"],
+        r["attempt"],
+        _unjson(r["data"]),
+        _unerror(r["error"]),
+    )
+
+
+def _node_run(n: NodeRun) -> AvroRecord:
+    return {
+        "node_id": n.node_id,
+        "status": n.status,
+        "attempt": n.attempt,
+        "input": _json(n.input),
+        "output": _json(n.output),
+        "error": _error(n.error),
+        "started_at": n.started_at,
+        "completed_at": n.completed_at,
+    }
+
+
+def _unnode_run(r: AvroRecord) -> NodeRun:
+    return NodeRun(
+        r["node_id"],
+        r["status"],
+        r["attempt"],
+        _unjson(r["input"]),
+        _unjson(r["output"]),
+        _unerror(r["error"]),
+        r["started_at"],
+        r["completed_at"],
+    )
+
+
+def _join_state(j: JoinState) -> AvroRecord:
+    return {"node_id": j.node_id, "taken": j.taken, "dead": j.dead, "fired": j.fired}
+
+
+def _unjoin_state(r: AvroRecord) -> JoinState:
+    return JoinState(r["node_id"], tuple(r["taken"]), tuple(r["dead"]), r["fired"])
+
+
+def _execution_state(s: ExecutionState) -> AvroRecord:
+    # The maps are keyed by node id, which each value also holds: an array
+    # keeps the order and stores the id once.
+    return {
+        "execution_id": s.execution_id,
+        "workflow_id": s.workflow_id,
+        "workflow_version": s.workflow_version,
+        "status": s.status,
+        "started_at": s.started_at,
+        "updated_at": s.updated_at,
+        "input": _json(s.input),
+        "event": _json(s.event),
+        "output": _json(s.output),
+        "error": _error(s.error),
+        "completed_at": s.completed_at,
+        "nodes": [_node_run(n) for n in s.nodes.values()],
+        "joins": [_join_state(j) for j in s.joins.values()],
+    }
+
+
+def _unexecution_state(r: AvroRecord) -> ExecutionState:
+    nodes = map(_unnode_run, r["nodes"])
+    joins = map(_unjoin_state, r["joins"])
+    return ExecutionState(
+        r["execution_id"],
+        r["workflow_id"],
+        r["workflow_version"],
+        r["status"],
+        r["started_at"],
+        r["updated_at"],
+        _unjson(r["input"]),
+        _unjson(r["event"]),
+        _unjson(r["output"]),
+        _unerror(r["error"]),
+        r["completed_at"],
+        {n.node_id: n for n in nodes},
+        {j.node_id: j for j in joins},
+    )
+
+
+TRANSITION: RecordKind[Transition] = RecordKind("braidflow.Transition", _transition, _untransition)
+TASK_REQUEST: RecordKind[TaskRequest] = RecordKind(
+    "braidflow.TaskRequest", _task_request, _untask_request
+)
+LIFECYCLE_EVENT: RecordKind[LifecycleEvent] = RecordKind(
+    "braidflow.LifecycleEvent", _lifecycle_event, _unlifecycle_event
+)
+EXECUTION_STATE: RecordKind[ExecutionState] = RecordKind(
+    "braidflow.ExecutionState", _execution_state, _unexecution_state
+)
