@@ -1,0 +1,111 @@
+"""Runtime settings of a braidflow worker, from the command line or `BRAIDFLOW_*` variables."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+
+@dataclass(frozen=True, slots=True)
+class Topics:
+    """Topic names, all under one prefix so several deployments can share a cluster."""
+
+    prefix: str
+
+    @property
+    def transitions(self) -> str:
+        return f"{self.prefix}.transitions"
+
+    @property
+    def tasks(self) -> str:
+        return f"{self.prefix}.tasks"
+
+    @property
+    def lifecycle(self) -> str:
+        return f"{self.prefix}.lifecycle"
+
+    @property
+    def workflows(self) -> str:
+        return f"{self.prefix}.workflows"
+
+    @property
+    def dead_letters(self) -> str:
+        return f"{self.prefix}.dead-letters"
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything a worker needs to know. Defaults suit a production Apache Kafka.
+
+    `fetch_max_wait_ms` and `rebalance_timeout_s` set how long a fetch and a group
+    join may wait; dev mode and tests lower both (see `for_dev`).
+    """
+
+    broker: str = "127.0.0.1:9092"
+    prefix: str = "braidflow"
+    partitions: int = 8
+    replication: int = 1
+    data_dir: Path = Path(".braidflow")
+    api_host: str = "127.0.0.1"
+    api_port: int = 8080
+    task_concurrency: int = 16
+    fetch_max_wait_ms: int = 100
+    rebalance_timeout_s: float = 10.0
+    session_timeout_s: float = 10.0
+    handler_modules: tuple[str, ...] = field(default_factory=tuple)
+    rocksdb_block_cache_bytes: int = 16 * 1024 * 1024
+    rocksdb_write_buffer_bytes: int = 8 * 1024 * 1024
+
+    @property
+    def topics(self) -> Topics:
+        return Topics(self.prefix)
+
+    @property
+    def api_url(self) -> str:
+        return f"http://{self.api_host}:{self.api_port}"
+
+    def for_dev(self) -> Settings:
+        """Settings for the embedded broker: short fetch waits and fast group joins."""
+        return replace(
+            self,
+            partitions=min(self.partitions, 4),
+            fetch_max_wait_ms=5,
+            rebalance_timeout_s=3.0,
+            session_timeout_s=3.0,
+        )
+
+
+def _env(name: str) -> str | None:
+    value = os.environ.get(f"BRAIDFLOW_{name}")
+    return value if value else None
+
+
+def settings_from_env(**overrides: object) -> Settings:
+    """Settings from `BRAIDFLOW_*` variables; keyword overrides (not None) win."""
+    values: dict[str, object] = {}
+    conversions = {
+        "BROKER": ("broker", str),
+        "PREFIX": ("prefix", str),
+        "PARTITIONS": ("partitions", int),
+        "REPLICATION": ("replication", int),
+        "DATA_DIR": ("data_dir", Path),
+        "API_HOST": ("api_host", str),
+        "API_PORT": ("api_port", int),
+        "TASK_CONCURRENCY": ("task_concurrency", int),
+        "FETCH_MAX_WAIT_MS": ("fetch_max_wait_ms", int),
+        "REBALANCE_TIMEOUT_S": ("rebalance_timeout_s", float),
+        "SESSION_TIMEOUT_S": ("session_timeout_s", float),
+    }
+    for env_name, (attr, convert) in conversions.items():
+        raw = _env(env_name)
+        if raw is not None:
+            try:
+                values[attr] = convert(raw)
+            except ValueError:
+                raise ValueError(f"BRAIDFLOW_{env_name}={raw!r} is not a valid {attr}") from None
+    handlers = _env("HANDLERS")
+    if handlers:
+        values["handler_modules"] = tuple(m.strip() for m in handlers.split(",") if m.strip())
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    return Settings(**values)  # type: ignore[arg-type]

@@ -1,0 +1,1 @@
+"""The outside world: HTTP nodes, the REST API, the embedded broker, metrics."""

