@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import click
 import yaml
 
+from braidflow.client_cli import COMMANDS
+from braidflow.config import Settings, settings_from_env
 from braidflow.engine import (
     LifecycleEvent,
     NodeCompleted,
@@ -226,3 +229,79 @@ def _effects(result: StepResult) -> list[str]:
         elif isinstance(out, LifecycleEvent) and out.type.startswith("workflow."):
             lines.append(out.type)
     return lines
+
+
+def _runtime_options(command: Any) -> Any:
+    """Options shared by `worker` and `dev`; unset ones fall back to BRAIDFLOW_* variables."""
+    options = [
+        click.option("--prefix", help="Topic name prefix [BRAIDFLOW_PREFIX, braidflow]."),
+        click.option("--partitions", type=int, help="Partitions per topic [8; dev: 4]."),
+        click.option("--api-host", help="API listen address [127.0.0.1]."),
+        click.option("--api-port", type=int, help="API port [8080]."),
+        click.option(
+            "--advertised-api-url",
+            help="URL other workers use to reach this API [http://API_HOST:API_PORT].",
+        ),
+        click.option(
+            "--data-dir", type=click.Path(path_type=Path), help="Local state [.braidflow]."
+        ),
+        click.option(
+            "--handlers",
+            multiple=True,
+            help="Module (dotted name or .py file) registering task handlers; repeatable.",
+        ),
+        click.option("--loglevel", default="warning", show_default=True),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _settings(**options: Any) -> Settings:
+    handlers = tuple(options.pop("handlers", ()) or ())
+    try:
+        settings = settings_from_env(**options)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    if handlers:
+        settings = replace(settings, handler_modules=settings.handler_modules + handlers)
+    return settings
+
+
+@main.command()
+@click.option("--broker", help="Kafka bootstrap address [BRAIDFLOW_BROKER, 127.0.0.1:9092].")
+@_runtime_options
+def worker(loglevel: str, **options: Any) -> None:
+    """Run a worker on an existing Kafka: orchestrator, executors and the API."""
+    from braidflow.streams.worker import build_runtime
+
+    settings = _settings(**options)
+    build_runtime(settings).run(loglevel)
+
+
+@main.command()
+@click.option(
+    "--broker",
+    envvar="BRAIDFLOW_BROKER",
+    help="Use this Kafka instead of starting the embedded broker.",
+)
+@click.option(
+    "--examples",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=Path("examples"),
+    show_default=True,
+    help="Workflows to deploy at start, with their handlers.py.",
+)
+@_runtime_options
+def dev(broker: str | None, examples: Path, loglevel: str, **options: Any) -> None:
+    """Start an embedded broker, a worker and the API, and deploy the examples."""
+    from braidflow.dev import run_dev
+
+    handlers = examples / "handlers.py"
+    if handlers.exists():
+        options["handlers"] = (*options.get("handlers", ()), str(handlers))
+    run_dev(_settings(**options), broker, examples, loglevel)
+
+
+for _command in COMMANDS:
+    main.add_command(_command)

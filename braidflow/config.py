@@ -49,6 +49,7 @@ class Settings:
     data_dir: Path = Path(".braidflow")
     api_host: str = "127.0.0.1"
     api_port: int = 8080
+    advertised_api_url: str | None = None
     task_concurrency: int = 16
     fetch_max_wait_ms: int = 100
     rebalance_timeout_s: float = 10.0
@@ -63,7 +64,8 @@ class Settings:
 
     @property
     def api_url(self) -> str:
-        return f"http://{self.api_host}:{self.api_port}"
+        """Where other workers reach this worker's API (to forward reads of executions it holds)."""
+        return self.advertised_api_url or f"http://{self.api_host}:{self.api_port}"
 
     def for_dev(self) -> Settings:
         """Settings for the embedded broker: short fetch waits and fast group joins."""
@@ -92,6 +94,7 @@ def settings_from_env(**overrides: object) -> Settings:
         "DATA_DIR": ("data_dir", Path),
         "API_HOST": ("api_host", str),
         "API_PORT": ("api_port", int),
+        "ADVERTISED_API_URL": ("advertised_api_url", str),
         "TASK_CONCURRENCY": ("task_concurrency", int),
         "FETCH_MAX_WAIT_MS": ("fetch_max_wait_ms", int),
         "REBALANCE_TIMEOUT_S": ("rebalance_timeout_s", float),

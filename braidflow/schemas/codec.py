@@ -14,9 +14,11 @@ from braidflow.schemas.framing import CodecError, Framing, SingleObjectFraming
 from braidflow.schemas.records import (
     EXECUTION_STATE,
     LIFECYCLE_EVENT,
+    STORED_EXECUTION,
     TASK_REQUEST,
     TRANSITION,
     RecordKind,
+    StoredExecution,
 )
 from braidflow.schemas.store import SchemaStore, current_schema
 
@@ -96,6 +98,7 @@ _transitions = Codec(TRANSITION, _framing)
 _task_requests = Codec(TASK_REQUEST, _framing)
 _lifecycle_events = Codec(LIFECYCLE_EVENT, _framing)
 _states = Codec(EXECUTION_STATE, _framing)
+_stored = Codec(STORED_EXECUTION, _framing)
 
 
 def encode_transition(transition: Transition) -> bytes:
@@ -136,3 +139,13 @@ def encode_state(state: ExecutionState) -> bytes:
 def decode_state(data: bytes) -> ExecutionState:
     """An execution state from the executions table; CodecError if undecodable."""
     return _states.decode(data)
+
+
+def encode_stored(stored: StoredExecution) -> bytes:
+    """A value for the executions table: the state and its outbox."""
+    return _stored.encode(stored)
+
+
+def decode_stored(data: bytes) -> StoredExecution:
+    """A value of the executions table; CodecError if undecodable."""
+    return _stored.decode(data)

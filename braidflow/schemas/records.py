@@ -309,3 +309,39 @@ LIFECYCLE_EVENT: RecordKind[LifecycleEvent] = RecordKind(
 EXECUTION_STATE: RecordKind[ExecutionState] = RecordKind(
     "braidflow.ExecutionState", _execution_state, _unexecution_state
 )
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxEntry:
+    """A record a step emitted, kept until the broker has acknowledged it."""
+
+    kind: str
+    id: str
+    value: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class StoredExecution:
+    """What the executions table holds: the engine state and its unacknowledged outbox."""
+
+    state: ExecutionState
+    outbox: tuple[OutboxEntry, ...] = ()
+
+
+def _stored_execution(s: StoredExecution) -> AvroRecord:
+    return {
+        "state": _execution_state(s.state),
+        "outbox": [{"kind": e.kind, "id": e.id, "value": e.value} for e in s.outbox],
+    }
+
+
+def _unstored_execution(r: AvroRecord) -> StoredExecution:
+    return StoredExecution(
+        _unexecution_state(r["state"]),
+        tuple(OutboxEntry(e["kind"], e["id"], e["value"]) for e in r["outbox"]),
+    )
+
+
+STORED_EXECUTION: RecordKind[StoredExecution] = RecordKind(
+    "braidflow.StoredExecution", _stored_execution, _unstored_execution
+)

@@ -1,0 +1,401 @@
+"""`braidflow deploy | run | status`: the command line as a client of the REST API.
+
+Plain synchronous `urllib`: a CLI makes one request at a time. The API address
+comes from `--api`, else `BRAIDFLOW_API`, else http://127.0.0.1:8080. Talking
+to the API never ends in a stack trace: a refused connection, an unknown id or
+a rejected definition or input is one clear message per line and exit status 1.
+
+The formatting (an execution as JSON -> lines of text) is pure, in the
+functions below the commands, so tests can drive it with plain dicts.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+
+DEFAULT_API = "http://127.0.0.1:8080"
+API_PREFIX = "/api/v1"
+TERMINAL = frozenset({"completed", "failed", "cancelled"})
+POLL_INTERVAL_S = 0.15
+REQUEST_TIMEOUT_S = 10.0
+
+
+# --- talking to the API ----------------------------------------------------------
+
+
+class ApiUnreachable(Exception):
+    """No HTTP answer at all: connection refused, unknown host, timeout."""
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """An HTTP answer of the API: its status and its body (JSON, else text)."""
+
+    status: int
+    body: Any
+
+    def error_message(self) -> str:
+        if isinstance(self.body, Mapping) and self.body.get("error"):
+            return str(self.body["error"])
+        text = str(self.body).strip() if self.body else ""
+        return f"HTTP {self.status}" + (f": {text[:200]}" if text else "")
+
+    def problems(self) -> list[str]:
+        found = self.body.get("problems") if isinstance(self.body, Mapping) else None
+        return [str(p) for p in found] if isinstance(found, list) else []
+
+
+@dataclass(frozen=True, slots=True)
+class Api:
+    """The REST API of one braidflow worker, e.g. http://127.0.0.1:8080."""
+
+    base: str
+
+    @classmethod
+    def at(cls, address: str) -> Api:
+        """From what a user types: `host:port`, with or without scheme or `/api/v1`."""
+        base = address.strip().rstrip("/")
+        if "://" not in base:
+            base = f"http://{base}"
+        return cls(base.removesuffix(API_PREFIX))
+
+    def call(
+        self, method: str, path: str, body: bytes | None = None, content_type: str | None = None
+    ) -> Reply:
+        """One request to `/api/v1<path>`. Any HTTP status is a `Reply`; no answer raises."""
+        request = urllib.request.Request(f"{self.base}{API_PREFIX}{path}", data=body, method=method)
+        request.add_header("Accept", "application/json")
+        if content_type:
+            request.add_header("Content-Type", content_type)
+        try:
+            with urllib.request.urlopen(request, timeout=REQUEST_TIMEOUT_S) as response:
+                return Reply(response.status, _decode(response.read()))
+        except urllib.error.HTTPError as exc:
+            with exc:
+                return Reply(exc.code, _decode(exc.read()))
+        except urllib.error.URLError as exc:
+            reason = getattr(exc.reason, "strerror", None) or str(exc.reason)
+            raise ApiUnreachable(
+                f"cannot reach the braidflow API at {self.base}: {reason}"
+            ) from None
+        except (OSError, ValueError) as exc:  # timeouts, resets, a malformed address
+            raise ApiUnreachable(f"cannot reach the braidflow API at {self.base}: {exc}") from None
+
+    def call_json(self, method: str, path: str, payload: Any) -> Reply:
+        return self.call(method, path, json.dumps(payload).encode(), "application/json")
+
+
+def _decode(raw: bytes) -> Any:
+    text = raw.decode("utf-8", errors="replace")
+    try:
+        return json.loads(text) if text.strip() else None
+    except json.JSONDecodeError:
+        return text
+
+
+def _quote(identifier: str) -> str:
+    return urllib.parse.quote(identifier, safe="")
+
+
+def _fail(message: str) -> NoReturn:
+    click.echo(f"error: {message}", err=True)
+    raise SystemExit(1)
+
+
+def _fail_reply(subject: str, reply: Reply) -> NoReturn:
+    """Exit 1 with the API's problems, one per line, or its error message."""
+    for line in problem_lines(subject, reply):
+        click.echo(line, err=True)
+    raise SystemExit(1)
+
+
+api_option = click.option(
+    "--api",
+    envvar="BRAIDFLOW_API",
+    default=DEFAULT_API,
+    show_default=True,
+    help="Address of a braidflow worker's API (env BRAIDFLOW_API).",
+)
+
+
+# --- commands --------------------------------------------------------------------
+
+
+@click.command("deploy")
+@click.argument("files", nargs=-1, required=True, type=click.Path())
+@api_option
+def deploy(files: tuple[str, ...], api: str) -> None:
+    """Deploy definition FILES (YAML or JSON); each deploy is a new version.
+
+    Prints `FILE: deployed ID version N` (with `(unchanged)` when that exact
+    text is already the latest version), or the problems one per line as
+    `FILE: problem`; exits 1 if any file was rejected.
+    """
+    client = Api.at(api)
+    rejected = False
+    for path in files:
+        try:
+            text = Path(path).read_bytes()
+        except OSError as exc:
+            click.echo(f"{path}: cannot read: {exc.strerror or exc}")
+            rejected = True
+            continue
+        kind = "application/json" if path.endswith(".json") else "application/yaml"
+        try:
+            reply = client.call("POST", "/workflows", text, kind)
+        except ApiUnreachable as exc:
+            _fail(str(exc))
+        if reply.status in (200, 201) and isinstance(reply.body, Mapping):
+            body = reply.body
+            # 200: this exact text is already the latest version; nothing new was made.
+            same = " (unchanged)" if reply.status == 200 else ""
+            click.echo(f"{path}: deployed {body.get('id')} version {body.get('version')}{same}")
+        else:
+            for line in problem_lines(path, reply):
+                click.echo(line)
+            rejected = True
+    if rejected:
+        raise SystemExit(1)
+
+
+def _parse_input(_ctx: click.Context, _param: click.Parameter, value: str) -> Any:
+    try:
+        return json.loads(value)
+    except json.JSONDecodeError as exc:
+        raise click.BadParameter(f"not JSON: {exc.msg} at column {exc.colno}") from None
+
+
+@click.command("run")
+@click.argument("workflow")
+@click.option("--input", "input_", default="{}", callback=_parse_input, help="Input as JSON.")
+@click.option("--wait", is_flag=True, help="Follow the execution until it ends.")
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0),
+    default=60.0,
+    show_default=True,
+    help="With --wait: stop waiting after this many seconds (exit 2).",
+)
+@api_option
+def run(workflow: str, input_: Any, wait: bool, timeout: float, api: str) -> None:
+    """Start an execution of WORKFLOW and print its id.
+
+    With --wait, print a line each time a node changes status, then the final
+    status and the output. Exits 0 when completed, 1 when failed or cancelled,
+    2 when --timeout passes first (the execution itself goes on).
+    """
+    client = Api.at(api)
+    path = f"/workflows/{_quote(workflow)}/executions"
+    try:
+        reply = client.call_json("POST", path, {"input": input_})
+    except ApiUnreachable as exc:
+        _fail(str(exc))
+    if reply.status == 404:
+        _fail(f"unknown workflow {workflow!r}")
+    if reply.status not in (200, 201, 202) or not isinstance(reply.body, Mapping):
+        _fail_reply(workflow, reply)
+    execution_id = str(reply.body.get("execution_id"))
+    click.echo(execution_id)
+    if not wait:
+        return
+    execution = follow(client, execution_id, timeout, click.echo)
+    if execution is None or execution.get("status") not in TERMINAL:
+        now = execution.get("status") if execution else "not visible yet"
+        click.echo(f"timed out after {timeout:g} s; execution {execution_id} is {now}")
+        raise SystemExit(2)
+    for line in outcome_lines(execution):
+        click.echo(line)
+    if execution.get("status") != "completed":
+        raise SystemExit(1)
+
+
+def follow(
+    client: Api,
+    execution_id: str,
+    timeout: float,
+    echo: Callable[[str], None],
+    *,
+    interval: float = POLL_INTERVAL_S,
+) -> Mapping[str, Any] | None:
+    """Poll the execution until it ends or `timeout` passes; echo node changes.
+
+    A 404 is not an error here: the execution reaches the read side through
+    Kafka a moment after the API accepted it. Returns the last execution seen.
+    """
+    deadline = time.monotonic() + timeout
+    seen: dict[str, tuple[Any, ...]] = {}
+    execution: Mapping[str, Any] | None = None
+    while True:
+        try:
+            reply = client.call("GET", f"/executions/{_quote(execution_id)}")
+        except ApiUnreachable as exc:
+            _fail(str(exc))
+        if reply.status == 200 and isinstance(reply.body, Mapping):
+            execution = reply.body
+            lines, seen = progress_lines(execution, seen)
+            for line in lines:
+                echo(line)
+            if execution.get("status") in TERMINAL:
+                return execution
+        elif reply.status != 404:
+            _fail_reply(execution_id, reply)
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return execution
+        time.sleep(min(interval, left))
+
+
+@click.command("status")
+@click.argument("execution_id")
+@api_option
+def status(execution_id: str, api: str) -> None:
+    """Show execution EXECUTION_ID: status, timings, every node, output or error."""
+    try:
+        reply = Api.at(api).call("GET", f"/executions/{_quote(execution_id)}")
+    except ApiUnreachable as exc:
+        _fail(str(exc))
+    if reply.status == 404:
+        _fail(f"unknown execution {execution_id!r}")
+    if reply.status != 200 or not isinstance(reply.body, Mapping):
+        _fail_reply(execution_id, reply)
+    for line in execution_lines(reply.body):
+        click.echo(line)
+
+
+COMMANDS = (deploy, run, status)
+"""For `for command in COMMANDS: main.add_command(command)`."""
+
+
+# --- formatting (pure) -----------------------------------------------------------
+
+
+def problem_lines(subject: str, reply: Reply) -> list[str]:
+    """`subject: problem` per problem the API named, else `subject: error message`."""
+    problems = reply.problems()
+    if problems:
+        return [f"{subject}: {problem}" for problem in problems]
+    return [f"{subject}: {reply.error_message()}"]
+
+
+def _millis_between(start: Any, end: Any) -> int | None:
+    if not isinstance(start, str) or not isinstance(end, str):
+        return None
+    try:
+        delta = datetime.fromisoformat(end) - datetime.fromisoformat(start)
+    except (TypeError, ValueError):  # unparsable, or naive minus aware
+        return None
+    return round(delta.total_seconds() * 1000)
+
+
+def _duration(node: Mapping[str, Any]) -> str:
+    ms = node.get("duration_ms")
+    if not isinstance(ms, int | float) or isinstance(ms, bool):
+        ms = _millis_between(node.get("started_at"), node.get("completed_at"))
+    return "" if ms is None else f"{round(ms)} ms"
+
+
+def error_text(error: Mapping[str, Any] | None) -> str:
+    """`Type: message`, from an `{type, message, node_id}` error."""
+    if not error:
+        return ""
+    kind, message = error.get("type"), error.get("message")
+    return f"{kind}: {message}" if kind and message else str(message or kind or "error")
+
+
+def node_line(node: Mapping[str, Any], width: int = 0) -> str:
+    """`  fetch  completed  12 ms`, plus the attempt when retried and the error when failed."""
+    parts = [f"  {node.get('node_id', '?')!s:<{width}}", str(node.get("status", "?"))]
+    attempt = node.get("attempt")
+    if isinstance(attempt, int) and attempt > 1:
+        parts.append(f"attempt {attempt}")
+    duration = _duration(node)
+    if duration:
+        parts.append(duration)
+    if isinstance(node.get("error"), Mapping):
+        parts.append(error_text(node["error"]))
+    return "  ".join(parts)
+
+
+def _nodes(execution: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    return [n for n in execution.get("nodes") or [] if isinstance(n, Mapping)]
+
+
+def _width(nodes: list[Mapping[str, Any]]) -> int:
+    return max((len(str(n.get("node_id", ""))) for n in nodes), default=0)
+
+
+def progress_lines(
+    execution: Mapping[str, Any], seen: Mapping[str, tuple[Any, ...]]
+) -> tuple[list[str], dict[str, tuple[Any, ...]]]:
+    """Lines for the nodes whose status or attempt changed since `seen`, and the new `seen`."""
+    nodes = _nodes(execution)
+    width = max(_width(nodes), 8)  # the ids arrive one by one: keep columns steady
+    now = dict(seen)
+    lines = []
+    for node in nodes:
+        key = str(node.get("node_id"))
+        mark = (node.get("status"), node.get("attempt"))
+        if seen.get(key) != mark:
+            lines.append(node_line(node, width))
+            now[key] = mark
+    return lines, now
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, indent=2, ensure_ascii=False, default=str)
+
+
+def outcome_lines(execution: Mapping[str, Any]) -> list[str]:
+    """The final status, then the error, or the output as indented JSON."""
+    lines = [f"status: {execution.get('status', '?')}"]
+    error = execution.get("error")
+    if isinstance(error, Mapping):
+        where = f" at node '{error['node_id']}'" if error.get("node_id") else ""
+        lines.append(f"error{where}: {error_text(error)}")
+    elif execution.get("status") == "completed":
+        lines.extend(f"output: {_json(execution.get('output'))}".splitlines())
+    return lines
+
+
+def execution_lines(execution: Mapping[str, Any]) -> list[str]:
+    """Everything `status` prints about one execution."""
+    workflow = str(execution.get("workflow_id", "?"))
+    if execution.get("workflow_version") is not None:
+        workflow += f" (version {execution['workflow_version']})"
+    lines = [
+        f"execution  {execution.get('execution_id', '?')}",
+        f"workflow   {workflow}",
+        f"status     {execution.get('status', '?')}",
+    ]
+    if execution.get("started_at"):
+        lines.append(f"started    {execution['started_at']}")
+    if execution.get("completed_at"):
+        took = _millis_between(execution.get("started_at"), execution["completed_at"])
+        lines.append(
+            f"ended      {execution['completed_at']}"
+            + (f" ({took} ms)" if took is not None else "")
+        )
+    progress = execution.get("progress")
+    if isinstance(progress, Mapping) and progress.get("total_nodes") is not None:
+        done = progress.get("completed_nodes", 0)
+        lines.append(f"progress   {done}/{progress['total_nodes']} nodes")
+    nodes = _nodes(execution)
+    if nodes:
+        lines.append("nodes:")
+        width = _width(nodes)
+        lines.extend(node_line(node, width) for node in nodes)
+    if execution.get("input") is not None:
+        lines.append(f"input: {json.dumps(execution['input'], ensure_ascii=False, default=str)}")
+    lines.extend(outcome_lines(execution)[1:])
+    return lines

@@ -1,0 +1,253 @@
+"""The REST API under /api/v1 (aiohttp, JSON), served by every worker.
+
+Errors are JSON `{error, problems?}` with a 4xx status naming what was wrong;
+an unexpected failure is a 500 with a short message, never a stack trace.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from braidflow.engine import ExecutionState, NodeError, input_problems
+from braidflow.topology import DefinitionError, Workflow
+
+log = logging.getLogger(__name__)
+
+FORWARDED_HEADER = "X-Braidflow-Forwarded"
+MAX_BODY_BYTES = 2 * 1024 * 1024
+
+
+class Deployed(Protocol):
+    workflow_id: str
+    version: int
+    text: str
+    deployed_at: int
+    workflow: Workflow
+
+
+class Backend(Protocol):
+    """What the API needs from the runtime."""
+
+    def latest(self, workflow_id: str) -> Deployed | None: ...
+
+    def get(self, workflow_id: str, version: int) -> Deployed | None: ...
+
+    def all_latest(self) -> list[Deployed]: ...
+
+    def versions(self, workflow_id: str) -> list[Deployed]: ...
+
+    async def deploy(self, text: str) -> tuple[Deployed, bool]: ...
+
+    async def start_execution(self, deployment: Deployed, input_: Any) -> str: ...
+
+    async def execution(self, execution_id: str, forwarded: bool) -> Mapping[str, Any] | None: ...
+
+    def ready(self) -> bool: ...
+
+
+def _iso(ms: int | None) -> str | None:
+    if ms is None:
+        return None
+    return (
+        datetime.fromtimestamp(ms / 1000, tz=UTC)
+        .isoformat(timespec="milliseconds")
+        .replace("+00:00", "Z")
+    )
+
+
+def _error(error: NodeError | None) -> dict[str, Any] | None:
+    if error is None:
+        return None
+    return {"type": error.type, "message": error.message, "node_id": error.node_id}
+
+
+def execution_view(state: ExecutionState, workflow: Workflow) -> dict[str, Any]:
+    """The JSON shape of `GET /executions/{id}`.
+
+    `progress.completed_nodes` counts nodes that are done: completed, or skipped
+    because a decision did not take their path.
+    """
+    nodes = []
+    for run in state.nodes.values():
+        duration = (
+            run.completed_at - run.started_at
+            if run.completed_at is not None and run.started_at is not None
+            else None
+        )
+        nodes.append(
+            {
+                "node_id": run.node_id,
+                "status": run.status,
+                "attempt": run.attempt,
+                "started_at": _iso(run.started_at),
+                "completed_at": _iso(run.completed_at),
+                "duration_ms": duration,
+                "output": run.output,
+                "error": _error(run.error),
+            }
+        )
+    done = sum(1 for run in state.nodes.values() if run.status in ("completed", "skipped"))
+    return {
+        "execution_id": state.execution_id,
+        "workflow_id": state.workflow_id,
+        "workflow_version": state.workflow_version,
+        "status": state.status,
+        "input": state.input,
+        "output": state.output,
+        "error": _error(state.error),
+        "started_at": _iso(state.started_at),
+        "completed_at": _iso(state.completed_at),
+        "progress": {"total_nodes": len(workflow.nodes), "completed_nodes": done},
+        "nodes": nodes,
+        "joins": [
+            {"node_id": j.node_id, "arrived": len(j.taken), "dead": len(j.dead), "fired": j.fired}
+            for j in state.joins.values()
+        ],
+    }
+
+
+def _fail(status: int, message: str, problems: list[str] | None = None) -> web.Response:
+    body: dict[str, Any] = {"error": message}
+    if problems is not None:
+        body["problems"] = problems
+    return web.json_response(body, status=status)
+
+
+@web.middleware
+async def _errors(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return _fail(exc.status, exc.reason)
+    except Exception:
+        log.exception("API request %s %s failed", request.method, request.path)
+        return _fail(500, "internal error; the worker log has the details")
+
+
+def _summary(d: Deployed) -> dict[str, Any]:
+    return {
+        "id": d.workflow_id,
+        "version": d.version,
+        "name": d.workflow.definition.name,
+        "deployed_at": _iso(d.deployed_at),
+    }
+
+
+async def _json_body(request: web.Request) -> Any:
+    text = await request.text()
+    try:
+        return json.loads(text) if text.strip() else {}
+    except json.JSONDecodeError as exc:
+        raise _BadRequest(
+            f"body is not JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}"
+        ) from None
+
+
+class _BadRequest(Exception):
+    pass
+
+
+def create_api(backend: Backend) -> web.Application:
+    """The aiohttp application for `backend`."""
+    routes = web.RouteTableDef()
+
+    @routes.post("/api/v1/workflows")
+    async def deploy(request: web.Request) -> web.Response:
+        text = await request.text()
+        if not text.strip():
+            return _fail(400, "empty body: send a workflow definition as YAML or JSON")
+        try:
+            deployment, created = await backend.deploy(text)
+        except DefinitionError as exc:
+            return _fail(400, "invalid definition", [str(p) for p in exc.problems])
+        body = {"id": deployment.workflow_id, "version": deployment.version}
+        return web.json_response(body, status=201 if created else 200)
+
+    @routes.get("/api/v1/workflows")
+    async def list_workflows(_: web.Request) -> web.Response:
+        return web.json_response({"workflows": [_summary(d) for d in backend.all_latest()]})
+
+    @routes.get("/api/v1/workflows/{id}")
+    async def show_workflow(request: web.Request) -> web.Response:
+        workflow_id = request.match_info["id"]
+        latest = backend.latest(workflow_id)
+        if latest is None:
+            return _fail(404, f"no workflow {workflow_id!r}")
+        return web.json_response(
+            {
+                **_summary(latest),
+                "description": latest.workflow.definition.description,
+                "versions": [d.version for d in backend.versions(workflow_id)],
+                "definition": latest.text,
+            }
+        )
+
+    @routes.post("/api/v1/workflows/{id}/executions")
+    async def start(request: web.Request) -> web.Response:
+        workflow_id = request.match_info["id"]
+        try:
+            body = await _json_body(request)
+        except _BadRequest as exc:
+            return _fail(400, str(exc))
+        if not isinstance(body, dict):
+            return _fail(400, 'body must be a JSON object: {"input": {...}}')
+        unknown = sorted(set(body) - {"input", "version"})
+        if unknown:
+            return _fail(400, f"unknown field(s) {', '.join(unknown)}; expected input, version")
+        version = body.get("version")
+        if version is not None and (not isinstance(version, int) or isinstance(version, bool)):
+            return _fail(400, "version: must be an integer")
+        deployment = (
+            backend.latest(workflow_id) if version is None else backend.get(workflow_id, version)
+        )
+        if deployment is None:
+            which = "" if version is None else f" version {version}"
+            return _fail(404, f"no workflow {workflow_id!r}{which}")
+        input_ = body.get("input", {})
+        problems = input_problems(deployment.workflow, input_)
+        if problems:
+            return _fail(422, "input does not match the workflow's input schema", problems)
+        execution_id = await backend.start_execution(deployment, input_)
+        return web.json_response(
+            {"execution_id": execution_id, "status": "accepted", "version": deployment.version},
+            status=202,
+        )
+
+    @routes.get("/api/v1/executions/{id}")
+    async def show_execution(request: web.Request) -> web.Response:
+        execution_id = request.match_info["id"]
+        view = await backend.execution(execution_id, FORWARDED_HEADER in request.headers)
+        if view is None:
+            return _fail(404, f"no execution {execution_id!r}")
+        return web.json_response(view)
+
+    @routes.get("/api/v1/health")
+    async def health(_: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+    @routes.get("/api/v1/ready")
+    async def ready(_: web.Request) -> web.Response:
+        if backend.ready():
+            return web.json_response({"status": "ready"})
+        return web.json_response({"status": "recovering"}, status=503)
+
+    @routes.get("/api/v1/metrics")
+    async def metrics(_: web.Request) -> web.Response:
+        response = web.Response(body=generate_latest())
+        response.content_type = CONTENT_TYPE_LATEST.split(";")[0]
+        return response
+
+    app = web.Application(middlewares=[_errors], client_max_size=MAX_BODY_BYTES)
+    app.add_routes(routes)
+    return app

@@ -1,0 +1,49 @@
+"""Prometheus metrics, all named `braidflow_*`, in the default registry."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Histogram
+
+TASKS_RUN = Counter(
+    "braidflow_tasks_run",
+    "Task requests an executor ran, by node kind (task, http, unknown) and outcome"
+    " (completed, failed).",
+    ["kind", "outcome"],
+)
+
+TASK_DURATION = Histogram(
+    "braidflow_task_duration_seconds",
+    "Time from an executor starting a task to its result, by node kind; delivery not included.",
+    ["kind"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
+)
+
+TRANSITIONS = Counter(
+    "braidflow_transitions",
+    "Transitions the orchestrator consumed, by kind and outcome (applied, ignored).",
+    ["kind", "outcome"],
+)
+
+STEP_DURATION = Histogram(
+    "braidflow_engine_step_seconds",
+    "Time the pure engine took for one transition.",
+    buckets=(0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.01, 0.05),
+)
+
+DEAD_LETTERS = Counter(
+    "braidflow_dead_letters",
+    "Records sent to the dead-letter topic, by the topic they came from.",
+    ["topic"],
+)
+
+_TRANSITION_KINDS = frozenset(
+    {"StartExecution", "RunNode", "NodeCompleted", "NodeFailed", "CancelExecution"}
+)
+
+
+def observe_step(transition: object, result: object, seconds: float) -> None:
+    """Count one engine step (the orchestrator's `on_step` hook)."""
+    kind = type(transition).__name__
+    outcome = "ignored" if getattr(result, "ignored", None) else "applied"
+    TRANSITIONS.labels(kind if kind in _TRANSITION_KINDS else "other", outcome).inc()
+    STEP_DURATION.observe(seconds)

@@ -1,0 +1,94 @@
+"""`braidflow dev`: the embedded broker, a worker with the API, the examples deployed."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import socket
+import tempfile
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import click
+
+from braidflow.config import Settings
+from braidflow.connectors.broker import EmbeddedBroker, free_port
+from braidflow.connectors.demo_services import DEMO_PORT, start_demo_services
+from braidflow.streams.worker import Runtime, build_runtime, now_ms
+from braidflow.topology import DefinitionError
+
+DEFAULT_BROKER_PORT = 9092
+
+
+def _sample_input(example: Path) -> Any:
+    """The input an example suggests, from `<name>.input.json` beside it, else `{}`."""
+    sample = example.with_suffix(".input.json")
+    return json.loads(sample.read_text()) if sample.exists() else {}
+
+
+def _deploy_examples(examples: Path) -> Any:
+    async def deploy(runtime: Runtime) -> None:
+        runner = await start_demo_services("127.0.0.1", DEMO_PORT)
+        runtime.app.add_future(_keep(runner))
+        deployed = []
+        for path in sorted(examples.glob("*.yaml")):
+            if path.name.endswith(".answers.yaml"):
+                continue
+            try:
+                deployment, _ = await runtime.catalog.deploy(path.read_text(), now_ms())
+            except DefinitionError as exc:
+                click.echo(f"skipped {path}: {exc}", err=True)
+                continue
+            deployed.append((deployment.workflow_id, path))
+        api = runtime.settings.api_url
+        click.echo(f"\nbraidflow is ready. API: {api}/api/v1  broker: {runtime.settings.broker}")
+        click.echo(f"deployed: {', '.join(w for w, _ in deployed) or '(none)'}")
+        if deployed:
+            workflow_id, path = next(((w, p) for w, p in deployed if w == "fan-out"), deployed[0])
+            body = json.dumps({"input": _sample_input(path)})
+            click.echo("\ntry:")
+            click.echo(
+                f"  curl -s -X POST {api}/api/v1/workflows/{workflow_id}/executions"
+                f" -H 'content-type: application/json' -d '{body}'"
+            )
+            click.echo(f"  curl -s {api}/api/v1/executions/<execution_id>")
+            click.echo(
+                f"  braidflow run {workflow_id} --input '{json.dumps(_sample_input(path))}' --wait"
+            )
+        click.echo("\nCtrl-C stops everything.\n")
+
+    return deploy
+
+
+async def _keep(runner: Any) -> None:
+    """Hold the demo services until the worker stops, then close them."""
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await runner.cleanup()
+
+
+def run_dev(settings: Settings, broker: str | None, examples: Path, loglevel: str) -> None:
+    """Run dev mode until Ctrl-C; start an embedded broker unless `broker` is given."""
+    with contextlib.ExitStack() as stack:
+        if broker is None:
+            port = DEFAULT_BROKER_PORT
+            with (
+                contextlib.suppress(OSError),
+                socket.create_connection(("127.0.0.1", port), timeout=0.2),
+            ):
+                port = free_port()
+            embedded = stack.enter_context(EmbeddedBroker(port=port))
+            data_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="braidflow-")))
+            # A fresh in-memory broker needs fresh local state: old RocksDB rows would
+            # describe executions this broker never saw.
+            settings = replace(settings, broker=embedded.address, data_dir=data_dir)
+        else:
+            settings = replace(settings, broker=broker)
+        runtime = build_runtime(settings.for_dev())
+        runtime.on_ready.append(_deploy_examples(examples))
+        # Faust's worker ends with SystemExit; the broker must still be stopped after it.
+        with contextlib.suppress(SystemExit):
+            runtime.run(loglevel)

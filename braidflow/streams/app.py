@@ -1,0 +1,114 @@
+"""The Faust app: its settings, topics and the executions table."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import faust
+from faust.transport.drivers import aiokafka as faust_aiokafka
+
+from braidflow.config import Settings
+
+_FETCH_MAX_WAIT_MS: dict[int, int] = {}
+
+
+def _patch_fetch_wait() -> None:
+    """Make Faust's consumer honour `Settings.fetch_max_wait_ms`.
+
+    faust-streaming 0.15 builds its aiokafka consumer with a hard-coded
+    `fetch_max_wait_ms=1500`. A broker that answers a fetch only when the wait
+    is over (the embedded one does) then adds up to 1.5 s to every hop. The
+    consumer reads the value only when it starts, so setting it right after
+    construction is enough.
+    """
+    thread_class = faust_aiokafka.AIOKafkaConsumerThread
+    if getattr(thread_class, "_braidflow_patched", False):
+        return
+    original = thread_class._create_worker_consumer
+
+    def create_worker_consumer(self: Any, transport: Any) -> Any:
+        consumer = original(self, transport)
+        wait = _FETCH_MAX_WAIT_MS.get(id(self.app))
+        if wait is not None:
+            consumer._fetch_max_wait_ms = wait
+        return consumer
+
+    thread_class._create_worker_consumer = create_worker_consumer
+    thread_class._braidflow_patched = True
+
+
+@dataclass(frozen=True)
+class FaustParts:
+    """The app and the Faust objects the agents and the API share."""
+
+    app: faust.App
+    transitions: faust.TopicT
+    tasks: faust.TopicT
+    lifecycle: faust.TopicT
+    dead_letters: faust.TopicT
+    executions: faust.Table
+
+
+def create_app(settings: Settings) -> FaustParts:
+    """A Faust app for `settings`. Agents are attached by the orchestrator module."""
+    _patch_fetch_wait()
+    topics = settings.topics
+    app = faust.App(
+        settings.prefix,
+        broker=f"kafka://{settings.broker}",
+        store="rocksdb://",
+        datadir=str(settings.data_dir / "faust"),
+        topic_partitions=settings.partitions,
+        topic_replication_factor=settings.replication,
+        consumer_auto_offset_reset="earliest",
+        broker_session_timeout=settings.session_timeout_s,
+        broker_heartbeat_interval=max(settings.session_timeout_s / 4, 0.25),
+        broker_rebalance_timeout=settings.rebalance_timeout_s,
+        broker_max_poll_interval=max(settings.rebalance_timeout_s, 3.0),
+        broker_commit_interval=1.0,
+        table_standby_replicas=0,
+        stream_wait_empty=False,
+        # Our own aiohttp API serves HTTP; Faust only advertises its URL in the
+        # group assignment, so any worker can find the owner of an execution.
+        web_enabled=False,
+        web_host=settings.api_host,
+        web_port=settings.api_port,
+        canonical_url=settings.api_url,
+        producer_linger=0.0,
+        producer_acks=-1,
+    )
+    _FETCH_MAX_WAIT_MS[id(app)] = settings.fetch_max_wait_ms
+
+    def raw_topic(name: str, partitions: int = settings.partitions) -> faust.TopicT:
+        return app.topic(
+            name,
+            key_type=bytes,
+            value_type=bytes,
+            key_serializer="raw",
+            value_serializer="raw",
+            partitions=partitions,
+        )
+
+    executions = app.Table(
+        "executions",
+        key_type=bytes,
+        value_type=bytes,
+        partitions=settings.partitions,
+        # Faust's default is a 2 GiB block cache per partition; size it on purpose.
+        options={
+            "block_cache_size": settings.rocksdb_block_cache_bytes,
+            "block_cache_compressed_size": 0,
+            "write_buffer_size": settings.rocksdb_write_buffer_bytes,
+            "max_write_buffer_number": 2,
+            "max_open_files": 256,
+        },
+    )
+    return FaustParts(
+        app=app,
+        transitions=raw_topic(topics.transitions),
+        tasks=raw_topic(topics.tasks),
+        lifecycle=raw_topic(topics.lifecycle),
+        dead_letters=raw_topic(topics.dead_letters, 1),
+        executions=executions,
+    )

@@ -1,0 +1,158 @@
+"""Deployed workflow definitions: a compacted topic that every worker reads whole.
+
+Each deployment is one record keyed `<id>@<version>` whose value is JSON with
+the definition text. Every worker reads the topic from the beginning and keeps
+following it, so any worker can run any version, and a restart loses nothing.
+
+Versions count up from 1 per workflow id. Deploying the text the latest
+version already has returns that version instead of making a new one. Two
+workers deploying different texts for the same id at the same instant may
+pick the same number; the later record wins (documented in the README).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from braidflow.config import Settings
+from braidflow.topology import Workflow, load_workflow
+
+Produce = Callable[[str, bytes, bytes], Awaitable[int]]
+"""Send (topic, key, value) and return the offset once the broker has it."""
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """One version of one workflow, as deployed."""
+
+    workflow_id: str
+    version: int
+    text: str
+    deployed_at: int
+    workflow: Workflow = field(repr=False, compare=False)
+
+    def encode(self) -> bytes:
+        record = {
+            "id": self.workflow_id,
+            "version": self.version,
+            "text": self.text,
+            "deployed_at": self.deployed_at,
+        }
+        return json.dumps(record).encode()
+
+
+class Catalog:
+    """The workflows topic, read into memory and kept up to date."""
+
+    def __init__(self, settings: Settings, produce: Produce) -> None:
+        self._settings = settings
+        self._produce = produce
+        self._topic = settings.topics.workflows
+        self._versions: dict[str, dict[int, Deployment]] = {}
+        self._position = 0
+        self._changed = asyncio.Condition()
+        self.ready = asyncio.Event()
+        self._consumer: AIOKafkaConsumer | None = None
+        self._follow: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Read the topic up to its current end, then keep following it."""
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self._settings.broker,
+            enable_auto_commit=False,
+            fetch_max_wait_ms=self._settings.fetch_max_wait_ms,
+        )
+        await consumer.start()
+        self._consumer = consumer
+        partition = TopicPartition(self._topic, 0)
+        consumer.assign([partition])
+        await consumer.seek_to_beginning(partition)
+        end = (await consumer.end_offsets([partition]))[partition]
+        if end == 0:
+            self.ready.set()
+        self._follow = asyncio.create_task(self._read(consumer, end))
+
+    async def stop(self) -> None:
+        if self._follow is not None:
+            self._follow.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._follow
+        if self._consumer is not None:
+            await self._consumer.stop()
+
+    async def _read(self, consumer: AIOKafkaConsumer, initial_end: int) -> None:
+        while True:
+            batches = await consumer.getmany(timeout_ms=1000)
+            for records in batches.values():
+                for record in records:
+                    self._apply(record.value)
+                    self._position = record.offset + 1
+            if self._position >= initial_end:
+                self.ready.set()
+            async with self._changed:
+                self._changed.notify_all()
+
+    def _apply(self, value: bytes | None) -> None:
+        if value is None:
+            return
+        try:
+            record = json.loads(value)
+            workflow = load_workflow(record["text"])
+        except Exception:
+            # A record that no longer loads (it was valid when deployed) is
+            # skipped rather than stopping the catalog of every worker.
+            return
+        deployment = Deployment(
+            record["id"], record["version"], record["text"], record["deployed_at"], workflow
+        )
+        self._versions.setdefault(deployment.workflow_id, {})[deployment.version] = deployment
+
+    def latest(self, workflow_id: str) -> Deployment | None:
+        versions = self._versions.get(workflow_id)
+        return versions[max(versions)] if versions else None
+
+    def get(self, workflow_id: str, version: int) -> Deployment | None:
+        return self._versions.get(workflow_id, {}).get(version)
+
+    def all_latest(self) -> list[Deployment]:
+        return [self._versions[w][max(self._versions[w])] for w in sorted(self._versions)]
+
+    def versions(self, workflow_id: str) -> list[Deployment]:
+        found = self._versions.get(workflow_id, {})
+        return [found[v] for v in sorted(found)]
+
+    async def wait_for(self, workflow_id: str, version: int, timeout_s: float) -> Deployment | None:
+        """The deployment, waiting up to `timeout_s` for this worker to read it."""
+        deadline = time.monotonic() + timeout_s
+        async with self._changed:
+            while (found := self.get(workflow_id, version)) is None:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return None
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._changed.wait(), remaining)
+        return found
+
+    async def deploy(self, text: str, now_ms: int) -> tuple[Deployment, bool]:
+        """Store a definition; (deployment, created). Raises DefinitionError when invalid."""
+        workflow = load_workflow(text)
+        latest = self.latest(workflow.id)
+        if latest is not None and latest.text == text:
+            return latest, False
+        version = 1 if latest is None else latest.version + 1
+        deployment = Deployment(workflow.id, version, text, now_ms, workflow)
+        offset = await self._produce(
+            self._topic, f"{workflow.id}@{version}".encode(), deployment.encode()
+        )
+        # Read our own write: answer only once this worker can run the new version.
+        async with self._changed:
+            while self._position <= offset:
+                await asyncio.wait_for(self._changed.wait(), 10)
+        return deployment, True

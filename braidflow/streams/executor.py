@@ -1,0 +1,386 @@
+"""The executor: runs `task` and `http` nodes from the tasks topic, many at once, losing none.
+
+Not a faust agent: an agent with concurrency > 1 can commit an offset past a
+record still in flight (faust issue #606), and a crash then loses it. Here an
+aiokafka consumer with manual commits feeds up to `task_concurrency` tasks at
+a time, and commits each partition only up to its first record whose result
+is not yet delivered (`OffsetTracker`). A worker killed at any moment
+therefore leaves every unfinished record to be read again: at least once, and
+the engine ignores a result it has already seen.
+
+Each result goes back as a `NodeCompleted` or `NodeFailed` transition through
+the injected `send`; a record counts as done only once `send` has returned.
+A failing `send` is retried with backoff for as long as the executor runs:
+the task keeps its slot, and its offset is not committed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable, Collection, Mapping
+from typing import Any, TypeVar
+
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka.abc import ConsumerRebalanceListener
+from aiokafka.errors import KafkaError
+
+from braidflow.config import Settings
+from braidflow.connectors.http import HttpNodeClient
+from braidflow.connectors.metrics import TASK_DURATION, TASKS_RUN
+from braidflow.engine.messages import NodeCompleted, NodeError, NodeFailed, TaskRequest, Transition
+from braidflow.schemas import CodecError, decode_task
+from braidflow.streams.dead_letters import DeadLetter
+from braidflow.streams.offsets import OffsetTracker, PartitionOffsets
+from braidflow.tasks import NodeFailure, TaskContext, TaskRegistry
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TASK_TIMEOUT_MS = 5 * 60 * 1000
+"""Time a `task` node may run when its definition sets no `timeout`. A sync handler that
+overruns is abandoned, not stopped: Python cannot kill its thread."""
+
+COMMIT_INTERVAL_S = 1.0
+"""How often finished offsets are committed; also on revoke and on stop. Shorter means
+fewer tasks run again after a crash."""
+
+STOP_GRACE_S = 10.0
+"""How long `stop` waits for tasks in flight before abandoning them (they run again elsewhere)."""
+
+_POLL_TIMEOUT_MS = 1_000
+_RETRY_FIRST_S = 0.1
+_RETRY_MAX_S = 5.0
+_NAMES_SHOWN = 20
+
+T = TypeVar("T")
+Send = Callable[[Transition], Awaitable[None]]
+SendDeadLetter = Callable[[DeadLetter], Awaitable[None]]
+
+
+def epoch_ms() -> int:
+    """Now, in epoch milliseconds."""
+    return time.time_ns() // 1_000_000
+
+
+class Executor:
+    """Consumes the tasks topic in the group `{prefix}-executors` and runs what it reads.
+
+    `http_client` must be started by the caller; `send` delivers a transition (keyed by
+    execution id) and returns once the broker has it; `dead_letter` does the same for
+    records that cannot be decoded.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        registry: TaskRegistry,
+        http_client: HttpNodeClient,
+        send: Send,
+        dead_letter: SendDeadLetter,
+        clock: Callable[[], int] = epoch_ms,
+    ) -> None:
+        self._settings = settings
+        self._registry = registry
+        self._http = http_client
+        self._send = send
+        self._dead_letter = dead_letter
+        self._clock = clock
+        self._tracker: OffsetTracker[TopicPartition] = OffsetTracker()
+        self._running: set[asyncio.Task[None]] = set()
+        self._slot_freed = asyncio.Event()
+        self._commit_lock = asyncio.Lock()
+        self._consumer: AIOKafkaConsumer | None = None
+        self._loops: list[asyncio.Task[None]] = []
+        self._draining = False
+
+    async def start(self) -> None:
+        """Join the executor group and start running tasks."""
+        settings = self._settings
+        session_ms = int(settings.session_timeout_s * 1000)
+        # The rebalance timeout is also how long a group join takes on some brokers
+        # (DESIGN.md); aiokafka leaves the group if not polled for max_poll_interval.
+        rebalance_ms = int(settings.rebalance_timeout_s * 1000)
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=settings.broker,
+            group_id=f"{settings.prefix}-executors",
+            client_id=f"{settings.prefix}-executor",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            fetch_max_wait_ms=settings.fetch_max_wait_ms,
+            session_timeout_ms=session_ms,
+            heartbeat_interval_ms=max(session_ms // 3, 100),
+            rebalance_timeout_ms=rebalance_ms,
+            max_poll_interval_ms=rebalance_ms,
+        )
+        await consumer.start()
+        consumer.subscribe([settings.topics.tasks], listener=_CommitOnRevoke(self))
+        self._consumer = consumer
+        self._draining = False
+        keepalive_s = settings.rebalance_timeout_s / 3  # well inside max_poll_interval
+        self._loops = [
+            asyncio.create_task(self._poll(consumer, keepalive_s)),
+            asyncio.create_task(self._commit_periodically()),
+        ]
+
+    async def stop(self, grace_s: float = STOP_GRACE_S) -> None:
+        """Stop taking tasks, give those in flight `grace_s` to finish, commit what is done, leave."""
+        consumer = self._consumer
+        if consumer is None:
+            return
+        # Draining, the loops keep polling and committing: the group must not drop
+        # this member while its last tasks finish, or their commits would be refused.
+        self._draining = True
+        self._slot_freed.set()
+        if self._running:
+            _, unfinished = await asyncio.wait(list(self._running), timeout=grace_s)
+            for task in unfinished:
+                task.cancel()
+            await asyncio.gather(*unfinished, return_exceptions=True)
+            if unfinished:
+                log.warning(
+                    "stopped with %d tasks unfinished; they will run again", len(unfinished)
+                )
+        for loop in self._loops:
+            loop.cancel()
+        await asyncio.gather(*self._loops, return_exceptions=True)
+        self._loops = []
+        await self._commit()
+        await consumer.stop()
+        self._consumer = None
+
+    async def _poll(self, consumer: AIOKafkaConsumer, keepalive_s: float) -> None:
+        limit = self._settings.task_concurrency
+        while True:
+            try:
+                free = 0 if self._draining else limit - len(self._running)
+                if free > 0:
+                    paused = consumer.paused()
+                    if paused:
+                        consumer.resume(*paused)
+                    batch = await consumer.getmany(timeout_ms=_POLL_TIMEOUT_MS, max_records=free)
+                else:
+                    batch = await self._wait_for_a_slot(consumer, keepalive_s)
+            except Exception:
+                # The loop must outlive a broker hiccup: a dead poll loop is a silent, idle worker.
+                log.exception("polling the tasks topic failed; retrying")
+                await asyncio.sleep(_RETRY_MAX_S)
+                continue
+            if self._draining:
+                # Not started, so not tracked and never committed: the next owner reads them.
+                continue
+            for records in batch.values():
+                for record in records:
+                    self._launch(record)
+
+    async def _wait_for_a_slot(
+        self, consumer: AIOKafkaConsumer, keepalive_s: float
+    ) -> dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]:
+        self._slot_freed.clear()
+        # asyncio.timeout, not wait_for: on 3.11 wait_for swallows a cancel that lands
+        # as the event fires, and `stop` does exactly that.
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(keepalive_s):
+                await self._slot_freed.wait()
+        if self._slot_freed.is_set() and not self._draining:
+            return {}
+        # No new work for now, but poll anyway, or aiokafka decides this consumer hung
+        # and leaves the group. Pausing first (which drops what was prefetched) makes the
+        # poll return nothing, bar a record of a partition assigned in between.
+        consumer.pause(*consumer.assignment())
+        return await consumer.getmany(timeout_ms=0, max_records=1)
+
+    def _launch(self, record: ConsumerRecord[bytes, bytes]) -> None:
+        offsets = self._tracker.partition(TopicPartition(record.topic, record.partition))
+        offsets.start(record.offset)
+        task = asyncio.create_task(self._handle(record, offsets))
+        self._running.add(task)
+        task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._running.discard(task)
+        self._slot_freed.set()
+        if not task.cancelled() and task.exception() is not None:
+            log.error("a task crashed the executor's handling", exc_info=task.exception())
+
+    async def _handle(
+        self, record: ConsumerRecord[bytes, bytes], offsets: PartitionOffsets
+    ) -> None:
+        try:
+            request = _decode(record)
+        except CodecError as exc:
+            dead = DeadLetter(
+                topic=record.topic,
+                partition=record.partition,
+                offset=record.offset,
+                key=record.key,
+                value=record.value,
+                reason=str(exc),
+                at=self._clock(),
+            )
+            await _deliver(self._dead_letter, dead)
+        else:
+            await _deliver(self._send, await self._run(request))
+        offsets.finish(record.offset)
+
+    async def _run(self, request: TaskRequest) -> Transition:
+        """Run one task; its result as the transition to send back."""
+        kind = request.kind if request.kind in ("task", "http") else "unknown"
+        started = time.monotonic()
+        output, error = await self._outcome(request)
+        TASK_DURATION.labels(kind).observe(time.monotonic() - started)
+        TASKS_RUN.labels(kind, "completed" if error is None else "failed").inc()
+        return node_result(request, self._clock(), output, error)
+
+    async def _outcome(self, request: TaskRequest) -> tuple[Any, NodeError | None]:
+        try:
+            output = await self._perform(request)
+            _check_json(output, request)
+        except NodeFailure as exc:
+            return None, NodeError(exc.type, exc.message, request.node_id)
+        except Exception as exc:
+            return None, NodeError(type(exc).__name__, str(exc), request.node_id)
+        return output, None
+
+    async def _perform(self, request: TaskRequest) -> Any:
+        if request.kind == "task":
+            return await self._run_handler(request)
+        if request.kind == "http":
+            if not isinstance(request.input, Mapping):
+                raise NodeFailure(
+                    "InvalidRequest", f"http node input is not an object: {request.input!r}"
+                )
+            return await self._http.call(request.input, request.timeout_ms, request.idempotency_key)
+        raise NodeFailure("UnknownKind", f"executors run task and http nodes, not {request.kind!r}")
+
+    async def _run_handler(self, request: TaskRequest) -> Any:
+        handler = self._registry.get(request.handler) if request.handler else None
+        if handler is None:
+            raise NodeFailure(
+                "UnknownHandler",
+                f"no task handler {request.handler!r} is registered here"
+                f" (registered: {_list_names(self._registry.names())})",
+            )
+        context = TaskContext(
+            execution_id=request.execution_id,
+            workflow_id=request.workflow_id,
+            node_id=request.node_id,
+            attempt=request.attempt,
+            idempotency_key=request.idempotency_key,
+        )
+        timeout_ms = (
+            request.timeout_ms if request.timeout_ms is not None else DEFAULT_TASK_TIMEOUT_MS
+        )
+        try:
+            async with asyncio.timeout(timeout_ms / 1000) as deadline:
+                return await handler(request.input, context)
+        except TimeoutError:
+            # Only our deadline is ours to explain; a TimeoutError the handler raised stays its own.
+            if deadline.expired():
+                raise NodeFailure(
+                    "TimeoutError", f"handler {handler.name!r} did not finish in {timeout_ms}ms"
+                ) from None
+            raise
+
+    async def _commit_periodically(self) -> None:
+        while True:
+            await asyncio.sleep(COMMIT_INTERVAL_S)
+            await self._commit()
+
+    async def _commit(self, partitions: Collection[TopicPartition] | None = None) -> None:
+        """Commit the safe offsets of `partitions` (default: all) that moved since last time."""
+        consumer = self._consumer
+        if consumer is None:
+            return
+        async with self._commit_lock:
+            offsets = self._tracker.to_commit(partitions)
+            if not offsets:
+                return
+            try:
+                await consumer.commit(offsets)
+            except KafkaError as exc:
+                # A rebalance under way, usually; the revoke hook or the next round commits.
+                log.warning("commit of %s failed: %r", offsets, exc)
+                return
+            self._tracker.mark_committed(offsets)
+
+    async def _revoked(self, partitions: Collection[TopicPartition]) -> None:
+        await self._commit(partitions)
+        # Tasks still running there finish and send their result; whoever owns the
+        # partition next runs them again, and the engine ignores the duplicate.
+        self._tracker.forget(partitions)
+
+
+class _CommitOnRevoke(ConsumerRebalanceListener):
+    def __init__(self, executor: Executor) -> None:
+        self._executor = executor
+
+    async def on_partitions_revoked(self, revoked: Collection[TopicPartition]) -> None:
+        await self._executor._revoked(revoked)
+
+    async def on_partitions_assigned(self, assigned: Collection[TopicPartition]) -> None:
+        pass
+
+
+def node_result(
+    request: TaskRequest, at: int, output: Any, error: NodeError | None
+) -> NodeCompleted | NodeFailed:
+    """The transition reporting a task's result. Its id derives from the idempotency key,
+    so a task run twice reports twice under the same id and the engine keeps one."""
+    if error is None:
+        return NodeCompleted(
+            id=f"{request.idempotency_key}/completed",
+            execution_id=request.execution_id,
+            at=at,
+            node_id=request.node_id,
+            attempt=request.attempt,
+            output=output,
+        )
+    return NodeFailed(
+        id=f"{request.idempotency_key}/failed",
+        execution_id=request.execution_id,
+        at=at,
+        node_id=request.node_id,
+        attempt=request.attempt,
+        error=error,
+    )
+
+
+def _decode(record: ConsumerRecord[bytes, bytes]) -> TaskRequest:
+    if record.value is None:
+        raise CodecError("a task record with no value")
+    return decode_task(record.value)
+
+
+def _check_json(output: Any, request: TaskRequest) -> None:
+    try:
+        json.dumps(output, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise NodeFailure(
+            "InvalidOutput", f"{request.handler or request.kind} returned something not JSON: {exc}"
+        ) from None
+
+
+def _list_names(names: list[str]) -> str:
+    if not names:
+        return "none"
+    shown = ", ".join(names[:_NAMES_SHOWN])
+    more = len(names) - _NAMES_SHOWN
+    return f"{shown} and {more} more" if more > 0 else shown
+
+
+async def _deliver(send: Callable[[T], Awaitable[None]], item: T) -> None:
+    """Send `item` until the broker takes it: a result that is not delivered is not done."""
+    delay = _RETRY_FIRST_S
+    while True:
+        try:
+            await send(item)
+            return
+        except Exception as exc:
+            log.warning(
+                "delivering %s failed, retrying in %.1fs: %r", type(item).__name__, delay, exc
+            )
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, _RETRY_MAX_S)

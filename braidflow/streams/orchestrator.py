@@ -1,0 +1,126 @@
+"""The orchestrator: applies the engine to each transition, in key order, at concurrency 1.
+
+Per record: decode it, load the execution from the table, find its workflow
+version, `step`, store the new state with its outbox, send what the step
+emitted. A record that cannot be processed goes to the dead-letter topic with
+the reason and the partition moves on.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import dataclass
+
+from braidflow.engine import StartExecution, StepResult, Transition, step
+from braidflow.schemas import (
+    CodecError,
+    StoredExecution,
+    decode_stored,
+    decode_transition,
+    encode_stored,
+)
+from braidflow.streams.catalog import Catalog
+from braidflow.streams.dead_letters import DeadLetter
+from braidflow.streams.outbox import Outbox, outbox_entry
+
+# A StartExecution may arrive before this worker has read the deployment it
+# names (it was deployed through another worker a moment ago).
+WORKFLOW_WAIT_S = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """A record as consumed: where it came from, and its bytes."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+
+
+class Poison(Exception):
+    """This record cannot be processed; the message is the dead-letter reason."""
+
+
+class Orchestrator:
+    """Moves records between the transitions topic, the executions table and the engine."""
+
+    def __init__(
+        self,
+        catalog: Catalog,
+        outbox: Outbox,
+        dead_letter: Callable[[DeadLetter], Awaitable[None]],
+        clock: Callable[[], int] = lambda: int(time.time() * 1000),
+    ) -> None:
+        self._catalog = catalog
+        self._outbox = outbox
+        self._dead_letter = dead_letter
+        self._clock = clock
+        self.on_step: Callable[[Transition, StepResult, float], None] | None = None
+
+    async def handle(self, record: Record, table: MutableMapping[bytes, bytes]) -> None:
+        """Process one record of the transitions topic."""
+        try:
+            await self._apply(record, table)
+        except Poison as exc:
+            await self._dead_letter(
+                DeadLetter(
+                    record.topic,
+                    record.partition,
+                    record.offset,
+                    record.key,
+                    record.value,
+                    str(exc),
+                    self._clock(),
+                )
+            )
+
+    async def _apply(self, record: Record, table: MutableMapping[bytes, bytes]) -> None:
+        transition = self._decode(record)
+        key = record.key
+        assert key is not None
+        raw = table.get(key)
+        try:
+            stored = decode_stored(raw) if raw is not None else None
+        except CodecError as exc:
+            raise Poison(f"the stored execution is undecodable: {exc}") from None
+        state = stored.state if stored is not None else None
+        if isinstance(transition, StartExecution):
+            workflow_id, version = transition.workflow_id, transition.workflow_version
+        elif state is not None:
+            workflow_id, version = state.workflow_id, state.workflow_version
+        else:
+            raise Poison(f"unknown execution {transition.execution_id!r}")
+        deployment = await self._catalog.wait_for(workflow_id, version, WORKFLOW_WAIT_S)
+        if deployment is None:
+            raise Poison(f"unknown workflow {workflow_id!r} version {version}")
+        began = time.perf_counter()
+        try:
+            result = step(deployment.workflow, state, transition)
+        except Exception as exc:
+            raise Poison(f"engine error: {type(exc).__name__}: {exc}") from None
+        if self.on_step is not None:
+            self.on_step(transition, result, time.perf_counter() - began)
+        if result.ignored is not None or result.state is None:
+            if stored is not None:
+                await self._outbox.send(key, self._outbox.acknowledged.pending(stored.outbox))
+            return
+        emitted = [outbox_entry(message) for message in result.outgoing]
+        previous = stored.outbox if stored is not None else ()
+        outbox = (*self._outbox.acknowledged.pending(previous), *emitted)
+        table[key] = encode_stored(StoredExecution(result.state, outbox))
+        await self._outbox.send(key, emitted)
+
+    @staticmethod
+    def _decode(record: Record) -> Transition:
+        if record.value is None:
+            raise Poison("empty value (tombstone) on the transitions topic")
+        try:
+            transition = decode_transition(record.value)
+        except CodecError as exc:
+            raise Poison(f"undecodable transition: {exc}") from None
+        if record.key is None or record.key != transition.execution_id.encode():
+            raise Poison(f"key {record.key!r} is not the execution id {transition.execution_id!r}")
+        return transition

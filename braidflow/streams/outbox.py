@@ -1,0 +1,82 @@
+"""The outbox: what a step emitted, kept with the state until the broker has it.
+
+Faust writes a table row to local RocksDB at once and to the changelog and
+the output topics through one buffered producer. A worker killed in between
+can leave the state of a step durable while its outputs are lost; the
+transition is then delivered again, but the engine, seeing it already
+applied, emits nothing. So each stored state carries the records its recent
+steps emitted that this worker has not seen acknowledged, and a transition the
+engine ignores sends them again. Duplicates are harmless: every consumer of
+these records is idempotent by id.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
+
+from braidflow.config import Topics
+from braidflow.engine import LifecycleEvent, Outgoing, TaskRequest
+from braidflow.schemas import OutboxEntry, encode_event, encode_task, encode_transition
+
+ProducerSend = Callable[[str, bytes, bytes], Awaitable[Awaitable[Any]]]
+"""Queue (topic, key, value) for sending; the returned future resolves on acknowledgement."""
+
+
+def outbox_entry(message: Outgoing) -> OutboxEntry:
+    """The encoded form of one outgoing message."""
+    if isinstance(message, TaskRequest):
+        return OutboxEntry("task", message.idempotency_key, encode_task(message))
+    if isinstance(message, LifecycleEvent):
+        return OutboxEntry("event", message.id, encode_event(message))
+    return OutboxEntry("transition", message.id, encode_transition(message))
+
+
+class Acknowledged:
+    """Ids of records the broker acknowledged, the newest `capacity` of them.
+
+    Forgetting an old id costs at most one harmless resend, so memory stays bounded.
+    """
+
+    def __init__(self, capacity: int = 200_000) -> None:
+        self._ids: OrderedDict[str, None] = OrderedDict()
+        self._capacity = capacity
+
+    def add(self, record_id: str) -> None:
+        self._ids[record_id] = None
+        if len(self._ids) > self._capacity:
+            self._ids.popitem(last=False)
+
+    def __contains__(self, record_id: object) -> bool:
+        return record_id in self._ids
+
+    def pending(self, entries: Iterable[OutboxEntry]) -> tuple[OutboxEntry, ...]:
+        """The entries not acknowledged yet."""
+        return tuple(e for e in entries if e.id not in self._ids)
+
+
+class Outbox:
+    """Sends outbox entries to their topics and records their acknowledgements."""
+
+    def __init__(self, topics: Topics, send: ProducerSend) -> None:
+        self._topic_of = {
+            "transition": topics.transitions,
+            "task": topics.tasks,
+            "event": topics.lifecycle,
+        }
+        self._send = send
+        self.acknowledged = Acknowledged()
+
+    async def send(self, key: bytes, entries: Iterable[OutboxEntry]) -> None:
+        """Queue every entry; acknowledgements arrive in the background."""
+        for entry in entries:
+            future = await self._send(self._topic_of[entry.kind], key, entry.value)
+            future.add_done_callback(self._on_done(entry.id))  # type: ignore[attr-defined]
+
+    def _on_done(self, record_id: str) -> Callable[[Any], None]:
+        def done(future: Any) -> None:
+            if not future.cancelled() and future.exception() is None:
+                self.acknowledged.add(record_id)
+
+        return done

@@ -1,0 +1,230 @@
+"""A worker: the Faust app with the orchestrator agent, the executor, the catalog and the API."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+import faust
+import mode
+from aiohttp import web
+from faust.worker import Worker as FaustWorker
+
+from braidflow.config import Settings
+from braidflow.connectors.api import FORWARDED_HEADER, create_api, execution_view
+from braidflow.connectors.http import HttpNodeClient
+from braidflow.connectors.metrics import DEAD_LETTERS, observe_step
+from braidflow.engine import StartExecution, Transition
+from braidflow.schemas import CodecError, decode_stored, encode_transition
+from braidflow.streams.app import FaustParts, create_app
+from braidflow.streams.catalog import Catalog, Deployment
+from braidflow.streams.dead_letters import DeadLetter
+from braidflow.streams.executor import Executor
+from braidflow.streams.orchestrator import Orchestrator, Record
+from braidflow.streams.outbox import Outbox
+from braidflow.streams.topics import ensure_topics
+from braidflow.tasks import TaskRegistry, load_handler_modules
+from braidflow.tasks import registry as default_registry
+
+log = logging.getLogger(__name__)
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+@dataclass
+class Runtime:
+    """Everything one worker runs, wired together; `run()` blocks until stopped."""
+
+    settings: Settings
+    parts: FaustParts
+    catalog: Catalog
+    orchestrator: Orchestrator
+    executor: Executor
+    on_ready: list[Callable[[Runtime], Awaitable[None]]] = field(default_factory=list)
+
+    @property
+    def app(self) -> faust.App:
+        return self.parts.app
+
+    async def produce(self, topic: str, key: bytes, value: bytes) -> int:
+        """Send and wait for the broker's acknowledgement; the record's offset."""
+        future = await self.app.producer.send(topic, key, value, None, None, None)
+        metadata = await future
+        return int(metadata.offset)
+
+    async def queue(self, topic: str, key: bytes, value: bytes) -> Awaitable[Any]:
+        """Queue a send; the returned future resolves on acknowledgement."""
+        return await self.app.producer.send(topic, key, value, None, None, None)
+
+    async def send_transition(self, transition: Transition) -> None:
+        await self.produce(
+            self.settings.topics.transitions,
+            transition.execution_id.encode(),
+            encode_transition(transition),
+        )
+
+    async def dead_letter(self, letter: DeadLetter) -> None:
+        DEAD_LETTERS.labels(letter.topic).inc()
+        log.warning(
+            "dead letter from %s[%d]@%d: %s",
+            letter.topic,
+            letter.partition,
+            letter.offset,
+            letter.reason,
+        )
+        await self.produce(self.settings.topics.dead_letters, letter.key or b"", letter.encode())
+
+    def run(self, loglevel: str = "warning") -> None:
+        FaustWorker(
+            self.app, loglevel=loglevel, quiet=True, redirect_stdouts=False
+        ).execute_from_commandline()
+
+
+class RuntimeBackend:
+    """The API's view of a worker: the catalog, starting executions, reading them."""
+
+    def __init__(self, runtime: Runtime, session: aiohttp.ClientSession) -> None:
+        self._runtime = runtime
+        self._catalog = runtime.catalog
+        self._session = session
+
+    def latest(self, workflow_id: str) -> Deployment | None:
+        return self._catalog.latest(workflow_id)
+
+    def get(self, workflow_id: str, version: int) -> Deployment | None:
+        return self._catalog.get(workflow_id, version)
+
+    def all_latest(self) -> list[Deployment]:
+        return self._catalog.all_latest()
+
+    def versions(self, workflow_id: str) -> list[Deployment]:
+        return self._catalog.versions(workflow_id)
+
+    async def deploy(self, text: str) -> tuple[Deployment, bool]:
+        return await self._catalog.deploy(text, now_ms())
+
+    async def start_execution(self, deployment: Deployment, input_: Any) -> str:
+        execution_id = uuid.uuid4().hex
+        start = StartExecution(
+            f"{execution_id}/start",
+            execution_id,
+            now_ms(),
+            deployment.workflow_id,
+            deployment.version,
+            input_,
+        )
+        await self._runtime.send_transition(start)
+        return execution_id
+
+    async def execution(self, execution_id: str, forwarded: bool) -> Mapping[str, Any] | None:
+        key = execution_id.encode()
+        owner = None if forwarded else self._owner(key)
+        if owner is not None:
+            url = f"{owner}/api/v1/executions/{execution_id}"
+            async with self._session.get(url, headers={FORWARDED_HEADER: "1"}) as response:
+                if response.status == 404:
+                    return None
+                response.raise_for_status()
+                return await response.json()
+        raw = self._runtime.parts.executions.get(key)
+        if raw is None:
+            return None
+        try:
+            state = decode_stored(raw).state
+        except CodecError:
+            log.exception("stored execution %s is undecodable", execution_id)
+            raise
+        deployment = self._catalog.get(state.workflow_id, state.workflow_version)
+        if deployment is None:
+            return None
+        return execution_view(state, deployment.workflow)
+
+    def _owner(self, key: bytes) -> str | None:
+        """The API URL of the worker that holds `key`, or None when it is this one."""
+        app = self._runtime.app
+        try:
+            url = str(app.router.key_store("executions", key)).rstrip("/")
+        except Exception:
+            # No assignment yet (a rebalance is under way): answer from what is here.
+            return None
+        own = str(app.conf.canonical_url).rstrip("/")
+        return None if url == own else url
+
+    def ready(self) -> bool:
+        app = self._runtime.app
+        return (
+            self._catalog.ready.is_set()
+            and not app.rebalancing
+            and app.tables.recovery.completed.is_set()
+        )
+
+
+def build_runtime(settings: Settings, registry: TaskRegistry | None = None) -> Runtime:
+    """Create topics, the Faust app and every part of a worker for `settings`."""
+    ensure_topics(settings)
+    load_handler_modules(settings.handler_modules)
+    registry = registry or default_registry
+    parts = create_app(settings)
+    runtime: Runtime
+
+    async def produce(topic: str, key: bytes, value: bytes) -> int:
+        return await runtime.produce(topic, key, value)
+
+    async def queue(topic: str, key: bytes, value: bytes) -> Awaitable[Any]:
+        return await runtime.queue(topic, key, value)
+
+    async def dead_letter(letter: DeadLetter) -> None:
+        await runtime.dead_letter(letter)
+
+    async def send_transition(transition: Transition) -> None:
+        await runtime.send_transition(transition)
+
+    catalog = Catalog(settings, produce)
+    orchestrator = Orchestrator(catalog, Outbox(settings.topics, queue), dead_letter)
+    orchestrator.on_step = observe_step
+    http = HttpNodeClient()
+    executor = Executor(settings, registry, http, send_transition, dead_letter, now_ms)
+    runtime = Runtime(settings, parts, catalog, orchestrator, executor)
+
+    @parts.app.agent(parts.transitions, name=f"{settings.prefix}.orchestrator", concurrency=1)
+    async def orchestrate(stream: faust.StreamT[bytes]) -> None:
+        await catalog.ready.wait()
+        async for event in stream.events():
+            message = event.message
+            record = Record(
+                message.topic, message.partition, message.offset, message.key, message.value
+            )
+            await orchestrator.handle(record, parts.executions)
+
+    class WorkerServices(mode.Service):
+        """Starts the catalog, the executor and the API once the app runs."""
+
+        async def on_start(self) -> None:
+            await catalog.start()
+            await http.start()
+            await executor.start()
+            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
+            api = create_api(RuntimeBackend(runtime, self._session))
+            self._runner = web.AppRunner(api, access_log=None)
+            await self._runner.setup()
+            await web.TCPSite(self._runner, settings.api_host, settings.api_port).start()
+            await catalog.ready.wait()
+            for hook in runtime.on_ready:
+                await hook(runtime)
+
+        async def on_stop(self) -> None:
+            await self._runner.cleanup()
+            await self._session.close()
+            await executor.stop()
+            await http.stop()
+            await catalog.stop()
+
+    parts.app.service(WorkerServices)
+    return runtime

@@ -1,0 +1,96 @@
+"""The demo services the examples call: what they answer, on a real local port."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+import yaml
+
+from braidflow.connectors.broker import free_port
+from braidflow.connectors.demo_services import start_demo_services, stop_demo_services
+
+EXAMPLES = Path(__file__).parents[2] / "examples"
+
+
+def answers(example: str) -> dict[str, Any]:
+    return yaml.safe_load((EXAMPLES / f"{example}.answers.yaml").read_text())
+
+
+@pytest.fixture
+async def demo() -> AsyncIterator[tuple[aiohttp.ClientSession, str]]:
+    port = free_port()
+    runner = await start_demo_services("127.0.0.1", port)
+    try:
+        async with aiohttp.ClientSession() as session:
+            yield session, f"http://127.0.0.1:{port}"
+    finally:
+        await stop_demo_services(runner)
+
+
+async def fetch(
+    demo: tuple[aiohttp.ClientSession, str], method: str, path: str, **kwargs: Any
+) -> tuple[int, Any]:
+    session, base = demo
+    async with session.request(method, base + path, **kwargs) as response:
+        return response.status, await response.json()
+
+
+async def test_inventory_answers_the_catalogue_entry_the_order_chain_answers_show(demo) -> None:
+    assert await fetch(demo, "GET", "/inventory/widget-1") == (
+        200,
+        answers("order-chain")["stock"]["body"],
+    )
+
+
+async def test_an_unknown_sku_is_a_404(demo) -> None:
+    assert await fetch(demo, "GET", "/inventory/nope") == (404, {"error": "unknown sku 'nope'"})
+
+
+async def test_orders_get_ids_in_sequence(demo) -> None:
+    order = {"sku": "widget-1", "quantity": 12, "total_cents": 13500}
+    assert await fetch(demo, "POST", "/orders", json=order) == (
+        201,
+        answers("order-chain")["place"]["body"],
+    )
+    status, second = await fetch(demo, "POST", "/orders", json=order)
+    assert (status, second["order_id"]) == (201, "ord-0002")
+
+
+async def test_an_order_retried_with_the_same_idempotency_key_is_placed_once(demo) -> None:
+    order = {"sku": "widget-1", "quantity": 1, "total_cents": 1250}
+    headers = {"Idempotency-Key": "e-1:place:1"}
+    first = await fetch(demo, "POST", "/orders", json=order, headers=headers)
+    again = await fetch(demo, "POST", "/orders", json=order, headers=headers)
+    assert first == again == (201, {"order_id": "ord-0001", "status": "accepted", **order})
+
+
+async def test_an_order_without_its_fields_is_a_400(demo) -> None:
+    assert await fetch(demo, "POST", "/orders", json={"sku": "widget-1"}) == (
+        400,
+        {"error": "missing quantity, total_cents"},
+    )
+
+
+async def test_health_is_up_unless_asked_to_be_down(demo) -> None:
+    up = await fetch(demo, "GET", "/health", params={"service": "checkout", "down": "0"})
+    assert up == (200, {"service": "checkout", "status": "up"})
+    down = await fetch(demo, "GET", "/health", params={"service": "checkout", "down": "1"})
+    probe = answers("uptime-check")["probe"]
+    assert down == (probe["status"], probe["body"])
+
+
+async def test_quotes_match_the_fan_out_answers(demo) -> None:
+    given = answers("fan-out")
+    for carrier in ("a", "c"):
+        quote = await fetch(demo, "GET", f"/quotes/{carrier}", params={"weight_grams": "1800"})
+        assert quote == (200, given[f"carrier_{carrier}"]["body"])
+
+
+async def test_a_quote_needs_a_known_carrier_and_a_weight(demo) -> None:
+    assert (await fetch(demo, "GET", "/quotes/z", params={"weight_grams": "1"}))[0] == 404
+    assert (await fetch(demo, "GET", "/quotes/a"))[0] == 400
+    assert (await fetch(demo, "GET", "/quotes/a", params={"weight_grams": "0"}))[0] == 400

@@ -1,0 +1,142 @@
+"""The examples validate, dry-run from their sample input (`<name>.input.json`) to
+the output their comments promise, and their answers files say what the handlers
+really return."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from braidflow.cli import main
+
+ROOT = Path(__file__).parents[2]
+EXAMPLES = ROOT / "examples"
+
+# example -> the output of a dry run of its sample input with its answers file
+DRY_RUNS: dict[str, dict[str, Any]] = {
+    "order-chain": {
+        "order_id": "ord-0001",
+        "item": "Widget",
+        "quantity": 12,
+        "total_cents": 13500,
+        "discount_cents": 1500,
+    },
+    "uptime-check": {
+        "service": "checkout",
+        "healthy": False,
+        "alert": {
+            "paged": True,
+            "service": "checkout",
+            "severity": "critical",
+            "message": "checkout is down (HTTP 503)",
+        },
+    },
+    "fan-out": {
+        "weight_grams": 1800,
+        "quotes": {
+            "a": {"carrier": "a", "price_cents": 1089, "days": 1},
+            "b": {"carrier": "b", "price_cents": 1029, "days": 3},
+            "c": {"carrier": "c", "price_cents": 1099, "days": 5},
+        },
+        "best": {"carrier": "b", "price_cents": 1029, "days": 3},
+    },
+    "new-hire-approval": {
+        "approved": True,
+        "answers": {
+            "it": {"status": 200, "headers": {}, "body": {"ok": True}},
+            "hr": {"ok": True},
+            "manager": {"ok": True, "note": "welcome aboard"},
+        },
+    },
+}
+
+
+def invoke(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(main, list(args))
+    return result.exit_code, result.output
+
+
+def test_every_example_has_a_sample_input_an_answers_file_and_a_dry_run_here() -> None:
+    files = {p.name for p in EXAMPLES.iterdir() if p.suffix in (".yaml", ".json")}
+    assert files == {
+        f"{name}{suffix}"
+        for name in DRY_RUNS
+        for suffix in (".yaml", ".answers.yaml", ".input.json")
+    }
+
+
+@pytest.mark.parametrize("name", sorted(DRY_RUNS))
+def test_the_example_is_valid(name: str) -> None:
+    assert invoke("validate", str(EXAMPLES / f"{name}.yaml")) == (0, "ok\n")
+
+
+@pytest.mark.parametrize("name", sorted(DRY_RUNS))
+def test_the_example_dry_runs_to_its_output(name: str) -> None:
+    code, printed = invoke(
+        "dry-run",
+        str(EXAMPLES / f"{name}.yaml"),
+        "--input",
+        (EXAMPLES / f"{name}.input.json").read_text(),
+        "--answers",
+        str(EXAMPLES / f"{name}.answers.yaml"),
+    )
+    assert code == 0, printed
+    lines = printed.splitlines()
+    assert lines[-2] == "status: completed"
+    assert json.loads(lines[-1].removeprefix("output: ")) == DRY_RUNS[name]
+
+
+# --- the handlers ----------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def handlers() -> ModuleType:
+    """`examples.handlers`, under the name a worker imports it by (`--handlers
+    examples.handlers`), so the registry sees the same functions either way."""
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    return importlib.import_module("examples.handlers")
+
+
+def answers(name: str) -> dict[str, Any]:
+    return yaml.safe_load((EXAMPLES / f"{name}.answers.yaml").read_text())
+
+
+def test_orders_price_gives_the_answer_the_order_chain_shows(handlers: ModuleType) -> None:
+    priced = handlers.price_order(
+        {"sku": "widget-1", "quantity": 12, "unit_price_cents": 1250, "available": 40}
+    )
+    assert priced == answers("order-chain")["price"]
+
+
+def test_orders_price_refuses_more_than_is_in_stock(handlers: ModuleType) -> None:
+    with pytest.raises(ValueError, match="only 3 of gadget-7 in stock, 5 asked"):
+        handlers.price_order(
+            {"sku": "gadget-7", "quantity": 5, "unit_price_cents": 4999, "available": 3}
+        )
+
+
+async def test_alerts_page_gives_the_answer_the_uptime_check_shows(handlers: ModuleType) -> None:
+    paged = await handlers.page_on_call(
+        {"service": "checkout", "http_status": 503, "said": {"status": "down"}}
+    )
+    assert paged == answers("uptime-check")["page"]
+
+
+def test_log_ok_says_the_service_is_up(handlers: ModuleType) -> None:
+    assert handlers.log_ok({"service": "checkout", "http_status": 200}) == {
+        "logged": True,
+        "message": "checkout is up (HTTP 200)",
+    }
+
+
+def test_quotes_b_gives_the_answer_the_fan_out_shows(handlers: ModuleType) -> None:
+    assert handlers.quote_carrier_b({"weight_grams": 1800}) == answers("fan-out")["carrier_b"]
