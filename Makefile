@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint bench clean
+.PHONY: install run dry-run test lint bench bench-runtime clean
 
 install: $(STAMP)
 
@@ -15,6 +15,9 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: install
+	$(BIN)/braidflow dev
+
+dry-run: install
 	$(BIN)/braidflow dry-run examples/new-hire-approval.yaml \
 		--input '{"employee": "ada"}' --answers examples/new-hire-approval.answers.yaml
 
@@ -26,6 +29,9 @@ test: lint
 
 bench: install
 	$(BIN)/python bench/engine_bench.py
+
+bench-runtime: install
+	$(BIN)/python bench/runtime_bench.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache .hypothesis

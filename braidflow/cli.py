@@ -305,3 +305,7 @@ def dev(broker: str | None, examples: Path, loglevel: str, **options: Any) -> No
 
 for _command in COMMANDS:
     main.add_command(_command)
+
+
+if __name__ == "__main__":
+    main()

@@ -40,6 +40,9 @@ class Settings:
 
     `fetch_max_wait_ms` and `rebalance_timeout_s` set how long a fetch and a group
     join may wait; dev mode and tests lower both (see `for_dev`).
+    `max_poll_interval_s` stays long everywhere: a consumer that falls behind
+    under load must not be thrown out of its group (a revoke under load is
+    costly and, with the orchestrator busy, slow to recover from).
     """
 
     broker: str = "127.0.0.1:9092"
@@ -54,6 +57,7 @@ class Settings:
     fetch_max_wait_ms: int = 100
     rebalance_timeout_s: float = 10.0
     session_timeout_s: float = 10.0
+    max_poll_interval_s: float = 300.0
     handler_modules: tuple[str, ...] = field(default_factory=tuple)
     rocksdb_block_cache_bytes: int = 16 * 1024 * 1024
     rocksdb_write_buffer_bytes: int = 8 * 1024 * 1024
@@ -74,7 +78,7 @@ class Settings:
             partitions=min(self.partitions, 4),
             fetch_max_wait_ms=5,
             rebalance_timeout_s=3.0,
-            session_timeout_s=3.0,
+            session_timeout_s=5.0,
         )
 
 
@@ -99,6 +103,7 @@ def settings_from_env(**overrides: object) -> Settings:
         "FETCH_MAX_WAIT_MS": ("fetch_max_wait_ms", int),
         "REBALANCE_TIMEOUT_S": ("rebalance_timeout_s", float),
         "SESSION_TIMEOUT_S": ("session_timeout_s", float),
+        "MAX_POLL_INTERVAL_S": ("max_poll_interval_s", float),
     }
     for env_name, (attr, convert) in conversions.items():
         raw = _env(env_name)

@@ -103,7 +103,7 @@ def _start(workflow: Workflow, t: StartExecution) -> StepResult:
         draft.finish(FAILED, error=NodeError("InputInvalid", "; ".join(problems)))
     else:
         draft.emit_event("workflow.started", data=t.input)
-        draft.send_run(workflow.root)
+        draft.start_node(workflow.nodes[workflow.root])
     return StepResult(draft.build(), tuple(draft.outgoing))
 
 
@@ -231,6 +231,18 @@ class _Draft:
                 error=error,
             )
         )
+
+    def start_node(self, node: CompiledNode) -> None:
+        """A node became ready: dispatch work at once; give a control node its own step.
+
+        Each control step is one record on the transitions topic, so the topic
+        is a full audit trail; a work node's move is its task request, and
+        skipping a RunNode record for it saves a broker round trip per node.
+        """
+        if node.type in WORK_TYPES:
+            self._dispatch(node)
+        else:
+            self.send_run(node.id)
 
     def send_run(self, node_id: str) -> None:
         execution_id = self.state.execution_id
@@ -400,7 +412,7 @@ class _Draft:
             target = self.workflow.nodes[edge.target]
             fires = self._arrive(target, edge, alive)
             if fires is True:
-                self.send_run(target.id)
+                self.start_node(target)
             elif fires is False:
                 self.nodes[target.id] = NodeRun(target.id, SKIPPED, completed_at=self.at)
                 self.emit_event("node.skipped", node_id=target.id)

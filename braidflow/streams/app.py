@@ -53,6 +53,8 @@ class FaustParts:
 def create_app(settings: Settings) -> FaustParts:
     """A Faust app for `settings`. Agents are attached by the orchestrator module."""
     _patch_fetch_wait()
+    # Faust creates its data directory without parents.
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
     topics = settings.topics
     app = faust.App(
         settings.prefix,
@@ -65,7 +67,7 @@ def create_app(settings: Settings) -> FaustParts:
         broker_session_timeout=settings.session_timeout_s,
         broker_heartbeat_interval=max(settings.session_timeout_s / 4, 0.25),
         broker_rebalance_timeout=settings.rebalance_timeout_s,
-        broker_max_poll_interval=max(settings.rebalance_timeout_s, 3.0),
+        broker_max_poll_interval=settings.max_poll_interval_s,
         broker_commit_interval=1.0,
         table_standby_replicas=0,
         stream_wait_empty=False,

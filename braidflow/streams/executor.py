@@ -113,7 +113,7 @@ class Executor:
             session_timeout_ms=session_ms,
             heartbeat_interval_ms=max(session_ms // 3, 100),
             rebalance_timeout_ms=rebalance_ms,
-            max_poll_interval_ms=rebalance_ms,
+            max_poll_interval_ms=int(settings.max_poll_interval_s * 1000),
         )
         await consumer.start()
         consumer.subscribe([settings.topics.tasks], listener=_CommitOnRevoke(self))

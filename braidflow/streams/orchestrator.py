@@ -9,6 +9,7 @@ the reason and the partition moves on.
 from __future__ import annotations
 
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 
@@ -23,6 +24,9 @@ from braidflow.schemas import (
 from braidflow.streams.catalog import Catalog
 from braidflow.streams.dead_letters import DeadLetter
 from braidflow.streams.outbox import Outbox, outbox_entry
+
+# Decoded executions kept per worker; see `Orchestrator._load`.
+DECODED_CACHE_SIZE = 10_000
 
 # A StartExecution may arrive before this worker has read the deployment it
 # names (it was deployed through another worker a moment ago).
@@ -59,6 +63,33 @@ class Orchestrator:
         self._dead_letter = dead_letter
         self._clock = clock
         self.on_step: Callable[[Transition, StepResult, float], None] | None = None
+        self._decoded: OrderedDict[bytes, tuple[bytes, StoredExecution]] = OrderedDict()
+
+    def _load(self, key: bytes, raw: bytes | None) -> StoredExecution | None:
+        """The stored execution in `raw`, decoded once.
+
+        The table stays the truth: a cached object is used only while the
+        table still holds exactly the bytes it was decoded from, so a
+        rebalance or a restore can never serve a stale state.
+        """
+        if raw is None:
+            return None
+        cached = self._decoded.get(key)
+        if cached is not None and cached[0] == raw:
+            self._decoded.move_to_end(key)
+            return cached[1]
+        try:
+            stored = decode_stored(raw)
+        except CodecError as exc:
+            raise Poison(f"the stored execution is undecodable: {exc}") from None
+        self._remember(key, raw, stored)
+        return stored
+
+    def _remember(self, key: bytes, raw: bytes, stored: StoredExecution) -> None:
+        self._decoded[key] = (raw, stored)
+        self._decoded.move_to_end(key)
+        if len(self._decoded) > DECODED_CACHE_SIZE:
+            self._decoded.popitem(last=False)
 
     async def handle(self, record: Record, table: MutableMapping[bytes, bytes]) -> None:
         """Process one record of the transitions topic."""
@@ -81,11 +112,7 @@ class Orchestrator:
         transition = self._decode(record)
         key = record.key
         assert key is not None
-        raw = table.get(key)
-        try:
-            stored = decode_stored(raw) if raw is not None else None
-        except CodecError as exc:
-            raise Poison(f"the stored execution is undecodable: {exc}") from None
+        stored = self._load(key, table.get(key))
         state = stored.state if stored is not None else None
         if isinstance(transition, StartExecution):
             workflow_id, version = transition.workflow_id, transition.workflow_version
@@ -110,7 +137,10 @@ class Orchestrator:
         emitted = [outbox_entry(message) for message in result.outgoing]
         previous = stored.outbox if stored is not None else ()
         outbox = (*self._outbox.acknowledged.pending(previous), *emitted)
-        table[key] = encode_stored(StoredExecution(result.state, outbox))
+        updated = StoredExecution(result.state, outbox)
+        raw = encode_stored(updated)
+        table[key] = raw
+        self._remember(key, raw, updated)
         await self._outbox.send(key, emitted)
 
     @staticmethod

@@ -73,9 +73,7 @@ def test_a_chain_runs_task_then_transform_then_end() -> None:
 def test_a_work_node_becomes_a_task_request_with_an_idempotency_key() -> None:
     wf = workflow(CHAIN)
     start = step(wf, None, StartExecution("s", "ex-1", 10, "chain", 3, {"name": "ada"}))
-    (run_node,) = [o for o in start.outgoing if isinstance(o, RunNode)]
-    dispatched = step(wf, start.state, run_node)
-    (request,) = [o for o in dispatched.outgoing if isinstance(o, TaskRequest)]
+    (request,) = [o for o in start.outgoing if isinstance(o, TaskRequest)]
     assert request.idempotency_key == "ex-1:fetch:1"
     assert (request.kind, request.handler, request.input) == (
         "task",
@@ -83,7 +81,16 @@ def test_a_work_node_becomes_a_task_request_with_an_idempotency_key() -> None:
         {"name": "ada"},
     )
     assert request.timeout_ms == 5000
-    assert events([start, dispatched]) == ["workflow.started", "node.started:fetch"]
+    assert events([start]) == ["workflow.started", "node.started:fetch"]
+
+
+def test_a_control_node_gets_its_own_step_and_a_work_node_is_dispatched_at_once() -> None:
+    wf = workflow(CHAIN)
+    start = step(wf, None, StartExecution("s", "ex-1", 10, "chain", 3, {"name": "ada"}))
+    assert not any(isinstance(o, RunNode) for o in start.outgoing)
+    (request,) = [o for o in start.outgoing if isinstance(o, TaskRequest)]
+    done = step(wf, start.state, completed(request, {"id": 1}))
+    assert [o.node_id for o in done.outgoing if isinstance(o, RunNode)] == ["shape"]
 
 
 def test_input_that_breaks_the_schema_fails_the_start_naming_the_field() -> None:

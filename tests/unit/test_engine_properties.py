@@ -363,6 +363,19 @@ edges:
 """
 )
 
+SHAPED = workflow(
+    """
+id: shaped
+nodes:
+  - {id: first, type: task, params: {handler: h}}
+  - {id: shape, type: transform, params: {set: {prev: "${nodes.first.output}"}}}
+  - {id: done, type: end, params: {output: {ok: true}}}
+edges:
+  - {from: first, to: shape}
+  - {from: shape, to: done}
+"""
+)
+
 FAN = """
 id: fan
 nodes:
@@ -444,21 +457,19 @@ def test_without_fail_fast_siblings_in_flight_finish_before_the_execution_fails(
 
 
 def test_a_run_node_delivered_before_the_step_that_sent_it_is_committed_waits_for_it() -> None:
-    """A worker applied `first`'s result, sent RunNode(second), and died before committing."""
-    start = step(CHAIN, None, StartExecution("start", EXECUTION, 0, "chain", 1, None))
-    (run_first,) = [o for o in start.outgoing if isinstance(o, RunNode)]
-    dispatched = step(CHAIN, start.state, run_first)
-    (request,) = [o for o in dispatched.outgoing if isinstance(o, TaskRequest)]
+    """A worker applied `first`'s result, sent RunNode(shape), and died before committing."""
+    start = step(SHAPED, None, StartExecution("start", EXECUTION, 0, "shaped", 1, None))
+    (request,) = [o for o in start.outgoing if isinstance(o, TaskRequest)]
     result = completes(request, 5)
-    lost = step(CHAIN, dispatched.state, result)
-    (run_second,) = [o for o in lost.outgoing if isinstance(o, RunNode)]
+    lost = step(SHAPED, start.state, result)
+    (run_shape,) = [o for o in lost.outgoing if isinstance(o, RunNode)]
 
-    early = step(CHAIN, dispatched.state, run_second)
-    assert early.state == dispatched.state and early.outgoing == ()
+    early = step(SHAPED, start.state, run_shape)
+    assert early.state == start.state and early.outgoing == ()
     assert early.ignored is not None and "not ready" in early.ignored
 
-    again = step(CHAIN, dispatched.state, result)
-    assert run_second in again.outgoing
-    second = step(CHAIN, again.state, run_second)
-    assert second.state is not None
-    assert second.state.nodes["second"].input == {"prev": task_output("first")}
+    again = step(SHAPED, start.state, result)
+    assert run_shape in again.outgoing
+    shaped = step(SHAPED, again.state, run_shape)
+    assert shaped.state is not None
+    assert shaped.state.nodes["shape"].output == {"prev": task_output("first")}

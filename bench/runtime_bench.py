@@ -1,0 +1,270 @@
+"""Runtime figures on a real broker: throughput of the fan-out/fan-in workflow with no-op
+tasks on one worker, end-to-end latency of a 3-node sequential workflow at low load, and, in
+the same run, the bare Kafka round trip (produce, consume, produce, consume) as the floor.
+
+Prints figures; never a pass/fail test. Run: `make bench-runtime` (or
+`python bench/runtime_bench.py [--broker HOST:PORT] [--executions N]`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from braidflow.connectors.broker import EmbeddedBroker, free_port
+from braidflow.engine import StartExecution
+from braidflow.schemas import decode_event, encode_transition
+
+HERE = Path(__file__).parent
+FETCH_WAIT_MS = 5
+
+FAN = """
+id: bench-fan
+nodes:
+  - {id: split, type: parallel}
+  - {id: a, type: task, params: {handler: bench.noop}}
+  - {id: b, type: task, params: {handler: bench.noop}}
+  - {id: c, type: task, params: {handler: bench.noop}}
+  - {id: gather, type: join}
+  - {id: done, type: end, params: {output: {all: "${nodes.gather.output}"}}}
+edges:
+  - {from: split, to: a}
+  - {from: split, to: b}
+  - {from: split, to: c}
+  - {from: a, to: gather}
+  - {from: b, to: gather}
+  - {from: c, to: gather}
+  - {from: gather, to: done}
+"""
+# start, a RunNode per control node (split, gather, done), a result per task; work
+# nodes are dispatched inside the step that makes them ready.
+FAN_TRANSITIONS = 1 + 3 + 3
+
+CHAIN = """
+id: bench-chain
+nodes:
+  - {id: first, type: task, params: {handler: bench.noop}}
+  - {id: second, type: task, params: {handler: bench.noop}}
+  - {id: done, type: end, params: {output: {ok: true}}}
+edges:
+  - {from: first, to: second}
+  - {from: second, to: done}
+"""
+
+
+def _percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))]
+
+
+async def bare_round_trip(broker: str, samples: int = 300) -> list[float]:
+    """Produce to A, consume, produce to B, consume: two hops, as one transition does."""
+    first, second = f"bench-hop-{uuid.uuid4().hex[:6]}", f"bench-hop-{uuid.uuid4().hex[:6]}"
+    admin = AIOKafkaAdminClient(bootstrap_servers=broker)
+    await admin.start()
+    await admin.create_topics([NewTopic(first, 1, 1), NewTopic(second, 1, 1)])
+    await admin.close()
+    producer = AIOKafkaProducer(bootstrap_servers=broker, linger_ms=0)
+    consumers = [
+        AIOKafkaConsumer(topic, bootstrap_servers=broker, fetch_max_wait_ms=FETCH_WAIT_MS)
+        for topic in (first, second)
+    ]
+    await producer.start()
+    for consumer in consumers:
+        await consumer.start()
+        await consumer.seek_to_end()
+    timings = []
+    for i in range(samples):
+        began = time.perf_counter()
+        await producer.send_and_wait(first, b"x", key=str(i).encode())
+        await consumers[0].getone()
+        await producer.send_and_wait(second, b"x", key=str(i).encode())
+        await consumers[1].getone()
+        timings.append(time.perf_counter() - began)
+    await producer.stop()
+    for consumer in consumers:
+        await consumer.stop()
+    return timings
+
+
+def start_worker(broker: str, prefix: str, data_dir: Path, port: int) -> subprocess.Popen[bytes]:
+    env = {
+        **os.environ,
+        "BRAIDFLOW_FETCH_MAX_WAIT_MS": str(FETCH_WAIT_MS),
+        "BRAIDFLOW_REBALANCE_TIMEOUT_S": "3",
+        "BRAIDFLOW_SESSION_TIMEOUT_S": "5",
+        "BRAIDFLOW_PARTITIONS": "4",
+    }
+    command = [
+        sys.executable, "-m", "braidflow.cli", "worker", "--broker", broker,
+        "--prefix", prefix, "--data-dir", str(data_dir), "--api-port", str(port),
+        "--handlers", str(HERE / "noop_handlers.py"), "--loglevel", os.environ.get("BENCH_LOGLEVEL", "warning"),
+    ]  # fmt: skip
+    log = open(data_dir / "worker.log", "wb")  # noqa: SIM115
+    return subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+
+
+def _http(method: str, url: str, body: bytes | None = None) -> tuple[int, dict]:
+    request = urllib.request.Request(url, data=body, method=method)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.loads(response.read() or b"{}")
+    except urllib.error.HTTPError as exc:
+        return exc.code, {}
+    except OSError:
+        return 0, {}
+
+
+def wait_ready(api: str, worker: subprocess.Popen[bytes], timeout_s: float = 60) -> float:
+    began = time.monotonic()
+    while time.monotonic() - began < timeout_s:
+        if worker.poll() is not None:
+            raise RuntimeError("the worker exited; see its log")
+        if _http("GET", f"{api}/api/v1/ready")[0] == 200:
+            return time.monotonic() - began
+        time.sleep(0.05)
+    raise RuntimeError("the worker was not ready in time")
+
+
+class Completions:
+    """Follows the lifecycle topic and notes when each execution completed."""
+
+    def __init__(self, broker: str, topic: str) -> None:
+        self.done: dict[str, float] = {}
+        self.changed = asyncio.Event()
+        self._consumer = AIOKafkaConsumer(
+            topic, bootstrap_servers=broker, fetch_max_wait_ms=FETCH_WAIT_MS,
+            auto_offset_reset="latest",
+        )  # fmt: skip
+
+    async def start(self) -> None:
+        await self._consumer.start()
+        await self._consumer.seek_to_end()
+        self._task = asyncio.create_task(self._follow())
+
+    async def _follow(self) -> None:
+        async for record in self._consumer:
+            event = decode_event(record.value)
+            if event.type in ("workflow.completed", "workflow.failed"):
+                self.done.setdefault(event.execution_id, time.perf_counter())
+                self.changed.set()
+
+    async def wait_for(self, ids: set[str], timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        while not ids <= self.done.keys():
+            self.changed.clear()
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"{len(ids - self.done.keys())} executions did not finish")
+            try:
+                await asyncio.wait_for(self.changed.wait(), remaining)
+            except TimeoutError:
+                continue
+
+    async def stop(self) -> None:
+        self._task.cancel()
+        await self._consumer.stop()
+
+
+async def measure(broker: str, prefix: str, api: str, executions: int) -> dict[str, float]:
+    for text in (FAN, CHAIN):
+        status, body = _http("POST", f"{api}/api/v1/workflows", text.encode())
+        assert status in (200, 201), (status, body)
+    producer = AIOKafkaProducer(bootstrap_servers=broker, linger_ms=1)
+    await producer.start()
+    completions = Completions(broker, f"{prefix}.lifecycle")
+    await completions.start()
+
+    async def start(workflow: str) -> str:
+        execution_id = uuid.uuid4().hex
+        transition = StartExecution(
+            f"{execution_id}/start", execution_id, int(time.time() * 1000), workflow, 1, {}
+        )
+        await producer.send(
+            f"{prefix}.transitions", encode_transition(transition), key=execution_id.encode()
+        )
+        return execution_id
+
+    # Warm up: the first executions pay for connections and caches.
+    warm = {await start("bench-fan") for _ in range(20)}
+    await producer.flush()
+    await completions.wait_for(warm, 60)
+
+    began = time.perf_counter()
+    ids = {await start("bench-fan") for _ in range(executions)}
+    await producer.flush()
+    await completions.wait_for(ids, 300)
+    elapsed = max(completions.done[i] for i in ids) - began
+
+    latencies = []
+    for _ in range(200):
+        sent = time.perf_counter()
+        execution_id = await start("bench-chain")
+        await producer.flush()
+        await completions.wait_for({execution_id}, 30)
+        latencies.append(completions.done[execution_id] - sent)
+    await completions.stop()
+    await producer.stop()
+    return {
+        "executions_per_s": executions / elapsed,
+        "transitions_per_s": executions * FAN_TRANSITIONS / elapsed,
+        "chain_p50_ms": statistics.median(latencies) * 1000,
+        "chain_p99_ms": _percentile(latencies, 99) * 1000,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--broker", help="use this broker instead of the embedded one")
+    parser.add_argument("--executions", type=int, default=1000)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="braidflow-bench-") as tmp:
+        embedded = None if args.broker else EmbeddedBroker().start()
+        broker = args.broker or embedded.address  # type: ignore[union-attr]
+        prefix = f"bench{uuid.uuid4().hex[:6]}"
+        port = free_port()
+        api = f"http://127.0.0.1:{port}"
+        worker = start_worker(broker, prefix, Path(tmp), port)
+        try:
+            ready_s = wait_ready(api, worker)
+            floor = asyncio.run(bare_round_trip(broker))
+            figures = asyncio.run(measure(broker, prefix, api, args.executions))
+        except BaseException:
+            print((Path(tmp) / "worker.log").read_text()[-3000:], file=sys.stderr)
+            raise
+        finally:
+            worker.terminate()
+            worker.wait(timeout=30)
+            if embedded is not None:
+                embedded.stop()
+    floor_p50 = statistics.median(floor) * 1000
+    print(f"broker: {'embedded Tansu' if embedded else broker}; one worker, 4 partitions")
+    print(f"  worker ready after                 {ready_s:8.1f} s")
+    print(f"  bare Kafka round trip, 2 hops p50  {floor_p50:8.1f} ms   (the floor)")
+    print(f"  bare Kafka round trip, 2 hops p99  {_percentile(floor, 99) * 1000:8.1f} ms")
+    print(f"fan-out/fan-in, 3 no-op tasks, {args.executions} executions at once")
+    print(f"  executions/s                       {figures['executions_per_s']:8.0f}")
+    print(
+        f"  transitions/s                      {figures['transitions_per_s']:8.0f}   (target >= 1,000)"
+    )
+    print("3-node sequential workflow, one at a time, start to workflow.completed")
+    print(f"  p50                                {figures['chain_p50_ms']:8.1f} ms   (target < 50)")
+    print(f"  p99                                {figures['chain_p99_ms']:8.1f} ms")
+    print(f"  p50 / bare round trip              {figures['chain_p50_ms'] / floor_p50:8.1f} x")
+
+
+if __name__ == "__main__":
+    main()
