@@ -24,6 +24,10 @@ FORWARDED_HEADER = "X-Braidflow-Forwarded"
 MAX_BODY_BYTES = 2 * 1024 * 1024
 
 
+class Unavailable(Exception):
+    """The answer lives on another worker that cannot be reached now; retry later."""
+
+
 class Deployed(Protocol):
     workflow_id: str
     version: int
@@ -227,7 +231,10 @@ def create_api(backend: Backend) -> web.Application:
     @routes.get("/api/v1/executions/{id}")
     async def show_execution(request: web.Request) -> web.Response:
         execution_id = request.match_info["id"]
-        view = await backend.execution(execution_id, FORWARDED_HEADER in request.headers)
+        try:
+            view = await backend.execution(execution_id, FORWARDED_HEADER in request.headers)
+        except Unavailable as exc:
+            return _fail(503, str(exc))
         if view is None:
             return _fail(404, f"no execution {execution_id!r}")
         return web.json_response(view)

@@ -112,7 +112,8 @@ class Orchestrator:
         transition = self._decode(record)
         key = record.key
         assert key is not None
-        stored = self._load(key, table.get(key))
+        raw = table.get(key)
+        stored = self._load(key, raw)
         state = stored.state if stored is not None else None
         if isinstance(transition, StartExecution):
             workflow_id, version = transition.workflow_id, transition.workflow_version
@@ -131,16 +132,20 @@ class Orchestrator:
         if self.on_step is not None:
             self.on_step(transition, result, time.perf_counter() - began)
         if result.ignored is not None or result.state is None:
-            if stored is not None:
+            if stored is not None and raw is not None:
+                # Already applied: after a crash the row may be in local RocksDB but
+                # not in the changelog, and its outputs may never have left. Write
+                # the same row again and resend what is not acknowledged.
+                table[key] = raw
                 await self._outbox.send(key, self._outbox.acknowledged.pending(stored.outbox))
             return
         emitted = [outbox_entry(message) for message in result.outgoing]
         previous = stored.outbox if stored is not None else ()
         outbox = (*self._outbox.acknowledged.pending(previous), *emitted)
         updated = StoredExecution(result.state, outbox)
-        raw = encode_stored(updated)
-        table[key] = raw
-        self._remember(key, raw, updated)
+        encoded = encode_stored(updated)
+        table[key] = encoded
+        self._remember(key, encoded, updated)
         await self._outbox.send(key, emitted)
 
     @staticmethod

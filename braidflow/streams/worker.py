@@ -16,7 +16,7 @@ from aiohttp import web
 from faust.worker import Worker as FaustWorker
 
 from braidflow.config import Settings
-from braidflow.connectors.api import FORWARDED_HEADER, create_api, execution_view
+from braidflow.connectors.api import FORWARDED_HEADER, Unavailable, create_api, execution_view
 from braidflow.connectors.http import HttpNodeClient
 from braidflow.connectors.metrics import DEAD_LETTERS, observe_step
 from braidflow.engine import StartExecution, Transition
@@ -128,11 +128,16 @@ class RuntimeBackend:
         owner = None if forwarded else self._owner(key)
         if owner is not None:
             url = f"{owner}/api/v1/executions/{execution_id}"
-            async with self._session.get(url, headers={FORWARDED_HEADER: "1"}) as response:
-                if response.status == 404:
-                    return None
-                response.raise_for_status()
-                return await response.json()
+            try:
+                async with self._session.get(url, headers={FORWARDED_HEADER: "1"}) as response:
+                    if response.status == 404:
+                        return None
+                    response.raise_for_status()
+                    return await response.json()
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                raise Unavailable(
+                    f"execution {execution_id} is held by {owner}, which did not answer: {exc}"
+                ) from None
         raw = self._runtime.parts.executions.get(key)
         if raw is None:
             return None

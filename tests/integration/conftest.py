@@ -1,4 +1,9 @@
-"""One embedded broker per test run; each test isolates itself with its own topic prefix."""
+"""One embedded broker per test run; each test isolates itself with its own topic prefix.
+
+Workers are real subprocesses (`workers.WorkerProcess`). Starting one takes a few
+seconds, so the tests that only talk to the API share `shared_worker`; tests that
+crash or add workers start their own.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +12,28 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from aiohttp import web
+from background_loop import BackgroundLoop
+from workers import EXAMPLE_HANDLERS, TASK_HANDLERS, WorkerProcess
 
 from braidflow.connectors.broker import EmbeddedBroker
+from braidflow.connectors.demo_services import DEMO_PORT, start_demo_services
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """On a failure, add the log tail of every worker the test used to the report."""
+    outcome = yield
+    report = outcome.get_result()
+    if not report.failed:
+        return
+    values = getattr(item, "funcargs", {}).values()
+    workers = [v for v in values if isinstance(v, WorkerProcess)]
+    workers += [w for v in values if isinstance(v, list) for w in v if isinstance(w, WorkerProcess)]
+    shown = str(report.longrepr)
+    for worker in dict.fromkeys(workers):
+        if str(worker.log_path) not in shown:
+            report.sections.append((f"{worker.name} log ({worker.log_path})", worker.log_tail(80)))
 
 
 @pytest.fixture(scope="session")
@@ -19,7 +44,54 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield running.address
 
 
+def new_prefix() -> str:
+    return f"t{uuid.uuid4().hex[:10]}"
+
+
 @pytest.fixture
 def prefix() -> str:
     """A topic prefix no other test uses."""
-    return f"t{uuid.uuid4().hex[:10]}"
+    return new_prefix()
+
+
+@pytest.fixture(scope="session")
+def background_loop() -> Iterator[BackgroundLoop]:
+    """A loop in a thread for the HTTP servers workers call while a test waits on them."""
+    loop = BackgroundLoop()
+    yield loop
+    loop.close()
+
+
+@pytest.fixture(scope="session")
+def demo_services(background_loop: BackgroundLoop) -> Iterator[str]:
+    """The demo services on 127.0.0.1:DEMO_PORT, where the examples call them; their URL."""
+    try:
+        runner: web.AppRunner = background_loop.run(start_demo_services("127.0.0.1", DEMO_PORT))
+    except OSError as exc:
+        pytest.fail(
+            f"cannot serve the demo services on 127.0.0.1:{DEMO_PORT} ({exc}): the examples"
+            " call them there. Is `braidflow dev` running? Stop it and run the tests again.",
+            pytrace=False,
+        )
+    yield f"http://127.0.0.1:{DEMO_PORT}"
+    background_loop.run(runner.cleanup())
+
+
+@pytest.fixture(scope="session")
+def shared_worker(broker: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[WorkerProcess]:
+    """One worker, with the test and the example handlers, for tests that only use the API.
+
+    Tests sharing it deploy workflows under ids of their own.
+    """
+    home = tmp_path_factory.mktemp("shared-worker")
+    worker = WorkerProcess(
+        broker,
+        new_prefix(),
+        home / "data",
+        home / "worker.log",
+        handlers=(TASK_HANDLERS, EXAMPLE_HANDLERS),
+    )
+    try:
+        yield worker.start().wait_ready()
+    finally:
+        worker.stop()

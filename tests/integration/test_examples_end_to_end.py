@@ -1,0 +1,125 @@
+"""Every example, deployed and run through the REST API of a real worker on the real broker."""
+
+from __future__ import annotations
+
+import json
+import socket
+from pathlib import Path
+from typing import Any
+
+import pytest
+from workers import WorkerProcess
+
+EXAMPLES = Path(__file__).parent.parent.parent / "examples"
+DEFINITIONS = sorted(p for p in EXAMPLES.glob("*.yaml") if not p.name.endswith(".answers.yaml"))
+NOBODY_PORT = 9000  # new-hire-approval's IT service: nothing serves it in the tests
+RUN_TIMEOUT_S = 30.0
+
+
+def sample_input(definition: Path) -> Any:
+    return json.loads(definition.with_suffix(".input.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def deployed(shared_worker: WorkerProcess, demo_services: str) -> dict[str, int]:
+    """Every example deployed on the shared worker: id -> version."""
+    versions = {}
+    for definition in DEFINITIONS:
+        reply = shared_worker.api.deploy(definition.read_text())
+        assert reply.status == 201, (definition.name, reply)
+        assert reply.body == {"id": definition.stem, "version": 1}
+        versions[reply.body["id"]] = reply.body["version"]
+    return versions
+
+
+def run(worker: WorkerProcess, workflow_id: str, input_: Any) -> dict[str, Any]:
+    execution_id = worker.api.start(workflow_id, input_)
+    return worker.wait_until_finished([execution_id], RUN_TIMEOUT_S)[execution_id]
+
+
+def test_every_example_deploys_as_a_new_workflow(
+    shared_worker: WorkerProcess, deployed: dict[str, int]
+) -> None:
+    assert set(deployed) == {p.stem for p in DEFINITIONS}
+    listed = shared_worker.api.get("/workflows").body["workflows"]
+    assert {w["id"] for w in listed} >= set(deployed)
+
+
+def test_order_chain_places_the_order(
+    shared_worker: WorkerProcess, deployed: dict[str, int]
+) -> None:
+    execution = run(shared_worker, "order-chain", sample_input(EXAMPLES / "order-chain.yaml"))
+    assert execution["status"] == "completed", execution
+    output = execution["output"]
+    assert output["order_id"].startswith("ord-")
+    assert output | {"order_id": "?"} == {
+        "order_id": "?",
+        "item": "Widget",
+        "quantity": 12,
+        "total_cents": 13500,
+        "discount_cents": 1500,
+    }
+    assert [n["node_id"] for n in execution["nodes"]] == ["stock", "price", "place", "done"]
+
+
+def test_uptime_check_pages_when_the_service_is_down(
+    shared_worker: WorkerProcess, deployed: dict[str, int]
+) -> None:
+    execution = run(shared_worker, "uptime-check", {"service": "checkout", "down": True})
+    assert execution["status"] == "completed", execution
+    assert execution["output"]["healthy"] is False
+    assert execution["output"]["alert"] == {
+        "paged": True,
+        "service": "checkout",
+        "severity": "critical",
+        "message": "checkout is down (HTTP 503)",
+    }
+    statuses = {n["node_id"]: n["status"] for n in execution["nodes"]}
+    assert statuses["page"] == "completed" and statuses["log_ok"] == "skipped"
+
+
+def test_uptime_check_logs_when_the_service_is_up(
+    shared_worker: WorkerProcess, deployed: dict[str, int]
+) -> None:
+    execution = run(shared_worker, "uptime-check", {"service": "checkout"})
+    assert execution["status"] == "completed", execution
+    assert execution["output"] == {
+        "service": "checkout",
+        "healthy": True,
+        "log": {"logged": True, "message": "checkout is up (HTTP 200)"},
+    }
+    statuses = {n["node_id"]: n["status"] for n in execution["nodes"]}
+    assert statuses["log_ok"] == "completed" and statuses["page"] == "skipped"
+
+
+def test_fan_out_picks_the_cheapest_carrier(
+    shared_worker: WorkerProcess, deployed: dict[str, int]
+) -> None:
+    execution = run(shared_worker, "fan-out", sample_input(EXAMPLES / "fan-out.yaml"))
+    assert execution["status"] == "completed", execution
+    output = execution["output"]
+    # 1.8 kg: a = 689 + 4 * 100, b = 429 + 4 * 150, c = 299 + 4 * 200.
+    assert output["best"] == {"carrier": "b", "price_cents": 1029, "days": 3}
+    assert {q["price_cents"] for q in output["quotes"].values()} == {1089, 1029, 1099}
+    [join] = execution["joins"]
+    assert (join["node_id"], join["arrived"], join["fired"]) == ("quotes", 3, True)
+
+
+def test_new_hire_approval_fails_at_the_unreachable_it_service(
+    shared_worker: WorkerProcess, deployed: dict[str, int]
+) -> None:
+    with socket.socket() as probe:
+        if probe.connect_ex(("127.0.0.1", NOBODY_PORT)) == 0:
+            pytest.fail(f"something listens on 127.0.0.1:{NOBODY_PORT}; this test needs it free")
+    execution = run(shared_worker, "new-hire-approval", {"employee": "ada"})
+    assert execution["status"] == "failed", execution
+    error = execution["error"]
+    assert error["node_id"] == "it"
+    assert error["type"].startswith("ClientConnector"), error
+    assert f"127.0.0.1:{NOBODY_PORT}" in error["message"]
+    assert "connect" in error["message"].lower()
+    statuses = {n["node_id"]: n["status"] for n in execution["nodes"]}
+    # Not fail-fast: the other branches in flight finish and are recorded.
+    assert statuses["it"] == "failed"
+    assert statuses["hr"] == statuses["manager"] == "completed"
+    assert statuses.get("all_answers") != "completed"

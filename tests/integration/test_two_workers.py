@@ -1,0 +1,91 @@
+"""Two workers sharing the partitions: each runs part of the executions, and either one answers
+for any execution, forwarding the read to the worker that holds it."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from workers import WorkerProcess
+
+from braidflow.connectors.api import FORWARDED_HEADER
+
+ECHO = """
+id: shared-echo
+input:
+  type: object
+  required: [n]
+  properties:
+    n: {type: integer}
+nodes:
+  - {id: split, type: parallel}
+  - {id: left, type: task, params: {handler: test.echo, input: {n: "${input.n}"}}}
+  - {id: right, type: task, params: {handler: test.echo, input: {n: "${input.n * 2}"}}}
+  - {id: both, type: join}
+  - id: done
+    type: end
+    params:
+      output: {left: "${nodes.both.output.left.n}", right: "${nodes.both.output.right.n}"}
+edges:
+  - {from: split, to: left}
+  - {from: split, to: right}
+  - {from: left, to: both}
+  - {from: right, to: both}
+  - {from: both, to: done}
+"""
+EXECUTIONS = 20
+
+
+@pytest.fixture
+def pair(broker: str, prefix: str, tmp_path: Path) -> Iterator[list[WorkerProcess]]:
+    """Two workers of one deployment (same prefix), each with its own state and API port."""
+    workers = [
+        WorkerProcess(broker, prefix, tmp_path / name / "data", tmp_path / f"{name}.log")
+        for name in ("first", "second")
+    ]
+    try:
+        for worker in workers:
+            worker.start()
+        # Both ready means one group generation holds both (the second is ready only once it
+        # has partitions); asking the first again covers its recovery in that generation.
+        for worker in (*workers, *workers):
+            worker.wait_ready()
+        yield workers
+    finally:
+        for worker in workers:
+            worker.stop()
+
+
+def test_either_worker_answers_for_every_execution(pair: list[WorkerProcess]) -> None:
+    first, second = pair
+    assert first.api.deploy(ECHO).status == 201
+    # The other worker learns of the deployment from the workflows topic, a moment later.
+    deadline = time.monotonic() + 10
+    while second.api.get("/workflows/shared-echo").status != 200:
+        if time.monotonic() > deadline:
+            second.fail("never saw the workflow deployed through the first worker")
+        time.sleep(0.05)
+
+    ids = {pair[n % 2].api.start("shared-echo", {"n": n}): n for n in range(EXECUTIONS)}
+    finished = first.wait_until_finished(ids, 30)
+    for execution_id, n in ids.items():
+        assert finished[execution_id]["status"] == "completed", finished[execution_id]
+        assert finished[execution_id]["output"] == {"left": n, "right": 2 * n}
+
+    owners: dict[str, list[int]] = {}
+    for execution_id in ids:
+        answers = [w.api.execution(execution_id) for w in pair]
+        assert answers[0] == answers[1], f"{execution_id}: {answers}"
+        assert answers[0].status == 200 and answers[0].body["status"] == "completed"
+        # Asked not to forward, only the worker holding the execution has it.
+        local = [
+            w.api.request("GET", f"/executions/{execution_id}", headers={FORWARDED_HEADER: "1"})
+            for w in pair
+        ]
+        owners[execution_id] = [i for i, reply in enumerate(local) if reply.status == 200]
+        assert all(r.status in (200, 404) for r in local), local
+    assert all(len(o) == 1 for o in owners.values()), owners
+    # Both workers hold some: so half the answers above were forwarded.
+    assert {o[0] for o in owners.values()} == {0, 1}, owners

@@ -1,0 +1,282 @@
+"""braidflow workers as real subprocesses (`python -m braidflow.cli worker`), and their API.
+
+Each `WorkerProcess` writes its stdout and stderr to a log file; every failure
+these helpers report ends with the tail of that log, since the cause of a
+failing integration test is nearly always in there.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from braidflow.connectors.broker import free_port
+
+HERE = Path(__file__).parent
+TASK_HANDLERS = HERE / "task_handlers.py"
+EXAMPLE_HANDLERS = HERE.parent.parent / "examples" / "handlers.py"
+
+DEV_SPEED = {
+    # See DESIGN.md, "The embedded broker": a fetch waits its full fetch.max.wait and a
+    # group join about as long as the rebalance timeout.
+    "BRAIDFLOW_FETCH_MAX_WAIT_MS": "5",
+    "BRAIDFLOW_REBALANCE_TIMEOUT_S": "3",
+    "BRAIDFLOW_SESSION_TIMEOUT_S": "3",
+    "BRAIDFLOW_PARTITIONS": "4",
+}
+TERMINAL = frozenset({"completed", "failed", "cancelled"})
+REQUEST_TIMEOUT_S = 10.0
+POLL_S = 0.05
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """An HTTP answer: status and body (JSON when it parses, else text)."""
+
+    status: int
+    body: Any
+
+
+class WorkerApi:
+    """A small synchronous client of one worker's REST API (`/api/v1`)."""
+
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url.rstrip("/")
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: bytes | None = None,
+        content_type: str | None = None,
+        timeout_s: float = REQUEST_TIMEOUT_S,
+        headers: Mapping[str, str] | None = None,
+    ) -> Reply:
+        """One request to `/api/v1<path>`; any HTTP status is a Reply, no answer raises OSError."""
+        url = f"{self.base_url}/api/v1{path}"
+        request = urllib.request.Request(url, body, dict(headers or {}), method=method)
+        if content_type:
+            request.add_header("Content-Type", content_type)
+        try:
+            with urllib.request.urlopen(request, timeout=timeout_s) as response:
+                return Reply(response.status, _decode(response.read()))
+        except urllib.error.HTTPError as exc:
+            with exc:
+                return Reply(exc.code, _decode(exc.read()))
+
+    def get(self, path: str) -> Reply:
+        return self.request("GET", path)
+
+    def post_json(self, path: str, payload: Any) -> Reply:
+        return self.request("POST", path, json.dumps(payload).encode(), "application/json")
+
+    def deploy(self, text: str) -> Reply:
+        return self.request("POST", "/workflows", text.encode(), "application/yaml")
+
+    def start(self, workflow_id: str, input_: Any) -> str:
+        """Start an execution; its id. Fails the test unless the API accepts it."""
+        reply = self.post_json(f"/workflows/{workflow_id}/executions", {"input": input_})
+        assert reply.status == 202, reply
+        return str(reply.body["execution_id"])
+
+    def execution(self, execution_id: str) -> Reply:
+        return self.get(f"/executions/{execution_id}")
+
+
+def _decode(raw: bytes) -> Any:
+    text = raw.decode("utf-8", errors="replace")
+    try:
+        return json.loads(text) if text.strip() else None
+    except json.JSONDecodeError:
+        return text
+
+
+class WorkerProcess:
+    """One `braidflow worker` subprocess on `broker`, with its own data dir and API port."""
+
+    def __init__(
+        self,
+        broker: str,
+        prefix: str,
+        data_dir: Path,
+        log_path: Path,
+        handlers: Sequence[Path] = (TASK_HANDLERS,),
+        api_port: int | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        self.broker = broker
+        self.prefix = prefix
+        self.data_dir = data_dir
+        self.log_path = log_path
+        self.handlers = tuple(handlers)
+        self.api_port = api_port or free_port()
+        self.extra_env = dict(env or {})
+        self.api = WorkerApi(f"http://127.0.0.1:{self.api_port}")
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def name(self) -> str:
+        return f"worker {self.prefix}@{self.api_port}"
+
+    def start(self) -> WorkerProcess:
+        # Only the settings chosen here: a BRAIDFLOW_* variable of the caller's shell
+        # (a broker, a prefix) must not leak into the test.
+        env = {k: v for k, v in os.environ.items() if not k.startswith("BRAIDFLOW_")}
+        env.update(DEV_SPEED, PYTHONUNBUFFERED="1", **self.extra_env)
+        command = [
+            sys.executable,
+            "-m",
+            "braidflow.cli",
+            "worker",
+            "--broker",
+            self.broker,
+            "--prefix",
+            self.prefix,
+            "--data-dir",
+            str(self.data_dir),
+            "--api-port",
+            str(self.api_port),
+            "--loglevel",
+            "info",
+        ]
+        for handlers in self.handlers:
+            command += ["--handlers", str(handlers)]
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.log_path, "ab") as log:
+            log.write(f"\n===== {' '.join(command)}\n".encode())
+            log.flush()
+            self._process = subprocess.Popen(
+                command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env
+            )
+        return self
+
+    @property
+    def alive(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    def wait_ready(self, timeout_s: float = 60.0) -> WorkerProcess:
+        """Poll GET /api/v1/ready until 200; fail with the log tail if it dies or times out."""
+        deadline = time.monotonic() + timeout_s
+        last = "no answer yet"
+        while True:
+            if not self.alive:
+                self.fail(f"exited with status {self.returncode} before it was ready")
+            try:
+                reply = self.api.request("GET", "/ready", timeout_s=1.0)
+                if reply.status == 200:
+                    return self
+                last = f"{reply.status} {reply.body}"
+            except OSError as exc:
+                last = repr(exc)
+            if time.monotonic() > deadline:
+                self.fail(f"not ready after {timeout_s}s (last answer: {last})")
+            time.sleep(0.1)
+
+    @property
+    def returncode(self) -> int | None:
+        return None if self._process is None else self._process.poll()
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown at all, as a crash."""
+        if self._process is not None and self._process.poll() is None:
+            self._process.send_signal(signal.SIGKILL)
+            self._process.wait(timeout=10)
+
+    def stop(self, timeout_s: float = 20.0) -> None:
+        """SIGTERM and wait for a clean shutdown; SIGKILL if it takes longer than `timeout_s`."""
+        process = self._process
+        if process is None or process.poll() is not None:
+            return
+        process.terminate()
+        try:
+            process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+
+    def log_tail(self, lines: int = 60) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError as exc:
+            return f"(no log: {exc})"
+        return "\n".join(text.splitlines()[-lines:])
+
+    def fail(self, message: str) -> None:
+        pytest.fail(f"{self.name}: {message}\n{describe([self])}", pytrace=False)
+
+    def wait_until_finished(
+        self, execution_ids: Iterable[str], timeout_s: float = 30.0
+    ) -> dict[str, dict[str, Any]]:
+        """Poll until every execution is in a terminal status; their views, by id."""
+        return wait_for_terminal(self.api, execution_ids, timeout_s, [self])
+
+    def __enter__(self) -> WorkerProcess:
+        return self.start()
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+
+def describe(workers: Iterable[WorkerProcess], lines: int = 60) -> str:
+    """The log tail of each worker, for a failure message."""
+    return "\n".join(
+        f"----- {w.name} (exit status {w.returncode}), last {lines} lines of {w.log_path}\n"
+        f"{w.log_tail(lines)}"
+        for w in workers
+    )
+
+
+def wait_for_terminal(
+    api: WorkerApi,
+    execution_ids: Iterable[str],
+    timeout_s: float,
+    workers: Sequence[WorkerProcess],
+) -> dict[str, dict[str, Any]]:
+    """GET each execution until all are completed, failed or cancelled; their views, by id.
+
+    A 404 means "not there yet" (the start is still on its way); a 503 or a refused
+    connection is a worker between owners. Anything else fails the test.
+    """
+    pending = list(execution_ids)
+    done: dict[str, dict[str, Any]] = {}
+    deadline = time.monotonic() + timeout_s
+    last: dict[str, Any] = {}
+    while pending:
+        still = []
+        for execution_id in pending:
+            try:
+                reply = api.execution(execution_id)
+            except OSError as exc:
+                last[execution_id] = repr(exc)
+                still.append(execution_id)
+                continue
+            if reply.status == 200 and reply.body["status"] in TERMINAL:
+                done[execution_id] = reply.body
+                continue
+            if reply.status not in (200, 404, 503):
+                pytest.fail(f"GET execution {execution_id}: {reply}\n{describe(workers)}")
+            last[execution_id] = reply.body.get("status") if reply.status == 200 else reply
+            still.append(execution_id)
+        pending = still
+        if pending and time.monotonic() > deadline:
+            sample = {e: last.get(e) for e in pending[:5]}
+            pytest.fail(
+                f"{len(pending)} of {len(done) + len(pending)} executions not finished after"
+                f" {timeout_s}s; e.g. {sample}\n{describe(workers)}",
+                pytrace=False,
+            )
+        if pending:
+            time.sleep(POLL_S)
+    return done
