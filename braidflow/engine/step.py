@@ -216,19 +216,23 @@ class _Draft:
         error: NodeError | None = None,
     ) -> None:
         s = self.state
-        suffix = type_ if node_id is None else f"{node_id}/{attempt or 0}/{type_}"
+        if node_id is None:
+            event_id = f"{s.execution_id}/{type_}"
+        else:
+            event_id = f"{s.execution_id}/{node_id}/{attempt or 0}/{type_}"
+        # Positional: this runs for every event of every step.
         self.outgoing.append(
             LifecycleEvent(
-                id=f"{s.execution_id}/{suffix}",
-                type=type_,
-                execution_id=s.execution_id,
-                workflow_id=s.workflow_id,
-                workflow_version=s.workflow_version,
-                at=self.at,
-                node_id=node_id,
-                attempt=attempt,
-                data=data,
-                error=error,
+                event_id,
+                type_,
+                s.execution_id,
+                s.workflow_id,
+                s.workflow_version,
+                self.at,
+                node_id,
+                attempt,
+                data,
+                error,
             )
         )
 
