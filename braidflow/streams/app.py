@@ -68,7 +68,6 @@ def create_app(settings: Settings) -> FaustParts:
         broker_heartbeat_interval=max(settings.session_timeout_s / 4, 0.25),
         broker_rebalance_timeout=settings.rebalance_timeout_s,
         broker_max_poll_interval=settings.max_poll_interval_s,
-        broker_commit_interval=1.0,
         table_standby_replicas=0,
         stream_wait_empty=False,
         # Our own aiohttp API serves HTTP; Faust only advertises its URL in the
