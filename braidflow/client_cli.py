@@ -71,10 +71,17 @@ class Api:
         return cls(base.removesuffix(API_PREFIX))
 
     def call(
-        self, method: str, path: str, body: bytes | None = None, content_type: str | None = None
+        self,
+        method: str,
+        path: str,
+        body: bytes | None = None,
+        content_type: str | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> Reply:
         """One request to `/api/v1<path>`. Any HTTP status is a `Reply`; no answer raises."""
-        request = urllib.request.Request(f"{self.base}{API_PREFIX}{path}", data=body, method=method)
+        request = urllib.request.Request(
+            f"{self.base}{API_PREFIX}{path}", data=body, headers=dict(headers or {}), method=method
+        )
         request.add_header("Accept", "application/json")
         if content_type:
             request.add_header("Content-Type", content_type)

@@ -13,15 +13,13 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from braidflow.client_cli import Api, ApiUnreachable, Reply
 from braidflow.connectors.broker import free_port
 
 HERE = Path(__file__).parent
@@ -37,16 +35,7 @@ DEV_SPEED = {
     "BRAIDFLOW_PARTITIONS": "4",
 }
 TERMINAL = frozenset({"completed", "failed", "cancelled"})
-REQUEST_TIMEOUT_S = 10.0
 POLL_S = 0.05
-
-
-@dataclass(frozen=True, slots=True)
-class Reply:
-    """An HTTP answer: status and body (JSON when it parses, else text)."""
-
-    status: int
-    body: Any
 
 
 class WorkerApi:
@@ -54,6 +43,7 @@ class WorkerApi:
 
     def __init__(self, base_url: str) -> None:
         self.base_url = base_url.rstrip("/")
+        self._api = Api.at(self.base_url)
 
     def request(
         self,
@@ -61,20 +51,10 @@ class WorkerApi:
         path: str,
         body: bytes | None = None,
         content_type: str | None = None,
-        timeout_s: float = REQUEST_TIMEOUT_S,
         headers: Mapping[str, str] | None = None,
     ) -> Reply:
-        """One request to `/api/v1<path>`; any HTTP status is a Reply, no answer raises OSError."""
-        url = f"{self.base_url}/api/v1{path}"
-        request = urllib.request.Request(url, body, dict(headers or {}), method=method)
-        if content_type:
-            request.add_header("Content-Type", content_type)
-        try:
-            with urllib.request.urlopen(request, timeout=timeout_s) as response:
-                return Reply(response.status, _decode(response.read()))
-        except urllib.error.HTTPError as exc:
-            with exc:
-                return Reply(exc.code, _decode(exc.read()))
+        """One request to `/api/v1<path>`: the CLI's own client, so the tests use it too."""
+        return self._api.call(method, path, body, content_type, headers)
 
     def get(self, path: str) -> Reply:
         return self.request("GET", path)
@@ -93,14 +73,6 @@ class WorkerApi:
 
     def execution(self, execution_id: str) -> Reply:
         return self.get(f"/executions/{execution_id}")
-
-
-def _decode(raw: bytes) -> Any:
-    text = raw.decode("utf-8", errors="replace")
-    try:
-        return json.loads(text) if text.strip() else None
-    except json.JSONDecodeError:
-        return text
 
 
 class WorkerProcess:
@@ -174,11 +146,11 @@ class WorkerProcess:
             if not self.alive:
                 self.fail(f"exited with status {self.returncode} before it was ready")
             try:
-                reply = self.api.request("GET", "/ready", timeout_s=1.0)
+                reply = self.api.get("/ready")
                 if reply.status == 200:
                     return self
                 last = f"{reply.status} {reply.body}"
-            except OSError as exc:
+            except ApiUnreachable as exc:
                 last = repr(exc)
             if time.monotonic() > deadline:
                 self.fail(f"not ready after {timeout_s}s (last answer: {last})")
@@ -258,7 +230,7 @@ def wait_for_terminal(
         for execution_id in pending:
             try:
                 reply = api.execution(execution_id)
-            except OSError as exc:
+            except ApiUnreachable as exc:
                 last[execution_id] = repr(exc)
                 still.append(execution_id)
                 continue
