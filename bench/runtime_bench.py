@@ -10,20 +10,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
+import contextlib
 import os
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 import uuid
 from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from braidflow.client_cli import Api, ApiUnreachable
 from braidflow.connectors.broker import EmbeddedBroker, free_port
 from braidflow.engine import StartExecution
 from braidflow.schemas import decode_event, encode_transition
@@ -117,24 +117,14 @@ def start_worker(broker: str, prefix: str, data_dir: Path, port: int) -> subproc
     return subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
 
 
-def _http(method: str, url: str, body: bytes | None = None) -> tuple[int, dict]:
-    request = urllib.request.Request(url, data=body, method=method)
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status, json.loads(response.read() or b"{}")
-    except urllib.error.HTTPError as exc:
-        return exc.code, {}
-    except OSError:
-        return 0, {}
-
-
 def wait_ready(api: str, worker: subprocess.Popen[bytes], timeout_s: float = 60) -> float:
     began = time.monotonic()
     while time.monotonic() - began < timeout_s:
         if worker.poll() is not None:
             raise RuntimeError("the worker exited; see its log")
-        if _http("GET", f"{api}/api/v1/ready")[0] == 200:
-            return time.monotonic() - began
+        with contextlib.suppress(ApiUnreachable):
+            if Api.at(api).call("GET", "/ready").status == 200:
+                return time.monotonic() - began
         time.sleep(0.05)
     raise RuntimeError("the worker was not ready in time")
 
@@ -181,8 +171,8 @@ class Completions:
 
 async def measure(broker: str, prefix: str, api: str, executions: int) -> dict[str, float]:
     for text in (FAN, CHAIN):
-        status, body = _http("POST", f"{api}/api/v1/workflows", text.encode())
-        assert status in (200, 201), (status, body)
+        reply = Api.at(api).call("POST", "/workflows", text.encode(), "application/yaml")
+        assert reply.status in (200, 201), reply
     producer = AIOKafkaProducer(bootstrap_servers=broker, linger_ms=1)
     await producer.start()
     completions = Completions(broker, f"{prefix}.lifecycle")
