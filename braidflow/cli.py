@@ -273,10 +273,17 @@ def _settings(**options: Any) -> Settings:
 @_runtime_options
 def worker(loglevel: str, **options: Any) -> None:
     """Run a worker on an existing Kafka: orchestrator, executors and the API."""
+    # Imported here: Faust takes a second to import, which `validate` should not pay.
     from braidflow.streams.worker import build_runtime
 
     settings = _settings(**options)
-    build_runtime(settings).run(loglevel)
+    try:
+        runtime = build_runtime(settings)
+    except Exception as exc:
+        # Broker unreachable, a topic with other partitions, a handler module that
+        # does not import: a message, not a stack trace.
+        raise click.ClickException(f"cannot start the worker: {exc}") from None
+    runtime.run(loglevel)
 
 
 @main.command()
@@ -295,12 +302,17 @@ def worker(loglevel: str, **options: Any) -> None:
 @_runtime_options
 def dev(broker: str | None, examples: Path, loglevel: str, **options: Any) -> None:
     """Start an embedded broker, a worker and the API, and deploy the examples."""
-    from braidflow.dev import run_dev
+    from braidflow.dev import run_dev  # lazily, as in `worker`
 
     handlers = examples / "handlers.py"
     if handlers.exists():
         options["handlers"] = (*options.get("handlers", ()), str(handlers))
-    run_dev(_settings(**options), broker, examples, loglevel)
+    try:
+        run_dev(_settings(**options), broker, examples, loglevel)
+    except click.ClickException:
+        raise
+    except Exception as exc:
+        raise click.ClickException(f"cannot start dev mode: {exc}") from None
 
 
 for _command in COMMANDS:

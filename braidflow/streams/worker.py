@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import socket
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
@@ -171,8 +172,22 @@ class RuntimeBackend:
         )
 
 
+def _check_api_port(settings: Settings) -> None:
+    """Fail before anything starts, rather than inside Faust once it runs."""
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((settings.api_host, settings.api_port))
+        except OSError as exc:
+            raise RuntimeError(
+                f"the API address {settings.api_host}:{settings.api_port} is not free"
+                f" ({exc.strerror}); choose another with --api-port"
+            ) from None
+
+
 def build_runtime(settings: Settings, registry: TaskRegistry | None = None) -> Runtime:
     """Create topics, the Faust app and every part of a worker for `settings`."""
+    _check_api_port(settings)
     ensure_topics(settings)
     load_handler_modules(settings.handler_modules)
     registry = registry or default_registry
