@@ -175,6 +175,8 @@ def create_api(backend: Backend) -> web.Application:
             deployment, created = await backend.deploy(text)
         except DefinitionError as exc:
             return _fail(400, "invalid definition", [str(p) for p in exc.problems])
+        except Unavailable as exc:
+            return _fail(503, str(exc))
         body = {"id": deployment.workflow_id, "version": deployment.version}
         return web.json_response(body, status=201 if created else 200)
 

@@ -24,6 +24,8 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from braidflow.config import Settings
 from braidflow.topology import Workflow, load_workflow
 
+READ_BACK_TIMEOUT_S = 10.0
+
 Produce = Callable[[str, bytes, bytes], Awaitable[int]]
 """Send (topic, key, value) and return the offset once the broker has it."""
 
@@ -152,7 +154,8 @@ class Catalog:
             self._topic, f"{workflow.id}@{version}".encode(), deployment.encode()
         )
         # Read our own write: answer only once this worker can run the new version.
-        async with self._changed:
+        # TimeoutError when it has not come back in READ_BACK_TIMEOUT_S.
+        async with asyncio.timeout(READ_BACK_TIMEOUT_S), self._changed:
             while self._position <= offset:
-                await asyncio.wait_for(self._changed.wait(), 10)
+                await self._changed.wait()
         return deployment, True

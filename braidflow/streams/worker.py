@@ -109,7 +109,12 @@ class RuntimeBackend:
         return self._catalog.versions(workflow_id)
 
     async def deploy(self, text: str) -> tuple[Deployment, bool]:
-        return await self._catalog.deploy(text, now_ms())
+        try:
+            return await self._catalog.deploy(text, now_ms())
+        except TimeoutError:
+            raise Unavailable(
+                "the deployment was written but this worker has not read it back yet; retry"
+            ) from None
 
     async def start_execution(self, deployment: Deployment, input_: Any) -> str:
         execution_id = uuid.uuid4().hex
