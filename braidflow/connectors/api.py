@@ -9,13 +9,13 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from braidflow.engine import ExecutionState, NodeError, input_problems
+from braidflow.engine.state import iso_time
 from braidflow.topology import DefinitionError, Workflow
 
 log = logging.getLogger(__name__)
@@ -57,13 +57,7 @@ class Backend(Protocol):
 
 
 def _iso(ms: int | None) -> str | None:
-    if ms is None:
-        return None
-    return (
-        datetime.fromtimestamp(ms / 1000, tz=UTC)
-        .isoformat(timespec="milliseconds")
-        .replace("+00:00", "Z")
-    )
+    return None if ms is None else iso_time(ms)
 
 
 def _error(error: NodeError | None) -> dict[str, Any] | None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
 from typing import Any
 
 from braidflow.engine.messages import (
@@ -34,6 +33,7 @@ from braidflow.engine.state import (
     ExecutionState,
     JoinState,
     NodeRun,
+    iso_time,
 )
 from braidflow.topology.expressions import ExpressionError
 from braidflow.topology.model import WORK_TYPES
@@ -107,10 +107,6 @@ def _start(workflow: Workflow, t: StartExecution) -> StepResult:
     return StepResult(draft.build(), tuple(draft.outgoing))
 
 
-def _timestamp(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat().replace("+00:00", "Z")
-
-
 def _holds(edge: CompiledEdge, scope: Mapping[str, Any]) -> bool:
     assert edge.when is not None
     value = edge.when.evaluate(scope)
@@ -142,7 +138,7 @@ class _Scope(Mapping[str, Any]):
                 "id": s.execution_id,
                 "workflow": s.workflow_id,
                 "version": s.workflow_version,
-                "started_at": _timestamp(s.started_at),
+                "started_at": iso_time(s.started_at),
             }
         raise KeyError(key)
 

@@ -132,6 +132,10 @@ class Catalog:
 
     async def wait_for(self, workflow_id: str, version: int, timeout_s: float) -> Deployment | None:
         """The deployment, waiting up to `timeout_s` for this worker to read it."""
+        found = self.get(workflow_id, version)
+        if found is not None:
+            # The usual case, on every transition: no lock, no waiting.
+            return found
         deadline = time.monotonic() + timeout_s
         async with self._changed:
             while (found := self.get(workflow_id, version)) is None:

@@ -35,6 +35,7 @@ from braidflow.engine.messages import NodeCompleted, NodeError, NodeFailed, Task
 from braidflow.schemas import CodecError, decode_task
 from braidflow.streams.dead_letters import DeadLetter
 from braidflow.streams.offsets import OffsetTracker, PartitionOffsets
+from braidflow.streams.publisher import epoch_ms
 from braidflow.tasks import NodeFailure, TaskContext, TaskRegistry
 
 log = logging.getLogger(__name__)
@@ -58,11 +59,6 @@ _NAMES_SHOWN = 20
 T = TypeVar("T")
 Send = Callable[[Transition], Awaitable[None]]
 SendDeadLetter = Callable[[DeadLetter], Awaitable[None]]
-
-
-def epoch_ms() -> int:
-    """Now, in epoch milliseconds."""
-    return time.time_ns() // 1_000_000
 
 
 class Executor:

@@ -24,6 +24,7 @@ from braidflow.schemas import (
 from braidflow.streams.catalog import Catalog
 from braidflow.streams.dead_letters import DeadLetter
 from braidflow.streams.outbox import Outbox, outbox_entry
+from braidflow.streams.publisher import epoch_ms
 
 # Decoded executions kept per worker; see `Orchestrator._load`.
 DECODED_CACHE_SIZE = 10_000
@@ -56,7 +57,7 @@ class Orchestrator:
         catalog: Catalog,
         outbox: Outbox,
         dead_letter: Callable[[DeadLetter], Awaitable[None]],
-        clock: Callable[[], int] = lambda: int(time.time() * 1000),
+        clock: Callable[[], int] = epoch_ms,
     ) -> None:
         self._catalog = catalog
         self._outbox = outbox

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import socket
-import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -19,24 +18,20 @@ from faust.worker import Worker as FaustWorker
 from braidflow.config import Settings
 from braidflow.connectors.api import FORWARDED_HEADER, Unavailable, create_api, execution_view
 from braidflow.connectors.http import HttpNodeClient
-from braidflow.connectors.metrics import DEAD_LETTERS, observe_step
-from braidflow.engine import StartExecution, Transition
-from braidflow.schemas import CodecError, decode_stored, encode_transition
+from braidflow.connectors.metrics import observe_step
+from braidflow.engine import StartExecution
+from braidflow.schemas import CodecError, decode_stored
 from braidflow.streams.app import FaustParts, create_app
 from braidflow.streams.catalog import Catalog, Deployment
-from braidflow.streams.dead_letters import DeadLetter
 from braidflow.streams.executor import Executor
 from braidflow.streams.orchestrator import Orchestrator, Record
 from braidflow.streams.outbox import Outbox
+from braidflow.streams.publisher import Publisher, epoch_ms
 from braidflow.streams.topics import ensure_topics
 from braidflow.tasks import TaskRegistry, load_handler_modules
 from braidflow.tasks import registry as default_registry
 
 log = logging.getLogger(__name__)
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 @dataclass
@@ -48,39 +43,12 @@ class Runtime:
     catalog: Catalog
     orchestrator: Orchestrator
     executor: Executor
+    publisher: Publisher
     on_ready: list[Callable[[Runtime], Awaitable[None]]] = field(default_factory=list)
 
     @property
     def app(self) -> faust.App:
         return self.parts.app
-
-    async def produce(self, topic: str, key: bytes, value: bytes) -> int:
-        """Send and wait for the broker's acknowledgement; the record's offset."""
-        future = await self.app.producer.send(topic, key, value, None, None, None)
-        metadata = await future
-        return int(metadata.offset)
-
-    async def queue(self, topic: str, key: bytes, value: bytes) -> Awaitable[Any]:
-        """Queue a send; the returned future resolves on acknowledgement."""
-        return await self.app.producer.send(topic, key, value, None, None, None)
-
-    async def send_transition(self, transition: Transition) -> None:
-        await self.produce(
-            self.settings.topics.transitions,
-            transition.execution_id.encode(),
-            encode_transition(transition),
-        )
-
-    async def dead_letter(self, letter: DeadLetter) -> None:
-        DEAD_LETTERS.labels(letter.topic).inc()
-        log.warning(
-            "dead letter from %s[%d]@%d: %s",
-            letter.topic,
-            letter.partition,
-            letter.offset,
-            letter.reason,
-        )
-        await self.produce(self.settings.topics.dead_letters, letter.key or b"", letter.encode())
 
     def run(self, loglevel: str = "warning") -> None:
         FaustWorker(
@@ -110,7 +78,7 @@ class RuntimeBackend:
 
     async def deploy(self, text: str) -> tuple[Deployment, bool]:
         try:
-            return await self._catalog.deploy(text, now_ms())
+            return await self._catalog.deploy(text, epoch_ms())
         except TimeoutError:
             raise Unavailable(
                 "the deployment was written but this worker has not read it back yet; retry"
@@ -121,12 +89,12 @@ class RuntimeBackend:
         start = StartExecution(
             f"{execution_id}/start",
             execution_id,
-            now_ms(),
+            epoch_ms(),
             deployment.workflow_id,
             deployment.version,
             input_,
         )
-        await self._runtime.send_transition(start)
+        await self._runtime.publisher.send_transition(start)
         return execution_id
 
     async def execution(self, execution_id: str, forwarded: bool) -> Mapping[str, Any] | None:
@@ -197,26 +165,17 @@ def build_runtime(settings: Settings, registry: TaskRegistry | None = None) -> R
     load_handler_modules(settings.handler_modules)
     registry = registry or default_registry
     parts = create_app(settings)
-    runtime: Runtime
-
-    async def produce(topic: str, key: bytes, value: bytes) -> int:
-        return await runtime.produce(topic, key, value)
-
-    async def queue(topic: str, key: bytes, value: bytes) -> Awaitable[Any]:
-        return await runtime.queue(topic, key, value)
-
-    async def dead_letter(letter: DeadLetter) -> None:
-        await runtime.dead_letter(letter)
-
-    async def send_transition(transition: Transition) -> None:
-        await runtime.send_transition(transition)
-
-    catalog = Catalog(settings, produce)
-    orchestrator = Orchestrator(catalog, Outbox(settings.topics, queue), dead_letter)
+    publisher = Publisher(parts.app, settings.topics)
+    catalog = Catalog(settings, publisher.produce)
+    orchestrator = Orchestrator(
+        catalog, Outbox(settings.topics, publisher.queue), publisher.dead_letter
+    )
     orchestrator.on_step = observe_step
     http = HttpNodeClient()
-    executor = Executor(settings, registry, http, send_transition, dead_letter, now_ms)
-    runtime = Runtime(settings, parts, catalog, orchestrator, executor)
+    executor = Executor(
+        settings, registry, http, publisher.send_transition, publisher.dead_letter, epoch_ms
+    )
+    runtime = Runtime(settings, parts, catalog, orchestrator, executor, publisher)
 
     @parts.app.agent(parts.transitions, name=f"{settings.prefix}.orchestrator", concurrency=1)
     async def orchestrate(stream: faust.StreamT[bytes]) -> None:

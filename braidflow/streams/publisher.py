@@ -1,0 +1,62 @@
+"""Sending records from a worker: all through Faust's producer.
+
+One producer on purpose: Faust flushes it before committing consumed offsets,
+so whatever a worker sent for a record is out before that record counts as done.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable
+from typing import Any
+
+import faust
+
+from braidflow.config import Topics
+from braidflow.connectors.metrics import DEAD_LETTERS
+from braidflow.engine import Transition
+from braidflow.schemas import encode_transition
+from braidflow.streams.dead_letters import DeadLetter
+
+log = logging.getLogger(__name__)
+
+
+def epoch_ms() -> int:
+    """Now, in epoch milliseconds: the one place the runtime reads the wall clock."""
+    return time.time_ns() // 1_000_000
+
+
+class Publisher:
+    """Sends to braidflow's topics through the app's producer."""
+
+    def __init__(self, app: faust.App, topics: Topics) -> None:
+        self._app = app
+        self._topics = topics
+
+    async def queue(self, topic: str, key: bytes, value: bytes) -> Awaitable[Any]:
+        """Queue a send; the returned future resolves on acknowledgement."""
+        return await self._app.producer.send(topic, key, value, None, None, None)
+
+    async def produce(self, topic: str, key: bytes, value: bytes) -> int:
+        """Send and wait for the broker's acknowledgement; the record's offset."""
+        metadata = await (await self.queue(topic, key, value))
+        return int(metadata.offset)
+
+    async def send_transition(self, transition: Transition) -> None:
+        await self.produce(
+            self._topics.transitions,
+            transition.execution_id.encode(),
+            encode_transition(transition),
+        )
+
+    async def dead_letter(self, letter: DeadLetter) -> None:
+        DEAD_LETTERS.labels(letter.topic).inc()
+        log.warning(
+            "dead letter from %s[%d]@%d: %s",
+            letter.topic,
+            letter.partition,
+            letter.offset,
+            letter.reason,
+        )
+        await self.produce(self._topics.dead_letters, letter.key or b"", letter.encode())
