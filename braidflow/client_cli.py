@@ -24,11 +24,19 @@ from typing import Any, NoReturn
 
 import click
 
+from braidflow.schemas.cloudevents import (
+    STRUCTURED_CONTENT_TYPE,
+    CloudEventError,
+    new_event,
+    structured_document,
+)
+
 DEFAULT_API = "http://127.0.0.1:8080"
 API_PREFIX = "/api/v1"
 TERMINAL = frozenset({"completed", "failed", "cancelled"})
 POLL_INTERVAL_S = 0.15
 REQUEST_TIMEOUT_S = 10.0
+CLI_EVENT_SOURCE = "/braidflow/cli"
 
 
 # --- talking to the API ----------------------------------------------------------
@@ -280,11 +288,67 @@ def status(execution_id: str, api: str) -> None:
         click.echo(line)
 
 
-COMMANDS = (deploy, run, status)
+def _parse_data(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
+    return None if value is None else _parse_input(ctx, param, value)
+
+
+@click.command("publish")
+@click.argument("event_type", metavar="TYPE")
+@click.option("--data", callback=_parse_data, help="The event's data, as JSON.")
+@click.option("--subject", help="What the event is about, e.g. ticket-42 (its partition key).")
+@click.option(
+    "--source", default=CLI_EVENT_SOURCE, show_default=True, help="The CloudEvents source."
+)
+@click.option("--department", help="Only workflows of this department see the event.")
+@api_option
+def publish(
+    event_type: str,
+    data: Any,
+    subject: str | None,
+    source: str,
+    department: str | None,
+    api: str,
+) -> None:
+    """Publish a CloudEvent of TYPE (e.g. ticket.resolved) through the API.
+
+    Workflows whose event triggers match it start. Prints `published ID to
+    TOPIC`; exits 1 when the event is refused, naming the attribute at fault.
+    """
+    extensions = {} if department is None else {"department": department}
+    try:
+        event = new_event(event_type, data, source=source, subject=subject, extensions=extensions)
+    except CloudEventError as exc:
+        _fail(str(exc))
+    body = json.dumps(structured_document(event), ensure_ascii=False).encode()
+    content_type = f"{STRUCTURED_CONTENT_TYPE}; charset=utf-8"
+    try:
+        reply = Api.at(api).call("POST", "/events", body, content_type)
+    except ApiUnreachable as exc:
+        _fail(str(exc))
+    if reply.status == 404:
+        route = f"{Api.at(api).base}{API_PREFIX}/events"
+        _fail(f"no events route at {route}: is that a braidflow worker of this version?")
+    if reply.status not in (200, 201, 202) or not isinstance(reply.body, Mapping):
+        _fail(rejection_text(reply))
+    topic = reply.body.get("topic")
+    published = f"published {reply.body.get('id', event.id)}"
+    click.echo(f"{published} to {topic}" if topic else published)
+
+
+COMMANDS = (deploy, run, status, publish)
 """For `for command in COMMANDS: main.add_command(command)`."""
 
 
 # --- formatting (pure) -----------------------------------------------------------
+
+
+def rejection_text(reply: Reply) -> str:
+    """`field: problem` from an `{error, field}` answer, without naming the field twice."""
+    message = reply.error_message()
+    field = reply.body.get("field") if isinstance(reply.body, Mapping) else None
+    if not field or message.startswith(f"{field}:"):
+        return message
+    return f"{field}: {message}"
 
 
 def problem_lines(subject: str, reply: Reply) -> list[str]:

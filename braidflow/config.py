@@ -33,6 +33,11 @@ class Topics:
     def dead_letters(self) -> str:
         return f"{self.prefix}.dead-letters"
 
+    @property
+    def waits(self) -> str:
+        """Wait registrations and the events they wait for, keyed by event type."""
+        return f"{self.prefix}.waits"
+
 
 @dataclass(frozen=True, slots=True)
 class Settings:
@@ -40,6 +45,10 @@ class Settings:
 
     `fetch_max_wait_ms` and `rebalance_timeout_s` set how long a fetch and a group
     join may wait; dev mode and tests lower both (see `for_dev`).
+    Domain events live on `<events_prefix><first segment of the type>` topics.
+    An event nobody waits for yet is kept `event_ttl_s` for a wait_event that
+    begins later. A schedule slot missed while no worker ran still fires on
+    start when it is at most `schedule_grace_s` old; older ones are skipped.
     `max_poll_interval_s` stays long everywhere: a consumer that falls behind
     under load must not be thrown out of its group (a revoke under load is
     costly and, with the orchestrator busy, slow to recover from).
@@ -61,6 +70,9 @@ class Settings:
     handler_modules: tuple[str, ...] = field(default_factory=tuple)
     rocksdb_block_cache_bytes: int = 16 * 1024 * 1024
     rocksdb_write_buffer_bytes: int = 8 * 1024 * 1024
+    events_prefix: str = "events."
+    event_ttl_s: float = 3600.0
+    schedule_grace_s: float = 300.0
 
     @property
     def topics(self) -> Topics:
@@ -104,6 +116,9 @@ def settings_from_env(**overrides: object) -> Settings:
         "REBALANCE_TIMEOUT_S": ("rebalance_timeout_s", float),
         "SESSION_TIMEOUT_S": ("session_timeout_s", float),
         "MAX_POLL_INTERVAL_S": ("max_poll_interval_s", float),
+        "EVENTS_PREFIX": ("events_prefix", str),
+        "EVENT_TTL_S": ("event_ttl_s", float),
+        "SCHEDULE_GRACE_S": ("schedule_grace_s", float),
     }
     for env_name, (attr, convert) in conversions.items():
         raw = _env(env_name)

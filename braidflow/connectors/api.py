@@ -6,8 +6,12 @@ an unexpected failure is a 500 with a short message, never a stack trace.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import logging
+import os
+import re
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol
 
@@ -16,6 +20,12 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from braidflow.engine import ExecutionState, NodeError, input_problems
 from braidflow.engine.state import iso_time
+from braidflow.schemas.cloudevents import (
+    CloudEvent,
+    CloudEventError,
+    from_structured,
+    new_event,
+)
 from braidflow.topology import DefinitionError, Workflow
 
 log = logging.getLogger(__name__)
@@ -49,11 +59,44 @@ class Backend(Protocol):
 
     async def deploy(self, text: str) -> tuple[Deployed, bool]: ...
 
+    async def remove(self, workflow_id: str) -> bool: ...
+
     async def start_execution(self, deployment: Deployed, input_: Any) -> str: ...
 
     async def execution(self, execution_id: str, forwarded: bool) -> Mapping[str, Any] | None: ...
 
     def ready(self) -> bool: ...
+
+    async def publish_event(self, event: CloudEvent) -> str: ...
+
+    def webhook_workflows(self, name: str) -> list[str]: ...
+
+    async def start_for_event(
+        self, workflow_ids: list[str], event: CloudEvent
+    ) -> list[dict[str, str]]: ...
+
+    def executions_of(
+        self, workflow_id: str, limit: int, status: str | None
+    ) -> list[dict[str, Any]]: ...
+
+
+SIGNATURE_HEADER = "X-Braidflow-Signature"
+EXECUTION_STATUSES = ("running", "completed", "failed", "cancelled")
+
+
+def webhook_secret(name: str) -> bytes | None:
+    """The HMAC secret of webhook `name`: `BRAIDFLOW_WEBHOOK_SECRET_<NAME>`, else the shared one."""
+    own = "BRAIDFLOW_WEBHOOK_SECRET_" + re.sub(r"[^A-Z0-9]", "_", name.upper())
+    secret = os.environ.get(own) or os.environ.get("BRAIDFLOW_WEBHOOK_SECRET")
+    return secret.encode() if secret else None
+
+
+def signature_ok(secret: bytes, body: bytes, header: str | None) -> bool:
+    """Whether `header` is `sha256=<hex HMAC-SHA256 of body>` (the bare hex is accepted too)."""
+    if not header:
+        return False
+    expected = hmac.new(secret, body, hashlib.sha256).hexdigest()
+    return hmac.compare_digest(header.strip().removeprefix("sha256="), expected)
 
 
 def _iso(ms: int | None) -> str | None:
@@ -133,6 +176,10 @@ async def _errors(
         return _fail(500, "internal error; the worker log has the details")
 
 
+def _field_fail(exc: CloudEventError) -> web.Response:
+    return web.json_response({"error": str(exc), "field": exc.field}, status=400)
+
+
 def _summary(d: Deployed) -> dict[str, Any]:
     return {
         "id": d.workflow_id,
@@ -193,6 +240,17 @@ def create_api(backend: Backend) -> web.Application:
             }
         )
 
+    @routes.delete("/api/v1/workflows/{id}")
+    async def remove(request: web.Request) -> web.Response:
+        workflow_id = request.match_info["id"]
+        try:
+            removed = await backend.remove(workflow_id)
+        except Unavailable as exc:
+            return _fail(503, str(exc))
+        if not removed:
+            return _fail(404, f"no workflow {workflow_id!r}")
+        return web.json_response({"id": workflow_id, "removed": True})
+
     @routes.post("/api/v1/workflows/{id}/executions")
     async def start(request: web.Request) -> web.Response:
         workflow_id = request.match_info["id"]
@@ -234,6 +292,52 @@ def create_api(backend: Backend) -> web.Application:
         if view is None:
             return _fail(404, f"no execution {execution_id!r}")
         return web.json_response(view)
+
+    @routes.get("/api/v1/workflows/{id}/executions")
+    async def executions_of(request: web.Request) -> web.Response:
+        workflow_id = request.match_info["id"]
+        raw_limit = request.query.get("limit", "50")
+        status = request.query.get("status")
+        if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= 1000:
+            return _fail(400, f"limit: {raw_limit!r} is not a number from 1 to 1000")
+        if status is not None and status not in EXECUTION_STATUSES:
+            return _fail(400, f"status: {status!r} is not one of {', '.join(EXECUTION_STATUSES)}")
+        # Versions, not the latest: a removed workflow's executions are still listed.
+        if not backend.versions(workflow_id):
+            return _fail(404, f"no workflow {workflow_id!r}")
+        found = backend.executions_of(workflow_id, int(raw_limit), status)
+        return web.json_response({"workflow_id": workflow_id, "executions": found})
+
+    @routes.post("/api/v1/events")
+    async def publish(request: web.Request) -> web.Response:
+        try:
+            event = from_structured(await request.read())
+            # The topic is named after the type; a type no topic can carry is the sender's error.
+            topic = await backend.publish_event(event)
+        except CloudEventError as exc:
+            return _fail(400, str(exc)) if exc.field is None else _field_fail(exc)
+        return web.json_response({"id": event.id, "type": event.type, "topic": topic}, status=202)
+
+    @routes.post("/api/v1/hooks/{name}")
+    async def webhook(request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        workflows = backend.webhook_workflows(name)
+        if not workflows:
+            return _fail(404, f"no workflow has a webhook trigger named {name!r}")
+        body = await request.read()
+        secret = webhook_secret(name)
+        if secret is not None and not signature_ok(
+            secret, body, request.headers.get(SIGNATURE_HEADER)
+        ):
+            return _fail(401, f"{SIGNATURE_HEADER}: missing or not the HMAC-SHA256 of the body")
+        try:
+            data = json.loads(body) if body.strip() else None
+        except ValueError as exc:
+            return _fail(400, f"body is not JSON: {exc}")
+        event_id = request.headers.get("Idempotency-Key") or request.headers.get("X-Request-Id")
+        event = new_event(f"braidflow.webhook.{name}", data, source=f"/hooks/{name}", id=event_id)
+        started = await backend.start_for_event(workflows, event)
+        return web.json_response({"event_id": event.id, "executions": started}, status=202)
 
     @routes.get("/api/v1/health")
     async def health(_: web.Request) -> web.Response:

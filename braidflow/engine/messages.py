@@ -70,7 +70,36 @@ class CancelExecution:
     reason: str = ""
 
 
-Transition = StartExecution | RunNode | NodeCompleted | NodeFailed | CancelExecution
+@dataclass(frozen=True, slots=True)
+class EventArrived:
+    """A domain event that correlated with a waiting node; `event` is its CloudEvent scope."""
+
+    id: str
+    execution_id: str
+    at: int
+    node_id: str
+    event: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class TimerFired:
+    """A timer the execution set has come due (sent by the owner of its partition)."""
+
+    id: str
+    execution_id: str
+    at: int
+    timer_id: str
+
+
+Transition = (
+    StartExecution
+    | RunNode
+    | NodeCompleted
+    | NodeFailed
+    | CancelExecution
+    | EventArrived
+    | TimerFired
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,4 +134,38 @@ class LifecycleEvent:
     error: NodeError | None = None
 
 
-Outgoing = TaskRequest | LifecycleEvent | Transition
+@dataclass(frozen=True, slots=True)
+class AwaitEvent:
+    """A node waits for a domain event of `event_type` matching its `correlate` expression.
+
+    `context` holds the values the expression reads besides `event`, taken when
+    the wait began, so the correlation side can match without the execution's state.
+    The wait lapses at `expires_at` (epoch ms) when the node has a timeout.
+    """
+
+    id: str
+    execution_id: str
+    workflow_id: str
+    workflow_version: int
+    node_id: str
+    event_type: str
+    at: int
+    expires_at: int | None = None
+    context: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PublishEvent:
+    """A domain event a `publish` node emits; the runtime sends it as a CloudEvent with this id."""
+
+    id: str
+    execution_id: str
+    workflow_id: str
+    node_id: str
+    at: int
+    type: str
+    data: Any = None
+    subject: str | None = None
+
+
+Outgoing = TaskRequest | LifecycleEvent | Transition | AwaitEvent | PublishEvent

@@ -10,6 +10,7 @@ from typing import Any
 from braidflow.engine.messages import NodeError
 
 RUNNING = "running"
+WAITING = "waiting"
 COMPLETED = "completed"
 FAILED = "failed"
 SKIPPED = "skipped"
@@ -25,7 +26,11 @@ def iso_time(ms: int) -> str:
 
 @dataclass(frozen=True, slots=True)
 class NodeRun:
-    """One node's run within an execution. Status: running, completed, failed, skipped, cancelled."""
+    """One node's run within an execution.
+
+    Status: running (work in flight), waiting (parked until an event or a timer),
+    completed, failed, skipped, cancelled.
+    """
 
     node_id: str
     status: str
@@ -53,7 +58,11 @@ class JoinState:
 
 @dataclass(frozen=True, slots=True)
 class ExecutionState:
-    """One execution. `error` set while `status` is running means failing: in-flight work drains."""
+    """One execution. `error` set while `status` is running means failing: in-flight work drains.
+
+    `timers` maps the id of each pending timer to when it is due (epoch ms); the
+    runtime keeps a row per timer and sends `TimerFired` when it comes due.
+    """
 
     execution_id: str
     workflow_id: str
@@ -68,6 +77,7 @@ class ExecutionState:
     completed_at: int | None = None
     nodes: Mapping[str, NodeRun] = field(default_factory=dict)
     joins: Mapping[str, JoinState] = field(default_factory=dict)
+    timers: Mapping[str, int] = field(default_factory=dict)
 
     @property
     def finished(self) -> bool:

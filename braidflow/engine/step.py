@@ -13,15 +13,19 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from braidflow.engine.messages import (
+    AwaitEvent,
     CancelExecution,
+    EventArrived,
     LifecycleEvent,
     NodeCompleted,
     NodeError,
     NodeFailed,
     Outgoing,
+    PublishEvent,
     RunNode,
     StartExecution,
     TaskRequest,
+    TimerFired,
     Transition,
 )
 from braidflow.engine.state import (
@@ -30,6 +34,7 @@ from braidflow.engine.state import (
     FAILED,
     RUNNING,
     SKIPPED,
+    WAITING,
     ExecutionState,
     JoinState,
     NodeRun,
@@ -79,6 +84,10 @@ def step(workflow: Workflow, state: ExecutionState | None, transition: Transitio
         reason = draft.node_failed(transition)
     elif isinstance(transition, CancelExecution):
         reason = draft.cancel(transition.reason)
+    elif isinstance(transition, EventArrived):
+        reason = draft.event_arrived(transition)
+    elif isinstance(transition, TimerFired):
+        reason = draft.timer_fired(transition)
     else:
         reason = f"unsupported transition {type(transition).__name__}"
     if reason is not None:
@@ -102,9 +111,20 @@ def _start(workflow: Workflow, t: StartExecution) -> StepResult:
     if problems:
         draft.finish(FAILED, error=NodeError("InputInvalid", "; ".join(problems)))
     else:
-        draft.emit_event("workflow.started", data=t.input)
+        draft.emit_event("workflow.started", data={"input": t.input, "event": _trigger(t.event)})
         draft.start_node(workflow.nodes[workflow.root])
     return StepResult(draft.build(), tuple(draft.outgoing))
+
+
+def _trigger(event: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """What `workflow.started` says of the event that started the execution."""
+    if event is None:
+        return None
+    return {k: event.get(k) for k in ("id", "type", "source", "subject")}
+
+
+def _timeout_timer(node_id: str, attempt: int) -> str:
+    return f"{node_id}/{attempt}/timeout"
 
 
 def _holds(edge: CompiledEdge, scope: Mapping[str, Any]) -> bool:
@@ -179,6 +199,7 @@ class _Draft:
         self.output: Any = state.output
         self.error = state.error
         self.completed_at = state.completed_at
+        self.timers: dict[str, int] = dict(state.timers)
         self.outgoing: list[Outgoing] = []
 
     def build(self) -> ExecutionState:
@@ -198,6 +219,7 @@ class _Draft:
             completed_at=self.completed_at,
             nodes=self.nodes,
             joins=self.joins,
+            timers=self.timers,
         )
 
     # -- emitting
@@ -276,6 +298,9 @@ class _Draft:
         if node.type in WORK_TYPES:
             self._dispatch(node)
             return None
+        if node.type == "wait_event":
+            self._await(node)
+            return None
         self.emit_event("node.started", node_id=node_id, attempt=1)
         try:
             output, taken = self._decide(node)
@@ -315,6 +340,41 @@ class _Draft:
 
     def cancel(self, reason: str) -> str | None:
         self.finish(CANCELLED, error=NodeError("Cancelled", reason or "cancelled"))
+        return None
+
+    def event_arrived(self, t: EventArrived) -> str | None:
+        run = self.nodes.get(t.node_id)
+        if run is None or run.status != WAITING:
+            return f"node {t.node_id!r} is not waiting for an event"
+        self.timers.pop(_timeout_timer(t.node_id, run.attempt), None)
+        output = dict(t.event)
+        self.nodes[t.node_id] = replace(run, status=COMPLETED, output=output, completed_at=t.at)
+        self.emit_event("node.completed", node_id=t.node_id, attempt=run.attempt, data=output)
+        node = self.workflow.nodes[t.node_id]
+        self._propagate(node, {e.index for e in node.outgoing if not e.timeout})
+        return None
+
+    def timer_fired(self, t: TimerFired) -> str | None:
+        if self.timers.pop(t.timer_id, None) is None:
+            return f"timer {t.timer_id!r} is not pending"
+        node_id, attempt, _ = t.timer_id.rsplit("/", 2)
+        run = self.nodes.get(node_id)
+        if run is None or run.status != WAITING or str(run.attempt) != attempt:
+            return None
+        node = self.workflow.nodes[node_id]
+        timeout_edges = {e.index for e in node.outgoing if e.timeout}
+        if timeout_edges:
+            output = {"timed_out": True}
+            self.nodes[node_id] = replace(run, status=COMPLETED, output=output, completed_at=t.at)
+            self.emit_event("node.completed", node_id=node_id, attempt=run.attempt, data=output)
+            self._propagate(node, timeout_edges)
+        else:
+            error = NodeError(
+                "Timeout",
+                f"no {node.node.params['type']!r} event arrived within {node.node.timeout_ms} ms",
+                node_id,
+            )
+            self._fail_node(node_id, run.attempt, error, run)
         return None
 
     # -- the pieces
@@ -374,6 +434,75 @@ class _Draft:
             )
         )
 
+    def _await(self, node: CompiledNode) -> None:
+        """Park at a wait_event node: register the wait and, with a timeout, set its timer."""
+        self.emit_event("node.started", node_id=node.id, attempt=1)
+        event_type = node.node.params["type"]
+        try:
+            context = self._correlation_context(node)
+        except ExpressionError as exc:
+            self._fail_node(node.id, 1, NodeError("ExpressionError", str(exc), node.id), None)
+            return
+        self.nodes[node.id] = NodeRun(node.id, WAITING, 1, {"type": event_type}, started_at=self.at)
+        expires_at = None
+        if node.node.timeout_ms is not None:
+            expires_at = self.at + node.node.timeout_ms
+            self.timers[_timeout_timer(node.id, 1)] = expires_at
+        s = self.state
+        self.outgoing.append(
+            AwaitEvent(
+                f"{s.execution_id}/{node.id}/1/await",
+                s.execution_id,
+                s.workflow_id,
+                s.workflow_version,
+                node.id,
+                event_type,
+                self.at,
+                expires_at,
+                context,
+            )
+        )
+
+    def _correlation_context(self, node: CompiledNode) -> dict[str, Any]:
+        """The values `correlate` reads besides `event`, as plain JSON."""
+        if node.correlate is None:
+            return {}
+        scope = self.scope()
+        context: dict[str, Any] = {}
+        for name in node.correlate.names - {"event"}:
+            if name == "nodes":
+                context["nodes"] = {
+                    n: {"output": self._output_of(n), "status": self.nodes[n].status}
+                    for n in node.correlate.nodes
+                    if n in self.nodes
+                }
+            else:
+                context[name] = scope[name]
+        return context
+
+    def _publish(self, node: CompiledNode) -> dict[str, Any]:
+        event_type = self.render(node, "type")
+        if not isinstance(event_type, str) or not event_type:
+            raise ExpressionError(f"params.type gave {event_type!r}, not an event type")
+        subject = self.render(node, "subject")
+        if subject is not None and not isinstance(subject, str):
+            raise ExpressionError(f"params.subject gave {subject!r}, not a string")
+        s = self.state
+        event_id = f"{s.execution_id}/{node.id}"
+        self.outgoing.append(
+            PublishEvent(
+                event_id,
+                s.execution_id,
+                s.workflow_id,
+                node.id,
+                self.at,
+                event_type,
+                self.render(node, "data"),
+                subject,
+            )
+        )
+        return {"id": event_id, "type": event_type}
+
     def _decide(self, node: CompiledNode) -> tuple[Any, set[int]]:
         """A control node's output and the indexes of the outgoing edges it takes."""
         every = {e.index for e in node.outgoing}
@@ -391,6 +520,8 @@ class _Draft:
             return self._merge(node), every
         if node.type == "end":
             return self.render(node, "output", {}), set()
+        if node.type == "publish":
+            return self._publish(node), every
         raise AssertionError(f"no control semantics for {node.type!r}")
 
     def _merge(self, node: CompiledNode) -> Any:
@@ -459,8 +590,9 @@ class _Draft:
         self.output = output
         self.error = error
         self.completed_at = self.at
+        self.timers = {}
         for node_id, run in list(self.nodes.items()):
-            if run.status == RUNNING:
+            if run.status in (RUNNING, WAITING):
                 self.nodes[node_id] = replace(run, status=CANCELLED, completed_at=self.at)
         data = output if status == COMPLETED else None
         self.emit_event(f"workflow.{status}", data=data, error=error)

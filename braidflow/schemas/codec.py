@@ -8,10 +8,11 @@ from typing import Generic, TypeVar
 from fastavro import schemaless_reader, schemaless_writer
 from fastavro.read import SchemaResolutionError
 
-from braidflow.engine.messages import LifecycleEvent, TaskRequest, Transition
+from braidflow.engine.messages import AwaitEvent, LifecycleEvent, TaskRequest, Transition
 from braidflow.engine.state import ExecutionState
 from braidflow.schemas.framing import CodecError, Framing, SingleObjectFraming
 from braidflow.schemas.records import (
+    AWAIT_EVENT,
     EXECUTION_STATE,
     LIFECYCLE_EVENT,
     STORED_EXECUTION,
@@ -99,6 +100,7 @@ _task_requests = Codec(TASK_REQUEST, _framing)
 _lifecycle_events = Codec(LIFECYCLE_EVENT, _framing)
 _states = Codec(EXECUTION_STATE, _framing)
 _stored = Codec(STORED_EXECUTION, _framing)
+_awaits = Codec(AWAIT_EVENT, _framing)
 
 
 def encode_transition(transition: Transition) -> bytes:
@@ -139,6 +141,16 @@ def encode_state(state: ExecutionState) -> bytes:
 def decode_state(data: bytes) -> ExecutionState:
     """An execution state from the executions table; CodecError if undecodable."""
     return _states.decode(data)
+
+
+def encode_await(registration: AwaitEvent) -> bytes:
+    """A wait registration for the waits topic."""
+    return _awaits.encode(registration)
+
+
+def decode_await(data: bytes) -> AwaitEvent:
+    """A wait registration from the waits topic; CodecError if undecodable."""
+    return _awaits.decode(data)
 
 
 def encode_stored(stored: StoredExecution) -> bytes:

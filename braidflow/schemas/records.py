@@ -17,7 +17,9 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from braidflow.engine.messages import (
+    AwaitEvent,
     CancelExecution,
+    EventArrived,
     LifecycleEvent,
     NodeCompleted,
     NodeError,
@@ -25,6 +27,7 @@ from braidflow.engine.messages import (
     RunNode,
     StartExecution,
     TaskRequest,
+    TimerFired,
     Transition,
 )
 from braidflow.engine.state import ExecutionState, JoinState, NodeRun
@@ -119,6 +122,20 @@ def _cancel_execution(t: CancelExecution) -> AvroRecord:
     return {"id": t.id, "execution_id": t.execution_id, "at": t.at, "reason": t.reason}
 
 
+def _event_arrived(t: EventArrived) -> AvroRecord:
+    return {
+        "id": t.id,
+        "execution_id": t.execution_id,
+        "at": t.at,
+        "node_id": t.node_id,
+        "event": _json(t.event),
+    }
+
+
+def _timer_fired(t: TimerFired) -> AvroRecord:
+    return {"id": t.id, "execution_id": t.execution_id, "at": t.at, "timer_id": t.timer_id}
+
+
 # Union branch name and conversion by type: fastavro's tuple notation names
 # the branch, which spares it trying each branch against the value.
 _TRANSITION_BODIES: dict[type, tuple[str, Callable[[Any], AvroRecord]]] = {
@@ -127,6 +144,8 @@ _TRANSITION_BODIES: dict[type, tuple[str, Callable[[Any], AvroRecord]]] = {
     NodeCompleted: ("braidflow.NodeCompleted", _node_completed),
     NodeFailed: ("braidflow.NodeFailed", _node_failed),
     CancelExecution: ("braidflow.CancelExecution", _cancel_execution),
+    EventArrived: ("braidflow.EventArrived", _event_arrived),
+    TimerFired: ("braidflow.TimerFired", _timer_fired),
 }
 
 _TRANSITION_FROM_BODIES: dict[str, Callable[[AvroRecord], Transition]] = {
@@ -148,6 +167,12 @@ _TRANSITION_FROM_BODIES: dict[str, Callable[[AvroRecord], Transition]] = {
     ),
     "braidflow.CancelExecution": lambda r: CancelExecution(
         r["id"], r["execution_id"], r["at"], r["reason"]
+    ),
+    "braidflow.EventArrived": lambda r: EventArrived(
+        r["id"], r["execution_id"], r["at"], r["node_id"], _unjson(r["event"])
+    ),
+    "braidflow.TimerFired": lambda r: TimerFired(
+        r["id"], r["execution_id"], r["at"], r["timer_id"]
     ),
 }
 
@@ -276,6 +301,7 @@ def _execution_state(s: ExecutionState) -> AvroRecord:
         "completed_at": s.completed_at,
         "nodes": [_node_run(n) for n in s.nodes.values()],
         "joins": [_join_state(j) for j in s.joins.values()],
+        "timers": s.timers,
     }
 
 
@@ -296,6 +322,7 @@ def _unexecution_state(r: AvroRecord) -> ExecutionState:
         r["completed_at"],
         {n.node_id: n for n in nodes},
         {j.node_id: j for j in joins},
+        r["timers"],
     )
 
 
@@ -311,13 +338,52 @@ EXECUTION_STATE: RecordKind[ExecutionState] = RecordKind(
 )
 
 
+def _await_event(a: AwaitEvent) -> AvroRecord:
+    return {
+        "id": a.id,
+        "execution_id": a.execution_id,
+        "workflow_id": a.workflow_id,
+        "workflow_version": a.workflow_version,
+        "node_id": a.node_id,
+        "event_type": a.event_type,
+        "at": a.at,
+        "expires_at": a.expires_at,
+        "context": _json(a.context),
+    }
+
+
+def _unawait_event(r: AvroRecord) -> AwaitEvent:
+    return AwaitEvent(
+        r["id"],
+        r["execution_id"],
+        r["workflow_id"],
+        r["workflow_version"],
+        r["node_id"],
+        r["event_type"],
+        r["at"],
+        r["expires_at"],
+        _unjson(r["context"]),
+    )
+
+
+AWAIT_EVENT: RecordKind[AwaitEvent] = RecordKind(
+    "braidflow.AwaitEvent", _await_event, _unawait_event
+)
+
+
 @dataclass(frozen=True, slots=True)
 class OutboxEntry:
-    """A record a step emitted, kept until the broker has acknowledged it."""
+    """A record a step emitted, kept until the broker has acknowledged it.
+
+    `topic` and `key` are set only when the kind does not imply them (a published
+    domain event's topic; a wait registration's key, the event type).
+    """
 
     kind: str
     id: str
     value: bytes
+    topic: str | None = None
+    key: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -331,14 +397,19 @@ class StoredExecution:
 def _stored_execution(s: StoredExecution) -> AvroRecord:
     return {
         "state": _execution_state(s.state),
-        "outbox": [{"kind": e.kind, "id": e.id, "value": e.value} for e in s.outbox],
+        "outbox": [
+            {"kind": e.kind, "id": e.id, "value": e.value, "topic": e.topic, "key": e.key}
+            for e in s.outbox
+        ],
     }
 
 
 def _unstored_execution(r: AvroRecord) -> StoredExecution:
     return StoredExecution(
         _unexecution_state(r["state"]),
-        tuple(OutboxEntry(e["kind"], e["id"], e["value"]) for e in r["outbox"]),
+        tuple(
+            OutboxEntry(e["kind"], e["id"], e["value"], e["topic"], e["key"]) for e in r["outbox"]
+        ),
     )
 
 

@@ -1,4 +1,4 @@
-"""The Faust app: its settings, topics and the executions table."""
+"""The Faust app: its settings, topics and tables (executions, timers, waits)."""
 
 from __future__ import annotations
 
@@ -47,7 +47,10 @@ class FaustParts:
     tasks: faust.TopicT
     lifecycle: faust.TopicT
     dead_letters: faust.TopicT
+    waits_topic: faust.TopicT
     executions: faust.Table
+    timers: faust.Table
+    waits: faust.Table
 
 
 def create_app(settings: Settings) -> FaustParts:
@@ -91,25 +94,32 @@ def create_app(settings: Settings) -> FaustParts:
             partitions=partitions,
         )
 
-    executions = app.Table(
-        "executions",
-        key_type=bytes,
-        value_type=bytes,
-        partitions=settings.partitions,
-        # Faust's default is a 2 GiB block cache per partition; size it on purpose.
-        options={
-            "block_cache_size": settings.rocksdb_block_cache_bytes,
-            "block_cache_compressed_size": 0,
-            "write_buffer_size": settings.rocksdb_write_buffer_bytes,
-            "max_write_buffer_number": 2,
-            "max_open_files": 256,
-        },
-    )
+    def table(name: str) -> faust.Table:
+        return app.Table(
+            name,
+            key_type=bytes,
+            value_type=bytes,
+            partitions=settings.partitions,
+            # Faust's default is a 2 GiB block cache per partition; size it on purpose.
+            options={
+                "block_cache_size": settings.rocksdb_block_cache_bytes,
+                "block_cache_compressed_size": 0,
+                "write_buffer_size": settings.rocksdb_write_buffer_bytes,
+                "max_write_buffer_number": 2,
+                "max_open_files": 256,
+            },
+        )
+
     return FaustParts(
         app=app,
         transitions=raw_topic(topics.transitions),
         tasks=raw_topic(topics.tasks),
         lifecycle=raw_topic(topics.lifecycle),
         dead_letters=raw_topic(topics.dead_letters, 1),
-        executions=executions,
+        waits_topic=raw_topic(topics.waits),
+        executions=table("executions"),
+        # Written by the orchestrator agent, so each row is co-partitioned with its execution.
+        timers=table("timers"),
+        # Keyed by event type, written by the waits agent (see streams/waits.py).
+        waits=table("waits"),
     )

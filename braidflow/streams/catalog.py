@@ -23,6 +23,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from braidflow.config import Settings
 from braidflow.topology import Workflow, load_workflow
+from braidflow.topology.subscriptions import SubscriptionIndex
 
 READ_BACK_TIMEOUT_S = 10.0
 
@@ -58,11 +59,18 @@ class Catalog:
         self._produce = produce
         self._topic = settings.topics.workflows
         self._versions: dict[str, dict[int, Deployment]] = {}
+        # Removed workflows: the last version at removal. Their versions stay readable
+        # (executions still run on them) but nothing new starts them.
+        self._removed: dict[str, int] = {}
         self._position = 0
         self._changed = asyncio.Condition()
         self.ready = asyncio.Event()
         self._consumer: AIOKafkaConsumer | None = None
         self._follow: asyncio.Task[None] | None = None
+        # Bumped on every deployment read, so views built from the catalog know when to rebuild.
+        self.generation = 0
+        self._subscriptions: tuple[int, SubscriptionIndex] | None = None
+        self._waited: tuple[int, frozenset[str]] | None = None
 
     async def start(self) -> None:
         """Read the topic up to its current end, then keep following it."""
@@ -106,6 +114,10 @@ class Catalog:
             return
         try:
             record = json.loads(value)
+            if record.get("removed"):
+                self._removed[record["id"]] = record["version"]
+                self.generation += 1
+                return
             workflow = load_workflow(record["text"])
         except Exception:
             # A record that no longer loads (it was valid when deployed) is
@@ -115,16 +127,41 @@ class Catalog:
             record["id"], record["version"], record["text"], record["deployed_at"], workflow
         )
         self._versions.setdefault(deployment.workflow_id, {})[deployment.version] = deployment
+        self.generation += 1
+
+    def subscriptions(self) -> SubscriptionIndex:
+        """The triggers of the latest version of every workflow, rebuilt after a deployment."""
+        if self._subscriptions is None or self._subscriptions[0] != self.generation:
+            index = SubscriptionIndex.build(d.workflow for d in self.all_latest())
+            self._subscriptions = (self.generation, index)
+        return self._subscriptions[1]
+
+    def waited_types(self) -> frozenset[str]:
+        """Event types some wait_event node waits for, in any version (old ones still run)."""
+        if self._waited is None or self._waited[0] != self.generation:
+            types = frozenset(
+                node.params["type"]
+                for versions in self._versions.values()
+                for deployment in versions.values()
+                for node in deployment.workflow.definition.nodes
+                if node.type == "wait_event"
+            )
+            self._waited = (self.generation, types)
+        return self._waited[1]
 
     def latest(self, workflow_id: str) -> Deployment | None:
+        """The newest version, or None when there is none or the workflow was removed since."""
         versions = self._versions.get(workflow_id)
-        return versions[max(versions)] if versions else None
+        if not versions or self._removed.get(workflow_id, 0) >= max(versions):
+            return None
+        return versions[max(versions)]
 
     def get(self, workflow_id: str, version: int) -> Deployment | None:
         return self._versions.get(workflow_id, {}).get(version)
 
     def all_latest(self) -> list[Deployment]:
-        return [self._versions[w][max(self._versions[w])] for w in sorted(self._versions)]
+        found = (self.latest(w) for w in sorted(self._versions))
+        return [d for d in found if d is not None]
 
     def versions(self, workflow_id: str) -> list[Deployment]:
         found = self._versions.get(workflow_id, {})
@@ -152,14 +189,29 @@ class Catalog:
         latest = self.latest(workflow.id)
         if latest is not None and latest.text == text:
             return latest, False
-        version = 1 if latest is None else latest.version + 1
+        # Numbering goes on after a removal: old executions still name the old versions.
+        version = max(self._versions.get(workflow.id, ()), default=0) + 1
         deployment = Deployment(workflow.id, version, text, now_ms, workflow)
         offset = await self._produce(
             self._topic, f"{workflow.id}@{version}".encode(), deployment.encode()
         )
-        # Read our own write: answer only once this worker can run the new version.
-        # TimeoutError when it has not come back in READ_BACK_TIMEOUT_S.
+        await self._read_back(offset)
+        return deployment, True
+
+    async def remove(self, workflow_id: str, now_ms: int) -> bool:
+        """Stop new executions and triggers of a workflow; False when there is none to remove."""
+        latest = self.latest(workflow_id)
+        if latest is None:
+            return False
+        record = {"id": workflow_id, "version": latest.version, "removed": True, "at": now_ms}
+        offset = await self._produce(
+            self._topic, f"{workflow_id}@removed".encode(), json.dumps(record).encode()
+        )
+        await self._read_back(offset)
+        return True
+
+    async def _read_back(self, offset: int) -> None:
+        """Wait until this worker has read its own write (TimeoutError after READ_BACK_TIMEOUT_S)."""
         async with asyncio.timeout(READ_BACK_TIMEOUT_S), self._changed:
             while self._position <= offset:
                 await self._changed.wait()
-        return deployment, True

@@ -13,7 +13,14 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 
-from braidflow.engine import StartExecution, StepResult, Transition, step
+from braidflow.engine import (
+    ExecutionState,
+    StartExecution,
+    StepResult,
+    TimerFired,
+    Transition,
+    step,
+)
 from braidflow.schemas import (
     CodecError,
     StoredExecution,
@@ -25,6 +32,7 @@ from braidflow.streams.catalog import Catalog
 from braidflow.streams.dead_letters import DeadLetter
 from braidflow.streams.outbox import Outbox, outbox_entry
 from braidflow.streams.publisher import epoch_ms
+from braidflow.streams.timers import DueTimer, TimerTable
 
 # Decoded executions kept per worker; see `Orchestrator._load`.
 DECODED_CACHE_SIZE = 10_000
@@ -58,8 +66,13 @@ class Orchestrator:
         outbox: Outbox,
         dead_letter: Callable[[DeadLetter], Awaitable[None]],
         clock: Callable[[], int] = epoch_ms,
+        *,
+        events_prefix: str = "events.",
+        timers: TimerTable | None = None,
     ) -> None:
         self._catalog = catalog
+        self._events_prefix = events_prefix
+        self._timers = timers
         self._outbox = outbox
         self._dead_letter = dead_letter
         self._clock = clock
@@ -133,6 +146,11 @@ class Orchestrator:
         if self.on_step is not None:
             self.on_step(transition, result, time.perf_counter() - began)
         if result.ignored is not None or result.state is None:
+            if isinstance(transition, TimerFired) and self._timers is not None:
+                # A timer the state no longer holds: drop its row, or it fires forever.
+                self._timers.delete(
+                    DueTimer(transition.at, transition.execution_id, transition.timer_id)
+                )
             if stored is not None and raw is not None:
                 # Already applied: after a crash the row may be in local RocksDB but
                 # not in the changelog, and its outputs may never have left. Write
@@ -140,14 +158,32 @@ class Orchestrator:
                 table[key] = raw
                 await self._outbox.send(key, self._outbox.acknowledged.pending(stored.outbox))
             return
-        emitted = [outbox_entry(message) for message in result.outgoing]
+        emitted = [outbox_entry(message, self._events_prefix) for message in result.outgoing]
         previous = stored.outbox if stored is not None else ()
         outbox = (*self._outbox.acknowledged.pending(previous), *emitted)
         updated = StoredExecution(result.state, outbox)
         encoded = encode_stored(updated)
+        if self._timers is not None:
+            self._keep_timers(result.state.execution_id, state, result.state)
         table[key] = encoded
         self._remember(key, encoded, updated)
         await self._outbox.send(key, emitted)
+
+    def _keep_timers(
+        self, execution_id: str, before: ExecutionState | None, after: ExecutionState
+    ) -> None:
+        """Mirror the state's pending timers in the timers table, row for row."""
+        assert self._timers is not None
+        old = before.timers if before is not None else {}
+        new = after.timers
+        if old is new:
+            return
+        for timer_id, due in old.items():
+            if new.get(timer_id) != due:
+                self._timers.delete(DueTimer(due, execution_id, timer_id))
+        for timer_id, due in new.items():
+            if old.get(timer_id) != due:
+                self._timers.set(DueTimer(due, execution_id, timer_id))
 
     @staticmethod
     def _decode(record: Record) -> Transition:

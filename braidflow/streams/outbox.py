@@ -17,19 +17,54 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from braidflow.config import Topics
-from braidflow.engine import LifecycleEvent, Outgoing, TaskRequest
-from braidflow.schemas import OutboxEntry, encode_event, encode_task, encode_transition
+from braidflow.engine import AwaitEvent, LifecycleEvent, Outgoing, PublishEvent, TaskRequest
+from braidflow.engine.state import iso_time
+from braidflow.schemas import (
+    OutboxEntry,
+    encode_await,
+    encode_event,
+    encode_task,
+    encode_transition,
+)
+from braidflow.schemas.cloudevents import CloudEvent, to_structured, topic_for
+from braidflow.streams.lifecycle_events import lifecycle_headers
 
-ProducerSend = Callable[[str, bytes, bytes], Awaitable[Awaitable[Any]]]
-"""Queue (topic, key, value) for sending; the returned future resolves on acknowledgement."""
+Headers = list[tuple[str, bytes]]
+ProducerSend = Callable[[str, bytes, bytes, Headers | None], Awaitable[Awaitable[Any]]]
+"""Queue (topic, key, value, headers) for sending; the future resolves on acknowledgement."""
+
+_STRUCTURED_HEADERS = to_structured(CloudEvent("-", "-", "-"))[0]
 
 
-def outbox_entry(message: Outgoing) -> OutboxEntry:
+def published_event(message: PublishEvent) -> CloudEvent:
+    """The CloudEvent a `publish` node sends: its id is stable, so a resend is the same event."""
+    return CloudEvent(
+        id=message.id,
+        source=f"/braidflow/workflows/{message.workflow_id}",
+        type=message.type,
+        subject=message.subject,
+        time=iso_time(message.at),
+        datacontenttype="application/json",
+        data=message.data,
+    )
+
+
+def outbox_entry(message: Outgoing, events_prefix: str) -> OutboxEntry:
     """The encoded form of one outgoing message."""
     if isinstance(message, TaskRequest):
         return OutboxEntry("task", message.idempotency_key, encode_task(message))
     if isinstance(message, LifecycleEvent):
         return OutboxEntry("event", message.id, encode_event(message))
+    if isinstance(message, AwaitEvent):
+        return OutboxEntry(
+            "await", message.id, encode_await(message), key=message.event_type.encode()
+        )
+    if isinstance(message, PublishEvent):
+        _, value = to_structured(published_event(message))
+        key = (message.subject or message.execution_id).encode()
+        return OutboxEntry(
+            "publish", message.id, value, topic_for(message.type, events_prefix), key
+        )
     return OutboxEntry("transition", message.id, encode_transition(message))
 
 
@@ -64,6 +99,7 @@ class Outbox:
             "transition": topics.transitions,
             "task": topics.tasks,
             "event": topics.lifecycle,
+            "await": topics.waits,
         }
         self._send = send
         self.acknowledged = Acknowledged()
@@ -71,7 +107,14 @@ class Outbox:
     async def send(self, key: bytes, entries: Iterable[OutboxEntry]) -> None:
         """Queue every entry; acknowledgements arrive in the background."""
         for entry in entries:
-            future = await self._send(self._topic_of[entry.kind], key, entry.value)
+            if entry.kind == "event":
+                headers: Headers | None = lifecycle_headers(entry.id, key)
+            elif entry.kind == "publish":
+                headers = _STRUCTURED_HEADERS
+            else:
+                headers = None
+            topic = entry.topic or self._topic_of[entry.kind]
+            future = await self._send(topic, entry.key or key, entry.value, headers)
             future.add_done_callback(self._on_done(entry.id))  # type: ignore[attr-defined]
 
     def _on_done(self, record_id: str) -> Callable[[Any], None]:

@@ -34,9 +34,11 @@ class Publisher:
         self._app = app
         self._topics = topics
 
-    async def queue(self, topic: str, key: bytes, value: bytes) -> Awaitable[Any]:
+    async def queue(
+        self, topic: str, key: bytes, value: bytes, headers: list[tuple[str, bytes]] | None = None
+    ) -> Awaitable[Any]:
         """Queue a send; the returned future resolves on acknowledgement."""
-        return await self._app.producer.send(topic, key, value, None, None, None)
+        return await self._app.producer.send(topic, key, value, None, None, headers)
 
     async def produce(self, topic: str, key: bytes, value: bytes) -> int:
         """Send and wait for the broker's acknowledgement; the record's offset."""

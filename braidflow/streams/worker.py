@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import socket
 import uuid
@@ -17,17 +18,23 @@ from faust.worker import Worker as FaustWorker
 
 from braidflow.config import Settings
 from braidflow.connectors.api import FORWARDED_HEADER, Unavailable, create_api, execution_view
+from braidflow.connectors.execution_index import ExecutionIndex, ExecutionProjection
 from braidflow.connectors.http import HttpNodeClient
 from braidflow.connectors.metrics import observe_step
-from braidflow.engine import StartExecution
+from braidflow.engine import StartExecution, TimerFired
 from braidflow.schemas import CodecError, decode_stored
+from braidflow.schemas.cloudevents import CloudEvent, to_structured, topic_for
 from braidflow.streams.app import FaustParts, create_app
 from braidflow.streams.catalog import Catalog, Deployment
 from braidflow.streams.executor import Executor
 from braidflow.streams.orchestrator import Orchestrator, Record
 from braidflow.streams.outbox import Outbox
 from braidflow.streams.publisher import Publisher, epoch_ms
+from braidflow.streams.router import EventRouter, execution_id_for
+from braidflow.streams.schedules import Scheduler
+from braidflow.streams.timers import DueTimer, TimerScanner, TimerTable, faust_partitions
 from braidflow.streams.topics import ensure_topics
+from braidflow.streams.waits import Correlator
 from braidflow.tasks import TaskRegistry, load_handler_modules
 from braidflow.tasks import registry as default_registry
 
@@ -44,6 +51,8 @@ class Runtime:
     orchestrator: Orchestrator
     executor: Executor
     publisher: Publisher
+    router: EventRouter
+    executions_index: ExecutionIndex
     on_ready: list[Callable[[Runtime], Awaitable[None]]] = field(default_factory=list)
 
     @property
@@ -94,6 +103,14 @@ class RuntimeBackend:
         except TimeoutError:
             raise Unavailable(
                 "the deployment was written but this worker has not read it back yet; retry"
+            ) from None
+
+    async def remove(self, workflow_id: str) -> bool:
+        try:
+            return await self._catalog.remove(workflow_id, epoch_ms())
+        except TimeoutError:
+            raise Unavailable(
+                "the removal was written but this worker has not read it back yet; retry"
             ) from None
 
     async def start_execution(self, deployment: Deployment, input_: Any) -> str:
@@ -148,6 +165,36 @@ class RuntimeBackend:
         own = str(app.conf.canonical_url).rstrip("/")
         return None if url == own else url
 
+    async def publish_event(self, event: CloudEvent) -> str:
+        """Send a domain event to its events topic (structured mode); the topic."""
+        topic = topic_for(event.type, self._runtime.settings.events_prefix)
+        headers, value = to_structured(event)
+        key = (event.subject or event.id).encode()
+        await (await self._runtime.publisher.queue(topic, key, value, headers))
+        return topic
+
+    def webhook_workflows(self, name: str) -> list[str]:
+        return self._catalog.subscriptions().webhooks(name)
+
+    async def start_for_event(
+        self, workflow_ids: list[str], event: CloudEvent
+    ) -> list[dict[str, str]]:
+        """Start each workflow for `event` (ids derived from the event, so a retry starts nothing new)."""
+        scope = event.scope()
+        started, acknowledgements = [], []
+        for workflow_id in workflow_ids:
+            sent = await self._runtime.router.start_execution(workflow_id, scope)
+            if sent is not None:
+                started.append({"workflow_id": workflow_id, "execution_id": sent[0]})
+                acknowledgements.append(sent[1])
+        await asyncio.gather(*acknowledgements)
+        return started
+
+    def executions_of(
+        self, workflow_id: str, limit: int, status: str | None
+    ) -> list[dict[str, Any]]:
+        return self._runtime.executions_index.list(workflow_id, limit=limit, status=status)
+
     def ready(self) -> bool:
         app = self._runtime.app
         return (
@@ -179,15 +226,67 @@ def build_runtime(settings: Settings, registry: TaskRegistry | None = None) -> R
     parts = create_app(settings)
     publisher = Publisher(parts.app, settings.topics)
     catalog = Catalog(settings, publisher.produce)
+    timers = TimerTable(parts.timers, faust_partitions(parts.app, parts.timers))
     orchestrator = Orchestrator(
-        catalog, Outbox(settings.topics, publisher.queue), publisher.dead_letter
+        catalog,
+        Outbox(settings.topics, publisher.queue),
+        publisher.dead_letter,
+        events_prefix=settings.events_prefix,
+        timers=timers,
     )
     orchestrator.on_step = observe_step
     http = HttpNodeClient()
     executor = Executor(
         settings, registry, http, publisher.send_transition, publisher.dead_letter, epoch_ms
     )
-    runtime = Runtime(settings, parts, catalog, orchestrator, executor, publisher)
+    router = EventRouter(settings, catalog, publisher.queue, publisher.dead_letter, epoch_ms)
+    correlator = Correlator(
+        settings, catalog, publisher.send_transition, publisher.dead_letter, epoch_ms
+    )
+    index = ExecutionIndex(settings.data_dir / "executions-index.sqlite")
+    projection = ExecutionProjection(
+        index, settings.broker, settings.topics.lifecycle, settings.fetch_max_wait_ms
+    )
+    runtime = Runtime(settings, parts, catalog, orchestrator, executor, publisher, router, index)
+
+    async def fire(timer: DueTimer) -> None:
+        await publisher.send_transition(
+            # `at` is the due time: the same transition on every resend, and the
+            # orchestrator can name the row from it.
+            TimerFired(
+                f"{timer.execution_id}/timer/{timer.timer_id}/{timer.due_ms}",
+                timer.execution_id,
+                timer.due_ms,
+                timer.timer_id,
+            )
+        )
+
+    scanner = TimerScanner(timers, fire, epoch_ms, paused=lambda: parts.app.rebalancing)
+
+    def owned_partitions() -> set[int]:
+        topic = settings.topics.transitions
+        return {tp.partition for tp in parts.app.assignor.assigned_actives() if tp.topic == topic}
+
+    scheduler = Scheduler(
+        settings,
+        catalog,
+        router.start_execution,
+        execution_id_for,
+        owned_partitions,
+        parts.executions,
+        epoch_ms,
+        paused=lambda: parts.app.rebalancing or not owned_partitions(),
+    )
+
+    @parts.app.agent(parts.waits_topic, name=f"{settings.prefix}.waits", concurrency=1)
+    async def correlate(stream: faust.StreamT[bytes]) -> None:
+        await catalog.ready.wait()
+        async for event in stream.events():
+            message = event.message
+            record = Record(
+                message.topic, message.partition, message.offset, message.key, message.value
+            )
+            await correlator.handle(record, parts.waits)
 
     @parts.app.agent(parts.transitions, name=f"{settings.prefix}.orchestrator", concurrency=1)
     async def orchestrate(stream: faust.StreamT[bytes]) -> None:
@@ -212,10 +311,19 @@ def build_runtime(settings: Settings, registry: TaskRegistry | None = None) -> R
             await self._runner.setup()
             await web.TCPSite(self._runner, settings.api_host, settings.api_port).start()
             await catalog.ready.wait()
+            await projection.start()
+            await router.start()
+            await scanner.start()
+            await scheduler.start()
             for hook in runtime.on_ready:
                 await hook(runtime)
 
         async def on_stop(self) -> None:
+            await scheduler.stop()
+            await scanner.stop()
+            await router.stop()
+            await projection.stop()
+            index.close()
             await self._runner.cleanup()
             await self._session.close()
             await executor.stop()

@@ -2,7 +2,23 @@
 
 from braidflow.topology.graph import Graph, ParallelGroup
 from braidflow.topology.loading import DefinitionError, Problem, definition_schema, parse_text
-from braidflow.topology.model import Definition, Edge, Node, Retry
+from braidflow.topology.model import (
+    Definition,
+    Edge,
+    EventTrigger,
+    Node,
+    Retry,
+    ScheduleTrigger,
+    Trigger,
+    WebhookTrigger,
+)
+from braidflow.topology.schedules import schedule_slots
+from braidflow.topology.subscriptions import (
+    ConditionError,
+    EventMatch,
+    Subscription,
+    SubscriptionIndex,
+)
 from braidflow.topology.workflow import (
     CompiledEdge,
     CompiledNode,
@@ -15,18 +31,27 @@ from braidflow.topology.workflow import (
 __all__ = [
     "CompiledEdge",
     "CompiledNode",
+    "ConditionError",
     "Definition",
     "DefinitionError",
     "Edge",
+    "EventMatch",
+    "EventTrigger",
     "Graph",
     "Node",
     "ParallelGroup",
     "Problem",
     "Retry",
+    "ScheduleTrigger",
+    "Subscription",
+    "SubscriptionIndex",
+    "Trigger",
+    "WebhookTrigger",
     "Workflow",
     "compile_workflow",
     "definition_schema",
     "load_workflow",
     "parse_text",
+    "schedule_slots",
     "validate_text",
 ]

@@ -11,7 +11,16 @@ from typing import Any
 import yaml
 
 from braidflow.topology.durations import parse_duration
-from braidflow.topology.model import Definition, Edge, Node, Retry
+from braidflow.topology.model import (
+    Definition,
+    Edge,
+    EventTrigger,
+    Node,
+    Retry,
+    ScheduleTrigger,
+    Trigger,
+    WebhookTrigger,
+)
 
 MAX_DEFINITION_BYTES = 1024 * 1024
 MAX_NODES = 1000
@@ -71,6 +80,12 @@ def parse_text(text: str | bytes) -> Any:
         raise DefinitionError([Problem("definition", f"invalid YAML: {exc}")]) from None
 
 
+def declared_variables(doc: Mapping[str, Any]) -> frozenset[str]:
+    """The names under `variables`; none when it is not a mapping (the schema says so)."""
+    variables = doc.get("variables")
+    return frozenset(variables) if isinstance(variables, Mapping) else frozenset()
+
+
 def _retry(raw: Mapping[str, Any] | None) -> Retry | None:
     if raw is None:
         return None
@@ -80,6 +95,37 @@ def _retry(raw: Mapping[str, Any] | None) -> Retry | None:
         initial_ms=parse_duration(raw.get("initial", "1s")),
         max_ms=parse_duration(raw["max"]) if "max" in raw else None,
         jitter=raw.get("jitter", False),
+    )
+
+
+def _trigger(raw: Mapping[str, Any]) -> Trigger:
+    if "event" in raw:
+        event = raw["event"]
+        return EventTrigger(tuple(event["types"]), event.get("when"), event.get("department"))
+    if "webhook" in raw:
+        return WebhookTrigger(raw["webhook"]["name"])
+    schedule = raw["schedule"]
+    return ScheduleTrigger(schedule["cron"], schedule.get("timezone", "UTC"))
+
+
+def _timeout_ms(raw: Mapping[str, Any]) -> int | None:
+    """A node's timeout; a wait_event may give it in params instead (validation forbids both)."""
+    if "timeout" in raw:
+        return parse_duration(raw["timeout"])
+    params = raw.get("params") or {}
+    if raw["type"] == "wait_event" and "timeout" in params:
+        return parse_duration(params["timeout"])
+    return None
+
+
+def build_edge(raw: Mapping[str, Any]) -> Edge:
+    """One edge of the document as the model has it."""
+    return Edge(
+        raw["from"],
+        raw["to"],
+        raw.get("when"),
+        raw.get("default", False),
+        raw.get("timeout", False),
     )
 
 
@@ -94,19 +140,17 @@ def build_definition(doc: Mapping[str, Any]) -> Definition:
         input_schema=doc.get("input"),
         variables=doc.get("variables") or {},
         timeout_ms=parse_duration(settings["timeout"]) if "timeout" in settings else None,
-        triggers=tuple(doc.get("triggers") or ()),
+        triggers=tuple(_trigger(t) for t in doc.get("triggers") or ()),
         nodes=tuple(
             Node(
                 id=n["id"],
                 type=n["type"],
                 params=n.get("params") or {},
                 name=n.get("name"),
-                timeout_ms=parse_duration(n["timeout"]) if "timeout" in n else None,
+                timeout_ms=_timeout_ms(n),
                 retry=_retry(n.get("retry")),
             )
             for n in doc["nodes"]
         ),
-        edges=tuple(
-            Edge(e["from"], e["to"], e.get("when"), e.get("default", False)) for e in doc["edges"]
-        ),
+        edges=tuple(build_edge(e) for e in doc["edges"]),
     )

@@ -63,7 +63,7 @@ def _node_line(node: Node, mid: str) -> str:
 
 
 def mermaid(source: Workflow | Definition) -> str:
-    """Mermaid `flowchart TD` text: one shape per node type, edges labelled by `when`/`default`."""
+    """Mermaid `flowchart TD`: a shape per node type; edges labelled by when, default, timeout."""
     definition = source.definition if isinstance(source, Workflow) else source
     ids = _mermaid_ids(definition.nodes)
     lines = ["flowchart TD"]
@@ -75,6 +75,8 @@ def mermaid(source: Workflow | Definition) -> str:
             label = f'|"{_escape(edge.when)}"|'
         elif edge.default:
             label = "|default|"
+        elif edge.timeout:
+            label = "|timeout|"
         else:
             label = ""
         lines.append(f"    {source_id} -->{label} {target_id}")

@@ -7,9 +7,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 WORK_TYPES = frozenset({"task", "http"})
-CONTROL_TYPES = frozenset({"transform", "decision", "parallel", "join", "end"})
-NODE_TYPES = WORK_TYPES | CONTROL_TYPES
-LATER_TYPES = frozenset({"delay", "approval", "subworkflow", "foreach", "wait_event", "publish"})
+# Decided inside the engine; `publish` too, since the engine emits its event itself.
+CONTROL_TYPES = frozenset({"transform", "decision", "parallel", "join", "end", "publish"})
+# Nodes that park the execution until something from outside arrives.
+WAIT_TYPES = frozenset({"wait_event"})
+NODE_TYPES = WORK_TYPES | CONTROL_TYPES | WAIT_TYPES
+LATER_TYPES = frozenset({"delay", "approval", "subworkflow", "foreach"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,10 +40,38 @@ class Edge:
     target: str
     when: str | None = None
     default: bool = False
+    timeout: bool = False  # taken when the source node times out, instead of failing
 
     @property
     def label(self) -> str:
         return f"{self.source} -> {self.target}"
+
+
+@dataclass(frozen=True, slots=True)
+class EventTrigger:
+    """Start an execution for each CloudEvent whose type matches one of the `types` globs."""
+
+    types: tuple[str, ...]
+    when: str | None = None
+    department: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookTrigger:
+    """Start an execution for each call of the webhook `name`."""
+
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleTrigger:
+    """Start an execution at each slot of `cron`, read in `timezone` (an IANA zone name)."""
+
+    cron: str
+    timezone: str = "UTC"
+
+
+Trigger = EventTrigger | WebhookTrigger | ScheduleTrigger
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,4 +85,4 @@ class Definition:
     input_schema: Mapping[str, Any] | None = None
     variables: Mapping[str, Any] = field(default_factory=dict)
     timeout_ms: int | None = None
-    triggers: tuple[Mapping[str, Any], ...] = ()
+    triggers: tuple[Trigger, ...] = ()

@@ -6,10 +6,10 @@ problem; expressions are compiled here once and kept in the `Workflow`.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
 from functools import cache
-from typing import Any
+from typing import Any, TypeVar
 
 import jsonschema
 
@@ -27,10 +27,13 @@ from braidflow.topology.loading import (
     DefinitionError,
     Problem,
     build_definition,
+    build_edge,
+    declared_variables,
     definition_schema,
     parse_text,
 )
-from braidflow.topology.model import NODE_TYPES, Definition, Edge, Node
+from braidflow.topology.model import NODE_TYPES, WAIT_TYPES, Definition, Edge, Node, Trigger
+from braidflow.topology.triggers import compile_triggers, trigger_where
 
 # Params whose values may hold `${...}` templates, by node type.
 TEMPLATED_PARAMS: dict[str, tuple[str, ...]] = {
@@ -38,8 +41,13 @@ TEMPLATED_PARAMS: dict[str, tuple[str, ...]] = {
     "http": ("url", "headers", "query", "body"),
     "transform": ("set",),
     "end": ("output",),
+    "publish": ("type", "data", "subject"),
 }
 BRANCHING_TYPES = frozenset({"decision", "parallel"})
+# Nodes whose timeout may lead along a `timeout: true` edge instead of failing them.
+TIMEOUT_EDGE_SOURCES = WAIT_TYPES
+_GLOB_CHARS = frozenset("*?[")
+_Key = TypeVar("_Key")
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,14 +57,18 @@ class CompiledEdge:
     target: str
     when: Expression | None
     default: bool
+    timeout: bool = False
 
 
 @dataclass(frozen=True, slots=True)
 class CompiledNode:
+    """A node with its templates compiled; `correlate` is a wait_event's compiled condition."""
+
     node: Node
     params: Mapping[str, ValueTemplate]
     outgoing: tuple[CompiledEdge, ...]
     inbound: tuple[CompiledEdge, ...]
+    correlate: Expression | None = None
 
     @property
     def id(self) -> str:
@@ -74,6 +86,8 @@ class Workflow:
     `fail_fast` holds the nodes inside a `parallel` with `fail_fast: true`: their
     failure fails the execution at once. Elsewhere a failure lets work already
     in flight finish (and be recorded) before the execution fails.
+    `trigger_conditions` maps the index of an event trigger in `triggers` to its
+    compiled `when`.
     """
 
     definition: Definition
@@ -82,6 +96,8 @@ class Workflow:
     root: str
     input_validator: jsonschema.protocols.Validator | None
     fail_fast: frozenset[str]
+    triggers: tuple[Trigger, ...] = ()
+    trigger_conditions: Mapping[int, Expression] = field(default_factory=dict)
 
     @property
     def id(self) -> str:
@@ -110,22 +126,30 @@ def validate_text(text: str | bytes) -> list[Problem]:
 def compile_workflow(doc: Any) -> Workflow:
     """Validate a parsed document and compile it; DefinitionError lists every problem."""
     problems = list(_structure_problems(doc))
+    # Triggers do not depend on the graph: their problems are found even when it is broken.
+    triggers = _collect(compile_triggers(doc), problems) if isinstance(doc, Mapping) else {}
     if not _has_graph_shape(doc):
         raise DefinitionError(problems)
     graph = Graph((n["id"] for n in doc["nodes"]), _raw_edges(doc))
     problems.extend(_graph_problems(doc, graph))
-    compiled_params, compiled_edges = {}, []
-    for where, result in _compile_expressions(doc, graph):
-        if isinstance(result, Problem):
-            problems.append(result)
-        elif isinstance(where, int):
-            compiled_edges.append((where, result))
-        else:
-            compiled_params[where] = result
+    conditions = _collect(_compile_conditions(doc, graph), problems)
+    params = _collect(_compile_params(doc, graph), problems)
+    correlations = _collect(_compile_waits(doc, graph), problems)
     problems.extend(_input_schema_problems(doc))
     if problems:
         raise DefinitionError(problems)
-    return _assemble(doc, graph, compiled_params, dict(compiled_edges))
+    return _assemble(doc, graph, conditions, params, correlations, triggers)
+
+
+def _collect(results: Iterable[tuple[_Key, Any]], problems: list[Problem]) -> dict[_Key, Any]:
+    """The compiled results by key; problems among them go to `problems`."""
+    compiled: dict[_Key, Any] = {}
+    for key, result in results:
+        if isinstance(result, Problem):
+            problems.append(result)
+        else:
+            compiled[key] = result
+    return compiled
 
 
 def _has_graph_shape(doc: Any) -> bool:
@@ -181,6 +205,16 @@ def _schema_message(error: jsonschema.ValidationError) -> str:
     return f"{field}: {message}" if field else message
 
 
+_TRIGGER_KINDS = ("event", "webhook", "schedule")
+_TRIGGER_KIND_CHECKS = frozenset({"minProperties", "maxProperties", "additionalProperties"})
+
+
+def _trigger_kind_message(trigger: Mapping[str, Any]) -> str:
+    kinds = ", ".join(f"`{k}`" for k in _TRIGGER_KINDS)
+    given = ", ".join(f"`{k}`" for k in trigger) or "nothing"
+    return f"needs exactly one of {kinds}; has {given}"
+
+
 def _structure_problems(doc: Any) -> Iterator[Problem]:
     if not isinstance(doc, Mapping):
         yield Problem("definition", "must be a mapping with id, nodes and edges")
@@ -190,6 +224,7 @@ def _structure_problems(doc: Any) -> Iterator[Problem]:
         yield Problem("definition", f"has {len(nodes)} nodes, over the limit of {MAX_NODES}")
         return
     errors = sorted(_schema_validator().iter_errors(doc), key=lambda e: [str(p) for p in e.path])
+    kind_reported: set[str] = set()
     for error in errors:
         path = list(error.path)
         if len(path) >= 2 and path[0] == "nodes" and isinstance(path[1], int):
@@ -200,6 +235,14 @@ def _structure_problems(doc: Any) -> Iterator[Problem]:
                 continue
         elif len(path) >= 2 and path[0] == "edges" and isinstance(path[1], int):
             where, rest = _where_edge(doc, path[1]), path[2:]
+        elif len(path) >= 2 and path[0] == "triggers" and isinstance(path[1], int):
+            where, rest = trigger_where(path[1]), path[2:]
+            if not rest and error.validator in _TRIGGER_KIND_CHECKS:
+                # Too few, too many and unknown keys all mean one thing; say it once.
+                if where not in kind_reported:
+                    kind_reported.add(where)
+                    yield Problem(where, _trigger_kind_message(error.instance))
+                continue
         else:
             where, rest = "definition", path
         error.path.clear()
@@ -208,7 +251,7 @@ def _structure_problems(doc: Any) -> Iterator[Problem]:
 
 
 def _raw_edges(doc: Mapping[str, Any]) -> list[Edge]:
-    return [Edge(e["from"], e["to"], e.get("when"), e.get("default", False)) for e in doc["edges"]]
+    return [build_edge(e) for e in doc["edges"]]
 
 
 def _graph_problems(doc: Mapping[str, Any], graph: Graph) -> Iterator[Problem]:
@@ -220,6 +263,7 @@ def _graph_problems(doc: Mapping[str, Any], graph: Graph) -> Iterator[Problem]:
             types[n["id"]] = n["type"]
     seen_edges: set[tuple[str, str]] = set()
     defaults: dict[str, int] = {}
+    timeout_edges: dict[str, int] = {}
     for e in doc["edges"]:
         where = f"edge '{e['from']} -> {e['to']}'"
         if not isinstance(e.get("when", ""), str):
@@ -232,6 +276,11 @@ def _graph_problems(doc: Mapping[str, Any], graph: Graph) -> Iterator[Problem]:
         seen_edges.add((e["from"], e["to"]))
         source_type = types.get(e["from"])
         if source_type not in NODE_TYPES:
+            continue
+        if e.get("timeout") is True:
+            yield from _timeout_edge_problems(e, source_type, where)
+            if e["to"] in types:
+                timeout_edges[e["from"]] = timeout_edges.get(e["from"], 0) + 1
             continue
         if e.get("default"):
             if source_type != "decision":
@@ -267,6 +316,9 @@ def _graph_problems(doc: Mapping[str, Any], graph: Graph) -> Iterator[Problem]:
     if not ends and not unknown:
         yield Problem("definition", "has no `end` node")
     reaches_end = graph.reachable([*ends, *unknown], backwards=True)
+    raw_nodes: dict[str, Mapping[str, Any]] = {}
+    for n in doc["nodes"]:
+        raw_nodes.setdefault(n["id"], n)
     for node in graph.nodes:
         node_type, out = types[node], graph.successors[node]
         if node_type == "end" or node in unknown:
@@ -281,11 +333,16 @@ def _graph_problems(doc: Mapping[str, Any], graph: Graph) -> Iterator[Problem]:
             yield Problem(f"node '{node}'", "a decision needs an edge with `default: true`")
         if defaults.get(node, 0) > 1:
             yield Problem(f"node '{node}'", "a decision may have only one default edge")
-        if node_type in NODE_TYPES - BRANCHING_TYPES and len(out) > 1:
+        # A timeout edge is an alternative to the normal way on, not a branch.
+        timed = timeout_edges.get(node, 0) if node_type in TIMEOUT_EDGE_SOURCES else 0
+        if timed:
+            yield from _timeout_source_problems(raw_nodes[node], timed, len(out) - timed)
+        if node_type in NODE_TYPES - BRANCHING_TYPES and len(out) - timed > 1:
+            besides = " besides its timeout edge" if timed else ""
             yield Problem(
                 f"node '{node}'",
-                f"a {node_type} node has {len(out)} outgoing edges; only decision and"
-                " parallel nodes branch",
+                f"a {node_type} node has {len(out) - timed} outgoing edges{besides}; only"
+                " decision and parallel nodes branch",
             )
         if node_type == "join" and len(graph.predecessors[node]) < 2:
             yield Problem(f"node '{node}'", "a join needs at least two inbound edges")
@@ -299,29 +356,64 @@ def _graph_problems(doc: Mapping[str, Any], graph: Graph) -> Iterator[Problem]:
             )
 
 
-def _reference_problems(
-    expression: Expression, where: str, reader: str, doc: Mapping[str, Any], graph: Graph
+def _timeout_edge_problems(
+    edge: Mapping[str, Any], source_type: str, where: str
 ) -> Iterator[Problem]:
+    if source_type not in TIMEOUT_EDGE_SOURCES:
+        kinds = " or ".join(sorted(TIMEOUT_EDGE_SOURCES))
+        yield Problem(where, f"`timeout` edges leave only {kinds} nodes")
+    if "when" in edge:
+        yield Problem(where, "a timeout edge takes no `when`")
+    if edge.get("default"):
+        yield Problem(where, "a timeout edge takes no `default`")
+
+
+def _timeout_source_problems(
+    node: Mapping[str, Any], timed: int, untimed: int
+) -> Iterator[Problem]:
+    where, kind = f"node '{node['id']}'", node["type"]
+    if timed > 1:
+        yield Problem(where, f"a {kind} node may have only one timeout edge")
+    params = node.get("params")
+    if "timeout" not in node and not (isinstance(params, Mapping) and "timeout" in params):
+        yield Problem(where, "has a timeout edge but no `timeout`")
+    if untimed == 0:
+        yield Problem(where, f"a {kind} node needs one outgoing edge besides its timeout edge")
+
+
+def _reference_problems(
+    expression: Expression,
+    where: str,
+    reader: str,
+    doc: Mapping[str, Any],
+    graph: Graph,
+    *,
+    own_output: bool = True,
+) -> Iterator[Problem]:
+    """Unknown names, variables and nodes, and nodes that do not run before `reader`.
+
+    `own_output`: whether `reader`'s own output is there when the expression runs
+    (an edge condition reads its source's output).
+    """
     text = f"`{expression.source}`"
     for name in sorted(expression.names - SCOPE_NAMES):
         yield Problem(
             where, f"{text}: unknown name '{name}' (in scope: {', '.join(sorted(SCOPE_NAMES))})"
         )
-    before = graph.ancestors.get(reader, frozenset()) | {reader}
+    before = graph.ancestors.get(reader, frozenset()) | ({reader} if own_output else set())
     for node in sorted(expression.nodes):
         if node not in graph.successors:
             yield Problem(where, f"{text}: unknown node '{node}'")
         elif node not in before:
             yield Problem(where, f"{text}: node '{node}' does not run before '{reader}'")
-    variables = doc.get("variables") or {}
-    for var in sorted(expression.members("vars") - set(variables)):
+    for var in sorted(expression.members("vars") - declared_variables(doc)):
         yield Problem(where, f"{text}: unknown variable '{var}'")
 
 
-def _compile_expressions(
+def _compile_conditions(
     doc: Mapping[str, Any], graph: Graph
-) -> Iterator[tuple[int | tuple[str, str], Any]]:
-    """Yield (edge index, Expression) / ((node, param), ValueTemplate) or (_, Problem)."""
+) -> Iterator[tuple[int, Expression | Problem]]:
+    """Yield (edge index, its compiled `when`) or (edge index, Problem)."""
     for index, e in enumerate(doc["edges"]):
         if not isinstance(e.get("when"), str):
             continue
@@ -335,6 +427,12 @@ def _compile_expressions(
         yield from ((index, p) for p in problems)
         if not problems:
             yield index, expression
+
+
+def _compile_params(
+    doc: Mapping[str, Any], graph: Graph
+) -> Iterator[tuple[tuple[str, str], ValueTemplate | Problem]]:
+    """Yield ((node, param), its compiled template) or ((node, param), Problem)."""
     for n in doc["nodes"]:
         params = n.get("params") or {}
         if not isinstance(params, Mapping):
@@ -358,6 +456,54 @@ def _compile_expressions(
                 yield (n["id"], name), template
 
 
+def _compile_waits(
+    doc: Mapping[str, Any], graph: Graph
+) -> Iterator[tuple[str, Expression | Problem]]:
+    """Check wait_event params; yield (node, its compiled `correlate`) or (node, Problem)."""
+    for n in doc["nodes"]:
+        params = n.get("params")
+        if n["type"] != "wait_event" or not isinstance(params, Mapping):
+            continue
+        node_id, where = n["id"], f"node '{n['id']}'"
+        if "timeout" in n and "timeout" in params:
+            yield node_id, Problem(where, "has `timeout` and `params.timeout`; give only one")
+        event_type = params.get("type")
+        if isinstance(event_type, str) and ("${" in event_type or _GLOB_CHARS & set(event_type)):
+            yield (
+                node_id,
+                Problem(
+                    where,
+                    f"params.type: {event_type!r} is a pattern or template; a wait_event waits"
+                    " for one exact CloudEvent type",
+                ),
+            )
+        elif isinstance(event_type, str) and any(c.isspace() for c in event_type):
+            yield node_id, Problem(where, f"params.type: {event_type!r} contains whitespace")
+        if isinstance(params.get("correlate"), str):
+            yield from ((node_id, r) for r in _correlation(params["correlate"], n, doc, graph))
+
+
+def _correlation(
+    source: str, node: Mapping[str, Any], doc: Mapping[str, Any], graph: Graph
+) -> Iterator[Expression | Problem]:
+    """The compiled `correlate`, or every problem with it.
+
+    It runs when an event arrives, before the wait node has an output, with
+    `event` bound to the arriving event.
+    """
+    where = f"node '{node['id']}'"
+    try:
+        expression = compile_expression(source)
+    except ExpressionError as exc:
+        yield Problem(where, f"params.correlate: {exc}")
+        return
+    problems = [
+        Problem(where, f"params.correlate: {p.message}")
+        for p in _reference_problems(expression, where, node["id"], doc, graph, own_output=False)
+    ]
+    yield from problems or [expression]
+
+
 def _input_schema_problems(doc: Mapping[str, Any]) -> Iterator[Problem]:
     schema = doc.get("input")
     if schema is None:
@@ -374,12 +520,14 @@ def _input_schema_problems(doc: Mapping[str, Any]) -> Iterator[Problem]:
 def _assemble(
     doc: Mapping[str, Any],
     graph: Graph,
-    params: Mapping[tuple[str, str], ValueTemplate],
     conditions: Mapping[int, Expression],
+    params: Mapping[tuple[str, str], ValueTemplate],
+    correlations: Mapping[str, Expression],
+    trigger_conditions: Mapping[int, Expression],
 ) -> Workflow:
     definition = build_definition(doc)
     edges = [
-        CompiledEdge(i, e.source, e.target, conditions.get(i), e.default)
+        CompiledEdge(i, e.source, e.target, conditions.get(i), e.default, e.timeout)
         for i, e in enumerate(definition.edges)
     ]
     nodes = {
@@ -388,6 +536,7 @@ def _assemble(
             params={name: t for (nid, name), t in params.items() if nid == node.id},
             outgoing=tuple(e for e in edges if e.source == node.id),
             inbound=tuple(e for e in edges if e.target == node.id),
+            correlate=correlations.get(node.id),
         )
         for node in definition.nodes
     }
@@ -404,4 +553,13 @@ def _assemble(
         for branch in group.branches
         for member in branch
     )
-    return Workflow(definition, graph, nodes, graph.roots[0], validator, fail_fast)
+    return Workflow(
+        definition,
+        graph,
+        nodes,
+        graph.roots[0],
+        validator,
+        fail_fast,
+        definition.triggers,
+        trigger_conditions,
+    )

@@ -90,6 +90,7 @@ def shared_worker(broker: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
         home / "data",
         home / "worker.log",
         handlers=(TASK_HANDLERS, EXAMPLE_HANDLERS),
+        env={"BRAIDFLOW_WEBHOOK_SECRET_SIGNED_HOOK": "s3cret"},
     )
     try:
         yield worker.start().wait_ready()

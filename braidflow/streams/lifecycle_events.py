@@ -1,0 +1,62 @@
+"""Lifecycle events as CloudEvents: binary-mode headers on the lifecycle topic, and their scope.
+
+Every record on the lifecycle topic carries `ce_*` headers (CloudEvents Kafka
+binding, binary content mode) with the Avro record as its data, so stock
+CloudEvents consumers see `braidflow.workflow.completed` and the like, and the
+event router can hand them to workflows that trigger on another's lifecycle.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from braidflow.engine import LifecycleEvent
+from braidflow.engine.state import iso_time
+
+AVRO_CONTENT_TYPE = b"application/avro"
+
+
+def lifecycle_type(event_type: str) -> str:
+    """The CloudEvent type of a lifecycle event type: `workflow.completed` -> `braidflow.workflow.completed`."""
+    return f"braidflow.{event_type}"
+
+
+def lifecycle_headers(event_id: str, execution_id: bytes) -> list[tuple[str, bytes]]:
+    """The binary-mode headers of a lifecycle record, from its id alone (no decoding).
+
+    Event ids end with the event type (`<execution>[/<node>/<attempt>]/<type>`),
+    which is what lets a resent outbox entry get its headers back.
+    """
+    event_type = event_id.rsplit("/", 1)[-1]
+    return [
+        ("ce_specversion", b"1.0"),
+        ("ce_id", event_id.encode()),
+        ("ce_source", b"/braidflow"),
+        ("ce_type", lifecycle_type(event_type).encode()),
+        ("ce_subject", execution_id),
+        ("content-type", AVRO_CONTENT_TYPE),
+    ]
+
+
+def lifecycle_scope(event: LifecycleEvent) -> dict[str, Any]:
+    """What a workflow triggered by a lifecycle event sees as `event`."""
+    return {
+        "specversion": "1.0",
+        "id": event.id,
+        "source": "/braidflow",
+        "type": lifecycle_type(event.type),
+        "subject": event.execution_id,
+        "time": iso_time(event.at),
+        "datacontenttype": "application/json",
+        "data": {
+            "execution_id": event.execution_id,
+            "workflow_id": event.workflow_id,
+            "workflow_version": event.workflow_version,
+            "node_id": event.node_id,
+            "attempt": event.attempt,
+            "data": event.data,
+            "error": None
+            if event.error is None
+            else {"type": event.error.type, "message": event.error.message},
+        },
+    }

@@ -1,0 +1,285 @@
+"""Durable timers: one row per pending timer in RocksDB, fired by the partition's owner.
+
+Everything that waits for time becomes a row of the `timers` table, written by
+the orchestrator while it handles the execution, so the row lands in the
+execution's partition. The key sorts rows by due time; the scanner reads each
+owned partition from its first key and stops at the first row not yet due, so
+a worker holding many pending timers keeps none of them in its Python heap.
+
+Faust's table API has no range scan, so the scanner reads the partition
+databases of Faust's RocksDB store directly (read only; writes go through the
+table so they reach the changelog). With `key_type=bytes` and
+`value_type=bytes` Faust stores keys and values as they are ("raw"
+serializer), in one rocksdict `Rdict` per partition, opened in raw mode. Each
+of those databases also holds Faust's own `__faust\\0offset__` row; it sorts
+after every timer due before the year 200 million, so a scan never reaches it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import heapq
+import logging
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+from dataclasses import dataclass
+from itertools import islice
+from typing import Any, Protocol
+
+import faust
+from faust.stores.rocksdb import Store as RocksDBStore
+from faust.types import TP
+from rocksdict import ReadOptions
+
+log = logging.getLogger(__name__)
+
+_DUE_BYTES = 8
+_MAX_DUE_MS = 2 ** (8 * _DUE_BYTES) - 1
+_SEPARATOR = b"\0"
+
+
+@dataclass(frozen=True, slots=True)
+class DueTimer:
+    """A timer row: when it is due (epoch ms), whose it is, and its id in the execution."""
+
+    due_ms: int
+    execution_id: str
+    timer_id: str
+
+
+def timer_key(due_ms: int, execution_id: str, timer_id: str) -> bytes:
+    """The row key: 8-byte big-endian due time, execution id, NUL, timer id.
+
+    Byte order is due order, then execution id, then timer id: big-endian
+    integers compare like their bytes, and the NUL ends the execution id
+    before any character it could be compared with.
+    """
+    if not 0 <= due_ms < _MAX_DUE_MS:
+        raise ValueError(f"due time {due_ms} is outside 0..{_MAX_DUE_MS - 1}")
+    if "\0" in execution_id:
+        raise ValueError(f"execution id {execution_id!r} contains NUL")
+    return b"".join(
+        (
+            due_ms.to_bytes(_DUE_BYTES, "big"),
+            execution_id.encode(),
+            _SEPARATOR,
+            timer_id.encode(),
+        )
+    )
+
+
+def parse_timer_key(key: bytes) -> DueTimer:
+    """The timer a row key names; ValueError when `key` is not a timer key."""
+    execution_id, separator, timer_id = key[_DUE_BYTES:].partition(_SEPARATOR)
+    if not separator:
+        raise ValueError(f"not a timer key: {key!r}")
+    try:
+        return DueTimer(
+            int.from_bytes(key[:_DUE_BYTES], "big"), execution_id.decode(), timer_id.decode()
+        )
+    except UnicodeDecodeError:
+        raise ValueError(f"not a timer key: {key!r}") from None
+
+
+def _order(timer: DueTimer) -> bytes:
+    return timer_key(timer.due_ms, timer.execution_id, timer.timer_id)
+
+
+class KeyCursor(Protocol):
+    """The part of rocksdict's `RdictIter` a scan uses."""
+
+    def seek_to_first(self) -> None: ...
+    def valid(self) -> bool: ...
+    def key(self) -> Any: ...
+    def next(self) -> None: ...
+
+
+class PartitionStore(Protocol):
+    """One partition's database: a rocksdict `Rdict` opened in raw mode, as Faust opens them."""
+
+    def iter(self, read_opt: ReadOptions) -> KeyCursor: ...
+
+
+def due_in(db: PartitionStore, now_ms: int, limit: int) -> list[DueTimer]:
+    """The first `limit` timers of one partition due at or before `now_ms`, in key order."""
+    if now_ms < 0 or limit <= 0:
+        return []
+    # RocksDB ends the iteration at the first key past `now_ms` by itself, so a
+    # scan costs the due rows, whatever is pending behind them.
+    bound = ReadOptions()
+    bound.set_iterate_upper_bound(min(now_ms + 1, _MAX_DUE_MS).to_bytes(_DUE_BYTES, "big"))
+    cursor = db.iter(bound)
+    cursor.seek_to_first()
+    due: list[DueTimer] = []
+    while cursor.valid() and len(due) < limit:
+        key = cursor.key()
+        try:
+            due.append(parse_timer_key(key))
+        except ValueError:
+            # Only a bug writes such a row; skipping it keeps the partition's timers alive.
+            log.warning("skipping a row of the timers table that is not a timer: %r", key)
+        cursor.next()
+    return due
+
+
+class TimerTable:
+    """The timers table: written by the orchestrator, read in due order by the scanner.
+
+    `table` is the Faust table (writes go through it, so they reach the
+    changelog); `partitions` gives the databases of the partitions this worker
+    owns right now (`faust_partitions` in production).
+    """
+
+    def __init__(
+        self,
+        table: MutableMapping[bytes, bytes],
+        partitions: Callable[[], Mapping[int, PartitionStore]],
+    ) -> None:
+        self._table = table
+        self._partitions = partitions
+
+    def set(self, timer: DueTimer) -> None:
+        """Add the row for `timer`. Only inside the orchestrator agent, for the execution at hand."""
+        # The key holds everything; the value repeats the timer id so that no
+        # changelog record is empty.
+        self._table[_order(timer)] = timer.timer_id.encode()
+
+    def delete(self, timer: DueTimer) -> None:
+        """Remove the row for `timer`, if there is one. Only inside the orchestrator agent."""
+        key = _order(timer)
+        # Reading first is not only to skip a pointless changelog tombstone: the
+        # read tells Faust's store which partition holds the key, and without
+        # that it writes the delete into the database of every partition it has.
+        if self._table.get(key) is not None:
+            del self._table[key]
+
+    def due(self, now_ms: int, limit: int) -> list[DueTimer]:
+        """The first `limit` timers due at or before `now_ms` in the owned partitions, in due order."""
+        per_partition = [due_in(db, now_ms, limit) for db in self._partitions().values()]
+        return list(islice(heapq.merge(*per_partition, key=_order), limit))
+
+
+def faust_partitions(
+    app: faust.App, table: faust.Table
+) -> Callable[[], Mapping[int, PartitionStore]]:
+    """The databases of `table` for the partitions this worker actively owns, read when called.
+
+    A partition counts when its database is open in the store (Faust opens it
+    on assignment and drops it on revocation) and its changelog partition is
+    among this worker's active assignments: a standby database, or one still
+    open for a partition the last assignment moved away, is left out. A
+    partition that is still being restored is not left out; pause the scanner
+    while `app.rebalancing` (true until recovery ends) to cover that.
+    """
+    store = table.data
+    if not isinstance(store, RocksDBStore) or not store.use_rocksdict:
+        raise TypeError(f"timers need Faust's rocksdict store, not {type(store).__name__}")
+
+    def partitions() -> Mapping[int, PartitionStore]:
+        topic = table.changelog_topic_name
+        actives = app.assignor.assigned_actives()
+        # `_dbs` is private, but it is the only way to the per-partition databases.
+        return {
+            partition: db
+            for partition, db in list(store._dbs.items())
+            if TP(topic, partition) in actives
+        }
+
+    return partitions
+
+
+class TimerScanner:
+    """Fires due timers: every `interval_s`, sends each due timer to `fire`, in due order.
+
+    A fired timer stays in the table until the orchestrator applies its
+    `TimerFired` and deletes the row. Until then the scanner does not fire it
+    again, unless `resend_after_ms` have passed (the first send may be lost;
+    a resend after the row is gone is ignored by the engine). At most
+    `max_in_flight` fired timers wait for the orchestrator at a time: more
+    records would only lengthen its queue, then come back as resends.
+    """
+
+    def __init__(
+        self,
+        timers: TimerTable,
+        fire: Callable[[DueTimer], Awaitable[None]],
+        clock: Callable[[], int],
+        interval_s: float = 0.05,
+        batch: int = 500,
+        resend_after_ms: int = 5_000,
+        paused: Callable[[], bool] | None = None,
+        max_in_flight: int = 5_000,
+    ) -> None:
+        if batch < 1:
+            raise ValueError(f"batch must be at least 1, not {batch}")
+        self._timers = timers
+        self._fire = fire
+        self._clock = clock
+        self._interval_s = interval_s
+        self._batch = batch
+        self._resend_after_ms = resend_after_ms
+        self._paused = paused or (lambda: False)
+        self._max_in_flight = max_in_flight
+        # Fired timers whose rows may still be there, with when they were fired.
+        self._in_flight: dict[DueTimer, int] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def in_flight(self) -> int:
+        """How many fired timers may still be waiting for the orchestrator."""
+        return len(self._in_flight)
+
+    async def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="timer-scanner")
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                if not self._paused():
+                    await self.scan()
+            except Exception:
+                log.exception("timer scan failed; the next one retries")
+            await asyncio.sleep(self._interval_s)
+
+    async def scan(self) -> int:
+        """One pass: fire what is due now and not in flight; the number fired."""
+        now = self._clock()
+        # In-flight rows are still in the table, in the way: read past them.
+        limit = self._batch + len(self._in_flight)
+        due = self._timers.due(now, limit)
+        self._forget(due, now, complete=len(due) < limit)
+        fired = 0
+        for timer in due:
+            if fired == self._batch or len(self._in_flight) >= self._max_in_flight:
+                break
+            if timer in self._in_flight:
+                continue
+            if self._paused():
+                break
+            await self._fire(timer)
+            self._in_flight[timer] = now
+            fired += 1
+        return fired
+
+    def _forget(self, due: list[DueTimer], now: int, complete: bool) -> None:
+        """Drop in-flight timers that are due for a resend or whose row is gone.
+
+        `due` is every due row when `complete`, otherwise every due row up to
+        its last one; an in-flight timer that should be in it and is not has
+        been deleted.
+        """
+        listed = set(due)
+        horizon = None if complete else _order(due[-1])
+        for timer, fired_at in list(self._in_flight.items()):
+            resend = now - fired_at >= self._resend_after_ms
+            gone = timer not in listed and (horizon is None or _order(timer) < horizon)
+            if resend or gone:
+                del self._in_flight[timer]

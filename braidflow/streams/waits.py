@@ -1,0 +1,122 @@
+"""The waits agent: wait_event registrations meet the events they wait for.
+
+The waits topic is keyed by event type and carries two kinds of record: a
+registration (Avro `AwaitEvent`, sent by the orchestrator when a wait begins)
+and an event (structured CloudEvent JSON, sent by the router for types some
+workflow waits for). One agent at concurrency 1 applies the pure
+`engine.correlation` to the row of that type in the `waits` table and sends an
+`EventArrived` transition to each execution an event correlates with.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+from typing import Any
+
+from braidflow.config import Settings
+from braidflow.engine import AwaitEvent, Transition
+from braidflow.engine.correlation import KeptEvent, Waits, occur, register
+from braidflow.schemas import CodecError, decode_await
+from braidflow.schemas.records import AWAIT_EVENT
+from braidflow.streams.catalog import Catalog
+from braidflow.streams.dead_letters import DeadLetter
+from braidflow.streams.orchestrator import Record
+
+log = logging.getLogger(__name__)
+
+# Avro single-object encoding starts with these two bytes; a CloudEvent is JSON.
+_AVRO_MARKER = b"\xc3\x01"
+
+
+def encode_waits(waits: Waits) -> bytes:
+    """The row of one event type. JSON: the row is this agent's own, read by nothing else."""
+    return json.dumps(
+        {
+            "waiting": [AWAIT_EVENT.to_avro(w) for w in waits.waiting],
+            "kept": [{"event": k.event, "kept_until": k.kept_until} for k in waits.kept],
+        },
+        separators=(",", ":"),
+    ).encode()
+
+
+def decode_waits(raw: bytes | None) -> Waits:
+    if raw is None:
+        return Waits()
+    row = json.loads(raw)
+    return Waits(
+        tuple(AWAIT_EVENT.from_avro(w) for w in row["waiting"]),
+        tuple(KeptEvent(k["event"], k["kept_until"]) for k in row["kept"]),
+    )
+
+
+class Correlator:
+    """Applies one waits-topic record to the row of its event type."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        catalog: Catalog,
+        send_transition: Callable[[Transition], Awaitable[None]],
+        dead_letter: Callable[[DeadLetter], Awaitable[None]],
+        clock: Callable[[], int],
+    ) -> None:
+        self._keep_ms = int(settings.event_ttl_s * 1000)
+        self._catalog = catalog
+        self._send_transition = send_transition
+        self._dead_letter = dead_letter
+        self._clock = clock
+
+    def matches(self, registration: AwaitEvent, event: Mapping[str, Any]) -> bool:
+        """Whether the waiting node's `correlate` holds for `event` (no expression: any event)."""
+        deployment = self._catalog.get(registration.workflow_id, registration.workflow_version)
+        if deployment is None:
+            return False
+        node = deployment.workflow.nodes.get(registration.node_id)
+        if node is None or node.correlate is None:
+            return node is not None
+        try:
+            return node.correlate.evaluate({**(registration.context or {}), "event": event}) is True
+        except Exception as exc:
+            log.info("correlate of %s/%s: %s", registration.execution_id, registration.node_id, exc)
+            return False
+
+    async def handle(self, record: Record, table: MutableMapping[bytes, bytes]) -> None:
+        if record.key is None or record.value is None:
+            await self._reject(record, "a waits record needs a key (the event type) and a value")
+            return
+        now = self._clock()
+        waits = decode_waits(table.get(record.key))
+        if record.value.startswith(_AVRO_MARKER):
+            try:
+                registration = decode_await(record.value)
+            except CodecError as exc:
+                await self._reject(record, f"undecodable wait registration: {exc}")
+                return
+            waits, arrivals = register(waits, registration, now, self.matches)
+        else:
+            try:
+                event = json.loads(record.value)
+            except ValueError as exc:
+                await self._reject(record, f"not JSON: {exc}")
+                return
+            waits, arrivals = occur(waits, event, now, self._keep_ms, self.matches)
+        # Deliveries first, acknowledged, then the row: a crash in between makes the
+        # record come again and deliver again (harmless), never lose a delivery.
+        for arrival in arrivals:
+            await self._send_transition(arrival)
+        table[record.key] = encode_waits(waits)
+
+    async def _reject(self, record: Record, reason: str) -> None:
+        await self._dead_letter(
+            DeadLetter(
+                record.topic,
+                record.partition,
+                record.offset,
+                record.key,
+                record.value,
+                reason,
+                self._clock(),
+            )
+        )

@@ -1,0 +1,206 @@
+"""Which deployed workflows an incoming CloudEvent starts, and which webhooks and schedules exist.
+
+One `SubscriptionIndex` covers one tenant's deployed workflows (the latest
+version of each): tenants never see each other's events. The event router
+rebuilds it when a deployment changes and asks it about every event.
+
+An event starts at most one execution per workflow: of a workflow's event
+triggers, the first (in file order) that matches wins. `schedule_slots` (from
+`schedules`) is here too, beside the `schedules()` it serves.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from braidflow.topology.expressions import Expression, ExpressionError
+from braidflow.topology.model import EventTrigger, ScheduleTrigger, WebhookTrigger
+from braidflow.topology.schedules import schedule_slots
+from braidflow.topology.workflow import Workflow
+
+__all__ = [
+    "ConditionError",
+    "EventMatch",
+    "Subscription",
+    "SubscriptionIndex",
+    "schedule_slots",
+]
+
+_WILDCARDS = frozenset("*?[")
+
+
+@dataclass(frozen=True, slots=True)
+class Subscription:
+    """Event trigger number `trigger_index` (0-based, file order) of workflow `workflow_id`."""
+
+    workflow_id: str
+    trigger_index: int
+    trigger: EventTrigger
+
+
+@dataclass(frozen=True, slots=True)
+class ConditionError:
+    """A trigger's `when` that failed on an event, or gave something other than true/false."""
+
+    workflow_id: str
+    trigger_index: int
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class EventMatch:
+    """What an event starts, and the conditions that could not be decided (counted as no match)."""
+
+    subscriptions: tuple[Subscription, ...]
+    errors: tuple[ConditionError, ...]
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class _Entry:
+    subscription: Subscription
+    department: str | None
+    condition: Expression | None
+    variables: Mapping[str, Any]
+
+
+_Glob = tuple[Callable[[str], re.Match[str] | None], _Entry]
+
+
+class SubscriptionIndex:
+    """Event triggers indexed by type, so that an event meets only the globs that could match it.
+
+    Exact types are a dict lookup. Globs whose first segment (before the first
+    `.`) is literal, like `ticket.*`, are grouped by it and tried only on events
+    of that first segment. Only globs whose first segment holds a wildcard, like
+    `*.created` or `tick*`, are tried on every event.
+    """
+
+    def __init__(self) -> None:
+        self._exact: dict[str, list[_Entry]] = {}
+        self._by_segment: dict[str, list[_Glob]] = {}
+        self._unanchored: list[_Glob] = []
+        self._webhooks: dict[str, list[str]] = {}
+        self._schedules: list[tuple[str, int, ScheduleTrigger]] = []
+
+    @classmethod
+    def build(cls, workflows: Iterable[Workflow]) -> SubscriptionIndex:
+        """Index the triggers of `workflows`; ValueError if two share an id."""
+        index = cls()
+        seen: set[str] = set()
+        for workflow in sorted(workflows, key=lambda w: w.id):
+            if workflow.id in seen:
+                raise ValueError(
+                    f"workflow {workflow.id!r} is given twice; index its latest version"
+                )
+            seen.add(workflow.id)
+            index._add(workflow)
+        return index
+
+    def _add(self, workflow: Workflow) -> None:
+        for i, trigger in enumerate(workflow.triggers):
+            if isinstance(trigger, WebhookTrigger):
+                self._webhooks.setdefault(trigger.name, []).append(workflow.id)
+            elif isinstance(trigger, ScheduleTrigger):
+                self._schedules.append((workflow.id, i, trigger))
+            else:
+                entry = _Entry(
+                    Subscription(workflow.id, i, trigger),
+                    trigger.department or workflow.definition.department,
+                    workflow.trigger_conditions.get(i),
+                    workflow.definition.variables,
+                )
+                for glob in dict.fromkeys(trigger.types):
+                    self._add_glob(glob, entry)
+
+    def _add_glob(self, glob: str, entry: _Entry) -> None:
+        if not _WILDCARDS & set(glob):
+            self._exact.setdefault(glob, []).append(entry)
+            return
+        matcher = re.compile(fnmatch.translate(glob)).match
+        segment, dot, _ = glob.partition(".")
+        if dot and not _WILDCARDS & set(segment):
+            self._by_segment.setdefault(segment, []).append((matcher, entry))
+        else:
+            self._unanchored.append((matcher, entry))
+
+    def match(self, event: Mapping[str, Any]) -> list[Subscription]:
+        """The subscriptions `event` starts, one per workflow at most, ordered by workflow id."""
+        return list(self.match_with_errors(event).subscriptions)
+
+    def match_with_errors(self, event: Mapping[str, Any]) -> EventMatch:
+        """As `match`, with the `when` conditions that failed or were not boolean.
+
+        `event` is the CloudEvent as expressions see it: `id`, `type`, `source`,
+        `subject`, `time`, `data`, `specversion`, and extension attributes such
+        as `department` at the top level.
+        """
+        event_type = event.get("type")
+        if not isinstance(event_type, str):
+            return EventMatch((), ())
+        segment = event_type.partition(".")[0]
+        # A trigger whose two globs both match is one candidate.
+        candidates = list(
+            dict.fromkeys(
+                [
+                    *self._exact.get(event_type, ()),
+                    *(e for m, e in self._by_segment.get(segment, ()) if m(event_type)),
+                    *(e for m, e in self._unanchored if m(event_type)),
+                ]
+            )
+        )
+        # Within a workflow, trigger order decides which trigger wins.
+        candidates.sort(key=lambda e: (e.subscription.workflow_id, e.subscription.trigger_index))
+        started: list[Subscription] = []
+        errors: list[ConditionError] = []
+        for entry in candidates:
+            sub = entry.subscription
+            if started and started[-1].workflow_id == sub.workflow_id:
+                continue
+            if entry.department is not None and event.get("department") != entry.department:
+                continue
+            if entry.condition is None:
+                started.append(sub)
+                continue
+            holds, error = _holds(entry.condition, event, entry.variables)
+            if error is not None:
+                errors.append(ConditionError(sub.workflow_id, sub.trigger_index, error))
+            elif holds:
+                started.append(sub)
+        return EventMatch(tuple(started), tuple(errors))
+
+    def may_match(self, event_type: str) -> bool:
+        """Whether some event trigger's `types` match `event_type`, before department and `when`.
+
+        Cheap: a router can skip decoding an event that no workflow listens to.
+        """
+        segment = event_type.partition(".")[0]
+        return (
+            event_type in self._exact
+            or any(m(event_type) for m, _ in self._by_segment.get(segment, ()))
+            or any(m(event_type) for m, _ in self._unanchored)
+        )
+
+    def webhooks(self, name: str) -> list[str]:
+        """Ids of the workflows that a call of webhook `name` starts, sorted."""
+        return list(self._webhooks.get(name, ()))
+
+    def schedules(self) -> list[tuple[str, int, ScheduleTrigger]]:
+        """Every schedule trigger as (workflow id, trigger index, trigger), by workflow id."""
+        return list(self._schedules)
+
+
+def _holds(
+    condition: Expression, event: Mapping[str, Any], variables: Mapping[str, Any]
+) -> tuple[bool, str | None]:
+    """Whether `condition` holds, or why it could not be decided."""
+    try:
+        value = condition.evaluate({"event": event, "vars": variables})
+    except ExpressionError as exc:
+        return False, str(exc)
+    if not isinstance(value, bool):
+        return False, f"`{condition.source}` gave {value!r}, not true or false"
+    return value, None

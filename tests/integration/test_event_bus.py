@@ -1,0 +1,371 @@
+"""Domain events start workflows and reach waiting executions, on the real broker.
+
+Each test uses event types of its own (`<unique>.<verb>`), so its events topic
+(`events.<unique>`) is new: it exists only after the worker's router started,
+which also checks that the router picks up new topics by itself.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from confluent_kafka import Consumer, Producer
+from topic_records import TopicReader
+from workers import WorkerProcess
+
+from braidflow.client import EventPublisher
+from braidflow.schemas import decode_event
+from braidflow.schemas.cloudevents import (
+    CloudEvent,
+    from_kafka,
+    to_binary,
+    to_structured,
+    topic_for,
+)
+from braidflow.streams.dead_letters import DeadLetter
+
+WAIT_S = 30.0
+SECRET = "s3cret"  # the shared worker's BRAIDFLOW_WEBHOOK_SECRET_SIGNED_HOOK
+
+
+def unique() -> str:
+    return f"e{uuid.uuid4().hex[:10]}"
+
+
+def until(condition: Callable[[], Any], timeout_s: float = WAIT_S, what: str = "") -> Any:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what or condition}")
+
+
+def executions_of(worker: WorkerProcess, workflow_id: str, **query: Any) -> list[dict[str, Any]]:
+    params = "&".join(f"{k}={v}" for k, v in query.items())
+    reply = worker.api.get(f"/workflows/{workflow_id}/executions?{params}")
+    assert reply.status == 200, reply
+    return reply.body["executions"]
+
+
+def completed(worker: WorkerProcess, workflow_id: str, count: int) -> list[dict[str, Any]]:
+    def enough() -> list[dict[str, Any]] | None:
+        found = executions_of(worker, workflow_id, status="completed")
+        return found if len(found) >= count else None
+
+    return until(enough, what=f"{count} completed executions of {workflow_id}")
+
+
+def send(broker: str, event: CloudEvent, *, binary: bool = False) -> None:
+    headers, value = (to_binary if binary else to_structured)(event)
+    producer = Producer({"bootstrap.servers": broker, "partitioner": "murmur2_random"})
+    producer.produce(topic_for(event.type), value, event.id.encode(), headers=headers)
+    assert producer.flush(10) == 0
+
+
+def on_event(workflow_id: str, types: list[str], when: str | None = None) -> str:
+    trigger: dict[str, Any] = {"types": types}
+    if when:
+        trigger["when"] = when
+    return json.dumps(
+        {
+            "id": workflow_id,
+            "triggers": [{"event": trigger}],
+            "nodes": [
+                {
+                    "id": "done",
+                    "type": "end",
+                    "params": {"output": {"got": "${event.data}", "type": "${event.type}"}},
+                }
+            ],
+            "edges": [],
+        }
+    )
+
+
+def test_structured_and_binary_events_start_the_subscribed_workflows_once(
+    shared_worker: WorkerProcess, broker: str
+) -> None:
+    kind = unique()
+    glob_workflow, filtered = f"{kind}-any", f"{kind}-high"
+    assert shared_worker.api.deploy(on_event(glob_workflow, [f"{kind}.*"])).status == 201
+    assert (
+        shared_worker.api.deploy(
+            on_event(filtered, [f"{kind}.opened"], when="event.data.priority == 'high'")
+        ).status
+        == 201
+    )
+    low = CloudEvent(id="1", source="/tests", type=f"{kind}.opened", data={"priority": "low"})
+    high = CloudEvent(id="2", source="/tests", type=f"{kind}.opened", data={"priority": "high"})
+    send(broker, low)
+    send(broker, high, binary=True)
+    send(broker, high, binary=True)  # the same event again: no second start
+    started = completed(shared_worker, glob_workflow, 2)
+    assert sorted(e["event"]["id"] for e in started) == ["1", "2"]
+    only = completed(shared_worker, filtered, 1)
+    assert only[0]["event"] == {"id": "2", "type": f"{kind}.opened", "source": "/tests"}
+    view = shared_worker.api.execution(only[0]["execution_id"]).body
+    assert view["output"] == {"got": {"priority": "high"}, "type": f"{kind}.opened"}
+    time.sleep(1.0)
+    assert len(executions_of(shared_worker, glob_workflow)) == 2
+    assert len(executions_of(shared_worker, filtered)) == 1
+
+
+def test_the_python_client_and_the_api_publish_events_that_trigger(
+    shared_worker: WorkerProcess, broker: str
+) -> None:
+    kind = unique()
+    workflow = f"{kind}-flow"
+    assert shared_worker.api.deploy(on_event(workflow, [f"{kind}.created"])).status == 201
+    with EventPublisher(broker, source="/tests/client") as publisher:
+        publisher.publish(f"{kind}.created", {"n": 1})
+    reply = shared_worker.api.post_json(
+        "/events",
+        {"specversion": "1.0", "id": "api-1", "source": "/tests/api", "type": f"{kind}.created"},
+    )
+    assert reply.status == 202, reply
+    assert reply.body["topic"] == f"events.{kind}"
+    completed(shared_worker, workflow, 2)
+    missing = shared_worker.api.post_json(
+        "/events", {"specversion": "1.0", "source": "/x", "type": f"{kind}.created"}
+    )
+    assert missing.status == 400
+    assert missing.body["field"] == "id"
+
+
+def test_webhooks_start_their_workflows_and_check_signatures(
+    shared_worker: WorkerProcess,
+) -> None:
+    workflow = f"{unique()}-hooked"
+    definition = json.loads(on_event(workflow, ["unused.never"]))
+    definition["triggers"] = [{"webhook": {"name": "signed-hook"}}]
+    assert shared_worker.api.deploy(json.dumps(definition)).status == 201
+    body = json.dumps({"ticket": 7}).encode()
+    good = "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
+
+    def hook(signature: str | None) -> Any:
+        headers = {"Idempotency-Key": "delivery-1"}
+        if signature:
+            headers["X-Braidflow-Signature"] = signature
+        return shared_worker.api.request(
+            "POST", "/hooks/signed-hook", body, "application/json", headers
+        )
+
+    assert hook(None).status == 401
+    assert hook("sha256=" + "0" * 64).status == 401
+    accepted = hook(good)
+    assert accepted.status == 202, accepted
+    ids = [e["execution_id"] for e in accepted.body["executions"] if e["workflow_id"] == workflow]
+    assert len(ids) == 1
+    assert hook(good).body["executions"] == accepted.body["executions"]  # same delivery, same id
+    view = shared_worker.wait_until_finished(ids)[ids[0]]
+    assert view["output"]["got"] == {"ticket": 7}
+    assert (
+        shared_worker.api.request("POST", "/hooks/nobody", b"{}", "application/json").status == 404
+    )
+
+
+WAITER = """
+id: {id}
+nodes:
+  - {{id: wait, type: wait_event, params: {{type: "{kind}.resolved", correlate: "event.data.ticket == input.ticket"}}, timeout: {timeout}}}
+  - {{id: done, type: end, params: {{output: {{by: "${{nodes.wait.output.data.by}}"}}}}}}
+  - {{id: late, type: end, params: {{output: {{timed_out: true}}}}}}
+edges:
+  - {{from: wait, to: done}}
+  - {{from: wait, to: late, timeout: true}}
+"""
+
+
+def test_a_waiting_execution_continues_with_the_event_that_correlates(
+    shared_worker: WorkerProcess, broker: str
+) -> None:
+    kind = unique()
+    workflow = f"{kind}-waiter"
+    text = WAITER.format(id=workflow, kind=kind, timeout="60s")
+    assert shared_worker.api.deploy(text).status == 201
+    # Before the wait begins: kept, then delivered when it does.
+    send(
+        broker,
+        CloudEvent(
+            id="early", source="/t", type=f"{kind}.resolved", data={"ticket": 1, "by": "ada"}
+        ),
+    )
+    time.sleep(1.0)
+    first = shared_worker.api.start(workflow, {"ticket": 1})
+    second = shared_worker.api.start(workflow, {"ticket": 2})
+    assert shared_worker.wait_until_finished([first])[first]["output"] == {"by": "ada"}
+    waiting = shared_worker.api.execution(second).body
+    assert waiting["status"] == "running"
+    # After the wait began; another ticket's event must not wake it.
+    send(
+        broker,
+        CloudEvent(id="other", source="/t", type=f"{kind}.resolved", data={"ticket": 9, "by": "x"}),
+    )
+    send(
+        broker,
+        CloudEvent(
+            id="late", source="/t", type=f"{kind}.resolved", data={"ticket": 2, "by": "bob"}
+        ),
+    )
+    assert shared_worker.wait_until_finished([second])[second]["output"] == {"by": "bob"}
+
+
+def test_a_wait_that_times_out_takes_its_timeout_edge(shared_worker: WorkerProcess) -> None:
+    kind = unique()
+    workflow = f"{kind}-impatient"
+    assert (
+        shared_worker.api.deploy(WAITER.format(id=workflow, kind=kind, timeout="1s")).status == 201
+    )
+    execution = shared_worker.api.start(workflow, {"ticket": 3})
+    view = shared_worker.wait_until_finished([execution])[execution]
+    assert view["output"] == {"timed_out": True}
+
+
+def test_a_workflow_triggers_on_another_workflows_completion(shared_worker: WorkerProcess) -> None:
+    kind = unique()
+    first, follower = f"{kind}-first", f"{kind}-follower"
+    definition = json.loads(
+        on_event(
+            follower,
+            ["braidflow.workflow.completed"],
+            when=f"event.data.workflow_id == '{first}'",
+        )
+    )
+    assert shared_worker.api.deploy(json.dumps(definition)).status == 201
+    plain = {
+        "id": first,
+        "nodes": [{"id": "done", "type": "end", "params": {"output": {"ok": True}}}],
+        "edges": [],
+    }
+    assert shared_worker.api.deploy(json.dumps(plain)).status == 201
+    execution = shared_worker.api.start(first, {})
+    shared_worker.wait_until_finished([execution])
+    followed = completed(shared_worker, follower, 1)
+    view = shared_worker.api.execution(followed[0]["execution_id"]).body
+    assert view["output"]["got"]["execution_id"] == execution
+    assert view["output"]["type"] == "braidflow.workflow.completed"
+
+
+def test_malformed_events_go_to_the_dead_letter_topic_and_valid_ones_still_trigger(
+    shared_worker: WorkerProcess, broker: str
+) -> None:
+    kind = unique()
+    workflow = f"{kind}-survivor"
+    assert shared_worker.api.deploy(on_event(workflow, [f"{kind}.ok"])).status == 201
+    topic = f"events.{kind}"
+    send(broker, CloudEvent(id="before", source="/t", type=f"{kind}.ok"))
+    producer = Producer({"bootstrap.servers": broker})
+    for i in range(1000):
+        producer.produce(topic, b"not a cloud event", f"bad-{i}".encode())
+        producer.poll(0)
+    assert producer.flush(10) == 0
+    send(broker, CloudEvent(id="after", source="/t", type=f"{kind}.ok"))
+    completed(shared_worker, workflow, 2)
+    with TopicReader(broker, f"{shared_worker.prefix}.dead-letters") as reader:
+
+        def letters() -> list[DeadLetter]:
+            decoded = [DeadLetter.decode(r.value) for r in reader.records if r.value]
+            return [d for d in decoded if d.topic == topic]
+
+        reader.until(lambda _: len(letters()) >= 1000, WAIT_S)
+        assert all("not a CloudEvent" in d.reason for d in letters())
+
+
+def test_a_publish_node_triggers_the_workflows_subscribed_to_its_event(
+    shared_worker: WorkerProcess,
+) -> None:
+    kind = unique()
+    publisher, listener = f"{kind}-publisher", f"{kind}-listener"
+    assert shared_worker.api.deploy(on_event(listener, [f"{kind}.announced"])).status == 201
+    text = f"""
+id: {publisher}
+nodes:
+  - {{id: tell, type: publish, params: {{type: "{kind}.announced", subject: "${{input.who}}", data: {{who: "${{input.who}}"}}}}}}
+  - {{id: done, type: end, params: {{output: {{sent: "${{nodes.tell.output.id}}"}}}}}}
+edges:
+  - {{from: tell, to: done}}
+"""
+    assert shared_worker.api.deploy(text).status == 201
+    execution = shared_worker.api.start(publisher, {"who": "ada"})
+    sent = shared_worker.wait_until_finished([execution])[execution]["output"]["sent"]
+    heard = completed(shared_worker, listener, 1)
+    assert heard[0]["event"]["id"] == sent
+    view = shared_worker.api.execution(heard[0]["execution_id"]).body
+    assert view["output"] == {"got": {"who": "ada"}, "type": f"{kind}.announced"}
+
+
+def test_department_scope_and_removal_change_subscriptions_without_a_restart(
+    shared_worker: WorkerProcess, broker: str
+) -> None:
+    kind = unique()
+    workflow = f"{kind}-support"
+    definition = json.loads(on_event(workflow, [f"{kind}.opened"]))
+    definition["department"] = "support"
+    assert shared_worker.api.deploy(json.dumps(definition)).status == 201
+
+    def opened(event_id: str, department: str | None) -> CloudEvent:
+        extensions = {"department": department} if department else {}
+        return CloudEvent(id=event_id, source="/t", type=f"{kind}.opened", extensions=extensions)
+
+    send(broker, opened("sales-1", "sales"))
+    send(broker, opened("none-1", None))
+    send(broker, opened("support-1", "support"))
+    assert [e["event"]["id"] for e in completed(shared_worker, workflow, 1)] == ["support-1"]
+
+    assert shared_worker.api.request("DELETE", f"/workflows/{workflow}").status == 200
+    assert shared_worker.api.get(f"/workflows/{workflow}").status == 404
+    send(broker, opened("support-2", "support"))
+    time.sleep(1.5)
+    assert len(executions_of(shared_worker, workflow)) == 1
+    redeployed = shared_worker.api.deploy(json.dumps(definition))
+    assert redeployed.body["version"] == 2
+    send(broker, opened("support-3", "support"))
+    ids = [e["event"]["id"] for e in completed(shared_worker, workflow, 2)]
+    assert sorted(ids) == ["support-1", "support-3"]
+
+
+def test_lifecycle_records_are_cloud_events_in_binary_mode(
+    shared_worker: WorkerProcess, broker: str
+) -> None:
+    workflow = f"{unique()}-observed"
+    plain = {
+        "id": workflow,
+        "nodes": [{"id": "done", "type": "end", "params": {"output": {"ok": True}}}],
+        "edges": [],
+    }
+    assert shared_worker.api.deploy(json.dumps(plain)).status == 201
+    execution = shared_worker.api.start(workflow, {})
+    shared_worker.wait_until_finished([execution])
+    consumer = Consumer(
+        {
+            "bootstrap.servers": broker,
+            "group.id": f"analytics-{uuid.uuid4().hex[:8]}",
+            "auto.offset.reset": "earliest",
+            "fetch.wait.max.ms": 5,
+        }
+    )
+    consumer.subscribe([f"{shared_worker.prefix}.lifecycle"])
+    try:
+
+        def completion() -> CloudEvent | None:
+            message = consumer.poll(0.5)
+            if message is None or message.error() or message.key() != execution.encode():
+                return None
+            event = from_kafka(message.headers(), message.value())
+            return event if event.type == "braidflow.workflow.completed" else None
+
+        event = until(completion, what="the workflow.completed CloudEvent")
+    finally:
+        consumer.close()
+    assert event.subject == execution
+    assert event.id == f"{execution}/workflow.completed"
+    assert event.datacontenttype == "application/avro"
+    assert decode_event(event.data).workflow_id == workflow

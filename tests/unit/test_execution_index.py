@@ -1,0 +1,223 @@
+"""The executions of a workflow as the index tells them, whatever order their events arrive in."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiokafka import TopicPartition
+
+from braidflow.connectors.execution_index import ExecutionIndex
+from braidflow.engine.messages import LifecycleEvent, NodeError
+
+NOW = 1_700_000_000_000
+TICKET = {"id": "evt-1", "type": "ticket.resolved", "source": "/helpdesk", "subject": "T-9"}
+
+
+@pytest.fixture
+def index(tmp_path: Path) -> Iterator[ExecutionIndex]:
+    index = ExecutionIndex(tmp_path / "executions.sqlite")
+    yield index
+    index.close()
+
+
+def started(
+    execution_id: str,
+    at: int = NOW,
+    workflow_id: str = "refund",
+    data: Any = None,
+    event: dict[str, Any] | None = None,
+) -> LifecycleEvent:
+    return LifecycleEvent(
+        id=f"{execution_id}/started",
+        type="workflow.started",
+        execution_id=execution_id,
+        workflow_id=workflow_id,
+        workflow_version=2,
+        at=at,
+        data={"input": data, "event": event},
+    )
+
+
+def finished(
+    execution_id: str, status: str = "completed", at: int = NOW + 1_000, workflow_id: str = "refund"
+) -> LifecycleEvent:
+    return LifecycleEvent(
+        id=f"{execution_id}/{status}",
+        type=f"workflow.{status}",
+        execution_id=execution_id,
+        workflow_id=workflow_id,
+        workflow_version=2,
+        at=at,
+        error=NodeError("Boom", "it broke", "charge") if status == "failed" else None,
+    )
+
+
+def node_event(execution_id: str, type_: str = "node.completed") -> LifecycleEvent:
+    return LifecycleEvent(
+        id=f"{execution_id}/charge/{type_}",
+        type=type_,
+        execution_id=execution_id,
+        workflow_id="refund",
+        workflow_version=2,
+        at=NOW + 500,
+        node_id="charge",
+        attempt=1,
+        data={"ok": True},
+    )
+
+
+def test_a_started_execution_is_listed_as_running_with_its_trigger(
+    index: ExecutionIndex,
+) -> None:
+    index.apply(started("e1", data={"amount": 5}, event=TICKET))
+    assert index.list("refund") == [
+        {
+            "execution_id": "e1",
+            "workflow_id": "refund",
+            "workflow_version": 2,
+            "status": "running",
+            "started_at": "2023-11-14T22:13:20.000Z",
+            "completed_at": None,
+            "event": {"id": "evt-1", "type": "ticket.resolved", "source": "/helpdesk"},
+        }
+    ]
+
+
+def test_an_execution_started_without_an_event_has_none(index: ExecutionIndex) -> None:
+    index.apply(started("e1", data={"amount": 5}))
+    assert index.list("refund")[0]["event"] is None
+
+
+def test_a_started_event_of_the_older_shape_carries_the_bare_input(
+    index: ExecutionIndex,
+) -> None:
+    old = LifecycleEvent(
+        id="e1/started",
+        type="workflow.started",
+        execution_id="e1",
+        workflow_id="refund",
+        workflow_version=1,
+        at=NOW,
+        data={"amount": 5, "event": {"id": "not-a-trigger"}},
+    )
+    index.apply(old)
+    [execution] = index.list("refund")
+    assert execution["status"] == "running"
+    assert execution["event"] is None
+
+
+@pytest.mark.parametrize("status", ["completed", "failed", "cancelled"])
+def test_an_ended_execution_shows_how_and_when_it_ended(index: ExecutionIndex, status: str) -> None:
+    index.apply_many([started("e1"), finished("e1", status)])
+    [execution] = index.list("refund")
+    assert execution["status"] == status
+    assert execution["started_at"] == "2023-11-14T22:13:20.000Z"
+    assert execution["completed_at"] == "2023-11-14T22:13:21.000Z"
+
+
+def test_the_same_row_results_whatever_order_the_events_arrive_in(tmp_path: Path) -> None:
+    events = [started("e1", event=TICKET), node_event("e1"), finished("e1", "failed")]
+    results = []
+    for n, order in enumerate(itertools.permutations(events)):
+        index = ExecutionIndex(tmp_path / f"{n}.sqlite")
+        index.apply_many(order)
+        results.append(index.list("refund"))
+        index.close()
+    assert all(result == results[0] for result in results)
+    assert results[0][0]["status"] == "failed"
+    assert results[0][0]["started_at"] == "2023-11-14T22:13:20.000Z"
+    assert results[0][0]["event"] == {
+        "id": "evt-1",
+        "type": "ticket.resolved",
+        "source": "/helpdesk",
+    }
+
+
+def test_an_end_read_before_its_start_is_kept(index: ExecutionIndex) -> None:
+    index.apply(finished("e1"))
+    assert index.list("refund")[0]["status"] == "completed"
+    index.apply(started("e1"))
+    [execution] = index.list("refund")
+    assert execution["status"] == "completed"
+    assert execution["started_at"] == "2023-11-14T22:13:20.000Z"
+
+
+def test_a_replayed_start_never_brings_an_ended_execution_back_to_running(
+    index: ExecutionIndex,
+) -> None:
+    index.apply_many([started("e1"), finished("e1", "cancelled"), started("e1")])
+    assert index.list("refund")[0]["status"] == "cancelled"
+
+
+def test_applying_the_same_events_twice_changes_nothing(index: ExecutionIndex) -> None:
+    events = [started("e1", event=TICKET), finished("e1"), started("e2", at=NOW + 5)]
+    index.apply_many(events)
+    first = index.list("refund")
+    index.apply_many(events)
+    assert index.list("refund") == first
+    assert index.count("refund") == 2
+
+
+def test_node_events_add_no_executions(index: ExecutionIndex) -> None:
+    index.apply_many([node_event("e1", "node.started"), node_event("e1"), node_event("e2")])
+    assert index.list("refund") == []
+    assert index.count("refund") == 0
+
+
+def test_executions_are_listed_newest_first_up_to_the_limit(index: ExecutionIndex) -> None:
+    index.apply_many(started(f"e{n}", at=NOW + n * 1_000) for n in range(5))
+    assert [e["execution_id"] for e in index.list("refund")] == ["e4", "e3", "e2", "e1", "e0"]
+    assert [e["execution_id"] for e in index.list("refund", limit=2)] == ["e4", "e3"]
+
+
+def test_the_status_filter_keeps_only_executions_in_that_status(index: ExecutionIndex) -> None:
+    index.apply_many(
+        [
+            started("e1", at=NOW),
+            started("e2", at=NOW + 1),
+            started("e3", at=NOW + 2),
+            finished("e1", "completed"),
+            finished("e3", "failed"),
+        ]
+    )
+    assert [e["execution_id"] for e in index.list("refund", status="running")] == ["e2"]
+    assert [e["execution_id"] for e in index.list("refund", status="failed")] == ["e3"]
+    assert index.list("refund", status="cancelled") == []
+
+
+def test_each_workflow_lists_and_counts_only_its_own_executions(index: ExecutionIndex) -> None:
+    index.apply_many(
+        [started("e1"), started("e2", workflow_id="payout"), finished("e3", workflow_id="payout")]
+    )
+    assert [e["execution_id"] for e in index.list("refund")] == ["e1"]
+    assert index.count("refund") == 1
+    assert index.count("payout") == 2
+    assert index.list("unknown") == []
+
+
+def test_a_limit_below_one_is_refused(index: ExecutionIndex) -> None:
+    with pytest.raises(ValueError, match="limit"):
+        index.list("refund", limit=0)
+
+
+def test_rows_and_positions_survive_reopening_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "executions.sqlite"
+    index = ExecutionIndex(path)
+    lifecycle = TopicPartition("bf.lifecycle", 0)
+    index.apply_many([started("e1"), finished("e1")], {lifecycle: 7})
+    index.close()
+    reopened = ExecutionIndex(path)
+    assert reopened.positions() == {lifecycle: 7}
+    assert reopened.list("refund")[0]["status"] == "completed"
+    reopened.close()
+
+
+def test_a_reset_forgets_executions_and_positions(index: ExecutionIndex) -> None:
+    index.apply_many([started("e1")], {TopicPartition("bf.lifecycle", 3): 12})
+    index.reset()
+    assert index.count("refund") == 0
+    assert index.positions() == {}

@@ -1,0 +1,497 @@
+"""Durable timers: row keys, scans of real RocksDB partitions, and the scanner that fires them."""
+
+from __future__ import annotations
+
+import asyncio
+import zlib
+from collections.abc import Iterator, Mapping, MutableMapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from rocksdict import Options, Rdict, ReadOptions
+
+from braidflow.streams.timers import (
+    DueTimer,
+    KeyCursor,
+    TimerScanner,
+    TimerTable,
+    due_in,
+    parse_timer_key,
+    timer_key,
+)
+
+FAUST_OFFSET_KEY = b"__faust\0offset__"
+NOW = 1_750_000_000_000
+
+execution_ids = st.text(st.characters(exclude_characters="\0", exclude_categories=("Cs",)))
+timer_ids = st.text(st.characters(exclude_categories=("Cs",)))
+dues = st.integers(0, 2**63)
+timers = st.builds(DueTimer, dues, execution_ids, timer_ids)
+
+
+def key_of(timer: DueTimer) -> bytes:
+    return timer_key(timer.due_ms, timer.execution_id, timer.timer_id)
+
+
+def open_partition(path: Path) -> Rdict:
+    """A partition database opened as Faust opens them: raw bytes keys and values."""
+    return Rdict(str(path), options=Options(raw_mode=True))
+
+
+@pytest.fixture
+def partitions(tmp_path: Path) -> Iterator[dict[int, Rdict]]:
+    dbs = {p: open_partition(tmp_path / f"timers-{p}.db") for p in range(3)}
+    for db in dbs.values():
+        # Faust keeps its offset in every partition database.
+        db[FAUST_OFFSET_KEY] = b"42"
+    yield dbs
+    for db in dbs.values():
+        db.close()
+
+
+class PartitionedTable(MutableMapping[bytes, bytes]):
+    """The Faust table as the orchestrator sees it: a write lands in its execution's partition."""
+
+    def __init__(self, dbs: Mapping[int, Rdict]) -> None:
+        self.dbs = dbs
+        self.deletes = 0
+
+    def _db(self, key: bytes) -> Rdict:
+        execution_id = parse_timer_key(key).execution_id
+        return self.dbs[zlib.crc32(execution_id.encode()) % len(self.dbs)]
+
+    def __getitem__(self, key: bytes) -> bytes:
+        value = self._db(key).get(key)
+        if value is None:
+            raise KeyError(key)
+        return value
+
+    def __setitem__(self, key: bytes, value: bytes) -> None:
+        self._db(key)[key] = value
+
+    def __delitem__(self, key: bytes) -> None:
+        self.deletes += 1
+        del self._db(key)[key]
+
+    def __iter__(self) -> Iterator[bytes]:
+        raise NotImplementedError("the timers never list the table")
+
+    def __len__(self) -> int:
+        raise NotImplementedError("the timers never count the table")
+
+
+class CountingCursor:
+    def __init__(self, cursor: KeyCursor, counts: dict[str, int]) -> None:
+        self._cursor = cursor
+        self._counts = counts
+
+    def seek_to_first(self) -> None:
+        self._cursor.seek_to_first()
+
+    def valid(self) -> bool:
+        return self._cursor.valid()
+
+    def key(self) -> Any:
+        self._counts["keys"] += 1
+        return self._cursor.key()
+
+    def next(self) -> None:
+        self._counts["steps"] += 1
+        self._cursor.next()
+
+
+class CountingPartition:
+    """A real partition database that counts the rows a scan reads."""
+
+    def __init__(self, db: Rdict) -> None:
+        self._db = db
+        self.counts = {"keys": 0, "steps": 0}
+
+    def iter(self, read_opt: ReadOptions) -> KeyCursor:
+        return CountingCursor(self._db.iter(read_opt), self.counts)
+
+
+class FakeClock:
+    def __init__(self, now: int = NOW) -> None:
+        self.now = now
+
+    def __call__(self) -> int:
+        return self.now
+
+
+class Fired:
+    """What the scanner sent, in order."""
+
+    def __init__(self) -> None:
+        self.timers: list[DueTimer] = []
+
+    async def __call__(self, timer: DueTimer) -> None:
+        self.timers.append(timer)
+
+
+def table_on(dbs: Mapping[int, Rdict]) -> tuple[TimerTable, PartitionedTable]:
+    faust_table = PartitionedTable(dbs)
+    return TimerTable(faust_table, lambda: dbs), faust_table
+
+
+# -- keys
+
+
+@given(st.lists(timers))
+def test_keys_sort_by_due_time_then_execution_then_timer(items: list[DueTimer]) -> None:
+    by_key = sorted(items, key=key_of)
+    by_fields = sorted(items, key=lambda t: (t.due_ms, t.execution_id, t.timer_id))
+    assert by_key == by_fields
+
+
+def test_a_timer_due_earlier_sorts_first_whatever_its_execution() -> None:
+    assert timer_key(999, "zzz", "t") < timer_key(1_000, "aaa", "t")
+    assert timer_key(2**40, "a", "t") < timer_key(2**40 + 1, "a", "t")
+
+
+def test_timers_due_together_sort_by_execution_id_even_when_one_id_extends_another() -> None:
+    assert timer_key(NOW, "exec", "zzz") < timer_key(NOW, "exec-2", "aaa")
+    assert timer_key(NOW, "exec-1", "b") < timer_key(NOW, "exec-2", "a")
+    assert timer_key(NOW, "exec-1", "a") < timer_key(NOW, "exec-1", "b")
+
+
+@given(timers)
+def test_a_key_parses_back_to_its_timer(timer: DueTimer) -> None:
+    assert parse_timer_key(key_of(timer)) == timer
+
+
+def test_a_timer_id_may_hold_slashes_and_any_text() -> None:
+    timer = DueTimer(NOW, "e-ü", "wait/1/timeout\0x")
+    assert parse_timer_key(key_of(timer)) == timer
+
+
+def test_keys_refuse_what_they_cannot_encode() -> None:
+    with pytest.raises(ValueError, match="NUL"):
+        timer_key(NOW, "a\0b", "t")
+    with pytest.raises(ValueError, match="due time"):
+        timer_key(-1, "a", "t")
+    with pytest.raises(ValueError, match="due time"):
+        timer_key(2**64, "a", "t")
+
+
+@pytest.mark.parametrize("key", [b"", b"short", b"\0" * 8 + b"no separator", FAUST_OFFSET_KEY])
+def test_a_row_that_is_not_a_timer_does_not_parse(key: bytes) -> None:
+    with pytest.raises(ValueError, match="not a timer key"):
+        parse_timer_key(key)
+
+
+def test_a_key_with_invalid_utf8_does_not_parse() -> None:
+    with pytest.raises(ValueError, match="not a timer key"):
+        parse_timer_key(b"\0" * 8 + b"\xff\0t")
+
+
+# -- scanning one partition
+
+
+def test_a_scan_of_100_000_pending_timers_reads_only_the_10_due(
+    partitions: dict[int, Rdict],
+) -> None:
+    db = partitions[0]
+    due = [DueTimer(NOW - 10 + i, f"exec-{i}", "wait/1/timeout") for i in range(10)]
+    pending = [
+        DueTimer(NOW + 1 + i * 37, f"exec-{i % 5000}", f"wait/{i}/timeout")
+        for i in range(100_000 - len(due))
+    ]
+    for timer in pending + due:
+        db[key_of(timer)] = timer.timer_id.encode()
+    counted = CountingPartition(db)
+
+    assert due_in(counted, NOW, limit=500) == due
+    assert counted.counts == {"keys": 10, "steps": 10}
+
+
+def test_a_scan_stops_at_the_limit(partitions: dict[int, Rdict]) -> None:
+    db = partitions[0]
+    for i in range(20):
+        db[timer_key(NOW - i, "exec", f"t{i}")] = b"t"
+    counted = CountingPartition(db)
+
+    found = due_in(counted, NOW, limit=5)
+
+    assert [t.due_ms for t in found] == [NOW - 19, NOW - 18, NOW - 17, NOW - 16, NOW - 15]
+    assert counted.counts["keys"] == 5
+
+
+def test_a_timer_due_exactly_now_is_due(partitions: dict[int, Rdict]) -> None:
+    db = partitions[0]
+    db[timer_key(NOW, "exec", "now")] = b"now"
+    db[timer_key(NOW + 1, "exec", "later")] = b"later"
+
+    assert due_in(db, NOW, 10) == [DueTimer(NOW, "exec", "now")]
+    assert due_in(db, NOW - 1, 10) == []
+
+
+def test_a_scan_never_returns_faust_offset_row_even_far_in_the_future(
+    partitions: dict[int, Rdict],
+) -> None:
+    db = partitions[0]
+    db[timer_key(NOW, "exec", "t")] = b"t"
+
+    assert due_in(db, 2**62, 10) == [DueTimer(NOW, "exec", "t")]
+
+
+def test_a_row_that_is_not_a_timer_is_skipped_not_fatal(partitions: dict[int, Rdict]) -> None:
+    db = partitions[0]
+    db[(NOW - 5).to_bytes(8, "big") + b"garbage"] = b""
+    db[timer_key(NOW, "exec", "t")] = b"t"
+
+    assert due_in(db, NOW, 10) == [DueTimer(NOW, "exec", "t")]
+
+
+# -- the table
+
+
+def test_set_and_delete_write_rows_the_scan_reads(partitions: dict[int, Rdict]) -> None:
+    timers, _ = table_on(partitions)
+    first = DueTimer(NOW - 2, "exec-a", "wait/1/timeout")
+    second = DueTimer(NOW - 1, "exec-b", "wait/1/timeout")
+    timers.set(second)
+    timers.set(first)
+
+    assert timers.due(NOW, 10) == [first, second]
+
+    timers.delete(first)
+    assert timers.due(NOW, 10) == [second]
+
+
+def test_deleting_a_timer_twice_sends_one_delete(partitions: dict[int, Rdict]) -> None:
+    timers, faust_table = table_on(partitions)
+    timer = DueTimer(NOW, "exec", "wait/1/timeout")
+    timers.set(timer)
+
+    timers.delete(timer)
+    timers.delete(timer)
+
+    assert faust_table.deletes == 1
+    assert timers.due(NOW, 10) == []
+
+
+def test_due_merges_partitions_in_due_order_up_to_the_limit(
+    partitions: dict[int, Rdict],
+) -> None:
+    timers, _ = table_on(partitions)
+    expected = [DueTimer(NOW - 100 + i, f"exec-{i}", "t") for i in range(30)]
+    for timer in reversed(expected):
+        timers.set(timer)
+    assert len({p for p, db in partitions.items() if due_in(db, NOW, 1)}) == 3
+
+    assert timers.due(NOW, 30) == expected
+    assert timers.due(NOW, 7) == expected[:7]
+
+
+def test_due_reads_only_the_partitions_owned_now(partitions: dict[int, Rdict]) -> None:
+    owned = dict(partitions)
+    timers = TimerTable(PartitionedTable(partitions), lambda: owned)
+    for i in range(30):
+        timers.set(DueTimer(NOW, f"exec-{i}", "t"))
+    revoked = set(due_in(partitions[1], NOW, 100))
+    assert revoked
+
+    del owned[1]
+
+    assert (
+        set(timers.due(NOW, 100)) == {DueTimer(NOW, f"exec-{i}", "t") for i in range(30)} - revoked
+    )
+
+
+# -- the scanner
+
+
+def scanner_on(timers: TimerTable, clock: FakeClock, fired: Fired, **options: Any) -> TimerScanner:
+    return TimerScanner(timers, fired, clock, **options)
+
+
+async def test_a_timer_fires_once_it_is_due_and_not_before(partitions: dict[int, Rdict]) -> None:
+    timers, _ = table_on(partitions)
+    clock, fired = FakeClock(), Fired()
+    scanner = scanner_on(timers, clock, fired)
+    timer = DueTimer(NOW + 1_000, "exec", "wait/1/timeout")
+    timers.set(timer)
+
+    assert await scanner.scan() == 0
+    clock.now += 999
+    assert await scanner.scan() == 0
+    clock.now += 1
+    assert await scanner.scan() == 1
+    assert fired.timers == [timer]
+
+
+async def test_timers_fire_in_due_order(partitions: dict[int, Rdict]) -> None:
+    timers, _ = table_on(partitions)
+    clock, fired = FakeClock(), Fired()
+    expected = [DueTimer(NOW - 50 + i, f"exec-{i % 7}", f"t{i}") for i in range(50)]
+    for timer in reversed(expected):
+        timers.set(timer)
+
+    await scanner_on(timers, clock, fired).scan()
+
+    assert fired.timers == expected
+
+
+async def test_a_fired_timer_is_not_fired_again_until_the_resend_delay(
+    partitions: dict[int, Rdict],
+) -> None:
+    timers, _ = table_on(partitions)
+    clock, fired = FakeClock(), Fired()
+    scanner = scanner_on(timers, clock, fired, resend_after_ms=5_000)
+    timer = DueTimer(NOW, "exec", "wait/1/timeout")
+    timers.set(timer)
+
+    await scanner.scan()
+    for _ in range(10):
+        clock.now += 499
+        await scanner.scan()
+    assert fired.timers == [timer]
+
+    # The orchestrator never applied it (the record was lost): send it again.
+    clock.now += 10
+    await scanner.scan()
+    assert fired.timers == [timer, timer]
+
+
+async def test_a_timer_whose_row_is_deleted_is_forgotten(partitions: dict[int, Rdict]) -> None:
+    timers, _ = table_on(partitions)
+    clock, fired = FakeClock(), Fired()
+    scanner = scanner_on(timers, clock, fired)
+    for i in range(20):
+        timers.set(DueTimer(NOW, f"exec-{i}", "t"))
+    await scanner.scan()
+    assert scanner.in_flight == 20
+
+    for timer in fired.timers:
+        timers.delete(timer)
+    clock.now += 50
+    await scanner.scan()
+
+    assert scanner.in_flight == 0
+    assert len(fired.timers) == 20
+
+
+async def test_a_backlog_fires_a_batch_per_scan_without_repeating_the_first(
+    partitions: dict[int, Rdict],
+) -> None:
+    timers, _ = table_on(partitions)
+    clock, fired = FakeClock(), Fired()
+    scanner = scanner_on(timers, clock, fired, batch=100)
+    expected = [DueTimer(NOW - 1_000 + i, f"exec-{i}", "t") for i in range(250)]
+    for timer in expected:
+        timers.set(timer)
+
+    assert [await scanner.scan() for _ in range(4)] == [100, 100, 50, 0]
+    assert fired.timers == expected
+
+
+async def test_deleted_rows_are_forgotten_even_when_the_scan_is_cut_at_its_limit(
+    partitions: dict[int, Rdict],
+) -> None:
+    timers, _ = table_on(partitions)
+    clock, fired = FakeClock(), Fired()
+    scanner = scanner_on(timers, clock, fired, batch=10)
+    for i in range(100):
+        timers.set(DueTimer(NOW - 1_000 + i, f"exec-{i}", "t"))
+    await scanner.scan()
+    first = list(fired.timers)
+    for timer in first[:5]:
+        timers.delete(timer)
+
+    await scanner.scan()
+
+    assert scanner.in_flight == 15
+    assert fired.timers[:10] == first
+
+
+async def test_the_scanner_stops_firing_while_too_many_wait_for_the_orchestrator(
+    partitions: dict[int, Rdict],
+) -> None:
+    timers, _ = table_on(partitions)
+    clock, fired = FakeClock(), Fired()
+    scanner = scanner_on(timers, clock, fired, batch=10, max_in_flight=25)
+    for i in range(100):
+        timers.set(DueTimer(NOW, f"exec-{i:03}", "t"))
+
+    assert [await scanner.scan() for _ in range(4)] == [10, 10, 5, 0]
+
+    for timer in fired.timers[:10]:
+        timers.delete(timer)
+    assert await scanner.scan() == 10
+
+
+async def test_a_paused_scanner_fires_nothing(partitions: dict[int, Rdict]) -> None:
+    timers, _ = table_on(partitions)
+    clock, fired = FakeClock(), Fired()
+    rebalancing = True
+    scanner = scanner_on(timers, clock, fired, paused=lambda: rebalancing, interval_s=0.001)
+    timers.set(DueTimer(NOW, "exec", "t"))
+
+    await scanner.start()
+    try:
+        await asyncio.sleep(0.02)
+        assert fired.timers == []
+        rebalancing = False
+        await _until(lambda: bool(fired.timers))
+    finally:
+        await scanner.stop()
+    assert fired.timers == [DueTimer(NOW, "exec", "t")]
+
+
+async def test_the_scanner_carries_on_after_a_failed_send(
+    partitions: dict[int, Rdict], caplog: pytest.LogCaptureFixture
+) -> None:
+    timers, _ = table_on(partitions)
+    clock = FakeClock()
+    attempts: list[DueTimer] = []
+    sent: list[DueTimer] = []
+
+    async def flaky_fire(timer: DueTimer) -> None:
+        attempts.append(timer)
+        if len(attempts) == 1:
+            raise ConnectionError("broker unavailable")
+        sent.append(timer)
+
+    scanner = TimerScanner(timers, flaky_fire, clock, interval_s=0.001)
+    timers.set(DueTimer(NOW, "exec", "t"))
+
+    await scanner.start()
+    try:
+        await _until(lambda: bool(sent))
+    finally:
+        await scanner.stop()
+    assert sent == [DueTimer(NOW, "exec", "t")]
+    assert "timer scan failed" in caplog.text
+
+
+async def test_stop_ends_the_loop_and_start_again_resumes(partitions: dict[int, Rdict]) -> None:
+    timers, _ = table_on(partitions)
+    clock, fired = FakeClock(), Fired()
+    scanner = scanner_on(timers, clock, fired, interval_s=0.001)
+    await scanner.start()
+    await scanner.stop()
+    timers.set(DueTimer(NOW, "exec", "t"))
+    await asyncio.sleep(0.01)
+    assert fired.timers == []
+
+    await scanner.start()
+    try:
+        await _until(lambda: bool(fired.timers))
+    finally:
+        await scanner.stop()
+
+
+def test_a_scanner_needs_a_positive_batch(partitions: dict[int, Rdict]) -> None:
+    timers, _ = table_on(partitions)
+    with pytest.raises(ValueError, match="batch"):
+        TimerScanner(timers, Fired(), FakeClock(), batch=0)
+
+
+async def _until(condition: Any, timeout_s: float = 2.0) -> None:
+    async with asyncio.timeout(timeout_s):
+        while not condition():
+            await asyncio.sleep(0.001)
