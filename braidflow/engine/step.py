@@ -351,7 +351,7 @@ class _Draft:
         self.nodes[t.node_id] = replace(run, status=COMPLETED, output=output, completed_at=t.at)
         self.emit_event("node.completed", node_id=t.node_id, attempt=run.attempt, data=output)
         node = self.workflow.nodes[t.node_id]
-        self._propagate(node, {e.index for e in node.outgoing if not e.timeout})
+        self._continue(node, {e.index for e in node.outgoing if not e.timeout})
         return None
 
     def timer_fired(self, t: TimerFired) -> str | None:
@@ -367,7 +367,7 @@ class _Draft:
             output = {"timed_out": True}
             self.nodes[node_id] = replace(run, status=COMPLETED, output=output, completed_at=t.at)
             self.emit_event("node.completed", node_id=node_id, attempt=run.attempt, data=output)
-            self._propagate(node, timeout_edges)
+            self._continue(node, timeout_edges)
         else:
             error = NodeError(
                 "Timeout",
@@ -434,6 +434,13 @@ class _Draft:
             )
         )
 
+    def _continue(self, node: CompiledNode, taken: set[int]) -> None:
+        """After a node completes: on along `taken`, unless the execution is failing and drains."""
+        if self.error is not None:
+            self._fail_when_drained()
+        else:
+            self._propagate(node, taken)
+
     def _await(self, node: CompiledNode) -> None:
         """Park at a wait_event node: register the wait and, with a timeout, set its timer."""
         self.emit_event("node.started", node_id=node.id, attempt=1)
@@ -477,7 +484,8 @@ class _Draft:
                     if n in self.nodes
                 }
             else:
-                context[name] = scope[name]
+                # `get`: a name with no value yet (`dept`) reads as null, as in templates.
+                context[name] = scope.get(name)
         return context
 
     def _publish(self, node: CompiledNode) -> dict[str, Any]:
