@@ -58,6 +58,20 @@ def _deploy_examples(examples: Path) -> Any:
             click.echo(
                 f"  braidflow run {workflow_id} --input '{json.dumps(_sample_input(path))}' --wait"
             )
+        if any(w == "ticket-escalation" for w, _ in deployed):
+            opened = '{"ticket_id": "T-1", "priority": "high"}'
+            click.echo("\na domain event starts ticket-escalation; its resolution ends it:")
+            click.echo(f"  braidflow publish ticket.opened --data '{opened}'")
+            click.echo(
+                f"  curl -s -X POST {api}/api/v1/events -H 'content-type: application/json'"
+                ' -d \'{"specversion": "1.0", "id": "evt-2", "source": "/helpdesk",'
+                ' "type": "ticket.resolved", "data": {"ticket_id": "T-1", "by": "ada"}}\''
+            )
+            click.echo(f"  curl -s {api}/api/v1/workflows/ticket-escalation/executions")
+            click.echo(
+                f"  (any Kafka producer can publish too: CloudEvents on topic events.ticket"
+                f" at {runtime.settings.broker})"
+            )
         click.echo("\nCtrl-C stops everything.\n")
 
     return deploy

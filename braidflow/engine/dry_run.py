@@ -1,4 +1,4 @@
-"""Drive the engine in-process with no Kafka: work nodes are answered from a table.
+"""Drive the engine in-process with no Kafka: work nodes and waits are answered from a table.
 
 This is `braidflow dry-run`: a preview of the path an input takes. Records are
 delivered in the order they were emitted, one at a time, as the single
@@ -13,12 +13,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from braidflow.engine.messages import (
+    AwaitEvent,
+    EventArrived,
     LifecycleEvent,
     NodeCompleted,
     NodeError,
     NodeFailed,
+    PublishEvent,
     StartExecution,
     TaskRequest,
+    TimerFired,
     Transition,
 )
 from braidflow.engine.state import ExecutionState
@@ -70,6 +74,18 @@ def answer(request: TaskRequest, answers: Mapping[str, Answer], at: int) -> Tran
     )
 
 
+def arrival(wait: AwaitEvent, answers: Mapping[str, Answer], at: int) -> Transition | None:
+    """What a wait_event gets: the answered event, else its timeout (None: it waits forever)."""
+    given = answers.get(wait.node_id)
+    if given is not None and given.output is not None:
+        event = given.output if isinstance(given.output, Mapping) else {"data": given.output}
+        return EventArrived(f"{wait.id}/arrived", wait.execution_id, at, wait.node_id, event)
+    if wait.expires_at is not None:
+        timer = f"{wait.node_id}/1/timeout"
+        return TimerFired(f"{wait.id}/timeout", wait.execution_id, wait.expires_at, timer)
+    return None
+
+
 def dry_run(
     workflow: Workflow,
     input_: Any,
@@ -93,5 +109,10 @@ def dry_run(
             if isinstance(message, TaskRequest):
                 clock += 1
                 queue.append(answer(message, answers, clock))
-            elif not isinstance(message, LifecycleEvent):
+            elif isinstance(message, AwaitEvent):
+                clock += 1
+                arrived = arrival(message, answers, clock)
+                if arrived is not None:
+                    queue.append(arrived)
+            elif not isinstance(message, LifecycleEvent | PublishEvent):
                 queue.append(message)

@@ -37,7 +37,7 @@ Send = Callable[[str, bytes, bytes], Awaitable[Awaitable[Any]]]
 """Queue (topic, key, value); the returned future resolves on acknowledgement."""
 
 _NAMESPACE = uuid.UUID("6f1c1d57-6a43-4b8e-9d0e-3f0b2f3c9a11")
-_BATCH = 500
+_BATCH = 200
 _POLL_S = 0.1
 
 
@@ -87,7 +87,9 @@ class EventRouter:
                 "fetch.wait.max.ms": s.fetch_max_wait_ms,
                 "session.timeout.ms": int(s.session_timeout_s * 1000),
                 "heartbeat.interval.ms": max(int(s.session_timeout_s * 250), 100),
-                "max.poll.interval.ms": int(s.max_poll_interval_s * 1000),
+                # librdkafka also sends this as the group's rebalance timeout, which a join
+                # may wait out in full: keep it short, and the batches (_BATCH) small.
+                "max.poll.interval.ms": int(max(s.rebalance_timeout_s, 10.0) * 1000),
                 # How soon a newly created events topic is picked up.
                 "topic.metadata.refresh.interval.ms": 2_000,
             }

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import socket
+import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -123,3 +125,32 @@ def test_new_hire_approval_fails_at_the_unreachable_it_service(
     assert statuses["it"] == "failed"
     assert statuses["hr"] == statuses["manager"] == "completed"
     assert statuses.get("all_answers") != "completed"
+
+
+def test_ticket_escalation_starts_on_an_event_and_ends_on_its_resolution(
+    shared_worker: WorkerProcess, deployed: dict[str, int]
+) -> None:
+    ticket = f"T-{uuid.uuid4().hex[:8]}"
+
+    def publish(event_type: str, data: dict[str, Any]) -> None:
+        event = {"specversion": "1.0", "id": uuid.uuid4().hex, "source": "/tests/helpdesk"}
+        reply = shared_worker.api.post_json("/events", {**event, "type": event_type, "data": data})
+        assert reply.status == 202, reply
+
+    publish("ticket.opened", {"ticket_id": ticket, "priority": "low"})
+    publish("ticket.opened", {"ticket_id": ticket, "priority": "high"})
+    deadline = time.monotonic() + RUN_TIMEOUT_S
+    started: list[dict[str, Any]] = []
+    while not started and time.monotonic() < deadline:
+        listed = shared_worker.api.get("/workflows/ticket-escalation/executions?limit=1000")
+        started = [
+            e
+            for e in listed.body["executions"]
+            if shared_worker.api.execution(e["execution_id"]).body["input"]["ticket_id"] == ticket
+        ]
+        time.sleep(0.1)
+    assert len(started) == 1, "the high-priority ticket starts one execution, the low one none"
+    publish("ticket.resolved", {"ticket_id": ticket, "by": "ada"})
+    execution_id = started[0]["execution_id"]
+    view = shared_worker.wait_until_finished([execution_id], RUN_TIMEOUT_S)[execution_id]
+    assert view["output"] == {"ticket_id": ticket, "resolved_by": "ada"}

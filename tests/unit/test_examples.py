@@ -48,6 +48,7 @@ DRY_RUNS: dict[str, dict[str, Any]] = {
         },
         "best": {"carrier": "b", "price_cents": 1029, "days": 3},
     },
+    "ticket-escalation": {"ticket_id": "T-1", "resolved_by": "ada"},
     "new-hire-approval": {
         "approved": True,
         "answers": {
@@ -92,6 +93,18 @@ def test_the_example_dry_runs_to_its_output(name: str) -> None:
     lines = printed.splitlines()
     assert lines[-2] == "status: completed"
     assert json.loads(lines[-1].removeprefix("output: ")) == DRY_RUNS[name]
+
+
+def test_a_wait_with_no_answered_event_dry_runs_along_its_timeout_edge() -> None:
+    code, printed = invoke(
+        "dry-run",
+        str(EXAMPLES / "ticket-escalation.yaml"),
+        "--input",
+        '{"ticket_id": "T-9", "priority": "high"}',
+    )
+    assert code == 0, printed
+    assert "path: resolved -> page -> escalated" in printed
+    assert json.loads(printed.splitlines()[-1].removeprefix("output: "))["escalated"] is True
 
 
 # --- the handlers ----------------------------------------------------------------
