@@ -1,4 +1,7 @@
-"""`braidflow deploy | run | status`: the command line as a client of the REST API.
+"""The client commands: the command line as a client of the REST API.
+
+`deploy`, `run`, `status` and `publish`; the operator's controls `approve`,
+`approvals`, `cancel`, `pause`, `resume`, `dead-letters` and `redrive`.
 
 Plain synchronous `urllib`: a CLI makes one request at a time. The API address
 comes from `--api`, else `BRAIDFLOW_API`, else http://127.0.0.1:8080. Talking
@@ -12,6 +15,7 @@ functions below the commands, so tests can drive it with plain dicts.
 from __future__ import annotations
 
 import json
+import os
 import time
 import urllib.error
 import urllib.parse
@@ -335,7 +339,185 @@ def publish(
     click.echo(f"{published} to {topic}" if topic else published)
 
 
-COMMANDS = (deploy, run, status, publish)
+# --- operating executions: approvals, cancel/pause/resume, dead letters ----------
+
+
+def _default_actor() -> str:
+    return os.environ.get("USER") or "cli"
+
+
+by_option = click.option(
+    "--by",
+    default=_default_actor,
+    show_default="$USER, else cli",
+    help="Who does it, recorded with the decision or request.",
+)
+
+
+def _ask(
+    api: str, method: str, path: str, payload: Mapping[str, Any] | None = None
+) -> Mapping[str, Any]:
+    """The body of a 2xx answer to one request; anything else exits 1 with one clear message."""
+    client = Api.at(api)
+    try:
+        if payload is None:
+            reply = client.call(method, path)
+        else:
+            reply = client.call_json(method, path, payload)
+    except ApiUnreachable as exc:
+        _fail(str(exc))
+    if 200 <= reply.status < 300 and isinstance(reply.body, Mapping):
+        return reply.body
+    route = f"{method} {client.base}{API_PREFIX}{path.partition('?')[0]}"
+    for line in refusal_lines(route, reply):
+        click.echo(line, err=True)
+    raise SystemExit(1)
+
+
+def _query(**params: Any) -> str:
+    """`?a=1&b=x` of the params that were given, or nothing."""
+    given = {name: value for name, value in params.items() if value is not None}
+    return f"?{urllib.parse.urlencode(given)}" if given else ""
+
+
+@click.command("approve")
+@click.argument("execution_id")
+@click.argument("node_id")
+@click.option("--choice", required=True, help="One of the choices the approval node offers.")
+@by_option
+@click.option("--comment", help="Why, kept with the decision.")
+@click.option("--data", callback=_parse_data, help="The reply's data, as JSON.")
+@api_option
+def approve(
+    execution_id: str,
+    node_id: str,
+    choice: str,
+    by: str,
+    comment: str | None,
+    data: Any,
+    api: str,
+) -> None:
+    """Decide approval NODE_ID of execution EXECUTION_ID.
+
+    Prints `approved: NODE of EXECUTION: CHOICE by NAME`; exits 1 when the
+    approval is unknown, already decided, or the choice or data is refused
+    (each problem on a line of its own).
+    """
+    path = f"/executions/{_quote(execution_id)}/approvals/{_quote(node_id)}"
+    body = _ask(api, "POST", path, {"choice": choice, "by": by, "comment": comment, "data": data})
+    click.echo(
+        f"approved: {body.get('node_id', node_id)} of {body.get('execution_id', execution_id)}:"
+        f" {body.get('choice', choice)} by {body.get('by', by)}"
+    )
+
+
+@click.command("approvals")
+@click.option("--workflow", help="Only approvals of this workflow.")
+@click.option("--department", help="Only approvals for this department.")
+@api_option
+def approvals(workflow: str | None, department: str | None, api: str) -> None:
+    """List the approvals waiting for a decision, one a line."""
+    body = _ask(api, "GET", f"/approvals{_query(workflow=workflow, department=department)}")
+    pending = _mappings(body.get("approvals"))
+    if not pending:
+        click.echo("no pending approvals")
+    for approval in pending:
+        click.echo(approval_line(approval))
+
+
+def _control(action: str, execution_id: str, payload: Mapping[str, Any], api: str) -> None:
+    body = _ask(api, "POST", f"/executions/{_quote(execution_id)}/{action}", payload)
+    click.echo(
+        f"{body.get('action', action)} requested for {body.get('execution_id', execution_id)}"
+    )
+
+
+@click.command("cancel")
+@click.argument("execution_id")
+@by_option
+@click.option("--reason", help="Why, kept with the cancellation.")
+@api_option
+def cancel(execution_id: str, by: str, reason: str | None, api: str) -> None:
+    """Ask to cancel execution EXECUTION_ID; prints `cancel requested for ID`."""
+    payload = {"by": by} if reason is None else {"by": by, "reason": reason}
+    _control("cancel", execution_id, payload, api)
+
+
+@click.command("pause")
+@click.argument("execution_id")
+@by_option
+@api_option
+def pause(execution_id: str, by: str, api: str) -> None:
+    """Ask to pause execution EXECUTION_ID; prints `pause requested for ID`."""
+    _control("pause", execution_id, {"by": by}, api)
+
+
+@click.command("resume")
+@click.argument("execution_id")
+@by_option
+@api_option
+def resume(execution_id: str, by: str, api: str) -> None:
+    """Ask to resume paused execution EXECUTION_ID; prints `resume requested for ID`."""
+    _control("resume", execution_id, {"by": by}, api)
+
+
+@click.command("dead-letters")
+@click.option("--workflow", help="Only dead letters of this workflow.")
+@click.option(
+    "--kind",
+    type=click.Choice(["node", "record"]),
+    help="node: a node that failed for good; record: a Kafka record that could not be read.",
+)
+@click.option("--limit", type=click.IntRange(min=1), help="At most this many.")
+@api_option
+def dead_letters(workflow: str | None, kind: str | None, limit: int | None, api: str) -> None:
+    """List dead letters, one a line: failed nodes and unreadable records."""
+    body = _ask(api, "GET", f"/dead-letters{_query(workflow=workflow, kind=kind, limit=limit)}")
+    letters = _mappings(body.get("dead_letters"))
+    if not letters:
+        click.echo("no dead letters")
+    for letter in letters:
+        click.echo(dead_letter_line(letter))
+
+
+def _parse_given(
+    ctx: click.Context, param: click.Parameter, value: str | None
+) -> tuple[Any] | None:
+    """`(value,)` when given: the API tells JSON `null` apart from no value at all."""
+    return None if value is None else (_parse_input(ctx, param, value),)
+
+
+@click.command("redrive")
+@click.argument("dead_letter_id")
+@click.option(
+    "--input", "input_", callback=_parse_given, help="Run the node with this input (JSON)."
+)
+@by_option
+@api_option
+def redrive(dead_letter_id: str, input_: tuple[Any] | None, by: str, api: str) -> None:
+    """Run the failed node of dead letter DEAD_LETTER_ID again.
+
+    Prints `redriving NODE of EXECUTION`; exits 1 when the dead letter is
+    unknown or cannot be redriven (a record, or its execution is running).
+    """
+    payload = {"by": by} if input_ is None else {"input": input_[0], "by": by}
+    body = _ask(api, "POST", f"/dead-letters/{_quote(dead_letter_id)}/redrive", payload)
+    click.echo(f"redriving {body.get('node_id', '?')} of {body.get('execution_id', '?')}")
+
+
+COMMANDS = (
+    deploy,
+    run,
+    status,
+    publish,
+    approve,
+    approvals,
+    cancel,
+    pause,
+    resume,
+    dead_letters,
+    redrive,
+)
 """For `for command in COMMANDS: main.add_command(command)`."""
 
 
@@ -470,3 +652,49 @@ def execution_lines(execution: Mapping[str, Any]) -> list[str]:
         lines.append(f"input: {json.dumps(execution['input'], ensure_ascii=False, default=str)}")
     lines.extend(outcome_lines(execution)[1:])
     return lines
+
+
+def refusal_lines(route: str, reply: Reply) -> list[str]:
+    """`error: message`, then the problems the API named, indented, one a line.
+
+    A 404 without the API's `{error}` body is the web server's: the worker
+    lacks the route (an older version), which an unknown id must not be taken for.
+    """
+    has_error = isinstance(reply.body, Mapping) and bool(reply.body.get("error"))
+    if reply.status == 404 and not has_error:
+        return [f"error: no route {route}: is that a braidflow worker of this version?"]
+    return [f"error: {reply.error_message()}", *(f"  {p}" for p in reply.problems())]
+
+
+def _mappings(items: Any) -> list[Mapping[str, Any]]:
+    return [item for item in items or [] if isinstance(item, Mapping)]
+
+
+def _one_line(text: Any) -> str:
+    # A multi-line message would break the one-entry-a-line listing.
+    return " ".join(str(text or "").split())
+
+
+def approval_line(approval: Mapping[str, Any]) -> str:
+    """`requested_at  workflow  execution  node  [choice, ...]  message`."""
+    choices = approval.get("choices")
+    offered = ", ".join(map(str, choices)) if isinstance(choices, list) else "?"
+    columns = ("requested_at", "workflow_id", "execution_id", "node_id")
+    fields = [*(str(approval.get(key) or "?") for key in columns), f"[{offered}]"]
+    return "  ".join([*fields, _one_line(approval.get("message"))]).rstrip()
+
+
+def dead_letter_line(letter: Mapping[str, Any]) -> str:
+    """A failed node: `at  id  workflow/node  Type: message` (its last error).
+
+    A record: `at  id  reason`. Either ends with `  redriven at T` once redriven.
+    """
+    head = f"{letter.get('at') or '?'}  {letter.get('id') or '?'}"
+    if letter.get("kind") == "node":
+        errors = _mappings(letter.get("errors"))
+        where = f"{letter.get('workflow_id') or '?'}/{letter.get('node_id') or '?'}"
+        line = f"{head}  {where}  {_one_line(error_text(errors[-1]) if errors else 'no error')}"
+    else:
+        line = f"{head}  {_one_line(letter.get('reason')) or '?'}"
+    redriven = letter.get("redriven_at")
+    return f"{line}  redriven at {redriven}" if redriven else line

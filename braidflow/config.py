@@ -73,6 +73,7 @@ class Settings:
     events_prefix: str = "events."
     event_ttl_s: float = 3600.0
     schedule_grace_s: float = 300.0
+    clock_offset_file: Path | None = None
 
     @property
     def topics(self) -> Topics:
@@ -119,6 +120,7 @@ def settings_from_env(**overrides: object) -> Settings:
         "EVENTS_PREFIX": ("events_prefix", str),
         "EVENT_TTL_S": ("event_ttl_s", float),
         "SCHEDULE_GRACE_S": ("schedule_grace_s", float),
+        "CLOCK_OFFSET_FILE": ("clock_offset_file", Path),
     }
     for env_name, (attr, convert) in conversions.items():
         raw = _env(env_name)

@@ -16,7 +16,6 @@ import click
 from braidflow.config import Settings
 from braidflow.connectors.broker import EmbeddedBroker, free_port
 from braidflow.connectors.demo_services import DEMO_PORT, start_demo_services
-from braidflow.streams.publisher import epoch_ms
 from braidflow.streams.worker import Runtime, build_runtime
 from braidflow.topology import DefinitionError
 
@@ -38,7 +37,7 @@ def _deploy_examples(examples: Path) -> Any:
             if path.name.endswith(".answers.yaml"):
                 continue
             try:
-                deployment, _ = await runtime.catalog.deploy(path.read_text(), epoch_ms())
+                deployment, _ = await runtime.catalog.deploy(path.read_text(), runtime.clock())
             except DefinitionError as exc:
                 click.echo(f"skipped {path}: {exc}", err=True)
                 continue

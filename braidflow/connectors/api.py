@@ -38,6 +38,22 @@ class Unavailable(Exception):
     """The answer lives on another worker that cannot be reached now; retry later."""
 
 
+class NotFound(Exception):
+    """No such execution, node, approval or dead letter (404)."""
+
+
+class Conflict(Exception):
+    """The request does not fit the current state, e.g. a second decision (409)."""
+
+
+class Rejected(Exception):
+    """The request breaks a rule of the workflow (422); `problems` name the fields."""
+
+    def __init__(self, message: str, problems: list[str]) -> None:
+        super().__init__(message)
+        self.problems = problems
+
+
 class Deployed(Protocol):
     workflow_id: str
     version: int
@@ -79,9 +95,27 @@ class Backend(Protocol):
         self, workflow_id: str, limit: int, status: str | None
     ) -> list[dict[str, Any]]: ...
 
+    def pending_approvals(
+        self, workflow_id: str | None, department: str | None
+    ) -> list[dict[str, Any]]: ...
+
+    async def decide(
+        self, execution_id: str, node_id: str, decision: Mapping[str, Any]
+    ) -> dict[str, Any]: ...
+
+    async def control(self, execution_id: str, action: str, by: str, reason: str) -> None: ...
+
+    def dead_letters(
+        self, kind: str | None, workflow_id: str | None, limit: int
+    ) -> list[dict[str, Any]]: ...
+
+    async def redrive(
+        self, dead_letter_id: str, patched_input: Any, has_input: bool, by: str
+    ) -> dict[str, Any]: ...
+
 
 SIGNATURE_HEADER = "X-Braidflow-Signature"
-EXECUTION_STATUSES = ("running", "completed", "failed", "cancelled")
+EXECUTION_STATUSES = ("running", "completed", "failed", "cancelled", "parked")
 
 
 def webhook_secret(name: str) -> bytes | None:
@@ -132,6 +166,7 @@ def execution_view(state: ExecutionState, workflow: Workflow) -> dict[str, Any]:
                 "duration_ms": duration,
                 "output": run.output,
                 "error": _error(run.error),
+                "errors": [_error(e) for e in run.errors],
             }
         )
     done = sum(1 for run in state.nodes.values() if run.status in ("completed", "skipped"))
@@ -146,6 +181,21 @@ def execution_view(state: ExecutionState, workflow: Workflow) -> dict[str, Any]:
         "started_at": _iso(state.started_at),
         "completed_at": _iso(state.completed_at),
         "progress": {"total_nodes": len(workflow.nodes), "completed_nodes": done},
+        "paused": state.paused,
+        "held": len(state.held),
+        "parent": None
+        if state.parent is None
+        else {
+            "execution_id": state.parent.execution_id,
+            "workflow_id": state.parent.workflow_id,
+            "node_id": state.parent.node_id,
+            "depth": state.parent.depth,
+        },
+        "children": dict(state.children),
+        "control": [
+            {"action": c.action, "by": c.by, "at": _iso(c.at), "node_id": c.node_id}
+            for c in state.control
+        ],
         "nodes": nodes,
         "joins": [
             {"node_id": j.node_id, "arrived": len(j.taken), "dead": len(j.dead), "fired": j.fired}
@@ -171,6 +221,14 @@ async def _errors(
         if exc.status < 400:
             raise
         return _fail(exc.status, exc.reason)
+    except NotFound as exc:
+        return _fail(404, str(exc))
+    except Conflict as exc:
+        return _fail(409, str(exc))
+    except Rejected as exc:
+        return _fail(422, str(exc), exc.problems)
+    except Unavailable as exc:
+        return _fail(503, str(exc))
     except Exception:
         log.exception("API request %s %s failed", request.method, request.path)
         return _fail(500, "internal error; the worker log has the details")
@@ -201,6 +259,19 @@ async def _json_body(request: web.Request) -> Any:
 
 class _BadRequest(Exception):
     pass
+
+
+async def _object_body(request: web.Request, allowed: set[str]) -> dict[str, Any]:
+    """The JSON object body (empty: `{}`); _BadRequest naming unknown fields."""
+    body = await _json_body(request)
+    if not isinstance(body, dict):
+        raise _BadRequest("body must be a JSON object")
+    unknown = sorted(set(body) - allowed)
+    if unknown:
+        raise _BadRequest(
+            f"unknown field(s) {', '.join(unknown)}; expected {', '.join(sorted(allowed))}"
+        )
+    return body
 
 
 def create_api(backend: Backend) -> web.Application:
@@ -338,6 +409,68 @@ def create_api(backend: Backend) -> web.Application:
         event = new_event(f"braidflow.webhook.{name}", data, source=f"/hooks/{name}", id=event_id)
         started = await backend.start_for_event(workflows, event)
         return web.json_response({"event_id": event.id, "executions": started}, status=202)
+
+    @routes.get("/api/v1/approvals")
+    async def approvals(request: web.Request) -> web.Response:
+        pending = backend.pending_approvals(
+            request.query.get("workflow"), request.query.get("department")
+        )
+        return web.json_response({"approvals": pending})
+
+    @routes.post("/api/v1/executions/{id}/approvals/{node}")
+    async def decide(request: web.Request) -> web.Response:
+        try:
+            body = await _object_body(request, {"choice", "by", "comment", "data"})
+        except _BadRequest as exc:
+            return _fail(400, str(exc))
+        choice, by = body.get("choice"), body.get("by")
+        if not isinstance(choice, str) or not choice:
+            return _fail(400, "choice: required, a non-empty string")
+        if not isinstance(by, str) or not by:
+            return _fail(400, "by: required, who decides")
+        comment = body.get("comment")
+        if comment is not None and not isinstance(comment, str):
+            return _fail(400, "comment: must be a string")
+        decided = await backend.decide(request.match_info["id"], request.match_info["node"], body)
+        return web.json_response(decided)
+
+    @routes.post("/api/v1/executions/{id}/{action:cancel|pause|resume}")
+    async def control(request: web.Request) -> web.Response:
+        try:
+            body = await _object_body(request, {"by", "reason"})
+        except _BadRequest as exc:
+            return _fail(400, str(exc))
+        by, reason = body.get("by", ""), body.get("reason", "")
+        if not isinstance(by, str) or not isinstance(reason, str):
+            return _fail(400, "by and reason must be strings")
+        execution_id, action = request.match_info["id"], request.match_info["action"]
+        await backend.control(execution_id, action, by, reason)
+        return web.json_response({"execution_id": execution_id, "action": action}, status=202)
+
+    @routes.get("/api/v1/dead-letters")
+    async def dead_letters(request: web.Request) -> web.Response:
+        raw_limit = request.query.get("limit", "100")
+        kind = request.query.get("kind")
+        if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= 1000:
+            return _fail(400, f"limit: {raw_limit!r} is not a number from 1 to 1000")
+        if kind is not None and kind not in ("node", "record"):
+            return _fail(400, f"kind: {kind!r} is not node or record")
+        found = backend.dead_letters(kind, request.query.get("workflow"), int(raw_limit))
+        return web.json_response({"dead_letters": found})
+
+    @routes.post("/api/v1/dead-letters/{id:.+}/redrive")
+    async def redrive(request: web.Request) -> web.Response:
+        try:
+            body = await _object_body(request, {"input", "by"})
+        except _BadRequest as exc:
+            return _fail(400, str(exc))
+        by = body.get("by", "")
+        if not isinstance(by, str):
+            return _fail(400, "by: must be a string")
+        redriven = await backend.redrive(
+            request.match_info["id"], body.get("input"), "input" in body, by
+        )
+        return web.json_response(redriven, status=202)
 
     @routes.get("/api/v1/health")
     async def health(_: web.Request) -> web.Response:

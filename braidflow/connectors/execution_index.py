@@ -1,28 +1,32 @@
-"""The executions of each workflow, newest first: a SQLite read model of the lifecycle topic.
+"""Executions by workflow and pending approvals: a SQLite read model of the lifecycle topic.
 
 Execution state lives in the partitions of whichever workers own them, so no
 single worker can answer "the executions of workflow X". Every worker therefore
 follows the whole lifecycle topic into a local SQLite database
 (`ExecutionProjection` feeding an `ExecutionIndex`) and answers from there.
 
-The index is a cache of the topic: it keeps, in the same transaction as the
-rows, the next offset to read of every partition, so a restart resumes exactly
-where it stopped, and deleting the file only costs a re-read. Applying an
-event is idempotent and independent of order, so replays are harmless.
+The index is a cache of the topic (see `braidflow.connectors.projection`).
+Applying an event is idempotent and independent of order, so replays are harmless.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
+import json
 import logging
-import sqlite3
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka import ConsumerRecord, TopicPartition
 
+from braidflow.connectors.projection import (
+    PARTITION_CHECK_S,
+    POSITIONS_SCHEMA,
+    TopicProjection,
+    connect,
+    read_positions,
+    store_positions,
+)
 from braidflow.engine.messages import LifecycleEvent
 from braidflow.engine.state import iso_time
 from braidflow.schemas import CodecError, decode_event
@@ -34,14 +38,18 @@ FINISHED = {
     "workflow.completed": "completed",
     "workflow.failed": "failed",
     "workflow.cancelled": "cancelled",
+    "workflow.parked": "parked",
 }
-"""Lifecycle event types that end an execution, and the status each leaves it in."""
+"""Lifecycle event types that end an execution (for now: a redrive may reopen it), and its status."""
 
-PARTITION_CHECK_S = 5.0
-"""How often the projection looks for partitions added to the lifecycle topic."""
+REDRIVEN = "node.redriven"
 
-_POLL_TIMEOUT_MS = 1_000
-_RETRY_S = 1.0
+NODE_STARTED = "node.started"
+NODE_ENDED = frozenset({"node.completed", "node.failed", "node.cancelled", "node.skipped"})
+"""Lifecycle event types after which a node no longer waits for anything."""
+
+_VERSION = 1
+"""The schema version (SQLite `user_version`). 1 added the approvals."""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS executions (
@@ -58,11 +66,24 @@ CREATE TABLE IF NOT EXISTS executions (
 );
 CREATE INDEX IF NOT EXISTS executions_by_workflow
     ON executions (workflow_id, started_at DESC, execution_id DESC);
-CREATE TABLE IF NOT EXISTS positions (
-    topic TEXT NOT NULL,
-    partition INTEGER NOT NULL,
-    next_offset INTEGER NOT NULL,
-    PRIMARY KEY (topic, partition)
+CREATE TABLE IF NOT EXISTS approvals (
+    execution_id TEXT NOT NULL,
+    node_id TEXT NOT NULL,
+    workflow_id TEXT NOT NULL,
+    workflow_version INTEGER NOT NULL,
+    message TEXT NOT NULL,
+    choices TEXT NOT NULL,
+    department TEXT,
+    timeout_at TEXT,
+    requested_at INTEGER NOT NULL,
+    PRIMARY KEY (execution_id, node_id)
+);
+CREATE INDEX IF NOT EXISTS approvals_by_age
+    ON approvals (requested_at, execution_id, node_id);
+CREATE TABLE IF NOT EXISTS approvals_done (
+    execution_id TEXT NOT NULL,
+    node_id TEXT NOT NULL,
+    PRIMARY KEY (execution_id, node_id)
 );
 """
 
@@ -85,7 +106,7 @@ ON CONFLICT (execution_id) DO UPDATE SET
 
 # An end arriving first creates the row with its own time as a stand-in for
 # started_at, which the started event overwrites whenever it comes. Of two ends
-# the earlier one wins, so the result does not depend on the order they are read in.
+# (a redrive in between) the later one wins, whatever order they are read in.
 _UPSERT_FINISHED = """
 INSERT INTO executions VALUES (
     :execution_id, :workflow_id, :workflow_version, :status, :at, :at, NULL, NULL, NULL, :at
@@ -94,36 +115,72 @@ ON CONFLICT (execution_id) DO UPDATE SET
     status = excluded.status,
     completed_at = excluded.completed_at,
     updated_at = max(updated_at, excluded.updated_at)
-WHERE completed_at IS NULL OR excluded.completed_at < completed_at
+WHERE completed_at IS NULL OR excluded.completed_at > completed_at
 """
 
-_UPSERT_POSITION = """
-INSERT INTO positions VALUES (?, ?, ?)
-ON CONFLICT (topic, partition) DO UPDATE SET next_offset = excluded.next_offset
+# A redrive after the end runs the execution again; an end after it closes it again.
+_REOPEN = """
+UPDATE executions SET status = 'running', completed_at = NULL, updated_at = max(updated_at, :at)
+WHERE execution_id = :execution_id AND completed_at IS NOT NULL AND completed_at <= :at
 """
+
+# `approvals` holds only pending approvals. What ended them is remembered so
+# that a start read after its end (or replayed) stays ended: the end of a node
+# in `approvals_done`, the end of an execution in its `executions` row. Rows of
+# `approvals_done` are only needed while their execution runs, so its end
+# deletes them and none are added afterwards.
+_INSERT_APPROVAL = """
+INSERT INTO approvals
+SELECT :execution_id, :node_id, :workflow_id, :workflow_version, :message, :choices,
+    :department, :timeout_at, :at
+WHERE NOT EXISTS (
+    SELECT 1 FROM approvals_done WHERE execution_id = :execution_id AND node_id = :node_id
+) AND NOT EXISTS (
+    SELECT 1 FROM executions WHERE execution_id = :execution_id AND completed_at IS NOT NULL
+)
+ON CONFLICT (execution_id, node_id) DO NOTHING
+"""
+
+_END_NODE = (
+    "DELETE FROM approvals WHERE execution_id = :execution_id AND node_id = :node_id",
+    """
+    INSERT OR IGNORE INTO approvals_done
+    SELECT :execution_id, :node_id
+    WHERE NOT EXISTS (
+        SELECT 1 FROM executions WHERE execution_id = :execution_id AND completed_at IS NOT NULL
+    )
+    """,
+)
+
+_END_EXECUTION_APPROVALS = (
+    "DELETE FROM approvals WHERE execution_id = :execution_id",
+    "DELETE FROM approvals_done WHERE execution_id = :execution_id",
+)
 
 
 class ExecutionIndex:
-    """Executions by workflow in a SQLite file, built from lifecycle events.
+    """Executions by workflow and pending approvals in a SQLite file, built from lifecycle events.
 
     Not thread-safe: use it from one thread (the worker's event loop). Other
     processes may read the file meanwhile (WAL mode).
     """
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(path)
-        self._db.execute("PRAGMA journal_mode = WAL")
-        # Safe in WAL mode: a crash can lose the last transactions, but never
-        # rows without their offsets, so the lost part is simply read again.
-        self._db.execute("PRAGMA synchronous = NORMAL")
-        self._db.executescript(_SCHEMA)
+        self._db = connect(path, _SCHEMA + POSITIONS_SCHEMA)
+        (version,) = self._db.execute("PRAGMA user_version").fetchone()
+        if version < _VERSION:
+            with self._db:
+                # Events read before hold what this version adds (approvals):
+                # read the topic again. Rows stay, so executions whose events
+                # retention deleted are kept; applying twice changes nothing.
+                self._db.execute("DELETE FROM positions")
+                self._db.execute(f"PRAGMA user_version = {_VERSION}")
 
     def close(self) -> None:
         self._db.close()
 
     def apply(self, event: LifecycleEvent) -> None:
-        """Record one lifecycle event; events that do not start or end an execution are ignored."""
+        """Record one lifecycle event; only starts and ends of executions and approvals count."""
         self.apply_many([event])
 
     def apply_many(
@@ -137,23 +194,33 @@ class ExecutionIndex:
                 if event.type == STARTED:
                     self._db.execute(_UPSERT_STARTED, _started_row(event))
                 elif event.type in FINISHED:
-                    self._db.execute(_UPSERT_FINISHED, _finished_row(event))
+                    row = _finished_row(event)
+                    self._db.execute(_UPSERT_FINISHED, row)
+                    for statement in _END_EXECUTION_APPROVALS:
+                        self._db.execute(statement, row)
+                elif event.type == REDRIVEN:
+                    reopened = {"execution_id": event.execution_id, "at": event.at}
+                    self._db.execute(_REOPEN, reopened)
+                elif event.type == NODE_STARTED:
+                    approval = _approval_row(event)
+                    if approval is not None:
+                        self._db.execute(_INSERT_APPROVAL, approval)
+                elif event.type in NODE_ENDED:
+                    node = {"execution_id": event.execution_id, "node_id": event.node_id}
+                    for statement in _END_NODE:
+                        self._db.execute(statement, node)
             if positions:
-                self._db.executemany(
-                    _UPSERT_POSITION,
-                    [(tp.topic, tp.partition, offset) for tp, offset in positions.items()],
-                )
+                store_positions(self._db, positions)
 
     def positions(self) -> dict[TopicPartition, int]:
         """The next offset to read of every partition the index was built from."""
-        rows = self._db.execute("SELECT topic, partition, next_offset FROM positions")
-        return {TopicPartition(topic, partition): offset for topic, partition, offset in rows}
+        return read_positions(self._db)
 
     def reset(self) -> None:
-        """Forget every execution and position, to rebuild the index from the start of the topic."""
+        """Forget everything read, to rebuild the index from the start of the topic."""
         with self._db:
-            self._db.execute("DELETE FROM executions")
-            self._db.execute("DELETE FROM positions")
+            for table in ("executions", "approvals", "approvals_done", "positions"):
+                self._db.execute(f"DELETE FROM {table}")
 
     def count(self, workflow_id: str) -> int:
         """How many executions of `workflow_id` the index holds."""
@@ -180,159 +247,54 @@ class ExecutionIndex:
         rows = self._db.execute(query, (*params, limit))
         return [_summary(*row) for row in rows]
 
+    def pending_approvals(
+        self, *, workflow_id: str | None = None, department: str | None = None, limit: int = 100
+    ) -> list[dict[str, Any]]:
+        """Approvals still waiting for an answer, oldest request first, at most `limit`."""
+        if limit < 1:
+            raise ValueError(f"limit must be at least 1, not {limit}")
+        query = (
+            "SELECT execution_id, node_id, workflow_id, workflow_version, message, choices,"
+            " department, timeout_at, requested_at FROM approvals WHERE true"
+        )
+        params: tuple[Any, ...] = ()
+        if workflow_id is not None:
+            query += " AND workflow_id = ?"
+            params += (workflow_id,)
+        if department is not None:
+            query += " AND department = ?"
+            params += (department,)
+        query += " ORDER BY requested_at, execution_id, node_id LIMIT ?"
+        rows = self._db.execute(query, (*params, limit))
+        return [_approval(*row) for row in rows]
 
-class ExecutionProjection:
+
+class ExecutionProjection(TopicProjection):
     """Follows every partition of the lifecycle topic into an `ExecutionIndex`.
 
-    No consumer group: every worker reads all partitions, from the positions
-    stored in the index. Partitions added to the topic later are picked up
-    within `PARTITION_CHECK_S`. A record that does not decode is skipped with a
-    warning; a read model must never stall on one.
+    A record that does not decode is skipped with a warning.
     """
 
     def __init__(
         self, index: ExecutionIndex, broker: str, topic: str, fetch_max_wait_ms: int = 100
     ) -> None:
-        self._index = index
-        self._broker = broker
-        self._topic = topic
-        self._fetch_max_wait_ms = fetch_max_wait_ms
-        self._consumer: AIOKafkaConsumer | None = None
-        self._loop: asyncio.Task[None] | None = None
-        self._next: dict[TopicPartition, int] = {}
-        self._progress = asyncio.Condition()
+        def apply(
+            records: Sequence[ConsumerRecord[bytes, bytes]],
+            positions: Mapping[TopicPartition, int],
+        ) -> None:
+            events = [event for event in map(_decode, records) if event is not None]
+            index.apply_many(events, positions)
 
-    async def start(self) -> None:
-        """Connect and start following the topic from the stored positions."""
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=self._broker,
-            group_id=None,
-            client_id=f"{self._topic}-execution-index",
-            enable_auto_commit=False,
-            # Used only when retention deleted records not yet read: take what is left.
-            auto_offset_reset="earliest",
-            fetch_max_wait_ms=self._fetch_max_wait_ms,
-            # Refreshing metadata this often is how new partitions become visible.
-            metadata_max_age_ms=int(PARTITION_CHECK_S * 1000),
+        super().__init__(
+            index,
+            apply,
+            broker,
+            topic,
+            fetch_max_wait_ms,
+            name="execution index",
+            # Looked up on each construction, so tests can shorten it by patching this module.
+            partition_check_s=PARTITION_CHECK_S,
         )
-        await consumer.start()
-        self._consumer = consumer
-        try:
-            await self._follow_new_partitions(consumer)
-        except Exception:
-            await consumer.stop()
-            self._consumer = None
-            raise
-        self._loop = asyncio.create_task(self._poll(consumer))
-
-    async def stop(self) -> None:
-        """Stop reading; everything applied so far is stored with its positions."""
-        if self._loop is not None:
-            self._loop.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._loop
-            self._loop = None
-        if self._consumer is not None:
-            await self._consumer.stop()
-            self._consumer = None
-
-    async def wait_caught_up(self, timeout_s: float) -> bool:
-        """Whether, within `timeout_s`, the index has read up to the end offsets of now.
-
-        Counts the partitions followed at the call: true at once while the topic
-        does not exist yet.
-        """
-        consumer = self._consumer
-        if consumer is None:
-            raise RuntimeError("the execution projection is not started")
-        partitions = list(self._next)
-        ends = await consumer.end_offsets(partitions) if partitions else {}
-
-        def caught_up() -> bool:
-            return all(self._next.get(tp, 0) >= end for tp, end in ends.items())
-
-        try:
-            async with asyncio.timeout(timeout_s), self._progress:
-                await self._progress.wait_for(caught_up)
-        except TimeoutError:
-            return False
-        return True
-
-    async def _poll(self, consumer: AIOKafkaConsumer) -> None:
-        loop = asyncio.get_running_loop()
-        next_check = loop.time() + PARTITION_CHECK_S
-        while True:
-            try:
-                if loop.time() >= next_check:
-                    next_check = loop.time() + PARTITION_CHECK_S
-                    await self._follow_new_partitions(consumer)
-                if not self._next:
-                    await asyncio.sleep(PARTITION_CHECK_S)
-                    continue
-                batch = await consumer.getmany(timeout_ms=_POLL_TIMEOUT_MS)
-                if batch:
-                    self._apply(batch)
-            except Exception:
-                # The loop must outlive a broker or disk hiccup; whatever was read
-                # but not stored is read again from the stored positions.
-                log.exception("following %s failed; retrying", self._topic)
-                await asyncio.sleep(_RETRY_S)
-                with contextlib.suppress(Exception):
-                    for tp, offset in self._next.items():
-                        consumer.seek(tp, offset)
-                continue
-            async with self._progress:
-                self._progress.notify_all()
-
-    def _apply(self, batch: Mapping[TopicPartition, list[ConsumerRecord[bytes, bytes]]]) -> None:
-        events: list[LifecycleEvent] = []
-        positions: dict[TopicPartition, int] = {}
-        for tp, records in batch.items():
-            for record in records:
-                event = _decode(record)
-                if event is not None:
-                    events.append(event)
-            if records:
-                positions[tp] = records[-1].offset + 1
-        self._index.apply_many(events, positions)
-        self._next.update(positions)
-
-    async def _follow_new_partitions(self, consumer: AIOKafkaConsumer) -> None:
-        """Assign every partition of the topic, reading each from its stored position."""
-        found = consumer.partitions_for_topic(self._topic) or set()
-        partitions = {TopicPartition(self._topic, p) for p in found}
-        added = partitions - self._next.keys()
-        if not added:
-            return
-        beginnings = await consumer.beginning_offsets(list(added))
-        stored = self._index.positions()
-        if not self._next and await self._built_from_another_log(consumer, stored, partitions):
-            log.warning(
-                "the execution index at hand was not built from %s as it is now"
-                " (another topic, or the topic was recreated); rebuilding it",
-                self._topic,
-            )
-            self._index.reset()
-            stored = {}
-        # assign() replaces the whole assignment, and with it every fetch position.
-        consumer.assign(sorted(partitions))
-        for tp in added:
-            self._next[tp] = max(stored.get(tp, 0), beginnings[tp])
-        for tp, offset in self._next.items():
-            consumer.seek(tp, offset)
-        log.info("following %d partitions of %s", len(partitions), self._topic)
-
-    async def _built_from_another_log(
-        self,
-        consumer: AIOKafkaConsumer,
-        stored: Mapping[TopicPartition, int],
-        partitions: set[TopicPartition],
-    ) -> bool:
-        if any(tp.topic != self._topic for tp in stored):
-            return True
-        ends = await consumer.end_offsets(list(partitions))
-        # Past the end: the log was recreated (or truncated) since the index read it.
-        return any(offset > ends.get(tp, 0) for tp, offset in stored.items())
 
 
 def _decode(record: ConsumerRecord[bytes, bytes]) -> LifecycleEvent | None:
@@ -370,6 +332,68 @@ def _finished_row(event: LifecycleEvent) -> dict[str, Any]:
         "workflow_version": event.workflow_version,
         "status": FINISHED[event.type],
         "at": event.at,
+    }
+
+
+def _approval_row(event: LifecycleEvent) -> dict[str, Any] | None:
+    """The approval a `node.started` event asks for; None when the node is no approval.
+
+    Only approval nodes start with `{"kind": "approval", ...}` data; the other
+    nodes carry their request input or nothing.
+    """
+    data = event.data
+    if not isinstance(data, Mapping) or data.get("kind") != "approval":
+        return None
+    message, choices = data.get("message"), data.get("choices")
+    department, timeout_at = data.get("department"), data.get("timeout_at")
+    if not (
+        isinstance(message, str)
+        and isinstance(choices, list)
+        and all(isinstance(c, str) for c in choices)
+        and isinstance(department, str | None)
+        and isinstance(timeout_at, str | None)
+    ):
+        log.warning(
+            "skipping the approval of %s/%s: malformed data %r",
+            event.execution_id,
+            event.node_id,
+            data,
+        )
+        return None
+    return {
+        "execution_id": event.execution_id,
+        "node_id": event.node_id,
+        "workflow_id": event.workflow_id,
+        "workflow_version": event.workflow_version,
+        "message": message,
+        "choices": json.dumps(choices),
+        "department": department,
+        "timeout_at": timeout_at,
+        "at": event.at,
+    }
+
+
+def _approval(
+    execution_id: str,
+    node_id: str,
+    workflow_id: str,
+    workflow_version: int,
+    message: str,
+    choices: str,
+    department: str | None,
+    timeout_at: str | None,
+    requested_at: int,
+) -> dict[str, Any]:
+    return {
+        "execution_id": execution_id,
+        "node_id": node_id,
+        "workflow_id": workflow_id,
+        "workflow_version": workflow_version,
+        "message": message,
+        "choices": json.loads(choices),
+        "department": department,
+        "timeout_at": timeout_at,
+        "requested_at": iso_time(requested_at),
     }
 
 

@@ -1,27 +1,46 @@
 """The execution state machine: `step(workflow, state, transition)`. Pure and deterministic."""
 
 from braidflow.engine.messages import (
+    ApprovalDecided,
     AwaitEvent,
     CancelExecution,
+    ChildFinished,
+    DeadLetterNode,
     EventArrived,
     LifecycleEvent,
     NodeCompleted,
     NodeError,
     NodeFailed,
     Outgoing,
+    ParentLink,
+    PauseExecution,
     PublishEvent,
+    RedriveNode,
+    ResumeExecution,
     RunNode,
     StartExecution,
     TaskRequest,
     TimerFired,
     Transition,
 )
-from braidflow.engine.state import ExecutionState, JoinState, NodeRun
-from braidflow.engine.step import StepResult, input_problems, step
+from braidflow.engine.state import ControlAction, ExecutionState, JoinState, NodeRun
+from braidflow.engine.step import (
+    MAX_SUBWORKFLOW_DEPTH,
+    StepResult,
+    child_execution_id,
+    input_problems,
+    retry_delay_ms,
+    step,
+)
 
 __all__ = [
+    "MAX_SUBWORKFLOW_DEPTH",
+    "ApprovalDecided",
     "AwaitEvent",
     "CancelExecution",
+    "ChildFinished",
+    "ControlAction",
+    "DeadLetterNode",
     "EventArrived",
     "ExecutionState",
     "JoinState",
@@ -31,13 +50,19 @@ __all__ = [
     "NodeFailed",
     "NodeRun",
     "Outgoing",
+    "ParentLink",
+    "PauseExecution",
     "PublishEvent",
+    "RedriveNode",
+    "ResumeExecution",
     "RunNode",
     "StartExecution",
     "StepResult",
     "TaskRequest",
     "TimerFired",
     "Transition",
+    "child_execution_id",
     "input_problems",
+    "retry_delay_ms",
     "step",
 ]

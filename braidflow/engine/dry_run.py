@@ -1,4 +1,4 @@
-"""Drive the engine in-process with no Kafka: work nodes and waits are answered from a table.
+"""Drive the engine in-process with no Kafka: work, waits and approvals are answered from a table.
 
 This is `braidflow dry-run`: a preview of the path an input takes. Records are
 delivered in the order they were emitted, one at a time, as the single
@@ -13,13 +13,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from braidflow.engine.messages import (
+    ApprovalDecided,
     AwaitEvent,
+    ChildFinished,
     EventArrived,
     LifecycleEvent,
     NodeCompleted,
     NodeError,
     NodeFailed,
-    PublishEvent,
+    Outgoing,
     StartExecution,
     TaskRequest,
     TimerFired,
@@ -74,16 +76,64 @@ def answer(request: TaskRequest, answers: Mapping[str, Answer], at: int) -> Tran
     )
 
 
-def arrival(wait: AwaitEvent, answers: Mapping[str, Answer], at: int) -> Transition | None:
-    """What a wait_event gets: the answered event, else its timeout (None: it waits forever)."""
+def arrival(wait: AwaitEvent, answers: Mapping[str, Answer], at: int) -> EventArrived | None:
+    """The event answered for a wait_event; None leaves it waiting (for its timeout, if any)."""
     given = answers.get(wait.node_id)
-    if given is not None and given.output is not None:
-        event = given.output if isinstance(given.output, Mapping) else {"data": given.output}
-        return EventArrived(f"{wait.id}/arrived", wait.execution_id, at, wait.node_id, event)
-    if wait.expires_at is not None:
-        timer = f"{wait.node_id}/1/timeout"
-        return TimerFired(f"{wait.id}/timeout", wait.execution_id, wait.expires_at, timer)
-    return None
+    if given is None or given.output is None:
+        return None
+    event = given.output if isinstance(given.output, Mapping) else {"data": given.output}
+    return EventArrived(f"{wait.id}/arrived", wait.execution_id, at, wait.node_id, event)
+
+
+def decision(
+    asked: LifecycleEvent, answers: Mapping[str, Answer], at: int
+) -> ApprovalDecided | None:
+    """The decision answered for an approval: `{choice, by, comment, data}` or just the choice.
+
+    None leaves the approval waiting, for its timeout if it has one.
+    """
+    assert asked.node_id is not None
+    given = answers.get(asked.node_id)
+    if given is None or given.output is None:
+        return None
+    reply = given.output if isinstance(given.output, Mapping) else {"choice": given.output}
+    return ApprovalDecided(
+        f"{asked.execution_id}/{asked.node_id}/{asked.attempt}/decided",
+        asked.execution_id,
+        at,
+        asked.node_id,
+        "dry-run",
+        str(reply.get("choice")),
+        str(reply.get("by", "dry-run")),
+        reply.get("comment"),
+        reply.get("data"),
+    )
+
+
+def child_result(start: StartExecution, answers: Mapping[str, Answer], at: int) -> ChildFinished:
+    """A child execution ends as answered under its subworkflow node: the output, or the error."""
+    assert start.parent is not None
+    given = answers.get(start.parent.node_id, Answer())
+    status = "failed" if given.error is not None else "completed"
+    return ChildFinished(
+        f"{start.execution_id}/finished",
+        start.parent.execution_id,
+        at,
+        start.parent.node_id,
+        start.execution_id,
+        status,
+        given.output,
+        given.error,
+    )
+
+
+def due_timer(state: ExecutionState | None) -> TimerFired | None:
+    """The pending timer that comes due first, fired at its due time."""
+    if state is None or not state.timers:
+        return None
+    timer_id, due = min(state.timers.items(), key=lambda item: (item[1], item[0]))
+    execution_id = state.execution_id
+    return TimerFired(f"{execution_id}/timer/{timer_id}/{due}", execution_id, due, timer_id)
 
 
 def dry_run(
@@ -94,25 +144,58 @@ def dry_run(
     execution_id: str = "dry-run",
     started_at: int = 0,
 ) -> Iterator[tuple[Transition, StepResult]]:
-    """Yield each transition applied and its result, until nothing is left to deliver."""
+    """Yield each transition applied and its result, until nothing is left to deliver.
+
+    Everything answered happens at once (a millisecond per record); when
+    nothing else is left, the earliest pending timer fires at its due time.
+    Child executions do not run: a subworkflow gets the answer under its node id.
+    """
     queue: deque[Transition] = deque(
         [StartExecution("start", execution_id, started_at, workflow.id, 1, input_)]
     )
     state: ExecutionState | None = None
     clock = started_at
-    while queue:
+    while True:
+        if not queue:
+            fired = due_timer(state)
+            if fired is None:
+                return
+            clock = max(clock, fired.at)
+            queue.append(fired)
         transition = queue.popleft()
         result = step(workflow, state, transition)
         state = result.state
         yield transition, result
         for message in result.outgoing:
-            if isinstance(message, TaskRequest):
-                clock += 1
-                queue.append(answer(message, answers, clock))
-            elif isinstance(message, AwaitEvent):
-                clock += 1
-                arrived = arrival(message, answers, clock)
-                if arrived is not None:
-                    queue.append(arrived)
-            elif not isinstance(message, LifecycleEvent | PublishEvent):
-                queue.append(message)
+            reply = _reply(workflow, state, message, answers, clock + 1)
+            if reply is not None:
+                clock += reply is not message
+                queue.append(reply)
+
+
+def _reply(
+    workflow: Workflow,
+    state: ExecutionState | None,
+    message: Outgoing,
+    answers: Mapping[str, Answer],
+    at: int,
+) -> Transition | None:
+    """What comes back to this execution for one record it sent, if anything."""
+    if isinstance(message, TaskRequest):
+        return answer(message, answers, at)
+    if isinstance(message, AwaitEvent):
+        return arrival(message, answers, at)
+    if isinstance(message, LifecycleEvent):
+        asked = (
+            message.type == "node.started"
+            and message.node_id is not None
+            and workflow.nodes[message.node_id].type == "approval"
+        )
+        return decision(message, answers, at) if asked else None
+    if isinstance(message, StartExecution) and message.parent is not None:
+        waited = state is not None and message.execution_id in state.children.values()
+        return child_result(message, answers, at) if waited else None
+    if isinstance(message, Transition) and state is not None:
+        # Records for other executions (cancelling a child) have no one to go to here.
+        return message if message.execution_id == state.execution_id else None
+    return None

@@ -22,7 +22,25 @@ class NodeError:
 
 
 @dataclass(frozen=True, slots=True)
+class ParentLink:
+    """The execution (and its subworkflow node) that started a child execution.
+
+    `depth` counts the calls above the child (1: started by a top-level
+    execution). `context` is the parent's `{input, vars, event}`, which the
+    child reads as `parent` in expressions; None when the node does not inherit it.
+    """
+
+    execution_id: str
+    workflow_id: str
+    node_id: str
+    depth: int
+    context: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class StartExecution:
+    """Start an execution. `workflow_version` 0 means "the latest": the runtime resolves it."""
+
     id: str
     execution_id: str
     at: int
@@ -30,6 +48,7 @@ class StartExecution:
     workflow_version: int
     input: Any = None
     event: Mapping[str, Any] | None = None
+    parent: ParentLink | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +87,7 @@ class CancelExecution:
     execution_id: str
     at: int
     reason: str = ""
+    by: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +111,71 @@ class TimerFired:
     timer_id: str
 
 
+@dataclass(frozen=True, slots=True)
+class ApprovalDecided:
+    """A person decided a waiting approval node. `data` must fit the node's reply schema."""
+
+    id: str
+    execution_id: str
+    at: int
+    node_id: str
+    decision_id: str
+    choice: str
+    by: str
+    comment: str | None = None
+    data: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class ChildFinished:
+    """A child execution ended (`completed`, `failed` or `cancelled`); sent to its parent."""
+
+    id: str
+    execution_id: str
+    at: int
+    node_id: str
+    child_execution_id: str
+    status: str
+    output: Any = None
+    error: NodeError | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PauseExecution:
+    """Hold every later transition (except resume and cancel) until the execution is resumed."""
+
+    id: str
+    execution_id: str
+    at: int
+    by: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ResumeExecution:
+    """Apply the transitions held while paused, in the order they arrived."""
+
+    id: str
+    execution_id: str
+    at: int
+    by: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class RedriveNode:
+    """Run a failed node again in a failed or parked execution.
+
+    `input` replaces the node's resolved input (a task's input, an http node's
+    request, a subworkflow's child input); None runs it with the recorded one.
+    """
+
+    id: str
+    execution_id: str
+    at: int
+    node_id: str
+    by: str = ""
+    input: Any = None
+
+
 Transition = (
     StartExecution
     | RunNode
@@ -99,6 +184,11 @@ Transition = (
     | CancelExecution
     | EventArrived
     | TimerFired
+    | ApprovalDecided
+    | ChildFinished
+    | PauseExecution
+    | ResumeExecution
+    | RedriveNode
 )
 
 
@@ -120,7 +210,11 @@ class TaskRequest:
 
 @dataclass(frozen=True, slots=True)
 class LifecycleEvent:
-    """`workflow.started|completed|failed|cancelled`, `node.started|completed|failed|skipped`."""
+    """A lifecycle event; its `type` is one of:
+
+    `workflow.started|completed|failed|cancelled|parked|paused|resumed`,
+    `node.started|completed|failed|skipped|retrying|dead_lettered|redriven`.
+    """
 
     id: str
     type: str
@@ -168,4 +262,23 @@ class PublishEvent:
     subject: str | None = None
 
 
-Outgoing = TaskRequest | LifecycleEvent | Transition | AwaitEvent | PublishEvent
+@dataclass(frozen=True, slots=True)
+class DeadLetterNode:
+    """A node that failed for good, for the dead-letter topic: enough to inspect and redrive it.
+
+    `errors` holds every failed attempt's error, in order; `context` is the
+    execution's `{input, vars, event, workflow_id, version}`.
+    """
+
+    id: str
+    execution_id: str
+    workflow_id: str
+    workflow_version: int
+    node_id: str
+    at: int
+    input: Any
+    errors: tuple[NodeError, ...]
+    context: Mapping[str, Any]
+
+
+Outgoing = TaskRequest | LifecycleEvent | Transition | AwaitEvent | PublishEvent | DeadLetterNode

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from braidflow.engine.messages import NodeError
+from braidflow.engine.messages import NodeError, ParentLink, Transition
 
 RUNNING = "running"
 WAITING = "waiting"
@@ -15,6 +15,9 @@ COMPLETED = "completed"
 FAILED = "failed"
 SKIPPED = "skipped"
 CANCELLED = "cancelled"
+# An execution stopped by a node that failed for good under `on_failure: park`:
+# not terminal, since a redrive takes it up again.
+PARKED = "parked"
 TERMINAL = frozenset({COMPLETED, FAILED, CANCELLED})
 
 
@@ -28,8 +31,10 @@ def iso_time(ms: int) -> str:
 class NodeRun:
     """One node's run within an execution.
 
-    Status: running (work in flight), waiting (parked until an event or a timer),
-    completed, failed, skipped, cancelled.
+    Status: running (work in flight), waiting (until an event, a timer, a
+    decision, a child execution, or the backoff before its next attempt),
+    completed, failed, skipped, cancelled. `error` is the last failure;
+    `errors` every failed attempt's error, in order.
     """
 
     node_id: str
@@ -40,6 +45,17 @@ class NodeRun:
     error: NodeError | None = None
     started_at: int | None = None
     completed_at: int | None = None
+    errors: tuple[NodeError, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ControlAction:
+    """Something done to an execution from outside: cancel, pause, resume, redrive, approval."""
+
+    action: str
+    by: str
+    at: int
+    node_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +78,10 @@ class ExecutionState:
 
     `timers` maps the id of each pending timer to when it is due (epoch ms); the
     runtime keeps a row per timer and sends `TimerFired` when it comes due.
+    While `paused`, arriving transitions wait in `held`. `parent` links a child
+    execution to the node that started it; `children` maps each subworkflow
+    node waiting for a child to the child's execution id. `control` records
+    what people did to the execution, in order.
     """
 
     execution_id: str
@@ -78,6 +98,11 @@ class ExecutionState:
     nodes: Mapping[str, NodeRun] = field(default_factory=dict)
     joins: Mapping[str, JoinState] = field(default_factory=dict)
     timers: Mapping[str, int] = field(default_factory=dict)
+    paused: bool = False
+    held: tuple[Transition, ...] = ()
+    parent: ParentLink | None = None
+    children: Mapping[str, str] = field(default_factory=dict)
+    control: tuple[ControlAction, ...] = ()
 
     @property
     def finished(self) -> bool:

@@ -8,7 +8,12 @@ from typing import Generic, TypeVar
 from fastavro import schemaless_reader, schemaless_writer
 from fastavro.read import SchemaResolutionError
 
-from braidflow.engine.messages import AwaitEvent, LifecycleEvent, TaskRequest, Transition
+from braidflow.engine.messages import (
+    AwaitEvent,
+    LifecycleEvent,
+    TaskRequest,
+    Transition,
+)
 from braidflow.engine.state import ExecutionState
 from braidflow.schemas.framing import CodecError, Framing, SingleObjectFraming
 from braidflow.schemas.records import (
@@ -161,3 +166,4 @@ def encode_stored(stored: StoredExecution) -> bytes:
 def decode_stored(data: bytes) -> StoredExecution:
     """A value of the executions table; CodecError if undecodable."""
     return _stored.decode(data)
+

@@ -17,20 +17,26 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from braidflow.engine.messages import (
+    ApprovalDecided,
     AwaitEvent,
     CancelExecution,
+    ChildFinished,
     EventArrived,
     LifecycleEvent,
     NodeCompleted,
     NodeError,
     NodeFailed,
+    ParentLink,
+    PauseExecution,
+    RedriveNode,
+    ResumeExecution,
     RunNode,
     StartExecution,
     TaskRequest,
     TimerFired,
     Transition,
 )
-from braidflow.engine.state import ExecutionState, JoinState, NodeRun
+from braidflow.engine.state import ControlAction, ExecutionState, JoinState, NodeRun
 
 T = TypeVar("T")
 AvroRecord = dict[str, Any]
@@ -80,6 +86,30 @@ def _unerror(record: AvroRecord | None) -> NodeError | None:
     return NodeError(record["type"], record["message"], record["node_id"])
 
 
+def _unerrors(records: list[AvroRecord]) -> tuple[NodeError, ...]:
+    return tuple(NodeError(r["type"], r["message"], r["node_id"]) for r in records)
+
+
+def _parent_link(p: ParentLink | None) -> AvroRecord | None:
+    if p is None:
+        return None
+    return {
+        "execution_id": p.execution_id,
+        "workflow_id": p.workflow_id,
+        "node_id": p.node_id,
+        "depth": p.depth,
+        "context": _json(p.context),
+    }
+
+
+def _unparent_link(r: AvroRecord | None) -> ParentLink | None:
+    if r is None:
+        return None
+    return ParentLink(
+        r["execution_id"], r["workflow_id"], r["node_id"], r["depth"], _unjson(r["context"])
+    )
+
+
 def _start_execution(t: StartExecution) -> AvroRecord:
     return {
         "id": t.id,
@@ -89,6 +119,7 @@ def _start_execution(t: StartExecution) -> AvroRecord:
         "workflow_version": t.workflow_version,
         "input": _json(t.input),
         "event": _json(t.event),
+        "parent": _parent_link(t.parent),
     }
 
 
@@ -119,7 +150,7 @@ def _node_failed(t: NodeFailed) -> AvroRecord:
 
 
 def _cancel_execution(t: CancelExecution) -> AvroRecord:
-    return {"id": t.id, "execution_id": t.execution_id, "at": t.at, "reason": t.reason}
+    return {"id": t.id, "execution_id": t.execution_id, "at": t.at, "reason": t.reason, "by": t.by}
 
 
 def _event_arrived(t: EventArrived) -> AvroRecord:
@@ -136,6 +167,52 @@ def _timer_fired(t: TimerFired) -> AvroRecord:
     return {"id": t.id, "execution_id": t.execution_id, "at": t.at, "timer_id": t.timer_id}
 
 
+def _approval_decided(t: ApprovalDecided) -> AvroRecord:
+    return {
+        "id": t.id,
+        "execution_id": t.execution_id,
+        "at": t.at,
+        "node_id": t.node_id,
+        "decision_id": t.decision_id,
+        "choice": t.choice,
+        "by": t.by,
+        "comment": t.comment,
+        "data": _json(t.data),
+    }
+
+
+def _child_finished(t: ChildFinished) -> AvroRecord:
+    return {
+        "id": t.id,
+        "execution_id": t.execution_id,
+        "at": t.at,
+        "node_id": t.node_id,
+        "child_execution_id": t.child_execution_id,
+        "status": t.status,
+        "output": _json(t.output),
+        "error": _error(t.error),
+    }
+
+
+def _pause_execution(t: PauseExecution) -> AvroRecord:
+    return {"id": t.id, "execution_id": t.execution_id, "at": t.at, "by": t.by}
+
+
+def _resume_execution(t: ResumeExecution) -> AvroRecord:
+    return {"id": t.id, "execution_id": t.execution_id, "at": t.at, "by": t.by}
+
+
+def _redrive_node(t: RedriveNode) -> AvroRecord:
+    return {
+        "id": t.id,
+        "execution_id": t.execution_id,
+        "at": t.at,
+        "node_id": t.node_id,
+        "by": t.by,
+        "input": _json(t.input),
+    }
+
+
 # Union branch name and conversion by type: fastavro's tuple notation names
 # the branch, which spares it trying each branch against the value.
 _TRANSITION_BODIES: dict[type, tuple[str, Callable[[Any], AvroRecord]]] = {
@@ -146,6 +223,11 @@ _TRANSITION_BODIES: dict[type, tuple[str, Callable[[Any], AvroRecord]]] = {
     CancelExecution: ("braidflow.CancelExecution", _cancel_execution),
     EventArrived: ("braidflow.EventArrived", _event_arrived),
     TimerFired: ("braidflow.TimerFired", _timer_fired),
+    ApprovalDecided: ("braidflow.ApprovalDecided", _approval_decided),
+    ChildFinished: ("braidflow.ChildFinished", _child_finished),
+    PauseExecution: ("braidflow.PauseExecution", _pause_execution),
+    ResumeExecution: ("braidflow.ResumeExecution", _resume_execution),
+    RedriveNode: ("braidflow.RedriveNode", _redrive_node),
 }
 
 _TRANSITION_FROM_BODIES: dict[str, Callable[[AvroRecord], Transition]] = {
@@ -157,6 +239,7 @@ _TRANSITION_FROM_BODIES: dict[str, Callable[[AvroRecord], Transition]] = {
         r["workflow_version"],
         _unjson(r["input"]),
         _unjson(r["event"]),
+        _unparent_link(r["parent"]),
     ),
     "braidflow.RunNode": lambda r: RunNode(r["id"], r["execution_id"], r["at"], r["node_id"]),
     "braidflow.NodeCompleted": lambda r: NodeCompleted(
@@ -166,13 +249,43 @@ _TRANSITION_FROM_BODIES: dict[str, Callable[[AvroRecord], Transition]] = {
         r["id"], r["execution_id"], r["at"], r["node_id"], r["attempt"], _unerror(r["error"])
     ),
     "braidflow.CancelExecution": lambda r: CancelExecution(
-        r["id"], r["execution_id"], r["at"], r["reason"]
+        r["id"], r["execution_id"], r["at"], r["reason"], r["by"]
     ),
     "braidflow.EventArrived": lambda r: EventArrived(
         r["id"], r["execution_id"], r["at"], r["node_id"], _unjson(r["event"])
     ),
     "braidflow.TimerFired": lambda r: TimerFired(
         r["id"], r["execution_id"], r["at"], r["timer_id"]
+    ),
+    "braidflow.ApprovalDecided": lambda r: ApprovalDecided(
+        r["id"],
+        r["execution_id"],
+        r["at"],
+        r["node_id"],
+        r["decision_id"],
+        r["choice"],
+        r["by"],
+        r["comment"],
+        _unjson(r["data"]),
+    ),
+    "braidflow.ChildFinished": lambda r: ChildFinished(
+        r["id"],
+        r["execution_id"],
+        r["at"],
+        r["node_id"],
+        r["child_execution_id"],
+        r["status"],
+        _unjson(r["output"]),
+        _unerror(r["error"]),
+    ),
+    "braidflow.PauseExecution": lambda r: PauseExecution(
+        r["id"], r["execution_id"], r["at"], r["by"]
+    ),
+    "braidflow.ResumeExecution": lambda r: ResumeExecution(
+        r["id"], r["execution_id"], r["at"], r["by"]
+    ),
+    "braidflow.RedriveNode": lambda r: RedriveNode(
+        r["id"], r["execution_id"], r["at"], r["node_id"], r["by"], _unjson(r["input"])
     ),
 }
 
@@ -260,6 +373,7 @@ def _node_run(n: NodeRun) -> AvroRecord:
         "error": _error(n.error),
         "started_at": n.started_at,
         "completed_at": n.completed_at,
+        "errors": [_error(e) for e in n.errors],
     }
 
 
@@ -273,6 +387,7 @@ def _unnode_run(r: AvroRecord) -> NodeRun:
         _unerror(r["error"]),
         r["started_at"],
         r["completed_at"],
+        _unerrors(r["errors"]),
     )
 
 
@@ -302,6 +417,13 @@ def _execution_state(s: ExecutionState) -> AvroRecord:
         "nodes": [_node_run(n) for n in s.nodes.values()],
         "joins": [_join_state(j) for j in s.joins.values()],
         "timers": s.timers,
+        "paused": s.paused,
+        "held": [_transition(t) for t in s.held],
+        "parent": _parent_link(s.parent),
+        "children": s.children,
+        "control": [
+            {"action": c.action, "by": c.by, "at": c.at, "node_id": c.node_id} for c in s.control
+        ],
     }
 
 
@@ -323,6 +445,11 @@ def _unexecution_state(r: AvroRecord) -> ExecutionState:
         {n.node_id: n for n in nodes},
         {j.node_id: j for j in joins},
         r["timers"],
+        r["paused"],
+        tuple(map(_untransition, r["held"])),
+        _unparent_link(r["parent"]),
+        r["children"],
+        tuple(ControlAction(c["action"], c["by"], c["at"], c["node_id"]) for c in r["control"]),
     )
 
 
@@ -369,6 +496,8 @@ def _unawait_event(r: AvroRecord) -> AwaitEvent:
 AWAIT_EVENT: RecordKind[AwaitEvent] = RecordKind(
     "braidflow.AwaitEvent", _await_event, _unawait_event
 )
+
+
 
 
 @dataclass(frozen=True, slots=True)

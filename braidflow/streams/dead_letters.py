@@ -1,20 +1,45 @@
-"""Dead letters: records that cannot be processed go aside with the reason, never stall a partition.
+"""Dead letters: what cannot be processed goes aside with the reason, never stalls a partition.
 
-A dead letter is JSON, so any tool can read it: where the record came from
-(topic, partition, offset), its key and value (base64, since the value may be
-undecodable), the reason, and when.
+A dead letter is JSON, so any tool can read it. Two kinds share the
+dead-letter topic, told apart by `kind`:
+
+- `record` (`DeadLetter`): a record no part of the worker could process: where it
+  came from (topic, partition, offset), its key and value (base64, since the
+  value may be undecodable), the reason, and when. Records written before
+  `kind` existed have none and are of this kind.
+- `node` (`NodeDeadLetter`): a node that exhausted its retries, with its input, the
+  error of every attempt and the context needed to run it again.
 """
 
 from __future__ import annotations
 
 import base64
+import binascii
 import json
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
+
+RECORD = "record"
+NODE = "node"
+KINDS = (RECORD, NODE)
+
+# What decoding checks besides the JSON shape, so a reader can rely on the types.
+_RECORD_FIELDS = {"topic": str, "partition": int, "offset": int, "reason": str, "at": int}
+_NODE_FIELDS = {
+    "id": str,
+    "execution_id": str,
+    "workflow_id": str,
+    "workflow_version": int,
+    "node_id": str,
+    "at": int,
+}
 
 
 @dataclass(frozen=True, slots=True)
 class DeadLetter:
+    """A record that could not be processed."""
+
     topic: str
     partition: int
     offset: int
@@ -25,17 +50,103 @@ class DeadLetter:
 
     def encode(self) -> bytes:
         """The JSON value written to the dead-letter topic."""
-        record: dict[str, Any] = asdict(self)
+        record: dict[str, Any] = {"kind": RECORD, **asdict(self)}
         for name in ("key", "value"):
             raw = record[name]
             record[name] = None if raw is None else base64.b64encode(raw).decode("ascii")
-        return json.dumps(record, separators=(",", ":")).encode()
+        return _dumps(record)
 
     @classmethod
     def decode(cls, data: bytes) -> DeadLetter:
-        """A dead letter read back from the dead-letter topic."""
-        record = json.loads(data)
-        for name in ("key", "value"):
-            if record[name] is not None:
-                record[name] = base64.b64decode(record[name])
-        return cls(**record)
+        """A record dead letter read back from the dead-letter topic; ValueError if it is not one."""
+        return cls._from_json(_parse(data, RECORD)[1])
+
+    @classmethod
+    def _from_json(cls, record: dict[str, Any]) -> DeadLetter:
+        _check(record, _RECORD_FIELDS, RECORD)
+        try:
+            for name in ("key", "value"):
+                if record[name] is not None:
+                    record[name] = base64.b64decode(record[name], validate=True)
+            return cls(**record)
+        except (KeyError, TypeError, binascii.Error) as exc:
+            raise ValueError(f"not a record dead letter: {exc!r}") from None
+
+
+@dataclass(frozen=True, slots=True)
+class NodeDeadLetter:
+    """A node that failed on every attempt; `errors` holds each attempt's `{type, message}`."""
+
+    id: str
+    execution_id: str
+    workflow_id: str
+    workflow_version: int
+    node_id: str
+    at: int
+    input: Any
+    errors: tuple[dict[str, Any], ...]
+    context: Mapping[str, Any]
+
+    def encode(self) -> bytes:
+        """The JSON value written to the dead-letter topic."""
+        return _dumps(
+            {
+                "kind": NODE,
+                "id": self.id,
+                "execution_id": self.execution_id,
+                "workflow_id": self.workflow_id,
+                "workflow_version": self.workflow_version,
+                "node_id": self.node_id,
+                "at": self.at,
+                "input": self.input,
+                "errors": list(self.errors),
+                "context": dict(self.context),
+            }
+        )
+
+    @classmethod
+    def decode(cls, data: bytes) -> NodeDeadLetter:
+        """A node dead letter read back from the dead-letter topic; ValueError if it is not one."""
+        return cls._from_json(_parse(data, NODE)[1])
+
+    @classmethod
+    def _from_json(cls, record: dict[str, Any]) -> NodeDeadLetter:
+        _check(record, _NODE_FIELDS, NODE)
+        try:
+            errors, context = record.pop("errors"), record.pop("context")
+            if not isinstance(errors, list) or not all(isinstance(e, dict) for e in errors):
+                raise TypeError("errors must be a list of objects")
+            if not isinstance(context, dict):
+                raise TypeError("context must be an object")
+            return cls(**record, errors=tuple(errors), context=context)
+        except (KeyError, TypeError) as exc:
+            raise ValueError(f"not a node dead letter: {exc!r}") from None
+
+
+def decode_dead_letter(data: bytes) -> DeadLetter | NodeDeadLetter:
+    """Any dead letter read back from the dead-letter topic; ValueError if it is none."""
+    kind, record = _parse(data)
+    if kind == NODE:
+        return NodeDeadLetter._from_json(record)
+    return DeadLetter._from_json(record)
+
+
+def _dumps(record: Mapping[str, Any]) -> bytes:
+    return json.dumps(record, separators=(",", ":")).encode()
+
+
+def _parse(data: bytes, expected: str | None = None) -> tuple[str, dict[str, Any]]:
+    """The kind of the dead letter in `data` (which must be `expected` if given) and its fields."""
+    record = json.loads(data)
+    if not isinstance(record, dict):
+        raise ValueError(f"a dead letter is a JSON object, not {type(record).__name__}")
+    kind = record.pop("kind", RECORD)
+    if kind not in KINDS or (expected is not None and kind != expected):
+        raise ValueError(f"not a {expected or 'known'} dead letter: kind {kind!r}")
+    return kind, record
+
+
+def _check(record: Mapping[str, Any], fields: Mapping[str, type], kind: str) -> None:
+    for name, type_ in fields.items():
+        if not isinstance(record.get(name), type_):
+            raise ValueError(f"not a {kind} dead letter: {name} is not {type_.__name__}")

@@ -11,10 +11,12 @@ from __future__ import annotations
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, MutableMapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from braidflow.engine import (
+    ChildFinished,
     ExecutionState,
+    NodeError,
     StartExecution,
     StepResult,
     TimerFired,
@@ -129,6 +131,8 @@ class Orchestrator:
         raw = table.get(key)
         stored = self._load(key, raw)
         state = stored.state if stored is not None else None
+        if isinstance(transition, StartExecution) and transition.workflow_version == 0:
+            transition = await self._resolve_child_start(transition, state)
         if isinstance(transition, StartExecution):
             workflow_id, version = transition.workflow_id, transition.workflow_version
         elif state is not None:
@@ -158,7 +162,10 @@ class Orchestrator:
                 table[key] = raw
                 await self._outbox.send(key, self._outbox.acknowledged.pending(stored.outbox))
             return
-        emitted = [outbox_entry(message, self._events_prefix) for message in result.outgoing]
+        emitted = [
+            outbox_entry(message, self._events_prefix, transition.execution_id)
+            for message in result.outgoing
+        ]
         previous = stored.outbox if stored is not None else ()
         outbox = (*self._outbox.acknowledged.pending(previous), *emitted)
         updated = StoredExecution(result.state, outbox)
@@ -168,6 +175,35 @@ class Orchestrator:
         table[key] = encoded
         self._remember(key, encoded, updated)
         await self._outbox.send(key, emitted)
+
+    async def _resolve_child_start(
+        self, start: StartExecution, state: ExecutionState | None
+    ) -> StartExecution:
+        """A child's start names no version ("the latest"): pin the one deployed now.
+
+        An unknown workflow fails the parent's node through a `ChildFinished`,
+        since no child will ever run to tell it.
+        """
+        latest = self._catalog.latest(start.workflow_id)
+        if latest is not None or state is not None:
+            version = latest.version if latest is not None else state.workflow_version  # type: ignore[union-attr]
+            return replace(start, workflow_version=version)
+        reason = f"unknown workflow {start.workflow_id!r}"
+        if start.parent is not None:
+            notice = ChildFinished(
+                f"{start.execution_id}/finished",
+                start.parent.execution_id,
+                self._clock(),
+                start.parent.node_id,
+                start.execution_id,
+                "failed",
+                error=NodeError("UnknownWorkflow", f"the subworkflow cannot start: {reason}"),
+            )
+            await self._outbox.send(
+                start.parent.execution_id.encode(),
+                [outbox_entry(notice, self._events_prefix, start.parent.execution_id)],
+            )
+        raise Poison(reason)
 
     def _keep_timers(
         self, execution_id: str, before: ExecutionState | None, after: ExecutionState

@@ -17,7 +17,14 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from braidflow.config import Topics
-from braidflow.engine import AwaitEvent, LifecycleEvent, Outgoing, PublishEvent, TaskRequest
+from braidflow.engine import (
+    AwaitEvent,
+    DeadLetterNode,
+    LifecycleEvent,
+    Outgoing,
+    PublishEvent,
+    TaskRequest,
+)
 from braidflow.engine.state import iso_time
 from braidflow.schemas import (
     OutboxEntry,
@@ -27,6 +34,7 @@ from braidflow.schemas import (
     encode_transition,
 )
 from braidflow.schemas.cloudevents import CloudEvent, to_structured, topic_for
+from braidflow.streams.dead_letters import NodeDeadLetter
 from braidflow.streams.lifecycle_events import lifecycle_headers
 
 Headers = list[tuple[str, bytes]]
@@ -49,8 +57,23 @@ def published_event(message: PublishEvent) -> CloudEvent:
     )
 
 
-def outbox_entry(message: Outgoing, events_prefix: str) -> OutboxEntry:
-    """The encoded form of one outgoing message."""
+def node_dead_letter(message: DeadLetterNode) -> NodeDeadLetter:
+    """The JSON dead letter of a node that failed for good (beside the poison-record ones)."""
+    return NodeDeadLetter(
+        message.id,
+        message.execution_id,
+        message.workflow_id,
+        message.workflow_version,
+        message.node_id,
+        message.at,
+        message.input,
+        tuple({"type": e.type, "message": e.message} for e in message.errors),
+        message.context,
+    )
+
+
+def outbox_entry(message: Outgoing, events_prefix: str, execution_id: str) -> OutboxEntry:
+    """The encoded form of one outgoing message of a step of `execution_id`."""
     if isinstance(message, TaskRequest):
         return OutboxEntry("task", message.idempotency_key, encode_task(message))
     if isinstance(message, LifecycleEvent):
@@ -59,13 +82,18 @@ def outbox_entry(message: Outgoing, events_prefix: str) -> OutboxEntry:
         return OutboxEntry(
             "await", message.id, encode_await(message), key=message.event_type.encode()
         )
+    if isinstance(message, DeadLetterNode):
+        return OutboxEntry("dead_letter", message.id, node_dead_letter(message).encode())
     if isinstance(message, PublishEvent):
         _, value = to_structured(published_event(message))
         key = (message.subject or message.execution_id).encode()
         return OutboxEntry(
             "publish", message.id, value, topic_for(message.type, events_prefix), key
         )
-    return OutboxEntry("transition", message.id, encode_transition(message))
+    # A transition for another execution (a child's start, a parent's notice) goes
+    # under that execution's key, so it reaches the partition that holds it.
+    key = None if message.execution_id == execution_id else message.execution_id.encode()
+    return OutboxEntry("transition", message.id, encode_transition(message), key=key)
 
 
 class Acknowledged:
@@ -100,6 +128,7 @@ class Outbox:
             "task": topics.tasks,
             "event": topics.lifecycle,
             "await": topics.waits,
+            "dead_letter": topics.dead_letters,
         }
         self._send = send
         self.acknowledged = Acknowledged()

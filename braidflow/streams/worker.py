@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -17,19 +18,38 @@ from aiohttp import web
 from faust.worker import Worker as FaustWorker
 
 from braidflow.config import Settings
-from braidflow.connectors.api import FORWARDED_HEADER, Unavailable, create_api, execution_view
+from braidflow.connectors.api import (
+    FORWARDED_HEADER,
+    Conflict,
+    NotFound,
+    Rejected,
+    Unavailable,
+    create_api,
+    execution_view,
+)
+from braidflow.connectors.dead_letter_index import DeadLetterIndex, DeadLetterProjection
 from braidflow.connectors.execution_index import ExecutionIndex, ExecutionProjection
 from braidflow.connectors.http import HttpNodeClient
 from braidflow.connectors.metrics import observe_step
-from braidflow.engine import StartExecution, TimerFired
+from braidflow.engine import (
+    ApprovalDecided,
+    CancelExecution,
+    PauseExecution,
+    RedriveNode,
+    ResumeExecution,
+    StartExecution,
+    TimerFired,
+    Transition,
+)
 from braidflow.schemas import CodecError, decode_stored
 from braidflow.schemas.cloudevents import CloudEvent, to_structured, topic_for
 from braidflow.streams.app import FaustParts, create_app
 from braidflow.streams.catalog import Catalog, Deployment
+from braidflow.streams.clock import RuntimeClock
 from braidflow.streams.executor import Executor
 from braidflow.streams.orchestrator import Orchestrator, Record
 from braidflow.streams.outbox import Outbox
-from braidflow.streams.publisher import Publisher, epoch_ms
+from braidflow.streams.publisher import Publisher
 from braidflow.streams.router import EventRouter, execution_id_for
 from braidflow.streams.schedules import Scheduler
 from braidflow.streams.timers import DueTimer, TimerScanner, TimerTable, faust_partitions
@@ -37,6 +57,8 @@ from braidflow.streams.topics import ensure_topics
 from braidflow.streams.waits import Correlator
 from braidflow.tasks import TaskRegistry, load_handler_modules
 from braidflow.tasks import registry as default_registry
+from braidflow.topology.model import DEFAULT_CHOICES
+from braidflow.topology.workflow import CompiledNode
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +73,10 @@ class Runtime:
     orchestrator: Orchestrator
     executor: Executor
     publisher: Publisher
+    clock: RuntimeClock
     router: EventRouter
     executions_index: ExecutionIndex
+    dead_letter_index: DeadLetterIndex
     on_ready: list[Callable[[Runtime], Awaitable[None]]] = field(default_factory=list)
 
     @property
@@ -99,7 +123,7 @@ class RuntimeBackend:
 
     async def deploy(self, text: str) -> tuple[Deployment, bool]:
         try:
-            return await self._catalog.deploy(text, epoch_ms())
+            return await self._catalog.deploy(text, self._runtime.clock())
         except TimeoutError:
             raise Unavailable(
                 "the deployment was written but this worker has not read it back yet; retry"
@@ -107,7 +131,7 @@ class RuntimeBackend:
 
     async def remove(self, workflow_id: str) -> bool:
         try:
-            return await self._catalog.remove(workflow_id, epoch_ms())
+            return await self._catalog.remove(workflow_id, self._runtime.clock())
         except TimeoutError:
             raise Unavailable(
                 "the removal was written but this worker has not read it back yet; retry"
@@ -118,7 +142,7 @@ class RuntimeBackend:
         start = StartExecution(
             f"{execution_id}/start",
             execution_id,
-            epoch_ms(),
+            self._runtime.clock(),
             deployment.workflow_id,
             deployment.version,
             input_,
@@ -195,6 +219,116 @@ class RuntimeBackend:
     ) -> list[dict[str, Any]]:
         return self._runtime.executions_index.list(workflow_id, limit=limit, status=status)
 
+    def pending_approvals(
+        self, workflow_id: str | None, department: str | None
+    ) -> list[dict[str, Any]]:
+        return self._runtime.executions_index.pending_approvals(
+            workflow_id=workflow_id, department=department
+        )
+
+    async def _view(self, execution_id: str) -> Mapping[str, Any]:
+        view = await self.execution(execution_id, forwarded=False)
+        if view is None:
+            raise NotFound(f"no execution {execution_id!r}")
+        return view
+
+    async def decide(
+        self, execution_id: str, node_id: str, decision: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """Record a decision; the first one sent wins, a later one is a Conflict."""
+        view = await self._view(execution_id)
+        deployment = self._catalog.get(view["workflow_id"], view["workflow_version"])
+        node = deployment.workflow.nodes.get(node_id) if deployment is not None else None
+        if node is None or node.type != "approval":
+            raise NotFound(f"execution {execution_id!r} has no approval node {node_id!r}")
+        run = _node_of(view, node_id)
+        if run is None or run["status"] != "waiting":
+            state = "not reached yet" if run is None else run["status"]
+            raise Conflict(f"approval {node_id!r} is not waiting for a decision ({state})")
+        problems = approval_problems(node, decision)
+        if problems:
+            raise Rejected("the decision does not fit the approval", problems)
+        decision_id = uuid.uuid4().hex
+        await self._runtime.publisher.send_transition(
+            ApprovalDecided(
+                f"{execution_id}/{node_id}/decision/{decision_id}",
+                execution_id,
+                self._runtime.clock(),
+                node_id,
+                decision_id,
+                decision["choice"],
+                decision["by"],
+                decision.get("comment"),
+                decision.get("data"),
+            )
+        )
+        deadline = time.monotonic() + DECISION_WAIT_S
+        while time.monotonic() < deadline:
+            run = _node_of(await self._view(execution_id), node_id)
+            if run is not None and run["status"] != "waiting":
+                output = run["output"] or {}
+                if output.get("decision_id") != decision_id:
+                    raise Conflict(
+                        f"approval {node_id!r} was already decided by {output.get('by')!r}"
+                    )
+                return {"execution_id": execution_id, "node_id": node_id, **output}
+            await asyncio.sleep(0.05)
+        raise Unavailable("the decision was sent but is not applied yet; look at the execution")
+
+    async def control(self, execution_id: str, action: str, by: str, reason: str) -> None:
+        view = await self._view(execution_id)
+        if view["status"] in ("completed", "failed", "cancelled"):
+            raise Conflict(f"execution {execution_id!r} is already {view['status']}")
+        if action == "pause" and view.get("paused"):
+            raise Conflict(f"execution {execution_id!r} is already paused")
+        if action == "resume" and not view.get("paused"):
+            raise Conflict(f"execution {execution_id!r} is not paused")
+        at, tag = self._runtime.clock(), uuid.uuid4().hex
+        transition: Transition
+        if action == "cancel":
+            transition = CancelExecution(
+                f"{execution_id}/cancel/{tag}", execution_id, at, reason, by
+            )
+        elif action == "pause":
+            transition = PauseExecution(f"{execution_id}/pause/{tag}", execution_id, at, by)
+        else:
+            transition = ResumeExecution(f"{execution_id}/resume/{tag}", execution_id, at, by)
+        await self._runtime.publisher.send_transition(transition)
+
+    def dead_letters(
+        self, kind: str | None, workflow_id: str | None, limit: int
+    ) -> list[dict[str, Any]]:
+        return self._runtime.dead_letter_index.list(kind=kind, workflow_id=workflow_id, limit=limit)
+
+    async def redrive(
+        self, dead_letter_id: str, patched_input: Any, has_input: bool, by: str
+    ) -> dict[str, Any]:
+        letter = self._runtime.dead_letter_index.get(dead_letter_id)
+        if letter is None:
+            raise NotFound(f"no dead letter {dead_letter_id!r}")
+        if letter["kind"] != "node":
+            raise Conflict(
+                "a record dead letter cannot be redriven: it never became a transition;"
+                " fix its producer and send it again"
+            )
+        execution_id, node_id = letter["execution_id"], letter["node_id"]
+        view = await self._view(execution_id)
+        if view["status"] not in ("failed", "parked"):
+            raise Conflict(f"execution {execution_id!r} is {view['status']}, not failed or parked")
+        at = self._runtime.clock()
+        await self._runtime.publisher.send_transition(
+            RedriveNode(
+                f"{execution_id}/{node_id}/redrive/{uuid.uuid4().hex}",
+                execution_id,
+                at,
+                node_id,
+                by,
+                patched_input if has_input else None,
+            )
+        )
+        self._runtime.dead_letter_index.mark_redriven(dead_letter_id, at)
+        return {"dead_letter_id": dead_letter_id, "execution_id": execution_id, "node_id": node_id}
+
     def ready(self) -> bool:
         app = self._runtime.app
         return (
@@ -202,6 +336,26 @@ class RuntimeBackend:
             and not app.rebalancing
             and app.tables.recovery.completed.is_set()
         )
+
+
+DECISION_WAIT_S = 5.0
+
+
+def _node_of(view: Mapping[str, Any], node_id: str) -> Mapping[str, Any] | None:
+    return next((n for n in view["nodes"] if n["node_id"] == node_id), None)
+
+
+def approval_problems(node: CompiledNode, decision: Mapping[str, Any]) -> list[str]:
+    """How a decision breaks an approval node's choices or reply schema, naming the field."""
+    choices = node.node.params.get("choices", DEFAULT_CHOICES)
+    problems = []
+    if decision["choice"] not in choices:
+        problems.append(f"choice: {decision['choice']!r} is not one of {', '.join(choices)}")
+    if node.reply_validator is not None:
+        for error in node.reply_validator.iter_errors(decision.get("data")):
+            field = ".".join(["data", *(str(p) for p in error.path)])
+            problems.append(f"{field}: {error.message}")
+    return problems
 
 
 def _check_api_port(settings: Settings) -> None:
@@ -225,29 +379,37 @@ def build_runtime(settings: Settings, registry: TaskRegistry | None = None) -> R
     registry = registry or default_registry
     parts = create_app(settings)
     publisher = Publisher(parts.app, settings.topics)
+    clock = RuntimeClock(settings.clock_offset_file)
     catalog = Catalog(settings, publisher.produce)
     timers = TimerTable(parts.timers, faust_partitions(parts.app, parts.timers))
     orchestrator = Orchestrator(
         catalog,
         Outbox(settings.topics, publisher.queue),
         publisher.dead_letter,
+        clock,
         events_prefix=settings.events_prefix,
         timers=timers,
     )
     orchestrator.on_step = observe_step
     http = HttpNodeClient()
     executor = Executor(
-        settings, registry, http, publisher.send_transition, publisher.dead_letter, epoch_ms
+        settings, registry, http, publisher.send_transition, publisher.dead_letter, clock
     )
-    router = EventRouter(settings, catalog, publisher.queue, publisher.dead_letter, epoch_ms)
+    router = EventRouter(settings, catalog, publisher.queue, publisher.dead_letter, clock)
     correlator = Correlator(
-        settings, catalog, publisher.send_transition, publisher.dead_letter, epoch_ms
+        settings, catalog, publisher.send_transition, publisher.dead_letter, clock
     )
     index = ExecutionIndex(settings.data_dir / "executions-index.sqlite")
     projection = ExecutionProjection(
         index, settings.broker, settings.topics.lifecycle, settings.fetch_max_wait_ms
     )
-    runtime = Runtime(settings, parts, catalog, orchestrator, executor, publisher, router, index)
+    letters = DeadLetterIndex(settings.data_dir / "dead-letters-index.sqlite")
+    letters_projection = DeadLetterProjection(
+        letters, settings.broker, settings.topics.dead_letters, settings.fetch_max_wait_ms
+    )
+    runtime = Runtime(
+        settings, parts, catalog, orchestrator, executor, publisher, clock, router, index, letters
+    )
 
     async def fire(timer: DueTimer) -> None:
         await publisher.send_transition(
@@ -261,7 +423,7 @@ def build_runtime(settings: Settings, registry: TaskRegistry | None = None) -> R
             )
         )
 
-    scanner = TimerScanner(timers, fire, epoch_ms, paused=lambda: parts.app.rebalancing)
+    scanner = TimerScanner(timers, fire, clock, paused=lambda: parts.app.rebalancing)
 
     def owned_partitions() -> set[int]:
         topic = settings.topics.transitions
@@ -274,7 +436,7 @@ def build_runtime(settings: Settings, registry: TaskRegistry | None = None) -> R
         execution_id_for,
         owned_partitions,
         parts.executions,
-        epoch_ms,
+        clock,
         paused=lambda: parts.app.rebalancing or not owned_partitions(),
     )
 
@@ -312,6 +474,7 @@ def build_runtime(settings: Settings, registry: TaskRegistry | None = None) -> R
             await web.TCPSite(self._runner, settings.api_host, settings.api_port).start()
             await catalog.ready.wait()
             await projection.start()
+            await letters_projection.start()
             await router.start()
             await scanner.start()
             await scheduler.start()
@@ -322,7 +485,9 @@ def build_runtime(settings: Settings, registry: TaskRegistry | None = None) -> R
             await scheduler.stop()
             await scanner.stop()
             await router.stop()
+            await letters_projection.stop()
             await projection.stop()
+            letters.close()
             index.close()
             await self._runner.cleanup()
             await self._session.close()

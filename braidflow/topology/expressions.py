@@ -16,7 +16,10 @@ from typing import Any
 
 import cel
 
-SCOPE_NAMES = frozenset({"input", "vars", "nodes", "execution", "event", "dept"})
+# `nodes.<id>` holds `output`, `status` and `error` (`{type, message}` when it failed, else
+# null). `parent` is a child execution's view of its parent: `{input, vars, event}`, or null
+# in a top-level execution and without `inherit_context`.
+SCOPE_NAMES = frozenset({"input", "vars", "nodes", "execution", "event", "dept", "parent"})
 
 _MACROS = frozenset({"all", "exists", "exists_one", "map", "filter"})
 _TOKEN = re.compile(

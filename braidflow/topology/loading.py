@@ -51,6 +51,27 @@ def definition_schema() -> dict[str, Any]:
     return json.loads(text)
 
 
+_BOOL_TAG = "tag:yaml.org,2002:bool"
+
+
+class _DefinitionLoader(yaml.SafeLoader):
+    """Safe YAML whose mapping keys `on`, `off`, `yes`, `no` stay text.
+
+    YAML 1.1 reads them as booleans, which would turn `retry: {on: [Timeout]}`
+    into `{true: [...]}`. Values keep YAML 1.1 meaning, as before.
+    """
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        for key, _ in node.value:
+            if (
+                isinstance(key, yaml.ScalarNode)
+                and key.tag == _BOOL_TAG
+                and key.value.lower() not in ("true", "false")
+            ):
+                key.tag = "tag:yaml.org,2002:str"
+        return super().construct_mapping(node, deep=deep)
+
+
 def parse_text(text: str | bytes) -> Any:
     """Parse YAML or JSON (JSON is YAML, but its errors read better from the JSON parser)."""
     size = len(text.encode() if isinstance(text, str) else text)
@@ -70,7 +91,7 @@ def parse_text(text: str | bytes) -> Any:
             where = f"line {exc.lineno}, column {exc.colno}"
             raise DefinitionError([Problem(where, f"invalid JSON: {exc.msg}")]) from None
     try:
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=_DefinitionLoader)  # a SafeLoader: no object tags
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "definition"
@@ -95,6 +116,7 @@ def _retry(raw: Mapping[str, Any] | None) -> Retry | None:
         initial_ms=parse_duration(raw.get("initial", "1s")),
         max_ms=parse_duration(raw["max"]) if "max" in raw else None,
         jitter=raw.get("jitter", False),
+        on=tuple(raw["on"]) if "on" in raw else None,
     )
 
 
@@ -126,6 +148,7 @@ def build_edge(raw: Mapping[str, Any]) -> Edge:
         raw.get("when"),
         raw.get("default", False),
         raw.get("timeout", False),
+        raw.get("on_error", False),
     )
 
 
@@ -141,6 +164,7 @@ def build_definition(doc: Mapping[str, Any]) -> Definition:
         variables=doc.get("variables") or {},
         timeout_ms=parse_duration(settings["timeout"]) if "timeout" in settings else None,
         triggers=tuple(_trigger(t) for t in doc.get("triggers") or ()),
+        on_failure=settings.get("on_failure", "fail"),
         nodes=tuple(
             Node(
                 id=n["id"],

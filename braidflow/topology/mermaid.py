@@ -63,7 +63,7 @@ def _node_line(node: Node, mid: str) -> str:
 
 
 def mermaid(source: Workflow | Definition) -> str:
-    """Mermaid `flowchart TD`: a shape per node type; edges labelled by when, default, timeout."""
+    """Mermaid `flowchart TD`: a shape per node type; edges labelled by condition or kind."""
     definition = source.definition if isinstance(source, Workflow) else source
     ids = _mermaid_ids(definition.nodes)
     lines = ["flowchart TD"]
@@ -77,6 +77,8 @@ def mermaid(source: Workflow | Definition) -> str:
             label = "|default|"
         elif edge.timeout:
             label = "|timeout|"
+        elif edge.on_error:
+            label = "|on error|"
         else:
             label = ""
         lines.append(f"    {source_id} -->{label} {target_id}")

@@ -9,10 +9,13 @@ from typing import Any
 WORK_TYPES = frozenset({"task", "http"})
 # Decided inside the engine; `publish` too, since the engine emits its event itself.
 CONTROL_TYPES = frozenset({"transform", "decision", "parallel", "join", "end", "publish"})
-# Nodes that park the execution until something from outside arrives.
-WAIT_TYPES = frozenset({"wait_event"})
+# Nodes that park the execution until something from outside arrives: an event,
+# a timer, a person, a child execution.
+WAIT_TYPES = frozenset({"wait_event", "delay", "approval", "subworkflow"})
 NODE_TYPES = WORK_TYPES | CONTROL_TYPES | WAIT_TYPES
-LATER_TYPES = frozenset({"delay", "approval", "subworkflow", "foreach"})
+LATER_TYPES = frozenset({"foreach"})
+# What an approval offers when its params give no `choices`.
+DEFAULT_CHOICES = ("approve", "reject")
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,6 +25,7 @@ class Retry:
     initial_ms: int = 1_000
     max_ms: int | None = None
     jitter: bool = False
+    on: tuple[str, ...] | None = None  # the error types that are retried; None: every error
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +45,7 @@ class Edge:
     when: str | None = None
     default: bool = False
     timeout: bool = False  # taken when the source node times out, instead of failing
+    on_error: bool = False  # taken when the source node fails for good, instead of the execution
 
     @property
     def label(self) -> str:
@@ -86,3 +91,4 @@ class Definition:
     variables: Mapping[str, Any] = field(default_factory=dict)
     timeout_ms: int | None = None
     triggers: tuple[Trigger, ...] = ()
+    on_failure: str = "fail"  # `settings.on_failure`: `fail` the execution, or `park` it

@@ -32,7 +32,14 @@ from braidflow.topology.loading import (
     definition_schema,
     parse_text,
 )
-from braidflow.topology.model import NODE_TYPES, WAIT_TYPES, Definition, Edge, Node, Trigger
+from braidflow.topology.model import NODE_TYPES, Definition, Edge, Node, Trigger
+from braidflow.topology.node_params import (
+    delay_ms,
+    join_timeout_ms,
+    param_problems,
+    reply_validator,
+    schema_problem,
+)
 from braidflow.topology.triggers import compile_triggers, trigger_where
 
 # Params whose values may hold `${...}` templates, by node type.
@@ -42,10 +49,19 @@ TEMPLATED_PARAMS: dict[str, tuple[str, ...]] = {
     "transform": ("set",),
     "end": ("output",),
     "publish": ("type", "data", "subject"),
+    "delay": ("until",),
+    "approval": ("message",),
+    "subworkflow": ("input",),
 }
 BRANCHING_TYPES = frozenset({"decision", "parallel"})
 # Nodes whose timeout may lead along a `timeout: true` edge instead of failing them.
-TIMEOUT_EDGE_SOURCES = WAIT_TYPES
+# The other waits end their own way: an approval by `on_timeout`, a delay by its
+# timer; a subworkflow's timeout is a failure, which an on_error edge can catch.
+TIMEOUT_EDGE_SOURCES = frozenset({"wait_event"})
+# Nodes that can fail for good, whose failure may lead along an `on_error: true` edge.
+ERROR_EDGE_SOURCES = frozenset(
+    {"task", "http", "subworkflow", "approval", "wait_event", "delay", "transform"}
+)
 _GLOB_CHARS = frozenset("*?[")
 _Key = TypeVar("_Key")
 
@@ -58,17 +74,26 @@ class CompiledEdge:
     when: Expression | None
     default: bool
     timeout: bool = False
+    on_error: bool = False
 
 
 @dataclass(frozen=True, slots=True)
 class CompiledNode:
-    """A node with its templates compiled; `correlate` is a wait_event's compiled condition."""
+    """A node with its templates compiled, and what its params mean, parsed.
+
+    `correlate` is a wait_event's compiled condition, `reply_validator` checks
+    the `data` of an approval's reply, `delay_ms` is a delay's `for` and
+    `join_timeout_ms` a join's timeout.
+    """
 
     node: Node
     params: Mapping[str, ValueTemplate]
     outgoing: tuple[CompiledEdge, ...]
     inbound: tuple[CompiledEdge, ...]
     correlate: Expression | None = None
+    reply_validator: jsonschema.protocols.Validator | None = None
+    delay_ms: int | None = None
+    join_timeout_ms: int | None = None
 
     @property
     def id(self) -> str:
@@ -128,6 +153,8 @@ def compile_workflow(doc: Any) -> Workflow:
     problems = list(_structure_problems(doc))
     # Triggers do not depend on the graph: their problems are found even when it is broken.
     triggers = _collect(compile_triggers(doc), problems) if isinstance(doc, Mapping) else {}
+    if isinstance(doc, Mapping):
+        problems.extend(param_problems(doc))
     if not _has_graph_shape(doc):
         raise DefinitionError(problems)
     graph = Graph((n["id"] for n in doc["nodes"]), _raw_edges(doc))
@@ -264,6 +291,7 @@ def _graph_problems(doc: Mapping[str, Any], graph: Graph) -> Iterator[Problem]:
     seen_edges: set[tuple[str, str]] = set()
     defaults: dict[str, int] = {}
     timeout_edges: dict[str, int] = {}
+    error_edges: dict[str, int] = {}
     for e in doc["edges"]:
         where = f"edge '{e['from']} -> {e['to']}'"
         if not isinstance(e.get("when", ""), str):
@@ -276,6 +304,11 @@ def _graph_problems(doc: Mapping[str, Any], graph: Graph) -> Iterator[Problem]:
         seen_edges.add((e["from"], e["to"]))
         source_type = types.get(e["from"])
         if source_type not in NODE_TYPES:
+            continue
+        if e.get("on_error") is True:
+            yield from _error_edge_problems(e, source_type, where)
+            if e["to"] in types:
+                error_edges[e["from"]] = error_edges.get(e["from"], 0) + 1
             continue
         if e.get("timeout") is True:
             yield from _timeout_edge_problems(e, source_type, where)
@@ -333,15 +366,20 @@ def _graph_problems(doc: Mapping[str, Any], graph: Graph) -> Iterator[Problem]:
             yield Problem(f"node '{node}'", "a decision needs an edge with `default: true`")
         if defaults.get(node, 0) > 1:
             yield Problem(f"node '{node}'", "a decision may have only one default edge")
-        # A timeout edge is an alternative to the normal way on, not a branch.
+        # Timeout and on_error edges are alternatives to the normal way on, not branches.
         timed = timeout_edges.get(node, 0) if node_type in TIMEOUT_EDGE_SOURCES else 0
+        errored = error_edges.get(node, 0) if node_type in ERROR_EDGE_SOURCES else 0
+        normal, besides = len(out) - timed - errored, _besides(timed, errored)
         if timed:
-            yield from _timeout_source_problems(raw_nodes[node], timed, len(out) - timed)
-        if node_type in NODE_TYPES - BRANCHING_TYPES and len(out) - timed > 1:
-            besides = " besides its timeout edge" if timed else ""
+            yield from _timeout_source_problems(raw_nodes[node], timed)
+        if errored > 1:
+            yield Problem(f"node '{node}'", f"a {node_type} node may have only one on_error edge")
+        if normal == 0 and besides:
+            yield Problem(f"node '{node}'", f"a {node_type} node needs one outgoing edge{besides}")
+        if node_type in NODE_TYPES - BRANCHING_TYPES and normal > 1:
             yield Problem(
                 f"node '{node}'",
-                f"a {node_type} node has {len(out) - timed} outgoing edges{besides}; only"
+                f"a {node_type} node has {normal} outgoing edges{besides}; only"
                 " decision and parallel nodes branch",
             )
         if node_type == "join" and len(graph.predecessors[node]) < 2:
@@ -368,17 +406,35 @@ def _timeout_edge_problems(
         yield Problem(where, "a timeout edge takes no `default`")
 
 
-def _timeout_source_problems(
-    node: Mapping[str, Any], timed: int, untimed: int
-) -> Iterator[Problem]:
+def _timeout_source_problems(node: Mapping[str, Any], timed: int) -> Iterator[Problem]:
     where, kind = f"node '{node['id']}'", node["type"]
     if timed > 1:
         yield Problem(where, f"a {kind} node may have only one timeout edge")
     params = node.get("params")
     if "timeout" not in node and not (isinstance(params, Mapping) and "timeout" in params):
         yield Problem(where, "has a timeout edge but no `timeout`")
-    if untimed == 0:
-        yield Problem(where, f"a {kind} node needs one outgoing edge besides its timeout edge")
+
+
+def _error_edge_problems(
+    edge: Mapping[str, Any], source_type: str, where: str
+) -> Iterator[Problem]:
+    if source_type not in ERROR_EDGE_SOURCES:
+        *others, last = sorted(ERROR_EDGE_SOURCES)
+        yield Problem(where, f"`on_error` edges leave only {', '.join(others)} or {last} nodes")
+    if "when" in edge:
+        yield Problem(where, "an on_error edge takes no `when`")
+    if edge.get("default"):
+        yield Problem(where, "an on_error edge takes no `default`")
+    if edge.get("timeout"):
+        yield Problem(where, "an on_error edge takes no `timeout`")
+
+
+def _besides(timed: int, errored: int) -> str:
+    """` besides its timeout edge`, `... on_error edge`, `... timeout and on_error edges`, or ``."""
+    kinds = [kind for kind, count in (("timeout", timed), ("on_error", errored)) if count]
+    if not kinds:
+        return ""
+    return f" besides its {' and '.join(kinds)} edge{'s' if len(kinds) > 1 else ''}"
 
 
 def _reference_problems(
@@ -506,15 +562,8 @@ def _correlation(
 
 def _input_schema_problems(doc: Mapping[str, Any]) -> Iterator[Problem]:
     schema = doc.get("input")
-    if schema is None:
-        return
-    try:
-        jsonschema.Draft202012Validator.check_schema(schema)
-    except jsonschema.SchemaError as exc:
-        at = ".".join(str(p) for p in exc.path)
-        yield Problem(
-            "definition", f"input: invalid JSON Schema{' at ' + at if at else ''}: {exc.message}"
-        )
+    if schema is not None and (problem := schema_problem(schema)):
+        yield Problem("definition", f"input: {problem}")
 
 
 def _assemble(
@@ -527,7 +576,7 @@ def _assemble(
 ) -> Workflow:
     definition = build_definition(doc)
     edges = [
-        CompiledEdge(i, e.source, e.target, conditions.get(i), e.default, e.timeout)
+        CompiledEdge(i, e.source, e.target, conditions.get(i), e.default, e.timeout, e.on_error)
         for i, e in enumerate(definition.edges)
     ]
     nodes = {
@@ -537,6 +586,9 @@ def _assemble(
             outgoing=tuple(e for e in edges if e.source == node.id),
             inbound=tuple(e for e in edges if e.target == node.id),
             correlate=correlations.get(node.id),
+            reply_validator=reply_validator(node),
+            delay_ms=delay_ms(node),
+            join_timeout_ms=join_timeout_ms(node),
         )
         for node in definition.nodes
     }

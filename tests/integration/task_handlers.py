@@ -28,3 +28,19 @@ async def slow(input: dict[str, Any], context: braidflow.TaskContext) -> dict[st
     """Takes `seconds` (0.3 by default), then answers with its `value` and where it ran."""
     await asyncio.sleep(float(input.get("seconds", 0.3)))
     return {"value": input["value"], "node": context.node_id}
+
+
+@braidflow.task("test.flaky")
+async def flaky(input: dict[str, Any], context: braidflow.TaskContext) -> dict[str, Any]:
+    """Fails with a ConnectionError until attempt `succeed_at`, then answers with the attempt."""
+    if context.attempt < int(input.get("succeed_at", 3)):
+        raise ConnectionError(f"attempt {context.attempt} of {context.node_id} failed")
+    return {"attempt": context.attempt}
+
+
+@braidflow.task("test.strict")
+async def strict(input: dict[str, Any]) -> dict[str, Any]:
+    """Fails with a ValueError unless its input says `fixed: true` (a patched redrive)."""
+    if not input.get("fixed"):
+        raise ValueError(f"input not fixed: {input}")
+    return {"fixed": True}

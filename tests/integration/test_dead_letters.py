@@ -10,7 +10,7 @@ from workers import DEV_SPEED, WorkerProcess
 
 from braidflow.engine import NodeCompleted
 from braidflow.schemas import encode_transition
-from braidflow.streams.dead_letters import DeadLetter
+from braidflow.streams.dead_letters import DeadLetter, decode_dead_letter
 
 ECHO = """
 id: dead-letters-echo
@@ -26,8 +26,8 @@ WAIT_S = 30.0
 
 def dead_letters(reader: TopicReader, key: bytes, count: int) -> list[DeadLetter]:
     def letters() -> list[DeadLetter]:
-        decoded = [DeadLetter.decode(r.value) for r in reader.records if r.value is not None]
-        return [d for d in decoded if d.key == key]
+        decoded = [decode_dead_letter(r.value) for r in reader.records if r.value is not None]
+        return [d for d in decoded if isinstance(d, DeadLetter) and d.key == key]
 
     reader.until(lambda _: len(letters()) >= count, WAIT_S)
     return letters()

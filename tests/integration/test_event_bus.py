@@ -28,7 +28,7 @@ from braidflow.schemas.cloudevents import (
     to_structured,
     topic_for,
 )
-from braidflow.streams.dead_letters import DeadLetter
+from braidflow.streams.dead_letters import DeadLetter, decode_dead_letter
 
 WAIT_S = 30.0
 SECRET = "s3cret"  # the shared worker's BRAIDFLOW_WEBHOOK_SECRET_SIGNED_HOOK
@@ -272,8 +272,8 @@ def test_malformed_events_go_to_the_dead_letter_topic_and_valid_ones_still_trigg
     with TopicReader(broker, f"{shared_worker.prefix}.dead-letters") as reader:
 
         def letters() -> list[DeadLetter]:
-            decoded = [DeadLetter.decode(r.value) for r in reader.records if r.value]
-            return [d for d in decoded if d.topic == topic]
+            decoded = [decode_dead_letter(r.value) for r in reader.records if r.value]
+            return [d for d in decoded if isinstance(d, DeadLetter) and d.topic == topic]
 
         reader.until(lambda _: len(letters()) >= 1000, WAIT_S)
         assert all("not a CloudEvent" in d.reason for d in letters())
@@ -356,11 +356,13 @@ def test_lifecycle_records_are_cloud_events_in_binary_mode(
     try:
 
         def completion() -> CloudEvent | None:
-            message = consumer.poll(0.5)
-            if message is None or message.error() or message.key() != execution.encode():
-                return None
-            event = from_kafka(message.headers(), message.value())
-            return event if event.type == "braidflow.workflow.completed" else None
+            for message in consumer.consume(500, 0.5):
+                if message.error() or message.key() != execution.encode():
+                    continue
+                event = from_kafka(message.headers(), message.value())
+                if event.type == "braidflow.workflow.completed":
+                    return event
+            return None
 
         event = until(completion, what="the workflow.completed CloudEvent")
     finally:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import itertools
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -221,3 +224,255 @@ def test_a_reset_forgets_executions_and_positions(index: ExecutionIndex) -> None
     index.reset()
     assert index.count("refund") == 0
     assert index.positions() == {}
+
+
+def approval_started(
+    execution_id: str,
+    node_id: str = "sign-off",
+    at: int = NOW + 100,
+    workflow_id: str = "refund",
+    department: str | None = "finance",
+) -> LifecycleEvent:
+    return LifecycleEvent(
+        id=f"{execution_id}/{node_id}/1/node.started",
+        type="node.started",
+        execution_id=execution_id,
+        workflow_id=workflow_id,
+        workflow_version=2,
+        at=at,
+        node_id=node_id,
+        attempt=1,
+        data={
+            "kind": "approval",
+            "message": f"Refund {execution_id}?",
+            "choices": ["approve", "reject"],
+            "department": department,
+            "timeout_at": "2023-11-15T22:13:20.000Z",
+        },
+    )
+
+
+def node_ended(
+    execution_id: str, type_: str = "node.completed", node_id: str = "sign-off"
+) -> LifecycleEvent:
+    return LifecycleEvent(
+        id=f"{execution_id}/{node_id}/1/{type_}",
+        type=type_,
+        execution_id=execution_id,
+        workflow_id="refund",
+        workflow_version=2,
+        at=NOW + 200,
+        node_id=node_id,
+        attempt=1,
+        data={"choice": "approve"},
+    )
+
+
+def pending(index: ExecutionIndex, **filters: Any) -> list[tuple[str, str]]:
+    return [(a["execution_id"], a["node_id"]) for a in index.pending_approvals(**filters)]
+
+
+def test_an_approval_that_starts_waiting_is_pending_with_what_it_asks(
+    index: ExecutionIndex,
+) -> None:
+    index.apply_many([started("e1"), approval_started("e1")])
+    assert index.pending_approvals() == [
+        {
+            "execution_id": "e1",
+            "node_id": "sign-off",
+            "workflow_id": "refund",
+            "workflow_version": 2,
+            "message": "Refund e1?",
+            "choices": ["approve", "reject"],
+            "department": "finance",
+            "timeout_at": "2023-11-15T22:13:20.000Z",
+            "requested_at": "2023-11-14T22:13:20.100Z",
+        }
+    ]
+
+
+@pytest.mark.parametrize(
+    "type_", ["node.completed", "node.failed", "node.cancelled", "node.skipped"]
+)
+def test_the_end_of_its_node_ends_an_approval(index: ExecutionIndex, type_: str) -> None:
+    index.apply_many([started("e1"), approval_started("e1"), approval_started("e2")])
+    index.apply(node_ended("e1", type_))
+    assert pending(index) == [("e2", "sign-off")]
+
+
+@pytest.mark.parametrize("status", ["completed", "failed", "cancelled"])
+def test_the_end_of_its_execution_ends_an_approval(index: ExecutionIndex, status: str) -> None:
+    index.apply_many([started("e1"), approval_started("e1"), approval_started("e1", "second")])
+    index.apply(finished("e1", status))
+    assert pending(index) == []
+
+
+def test_the_end_of_another_node_leaves_an_approval_pending(index: ExecutionIndex) -> None:
+    index.apply_many([approval_started("e1"), node_ended("e1", node_id="charge")])
+    assert pending(index) == [("e1", "sign-off")]
+
+
+@pytest.mark.parametrize(
+    "end", [node_ended("e1"), finished("e1", "cancelled")], ids=["node end", "execution end"]
+)
+def test_an_end_read_before_the_approval_started_wins(
+    index: ExecutionIndex, end: LifecycleEvent
+) -> None:
+    index.apply(end)
+    index.apply(approval_started("e1"))
+    assert pending(index) == []
+    index.apply(approval_started("e1"))
+    assert pending(index) == []
+
+
+@pytest.mark.parametrize(
+    "end", [node_ended("e1"), finished("e1", "failed")], ids=["node end", "execution end"]
+)
+def test_approvals_end_the_same_whatever_order_the_events_arrive_in(
+    tmp_path: Path, end: LifecycleEvent
+) -> None:
+    events = [started("e1"), approval_started("e1"), approval_started("e1", "other"), end]
+    results = []
+    for n, order in enumerate(itertools.permutations(events)):
+        index = ExecutionIndex(tmp_path / f"{n}.sqlite")
+        index.apply_many(order)
+        results.append(index.pending_approvals())
+        index.close()
+    assert all(result == results[0] for result in results)
+    expected = [] if end.type.startswith("workflow.") else [("e1", "other")]
+    assert [(a["execution_id"], a["node_id"]) for a in results[0]] == expected
+
+
+def test_an_approval_started_again_is_listed_once(index: ExecutionIndex) -> None:
+    events = [started("e1"), approval_started("e1")]
+    index.apply_many(events)
+    first = index.pending_approvals()
+    index.apply_many(events)
+    assert index.pending_approvals() == first
+    assert len(first) == 1
+
+
+def test_other_nodes_starting_ask_for_no_approval(index: ExecutionIndex) -> None:
+    task_input = LifecycleEvent(
+        id="e1/charge/1/node.started",
+        type="node.started",
+        execution_id="e1",
+        workflow_id="refund",
+        workflow_version=2,
+        at=NOW,
+        node_id="charge",
+        attempt=1,
+        data={"kind": "refund", "amount": 5},
+    )
+    index.apply_many([task_input, node_event("e1", "node.started")])
+    assert pending(index) == []
+
+
+def test_an_approval_with_malformed_data_is_skipped(index: ExecutionIndex) -> None:
+    malformed = approval_started("e1")
+    data = {**malformed.data, "choices": "approve"}
+    index.apply_many([dataclasses.replace(malformed, data=data), approval_started("e2")])
+    assert pending(index) == [("e2", "sign-off")]
+
+
+def test_pending_approvals_are_listed_oldest_first_up_to_the_limit(
+    index: ExecutionIndex,
+) -> None:
+    index.apply_many(approval_started(f"e{n}", at=NOW + (5 - n) * 1_000) for n in range(5))
+    assert [e for e, _ in pending(index)] == ["e4", "e3", "e2", "e1", "e0"]
+    assert [e for e, _ in pending(index, limit=2)] == ["e4", "e3"]
+
+
+def test_pending_approvals_are_filtered_by_workflow_and_department(
+    index: ExecutionIndex,
+) -> None:
+    index.apply_many(
+        [
+            approval_started("e1", at=NOW + 1),
+            approval_started("e2", at=NOW + 2, department="legal"),
+            approval_started("e3", at=NOW + 3, department=None),
+            approval_started("p1", at=NOW + 4, workflow_id="payout"),
+        ]
+    )
+    assert [e for e, _ in pending(index, workflow_id="refund")] == ["e1", "e2", "e3"]
+    assert [e for e, _ in pending(index, department="finance")] == ["e1", "p1"]
+    assert [e for e, _ in pending(index, workflow_id="payout", department="finance")] == ["p1"]
+    assert pending(index, workflow_id="payout", department="legal") == []
+
+
+def test_a_limit_below_one_is_refused_for_approvals(index: ExecutionIndex) -> None:
+    with pytest.raises(ValueError, match="limit"):
+        index.pending_approvals(limit=0)
+
+
+def test_a_reset_forgets_approvals(index: ExecutionIndex) -> None:
+    index.apply_many([approval_started("e1"), node_ended("e2")])
+    index.reset()
+    index.apply(approval_started("e2"))
+    assert pending(index) == [("e2", "sign-off")]
+
+
+def test_an_index_from_before_approvals_reads_the_topic_again_keeping_its_rows(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "executions.sqlite"
+    lifecycle = TopicPartition("bf.lifecycle", 0)
+    with contextlib.closing(sqlite3.connect(path)) as db, db:
+        db.executescript(
+            """
+            CREATE TABLE executions (
+                execution_id TEXT PRIMARY KEY, workflow_id TEXT NOT NULL,
+                workflow_version INTEGER NOT NULL, status TEXT NOT NULL,
+                started_at INTEGER NOT NULL, completed_at INTEGER, event_id TEXT,
+                event_type TEXT, event_source TEXT, updated_at INTEGER NOT NULL
+            );
+            CREATE TABLE positions (
+                topic TEXT NOT NULL, partition INTEGER NOT NULL, next_offset INTEGER NOT NULL,
+                PRIMARY KEY (topic, partition)
+            );
+            """
+        )
+        db.execute(
+            "INSERT INTO executions VALUES"
+            " ('e1', 'refund', 2, 'completed', ?, ?, NULL, NULL, NULL, ?)",
+            (NOW, NOW + 1_000, NOW + 1_000),
+        )
+        db.execute("INSERT INTO positions VALUES ('bf.lifecycle', 0, 7)")
+
+    index = ExecutionIndex(path)
+    assert index.positions() == {}
+    assert index.list("refund")[0]["status"] == "completed"
+    index.apply_many([approval_started("e1"), approval_started("e2")], {lifecycle: 7})
+    assert pending(index) == [("e2", "sign-off")]
+    index.close()
+    # Only once: opened again, it keeps its positions.
+    index = ExecutionIndex(path)
+    assert index.positions() == {lifecycle: 7}
+    index.close()
+
+
+def test_a_redrive_reopens_a_failed_execution_and_its_later_end_closes_it(
+    index: ExecutionIndex,
+) -> None:
+    redriven = LifecycleEvent(
+        id="e1/charge/2/node.redriven",
+        type="node.redriven",
+        execution_id="e1",
+        workflow_id="refund",
+        workflow_version=2,
+        at=NOW + 2_000,
+        node_id="charge",
+    )
+    index.apply_many([started("e1"), finished("e1", "failed"), redriven])
+    assert index.list("refund")[0]["status"] == "running"
+    index.apply(finished("e1", "completed", at=NOW + 3_000))
+    [execution] = index.list("refund")
+    assert (execution["status"], execution["completed_at"]) == (
+        "completed",
+        "2023-11-14T22:13:23.000Z",
+    )
+
+
+def test_a_parked_execution_is_listed_as_parked(index: ExecutionIndex) -> None:
+    index.apply_many([started("e1"), finished("e1", "parked")])
+    assert index.list("refund", status="parked")[0]["execution_id"] == "e1"

@@ -48,7 +48,7 @@ def node(doc: dict[str, Any], node_id: str) -> dict[str, Any]:
 
 
 def test_the_node_kinds_are_sorted_into_work_control_and_wait() -> None:
-    assert sorted(WAIT_TYPES) == ["wait_event"]
+    assert sorted(WAIT_TYPES) == ["approval", "delay", "subworkflow", "wait_event"]
     assert "publish" in CONTROL_TYPES
     assert sorted(WORK_TYPES) == ["http", "task"]
     assert {"wait_event", "publish"} <= NODE_TYPES
@@ -210,7 +210,7 @@ def test_a_timeout_on_the_node_and_in_params_is_a_problem() -> None:
         (
             "secrets.k == event.data.k",
             "params.correlate: `secrets.k == event.data.k`: unknown name 'secrets' (in scope:"
-            " dept, event, execution, input, nodes, vars)",
+            " dept, event, execution, input, nodes, parent, vars)",
         ),
         (
             "nodes.ghost.output",

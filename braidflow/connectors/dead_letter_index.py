@@ -1,0 +1,228 @@
+"""Dead letters, newest first: a SQLite read model of the dead-letter topic.
+
+Every worker follows the whole dead-letter topic into a local SQLite database
+(`DeadLetterProjection` feeding a `DeadLetterIndex`), so any of them can list
+the dead letters of both kinds (see `braidflow.streams.dead_letters`) and show
+one. The index is a cache of the topic (see `braidflow.connectors.projection`);
+applying a dead letter twice changes nothing.
+
+A dead letter's id is the node dead letter's own id, or, for a record, where
+that record was: `topic:partition:offset` (topic names have no colon).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from aiokafka import ConsumerRecord, TopicPartition
+
+from braidflow.connectors.projection import (
+    POSITIONS_SCHEMA,
+    TopicProjection,
+    connect,
+    read_positions,
+    store_positions,
+)
+from braidflow.engine.state import iso_time
+from braidflow.streams.dead_letters import KINDS, DeadLetter, NodeDeadLetter, decode_dead_letter
+
+log = logging.getLogger(__name__)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS dead_letters (
+    id TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    at INTEGER NOT NULL,
+    workflow_id TEXT,
+    fields TEXT NOT NULL,
+    redriven_at INTEGER
+);
+CREATE INDEX IF NOT EXISTS dead_letters_by_age ON dead_letters (at DESC, id DESC);
+CREATE INDEX IF NOT EXISTS dead_letters_by_workflow
+    ON dead_letters (workflow_id, at DESC, id DESC);
+"""
+
+# The first copy read wins: a dead letter is written once, and copies read
+# again after a crash or a rebuild are the same; a redrive mark must stay.
+_INSERT = """
+INSERT INTO dead_letters VALUES (:id, :kind, :at, :workflow_id, :fields, NULL)
+ON CONFLICT (id) DO NOTHING
+"""
+
+_SELECT = "SELECT id, kind, at, fields, redriven_at FROM dead_letters"
+
+DeadLetterRecord = tuple[int, int, bytes]
+"""A record of the dead-letter topic: partition, offset and value."""
+
+
+class DeadLetterIndex:
+    """Dead letters of both kinds in a SQLite file, built from the dead-letter topic.
+
+    Not thread-safe: use it from one thread (the worker's event loop). Other
+    processes may read the file meanwhile (WAL mode).
+    """
+
+    def __init__(self, path: Path) -> None:
+        self._db = connect(path, _SCHEMA + POSITIONS_SCHEMA)
+
+    def close(self) -> None:
+        self._db.close()
+
+    def apply_many(
+        self,
+        records: Iterable[DeadLetterRecord],
+        positions: Mapping[TopicPartition, int] | None = None,
+    ) -> None:
+        """Record dead letters and the next offsets to read (`positions`) in one transaction.
+
+        A record that is no dead letter is skipped with a warning.
+        """
+        rows: list[dict[str, Any]] = []
+        for partition, offset, value in records:
+            try:
+                rows.append(_row(decode_dead_letter(value)))
+            except ValueError as exc:
+                log.warning(
+                    "skipping an undecodable dead letter at partition %d offset %d: %s",
+                    partition,
+                    offset,
+                    exc,
+                )
+        with self._db:
+            self._db.executemany(_INSERT, rows)
+            if positions:
+                store_positions(self._db, positions)
+
+    def positions(self) -> dict[TopicPartition, int]:
+        """The next offset to read of every partition the index was built from."""
+        return read_positions(self._db)
+
+    def reset(self) -> None:
+        """Forget every dead letter and position, to rebuild the index from the start of the topic.
+
+        Redrive marks go too: they name dead letters of the log being replaced.
+        """
+        with self._db:
+            self._db.execute("DELETE FROM dead_letters")
+            self._db.execute("DELETE FROM positions")
+
+    def list(
+        self, *, kind: str | None = None, workflow_id: str | None = None, limit: int = 100
+    ) -> list[dict[str, Any]]:
+        """Dead letters, newest first, at most `limit`, of `kind` and `workflow_id` if given.
+
+        Record dead letters belong to no workflow, so a `workflow_id` leaves them out.
+        """
+        if limit < 1:
+            raise ValueError(f"limit must be at least 1, not {limit}")
+        if kind is not None and kind not in KINDS:
+            raise ValueError(f"kind must be one of {', '.join(KINDS)}, not {kind!r}")
+        query = f"{_SELECT} WHERE true"
+        params: tuple[Any, ...] = ()
+        if kind is not None:
+            query += " AND kind = ?"
+            params += (kind,)
+        if workflow_id is not None:
+            query += " AND workflow_id = ?"
+            params += (workflow_id,)
+        query += " ORDER BY at DESC, id DESC LIMIT ?"
+        return [_summary(*row) for row in self._db.execute(query, (*params, limit))]
+
+    def get(self, id: str) -> dict[str, Any] | None:
+        """The dead letter `id`, as `list` shows it; None if the index has none by that id."""
+        row = self._db.execute(f"{_SELECT} WHERE id = ?", (id,)).fetchone()
+        return None if row is None else _summary(*row)
+
+    def mark_redriven(self, id: str, at: int) -> bool:
+        """Note that dead letter `id` was sent again at `at` (epoch ms); false if it is unknown.
+
+        The mark is local to this index: other workers' indexes do not see it.
+        Of several redrives the latest is shown.
+        """
+        query = (
+            "UPDATE dead_letters SET redriven_at = max(coalesce(redriven_at, ?), ?) WHERE id = ?"
+        )
+        with self._db:
+            return self._db.execute(query, (at, at, id)).rowcount > 0
+
+
+class DeadLetterProjection(TopicProjection):
+    """Follows every partition of the dead-letter topic into a `DeadLetterIndex`."""
+
+    def __init__(
+        self, index: DeadLetterIndex, broker: str, topic: str, fetch_max_wait_ms: int = 100
+    ) -> None:
+        def apply(
+            records: Sequence[ConsumerRecord[bytes, bytes]],
+            positions: Mapping[TopicPartition, int],
+        ) -> None:
+            letters: list[DeadLetterRecord] = []
+            for record in records:
+                if record.value is None:
+                    log.warning(
+                        "skipping a dead letter with no value at %s[%d]@%d",
+                        record.topic,
+                        record.partition,
+                        record.offset,
+                    )
+                else:
+                    letters.append((record.partition, record.offset, record.value))
+            index.apply_many(letters, positions)
+
+        super().__init__(index, apply, broker, topic, fetch_max_wait_ms, name="dead-letter index")
+
+
+def _row(letter: DeadLetter | NodeDeadLetter) -> dict[str, Any]:
+    if isinstance(letter, NodeDeadLetter):
+        fields: dict[str, Any] = {
+            "execution_id": letter.execution_id,
+            "workflow_id": letter.workflow_id,
+            "workflow_version": letter.workflow_version,
+            "node_id": letter.node_id,
+            "input": letter.input,
+            "errors": list(letter.errors),
+            "context": dict(letter.context),
+        }
+        return _stored(letter.id, "node", letter.at, letter.workflow_id, fields)
+    fields = {
+        "topic": letter.topic,
+        "partition": letter.partition,
+        "offset": letter.offset,
+        "key": _text(letter.key),
+        "value": _text(letter.value),
+        "reason": letter.reason,
+    }
+    letter_id = f"{letter.topic}:{letter.partition}:{letter.offset}"
+    return _stored(letter_id, "record", letter.at, None, fields)
+
+
+def _stored(
+    id: str, kind: str, at: int, workflow_id: str | None, fields: Mapping[str, Any]
+) -> dict[str, Any]:
+    return {
+        "id": id,
+        "kind": kind,
+        "at": at,
+        "workflow_id": workflow_id,
+        "fields": json.dumps(fields, separators=(",", ":")),
+    }
+
+
+def _text(raw: bytes | None) -> str | None:
+    """Base64 text of a key or value, which may be any bytes."""
+    return None if raw is None else base64.b64encode(raw).decode("ascii")
+
+
+def _summary(id: str, kind: str, at: int, fields: str, redriven_at: int | None) -> dict[str, Any]:
+    return {
+        "id": id,
+        "kind": kind,
+        "at": iso_time(at),
+        **json.loads(fields),
+        "redriven_at": None if redriven_at is None else iso_time(redriven_at),
+    }

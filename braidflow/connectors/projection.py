@@ -1,0 +1,243 @@
+"""Read models kept in SQLite and fed by following a whole topic, without a consumer group.
+
+A read model is a cache of its topic: it keeps, in the same transaction as its
+rows, the next offset to read of every partition, so a restart resumes exactly
+where it stopped, and deleting the file only costs a re-read. `TopicProjection`
+does the following; `connect`, `POSITIONS_SCHEMA`, `read_positions` and
+`store_positions` are the SQLite side every such model shares.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import sqlite3
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Protocol
+
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+
+log = logging.getLogger(__name__)
+
+PARTITION_CHECK_S = 5.0
+"""How often a projection looks for partitions added to its topic, unless told otherwise."""
+
+_POLL_TIMEOUT_MS = 1_000
+_RETRY_S = 1.0
+
+POSITIONS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS positions (
+    topic TEXT NOT NULL,
+    partition INTEGER NOT NULL,
+    next_offset INTEGER NOT NULL,
+    PRIMARY KEY (topic, partition)
+);
+"""
+"""The next offset to read of every partition: include it in the schema of a read model."""
+
+_UPSERT_POSITION = """
+INSERT INTO positions VALUES (?, ?, ?)
+ON CONFLICT (topic, partition) DO UPDATE SET next_offset = excluded.next_offset
+"""
+
+
+def connect(path: Path, schema: str) -> sqlite3.Connection:
+    """Open (or create) the SQLite file of a read model and create what `schema` adds."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    db = sqlite3.connect(path)
+    db.execute("PRAGMA journal_mode = WAL")
+    # Safe in WAL mode: a crash can lose the last transactions, but never
+    # rows without their offsets, so the lost part is simply read again.
+    db.execute("PRAGMA synchronous = NORMAL")
+    db.executescript(schema)
+    return db
+
+
+def read_positions(db: sqlite3.Connection) -> dict[TopicPartition, int]:
+    """The next offset to read of every partition the read model was built from."""
+    rows = db.execute("SELECT topic, partition, next_offset FROM positions")
+    return {TopicPartition(topic, partition): offset for topic, partition, offset in rows}
+
+
+def store_positions(db: sqlite3.Connection, positions: Mapping[TopicPartition, int]) -> None:
+    """Record next offsets to read; call it in the transaction that stores their rows."""
+    db.executemany(
+        _UPSERT_POSITION,
+        [(tp.topic, tp.partition, offset) for tp, offset in positions.items()],
+    )
+
+
+class ProjectionStore(Protocol):
+    """Where a `TopicProjection` keeps what it read, with the next offset of every partition."""
+
+    def positions(self) -> dict[TopicPartition, int]: ...
+
+    def reset(self) -> None: ...
+
+
+ApplyRecords = Callable[
+    [Sequence[ConsumerRecord[bytes, bytes]], Mapping[TopicPartition, int]], None
+]
+"""Stores records read and the next offsets to read (`positions`), in one transaction."""
+
+
+class TopicProjection:
+    """Follows every partition of a topic into a local store, through `apply`.
+
+    No consumer group: every worker reads all partitions, from the positions
+    kept in `store`. Partitions added to the topic later are picked up within
+    `partition_check_s`. A store built from another log (another topic, or this
+    one since recreated) is reset and rebuilt. `apply` must skip records it
+    cannot read rather than raise: a read model must never stall on one.
+    """
+
+    def __init__(
+        self,
+        store: ProjectionStore,
+        apply: ApplyRecords,
+        broker: str,
+        topic: str,
+        fetch_max_wait_ms: int = 100,
+        *,
+        name: str,
+        partition_check_s: float = PARTITION_CHECK_S,
+    ) -> None:
+        self._store = store
+        self._apply_records = apply
+        self._broker = broker
+        self._topic = topic
+        self._fetch_max_wait_ms = fetch_max_wait_ms
+        self._name = name
+        self._partition_check_s = partition_check_s
+        self._consumer: AIOKafkaConsumer | None = None
+        self._loop: asyncio.Task[None] | None = None
+        self._next: dict[TopicPartition, int] = {}
+        self._progress = asyncio.Condition()
+
+    async def start(self) -> None:
+        """Connect and start following the topic from the stored positions."""
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self._broker,
+            group_id=None,
+            client_id=f"{self._topic}-{self._name.replace(' ', '-')}",
+            enable_auto_commit=False,
+            # Used only when retention deleted records not yet read: take what is left.
+            auto_offset_reset="earliest",
+            fetch_max_wait_ms=self._fetch_max_wait_ms,
+            # Refreshing metadata this often is how new partitions become visible.
+            metadata_max_age_ms=int(self._partition_check_s * 1000),
+        )
+        await consumer.start()
+        self._consumer = consumer
+        try:
+            await self._follow_new_partitions(consumer)
+        except Exception:
+            await consumer.stop()
+            self._consumer = None
+            raise
+        self._loop = asyncio.create_task(self._poll(consumer))
+
+    async def stop(self) -> None:
+        """Stop reading; everything applied so far is stored with its positions."""
+        if self._loop is not None:
+            self._loop.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._loop
+            self._loop = None
+        if self._consumer is not None:
+            await self._consumer.stop()
+            self._consumer = None
+
+    async def wait_caught_up(self, timeout_s: float) -> bool:
+        """Whether, within `timeout_s`, the store has read up to the end offsets of now.
+
+        Counts the partitions followed at the call: true at once while the topic
+        does not exist yet.
+        """
+        consumer = self._consumer
+        if consumer is None:
+            raise RuntimeError(f"the {self._name} projection is not started")
+        partitions = list(self._next)
+        ends = await consumer.end_offsets(partitions) if partitions else {}
+
+        def caught_up() -> bool:
+            return all(self._next.get(tp, 0) >= end for tp, end in ends.items())
+
+        try:
+            async with asyncio.timeout(timeout_s), self._progress:
+                await self._progress.wait_for(caught_up)
+        except TimeoutError:
+            return False
+        return True
+
+    async def _poll(self, consumer: AIOKafkaConsumer) -> None:
+        loop = asyncio.get_running_loop()
+        next_check = loop.time() + self._partition_check_s
+        while True:
+            try:
+                if loop.time() >= next_check:
+                    next_check = loop.time() + self._partition_check_s
+                    await self._follow_new_partitions(consumer)
+                if not self._next:
+                    await asyncio.sleep(self._partition_check_s)
+                    continue
+                batch = await consumer.getmany(timeout_ms=_POLL_TIMEOUT_MS)
+                if batch:
+                    self._apply(batch)
+            except Exception:
+                # The loop must outlive a broker or disk hiccup; whatever was read
+                # but not stored is read again from the stored positions.
+                log.exception("following %s failed; retrying", self._topic)
+                await asyncio.sleep(_RETRY_S)
+                with contextlib.suppress(Exception):
+                    for tp, offset in self._next.items():
+                        consumer.seek(tp, offset)
+                continue
+            async with self._progress:
+                self._progress.notify_all()
+
+    def _apply(self, batch: Mapping[TopicPartition, list[ConsumerRecord[bytes, bytes]]]) -> None:
+        records = [record for partition_records in batch.values() for record in partition_records]
+        positions = {tp: rs[-1].offset + 1 for tp, rs in batch.items() if rs}
+        self._apply_records(records, positions)
+        self._next.update(positions)
+
+    async def _follow_new_partitions(self, consumer: AIOKafkaConsumer) -> None:
+        """Assign every partition of the topic, reading each from its stored position."""
+        found = consumer.partitions_for_topic(self._topic) or set()
+        partitions = {TopicPartition(self._topic, p) for p in found}
+        added = partitions - self._next.keys()
+        if not added:
+            return
+        beginnings = await consumer.beginning_offsets(list(added))
+        stored = self._store.positions()
+        if not self._next and await self._built_from_another_log(consumer, stored, partitions):
+            log.warning(
+                "the %s at hand was not built from %s as it is now"
+                " (another topic, or the topic was recreated); rebuilding it",
+                self._name,
+                self._topic,
+            )
+            self._store.reset()
+            stored = {}
+        # assign() replaces the whole assignment, and with it every fetch position.
+        consumer.assign(sorted(partitions))
+        for tp in added:
+            self._next[tp] = max(stored.get(tp, 0), beginnings[tp])
+        for tp, offset in self._next.items():
+            consumer.seek(tp, offset)
+        log.info("following %d partitions of %s", len(partitions), self._topic)
+
+    async def _built_from_another_log(
+        self,
+        consumer: AIOKafkaConsumer,
+        stored: Mapping[TopicPartition, int],
+        partitions: set[TopicPartition],
+    ) -> bool:
+        if any(tp.topic != self._topic for tp in stored):
+            return True
+        ends = await consumer.end_offsets(list(partitions))
+        # Past the end: the log was recreated (or truncated) since the store read it.
+        return any(offset > ends.get(tp, 0) for tp, offset in stored.items())
