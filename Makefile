@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run dry-run test lint bench bench-runtime clean
+.PHONY: install run dry-run test lint bench bench-runtime bench-events bench-delays clean
 
 install: $(STAMP)
 
@@ -32,6 +32,12 @@ bench: install
 
 bench-runtime: install
 	$(BIN)/python bench/runtime_bench.py
+
+bench-events: install
+	$(BIN)/python bench/event_bench.py
+
+bench-delays: install
+	$(BIN)/python bench/delay_bench.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache .hypothesis

@@ -166,4 +166,3 @@ def encode_stored(stored: StoredExecution) -> bytes:
 def decode_stored(data: bytes) -> StoredExecution:
     """A value of the executions table; CodecError if undecodable."""
     return _stored.decode(data)
-

@@ -498,8 +498,6 @@ AWAIT_EVENT: RecordKind[AwaitEvent] = RecordKind(
 )
 
 
-
-
 @dataclass(frozen=True, slots=True)
 class OutboxEntry:
     """A record a step emitted, kept until the broker has acknowledged it.

@@ -41,6 +41,18 @@ _BATCH = 200
 _POLL_S = 0.1
 
 
+def _take(consumer: confluent_kafka.Consumer) -> list[Any]:
+    """What is there to route: wait for one record, then take what else is ready.
+
+    `consume(n, timeout)` waits the whole timeout for n records, which put 100 ms on
+    every event at low load; this waits only while there is nothing at all.
+    """
+    first = consumer.consume(1, _POLL_S)
+    if not first:
+        return first
+    return first + consumer.consume(_BATCH - 1, 0)
+
+
 def execution_id_for(event: Mapping[str, Any], workflow_id: str) -> str:
     """The one execution an event starts for a workflow: the same inputs, the same id."""
     name = f"{event.get('source')}\n{event.get('id')}\n{workflow_id}"
@@ -109,7 +121,7 @@ class EventRouter:
     async def _run(self, consumer: confluent_kafka.Consumer) -> None:
         while True:
             try:
-                messages = await asyncio.to_thread(consumer.consume, _BATCH, _POLL_S)
+                messages = await asyncio.to_thread(_take, consumer)
                 acknowledgements: list[Awaitable[Any]] = []
                 for message in messages:
                     acknowledgements.extend(await self._handle(message))

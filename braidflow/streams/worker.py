@@ -7,7 +7,7 @@ import logging
 import socket
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -245,6 +245,8 @@ class RuntimeBackend:
         if run is None or run["status"] != "waiting":
             state = "not reached yet" if run is None else run["status"]
             raise Conflict(f"approval {node_id!r} is not waiting for a decision ({state})")
+        # No data is an empty reply, so a reply schema with only optional fields accepts it.
+        decision = {**decision, "data": {} if decision.get("data") is None else decision["data"]}
         problems = approval_problems(node, decision)
         if problems:
             raise Rejected("the decision does not fit the approval", problems)
@@ -339,6 +341,13 @@ class RuntimeBackend:
 
 
 DECISION_WAIT_S = 5.0
+
+
+async def _records(stream: faust.StreamT[bytes]) -> AsyncIterator[Record]:
+    """A stream's records as the handlers take them; Faust acks each as the next is asked for."""
+    async for event in stream.events():
+        message = event.message
+        yield Record(message.topic, message.partition, message.offset, message.key, message.value)
 
 
 def _node_of(view: Mapping[str, Any], node_id: str) -> Mapping[str, Any] | None:
@@ -443,21 +452,13 @@ def build_runtime(settings: Settings, registry: TaskRegistry | None = None) -> R
     @parts.app.agent(parts.waits_topic, name=f"{settings.prefix}.waits", concurrency=1)
     async def correlate(stream: faust.StreamT[bytes]) -> None:
         await catalog.ready.wait()
-        async for event in stream.events():
-            message = event.message
-            record = Record(
-                message.topic, message.partition, message.offset, message.key, message.value
-            )
+        async for record in _records(stream):
             await correlator.handle(record, parts.waits)
 
     @parts.app.agent(parts.transitions, name=f"{settings.prefix}.orchestrator", concurrency=1)
     async def orchestrate(stream: faust.StreamT[bytes]) -> None:
         await catalog.ready.wait()
-        async for event in stream.events():
-            message = event.message
-            record = Record(
-                message.topic, message.partition, message.offset, message.key, message.value
-            )
+        async for record in _records(stream):
             await orchestrator.handle(record, parts.executions)
 
     class WorkerServices(mode.Service):

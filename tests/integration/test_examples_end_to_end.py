@@ -154,3 +154,46 @@ def test_ticket_escalation_starts_on_an_event_and_ends_on_its_resolution(
     execution_id = started[0]["execution_id"]
     view = shared_worker.wait_until_finished([execution_id], RUN_TIMEOUT_S)[execution_id]
     assert view["output"] == {"ticket_id": ticket, "resolved_by": "ada"}
+
+
+def test_hire_approvals_proceeds_when_all_approve_and_stops_when_one_rejects(
+    shared_worker: WorkerProcess, deployed: dict[str, int]
+) -> None:
+    hired = shared_worker.api.start("hire-approvals", {"employee": "ada"})
+    turned_down = shared_worker.api.start("hire-approvals", {"employee": "bob"})
+
+    def pending(execution_id: str) -> set[str]:
+        reply = shared_worker.api.get("/approvals?workflow=hire-approvals&department=people")
+        return {a["node_id"] for a in reply.body["approvals"] if a["execution_id"] == execution_id}
+
+    for execution_id in (hired, turned_down):
+        deadline = time.monotonic() + RUN_TIMEOUT_S
+        while pending(execution_id) != {"it", "hr", "manager"} and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert pending(execution_id) == {"it", "hr", "manager"}
+
+    def decide(execution_id: str, node: str, choice: str, data: Any = None) -> None:
+        body = {"choice": choice, "by": f"{node}-lead", "data": data}
+        reply = shared_worker.api.post_json(f"/executions/{execution_id}/approvals/{node}", body)
+        assert reply.status == 200, reply
+
+    decide(hired, "it", "approve", {"laptop": "ordered"})
+    decide(hired, "hr", "approve")
+    decide(hired, "manager", "approve")
+    decide(turned_down, "it", "approve")
+    decide(turned_down, "hr", "approve")
+    decide(turned_down, "manager", "reject")
+    views = shared_worker.wait_until_finished([hired, turned_down], RUN_TIMEOUT_S)
+    assert views[hired]["output"] == {
+        "employee": "ada",
+        "hired": True,
+        "welcome": {"ok": True, "employee": "ada"},
+    }
+    assert views[turned_down]["output"]["hired"] is False
+    assert views[turned_down]["output"]["answers"]["manager"]["choice"] == "reject"
+    decisions = [c for c in views[hired]["control"] if c["action"] == "approval"]
+    assert {(c["node_id"], c["by"]) for c in decisions} == {
+        ("it", "it-lead"),
+        ("hr", "hr-lead"),
+        ("manager", "manager-lead"),
+    }

@@ -49,6 +49,7 @@ DRY_RUNS: dict[str, dict[str, Any]] = {
         "best": {"carrier": "b", "price_cents": 1029, "days": 3},
     },
     "ticket-escalation": {"ticket_id": "T-1", "resolved_by": "ada"},
+    "hire-approvals": {"employee": "ada", "hired": True, "welcome": {"ok": True}},
     "new-hire-approval": {
         "approved": True,
         "answers": {

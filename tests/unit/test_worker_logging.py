@@ -21,9 +21,7 @@ def root_logger() -> Iterator[logging.Logger]:
 
 
 @pytest.mark.parametrize("level", ["warning", "error"])
-def test_the_root_logger_keeps_the_level_asked_for(
-    root_logger: logging.Logger, level: str
-) -> None:
+def test_the_root_logger_keeps_the_level_asked_for(root_logger: logging.Logger, level: str) -> None:
     app = faust.App("logging-test", broker="kafka://127.0.0.1:1")
     QuietWorker(app, loglevel=level, quiet=True, redirect_stdouts=False)._setup_logging()
     assert root_logger.level == logging.getLevelName(level.upper())
