@@ -55,6 +55,13 @@ class Record:
     value: bytes | None
 
 
+def dead_letter_of(record: Record, reason: str, at: int) -> DeadLetter:
+    """The dead letter of a consumed record that cannot be processed."""
+    return DeadLetter(
+        record.topic, record.partition, record.offset, record.key, record.value, reason, at
+    )
+
+
 class Poison(Exception):
     """This record cannot be processed; the message is the dead-letter reason."""
 
@@ -112,17 +119,7 @@ class Orchestrator:
         try:
             await self._apply(record, table)
         except Poison as exc:
-            await self._dead_letter(
-                DeadLetter(
-                    record.topic,
-                    record.partition,
-                    record.offset,
-                    record.key,
-                    record.value,
-                    str(exc),
-                    self._clock(),
-                )
-            )
+            await self._dead_letter(dead_letter_of(record, str(exc), self._clock()))
 
     async def _apply(self, record: Record, table: MutableMapping[bytes, bytes]) -> None:
         transition = self._decode(record)

@@ -22,7 +22,7 @@ from braidflow.schemas import CodecError, decode_await
 from braidflow.schemas.records import AWAIT_EVENT
 from braidflow.streams.catalog import Catalog
 from braidflow.streams.dead_letters import DeadLetter
-from braidflow.streams.orchestrator import Record
+from braidflow.streams.orchestrator import Record, dead_letter_of
 
 log = logging.getLogger(__name__)
 
@@ -109,14 +109,4 @@ class Correlator:
         table[record.key] = encode_waits(waits)
 
     async def _reject(self, record: Record, reason: str) -> None:
-        await self._dead_letter(
-            DeadLetter(
-                record.topic,
-                record.partition,
-                record.offset,
-                record.key,
-                record.value,
-                reason,
-                self._clock(),
-            )
-        )
+        await self._dead_letter(dead_letter_of(record, reason, self._clock()))
