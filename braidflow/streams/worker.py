@@ -41,7 +41,7 @@ from braidflow.engine import (
     TimerFired,
     Transition,
 )
-from braidflow.schemas import CodecError, decode_stored
+from braidflow.schemas import CodecError, decode_stored, encode_transition
 from braidflow.schemas.cloudevents import CloudEvent, to_structured, topic_for
 from braidflow.streams.app import FaustParts, create_app
 from braidflow.streams.catalog import Catalog, Deployment
@@ -343,6 +343,11 @@ class RuntimeBackend:
 DECISION_WAIT_S = 5.0
 
 
+def _log_failed_fire(future: Any) -> None:
+    if not future.cancelled() and future.exception() is not None:
+        log.warning("firing a timer failed (it fires again): %s", future.exception())
+
+
 async def _records(stream: faust.StreamT[bytes]) -> AsyncIterator[Record]:
     """A stream's records as the handlers take them; Faust acks each as the next is asked for."""
     async for event in stream.events():
@@ -421,18 +426,26 @@ def build_runtime(settings: Settings, registry: TaskRegistry | None = None) -> R
     )
 
     async def fire(timer: DueTimer) -> None:
-        await publisher.send_transition(
-            # `at` is the due time: the same transition on every resend, and the
-            # orchestrator can name the row from it.
-            TimerFired(
-                f"{timer.execution_id}/timer/{timer.timer_id}/{timer.due_ms}",
-                timer.execution_id,
-                timer.due_ms,
-                timer.timer_id,
-            )
+        # `at` is the due time: the same transition on every resend, and the
+        # orchestrator can name the row from it.
+        fired = TimerFired(
+            f"{timer.execution_id}/timer/{timer.timer_id}/{timer.due_ms}",
+            timer.execution_id,
+            timer.due_ms,
+            timer.timer_id,
         )
+        # Queued, not awaited: waiting for each acknowledgement fired one timer per
+        # broker round trip. A send that fails is fired again by the scanner.
+        acknowledged = await publisher.queue(
+            settings.topics.transitions, fired.execution_id.encode(), encode_transition(fired)
+        )
+        acknowledged.add_done_callback(_log_failed_fire)  # type: ignore[attr-defined]
 
-    scanner = TimerScanner(timers, fire, clock, paused=lambda: parts.app.rebalancing)
+    # A timer not applied within this is fired again. Short, it floods a busy
+    # orchestrator with duplicates that each rewrite the execution's row.
+    scanner = TimerScanner(
+        timers, fire, clock, paused=lambda: parts.app.rebalancing, resend_after_ms=30_000
+    )
 
     def owned_partitions() -> set[int]:
         topic = settings.topics.transitions
