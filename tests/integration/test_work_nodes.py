@@ -118,8 +118,10 @@ def test_an_http_node_past_its_timeout_fails_with_a_timeout(
     execution = worker.wait_until_finished([execution_id])[execution_id]
     assert execution["status"] == "failed", execution
     error = execution["error"]
-    assert (error["type"], error["node_id"]) == ("TimeoutError", "call")
-    assert "300ms" in error["message"]
+    # Two deadlines of the same length race: the HTTP client's own (TimeoutError) and
+    # the engine's durable attempt timer (Timeout); either failing the node is right.
+    assert (error["type"], error["node_id"]) in {("TimeoutError", "call"), ("Timeout", "call")}
+    assert "300ms" in error["message"] or "300 ms" in error["message"], error
     [call] = [n for n in execution["nodes"] if n["node_id"] == "call"]
     # Failed at the deadline, not when the server finally answered.
     assert call["duration_ms"] < SLOW_S * 1000, call
