@@ -44,7 +44,11 @@ class Settings:
     """Everything a worker needs to know. Defaults suit a production Apache Kafka.
 
     `fetch_max_wait_ms` and `rebalance_timeout_s` set how long a fetch and a group
-    join may wait; dev mode and tests lower both (see `for_dev`).
+    join may wait; dev mode and tests lower both (see `for_dev`). The consumers
+    nothing waits on hop by hop (the catalog and the read models) fetch with
+    `background_fetch_wait_ms`: a broker that holds a fetch for its whole wait
+    (the embedded one does) would otherwise answer them hundreds of times a
+    second, and on a small machine that CPU is taken from the transitions.
     Domain events live on `<events_prefix><first segment of the type>` topics.
     An event nobody waits for yet is kept `event_ttl_s` for a wait_event that
     begins later. A schedule slot missed while no worker ran still fires on
@@ -64,6 +68,7 @@ class Settings:
     advertised_api_url: str | None = None
     task_concurrency: int = 16
     fetch_max_wait_ms: int = 100
+    background_fetch_wait_ms: int = 500
     rebalance_timeout_s: float = 10.0
     session_timeout_s: float = 10.0
     max_poll_interval_s: float = 300.0
@@ -90,6 +95,7 @@ class Settings:
             self,
             partitions=min(self.partitions, 4),
             fetch_max_wait_ms=5,
+            background_fetch_wait_ms=100,
             rebalance_timeout_s=3.0,
             session_timeout_s=5.0,
         )
@@ -114,6 +120,7 @@ def settings_from_env(**overrides: object) -> Settings:
         "ADVERTISED_API_URL": ("advertised_api_url", str),
         "TASK_CONCURRENCY": ("task_concurrency", int),
         "FETCH_MAX_WAIT_MS": ("fetch_max_wait_ms", int),
+        "BACKGROUND_FETCH_WAIT_MS": ("background_fetch_wait_ms", int),
         "REBALANCE_TIMEOUT_S": ("rebalance_timeout_s", float),
         "SESSION_TIMEOUT_S": ("session_timeout_s", float),
         "MAX_POLL_INTERVAL_S": ("max_poll_interval_s", float),

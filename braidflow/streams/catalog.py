@@ -77,7 +77,7 @@ class Catalog:
         consumer = AIOKafkaConsumer(
             bootstrap_servers=self._settings.broker,
             enable_auto_commit=False,
-            fetch_max_wait_ms=self._settings.fetch_max_wait_ms,
+            fetch_max_wait_ms=self._settings.background_fetch_wait_ms,
         )
         await consumer.start()
         self._consumer = consumer

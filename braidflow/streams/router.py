@@ -7,7 +7,8 @@ trigger on another's completion. For each event it starts one execution per
 matching subscription, with an execution id derived from (event source, event
 id, workflow): the same event delivered twice, replayed or re-read after a
 crash names the same execution, and the engine ignores a start it already has.
-Offsets are committed only after everything an event caused is acknowledged.
+Offsets are committed, at most once a second, only after everything the events
+before them caused is acknowledged.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import contextlib
 import json
 import logging
 import re
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
@@ -39,6 +41,10 @@ Send = Callable[[str, bytes, bytes], Awaitable[Awaitable[Any]]]
 _NAMESPACE = uuid.UUID("6f1c1d57-6a43-4b8e-9d0e-3f0b2f3c9a11")
 _BATCH = 200
 _POLL_S = 0.1
+# Committing after every batch put a commit request per batch on the broker while
+# lifecycle records stream past; a record read again after a crash is harmless
+# (starts are deduplicated by id), so commits wait this long between them.
+_COMMIT_INTERVAL_S = 1.0
 
 
 def _take(consumer: confluent_kafka.Consumer) -> list[Any]:
@@ -119,15 +125,20 @@ class EventRouter:
             self._consumer = None
 
     async def _run(self, consumer: confluent_kafka.Consumer) -> None:
+        uncommitted = False
+        committed_at = time.monotonic()
         while True:
             try:
                 messages = await asyncio.to_thread(_take, consumer)
                 acknowledgements: list[Awaitable[Any]] = []
                 for message in messages:
                     acknowledgements.extend(await self._handle(message))
-                if messages:
-                    await asyncio.gather(*acknowledgements)
+                # Everything read so far is acknowledged before its offset is committed.
+                await asyncio.gather(*acknowledgements)
+                uncommitted = uncommitted or bool(messages)
+                if uncommitted and time.monotonic() - committed_at >= _COMMIT_INTERVAL_S:
                     await asyncio.to_thread(consumer.commit, asynchronous=False)
+                    uncommitted, committed_at = False, time.monotonic()
             except asyncio.CancelledError:
                 raise
             except Exception:

@@ -415,11 +415,11 @@ def build_runtime(settings: Settings, registry: TaskRegistry | None = None) -> R
     )
     index = ExecutionIndex(settings.data_dir / "executions-index.sqlite")
     projection = ExecutionProjection(
-        index, settings.broker, settings.topics.lifecycle, settings.fetch_max_wait_ms
+        index, settings.broker, settings.topics.lifecycle, settings.background_fetch_wait_ms
     )
     letters = DeadLetterIndex(settings.data_dir / "dead-letters-index.sqlite")
     letters_projection = DeadLetterProjection(
-        letters, settings.broker, settings.topics.dead_letters, settings.fetch_max_wait_ms
+        letters, settings.broker, settings.topics.dead_letters, settings.background_fetch_wait_ms
     )
     runtime = Runtime(
         settings, parts, catalog, orchestrator, executor, publisher, clock, router, index, letters

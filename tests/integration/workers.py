@@ -30,6 +30,7 @@ DEV_SPEED = {
     # See DESIGN.md, "The embedded broker": a fetch waits its full fetch.max.wait and a
     # group join about as long as the rebalance timeout.
     "BRAIDFLOW_FETCH_MAX_WAIT_MS": "5",
+    "BRAIDFLOW_BACKGROUND_FETCH_WAIT_MS": "100",
     "BRAIDFLOW_REBALANCE_TIMEOUT_S": "3",
     "BRAIDFLOW_SESSION_TIMEOUT_S": "3",
     "BRAIDFLOW_PARTITIONS": "4",
