@@ -35,13 +35,14 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 @dataclass(frozen=True, slots=True)
 class TaskContext:
-    """What a handler knows about the run it is part of."""
+    """What a handler knows about the run it is part of; `item` is the foreach item's index."""
 
     execution_id: str
     workflow_id: str
     node_id: str
     attempt: int
     idempotency_key: str
+    item: int | None = None
 
 
 class NodeFailure(Exception):

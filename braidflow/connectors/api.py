@@ -147,10 +147,12 @@ def execution_view(state: ExecutionState, workflow: Workflow) -> dict[str, Any]:
     """The JSON shape of `GET /executions/{id}`.
 
     `progress.completed_nodes` counts nodes that are done: completed, or skipped
-    because a decision did not take their path.
+    because a decision did not take their path. A foreach node with items in
+    flight shows how far its items are (`items`).
     """
     nodes = []
     for run in state.nodes.values():
+        progress = state.foreach.get(run.node_id)
         duration = (
             run.completed_at - run.started_at
             if run.completed_at is not None and run.started_at is not None
@@ -167,6 +169,14 @@ def execution_view(state: ExecutionState, workflow: Workflow) -> dict[str, Any]:
                 "output": run.output,
                 "error": _error(run.error),
                 "errors": [_error(e) for e in run.errors],
+                "items": None
+                if progress is None
+                else {
+                    "total": progress.total,
+                    "done": progress.next - len(progress.running),
+                    "running": len(progress.running),
+                    "failed": progress.failed,
+                },
             }
         )
     done = sum(1 for run in state.nodes.values() if run.status in ("completed", "skipped"))
@@ -190,6 +200,7 @@ def execution_view(state: ExecutionState, workflow: Workflow) -> dict[str, Any]:
             "workflow_id": state.parent.workflow_id,
             "node_id": state.parent.node_id,
             "depth": state.parent.depth,
+            "item": state.parent.item,
         },
         "children": dict(state.children),
         "control": [

@@ -1,12 +1,18 @@
 """The execution state machine: `step(workflow, state, transition)`. Pure and deterministic."""
 
+from braidflow.engine.foreach import ITEMS_PER_CHUNK
 from braidflow.engine.messages import (
     ApprovalDecided,
     AwaitEvent,
     CancelExecution,
     ChildFinished,
+    CollectItems,
     DeadLetterNode,
+    DropItems,
     EventArrived,
+    ItemError,
+    ItemsChunk,
+    ItemsCollected,
     LifecycleEvent,
     NodeCompleted,
     NodeError,
@@ -23,7 +29,13 @@ from braidflow.engine.messages import (
     TimerFired,
     Transition,
 )
-from braidflow.engine.state import ControlAction, ExecutionState, JoinState, NodeRun
+from braidflow.engine.state import (
+    ControlAction,
+    ExecutionState,
+    ForeachProgress,
+    JoinState,
+    NodeRun,
+)
 from braidflow.engine.step import (
     MAX_SUBWORKFLOW_DEPTH,
     StepResult,
@@ -34,15 +46,22 @@ from braidflow.engine.step import (
 )
 
 __all__ = [
+    "ITEMS_PER_CHUNK",
     "MAX_SUBWORKFLOW_DEPTH",
     "ApprovalDecided",
     "AwaitEvent",
     "CancelExecution",
     "ChildFinished",
+    "CollectItems",
     "ControlAction",
     "DeadLetterNode",
+    "DropItems",
     "EventArrived",
     "ExecutionState",
+    "ForeachProgress",
+    "ItemError",
+    "ItemsChunk",
+    "ItemsCollected",
     "JoinState",
     "LifecycleEvent",
     "NodeCompleted",

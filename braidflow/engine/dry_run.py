@@ -2,7 +2,8 @@
 
 This is `braidflow dry-run`: a preview of the path an input takes. Records are
 delivered in the order they were emitted, one at a time, as the single
-partition of an execution would deliver them.
+partition of an execution would deliver them. Every item of a foreach gets
+the answer under the foreach's node id.
 """
 
 from __future__ import annotations
@@ -16,7 +17,12 @@ from braidflow.engine.messages import (
     ApprovalDecided,
     AwaitEvent,
     ChildFinished,
+    CollectItems,
+    DropItems,
     EventArrived,
+    ItemError,
+    ItemsChunk,
+    ItemsCollected,
     LifecycleEvent,
     NodeCompleted,
     NodeError,
@@ -69,10 +75,22 @@ def answer(request: TaskRequest, answers: Mapping[str, Answer], at: int) -> Tran
     key = request.idempotency_key
     if given.error is not None:
         return NodeFailed(
-            f"{key}/failed", request.execution_id, at, request.node_id, request.attempt, given.error
+            f"{key}/failed",
+            request.execution_id,
+            at,
+            request.node_id,
+            request.attempt,
+            given.error,
+            request.item,
         )
     return NodeCompleted(
-        f"{key}/completed", request.execution_id, at, request.node_id, request.attempt, given.output
+        f"{key}/completed",
+        request.execution_id,
+        at,
+        request.node_id,
+        request.attempt,
+        given.output,
+        request.item,
     )
 
 
@@ -124,6 +142,32 @@ def child_result(start: StartExecution, answers: Mapping[str, Answer], at: int) 
         status,
         given.output,
         given.error,
+        start.parent.item,
+    )
+
+
+def collected_items(
+    request: CollectItems, chunks: Mapping[int, ItemsChunk], at: int
+) -> ItemsCollected:
+    """What the runtime answers a foreach collecting its items: the chunks put together in order.
+
+    A missing chunk is left out; the engine notices the shortfall.
+    """
+    results: list[Any] = []
+    errors: list[ItemError] = []
+    for index in range(request.chunks):
+        chunk = chunks.get(index)
+        if chunk is not None:
+            results.extend(chunk.results)
+            errors.extend(chunk.errors)
+    return ItemsCollected(
+        f"{request.id}/collected",
+        request.execution_id,
+        at,
+        request.node_id,
+        request.attempt,
+        tuple(results),
+        tuple(errors),
     )
 
 
@@ -154,6 +198,8 @@ def dry_run(
         [StartExecution("start", execution_id, started_at, workflow.id, 1, input_)]
     )
     state: ExecutionState | None = None
+    # The foreach chunks the runtime would keep, by (node, attempt) and chunk.
+    stored: dict[tuple[str, int], dict[int, ItemsChunk]] = {}
     clock = started_at
     while True:
         if not queue:
@@ -167,7 +213,7 @@ def dry_run(
         state = result.state
         yield transition, result
         for message in result.outgoing:
-            reply = _reply(workflow, state, message, answers, clock + 1)
+            reply = _reply(workflow, state, message, answers, stored, clock + 1)
             if reply is not None:
                 clock += reply is not message
                 queue.append(reply)
@@ -178,9 +224,18 @@ def _reply(
     state: ExecutionState | None,
     message: Outgoing,
     answers: Mapping[str, Answer],
+    stored: dict[tuple[str, int], dict[int, ItemsChunk]],
     at: int,
 ) -> Transition | None:
     """What comes back to this execution for one record it sent, if anything."""
+    if isinstance(message, ItemsChunk):
+        stored.setdefault((message.node_id, message.attempt), {})[message.chunk] = message
+        return None
+    if isinstance(message, DropItems):
+        stored.pop((message.node_id, message.attempt), None)
+        return None
+    if isinstance(message, CollectItems):
+        return collected_items(message, stored.get((message.node_id, message.attempt), {}), at)
     if isinstance(message, TaskRequest):
         return answer(message, answers, at)
     if isinstance(message, AwaitEvent):

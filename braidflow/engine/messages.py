@@ -28,6 +28,7 @@ class ParentLink:
     `depth` counts the calls above the child (1: started by a top-level
     execution). `context` is the parent's `{input, vars, event}`, which the
     child reads as `parent` in expressions; None when the node does not inherit it.
+    `item` is the index of the item the child runs when a foreach node started it.
     """
 
     execution_id: str
@@ -35,6 +36,7 @@ class ParentLink:
     node_id: str
     depth: int
     context: Mapping[str, Any] | None = None
+    item: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,22 +65,28 @@ class RunNode:
 
 @dataclass(frozen=True, slots=True)
 class NodeCompleted:
+    """An attempt of a work node succeeded; `item` set: one item of a foreach node's attempt."""
+
     id: str
     execution_id: str
     at: int
     node_id: str
     attempt: int
     output: Any = None
+    item: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class NodeFailed:
+    """An attempt of a work node failed; `item` set: one item of a foreach node's attempt."""
+
     id: str
     execution_id: str
     at: int
     node_id: str
     attempt: int
     error: NodeError
+    item: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,7 +136,10 @@ class ApprovalDecided:
 
 @dataclass(frozen=True, slots=True)
 class ChildFinished:
-    """A child execution ended (`completed`, `failed` or `cancelled`); sent to its parent."""
+    """A child execution ended (`completed`, `failed` or `cancelled`); sent to its parent.
+
+    `item` is the foreach item the child ran, as its `ParentLink` says.
+    """
 
     id: str
     execution_id: str
@@ -138,6 +149,7 @@ class ChildFinished:
     status: str
     output: Any = None
     error: NodeError | None = None
+    item: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,6 +188,34 @@ class RedriveNode:
     input: Any = None
 
 
+@dataclass(frozen=True, slots=True)
+class ItemError:
+    """Why one item of a foreach node failed."""
+
+    index: int
+    type: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class ItemsCollected:
+    """The runtime's answer to `CollectItems`: every chunk of the attempt, put together.
+
+    `results` holds the items' outputs in item order (None where an item failed),
+    `errors` the failed items. `error` set: the runtime could not put them
+    together (too large, say), and the attempt fails with it.
+    """
+
+    id: str
+    execution_id: str
+    at: int
+    node_id: str
+    attempt: int
+    results: tuple[Any, ...] | list[Any]
+    errors: tuple[ItemError, ...] = ()
+    error: NodeError | None = None
+
+
 Transition = (
     StartExecution
     | RunNode
@@ -189,6 +229,7 @@ Transition = (
     | PauseExecution
     | ResumeExecution
     | RedriveNode
+    | ItemsCollected
 )
 
 
@@ -206,6 +247,7 @@ class TaskRequest:
     input: Any = None
     handler: str | None = None
     timeout_ms: int | None = None
+    item: int | None = None  # a foreach item: the executor echoes it in its answer
 
 
 @dataclass(frozen=True, slots=True)
@@ -281,4 +323,54 @@ class DeadLetterNode:
     context: Mapping[str, Any]
 
 
-Outgoing = TaskRequest | LifecycleEvent | Transition | AwaitEvent | PublishEvent | DeadLetterNode
+@dataclass(frozen=True, slots=True)
+class ItemsChunk:
+    """Results of a foreach attempt's items, kept by the runtime so the state stays small.
+
+    Chunk `chunk` holds items `[chunk * ITEMS_PER_CHUNK, (chunk + 1) * ITEMS_PER_CHUNK)`
+    (the last one fewer): `results` their outputs in item order, None where an
+    item failed; `errors` the items that failed.
+    """
+
+    execution_id: str
+    node_id: str
+    attempt: int
+    chunk: int
+    results: tuple[Any, ...]
+    errors: tuple[ItemError, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class CollectItems:
+    """Every item of a foreach attempt is in: the runtime answers with `ItemsCollected`."""
+
+    id: str
+    execution_id: str
+    at: int
+    node_id: str
+    attempt: int
+    total: int
+    chunks: int
+
+
+@dataclass(frozen=True, slots=True)
+class DropItems:
+    """The chunks (`0 .. chunks - 1`) of a foreach attempt are no longer needed."""
+
+    execution_id: str
+    node_id: str
+    attempt: int
+    chunks: int
+
+
+Outgoing = (
+    TaskRequest
+    | LifecycleEvent
+    | Transition
+    | AwaitEvent
+    | PublishEvent
+    | DeadLetterNode
+    | ItemsChunk
+    | CollectItems
+    | DropItems
+)

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from braidflow.engine.messages import NodeError, ParentLink, Transition
+from braidflow.engine.messages import ItemError, NodeError, ParentLink, Transition
 
 RUNNING = "running"
 WAITING = "waiting"
@@ -73,6 +73,28 @@ class JoinState:
 
 
 @dataclass(frozen=True, slots=True)
+class ForeachProgress:
+    """A foreach node's attempt in flight: items `[0, next)` dispatched; `running` await results.
+
+    `pending` holds results `(index, output)` and `failures` the failed items not
+    yet flushed in a chunk, both sorted by index: the runtime keeps the flushed
+    ones, so the state never holds all results. `chunks` counts the chunks
+    flushed so far (always `0 .. chunks - 1`), `failed` the items failed so far
+    (with `continue_on_error`).
+    """
+
+    node_id: str
+    attempt: int
+    total: int
+    next: int = 0
+    running: tuple[int, ...] = ()
+    pending: tuple[tuple[int, Any], ...] = ()
+    failures: tuple[ItemError, ...] = ()
+    chunks: int = 0
+    failed: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class ExecutionState:
     """One execution. `error` set while `status` is running means failing: in-flight work drains.
 
@@ -80,8 +102,9 @@ class ExecutionState:
     runtime keeps a row per timer and sends `TimerFired` when it comes due.
     While `paused`, arriving transitions wait in `held`. `parent` links a child
     execution to the node that started it; `children` maps each subworkflow
-    node waiting for a child to the child's execution id. `control` records
-    what people did to the execution, in order.
+    node waiting for a child to the child's execution id (`<node>[<index>]`
+    for a foreach item's child). `control` records what people did to the
+    execution, in order. `foreach` tracks each foreach node running its items.
     """
 
     execution_id: str
@@ -103,6 +126,7 @@ class ExecutionState:
     parent: ParentLink | None = None
     children: Mapping[str, str] = field(default_factory=dict)
     control: tuple[ControlAction, ...] = ()
+    foreach: Mapping[str, ForeachProgress] = field(default_factory=dict)
 
     @property
     def finished(self) -> bool:

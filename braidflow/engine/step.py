@@ -13,6 +13,10 @@ flight has drained. A redrive gives the failed node a new attempt and takes a
 failed or parked execution up again: nodes the stop cancelled run again and
 nodes that finished while it drained pass their results on. While paused,
 transitions are held (not applied) and the resume applies them in order.
+
+A foreach node's attempt runs its items (`engine/foreach.py` keeps the books):
+each item's result is recorded, and flushed to the runtime in chunks; once all
+are in, the runtime hands the results back (`CollectItems`, `ItemsCollected`).
 """
 
 from __future__ import annotations
@@ -22,13 +26,28 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
+from braidflow.engine.foreach import (
+    DEFAULT_CONCURRENCY,
+    collected,
+    collection_error,
+    dispatched,
+    flush,
+    foreach_output,
+    item_key,
+    may_dispatch,
+    settled,
+)
 from braidflow.engine.messages import (
     ApprovalDecided,
     AwaitEvent,
     CancelExecution,
     ChildFinished,
+    CollectItems,
     DeadLetterNode,
+    DropItems,
     EventArrived,
+    ItemError,
+    ItemsCollected,
     LifecycleEvent,
     NodeCompleted,
     NodeError,
@@ -56,6 +75,7 @@ from braidflow.engine.state import (
     WAITING,
     ControlAction,
     ExecutionState,
+    ForeachProgress,
     JoinState,
     NodeRun,
     iso_time,
@@ -69,8 +89,10 @@ MAX_SUBWORKFLOW_DEPTH = 16
 """How deep workflow calls may nest; a deeper start fails (a workflow calling itself ends here)."""
 
 EXECUTION_TIMER = "execution/timeout"
-# Node types whose resolved input a redrive may replace.
-PATCHABLE_TYPES = WORK_TYPES | {"subworkflow"}
+# Node types whose resolved input a redrive may replace (a foreach's is its list of items).
+PATCHABLE_TYPES = WORK_TYPES | {"subworkflow", "foreach"}
+# Node types whose failed attempt is retried by their `retry`, and whose timeout fails it.
+ATTEMPT_TYPES = WORK_TYPES | {"foreach"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,6 +260,23 @@ def _normal_edges(node: CompiledNode) -> set[int]:
     return {e.index for e in node.outgoing if not e.timeout and not e.on_error}
 
 
+def _json_kind(value: Any) -> str:
+    """What kind of JSON value `value` is, for a message."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    return "a string" if isinstance(value, str) else "an object"
+
+
+def _child_error(t: ChildFinished) -> NodeError:
+    """Why a child execution that did not complete fails the node (or item) that waited."""
+    cause = t.error or NodeError("Cancelled", t.status)
+    return NodeError(cause.type, f"{t.child_execution_id}: {cause.message}", t.node_id)
+
+
 def _on_error_edge(node: CompiledNode) -> CompiledEdge | None:
     return next((e for e in node.outgoing if e.on_error), None)
 
@@ -250,13 +289,27 @@ def _holds(edge: CompiledEdge, scope: Mapping[str, Any]) -> bool:
     return value
 
 
-class _Scope(Mapping[str, Any]):
-    """The names expressions read, each built only when an expression reads it."""
+_SCOPE_NAMES = ("input", "vars", "nodes", "event", "execution", "parent")
 
-    def __init__(self, workflow: Workflow, state: ExecutionState, runs: Mapping[str, NodeRun]):
+
+class _Scope(Mapping[str, Any]):
+    """The names expressions read, each built only when an expression reads it.
+
+    `item` (index, element) binds `index` and `item` for what a foreach renders per item.
+    """
+
+    def __init__(
+        self,
+        workflow: Workflow,
+        state: ExecutionState,
+        runs: Mapping[str, NodeRun],
+        item: tuple[int, Any] | None = None,
+    ):
         self._workflow = workflow
         self._state = state
         self._runs = runs
+        self._item = item
+        self._names = _SCOPE_NAMES if item is None else (*_SCOPE_NAMES, "index", "item")
 
     def __getitem__(self, key: str) -> Any:
         s = self._state
@@ -277,13 +330,17 @@ class _Scope(Mapping[str, Any]):
             }
         if key == "parent":
             return s.parent.context if s.parent is not None else None
+        if self._item is not None and key == "index":
+            return self._item[0]
+        if self._item is not None and key == "item":
+            return self._item[1]
         raise KeyError(key)
 
     def __iter__(self) -> Iterator[str]:
-        return iter(("input", "vars", "nodes", "event", "execution", "parent"))
+        return iter(self._names)
 
     def __len__(self) -> int:
-        return 6
+        return len(self._names)
 
 
 class _NodesView(Mapping[str, Any]):
@@ -326,6 +383,7 @@ class _Draft:
         self.held = state.held
         self.children: dict[str, str] = dict(state.children)
         self.control = state.control
+        self.foreach: dict[str, ForeachProgress] = dict(state.foreach)
         self.outgoing: list[Outgoing] = []
 
     def build(self) -> ExecutionState:
@@ -351,6 +409,7 @@ class _Draft:
             parent=s.parent,
             children=self.children,
             control=self.control,
+            foreach=self.foreach,
         )
 
     # -- emitting
@@ -413,14 +472,20 @@ class _Draft:
 
     # -- scope for expressions
 
-    def scope(self) -> Mapping[str, Any]:
-        return _Scope(self.workflow, self.state, self.nodes)
+    def scope(self, item: tuple[int, Any] | None = None) -> Mapping[str, Any]:
+        return _Scope(self.workflow, self.state, self.nodes, item)
 
-    def render(self, node: CompiledNode, param: str, default: Any = None) -> Any:
+    def render(
+        self,
+        node: CompiledNode,
+        param: str,
+        default: Any = None,
+        scope: Mapping[str, Any] | None = None,
+    ) -> Any:
         template = node.params.get(param)
         if template is None:
             return node.node.params.get(param, default)
-        return template.render(self.scope())
+        return template.render(self.scope() if scope is None else scope)
 
     def _parent_view(self) -> dict[str, Any]:
         """The execution as a child or a dead-letter record sees it: `{input, vars, event}`."""
@@ -443,9 +508,13 @@ class _Draft:
         return None
 
     def node_completed(self, t: NodeCompleted) -> str | None:
+        if t.item is not None:
+            return self._item_finished(t.node_id, t.attempt, t.item, t.output, None)
         run = self.nodes.get(t.node_id)
         if run is None or run.status != RUNNING or run.attempt != t.attempt:
             return f"node {t.node_id!r} attempt {t.attempt} is not running"
+        if t.node_id in self.foreach:
+            return f"node {t.node_id!r} is a foreach: only its items complete"
         if self.timers:
             self.timers.pop(_timeout_timer(t.node_id, t.attempt), None)
         self.nodes[t.node_id] = NodeRun(
@@ -465,9 +534,13 @@ class _Draft:
         return None
 
     def node_failed(self, t: NodeFailed) -> str | None:
+        if t.item is not None:
+            return self._item_finished(t.node_id, t.attempt, t.item, None, t.error)
         run = self.nodes.get(t.node_id)
         if run is None or run.status != RUNNING or run.attempt != t.attempt:
             return f"node {t.node_id!r} attempt {t.attempt} is not running"
+        if t.node_id in self.foreach:
+            return f"node {t.node_id!r} is a foreach: only its items fail"
         error = replace(t.error, node_id=t.node_id)
         self._attempt_failed(self.workflow.nodes[t.node_id], run, error)
         return None
@@ -534,6 +607,8 @@ class _Draft:
         return None
 
     def child_finished(self, t: ChildFinished) -> str | None:
+        if t.item is not None:
+            return self._item_child_finished(t)
         run = self.nodes.get(t.node_id)
         if (
             run is None
@@ -546,9 +621,35 @@ class _Draft:
         if t.status == COMPLETED:
             self._complete(node, run, t.output, _normal_edges(node))
             return None
-        cause = t.error or NodeError("Cancelled", t.status)
-        error = NodeError(cause.type, f"{t.child_execution_id}: {cause.message}", node.id)
-        self._fail_node(node, run.attempt, error, run)
+        self._fail_node(node, run.attempt, _child_error(t), run)
+        return None
+
+    def _item_child_finished(self, t: ChildFinished) -> str | None:
+        assert t.item is not None
+        progress = self.foreach.get(t.node_id)
+        key = item_key(t.node_id, t.item)
+        if progress is None or self.children.get(key) != t.child_execution_id:
+            child = t.child_execution_id
+            return f"item {t.item} of node {t.node_id!r} is not waiting for child {child!r}"
+        del self.children[key]
+        error = None if t.status == COMPLETED else _child_error(t)
+        return self._item_finished(t.node_id, progress.attempt, t.item, t.output, error)
+
+    def items_collected(self, t: ItemsCollected) -> str | None:
+        progress = self.foreach.get(t.node_id)
+        if progress is None or progress.attempt != t.attempt or not collected(progress):
+            return f"node {t.node_id!r} attempt {t.attempt} is not collecting its items"
+        node = self.workflow.nodes[t.node_id]
+        run = self.nodes[t.node_id]
+        self._drop_items(t.node_id)
+        error = t.error or collection_error(progress, t)
+        if error is not None:
+            self._attempt_failed(node, run, replace(error, node_id=node.id))
+            return None
+        continue_on_error = node.node.params.get("continue_on_error", False)
+        self._complete(
+            node, run, foreach_output(t.results, t.errors, continue_on_error), _normal_edges(node)
+        )
         return None
 
     def redrive(self, t: RedriveNode) -> str | None:
@@ -564,6 +665,8 @@ class _Draft:
             return "execution is failing; redrive a node once it has stopped"
         if t.input is not None and node.type not in PATCHABLE_TYPES:
             return f"a {node.type} node takes no patched input"
+        if t.input is not None and node.type == "foreach" and not isinstance(t.input, list):
+            return "a foreach node's patched input is its list of items"
         stopped = self.status != RUNNING
         self.status, self.error, self.output, self.completed_at = RUNNING, None, None, None
         self.record("redrive", t.by, t.at, t.node_id)
@@ -605,7 +708,7 @@ class _Draft:
     # -- running a node
 
     def _run(self, node: CompiledNode, attempt: int, given: Any) -> None:
-        """Start attempt `attempt` of `node`; `given` replaces a work or subworkflow node's input."""
+        """Start attempt `attempt` of `node`; `given` replaces the input of a patchable node."""
         kind = node.type
         if kind in WORK_TYPES:
             self._dispatch(node, attempt, given)
@@ -617,6 +720,8 @@ class _Draft:
             self._ask(node, attempt)
         elif kind == "subworkflow":
             self._call(node, attempt, given)
+        elif kind == "foreach":
+            self._fan_out(node, attempt, given)
         else:
             self._run_control(node, attempt)
 
@@ -647,10 +752,9 @@ class _Draft:
 
     def _dispatch(self, node: CompiledNode, attempt: int, given: Any) -> None:
         """Send an attempt of a work node to an executor; `given` is its input (None: render it)."""
-        handler = node.node.params.get("handler") if node.type == "task" else None
         if given is None:
             try:
-                given = self._request_input(node)
+                given = self._request_input(node, self.scope())
             except ExpressionError as exc:
                 self._failed_to_start(node, attempt, exc)
                 return
@@ -668,33 +772,37 @@ class _Draft:
             previous.errors if previous is not None else (),
         )
         self.emit_event("node.started", node_id=node.id, attempt=attempt, data=given)
-        timeout_ms = node.node.timeout_ms
-        if timeout_ms is not None:
-            self.timers[_timeout_timer(node.id, attempt)] = self.at + timeout_ms
-        self.outgoing.append(
-            TaskRequest(
-                execution_id=execution_id,
-                workflow_id=self.state.workflow_id,
-                node_id=node.id,
-                kind=node.type,
-                attempt=attempt,
-                idempotency_key=f"{execution_id}:{node.id}:{attempt}",
-                at=self.at,
-                input=given,
-                handler=handler,
-                timeout_ms=timeout_ms,
-            )
+        if node.node.timeout_ms is not None:
+            self.timers[_timeout_timer(node.id, attempt)] = self.at + node.node.timeout_ms
+        key = f"{execution_id}:{node.id}:{attempt}"
+        self.outgoing.append(self._task_request(node, attempt, key, given))
+
+    def _task_request(
+        self, node: CompiledNode, attempt: int, key: str, given: Any, item: int | None = None
+    ) -> TaskRequest:
+        return TaskRequest(
+            execution_id=self.state.execution_id,
+            workflow_id=self.state.workflow_id,
+            node_id=node.id,
+            kind=node.type,
+            attempt=attempt,
+            idempotency_key=key,
+            at=self.at,
+            input=given,
+            handler=node.node.params.get("handler") if node.type == "task" else None,
+            timeout_ms=node.node.timeout_ms,
+            item=item,
         )
 
-    def _request_input(self, node: CompiledNode) -> Any:
+    def _request_input(self, node: CompiledNode, scope: Mapping[str, Any]) -> Any:
         if node.type == "task":
-            return self.render(node, "input")
+            return self.render(node, "input", scope=scope)
         return {
             "method": node.node.params["method"],
-            "url": self.render(node, "url"),
-            "headers": self.render(node, "headers", {}),
-            "query": self.render(node, "query", {}),
-            "body": self.render(node, "body"),
+            "url": self.render(node, "url", scope=scope),
+            "headers": self.render(node, "headers", {}, scope),
+            "query": self.render(node, "query", {}, scope),
+            "body": self.render(node, "body", scope=scope),
             "expect_status": node.node.params.get("expect_status"),
         }
 
@@ -813,9 +921,8 @@ class _Draft:
         s = self.state
         params = node.node.params
         child = child_execution_id(s.execution_id, node.id, attempt)
-        depth = (s.parent.depth if s.parent is not None else 0) + 1
         context = self._parent_view() if params.get("inherit_context", True) else None
-        link = ParentLink(s.execution_id, s.workflow_id, node.id, depth, context)
+        link = self._link(node, context)
         self.emit_event(
             "node.started",
             node_id=node.id,
@@ -844,11 +951,182 @@ class _Draft:
         if node.node.timeout_ms is not None:
             self.timers[_timeout_timer(node.id, attempt)] = self.at + node.node.timeout_ms
 
+    def _link(
+        self, node: CompiledNode, context: Mapping[str, Any] | None, item: int | None = None
+    ) -> ParentLink:
+        """How a child execution that `node` starts points back to this execution."""
+        s = self.state
+        depth = (s.parent.depth if s.parent is not None else 0) + 1
+        return ParentLink(s.execution_id, s.workflow_id, node.id, depth, context, item)
+
     def _cancel_child(self, child: str, reason: str) -> None:
         s = self.state
         self.outgoing.append(
             CancelExecution(f"{child}/cancel", child, self.at, reason, s.execution_id)
         )
+
+    # -- foreach: items dispatched in order, at most `concurrency` at a time
+
+    def _fan_out(self, node: CompiledNode, attempt: int, given: Any) -> None:
+        """Start attempt `attempt` of a foreach node over `given` (None: render its items)."""
+        items = given
+        if items is None:
+            try:
+                items = self.render(node, "items")
+            except ExpressionError as exc:
+                self._failed_to_start(node, attempt, exc)
+                return
+        if not isinstance(items, list):
+            # The type, not the value: a big object would swamp the error and the records.
+            problem = ExpressionError(f"params.items gave {_json_kind(items)}, not a list")
+            self._failed_to_start(node, attempt, problem)
+            return
+        params = node.node.params
+        self.emit_event(
+            "node.started",
+            node_id=node.id,
+            attempt=attempt,
+            data={
+                "items": len(items),
+                "concurrency": params.get("concurrency", DEFAULT_CONCURRENCY),
+            },
+        )
+        previous = self.nodes.get(node.id)
+        run = NodeRun(
+            node.id,
+            RUNNING,
+            attempt,
+            items,
+            None,
+            previous.error if previous is not None else None,
+            self.at,
+            None,
+            previous.errors if previous is not None else (),
+        )
+        self.nodes[node.id] = run
+        if not items:
+            output = foreach_output((), (), params.get("continue_on_error", False))
+            self._complete(node, run, output, _normal_edges(node))
+            return
+        if node.node.timeout_ms is not None:
+            self.timers[_timeout_timer(node.id, attempt)] = self.at + node.node.timeout_ms
+        self.foreach[node.id] = ForeachProgress(node.id, attempt, len(items))
+        self._advance(node)
+
+    def _advance(self, node: CompiledNode) -> None:
+        """Flush the chunks whose items are all in, and dispatch items while there is room.
+
+        Once every item is in, the runtime is asked for the results. While the
+        execution fails no new item starts, as no new node does: once its
+        running items have drained, the foreach is cancelled.
+        """
+        run = self.nodes[node.id]
+        concurrency = node.node.params.get("concurrency", DEFAULT_CONCURRENCY)
+        while (progress := self.foreach.get(node.id)) is not None:
+            progress, chunks = flush(progress, self.state.execution_id)
+            self.outgoing.extend(chunks)
+            self.foreach[node.id] = progress
+            if collected(progress):
+                self._collect(progress)
+                return
+            if self.error is not None:
+                if not progress.running:
+                    self._drop_items(node.id)
+                    self.timers.pop(_timeout_timer(node.id, run.attempt), None)
+                    self.nodes[node.id] = replace(run, status=CANCELLED, completed_at=self.at)
+                    self._fail_when_drained()
+                return
+            if not may_dispatch(progress, concurrency):
+                return
+            index = progress.next
+            self.foreach[node.id] = dispatched(progress)
+            failure = self._send_item(node, run, index)
+            if failure is not None:
+                self._settle(node, index, None, failure)
+
+    def _send_item(self, node: CompiledNode, run: NodeRun, index: int) -> NodeError | None:
+        """Send item `index` of the attempt to an executor, or start its child execution.
+
+        A template that fails to render for this item fails the item (the error is
+        returned), like an item whose work failed.
+        """
+        item = run.input[index]
+        scope = self.scope((index, item))
+        inline = node.item_node
+        try:
+            if inline is not None:
+                given = self._request_input(inline, scope)
+            else:
+                given = self.render(node, "input", item, scope)
+        except ExpressionError as exc:
+            return NodeError("ExpressionError", str(exc), node.id)
+        s = self.state
+        if inline is not None:
+            key = f"{s.execution_id}:{node.id}:{run.attempt}:{index}"
+            self.outgoing.append(self._task_request(inline, run.attempt, key, given, index))
+            return None
+        child = f"{child_execution_id(s.execution_id, node.id, run.attempt)}[{index}]"
+        link = self._link(node, self._parent_view(), index)
+        workflow_id = node.node.params["do"]
+        # Version 0: the latest deployed when the child starts, which only the runtime knows.
+        self.outgoing.append(
+            StartExecution(f"{child}/start", child, self.at, workflow_id, 0, given, None, link)
+        )
+        self.children[item_key(node.id, index)] = child
+        return None
+
+    def _item_finished(
+        self, node_id: str, attempt: int, index: int, output: Any, error: NodeError | None
+    ) -> str | None:
+        progress = self.foreach.get(node_id)
+        if progress is None or progress.attempt != attempt or index not in progress.running:
+            return f"item {index} of node {node_id!r} attempt {attempt} is not running"
+        node = self.workflow.nodes[node_id]
+        self._settle(node, index, output, error)
+        self._advance(node)
+        return None
+
+    def _settle(self, node: CompiledNode, index: int, output: Any, error: NodeError | None) -> None:
+        """Record an item's result; a failure fails the attempt unless `continue_on_error`."""
+        if error is not None and not node.node.params.get("continue_on_error", False):
+            run = self.nodes[node.id]
+            self._stop_items(node.id, f"item {index} of node {node.id!r} failed")
+            failure = NodeError(error.type, f"item {index}: {error.message}", node.id)
+            self._attempt_failed(node, run, failure)
+            return
+        failure = None if error is None else ItemError(index, error.type, error.message)
+        self.foreach[node.id] = settled(self.foreach[node.id], index, output, failure)
+
+    def _collect(self, progress: ForeachProgress) -> None:
+        s = self.state
+        self.outgoing.append(
+            CollectItems(
+                f"{s.execution_id}/{progress.node_id}/{progress.attempt}/collect",
+                s.execution_id,
+                self.at,
+                progress.node_id,
+                progress.attempt,
+                progress.total,
+                progress.chunks,
+            )
+        )
+
+    def _stop_items(self, node_id: str, reason: str) -> None:
+        """A foreach attempt ends early: its items' children are cancelled, its results dropped."""
+        progress = self._drop_items(node_id)
+        for index in progress.running:
+            child = self.children.pop(item_key(node_id, index), None)
+            if child is not None:
+                self._cancel_child(child, reason)
+
+    def _drop_items(self, node_id: str) -> ForeachProgress:
+        """Forget a foreach attempt's progress; the runtime may drop the chunks it flushed."""
+        progress = self.foreach.pop(node_id)
+        if progress.chunks:
+            self.outgoing.append(
+                DropItems(self.state.execution_id, node_id, progress.attempt, progress.chunks)
+            )
+        return progress
 
     # -- waits ending, attempts failing
 
@@ -869,8 +1147,11 @@ class _Draft:
 
     def _timed_out(self, node: CompiledNode, run: NodeRun) -> None:
         timeout_ms = node.node.timeout_ms
-        if node.type in WORK_TYPES:
+        if node.type in ATTEMPT_TYPES:
             if run.status == RUNNING:
+                if node.type == "foreach":
+                    reason = f"node {node.id!r} of {self.state.execution_id} timed out"
+                    self._stop_items(node.id, reason)
                 message = f"attempt {run.attempt} did not finish within {timeout_ms} ms"
                 self._attempt_failed(node, run, NodeError("Timeout", message, node.id))
             return
@@ -907,7 +1188,7 @@ class _Draft:
             self._fail_node(node, run.attempt, NodeError("Timeout", message, node.id), run)
 
     def _attempt_failed(self, node: CompiledNode, run: NodeRun, error: NodeError) -> None:
-        """An attempt of a work node failed: back off and try again, or the node fails for good."""
+        """An attempt of a work or foreach node failed: back off and try again, or fail for good."""
         self.timers.pop(_timeout_timer(node.id, run.attempt), None)
         retry = node.node.retry
         if (
@@ -939,7 +1220,7 @@ class _Draft:
             # The execution is failing: no new attempt starts, as no new node does.
             self.nodes[node.id] = replace(run, status=CANCELLED, completed_at=self.at)
             return
-        self._dispatch(node, run.attempt + 1, run.input)
+        self._run(node, run.attempt + 1, run.input)
 
     def _join_timed_out(self, node_id: str) -> None:
         """A join waited too long: it fires with the branches that arrived, or fails without any."""
@@ -1247,6 +1528,8 @@ class _Draft:
         for node_id, run in list(self.nodes.items()):
             if run.status in (RUNNING, WAITING):
                 self.nodes[node_id] = replace(run, status=CANCELLED, completed_at=self.at)
+        for node_id in list(self.foreach):
+            self._drop_items(node_id)
         data = output if status == COMPLETED else None
         self.emit_event(f"workflow.{status}", data=data, error=error)
         s = self.state
@@ -1266,6 +1549,7 @@ class _Draft:
                     status,
                     output,
                     error,
+                    parent.item,
                 )
             )
 
@@ -1282,4 +1566,5 @@ _APPLY: dict[type, Callable[[_Draft, Any], str | None]] = {
     PauseExecution: _Draft.pause,
     ResumeExecution: _Draft.resume,
     RedriveNode: _Draft.redrive,
+    ItemsCollected: _Draft.items_collected,
 }

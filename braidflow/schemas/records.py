@@ -12,6 +12,7 @@ as a list.
 from __future__ import annotations
 
 import json
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -22,6 +23,8 @@ from braidflow.engine.messages import (
     CancelExecution,
     ChildFinished,
     EventArrived,
+    ItemError,
+    ItemsCollected,
     LifecycleEvent,
     NodeCompleted,
     NodeError,
@@ -36,7 +39,13 @@ from braidflow.engine.messages import (
     TimerFired,
     Transition,
 )
-from braidflow.engine.state import ControlAction, ExecutionState, JoinState, NodeRun
+from braidflow.engine.state import (
+    ControlAction,
+    ExecutionState,
+    ForeachProgress,
+    JoinState,
+    NodeRun,
+)
 
 T = TypeVar("T")
 AvroRecord = dict[str, Any]
@@ -56,8 +65,51 @@ class RecordKind(Generic[T]):
     from_avro: Callable[[AvroRecord], T]
 
 
+class _LargeTexts:
+    """The JSON text of recently encoded large values, by identity.
+
+    A step copies the state but shares every value it did not change, so an
+    execution holding a long list (a foreach's items, a big task output) would
+    otherwise have it re-encoded on every step. Used for execution states only:
+    their values come from decoded records and the engine never mutates a value
+    once built (a step makes new ones), so the text of the same object stays
+    right. A task handler's return value, which user code might change later,
+    never goes through here. Each entry holds its object, so its id cannot be
+    reused while the entry lives.
+    """
+
+    MIN_CHARS = 2048
+
+    def __init__(self, capacity: int = 512) -> None:
+        self._texts: OrderedDict[int, tuple[Any, str]] = OrderedDict()
+        self._capacity = capacity
+
+    def encode(self, value: Any) -> str:
+        if type(value) not in (list, dict):
+            return _to_json_text(value)
+        key = id(value)
+        hit = self._texts.get(key)
+        if hit is not None and hit[0] is value:
+            self._texts.move_to_end(key)
+            return hit[1]
+        text = _to_json_text(value)
+        if len(text) >= self.MIN_CHARS:
+            self._texts[key] = (value, text)
+            if len(self._texts) > self._capacity:
+                self._texts.popitem(last=False)
+        return text
+
+
+_large_texts = _LargeTexts()
+
+
 def _json(value: Any) -> str | None:
     return None if value is None else _to_json_text(value)
+
+
+def _state_json(value: Any) -> str | None:
+    """`_json` for values of an execution state, reusing the text of large ones."""
+    return None if value is None else _large_texts.encode(value)
 
 
 def _unjson(text: str | None) -> Any:
@@ -99,6 +151,7 @@ def _parent_link(p: ParentLink | None) -> AvroRecord | None:
         "node_id": p.node_id,
         "depth": p.depth,
         "context": _json(p.context),
+        "item": p.item,
     }
 
 
@@ -106,7 +159,12 @@ def _unparent_link(r: AvroRecord | None) -> ParentLink | None:
     if r is None:
         return None
     return ParentLink(
-        r["execution_id"], r["workflow_id"], r["node_id"], r["depth"], _unjson(r["context"])
+        r["execution_id"],
+        r["workflow_id"],
+        r["node_id"],
+        r["depth"],
+        _unjson(r["context"]),
+        r["item"],
     )
 
 
@@ -135,6 +193,7 @@ def _node_completed(t: NodeCompleted) -> AvroRecord:
         "node_id": t.node_id,
         "attempt": t.attempt,
         "output": _json(t.output),
+        "item": t.item,
     }
 
 
@@ -146,6 +205,7 @@ def _node_failed(t: NodeFailed) -> AvroRecord:
         "node_id": t.node_id,
         "attempt": t.attempt,
         "error": _error(t.error),
+        "item": t.item,
     }
 
 
@@ -191,6 +251,28 @@ def _child_finished(t: ChildFinished) -> AvroRecord:
         "status": t.status,
         "output": _json(t.output),
         "error": _error(t.error),
+        "item": t.item,
+    }
+
+
+def _item_error(e: ItemError) -> AvroRecord:
+    return {"index": e.index, "type": e.type, "message": e.message}
+
+
+def _unitem_error(r: AvroRecord) -> ItemError:
+    return ItemError(r["index"], r["type"], r["message"])
+
+
+def _items_collected(t: ItemsCollected) -> AvroRecord:
+    return {
+        "id": t.id,
+        "execution_id": t.execution_id,
+        "at": t.at,
+        "node_id": t.node_id,
+        "attempt": t.attempt,
+        "results": _to_json_text(list(t.results)),
+        "errors": [_item_error(e) for e in t.errors],
+        "error": _error(t.error),
     }
 
 
@@ -228,6 +310,7 @@ _TRANSITION_BODIES: dict[type, tuple[str, Callable[[Any], AvroRecord]]] = {
     PauseExecution: ("braidflow.PauseExecution", _pause_execution),
     ResumeExecution: ("braidflow.ResumeExecution", _resume_execution),
     RedriveNode: ("braidflow.RedriveNode", _redrive_node),
+    ItemsCollected: ("braidflow.ItemsCollected", _items_collected),
 }
 
 _TRANSITION_FROM_BODIES: dict[str, Callable[[AvroRecord], Transition]] = {
@@ -243,10 +326,22 @@ _TRANSITION_FROM_BODIES: dict[str, Callable[[AvroRecord], Transition]] = {
     ),
     "braidflow.RunNode": lambda r: RunNode(r["id"], r["execution_id"], r["at"], r["node_id"]),
     "braidflow.NodeCompleted": lambda r: NodeCompleted(
-        r["id"], r["execution_id"], r["at"], r["node_id"], r["attempt"], _unjson(r["output"])
+        r["id"],
+        r["execution_id"],
+        r["at"],
+        r["node_id"],
+        r["attempt"],
+        _unjson(r["output"]),
+        r["item"],
     ),
     "braidflow.NodeFailed": lambda r: NodeFailed(
-        r["id"], r["execution_id"], r["at"], r["node_id"], r["attempt"], _unerror(r["error"])
+        r["id"],
+        r["execution_id"],
+        r["at"],
+        r["node_id"],
+        r["attempt"],
+        _unerror(r["error"]),
+        r["item"],
     ),
     "braidflow.CancelExecution": lambda r: CancelExecution(
         r["id"], r["execution_id"], r["at"], r["reason"], r["by"]
@@ -277,6 +372,7 @@ _TRANSITION_FROM_BODIES: dict[str, Callable[[AvroRecord], Transition]] = {
         r["status"],
         _unjson(r["output"]),
         _unerror(r["error"]),
+        r["item"],
     ),
     "braidflow.PauseExecution": lambda r: PauseExecution(
         r["id"], r["execution_id"], r["at"], r["by"]
@@ -286,6 +382,16 @@ _TRANSITION_FROM_BODIES: dict[str, Callable[[AvroRecord], Transition]] = {
     ),
     "braidflow.RedriveNode": lambda r: RedriveNode(
         r["id"], r["execution_id"], r["at"], r["node_id"], r["by"], _unjson(r["input"])
+    ),
+    "braidflow.ItemsCollected": lambda r: ItemsCollected(
+        r["id"],
+        r["execution_id"],
+        r["at"],
+        r["node_id"],
+        r["attempt"],
+        tuple(_unjson(r["results"])),
+        tuple(map(_unitem_error, r["errors"])),
+        _unerror(r["error"]),
     ),
 }
 
@@ -315,6 +421,7 @@ def _task_request(t: TaskRequest) -> AvroRecord:
         "input": _json(t.input),
         "handler": t.handler,
         "timeout_ms": t.timeout_ms,
+        "item": t.item,
     }
 
 
@@ -330,6 +437,7 @@ def _untask_request(r: AvroRecord) -> TaskRequest:
         _unjson(r["input"]),
         r["handler"],
         r["timeout_ms"],
+        r["item"],
     )
 
 
@@ -368,8 +476,8 @@ def _node_run(n: NodeRun) -> AvroRecord:
         "node_id": n.node_id,
         "status": n.status,
         "attempt": n.attempt,
-        "input": _json(n.input),
-        "output": _json(n.output),
+        "input": _state_json(n.input),
+        "output": _state_json(n.output),
         "error": _error(n.error),
         "started_at": n.started_at,
         "completed_at": n.completed_at,
@@ -409,9 +517,9 @@ def _execution_state(s: ExecutionState) -> AvroRecord:
         "status": s.status,
         "started_at": s.started_at,
         "updated_at": s.updated_at,
-        "input": _json(s.input),
-        "event": _json(s.event),
-        "output": _json(s.output),
+        "input": _state_json(s.input),
+        "event": _state_json(s.event),
+        "output": _state_json(s.output),
         "error": _error(s.error),
         "completed_at": s.completed_at,
         "nodes": [_node_run(n) for n in s.nodes.values()],
@@ -424,7 +532,36 @@ def _execution_state(s: ExecutionState) -> AvroRecord:
         "control": [
             {"action": c.action, "by": c.by, "at": c.at, "node_id": c.node_id} for c in s.control
         ],
+        "foreach": [_foreach_progress(f) for f in s.foreach.values()],
     }
+
+
+def _foreach_progress(f: ForeachProgress) -> AvroRecord:
+    return {
+        "node_id": f.node_id,
+        "attempt": f.attempt,
+        "total": f.total,
+        "next": f.next,
+        "running": list(f.running),
+        "pending": [{"index": i, "output": _json(output)} for i, output in f.pending],
+        "failures": [_item_error(e) for e in f.failures],
+        "chunks": f.chunks,
+        "failed": f.failed,
+    }
+
+
+def _unforeach_progress(r: AvroRecord) -> ForeachProgress:
+    return ForeachProgress(
+        r["node_id"],
+        r["attempt"],
+        r["total"],
+        r["next"],
+        tuple(r["running"]),
+        tuple((p["index"], _unjson(p["output"])) for p in r["pending"]),
+        tuple(map(_unitem_error, r["failures"])),
+        r["chunks"],
+        r["failed"],
+    )
 
 
 def _unexecution_state(r: AvroRecord) -> ExecutionState:
@@ -450,6 +587,7 @@ def _unexecution_state(r: AvroRecord) -> ExecutionState:
         _unparent_link(r["parent"]),
         r["children"],
         tuple(ControlAction(c["action"], c["by"], c["at"], c["node_id"]) for c in r["control"]),
+        {f.node_id: f for f in map(_unforeach_progress, r["foreach"])},
     )
 
 

@@ -265,6 +265,7 @@ class Executor:
             node_id=request.node_id,
             attempt=request.attempt,
             idempotency_key=request.idempotency_key,
+            item=request.item,
         )
         timeout_ms = (
             request.timeout_ms if request.timeout_ms is not None else DEFAULT_TASK_TIMEOUT_MS
@@ -333,6 +334,7 @@ def node_result(
             node_id=request.node_id,
             attempt=request.attempt,
             output=output,
+            item=request.item,
         )
     return NodeFailed(
         id=f"{request.idempotency_key}/failed",
@@ -341,6 +343,7 @@ def node_result(
         node_id=request.node_id,
         attempt=request.attempt,
         error=error,
+        item=request.item,
     )
 
 

@@ -32,6 +32,7 @@ from braidflow.schemas import (
 )
 from braidflow.streams.catalog import Catalog
 from braidflow.streams.dead_letters import DeadLetter
+from braidflow.streams.items import ItemStore
 from braidflow.streams.outbox import Outbox, outbox_entry
 from braidflow.streams.publisher import epoch_ms
 from braidflow.streams.timers import DueTimer, TimerTable
@@ -87,6 +88,7 @@ class Orchestrator:
         self._clock = clock
         self.on_step: Callable[[Transition, StepResult, float], None] | None = None
         self._decoded: OrderedDict[bytes, tuple[bytes, StoredExecution]] = OrderedDict()
+        self._items = ItemStore()
 
     def _load(self, key: bytes, raw: bytes | None) -> StoredExecution | None:
         """The stored execution in `raw`, decoded once.
@@ -159,9 +161,11 @@ class Orchestrator:
                 table[key] = raw
                 await self._outbox.send(key, self._outbox.acknowledged.pending(stored.outbox))
             return
+        # Chunk rows go into the table ahead of the state row that counts them.
+        outgoing = self._items.apply(result.outgoing, table)
         emitted = [
             outbox_entry(message, self._events_prefix, transition.execution_id)
-            for message in result.outgoing
+            for message in outgoing
         ]
         previous = stored.outbox if stored is not None else ()
         outbox = (*self._outbox.acknowledged.pending(previous), *emitted)
@@ -195,6 +199,7 @@ class Orchestrator:
                 start.execution_id,
                 "failed",
                 error=NodeError("UnknownWorkflow", f"the subworkflow cannot start: {reason}"),
+                item=start.parent.item,
             )
             await self._outbox.send(
                 start.parent.execution_id.encode(),

@@ -12,8 +12,8 @@ CONTROL_TYPES = frozenset({"transform", "decision", "parallel", "join", "end", "
 # Nodes that park the execution until something from outside arrives: an event,
 # a timer, a person, a child execution.
 WAIT_TYPES = frozenset({"wait_event", "delay", "approval", "subworkflow"})
-NODE_TYPES = WORK_TYPES | CONTROL_TYPES | WAIT_TYPES
-LATER_TYPES = frozenset({"foreach"})
+# `foreach` runs work (an inline task or http node, or a child execution) once per item.
+NODE_TYPES = WORK_TYPES | CONTROL_TYPES | WAIT_TYPES | {"foreach"}
 # What an approval offers when its params give no `choices`.
 DEFAULT_CHOICES = ("approve", "reject")
 

@@ -1,5 +1,5 @@
-"""Params of delay, approval, subworkflow and join nodes: the checks a JSON Schema cannot
-express, and what the params compile to.
+"""Params of delay, approval, subworkflow, join and foreach nodes: the checks a JSON Schema
+cannot express, and what the params compile to.
 
 A check skips what the JSON Schema already refused (a value of the wrong type),
 so that one mistake is reported once.
@@ -33,7 +33,7 @@ def schema_problem(schema: Any) -> str | None:
 
 
 def param_problems(doc: Mapping[str, Any]) -> Iterator[Problem]:
-    """Every problem with the params of the delay, approval, subworkflow and join nodes."""
+    """Every problem with the params of the delay, approval, subworkflow, join and foreach nodes."""
     nodes = doc.get("nodes")
     if not isinstance(nodes, list):
         return
@@ -102,11 +102,25 @@ def _join_problems(
         yield Problem(where, "has `timeout` and `params.timeout`; give only one")
 
 
+def _foreach_problems(
+    node: Mapping[str, Any], params: Mapping[str, Any], where: str
+) -> Iterator[Problem]:
+    items = params.get("items")
+    if isinstance(items, str) and "${" not in items:
+        yield Problem(where, f"params.items: {items!r} is neither a list nor a ${{...}} template")
+    if isinstance(params.get("do"), Mapping) and "input" in params:
+        yield Problem(
+            where,
+            "has `params.input` but an inline `do`; the inline node's params are its input",
+        )
+
+
 _CHECKS: dict[str, _Check] = {
     "delay": _delay_problems,
     "approval": _approval_problems,
     "subworkflow": _subworkflow_problems,
     "join": _join_problems,
+    "foreach": _foreach_problems,
 }
 
 
@@ -124,6 +138,21 @@ def join_timeout_ms(node: Node) -> int | None:
     if "timeout" in node.params:
         return parse_duration(node.params["timeout"])
     return node.timeout_ms
+
+
+def item_node(node: Node) -> Node | None:
+    """The inline node a foreach runs per item, under the foreach's id; None for a workflow `do`."""
+    do = node.params.get("do") if node.type == "foreach" else None
+    if not isinstance(do, Mapping):
+        return None
+    timeout = do.get("timeout")
+    return Node(
+        id=node.id,
+        type=do["type"],
+        params=do["params"],
+        name=do.get("name"),
+        timeout_ms=parse_duration(timeout) if timeout is not None else None,
+    )
 
 
 def reply_validator(node: Node) -> jsonschema.protocols.Validator | None:

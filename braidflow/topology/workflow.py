@@ -32,9 +32,10 @@ from braidflow.topology.loading import (
     definition_schema,
     parse_text,
 )
-from braidflow.topology.model import NODE_TYPES, Definition, Edge, Node, Trigger
+from braidflow.topology.model import NODE_TYPES, WORK_TYPES, Definition, Edge, Node, Trigger
 from braidflow.topology.node_params import (
     delay_ms,
+    item_node,
     join_timeout_ms,
     param_problems,
     reply_validator,
@@ -52,7 +53,11 @@ TEMPLATED_PARAMS: dict[str, tuple[str, ...]] = {
     "delay": ("until",),
     "approval": ("message",),
     "subworkflow": ("input",),
+    "foreach": ("items", "input"),
 }
+# What a foreach renders per item (its `input`, its inline node's params) also reads these.
+ITEM_NAMES = frozenset({"item", "index"})
+PER_ITEM_PARAMS = frozenset({("foreach", "input")})
 BRANCHING_TYPES = frozenset({"decision", "parallel"})
 # Nodes whose timeout may lead along a `timeout: true` edge instead of failing them.
 # The other waits end their own way: an approval by `on_timeout`, a delay by its
@@ -60,7 +65,7 @@ BRANCHING_TYPES = frozenset({"decision", "parallel"})
 TIMEOUT_EDGE_SOURCES = frozenset({"wait_event"})
 # Nodes that can fail for good, whose failure may lead along an `on_error: true` edge.
 ERROR_EDGE_SOURCES = frozenset(
-    {"task", "http", "subworkflow", "approval", "wait_event", "delay", "transform"}
+    {"task", "http", "subworkflow", "approval", "wait_event", "delay", "transform", "foreach"}
 )
 _GLOB_CHARS = frozenset("*?[")
 _Key = TypeVar("_Key")
@@ -82,8 +87,9 @@ class CompiledNode:
     """A node with its templates compiled, and what its params mean, parsed.
 
     `correlate` is a wait_event's compiled condition, `reply_validator` checks
-    the `data` of an approval's reply, `delay_ms` is a delay's `for` and
-    `join_timeout_ms` a join's timeout.
+    the `data` of an approval's reply, `delay_ms` is a delay's `for`,
+    `join_timeout_ms` a join's timeout, and `item_node` the inline task or http
+    node a foreach runs per item (its templates read `item` and `index`).
     """
 
     node: Node
@@ -94,6 +100,7 @@ class CompiledNode:
     reply_validator: jsonschema.protocols.Validator | None = None
     delay_ms: int | None = None
     join_timeout_ms: int | None = None
+    item_node: CompiledNode | None = None
 
     @property
     def id(self) -> str:
@@ -161,11 +168,12 @@ def compile_workflow(doc: Any) -> Workflow:
     problems.extend(_graph_problems(doc, graph))
     conditions = _collect(_compile_conditions(doc, graph), problems)
     params = _collect(_compile_params(doc, graph), problems)
+    item_params = _collect(_compile_item_params(doc, graph), problems)
     correlations = _collect(_compile_waits(doc, graph), problems)
     problems.extend(_input_schema_problems(doc))
     if problems:
         raise DefinitionError(problems)
-    return _assemble(doc, graph, conditions, params, correlations, triggers)
+    return _assemble(doc, graph, conditions, params, item_params, correlations, triggers)
 
 
 def _collect(results: Iterable[tuple[_Key, Any]], problems: list[Problem]) -> dict[_Key, Any]:
@@ -445,16 +453,17 @@ def _reference_problems(
     graph: Graph,
     *,
     own_output: bool = True,
+    scope: frozenset[str] = SCOPE_NAMES,
 ) -> Iterator[Problem]:
     """Unknown names, variables and nodes, and nodes that do not run before `reader`.
 
     `own_output`: whether `reader`'s own output is there when the expression runs
-    (an edge condition reads its source's output).
+    (an edge condition reads its source's output). `scope`: the names it may read.
     """
     text = f"`{expression.source}`"
-    for name in sorted(expression.names - SCOPE_NAMES):
+    for name in sorted(expression.names - scope):
         yield Problem(
-            where, f"{text}: unknown name '{name}' (in scope: {', '.join(sorted(SCOPE_NAMES))})"
+            where, f"{text}: unknown name '{name}' (in scope: {', '.join(sorted(scope))})"
         )
     before = graph.ancestors.get(reader, frozenset()) | ({reader} if own_output else set())
     for node in sorted(expression.nodes):
@@ -494,22 +503,65 @@ def _compile_params(
         if not isinstance(params, Mapping):
             continue
         for name in TEMPLATED_PARAMS.get(n["type"], ()):
-            if name not in params:
-                continue
-            where = f"node '{n['id']}'"
-            try:
-                template = compile_value(params[name])
-            except ExpressionError as exc:
-                yield (n["id"], name), Problem(where, f"params.{name}: {exc}")
-                continue
-            problems = [
-                Problem(where, f"params.{name}: {p.message}")
-                for expression in template.expressions()
-                for p in _reference_problems(expression, where, n["id"], doc, graph)
-            ]
-            yield from (((n["id"], name), p) for p in problems)
-            if not problems:
-                yield (n["id"], name), template
+            if name in params:
+                per_item = (n["type"], name) in PER_ITEM_PARAMS
+                label = f"params.{name}"
+                yield from _compile_param(doc, graph, n["id"], name, params[name], label, per_item)
+
+
+def _compile_item_params(
+    doc: Mapping[str, Any], graph: Graph
+) -> Iterator[tuple[tuple[str, str], ValueTemplate | Problem]]:
+    """Yield ((foreach node, param), the compiled template) of each inline `do`, or Problems."""
+    for n in doc["nodes"]:
+        do = _inline_do(n)
+        if do is None:
+            continue
+        for name in TEMPLATED_PARAMS[do["type"]]:
+            if name in do["params"]:
+                label = f"params.do.params.{name}"
+                value = do["params"][name]
+                yield from _compile_param(doc, graph, n["id"], name, value, label, per_item=True)
+
+
+def _inline_do(node: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """A foreach's inline `do` node; None for a workflow `do` and one the JSON Schema refused."""
+    params = node.get("params")
+    do = params.get("do") if node["type"] == "foreach" and isinstance(params, Mapping) else None
+    if (
+        isinstance(do, Mapping)
+        and do.get("type") in WORK_TYPES
+        and isinstance(do.get("params"), Mapping)
+    ):
+        return do
+    return None
+
+
+def _compile_param(
+    doc: Mapping[str, Any],
+    graph: Graph,
+    node_id: str,
+    name: str,
+    value: Any,
+    label: str,
+    per_item: bool,
+) -> Iterator[tuple[tuple[str, str], ValueTemplate | Problem]]:
+    """Compile one param of `node_id`, `label` naming it in problems; `per_item`: it reads items."""
+    where = f"node '{node_id}'"
+    try:
+        template = compile_value(value)
+    except ExpressionError as exc:
+        yield (node_id, name), Problem(where, f"{label}: {exc}")
+        return
+    scope = SCOPE_NAMES | ITEM_NAMES if per_item else SCOPE_NAMES
+    problems = [
+        Problem(where, f"{label}: {p.message}")
+        for expression in template.expressions()
+        for p in _reference_problems(expression, where, node_id, doc, graph, scope=scope)
+    ]
+    yield from (((node_id, name), p) for p in problems)
+    if not problems:
+        yield (node_id, name), template
 
 
 def _compile_waits(
@@ -566,11 +618,23 @@ def _input_schema_problems(doc: Mapping[str, Any]) -> Iterator[Problem]:
         yield Problem("definition", f"input: {problem}")
 
 
+def _compiled_item_node(
+    node: Node, item_params: Mapping[tuple[str, str], ValueTemplate]
+) -> CompiledNode | None:
+    """A foreach's inline node with its templates; it has no edges of its own."""
+    inline = item_node(node)
+    if inline is None:
+        return None
+    templates = {name: t for (nid, name), t in item_params.items() if nid == node.id}
+    return CompiledNode(node=inline, params=templates, outgoing=(), inbound=())
+
+
 def _assemble(
     doc: Mapping[str, Any],
     graph: Graph,
     conditions: Mapping[int, Expression],
     params: Mapping[tuple[str, str], ValueTemplate],
+    item_params: Mapping[tuple[str, str], ValueTemplate],
     correlations: Mapping[str, Expression],
     trigger_conditions: Mapping[int, Expression],
 ) -> Workflow:
@@ -589,6 +653,7 @@ def _assemble(
             reply_validator=reply_validator(node),
             delay_ms=delay_ms(node),
             join_timeout_ms=join_timeout_ms(node),
+            item_node=_compiled_item_node(node, item_params),
         )
         for node in definition.nodes
     }

@@ -44,3 +44,14 @@ async def strict(input: dict[str, Any]) -> dict[str, Any]:
     if not input.get("fixed"):
         raise ValueError(f"input not fixed: {input}")
     return {"fixed": True}
+
+
+@braidflow.task("test.range")
+async def numbers(input: dict[str, Any]) -> list[int]:
+    """The numbers 0 to `n` - 1: a long list for a foreach to map over."""
+    return list(range(int(input["n"])))
+
+
+@braidflow.task("test.noop")
+async def noop(input: Any) -> None:
+    """Does nothing and returns nothing."""

@@ -151,6 +151,7 @@ def test_the_transition_union_appends_the_new_kinds_to_the_v2_branches() -> None
         "braidflow.PauseExecution",
         "braidflow.ResumeExecution",
         "braidflow.RedriveNode",
+        "braidflow.ItemsCollected",
     ]
 
 

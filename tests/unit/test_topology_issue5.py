@@ -26,7 +26,7 @@ from braidflow.topology import (
 )
 from braidflow.topology.durations import parse_timestamp
 from braidflow.topology.mermaid import mermaid
-from braidflow.topology.model import DEFAULT_CHOICES, LATER_TYPES, NODE_TYPES, WAIT_TYPES
+from braidflow.topology.model import DEFAULT_CHOICES, NODE_TYPES, WAIT_TYPES
 
 # Every new node type, an on_error edge on each path, retry.on and the new settings.
 ONBOARDING = """
@@ -118,23 +118,22 @@ def between(*nodes: dict[str, Any]) -> str:
 # The node kinds and the shared dataclasses
 
 
-def test_delay_approval_and_subworkflow_are_waits_and_only_foreach_comes_later() -> None:
+def test_delay_approval_and_subworkflow_are_waits_and_foreach_is_a_node_type() -> None:
     assert sorted(WAIT_TYPES) == ["approval", "delay", "subworkflow", "wait_event"]
-    assert sorted(LATER_TYPES) == ["foreach"]
     assert WAIT_TYPES <= NODE_TYPES
-    assert not LATER_TYPES & NODE_TYPES
-    assert {"approval", "delay", "subworkflow"} <= set(
+    assert "foreach" in NODE_TYPES
+    assert {"approval", "delay", "subworkflow", "foreach"} <= set(
         definition_schema()["$defs"]["node"]["properties"]["type"]["enum"]
     )
 
 
-def test_foreach_is_still_an_unknown_type() -> None:
-    text = between({"id": "each", "type": "foreach"})
+def test_an_unknown_type_lists_foreach_among_the_known_ones() -> None:
+    text = between({"id": "each", "type": "forall"})
     assert validate_text(text) == [
         Problem(
             "node 'each'",
-            "unknown type 'foreach' (known: approval, decision, delay, end, http, join, parallel,"
-            " publish, subworkflow, task, transform, wait_event)",
+            "unknown type 'forall' (known: approval, decision, delay, end, foreach, http, join,"
+            " parallel, publish, subworkflow, task, transform, wait_event)",
         ),
         # An unknown type might be meant as an end; the graph checks say what that means.
         Problem("node 'each'", "is an end but has outgoing edges"),
@@ -661,8 +660,8 @@ edges:
     assert validate_text(text) == [
         Problem(
             "edge 'src -> failed'",
-            "`on_error` edges leave only approval, delay, http, subworkflow, task, transform or"
-            " wait_event nodes",
+            "`on_error` edges leave only approval, delay, foreach, http, subworkflow, task,"
+            " transform or wait_event nodes",
         ),
         *extra,
     ]
@@ -676,8 +675,8 @@ def test_an_on_error_edge_out_of_an_end_is_refused() -> None:
     assert validate_text(edited(change)) == [
         Problem(
             "edge 'done -> after'",
-            "`on_error` edges leave only approval, delay, http, subworkflow, task, transform or"
-            " wait_event nodes",
+            "`on_error` edges leave only approval, delay, foreach, http, subworkflow, task,"
+            " transform or wait_event nodes",
         ),
         Problem("node 'done'", "is an end but has outgoing edges"),
     ]
@@ -834,8 +833,8 @@ def test_a_node_type_that_is_not_text_is_one_schema_problem() -> None:
         Problem(
             "node 'cool_off'",
             "unknown type ['delay'] (known:"
-            " approval, decision, delay, end, http, join, parallel, publish, subworkflow, task,"
-            " transform, wait_event)",
+            " approval, decision, delay, end, foreach, http, join, parallel, publish, subworkflow,"
+            " task, transform, wait_event)",
         )
     ]
 

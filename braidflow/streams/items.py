@@ -1,0 +1,127 @@
+"""Where a foreach node's results wait until the node collects them: rows of the executions table.
+
+The engine keeps only the results of chunks not yet complete in the state
+and hands each complete chunk out (`ItemsChunk`), so no record grows with the
+list. The chunks are rows of the executions table itself, under keys no
+execution id takes (`<execution>/items/<node>/<attempt>/<chunk>`): written in
+the same step, to the same changelog partition, ahead of the state row, so a
+state that reached the changelog never names a chunk that did not. When every
+item is in, the engine asks for the results (`CollectItems`); they are read
+here and go back to it as one `ItemsCollected` transition, which is why their
+size is capped.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, MutableMapping
+from typing import Any
+
+from braidflow.engine import (
+    CollectItems,
+    DropItems,
+    ItemError,
+    ItemsChunk,
+    ItemsCollected,
+    NodeError,
+    Outgoing,
+)
+
+MAX_RESULTS_BYTES = 512 * 1024
+"""The most a foreach node's results may take as JSON: they travel as one transition, and the
+node's output is part of the execution's state record, which must stay under the broker's
+`message.max.bytes` (1 MiB by default)."""
+
+
+def chunk_key(execution_id: str, node_id: str, attempt: int, chunk: int) -> bytes:
+    """The row of one chunk of results."""
+    return f"{execution_id}/items/{node_id}/{attempt}/{chunk}".encode()
+
+
+class ItemStore:
+    """Applies the engine's chunk messages to the executions table."""
+
+    def __init__(self, max_results_bytes: int = MAX_RESULTS_BYTES) -> None:
+        self._max_results_bytes = max_results_bytes
+
+    def apply(
+        self, outgoing: Iterable[Outgoing], table: MutableMapping[bytes, bytes]
+    ) -> list[Outgoing]:
+        """Store, answer or drop chunks; what is left to send, a collection becoming its answer.
+
+        Runs before the state row is written, and in the order of `outgoing`: a step
+        may flush the last chunk and ask for the collection at once.
+        """
+        remaining: list[Outgoing] = []
+        for message in outgoing:
+            if isinstance(message, ItemsChunk):
+                key = chunk_key(
+                    message.execution_id, message.node_id, message.attempt, message.chunk
+                )
+                table[key] = _encode_chunk(message)
+            elif isinstance(message, CollectItems):
+                remaining.append(self._collect(message, table))
+            elif isinstance(message, DropItems):
+                for chunk in range(message.chunks):
+                    key = chunk_key(message.execution_id, message.node_id, message.attempt, chunk)
+                    table.pop(key, None)
+            else:
+                remaining.append(message)
+        return remaining
+
+    def _collect(
+        self, request: CollectItems, table: MutableMapping[bytes, bytes]
+    ) -> ItemsCollected:
+        results: list[Any] = []
+        errors: list[ItemError] = []
+        size = 0
+        for chunk in range(request.chunks):
+            raw = table.get(
+                chunk_key(request.execution_id, request.node_id, request.attempt, chunk)
+            )
+            if raw is None:
+                # The engine sees the count fall short and fails the attempt, naming it.
+                continue
+            size += len(raw)
+            if size > self._max_results_bytes:
+                error = _too_large(request, self._max_results_bytes, size, chunk)
+                return self._answer(request, (), (), error)
+            stored = json.loads(raw)
+            results.extend(stored["results"])
+            errors.extend(ItemError(e["index"], e["type"], e["message"]) for e in stored["errors"])
+        return self._answer(request, tuple(results), tuple(errors), None)
+
+    @staticmethod
+    def _answer(
+        request: CollectItems,
+        results: tuple[Any, ...],
+        errors: tuple[ItemError, ...],
+        error: NodeError | None,
+    ) -> ItemsCollected:
+        return ItemsCollected(
+            f"{request.id}/collected",
+            request.execution_id,
+            request.at,
+            request.node_id,
+            request.attempt,
+            results,
+            errors,
+            error,
+        )
+
+
+def _too_large(request: CollectItems, limit: int, size: int, chunk: int) -> NodeError:
+    return NodeError(
+        "ResultsTooLarge",
+        f"the results of {request.total} items pass {limit} bytes as JSON"
+        f" ({size} bytes by chunk {chunk} of {request.chunks}); have each item return less,"
+        " or write large results elsewhere and return a reference",
+        request.node_id,
+    )
+
+
+def _encode_chunk(chunk: ItemsChunk) -> bytes:
+    errors = [{"index": e.index, "type": e.type, "message": e.message} for e in chunk.errors]
+    return json.dumps(
+        {"results": list(chunk.results), "errors": errors}, separators=(",", ":")
+    ).encode()
