@@ -16,9 +16,13 @@ from braidflow.engine.state import iso_time
 AVRO_CONTENT_TYPE = b"application/avro"
 
 
+LIFECYCLE_SEGMENT = "braidflow"
+"""The first segment of the CloudEvent type of every lifecycle event."""
+
+
 def lifecycle_type(event_type: str) -> str:
     """The CloudEvent type of a lifecycle event type: `workflow.completed` -> `braidflow.workflow.completed`."""
-    return f"braidflow.{event_type}"
+    return f"{LIFECYCLE_SEGMENT}.{event_type}"
 
 
 def lifecycle_headers(event_id: str, execution_id: bytes) -> list[tuple[str, bytes]]:

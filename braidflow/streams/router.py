@@ -2,8 +2,13 @@
 
 It follows every events topic by regex (librdkafka picks up a matching topic
 created later by itself, within `topic.metadata.refresh.interval.ms`; Faust's
-`pattern=` subscribes to nothing) plus the lifecycle topic, so a workflow can
-trigger on another's completion. For each event it starts one execution per
+`pattern=` subscribes to nothing). It follows the lifecycle topic too, so a
+workflow can trigger on another's completion, but only while some deployed
+trigger may match a `braidflow.` type: every step of every execution writes
+to that topic, and reading it all for nothing cost the broker a fifth of its
+work per transition. A lifecycle event triggers only workflows deployed
+before it happened, so the backlog read when following resumes starts
+nothing that was not due. For each event it starts one execution per
 matching subscription, with an execution id derived from (event source, event
 id, workflow): the same event delivered twice, replayed or re-read after a
 crash names the same execution, and the engine ignores a start it already has.
@@ -31,7 +36,7 @@ from braidflow.schemas import CodecError, decode_event, encode_transition
 from braidflow.schemas.cloudevents import CloudEventError, events_topic_regex, from_kafka
 from braidflow.streams.catalog import Catalog
 from braidflow.streams.dead_letters import DeadLetter
-from braidflow.streams.lifecycle_events import lifecycle_scope
+from braidflow.streams.lifecycle_events import LIFECYCLE_SEGMENT, lifecycle_scope
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +62,15 @@ def _take(consumer: confluent_kafka.Consumer) -> list[Any]:
     if not first:
         return first
     return first + consumer.consume(_BATCH - 1, 0)
+
+
+def _commit(consumer: confluent_kafka.Consumer) -> None:
+    """Commit what was read; nothing to commit (a rebalance took the partitions) is no error."""
+    try:
+        consumer.commit(asynchronous=False)
+    except confluent_kafka.KafkaException as exc:
+        if exc.args[0].code() != confluent_kafka.KafkaError._NO_OFFSET:
+            raise
 
 
 def execution_id_for(event: Mapping[str, Any], workflow_id: str) -> str:
@@ -88,9 +102,8 @@ class EventRouter:
         self._dead_letter = dead_letter
         self._clock = clock
         self._lifecycle = settings.topics.lifecycle
-        events = events_topic_regex(settings.events_prefix).removeprefix("^")
-        # librdkafka refuses `(?:` in a subscription pattern; a plain group works.
-        self.pattern = f"^({events.removesuffix('$')}|{re.escape(self._lifecycle)})$"
+        self._events_pattern = events_topic_regex(settings.events_prefix)
+        self._following_lifecycle = False
         self._consumer: confluent_kafka.Consumer | None = None
         self._task: asyncio.Task[None] | None = None
 
@@ -112,7 +125,8 @@ class EventRouter:
                 "topic.metadata.refresh.interval.ms": 2_000,
             }
         )
-        self._consumer.subscribe([self.pattern])
+        self._following_lifecycle = self._lifecycle_wanted()
+        self._consumer.subscribe([self._pattern()])
         self._task = asyncio.create_task(self._run(self._consumer))
 
     async def stop(self) -> None:
@@ -124,20 +138,41 @@ class EventRouter:
             await asyncio.to_thread(self._consumer.close)
             self._consumer = None
 
+    def _lifecycle_wanted(self) -> bool:
+        return self._catalog.subscriptions().listens_under(LIFECYCLE_SEGMENT)
+
+    def _pattern(self) -> str:
+        """The subscription: the events topics, and the lifecycle topic while it is followed."""
+        if not self._following_lifecycle:
+            return self._events_pattern
+        events = self._events_pattern.removeprefix("^").removesuffix("$")
+        # librdkafka refuses `(?:` in a subscription pattern; a plain group works.
+        return f"^({events}|{re.escape(self._lifecycle)})$"
+
+    async def _follow_lifecycle_as_needed(self, consumer: confluent_kafka.Consumer) -> None:
+        """Subscribe again when a deployment or removal changed whether a trigger needs it."""
+        wanted = self._lifecycle_wanted()
+        if wanted != self._following_lifecycle:
+            self._following_lifecycle = wanted
+            log.info("event router: %s the lifecycle topic", "following" if wanted else "leaving")
+            await asyncio.to_thread(consumer.subscribe, [self._pattern()])
+
     async def _run(self, consumer: confluent_kafka.Consumer) -> None:
         uncommitted = False
         committed_at = time.monotonic()
         while True:
             try:
+                await self._follow_lifecycle_as_needed(consumer)
                 messages = await asyncio.to_thread(_take, consumer)
                 acknowledgements: list[Awaitable[Any]] = []
                 for message in messages:
                     acknowledgements.extend(await self._handle(message))
                 # Everything read so far is acknowledged before its offset is committed.
                 await asyncio.gather(*acknowledgements)
-                uncommitted = uncommitted or bool(messages)
+                # An error (a subscribed pattern matching no topic yet) moves no offset.
+                uncommitted = uncommitted or any(m.error() is None for m in messages)
                 if uncommitted and time.monotonic() - committed_at >= _COMMIT_INTERVAL_S:
-                    await asyncio.to_thread(consumer.commit, asynchronous=False)
+                    await asyncio.to_thread(_commit, consumer)
                     uncommitted, committed_at = False, time.monotonic()
             except asyncio.CancelledError:
                 raise
@@ -152,7 +187,7 @@ class EventRouter:
                 log.warning("event router: %s", message.error())
             return []
         try:
-            event = self._event_of(message)
+            event, happened_at = self._event_of(message)
         except (CloudEventError, CodecError) as exc:
             await self._dead_letter(
                 DeadLetter(
@@ -168,22 +203,33 @@ class EventRouter:
             return []
         if event is None:
             return []
-        return await self.route(event)
+        return await self.route(event, happened_at)
 
-    def _event_of(self, message: Any) -> dict[str, Any] | None:
-        """The event's scope, or None for a lifecycle record no one listens to."""
+    def _event_of(self, message: Any) -> tuple[dict[str, Any] | None, int | None]:
+        """The event's scope (None for a lifecycle record no one listens to), and for a
+        lifecycle event, when it happened."""
         if message.topic() == self._lifecycle:
             headers = dict(message.headers() or ())
             event_type = (headers.get("ce_type") or b"").decode()
             if not self._catalog.subscriptions().may_match(event_type):
-                return None
-            return lifecycle_scope(decode_event(message.value()))
-        return from_kafka(message.headers(), message.value()).scope()
+                return None, None
+            lifecycle = decode_event(message.value())
+            return lifecycle_scope(lifecycle), lifecycle.at
+        return from_kafka(message.headers(), message.value()).scope(), None
 
-    async def route(self, event: Mapping[str, Any]) -> list[Awaitable[Any]]:
-        """Start every workflow the event triggers and feed the waits; the sends' futures."""
+    async def route(
+        self, event: Mapping[str, Any], happened_at: int | None = None
+    ) -> list[Awaitable[Any]]:
+        """Start every workflow the event triggers and feed the waits; the sends' futures.
+
+        With `happened_at`, only workflows deployed by then are started.
+        """
         sent = []
         for subscription in self._catalog.subscriptions().match(event):
+            if happened_at is not None and not self._deployed_by(
+                subscription.workflow_id, happened_at
+            ):
+                continue
             started = await self.start_execution(subscription.workflow_id, event)
             if started is not None:
                 sent.append(started[1])
@@ -196,6 +242,10 @@ class EventRouter:
                 )
             )
         return sent
+
+    def _deployed_by(self, workflow_id: str, at: int) -> bool:
+        deployment = self._catalog.latest(workflow_id)
+        return deployment is not None and deployment.deployed_at <= at
 
     async def start_execution(
         self, workflow_id: str, event: Mapping[str, Any]

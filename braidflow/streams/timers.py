@@ -193,10 +193,13 @@ class TimerScanner:
 
     A fired timer stays in the table until the orchestrator applies its
     `TimerFired` and deletes the row. Until then the scanner does not fire it
-    again, unless `resend_after_ms` have passed (the first send may be lost;
-    a resend after the row is gone is ignored by the engine). At most
-    `max_in_flight` fired timers wait for the orchestrator at a time: more
-    records would only lengthen its queue, then come back as resends.
+    again. The first send may be lost, so a timer is sent again once it has
+    waited `resend_after_ms` and no fired timer's row has gone for as long:
+    while rows keep going, the orchestrator is working through its queue and
+    will reach the rest, and resending into a long queue only lengthened it
+    (20,000 timers due at once slowed to a crawl). A resend after the row is
+    gone is ignored by the engine. At most `max_in_flight` fired timers wait
+    for the orchestrator at a time: more records would only lengthen its queue.
     """
 
     def __init__(
@@ -222,6 +225,8 @@ class TimerScanner:
         self._max_in_flight = max_in_flight
         # Fired timers whose rows may still be there, with when they were fired.
         self._in_flight: dict[DueTimer, int] = {}
+        # When a fired timer's row was last seen gone (or firing began).
+        self._progress_at = 0
         self._task: asyncio.Task[None] | None = None
 
     @property
@@ -252,6 +257,8 @@ class TimerScanner:
     async def scan(self) -> int:
         """One pass: fire what is due now and not in flight; the number fired."""
         now = self._clock()
+        if not self._in_flight:
+            self._progress_at = now
         # In-flight rows are still in the table, in the way: read past them.
         limit = self._batch + len(self._in_flight)
         due = self._timers.due(now, limit)
@@ -270,7 +277,7 @@ class TimerScanner:
         return fired
 
     def _forget(self, due: list[DueTimer], now: int, complete: bool) -> None:
-        """Drop in-flight timers that are due for a resend or whose row is gone.
+        """Drop in-flight timers whose row is gone, and those due for a resend.
 
         `due` is every due row when `complete`, otherwise every due row up to
         its last one; an in-flight timer that should be in it and is not has
@@ -278,8 +285,12 @@ class TimerScanner:
         """
         listed = set(due)
         horizon = None if complete else _order(due[-1])
+        for timer in list(self._in_flight):
+            if timer not in listed and (horizon is None or _order(timer) < horizon):
+                del self._in_flight[timer]
+                self._progress_at = now
+        if now - self._progress_at < self._resend_after_ms:
+            return
         for timer, fired_at in list(self._in_flight.items()):
-            resend = now - fired_at >= self._resend_after_ms
-            gone = timer not in listed and (horizon is None or _order(timer) < horizon)
-            if resend or gone:
+            if now - fired_at >= self._resend_after_ms:
                 del self._in_flight[timer]

@@ -184,6 +184,18 @@ class SubscriptionIndex:
             or any(m(event_type) for m, _ in self._unanchored)
         )
 
+    def listens_under(self, segment: str) -> bool:
+        """Whether some event trigger may match a type whose first segment is `segment`.
+
+        Errs towards yes: a glob with a wildcard in its first segment counts.
+        """
+        prefix = f"{segment}."
+        return (
+            segment in self._by_segment
+            or bool(self._unanchored)
+            or any(t == segment or t.startswith(prefix) for t in self._exact)
+        )
+
     def webhooks(self, name: str) -> list[str]:
         """Ids of the workflows that a call of webhook `name` starts, sorted."""
         return list(self._webhooks.get(name, ()))

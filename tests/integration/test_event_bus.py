@@ -254,6 +254,33 @@ def test_a_workflow_triggers_on_another_workflows_completion(shared_worker: Work
     assert view["output"]["type"] == "braidflow.workflow.completed"
 
 
+def test_completions_from_before_a_lifecycle_trigger_was_deployed_start_nothing(
+    shared_worker: WorkerProcess,
+) -> None:
+    kind = unique()
+    first, follower = f"{kind}-first", f"{kind}-follower"
+    plain = {
+        "id": first,
+        "nodes": [{"id": "done", "type": "end", "params": {"output": {"ok": True}}}],
+        "edges": [],
+    }
+    assert shared_worker.api.deploy(json.dumps(plain)).status == 201
+    earlier = shared_worker.api.start(first, {})
+    shared_worker.wait_until_finished([earlier])
+    follow = on_event(
+        follower, ["braidflow.workflow.completed"], when=f"event.data.workflow_id == '{first}'"
+    )
+    assert shared_worker.api.deploy(follow).status == 201
+    later = shared_worker.api.start(first, {})
+    shared_worker.wait_until_finished([later])
+    [followed] = completed(shared_worker, follower, 1)
+    assert shared_worker.api.execution(followed["execution_id"]).body["output"]["got"][
+        "execution_id"
+    ] == later
+    time.sleep(1.5)
+    assert len(executions_of(shared_worker, follower, status="completed")) == 1
+
+
 def test_malformed_events_go_to_the_dead_letter_topic_and_valid_ones_still_trigger(
     shared_worker: WorkerProcess, broker: str
 ) -> None:

@@ -3,13 +3,12 @@ and v3 records (written before foreach existed) read with the new defaults."""
 
 from __future__ import annotations
 
-import io
 import json
 from dataclasses import replace
 from typing import Any
 
-import fastavro
 import pytest
+from avro_history import history_schema, written_with
 
 from braidflow.engine import (
     ChildFinished,
@@ -36,7 +35,7 @@ from braidflow.schemas import (
 )
 from braidflow.schemas.codec import STORE
 from braidflow.schemas.records import EXECUTION_STATE, TASK_REQUEST, TRANSITION, _LargeTexts
-from braidflow.schemas.store import HISTORY_DIR, current_schema, fingerprint
+from braidflow.schemas.store import current_schema, fingerprint
 
 T0 = 1_795_000_000_000
 BOOM = NodeError("ValueError", "boom", "each")
@@ -83,22 +82,13 @@ def test_a_state_with_foreach_progress_round_trips() -> None:
     assert decode_state(encode_state(state)) == state
 
 
-def v3(name: str) -> dict[str, Any]:
-    path = HISTORY_DIR / f"braidflow.{name}.v3.avsc"
-    return fastavro.parse_schema(json.loads(path.read_text(encoding="utf-8")))
-
-
 def written_with_v3(name: str, record: dict[str, Any]) -> bytes:
-    schema = v3(name)
-    buffer = io.BytesIO()
-    buffer.write(b"\xc3\x01" + fingerprint(schema))
-    fastavro.schemaless_writer(buffer, schema, record)
-    return buffer.getvalue()
+    return written_with(name, 3, record)
 
 
 @pytest.mark.parametrize("name", ["Transition", "TaskRequest", "ExecutionState", "StoredExecution"])
 def test_each_v3_schema_is_an_older_version_the_shipped_store_knows(name: str) -> None:
-    old = v3(name)
+    old = history_schema(name, 3)
     assert fingerprint(old) != fingerprint(current_schema(f"braidflow.{name}"))
     assert STORE.get(fingerprint(old)) is not None
 

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import io
-import json
 from typing import Any
 
-import fastavro
 import pytest
+from avro_history import history_schema, written_with
 
 from braidflow.engine import (
     ApprovalDecided,
@@ -42,7 +40,6 @@ from braidflow.schemas import (
     encode_transition,
     fingerprint,
 )
-from braidflow.schemas.store import HISTORY_DIR
 
 T0 = 1_750_000_000_000
 CONTEXT = {"input": {"who": "ada"}, "vars": {"team": "blue"}, "event": None}
@@ -110,19 +107,6 @@ def test_an_execution_state_with_every_new_field_set_round_trips() -> None:
 def test_a_stored_execution_with_held_transitions_round_trips() -> None:
     stored = StoredExecution(a_state(), (OutboxEntry("transition", "x", b"\x01"),))
     assert decode_stored(encode_stored(stored)) == stored
-
-
-def history_schema(name: str, version: int) -> dict[str, Any]:
-    path = HISTORY_DIR / f"braidflow.{name}.v{version}.avsc"
-    return fastavro.parse_schema(json.loads(path.read_text(encoding="utf-8")))
-
-
-def written_with(name: str, version: int, record: dict[str, Any]) -> bytes:
-    schema = history_schema(name, version)
-    buffer = io.BytesIO()
-    buffer.write(b"\xc3\x01" + fingerprint(schema))
-    fastavro.schemaless_writer(buffer, schema, record)
-    return buffer.getvalue()
 
 
 @pytest.mark.parametrize(

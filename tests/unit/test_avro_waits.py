@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import io
-import json
 from typing import Any
 
-import fastavro
 import pytest
+from avro_history import history_schema, written_with
 
 from braidflow.engine import (
     AwaitEvent,
@@ -41,7 +39,6 @@ from braidflow.schemas import (
     encode_transition,
     fingerprint,
 )
-from braidflow.schemas.store import HISTORY_DIR
 
 T0 = 1_750_000_000_000
 EVENT = {
@@ -133,22 +130,9 @@ def test_stored_executions_round_trip_with_outbox_topics_and_keys_set_and_unset(
 # -- records written with the v1 schemas in avro/history/
 
 
-def history_schema(name: str) -> dict[str, Any]:
-    path = HISTORY_DIR / f"braidflow.{name}.v1.avsc"
-    return fastavro.parse_schema(json.loads(path.read_text(encoding="utf-8")))
-
-
-def written_with_v1(name: str, record: dict[str, Any]) -> bytes:
-    schema = history_schema(name)
-    buffer = io.BytesIO()
-    buffer.write(b"\xc3\x01" + fingerprint(schema))
-    fastavro.schemaless_writer(buffer, schema, record)
-    return buffer.getvalue()
-
-
 @pytest.mark.parametrize("name", ["Transition", "ExecutionState", "StoredExecution", "OutboxEntry"])
 def test_each_v1_schema_is_an_older_version_the_shipped_store_knows(name: str) -> None:
-    old = history_schema(name)
+    old = history_schema(name, 1)
     assert fingerprint(old) != fingerprint(current_schema(f"braidflow.{name}"))
     assert STORE.get(fingerprint(old)) is not None
 
@@ -164,7 +148,7 @@ V1_TRANSITIONS = [
 
 @pytest.mark.parametrize("transition", V1_TRANSITIONS, ids=lambda t: type(t).__name__)
 def test_a_v1_transition_decodes_with_the_current_codec(transition: Transition) -> None:
-    data = written_with_v1("Transition", TRANSITION.to_avro(transition))
+    data = written_with("Transition", 1, TRANSITION.to_avro(transition))
     assert data[2:10] != encode_transition(transition)[2:10]
     assert decode_transition(data) == transition
 
@@ -175,7 +159,7 @@ def test_the_current_transition_union_appends_to_the_v1_branches() -> None:
         return [b if isinstance(b, str) else b["name"] for b in body["type"]]
 
     old, new = (
-        branches(history_schema("Transition")),
+        branches(history_schema("Transition", 1)),
         branches(current_schema(TRANSITION.schema_name)),
     )
     assert new[: len(old)] == old
@@ -236,7 +220,7 @@ V1_STATE_DECODED = ExecutionState(
 
 
 def test_a_v1_execution_state_decodes_with_no_timers() -> None:
-    decoded = decode_state(written_with_v1("ExecutionState", V1_STATE))
+    decoded = decode_state(written_with("ExecutionState", 1, V1_STATE))
     assert decoded == V1_STATE_DECODED
     assert decoded.timers == {}
 
@@ -249,7 +233,7 @@ def test_a_v1_stored_execution_decodes_with_no_timers_and_no_outbox_topics_or_ke
             {"kind": "event", "id": "ex-1/ask/1/node.failed", "value": b"\xc3\x01event"},
         ],
     }
-    decoded = decode_stored(written_with_v1("StoredExecution", record))
+    decoded = decode_stored(written_with("StoredExecution", 1, record))
     assert decoded == StoredExecution(
         V1_STATE_DECODED,
         (
@@ -264,7 +248,7 @@ def test_a_v1_outbox_entry_reads_into_the_current_schema_with_no_topic_or_key() 
     # Outbox entries travel inside stored executions; this reads one on its own.
     kind: RecordKind[dict[str, Any]] = RecordKind("braidflow.OutboxEntry", dict, dict)
     entries = Codec(kind, SingleObjectFraming(STORE))
-    data = written_with_v1("OutboxEntry", {"kind": "task", "id": "k", "value": b"\x01\x02"})
+    data = written_with("OutboxEntry", 1, {"kind": "task", "id": "k", "value": b"\x01\x02"})
     assert entries.decode(data) == {
         "kind": "task",
         "id": "k",

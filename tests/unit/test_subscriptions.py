@@ -227,6 +227,18 @@ def test_may_match_tells_whether_any_trigger_listens_to_a_type() -> None:
         assert not index.may_match(event_type), event_type
 
 
+def test_listens_under_tells_whether_any_trigger_may_match_a_first_segment() -> None:
+    exact = SubscriptionIndex.build([workflow("a", on("braidflow.workflow.completed"))])
+    segment = SubscriptionIndex.build([workflow("b", on("braidflow.node.*"))])
+    anywhere = SubscriptionIndex.build([workflow("c", on("*.completed"))])
+    others = SubscriptionIndex.build([workflow("d", on("ticket.*", "braidflowish.x"))])
+    assert exact.listens_under("braidflow") and not exact.listens_under("ticket")
+    assert segment.listens_under("braidflow")
+    assert anywhere.listens_under("braidflow") and anywhere.listens_under("ticket")
+    assert not others.listens_under("braidflow") and others.listens_under("ticket")
+    assert not SubscriptionIndex().listens_under("braidflow")
+
+
 def test_schedule_slots_is_at_hand_beside_the_index() -> None:
     from braidflow.topology import schedule_slots as exported
     from braidflow.topology.subscriptions import schedule_slots

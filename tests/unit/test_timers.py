@@ -357,6 +357,30 @@ async def test_a_fired_timer_is_not_fired_again_until_the_resend_delay(
     assert fired.timers == [timer, timer]
 
 
+async def test_no_timer_is_resent_while_the_orchestrator_works_through_the_fired_ones(
+    partitions: dict[int, Rdict],
+) -> None:
+    timers, _ = table_on(partitions)
+    clock, fired = FakeClock(), Fired()
+    scanner = scanner_on(timers, clock, fired, resend_after_ms=5_000)
+    for i in range(40):
+        timers.set(DueTimer(NOW, f"exec-{i:02}", "t"))
+    await scanner.scan()
+    assert len(fired.timers) == 40
+
+    # A slow orchestrator applies one fired timer a second, far behind the resend delay.
+    for applied in fired.timers[:20]:
+        clock.now += 1_000
+        timers.delete(applied)
+        await scanner.scan()
+    assert len(fired.timers) == 40
+
+    # Then nothing goes for the resend delay: the rest may have been lost, so they go again.
+    clock.now += 5_000
+    await scanner.scan()
+    assert fired.timers[40:] == fired.timers[20:40]
+
+
 async def test_a_timer_whose_row_is_deleted_is_forgotten(partitions: dict[int, Rdict]) -> None:
     timers, _ = table_on(partitions)
     clock, fired = FakeClock(), Fired()
