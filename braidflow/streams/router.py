@@ -183,7 +183,11 @@ class EventRouter:
 
     async def _handle(self, message: Any) -> list[Awaitable[Any]]:
         if message.error() is not None:
-            if message.error().code() != confluent_kafka.KafkaError._PARTITION_EOF:
+            code = message.error().code()
+            if code == confluent_kafka.KafkaError.UNKNOWN_TOPIC_OR_PART:
+                # The pattern matches no events topic yet: normal until the first event.
+                log.debug("event router: %s", message.error())
+            elif code != confluent_kafka.KafkaError._PARTITION_EOF:
                 log.warning("event router: %s", message.error())
             return []
         try:
