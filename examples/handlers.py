@@ -83,3 +83,19 @@ def hr_check(input: dict[str, Any]) -> dict[str, Any]:
 @braidflow.task("manager.check")
 def manager_check(input: dict[str, Any]) -> dict[str, Any]:
     return {"ok": True, "note": "welcome aboard"}
+
+
+# --- invoice-batch -----------------------------------------------------------------
+
+VAT_PERCENT = {"DE": 19, "FR": 20, "NL": 21}
+
+
+@braidflow.task("billing.tax")
+def tax_invoice(input: dict[str, Any]) -> dict[str, Any]:
+    """Add VAT to one invoice; a country without a known rate fails the item."""
+    country = input["country"]
+    if country not in VAT_PERCENT:
+        raise ValueError(f"no VAT rate for {country!r}")
+    net = int(input["net_cents"])
+    vat = net * VAT_PERCENT[country] // 100
+    return {"invoice": input["invoice"], "vat_cents": vat, "gross_cents": net + vat}

@@ -197,3 +197,22 @@ def test_hire_approvals_proceeds_when_all_approve_and_stops_when_one_rejects(
         ("hr", "hr-lead"),
         ("manager", "manager-lead"),
     }
+
+
+def test_invoice_batch_taxes_each_invoice_and_lists_the_ones_it_could_not(
+    shared_worker: WorkerProcess, deployed: dict[str, int]
+) -> None:
+    invoices = [
+        {"id": "inv-1", "country": "DE", "net_cents": 10000},
+        {"id": "inv-2", "country": "US", "net_cents": 5000},
+        {"id": "inv-3", "country": "FR", "net_cents": 2000},
+    ]
+    execution = run(shared_worker, "invoice-batch", {"invoices": invoices})
+    assert execution["status"] == "completed", execution
+    assert execution["output"]["taxed"] == [
+        {"invoice": "inv-1", "vat_cents": 1900, "gross_cents": 11900},
+        {"invoice": "inv-3", "vat_cents": 400, "gross_cents": 2400},
+    ]
+    [failed] = execution["output"]["failed"]
+    assert failed["index"] == 1 and failed["type"] == "ValueError"
+    assert "no VAT rate for 'US'" in failed["message"]

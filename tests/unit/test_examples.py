@@ -50,6 +50,10 @@ DRY_RUNS: dict[str, dict[str, Any]] = {
     },
     "ticket-escalation": {"ticket_id": "T-1", "resolved_by": "ada"},
     "hire-approvals": {"employee": "ada", "hired": True, "welcome": {"ok": True}},
+    "invoice-batch": {
+        "taxed": [{"invoice": "inv-1", "vat_cents": 1900, "gross_cents": 11900}] * 2,
+        "failed": [],
+    },
     "new-hire-approval": {
         "approved": True,
         "answers": {
@@ -154,3 +158,13 @@ def test_log_ok_says_the_service_is_up(handlers: ModuleType) -> None:
 
 def test_quotes_b_gives_the_answer_the_fan_out_shows(handlers: ModuleType) -> None:
     assert handlers.quote_carrier_b({"weight_grams": 1800}) == answers("fan-out")["carrier_b"]
+
+
+def test_billing_tax_gives_the_answer_the_invoice_batch_shows(handlers: ModuleType) -> None:
+    taxed = handlers.tax_invoice({"invoice": "inv-1", "country": "DE", "net_cents": 10000})
+    assert taxed == answers("invoice-batch")["tax"]
+
+
+def test_billing_tax_refuses_a_country_without_a_rate(handlers: ModuleType) -> None:
+    with pytest.raises(ValueError, match="no VAT rate for 'US'"):
+        handlers.tax_invoice({"invoice": "inv-9", "country": "US", "net_cents": 100})
