@@ -85,6 +85,7 @@ class SubscriptionIndex:
         self._unanchored: list[_Glob] = []
         self._webhooks: dict[str, list[str]] = {}
         self._schedules: list[tuple[str, int, ScheduleTrigger]] = []
+        self._listening: dict[str, bool] = {}
 
     @classmethod
     def build(cls, workflows: Iterable[Workflow]) -> SubscriptionIndex:
@@ -188,13 +189,18 @@ class SubscriptionIndex:
         """Whether some event trigger may match a type whose first segment is `segment`.
 
         Errs towards yes: a glob with a wildcard in its first segment counts.
+        Remembered per segment: the router asks before every batch.
         """
-        prefix = f"{segment}."
-        return (
-            segment in self._by_segment
-            or bool(self._unanchored)
-            or any(t == segment or t.startswith(prefix) for t in self._exact)
-        )
+        known = self._listening.get(segment)
+        if known is None:
+            prefix = f"{segment}."
+            known = (
+                segment in self._by_segment
+                or bool(self._unanchored)
+                or any(t == segment or t.startswith(prefix) for t in self._exact)
+            )
+            self._listening[segment] = known
+        return known
 
     def webhooks(self, name: str) -> list[str]:
         """Ids of the workflows that a call of webhook `name` starts, sorted."""
