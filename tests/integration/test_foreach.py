@@ -26,6 +26,13 @@ def run(worker: WorkerProcess, text: str, input_: Any, timeout_s: float = 30.0) 
     return worker.wait_until_finished([execution], timeout_s)[execution]
 
 
+def items_of(worker: WorkerProcess, execution: str) -> dict[str, Any] | None:
+    """The `items` progress of node `each` while it runs; None before it starts and after."""
+    reply = worker.api.execution(execution)
+    nodes = reply.body["nodes"] if reply.status == 200 else []
+    return next((n["items"] for n in nodes if n["node_id"] == "each"), None)
+
+
 INLINE = """
 id: {id}
 nodes:
@@ -150,9 +157,7 @@ def test_items_in_flight_are_shown_and_a_cancel_stops_the_node(
     deadline = time.monotonic() + 30
     items = None
     while time.monotonic() < deadline and not (items and items["done"] >= 2):
-        reply = shared_worker.api.execution(execution)
-        if reply.status == 200:
-            items = next(n["items"] for n in reply.body["nodes"] if n["node_id"] == "each")
+        items = items_of(shared_worker, execution)
         time.sleep(0.1)
     assert items is not None and items["total"] == 40 and items["running"] <= 2, items
     cancelled = shared_worker.api.post_json(f"/executions/{execution}/cancel", {"by": "test"})
@@ -221,9 +226,7 @@ def test_a_foreach_killed_mid_way_finishes_with_every_result_in_order(
         done = 0
         # Past a few chunks, so that the restart must find flushed chunks and pending results.
         while done < 450 and time.monotonic() < deadline:
-            reply = first.api.execution(execution)
-            body = reply.body if reply.status == 200 else {"nodes": []}
-            items = next((n["items"] for n in body["nodes"] if n["node_id"] == "each"), None)
+            items = items_of(first, execution)
             done = items["done"] if items else done
             time.sleep(0.05)
         assert 450 <= done < count, done
