@@ -572,6 +572,13 @@ def node_line(node: Mapping[str, Any], width: int = 0) -> str:
     attempt = node.get("attempt")
     if isinstance(attempt, int) and attempt > 1:
         parts.append(f"attempt {attempt}")
+    items = node.get("items")
+    if isinstance(items, Mapping):
+        failed = items.get("failed") or 0
+        parts.append(
+            f"items {items.get('done', 0)}/{items.get('total', '?')}"
+            + (f" ({failed} failed)" if failed else "")
+        )
     duration = _duration(node)
     if duration:
         parts.append(duration)
@@ -591,18 +598,27 @@ def _width(nodes: list[Mapping[str, Any]]) -> int:
 def progress_lines(
     execution: Mapping[str, Any], seen: Mapping[str, tuple[Any, ...]]
 ) -> tuple[list[str], dict[str, tuple[Any, ...]]]:
-    """Lines for the nodes whose status or attempt changed since `seen`, and the new `seen`."""
+    """Lines for the nodes whose status or attempt changed since `seen`, and the new `seen`.
+
+    A foreach in flight gets a line each time another tenth of its items is done.
+    """
     nodes = _nodes(execution)
     width = max(_width(nodes), 8)  # the ids arrive one by one: keep columns steady
     now = dict(seen)
     lines = []
     for node in nodes:
         key = str(node.get("node_id"))
-        mark = (node.get("status"), node.get("attempt"))
+        mark = (node.get("status"), node.get("attempt"), _tenths_done(node.get("items")))
         if seen.get(key) != mark:
             lines.append(node_line(node, width))
             now[key] = mark
     return lines, now
+
+
+def _tenths_done(items: Any) -> int | None:
+    if not isinstance(items, Mapping) or not items.get("total"):
+        return None
+    return int(10 * (items.get("done") or 0) / items["total"])
 
 
 def _json(value: Any) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 import pytest
@@ -129,6 +130,19 @@ def test_progress_prints_a_node_only_when_its_status_or_attempt_changes() -> Non
         "  place     completed  attempt 2  41 ms",
         "  done      completed  0 ms",
     ]
+
+
+def test_a_foreach_in_flight_shows_its_items_every_tenth_of_the_way() -> None:
+    def at(done: int, failed: int = 0) -> dict[str, Any]:
+        items = {"total": 200, "done": done, "running": 10, "failed": failed}
+        return {"nodes": [{"node_id": "each", "status": "running", "attempt": 1, "items": items}]}
+
+    lines, seen = progress_lines(at(0), {})
+    assert lines == ["  each      running  items 0/200"]
+    lines, seen = progress_lines(at(19), seen)
+    assert lines == []
+    lines, seen = progress_lines(at(20, failed=3), seen)
+    assert lines == ["  each      running  items 20/200 (3 failed)"]
 
 
 def test_the_outcome_of_a_completed_execution_is_its_output_as_json() -> None:
