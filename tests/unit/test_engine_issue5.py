@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import Any
 
 import pytest
 import yaml
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
+from scrambled_delivery import Trace, assert_ignored, scrambled_run
 
 from braidflow.engine import (
     MAX_SUBWORKFLOW_DEPTH,
@@ -71,14 +72,6 @@ def applied(wf: Workflow, state: ExecutionState | None, transition: Transition) 
     assert result.ignored is None, result.ignored
     assert_ignored(wf, result.state, transition)
     return result
-
-
-def assert_ignored(wf: Workflow, state: ExecutionState | None, transition: Transition) -> str:
-    result = step(wf, state, transition)
-    assert result.state == state
-    assert result.outgoing == ()
-    assert result.ignored is not None
-    return result.ignored
 
 
 def settle(wf: Workflow, result: StepResult) -> tuple[ExecutionState, list[Outgoing]]:
@@ -1101,66 +1094,36 @@ edges:
   - {from: b, to: both}
   - {from: both, to: done}
 """
-MAX_FAULTS = 20
-
-
-@dataclass
-class Trace:
-    state: ExecutionState | None = None
-    applied: list[Transition] = field(default_factory=list)
-    requests: list[TaskRequest] = field(default_factory=list)
-
-
 def racing_run(wf: Workflow, data: st.DataObject) -> Trace:
     """Every record in a drawn order; each task answered (drawn) and each timer fired.
 
     An attempt's result and its timeout timer race: whichever is delivered
     first wins. Duplicates and crashes before commit are drawn too.
     """
-    trace = Trace()
-    pool: list[Transition | TaskRequest] = [StartExecution("start", EX, T0, wf.id, 1, None)]
-    clock, faults = T0, 0
-    while pool:
-        message = pool.pop(data.draw(st.integers(0, len(pool) - 1)))
-        clock += 1
-        fault = "none"
-        if faults < MAX_FAULTS:
-            fault = data.draw(st.sampled_from(["none", "none", "none", "duplicate", "crash"]))
-            faults += fault != "none"
-        if isinstance(message, TaskRequest):
-            trace.requests.append(message)
-            ok = data.draw(st.sampled_from([True, True, False]), label="the attempt succeeds")
-            key, node, attempt = message.idempotency_key, message.node_id, message.attempt
-            if ok:
-                pool.append(
-                    NodeCompleted(f"{key}/done", EX, clock, node, attempt, f"{node}{attempt}")
-                )
-            else:
-                pool.append(
-                    NodeFailed(f"{key}/failed", EX, clock, node, attempt, NodeError("E", key))
-                )
-            continue
-        before = trace.state
-        result = step(wf, before, message)
-        pool.extend(o for o in result.outgoing if isinstance(o, RunNode | TaskRequest))
-        if result.state is not None:
-            known = before.timers if before is not None else {}
-            for timer_id, due in result.state.timers.items():
-                if known.get(timer_id) == due:
-                    continue
-                # A timeout may not come due at all: the result came in time.
-                if not timer_id.endswith("/timeout") or data.draw(st.booleans()):
-                    pool.append(fired(timer_id, due))
-        if fault == "crash":
-            pool.append(message)
-            continue
-        trace.state = result.state
-        if fault == "duplicate":
-            pool.append(message)
-        if result.ignored is None:
-            trace.applied.append(message)
-            assert_ignored(wf, trace.state, message)
-    return trace
+
+    def answer_task(request: TaskRequest, clock: int, data: st.DataObject) -> list[Transition]:
+        ok = data.draw(st.sampled_from([True, True, False]), label="the attempt succeeds")
+        key, node, attempt = request.idempotency_key, request.node_id, request.attempt
+        if ok:
+            return [NodeCompleted(f"{key}/done", EX, clock, node, attempt, f"{node}{attempt}")]
+        return [NodeFailed(f"{key}/failed", EX, clock, node, attempt, NodeError("E", key))]
+
+    def answer_step(
+        before: ExecutionState | None, result: StepResult, clock: int, data: st.DataObject
+    ) -> list[Transition]:
+        if result.state is None:
+            return []
+        known = before.timers if before is not None else {}
+        return [
+            fired(timer_id, due)
+            for timer_id, due in result.state.timers.items()
+            # A timeout may not come due at all: the result came in time.
+            if known.get(timer_id) != due
+            and (not timer_id.endswith("/timeout") or data.draw(st.booleans()))
+        ]
+
+    start = StartExecution("start", EX, T0, wf.id, 1, None)
+    return scrambled_run(wf, data, start, answer_task, answer_step, T0)
 
 
 @settings(

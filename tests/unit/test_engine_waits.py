@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 import yaml
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
+from scrambled_delivery import Trace, assert_ignored, scrambled_run
 
 from braidflow.engine import (
     AwaitEvent,
@@ -145,14 +145,6 @@ def applied(wf: Workflow, state: ExecutionState | None, transition: Transition) 
     result = step(wf, state, transition)
     assert result.ignored is None, result.ignored
     return result
-
-
-def assert_ignored(wf: Workflow, state: ExecutionState, transition: Transition) -> str:
-    result = step(wf, state, transition)
-    assert result.state == state
-    assert result.outgoing == ()
-    assert result.ignored is not None
-    return result.ignored
 
 
 def settle(wf: Workflow, result: StepResult) -> tuple[ExecutionState, list[Outgoing]]:
@@ -670,62 +662,31 @@ edges:
   - {from: work, to: merged}
   - {from: merged, to: done}
 """
-MAX_FAULTS = 20
-
-
-@dataclass
-class Trace:
-    state: ExecutionState | None = None
-    applied: list[Transition] = field(default_factory=list)
-    emitted: list[Outgoing] = field(default_factory=list)
-
-
-def scrambled_run(wf: Workflow, data: st.DataObject) -> Trace:
+def waits_run(wf: Workflow, data: st.DataObject) -> Trace:
     """Deliver records in a drawn order, with duplicates and crashes before commit.
 
     Each wait registration may be answered by the event (drawn) and, with a
-    timeout, by its timer: whichever is delivered first wins. A crash applies a
-    record and sends its outputs but throws the state away; the record stays.
-    After every commit that changed the state, the same record applied again
-    must change nothing.
+    timeout, by its timer: whichever is delivered first wins.
     """
-    trace = Trace()
-    pool: list[Transition | TaskRequest] = [StartExecution("start", EX, T0, wf.id, 1, INPUT)]
-    clock, faults = T0, 0
-    while pool:
-        message = pool.pop(data.draw(st.integers(0, len(pool) - 1)))
-        clock += 1
-        fault = "none"
-        if faults < MAX_FAULTS:
-            fault = data.draw(st.sampled_from(["none", "none", "none", "duplicate", "crash"]))
-            faults += fault != "none"
-        if isinstance(message, TaskRequest):
-            pool.append(NodeCompleted(f"{message.idempotency_key}/done", EX, clock, "work", 1, 1))
-            if fault != "none":
-                pool.append(message)
-            continue
-        result = step(wf, trace.state, message)
-        trace.emitted.extend(result.outgoing)
+
+    def answer_task(request: TaskRequest, clock: int, data: st.DataObject) -> list[Transition]:
+        return [NodeCompleted(f"{request.idempotency_key}/done", EX, clock, "work", 1, 1)]
+
+    def answer_step(
+        before: ExecutionState | None, result: StepResult, clock: int, data: st.DataObject
+    ) -> list[Transition]:
+        answers: list[Transition] = []
         for out in result.outgoing:
-            if isinstance(out, (RunNode, TaskRequest)):
-                pool.append(out)
-            elif isinstance(out, AwaitEvent):
+            if isinstance(out, AwaitEvent):
                 if data.draw(st.booleans(), label="the event comes"):
-                    pool.append(EventArrived(f"{out.id}/arrived", EX, clock, out.node_id, EVENT))
+                    answers.append(EventArrived(f"{out.id}/arrived", EX, clock, out.node_id, EVENT))
                 assert out.expires_at is not None
                 timer = f"{out.node_id}/1/timeout"
-                pool.append(TimerFired(f"{timer}/fired", EX, out.expires_at, timer))
-        if fault == "crash":
-            pool.append(message)
-            continue
-        trace.state = result.state
-        if fault == "duplicate":
-            pool.append(message)
-        if result.ignored is None:
-            trace.applied.append(message)
-            assert trace.state is not None
-            assert_ignored(wf, trace.state, message)
-    return trace
+                answers.append(TimerFired(f"{timer}/fired", EX, out.expires_at, timer))
+        return answers
+
+    start = StartExecution("start", EX, T0, wf.id, 1, INPUT)
+    return scrambled_run(wf, data, start, answer_task, answer_step, T0)
 
 
 @settings(
@@ -739,7 +700,7 @@ def test_a_wait_settles_once_in_any_delivery_order_with_duplicates_and_crashes(
     data: st.DataObject,
 ) -> None:
     wf = workflow(SCRAMBLED)
-    trace = scrambled_run(wf, data)
+    trace = waits_run(wf, data)
     state = trace.state
     assert state is not None and state.status == "completed", state
     assert state.timers == {}
