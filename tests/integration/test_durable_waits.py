@@ -410,6 +410,8 @@ def test_waits_survive_a_sigkill_and_each_finishes_once(
                 lambda e=execution: second.api.execution(e).body["children"].get("call"), "child"
             )
             for target in (execution, child):
+                # A child killed before its approval began reaches it only after the restart.
+                until(lambda t=target: node_status(second, t, "ask") == "waiting", "the approval")
                 decided = second.api.post_json(
                     f"/executions/{target}/approvals/ask", {"choice": "approve", "by": "ops"}
                 )
