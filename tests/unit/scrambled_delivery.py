@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from engine_driver import assert_ignored
 from hypothesis import strategies as st
 
 from braidflow.engine import (
@@ -41,15 +42,6 @@ class Trace:
     applied: list[Transition] = field(default_factory=list)
     emitted: list[Outgoing] = field(default_factory=list)
     requests: list[TaskRequest] = field(default_factory=list)
-
-
-def assert_ignored(wf: Workflow, state: ExecutionState | None, transition: Transition) -> str:
-    """`transition` changes nothing and sends nothing now; why the engine ignores it."""
-    result = step(wf, state, transition)
-    assert result.state == state
-    assert result.outgoing == ()
-    assert result.ignored is not None
-    return result.ignored
 
 
 def scrambled_run(

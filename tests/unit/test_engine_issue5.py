@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
 import pytest
-import yaml
+from engine_driver import applied, assert_ignored, events, of_type, settle, workflow
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
-from scrambled_delivery import Trace, assert_ignored, scrambled_run
+from scrambled_delivery import Trace, scrambled_run
 
 from braidflow.engine import (
     MAX_SUBWORKFLOW_DEPTH,
@@ -41,7 +40,7 @@ from braidflow.engine import (
 )
 from braidflow.engine.dry_run import dry_run, parse_answers
 from braidflow.engine.state import iso_time
-from braidflow.topology import Workflow, compile_workflow
+from braidflow.topology import Workflow
 from braidflow.topology.model import Retry
 
 EX = "ex"
@@ -50,41 +49,14 @@ SECOND = 1_000
 HOUR = 3_600_000
 
 
-def workflow(text: str) -> Workflow:
-    return compile_workflow(yaml.safe_load(text))
 
 
-def events(outgoing: Sequence[Outgoing]) -> list[str]:
-    return [
-        f"{o.type}:{o.node_id}" if o.node_id else o.type
-        for o in outgoing
-        if isinstance(o, LifecycleEvent)
-    ]
 
 
-def of_type(outgoing: Sequence[Outgoing], kind: type) -> list[Any]:
-    return [o for o in outgoing if isinstance(o, kind)]
 
 
-def applied(wf: Workflow, state: ExecutionState | None, transition: Transition) -> StepResult:
-    """`step`, asserting that the transition was applied, and that applying it again is a no-op."""
-    result = step(wf, state, transition)
-    assert result.ignored is None, result.ignored
-    assert_ignored(wf, result.state, transition)
-    return result
 
 
-def settle(wf: Workflow, result: StepResult) -> tuple[ExecutionState, list[Outgoing]]:
-    """Apply the RunNodes `result` sends, and those they send, in order."""
-    state, sent = result.state, list(result.outgoing)
-    pending = of_type(result.outgoing, RunNode)
-    while pending:
-        result = applied(wf, state, pending.pop(0))
-        state = result.state
-        sent.extend(result.outgoing)
-        pending.extend(of_type(result.outgoing, RunNode))
-    assert state is not None
-    return state, sent
 
 
 def start(wf: Workflow, input_: Any = None, parent: ParentLink | None = None) -> StepResult:

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
 from typing import Any
 
 import pytest
 import yaml
+from engine_driver import applied, assert_ignored, events, of_type, settle, workflow
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
-from scrambled_delivery import Trace, assert_ignored, scrambled_run
+from scrambled_delivery import Trace, scrambled_run
 
 from braidflow.engine import (
     AwaitEvent,
@@ -115,8 +115,6 @@ edges:
 """
 
 
-def workflow(text: str) -> Workflow:
-    return compile_workflow(yaml.safe_load(text))
 
 
 def without_timeout_edge(text: str) -> Workflow:
@@ -128,39 +126,12 @@ def without_timeout_edge(text: str) -> Workflow:
     return compile_workflow(doc)
 
 
-def events(outgoing: Sequence[Outgoing]) -> list[str]:
-    return [
-        f"{o.type}:{o.node_id}" if o.node_id else o.type
-        for o in outgoing
-        if isinstance(o, LifecycleEvent)
-    ]
 
 
-def of_type(outgoing: Sequence[Outgoing], kind: type) -> list[Any]:
-    return [o for o in outgoing if isinstance(o, kind)]
 
 
-def applied(wf: Workflow, state: ExecutionState | None, transition: Transition) -> StepResult:
-    """`step`, asserting that the transition was not ignored."""
-    result = step(wf, state, transition)
-    assert result.ignored is None, result.ignored
-    return result
 
 
-def settle(wf: Workflow, result: StepResult) -> tuple[ExecutionState, list[Outgoing]]:
-    """Apply the RunNodes `result` sends, and those they send, in order.
-
-    Returns the state and everything sent on the way (including `result`'s own).
-    """
-    state, sent = result.state, list(result.outgoing)
-    pending = of_type(result.outgoing, RunNode)
-    while pending:
-        result = applied(wf, state, pending.pop(0))
-        state = result.state
-        sent.extend(result.outgoing)
-        pending.extend(of_type(result.outgoing, RunNode))
-    assert state is not None
-    return state, sent
 
 
 def start(wf: Workflow, input_: Any = None, event: dict[str, Any] | None = None) -> StepResult:
