@@ -30,6 +30,7 @@ from braidflow.connectors.projection import (
 from braidflow.engine.messages import LifecycleEvent
 from braidflow.engine.state import iso_time
 from braidflow.schemas import CodecError, decode_event
+from braidflow.streams.lifecycle_events import NODE_TYPE_HEADER, lifecycle_type
 
 log = logging.getLogger(__name__)
 
@@ -282,7 +283,8 @@ class ExecutionProjection(TopicProjection):
             records: Sequence[ConsumerRecord[bytes, bytes]],
             positions: Mapping[TopicPartition, int],
         ) -> None:
-            events = [event for event in map(_decode, records) if event is not None]
+            wanted = filter(concerns_index, records)
+            events = [event for event in map(_decode, wanted) if event is not None]
             index.apply_many(events, positions)
 
         super().__init__(
@@ -295,6 +297,24 @@ class ExecutionProjection(TopicProjection):
             # Looked up on each construction, so tests can shorten it by patching this module.
             partition_check_s=PARTITION_CHECK_S,
         )
+
+
+_NODE_EVENT_TYPES = frozenset(lifecycle_type(t).encode() for t in (NODE_STARTED, *NODE_ENDED))
+
+
+def concerns_index(record: ConsumerRecord[bytes, bytes]) -> bool:
+    """False for the start or end of a node that is no approval: the index keeps nothing of it.
+
+    Read off the headers, so the record is never decoded; a record without
+    `ce_nodetype` (written before it existed) is decoded and looked at.
+    """
+    ce_type = node_type = None
+    for name, value in record.headers:
+        if name == "ce_type":
+            ce_type = value
+        elif name == NODE_TYPE_HEADER:
+            node_type = value
+    return node_type is None or node_type == b"approval" or ce_type not in _NODE_EVENT_TYPES
 
 
 def _decode(record: ConsumerRecord[bytes, bytes]) -> LifecycleEvent | None:

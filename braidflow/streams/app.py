@@ -9,6 +9,7 @@ import faust
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
 from braidflow.config import Settings
+from braidflow.streams.partitioner import KeyPartitioner
 
 _FETCH_MAX_WAIT_MS: dict[int, int] = {}
 
@@ -80,6 +81,7 @@ def create_app(settings: Settings) -> FaustParts:
         web_port=settings.api_port,
         canonical_url=settings.api_url,
         producer_linger=0.0,
+        producer_partitioner=KeyPartitioner(),
         producer_acks=-1,
     )
     _FETCH_MAX_WAIT_MS[id(app)] = settings.fetch_max_wait_ms

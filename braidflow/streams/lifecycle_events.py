@@ -8,6 +8,7 @@ event router can hand them to workflows that trigger on another's lifecycle.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from braidflow.engine import LifecycleEvent
@@ -25,14 +26,33 @@ def lifecycle_type(event_type: str) -> str:
     return f"{LIFECYCLE_SEGMENT}.{event_type}"
 
 
-def lifecycle_headers(event_id: str, execution_id: bytes) -> list[tuple[str, bytes]]:
+NODE_TYPE_HEADER = "ce_nodetype"
+"""A CloudEvents extension on node events: the node's type, so readers can filter undecoded."""
+
+
+def lifecycle_event_type(event_id: str) -> str:
+    """The event type an event id ends with.
+
+    Ids are `<execution>/<node>/<attempt>/<type>` for node events and
+    `<execution>/<type>[/<control actions so far>]` for workflow events.
+    """
+    head, _, last = event_id.rpartition("/")
+    if last.isdigit():
+        return head.rpartition("/")[2]
+    return last
+
+
+def lifecycle_headers(
+    event_id: str, execution_id: bytes, node_types: Mapping[str, str] | None = None
+) -> list[tuple[str, bytes]]:
     """The binary-mode headers of a lifecycle record, from its id alone (no decoding).
 
-    Event ids end with the event type (`<execution>[/<node>/<attempt>]/<type>`),
-    which is what lets a resent outbox entry get its headers back.
+    The id is what lets a resent outbox entry get its headers back. With the
+    workflow's `node_types` (node id to type), node events also carry
+    `ce_nodetype`.
     """
-    event_type = event_id.rsplit("/", 1)[-1]
-    return [
+    event_type = lifecycle_event_type(event_id)
+    headers = [
         ("ce_specversion", b"1.0"),
         ("ce_id", event_id.encode()),
         ("ce_source", b"/braidflow"),
@@ -40,6 +60,11 @@ def lifecycle_headers(event_id: str, execution_id: bytes) -> list[tuple[str, byt
         ("ce_subject", execution_id),
         ("content-type", AVRO_CONTENT_TYPE),
     ]
+    if node_types is not None and event_type.startswith("node."):
+        node_type = node_types.get(event_id.rsplit("/", 3)[1])
+        if node_type is not None:
+            headers.append((NODE_TYPE_HEADER, node_type.encode()))
+    return headers
 
 
 def lifecycle_scope(event: LifecycleEvent) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from dataclasses import dataclass, replace
 
 from braidflow.engine import (
@@ -30,7 +30,7 @@ from braidflow.schemas import (
     decode_transition,
     encode_stored,
 )
-from braidflow.streams.catalog import Catalog
+from braidflow.streams.catalog import Catalog, Deployment
 from braidflow.streams.dead_letters import DeadLetter
 from braidflow.streams.items import ItemStore
 from braidflow.streams.outbox import Outbox, outbox_entry
@@ -89,6 +89,7 @@ class Orchestrator:
         self.on_step: Callable[[Transition, StepResult, float], None] | None = None
         self._decoded: OrderedDict[bytes, tuple[bytes, StoredExecution]] = OrderedDict()
         self._items = ItemStore()
+        self._node_types_of: dict[Deployment, Mapping[str, str]] = {}
 
     def _load(self, key: bytes, raw: bytes | None) -> StoredExecution | None:
         """The stored execution in `raw`, decoded once.
@@ -159,7 +160,8 @@ class Orchestrator:
                 # not in the changelog, and its outputs may never have left. Write
                 # the same row again and resend what is not acknowledged.
                 table[key] = raw
-                await self._outbox.send(key, self._outbox.acknowledged.pending(stored.outbox))
+                pending = self._outbox.acknowledged.pending(stored.outbox)
+                await self._outbox.send(key, pending, self._node_types(deployment))
             return
         # Chunk rows go into the table ahead of the state row that counts them.
         outgoing = self._items.apply(result.outgoing, table)
@@ -175,7 +177,15 @@ class Orchestrator:
             self._keep_timers(result.state.execution_id, state, result.state)
         table[key] = encoded
         self._remember(key, encoded, updated)
-        await self._outbox.send(key, emitted)
+        await self._outbox.send(key, emitted, self._node_types(deployment))
+
+    def _node_types(self, deployment: Deployment) -> Mapping[str, str]:
+        """Node id to type of a deployed workflow, built once per deployment."""
+        types = self._node_types_of.get(deployment)
+        if types is None:
+            types = {node_id: node.type for node_id, node in deployment.workflow.nodes.items()}
+            self._node_types_of[deployment] = types
+        return types
 
     async def _resolve_child_start(
         self, start: StartExecution, state: ExecutionState | None

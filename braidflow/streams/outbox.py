@@ -13,7 +13,7 @@ these records is idempotent by id.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
 from braidflow.config import Topics
@@ -133,11 +133,19 @@ class Outbox:
         self._send = send
         self.acknowledged = Acknowledged()
 
-    async def send(self, key: bytes, entries: Iterable[OutboxEntry]) -> None:
-        """Queue every entry; acknowledgements arrive in the background."""
+    async def send(
+        self,
+        key: bytes,
+        entries: Iterable[OutboxEntry],
+        node_types: Mapping[str, str] | None = None,
+    ) -> None:
+        """Queue every entry; acknowledgements arrive in the background.
+
+        `node_types` (node id to type, of the execution's workflow) labels node events.
+        """
         for entry in entries:
             if entry.kind == "event":
-                headers: Headers | None = lifecycle_headers(entry.id, key)
+                headers: Headers | None = lifecycle_headers(entry.id, key, node_types)
             elif entry.kind == "publish":
                 headers = _STRUCTURED_HEADERS
             else:

@@ -1,0 +1,56 @@
+"""Lifecycle records' CloudEvents headers, and which of them the executions index reads."""
+
+from __future__ import annotations
+
+from aiokafka import ConsumerRecord
+
+from braidflow.connectors.execution_index import concerns_index
+from braidflow.streams.lifecycle_events import lifecycle_event_type, lifecycle_headers
+
+NODE_TYPES = {"charge": "task", "sign_off": "approval"}
+
+
+def test_the_event_type_is_read_off_node_and_workflow_event_ids() -> None:
+    assert lifecycle_event_type("ex-1/charge/2/node.completed") == "node.completed"
+    assert lifecycle_event_type("ex-1/workflow.started") == "workflow.started"
+    # After a pause or a redrive, workflow event ids end with the count of control actions.
+    assert lifecycle_event_type("ex-1/workflow.completed/3") == "workflow.completed"
+    assert lifecycle_event_type("parent/call/1/child/workflow.failed/12") == "workflow.failed"
+
+
+def test_node_events_carry_their_node_type() -> None:
+    headers = dict(lifecycle_headers("ex-1/sign_off/1/node.started", b"ex-1", NODE_TYPES))
+    assert headers["ce_type"] == b"braidflow.node.started"
+    assert headers["ce_nodetype"] == b"approval"
+    assert headers["ce_subject"] == b"ex-1"
+
+
+def test_workflow_events_and_unknown_nodes_carry_no_node_type() -> None:
+    workflow = dict(lifecycle_headers("ex-1/workflow.resumed/2", b"ex-1", NODE_TYPES))
+    assert workflow["ce_type"] == b"braidflow.workflow.resumed"
+    assert "ce_nodetype" not in workflow
+    assert "ce_nodetype" not in dict(
+        lifecycle_headers("ex-1/gone/1/node.failed", b"ex-1", NODE_TYPES)
+    )
+    assert "ce_nodetype" not in dict(lifecycle_headers("ex-1/charge/1/node.failed", b"ex-1"))
+
+
+def record(event_id: str, node_types: dict[str, str] | None = NODE_TYPES) -> ConsumerRecord:
+    headers = lifecycle_headers(event_id, b"ex-1", node_types)
+    return ConsumerRecord("lifecycle", 0, 0, 0, 0, b"ex-1", b"", None, 4, 0, headers)
+
+
+def test_the_index_skips_starts_and_ends_of_nodes_that_are_no_approvals() -> None:
+    assert not concerns_index(record("ex-1/charge/1/node.started"))
+    assert not concerns_index(record("ex-1/charge/1/node.completed"))
+    assert not concerns_index(record("ex-1/charge/3/node.skipped"))
+
+
+def test_the_index_reads_approvals_workflow_events_redrives_and_unlabelled_records() -> None:
+    assert concerns_index(record("ex-1/sign_off/1/node.started"))
+    assert concerns_index(record("ex-1/sign_off/1/node.failed"))
+    assert concerns_index(record("ex-1/workflow.started"))
+    assert concerns_index(record("ex-1/workflow.completed/2"))
+    assert concerns_index(record("ex-1/charge/2/node.redriven"))
+    # Written before node events were labelled: decoded and looked at, as before.
+    assert concerns_index(record("ex-1/charge/1/node.completed", node_types=None))

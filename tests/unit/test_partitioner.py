@@ -1,0 +1,37 @@
+"""The caching partitioner must place every key where Kafka's default partitioner does."""
+
+from __future__ import annotations
+
+from aiokafka.partitioner import DefaultPartitioner
+from hypothesis import given
+from hypothesis import strategies as st
+
+from braidflow.streams.partitioner import KeyPartitioner
+
+
+@given(st.lists(st.binary(min_size=0, max_size=64), min_size=1, max_size=50), st.integers(1, 64))
+def test_same_partition_as_the_default_partitioner(keys: list[bytes], count: int) -> None:
+    partitions = list(range(count))
+    ours = KeyPartitioner(capacity=8)
+    for key in keys * 2:  # the second round is answered from the remembered hashes
+        assert ours(key, partitions, partitions) == DefaultPartitioner()(
+            key, partitions, partitions
+        )
+
+
+def test_keeps_at_most_its_capacity_and_stays_right_after_forgetting() -> None:
+    partitions = list(range(7))
+    ours = KeyPartitioner(capacity=3)
+    keys = [f"execution-{i}".encode() for i in range(10)]
+    for key in keys:
+        ours(key, partitions, partitions)
+        assert len(ours._hashes) <= 3
+    for key in keys:
+        assert ours(key, partitions, partitions) == DefaultPartitioner()(
+            key, partitions, partitions
+        )
+
+
+def test_no_key_picks_an_available_partition() -> None:
+    assert KeyPartitioner()(None, [0, 1, 2], [2]) == 2
+    assert KeyPartitioner()(None, [5], []) == 5
