@@ -34,6 +34,7 @@ from braidflow.config import Settings
 from braidflow.engine import StartExecution
 from braidflow.schemas import CodecError, decode_event, encode_transition
 from braidflow.schemas.cloudevents import CloudEventError, events_topic_regex, from_kafka
+from braidflow.streams.bulk_producer import DeliveryError
 from braidflow.streams.catalog import Catalog
 from braidflow.streams.dead_letters import DeadLetter
 from braidflow.streams.lifecycle_events import LIFECYCLE_SEGMENT, lifecycle_scope
@@ -50,6 +51,8 @@ _POLL_S = 0.1
 # lifecycle records stream past; a record read again after a crash is harmless
 # (starts are deduplicated by id), so commits wait this long between them.
 _COMMIT_INTERVAL_S = 1.0
+# Sends in flight before the router waits for them, whether a commit is due or not.
+_UNSETTLED_MAX = 20_000
 
 
 def _take(consumer: confluent_kafka.Consumer) -> list[Any]:
@@ -158,28 +161,40 @@ class EventRouter:
             await asyncio.to_thread(consumer.subscribe, [self._pattern()])
 
     async def _run(self, consumer: confluent_kafka.Consumer) -> None:
-        uncommitted = False
+        # The next batch is read while the sends of the previous ones are still on their
+        # way: waiting for them batch by batch left the router idle a round trip each
+        # time. Everything read is acknowledged before its offset is committed, and a
+        # failure rewinds to the first record not committed (starts dedupe by id).
+        unsettled: list[Awaitable[Any]] = []
+        rewind: dict[tuple[str, int], int] = {}
         committed_at = time.monotonic()
         while True:
             try:
                 await self._follow_lifecycle_as_needed(consumer)
                 messages = await asyncio.to_thread(_take, consumer)
-                acknowledgements: list[Awaitable[Any]] = []
                 for message in messages:
-                    acknowledgements.extend(await self._handle(message))
-                # Everything read so far is acknowledged before its offset is committed.
-                await asyncio.gather(*acknowledgements)
-                # An error (a subscribed pattern matching no topic yet) moves no offset.
-                uncommitted = uncommitted or any(m.error() is None for m in messages)
-                if uncommitted and time.monotonic() - committed_at >= _COMMIT_INTERVAL_S:
+                    # An error (a subscribed pattern matching no topic yet) moves no offset.
+                    if message.error() is None:
+                        rewind.setdefault((message.topic(), message.partition()), message.offset())
+                    unsettled.extend(await self._handle(message))
+                due = time.monotonic() - committed_at >= _COMMIT_INTERVAL_S
+                if due or len(unsettled) >= _UNSETTLED_MAX:
+                    await asyncio.gather(*unsettled)
+                    unsettled.clear()
+                if due and rewind:
                     await asyncio.to_thread(_commit, consumer)
-                    uncommitted, committed_at = False, time.monotonic()
+                    rewind.clear()
+                    committed_at = time.monotonic()
             except asyncio.CancelledError:
                 raise
             except Exception:
-                # Nothing was committed: the batch is read again, and starts dedupe by id.
-                log.exception("routing events failed; retrying")
+                log.exception("routing events failed; reading again what is not committed")
                 await asyncio.sleep(1)
+                unsettled.clear()
+                with contextlib.suppress(confluent_kafka.KafkaException):
+                    for (topic, partition), offset in rewind.items():
+                        consumer.seek(confluent_kafka.TopicPartition(topic, partition, offset))
+                rewind.clear()
 
     async def _handle(self, message: Any) -> list[Awaitable[Any]]:
         if message.error() is not None:
@@ -193,21 +208,28 @@ class EventRouter:
         try:
             event, happened_at = self._event_of(message)
         except (CloudEventError, CodecError) as exc:
-            await self._dead_letter(
-                DeadLetter(
-                    message.topic(),
-                    message.partition(),
-                    message.offset(),
-                    message.key(),
-                    message.value(),
-                    f"not a CloudEvent: {exc}",
-                    self._clock(),
-                )
-            )
+            await self._dead_letter(self._letter(message, f"not a CloudEvent: {exc}"))
             return []
         if event is None:
             return []
-        return await self.route(event, happened_at)
+        try:
+            return await self.route(event, happened_at)
+        except DeliveryError as exc:
+            # A start no broker takes (too large) would stop the router on every retry.
+            reason = f"cannot start what the event triggers: {exc}"
+            await self._dead_letter(self._letter(message, reason))
+            return []
+
+    def _letter(self, message: Any, reason: str) -> DeadLetter:
+        return DeadLetter(
+            message.topic(),
+            message.partition(),
+            message.offset(),
+            message.key(),
+            message.value(),
+            reason,
+            self._clock(),
+        )
 
     def _event_of(self, message: Any) -> tuple[dict[str, Any] | None, int | None]:
         """The event's scope (None for a lifecycle record no one listens to), and for a

@@ -44,6 +44,7 @@ from braidflow.engine import (
 from braidflow.schemas import CodecError, decode_stored, encode_transition
 from braidflow.schemas.cloudevents import CloudEvent, to_structured, topic_for
 from braidflow.streams.app import FaustParts, create_app
+from braidflow.streams.bulk_producer import BulkProducer
 from braidflow.streams.catalog import Catalog, Deployment
 from braidflow.streams.clock import RuntimeClock
 from braidflow.streams.executor import Executor
@@ -409,7 +410,9 @@ def build_runtime(settings: Settings, registry: TaskRegistry | None = None) -> R
     executor = Executor(
         settings, registry, http, publisher.send_transition, publisher.dead_letter, clock
     )
-    router = EventRouter(settings, catalog, publisher.queue, publisher.dead_letter, clock)
+    # Starts caused by events, webhooks and schedules: ten or more per event at times.
+    starts = BulkProducer(settings.broker)
+    router = EventRouter(settings, catalog, starts.queue, publisher.dead_letter, clock)
     correlator = Correlator(
         settings, catalog, publisher.send_transition, publisher.dead_letter, clock
     )
@@ -489,6 +492,7 @@ def build_runtime(settings: Settings, registry: TaskRegistry | None = None) -> R
             await catalog.ready.wait()
             await projection.start()
             await letters_projection.start()
+            await starts.start()
             await router.start()
             await scanner.start()
             await scheduler.start()
@@ -499,6 +503,7 @@ def build_runtime(settings: Settings, registry: TaskRegistry | None = None) -> R
             await scheduler.stop()
             await scanner.stop()
             await router.stop()
+            await starts.stop()
             await letters_projection.stop()
             await projection.stop()
             letters.close()

@@ -307,6 +307,30 @@ def test_malformed_events_go_to_the_dead_letter_topic_and_valid_ones_still_trigg
         assert all("not a CloudEvent" in d.reason for d in letters())
 
 
+def test_an_event_too_large_to_start_from_is_dead_lettered_and_routing_goes_on(
+    shared_worker: WorkerProcess, broker: str
+) -> None:
+    kind = unique()
+    workflow = f"{kind}-bulky"
+    assert shared_worker.api.deploy(on_event(workflow, [f"{kind}.ok"])).status == 201
+    # The start carries the data twice (as input and in the event): past the 1 MB a record may have.
+    bulky = {"blob": "x" * 600_000}
+    send(broker, CloudEvent(id="bulky", source="/t", type=f"{kind}.ok", data=bulky))
+    send(broker, CloudEvent(id="after", source="/t", type=f"{kind}.ok", data={"n": 1}))
+    [started] = completed(shared_worker, workflow, 1)
+    assert started["event"]["id"] == "after"
+    with TopicReader(broker, f"{shared_worker.prefix}.dead-letters") as reader:
+
+        def letters() -> list[DeadLetter]:
+            decoded = [decode_dead_letter(r.value) for r in reader.records if r.value]
+            return [d for d in decoded if isinstance(d, DeadLetter) and d.topic == f"events.{kind}"]
+
+        reader.until(lambda _: letters(), WAIT_S)
+    [letter] = letters()
+    assert "cannot start what the event triggers" in letter.reason
+    assert "too large" in letter.reason.lower()
+
+
 def test_a_publish_node_triggers_the_workflows_subscribed_to_its_event(
     shared_worker: WorkerProcess,
 ) -> None:
