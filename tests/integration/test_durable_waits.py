@@ -411,7 +411,14 @@ def test_waits_survive_a_sigkill_and_each_finishes_once(
             )
             for target in (execution, child):
                 # A child killed before its approval began reaches it only after the restart.
-                until(lambda t=target: node_status(second, t, "ask") == "waiting", "the approval")
+                try:
+                    until(lambda t=target: node_status(second, t, "ask") == "waiting", "approval")
+                except AssertionError:
+                    # Seen once under a loaded full run; say which execution and where it stood.
+                    view = second.api.execution(target)
+                    raise AssertionError(
+                        f"{target} (of {execution}) never waited at 'ask': {view.status} {view.body}"
+                    ) from None
                 decided = second.api.post_json(
                     f"/executions/{target}/approvals/ask", {"choice": "approve", "by": "ops"}
                 )
