@@ -120,7 +120,7 @@ def router_work(texts: list[str], segment: str, events: int = 2000) -> dict[str,
                     subscription.workflow_id,
                     1,
                     event_input(scope),
-                    dict(scope),
+                    scope,
                 )
             )
     built = time.perf_counter()

@@ -103,6 +103,32 @@ class _LargeTexts:
 _large_texts = _LargeTexts()
 
 
+class _LastText:
+    """The JSON text of the value encoded last, by identity.
+
+    An event that triggers ten workflows makes ten starts carrying the same
+    event object, and its data as their input: the text is built once, not
+    ten times. Used for starts only, whose values are built for that start or
+    event and never changed afterwards. It holds the value, so its id cannot be
+    reused while it is remembered.
+    """
+
+    def __init__(self) -> None:
+        self._value: Any = None
+        self._text: str | None = None
+
+    def encode(self, value: Any) -> str | None:
+        if value is None:
+            return None
+        if value is not self._value:
+            self._value, self._text = value, _to_json_text(value)
+        return self._text
+
+
+_start_inputs = _LastText()
+_start_events = _LastText()
+
+
 def _json(value: Any) -> str | None:
     return None if value is None else _to_json_text(value)
 
@@ -175,8 +201,8 @@ def _start_execution(t: StartExecution) -> AvroRecord:
         "at": t.at,
         "workflow_id": t.workflow_id,
         "workflow_version": t.workflow_version,
-        "input": _json(t.input),
-        "event": _json(t.event),
+        "input": _start_inputs.encode(t.input),
+        "event": _start_events.encode(t.event),
         "parent": _parent_link(t.parent),
     }
 

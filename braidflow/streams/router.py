@@ -171,7 +171,9 @@ class EventRouter:
         while True:
             try:
                 await self._follow_lifecycle_as_needed(consumer)
-                messages = await asyncio.to_thread(_take, consumer)
+                # What librdkafka has already fetched is taken on the spot: a hop to a thread
+                # and back per batch put the router behind every busy task of the loop.
+                messages = consumer.consume(_BATCH, 0) or await asyncio.to_thread(_take, consumer)
                 for message in messages:
                     # An error (a subscribed pattern matching no topic yet) moves no offset.
                     if message.error() is None:
@@ -288,7 +290,8 @@ class EventRouter:
             workflow_id,
             deployment.version,
             event_input(event),
-            dict(event),
+            # The same object for every workflow the event starts: its JSON is built once.
+            event if isinstance(event, dict) else dict(event),
         )
         acknowledged = await self._send(
             self._settings.topics.transitions, execution_id.encode(), encode_transition(start)

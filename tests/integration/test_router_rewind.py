@@ -34,7 +34,14 @@ def on_event(workflow_id: str, event_type: str) -> str:
 
 async def test_events_whose_starts_were_refused_are_routed_again(broker: str) -> None:
     kind = f"r{uuid.uuid4().hex[:8]}"
-    settings = Settings(broker=broker, prefix=f"t{uuid.uuid4().hex[:10]}", partitions=2).for_dev()
+    # Its own events prefix: the router follows every events topic its pattern matches, and
+    # other tests on this broker publish malformed events on purpose.
+    settings = Settings(
+        broker=broker,
+        prefix=f"t{uuid.uuid4().hex[:10]}",
+        partitions=2,
+        events_prefix=f"{kind}-events.",
+    ).for_dev()
     ensure_topics(settings)
     bulk = BulkProducer(broker)
     await bulk.start()
@@ -69,7 +76,12 @@ async def test_events_whose_starts_were_refused_are_routed_again(broker: str) ->
         producer = Producer({"bootstrap.servers": broker, "partitioner": "murmur2_random"})
         for event in events:
             headers, value = to_structured(event)
-            producer.produce(topic_for(event.type), value, event.id.encode(), headers=headers)
+            producer.produce(
+                topic_for(event.type, settings.events_prefix),
+                value,
+                event.id.encode(),
+                headers=headers,
+            )
         assert producer.flush(10) == 0
         await router.start()
         with TopicReader(broker, settings.topics.transitions) as reader:

@@ -341,3 +341,16 @@ def test_confluent_framing_rejects_what_the_registry_cannot_explain(data, reason
     codec = Codec(TRANSITION, ConfluentFraming(registry.register, registry.lookup))
     with pytest.raises(CodecError, match=reason):
         codec.decode(data)
+
+
+def test_starts_sharing_an_event_each_carry_the_event_they_name() -> None:
+    # The JSON of an event is built once for consecutive starts sharing the object;
+    # another event object in between is encoded afresh, and so is the first again.
+    first = {"id": "e1", "type": "ticket.resolved", "data": {"n": 1}}
+    second = {"id": "e2", "type": "ticket.resolved", "data": {"n": 2}}
+    starts = [
+        StartExecution(f"s{i}", f"ex-{i}", T0, "triage", 1, event["data"], event)
+        for i, event in enumerate([first, first, second, first, second, second])
+    ]
+    decoded = [decode_transition(encode_transition(start)) for start in starts]
+    assert decoded == starts
