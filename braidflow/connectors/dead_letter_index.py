@@ -29,7 +29,13 @@ from braidflow.connectors.projection import (
     store_positions,
 )
 from braidflow.engine.state import iso_time
-from braidflow.streams.dead_letters import KINDS, DeadLetter, NodeDeadLetter, decode_dead_letter
+from braidflow.streams.dead_letters import (
+    KINDS,
+    DeadLetter,
+    NodeDeadLetter,
+    RedriveMark,
+    decode_dead_letter,
+)
 
 log = logging.getLogger(__name__)
 
@@ -78,14 +84,15 @@ class DeadLetterIndex:
         records: Iterable[DeadLetterRecord],
         positions: Mapping[TopicPartition, int] | None = None,
     ) -> None:
-        """Record dead letters and the next offsets to read (`positions`) in one transaction.
+        """Record dead letters and redrive marks, in their order, and the next offsets to read
+        (`positions`), in one transaction.
 
-        A record that is no dead letter is skipped with a warning.
+        A record that is neither is skipped with a warning.
         """
-        rows: list[dict[str, Any]] = []
+        read: list[DeadLetter | NodeDeadLetter | RedriveMark] = []
         for partition, offset, value in records:
             try:
-                rows.append(_row(decode_dead_letter(value)))
+                read.append(decode_dead_letter(value))
             except ValueError as exc:
                 log.warning(
                     "skipping an undecodable dead letter at partition %d offset %d: %s",
@@ -94,7 +101,11 @@ class DeadLetterIndex:
                     exc,
                 )
         with self._db:
-            self._db.executemany(_INSERT, rows)
+            for record in read:
+                if isinstance(record, RedriveMark):
+                    self._mark(record.dead_letter_id, record.at)
+                else:
+                    self._db.execute(_INSERT, _row(record))
             if positions:
                 store_positions(self._db, positions)
 
@@ -141,14 +152,17 @@ class DeadLetterIndex:
     def mark_redriven(self, id: str, at: int) -> bool:
         """Note that dead letter `id` was sent again at `at` (epoch ms); false if it is unknown.
 
-        The mark is local to this index: other workers' indexes do not see it.
-        Of several redrives the latest is shown.
+        For this index at once; other workers' indexes learn it from the `RedriveMark`
+        the redrive writes to the topic. Of several redrives the latest is shown.
         """
+        with self._db:
+            return self._mark(id, at)
+
+    def _mark(self, id: str, at: int) -> bool:
         query = (
             "UPDATE dead_letters SET redriven_at = max(coalesce(redriven_at, ?), ?) WHERE id = ?"
         )
-        with self._db:
-            return self._db.execute(query, (at, at, id)).rowcount > 0
+        return self._db.execute(query, (at, at, id)).rowcount > 0
 
 
 class DeadLetterProjection(TopicProjection):

@@ -9,6 +9,11 @@ dead-letter topic, told apart by `kind`:
   `kind` existed have none and are of this kind.
 - `node` (`NodeDeadLetter`): a node that exhausted its retries, with its input, the
   error of every attempt and the context needed to run it again.
+
+Beside them, `redrive` records (`RedriveMark`) say that a dead letter was sent
+again, by whom and when, so every worker's index shows it, not only the one
+that took the redrive. The topic has one partition, so a mark always comes
+after the dead letter it names.
 """
 
 from __future__ import annotations
@@ -23,9 +28,12 @@ from typing import Any
 RECORD = "record"
 NODE = "node"
 KINDS = (RECORD, NODE)
+"""The kinds of dead letters."""
+REDRIVE = "redrive"
 
 # What decoding checks besides the JSON shape, so a reader can rely on the types.
 _RECORD_FIELDS = {"topic": str, "partition": int, "offset": int, "reason": str, "at": int}
+_REDRIVE_FIELDS = {"dead_letter_id": str, "at": int, "by": str}
 _NODE_FIELDS = {
     "id": str,
     "execution_id": str,
@@ -123,11 +131,31 @@ class NodeDeadLetter:
             raise ValueError(f"not a node dead letter: {exc!r}") from None
 
 
-def decode_dead_letter(data: bytes) -> DeadLetter | NodeDeadLetter:
-    """Any dead letter read back from the dead-letter topic; ValueError if it is none."""
+@dataclass(frozen=True, slots=True)
+class RedriveMark:
+    """Dead letter `dead_letter_id` was sent again at `at` (epoch ms) by `by`."""
+
+    dead_letter_id: str
+    at: int
+    by: str
+
+    def encode(self) -> bytes:
+        """The JSON value written to the dead-letter topic."""
+        return _dumps({"kind": REDRIVE, **asdict(self)})
+
+    @classmethod
+    def _from_json(cls, record: dict[str, Any]) -> RedriveMark:
+        _check(record, _REDRIVE_FIELDS, REDRIVE)
+        return cls(record["dead_letter_id"], record["at"], record["by"])
+
+
+def decode_dead_letter(data: bytes) -> DeadLetter | NodeDeadLetter | RedriveMark:
+    """Any record of the dead-letter topic; ValueError if it is none of its kinds."""
     kind, record = _parse(data)
     if kind == NODE:
         return NodeDeadLetter._from_json(record)
+    if kind == REDRIVE:
+        return RedriveMark._from_json(record)
     return DeadLetter._from_json(record)
 
 
@@ -141,7 +169,7 @@ def _parse(data: bytes, expected: str | None = None) -> tuple[str, dict[str, Any
     if not isinstance(record, dict):
         raise ValueError(f"a dead letter is a JSON object, not {type(record).__name__}")
     kind = record.pop("kind", RECORD)
-    if kind not in KINDS or (expected is not None and kind != expected):
+    if kind not in (*KINDS, REDRIVE) or (expected is not None and kind != expected):
         raise ValueError(f"not a {expected or 'known'} dead letter: kind {kind!r}")
     return kind, record
 

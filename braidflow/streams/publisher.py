@@ -17,7 +17,7 @@ from braidflow.config import Topics
 from braidflow.connectors.metrics import DEAD_LETTERS
 from braidflow.engine import Transition
 from braidflow.schemas import encode_transition
-from braidflow.streams.dead_letters import DeadLetter
+from braidflow.streams.dead_letters import DeadLetter, RedriveMark
 
 log = logging.getLogger(__name__)
 
@@ -62,3 +62,7 @@ class Publisher:
             letter.reason,
         )
         await self.produce(self._topics.dead_letters, letter.key or b"", letter.encode())
+
+    async def mark_redriven(self, mark: RedriveMark) -> None:
+        """Tell every worker's dead-letter index that a dead letter was sent again."""
+        await self.produce(self._topics.dead_letters, mark.dead_letter_id.encode(), mark.encode())

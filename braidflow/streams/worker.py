@@ -47,6 +47,7 @@ from braidflow.streams.app import FaustParts, create_app
 from braidflow.streams.bulk_producer import BulkProducer
 from braidflow.streams.catalog import Catalog, Deployment
 from braidflow.streams.clock import RuntimeClock
+from braidflow.streams.dead_letters import RedriveMark
 from braidflow.streams.executor import Executor
 from braidflow.streams.orchestrator import Orchestrator, Record
 from braidflow.streams.outbox import Outbox
@@ -330,6 +331,7 @@ class RuntimeBackend:
             )
         )
         self._runtime.dead_letter_index.mark_redriven(dead_letter_id, at)
+        await self._runtime.publisher.mark_redriven(RedriveMark(dead_letter_id, at, by))
         return {"dead_letter_id": dead_letter_id, "execution_id": execution_id, "node_id": node_id}
 
     def ready(self) -> bool:

@@ -4,8 +4,10 @@ for any execution, forwarding the read to the worker that holds it."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+import urllib.parse
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from workers import WorkerProcess
@@ -89,3 +91,49 @@ def test_either_worker_answers_for_every_execution(pair: list[WorkerProcess]) ->
     assert all(len(o) == 1 for o in owners.values()), owners
     # Both workers hold some: so half the answers above were forwarded.
     assert {o[0] for o in owners.values()} == {0, 1}, owners
+
+
+STRICT = """
+id: shared-strict
+nodes:
+  - id: check
+    type: task
+    params: {handler: test.strict, input: {fixed: false}}
+    retry: {max_attempts: 2, initial: 50ms}
+  - {id: done, type: end, params: {output: {ok: "${nodes.check.output.fixed}"}}}
+edges:
+  - {from: check, to: done}
+"""
+
+
+def until(condition: Callable[[], Any], what: str, timeout_s: float = 30) -> Any:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if value := condition():
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_a_redrive_through_one_worker_shows_on_both(pair: list[WorkerProcess]) -> None:
+    first, second = pair
+    assert first.api.deploy(STRICT).status == 201
+    until(lambda: second.api.get("/workflows/shared-strict").status == 200, "the deployment")
+    execution = second.api.start("shared-strict", {})
+    assert first.wait_until_finished([execution], 30)[execution]["status"] == "failed"
+
+    def letters(worker: WorkerProcess) -> list[dict[str, Any]]:
+        reply = worker.api.get("/dead-letters?workflow=shared-strict&kind=node")
+        return [d for d in reply.body["dead_letters"] if d["execution_id"] == execution]
+
+    [dead] = until(lambda: letters(first), "the dead letter on the first worker")
+    until(lambda: letters(second), "the dead letter on the second worker")
+    path = f"/dead-letters/{urllib.parse.quote(dead['id'], safe='')}/redrive"
+    assert first.api.post_json(path, {"input": {"fixed": True}}).status == 202
+    # The second worker took no part in the redrive, and still shows it.
+    [marked] = until(
+        lambda: [d for d in letters(second) if d["redriven_at"] is not None],
+        "the redrive mark on the second worker",
+    )
+    assert marked["id"] == dead["id"]
+    assert second.wait_until_finished([execution], 30)[execution]["output"] == {"ok": True}

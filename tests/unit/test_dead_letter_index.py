@@ -12,7 +12,12 @@ import pytest
 from aiokafka import TopicPartition
 
 from braidflow.connectors.dead_letter_index import DeadLetterIndex
-from braidflow.streams.dead_letters import DeadLetter, NodeDeadLetter, decode_dead_letter
+from braidflow.streams.dead_letters import (
+    DeadLetter,
+    NodeDeadLetter,
+    RedriveMark,
+    decode_dead_letter,
+)
 
 NOW = 1_700_000_000_000
 DEAD_LETTERS = TopicPartition("bf.dead-letters", 0)
@@ -231,6 +236,26 @@ def test_a_redriven_dead_letter_stays_listed_with_the_latest_redrive(
     # Reading the dead letter again does not forget its redrive.
     index.apply_many([(0, 0, FAILED_NODE.encode())])
     assert index.get("e7/charge/dead") == letter
+
+
+def test_a_redrive_mark_read_from_the_topic_marks_its_dead_letter(index: DeadLetterIndex) -> None:
+    # Written by whichever worker took the redrive; every index reads it.
+    mark = RedriveMark("e7/charge/dead", NOW + 5_000, "ops")
+    assert decode_dead_letter(mark.encode()) == mark
+    index.apply_many([(0, 0, FAILED_NODE.encode()), (0, 1, mark.encode())], {DEAD_LETTERS: 2})
+    [letter] = index.list()
+    assert letter["redriven_at"] == "2023-11-14T22:13:25.000Z"
+    assert index.positions() == {DEAD_LETTERS: 2}
+    # The mark of the worker that took the redrive, already applied, is kept as it is.
+    index.apply_many([(0, 1, mark.encode())])
+    assert index.list() == [letter]
+
+
+def test_a_redrive_mark_is_no_dead_letter_and_names_one(index: DeadLetterIndex) -> None:
+    index.apply_many([(0, 0, RedriveMark("nothing", NOW, "ops").encode())])
+    assert index.list() == []
+    with pytest.raises(ValueError, match="dead_letter_id"):
+        decode_dead_letter(b'{"kind":"redrive","at":1,"by":"ops"}')
 
 
 def test_an_unknown_dead_letter_cannot_be_marked_redriven(index: DeadLetterIndex) -> None:
