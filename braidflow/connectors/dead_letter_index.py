@@ -28,11 +28,11 @@ from braidflow.connectors.projection import (
     read_positions,
     store_positions,
 )
+from braidflow.engine import DeadLetterNode
 from braidflow.engine.state import iso_time
 from braidflow.streams.dead_letters import (
     KINDS,
     DeadLetter,
-    NodeDeadLetter,
     RedriveMark,
     decode_dead_letter,
 )
@@ -89,7 +89,7 @@ class DeadLetterIndex:
 
         A record that is neither is skipped with a warning.
         """
-        read: list[DeadLetter | NodeDeadLetter | RedriveMark] = []
+        read: list[DeadLetter | DeadLetterNode | RedriveMark] = []
         for partition, offset, value in records:
             try:
                 read.append(decode_dead_letter(value))
@@ -191,15 +191,15 @@ class DeadLetterProjection(TopicProjection):
         super().__init__(index, apply, broker, topic, fetch_max_wait_ms, name="dead-letter index")
 
 
-def _row(letter: DeadLetter | NodeDeadLetter) -> dict[str, Any]:
-    if isinstance(letter, NodeDeadLetter):
+def _row(letter: DeadLetter | DeadLetterNode) -> dict[str, Any]:
+    if isinstance(letter, DeadLetterNode):
         fields: dict[str, Any] = {
             "execution_id": letter.execution_id,
             "workflow_id": letter.workflow_id,
             "workflow_version": letter.workflow_version,
             "node_id": letter.node_id,
             "input": letter.input,
-            "errors": list(letter.errors),
+            "errors": [{"type": e.type, "message": e.message} for e in letter.errors],
             "context": dict(letter.context),
         }
         return _stored(letter.id, "node", letter.at, letter.workflow_id, fields)

@@ -7,8 +7,9 @@ dead-letter topic, told apart by `kind`:
   came from (topic, partition, offset), its key and value (base64, since the
   value may be undecodable), the reason, and when. Records written before
   `kind` existed have none and are of this kind.
-- `node` (`NodeDeadLetter`): a node that exhausted its retries, with its input, the
-  error of every attempt and the context needed to run it again.
+- `node` (the engine's `DeadLetterNode`, written by `encode_node_letter`): a node
+  that exhausted its retries, with its input, the error of every attempt and the
+  context needed to run it again.
 
 Beside them, `redrive` records (`RedriveMark`) say that a dead letter was sent
 again, by whom and when, so every worker's index shows it, not only the one
@@ -24,6 +25,8 @@ import json
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
+
+from braidflow.engine import DeadLetterNode, NodeError
 
 RECORD = "record"
 NODE = "node"
@@ -81,54 +84,42 @@ class DeadLetter:
             raise ValueError(f"not a record dead letter: {exc!r}") from None
 
 
-@dataclass(frozen=True, slots=True)
-class NodeDeadLetter:
-    """A node that failed on every attempt; `errors` holds each attempt's `{type, message}`."""
+def encode_node_letter(letter: DeadLetterNode) -> bytes:
+    """The JSON value of a node dead letter, as written to the dead-letter topic."""
+    return _dumps(
+        {
+            "kind": NODE,
+            "id": letter.id,
+            "execution_id": letter.execution_id,
+            "workflow_id": letter.workflow_id,
+            "workflow_version": letter.workflow_version,
+            "node_id": letter.node_id,
+            "at": letter.at,
+            "input": letter.input,
+            "errors": [_error_json(e) for e in letter.errors],
+            "context": dict(letter.context),
+        }
+    )
 
-    id: str
-    execution_id: str
-    workflow_id: str
-    workflow_version: int
-    node_id: str
-    at: int
-    input: Any
-    errors: tuple[dict[str, Any], ...]
-    context: Mapping[str, Any]
 
-    def encode(self) -> bytes:
-        """The JSON value written to the dead-letter topic."""
-        return _dumps(
-            {
-                "kind": NODE,
-                "id": self.id,
-                "execution_id": self.execution_id,
-                "workflow_id": self.workflow_id,
-                "workflow_version": self.workflow_version,
-                "node_id": self.node_id,
-                "at": self.at,
-                "input": self.input,
-                "errors": list(self.errors),
-                "context": dict(self.context),
-            }
-        )
+def _error_json(error: NodeError) -> dict[str, Any]:
+    fields = {"type": error.type, "message": error.message}
+    return fields if error.node_id is None else {**fields, "node_id": error.node_id}
 
-    @classmethod
-    def decode(cls, data: bytes) -> NodeDeadLetter:
-        """A node dead letter read back from the dead-letter topic; ValueError if it is not one."""
-        return cls._from_json(_parse(data, NODE)[1])
 
-    @classmethod
-    def _from_json(cls, record: dict[str, Any]) -> NodeDeadLetter:
-        _check(record, _NODE_FIELDS, NODE)
-        try:
-            errors, context = record.pop("errors"), record.pop("context")
-            if not isinstance(errors, list) or not all(isinstance(e, dict) for e in errors):
-                raise TypeError("errors must be a list of objects")
-            if not isinstance(context, dict):
-                raise TypeError("context must be an object")
-            return cls(**record, errors=tuple(errors), context=context)
-        except (KeyError, TypeError) as exc:
-            raise ValueError(f"not a node dead letter: {exc!r}") from None
+def _node_letter(record: dict[str, Any]) -> DeadLetterNode:
+    _check(record, _NODE_FIELDS, NODE)
+    try:
+        errors, context = record.pop("errors"), record.pop("context")
+        if not isinstance(errors, list) or not all(isinstance(e, dict) for e in errors):
+            raise TypeError("errors must be a list of objects")
+        if not isinstance(context, dict):
+            raise TypeError("context must be an object")
+        # Written before errors named their node: they have no node_id.
+        read = tuple(NodeError(e["type"], e["message"], e.get("node_id")) for e in errors)
+        return DeadLetterNode(**record, errors=read, context=context)
+    except (KeyError, TypeError) as exc:
+        raise ValueError(f"not a node dead letter: {exc!r}") from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,11 +140,11 @@ class RedriveMark:
         return cls(record["dead_letter_id"], record["at"], record["by"])
 
 
-def decode_dead_letter(data: bytes) -> DeadLetter | NodeDeadLetter | RedriveMark:
+def decode_dead_letter(data: bytes) -> DeadLetter | DeadLetterNode | RedriveMark:
     """Any record of the dead-letter topic; ValueError if it is none of its kinds."""
     kind, record = _parse(data)
     if kind == NODE:
-        return NodeDeadLetter._from_json(record)
+        return _node_letter(record)
     if kind == REDRIVE:
         return RedriveMark._from_json(record)
     return DeadLetter._from_json(record)

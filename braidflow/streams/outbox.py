@@ -34,7 +34,7 @@ from braidflow.schemas import (
     encode_transition,
 )
 from braidflow.schemas.cloudevents import CloudEvent, to_structured, topic_for
-from braidflow.streams.dead_letters import NodeDeadLetter
+from braidflow.streams.dead_letters import encode_node_letter
 from braidflow.streams.lifecycle_events import lifecycle_headers
 
 Headers = list[tuple[str, bytes]]
@@ -57,21 +57,6 @@ def published_event(message: PublishEvent) -> CloudEvent:
     )
 
 
-def node_dead_letter(message: DeadLetterNode) -> NodeDeadLetter:
-    """The JSON dead letter of a node that failed for good (beside the poison-record ones)."""
-    return NodeDeadLetter(
-        message.id,
-        message.execution_id,
-        message.workflow_id,
-        message.workflow_version,
-        message.node_id,
-        message.at,
-        message.input,
-        tuple({"type": e.type, "message": e.message} for e in message.errors),
-        message.context,
-    )
-
-
 def outbox_entry(message: Outgoing, events_prefix: str, execution_id: str) -> OutboxEntry:
     """The encoded form of one outgoing message of a step of `execution_id`."""
     if isinstance(message, TaskRequest):
@@ -83,7 +68,7 @@ def outbox_entry(message: Outgoing, events_prefix: str, execution_id: str) -> Ou
             "await", message.id, encode_await(message), key=message.event_type.encode()
         )
     if isinstance(message, DeadLetterNode):
-        return OutboxEntry("dead_letter", message.id, node_dead_letter(message).encode())
+        return OutboxEntry("dead_letter", message.id, encode_node_letter(message))
     if isinstance(message, PublishEvent):
         _, value = to_structured(published_event(message))
         key = (message.subject or message.execution_id).encode()

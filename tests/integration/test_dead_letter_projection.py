@@ -14,7 +14,8 @@ from braidflow.connectors.dead_letter_index import (
     DeadLetterProjection,
     DeadLetterRecord,
 )
-from braidflow.streams.dead_letters import DeadLetter, NodeDeadLetter
+from braidflow.engine import DeadLetterNode, NodeError
+from braidflow.streams.dead_letters import DeadLetter, encode_node_letter
 from braidflow.streams.topics import ensure_topics
 
 WAIT_S = 30.0
@@ -55,8 +56,8 @@ def poison(offset: int, at: int) -> DeadLetter:
     return DeadLetter("bf.transitions", 1, offset, b"e1", b"not avro", "undecodable", at)
 
 
-def failed_node(execution_id: str, at: int, workflow_id: str = "orders") -> NodeDeadLetter:
-    return NodeDeadLetter(
+def failed_node(execution_id: str, at: int, workflow_id: str = "orders") -> DeadLetterNode:
+    return DeadLetterNode(
         id=f"{execution_id}/ship/dead",
         execution_id=execution_id,
         workflow_id=workflow_id,
@@ -64,18 +65,21 @@ def failed_node(execution_id: str, at: int, workflow_id: str = "orders") -> Node
         node_id="ship",
         at=at,
         input={"sku": "widget-1"},
-        errors=({"type": "HTTPError", "message": "503"},) * 3,
+        errors=(NodeError("HTTPError", "503", "ship"),) * 3,
         context={"handler": "shipping.book"},
     )
 
 
 async def publish(
-    producer: AIOKafkaProducer, topic: str, letters: Iterable[DeadLetter | NodeDeadLetter | bytes]
+    producer: AIOKafkaProducer, topic: str, letters: Iterable[DeadLetter | DeadLetterNode | bytes]
 ) -> int:
     """Send dead letters (or raw values) as a worker would; how many were sent."""
     sent = []
     for letter in letters:
-        value = letter if isinstance(letter, bytes) else letter.encode()
+        if isinstance(letter, DeadLetterNode):
+            value = encode_node_letter(letter)
+        else:
+            value = letter if isinstance(letter, bytes) else letter.encode()
         sent.append(await producer.send(topic, value, key=b"k"))
     for delivery in sent:
         await delivery

@@ -12,11 +12,12 @@ import pytest
 from aiokafka import TopicPartition
 
 from braidflow.connectors.dead_letter_index import DeadLetterIndex
+from braidflow.engine import DeadLetterNode, NodeError
 from braidflow.streams.dead_letters import (
     DeadLetter,
-    NodeDeadLetter,
     RedriveMark,
     decode_dead_letter,
+    encode_node_letter,
 )
 
 NOW = 1_700_000_000_000
@@ -31,7 +32,7 @@ POISON = DeadLetter(
     reason="undecodable transition",
     at=NOW,
 )
-FAILED_NODE = NodeDeadLetter(
+FAILED_NODE = DeadLetterNode(
     id="e7/charge/dead",
     execution_id="e7",
     workflow_id="refund",
@@ -40,8 +41,8 @@ FAILED_NODE = NodeDeadLetter(
     at=NOW + 1_000,
     input={"amount": 5},
     errors=(
-        {"type": "Timeout", "message": "no answer in 30 s"},
-        {"type": "HTTPError", "message": "503"},
+        NodeError("Timeout", "no answer in 30 s", "charge"),
+        NodeError("HTTPError", "503", "charge"),
     ),
     context={"idempotency_key": "e7:charge:2", "handler": "payments.charge"},
 )
@@ -59,8 +60,8 @@ def index(tmp_path: Path) -> Iterator[DeadLetterIndex]:
     index.close()
 
 
-def node_letter(n: int, workflow_id: str = "refund", at: int = NOW) -> NodeDeadLetter:
-    return NodeDeadLetter(
+def node_letter(n: int, workflow_id: str = "refund", at: int = NOW) -> DeadLetterNode:
+    return DeadLetterNode(
         id=f"n{n}",
         execution_id=f"e{n}",
         workflow_id=workflow_id,
@@ -68,9 +69,13 @@ def node_letter(n: int, workflow_id: str = "refund", at: int = NOW) -> NodeDeadL
         node_id="charge",
         at=at,
         input=None,
-        errors=({"type": "Boom", "message": "it broke"},),
+        errors=(NodeError("Boom", "it broke"),),
         context={},
     )
+
+
+def encoded(letter: DeadLetter | DeadLetterNode) -> bytes:
+    return letter.encode() if isinstance(letter, DeadLetter) else encode_node_letter(letter)
 
 
 def ids(letters: list[dict[str, object]]) -> list[object]:
@@ -79,15 +84,24 @@ def ids(letters: list[dict[str, object]]) -> list[object]:
 
 def test_both_kinds_are_json_objects_that_name_their_kind() -> None:
     assert json.loads(POISON.encode())["kind"] == "record"
-    node = json.loads(FAILED_NODE.encode())
+    node = json.loads(encode_node_letter(FAILED_NODE))
     assert node["kind"] == "node"
-    assert node["errors"][1] == {"type": "HTTPError", "message": "503"}
+    assert node["errors"][1] == {"type": "HTTPError", "message": "503", "node_id": "charge"}
 
 
 @pytest.mark.parametrize("letter", [POISON, FAILED_NODE], ids=["record", "node"])
-def test_each_kind_decodes_back_to_itself(letter: DeadLetter | NodeDeadLetter) -> None:
-    assert type(letter).decode(letter.encode()) == letter
-    assert decode_dead_letter(letter.encode()) == letter
+def test_each_kind_decodes_back_to_itself(letter: DeadLetter | DeadLetterNode) -> None:
+    assert decode_dead_letter(encoded(letter)) == letter
+
+
+def test_errors_written_before_they_named_their_node_decode_with_none() -> None:
+    old = encode_node_letter(FAILED_NODE).replace(b',"node_id":"charge"}', b"}")
+    letter = decode_dead_letter(old)
+    assert isinstance(letter, DeadLetterNode)
+    assert letter.errors == (
+        NodeError("Timeout", "no answer in 30 s"),
+        NodeError("HTTPError", "503"),
+    )
 
 
 def test_a_record_dead_letter_written_without_a_kind_still_decodes() -> None:
@@ -96,11 +110,9 @@ def test_a_record_dead_letter_written_without_a_kind_still_decodes() -> None:
     assert decode_dead_letter(OLD_RECORD) == expected
 
 
-def test_each_decoder_refuses_the_other_kind() -> None:
+def test_the_record_decoder_refuses_a_node_dead_letter() -> None:
     with pytest.raises(ValueError, match="record"):
-        DeadLetter.decode(FAILED_NODE.encode())
-    with pytest.raises(ValueError, match="node"):
-        NodeDeadLetter.decode(POISON.encode())
+        DeadLetter.decode(encode_node_letter(FAILED_NODE))
 
 
 @pytest.mark.parametrize(
@@ -110,7 +122,7 @@ def test_each_decoder_refuses_the_other_kind() -> None:
         b"[1]",
         b'{"kind": "parcel"}',
         b'{"kind": "node", "id": "n1"}',
-        FAILED_NODE.encode().replace(b'"at":', b'"at":"soon","x":'),
+        encode_node_letter(FAILED_NODE).replace(b'"at":', b'"at":"soon","x":'),
         POISON.encode().replace(b'"key":"ZTE="', b'"key":"not base64!"'),
         POISON.encode().replace(b'"reason"', b'"extra":1,"reason"'),
     ],
@@ -130,7 +142,7 @@ def test_anything_else_is_refused_with_a_value_error(data: bytes) -> None:
 
 
 def test_both_kinds_are_listed_with_their_fields(index: DeadLetterIndex) -> None:
-    index.apply_many([(0, 0, POISON.encode()), (0, 1, FAILED_NODE.encode())])
+    index.apply_many([(0, 0, POISON.encode()), (0, 1, encode_node_letter(FAILED_NODE))])
     assert index.list() == [
         {
             "id": "e7/charge/dead",
@@ -175,14 +187,16 @@ def test_an_old_record_dead_letter_is_listed_as_a_record(index: DeadLetterIndex)
 
 
 def test_dead_letters_are_listed_newest_first_up_to_the_limit(index: DeadLetterIndex) -> None:
-    index.apply_many((0, n, node_letter(n, at=NOW + n * 1_000).encode()) for n in range(5))
+    index.apply_many(
+        (0, n, encode_node_letter(node_letter(n, at=NOW + n * 1_000))) for n in range(5)
+    )
     assert ids(index.list()) == ["n4", "n3", "n2", "n1", "n0"]
     assert ids(index.list(limit=2)) == ["n4", "n3"]
 
 
 def test_dead_letters_are_filtered_by_kind_and_workflow(index: DeadLetterIndex) -> None:
     letters = [POISON, node_letter(1, at=NOW + 1), node_letter(2, "payout", at=NOW + 2)]
-    index.apply_many((0, n, letter.encode()) for n, letter in enumerate(letters))
+    index.apply_many((0, n, encoded(letter)) for n, letter in enumerate(letters))
     assert ids(index.list(kind="node")) == ["n2", "n1"]
     assert ids(index.list(kind="record")) == ["bf.transitions:3:41"]
     assert ids(index.list(workflow_id="refund")) == ["n1"]
@@ -200,14 +214,14 @@ def test_a_bad_filter_is_refused(
 
 
 def test_one_dead_letter_is_shown_by_its_id(index: DeadLetterIndex) -> None:
-    index.apply_many([(0, 0, POISON.encode()), (0, 1, FAILED_NODE.encode())])
+    index.apply_many([(0, 0, POISON.encode()), (0, 1, encode_node_letter(FAILED_NODE))])
     assert index.get("bf.transitions:3:41") == index.list(kind="record")[0]
     assert index.get("e7/charge/dead") == index.list(kind="node")[0]
     assert index.get("nothing") is None
 
 
 def test_applying_the_same_dead_letters_twice_changes_nothing(index: DeadLetterIndex) -> None:
-    records = [(0, 0, POISON.encode()), (0, 1, FAILED_NODE.encode())]
+    records = [(0, 0, POISON.encode()), (0, 1, encode_node_letter(FAILED_NODE))]
     index.apply_many(records)
     first = index.list()
     index.apply_many(records)
@@ -227,14 +241,14 @@ def test_a_record_that_is_no_dead_letter_is_skipped_with_a_warning(
 def test_a_redriven_dead_letter_stays_listed_with_the_latest_redrive(
     index: DeadLetterIndex,
 ) -> None:
-    index.apply_many([(0, 0, FAILED_NODE.encode())])
+    index.apply_many([(0, 0, encode_node_letter(FAILED_NODE))])
     assert index.mark_redriven("e7/charge/dead", NOW + 5_000)
     assert index.mark_redriven("e7/charge/dead", NOW + 9_000)
     assert index.mark_redriven("e7/charge/dead", NOW + 7_000)
     [letter] = index.list()
     assert letter["redriven_at"] == "2023-11-14T22:13:29.000Z"
     # Reading the dead letter again does not forget its redrive.
-    index.apply_many([(0, 0, FAILED_NODE.encode())])
+    index.apply_many([(0, 0, encode_node_letter(FAILED_NODE))])
     assert index.get("e7/charge/dead") == letter
 
 
@@ -242,7 +256,9 @@ def test_a_redrive_mark_read_from_the_topic_marks_its_dead_letter(index: DeadLet
     # Written by whichever worker took the redrive; every index reads it.
     mark = RedriveMark("e7/charge/dead", NOW + 5_000, "ops")
     assert decode_dead_letter(mark.encode()) == mark
-    index.apply_many([(0, 0, FAILED_NODE.encode()), (0, 1, mark.encode())], {DEAD_LETTERS: 2})
+    index.apply_many(
+        [(0, 0, encode_node_letter(FAILED_NODE)), (0, 1, mark.encode())], {DEAD_LETTERS: 2}
+    )
     [letter] = index.list()
     assert letter["redriven_at"] == "2023-11-14T22:13:25.000Z"
     assert index.positions() == {DEAD_LETTERS: 2}
@@ -266,7 +282,7 @@ def test_an_unknown_dead_letter_cannot_be_marked_redriven(index: DeadLetterIndex
 def test_rows_and_positions_survive_reopening_the_file(tmp_path: Path) -> None:
     path = tmp_path / "dead-letters.sqlite"
     index = DeadLetterIndex(path)
-    index.apply_many([(0, 6, FAILED_NODE.encode())], {DEAD_LETTERS: 7})
+    index.apply_many([(0, 6, encode_node_letter(FAILED_NODE))], {DEAD_LETTERS: 7})
     index.mark_redriven("e7/charge/dead", NOW + 5_000)
     index.close()
     reopened = DeadLetterIndex(path)
