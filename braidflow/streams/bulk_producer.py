@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -51,8 +52,12 @@ class BulkProducer:
 
     async def stop(self, timeout_s: float = 10.0) -> None:
         """Wait for what is queued (up to `timeout_s`), then stop."""
-        await asyncio.to_thread(self._producer.flush, timeout_s)
-        self._producer.poll(0)
+        # Not `flush()` in a thread: it would run the delivery callbacks there, and
+        # asyncio futures may only be settled on their loop's thread.
+        deadline = time.monotonic() + timeout_s
+        while len(self._producer) and time.monotonic() < deadline:
+            self._producer.poll(0)
+            await asyncio.sleep(_REPORT_POLL_S)
         if self._reports is not None:
             self._reports.cancel()
             with contextlib.suppress(asyncio.CancelledError):
