@@ -16,6 +16,7 @@ import click
 from braidflow.config import Settings
 from braidflow.connectors.broker import EmbeddedBroker, free_port
 from braidflow.connectors.demo_services import DEMO_PORT, start_demo_services
+from braidflow.streams.topics import ensure_topics, trigger_topics
 from braidflow.streams.worker import Runtime, build_runtime
 from braidflow.topology import DefinitionError
 
@@ -32,7 +33,7 @@ def _deploy_examples(examples: Path) -> Any:
     async def deploy(runtime: Runtime) -> None:
         runner = await start_demo_services("127.0.0.1", DEMO_PORT)
         runtime.app.add_future(_keep(runner))
-        deployed = []
+        deployed, workflows = [], []
         for path in sorted(examples.glob("*.yaml")):
             if path.name.endswith(".answers.yaml"):
                 continue
@@ -42,6 +43,10 @@ def _deploy_examples(examples: Path) -> Any:
                 click.echo(f"skipped {path}: {exc}", err=True)
                 continue
             deployed.append((deployment.workflow_id, path))
+            workflows.append(deployment.workflow)
+        await asyncio.to_thread(
+            ensure_topics, runtime.settings, trigger_topics(runtime.settings, workflows)
+        )
         api = runtime.settings.api_url
         click.echo(f"\nbraidflow is ready. API: {api}/api/v1  broker: {runtime.settings.broker}")
         click.echo(f"deployed: {', '.join(w for w, _ in deployed) or '(none)'}")

@@ -51,7 +51,7 @@ class BulkProducer:
         self._reports = asyncio.create_task(self._collect_reports())
 
     async def stop(self, timeout_s: float = 10.0) -> None:
-        """Wait for what is queued (up to `timeout_s`), then stop."""
+        """Wait for what is queued (up to `timeout_s`), then stop; no sends after this."""
         # Not `flush()` in a thread: it would run the delivery callbacks there, and
         # asyncio futures may only be settled on their loop's thread.
         deadline = time.monotonic() + timeout_s
@@ -62,6 +62,11 @@ class BulkProducer:
             self._reports.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._reports
+        # What is still queued fails its futures (purged), and librdkafka lets go of its
+        # connections now rather than reconnecting to a broker that is going away.
+        self._producer.purge()
+        self._producer.poll(0)
+        self._producer.close()
 
     async def queue(self, topic: str, key: bytes, value: bytes) -> asyncio.Future[int]:
         """Queue a send; the returned future resolves to the record's offset.

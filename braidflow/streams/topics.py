@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from braidflow.config import Settings
+from braidflow.schemas.cloudevents import topic_for
+from braidflow.streams.lifecycle_events import LIFECYCLE_SEGMENT
+from braidflow.topology import EventTrigger, Workflow
 
 
 def required_topics(settings: Settings) -> list[NewTopic]:
@@ -21,11 +26,33 @@ def required_topics(settings: Settings) -> list[NewTopic]:
     ]
 
 
-def ensure_topics(settings: Settings, timeout_s: float = 15.0) -> None:
-    """Create missing topics; an existing topic with other partitions is reported, not changed."""
+def trigger_topics(settings: Settings, workflows: Iterable[Workflow]) -> list[NewTopic]:
+    """The events topics that the event triggers of `workflows` name outright.
+
+    Dev mode creates them with the examples: the router follows a topic created
+    later only after its next metadata refresh, which the first event published
+    to a new topic would wait out.
+    """
+    names = {
+        topic_for(event_type, settings.events_prefix)
+        for workflow in workflows
+        for trigger in workflow.triggers
+        if isinstance(trigger, EventTrigger)
+        for event_type in trigger.types
+        if not any(c in event_type.split(".", 1)[0] for c in "*?[")
+        and not event_type.startswith(f"{LIFECYCLE_SEGMENT}.")
+    }
+    return [NewTopic(name, settings.partitions, settings.replication) for name in sorted(names)]
+
+
+def ensure_topics(
+    settings: Settings, also: Iterable[NewTopic] = (), timeout_s: float = 15.0
+) -> None:
+    """Create braidflow's topics and `also` where missing; an existing topic with other
+    partitions is reported, not changed."""
     admin = AdminClient({"bootstrap.servers": settings.broker})
     existing = admin.list_topics(timeout=timeout_s).topics
-    wanted = required_topics(settings)
+    wanted = [*required_topics(settings), *also]
     for topic in wanted:
         found = existing.get(topic.topic)
         if found is not None and len(found.partitions) != topic.num_partitions:
