@@ -70,6 +70,12 @@ def send(broker: str, event: CloudEvent, *, binary: bool = False) -> None:
     assert producer.flush(10) == 0
 
 
+def letters_from(reader: TopicReader, topic: str) -> list[DeadLetter]:
+    """The record dead letters the reader has seen so far of records from `topic`."""
+    decoded = [decode_dead_letter(r.value) for r in reader.records if r.value]
+    return [d for d in decoded if isinstance(d, DeadLetter) and d.topic == topic]
+
+
 def on_event(workflow_id: str, types: list[str], when: str | None = None) -> str:
     trigger: dict[str, Any] = {"types": types}
     if when:
@@ -298,13 +304,8 @@ def test_malformed_events_go_to_the_dead_letter_topic_and_valid_ones_still_trigg
     send(broker, CloudEvent(id="after", source="/t", type=f"{kind}.ok"))
     completed(shared_worker, workflow, 2)
     with TopicReader(broker, f"{shared_worker.prefix}.dead-letters") as reader:
-
-        def letters() -> list[DeadLetter]:
-            decoded = [decode_dead_letter(r.value) for r in reader.records if r.value]
-            return [d for d in decoded if isinstance(d, DeadLetter) and d.topic == topic]
-
-        reader.until(lambda _: len(letters()) >= 1000, WAIT_S)
-        assert all("not a CloudEvent" in d.reason for d in letters())
+        reader.until(lambda _: len(letters_from(reader, topic)) >= 1000, WAIT_S)
+        assert all("not a CloudEvent" in d.reason for d in letters_from(reader, topic))
 
 
 def test_an_event_too_large_to_start_from_is_dead_lettered_and_routing_goes_on(
@@ -320,13 +321,8 @@ def test_an_event_too_large_to_start_from_is_dead_lettered_and_routing_goes_on(
     [started] = completed(shared_worker, workflow, 1)
     assert started["event"]["id"] == "after"
     with TopicReader(broker, f"{shared_worker.prefix}.dead-letters") as reader:
-
-        def letters() -> list[DeadLetter]:
-            decoded = [decode_dead_letter(r.value) for r in reader.records if r.value]
-            return [d for d in decoded if isinstance(d, DeadLetter) and d.topic == f"events.{kind}"]
-
-        reader.until(lambda _: letters(), WAIT_S)
-    [letter] = letters()
+        reader.until(lambda _: letters_from(reader, f"events.{kind}"), WAIT_S)
+        [letter] = letters_from(reader, f"events.{kind}")
     assert "cannot start what the event triggers" in letter.reason
     assert "too large" in letter.reason.lower()
 
