@@ -46,7 +46,7 @@ from braidflow.schemas.cloudevents import (
     to_structured,
     topic_for,
 )
-from braidflow.streams.router import event_input, execution_id_for
+from braidflow.streams.starts import event_input, execution_id_for
 from braidflow.topology import load_workflow
 from braidflow.topology.subscriptions import SubscriptionIndex
 

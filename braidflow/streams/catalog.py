@@ -66,6 +66,7 @@ class Catalog:
         self._changed = asyncio.Condition()
         self.ready = asyncio.Event()
         self._consumer: AIOKafkaConsumer | None = None
+        self._offsets: AIOKafkaConsumer | None = None
         self._follow: asyncio.Task[None] | None = None
         # Bumped on every deployment read, so views built from the catalog know when to rebuild.
         self.generation = 0
@@ -94,8 +95,9 @@ class Catalog:
             self._follow.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._follow
-        if self._consumer is not None:
-            await self._consumer.stop()
+        for consumer in (self._consumer, self._offsets):
+            if consumer is not None:
+                await consumer.stop()
 
     async def _read(self, consumer: AIOKafkaConsumer, initial_end: int) -> None:
         while True:
@@ -195,7 +197,7 @@ class Catalog:
         offset = await self._produce(
             self._topic, f"{workflow.id}@{version}".encode(), deployment.encode()
         )
-        await self._read_back(offset)
+        await self._read_to(offset + 1)
         return deployment, True
 
     async def remove(self, workflow_id: str, now_ms: int) -> bool:
@@ -207,11 +209,28 @@ class Catalog:
         offset = await self._produce(
             self._topic, f"{workflow_id}@removed".encode(), json.dumps(record).encode()
         )
-        await self._read_back(offset)
+        await self._read_to(offset + 1)
         return True
 
-    async def _read_back(self, offset: int) -> None:
-        """Wait until this worker has read its own write (TimeoutError after READ_BACK_TIMEOUT_S)."""
+    async def catch_up(self) -> None:
+        """Wait until every deployment and removal stored before this call is read.
+
+        The follower fetches in the background, up to `background_fetch_wait_ms` behind;
+        this is what lets an event published after a deploy's answer see that
+        deployment, on every worker. One offset request when nothing is new.
+        """
+        if self._offsets is None:
+            # A client of its own: a broker answers a connection's requests in order, so
+            # asking on the follower's would wait out the fetch it has pending.
+            self._offsets = AIOKafkaConsumer(bootstrap_servers=self._settings.broker)
+            await self._offsets.start()
+        partition = TopicPartition(self._topic, 0)
+        end = (await self._offsets.end_offsets([partition]))[partition]
+        if self._position < end:
+            await self._read_to(end)
+
+    async def _read_to(self, end: int) -> None:
+        """Wait until everything before offset `end` is read (TimeoutError after READ_BACK_TIMEOUT_S)."""
         async with asyncio.timeout(READ_BACK_TIMEOUT_S), self._changed:
-            while self._position <= offset:
+            while self._position < end:
                 await self._changed.wait()

@@ -9,9 +9,8 @@ to that topic, and reading it all for nothing cost the broker a fifth of its
 work per transition. A lifecycle event triggers only workflows deployed
 before it happened, so the backlog read when following resumes starts
 nothing that was not due. For each event it starts one execution per
-matching subscription, with an execution id derived from (event source, event
-id, workflow): the same event delivered twice, replayed or re-read after a
-crash names the same execution, and the engine ignores a start it already has.
+matching subscription (`starts.Starts`: once per event and workflow, however
+often the event is read).
 Offsets are committed, at most once a second, only after everything the events
 before them caused is acknowledged.
 """
@@ -24,27 +23,22 @@ import json
 import logging
 import re
 import time
-import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import confluent_kafka
 
 from braidflow.config import Settings
-from braidflow.engine import StartExecution
-from braidflow.schemas import CodecError, decode_event, encode_transition
+from braidflow.schemas import CodecError, decode_event
 from braidflow.schemas.cloudevents import CloudEventError, events_topic_regex, from_kafka
 from braidflow.streams.bulk_producer import DeliveryError
 from braidflow.streams.catalog import Catalog
 from braidflow.streams.dead_letters import DeadLetter
 from braidflow.streams.lifecycle_events import LIFECYCLE_SEGMENT, lifecycle_scope
+from braidflow.streams.starts import Send, Starts
 
 log = logging.getLogger(__name__)
 
-Send = Callable[[str, bytes, bytes], Awaitable[Awaitable[Any]]]
-"""Queue (topic, key, value); the returned future resolves on acknowledgement."""
-
-_NAMESPACE = uuid.UUID("6f1c1d57-6a43-4b8e-9d0e-3f0b2f3c9a11")
 _BATCH = 200
 _POLL_S = 0.1
 # Committing after every batch put a commit request per batch on the broker while
@@ -76,18 +70,6 @@ def _commit(consumer: confluent_kafka.Consumer) -> None:
             raise
 
 
-def execution_id_for(event: Mapping[str, Any], workflow_id: str) -> str:
-    """The one execution an event starts for a workflow: the same inputs, the same id."""
-    name = f"{event.get('source')}\n{event.get('id')}\n{workflow_id}"
-    return uuid.uuid5(_NAMESPACE, name).hex
-
-
-def event_input(event: Mapping[str, Any]) -> Any:
-    """An event-started execution's input: the event's data when it is an object."""
-    data = event.get("data")
-    return data if isinstance(data, dict) else {}
-
-
 class EventRouter:
     """Routes every record of the events topics (and the lifecycle topic) it is assigned."""
 
@@ -101,6 +83,7 @@ class EventRouter:
     ) -> None:
         self._settings = settings
         self._catalog = catalog
+        self._starts = Starts(settings.topics.transitions, catalog, send, clock)
         self._send = send
         self._dead_letter = dead_letter
         self._clock = clock
@@ -174,6 +157,9 @@ class EventRouter:
                 # What librdkafka has already fetched is taken on the spot: a hop to a thread
                 # and back per batch put the router behind every busy task of the loop.
                 messages = consumer.consume(_BATCH, 0) or await asyncio.to_thread(_take, consumer)
+                if messages:
+                    # An event published after a deploy was answered must meet its triggers.
+                    await self._catalog.catch_up()
                 for message in messages:
                     # An error (a subscribed pattern matching no topic yet) moves no offset.
                     if message.error() is None:
@@ -258,7 +244,7 @@ class EventRouter:
                 subscription.workflow_id, happened_at
             ):
                 continue
-            started = await self.start_execution(subscription.workflow_id, event)
+            started = await self._starts.start(subscription.workflow_id, event)
             if started is not None:
                 sent.append(started[1])
         if event.get("type") in self._catalog.waited_types():
@@ -274,26 +260,3 @@ class EventRouter:
     def _deployed_by(self, workflow_id: str, at: int) -> bool:
         deployment = self._catalog.latest(workflow_id)
         return deployment is not None and deployment.deployed_at <= at
-
-    async def start_execution(
-        self, workflow_id: str, event: Mapping[str, Any]
-    ) -> tuple[str, Awaitable[Any]] | None:
-        """Send the start of `workflow_id` for `event`; (execution id, acknowledgement)."""
-        deployment = self._catalog.latest(workflow_id)
-        if deployment is None:
-            return None
-        execution_id = execution_id_for(event, workflow_id)
-        start = StartExecution(
-            f"{execution_id}/start",
-            execution_id,
-            self._clock(),
-            workflow_id,
-            deployment.version,
-            event_input(event),
-            # The same object for every workflow the event starts: its JSON is built once.
-            event if isinstance(event, dict) else dict(event),
-        )
-        acknowledged = await self._send(
-            self._settings.topics.transitions, execution_id.encode(), encode_transition(start)
-        )
-        return execution_id, acknowledged

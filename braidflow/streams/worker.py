@@ -52,8 +52,9 @@ from braidflow.streams.executor import Executor
 from braidflow.streams.orchestrator import Orchestrator, Record
 from braidflow.streams.outbox import Outbox
 from braidflow.streams.publisher import Publisher
-from braidflow.streams.router import EventRouter, execution_id_for
+from braidflow.streams.router import EventRouter
 from braidflow.streams.schedules import Scheduler
+from braidflow.streams.starts import Starts, execution_id_for
 from braidflow.streams.timers import DueTimer, TimerScanner, TimerTable, faust_partitions
 from braidflow.streams.topics import ensure_topics
 from braidflow.streams.waits import Correlator
@@ -76,6 +77,7 @@ class Runtime:
     executor: Executor
     publisher: Publisher
     clock: RuntimeClock
+    starts: Starts
     router: EventRouter
     executions_index: ExecutionIndex
     dead_letter_index: DeadLetterIndex
@@ -209,7 +211,7 @@ class RuntimeBackend:
         scope = event.scope()
         started, acknowledgements = [], []
         for workflow_id in workflow_ids:
-            sent = await self._runtime.router.start_execution(workflow_id, scope)
+            sent = await self._runtime.starts.start(workflow_id, scope)
             if sent is not None:
                 started.append({"workflow_id": workflow_id, "execution_id": sent[0]})
                 acknowledgements.append(sent[1])
@@ -413,8 +415,9 @@ def build_runtime(settings: Settings, registry: TaskRegistry | None = None) -> R
         settings, registry, http, publisher.send_transition, publisher.dead_letter, clock
     )
     # Starts caused by events, webhooks and schedules: ten or more per event at times.
-    starts = BulkProducer(settings.broker)
-    router = EventRouter(settings, catalog, starts.queue, publisher.dead_letter, clock)
+    start_producer = BulkProducer(settings.broker)
+    starts = Starts(settings.topics.transitions, catalog, start_producer.queue, clock)
+    router = EventRouter(settings, catalog, start_producer.queue, publisher.dead_letter, clock)
     correlator = Correlator(
         settings, catalog, publisher.send_transition, publisher.dead_letter, clock
     )
@@ -427,7 +430,17 @@ def build_runtime(settings: Settings, registry: TaskRegistry | None = None) -> R
         letters, settings.broker, settings.topics.dead_letters, settings.background_fetch_wait_ms
     )
     runtime = Runtime(
-        settings, parts, catalog, orchestrator, executor, publisher, clock, router, index, letters
+        settings,
+        parts,
+        catalog,
+        orchestrator,
+        executor,
+        publisher,
+        clock,
+        starts,
+        router,
+        index,
+        letters,
     )
 
     async def fire(timer: DueTimer) -> None:
@@ -459,7 +472,7 @@ def build_runtime(settings: Settings, registry: TaskRegistry | None = None) -> R
     scheduler = Scheduler(
         settings,
         catalog,
-        router.start_execution,
+        starts.start,
         execution_id_for,
         owned_partitions,
         parts.executions,
@@ -494,7 +507,7 @@ def build_runtime(settings: Settings, registry: TaskRegistry | None = None) -> R
             await catalog.ready.wait()
             await projection.start()
             await letters_projection.start()
-            await starts.start()
+            await start_producer.start()
             await router.start()
             await scanner.start()
             await scheduler.start()
@@ -505,7 +518,7 @@ def build_runtime(settings: Settings, registry: TaskRegistry | None = None) -> R
             await scheduler.stop()
             await scanner.stop()
             await router.stop()
-            await starts.stop()
+            await start_producer.stop()
             await letters_projection.stop()
             await projection.stop()
             letters.close()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 import time
 import uuid
 from collections.abc import Callable
@@ -306,6 +307,10 @@ def test_malformed_events_go_to_the_dead_letter_topic_and_valid_ones_still_trigg
     with TopicReader(broker, f"{shared_worker.prefix}.dead-letters") as reader:
         reader.until(lambda _: len(letters_from(reader, topic)) >= 1000, WAIT_S)
         assert all("not a CloudEvent" in d.reason for d in letters_from(reader, topic))
+    # Counted by the worker, though its router process wrote them.
+    metrics = shared_worker.api.get("/metrics").body
+    counted = re.search(rf'braidflow_dead_letters_total{{topic="{topic}"}} (\S+)', metrics)
+    assert counted and float(counted.group(1)) >= 1000, metrics
 
 
 def test_an_event_too_large_to_start_from_is_dead_lettered_and_routing_goes_on(

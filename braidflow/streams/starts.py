@@ -1,0 +1,69 @@
+"""Starting executions for events, webhook calls and schedule slots.
+
+An execution started for an event has an id derived from (event source,
+event id, workflow): the same event delivered twice, replayed or re-read
+after a crash names the same execution, and the engine ignores a start it
+already has.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from braidflow.engine import StartExecution
+from braidflow.schemas import encode_transition
+from braidflow.streams.catalog import Catalog
+
+Send = Callable[[str, bytes, bytes], Awaitable[Awaitable[Any]]]
+"""Queue (topic, key, value); the returned future resolves on acknowledgement."""
+
+_NAMESPACE = uuid.UUID("6f1c1d57-6a43-4b8e-9d0e-3f0b2f3c9a11")
+
+
+def execution_id_for(event: Mapping[str, Any], workflow_id: str) -> str:
+    """The one execution an event starts for a workflow: the same inputs, the same id."""
+    name = f"{event.get('source')}\n{event.get('id')}\n{workflow_id}"
+    return uuid.uuid5(_NAMESPACE, name).hex
+
+
+def event_input(event: Mapping[str, Any]) -> Any:
+    """An event-started execution's input: the event's data when it is an object."""
+    data = event.get("data")
+    return data if isinstance(data, dict) else {}
+
+
+class Starts:
+    """Sends the start of the latest version of a workflow for an event."""
+
+    def __init__(
+        self, transitions_topic: str, catalog: Catalog, send: Send, clock: Callable[[], int]
+    ) -> None:
+        self._topic = transitions_topic
+        self._catalog = catalog
+        self._send = send
+        self._clock = clock
+
+    async def start(
+        self, workflow_id: str, event: Mapping[str, Any]
+    ) -> tuple[str, Awaitable[Any]] | None:
+        """(execution id, acknowledgement); None when the workflow is not deployed."""
+        deployment = self._catalog.latest(workflow_id)
+        if deployment is None:
+            return None
+        execution_id = execution_id_for(event, workflow_id)
+        start = StartExecution(
+            f"{execution_id}/start",
+            execution_id,
+            self._clock(),
+            workflow_id,
+            deployment.version,
+            event_input(event),
+            # The same object for every workflow the event starts: its JSON is built once.
+            event if isinstance(event, dict) else dict(event),
+        )
+        acknowledged = await self._send(
+            self._topic, execution_id.encode(), encode_transition(start)
+        )
+        return execution_id, acknowledged
