@@ -53,6 +53,9 @@ class Settings:
     An event nobody waits for yet is kept `event_ttl_s` for a wait_event that
     begins later. A schedule slot missed while no worker ran still fires on
     start when it is at most `schedule_grace_s` old; older ones are skipped.
+    No record a worker writes may exceed `max_record_bytes` (keep it at or below
+    the broker's `message.max.bytes`): a task output or an execution state that
+    would fails its node or execution with a reason instead of stopping a partition.
     `max_poll_interval_s` stays long everywhere: a consumer that falls behind
     under load must not be thrown out of its group (a revoke under load is
     costly and, with the orchestrator busy, slow to recover from).
@@ -79,10 +82,17 @@ class Settings:
     event_ttl_s: float = 3600.0
     schedule_grace_s: float = 300.0
     clock_offset_file: Path | None = None
+    max_record_bytes: int = 1_000_000
 
     @property
     def topics(self) -> Topics:
         return Topics(self.prefix)
+
+    @property
+    def max_value_bytes(self) -> int:
+        """The largest record value a worker writes: `max_record_bytes` less room for the
+        key, headers and batch framing."""
+        return self.max_record_bytes - 16 * 1024
 
     @property
     def api_url(self) -> str:
@@ -128,6 +138,7 @@ def settings_from_env(**overrides: object) -> Settings:
         "EVENT_TTL_S": ("event_ttl_s", float),
         "SCHEDULE_GRACE_S": ("schedule_grace_s", float),
         "CLOCK_OFFSET_FILE": ("clock_offset_file", Path),
+        "MAX_RECORD_BYTES": ("max_record_bytes", int),
     }
     for env_name, (attr, convert) in conversions.items():
         raw = _env(env_name)

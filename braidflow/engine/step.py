@@ -158,6 +158,28 @@ def step(workflow: Workflow, state: ExecutionState | None, transition: Transitio
     return _apply(workflow, state, transition, transition.at)
 
 
+def fail_execution(
+    workflow: Workflow, state: ExecutionState, error: NodeError, at: int
+) -> StepResult:
+    """End an unfinished execution as failed, for a reason found outside the engine.
+
+    The runtime applies it in place of a step it cannot store (a state larger than
+    a record may be): work in flight, timers and children are cancelled, as on
+    the execution's timeout.
+    """
+    if state.finished:
+        return StepResult(state, ignored=f"execution already {state.status}")
+    draft = _Draft(workflow, state, at)
+    draft.finish(FAILED, error=error)
+    return StepResult(draft.build(), tuple(draft.outgoing))
+
+
+def fail_start(workflow: Workflow, t: StartExecution, error: NodeError) -> StepResult:
+    """A new execution that fails at once, keeping neither the start's input nor its event:
+    they are what the runtime could not store."""
+    return fail_execution(workflow, _initial_state(t, None, None), error, t.at)
+
+
 def _apply(workflow: Workflow, state: ExecutionState, t: Transition, at: int) -> StepResult:
     """Apply `t` to an existing execution, as of `at`."""
     apply = _APPLY.get(type(t))
@@ -210,18 +232,24 @@ def _release(
     return StepResult(state, tuple(outgoing))
 
 
-def _start(workflow: Workflow, t: StartExecution) -> StepResult:
-    state = ExecutionState(
+def _initial_state(
+    t: StartExecution, input_: Any, event: Mapping[str, Any] | None
+) -> ExecutionState:
+    return ExecutionState(
         execution_id=t.execution_id,
         workflow_id=t.workflow_id,
         workflow_version=t.workflow_version,
         status=RUNNING,
         started_at=t.at,
         updated_at=t.at,
-        input=t.input,
-        event=t.event,
+        input=input_,
+        event=event,
         parent=t.parent,
     )
+
+
+def _start(workflow: Workflow, t: StartExecution) -> StepResult:
+    state = _initial_state(t, t.input, t.event)
     draft = _Draft(workflow, state, t.at)
     problems = input_problems(workflow, t.input)
     if t.parent is not None and t.parent.depth > MAX_SUBWORKFLOW_DEPTH:

@@ -83,6 +83,7 @@ def create_app(settings: Settings) -> FaustParts:
         producer_linger=0.0,
         producer_partitioner=KeyPartitioner(),
         producer_acks=-1,
+        producer_max_request_size=settings.max_record_bytes,
     )
     _FETCH_MAX_WAIT_MS[id(app)] = settings.fetch_max_wait_ms
 

@@ -32,7 +32,7 @@ from braidflow.config import Settings
 from braidflow.connectors.http import HttpNodeClient
 from braidflow.connectors.metrics import TASK_DURATION, TASKS_RUN
 from braidflow.engine.messages import NodeCompleted, NodeError, NodeFailed, TaskRequest, Transition
-from braidflow.schemas import CodecError, decode_task
+from braidflow.schemas import CodecError, decode_task, encode_transition
 from braidflow.streams.dead_letters import DeadLetter
 from braidflow.streams.offsets import OffsetTracker, PartitionOffsets
 from braidflow.streams.publisher import epoch_ms
@@ -54,6 +54,8 @@ STOP_GRACE_S = 10.0
 _POLL_TIMEOUT_MS = 1_000
 _RETRY_FIRST_S = 0.1
 _RETRY_MAX_S = 5.0
+# How much of an error message too large to send is kept.
+_ERROR_SHOWN = 4096
 _NAMES_SHOWN = 20
 
 T = TypeVar("T")
@@ -228,7 +230,23 @@ class Executor:
         output, error = await self._outcome(request)
         TASK_DURATION.labels(kind).observe(time.monotonic() - started)
         TASKS_RUN.labels(kind, "completed" if error is None else "failed").inc()
-        return node_result(request, self._clock(), output, error)
+        result = node_result(request, self._clock(), output, error)
+        size = len(encode_transition(result))
+        limit = self._settings.max_value_bytes
+        if size <= limit:
+            return result
+        # A result the broker would refuse: delivering it would be retried forever.
+        if error is None:
+            error = NodeError(
+                "OutputTooLarge",
+                f"the output takes {size:,} bytes, over the {limit:,} a record may hold;"
+                " write large data elsewhere and return a reference",
+                request.node_id,
+            )
+        else:
+            cut = f"{error.message[:_ERROR_SHOWN]}... (cut: the result took {size:,} bytes)"
+            error = NodeError(error.type, cut, error.node_id)
+        return node_result(request, result.at, None, error)
 
     async def _outcome(self, request: TaskRequest) -> tuple[Any, NodeError | None]:
         try:

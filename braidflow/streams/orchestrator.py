@@ -13,18 +13,24 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from dataclasses import dataclass, replace
 
+from braidflow.config import Settings
 from braidflow.engine import (
     ChildFinished,
     ExecutionState,
+    NodeCompleted,
     NodeError,
+    NodeFailed,
     StartExecution,
     StepResult,
     TimerFired,
     Transition,
+    fail_execution,
+    fail_start,
     step,
 )
 from braidflow.schemas import (
     CodecError,
+    OutboxEntry,
     StoredExecution,
     decode_stored,
     decode_transition,
@@ -79,8 +85,10 @@ class Orchestrator:
         *,
         events_prefix: str = "events.",
         timers: TimerTable | None = None,
+        max_state_bytes: int = Settings().max_value_bytes,
     ) -> None:
         self._catalog = catalog
+        self._max_state_bytes = max_state_bytes
         self._events_prefix = events_prefix
         self._timers = timers
         self._outbox = outbox
@@ -163,6 +171,35 @@ class Orchestrator:
                 pending = self._outbox.acknowledged.pending(stored.outbox)
                 await self._outbox.send(key, pending, self._node_types(deployment))
             return
+        updated, emitted, encoded = self._stored(transition, stored, result, table)
+        if len(encoded) > self._max_state_bytes:
+            # Written anyway, the row would fail in the producer and stop the partition.
+            reason = (
+                f"the execution's state would be {len(encoded):,} bytes after"
+                f" {type(transition).__name__} {transition.id!r}, over the"
+                f" {self._max_state_bytes:,} a record may hold; keep large data outside"
+                " the workflow and pass references"
+            )
+            result = await self._instead_of_too_large(record, deployment, state, transition, reason)
+            updated, emitted, encoded = self._stored(transition, stored, result, table)
+            if len(encoded) > self._max_state_bytes:
+                raise Poison(f"{reason}; failing the execution would not fit either")
+        assert result.state is not None
+        if self._timers is not None:
+            self._keep_timers(result.state.execution_id, state, result.state)
+        table[key] = encoded
+        self._remember(key, encoded, updated)
+        await self._outbox.send(key, emitted, self._node_types(deployment))
+
+    def _stored(
+        self,
+        transition: Transition,
+        stored: StoredExecution | None,
+        result: StepResult,
+        table: MutableMapping[bytes, bytes],
+    ) -> tuple[StoredExecution, list[OutboxEntry], bytes]:
+        """The row to store after a step, what the step sends, and the row's bytes."""
+        assert result.state is not None
         # Chunk rows go into the table ahead of the state row that counts them.
         outgoing = self._items.apply(result.outgoing, table)
         emitted = [
@@ -172,12 +209,45 @@ class Orchestrator:
         previous = stored.outbox if stored is not None else ()
         outbox = (*self._outbox.acknowledged.pending(previous), *emitted)
         updated = StoredExecution(result.state, outbox)
-        encoded = encode_stored(updated)
-        if self._timers is not None:
-            self._keep_timers(result.state.execution_id, state, result.state)
-        table[key] = encoded
-        self._remember(key, encoded, updated)
-        await self._outbox.send(key, emitted, self._node_types(deployment))
+        return updated, emitted, encode_stored(updated)
+
+    async def _instead_of_too_large(
+        self,
+        record: Record,
+        deployment: Deployment,
+        state: ExecutionState | None,
+        transition: Transition,
+        reason: str,
+    ) -> StepResult:
+        """What to store when a step's state is too large for a record.
+
+        A task's output that does not fit fails its node (retries, error edges and
+        parking apply as to any failure). Anything else fails the execution, and the
+        record, which holds what did not fit, goes to the dead-letter topic.
+        """
+        workflow = deployment.workflow
+        error = NodeError("StateTooLarge", reason)
+        if state is None:
+            if not isinstance(transition, StartExecution):
+                raise Poison(reason)
+            await self._dead_letter(dead_letter_of(record, reason, self._clock()))
+            return fail_start(workflow, transition, error)
+        if isinstance(transition, NodeCompleted):
+            error = NodeError("StateTooLarge", reason, transition.node_id)
+            failed = NodeFailed(
+                f"{transition.id}/too-large",
+                transition.execution_id,
+                transition.at,
+                transition.node_id,
+                transition.attempt,
+                error,
+                transition.item,
+            )
+            result = step(workflow, state, failed)
+            if result.ignored is None and result.state is not None:
+                return result
+        await self._dead_letter(dead_letter_of(record, reason, self._clock()))
+        return fail_execution(workflow, state, error, transition.at)
 
     def _node_types(self, deployment: Deployment) -> Mapping[str, str]:
         """Node id to type of a deployed workflow, built once per deployment."""

@@ -270,14 +270,23 @@ class RuntimeBackend:
         )
         deadline = time.monotonic() + DECISION_WAIT_S
         while time.monotonic() < deadline:
-            run = _node_of(await self._view(execution_id), node_id)
+            view = await self._view(execution_id)
+            run = _node_of(view, node_id)
             if run is not None and run["status"] != "waiting":
                 output = run["output"] or {}
-                if output.get("decision_id") != decision_id:
+                if output.get("decision_id") == decision_id:
+                    return {"execution_id": execution_id, "node_id": node_id, **output}
+                if run["status"] == "completed":
                     raise Conflict(
                         f"approval {node_id!r} was already decided by {output.get('by')!r}"
                     )
-                return {"execution_id": execution_id, "node_id": node_id, **output}
+                # Cancelled: the execution ended first, or applying this decision ended it.
+                error = view.get("error") or {}
+                why = f": {error.get('type')}: {error.get('message')}" if error else ""
+                raise Conflict(
+                    f"approval {node_id!r} was {run['status']}; the execution is"
+                    f" {view['status']}{why}"
+                )
             await asyncio.sleep(0.05)
         raise Unavailable("the decision was sent but is not applied yet; look at the execution")
 
@@ -408,6 +417,7 @@ def build_runtime(settings: Settings, registry: TaskRegistry | None = None) -> R
         clock,
         events_prefix=settings.events_prefix,
         timers=timers,
+        max_state_bytes=settings.max_value_bytes,
     )
     orchestrator.on_step = observe_step
     http = HttpNodeClient()

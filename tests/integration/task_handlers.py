@@ -55,3 +55,9 @@ async def numbers(input: dict[str, Any]) -> list[int]:
 @braidflow.task("test.noop")
 async def noop(input: Any) -> None:
     """Does nothing and returns nothing."""
+
+
+@braidflow.task("test.bulky")
+async def bulky(input: dict[str, Any]) -> dict[str, str]:
+    """An output of about `bytes` bytes."""
+    return {"blob": "x" * int(input["bytes"])}

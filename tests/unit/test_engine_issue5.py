@@ -35,6 +35,8 @@ from braidflow.engine import (
     TimerFired,
     Transition,
     child_execution_id,
+    fail_execution,
+    fail_start,
     retry_delay_ms,
     step,
 )
@@ -342,6 +344,37 @@ def test_the_execution_deadline_fails_it_and_cancels_work_in_flight() -> None:
     assert {result.state.nodes[n].status for n in ("a", "b")} == {"cancelled"}
     assert result.state.timers == {}
     assert events(result.outgoing) == ["workflow.failed"]
+
+
+def test_failing_an_execution_from_outside_cancels_its_work_and_tells_its_parent() -> None:
+    wf = workflow(BRANCHES)
+    parent = ParentLink("dad", "caller", "call", 1)
+    state, _ = settle(wf, start(wf, parent=parent))
+    error = NodeError("StateTooLarge", "the state would be 2,000,000 bytes")
+    result = fail_execution(wf, state, error, T0 + 5)
+    assert result.ignored is None and result.state is not None
+    assert result.state.status == "failed" and result.state.error == error
+    assert {result.state.nodes[n].status for n in ("a", "b")} == {"cancelled"}
+    assert result.state.timers == {} and result.state.completed_at == T0 + 5
+    assert events(result.outgoing) == ["workflow.failed"]
+    [notice] = of_type(result.outgoing, ChildFinished)
+    assert (notice.execution_id, notice.status, notice.error) == ("dad", "failed", error)
+    again = fail_execution(wf, result.state, error, T0 + 6)
+    assert again.ignored == "execution already failed" and again.outgoing == ()
+
+
+def test_a_start_failed_from_outside_keeps_neither_input_nor_event_and_tells_its_parent() -> None:
+    wf = workflow(BRANCHES)
+    parent = ParentLink("dad", "caller", "call", 1)
+    begin = StartExecution("start", EX, T0, wf.id, 1, {"blob": "x"}, {"id": "ev"}, parent)
+    error = NodeError("StateTooLarge", "the state would be 2,000,000 bytes")
+    result = fail_start(wf, begin, error)
+    assert result.state is not None and result.state.status == "failed"
+    assert (result.state.input, result.state.event, result.state.error) == (None, None, error)
+    assert result.state.nodes == {} and result.state.parent == parent
+    assert events(result.outgoing) == ["workflow.failed"]
+    [notice] = of_type(result.outgoing, ChildFinished)
+    assert (notice.execution_id, notice.status) == ("dad", "failed")
 
 
 def test_a_finished_execution_holds_no_timers() -> None:
