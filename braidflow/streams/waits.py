@@ -41,6 +41,22 @@ def encode_waits(waits: Waits) -> bytes:
     ).encode()
 
 
+def fitted(waits: Waits, limit: int) -> tuple[Waits, bytes]:
+    """The waits to store and their row: without the oldest kept events while the row is
+    over `limit` bytes. Registrations are never dropped: an execution waits on them."""
+    row = encode_waits(waits)
+    excess = len(row) - limit
+    if excess <= 0 or not waits.kept:
+        return waits, row
+    dropped = 0
+    while dropped < len(waits.kept) and excess > 0:
+        kept = waits.kept[dropped]
+        excess -= len(json.dumps({"event": kept.event, "kept_until": kept.kept_until})) + 1
+        dropped += 1
+    trimmed = Waits(waits.waiting, waits.kept[dropped:])
+    return trimmed, encode_waits(trimmed)
+
+
 def decode_waits(raw: bytes | None) -> Waits:
     if raw is None:
         return Waits()
@@ -63,6 +79,7 @@ class Correlator:
         clock: Callable[[], int],
     ) -> None:
         self._keep_ms = int(settings.event_ttl_s * 1000)
+        self._max_row_bytes = settings.max_value_bytes
         self._catalog = catalog
         self._send_transition = send_transition
         self._dead_letter = dead_letter
@@ -102,11 +119,28 @@ class Correlator:
                 await self._reject(record, f"not JSON: {exc}")
                 return
             waits, arrivals = occur(waits, event, now, self._keep_ms, self.matches)
+        # A row over the record limit would stop the partition; kept events make room first.
+        stored, row = fitted(waits, self._max_row_bytes)
+        if len(row) > self._max_row_bytes:
+            reason = (
+                f"the waits for {record.key.decode(errors='replace')!r} would take {len(row):,}"
+                f" bytes with this record, over the {self._max_row_bytes:,} a record may hold:"
+                f" {len(stored.waiting):,} waits registered for that type"
+            )
+            await self._reject(record, reason)
+            return
+        if len(stored.kept) < len(waits.kept):
+            log.warning(
+                "waits for %r: dropped the %d oldest kept events to stay under %d bytes",
+                record.key,
+                len(waits.kept) - len(stored.kept),
+                self._max_row_bytes,
+            )
         # Deliveries first, acknowledged, then the row: a crash in between makes the
         # record come again and deliver again (harmless), never lose a delivery.
         for arrival in arrivals:
             await self._send_transition(arrival)
-        table[record.key] = encode_waits(waits)
+        table[record.key] = row
 
     async def _reject(self, record: Record, reason: str) -> None:
         await self._dead_letter(dead_letter_of(record, reason, self._clock()))

@@ -225,6 +225,41 @@ def test_a_waiting_execution_continues_with_the_event_that_correlates(
     assert shared_worker.wait_until_finished([second])[second]["output"] == {"by": "bob"}
 
 
+def test_kept_events_past_the_record_limit_make_room_and_waits_go_on(
+    shared_worker: WorkerProcess, broker: str
+) -> None:
+    kind = unique()
+    workflow = f"{kind}-waiter"
+    text = WAITER.format(id=workflow, kind=kind, timeout="60s")
+    assert shared_worker.api.deploy(text).status == 201
+    # Kept together, these three would make a waits row over the 1 MB a record may hold.
+    for n in (1, 2, 3):
+        bulky = {"ticket": 100 + n, "by": "x", "blob": "x" * 350_000}
+        send(broker, CloudEvent(id=f"bulky-{n}", source="/t", type=f"{kind}.resolved", data=bulky))
+    # Each on a partition of its own: which one is oldest is known only once all three are in.
+    until(lambda: "dropped the 1 oldest kept events" in shared_worker.log_tail(400))
+    send(
+        broker,
+        CloudEvent(
+            id="small", source="/t", type=f"{kind}.resolved", data={"ticket": 5, "by": "al"}
+        ),
+    )
+    time.sleep(1.0)
+    early = shared_worker.api.start(workflow, {"ticket": 5})
+    assert shared_worker.wait_until_finished([early])[early]["output"] == {"by": "al"}
+    # Two of the three bulky ones are still kept for later waits.
+    late = [shared_worker.api.start(workflow, {"ticket": 100 + n}) for n in (1, 2, 3)]
+
+    def two_done() -> list[dict[str, Any]] | None:
+        views = [shared_worker.api.execution(e).body for e in late]
+        done = [v for v in views if v["status"] == "completed"]
+        return views if len(done) == 2 else None
+
+    views = until(two_done)
+    assert sorted(v["status"] for v in views) == ["completed", "completed", "running"]
+    assert all(v["output"] == {"by": "x"} for v in views if v["status"] == "completed")
+
+
 def test_a_wait_that_times_out_takes_its_timeout_edge(shared_worker: WorkerProcess) -> None:
     kind = unique()
     workflow = f"{kind}-impatient"
