@@ -38,11 +38,22 @@ def chunk_key(execution_id: str, node_id: str, attempt: int, chunk: int) -> byte
     return f"{execution_id}/items/{node_id}/{attempt}/{chunk}".encode()
 
 
+class ChunkTooLarge(Exception):
+    """A chunk of results would be a row larger than a record may be."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__(f"a chunk of results would take {size:,} bytes")
+        self.size = size
+
+
 class ItemStore:
     """Applies the engine's chunk messages to the executions table."""
 
-    def __init__(self, max_results_bytes: int = MAX_RESULTS_BYTES) -> None:
+    def __init__(
+        self, max_results_bytes: int = MAX_RESULTS_BYTES, max_row_bytes: int | None = None
+    ) -> None:
         self._max_results_bytes = max_results_bytes
+        self._max_row_bytes = max_row_bytes
 
     def apply(
         self, outgoing: Iterable[Outgoing], table: MutableMapping[bytes, bytes]
@@ -50,7 +61,8 @@ class ItemStore:
         """Store, answer or drop chunks; what is left to send, a collection becoming its answer.
 
         Runs before the state row is written, and in the order of `outgoing`: a step
-        may flush the last chunk and ask for the collection at once.
+        may flush the last chunk and ask for the collection at once. ChunkTooLarge,
+        before anything of that chunk is written, for a row over `max_row_bytes`.
         """
         remaining: list[Outgoing] = []
         for message in outgoing:
@@ -58,7 +70,10 @@ class ItemStore:
                 key = chunk_key(
                     message.execution_id, message.node_id, message.attempt, message.chunk
                 )
-                table[key] = _encode_chunk(message)
+                row = _encode_chunk(message)
+                if self._max_row_bytes is not None and len(row) > self._max_row_bytes:
+                    raise ChunkTooLarge(len(row))
+                table[key] = row
             elif isinstance(message, CollectItems):
                 remaining.append(self._collect(message, table))
             elif isinstance(message, DropItems):

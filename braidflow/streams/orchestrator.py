@@ -38,7 +38,7 @@ from braidflow.schemas import (
 )
 from braidflow.streams.catalog import Catalog, Deployment
 from braidflow.streams.dead_letters import DeadLetter
-from braidflow.streams.items import ItemStore
+from braidflow.streams.items import ChunkTooLarge, ItemStore
 from braidflow.streams.outbox import Outbox, outbox_entry
 from braidflow.streams.publisher import epoch_ms
 from braidflow.streams.timers import DueTimer, TimerTable
@@ -96,7 +96,7 @@ class Orchestrator:
         self._clock = clock
         self.on_step: Callable[[Transition, StepResult, float], None] | None = None
         self._decoded: OrderedDict[bytes, tuple[bytes, StoredExecution]] = OrderedDict()
-        self._items = ItemStore()
+        self._items = ItemStore(max_row_bytes=max_state_bytes)
         self._node_types_of: dict[Deployment, Mapping[str, str]] = {}
 
     def _load(self, key: bytes, raw: bytes | None) -> StoredExecution | None:
@@ -171,19 +171,26 @@ class Orchestrator:
                 pending = self._outbox.acknowledged.pending(stored.outbox)
                 await self._outbox.send(key, pending, self._node_types(deployment))
             return
-        updated, emitted, encoded = self._stored(transition, stored, result, table)
-        if len(encoded) > self._max_state_bytes:
+        try:
+            updated, emitted, encoded = self._stored(transition, stored, result, table)
+            size, what = len(encoded), "the execution's state"
+        except ChunkTooLarge as exc:
+            size, what = exc.size, "a chunk of its foreach results"
+        if size > self._max_state_bytes:
             # Written anyway, the row would fail in the producer and stop the partition.
             reason = (
-                f"the execution's state would be {len(encoded):,} bytes after"
+                f"{what} would be {size:,} bytes after"
                 f" {type(transition).__name__} {transition.id!r}, over the"
                 f" {self._max_state_bytes:,} a record may hold; keep large data outside"
                 " the workflow and pass references"
             )
             result = await self._instead_of_too_large(record, deployment, state, transition, reason)
-            updated, emitted, encoded = self._stored(transition, stored, result, table)
-            if len(encoded) > self._max_state_bytes:
-                raise Poison(f"{reason}; failing the execution would not fit either")
+            try:
+                updated, emitted, encoded = self._stored(transition, stored, result, table)
+            except ChunkTooLarge:
+                encoded = b""
+            if not encoded or len(encoded) > self._max_state_bytes:
+                raise Poison(f"{reason}; failing instead would not fit either")
         assert result.state is not None
         if self._timers is not None:
             self._keep_timers(result.state.execution_id, state, result.state)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from braidflow.engine import (
     CollectItems,
     DropItems,
@@ -12,7 +14,7 @@ from braidflow.engine import (
     ItemsCollected,
     LifecycleEvent,
 )
-from braidflow.streams.items import ItemStore, chunk_key
+from braidflow.streams.items import ChunkTooLarge, ItemStore, chunk_key
 
 T0 = 1_795_000_000_000
 
@@ -65,3 +67,13 @@ def test_results_past_the_cap_fail_the_collection_with_a_reason() -> None:
 
 def test_dropping_chunks_never_written_is_harmless() -> None:
     assert ItemStore().apply([DropItems("ex", "each", 2, 3)], {}) == []
+
+
+def test_a_chunk_over_the_row_limit_is_refused_before_it_is_written() -> None:
+    table: dict[bytes, bytes] = {}
+    store = ItemStore(max_row_bytes=1000)
+    store.apply([ItemsChunk("ex", "each", 1, 0, ("x" * 300,))], table)
+    with pytest.raises(ChunkTooLarge) as refused:
+        store.apply([ItemsChunk("ex", "each", 1, 1, ("x" * 600, "y" * 600))], table)
+    assert refused.value.size > 1000
+    assert list(table) == [chunk_key("ex", "each", 1, 0)]
