@@ -17,6 +17,7 @@ from braidflow.config import Settings
 from braidflow.engine import (
     ChildFinished,
     ExecutionState,
+    ItemsCollected,
     NodeCompleted,
     NodeError,
     NodeFailed,
@@ -67,6 +68,28 @@ def dead_letter_of(record: Record, reason: str, at: int) -> DeadLetter:
     return DeadLetter(
         record.topic, record.partition, record.offset, record.key, record.value, reason, at
     )
+
+
+def as_failure(transition: Transition, error: NodeError) -> Transition | None:
+    """The failure of the node (or item) whose result `transition` brings, if it brings one."""
+    failed_id = f"{transition.id}/too-large"
+    if isinstance(transition, NodeCompleted):
+        node_error = replace(error, node_id=transition.node_id)
+        return NodeFailed(
+            failed_id,
+            transition.execution_id,
+            transition.at,
+            transition.node_id,
+            transition.attempt,
+            node_error,
+            transition.item,
+        )
+    if isinstance(transition, ItemsCollected):
+        node_error = replace(error, node_id=transition.node_id)
+        return replace(transition, id=failed_id, results=(), errors=(), error=node_error)
+    if isinstance(transition, ChildFinished):
+        return replace(transition, id=failed_id, status="failed", output=None, error=error)
+    return None
 
 
 class Poison(Exception):
@@ -228,9 +251,10 @@ class Orchestrator:
     ) -> StepResult:
         """What to store when a step's state is too large for a record.
 
-        A task's output that does not fit fails its node (retries, error edges and
-        parking apply as to any failure). Anything else fails the execution, and the
-        record, which holds what did not fit, goes to the dead-letter topic.
+        A result that does not fit (a task's output, a foreach's results, a child's
+        output) fails its node or item: retries, error edges and parking apply as to
+        any failure. Anything else fails the execution, and the record, which holds
+        what did not fit, goes to the dead-letter topic.
         """
         workflow = deployment.workflow
         error = NodeError("StateTooLarge", reason)
@@ -239,17 +263,8 @@ class Orchestrator:
                 raise Poison(reason)
             await self._dead_letter(dead_letter_of(record, reason, self._clock()))
             return fail_start(workflow, transition, error)
-        if isinstance(transition, NodeCompleted):
-            error = NodeError("StateTooLarge", reason, transition.node_id)
-            failed = NodeFailed(
-                f"{transition.id}/too-large",
-                transition.execution_id,
-                transition.at,
-                transition.node_id,
-                transition.attempt,
-                error,
-                transition.item,
-            )
+        failed = as_failure(transition, NodeError("StateTooLarge", reason))
+        if failed is not None:
             result = step(workflow, state, failed)
             if result.ignored is None and result.state is not None:
                 return result
