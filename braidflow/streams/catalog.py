@@ -70,7 +70,7 @@ class Catalog:
         self._follow: asyncio.Task[None] | None = None
         # Bumped on every deployment read, so views built from the catalog know when to rebuild.
         self.generation = 0
-        self._subscriptions: tuple[int, SubscriptionIndex] | None = None
+        self._subscriptions = SubscriptionIndex()
         self._waited: tuple[int, frozenset[str]] | None = None
 
     async def start(self) -> None:
@@ -118,7 +118,7 @@ class Catalog:
             record = json.loads(value)
             if record.get("removed"):
                 self._removed[record["id"]] = record["version"]
-                self.generation += 1
+                self._index_latest(record["id"])
                 return
             workflow = load_workflow(record["text"])
         except Exception:
@@ -129,14 +129,21 @@ class Catalog:
             record["id"], record["version"], record["text"], record["deployed_at"], workflow
         )
         self._versions.setdefault(deployment.workflow_id, {})[deployment.version] = deployment
+        self._index_latest(deployment.workflow_id)
+
+    def _index_latest(self, workflow_id: str) -> None:
+        """Index the triggers of the latest version of `workflow_id`, or none if removed."""
+        latest = self.latest(workflow_id)
+        if latest is None:
+            self._subscriptions.remove(workflow_id)
+        else:
+            self._subscriptions.add(latest.workflow)
         self.generation += 1
 
     def subscriptions(self) -> SubscriptionIndex:
-        """The triggers of the latest version of every workflow, rebuilt after a deployment."""
-        if self._subscriptions is None or self._subscriptions[0] != self.generation:
-            index = SubscriptionIndex.build(d.workflow for d in self.all_latest())
-            self._subscriptions = (self.generation, index)
-        return self._subscriptions[1]
+        """The triggers of the latest version of every workflow, kept up to date as
+        deployments and removals are read."""
+        return self._subscriptions
 
     def waited_types(self) -> frozenset[str]:
         """Event types some wait_event node waits for, in any version (old ones still run)."""

@@ -1,8 +1,10 @@
 """Which deployed workflows an incoming CloudEvent starts, and which webhooks and schedules exist.
 
 One `SubscriptionIndex` covers one tenant's deployed workflows (the latest
-version of each): tenants never see each other's events. The event router
-rebuilds it when a deployment changes and asks it about every event.
+version of each): tenants never see each other's events. The catalog keeps it
+up to date one workflow at a time as deployments and removals come in (a
+rebuild per deployment made deploying n workflows cost O(n²)), and the event
+router asks it about every event.
 
 An event starts at most one execution per workflow: of a workflow's event
 triggers, the first (in file order) that matches wins. `schedule_slots` (from
@@ -11,6 +13,7 @@ triggers, the first (in file order) that matches wins. `schedule_slots` (from
 
 from __future__ import annotations
 
+import bisect
 import fnmatch
 import re
 from collections.abc import Callable, Iterable, Mapping
@@ -86,13 +89,15 @@ class SubscriptionIndex:
         self._webhooks: dict[str, list[str]] = {}
         self._schedules: list[tuple[str, int, ScheduleTrigger]] = []
         self._listening: dict[str, bool] = {}
+        # Where each workflow's triggers are filed: (kind, key) pairs.
+        self._keys_of: dict[str, set[tuple[str, str]]] = {}
 
     @classmethod
     def build(cls, workflows: Iterable[Workflow]) -> SubscriptionIndex:
         """Index the triggers of `workflows`; ValueError if two share an id."""
         index = cls()
         seen: set[str] = set()
-        for workflow in sorted(workflows, key=lambda w: w.id):
+        for workflow in workflows:
             if workflow.id in seen:
                 raise ValueError(
                     f"workflow {workflow.id!r} is given twice; index its latest version"
@@ -101,12 +106,40 @@ class SubscriptionIndex:
             index._add(workflow)
         return index
 
+    def add(self, workflow: Workflow) -> None:
+        """Index the triggers of `workflow`, in place of those of any earlier version."""
+        self.remove(workflow.id)
+        self._add(workflow)
+
+    def remove(self, workflow_id: str) -> None:
+        """Forget the triggers of `workflow_id` (nothing to forget is fine)."""
+        for kind, key in self._keys_of.pop(workflow_id, ()):
+            if kind == "webhook":
+                self._webhooks[key] = [w for w in self._webhooks[key] if w != workflow_id]
+            elif kind == "exact":
+                self._exact[key] = [e for e in self._exact[key] if _of(e) != workflow_id]
+            elif kind == "segment":
+                globs = self._by_segment[key]
+                self._by_segment[key] = [g for g in globs if _of(g[1]) != workflow_id]
+            elif kind == "unanchored":
+                self._unanchored = [g for g in self._unanchored if _of(g[1]) != workflow_id]
+            else:
+                self._schedules = [s for s in self._schedules if s[0] != workflow_id]
+        for table in (self._webhooks, self._exact, self._by_segment):
+            for key in [k for k, found in table.items() if not found]:
+                del table[key]
+        self._listening.clear()
+
     def _add(self, workflow: Workflow) -> None:
+        self._listening.clear()
+        keys = self._keys_of.setdefault(workflow.id, set())
         for i, trigger in enumerate(workflow.triggers):
             if isinstance(trigger, WebhookTrigger):
-                self._webhooks.setdefault(trigger.name, []).append(workflow.id)
+                bisect.insort(self._webhooks.setdefault(trigger.name, []), workflow.id)
+                keys.add(("webhook", trigger.name))
             elif isinstance(trigger, ScheduleTrigger):
-                self._schedules.append((workflow.id, i, trigger))
+                bisect.insort(self._schedules, (workflow.id, i, trigger), key=lambda s: s[:2])
+                keys.add(("schedule", ""))
             else:
                 entry = _Entry(
                     Subscription(workflow.id, i, trigger),
@@ -115,18 +148,20 @@ class SubscriptionIndex:
                     workflow.definition.variables,
                 )
                 for glob in dict.fromkeys(trigger.types):
-                    self._add_glob(glob, entry)
+                    keys.add(self._add_glob(glob, entry))
 
-    def _add_glob(self, glob: str, entry: _Entry) -> None:
+    def _add_glob(self, glob: str, entry: _Entry) -> tuple[str, str]:
+        """File `entry` under `glob`; where it went, for `remove`."""
         if not _WILDCARDS & set(glob):
             self._exact.setdefault(glob, []).append(entry)
-            return
+            return "exact", glob
         matcher = re.compile(fnmatch.translate(glob)).match
         segment, dot, _ = glob.partition(".")
         if dot and not _WILDCARDS & set(segment):
             self._by_segment.setdefault(segment, []).append((matcher, entry))
-        else:
-            self._unanchored.append((matcher, entry))
+            return "segment", segment
+        self._unanchored.append((matcher, entry))
+        return "unanchored", ""
 
     def match(self, event: Mapping[str, Any]) -> list[Subscription]:
         """The subscriptions `event` starts, one per workflow at most, ordered by workflow id."""
@@ -209,6 +244,10 @@ class SubscriptionIndex:
     def schedules(self) -> list[tuple[str, int, ScheduleTrigger]]:
         """Every schedule trigger as (workflow id, trigger index, trigger), by workflow id."""
         return list(self._schedules)
+
+
+def _of(entry: _Entry) -> str:
+    return entry.subscription.workflow_id
 
 
 def _holds(

@@ -7,6 +7,8 @@ from fnmatch import fnmatchcase
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from braidflow.topology import (
     ConditionError,
@@ -358,3 +360,51 @@ def test_five_thousand_subscriptions_answer_as_trying_each_would(
 def five_thousand() -> tuple[list[Workflow], SubscriptionIndex]:
     workflows = many_workflows(5000)
     return workflows, SubscriptionIndex.build(workflows)
+
+
+# Versions of a few workflows, each with a different mix of triggers: exact types, globs
+# with a literal first segment, globs without, webhooks and schedules.
+VERSIONS = {
+    "a": [
+        workflow("a", on("ticket.opened"), {"webhook": {"name": "hook"}}),
+        workflow("a", on("ticket.*", "*.closed"), {"schedule": {"cron": "0 9 * * *"}}),
+    ],
+    "b": [
+        workflow("b", on("ticket.opened", when="event.data.n > 1"), {"webhook": {"name": "hook"}}),
+        workflow("b", on("order.*"), {"webhook": {"name": "other"}}),
+    ],
+    "c": [
+        workflow("c", {"schedule": {"cron": "* * * * * */2"}}, on("*.opened")),
+        workflow("c", on("order.paid", "ticket.opened")),
+    ],
+}
+TYPES = ["ticket.opened", "ticket.closed", "order.paid", "order.closed", "x.opened", "none"]
+
+
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(sorted(VERSIONS)), st.sampled_from([0, 1, None])), max_size=12
+    )
+)
+def test_adding_and_removing_one_workflow_at_a_time_answers_as_a_fresh_build(
+    steps: list[tuple[str, int | None]],
+) -> None:
+    index = SubscriptionIndex()
+    latest: dict[str, Workflow] = {}
+    for workflow_id, version in steps:
+        if version is None:
+            index.remove(workflow_id)
+            latest.pop(workflow_id, None)
+        else:
+            index.add(VERSIONS[workflow_id][version])
+            latest[workflow_id] = VERSIONS[workflow_id][version]
+    fresh = SubscriptionIndex.build(latest.values())
+    for event_type in TYPES:
+        ev = event(event_type, {"n": 2})
+        assert started(index, ev) == started(fresh, ev)
+        assert index.may_match(event_type) == fresh.may_match(event_type)
+        segment = event_type.partition(".")[0]
+        assert index.listens_under(segment) == fresh.listens_under(segment)
+    for hook in ("hook", "other"):
+        assert index.webhooks(hook) == fresh.webhooks(hook)
+    assert index.schedules() == fresh.schedules()
