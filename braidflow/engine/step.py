@@ -81,6 +81,7 @@ from braidflow.engine.state import (
     iso_time,
 )
 from braidflow.topology.durations import parse_timestamp
+from braidflow.topology.event_types import topic_segment_problem
 from braidflow.topology.expressions import ExpressionError
 from braidflow.topology.model import DEFAULT_CHOICES, WORK_TYPES, Retry
 from braidflow.topology.workflow import CompiledEdge, CompiledNode, Workflow
@@ -1454,6 +1455,9 @@ class _Draft:
         event_type = self.render(node, "type")
         if not isinstance(event_type, str) or not event_type:
             raise ExpressionError(f"params.type gave {event_type!r}, not an event type")
+        problem = topic_segment_problem(event_type)
+        if problem is not None:
+            raise ExpressionError(f"params.type gave {problem}")
         subject = self.render(node, "subject")
         if subject is not None and not isinstance(subject, str):
             raise ExpressionError(f"params.subject gave {subject!r}, not a string")

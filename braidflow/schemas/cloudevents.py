@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from braidflow.topology.event_types import topic_segment_problem
+
 SPEC_VERSION = "1.0"
 STRUCTURED_CONTENT_TYPE = "application/cloudevents+json"
 HEADER_PREFIX = "ce_"
@@ -39,7 +41,6 @@ _RFC3339 = re.compile(
     r"\d{4}-\d\d-\d\d[Tt]\d\d:\d\d:\d\d(?:\.\d+)?(?:[Zz]|[+-]\d\d:\d\d)", re.ASCII
 )
 _TOPIC_CHARS = re.compile(r"[a-zA-Z0-9._-]*")
-_TOPIC_SEGMENT = re.compile(r"[a-zA-Z0-9_-]+")
 _MAX_TOPIC_LENGTH = 249  # Kafka's own limit
 
 
@@ -415,16 +416,12 @@ def check_topic_prefix(prefix: str) -> None:
 def topic_for(event_type: str, prefix: str = "events.") -> str:
     """The topic an event type goes to: `ticket.resolved` -> `events.ticket`."""
     check_topic_prefix(prefix)
-    segment = event_type.split(".", 1)[0] if isinstance(event_type, str) else ""
-    if not segment:
+    if not isinstance(event_type, str):
         raise CloudEventError("type", f"{event_type!r} has no first segment to name a topic")
-    if not _TOPIC_SEGMENT.fullmatch(segment):
-        raise CloudEventError(
-            "type",
-            f"{segment!r}, the first segment of {event_type!r}, may only hold"
-            " a-z, A-Z, 0-9, '_' and '-' (it names a Kafka topic)",
-        )
-    topic = f"{prefix}{segment}"
+    problem = topic_segment_problem(event_type)
+    if problem is not None:
+        raise CloudEventError("type", problem)
+    topic = f"{prefix}{event_type.split('.', 1)[0]}"
     if len(topic) > _MAX_TOPIC_LENGTH:
         raise CloudEventError("type", f"topic {topic[:40]}... is longer than Kafka allows")
     return topic

@@ -37,6 +37,7 @@ from braidflow.schemas import (
     decode_transition,
     encode_stored,
 )
+from braidflow.schemas.cloudevents import CloudEventError
 from braidflow.streams.catalog import Catalog, Deployment
 from braidflow.streams.dead_letters import DeadLetter
 from braidflow.streams.items import ChunkTooLarge, ItemStore
@@ -90,6 +91,19 @@ def as_failure(transition: Transition, error: NodeError) -> Transition | None:
     if isinstance(transition, ChildFinished):
         return replace(transition, id=failed_id, status="failed", output=None, error=error)
     return None
+
+
+class Unstorable(Exception):
+    """A step whose row or records cannot be written; `error` says why.
+
+    `result_to_blame`: what the transition brought made it so, and failing the
+    node it reports on is the fitting answer.
+    """
+
+    def __init__(self, error: NodeError, *, result_to_blame: bool) -> None:
+        super().__init__(error.message)
+        self.error = error
+        self.result_to_blame = result_to_blame
 
 
 class Poison(Exception):
@@ -196,24 +210,15 @@ class Orchestrator:
             return
         try:
             updated, emitted, encoded = self._stored(transition, stored, result, table)
-            size, what = len(encoded), "the execution's state"
-        except ChunkTooLarge as exc:
-            size, what = exc.size, "a chunk of its foreach results"
-        if size > self._max_state_bytes:
-            # Written anyway, the row would fail in the producer and stop the partition.
-            reason = (
-                f"{what} would be {size:,} bytes after"
-                f" {type(transition).__name__} {transition.id!r}, over the"
-                f" {self._max_state_bytes:,} a record may hold; keep large data outside"
-                " the workflow and pass references"
-            )
-            result = await self._instead_of_too_large(record, deployment, state, transition, reason)
+        except Unstorable as exc:
+            # Written anyway, the step would fail in the producer and stop the partition.
+            result = await self._instead(record, deployment, state, transition, exc)
             try:
                 updated, emitted, encoded = self._stored(transition, stored, result, table)
-            except ChunkTooLarge:
-                encoded = b""
-            if not encoded or len(encoded) > self._max_state_bytes:
-                raise Poison(f"{reason}; failing instead would not fit either")
+            except Unstorable as again:
+                raise Poison(
+                    f"{exc.error.message}; failing instead: {again.error.message}"
+                ) from None
         assert result.state is not None
         if self._timers is not None:
             self._keep_timers(result.state.execution_id, state, result.state)
@@ -228,47 +233,67 @@ class Orchestrator:
         result: StepResult,
         table: MutableMapping[bytes, bytes],
     ) -> tuple[StoredExecution, list[OutboxEntry], bytes]:
-        """The row to store after a step, what the step sends, and the row's bytes."""
+        """The row to store after a step, what the step sends, and the row's bytes.
+
+        Unstorable when a row would pass the record limit or a record cannot be addressed.
+        """
         assert result.state is not None
-        # Chunk rows go into the table ahead of the state row that counts them.
-        outgoing = self._items.apply(result.outgoing, table)
-        emitted = [
-            outbox_entry(message, self._events_prefix, transition.execution_id)
-            for message in outgoing
-        ]
+        after = f"after {type(transition).__name__} {transition.id!r}"
+        try:
+            # Chunk rows go into the table ahead of the state row that counts them.
+            outgoing = self._items.apply(result.outgoing, table)
+            emitted = [
+                outbox_entry(message, self._events_prefix, transition.execution_id)
+                for message in outgoing
+            ]
+        except ChunkTooLarge as exc:
+            raise self._too_large("a chunk of its foreach results", exc.size, after) from None
+        except CloudEventError as exc:
+            error = NodeError("Unsendable", f"{after}: {exc}")
+            raise Unstorable(error, result_to_blame=False) from None
         previous = stored.outbox if stored is not None else ()
         outbox = (*self._outbox.acknowledged.pending(previous), *emitted)
         updated = StoredExecution(result.state, outbox)
-        return updated, emitted, encode_stored(updated)
+        encoded = encode_stored(updated)
+        if len(encoded) > self._max_state_bytes:
+            raise self._too_large("the execution's state", len(encoded), after)
+        return updated, emitted, encoded
 
-    async def _instead_of_too_large(
+    def _too_large(self, what: str, size: int, after: str) -> Unstorable:
+        message = (
+            f"{what} would be {size:,} bytes {after}, over the {self._max_state_bytes:,} a"
+            " record may hold; keep large data outside the workflow and pass references"
+        )
+        return Unstorable(NodeError("StateTooLarge", message), result_to_blame=True)
+
+    async def _instead(
         self,
         record: Record,
         deployment: Deployment,
         state: ExecutionState | None,
         transition: Transition,
-        reason: str,
+        problem: Unstorable,
     ) -> StepResult:
-        """What to store when a step's state is too large for a record.
+        """What to apply in place of a step that cannot be stored.
 
-        A result that does not fit (a task's output, a foreach's results, a child's
-        output) fails its node or item: retries, error edges and parking apply as to
-        any failure. Anything else fails the execution, and the record, which holds
-        what did not fit, goes to the dead-letter topic.
+        A result too large for the state (a task's output, a foreach's results, a
+        child's output) fails its node or item: retries, error edges and parking
+        apply as to any failure. Anything else fails the execution, and the record
+        goes to the dead-letter topic with the reason.
         """
         workflow = deployment.workflow
-        error = NodeError("StateTooLarge", reason)
+        error = problem.error
         if state is None:
             if not isinstance(transition, StartExecution):
-                raise Poison(reason)
-            await self._dead_letter(dead_letter_of(record, reason, self._clock()))
+                raise Poison(error.message)
+            await self._dead_letter(dead_letter_of(record, error.message, self._clock()))
             return fail_start(workflow, transition, error)
-        failed = as_failure(transition, NodeError("StateTooLarge", reason))
+        failed = as_failure(transition, error) if problem.result_to_blame else None
         if failed is not None:
             result = step(workflow, state, failed)
             if result.ignored is None and result.state is not None:
                 return result
-        await self._dead_letter(dead_letter_of(record, reason, self._clock()))
+        await self._dead_letter(dead_letter_of(record, error.message, self._clock()))
         return fail_execution(workflow, state, error, transition.at)
 
     def _node_types(self, deployment: Deployment) -> Mapping[str, str]:

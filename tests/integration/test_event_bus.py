@@ -390,6 +390,33 @@ edges:
     assert view["output"] == {"got": {"who": "ada"}, "type": f"{kind}.announced"}
 
 
+def test_a_publish_node_whose_type_names_no_topic_fails_and_the_worker_goes_on(
+    shared_worker: WorkerProcess,
+) -> None:
+    workflow = f"{unique()}-teller"
+    text = f"""
+id: {workflow}
+nodes:
+  - {{id: tell, type: publish, params: {{type: "${{input.kind}}", data: {{}}}}}}
+  - {{id: done, type: end}}
+edges:
+  - {{from: tell, to: done}}
+"""
+    assert shared_worker.api.deploy(text).status == 201
+    bad = shared_worker.api.start(workflow, {"kind": "hello world.said"})
+    # A fine first segment, but the topic it names would pass Kafka's 249 characters.
+    long = shared_worker.api.start(workflow, {"kind": f"{'a' * 245}.said"})
+    good = shared_worker.api.start(workflow, {"kind": f"{unique()}.said"})
+    views = shared_worker.wait_until_finished([bad, long, good])
+    assert views[long]["status"] == "failed" and views[long]["error"]["type"] == "Unsendable"
+    assert "longer than Kafka allows" in views[long]["error"]["message"]
+    assert views[bad]["status"] == "failed", views[bad]
+    assert views[bad]["error"]["type"] == "ExpressionError"
+    [tell] = [n for n in views[bad]["nodes"] if n["node_id"] == "tell"]
+    assert "'hello world'" in tell["error"]["message"] and "Kafka topic" in tell["error"]["message"]
+    assert views[good]["status"] == "completed"
+
+
 def test_department_scope_and_removal_change_subscriptions_without_a_restart(
     shared_worker: WorkerProcess, broker: str
 ) -> None:

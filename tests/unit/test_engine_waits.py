@@ -554,6 +554,9 @@ def test_a_publish_without_data_or_subject_sends_none_for_them() -> None:
         ("type", "${input.kind}", ""),
         ("type", "${input.kind}", None),
         ("type", "${input.kind}", ["a"]),
+        # Types whose first segment names no Kafka topic: sending them would fail.
+        ("type", "${input.kind}", "hello world"),
+        ("type", "${input.kind}", ".said"),
         ("subject", "${input.kind}", 7),
     ],
 )
