@@ -107,7 +107,14 @@ class Acknowledged:
 class Outbox:
     """Sends outbox entries to their topics and records their acknowledgements."""
 
-    def __init__(self, topics: Topics, send: ProducerSend) -> None:
+    def __init__(
+        self,
+        topics: Topics,
+        send: ProducerSend,
+        ensure_topic: Callable[[str], Awaitable[None]] | None = None,
+    ) -> None:
+        # Called before a send to an events topic, which nothing else may have created.
+        self._ensure_topic = ensure_topic
         self._topic_of = {
             "transition": topics.transitions,
             "task": topics.tasks,
@@ -136,6 +143,8 @@ class Outbox:
             else:
                 headers = None
             topic = entry.topic or self._topic_of[entry.kind]
+            if entry.kind == "publish" and self._ensure_topic is not None:
+                await self._ensure_topic(topic)
             future = await self._send(topic, entry.key or key, entry.value, headers)
             future.add_done_callback(self._on_done(entry.id))  # type: ignore[attr-defined]
 

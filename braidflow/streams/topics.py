@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Iterable
 
 from confluent_kafka import KafkaException
@@ -11,6 +13,8 @@ from braidflow.config import Settings
 from braidflow.schemas.cloudevents import topic_for
 from braidflow.streams.lifecycle_events import LIFECYCLE_SEGMENT
 from braidflow.topology import EventTrigger, Workflow
+
+log = logging.getLogger(__name__)
 
 
 def required_topics(settings: Settings) -> list[NewTopic]:
@@ -45,15 +49,51 @@ def trigger_topics(settings: Settings, workflows: Iterable[Workflow]) -> list[Ne
     return [NewTopic(name, settings.partitions, settings.replication) for name in sorted(names)]
 
 
+class EventsTopics:
+    """Creates an events topic the first time this worker publishes to it.
+
+    A broker with `auto.create.topics.enable=false` would otherwise hold every
+    send to a new type's topic until it times out. Asked once per topic per
+    worker; a failure (no right to create topics, say) is logged and the send
+    goes ahead, as it would have.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._known: set[str] = set()
+
+    async def ensure(self, topic: str) -> None:
+        if topic in self._known:
+            return
+        self._known.add(topic)
+        new = NewTopic(topic, self._settings.partitions, self._settings.replication)
+        try:
+            # Other services may have made it first, with partitions of their choosing.
+            await asyncio.to_thread(create_topics, self._settings, [new], owned=False)
+        except (RuntimeError, KafkaException) as exc:
+            log.warning("cannot make sure events topic %s exists: %s", topic, exc)
+
+
 def ensure_topics(
     settings: Settings, also: Iterable[NewTopic] = (), timeout_s: float = 15.0
 ) -> None:
     """Create braidflow's topics and `also` where missing; an existing topic with other
     partitions is reported, not changed."""
+    create_topics(settings, [*required_topics(settings), *also], timeout_s)
+
+
+def create_topics(
+    settings: Settings,
+    wanted: list[NewTopic],
+    timeout_s: float = 15.0,
+    *,
+    owned: bool = True,
+) -> None:
+    """Create the topics of `wanted` that are missing; RuntimeError for one that cannot be
+    created, or, when braidflow `owned` them, that exists with other partitions."""
     admin = AdminClient({"bootstrap.servers": settings.broker})
     existing = admin.list_topics(timeout=timeout_s).topics
-    wanted = [*required_topics(settings), *also]
-    for topic in wanted:
+    for topic in wanted if owned else ():
         found = existing.get(topic.topic)
         if found is not None and len(found.partitions) != topic.num_partitions:
             raise RuntimeError(

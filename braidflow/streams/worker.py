@@ -56,7 +56,7 @@ from braidflow.streams.router import EventRouter
 from braidflow.streams.schedules import Scheduler
 from braidflow.streams.starts import Starts, execution_id_for
 from braidflow.streams.timers import DueTimer, TimerScanner, TimerTable, faust_partitions
-from braidflow.streams.topics import ensure_topics
+from braidflow.streams.topics import EventsTopics, ensure_topics
 from braidflow.streams.waits import Correlator
 from braidflow.tasks import TaskRegistry, load_handler_modules
 from braidflow.tasks import registry as default_registry
@@ -76,6 +76,7 @@ class Runtime:
     orchestrator: Orchestrator
     executor: Executor
     publisher: Publisher
+    events_topics: EventsTopics
     clock: RuntimeClock
     starts: Starts
     router: EventRouter
@@ -196,6 +197,7 @@ class RuntimeBackend:
     async def publish_event(self, event: CloudEvent) -> str:
         """Send a domain event to its events topic (structured mode); the topic."""
         topic = topic_for(event.type, self._runtime.settings.events_prefix)
+        await self._runtime.events_topics.ensure(topic)
         headers, value = to_structured(event)
         key = (event.subject or event.id).encode()
         await (await self._runtime.publisher.queue(topic, key, value, headers))
@@ -407,12 +409,13 @@ def build_runtime(settings: Settings, registry: TaskRegistry | None = None) -> R
     registry = registry or default_registry
     parts = create_app(settings)
     publisher = Publisher(parts.app, settings.topics)
+    events_topics = EventsTopics(settings)
     clock = RuntimeClock(settings.clock_offset_file)
     catalog = Catalog(settings, publisher.produce)
     timers = TimerTable(parts.timers, faust_partitions(parts.app, parts.timers))
     orchestrator = Orchestrator(
         catalog,
-        Outbox(settings.topics, publisher.queue),
+        Outbox(settings.topics, publisher.queue, events_topics.ensure),
         publisher.dead_letter,
         clock,
         events_prefix=settings.events_prefix,
@@ -446,6 +449,7 @@ def build_runtime(settings: Settings, registry: TaskRegistry | None = None) -> R
         orchestrator,
         executor,
         publisher,
+        events_topics,
         clock,
         starts,
         router,
