@@ -3,16 +3,20 @@ for any execution, forwarding the read to the worker that holds it."""
 
 from __future__ import annotations
 
+import json
 import time
 import urllib.parse
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from confluent_kafka import Producer
 from workers import WorkerProcess
 
 from braidflow.connectors.api import FORWARDED_HEADER
+from braidflow.schemas.cloudevents import CloudEvent, to_structured, topic_for
 
 ECHO = """
 id: shared-echo
@@ -137,3 +141,64 @@ def test_a_redrive_through_one_worker_shows_on_both(pair: list[WorkerProcess]) -
     )
     assert marked["id"] == dead["id"]
     assert second.wait_until_finished([execution], 30)[execution]["output"] == {"ok": True}
+
+
+def test_events_right_after_a_deploy_meet_its_triggers_on_either_worker(
+    broker: str, prefix: str, tmp_path: Path
+) -> None:
+    """The router reads its catalog up to date before each batch: the worker that did not
+    take the deploy routes its share of the events as the one that did."""
+    first = WorkerProcess(broker, prefix, tmp_path / "first", tmp_path / "first.log")
+    # Its catalog follows the workflows topic seconds behind, unless asked to catch up.
+    second = WorkerProcess(
+        broker,
+        prefix,
+        tmp_path / "second",
+        tmp_path / "second.log",
+        env={"BRAIDFLOW_BACKGROUND_FETCH_WAIT_MS": "3000"},
+    )
+    kind = f"d{uuid.uuid4().hex[:10]}"
+    with first, second:
+        for worker in (first, second, first, second):
+            worker.wait_ready()
+        assert first.api.deploy(listener(f"{kind}-warm", f"{kind}.warm")).status == 201
+        # Both routers hold their partitions of the topic before the deploy under test.
+        warm = [CloudEvent(id=f"warm-{n}", source="/t", type=f"{kind}.warm") for n in range(16)]
+        publish(broker, warm)
+        listed(first, f"{kind}-warm", 16)
+        assert first.api.deploy(listener(f"{kind}-new", f"{kind}.new")).status == 201
+        new = [CloudEvent(id=f"new-{n}", source="/t", type=f"{kind}.new") for n in range(16)]
+        publish(broker, new)
+        listed(first, f"{kind}-new", 16)
+
+
+def listener(workflow_id: str, event_type: str) -> str:
+    return json.dumps(
+        {
+            "id": workflow_id,
+            "triggers": [{"event": {"types": [event_type]}}],
+            "nodes": [{"id": "done", "type": "end"}],
+            "edges": [],
+        }
+    )
+
+
+def publish(broker: str, events: list[CloudEvent]) -> None:
+    producer = Producer({"bootstrap.servers": broker, "linger.ms": 0})
+    for event in events:
+        headers, value = to_structured(event)
+        producer.produce(topic_for(event.type), value, event.id.encode(), headers=headers)
+    assert producer.flush(10) == 0
+
+
+def listed(worker: WorkerProcess, workflow_id: str, count: int) -> None:
+    """Wait until `count` executions of the workflow are listed (started, by either worker)."""
+    deadline = time.monotonic() + 30
+    while True:
+        reply = worker.api.get(f"/workflows/{workflow_id}/executions?limit=100")
+        found = len(reply.body.get("executions", ())) if reply.status == 200 else 0
+        if found >= count:
+            return
+        if time.monotonic() > deadline:
+            worker.fail(f"{found} of {count} executions of {workflow_id} started")
+        time.sleep(0.1)
