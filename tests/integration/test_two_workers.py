@@ -3,7 +3,6 @@ for any execution, forwarding the read to the worker that holds it."""
 
 from __future__ import annotations
 
-import json
 import time
 import urllib.parse
 import uuid
@@ -13,6 +12,7 @@ from typing import Any
 
 import pytest
 from confluent_kafka import Producer
+from test_event_bus import on_event
 from workers import WorkerProcess
 
 from braidflow.connectors.api import FORWARDED_HEADER
@@ -161,26 +161,15 @@ def test_events_right_after_a_deploy_meet_its_triggers_on_either_worker(
     with first, second:
         for worker in (first, second, first, second):
             worker.wait_ready()
-        assert first.api.deploy(listener(f"{kind}-warm", f"{kind}.warm")).status == 201
+        assert first.api.deploy(on_event(f"{kind}-warm", [f"{kind}.warm"])).status == 201
         # Both routers hold their partitions of the topic before the deploy under test.
         warm = [CloudEvent(id=f"warm-{n}", source="/t", type=f"{kind}.warm") for n in range(16)]
         publish(broker, warm)
         listed(first, f"{kind}-warm", 16)
-        assert first.api.deploy(listener(f"{kind}-new", f"{kind}.new")).status == 201
+        assert first.api.deploy(on_event(f"{kind}-new", [f"{kind}.new"])).status == 201
         new = [CloudEvent(id=f"new-{n}", source="/t", type=f"{kind}.new") for n in range(16)]
         publish(broker, new)
         listed(first, f"{kind}-new", 16)
-
-
-def listener(workflow_id: str, event_type: str) -> str:
-    return json.dumps(
-        {
-            "id": workflow_id,
-            "triggers": [{"event": {"types": [event_type]}}],
-            "nodes": [{"id": "done", "type": "end"}],
-            "edges": [],
-        }
-    )
 
 
 def publish(broker: str, events: list[CloudEvent]) -> None:
