@@ -93,6 +93,10 @@ def as_failure(transition: Transition, error: NodeError) -> Transition | None:
     return None
 
 
+def _after(transition: Transition) -> str:
+    return f"after {type(transition).__name__} {transition.id!r}"
+
+
 class Unstorable(Exception):
     """A step whose row or records cannot be written; `error` says why.
 
@@ -238,7 +242,6 @@ class Orchestrator:
         Unstorable when a row would pass the record limit or a record cannot be addressed.
         """
         assert result.state is not None
-        after = f"after {type(transition).__name__} {transition.id!r}"
         try:
             # Chunk rows go into the table ahead of the state row that counts them.
             outgoing = self._items.apply(result.outgoing, table)
@@ -247,22 +250,23 @@ class Orchestrator:
                 for message in outgoing
             ]
         except ChunkTooLarge as exc:
-            raise self._too_large("a chunk of its foreach results", exc.size, after) from None
+            raise self._too_large("a chunk of its foreach results", exc.size, transition) from None
         except CloudEventError as exc:
-            error = NodeError("Unsendable", f"{after}: {exc}")
+            error = NodeError("Unsendable", f"{_after(transition)}: {exc}")
             raise Unstorable(error, result_to_blame=False) from None
         previous = stored.outbox if stored is not None else ()
         outbox = (*self._outbox.acknowledged.pending(previous), *emitted)
         updated = StoredExecution(result.state, outbox)
         encoded = encode_stored(updated)
         if len(encoded) > self._max_state_bytes:
-            raise self._too_large("the execution's state", len(encoded), after)
+            raise self._too_large("the execution's state", len(encoded), transition)
         return updated, emitted, encoded
 
-    def _too_large(self, what: str, size: int, after: str) -> Unstorable:
+    def _too_large(self, what: str, size: int, transition: Transition) -> Unstorable:
         message = (
-            f"{what} would be {size:,} bytes {after}, over the {self._max_state_bytes:,} a"
-            " record may hold; keep large data outside the workflow and pass references"
+            f"{what} would be {size:,} bytes {_after(transition)}, over the"
+            f" {self._max_state_bytes:,} a record may hold; keep large data outside the"
+            " workflow and pass references"
         )
         return Unstorable(NodeError("StateTooLarge", message), result_to_blame=True)
 
