@@ -18,7 +18,7 @@ import fnmatch
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from braidflow.topology.expressions import Expression, ExpressionError
 from braidflow.topology.model import EventTrigger, ScheduleTrigger, WebhookTrigger
@@ -34,6 +34,7 @@ __all__ = [
 ]
 
 _WILDCARDS = frozenset("*?[")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,19 +116,15 @@ class SubscriptionIndex:
         """Forget the triggers of `workflow_id` (nothing to forget is fine)."""
         for kind, key in self._keys_of.pop(workflow_id, ()):
             if kind == "webhook":
-                self._webhooks[key] = [w for w in self._webhooks[key] if w != workflow_id]
+                _keep(self._webhooks, key, lambda w: w != workflow_id)
             elif kind == "exact":
-                self._exact[key] = [e for e in self._exact[key] if _of(e) != workflow_id]
+                _keep(self._exact, key, lambda e: _of(e) != workflow_id)
             elif kind == "segment":
-                globs = self._by_segment[key]
-                self._by_segment[key] = [g for g in globs if _of(g[1]) != workflow_id]
+                _keep(self._by_segment, key, lambda g: _of(g[1]) != workflow_id)
             elif kind == "unanchored":
                 self._unanchored = [g for g in self._unanchored if _of(g[1]) != workflow_id]
             else:
                 self._schedules = [s for s in self._schedules if s[0] != workflow_id]
-        for table in (self._webhooks, self._exact, self._by_segment):
-            for key in [k for k, found in table.items() if not found]:
-                del table[key]
         self._listening.clear()
 
     def _add(self, workflow: Workflow) -> None:
@@ -248,6 +245,16 @@ class SubscriptionIndex:
 
 def _of(entry: _Entry) -> str:
     return entry.subscription.workflow_id
+
+
+def _keep(table: dict[str, list[T]], key: str, keep: Callable[[T], bool]) -> None:
+    """Keep the items under `key` that `keep` accepts; a key left with none goes, since
+    `may_match` and `listens_under` read the keys."""
+    kept = [item for item in table[key] if keep(item)]
+    if kept:
+        table[key] = kept
+    else:
+        del table[key]
 
 
 def _holds(
