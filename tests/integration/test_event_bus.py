@@ -191,20 +191,25 @@ edges:
 """
 
 
+def waiter(worker: WorkerProcess, kind: str, timeout: str = "60s") -> str:
+    """Deploy a workflow waiting for `<kind>.resolved` of its input's ticket; its id."""
+    workflow = f"{kind}-waiter"
+    assert worker.api.deploy(WAITER.format(id=workflow, kind=kind, timeout=timeout)).status == 201
+    return workflow
+
+
+def resolved(broker: str, kind: str, event_id: str, **data: Any) -> None:
+    """Publish a `<kind>.resolved` event with `data` (a ticket and who resolved it)."""
+    send(broker, CloudEvent(id=event_id, source="/t", type=f"{kind}.resolved", data=data))
+
+
 def test_a_waiting_execution_continues_with_the_event_that_correlates(
     shared_worker: WorkerProcess, broker: str
 ) -> None:
     kind = unique()
-    workflow = f"{kind}-waiter"
-    text = WAITER.format(id=workflow, kind=kind, timeout="60s")
-    assert shared_worker.api.deploy(text).status == 201
+    workflow = waiter(shared_worker, kind)
     # Before the wait begins: kept, then delivered when it does.
-    send(
-        broker,
-        CloudEvent(
-            id="early", source="/t", type=f"{kind}.resolved", data={"ticket": 1, "by": "ada"}
-        ),
-    )
+    resolved(broker, kind, "early", ticket=1, by="ada")
     time.sleep(1.0)
     first = shared_worker.api.start(workflow, {"ticket": 1})
     second = shared_worker.api.start(workflow, {"ticket": 2})
@@ -212,16 +217,8 @@ def test_a_waiting_execution_continues_with_the_event_that_correlates(
     waiting = shared_worker.api.execution(second).body
     assert waiting["status"] == "running"
     # After the wait began; another ticket's event must not wake it.
-    send(
-        broker,
-        CloudEvent(id="other", source="/t", type=f"{kind}.resolved", data={"ticket": 9, "by": "x"}),
-    )
-    send(
-        broker,
-        CloudEvent(
-            id="late", source="/t", type=f"{kind}.resolved", data={"ticket": 2, "by": "bob"}
-        ),
-    )
+    resolved(broker, kind, "other", ticket=9, by="x")
+    resolved(broker, kind, "late", ticket=2, by="bob")
     assert shared_worker.wait_until_finished([second])[second]["output"] == {"by": "bob"}
 
 
@@ -229,21 +226,13 @@ def test_kept_events_past_the_record_limit_make_room_and_waits_go_on(
     shared_worker: WorkerProcess, broker: str
 ) -> None:
     kind = unique()
-    workflow = f"{kind}-waiter"
-    text = WAITER.format(id=workflow, kind=kind, timeout="60s")
-    assert shared_worker.api.deploy(text).status == 201
+    workflow = waiter(shared_worker, kind)
     # Kept together, these three would make a waits row over the 1 MB a record may hold.
     for n in (1, 2, 3):
-        bulky = {"ticket": 100 + n, "by": "x", "blob": "x" * 350_000}
-        send(broker, CloudEvent(id=f"bulky-{n}", source="/t", type=f"{kind}.resolved", data=bulky))
+        resolved(broker, kind, f"bulky-{n}", ticket=100 + n, by="x", blob="x" * 350_000)
     # Each on a partition of its own: which one is oldest is known only once all three are in.
     until(lambda: "dropped the 1 oldest kept events" in shared_worker.log_tail(400))
-    send(
-        broker,
-        CloudEvent(
-            id="small", source="/t", type=f"{kind}.resolved", data={"ticket": 5, "by": "al"}
-        ),
-    )
+    resolved(broker, kind, "small", ticket=5, by="al")
     time.sleep(1.0)
     early = shared_worker.api.start(workflow, {"ticket": 5})
     assert shared_worker.wait_until_finished([early])[early]["output"] == {"by": "al"}
@@ -251,9 +240,10 @@ def test_kept_events_past_the_record_limit_make_room_and_waits_go_on(
     late = [shared_worker.api.start(workflow, {"ticket": 100 + n}) for n in (1, 2, 3)]
 
     def two_done() -> list[dict[str, Any]] | None:
+        # An execution not stored yet answers 404, with no status.
         views = [shared_worker.api.execution(e).body for e in late]
-        done = [v for v in views if v["status"] == "completed"]
-        return views if len(done) == 2 else None
+        done = [v for v in views if v.get("status") == "completed"]
+        return views if len(done) == 2 and all("status" in v for v in views) else None
 
     views = until(two_done)
     assert sorted(v["status"] for v in views) == ["completed", "completed", "running"]
@@ -261,11 +251,7 @@ def test_kept_events_past_the_record_limit_make_room_and_waits_go_on(
 
 
 def test_a_wait_that_times_out_takes_its_timeout_edge(shared_worker: WorkerProcess) -> None:
-    kind = unique()
-    workflow = f"{kind}-impatient"
-    assert (
-        shared_worker.api.deploy(WAITER.format(id=workflow, kind=kind, timeout="1s")).status == 201
-    )
+    workflow = waiter(shared_worker, unique(), timeout="1s")
     execution = shared_worker.api.start(workflow, {"ticket": 3})
     view = shared_worker.wait_until_finished([execution])[execution]
     assert view["output"] == {"timed_out": True}
