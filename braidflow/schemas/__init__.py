@@ -31,6 +31,9 @@ from braidflow.schemas.records import (
     OutboxEntry,
     RecordKind,
     StoredExecution,
+    ValueRow,
+    state_value_of,
+    state_value_text,
 )
 from braidflow.schemas.store import SchemaStore, current_schema, fingerprint
 
@@ -50,6 +53,7 @@ __all__ = [
     "SchemaStore",
     "SingleObjectFraming",
     "StoredExecution",
+    "ValueRow",
     "current_schema",
     "decode_await",
     "decode_event",
@@ -64,4 +68,6 @@ __all__ = [
     "encode_task",
     "encode_transition",
     "fingerprint",
+    "state_value_of",
+    "state_value_text",
 ]

@@ -133,9 +133,44 @@ def _json(value: Any) -> str | None:
     return None if value is None else _to_json_text(value)
 
 
+@dataclass(frozen=True, slots=True)
+class ValueRow:
+    """In a stored execution state, a large value kept in a row of its own under `key`.
+
+    Written in the value's JSON text field as `@row:<key>`: no JSON text starts
+    with `@`, so the mark can never be a user's value. Only the runtime's store
+    puts them in (`streams/value_rows.py`); the engine never sees one.
+    """
+
+    key: str
+
+
+_ROW_MARK = "@row:"
+
+
+def state_value_text(value: Any) -> str:
+    """The JSON text of a value of an execution state, reusing the text of large ones."""
+    return _large_texts.encode(value)
+
+
+def state_value_of(text: str) -> Any:
+    """A value of an execution state from its JSON text."""
+    return _unjson(text)
+
+
 def _state_json(value: Any) -> str | None:
     """`_json` for values of an execution state, reusing the text of large ones."""
-    return None if value is None else _large_texts.encode(value)
+    if value is None:
+        return None
+    if type(value) is ValueRow:
+        return _ROW_MARK + value.key
+    return _large_texts.encode(value)
+
+
+def _unstate_json(text: str | None) -> Any:
+    if text is not None and text.startswith(_ROW_MARK):
+        return ValueRow(text[len(_ROW_MARK) :])
+    return _unjson(text)
 
 
 def _unjson(text: str | None) -> Any:
@@ -516,8 +551,8 @@ def _unnode_run(r: AvroRecord) -> NodeRun:
         r["node_id"],
         r["status"],
         r["attempt"],
-        _unjson(r["input"]),
-        _unjson(r["output"]),
+        _unstate_json(r["input"]),
+        _unstate_json(r["output"]),
         _unerror(r["error"]),
         r["started_at"],
         r["completed_at"],
@@ -600,9 +635,9 @@ def _unexecution_state(r: AvroRecord) -> ExecutionState:
         r["status"],
         r["started_at"],
         r["updated_at"],
-        _unjson(r["input"]),
+        _unstate_json(r["input"]),
         _unjson(r["event"]),
-        _unjson(r["output"]),
+        _unstate_json(r["output"]),
         _unerror(r["error"]),
         r["completed_at"],
         {n.node_id: n for n in nodes},

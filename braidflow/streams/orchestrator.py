@@ -44,6 +44,14 @@ from braidflow.streams.items import ChunkTooLarge, ItemStore
 from braidflow.streams.outbox import Outbox, outbox_entry
 from braidflow.streams.publisher import epoch_ms
 from braidflow.streams.timers import DueTimer, TimerTable
+from braidflow.streams.value_rows import (
+    Loaded,
+    MissingValueRow,
+    ValueRows,
+    ValueTooLarge,
+    filled_in,
+    named_rows,
+)
 
 # Decoded executions kept per worker; see `Orchestrator._load`.
 DECODED_CACHE_SIZE = 10_000
@@ -97,6 +105,18 @@ def _after(transition: Transition) -> str:
     return f"after {type(transition).__name__} {transition.id!r}"
 
 
+@dataclass(frozen=True, slots=True)
+class _Row:
+    """What a step stores: the execution (both ways), its row's bytes, the value rows to write
+    ahead of it, and the records it sends."""
+
+    stored: StoredExecution
+    loaded: Loaded
+    encoded: bytes
+    value_rows: Mapping[bytes, bytes]
+    emitted: list[OutboxEntry]
+
+
 class Unstorable(Exception):
     """A step whose row or records cannot be written; `error` says why.
 
@@ -136,12 +156,15 @@ class Orchestrator:
         self._dead_letter = dead_letter
         self._clock = clock
         self.on_step: Callable[[Transition, StepResult, float], None] | None = None
-        self._decoded: OrderedDict[bytes, tuple[bytes, StoredExecution]] = OrderedDict()
+        self._decoded: OrderedDict[bytes, tuple[bytes, StoredExecution, Loaded]] = OrderedDict()
         self._items = ItemStore(max_row_bytes=max_state_bytes)
+        self._values = ValueRows(max_row_bytes=max_state_bytes)
         self._node_types_of: dict[Deployment, Mapping[str, str]] = {}
 
-    def _load(self, key: bytes, raw: bytes | None) -> StoredExecution | None:
-        """The stored execution in `raw`, decoded once.
+    def _load(
+        self, key: bytes, raw: bytes | None, table: MutableMapping[bytes, bytes]
+    ) -> tuple[StoredExecution, Loaded] | None:
+        """The stored execution in `raw`, decoded and filled in once; also its row form.
 
         The table stays the truth: a cached object is used only while the
         table still holds exactly the bytes it was decoded from, so a
@@ -152,16 +175,19 @@ class Orchestrator:
         cached = self._decoded.get(key)
         if cached is not None and cached[0] == raw:
             self._decoded.move_to_end(key)
-            return cached[1]
+            return cached[1], cached[2]
         try:
-            stored = decode_stored(raw)
-        except CodecError as exc:
-            raise Poison(f"the stored execution is undecodable: {exc}") from None
-        self._remember(key, raw, stored)
-        return stored
+            row = decode_stored(raw)
+            state = filled_in(row.state, table)
+        except (CodecError, MissingValueRow) as exc:
+            raise Poison(f"the stored execution is unreadable: {exc}") from None
+        stored = replace(row, state=state)
+        loaded = Loaded(state, row.state)
+        self._remember(key, raw, stored, loaded)
+        return stored, loaded
 
-    def _remember(self, key: bytes, raw: bytes, stored: StoredExecution) -> None:
-        self._decoded[key] = (raw, stored)
+    def _remember(self, key: bytes, raw: bytes, stored: StoredExecution, loaded: Loaded) -> None:
+        self._decoded[key] = (raw, stored, loaded)
         self._decoded.move_to_end(key)
         if len(self._decoded) > DECODED_CACHE_SIZE:
             self._decoded.popitem(last=False)
@@ -178,7 +204,8 @@ class Orchestrator:
         key = record.key
         assert key is not None
         raw = table.get(key)
-        stored = self._load(key, raw)
+        found = self._load(key, raw, table)
+        stored, loaded = found if found is not None else (None, None)
         state = stored.state if stored is not None else None
         if isinstance(transition, StartExecution) and transition.workflow_version == 0:
             transition = await self._resolve_child_start(transition, state)
@@ -204,21 +231,23 @@ class Orchestrator:
                 self._timers.delete(
                     DueTimer(transition.at, transition.execution_id, transition.timer_id)
                 )
-            if stored is not None and raw is not None:
+            if stored is not None and raw is not None and loaded is not None:
                 # Already applied: after a crash the row may be in local RocksDB but
                 # not in the changelog, and its outputs may never have left. Write
-                # the same row again and resend what is not acknowledged.
+                # the same rows again and resend what is not acknowledged.
+                for value_key in named_rows(loaded.row_form):
+                    table[value_key] = table[value_key]
                 table[key] = raw
                 pending = self._outbox.acknowledged.pending(stored.outbox)
                 await self._outbox.send(key, pending, self._node_types(deployment))
             return
         try:
-            updated, emitted, encoded = self._stored(transition, stored, result, table)
+            row = self._stored(transition, stored, loaded, result, table)
         except Unstorable as exc:
             # Written anyway, the step would fail in the producer and stop the partition.
             result = await self._instead(record, deployment, state, transition, exc)
             try:
-                updated, emitted, encoded = self._stored(transition, stored, result, table)
+                row = self._stored(transition, stored, loaded, result, table)
             except Unstorable as again:
                 raise Poison(
                     f"{exc.error.message}; failing instead: {again.error.message}"
@@ -226,18 +255,24 @@ class Orchestrator:
         assert result.state is not None
         if self._timers is not None:
             self._keep_timers(result.state.execution_id, state, result.state)
-        table[key] = encoded
-        self._remember(key, encoded, updated)
-        await self._outbox.send(key, emitted, self._node_types(deployment))
+        # Value rows ahead of the state row that names them; those it no longer names after.
+        table.update(row.value_rows)
+        table[key] = row.encoded
+        if loaded is not None:
+            for dropped in named_rows(loaded.row_form) - named_rows(row.loaded.row_form):
+                table.pop(dropped, None)
+        self._remember(key, row.encoded, row.stored, row.loaded)
+        await self._outbox.send(key, row.emitted, self._node_types(deployment))
 
     def _stored(
         self,
         transition: Transition,
         stored: StoredExecution | None,
+        loaded: Loaded | None,
         result: StepResult,
         table: MutableMapping[bytes, bytes],
-    ) -> tuple[StoredExecution, list[OutboxEntry], bytes]:
-        """The row to store after a step, what the step sends, and the row's bytes.
+    ) -> _Row:
+        """The rows to store after a step, and what the step sends.
 
         Unstorable when a row would pass the record limit or a record cannot be addressed.
         """
@@ -256,11 +291,20 @@ class Orchestrator:
             raise Unstorable(error, result_to_blame=False) from None
         previous = stored.outbox if stored is not None else ()
         outbox = (*self._outbox.acknowledged.pending(previous), *emitted)
-        updated = StoredExecution(result.state, outbox)
-        encoded = encode_stored(updated)
+        try:
+            offloaded = self._values.offload(result.state, loaded, table)
+        except ValueTooLarge as exc:
+            raise self._too_large(exc.what, exc.size, transition) from None
+        encoded = encode_stored(StoredExecution(offloaded.state, outbox))
         if len(encoded) > self._max_state_bytes:
             raise self._too_large("the execution's state", len(encoded), transition)
-        return updated, emitted, encoded
+        return _Row(
+            StoredExecution(result.state, outbox),
+            Loaded(result.state, offloaded.state),
+            encoded,
+            offloaded.rows,
+            emitted,
+        )
 
     def _too_large(self, what: str, size: int, transition: Transition) -> Unstorable:
         message = (

@@ -57,6 +57,7 @@ from braidflow.streams.schedules import Scheduler
 from braidflow.streams.starts import Starts, execution_id_for
 from braidflow.streams.timers import DueTimer, TimerScanner, TimerTable, faust_partitions
 from braidflow.streams.topics import EventsTopics, ensure_topics
+from braidflow.streams.value_rows import MissingValueRow, filled_in
 from braidflow.streams.waits import Correlator
 from braidflow.tasks import TaskRegistry, load_handler_modules
 from braidflow.tasks import registry as default_registry
@@ -170,12 +171,13 @@ class RuntimeBackend:
                 raise Unavailable(
                     f"execution {execution_id} is held by {owner}, which did not answer: {exc}"
                 ) from None
-        raw = self._runtime.parts.executions.get(key)
+        executions = self._runtime.parts.executions
+        raw = executions.get(key)
         if raw is None:
             return None
         try:
-            state = decode_stored(raw).state
-        except CodecError:
+            state = filled_in(decode_stored(raw).state, executions)
+        except (CodecError, MissingValueRow):
             log.exception("stored execution %s is undecodable", execution_id)
             raise
         deployment = self._catalog.get(state.workflow_id, state.workflow_version)

@@ -52,6 +52,13 @@ async def numbers(input: dict[str, Any]) -> list[int]:
     return list(range(int(input["n"])))
 
 
+@braidflow.task("test.records")
+async def records(input: dict[str, Any]) -> list[dict[str, Any]]:
+    """`n` records of about `width` bytes of JSON each, numbered from 0 in `n`."""
+    pad = "x" * max(int(input.get("width", 40)) - 20, 0)
+    return [{"n": i, "pad": pad} for i in range(int(input["n"]))]
+
+
 @braidflow.task("test.noop")
 async def noop(input: Any) -> None:
     """Does nothing and returns nothing."""

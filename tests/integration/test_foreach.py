@@ -169,13 +169,13 @@ def test_items_in_flight_are_shown_and_a_cancel_stops_the_node(
 TEN_THOUSAND = """
 id: {id}
 nodes:
-  - {{id: numbers, type: task, params: {{handler: test.range, input: {{n: 10000}}}}}}
+  - {{id: numbers, type: task, params: {{handler: test.records, input: {{n: 10000, width: 45}}}}}}
   - id: each
     type: foreach
     params:
       items: "${{nodes.numbers.output}}"
       concurrency: 200
-      do: {{type: task, params: {{handler: test.noop}}}}
+      do: {{type: task, params: {{handler: test.echo, input: "${{item.n}}"}}}}
   - {{id: done, type: end, params: {{output: {{count: "${{size(nodes.each.output)}}"}}}}}}
 edges:
   - {{from: numbers, to: each}}
@@ -183,10 +183,18 @@ edges:
 """
 
 
-def test_ten_thousand_no_op_items_complete(shared_worker: WorkerProcess) -> None:
+def test_ten_thousand_items_complete_with_their_list_kept_beside_the_state(
+    shared_worker: WorkerProcess,
+) -> None:
+    # The list is about 450 KB, held as the task's output and as the foreach's input: twice
+    # over, it would not fit a state row, and each step would write it again.
     view = run(shared_worker, TEN_THOUSAND, {}, timeout_s=300)
     assert view["status"] == "completed", view
     assert view["output"] == {"count": 10000}
+    each = next(n for n in view["nodes"] if n["node_id"] == "each")
+    assert each["output"] == list(range(10000))
+    numbers = next(n for n in view["nodes"] if n["node_id"] == "numbers")
+    assert len(numbers["output"]) == 10000 and numbers["output"][9999]["n"] == 9999
 
 
 MANY = """

@@ -65,11 +65,20 @@ def test_an_output_too_large_for_a_record_fails_its_node(shared_worker: WorkerPr
     assert run(shared_worker, text, 10)["status"] == "completed"
 
 
+def test_a_large_output_is_kept_beside_the_state(shared_worker: WorkerProcess) -> None:
+    # The state row names it; the row and the node's lifecycle event each hold it once.
+    text = chain(f"big-kept-{uuid.uuid4().hex[:8]}", then_echo=False)
+    view = run(shared_worker, text, 600_000)
+    assert view["status"] == "completed", view
+    assert len(node(view, "a")["output"]["blob"]) == 600_000
+
+
 def test_a_state_too_large_for_a_record_fails_the_node_that_made_it(
     shared_worker: WorkerProcess,
 ) -> None:
-    # The output fits a record, but the state holding it and the node's lifecycle event does not.
-    text = chain(f"big-state-{uuid.uuid4().hex[:8]}", then_echo=False)
+    # The output fits a record, but what the step sends does not fit the state row that
+    # keeps it until acknowledged: the node's lifecycle event and the next node's input.
+    text = chain(f"big-state-{uuid.uuid4().hex[:8]}", then_echo=True)
     view = run(shared_worker, text, 600_000)
     assert view["status"] == "failed", view
     error = node(view, "a")["error"]
@@ -89,9 +98,14 @@ def test_a_decision_too_large_fails_the_execution_and_dead_letters_its_record(
             "id": workflow_id,
             "nodes": [
                 {"id": "ask", "type": "approval", "params": {"message": "ok?"}},
+                {
+                    "id": "echo",
+                    "type": "task",
+                    "params": {"handler": "test.echo", "input": "${nodes.ask.output}"},
+                },
                 {"id": "done", "type": "end"},
             ],
-            "edges": [{"from": "ask", "to": "done"}],
+            "edges": [{"from": "ask", "to": "echo"}, {"from": "echo", "to": "done"}],
         }
     )
     assert shared_worker.api.deploy(text).status == 201
