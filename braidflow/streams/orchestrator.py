@@ -256,7 +256,8 @@ class Orchestrator:
         if self._timers is not None:
             self._keep_timers(result.state.execution_id, state, result.state)
         # Value rows ahead of the state row that names them; those it no longer names after.
-        table.update(row.value_rows)
+        for value_key, value in row.value_rows.items():  # Faust's tables have no `update`
+            table[value_key] = value
         table[key] = row.encoded
         if loaded is not None:
             for dropped in named_rows(loaded.row_form) - named_rows(row.loaded.row_form):

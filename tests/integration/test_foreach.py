@@ -205,7 +205,7 @@ nodes:
     params:
       items: "${{input.values}}"
       concurrency: 20
-      do: {{type: task, params: {{handler: test.slow, input: {{value: "${{item}}", seconds: 0.01}}}}}}
+      do: {{type: task, params: {{handler: test.slow, input: {{value: "${{item.v}}", seconds: 0.01}}}}}}
   - {{id: done, type: end, params: {{output: {{all: "${{nodes.each.output}}"}}}}}}
 edges:
   - {{from: each, to: done}}
@@ -229,7 +229,9 @@ def test_a_foreach_killed_mid_way_finishes_with_every_result_in_order(
     first = worker_process().start().wait_ready()
     try:
         deploy(first, MANY.format(id="many"))
-        execution = first.api.start("many", {"values": list(range(count))})
+        # About 60 KB: the list is a row beside the state, which the restart must find too.
+        values = [{"v": i, "pad": "x" * 20} for i in range(count)]
+        execution = first.api.start("many", {"values": values})
         deadline = time.monotonic() + 60
         done = 0
         # Past a few chunks, so that the restart must find flushed chunks and pending results.
