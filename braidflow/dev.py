@@ -21,6 +21,8 @@ from braidflow.streams.worker import Runtime, build_runtime
 from braidflow.topology import DefinitionError
 
 DEFAULT_BROKER_PORT = 9092
+# How long "ready" waits for the event router to follow the examples' events topics.
+ROUTER_WAIT_S = 15.0
 
 
 def _sample_input(example: Path) -> Any:
@@ -44,9 +46,11 @@ def _deploy_examples(examples: Path) -> Any:
                 continue
             deployed.append((deployment.workflow_id, path))
             workflows.append(deployment.workflow)
-        await asyncio.to_thread(
-            ensure_topics, runtime.settings, trigger_topics(runtime.settings, workflows)
-        )
+        topics = trigger_topics(runtime.settings, workflows)
+        await asyncio.to_thread(ensure_topics, runtime.settings, topics)
+        # "Ready" once an event published to them starts its workflows at once.
+        if not await runtime.router.following((t.topic for t in topics), ROUTER_WAIT_S):
+            click.echo("the event router does not follow the events topics yet", err=True)
         api = runtime.settings.api_url
         click.echo(f"\nbraidflow is ready. API: {api}/api/v1  broker: {runtime.settings.broker}")
         click.echo(f"deployed: {', '.join(w for w, _ in deployed) or '(none)'}")

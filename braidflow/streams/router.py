@@ -23,7 +23,7 @@ import json
 import logging
 import re
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
 import confluent_kafka
@@ -90,6 +90,9 @@ class EventRouter:
         self._lifecycle = settings.topics.lifecycle
         self._events_pattern = events_topic_regex(settings.events_prefix)
         self._following_lifecycle = False
+        # Topics of the partitions assigned now; set by librdkafka's rebalance callbacks,
+        # which run on whichever thread is consuming.
+        self._assigned: frozenset[str] = frozenset()
         self._consumer: confluent_kafka.Consumer | None = None
         self._task: asyncio.Task[None] | None = None
 
@@ -112,7 +115,7 @@ class EventRouter:
             }
         )
         self._following_lifecycle = self._lifecycle_wanted()
-        self._consumer.subscribe([self._pattern()])
+        self._subscribe(self._consumer)
         self._task = asyncio.create_task(self._run(self._consumer))
 
     async def stop(self) -> None:
@@ -123,6 +126,33 @@ class EventRouter:
         if self._consumer is not None:
             await asyncio.to_thread(self._consumer.close)
             self._consumer = None
+
+    def _subscribe(self, consumer: confluent_kafka.Consumer) -> None:
+        def assigned(_: Any, partitions: list[confluent_kafka.TopicPartition]) -> None:
+            self._assigned = frozenset(p.topic for p in partitions)
+
+        def revoked(_: Any, partitions: list[confluent_kafka.TopicPartition]) -> None:
+            self._assigned = frozenset()
+
+        consumer.subscribe(
+            [self._pattern()], on_assign=assigned, on_revoke=revoked, on_lost=revoked
+        )
+
+    async def following(self, topics: Iterable[str], timeout_s: float) -> bool:
+        """Wait until this router is assigned partitions of every topic in `topics`.
+
+        For a lone worker (dev mode), which is assigned every partition: an events topic
+        created after the router subscribed is followed only after the router's next
+        metadata refresh and a rebalance, a few seconds that a first event would wait out.
+        False if that takes longer than `timeout_s`.
+        """
+        wanted = frozenset(topics)
+        deadline = time.monotonic() + timeout_s
+        while not wanted <= self._assigned:
+            if time.monotonic() >= deadline:
+                return False
+            await asyncio.sleep(0.05)
+        return True
 
     def _lifecycle_wanted(self) -> bool:
         return self._catalog.subscriptions().listens_under(LIFECYCLE_SEGMENT)
@@ -141,7 +171,7 @@ class EventRouter:
         if wanted != self._following_lifecycle:
             self._following_lifecycle = wanted
             log.info("event router: %s the lifecycle topic", "following" if wanted else "leaving")
-            await asyncio.to_thread(consumer.subscribe, [self._pattern()])
+            await asyncio.to_thread(self._subscribe, consumer)
 
     async def _run(self, consumer: confluent_kafka.Consumer) -> None:
         # The next batch is read while the sends of the previous ones are still on their
