@@ -12,13 +12,14 @@ from pathlib import Path
 from typing import Any
 
 import click
+from confluent_kafka.admin import NewTopic
 
 from braidflow.config import Settings
 from braidflow.connectors.broker import EmbeddedBroker, free_port
 from braidflow.connectors.demo_services import DEMO_PORT, start_demo_services
 from braidflow.streams.topics import ensure_topics, trigger_topics
 from braidflow.streams.worker import Runtime, build_runtime
-from braidflow.topology import DefinitionError
+from braidflow.topology import DefinitionError, load_workflow
 
 DEFAULT_BROKER_PORT = 9092
 # How long "ready" waits for the event router to follow the examples' events topics.
@@ -31,23 +32,32 @@ def _sample_input(example: Path) -> Any:
     return json.loads(sample.read_text()) if sample.exists() else {}
 
 
-def _deploy_examples(examples: Path) -> Any:
+def _example_files(examples: Path) -> list[Path]:
+    return [p for p in sorted(examples.glob("*.yaml")) if not p.name.endswith(".answers.yaml")]
+
+
+def _trigger_topics(settings: Settings, examples: Path) -> list[NewTopic]:
+    """The events topics the examples' triggers name (an example that does not load is
+    reported when it is deployed)."""
+    workflows = []
+    for path in _example_files(examples):
+        with contextlib.suppress(DefinitionError):
+            workflows.append(load_workflow(path.read_text()))
+    return trigger_topics(settings, workflows)
+
+
+def _deploy_examples(examples: Path, topics: list[NewTopic]) -> Any:
     async def deploy(runtime: Runtime) -> None:
         runner = await start_demo_services("127.0.0.1", DEMO_PORT)
         runtime.app.add_future(_keep(runner))
-        deployed, workflows = [], []
-        for path in sorted(examples.glob("*.yaml")):
-            if path.name.endswith(".answers.yaml"):
-                continue
+        deployed = []
+        for path in _example_files(examples):
             try:
                 deployment, _ = await runtime.catalog.deploy(path.read_text(), runtime.clock())
             except DefinitionError as exc:
                 click.echo(f"skipped {path}: {exc}", err=True)
                 continue
             deployed.append((deployment.workflow_id, path))
-            workflows.append(deployment.workflow)
-        topics = trigger_topics(runtime.settings, workflows)
-        await asyncio.to_thread(ensure_topics, runtime.settings, topics)
         # "Ready" once an event published to them starts its workflows at once.
         if not await runtime.router.following((t.topic for t in topics), ROUTER_WAIT_S):
             click.echo("the event router does not follow the events topics yet", err=True)
@@ -110,8 +120,14 @@ def run_dev(settings: Settings, broker: str | None, examples: Path, loglevel: st
             settings = replace(settings, broker=embedded.address, data_dir=data_dir)
         else:
             settings = replace(settings, broker=broker)
-        runtime = build_runtime(settings.for_dev())
-        runtime.on_ready.append(_deploy_examples(examples))
+        settings = settings.for_dev()
+        # Created before the worker starts, the examples' events topics are in the event
+        # router's first assignment: created after, they would take a metadata refresh and
+        # a rebalance of its group.
+        topics = _trigger_topics(settings, examples)
+        ensure_topics(settings, topics)
+        runtime = build_runtime(settings)
+        runtime.on_ready.append(_deploy_examples(examples, topics))
         # Faust's worker ends with SystemExit; the broker must still be stopped after it.
         with contextlib.suppress(SystemExit):
             runtime.run(loglevel)

@@ -73,6 +73,10 @@ class EmbeddedBroker:
             stdout=output,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
+            # Out of the terminal's process group: Ctrl-C stops the worker, which then
+            # stops the broker (`stop`). Hit by Ctrl-C too, the broker went first and the
+            # worker's clients logged thousands of connection errors on their way out.
+            process_group=0,
         )
         deadline = time.monotonic() + timeout_s
         while not _accepts(self.host, self.port):
