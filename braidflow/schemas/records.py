@@ -149,8 +149,12 @@ _ROW_MARK = "@row:"
 
 
 def state_value_text(value: Any) -> str:
-    """The JSON text of a value of an execution state, reusing the text of large ones."""
-    return _large_texts.encode(value)
+    """The JSON text of a value of an execution state.
+
+    Not kept for reuse: a value given a row of its own is encoded once, and a
+    large text kept for a value that no longer needs it would only take memory.
+    """
+    return _to_json_text(value)
 
 
 def state_value_of(text: str) -> Any:
