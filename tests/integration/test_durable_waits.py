@@ -384,11 +384,7 @@ def test_waits_survive_a_sigkill_and_each_finishes_once(
             prefix,
             tmp_path / "data",
             tmp_path / "worker.log",
-            # Tansu misreports a changelog's end after a SIGKILL (see test_crash_recovery).
-            env={
-                "BRAIDFLOW_CLOCK_OFFSET_FILE": str(clock.path),
-                "RECOVERY_CONSISTENCY_CHECK": "false",
-            },
+            env={"BRAIDFLOW_CLOCK_OFFSET_FILE": str(clock.path)},
         )
 
     first = worker_process().start().wait_ready()

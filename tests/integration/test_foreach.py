@@ -221,8 +221,6 @@ def test_a_foreach_killed_mid_way_finishes_with_every_result_in_order(
             prefix,
             tmp_path / "data",
             tmp_path / "worker.log",
-            # Tansu misreports a changelog's end after a SIGKILL (see test_crash_recovery).
-            env={"RECOVERY_CONSISTENCY_CHECK": "false"},
         )
 
     count = 2000

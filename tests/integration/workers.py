@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from braidflow.client_cli import Api, ApiUnreachable, Reply
-from braidflow.connectors.broker import free_port
+from braidflow.connectors.broker import free_port, settle_changelogs
 
 HERE = Path(__file__).parent
 TASK_HANDLERS = HERE / "task_handlers.py"
@@ -162,10 +162,15 @@ class WorkerProcess:
         return None if self._process is None else self._process.poll()
 
     def kill(self) -> None:
-        """SIGKILL: no shutdown at all, as a crash."""
+        """SIGKILL: no shutdown at all, as a crash. Then, for the embedded broker, the
+        changelogs are settled (`settle_changelogs`), so that a worker restarted on this
+        data dir recovers every row the killed one wrote."""
         if self._process is not None and self._process.poll() is None:
             self._process.send_signal(signal.SIGKILL)
             self._process.wait(timeout=10)
+            # What the killed worker had sent is taken before the closing records go.
+            time.sleep(0.5)
+            settle_changelogs(self.broker, self.prefix)
 
     def stop(self, timeout_s: float = 20.0) -> None:
         """SIGTERM and wait for a clean shutdown; SIGKILL if it takes longer than `timeout_s`."""
