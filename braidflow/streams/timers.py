@@ -21,7 +21,7 @@ import asyncio
 import contextlib
 import heapq
 import logging
-from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass
 from itertools import islice
 from typing import Any, Protocol
@@ -100,26 +100,40 @@ class PartitionStore(Protocol):
     def iter(self, read_opt: ReadOptions) -> KeyCursor: ...
 
 
-def due_in(db: PartitionStore, now_ms: int, limit: int) -> list[DueTimer]:
-    """The first `limit` timers of one partition due at or before `now_ms`, in key order."""
-    if now_ms < 0 or limit <= 0:
-        return []
+def due_keys_in(db: PartitionStore, now_ms: int) -> Iterator[bytes]:
+    """The keys of one partition's timers due at or before `now_ms`, in key order, read as
+    they are taken."""
+    if now_ms < 0:
+        return
     # RocksDB ends the iteration at the first key past `now_ms` by itself, so a
     # scan costs the due rows, whatever is pending behind them.
     bound = ReadOptions()
     bound.set_iterate_upper_bound(min(now_ms + 1, _MAX_DUE_MS).to_bytes(_DUE_BYTES, "big"))
     cursor = db.iter(bound)
     cursor.seek_to_first()
-    due: list[DueTimer] = []
-    while cursor.valid() and len(due) < limit:
+    while cursor.valid():
         key = cursor.key()
-        try:
-            due.append(parse_timer_key(key))
-        except ValueError:
+        if _SEPARATOR in key[_DUE_BYTES:]:
+            yield key
+        else:
             # Only a bug writes such a row; skipping it keeps the partition's timers alive.
             log.warning("skipping a row of the timers table that is not a timer: %r", key)
         cursor.next()
-    return due
+
+
+def due_in(db: PartitionStore, now_ms: int, limit: int) -> list[DueTimer]:
+    """The first `limit` timers of one partition due at or before `now_ms`, in key order."""
+    return _parsed(islice(due_keys_in(db, now_ms), max(limit, 0)))
+
+
+def _parsed(keys: Iterable[bytes]) -> list[DueTimer]:
+    timers = []
+    for key in keys:
+        try:
+            timers.append(parse_timer_key(key))
+        except ValueError:
+            log.warning("skipping a row of the timers table that is not a timer: %r", key)
+    return timers
 
 
 class TimerTable:
@@ -155,8 +169,20 @@ class TimerTable:
 
     def due(self, now_ms: int, limit: int) -> list[DueTimer]:
         """The first `limit` timers due at or before `now_ms` in the owned partitions, in due order."""
-        per_partition = [due_in(db, now_ms, limit) for db in self._partitions().values()]
-        return list(islice(heapq.merge(*per_partition, key=_order), limit))
+        return _parsed(self.due_keys(now_ms, limit))
+
+    def due_keys(self, now_ms: int, limit: int) -> list[bytes]:
+        """The row keys of `due`, unparsed.
+
+        The partitions are merged as they are read, so this reads about `limit`
+        rows however many partitions there are: reading `limit` from each, then
+        merging, made a worker with 32 partitions and 100,000 timers due read
+        176,000 rows every 50 ms, and fire 50 timers/s.
+        """
+        if limit <= 0:
+            return []
+        per_partition = [due_keys_in(db, now_ms) for db in self._partitions().values()]
+        return list(islice(heapq.merge(*per_partition), limit))
 
 
 def faust_partitions(
@@ -223,8 +249,8 @@ class TimerScanner:
         self._resend_after_ms = resend_after_ms
         self._paused = paused or (lambda: False)
         self._max_in_flight = max_in_flight
-        # Fired timers whose rows may still be there, with when they were fired.
-        self._in_flight: dict[DueTimer, int] = {}
+        # The rows of fired timers that may still be there, with when they were fired.
+        self._in_flight: dict[bytes, int] = {}
         # When a fired timer's row was last seen gone (or firing began).
         self._progress_at = 0
         self._task: asyncio.Task[None] | None = None
@@ -259,24 +285,32 @@ class TimerScanner:
         now = self._clock()
         if not self._in_flight:
             self._progress_at = now
-        # In-flight rows are still in the table, in the way: read past them.
+        # In-flight rows are still in the table, in the way: read past them. Rows are
+        # compared as keys; only those fired are parsed.
         limit = self._batch + len(self._in_flight)
-        due = self._timers.due(now, limit)
+        due = self._timers.due_keys(now, limit)
         self._forget(due, now, complete=len(due) < limit)
         fired = 0
-        for timer in due:
+        for key in due:
             if fired == self._batch or len(self._in_flight) >= self._max_in_flight:
                 break
-            if timer in self._in_flight:
+            if key in self._in_flight:
                 continue
             if self._paused():
                 break
+            try:
+                timer = parse_timer_key(key)
+            except ValueError:
+                # Counted as in flight, so that it is warned about once a resend, not a scan.
+                self._in_flight[key] = now
+                log.warning("skipping a row of the timers table that is not a timer: %r", key)
+                continue
             await self._fire(timer)
-            self._in_flight[timer] = now
+            self._in_flight[key] = now
             fired += 1
         return fired
 
-    def _forget(self, due: list[DueTimer], now: int, complete: bool) -> None:
+    def _forget(self, due: list[bytes], now: int, complete: bool) -> None:
         """Drop in-flight timers whose row is gone, and those due for a resend.
 
         `due` is every due row when `complete`, otherwise every due row up to
@@ -284,13 +318,13 @@ class TimerScanner:
         been deleted.
         """
         listed = set(due)
-        horizon = None if complete else _order(due[-1])
-        for timer in list(self._in_flight):
-            if timer not in listed and (horizon is None or _order(timer) < horizon):
-                del self._in_flight[timer]
+        horizon = None if complete else due[-1]
+        for key in list(self._in_flight):
+            if key not in listed and (horizon is None or key < horizon):
+                del self._in_flight[key]
                 self._progress_at = now
         if now - self._progress_at < self._resend_after_ms:
             return
-        for timer, fired_at in list(self._in_flight.items()):
+        for key, fired_at in list(self._in_flight.items()):
             if now - fired_at >= self._resend_after_ms:
-                del self._in_flight[timer]
+                del self._in_flight[key]

@@ -287,6 +287,27 @@ def test_due_merges_partitions_in_due_order_up_to_the_limit(
     assert timers.due(NOW, 7) == expected[:7]
 
 
+def test_due_reads_about_the_limit_however_many_partitions(tmp_path: Path) -> None:
+    dbs = {p: open_partition(tmp_path / f"many-{p}.db") for p in range(32)}
+    try:
+        timers, _ = table_on(dbs)
+        for i in range(32 * 200):
+            timers.set(DueTimer(NOW - i, f"exec-{i}", "t"))
+        counted = {p: CountingPartition(db) for p, db in dbs.items()}
+        read = TimerTable(PartitionedTable(dbs), lambda: counted)
+
+        due = read.due_keys(NOW, 500)
+
+        assert [parse_timer_key(k).due_ms for k in due] == [
+            NOW - 32 * 200 + 1 + i for i in range(500)
+        ]
+        # Merged as read: 500 rows and one look-ahead per partition, not 500 from each.
+        assert sum(c.counts["keys"] for c in counted.values()) <= 500 + 32
+    finally:
+        for db in dbs.values():
+            db.close()
+
+
 def test_due_reads_only_the_partitions_owned_now(partitions: dict[int, Rdict]) -> None:
     owned = dict(partitions)
     timers = TimerTable(PartitionedTable(partitions), lambda: owned)
