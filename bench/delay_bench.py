@@ -222,12 +222,13 @@ async def measure(
     data_dir: Path,
     offset_file: Path,
     executions: int,
+    partitions: int,
 ) -> dict[str, float]:
     figures: dict[str, float] = {}
     ids = {uuid.uuid4().hex for _ in range(executions)}
     transitions = f"{prefix}.transitions"
     port = free_port()
-    worker = start_worker(broker, prefix, data_dir, port)
+    worker = start_worker(broker, prefix, data_dir, port, partitions)
 
     def pids() -> dict[str, int]:
         return {"worker": worker.pid} | ({"broker": broker_pid(embedded)} if embedded else {})
@@ -273,7 +274,7 @@ async def measure(
         if embedded:
             await asyncio.to_thread(settle_changelogs, broker, prefix)
         port = free_port()
-        worker = start_worker(broker, prefix, data_dir, port)
+        worker = start_worker(broker, prefix, data_dir, port, partitions)
         ready_s = await asyncio.to_thread(wait_ready, f"http://127.0.0.1:{port}", worker, 300)
         figures["restarted_mib"] = memory_mib(worker.pid)[0]
         print(f"restart holding {executions:,} pending timers (same data dir)")
@@ -320,6 +321,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--broker", help="use this broker instead of the embedded one")
     parser.add_argument("--executions", type=int, default=100_000)
+    parser.add_argument(
+        "--partitions",
+        type=int,
+        default=32,
+        help="of every braidflow topic (default 32: on the embedded broker, reads slow down"
+        " as a partition fills with small batches, and 100,000 executions on 4 stalled)",
+    )
     args = parser.parse_args()
     n = args.executions
     began = time.monotonic()
@@ -330,11 +338,22 @@ def main() -> None:
         os.environ["BRAIDFLOW_CLOCK_OFFSET_FILE"] = str(offset_file)
         embedded = None if args.broker else EmbeddedBroker().start()
         broker = args.broker or embedded.address  # type: ignore[union-attr]
-        print(f"broker: {'embedded Tansu' if embedded else broker}; one worker, 4 partitions")
+        print(
+            f"broker: {'embedded Tansu' if embedded else broker};"
+            f" one worker, {args.partitions} partitions"
+        )
         print(f"measured at N = {n:,} executions parked on a 1 h delay")
         try:
             figures = asyncio.run(
-                measure(broker, embedded, f"bench{uuid.uuid4().hex[:6]}", Path(tmp), offset_file, n)
+                measure(
+                    broker,
+                    embedded,
+                    f"bench{uuid.uuid4().hex[:6]}",
+                    Path(tmp),
+                    offset_file,
+                    n,
+                    args.partitions,
+                )
             )
         finally:
             if embedded is not None:

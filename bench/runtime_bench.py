@@ -100,14 +100,16 @@ async def bare_round_trip(broker: str, samples: int = 300) -> list[float]:
     return timings
 
 
-def start_worker(broker: str, prefix: str, data_dir: Path, port: int) -> subprocess.Popen[bytes]:
+def start_worker(
+    broker: str, prefix: str, data_dir: Path, port: int, partitions: int = 4
+) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
         "BRAIDFLOW_FETCH_MAX_WAIT_MS": str(FETCH_WAIT_MS),
         "BRAIDFLOW_BACKGROUND_FETCH_WAIT_MS": "100",
         "BRAIDFLOW_REBALANCE_TIMEOUT_S": "3",
         "BRAIDFLOW_SESSION_TIMEOUT_S": "5",
-        "BRAIDFLOW_PARTITIONS": "4",
+        "BRAIDFLOW_PARTITIONS": str(partitions),
     }
     command = [
         sys.executable, "-m", "braidflow.cli", "worker", "--broker", broker,

@@ -36,7 +36,9 @@ async def test_a_topic_created_after_the_router_started_is_followed_and_told(bro
 
     catalog = Catalog(settings, produce)
     await catalog.start()
-    router = EventRouter(settings, catalog, bulk.queue, dead_letter, lambda: int(time.time() * 1000))
+    router = EventRouter(
+        settings, catalog, bulk.queue, dead_letter, lambda: int(time.time() * 1000)
+    )
     first, second = f"{kind}-events.first", f"{kind}-events.second"
     try:
         await router.start()
