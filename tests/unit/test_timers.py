@@ -469,6 +469,34 @@ async def test_the_scanner_stops_firing_while_too_many_wait_for_the_orchestrator
     assert await scanner.scan() == 10
 
 
+async def test_while_too_many_wait_the_scanner_scans_seldom(
+    partitions: dict[int, Rdict],
+) -> None:
+    # Each scan reads past every fired row still there, for nothing while none may fire.
+    scans = 0
+
+    class CountedTimers(TimerTable):
+        def due_keys(self, now_ms: int, limit: int) -> list[bytes]:
+            nonlocal scans
+            scans += 1
+            return super().due_keys(now_ms, limit)
+
+    timers = CountedTimers(PartitionedTable(partitions), lambda: partitions)
+    clock, fired = FakeClock(), Fired()
+    options = {"batch": 10, "max_in_flight": 10, "interval_s": 0.001, "full_interval_s": 60}
+    scanner = scanner_on(timers, clock, fired, **options)
+    for i in range(100):
+        timers.set(DueTimer(NOW, f"exec-{i:03}", "t"))
+
+    await scanner.start()
+    try:
+        await _until(lambda: len(fired.timers) == 10)
+        await asyncio.sleep(0.1)
+    finally:
+        await scanner.stop()
+    assert scans == 1 and len(fired.timers) == 10
+
+
 async def test_a_paused_scanner_fires_nothing(partitions: dict[int, Rdict]) -> None:
     timers, _ = table_on(partitions)
     clock, fired = FakeClock(), Fired()
