@@ -97,6 +97,9 @@ def create_app(settings: Settings) -> FaustParts:
             partitions=partitions,
         )
 
+    def per_partition(table_bytes: int) -> int:
+        return max(table_bytes // settings.partitions, 1024 * 1024)
+
     def table(name: str) -> faust.Table:
         return app.Table(
             name,
@@ -105,9 +108,9 @@ def create_app(settings: Settings) -> FaustParts:
             partitions=settings.partitions,
             # Faust's default is a 2 GiB block cache per partition; size it on purpose.
             options={
-                "block_cache_size": settings.rocksdb_block_cache_bytes,
+                "block_cache_size": per_partition(settings.rocksdb_block_cache_bytes),
                 "block_cache_compressed_size": 0,
-                "write_buffer_size": settings.rocksdb_write_buffer_bytes,
+                "write_buffer_size": per_partition(settings.rocksdb_write_buffer_bytes),
                 "max_write_buffer_number": 2,
                 "max_open_files": 256,
             },

@@ -1,0 +1,30 @@
+"""RocksDB memory is sized per table and shared out among its partitions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from braidflow.config import Settings
+from braidflow.streams.app import create_app
+
+MIB = 1024 * 1024
+
+
+def options(tmp_path: Path, partitions: int) -> dict[str, int]:
+    parts = create_app(Settings(partitions=partitions, data_dir=tmp_path / str(partitions)))
+    return {t.name: t.options for t in (parts.executions, parts.timers, parts.waits)}
+
+
+def test_more_partitions_get_smaller_databases_not_more_memory(tmp_path: Path) -> None:
+    for table_options in options(tmp_path, 4).values():
+        assert table_options["block_cache_size"] == 16 * MIB
+        assert table_options["write_buffer_size"] == 8 * MIB
+    for table_options in options(tmp_path, 32).values():
+        assert table_options["block_cache_size"] * 32 == 64 * MIB
+        assert table_options["write_buffer_size"] * 32 == 32 * MIB
+
+
+def test_each_database_keeps_at_least_a_mebibyte(tmp_path: Path) -> None:
+    for table_options in options(tmp_path, 1000).values():
+        assert table_options["block_cache_size"] == MIB
+        assert table_options["write_buffer_size"] == MIB
