@@ -262,7 +262,12 @@ class Orchestrator:
         if loaded is not None:
             for dropped in named_rows(loaded.row_form) - named_rows(row.loaded.row_form):
                 table.pop(dropped, None)
-        self._remember(key, row.encoded, row.stored, row.loaded)
+        if result.state.finished:
+            # Nothing but a stray late record reads a finished execution again: keeping it
+            # decoded would only hold memory, and push out the ones still running.
+            self._decoded.pop(key, None)
+        else:
+            self._remember(key, row.encoded, row.stored, row.loaded)
         await self._outbox.send(key, row.emitted, self._node_types(deployment))
 
     def _stored(
