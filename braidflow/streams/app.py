@@ -39,6 +39,44 @@ def _patch_fetch_wait() -> None:
     thread_class._braidflow_patched = True
 
 
+def _patch_seek_to_committed() -> None:
+    """Make Faust's "seek back to committed offsets" rewind a partition with none committed.
+
+    At the end of recovery, and whenever records arrive while its flow is
+    stopped, faust-streaming 0.15 drops what it fetched and seeks every partition
+    back to its committed offset. aiokafka's `seek_to_committed` leaves a
+    partition with no committed offset (or 0) where it is, past the dropped
+    records, so they were never read: a worker killed before its first commit
+    left the next one without the transitions it had produced (an execution
+    stuck after its start). With nothing committed, the app's reset policy
+    (`earliest`) says where to read from, and that is where this seeks.
+    """
+    thread_class = faust_aiokafka.AIOKafkaConsumerThread
+    if getattr(thread_class, "_braidflow_seek_patched", False):
+        return
+
+    async def seek_to_committed(self: Any) -> Any:
+        consumer = self._ensure_consumer()
+        # Changelogs are read from offsets of Faust's own (recovery seeks them itself).
+        changelogs = self.app.tables.changelog_topics
+
+        async def seek() -> Any:
+            committed = await consumer.seek_to_committed()
+            unset = [
+                tp
+                for tp, offset in committed.items()
+                if (not offset or offset < 0) and tp.topic not in changelogs
+            ]
+            if unset:
+                await consumer.seek_to_beginning(*unset)
+            return committed
+
+        return await self.call_thread(seek)
+
+    thread_class.seek_to_committed = seek_to_committed
+    thread_class._braidflow_seek_patched = True
+
+
 @dataclass(frozen=True)
 class FaustParts:
     """The app and the Faust objects the agents and the API share."""
@@ -57,6 +95,7 @@ class FaustParts:
 def create_app(settings: Settings) -> FaustParts:
     """A Faust app for `settings`. Agents are attached by the orchestrator module."""
     _patch_fetch_wait()
+    _patch_seek_to_committed()
     # Faust creates its data directory without parents.
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     topics = settings.topics
