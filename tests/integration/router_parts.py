@@ -1,0 +1,50 @@
+"""What an `EventRouter` needs, on the real broker, for tests that drive one directly."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from braidflow.config import Settings
+from braidflow.streams.bulk_producer import BulkProducer
+from braidflow.streams.catalog import Catalog
+from braidflow.streams.topics import ensure_topics
+
+
+@dataclass(frozen=True)
+class RouterParts:
+    settings: Settings
+    bulk: BulkProducer
+    catalog: Catalog
+
+
+@asynccontextmanager
+async def router_parts(broker: str, kind: str) -> AsyncIterator[RouterParts]:
+    """Settings with a prefix of their own and events topics `<kind>-events.*`, a started bulk
+    producer, and a started catalog; stopped on the way out.
+
+    Its own events prefix: a router follows every events topic its pattern matches, and
+    other tests on this broker publish malformed events on purpose.
+    """
+    settings = Settings(
+        broker=broker,
+        prefix=f"t{uuid.uuid4().hex[:10]}",
+        partitions=2,
+        events_prefix=f"{kind}-events.",
+    ).for_dev()
+    ensure_topics(settings)
+    bulk = BulkProducer(broker)
+    await bulk.start()
+
+    async def produce(topic: str, key: bytes, value: bytes) -> int:
+        return await (await bulk.queue(topic, key, value))
+
+    catalog = Catalog(settings, produce)
+    await catalog.start()
+    try:
+        yield RouterParts(settings, bulk, catalog)
+    finally:
+        await catalog.stop()
+        await bulk.stop()
