@@ -1240,9 +1240,7 @@ class _Draft:
                 error=error,
             )
         else:
-            # Dead-lettered though the execution fails: the node ran out of its retries.
-            exhausted = retry is not None and retry.max_attempts > 1
-            self._fail_node(node, run.attempt, error, run, dead_letter=exhausted)
+            self._fail_node(node, run.attempt, error, run)
 
     def _retry(self, node: CompiledNode, run: NodeRun) -> None:
         if self.error is not None:
@@ -1270,13 +1268,14 @@ class _Draft:
         attempt: int,
         error: NodeError,
         run: NodeRun | None,
-        *,
-        dead_letter: bool = False,
     ) -> None:
         """`node` failed for good: along its on_error edge, else the execution fails or parks.
 
-        `dead_letter`: a work node with retries whose attempts all failed, dead-lettered
-        even when the execution fails rather than parks.
+        A failure its on_error edge handles does not stop the execution and needs
+        no redrive. Any other is dead-lettered, whatever the node's type and retry
+        settings: whoever finds the execution failed or parked can redrive it from
+        that node. The letter is this step's outgoing message, so a redelivered
+        transition (ignored: the node is no longer running) writes no second one.
         """
         self._clear_timers(node.id)
         base = run or NodeRun(
@@ -1296,8 +1295,7 @@ class _Draft:
         if handler is not None:
             self._continue(node, {handler.index})
             return
-        if dead_letter or self.workflow.definition.on_failure == "park":
-            self._dead_letter(failed)
+        self._dead_letter(failed)
         if self.error is None:
             self.error = error
         if node.id in self.workflow.fail_fast:

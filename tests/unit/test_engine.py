@@ -247,6 +247,7 @@ def test_a_failing_task_fails_the_execution_after_in_flight_siblings_finish() ->
     assert "gather" not in c_done.state.nodes
     assert events([failed, b_done, c_done]) == [
         "node.failed:a",
+        "node.dead_lettered:a",
         "node.completed:b",
         "node.completed:c",
         "workflow.failed",

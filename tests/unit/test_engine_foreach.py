@@ -374,7 +374,7 @@ def test_items_that_are_not_a_list_fail_the_node() -> None:
     assert rt.state.nodes["each"].error == NodeError(
         "ExpressionError", "params.items gave a string, not a list", "each"
     )
-    assert rt.node_events() == ["node.started", "node.failed"]
+    assert rt.node_events() == ["node.started", "node.failed", "node.dead_lettered"]
 
 
 def test_items_that_do_not_render_fail_the_node() -> None:

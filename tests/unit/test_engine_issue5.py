@@ -304,11 +304,19 @@ def test_a_node_that_exhausts_its_retries_fails_the_execution_and_is_dead_letter
     assert of_type(result.outgoing, LifecycleEvent)[1].data == {"dead_letter_id": letter.id}
 
 
-def test_a_node_without_retries_that_fails_is_not_dead_lettered_when_the_execution_fails() -> None:
+def test_a_node_without_retries_that_fails_is_dead_lettered_when_the_execution_fails() -> None:
     wf = workflow(retried("{max_attempts: 1}"))
     result = applied(wf, start(wf).state, failed("call", 1, T0 + 1))
-    assert of_type(result.outgoing, DeadLetterNode) == []
-    assert events(result.outgoing) == ["node.failed:call", "workflow.failed"]
+    (letter,) = of_type(result.outgoing, DeadLetterNode)
+    assert (letter.id, letter.errors) == (
+        f"{EX}/call/1/dead-letter",
+        (NodeError("E", "boom", "call"),),
+    )
+    assert events(result.outgoing) == [
+        "node.failed:call",
+        "node.dead_lettered:call",
+        "workflow.failed",
+    ]
 
 
 # -- settings.timeout and join timeouts

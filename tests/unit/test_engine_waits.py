@@ -402,7 +402,11 @@ def test_a_timeout_without_a_timeout_edge_fails_the_node_and_the_execution() -> 
     assert result.state.status == "failed"
     assert result.state.error == wait.error
     assert result.state.timers == {}
-    assert events(result.outgoing) == ["node.failed:wait", "workflow.failed"]
+    assert events(result.outgoing) == [
+        "node.failed:wait",
+        "node.dead_lettered:wait",
+        "workflow.failed",
+    ]
 
 
 @pytest.mark.parametrize("timer_id", ["wait/2/timeout", "other/1/timeout", "nonsense"])
@@ -467,7 +471,11 @@ def test_a_failure_elsewhere_does_not_wait_for_the_waiting_node() -> None:
     assert result.state.error == NodeError("RuntimeError", "boom", "broken")
     assert result.state.nodes["wait"].status == "cancelled"
     assert result.state.timers == {}
-    assert events(result.outgoing) == ["node.failed:broken", "workflow.failed"]
+    assert events(result.outgoing) == [
+        "node.failed:broken",
+        "node.dead_lettered:broken",
+        "workflow.failed",
+    ]
 
 
 def test_a_failing_execution_ends_when_its_running_work_drains_though_a_node_still_waits() -> None:
@@ -576,7 +584,12 @@ def test_a_publish_whose_type_or_subject_renders_badly_fails_with_an_expression_
     assert (ask.error.type, ask.error.node_id) == ("ExpressionError", "ask")
     assert f"params.{param} gave {kind!r}" in ask.error.message
     assert result.state.status == "failed"
-    assert events(result.outgoing) == ["node.started:ask", "node.failed:ask", "workflow.failed"]
+    assert events(result.outgoing) == [
+        "node.started:ask",
+        "node.failed:ask",
+        "node.dead_lettered:ask",
+        "workflow.failed",
+    ]
 
 
 # -- redelivery
