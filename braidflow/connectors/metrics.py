@@ -32,8 +32,10 @@ STEP_DURATION = Histogram(
 
 DEAD_LETTERS = Counter(
     "braidflow_dead_letters",
-    "Records sent to the dead-letter topic, by the topic they came from.",
-    ["topic"],
+    "Dead letters written, by kind (record: a record no part of the worker could process;"
+    " node: a node that failed its execution, to redrive) and the topic of the record that"
+    " led to it.",
+    ["kind", "topic"],
 )
 
 _TRANSITION_KINDS = frozenset(

@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from dataclasses import dataclass, replace
 
 from braidflow.config import Settings
+from braidflow.connectors.metrics import DEAD_LETTERS
 from braidflow.engine import (
     ChildFinished,
     ExecutionState,
@@ -269,6 +270,10 @@ class Orchestrator:
         else:
             self._remember(key, row.encoded, row.stored, row.loaded)
         await self._outbox.send(key, row.emitted, self._node_types(deployment))
+        # Counted once, when the step that wrote them is stored; an outbox resend is not counted.
+        letters = sum(1 for entry in row.emitted if entry.kind == "dead_letter")
+        if letters:
+            DEAD_LETTERS.labels("node", record.topic).inc(letters)
 
     def _stored(
         self,

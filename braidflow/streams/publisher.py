@@ -53,7 +53,7 @@ class Publisher:
         )
 
     async def dead_letter(self, letter: DeadLetter) -> None:
-        DEAD_LETTERS.labels(letter.topic).inc()
+        DEAD_LETTERS.labels("record", letter.topic).inc()
         log.warning(
             "dead letter from %s[%d]@%d: %s",
             letter.topic,

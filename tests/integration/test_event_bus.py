@@ -330,7 +330,7 @@ def test_malformed_events_go_to_the_dead_letter_topic_and_valid_ones_still_trigg
         assert all("not a CloudEvent" in d.reason for d in letters_from(reader, topic))
     # Counted by the worker, though its router process wrote them.
     metrics = shared_worker.api.get("/metrics").body
-    counted = re.search(rf'braidflow_dead_letters_total{{topic="{topic}"}} (\S+)', metrics)
+    counted = re.search(rf'braidflow_dead_letters_total{{kind="record",topic="{topic}"}} (\S+)', metrics)
     assert counted and float(counted.group(1)) >= 1000, metrics
 
 

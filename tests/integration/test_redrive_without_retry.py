@@ -1,0 +1,84 @@
+"""A node without `retry` that fails its execution is dead-lettered, listed, counted, and redriven.
+
+The order-chain example as a new user runs it: too few gadgets in stock fails the
+`price` task, which has no retry.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import urllib.parse
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from workers import WorkerProcess
+
+ORDER_CHAIN = Path(__file__).parent.parent.parent / "examples" / "order-chain.yaml"
+WAIT_S = 30.0
+
+
+def until(condition: Callable[[], Any], what: str, timeout_s: float = WAIT_S) -> Any:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def node_letters(worker: WorkerProcess) -> float:
+    """`braidflow_dead_letters_total` for node dead letters of the worker's transitions."""
+    metrics = worker.api.get("/metrics").body
+    topic = f"{worker.prefix}.transitions"
+    counted = re.search(
+        rf'braidflow_dead_letters_total{{kind="node",topic="{topic}"}} (\S+)', metrics
+    )
+    return float(counted.group(1)) if counted else 0.0
+
+
+def test_order_chain_failing_at_price_is_redriven_with_a_patched_input(
+    shared_worker: WorkerProcess, demo_services: str
+) -> None:
+    api = shared_worker.api
+    # The example as it is, under an id of this test's own on the shared worker.
+    workflow = f"order-chain-{uuid.uuid4().hex[:6]}"
+    definition = ORDER_CHAIN.read_text().replace("id: order-chain\n", f"id: {workflow}\n", 1)
+    assert api.deploy(definition).status == 201
+    counted_before = node_letters(shared_worker)
+
+    execution = api.start(workflow, {"sku": "gadget-7", "quantity": 5})
+    failed = shared_worker.wait_until_finished([execution])[execution]
+    assert failed["status"] == "failed", failed
+    assert failed["error"]["node_id"] == "price"
+
+    def letter() -> dict[str, Any] | None:
+        found = api.get(f"/dead-letters?workflow={workflow}&kind=node").body["dead_letters"]
+        return next((d for d in found if d["execution_id"] == execution), None)
+
+    dead = until(letter, "the dead letter of `price`")
+    assert dead["node_id"] == "price"
+    assert [e["type"] for e in dead["errors"]] == ["ValueError"]
+    assert dead["input"]["quantity"] == 5
+    assert until(lambda: node_letters(shared_worker) >= counted_before + 1, "the metric")
+
+    # Patched: order what is in stock.
+    patched = {**dead["input"], "quantity": dead["input"]["available"]}
+    path = f"/dead-letters/{urllib.parse.quote(dead['id'], safe='')}/redrive"
+    reply = api.post_json(path, {"input": patched, "by": "ops"})
+    assert reply.status == 202, reply
+
+    def completed() -> dict[str, Any] | None:
+        view = api.execution(execution).body
+        return view if view["status"] == "completed" else None
+
+    view = until(completed, "the redriven execution to complete")
+    assert view["output"]["order_id"].startswith("ord-")
+    assert view["output"]["total_cents"] == patched["quantity"] * patched["unit_price_cents"]
+    [price] = [n for n in view["nodes"] if n["node_id"] == "price"]
+    assert (price["status"], price["attempt"]) == ("completed", 2)
+    # One failure, one dead letter: the redrive wrote none.
+    assert node_letters(shared_worker) == counted_before + 1
