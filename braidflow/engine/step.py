@@ -8,8 +8,8 @@ otherwise changes nothing and emits nothing.
 Failure: a work node's failed attempt is retried after its backoff while its
 `retry` allows (a `<node>/<attempt>/retry` timer). A node that fails for good
 takes its on_error edge if it has one, and the execution goes on; otherwise
-the execution fails (or, with `on_failure: park`, parks) once the work in
-flight has drained. A redrive gives the failed node a new attempt and takes a
+it is dead-lettered and the execution fails (or, with `on_failure: park`,
+parks) once the work in flight has drained. A redrive gives the failed node a new attempt and takes a
 failed or parked execution up again: nodes the stop cancelled run again and
 nodes that finished while it drained pass their results on. While paused,
 transitions are held (not applied) and the resume applies them in order.
@@ -1345,8 +1345,10 @@ class _Draft:
     def _take_up_again(self) -> None:
         """A redrive took up a stopped execution: what the stop cut short goes on.
 
-        Nodes the stop cancelled run again (a new attempt); nodes that ended while
-        the execution drained pass their results on; nodes whose arrival is
+        Nodes the stop cancelled run again (a new attempt), and so do other nodes
+        that failed it (a branch that failed while it drained), or the execution
+        would wait for them forever; nodes that ended while the execution drained
+        pass their results on; nodes whose arrival is
         recorded but whose step the failing execution refused start now. The
         execution deadline is set again when it still lies ahead; join timeouts
         are not (such a join waits for its branches).
@@ -1360,7 +1362,7 @@ class _Draft:
             if self._stopping():
                 return
             node = self.workflow.nodes[node_id]
-            if run.status == CANCELLED:
+            if run.status == CANCELLED or (run.status == FAILED and _on_error_edge(node) is None):
                 self._run(node, run.attempt + 1, run.input)
             elif not self._passed_on(node):
                 taken = self._taken_by(node, run)

@@ -8,8 +8,8 @@ dead-letter topic, told apart by `kind`:
   value may be undecodable), the reason, and when. Records written before
   `kind` existed have none and are of this kind.
 - `node` (the engine's `DeadLetterNode`, written by `encode_node_letter`): a node
-  that exhausted its retries, with its input, the error of every attempt and the
-  context needed to run it again.
+  that failed its execution (with or without retries), with its input, the error
+  of every attempt and the context needed to run it again.
 
 Beside them, `redrive` records (`RedriveMark`) say that a dead letter was sent
 again, by whom and when, so every worker's index shows it, not only the one

@@ -271,3 +271,17 @@ def test_a_failed_foreach_item_dead_letters_the_foreach_whose_redrive_takes_new_
     collected = ItemsCollected("c", EX, T0 + 4, "each", 2, (1, 3))
     final, _ = settle(wf, applied(wf, state, collected))
     assert final.status == "completed"
+
+
+def test_a_redrive_runs_the_other_branch_that_failed_beside_it_again() -> None:
+    """Else the join would wait forever for a branch whose letter no one may redrive."""
+    wf = workflow(BOTH_FAIL)
+    state, _ = settle(wf, start(wf))
+    state = applied(wf, state, failed("a", 1, T0 + 1)).state
+    state = applied(wf, state, failed("b", 1, T0 + 2)).state
+    redriven = applied(wf, state, RedriveNode("r", EX, T0 + 3, "a"))
+    requests = of_type(redriven.outgoing, TaskRequest)
+    assert sorted((r.node_id, r.attempt) for r in requests) == [("a", 2), ("b", 2)]
+    state = applied(wf, redriven.state, done("a", 2, T0 + 4)).state
+    final, _ = settle(wf, applied(wf, state, done("b", 2, T0 + 5)))
+    assert final.status == "completed"
