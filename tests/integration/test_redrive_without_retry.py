@@ -6,15 +6,18 @@ The order-chain example as a new user runs it: too few gadgets in stock fails th
 
 from __future__ import annotations
 
+import json
 import re
 import time
-import urllib.parse
 import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from click.testing import CliRunner
 from workers import WorkerProcess
+
+from braidflow.client_cli import dead_letters, redrive
 
 ORDER_CHAIN = Path(__file__).parent.parent.parent / "examples" / "order-chain.yaml"
 WAIT_S = 30.0
@@ -65,11 +68,16 @@ def test_order_chain_failing_at_price_is_redriven_with_a_patched_input(
     assert dead["input"]["quantity"] == 5
     assert until(lambda: node_letters(shared_worker) >= counted_before + 1, "the metric")
 
-    # Patched: order what is in stock.
+    # As a user finds and redrives it: through the CLI, patched to order what is in stock.
+    cli = CliRunner()
+    listed = cli.invoke(dead_letters, ["--workflow", workflow, "--api", api.base_url])
+    assert listed.exit_code == 0, listed.output
+    assert f"{dead['id']}  {workflow}/price  ValueError: only" in listed.output
     patched = {**dead["input"], "quantity": dead["input"]["available"]}
-    path = f"/dead-letters/{urllib.parse.quote(dead['id'], safe='')}/redrive"
-    reply = api.post_json(path, {"input": patched, "by": "ops"})
-    assert reply.status == 202, reply
+    given = ["--input", json.dumps(patched), "--by", "ops", "--api", api.base_url]
+    redriving = cli.invoke(redrive, [dead["id"], *given])
+    assert redriving.exit_code == 0, redriving.output
+    assert redriving.output == f"redriving price of {execution}\n"
 
     def completed() -> dict[str, Any] | None:
         view = api.execution(execution).body
@@ -80,5 +88,6 @@ def test_order_chain_failing_at_price_is_redriven_with_a_patched_input(
     assert view["output"]["total_cents"] == patched["quantity"] * patched["unit_price_cents"]
     [price] = [n for n in view["nodes"] if n["node_id"] == "price"]
     assert (price["status"], price["attempt"]) == ("completed", 2)
-    # One failure, one dead letter: the redrive wrote none.
-    assert node_letters(shared_worker) == counted_before + 1
+    # One failure, one dead letter, now marked redriven; the redrive that succeeded wrote none.
+    found = api.get(f"/dead-letters?workflow={workflow}").body["dead_letters"]
+    assert [(d["id"], d["redriven_at"] is not None) for d in found] == [(dead["id"], True)]
