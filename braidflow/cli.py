@@ -11,7 +11,8 @@ from typing import Any
 import click
 import yaml
 
-from braidflow.client_cli import COMMANDS
+from braidflow.client_cli import COMMANDS, JSON_HELP, parse_json_option
+from braidflow.client_workflows import WORKFLOW_COMMANDS
 from braidflow.config import Settings, settings_from_env
 from braidflow.engine import (
     LifecycleEvent,
@@ -133,13 +134,6 @@ def _json(value: Any) -> str:
     return json.dumps(value, separators=(", ", ": "), sort_keys=True, default=str)
 
 
-def _parse_input(_ctx: click.Context, _param: click.Parameter, value: str) -> Any:
-    try:
-        return json.loads(value)
-    except json.JSONDecodeError as exc:
-        raise click.BadParameter(f"not JSON: {exc.msg} at column {exc.colno}") from None
-
-
 def _load_answers(path: str | None) -> Any:
     if path is None:
         return {}
@@ -151,7 +145,9 @@ def _load_answers(path: str | None) -> Any:
 
 @main.command("dry-run")
 @click.argument("file", type=click.Path())
-@click.option("--input", "input_", default="{}", callback=_parse_input, help="Input as JSON.")
+@click.option(
+    "--input", "input_", default="{}", callback=parse_json_option, help=f"Input: {JSON_HELP}"
+)
 @click.option(
     "--answers",
     type=click.Path(),
@@ -315,7 +311,7 @@ def dev(broker: str | None, examples: Path, loglevel: str, **options: Any) -> No
         raise click.ClickException(f"cannot start dev mode: {exc}") from None
 
 
-for _command in COMMANDS:
+for _command in (*COMMANDS, *WORKFLOW_COMMANDS):
     main.add_command(_command)
 
 

@@ -188,16 +188,40 @@ def deploy(files: tuple[str, ...], api: str) -> None:
         raise SystemExit(1)
 
 
-def _parse_input(_ctx: click.Context, _param: click.Parameter, value: str) -> Any:
+def parse_json_option(
+    _ctx: click.Context | None, _param: click.Parameter | None, value: str
+) -> Any:
+    """The JSON an option gives: inline, `@FILE` (read from FILE) or `-` (read from stdin).
+
+    A large input goes through a file or stdin: the command line itself is limited in size.
+    """
+    where = ""
+    if value == "-":
+        value, where = click.get_text_stream("stdin").read(), " (stdin)"
+    elif value.startswith("@"):
+        path = value[1:]
+        try:
+            value, where = Path(path).read_text(encoding="utf-8"), f" ({path})"
+        except (OSError, UnicodeDecodeError) as exc:
+            raise click.BadParameter(
+                f"cannot read {path}: {getattr(exc, 'strerror', exc)}"
+            ) from None
     try:
         return json.loads(value)
     except json.JSONDecodeError as exc:
-        raise click.BadParameter(f"not JSON: {exc.msg} at column {exc.colno}") from None
+        raise click.BadParameter(
+            f"not JSON{where}: {exc.msg} at line {exc.lineno}, column {exc.colno}"
+        ) from None
+
+
+JSON_HELP = "JSON, @FILE to read it from FILE, or - to read it from stdin."
 
 
 @click.command("run")
 @click.argument("workflow")
-@click.option("--input", "input_", default="{}", callback=_parse_input, help="Input as JSON.")
+@click.option(
+    "--input", "input_", default="{}", callback=parse_json_option, help=f"The input: {JSON_HELP}"
+)
 @click.option("--wait", is_flag=True, help="Follow the execution until it ends.")
 @click.option(
     "--timeout",
@@ -293,12 +317,12 @@ def status(execution_id: str, api: str) -> None:
 
 
 def _parse_data(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
-    return None if value is None else _parse_input(ctx, param, value)
+    return None if value is None else parse_json_option(ctx, param, value)
 
 
 @click.command("publish")
 @click.argument("event_type", metavar="TYPE")
-@click.option("--data", callback=_parse_data, help="The event's data, as JSON.")
+@click.option("--data", callback=_parse_data, help=f"The event's data: {JSON_HELP}")
 @click.option("--subject", help="What the event is about, e.g. ticket-42 (its partition key).")
 @click.option(
     "--source", default=CLI_EVENT_SOURCE, show_default=True, help="The CloudEvents source."
@@ -386,7 +410,7 @@ def _query(**params: Any) -> str:
 @click.option("--choice", required=True, help="One of the choices the approval node offers.")
 @by_option
 @click.option("--comment", help="Why, kept with the decision.")
-@click.option("--data", callback=_parse_data, help="The reply's data, as JSON.")
+@click.option("--data", callback=_parse_data, help=f"The reply's data: {JSON_HELP}")
 @api_option
 def approve(
     execution_id: str,
@@ -399,9 +423,10 @@ def approve(
 ) -> None:
     """Decide approval NODE_ID of execution EXECUTION_ID.
 
-    Prints `approved: NODE of EXECUTION: CHOICE by NAME`; exits 1 when the
-    approval is unknown, already decided, or the choice or data is refused
-    (each problem on a line of its own).
+    Prints `approved: NODE of EXECUTION: CHOICE by NAME`, and a line saying it
+    applies on resume when the execution is paused; exits 1 when the approval is
+    unknown, already decided, or the choice or data is refused (each problem on
+    a line of its own).
     """
     path = f"/executions/{_quote(execution_id)}/approvals/{_quote(node_id)}"
     body = _ask(api, "POST", path, {"choice": choice, "by": by, "comment": comment, "data": data})
@@ -409,6 +434,8 @@ def approve(
         f"approved: {body.get('node_id', node_id)} of {body.get('execution_id', execution_id)}:"
         f" {body.get('choice', choice)} by {body.get('by', by)}"
     )
+    if body.get("applies_on_resume"):
+        click.echo("the execution is paused: the decision applies when it is resumed")
 
 
 @click.command("approvals")
@@ -446,19 +473,23 @@ def cancel(execution_id: str, by: str, reason: str | None, api: str) -> None:
 @click.command("pause")
 @click.argument("execution_id")
 @by_option
+@click.option("--reason", help="Why, kept with the pause in the execution's control record.")
 @api_option
-def pause(execution_id: str, by: str, api: str) -> None:
+def pause(execution_id: str, by: str, reason: str | None, api: str) -> None:
     """Ask to pause execution EXECUTION_ID; prints `pause requested for ID`."""
-    _control("pause", execution_id, {"by": by}, api)
+    payload = {"by": by} if reason is None else {"by": by, "reason": reason}
+    _control("pause", execution_id, payload, api)
 
 
 @click.command("resume")
 @click.argument("execution_id")
 @by_option
+@click.option("--reason", help="Why, kept with the resume in the execution's control record.")
 @api_option
-def resume(execution_id: str, by: str, api: str) -> None:
+def resume(execution_id: str, by: str, reason: str | None, api: str) -> None:
     """Ask to resume paused execution EXECUTION_ID; prints `resume requested for ID`."""
-    _control("resume", execution_id, {"by": by}, api)
+    payload = {"by": by} if reason is None else {"by": by, "reason": reason}
+    _control("resume", execution_id, payload, api)
 
 
 @click.command("dead-letters")
@@ -484,13 +515,13 @@ def _parse_given(
     ctx: click.Context, param: click.Parameter, value: str | None
 ) -> tuple[Any] | None:
     """`(value,)` when given: the API tells JSON `null` apart from no value at all."""
-    return None if value is None else (_parse_input(ctx, param, value),)
+    return None if value is None else (parse_json_option(ctx, param, value),)
 
 
 @click.command("redrive")
 @click.argument("dead_letter_id")
 @click.option(
-    "--input", "input_", callback=_parse_given, help="Run the node with this input (JSON)."
+    "--input", "input_", callback=_parse_given, help=f"Run the node with this input: {JSON_HELP}"
 )
 @by_option
 @api_option
@@ -645,10 +676,12 @@ def execution_lines(execution: Mapping[str, Any]) -> list[str]:
     lines = [
         f"execution  {execution.get('execution_id', '?')}",
         f"workflow   {workflow}",
-        f"status     {execution.get('status', '?')}",
+        f"status     {status_text(execution)}",
     ]
     if execution.get("started_at"):
         lines.append(f"started    {execution['started_at']}")
+    if isinstance(execution.get("started_by"), Mapping):
+        lines.append(f"started by {started_by_text(execution['started_by'])}")
     if execution.get("completed_at"):
         took = _millis_between(execution.get("started_at"), execution["completed_at"])
         lines.append(
@@ -664,10 +697,53 @@ def execution_lines(execution: Mapping[str, Any]) -> list[str]:
         lines.append("nodes:")
         width = _width(nodes)
         lines.extend(node_line(node, width) for node in nodes)
+    controls = _mappings(execution.get("control"))
+    if controls:
+        lines.append("control:")
+        lines.extend(f"  {control_text(c)}" for c in controls)
     if execution.get("input") is not None:
         lines.append(f"input: {json.dumps(execution['input'], ensure_ascii=False, default=str)}")
     lines.extend(outcome_lines(execution)[1:])
     return lines
+
+
+def status_text(execution: Mapping[str, Any]) -> str:
+    """`running`, or `paused (N transitions held until resumed)` for a paused execution."""
+    status = str(execution.get("status", "?"))
+    if not execution.get("paused") or status in TERMINAL:
+        return status
+    held = execution.get("held") or 0
+    noun = "transition" if held == 1 else "transitions"
+    return f"paused ({held} {noun} held until resumed)"
+
+
+def started_by_text(trigger: Mapping[str, Any]) -> str:
+    """`event ticket.opened id e-1 from /desk subject T-7 at 2026-…`, `parent …`, or `api`."""
+    kind = str(trigger.get("kind") or "?")
+    if kind == "parent":
+        return (
+            f"parent {trigger.get('execution_id', '?')}"
+            f" ({trigger.get('workflow_id', '?')}, node {trigger.get('node_id', '?')})"
+        )
+    if kind == "api":
+        return "api"
+    parts = [kind, str(trigger.get("type") or "?"), f"id {trigger.get('id') or '?'}"]
+    if trigger.get("source"):
+        parts.append(f"from {trigger['source']}")
+    if trigger.get("subject"):
+        parts.append(f"subject {trigger['subject']}")
+    if trigger.get("time"):
+        parts.append(f"at {trigger['time']}")
+    return " ".join(parts)
+
+
+def control_text(control: Mapping[str, Any]) -> str:
+    """`2026-…  pause by ana: audit` (the node after the action when there is one)."""
+    action = str(control.get("action") or "?")
+    if control.get("node_id"):
+        action += f" {control['node_id']}"
+    line = f"{control.get('at') or '?'}  {action} by {control.get('by') or '?'}"
+    return f"{line}: {_one_line(control['reason'])}" if control.get("reason") else line
 
 
 def refusal_lines(route: str, reply: Reply) -> list[str]:

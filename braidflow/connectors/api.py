@@ -18,6 +18,7 @@ from typing import Any, Protocol
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from braidflow.connectors.started_by import started_by
 from braidflow.engine import ExecutionState, NodeError, input_problems
 from braidflow.engine.state import iso_time
 from braidflow.schemas.cloudevents import (
@@ -193,6 +194,7 @@ def execution_view(state: ExecutionState, workflow: Workflow) -> dict[str, Any]:
         "progress": {"total_nodes": len(workflow.nodes), "completed_nodes": done},
         "paused": state.paused,
         "held": len(state.held),
+        "started_by": started_by(state),
         "parent": None
         if state.parent is None
         else {
@@ -204,7 +206,13 @@ def execution_view(state: ExecutionState, workflow: Workflow) -> dict[str, Any]:
         },
         "children": dict(state.children),
         "control": [
-            {"action": c.action, "by": c.by, "at": _iso(c.at), "node_id": c.node_id}
+            {
+                "action": c.action,
+                "by": c.by,
+                "at": _iso(c.at),
+                "node_id": c.node_id,
+                "reason": c.reason or None,
+            }
             for c in state.control
         ],
         "nodes": nodes,
@@ -443,7 +451,8 @@ def create_api(backend: Backend) -> web.Application:
         if comment is not None and not isinstance(comment, str):
             return _fail(400, "comment: must be a string")
         decided = await backend.decide(request.match_info["id"], request.match_info["node"], body)
-        return web.json_response(decided)
+        # Accepted, not applied: a paused execution holds the decision until it is resumed.
+        return web.json_response(decided, status=202 if decided.get("applies_on_resume") else 200)
 
     @routes.post("/api/v1/executions/{id}/{action:cancel|pause|resume}")
     async def control(request: web.Request) -> web.Response:

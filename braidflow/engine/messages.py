@@ -160,6 +160,7 @@ class PauseExecution:
     execution_id: str
     at: int
     by: str = ""
+    reason: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,6 +171,7 @@ class ResumeExecution:
     execution_id: str
     at: int
     by: str = ""
+    reason: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -56,6 +56,7 @@ class ControlAction:
     by: str
     at: int
     node_id: str | None = None
+    reason: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -496,8 +496,10 @@ class _Draft:
             RunNode(f"{execution_id}/{node_id}/run", execution_id, self.at, node_id)
         )
 
-    def record(self, action: str, by: str, at: int, node_id: str | None = None) -> None:
-        self.control = (*self.control, ControlAction(action, by, at, node_id))
+    def record(
+        self, action: str, by: str, at: int, node_id: str | None = None, reason: str = ""
+    ) -> None:
+        self.control = (*self.control, ControlAction(action, by, at, node_id, reason))
 
     # -- scope for expressions
 
@@ -578,15 +580,15 @@ class _Draft:
         self.paused, self.held = False, ()
         self.finish(CANCELLED, error=NodeError("Cancelled", t.reason or "cancelled"))
         # Recorded after `finish`: the first cancel keeps its plain `workflow.cancelled` id.
-        self.record("cancel", t.by, t.at)
+        self.record("cancel", t.by, t.at, reason=t.reason)
         return None
 
     def pause(self, t: PauseExecution) -> str | None:
         if self.status != RUNNING:
             return f"execution is {self.status}; only a running execution pauses"
         self.paused = True
-        self.record("pause", t.by, t.at)
-        self.emit_event("workflow.paused", data={"by": t.by})
+        self.record("pause", t.by, t.at, reason=t.reason)
+        self.emit_event("workflow.paused", data={"by": t.by, "reason": t.reason})
         return None
 
     def resume(self, t: ResumeExecution) -> str | None:
@@ -594,8 +596,8 @@ class _Draft:
             return "execution is not paused"
         held = len(self.held)
         self.paused, self.held = False, ()
-        self.record("resume", t.by, t.at)
-        self.emit_event("workflow.resumed", data={"by": t.by, "held": held})
+        self.record("resume", t.by, t.at, reason=t.reason)
+        self.emit_event("workflow.resumed", data={"by": t.by, "held": held, "reason": t.reason})
         return None
 
     def event_arrived(self, t: EventArrived) -> str | None:

@@ -342,11 +342,11 @@ def _items_collected(t: ItemsCollected) -> AvroRecord:
 
 
 def _pause_execution(t: PauseExecution) -> AvroRecord:
-    return {"id": t.id, "execution_id": t.execution_id, "at": t.at, "by": t.by}
+    return {"id": t.id, "execution_id": t.execution_id, "at": t.at, "by": t.by, "reason": t.reason}
 
 
 def _resume_execution(t: ResumeExecution) -> AvroRecord:
-    return {"id": t.id, "execution_id": t.execution_id, "at": t.at, "by": t.by}
+    return {"id": t.id, "execution_id": t.execution_id, "at": t.at, "by": t.by, "reason": t.reason}
 
 
 def _redrive_node(t: RedriveNode) -> AvroRecord:
@@ -440,10 +440,10 @@ _TRANSITION_FROM_BODIES: dict[str, Callable[[AvroRecord], Transition]] = {
         r["item"],
     ),
     "braidflow.PauseExecution": lambda r: PauseExecution(
-        r["id"], r["execution_id"], r["at"], r["by"]
+        r["id"], r["execution_id"], r["at"], r["by"], r["reason"]
     ),
     "braidflow.ResumeExecution": lambda r: ResumeExecution(
-        r["id"], r["execution_id"], r["at"], r["by"]
+        r["id"], r["execution_id"], r["at"], r["by"], r["reason"]
     ),
     "braidflow.RedriveNode": lambda r: RedriveNode(
         r["id"], r["execution_id"], r["at"], r["node_id"], r["by"], _unjson(r["input"])
@@ -595,7 +595,8 @@ def _execution_state(s: ExecutionState) -> AvroRecord:
         "parent": _parent_link(s.parent),
         "children": s.children,
         "control": [
-            {"action": c.action, "by": c.by, "at": c.at, "node_id": c.node_id} for c in s.control
+            {"action": c.action, "by": c.by, "at": c.at, "node_id": c.node_id, "reason": c.reason}
+            for c in s.control
         ],
         "foreach": [_foreach_progress(f) for f in s.foreach.values()],
     }
@@ -651,7 +652,10 @@ def _unexecution_state(r: AvroRecord) -> ExecutionState:
         tuple(map(_untransition, r["held"])),
         _unparent_link(r["parent"]),
         r["children"],
-        tuple(ControlAction(c["action"], c["by"], c["at"], c["node_id"]) for c in r["control"]),
+        tuple(
+            ControlAction(c["action"], c["by"], c["at"], c["node_id"], c["reason"])
+            for c in r["control"]
+        ),
         {f.node_id: f for f in map(_unforeach_progress, r["foreach"])},
     )
 

@@ -274,6 +274,16 @@ class RuntimeBackend:
         )
         deadline = time.monotonic() + DECISION_WAIT_S
         while time.monotonic() < deadline:
+            if view.get("paused"):
+                # Held with the execution's other transitions: it applies on resume.
+                return {
+                    "execution_id": execution_id,
+                    "node_id": node_id,
+                    "decision_id": decision_id,
+                    "choice": decision["choice"],
+                    "by": decision["by"],
+                    "applies_on_resume": True,
+                }
             view = await self._view(execution_id)
             run = _node_of(view, node_id)
             if run is not None and run["status"] != "waiting":
@@ -309,9 +319,11 @@ class RuntimeBackend:
                 f"{execution_id}/cancel/{tag}", execution_id, at, reason, by
             )
         elif action == "pause":
-            transition = PauseExecution(f"{execution_id}/pause/{tag}", execution_id, at, by)
+            transition = PauseExecution(f"{execution_id}/pause/{tag}", execution_id, at, by, reason)
         else:
-            transition = ResumeExecution(f"{execution_id}/resume/{tag}", execution_id, at, by)
+            transition = ResumeExecution(
+                f"{execution_id}/resume/{tag}", execution_id, at, by, reason
+            )
         await self._runtime.publisher.send_transition(transition)
 
     def dead_letters(

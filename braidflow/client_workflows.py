@@ -1,0 +1,98 @@
+"""The client commands about deployed workflows: `workflows`, `executions` and `delete`.
+
+Like the other client commands (braidflow.client_cli), each is one request to
+the REST API, and a refusal is one clear message and exit status 1.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import click
+
+from braidflow.client_cli import _ask, _mappings, _query, _quote, api_option
+
+EXECUTION_STATUSES = ("running", "completed", "failed", "cancelled", "parked")
+
+
+@click.command("workflows")
+@api_option
+def workflows(api: str) -> None:
+    """List the deployed workflows, one a line: id, latest version, name, deployed at."""
+    found = _mappings(_ask(api, "GET", "/workflows").get("workflows"))
+    if not found:
+        click.echo("no workflows deployed")
+    for line in workflow_lines(found):
+        click.echo(line)
+
+
+@click.command("executions")
+@click.argument("workflow")
+@click.option("--status", type=click.Choice(EXECUTION_STATUSES), help="Only those with it.")
+@click.option(
+    "--limit",
+    type=click.IntRange(1, 1000),
+    default=50,
+    show_default=True,
+    help="At most this many, newest first.",
+)
+@api_option
+def executions(workflow: str, status: str | None, limit: int, api: str) -> None:
+    """List the executions of WORKFLOW, newest first, one a line.
+
+    Each line: started at, execution id, version, status, ended at, and the
+    event that started it, if one did.
+    """
+    path = f"/workflows/{_quote(workflow)}/executions{_query(status=status, limit=limit)}"
+    found = _mappings(_ask(api, "GET", path).get("executions"))
+    if not found:
+        click.echo(f"no executions of {workflow}" + (f" with status {status}" if status else ""))
+    for execution in found:
+        click.echo(execution_summary_line(execution))
+
+
+@click.command("delete")
+@click.argument("workflow")
+@api_option
+def delete(workflow: str, api: str) -> None:
+    """Remove WORKFLOW: no new executions or triggers of it; running ones go on.
+
+    Its executions stay listed; a later deploy continues its version numbers.
+    """
+    body = _ask(api, "DELETE", f"/workflows/{_quote(workflow)}")
+    click.echo(f"deleted {body.get('id', workflow)}; running executions of it go on")
+
+
+WORKFLOW_COMMANDS = (workflows, executions, delete)
+"""For `for command in WORKFLOW_COMMANDS: main.add_command(command)`."""
+
+
+def workflow_lines(found: list[Mapping[str, Any]]) -> list[str]:
+    """`id  version N  name  deployed_at`, the ids padded to one column."""
+    width = max((len(str(w.get("id") or "?")) for w in found), default=0)
+    lines = []
+    for w in found:
+        columns = [
+            f"{w.get('id') or '?'!s:<{width}}",
+            f"version {w.get('version', '?')}",
+            str(w.get("name") or "-"),
+            str(w.get("deployed_at") or "?"),
+        ]
+        lines.append("  ".join(columns))
+    return lines
+
+
+def execution_summary_line(execution: Mapping[str, Any]) -> str:
+    """`started_at  id  vN  status  ended_at  event TYPE ID`, from a list entry of the API."""
+    columns = [
+        str(execution.get("started_at") or "?"),
+        str(execution.get("execution_id") or "?"),
+        f"v{execution.get('workflow_version', '?')}",
+        f"{execution.get('status') or '?'!s:<9}",
+        str(execution.get("completed_at") or "-"),
+    ]
+    event = execution.get("event")
+    if isinstance(event, Mapping):
+        columns.append(f"event {event.get('type') or '?'} {event.get('id') or '?'}")
+    return "  ".join(columns).rstrip()
