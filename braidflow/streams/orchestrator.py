@@ -156,6 +156,7 @@ class Orchestrator:
         self._outbox = outbox
         self._dead_letter = dead_letter
         self._clock = clock
+        # Called once per step with the result applied and the engine's time for it.
         self.on_step: Callable[[Transition, StepResult, float], None] | None = None
         self._decoded: OrderedDict[bytes, tuple[bytes, StoredExecution, Loaded]] = OrderedDict()
         self._items = ItemStore(max_row_bytes=max_state_bytes)
@@ -224,9 +225,10 @@ class Orchestrator:
             result = step(deployment.workflow, state, transition)
         except Exception as exc:
             raise Poison(f"engine error: {type(exc).__name__}: {exc}") from None
-        if self.on_step is not None:
-            self.on_step(transition, result, time.perf_counter() - began)
+        seconds = time.perf_counter() - began
         if result.ignored is not None or result.state is None:
+            if self.on_step is not None:
+                self.on_step(transition, result, seconds)
             if isinstance(transition, TimerFired) and self._timers is not None:
                 # A timer the state no longer holds: drop its row, or it fires forever.
                 self._timers.delete(
@@ -254,6 +256,9 @@ class Orchestrator:
                     f"{exc.error.message}; failing instead: {again.error.message}"
                 ) from None
         assert result.state is not None
+        if self.on_step is not None:
+            # The result applied: what failed the step instead when its own could not be stored.
+            self.on_step(transition, result, seconds)
         if self._timers is not None:
             self._keep_timers(result.state.execution_id, state, result.state)
         # Value rows ahead of the state row that names them; those it no longer names after.

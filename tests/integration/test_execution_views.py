@@ -252,3 +252,31 @@ def test_a_decision_on_a_paused_execution_is_accepted_and_applies_on_resume(
         ("resume", "ops", "audit done"),
         ("approval", "ana", None),
     ]
+
+
+def test_an_end_too_large_to_store_is_counted_as_the_failure_it_became(
+    shared_worker: WorkerProcess,
+) -> None:
+    # The end's step emits workflow.completed; its state cannot be stored, so the
+    # execution fails instead, and the metrics count what was applied.
+    workflow = unique("bigend")
+    definition = {
+        "id": workflow,
+        "nodes": [
+            {"id": "a", "type": "task", "params": {"handler": "test.bulky", "input": "${input}"}},
+            {"id": "done", "type": "end", "params": {"output": {"b": "${nodes.a.output.blob}"}}},
+        ],
+        "edges": [{"from": "a", "to": "done"}],
+    }
+    assert shared_worker.api.deploy(json.dumps(definition)).status == 201
+    execution = shared_worker.api.start(workflow, {"bytes": 600_000})
+    view = shared_worker.wait_until_finished([execution], 60)[execution]
+    assert view["status"] == "failed", view["error"]
+
+    def ended(status: str) -> float:
+        return metric(
+            shared_worker, "braidflow_executions_ended_total", workflow=workflow, status=status
+        )
+
+    until(lambda: ended("failed") == 1, "the failure to be counted")
+    assert ended("completed") == 0
