@@ -1,7 +1,8 @@
 """The client commands: the command line as a client of the REST API.
 
 `deploy`, `run`, `status` and `publish`; the operator's controls `approve`,
-`approvals`, `cancel`, `pause`, `resume`, `dead-letters` and `redrive`.
+`approvals`, `cancel`, `pause`, `resume`, `dead-letters` and `redrive`
+(`workflows`, `executions` and `delete` are in braidflow.client_workflows).
 
 Plain synchronous `urllib`: a CLI makes one request at a time. The API address
 comes from `--api`, else `BRAIDFLOW_API`, else http://127.0.0.1:8080. Talking
