@@ -709,13 +709,19 @@ def execution_lines(execution: Mapping[str, Any]) -> list[str]:
 
 
 def status_text(execution: Mapping[str, Any]) -> str:
-    """`running`, or `paused (N transitions held until resumed)` for a paused execution."""
+    """`running`, or for a paused execution what it holds until it is resumed:
+    `paused (2 transitions held until resumed: NodeCompleted fetch, ApprovalDecided review)`."""
     status = str(execution.get("status", "?"))
     if not execution.get("paused") or status in TERMINAL:
         return status
     held = execution.get("held") or 0
     noun = "transition" if held == 1 else "transitions"
-    return f"paused ({held} {noun} held until resumed)"
+    kinds = [
+        " ".join(str(part) for part in (t.get("kind"), t.get("node_id")) if part)
+        for t in _mappings(execution.get("held_transitions"))
+    ]
+    what = f": {', '.join(kinds)}" if kinds else ""
+    return f"paused ({held} {noun} held until resumed{what})"
 
 
 def started_by_text(trigger: Mapping[str, Any]) -> str:

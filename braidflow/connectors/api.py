@@ -194,6 +194,10 @@ def execution_view(state: ExecutionState, workflow: Workflow) -> dict[str, Any]:
         "progress": {"total_nodes": len(workflow.nodes), "completed_nodes": done},
         "paused": state.paused,
         "held": len(state.held),
+        "held_transitions": [
+            {"kind": type(t).__name__, "id": t.id, "node_id": getattr(t, "node_id", None)}
+            for t in state.held
+        ],
         "started_by": started_by(state),
         "parent": None
         if state.parent is None

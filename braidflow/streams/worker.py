@@ -253,15 +253,18 @@ class RuntimeBackend:
         if run is None or run["status"] != "waiting":
             state = "not reached yet" if run is None else run["status"]
             raise Conflict(f"approval {node_id!r} is not waiting for a decision ({state})")
+        if _held_decision(view, node_id) is not None:
+            raise Conflict(f"approval {node_id!r} already has a decision waiting for the resume")
         # No data is an empty reply, so a reply schema with only optional fields accepts it.
         decision = {**decision, "data": {} if decision.get("data") is None else decision["data"]}
         problems = approval_problems(node, decision)
         if problems:
             raise Rejected("the decision does not fit the approval", problems)
         decision_id = uuid.uuid4().hex
+        transition_id = f"{execution_id}/{node_id}/decision/{decision_id}"
         await self._runtime.publisher.send_transition(
             ApprovalDecided(
-                f"{execution_id}/{node_id}/decision/{decision_id}",
+                transition_id,
                 execution_id,
                 self._runtime.clock(),
                 node_id,
@@ -274,8 +277,14 @@ class RuntimeBackend:
         )
         deadline = time.monotonic() + DECISION_WAIT_S
         while time.monotonic() < deadline:
-            if view.get("paused"):
-                # Held with the execution's other transitions: it applies on resume.
+            view = await self._view(execution_id)
+            held = _held_decision(view, node_id)
+            if held is not None:
+                # Paused: the first decision held applies on resume; the engine drops a later one.
+                if held["id"] != transition_id:
+                    raise Conflict(
+                        f"approval {node_id!r} already has a decision waiting for the resume"
+                    )
                 return {
                     "execution_id": execution_id,
                     "node_id": node_id,
@@ -284,7 +293,6 @@ class RuntimeBackend:
                     "by": decision["by"],
                     "applies_on_resume": True,
                 }
-            view = await self._view(execution_id)
             run = _node_of(view, node_id)
             if run is not None and run["status"] != "waiting":
                 output = run["output"] or {}
@@ -387,6 +395,18 @@ async def _records(stream: faust.StreamT[bytes]) -> AsyncIterator[Record]:
 
 def _node_of(view: Mapping[str, Any], node_id: str) -> Mapping[str, Any] | None:
     return next((n for n in view["nodes"] if n["node_id"] == node_id), None)
+
+
+def _held_decision(view: Mapping[str, Any], node_id: str) -> Mapping[str, Any] | None:
+    """The first decision of approval `node_id` a paused execution holds, if any."""
+    return next(
+        (
+            t
+            for t in view.get("held_transitions") or ()
+            if t["kind"] == "ApprovalDecided" and t["node_id"] == node_id
+        ),
+        None,
+    )
 
 
 def approval_problems(node: CompiledNode, decision: Mapping[str, Any]) -> list[str]:

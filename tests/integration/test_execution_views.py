@@ -232,15 +232,18 @@ def test_a_decision_on_a_paused_execution_is_accepted_and_applies_on_resume(
         f"approved: ask of {execution}: approve by ana",
         "the execution is paused: the decision applies when it is resumed",
     ]
-    reply = shared_worker.api.post_json(
+    # Answered once the execution holds the decision: its status says so at once.
+    status = cli(shared_worker, "status", execution)
+    assert (
+        "status     paused (1 transition held until resumed: ApprovalDecided ask)"
+        in status.stdout.splitlines()
+    )
+    # A second decision would be dropped on resume: it is refused now.
+    second = shared_worker.api.post_json(
         f"/executions/{execution}/approvals/ask", {"choice": "reject", "by": "eve"}
     )
-    assert reply.status == 202 and reply.body["applies_on_resume"] is True, reply
-
-    # The first decision is held; the second would be ignored on resume, so it is not kept.
-    until(lambda: shared_worker.api.execution(execution).body["held"] == 1, "the decision held")
-    status = cli(shared_worker, "status", execution)
-    assert "status     paused (1 transition held until resumed)" in status.stdout.splitlines()
+    assert second.status == 409, second
+    assert "already has a decision waiting for the resume" in second.body["error"]
     assert shared_worker.api.execution(execution).body["status"] == "running"
 
     resumed = cli(shared_worker, "resume", execution, "--by", "ops", "--reason", "audit done")

@@ -294,6 +294,10 @@ PAUSED_VIEW = {
     "status": "running",
     "paused": True,
     "held": 2,
+    "held_transitions": [
+        {"kind": "NodeCompleted", "id": "e/fetch/1", "node_id": "fetch"},
+        {"kind": "ResumeExecution", "id": "e/r", "node_id": None},
+    ],
     "started_at": "2026-12-05T18:00:00.000Z",
     "started_by": {
         "kind": "event",
@@ -325,7 +329,9 @@ PAUSED_VIEW = {
 
 def test_status_of_a_paused_execution_says_paused_and_what_is_held() -> None:
     lines = execution_lines(PAUSED_VIEW)
-    assert lines[2] == "status     paused (2 transitions held until resumed)"
+    assert lines[2] == (
+        "status     paused (2 transitions held until resumed: NodeCompleted fetch, ResumeExecution)"
+    )
     assert lines[4] == (
         "started by event person.hired id evt-7 from /hr subject ada at 2026-12-05T17:59:59Z"
     )
@@ -337,9 +343,8 @@ def test_status_of_a_paused_execution_says_paused_and_what_is_held() -> None:
 
 
 def test_a_paused_execution_with_nothing_held_and_one_that_ended_read_right() -> None:
-    assert execution_lines({**PAUSED_VIEW, "held": 1})[2].endswith(
-        "(1 transition held until resumed)"
-    )
+    one = {**PAUSED_VIEW, "held": 1, "held_transitions": []}
+    assert execution_lines(one)[2] == "status     paused (1 transition held until resumed)"
     assert execution_lines({**PAUSED_VIEW, "status": "cancelled"})[2] == "status     cancelled"
     assert execution_lines({**PAUSED_VIEW, "paused": False})[2] == "status     running"
 
