@@ -51,8 +51,11 @@ class Settings:
     second, and on a small machine that CPU is taken from the transitions.
     Domain events live on `<events_prefix><first segment of the type>` topics.
     An event nobody waits for yet is kept `event_ttl_s` for a wait_event that
-    begins later. A schedule slot missed while no worker ran still fires on
-    start when it is at most `schedule_grace_s` old; older ones are skipped.
+    begins later. An event triggers only workflows whose trigger was deployed
+    before it happened, by record timestamps, allowing its producer's clock to
+    lag by `event_clock_skew_s` (`topology.deployed_before`). A schedule slot
+    missed while no worker ran still fires on start when it is at most
+    `schedule_grace_s` old; older ones are skipped.
     No record a worker writes may exceed `max_record_bytes` (keep it at or below
     the broker's `message.max.bytes`): a task output or an execution state that
     would fails its node or execution with a reason instead of stopping a partition.
@@ -84,6 +87,7 @@ class Settings:
     rocksdb_write_buffer_bytes: int = 32 * 1024 * 1024
     events_prefix: str = "events."
     event_ttl_s: float = 3600.0
+    event_clock_skew_s: float = 2.0
     schedule_grace_s: float = 300.0
     clock_offset_file: Path | None = None
     max_record_bytes: int = 1_000_000
@@ -140,6 +144,7 @@ def settings_from_env(**overrides: object) -> Settings:
         "MAX_POLL_INTERVAL_S": ("max_poll_interval_s", float),
         "EVENTS_PREFIX": ("events_prefix", str),
         "EVENT_TTL_S": ("event_ttl_s", float),
+        "EVENT_CLOCK_SKEW_S": ("event_clock_skew_s", float),
         "SCHEDULE_GRACE_S": ("schedule_grace_s", float),
         "CLOCK_OFFSET_FILE": ("clock_offset_file", Path),
         "MAX_RECORD_BYTES": ("max_record_bytes", int),

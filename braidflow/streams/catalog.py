@@ -16,13 +16,15 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from braidflow.config import Settings
 from braidflow.topology import Workflow, load_workflow
+from braidflow.topology.deployed_before import carried_since
+from braidflow.topology.model import EventTrigger
 from braidflow.topology.subscriptions import SubscriptionIndex
 
 READ_BACK_TIMEOUT_S = 10.0
@@ -40,6 +42,9 @@ class Deployment:
     text: str
     deployed_at: int
     workflow: Workflow = field(repr=False, compare=False)
+    # The timestamp of its record on the workflows topic: compared with the record
+    # timestamps of events (`deployed_before`), a clock of the same kind as theirs.
+    recorded_at: int = field(default=0, compare=False)
 
     def encode(self) -> bytes:
         record = {
@@ -71,7 +76,9 @@ class Catalog:
         # Bumped on every deployment read, so views built from the catalog know when to rebuild.
         self.generation = 0
         self._subscriptions = SubscriptionIndex()
-        self._waited: tuple[int, frozenset[str]] | None = None
+        self._waited: tuple[int, dict[str, int]] | None = None
+        self._carried: dict[tuple[str, EventTrigger], Deployment | None] = {}
+        self._carried_generation = -1
 
     async def start(self) -> None:
         """Read the topic up to its current end, then keep following it."""
@@ -104,14 +111,14 @@ class Catalog:
             batches = await consumer.getmany(timeout_ms=1000)
             for records in batches.values():
                 for record in records:
-                    self._apply(record.value)
+                    self._apply(record.value, record.timestamp)
                     self._position = record.offset + 1
             if self._position >= initial_end:
                 self.ready.set()
             async with self._changed:
                 self._changed.notify_all()
 
-    def _apply(self, value: bytes | None) -> None:
+    def _apply(self, value: bytes | None, timestamp: int | None) -> None:
         if value is None:
             return
         try:
@@ -125,8 +132,14 @@ class Catalog:
             # A record that no longer loads (it was valid when deployed) is
             # skipped rather than stopping the catalog of every worker.
             return
+        deployed_at = record["deployed_at"]
         deployment = Deployment(
-            record["id"], record["version"], record["text"], record["deployed_at"], workflow
+            record["id"],
+            record["version"],
+            record["text"],
+            deployed_at,
+            workflow,
+            timestamp if timestamp is not None and timestamp >= 0 else deployed_at,
         )
         self._versions.setdefault(deployment.workflow_id, {})[deployment.version] = deployment
         self._index_latest(deployment.workflow_id)
@@ -145,18 +158,34 @@ class Catalog:
         deployments and removals are read."""
         return self._subscriptions
 
-    def waited_types(self) -> frozenset[str]:
-        """Event types some wait_event node waits for, in any version (old ones still run)."""
+    def waited_since(self) -> Mapping[str, int]:
+        """Event types some wait_event node waits for, in any version (old ones still run),
+        each with the record time of the first version deployed that waits for it."""
         if self._waited is None or self._waited[0] != self.generation:
-            types = frozenset(
-                node.params["type"]
-                for versions in self._versions.values()
-                for deployment in versions.values()
-                for node in deployment.workflow.definition.nodes
-                if node.type == "wait_event"
-            )
-            self._waited = (self.generation, types)
+            since: dict[str, int] = {}
+            for versions in self._versions.values():
+                for deployment in versions.values():
+                    for node in deployment.workflow.definition.nodes:
+                        if node.type == "wait_event":
+                            event_type = node.params["type"]
+                            first = since.get(event_type, deployment.recorded_at)
+                            since[event_type] = min(first, deployment.recorded_at)
+            self._waited = (self.generation, since)
         return self._waited[1]
+
+    def trigger_deployed(self, workflow_id: str, trigger: EventTrigger) -> Deployment | None:
+        """The version from which on the latest versions all carry `trigger` (since the
+        last removal); None when the latest does not carry it or there is none."""
+        if self._carried_generation != self.generation:
+            self._carried.clear()
+            self._carried_generation = self.generation
+        key = (workflow_id, trigger)
+        if key not in self._carried:
+            removed = self._removed.get(workflow_id, 0)
+            live = [d for d in self.versions(workflow_id) if d.version > removed]
+            since = carried_since([d.workflow.triggers for d in live], trigger)
+            self._carried[key] = None if since is None else live[since]
+        return self._carried[key]
 
     def latest(self, workflow_id: str) -> Deployment | None:
         """The newest version, or None when there is none or the workflow was removed since."""
@@ -200,7 +229,7 @@ class Catalog:
             return latest, False
         # Numbering goes on after a removal: old executions still name the old versions.
         version = max(self._versions.get(workflow.id, ()), default=0) + 1
-        deployment = Deployment(workflow.id, version, text, now_ms, workflow)
+        deployment = Deployment(workflow.id, version, text, now_ms, workflow, now_ms)
         offset = await self._produce(
             self._topic, f"{workflow.id}@{version}".encode(), deployment.encode()
         )

@@ -6,9 +6,14 @@ created later by itself, within `topic.metadata.refresh.interval.ms`; Faust's
 workflow can trigger on another's completion, but only while some deployed
 trigger may match a `braidflow.` type: every step of every execution writes
 to that topic, and reading it all for nothing cost the broker a fifth of its
-work per transition. A lifecycle event triggers only workflows deployed
-before it happened, so the backlog read when following resumes starts
-nothing that was not due. For each event it starts one execution per
+work per transition. An event triggers a workflow only when the version
+carrying that trigger was deployed before the event happened
+(`topology.deployed_before`): a new deployment is not started by the history
+its topics hold, nor by the lifecycle backlog read when following resumes.
+A domain event's time is its record timestamp, compared with the deployment's
+record timestamp, `event_clock_skew_s` allowed for the producer's clock; a
+lifecycle event's is its own `at`, compared with `deployed_at`, both stamped by
+braidflow's workers. For each event it starts one execution per
 matching subscription (`starts.Starts`: once per event and workflow, however
 often the event is read).
 Offsets are committed, at most once a second, only after everything the events
@@ -24,6 +29,7 @@ import logging
 import re
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import confluent_kafka
@@ -36,6 +42,8 @@ from braidflow.streams.catalog import Catalog
 from braidflow.streams.dead_letters import DeadLetter
 from braidflow.streams.lifecycle_events import LIFECYCLE_SEGMENT, lifecycle_scope
 from braidflow.streams.starts import Send, Starts
+from braidflow.topology.deployed_before import happened_after, waited_for
+from braidflow.topology.subscriptions import Subscription
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +55,20 @@ _POLL_S = 0.1
 _COMMIT_INTERVAL_S = 1.0
 # Sends in flight before the router waits for them, whether a commit is due or not.
 _UNSETTLED_MAX = 20_000
+
+
+@dataclass(frozen=True, slots=True)
+class Happened:
+    """When an event happened (None: unknown), and whether on a lifecycle event's clock."""
+
+    at: int | None
+    lifecycle: bool = False
+
+
+def record_time(message: Any) -> int | None:
+    """A Kafka record's timestamp (create or log-append time), None when it has none."""
+    kind, at = message.timestamp()
+    return None if kind == confluent_kafka.TIMESTAMP_NOT_AVAILABLE or at < 0 else int(at)
 
 
 def _take(consumer: confluent_kafka.Consumer) -> list[Any]:
@@ -89,6 +111,8 @@ class EventRouter:
         self._clock = clock
         self._lifecycle = settings.topics.lifecycle
         self._events_pattern = events_topic_regex(settings.events_prefix)
+        self._skew_ms = int(settings.event_clock_skew_s * 1000)
+        self._keep_ms = int(settings.event_ttl_s * 1000)
         self._following_lifecycle = False
         # Topics of the partitions assigned now; set by librdkafka's rebalance callbacks,
         # which run on whichever thread is consuming.
@@ -224,14 +248,14 @@ class EventRouter:
                 log.warning("event router: %s", message.error())
             return []
         try:
-            event, happened_at = self._event_of(message)
+            event, happened = self._event_of(message)
         except (CloudEventError, CodecError) as exc:
             await self._dead_letter(self._letter(message, f"not a CloudEvent: {exc}"))
             return []
         if event is None:
             return []
         try:
-            return await self.route(event, happened_at)
+            return await self.route(event, happened)
         except DeliveryError as exc:
             # A start no broker takes (too large) would stop the router on every retry.
             reason = f"cannot start what the event triggers: {exc}"
@@ -249,35 +273,30 @@ class EventRouter:
             self._clock(),
         )
 
-    def _event_of(self, message: Any) -> tuple[dict[str, Any] | None, int | None]:
-        """The event's scope (None for a lifecycle record no one listens to), and for a
-        lifecycle event, when it happened."""
+    def _event_of(self, message: Any) -> tuple[dict[str, Any] | None, Happened]:
+        """The event's scope (None for a lifecycle record no one listens to), and when it
+        happened."""
         if message.topic() == self._lifecycle:
             headers = dict(message.headers() or ())
             event_type = (headers.get("ce_type") or b"").decode()
             if not self._catalog.subscriptions().may_match(event_type):
-                return None, None
+                return None, Happened(None, lifecycle=True)
             lifecycle = decode_event(message.value())
-            return lifecycle_scope(lifecycle), lifecycle.at
-        return from_kafka(message.headers(), message.value()).scope(), None
+            return lifecycle_scope(lifecycle), Happened(lifecycle.at, lifecycle=True)
+        return from_kafka(message.headers(), message.value()).scope(), Happened(
+            record_time(message)
+        )
 
-    async def route(
-        self, event: Mapping[str, Any], happened_at: int | None = None
-    ) -> list[Awaitable[Any]]:
-        """Start every workflow the event triggers and feed the waits; the sends' futures.
-
-        With `happened_at`, only workflows deployed by then are started.
-        """
+    async def route(self, event: Mapping[str, Any], happened: Happened) -> list[Awaitable[Any]]:
+        """Start every workflow the event triggers and feed the waits; the sends' futures."""
         sent = []
         for subscription in self._catalog.subscriptions().match(event):
-            if happened_at is not None and not self._deployed_by(
-                subscription.workflow_id, happened_at
-            ):
+            if not self._deployed_before(subscription, happened):
                 continue
             started = await self._starts.start(subscription.workflow_id, event)
             if started is not None:
                 sent.append(started[1])
-        if event.get("type") in self._catalog.waited_types():
+        if self._waited(event.get("type"), happened):
             sent.append(
                 await self._send(
                     self._settings.topics.waits,
@@ -287,6 +306,16 @@ class EventRouter:
             )
         return sent
 
-    def _deployed_by(self, workflow_id: str, at: int) -> bool:
-        deployment = self._catalog.latest(workflow_id)
-        return deployment is not None and deployment.deployed_at <= at
+    def _deployed_before(self, subscription: Subscription, happened: Happened) -> bool:
+        since = self._catalog.trigger_deployed(subscription.workflow_id, subscription.trigger)
+        if since is None:
+            return False
+        if happened.lifecycle:
+            return happened_after(happened.at, since.deployed_at, 0)
+        return happened_after(happened.at, since.recorded_at, self._skew_ms)
+
+    def _waited(self, event_type: Any, happened: Happened) -> bool:
+        first = self._catalog.waited_since().get(event_type)
+        if first is None:
+            return False
+        return happened.lifecycle or waited_for(happened.at, first, self._keep_ms, self._skew_ms)
