@@ -1,7 +1,7 @@
 """The client commands: the command line as a client of the REST API.
 
 `deploy`, `run`, `status` and `publish`; the operator's controls `approve`,
-`approvals`, `cancel`, `pause`, `resume`, `dead-letters` and `redrive`
+`approvals`, `cancel`, `pause`, `resume`, `dead-letters`, `redrive` and `backfill`
 (`workflows`, `executions` and `delete` are in braidflow.client_workflows).
 
 Plain synchronous `urllib`: a CLI makes one request at a time. The API address
@@ -29,12 +29,14 @@ from typing import Any, NoReturn
 
 import click
 
+from braidflow.engine.state import iso_time
 from braidflow.schemas.cloudevents import (
     STRUCTURED_CONTENT_TYPE,
     CloudEventError,
     new_event,
     structured_document,
 )
+from braidflow.topology.durations import parse_duration, parse_timestamp
 
 DEFAULT_API = "http://127.0.0.1:8080"
 API_PREFIX = "/api/v1"
@@ -537,6 +539,33 @@ def redrive(dead_letter_id: str, input_: tuple[Any] | None, by: str, api: str) -
     click.echo(f"redriving {body.get('node_id', '?')} of {body.get('execution_id', '?')}")
 
 
+@click.command("backfill")
+@click.argument("workflow")
+@click.option("--from", "from_", required=True, help="Start of the range: ISO 8601, or -2h, -7d.")
+@click.option("--to", "to", help="End of the range: ISO 8601, or -1h; default now.")
+@api_option
+def backfill(workflow: str, from_: str, to: str | None, api: str) -> None:
+    """Start WORKFLOW for the past events of a time range that its event triggers match.
+
+    TIME is ISO 8601 with an offset or Z (`2026-12-05T09:00:00Z`), or a time ago
+    (`-30m`, `-2h`, `-7d`) by this machine's clock. Each event starts one execution
+    however often it is backfilled; prints how many matched and were started.
+    """
+    now = time.time_ns() // 1_000_000
+    payload = {"from": _moment(from_, now, "--from")}
+    if to is not None:
+        payload["to"] = _moment(to, now, "--to")
+    body = _ask(api, "POST", f"/workflows/{_quote(workflow)}/backfill", payload)
+    click.echo(backfill_line(body))
+
+
+def _moment(text: str, now_ms: int, option: str) -> str:
+    try:
+        return backfill_time(text, now_ms)
+    except ValueError as exc:
+        _fail(f"{option}: {exc}")
+
+
 COMMANDS = (
     deploy,
     run,
@@ -549,11 +578,34 @@ COMMANDS = (
     resume,
     dead_letters,
     redrive,
+    backfill,
 )
 """For `for command in COMMANDS: main.add_command(command)`."""
 
 
 # --- formatting (pure) -----------------------------------------------------------
+
+
+def backfill_time(text: str, now_ms: int) -> str:
+    """The ISO-8601 time the API takes for `--from`/`--to`: ISO 8601 as given, or `-<duration>`
+    (`-2h`) before `now_ms`. ValueError naming the text otherwise."""
+    if text.startswith("-"):
+        try:
+            ago = parse_duration(text[1:])
+        except ValueError:
+            raise ValueError(f"{text!r} is not a time ago such as -30m, -2h or -7d") from None
+        return iso_time(now_ms - ago)
+    parse_timestamp(text)
+    return text
+
+
+def backfill_line(report: Mapping[str, Any]) -> str:
+    """One line for a backfill's answer."""
+    return (
+        f"{report.get('workflow_id')}: {report.get('matched')} events matched from"
+        f" {report.get('from')} to {report.get('to')}: {report.get('started')} started,"
+        f" {report.get('already_started')} already started ({report.get('read')} records read)"
+    )
 
 
 def rejection_text(reply: Reply) -> str:

@@ -6,6 +6,7 @@ an unexpected failure is a 500 with a short message, never a stack trace.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import json
@@ -28,6 +29,7 @@ from braidflow.schemas.cloudevents import (
     new_event,
 )
 from braidflow.topology import DefinitionError, Workflow
+from braidflow.topology.durations import parse_timestamp
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +114,10 @@ class Backend(Protocol):
 
     async def redrive(
         self, dead_letter_id: str, patched_input: Any, has_input: bool, by: str
+    ) -> dict[str, Any]: ...
+
+    async def backfill(
+        self, workflow_id: str, from_ms: int, to_ms: int | None
     ) -> dict[str, Any]: ...
 
 
@@ -284,6 +290,15 @@ class _BadRequest(Exception):
     pass
 
 
+def _moment(body: Mapping[str, Any], name: str) -> int:
+    """Epoch ms of the ISO-8601 timestamp (with an offset or Z) in `body[name]`."""
+    value = body.get(name)
+    if isinstance(value, str):
+        with contextlib.suppress(ValueError):
+            return parse_timestamp(value)
+    raise _BadRequest(f"{name}: {value!r} is not an ISO-8601 timestamp with an offset or Z")
+
+
 async def _object_body(request: web.Request, allowed: set[str]) -> dict[str, Any]:
     """The JSON object body (empty: `{}`); _BadRequest naming unknown fields."""
     body = await _json_body(request)
@@ -432,6 +447,17 @@ def create_api(backend: Backend) -> web.Application:
         event = new_event(f"braidflow.webhook.{name}", data, source=f"/hooks/{name}", id=event_id)
         started = await backend.start_for_event(workflows, event)
         return web.json_response({"event_id": event.id, "executions": started}, status=202)
+
+    @routes.post("/api/v1/workflows/{id}/backfill")
+    async def backfill(request: web.Request) -> web.Response:
+        try:
+            body = await _object_body(request, {"from", "to"})
+            from_ms = _moment(body, "from")
+            to_ms = _moment(body, "to") if "to" in body else None
+        except _BadRequest as exc:
+            return _fail(400, str(exc))
+        report = await backend.backfill(request.match_info["id"], from_ms, to_ms)
+        return web.json_response(report)
 
     @routes.get("/api/v1/approvals")
     async def approvals(request: web.Request) -> web.Response:

@@ -229,6 +229,17 @@ class ExecutionIndex:
         (count,) = self._db.execute(query, (workflow_id,)).fetchone()
         return int(count)
 
+    def known(self, execution_ids: Iterable[str]) -> set[str]:
+        """Which of `execution_ids` the index holds."""
+        ids = list(execution_ids)
+        found: set[str] = set()
+        for at in range(0, len(ids), 500):
+            chunk = ids[at : at + 500]
+            marks = ",".join("?" * len(chunk))
+            query = f"SELECT execution_id FROM executions WHERE execution_id IN ({marks})"
+            found.update(row[0] for row in self._db.execute(query, chunk))
+        return found
+
     def list(
         self, workflow_id: str, *, limit: int = 50, status: str | None = None
     ) -> list[dict[str, Any]]:

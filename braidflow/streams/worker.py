@@ -44,6 +44,7 @@ from braidflow.engine import (
 from braidflow.schemas import CodecError, decode_stored, encode_transition
 from braidflow.schemas.cloudevents import CloudEvent, to_structured, topic_for
 from braidflow.streams.app import FaustParts, create_app
+from braidflow.streams.backfill import Backfill, BackfillRefused, backfill_view, event_triggers
 from braidflow.streams.bulk_producer import BulkProducer
 from braidflow.streams.catalog import Catalog, Deployment
 from braidflow.streams.clock import RuntimeClock
@@ -51,7 +52,7 @@ from braidflow.streams.dead_letters import RedriveMark
 from braidflow.streams.executor import Executor
 from braidflow.streams.orchestrator import Orchestrator, Record
 from braidflow.streams.outbox import Outbox
-from braidflow.streams.publisher import Publisher
+from braidflow.streams.publisher import Publisher, epoch_ms
 from braidflow.streams.router import EventRouter
 from braidflow.streams.schedules import Scheduler
 from braidflow.streams.starts import Starts, execution_id_for
@@ -368,6 +369,24 @@ class RuntimeBackend:
         self._runtime.dead_letter_index.mark_redriven(dead_letter_id, at)
         await self._runtime.publisher.mark_redriven(RedriveMark(dead_letter_id, at, by))
         return {"dead_letter_id": dead_letter_id, "execution_id": execution_id, "node_id": node_id}
+
+    async def backfill(self, workflow_id: str, from_ms: int, to_ms: int | None) -> dict[str, Any]:
+        """Start the workflow for the past events of [from_ms, to_ms] (to: now)."""
+        latest = self._catalog.latest(workflow_id)
+        if latest is None:
+            raise NotFound(f"no workflow {workflow_id!r}")
+        if not event_triggers(latest.workflow):
+            raise Rejected(f"workflow {workflow_id!r} has no event triggers to backfill", [])
+        runtime = self._runtime
+        backfill = Backfill(runtime.settings, runtime.starts, runtime.executions_index.known)
+        # Record timestamps are wall-clock times: `to` defaults to the wall clock's now.
+        until = epoch_ms() if to_ms is None else to_ms
+        try:
+            return backfill_view(await backfill.run(latest.workflow, from_ms, until))
+        except BackfillRefused as exc:
+            raise Rejected(str(exc), [str(exc)]) from None
+        except TimeoutError as exc:
+            raise Unavailable(f"{exc}; run the backfill again, it starts nothing twice") from None
 
     def ready(self) -> bool:
         app = self._runtime.app

@@ -1,0 +1,291 @@
+"""Backfill: start a workflow for the past events of a time range, deliberately.
+
+The router never starts a workflow for an event from before the trigger was
+deployed (`topology.deployed_before`); replaying history is this, asked for by
+`POST /api/v1/workflows/{id}/backfill` or `braidflow backfill`. It reads the
+events topics the workflow's event triggers can match, from the first record
+at or after `from` (the broker's time index, `offsets_for_times`) up to the
+last before `to`, keeps the records whose timestamps lie in the range, and
+matches each event as the router does (types, department, `when`). Each match
+starts the latest version under the id the router would give it
+(`starts.execution_id_for`), so a backfill run twice, or over events the router
+already routed, starts nothing new. Domain events only: lifecycle events are
+not replayed.
+
+Bounded: a range over `MAX_RANGE_MS`, or holding more than `MAX_RECORDS`
+records on those topics, is refused before anything is read. Kafka is read by
+a confluent-kafka consumer of its own, on a thread, one batch at a time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fnmatch
+import re
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import confluent_kafka
+
+from braidflow.config import Settings
+from braidflow.engine.state import iso_time
+from braidflow.schemas.cloudevents import CloudEventError, events_topic_regex, from_kafka
+from braidflow.streams.router import record_time
+from braidflow.streams.starts import Starts, execution_id_for
+from braidflow.topology import Workflow
+from braidflow.topology.model import EventTrigger
+from braidflow.topology.subscriptions import SubscriptionIndex
+
+MAX_RANGE_MS = 31 * 86_400_000
+"""The longest range one backfill covers: 31 days."""
+MAX_RECORDS = 100_000
+"""The most records (of every type, on the topics read) one backfill may read."""
+READ_TIMEOUT_S = 120.0
+"""How long reading the range may take before the backfill gives up (nothing is lost:
+run it again, what was started is not started twice)."""
+
+_BATCH = 500
+_REQUEST_TIMEOUT_S = 10.0
+
+
+class BackfillRefused(Exception):
+    """The range is over a limit; the message names it."""
+
+
+@dataclass(frozen=True, slots=True)
+class BackfillReport:
+    """What one backfill found and did."""
+
+    workflow_id: str
+    from_ms: int
+    to_ms: int
+    read: int
+    matched: int
+    started: int
+    already_started: int
+
+
+def backfill_view(report: BackfillReport) -> dict[str, Any]:
+    """The JSON answer of a backfill."""
+    return {
+        "workflow_id": report.workflow_id,
+        "from": iso_time(report.from_ms),
+        "to": iso_time(report.to_ms),
+        "read": report.read,
+        "matched": report.matched,
+        "started": report.started,
+        "already_started": report.already_started,
+    }
+
+
+def event_triggers(workflow: Workflow) -> list[EventTrigger]:
+    return [t for t in workflow.triggers if isinstance(t, EventTrigger)]
+
+
+def range_problem(from_ms: int, to_ms: int) -> str | None:
+    """Why [from_ms, to_ms] cannot be backfilled, or None."""
+    if from_ms >= to_ms:
+        return "from: must be before to"
+    if to_ms - from_ms > MAX_RANGE_MS:
+        days = (to_ms - from_ms) / 86_400_000
+        return (
+            f"the range covers {days:.1f} days, over the {MAX_RANGE_MS // 86_400_000} days"
+            " a backfill may cover; backfill it in parts"
+        )
+    return None
+
+
+def may_hold(triggers: Iterable[EventTrigger], segment: str) -> bool:
+    """Whether the events topic of first segment `segment` may hold an event the triggers
+    match. A glob whose first segment holds `*` may match across dots: every topic may."""
+    for trigger in triggers:
+        for glob in trigger.types:
+            first = glob.split(".", 1)[0]
+            if "*" in first or fnmatch.fnmatchcase(segment, first):
+                return True
+    return False
+
+
+Plan = dict[tuple[str, int], tuple[int, int]]
+"""(topic, partition) -> [first offset, end offset) to read."""
+
+
+class _HistoryReader:
+    """A consumer of its own over the events topics, read by time. Blocking: use a thread."""
+
+    def __init__(self, broker: str) -> None:
+        self._consumer = confluent_kafka.Consumer(
+            {
+                "bootstrap.servers": broker,
+                # Never joins a group (partitions are assigned) nor commits; librdkafka wants one.
+                "group.id": f"braidflow-backfill-{uuid.uuid4().hex}",
+                "enable.auto.commit": False,
+                "enable.auto.offset.store": False,
+                "enable.partition.eof": True,
+            }
+        )
+        self._left: dict[tuple[str, int], int] = {}
+        self._to_ms = 0
+
+    def plan(self, pattern: str, keep: Callable[[str], bool], from_ms: int, to_ms: int) -> Plan:
+        """The offsets of each partition of the topics matching `pattern` that `keep` accepts."""
+        matching = re.compile(pattern).match
+        topics = self._consumer.list_topics(timeout=_REQUEST_TIMEOUT_S).topics
+        partitions = [
+            (name, p)
+            for name, meta in sorted(topics.items())
+            if matching(name) is not None and keep(name)
+            for p in sorted(meta.partitions)
+        ]
+        if not partitions:
+            return {}
+        starts = self._offsets_at(partitions, from_ms)
+        ends = self._offsets_at(partitions, to_ms + 1)
+        return {tp: (starts[tp], ends[tp]) for tp in partitions}
+
+    def _offsets_at(self, partitions: list[tuple[str, int]], at_ms: int) -> dict[Any, int]:
+        """The first offset with a timestamp at or after `at_ms`; the end when there is none."""
+        asked = [confluent_kafka.TopicPartition(t, p, at_ms) for t, p in partitions]
+        found = self._consumer.offsets_for_times(asked, timeout=_REQUEST_TIMEOUT_S)
+        offsets = {}
+        for tp in found:
+            if tp.offset < 0:
+                _, end = self._consumer.get_watermark_offsets(tp, timeout=_REQUEST_TIMEOUT_S)
+                offsets[(tp.topic, tp.partition)] = end
+            else:
+                offsets[(tp.topic, tp.partition)] = tp.offset
+        return offsets
+
+    def assign(self, plan: Plan, to_ms: int) -> None:
+        self._left = {tp: end for tp, (_, end) in plan.items()}
+        self._to_ms = to_ms
+        self._consumer.assign(
+            [confluent_kafka.TopicPartition(t, p, start) for (t, p), (start, _) in plan.items()]
+        )
+
+    def next_batch(self, deadline: float) -> list[Any] | None:
+        """The next records of the range; None when every partition is read past it.
+
+        A partition is read past the range at its end (as the fetch saw it), or at a record
+        both at or after the planned end offset and later than `to`: the planned end alone
+        is not trusted, since producers' timestamps need not grow with offsets (and some
+        brokers answer offset queries loosely).
+        """
+        while self._left:
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"reading the range took over {READ_TIMEOUT_S:.0f} s")
+            batch = []
+            for message in self._consumer.consume(_BATCH, 0.5):
+                tp = (message.topic(), message.partition())
+                end = self._left.get(tp)
+                if end is None:
+                    continue
+                error = message.error()
+                if error is not None:
+                    if error.code() == confluent_kafka.KafkaError._PARTITION_EOF:
+                        self._done(tp)
+                    continue
+                at = record_time(message)
+                if message.offset() >= end and at is not None and at > self._to_ms:
+                    self._done(tp)
+                else:
+                    batch.append(message)
+            if batch:
+                return batch
+        return None
+
+    def _done(self, tp: tuple[str, int]) -> None:
+        """Partition `tp` is read to the range's end: what it holds after lies outside."""
+        del self._left[tp]
+        self._consumer.pause([confluent_kafka.TopicPartition(*tp)])
+
+    def close(self) -> None:
+        self._consumer.close()
+
+
+class Backfill:
+    """Starts a workflow for the events of a past time range (see the module docstring)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        starts: Starts,
+        known: Callable[[list[str]], set[str]],
+    ) -> None:
+        self._settings = settings
+        self._starts = starts
+        self._known = known
+
+    async def run(self, workflow: Workflow, from_ms: int, to_ms: int) -> BackfillReport:
+        """Start `workflow` (latest version) once for each event of the range it matches.
+
+        BackfillRefused when the range is over a limit, TimeoutError when reading it
+        takes over READ_TIMEOUT_S."""
+        problem = range_problem(from_ms, to_ms)
+        if problem is not None:
+            raise BackfillRefused(problem)
+        triggers = event_triggers(workflow)
+        prefix = self._settings.events_prefix
+        reader = _HistoryReader(self._settings.broker)
+        try:
+            plan = await asyncio.to_thread(
+                reader.plan,
+                events_topic_regex(prefix),
+                lambda topic: may_hold(triggers, topic[len(prefix) :]),
+                from_ms,
+                to_ms,
+            )
+            total = sum(max(end - start, 0) for start, end in plan.values())
+            if total > MAX_RECORDS:
+                raise BackfillRefused(
+                    f"the range holds {total:,} records on the topics the triggers read, over"
+                    f" the {MAX_RECORDS:,} a backfill may read; backfill shorter ranges"
+                )
+            await asyncio.to_thread(reader.assign, plan, to_ms)
+            return await self._read(reader, workflow, from_ms, to_ms)
+        finally:
+            await asyncio.to_thread(reader.close)
+
+    async def _read(
+        self, reader: _HistoryReader, workflow: Workflow, from_ms: int, to_ms: int
+    ) -> BackfillReport:
+        index = SubscriptionIndex.build([workflow])
+        deadline = time.monotonic() + READ_TIMEOUT_S
+        read = matched = started = already = 0
+        seen: set[str] = set()
+        while (batch := await asyncio.to_thread(reader.next_batch, deadline)) is not None:
+            read += len(batch)
+            wanted: dict[str, dict[str, Any]] = {}
+            for message in batch:
+                at = record_time(message)
+                if at is None or not from_ms <= at <= to_ms:
+                    continue
+                try:
+                    event = from_kafka(message.headers(), message.value()).scope()
+                except CloudEventError:
+                    # The router dead-lettered it when it came; nothing to start.
+                    continue
+                if not index.match(event):
+                    continue
+                matched += 1
+                execution_id = execution_id_for(event, workflow.id)
+                if execution_id in seen or execution_id in wanted:
+                    already += 1
+                else:
+                    wanted[execution_id] = event
+            known = self._known(list(wanted))
+            already += len(known)
+            acknowledgements: list[Awaitable[Any]] = []
+            for execution_id, event in wanted.items():
+                seen.add(execution_id)
+                if execution_id in known:
+                    continue
+                sent = await self._starts.start(workflow.id, event)
+                if sent is not None:
+                    started += 1
+                    acknowledgements.append(sent[1])
+            await asyncio.gather(*acknowledgements)
+        return BackfillReport(workflow.id, from_ms, to_ms, read, matched, started, already)
