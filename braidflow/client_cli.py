@@ -44,6 +44,8 @@ TERMINAL = frozenset({"completed", "failed", "cancelled"})
 POLL_INTERVAL_S = 0.15
 REQUEST_TIMEOUT_S = 10.0
 CLI_EVENT_SOURCE = "/braidflow/cli"
+# A backfill answers once it has read its range (the worker gives up after 120 s).
+BACKFILL_TIMEOUT_S = 150.0
 
 
 # --- talking to the API ----------------------------------------------------------
@@ -92,6 +94,7 @@ class Api:
         body: bytes | None = None,
         content_type: str | None = None,
         headers: Mapping[str, str] | None = None,
+        timeout_s: float = REQUEST_TIMEOUT_S,
     ) -> Reply:
         """One request to `/api/v1<path>`. Any HTTP status is a `Reply`; no answer raises."""
         request = urllib.request.Request(
@@ -101,7 +104,7 @@ class Api:
         if content_type:
             request.add_header("Content-Type", content_type)
         try:
-            with urllib.request.urlopen(request, timeout=REQUEST_TIMEOUT_S) as response:
+            with urllib.request.urlopen(request, timeout=timeout_s) as response:
                 return Reply(response.status, _decode(response.read()))
         except urllib.error.HTTPError as exc:
             with exc:
@@ -114,8 +117,11 @@ class Api:
         except (OSError, ValueError) as exc:  # timeouts, resets, a malformed address
             raise ApiUnreachable(f"cannot reach the braidflow API at {self.base}: {exc}") from None
 
-    def call_json(self, method: str, path: str, payload: Any) -> Reply:
-        return self.call(method, path, json.dumps(payload).encode(), "application/json")
+    def call_json(
+        self, method: str, path: str, payload: Any, timeout_s: float = REQUEST_TIMEOUT_S
+    ) -> Reply:
+        body = json.dumps(payload).encode()
+        return self.call(method, path, body, "application/json", timeout_s=timeout_s)
 
 
 def _decode(raw: bytes) -> Any:
@@ -382,15 +388,19 @@ by_option = click.option(
 
 
 def _ask(
-    api: str, method: str, path: str, payload: Mapping[str, Any] | None = None
+    api: str,
+    method: str,
+    path: str,
+    payload: Mapping[str, Any] | None = None,
+    timeout_s: float = REQUEST_TIMEOUT_S,
 ) -> Mapping[str, Any]:
     """The body of a 2xx answer to one request; anything else exits 1 with one clear message."""
     client = Api.at(api)
     try:
         if payload is None:
-            reply = client.call(method, path)
+            reply = client.call(method, path, timeout_s=timeout_s)
         else:
-            reply = client.call_json(method, path, payload)
+            reply = client.call_json(method, path, payload, timeout_s)
     except ApiUnreachable as exc:
         _fail(str(exc))
     if 200 <= reply.status < 300 and isinstance(reply.body, Mapping):
@@ -555,7 +565,8 @@ def backfill(workflow: str, from_: str, to: str | None, api: str) -> None:
     payload = {"from": _moment(from_, now, "--from")}
     if to is not None:
         payload["to"] = _moment(to, now, "--to")
-    body = _ask(api, "POST", f"/workflows/{_quote(workflow)}/backfill", payload)
+    path = f"/workflows/{_quote(workflow)}/backfill"
+    body = _ask(api, "POST", path, payload, BACKFILL_TIMEOUT_S)
     click.echo(backfill_line(body))
 
 
@@ -601,10 +612,13 @@ def backfill_time(text: str, now_ms: int) -> str:
 
 def backfill_line(report: Mapping[str, Any]) -> str:
     """One line for a backfill's answer."""
+    refused = report.get("refused")
     return (
         f"{report.get('workflow_id')}: {report.get('matched')} events matched from"
         f" {report.get('from')} to {report.get('to')}: {report.get('started')} started,"
-        f" {report.get('already_started')} already started ({report.get('read')} records read)"
+        f" {report.get('already_started')} already started"
+        + (f", {refused} refused (the worker log says why)" if refused else "")
+        + f" ({report.get('read')} records read)"
     )
 
 

@@ -4,13 +4,14 @@ The router never starts a workflow for an event from before the trigger was
 deployed (`topology.deployed_before`); replaying history is this, asked for by
 `POST /api/v1/workflows/{id}/backfill` or `braidflow backfill`. It reads the
 events topics the workflow's event triggers can match, from the first record
-at or after `from` (the broker's time index, `offsets_for_times`) up to the
-last before `to`, keeps the records whose timestamps lie in the range, and
-matches each event as the router does (types, department, `when`). Each match
-starts the latest version under the id the router would give it
+at or after `from` (the broker's time index, `offsets_for_times`) until past
+`to`, keeps the records whose timestamps lie in the range, and matches each
+event as the router does (types, department, `when`). Each match starts the
+latest version under the id the router would give it
 (`starts.execution_id_for`), so a backfill run twice, or over events the router
-already routed, starts nothing new. Domain events only: lifecycle events are
-not replayed.
+already routed, starts nothing new; `already_started` counts the matches whose
+execution this worker's execution index holds (or that came twice in the
+range). Domain events only: lifecycle events are not replayed.
 
 Bounded: a range over `MAX_RANGE_MS`, or holding more than `MAX_RECORDS`
 records on those topics, is refused before anything is read. Kafka is read by
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import fnmatch
+import logging
 import re
 import time
 import uuid
@@ -33,11 +35,14 @@ import confluent_kafka
 from braidflow.config import Settings
 from braidflow.engine.state import iso_time
 from braidflow.schemas.cloudevents import CloudEventError, events_topic_regex, from_kafka
+from braidflow.streams.bulk_producer import DeliveryError
 from braidflow.streams.router import record_time
 from braidflow.streams.starts import Starts, execution_id_for
 from braidflow.topology import Workflow
 from braidflow.topology.model import EventTrigger
 from braidflow.topology.subscriptions import SubscriptionIndex
+
+log = logging.getLogger(__name__)
 
 MAX_RANGE_MS = 31 * 86_400_000
 """The longest range one backfill covers: 31 days."""
@@ -66,6 +71,7 @@ class BackfillReport:
     matched: int
     started: int
     already_started: int
+    refused: int
 
 
 def backfill_view(report: BackfillReport) -> dict[str, Any]:
@@ -78,6 +84,7 @@ def backfill_view(report: BackfillReport) -> dict[str, Any]:
         "matched": report.matched,
         "started": report.started,
         "already_started": report.already_started,
+        "refused": report.refused,
     }
 
 
@@ -254,38 +261,51 @@ class Backfill:
     ) -> BackfillReport:
         index = SubscriptionIndex.build([workflow])
         deadline = time.monotonic() + READ_TIMEOUT_S
-        read = matched = started = already = 0
+        read = matched = started = already = refused = 0
         seen: set[str] = set()
         while (batch := await asyncio.to_thread(reader.next_batch, deadline)) is not None:
             read += len(batch)
-            wanted: dict[str, dict[str, Any]] = {}
-            for message in batch:
-                at = record_time(message)
-                if at is None or not from_ms <= at <= to_ms:
-                    continue
-                try:
-                    event = from_kafka(message.headers(), message.value()).scope()
-                except CloudEventError:
-                    # The router dead-lettered it when it came; nothing to start.
-                    continue
-                if not index.match(event):
-                    continue
-                matched += 1
-                execution_id = execution_id_for(event, workflow.id)
-                if execution_id in seen or execution_id in wanted:
-                    already += 1
-                else:
-                    wanted[execution_id] = event
+            events = _matching(batch, index, workflow.id, from_ms, to_ms)
+            matched += len(events)
+            wanted = {e: event for e, event in events if e not in seen}
+            seen.update(wanted)
             known = self._known(list(wanted))
-            already += len(known)
+            already += len(events) - len(wanted) + len(known)
             acknowledgements: list[Awaitable[Any]] = []
             for execution_id, event in wanted.items():
-                seen.add(execution_id)
                 if execution_id in known:
                     continue
-                sent = await self._starts.start(workflow.id, event)
+                try:
+                    sent = await self._starts.start(workflow.id, event)
+                except DeliveryError as exc:
+                    log.warning("backfill of %s: event %s: %s", workflow.id, event.get("id"), exc)
+                    refused += 1
+                    continue
                 if sent is not None:
-                    started += 1
                     acknowledgements.append(sent[1])
-            await asyncio.gather(*acknowledgements)
-        return BackfillReport(workflow.id, from_ms, to_ms, read, matched, started, already)
+            for outcome in await asyncio.gather(*acknowledgements, return_exceptions=True):
+                if isinstance(outcome, BaseException):
+                    log.warning("backfill of %s: a start was not sent: %s", workflow.id, outcome)
+                    refused += 1
+                else:
+                    started += 1
+        return BackfillReport(workflow.id, from_ms, to_ms, read, matched, started, already, refused)
+
+
+def _matching(
+    batch: list[Any], index: SubscriptionIndex, workflow_id: str, from_ms: int, to_ms: int
+) -> list[tuple[str, dict[str, Any]]]:
+    """(execution id, event) of each record of the range whose event `index` matches."""
+    found = []
+    for message in batch:
+        at = record_time(message)
+        if at is None or not from_ms <= at <= to_ms:
+            continue
+        try:
+            event = from_kafka(message.headers(), message.value()).scope()
+        except CloudEventError:
+            # The router dead-lettered it when it came; nothing to start.
+            continue
+        if index.match(event):
+            found.append((execution_id_for(event, workflow_id), event))
+    return found
