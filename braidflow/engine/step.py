@@ -310,6 +310,17 @@ def _on_error_edge(node: CompiledNode) -> CompiledEdge | None:
     return next((e for e in node.outgoing if e.on_error), None)
 
 
+def _json_kind(value: Any) -> str:
+    """What a JSON value is, in JSON's words: `null`, `an array`, `a string`..."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    return "a string" if isinstance(value, str) else "an array"
+
+
 def _holds(edge: CompiledEdge, scope: Mapping[str, Any]) -> bool:
     assert edge.when is not None
     value = edge.when.evaluate(scope)
@@ -770,6 +781,11 @@ class _Draft:
             output, taken = self._decide(node)
         except ExpressionError as exc:
             self._fail_node(node, attempt, NodeError("ExpressionError", str(exc), node.id), None)
+            return
+        if node.type == "end" and not isinstance(output, Mapping):
+            # A lone `${...}` output keeps its value's type, known only now.
+            message = f"the output of end node {node.id!r} is {_json_kind(output)}, not an object"
+            self._fail_node(node, attempt, NodeError("InvalidOutput", message, node.id), None)
             return
         errors = self._earlier_errors(node.id)
         self.nodes[node.id] = NodeRun(

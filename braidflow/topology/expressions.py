@@ -168,8 +168,13 @@ class Template:
     def expressions(self) -> tuple[Expression, ...]:
         return tuple(p.expression for p in self.parts if p.expression is not None)
 
+    @property
+    def is_lone(self) -> bool:
+        """Whether the string is one `${...}` hole, which keeps the value's type."""
+        return len(self.parts) == 1 and self.parts[0].expression is not None
+
     def render(self, scope: Mapping[str, Any]) -> Any:
-        if len(self.parts) == 1 and self.parts[0].expression is not None:
+        if self.is_lone:
             return self.parts[0].expression.evaluate(scope)
         return "".join(
             p.text if p.expression is None else _as_text(p.expression.evaluate(scope))

@@ -11,6 +11,15 @@ from typing import Any
 import yaml
 
 from braidflow.topology.durations import parse_duration
+from braidflow.topology.limits import (
+    MAX_ALIAS_VALUES,
+    MAX_DEFINITION_BYTES,
+    MAX_DEPTH,
+    LimitError,
+    check_depth,
+    depth_error,
+    parse_json,
+)
 from braidflow.topology.model import (
     Definition,
     Edge,
@@ -21,9 +30,6 @@ from braidflow.topology.model import (
     Trigger,
     WebhookTrigger,
 )
-
-MAX_DEFINITION_BYTES = 1024 * 1024
-MAX_NODES = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,11 +44,20 @@ class Problem:
 
 
 class DefinitionError(ValueError):
-    """A definition that cannot be used; `problems` lists every reason."""
+    """A definition that cannot be used; `problems` lists every reason.
 
-    def __init__(self, problems: list[Problem]) -> None:
+    `limit` is set when the definition is over one of the limits (braidflow.topology.limits).
+    """
+
+    def __init__(self, problems: list[Problem], limit: LimitError | None = None) -> None:
         super().__init__("; ".join(str(p) for p in problems))
         self.problems = problems
+        self.limit = limit
+
+    @classmethod
+    def over(cls, limit: LimitError) -> DefinitionError:
+        """The error of a definition over `limit`."""
+        return cls([Problem("definition", str(limit))], limit)
 
 
 def definition_schema() -> dict[str, Any]:
@@ -55,11 +70,44 @@ _BOOL_TAG = "tag:yaml.org,2002:bool"
 
 
 class _DefinitionLoader(yaml.SafeLoader):
-    """Safe YAML whose mapping keys `on`, `off`, `yes`, `no` stay text.
+    """Safe YAML whose mapping keys `on`, `off`, `yes`, `no` stay text, within the limits.
 
     YAML 1.1 reads them as booleans, which would turn `retry: {on: [Timeout]}`
     into `{true: [...]}`. Values keep YAML 1.1 meaning, as before.
+    Collections nest at most `MAX_DEPTH` deep, and aliases add at most
+    `MAX_ALIAS_VALUES` values: both are refused while composing, before any
+    expansion happens.
     """
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+        self._alias_values = 0
+        # Values each composed node stands for once its aliases are expanded, by id(node).
+        self._values: dict[int, int] = {}
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
+        if self.check_event(yaml.AliasEvent):
+            node = super().compose_node(parent, index)
+            values = self._values.get(id(node))
+            if values is None:
+                raise LimitError("a YAML alias refers to a value that contains it")
+            self._alias_values += values
+            if self._alias_values > MAX_ALIAS_VALUES:
+                raise LimitError(
+                    f"YAML aliases expand to more than the limit of {MAX_ALIAS_VALUES} values"
+                )
+            return node
+        nests = self.check_event(yaml.SequenceStartEvent, yaml.MappingStartEvent)
+        self._depth += nests
+        if self._depth > MAX_DEPTH:
+            raise depth_error("the definition")
+        try:
+            node = super().compose_node(parent, index)
+        finally:
+            self._depth -= nests
+        self._values[id(node)] = 1 + sum(self._values[id(child)] for child in _children(node))
+        return node
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         for key, _ in node.value:
@@ -72,26 +120,48 @@ class _DefinitionLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    if isinstance(node, yaml.MappingNode):
+        return [part for pair in node.value for part in pair]
+    return []
+
+
 def parse_text(text: str | bytes) -> Any:
-    """Parse YAML or JSON (JSON is YAML, but its errors read better from the JSON parser)."""
+    """Parse YAML or JSON (JSON is YAML, but its errors read better from the JSON parser).
+
+    DefinitionError with `limit` set for text over a limit of braidflow.topology.limits.
+    """
     size = len(text.encode() if isinstance(text, str) else text)
     if size > MAX_DEFINITION_BYTES:
-        raise DefinitionError(
-            [Problem("definition", f"is {size} bytes, over the limit of {MAX_DEFINITION_BYTES}")]
+        raise DefinitionError.over(
+            LimitError(
+                f"the definition is {size} bytes, over the limit of {MAX_DEFINITION_BYTES}",
+                too_large=True,
+            )
         )
     if isinstance(text, bytes):
         try:
             text = text.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise DefinitionError([Problem("definition", f"is not UTF-8: {exc}")]) from None
+    try:
+        return _parse(text)
+    except LimitError as exc:
+        raise DefinitionError.over(exc) from None
+
+
+def _parse(text: str) -> Any:
     if text.lstrip().startswith(("{", "[")):
         try:
-            return json.loads(text)
+            return parse_json(text, "the definition")
         except json.JSONDecodeError as exc:
             where = f"line {exc.lineno}, column {exc.colno}"
             raise DefinitionError([Problem(where, f"invalid JSON: {exc.msg}")]) from None
     try:
-        return yaml.load(text, Loader=_DefinitionLoader)  # a SafeLoader: no object tags
+        # A SafeLoader: no object tags. Aliases may still nest what they expand to.
+        return check_depth(yaml.load(text, Loader=_DefinitionLoader), "the definition")
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "definition"

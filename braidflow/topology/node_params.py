@@ -1,4 +1,4 @@
-"""Params of delay, approval, subworkflow, join and foreach nodes: the checks a JSON Schema
+"""Params of delay, approval, subworkflow, join, foreach and end nodes: the checks a JSON Schema
 cannot express, and what the params compile to.
 
 A check skips what the JSON Schema already refused (a value of the wrong type),
@@ -13,6 +13,7 @@ from typing import Any
 import jsonschema
 
 from braidflow.topology.durations import parse_duration, parse_timestamp
+from braidflow.topology.expressions import ExpressionError, parse_template
 from braidflow.topology.loading import Problem
 from braidflow.topology.model import DEFAULT_CHOICES, Node
 
@@ -33,7 +34,8 @@ def schema_problem(schema: Any) -> str | None:
 
 
 def param_problems(doc: Mapping[str, Any]) -> Iterator[Problem]:
-    """Every problem with the params of the delay, approval, subworkflow, join and foreach nodes."""
+    """Every problem with the params of the delay, approval, subworkflow, join, foreach and end
+    nodes."""
     nodes = doc.get("nodes")
     if not isinstance(nodes, list):
         return
@@ -115,7 +117,26 @@ def _foreach_problems(
         )
 
 
+def _end_problems(
+    node: Mapping[str, Any], params: Mapping[str, Any], where: str
+) -> Iterator[Problem]:
+    output = params.get("output")
+    if not isinstance(output, str):
+        return
+    try:
+        template = parse_template(output)
+    except ExpressionError:
+        return  # reported where the templates are compiled
+    if template is None or not template.is_lone:
+        yield Problem(
+            where,
+            f"params.output: {output!r} is neither an object nor one ${{...}} template"
+            " (the output must be an object)",
+        )
+
+
 _CHECKS: dict[str, _Check] = {
+    "end": _end_problems,
     "delay": _delay_problems,
     "approval": _approval_problems,
     "subworkflow": _subworkflow_problems,

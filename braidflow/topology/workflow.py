@@ -22,8 +22,8 @@ from braidflow.topology.expressions import (
     compile_value,
 )
 from braidflow.topology.graph import Graph
+from braidflow.topology.limits import MAX_NODES, LimitError
 from braidflow.topology.loading import (
-    MAX_NODES,
     DefinitionError,
     Problem,
     build_definition,
@@ -41,6 +41,7 @@ from braidflow.topology.node_params import (
     reply_validator,
     schema_problem,
 )
+from braidflow.topology.suggestions import did_you_mean
 from braidflow.topology.triggers import compile_triggers, trigger_where
 
 # Params whose values may hold `${...}` templates, by node type.
@@ -157,6 +158,11 @@ def validate_text(text: str | bytes) -> list[Problem]:
 
 def compile_workflow(doc: Any) -> Workflow:
     """Validate a parsed document and compile it; DefinitionError lists every problem."""
+    nodes = doc.get("nodes") if isinstance(doc, Mapping) else None
+    if isinstance(nodes, list) and len(nodes) > MAX_NODES:
+        raise DefinitionError.over(
+            LimitError(f"the definition has {len(nodes)} nodes, over the limit of {MAX_NODES}")
+        )
     problems = list(_structure_problems(doc))
     # Triggers do not depend on the graph: their problems are found even when it is broken.
     triggers = _collect(compile_triggers(doc), problems) if isinstance(doc, Mapping) else {}
@@ -194,7 +200,6 @@ def _has_graph_shape(doc: Any) -> bool:
     nodes, edges = doc.get("nodes"), doc.get("edges")
     return (
         isinstance(nodes, list)
-        and len(nodes) <= MAX_NODES
         and isinstance(edges, list)
         and all(
             isinstance(n, Mapping)
@@ -235,9 +240,20 @@ def _schema_message(error: jsonschema.ValidationError) -> str:
         message = f"{error.instance!r} is not a status code or a list of status codes"
     elif error.validator == "pattern" and isinstance(error.instance, str):
         message = f"{error.instance!r} does not match {error.validator_value}"
+    elif error.validator == "type" and isinstance(error.instance, bool):
+        message = f"{error.message}{_yaml_boolean_hint(error.instance)}"
     else:
         message = error.message
     return f"{field}: {message}" if field else message
+
+
+def _yaml_boolean_hint(value: bool) -> str:
+    """YAML 1.1 reads an unquoted yes, no, on, off (any case) as a boolean: say so."""
+    words = "yes, on or true" if value else "no, off or false"
+    return (
+        f" (YAML read an unquoted {words} as the boolean {str(value).lower()};"
+        f" quote it, e.g. '{words.split(',')[0]}', to keep it text)"
+    )
 
 
 _TRIGGER_KINDS = ("event", "webhook", "schedule")
@@ -254,10 +270,6 @@ def _structure_problems(doc: Any) -> Iterator[Problem]:
     if not isinstance(doc, Mapping):
         yield Problem("definition", "must be a mapping with id, nodes and edges")
         return
-    nodes = doc.get("nodes")
-    if isinstance(nodes, list) and len(nodes) > MAX_NODES:
-        yield Problem("definition", f"has {len(nodes)} nodes, over the limit of {MAX_NODES}")
-        return
     errors = sorted(_schema_validator().iter_errors(doc), key=lambda e: [str(p) for p in e.path])
     kind_reported: set[str] = set()
     for error in errors:
@@ -266,7 +278,9 @@ def _structure_problems(doc: Any) -> Iterator[Problem]:
             where, rest = _where_node(doc, path[1]), path[2:]
             if rest == ["type"] and error.validator == "enum":
                 known = ", ".join(sorted(NODE_TYPES))
-                yield Problem(where, f"unknown type {error.instance!r} (known: {known})")
+                given = error.instance
+                hint = did_you_mean(given, NODE_TYPES) if isinstance(given, str) else ""
+                yield Problem(where, f"unknown type {error.instance!r}{hint} (known: {known})")
                 continue
         elif len(path) >= 2 and path[0] == "edges" and isinstance(path[1], int):
             where, rest = _where_edge(doc, path[1]), path[2:]
@@ -306,7 +320,8 @@ def _graph_problems(doc: Mapping[str, Any], graph: Graph) -> Iterator[Problem]:
             continue
         for end in ("from", "to"):
             if e[end] not in types:
-                yield Problem(where, f"{end}: {e[end]!r} is not a node")
+                hint = did_you_mean(e[end], types)
+                yield Problem(where, f"{end}: {e[end]!r} is not a node{hint}")
         if (e["from"], e["to"]) in seen_edges:
             yield Problem(where, "defined twice")
         seen_edges.add((e["from"], e["to"]))
@@ -351,7 +366,7 @@ def _graph_problems(doc: Mapping[str, Any], graph: Graph) -> Iterator[Problem]:
             if node not in reachable:
                 yield Problem(f"node '{node}'", f"is unreachable from the root '{roots[0]}'")
     # A node of unknown type is already reported; it might be meant as an end, so
-    # it does not add "cannot reach an end" noise on top.
+    # it adds no "cannot reach an end" noise on top, and no problem of its own.
     unknown = {n for n, t in types.items() if t not in NODE_TYPES}
     ends = [n for n, t in types.items() if t == "end"]
     if not ends and not unknown:
@@ -362,7 +377,9 @@ def _graph_problems(doc: Mapping[str, Any], graph: Graph) -> Iterator[Problem]:
         raw_nodes.setdefault(n["id"], n)
     for node in graph.nodes:
         node_type, out = types[node], graph.successors[node]
-        if node_type == "end" or node in unknown:
+        if node in unknown:
+            continue
+        if node_type == "end":
             if out:
                 yield Problem(f"node '{node}'", "is an end but has outgoing edges")
             continue
@@ -468,7 +485,8 @@ def _reference_problems(
     before = graph.ancestors.get(reader, frozenset()) | ({reader} if own_output else set())
     for node in sorted(expression.nodes):
         if node not in graph.successors:
-            yield Problem(where, f"{text}: unknown node '{node}'")
+            hint = did_you_mean(node, graph.successors)
+            yield Problem(where, f"{text}: unknown node '{node}'{hint}")
         elif node not in before:
             yield Problem(where, f"{text}: node '{node}' does not run before '{reader}'")
     for var in sorted(expression.members("vars") - declared_variables(doc)):

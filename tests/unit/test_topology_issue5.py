@@ -132,11 +132,10 @@ def test_an_unknown_type_lists_foreach_among_the_known_ones() -> None:
     assert validate_text(text) == [
         Problem(
             "node 'each'",
-            "unknown type 'forall' (known: approval, decision, delay, end, foreach, http, join,"
-            " parallel, publish, subworkflow, task, transform, wait_event)",
+            "unknown type 'forall'; did you mean 'foreach'? (known: approval, decision, delay,"
+            " end, foreach, http, join, parallel, publish, subworkflow, task, transform,"
+            " wait_event)",
         ),
-        # An unknown type might be meant as an end; the graph checks say what that means.
-        Problem("node 'each'", "is an end but has outgoing edges"),
     ]
 
 
