@@ -1,4 +1,4 @@
-""""Did you mean": the closest known name to a mistyped one."""
+"""Did you mean: the closest known name to a mistyped one."""
 
 from __future__ import annotations
 
