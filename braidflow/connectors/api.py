@@ -6,6 +6,7 @@ an unexpected failure is a 500 with a short message, never a stack trace.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import hmac
@@ -14,7 +15,7 @@ import logging
 import os
 import re
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -30,9 +31,12 @@ from braidflow.schemas.cloudevents import (
 )
 from braidflow.topology import DefinitionError, Workflow
 from braidflow.topology.durations import parse_timestamp
+from braidflow.topology.limits import OFF_LOOP_BYTES, LimitError, parse_json
+from braidflow.topology.suggestions import did_you_mean
 
 log = logging.getLogger(__name__)
 
+_T = TypeVar("_T")
 FORWARDED_HEADER = "X-Braidflow-Forwarded"
 MAX_BODY_BYTES = 2 * 1024 * 1024
 
@@ -256,6 +260,8 @@ async def _errors(
         return _fail(409, str(exc))
     except Rejected as exc:
         return _fail(422, str(exc), exc.problems)
+    except LimitError as exc:
+        return _fail(exc.status, str(exc))
     except Unavailable as exc:
         return _fail(503, str(exc))
     except Exception:
@@ -276,10 +282,18 @@ def _summary(d: Deployed) -> dict[str, Any]:
     }
 
 
+async def _off_loop(size: int, work: Callable[..., _T], *args: Any) -> _T:
+    """`work(*args)`, in a thread when `size` (of the body it reads) is over OFF_LOOP_BYTES."""
+    if size > OFF_LOOP_BYTES:
+        return await asyncio.to_thread(work, *args)
+    return work(*args)
+
+
 async def _json_body(request: web.Request) -> Any:
+    """The JSON body (empty: `{}`); LimitError when it nests too deep."""
     text = await request.text()
     try:
-        return json.loads(text) if text.strip() else {}
+        return await _off_loop(len(text), parse_json, text, "the body") if text.strip() else {}
     except json.JSONDecodeError as exc:
         raise _BadRequest(
             f"body is not JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}"
@@ -324,7 +338,10 @@ def create_api(backend: Backend) -> web.Application:
         try:
             deployment, created = await backend.deploy(text)
         except DefinitionError as exc:
-            return _fail(400, "invalid definition", [str(p) for p in exc.problems])
+            problems = [str(p) for p in exc.problems]
+            if exc.limit is not None:
+                return _fail(exc.limit.status, str(exc.limit), problems)
+            return _fail(400, "invalid definition", problems)
         except Unavailable as exc:
             return _fail(503, str(exc))
         body = {"id": deployment.workflow_id, "version": deployment.version}
@@ -380,9 +397,12 @@ def create_api(backend: Backend) -> web.Application:
         )
         if deployment is None:
             which = "" if version is None else f" version {version}"
-            return _fail(404, f"no workflow {workflow_id!r}{which}")
+            deployed = (d.workflow_id for d in backend.all_latest())
+            hint = did_you_mean(workflow_id, deployed) if version is None else ""
+            return _fail(404, f"no workflow {workflow_id!r}{which}{hint}")
         input_ = body.get("input", {})
-        problems = input_problems(deployment.workflow, input_)
+        size = len(await request.read())
+        problems = await _off_loop(size, input_problems, deployment.workflow, input_)
         if problems:
             return _fail(422, "input does not match the workflow's input schema", problems)
         execution_id = await backend.start_execution(deployment, input_)
@@ -420,7 +440,8 @@ def create_api(backend: Backend) -> web.Application:
     @routes.post("/api/v1/events")
     async def publish(request: web.Request) -> web.Response:
         try:
-            event = from_structured(await request.read())
+            body = await request.read()
+            event = await _off_loop(len(body), from_structured, body)
             # The topic is named after the type; a type no topic can carry is the sender's error.
             topic = await backend.publish_event(event)
         except CloudEventError as exc:
@@ -440,7 +461,11 @@ def create_api(backend: Backend) -> web.Application:
         ):
             return _fail(401, f"{SIGNATURE_HEADER}: missing or not the HMAC-SHA256 of the body")
         try:
-            data = json.loads(body) if body.strip() else None
+            data = (
+                await _off_loop(len(body), parse_json, body, "the body") if body.strip() else None
+            )
+        except LimitError:
+            raise
         except ValueError as exc:
             return _fail(400, f"body is not JSON: {exc}")
         event_id = request.headers.get("Idempotency-Key") or request.headers.get("X-Request-Id")

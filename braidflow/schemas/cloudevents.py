@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from braidflow.topology.event_types import topic_segment_problem
+from braidflow.topology.limits import parse_json
 
 SPEC_VERSION = "1.0"
 STRUCTURED_CONTENT_TYPE = "application/cloudevents+json"
@@ -157,11 +158,12 @@ def _check_extension(name: Any, value: Any) -> None:
 def from_structured(value: bytes | str | Mapping[str, Any]) -> CloudEvent:
     """An event from the JSON event format (`application/cloudevents+json`).
 
-    A null attribute counts as absent; `data_base64` becomes bytes data.
+    A null attribute counts as absent; `data_base64` becomes bytes data. Text nested
+    deeper than the limit raises LimitError (braidflow.topology.limits).
     """
     if isinstance(value, bytes | str):
         try:
-            document = json.loads(value)
+            document = parse_json(value, "the event")
         except UnicodeDecodeError:
             raise CloudEventError(None, "a structured event must be UTF-8 JSON") from None
         except json.JSONDecodeError as exc:
@@ -296,6 +298,7 @@ def from_kafka(
 ) -> CloudEvent:
     """The event carried by a Kafka record, in structured or binary mode.
 
+    LimitError (braidflow.topology.limits) for JSON nested deeper than the limit.
     Structured when the `content-type` header is `application/cloudevents...`,
     or, leniently, when there are no `ce_` headers and the value is a JSON
     object with `specversion`; binary otherwise.
@@ -342,7 +345,7 @@ def _json_object(value: bytes | None) -> Mapping[str, Any] | None:
     if not value or not value.lstrip().startswith(b"{"):
         return None
     try:
-        document = json.loads(value)
+        document = parse_json(value, "the event")
     except (UnicodeDecodeError, json.JSONDecodeError):
         return None
     return document if isinstance(document, Mapping) else None
@@ -384,12 +387,12 @@ def _binary_data(content_type: str | None, value: bytes | None) -> Any:
         return None
     if is_json_content_type(media):
         try:
-            return json.loads(value)
+            return parse_json(value, "the event's data")
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise CloudEventError("data", f"declared {media} but is not JSON: {exc}") from None
     if content_type is None:
         try:
-            return json.loads(value)
+            return parse_json(value, "the event's data")
         except (UnicodeDecodeError, json.JSONDecodeError):
             return value
     if media.startswith("text/"):

@@ -223,7 +223,8 @@ class Catalog:
 
     async def deploy(self, text: str, now_ms: int) -> tuple[Deployment, bool]:
         """Store a definition; (deployment, created). Raises DefinitionError when invalid."""
-        workflow = load_workflow(text)
+        # Parsing and validating up to a mebibyte of YAML takes a while: not on the event loop.
+        workflow = await asyncio.to_thread(load_workflow, text)
         latest = self.latest(workflow.id)
         if latest is not None and latest.text == text:
             return latest, False

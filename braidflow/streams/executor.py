@@ -37,6 +37,7 @@ from braidflow.streams.dead_letters import DeadLetter
 from braidflow.streams.offsets import OffsetTracker, PartitionOffsets
 from braidflow.streams.publisher import epoch_ms
 from braidflow.tasks import NodeFailure, TaskContext, TaskRegistry
+from braidflow.topology.suggestions import did_you_mean
 
 log = logging.getLogger(__name__)
 
@@ -275,6 +276,7 @@ class Executor:
             raise NodeFailure(
                 "UnknownHandler",
                 f"no task handler {request.handler!r} is registered here"
+                f"{did_you_mean(request.handler or '', self._registry.names())}"
                 f" (registered: {_list_names(self._registry.names())})",
             )
         context = TaskContext(

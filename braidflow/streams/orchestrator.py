@@ -53,6 +53,7 @@ from braidflow.streams.value_rows import (
     filled_in,
     named_rows,
 )
+from braidflow.topology.suggestions import did_you_mean
 
 # Decoded executions kept per worker; see `Orchestrator._load`.
 DECODED_CACHE_SIZE = 10_000
@@ -380,7 +381,10 @@ class Orchestrator:
         if latest is not None or state is not None:
             version = latest.version if latest is not None else state.workflow_version  # type: ignore[union-attr]
             return replace(start, workflow_version=version)
-        reason = f"unknown workflow {start.workflow_id!r}"
+        deployed = (d.workflow_id for d in self._catalog.all_latest())
+        reason = (
+            f"unknown workflow {start.workflow_id!r}{did_you_mean(start.workflow_id, deployed)}"
+        )
         if start.parent is not None:
             notice = ChildFinished(
                 f"{start.execution_id}/finished",

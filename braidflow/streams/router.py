@@ -43,6 +43,7 @@ from braidflow.streams.dead_letters import DeadLetter
 from braidflow.streams.lifecycle_events import LIFECYCLE_SEGMENT, lifecycle_scope
 from braidflow.streams.starts import Send, Starts
 from braidflow.topology.deployed_before import happened_after, waited_for
+from braidflow.topology.limits import LimitError
 from braidflow.topology.subscriptions import Subscription
 
 log = logging.getLogger(__name__)
@@ -249,7 +250,7 @@ class EventRouter:
             return []
         try:
             event, happened = self._event_of(message)
-        except (CloudEventError, CodecError) as exc:
+        except (CloudEventError, CodecError, LimitError) as exc:
             await self._dead_letter(self._letter(message, f"not a CloudEvent: {exc}"))
             return []
         if event is None:

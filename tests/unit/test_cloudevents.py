@@ -622,5 +622,9 @@ def test_the_cloudevents_module_uses_no_kafka_client() -> None:
             imported.add(node.module)
     roots = {name.split(".")[0] for name in imported}
     assert not roots & {"confluent_kafka", "aiokafka", "faust", "aiohttp"}
-    # Of braidflow, only the topic rule it shares with the engine's `publish` node.
-    assert {n for n in imported if n.startswith("braidflow")} == {"braidflow.topology.event_types"}
+    # Of braidflow, only the topic rule it shares with the engine's `publish` node, and the
+    # limits every parser of outside input shares.
+    assert {n for n in imported if n.startswith("braidflow")} == {
+        "braidflow.topology.event_types",
+        "braidflow.topology.limits",
+    }
