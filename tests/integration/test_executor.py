@@ -155,6 +155,7 @@ async def test_results_come_back_as_transitions_keyed_by_execution(
         await produce(producer, settings, request("sync", "sync.echo"))
         await produce(producer, settings, request("boom", "explode"))
         await produce(producer, settings, request("lost", "nobody.home"))
+        await produce(producer, settings, request("typo", "sync.ecko"))
         await produce(producer, settings, request("slow", "forever", timeout_ms=100))
         await produce(producer, settings, request("weird", "not_json"))
         http_input = {"method": "GET", "url": str(server.make_url("/it")), "expect_status": 200}
@@ -163,7 +164,7 @@ async def test_results_come_back_as_transitions_keyed_by_execution(
         # After the poison record, on the same partition: the executor carries on.
         await produce(producer, settings, request("after", "sync.echo"), partition=0)
         async with running(settings, registry, http_client, results):
-            await results.until(lambda: len(results.transitions) >= 8, "eight results")
+            await results.until(lambda: len(results.transitions) >= 9, "nine results")
 
     by_execution = {t.execution_id: t for t in results.transitions}
     assert by_execution["ok"] == NodeCompleted(
@@ -184,6 +185,10 @@ async def test_results_come_back_as_transitions_keyed_by_execution(
     lost = by_execution["lost"]
     assert isinstance(lost, NodeFailed) and lost.error.type == "UnknownHandler"
     assert "'nobody.home'" in lost.error.message and "sync.echo" in lost.error.message
+    assert "did you mean" not in lost.error.message
+    typo = by_execution["typo"]
+    assert isinstance(typo, NodeFailed) and typo.error.type == "UnknownHandler"
+    assert "'sync.ecko' is registered here; did you mean 'sync.echo'?" in typo.error.message
 
     slow = by_execution["slow"]
     assert isinstance(slow, NodeFailed) and slow.error.type == "TimeoutError"

@@ -42,12 +42,14 @@ def deep_text(depth: int) -> str:
 
 
 def alias_bomb(levels: int = 9, references: int = 9) -> str:
-    """Nine levels of nine references each: 387 million values once expanded."""
-    lines = ["id: bomb", 'a0: &a0 ["lol"]']
+    """Nine levels of nine references each, as a task's input: 387 million values expanded."""
+    lines = ["id: bomb", "variables:", '  a0: &a0 ["lol"]']
     for level in range(1, levels + 1):
         refs = ", ".join([f"*a{level - 1}"] * references)
-        lines.append(f"a{level}: &a{level} [{refs}]")
-    return "\n".join([*lines, MINIMAL.split("\n", 2)[2]])
+        lines.append(f"  a{level}: &a{level} [{refs}]")
+    task = f"{{handler: test.echo, input: *a{levels}}}"
+    lines += ["nodes:", f"  - {{id: a, type: task, params: {task}}}", "  - {id: done, type: end}"]
+    return "\n".join([*lines, "edges:", "  - {from: a, to: done}"])
 
 
 def definition_error(text: str | bytes) -> DefinitionError:
