@@ -4,10 +4,13 @@ and each refusal names its limit."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 
+from braidflow.cli import main
 from braidflow.schemas.cloudevents import from_kafka, from_structured
 from braidflow.topology import DefinitionError, load_workflow, validate_text
 from braidflow.topology.limits import (
@@ -183,3 +186,12 @@ def test_a_kafka_record_nested_too_deep_is_refused_in_either_mode() -> None:
             [("content-type", b"application/cloudevents+json")],
             structured(deep_text(100_000)).encode(),
         )
+
+
+def test_the_cli_validate_refuses_an_alias_bomb_naming_the_limit(tmp_path: Path) -> None:
+    bomb = tmp_path / "bomb.yaml"
+    bomb.write_text(alias_bomb())
+    result = CliRunner().invoke(main, ["validate", str(bomb)])
+    assert result.exit_code == 1
+    expected = f"definition: YAML aliases expand to more than the limit of {MAX_ALIAS_VALUES}"
+    assert result.output == f"{bomb}: {expected} values\n"
