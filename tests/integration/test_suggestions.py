@@ -1,0 +1,45 @@
+"""A mistyped workflow id is answered with the deployed one it probably means."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+from workers import WorkerProcess
+
+
+def child_text(workflow_id: str) -> str:
+    return json.dumps({"id": workflow_id, "nodes": [{"id": "done", "type": "end"}], "edges": []})
+
+
+def test_a_subworkflow_of_a_misspelt_workflow_fails_suggesting_the_deployed_one(
+    shared_worker: WorkerProcess,
+) -> None:
+    child = f"payroll-run-{uuid.uuid4().hex[:6]}"
+    assert shared_worker.api.deploy(child_text(child)).status == 201
+    misspelt = child.replace("payroll", "payrol")
+    parent = {
+        "id": f"parent-{uuid.uuid4().hex[:6]}",
+        "nodes": [
+            {"id": "run", "type": "subworkflow", "params": {"workflow": misspelt}},
+            {"id": "done", "type": "end"},
+        ],
+        "edges": [{"from": "run", "to": "done"}],
+    }
+    assert shared_worker.api.deploy(json.dumps(parent)).status == 201
+    execution_id = shared_worker.api.start(parent["id"], {})
+    view = shared_worker.wait_until_finished([execution_id])[execution_id]
+    assert view["status"] == "failed", view
+    assert view["error"]["type"] == "UnknownWorkflow"
+    assert f"unknown workflow {misspelt!r}; did you mean {child!r}?" in view["error"]["message"]
+
+
+def test_starting_a_misspelt_workflow_suggests_the_deployed_one(
+    shared_worker: WorkerProcess,
+) -> None:
+    workflow_id = f"onboarding-{uuid.uuid4().hex[:6]}"
+    assert shared_worker.api.deploy(child_text(workflow_id)).status == 201
+    misspelt = workflow_id.replace("onboarding", "onbaording")
+    reply = shared_worker.api.post_json(f"/workflows/{misspelt}/executions", {"input": {}})
+    assert reply.status == 404, reply
+    assert reply.body["error"] == f"no workflow {misspelt!r}; did you mean {workflow_id!r}?"
