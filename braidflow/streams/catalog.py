@@ -111,14 +111,14 @@ class Catalog:
             batches = await consumer.getmany(timeout_ms=1000)
             for records in batches.values():
                 for record in records:
-                    self._apply(record.value, record.timestamp)
+                    await self._apply(record.value, record.timestamp)
                     self._position = record.offset + 1
             if self._position >= initial_end:
                 self.ready.set()
             async with self._changed:
                 self._changed.notify_all()
 
-    def _apply(self, value: bytes | None, timestamp: int | None) -> None:
+    async def _apply(self, value: bytes | None, timestamp: int | None) -> None:
         if value is None:
             return
         try:
@@ -127,7 +127,8 @@ class Catalog:
                 self._removed[record["id"]] = record["version"]
                 self._index_latest(record["id"])
                 return
-            workflow = load_workflow(record["text"])
+            # Up to a second for a large definition: off the loop, as in `deploy`.
+            workflow = await asyncio.to_thread(load_workflow, record["text"])
         except Exception:
             # A record that no longer loads (it was valid when deployed) is
             # skipped rather than stopping the catalog of every worker.
