@@ -167,8 +167,9 @@ def deploy(files: tuple[str, ...], api: str) -> None:
     """Deploy definition FILES (YAML or JSON); each deploy is a new version.
 
     Prints `FILE: deployed ID version N` (with `(unchanged)` when that exact
-    text is already the latest version), or the problems one per line as
-    `FILE: problem`; exits 1 if any file was rejected.
+    text is already the latest version) and `FILE: warning: ...` for a task handler
+    that is probably misspelt, or the problems one per line as `FILE: problem`;
+    exits 1 if any file was rejected.
     """
     client = Api.at(api)
     rejected = False
@@ -189,6 +190,8 @@ def deploy(files: tuple[str, ...], api: str) -> None:
             # 200: this exact text is already the latest version; nothing new was made.
             same = " (unchanged)" if reply.status == 200 else ""
             click.echo(f"{path}: deployed {body.get('id')} version {body.get('version')}{same}")
+            for warning in body.get("warnings") or ():
+                click.echo(f"{path}: warning: {warning}")
         else:
             for line in problem_lines(path, reply):
                 click.echo(line)

@@ -31,6 +31,7 @@ from braidflow.schemas.cloudevents import (
 )
 from braidflow.topology import DefinitionError, Workflow
 from braidflow.topology.durations import parse_timestamp
+from braidflow.topology.handler_names import misspelt_handlers
 from braidflow.topology.limits import OFF_LOOP_BYTES, LimitError, parse_json
 from braidflow.topology.suggestions import did_you_mean
 
@@ -81,6 +82,8 @@ class Backend(Protocol):
     def versions(self, workflow_id: str) -> list[Deployed]: ...
 
     async def deploy(self, text: str) -> tuple[Deployed, bool]: ...
+
+    def task_handlers(self) -> list[str]: ...
 
     async def remove(self, workflow_id: str) -> bool: ...
 
@@ -344,7 +347,10 @@ def create_api(backend: Backend) -> web.Application:
             return _fail(400, "invalid definition", problems)
         except Unavailable as exc:
             return _fail(503, str(exc))
-        body = {"id": deployment.workflow_id, "version": deployment.version}
+        body: dict[str, Any] = {"id": deployment.workflow_id, "version": deployment.version}
+        warnings = misspelt_handlers(deployment.workflow, backend.task_handlers())
+        if warnings:
+            body["warnings"] = [str(w) for w in warnings]
         return web.json_response(body, status=201 if created else 200)
 
     @routes.get("/api/v1/workflows")

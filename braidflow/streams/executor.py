@@ -259,6 +259,10 @@ class Executor:
             return None, NodeError(type(exc).__name__, str(exc), request.node_id)
         return output, None
 
+    def handler_names(self) -> list[str]:
+        """The task handlers registered on this worker."""
+        return self._registry.names()
+
     async def _perform(self, request: TaskRequest) -> Any:
         if request.kind == "task":
             return await self._run_handler(request)

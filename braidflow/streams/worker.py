@@ -136,6 +136,9 @@ class RuntimeBackend:
                 "the deployment was written but this worker has not read it back yet; retry"
             ) from None
 
+    def task_handlers(self) -> list[str]:
+        return self._runtime.executor.handler_names()
+
     async def remove(self, workflow_id: str) -> bool:
         try:
             return await self._catalog.remove(workflow_id, self._runtime.clock())

@@ -43,3 +43,27 @@ def test_starting_a_misspelt_workflow_suggests_the_deployed_one(
     reply = shared_worker.api.post_json(f"/workflows/{misspelt}/executions", {"input": {}})
     assert reply.status == 404, reply
     assert reply.body["error"] == f"no workflow {misspelt!r}; did you mean {workflow_id!r}?"
+
+
+def test_deploying_a_misspelt_handler_warns_with_the_registered_one(
+    shared_worker: WorkerProcess,
+) -> None:
+    workflow_id = f"typo-{uuid.uuid4().hex[:6]}"
+    text = json.dumps(
+        {
+            "id": workflow_id,
+            "nodes": [
+                {"id": "say", "type": "task", "params": {"handler": "test.ecko"}},
+                {"id": "done", "type": "end"},
+            ],
+            "edges": [{"from": "say", "to": "done"}],
+        }
+    )
+    reply = shared_worker.api.deploy(text)
+    # A warning, not a refusal: another worker may have handlers this one lacks.
+    assert reply.status == 201, reply
+    assert reply.body["warnings"] == [
+        "node 'say': no task handler 'test.ecko' is registered on this worker;"
+        " did you mean 'test.echo'?"
+    ]
+    assert "warnings" not in shared_worker.api.deploy(child_text(f"fine-{workflow_id}")).body

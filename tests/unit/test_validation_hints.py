@@ -10,6 +10,7 @@ import yaml
 from braidflow.engine import ExecutionState
 from braidflow.engine.dry_run import dry_run, parse_answers
 from braidflow.topology import Problem, compile_workflow, validate_text
+from braidflow.topology.handler_names import misspelt_handlers
 from braidflow.topology.suggestions import closest, did_you_mean
 
 CHAIN = """
@@ -106,3 +107,32 @@ def test_an_end_whose_template_gives_no_object_fails_naming_the_node() -> None:
     assert state.error.type == "InvalidOutput"
     assert state.error.node_id == "done"
     assert state.error.message == "the output of end node 'done' is a string, not an object"
+
+
+HANDLERS = """
+id: handlers
+nodes:
+  - {id: check, type: task, params: {handler: hr.chek}}
+  - {id: each, type: foreach, params: {items: [1], do: {type: task, params: {handler: hr.notfy}}}}
+  - {id: other, type: task, params: {handler: billing.charge}}
+  - {id: done, type: end}
+edges:
+  - {from: check, to: each}
+  - {from: each, to: other}
+  - {from: other, to: done}
+"""
+
+
+def test_a_handler_close_to_a_registered_one_is_suggested_and_a_foreign_one_is_not() -> None:
+    wf = compile_workflow(yaml.safe_load(HANDLERS))
+    assert misspelt_handlers(wf, ["hr.check", "hr.notify"]) == [
+        Problem(
+            "node 'check'",
+            "no task handler 'hr.chek' is registered on this worker; did you mean 'hr.check'?",
+        ),
+        Problem(
+            "node 'each'",
+            "no task handler 'hr.notfy' is registered on this worker; did you mean 'hr.notify'?",
+        ),
+    ]
+    assert misspelt_handlers(wf, []) == []
