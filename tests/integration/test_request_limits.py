@@ -167,3 +167,14 @@ def test_an_event_nested_100_000_deep_on_kafka_is_dead_lettered(
         deep.reason
     )
     assert after.value == b"not json"
+
+
+def test_a_definition_over_the_size_or_node_limit_is_refused_naming_it(
+    shared_worker: WorkerProcess,
+) -> None:
+    big = json.loads(chain_text("big"))
+    big["description"] = "x" * (1024 * 1024)
+    assert_refused(shared_worker.api.deploy(json.dumps(big)), 413, "over the limit of 1048576")
+    nodes = [{"id": f"n{i}", "type": "end"} for i in range(1001)]
+    many = json.dumps({"id": "many", "nodes": nodes, "edges": []})
+    assert_refused(shared_worker.api.deploy(many), 422, "1001 nodes, over the limit of 1000")
