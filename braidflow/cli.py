@@ -253,10 +253,10 @@ def _runtime_options(command: Any) -> Any:
     return command
 
 
-def _settings(**options: Any) -> Settings:
+def _settings(defaults: Settings | None = None, **options: Any) -> Settings:
     handlers = tuple(options.pop("handlers", ()) or ())
     try:
-        settings = settings_from_env(**options)
+        settings = settings_from_env(defaults, **options)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
     if handlers:
@@ -270,7 +270,7 @@ def _settings(**options: Any) -> Settings:
 def worker(loglevel: str, **options: Any) -> None:
     """Run a worker on an existing Kafka: orchestrator, executors and the API."""
     # Imported here: Faust takes a second to import, which `validate` should not pay.
-    from braidflow.streams.worker import build_runtime
+    from braidflow.streams.worker import WorkerFailed, build_runtime
 
     settings = _settings(**options)
     try:
@@ -279,7 +279,10 @@ def worker(loglevel: str, **options: Any) -> None:
         # Broker unreachable, a topic with other partitions, a handler module that
         # does not import: a message, not a stack trace.
         raise click.ClickException(f"cannot start the worker: {exc}") from None
-    runtime.run(loglevel)
+    try:
+        runtime.run(loglevel)
+    except WorkerFailed as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 @main.command()
@@ -295,18 +298,29 @@ def worker(loglevel: str, **options: Any) -> None:
     show_default=True,
     help="Workflows to deploy at start, with their handlers.py.",
 )
+@click.option(
+    "--demo-port",
+    type=click.IntRange(1, 65535),
+    envvar="BRAIDFLOW_DEMO_PORT",
+    help="Port of the demo services the examples call [BRAIDFLOW_DEMO_PORT, 8090].",
+)
 @_runtime_options
-def dev(broker: str | None, examples: Path, loglevel: str, **options: Any) -> None:
+def dev(
+    broker: str | None, examples: Path, demo_port: int | None, loglevel: str, **options: Any
+) -> None:
     """Start an embedded broker, a worker and the API, and deploy the examples."""
     from braidflow.dev import run_dev  # lazily, as in `worker`
+    from braidflow.streams.worker import WorkerFailed
 
     handlers = examples / "handlers.py"
     if handlers.exists():
         options["handlers"] = (*options.get("handlers", ()), str(handlers))
+    # Dev defaults under the user's own settings: a BRAIDFLOW_* variable or option wins.
+    settings = _settings(Settings().for_dev(embedded=broker is None), **options)
     try:
-        run_dev(_settings(**options), broker, examples, loglevel)
-    except click.ClickException:
-        raise
+        run_dev(settings, broker, examples, demo_port, loglevel)
+    except (click.ClickException, WorkerFailed) as exc:
+        raise click.ClickException(str(exc)) from None
     except Exception as exc:
         raise click.ClickException(f"cannot start dev mode: {exc}") from None
 

@@ -107,16 +107,46 @@ class Settings:
         """Where other workers reach this worker's API (to forward reads of executions it holds)."""
         return self.advertised_api_url or f"http://{self.api_host}:{self.api_port}"
 
-    def for_dev(self) -> Settings:
-        """Settings for the embedded broker: short fetch waits and fast group joins."""
-        return replace(
+    def for_dev(self, embedded: bool = True) -> Settings:
+        """Defaults for dev mode: short fetch waits and fewer partitions.
+
+        Only the embedded broker gets fast group joins too (a join there waits about
+        as long as the rebalance timeout, DESIGN.md); it does not check group limits.
+        On another broker (`braidflow dev --broker`) the group settings stay those of
+        production, which a default Apache Kafka accepts (`group_limit_problems`).
+        """
+        dev = replace(
             self,
             partitions=min(self.partitions, 4),
             fetch_max_wait_ms=5,
             background_fetch_wait_ms=100,
-            rebalance_timeout_s=3.0,
-            session_timeout_s=5.0,
         )
+        return replace(dev, rebalance_timeout_s=3.0, session_timeout_s=5.0) if embedded else dev
+
+
+# Apache Kafka's default group.min.session.timeout.ms and group.max.session.timeout.ms:
+# a join asking for a session timeout outside them is refused for good.
+APACHE_KAFKA_SESSION_TIMEOUT_S = (6.0, 1800.0)
+
+
+def group_limit_problems(settings: Settings) -> list[str]:
+    """Why a default Apache Kafka would refuse the consumer groups of `settings` (none: [])."""
+    low, high = APACHE_KAFKA_SESSION_TIMEOUT_S
+    problems = []
+    session = settings.session_timeout_s
+    if not low <= session <= high:
+        problems.append(
+            f"session timeout {session:g} s is outside {low:g} s .. {high / 60:g} min"
+            " (group.min.session.timeout.ms .. group.max.session.timeout.ms)"
+        )
+    # librdkafka (the event router) refuses a max.poll.interval below the session timeout.
+    if settings.max_poll_interval_s < session:
+        problems.append(
+            f"max poll interval {settings.max_poll_interval_s:g} s is below the session timeout"
+        )
+    if settings.rebalance_timeout_s <= 0:
+        problems.append("rebalance timeout must be positive")
+    return problems
 
 
 def _env(name: str) -> str | None:
@@ -124,8 +154,8 @@ def _env(name: str) -> str | None:
     return value if value else None
 
 
-def settings_from_env(**overrides: object) -> Settings:
-    """Settings from `BRAIDFLOW_*` variables; keyword overrides (not None) win."""
+def settings_from_env(defaults: Settings | None = None, **overrides: object) -> Settings:
+    """Settings from `BRAIDFLOW_*` variables over `defaults`; keyword overrides (not None) win."""
     values: dict[str, object] = {}
     conversions = {
         "BROKER": ("broker", str),
@@ -160,4 +190,4 @@ def settings_from_env(**overrides: object) -> Settings:
     if handlers:
         values["handler_modules"] = tuple(m.strip() for m in handlers.split(",") if m.strip())
     values.update({k: v for k, v in overrides.items() if v is not None})
-    return Settings(**values)  # type: ignore[arg-type]
+    return replace(defaults or Settings(), **values)  # type: ignore[arg-type]

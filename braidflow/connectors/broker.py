@@ -26,6 +26,18 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(sock.getsockname()[1])
 
 
+def bind_error(host: str, port: int) -> OSError | None:
+    """Why a server could not listen on host:port now (None: it could)."""
+    with socket.socket() as probe:
+        # As servers bind: a port left in TIME_WAIT by one that stopped is free.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            return exc
+    return None
+
+
 def _accepts(host: str, port: int) -> bool:
     try:
         with socket.create_connection((host, port), timeout=0.2):
@@ -37,10 +49,19 @@ def _accepts(host: str, port: int) -> bool:
 class EmbeddedBroker:
     """A Tansu broker process on 127.0.0.1. Use as a context manager or start/stop."""
 
-    def __init__(self, port: int | None = None, host: str = "127.0.0.1", log: Path | None = None):
+    def __init__(
+        self,
+        port: int | None = None,
+        host: str = "127.0.0.1",
+        log: Path | None = None,
+        advertised_port: int | None = None,
+    ):
         self.host = host
         self.port = port or free_port(host)
         self.log = log
+        # Clients connect to the advertised address after bootstrap: a test's proxy in
+        # front of the broker gives its own, so that every connection goes through it.
+        self.advertised_port = advertised_port or self.port
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -63,6 +84,7 @@ class EmbeddedBroker:
         if _accepts(self.host, self.port):
             raise BrokerError(f"{self.address} is already in use")
         url = f"tcp://{self.address}"
+        advertised = f"tcp://{self.host}:{self.advertised_port}"
         output = open(self.log, "ab") if self.log else subprocess.DEVNULL  # noqa: SIM115
         self._process = subprocess.Popen(
             [
@@ -71,7 +93,7 @@ class EmbeddedBroker:
                 "--listener-url",
                 url,
                 "--advertised-listener-url",
-                url,
+                advertised,
             ],
             stdout=output,
             stderr=subprocess.STDOUT,

@@ -34,6 +34,7 @@ from braidflow.connectors.metrics import TASK_DURATION, TASKS_RUN
 from braidflow.engine.messages import NodeCompleted, NodeError, NodeFailed, TaskRequest, Transition
 from braidflow.schemas import CodecError, decode_task, encode_transition
 from braidflow.streams.dead_letters import DeadLetter
+from braidflow.streams.group_errors import FATAL_GROUP_ERRORS
 from braidflow.streams.offsets import OffsetTracker, PartitionOffsets
 from braidflow.streams.publisher import epoch_ms
 from braidflow.tasks import NodeFailure, TaskContext, TaskRegistry
@@ -82,6 +83,7 @@ class Executor:
         clock: Callable[[], int] = epoch_ms,
     ) -> None:
         self._settings = settings
+        self.group_id = f"{settings.prefix}-executors"
         self._registry = registry
         self._http = http_client
         self._send = send
@@ -104,7 +106,7 @@ class Executor:
         rebalance_ms = int(settings.rebalance_timeout_s * 1000)
         consumer = AIOKafkaConsumer(
             bootstrap_servers=settings.broker,
-            group_id=f"{settings.prefix}-executors",
+            group_id=self.group_id,
             client_id=f"{settings.prefix}-executor",
             enable_auto_commit=False,
             auto_offset_reset="earliest",
@@ -162,6 +164,12 @@ class Executor:
                     batch = await consumer.getmany(timeout_ms=_POLL_TIMEOUT_MS, max_records=free)
                 else:
                     batch = await self._wait_for_a_slot(consumer, keepalive_s)
+            except KafkaError as exc:
+                if getattr(exc, "errno", None) not in FATAL_GROUP_ERRORS:
+                    log.exception("polling the tasks topic failed; retrying")
+                # A refused group stops the worker (group_errors): no stack trace per retry.
+                await asyncio.sleep(_RETRY_MAX_S)
+                continue
             except Exception:
                 # The loop must outlive a broker hiccup: a dead poll loop is a silent, idle worker.
                 log.exception("polling the tasks topic failed; retrying")

@@ -40,6 +40,7 @@ from braidflow.schemas.cloudevents import CloudEventError, events_topic_regex, f
 from braidflow.streams.bulk_producer import DeliveryError
 from braidflow.streams.catalog import Catalog
 from braidflow.streams.dead_letters import DeadLetter
+from braidflow.streams.group_errors import FATAL_GROUP_ERRORS
 from braidflow.streams.lifecycle_events import LIFECYCLE_SEGMENT, lifecycle_scope
 from braidflow.streams.starts import Send, Starts
 from braidflow.topology.deployed_before import happened_after, waited_for
@@ -111,6 +112,8 @@ class EventRouter:
         self._dead_letter = dead_letter
         self._clock = clock
         self._lifecycle = settings.topics.lifecycle
+        # Told when the broker refuses the router's group for good (group id, error code).
+        self.on_refusal: Callable[[str, int], None] = lambda group, code: None
         self._events_pattern = events_topic_regex(settings.events_prefix)
         self._skew_ms = int(settings.event_clock_skew_s * 1000)
         self._keep_ms = int(settings.event_ttl_s * 1000)
@@ -245,6 +248,8 @@ class EventRouter:
             if code == confluent_kafka.KafkaError.UNKNOWN_TOPIC_OR_PART:
                 # The pattern matches no events topic yet: normal until the first event.
                 log.debug("event router: %s", message.error())
+            elif code in FATAL_GROUP_ERRORS:
+                self.on_refusal(f"{self._settings.prefix}-router", code)
             elif code != confluent_kafka.KafkaError._PARTITION_EOF:
                 log.warning("event router: %s", message.error())
             return []

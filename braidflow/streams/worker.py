@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import socket
+import signal
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
@@ -27,6 +27,7 @@ from braidflow.connectors.api import (
     create_api,
     execution_view,
 )
+from braidflow.connectors.broker import bind_error
 from braidflow.connectors.dead_letter_index import DeadLetterIndex, DeadLetterProjection
 from braidflow.connectors.execution_index import ExecutionIndex, ExecutionProjection
 from braidflow.connectors.http import HttpNodeClient
@@ -50,6 +51,7 @@ from braidflow.streams.catalog import Catalog, Deployment
 from braidflow.streams.clock import RuntimeClock
 from braidflow.streams.dead_letters import RedriveMark
 from braidflow.streams.executor import Executor
+from braidflow.streams.group_errors import refusal_line, watch_group_refusals
 from braidflow.streams.orchestrator import Orchestrator, Record
 from braidflow.streams.outbox import Outbox
 from braidflow.streams.publisher import Publisher, epoch_ms
@@ -66,6 +68,10 @@ from braidflow.topology.model import DEFAULT_CHOICES
 from braidflow.topology.workflow import CompiledNode
 
 log = logging.getLogger(__name__)
+
+
+class WorkerFailed(Exception):
+    """The worker stopped for a reason retrying cannot fix; the message is one line."""
 
 
 @dataclass
@@ -85,15 +91,34 @@ class Runtime:
     executions_index: ExecutionIndex
     dead_letter_index: DeadLetterIndex
     on_ready: list[Callable[[Runtime], Awaitable[None]]] = field(default_factory=list)
+    failure: str | None = None
+    _worker: QuietWorker | None = field(default=None, repr=False)
 
     @property
     def app(self) -> faust.App:
         return self.parts.app
 
     def run(self, loglevel: str = "warning") -> None:
-        QuietWorker(
-            self.app, loglevel=loglevel, quiet=True, redirect_stdouts=False
-        ).execute_from_commandline()
+        """Run until stopped; after a `fail`, raise WorkerFailed with its reason."""
+        self._worker = QuietWorker(self.app, loglevel=loglevel, quiet=True, redirect_stdouts=False)
+        try:
+            self._worker.execute_from_commandline()
+        except SystemExit:
+            if self.failure is None:
+                raise
+            raise WorkerFailed(self.failure) from None
+
+    def fail(self, reason: str) -> None:
+        """Stop the worker, as Ctrl-C does, for `reason` (the first one given wins).
+
+        Safe from any thread: Faust's consumer reports from a loop of its own.
+        """
+        if self.failure is not None:
+            return
+        self.failure = reason
+        worker = self._worker
+        if worker is not None:
+            worker.loop.call_soon_threadsafe(worker._schedule_shutdown, signal.SIGTERM)
 
 
 class QuietWorker(FaustWorker):
@@ -446,15 +471,12 @@ def approval_problems(node: CompiledNode, decision: Mapping[str, Any]) -> list[s
 
 def _check_api_port(settings: Settings) -> None:
     """Fail before anything starts, rather than inside Faust once it runs."""
-    with socket.socket() as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((settings.api_host, settings.api_port))
-        except OSError as exc:
-            raise RuntimeError(
-                f"the API address {settings.api_host}:{settings.api_port} is not free"
-                f" ({exc.strerror}); choose another with --api-port"
-            ) from None
+    exc = bind_error(settings.api_host, settings.api_port)
+    if exc is not None:
+        raise RuntimeError(
+            f"the API address {settings.api_host}:{settings.api_port} is not free"
+            f" ({exc.strerror}); choose another with --api-port"
+        )
 
 
 def build_runtime(settings: Settings, registry: TaskRegistry | None = None) -> Runtime:
@@ -512,6 +534,13 @@ def build_runtime(settings: Settings, registry: TaskRegistry | None = None) -> R
         index,
         letters,
     )
+
+    def refused(group: str, code: int) -> None:
+        runtime.fail(refusal_line(code, group, settings))
+
+    # Faust's consumer group is the app id, the prefix.
+    watch_group_refusals([settings.prefix, executor.group_id], refused)
+    router.on_refusal = refused
 
     async def fire(timer: DueTimer) -> None:
         # `at` is the due time: the same transition on every resend, and the

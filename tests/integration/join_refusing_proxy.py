@@ -1,0 +1,123 @@
+"""A Kafka-protocol proxy of the tests' own that refuses every consumer group join.
+
+It stands in front of an embedded broker that advertises the proxy's address
+(`EmbeddedBroker(advertised_port=...)`), so every connection a client makes,
+coordinator included, goes through it. Everything is forwarded, except JoinGroup
+requests (api key 11): those are answered here with an error code, as Apache Kafka
+answers a session timeout outside its `group.min.session.timeout.ms` ..
+`group.max.session.timeout.ms` (error 26, INVALID_SESSION_TIMEOUT). Tansu does not
+check those limits, so this is how a test meets the refusal.
+
+Responses keep the order of their requests, as Kafka promises per connection; every
+request forwarded is expected to get a response (no produce with acks=0).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import struct
+from typing import Any
+
+from background_loop import BackgroundLoop
+
+JOIN_GROUP = 11
+INVALID_SESSION_TIMEOUT = 26
+_UPSTREAM = object()
+
+
+def join_group_error(version: int, correlation_id: int, error_code: int) -> bytes:
+    """A whole JoinGroup response frame (size prefix included) carrying `error_code`.
+
+    Versions 0-5, the ones aiokafka (0, 1, 2, 5) and librdkafka use: v2 adds the
+    throttle time in front; v5 changes only the members, of which there are none.
+    """
+    if not 0 <= version <= 5:
+        raise ValueError(f"JoinGroup v{version} is not encoded by this proxy")
+    body = struct.pack(">i", correlation_id)
+    if version >= 2:
+        body += struct.pack(">i", 0)  # throttle_time_ms
+    # error code, generation -1, then protocol, leader and member id: empty strings,
+    # then an empty members array.
+    body += struct.pack(">hihhhi", error_code, -1, 0, 0, 0, 0)
+    return struct.pack(">i", len(body)) + body
+
+
+async def _read_frame(reader: asyncio.StreamReader) -> bytes:
+    size = await reader.readexactly(4)
+    return size + await reader.readexactly(struct.unpack(">i", size)[0])
+
+
+class JoinRefusingProxy:
+    """Listens on 127.0.0.1:`port` and forwards to 127.0.0.1:`upstream_port`."""
+
+    def __init__(self, loop: BackgroundLoop, port: int, upstream_port: int) -> None:
+        self._loop = loop
+        self.port = port
+        self._upstream_port = upstream_port
+        self._server: asyncio.Server | None = None
+        self.refused = 0
+
+    def start(self) -> JoinRefusingProxy:
+        self._server = self._loop.run(asyncio.start_server(self._serve, "127.0.0.1", self.port))
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            server = self._server
+
+            async def close() -> None:
+                server.close()
+                await server.wait_closed()
+
+            self._loop.run(close())
+            self._server = None
+
+    async def _serve(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
+        try:
+            upstream_r, upstream_w = await asyncio.open_connection("127.0.0.1", self._upstream_port)
+        except OSError:
+            client_w.close()
+            return
+        # What the client is owed next, in request order: a response from upstream, or one
+        # made here.
+        owed: asyncio.Queue[Any] = asyncio.Queue()
+        answering = asyncio.create_task(self._answer(owed, upstream_r, client_w))
+        try:
+            while True:
+                frame = await _read_frame(client_r)
+                api_key, version, correlation_id = struct.unpack(">hhi", frame[4:12])
+                if api_key == JOIN_GROUP:
+                    self.refused += 1
+                    await owed.put(
+                        join_group_error(version, correlation_id, INVALID_SESSION_TIMEOUT)
+                    )
+                else:
+                    upstream_w.write(frame)
+                    await owed.put(_UPSTREAM)
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            answering.cancel()
+            with contextlib.suppress(asyncio.CancelledError, ConnectionError):
+                await answering
+            upstream_w.close()
+            client_w.close()
+
+    async def _answer(
+        self,
+        owed: asyncio.Queue[Any],
+        upstream_r: asyncio.StreamReader,
+        client_w: asyncio.StreamWriter,
+    ) -> None:
+        with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
+            while True:
+                item = await owed.get()
+                client_w.write(await _read_frame(upstream_r) if item is _UPSTREAM else item)
+                await client_w.drain()
+
+    def __enter__(self) -> JoinRefusingProxy:
+        return self.start()
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
