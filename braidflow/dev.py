@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import socket
+import shutil
+import sys
 import tempfile
 from dataclasses import replace
 from pathlib import Path
@@ -14,9 +15,10 @@ from typing import Any
 import click
 from confluent_kafka.admin import NewTopic
 
-from braidflow.config import Settings
-from braidflow.connectors.broker import EmbeddedBroker, free_port
-from braidflow.connectors.demo_services import DEMO_PORT, start_demo_services
+from braidflow.config import Settings, group_limit_problems
+from braidflow.connectors.broker import EmbeddedBroker, bind_error, free_port
+from braidflow.connectors.demo_services import DEMO_HOST, DEMO_PORT, DEMO_URL, start_demo_services
+from braidflow.dev_banner import cli_command, ready_banner
 from braidflow.streams.topics import ensure_topics, trigger_topics
 from braidflow.streams.worker import Runtime, build_runtime
 from braidflow.topology import DefinitionError, load_workflow
@@ -46,51 +48,36 @@ def _trigger_topics(settings: Settings, examples: Path) -> list[NewTopic]:
     return trigger_topics(settings, workflows)
 
 
-def _deploy_examples(examples: Path, topics: list[NewTopic]) -> Any:
+def _pointed_at(text: str, demo_url: str) -> str:
+    """An example's definition calling the demo services at `demo_url`: the examples name
+    DEMO_URL in `variables.base_url`."""
+    return text if demo_url == DEMO_URL else text.replace(DEMO_URL, demo_url)
+
+
+def _deploy_examples(examples: Path, topics: list[NewTopic], demo_port: int) -> Any:
     async def deploy(runtime: Runtime) -> None:
-        runner = await start_demo_services("127.0.0.1", DEMO_PORT)
+        try:
+            runner = await start_demo_services(DEMO_HOST, demo_port)
+        except OSError as exc:
+            # Taken since it was checked: as plain a stop as if it had been taken before.
+            runtime.fail(_taken("the demo services", DEMO_HOST, demo_port, exc, _DEMO_OPTION))
+            return
         runtime.app.add_future(_keep(runner))
+        demo_url = f"http://{DEMO_HOST}:{demo_port}"
         deployed = []
         for path in _example_files(examples):
+            text = _pointed_at(path.read_text(), demo_url)
             try:
-                deployment, _ = await runtime.catalog.deploy(path.read_text(), runtime.clock())
+                deployment, _ = await runtime.catalog.deploy(text, runtime.clock())
             except DefinitionError as exc:
                 click.echo(f"skipped {path}: {exc}", err=True)
                 continue
-            deployed.append((deployment.workflow_id, path))
+            deployed.append((deployment.workflow_id, _sample_input(path)))
         # "Ready" once an event published to them starts its workflows at once.
         if not await runtime.router.following((t.topic for t in topics), ROUTER_WAIT_S):
             click.echo("the event router does not follow the events topics yet", err=True)
-        api = runtime.settings.api_url
-        click.echo(f"\nbraidflow is ready. API: {api}/api/v1  broker: {runtime.settings.broker}")
-        click.echo(f"deployed: {', '.join(w for w, _ in deployed) or '(none)'}")
-        if deployed:
-            workflow_id, path = next(((w, p) for w, p in deployed if w == "fan-out"), deployed[0])
-            body = json.dumps({"input": _sample_input(path)})
-            click.echo("\ntry:")
-            click.echo(
-                f"  curl -s -X POST {api}/api/v1/workflows/{workflow_id}/executions"
-                f" -H 'content-type: application/json' -d '{body}'"
-            )
-            click.echo(f"  curl -s {api}/api/v1/executions/<execution_id>")
-            click.echo(
-                f"  braidflow run {workflow_id} --input '{json.dumps(_sample_input(path))}' --wait"
-            )
-        if any(w == "ticket-escalation" for w, _ in deployed):
-            opened = '{"ticket_id": "T-1", "priority": "high"}'
-            click.echo("\na domain event starts ticket-escalation; its resolution ends it:")
-            click.echo(f"  braidflow publish ticket.opened --data '{opened}'")
-            click.echo(
-                f"  curl -s -X POST {api}/api/v1/events -H 'content-type: application/json'"
-                ' -d \'{"specversion": "1.0", "id": "evt-2", "source": "/helpdesk",'
-                ' "type": "ticket.resolved", "data": {"ticket_id": "T-1", "by": "ada"}}\''
-            )
-            click.echo(f"  curl -s {api}/api/v1/workflows/ticket-escalation/executions")
-            click.echo(
-                f"  (any Kafka producer can publish too: CloudEvents on topic events.ticket"
-                f" at {runtime.settings.broker})"
-            )
-        click.echo("\nCtrl-C stops everything.\n")
+        cli = cli_command(sys.argv[0], sys.executable, shutil.which("braidflow"))
+        click.echo(ready_banner(runtime.settings.api_url, runtime.settings.broker, deployed, cli))
 
     return deploy
 
@@ -103,16 +90,48 @@ async def _keep(runner: Any) -> None:
         await runner.cleanup()
 
 
-def run_dev(settings: Settings, broker: str | None, examples: Path, loglevel: str) -> None:
-    """Run dev mode until Ctrl-C; start an embedded broker unless `broker` is given."""
+_API_OPTION = "--api-port or BRAIDFLOW_API_PORT"
+_DEMO_OPTION = "--demo-port or BRAIDFLOW_DEMO_PORT"
+
+
+def _taken(what: str, host: str, port: int, exc: OSError, option: str) -> str:
+    return (
+        f"cannot listen on {host}:{port} for {what} ({exc.strerror or exc}):"
+        f" choose another port with {option}"
+    )
+
+
+def _check_ports(settings: Settings, demo_port: int) -> None:
+    """Refuse to start, in one line, when a port dev mode listens on is taken."""
+    for what, host, port, option in (
+        ("the API", settings.api_host, settings.api_port, _API_OPTION),
+        ("the demo services", DEMO_HOST, demo_port, _DEMO_OPTION),
+    ):
+        exc = bind_error(host, port)
+        if exc is not None:
+            raise click.ClickException(_taken(what, host, port, exc, option))
+
+
+def run_dev(
+    settings: Settings, broker: str | None, examples: Path, demo_port: int | None, loglevel: str
+) -> None:
+    """Run dev mode until Ctrl-C; start an embedded broker unless `broker` is given.
+
+    A port dev mode needs that is taken ends it with one line (ClickException), a
+    failure of the running worker with WorkerFailed; the embedded broker, when its
+    port 9092 is taken, takes a free one and says so.
+    """
+    demo_port = DEMO_PORT if demo_port is None else demo_port
+    _check_ports(settings, demo_port)
     with contextlib.ExitStack() as stack:
         if broker is None:
             port = DEFAULT_BROKER_PORT
-            with (
-                contextlib.suppress(OSError),
-                socket.create_connection(("127.0.0.1", port), timeout=0.2),
-            ):
+            if bind_error("127.0.0.1", port) is not None:
                 port = free_port()
+                click.echo(
+                    f"port {DEFAULT_BROKER_PORT} is taken: the embedded broker listens on"
+                    f" 127.0.0.1:{port}"
+                )
             embedded = stack.enter_context(EmbeddedBroker(port=port))
             data_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="braidflow-")))
             # A fresh in-memory broker needs fresh local state: old RocksDB rows would
@@ -120,14 +139,13 @@ def run_dev(settings: Settings, broker: str | None, examples: Path, loglevel: st
             settings = replace(settings, broker=embedded.address, data_dir=data_dir)
         else:
             settings = replace(settings, broker=broker)
-        settings = settings.for_dev()
+            for problem in group_limit_problems(settings):
+                click.echo(f"warning: a default Apache Kafka refuses this: {problem}", err=True)
         # Created before the worker starts, the examples' events topics are in the event
         # router's first assignment: created after, they would take a metadata refresh and
         # a rebalance of its group.
         topics = _trigger_topics(settings, examples)
         ensure_topics(settings, topics)
         runtime = build_runtime(settings)
-        runtime.on_ready.append(_deploy_examples(examples, topics))
-        # Faust's worker ends with SystemExit; the broker must still be stopped after it.
-        with contextlib.suppress(SystemExit):
-            runtime.run(loglevel)
+        runtime.on_ready.append(_deploy_examples(examples, topics, demo_port))
+        runtime.run(loglevel)

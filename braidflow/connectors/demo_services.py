@@ -1,7 +1,8 @@
 """The little HTTP services the examples call, so they run with nothing else installed.
 
-Dev mode starts them on 127.0.0.1:8090 (`DEMO_PORT`); the examples read that
-address from `variables.base_url`. Everything is deterministic: a fixed
+Dev mode starts them on 127.0.0.1:8090 (`DEMO_PORT`, `--demo-port`); the examples
+read that address (`DEMO_URL`) from `variables.base_url`, and dev mode deploys them
+pointed at the port it serves them on. Everything is deterministic: a fixed
 catalogue, fixed quote formulas, and order ids from a counter.
 
     GET  /inventory/{sku}          the catalogue entry, 404 for an unknown sku
@@ -27,6 +28,7 @@ from aiohttp import web
 
 DEMO_HOST = "127.0.0.1"
 DEMO_PORT = 8090
+DEMO_URL = f"http://{DEMO_HOST}:{DEMO_PORT}"
 
 CATALOGUE: dict[str, dict[str, Any]] = {
     "widget-1": {"name": "Widget", "unit_price_cents": 1250, "available": 40},

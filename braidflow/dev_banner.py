@@ -1,0 +1,92 @@
+"""What `braidflow dev` prints once it is ready: commands that work as shown.
+
+`make run` starts `.venv/bin/braidflow dev` without activating the virtualenv, so a
+bare `braidflow` may not be on the PATH, or may be another installation. The banner
+names the program that is running, unless `braidflow` on the PATH is that program,
+and passes `--api` whenever the API is not where the commands look by default.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from braidflow.client_cli import DEFAULT_API
+
+
+def cli_command(argv0: str, python: str, on_path: str | None) -> str:
+    """How to run braidflow from another shell, given how this process was started.
+
+    `argv0` is `sys.argv[0]`: the `braidflow` script, or the module's file under
+    `python -m braidflow.cli`; `on_path` is what `braidflow` on the PATH resolves to.
+    """
+    program = Path(argv0)
+    if program.name != "braidflow" or not os.access(program, os.X_OK):
+        return f"{shlex.quote(python)} -m braidflow.cli"
+    if on_path is not None and _same_file(program, Path(on_path)):
+        return "braidflow"
+    return shlex.quote(str(program.absolute()))
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.samefile(b)
+    except OSError:
+        return False
+
+
+def ready_banner(
+    api_url: str,
+    broker: str,
+    deployed: Sequence[tuple[str, Any]],
+    cli: str,
+) -> str:
+    """The ready message: where things are, what was deployed, and commands to try.
+
+    `deployed` holds (workflow id, sample input) pairs in deployment order.
+    """
+    api_option = "" if api_url == DEFAULT_API else f" --api {shlex.quote(api_url)}"
+    lines = [
+        "",
+        f"braidflow is ready. API: {api_url}/api/v1  broker: {broker}",
+        f"deployed: {', '.join(w for w, _ in deployed) or '(none)'}",
+    ]
+    if deployed:
+        workflow_id, sample = next(((w, s) for w, s in deployed if w == "fan-out"), deployed[0])
+        body = json.dumps({"input": sample})
+        lines += [
+            "",
+            "try:",
+            f"  curl -s -X POST {api_url}/api/v1/workflows/{workflow_id}/executions"
+            f" -H 'content-type: application/json' -d {shlex.quote(body)}",
+            f"  curl -s {api_url}/api/v1/executions/<execution_id>",
+            f"  {cli} run {workflow_id} --input {shlex.quote(json.dumps(sample))}"
+            f" --wait{api_option}",
+        ]
+    if any(w == "ticket-escalation" for w, _ in deployed):
+        opened = json.dumps({"ticket_id": "T-1", "priority": "high"})
+        resolved = json.dumps(
+            {
+                "specversion": "1.0",
+                "id": "evt-2",
+                "source": "/helpdesk",
+                "type": "ticket.resolved",
+                "data": {"ticket_id": "T-1", "by": "ada"},
+            }
+        )
+        lines += [
+            "",
+            "a domain event starts ticket-escalation; its resolution ends it:",
+            f"  {cli} publish ticket.opened --data {shlex.quote(opened)}{api_option}",
+            f"  curl -s -X POST {api_url}/api/v1/events -H 'content-type: application/json'"
+            f" -d {shlex.quote(resolved)}",
+            f"  curl -s {api_url}/api/v1/workflows/ticket-escalation/executions",
+            f"  (any Kafka producer can publish too: CloudEvents on topic events.ticket"
+            f" at {broker})",
+        ]
+    lines += ["", "Ctrl-C stops everything.", ""]
+    return "\n".join(lines)
