@@ -1,0 +1,282 @@
+"""`braidflow dev` and `braidflow worker` as a user meets them: ready with commands that
+work as shown, or stopped with one line and a non-zero exit, never a traceback.
+
+Each test runs the real command as a subprocess (an embedded broker on a free port for
+dev mode). A broker that refuses consumer groups for good is an embedded broker behind
+`JoinRefusingProxy`: Tansu does not check Apache Kafka's session timeout limits.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from background_loop import BackgroundLoop
+from join_refusing_proxy import JoinRefusingProxy
+from workers import DEV_SPEED
+
+from braidflow.connectors.broker import EmbeddedBroker, free_port
+
+EXAMPLES = Path(__file__).parents[2] / "examples"
+# The console script of this virtualenv: what `make run` starts.
+BRAIDFLOW = Path(sys.executable).parent / "braidflow"
+# A PATH without this virtualenv on it, as in a shell where it was never activated.
+BARE_PATH = "/usr/bin:/bin"
+READY = "Ctrl-C stops everything."
+
+
+class Command:
+    """One braidflow subprocess; its stdout and stderr go to files in `home`."""
+
+    def __init__(self, args: Sequence[str], home: Path, env: dict[str, str] | None = None):
+        home.mkdir(parents=True, exist_ok=True)
+        self.stdout_path = home / "stdout"
+        self.stderr_path = home / "stderr"
+        clean = {k: v for k, v in os.environ.items() if not k.startswith("BRAIDFLOW_")}
+        clean.update(PYTHONUNBUFFERED="1", **(env or {}))
+        with open(self.stdout_path, "wb") as out, open(self.stderr_path, "wb") as err:
+            self.process = subprocess.Popen(
+                list(args), stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=clean, cwd=home
+            )
+
+    @property
+    def stdout(self) -> str:
+        return self.stdout_path.read_text(errors="replace")
+
+    @property
+    def stderr(self) -> str:
+        return self.stderr_path.read_text(errors="replace")
+
+    def describe(self) -> str:
+        return (
+            f"exit status {self.process.poll()}\n--- stdout\n{self.stdout}\n"
+            f"--- stderr\n{self.stderr}"
+        )
+
+    def wait_exit(self, timeout_s: float) -> int:
+        try:
+            return self.process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"still running after {timeout_s}s\n{self.describe()}", pytrace=False)
+
+    def wait_for_output(self, text: str, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        while text not in self.stdout:
+            if self.process.poll() is not None:
+                pytest.fail(f"exited before printing {text!r}\n{self.describe()}", pytrace=False)
+            if time.monotonic() > deadline:
+                pytest.fail(f"no {text!r} after {timeout_s}s\n{self.describe()}", pytrace=False)
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+
+
+def braidflow(*args: str) -> list[str]:
+    return [sys.executable, "-m", "braidflow.cli", *args]
+
+
+def assert_one_line_failure(command: Command, *named: str) -> None:
+    """Exited non-zero, no traceback, and the last line says why, naming each of `named`."""
+    status = command.wait_exit(90)
+    output = command.stdout + command.stderr
+    assert status != 0, command.describe()
+    assert "Traceback" not in output, command.describe()
+    last = command.stderr.strip().splitlines()[-1] if command.stderr.strip() else ""
+    assert last.startswith("Error: "), command.describe()
+    for text in named:
+        assert text in last, command.describe()
+    # Said once: no other line repeats the cause.
+    assert sum(named[0] in line for line in output.splitlines()) == 1, command.describe()
+
+
+@contextmanager
+def listening(port: int) -> Iterator[bool]:
+    """Hold 127.0.0.1:`port` as another program would; whether this test got it (False:
+    some other program holds it already, which takes it just as well)."""
+    with socket.socket() as holder:
+        try:
+            holder.bind(("127.0.0.1", port))
+        except OSError:
+            yield False
+            return
+        holder.listen()
+        yield True
+
+
+@pytest.fixture(scope="module")
+def refusing_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """host:port of a broker that answers every consumer group join with error 26
+    (INVALID_SESSION_TIMEOUT), as a default Apache Kafka answers one asking for 3 s."""
+    loop = BackgroundLoop()
+    proxy_port = free_port()
+    log = Path(tmp_path_factory.mktemp("refusing-broker")) / "tansu.log"
+    try:
+        with (
+            EmbeddedBroker(advertised_port=proxy_port, log=log) as broker,
+            JoinRefusingProxy(loop, proxy_port, broker.port),
+        ):
+            yield f"127.0.0.1:{proxy_port}"
+    finally:
+        loop.close()
+
+
+def test_a_worker_whose_group_the_broker_refuses_stops_with_one_line_naming_the_setting(
+    refusing_broker: str, tmp_path: Path
+) -> None:
+    command = Command(
+        braidflow(
+            "worker",
+            "--broker",
+            refusing_broker,
+            "--data-dir",
+            str(tmp_path / "data"),
+            "--api-port",
+            str(free_port()),
+        ),
+        tmp_path,
+        env=DEV_SPEED,
+    )
+    try:
+        assert_one_line_failure(
+            command, "refused consumer group", "session timeout 3 s", "BRAIDFLOW_SESSION_TIMEOUT_S"
+        )
+    finally:
+        command.stop()
+
+
+def test_dev_mode_on_a_broker_that_refuses_its_groups_stops_with_one_line(
+    refusing_broker: str, tmp_path: Path
+) -> None:
+    command = Command(
+        braidflow(
+            "dev",
+            "--broker",
+            refusing_broker,
+            "--examples",
+            str(EXAMPLES),
+            "--data-dir",
+            str(tmp_path / "data"),
+            "--api-port",
+            str(free_port()),
+            "--demo-port",
+            str(free_port()),
+        ),
+        tmp_path,
+    )
+    try:
+        # Dev settings on another broker ask for a session timeout Apache Kafka accepts.
+        assert_one_line_failure(command, "refused consumer group", "session timeout 10 s")
+    finally:
+        command.stop()
+
+
+def test_dev_mode_with_its_demo_port_taken_stops_with_one_line_naming_port_and_option(
+    tmp_path: Path,
+) -> None:
+    demo_port = free_port()
+    with listening(demo_port):
+        command = Command(
+            braidflow(
+                "dev",
+                "--examples",
+                str(EXAMPLES),
+                "--api-port",
+                str(free_port()),
+                "--demo-port",
+                str(demo_port),
+            ),
+            tmp_path,
+        )
+        try:
+            assert_one_line_failure(command, f"127.0.0.1:{demo_port}", "--demo-port")
+        finally:
+            command.stop()
+
+
+def test_dev_mode_with_its_api_port_taken_stops_with_one_line_naming_port_and_option(
+    tmp_path: Path,
+) -> None:
+    api_port = free_port()
+    with listening(api_port):
+        command = Command(
+            braidflow(
+                "dev",
+                "--examples",
+                str(EXAMPLES),
+                "--api-port",
+                str(api_port),
+            ),
+            tmp_path,
+        )
+        try:
+            assert_one_line_failure(command, f"127.0.0.1:{api_port}", "--api-port")
+        finally:
+            command.stop()
+
+
+def test_dev_mode_on_other_ports_says_so_and_its_banner_commands_work_as_shown(
+    tmp_path: Path,
+) -> None:
+    api_port, demo_port = free_port(), free_port()
+    with listening(9092):
+        # Started as `make run` starts it: the virtualenv's script, the venv not on the PATH.
+        dev = Command(
+            [
+                str(BRAIDFLOW),
+                "dev",
+                "--examples",
+                str(EXAMPLES),
+                "--api-port",
+                str(api_port),
+                "--demo-port",
+                str(demo_port),
+            ],
+            tmp_path / "dev",
+            env={"PATH": BARE_PATH},
+        )
+        try:
+            dev.wait_for_output(READY, 90)
+            assert "port 9092 is taken: the embedded broker listens on 127.0.0.1:" in dev.stdout
+            # The examples call the demo services where they are.
+            with urllib.request.urlopen(
+                f"http://127.0.0.1:{api_port}/api/v1/workflows/fan-out"
+            ) as r:
+                definition = json.load(r)["definition"]
+            assert f"http://127.0.0.1:{demo_port}" in definition
+            assert ":8090" not in definition
+
+            (shown,) = [line for line in dev.stdout.splitlines() if " run fan-out " in line]
+            run = subprocess.run(
+                shlex.split(shown),
+                capture_output=True,
+                text=True,
+                timeout=90,
+                cwd=tmp_path,
+                env={"PATH": BARE_PATH, "HOME": str(tmp_path)},
+            )
+            assert run.returncode == 0, f"{shown}\n{run.stdout}\n{run.stderr}\n{dev.describe()}"
+            assert "status: completed" in run.stdout
+
+            # Ctrl-C is a normal end.
+            dev.process.send_signal(signal.SIGINT)
+            assert dev.wait_exit(60) == 0, dev.describe()
+        finally:
+            dev.stop()
