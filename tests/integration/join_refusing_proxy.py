@@ -3,7 +3,7 @@
 It stands in front of an embedded broker that advertises the proxy's address
 (`EmbeddedBroker(advertised_port=...)`), so every connection a client makes,
 coordinator included, goes through it. Everything is forwarded, except JoinGroup
-requests (api key 11): those are answered here with an error code, as Apache Kafka
+requests (api key 11) of the groups it is told to refuse: those are answered here with an error code, as Apache Kafka
 answers a session timeout outside its `group.min.session.timeout.ms` ..
 `group.max.session.timeout.ms` (error 26, INVALID_SESSION_TIMEOUT). Tansu does not
 check those limits, so this is how a test meets the refusal.
@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import struct
+from collections.abc import Callable
 from typing import Any
 
 from background_loop import BackgroundLoop
@@ -48,14 +49,32 @@ async def _read_frame(reader: asyncio.StreamReader) -> bytes:
     return size + await reader.readexactly(struct.unpack(">i", size)[0])
 
 
-class JoinRefusingProxy:
-    """Listens on 127.0.0.1:`port` and forwards to 127.0.0.1:`upstream_port`."""
+def join_group_id(frame: bytes) -> str:
+    """The group id of a JoinGroup request frame (versions 0-5: non-flexible strings)."""
+    (client_id_length,) = struct.unpack(">h", frame[12:14])
+    start = 14 + max(client_id_length, 0)
+    (length,) = struct.unpack(">h", frame[start : start + 2])
+    return frame[start + 2 : start + 2 + length].decode()
 
-    def __init__(self, loop: BackgroundLoop, port: int, upstream_port: int) -> None:
+
+class JoinRefusingProxy:
+    """Listens on 127.0.0.1:`port` and forwards to 127.0.0.1:`upstream_port`, refusing the
+    joins of the groups `refuse` picks (all of them by default)."""
+
+    def __init__(
+        self,
+        loop: BackgroundLoop,
+        port: int,
+        upstream_port: int,
+        refuse: Callable[[str], bool] = lambda group: True,
+    ) -> None:
         self._loop = loop
         self.port = port
         self._upstream_port = upstream_port
+        # Which groups to refuse; a test may change it while the proxy runs.
+        self.refuse = refuse
         self._server: asyncio.Server | None = None
+        self._connections: set[asyncio.Task[None]] = set()
         self.refused = 0
 
     def start(self) -> JoinRefusingProxy:
@@ -68,12 +87,20 @@ class JoinRefusingProxy:
 
             async def close() -> None:
                 server.close()
+                # Connections outlive the server: end them before the loop goes.
+                for connection in self._connections:
+                    connection.cancel()
+                await asyncio.gather(*self._connections, return_exceptions=True)
                 await server.wait_closed()
 
             self._loop.run(close())
             self._server = None
 
     async def _serve(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
+        connection = asyncio.current_task()
+        assert connection is not None
+        self._connections.add(connection)
+        connection.add_done_callback(self._connections.discard)
         try:
             upstream_r, upstream_w = await asyncio.open_connection("127.0.0.1", self._upstream_port)
         except OSError:
@@ -87,7 +114,7 @@ class JoinRefusingProxy:
             while True:
                 frame = await _read_frame(client_r)
                 api_key, version, correlation_id = struct.unpack(">hhi", frame[4:12])
-                if api_key == JOIN_GROUP:
+                if api_key == JOIN_GROUP and self.refuse(join_group_id(frame)):
                     self.refused += 1
                     await owed.put(
                         join_group_error(version, correlation_id, INVALID_SESSION_TIMEOUT)

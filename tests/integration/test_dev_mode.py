@@ -23,6 +23,7 @@ from pathlib import Path
 
 import pytest
 from background_loop import BackgroundLoop
+from confluent_kafka.admin import AdminClient, NewTopic
 from join_refusing_proxy import JoinRefusingProxy
 from workers import DEV_SPEED
 
@@ -122,8 +123,8 @@ def listening(port: int) -> Iterator[bool]:
 
 
 @pytest.fixture(scope="module")
-def refusing_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """host:port of a broker that answers every consumer group join with error 26
+def refusing_proxy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[JoinRefusingProxy]:
+    """A broker behind a proxy that answers consumer group joins with error 26
     (INVALID_SESSION_TIMEOUT), as a default Apache Kafka answers one asking for 3 s."""
     loop = BackgroundLoop()
     proxy_port = free_port()
@@ -131,11 +132,18 @@ def refusing_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     try:
         with (
             EmbeddedBroker(advertised_port=proxy_port, log=log) as broker,
-            JoinRefusingProxy(loop, proxy_port, broker.port),
+            JoinRefusingProxy(loop, proxy_port, broker.port) as proxy,
         ):
-            yield f"127.0.0.1:{proxy_port}"
+            yield proxy
     finally:
         loop.close()
+
+
+@pytest.fixture
+def refusing_broker(refusing_proxy: JoinRefusingProxy) -> Iterator[str]:
+    """host:port of a broker refusing every consumer group."""
+    refusing_proxy.refuse = lambda group: True
+    yield f"127.0.0.1:{refusing_proxy.port}"
 
 
 def test_a_worker_whose_group_the_broker_refuses_stops_with_one_line_naming_the_setting(
@@ -158,6 +166,36 @@ def test_a_worker_whose_group_the_broker_refuses_stops_with_one_line_naming_the_
         assert_one_line_failure(
             command, "refused consumer group", "session timeout 3 s", "BRAIDFLOW_SESSION_TIMEOUT_S"
         )
+    finally:
+        command.stop()
+
+
+def test_a_worker_whose_event_router_group_is_refused_stops_with_one_line(
+    refusing_proxy: JoinRefusingProxy, tmp_path: Path
+) -> None:
+    # Faust's and the executor's groups join: the refusal reaches librdkafka's consumer only.
+    # It joins once the events pattern matches a topic.
+    refusing_proxy.refuse = lambda group: group.endswith("-router")
+    admin = AdminClient({"bootstrap.servers": f"127.0.0.1:{refusing_proxy.port}"})
+    for created in admin.create_topics([NewTopic("events.refusal", 1, 1)]).values():
+        created.result(timeout=10)
+    command = Command(
+        braidflow(
+            "worker",
+            "--broker",
+            f"127.0.0.1:{refusing_proxy.port}",
+            "--prefix",
+            "refused",
+            "--data-dir",
+            str(tmp_path / "data"),
+            "--api-port",
+            str(free_port()),
+        ),
+        tmp_path,
+        env=DEV_SPEED,
+    )
+    try:
+        assert_one_line_failure(command, "refused consumer group 'refused-router'")
     finally:
         command.stop()
 
