@@ -289,17 +289,6 @@ def _normal_edges(node: CompiledNode) -> set[int]:
     return {e.index for e in node.outgoing if not e.timeout and not e.on_error}
 
 
-def _json_kind(value: Any) -> str:
-    """What kind of JSON value `value` is, for a message."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    return "a string" if isinstance(value, str) else "an object"
-
-
 def _child_error(t: ChildFinished) -> NodeError:
     """Why a child execution that did not complete fails the node (or item) that waited."""
     cause = t.error or NodeError("Cancelled", t.status)
@@ -318,7 +307,9 @@ def _json_kind(value: Any) -> str:
         return "a boolean"
     if isinstance(value, int | float):
         return "a number"
-    return "a string" if isinstance(value, str) else "an array"
+    if isinstance(value, str):
+        return "a string"
+    return "an object" if isinstance(value, dict) else "an array"
 
 
 def _holds(edge: CompiledEdge, scope: Mapping[str, Any]) -> bool:
