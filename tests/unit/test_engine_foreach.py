@@ -367,12 +367,15 @@ def test_an_empty_list_with_continue_on_error_has_no_results_and_no_errors() -> 
 # Failures
 
 
-def test_items_that_are_not_a_list_fail_the_node() -> None:
+@pytest.mark.parametrize(
+    ("items", "kind"), [("abc", "a string"), ({"a": 1}, "an object"), (None, "null")]
+)
+def test_items_that_are_not_a_list_fail_the_node(items: Any, kind: str) -> None:
     rt = Runtime(foreach_workflow({"items": "${input.xs}", "do": SCORE}))
-    rt.start({"xs": "abc"})
+    rt.start({"xs": items})
     assert rt.state is not None and rt.state.status == FAILED
     assert rt.state.nodes["each"].error == NodeError(
-        "ExpressionError", "params.items gave a string, not a list", "each"
+        "ExpressionError", f"params.items gave {kind}, not a list", "each"
     )
     assert rt.node_events() == ["node.started", "node.failed", "node.dead_lettered"]
 
