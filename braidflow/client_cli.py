@@ -855,7 +855,7 @@ def approval_line(approval: Mapping[str, Any]) -> str:
 def dead_letter_line(letter: Mapping[str, Any]) -> str:
     """A failed node: `at  id  workflow/node  Type: message` (its last error).
 
-    A record: `at  id  reason`. Either ends with `  redriven at T` once redriven.
+    A record: `at  id  reason`, and which payloads it kept only the head of. Either ends with `  redriven at T` once redriven.
     """
     head = f"{letter.get('at') or '?'}  {letter.get('id') or '?'}"
     if letter.get("kind") == "node":
@@ -864,5 +864,8 @@ def dead_letter_line(letter: Mapping[str, Any]) -> str:
         line = f"{head}  {where}  {_one_line(error_text(errors[-1]) if errors else 'no error')}"
     else:
         line = f"{head}  {_one_line(letter.get('reason')) or '?'}"
+    cut = letter.get("truncated")
+    if isinstance(cut, Mapping) and cut:
+        line += f"  (kept the head of: {', '.join(map(str, cut))})"
     redriven = letter.get("redriven_at")
     return f"{line}  redriven at {redriven}" if redriven else line

@@ -211,6 +211,8 @@ def _row(letter: DeadLetter | DeadLetterNode) -> dict[str, Any]:
         "value": _text(letter.value),
         "reason": letter.reason,
     }
+    if letter.truncated:
+        fields["truncated"] = {name: cut.as_json() for name, cut in letter.truncated.items()}
     letter_id = f"{letter.topic}:{letter.partition}:{letter.offset}"
     return _stored(letter_id, "record", letter.at, None, fields)
 

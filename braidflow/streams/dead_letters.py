@@ -11,6 +11,13 @@ dead-letter topic, told apart by `kind`:
   that failed its execution (with or without retries), with its input, the error
   of every attempt and the context needed to run it again.
 
+A dead letter must itself fit a record, whatever it is about: a payload (a
+record's key or value, a node's input or a value of its context) over
+`HEAD_BYTES` is kept as its head, with the size and SHA-256 of the whole, and
+the letter says so (`truncated`). The record that failed for being too large
+is the usual case: written whole, its dead letter failed in turn and stopped
+the agent that wrote it.
+
 Beside them, `redrive` records (`RedriveMark`) say that a dead letter was sent
 again, by whom and when, so every worker's index shows it, not only the one
 that took the redrive. The topic has one partition, so a mark always comes
@@ -21,9 +28,10 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from braidflow.engine import DeadLetterNode, NodeError
@@ -33,6 +41,12 @@ NODE = "node"
 KINDS = (RECORD, NODE)
 """The kinds of dead letters."""
 REDRIVE = "redrive"
+
+HEAD_BYTES = 16 * 1024
+"""The most of one payload a dead letter keeps: enough to recognise it, small enough that a
+letter with every payload at its head (escaped, base64) stays far below any record limit."""
+REASON_CHARS = 8 * 1024
+"""The most of a reason a dead letter keeps."""
 
 # What decoding checks besides the JSON shape, so a reader can rely on the types.
 _RECORD_FIELDS = {"topic": str, "partition": int, "offset": int, "reason": str, "at": int}
@@ -48,8 +62,27 @@ _NODE_FIELDS = {
 
 
 @dataclass(frozen=True, slots=True)
+class Cut:
+    """Of a payload a dead letter keeps only the head of: the whole one's size and SHA-256."""
+
+    size: int
+    sha256: str
+
+    @classmethod
+    def of(cls, whole: bytes) -> Cut:
+        return cls(len(whole), hashlib.sha256(whole).hexdigest())
+
+    def as_json(self) -> dict[str, Any]:
+        return {"size": self.size, "sha256": self.sha256}
+
+
+@dataclass(frozen=True, slots=True)
 class DeadLetter:
-    """A record that could not be processed."""
+    """A record that could not be processed.
+
+    `truncated` names the payloads (`key`, `value`) held only as their head,
+    once written: a letter read back from the topic.
+    """
 
     topic: str
     partition: int
@@ -58,13 +91,26 @@ class DeadLetter:
     value: bytes | None
     reason: str
     at: int
+    truncated: Mapping[str, Cut] = field(default_factory=dict)
 
     def encode(self) -> bytes:
-        """The JSON value written to the dead-letter topic."""
-        record: dict[str, Any] = {"kind": RECORD, **asdict(self)}
-        for name in ("key", "value"):
-            raw = record[name]
+        """The JSON value written to the dead-letter topic, its payloads cut to `HEAD_BYTES`."""
+        record: dict[str, Any] = {
+            "kind": RECORD,
+            "topic": self.topic,
+            "partition": self.partition,
+            "offset": self.offset,
+            "reason": self.reason[:REASON_CHARS],
+            "at": self.at,
+        }
+        cuts = dict(self.truncated)
+        for name, raw in (("key", self.key), ("value", self.value)):
+            if raw is not None and len(raw) > HEAD_BYTES:
+                cuts[name] = Cut.of(raw)
+                raw = raw[:HEAD_BYTES]
             record[name] = None if raw is None else base64.b64encode(raw).decode("ascii")
+        if cuts:
+            record["truncated"] = {name: cut.as_json() for name, cut in cuts.items()}
         return _dumps(record)
 
     @classmethod
@@ -79,13 +125,24 @@ class DeadLetter:
             for name in ("key", "value"):
                 if record[name] is not None:
                     record[name] = base64.b64decode(record[name], validate=True)
-            return cls(**record)
-        except (KeyError, TypeError, binascii.Error) as exc:
+            cuts = record.pop("truncated", None) or {}
+            truncated = {name: Cut(cut["size"], cut["sha256"]) for name, cut in cuts.items()}
+            if not all(
+                isinstance(c.size, int) and isinstance(c.sha256, str) for c in truncated.values()
+            ):
+                raise TypeError("truncated: each entry is {size, sha256}")
+            return cls(**record, truncated=truncated)
+        except (KeyError, TypeError, AttributeError, binascii.Error) as exc:
             raise ValueError(f"not a record dead letter: {exc!r}") from None
 
 
 def encode_node_letter(letter: DeadLetterNode) -> bytes:
-    """The JSON value of a node dead letter, as written to the dead-letter topic."""
+    """The JSON value of a node dead letter, as written to the dead-letter topic.
+
+    An input or context value whose JSON is over `HEAD_BYTES` is replaced by
+    `head_of_json` of it: a redrive without a patched input runs the node with
+    the input its execution holds, so the letter needs only enough to show.
+    """
     return _dumps(
         {
             "kind": NODE,
@@ -95,11 +152,24 @@ def encode_node_letter(letter: DeadLetterNode) -> bytes:
             "workflow_version": letter.workflow_version,
             "node_id": letter.node_id,
             "at": letter.at,
-            "input": letter.input,
+            "input": head_of_json(letter.input),
             "errors": [_error_json(e) for e in letter.errors],
-            "context": dict(letter.context),
+            "context": {name: head_of_json(value) for name, value in letter.context.items()},
         }
     )
+
+
+def head_of_json(value: Any) -> Any:
+    """`value` itself when its JSON fits `HEAD_BYTES`; else what says so and keeps its head:
+    `{"truncated": true, "size": ..., "sha256": ..., "head": "<first HEAD_BYTES of the JSON>"}`."""
+    text = _dumps(value)
+    if len(text) <= HEAD_BYTES:
+        return value
+    return {
+        "truncated": True,
+        **Cut.of(text).as_json(),
+        "head": text[:HEAD_BYTES].decode("utf-8", "ignore"),
+    }
 
 
 def _error_json(error: NodeError) -> dict[str, Any]:
@@ -150,7 +220,7 @@ def decode_dead_letter(data: bytes) -> DeadLetter | DeadLetterNode | RedriveMark
     return DeadLetter._from_json(record)
 
 
-def _dumps(record: Mapping[str, Any]) -> bytes:
+def _dumps(record: Any) -> bytes:
     return json.dumps(record, separators=(",", ":")).encode()
 
 

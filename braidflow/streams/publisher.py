@@ -17,7 +17,7 @@ from braidflow.config import Topics
 from braidflow.connectors.metrics import DEAD_LETTERS
 from braidflow.engine import Transition
 from braidflow.schemas import encode_transition
-from braidflow.streams.dead_letters import DeadLetter, RedriveMark
+from braidflow.streams.dead_letters import HEAD_BYTES, DeadLetter, RedriveMark
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +61,9 @@ class Publisher:
             letter.offset,
             letter.reason,
         )
-        await self.produce(self._topics.dead_letters, letter.key or b"", letter.encode())
+        # The key too is kept to its head: the record may be dead for being too large.
+        key = (letter.key or b"")[:HEAD_BYTES]
+        await self.produce(self._topics.dead_letters, key, letter.encode())
 
     async def mark_redriven(self, mark: RedriveMark) -> None:
         """Tell every worker's dead-letter index that a dead letter was sent again."""
