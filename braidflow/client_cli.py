@@ -748,6 +748,8 @@ def execution_lines(execution: Mapping[str, Any]) -> list[str]:
         f"workflow   {workflow}",
         f"status     {status_text(execution)}",
     ]
+    if execution.get("accepted_at"):
+        lines.append(f"accepted   {execution['accepted_at']} (not started yet)")
     if execution.get("started_at"):
         lines.append(f"started    {execution['started_at']}")
     if isinstance(execution.get("started_by"), Mapping):

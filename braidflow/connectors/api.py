@@ -29,6 +29,7 @@ from braidflow.schemas.cloudevents import (
     from_structured,
     new_event,
 )
+from braidflow.streams.record_limits import RecordTooLarge
 from braidflow.topology import DefinitionError, Workflow
 from braidflow.topology.durations import parse_timestamp
 from braidflow.topology.handler_names import misspelt_handlers
@@ -129,7 +130,7 @@ class Backend(Protocol):
 
 
 SIGNATURE_HEADER = "X-Braidflow-Signature"
-EXECUTION_STATUSES = ("running", "completed", "failed", "cancelled", "parked")
+EXECUTION_STATUSES = ("accepted", "running", "completed", "failed", "cancelled", "parked")
 
 
 def webhook_secret(name: str) -> bytes | None:
@@ -240,6 +241,28 @@ def execution_view(state: ExecutionState, workflow: Workflow) -> dict[str, Any]:
     }
 
 
+def not_started_view(summary: Mapping[str, Any], workflow: Workflow | None) -> dict[str, Any]:
+    """The shape of `execution_view` for an execution known only from the execution index:
+    accepted and not started yet (or, during a rebalance, held by no worker at hand)."""
+    return {
+        **summary,
+        "input": None,
+        "output": None,
+        "error": None,
+        "progress": {
+            "total_nodes": None if workflow is None else len(workflow.nodes),
+            "completed_nodes": 0,
+        },
+        "paused": False,
+        "held": 0,
+        "parent": None,
+        "children": {},
+        "control": [],
+        "nodes": [],
+        "joins": [],
+    }
+
+
 def _fail(status: int, message: str, problems: list[str] | None = None) -> web.Response:
     body: dict[str, Any] = {"error": message}
     if problems is not None:
@@ -253,10 +276,14 @@ async def _errors(
 ) -> web.StreamResponse:
     try:
         return await handler(request)
+    except web.HTTPRequestEntityTooLarge:
+        return _fail(413, f"body: over {MAX_BODY_BYTES:,} bytes, the most a request may send")
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
         return _fail(exc.status, exc.reason)
+    except RecordTooLarge as exc:
+        return _fail(413, str(exc))
     except NotFound as exc:
         return _fail(404, str(exc))
     except Conflict as exc:

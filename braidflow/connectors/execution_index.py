@@ -34,6 +34,10 @@ from braidflow.streams.lifecycle_events import NODE_TYPE_HEADER, lifecycle_type
 
 log = logging.getLogger(__name__)
 
+ACCEPTED = "workflow.accepted"
+"""Written by the worker that accepted a start, before it answers with the id (see
+`braidflow.streams.lifecycle_events.accepted_event`): the execution is listed, and can be
+shown, before the orchestrator gets to its start."""
 STARTED = "workflow.started"
 FINISHED = {
     "workflow.completed": "completed",
@@ -88,14 +92,24 @@ CREATE TABLE IF NOT EXISTS approvals_done (
 );
 """
 
-# A started event owns started_at and the trigger; it never touches the status,
-# so one replayed after the end leaves the execution finished.
+# An acceptance only ever adds a row: whatever was read of the execution is newer.
+# Until the start, started_at holds when it was accepted.
+_INSERT_ACCEPTED = """
+INSERT INTO executions VALUES (
+    :execution_id, :workflow_id, :workflow_version, 'accepted', :at, NULL, NULL, NULL, NULL, :at
+)
+ON CONFLICT (execution_id) DO NOTHING
+"""
+
+# A started event owns started_at and the trigger; it changes no status but
+# 'accepted', so one replayed after the end leaves the execution finished.
 _UPSERT_STARTED = """
 INSERT INTO executions VALUES (
     :execution_id, :workflow_id, :workflow_version, 'running', :at, NULL,
     :event_id, :event_type, :event_source, :at
 )
 ON CONFLICT (execution_id) DO UPDATE SET
+    status = CASE status WHEN 'accepted' THEN 'running' ELSE status END,
     workflow_id = excluded.workflow_id,
     workflow_version = excluded.workflow_version,
     started_at = excluded.started_at,
@@ -159,6 +173,12 @@ _END_EXECUTION_APPROVALS = (
 )
 
 
+_SELECT_SUMMARY = (
+    "SELECT execution_id, workflow_id, workflow_version, status, started_at,"
+    " completed_at, event_id, event_type, event_source FROM executions"
+)
+
+
 class ExecutionIndex:
     """Executions by workflow and pending approvals in a SQLite file, built from lifecycle events.
 
@@ -192,7 +212,9 @@ class ExecutionIndex:
         """Record `events` and the next offsets to read (`positions`) in one transaction."""
         with self._db:
             for event in events:
-                if event.type == STARTED:
+                if event.type == ACCEPTED:
+                    self._db.execute(_INSERT_ACCEPTED, _finished_row(event, "accepted"))
+                elif event.type == STARTED:
                     self._db.execute(_UPSERT_STARTED, _started_row(event))
                 elif event.type in FINISHED:
                     row = _finished_row(event)
@@ -246,11 +268,7 @@ class ExecutionIndex:
         """The executions of `workflow_id`, newest first, at most `limit`, with `status` if given."""
         if limit < 1:
             raise ValueError(f"limit must be at least 1, not {limit}")
-        query = (
-            "SELECT execution_id, workflow_id, workflow_version, status, started_at,"
-            " completed_at, event_id, event_type, event_source"
-            " FROM executions WHERE workflow_id = ?"
-        )
+        query = f"{_SELECT_SUMMARY} WHERE workflow_id = ?"
         params: tuple[Any, ...] = (workflow_id,)
         if status is not None:
             query += " AND status = ?"
@@ -258,6 +276,12 @@ class ExecutionIndex:
         query += " ORDER BY started_at DESC, execution_id DESC LIMIT ?"
         rows = self._db.execute(query, (*params, limit))
         return [_summary(*row) for row in rows]
+
+    def get(self, execution_id: str) -> dict[str, Any] | None:
+        """Execution `execution_id` as `list` shows it; None if the index does not hold it."""
+        row = self._db.execute(f"{_SELECT_SUMMARY} WHERE execution_id = ?", (execution_id,))
+        found = row.fetchone()
+        return None if found is None else _summary(*found)
 
     def pending_approvals(
         self, *, workflow_id: str | None = None, department: str | None = None, limit: int = 100
@@ -356,12 +380,12 @@ def _started_row(event: LifecycleEvent) -> dict[str, Any]:
     }
 
 
-def _finished_row(event: LifecycleEvent) -> dict[str, Any]:
+def _finished_row(event: LifecycleEvent, status: str | None = None) -> dict[str, Any]:
     return {
         "execution_id": event.execution_id,
         "workflow_id": event.workflow_id,
         "workflow_version": event.workflow_version,
-        "status": FINISHED[event.type],
+        "status": status or FINISHED[event.type],
         "at": event.at,
     }
 
@@ -452,6 +476,18 @@ def _summary(
     event_type: str | None,
     event_source: str | None,
 ) -> dict[str, Any]:
+    if status == "accepted":
+        # Not started yet: the time in started_at is when it was accepted.
+        return {
+            "execution_id": execution_id,
+            "workflow_id": workflow_id,
+            "workflow_version": workflow_version,
+            "status": status,
+            "accepted_at": iso_time(started_at),
+            "started_at": None,
+            "completed_at": None,
+            "event": None,
+        }
     return {
         "execution_id": execution_id,
         "workflow_id": workflow_id,

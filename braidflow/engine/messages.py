@@ -256,7 +256,7 @@ class TaskRequest:
 class LifecycleEvent:
     """A lifecycle event; its `type` is one of:
 
-    `workflow.started|completed|failed|cancelled|parked|paused|resumed`,
+    `workflow.accepted|started|completed|failed|cancelled|parked|paused|resumed`,
     `node.started|completed|failed|skipped|retrying|dead_lettered|redriven`.
     """
 

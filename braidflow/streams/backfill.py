@@ -36,6 +36,7 @@ from braidflow.config import Settings
 from braidflow.engine.state import iso_time
 from braidflow.schemas.cloudevents import CloudEventError, events_topic_regex, from_kafka
 from braidflow.streams.bulk_producer import DeliveryError
+from braidflow.streams.record_limits import RecordTooLarge
 from braidflow.streams.router import record_time
 from braidflow.streams.starts import Starts, execution_id_for
 from braidflow.topology import Workflow
@@ -277,7 +278,7 @@ class Backfill:
                     continue
                 try:
                     sent = await self._starts.start(workflow.id, event)
-                except DeliveryError as exc:
+                except (DeliveryError, RecordTooLarge) as exc:
                     log.warning("backfill of %s: event %s: %s", workflow.id, event.get("id"), exc)
                     refused += 1
                     continue

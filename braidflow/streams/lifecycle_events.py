@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from braidflow.engine import LifecycleEvent
+from braidflow.engine import LifecycleEvent, StartExecution
 from braidflow.engine.state import iso_time
 
 AVRO_CONTENT_TYPE = b"application/avro"
@@ -89,3 +89,19 @@ def lifecycle_scope(event: LifecycleEvent) -> dict[str, Any]:
             else {"type": event.error.type, "message": event.error.message},
         },
     }
+
+
+def accepted_event(start: StartExecution) -> LifecycleEvent:
+    """`workflow.accepted`: a start was accepted (answered with its id), not yet applied.
+
+    Written by the accepting worker, so every worker's execution index knows the
+    execution before the orchestrator gets to its start. Small on purpose: no input.
+    """
+    return LifecycleEvent(
+        f"{start.execution_id}/workflow.accepted",
+        "workflow.accepted",
+        start.execution_id,
+        start.workflow_id,
+        start.workflow_version,
+        start.at,
+    )

@@ -323,6 +323,21 @@ class Orchestrator:
             emitted,
         )
 
+    def first_step_problem(self, deployment: Deployment, start: StartExecution) -> str | None:
+        """Why the first step of `start` could not be stored, or None if it could.
+
+        Pure: the step runs against an empty table and nothing is written, so the
+        API can refuse a start that would only fail with StateTooLarge.
+        """
+        result = step(deployment.workflow, None, start)
+        if result.ignored is not None or result.state is None:
+            return None
+        try:
+            self._stored(start, None, None, result, {})
+        except Unstorable as exc:
+            return exc.error.message
+        return None
+
     def _too_large(self, what: str, size: int, transition: Transition) -> Unstorable:
         message = (
             f"{what} would be {size:,} bytes {_after(transition)}, over the"

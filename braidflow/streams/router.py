@@ -42,6 +42,7 @@ from braidflow.streams.catalog import Catalog
 from braidflow.streams.dead_letters import DeadLetter
 from braidflow.streams.group_errors import FATAL_GROUP_ERRORS
 from braidflow.streams.lifecycle_events import LIFECYCLE_SEGMENT, lifecycle_scope
+from braidflow.streams.record_limits import RecordTooLarge
 from braidflow.streams.starts import Send, Starts
 from braidflow.topology.deployed_before import happened_after, waited_for
 from braidflow.topology.limits import LimitError
@@ -107,7 +108,9 @@ class EventRouter:
     ) -> None:
         self._settings = settings
         self._catalog = catalog
-        self._starts = Starts(settings.topics.transitions, catalog, send, clock)
+        self._starts = Starts(
+            settings.topics.transitions, catalog, send, clock, settings.max_value_bytes
+        )
         self._send = send
         self._dead_letter = dead_letter
         self._clock = clock
@@ -262,7 +265,7 @@ class EventRouter:
             return []
         try:
             return await self.route(event, happened)
-        except DeliveryError as exc:
+        except (DeliveryError, RecordTooLarge) as exc:
             # A start no broker takes (too large) would stop the router on every retry.
             reason = f"cannot start what the event triggers: {exc}"
             await self._dead_letter(self._letter(message, reason))

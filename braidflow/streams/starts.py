@@ -13,9 +13,11 @@ import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
+from braidflow.config import Settings
 from braidflow.engine import StartExecution
 from braidflow.schemas import encode_transition
-from braidflow.streams.catalog import Catalog
+from braidflow.streams.catalog import Catalog, Deployment
+from braidflow.streams.record_limits import check_record
 
 Send = Callable[[str, bytes, bytes], Awaitable[Awaitable[Any]]]
 """Queue (topic, key, value); the returned future resolves on acknowledgement."""
@@ -41,20 +43,32 @@ def event_input(event: Mapping[str, Any]) -> Any:
 
 
 class Starts:
-    """Sends the start of the latest version of a workflow for an event."""
+    """Sends the start of the latest version of a workflow for an event.
+
+    A start over `max_record_bytes` is RecordTooLarge before anything is sent.
+    """
 
     def __init__(
-        self, transitions_topic: str, catalog: Catalog, send: Send, clock: Callable[[], int]
+        self,
+        transitions_topic: str,
+        catalog: Catalog,
+        send: Send,
+        clock: Callable[[], int],
+        max_record_bytes: int = Settings().max_value_bytes,
     ) -> None:
         self._topic = transitions_topic
         self._catalog = catalog
         self._send = send
         self._clock = clock
+        self._max_record_bytes = max_record_bytes
 
-    async def start(
+    def prepare(
         self, workflow_id: str, event: Mapping[str, Any]
-    ) -> tuple[str, Awaitable[Any]] | None:
-        """(execution id, acknowledgement); None when the workflow is not deployed."""
+    ) -> tuple[Deployment, StartExecution, bytes] | None:
+        """The start `start` would send, encoded; None when the workflow is not deployed.
+
+        RecordTooLarge if it cannot be sent.
+        """
         deployment = self._catalog.latest(workflow_id)
         if deployment is None:
             return None
@@ -69,7 +83,23 @@ class Starts:
             # The same object for every workflow the event starts: its JSON is built once.
             event if isinstance(event, dict) else dict(event),
         )
-        acknowledged = await self._send(
-            self._topic, execution_id.encode(), encode_transition(start)
-        )
-        return execution_id, acknowledged
+        encoded = encode_transition(start)
+        check_record("event", encoded, f"the start of {workflow_id!r}", self._max_record_bytes)
+        return deployment, start, encoded
+
+    async def send(self, start: StartExecution, encoded: bytes) -> Awaitable[Any]:
+        """Queue a prepared start; its acknowledgement."""
+        return await self._send(self._topic, start.execution_id.encode(), encoded)
+
+    async def start(
+        self, workflow_id: str, event: Mapping[str, Any]
+    ) -> tuple[str, Awaitable[Any]] | None:
+        """(execution id, acknowledgement); None when the workflow is not deployed.
+
+        RecordTooLarge, with nothing sent, if the start cannot be.
+        """
+        prepared = self.prepare(workflow_id, event)
+        if prepared is None:
+            return None
+        _, start, encoded = prepared
+        return start.execution_id, await self.send(start, encoded)

@@ -26,6 +26,7 @@ from braidflow.connectors.api import (
     Unavailable,
     create_api,
     execution_view,
+    not_started_view,
 )
 from braidflow.connectors.broker import bind_error
 from braidflow.connectors.dead_letter_index import DeadLetterIndex, DeadLetterProjection
@@ -42,7 +43,7 @@ from braidflow.engine import (
     TimerFired,
     Transition,
 )
-from braidflow.schemas import CodecError, decode_stored, encode_transition
+from braidflow.schemas import CodecError, decode_stored, encode_event, encode_transition
 from braidflow.schemas.cloudevents import CloudEvent, to_structured, topic_for
 from braidflow.streams.app import FaustParts, create_app
 from braidflow.streams.backfill import Backfill, BackfillRefused, backfill_view, event_triggers
@@ -52,15 +53,17 @@ from braidflow.streams.clock import RuntimeClock
 from braidflow.streams.dead_letters import RedriveMark
 from braidflow.streams.executor import Executor
 from braidflow.streams.group_errors import refusal_line, watch_group_refusals
+from braidflow.streams.lifecycle_events import accepted_event, lifecycle_headers
 from braidflow.streams.orchestrator import Orchestrator, Record
 from braidflow.streams.outbox import Outbox
 from braidflow.streams.publisher import Publisher, epoch_ms
+from braidflow.streams.record_limits import LIMIT_NAME, RecordTooLarge, check_record
 from braidflow.streams.router import EventRouter
 from braidflow.streams.schedules import Scheduler
 from braidflow.streams.starts import Starts, execution_id_for
 from braidflow.streams.timers import DueTimer, TimerScanner, TimerTable, faust_partitions
 from braidflow.streams.topics import EventsTopics, ensure_topics
-from braidflow.streams.value_rows import MissingValueRow, filled_in
+from braidflow.streams.value_rows import MIN_ROW_BYTES, MissingValueRow, filled_in
 from braidflow.streams.waits import Correlator
 from braidflow.tasks import TaskRegistry, load_handler_modules
 from braidflow.tasks import registry as default_registry
@@ -93,6 +96,7 @@ class Runtime:
     on_ready: list[Callable[[Runtime], Awaitable[None]]] = field(default_factory=list)
     failure: str | None = None
     _worker: QuietWorker | None = field(default=None, repr=False)
+    executions_projection: ExecutionProjection | None = None
 
     @property
     def app(self) -> faust.App:
@@ -173,6 +177,8 @@ class RuntimeBackend:
             ) from None
 
     async def start_execution(self, deployment: Deployment, input_: Any) -> str:
+        """Accept a start: RecordTooLarge, with nothing sent, if it could not be sent or
+        stored; else the id, once the start and its acceptance are acknowledged."""
         execution_id = uuid.uuid4().hex
         start = StartExecution(
             f"{execution_id}/start",
@@ -182,8 +188,46 @@ class RuntimeBackend:
             deployment.version,
             input_,
         )
-        await self._runtime.publisher.send_transition(start)
+        encoded = encode_transition(start)
+        limit = self._runtime.settings.max_value_bytes
+        check_record("input", encoded, "a start record", limit)
+        await self._check_first_step(deployment, start, encoded, "input")
+        publisher = self._runtime.publisher
+        transitions = self._runtime.settings.topics.transitions
+        await self._accept([(start, publisher.queue(transitions, execution_id.encode(), encoded))])
         return execution_id
+
+    async def _check_first_step(
+        self, deployment: Deployment, start: StartExecution, encoded: bytes, what: str
+    ) -> None:
+        """RecordTooLarge if the first step of `start` could not be stored.
+
+        Only a start with a value large enough for a row of its own can make one
+        too large (bar pathological fan-outs, which fail with the reason); the step
+        is pure, so it runs off the event loop.
+        """
+        if len(encoded) < MIN_ROW_BYTES:
+            return
+        orchestrator = self._runtime.orchestrator
+        problem = await asyncio.to_thread(orchestrator.first_step_problem, deployment, start)
+        if problem is not None:
+            raise RecordTooLarge(f"{what}: {problem} ({LIMIT_NAME})")
+
+    async def _accept(self, starts: list[tuple[StartExecution, Awaitable[Awaitable[Any]]]]) -> None:
+        """Send each start with its `workflow.accepted` event, and wait for all of them.
+
+        The acceptance, acknowledged before the id is answered, is what keeps the id
+        findable until the orchestrator gets to the start: see `execution`.
+        """
+        lifecycle = self._runtime.settings.topics.lifecycle
+        acknowledgements = []
+        for start, send in starts:
+            key = start.execution_id.encode()
+            accepted = accepted_event(start)
+            headers = lifecycle_headers(accepted.id, key)
+            queued = self._runtime.publisher.queue(lifecycle, key, encode_event(accepted), headers)
+            acknowledgements += [await queued, await send]
+        await asyncio.gather(*acknowledgements)
 
     async def execution(self, execution_id: str, forwarded: bool) -> Mapping[str, Any] | None:
         key = execution_id.encode()
@@ -203,7 +247,7 @@ class RuntimeBackend:
         executions = self._runtime.parts.executions
         raw = executions.get(key)
         if raw is None:
-            return None
+            return await self._not_started(execution_id)
         try:
             state = filled_in(decode_stored(raw).state, executions)
         except (CodecError, MissingValueRow):
@@ -213,6 +257,34 @@ class RuntimeBackend:
         if deployment is None:
             return None
         return execution_view(state, deployment.workflow)
+
+    async def _not_started(self, execution_id: str) -> Mapping[str, Any] | None:
+        """An execution the owner's table does not hold: as this worker's execution index
+        knows it, typically accepted and not started yet (a backlog ahead of its start).
+
+        Why the index, and why waiting for it is sound: the worker that accepted the
+        start wrote `workflow.accepted` to the lifecycle topic and had it acknowledged
+        before answering with the id, and every worker projects that topic. The
+        accepting worker may not be the one asked (reads go to the key's owner), so its
+        memory would not do. Once this worker's index has read up to the end offsets
+        of the topic as of now, an id it does not hold was never accepted: 404. Only
+        an id not found at once waits, at most ACCEPTED_WAIT_S, else 503 (not 404).
+        """
+        index = self._runtime.executions_index
+        found = index.get(execution_id)
+        projection = self._runtime.executions_projection
+        if found is None and projection is not None:
+            caught_up = await projection.wait_caught_up(ACCEPTED_WAIT_S)
+            found = index.get(execution_id)
+            if found is None and not caught_up:
+                raise Unavailable(
+                    f"execution {execution_id}: this worker's execution index is behind;"
+                    " retry in a moment"
+                )
+        if found is None:
+            return None
+        deployment = self._catalog.get(found["workflow_id"], found["workflow_version"])
+        return not_started_view(found, None if deployment is None else deployment.workflow)
 
     def _owner(self, key: bytes) -> str | None:
         """The API URL of the worker that holds `key`, or None when it is this one."""
@@ -227,9 +299,16 @@ class RuntimeBackend:
 
     async def publish_event(self, event: CloudEvent) -> str:
         """Send a domain event to its events topic (structured mode); the topic."""
-        topic = topic_for(event.type, self._runtime.settings.events_prefix)
-        await self._runtime.events_topics.ensure(topic)
+        settings = self._runtime.settings
+        topic = topic_for(event.type, settings.events_prefix)
         headers, value = to_structured(event)
+        check_record("event", value, "an event record", settings.max_value_bytes)
+        # What it triggers must fit too: the router could only dead-letter it.
+        scope = event.scope()
+        await self._prepare_starts(
+            [s.workflow_id for s in self._catalog.subscriptions().match(scope)], scope
+        )
+        await self._runtime.events_topics.ensure(topic)
         key = (event.subject or event.id).encode()
         await (await self._runtime.publisher.queue(topic, key, value, headers))
         return topic
@@ -241,15 +320,26 @@ class RuntimeBackend:
         self, workflow_ids: list[str], event: CloudEvent
     ) -> list[dict[str, str]]:
         """Start each workflow for `event` (ids derived from the event, so a retry starts nothing new)."""
-        scope = event.scope()
-        started, acknowledgements = [], []
+        prepared = await self._prepare_starts(workflow_ids, event.scope())
+        starts = self._runtime.starts
+        await self._accept([(start, starts.send(start, encoded)) for _, start, encoded in prepared])
+        return [
+            {"workflow_id": start.workflow_id, "execution_id": start.execution_id}
+            for _, start, _ in prepared
+        ]
+
+    async def _prepare_starts(
+        self, workflow_ids: list[str], scope: Mapping[str, Any]
+    ) -> list[tuple[Deployment, StartExecution, bytes]]:
+        """The starts an event makes, encoded; RecordTooLarge if any could not be sent or
+        stored, before any is sent."""
+        prepared = []
         for workflow_id in workflow_ids:
-            sent = await self._runtime.starts.start(workflow_id, scope)
-            if sent is not None:
-                started.append({"workflow_id": workflow_id, "execution_id": sent[0]})
-                acknowledgements.append(sent[1])
-        await asyncio.gather(*acknowledgements)
-        return started
+            found = self._runtime.starts.prepare(workflow_id, scope)
+            if found is not None:
+                await self._check_first_step(*found, f"event: the start of {workflow_id!r}")
+                prepared.append(found)
+        return prepared
 
     def executions_of(
         self, workflow_id: str, limit: int, status: str | None
@@ -426,6 +516,9 @@ class RuntimeBackend:
 
 
 DECISION_WAIT_S = 5.0
+# How long a read of an execution not found waits for the execution index to catch up;
+# below the 10 s a forwarded read is given.
+ACCEPTED_WAIT_S = 5.0
 
 
 def _log_failed_fire(future: Any) -> None:
@@ -507,7 +600,9 @@ def build_runtime(settings: Settings, registry: TaskRegistry | None = None) -> R
     )
     # Starts caused by events, webhooks and schedules: ten or more per event at times.
     start_producer = BulkProducer(settings.broker)
-    starts = Starts(settings.topics.transitions, catalog, start_producer.queue, clock)
+    starts = Starts(
+        settings.topics.transitions, catalog, start_producer.queue, clock, settings.max_value_bytes
+    )
     router = EventRouter(settings, catalog, start_producer.queue, publisher.dead_letter, clock)
     correlator = Correlator(
         settings, catalog, publisher.send_transition, publisher.dead_letter, clock
@@ -533,6 +628,7 @@ def build_runtime(settings: Settings, registry: TaskRegistry | None = None) -> R
         router,
         index,
         letters,
+        executions_projection=projection,
     )
 
     def refused(group: str, code: int) -> None:
