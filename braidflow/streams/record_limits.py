@@ -29,5 +29,6 @@ def check_record(what: str, encoded: bytes, as_: str, limit: int) -> None:
     """RecordTooLarge unless `encoded` (the record `what` becomes) fits `limit` bytes."""
     if len(encoded) > limit:
         raise RecordTooLarge(
-            f"{what}: {len(encoded):,} bytes as {as_}; the limit is {limit:,} ({LIMIT_NAME})"
+            f"{what}: {len(encoded):,} bytes as {as_}, too large: the limit is {limit:,}"
+            f" ({LIMIT_NAME})"
         )
