@@ -243,7 +243,7 @@ def execution_view(state: ExecutionState, workflow: Workflow) -> dict[str, Any]:
 
 def not_started_view(summary: Mapping[str, Any], workflow: Workflow | None) -> dict[str, Any]:
     """The shape of `execution_view` for an execution known only from the execution index:
-    accepted and not started yet (or, during a rebalance, held by no worker at hand)."""
+    accepted and not started yet."""
     return {
         **summary,
         "input": None,

@@ -247,7 +247,11 @@ class RuntimeBackend:
         executions = self._runtime.parts.executions
         raw = executions.get(key)
         if raw is None:
-            return await self._not_started(execution_id)
+            accepted = await self._accepted(execution_id)
+            # Waiting for the index may have let the orchestrator get to the start.
+            raw = executions.get(key)
+            if raw is None:
+                return accepted
         try:
             state = filled_in(decode_stored(raw).state, executions)
         except (CodecError, MissingValueRow):
@@ -258,9 +262,9 @@ class RuntimeBackend:
             return None
         return execution_view(state, deployment.workflow)
 
-    async def _not_started(self, execution_id: str) -> Mapping[str, Any] | None:
-        """An execution the owner's table does not hold: as this worker's execution index
-        knows it, typically accepted and not started yet (a backlog ahead of its start).
+    async def _accepted(self, execution_id: str) -> Mapping[str, Any] | None:
+        """An execution this worker's table does not hold: accepted and not started yet
+        (a backlog ahead of its start), if this worker's execution index says so.
 
         Why the index, and why waiting for it is sound: the worker that accepted the
         start wrote `workflow.accepted` to the lifecycle topic and had it acknowledged
@@ -269,6 +273,8 @@ class RuntimeBackend:
         memory would not do. Once this worker's index has read up to the end offsets
         of the topic as of now, an id it does not hold was never accepted: 404. Only
         an id not found at once waits, at most ACCEPTED_WAIT_S, else 503 (not 404).
+        An execution the index shows started is not this worker's (a read not
+        forwarded, or during a rebalance): 404 as before, the owner has it.
         """
         index = self._runtime.executions_index
         found = index.get(execution_id)
@@ -281,7 +287,7 @@ class RuntimeBackend:
                     f"execution {execution_id}: this worker's execution index is behind;"
                     " retry in a moment"
                 )
-        if found is None:
+        if found is None or found["status"] != "accepted":
             return None
         deployment = self._catalog.get(found["workflow_id"], found["workflow_version"])
         return not_started_view(found, None if deployment is None else deployment.workflow)

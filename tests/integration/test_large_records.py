@@ -130,16 +130,16 @@ def test_a_decision_too_large_fails_the_execution_and_dead_letters_its_record(
     assert "ApprovalDecided" in letter.reason
 
 
-def test_a_start_too_large_fails_the_execution_without_its_input(
-    shared_worker: WorkerProcess, broker: str
+def test_a_start_whose_first_step_could_not_be_stored_is_refused_up_front(
+    shared_worker: WorkerProcess,
 ) -> None:
-    # The input fits a request, but the state holds it and sends it on more than once.
+    # The input fits a request and a start record, but the first step's row would hold it
+    # twice (the task's input, and workflow.started): accepted, it could only fail.
     text = chain(f"big-start-{uuid.uuid4().hex[:8]}", then_echo=False)
     assert shared_worker.api.deploy(text).status == 201
     big = {"bytes": 10, "padding": "x" * 700_000}
-    execution_id = shared_worker.api.start(json.loads(text)["id"], big)
-    view = shared_worker.wait_until_finished([execution_id], 60)[execution_id]
-    assert view["status"] == "failed" and view["input"] is None, view
-    assert view["error"]["type"] == "StateTooLarge"
-    [letter] = dead_letters_of(broker, shared_worker, execution_id)
-    assert "StartExecution" in letter.reason
+    path = f"/workflows/{json.loads(text)['id']}/executions"
+    reply = shared_worker.api.post_json(path, {"input": big})
+    assert reply.status == 413, reply
+    assert "input: the execution's state would be" in reply.body["error"]
+    assert "StartExecution" in reply.body["error"]

@@ -7,6 +7,7 @@ import time
 import urllib.parse
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -108,6 +109,23 @@ nodes:
 edges:
   - {from: check, to: done}
 """
+
+
+def test_an_id_accepted_by_one_worker_reads_as_accepted_through_the_other(
+    pair: list[WorkerProcess],
+) -> None:
+    first, second = pair
+    assert first.api.deploy(ECHO).status == 201
+    until(lambda: second.api.get("/workflows/shared-echo").status == 200, "the deployment")
+    # A backlog ahead of the last starts, accepted by the first worker only.
+    with ThreadPoolExecutor(8) as pool:
+        ids = list(pool.map(lambda n: first.api.start("shared-echo", {"n": n}), range(1_000)))
+    # Read at once through the second, which forwards to whichever worker owns each one.
+    answers = [second.api.execution(execution_id) for execution_id in reversed(ids[-100:])]
+    assert all(a.status == 200 for a in answers), [a for a in answers if a.status != 200][:3]
+    statuses = {a.body["status"] for a in answers}
+    assert "accepted" in statuses, statuses
+    assert first.wait_until_finished(ids[-1:], 120)[ids[-1]]["status"] == "completed"
 
 
 def until(condition: Callable[[], Any], what: str, timeout_s: float = 30) -> Any:
