@@ -255,6 +255,9 @@ def not_started_view(summary: Mapping[str, Any], workflow: Workflow | None) -> d
         },
         "paused": False,
         "held": 0,
+        "held_transitions": [],
+        # What started it is in its start, which the orchestrator has not read yet.
+        "started_by": None,
         "parent": None,
         "children": {},
         "control": [],
