@@ -857,7 +857,8 @@ def approval_line(approval: Mapping[str, Any]) -> str:
 def dead_letter_line(letter: Mapping[str, Any]) -> str:
     """A failed node: `at  id  workflow/node  Type: message` (its last error).
 
-    A record: `at  id  reason`, and which payloads it kept only the head of. Either ends with `  redriven at T` once redriven.
+    A record: `at  id  reason`, and which payloads it kept only the head of.
+    Either ends with `  redriven at T` once redriven.
     """
     head = f"{letter.get('at') or '?'}  {letter.get('id') or '?'}"
     if letter.get("kind") == "node":
