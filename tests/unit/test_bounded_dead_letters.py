@@ -8,6 +8,7 @@ import hashlib
 import json
 from pathlib import Path
 
+from braidflow.client_cli import dead_letter_line
 from braidflow.connectors.dead_letter_index import DeadLetterIndex
 from braidflow.engine import DeadLetterNode, NodeError
 from braidflow.streams.dead_letters import (
@@ -82,12 +83,13 @@ def test_a_node_letter_with_a_huge_input_keeps_its_head() -> None:
     assert read.context["handler"] == "h"
 
 
-def test_the_index_lists_a_cut_letter_and_names_what_was_cut(tmp_path: Path) -> None:
+def test_the_index_and_the_cli_list_a_cut_letter_naming_what_was_cut(tmp_path: Path) -> None:
     index = DeadLetterIndex(tmp_path / "dl.sqlite")
     try:
         index.apply_many([(0, 0, too_large_start().encode())])
         [listed] = index.list()
         assert listed["truncated"]["value"]["size"] == len(BIG_START)
         assert base64.b64decode(listed["value"]) == BIG_START[:HEAD_BYTES]
+        assert dead_letter_line(listed).endswith("StateTooLarge  (kept the head of: value)")
     finally:
         index.close()
