@@ -243,12 +243,13 @@ def execution_view(state: ExecutionState, workflow: Workflow) -> dict[str, Any]:
 
 def not_started_view(summary: Mapping[str, Any], workflow: Workflow | None) -> dict[str, Any]:
     """The shape of `execution_view` for an execution known only from the execution index:
-    accepted and not started yet."""
+    accepted and not started yet, or refused at its start (failed, with the reason)."""
+    error = summary.get("error")
     return {
         **summary,
         "input": None,
         "output": None,
-        "error": None,
+        "error": None if error is None else {**error, "node_id": None},
         "progress": {
             "total_nodes": None if workflow is None else len(workflow.nodes),
             "completed_nodes": 0,

@@ -53,8 +53,9 @@ NODE_STARTED = "node.started"
 NODE_ENDED = frozenset({"node.completed", "node.failed", "node.cancelled", "node.skipped"})
 """Lifecycle event types after which a node no longer waits for anything."""
 
-_VERSION = 1
-"""The schema version (SQLite `user_version`). 1 added the approvals."""
+_VERSION = 2
+"""The schema version (SQLite `user_version`). 1 added the approvals; 2 the error of a
+failed execution (`error`, JSON)."""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS executions (
@@ -67,7 +68,8 @@ CREATE TABLE IF NOT EXISTS executions (
     event_id TEXT,
     event_type TEXT,
     event_source TEXT,
-    updated_at INTEGER NOT NULL
+    updated_at INTEGER NOT NULL,
+    error TEXT
 );
 CREATE INDEX IF NOT EXISTS executions_by_workflow
     ON executions (workflow_id, started_at DESC, execution_id DESC);
@@ -96,7 +98,8 @@ CREATE TABLE IF NOT EXISTS approvals_done (
 # Until the start, started_at holds when it was accepted.
 _INSERT_ACCEPTED = """
 INSERT INTO executions VALUES (
-    :execution_id, :workflow_id, :workflow_version, 'accepted', :at, NULL, NULL, NULL, NULL, :at
+    :execution_id, :workflow_id, :workflow_version, 'accepted', :at, NULL, NULL, NULL, NULL, :at,
+    NULL
 )
 ON CONFLICT (execution_id) DO NOTHING
 """
@@ -106,7 +109,7 @@ ON CONFLICT (execution_id) DO NOTHING
 _UPSERT_STARTED = """
 INSERT INTO executions VALUES (
     :execution_id, :workflow_id, :workflow_version, 'running', :at, NULL,
-    :event_id, :event_type, :event_source, :at
+    :event_id, :event_type, :event_source, :at, NULL
 )
 ON CONFLICT (execution_id) DO UPDATE SET
     status = CASE status WHEN 'accepted' THEN 'running' ELSE status END,
@@ -124,18 +127,21 @@ ON CONFLICT (execution_id) DO UPDATE SET
 # (a redrive in between) the later one wins, whatever order they are read in.
 _UPSERT_FINISHED = """
 INSERT INTO executions VALUES (
-    :execution_id, :workflow_id, :workflow_version, :status, :at, :at, NULL, NULL, NULL, :at
+    :execution_id, :workflow_id, :workflow_version, :status, :at, :at, NULL, NULL, NULL, :at,
+    :error
 )
 ON CONFLICT (execution_id) DO UPDATE SET
     status = excluded.status,
     completed_at = excluded.completed_at,
+    error = excluded.error,
     updated_at = max(updated_at, excluded.updated_at)
 WHERE completed_at IS NULL OR excluded.completed_at > completed_at
 """
 
 # A redrive after the end runs the execution again; an end after it closes it again.
 _REOPEN = """
-UPDATE executions SET status = 'running', completed_at = NULL, updated_at = max(updated_at, :at)
+UPDATE executions SET status = 'running', completed_at = NULL, error = NULL,
+    updated_at = max(updated_at, :at)
 WHERE execution_id = :execution_id AND completed_at IS NOT NULL AND completed_at <= :at
 """
 
@@ -175,7 +181,7 @@ _END_EXECUTION_APPROVALS = (
 
 _SELECT_SUMMARY = (
     "SELECT execution_id, workflow_id, workflow_version, status, started_at,"
-    " completed_at, event_id, event_type, event_source FROM executions"
+    " completed_at, event_id, event_type, event_source, error FROM executions"
 )
 
 
@@ -191,7 +197,10 @@ class ExecutionIndex:
         (version,) = self._db.execute("PRAGMA user_version").fetchone()
         if version < _VERSION:
             with self._db:
-                # Events read before hold what this version adds (approvals):
+                columns = {row[1] for row in self._db.execute("PRAGMA table_info(executions)")}
+                if "error" not in columns:
+                    self._db.execute("ALTER TABLE executions ADD COLUMN error TEXT")
+                # Events read before hold what this version adds (approvals, errors):
                 # read the topic again. Rows stay, so executions whose events
                 # retention deleted are kept; applying twice changes nothing.
                 self._db.execute("DELETE FROM positions")
@@ -387,6 +396,9 @@ def _finished_row(event: LifecycleEvent, status: str | None = None) -> dict[str,
         "workflow_version": event.workflow_version,
         "status": status or FINISHED[event.type],
         "at": event.at,
+        "error": None
+        if event.error is None
+        else json.dumps({"type": event.error.type, "message": event.error.message}),
     }
 
 
@@ -475,6 +487,7 @@ def _summary(
     event_id: str | None,
     event_type: str | None,
     event_source: str | None,
+    error: str | None,
 ) -> dict[str, Any]:
     if status == "accepted":
         # Not started yet: the time in started_at is when it was accepted.
@@ -487,6 +500,7 @@ def _summary(
             "started_at": None,
             "completed_at": None,
             "event": None,
+            "error": None,
         }
     return {
         "execution_id": execution_id,
@@ -498,4 +512,5 @@ def _summary(
         "event": None
         if event_id is None
         else {"id": event_id, "type": event_type, "source": event_source},
+        "error": None if error is None else json.loads(error),
     }

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from braidflow.engine import LifecycleEvent, StartExecution
+from braidflow.engine import LifecycleEvent, NodeError, StartExecution
 from braidflow.engine.state import iso_time
 
 AVRO_CONTENT_TYPE = b"application/avro"
@@ -104,4 +104,26 @@ def accepted_event(start: StartExecution) -> LifecycleEvent:
         start.workflow_id,
         start.workflow_version,
         start.at,
+    )
+
+
+START_REFUSED = "StartRefused"
+"""The error type of an execution whose start could never be applied (see `refused_event`)."""
+
+
+def refused_event(start: StartExecution, reason: str, at: int) -> LifecycleEvent:
+    """`workflow.failed` for a start the orchestrator refused (dead-lettered) before any state.
+
+    The start may have been accepted, its id answered: the execution index turns
+    `accepted` into `failed` with the reason, so the id never reads as unknown, nor
+    as accepted for ever.
+    """
+    return LifecycleEvent(
+        f"{start.execution_id}/workflow.failed",
+        "workflow.failed",
+        start.execution_id,
+        start.workflow_id,
+        start.workflow_version,
+        at,
+        error=NodeError(START_REFUSED, reason),
     )

@@ -42,6 +42,7 @@ from braidflow.schemas.cloudevents import CloudEventError
 from braidflow.streams.catalog import Catalog, Deployment
 from braidflow.streams.dead_letters import DeadLetter
 from braidflow.streams.items import ChunkTooLarge, ItemStore
+from braidflow.streams.lifecycle_events import refused_event
 from braidflow.streams.outbox import Outbox, outbox_entry
 from braidflow.streams.publisher import epoch_ms
 from braidflow.streams.timers import DueTimer, TimerTable
@@ -133,7 +134,14 @@ class Unstorable(Exception):
 
 
 class Poison(Exception):
-    """This record cannot be processed; the message is the dead-letter reason."""
+    """This record cannot be processed; the message is the dead-letter reason.
+
+    `start`: the record is the start of an execution that has no state, refused.
+    """
+
+    def __init__(self, reason: str, start: StartExecution | None = None) -> None:
+        super().__init__(reason)
+        self.start = start
 
 
 class Orchestrator:
@@ -201,6 +209,12 @@ class Orchestrator:
             await self._apply(record, table)
         except Poison as exc:
             await self._dead_letter(dead_letter_of(record, str(exc), self._clock()))
+            if exc.start is not None and record.key is not None:
+                # Its id was answered when it was accepted: it must read as failed,
+                # with the reason, not as accepted for ever.
+                refused = refused_event(exc.start, str(exc), self._clock())
+                entry = outbox_entry(refused, self._events_prefix, exc.start.execution_id)
+                await self._outbox.send(record.key, [entry])
 
     async def _apply(self, record: Record, table: MutableMapping[bytes, bytes]) -> None:
         transition = self._decode(record)
@@ -210,6 +224,7 @@ class Orchestrator:
         found = self._load(key, raw, table)
         stored, loaded = found if found is not None else (None, None)
         state = stored.state if stored is not None else None
+        refusable = transition if isinstance(transition, StartExecution) and state is None else None
         if isinstance(transition, StartExecution) and transition.workflow_version == 0:
             transition = await self._resolve_child_start(transition, state)
         if isinstance(transition, StartExecution):
@@ -220,12 +235,12 @@ class Orchestrator:
             raise Poison(f"unknown execution {transition.execution_id!r}")
         deployment = await self._catalog.wait_for(workflow_id, version, WORKFLOW_WAIT_S)
         if deployment is None:
-            raise Poison(f"unknown workflow {workflow_id!r} version {version}")
+            raise Poison(f"unknown workflow {workflow_id!r} version {version}", refusable)
         began = time.perf_counter()
         try:
             result = step(deployment.workflow, state, transition)
         except Exception as exc:
-            raise Poison(f"engine error: {type(exc).__name__}: {exc}") from None
+            raise Poison(f"engine error: {type(exc).__name__}: {exc}", refusable) from None
         seconds = time.perf_counter() - began
         if result.ignored is not None or result.state is None:
             if self.on_step is not None:
@@ -254,7 +269,7 @@ class Orchestrator:
                 row = self._stored(transition, stored, loaded, result, table)
             except Unstorable as again:
                 raise Poison(
-                    f"{exc.error.message}; failing instead: {again.error.message}"
+                    f"{exc.error.message}; failing instead: {again.error.message}", refusable
                 ) from None
         assert result.state is not None
         if self.on_step is not None:
@@ -415,7 +430,7 @@ class Orchestrator:
                 start.parent.execution_id.encode(),
                 [outbox_entry(notice, self._events_prefix, start.parent.execution_id)],
             )
-        raise Poison(reason)
+        raise Poison(reason, start)
 
     def _keep_timers(
         self, execution_id: str, before: ExecutionState | None, after: ExecutionState

@@ -53,7 +53,11 @@ from braidflow.streams.clock import RuntimeClock
 from braidflow.streams.dead_letters import RedriveMark
 from braidflow.streams.executor import Executor
 from braidflow.streams.group_errors import refusal_line, watch_group_refusals
-from braidflow.streams.lifecycle_events import accepted_event, lifecycle_headers
+from braidflow.streams.lifecycle_events import (
+    START_REFUSED,
+    accepted_event,
+    lifecycle_headers,
+)
 from braidflow.streams.orchestrator import Orchestrator, Record
 from braidflow.streams.outbox import Outbox
 from braidflow.streams.publisher import Publisher, epoch_ms
@@ -264,7 +268,8 @@ class RuntimeBackend:
 
     async def _accepted(self, execution_id: str) -> Mapping[str, Any] | None:
         """An execution this worker's table does not hold: accepted and not started yet
-        (a backlog ahead of its start), if this worker's execution index says so.
+        (a backlog ahead of its start), or refused at its start (failed, with the
+        reason), if this worker's execution index says so.
 
         Why the index, and why waiting for it is sound: the worker that accepted the
         start wrote `workflow.accepted` to the lifecycle topic and had it acknowledged
@@ -287,7 +292,7 @@ class RuntimeBackend:
                     f"execution {execution_id}: this worker's execution index is behind;"
                     " retry in a moment"
                 )
-        if found is None or found["status"] != "accepted":
+        if found is None or not _never_started(found):
             return None
         deployment = self._catalog.get(found["workflow_id"], found["workflow_version"])
         return not_started_view(found, None if deployment is None else deployment.workflow)
@@ -537,6 +542,12 @@ async def _records(stream: faust.StreamT[bytes]) -> AsyncIterator[Record]:
     async for event in stream.events():
         message = event.message
         yield Record(message.topic, message.partition, message.offset, message.key, message.value)
+
+
+def _never_started(summary: Mapping[str, Any]) -> bool:
+    """Whether the index shows an execution without state: accepted, or refused at its start."""
+    error = summary.get("error") or {}
+    return summary["status"] == "accepted" or error.get("type") == START_REFUSED
 
 
 def _node_of(view: Mapping[str, Any], node_id: str) -> Mapping[str, Any] | None:

@@ -4,6 +4,7 @@ events arrive in, and how `braidflow status` shows it."""
 from __future__ import annotations
 
 import itertools
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,8 +14,13 @@ from braidflow.client_cli import execution_lines
 from braidflow.connectors.api import not_started_view
 from braidflow.connectors.execution_index import ExecutionIndex
 from braidflow.engine import StartExecution
-from braidflow.engine.messages import LifecycleEvent
-from braidflow.streams.lifecycle_events import accepted_event, lifecycle_headers
+from braidflow.engine.messages import LifecycleEvent, NodeError
+from braidflow.streams.lifecycle_events import (
+    START_REFUSED,
+    accepted_event,
+    lifecycle_headers,
+    refused_event,
+)
 
 NOW = 1_700_000_000_000
 START = StartExecution("e1/start", "e1", NOW, "refund", 2, {"amount": 5})
@@ -89,3 +95,55 @@ def test_status_shows_an_accepted_execution_as_not_started_yet(index: ExecutionI
     assert "status     accepted" in lines
     assert "accepted   2023-11-14T22:13:20.000Z (not started yet)" in lines
     assert not any(line.startswith("started") for line in lines)
+
+
+def test_a_start_refused_after_its_acceptance_reads_as_failed_with_the_reason(
+    index: ExecutionIndex,
+) -> None:
+    index.apply(accepted_event(START))
+    index.apply(refused_event(START, "unknown workflow 'refund' version 2", NOW + 5))
+    found = index.get("e1")
+    assert found is not None
+    assert found["status"] == "failed"
+    assert found["error"] == {
+        "type": START_REFUSED,
+        "message": "unknown workflow 'refund' version 2",
+    }
+    view = not_started_view(found, None)
+    assert view["error"] == {**found["error"], "node_id": None}
+    assert "status     failed" in execution_lines(view)
+
+
+def test_a_redrive_clears_the_error_of_an_ended_execution(index: ExecutionIndex) -> None:
+    failed = LifecycleEvent(
+        "e1/workflow.failed", "workflow.failed", "e1", "refund", 2, NOW + 5,
+        error=NodeError("HTTPError", "503"),
+    )  # fmt: skip
+    index.apply_many([event("workflow.started", NOW), failed])
+    ended = index.get("e1")
+    assert ended is not None and ended["error"] == {"type": "HTTPError", "message": "503"}
+    index.apply(LifecycleEvent("e1/x/2/node.redriven", "node.redriven", "e1", "refund", 2, NOW + 9))
+    found = index.get("e1")
+    assert found is not None and (found["status"], found["error"]) == ("running", None)
+
+
+def test_an_index_of_the_version_before_errors_gains_the_column(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite"
+    with sqlite3.connect(path) as old:
+        old.execute(
+            "CREATE TABLE executions (execution_id TEXT PRIMARY KEY, workflow_id TEXT NOT NULL,"
+            " workflow_version INTEGER NOT NULL, status TEXT NOT NULL, started_at INTEGER NOT"
+            " NULL, completed_at INTEGER, event_id TEXT, event_type TEXT, event_source TEXT,"
+            " updated_at INTEGER NOT NULL)"
+        )
+        old.execute("INSERT INTO executions VALUES ('e0', 'refund', 1, 'completed', 1, 2, NULL, NULL, NULL, 2)")  # fmt: skip
+        old.execute("PRAGMA user_version = 1")
+    old.close()
+    index = ExecutionIndex(path)
+    try:
+        index.apply(accepted_event(START))
+        index.apply(refused_event(START, "engine error", NOW + 5))
+        assert (index.get("e0") or {})["error"] is None
+        assert (index.get("e1") or {})["error"] == {"type": START_REFUSED, "message": "engine error"}  # fmt: skip
+    finally:
+        index.close()

@@ -86,6 +86,7 @@ def test_a_started_execution_is_listed_as_running_with_its_trigger(
             "started_at": "2023-11-14T22:13:20.000Z",
             "completed_at": None,
             "event": {"id": "evt-1", "type": "ticket.resolved", "source": "/helpdesk"},
+            "error": None,
         }
     ]
 
