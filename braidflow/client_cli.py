@@ -132,7 +132,7 @@ def _decode(raw: bytes) -> Any:
         return text
 
 
-def _quote(identifier: str) -> str:
+def quote_id(identifier: str) -> str:
     return urllib.parse.quote(identifier, safe="")
 
 
@@ -251,7 +251,7 @@ def run(workflow: str, input_: Any, wait: bool, timeout: float, api: str) -> Non
     2 when --timeout passes first (the execution itself goes on).
     """
     client = Api.at(api)
-    path = f"/workflows/{_quote(workflow)}/executions"
+    path = f"/workflows/{quote_id(workflow)}/executions"
     try:
         reply = client.call_json("POST", path, {"input": input_})
     except ApiUnreachable as exc:
@@ -293,7 +293,7 @@ def follow(
     execution: Mapping[str, Any] | None = None
     while True:
         try:
-            reply = client.call("GET", f"/executions/{_quote(execution_id)}")
+            reply = client.call("GET", f"/executions/{quote_id(execution_id)}")
         except ApiUnreachable as exc:
             _fail(str(exc))
         if reply.status == 200 and isinstance(reply.body, Mapping):
@@ -317,7 +317,7 @@ def follow(
 def status(execution_id: str, api: str) -> None:
     """Show execution EXECUTION_ID: status, timings, every node, output or error."""
     try:
-        reply = Api.at(api).call("GET", f"/executions/{_quote(execution_id)}")
+        reply = Api.at(api).call("GET", f"/executions/{quote_id(execution_id)}")
     except ApiUnreachable as exc:
         _fail(str(exc))
     if reply.status == 404:
@@ -390,7 +390,7 @@ by_option = click.option(
 )
 
 
-def _ask(
+def ask(
     api: str,
     method: str,
     path: str,
@@ -414,7 +414,7 @@ def _ask(
     raise SystemExit(1)
 
 
-def _query(**params: Any) -> str:
+def query_string(**params: Any) -> str:
     """`?a=1&b=x` of the params that were given, or nothing."""
     given = {name: value for name, value in params.items() if value is not None}
     return f"?{urllib.parse.urlencode(given)}" if given else ""
@@ -444,8 +444,8 @@ def approve(
     unknown, already decided, or the choice or data is refused (each problem on
     a line of its own).
     """
-    path = f"/executions/{_quote(execution_id)}/approvals/{_quote(node_id)}"
-    body = _ask(api, "POST", path, {"choice": choice, "by": by, "comment": comment, "data": data})
+    path = f"/executions/{quote_id(execution_id)}/approvals/{quote_id(node_id)}"
+    body = ask(api, "POST", path, {"choice": choice, "by": by, "comment": comment, "data": data})
     click.echo(
         f"approved: {body.get('node_id', node_id)} of {body.get('execution_id', execution_id)}:"
         f" {body.get('choice', choice)} by {body.get('by', by)}"
@@ -460,8 +460,8 @@ def approve(
 @api_option
 def approvals(workflow: str | None, department: str | None, api: str) -> None:
     """List the approvals waiting for a decision, one a line."""
-    body = _ask(api, "GET", f"/approvals{_query(workflow=workflow, department=department)}")
-    pending = _mappings(body.get("approvals"))
+    body = ask(api, "GET", f"/approvals{query_string(workflow=workflow, department=department)}")
+    pending = mappings_of(body.get("approvals"))
     if not pending:
         click.echo("no pending approvals")
     for approval in pending:
@@ -469,7 +469,7 @@ def approvals(workflow: str | None, department: str | None, api: str) -> None:
 
 
 def _control(action: str, execution_id: str, payload: Mapping[str, Any], api: str) -> None:
-    body = _ask(api, "POST", f"/executions/{_quote(execution_id)}/{action}", payload)
+    body = ask(api, "POST", f"/executions/{quote_id(execution_id)}/{action}", payload)
     click.echo(
         f"{body.get('action', action)} requested for {body.get('execution_id', execution_id)}"
     )
@@ -519,8 +519,10 @@ def resume(execution_id: str, by: str, reason: str | None, api: str) -> None:
 @api_option
 def dead_letters(workflow: str | None, kind: str | None, limit: int | None, api: str) -> None:
     """List dead letters, one a line: failed nodes and unreadable records."""
-    body = _ask(api, "GET", f"/dead-letters{_query(workflow=workflow, kind=kind, limit=limit)}")
-    letters = _mappings(body.get("dead_letters"))
+    body = ask(
+        api, "GET", f"/dead-letters{query_string(workflow=workflow, kind=kind, limit=limit)}"
+    )
+    letters = mappings_of(body.get("dead_letters"))
     if not letters:
         click.echo("no dead letters")
     for letter in letters:
@@ -548,7 +550,7 @@ def redrive(dead_letter_id: str, input_: tuple[Any] | None, by: str, api: str) -
     unknown or cannot be redriven (a record, or its execution is running).
     """
     payload = {"by": by} if input_ is None else {"input": input_[0], "by": by}
-    body = _ask(api, "POST", f"/dead-letters/{_quote(dead_letter_id)}/redrive", payload)
+    body = ask(api, "POST", f"/dead-letters/{quote_id(dead_letter_id)}/redrive", payload)
     click.echo(f"redriving {body.get('node_id', '?')} of {body.get('execution_id', '?')}")
 
 
@@ -568,8 +570,8 @@ def backfill(workflow: str, from_: str, to: str | None, api: str) -> None:
     payload = {"from": _moment(from_, now, "--from")}
     if to is not None:
         payload["to"] = _moment(to, now, "--to")
-    path = f"/workflows/{_quote(workflow)}/backfill"
-    body = _ask(api, "POST", path, payload, BACKFILL_TIMEOUT_S)
+    path = f"/workflows/{quote_id(workflow)}/backfill"
+    body = ask(api, "POST", path, payload, BACKFILL_TIMEOUT_S)
     click.echo(backfill_line(body))
 
 
@@ -769,7 +771,7 @@ def execution_lines(execution: Mapping[str, Any]) -> list[str]:
         lines.append("nodes:")
         width = _width(nodes)
         lines.extend(node_line(node, width) for node in nodes)
-    controls = _mappings(execution.get("control"))
+    controls = mappings_of(execution.get("control"))
     if controls:
         lines.append("control:")
         lines.extend(f"  {control_text(c)}" for c in controls)
@@ -789,7 +791,7 @@ def status_text(execution: Mapping[str, Any]) -> str:
     noun = "transition" if held == 1 else "transitions"
     kinds = [
         " ".join(str(part) for part in (t.get("kind"), t.get("node_id")) if part)
-        for t in _mappings(execution.get("held_transitions"))
+        for t in mappings_of(execution.get("held_transitions"))
     ]
     what = f": {', '.join(kinds)}" if kinds else ""
     return f"paused ({held} {noun} held until resumed{what})"
@@ -836,7 +838,7 @@ def refusal_lines(route: str, reply: Reply) -> list[str]:
     return [f"error: {reply.error_message()}", *(f"  {p}" for p in reply.problems())]
 
 
-def _mappings(items: Any) -> list[Mapping[str, Any]]:
+def mappings_of(items: Any) -> list[Mapping[str, Any]]:
     return [item for item in items or [] if isinstance(item, Mapping)]
 
 
@@ -862,7 +864,7 @@ def dead_letter_line(letter: Mapping[str, Any]) -> str:
     """
     head = f"{letter.get('at') or '?'}  {letter.get('id') or '?'}"
     if letter.get("kind") == "node":
-        errors = _mappings(letter.get("errors"))
+        errors = mappings_of(letter.get("errors"))
         where = f"{letter.get('workflow_id') or '?'}/{letter.get('node_id') or '?'}"
         line = f"{head}  {where}  {_one_line(error_text(errors[-1]) if errors else 'no error')}"
     else:

@@ -11,14 +11,14 @@ from typing import Any
 
 import click
 
-from braidflow.client_cli import _ask, _mappings, _query, _quote, api_option
+from braidflow.client_cli import api_option, ask, mappings_of, query_string, quote_id
 
 
 @click.command("workflows")
 @api_option
 def workflows(api: str) -> None:
     """List the deployed workflows, one a line: id, latest version, name, deployed at."""
-    found = _mappings(_ask(api, "GET", "/workflows").get("workflows"))
+    found = mappings_of(ask(api, "GET", "/workflows").get("workflows"))
     if not found:
         click.echo("no workflows deployed")
     for line in workflow_lines(found):
@@ -42,8 +42,8 @@ def executions(workflow: str, status: str | None, limit: int, api: str) -> None:
     Each line: started at, execution id, version, status, ended at, and the
     event that started it, if one did.
     """
-    path = f"/workflows/{_quote(workflow)}/executions{_query(status=status, limit=limit)}"
-    found = _mappings(_ask(api, "GET", path).get("executions"))
+    path = f"/workflows/{quote_id(workflow)}/executions{query_string(status=status, limit=limit)}"
+    found = mappings_of(ask(api, "GET", path).get("executions"))
     if not found:
         click.echo(f"no executions of {workflow}" + (f" with status {status}" if status else ""))
     for execution in found:
@@ -58,7 +58,7 @@ def delete(workflow: str, api: str) -> None:
 
     Its executions stay listed; a later deploy continues its version numbers.
     """
-    body = _ask(api, "DELETE", f"/workflows/{_quote(workflow)}")
+    body = ask(api, "DELETE", f"/workflows/{quote_id(workflow)}")
     click.echo(f"deleted {body.get('id', workflow)}; running executions of it go on")
 
 
