@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -13,7 +14,14 @@ import yaml
 
 from braidflow.client_cli import COMMANDS, JSON_HELP, parse_json_option
 from braidflow.client_workflows import WORKFLOW_COMMANDS
-from braidflow.config import Settings, settings_from_env
+from braidflow.config import (
+    BROKER_ENV,
+    KAFKA_CONFIG_ENV,
+    Settings,
+    SettingSource,
+    setting_sources,
+    settings_from_env,
+)
 from braidflow.engine import (
     LifecycleEvent,
     NodeCompleted,
@@ -26,6 +34,7 @@ from braidflow.engine import (
 )
 from braidflow.engine.dry_run import dry_run as drive
 from braidflow.engine.dry_run import parse_answers
+from braidflow.kafka_connection import KafkaConfigError
 from braidflow.topology import (
     DefinitionError,
     Problem,
@@ -227,25 +236,28 @@ def _effects(result: StepResult) -> list[str]:
     return lines
 
 
+def _runtime_option(source: SettingSource) -> Any:
+    default = "" if source.default in (None, ()) else f", {source.default}"
+    return click.option(
+        source.option,
+        source.name,
+        type=click.Path(path_type=Path) if source.kind is Path else source.kind,
+        multiple=source.kind is tuple,
+        help=f"{source.help} [{source.env}{default}]",
+    )
+
+
 def _runtime_options(command: Any) -> Any:
-    """Options shared by `worker` and `dev`; unset ones fall back to BRAIDFLOW_* variables."""
+    """Options shared by `worker` and `dev`, one per setting (`config.setting_sources`);
+    unset ones fall back to BRAIDFLOW_* variables."""
     options = [
-        click.option("--prefix", help="Topic name prefix [BRAIDFLOW_PREFIX, braidflow]."),
-        click.option("--partitions", type=int, help="Partitions per topic [8; dev: 4]."),
-        click.option("--api-host", help="API listen address [127.0.0.1]."),
-        click.option("--api-port", type=int, help="API port [8080]."),
         click.option(
-            "--advertised-api-url",
-            help="URL other workers use to reach this API [http://API_HOST:API_PORT].",
+            "--kafka-config",
+            type=click.Path(path_type=Path, dir_okay=False),
+            help="Kafka client properties file (bootstrap.servers, security.protocol, ssl.*,"
+            f" sasl.*; docs/kafka.md) [{KAFKA_CONFIG_ENV}].",
         ),
-        click.option(
-            "--data-dir", type=click.Path(path_type=Path), help="Local state [.braidflow]."
-        ),
-        click.option(
-            "--handlers",
-            multiple=True,
-            help="Module (dotted name or .py file) registering task handlers; repeatable.",
-        ),
+        *(_runtime_option(source) for source in setting_sources()),
         click.option("--loglevel", default="warning", show_default=True),
     ]
     for option in reversed(options):
@@ -254,9 +266,11 @@ def _runtime_options(command: Any) -> Any:
 
 
 def _settings(defaults: Settings | None = None, **options: Any) -> Settings:
-    handlers = tuple(options.pop("handlers", ()) or ())
+    handlers = tuple(options.pop("handler_modules", ()) or ())
     try:
         settings = settings_from_env(defaults, **options)
+    except KafkaConfigError as exc:
+        raise click.ClickException(str(exc)) from None
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
     if handlers:
@@ -265,7 +279,11 @@ def _settings(defaults: Settings | None = None, **options: Any) -> Settings:
 
 
 @main.command()
-@click.option("--broker", help="Kafka bootstrap address [BRAIDFLOW_BROKER, 127.0.0.1:9092].")
+@click.option(
+    "--broker",
+    help="Kafka bootstrap servers, host:port[,host:port] (or kafka://host:port); over the"
+    f" --kafka-config file's bootstrap.servers [{BROKER_ENV}, 127.0.0.1:9092].",
+)
 @_runtime_options
 def worker(loglevel: str, **options: Any) -> None:
     """Run a worker on an existing Kafka: orchestrator, executors and the API."""
@@ -288,8 +306,8 @@ def worker(loglevel: str, **options: Any) -> None:
 @main.command()
 @click.option(
     "--broker",
-    envvar="BRAIDFLOW_BROKER",
-    help="Use this Kafka instead of starting the embedded broker.",
+    envvar=BROKER_ENV,
+    help="Use this Kafka instead of starting the embedded broker (so does --kafka-config).",
 )
 @click.option(
     "--examples",
@@ -314,11 +332,13 @@ def dev(
 
     handlers = examples / "handlers.py"
     if handlers.exists():
-        options["handlers"] = (*options.get("handlers", ()), str(handlers))
+        options["handler_modules"] = (*options.get("handler_modules", ()), str(handlers))
+    kafka_config = options.get("kafka_config") or os.environ.get(KAFKA_CONFIG_ENV)
+    embedded = broker is None and not kafka_config
     # Dev defaults under the user's own settings: a BRAIDFLOW_* variable or option wins.
-    settings = _settings(Settings().for_dev(embedded=broker is None), **options)
+    settings = _settings(Settings().for_dev(embedded=embedded), broker=broker, **options)
     try:
-        run_dev(settings, broker, examples, demo_port, loglevel)
+        run_dev(settings, embedded, examples, demo_port, loglevel)
     except (click.ClickException, WorkerFailed) as exc:
         raise click.ClickException(str(exc)) from None
     except Exception as exc:

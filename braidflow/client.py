@@ -2,6 +2,9 @@
 
     with EventPublisher("kafka:9092", source="/helpdesk") as events: events.publish("ticket.resolved", {"ticket": 42}, subject="ticket-42")
 
+A secured cluster: `EventPublisher(KafkaConnection.load("client.properties"), source=...)`,
+the Kafka client properties file the workers take (`--kafka-config`, docs/kafka.md).
+
 Each event is a CloudEvent on topic `events.<first segment of its type>`
 (`ticket.resolved` -> `events.ticket`), keyed by its subject, else its id, so
 the events about one subject stay in order. The publisher never creates
@@ -20,6 +23,7 @@ from typing import Any, Literal
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
+from braidflow.kafka_connection import KafkaConnection
 from braidflow.schemas.cloudevents import (
     CloudEvent,
     check_topic_prefix,
@@ -29,7 +33,7 @@ from braidflow.schemas.cloudevents import (
     topic_for,
 )
 
-__all__ = ["CloudEvent", "EventPublisher", "PublishError", "new_event"]
+__all__ = ["CloudEvent", "EventPublisher", "KafkaConnection", "PublishError", "new_event"]
 
 PRODUCER_DEFAULTS: Mapping[str, Any] = {
     # The Java client's key hash: a subject lands on the same partition whichever
@@ -53,7 +57,7 @@ class EventPublisher:
 
     def __init__(
         self,
-        broker: str,
+        broker: KafkaConnection | str,
         *,
         source: str,
         topic_prefix: str = "events.",
@@ -65,15 +69,16 @@ class EventPublisher:
         if mode not in ("structured", "binary"):
             raise ValueError(f"mode must be 'structured' or 'binary', not {mode!r}")
         check_topic_prefix(topic_prefix)
-        self.broker = broker
+        connection = (
+            broker if isinstance(broker, KafkaConnection) else KafkaConnection.plain(broker)
+        )
+        self.broker = connection.address
         self.source = source
         self.topic_prefix = topic_prefix
         self.mode = mode
         self._encode: Encoder = to_structured if mode == "structured" else to_binary
         self._failures: list[str] = []
-        self._producer = Producer(
-            {"bootstrap.servers": broker, **PRODUCER_DEFAULTS, **(config or {})}
-        )
+        self._producer = Producer(connection.confluent({**PRODUCER_DEFAULTS, **(config or {})}))
 
     def publish(
         self,

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field, replace
+import typing
+from dataclasses import Field, dataclass, field, fields, replace
 from pathlib import Path
+from typing import Any
+
+from braidflow.kafka_connection import KafkaConnection, kafka_connection
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +43,12 @@ class Topics:
         return f"{self.prefix}.waits"
 
 
+def _about(help: str, *, env: str = "", option: str = "") -> dict[str, str]:
+    """A settings field's help, `BRAIDFLOW_*` variable and CLI option (by default named
+    after the field: `api_port`, BRAIDFLOW_API_PORT, --api-port)."""
+    return {"help": help, "env": env, "option": option}
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     """Everything a worker needs to know. Defaults suit a production Apache Kafka.
@@ -68,29 +78,85 @@ class Settings:
     partitions' worth of memtables grew a worker by 400 MiB.
     """
 
-    broker: str = "127.0.0.1:9092"
-    prefix: str = "braidflow"
-    partitions: int = 8
-    replication: int = 1
-    data_dir: Path = Path(".braidflow")
-    api_host: str = "127.0.0.1"
-    api_port: int = 8080
-    advertised_api_url: str | None = None
-    task_concurrency: int = 16
-    fetch_max_wait_ms: int = 100
-    background_fetch_wait_ms: int = 500
-    rebalance_timeout_s: float = 10.0
-    session_timeout_s: float = 10.0
-    max_poll_interval_s: float = 300.0
-    handler_modules: tuple[str, ...] = field(default_factory=tuple)
-    rocksdb_block_cache_bytes: int = 64 * 1024 * 1024
-    rocksdb_write_buffer_bytes: int = 32 * 1024 * 1024
-    events_prefix: str = "events."
-    event_ttl_s: float = 3600.0
-    event_clock_skew_s: float = 2.0
-    schedule_grace_s: float = 300.0
-    clock_offset_file: Path | None = None
-    max_record_bytes: int = 1_000_000
+    kafka: KafkaConnection = field(
+        default_factory=KafkaConnection,
+        metadata={"help": "the Kafka connection: --broker and --kafka-config", "env": None},
+    )
+    prefix: str = field(default="braidflow", metadata=_about("Topic name prefix."))
+    partitions: int = field(default=8, metadata=_about("Partitions per topic (dev: 4)."))
+    replication: int = field(
+        default=1, metadata=_about("Replication factor of the topics braidflow creates.")
+    )
+    data_dir: Path = field(
+        default=Path(".braidflow"), metadata=_about("Local state: RocksDB tables, read models.")
+    )
+    api_host: str = field(default="127.0.0.1", metadata=_about("API listen address."))
+    api_port: int = field(default=8080, metadata=_about("API port."))
+    advertised_api_url: str | None = field(
+        default=None,
+        metadata=_about("URL other workers use to reach this API [http://API_HOST:API_PORT]."),
+    )
+    task_concurrency: int = field(default=16, metadata=_about("Tasks a worker runs at once."))
+    fetch_max_wait_ms: int = field(
+        default=100, metadata=_about("How long a fetch may wait for records (dev: 5).")
+    )
+    background_fetch_wait_ms: int = field(
+        default=500, metadata=_about("Fetch wait of the catalog and the read models (dev: 100).")
+    )
+    rebalance_timeout_s: float = field(
+        default=10.0, metadata=_about("Consumer group rebalance timeout.")
+    )
+    session_timeout_s: float = field(
+        default=10.0, metadata=_about("Consumer group session timeout.")
+    )
+    max_poll_interval_s: float = field(
+        default=300.0, metadata=_about("Longest time between two polls of a consumer.")
+    )
+    handler_modules: tuple[str, ...] = field(
+        default=(),
+        metadata=_about(
+            "Module (dotted name or .py file) registering task handlers; repeatable"
+            " (the variable: comma separated).",
+            env="HANDLERS",
+            option="--handlers",
+        ),
+    )
+    rocksdb_block_cache_bytes: int = field(
+        default=64 * 1024 * 1024,
+        metadata=_about("RocksDB block cache per table, shared by its partitions."),
+    )
+    rocksdb_write_buffer_bytes: int = field(
+        default=32 * 1024 * 1024,
+        metadata=_about("RocksDB write buffer per table, shared by its partitions."),
+    )
+    events_prefix: str = field(
+        default="events.", metadata=_about("Prefix of the domain events topics.")
+    )
+    event_ttl_s: float = field(
+        default=3600.0, metadata=_about("How long an event nobody waits for yet is kept.")
+    )
+    event_clock_skew_s: float = field(
+        default=2.0,
+        metadata=_about("How far an event producer's clock may lag behind the deployments'."),
+    )
+    schedule_grace_s: float = field(
+        default=300.0,
+        metadata=_about(
+            "How old a schedule slot missed while no worker ran may be and still fire."
+        ),
+    )
+    clock_offset_file: Path | None = field(
+        default=None, metadata=_about("File holding a clock offset (tests).")
+    )
+    max_record_bytes: int = field(
+        default=1_000_000,
+        metadata=_about("Largest record a worker writes (at most the broker's message.max.bytes)."),
+    )
+
+    @property
+    def broker(self) -> str:
+        """The bootstrap servers, for messages and banners."""
+        return self.kafka.address
 
     @property
     def topics(self) -> Topics:
@@ -149,45 +215,80 @@ def group_limit_problems(settings: Settings) -> list[str]:
     return problems
 
 
-def _env(name: str) -> str | None:
-    value = os.environ.get(f"BRAIDFLOW_{name}")
-    return value if value else None
+@dataclass(frozen=True)
+class SettingSource:
+    """How one settings field is given: its variable, option, type and help."""
+
+    name: str
+    env: str
+    option: str
+    kind: type
+    help: str
+    default: Any
+
+    def parse(self, raw: str) -> Any:
+        """The field's value from the text of its variable; ValueError naming the variable."""
+        try:
+            if self.kind is tuple:
+                return tuple(part.strip() for part in raw.split(",") if part.strip())
+            return self.kind(raw)
+        except ValueError:
+            raise ValueError(f"{self.env}={raw!r} is not a valid {self.name}") from None
 
 
-def settings_from_env(defaults: Settings | None = None, **overrides: object) -> Settings:
-    """Settings from `BRAIDFLOW_*` variables over `defaults`; keyword overrides (not None) win."""
+def _source(spec: Field[Any], annotation: Any) -> SettingSource:
+    kinds = [k for k in getattr(annotation, "__args__", (annotation,)) if k is not type(None)]
+    kind = getattr(annotation, "__origin__", None) or kinds[0]
+    default = spec.default
+    return SettingSource(
+        name=spec.name,
+        env=f"BRAIDFLOW_{spec.metadata['env'] or spec.name.upper()}",
+        option=spec.metadata["option"] or f"--{spec.name.replace('_', '-')}",
+        kind=tuple if kind is tuple else kind,
+        help=spec.metadata["help"],
+        default=default,
+    )
+
+
+def setting_sources() -> list[SettingSource]:
+    """Every setting a variable or an option gives, from the fields of `Settings`: the
+    environment table and the CLI options are both made from this list."""
+    hints = typing.get_type_hints(Settings)
+    return [
+        _source(spec, hints[spec.name])
+        for spec in fields(Settings)
+        if spec.metadata.get("env") is not None
+    ]
+
+
+# The two variables of the Kafka connection (see `kafka_connection`).
+BROKER_ENV = "BRAIDFLOW_BROKER"
+KAFKA_CONFIG_ENV = "BRAIDFLOW_KAFKA_CONFIG"
+
+
+def settings_from_env(
+    defaults: Settings | None = None,
+    *,
+    broker: str | None = None,
+    kafka_config: Path | str | None = None,
+    **overrides: object,
+) -> Settings:
+    """Settings from `BRAIDFLOW_*` variables over `defaults`; keyword overrides (not None) win.
+
+    The Kafka connection: `kafka_config` (else BRAIDFLOW_KAFKA_CONFIG), a Kafka client
+    properties file, with its bootstrap servers replaced by `broker` (else BRAIDFLOW_BROKER)
+    when that is given too. Neither: the connection of `defaults`. ValueError (a
+    KafkaConfigError for the connection) names the variable, file or property at fault.
+    """
+    base = defaults or Settings()
     values: dict[str, object] = {}
-    conversions = {
-        "BROKER": ("broker", str),
-        "PREFIX": ("prefix", str),
-        "PARTITIONS": ("partitions", int),
-        "REPLICATION": ("replication", int),
-        "DATA_DIR": ("data_dir", Path),
-        "API_HOST": ("api_host", str),
-        "API_PORT": ("api_port", int),
-        "ADVERTISED_API_URL": ("advertised_api_url", str),
-        "TASK_CONCURRENCY": ("task_concurrency", int),
-        "FETCH_MAX_WAIT_MS": ("fetch_max_wait_ms", int),
-        "BACKGROUND_FETCH_WAIT_MS": ("background_fetch_wait_ms", int),
-        "REBALANCE_TIMEOUT_S": ("rebalance_timeout_s", float),
-        "SESSION_TIMEOUT_S": ("session_timeout_s", float),
-        "MAX_POLL_INTERVAL_S": ("max_poll_interval_s", float),
-        "EVENTS_PREFIX": ("events_prefix", str),
-        "EVENT_TTL_S": ("event_ttl_s", float),
-        "EVENT_CLOCK_SKEW_S": ("event_clock_skew_s", float),
-        "SCHEDULE_GRACE_S": ("schedule_grace_s", float),
-        "CLOCK_OFFSET_FILE": ("clock_offset_file", Path),
-        "MAX_RECORD_BYTES": ("max_record_bytes", int),
-    }
-    for env_name, (attr, convert) in conversions.items():
-        raw = _env(env_name)
-        if raw is not None:
-            try:
-                values[attr] = convert(raw)
-            except ValueError:
-                raise ValueError(f"BRAIDFLOW_{env_name}={raw!r} is not a valid {attr}") from None
-    handlers = _env("HANDLERS")
-    if handlers:
-        values["handler_modules"] = tuple(m.strip() for m in handlers.split(",") if m.strip())
+    for source in setting_sources():
+        raw = os.environ.get(source.env)
+        if raw:
+            values[source.name] = source.parse(raw)
     values.update({k: v for k, v in overrides.items() if v is not None})
-    return replace(defaults or Settings(), **values)  # type: ignore[arg-type]
+    broker = broker or os.environ.get(BROKER_ENV) or None
+    kafka_config = kafka_config or os.environ.get(KAFKA_CONFIG_ENV) or None
+    if broker or kafka_config:
+        values["kafka"] = kafka_connection(broker, kafka_config)
+    return replace(base, **values)  # type: ignore[arg-type]

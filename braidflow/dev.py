@@ -19,6 +19,7 @@ from braidflow.config import Settings, group_limit_problems
 from braidflow.connectors.broker import EmbeddedBroker, bind_error, free_port
 from braidflow.connectors.demo_services import DEMO_HOST, DEMO_PORT, DEMO_URL, start_demo_services
 from braidflow.dev_banner import cli_command, ready_banner
+from braidflow.kafka_connection import KafkaConnection
 from braidflow.streams.topics import ensure_topics, trigger_topics
 from braidflow.streams.worker import Runtime, build_runtime
 from braidflow.topology import DefinitionError, load_workflow
@@ -113,9 +114,10 @@ def _check_ports(settings: Settings, demo_port: int) -> None:
 
 
 def run_dev(
-    settings: Settings, broker: str | None, examples: Path, demo_port: int | None, loglevel: str
+    settings: Settings, embedded: bool, examples: Path, demo_port: int | None, loglevel: str
 ) -> None:
-    """Run dev mode until Ctrl-C; start an embedded broker unless `broker` is given.
+    """Run dev mode until Ctrl-C; start an embedded broker if `embedded`, else use the
+    Kafka of `settings`.
 
     A port dev mode needs that is taken ends it with one line (ClickException), a
     failure of the running worker with WorkerFailed; the embedded broker, when its
@@ -124,7 +126,7 @@ def run_dev(
     demo_port = DEMO_PORT if demo_port is None else demo_port
     _check_ports(settings, demo_port)
     with contextlib.ExitStack() as stack:
-        if broker is None:
+        if embedded:
             port = DEFAULT_BROKER_PORT
             if bind_error("127.0.0.1", port) is not None:
                 port = free_port()
@@ -132,13 +134,14 @@ def run_dev(
                     f"port {DEFAULT_BROKER_PORT} is taken: the embedded broker listens on"
                     f" 127.0.0.1:{port}"
                 )
-            embedded = stack.enter_context(EmbeddedBroker(port=port))
+            broker = stack.enter_context(EmbeddedBroker(port=port))
             data_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="braidflow-")))
             # A fresh in-memory broker needs fresh local state: old RocksDB rows would
             # describe executions this broker never saw.
-            settings = replace(settings, broker=embedded.address, data_dir=data_dir)
+            settings = replace(
+                settings, kafka=KafkaConnection.plain(broker.address), data_dir=data_dir
+            )
         else:
-            settings = replace(settings, broker=broker)
             for problem in group_limit_problems(settings):
                 click.echo(f"warning: a default Apache Kafka refuses this: {problem}", err=True)
         # Created before the worker starts, the examples' events topics are in the event

@@ -14,6 +14,8 @@ from pathlib import Path
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient
 
+from braidflow.kafka_connection import KafkaConnection
+
 
 class BrokerError(RuntimeError):
     """The embedded broker could not be started."""
@@ -131,7 +133,7 @@ class EmbeddedBroker:
         self.stop()
 
 
-def settle_changelogs(broker: str, prefix: str, timeout_s: float = 10.0) -> None:
+def settle_changelogs(broker: KafkaConnection | str, prefix: str, timeout_s: float = 10.0) -> None:
     """Before a worker restarts on the data dir it had, on the embedded broker: make every
     changelog's end what it is.
 
@@ -144,9 +146,9 @@ def settle_changelogs(broker: str, prefix: str, timeout_s: float = 10.0) -> None
     last batch one record long; recovery applies it as a no-op. Apache Kafka needs none
     of this, and takes no harm from it.
     """
-    admin = AdminClient({"bootstrap.servers": broker})
-    topics = admin.list_topics(timeout=timeout_s).topics
-    producer = Producer({"bootstrap.servers": broker, "linger.ms": 0})
+    connection = broker if isinstance(broker, KafkaConnection) else KafkaConnection.plain(broker)
+    topics = AdminClient(connection.confluent()).list_topics(timeout=timeout_s).topics
+    producer = Producer(connection.confluent({"linger.ms": 0}))
     for name, topic in topics.items():
         if name.startswith(f"{prefix}-") and name.endswith("-changelog"):
             for partition in topic.partitions:

@@ -30,6 +30,7 @@ from braidflow.connectors.projection import (
 )
 from braidflow.engine import DeadLetterNode
 from braidflow.engine.state import iso_time
+from braidflow.kafka_connection import KafkaConnection
 from braidflow.streams.dead_letters import (
     KINDS,
     DeadLetter,
@@ -169,7 +170,11 @@ class DeadLetterProjection(TopicProjection):
     """Follows every partition of the dead-letter topic into a `DeadLetterIndex`."""
 
     def __init__(
-        self, index: DeadLetterIndex, broker: str, topic: str, fetch_max_wait_ms: int = 100
+        self,
+        index: DeadLetterIndex,
+        connection: KafkaConnection,
+        topic: str,
+        fetch_max_wait_ms: int = 100,
     ) -> None:
         def apply(
             records: Sequence[ConsumerRecord[bytes, bytes]],
@@ -188,7 +193,9 @@ class DeadLetterProjection(TopicProjection):
                     letters.append((record.partition, record.offset, record.value))
             index.apply_many(letters, positions)
 
-        super().__init__(index, apply, broker, topic, fetch_max_wait_ms, name="dead-letter index")
+        super().__init__(
+            index, apply, connection, topic, fetch_max_wait_ms, name="dead-letter index"
+        )
 
 
 def _row(letter: DeadLetter | DeadLetterNode) -> dict[str, Any]:

@@ -29,6 +29,7 @@ from braidflow.connectors.projection import (
 )
 from braidflow.engine.messages import LifecycleEvent
 from braidflow.engine.state import iso_time
+from braidflow.kafka_connection import KafkaConnection
 from braidflow.schemas import CodecError, decode_event
 from braidflow.streams.lifecycle_events import NODE_TYPE_HEADER, lifecycle_type
 
@@ -321,7 +322,11 @@ class ExecutionProjection(TopicProjection):
     """
 
     def __init__(
-        self, index: ExecutionIndex, broker: str, topic: str, fetch_max_wait_ms: int = 100
+        self,
+        index: ExecutionIndex,
+        connection: KafkaConnection,
+        topic: str,
+        fetch_max_wait_ms: int = 100,
     ) -> None:
         def apply(
             records: Sequence[ConsumerRecord[bytes, bytes]],
@@ -334,7 +339,7 @@ class ExecutionProjection(TopicProjection):
         super().__init__(
             index,
             apply,
-            broker,
+            connection,
             topic,
             fetch_max_wait_ms,
             name="execution index",

@@ -19,6 +19,8 @@ from typing import Protocol
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
+from braidflow.kafka_connection import KafkaConnection
+
 log = logging.getLogger(__name__)
 
 PARTITION_CHECK_S = 5.0
@@ -97,7 +99,7 @@ class TopicProjection:
         self,
         store: ProjectionStore,
         apply: ApplyRecords,
-        broker: str,
+        connection: KafkaConnection,
         topic: str,
         fetch_max_wait_ms: int = 100,
         *,
@@ -106,7 +108,7 @@ class TopicProjection:
     ) -> None:
         self._store = store
         self._apply_records = apply
-        self._broker = broker
+        self._connection = connection
         self._topic = topic
         self._fetch_max_wait_ms = fetch_max_wait_ms
         self._name = name
@@ -119,9 +121,8 @@ class TopicProjection:
     async def start(self) -> None:
         """Connect and start following the topic from the stored positions."""
         consumer = AIOKafkaConsumer(
-            bootstrap_servers=self._broker,
+            **self._connection.aiokafka(f"{self._topic}-{self._name.replace(' ', '-')}"),
             group_id=None,
-            client_id=f"{self._topic}-{self._name.replace(' ', '-')}",
             enable_auto_commit=False,
             # Used only when retention deleted records not yet read: take what is left.
             auto_offset_reset="earliest",

@@ -101,7 +101,8 @@ def create_app(settings: Settings) -> FaustParts:
     topics = settings.topics
     app = faust.App(
         settings.prefix,
-        broker=f"kafka://{settings.broker}",
+        # The broker URLs and their TLS/SASL credentials (`kafka_connection`).
+        **settings.kafka.faust(),
         store="rocksdb://",
         datadir=str(settings.data_dir / "faust"),
         topic_partitions=settings.partitions,

@@ -34,6 +34,7 @@ import confluent_kafka
 
 from braidflow.config import Settings
 from braidflow.engine.state import iso_time
+from braidflow.kafka_connection import KafkaConnection
 from braidflow.schemas.cloudevents import CloudEventError, events_topic_regex, from_kafka
 from braidflow.streams.bulk_producer import DeliveryError
 from braidflow.streams.record_limits import RecordTooLarge
@@ -124,16 +125,17 @@ Plan = dict[tuple[str, int], tuple[int, int]]
 class _HistoryReader:
     """A consumer of its own over the events topics, read by time. Blocking: use a thread."""
 
-    def __init__(self, broker: str) -> None:
+    def __init__(self, connection: KafkaConnection) -> None:
         self._consumer = confluent_kafka.Consumer(
-            {
-                "bootstrap.servers": broker,
-                # Never joins a group (partitions are assigned) nor commits; librdkafka wants one.
-                "group.id": f"braidflow-backfill-{uuid.uuid4().hex}",
-                "enable.auto.commit": False,
-                "enable.auto.offset.store": False,
-                "enable.partition.eof": True,
-            }
+            connection.confluent(
+                {
+                    # Never joins a group (partitions are assigned) nor commits; librdkafka wants one.
+                    "group.id": f"braidflow-backfill-{uuid.uuid4().hex}",
+                    "enable.auto.commit": False,
+                    "enable.auto.offset.store": False,
+                    "enable.partition.eof": True,
+                }
+            )
         )
         self._left: dict[tuple[str, int], int] = {}
         self._to_ms = 0
@@ -237,7 +239,7 @@ class Backfill:
             raise BackfillRefused(problem)
         triggers = event_triggers(workflow)
         prefix = self._settings.events_prefix
-        reader = _HistoryReader(self._settings.broker)
+        reader = _HistoryReader(self._settings.kafka)
         try:
             plan = await asyncio.to_thread(
                 reader.plan,

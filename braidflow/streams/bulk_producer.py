@@ -19,6 +19,8 @@ from typing import Any
 
 import confluent_kafka
 
+from braidflow.kafka_connection import KafkaConnection
+
 # How often delivery reports are collected while sends are in flight.
 _REPORT_POLL_S = 0.001
 # How long a full local queue is waited out, a little at a time, before a send fails.
@@ -32,17 +34,20 @@ class DeliveryError(RuntimeError):
 class BulkProducer:
     """Queue (topic, key, value); each send's future resolves to its offset once acknowledged."""
 
-    def __init__(self, broker: str, config: Mapping[str, Any] | None = None) -> None:
+    def __init__(
+        self, connection: KafkaConnection, config: Mapping[str, Any] | None = None
+    ) -> None:
         self._producer = confluent_kafka.Producer(
-            {
-                "bootstrap.servers": broker,
-                "partitioner": "murmur2_random",
-                "acks": "all",
-                # A start waits at most this long for others to share its request.
-                "linger.ms": 2,
-                "socket.nagle.disable": True,
-                **(config or {}),
-            }
+            connection.confluent(
+                {
+                    "partitioner": "murmur2_random",
+                    "acks": "all",
+                    # A start waits at most this long for others to share its request.
+                    "linger.ms": 2,
+                    "socket.nagle.disable": True,
+                    **(config or {}),
+                }
+            )
         )
         self._in_flight = asyncio.Event()
         self._reports: asyncio.Task[None] | None = None

@@ -83,7 +83,7 @@ class Catalog:
     async def start(self) -> None:
         """Read the topic up to its current end, then keep following it."""
         consumer = AIOKafkaConsumer(
-            bootstrap_servers=self._settings.broker,
+            **self._settings.kafka.aiokafka(),
             enable_auto_commit=False,
             fetch_max_wait_ms=self._settings.background_fetch_wait_ms,
         )
@@ -260,7 +260,7 @@ class Catalog:
         if self._offsets is None:
             # A client of its own: a broker answers a connection's requests in order, so
             # asking on the follower's would wait out the fetch it has pending.
-            self._offsets = AIOKafkaConsumer(bootstrap_servers=self._settings.broker)
+            self._offsets = AIOKafkaConsumer(**self._settings.kafka.aiokafka())
             await self._offsets.start()
         partition = TopicPartition(self._topic, 0)
         end = (await self._offsets.end_offsets([partition]))[partition]

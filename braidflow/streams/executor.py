@@ -105,9 +105,8 @@ class Executor:
         # (DESIGN.md); aiokafka leaves the group if not polled for max_poll_interval.
         rebalance_ms = int(settings.rebalance_timeout_s * 1000)
         consumer = AIOKafkaConsumer(
-            bootstrap_servers=settings.broker,
+            **settings.kafka.aiokafka(f"{settings.prefix}-executor"),
             group_id=self.group_id,
-            client_id=f"{settings.prefix}-executor",
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             fetch_max_wait_ms=settings.fetch_max_wait_ms,

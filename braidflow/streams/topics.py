@@ -7,9 +7,10 @@ import logging
 from collections.abc import Iterable
 
 from confluent_kafka import KafkaException
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import NewTopic
 
 from braidflow.config import Settings
+from braidflow.kafka_reach import connected_admin
 from braidflow.schemas.cloudevents import topic_for
 from braidflow.streams.lifecycle_events import LIFECYCLE_SEGMENT
 from braidflow.topology import EventTrigger, Workflow
@@ -91,8 +92,9 @@ def create_topics(
 ) -> None:
     """Create the topics of `wanted` that are missing; RuntimeError for one that cannot be
     created, or, when braidflow `owned` them, that exists with other partitions."""
-    admin = AdminClient({"bootstrap.servers": settings.broker})
-    existing = admin.list_topics(timeout=timeout_s).topics
+    # The first contact with Kafka: unreachable, refused or untrusted, it says why in one line.
+    admin, metadata = connected_admin(settings.kafka, timeout_s)
+    existing = metadata.topics
     for topic in wanted if owned else ():
         found = existing.get(topic.topic)
         if found is not None and len(found.partitions) != topic.num_partitions:

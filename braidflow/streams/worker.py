@@ -616,7 +616,7 @@ def build_runtime(settings: Settings, registry: TaskRegistry | None = None) -> R
         settings, registry, http, publisher.send_transition, publisher.dead_letter, clock
     )
     # Starts caused by events, webhooks and schedules: ten or more per event at times.
-    start_producer = BulkProducer(settings.broker)
+    start_producer = BulkProducer(settings.kafka)
     starts = Starts(
         settings.topics.transitions, catalog, start_producer.queue, clock, settings.max_value_bytes
     )
@@ -626,11 +626,11 @@ def build_runtime(settings: Settings, registry: TaskRegistry | None = None) -> R
     )
     index = ExecutionIndex(settings.data_dir / "executions-index.sqlite")
     projection = ExecutionProjection(
-        index, settings.broker, settings.topics.lifecycle, settings.background_fetch_wait_ms
+        index, settings.kafka, settings.topics.lifecycle, settings.background_fetch_wait_ms
     )
     letters = DeadLetterIndex(settings.data_dir / "dead-letters-index.sqlite")
     letters_projection = DeadLetterProjection(
-        letters, settings.broker, settings.topics.dead_letters, settings.background_fetch_wait_ms
+        letters, settings.kafka, settings.topics.dead_letters, settings.background_fetch_wait_ms
     )
     runtime = Runtime(
         settings,

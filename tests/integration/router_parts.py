@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from braidflow.config import Settings
+from braidflow.kafka_connection import KafkaConnection
 from braidflow.streams.bulk_producer import BulkProducer
 from braidflow.streams.catalog import Catalog
 from braidflow.streams.topics import ensure_topics
@@ -29,13 +30,13 @@ async def router_parts(broker: str, kind: str) -> AsyncIterator[RouterParts]:
     other tests on this broker publish malformed events on purpose.
     """
     settings = Settings(
-        broker=broker,
+        kafka=KafkaConnection.plain(broker),
         prefix=f"t{uuid.uuid4().hex[:10]}",
         partitions=2,
         events_prefix=f"{kind}-events.",
     ).for_dev()
     ensure_topics(settings)
-    bulk = BulkProducer(broker)
+    bulk = BulkProducer(KafkaConnection.plain(broker))
     await bulk.start()
 
     async def produce(topic: str, key: bytes, value: bytes) -> int:

@@ -8,6 +8,7 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from topic_records import TopicReader
 
+from braidflow.kafka_connection import KafkaConnection
 from braidflow.streams.bulk_producer import BulkProducer, DeliveryError
 from braidflow.streams.partitioner import KeyPartitioner
 
@@ -29,7 +30,7 @@ async def topic(broker: str) -> str:
 async def test_each_send_resolves_to_its_offset_on_the_partition_of_its_key(
     broker: str, topic: str
 ) -> None:
-    producer = BulkProducer(broker)
+    producer = BulkProducer(KafkaConnection.plain(broker))
     await producer.start()
     try:
         keys = [f"execution-{i}".encode() for i in range(200)]
@@ -50,7 +51,7 @@ async def test_each_send_resolves_to_its_offset_on_the_partition_of_its_key(
 
 
 async def test_a_record_no_broker_takes_is_refused_at_once(broker: str, topic: str) -> None:
-    producer = BulkProducer(broker)
+    producer = BulkProducer(KafkaConnection.plain(broker))
     await producer.start()
     try:
         with pytest.raises(DeliveryError, match="too large"):
@@ -62,7 +63,7 @@ async def test_a_record_no_broker_takes_is_refused_at_once(broker: str, topic: s
 
 
 async def test_stop_waits_for_what_is_queued(broker: str, topic: str) -> None:
-    producer = BulkProducer(broker)
+    producer = BulkProducer(KafkaConnection.plain(broker))
     await producer.start()
     futures = [await producer.queue(topic, f"k{i}".encode(), b"v") for i in range(50)]
     await producer.stop()

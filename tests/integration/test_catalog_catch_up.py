@@ -7,6 +7,7 @@ import time
 from dataclasses import replace
 
 from braidflow.config import Settings
+from braidflow.kafka_connection import KafkaConnection
 from braidflow.streams.bulk_producer import BulkProducer
 from braidflow.streams.catalog import Catalog
 from braidflow.streams.topics import ensure_topics
@@ -19,11 +20,11 @@ def one_node(workflow_id: str) -> str:
 async def test_catch_up_reads_what_another_worker_deployed_before_it(
     broker: str, prefix: str
 ) -> None:
-    quick = Settings(broker=broker, prefix=prefix).for_dev()
+    quick = Settings(kafka=KafkaConnection.plain(broker), prefix=prefix).for_dev()
     # Fetches that wait long: this follower alone would see the deployment seconds later.
     slow = replace(quick, background_fetch_wait_ms=3_000)
     ensure_topics(quick)
-    producer = BulkProducer(broker)
+    producer = BulkProducer(KafkaConnection.plain(broker))
     await producer.start()
 
     async def produce(topic: str, key: bytes, value: bytes) -> int:

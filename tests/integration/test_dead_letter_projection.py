@@ -15,6 +15,7 @@ from braidflow.connectors.dead_letter_index import (
     DeadLetterRecord,
 )
 from braidflow.engine import DeadLetterNode, NodeError
+from braidflow.kafka_connection import KafkaConnection
 from braidflow.streams.dead_letters import DeadLetter, encode_node_letter
 from braidflow.streams.topics import ensure_topics
 
@@ -39,7 +40,7 @@ class CountingIndex(DeadLetterIndex):
 
 @pytest.fixture
 def topic(broker: str, prefix: str) -> str:
-    settings = Settings(broker=broker, prefix=prefix)
+    settings = Settings(kafka=KafkaConnection.plain(broker), prefix=prefix)
     ensure_topics(settings)
     return settings.topics.dead_letters
 
@@ -87,7 +88,9 @@ async def publish(
 
 
 async def follow(index: DeadLetterIndex, broker: str, topic: str) -> DeadLetterProjection:
-    projection = DeadLetterProjection(index, broker, topic, fetch_max_wait_ms=5)
+    projection = DeadLetterProjection(
+        index, KafkaConnection.plain(broker), topic, fetch_max_wait_ms=5
+    )
     await projection.start()
     assert await projection.wait_caught_up(WAIT_S), "the projection did not catch up"
     return projection

@@ -7,6 +7,7 @@ import uuid
 from confluent_kafka.admin import AdminClient
 
 from braidflow.config import Settings
+from braidflow.kafka_connection import KafkaConnection
 from braidflow.streams.topics import EventsTopics
 
 
@@ -17,7 +18,7 @@ def partitions_of(broker: str, topic: str) -> int:
 
 async def test_a_missing_events_topic_is_created_with_the_workers_partitions(broker: str) -> None:
     # Not 4: the embedded broker creates a topic it is asked about with 4 partitions.
-    topics = EventsTopics(Settings(broker=broker, partitions=3))
+    topics = EventsTopics(Settings(kafka=KafkaConnection.plain(broker), partitions=3))
     topic = f"events.t{uuid.uuid4().hex[:10]}"
     await topics.ensure(topic)
     assert partitions_of(broker, topic) == 3
@@ -29,5 +30,5 @@ async def test_a_missing_events_topic_is_created_with_the_workers_partitions(bro
 async def test_an_events_topic_made_elsewhere_is_left_as_it_is(broker: str) -> None:
     topic = f"events.t{uuid.uuid4().hex[:10]}"
     assert partitions_of(broker, topic) == 4  # made by another service, as it were
-    await EventsTopics(Settings(broker=broker, partitions=3)).ensure(topic)
+    await EventsTopics(Settings(kafka=KafkaConnection.plain(broker), partitions=3)).ensure(topic)
     assert partitions_of(broker, topic) == 4

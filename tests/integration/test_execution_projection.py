@@ -13,6 +13,7 @@ from braidflow.config import Settings
 from braidflow.connectors import execution_index
 from braidflow.connectors.execution_index import ExecutionIndex, ExecutionProjection
 from braidflow.engine.messages import LifecycleEvent
+from braidflow.kafka_connection import KafkaConnection
 from braidflow.schemas import encode_event
 from braidflow.streams.topics import ensure_topics
 
@@ -38,7 +39,7 @@ class CountingIndex(ExecutionIndex):
 
 @pytest.fixture
 def topic(broker: str, prefix: str) -> str:
-    settings = Settings(broker=broker, prefix=prefix, partitions=PARTITIONS)
+    settings = Settings(kafka=KafkaConnection.plain(broker), prefix=prefix, partitions=PARTITIONS)
     ensure_topics(settings)
     return settings.topics.lifecycle
 
@@ -98,7 +99,9 @@ async def publish(producer: AIOKafkaProducer, topic: str, events: Iterable[Lifec
 
 
 async def follow(index: ExecutionIndex, broker: str, topic: str) -> ExecutionProjection:
-    projection = ExecutionProjection(index, broker, topic, fetch_max_wait_ms=5)
+    projection = ExecutionProjection(
+        index, KafkaConnection.plain(broker), topic, fetch_max_wait_ms=5
+    )
     await projection.start()
     assert await projection.wait_caught_up(WAIT_S), "the projection did not catch up"
     return projection
@@ -208,10 +211,12 @@ async def test_a_topic_created_after_the_start_is_followed_once_it_appears(
 ) -> None:
     # The same re-check picks up partitions added to the topic (which the test broker cannot do).
     monkeypatch.setattr(execution_index, "PARTITION_CHECK_S", 0.2)
-    settings = Settings(broker=broker, prefix=prefix, partitions=PARTITIONS)
+    settings = Settings(kafka=KafkaConnection.plain(broker), prefix=prefix, partitions=PARTITIONS)
     topic = settings.topics.lifecycle
     index = ExecutionIndex(tmp_path / "executions.sqlite")
-    projection = ExecutionProjection(index, broker, topic, fetch_max_wait_ms=5)
+    projection = ExecutionProjection(
+        index, KafkaConnection.plain(broker), topic, fetch_max_wait_ms=5
+    )
     await projection.start()
     try:
         ensure_topics(settings)

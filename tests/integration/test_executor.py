@@ -18,6 +18,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from braidflow.config import Settings
 from braidflow.connectors.http import HttpNodeClient
 from braidflow.engine.messages import NodeCompleted, NodeFailed, TaskRequest, Transition
+from braidflow.kafka_connection import KafkaConnection
 from braidflow.schemas import encode_task
 from braidflow.streams.dead_letters import DeadLetter
 from braidflow.streams.executor import Executor
@@ -29,7 +30,9 @@ NOW = 1_700_000_000_000
 
 @pytest.fixture
 def settings(broker: str, prefix: str) -> Settings:
-    settings = Settings(broker=broker, prefix=prefix, partitions=2, task_concurrency=4).for_dev()
+    settings = Settings(
+        kafka=KafkaConnection.plain(broker), prefix=prefix, partitions=2, task_concurrency=4
+    ).for_dev()
     admin = AdminClient({"bootstrap.servers": broker})
     created = admin.create_topics([NewTopic(settings.topics.tasks, settings.partitions, 1)])
     for future in created.values():
@@ -303,9 +306,7 @@ async def test_a_record_still_running_at_stop_is_delivered_again(
 
 async def committed_offsets(settings: Settings) -> dict[int, int | None]:
     """The executor group's committed offset of each tasks partition."""
-    reader = AIOKafkaConsumer(
-        bootstrap_servers=settings.broker, group_id=f"{settings.prefix}-executors"
-    )
+    reader = AIOKafkaConsumer(**settings.kafka.aiokafka(), group_id=f"{settings.prefix}-executors")
     await reader.start()
     try:
         return {

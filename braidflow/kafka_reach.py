@@ -1,0 +1,66 @@
+"""The first contact with Kafka: an admin client whose metadata call says, in one line,
+why a cluster cannot be reached (refused, TLS handshake, credentials).
+
+librdkafka answers a failed metadata call with "Local: Broker transport failure"
+whatever the cause; the cause itself comes through its error callback, which this
+collects and reports instead.
+"""
+
+from __future__ import annotations
+
+import re
+
+from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka.admin import AdminClient, ClusterMetadata
+
+from braidflow.kafka_connection import KafkaConnection
+
+# The most telling causes first: a refused handshake or login says more than "all brokers
+# are down", which follows either.
+_CAUSE_ORDER = (
+    KafkaError._SSL,
+    KafkaError._AUTHENTICATION,
+    KafkaError.SASL_AUTHENTICATION_FAILED,
+    KafkaError._TRANSPORT,
+    KafkaError._RESOLVE,
+)
+_AFTER = re.compile(r"\s*\(after \d+ms in state \w+\)")
+
+
+class KafkaUnreachable(RuntimeError):
+    """Kafka could not be reached or refused braidflow; the message is one line."""
+
+
+def _cause(errors: list[KafkaError], failure: KafkaError) -> str:
+    """One line from what librdkafka reported: the most telling error, without the noise."""
+    for code in _CAUSE_ORDER:
+        found = next((e for e in errors if e.code() == code), None)
+        if found is not None:
+            text = found.str()
+            # "host:port/bootstrap: " or "sasl_ssl://host:port/1: " is said once, up front.
+            text = re.sub(r"^\S+/(bootstrap|\d+): ", "", text)
+            return _AFTER.sub("", text).strip()
+    return failure.str()
+
+
+def connected_admin(
+    connection: KafkaConnection, timeout_s: float = 15.0
+) -> tuple[AdminClient, ClusterMetadata]:
+    """An admin client of `connection` and the cluster's metadata; KafkaUnreachable, naming
+    the address and the cause, when there is no cluster there to use."""
+    errors: list[KafkaError] = []
+    try:
+        # log_level 0: the cause is reported once, here, not as librdkafka's log lines.
+        admin = AdminClient(connection.confluent({"error_cb": errors.append, "log_level": 0}))
+    except KafkaException as exc:
+        raise KafkaUnreachable(
+            f"cannot configure a Kafka client from {connection.source}: {exc.args[0].str()}"
+        ) from None
+    try:
+        metadata = admin.list_topics(timeout=timeout_s)
+    except KafkaException as exc:
+        admin.poll(0)  # delivers the error callbacks
+        raise KafkaUnreachable(
+            f"cannot reach Kafka at {connection.describe()}: {_cause(errors, exc.args[0])}"
+        ) from None
+    return admin, metadata
