@@ -241,7 +241,7 @@ def _runtime_option(source: SettingSource) -> Any:
     return click.option(
         source.option,
         source.name,
-        type=click.Path(path_type=Path) if source.kind is Path else source.kind,
+        type={Path: click.Path(path_type=Path), tuple: str}.get(source.kind, source.kind),
         multiple=source.kind is tuple,
         help=f"{source.help} [{source.env}{default}]",
     )

@@ -166,6 +166,11 @@ class KafkaConnection:
                 f" {', '.join(SECURITY_PROTOCOLS)}"
             )
         if self.uses_sasl:
+            if self.sasl_mechanism is None:
+                raise KafkaConfigError(
+                    f"{where}: security.protocol {self.security_protocol} needs sasl.mechanism,"
+                    f" one of {', '.join(SASL_MECHANISMS)}"
+                )
             if self.sasl_mechanism not in SASL_MECHANISMS:
                 raise KafkaConfigError(
                     f"{where}: sasl.mechanism {self.sasl_mechanism!r} is not one of"
