@@ -9,6 +9,7 @@ collects and reports instead.
 from __future__ import annotations
 
 import re
+import time
 
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, ClusterMetadata
@@ -24,6 +25,8 @@ _CAUSE_ORDER = (
     KafkaError._TRANSPORT,
     KafkaError._RESOLVE,
 )
+_REFUSALS = frozenset(_CAUSE_ORDER[:3])
+_ATTEMPT_S = 1.0
 _AFTER = re.compile(r"\s*\(after \d+ms in state \w+\)")
 
 
@@ -56,11 +59,15 @@ def connected_admin(
         raise KafkaUnreachable(
             f"cannot configure a Kafka client from {connection.source}: {exc.args[0].str()}"
         ) from None
-    try:
-        metadata = admin.list_topics(timeout=timeout_s)
-    except KafkaException as exc:
-        admin.poll(0)  # delivers the error callbacks
-        raise KafkaUnreachable(
-            f"cannot reach Kafka at {connection.describe()}: {_cause(errors, exc.args[0])}"
-        ) from None
-    return admin, metadata
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            return admin, admin.list_topics(timeout=min(_ATTEMPT_S, timeout_s))
+        except KafkaException as exc:
+            admin.poll(0)  # delivers the error callbacks
+            # A refused handshake or login will not pass by waiting; a broker still starting may.
+            refused = any(e.code() in _REFUSALS for e in errors)
+            if refused or time.monotonic() >= deadline:
+                raise KafkaUnreachable(
+                    f"cannot reach Kafka at {connection.describe()}: {_cause(errors, exc.args[0])}"
+                ) from None

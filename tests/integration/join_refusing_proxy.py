@@ -8,6 +8,10 @@ answers a session timeout outside its `group.min.session.timeout.ms` ..
 `group.max.session.timeout.ms` (error 26, INVALID_SESSION_TIMEOUT). Tansu does not
 check those limits, so this is how a test meets the refusal.
 
+Given a server TLS context (`tls`), it also terminates TLS: clients connect with
+security.protocol=SSL and the broker behind it, which cannot serve TLS itself (Tansu 0.6),
+sees plain connections. That is how the suite runs workflows over TLS.
+
 Responses keep the order of their requests, as Kafka promises per connection; every
 request forwarded is expected to get a response (no produce with acks=0).
 """
@@ -16,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
 import struct
 from collections.abc import Callable
 from typing import Any
@@ -67,18 +72,22 @@ class JoinRefusingProxy:
         port: int,
         upstream_port: int,
         refuse: Callable[[str], bool] = lambda group: True,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self._loop = loop
         self.port = port
         self._upstream_port = upstream_port
         # Which groups to refuse; a test may change it while the proxy runs.
         self.refuse = refuse
+        self._tls = tls
         self._server: asyncio.Server | None = None
         self._connections: set[asyncio.Task[None]] = set()
         self.refused = 0
 
     def start(self) -> JoinRefusingProxy:
-        self._server = self._loop.run(asyncio.start_server(self._serve, "127.0.0.1", self.port))
+        self._server = self._loop.run(
+            asyncio.start_server(self._serve, "127.0.0.1", self.port, ssl=self._tls)
+        )
         return self
 
     def stop(self) -> None:
@@ -123,6 +132,10 @@ class JoinRefusingProxy:
                     upstream_w.write(frame)
                     await owed.put(_UPSTREAM)
         except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        except asyncio.CancelledError:
+            # Stopped with the proxy: end quietly (asyncio logs a connection task that
+            # ends cancelled as an error).
             pass
         finally:
             answering.cancel()

@@ -88,8 +88,11 @@ class WorkerProcess:
         handlers: Sequence[Path] = (TASK_HANDLERS,),
         api_port: int | None = None,
         env: Mapping[str, str] | None = None,
+        kafka_config: Path | None = None,
     ) -> None:
         self.broker = broker
+        # A Kafka client properties file: the worker connects as it says, not to `broker`.
+        self.kafka_config = kafka_config
         self.prefix = prefix
         self.data_dir = data_dir
         self.log_path = log_path
@@ -113,8 +116,11 @@ class WorkerProcess:
             "-m",
             "braidflow.cli",
             "worker",
-            "--broker",
-            self.broker,
+            *(
+                ["--kafka-config", str(self.kafka_config)]
+                if self.kafka_config
+                else ["--broker", self.broker]
+            ),
             "--prefix",
             self.prefix,
             "--data-dir",
