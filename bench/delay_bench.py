@@ -11,7 +11,7 @@ Each phase prints its figures as it ends. When no execution moves on for STALL_S
 phase stops and prints how far it got; the bench goes on only after a stall while firing.
 
 Prints figures; never a pass/fail test. Run: `make bench-delays` (or
-`python bench/delay_bench.py [--broker HOST:PORT] [--executions N]`).
+`python bench/delay_bench.py [--broker HOST:PORT] [--kafka-config FILE] [--executions N]`).
 """
 
 from __future__ import annotations
@@ -30,7 +30,9 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from runtime_bench import (
     FETCH_WAIT_MS,
     _percentile,
+    add_kafka_options,
     bare_round_trip,
+    bench_kafka,
     start_worker,
     wait_ready,
 )
@@ -38,6 +40,7 @@ from runtime_bench import (
 from braidflow.client_cli import Api
 from braidflow.connectors.broker import EmbeddedBroker, free_port, settle_changelogs
 from braidflow.engine import StartExecution
+from braidflow.kafka_connection import KafkaConnection
 from braidflow.schemas import decode_event, encode_transition
 
 PARKED = """
@@ -123,13 +126,13 @@ def set_offset(path: Path, offset_ms: int) -> None:
     partial.replace(path)
 
 
-async def records_in(broker: str, topic: str) -> int:
+async def records_in(kafka: KafkaConnection, topic: str) -> int:
     """Records on `topic` so far: the sum of its partitions' end offsets.
 
     The embedded broker's end offset of a partition can fall short of the true one by the
     size of its last batch less one (see `end_changelogs_with_one_record`).
     """
-    consumer = AIOKafkaConsumer(bootstrap_servers=broker)
+    consumer = AIOKafkaConsumer(**kafka.aiokafka())
     await consumer.start()
     await consumer.topics()
     partitions = consumer.partitions_for_topic(topic) or set()
@@ -141,12 +144,12 @@ async def records_in(broker: str, topic: str) -> int:
 class Lifecycle:
     """Follows the lifecycle topic: when each execution started node `nap`, and completed."""
 
-    def __init__(self, broker: str, topic: str) -> None:
+    def __init__(self, kafka: KafkaConnection, topic: str) -> None:
         self.parked: dict[str, float] = {}
         self.completed: dict[str, float] = {}
         self.changed = asyncio.Event()
         self._consumer = AIOKafkaConsumer(
-            topic, bootstrap_servers=broker, fetch_max_wait_ms=FETCH_WAIT_MS,
+            topic, **kafka.aiokafka(), fetch_max_wait_ms=FETCH_WAIT_MS,
             auto_offset_reset="latest",
         )  # fmt: skip
 
@@ -200,9 +203,9 @@ class Lifecycle:
         await self._consumer.stop()
 
 
-async def start_executions(broker: str, topic: str, ids: set[str]) -> float:
+async def start_executions(kafka: KafkaConnection, topic: str, ids: set[str]) -> float:
     """Produce a StartExecution of `parked` for each of `ids`, all at once; seconds it took."""
-    producer = AIOKafkaProducer(bootstrap_servers=broker, linger_ms=5)
+    producer = AIOKafkaProducer(**kafka.aiokafka(), linger_ms=5)
     await producer.start()
     began = time.perf_counter()
     for execution_id in ids:
@@ -216,7 +219,7 @@ async def start_executions(broker: str, topic: str, ids: set[str]) -> float:
 
 
 async def measure(
-    broker: str,
+    kafka: KafkaConnection,
     embedded: EmbeddedBroker | None,
     prefix: str,
     data_dir: Path,
@@ -228,7 +231,7 @@ async def measure(
     ids = {uuid.uuid4().hex for _ in range(executions)}
     transitions = f"{prefix}.transitions"
     port = free_port()
-    worker = start_worker(broker, prefix, data_dir, port, partitions)
+    worker = start_worker(kafka, prefix, data_dir, port, partitions)
 
     def pids() -> dict[str, int]:
         return {"worker": worker.pid} | ({"broker": broker_pid(embedded)} if embedded else {})
@@ -237,7 +240,7 @@ async def measure(
         ready_s = await asyncio.to_thread(wait_ready, f"http://127.0.0.1:{port}", worker)
         memory = Memory(memory_mib(worker.pid)[0])
         figures["baseline_mib"] = memory.baseline_mib
-        floor = await bare_round_trip(broker)
+        floor = await bare_round_trip(kafka)
         show("worker ready after", f"{ready_s:8.1f} s")
         show("worker memory when ready (baseline)", f"{memory.baseline_mib:8.0f} MiB")
         show("bare Kafka round trip, 2 hops p50", f"{statistics.median(floor) * 1000:8.1f} ms")
@@ -247,13 +250,13 @@ async def measure(
             "POST", "/workflows", PARKED.encode(), "application/yaml"
         )
         assert reply.status in (200, 201), reply
-        lifecycle = Lifecycle(broker, f"{prefix}.lifecycle")
+        lifecycle = Lifecycle(kafka, f"{prefix}.lifecycle")
         await lifecycle.start()
 
         phase(f"starting {executions:,} executions at once")
         busy = Busy(pids())
         began = time.perf_counter()
-        produced_s = await start_executions(broker, transitions, ids)
+        produced_s = await start_executions(kafka, transitions, ids)
         phase(f"all produced after {produced_s:.1f} s")
         await lifecycle.wait_for(lifecycle.parked, ids, "parked")
         figures["accept_s"] = lifecycle.last(lifecycle.parked, ids)[1] - began
@@ -272,9 +275,9 @@ async def measure(
         await asyncio.to_thread(worker.wait, 60)
         stop_s = time.perf_counter() - stopping
         if embedded:
-            await asyncio.to_thread(settle_changelogs, broker, prefix)
+            await asyncio.to_thread(settle_changelogs, kafka, prefix)
         port = free_port()
-        worker = start_worker(broker, prefix, data_dir, port, partitions)
+        worker = start_worker(kafka, prefix, data_dir, port, partitions)
         ready_s = await asyncio.to_thread(wait_ready, f"http://127.0.0.1:{port}", worker, 300)
         figures["restarted_mib"] = memory_mib(worker.pid)[0]
         print(f"restart holding {executions:,} pending timers (same data dir)")
@@ -284,7 +287,7 @@ async def measure(
 
         phase(f"moving the clock {OFFSET_MS // 3_600_000} h on: every timer comes due")
         busy = Busy(pids())
-        written_before = await records_in(broker, transitions)
+        written_before = await records_in(kafka, transitions)
         began = time.perf_counter()
         set_offset(offset_file, OFFSET_MS)
         print(f"fire: the clock moves {OFFSET_MS // 3_600_000} h on, {executions:,} timers due")
@@ -298,7 +301,7 @@ async def measure(
             show("timers fired/s", f"{fired / (last - began):8.0f}")
         if fired == executions:
             figures["fire_s"] = last - began
-        written = await records_in(broker, transitions) - written_before
+        written = await records_in(kafka, transitions) - written_before
         show(
             "records sent to the transitions topic",
             f"{written:8,}   (2 a timer: TimerFired, RunNode)",
@@ -319,7 +322,7 @@ async def measure(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--broker", help="use this broker instead of the embedded one")
+    add_kafka_options(parser)
     parser.add_argument("--executions", type=int, default=100_000)
     parser.add_argument(
         "--partitions",
@@ -336,17 +339,16 @@ def main() -> None:
         set_offset(offset_file, 0)
         # start_worker passes the environment on to both workers.
         os.environ["BRAIDFLOW_CLOCK_OFFSET_FILE"] = str(offset_file)
-        embedded = None if args.broker else EmbeddedBroker().start()
-        broker = args.broker or embedded.address  # type: ignore[union-attr]
+        kafka, embedded = bench_kafka(args)
         print(
-            f"broker: {'embedded Tansu' if embedded else broker};"
+            f"broker: {'embedded Tansu' if embedded else kafka.describe()};"
             f" one worker, {args.partitions} partitions"
         )
         print(f"measured at N = {n:,} executions parked on a 1 h delay")
         try:
             figures = asyncio.run(
                 measure(
-                    broker,
+                    kafka,
                     embedded,
                     f"bench{uuid.uuid4().hex[:6]}",
                     Path(tmp),

@@ -14,7 +14,7 @@ too). Workflow `<run>-t00-0` also names `<run>.solo`, which nothing else matches
 1-subscription latency.
 
 Prints figures; never a pass/fail test. Run: `make bench-events` (or
-`python bench/event_bench.py [--broker HOST:PORT] [--events N]`).
+`python bench/event_bench.py [--broker HOST:PORT] [--kafka-config FILE] [--events N]`).
 """
 
 from __future__ import annotations
@@ -33,12 +33,20 @@ from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from runtime_bench import FETCH_WAIT_MS, _percentile, start_worker, wait_ready
+from runtime_bench import (
+    FETCH_WAIT_MS,
+    _percentile,
+    add_kafka_options,
+    bench_kafka,
+    start_worker,
+    wait_ready,
+)
 
 from braidflow.client import EventPublisher
 from braidflow.client_cli import Api
-from braidflow.connectors.broker import EmbeddedBroker, free_port
+from braidflow.connectors.broker import free_port
 from braidflow.engine import StartExecution
+from braidflow.kafka_connection import KafkaConnection
 from braidflow.schemas import decode_event, decode_transition, encode_transition
 from braidflow.schemas.cloudevents import (
     CloudEvent,
@@ -143,16 +151,16 @@ def router_work(texts: list[str], segment: str, events: int = 2000) -> dict[str,
     }
 
 
-async def bare_hops(broker: str, hops: int = 3, samples: int = 300) -> list[list[float]]:
+async def bare_hops(kafka: KafkaConnection, hops: int = 3, samples: int = 300) -> list[list[float]]:
     """Produce to a topic, consume it, produce to the next, ...: the time after each hop."""
     topics = [f"bench-hop-{uuid.uuid4().hex[:6]}" for _ in range(hops)]
-    admin = AIOKafkaAdminClient(bootstrap_servers=broker)
+    admin = AIOKafkaAdminClient(**kafka.aiokafka())
     await admin.start()
     await admin.create_topics([NewTopic(topic, 1, 1) for topic in topics])
     await admin.close()
-    producer = AIOKafkaProducer(bootstrap_servers=broker, linger_ms=0)
+    producer = AIOKafkaProducer(**kafka.aiokafka(), linger_ms=0)
     consumers = [
-        AIOKafkaConsumer(topic, bootstrap_servers=broker, fetch_max_wait_ms=FETCH_WAIT_MS)
+        AIOKafkaConsumer(topic, **kafka.aiokafka(), fetch_max_wait_ms=FETCH_WAIT_MS)
         for topic in topics
     ]
     await producer.start()
@@ -172,8 +180,8 @@ async def bare_hops(broker: str, hops: int = 3, samples: int = 300) -> list[list
     return timings
 
 
-async def create_events_topic(broker: str, segment: str) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=broker)
+async def create_events_topic(kafka: KafkaConnection, segment: str) -> None:
+    admin = AIOKafkaAdminClient(**kafka.aiokafka())
     await admin.start()
     await admin.create_topics([NewTopic(topic_for(event_type(segment, 0)), PARTITIONS, 1)])
     await admin.close()
@@ -196,7 +204,7 @@ class Follower:
     for `check`, out of the timed path.
     """
 
-    def __init__(self, broker: str, prefix: str) -> None:
+    def __init__(self, kafka: KafkaConnection, prefix: str) -> None:
         self.awaited: set[bytes] = set()
         self.routed: dict[bytes, tuple[float, bytes]] = {}
         self.started: dict[bytes, tuple[float, bytes]] = {}
@@ -207,7 +215,7 @@ class Follower:
         self._consumer = AIOKafkaConsumer(
             self._transitions,
             f"{prefix}.lifecycle",
-            bootstrap_servers=broker,
+            **kafka.aiokafka(),
             fetch_max_wait_ms=FETCH_WAIT_MS,
             auto_offset_reset="latest",
         )
@@ -285,11 +293,13 @@ class Follower:
         await self._consumer.stop()
 
 
-async def measure(broker: str, prefix: str, segment: str, events: int) -> dict[str, float]:
-    follower = Follower(broker, prefix)
+async def measure(
+    kafka: KafkaConnection, prefix: str, segment: str, events: int
+) -> dict[str, float]:
+    follower = Follower(kafka, prefix)
     await follower.start()
     # linger 0: an event is sent at once, not up to 5 ms later (the publisher's default).
-    publisher = EventPublisher(broker, source=SOURCE, config={"linger.ms": 0})
+    publisher = EventPublisher(kafka, source=SOURCE, config={"linger.ms": 0})
     owners: dict[bytes, str] = {}
 
     def prepare(kind: str, workflows: list[str]) -> tuple[CloudEvent, list[bytes]]:
@@ -360,26 +370,25 @@ async def measure(broker: str, prefix: str, segment: str, events: int) -> dict[s
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--broker", help="use this broker instead of the embedded one")
+    add_kafka_options(parser)
     parser.add_argument("--events", type=int, default=2000)
     args = parser.parse_args()
     segment = f"bench{uuid.uuid4().hex[:6]}"
     texts = definitions(segment)
     work = router_work(texts, segment)
     with tempfile.TemporaryDirectory(prefix="braidflow-bench-") as tmp:
-        embedded = None if args.broker else EmbeddedBroker().start()
-        broker = args.broker or embedded.address  # type: ignore[union-attr]
+        kafka, embedded = bench_kafka(args)
         prefix = f"bench{uuid.uuid4().hex[:6]}"
         port = free_port()
         api = f"http://127.0.0.1:{port}"
-        asyncio.run(create_events_topic(broker, segment))
-        worker = start_worker(broker, prefix, Path(tmp), port)
+        asyncio.run(create_events_topic(kafka, segment))
+        worker = start_worker(kafka, prefix, Path(tmp), port)
         try:
             ready_s = wait_ready(api, worker)
             deploy_s = deploy_all(api, texts)
-            floor = asyncio.run(bare_hops(broker))
-            figures = asyncio.run(measure(broker, prefix, segment, args.events))
-            floor_after = asyncio.run(bare_hops(broker, samples=100))
+            floor = asyncio.run(bare_hops(kafka))
+            figures = asyncio.run(measure(kafka, prefix, segment, args.events))
+            floor_after = asyncio.run(bare_hops(kafka, samples=100))
         except BaseException:
             print((Path(tmp) / "worker.log").read_text()[-3000:], file=sys.stderr)
             raise
@@ -404,7 +413,7 @@ def main() -> None:
     three_hops = statistics.median(floor[2]) * 1000
     per_event_us = work["decode_us"] + work["match_us"] + work["starts_us"]
     print(
-        f"broker: {'embedded Tansu' if embedded else broker}; one worker, {PARTITIONS} partitions"
+        f"broker: {'embedded Tansu' if embedded else kafka.describe()}; one worker, {PARTITIONS} partitions"
     )
     print(f"  worker ready after                          {ready_s:8.1f} s")
     print(

@@ -3,7 +3,7 @@ tasks on one worker, end-to-end latency of a 3-node sequential workflow at low l
 the same run, the bare Kafka round trip (produce, consume, produce, consume) as the floor.
 
 Prints figures; never a pass/fail test. Run: `make bench-runtime` (or
-`python bench/runtime_bench.py [--broker HOST:PORT] [--executions N]`).
+`python bench/runtime_bench.py [--broker HOST:PORT] [--kafka-config FILE] [--executions N]`).
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from braidflow.client_cli import Api, ApiUnreachable
 from braidflow.connectors.broker import EmbeddedBroker, free_port
 from braidflow.engine import StartExecution
+from braidflow.kafka_connection import KafkaConnection, kafka_connection
 from braidflow.schemas import decode_event, encode_transition
 
 HERE = Path(__file__).parent
@@ -70,16 +71,16 @@ def _percentile(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))]
 
 
-async def bare_round_trip(broker: str, samples: int = 300) -> list[float]:
+async def bare_round_trip(kafka: KafkaConnection, samples: int = 300) -> list[float]:
     """Produce to A, consume, produce to B, consume: two hops, as one transition does."""
     first, second = f"bench-hop-{uuid.uuid4().hex[:6]}", f"bench-hop-{uuid.uuid4().hex[:6]}"
-    admin = AIOKafkaAdminClient(bootstrap_servers=broker)
+    admin = AIOKafkaAdminClient(**kafka.aiokafka())
     await admin.start()
     await admin.create_topics([NewTopic(first, 1, 1), NewTopic(second, 1, 1)])
     await admin.close()
-    producer = AIOKafkaProducer(bootstrap_servers=broker, linger_ms=0)
+    producer = AIOKafkaProducer(**kafka.aiokafka(), linger_ms=0)
     consumers = [
-        AIOKafkaConsumer(topic, bootstrap_servers=broker, fetch_max_wait_ms=FETCH_WAIT_MS)
+        AIOKafkaConsumer(topic, **kafka.aiokafka(), fetch_max_wait_ms=FETCH_WAIT_MS)
         for topic in (first, second)
     ]
     await producer.start()
@@ -100,8 +101,24 @@ async def bare_round_trip(broker: str, samples: int = 300) -> list[float]:
     return timings
 
 
+def add_kafka_options(parser: argparse.ArgumentParser) -> None:
+    """--broker and --kafka-config, as the worker takes them; neither: the embedded broker."""
+    parser.add_argument("--broker", help="use this broker instead of the embedded one")
+    parser.add_argument(
+        "--kafka-config", help="Kafka client properties file (docs/kafka.md), as the worker's"
+    )
+
+
+def bench_kafka(args: argparse.Namespace) -> tuple[KafkaConnection, EmbeddedBroker | None]:
+    """The connection of the options, or a started embedded broker's (stop it after)."""
+    if args.broker or args.kafka_config:
+        return kafka_connection(args.broker, args.kafka_config), None
+    embedded = EmbeddedBroker().start()
+    return KafkaConnection.plain(embedded.address), embedded
+
+
 def start_worker(
-    broker: str, prefix: str, data_dir: Path, port: int, partitions: int = 4
+    kafka: KafkaConnection, prefix: str, data_dir: Path, port: int, partitions: int = 4
 ) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
@@ -111,8 +128,11 @@ def start_worker(
         "BRAIDFLOW_SESSION_TIMEOUT_S": "5",
         "BRAIDFLOW_PARTITIONS": str(partitions),
     }
+    # The worker gets the bench's own connection, written out as a properties file.
+    properties = data_dir / "kafka.properties"
+    properties.write_text("".join(f"{k}={v}\n" for k, v in kafka.confluent().items()))
     command = [
-        sys.executable, "-m", "braidflow.cli", "worker", "--broker", broker,
+        sys.executable, "-m", "braidflow.cli", "worker", "--kafka-config", str(properties),
         "--prefix", prefix, "--data-dir", str(data_dir), "--api-port", str(port),
         "--handlers", str(HERE / "noop_handlers.py"), "--loglevel", os.environ.get("BENCH_LOGLEVEL", "warning"),
     ]  # fmt: skip
@@ -135,11 +155,11 @@ def wait_ready(api: str, worker: subprocess.Popen[bytes], timeout_s: float = 60)
 class Completions:
     """Follows the lifecycle topic and notes when each execution completed."""
 
-    def __init__(self, broker: str, topic: str) -> None:
+    def __init__(self, kafka: KafkaConnection, topic: str) -> None:
         self.done: dict[str, float] = {}
         self.changed = asyncio.Event()
         self._consumer = AIOKafkaConsumer(
-            topic, bootstrap_servers=broker, fetch_max_wait_ms=FETCH_WAIT_MS,
+            topic, **kafka.aiokafka(), fetch_max_wait_ms=FETCH_WAIT_MS,
             auto_offset_reset="latest",
         )  # fmt: skip
 
@@ -185,14 +205,14 @@ def cpu_seconds(pid: int | None) -> float:
 
 
 async def measure(
-    broker: str, prefix: str, api: str, executions: int, pids: dict[str, int | None]
+    kafka: KafkaConnection, prefix: str, api: str, executions: int, pids: dict[str, int | None]
 ) -> dict[str, float]:
     for text in (FAN, CHAIN):
         reply = Api.at(api).call("POST", "/workflows", text.encode(), "application/yaml")
         assert reply.status in (200, 201), reply
-    producer = AIOKafkaProducer(bootstrap_servers=broker, linger_ms=1)
+    producer = AIOKafkaProducer(**kafka.aiokafka(), linger_ms=1)
     await producer.start()
-    completions = Completions(broker, f"{prefix}.lifecycle")
+    completions = Completions(kafka, f"{prefix}.lifecycle")
     await completions.start()
 
     async def start(workflow: str) -> str:
@@ -242,21 +262,20 @@ async def measure(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--broker", help="use this broker instead of the embedded one")
+    add_kafka_options(parser)
     parser.add_argument("--executions", type=int, default=1000)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="braidflow-bench-") as tmp:
-        embedded = None if args.broker else EmbeddedBroker().start()
-        broker = args.broker or embedded.address  # type: ignore[union-attr]
+        kafka, embedded = bench_kafka(args)
         prefix = f"bench{uuid.uuid4().hex[:6]}"
         port = free_port()
         api = f"http://127.0.0.1:{port}"
-        worker = start_worker(broker, prefix, Path(tmp), port)
+        worker = start_worker(kafka, prefix, Path(tmp), port)
         try:
             ready_s = wait_ready(api, worker)
-            floor = asyncio.run(bare_round_trip(broker))
+            floor = asyncio.run(bare_round_trip(kafka))
             pids = {"worker": worker.pid, "broker": embedded.pid if embedded else None}
-            figures = asyncio.run(measure(broker, prefix, api, args.executions, pids))
+            figures = asyncio.run(measure(kafka, prefix, api, args.executions, pids))
         except BaseException:
             print((Path(tmp) / "worker.log").read_text()[-3000:], file=sys.stderr)
             raise
@@ -266,7 +285,7 @@ def main() -> None:
             if embedded is not None:
                 embedded.stop()
     floor_p50 = statistics.median(floor) * 1000
-    print(f"broker: {'embedded Tansu' if embedded else broker}; one worker, 4 partitions")
+    print(f"broker: {'embedded Tansu' if embedded else kafka.describe()}; one worker, 4 partitions")
     print(f"  worker ready after                 {ready_s:8.1f} s")
     print(f"  bare Kafka round trip, 2 hops p50  {floor_p50:8.1f} ms   (the floor)")
     print(f"  bare Kafka round trip, 2 hops p99  {_percentile(floor, 99) * 1000:8.1f} ms")
