@@ -34,16 +34,37 @@ class KafkaUnreachable(RuntimeError):
     """Kafka could not be reached or refused braidflow; the message is one line."""
 
 
-def _cause(errors: list[KafkaError], failure: KafkaError) -> str:
+class _Failures:
+    """A librdkafka logger keeping the connection failures (facility FAIL) it is told of:
+    the cause when the error callback has only "all brokers are down"."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def log(self, level: int, fmt: str, *args: object) -> None:
+        if len(args) == 3 and args[0] == "FAIL":
+            self.lines.append(str(args[2]))
+
+
+def _clean(text: str) -> str:
+    # "[thrd:...]: " and "host:port/bootstrap: " are said once, up front, by the caller.
+    text = re.sub(r"^\[thrd:[^\]]*\]: ", "", text)
+    text = re.sub(r"^\S+/(bootstrap|\d+): ", "", text)
+    return _AFTER.sub("", text).strip()
+
+
+def failure_cause(
+    connection: KafkaConnection, errors: list[KafkaError], failures: list[str], failure: str
+) -> str:
     """One line from what librdkafka reported: the most telling error, without the noise."""
     for code in _CAUSE_ORDER:
         found = next((e for e in errors if e.code() == code), None)
         if found is not None:
-            text = found.str()
-            # "host:port/bootstrap: " or "sasl_ssl://host:port/1: " is said once, up front.
-            text = re.sub(r"^\S+/(bootstrap|\d+): ", "", text)
-            return _AFTER.sub("", text).strip()
-    return failure.str()
+            return _clean(found.str())
+    cause = _clean(failures[-1]) if failures else failure
+    # No refusal, no error: connections closed or left unanswered, as happens when the
+    # listener speaks another protocol than the client.
+    return f"{cause} (is {connection.security_protocol} the listener's security.protocol?)"
 
 
 def connected_admin(
@@ -52,9 +73,10 @@ def connected_admin(
     """An admin client of `connection` and the cluster's metadata; KafkaUnreachable, naming
     the address and the cause, when there is no cluster there to use."""
     errors: list[KafkaError] = []
+    failures = _Failures()
     try:
-        # log_level 0: the cause is reported once, here, not as librdkafka's log lines.
-        admin = AdminClient(connection.confluent({"error_cb": errors.append, "log_level": 0}))
+        # The cause is reported once, here, not as librdkafka's log lines.
+        admin = AdminClient(connection.confluent({"error_cb": errors.append, "logger": failures}))
     except KafkaException as exc:
         raise KafkaUnreachable(
             f"cannot configure a Kafka client from {connection.source}: {exc.args[0].str()}"
@@ -68,6 +90,7 @@ def connected_admin(
             # A refused handshake or login will not pass by waiting; a broker still starting may.
             refused = any(e.code() in _REFUSALS for e in errors)
             if refused or time.monotonic() >= deadline:
+                cause = failure_cause(connection, errors, failures.lines, exc.args[0].str())
                 raise KafkaUnreachable(
-                    f"cannot reach Kafka at {connection.describe()}: {_cause(errors, exc.args[0])}"
+                    f"cannot reach Kafka at {connection.describe()}: {cause}"
                 ) from None
