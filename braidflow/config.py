@@ -78,10 +78,8 @@ class Settings:
     partitions' worth of memtables grew a worker by 400 MiB.
     """
 
-    kafka: KafkaConnection = field(
-        default_factory=KafkaConnection,
-        metadata={"help": "the Kafka connection: --broker and --kafka-config", "env": None},
-    )
+    # Given by --broker and --kafka-config, not a variable of its own (`settings_from_env`).
+    kafka: KafkaConnection = field(default_factory=KafkaConnection)
     prefix: str = field(default="braidflow", metadata=_about("Topic name prefix."))
     partitions: int = field(default=8, metadata=_about("Partitions per topic (dev: 4)."))
     replication: int = field(
@@ -94,7 +92,9 @@ class Settings:
     api_port: int = field(default=8080, metadata=_about("API port."))
     advertised_api_url: str | None = field(
         default=None,
-        metadata=_about("URL other workers use to reach this API [http://API_HOST:API_PORT]."),
+        metadata=_about(
+            "URL other workers use to reach this API (default http://API_HOST:API_PORT)."
+        ),
     )
     task_concurrency: int = field(default=16, metadata=_about("Tasks a worker runs at once."))
     fetch_max_wait_ms: int = field(
@@ -237,16 +237,19 @@ class SettingSource:
 
 
 def _source(spec: Field[Any], annotation: Any) -> SettingSource:
-    kinds = [k for k in getattr(annotation, "__args__", (annotation,)) if k is not type(None)]
-    kind = getattr(annotation, "__origin__", None) or kinds[0]
-    default = spec.default
+    # `int`, `Path | None`, `tuple[str, ...]`: the type a variable's text becomes.
+    origin = typing.get_origin(annotation)
+    if origin is None or origin is tuple:
+        kind = origin or annotation
+    else:
+        kind = next(a for a in typing.get_args(annotation) if a is not type(None))
     return SettingSource(
         name=spec.name,
         env=f"BRAIDFLOW_{spec.metadata['env'] or spec.name.upper()}",
         option=spec.metadata["option"] or f"--{spec.name.replace('_', '-')}",
-        kind=tuple if kind is tuple else kind,
+        kind=kind,
         help=spec.metadata["help"],
-        default=default,
+        default=spec.default,
     )
 
 
@@ -254,11 +257,7 @@ def setting_sources() -> list[SettingSource]:
     """Every setting a variable or an option gives, from the fields of `Settings`: the
     environment table and the CLI options are both made from this list."""
     hints = typing.get_type_hints(Settings)
-    return [
-        _source(spec, hints[spec.name])
-        for spec in fields(Settings)
-        if spec.metadata.get("env") is not None
-    ]
+    return [_source(spec, hints[spec.name]) for spec in fields(Settings) if spec.metadata]
 
 
 # The two variables of the Kafka connection (see `kafka_connection`).
