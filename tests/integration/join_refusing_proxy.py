@@ -10,7 +10,9 @@ check those limits, so this is how a test meets the refusal.
 
 Given a server TLS context (`tls`), it also terminates TLS: clients connect with
 security.protocol=SSL and the broker behind it, which cannot serve TLS itself (Tansu 0.6),
-sees plain connections. That is how the suite runs workflows over TLS.
+sees plain connections. That is how the suite runs workflows over TLS. Given `users`, it
+also authenticates each connection with SASL/PLAIN before forwarding anything but
+ApiVersions (`sasl_plain_gate.py`): the broker cannot create users itself.
 
 Responses keep the order of their requests, as Kafka promises per connection; every
 request forwarded is expected to get a response (no produce with acks=0).
@@ -22,14 +24,16 @@ import asyncio
 import contextlib
 import ssl
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from background_loop import BackgroundLoop
+from sasl_plain_gate import ConnectionRefused, SaslPlainGate
 
 JOIN_GROUP = 11
 INVALID_SESSION_TIMEOUT = 26
 _UPSTREAM = object()
+_CLOSE = object()
 
 
 def join_group_error(version: int, correlation_id: int, error_code: int) -> bytes:
@@ -73,6 +77,7 @@ class JoinRefusingProxy:
         upstream_port: int,
         refuse: Callable[[str], bool] = lambda group: True,
         tls: ssl.SSLContext | None = None,
+        users: Mapping[str, str] | None = None,
     ) -> None:
         self._loop = loop
         self.port = port
@@ -80,6 +85,7 @@ class JoinRefusingProxy:
         # Which groups to refuse; a test may change it while the proxy runs.
         self.refuse = refuse
         self._tls = tls
+        self._users = users
         self._server: asyncio.Server | None = None
         self._connections: set[asyncio.Task[None]] = set()
         self.refused = 0
@@ -119,10 +125,23 @@ class JoinRefusingProxy:
         # made here.
         owed: asyncio.Queue[Any] = asyncio.Queue()
         answering = asyncio.create_task(self._answer(owed, upstream_r, client_w))
+        gate = SaslPlainGate(self._users) if self._users is not None else None
         try:
             while True:
                 frame = await _read_frame(client_r)
                 api_key, version, correlation_id = struct.unpack(">hhi", frame[4:12])
+                if gate is not None and not gate.passed:
+                    try:
+                        answer = gate.answer(frame)
+                    except ConnectionRefused as refused:
+                        if refused.answer is not None:
+                            await owed.put(refused.answer)
+                        await owed.put(_CLOSE)
+                        await answering
+                        return
+                    if answer is not None:
+                        await owed.put(answer)
+                        continue
                 if api_key == JOIN_GROUP and self.refuse(join_group_id(frame)):
                     self.refused += 1
                     await owed.put(
@@ -153,6 +172,9 @@ class JoinRefusingProxy:
         with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
             while True:
                 item = await owed.get()
+                if item is _CLOSE:
+                    client_w.close()
+                    return
                 client_w.write(await _read_frame(upstream_r) if item is _UPSTREAM else item)
                 await client_w.drain()
 

@@ -5,7 +5,8 @@ The embedded broker cannot serve TLS (Tansu 0.6), so a proxy of the tests' own t
 it (`JoinRefusingProxy` with a TLS context, refusing nothing) and the broker advertises
 the proxy's address: every connection of every client library (Faust's aiokafka, the
 executor's and read models' aiokafka, the router's and bulk producer's confluent-kafka)
-goes over TLS, with a CA and a server certificate made here with trustme.
+goes over TLS, with a CA and a server certificate made here with trustme. For SASL the
+proxy also logs each connection in with SASL/PLAIN (`sasl_plain_gate.py`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,47 +40,72 @@ from braidflow.kafka_reach import connected_admin
 WAIT_S = 60.0
 
 
+USER, PASSWORD = "braidflow", "s3cret"
+
+
 @dataclass(frozen=True)
 class TlsBroker:
-    """The embedded broker behind a TLS-terminating proxy at 127.0.0.1:`port`."""
+    """The embedded broker behind a TLS-terminating proxy at 127.0.0.1:`port`, which also
+    asks for a SASL/PLAIN login when `sasl`."""
 
     port: int
     ca: Path
     home: Path
+    sasl: bool
 
     @property
     def address(self) -> str:
         return f"127.0.0.1:{self.port}"
 
-    def properties(self, name: str, ca: Path | None = None) -> Path:
+    def properties(self, name: str, ca: Path | None = None, password: str = PASSWORD) -> Path:
         """A Kafka client properties file for this broker, trusting `ca` (default: its CA)."""
+        login = (
+            f"sasl.mechanism=PLAIN\nsasl.username={USER}\nsasl.password={password}\n"
+            if self.sasl
+            else ""
+        )
         path = self.home / name
         path.write_text(
             "# The worker reaches the broker through the TLS proxy only.\n"
             f"bootstrap.servers={self.address}\n"
-            "security.protocol=SSL\n"
+            f"security.protocol={'SASL_SSL' if self.sasl else 'SSL'}\n"
             f"ssl.ca.location={ca or self.ca}\n"
-            "client.id=braidflow-tls-test\n"
+            "client.id=braidflow-tls-test\n" + login
         )
         return path
 
 
-@pytest.fixture(scope="module")
-def tls_broker(
-    background_loop: BackgroundLoop, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[TlsBroker]:
-    home = tmp_path_factory.mktemp("tls-broker")
+@contextmanager
+def proxied_broker(loop: BackgroundLoop, home: Path, sasl: bool) -> Iterator[TlsBroker]:
     ca = trustme.CA()
     ca.cert_pem.write_to_path(str(home / "ca.pem"))
     server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     # The clients check the broker's name: the certificate is for the address they dial.
     ca.issue_cert("127.0.0.1", "localhost").configure_cert(server)
     port = free_port()
+    users = {USER: PASSWORD} if sasl else None
     with (
         EmbeddedBroker(advertised_port=port, log=home / "tansu.log") as broker,
-        JoinRefusingProxy(background_loop, port, broker.port, lambda group: False, tls=server),
+        JoinRefusingProxy(loop, port, broker.port, lambda group: False, tls=server, users=users),
     ):
-        yield TlsBroker(port, home / "ca.pem", home)
+        yield TlsBroker(port, home / "ca.pem", home, sasl)
+
+
+@pytest.fixture(scope="module")
+def tls_broker(
+    background_loop: BackgroundLoop, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[TlsBroker]:
+    with proxied_broker(background_loop, tmp_path_factory.mktemp("tls"), sasl=False) as broker:
+        yield broker
+
+
+@pytest.fixture(scope="module")
+def sasl_broker(
+    background_loop: BackgroundLoop, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[TlsBroker]:
+    """SASL_SSL with PLAIN; the other mechanisms are checked by translation (unit tests)."""
+    with proxied_broker(background_loop, tmp_path_factory.mktemp("sasl"), sasl=True) as broker:
+        yield broker
 
 
 @pytest.fixture(scope="module")
@@ -144,10 +171,9 @@ def completed_executions(worker: WorkerProcess, workflow_id: str) -> list[dict[s
     return []
 
 
-def test_a_workflow_runs_end_to_end_over_tls(
-    tls_broker: TlsBroker, http_service: str, tmp_path: Path
-) -> None:
-    properties = tls_broker.properties("client.properties")
+def run_order_over(broker: TlsBroker, http_service: str, tmp_path: Path) -> None:
+    """A worker started with --kafka-config runs the order workflow an event starts."""
+    properties = broker.properties("client.properties")
     connection = KafkaConnection.load(properties)
     kind = f"tls{uuid.uuid4().hex[:8]}"
     # Made before the worker starts, the topic is in its router's first assignment.
@@ -155,7 +181,7 @@ def test_a_workflow_runs_end_to_end_over_tls(
     for created in admin.create_topics([NewTopic(f"events.{kind}", 4, 1)]).values():
         created.result(timeout=10)
     worker = WorkerProcess(
-        tls_broker.address,
+        broker.address,
         f"t{uuid.uuid4().hex[:10]}",
         tmp_path / "data",
         tmp_path / "worker.log",
@@ -175,6 +201,18 @@ def test_a_workflow_runs_end_to_end_over_tls(
         assert execution["event"]["type"] == f"{kind}.placed"
     finally:
         worker.stop()
+
+
+def test_a_workflow_runs_end_to_end_over_tls(
+    tls_broker: TlsBroker, http_service: str, tmp_path: Path
+) -> None:
+    run_order_over(tls_broker, http_service, tmp_path)
+
+
+def test_a_workflow_runs_end_to_end_over_sasl_ssl(
+    sasl_broker: TlsBroker, http_service: str, tmp_path: Path
+) -> None:
+    run_order_over(sasl_broker, http_service, tmp_path)
 
 
 def run_worker(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -223,6 +261,19 @@ def test_a_broker_whose_certificate_another_ca_signed_stops_the_worker_with_one_
         f"cannot reach Kafka at {tls_broker.address} (SSL)",
         "certificate verify failed",
     )
+
+
+def test_refused_credentials_stop_the_worker_with_one_line(
+    sasl_broker: TlsBroker, tmp_path: Path
+) -> None:
+    wrong = sasl_broker.properties("wrong-password.properties", password="guessed")
+    result = run_worker(tmp_path, "--kafka-config", str(wrong))
+    assert_one_line(
+        result,
+        f"cannot reach Kafka at {sasl_broker.address} (SASL_SSL, PLAIN as {USER})",
+        "Invalid username or password",
+    )
+    assert "guessed" not in result.stdout + result.stderr
 
 
 def test_an_unreachable_broker_stops_the_worker_with_one_line(tmp_path: Path) -> None:
