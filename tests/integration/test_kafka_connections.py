@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import ssl
 import subprocess
 import sys
@@ -38,6 +39,7 @@ from braidflow.kafka_connection import KafkaConnection
 from braidflow.kafka_reach import connected_admin
 
 WAIT_S = 60.0
+EXAMPLES = Path(__file__).parents[2] / "examples"
 
 
 USER, PASSWORD = "braidflow", "s3cret"
@@ -291,3 +293,43 @@ def test_a_worker_takes_fausts_kafka_url_for_its_broker(broker: str, tmp_path: P
         assert worker.api.get("/ready").status == 200
     finally:
         worker.stop()
+
+
+def test_dev_mode_with_a_kafka_config_uses_that_cluster_not_an_embedded_broker(
+    sasl_broker: TlsBroker, tmp_path: Path
+) -> None:
+    properties = sasl_broker.properties("dev.properties")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BRAIDFLOW_")}
+    command = [
+        sys.executable,
+        "-m",
+        "braidflow.cli",
+        "dev",
+        "--kafka-config",
+        str(properties),
+        "--examples",
+        str(EXAMPLES),
+        "--data-dir",
+        str(tmp_path / "data"),
+        "--api-port",
+        str(free_port()),
+        "--demo-port",
+        str(free_port()),
+    ]
+    output = tmp_path / "dev.out"
+    with open(output, "wb") as out:
+        dev = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
+    try:
+        deadline = time.monotonic() + 120
+        while "braidflow is ready" not in output.read_text():
+            assert dev.poll() is None and time.monotonic() < deadline, output.read_text()
+            time.sleep(0.2)
+        said = output.read_text()
+        assert f"broker: {sasl_broker.address}" in said, said
+        assert "embedded broker" not in said, said
+        dev.send_signal(signal.SIGINT)
+        assert dev.wait(timeout=60) == 0, output.read_text()
+    finally:
+        if dev.poll() is None:
+            dev.kill()
+            dev.wait(timeout=10)
