@@ -111,7 +111,7 @@ def test_a_worker_killed_mid_stream_loses_nothing_and_repeats_nothing(
     for event in events:
         if event.type == "node.completed":
             completed_ids[(event.execution_id, event.node_id)].add(event.id)
-        elif event.type.startswith("workflow.") and event.type != "workflow.started":
+        elif event.type in ("workflow.completed", "workflow.failed", "workflow.cancelled"):
             finished_ids[event.execution_id].add(event.id)
             if event.at > killed_at_ms:
                 finished_after_kill.add(event.execution_id)
