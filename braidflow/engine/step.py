@@ -83,7 +83,8 @@ from braidflow.engine.state import (
 from braidflow.topology.durations import parse_timestamp
 from braidflow.topology.event_types import topic_segment_problem
 from braidflow.topology.expressions import ExpressionError
-from braidflow.topology.model import DEFAULT_CHOICES, WORK_TYPES, Retry
+from braidflow.topology.kinds import WORK_TYPES
+from braidflow.topology.model import DEFAULT_CHOICES, Retry
 from braidflow.topology.workflow import CompiledEdge, CompiledNode, Workflow
 
 MAX_SUBWORKFLOW_DEPTH = 16

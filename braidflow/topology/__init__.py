@@ -1,7 +1,8 @@
 """Workflow definitions: model, loading, validation, graph analysis, expressions. Pure."""
 
 from braidflow.topology.graph import Graph, ParallelGroup
-from braidflow.topology.loading import DefinitionError, Problem, definition_schema, parse_text
+from braidflow.topology.kinds import definition_schema
+from braidflow.topology.loading import DefinitionError, Problem, parse_text
 from braidflow.topology.model import (
     Definition,
     Edge,

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from importlib import resources
 from typing import Any
 
 import yaml
@@ -59,11 +58,6 @@ class DefinitionError(ValueError):
         """The error of a definition over `limit`."""
         return cls([Problem("definition", str(limit))], limit)
 
-
-def definition_schema() -> dict[str, Any]:
-    """The JSON Schema (2020-12) of the definition format."""
-    text = resources.files("braidflow.topology").joinpath("definition.schema.json").read_text()
-    return json.loads(text)
 
 
 _BOOL_TAG = "tag:yaml.org,2002:bool"

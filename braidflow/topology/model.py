@@ -6,14 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-WORK_TYPES = frozenset({"task", "http"})
-# Decided inside the engine; `publish` too, since the engine emits its event itself.
-CONTROL_TYPES = frozenset({"transform", "decision", "parallel", "join", "end", "publish"})
-# Nodes that park the execution until something from outside arrives: an event,
-# a timer, a person, a child execution.
-WAIT_TYPES = frozenset({"wait_event", "delay", "approval", "subworkflow"})
-# `foreach` runs work (an inline task or http node, or a child execution) once per item.
-NODE_TYPES = WORK_TYPES | CONTROL_TYPES | WAIT_TYPES | {"foreach"}
+# The node kinds and their lists are in `braidflow.topology.kinds`.
 # What an approval offers when its params give no `choices`.
 DEFAULT_CHOICES = ("approve", "reject")
 

@@ -1,41 +1,32 @@
-"""Params of delay, approval, subworkflow, join, foreach and end nodes: the checks a JSON Schema
-cannot express, and what the params compile to.
-
-A check skips what the JSON Schema already refused (a value of the wrong type),
-so that one mistake is reported once.
-"""
+"""Node params: each kind's checks (`braidflow.topology.kinds`) run over a document, and what
+the params of delays, joins, foreach and approvals compile to."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import jsonschema
 
-from braidflow.topology.durations import parse_duration, parse_timestamp
-from braidflow.topology.expressions import ExpressionError, parse_template
+from braidflow.topology.durations import parse_duration
+from braidflow.topology.kinds import KINDS
+from braidflow.topology.kinds.spec import schema_problem
 from braidflow.topology.loading import Problem
-from braidflow.topology.model import DEFAULT_CHOICES, Node
+from braidflow.topology.model import Node
 
-# Outcomes of an approval's timeout that pick one of its choices.
-_CHOOSING_TIMEOUTS = frozenset({"approve", "reject"})
-
-_Check = Callable[[Mapping[str, Any], Mapping[str, Any], str], Iterator[Problem]]
-
-
-def schema_problem(schema: Any) -> str | None:
-    """Why `schema` is not a valid JSON Schema (2020-12), or None when it is."""
-    try:
-        jsonschema.Draft202012Validator.check_schema(schema)
-    except jsonschema.SchemaError as exc:
-        at = ".".join(str(p) for p in exc.path)
-        return f"invalid JSON Schema{' at ' + at if at else ''}: {exc.message}"
-    return None
+__all__ = [
+    "delay_ms",
+    "item_node",
+    "join_timeout_ms",
+    "join_wait_for",
+    "param_problems",
+    "reply_validator",
+    "schema_problem",
+]
 
 
 def param_problems(doc: Mapping[str, Any]) -> Iterator[Problem]:
-    """Every problem with the params of the delay, approval, subworkflow, join, foreach and end
-    nodes."""
+    """Every problem of the nodes' params that their kind's check finds."""
     nodes = doc.get("nodes")
     if not isinstance(nodes, list):
         return
@@ -43,106 +34,18 @@ def param_problems(doc: Mapping[str, Any]) -> Iterator[Problem]:
         if not isinstance(node, Mapping) or not isinstance(node.get("id"), str):
             continue
         kind = node.get("type")
-        check = _CHECKS.get(kind) if isinstance(kind, str) else None
+        spec = KINDS.get(kind) if isinstance(kind, str) else None
         params = node.get("params")
-        if check is not None and isinstance(params, Mapping):
-            yield from check(node, params, f"node '{node['id']}'")
+        if spec is not None and spec.check is not None and isinstance(params, Mapping):
+            yield from spec.check(node, params, f"node '{node['id']}'")
 
 
-def _delay_problems(
-    node: Mapping[str, Any], params: Mapping[str, Any], where: str
-) -> Iterator[Problem]:
-    if "timeout" in node:
-        yield Problem(where, "a delay takes no `timeout`; `for` or `until` says how long it waits")
-    given = [key for key in ("for", "until") if key in params]
-    if not given:
-        yield Problem(where, "params: a delay needs `for` (a duration) or `until` (a timestamp)")
-    elif len(given) > 1:
-        yield Problem(where, "params: a delay takes `for` or `until`, not both")
-    until = params.get("until")
-    # A template is checked when it renders; a literal can be checked now.
-    if isinstance(until, str) and until and "${" not in until:
-        try:
-            parse_timestamp(until)
-        except ValueError as exc:
-            yield Problem(where, f"params.until: {exc}")
-
-
-def _approval_problems(
-    node: Mapping[str, Any], params: Mapping[str, Any], where: str
-) -> Iterator[Problem]:
-    choices = params.get("choices", list(DEFAULT_CHOICES))
-    on_timeout = params.get("on_timeout")
-    # Choices the JSON Schema refused (none, or not all text) are reported there alone.
-    readable = isinstance(choices, list) and all(c and isinstance(c, str) for c in choices)
-    if on_timeout in _CHOOSING_TIMEOUTS and readable and choices and on_timeout not in choices:
-        offered = ", ".join(choices)
-        yield Problem(
-            where, f"params.on_timeout: {on_timeout!r} is not among the choices ({offered})"
-        )
-    if "on_timeout" in params and "timeout" not in node:
-        yield Problem(where, "has `params.on_timeout` but no `timeout`")
-    reply_schema = params.get("input")
-    if isinstance(reply_schema, Mapping) and (problem := schema_problem(reply_schema)):
-        yield Problem(where, f"params.input: {problem}")
-
-
-def _subworkflow_problems(
-    node: Mapping[str, Any], params: Mapping[str, Any], where: str
-) -> Iterator[Problem]:
-    if params.get("wait") is False and "timeout" in node:
-        yield Problem(
-            where,
-            "has `timeout` but `wait: false`; a subworkflow that does not wait never times out",
-        )
-
-
-def _join_problems(
-    node: Mapping[str, Any], params: Mapping[str, Any], where: str
-) -> Iterator[Problem]:
-    if "timeout" in node and "timeout" in params:
-        yield Problem(where, "has `timeout` and `params.timeout`; give only one")
-
-
-def _foreach_problems(
-    node: Mapping[str, Any], params: Mapping[str, Any], where: str
-) -> Iterator[Problem]:
-    items = params.get("items")
-    if isinstance(items, str) and "${" not in items:
-        yield Problem(where, f"params.items: {items!r} is neither a list nor a ${{...}} template")
-    if isinstance(params.get("do"), Mapping) and "input" in params:
-        yield Problem(
-            where,
-            "has `params.input` but an inline `do`; the inline node's params are its input",
-        )
-
-
-def _end_problems(
-    node: Mapping[str, Any], params: Mapping[str, Any], where: str
-) -> Iterator[Problem]:
-    output = params.get("output")
-    if not isinstance(output, str):
-        return
-    try:
-        template = parse_template(output)
-    except ExpressionError:
-        return  # reported where the templates are compiled
-    if template is None or not template.is_lone:
-        yield Problem(
-            where,
-            f"params.output: {output!r} is neither an object nor one ${{...}} template"
-            " (the output must be an object)",
-        )
-
-
-_CHECKS: dict[str, _Check] = {
-    "end": _end_problems,
-    "delay": _delay_problems,
-    "approval": _approval_problems,
-    "subworkflow": _subworkflow_problems,
-    "join": _join_problems,
-    "foreach": _foreach_problems,
-}
+def join_wait_for(node: Node) -> int | str:
+    """How many inbound branches a node waits for: a join's `wait_for`; `all` for any other."""
+    if node.type != "join":
+        return "all"
+    wait_for: int | str = node.params.get("wait_for", "all")
+    return wait_for
 
 
 def delay_ms(node: Node) -> int | None:

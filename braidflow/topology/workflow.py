@@ -22,6 +22,16 @@ from braidflow.topology.expressions import (
     compile_value,
 )
 from braidflow.topology.graph import Graph
+from braidflow.topology.kinds import (
+    BRANCHING_TYPES,
+    ERROR_EDGE_SOURCES,
+    KINDS,
+    NODE_TYPES,
+    TEMPLATED_PARAMS,
+    TIMEOUT_EDGE_SOURCES,
+    WORK_TYPES,
+    definition_schema,
+)
 from braidflow.topology.limits import MAX_NODES, LimitError
 from braidflow.topology.loading import (
     DefinitionError,
@@ -29,14 +39,14 @@ from braidflow.topology.loading import (
     build_definition,
     build_edge,
     declared_variables,
-    definition_schema,
     parse_text,
 )
-from braidflow.topology.model import NODE_TYPES, WORK_TYPES, Definition, Edge, Node, Trigger
+from braidflow.topology.model import Definition, Edge, Node, Trigger
 from braidflow.topology.node_params import (
     delay_ms,
     item_node,
     join_timeout_ms,
+    join_wait_for,
     param_problems,
     reply_validator,
     schema_problem,
@@ -44,30 +54,6 @@ from braidflow.topology.node_params import (
 from braidflow.topology.suggestions import did_you_mean
 from braidflow.topology.triggers import compile_triggers, trigger_where
 
-# Params whose values may hold `${...}` templates, by node type.
-TEMPLATED_PARAMS: dict[str, tuple[str, ...]] = {
-    "task": ("input",),
-    "http": ("url", "headers", "query", "body"),
-    "transform": ("set",),
-    "end": ("output",),
-    "publish": ("type", "data", "subject"),
-    "delay": ("until",),
-    "approval": ("message",),
-    "subworkflow": ("input",),
-    "foreach": ("items", "input"),
-}
-# What a foreach renders per item (its `input`, its inline node's params) also reads these.
-ITEM_NAMES = frozenset({"item", "index"})
-PER_ITEM_PARAMS = frozenset({("foreach", "input")})
-BRANCHING_TYPES = frozenset({"decision", "parallel"})
-# Nodes whose timeout may lead along a `timeout: true` edge instead of failing them.
-# The other waits end their own way: an approval by `on_timeout`, a delay by its
-# timer; a subworkflow's timeout is a failure, which an on_error edge can catch.
-TIMEOUT_EDGE_SOURCES = frozenset({"wait_event"})
-# Nodes that can fail for good, whose failure may lead along an `on_error: true` edge.
-ERROR_EDGE_SOURCES = frozenset(
-    {"task", "http", "subworkflow", "approval", "wait_event", "delay", "transform", "foreach"}
-)
 _GLOB_CHARS = frozenset("*?[")
 _Key = TypeVar("_Key")
 
@@ -89,7 +75,8 @@ class CompiledNode:
 
     `correlate` is a wait_event's compiled condition, `reply_validator` checks
     the `data` of an approval's reply, `delay_ms` is a delay's `for`,
-    `join_timeout_ms` a join's timeout, and `item_node` the inline task or http
+    `join_timeout_ms` a join's timeout, `wait_for` how many inbound branches it
+    waits for (`all` but for a join), and `item_node` the inline task or http
     node a foreach runs per item (its templates read `item` and `index`).
     """
 
@@ -102,6 +89,7 @@ class CompiledNode:
     delay_ms: int | None = None
     join_timeout_ms: int | None = None
     item_node: CompiledNode | None = None
+    wait_for: int | str = "all"
 
     @property
     def id(self) -> str:
@@ -520,11 +508,14 @@ def _compile_params(
         params = n.get("params") or {}
         if not isinstance(params, Mapping):
             continue
-        for name in TEMPLATED_PARAMS.get(n["type"], ()):
+        spec = KINDS.get(n["type"])
+        if spec is None:
+            continue
+        for name in spec.templated:
             if name in params:
-                per_item = (n["type"], name) in PER_ITEM_PARAMS
+                bound = spec.bound_names if name in spec.bound_params else frozenset()
                 label = f"params.{name}"
-                yield from _compile_param(doc, graph, n["id"], name, params[name], label, per_item)
+                yield from _compile_param(doc, graph, n["id"], name, params[name], label, bound)
 
 
 def _compile_item_params(
@@ -539,7 +530,8 @@ def _compile_item_params(
             if name in do["params"]:
                 label = f"params.do.params.{name}"
                 value = do["params"][name]
-                yield from _compile_param(doc, graph, n["id"], name, value, label, per_item=True)
+                bound = KINDS[n["type"]].bound_names
+                yield from _compile_param(doc, graph, n["id"], name, value, label, bound)
 
 
 def _inline_do(node: Mapping[str, Any]) -> Mapping[str, Any] | None:
@@ -562,16 +554,18 @@ def _compile_param(
     name: str,
     value: Any,
     label: str,
-    per_item: bool,
+    bound: frozenset[str],
 ) -> Iterator[tuple[tuple[str, str], ValueTemplate | Problem]]:
-    """Compile one param of `node_id`, `label` naming it in problems; `per_item`: it reads items."""
+    """Compile one param of `node_id`, `label` naming it in problems.
+
+    `bound`: the names it reads besides the scope's (a foreach's `item` and `index`)."""
     where = f"node '{node_id}'"
     try:
         template = compile_value(value)
     except ExpressionError as exc:
         yield (node_id, name), Problem(where, f"{label}: {exc}")
         return
-    scope = SCOPE_NAMES | ITEM_NAMES if per_item else SCOPE_NAMES
+    scope = SCOPE_NAMES | bound
     problems = [
         Problem(where, f"{label}: {p.message}")
         for expression in template.expressions()
@@ -672,6 +666,7 @@ def _assemble(
             delay_ms=delay_ms(node),
             join_timeout_ms=join_timeout_ms(node),
             item_node=_compiled_item_node(node, item_params),
+            wait_for=join_wait_for(node),
         )
         for node in definition.nodes
     }

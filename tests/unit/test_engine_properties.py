@@ -43,7 +43,7 @@ from braidflow.engine import (
 )
 from braidflow.engine.dry_run import Answer, dry_run
 from braidflow.topology import DefinitionError, Workflow, compile_workflow
-from braidflow.topology.model import WORK_TYPES
+from braidflow.topology.kinds import WORK_TYPES
 
 PROPERTIES = settings(
     max_examples=60,

@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from braidflow.topology import Problem, compile_workflow, definition_schema, validate_text
-from braidflow.topology.model import NODE_TYPES
+from braidflow.topology.kinds import NODE_TYPES
 
 ITEMS = "${input.candidates}"
 INLINE_TASK = {"type": "task", "params": {"handler": "hr.score", "input": {"c": "${item}"}}}

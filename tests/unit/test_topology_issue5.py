@@ -25,8 +25,9 @@ from braidflow.topology import (
     validate_text,
 )
 from braidflow.topology.durations import parse_timestamp
+from braidflow.topology.kinds import NODE_TYPES, WAIT_TYPES
 from braidflow.topology.mermaid import mermaid
-from braidflow.topology.model import DEFAULT_CHOICES, NODE_TYPES, WAIT_TYPES
+from braidflow.topology.model import DEFAULT_CHOICES
 
 # Every new node type, an on_error edge on each path, retry.on and the new settings.
 ONBOARDING = """

@@ -8,8 +8,8 @@ import pytest
 import yaml
 
 from braidflow.topology import Problem, load_workflow, validate_text
+from braidflow.topology.kinds import CONTROL_TYPES, NODE_TYPES, WAIT_TYPES, WORK_TYPES
 from braidflow.topology.mermaid import mermaid
-from braidflow.topology.model import CONTROL_TYPES, NODE_TYPES, WAIT_TYPES, WORK_TYPES
 
 WAIT_FOR_APPROVAL = """
 id: approval
