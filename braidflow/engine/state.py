@@ -96,6 +96,14 @@ class ForeachProgress:
 
 
 @dataclass(frozen=True, slots=True)
+class LoopProgress:
+    """A loop node's passes: `passes` started so far; the last one's child is in `children`."""
+
+    node_id: str
+    passes: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class ExecutionState:
     """One execution. `error` set while `status` is running means failing: in-flight work drains.
 
@@ -105,7 +113,8 @@ class ExecutionState:
     execution to the node that started it; `children` maps each subworkflow
     node waiting for a child to the child's execution id (`<node>[<index>]`
     for a foreach item's child). `control` records what people did to the
-    execution, in order. `foreach` tracks each foreach node running its items.
+    execution, in order. `foreach` tracks each foreach node running its items,
+    `loops` each loop node running its passes.
     """
 
     execution_id: str
@@ -128,6 +137,7 @@ class ExecutionState:
     children: Mapping[str, str] = field(default_factory=dict)
     control: tuple[ControlAction, ...] = ()
     foreach: Mapping[str, ForeachProgress] = field(default_factory=dict)
+    loops: Mapping[str, LoopProgress] = field(default_factory=dict)
 
     @property
     def finished(self) -> bool:

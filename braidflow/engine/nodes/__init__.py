@@ -1,0 +1,57 @@
+"""How each node kind runs: one module per kind, registered in `NODE_KINDS`.
+
+The kinds' specs (params, templates, edges) are `braidflow.topology.kinds.KINDS`;
+this table must cover exactly those, and refuses to load otherwise, so a kind
+cannot be valid in a definition yet unknown to the engine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from braidflow.engine.nodes.approval import Approval
+from braidflow.engine.nodes.base import NodeKind
+from braidflow.engine.nodes.decision import Decision
+from braidflow.engine.nodes.delay import Delay
+from braidflow.engine.nodes.end import End
+from braidflow.engine.nodes.foreach import Foreach
+from braidflow.engine.nodes.http import Http
+from braidflow.engine.nodes.join import Join
+from braidflow.engine.nodes.parallel import Parallel
+from braidflow.engine.nodes.publish import Publish
+from braidflow.engine.nodes.subworkflow import Subworkflow
+from braidflow.engine.nodes.task import Task
+from braidflow.engine.nodes.transform import Transform
+from braidflow.engine.nodes.wait_event import WaitEvent
+from braidflow.topology.kinds import KINDS
+
+_BY_NAME: dict[str, type[NodeKind]] = {
+    "approval": Approval,
+    "decision": Decision,
+    "delay": Delay,
+    "end": End,
+    "foreach": Foreach,
+    "http": Http,
+    "join": Join,
+    "parallel": Parallel,
+    "publish": Publish,
+    "subworkflow": Subworkflow,
+    "task": Task,
+    "transform": Transform,
+    "wait_event": WaitEvent,
+}
+if set(_BY_NAME) != set(KINDS):
+    raise ImportError(
+        f"node kinds without an engine module: {sorted(set(KINDS) - set(_BY_NAME))};"
+        f" engine modules without a spec: {sorted(set(_BY_NAME) - set(KINDS))}"
+    )
+
+NODE_KINDS: Mapping[str, NodeKind] = {name: kind(KINDS[name]) for name, kind in _BY_NAME.items()}
+# The kinds that keep state of their own to drop when an execution ends.
+FINISHING: tuple[NodeKind, ...] = tuple(
+    kind
+    for kind in NODE_KINDS.values()
+    if type(kind).execution_finishing is not NodeKind.execution_finishing
+)
+
+__all__ = ["FINISHING", "NODE_KINDS", "NodeKind"]

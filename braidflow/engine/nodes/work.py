@@ -1,0 +1,112 @@
+"""What the work kinds (`task`, `http`) share: an attempt is a task request to an executor,
+and its result comes back as `NodeCompleted` or `NodeFailed`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+from braidflow.engine.messages import NodeCompleted, NodeFailed, TaskRequest
+from braidflow.engine.nodes.base import Handler, NodeKind, normal_edges, not_owned, timeout_timer
+from braidflow.engine.state import COMPLETED, RUNNING, NodeRun
+from braidflow.topology.expressions import ExpressionError
+from braidflow.topology.workflow import CompiledNode
+
+if TYPE_CHECKING:
+    from braidflow.engine.step import Draft
+
+
+class WorkKind(NodeKind):
+    attempts = True
+    patchable = True
+    dispatched_at_once = True
+
+    def owned(self) -> Mapping[type, Handler]:
+        return {NodeCompleted: self.completed, NodeFailed: self.failed}
+
+    def request_input(self, draft: Draft, node: CompiledNode, scope: Mapping[str, Any]) -> Any:
+        """The resolved input an executor receives, rendered in `scope`."""
+        raise NotImplementedError
+
+    def handler(self, node: CompiledNode) -> str | None:
+        """The task handler an executor runs; None for a kind the executor knows by its type."""
+        return None
+
+    def task_request(
+        self,
+        draft: Draft,
+        node: CompiledNode,
+        attempt: int,
+        key: str,
+        given: Any,
+        item: int | None = None,
+    ) -> TaskRequest:
+        return TaskRequest(
+            execution_id=draft.state.execution_id,
+            workflow_id=draft.state.workflow_id,
+            node_id=node.id,
+            kind=node.type,
+            attempt=attempt,
+            idempotency_key=key,
+            at=draft.at,
+            input=given,
+            handler=self.handler(node),
+            timeout_ms=node.node.timeout_ms,
+            item=item,
+        )
+
+    def start(self, draft: Draft, node: CompiledNode, attempt: int, given: Any) -> None:
+        """Send an attempt to an executor; `given` is its input (None: render it)."""
+        if given is None:
+            try:
+                given = self.request_input(draft, node, draft.scope())
+            except ExpressionError as exc:
+                draft.failed_to_start(node, attempt, exc)
+                return
+        execution_id = draft.state.execution_id
+        previous = draft.nodes.get(node.id)
+        draft.nodes[node.id] = NodeRun(
+            node.id,
+            RUNNING,
+            attempt,
+            given,
+            None,
+            previous.error if previous is not None else None,
+            draft.at,
+            None,
+            previous.errors if previous is not None else (),
+        )
+        draft.emit_event("node.started", node_id=node.id, attempt=attempt, data=given)
+        if node.node.timeout_ms is not None:
+            draft.timers[timeout_timer(node.id, attempt)] = draft.at + node.node.timeout_ms
+        key = f"{execution_id}:{node.id}:{attempt}"
+        draft.outgoing.append(self.task_request(draft, node, attempt, key, given))
+
+    def completed(self, draft: Draft, node: CompiledNode, t: NodeCompleted) -> str | None:
+        run = draft.nodes.get(t.node_id)
+        if t.item is not None or run is None or run.status != RUNNING or run.attempt != t.attempt:
+            return not_owned(t)
+        if draft.timers:
+            draft.timers.pop(timeout_timer(t.node_id, t.attempt), None)
+        draft.nodes[t.node_id] = NodeRun(
+            t.node_id,
+            COMPLETED,
+            run.attempt,
+            run.input,
+            t.output,
+            None,
+            run.started_at,
+            t.at,
+            run.errors,
+        )
+        draft.emit_event("node.completed", node_id=t.node_id, attempt=t.attempt, data=t.output)
+        draft.go_on(node, normal_edges(node))
+        return None
+
+    def failed(self, draft: Draft, node: CompiledNode, t: NodeFailed) -> str | None:
+        run = draft.nodes.get(t.node_id)
+        if t.item is not None or run is None or run.status != RUNNING or run.attempt != t.attempt:
+            return not_owned(t)
+        draft.attempt_failed(node, run, replace(t.error, node_id=t.node_id))
+        return None
