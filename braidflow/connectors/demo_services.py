@@ -13,6 +13,9 @@ catalogue, fixed quote formulas, and order ids from a counter.
     GET  /quotes/{carrier}?weight_grams=N
                                    a shipping quote from carrier `a` or `c`
     POST /it                       {"ok": true}, the IT check of new-hire-approval
+    GET  /jobs/{id}?ready_after=N  {job, status, polls}: `running` for the first N - 1
+                                   polls of that job id, `done` from the Nth on (N
+                                   defaults to 3); the job poll-until-done waits for
 
 Run them alone with `python -m braidflow.connectors.demo_services [PORT]`.
 """
@@ -45,6 +48,7 @@ CARRIERS: dict[str, tuple[int, int, int]] = {
 
 _ORDERS = web.AppKey("orders", dict)
 _ORDER_IDS = web.AppKey("order_ids", itertools.count)
+_JOB_POLLS = web.AppKey("job_polls", dict)
 
 _TRUTHY = frozenset({"1", "true", "yes", "on"})
 
@@ -118,16 +122,32 @@ async def _it_check(request: web.Request) -> web.Response:
     return web.json_response({"ok": True})
 
 
+async def _job(request: web.Request) -> web.Response:
+    job = request.match_info["job"]
+    try:
+        ready_after = int(request.query.get("ready_after", "3"))
+    except ValueError:
+        return _error(400, "ready_after must be an integer")
+    if ready_after < 1:
+        return _error(400, "ready_after must be positive")
+    polls = request.app[_JOB_POLLS]
+    polls[job] = polls.get(job, 0) + 1
+    status = "done" if polls[job] >= ready_after else "running"
+    return web.json_response({"job": job, "status": status, "polls": polls[job]})
+
+
 def demo_app() -> web.Application:
     """The demo services as one aiohttp application."""
     app = web.Application()
     app[_ORDERS] = {}
     app[_ORDER_IDS] = itertools.count(1)
+    app[_JOB_POLLS] = {}
     app.router.add_get("/inventory/{sku}", _inventory)
     app.router.add_post("/orders", _place_order)
     app.router.add_get("/health", _health)
     app.router.add_get("/quotes/{carrier}", _quote)
     app.router.add_post("/it", _it_check)
+    app.router.add_get("/jobs/{job}", _job)
     return app
 
 

@@ -44,6 +44,7 @@ from braidflow.engine.state import (
     ExecutionState,
     ForeachProgress,
     JoinState,
+    LoopProgress,
     NodeRun,
 )
 
@@ -599,6 +600,7 @@ def _execution_state(s: ExecutionState) -> AvroRecord:
             for c in s.control
         ],
         "foreach": [_foreach_progress(f) for f in s.foreach.values()],
+        "loops": [{"node_id": p.node_id, "passes": p.passes} for p in s.loops.values()],
     }
 
 
@@ -657,6 +659,7 @@ def _unexecution_state(r: AvroRecord) -> ExecutionState:
             for c in r["control"]
         ),
         {f.node_id: f for f in map(_unforeach_progress, r["foreach"])},
+        {p["node_id"]: LoopProgress(p["node_id"], p["passes"]) for p in r["loops"]},
     )
 
 

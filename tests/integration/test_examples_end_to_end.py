@@ -107,6 +107,29 @@ def test_fan_out_picks_the_cheapest_carrier(
     assert (join["node_id"], join["arrived"], join["fired"]) == ("quotes", 3, True)
 
 
+def test_poll_until_done_loops_until_the_job_is_done(
+    shared_worker: WorkerProcess, deployed: dict[str, int]
+) -> None:
+    job = f"j-{uuid.uuid4().hex[:8]}"  # the demo service counts polls per job id
+    execution = run(shared_worker, "poll-until-done", {"job": job, "ready_after": 3})
+    assert execution["status"] == "completed", execution
+    assert execution["output"] == {"job": job, "status": "done", "passes": 3}
+    eid = execution["execution_id"]
+    children = [shared_worker.api.get(f"/executions/{eid}.poll[{n}]").body for n in range(3)]
+    assert [c["status"] for c in children] == ["completed"] * 3
+    assert [c["output"]["status"] for c in children] == ["running", "running", "done"]
+
+
+def test_poll_until_done_gives_up_after_max_iterations(
+    shared_worker: WorkerProcess, deployed: dict[str, int]
+) -> None:
+    job = f"j-{uuid.uuid4().hex[:8]}"
+    execution = run(shared_worker, "poll-until-done", {"job": job, "ready_after": 50})
+    assert execution["status"] == "completed", execution
+    assert execution["output"]["status"] == "gave up"
+    assert "after 10 passes (max_iterations: 10)" in execution["output"]["error"]
+
+
 def test_new_hire_approval_fails_at_the_unreachable_it_service(
     shared_worker: WorkerProcess, deployed: dict[str, int]
 ) -> None:

@@ -94,3 +94,11 @@ async def test_a_quote_needs_a_known_carrier_and_a_weight(demo) -> None:
     assert (await fetch(demo, "GET", "/quotes/z", params={"weight_grams": "1"}))[0] == 404
     assert (await fetch(demo, "GET", "/quotes/a"))[0] == 400
     assert (await fetch(demo, "GET", "/quotes/a", params={"weight_grams": "0"}))[0] == 400
+
+
+async def test_a_job_reports_done_from_its_nth_poll_on(demo) -> None:
+    polled = [await fetch(demo, "GET", "/jobs/j-7?ready_after=3") for _ in range(4)]
+    assert [body["status"] for _, body in polled] == ["running", "running", "done", "done"]
+    assert polled[2] == (200, {"job": "j-7", "status": "done", "polls": 3})
+    assert (await fetch(demo, "GET", "/jobs/j-8"))[1]["status"] == "running"
+    assert (await fetch(demo, "GET", "/jobs/j-8?ready_after=x"))[0] == 400

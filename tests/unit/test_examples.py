@@ -49,6 +49,8 @@ DRY_RUNS: dict[str, dict[str, Any]] = {
         "best": {"carrier": "b", "price_cents": 1029, "days": 3},
     },
     "ticket-escalation": {"ticket_id": "T-1", "resolved_by": "ada"},
+    "check-job": {"job": "j-1", "status": "done", "polls": 3},
+    "poll-until-done": {"job": "j-42", "status": "done", "passes": 1},
     "hire-approvals": {"employee": "ada", "hired": True, "welcome": {"ok": True}},
     "invoice-batch": {
         "taxed": [{"invoice": "inv-1", "vat_cents": 1900, "gross_cents": 11900}] * 2,

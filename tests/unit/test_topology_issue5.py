@@ -134,7 +134,7 @@ def test_an_unknown_type_lists_foreach_among_the_known_ones() -> None:
         Problem(
             "node 'each'",
             "unknown type 'forall'; did you mean 'foreach'? (known: approval, decision, delay,"
-            " end, foreach, http, join, parallel, publish, subworkflow, task, transform,"
+            " end, foreach, http, join, loop, parallel, publish, subworkflow, task, transform,"
             " wait_event)",
         ),
     ]
@@ -660,7 +660,7 @@ edges:
     assert validate_text(text) == [
         Problem(
             "edge 'src -> failed'",
-            "`on_error` edges leave only approval, delay, foreach, http, subworkflow, task,"
+            "`on_error` edges leave only approval, delay, foreach, http, loop, subworkflow, task,"
             " transform or wait_event nodes",
         ),
         *extra,
@@ -675,7 +675,7 @@ def test_an_on_error_edge_out_of_an_end_is_refused() -> None:
     assert validate_text(edited(change)) == [
         Problem(
             "edge 'done -> after'",
-            "`on_error` edges leave only approval, delay, foreach, http, subworkflow, task,"
+            "`on_error` edges leave only approval, delay, foreach, http, loop, subworkflow, task,"
             " transform or wait_event nodes",
         ),
         Problem("node 'done'", "is an end but has outgoing edges"),
@@ -833,7 +833,7 @@ def test_a_node_type_that_is_not_text_is_one_schema_problem() -> None:
         Problem(
             "node 'cool_off'",
             "unknown type ['delay'] (known:"
-            " approval, decision, delay, end, foreach, http, join, parallel, publish, subworkflow,"
+            " approval, decision, delay, end, foreach, http, join, loop, parallel, publish, subworkflow,"
             " task, transform, wait_event)",
         )
     ]

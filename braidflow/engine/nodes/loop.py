@@ -1,0 +1,153 @@
+"""The `loop` node: runs its `do` workflow once per pass, one pass after another.
+
+Each pass is a child execution, `<execution>.<node>[<pass>]` (`.<attempt>` before
+the bracket from the second attempt on, as for a foreach item). The passes started
+so far are the node's `LoopProgress` in the execution state, so a loop survives a
+restart like every other wait. Before each pass after the first, `while` is
+rendered with `last` (`{output, index}` of the pass before) and must give a boolean;
+with `count`, exactly that many passes run. A `while` that still holds after
+`max_iterations` passes fails the node with `MaxIterations`; a pass that fails
+fails the node with the child's error. The node's output is
+`{output: <the last pass's output>, passes: <how many ran>}`.
+
+A loop is no attempt kind: it takes no `retry` of its own (a pass's workflow
+retries its nodes) and its input cannot be patched; a redrive runs it again from
+the first pass.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+from braidflow.engine.messages import ChildFinished, NodeError, StartExecution
+from braidflow.engine.nodes.base import (
+    Handler,
+    NodeKind,
+    child_error,
+    child_execution_id,
+    json_kind,
+    normal_edges,
+    not_owned,
+    timeout_timer,
+)
+from braidflow.engine.state import CANCELLED, COMPLETED, WAITING, LoopProgress, NodeRun
+from braidflow.topology.expressions import ExpressionError
+from braidflow.topology.workflow import CompiledNode
+
+if TYPE_CHECKING:
+    from braidflow.engine.step import Draft
+
+
+class Loop(NodeKind):
+    def owned(self) -> Mapping[type, Handler]:
+        return {ChildFinished: self.pass_finished}
+
+    def start(self, draft: Draft, node: CompiledNode, attempt: int, given: Any) -> None:
+        params = node.node.params
+        draft.emit_event(
+            "node.started",
+            node_id=node.id,
+            attempt=attempt,
+            data={"workflow": params["do"], "max_iterations": params["max_iterations"]},
+        )
+        run = NodeRun(
+            node.id, WAITING, attempt, started_at=draft.at, errors=draft.earlier_errors(node.id)
+        )
+        draft.nodes[node.id] = run
+        if node.node.timeout_ms is not None:
+            draft.timers[timeout_timer(node.id, attempt)] = draft.at + node.node.timeout_ms
+        draft.loops[node.id] = LoopProgress(node.id, 0)
+        self._next_pass(draft, node, run, None)
+
+    def pass_finished(self, draft: Draft, node: CompiledNode, t: ChildFinished) -> str | None:
+        run = draft.nodes.get(t.node_id)
+        progress = draft.loops.get(t.node_id)
+        if (
+            t.item is not None
+            or run is None
+            or progress is None
+            or run.status != WAITING
+            or draft.children.get(t.node_id) != t.child_execution_id
+        ):
+            return not_owned(t)
+        del draft.children[t.node_id]
+        if t.status != COMPLETED:
+            self._fail(draft, node, run, child_error(t))
+            return None
+        if draft.error is not None:
+            # The execution is failing: no new pass starts, as no new node does.
+            del draft.loops[node.id]
+            draft.clear_timers(node.id)
+            draft.nodes[node.id] = replace(run, status=CANCELLED, completed_at=draft.at)
+            draft.fail_when_drained()
+            return None
+        self._next_pass(draft, node, run, {"output": t.output, "index": progress.passes - 1})
+        return None
+
+    def _next_pass(
+        self, draft: Draft, node: CompiledNode, run: NodeRun, last: dict[str, Any] | None
+    ) -> None:
+        """Start the next pass, or end the loop: its condition no longer holds, or the limit."""
+        passes = draft.loops[node.id].passes
+        params = node.node.params
+        scope = draft.scope({"last": last, "index": passes})
+        try:
+            again = _again(draft, node, passes, scope)
+            given = draft.render(node, "input", {}, scope) if again else None
+        except ExpressionError as exc:
+            self._fail(draft, node, run, NodeError("ExpressionError", str(exc), node.id))
+            return
+        if not again:
+            del draft.loops[node.id]
+            output = {"output": last["output"] if last is not None else None, "passes": passes}
+            draft.complete(node, run, output, normal_edges(node))
+            return
+        limit = params["max_iterations"]
+        if passes >= limit:
+            message = f"`while` still held after {passes} passes (max_iterations: {limit})"
+            self._fail(draft, node, run, NodeError("MaxIterations", message, node.id))
+            return
+        s = draft.state
+        child = f"{child_execution_id(s.execution_id, node.id, run.attempt)}[{passes}]"
+        link = draft.link(node, draft.parent_view())
+        # Version 0: the latest deployed when the child starts, which only the runtime knows.
+        draft.outgoing.append(
+            StartExecution(f"{child}/start", child, draft.at, params["do"], 0, given, None, link)
+        )
+        draft.children[node.id] = child
+        draft.loops[node.id] = LoopProgress(node.id, passes + 1)
+
+    def _fail(self, draft: Draft, node: CompiledNode, run: NodeRun, error: NodeError) -> None:
+        draft.loops.pop(node.id, None)
+        draft.fail_node(node, run.attempt, error, run)
+
+    def timed_out(self, draft: Draft, node: CompiledNode, run: NodeRun) -> None:
+        if run.status != WAITING:
+            return
+        child = draft.children.pop(node.id, None)
+        if child is not None:
+            draft.cancel_child(child, f"node {node.id!r} of {draft.state.execution_id} timed out")
+        progress = draft.loops.get(node.id)
+        passes = progress.passes if progress is not None else 0
+        message = (
+            f"the loop did not finish within {node.node.timeout_ms} ms ({passes} passes started)"
+        )
+        self._fail(draft, node, run, NodeError("Timeout", message, node.id))
+
+    def execution_finishing(self, draft: Draft) -> None:
+        draft.loops.clear()
+
+
+def _again(draft: Draft, node: CompiledNode, passes: int, scope: Mapping[str, Any]) -> bool:
+    """Whether another pass runs: `count` not reached, or `while` holds (the first always runs)."""
+    count = node.node.params.get("count")
+    if count is not None:
+        return bool(passes < count)
+    if passes == 0:
+        return True
+    holds = draft.render(node, "while", scope=scope)
+    if not isinstance(holds, bool):
+        raise ExpressionError(f"params.while gave {json_kind(holds)}, not a boolean")
+    return holds
