@@ -129,7 +129,8 @@ def decision(
 
 
 def child_result(start: StartExecution, answers: Mapping[str, Answer], at: int) -> ChildFinished:
-    """A child execution ends as answered under its subworkflow node: the output, or the error."""
+    """A child execution ends as answered under the node that started it (a subworkflow,
+    a foreach item, a loop pass): the output, or the error."""
     assert start.parent is not None
     given = answers.get(start.parent.node_id, Answer())
     status = "failed" if given.error is not None else "completed"
@@ -192,7 +193,8 @@ def dry_run(
 
     Everything answered happens at once (a millisecond per record); when
     nothing else is left, the earliest pending timer fires at its due time.
-    Child executions do not run: a subworkflow gets the answer under its node id.
+    Child executions do not run: a subworkflow gets the answer under its node id,
+    and so does every item of a foreach over a workflow and every pass of a loop.
     """
     queue: deque[Transition] = deque(
         [StartExecution("start", execution_id, started_at, workflow.id, 1, input_)]

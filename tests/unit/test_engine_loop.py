@@ -104,7 +104,11 @@ def test_passes_run_one_at_a_time() -> None:
 
 
 def test_each_pass_renders_its_input_from_the_last_pass_and_its_index() -> None:
-    input_ = {"job": "${input.job}", "pass": "${index}", "cursor": "${last == null ? 0 : last.output.next}"}
+    input_ = {
+        "job": "${input.job}",
+        "pass": "${index}",
+        "cursor": "${last == null ? 0 : last.output.next}",
+    }
     wf = loop_workflow({"count": 3, "max_iterations": 3, "input": input_})
     state, starts, _ = run_passes(wf, [{"next": 5}, {"next": 9}, {"next": 11}])
     assert [s.input for s in starts] == [

@@ -86,7 +86,6 @@ TEMPLATED_PARAMS: Mapping[str, tuple[str, ...]] = {
 }
 
 
-
 @cache
 def _format_schema() -> str:
     return resources.files("braidflow.topology").joinpath("definition.schema.json").read_text()
