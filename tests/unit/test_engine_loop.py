@@ -250,3 +250,11 @@ def test_loop_params_are_checked(params: dict[str, Any], message: str) -> None:
     with pytest.raises(DefinitionError) as caught:
         loop_workflow(params)
     assert any(message in p.message for p in caught.value.problems), caught.value.problems
+
+
+def test_a_loop_takes_no_retry() -> None:
+    with pytest.raises(DefinitionError) as caught:
+        loop_workflow({"count": 2, "max_iterations": 2}, retry={"max_attempts": 3})
+    assert [p.message for p in caught.value.problems] == [
+        "a loop takes no `retry`; retry the nodes of its `do` workflow"
+    ]

@@ -57,6 +57,8 @@ PARAMS: dict[str, Any] = {
 
 
 def _check(node: Mapping[str, Any], params: Mapping[str, Any], where: str) -> Iterator[Problem]:
+    if "retry" in node:
+        yield Problem(where, "a loop takes no `retry`; retry the nodes of its `do` workflow")
     given = [key for key in ("while", "count") if key in params]
     if not given:
         yield Problem(where, "params: a loop needs `while` (a ${...} condition) or `count`")
