@@ -9,7 +9,7 @@ from typing import Any
 import jsonschema
 
 from braidflow.topology.durations import parse_duration
-from braidflow.topology.kinds import KINDS
+from braidflow.topology.kinds import ITERATION_TYPES, KINDS
 from braidflow.topology.kinds.spec import schema_problem
 from braidflow.topology.loading import Problem
 from braidflow.topology.model import Node
@@ -65,8 +65,9 @@ def join_timeout_ms(node: Node) -> int | None:
 
 
 def item_node(node: Node) -> Node | None:
-    """The inline node a foreach runs per item, under the foreach's id; None for a workflow `do`."""
-    do = node.params.get("do") if node.type == "foreach" else None
+    """The inline node a foreach runs per item (a loop per pass), under the node's id; None for a
+    workflow `do` and the other kinds."""
+    do = node.params.get("do") if node.type in ITERATION_TYPES else None
     if not isinstance(do, Mapping):
         return None
     timeout = do.get("timeout")

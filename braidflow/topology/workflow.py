@@ -25,6 +25,7 @@ from braidflow.topology.graph import Graph
 from braidflow.topology.kinds import (
     BRANCHING_TYPES,
     ERROR_EDGE_SOURCES,
+    ITERATION_TYPES,
     KINDS,
     NODE_TYPES,
     TEMPLATED_PARAMS,
@@ -535,9 +536,11 @@ def _compile_item_params(
 
 
 def _inline_do(node: Mapping[str, Any]) -> Mapping[str, Any] | None:
-    """A foreach's inline `do` node; None for a workflow `do` and one the JSON Schema refused."""
+    """A foreach's or a loop's inline `do` node; None for a workflow `do` and one the JSON Schema
+    refused."""
     params = node.get("params")
-    do = params.get("do") if node["type"] == "foreach" and isinstance(params, Mapping) else None
+    iterates = node["type"] in ITERATION_TYPES and isinstance(params, Mapping)
+    do = params.get("do") if iterates else None
     if (
         isinstance(do, Mapping)
         and do.get("type") in WORK_TYPES
@@ -633,7 +636,7 @@ def _input_schema_problems(doc: Mapping[str, Any]) -> Iterator[Problem]:
 def _compiled_item_node(
     node: Node, item_params: Mapping[tuple[str, str], ValueTemplate]
 ) -> CompiledNode | None:
-    """A foreach's inline node with its templates; it has no edges of its own."""
+    """A foreach's or a loop's inline node with its templates; it has no edges of its own."""
     inline = item_node(node)
     if inline is None:
         return None

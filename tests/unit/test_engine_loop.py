@@ -12,9 +12,12 @@ from braidflow.engine import (
     CancelExecution,
     ChildFinished,
     ExecutionState,
+    NodeCompleted,
     NodeError,
+    NodeFailed,
     RedriveNode,
     StartExecution,
+    TaskRequest,
     TimerFired,
     step,
 )
@@ -31,7 +34,7 @@ POLL_WHILE = "${last.output.status != 'done'}"
 def loop_workflow(params: dict[str, Any], *, on_error: bool = False, **node: Any) -> Workflow:
     """poll (a loop with `params`) -> done, which outputs the loop's output."""
     nodes: list[dict[str, Any]] = [
-        {"id": "poll", "type": "loop", "params": {"do": "check-job", **params}, **node},
+        {"id": "poll", "type": "loop", "params": {"do": "check-job"} | params, **node},
         {"id": "done", "type": "end", "params": {"output": {"out": "${nodes.poll.output}"}}},
     ]
     edges: list[dict[str, Any]] = [{"from": "poll", "to": "done"}]
@@ -258,3 +261,96 @@ def test_a_loop_takes_no_retry() -> None:
     assert [p.message for p in caught.value.problems] == [
         "a loop takes no `retry`; retry the nodes of its `do` workflow"
     ]
+
+
+HTTP_POLL = {
+    "type": "http",
+    "params": {"method": "GET", "url": "http://jobs.test/${input.job}?pass=${index}"},
+    "timeout": "5s",
+}
+
+
+def inline_loop_workflow() -> Workflow:
+    return compile_workflow(
+        {
+            "id": "wf",
+            "nodes": [
+                {
+                    "id": "poll",
+                    "type": "loop",
+                    "params": {
+                        "do": HTTP_POLL,
+                        "while": "${last.output.body.status != 'done'}",
+                        "max_iterations": 5,
+                    },
+                },
+                {
+                    "id": "done",
+                    "type": "end",
+                    "params": {"output": {"out": "${nodes.poll.output}"}},
+                },
+            ],
+            "edges": [{"from": "poll", "to": "done"}],
+        }
+    )
+
+
+def answer_task(
+    wf: Workflow, state: ExecutionState, request: TaskRequest, body: Any = None, error: Any = None
+) -> tuple[ExecutionState, list[Any]]:
+    at = state.updated_at + 1
+    if error is None:
+        output = {"status": 200, "headers": {}, "body": body}
+        t: Any = NodeCompleted(
+            f"{request.idempotency_key}/c", EX, at, "poll", 1, output, request.item
+        )
+    else:
+        t = NodeFailed(f"{request.idempotency_key}/f", EX, at, "poll", 1, error, request.item)
+    result = step(wf, state, t)
+    assert result.ignored is None, result.ignored
+    assert_ignored(wf, result.state, t)
+    return settle(wf, result)
+
+
+def test_an_inline_do_sends_one_task_request_per_pass() -> None:
+    wf = inline_loop_workflow()
+    state, sent = started(wf)
+    requests: list[TaskRequest] = of_type(sent, TaskRequest)
+    for body in ({"status": "running"}, {"status": "running"}, {"status": "done"}):
+        state, more = answer_task(wf, state, requests[-1], body)
+        requests.extend(of_type(more, TaskRequest))
+    assert [(r.item, r.idempotency_key) for r in requests] == [
+        (0, "ex:poll:1:0"), (1, "ex:poll:1:1"), (2, "ex:poll:1:2")
+    ]  # fmt: skip
+    assert [r.input["url"] for r in requests] == [
+        f"http://jobs.test/j-1?pass={n}" for n in range(3)
+    ]
+    assert {(r.kind, r.timeout_ms) for r in requests} == {("http", 5000)}
+    assert state.status == COMPLETED
+    assert state.output["out"]["passes"] == 3
+    assert state.output["out"]["output"]["body"] == {"status": "done"}
+
+
+def test_a_failing_inline_pass_fails_the_node_naming_the_pass() -> None:
+    wf = inline_loop_workflow()
+    state, sent = started(wf)
+    state, more = answer_task(wf, state, of_type(sent, TaskRequest)[0], {"status": "running"})
+    boom = NodeError("http.5xx", "503 from jobs.test")
+    state, _ = answer_task(wf, state, of_type(more, TaskRequest)[0], error=boom)
+    assert state.status == FAILED
+    assert state.nodes["poll"].error == NodeError("http.5xx", "pass 1: 503 from jobs.test", "poll")
+
+
+def test_a_stale_inline_result_is_ignored() -> None:
+    wf = inline_loop_workflow()
+    state, sent = started(wf)
+    first = of_type(sent, TaskRequest)[0]
+    state, _ = answer_task(wf, state, first, {"status": "running"})
+    stale = NodeCompleted("late", EX, T0 + 99, "poll", 1, {"body": {"status": "done"}}, 0)
+    assert assert_ignored(wf, state, stale) == "item 0 of node 'poll' attempt 1 is not running"
+
+
+def test_an_inline_do_takes_no_input_param() -> None:
+    with pytest.raises(DefinitionError) as caught:
+        loop_workflow({"do": HTTP_POLL, "count": 2, "max_iterations": 2, "input": {"a": 1}})
+    assert any("inline `do`" in p.message for p in caught.value.problems)

@@ -1,9 +1,11 @@
-"""The `loop` node: runs its `do` workflow once per pass, one pass after another.
+"""The `loop` node: runs its `do` once per pass, one pass after another.
 
-Each pass is a child execution, `<execution>.<node>[<pass>]` (`.<attempt>` before
-the bracket from the second attempt on, as for a foreach item). The passes started
-so far are the node's `LoopProgress` in the execution state, so a loop survives a
-restart like every other wait. Before each pass after the first, `while` is
+With a workflow `do`, each pass is a child execution, `<execution>.<node>[<pass>]`
+(`.<attempt>` before the bracket from the second attempt on, as for a foreach
+item); with an inline task or http node, each pass is a task request for the item
+`<pass>` (idempotency key `<execution>:<node>:<attempt>:<pass>`), as a foreach
+item's. The passes started so far are the node's `LoopProgress` in the execution
+state, so a loop survives a restart like every other wait. Before each pass after the first, `while` is
 rendered with `last` (`{output, index}` of the pass before) and must give a boolean;
 with `count`, exactly that many passes run. A `while` that still holds after
 `max_iterations` passes fails the node with `MaxIterations`; a pass that fails
@@ -21,7 +23,13 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from braidflow.engine.messages import ChildFinished, NodeError, StartExecution
+from braidflow.engine.messages import (
+    ChildFinished,
+    NodeCompleted,
+    NodeError,
+    NodeFailed,
+    StartExecution,
+)
 from braidflow.engine.nodes.base import (
     Handler,
     NodeKind,
@@ -32,6 +40,7 @@ from braidflow.engine.nodes.base import (
     not_owned,
     timeout_timer,
 )
+from braidflow.engine.nodes.work import WorkKind
 from braidflow.engine.state import CANCELLED, COMPLETED, WAITING, LoopProgress, NodeRun
 from braidflow.topology.expressions import ExpressionError
 from braidflow.topology.workflow import CompiledNode
@@ -42,7 +51,11 @@ if TYPE_CHECKING:
 
 class Loop(NodeKind):
     def owned(self) -> Mapping[type, Handler]:
-        return {ChildFinished: self.pass_finished}
+        return {
+            ChildFinished: self.child_finished,
+            NodeCompleted: self.task_finished,
+            NodeFailed: self.task_finished,
+        }
 
     def start(self, draft: Draft, node: CompiledNode, attempt: int, given: Any) -> None:
         params = node.node.params
@@ -50,7 +63,7 @@ class Loop(NodeKind):
             "node.started",
             node_id=node.id,
             attempt=attempt,
-            data={"workflow": params["do"], "max_iterations": params["max_iterations"]},
+            data={"do": params["do"], "max_iterations": params["max_iterations"]},
         )
         run = NodeRun(
             node.id, WAITING, attempt, started_at=draft.at, errors=draft.earlier_errors(node.id)
@@ -61,7 +74,8 @@ class Loop(NodeKind):
         draft.loops[node.id] = LoopProgress(node.id, 0)
         self._next_pass(draft, node, run, None)
 
-    def pass_finished(self, draft: Draft, node: CompiledNode, t: ChildFinished) -> str | None:
+    def child_finished(self, draft: Draft, node: CompiledNode, t: ChildFinished) -> str | None:
+        """The child execution of the pass running ended."""
         run = draft.nodes.get(t.node_id)
         progress = draft.loops.get(t.node_id)
         if (
@@ -73,18 +87,52 @@ class Loop(NodeKind):
         ):
             return not_owned(t)
         del draft.children[t.node_id]
-        if t.status != COMPLETED:
-            self._fail(draft, node, run, child_error(t))
-            return None
+        error = None if t.status == COMPLETED else child_error(t)
+        self._pass_finished(draft, node, run, progress, t.output, error)
+        return None
+
+    def task_finished(
+        self, draft: Draft, node: CompiledNode, t: NodeCompleted | NodeFailed
+    ) -> str | None:
+        """The inline node's task of the pass running came back."""
+        run = draft.nodes.get(t.node_id)
+        progress = draft.loops.get(t.node_id)
+        if (
+            node.item_node is None
+            or run is None
+            or progress is None
+            or run.status != WAITING
+            or run.attempt != t.attempt
+            or t.item != progress.passes - 1
+        ):
+            return not_owned(t)
+        if isinstance(t, NodeCompleted):
+            self._pass_finished(draft, node, run, progress, t.output, None)
+        else:
+            error = NodeError(t.error.type, f"pass {t.item}: {t.error.message}", node.id)
+            self._pass_finished(draft, node, run, progress, None, error)
+        return None
+
+    def _pass_finished(
+        self,
+        draft: Draft,
+        node: CompiledNode,
+        run: NodeRun,
+        progress: LoopProgress,
+        output: Any,
+        error: NodeError | None,
+    ) -> None:
+        if error is not None:
+            self._fail(draft, node, run, error)
+            return
         if draft.error is not None:
             # The execution is failing: no new pass starts, as no new node does.
             del draft.loops[node.id]
             draft.clear_timers(node.id)
             draft.nodes[node.id] = replace(run, status=CANCELLED, completed_at=draft.at)
             draft.fail_when_drained()
-            return None
-        self._next_pass(draft, node, run, {"output": t.output, "index": progress.passes - 1})
-        return None
+            return
+        self._next_pass(draft, node, run, {"output": output, "index": progress.passes - 1})
 
     def _next_pass(
         self, draft: Draft, node: CompiledNode, run: NodeRun, last: dict[str, Any] | None
@@ -93,9 +141,17 @@ class Loop(NodeKind):
         passes = draft.loops[node.id].passes
         params = node.node.params
         scope = draft.scope({"last": last, "index": passes})
+        inline = node.item_node
+        work = draft.kind_of(inline) if inline is not None else None
         try:
             again = _again(draft, node, passes, scope)
-            given = draft.render(node, "input", {}, scope) if again else None
+            if not again:
+                given = None
+            elif inline is not None:
+                assert isinstance(work, WorkKind)
+                given = work.request_input(draft, inline, scope)
+            else:
+                given = draft.render(node, "input", {}, scope)
         except ExpressionError as exc:
             self._fail(draft, node, run, NodeError("ExpressionError", str(exc), node.id))
             return
@@ -110,6 +166,13 @@ class Loop(NodeKind):
             self._fail(draft, node, run, NodeError("MaxIterations", message, node.id))
             return
         s = draft.state
+        draft.loops[node.id] = LoopProgress(node.id, passes + 1)
+        if inline is not None:
+            assert isinstance(work, WorkKind)
+            key = f"{s.execution_id}:{node.id}:{run.attempt}:{passes}"
+            request = work.task_request(draft, inline, run.attempt, key, given, passes)
+            draft.outgoing.append(request)
+            return
         child = f"{child_execution_id(s.execution_id, node.id, run.attempt)}[{passes}]"
         link = draft.link(node, draft.parent_view())
         # Version 0: the latest deployed when the child starts, which only the runtime knows.
@@ -117,7 +180,6 @@ class Loop(NodeKind):
             StartExecution(f"{child}/start", child, draft.at, params["do"], 0, given, None, link)
         )
         draft.children[node.id] = child
-        draft.loops[node.id] = LoopProgress(node.id, passes + 1)
 
     def _fail(self, draft: Draft, node: CompiledNode, run: NodeRun, error: NodeError) -> None:
         draft.loops.pop(node.id, None)

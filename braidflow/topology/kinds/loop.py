@@ -1,4 +1,7 @@
-"""The `loop` node kind. Runs its `do` workflow once per pass, one pass after another.
+"""The `loop` node kind. Runs its `do` once per pass, one pass after another.
+
+`do` is a workflow (each pass a child execution) or an inline task or http node
+(each pass a task request), as a foreach's.
 
 `while` (one `${...}` giving a boolean) is checked before every pass after the
 first, reading the last pass as `last` (`{output, index}`): the first pass always
@@ -27,8 +30,11 @@ PARAMS: dict[str, Any] = {
     "description": "exactly one of `while` and `count`",
     "properties": {
         "do": {
-            "$ref": "#/$defs/workflow_id",
-            "description": "the workflow each pass runs as a child execution",
+            "description": "a workflow id (each pass runs as a child execution) or an inline"
+            " task or http node (rendered per pass)",
+            "if": {"type": "string"},
+            "then": {"$ref": "#/$defs/workflow_id"},
+            "else": {"$ref": "#/$defs/foreach_inline"},
         },
         "while": {
             "type": "string",
@@ -49,8 +55,8 @@ PARAMS: dict[str, Any] = {
             "description": "the most passes the loop may run; past it the node fails",
         },
         "input": {
-            "description": "each pass's input; may use ${...}, with `last` (null on the first"
-            " pass) and `index` (default: {})"
+            "description": "with a workflow `do`: each pass's input; may use ${...}, with"
+            " `last` (null on the first pass) and `index` (default: {})"
         },
     },
 }
@@ -64,6 +70,11 @@ def _check(node: Mapping[str, Any], params: Mapping[str, Any], where: str) -> It
         yield Problem(where, "params: a loop needs `while` (a ${...} condition) or `count`")
     elif len(given) > 1:
         yield Problem(where, "params: a loop takes `while` or `count`, not both")
+    if isinstance(params.get("do"), Mapping) and "input" in params:
+        yield Problem(
+            where,
+            "has `params.input` but an inline `do`; the inline node's params are its input",
+        )
     count, limit = params.get("count"), params.get("max_iterations")
     if isinstance(count, int) and isinstance(limit, int) and count > limit:
         yield Problem(where, f"params.count: {count} is more than max_iterations ({limit})")
