@@ -33,6 +33,7 @@ from braidflow.engine.messages import (
     TimerFired,
     Transition,
 )
+from braidflow.engine.nodes import NODE_KINDS
 from braidflow.engine.state import ExecutionState
 from braidflow.engine.step import StepResult, step
 from braidflow.topology.workflow import Workflow
@@ -243,10 +244,11 @@ def _reply(
     if isinstance(message, AwaitEvent):
         return arrival(message, answers, at)
     if isinstance(message, LifecycleEvent):
+        # A node that waits for a decision (its kind owns ApprovalDecided) is answered.
         asked = (
             message.type == "node.started"
             and message.node_id is not None
-            and workflow.nodes[message.node_id].type == "approval"
+            and ApprovalDecided in NODE_KINDS[workflow.nodes[message.node_id].type].transitions
         )
         return decision(message, answers, at) if asked else None
     if isinstance(message, StartExecution) and message.parent is not None:
