@@ -1,0 +1,79 @@
+"""The REST API under /api/v1 (aiohttp, JSON), served by every worker.
+
+One module per resource declares its routes with their OpenAPI description
+(`openapi.Resource`); `create_api` only assembles them. Handlers raise the
+exceptions of `errors`, and its middleware alone turns them into answers.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from braidflow.connectors.api.approvals import approvals
+from braidflow.connectors.api.backend import BACKEND, Backend, Deployed
+from braidflow.connectors.api.dead_letters import dead_letters
+from braidflow.connectors.api.errors import (
+    MAX_BODY_BYTES,
+    BadRequest,
+    Conflict,
+    NotFound,
+    Refusal,
+    Rejected,
+    TooLarge,
+    Unauthorized,
+    Unavailable,
+    refusals,
+)
+from braidflow.connectors.api.events import (
+    SIGNATURE_HEADER,
+    events,
+    signature_ok,
+    webhook_secret,
+)
+from braidflow.connectors.api.executions import FORWARDED_HEADER, executions
+from braidflow.connectors.api.openapi import EXECUTION_STATUSES, Resource, document
+from braidflow.connectors.api.operations import DOCUMENT, operations
+from braidflow.connectors.api.views import execution_view, not_started_view
+from braidflow.connectors.api.workflows import workflows
+
+RESOURCES: tuple[Resource, ...] = (
+    workflows,
+    executions,
+    approvals,
+    events,
+    dead_letters,
+    operations,
+)
+
+__all__ = [
+    "EXECUTION_STATUSES",
+    "FORWARDED_HEADER",
+    "MAX_BODY_BYTES",
+    "RESOURCES",
+    "SIGNATURE_HEADER",
+    "Backend",
+    "BadRequest",
+    "Conflict",
+    "Deployed",
+    "NotFound",
+    "Refusal",
+    "Rejected",
+    "TooLarge",
+    "Unauthorized",
+    "Unavailable",
+    "create_api",
+    "execution_view",
+    "not_started_view",
+    "signature_ok",
+    "webhook_secret",
+]
+
+
+def create_api(backend: Backend) -> web.Application:
+    """The aiohttp application for `backend`: every resource's routes, and their document."""
+    app = web.Application(middlewares=[refusals], client_max_size=MAX_BODY_BYTES)
+    app[BACKEND] = backend
+    app[DOCUMENT] = document(RESOURCES)
+    for resource in RESOURCES:
+        resource.add_to(app.router)
+    return app

@@ -1,0 +1,85 @@
+"""What the API needs from the runtime: the `Backend` protocol the worker implements."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+from aiohttp import web
+
+from braidflow.schemas.cloudevents import CloudEvent
+from braidflow.topology import Workflow
+
+
+class Deployed(Protocol):
+    workflow_id: str
+    version: int
+    text: str
+    deployed_at: int
+    workflow: Workflow
+
+
+class Backend(Protocol):
+    """What the API needs from the runtime."""
+
+    def latest(self, workflow_id: str) -> Deployed | None: ...
+
+    def get(self, workflow_id: str, version: int) -> Deployed | None: ...
+
+    def all_latest(self) -> list[Deployed]: ...
+
+    def versions(self, workflow_id: str) -> list[Deployed]: ...
+
+    async def deploy(self, text: str) -> tuple[Deployed, bool]: ...
+
+    def task_handlers(self) -> list[str]: ...
+
+    async def remove(self, workflow_id: str) -> bool: ...
+
+    async def start_execution(self, deployment: Deployed, input_: Any) -> str: ...
+
+    async def execution(self, execution_id: str, forwarded: bool) -> Mapping[str, Any] | None: ...
+
+    def ready(self) -> bool: ...
+
+    async def publish_event(self, event: CloudEvent) -> str: ...
+
+    def webhook_workflows(self, name: str) -> list[str]: ...
+
+    async def start_for_event(
+        self, workflow_ids: list[str], event: CloudEvent
+    ) -> list[dict[str, str]]: ...
+
+    def executions_of(
+        self, workflow_id: str, limit: int, status: str | None
+    ) -> list[dict[str, Any]]: ...
+
+    def pending_approvals(
+        self, workflow_id: str | None, department: str | None
+    ) -> list[dict[str, Any]]: ...
+
+    async def decide(
+        self, execution_id: str, node_id: str, decision: Mapping[str, Any]
+    ) -> dict[str, Any]: ...
+
+    async def control(self, execution_id: str, action: str, by: str, reason: str) -> None: ...
+
+    def dead_letters(
+        self, kind: str | None, workflow_id: str | None, limit: int
+    ) -> list[dict[str, Any]]: ...
+
+    async def redrive(
+        self, dead_letter_id: str, patched_input: Any, has_input: bool, by: str
+    ) -> dict[str, Any]: ...
+
+    async def backfill(
+        self, workflow_id: str, from_ms: int, to_ms: int | None
+    ) -> dict[str, Any]: ...
+
+
+BACKEND = web.AppKey("backend", Backend)
+
+
+def backend_of(request: web.Request) -> Backend:
+    """The backend of the application `request` came to."""
+    return request.app[BACKEND]

@@ -1,0 +1,201 @@
+"""Events: publish a CloudEvent, receive a webhook, backfill a workflow from past events."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import re
+
+from aiohttp import web
+
+from braidflow.connectors.api.backend import backend_of
+from braidflow.connectors.api.bodies import moment, object_body, off_loop, parsed_json
+from braidflow.connectors.api.errors import NotFound, Unauthorized
+from braidflow.connectors.api.openapi import (
+    ANY,
+    INTEGER,
+    STRING,
+    TIME,
+    Resource,
+    header_param,
+    json_reply,
+    json_request,
+    obj,
+    path_param,
+    ref,
+)
+from braidflow.schemas.cloudevents import from_structured, new_event
+
+SIGNATURE_HEADER = "X-Braidflow-Signature"
+
+events = Resource("events", "Domain events, webhooks and backfills")
+
+
+def webhook_secret(name: str) -> bytes | None:
+    """The HMAC secret of webhook `name`: `BRAIDFLOW_WEBHOOK_SECRET_<NAME>`, else the shared one."""
+    own = "BRAIDFLOW_WEBHOOK_SECRET_" + re.sub(r"[^A-Z0-9]", "_", name.upper())
+    secret = os.environ.get(own) or os.environ.get("BRAIDFLOW_WEBHOOK_SECRET")
+    return secret.encode() if secret else None
+
+
+def signature_ok(secret: bytes, body: bytes, header: str | None) -> bool:
+    """Whether `header` is `sha256=<hex HMAC-SHA256 of body>` (the bare hex is accepted too)."""
+    if not header:
+        return False
+    expected = hmac.new(secret, body, hashlib.sha256).hexdigest()
+    return hmac.compare_digest(header.strip().removeprefix("sha256="), expected)
+
+
+CLOUD_EVENT = {
+    **obj(
+        ["specversion", "id", "source", "type"],
+        {
+            "specversion": {"const": "1.0"},
+            "id": {**STRING, "minLength": 1},
+            "source": {**STRING, "minLength": 1},
+            "type": {
+                **STRING,
+                "pattern": "^[a-zA-Z0-9_-]+(\\..*)?$",
+                "description": "Its first segment names the topic: `ticket.resolved` goes to"
+                " `events.ticket`",
+            },
+            "subject": STRING,
+            "time": {**STRING, "description": "RFC 3339"},
+            "datacontenttype": STRING,
+            "dataschema": STRING,
+            "data": ANY,
+            "data_base64": STRING,
+        },
+    ),
+    "description": "A CloudEvent 1.0 in the structured JSON format; other members are"
+    " extension attributes",
+}
+
+
+@events.operation(
+    "POST",
+    "/events",
+    summary="Publish a domain event (a CloudEvent) to its events topic",
+    body={
+        "required": True,
+        "content": {
+            "application/cloudevents+json": {"schema": CLOUD_EVENT},
+            "application/json": {"schema": CLOUD_EVENT},
+        },
+    },
+    responses={
+        202: json_reply(
+            "Sent to its topic",
+            obj(["id", "type", "topic"], {"id": STRING, "type": STRING, "topic": STRING}),
+        )
+    },
+)
+async def publish(request: web.Request) -> web.Response:
+    """400 names the missing or bad attribute in `field`; 413 when the event, or a start it
+    triggers, could not fit a record."""
+    body = await request.read()
+    event = await off_loop(len(body), from_structured, body)
+    # The topic is named after the type; a type no topic can carry is the sender's error.
+    topic = await backend_of(request).publish_event(event)
+    return web.json_response({"id": event.id, "type": event.type, "topic": topic}, status=202)
+
+
+@events.operation(
+    "POST",
+    "/hooks/{name}",
+    summary="A webhook: start every workflow whose webhook trigger has this name",
+    parameters=[
+        path_param("name", "The webhook trigger's name"),
+        header_param(
+            SIGNATURE_HEADER,
+            "`sha256=<hex HMAC-SHA256 of the body>`, required when the webhook has a secret",
+        ),
+        header_param("Idempotency-Key", "The event's id: a retry with it starts nothing new"),
+        header_param("X-Request-Id", "The event's id when there is no Idempotency-Key"),
+    ],
+    body=json_request({**ANY, "description": "Any JSON: the event's data"}),
+    responses={
+        202: json_reply(
+            "The executions it started",
+            obj(
+                ["event_id", "executions"],
+                {"event_id": STRING, "executions": {"type": "array", "items": ref("Started")}},
+            ),
+        )
+    },
+    refusals=[401, 404],
+)
+async def webhook(request: web.Request) -> web.Response:
+    backend = backend_of(request)
+    name = request.match_info["name"]
+    workflows = backend.webhook_workflows(name)
+    if not workflows:
+        raise NotFound(f"no workflow has a webhook trigger named {name!r}")
+    body = await request.read()
+    secret = webhook_secret(name)
+    if secret is not None and not signature_ok(secret, body, request.headers.get(SIGNATURE_HEADER)):
+        raise Unauthorized(
+            f"{SIGNATURE_HEADER}: missing or not the HMAC-SHA256 of the body",
+            field=SIGNATURE_HEADER,
+        )
+    data = await parsed_json(body) if body.strip() else None
+    event_id = request.headers.get("Idempotency-Key") or request.headers.get("X-Request-Id")
+    event = new_event(f"braidflow.webhook.{name}", data, source=f"/hooks/{name}", id=event_id)
+    started = await backend.start_for_event(workflows, event)
+    return web.json_response({"event_id": event.id, "executions": started}, status=202)
+
+
+@events.operation(
+    "POST",
+    "/workflows/{id}/backfill",
+    summary="Start a workflow for the past events its triggers match, in [from, to]",
+    parameters=[path_param("id", "The workflow's id")],
+    body=json_request(
+        obj(
+            ["from"],
+            {
+                "from": {**STRING, "description": "ISO 8601 with an offset or Z"},
+                "to": {**STRING, "description": "ISO 8601 with an offset or Z; default now"},
+            },
+            closed=True,
+        ),
+        required=True,
+    ),
+    responses={
+        200: json_reply(
+            "What it read and started (a second run starts nothing twice)",
+            obj(
+                [
+                    "workflow_id",
+                    "from",
+                    "to",
+                    "read",
+                    "matched",
+                    "started",
+                    "already_started",
+                    "refused",
+                ],
+                {
+                    "workflow_id": STRING,
+                    "from": TIME,
+                    "to": TIME,
+                    "read": INTEGER,
+                    "matched": INTEGER,
+                    "started": INTEGER,
+                    "already_started": INTEGER,
+                    "refused": INTEGER,
+                },
+            ),
+        )
+    },
+    refusals=[404, 503],
+)
+async def backfill(request: web.Request) -> web.Response:
+    """422 for a workflow with no event triggers, a range over 31 days or over 100,000
+    records."""
+    body = await object_body(request, {"from", "to"})
+    from_ms = moment(body, "from")
+    to_ms = moment(body, "to") if "to" in body else None
+    report = await backend_of(request).backfill(request.match_info["id"], from_ms, to_ms)
+    return web.json_response(report)

@@ -1,0 +1,229 @@
+"""Executions: start one, read one, list a workflow's, cancel, pause and resume."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from braidflow.connectors.api.backend import backend_of
+from braidflow.connectors.api.bodies import (
+    choice_query,
+    json_body,
+    limit_query,
+    object_body,
+    off_loop,
+    string_field,
+)
+from braidflow.connectors.api.errors import BadRequest, NotFound, Rejected
+from braidflow.connectors.api.openapi import (
+    ANY,
+    EXECUTION_STATUSES,
+    INTEGER,
+    STRING,
+    Resource,
+    json_reply,
+    json_request,
+    obj,
+    path_param,
+    query_param,
+    ref,
+)
+from braidflow.engine import input_problems
+from braidflow.topology.suggestions import did_you_mean
+
+FORWARDED_HEADER = "X-Braidflow-Forwarded"
+
+executions = Resource("executions", "Executions: start, read, list, cancel, pause, resume")
+EXECUTION_ID = path_param("id", "The execution's id, as the start answered it")
+
+
+@executions.operation(
+    "POST",
+    "/workflows/{id}/executions",
+    summary="Start an execution of a workflow (its latest version unless `version` is given)",
+    parameters=[path_param("id", "The workflow's id")],
+    body=json_request(
+        obj(
+            [],
+            {
+                "input": {**ANY, "description": "Checked against the workflow's input schema"},
+                "version": {**INTEGER, "minimum": 1},
+            },
+            closed=True,
+        )
+    ),
+    responses={
+        202: json_reply(
+            "Accepted: the id reads back at once (`status: accepted` until it starts)",
+            obj(
+                ["execution_id", "status", "version"],
+                {"execution_id": STRING, "status": {"const": "accepted"}, "version": INTEGER},
+                closed=True,
+            ),
+        )
+    },
+    refusals=[404, 503],
+)
+async def start(request: web.Request) -> web.Response:
+    """413 names the size and the limit when the start could not be sent or stored; 422
+    names each field of the input that breaks the workflow's input schema."""
+    backend = backend_of(request)
+    workflow_id = request.match_info["id"]
+    body = await json_body(request)
+    if not isinstance(body, dict):
+        raise BadRequest('body must be a JSON object: {"input": {...}}', field="body")
+    unknown = sorted(set(body) - {"input", "version"})
+    if unknown:
+        raise BadRequest(
+            f"unknown field(s) {', '.join(unknown)}; expected input, version", field=unknown[0]
+        )
+    version = body.get("version")
+    if version is not None and (not isinstance(version, int) or isinstance(version, bool)):
+        raise BadRequest("version: must be an integer", field="version")
+    deployment = (
+        backend.latest(workflow_id) if version is None else backend.get(workflow_id, version)
+    )
+    if deployment is None:
+        which = "" if version is None else f" version {version}"
+        deployed = (d.workflow_id for d in backend.all_latest())
+        hint = did_you_mean(workflow_id, deployed) if version is None else ""
+        raise NotFound(f"no workflow {workflow_id!r}{which}{hint}")
+    input_ = body.get("input", {})
+    size = len(await request.read())
+    problems = await off_loop(size, input_problems, deployment.workflow, input_)
+    if problems:
+        raise Rejected("input does not match the workflow's input schema", problems)
+    execution_id = await backend.start_execution(deployment, input_)
+    return web.json_response(
+        {"execution_id": execution_id, "status": "accepted", "version": deployment.version},
+        status=202,
+    )
+
+
+@executions.operation(
+    "GET",
+    "/executions/{id}",
+    summary="An execution: status, input, output, nodes, joins (from any worker)",
+    parameters=[EXECUTION_ID],
+    responses={200: json_reply("The execution", ref("Execution"))},
+    refusals=[404, 503],
+)
+async def show_execution(request: web.Request) -> web.Response:
+    """A read of an execution another worker holds is forwarded to that worker."""
+    execution_id = request.match_info["id"]
+    forwarded = FORWARDED_HEADER in request.headers
+    view = await backend_of(request).execution(execution_id, forwarded)
+    if view is None:
+        raise NotFound(f"no execution {execution_id!r}")
+    return web.json_response(view)
+
+
+@executions.operation(
+    "GET",
+    "/workflows/{id}/executions",
+    summary="A workflow's executions, newest first (from the execution index)",
+    parameters=[
+        path_param("id", "The workflow's id"),
+        query_param("limit", "At most this many", {**INTEGER, "minimum": 1, "maximum": 1000}),
+        query_param("status", "Only those with this status", {"enum": list(EXECUTION_STATUSES)}),
+    ],
+    responses={
+        200: json_reply(
+            "The executions",
+            obj(
+                ["workflow_id", "executions"],
+                {
+                    "workflow_id": STRING,
+                    "executions": {"type": "array", "items": ref("ExecutionSummary")},
+                },
+            ),
+        )
+    },
+    refusals=[400, 404],
+)
+async def executions_of(request: web.Request) -> web.Response:
+    """A removed workflow's executions are still listed."""
+    backend = backend_of(request)
+    workflow_id = request.match_info["id"]
+    limit = limit_query(request, 50)
+    status = choice_query(request, "status", EXECUTION_STATUSES)
+    # Versions, not the latest: a removed workflow's executions are still listed.
+    if not backend.versions(workflow_id):
+        raise NotFound(f"no workflow {workflow_id!r}")
+    found = backend.executions_of(workflow_id, limit, status)
+    return web.json_response({"workflow_id": workflow_id, "executions": found})
+
+
+CONTROL_BODY = json_request(
+    obj(
+        [],
+        {
+            "by": {**STRING, "description": "Who asks"},
+            "reason": {**STRING, "description": "Why, kept in the execution's control log"},
+        },
+        closed=True,
+    )
+)
+
+
+def _controlled(action: str) -> dict[str, object]:
+    return {
+        202: json_reply(
+            "Sent: the execution applies it in its turn",
+            obj(
+                ["execution_id", "action"],
+                {"execution_id": STRING, "action": {"const": action}},
+                closed=True,
+            ),
+        )
+    }
+
+
+async def _control(request: web.Request, action: str) -> web.Response:
+    body = await object_body(request, {"by", "reason"})
+    by = string_field(body, "by") or ""
+    reason = string_field(body, "reason") or ""
+    execution_id = request.match_info["id"]
+    await backend_of(request).control(execution_id, action, by, reason)
+    return web.json_response({"execution_id": execution_id, "action": action}, status=202)
+
+
+@executions.operation(
+    "POST",
+    "/executions/{id}/cancel",
+    summary="Cancel an execution",
+    parameters=[EXECUTION_ID],
+    body=CONTROL_BODY,
+    responses=_controlled("cancel"),
+    refusals=[404, 409, 503],
+)
+async def cancel(request: web.Request) -> web.Response:
+    """409 when it has finished."""
+    return await _control(request, "cancel")
+
+
+@executions.operation(
+    "POST",
+    "/executions/{id}/pause",
+    summary="Pause an execution: what arrives for it is held until it is resumed",
+    parameters=[EXECUTION_ID],
+    body=CONTROL_BODY,
+    responses=_controlled("pause"),
+    refusals=[404, 409, 503],
+)
+async def pause(request: web.Request) -> web.Response:
+    """409 when it has finished or is paused already."""
+    return await _control(request, "pause")
+
+
+@executions.operation(
+    "POST",
+    "/executions/{id}/resume",
+    summary="Resume a paused execution: what was held applies in order",
+    parameters=[EXECUTION_ID],
+    body=CONTROL_BODY,
+    responses=_controlled("resume"),
+    refusals=[404, 409, 503],
+)
+async def resume(request: web.Request) -> web.Response:
+    """409 when it has finished or is not paused."""
+    return await _control(request, "resume")

@@ -1,0 +1,135 @@
+"""Workflows: deploy a definition, list, show and remove them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from braidflow.connectors.api.backend import backend_of
+from braidflow.connectors.api.bodies import text_body
+from braidflow.connectors.api.errors import BadRequest, NotFound
+from braidflow.connectors.api.openapi import (
+    INTEGER,
+    STRING,
+    Resource,
+    json_reply,
+    nullable,
+    obj,
+    path_param,
+    ref,
+)
+from braidflow.connectors.api.views import workflow_summary
+from braidflow.topology.handler_names import misspelt_handlers
+
+workflows = Resource("workflows", "Workflow definitions and their versions")
+WORKFLOW_ID = path_param("id", "The workflow's id")
+
+
+@workflows.operation(
+    "POST",
+    "/workflows",
+    summary="Deploy a workflow definition (YAML or JSON)",
+    body={
+        "required": True,
+        "content": {
+            "application/yaml": {"schema": STRING},
+            "application/json": {"schema": {"type": "object"}},
+        },
+    },
+    responses={
+        200: json_reply("The same text was deployed before: its version", ref("Deployed")),
+        201: json_reply("A new version", ref("Deployed")),
+    },
+    refusals=[503],
+)
+async def deploy(request: web.Request) -> web.Response:
+    """Deploying the same text again keeps its version; a change makes a new one. A task
+    handler no worker knows is deployed, with a warning naming the nearest one."""
+    backend = backend_of(request)
+    text = await text_body(request)
+    if not text.strip():
+        raise BadRequest("empty body: send a workflow definition as YAML or JSON", field="body")
+    deployment, created = await backend.deploy(text)
+    body: dict[str, Any] = {"id": deployment.workflow_id, "version": deployment.version}
+    warnings = misspelt_handlers(deployment.workflow, backend.task_handlers())
+    if warnings:
+        body["warnings"] = [str(w) for w in warnings]
+    return web.json_response(body, status=201 if created else 200)
+
+
+@workflows.operation(
+    "GET",
+    "/workflows",
+    summary="The deployed workflows, each at its latest version",
+    responses={
+        200: json_reply(
+            "The workflows",
+            obj(["workflows"], {"workflows": {"type": "array", "items": ref("WorkflowSummary")}}),
+        )
+    },
+)
+async def list_workflows(request: web.Request) -> web.Response:
+    backend = backend_of(request)
+    return web.json_response({"workflows": [workflow_summary(d) for d in backend.all_latest()]})
+
+
+@workflows.operation(
+    "GET",
+    "/workflows/{id}",
+    summary="A workflow: its latest definition and its versions",
+    parameters=[WORKFLOW_ID],
+    responses={
+        200: json_reply(
+            "The workflow",
+            {
+                "allOf": [
+                    ref("WorkflowSummary"),
+                    obj(
+                        ["description", "versions", "definition"],
+                        {
+                            "description": nullable(STRING),
+                            "versions": {"type": "array", "items": INTEGER},
+                            "definition": STRING,
+                        },
+                    ),
+                ]
+            },
+        )
+    },
+    refusals=[404],
+)
+async def show_workflow(request: web.Request) -> web.Response:
+    backend = backend_of(request)
+    workflow_id = request.match_info["id"]
+    latest = backend.latest(workflow_id)
+    if latest is None:
+        raise NotFound(f"no workflow {workflow_id!r}")
+    return web.json_response(
+        {
+            **workflow_summary(latest),
+            "description": latest.workflow.definition.description,
+            "versions": [d.version for d in backend.versions(workflow_id)],
+            "definition": latest.text,
+        }
+    )
+
+
+@workflows.operation(
+    "DELETE",
+    "/workflows/{id}",
+    summary="Remove a workflow: it starts no more executions; those running finish",
+    parameters=[WORKFLOW_ID],
+    responses={
+        200: json_reply(
+            "Removed",
+            obj(["id", "removed"], {"id": STRING, "removed": {"const": True}}),
+        )
+    },
+    refusals=[404, 503],
+)
+async def remove_workflow(request: web.Request) -> web.Response:
+    workflow_id = request.match_info["id"]
+    if not await backend_of(request).remove(workflow_id):
+        raise NotFound(f"no workflow {workflow_id!r}")
+    return web.json_response({"id": workflow_id, "removed": True})
