@@ -15,7 +15,6 @@ the router.
 from __future__ import annotations
 
 import base64
-import binascii
 import json
 import re
 import uuid
@@ -198,7 +197,8 @@ def _decode_base64(text: Any) -> bytes:
         raise CloudEventError("data_base64", "must be a base64 string")
     try:
         return base64.b64decode(text, validate=True)
-    except binascii.Error as exc:
+    # binascii.Error for bad base64; ValueError for text that is not even ASCII.
+    except ValueError as exc:
         raise CloudEventError("data_base64", f"not valid base64: {exc}") from None
 
 

@@ -369,7 +369,7 @@ def test_data_and_data_base64_together_are_refused() -> None:
     assert error.field == "data_base64"
 
 
-@pytest.mark.parametrize("bad", ["not base64!", 42])
+@pytest.mark.parametrize("bad", ["not base64!", 42, "\U000bee37AA="])
 def test_bad_data_base64_is_refused(bad: Any) -> None:
     assert error_of(from_structured, structured(data_base64=bad)).field == "data_base64"
 
