@@ -1,14 +1,18 @@
 """The API keeps its contract: schemathesis sends what the OpenAPI document allows (and what
 it does not) to a live worker, and no answer is a 500 or breaks the document.
 
+Besides ids it makes up, each operation gets cases naming a workflow, an execution waiting
+at an approval and a webhook that exist, so the answers about real things are checked too.
 Bounded so the suite stays fast: a few examples per operation, a timeout per call,
 generation only (no shrinking), and a fixed seed, so a run is repeatable.
 """
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import pytest
 import schemathesis
@@ -27,7 +31,7 @@ from workers import WorkerProcess
 from braidflow.connectors.api import RESOURCES
 from braidflow.connectors.api.openapi import document
 
-EXAMPLES_PER_OPERATION = 12
+EXAMPLES_PER_OPERATION = 15
 CALL_TIMEOUT_S = 10.0
 CHECKS = [
     not_a_server_error,
@@ -36,13 +40,46 @@ CHECKS = [
     response_headers_conformance,
     response_schema_conformance,
 ]
+REVIEW = """
+id: contract-review
+name: Contract review
+triggers:
+  - event: {types: ["contract.signed"]}
+  - webhook: {name: contract-hook}
+nodes:
+  - id: review
+    type: approval
+    params: {message: "Approve the contract?"}
+    timeout: 1d
+  - {id: done, type: end}
+edges:
+  - {from: review, to: done}
+"""
+
+
+@dataclass(frozen=True)
+class Known:
+    """A live worker with a workflow deployed and an execution waiting at its approval."""
+
+    worker: WorkerProcess
+    workflow_id: str
+    execution_id: str
+    node_id: str
+    webhook: str
+
+    def path_parameters(self, path: str) -> dict[str, str] | None:
+        """Path parameters of `path` naming what exists; None where nothing known fits."""
+        names = set(re.findall(r"\{(\w+)\}", path))
+        if not names or path.startswith("/api/v1/dead-letters"):
+            return None
+        known = {"node": self.node_id, "name": self.webhook}
+        known["id"] = self.execution_id if "/executions/{id}" in path else self.workflow_id
+        return {name: known[name] for name in names}
 
 
 @pytest.fixture(scope="module")
-def contract_worker(
-    broker: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[WorkerProcess]:
-    """A worker of its own: what schemathesis deploys, removes and publishes stays with it."""
+def known(broker: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Known]:
+    """A worker of its own, so what schemathesis deploys, removes and publishes stays with it."""
     home = tmp_path_factory.mktemp("contract-worker")
     prefix = f"t{uuid.uuid4().hex[:10]}"
     worker = WorkerProcess(
@@ -53,15 +90,18 @@ def contract_worker(
         env={"BRAIDFLOW_EVENTS_PREFIX": f"{prefix}-events."},
     )
     try:
-        yield worker.start().wait_ready()
+        worker.start().wait_ready()
+        assert worker.api.deploy(REVIEW).status == 201
+        execution_id = worker.api.start("contract-review", {})
+        yield Known(worker, "contract-review", execution_id, "review", "contract-hook")
     finally:
         worker.stop()
 
 
 @pytest.fixture(scope="module")
-def contract(contract_worker: WorkerProcess) -> schemathesis.BaseSchema:
+def contract(known: Known) -> schemathesis.BaseSchema:
     """The document the worker serves, as schemathesis reads it."""
-    return schemathesis.openapi.from_url(f"{contract_worker.api.base_url}/api/v1/openapi.json")
+    return schemathesis.openapi.from_url(f"{known.worker.api.base_url}/api/v1/openapi.json")
 
 
 def documented_operations() -> list[tuple[str, str]]:
@@ -76,15 +116,19 @@ def documented_operations() -> list[tuple[str, str]]:
     ids=[f"{m} {p}" for m, p in documented_operations()],
 )
 def test_no_answer_is_a_500_or_breaks_the_document(
-    contract: schemathesis.BaseSchema, method: str, path: str
+    contract: schemathesis.BaseSchema, known: Known, method: str, path: str
 ) -> None:
     operation = contract[path][method]
-    cases = st.one_of(
+    strategies = [
         operation.as_strategy(GenerationMode.POSITIVE),
         operation.as_strategy(GenerationMode.NEGATIVE),
-    )
+    ]
+    existing = known.path_parameters(path)
+    # Removing the workflow would leave the operations after it nothing real to ask about.
+    if existing is not None and method != "DELETE":
+        strategies.append(operation.as_strategy(GenerationMode.POSITIVE, path_parameters=existing))
 
-    @given(case=cases)
+    @given(case=st.one_of(strategies))
     @settings(
         max_examples=EXAMPLES_PER_OPERATION,
         deadline=None,
