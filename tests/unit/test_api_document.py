@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 from typing import Any
 
 import jsonschema
@@ -151,3 +152,12 @@ def test_each_refusal_answers_its_status_with_the_error_shape(
 
 def test_an_unexpected_failure_is_no_refusal() -> None:
     assert refusal(KeyError("x")) is None
+
+
+def test_the_api_page_lists_every_operation_and_no_other() -> None:
+    page = (Path(__file__).parents[2] / "docs" / "api.md").read_text()
+    listed = {
+        (method.lower(), path)
+        for method, path in re.findall(r"^\| `([A-Z]+) (/api/v1/\S+)` \|", page, re.MULTILINE)
+    }
+    assert listed == documented()

@@ -78,17 +78,18 @@ def moment(body: Mapping[str, Any], name: str) -> int:
     )
 
 
-def limit_query(request: web.Request, default: int, most: int = 1000) -> int:
+def limit_query(query: Mapping[str, str], default: int, most: int = 1000) -> int:
     """The `limit` query parameter, a number from 1 to `most`."""
-    raw = request.query.get("limit", str(default))
-    if not raw.isdigit() or not 1 <= int(raw) <= most:
+    raw = query.get("limit", str(default))
+    # isdigit alone takes '²', which int() refuses.
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= most:
         raise BadRequest(f"limit: {raw!r} is not a number from 1 to {most}", field="limit")
     return int(raw)
 
 
-def choice_query(request: web.Request, name: str, choices: tuple[str, ...]) -> str | None:
+def choice_query(query: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str | None:
     """The `name` query parameter, one of `choices`, or None when absent."""
-    value = request.query.get(name)
+    value = query.get(name)
     if value is not None and value not in choices:
         raise BadRequest(f"{name}: {value!r} is not one of {', '.join(choices)}", field=name)
     return value

@@ -48,8 +48,8 @@ KINDS = ("node", "record")
 )
 async def list_dead_letters(request: web.Request) -> web.Response:
     """A payload over 16 KiB is kept as its head."""
-    limit = limit_query(request, 100)
-    kind = choice_query(request, "kind", KINDS)
+    limit = limit_query(request.query, 100)
+    kind = choice_query(request.query, "kind", KINDS)
     found = backend_of(request).dead_letters(kind, request.query.get("workflow"), limit)
     return web.json_response({"dead_letters": found})
 

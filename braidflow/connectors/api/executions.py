@@ -144,8 +144,8 @@ async def executions_of(request: web.Request) -> web.Response:
     """A removed workflow's executions are still listed."""
     backend = backend_of(request)
     workflow_id = request.match_info["id"]
-    limit = limit_query(request, 50)
-    status = choice_query(request, "status", EXECUTION_STATUSES)
+    limit = limit_query(request.query, 50)
+    status = choice_query(request.query, "status", EXECUTION_STATUSES)
     # Versions, not the latest: a removed workflow's executions are still listed.
     if not backend.versions(workflow_id):
         raise NotFound(f"no workflow {workflow_id!r}")
