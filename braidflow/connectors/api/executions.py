@@ -146,7 +146,7 @@ async def executions_of(request: web.Request) -> web.Response:
     workflow_id = request.match_info["id"]
     limit = limit_query(request.query, 50)
     status = choice_query(request.query, "status", EXECUTION_STATUSES)
-    # Versions, not the latest: a removed workflow's executions are still listed.
+    # Versions, not the latest: a removed workflow has versions but no latest.
     if not backend.versions(workflow_id):
         raise NotFound(f"no workflow {workflow_id!r}")
     found = backend.executions_of(workflow_id, limit, status)

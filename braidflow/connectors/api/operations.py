@@ -34,7 +34,8 @@ async def health(_: web.Request) -> web.Response:
     },
 )
 async def ready(request: web.Request) -> web.Response:
-    """Ready once the catalog is read and table recovery is done."""
+    """200 once the worker is ready to answer for what it holds (the backend decides:
+    the catalog read, table recovery done); 503 until then."""
     if backend_of(request).ready():
         return web.json_response({"status": "ready"})
     return web.json_response({"status": "recovering"}, status=503)
