@@ -1,5 +1,6 @@
 """The API keeps its contract: schemathesis sends what the OpenAPI document allows (and what
-it does not) to a live worker, and no answer is a 500 or breaks the document.
+it does not) to a live worker; no answer is a 500 or breaks the document, and what the
+document calls invalid is refused.
 
 Besides ids it makes up, each operation gets cases naming a workflow, an execution waiting
 at an approval and a webhook that exist, so the answers about real things are checked too.
@@ -22,6 +23,7 @@ from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
+    negative_data_rejection,
     response_headers_conformance,
     response_schema_conformance,
     status_code_conformance,
@@ -31,7 +33,7 @@ from workers import WorkerProcess
 from braidflow.connectors.api import RESOURCES
 from braidflow.connectors.api.openapi import document
 
-EXAMPLES_PER_OPERATION = 15
+EXAMPLES_PER_OPERATION = 25
 CALL_TIMEOUT_S = 10.0
 CHECKS = [
     not_a_server_error,
@@ -39,6 +41,7 @@ CHECKS = [
     content_type_conformance,
     response_headers_conformance,
     response_schema_conformance,
+    negative_data_rejection,
 ]
 REVIEW = """
 id: contract-review
@@ -141,3 +144,19 @@ def test_no_answer_is_a_500_or_breaks_the_document(
         case.call_and_validate(checks=CHECKS, timeout=CALL_TIMEOUT_S)
 
     answers_by_the_document()
+
+
+def test_a_version_written_as_a_whole_float_is_that_version(known: Known) -> None:
+    """JSON Schema, and so the document, counts 1.0 as an integer."""
+    reply = known.worker.api.post_json(
+        f"/workflows/{known.workflow_id}/executions", {"input": {}, "version": 1.0}
+    )
+    assert (reply.status, reply.body["version"]) == (202, 1), reply
+
+
+def test_an_empty_request_id_header_names_no_event_id(known: Known) -> None:
+    reply = known.worker.api.request(
+        "POST", f"/hooks/{known.webhook}", b"{}", "application/json", {"X-Request-Id": ""}
+    )
+    assert reply.status == 202, reply
+    assert reply.body["event_id"] and len(reply.body["executions"]) == 1, reply

@@ -21,6 +21,7 @@ from braidflow.connectors.api.openapi import (
     header_param,
     json_reply,
     json_request,
+    nullable,
     obj,
     path_param,
     ref,
@@ -47,29 +48,38 @@ def signature_ok(secret: bytes, body: bytes, header: str | None) -> bool:
     return hmac.compare_digest(header.strip().removeprefix("sha256="), expected)
 
 
+TEXT = {**STRING, "minLength": 1}
 CLOUD_EVENT = {
     **obj(
         ["specversion", "id", "source", "type"],
         {
             "specversion": {"const": "1.0"},
-            "id": {**STRING, "minLength": 1},
-            "source": {**STRING, "minLength": 1},
+            "id": TEXT,
+            "source": TEXT,
             "type": {
-                **STRING,
+                **TEXT,
                 "pattern": "^[a-zA-Z0-9_-]+(\\..*)?$",
                 "description": "Its first segment names the topic: `ticket.resolved` goes to"
                 " `events.ticket`",
             },
-            "subject": STRING,
-            "time": {**STRING, "description": "RFC 3339"},
-            "datacontenttype": STRING,
-            "dataschema": STRING,
+            # A null attribute counts as absent.
+            "subject": nullable(TEXT),
+            "time": nullable({**STRING, "format": "date-time"}),
+            "datacontenttype": nullable(TEXT),
+            "dataschema": nullable(TEXT),
             "data": ANY,
-            "data_base64": STRING,
+            "data_base64": nullable(STRING),
         },
     ),
-    "description": "A CloudEvent 1.0 in the structured JSON format; other members are"
-    " extension attributes",
+    # Any other member is an extension attribute: a lowercase name, a scalar value.
+    "propertyNames": {"pattern": "^([a-z0-9]+|data_base64)$"},
+    "additionalProperties": {"type": ["string", "integer", "boolean", "null"]},
+    # Not data and data_base64 both.
+    "not": {
+        "required": ["data", "data_base64"],
+        "properties": {"data": {"not": {"type": "null"}}, "data_base64": {"type": "string"}},
+    },
+    "description": "A CloudEvent 1.0 in the structured JSON format",
 }
 
 
@@ -140,7 +150,8 @@ async def webhook(request: web.Request) -> web.Response:
             field=SIGNATURE_HEADER,
         )
     data = await parsed_json(body) if body.strip() else None
-    event_id = request.headers.get("Idempotency-Key") or request.headers.get("X-Request-Id")
+    # An empty header names no id.
+    event_id = request.headers.get("Idempotency-Key") or request.headers.get("X-Request-Id") or None
     event = new_event(f"braidflow.webhook.{name}", data, source=f"/hooks/{name}", id=event_id)
     started = await backend.start_for_event(workflows, event)
     return web.json_response({"event_id": event.id, "executions": started}, status=202)
@@ -155,8 +166,12 @@ async def webhook(request: web.Request) -> web.Response:
         obj(
             ["from"],
             {
-                "from": {**STRING, "description": "ISO 8601 with an offset or Z"},
-                "to": {**STRING, "description": "ISO 8601 with an offset or Z; default now"},
+                "from": {**STRING, "format": "date-time", "description": "With an offset or Z"},
+                "to": {
+                    **STRING,
+                    "format": "date-time",
+                    "description": "With an offset or Z; default now",
+                },
             },
             closed=True,
         ),

@@ -77,6 +77,9 @@ async def start(request: web.Request) -> web.Response:
             f"unknown field(s) {', '.join(unknown)}; expected input, version", field=unknown[0]
         )
     version = body.get("version")
+    # 2.0 is an integer too, as JSON Schema (and so the document) counts.
+    if isinstance(version, float) and version.is_integer():
+        version = int(version)
     if version is not None and (not isinstance(version, int) or isinstance(version, bool)):
         raise BadRequest("version: must be an integer", field="version")
     deployment = (
