@@ -3,6 +3,7 @@ it is a valid OpenAPI 3.1 document, and every refusal has the Error shape it pro
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 from pathlib import Path
@@ -14,6 +15,7 @@ import schemathesis
 from aiohttp import web
 
 from braidflow.connectors.api import RESOURCES, create_api
+from braidflow.connectors.api import errors as errors_module
 from braidflow.connectors.api.errors import (
     MAX_BODY_BYTES,
     BadRequest,
@@ -161,3 +163,21 @@ def test_the_api_page_lists_every_operation_and_no_other() -> None:
         for method, path in re.findall(r"^\| `([A-Z]+) (/api/v1/\S+)` \|", page, re.MULTILINE)
     }
     assert listed == documented()
+
+
+def test_only_the_middleware_builds_error_answers() -> None:
+    """Handlers raise; a response with a 4xx or 5xx status is built in errors.py alone (and
+    by readiness, whose 503 is its answer, not an error)."""
+    package = Path(errors_module.__file__).parent
+    built = []
+    for path in sorted(package.glob("*.py")):
+        for function in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(function, ast.AsyncFunctionDef | ast.FunctionDef):
+                continue
+            for call in ast.walk(function):
+                status = next(
+                    (k.value for k in getattr(call, "keywords", ()) if k.arg == "status"), None
+                )
+                if isinstance(status, ast.Constant) and int(status.value) >= 400:
+                    built.append((path.name, function.name))
+    assert set(built) == {("operations.py", "ready")}
