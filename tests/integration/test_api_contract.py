@@ -3,7 +3,8 @@ it does not) to a live worker; no answer is a 500 or breaks the document, and wh
 document calls invalid is refused.
 
 Besides ids it makes up, each operation gets cases naming a workflow, an execution waiting
-at an approval and a webhook that exist, so the answers about real things are checked too.
+at an approval, a webhook and a dead letter that exist, so the answers about real things
+are checked too.
 Bounded so the suite stays fast: a few examples per operation, a timeout per call,
 generation only (no shrinking), and a fixed seed, so a run is repeatable.
 """
@@ -11,6 +12,7 @@ generation only (no shrinking), and a fixed seed, so a run is repeatable.
 from __future__ import annotations
 
 import re
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -58,6 +60,16 @@ nodes:
 edges:
   - {from: review, to: done}
 """
+CHARGE = """
+id: contract-charge
+nodes:
+  - {id: charge, type: task, params: {handler: test.boom, input: {card: 4242}}}
+  - {id: done, type: end}
+edges:
+  - {from: charge, to: done}
+"""
+# A liveness bound, not a timing: the dead letter is indexed well within it.
+DEAD_LETTER_DEADLINE_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -69,14 +81,18 @@ class Known:
     execution_id: str
     node_id: str
     webhook: str
+    dead_letter_id: str
 
     def path_parameters(self, path: str) -> dict[str, str] | None:
         """Path parameters of `path` naming what exists; None where nothing known fits."""
         names = set(re.findall(r"\{(\w+)\}", path))
-        if not names or path.startswith("/api/v1/dead-letters"):
+        if not names:
             return None
-        known = {"node": self.node_id, "name": self.webhook}
-        known["id"] = self.execution_id if "/executions/{id}" in path else self.workflow_id
+        known = {"node": self.node_id, "name": self.webhook, "id": self.workflow_id}
+        if "/executions/{id}" in path:
+            known["id"] = self.execution_id
+        elif path.startswith("/api/v1/dead-letters/"):
+            known["id"] = self.dead_letter_id
         return {name: known[name] for name in names}
 
 
@@ -96,9 +112,26 @@ def known(broker: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kno
         worker.start().wait_ready()
         assert worker.api.deploy(REVIEW).status == 201
         execution_id = worker.api.start("contract-review", {})
-        yield Known(worker, "contract-review", execution_id, "review", "contract-hook")
+        yield Known(
+            worker, "contract-review", execution_id, "review", "contract-hook", dead_letter(worker)
+        )
     finally:
         worker.stop()
+
+
+def dead_letter(worker: WorkerProcess) -> str:
+    """The id of the dead letter a failing node leaves."""
+    assert worker.api.deploy(CHARGE).status == 201
+    execution_id = worker.api.start("contract-charge", {})
+    deadline = time.monotonic() + DEAD_LETTER_DEADLINE_S
+    while True:
+        found = worker.api.get("/dead-letters?workflow=contract-charge").body["dead_letters"]
+        ids = [d["id"] for d in found if d["execution_id"] == execution_id]
+        if ids:
+            return str(ids[0])
+        if time.monotonic() > deadline:
+            worker.fail(f"no dead letter for {execution_id} after {DEAD_LETTER_DEADLINE_S}s")
+        time.sleep(0.1)
 
 
 @pytest.fixture(scope="module")
