@@ -6,9 +6,15 @@ Kafka; nothing else in braidflow depends on which broker it talks to.
 
 from __future__ import annotations
 
+import ctypes
+import os
+import signal
 import socket
 import subprocess
+import sys
 import time
+import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 from confluent_kafka import Producer
@@ -19,6 +25,39 @@ from braidflow.kafka_connection import KafkaConnection
 
 class BrokerError(RuntimeError):
     """The embedded broker could not be started."""
+
+
+# Cluster ids braidflow gives its embedded brokers: fresh on every start (a worker can tell
+# a data dir left from another broker), and saying whether dev mode's worker is the only one.
+EMBEDDED_CLUSTER_PREFIX = "braidflow-embedded-"
+DEV_CLUSTER_PREFIX = "braidflow-dev-"
+_PR_SET_PDEATHSIG = 1
+
+
+def is_dev_cluster(cluster_id: str | None) -> bool:
+    """Whether `cluster_id` is that of the embedded broker of `braidflow dev`."""
+    return bool(cluster_id and cluster_id.startswith(DEV_CLUSTER_PREFIX))
+
+
+def _dying_with_parent() -> Callable[[], None] | None:
+    """A preexec_fn that makes the child die with this process, however it dies (Linux).
+
+    The parent-death signal is sent when the *thread* that forked the child exits: start
+    the broker from a thread that lives as long as the process (the main thread).
+    Elsewhere, None: the broker outlives a parent killed without a chance to stop it.
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+    parent = os.getpid()
+
+    def die_with_parent() -> None:
+        prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        # Dead between the fork and the prctl: no signal will ever come.
+        if os.getppid() != parent:
+            os._exit(1)
+
+    return die_with_parent
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -49,7 +88,12 @@ def _accepts(host: str, port: int) -> bool:
 
 
 class EmbeddedBroker:
-    """A Tansu broker process on 127.0.0.1. Use as a context manager or start/stop."""
+    """A Tansu broker process on 127.0.0.1. Use as a context manager or start/stop.
+
+    It dies with the process that started it, even one killed with SIGKILL (Linux).
+    `dev`: the broker of `braidflow dev`, whose one worker is the only one it carries
+    (other workers refuse it, see `connectors.local_state`).
+    """
 
     def __init__(
         self,
@@ -57,6 +101,7 @@ class EmbeddedBroker:
         host: str = "127.0.0.1",
         log: Path | None = None,
         advertised_port: int | None = None,
+        dev: bool = False,
     ):
         self.host = host
         self.port = port or free_port(host)
@@ -64,6 +109,8 @@ class EmbeddedBroker:
         # Clients connect to the advertised address after bootstrap: a test's proxy in
         # front of the broker gives its own, so that every connection goes through it.
         self.advertised_port = advertised_port or self.port
+        kind = DEV_CLUSTER_PREFIX if dev else EMBEDDED_CLUSTER_PREFIX
+        self.cluster_id = f"{kind}{uuid.uuid4().hex}"
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -96,6 +143,8 @@ class EmbeddedBroker:
                 url,
                 "--advertised-listener-url",
                 advertised,
+                "--cluster-id",
+                self.cluster_id,
             ],
             stdout=output,
             stderr=subprocess.STDOUT,
@@ -104,6 +153,7 @@ class EmbeddedBroker:
             # stops the broker (`stop`). Hit by Ctrl-C too, the broker went first and the
             # worker's clients logged thousands of connection errors on their way out.
             process_group=0,
+            preexec_fn=_dying_with_parent(),
         )
         deadline = time.monotonic() + timeout_s
         while not _accepts(self.host, self.port):

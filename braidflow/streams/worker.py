@@ -32,6 +32,7 @@ from braidflow.connectors.broker import bind_error
 from braidflow.connectors.dead_letter_index import DeadLetterIndex, DeadLetterProjection
 from braidflow.connectors.execution_index import ExecutionIndex, ExecutionProjection
 from braidflow.connectors.http import HttpNodeClient
+from braidflow.connectors.local_state import check_cluster, cluster_id_of
 from braidflow.connectors.metrics import observe_step
 from braidflow.engine import (
     ApprovalDecided,
@@ -98,6 +99,9 @@ class Runtime:
     executions_index: ExecutionIndex
     dead_letter_index: DeadLetterIndex
     on_ready: list[Callable[[Runtime], Awaitable[None]]] = field(default_factory=list)
+    # Set once every `on_ready` hook is done (dev mode's examples deployed): until then
+    # the API answers /ready with 503.
+    hooks_done: bool = False
     failure: str | None = None
     _worker: QuietWorker | None = field(default=None, repr=False)
     executions_projection: ExecutionProjection | None = None
@@ -520,7 +524,8 @@ class RuntimeBackend:
     def ready(self) -> bool:
         app = self._runtime.app
         return (
-            self._catalog.ready.is_set()
+            self._runtime.hooks_done
+            and self._catalog.ready.is_set()
             and not app.rebalancing
             and app.tables.recovery.completed.is_set()
         )
@@ -589,9 +594,15 @@ def _check_api_port(settings: Settings) -> None:
         )
 
 
-def build_runtime(settings: Settings, registry: TaskRegistry | None = None) -> Runtime:
-    """Create topics, the Faust app and every part of a worker for `settings`."""
+def build_runtime(
+    settings: Settings, registry: TaskRegistry | None = None, dev_worker: bool = False
+) -> Runtime:
+    """Create topics, the Faust app and every part of a worker for `settings`.
+
+    `dev_worker`: the worker of `braidflow dev`, the one its embedded broker carries.
+    """
     _check_api_port(settings)
+    check_cluster(settings, cluster_id_of(settings.broker), dev_worker)
     ensure_topics(settings)
     load_handler_modules(settings.handler_modules)
     registry = registry or default_registry
@@ -725,6 +736,7 @@ def build_runtime(settings: Settings, registry: TaskRegistry | None = None) -> R
             await scheduler.start()
             for hook in runtime.on_ready:
                 await hook(runtime)
+            runtime.hooks_done = True
 
         async def on_stop(self) -> None:
             await scheduler.stop()

@@ -1,0 +1,163 @@
+"""`braidflow dev` and its embedded broker: the broker dies with dev mode however it dies,
+/ready means the examples are there, and dev mode's broker carries dev mode's worker only.
+
+Each test holds 127.0.0.1:9092, so that dev mode takes a free port for its broker and says
+which (other programs on this machine may want 9092 too).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from test_dev_mode import (
+    EXAMPLES,
+    READY,
+    Command,
+    assert_one_line_failure,
+    braidflow,
+    listening,
+)
+from workers import WorkerApi
+
+from braidflow.client_cli import ApiUnreachable
+from braidflow.connectors.broker import free_port
+from braidflow.topology import load_workflow
+
+BROKER_PORT = re.compile(r"the embedded broker listens on 127\.0\.0\.1:(\d+)")
+MINE = """
+id: fan-out
+name: mine, deployed right after ready
+nodes:
+  - {id: done, type: end, params: {output: {mine: true}}}
+edges: []
+"""
+
+
+class Dev:
+    """A running `braidflow dev` on free ports; its API and its broker's address."""
+
+    def __init__(self, home: Path) -> None:
+        self.api_port = free_port()
+        self.command = Command(
+            braidflow(
+                "dev",
+                "--examples",
+                str(EXAMPLES),
+                "--api-port",
+                str(self.api_port),
+                "--demo-port",
+                str(free_port()),
+            ),
+            home,
+        )
+        self.api = WorkerApi(f"http://127.0.0.1:{self.api_port}")
+
+    @property
+    def broker(self) -> str:
+        found = BROKER_PORT.search(self.command.stdout)
+        assert found, self.command.describe()
+        return f"127.0.0.1:{found.group(1)}"
+
+
+def children(pid: int) -> list[int]:
+    """The processes `pid` started that run now."""
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found += [int(c) for c in (task / "children").read_text().split()]
+    return found
+
+
+def running(pid: int) -> bool:
+    """Whether `pid` runs (a zombie, dead but not yet reaped, does not)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rpartition(")")[2].split()[0] != "Z"
+
+
+@pytest.fixture(scope="module")
+def dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dev]:
+    with listening(9092):
+        started = Dev(tmp_path_factory.mktemp("dev"))
+        try:
+            yield started
+        finally:
+            started.command.stop()
+
+
+def test_dev_mode_answers_ready_only_once_the_examples_are_deployed(dev: Dev) -> None:
+    examples = {
+        load_workflow(p.read_text()).id
+        for p in EXAMPLES.glob("*.yaml")
+        if not p.name.endswith(".answers.yaml")
+    }
+    deadline = time.monotonic() + 90
+    while True:
+        with contextlib.suppress(ApiUnreachable):
+            if dev.api.get("/ready").status == 200:
+                break
+        if dev.command.process.poll() is not None or time.monotonic() > deadline:
+            pytest.fail(f"never ready\n{dev.command.describe()}", pytrace=False)
+        time.sleep(0.02)
+    listed = {w["id"] for w in dev.api.get("/workflows").body["workflows"]}
+    assert listed >= examples, dev.command.describe()
+    # A deploy right after ready stays the latest: no example comes after it.
+    deployed = dev.api.deploy(MINE)
+    assert deployed.status == 201, deployed
+    dev.command.wait_for_output(READY, 30)
+    latest = dev.api.get("/workflows/fan-out").body
+    assert latest["version"] == deployed.body["version"], latest
+
+
+def test_a_worker_beside_dev_mode_on_its_embedded_broker_refuses_with_one_line(
+    dev: Dev, tmp_path: Path
+) -> None:
+    dev.command.wait_for_output(READY, 90)
+    worker = Command(
+        braidflow(
+            "worker",
+            "--broker",
+            dev.broker,
+            "--data-dir",
+            str(tmp_path / "data"),
+            "--api-port",
+            str(free_port()),
+            # Dev mode's partitions: else the topics, not the broker, would stop it.
+            "--partitions",
+            "4",
+        ),
+        tmp_path,
+    )
+    try:
+        assert_one_line_failure(worker, "embedded broker of `braidflow dev`", dev.broker)
+    finally:
+        worker.stop()
+
+
+def test_dev_mode_killed_with_sigkill_takes_its_embedded_broker_with_it(tmp_path: Path) -> None:
+    with listening(9092):
+        dev = Dev(tmp_path)
+        brokers: list[int] = []
+        try:
+            dev.command.wait_for_output(READY, 90)
+            brokers = children(dev.command.process.pid)
+            assert brokers, dev.command.describe()
+            dev.command.process.send_signal(signal.SIGKILL)
+            dev.command.process.wait(timeout=10)
+            deadline = time.monotonic() + 10
+            while any(map(running, brokers)) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert not [pid for pid in brokers if running(pid)], f"{dev.broker} still runs"
+        finally:
+            dev.command.stop()
+            for pid in brokers:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
