@@ -34,6 +34,11 @@ DEV_CLUSTER_PREFIX = "braidflow-dev-"
 _PR_SET_PDEATHSIG = 1
 
 
+def is_embedded_cluster(cluster_id: str | None) -> bool:
+    """Whether `cluster_id` is that of an embedded broker (dev mode's or another)."""
+    return bool(cluster_id and cluster_id.startswith((EMBEDDED_CLUSTER_PREFIX, DEV_CLUSTER_PREFIX)))
+
+
 def is_dev_cluster(cluster_id: str | None) -> bool:
     """Whether `cluster_id` is that of the embedded broker of `braidflow dev`."""
     return bool(cluster_id and cluster_id.startswith(DEV_CLUSTER_PREFIX))

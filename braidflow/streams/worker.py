@@ -28,7 +28,7 @@ from braidflow.connectors.api import (
     execution_view,
     not_started_view,
 )
-from braidflow.connectors.broker import bind_error
+from braidflow.connectors.broker import bind_error, is_embedded_cluster
 from braidflow.connectors.dead_letter_index import DeadLetterIndex, DeadLetterProjection
 from braidflow.connectors.execution_index import ExecutionIndex, ExecutionProjection
 from braidflow.connectors.http import HttpNodeClient
@@ -50,6 +50,7 @@ from braidflow.streams.app import FaustParts, create_app
 from braidflow.streams.backfill import Backfill, BackfillRefused, backfill_view, event_triggers
 from braidflow.streams.bulk_producer import BulkProducer
 from braidflow.streams.catalog import Catalog, Deployment
+from braidflow.streams.changelog_ends import read_true_ends
 from braidflow.streams.clock import RuntimeClock
 from braidflow.streams.dead_letters import RedriveMark
 from braidflow.streams.executor import Executor
@@ -602,11 +603,14 @@ def build_runtime(
     `dev_worker`: the worker of `braidflow dev`, the one its embedded broker carries.
     """
     _check_api_port(settings)
-    check_cluster(settings, cluster_id_of(settings.broker), dev_worker)
+    cluster_id = cluster_id_of(settings.broker)
+    check_cluster(settings, cluster_id, dev_worker)
     ensure_topics(settings)
     load_handler_modules(settings.handler_modules)
     registry = registry or default_registry
     parts = create_app(settings)
+    if is_embedded_cluster(cluster_id):
+        read_true_ends(parts.app, settings.broker)
     publisher = Publisher(parts.app, settings.topics)
     events_topics = EventsTopics(settings)
     clock = RuntimeClock(settings.clock_offset_file)

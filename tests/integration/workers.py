@@ -167,13 +167,15 @@ class WorkerProcess:
     def returncode(self) -> int | None:
         return None if self._process is None else self._process.poll()
 
-    def kill(self) -> None:
-        """SIGKILL: no shutdown at all, as a crash. Then, for the embedded broker, the
-        changelogs are settled (`settle_changelogs`), so that a worker restarted on this
-        data dir recovers every row the killed one wrote."""
+    def kill(self, settle: bool = True) -> None:
+        """SIGKILL: no shutdown at all, as a crash. Then, unless not to `settle`, the
+        changelogs are settled (`settle_changelogs`), as the embedded broker needed
+        before braidflow read its changelog ends from a fetch."""
         if self._process is not None and self._process.poll() is None:
             self._process.send_signal(signal.SIGKILL)
             self._process.wait(timeout=10)
+            if not settle:
+                return
             # What the killed worker had sent is taken before the closing records go.
             time.sleep(0.5)
             settle_changelogs(self.broker, self.prefix)

@@ -1,0 +1,104 @@
+"""Changelog ends as they are, for Faust's recovery on braidflow's embedded broker.
+
+Tansu 0.6 answers ListOffsets(latest) with the base offset of a partition's last batch
+plus one, not the offset past its last record (DESIGN.md). Faust's recovery reads a
+changelog up to that "end": it then stops short of the last records of a batch, and a
+worker whose store holds an offset past it stops with a ConsistencyError. A worker that
+wrote more batches since the last settling (`connectors.broker.settle_changelogs`) meets
+this at the next rebalance: two workers, one killed, took the survivor down too.
+
+A fetch answers with the partition's true high watermark, on Tansu as on Apache Kafka.
+So on the embedded broker only (its cluster id says so), each recovery's ends are read
+from one fetch of each changelog partition's last batch. Other brokers keep Faust's own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Collection, Mapping
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaError, TopicPartition
+from faust.tables.recovery import Recovery
+
+log = logging.getLogger(__name__)
+
+# The broker of each app whose recovery reads true ends, by id(app).
+_TRUE_END_BROKERS: dict[int, str] = {}
+
+
+def read_true_ends(app: Any, broker: str) -> None:
+    """Make `app`'s table recovery take each changelog's end from a fetch."""
+    _patch_recovery()
+    _TRUE_END_BROKERS[id(app)] = broker
+
+
+def fetched_ends(
+    broker: str, reported: Mapping[tuple[str, int], int], timeout_s: float = 15.0
+) -> dict[tuple[str, int], int]:
+    """The end (offset past the last record) of each (topic, partition), from a fetch
+    of its last batch, which starts at or before `reported` - 1; empty ones are left out.
+
+    TimeoutError if the broker does not answer for every partition in `timeout_s`.
+    """
+    wanted = {tp: end for tp, end in reported.items() if end > 0}
+    if not wanted:
+        return {}
+    consumer = Consumer(
+        {
+            "bootstrap.servers": broker,
+            "group.id": "braidflow-changelog-ends",
+            "enable.auto.commit": False,
+            "enable.partition.eof": True,
+            "fetch.wait.max.ms": 5,
+        }
+    )
+    ends: dict[tuple[str, int], int] = {}
+    try:
+        consumer.assign([TopicPartition(t, p, end - 1) for (t, p), end in wanted.items()])
+        deadline = time.monotonic() + timeout_s
+        while len(ends) < len(wanted):
+            if time.monotonic() > deadline:
+                missing = sorted(set(wanted) - set(ends))
+                raise TimeoutError(f"no end read for {missing[:3]} in {timeout_s} s")
+            message = consumer.poll(0.2)
+            if message is None:
+                continue
+            error = message.error()
+            if error is None:
+                continue
+            if error.code() != KafkaError._PARTITION_EOF:
+                raise RuntimeError(f"reading a changelog's end: {error}")
+            ends[(message.topic(), message.partition())] = message.offset()
+    finally:
+        consumer.close()
+    return ends
+
+
+def _patch_recovery() -> None:
+    if getattr(Recovery, "_braidflow_true_ends", False):
+        return
+    original = Recovery._build_highwaters
+
+    async def build_highwaters(
+        self: Any, consumer: Any, tps: Collection[Any], destination: Any, title: str
+    ) -> None:
+        await original(self, consumer, tps, destination, title)
+        broker = _TRUE_END_BROKERS.get(id(self.app))
+        if broker is None:
+            return
+        # Faust keeps the offset of the last record: the end less one.
+        reported = {(tp.topic, tp.partition): destination[tp] + 1 for tp in tps}
+        ends = await asyncio.to_thread(fetched_ends, broker, reported)
+        for tp in tps:
+            end = ends.get((tp.topic, tp.partition))
+            if end is not None and end - 1 > destination[tp]:
+                log.info(
+                    "%s[%d] ends at %d, not %d", tp.topic, tp.partition, end, destination[tp] + 1
+                )
+                destination[tp] = end - 1
+
+    Recovery._build_highwaters = build_highwaters
+    Recovery._braidflow_true_ends = True
