@@ -168,9 +168,10 @@ class WorkerProcess:
         return None if self._process is None else self._process.poll()
 
     def kill(self, settle: bool = True) -> None:
-        """SIGKILL: no shutdown at all, as a crash. Then, unless not to `settle`, the
-        changelogs are settled (`settle_changelogs`), as the embedded broker needed
-        before braidflow read its changelog ends from a fetch."""
+        """SIGKILL: no shutdown at all, as a crash. Then, if `settle`, the changelogs are
+        settled (`settle_changelogs`), as the crash tests did before a worker on the
+        embedded broker read its changelog ends from a fetch (streams/changelog_ends.py);
+        `settle=False` tests that reading."""
         if self._process is not None and self._process.poll() is None:
             self._process.send_signal(signal.SIGKILL)
             self._process.wait(timeout=10)
