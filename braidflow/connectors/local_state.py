@@ -18,6 +18,7 @@ from confluent_kafka.admin import AdminClient
 
 from braidflow.config import Settings
 from braidflow.connectors.broker import is_dev_cluster
+from braidflow.kafka_connection import KafkaConnection
 
 log = logging.getLogger(__name__)
 
@@ -30,9 +31,9 @@ class ClusterRefused(RuntimeError):
     """This worker must not join the cluster; the message is one line."""
 
 
-def cluster_id_of(broker: str, timeout_s: float = 15.0) -> str | None:
+def cluster_id_of(connection: KafkaConnection, timeout_s: float = 15.0) -> str | None:
     """The cluster id the broker reports in its metadata (None if it reports none)."""
-    return AdminClient({"bootstrap.servers": broker}).list_topics(timeout=timeout_s).cluster_id
+    return AdminClient(connection.confluent()).list_topics(timeout=timeout_s).cluster_id
 
 
 def check_cluster(settings: Settings, cluster_id: str | None, dev_worker: bool = False) -> None:

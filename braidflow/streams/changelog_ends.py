@@ -23,20 +23,22 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaError, TopicPartition
 from faust.tables.recovery import Recovery
 
+from braidflow.kafka_connection import KafkaConnection
+
 log = logging.getLogger(__name__)
 
 # The broker of each app whose recovery reads true ends, by id(app).
-_TRUE_END_BROKERS: dict[int, str] = {}
+_TRUE_END_BROKERS: dict[int, KafkaConnection] = {}
 
 
-def read_true_ends(app: Any, broker: str) -> None:
+def read_true_ends(app: Any, broker: KafkaConnection) -> None:
     """Make `app`'s table recovery take each changelog's end from a fetch."""
     _patch_recovery()
     _TRUE_END_BROKERS[id(app)] = broker
 
 
 def fetched_ends(
-    broker: str, reported: Mapping[tuple[str, int], int], timeout_s: float = 15.0
+    broker: KafkaConnection, reported: Mapping[tuple[str, int], int], timeout_s: float = 15.0
 ) -> dict[tuple[str, int], int]:
     """The end (offset past the last record) of each (topic, partition), from a fetch
     of its last batch, which starts at or before `reported` - 1; empty ones are left out.
@@ -47,13 +49,14 @@ def fetched_ends(
     if not wanted:
         return {}
     consumer = Consumer(
-        {
-            "bootstrap.servers": broker,
-            "group.id": "braidflow-changelog-ends",
-            "enable.auto.commit": False,
-            "enable.partition.eof": True,
-            "fetch.wait.max.ms": 5,
-        }
+        broker.confluent(
+            {
+                "group.id": "braidflow-changelog-ends",
+                "enable.auto.commit": False,
+                "enable.partition.eof": True,
+                "fetch.wait.max.ms": 5,
+            }
+        )
     )
     ends: dict[tuple[str, int], int] = {}
     try:

@@ -603,14 +603,14 @@ def build_runtime(
     `dev_worker`: the worker of `braidflow dev`, the one its embedded broker carries.
     """
     _check_api_port(settings)
-    cluster_id = cluster_id_of(settings.broker)
+    cluster_id = cluster_id_of(settings.kafka)
     check_cluster(settings, cluster_id, dev_worker)
     ensure_topics(settings)
     load_handler_modules(settings.handler_modules)
     registry = registry or default_registry
     parts = create_app(settings)
     if is_embedded_cluster(cluster_id):
-        read_true_ends(parts.app, settings.broker)
+        read_true_ends(parts.app, settings.kafka)
     publisher = Publisher(parts.app, settings.topics)
     events_topics = EventsTopics(settings)
     clock = RuntimeClock(settings.clock_offset_file)
