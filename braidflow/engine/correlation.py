@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from braidflow.engine import ids
 from braidflow.engine.messages import AwaitEvent, EventArrived
 
 Matches = Callable[[AwaitEvent, Mapping[str, Any]], bool]
@@ -39,7 +40,7 @@ class Waits:
 
 def _arrival(registration: AwaitEvent, event: Mapping[str, Any], now: int) -> EventArrived:
     return EventArrived(
-        f"{registration.id}/arrived",
+        ids.arrived_id(registration.id),
         registration.execution_id,
         now,
         registration.node_id,

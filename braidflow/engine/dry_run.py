@@ -13,6 +13,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from braidflow.engine import ids
 from braidflow.engine.messages import (
     ApprovalDecided,
     AwaitEvent,
@@ -76,7 +77,7 @@ def answer(request: TaskRequest, answers: Mapping[str, Answer], at: int) -> Tran
     key = request.idempotency_key
     if given.error is not None:
         return NodeFailed(
-            f"{key}/failed",
+            ids.task_failed_id(key),
             request.execution_id,
             at,
             request.node_id,
@@ -85,7 +86,7 @@ def answer(request: TaskRequest, answers: Mapping[str, Answer], at: int) -> Tran
             request.item,
         )
     return NodeCompleted(
-        f"{key}/completed",
+        ids.task_completed_id(key),
         request.execution_id,
         at,
         request.node_id,
@@ -101,7 +102,7 @@ def arrival(wait: AwaitEvent, answers: Mapping[str, Answer], at: int) -> EventAr
     if given is None or given.output is None:
         return None
     event = given.output if isinstance(given.output, Mapping) else {"data": given.output}
-    return EventArrived(f"{wait.id}/arrived", wait.execution_id, at, wait.node_id, event)
+    return EventArrived(ids.arrived_id(wait.id), wait.execution_id, at, wait.node_id, event)
 
 
 def decision(
@@ -117,7 +118,7 @@ def decision(
         return None
     reply = given.output if isinstance(given.output, Mapping) else {"choice": given.output}
     return ApprovalDecided(
-        f"{asked.execution_id}/{asked.node_id}/{asked.attempt}/decided",
+        ids.decided_id(asked.execution_id, asked.node_id, asked.attempt),
         asked.execution_id,
         at,
         asked.node_id,
@@ -136,7 +137,7 @@ def child_result(start: StartExecution, answers: Mapping[str, Answer], at: int) 
     given = answers.get(start.parent.node_id, Answer())
     status = "failed" if given.error is not None else "completed"
     return ChildFinished(
-        f"{start.execution_id}/finished",
+        ids.finished_id(start.execution_id),
         start.parent.execution_id,
         at,
         start.parent.node_id,
@@ -163,7 +164,7 @@ def collected_items(
             results.extend(chunk.results)
             errors.extend(chunk.errors)
     return ItemsCollected(
-        f"{request.id}/collected",
+        ids.collected_id(request.id),
         request.execution_id,
         at,
         request.node_id,
@@ -179,7 +180,7 @@ def due_timer(state: ExecutionState | None) -> TimerFired | None:
         return None
     timer_id, due = min(state.timers.items(), key=lambda item: (item[1], item[0]))
     execution_id = state.execution_id
-    return TimerFired(f"{execution_id}/timer/{timer_id}/{due}", execution_id, due, timer_id)
+    return TimerFired(ids.timer_fired_id(execution_id, timer_id, due), execution_id, due, timer_id)
 
 
 def dry_run(

@@ -21,11 +21,6 @@ ITEMS_PER_CHUNK = 100
 DEFAULT_CONCURRENCY = 10
 
 
-def item_key(node_id: str, index: int) -> str:
-    """The key of an item's child execution in `ExecutionState.children`."""
-    return f"{node_id}[{index}]"
-
-
 def chunk_count(total: int) -> int:
     return -(-total // ITEMS_PER_CHUNK)
 

@@ -27,6 +27,8 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
+from braidflow.engine import ids
+from braidflow.engine.ids import EXECUTION_TIMER, child_execution_id
 from braidflow.engine.messages import (
     ApprovalDecided,
     CancelExecution,
@@ -50,7 +52,6 @@ from braidflow.engine.messages import (
 )
 from braidflow.engine.nodes import FINISHING, NODE_KINDS, NodeKind
 from braidflow.engine.nodes.base import (
-    child_execution_id,
     normal_edges,
     not_owned,
     timeout_timer,
@@ -92,8 +93,6 @@ __all__ = [
 MAX_SUBWORKFLOW_DEPTH = 16
 """How deep workflow calls may nest; a deeper start fails (a workflow calling itself ends here)."""
 
-EXECUTION_TIMER = "execution/timeout"
-
 
 @dataclass(frozen=True, slots=True)
 class StepResult:
@@ -128,7 +127,7 @@ def retry_delay_ms(retry: Retry, execution_id: str, node_id: str, attempt: int) 
     if retry.max_ms is not None:
         delay = min(delay, retry.max_ms)
     if retry.jitter:
-        seed = f"{execution_id}/{node_id}/{attempt}".encode()
+        seed = ids.node_attempt(execution_id, node_id, attempt).encode()
         share = int.from_bytes(hashlib.blake2b(seed, digest_size=8).digest(), "big") / 2**64
         delay = int(delay * (0.5 + share / 2))
     return delay
@@ -266,7 +265,7 @@ def _trigger(event: Mapping[str, Any] | None) -> dict[str, Any] | None:
 
 
 def _join_timer(node_id: str) -> str:
-    return f"{node_id}/join-timeout"
+    return ids.join_timer(node_id)
 
 
 def _on_error_edge(node: CompiledNode) -> CompiledEdge | None:
@@ -412,9 +411,9 @@ class Draft:
         if node_id is None:
             # Pauses and redrives make workflow events happen more than once: the
             # count of control actions so far keeps each id unique.
-            event_id = f"{s.execution_id}/{type_}{self._generation()}"
+            event_id = ids.workflow_event_id(s.execution_id, type_, self._generation())
         else:
-            event_id = f"{s.execution_id}/{node_id}/{attempt or 0}/{type_}"
+            event_id = ids.node_event_id(s.execution_id, node_id, attempt or 0, type_)
         # Positional: this runs for every event of every step.
         self.outgoing.append(
             LifecycleEvent(
@@ -432,7 +431,7 @@ class Draft:
         )
 
     def _generation(self) -> str:
-        return f"/{len(self.control)}" if self.control else ""
+        return ids.generation(len(self.control))
 
     def start_node(self, node: CompiledNode) -> None:
         """A node became ready: dispatch work at once; give any other node its own step.
@@ -450,7 +449,7 @@ class Draft:
     def send_run(self, node_id: str) -> None:
         execution_id = self.state.execution_id
         self.outgoing.append(
-            RunNode(f"{execution_id}/{node_id}/run", execution_id, self.at, node_id)
+            RunNode(ids.run_node_id(execution_id, node_id), execution_id, self.at, node_id)
         )
 
     def record(
@@ -567,13 +566,12 @@ class Draft:
             error = NodeError("Timeout", f"the execution did not finish within {timeout_ms} ms")
             self.finish(FAILED, error=error)
             return None
-        node_id, _, kind = t.timer_id.rpartition("/")
-        if kind == "join-timeout":
+        node_id, attempt, kind = ids.parse_node_timer(t.timer_id)
+        if attempt is None:
             self._join_timed_out(node_id)
             return None
-        node_id, _, attempt = node_id.rpartition("/")
         run = self.nodes.get(node_id)
-        if run is None or str(run.attempt) != attempt:
+        if run is None or run.attempt != attempt:
             return None
         node = self.workflow.nodes[node_id]
         if kind == "timeout":
@@ -610,7 +608,7 @@ class Draft:
     def cancel_child(self, child: str, reason: str) -> None:
         s = self.state
         self.outgoing.append(
-            CancelExecution(f"{child}/cancel", child, self.at, reason, s.execution_id)
+            CancelExecution(ids.child_cancel_id(child), child, self.at, reason, s.execution_id)
         )
 
     def complete(self, node: CompiledNode, run: NodeRun, output: Any, taken: set[int]) -> None:
@@ -623,7 +621,7 @@ class Draft:
         self.go_on(node, taken)
 
     def clear_timers(self, node_id: str) -> None:
-        prefix = f"{node_id}/"
+        prefix = ids.node_timer_prefix(node_id)
         for timer_id in [t for t in self.timers if t.startswith(prefix)]:
             if timer_id != EXECUTION_TIMER:
                 del self.timers[timer_id]
@@ -643,7 +641,7 @@ class Draft:
             self.nodes[node.id] = replace(
                 run, status=WAITING, error=error, errors=(*run.errors, error)
             )
-            self.timers[f"{node.id}/{run.attempt}/retry"] = due
+            self.timers[ids.node_timer(node.id, run.attempt, "retry")] = due
             self.emit_event(
                 "node.retrying",
                 node_id=node.id,
@@ -717,7 +715,7 @@ class Draft:
 
     def _dead_letter(self, run: NodeRun) -> None:
         s = self.state
-        letter_id = f"{s.execution_id}/{run.node_id}/{run.attempt}/dead-letter"
+        letter_id = ids.dead_letter_id(s.execution_id, run.node_id, run.attempt)
         context = {
             **self.parent_view(),
             "workflow_id": s.workflow_id,
@@ -913,7 +911,7 @@ class Draft:
             # Sent whether or not the parent waits: only the parent's state knows.
             self.outgoing.append(
                 ChildFinished(
-                    f"{s.execution_id}/finished{self._generation()}",
+                    ids.finished_id(s.execution_id, self._generation()),
                     parent.execution_id,
                     self.at,
                     parent.node_id,

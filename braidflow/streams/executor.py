@@ -31,6 +31,7 @@ from aiokafka.errors import KafkaError
 from braidflow.config import Settings
 from braidflow.connectors.http import HttpNodeClient
 from braidflow.connectors.metrics import TASK_DURATION, TASKS_RUN
+from braidflow.engine import ids
 from braidflow.engine.messages import NodeCompleted, NodeError, NodeFailed, TaskRequest, Transition
 from braidflow.schemas import CodecError, decode_task, encode_transition
 from braidflow.streams.dead_letters import DeadLetter
@@ -359,7 +360,7 @@ def node_result(
     so a task run twice reports twice under the same id and the engine keeps one."""
     if error is None:
         return NodeCompleted(
-            id=f"{request.idempotency_key}/completed",
+            id=ids.task_completed_id(request.idempotency_key),
             execution_id=request.execution_id,
             at=at,
             node_id=request.node_id,
@@ -368,7 +369,7 @@ def node_result(
             item=request.item,
         )
     return NodeFailed(
-        id=f"{request.idempotency_key}/failed",
+        id=ids.task_failed_id(request.idempotency_key),
         execution_id=request.execution_id,
         at=at,
         node_id=request.node_id,

@@ -25,17 +25,14 @@ from braidflow.engine import (
     ItemsCollected,
     NodeError,
     Outgoing,
+    ids,
 )
+from braidflow.engine.ids import chunk_key
 
 MAX_RESULTS_BYTES = 512 * 1024
 """The most a foreach node's results may take as JSON: they travel as one transition, and the
 node's output is part of the execution's state record, which must stay under the broker's
 `message.max.bytes` (1 MiB by default)."""
-
-
-def chunk_key(execution_id: str, node_id: str, attempt: int, chunk: int) -> bytes:
-    """The row of one chunk of results."""
-    return f"{execution_id}/items/{node_id}/{attempt}/{chunk}".encode()
 
 
 class ChunkTooLarge(Exception):
@@ -114,7 +111,7 @@ class ItemStore:
         error: NodeError | None,
     ) -> ItemsCollected:
         return ItemsCollected(
-            f"{request.id}/collected",
+            ids.collected_id(request.id),
             request.execution_id,
             request.at,
             request.node_id,

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from braidflow.engine import LifecycleEvent, NodeError, StartExecution
+from braidflow.engine import LifecycleEvent, NodeError, StartExecution, ids
 from braidflow.engine.state import iso_time
 
 AVRO_CONTENT_TYPE = b"application/avro"
@@ -30,16 +30,8 @@ NODE_TYPE_HEADER = "ce_nodetype"
 """A CloudEvents extension on node events: the node's type, so readers can filter undecoded."""
 
 
-def lifecycle_event_type(event_id: str) -> str:
-    """The event type an event id ends with.
-
-    Ids are `<execution>/<node>/<attempt>/<type>` for node events and
-    `<execution>/<type>[/<control actions so far>]` for workflow events.
-    """
-    head, _, last = event_id.rpartition("/")
-    if last.isdigit():
-        return head.rpartition("/")[2]
-    return last
+lifecycle_event_type = ids.event_type_of
+"""The event type an event id ends with (see `ids.node_event_id`, `ids.workflow_event_id`)."""
 
 
 def lifecycle_headers(
@@ -61,7 +53,7 @@ def lifecycle_headers(
         ("content-type", AVRO_CONTENT_TYPE),
     ]
     if node_types is not None and event_type.startswith("node."):
-        node_type = node_types.get(event_id.rsplit("/", 3)[1])
+        node_type = node_types.get(ids.parse_event_id(event_id).node_id or "")
         if node_type is not None:
             headers.append((NODE_TYPE_HEADER, node_type.encode()))
     return headers
@@ -98,7 +90,7 @@ def accepted_event(start: StartExecution) -> LifecycleEvent:
     execution before the orchestrator gets to its start. Small on purpose: no input.
     """
     return LifecycleEvent(
-        f"{start.execution_id}/workflow.accepted",
+        ids.workflow_event_id(start.execution_id, "workflow.accepted"),
         "workflow.accepted",
         start.execution_id,
         start.workflow_id,
@@ -119,7 +111,7 @@ def refused_event(start: StartExecution, reason: str, at: int) -> LifecycleEvent
     as accepted for ever.
     """
     return LifecycleEvent(
-        f"{start.execution_id}/workflow.failed",
+        ids.workflow_event_id(start.execution_id, "workflow.failed"),
         "workflow.failed",
         start.execution_id,
         start.workflow_id,

@@ -28,6 +28,7 @@ from braidflow.engine import (
     Transition,
     fail_execution,
     fail_start,
+    ids,
     step,
 )
 from braidflow.schemas import (
@@ -84,7 +85,7 @@ def dead_letter_of(record: Record, reason: str, at: int) -> DeadLetter:
 
 def as_failure(transition: Transition, error: NodeError) -> Transition | None:
     """The failure of the node (or item) whose result `transition` brings, if it brings one."""
-    failed_id = f"{transition.id}/too-large"
+    failed_id = ids.too_large_id(transition.id)
     if isinstance(transition, NodeCompleted):
         node_error = replace(error, node_id=transition.node_id)
         return NodeFailed(
@@ -417,7 +418,7 @@ class Orchestrator:
         )
         if start.parent is not None:
             notice = ChildFinished(
-                f"{start.execution_id}/finished",
+                ids.finished_id(start.execution_id),
                 start.parent.execution_id,
                 self._clock(),
                 start.parent.node_id,

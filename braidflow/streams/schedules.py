@@ -21,6 +21,7 @@ from typing import Any
 from aiokafka.partitioner import murmur2
 
 from braidflow.config import Settings
+from braidflow.engine import ids
 from braidflow.engine.state import iso_time
 from braidflow.streams.catalog import Catalog
 from braidflow.topology.subscriptions import schedule_slots
@@ -43,7 +44,7 @@ def slot_event(workflow_id: str, trigger_index: int, slot_ms: int) -> dict[str, 
     """The event a schedule slot starts its workflow with (`event` in its expressions)."""
     return {
         "specversion": "1.0",
-        "id": f"{workflow_id}/{trigger_index}/{slot_ms}",
+        "id": ids.schedule_slot_id(workflow_id, trigger_index, slot_ms),
         "source": f"/braidflow/schedules/{workflow_id}",
         "type": "braidflow.schedule",
         "subject": workflow_id,

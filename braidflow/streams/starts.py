@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from braidflow.config import Settings
-from braidflow.engine import StartExecution
+from braidflow.engine import StartExecution, ids
 from braidflow.schemas import encode_transition
 from braidflow.streams.catalog import Catalog, Deployment
 from braidflow.streams.record_limits import check_record
@@ -74,7 +74,7 @@ class Starts:
             return None
         execution_id = execution_id_for(event, workflow_id)
         start = StartExecution(
-            f"{execution_id}/start",
+            ids.start_id(execution_id),
             execution_id,
             self._clock(),
             workflow_id,

@@ -22,7 +22,6 @@ import contextlib
 import heapq
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, MutableMapping
-from dataclasses import dataclass
 from itertools import islice
 from typing import Any, Protocol
 
@@ -31,54 +30,15 @@ from faust.stores.rocksdb import Store as RocksDBStore
 from faust.types import TP
 from rocksdict import ReadOptions
 
+from braidflow.engine.ids import (
+    DueTimer,
+    is_timer_key,
+    parse_timer_key,
+    timer_key,
+    timer_keys_due_by,
+)
+
 log = logging.getLogger(__name__)
-
-_DUE_BYTES = 8
-_MAX_DUE_MS = 2 ** (8 * _DUE_BYTES) - 1
-_SEPARATOR = b"\0"
-
-
-@dataclass(frozen=True, slots=True)
-class DueTimer:
-    """A timer row: when it is due (epoch ms), whose it is, and its id in the execution."""
-
-    due_ms: int
-    execution_id: str
-    timer_id: str
-
-
-def timer_key(due_ms: int, execution_id: str, timer_id: str) -> bytes:
-    """The row key: 8-byte big-endian due time, execution id, NUL, timer id.
-
-    Byte order is due order, then execution id, then timer id: big-endian
-    integers compare like their bytes, and the NUL ends the execution id
-    before any character it could be compared with.
-    """
-    if not 0 <= due_ms < _MAX_DUE_MS:
-        raise ValueError(f"due time {due_ms} is outside 0..{_MAX_DUE_MS - 1}")
-    if "\0" in execution_id:
-        raise ValueError(f"execution id {execution_id!r} contains NUL")
-    return b"".join(
-        (
-            due_ms.to_bytes(_DUE_BYTES, "big"),
-            execution_id.encode(),
-            _SEPARATOR,
-            timer_id.encode(),
-        )
-    )
-
-
-def parse_timer_key(key: bytes) -> DueTimer:
-    """The timer a row key names; ValueError when `key` is not a timer key."""
-    execution_id, separator, timer_id = key[_DUE_BYTES:].partition(_SEPARATOR)
-    if not separator:
-        raise ValueError(f"not a timer key: {key!r}")
-    try:
-        return DueTimer(
-            int.from_bytes(key[:_DUE_BYTES], "big"), execution_id.decode(), timer_id.decode()
-        )
-    except UnicodeDecodeError:
-        raise ValueError(f"not a timer key: {key!r}") from None
 
 
 def _order(timer: DueTimer) -> bytes:
@@ -108,12 +68,12 @@ def due_keys_in(db: PartitionStore, now_ms: int) -> Iterator[bytes]:
     # RocksDB ends the iteration at the first key past `now_ms` by itself, so a
     # scan costs the due rows, whatever is pending behind them.
     bound = ReadOptions()
-    bound.set_iterate_upper_bound(min(now_ms + 1, _MAX_DUE_MS).to_bytes(_DUE_BYTES, "big"))
+    bound.set_iterate_upper_bound(timer_keys_due_by(now_ms))
     cursor = db.iter(bound)
     cursor.seek_to_first()
     while cursor.valid():
         key = cursor.key()
-        if _SEPARATOR in key[_DUE_BYTES:]:
+        if is_timer_key(key):
             yield key
         else:
             # Only a bug writes such a row; skipping it keeps the partition's timers alive.

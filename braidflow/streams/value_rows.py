@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from braidflow.engine import ExecutionState, NodeRun
+from braidflow.engine import ExecutionState, NodeRun, ids
 from braidflow.schemas import ValueRow, state_value_of, state_value_text
 
 MIN_ROW_BYTES = 16 * 1024
@@ -33,7 +33,7 @@ MIN_ROW_BYTES = 16 * 1024
 
 def value_key(execution_id: str, text: bytes) -> bytes:
     """The row of a value of an execution: the same value, the same row."""
-    return f"{execution_id}/value/{hashlib.blake2b(text, digest_size=16).hexdigest()}".encode()
+    return ids.value_row_key(execution_id, hashlib.blake2b(text, digest_size=16).hexdigest())
 
 
 class ValueTooLarge(Exception):

@@ -43,6 +43,7 @@ from braidflow.engine import (
     StartExecution,
     TimerFired,
     Transition,
+    ids,
 )
 from braidflow.schemas import CodecError, decode_stored, encode_event, encode_transition
 from braidflow.schemas.cloudevents import CloudEvent, to_structured, topic_for
@@ -190,7 +191,7 @@ class RuntimeBackend:
         stored; else the id, once the start and its acceptance are acknowledged."""
         execution_id = uuid.uuid4().hex
         start = StartExecution(
-            f"{execution_id}/start",
+            ids.start_id(execution_id),
             execution_id,
             self._runtime.clock(),
             deployment.workflow_id,
@@ -396,7 +397,7 @@ class RuntimeBackend:
         if problems:
             raise Rejected("the decision does not fit the approval", problems)
         decision_id = uuid.uuid4().hex
-        transition_id = f"{execution_id}/{node_id}/decision/{decision_id}"
+        transition_id = ids.decision_id(execution_id, node_id, decision_id)
         await self._runtime.publisher.send_transition(
             ApprovalDecided(
                 transition_id,
@@ -459,13 +460,15 @@ class RuntimeBackend:
         transition: Transition
         if action == "cancel":
             transition = CancelExecution(
-                f"{execution_id}/cancel/{tag}", execution_id, at, reason, by
+                ids.control_id(execution_id, "cancel", tag), execution_id, at, reason, by
             )
         elif action == "pause":
-            transition = PauseExecution(f"{execution_id}/pause/{tag}", execution_id, at, by, reason)
+            transition = PauseExecution(
+                ids.control_id(execution_id, "pause", tag), execution_id, at, by, reason
+            )
         else:
             transition = ResumeExecution(
-                f"{execution_id}/resume/{tag}", execution_id, at, by, reason
+                ids.control_id(execution_id, "resume", tag), execution_id, at, by, reason
             )
         await self._runtime.publisher.send_transition(transition)
 
@@ -492,7 +495,7 @@ class RuntimeBackend:
         at = self._runtime.clock()
         await self._runtime.publisher.send_transition(
             RedriveNode(
-                f"{execution_id}/{node_id}/redrive/{uuid.uuid4().hex}",
+                ids.redrive_id(execution_id, node_id, uuid.uuid4().hex),
                 execution_id,
                 at,
                 node_id,
@@ -674,7 +677,7 @@ def build_runtime(
         # `at` is the due time: the same transition on every resend, and the
         # orchestrator can name the row from it.
         fired = TimerFired(
-            f"{timer.execution_id}/timer/{timer.timer_id}/{timer.due_ms}",
+            ids.timer_fired_id(timer.execution_id, timer.timer_id, timer.due_ms),
             timer.execution_id,
             timer.due_ms,
             timer.timer_id,

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from braidflow.engine import ids
 from braidflow.engine.messages import (
     ApprovalDecided,
     ChildFinished,
@@ -36,7 +37,7 @@ Handler = Callable[["Draft", CompiledNode, Any], "str | None"]
 
 
 def timeout_timer(node_id: str, attempt: int) -> str:
-    return f"{node_id}/{attempt}/timeout"
+    return ids.node_timer(node_id, attempt, "timeout")
 
 
 def normal_edges(node: CompiledNode) -> set[int]:
@@ -55,17 +56,6 @@ def json_kind(value: Any) -> str:
     if isinstance(value, str):
         return "a string"
     return "an object" if isinstance(value, dict) else "an array"
-
-
-def child_execution_id(execution_id: str, node_id: str, attempt: int) -> str:
-    """The id of the child execution a subworkflow node starts on `attempt`.
-
-    Node ids never start with a digit, so the attempt suffix cannot be mistaken
-    for a node of a deeper call. A foreach item's and a loop pass's child add
-    `[<index>]`.
-    """
-    child = f"{execution_id}.{node_id}"
-    return child if attempt == 1 else f"{child}.{attempt}"
 
 
 def child_error(t: ChildFinished) -> NodeError:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from braidflow.engine import ids
 from braidflow.engine.nodes.base import NodeKind, normal_edges
 from braidflow.engine.state import WAITING, NodeRun, iso_time
 from braidflow.topology.durations import parse_timestamp
@@ -38,7 +39,7 @@ class Delay(NodeKind):
         if due <= draft.at:
             draft.complete(node, run, {"waited_until": until}, normal_edges(node))
         else:
-            draft.timers[f"{node.id}/{attempt}/{_TIMER}"] = due
+            draft.timers[ids.node_timer(node.id, attempt, _TIMER)] = due
 
     def timer_fired(
         self, draft: Draft, node: CompiledNode, run: NodeRun, timer: str, due: int

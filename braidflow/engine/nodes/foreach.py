@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
+from braidflow.engine import ids
 from braidflow.engine.foreach import (
     DEFAULT_CONCURRENCY,
     collected,
@@ -18,7 +19,6 @@ from braidflow.engine.foreach import (
     dispatched,
     flush,
     foreach_output,
-    item_key,
     may_dispatch,
     settled,
 )
@@ -37,7 +37,6 @@ from braidflow.engine.nodes.base import (
     Handler,
     NodeKind,
     child_error,
-    child_execution_id,
     json_kind,
     normal_edges,
     not_owned,
@@ -168,7 +167,7 @@ class Foreach(NodeKind):
         progress = draft.foreach.get(t.node_id)
         if t.item is None or progress is None:
             return not_owned(t)
-        key = item_key(t.node_id, t.item)
+        key = ids.item_key(t.node_id, t.item)
         if draft.children.get(key) != t.child_execution_id:
             return not_owned(t)
         del draft.children[key]
@@ -251,17 +250,17 @@ def _send_item(draft: Draft, node: CompiledNode, run: NodeRun, index: int) -> No
     s = draft.state
     if inline is not None:
         assert isinstance(work, WorkKind)
-        key = f"{s.execution_id}:{node.id}:{run.attempt}:{index}"
+        key = ids.item_task_key(s.execution_id, node.id, run.attempt, index)
         draft.outgoing.append(work.task_request(draft, inline, run.attempt, key, given, index))
         return None
-    child = f"{child_execution_id(s.execution_id, node.id, run.attempt)}[{index}]"
+    child = ids.item_child_id(s.execution_id, node.id, run.attempt, index)
     link = draft.link(node, draft.parent_view(), index)
     workflow_id = node.node.params["do"]
     # Version 0: the latest deployed when the child starts, which only the runtime knows.
     draft.outgoing.append(
-        StartExecution(f"{child}/start", child, draft.at, workflow_id, 0, given, None, link)
+        StartExecution(ids.start_id(child), child, draft.at, workflow_id, 0, given, None, link)
     )
-    draft.children[item_key(node.id, index)] = child
+    draft.children[ids.item_key(node.id, index)] = child
     return None
 
 
@@ -269,7 +268,7 @@ def _collect(draft: Draft, progress: ForeachProgress) -> None:
     s = draft.state
     draft.outgoing.append(
         CollectItems(
-            f"{s.execution_id}/{progress.node_id}/{progress.attempt}/collect",
+            ids.collect_id(s.execution_id, progress.node_id, progress.attempt),
             s.execution_id,
             draft.at,
             progress.node_id,
@@ -284,7 +283,7 @@ def _stop_items(draft: Draft, node_id: str, reason: str) -> None:
     """A foreach attempt ends early: its items' children are cancelled, its results dropped."""
     progress = _drop_items(draft, node_id)
     for index in progress.running:
-        child = draft.children.pop(item_key(node_id, index), None)
+        child = draft.children.pop(ids.item_key(node_id, index), None)
         if child is not None:
             draft.cancel_child(child, reason)
 

@@ -23,6 +23,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
+from braidflow.engine import ids
 from braidflow.engine.messages import (
     ChildFinished,
     NodeCompleted,
@@ -34,7 +35,6 @@ from braidflow.engine.nodes.base import (
     Handler,
     NodeKind,
     child_error,
-    child_execution_id,
     json_kind,
     normal_edges,
     not_owned,
@@ -169,15 +169,15 @@ class Loop(NodeKind):
         draft.loops[node.id] = LoopProgress(node.id, passes + 1)
         if inline is not None:
             assert isinstance(work, WorkKind)
-            key = f"{s.execution_id}:{node.id}:{run.attempt}:{passes}"
+            key = ids.item_task_key(s.execution_id, node.id, run.attempt, passes)
             request = work.task_request(draft, inline, run.attempt, key, given, passes)
             draft.outgoing.append(request)
             return
-        child = f"{child_execution_id(s.execution_id, node.id, run.attempt)}[{passes}]"
+        child = ids.item_child_id(s.execution_id, node.id, run.attempt, passes)
         link = draft.link(node, draft.parent_view())
         # Version 0: the latest deployed when the child starts, which only the runtime knows.
         draft.outgoing.append(
-            StartExecution(f"{child}/start", child, draft.at, params["do"], 0, given, None, link)
+            StartExecution(ids.start_id(child), child, draft.at, params["do"], 0, given, None, link)
         )
         draft.children[node.id] = child
 

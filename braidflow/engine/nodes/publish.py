@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from braidflow.engine import ids
 from braidflow.engine.messages import PublishEvent
 from braidflow.engine.nodes.base import ControlKind, every_edge
 from braidflow.topology.event_types import topic_segment_problem
@@ -26,7 +27,7 @@ class Publish(ControlKind):
         if subject is not None and not isinstance(subject, str):
             raise ExpressionError(f"params.subject gave {subject!r}, not a string")
         s = draft.state
-        event_id = f"{s.execution_id}/{node.id}"
+        event_id = ids.published_id(s.execution_id, node.id)
         draft.outgoing.append(
             PublishEvent(
                 event_id,

@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from braidflow.engine import ids
 from braidflow.engine.messages import ChildFinished, StartExecution
 from braidflow.engine.nodes.base import (
     Handler,
     NodeKind,
     child_error,
-    child_execution_id,
     normal_edges,
     not_owned,
     timeout_timer,
@@ -39,7 +39,7 @@ class Subworkflow(NodeKind):
                 return
         s = draft.state
         params = node.node.params
-        child = child_execution_id(s.execution_id, node.id, attempt)
+        child = ids.child_execution_id(s.execution_id, node.id, attempt)
         context = draft.parent_view() if params.get("inherit_context", True) else None
         link = draft.link(node, context)
         draft.emit_event(
@@ -51,7 +51,7 @@ class Subworkflow(NodeKind):
         # Version 0: the latest deployed when the child starts, which only the runtime knows.
         draft.outgoing.append(
             StartExecution(
-                f"{child}/start", child, draft.at, params["workflow"], 0, given, None, link
+                ids.start_id(child), child, draft.at, params["workflow"], 0, given, None, link
             )
         )
         errors = draft.earlier_errors(node.id)

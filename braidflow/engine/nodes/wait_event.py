@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from braidflow.engine import ids
 from braidflow.engine.messages import AwaitEvent, EventArrived, NodeError
 from braidflow.engine.nodes.base import (
     Handler,
@@ -50,7 +51,7 @@ class WaitEvent(NodeKind):
         s = draft.state
         draft.outgoing.append(
             AwaitEvent(
-                f"{s.execution_id}/{node.id}/{attempt}/await",
+                ids.wait_id(s.execution_id, node.id, attempt),
                 s.execution_id,
                 s.workflow_id,
                 s.workflow_version,

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
+from braidflow.engine import ids
 from braidflow.engine.messages import NodeCompleted, NodeFailed, TaskRequest
 from braidflow.engine.nodes.base import Handler, NodeKind, normal_edges, not_owned, timeout_timer
 from braidflow.engine.state import COMPLETED, RUNNING, NodeRun
@@ -80,7 +81,7 @@ class WorkKind(NodeKind):
         draft.emit_event("node.started", node_id=node.id, attempt=attempt, data=given)
         if node.node.timeout_ms is not None:
             draft.timers[timeout_timer(node.id, attempt)] = draft.at + node.node.timeout_ms
-        key = f"{execution_id}:{node.id}:{attempt}"
+        key = ids.task_key(execution_id, node.id, attempt)
         draft.outgoing.append(self.task_request(draft, node, attempt, key, given))
 
     def completed(self, draft: Draft, node: CompiledNode, t: NodeCompleted) -> str | None:
