@@ -28,7 +28,7 @@ from braidflow.connectors.projection import (
     read_positions,
     store_positions,
 )
-from braidflow.engine import DeadLetterNode
+from braidflow.engine import DeadLetterNode, ids
 from braidflow.engine.state import iso_time
 from braidflow.kafka_connection import KafkaConnection
 from braidflow.streams.dead_letters import (
@@ -220,7 +220,7 @@ def _row(letter: DeadLetter | DeadLetterNode) -> dict[str, Any]:
     }
     if letter.truncated:
         fields["truncated"] = {name: cut.as_json() for name, cut in letter.truncated.items()}
-    letter_id = f"{letter.topic}:{letter.partition}:{letter.offset}"
+    letter_id = ids.record_letter_id(letter.topic, letter.partition, letter.offset)
     return _stored(letter_id, "record", letter.at, None, fields)
 
 

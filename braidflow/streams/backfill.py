@@ -8,7 +8,7 @@ at or after `from` (the broker's time index, `offsets_for_times`) until past
 `to`, keeps the records whose timestamps lie in the range, and matches each
 event as the router does (types, department, `when`). Each match starts the
 latest version under the id the router would give it
-(`starts.execution_id_for`), so a backfill run twice, or over events the router
+(`ids.execution_id_for`), so a backfill run twice, or over events the router
 already routed, starts nothing new; `already_started` counts the matches whose
 execution this worker's execution index holds (or that came twice in the
 range). Domain events only: lifecycle events are not replayed.
@@ -33,13 +33,14 @@ from typing import Any
 import confluent_kafka
 
 from braidflow.config import Settings
+from braidflow.engine.ids import execution_id_for
 from braidflow.engine.state import iso_time
 from braidflow.kafka_connection import KafkaConnection
 from braidflow.schemas.cloudevents import CloudEventError, events_topic_regex, from_kafka
 from braidflow.streams.bulk_producer import DeliveryError
 from braidflow.streams.record_limits import RecordTooLarge
 from braidflow.streams.router import record_time
-from braidflow.streams.starts import Starts, execution_id_for
+from braidflow.streams.starts import Starts
 from braidflow.topology import Workflow
 from braidflow.topology.model import EventTrigger
 from braidflow.topology.subscriptions import SubscriptionIndex

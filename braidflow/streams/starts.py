@@ -8,32 +8,18 @@ already has.
 
 from __future__ import annotations
 
-import hashlib
-import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from braidflow.config import Settings
 from braidflow.engine import StartExecution, ids
+from braidflow.engine.ids import execution_id_for
 from braidflow.schemas import encode_transition
 from braidflow.streams.catalog import Catalog, Deployment
 from braidflow.streams.record_limits import check_record
 
 Send = Callable[[str, bytes, bytes], Awaitable[Awaitable[Any]]]
 """Queue (topic, key, value); the returned future resolves on acknowledgement."""
-
-_NAMESPACE_BYTES = uuid.UUID("6f1c1d57-6a43-4b8e-9d0e-3f0b2f3c9a11").bytes
-
-
-def execution_id_for(event: Mapping[str, Any], workflow_id: str) -> str:
-    """The one execution an event starts for a workflow: the same inputs, the same id."""
-    name = f"{event.get('source')}\n{event.get('id')}\n{workflow_id}"
-    # uuid.uuid5(_NAMESPACE, name).hex, without its UUID object and integer round trips
-    # (a third of the id's cost; the router makes one per start).
-    digest = bytearray(hashlib.sha1(_NAMESPACE_BYTES + name.encode()).digest()[:16])
-    digest[6] = (digest[6] & 0x0F) | 0x50
-    digest[8] = (digest[8] & 0x3F) | 0x80
-    return digest.hex()
 
 
 def event_input(event: Mapping[str, Any]) -> Any:

@@ -45,6 +45,7 @@ from braidflow.engine import (
     Transition,
     ids,
 )
+from braidflow.engine.ids import execution_id_for
 from braidflow.schemas import CodecError, decode_stored, encode_event, encode_transition
 from braidflow.schemas.cloudevents import CloudEvent, to_structured, topic_for
 from braidflow.streams.app import FaustParts, create_app
@@ -67,7 +68,7 @@ from braidflow.streams.publisher import Publisher, epoch_ms
 from braidflow.streams.record_limits import LIMIT_NAME, RecordTooLarge, check_record
 from braidflow.streams.router import EventRouter
 from braidflow.streams.schedules import Scheduler
-from braidflow.streams.starts import Starts, execution_id_for
+from braidflow.streams.starts import Starts
 from braidflow.streams.timers import DueTimer, TimerScanner, TimerTable, faust_partitions
 from braidflow.streams.topics import EventsTopics, ensure_topics
 from braidflow.streams.value_rows import MIN_ROW_BYTES, MissingValueRow, filled_in

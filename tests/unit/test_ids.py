@@ -6,11 +6,15 @@ written today and must never change.
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from braidflow.engine import ids
+
+START_NAMESPACE = uuid.UUID("6f1c1d57-6a43-4b8e-9d0e-3f0b2f3c9a11")
 
 # Execution ids are the caller's: anything, `/`, `.`, `[` included (not empty, no NUL).
 execution_ids = st.text(
@@ -58,6 +62,11 @@ def test_every_format_is_pinned_by_an_example() -> None:
     assert ids.value_row_key("e1", "00ff") == b"e1/value/00ff"
     assert ids.chunk_key("e1", "each", 1, 0) == b"e1/items/each/1/0"
     assert ids.schedule_slot_id("nightly", 0, 1700) == "nightly/0/1700"
+    assert ids.record_letter_id("acme.transitions", 2, 41) == "acme.transitions:2:41"
+    event = {"source": "/shop", "id": "o-1"}
+    assert (
+        ids.execution_id_for(event, "ship") == uuid.uuid5(START_NAMESPACE, "/shop\no-1\nship").hex
+    )
     assert ids.timer_key(1, "e1", "pay/1/timeout") == b"\0" * 7 + b"\1e1\0pay/1/timeout"
 
 
