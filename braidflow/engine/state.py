@@ -5,20 +5,39 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any
 
 from braidflow.engine.messages import ItemError, NodeError, ParentLink, Transition
 
-RUNNING = "running"
-WAITING = "waiting"
-COMPLETED = "completed"
-FAILED = "failed"
-SKIPPED = "skipped"
-CANCELLED = "cancelled"
-# An execution stopped by a node that failed for good under `on_failure: park`:
-# not terminal, since a redrive takes it up again.
-PARKED = "parked"
-TERMINAL = frozenset({COMPLETED, FAILED, CANCELLED})
+
+class ExecutionStatus(StrEnum):
+    """Where an execution stands. Avro and the API carry the value, a plain string."""
+
+    ACCEPTED = "accepted"
+    """Answered with its id, its start not yet applied: only the execution index says it."""
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    PARKED = "parked"
+    """Stopped by a node that failed for good under `on_failure: park`: not terminal, since a
+    redrive takes it up again."""
+
+
+TERMINAL = frozenset({ExecutionStatus.COMPLETED, ExecutionStatus.FAILED, ExecutionStatus.CANCELLED})
+"""The statuses an execution ends in (a redrive may still reopen a failed one)."""
+
+
+class NodeStatus(StrEnum):
+    """Where one node's run stands (see `NodeRun`)."""
+
+    RUNNING = "running"
+    WAITING = "waiting"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+    CANCELLED = "cancelled"
 
 
 def iso_time(ms: int) -> str:

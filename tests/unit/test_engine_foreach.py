@@ -38,7 +38,7 @@ from braidflow.engine import (
     step,
 )
 from braidflow.engine.dry_run import dry_run, parse_answers
-from braidflow.engine.state import CANCELLED, COMPLETED, FAILED, RUNNING, WAITING
+from braidflow.engine.state import ExecutionStatus, NodeStatus
 from braidflow.topology import Workflow, compile_workflow
 
 EX = "ex"
@@ -236,7 +236,7 @@ def test_results_come_back_in_item_order_whatever_order_items_finish() -> None:
     assert len(rt.tasks) == 7
     rt.answer_all(doubled, random.Random(5))
     assert rt.state is not None
-    assert rt.state.status == COMPLETED
+    assert rt.state.status == ExecutionStatus.COMPLETED
     assert rt.state.output == {"out": [x * 2 for x in range(345)]}
     assert rt.state.nodes["each"].output == [x * 2 for x in range(345)]
     assert rt.state.foreach == {}
@@ -250,7 +250,7 @@ def test_concurrency_is_never_exceeded() -> None:
         assert len(rt.tasks) <= 4
         rt.answer(pick.choice(rt.tasks), 0)
     assert rt.most_running == 4
-    assert rt.state is not None and rt.state.status == COMPLETED
+    assert rt.state is not None and rt.state.status == ExecutionStatus.COMPLETED
 
 
 def test_an_item_goes_out_as_a_task_request_of_the_inline_node() -> None:
@@ -312,7 +312,7 @@ def test_chunks_hold_their_items_results_in_order() -> None:
     stored = rt.chunks[("each", 1)]
     assert stored[0].results == tuple(x * 2 for x in range(ITEMS_PER_CHUNK))
     assert stored[1].results == tuple(x * 2 for x in range(ITEMS_PER_CHUNK, 150))
-    assert rt.state is not None and rt.state.nodes["each"].status == RUNNING
+    assert rt.state is not None and rt.state.nodes["each"].status == NodeStatus.RUNNING
 
 
 def test_ten_thousand_items_never_hold_more_than_a_chunk_and_the_concurrency() -> None:
@@ -349,7 +349,7 @@ def test_a_straggler_holds_up_dispatch_rather_than_piling_up_results() -> None:
 def test_an_empty_list_completes_at_once() -> None:
     rt = Runtime(foreach_workflow({"items": "${input.xs}", "do": SCORE}))
     rt.start({"xs": []})
-    assert rt.state is not None and rt.state.status == COMPLETED
+    assert rt.state is not None and rt.state.status == ExecutionStatus.COMPLETED
     assert rt.state.output == {"out": []}
     assert rt.tasks == [] and rt.collects == []
     assert rt.node_events() == ["node.started", "node.completed"]
@@ -373,7 +373,7 @@ def test_an_empty_list_with_continue_on_error_has_no_results_and_no_errors() -> 
 def test_items_that_are_not_a_list_fail_the_node(items: Any, kind: str) -> None:
     rt = Runtime(foreach_workflow({"items": "${input.xs}", "do": SCORE}))
     rt.start({"xs": items})
-    assert rt.state is not None and rt.state.status == FAILED
+    assert rt.state is not None and rt.state.status == ExecutionStatus.FAILED
     assert rt.state.nodes["each"].error == NodeError(
         "ExpressionError", f"params.items gave {kind}, not a list", "each"
     )
@@ -383,7 +383,7 @@ def test_items_that_are_not_a_list_fail_the_node(items: Any, kind: str) -> None:
 def test_items_that_do_not_render_fail_the_node() -> None:
     rt = Runtime(foreach_workflow({"items": "${input.xs}", "do": SCORE}))
     rt.start({})
-    assert rt.state is not None and rt.state.status == FAILED
+    assert rt.state is not None and rt.state.status == ExecutionStatus.FAILED
     error = rt.state.nodes["each"].error
     assert error is not None and error.type == "ExpressionError"
 
@@ -431,7 +431,7 @@ def test_a_failed_item_fails_the_node_and_drops_its_chunks() -> None:
     failing, late = rt.tasks[:2]
     rt.tasks.clear()
     rt.send(rt.failed(failing, NodeError("ValueError", "bad")))
-    assert rt.state is not None and rt.state.status == FAILED
+    assert rt.state is not None and rt.state.status == ExecutionStatus.FAILED
     assert rt.state.nodes["each"].error == NodeError("ValueError", "item 120: bad", "each")
     assert rt.dropped == [DropItems(EX, "each", 1, 1)]
     assert rt.chunks == {} and rt.state.foreach == {}
@@ -443,15 +443,15 @@ def test_a_failed_child_fails_the_node_and_cancels_the_other_children() -> None:
     rt.start({})
     assert [s.execution_id for s in rt.starts] == ["ex.each[0]", "ex.each[1]", "ex.each[2]"]
     error = NodeError("Boom", "it broke")
-    rt.send(rt.child_finished(rt.starts[1], FAILED, error=error))
-    assert rt.state is not None and rt.state.status == FAILED
+    rt.send(rt.child_finished(rt.starts[1], ExecutionStatus.FAILED, error=error))
+    assert rt.state is not None and rt.state.status == ExecutionStatus.FAILED
     assert rt.state.nodes["each"].error == NodeError("Boom", "item 1: ex.each[1]: it broke", "each")
     assert [(c.execution_id, c.reason) for c in rt.cancelled] == [
         ("ex.each[0]", "item 1 of node 'each' failed"),
         ("ex.each[2]", "item 1 of node 'each' failed"),
     ]
     assert rt.state.children == {}
-    rt.ignored(rt.child_finished(rt.starts[0], COMPLETED, 1))
+    rt.ignored(rt.child_finished(rt.starts[0], ExecutionStatus.COMPLETED, 1))
 
 
 def test_a_failed_attempt_runs_the_whole_foreach_again_after_its_backoff() -> None:
@@ -466,14 +466,17 @@ def test_a_failed_attempt_runs_the_whole_foreach_again_after_its_backoff() -> No
     rt.send(rt.failed(second, NodeError("ValueError", "bad")))
     assert rt.state is not None
     run = rt.state.nodes["each"]
-    assert (run.status, run.errors) == (WAITING, (NodeError("ValueError", "item 1: bad", "each"),))
+    assert (run.status, run.errors) == (
+        NodeStatus.WAITING,
+        (NodeError("ValueError", "item 1: bad", "each"),),
+    )
     assert rt.node_events()[-1] == "node.retrying"
     assert rt.ignored(rt.completed(first, 1)) == "item 0 of node 'each' attempt 1 is not running"
     rt.fire("each/1/retry")
     assert [r.idempotency_key for r in rt.tasks] == [f"{EX}:each:2:0", f"{EX}:each:2:1"]
     assert rt.ignored(rt.completed(first, 1)) == "item 0 of node 'each' attempt 1 is not running"
     rt.answer_all(doubled)
-    assert rt.state.status == COMPLETED
+    assert rt.state.status == ExecutionStatus.COMPLETED
     assert rt.state.output == {"out": [20, 40, 60, 80]}
     assert rt.state.nodes["each"].attempt == 2
 
@@ -522,7 +525,7 @@ def test_a_workflow_do_starts_a_child_execution_per_item() -> None:
     assert rt.state is not None
     assert rt.state.children == {"each[0]": "ex.each[0]", "each[1]": "ex.each[1]"}
     for start in reversed(rt.starts):
-        rt.send(rt.child_finished(start, COMPLETED, start.input["who"]))
+        rt.send(rt.child_finished(start, ExecutionStatus.COMPLETED, start.input["who"]))
     assert rt.state.output == {"out": ["ada", "bob"]}
     assert rt.state.children == {}
 
@@ -552,7 +555,7 @@ def test_a_timeout_fails_the_attempt_and_cancels_its_children() -> None:
     rt.start({})
     assert rt.state is not None and "each/1/timeout" in rt.state.timers
     rt.fire("each/1/timeout")
-    assert rt.state.status == FAILED
+    assert rt.state.status == ExecutionStatus.FAILED
     assert rt.state.nodes["each"].error == NodeError(
         "Timeout", "attempt 1 did not finish within 60000 ms", "each"
     )
@@ -565,10 +568,10 @@ def test_a_cancel_drops_the_items_and_cancels_the_children() -> None:
     rt.start({})
     while rt.state is not None and rt.state.foreach["each"].chunks == 0:
         start = rt.starts.pop(0)
-        rt.send(rt.child_finished(start, COMPLETED, 1))
+        rt.send(rt.child_finished(start, ExecutionStatus.COMPLETED, 1))
     rt.send(CancelExecution("cancel", EX, rt.tick(), "enough", "ops"))
-    assert rt.state is not None and rt.state.status == CANCELLED
-    assert rt.state.nodes["each"].status == CANCELLED
+    assert rt.state is not None and rt.state.status == ExecutionStatus.CANCELLED
+    assert rt.state.nodes["each"].status == NodeStatus.CANCELLED
     assert rt.dropped == [DropItems(EX, "each", 1, 1)]
     assert [c.execution_id for c in rt.cancelled] == [s.execution_id for s in rt.starts]
     assert rt.state.foreach == {} and rt.state.children == {}
@@ -603,12 +606,16 @@ def test_a_failing_execution_starts_no_new_item_and_cancels_the_foreach_once_dra
     other = next(r for r in rt.tasks if r.node_id == "other")
     rt.tasks.remove(other)
     rt.send(rt.failed(other, NodeError("ValueError", "no")))
-    assert rt.state is not None and rt.state.status == RUNNING and rt.state.error is not None
+    assert (
+        rt.state is not None
+        and rt.state.status == ExecutionStatus.RUNNING
+        and rt.state.error is not None
+    )
     rt.answer(rt.task(0), 0)
     assert [r.item for r in rt.tasks] == [1]
     rt.answer(rt.task(1), 1)
-    assert rt.state.status == FAILED
-    assert rt.state.nodes["each"].status == CANCELLED
+    assert rt.state.status == ExecutionStatus.FAILED
+    assert rt.state.nodes["each"].status == NodeStatus.CANCELLED
     assert rt.state.foreach == {}
 
 
@@ -635,7 +642,7 @@ def test_a_runtime_that_cannot_collect_fails_the_attempt() -> None:
     assert len(rt.collects) == 1
     too_big = NodeError("ItemsTooLarge", "the results exceed 8 MiB")
     rt.send(ItemsCollected("c", EX, rt.tick(), "each", 1, (), error=too_big))
-    assert rt.state is not None and rt.state.status == FAILED
+    assert rt.state is not None and rt.state.status == ExecutionStatus.FAILED
     assert rt.state.nodes["each"].error == NodeError(
         "ItemsTooLarge", "the results exceed 8 MiB", "each"
     )
@@ -647,7 +654,7 @@ def test_a_lost_chunk_fails_the_attempt_rather_than_shorten_the_result() -> None
     rt.start({})
     rt.answer_all(lambda _: 0)
     rt.send(rt.collected(rt.collects[0], skip=1))
-    assert rt.state is not None and rt.state.status == FAILED
+    assert rt.state is not None and rt.state.status == ExecutionStatus.FAILED
     error = rt.state.nodes["each"].error
     assert error == NodeError(
         "ItemsIncomplete",
@@ -665,13 +672,13 @@ def test_a_redrive_runs_the_foreach_again_over_patched_items() -> None:
     request = rt.tasks.pop(0)
     rt.send(rt.failed(request, NodeError("ValueError", "bad")))
     rt.tasks.clear()
-    assert rt.state is not None and rt.state.status == FAILED
+    assert rt.state is not None and rt.state.status == ExecutionStatus.FAILED
     refused = RedriveNode("r0", EX, rt.tick(), "each", "ops", {"not": "a list"})
     assert rt.ignored(refused) == "a foreach node's patched input is its list of items"
     rt.send(RedriveNode("r1", EX, rt.tick(), "each", "ops", [10, 20]))
     assert [(r.attempt, r.input["x"]) for r in rt.tasks] == [(2, 10), (2, 20)]
     rt.answer_all(doubled)
-    assert rt.state.status == COMPLETED
+    assert rt.state.status == ExecutionStatus.COMPLETED
     assert rt.state.output == {"out": [20, 40]}
     assert rt.state.nodes["each"].input == [10, 20]
 
@@ -693,5 +700,5 @@ def test_a_redrive_without_a_patch_reruns_the_recorded_items() -> None:
 def test_a_dry_run_answers_every_item_and_collects_them(do: Any) -> None:
     wf = foreach_workflow({"items": list(range(120)), "do": do, "concurrency": 8})
     *_, (_, last) = dry_run(wf, {}, parse_answers({"each": "ok"}))
-    assert last.state is not None and last.state.status == COMPLETED
+    assert last.state is not None and last.state.status == ExecutionStatus.COMPLETED
     assert last.state.output == {"out": ["ok"] * 120}

@@ -22,7 +22,7 @@ from braidflow.engine import (
     step,
 )
 from braidflow.engine.dry_run import dry_run, parse_answers
-from braidflow.engine.state import CANCELLED, COMPLETED, FAILED, WAITING, LoopProgress
+from braidflow.engine.state import ExecutionStatus, LoopProgress, NodeStatus
 from braidflow.schemas import decode_state, encode_state
 from braidflow.topology import DefinitionError, Workflow, compile_workflow
 
@@ -57,7 +57,7 @@ def finish_pass(
     start: StartExecution,
     output: Any = None,
     *,
-    status: str = COMPLETED,
+    status: str = ExecutionStatus.COMPLETED,
     error: NodeError | None = None,
 ) -> tuple[ExecutionState, list[Any]]:
     """The child of `start` ends; applying its ChildFinished again must change nothing."""
@@ -92,7 +92,7 @@ def test_a_while_loop_runs_passes_until_its_condition_fails() -> None:
     state, starts, _ = run_passes(wf, outputs)
     assert [s.execution_id for s in starts] == ["ex.poll[0]", "ex.poll[1]", "ex.poll[2]"]
     assert {s.workflow_id for s in starts} == {"check-job"}
-    assert state.status == COMPLETED
+    assert state.status == ExecutionStatus.COMPLETED
     assert state.output == {"out": {"output": {"status": "done", "result": 42}, "passes": 3}}
     assert state.loops == {} and state.children == {}
 
@@ -101,7 +101,7 @@ def test_passes_run_one_at_a_time() -> None:
     wf = loop_workflow({"while": POLL_WHILE, "max_iterations": 10})
     state, sent = started(wf)
     assert len(of_type(sent, StartExecution)) == 1
-    assert state.nodes["poll"].status == WAITING
+    assert state.nodes["poll"].status == NodeStatus.WAITING
     assert state.loops == {"poll": LoopProgress("poll", 1)}
     assert state.children == {"poll": "ex.poll[0]"}
 
@@ -133,7 +133,7 @@ def test_a_while_that_still_holds_at_max_iterations_fails_the_node() -> None:
     wf = loop_workflow({"while": POLL_WHILE, "max_iterations": 2})
     state, starts, sent = run_passes(wf, [{"status": "running"}] * 5)
     assert len(starts) == 2
-    assert state.status == FAILED
+    assert state.status == ExecutionStatus.FAILED
     error = state.nodes["poll"].error
     assert error is not None and error.type == "MaxIterations"
     assert "after 2 passes (max_iterations: 2)" in error.message
@@ -144,7 +144,7 @@ def test_a_while_that_still_holds_at_max_iterations_fails_the_node() -> None:
 def test_max_iterations_reached_takes_the_on_error_edge() -> None:
     wf = loop_workflow({"while": POLL_WHILE, "max_iterations": 1}, on_error=True)
     state, _, _ = run_passes(wf, [{"status": "running"}])
-    assert state.status == COMPLETED
+    assert state.status == ExecutionStatus.COMPLETED
     assert state.output == {"gave_up": True}
 
 
@@ -154,8 +154,8 @@ def test_a_failing_pass_fails_the_node_with_the_childs_error() -> None:
     state, _ = finish_pass(wf, state, of_type(sent, StartExecution)[0], {"status": "running"})
     second = StartExecution("x", "ex.poll[1]", 0, "check-job", 0)
     boom = NodeError("http.5xx", "the job service is down")
-    state, more = finish_pass(wf, state, second, status=FAILED, error=boom)
-    assert state.status == FAILED
+    state, more = finish_pass(wf, state, second, status=ExecutionStatus.FAILED, error=boom)
+    assert state.status == ExecutionStatus.FAILED
     error = state.nodes["poll"].error
     assert error == NodeError("http.5xx", "ex.poll[1]: the job service is down", "poll")
     assert of_type(more, StartExecution) == []
@@ -176,7 +176,9 @@ def test_a_late_or_repeated_pass_result_is_ignored() -> None:
     first = of_type(sent, StartExecution)[0]
     state, _ = finish_pass(wf, state, first, {"status": "running"})
     # The first pass's result delivered again after the second pass began changes nothing.
-    stale = ChildFinished("again", EX, T0 + 9, "poll", first.execution_id, COMPLETED, {})
+    stale = ChildFinished(
+        "again", EX, T0 + 9, "poll", first.execution_id, ExecutionStatus.COMPLETED, {}
+    )
     assert "is not waiting for child 'ex.poll[0]'" in assert_ignored(wf, state, stale)
 
 
@@ -195,7 +197,7 @@ def test_a_timeout_cancels_the_running_pass_and_fails_the_node() -> None:
     wf = loop_workflow({"while": POLL_WHILE, "max_iterations": 5}, timeout="1m")
     state, _ = started(wf)
     result = step(wf, state, TimerFired("t", EX, T0 + 60_000, "poll/1/timeout"))
-    assert result.state is not None and result.state.status == FAILED
+    assert result.state is not None and result.state.status == ExecutionStatus.FAILED
     assert [c.execution_id for c in of_type(result.outgoing, CancelExecution)] == ["ex.poll[0]"]
     error = result.state.nodes["poll"].error
     assert error is not None and error.type == "Timeout"
@@ -205,7 +207,7 @@ def test_a_cancel_cancels_the_running_pass() -> None:
     wf = loop_workflow({"while": POLL_WHILE, "max_iterations": 5})
     state, _ = started(wf)
     result = step(wf, state, CancelExecution("c", EX, T0 + 5, "stop"))
-    assert result.state is not None and result.state.nodes["poll"].status == CANCELLED
+    assert result.state is not None and result.state.nodes["poll"].status == NodeStatus.CANCELLED
     assert [c.execution_id for c in of_type(result.outgoing, CancelExecution)] == ["ex.poll[0]"]
     assert result.state.loops == {}
 
@@ -213,7 +215,7 @@ def test_a_cancel_cancels_the_running_pass() -> None:
 def test_a_redrive_runs_the_loop_again_from_its_first_pass() -> None:
     wf = loop_workflow({"while": POLL_WHILE, "max_iterations": 1})
     state, _, _ = run_passes(wf, [{"status": "running"}])
-    assert state.status == FAILED
+    assert state.status == ExecutionStatus.FAILED
     result = step(wf, state, RedriveNode("r", EX, T0 + 100, "poll", "ops"))
     assert result.ignored is None, result.ignored
     assert [s.execution_id for s in of_type(result.outgoing, StartExecution)] == ["ex.poll.2[0]"]
@@ -225,7 +227,7 @@ def test_a_dry_run_answers_every_pass_with_the_answer_under_the_loop() -> None:
     wf = loop_workflow({"count": 3, "max_iterations": 3})
     steps = list(dry_run(wf, {"job": "j-1"}, parse_answers({"poll": {"status": "done"}})))
     final = steps[-1][1].state
-    assert final is not None and final.status == COMPLETED
+    assert final is not None and final.status == ExecutionStatus.COMPLETED
     assert final.output == {"out": {"output": {"status": "done"}, "passes": 3}}
 
 
@@ -326,7 +328,7 @@ def test_an_inline_do_sends_one_task_request_per_pass() -> None:
         f"http://jobs.test/j-1?pass={n}" for n in range(3)
     ]
     assert {(r.kind, r.timeout_ms) for r in requests} == {("http", 5000)}
-    assert state.status == COMPLETED
+    assert state.status == ExecutionStatus.COMPLETED
     assert state.output["out"]["passes"] == 3
     assert state.output["out"]["output"]["body"] == {"status": "done"}
 
@@ -337,7 +339,7 @@ def test_a_failing_inline_pass_fails_the_node_naming_the_pass() -> None:
     state, more = answer_task(wf, state, of_type(sent, TaskRequest)[0], {"status": "running"})
     boom = NodeError("http.5xx", "503 from jobs.test")
     state, _ = answer_task(wf, state, of_type(more, TaskRequest)[0], error=boom)
-    assert state.status == FAILED
+    assert state.status == ExecutionStatus.FAILED
     assert state.nodes["poll"].error == NodeError("http.5xx", "pass 1: 503 from jobs.test", "poll")
 
 

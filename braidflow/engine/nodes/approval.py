@@ -13,7 +13,11 @@ from braidflow.engine.nodes.base import (
     timeout_timer,
     waited_too_long,
 )
-from braidflow.engine.state import COMPLETED, WAITING, NodeRun, iso_time
+from braidflow.engine.state import (
+    NodeRun,
+    NodeStatus,
+    iso_time,
+)
 from braidflow.topology.expressions import ExpressionError
 from braidflow.topology.model import DEFAULT_CHOICES
 from braidflow.topology.workflow import CompiledNode
@@ -40,7 +44,7 @@ class Approval(NodeKind):
             timeout_at = iso_time(due)
         draft.nodes[node.id] = NodeRun(
             node.id,
-            WAITING,
+            NodeStatus.WAITING,
             attempt,
             {"message": message, "choices": choices},
             started_at=draft.at,
@@ -61,9 +65,9 @@ class Approval(NodeKind):
 
     def decided(self, draft: Draft, node: CompiledNode, t: ApprovalDecided) -> str | None:
         run = draft.nodes.get(t.node_id)
-        if run is not None and run.status == COMPLETED:
+        if run is not None and run.status == NodeStatus.COMPLETED:
             return f"approval {t.node_id!r} already decided"
-        if run is None or run.status != WAITING:
+        if run is None or run.status != NodeStatus.WAITING:
             return f"approval {t.node_id!r} is not waiting for a decision"
         choices = list(node.node.params.get("choices", DEFAULT_CHOICES))
         if t.choice not in choices:
@@ -86,7 +90,7 @@ class Approval(NodeKind):
         return None
 
     def timed_out(self, draft: Draft, node: CompiledNode, run: NodeRun) -> None:
-        if run.status != WAITING:
+        if run.status != NodeStatus.WAITING:
             return
         on_timeout = node.node.params.get("on_timeout", "fail")
         if on_timeout == "fail":

@@ -24,7 +24,10 @@ from braidflow.engine.messages import (
     NodeFailed,
     Transition,
 )
-from braidflow.engine.state import COMPLETED, RUNNING, NodeRun
+from braidflow.engine.state import (
+    NodeRun,
+    NodeStatus,
+)
 from braidflow.topology.expressions import ExpressionError
 from braidflow.topology.kinds import KindSpec
 from braidflow.topology.workflow import CompiledEdge, CompiledNode
@@ -112,7 +115,7 @@ class NodeKind:
 
     def timed_out(self, draft: Draft, node: CompiledNode, run: NodeRun) -> None:
         """The node's `timeout` came due: an attempt kind's running attempt fails."""
-        if self.attempts and run.status == RUNNING:
+        if self.attempts and run.status == NodeStatus.RUNNING:
             message = f"attempt {run.attempt} did not finish within {node.node.timeout_ms} ms"
             draft.attempt_failed(node, run, NodeError("Timeout", message, node.id))
 
@@ -157,7 +160,7 @@ class ControlKind(NodeKind):
             return
         errors = draft.earlier_errors(node.id)
         draft.nodes[node.id] = NodeRun(
-            node.id, COMPLETED, attempt, None, output, None, draft.at, draft.at, errors
+            node.id, NodeStatus.COMPLETED, attempt, None, output, None, draft.at, draft.at, errors
         )
         draft.emit_event("node.completed", node_id=node.id, attempt=attempt, data=output)
         self.decided(draft, node, output, taken)

@@ -6,7 +6,11 @@ from typing import TYPE_CHECKING, Any
 
 from braidflow.engine import ids
 from braidflow.engine.nodes.base import NodeKind, normal_edges
-from braidflow.engine.state import WAITING, NodeRun, iso_time
+from braidflow.engine.state import (
+    NodeRun,
+    NodeStatus,
+    iso_time,
+)
 from braidflow.topology.durations import parse_timestamp
 from braidflow.topology.expressions import ExpressionError
 from braidflow.topology.workflow import CompiledNode
@@ -29,7 +33,7 @@ class Delay(NodeKind):
         draft.emit_event("node.started", node_id=node.id, attempt=attempt, data={"until": until})
         run = NodeRun(
             node.id,
-            WAITING,
+            NodeStatus.WAITING,
             attempt,
             {"until": until},
             started_at=draft.at,
@@ -44,7 +48,7 @@ class Delay(NodeKind):
     def timer_fired(
         self, draft: Draft, node: CompiledNode, run: NodeRun, timer: str, due: int
     ) -> None:
-        if timer == _TIMER and run.status == WAITING:
+        if timer == _TIMER and run.status == NodeStatus.WAITING:
             draft.complete(node, run, {"waited_until": iso_time(due)}, normal_edges(node))
 
 

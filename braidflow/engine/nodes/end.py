@@ -7,7 +7,9 @@ from typing import TYPE_CHECKING, Any
 
 from braidflow.engine.messages import NodeError
 from braidflow.engine.nodes.base import ControlKind, json_kind
-from braidflow.engine.state import COMPLETED
+from braidflow.engine.state import (
+    ExecutionStatus,
+)
 from braidflow.topology.workflow import CompiledNode
 
 if TYPE_CHECKING:
@@ -26,4 +28,4 @@ class End(ControlKind):
         return NodeError("InvalidOutput", message, node.id)
 
     def decided(self, draft: Draft, node: CompiledNode, output: Any, taken: set[int]) -> None:
-        draft.finish(COMPLETED, output=output)
+        draft.finish(ExecutionStatus.COMPLETED, output=output)

@@ -43,7 +43,12 @@ from braidflow.engine.nodes.base import (
     timeout_timer,
 )
 from braidflow.engine.nodes.work import WorkKind
-from braidflow.engine.state import CANCELLED, COMPLETED, RUNNING, ForeachProgress, NodeRun
+from braidflow.engine.state import (
+    ExecutionStatus,
+    ForeachProgress,
+    NodeRun,
+    NodeStatus,
+)
 from braidflow.topology.expressions import ExpressionError
 from braidflow.topology.workflow import CompiledNode
 
@@ -97,7 +102,7 @@ class Foreach(NodeKind):
         previous = draft.nodes.get(node.id)
         run = NodeRun(
             node.id,
-            RUNNING,
+            NodeStatus.RUNNING,
             attempt,
             items,
             None,
@@ -136,7 +141,9 @@ class Foreach(NodeKind):
                 if not progress.running:
                     _drop_items(draft, node.id)
                     draft.timers.pop(timeout_timer(node.id, run.attempt), None)
-                    draft.nodes[node.id] = replace(run, status=CANCELLED, completed_at=draft.at)
+                    draft.nodes[node.id] = replace(
+                        run, status=NodeStatus.CANCELLED, completed_at=draft.at
+                    )
                     draft.fail_when_drained()
                 return
             if not may_dispatch(progress, concurrency):
@@ -159,7 +166,7 @@ class Foreach(NodeKind):
 
     def _own_result(self, draft: Draft, t: NodeCompleted | NodeFailed, verb: str) -> str:
         run = draft.nodes.get(t.node_id)
-        if run is None or run.status != RUNNING or run.attempt != t.attempt:
+        if run is None or run.status != NodeStatus.RUNNING or run.attempt != t.attempt:
             return not_owned(t)
         return f"node {t.node_id!r} is a foreach: only its items {verb}"
 
@@ -171,7 +178,7 @@ class Foreach(NodeKind):
         if draft.children.get(key) != t.child_execution_id:
             return not_owned(t)
         del draft.children[key]
-        error = None if t.status == COMPLETED else child_error(t)
+        error = None if t.status == ExecutionStatus.COMPLETED else child_error(t)
         return self._item_finished(draft, t.node_id, progress.attempt, t.item, t.output, error)
 
     def items_collected(self, draft: Draft, node: CompiledNode, t: ItemsCollected) -> str | None:
@@ -220,7 +227,7 @@ class Foreach(NodeKind):
         draft.foreach[node.id] = settled(draft.foreach[node.id], index, output, failure)
 
     def timed_out(self, draft: Draft, node: CompiledNode, run: NodeRun) -> None:
-        if run.status == RUNNING:
+        if run.status == NodeStatus.RUNNING:
             _stop_items(draft, node.id, f"node {node.id!r} of {draft.state.execution_id} timed out")
         super().timed_out(draft, node, run)
 

@@ -41,7 +41,12 @@ from braidflow.engine.nodes.base import (
     timeout_timer,
 )
 from braidflow.engine.nodes.work import WorkKind
-from braidflow.engine.state import CANCELLED, COMPLETED, WAITING, LoopProgress, NodeRun
+from braidflow.engine.state import (
+    ExecutionStatus,
+    LoopProgress,
+    NodeRun,
+    NodeStatus,
+)
 from braidflow.topology.expressions import ExpressionError
 from braidflow.topology.workflow import CompiledNode
 
@@ -66,7 +71,11 @@ class Loop(NodeKind):
             data={"do": params["do"], "max_iterations": params["max_iterations"]},
         )
         run = NodeRun(
-            node.id, WAITING, attempt, started_at=draft.at, errors=draft.earlier_errors(node.id)
+            node.id,
+            NodeStatus.WAITING,
+            attempt,
+            started_at=draft.at,
+            errors=draft.earlier_errors(node.id),
         )
         draft.nodes[node.id] = run
         if node.node.timeout_ms is not None:
@@ -82,12 +91,12 @@ class Loop(NodeKind):
             t.item is not None
             or run is None
             or progress is None
-            or run.status != WAITING
+            or run.status != NodeStatus.WAITING
             or draft.children.get(t.node_id) != t.child_execution_id
         ):
             return not_owned(t)
         del draft.children[t.node_id]
-        error = None if t.status == COMPLETED else child_error(t)
+        error = None if t.status == ExecutionStatus.COMPLETED else child_error(t)
         self._pass_finished(draft, node, run, progress, t.output, error)
         return None
 
@@ -101,7 +110,7 @@ class Loop(NodeKind):
             node.item_node is None
             or run is None
             or progress is None
-            or run.status != WAITING
+            or run.status != NodeStatus.WAITING
             or run.attempt != t.attempt
             or t.item != progress.passes - 1
         ):
@@ -129,7 +138,7 @@ class Loop(NodeKind):
             # The execution is failing: no new pass starts, as no new node does.
             del draft.loops[node.id]
             draft.clear_timers(node.id)
-            draft.nodes[node.id] = replace(run, status=CANCELLED, completed_at=draft.at)
+            draft.nodes[node.id] = replace(run, status=NodeStatus.CANCELLED, completed_at=draft.at)
             draft.fail_when_drained()
             return
         self._next_pass(draft, node, run, {"output": output, "index": progress.passes - 1})
@@ -186,7 +195,7 @@ class Loop(NodeKind):
         draft.fail_node(node, run.attempt, error, run)
 
     def timed_out(self, draft: Draft, node: CompiledNode, run: NodeRun) -> None:
-        if run.status != WAITING:
+        if run.status != NodeStatus.WAITING:
             return
         child = draft.children.pop(node.id, None)
         if child is not None:

@@ -16,7 +16,11 @@ from braidflow.engine.nodes.base import (
     timeout_timer,
     waited_too_long,
 )
-from braidflow.engine.state import COMPLETED, WAITING, NodeRun
+from braidflow.engine.state import (
+    ExecutionStatus,
+    NodeRun,
+    NodeStatus,
+)
 from braidflow.topology.expressions import ExpressionError
 from braidflow.topology.workflow import CompiledNode
 
@@ -58,13 +62,21 @@ class Subworkflow(NodeKind):
         if not params.get("wait", True):
             output = {"execution_id": child}
             draft.nodes[node.id] = NodeRun(
-                node.id, COMPLETED, attempt, given, output, None, draft.at, draft.at, errors
+                node.id,
+                NodeStatus.COMPLETED,
+                attempt,
+                given,
+                output,
+                None,
+                draft.at,
+                draft.at,
+                errors,
             )
             draft.emit_event("node.completed", node_id=node.id, attempt=attempt, data=output)
             draft.go_on(node, normal_edges(node))
             return
         draft.nodes[node.id] = NodeRun(
-            node.id, WAITING, attempt, given, started_at=draft.at, errors=errors
+            node.id, NodeStatus.WAITING, attempt, given, started_at=draft.at, errors=errors
         )
         draft.children[node.id] = child
         if node.node.timeout_ms is not None:
@@ -75,19 +87,19 @@ class Subworkflow(NodeKind):
         if (
             t.item is not None
             or run is None
-            or run.status != WAITING
+            or run.status != NodeStatus.WAITING
             or draft.children.get(t.node_id) != t.child_execution_id
         ):
             return not_owned(t)
         del draft.children[t.node_id]
-        if t.status == COMPLETED:
+        if t.status == ExecutionStatus.COMPLETED:
             draft.complete(node, run, t.output, normal_edges(node))
         else:
             draft.fail_node(node, run.attempt, child_error(t), run)
         return None
 
     def timed_out(self, draft: Draft, node: CompiledNode, run: NodeRun) -> None:
-        if run.status != WAITING:
+        if run.status != NodeStatus.WAITING:
             return
         child = draft.children.pop(node.id, None)
         if child is not None:

@@ -15,7 +15,10 @@ from braidflow.engine.nodes.base import (
     timeout_timer,
     waited_too_long,
 )
-from braidflow.engine.state import WAITING, NodeRun
+from braidflow.engine.state import (
+    NodeRun,
+    NodeStatus,
+)
 from braidflow.topology.expressions import ExpressionError
 from braidflow.topology.workflow import CompiledNode
 
@@ -38,7 +41,7 @@ class WaitEvent(NodeKind):
             return
         draft.nodes[node.id] = NodeRun(
             node.id,
-            WAITING,
+            NodeStatus.WAITING,
             attempt,
             {"type": event_type},
             started_at=draft.at,
@@ -65,13 +68,13 @@ class WaitEvent(NodeKind):
 
     def arrived(self, draft: Draft, node: CompiledNode, t: EventArrived) -> str | None:
         run = draft.nodes.get(t.node_id)
-        if run is None or run.status != WAITING:
+        if run is None or run.status != NodeStatus.WAITING:
             return not_owned(t)
         draft.complete(node, run, dict(t.event), normal_edges(node))
         return None
 
     def timed_out(self, draft: Draft, node: CompiledNode, run: NodeRun) -> None:
-        if run.status == WAITING:
+        if run.status == NodeStatus.WAITING:
             message = (
                 f"no {node.node.params.get('type')!r} event arrived"
                 f" within {node.node.timeout_ms} ms"

@@ -10,7 +10,10 @@ from typing import TYPE_CHECKING, Any
 from braidflow.engine import ids
 from braidflow.engine.messages import NodeCompleted, NodeFailed, TaskRequest
 from braidflow.engine.nodes.base import Handler, NodeKind, normal_edges, not_owned, timeout_timer
-from braidflow.engine.state import COMPLETED, RUNNING, NodeRun
+from braidflow.engine.state import (
+    NodeRun,
+    NodeStatus,
+)
 from braidflow.topology.expressions import ExpressionError
 from braidflow.topology.workflow import CompiledNode
 
@@ -69,7 +72,7 @@ class WorkKind(NodeKind):
         previous = draft.nodes.get(node.id)
         draft.nodes[node.id] = NodeRun(
             node.id,
-            RUNNING,
+            NodeStatus.RUNNING,
             attempt,
             given,
             None,
@@ -86,13 +89,18 @@ class WorkKind(NodeKind):
 
     def completed(self, draft: Draft, node: CompiledNode, t: NodeCompleted) -> str | None:
         run = draft.nodes.get(t.node_id)
-        if t.item is not None or run is None or run.status != RUNNING or run.attempt != t.attempt:
+        if (
+            t.item is not None
+            or run is None
+            or run.status != NodeStatus.RUNNING
+            or run.attempt != t.attempt
+        ):
             return not_owned(t)
         if draft.timers:
             draft.timers.pop(timeout_timer(t.node_id, t.attempt), None)
         draft.nodes[t.node_id] = NodeRun(
             t.node_id,
-            COMPLETED,
+            NodeStatus.COMPLETED,
             run.attempt,
             run.input,
             t.output,
@@ -107,7 +115,12 @@ class WorkKind(NodeKind):
 
     def failed(self, draft: Draft, node: CompiledNode, t: NodeFailed) -> str | None:
         run = draft.nodes.get(t.node_id)
-        if t.item is not None or run is None or run.status != RUNNING or run.attempt != t.attempt:
+        if (
+            t.item is not None
+            or run is None
+            or run.status != NodeStatus.RUNNING
+            or run.attempt != t.attempt
+        ):
             return not_owned(t)
         draft.attempt_failed(node, run, replace(t.error, node_id=t.node_id))
         return None
