@@ -34,6 +34,7 @@ from braidflow.engine import (
 )
 from braidflow.engine.dry_run import dry_run as drive
 from braidflow.engine.dry_run import parse_answers
+from braidflow.engine.state import ExecutionStatus, NodeStatus
 from braidflow.kafka_connection import KafkaConfigError
 from braidflow.topology import (
     DefinitionError,
@@ -196,7 +197,7 @@ def dry_run(file: str, input_: Any, answers: str | None) -> None:
         click.echo(f"error{where}: {state.error.type}: {state.error.message}")
     else:
         click.echo(f"output: {_json(state.output)}")
-    if state.status != "completed":
+    if state.status != ExecutionStatus.COMPLETED:
         raise SystemExit(1)
 
 
@@ -207,7 +208,7 @@ def _describe(transition: Transition, result: StepResult) -> str:
         run = result.state.nodes.get(transition.node_id) if result.state else None
         joined = result.state.joins.get(transition.node_id) if result.state else None
         text = f"run {transition.node_id}"
-        if joined is not None and run is not None and run.status == "completed":
+        if joined is not None and run is not None and run.status == NodeStatus.COMPLETED:
             text += f" (join fired: {len(joined.taken)} arrived, {len(joined.dead)} dead)"
     elif isinstance(transition, NodeCompleted):
         text = f"{transition.node_id} answered {_json(transition.output)}"

@@ -29,7 +29,7 @@ from typing import Any, NoReturn
 
 import click
 
-from braidflow.engine.state import iso_time
+from braidflow.engine.state import TERMINAL, ExecutionStatus, iso_time
 from braidflow.schemas.cloudevents import (
     STRUCTURED_CONTENT_TYPE,
     CloudEventError,
@@ -40,7 +40,6 @@ from braidflow.topology.durations import parse_duration, parse_timestamp
 
 DEFAULT_API = "http://127.0.0.1:8080"
 API_PREFIX = "/api/v1"
-TERMINAL = frozenset({"completed", "failed", "cancelled"})
 POLL_INTERVAL_S = 0.15
 REQUEST_TIMEOUT_S = 10.0
 CLI_EVENT_SOURCE = "/braidflow/cli"
@@ -271,7 +270,7 @@ def run(workflow: str, input_: Any, wait: bool, timeout: float, api: str) -> Non
         raise SystemExit(2)
     for line in outcome_lines(execution):
         click.echo(line)
-    if execution.get("status") != "completed":
+    if execution.get("status") != ExecutionStatus.COMPLETED:
         raise SystemExit(1)
 
 
@@ -735,7 +734,7 @@ def outcome_lines(execution: Mapping[str, Any]) -> list[str]:
     if isinstance(error, Mapping):
         where = f" at node '{error['node_id']}'" if error.get("node_id") else ""
         lines.append(f"error{where}: {error_text(error)}")
-    elif execution.get("status") == "completed":
+    elif execution.get("status") == ExecutionStatus.COMPLETED:
         lines.extend(f"output: {_json(execution.get('output'))}".splitlines())
     return lines
 

@@ -28,7 +28,7 @@ from braidflow.connectors.projection import (
     store_positions,
 )
 from braidflow.engine.messages import LifecycleEvent
-from braidflow.engine.state import iso_time
+from braidflow.engine.state import ExecutionStatus, iso_time
 from braidflow.kafka_connection import KafkaConnection
 from braidflow.schemas import CodecError, decode_event
 from braidflow.streams.lifecycle_events import NODE_TYPE_HEADER, lifecycle_type
@@ -41,10 +41,10 @@ ACCEPTED = "workflow.accepted"
 shown, before the orchestrator gets to its start."""
 STARTED = "workflow.started"
 FINISHED = {
-    "workflow.completed": "completed",
-    "workflow.failed": "failed",
-    "workflow.cancelled": "cancelled",
-    "workflow.parked": "parked",
+    "workflow.completed": ExecutionStatus.COMPLETED,
+    "workflow.failed": ExecutionStatus.FAILED,
+    "workflow.cancelled": ExecutionStatus.CANCELLED,
+    "workflow.parked": ExecutionStatus.PARKED,
 }
 """Lifecycle event types that end an execution (for now: a redrive may reopen it), and its status."""
 
@@ -97,9 +97,9 @@ CREATE TABLE IF NOT EXISTS approvals_done (
 
 # An acceptance only ever adds a row: whatever was read of the execution is newer.
 # Until the start, started_at holds when it was accepted.
-_INSERT_ACCEPTED = """
+_INSERT_ACCEPTED = f"""
 INSERT INTO executions VALUES (
-    :execution_id, :workflow_id, :workflow_version, 'accepted', :at, NULL, NULL, NULL, NULL, :at,
+    :execution_id, :workflow_id, :workflow_version, '{ExecutionStatus.ACCEPTED}', :at, NULL, NULL, NULL, NULL, :at,
     NULL
 )
 ON CONFLICT (execution_id) DO NOTHING
@@ -107,13 +107,13 @@ ON CONFLICT (execution_id) DO NOTHING
 
 # A started event owns started_at and the trigger; it changes no status but
 # 'accepted', so one replayed after the end leaves the execution finished.
-_UPSERT_STARTED = """
+_UPSERT_STARTED = f"""
 INSERT INTO executions VALUES (
-    :execution_id, :workflow_id, :workflow_version, 'running', :at, NULL,
+    :execution_id, :workflow_id, :workflow_version, '{ExecutionStatus.RUNNING}', :at, NULL,
     :event_id, :event_type, :event_source, :at, NULL
 )
 ON CONFLICT (execution_id) DO UPDATE SET
-    status = CASE status WHEN 'accepted' THEN 'running' ELSE status END,
+    status = CASE status WHEN '{ExecutionStatus.ACCEPTED}' THEN '{ExecutionStatus.RUNNING}' ELSE status END,
     workflow_id = excluded.workflow_id,
     workflow_version = excluded.workflow_version,
     started_at = excluded.started_at,
@@ -140,8 +140,8 @@ WHERE completed_at IS NULL OR excluded.completed_at > completed_at
 """
 
 # A redrive after the end runs the execution again; an end after it closes it again.
-_REOPEN = """
-UPDATE executions SET status = 'running', completed_at = NULL, error = NULL,
+_REOPEN = f"""
+UPDATE executions SET status = '{ExecutionStatus.RUNNING}', completed_at = NULL, error = NULL,
     updated_at = max(updated_at, :at)
 WHERE execution_id = :execution_id AND completed_at IS NOT NULL AND completed_at <= :at
 """
@@ -223,7 +223,9 @@ class ExecutionIndex:
         with self._db:
             for event in events:
                 if event.type == ACCEPTED:
-                    self._db.execute(_INSERT_ACCEPTED, _finished_row(event, "accepted"))
+                    self._db.execute(
+                        _INSERT_ACCEPTED, _finished_row(event, ExecutionStatus.ACCEPTED)
+                    )
                 elif event.type == STARTED:
                     self._db.execute(_UPSERT_STARTED, _started_row(event))
                 elif event.type in FINISHED:
@@ -494,7 +496,7 @@ def _summary(
     event_source: str | None,
     error: str | None,
 ) -> dict[str, Any]:
-    if status == "accepted":
+    if status == ExecutionStatus.ACCEPTED:
         # Not started yet: the time in started_at is when it was accepted.
         return {
             "execution_id": execution_id,

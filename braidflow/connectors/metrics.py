@@ -5,6 +5,7 @@ from __future__ import annotations
 from prometheus_client import Counter, Histogram
 
 from braidflow.engine import LifecycleEvent, StartExecution
+from braidflow.engine.state import ExecutionStatus
 
 TASKS_RUN = Counter(
     "braidflow_tasks_run",
@@ -61,9 +62,9 @@ EXECUTION_DURATION = Histogram(
 )
 
 _ENDED = {
-    "workflow.completed": "completed",
-    "workflow.failed": "failed",
-    "workflow.cancelled": "cancelled",
+    "workflow.completed": ExecutionStatus.COMPLETED,
+    "workflow.failed": ExecutionStatus.FAILED,
+    "workflow.cancelled": ExecutionStatus.CANCELLED,
 }
 
 _TRANSITION_KINDS = frozenset(

@@ -35,7 +35,7 @@ from braidflow.engine.messages import (
     Transition,
 )
 from braidflow.engine.nodes import NODE_KINDS
-from braidflow.engine.state import ExecutionState
+from braidflow.engine.state import ExecutionState, ExecutionStatus
 from braidflow.engine.step import StepResult, step
 from braidflow.topology.workflow import Workflow
 
@@ -135,7 +135,7 @@ def child_result(start: StartExecution, answers: Mapping[str, Answer], at: int) 
     a foreach item, a loop pass): the output, or the error."""
     assert start.parent is not None
     given = answers.get(start.parent.node_id, Answer())
-    status = "failed" if given.error is not None else "completed"
+    status = ExecutionStatus.FAILED if given.error is not None else ExecutionStatus.COMPLETED
     return ChildFinished(
         ids.finished_id(start.execution_id),
         start.parent.execution_id,

@@ -33,6 +33,7 @@ from braidflow.connectors.http import HttpNodeClient
 from braidflow.connectors.metrics import TASK_DURATION, TASKS_RUN
 from braidflow.engine import ids
 from braidflow.engine.messages import NodeCompleted, NodeError, NodeFailed, TaskRequest, Transition
+from braidflow.engine.state import NodeStatus
 from braidflow.schemas import CodecError, decode_task, encode_transition
 from braidflow.streams.dead_letters import DeadLetter
 from braidflow.streams.group_errors import FATAL_GROUP_ERRORS
@@ -238,7 +239,7 @@ class Executor:
         started = time.monotonic()
         output, error = await self._outcome(request)
         TASK_DURATION.labels(kind).observe(time.monotonic() - started)
-        TASKS_RUN.labels(kind, "completed" if error is None else "failed").inc()
+        TASKS_RUN.labels(kind, NodeStatus.COMPLETED if error is None else NodeStatus.FAILED).inc()
         result = node_result(request, self._clock(), output, error)
         size = len(encode_transition(result))
         limit = self._settings.max_value_bytes

@@ -31,6 +31,7 @@ from braidflow.engine import (
     ids,
     step,
 )
+from braidflow.engine.state import ExecutionStatus
 from braidflow.schemas import (
     CodecError,
     OutboxEntry,
@@ -101,7 +102,9 @@ def as_failure(transition: Transition, error: NodeError) -> Transition | None:
         node_error = replace(error, node_id=transition.node_id)
         return replace(transition, id=failed_id, results=(), errors=(), error=node_error)
     if isinstance(transition, ChildFinished):
-        return replace(transition, id=failed_id, status="failed", output=None, error=error)
+        return replace(
+            transition, id=failed_id, status=ExecutionStatus.FAILED, output=None, error=error
+        )
     return None
 
 
@@ -423,7 +426,7 @@ class Orchestrator:
                 self._clock(),
                 start.parent.node_id,
                 start.execution_id,
-                "failed",
+                ExecutionStatus.FAILED,
                 error=NodeError("UnknownWorkflow", f"the subworkflow cannot start: {reason}"),
                 item=start.parent.item,
             )

@@ -46,6 +46,7 @@ from braidflow.engine import (
     ids,
 )
 from braidflow.engine.ids import execution_id_for
+from braidflow.engine.state import TERMINAL, ExecutionStatus, NodeStatus
 from braidflow.schemas import CodecError, decode_stored, encode_event, encode_transition
 from braidflow.schemas.cloudevents import CloudEvent, to_structured, topic_for
 from braidflow.streams.app import FaustParts, create_app
@@ -387,7 +388,7 @@ class RuntimeBackend:
         if node is None or node.type != "approval":
             raise NotFound(f"execution {execution_id!r} has no approval node {node_id!r}")
         run = _node_of(view, node_id)
-        if run is None or run["status"] != "waiting":
+        if run is None or run["status"] != NodeStatus.WAITING:
             state = "not reached yet" if run is None else run["status"]
             raise Conflict(f"approval {node_id!r} is not waiting for a decision ({state})")
         if _held_decision(view, node_id) is not None:
@@ -431,11 +432,11 @@ class RuntimeBackend:
                     "applies_on_resume": True,
                 }
             run = _node_of(view, node_id)
-            if run is not None and run["status"] != "waiting":
+            if run is not None and run["status"] != NodeStatus.WAITING:
                 output = run["output"] or {}
                 if output.get("decision_id") == decision_id:
                     return {"execution_id": execution_id, "node_id": node_id, **output}
-                if run["status"] == "completed":
+                if run["status"] == NodeStatus.COMPLETED:
                     raise Conflict(
                         f"approval {node_id!r} was already decided by {output.get('by')!r}"
                     )
@@ -451,7 +452,7 @@ class RuntimeBackend:
 
     async def control(self, execution_id: str, action: str, by: str, reason: str) -> None:
         view = await self._view(execution_id)
-        if view["status"] in ("completed", "failed", "cancelled"):
+        if view["status"] in TERMINAL:
             raise Conflict(f"execution {execution_id!r} is already {view['status']}")
         if action == "pause" and view.get("paused"):
             raise Conflict(f"execution {execution_id!r} is already paused")
@@ -491,7 +492,7 @@ class RuntimeBackend:
             )
         execution_id, node_id = letter["execution_id"], letter["node_id"]
         view = await self._view(execution_id)
-        if view["status"] not in ("failed", "parked"):
+        if view["status"] not in (ExecutionStatus.FAILED, ExecutionStatus.PARKED):
             raise Conflict(f"execution {execution_id!r} is {view['status']}, not failed or parked")
         at = self._runtime.clock()
         await self._runtime.publisher.send_transition(
@@ -557,7 +558,7 @@ async def _records(stream: faust.StreamT[bytes]) -> AsyncIterator[Record]:
 def _never_started(summary: Mapping[str, Any]) -> bool:
     """Whether the index shows an execution without state: accepted, or refused at its start."""
     error = summary.get("error") or {}
-    return summary["status"] == "accepted" or error.get("type") == START_REFUSED
+    return summary["status"] == ExecutionStatus.ACCEPTED or error.get("type") == START_REFUSED
 
 
 def _node_of(view: Mapping[str, Any], node_id: str) -> Mapping[str, Any] | None:

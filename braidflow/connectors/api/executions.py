@@ -28,6 +28,7 @@ from braidflow.connectors.api.openapi import (
     ref,
 )
 from braidflow.engine import input_problems
+from braidflow.engine.state import ExecutionStatus
 from braidflow.topology.suggestions import did_you_mean
 
 FORWARDED_HEADER = "X-Braidflow-Forwarded"
@@ -56,7 +57,11 @@ EXECUTION_ID = path_param("id", "The execution's id, as the start answered it")
             "Accepted: the id reads back at once (`status: accepted` until it starts)",
             obj(
                 ["execution_id", "status", "version"],
-                {"execution_id": STRING, "status": {"const": "accepted"}, "version": INTEGER},
+                {
+                    "execution_id": STRING,
+                    "status": {"const": ExecutionStatus.ACCEPTED.value},
+                    "version": INTEGER,
+                },
                 closed=True,
             ),
         )
@@ -97,7 +102,11 @@ async def start(request: web.Request) -> web.Response:
         raise Rejected("input does not match the workflow's input schema", problems)
     execution_id = await backend.start_execution(deployment, input_)
     return web.json_response(
-        {"execution_id": execution_id, "status": "accepted", "version": deployment.version},
+        {
+            "execution_id": execution_id,
+            "status": ExecutionStatus.ACCEPTED.value,
+            "version": deployment.version,
+        },
         status=202,
     )
 

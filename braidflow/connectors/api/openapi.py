@@ -13,6 +13,8 @@ from typing import Any
 
 from aiohttp import web
 
+from braidflow.engine.state import ExecutionStatus
+
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 Schema = dict[str, Any]
 
@@ -201,7 +203,7 @@ STRING: Schema = {"type": "string"}
 INTEGER: Schema = {"type": "integer"}
 TIME: Schema = {"type": "string", "description": "ISO-8601, UTC, milliseconds"}
 ANY: Schema = {}
-EXECUTION_STATUSES = ("accepted", "running", "completed", "failed", "cancelled", "parked")
+EXECUTION_STATUSES = tuple(status.value for status in ExecutionStatus)
 
 COMPONENTS: dict[str, Schema] = {
     "Error": obj(

@@ -8,7 +8,7 @@ from typing import Any
 from braidflow.connectors.api.backend import Deployed
 from braidflow.connectors.started_by import started_by
 from braidflow.engine import ExecutionState, NodeError
-from braidflow.engine.state import iso_time
+from braidflow.engine.state import NodeStatus, iso_time
 from braidflow.topology import Workflow
 
 
@@ -58,7 +58,11 @@ def execution_view(state: ExecutionState, workflow: Workflow) -> dict[str, Any]:
                 },
             }
         )
-    done = sum(1 for run in state.nodes.values() if run.status in ("completed", "skipped"))
+    done = sum(
+        1
+        for run in state.nodes.values()
+        if run.status in (NodeStatus.COMPLETED, NodeStatus.SKIPPED)
+    )
     return {
         "execution_id": state.execution_id,
         "workflow_id": state.workflow_id,
