@@ -2,7 +2,7 @@
 
 These ids are in Kafka records and table rows, where redelivery is deduplicated by them and
 replays rebuild state from them: a format must never change. Each builder's docstring shows
-its format; tests/unit/engine/test_ids.py pins each with an example.
+its format; tests/unit/test_ids.py pins each with an example.
 
 Execution ids are the caller's (they may hold `/`, `.`, `[`); node ids match
 `[A-Za-z_][A-Za-z0-9_]*` (the definition schema), so they hold none of `/`, `.`, `[` and
@@ -20,6 +20,8 @@ from typing import Any, NamedTuple
 
 _NODE = r"[A-Za-z_][A-Za-z0-9_]*"
 _NUMBER = r"(?:0|[1-9][0-9]*)"
+_NODE_ID = re.compile(_NODE)
+_COUNT = re.compile(_NUMBER)
 
 
 def _malformed(kind: str, text: str) -> ValueError:
@@ -196,7 +198,7 @@ def parse_node_timer(timer_id: str) -> NodeTimer:
     if slash and kind == JOIN_TIMEOUT and head:
         return NodeTimer(head, None, kind)
     node_id, slash, attempt = head.rpartition("/")
-    if not slash or not node_id or not kind or not attempt.isdigit():
+    if not slash or not node_id or not kind or not _COUNT.fullmatch(attempt):
         raise _malformed("node timer", timer_id)
     return NodeTimer(node_id, int(attempt), kind)
 
@@ -294,9 +296,12 @@ def parse_event_id(event_id: str) -> EventId:
     event_type = event_type_of(event_id)
     if event_type.startswith("node."):
         parts = event_id.rsplit("/", 3)
-        if len(parts) != 4 or not parts[0] or not re.fullmatch(_NODE, parts[1]):
-            raise _malformed("lifecycle event", event_id)
-        if not re.fullmatch(_NUMBER, parts[2]):
+        if (
+            len(parts) != 4
+            or not parts[0]
+            or not _NODE_ID.fullmatch(parts[1])
+            or not _COUNT.fullmatch(parts[2])
+        ):
             raise _malformed("lifecycle event", event_id)
         return EventId(parts[0], event_type, parts[1], int(parts[2]))
     execution_id, slash, rest = event_id.rpartition("/")
@@ -355,6 +360,8 @@ def item_key(node_id: str, index: int) -> str:
 
 
 class ValueRowId(NamedTuple):
+    """The parts of a value row's key."""
+
     execution_id: str
     digest: str
 
@@ -368,6 +375,7 @@ _VALUE_ROW = re.compile(r"(.+)/value/([0-9a-f]+)", re.DOTALL)
 
 
 def parse_value_row_key(key: bytes) -> ValueRowId:
+    """The parts of a `value_row_key`."""
     match = _VALUE_ROW.fullmatch(key.decode(errors="replace"))
     if match is None:
         raise _malformed("value row", repr(key))
@@ -375,6 +383,8 @@ def parse_value_row_key(key: bytes) -> ValueRowId:
 
 
 class ChunkId(NamedTuple):
+    """The parts of a results chunk's key."""
+
     execution_id: str
     node_id: str
     attempt: int
@@ -390,6 +400,7 @@ _CHUNK = re.compile(rf"(.+)/items/({_NODE})/({_NUMBER})/({_NUMBER})", re.DOTALL)
 
 
 def parse_chunk_key(key: bytes) -> ChunkId:
+    """The parts of a `chunk_key`."""
     match = _CHUNK.fullmatch(key.decode(errors="replace"))
     if match is None:
         raise _malformed("results chunk", repr(key))

@@ -570,7 +570,10 @@ class Draft:
             error = NodeError("Timeout", f"the execution did not finish within {timeout_ms} ms")
             self.finish(ExecutionStatus.FAILED, error=error)
             return None
-        node_id, attempt, kind = ids.parse_node_timer(t.timer_id)
+        try:
+            node_id, attempt, kind = ids.parse_node_timer(t.timer_id)
+        except ValueError as exc:
+            return str(exc)
         if attempt is None:
             self._join_timed_out(node_id)
             return None

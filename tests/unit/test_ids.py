@@ -7,12 +7,14 @@ written today and must never change.
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 
 import pytest
+from engine_driver import applied, assert_ignored, settle, workflow
 from hypothesis import given
 from hypothesis import strategies as st
 
-from braidflow.engine import ids
+from braidflow.engine import StartExecution, TimerFired, ids
 
 START_NAMESPACE = uuid.UUID("6f1c1d57-6a43-4b8e-9d0e-3f0b2f3c9a11")
 
@@ -125,6 +127,7 @@ def test_a_chunk_key_reads_back(execution_id: str, node_id: str, attempt: int, c
     [
         (ids.parse_node_timer, "pay"),
         (ids.parse_node_timer, "pay/x/timeout"),
+        (ids.parse_node_timer, "pay/01/timeout"),
         (ids.parse_node_timer, "/join-timeout"),
         (ids.parse_event_id, "e1/pay/node.completed"),
         (ids.parse_event_id, "workflow.started"),
@@ -137,3 +140,21 @@ def test_a_chunk_key_reads_back(execution_id: str, node_id: str, attempt: int, c
 def test_a_malformed_id_is_refused_naming_it(parse: object, text: str | bytes) -> None:
     with pytest.raises(ValueError, match="is not a"):
         parse(text)  # type: ignore[operator]
+
+
+DELAYED = """
+id: delayed
+nodes:
+  - {id: pause, type: delay, params: {for: 1h}}
+  - {id: done, type: end}
+edges:
+  - {from: pause, to: done}
+"""
+
+
+def test_a_pending_timer_whose_id_names_no_node_is_ignored_not_a_crash() -> None:
+    wf = workflow(DELAYED)
+    state, _ = settle(wf, applied(wf, None, StartExecution("e1/start", "e1", 0, wf.id, 1)))
+    odd = replace(state, timers={**state.timers, "pause/one/delay": 5})
+    why = assert_ignored(wf, odd, TimerFired("e1/timer/odd", "e1", 5, "pause/one/delay"))
+    assert why == "'pause/one/delay' is not a node timer id"
