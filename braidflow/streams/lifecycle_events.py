@@ -53,7 +53,11 @@ def lifecycle_headers(
         ("content-type", AVRO_CONTENT_TYPE),
     ]
     if node_types is not None and event_type.startswith("node."):
-        node_type = node_types.get(ids.parse_event_id(event_id).node_id or "")
+        # The header is a courtesy: an id that names no node just goes without it.
+        try:
+            node_type = node_types.get(ids.parse_event_id(event_id).node_id or "")
+        except ValueError:
+            node_type = None
         if node_type is not None:
             headers.append((NODE_TYPE_HEADER, node_type.encode()))
     return headers
