@@ -40,6 +40,10 @@ class NodeStatus(StrEnum):
     CANCELLED = "cancelled"
 
 
+IN_FLIGHT = frozenset({NodeStatus.RUNNING, NodeStatus.WAITING})
+"""The statuses of a node run that an ending execution cancels (work, or a wait, in flight)."""
+
+
 def iso_time(ms: int) -> str:
     """Epoch milliseconds as ISO-8601 UTC text, e.g. `2026-11-22T01:14:02.123Z`."""
     text = datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat(timespec="milliseconds")

@@ -57,6 +57,7 @@ from braidflow.engine.nodes.base import (
     timeout_timer,
 )
 from braidflow.engine.state import (
+    IN_FLIGHT,
     TERMINAL,
     ControlAction,
     ExecutionState,
@@ -87,6 +88,20 @@ __all__ = [
 
 MAX_SUBWORKFLOW_DEPTH = 16
 """How deep workflow calls may nest; a deeper start fails (a workflow calling itself ends here)."""
+
+# Statuses bound once: on Python 3.11 a lookup on an Enum class goes through
+# EnumType.__getattr__, about 3x a global's cost, and these are read on every step.
+_EXECUTION_CANCELLED = ExecutionStatus.CANCELLED
+_EXECUTION_COMPLETED = ExecutionStatus.COMPLETED
+_EXECUTION_FAILED = ExecutionStatus.FAILED
+_EXECUTION_PARKED = ExecutionStatus.PARKED
+_EXECUTION_RUNNING = ExecutionStatus.RUNNING
+_NODE_CANCELLED = NodeStatus.CANCELLED
+_NODE_COMPLETED = NodeStatus.COMPLETED
+_NODE_FAILED = NodeStatus.FAILED
+_NODE_RUNNING = NodeStatus.RUNNING
+_NODE_SKIPPED = NodeStatus.SKIPPED
+_NODE_WAITING = NodeStatus.WAITING
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,7 +169,7 @@ def fail_execution(
     if state.finished:
         return StepResult(state, ignored=f"execution already {state.status}")
     draft = Draft(workflow, state, at)
-    draft.finish(ExecutionStatus.FAILED, error=error)
+    draft.finish(_EXECUTION_FAILED, error=error)
     return StepResult(draft.build(), tuple(draft.outgoing))
 
 
@@ -169,11 +184,9 @@ def _apply(workflow: Workflow, state: ExecutionState, t: Transition, at: int) ->
     apply = _APPLY.get(type(t))
     if apply is None:
         return StepResult(state, ignored=f"unsupported transition {type(t).__name__}")
-    if state.finished and not (
-        state.status == ExecutionStatus.FAILED and isinstance(t, RedriveNode)
-    ):
+    if state.finished and not (state.status == _EXECUTION_FAILED and isinstance(t, RedriveNode)):
         return StepResult(state, ignored=f"execution already {state.status}")
-    if state.status == ExecutionStatus.PARKED and not isinstance(t, RedriveNode | CancelExecution):
+    if state.status == _EXECUTION_PARKED and not isinstance(t, RedriveNode | CancelExecution):
         return StepResult(state, ignored="execution is parked: only a redrive or a cancel applies")
     if state.paused and not isinstance(t, ResumeExecution | CancelExecution):
         return _hold(workflow, state, t)
@@ -225,7 +238,7 @@ def _initial_state(
         execution_id=t.execution_id,
         workflow_id=t.workflow_id,
         workflow_version=t.workflow_version,
-        status=ExecutionStatus.RUNNING,
+        status=_EXECUTION_RUNNING,
         started_at=t.at,
         updated_at=t.at,
         input=input_,
@@ -243,9 +256,9 @@ def _start(workflow: Workflow, t: StartExecution) -> StepResult:
             f"workflow calls nest deeper than {MAX_SUBWORKFLOW_DEPTH}"
             f" ({t.parent.workflow_id} -> {t.workflow_id}, execution {t.execution_id})"
         )
-        draft.finish(ExecutionStatus.FAILED, error=NodeError("SubworkflowDepth", message))
+        draft.finish(_EXECUTION_FAILED, error=NodeError("SubworkflowDepth", message))
     elif problems:
-        draft.finish(ExecutionStatus.FAILED, error=NodeError("InputInvalid", "; ".join(problems)))
+        draft.finish(_EXECUTION_FAILED, error=NodeError("InputInvalid", "; ".join(problems)))
     else:
         draft.emit_event("workflow.started", data={"input": t.input, "event": _trigger(t.event)})
         if workflow.definition.timeout_ms is not None:
@@ -506,15 +519,13 @@ class Draft:
 
     def cancel(self, t: CancelExecution) -> str | None:
         self.paused, self.held = False, ()
-        self.finish(
-            ExecutionStatus.CANCELLED, error=NodeError("Cancelled", t.reason or "cancelled")
-        )
+        self.finish(_EXECUTION_CANCELLED, error=NodeError("Cancelled", t.reason or "cancelled"))
         # Recorded after `finish`: the first cancel keeps its plain `workflow.cancelled` id.
         self.record("cancel", t.by, t.at, reason=t.reason)
         return None
 
     def pause(self, t: PauseExecution) -> str | None:
-        if self.status != ExecutionStatus.RUNNING:
+        if self.status != _EXECUTION_RUNNING:
             return f"execution is {self.status}; only a running execution pauses"
         self.paused = True
         self.record("pause", t.by, t.at, reason=t.reason)
@@ -535,18 +546,18 @@ class Draft:
         run = self.nodes.get(t.node_id)
         if node is None:
             return f"unknown node {t.node_id!r}"
-        if run is None or run.status != NodeStatus.FAILED:
+        if run is None or run.status != _NODE_FAILED:
             return f"node {t.node_id!r} has not failed"
         if _on_error_edge(node) is not None:
             return f"node {t.node_id!r} failed along its on_error edge: its failure was handled"
-        if self.status == ExecutionStatus.RUNNING and self.error is not None:
+        if self.status == _EXECUTION_RUNNING and self.error is not None:
             return "execution is failing; redrive a node once it has stopped"
         problem = None if t.input is None else NODE_KINDS[node.type].patch_problem(t.input)
         if problem is not None:
             return problem
-        stopped = self.status != ExecutionStatus.RUNNING
+        stopped = self.status != _EXECUTION_RUNNING
         self.status, self.error, self.output, self.completed_at = (
-            ExecutionStatus.RUNNING,
+            _EXECUTION_RUNNING,
             None,
             None,
             None,
@@ -568,7 +579,7 @@ class Draft:
         if t.timer_id == EXECUTION_TIMER:
             timeout_ms = self.workflow.definition.timeout_ms
             error = NodeError("Timeout", f"the execution did not finish within {timeout_ms} ms")
-            self.finish(ExecutionStatus.FAILED, error=error)
+            self.finish(_EXECUTION_FAILED, error=error)
             return None
         try:
             node_id, attempt, kind = ids.parse_node_timer(t.timer_id)
@@ -584,7 +595,7 @@ class Draft:
         if kind == "timeout":
             NODE_KINDS[node.type].timed_out(self, node, run)
         elif kind == "retry":
-            if run.status == NodeStatus.WAITING:
+            if run.status == _NODE_WAITING:
                 self._retry(node, run)
         else:
             NODE_KINDS[node.type].timer_fired(self, node, run, kind, due)
@@ -622,7 +633,7 @@ class Draft:
         """A waiting node is done: record its output and go on along `taken`."""
         self.clear_timers(node.id)
         self.nodes[node.id] = replace(
-            run, status=NodeStatus.COMPLETED, output=output, error=None, completed_at=self.at
+            run, status=_NODE_COMPLETED, output=output, error=None, completed_at=self.at
         )
         self.emit_event("node.completed", node_id=node.id, attempt=run.attempt, data=output)
         self.go_on(node, taken)
@@ -646,7 +657,7 @@ class Draft:
             delay = retry_delay_ms(retry, self.state.execution_id, node.id, run.attempt)
             due = self.at + delay
             self.nodes[node.id] = replace(
-                run, status=NodeStatus.WAITING, error=error, errors=(*run.errors, error)
+                run, status=_NODE_WAITING, error=error, errors=(*run.errors, error)
             )
             self.timers[ids.node_timer(node.id, run.attempt, "retry")] = due
             self.emit_event(
@@ -662,7 +673,7 @@ class Draft:
     def _retry(self, node: CompiledNode, run: NodeRun) -> None:
         if self.error is not None:
             # The execution is failing: no new attempt starts, as no new node does.
-            self.nodes[node.id] = replace(run, status=NodeStatus.CANCELLED, completed_at=self.at)
+            self.nodes[node.id] = replace(run, status=_NODE_CANCELLED, completed_at=self.at)
             return
         self._run(node, run.attempt + 1, run.input)
 
@@ -697,14 +708,14 @@ class Draft:
         self.clear_timers(node.id)
         base = run or NodeRun(
             node.id,
-            NodeStatus.RUNNING,
+            _NODE_RUNNING,
             attempt,
             started_at=self.at,
             errors=self.earlier_errors(node.id),
         )
         failed = replace(
             base,
-            status=NodeStatus.FAILED,
+            status=_NODE_FAILED,
             attempt=attempt,
             error=error,
             errors=(*base.errors, error),
@@ -756,13 +767,13 @@ class Draft:
     def _stopped_status(self) -> str:
         """How a node failing for good ends the execution: failed, or parked for a redrive."""
         return (
-            ExecutionStatus.PARKED
+            _EXECUTION_PARKED
             if self.workflow.definition.on_failure == "park"
-            else ExecutionStatus.FAILED
+            else _EXECUTION_FAILED
         )
 
     def fail_when_drained(self) -> None:
-        if not any(r.status == NodeStatus.RUNNING for r in self.nodes.values()):
+        if not any(r.status == _NODE_RUNNING for r in self.nodes.values()):
             self.finish(self._stopped_status(), error=self.error)
 
     # -- redrive
@@ -787,8 +798,8 @@ class Draft:
             if self._stopping():
                 return
             node = self.workflow.nodes[node_id]
-            if run.status == NodeStatus.CANCELLED or (
-                run.status == NodeStatus.FAILED and _on_error_edge(node) is None
+            if run.status == _NODE_CANCELLED or (
+                run.status == _NODE_FAILED and _on_error_edge(node) is None
             ):
                 self._run(node, run.attempt + 1, run.input)
             elif not self._passed_on(node):
@@ -803,7 +814,7 @@ class Draft:
 
     def _stopping(self) -> bool:
         """Whether the execution has ended again or is failing: then nothing more starts."""
-        return self.error is not None or self.status != ExecutionStatus.RUNNING
+        return self.error is not None or self.status != _EXECUTION_RUNNING
 
     def _passed_on(self, node: CompiledNode) -> bool:
         """Whether the arrivals along `node`'s outgoing edges are in the state."""
@@ -821,12 +832,12 @@ class Draft:
 
     def _taken_by(self, node: CompiledNode, run: NodeRun) -> set[int] | None:
         """The edges a node that ended while the execution drained takes."""
-        if run.status == NodeStatus.COMPLETED:
+        if run.status == _NODE_COMPLETED:
             timeout_edges = {e.index for e in node.outgoing if e.timeout}
             if timeout_edges and run.output == {"timed_out": True}:
                 return timeout_edges
             return normal_edges(node)
-        handler = _on_error_edge(node) if run.status == NodeStatus.FAILED else None
+        handler = _on_error_edge(node) if run.status == _NODE_FAILED else None
         return {handler.index} if handler is not None else None
 
     # -- the pieces
@@ -851,9 +862,7 @@ class Draft:
         source = self.nodes.get(edge.source)
         if source is None:
             return False
-        return source.status == NodeStatus.COMPLETED or (
-            edge.on_error and source.status == NodeStatus.FAILED
-        )
+        return source.status == _NODE_COMPLETED or (edge.on_error and source.status == _NODE_FAILED)
 
     def go_on(self, node: CompiledNode, taken: set[int]) -> None:
         """After a node ends: on along `taken`, unless the execution is failing and drains."""
@@ -876,7 +885,7 @@ class Draft:
             if fires is True:
                 self.start_node(target)
             elif fires is False:
-                self.nodes[target.id] = NodeRun(target.id, NodeStatus.SKIPPED, completed_at=self.at)
+                self.nodes[target.id] = NodeRun(target.id, _NODE_SKIPPED, completed_at=self.at)
                 self.emit_event("node.skipped", node_id=target.id)
                 pending.extend((e, False) for e in target.outgoing)
 
@@ -915,13 +924,11 @@ class Draft:
         self.completed_at = self.at
         self.timers = {}
         for node_id, run in list(self.nodes.items()):
-            if run.status in (NodeStatus.RUNNING, NodeStatus.WAITING):
-                self.nodes[node_id] = replace(
-                    run, status=NodeStatus.CANCELLED, completed_at=self.at
-                )
+            if run.status in IN_FLIGHT:
+                self.nodes[node_id] = replace(run, status=_NODE_CANCELLED, completed_at=self.at)
         for kind in FINISHING:
             kind.execution_finishing(self)
-        data = output if status == ExecutionStatus.COMPLETED else None
+        data = output if status == _EXECUTION_COMPLETED else None
         self.emit_event(f"workflow.{status}", data=data, error=error)
         s = self.state
         for child in self.children.values():

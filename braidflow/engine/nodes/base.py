@@ -38,6 +38,11 @@ if TYPE_CHECKING:
 Handler = Callable[["Draft", CompiledNode, Any], "str | None"]
 """Applies a transition addressed to one node of the kind: None, or why it was ignored."""
 
+# Statuses bound once: on Python 3.11 a lookup on an Enum class goes through
+# EnumType.__getattr__, about 3x a global's cost, and these are read on every step.
+_NODE_COMPLETED = NodeStatus.COMPLETED
+_NODE_RUNNING = NodeStatus.RUNNING
+
 
 def timeout_timer(node_id: str, attempt: int) -> str:
     return ids.node_timer(node_id, attempt, "timeout")
@@ -115,7 +120,7 @@ class NodeKind:
 
     def timed_out(self, draft: Draft, node: CompiledNode, run: NodeRun) -> None:
         """The node's `timeout` came due: an attempt kind's running attempt fails."""
-        if self.attempts and run.status == NodeStatus.RUNNING:
+        if self.attempts and run.status == _NODE_RUNNING:
             message = f"attempt {run.attempt} did not finish within {node.node.timeout_ms} ms"
             draft.attempt_failed(node, run, NodeError("Timeout", message, node.id))
 
@@ -160,7 +165,7 @@ class ControlKind(NodeKind):
             return
         errors = draft.earlier_errors(node.id)
         draft.nodes[node.id] = NodeRun(
-            node.id, NodeStatus.COMPLETED, attempt, None, output, None, draft.at, draft.at, errors
+            node.id, _NODE_COMPLETED, attempt, None, output, None, draft.at, draft.at, errors
         )
         draft.emit_event("node.completed", node_id=node.id, attempt=attempt, data=output)
         self.decided(draft, node, output, taken)

@@ -20,6 +20,11 @@ from braidflow.topology.workflow import CompiledNode
 if TYPE_CHECKING:
     from braidflow.engine.step import Draft
 
+# Statuses bound once: on Python 3.11 a lookup on an Enum class goes through
+# EnumType.__getattr__, about 3x a global's cost, and these are read on every step.
+_NODE_COMPLETED = NodeStatus.COMPLETED
+_NODE_RUNNING = NodeStatus.RUNNING
+
 
 class WorkKind(NodeKind):
     attempts = True
@@ -72,7 +77,7 @@ class WorkKind(NodeKind):
         previous = draft.nodes.get(node.id)
         draft.nodes[node.id] = NodeRun(
             node.id,
-            NodeStatus.RUNNING,
+            _NODE_RUNNING,
             attempt,
             given,
             None,
@@ -92,7 +97,7 @@ class WorkKind(NodeKind):
         if (
             t.item is not None
             or run is None
-            or run.status != NodeStatus.RUNNING
+            or run.status != _NODE_RUNNING
             or run.attempt != t.attempt
         ):
             return not_owned(t)
@@ -100,7 +105,7 @@ class WorkKind(NodeKind):
             draft.timers.pop(timeout_timer(t.node_id, t.attempt), None)
         draft.nodes[t.node_id] = NodeRun(
             t.node_id,
-            NodeStatus.COMPLETED,
+            _NODE_COMPLETED,
             run.attempt,
             run.input,
             t.output,
@@ -118,7 +123,7 @@ class WorkKind(NodeKind):
         if (
             t.item is not None
             or run is None
-            or run.status != NodeStatus.RUNNING
+            or run.status != _NODE_RUNNING
             or run.attempt != t.attempt
         ):
             return not_owned(t)
