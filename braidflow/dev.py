@@ -17,7 +17,12 @@ from confluent_kafka.admin import NewTopic
 
 from braidflow.config import Settings, group_limit_problems
 from braidflow.connectors.broker import EmbeddedBroker, bind_error, free_port
-from braidflow.connectors.demo_services import DEMO_HOST, DEMO_PORT, DEMO_URL, start_demo_services
+from braidflow.connectors.demo_services import (
+    DEMO_HOST,
+    DEMO_PORT,
+    pointed_at,
+    start_demo_services,
+)
 from braidflow.dev_banner import cli_command, ready_banner
 from braidflow.kafka_connection import KafkaConnection
 from braidflow.streams.topics import ensure_topics, trigger_topics
@@ -49,12 +54,6 @@ def _trigger_topics(settings: Settings, examples: Path) -> list[NewTopic]:
     return trigger_topics(settings, workflows)
 
 
-def _pointed_at(text: str, demo_url: str) -> str:
-    """An example's definition calling the demo services at `demo_url`: the examples name
-    DEMO_URL in `variables.base_url`."""
-    return text if demo_url == DEMO_URL else text.replace(DEMO_URL, demo_url)
-
-
 def _deploy_examples(examples: Path, topics: list[NewTopic], demo_port: int) -> Any:
     async def deploy(runtime: Runtime) -> None:
         try:
@@ -67,7 +66,7 @@ def _deploy_examples(examples: Path, topics: list[NewTopic], demo_port: int) -> 
         demo_url = f"http://{DEMO_HOST}:{demo_port}"
         deployed = []
         for path in _example_files(examples):
-            text = _pointed_at(path.read_text(), demo_url)
+            text = pointed_at(path.read_text(), demo_url)
             try:
                 deployment, _ = await runtime.catalog.deploy(text, runtime.clock())
             except DefinitionError as exc:

@@ -151,6 +151,12 @@ def demo_app() -> web.Application:
     return app
 
 
+def pointed_at(text: str, demo_url: str) -> str:
+    """An example's definition calling the demo services at `demo_url`: the examples name
+    DEMO_URL in `variables.base_url`."""
+    return text if demo_url == DEMO_URL else text.replace(DEMO_URL, demo_url)
+
+
 async def start_demo_services(host: str = DEMO_HOST, port: int = DEMO_PORT) -> web.AppRunner:
     """Serve the demo services on host:port; stop them with `stop_demo_services`."""
     runner = web.AppRunner(demo_app(), access_log=None)

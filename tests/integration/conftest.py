@@ -16,8 +16,8 @@ from aiohttp import web
 from background_loop import BackgroundLoop
 from workers import EXAMPLE_HANDLERS, TASK_HANDLERS, WorkerProcess
 
-from braidflow.connectors.broker import EmbeddedBroker
-from braidflow.connectors.demo_services import DEMO_PORT, start_demo_services
+from braidflow.connectors.broker import EmbeddedBroker, free_port
+from braidflow.connectors.demo_services import start_demo_services
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -64,16 +64,11 @@ def background_loop() -> Iterator[BackgroundLoop]:
 
 @pytest.fixture(scope="session")
 def demo_services(background_loop: BackgroundLoop) -> Iterator[str]:
-    """The demo services on 127.0.0.1:DEMO_PORT, where the examples call them; their URL."""
-    try:
-        runner: web.AppRunner = background_loop.run(start_demo_services("127.0.0.1", DEMO_PORT))
-    except OSError as exc:
-        pytest.fail(
-            f"cannot serve the demo services on 127.0.0.1:{DEMO_PORT} ({exc}): the examples"
-            " call them there. Is `braidflow dev` running? Stop it and run the tests again.",
-            pytrace=False,
-        )
-    yield f"http://127.0.0.1:{DEMO_PORT}"
+    """The demo services on a free port, their URL: tests deploy the examples `pointed_at`
+    it, so a `braidflow dev` or another test run on 8090 is no obstacle."""
+    port = free_port()
+    runner: web.AppRunner = background_loop.run(start_demo_services("127.0.0.1", port))
+    yield f"http://127.0.0.1:{port}"
     background_loop.run(runner.cleanup())
 
 

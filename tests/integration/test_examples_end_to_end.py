@@ -12,6 +12,8 @@ from typing import Any
 import pytest
 from workers import WorkerProcess
 
+from braidflow.connectors.demo_services import pointed_at
+
 EXAMPLES = Path(__file__).parent.parent.parent / "examples"
 DEFINITIONS = sorted(p for p in EXAMPLES.glob("*.yaml") if not p.name.endswith(".answers.yaml"))
 NOBODY_PORT = 9000  # new-hire-approval's IT service: nothing serves it in the tests
@@ -27,7 +29,7 @@ def deployed(shared_worker: WorkerProcess, demo_services: str) -> dict[str, int]
     """Every example deployed on the shared worker: id -> version."""
     versions = {}
     for definition in DEFINITIONS:
-        reply = shared_worker.api.deploy(definition.read_text())
+        reply = shared_worker.api.deploy(pointed_at(definition.read_text(), demo_services))
         assert reply.status == 201, (definition.name, reply)
         assert reply.body == {"id": definition.stem, "version": 1}
         versions[reply.body["id"]] = reply.body["version"]

@@ -18,6 +18,7 @@ from click.testing import CliRunner
 from workers import WorkerProcess
 
 from braidflow.client_cli import dead_letters, redrive
+from braidflow.connectors.demo_services import pointed_at
 
 ORDER_CHAIN = Path(__file__).parent.parent.parent / "examples" / "order-chain.yaml"
 WAIT_S = 30.0
@@ -49,7 +50,9 @@ def test_order_chain_failing_at_price_is_redriven_with_a_patched_input(
     api = shared_worker.api
     # The example as it is, under an id of this test's own on the shared worker.
     workflow = f"order-chain-{uuid.uuid4().hex[:6]}"
-    definition = ORDER_CHAIN.read_text().replace("id: order-chain\n", f"id: {workflow}\n", 1)
+    definition = pointed_at(ORDER_CHAIN.read_text(), demo_services).replace(
+        "id: order-chain\n", f"id: {workflow}\n", 1
+    )
     assert api.deploy(definition).status == 201
     counted_before = node_letters(shared_worker)
 
