@@ -14,11 +14,10 @@ import logging
 import shutil
 from pathlib import Path
 
-from confluent_kafka.admin import AdminClient
-
 from braidflow.config import Settings
 from braidflow.connectors.broker import is_dev_cluster
 from braidflow.kafka_connection import KafkaConnection
+from braidflow.kafka_reach import connected_admin
 
 log = logging.getLogger(__name__)
 
@@ -32,8 +31,9 @@ class ClusterRefused(RuntimeError):
 
 
 def cluster_id_of(connection: KafkaConnection, timeout_s: float = 15.0) -> str | None:
-    """The cluster id the broker reports in its metadata (None if it reports none)."""
-    return AdminClient(connection.confluent()).list_topics(timeout=timeout_s).cluster_id
+    """The cluster id the broker reports in its metadata (None if it reports none);
+    KafkaUnreachable, one line naming the address and the cause, when it cannot be read."""
+    return connected_admin(connection, timeout_s)[1].cluster_id
 
 
 def check_cluster(settings: Settings, cluster_id: str | None, dev_worker: bool = False) -> None:
