@@ -28,6 +28,8 @@ PARTITION_CHECK_S = 5.0
 
 _POLL_TIMEOUT_MS = 1_000
 _RETRY_S = 1.0
+TOPIC_WAIT_S = 0.5
+"""How often a projection whose topic has no partitions yet reads the cluster's metadata again."""
 
 POSITIONS_SCHEMA = """
 CREATE TABLE IF NOT EXISTS positions (
@@ -89,8 +91,10 @@ class TopicProjection:
     """Follows every partition of a topic into a local store, through `apply`.
 
     No consumer group: every worker reads all partitions, from the positions
-    kept in `store`. Partitions added to the topic later are picked up within
-    `partition_check_s`. A store built from another log (another topic, or this
+    kept in `store`. A topic that has no partitions yet (not created, or its
+    metadata not yet propagated: Apache Kafka answers for a new topic before every
+    broker knows it) is looked for every `TOPIC_WAIT_S`; partitions added to the
+    topic later are picked up within `partition_check_s`. A store built from another log (another topic, or this
     one since recreated) is reset and rebuilt. `apply` must skip records it
     cannot read rather than raise: a read model must never stall on one.
     """
@@ -117,6 +121,7 @@ class TopicProjection:
         self._loop: asyncio.Task[None] | None = None
         self._next: dict[TopicPartition, int] = {}
         self._progress = asyncio.Condition()
+        self._assigning = asyncio.Lock()
 
     async def start(self) -> None:
         """Connect and start following the topic from the stored positions."""
@@ -154,12 +159,14 @@ class TopicProjection:
     async def wait_caught_up(self, timeout_s: float) -> bool:
         """Whether, within `timeout_s`, the store has read up to the end offsets of now.
 
-        Counts the partitions followed at the call: true at once while the topic
-        does not exist yet.
+        Counts the partitions followed at the call, after reading the cluster's metadata
+        afresh if none is followed yet: true at once while the topic does not exist.
         """
         consumer = self._consumer
         if consumer is None:
             raise RuntimeError(f"the {self._name} projection is not started")
+        if not self._next:
+            await self._follow_new_partitions(consumer)
         partitions = list(self._next)
         ends = await consumer.end_offsets(partitions) if partitions else {}
 
@@ -182,7 +189,8 @@ class TopicProjection:
                     next_check = loop.time() + self._partition_check_s
                     await self._follow_new_partitions(consumer)
                 if not self._next:
-                    await asyncio.sleep(self._partition_check_s)
+                    await asyncio.sleep(TOPIC_WAIT_S)
+                    await self._follow_new_partitions(consumer)
                     continue
                 batch = await consumer.getmany(timeout_ms=_POLL_TIMEOUT_MS)
                 if batch:
@@ -207,6 +215,18 @@ class TopicProjection:
 
     async def _follow_new_partitions(self, consumer: AIOKafkaConsumer) -> None:
         """Assign every partition of the topic, reading each from its stored position."""
+        async with self._assigning:
+            await self._assign_new_partitions(consumer)
+
+    async def _assign_new_partitions(self, consumer: AIOKafkaConsumer) -> None:
+        if not consumer.partitions_for_topic(self._topic):
+            # The client's metadata is a cache: filled at its start with no topics at all
+            # (aiokafka asks for none, and Apache Kafka answers none; Tansu answers all),
+            # then every metadata_max_age_ms. aiokafka has no public way to refresh it.
+            # While nothing is assigned the client tracks no topic, so this asks for all
+            # of them: asking for this one by name would create it on a broker that
+            # creates the topics it is asked about.
+            await consumer._client.force_metadata_update()
         found = consumer.partitions_for_topic(self._topic) or set()
         partitions = {TopicPartition(self._topic, p) for p in found}
         added = partitions - self._next.keys()

@@ -229,3 +229,25 @@ async def test_a_topic_created_after_the_start_is_followed_once_it_appears(
     finally:
         await projection.stop()
         index.close()
+
+
+async def test_a_projection_asked_right_after_its_topic_is_made_has_read_it(
+    broker: str, prefix: str, producer: AIOKafkaProducer, tmp_path: Path
+) -> None:
+    # Its client learnt no partitions at its start: the topic did not exist then, as on
+    # Apache Kafka for a topic made just before (its first metadata names no topic).
+    settings = Settings(kafka=KafkaConnection.plain(broker), prefix=prefix, partitions=PARTITIONS)
+    topic = settings.topics.lifecycle
+    index = ExecutionIndex(tmp_path / "executions.sqlite")
+    projection = ExecutionProjection(
+        index, KafkaConnection.plain(broker), topic, fetch_max_wait_ms=5
+    )
+    await projection.start()
+    try:
+        ensure_topics(settings)
+        await publish(producer, topic, lifecycle("o1", "orders", "completed", NOW))
+        assert await projection.wait_caught_up(WAIT_S)
+        assert ids(index.list("orders")) == ["o1"]
+    finally:
+        await projection.stop()
+        index.close()
