@@ -1,4 +1,8 @@
-"""One embedded broker per test run; each test isolates itself with its own topic prefix.
+"""One Kafka cluster per test run; each test isolates itself with its own topic prefix.
+
+The cluster is an embedded broker the suite starts, unless BRAIDFLOW_TEST_KAFKA_CONFIG
+(a Kafka client properties file) or BRAIDFLOW_TEST_BROKER (host:port) names another one
+(`suite_broker.py`; docs/testing.md says what such a cluster needs).
 
 Workers are real subprocesses (`workers.WorkerProcess`). Starting one takes a few
 seconds, so the tests that only talk to the API share `shared_worker`; tests that
@@ -7,6 +11,7 @@ crash or add workers start their own.
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,10 +19,12 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 from background_loop import BackgroundLoop
+from suite_broker import SuiteBroker
 from workers import EXAMPLE_HANDLERS, TASK_HANDLERS, WorkerProcess
 
 from braidflow.connectors.broker import EmbeddedBroker, free_port
 from braidflow.connectors.demo_services import start_demo_services
+from braidflow.kafka_connection import KafkaConnection
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -37,11 +44,16 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 
 
 @pytest.fixture(scope="session")
-def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The address (host:port) of a Tansu broker on 127.0.0.1."""
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SuiteBroker]:
+    """The cluster every test-side client and worker connects to: the one the environment
+    names, else a Tansu broker on 127.0.0.1, started only then."""
+    configured = SuiteBroker.from_environment(os.environ)
+    if configured is not None:
+        yield configured
+        return
     log = Path(tmp_path_factory.mktemp("broker")) / "tansu.log"
     with EmbeddedBroker(log=log) as running:
-        yield running.address
+        yield SuiteBroker(KafkaConnection.plain(running.address), embedded=True)
 
 
 def new_prefix() -> str:
@@ -73,7 +85,9 @@ def demo_services(background_loop: BackgroundLoop) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def shared_worker(broker: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[WorkerProcess]:
+def shared_worker(
+    broker: SuiteBroker, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[WorkerProcess]:
     """One worker, with the test and the example handlers, for tests that only use the API.
 
     Tests sharing it deploy workflows under ids of their own.

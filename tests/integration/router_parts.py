@@ -7,8 +7,9 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
+from suite_broker import SuiteBroker
+
 from braidflow.config import Settings
-from braidflow.kafka_connection import KafkaConnection
 from braidflow.streams.bulk_producer import BulkProducer
 from braidflow.streams.catalog import Catalog
 from braidflow.streams.topics import ensure_topics
@@ -22,7 +23,7 @@ class RouterParts:
 
 
 @asynccontextmanager
-async def router_parts(broker: str, kind: str) -> AsyncIterator[RouterParts]:
+async def router_parts(broker: SuiteBroker, kind: str) -> AsyncIterator[RouterParts]:
     """Settings with a prefix of their own and events topics `<kind>-events.*`, a started bulk
     producer, and a started catalog; stopped on the way out.
 
@@ -30,13 +31,13 @@ async def router_parts(broker: str, kind: str) -> AsyncIterator[RouterParts]:
     other tests on this broker publish malformed events on purpose.
     """
     settings = Settings(
-        kafka=KafkaConnection.plain(broker),
+        kafka=broker.connection,
         prefix=f"t{uuid.uuid4().hex[:10]}",
         partitions=2,
         events_prefix=f"{kind}-events.",
     ).for_dev()
     ensure_topics(settings)
-    bulk = BulkProducer(KafkaConnection.plain(broker))
+    bulk = BulkProducer(broker.connection)
     await bulk.start()
 
     async def produce(topic: str, key: bytes, value: bytes) -> int:

@@ -30,6 +30,7 @@ from schemathesis.specs.openapi.checks import (
     response_schema_conformance,
     status_code_conformance,
 )
+from suite_broker import SuiteBroker
 from workers import WorkerProcess
 
 from braidflow.connectors.api import RESOURCES
@@ -97,7 +98,7 @@ class Known:
 
 
 @pytest.fixture(scope="module")
-def known(broker: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Known]:
+def known(broker: SuiteBroker, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Known]:
     """A worker of its own, so what schemathesis deploys, removes and publishes stays with it."""
     home = tmp_path_factory.mktemp("contract-worker")
     prefix = f"t{uuid.uuid4().hex[:10]}"

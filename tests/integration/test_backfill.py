@@ -12,6 +12,7 @@ from typing import Any
 
 from click.testing import CliRunner
 from confluent_kafka import Producer
+from suite_broker import SuiteBroker
 from test_event_bus import WAITER, completed, executions_of, on_event, send, unique, until
 from workers import WorkerProcess
 
@@ -25,10 +26,10 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-def send_at(broker: str, event: CloudEvent, timestamp_ms: int) -> None:
+def send_at(broker: SuiteBroker, event: CloudEvent, timestamp_ms: int) -> None:
     """Publish `event` as if it had been published at `timestamp_ms`."""
     headers, value = to_structured(event)
-    producer = Producer({"bootstrap.servers": broker})
+    producer = Producer(broker.confluent())
     producer.produce(
         topic_for(event.type), value, event.id.encode(), headers=headers, timestamp=timestamp_ms
     )
@@ -40,7 +41,7 @@ def started_by(worker: WorkerProcess, workflow_id: str) -> list[str]:
 
 
 def test_events_from_before_the_deployment_start_nothing_until_backfilled_once(
-    shared_worker: WorkerProcess, broker: str
+    shared_worker: WorkerProcess, broker: SuiteBroker
 ) -> None:
     kind = unique()
     workflow = f"{kind}-flow"
@@ -77,7 +78,7 @@ def test_events_from_before_the_deployment_start_nothing_until_backfilled_once(
 
 
 def test_a_range_that_leaves_out_some_events_starts_only_those_inside(
-    shared_worker: WorkerProcess, broker: str
+    shared_worker: WorkerProcess, broker: SuiteBroker
 ) -> None:
     kind = unique()
     workflow = f"{kind}-flow"
@@ -130,7 +131,7 @@ def test_backfill_refuses_what_it_cannot_do_naming_why(shared_worker: WorkerProc
 
 
 def test_a_wait_is_not_fed_events_from_before_its_workflow_could_wait(
-    shared_worker: WorkerProcess, broker: str
+    shared_worker: WorkerProcess, broker: SuiteBroker
 ) -> None:
     kind = unique()
     workflow = f"{kind}-waiter"

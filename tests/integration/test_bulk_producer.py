@@ -6,9 +6,9 @@ import uuid
 
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from suite_broker import SuiteBroker
 from topic_records import TopicReader
 
-from braidflow.kafka_connection import KafkaConnection
 from braidflow.streams.bulk_producer import BulkProducer, DeliveryError
 from braidflow.streams.partitioner import KeyPartitioner
 
@@ -16,9 +16,9 @@ PARTITIONS = 6
 
 
 @pytest.fixture
-async def topic(broker: str) -> str:
+async def topic(broker: SuiteBroker) -> str:
     name = f"bulk-{uuid.uuid4().hex[:8]}"
-    admin = AIOKafkaAdminClient(bootstrap_servers=broker)
+    admin = AIOKafkaAdminClient(**broker.aiokafka())
     await admin.start()
     try:
         await admin.create_topics([NewTopic(name, PARTITIONS, 1)])
@@ -28,9 +28,9 @@ async def topic(broker: str) -> str:
 
 
 async def test_each_send_resolves_to_its_offset_on_the_partition_of_its_key(
-    broker: str, topic: str
+    broker: SuiteBroker, topic: str
 ) -> None:
-    producer = BulkProducer(KafkaConnection.plain(broker))
+    producer = BulkProducer(broker.connection)
     await producer.start()
     try:
         keys = [f"execution-{i}".encode() for i in range(200)]
@@ -50,8 +50,8 @@ async def test_each_send_resolves_to_its_offset_on_the_partition_of_its_key(
     assert {r.value for r in records} == {b"start " + key for key in keys}
 
 
-async def test_a_record_no_broker_takes_is_refused_at_once(broker: str, topic: str) -> None:
-    producer = BulkProducer(KafkaConnection.plain(broker))
+async def test_a_record_no_broker_takes_is_refused_at_once(broker: SuiteBroker, topic: str) -> None:
+    producer = BulkProducer(broker.connection)
     await producer.start()
     try:
         with pytest.raises(DeliveryError, match="too large"):
@@ -62,8 +62,8 @@ async def test_a_record_no_broker_takes_is_refused_at_once(broker: str, topic: s
         await producer.stop()
 
 
-async def test_stop_waits_for_what_is_queued(broker: str, topic: str) -> None:
-    producer = BulkProducer(KafkaConnection.plain(broker))
+async def test_stop_waits_for_what_is_queued(broker: SuiteBroker, topic: str) -> None:
+    producer = BulkProducer(broker.connection)
     await producer.start()
     futures = [await producer.queue(topic, f"k{i}".encode(), b"v") for i in range(50)]
     await producer.stop()

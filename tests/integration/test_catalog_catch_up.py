@@ -6,8 +6,9 @@ import json
 import time
 from dataclasses import replace
 
+from suite_broker import SuiteBroker
+
 from braidflow.config import Settings
-from braidflow.kafka_connection import KafkaConnection
 from braidflow.streams.bulk_producer import BulkProducer
 from braidflow.streams.catalog import Catalog
 from braidflow.streams.topics import ensure_topics
@@ -18,13 +19,13 @@ def one_node(workflow_id: str) -> str:
 
 
 async def test_catch_up_reads_what_another_worker_deployed_before_it(
-    broker: str, prefix: str
+    broker: SuiteBroker, prefix: str
 ) -> None:
-    quick = Settings(kafka=KafkaConnection.plain(broker), prefix=prefix).for_dev()
+    quick = Settings(kafka=broker.connection, prefix=prefix).for_dev()
     # Fetches that wait long: this follower alone would see the deployment seconds later.
     slow = replace(quick, background_fetch_wait_ms=3_000)
     ensure_topics(quick)
-    producer = BulkProducer(KafkaConnection.plain(broker))
+    producer = BulkProducer(broker.connection)
     await producer.start()
 
     async def produce(topic: str, key: bytes, value: bytes) -> int:

@@ -15,6 +15,7 @@ import pytest
 from aiokafka.partitioner import murmur2
 from confluent_kafka import Consumer, Message, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
+from suite_broker import SuiteBroker
 
 from braidflow.client import EventPublisher, PublishError, new_event
 from braidflow.connectors.broker import free_port
@@ -35,26 +36,29 @@ def events_prefix(prefix: str) -> str:
     return f"{prefix}.events."
 
 
-def create_topics(broker: str, topics: Iterable[str], partitions: int = PARTITIONS) -> None:
-    admin = AdminClient({"bootstrap.servers": broker})
+def create_topics(broker: SuiteBroker, topics: Iterable[str], partitions: int = PARTITIONS) -> None:
+    admin = AdminClient(broker.confluent())
     created = admin.create_topics([NewTopic(t, partitions, 1) for t in topics])
     for future in created.values():
         future.result(timeout=10)
 
 
-def consume(broker: str, subscription: str, count: int, settle_s: float = 0.0) -> list[Message]:
+def consume(
+    broker: SuiteBroker, subscription: str, count: int, settle_s: float = 0.0
+) -> list[Message]:
     """`count` records from a fresh consumer group, then whatever else arrives within `settle_s`."""
     consumer = Consumer(
-        {
-            "bootstrap.servers": broker,
-            "group.id": f"test-client-{uuid.uuid4().hex[:8]}",
-            "auto.offset.reset": "earliest",
-            "fetch.wait.max.ms": 5,
-            # Tansu answers a group join after about the rebalance timeout: keep it short.
-            "max.poll.interval.ms": 3000,
-            "session.timeout.ms": 3000,
-            "heartbeat.interval.ms": 1000,
-        }
+        broker.confluent(
+            {
+                "group.id": f"test-client-{uuid.uuid4().hex[:8]}",
+                "auto.offset.reset": "earliest",
+                "fetch.wait.max.ms": 5,
+                # Tansu answers a group join after about the rebalance timeout: keep it short.
+                "max.poll.interval.ms": 3000,
+                "session.timeout.ms": 3000,
+                "heartbeat.interval.ms": 1000,
+            }
+        )
     )
     consumer.subscribe([subscription])
     records: list[Message] = []
@@ -77,11 +81,13 @@ def consume(broker: str, subscription: str, count: int, settle_s: float = 0.0) -
 
 @pytest.mark.parametrize("mode", ["structured", "binary"])
 def test_a_published_event_reads_back_as_it_was_sent(
-    broker: str, events_prefix: str, mode: Literal["structured", "binary"]
+    broker: SuiteBroker, events_prefix: str, mode: Literal["structured", "binary"]
 ) -> None:
     topic = topic_for("ticket.resolved", events_prefix)
     create_topics(broker, [topic])
-    with EventPublisher(broker, source="/helpdesk", topic_prefix=events_prefix, mode=mode) as p:
+    with EventPublisher(
+        broker.connection, source="/helpdesk", topic_prefix=events_prefix, mode=mode
+    ) as p:
         sent = p.publish(
             "ticket.resolved",
             {"ticket": 42, "priority": "high"},
@@ -105,10 +111,14 @@ def test_a_published_event_reads_back_as_it_was_sent(
     assert record.headers() == encode(sent)[0]
 
 
-def test_binary_mode_carries_the_attributes_in_ce_headers(broker: str, events_prefix: str) -> None:
+def test_binary_mode_carries_the_attributes_in_ce_headers(
+    broker: SuiteBroker, events_prefix: str
+) -> None:
     topic = topic_for("ticket.resolved", events_prefix)
     create_topics(broker, [topic])
-    with EventPublisher(broker, source="/helpdesk", topic_prefix=events_prefix, mode="binary") as p:
+    with EventPublisher(
+        broker.connection, source="/helpdesk", topic_prefix=events_prefix, mode="binary"
+    ) as p:
         sent = p.publish("ticket.resolved", {"ticket": 7}, subject="ticket-7", id="evt-7")
 
     [record] = consume(broker, topic, 1)
@@ -127,11 +137,11 @@ def test_binary_mode_carries_the_attributes_in_ce_headers(broker: str, events_pr
 
 
 def test_events_of_one_subject_share_a_partition_chosen_as_java_clients_would(
-    broker: str, events_prefix: str
+    broker: SuiteBroker, events_prefix: str
 ) -> None:
     topic = topic_for("order.placed", events_prefix)
     create_topics(broker, [topic])
-    with EventPublisher(broker, source="/shop", topic_prefix=events_prefix) as publisher:
+    with EventPublisher(broker.connection, source="/shop", topic_prefix=events_prefix) as publisher:
         for n in range(12):
             publisher.publish("order.placed", {"n": n}, subject=f"order-{n}")
         by_id = publisher.publish("order.placed", {"n": "no subject"})
@@ -150,17 +160,17 @@ def test_events_of_one_subject_share_a_partition_chosen_as_java_clients_would(
 
 
 def test_one_regex_subscription_reads_every_event_topic_and_nothing_beside_them(
-    broker: str, events_prefix: str, prefix: str
+    broker: SuiteBroker, events_prefix: str, prefix: str
 ) -> None:
     ticket, order = topic_for("ticket.x", events_prefix), topic_for("order.x", events_prefix)
     beside = [f"{ticket}.dlq", f"{prefix}.other.ticket", f"x{ticket}"]
     create_topics(broker, [ticket, order, *beside])
     headers, value = to_structured(new_event("ticket.resolved", source="/elsewhere"))
-    producer = Producer({"bootstrap.servers": broker})
+    producer = Producer(broker.confluent())
     for topic in beside:
         producer.produce(topic, value, headers=headers)
     assert producer.flush(10) == 0
-    with EventPublisher(broker, source="/s", topic_prefix=events_prefix) as publisher:
+    with EventPublisher(broker.connection, source="/s", topic_prefix=events_prefix) as publisher:
         sent = [publisher.publish("ticket.resolved"), publisher.publish("order.placed")]
 
     records = consume(broker, events_topic_regex(events_prefix), 2, settle_s=1.0)

@@ -8,6 +8,7 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 import pytest
+from suite_broker import SuiteBroker
 from topic_records import TopicReader, TopicRecord
 from workers import WorkerProcess
 
@@ -55,7 +56,7 @@ def workers() -> list[WorkerProcess]:
 
 
 def test_a_worker_killed_mid_stream_loses_nothing_and_repeats_nothing(
-    broker: str, prefix: str, tmp_path: Path, workers: list[WorkerProcess]
+    broker: SuiteBroker, prefix: str, tmp_path: Path, workers: list[WorkerProcess]
 ) -> None:
     def worker(name: str) -> WorkerProcess:
         # Same prefix (so the same groups and changelogs) and the same local state.

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from aiokafka import AIOKafkaProducer, TopicPartition
+from suite_broker import SuiteBroker
 
 from braidflow.config import Settings
 from braidflow.connectors.dead_letter_index import (
@@ -15,7 +16,6 @@ from braidflow.connectors.dead_letter_index import (
     DeadLetterRecord,
 )
 from braidflow.engine import DeadLetterNode, NodeError
-from braidflow.kafka_connection import KafkaConnection
 from braidflow.streams.dead_letters import DeadLetter, encode_node_letter
 from braidflow.streams.topics import ensure_topics
 
@@ -39,15 +39,15 @@ class CountingIndex(DeadLetterIndex):
 
 
 @pytest.fixture
-def topic(broker: str, prefix: str) -> str:
-    settings = Settings(kafka=KafkaConnection.plain(broker), prefix=prefix)
+def topic(broker: SuiteBroker, prefix: str) -> str:
+    settings = Settings(kafka=broker.connection, prefix=prefix)
     ensure_topics(settings)
     return settings.topics.dead_letters
 
 
 @pytest.fixture
-async def producer(broker: str) -> AsyncIterator[AIOKafkaProducer]:
-    producer = AIOKafkaProducer(bootstrap_servers=broker, linger_ms=0)
+async def producer(broker: SuiteBroker) -> AsyncIterator[AIOKafkaProducer]:
+    producer = AIOKafkaProducer(**broker.aiokafka(), linger_ms=0)
     await producer.start()
     yield producer
     await producer.stop()
@@ -87,10 +87,8 @@ async def publish(
     return len(sent)
 
 
-async def follow(index: DeadLetterIndex, broker: str, topic: str) -> DeadLetterProjection:
-    projection = DeadLetterProjection(
-        index, KafkaConnection.plain(broker), topic, fetch_max_wait_ms=5
-    )
+async def follow(index: DeadLetterIndex, broker: SuiteBroker, topic: str) -> DeadLetterProjection:
+    projection = DeadLetterProjection(index, broker.connection, topic, fetch_max_wait_ms=5)
     await projection.start()
     assert await projection.wait_caught_up(WAIT_S), "the projection did not catch up"
     return projection
@@ -101,7 +99,7 @@ def ids(letters: list[dict[str, object]]) -> list[object]:
 
 
 async def test_dead_letters_of_both_kinds_are_listed_from_the_topic(
-    broker: str, topic: str, producer: AIOKafkaProducer, tmp_path: Path
+    broker: SuiteBroker, topic: str, producer: AIOKafkaProducer, tmp_path: Path
 ) -> None:
     await publish(
         producer,
@@ -143,7 +141,7 @@ async def test_dead_letters_of_both_kinds_are_listed_from_the_topic(
 
 
 async def test_a_restarted_projection_resumes_without_rereading_or_missing(
-    broker: str, topic: str, producer: AIOKafkaProducer, tmp_path: Path
+    broker: SuiteBroker, topic: str, producer: AIOKafkaProducer, tmp_path: Path
 ) -> None:
     path = tmp_path / "dead-letters.sqlite"
     sent = await publish(producer, topic, [poison(1, NOW), failed_node("o1", NOW + 1)])

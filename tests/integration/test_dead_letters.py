@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 import uuid
 
+from suite_broker import SuiteBroker
 from topic_records import TopicReader, produce
 from workers import DEV_SPEED, WorkerProcess
 
@@ -34,7 +35,7 @@ def dead_letters(reader: TopicReader, key: bytes, count: int) -> list[DeadLetter
 
 
 def test_poison_records_go_to_the_dead_letter_topic_and_the_partitions_move_on(
-    shared_worker: WorkerProcess, broker: str
+    shared_worker: WorkerProcess, broker: SuiteBroker
 ) -> None:
     topics = f"{shared_worker.prefix}.transitions", f"{shared_worker.prefix}.dead-letters"
     transitions, dead_letter_topic = topics

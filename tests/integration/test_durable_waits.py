@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from suite_broker import SuiteBroker
 from topic_records import TopicReader
 from workers import WorkerProcess
 
@@ -45,7 +46,7 @@ def clock(tmp_path_factory: pytest.TempPathFactory) -> Clock:
 
 @pytest.fixture(scope="module")
 def worker(
-    broker: str, tmp_path_factory: pytest.TempPathFactory, clock: Clock
+    broker: SuiteBroker, tmp_path_factory: pytest.TempPathFactory, clock: Clock
 ) -> Iterator[WorkerProcess]:
     home = tmp_path_factory.mktemp("durable-worker")
     process = WorkerProcess(
@@ -374,7 +375,7 @@ edges:
 
 
 def test_waits_survive_a_sigkill_and_each_finishes_once(
-    broker: str, prefix: str, tmp_path: Path
+    broker: SuiteBroker, prefix: str, tmp_path: Path
 ) -> None:
     clock = Clock(tmp_path / "offset")
 

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from confluent_kafka import Consumer, Producer
+from suite_broker import SuiteBroker
 from topic_records import TopicReader
 from workers import WorkerProcess
 
@@ -64,9 +65,9 @@ def completed(worker: WorkerProcess, workflow_id: str, count: int) -> list[dict[
     return until(enough, what=f"{count} completed executions of {workflow_id}")
 
 
-def send(broker: str, event: CloudEvent, *, binary: bool = False) -> None:
+def send(broker: SuiteBroker, event: CloudEvent, *, binary: bool = False) -> None:
     headers, value = (to_binary if binary else to_structured)(event)
-    producer = Producer({"bootstrap.servers": broker, "partitioner": "murmur2_random"})
+    producer = Producer(broker.confluent({"partitioner": "murmur2_random"}))
     producer.produce(topic_for(event.type), value, event.id.encode(), headers=headers)
     assert producer.flush(10) == 0
 
@@ -98,7 +99,7 @@ def on_event(workflow_id: str, types: list[str], when: str | None = None) -> str
 
 
 def test_structured_and_binary_events_start_the_subscribed_workflows_once(
-    shared_worker: WorkerProcess, broker: str
+    shared_worker: WorkerProcess, broker: SuiteBroker
 ) -> None:
     kind = unique()
     glob_workflow, filtered = f"{kind}-any", f"{kind}-high"
@@ -126,12 +127,12 @@ def test_structured_and_binary_events_start_the_subscribed_workflows_once(
 
 
 def test_the_python_client_and_the_api_publish_events_that_trigger(
-    shared_worker: WorkerProcess, broker: str
+    shared_worker: WorkerProcess, broker: SuiteBroker
 ) -> None:
     kind = unique()
     workflow = f"{kind}-flow"
     assert shared_worker.api.deploy(on_event(workflow, [f"{kind}.created"])).status == 201
-    with EventPublisher(broker, source="/tests/client") as publisher:
+    with EventPublisher(broker.connection, source="/tests/client") as publisher:
         publisher.publish(f"{kind}.created", {"n": 1})
     reply = shared_worker.api.post_json(
         "/events",
@@ -198,13 +199,13 @@ def waiter(worker: WorkerProcess, kind: str, timeout: str = "60s") -> str:
     return workflow
 
 
-def resolved(broker: str, kind: str, event_id: str, **data: Any) -> None:
+def resolved(broker: SuiteBroker, kind: str, event_id: str, **data: Any) -> None:
     """Publish a `<kind>.resolved` event with `data` (a ticket and who resolved it)."""
     send(broker, CloudEvent(id=event_id, source="/t", type=f"{kind}.resolved", data=data))
 
 
 def test_a_waiting_execution_continues_with_the_event_that_correlates(
-    shared_worker: WorkerProcess, broker: str
+    shared_worker: WorkerProcess, broker: SuiteBroker
 ) -> None:
     kind = unique()
     workflow = waiter(shared_worker, kind)
@@ -223,7 +224,7 @@ def test_a_waiting_execution_continues_with_the_event_that_correlates(
 
 
 def test_kept_events_past_the_record_limit_make_room_and_waits_go_on(
-    shared_worker: WorkerProcess, broker: str
+    shared_worker: WorkerProcess, broker: SuiteBroker
 ) -> None:
     kind = unique()
     workflow = waiter(shared_worker, kind)
@@ -311,14 +312,14 @@ def test_completions_from_before_a_lifecycle_trigger_was_deployed_start_nothing(
 
 
 def test_malformed_events_go_to_the_dead_letter_topic_and_valid_ones_still_trigger(
-    shared_worker: WorkerProcess, broker: str
+    shared_worker: WorkerProcess, broker: SuiteBroker
 ) -> None:
     kind = unique()
     workflow = f"{kind}-survivor"
     assert shared_worker.api.deploy(on_event(workflow, [f"{kind}.ok"])).status == 201
     topic = f"events.{kind}"
     send(broker, CloudEvent(id="before", source="/t", type=f"{kind}.ok"))
-    producer = Producer({"bootstrap.servers": broker})
+    producer = Producer(broker.confluent())
     for i in range(1000):
         producer.produce(topic, b"not a cloud event", f"bad-{i}".encode())
         producer.poll(0)
@@ -330,12 +331,14 @@ def test_malformed_events_go_to_the_dead_letter_topic_and_valid_ones_still_trigg
         assert all("not a CloudEvent" in d.reason for d in letters_from(reader, topic))
     # Counted by the worker, though its router process wrote them.
     metrics = shared_worker.api.get("/metrics").body
-    counted = re.search(rf'braidflow_dead_letters_total{{kind="record",topic="{topic}"}} (\S+)', metrics)
+    counted = re.search(
+        rf'braidflow_dead_letters_total{{kind="record",topic="{topic}"}} (\S+)', metrics
+    )
     assert counted and float(counted.group(1)) >= 1000, metrics
 
 
 def test_an_event_too_large_to_start_from_is_dead_lettered_and_routing_goes_on(
-    shared_worker: WorkerProcess, broker: str
+    shared_worker: WorkerProcess, broker: SuiteBroker
 ) -> None:
     kind = unique()
     workflow = f"{kind}-bulky"
@@ -404,7 +407,7 @@ edges:
 
 
 def test_department_scope_and_removal_change_subscriptions_without_a_restart(
-    shared_worker: WorkerProcess, broker: str
+    shared_worker: WorkerProcess, broker: SuiteBroker
 ) -> None:
     kind = unique()
     workflow = f"{kind}-support"
@@ -434,7 +437,7 @@ def test_department_scope_and_removal_change_subscriptions_without_a_restart(
 
 
 def test_lifecycle_records_are_cloud_events_in_binary_mode(
-    shared_worker: WorkerProcess, broker: str
+    shared_worker: WorkerProcess, broker: SuiteBroker
 ) -> None:
     workflow = f"{unique()}-observed"
     plain = {
@@ -446,12 +449,13 @@ def test_lifecycle_records_are_cloud_events_in_binary_mode(
     execution = shared_worker.api.start(workflow, {})
     shared_worker.wait_until_finished([execution])
     consumer = Consumer(
-        {
-            "bootstrap.servers": broker,
-            "group.id": f"analytics-{uuid.uuid4().hex[:8]}",
-            "auto.offset.reset": "earliest",
-            "fetch.wait.max.ms": 5,
-        }
+        broker.confluent(
+            {
+                "group.id": f"analytics-{uuid.uuid4().hex[:8]}",
+                "auto.offset.reset": "earliest",
+                "fetch.wait.max.ms": 5,
+            }
+        )
     )
     consumer.subscribe([f"{shared_worker.prefix}.lifecycle"])
     try:

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 from aiokafka import AIOKafkaProducer, TopicPartition
+from suite_broker import SuiteBroker
 
 from braidflow.config import Settings
 from braidflow.connectors import execution_index
 from braidflow.connectors.execution_index import ExecutionIndex, ExecutionProjection
 from braidflow.engine.messages import LifecycleEvent
-from braidflow.kafka_connection import KafkaConnection
 from braidflow.schemas import encode_event
 from braidflow.streams.topics import ensure_topics
 
@@ -38,15 +38,15 @@ class CountingIndex(ExecutionIndex):
 
 
 @pytest.fixture
-def topic(broker: str, prefix: str) -> str:
-    settings = Settings(kafka=KafkaConnection.plain(broker), prefix=prefix, partitions=PARTITIONS)
+def topic(broker: SuiteBroker, prefix: str) -> str:
+    settings = Settings(kafka=broker.connection, prefix=prefix, partitions=PARTITIONS)
     ensure_topics(settings)
     return settings.topics.lifecycle
 
 
 @pytest.fixture
-async def producer(broker: str) -> AsyncIterator[AIOKafkaProducer]:
-    producer = AIOKafkaProducer(bootstrap_servers=broker, linger_ms=0)
+async def producer(broker: SuiteBroker) -> AsyncIterator[AIOKafkaProducer]:
+    producer = AIOKafkaProducer(**broker.aiokafka(), linger_ms=0)
     await producer.start()
     yield producer
     await producer.stop()
@@ -98,10 +98,8 @@ async def publish(producer: AIOKafkaProducer, topic: str, events: Iterable[Lifec
     return len(sent)
 
 
-async def follow(index: ExecutionIndex, broker: str, topic: str) -> ExecutionProjection:
-    projection = ExecutionProjection(
-        index, KafkaConnection.plain(broker), topic, fetch_max_wait_ms=5
-    )
+async def follow(index: ExecutionIndex, broker: SuiteBroker, topic: str) -> ExecutionProjection:
+    projection = ExecutionProjection(index, broker.connection, topic, fetch_max_wait_ms=5)
     await projection.start()
     assert await projection.wait_caught_up(WAIT_S), "the projection did not catch up"
     return projection
@@ -112,7 +110,7 @@ def ids(executions: list[dict[str, object]]) -> list[object]:
 
 
 async def test_executions_of_a_workflow_are_listed_from_the_lifecycle_topic(
-    broker: str, topic: str, producer: AIOKafkaProducer, tmp_path: Path
+    broker: SuiteBroker, topic: str, producer: AIOKafkaProducer, tmp_path: Path
 ) -> None:
     events = [
         *lifecycle("o1", "orders", "completed", NOW),
@@ -141,7 +139,7 @@ async def test_executions_of_a_workflow_are_listed_from_the_lifecycle_topic(
 
 
 async def test_a_restarted_projection_resumes_without_rereading_or_missing(
-    broker: str, topic: str, producer: AIOKafkaProducer, tmp_path: Path
+    broker: SuiteBroker, topic: str, producer: AIOKafkaProducer, tmp_path: Path
 ) -> None:
     path = tmp_path / "executions.sqlite"
     first_batch = [
@@ -183,7 +181,7 @@ async def test_a_restarted_projection_resumes_without_rereading_or_missing(
 
 @pytest.mark.parametrize("built_from", ["another topic", "a topic since recreated"])
 async def test_an_index_built_from_another_log_is_rebuilt(
-    broker: str, topic: str, producer: AIOKafkaProducer, tmp_path: Path, built_from: str
+    broker: SuiteBroker, topic: str, producer: AIOKafkaProducer, tmp_path: Path, built_from: str
 ) -> None:
     path = tmp_path / "executions.sqlite"
     stale = ExecutionIndex(path)
@@ -203,7 +201,7 @@ async def test_an_index_built_from_another_log_is_rebuilt(
 
 
 async def test_a_topic_created_after_the_start_is_followed_once_it_appears(
-    broker: str,
+    broker: SuiteBroker,
     prefix: str,
     producer: AIOKafkaProducer,
     tmp_path: Path,
@@ -211,12 +209,10 @@ async def test_a_topic_created_after_the_start_is_followed_once_it_appears(
 ) -> None:
     # The same re-check picks up partitions added to the topic (which the test broker cannot do).
     monkeypatch.setattr(execution_index, "PARTITION_CHECK_S", 0.2)
-    settings = Settings(kafka=KafkaConnection.plain(broker), prefix=prefix, partitions=PARTITIONS)
+    settings = Settings(kafka=broker.connection, prefix=prefix, partitions=PARTITIONS)
     topic = settings.topics.lifecycle
     index = ExecutionIndex(tmp_path / "executions.sqlite")
-    projection = ExecutionProjection(
-        index, KafkaConnection.plain(broker), topic, fetch_max_wait_ms=5
-    )
+    projection = ExecutionProjection(index, broker.connection, topic, fetch_max_wait_ms=5)
     await projection.start()
     try:
         ensure_topics(settings)
@@ -232,16 +228,14 @@ async def test_a_topic_created_after_the_start_is_followed_once_it_appears(
 
 
 async def test_a_projection_asked_right_after_its_topic_is_made_has_read_it(
-    broker: str, prefix: str, producer: AIOKafkaProducer, tmp_path: Path
+    broker: SuiteBroker, prefix: str, producer: AIOKafkaProducer, tmp_path: Path
 ) -> None:
     # Its client learnt no partitions at its start: the topic did not exist then, as on
     # Apache Kafka for a topic made just before (its first metadata names no topic).
-    settings = Settings(kafka=KafkaConnection.plain(broker), prefix=prefix, partitions=PARTITIONS)
+    settings = Settings(kafka=broker.connection, prefix=prefix, partitions=PARTITIONS)
     topic = settings.topics.lifecycle
     index = ExecutionIndex(tmp_path / "executions.sqlite")
-    projection = ExecutionProjection(
-        index, KafkaConnection.plain(broker), topic, fetch_max_wait_ms=5
-    )
+    projection = ExecutionProjection(index, broker.connection, topic, fetch_max_wait_ms=5)
     await projection.start()
     try:
         ensure_topics(settings)

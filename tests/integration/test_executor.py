@@ -14,11 +14,11 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
+from suite_broker import SuiteBroker
 
 from braidflow.config import Settings
 from braidflow.connectors.http import HttpNodeClient
 from braidflow.engine.messages import NodeCompleted, NodeFailed, TaskRequest, Transition
-from braidflow.kafka_connection import KafkaConnection
 from braidflow.schemas import encode_task
 from braidflow.streams.dead_letters import DeadLetter
 from braidflow.streams.executor import Executor
@@ -29,11 +29,11 @@ NOW = 1_700_000_000_000
 
 
 @pytest.fixture
-def settings(broker: str, prefix: str) -> Settings:
+def settings(broker: SuiteBroker, prefix: str) -> Settings:
     settings = Settings(
-        kafka=KafkaConnection.plain(broker), prefix=prefix, partitions=2, task_concurrency=4
+        kafka=broker.connection, prefix=prefix, partitions=2, task_concurrency=4
     ).for_dev()
-    admin = AdminClient({"bootstrap.servers": broker})
+    admin = AdminClient(broker.confluent())
     created = admin.create_topics([NewTopic(settings.topics.tasks, settings.partitions, 1)])
     for future in created.values():
         future.result(timeout=10)
@@ -41,8 +41,8 @@ def settings(broker: str, prefix: str) -> Settings:
 
 
 @pytest.fixture
-async def producer(broker: str) -> AsyncIterator[AIOKafkaProducer]:
-    producer = AIOKafkaProducer(bootstrap_servers=broker, linger_ms=0)
+async def producer(broker: SuiteBroker) -> AsyncIterator[AIOKafkaProducer]:
+    producer = AIOKafkaProducer(**broker.aiokafka(), linger_ms=0)
     await producer.start()
     yield producer
     await producer.stop()

@@ -7,6 +7,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from suite_broker import SuiteBroker
 from workers import WorkerProcess
 
 
@@ -81,10 +82,19 @@ FAILING_EVERY_OTHER = FAILING.replace('"${{item.handler}}"', "test.strict").repl
 
 def test_continue_on_error_collects_errors_beside_results(shared_worker: WorkerProcess) -> None:
     items = [{"fixed": i % 2 == 0} for i in range(6)]
-    view = run(shared_worker, FAILING_EVERY_OTHER.replace("{keep_going}", "true"), {"values": items})
+    view = run(
+        shared_worker, FAILING_EVERY_OTHER.replace("{keep_going}", "true"), {"values": items}
+    )
     assert view["status"] == "completed", view
     output = view["output"]["all"]
-    assert output["results"] == [{"fixed": True}, None, {"fixed": True}, None, {"fixed": True}, None]
+    assert output["results"] == [
+        {"fixed": True},
+        None,
+        {"fixed": True},
+        None,
+        {"fixed": True},
+        None,
+    ]
     assert [(e["index"], e["type"]) for e in output["errors"]] == [
         (1, "ValueError"),
         (3, "ValueError"),
@@ -213,7 +223,7 @@ edges:
 
 
 def test_a_foreach_killed_mid_way_finishes_with_every_result_in_order(
-    broker: str, prefix: str, tmp_path: Path
+    broker: SuiteBroker, prefix: str, tmp_path: Path
 ) -> None:
     def worker_process() -> WorkerProcess:
         return WorkerProcess(

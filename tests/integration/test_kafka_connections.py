@@ -21,7 +21,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,7 @@ from aiohttp import web
 from background_loop import BackgroundLoop
 from confluent_kafka.admin import NewTopic
 from join_refusing_proxy import JoinRefusingProxy
+from suite_broker import SuiteBroker
 from workers import DEV_SPEED, TASK_HANDLERS, WorkerProcess
 
 from braidflow.client import EventPublisher
@@ -183,12 +184,11 @@ def run_order_over(broker: TlsBroker, http_service: str, tmp_path: Path) -> None
     for created in admin.create_topics([NewTopic(f"events.{kind}", 4, 1)]).values():
         created.result(timeout=10)
     worker = WorkerProcess(
-        broker.address,
+        SuiteBroker(connection, embedded=True, config_file=properties),
         f"t{uuid.uuid4().hex[:10]}",
         tmp_path / "data",
         tmp_path / "worker.log",
         handlers=(TASK_HANDLERS,),
-        kafka_config=properties,
     )
     try:
         worker.start().wait_ready(timeout_s=90)
@@ -284,9 +284,12 @@ def test_an_unreachable_broker_stops_the_worker_with_one_line(tmp_path: Path) ->
     assert_one_line(result, f"cannot reach Kafka at {nobody} (PLAINTEXT)", "Connection refused")
 
 
-def test_a_worker_takes_fausts_kafka_url_for_its_broker(broker: str, tmp_path: Path) -> None:
+def test_a_worker_takes_fausts_kafka_url_for_its_broker(
+    broker: SuiteBroker, tmp_path: Path
+) -> None:
+    in_fausts_form = replace(broker, broker_option=f"kafka://{broker.address}")
     worker = WorkerProcess(
-        f"kafka://{broker}", f"t{uuid.uuid4().hex[:10]}", tmp_path / "data", tmp_path / "log"
+        in_fausts_form, f"t{uuid.uuid4().hex[:10]}", tmp_path / "data", tmp_path / "log"
     )
     try:
         worker.start().wait_ready()

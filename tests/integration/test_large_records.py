@@ -8,6 +8,7 @@ import time
 import uuid
 from typing import Any
 
+from suite_broker import SuiteBroker
 from topic_records import TopicReader
 from workers import WorkerProcess
 
@@ -37,7 +38,9 @@ def run(worker: WorkerProcess, text: str, size: int) -> dict[str, Any]:
     return worker.wait_until_finished([execution_id], 60)[execution_id]
 
 
-def dead_letters_of(broker: str, worker: WorkerProcess, execution_id: str) -> list[DeadLetter]:
+def dead_letters_of(
+    broker: SuiteBroker, worker: WorkerProcess, execution_id: str
+) -> list[DeadLetter]:
     """The records of an execution the worker sent to the dead-letter topic."""
     with TopicReader(broker, f"{worker.prefix}.dead-letters") as reader:
 
@@ -89,7 +92,7 @@ def test_a_state_too_large_for_a_record_fails_the_node_that_made_it(
 
 
 def test_a_decision_too_large_fails_the_execution_and_dead_letters_its_record(
-    shared_worker: WorkerProcess, broker: str
+    shared_worker: WorkerProcess, broker: SuiteBroker
 ) -> None:
     # Not a task's output: there is no attempt to fail, so the execution fails.
     workflow_id = f"big-decision-{uuid.uuid4().hex[:8]}"

@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 from confluent_kafka import Producer
+from suite_broker import SuiteBroker
 from workers import WorkerProcess
 
 from braidflow.client_cli import Reply
@@ -179,12 +180,12 @@ def test_a_webhook_call_whose_start_could_not_fit_is_refused(unharmed: WorkerPro
 
 
 def test_events_too_large_to_start_from_sent_straight_to_kafka_are_dead_lettered(
-    unharmed: WorkerProcess, broker: str
+    unharmed: WorkerProcess, broker: SuiteBroker
 ) -> None:
     kind = unique()
     workflow_id = deploy(unharmed, workflow(kind, {"event": {"types": [f"{kind}.arrived"]}}))
     # Whatever the worker would refuse, a producer of its own may send (Tansu takes 5 MB).
-    producer = Producer({"bootstrap.servers": broker, "message.max.bytes": 10 * MB})
+    producer = Producer(broker.confluent({"message.max.bytes": 10 * MB}))
     for size in (*SIZES, 100):
         event = CloudEvent(f"raw-{size}", "/t", f"{kind}.arrived", data=blob(size))
         headers, value = to_structured(event)

@@ -30,7 +30,7 @@ def test_an_accepted_start_of_an_unknown_version_reads_as_failed_with_the_reason
     accepted = accepted_event(start)
     key = execution_id.encode()
     # What an accepting worker writes: the acceptance, then the start.
-    producer = Producer({"bootstrap.servers": shared_worker.broker})
+    producer = Producer(shared_worker.broker.confluent())
     producer.produce(
         f"{shared_worker.prefix}.lifecycle",
         encode_event(accepted),

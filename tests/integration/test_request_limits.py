@@ -9,6 +9,7 @@ import uuid
 from collections.abc import Callable
 
 import pytest
+from suite_broker import SuiteBroker
 from topic_records import TopicReader, produce
 from workers import WorkerProcess
 
@@ -139,7 +140,7 @@ def test_every_other_json_body_nested_too_deep_is_refused(
 
 
 def test_an_event_nested_100_000_deep_on_kafka_is_dead_lettered(
-    shared_worker: WorkerProcess, broker: str
+    shared_worker: WorkerProcess, broker: SuiteBroker
 ) -> None:
     segment = f"deep{uuid.uuid4().hex[:8]}"
     topic = f"events.{segment}"

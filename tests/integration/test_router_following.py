@@ -8,12 +8,15 @@ import uuid
 
 from confluent_kafka.admin import AdminClient, NewTopic
 from router_parts import router_parts
+from suite_broker import SuiteBroker
 
 from braidflow.streams.dead_letters import DeadLetter
 from braidflow.streams.router import EventRouter
 
 
-async def test_a_topic_created_after_the_router_started_is_followed_and_told(broker: str) -> None:
+async def test_a_topic_created_after_the_router_started_is_followed_and_told(
+    broker: SuiteBroker,
+) -> None:
     kind = f"f{uuid.uuid4().hex[:8]}"
 
     async def dead_letter(letter: DeadLetter) -> None:
@@ -31,7 +34,7 @@ async def test_a_topic_created_after_the_router_started_is_followed_and_told(bro
         try:
             await router.start()
             assert not await router.following([first], 0.5)
-            admin = AdminClient({"bootstrap.servers": broker})
+            admin = AdminClient(broker.confluent())
             created = admin.create_topics([NewTopic(first, 2, 1), NewTopic(second, 3, 1)])
             for future in created.values():
                 future.result(10)

@@ -14,6 +14,7 @@ import uuid
 
 from confluent_kafka import Producer
 from router_parts import router_parts
+from suite_broker import SuiteBroker
 from topic_records import TopicReader
 
 from braidflow.schemas import decode_transition
@@ -35,7 +36,7 @@ def on_event(workflow_id: str, event_type: str, output: str, when: str | None = 
 
 
 async def test_a_redeploy_keeps_an_unchanged_triggers_time_and_a_changed_one_starts_anew(
-    broker: str,
+    broker: SuiteBroker,
 ) -> None:
     kind = f"h{uuid.uuid4().hex[:8]}"
     kept, changed = f"{kind}-kept", f"{kind}-changed"
@@ -58,7 +59,7 @@ async def test_a_redeploy_keeps_an_unchanged_triggers_time_and_a_changed_one_sta
         last = await deploy(changed, on_event(changed, event_type, "2", when="event.data.n > 0"))
         assert second > first + 1
         stamps = {"before": first - 1_000, "between": (first + second) // 2, "after": last + 5}
-        producer = Producer({"bootstrap.servers": broker})
+        producer = Producer(broker.confluent())
         for name, stamp in stamps.items():
             headers, value = to_structured(
                 CloudEvent(id=name, source="/t", type=event_type, data={"n": 1})

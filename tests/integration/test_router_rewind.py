@@ -10,6 +10,7 @@ from typing import Any
 
 from confluent_kafka import Producer
 from router_parts import router_parts
+from suite_broker import SuiteBroker
 from topic_records import TopicReader
 
 from braidflow.schemas import decode_transition
@@ -30,7 +31,7 @@ def on_event(workflow_id: str, event_type: str) -> str:
     )
 
 
-async def test_events_whose_starts_were_refused_are_routed_again(broker: str) -> None:
+async def test_events_whose_starts_were_refused_are_routed_again(broker: SuiteBroker) -> None:
     kind = f"r{uuid.uuid4().hex[:8]}"
     async with router_parts(broker, kind) as parts:
         attempts: list[bytes] = []
@@ -62,7 +63,7 @@ async def test_events_whose_starts_were_refused_are_routed_again(broker: str) ->
             events = [
                 CloudEvent(id=f"ev-{i}", source="/t", type=f"{kind}.opened") for i in range(3)
             ]
-            producer = Producer({"bootstrap.servers": broker, "partitioner": "murmur2_random"})
+            producer = Producer(broker.confluent({"partitioner": "murmur2_random"}))
             for event in events:
                 headers, value = to_structured(event)
                 producer.produce(

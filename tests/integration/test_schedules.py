@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from confluent_kafka import Producer
+from suite_broker import SuiteBroker
 from workers import WorkerProcess
 
 from braidflow.schemas.cloudevents import CloudEvent, to_structured, topic_for
@@ -33,7 +34,7 @@ def slots_started(worker: WorkerProcess, workflow_id: str) -> list[str]:
     return [e["event"]["id"] for e in reply.body["executions"]]
 
 
-def worker_in(tmp_path: Path, broker: str, prefix: str, name: str) -> WorkerProcess:
+def worker_in(tmp_path: Path, broker: SuiteBroker, prefix: str, name: str) -> WorkerProcess:
     return WorkerProcess(
         broker,
         prefix,
@@ -44,7 +45,7 @@ def worker_in(tmp_path: Path, broker: str, prefix: str, name: str) -> WorkerProc
 
 
 def test_each_slot_fires_once_with_two_workers_and_missed_slots_respect_the_grace(
-    broker: str, prefix: str, tmp_path: Path
+    broker: SuiteBroker, prefix: str, tmp_path: Path
 ) -> None:
     first = worker_in(tmp_path, broker, prefix, "first")
     second = worker_in(tmp_path, broker, prefix, "second")
@@ -83,7 +84,7 @@ def slot_time(slot_id: str) -> float:
 
 
 def test_a_duplicate_event_after_a_restart_starts_nothing_new(
-    broker: str, prefix: str, tmp_path: Path
+    broker: SuiteBroker, prefix: str, tmp_path: Path
 ) -> None:
     kind = f"{prefix}r"
     workflow = f"{kind}-once"
@@ -97,7 +98,7 @@ def test_a_duplicate_event_after_a_restart_starts_nothing_new(
 
     def send() -> None:
         headers, value = to_structured(event)
-        producer = Producer({"bootstrap.servers": broker})
+        producer = Producer(broker.confluent())
         producer.produce(topic_for(event.type), value, b"k", headers=headers)
         assert producer.flush(10) == 0
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from confluent_kafka import Producer
+from suite_broker import SuiteBroker
 from test_event_bus import on_event
 from workers import WorkerProcess
 
@@ -46,7 +47,7 @@ EXECUTIONS = 20
 
 
 @pytest.fixture
-def pair(broker: str, prefix: str, tmp_path: Path) -> Iterator[list[WorkerProcess]]:
+def pair(broker: SuiteBroker, prefix: str, tmp_path: Path) -> Iterator[list[WorkerProcess]]:
     """Two workers of one deployment (same prefix), each with its own state and API port."""
     workers = [
         WorkerProcess(broker, prefix, tmp_path / name / "data", tmp_path / f"{name}.log")
@@ -162,7 +163,7 @@ def test_a_redrive_through_one_worker_shows_on_both(pair: list[WorkerProcess]) -
 
 
 def test_events_right_after_a_deploy_meet_its_triggers_on_either_worker(
-    broker: str, prefix: str, tmp_path: Path
+    broker: SuiteBroker, prefix: str, tmp_path: Path
 ) -> None:
     """The router reads its catalog up to date before each batch: the worker that did not
     take the deploy routes its share of the events as the one that did."""
@@ -190,8 +191,8 @@ def test_events_right_after_a_deploy_meet_its_triggers_on_either_worker(
         listed(first, f"{kind}-new", 16)
 
 
-def publish(broker: str, events: list[CloudEvent]) -> None:
-    producer = Producer({"bootstrap.servers": broker, "linger.ms": 0})
+def publish(broker: SuiteBroker, events: list[CloudEvent]) -> None:
+    producer = Producer(broker.confluent({"linger.ms": 0}))
     for event in events:
         headers, value = to_structured(event)
         producer.produce(topic_for(event.type), value, event.id.encode(), headers=headers)

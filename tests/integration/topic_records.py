@@ -8,6 +8,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient
+from suite_broker import SuiteBroker
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,7 +21,7 @@ class TopicRecord:
 
 
 def produce(
-    broker: str,
+    broker: SuiteBroker,
     topic: str,
     key: bytes,
     value: bytes,
@@ -27,7 +29,7 @@ def produce(
     timeout_s: float = 10.0,
 ) -> None:
     """Send one record (to `partition`, else by key) and wait for the broker's acknowledgement."""
-    producer = Producer({"bootstrap.servers": broker, "linger.ms": 0, "acks": "all"})
+    producer = Producer(broker.confluent({"linger.ms": 0, "acks": "all"}))
     errors: list[object] = []
     extra = {} if partition is None else {"partition": partition}
     producer.produce(
@@ -41,6 +43,26 @@ def produce(
     assert left == 0 and not errors, f"producing to {topic} failed: {errors or 'timed out'}"
 
 
+def topic_partitions(
+    broker: SuiteBroker,
+    topic: str,
+    client: Consumer | AdminClient | None = None,
+    timeout_s: float = 10.0,
+) -> list[int]:
+    """The partitions of `topic`, read until the metadata has some: Apache Kafka answers
+    for a topic just made before its partitions have leaders (LEADER_NOT_AVAILABLE, none
+    listed). A topic that never appears within `timeout_s` raises its error."""
+    client = client or AdminClient(broker.confluent())
+    deadline = time.monotonic() + timeout_s
+    while True:
+        metadata = client.list_topics(topic, timeout=timeout_s).topics[topic]
+        if metadata.error is None and metadata.partitions:
+            return sorted(metadata.partitions)
+        if time.monotonic() > deadline:
+            raise KafkaException(metadata.error or f"{topic} has no partitions")
+        time.sleep(0.1)
+
+
 class TopicReader:
     """Every record of every partition of a topic, from the beginning; no consumer group.
 
@@ -48,22 +70,20 @@ class TopicReader:
     until a condition on what was read holds.
     """
 
-    def __init__(self, broker: str, topic: str, timeout_s: float = 10.0) -> None:
+    def __init__(self, broker: SuiteBroker, topic: str, timeout_s: float = 10.0) -> None:
         self.topic = topic
         self.records: list[TopicRecord] = []
         self._consumer = Consumer(
-            {
-                "bootstrap.servers": broker,
-                # Required by the client; never joined (assign, no subscribe) nor committed.
-                "group.id": f"test-reader-{uuid.uuid4().hex[:8]}",
-                "enable.auto.commit": False,
-                "fetch.wait.max.ms": 5,
-            }
+            broker.confluent(
+                {
+                    # Required by the client; never joined (assign, no subscribe) nor committed.
+                    "group.id": f"test-reader-{uuid.uuid4().hex[:8]}",
+                    "enable.auto.commit": False,
+                    "fetch.wait.max.ms": 5,
+                }
+            )
         )
-        metadata = self._consumer.list_topics(topic, timeout=timeout_s).topics[topic]
-        if metadata.error is not None:
-            raise KafkaException(metadata.error)
-        self._partitions = sorted(metadata.partitions)
+        self._partitions = topic_partitions(broker, topic, self._consumer, timeout_s)
         self._consumer.assign(
             [TopicPartition(topic, p, OFFSET_BEGINNING) for p in self._partitions]
         )

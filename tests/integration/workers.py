@@ -18,9 +18,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from suite_broker import SuiteBroker
 
 from braidflow.client_cli import Api, ApiUnreachable, Reply
-from braidflow.connectors.broker import free_port, settle_changelogs
+from braidflow.connectors.broker import free_port
 
 HERE = Path(__file__).parent
 TASK_HANDLERS = HERE / "task_handlers.py"
@@ -81,18 +82,15 @@ class WorkerProcess:
 
     def __init__(
         self,
-        broker: str,
+        broker: SuiteBroker,
         prefix: str,
         data_dir: Path,
         log_path: Path,
         handlers: Sequence[Path] = (TASK_HANDLERS,),
         api_port: int | None = None,
         env: Mapping[str, str] | None = None,
-        kafka_config: Path | None = None,
     ) -> None:
         self.broker = broker
-        # A Kafka client properties file: the worker connects as it says, not to `broker`.
-        self.kafka_config = kafka_config
         self.prefix = prefix
         self.data_dir = data_dir
         self.log_path = log_path
@@ -116,11 +114,7 @@ class WorkerProcess:
             "-m",
             "braidflow.cli",
             "worker",
-            *(
-                ["--kafka-config", str(self.kafka_config)]
-                if self.kafka_config
-                else ["--broker", self.broker]
-            ),
+            *self.broker.worker_options(),
             "--prefix",
             self.prefix,
             "--data-dir",
@@ -169,17 +163,14 @@ class WorkerProcess:
 
     def kill(self, settle: bool = True) -> None:
         """SIGKILL: no shutdown at all, as a crash. Then, if `settle`, the changelogs are
-        settled (`settle_changelogs`), as the crash tests did before a worker on the
-        embedded broker read its changelog ends from a fetch (streams/changelog_ends.py);
-        `settle=False` tests that reading."""
+        settled on the embedded broker (`SuiteBroker.settle_changelogs`), as the crash tests
+        did before a worker on it read its changelog ends from a fetch
+        (streams/changelog_ends.py); `settle=False` tests that reading."""
         if self._process is not None and self._process.poll() is None:
             self._process.send_signal(signal.SIGKILL)
             self._process.wait(timeout=10)
-            if not settle:
-                return
-            # What the killed worker had sent is taken before the closing records go.
-            time.sleep(0.5)
-            settle_changelogs(self.broker, self.prefix)
+            if settle:
+                self.broker.settle_changelogs(self.prefix)
 
     def stop(self, timeout_s: float = 20.0) -> None:
         """SIGTERM and wait for a clean shutdown; SIGKILL if it takes longer than `timeout_s`."""
