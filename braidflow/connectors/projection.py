@@ -91,12 +91,12 @@ class TopicProjection:
     """Follows every partition of a topic into a local store, through `apply`.
 
     No consumer group: every worker reads all partitions, from the positions
-    kept in `store`. A topic that has no partitions yet (not created, or its
-    metadata not yet propagated: Apache Kafka answers for a new topic before every
-    broker knows it) is looked for every `TOPIC_WAIT_S`; partitions added to the
-    topic later are picked up within `partition_check_s`. A store built from another log (another topic, or this
-    one since recreated) is reset and rebuilt. `apply` must skip records it
-    cannot read rather than raise: a read model must never stall on one.
+    kept in `store`. While the topic has no partitions known (not created yet, or
+    not yet in the client's metadata) the metadata is read afresh every
+    `TOPIC_WAIT_S`; partitions added later are picked up within `partition_check_s`.
+    A store built from another log (another topic, or this one since recreated) is
+    reset and rebuilt. `apply` must skip records it cannot read rather than raise:
+    a read model must never stall on one.
     """
 
     def __init__(
