@@ -140,7 +140,7 @@ def test_a_worker_killed_mid_stream_loses_nothing_and_repeats_nothing(
 
 
 def test_a_worker_restarted_on_its_data_dir_without_settling_recovers_every_row(
-    broker: str, prefix: str, tmp_path: Path, workers: list[WorkerProcess]
+    broker: SuiteBroker, prefix: str, tmp_path: Path, workers: list[WorkerProcess]
 ) -> None:
     """On the embedded broker, whose ListOffsets under-reports a changelog's end, braidflow
     reads the end from a fetch (streams/changelog_ends.py): without it, the restart stopped

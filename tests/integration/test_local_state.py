@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from suite_broker import SuiteBroker
 from workers import WorkerProcess
 
 from braidflow.connectors.broker import EmbeddedBroker
+from braidflow.kafka_connection import KafkaConnection
 
 ECHO = """
 id: local-echo
@@ -29,14 +31,19 @@ def run_some(worker: WorkerProcess, count: int) -> list[str]:
 
 
 def test_a_worker_on_a_data_dir_left_from_another_broker_rebuilds_it(
-    broker: str, prefix: str, tmp_path: Path
+    broker: SuiteBroker, prefix: str, tmp_path: Path
 ) -> None:
     data_dir = tmp_path / "data"
     with WorkerProcess(broker, prefix, data_dir, tmp_path / "on-a.log") as on_a:
         earlier = run_some(on_a.wait_ready(), 12)
     with (
         EmbeddedBroker(log=tmp_path / "b.log") as other,
-        WorkerProcess(other.address, prefix, data_dir, tmp_path / "on-b.log") as on_b,
+        WorkerProcess(
+            SuiteBroker(KafkaConnection.plain(other.address), embedded=True),
+            prefix,
+            data_dir,
+            tmp_path / "on-b.log",
+        ) as on_b,
     ):
         run_some(on_b.wait_ready(), 3)
         # Rebuilt from a cluster that never saw them: gone, not stale rows.
