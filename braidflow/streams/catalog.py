@@ -7,7 +7,7 @@ following it, so any worker can run any version, and a restart loses nothing.
 Versions count up from 1 per workflow id. Deploying the text the latest
 version already has returns that version instead of making a new one. Two
 workers deploying different texts for the same id at the same instant may
-pick the same number; the later record wins (documented in the README).
+pick the same number; the later record wins (documented in docs/concepts.md).
 """
 
 from __future__ import annotations

@@ -139,8 +139,13 @@ def test_every_command_line_in_the_docs_names_commands_and_options_that_exist() 
 
 
 def test_the_docs_show_command_lines_at_all() -> None:
-    shown = command_lines((ROOT / "README.md").read_text(encoding="utf-8"), "README.md")
+    shown = [
+        s
+        for path in doc_files()
+        for s in command_lines(path.read_text(encoding="utf-8"), path.name)
+    ]
     assert {s.words[0] for s in shown if s.words} >= {"dev", "run", "status", "approve"}
+    assert {s.where.split(":")[0] for s in shown} >= {"README.md", "cli.md", "operations.md"}
 
 
 # -- the checker itself, on made-up docs

@@ -40,11 +40,10 @@ def test_a_kind_has_an_engine_module_and_a_topology_module_of_its_own(name: str)
     assert NODE_KINDS[name].spec is KINDS[name]
 
 
-def test_every_kind_is_documented_in_the_readme() -> None:
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    listed = re.search(r"Node types today: (.*?)\. ", readme, re.S)
-    assert listed is not None
-    assert set(re.findall(r"`(\w+)`", listed.group(1))) == set(KINDS)
+def test_every_kind_has_a_section_and_a_row_in_the_format_reference() -> None:
+    page = (ROOT / "docs" / "format.md").read_text(encoding="utf-8")
+    assert set(re.findall(r"^### `(\w+)`$", page, re.MULTILINE)) == set(KINDS)
+    assert set(re.findall(r"^\| \[`(\w+)`\]\(#\w+\) \|", page, re.MULTILINE)) == set(KINDS)
 
 
 def test_step_holds_no_per_kind_branching() -> None:

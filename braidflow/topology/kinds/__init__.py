@@ -9,7 +9,7 @@ Layering (topology -> engine -> schemas -> streams): the specs live in the
 topology, which imports nothing from the engine. How a kind *runs* lives in
 `braidflow/engine/nodes/<kind>.py`, whose table refuses to load unless it
 covers exactly the kinds registered here. So a new node kind is one spec module
-here, one engine module there, and its section in the README.
+here, one engine module there, and its section in docs/format.md.
 """
 
 from __future__ import annotations

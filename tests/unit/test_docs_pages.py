@@ -1,0 +1,192 @@
+"""Every docs page holds up: the files it names exist, its links resolve, its workflow
+definitions load, and the reference pages cover every setting, command and node kind.
+
+A YAML block in the docs is a whole workflow definition that must load and validate, unless
+its fence line says otherwise: ```` ```yaml fragment ```` (a part of one: a node, the
+triggers; it must still parse) or ```` ```yaml invalid ```` (a definition shown for the
+problems `braidflow validate` finds in it; it must fail to load).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import yaml
+
+from braidflow.cli import main
+from braidflow.config import setting_sources
+from braidflow.topology import load_workflow
+from braidflow.topology.loading import DefinitionError
+
+ROOT = Path(__file__).parents[2]
+DOCS = ROOT / "docs"
+PAGES = [ROOT / "README.md", *sorted(DOCS.glob("*.md"))]
+FENCE = re.compile(r"^\s*(```|~~~)\s*([\w+-]*)\s*([\w-]*)")
+LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
+# A repository path a page names: `examples/fan-out.yaml`, `docs/kafka/msk-scram.properties`,
+# `streams/value_rows.py` (under braidflow/), `braidflow/schemas/avro/`.
+NAMED_PATH = re.compile(
+    r"(?<![\w./<-])((?:examples|docs|tests|bench|braidflow|streams|connectors|topology|engine|"
+    r"schemas)/[\w./-]*(?:\.(?:yaml|json|py|md|properties|avsc|yml)|/))(?![\w<*])"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Block:
+    """A fenced code block: where it opens, its language tag, its marker, its text."""
+
+    where: str
+    tag: str
+    marker: str
+    text: str
+
+
+def blocks(path: Path) -> list[Block]:
+    found: list[Block] = []
+    opened: tuple[str, str, str, str, int] | None = None
+    lines: list[str] = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        fence = FENCE.match(line)
+        if opened is None and fence:
+            indent = line[: len(line) - len(line.lstrip())]
+            opened = (fence.group(1), fence.group(2), fence.group(3), indent, number)
+            lines = []
+        elif opened is not None and fence and fence.group(1) == opened[0]:
+            where = f"{path.relative_to(ROOT)}:{opened[4]}"
+            text = "\n".join(line.removeprefix(opened[3]) for line in lines)
+            found.append(Block(where, opened[1].lower(), opened[2].lower(), text))
+            opened = None
+        elif opened is not None:
+            lines.append(line)
+    return found
+
+
+def yaml_blocks() -> list[Block]:
+    return [b for page in PAGES for b in blocks(page) if b.tag in ("yaml", "yml")]
+
+
+def slug(heading: str) -> str:
+    """GitHub's anchor for a heading."""
+    text = heading.strip().lower().replace("`", "")
+    return re.sub(r"[^\w\- ]", "", text).replace(" ", "-")
+
+
+def anchors(path: Path) -> set[str]:
+    # A `#` comment in a code block is no heading.
+    text = _outside_code(path.read_text(encoding="utf-8"))
+    return {slug(m) for m in re.findall(r"^#{1,6} (.+)$", text, re.MULTILINE)}
+
+
+def _outside_code(text: str) -> str:
+    kept, fence = [], None
+    for line in text.splitlines():
+        opened = FENCE.match(line)
+        if opened and (fence is None or opened.group(1) == fence):
+            fence = opened.group(1) if fence is None else None
+            continue
+        if fence is None:
+            kept.append(line)
+    return "\n".join(kept)
+
+
+def link_problems(page: Path) -> list[str]:
+    problems = []
+    for target in LINK.findall(_outside_code(page.read_text(encoding="utf-8"))):
+        if re.match(r"[a-z]+:", target):
+            continue  # http:, https:, mailto:
+        file_part, _, anchor = target.partition("#")
+        linked = (page.parent / file_part).resolve() if file_part else page
+        if not linked.exists():
+            problems.append(f"{page.name}: link to a missing file: {target}")
+        elif anchor and linked.suffix == ".md" and anchor not in anchors(linked):
+            problems.append(f"{page.name}: no heading for the anchor: {target}")
+    return problems
+
+
+def named_path_problems(page: Path) -> list[str]:
+    text = page.read_text(encoding="utf-8")
+    problems = []
+    for named in sorted(set(NAMED_PATH.findall(text))):
+        if not ((ROOT / named).exists() or (ROOT / "braidflow" / named).exists()):
+            problems.append(f"{page.name}: names a file that does not exist: {named}")
+    return problems
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_link_of_a_page_resolves(page: Path) -> None:
+    assert link_problems(page) == []
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_file_a_page_names_exists(page: Path) -> None:
+    assert named_path_problems(page) == []
+
+
+@pytest.mark.parametrize("block", yaml_blocks(), ids=lambda b: b.where)
+def test_every_yaml_block_is_a_definition_that_loads_or_is_marked(block: Block) -> None:
+    if block.marker == "fragment":
+        assert yaml.safe_load(block.text) is not None
+    elif block.marker == "invalid":
+        with pytest.raises(DefinitionError):
+            load_workflow(block.text)
+    else:
+        assert block.marker == "", f"unknown marker {block.marker!r}"
+        assert load_workflow(block.text).id
+
+
+def test_the_format_reference_shows_definitions_that_load_and_one_that_does_not() -> None:
+    shown = [b for b in blocks(DOCS / "format.md") if b.tag == "yaml"]
+    assert sum(b.marker == "" for b in shown) >= 2
+    assert any(b.marker == "invalid" for b in shown)
+
+
+def test_the_settings_table_lists_every_variable_and_option_of_the_settings() -> None:
+    page = (DOCS / "operations.md").read_text(encoding="utf-8")
+    rows = set(re.findall(r"^\| `(BRAIDFLOW_\w+)` \| `(--[\w-]+)` \|", page, re.MULTILINE))
+    assert rows == {(s.env, s.option) for s in setting_sources()}
+
+
+def test_the_command_line_page_shows_every_command() -> None:
+    page = (DOCS / "cli.md").read_text(encoding="utf-8")
+    shown = set()
+    for words in re.findall(r"^braidflow ([\w|-]+)", page, re.MULTILINE):
+        shown.update(words.split("|"))
+    assert shown == set(main.commands)
+
+
+def test_the_front_page_and_the_index_link_every_page() -> None:
+    pages = {p.name for p in DOCS.glob("*.md")} - {"README.md"}
+    front = set(re.findall(r"\]\(docs/([\w-]+\.md)", (ROOT / "README.md").read_text()))
+    index = set(re.findall(r"\]\(([\w-]+\.md)", (DOCS / "README.md").read_text()))
+    assert pages <= front
+    assert pages <= index
+
+
+# -- the checks themselves, on made-up pages
+
+
+def test_a_missing_file_and_a_missing_anchor_are_found(tmp_path: Path) -> None:
+    page = tmp_path / "page.md"
+    page.write_text("# Top\n\n[a](gone.md) [b](page.md#nowhere) [c](#top) [d](https://x.org)\n")
+    assert link_problems(page) == [
+        "page.md: link to a missing file: gone.md",
+        "page.md: no heading for the anchor: page.md#nowhere",
+    ]
+
+
+def test_a_named_path_that_does_not_exist_is_found(tmp_path: Path) -> None:
+    page = tmp_path / "page.md"
+    page.write_text("Run `examples/fan-out.yaml`, not `examples/fan-in.yaml` or examples/*.yaml.\n")
+    assert named_path_problems(page) == [
+        "page.md: names a file that does not exist: examples/fan-in.yaml"
+    ]
+
+
+def test_slugs_follow_github() -> None:
+    assert (
+        slug("Secured and managed clusters (TLS, SASL)") == "secured-and-managed-clusters-tls-sasl"
+    )
+    assert slug("`wait_event`") == "wait_event"
