@@ -18,6 +18,8 @@ import yaml
 
 from braidflow.cli import main
 from braidflow.config import setting_sources
+from braidflow.dev import _example_files, _sample_input
+from braidflow.dev_banner import DEFAULT_API, ready_banner
 from braidflow.topology import load_workflow
 from braidflow.topology.loading import DefinitionError
 
@@ -190,3 +192,26 @@ def test_slugs_follow_github() -> None:
         slug("Secured and managed clusters (TLS, SASL)") == "secured-and-managed-clusters-tls-sasl"
     )
     assert slug("`wait_event`") == "wait_event"
+
+
+def _shown_banner(page: Path) -> list[str]:
+    block = next(b for b in blocks(page) if b.text.startswith("braidflow is ready."))
+    return block.text.splitlines()
+
+
+def _banner_of_the_examples() -> list[str]:
+    deployed = [
+        (load_workflow(path.read_text(encoding="utf-8")).id, _sample_input(path))
+        for path in _example_files(ROOT / "examples")
+    ]
+    cli = "/home/ada/braidflow/.venv/bin/braidflow"
+    return ready_banner(DEFAULT_API, "127.0.0.1:9092", deployed, cli).strip("\n").splitlines()
+
+
+def test_the_ready_banner_the_dev_mode_section_shows_is_what_make_run_prints() -> None:
+    assert _shown_banner(DOCS / "operations.md") == _banner_of_the_examples()
+
+
+def test_the_front_page_shows_lines_of_that_banner() -> None:
+    printed = _banner_of_the_examples()
+    assert [line for line in _shown_banner(ROOT / "README.md") if line not in printed] == []
