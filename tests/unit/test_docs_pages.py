@@ -215,3 +215,24 @@ def test_the_ready_banner_the_dev_mode_section_shows_is_what_make_run_prints() -
 def test_the_front_page_shows_lines_of_that_banner() -> None:
     printed = _banner_of_the_examples()
     assert [line for line in _shown_banner(ROOT / "README.md") if line not in printed] == []
+
+
+def make_targets_shown(page: Path) -> set[str]:
+    return set(re.findall(r"(?<![\w-])make ([a-z][\w-]*)", page.read_text(encoding="utf-8")))
+
+
+def test_every_make_target_the_docs_show_is_in_the_makefile() -> None:
+    makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
+    targets = set(re.findall(r"^([\w-]+):", makefile, re.MULTILINE))
+    shown = {target for page in PAGES for target in make_targets_shown(page)}
+    assert {"run", "test", "bench-runtime", "bench-events"} <= shown
+    assert shown - targets == set()
+
+
+def test_the_quick_start_is_the_two_commands_and_ci_runs_the_second() -> None:
+    quick_start = next(b for b in blocks(ROOT / "README.md") if b.tag == "sh")
+    assert [line.split("#")[0].strip() for line in quick_start.text.splitlines()] == [
+        "make run",
+        "make test",
+    ]
+    assert "make test" in (ROOT / ".ci" / "run").read_text(encoding="utf-8")
