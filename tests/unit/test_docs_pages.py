@@ -20,6 +20,7 @@ from braidflow.cli import main
 from braidflow.config import setting_sources
 from braidflow.dev import _example_files, _sample_input
 from braidflow.dev_banner import DEFAULT_API, ready_banner
+from braidflow.engine.state import ExecutionStatus, NodeStatus
 from braidflow.topology import load_workflow
 from braidflow.topology.loading import DefinitionError
 
@@ -247,3 +248,9 @@ def test_the_quick_start_is_the_two_commands_and_ci_runs_the_second() -> None:
         "make test",
     ]
     assert "make test" in (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+
+
+def test_the_concepts_name_every_status() -> None:
+    page = (DOCS / "concepts.md").read_text(encoding="utf-8")
+    named = set(re.findall(r"`(\w+)`", page))
+    assert {s.value for s in ExecutionStatus} | {s.value for s in NodeStatus} <= named
