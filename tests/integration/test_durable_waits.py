@@ -11,13 +11,14 @@ import time
 import urllib.parse
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from suite_broker import SuiteBroker
 from topic_records import TopicReader
+from waiting import until
 from workers import WorkerProcess
 
 from braidflow.schemas import decode_event
@@ -64,16 +65,6 @@ def worker(
 
 def unique(name: str) -> str:
     return f"{name}-{uuid.uuid4().hex[:6]}"
-
-
-def until(condition: Callable[[], Any], what: str, timeout_s: float = WAIT_S) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def node_status(worker: WorkerProcess, execution_id: str, node_id: str) -> str | None:

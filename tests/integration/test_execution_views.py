@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import json
 import re
-import time
 import uuid
-from collections.abc import Callable
 from typing import Any
 
 from click.testing import CliRunner
 from topic_records import TopicReader, produce
+from waiting import until
 from workers import WorkerProcess
 
 from braidflow.cli import main
@@ -22,16 +21,6 @@ WAIT_S = 30.0
 
 def unique(name: str) -> str:
     return f"{name}{uuid.uuid4().hex[:8]}"
-
-
-def until(condition: Callable[[], Any], what: str, timeout_s: float = WAIT_S) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def cli(worker: WorkerProcess, *args: str) -> Any:

@@ -10,15 +10,15 @@ orchestrator never restarts: the worker lives on and still runs a small workflow
 from __future__ import annotations
 
 import json
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
 from confluent_kafka import Producer
 from suite_broker import SuiteBroker
+from waiting import until
 from workers import WorkerProcess
 
 from braidflow.client_cli import Reply
@@ -35,16 +35,6 @@ CRASHES = ("crashed", "ProducerSendError", "MessageSizeTooLarge", "Traceback")
 
 def unique() -> str:
     return f"big{uuid.uuid4().hex[:10]}"
-
-
-def until(condition: Callable[[], Any], what: str, timeout_s: float = WAIT_S) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def workflow(
@@ -159,6 +149,7 @@ def test_an_event_whose_starts_could_not_fit_is_refused_before_it_is_published(
             "executions"
         ],
         "the execution of the event that fits",
+        WAIT_S,
     )
     assert execution["event"]["id"] == "fits"
 
@@ -208,6 +199,7 @@ def test_events_too_large_to_start_from_sent_straight_to_kafka_are_dead_lettered
             "executions"
         ],
         "the execution of the small event",
+        WAIT_S,
     )
     assert execution["event"]["id"] == "raw-100"
 

@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import json
 import re
-import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from click.testing import CliRunner
+from waiting import until
 from workers import WorkerProcess
 
 from braidflow.client_cli import dead_letters, redrive
@@ -22,16 +21,6 @@ from braidflow.connectors.demo_services import pointed_at
 
 ORDER_CHAIN = Path(__file__).parent.parent.parent / "examples" / "order-chain.yaml"
 WAIT_S = 30.0
-
-
-def until(condition: Callable[[], Any], what: str, timeout_s: float = WAIT_S) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def node_letters(worker: WorkerProcess) -> float:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 import urllib.parse
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -15,6 +15,7 @@ import pytest
 from confluent_kafka import Producer
 from suite_broker import SuiteBroker
 from test_event_bus import on_event
+from waiting import until
 from workers import WorkerProcess
 
 from braidflow.connectors.api import FORWARDED_HEADER
@@ -127,15 +128,6 @@ def test_an_id_accepted_by_one_worker_reads_as_accepted_through_the_other(
     statuses = {a.body["status"] for a in answers}
     assert "accepted" in statuses, statuses
     assert first.wait_until_finished(ids[-1:], 120)[ids[-1]]["status"] == "completed"
-
-
-def until(condition: Callable[[], Any], what: str, timeout_s: float = 30) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if value := condition():
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def test_a_redrive_through_one_worker_shows_on_both(pair: list[WorkerProcess]) -> None:
