@@ -33,6 +33,7 @@ from runtime_bench import (
     add_kafka_options,
     bare_round_trip,
     bench_kafka,
+    from_the_end,
     start_worker,
     wait_ready,
 )
@@ -154,8 +155,7 @@ class Lifecycle:
         )  # fmt: skip
 
     async def start(self) -> None:
-        await self._consumer.start()
-        await self._consumer.seek_to_end()
+        await from_the_end(self._consumer)
         self._task = asyncio.create_task(self._follow())
 
     async def _follow(self) -> None:

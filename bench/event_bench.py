@@ -38,6 +38,7 @@ from runtime_bench import (
     _percentile,
     add_kafka_options,
     bench_kafka,
+    from_the_end,
     start_worker,
     wait_ready,
 )
@@ -165,8 +166,7 @@ async def bare_hops(kafka: KafkaConnection, hops: int = 3, samples: int = 300) -
     ]
     await producer.start()
     for consumer in consumers:
-        await consumer.start()
-        await consumer.seek_to_end()
+        await from_the_end(consumer)
     timings: list[list[float]] = [[] for _ in topics]
     for i in range(samples):
         began = time.perf_counter()
@@ -221,8 +221,7 @@ class Follower:
         )
 
     async def start(self) -> None:
-        await self._consumer.start()
-        await self._consumer.seek_to_end()
+        await from_the_end(self._consumer)
         self._task = asyncio.create_task(self._follow())
 
     async def _follow(self) -> None:
