@@ -12,7 +12,7 @@ from braidflow.engine.nodes import NODE_KINDS
 from braidflow.topology import definition_schema
 from braidflow.topology.kinds import KINDS, TEMPLATED_PARAMS
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[4]
 
 
 def test_the_engine_runs_exactly_the_kinds_the_topology_knows() -> None:

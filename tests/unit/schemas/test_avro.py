@@ -43,7 +43,7 @@ from braidflow.schemas import (
 from braidflow.schemas import store as schema_store
 from braidflow.schemas.store import AVRO_DIR
 
-FIXTURES = Path(__file__).parent.parent / "fixtures" / "avro"
+FIXTURES = Path(__file__).parents[2] / "fixtures" / "avro"
 T0 = 1_700_000_000_000
 
 NESTED = {"ticket": {"id": 4711, "tags": ["vip", "é"]}, "score": 0.5, "ok": True, "none": None}

@@ -30,7 +30,7 @@ from braidflow.topology import Workflow, compile_workflow
 
 EX = "ex"
 T0 = 1_750_000_000_000
-ORDER_CHAIN = Path(__file__).parents[2] / "examples" / "order-chain.yaml"
+ORDER_CHAIN = Path(__file__).parents[3] / "examples" / "order-chain.yaml"
 SHORT = {"sku": "gadget-7", "quantity": 5}
 
 

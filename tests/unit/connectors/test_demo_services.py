@@ -13,7 +13,7 @@ import yaml
 from braidflow.connectors.broker import free_port
 from braidflow.connectors.demo_services import start_demo_services, stop_demo_services
 
-EXAMPLES = Path(__file__).parents[2] / "examples"
+EXAMPLES = Path(__file__).parents[3] / "examples"
 
 
 def answers(example: str) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from braidflow.topology import Edge, Graph, ParallelGroup, load_workflow
 
-EXAMPLE = Path(__file__).parents[2] / "examples" / "new-hire-approval.yaml"
+EXAMPLE = Path(__file__).parents[3] / "examples" / "new-hire-approval.yaml"
 
 
 def graph_of(edges: str) -> Graph:

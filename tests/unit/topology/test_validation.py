@@ -12,7 +12,7 @@ import yaml
 
 from braidflow.topology import Problem, validate_text
 
-EXAMPLE = Path(__file__).parents[2] / "examples" / "new-hire-approval.yaml"
+EXAMPLE = Path(__file__).parents[3] / "examples" / "new-hire-approval.yaml"
 
 
 def minimal(change: Callable[[dict[str, Any]], object] | None = None) -> str:
