@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 from confluent_kafka import Producer
+from domain_events import on_event
 from suite_broker import SuiteBroker
-from test_event_bus import on_event
 from waiting import until
 from workers import WorkerProcess
 

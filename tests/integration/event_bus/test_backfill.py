@@ -12,8 +12,8 @@ from typing import Any
 
 from click.testing import CliRunner
 from confluent_kafka import Producer
+from domain_events import WAITER, completed, executions_of, on_event, send, unique, until
 from suite_broker import SuiteBroker
-from test_event_bus import WAITER, completed, executions_of, on_event, send, unique, until
 from workers import WorkerProcess
 
 from braidflow.client_cli import backfill

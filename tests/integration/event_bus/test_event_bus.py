@@ -13,10 +13,10 @@ import json
 import re
 import time
 import uuid
-from collections.abc import Callable
 from typing import Any
 
 from confluent_kafka import Consumer, Producer
+from domain_events import WAIT_S, WAITER, completed, executions_of, on_event, send, unique, until
 from suite_broker import SuiteBroker
 from topic_records import TopicReader
 from workers import WorkerProcess
@@ -26,76 +26,16 @@ from braidflow.schemas import decode_event
 from braidflow.schemas.cloudevents import (
     CloudEvent,
     from_kafka,
-    to_binary,
-    to_structured,
-    topic_for,
 )
 from braidflow.streams.dead_letters import DeadLetter, decode_dead_letter
 
-WAIT_S = 30.0
 SECRET = "s3cret"  # the shared worker's BRAIDFLOW_WEBHOOK_SECRET_SIGNED_HOOK
-
-
-def unique() -> str:
-    return f"e{uuid.uuid4().hex[:10]}"
-
-
-def until(condition: Callable[[], Any], timeout_s: float = WAIT_S, what: str = "") -> Any:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what or condition}")
-
-
-def executions_of(worker: WorkerProcess, workflow_id: str, **query: Any) -> list[dict[str, Any]]:
-    params = "&".join(f"{k}={v}" for k, v in query.items())
-    reply = worker.api.get(f"/workflows/{workflow_id}/executions?{params}")
-    assert reply.status == 200, reply
-    return reply.body["executions"]
-
-
-def completed(worker: WorkerProcess, workflow_id: str, count: int) -> list[dict[str, Any]]:
-    def enough() -> list[dict[str, Any]] | None:
-        found = executions_of(worker, workflow_id, status="completed")
-        return found if len(found) >= count else None
-
-    return until(enough, what=f"{count} completed executions of {workflow_id}")
-
-
-def send(broker: SuiteBroker, event: CloudEvent, *, binary: bool = False) -> None:
-    headers, value = (to_binary if binary else to_structured)(event)
-    producer = Producer(broker.confluent({"partitioner": "murmur2_random"}))
-    producer.produce(topic_for(event.type), value, event.id.encode(), headers=headers)
-    assert producer.flush(10) == 0
 
 
 def letters_from(reader: TopicReader, topic: str) -> list[DeadLetter]:
     """The record dead letters the reader has seen so far of records from `topic`."""
     decoded = [decode_dead_letter(r.value) for r in reader.records if r.value]
     return [d for d in decoded if isinstance(d, DeadLetter) and d.topic == topic]
-
-
-def on_event(workflow_id: str, types: list[str], when: str | None = None) -> str:
-    trigger: dict[str, Any] = {"types": types}
-    if when:
-        trigger["when"] = when
-    return json.dumps(
-        {
-            "id": workflow_id,
-            "triggers": [{"event": trigger}],
-            "nodes": [
-                {
-                    "id": "done",
-                    "type": "end",
-                    "params": {"output": {"got": "${event.data}", "type": "${event.type}"}},
-                }
-            ],
-            "edges": [],
-        }
-    )
 
 
 def test_structured_and_binary_events_start_the_subscribed_workflows_once(
@@ -178,18 +118,6 @@ def test_webhooks_start_their_workflows_and_check_signatures(
     assert (
         shared_worker.api.request("POST", "/hooks/nobody", b"{}", "application/json").status == 404
     )
-
-
-WAITER = """
-id: {id}
-nodes:
-  - {{id: wait, type: wait_event, params: {{type: "{kind}.resolved", correlate: "event.data.ticket == input.ticket"}}, timeout: {timeout}}}
-  - {{id: done, type: end, params: {{output: {{by: "${{nodes.wait.output.data.by}}"}}}}}}
-  - {{id: late, type: end, params: {{output: {{timed_out: true}}}}}}
-edges:
-  - {{from: wait, to: done}}
-  - {{from: wait, to: late, timeout: true}}
-"""
 
 
 def waiter(worker: WorkerProcess, kind: str, timeout: str = "60s") -> str:

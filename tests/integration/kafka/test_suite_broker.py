@@ -68,7 +68,7 @@ def test_changelogs_are_settled_on_the_embedded_broker_only(
 
 
 def test_the_compose_kafka_for_tests_accepts_the_sessions_the_test_workers_ask_for() -> None:
-    override = yaml.safe_load((Path(__file__).parent / "docker-compose.test.yml").read_text())
+    override = yaml.safe_load((Path(__file__).parents[1] / "docker-compose.test.yml").read_text())
     kafka = override["services"]["kafka"]["environment"]
     session_ms = int(DEV_SPEED["BRAIDFLOW_SESSION_TIMEOUT_S"]) * 1000
     assert int(kafka["KAFKA_GROUP_MIN_SESSION_TIMEOUT_MS"]) <= session_ms

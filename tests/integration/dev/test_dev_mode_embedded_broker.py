@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from test_dev_mode import (
+from dev_commands import (
     EXAMPLES,
     READY,
     Command,

@@ -19,7 +19,7 @@ from workers import WorkerProcess
 from braidflow.client_cli import dead_letters, redrive
 from braidflow.connectors.demo_services import pointed_at
 
-ORDER_CHAIN = Path(__file__).parent.parent.parent / "examples" / "order-chain.yaml"
+ORDER_CHAIN = Path(__file__).parents[3] / "examples" / "order-chain.yaml"
 WAIT_S = 30.0
 
 

@@ -14,7 +14,7 @@ from workers import WorkerProcess
 
 from braidflow.connectors.demo_services import pointed_at
 
-EXAMPLES = Path(__file__).parent.parent.parent / "examples"
+EXAMPLES = Path(__file__).parents[3] / "examples"
 DEFINITIONS = sorted(p for p in EXAMPLES.glob("*.yaml") if not p.name.endswith(".answers.yaml"))
 NOBODY_PORT = 9000  # new-hire-approval's IT service: nothing serves it in the tests
 RUN_TIMEOUT_S = 30.0

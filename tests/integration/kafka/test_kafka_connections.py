@@ -40,7 +40,7 @@ from braidflow.kafka_connection import KafkaConnection
 from braidflow.kafka_reach import connected_admin
 
 WAIT_S = 60.0
-EXAMPLES = Path(__file__).parents[2] / "examples"
+EXAMPLES = Path(__file__).parents[3] / "examples"
 
 
 USER, PASSWORD = "braidflow", "s3cret"
