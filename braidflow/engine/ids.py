@@ -2,7 +2,7 @@
 
 These ids are in Kafka records and table rows, where redelivery is deduplicated by them and
 replays rebuild state from them: a format must never change. Each builder's docstring shows
-its format; tests/unit/test_ids.py pins each with an example.
+its format; tests/unit/engine/test_ids.py pins each with an example.
 
 Execution ids are the caller's (they may hold `/`, `.`, `[`); node ids match
 `[A-Za-z_][A-Za-z0-9_]*` (the definition schema), so they hold none of `/`, `.`, `[` and
