@@ -4,13 +4,12 @@ by the event bus, backfill and two-worker tests."""
 from __future__ import annotations
 
 import json
-import time
 import uuid
-from collections.abc import Callable
 from typing import Any
 
 from confluent_kafka import Producer
 from suite_broker import SuiteBroker
+from waiting import until
 from workers import WorkerProcess
 
 from braidflow.schemas.cloudevents import (
@@ -27,16 +26,6 @@ def unique() -> str:
     return f"e{uuid.uuid4().hex[:10]}"
 
 
-def until(condition: Callable[[], Any], timeout_s: float = WAIT_S, what: str = "") -> Any:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what or condition}")
-
-
 def executions_of(worker: WorkerProcess, workflow_id: str, **query: Any) -> list[dict[str, Any]]:
     params = "&".join(f"{k}={v}" for k, v in query.items())
     reply = worker.api.get(f"/workflows/{workflow_id}/executions?{params}")
@@ -49,7 +38,7 @@ def completed(worker: WorkerProcess, workflow_id: str, count: int) -> list[dict[
         found = executions_of(worker, workflow_id, status="completed")
         return found if len(found) >= count else None
 
-    return until(enough, what=f"{count} completed executions of {workflow_id}")
+    return until(enough, f"{count} completed executions of {workflow_id}")
 
 
 def send(broker: SuiteBroker, event: CloudEvent, *, binary: bool = False) -> None:

@@ -12,8 +12,9 @@ from typing import Any
 
 from click.testing import CliRunner
 from confluent_kafka import Producer
-from domain_events import WAITER, completed, executions_of, on_event, send, unique, until
+from domain_events import WAITER, completed, executions_of, on_event, send, unique
 from suite_broker import SuiteBroker
+from waiting import until
 from workers import WorkerProcess
 
 from braidflow.client_cli import backfill
@@ -158,6 +159,6 @@ def test_a_wait_is_not_fed_events_from_before_its_workflow_could_wait(
         CloudEvent(id="new", source="/t", type=f"{kind}.resolved", data={"ticket": 1, "by": "bo"}),
     )
     finished = until(
-        lambda: shared_worker.api.execution(first).body.get("output"), what="ticket 1 resolved"
+        lambda: shared_worker.api.execution(first).body.get("output"), "ticket 1 resolved"
     )
     assert finished == {"by": "bo"}

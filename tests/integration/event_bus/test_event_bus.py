@@ -16,9 +16,10 @@ import uuid
 from typing import Any
 
 from confluent_kafka import Consumer, Producer
-from domain_events import WAIT_S, WAITER, completed, executions_of, on_event, send, unique, until
+from domain_events import WAIT_S, WAITER, completed, executions_of, on_event, send, unique
 from suite_broker import SuiteBroker
 from topic_records import TopicReader
+from waiting import until
 from workers import WorkerProcess
 
 from braidflow.client import EventPublisher
@@ -160,7 +161,10 @@ def test_kept_events_past_the_record_limit_make_room_and_waits_go_on(
     for n in (1, 2, 3):
         resolved(broker, kind, f"bulky-{n}", ticket=100 + n, by="x", blob="x" * 350_000)
     # Each on a partition of its own: which one is oldest is known only once all three are in.
-    until(lambda: "dropped the 1 oldest kept events" in shared_worker.log_tail(400))
+    until(
+        lambda: "dropped the 1 oldest kept events" in shared_worker.log_tail(400),
+        "the oldest kept event to be dropped",
+    )
     resolved(broker, kind, "small", ticket=5, by="al")
     time.sleep(1.0)
     early = shared_worker.api.start(workflow, {"ticket": 5})
@@ -174,7 +178,7 @@ def test_kept_events_past_the_record_limit_make_room_and_waits_go_on(
         done = [v for v in views if v.get("status") == "completed"]
         return views if len(done) == 2 and all("status" in v for v in views) else None
 
-    views = until(two_done)
+    views = until(two_done, "two of the three to complete")
     assert sorted(v["status"] for v in views) == ["completed", "completed", "running"]
     assert all(v["output"] == {"by": "x"} for v in views if v["status"] == "completed")
 
@@ -397,7 +401,7 @@ def test_lifecycle_records_are_cloud_events_in_binary_mode(
                 seen[event.type] = event
             return seen.get("braidflow.workflow.completed")
 
-        event = until(completion, what="the workflow.completed CloudEvent")
+        event = until(completion, "the workflow.completed CloudEvent")
     finally:
         consumer.close()
     # Node events name their node's type, so readers can filter without decoding.
