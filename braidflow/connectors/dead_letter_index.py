@@ -2,7 +2,7 @@
 
 Every worker follows the whole dead-letter topic into a local SQLite database
 (`DeadLetterProjection` feeding a `DeadLetterIndex`), so any of them can list
-the dead letters of both kinds (see `braidflow.streams.dead_letters`) and show
+the dead letters of both kinds (see `braidflow.schemas.dead_letters`) and show
 one. The index is a cache of the topic (see `braidflow.connectors.projection`);
 applying a dead letter twice changes nothing.
 
@@ -31,7 +31,7 @@ from braidflow.connectors.projection import (
 from braidflow.engine import DeadLetterNode, ids
 from braidflow.engine.state import iso_time
 from braidflow.kafka_connection import KafkaConnection
-from braidflow.streams.dead_letters import (
+from braidflow.schemas.dead_letters import (
     KINDS,
     DeadLetter,
     RedriveMark,

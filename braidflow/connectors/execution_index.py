@@ -31,13 +31,13 @@ from braidflow.engine.messages import LifecycleEvent
 from braidflow.engine.state import ExecutionStatus, iso_time
 from braidflow.kafka_connection import KafkaConnection
 from braidflow.schemas import CodecError, decode_event
-from braidflow.streams.lifecycle_events import NODE_TYPE_HEADER, lifecycle_type
+from braidflow.schemas.lifecycle_events import NODE_TYPE_HEADER, lifecycle_type
 
 log = logging.getLogger(__name__)
 
 ACCEPTED = "workflow.accepted"
 """Written by the worker that accepted a start, before it answers with the id (see
-`braidflow.streams.lifecycle_events.accepted_event`): the execution is listed, and can be
+`braidflow.schemas.lifecycle_events.accepted_event`): the execution is listed, and can be
 shown, before the orchestrator gets to its start."""
 STARTED = "workflow.started"
 FINISHED = {

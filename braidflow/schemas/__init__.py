@@ -2,7 +2,10 @@
 
 The `.avsc` files in `avro/` are the contract with other consumers; the
 default framing is Avro single-object encoding, so any Avro library that has
-the schema files can read the records.
+the schema files can read the records. Beside them, the other record formats that
+streams and connectors both read: dead letters (JSON, `dead_letters`), the lifecycle
+topic's CloudEvents headers (`lifecycle_events`) and the size limit of a record
+(`record_limits`).
 """
 
 from braidflow.schemas.codec import (

@@ -37,8 +37,8 @@ from braidflow.engine.ids import execution_id_for
 from braidflow.engine.state import iso_time
 from braidflow.kafka_connection import KafkaConnection
 from braidflow.schemas.cloudevents import CloudEventError, events_topic_regex, from_kafka
+from braidflow.schemas.record_limits import RecordTooLarge
 from braidflow.streams.bulk_producer import DeliveryError
-from braidflow.streams.record_limits import RecordTooLarge
 from braidflow.streams.router import record_time
 from braidflow.streams.starts import Starts
 from braidflow.topology import Workflow

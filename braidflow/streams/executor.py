@@ -35,7 +35,7 @@ from braidflow.engine import ids
 from braidflow.engine.messages import NodeCompleted, NodeError, NodeFailed, TaskRequest, Transition
 from braidflow.engine.state import NodeStatus
 from braidflow.schemas import CodecError, decode_task, encode_transition
-from braidflow.streams.dead_letters import DeadLetter
+from braidflow.schemas.dead_letters import DeadLetter
 from braidflow.streams.group_errors import FATAL_GROUP_ERRORS
 from braidflow.streams.offsets import OffsetTracker, PartitionOffsets
 from braidflow.streams.publisher import epoch_ms

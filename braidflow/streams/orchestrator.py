@@ -41,10 +41,10 @@ from braidflow.schemas import (
     encode_stored,
 )
 from braidflow.schemas.cloudevents import CloudEventError
+from braidflow.schemas.dead_letters import DeadLetter
+from braidflow.schemas.lifecycle_events import refused_event
 from braidflow.streams.catalog import Catalog, Deployment
-from braidflow.streams.dead_letters import DeadLetter
 from braidflow.streams.items import ChunkTooLarge, ItemStore
-from braidflow.streams.lifecycle_events import refused_event
 from braidflow.streams.outbox import Outbox, outbox_entry
 from braidflow.streams.publisher import epoch_ms
 from braidflow.streams.timers import DueTimer, TimerTable

@@ -34,8 +34,8 @@ from braidflow.schemas import (
     encode_transition,
 )
 from braidflow.schemas.cloudevents import CloudEvent, to_structured, topic_for
-from braidflow.streams.dead_letters import encode_node_letter
-from braidflow.streams.lifecycle_events import lifecycle_headers
+from braidflow.schemas.dead_letters import encode_node_letter
+from braidflow.schemas.lifecycle_events import lifecycle_headers
 
 Headers = list[tuple[str, bytes]]
 ProducerSend = Callable[[str, bytes, bytes, Headers | None], Awaitable[Awaitable[Any]]]

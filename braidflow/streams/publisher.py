@@ -17,7 +17,7 @@ from braidflow.config import Topics
 from braidflow.connectors.metrics import DEAD_LETTERS
 from braidflow.engine import Transition
 from braidflow.schemas import encode_transition
-from braidflow.streams.dead_letters import HEAD_BYTES, DeadLetter, RedriveMark
+from braidflow.schemas.dead_letters import HEAD_BYTES, DeadLetter, RedriveMark
 
 log = logging.getLogger(__name__)
 

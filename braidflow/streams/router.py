@@ -37,12 +37,12 @@ import confluent_kafka
 from braidflow.config import Settings
 from braidflow.schemas import CodecError, decode_event
 from braidflow.schemas.cloudevents import CloudEventError, events_topic_regex, from_kafka
+from braidflow.schemas.dead_letters import DeadLetter
+from braidflow.schemas.lifecycle_events import LIFECYCLE_SEGMENT, lifecycle_scope
+from braidflow.schemas.record_limits import RecordTooLarge
 from braidflow.streams.bulk_producer import DeliveryError
 from braidflow.streams.catalog import Catalog
-from braidflow.streams.dead_letters import DeadLetter
 from braidflow.streams.group_errors import FATAL_GROUP_ERRORS
-from braidflow.streams.lifecycle_events import LIFECYCLE_SEGMENT, lifecycle_scope
-from braidflow.streams.record_limits import RecordTooLarge
 from braidflow.streams.starts import Send, Starts
 from braidflow.topology.deployed_before import happened_after, waited_for
 from braidflow.topology.limits import LimitError

@@ -15,8 +15,8 @@ from braidflow.config import Settings
 from braidflow.engine import StartExecution, ids
 from braidflow.engine.ids import execution_id_for
 from braidflow.schemas import encode_transition
+from braidflow.schemas.record_limits import check_record
 from braidflow.streams.catalog import Catalog, Deployment
-from braidflow.streams.record_limits import check_record
 
 Send = Callable[[str, bytes, bytes], Awaitable[Awaitable[Any]]]
 """Queue (topic, key, value); the returned future resolves on acknowledgement."""

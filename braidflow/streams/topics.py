@@ -12,7 +12,7 @@ from confluent_kafka.admin import NewTopic
 from braidflow.config import Settings
 from braidflow.kafka_reach import connected_admin
 from braidflow.schemas.cloudevents import topic_for
-from braidflow.streams.lifecycle_events import LIFECYCLE_SEGMENT
+from braidflow.schemas.lifecycle_events import LIFECYCLE_SEGMENT
 from braidflow.topology import EventTrigger, Workflow
 
 log = logging.getLogger(__name__)

@@ -19,9 +19,9 @@ from braidflow.config import Settings
 from braidflow.engine import AwaitEvent, Transition
 from braidflow.engine.correlation import KeptEvent, Waits, occur, register
 from braidflow.schemas import CodecError, decode_await
+from braidflow.schemas.dead_letters import DeadLetter
 from braidflow.schemas.records import AWAIT_EVENT
 from braidflow.streams.catalog import Catalog
-from braidflow.streams.dead_letters import DeadLetter
 from braidflow.streams.orchestrator import Record, dead_letter_of
 
 log = logging.getLogger(__name__)

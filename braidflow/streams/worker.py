@@ -49,24 +49,24 @@ from braidflow.engine.ids import execution_id_for
 from braidflow.engine.state import TERMINAL, ExecutionStatus, NodeStatus
 from braidflow.schemas import CodecError, decode_stored, encode_event, encode_transition
 from braidflow.schemas.cloudevents import CloudEvent, to_structured, topic_for
+from braidflow.schemas.dead_letters import RedriveMark
+from braidflow.schemas.lifecycle_events import (
+    START_REFUSED,
+    accepted_event,
+    lifecycle_headers,
+)
+from braidflow.schemas.record_limits import LIMIT_NAME, RecordTooLarge, check_record
 from braidflow.streams.app import FaustParts, create_app
 from braidflow.streams.backfill import Backfill, BackfillRefused, backfill_view, event_triggers
 from braidflow.streams.bulk_producer import BulkProducer
 from braidflow.streams.catalog import Catalog, Deployment
 from braidflow.streams.changelog_ends import read_true_ends
 from braidflow.streams.clock import RuntimeClock
-from braidflow.streams.dead_letters import RedriveMark
 from braidflow.streams.executor import Executor
 from braidflow.streams.group_errors import refusal_line, watch_group_refusals
-from braidflow.streams.lifecycle_events import (
-    START_REFUSED,
-    accepted_event,
-    lifecycle_headers,
-)
 from braidflow.streams.orchestrator import Orchestrator, Record
 from braidflow.streams.outbox import Outbox
 from braidflow.streams.publisher import Publisher, epoch_ms
-from braidflow.streams.record_limits import LIMIT_NAME, RecordTooLarge, check_record
 from braidflow.streams.router import EventRouter
 from braidflow.streams.schedules import Scheduler
 from braidflow.streams.starts import Starts

@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 from aiohttp import web
 
 from braidflow.schemas.cloudevents import CloudEventError
-from braidflow.streams.record_limits import RecordTooLarge
+from braidflow.schemas.record_limits import RecordTooLarge
 from braidflow.topology import DefinitionError
 from braidflow.topology.limits import LimitError
 

@@ -14,7 +14,7 @@ from topic_records import TopicReader, produce
 from workers import WorkerProcess
 
 from braidflow.client_cli import Reply
-from braidflow.streams.dead_letters import DeadLetter, decode_dead_letter
+from braidflow.schemas.dead_letters import DeadLetter, decode_dead_letter
 from braidflow.topology.limits import MAX_ALIAS_VALUES, MAX_DEPTH
 
 STEPS = 10

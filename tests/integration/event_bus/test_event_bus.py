@@ -28,7 +28,7 @@ from braidflow.schemas.cloudevents import (
     CloudEvent,
     from_kafka,
 )
-from braidflow.streams.dead_letters import DeadLetter, decode_dead_letter
+from braidflow.schemas.dead_letters import DeadLetter, decode_dead_letter
 
 SECRET = "s3cret"  # the shared worker's BRAIDFLOW_WEBHOOK_SECRET_SIGNED_HOOK
 

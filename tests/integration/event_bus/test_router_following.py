@@ -10,7 +10,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from router_parts import router_parts
 from suite_broker import SuiteBroker
 
-from braidflow.streams.dead_letters import DeadLetter
+from braidflow.schemas.dead_letters import DeadLetter
 from braidflow.streams.router import EventRouter
 
 

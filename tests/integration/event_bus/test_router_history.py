@@ -19,7 +19,7 @@ from topic_records import TopicReader
 
 from braidflow.schemas import decode_transition
 from braidflow.schemas.cloudevents import CloudEvent, to_structured, topic_for
-from braidflow.streams.dead_letters import DeadLetter
+from braidflow.schemas.dead_letters import DeadLetter
 from braidflow.streams.router import EventRouter
 
 

@@ -15,8 +15,8 @@ from topic_records import TopicReader
 
 from braidflow.schemas import decode_transition
 from braidflow.schemas.cloudevents import CloudEvent, to_structured, topic_for
+from braidflow.schemas.dead_letters import DeadLetter
 from braidflow.streams.bulk_producer import DeliveryError
-from braidflow.streams.dead_letters import DeadLetter
 from braidflow.streams.router import EventRouter
 
 

@@ -11,7 +11,7 @@ from workers import DEV_SPEED, WorkerProcess
 
 from braidflow.engine import NodeCompleted
 from braidflow.schemas import encode_transition
-from braidflow.streams.dead_letters import DeadLetter, decode_dead_letter
+from braidflow.schemas.dead_letters import DeadLetter, decode_dead_letter
 
 ECHO = """
 id: dead-letters-echo

@@ -20,7 +20,7 @@ from braidflow.config import Settings
 from braidflow.connectors.http import HttpNodeClient
 from braidflow.engine.messages import NodeCompleted, NodeFailed, TaskRequest, Transition
 from braidflow.schemas import encode_task
-from braidflow.streams.dead_letters import DeadLetter
+from braidflow.schemas.dead_letters import DeadLetter
 from braidflow.streams.executor import Executor
 from braidflow.tasks import TaskContext, TaskRegistry
 

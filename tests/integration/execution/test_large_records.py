@@ -12,7 +12,7 @@ from suite_broker import SuiteBroker
 from topic_records import TopicReader
 from workers import WorkerProcess
 
-from braidflow.streams.dead_letters import DeadLetter, decode_dead_letter
+from braidflow.schemas.dead_letters import DeadLetter, decode_dead_letter
 
 
 def chain(workflow_id: str, then_echo: bool) -> str:

@@ -15,7 +15,7 @@ from workers import WorkerProcess
 
 from braidflow.engine import StartExecution
 from braidflow.schemas import encode_event, encode_transition
-from braidflow.streams.lifecycle_events import START_REFUSED, accepted_event, lifecycle_headers
+from braidflow.schemas.lifecycle_events import START_REFUSED, accepted_event, lifecycle_headers
 
 WAIT_S = 30.0
 

@@ -16,7 +16,7 @@ from braidflow.connectors.dead_letter_index import (
     DeadLetterRecord,
 )
 from braidflow.engine import DeadLetterNode, NodeError
-from braidflow.streams.dead_letters import DeadLetter, encode_node_letter
+from braidflow.schemas.dead_letters import DeadLetter, encode_node_letter
 from braidflow.streams.topics import ensure_topics
 
 WAIT_S = 30.0

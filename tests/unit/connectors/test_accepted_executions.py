@@ -15,7 +15,7 @@ from braidflow.connectors.api import not_started_view
 from braidflow.connectors.execution_index import ExecutionIndex
 from braidflow.engine import StartExecution
 from braidflow.engine.messages import LifecycleEvent, NodeError
-from braidflow.streams.lifecycle_events import (
+from braidflow.schemas.lifecycle_events import (
     START_REFUSED,
     accepted_event,
     lifecycle_headers,

@@ -29,7 +29,7 @@ from braidflow.connectors.api.errors import (
 )
 from braidflow.connectors.api.openapi import document
 from braidflow.schemas.cloudevents import CloudEventError
-from braidflow.streams.record_limits import RecordTooLarge
+from braidflow.schemas.record_limits import RecordTooLarge
 from braidflow.topology import DefinitionError
 from braidflow.topology.limits import LimitError
 from braidflow.topology.loading import Problem

@@ -13,7 +13,7 @@ from aiokafka import TopicPartition
 
 from braidflow.connectors.dead_letter_index import DeadLetterIndex
 from braidflow.engine import DeadLetterNode, NodeError
-from braidflow.streams.dead_letters import (
+from braidflow.schemas.dead_letters import (
     DeadLetter,
     RedriveMark,
     decode_dead_letter,

@@ -11,7 +11,7 @@ from pathlib import Path
 from braidflow.client_cli import dead_letter_line
 from braidflow.connectors.dead_letter_index import DeadLetterIndex
 from braidflow.engine import DeadLetterNode, NodeError
-from braidflow.streams.dead_letters import (
+from braidflow.schemas.dead_letters import (
     HEAD_BYTES,
     Cut,
     DeadLetter,

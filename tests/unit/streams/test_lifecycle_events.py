@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiokafka import ConsumerRecord
 
 from braidflow.connectors.execution_index import concerns_index
-from braidflow.streams.lifecycle_events import lifecycle_event_type, lifecycle_headers
+from braidflow.schemas.lifecycle_events import lifecycle_event_type, lifecycle_headers
 
 NODE_TYPES = {"charge": "task", "sign_off": "approval"}
 

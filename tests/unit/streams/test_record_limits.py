@@ -10,10 +10,10 @@ import pytest
 from braidflow.config import Settings
 from braidflow.engine import StartExecution
 from braidflow.schemas import encode_transition
+from braidflow.schemas.record_limits import RecordTooLarge, check_record
 from braidflow.streams.catalog import Deployment
 from braidflow.streams.orchestrator import Orchestrator
 from braidflow.streams.outbox import Outbox
-from braidflow.streams.record_limits import RecordTooLarge, check_record
 from braidflow.topology import compile_workflow
 
 LIMIT = Settings().max_value_bytes
