@@ -1,64 +1,15 @@
-"""Prometheus metrics, all named `braidflow_*`, in the default registry."""
+"""Counting engine steps and executions into the metrics of `braidflow.metrics`."""
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
-
 from braidflow.engine import LifecycleEvent, StartExecution
 from braidflow.engine.state import ExecutionStatus
-
-TASKS_RUN = Counter(
-    "braidflow_tasks_run",
-    "Task requests an executor ran, by node kind (task, http, unknown) and outcome"
-    " (completed, failed).",
-    ["kind", "outcome"],
-)
-
-TASK_DURATION = Histogram(
-    "braidflow_task_duration_seconds",
-    "Time from an executor starting a task to its result, by node kind; delivery not included.",
-    ["kind"],
-    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
-)
-
-TRANSITIONS = Counter(
-    "braidflow_transitions",
-    "Transitions the orchestrator consumed, by kind and outcome (applied, ignored).",
-    ["kind", "outcome"],
-)
-
-STEP_DURATION = Histogram(
-    "braidflow_engine_step_seconds",
-    "Time the pure engine took for one transition.",
-    buckets=(0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.01, 0.05),
-)
-
-DEAD_LETTERS = Counter(
-    "braidflow_dead_letters",
-    "Dead letters written, by kind (record: a record no part of the worker could process;"
-    " node: a node that failed its execution, to redrive) and the topic of the record that"
-    " led to it.",
-    ["kind", "topic"],
-)
-
-EXECUTIONS_STARTED = Counter(
-    "braidflow_executions_started",
-    "Executions started, by workflow id.",
-    ["workflow"],
-)
-
-EXECUTIONS_ENDED = Counter(
-    "braidflow_executions_ended",
-    "Executions that ended, by workflow id and status (completed, failed, cancelled);"
-    " an execution redriven after it failed counts again when it ends again.",
-    ["workflow", "status"],
-)
-
-EXECUTION_DURATION = Histogram(
-    "braidflow_execution_duration_seconds",
-    "Time from an execution's start to its end, by workflow id and status.",
-    ["workflow", "status"],
-    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800, 3600, 21600, 86400),
+from braidflow.metrics import (
+    EXECUTION_DURATION,
+    EXECUTIONS_ENDED,
+    EXECUTIONS_STARTED,
+    STEP_DURATION,
+    TRANSITIONS,
 )
 
 _ENDED = {

@@ -22,18 +22,17 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Collection, Mapping
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import KafkaError
 
 from braidflow.config import Settings
-from braidflow.connectors.http import HttpNodeClient
-from braidflow.connectors.metrics import TASK_DURATION, TASKS_RUN
 from braidflow.engine import ids
 from braidflow.engine.messages import NodeCompleted, NodeError, NodeFailed, TaskRequest, Transition
 from braidflow.engine.state import NodeStatus
+from braidflow.metrics import TASK_DURATION, TASKS_RUN
 from braidflow.schemas import CodecError, decode_task, encode_transition
 from braidflow.schemas.dead_letters import DeadLetter
 from braidflow.streams.group_errors import FATAL_GROUP_ERRORS
@@ -67,6 +66,17 @@ Send = Callable[[Transition], Awaitable[None]]
 SendDeadLetter = Callable[[DeadLetter], Awaitable[None]]
 
 
+class HttpNodeCaller(Protocol):
+    """What makes an `http` node's request: `connectors.http.HttpNodeClient` in a worker,
+    given by the runtime, so the streams import no connector."""
+
+    async def call(
+        self, params: Mapping[str, Any], timeout_ms: int | None, idempotency_key: str
+    ) -> dict[str, Any]:
+        """The node's output; NodeFailure when the request does not succeed."""
+        ...
+
+
 class Executor:
     """Consumes the tasks topic in the group `{prefix}-executors` and runs what it reads.
 
@@ -79,7 +89,7 @@ class Executor:
         self,
         settings: Settings,
         registry: TaskRegistry,
-        http_client: HttpNodeClient,
+        http_client: HttpNodeCaller,
         send: Send,
         dead_letter: SendDeadLetter,
         clock: Callable[[], int] = epoch_ms,

@@ -14,7 +14,6 @@ from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from dataclasses import dataclass, replace
 
 from braidflow.config import Settings
-from braidflow.connectors.metrics import DEAD_LETTERS
 from braidflow.engine import (
     ChildFinished,
     ExecutionState,
@@ -32,6 +31,7 @@ from braidflow.engine import (
     step,
 )
 from braidflow.engine.state import ExecutionStatus
+from braidflow.metrics import DEAD_LETTERS
 from braidflow.schemas import (
     CodecError,
     OutboxEntry,

@@ -14,8 +14,8 @@ from typing import Any
 import faust
 
 from braidflow.config import Topics
-from braidflow.connectors.metrics import DEAD_LETTERS
 from braidflow.engine import Transition
+from braidflow.metrics import DEAD_LETTERS
 from braidflow.schemas import encode_transition
 from braidflow.schemas.dead_letters import HEAD_BYTES, DeadLetter, RedriveMark
 
