@@ -289,7 +289,7 @@ def _settings(defaults: Settings | None = None, **options: Any) -> Settings:
 def worker(loglevel: str, **options: Any) -> None:
     """Run a worker on an existing Kafka: orchestrator, executors and the API."""
     # Imported here: Faust takes a second to import, which `validate` should not pay.
-    from braidflow.streams.worker import WorkerFailed, build_runtime
+    from braidflow.runtime import WorkerFailed, build_runtime
 
     settings = _settings(**options)
     try:
@@ -329,7 +329,7 @@ def dev(
 ) -> None:
     """Start an embedded broker, a worker and the API, and deploy the examples."""
     from braidflow.dev import run_dev  # lazily, as in `worker`
-    from braidflow.streams.worker import WorkerFailed
+    from braidflow.runtime import WorkerFailed
 
     handlers = examples / "handlers.py"
     if handlers.exists():

@@ -25,8 +25,8 @@ from braidflow.connectors.demo_services import (
 )
 from braidflow.dev_banner import cli_command, ready_banner
 from braidflow.kafka_connection import KafkaConnection
+from braidflow.runtime import Runtime, build_runtime
 from braidflow.streams.topics import ensure_topics, trigger_topics
-from braidflow.streams.worker import Runtime, build_runtime
 from braidflow.topology import DefinitionError, load_workflow
 
 DEFAULT_BROKER_PORT = 9092

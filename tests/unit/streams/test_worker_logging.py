@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import faust
 import pytest
 
-from braidflow.streams.worker import QuietWorker
+from braidflow.runtime.worker import QuietWorker
 
 
 @pytest.fixture

@@ -1,39 +1,25 @@
-"""A worker: the Faust app with the orchestrator agent, the executor, the catalog and the API."""
+"""The API's backend: what a worker answers for the REST API (`connectors.api.Backend`)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Mapping
 from typing import Any
 
 import aiohttp
-import faust
-import mode
-from aiohttp import web
-from faust.worker import Worker as FaustWorker
 
-from braidflow.config import Settings
 from braidflow.connectors.api import (
     FORWARDED_HEADER,
     Conflict,
     NotFound,
     Rejected,
     Unavailable,
-    create_api,
     execution_view,
     not_started_view,
 )
-from braidflow.connectors.broker import bind_error, is_embedded_cluster
-from braidflow.connectors.dead_letter_index import DeadLetterIndex, DeadLetterProjection
-from braidflow.connectors.execution_index import ExecutionIndex, ExecutionProjection
-from braidflow.connectors.http import HttpNodeClient
-from braidflow.connectors.local_state import check_cluster, cluster_id_of
-from braidflow.connectors.metrics import observe_step
 from braidflow.engine import (
     ApprovalDecided,
     CancelExecution,
@@ -41,12 +27,11 @@ from braidflow.engine import (
     RedriveNode,
     ResumeExecution,
     StartExecution,
-    TimerFired,
     Transition,
     ids,
 )
-from braidflow.engine.ids import execution_id_for
 from braidflow.engine.state import TERMINAL, ExecutionStatus, NodeStatus
+from braidflow.runtime.worker import Runtime
 from braidflow.schemas import CodecError, decode_stored, encode_event, encode_transition
 from braidflow.schemas.cloudevents import CloudEvent, to_structured, topic_for
 from braidflow.schemas.dead_letters import RedriveMark
@@ -56,97 +41,14 @@ from braidflow.schemas.lifecycle_events import (
     lifecycle_headers,
 )
 from braidflow.schemas.record_limits import LIMIT_NAME, RecordTooLarge, check_record
-from braidflow.streams.app import FaustParts, create_app
 from braidflow.streams.backfill import Backfill, BackfillRefused, backfill_view, event_triggers
-from braidflow.streams.bulk_producer import BulkProducer
-from braidflow.streams.catalog import Catalog, Deployment
-from braidflow.streams.changelog_ends import read_true_ends
-from braidflow.streams.clock import RuntimeClock
-from braidflow.streams.executor import Executor
-from braidflow.streams.group_errors import refusal_line, watch_group_refusals
-from braidflow.streams.orchestrator import Orchestrator, Record
-from braidflow.streams.outbox import Outbox
-from braidflow.streams.publisher import Publisher, epoch_ms
-from braidflow.streams.router import EventRouter
-from braidflow.streams.schedules import Scheduler
-from braidflow.streams.starts import Starts
-from braidflow.streams.timers import DueTimer, TimerScanner, TimerTable, faust_partitions
-from braidflow.streams.topics import EventsTopics, ensure_topics
+from braidflow.streams.catalog import Deployment
+from braidflow.streams.publisher import epoch_ms
 from braidflow.streams.value_rows import MIN_ROW_BYTES, MissingValueRow, filled_in
-from braidflow.streams.waits import Correlator
-from braidflow.tasks import TaskRegistry, load_handler_modules
-from braidflow.tasks import registry as default_registry
 from braidflow.topology.model import DEFAULT_CHOICES
 from braidflow.topology.workflow import CompiledNode
 
 log = logging.getLogger(__name__)
-
-
-class WorkerFailed(Exception):
-    """The worker stopped for a reason retrying cannot fix; the message is one line."""
-
-
-@dataclass
-class Runtime:
-    """Everything one worker runs, wired together; `run()` blocks until stopped."""
-
-    settings: Settings
-    parts: FaustParts
-    catalog: Catalog
-    orchestrator: Orchestrator
-    executor: Executor
-    publisher: Publisher
-    events_topics: EventsTopics
-    clock: RuntimeClock
-    starts: Starts
-    router: EventRouter
-    executions_index: ExecutionIndex
-    dead_letter_index: DeadLetterIndex
-    on_ready: list[Callable[[Runtime], Awaitable[None]]] = field(default_factory=list)
-    # Set once every `on_ready` hook is done (dev mode's examples deployed): until then
-    # the API answers /ready with 503.
-    hooks_done: bool = False
-    failure: str | None = None
-    _worker: QuietWorker | None = field(default=None, repr=False)
-    executions_projection: ExecutionProjection | None = None
-
-    @property
-    def app(self) -> faust.App:
-        return self.parts.app
-
-    def run(self, loglevel: str = "warning") -> None:
-        """Run until stopped; after a `fail`, raise WorkerFailed with its reason."""
-        self._worker = QuietWorker(self.app, loglevel=loglevel, quiet=True, redirect_stdouts=False)
-        try:
-            self._worker.execute_from_commandline()
-        except SystemExit:
-            if self.failure is None:
-                raise
-            raise WorkerFailed(self.failure) from None
-
-    def fail(self, reason: str) -> None:
-        """Stop the worker, as Ctrl-C does, for `reason` (the first one given wins).
-
-        Safe from any thread: Faust's consumer reports from a loop of its own.
-        """
-        if self.failure is not None:
-            return
-        self.failure = reason
-        worker = self._worker
-        if worker is not None:
-            worker.loop.call_soon_threadsafe(worker._schedule_shutdown, signal.SIGTERM)
-
-
-class QuietWorker(FaustWorker):
-    """Faust's worker without its terminal spinner.
-
-    To spin on every log record, Faust lowers the root logger to DEBUG whenever the level is
-    WARN or above, so every client library built a debug record for each message sent: about
-    a tenth of a loaded worker's time went to records nobody printed.
-    """
-
-    def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
-        self.spinner = None
 
 
 class RuntimeBackend:
@@ -543,18 +445,6 @@ DECISION_WAIT_S = 5.0
 ACCEPTED_WAIT_S = 5.0
 
 
-def _log_failed_fire(future: Any) -> None:
-    if not future.cancelled() and future.exception() is not None:
-        log.warning("firing a timer failed (it fires again): %s", future.exception())
-
-
-async def _records(stream: faust.StreamT[bytes]) -> AsyncIterator[Record]:
-    """A stream's records as the handlers take them; Faust acks each as the next is asked for."""
-    async for event in stream.events():
-        message = event.message
-        yield Record(message.topic, message.partition, message.offset, message.key, message.value)
-
-
 def _never_started(summary: Mapping[str, Any]) -> bool:
     """Whether the index shows an execution without state: accepted, or refused at its start."""
     error = summary.get("error") or {}
@@ -588,179 +478,3 @@ def approval_problems(node: CompiledNode, decision: Mapping[str, Any]) -> list[s
             field = ".".join(["data", *(str(p) for p in error.path)])
             problems.append(f"{field}: {error.message}")
     return problems
-
-
-def _check_api_port(settings: Settings) -> None:
-    """Fail before anything starts, rather than inside Faust once it runs."""
-    exc = bind_error(settings.api_host, settings.api_port)
-    if exc is not None:
-        raise RuntimeError(
-            f"the API address {settings.api_host}:{settings.api_port} is not free"
-            f" ({exc.strerror}); choose another with --api-port"
-        )
-
-
-def build_runtime(
-    settings: Settings, registry: TaskRegistry | None = None, dev_worker: bool = False
-) -> Runtime:
-    """Create topics, the Faust app and every part of a worker for `settings`.
-
-    `dev_worker`: the worker of `braidflow dev`, the one its embedded broker carries.
-    """
-    _check_api_port(settings)
-    cluster_id = cluster_id_of(settings.kafka)
-    check_cluster(settings, cluster_id, dev_worker)
-    ensure_topics(settings)
-    load_handler_modules(settings.handler_modules)
-    registry = registry or default_registry
-    parts = create_app(settings)
-    if is_embedded_cluster(cluster_id):
-        read_true_ends(parts.app, settings.kafka)
-    publisher = Publisher(parts.app, settings.topics)
-    events_topics = EventsTopics(settings)
-    clock = RuntimeClock(settings.clock_offset_file)
-    catalog = Catalog(settings, publisher.produce)
-    timers = TimerTable(parts.timers, faust_partitions(parts.app, parts.timers))
-    orchestrator = Orchestrator(
-        catalog,
-        Outbox(settings.topics, publisher.queue, events_topics.ensure),
-        publisher.dead_letter,
-        clock,
-        events_prefix=settings.events_prefix,
-        timers=timers,
-        max_state_bytes=settings.max_value_bytes,
-    )
-    orchestrator.on_step = observe_step
-    http = HttpNodeClient()
-    executor = Executor(
-        settings, registry, http, publisher.send_transition, publisher.dead_letter, clock
-    )
-    # Starts caused by events, webhooks and schedules: ten or more per event at times.
-    start_producer = BulkProducer(settings.kafka)
-    starts = Starts(
-        settings.topics.transitions, catalog, start_producer.queue, clock, settings.max_value_bytes
-    )
-    router = EventRouter(settings, catalog, start_producer.queue, publisher.dead_letter, clock)
-    correlator = Correlator(
-        settings, catalog, publisher.send_transition, publisher.dead_letter, clock
-    )
-    index = ExecutionIndex(settings.data_dir / "executions-index.sqlite")
-    projection = ExecutionProjection(
-        index, settings.kafka, settings.topics.lifecycle, settings.background_fetch_wait_ms
-    )
-    letters = DeadLetterIndex(settings.data_dir / "dead-letters-index.sqlite")
-    letters_projection = DeadLetterProjection(
-        letters, settings.kafka, settings.topics.dead_letters, settings.background_fetch_wait_ms
-    )
-    runtime = Runtime(
-        settings,
-        parts,
-        catalog,
-        orchestrator,
-        executor,
-        publisher,
-        events_topics,
-        clock,
-        starts,
-        router,
-        index,
-        letters,
-        executions_projection=projection,
-    )
-
-    def refused(group: str, code: int) -> None:
-        runtime.fail(refusal_line(code, group, settings))
-
-    # Faust's consumer group is the app id, the prefix.
-    watch_group_refusals([settings.prefix, executor.group_id], refused)
-    router.on_refusal = refused
-
-    async def fire(timer: DueTimer) -> None:
-        # `at` is the due time: the same transition on every resend, and the
-        # orchestrator can name the row from it.
-        fired = TimerFired(
-            ids.timer_fired_id(timer.execution_id, timer.timer_id, timer.due_ms),
-            timer.execution_id,
-            timer.due_ms,
-            timer.timer_id,
-        )
-        # Queued, not awaited: waiting for each acknowledgement fired one timer per
-        # broker round trip. A send that fails is fired again by the scanner.
-        acknowledged = await publisher.queue(
-            settings.topics.transitions, fired.execution_id.encode(), encode_transition(fired)
-        )
-        acknowledged.add_done_callback(_log_failed_fire)  # type: ignore[attr-defined]
-
-    # A timer not applied within this is fired again. Short, it floods a busy
-    # orchestrator with duplicates that each rewrite the execution's row.
-    scanner = TimerScanner(
-        timers, fire, clock, paused=lambda: parts.app.rebalancing, resend_after_ms=30_000
-    )
-
-    def owned_partitions() -> set[int]:
-        topic = settings.topics.transitions
-        return {tp.partition for tp in parts.app.assignor.assigned_actives() if tp.topic == topic}
-
-    scheduler = Scheduler(
-        settings,
-        catalog,
-        starts.start,
-        execution_id_for,
-        owned_partitions,
-        parts.executions,
-        clock,
-        paused=lambda: parts.app.rebalancing or not owned_partitions(),
-    )
-
-    @parts.app.agent(parts.waits_topic, name=f"{settings.prefix}.waits", concurrency=1)
-    async def correlate(stream: faust.StreamT[bytes]) -> None:
-        await catalog.ready.wait()
-        async for record in _records(stream):
-            await correlator.handle(record, parts.waits)
-
-    @parts.app.agent(parts.transitions, name=f"{settings.prefix}.orchestrator", concurrency=1)
-    async def orchestrate(stream: faust.StreamT[bytes]) -> None:
-        await catalog.ready.wait()
-        async for record in _records(stream):
-            await orchestrator.handle(record, parts.executions)
-
-    class WorkerServices(mode.Service):
-        """Starts the catalog, the executor and the API once the app runs."""
-
-        async def on_start(self) -> None:
-            await catalog.start()
-            await http.start()
-            await executor.start()
-            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
-            api = create_api(RuntimeBackend(runtime, self._session))
-            self._runner = web.AppRunner(api, access_log=None)
-            await self._runner.setup()
-            await web.TCPSite(self._runner, settings.api_host, settings.api_port).start()
-            await catalog.ready.wait()
-            await projection.start()
-            await letters_projection.start()
-            await start_producer.start()
-            await router.start()
-            await scanner.start()
-            await scheduler.start()
-            for hook in runtime.on_ready:
-                await hook(runtime)
-            runtime.hooks_done = True
-
-        async def on_stop(self) -> None:
-            await scheduler.stop()
-            await scanner.stop()
-            await router.stop()
-            await start_producer.stop()
-            await letters_projection.stop()
-            await projection.stop()
-            letters.close()
-            index.close()
-            await self._runner.cleanup()
-            await self._session.close()
-            await executor.stop()
-            await http.stop()
-            await catalog.stop()
-
-    parts.app.service(WorkerServices)
-    return runtime

@@ -1,0 +1,91 @@
+"""The worker's life: run the wired Faust app until stopped, or until a part fails it."""
+
+from __future__ import annotations
+
+import logging
+import signal
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+import faust
+from faust.worker import Worker as FaustWorker
+
+from braidflow.config import Settings
+from braidflow.connectors.dead_letter_index import DeadLetterIndex
+from braidflow.connectors.execution_index import ExecutionIndex, ExecutionProjection
+from braidflow.streams.app import FaustParts
+from braidflow.streams.catalog import Catalog
+from braidflow.streams.clock import RuntimeClock
+from braidflow.streams.executor import Executor
+from braidflow.streams.orchestrator import Orchestrator
+from braidflow.streams.publisher import Publisher
+from braidflow.streams.router import EventRouter
+from braidflow.streams.starts import Starts
+from braidflow.streams.topics import EventsTopics
+
+
+class WorkerFailed(Exception):
+    """The worker stopped for a reason retrying cannot fix; the message is one line."""
+
+
+@dataclass
+class Runtime:
+    """Everything one worker runs, wired together; `run()` blocks until stopped."""
+
+    settings: Settings
+    parts: FaustParts
+    catalog: Catalog
+    orchestrator: Orchestrator
+    executor: Executor
+    publisher: Publisher
+    events_topics: EventsTopics
+    clock: RuntimeClock
+    starts: Starts
+    router: EventRouter
+    executions_index: ExecutionIndex
+    dead_letter_index: DeadLetterIndex
+    on_ready: list[Callable[[Runtime], Awaitable[None]]] = field(default_factory=list)
+    # Set once every `on_ready` hook is done (dev mode's examples deployed): until then
+    # the API answers /ready with 503.
+    hooks_done: bool = False
+    failure: str | None = None
+    _worker: QuietWorker | None = field(default=None, repr=False)
+    executions_projection: ExecutionProjection | None = None
+
+    @property
+    def app(self) -> faust.App:
+        return self.parts.app
+
+    def run(self, loglevel: str = "warning") -> None:
+        """Run until stopped; after a `fail`, raise WorkerFailed with its reason."""
+        self._worker = QuietWorker(self.app, loglevel=loglevel, quiet=True, redirect_stdouts=False)
+        try:
+            self._worker.execute_from_commandline()
+        except SystemExit:
+            if self.failure is None:
+                raise
+            raise WorkerFailed(self.failure) from None
+
+    def fail(self, reason: str) -> None:
+        """Stop the worker, as Ctrl-C does, for `reason` (the first one given wins).
+
+        Safe from any thread: Faust's consumer reports from a loop of its own.
+        """
+        if self.failure is not None:
+            return
+        self.failure = reason
+        worker = self._worker
+        if worker is not None:
+            worker.loop.call_soon_threadsafe(worker._schedule_shutdown, signal.SIGTERM)
+
+
+class QuietWorker(FaustWorker):
+    """Faust's worker without its terminal spinner.
+
+    To spin on every log record, Faust lowers the root logger to DEBUG whenever the level is
+    WARN or above, so every client library built a debug record for each message sent: about
+    a tenth of a loaded worker's time went to records nobody printed.
+    """
+
+    def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
+        self.spinner = None
