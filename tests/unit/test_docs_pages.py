@@ -33,7 +33,7 @@ LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
 # `streams/value_rows.py` (under braidflow/), `braidflow/schemas/avro/`.
 NAMED_PATH = re.compile(
     r"(?<![\w./<-])((?:examples|docs|tests|bench|braidflow|streams|connectors|topology|engine|"
-    r"schemas)/[\w./-]*(?:\.(?:yaml|json|py|md|properties|avsc|yml)|/))(?![\w<*])"
+    r"schemas|runtime)/[\w./-]*(?:\.(?:yaml|json|py|md|properties|avsc|yml)|/))(?![\w<*])"
 )
 
 
