@@ -14,8 +14,8 @@ size is capped.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, MutableMapping
-from typing import Any
+from collections.abc import Iterable
+from typing import Any, Protocol
 
 from braidflow.engine import (
     CollectItems,
@@ -35,6 +35,14 @@ node's output is part of the execution's state record, which must stay under the
 `message.max.bytes` (1 MiB by default)."""
 
 
+class ChunkTable(Protocol):
+    """What the item store uses of the executions table (a dict will do)."""
+
+    def get(self, key: bytes, /) -> bytes | None: ...
+    def __setitem__(self, key: bytes, value: bytes, /) -> None: ...
+    def pop(self, key: bytes, default: None, /) -> bytes | None: ...
+
+
 class ChunkTooLarge(Exception):
     """A chunk of results would be a row larger than a record may be."""
 
@@ -52,9 +60,7 @@ class ItemStore:
         self._max_results_bytes = max_results_bytes
         self._max_row_bytes = max_row_bytes
 
-    def apply(
-        self, outgoing: Iterable[Outgoing], table: MutableMapping[bytes, bytes]
-    ) -> list[Outgoing]:
+    def apply(self, outgoing: Iterable[Outgoing], table: ChunkTable) -> list[Outgoing]:
         """Store, answer or drop chunks; what is left to send, a collection becoming its answer.
 
         Runs before the state row is written, and in the order of `outgoing`: a step
@@ -81,9 +87,7 @@ class ItemStore:
                 remaining.append(message)
         return remaining
 
-    def _collect(
-        self, request: CollectItems, table: MutableMapping[bytes, bytes]
-    ) -> ItemsCollected:
+    def _collect(self, request: CollectItems, table: ChunkTable) -> ItemsCollected:
         results: list[Any] = []
         errors: list[ItemError] = []
         size = 0

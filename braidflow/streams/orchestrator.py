@@ -1,15 +1,15 @@
 """The orchestrator: applies the engine to each transition, in key order, at concurrency 1.
 
-Per record: decode it, load the execution from the table, find its workflow
-version, `step`, store the new state with its outbox, send what the step
-emitted. A record that cannot be processed goes to the dead-letter topic with
-the reason and the partition moves on.
+Per record: decode it, open a transaction of the execution store (which loads
+the execution), find its workflow version, `step`, stage the result, commit
+(the store writes the rows and sends what the step emitted; see
+`execution_store`). A record that cannot be processed goes to the dead-letter
+topic with the reason and the partition moves on.
 """
 
 from __future__ import annotations
 
 import time
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from dataclasses import dataclass, replace
 
@@ -23,7 +23,6 @@ from braidflow.engine import (
     NodeFailed,
     StartExecution,
     StepResult,
-    TimerFired,
     Transition,
     fail_execution,
     fail_start,
@@ -32,34 +31,20 @@ from braidflow.engine import (
 )
 from braidflow.engine.state import ExecutionStatus
 from braidflow.metrics import DEAD_LETTERS
-from braidflow.schemas import (
-    CodecError,
-    OutboxEntry,
-    StoredExecution,
-    decode_stored,
-    decode_transition,
-    encode_stored,
-)
-from braidflow.schemas.cloudevents import CloudEventError
+from braidflow.schemas import CodecError, decode_transition
 from braidflow.schemas.dead_letters import DeadLetter
 from braidflow.schemas.lifecycle_events import refused_event
 from braidflow.streams.catalog import Catalog, Deployment
-from braidflow.streams.items import ChunkTooLarge, ItemStore
+from braidflow.streams.execution_store import (
+    ExecutionStore,
+    ExecutionTransaction,
+    Unreadable,
+    Unstorable,
+)
 from braidflow.streams.outbox import Outbox, outbox_entry
 from braidflow.streams.publisher import epoch_ms
-from braidflow.streams.timers import DueTimer, TimerTable
-from braidflow.streams.value_rows import (
-    Loaded,
-    MissingValueRow,
-    ValueRows,
-    ValueTooLarge,
-    filled_in,
-    named_rows,
-)
+from braidflow.streams.timers import TimerTable
 from braidflow.topology.suggestions import did_you_mean
-
-# Decoded executions kept per worker; see `Orchestrator._load`.
-DECODED_CACHE_SIZE = 10_000
 
 # A StartExecution may arrive before this worker has read the deployment it
 # names (it was deployed through another worker a moment ago).
@@ -108,35 +93,6 @@ def as_failure(transition: Transition, error: NodeError) -> Transition | None:
     return None
 
 
-def _after(transition: Transition) -> str:
-    return f"after {type(transition).__name__} {transition.id!r}"
-
-
-@dataclass(frozen=True, slots=True)
-class _Row:
-    """What a step stores: the execution (both ways), its row's bytes, the value rows to write
-    ahead of it, and the records it sends."""
-
-    stored: StoredExecution
-    loaded: Loaded
-    encoded: bytes
-    value_rows: Mapping[bytes, bytes]
-    emitted: list[OutboxEntry]
-
-
-class Unstorable(Exception):
-    """A step whose row or records cannot be written; `error` says why.
-
-    `result_to_blame`: what the transition brought made it so, and failing the
-    node it reports on is the fitting answer.
-    """
-
-    def __init__(self, error: NodeError, *, result_to_blame: bool) -> None:
-        super().__init__(error.message)
-        self.error = error
-        self.result_to_blame = result_to_blame
-
-
 class Poison(Exception):
     """This record cannot be processed; the message is the dead-letter reason.
 
@@ -149,7 +105,7 @@ class Poison(Exception):
 
 
 class Orchestrator:
-    """Moves records between the transitions topic, the executions table and the engine."""
+    """Moves records between the transitions topic, the execution store and the engine."""
 
     def __init__(
         self,
@@ -163,49 +119,16 @@ class Orchestrator:
         max_state_bytes: int = Settings().max_value_bytes,
     ) -> None:
         self._catalog = catalog
-        self._max_state_bytes = max_state_bytes
         self._events_prefix = events_prefix
-        self._timers = timers
         self._outbox = outbox
         self._dead_letter = dead_letter
         self._clock = clock
+        self._store = ExecutionStore(
+            outbox, timers, events_prefix=events_prefix, max_row_bytes=max_state_bytes
+        )
         # Called once per step with the result applied and the engine's time for it.
         self.on_step: Callable[[Transition, StepResult, float], None] | None = None
-        self._decoded: OrderedDict[bytes, tuple[bytes, StoredExecution, Loaded]] = OrderedDict()
-        self._items = ItemStore(max_row_bytes=max_state_bytes)
-        self._values = ValueRows(max_row_bytes=max_state_bytes)
         self._node_types_of: dict[Deployment, Mapping[str, str]] = {}
-
-    def _load(
-        self, key: bytes, raw: bytes | None, table: MutableMapping[bytes, bytes]
-    ) -> tuple[StoredExecution, Loaded] | None:
-        """The stored execution in `raw`, decoded and filled in once; also its row form.
-
-        The table stays the truth: a cached object is used only while the
-        table still holds exactly the bytes it was decoded from, so a
-        rebalance or a restore can never serve a stale state.
-        """
-        if raw is None:
-            return None
-        cached = self._decoded.get(key)
-        if cached is not None and cached[0] == raw:
-            self._decoded.move_to_end(key)
-            return cached[1], cached[2]
-        try:
-            row = decode_stored(raw)
-            state = filled_in(row.state, table)
-        except (CodecError, MissingValueRow) as exc:
-            raise Poison(f"the stored execution is unreadable: {exc}") from None
-        stored = replace(row, state=state)
-        loaded = Loaded(state, row.state)
-        self._remember(key, raw, stored, loaded)
-        return stored, loaded
-
-    def _remember(self, key: bytes, raw: bytes, stored: StoredExecution, loaded: Loaded) -> None:
-        self._decoded[key] = (raw, stored, loaded)
-        self._decoded.move_to_end(key)
-        if len(self._decoded) > DECODED_CACHE_SIZE:
-            self._decoded.popitem(last=False)
 
     async def handle(self, record: Record, table: MutableMapping[bytes, bytes]) -> None:
         """Process one record of the transitions topic."""
@@ -221,13 +144,15 @@ class Orchestrator:
                 await self._outbox.send(record.key, [entry])
 
     async def _apply(self, record: Record, table: MutableMapping[bytes, bytes]) -> None:
+        """Decode the record, load its execution, step, stage the result, commit."""
         transition = self._decode(record)
         key = record.key
         assert key is not None
-        raw = table.get(key)
-        found = self._load(key, raw, table)
-        stored, loaded = found if found is not None else (None, None)
-        state = stored.state if stored is not None else None
+        try:
+            execution = self._store.begin(key, table)
+        except Unreadable as exc:
+            raise Poison(str(exc)) from None
+        state = execution.state
         refusable = transition if isinstance(transition, StartExecution) and state is None else None
         if isinstance(transition, StartExecution) and transition.workflow_version == 0:
             transition = await self._resolve_child_start(transition, state)
@@ -247,100 +172,42 @@ class Orchestrator:
             raise Poison(f"engine error: {type(exc).__name__}: {exc}", refusable) from None
         seconds = time.perf_counter() - began
         if result.ignored is not None or result.state is None:
-            if self.on_step is not None:
-                self.on_step(transition, result, seconds)
-            if isinstance(transition, TimerFired) and self._timers is not None:
-                # A timer the state no longer holds: drop its row, or it fires forever.
-                self._timers.delete(
-                    DueTimer(transition.at, transition.execution_id, transition.timer_id)
-                )
-            if stored is not None and raw is not None and loaded is not None:
-                # Already applied: after a crash the row may be in local RocksDB but
-                # not in the changelog, and its outputs may never have left. Write
-                # the same rows again and resend what is not acknowledged.
-                for value_key in named_rows(loaded.row_form):
-                    table[value_key] = table[value_key]
-                table[key] = raw
-                pending = self._outbox.acknowledged.pending(stored.outbox)
-                await self._outbox.send(key, pending, self._node_types(deployment))
-            return
-        try:
-            row = self._stored(transition, stored, loaded, result, table)
-        except Unstorable as exc:
-            # Written anyway, the step would fail in the producer and stop the partition.
-            result = await self._instead(record, deployment, state, transition, exc)
-            try:
-                row = self._stored(transition, stored, loaded, result, table)
-            except Unstorable as again:
-                raise Poison(
-                    f"{exc.error.message}; failing instead: {again.error.message}", refusable
-                ) from None
-        assert result.state is not None
+            execution.stage_unchanged(transition)
+        else:
+            result = await self._stage(record, deployment, execution, transition, result, refusable)
         if self.on_step is not None:
             # The result applied: what failed the step instead when its own could not be stored.
             self.on_step(transition, result, seconds)
-        if self._timers is not None:
-            self._keep_timers(result.state.execution_id, state, result.state)
-        # Value rows ahead of the state row that names them; those it no longer names after.
-        for value_key, value in row.value_rows.items():  # Faust's tables have no `update`
-            table[value_key] = value
-        table[key] = row.encoded
-        if loaded is not None:
-            for dropped in named_rows(loaded.row_form) - named_rows(row.loaded.row_form):
-                table.pop(dropped, None)
-        if result.state.finished:
-            # Nothing but a stray late record reads a finished execution again: keeping it
-            # decoded would only hold memory, and push out the ones still running.
-            self._decoded.pop(key, None)
-        else:
-            self._remember(key, row.encoded, row.stored, row.loaded)
-        await self._outbox.send(key, row.emitted, self._node_types(deployment))
+        await execution.commit(self._node_types(deployment))
         # Counted once, when the step that wrote them is stored; an outbox resend is not counted.
-        letters = sum(1 for entry in row.emitted if entry.kind == "dead_letter")
+        letters = sum(1 for entry in execution.emitted if entry.kind == "dead_letter")
         if letters:
             DEAD_LETTERS.labels("node", record.topic).inc(letters)
 
-    def _stored(
+    async def _stage(
         self,
+        record: Record,
+        deployment: Deployment,
+        execution: ExecutionTransaction,
         transition: Transition,
-        stored: StoredExecution | None,
-        loaded: Loaded | None,
         result: StepResult,
-        table: MutableMapping[bytes, bytes],
-    ) -> _Row:
-        """The rows to store after a step, and what the step sends.
-
-        Unstorable when a row would pass the record limit or a record cannot be addressed.
-        """
-        assert result.state is not None
+        refusable: StartExecution | None,
+    ) -> StepResult:
+        """Stage `result`, or what fails in its place when it cannot be stored; the one staged."""
         try:
-            # Chunk rows go into the table ahead of the state row that counts them.
-            outgoing = self._items.apply(result.outgoing, table)
-            emitted = [
-                outbox_entry(message, self._events_prefix, transition.execution_id)
-                for message in outgoing
-            ]
-        except ChunkTooLarge as exc:
-            raise self._too_large("a chunk of its foreach results", exc.size, transition) from None
-        except CloudEventError as exc:
-            error = NodeError("Unsendable", f"{_after(transition)}: {exc}")
-            raise Unstorable(error, result_to_blame=False) from None
-        previous = stored.outbox if stored is not None else ()
-        outbox = (*self._outbox.acknowledged.pending(previous), *emitted)
+            execution.stage(transition, result)
+            return result
+        except Unstorable as exc:
+            # Written anyway, the step would fail in the producer and stop the partition.
+            problem = exc
+        instead = await self._instead(record, deployment, execution.state, transition, problem)
         try:
-            offloaded = self._values.offload(result.state, loaded, table)
-        except ValueTooLarge as exc:
-            raise self._too_large(exc.what, exc.size, transition) from None
-        encoded = encode_stored(StoredExecution(offloaded.state, outbox))
-        if len(encoded) > self._max_state_bytes:
-            raise self._too_large("the execution's state", len(encoded), transition)
-        return _Row(
-            StoredExecution(result.state, outbox),
-            Loaded(result.state, offloaded.state),
-            encoded,
-            offloaded.rows,
-            emitted,
-        )
+            execution.stage(transition, instead)
+        except Unstorable as again:
+            raise Poison(
+                f"{problem.error.message}; failing instead: {again.error.message}", refusable
+            ) from None
+        return instead
 
     def first_step_problem(self, deployment: Deployment, start: StartExecution) -> str | None:
         """Why the first step of `start` could not be stored, or None if it could.
@@ -352,18 +219,11 @@ class Orchestrator:
         if result.ignored is not None or result.state is None:
             return None
         try:
-            self._stored(start, None, None, result, {})
+            # An empty table: nothing is loaded, and nothing of the decoded cache is touched.
+            self._store.begin(start.execution_id.encode(), {}).stage(start, result)
         except Unstorable as exc:
             return exc.error.message
         return None
-
-    def _too_large(self, what: str, size: int, transition: Transition) -> Unstorable:
-        message = (
-            f"{what} would be {size:,} bytes {_after(transition)}, over the"
-            f" {self._max_state_bytes:,} a record may hold; keep large data outside the"
-            " workflow and pass references"
-        )
-        return Unstorable(NodeError("StateTooLarge", message), result_to_blame=True)
 
     async def _instead(
         self,
@@ -435,22 +295,6 @@ class Orchestrator:
                 [outbox_entry(notice, self._events_prefix, start.parent.execution_id)],
             )
         raise Poison(reason, start)
-
-    def _keep_timers(
-        self, execution_id: str, before: ExecutionState | None, after: ExecutionState
-    ) -> None:
-        """Mirror the state's pending timers in the timers table, row for row."""
-        assert self._timers is not None
-        old = before.timers if before is not None else {}
-        new = after.timers
-        if old is new:
-            return
-        for timer_id, due in old.items():
-            if new.get(timer_id) != due:
-                self._timers.delete(DueTimer(due, execution_id, timer_id))
-        for timer_id, due in new.items():
-            if old.get(timer_id) != due:
-                self._timers.set(DueTimer(due, execution_id, timer_id))
 
     @staticmethod
     def _decode(record: Record) -> Transition:
