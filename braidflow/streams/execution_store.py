@@ -64,7 +64,8 @@ class Unreadable(Exception):
 
 
 class ChunkRows:
-    """The executions table as a step's chunk rows see it: the step's own writes first.
+    """The executions table as a step's chunk rows see it (an `items.ChunkTable`): the step's
+    own writes first, held until the commit.
 
     A step may flush the last chunk and collect the results at once, so the
     collection must read a chunk that is only staged.
@@ -88,7 +89,7 @@ class ChunkRows:
     def pop(self, key: bytes, default: None = None) -> bytes | None:
         value = self.get(key)
         self.changes[key] = None
-        return value if value is not None else default
+        return value
 
 
 @dataclass(frozen=True, slots=True)
