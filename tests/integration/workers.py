@@ -22,6 +22,7 @@ from suite_broker import SuiteBroker
 
 from braidflow.client_cli import Api, ApiUnreachable, Reply
 from braidflow.connectors.broker import free_port
+from braidflow.engine.state import TERMINAL
 
 HERE = Path(__file__).parent
 TASK_HANDLERS = HERE / "task_handlers.py"
@@ -36,7 +37,6 @@ DEV_SPEED = {
     "BRAIDFLOW_SESSION_TIMEOUT_S": "3",
     "BRAIDFLOW_PARTITIONS": "4",
 }
-TERMINAL = frozenset({"completed", "failed", "cancelled"})
 POLL_S = 0.05
 
 
