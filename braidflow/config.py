@@ -76,6 +76,8 @@ class Settings:
     shared out among its partitions (each is a RocksDB database with caches and
     memtables of its own), at least 1 MiB each: sized per partition, 32
     partitions' worth of memtables grew a worker by 400 MiB.
+    Bearer tokens of an identity provider are accepted when `jwks_url` is set
+    (`connectors/identity.py`, docs/identity-providers.md).
     """
 
     # Given by --broker and --kafka-config, not a variable of its own (`settings_from_env`).
@@ -151,6 +153,38 @@ class Settings:
     max_record_bytes: int = field(
         default=1_000_000,
         metadata=_about("Largest record a worker writes (at most the broker's message.max.bytes)."),
+    )
+    jwks_url: str | None = field(
+        default=None,
+        metadata=_about(
+            "JWKS URL of the identity provider whose bearer tokens the API accepts"
+            " (unset: none; http only on loopback)."
+        ),
+    )
+    jwt_issuer: str | None = field(
+        default=None, metadata=_about("Issuer (iss) a token must name; required with a JWKS URL.")
+    )
+    jwt_audience: str | None = field(
+        default=None,
+        metadata=_about("Audience (aud) a token must name; required with a JWKS URL."),
+    )
+    jwt_tenant_claim: str = field(
+        default="tenant",
+        metadata=_about("Token claim naming the tenant (absent: the default tenant)."),
+    )
+    jwt_roles_claim: str = field(
+        default="roles",
+        metadata=_about("Token claim listing the roles: role or department:role."),
+    )
+    jwt_leeway_s: float = field(
+        default=30.0,
+        metadata=_about("Clock skew allowed when checking a token's exp, nbf and iat."),
+    )
+    jwks_refetch_s: float = field(
+        default=30.0,
+        metadata=_about(
+            "Least time between two fetches of the JWKS (an unknown key id refetches)."
+        ),
     )
 
     @property
