@@ -185,11 +185,13 @@ class SigningKeys:
             ):
                 if response.status != 200:
                     raise JwksUnavailable(f"it answered {response.status}")
-                body = await response.content.read(MAX_JWKS_BYTES + 1)
+                body = bytearray()
+                async for chunk in response.content.iter_chunked(64 * 1024):
+                    body += chunk
+                    if len(body) > MAX_JWKS_BYTES:
+                        raise JwksUnavailable(f"over {MAX_JWKS_BYTES:,} bytes")
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise JwksUnavailable(f"{type(exc).__name__}: {exc}") from None
-        if len(body) > MAX_JWKS_BYTES:
-            raise JwksUnavailable(f"over {MAX_JWKS_BYTES:,} bytes")
         try:
             document = json.loads(body)
         except ValueError:

@@ -78,6 +78,8 @@ class Provider:
     url: str = ""
     fetches: int = 0
     down: bool = False
+    # Sent in pieces this size, each written on its own (None: one response body).
+    piece_bytes: int | None = None
 
 
 @dataclass
@@ -92,11 +94,20 @@ class Clock:
 async def provider() -> AsyncIterator[Provider]:
     served = Provider(keys=[public_jwk(RSA_KEY, "rsa-1"), public_jwk(EC_KEY, "ec-1")])
 
-    async def jwks(request: web.Request) -> web.Response:
+    async def jwks(request: web.Request) -> web.StreamResponse:
         served.fetches += 1
         if served.down:
             return web.json_response({"error": "maintenance"}, status=503)
-        return web.json_response({"keys": served.keys})
+        if served.piece_bytes is None:
+            return web.json_response({"keys": served.keys})
+        body = json.dumps({"keys": served.keys}).encode()
+        response = web.StreamResponse(headers={"Content-Type": "application/json"})
+        await response.prepare(request)
+        for start in range(0, len(body), served.piece_bytes):
+            await response.write(body[start : start + served.piece_bytes])
+            await asyncio.sleep(0.001)
+        await response.write_eof()
+        return response
 
     app = web.Application()
     app.router.add_get("/jwks", jwks)
@@ -267,3 +278,12 @@ async def test_cached_keys_outlive_a_provider_outage(
     clock.now += 3600
     assert await verifier.principal(signed(RSA_KEY, "rsa-1")) == ADA
     assert provider.fetches == 2
+
+
+async def test_a_jwks_sent_in_many_pieces_is_read_whole(
+    verifier: IdentityProvider, provider: Provider
+) -> None:
+    others = [rsa.generate_private_key(public_exponent=65537, key_size=2048) for _ in range(8)]
+    provider.keys = [public_jwk(k, f"old-{n}") for n, k in enumerate(others)] + provider.keys
+    provider.piece_bytes = 500
+    assert await verifier.principal(signed(EC_KEY, "ec-1", "ES256")) == ADA
