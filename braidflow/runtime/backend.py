@@ -71,9 +71,11 @@ class RuntimeBackend:
     def versions(self, workflow_id: str) -> list[Deployment]:
         return self._catalog.versions(workflow_id)
 
-    async def deploy(self, text: str) -> tuple[Deployment, bool]:
+    async def deploy(
+        self, text: str, by: str | None = None, restores: int | None = None
+    ) -> tuple[Deployment, bool]:
         try:
-            return await self._catalog.deploy(text, self._runtime.clock())
+            return await self._catalog.deploy(text, self._runtime.clock(), by, restores)
         except TimeoutError:
             raise Unavailable(
                 "the deployment was written but this worker has not read it back yet; retry"

@@ -4,10 +4,12 @@ Each deployment is one record keyed `<id>@<version>` whose value is JSON with
 the definition text. Every worker reads the topic from the beginning and keeps
 following it, so any worker can run any version, and a restart loses nothing.
 
-Versions count up from 1 per workflow id. Deploying the text the latest
-version already has returns that version instead of making a new one. Two
-workers deploying different texts for the same id at the same instant may
-pick the same number; the later record wins (documented in docs/concepts.md).
+Versions count up from 1 per workflow id, numbered in the order of the topic
+(braidflow.topology.version_numbers): a deploy writes a proposal keyed
+`<id>@proposal-<uuid>` and reads it back to learn its number, so two workers
+deploying at the same instant never share a number. Deploying the text the latest
+version already has returns that version instead of making a new one. Records
+keyed `<id>@<version>`, written before proposals, keep their numbers.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import asyncio
 import contextlib
 import json
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 
@@ -26,6 +29,7 @@ from braidflow.topology import Workflow, load_workflow
 from braidflow.topology.deployed_before import carried_since
 from braidflow.topology.model import EventTrigger
 from braidflow.topology.subscriptions import SubscriptionIndex
+from braidflow.topology.version_numbers import Placed, VersionNumbers
 
 READ_BACK_TIMEOUT_S = 10.0
 
@@ -45,15 +49,11 @@ class Deployment:
     # The timestamp of its record on the workflows topic: compared with the record
     # timestamps of events (`deployed_before`), a clock of the same kind as theirs.
     recorded_at: int = field(default=0, compare=False)
-
-    def encode(self) -> bytes:
-        record = {
-            "id": self.workflow_id,
-            "version": self.version,
-            "text": self.text,
-            "deployed_at": self.deployed_at,
-        }
-        return json.dumps(record).encode()
+    # Who deployed it: None for versions deployed before that was recorded.
+    deployed_by: str | None = None
+    # A rollback's version restores the text of `restores`, replacing `rolled_back_from`.
+    restores: int | None = None
+    rolled_back_from: int | None = None
 
 
 class Catalog:
@@ -64,9 +64,11 @@ class Catalog:
         self._produce = produce
         self._topic = settings.topics.workflows
         self._versions: dict[str, dict[int, Deployment]] = {}
-        # Removed workflows: the last version at removal. Their versions stay readable
-        # (executions still run on them) but nothing new starts them.
-        self._removed: dict[str, int] = {}
+        # Numbers versions in topic order, and knows removals: a removed workflow's versions
+        # stay readable (executions still run on them) but nothing new starts them.
+        self._numbers = VersionNumbers()
+        # This worker's proposals not read back yet, and where each landed once read.
+        self._proposals: dict[str, Placed | None] = {}
         self._position = 0
         self._changed = asyncio.Condition()
         self.ready = asyncio.Event()
@@ -123,24 +125,40 @@ class Catalog:
             return
         try:
             record = json.loads(value)
-            if record.get("removed"):
-                self._removed[record["id"]] = record["version"]
-                self._index_latest(record["id"])
+            if not isinstance(record, dict):
                 return
+        except ValueError:
+            return
+        # Numbered before loading: a definition that no longer loads here still takes its
+        # number, so every worker numbers alike.
+        placed = self._numbers.read(record)
+        proposal = record.get("proposal")
+        if proposal in self._proposals:
+            self._proposals[proposal] = placed
+        if record.get("removed") and isinstance(record.get("id"), str):
+            self._index_latest(record["id"])
+            return
+        if placed is None or not placed.created:
+            return
+        try:
             # Up to a second for a large definition: off the loop, as in `deploy`.
             workflow = await asyncio.to_thread(load_workflow, record["text"])
+            deployed_at = int(record["deployed_at"])
         except Exception:
             # A record that no longer loads (it was valid when deployed) is
             # skipped rather than stopping the catalog of every worker.
             return
-        deployed_at = record["deployed_at"]
+        restores = record.get("restores")
         deployment = Deployment(
-            record["id"],
-            record["version"],
+            placed.workflow_id,
+            placed.version,
             record["text"],
             deployed_at,
             workflow,
             timestamp if timestamp is not None and timestamp >= 0 else deployed_at,
+            deployed_by=_optional_str(record.get("deployed_by")),
+            restores=restores if isinstance(restores, int) else None,
+            rolled_back_from=placed.replaced if isinstance(restores, int) else None,
         )
         self._versions.setdefault(deployment.workflow_id, {})[deployment.version] = deployment
         self._index_latest(deployment.workflow_id)
@@ -182,7 +200,7 @@ class Catalog:
             self._carried_generation = self.generation
         key = (workflow_id, trigger)
         if key not in self._carried:
-            removed = self._removed.get(workflow_id, 0)
+            removed = self._numbers.removed_at(workflow_id)
             live = [d for d in self.versions(workflow_id) if d.version > removed]
             since = carried_since([d.workflow.triggers for d in live], trigger)
             self._carried[key] = None if since is None else live[since]
@@ -191,7 +209,7 @@ class Catalog:
     def latest(self, workflow_id: str) -> Deployment | None:
         """The newest version, or None when there is none or the workflow was removed since."""
         versions = self._versions.get(workflow_id)
-        if not versions or self._removed.get(workflow_id, 0) >= max(versions):
+        if not versions or self._numbers.removed_at(workflow_id) >= max(versions):
             return None
         return versions[max(versions)]
 
@@ -222,21 +240,46 @@ class Catalog:
                     await asyncio.wait_for(self._changed.wait(), remaining)
         return found
 
-    async def deploy(self, text: str, now_ms: int) -> tuple[Deployment, bool]:
-        """Store a definition; (deployment, created). Raises DefinitionError when invalid."""
+    async def deploy(
+        self, text: str, now_ms: int, by: str | None = None, restores: int | None = None
+    ) -> tuple[Deployment, bool]:
+        """Store a definition as a new version deployed by `by`; (deployment, created).
+
+        `restores` names the older version whose text a rollback brings back. Raises
+        DefinitionError when invalid, TimeoutError when not read back in time.
+        """
         # Parsing and validating up to a mebibyte of YAML takes a while: not on the event loop.
         workflow = await asyncio.to_thread(load_workflow, text)
         latest = self.latest(workflow.id)
         if latest is not None and latest.text == text:
             return latest, False
-        # Numbering goes on after a removal: old executions still name the old versions.
-        version = max(self._versions.get(workflow.id, ()), default=0) + 1
-        deployment = Deployment(workflow.id, version, text, now_ms, workflow, now_ms)
-        offset = await self._produce(
-            self._topic, f"{workflow.id}@{version}".encode(), deployment.encode()
-        )
-        await self._read_to(offset + 1)
-        return deployment, True
+        proposal = uuid.uuid4().hex
+        record = {
+            "id": workflow.id,
+            # Read only by workers older than proposals; the topic's order decides the number.
+            "version": self._numbers.head(workflow.id) + 1,
+            "text": text,
+            "deployed_at": now_ms,
+            "deployed_by": by,
+            "proposal": proposal,
+        }
+        if restores is not None:
+            record["restores"] = restores
+        self._proposals[proposal] = None
+        try:
+            offset = await self._produce(
+                self._topic,
+                f"{workflow.id}@proposal-{proposal}".encode(),
+                json.dumps(record).encode(),
+            )
+            await self._read_to(offset + 1)
+            placed = self._proposals[proposal]
+        finally:
+            del self._proposals[proposal]
+        found = None if placed is None else self.get(workflow.id, placed.version)
+        if placed is None or found is None:
+            raise TimeoutError(f"proposal {proposal} of {workflow.id!r} not read back")
+        return found, placed.created
 
     async def remove(self, workflow_id: str, now_ms: int) -> bool:
         """Stop new executions and triggers of a workflow; False when there is none to remove."""
@@ -272,3 +315,7 @@ class Catalog:
         async with asyncio.timeout(READ_BACK_TIMEOUT_S), self._changed:
             while self._position < end:
                 await self._changed.wait()
+
+
+def _optional_str(value: object) -> str | None:
+    return value if isinstance(value, str) else None

@@ -33,11 +33,13 @@ from braidflow.connectors.api.events import (
 from braidflow.connectors.api.executions import FORWARDED_HEADER, executions
 from braidflow.connectors.api.openapi import EXECUTION_STATUSES, Resource, document
 from braidflow.connectors.api.operations import DOCUMENT, operations
+from braidflow.connectors.api.versions import versions
 from braidflow.connectors.api.views import execution_view, not_started_view
 from braidflow.connectors.api.workflows import workflows
 
 RESOURCES: tuple[Resource, ...] = (
     workflows,
+    versions,
     executions,
     approvals,
     events,

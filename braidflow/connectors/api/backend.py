@@ -17,6 +17,9 @@ class Deployed(Protocol):
     text: str
     deployed_at: int
     workflow: Workflow
+    deployed_by: str | None
+    restores: int | None
+    rolled_back_from: int | None
 
 
 class Backend(Protocol):
@@ -30,7 +33,9 @@ class Backend(Protocol):
 
     def versions(self, workflow_id: str) -> list[Deployed]: ...
 
-    async def deploy(self, text: str) -> tuple[Deployed, bool]: ...
+    async def deploy(
+        self, text: str, by: str | None = None, restores: int | None = None
+    ) -> tuple[Deployed, bool]: ...
 
     def task_handlers(self) -> list[str]: ...
 

@@ -8,6 +8,7 @@ from aiohttp import web
 
 from braidflow.connectors.api.backend import backend_of
 from braidflow.connectors.api.bodies import text_body
+from braidflow.connectors.api.caller import principal_of
 from braidflow.connectors.api.errors import BadRequest, NotFound
 from braidflow.connectors.api.openapi import (
     INTEGER,
@@ -44,13 +45,14 @@ WORKFLOW_ID = path_param("id", "The workflow's id")
     refusals=[503],
 )
 async def deploy(request: web.Request) -> web.Response:
-    """Deploying the same text again keeps its version; a change makes a new one. A task
-    handler no worker knows is deployed, with a warning naming the nearest one."""
+    """Deploying the same text again keeps its version; a change makes a new one, recorded
+    with who deployed it (`GET /workflows/{id}/versions`). A task handler no worker knows is
+    deployed, with a warning naming the nearest one."""
     backend = backend_of(request)
     text = await text_body(request)
     if not text.strip():
         raise BadRequest("empty body: send a workflow definition as YAML or JSON", field="body")
-    deployment, created = await backend.deploy(text)
+    deployment, created = await backend.deploy(text, principal_of(request).name)
     body: dict[str, Any] = {"id": deployment.workflow_id, "version": deployment.version}
     warnings = misspelt_handlers(deployment.workflow, backend.task_handlers())
     if warnings:
