@@ -241,8 +241,15 @@ JSON_HELP = "JSON, @FILE to read it from FILE, or - to read it from stdin."
     show_default=True,
     help="With --wait: stop waiting after this many seconds (exit 2).",
 )
+@click.option(
+    "--version",
+    type=click.IntRange(min=1),
+    help="Run this version of WORKFLOW, not the latest.",
+)
 @api_option
-def run(workflow: str, input_: Any, wait: bool, timeout: float, api: str) -> None:
+def run(
+    workflow: str, input_: Any, wait: bool, timeout: float, version: int | None, api: str
+) -> None:
     """Start an execution of WORKFLOW and print its id.
 
     With --wait, print a line each time a node changes status, then the final
@@ -252,11 +259,12 @@ def run(workflow: str, input_: Any, wait: bool, timeout: float, api: str) -> Non
     client = Api.at(api)
     path = f"/workflows/{quote_id(workflow)}/executions"
     try:
-        reply = client.call_json("POST", path, {"input": input_})
+        payload = {"input": input_} if version is None else {"input": input_, "version": version}
+        reply = client.call_json("POST", path, payload)
     except ApiUnreachable as exc:
         _fail(str(exc))
     if reply.status == 404:
-        _fail(f"unknown workflow {workflow!r}")
+        _fail(f"unknown workflow {workflow!r}" if version is None else reply.error_message())
     if reply.status not in (200, 201, 202) or not isinstance(reply.body, Mapping):
         _fail_reply(workflow, reply)
     execution_id = str(reply.body.get("execution_id"))

@@ -1,4 +1,5 @@
-"""The client commands about deployed workflows: `workflows`, `executions` and `delete`.
+"""The client commands about deployed workflows: `workflows`, `executions`, `delete`, and
+their versions: `versions`, `rollback` and `diff`.
 
 Like the other client commands (braidflow.client_cli), each is one request to
 the REST API, and a refusal is one clear message and exit status 1.
@@ -62,7 +63,52 @@ def delete(workflow: str, api: str) -> None:
     click.echo(f"deleted {body.get('id', workflow)}; running executions of it go on")
 
 
-WORKFLOW_COMMANDS = (workflows, executions, delete)
+@click.command("versions")
+@click.argument("workflow")
+@api_option
+def versions(workflow: str, api: str) -> None:
+    """List the versions of WORKFLOW, oldest first: version, deployed at, by whom, rollbacks."""
+    found = mappings_of(
+        ask(api, "GET", f"/workflows/{quote_id(workflow)}/versions").get("versions")
+    )
+    for version in found:
+        click.echo(version_line(version))
+
+
+@click.command("rollback")
+@click.argument("workflow")
+@click.argument("version", type=click.IntRange(min=1))
+@api_option
+def rollback(workflow: str, version: int, api: str) -> None:
+    """Make VERSION's text the current one again, as a new version of WORKFLOW.
+
+    Running executions stay on the version they started with.
+    """
+    path = f"/workflows/{quote_id(workflow)}/rollback"
+    body = ask(api, "POST", path, {"version": version})
+    if body.get("restores") is None:
+        click.echo(f"{workflow} version {body.get('version')} has that text already (unchanged)")
+    else:
+        click.echo(
+            f"{workflow} version {body.get('version')}: the text of version {body['restores']}"
+            f" (rolled back from version {body.get('rolled_back_from')})"
+        )
+
+
+@click.command("diff")
+@click.argument("workflow")
+@click.argument("from_", metavar="FROM", type=click.IntRange(min=1))
+@click.argument("to", type=click.IntRange(min=1))
+@api_option
+def diff(workflow: str, from_: int, to: int, api: str) -> None:
+    """Show what changed in WORKFLOW from version FROM to version TO: the nodes added,
+    removed and changed, then the unified diff of the texts."""
+    path = f"/workflows/{quote_id(workflow)}/diff{query_string(**{'from': from_, 'to': to})}"
+    for line in diff_lines(ask(api, "GET", path)):
+        click.echo(line)
+
+
+WORKFLOW_COMMANDS = (workflows, executions, delete, versions, rollback, diff)
 """For `for command in WORKFLOW_COMMANDS: main.add_command(command)`."""
 
 
@@ -94,3 +140,31 @@ def execution_summary_line(execution: Mapping[str, Any]) -> str:
     if isinstance(event, Mapping):
         columns.append(f"event {event.get('type') or '?'} {event.get('id') or '?'}")
     return "  ".join(columns).rstrip()
+
+
+def version_line(version: Mapping[str, Any]) -> str:
+    """`vN  deployed_at  by WHO` and, for a rollback, `rollback to vR from vF`."""
+    columns = [
+        f"v{version.get('version', '?')}",
+        str(version.get("deployed_at") or "?"),
+        f"by {version.get('deployed_by') or '(not recorded)'}",
+    ]
+    if version.get("restores") is not None:
+        columns.append(
+            f"rollback to v{version['restores']} from v{version.get('rolled_back_from', '?')}"
+        )
+    return "  ".join(columns)
+
+
+def diff_lines(answer: Mapping[str, Any]) -> list[str]:
+    """The node summary (`added: a, b`, one line per kind that has any), then the diff."""
+    nodes = answer.get("nodes") if isinstance(answer.get("nodes"), Mapping) else {}
+    lines = [
+        f"{kind}: {', '.join(str(n) for n in nodes[kind])}"
+        for kind in ("added", "removed", "changed")
+        if nodes.get(kind)
+    ]
+    text = str(answer.get("diff") or "")
+    if not text:
+        lines.append(f"versions {answer.get('from')} and {answer.get('to')} have the same text")
+    return lines + text.splitlines()
