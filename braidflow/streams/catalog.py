@@ -133,7 +133,7 @@ class Catalog:
         # number, so every worker numbers alike.
         placed = self._numbers.read(record)
         proposal = record.get("proposal")
-        if proposal in self._proposals:
+        if isinstance(proposal, str) and proposal in self._proposals:
             self._proposals[proposal] = placed
         if record.get("removed") and isinstance(record.get("id"), str):
             self._index_latest(record["id"])
