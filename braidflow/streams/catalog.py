@@ -1,7 +1,7 @@
 """Deployed workflow definitions: a compacted topic that every worker reads whole.
 
-Each deployment is one record keyed `<id>@<version>` whose value is JSON with
-the definition text. Every worker reads the topic from the beginning and keeps
+Each deployment is one record whose value is JSON with the definition text
+and who deployed it when. Every worker reads the topic from the beginning and keeps
 following it, so any worker can run any version, and a restart loses nothing.
 
 Versions count up from 1 per workflow id, numbered in the order of the topic
@@ -127,7 +127,7 @@ class Catalog:
             record = json.loads(value)
             if not isinstance(record, dict):
                 return
-        except ValueError:
+        except (ValueError, RecursionError):
             return
         # Numbered before loading: a definition that no longer loads here still takes its
         # number, so every worker numbers alike.

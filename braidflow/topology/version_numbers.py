@@ -7,6 +7,8 @@ version of that workflow read so far, or, when its text is the text of the lates
 version, that version (nothing new is made, as with a redeploy of the same text). The
 deploying worker reads its own proposal back to learn the number. Two workers deploying
 at the same instant therefore never share a number, and agree on every version's text.
+Each proposal has a key of its own, so compaction of the topic keeps every one, in order:
+a worker reading the topic later numbers it alike.
 
 Records written before proposals existed (`{"id", "version", "text", ...}`, keyed
 `<id>@<version>`) keep the number they carry. A proposal also carries the proposer's
