@@ -219,3 +219,17 @@ def test_unknown_workflows_and_versions_are_404_and_bad_bodies_400_naming_the_fi
     bad = api.get(f"/workflows/{workflow}/versions/first")
     assert (bad.status, bad.body["field"]) == (400, "n")
     assert cli(shared_worker, "diff", nobody, "1", "2").exit_code == 1
+
+
+def test_a_removed_workflow_keeps_its_history_but_is_not_rolled_back(
+    shared_worker: WorkerProcess,
+) -> None:
+    api = shared_worker.api
+    workflow = deployed(shared_worker, V1, V2)
+    assert api.request("DELETE", f"/workflows/{workflow}").status == 200
+    listed = api.get(f"/workflows/{workflow}/versions")
+    assert [v["version"] for v in listed.body["versions"]] == [1, 2], listed
+    refused = api.post_json(f"/workflows/{workflow}/rollback", {"version": 1})
+    assert refused.status == 404 and workflow in refused.body["error"], refused
+    # Deploying it again goes on numbering, as before.
+    assert api.deploy(V1.format(id=workflow)).body["version"] == 3
