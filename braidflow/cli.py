@@ -12,6 +12,7 @@ from typing import Any
 import click
 import yaml
 
+from braidflow.client_audit import audit
 from braidflow.client_cli import COMMANDS, JSON_HELP, parse_json_option
 from braidflow.client_workflows import WORKFLOW_COMMANDS
 from braidflow.config import (
@@ -346,7 +347,7 @@ def dev(
         raise click.ClickException(f"cannot start dev mode: {exc}") from None
 
 
-for _command in (*COMMANDS, *WORKFLOW_COMMANDS):
+for _command in (*COMMANDS, *WORKFLOW_COMMANDS, audit):
     main.add_command(_command)
 
 

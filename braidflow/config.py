@@ -38,6 +38,11 @@ class Topics:
         return f"{self.prefix}.dead-letters"
 
     @property
+    def audit(self) -> str:
+        """Audit records: who changed or decided what (`braidflow.schemas.audit`)."""
+        return f"{self.prefix}.audit"
+
+    @property
     def waits(self) -> str:
         """Wait registrations and the events they wait for, keyed by event type."""
         return f"{self.prefix}.waits"

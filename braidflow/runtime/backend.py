@@ -33,6 +33,7 @@ from braidflow.engine import (
 from braidflow.engine.state import TERMINAL, ExecutionStatus, NodeStatus
 from braidflow.runtime.worker import Runtime
 from braidflow.schemas import CodecError, decode_stored, encode_event, encode_transition
+from braidflow.schemas.audit import AuditRecord, encode_audit
 from braidflow.schemas.cloudevents import CloudEvent, to_structured, topic_for
 from braidflow.schemas.dead_letters import RedriveMark
 from braidflow.schemas.lifecycle_events import (
@@ -430,6 +431,27 @@ class RuntimeBackend:
             raise Rejected(str(exc), [str(exc)]) from None
         except TimeoutError as exc:
             raise Unavailable(f"{exc}; run the backfill again, it starts nothing twice") from None
+
+    def now_ms(self) -> int:
+        return self._runtime.clock()
+
+    async def write_audit(self, record: AuditRecord) -> None:
+        """Write an audit record and wait for the broker's acknowledgement."""
+        key, value, headers = encode_audit(record)
+        topic = self._runtime.settings.topics.audit
+        await (await self._runtime.publisher.queue(topic, key, value, headers))
+
+    def audit_log(
+        self,
+        principal: str | None,
+        target: str | None,
+        from_ms: int | None,
+        to_ms: int | None,
+        limit: int,
+    ) -> list[dict[str, Any]]:
+        return self._runtime.audit_index.list(
+            principal=principal, target=target, from_ms=from_ms, to_ms=to_ms, limit=limit
+        )
 
     def ready(self) -> bool:
         app = self._runtime.app

@@ -13,6 +13,7 @@ from aiohttp import web
 
 from braidflow.config import Settings
 from braidflow.connectors.api import create_api
+from braidflow.connectors.audit_index import AuditIndex, AuditProjection
 from braidflow.connectors.broker import bind_error, is_embedded_cluster
 from braidflow.connectors.dead_letter_index import DeadLetterIndex, DeadLetterProjection
 from braidflow.connectors.execution_index import ExecutionIndex, ExecutionProjection
@@ -120,6 +121,10 @@ def build_runtime(
     letters_projection = DeadLetterProjection(
         letters, settings.kafka, settings.topics.dead_letters, settings.background_fetch_wait_ms
     )
+    audit_index = AuditIndex(settings.data_dir / "audit-index.sqlite")
+    audit_projection = AuditProjection(
+        audit_index, settings.kafka, settings.topics.audit, settings.background_fetch_wait_ms
+    )
     runtime = Runtime(
         settings,
         parts,
@@ -133,6 +138,7 @@ def build_runtime(
         router,
         index,
         letters,
+        audit_index,
         executions_projection=projection,
     )
 
@@ -207,6 +213,7 @@ def build_runtime(
             await catalog.ready.wait()
             await projection.start()
             await letters_projection.start()
+            await audit_projection.start()
             await start_producer.start()
             await router.start()
             await scanner.start()
@@ -220,8 +227,10 @@ def build_runtime(
             await scanner.stop()
             await router.stop()
             await start_producer.stop()
+            await audit_projection.stop()
             await letters_projection.stop()
             await projection.stop()
+            audit_index.close()
             letters.close()
             index.close()
             await self._runner.cleanup()

@@ -11,6 +11,7 @@ import faust
 from faust.worker import Worker as FaustWorker
 
 from braidflow.config import Settings
+from braidflow.connectors.audit_index import AuditIndex
 from braidflow.connectors.dead_letter_index import DeadLetterIndex
 from braidflow.connectors.execution_index import ExecutionIndex, ExecutionProjection
 from braidflow.streams.app import FaustParts
@@ -44,6 +45,7 @@ class Runtime:
     router: EventRouter
     executions_index: ExecutionIndex
     dead_letter_index: DeadLetterIndex
+    audit_index: AuditIndex
     on_ready: list[Callable[[Runtime], Awaitable[None]]] = field(default_factory=list)
     # Set once every `on_ready` hook is done (dev mode's examples deployed): until then
     # the API answers /ready with 503.

@@ -17,6 +17,12 @@ from braidflow.topology import EventTrigger, Workflow
 
 log = logging.getLogger(__name__)
 
+AUDIT_TOPIC_CONFIG = {"cleanup.policy": "delete", "retention.ms": "-1", "retention.bytes": "-1"}
+"""The audit topic keeps every record for ever: never compacted (a later record of a key must
+not erase an earlier one), never expired by time or size. An operator whose policy bounds how
+long an audit log is kept sets `retention.ms` on the topic; braidflow never changes the
+configuration of a topic that exists. One partition: a total order, and few records."""
+
 
 def required_topics(settings: Settings) -> list[NewTopic]:
     """Every topic a worker reads or writes, except Faust's own changelogs (Faust creates those)."""
@@ -28,6 +34,7 @@ def required_topics(settings: Settings) -> list[NewTopic]:
         # One partition: every worker reads all deployments, in order.
         NewTopic(topics.workflows, 1, r, config={"cleanup.policy": "compact"}),
         NewTopic(topics.dead_letters, 1, r),
+        NewTopic(topics.audit, 1, r, config=AUDIT_TOPIC_CONFIG),
     ]
 
 

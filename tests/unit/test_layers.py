@@ -12,7 +12,8 @@ Low to high:
   `connectors` (API, HTTP client, read models, embedded broker) and `client.py` (the
   EventPublisher a user's service imports, which must not pull in a worker);
 - `runtime`: the composition root, the one place that wires streams and connectors;
-- entry points: `cli.py`, `client_cli.py`, `client_workflows.py`, `dev.py`, `dev_banner.py`.
+- entry points: `cli.py`, `client_cli.py`, `client_workflows.py`, `client_audit.py`, `dev.py`,
+  `dev_banner.py`.
 
 Every import counts, those inside functions too.
 """
@@ -38,7 +39,10 @@ LAYERS: list[tuple[str, frozenset[str]]] = [
     ("schemas", frozenset({"schemas"})),
     ("edge", frozenset({"streams", "connectors", "client"})),
     ("runtime", frozenset({"runtime"})),
-    ("entry", frozenset({"cli", "client_cli", "client_workflows", "dev", "dev_banner"})),
+    (
+        "entry",
+        frozenset({"cli", "client_cli", "client_workflows", "client_audit", "dev", "dev_banner"}),
+    ),
 ]
 # Units of one layer that may not import each other.
 PEERS = frozenset({"edge"})

@@ -10,6 +10,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from braidflow.connectors.api.approvals import approvals
+from braidflow.connectors.api.audit import OPERATIONS, audit, audit_trail, operations_by_id
 from braidflow.connectors.api.backend import BACKEND, Backend, Deployed
 from braidflow.connectors.api.dead_letters import dead_letters
 from braidflow.connectors.api.errors import (
@@ -44,6 +45,7 @@ RESOURCES: tuple[Resource, ...] = (
     approvals,
     events,
     dead_letters,
+    audit,
     operations,
 )
 
@@ -73,9 +75,11 @@ __all__ = [
 
 def create_api(backend: Backend) -> web.Application:
     """The aiohttp application for `backend`: every resource's routes, and their document."""
-    app = web.Application(middlewares=[refusals], client_max_size=MAX_BODY_BYTES)
+    # Refusals outermost: an audit record that cannot be written is a refusal too.
+    app = web.Application(middlewares=[refusals, audit_trail], client_max_size=MAX_BODY_BYTES)
     app[BACKEND] = backend
     app[DOCUMENT] = document(RESOURCES)
+    app[OPERATIONS] = operations_by_id(RESOURCES)
     for resource in RESOURCES:
         resource.add_to(app.router)
     return app

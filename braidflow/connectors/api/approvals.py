@@ -9,6 +9,7 @@ from braidflow.connectors.api.bodies import object_body, string_field
 from braidflow.connectors.api.openapi import (
     ANY,
     STRING,
+    Audited,
     Resource,
     json_reply,
     json_request,
@@ -91,6 +92,7 @@ DECISION = obj(
         ),
     },
     refusals=[404, 409, 503],
+    audit=Audited(detail=("choice", "by")),
 )
 async def decide(request: web.Request) -> web.Response:
     """409 when it is decided already or not waiting; 422 for a choice it does not offer

@@ -7,6 +7,7 @@ from typing import Any, Protocol
 
 from aiohttp import web
 
+from braidflow.schemas.audit import AuditRecord
 from braidflow.schemas.cloudevents import CloudEvent
 from braidflow.topology import Workflow
 
@@ -80,6 +81,19 @@ class Backend(Protocol):
     async def backfill(
         self, workflow_id: str, from_ms: int, to_ms: int | None
     ) -> dict[str, Any]: ...
+
+    def now_ms(self) -> int: ...
+
+    async def write_audit(self, record: AuditRecord) -> None: ...
+
+    def audit_log(
+        self,
+        principal: str | None,
+        target: str | None,
+        from_ms: int | None,
+        to_ms: int | None,
+        limit: int,
+    ) -> list[dict[str, Any]]: ...
 
 
 BACKEND = web.AppKey("backend", Backend)

@@ -10,6 +10,7 @@ from braidflow.connectors.api.openapi import (
     ANY,
     INTEGER,
     STRING,
+    Audited,
     Resource,
     json_reply,
     json_request,
@@ -81,6 +82,9 @@ async def list_dead_letters(request: web.Request) -> web.Response:
         )
     },
     refusals=[404, 409, 503],
+    audit=Audited(
+        detail=("by",), given=("input",), answer={"execution_id": "execution", "node_id": "node"}
+    ),
 )
 async def redrive(request: web.Request) -> web.Response:
     """409 for a record dead letter, or an execution that is not failed or parked."""

@@ -17,6 +17,7 @@ from braidflow.connectors.api.openapi import (
     INTEGER,
     STRING,
     TIME,
+    Audited,
     Resource,
     header_param,
     json_reply,
@@ -100,6 +101,8 @@ CLOUD_EVENT = {
             obj(["id", "type", "topic"], {"id": STRING, "type": STRING, "topic": STRING}),
         )
     },
+    # The event's id and type, never its data.
+    audit=Audited(answer={"id": "event", "type": "event_type"}),
 )
 async def publish(request: web.Request) -> web.Response:
     """400 names the missing or bad attribute in `field`; 413 when the event, or a start it
@@ -135,6 +138,10 @@ async def publish(request: web.Request) -> web.Response:
         )
     },
     refusals=[401, 404],
+    # Not audited: an outside system's event, signed with the hook's secret rather than done
+    # by a principal, as many as its sender sends; each execution it starts is in the
+    # lifecycle topic with what started it (`started_by`).
+    audit=None,
 )
 async def webhook(request: web.Request) -> web.Response:
     backend = backend_of(request)
@@ -205,6 +212,7 @@ async def webhook(request: web.Request) -> web.Response:
         )
     },
     refusals=[404, 503],
+    audit=Audited(detail=("from", "to")),
 )
 async def backfill(request: web.Request) -> web.Response:
     """422 for a workflow with no event triggers, a range over 31 days or over 100,000

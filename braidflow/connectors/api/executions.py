@@ -19,6 +19,7 @@ from braidflow.connectors.api.openapi import (
     EXECUTION_STATUSES,
     INTEGER,
     STRING,
+    Audited,
     Resource,
     json_reply,
     json_request,
@@ -67,6 +68,7 @@ EXECUTION_ID = path_param("id", "The execution's id, as the start answered it")
         )
     },
     refusals=[404, 503],
+    audit=Audited(answer={"execution_id": "execution", "version": "version"}),
 )
 async def start(request: web.Request) -> web.Response:
     """413 names the size and the limit when the start could not be sent or stored; 422
@@ -177,6 +179,9 @@ CONTROL_BODY = json_request(
 )
 
 
+CONTROL_AUDIT = Audited(detail=("by", "reason"))
+
+
 def _controlled(action: str) -> dict[str, object]:
     return {
         202: json_reply(
@@ -207,6 +212,7 @@ async def _control(request: web.Request, action: str) -> web.Response:
     body=CONTROL_BODY,
     responses=_controlled("cancel"),
     refusals=[404, 409, 503],
+    audit=CONTROL_AUDIT,
 )
 async def cancel(request: web.Request) -> web.Response:
     """409 when it has finished."""
@@ -221,6 +227,7 @@ async def cancel(request: web.Request) -> web.Response:
     body=CONTROL_BODY,
     responses=_controlled("pause"),
     refusals=[404, 409, 503],
+    audit=CONTROL_AUDIT,
 )
 async def pause(request: web.Request) -> web.Response:
     """409 when it has finished or is paused already."""
@@ -235,6 +242,7 @@ async def pause(request: web.Request) -> web.Response:
     body=CONTROL_BODY,
     responses=_controlled("resume"),
     refusals=[404, 409, 503],
+    audit=CONTROL_AUDIT,
 )
 async def resume(request: web.Request) -> web.Response:
     """409 when it has finished or is not paused."""

@@ -35,11 +35,32 @@ BODY_REFUSALS = (400, 413, 422)
 
 
 @dataclass(frozen=True)
+class Audited:
+    """What the audit record of a change keeps besides its action, path ids, who and when.
+
+    `detail`: body fields kept as the detail (short scalars only: see schemas/audit.py),
+    for fields that can hold nothing secret or personal;
+    `answer`: answer fields kept as target ids, each under the name given (a deploy's `id`
+    becomes `workflow`).
+    """
+
+    detail: tuple[str, ...] = ()
+    answer: Mapping[str, str] = field(default_factory=dict)
+    given: tuple[str, ...] = ()
+    """Body fields whose presence alone is kept (`"(given)"`): a patched input, never its value."""
+
+
+AUDITED = Audited()
+"""Every operation but a GET is audited, by default with its path ids alone."""
+
+
+@dataclass(frozen=True)
 class Operation:
     """One route: `method` on `path` (an OpenAPI path template) served by `handler`.
 
     `route` is the aiohttp path when it differs from `path` (a regex for an id that may
-    hold slashes); `spec` is the OpenAPI operation object.
+    hold slashes); `spec` is the OpenAPI operation object; `audit` what its audit record
+    keeps (None: not audited, as no GET is).
     """
 
     method: str
@@ -47,6 +68,7 @@ class Operation:
     handler: Handler
     spec: Mapping[str, Any]
     route: str | None = None
+    audit: Audited | None = None
 
 
 @dataclass
@@ -68,8 +90,13 @@ class Resource:
         body: Mapping[str, Any] | None = None,
         refusals: Iterable[int] = (),
         route: str | None = None,
+        audit: Audited | None = AUDITED,
     ) -> Callable[[Handler], Handler]:
-        """Declare `handler` as `method` on PREFIX + `path`, described by the rest."""
+        """Declare `handler` as `method` on PREFIX + `path`, described by the rest.
+
+        A 2xx answer to any method but GET is audited (`connectors.api.audit`) as `audit`
+        says; `audit=None` for the few operations that change nothing a principal did.
+        """
 
         def declare(handler: Handler) -> Handler:
             answers = {str(status): dict(answer) for status, answer in responses.items()}
@@ -94,6 +121,7 @@ class Resource:
                     handler,
                     spec,
                     None if route is None else PREFIX + route,
+                    None if method.upper() == "GET" else audit,
                 )
             )
             return handler

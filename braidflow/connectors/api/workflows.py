@@ -13,6 +13,7 @@ from braidflow.connectors.api.errors import BadRequest, NotFound
 from braidflow.connectors.api.openapi import (
     INTEGER,
     STRING,
+    Audited,
     Resource,
     json_reply,
     nullable,
@@ -43,6 +44,7 @@ WORKFLOW_ID = path_param("id", "The workflow's id")
         201: json_reply("A new version", ref("Deployed")),
     },
     refusals=[503],
+    audit=Audited(answer={"id": "workflow", "version": "version"}),
 )
 async def deploy(request: web.Request) -> web.Response:
     """Deploying the same text again keeps its version; a change makes a new one, recorded
