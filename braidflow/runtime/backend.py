@@ -17,6 +17,7 @@ from braidflow.connectors.api import (
     NotFound,
     Rejected,
     Unavailable,
+    Unconfirmed,
     execution_view,
     not_started_view,
 )
@@ -78,7 +79,7 @@ class RuntimeBackend:
         try:
             return await self._catalog.deploy(text, self._runtime.clock(), by, restores)
         except TimeoutError:
-            raise Unavailable(
+            raise Unconfirmed(
                 "the deployment was written but this worker has not read it back yet; retry"
             ) from None
 
@@ -89,7 +90,7 @@ class RuntimeBackend:
         try:
             return await self._catalog.remove(workflow_id, self._runtime.clock())
         except TimeoutError:
-            raise Unavailable(
+            raise Unconfirmed(
                 "the removal was written but this worker has not read it back yet; retry"
             ) from None
 
@@ -353,7 +354,7 @@ class RuntimeBackend:
                     f" {view['status']}{why}"
                 )
             await asyncio.sleep(0.05)
-        raise Unavailable("the decision was sent but is not applied yet; look at the execution")
+        raise Unconfirmed("the decision was sent but is not applied yet; look at the execution")
 
     async def control(self, execution_id: str, action: str, by: str, reason: str) -> None:
         view = await self._view(execution_id)
@@ -430,7 +431,7 @@ class RuntimeBackend:
         except BackfillRefused as exc:
             raise Rejected(str(exc), [str(exc)]) from None
         except TimeoutError as exc:
-            raise Unavailable(f"{exc}; run the backfill again, it starts nothing twice") from None
+            raise Unconfirmed(f"{exc}; run the backfill again, it starts nothing twice") from None
 
     def now_ms(self) -> int:
         return self._runtime.clock()

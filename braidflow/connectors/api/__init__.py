@@ -23,6 +23,7 @@ from braidflow.connectors.api.errors import (
     TooLarge,
     Unauthorized,
     Unavailable,
+    Unconfirmed,
     refusals,
 )
 from braidflow.connectors.api.events import (
@@ -65,6 +66,7 @@ __all__ = [
     "TooLarge",
     "Unauthorized",
     "Unavailable",
+    "Unconfirmed",
     "create_api",
     "execution_view",
     "not_started_view",

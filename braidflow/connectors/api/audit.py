@@ -10,7 +10,9 @@ declaration picks from the body and the answer.
 
 Written before the answer, and acknowledged: an answered change always has its record. The
 change itself is stored by then; if its record cannot be written the answer is 503 naming
-it, and the change stays made.
+it, and the change stays made. A change sent but not seen applied in time (a 503
+`Unconfirmed`: a decision not applied within 5 s, a deploy not read back) is recorded too,
+marked `unconfirmed`: it may be made, and its retry then refused (a second decision: 409).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from aiohttp import web
 from braidflow.connectors.api.backend import backend_of
 from braidflow.connectors.api.bodies import limit_query, parsed_json
 from braidflow.connectors.api.caller import principal_of
-from braidflow.connectors.api.errors import BadRequest, Unavailable
+from braidflow.connectors.api.errors import BadRequest, Unavailable, Unconfirmed
 from braidflow.connectors.api.openapi import (
     INTEGER,
     STRING,
@@ -143,28 +145,37 @@ def target_of(path: str, ids: Mapping[str, str]) -> dict[str, str]:
 @web.middleware
 async def audit_trail(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Record a successful change (2xx, not a GET) before answering; 503 if the record
-    cannot be written."""
-    response = await handler(request)
+    cannot be written. A change sent but not seen applied (`Unconfirmed`) is recorded too,
+    with `unconfirmed: true`: it may be made, and a retry may then be refused."""
     name = request.match_info.route.name
     op = request.app[OPERATIONS].get(name) if name else None
-    if op is None or op.audit is None or not 200 <= response.status < 300:
-        return response
-    backend = backend_of(request)
-    record = await _record_of(request, op, response, backend.now_ms())
+    if op is None or op.audit is None:
+        return await handler(request)
     try:
-        await backend.write_audit(record)
+        response = await handler(request)
+    except Unconfirmed:
+        await _write(request, op, await _record_of(request, op, None))
+        raise
+    if 200 <= response.status < 300:
+        await _write(request, op, await _record_of(request, op, response))
+    return response
+
+
+async def _write(request: web.Request, op: Operation, record: AuditRecord) -> None:
+    try:
+        await backend_of(request).write_audit(record)
     except Exception as exc:
         log.exception("the audit record of %s %s was not written", request.method, request.path)
         raise Unavailable(
             f"audit: the {op.spec['operationId']} was made, but its audit record could not be"
             f" written ({type(exc).__name__}: {exc}); the change stands"
         ) from None
-    return response
 
 
 async def _record_of(
-    request: web.Request, op: Operation, response: web.StreamResponse, at: int
+    request: web.Request, op: Operation, response: web.StreamResponse | None
 ) -> AuditRecord:
+    """The record of `op` done for `request`; `response` None when it is unconfirmed."""
     assert op.audit is not None
     principal = principal_of(request)
     target: dict[str, Any] = target_of(op.path, request.match_info)
@@ -178,6 +189,9 @@ async def _record_of(
         if isinstance(body, dict):
             detail = {key: body[key] for key in op.audit.detail if key in body}
             detail.update({key: GIVEN for key in op.audit.given if key in body})
+    if response is None:
+        detail["unconfirmed"] = True
+    at = backend_of(request).now_ms()
     return audit_record(
         op.spec["operationId"], principal.name, principal.tenant, at, target, detail
     )

@@ -87,6 +87,11 @@ class Unavailable(Refusal):
     status = 503
 
 
+class Unconfirmed(Unavailable):
+    """The change was sent but not seen applied in time: it may be made (503). Audited as
+    unconfirmed, since a retry may find it made and change nothing."""
+
+
 class HttpRefusal(Refusal):
     """A refusal aiohttp made itself (no such route, a method not allowed), with its status
     and headers (a 405 names the methods `Allow`s)."""

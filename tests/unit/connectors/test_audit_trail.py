@@ -15,7 +15,7 @@ from braidflow.connectors.api import RESOURCES
 from braidflow.connectors.api.audit import OPERATIONS, audit_trail, operations_by_id, target_of
 from braidflow.connectors.api.backend import BACKEND
 from braidflow.connectors.api.caller import act_as
-from braidflow.connectors.api.errors import Conflict, refusals
+from braidflow.connectors.api.errors import Conflict, Unconfirmed, refusals
 from braidflow.connectors.api.openapi import Audited, Resource
 from braidflow.schemas.audit import GIVEN, AuditRecord
 
@@ -90,6 +90,8 @@ async def refund(request: web.Request) -> web.Response:
     body = await request.json()
     if body.get("reason") == "twice":
         raise Conflict("refunded already")
+    if body.get("reason") == "slow":
+        raise Unconfirmed("the refund was sent but is not applied yet")
     return web.json_response({"refund_id": "r9", "amount": 5}, status=202)
 
 
@@ -161,3 +163,14 @@ async def test_a_change_whose_record_cannot_be_written_answers_503_saying_it_was
     error = (await reply.json())["error"]
     assert "refund was made" in error and "audit record could not be written" in error
     assert "broker unreachable" in error
+
+
+async def test_a_change_sent_but_not_seen_applied_is_recorded_as_unconfirmed(
+    api: tuple[TestClient, AuditSink],
+) -> None:
+    client, sink = api
+    reply = await client.post("/api/v1/orders/o1/refund", json={"reason": "slow"})
+    assert reply.status == 503
+    [record] = sink.records
+    assert record.target == {"order": "o1"}
+    assert record.detail == {"reason": "slow", "unconfirmed": True}
