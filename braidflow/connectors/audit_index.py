@@ -41,7 +41,7 @@ CREATE TABLE IF NOT EXISTS audit (
     source TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS audit_by_age ON audit (at DESC, position DESC);
-CREATE INDEX IF NOT EXISTS audit_by_principal ON audit (principal, at DESC, position DESC);
+CREATE INDEX IF NOT EXISTS audit_by_tenant ON audit (tenant, at DESC, position DESC);
 CREATE TABLE IF NOT EXISTS audit_targets (
     id TEXT NOT NULL,
     value TEXT NOT NULL,
@@ -98,19 +98,24 @@ class AuditIndex:
     def list(
         self,
         *,
+        tenant: str | None = None,
         principal: str | None = None,
         target: str | None = None,
         from_ms: int | None = None,
         to_ms: int | None = None,
         limit: int = 100,
     ) -> list[dict[str, Any]]:
-        """Records newest first, at most `limit`: by `principal`, about `target` (any of its
-        target ids equals it), at `from_ms` or later and `to_ms` or earlier, as given."""
+        """Records newest first, at most `limit`: of `tenant`, by `principal`, about `target`
+        (any of its target ids equals it), at `from_ms` or later and `to_ms` or earlier, as
+        given."""
         if limit < 1:
             raise ValueError(f"limit must be at least 1, not {limit}")
         query = "SELECT id, at, action, principal, tenant, target, detail, source FROM audit"
         query += " WHERE true"
         params: list[Any] = []
+        if tenant is not None:
+            query += " AND tenant = ?"
+            params.append(tenant)
         if principal is not None:
             query += " AND principal = ?"
             params.append(principal)

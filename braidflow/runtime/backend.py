@@ -444,6 +444,7 @@ class RuntimeBackend:
 
     def audit_log(
         self,
+        tenant: str,
         principal: str | None,
         target: str | None,
         from_ms: int | None,
@@ -451,7 +452,12 @@ class RuntimeBackend:
         limit: int,
     ) -> list[dict[str, Any]]:
         return self._runtime.audit_index.list(
-            principal=principal, target=target, from_ms=from_ms, to_ms=to_ms, limit=limit
+            tenant=tenant,
+            principal=principal,
+            target=target,
+            from_ms=from_ms,
+            to_ms=to_ms,
+            limit=limit,
         )
 
     def ready(self) -> bool:

@@ -94,11 +94,12 @@ _TIME_QUERY = {**STRING, "format": "date-time", "description": "ISO 8601 with an
     refusals=[400],
 )
 async def list_audit(request: web.Request) -> web.Response:
-    """From this worker's read model of the audit topic: a record written a moment ago by
-    another worker may take a moment to be listed."""
+    """Only the records of the caller's tenant. From this worker's read model of the audit
+    topic: a record written a moment ago by another worker may take a moment to be listed."""
     query = request.query
     limit = limit_query(query, 100)
     records = backend_of(request).audit_log(
+        principal_of(request).tenant,
         query.get("principal"),
         query.get("target"),
         _time_query(query, "from"),

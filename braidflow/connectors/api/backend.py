@@ -88,6 +88,7 @@ class Backend(Protocol):
 
     def audit_log(
         self,
+        tenant: str,
         principal: str | None,
         target: str | None,
         from_ms: int | None,

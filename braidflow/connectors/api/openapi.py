@@ -100,7 +100,10 @@ class Resource:
 
         def declare(handler: Handler) -> Handler:
             answers = {str(status): dict(answer) for status, answer in responses.items()}
-            for status in sorted(set(refusals) | (set(BODY_REFUSALS) if body else set())):
+            audited = audit is not None and method.upper() != "GET"
+            # An audited change is refused with 503 when its audit record cannot be written.
+            also = (set(BODY_REFUSALS) if body else set()) | ({503} if audited else set())
+            for status in sorted(set(refusals) | also):
                 answers[str(status)] = refused(status)
             spec: dict[str, Any] = {
                 "operationId": handler.__name__,
@@ -121,7 +124,7 @@ class Resource:
                     handler,
                     spec,
                     None if route is None else PREFIX + route,
-                    None if method.upper() == "GET" else audit,
+                    audit if audited else None,
                 )
             )
             return handler

@@ -63,6 +63,7 @@ def test_records_are_filtered_by_principal_target_and_time(index: AuditIndex) ->
     assert actions(index.list(from_ms=T0 + 1000, to_ms=T0 + 2000)) == ["cancel", "start"]
     assert actions(index.list(limit=2)) == ["remove_workflow", "cancel"]
     assert index.list(principal="nobody") == []
+    assert index.list(tenant="other") == [] and len(index.list(tenant="default")) == 4
 
 
 def test_a_record_read_again_is_kept_once_and_same_time_ones_keep_the_log_order(
