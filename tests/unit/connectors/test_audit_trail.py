@@ -44,6 +44,8 @@ def test_every_operation_but_a_get_is_audited_unless_it_opts_out() -> None:
         op.spec["operationId"] for op in operations if op.method != "GET" and op.audit is None
     }
     assert not_audited == {"webhook"}
+    # The answer when its record cannot be written.
+    assert all("503" in op.spec["responses"] for op in operations if op.audit is not None)
 
 
 def test_an_operation_declared_anywhere_is_audited_by_default() -> None:
