@@ -152,6 +152,13 @@ class Settings:
             "How old a schedule slot missed while no worker ran may be and still fire."
         ),
     )
+    secrets_dir: Path | None = field(
+        default=None,
+        metadata=_about(
+            "Directory of secrets, one file per secret named after it (a Kubernetes Secret"
+            " volume); BRAIDFLOW_SECRET_<NAME> variables come first (docs/secrets.md)."
+        ),
+    )
     clock_offset_file: Path | None = field(
         default=None, metadata=_about("File holding a clock offset (tests).")
     )

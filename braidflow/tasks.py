@@ -15,6 +15,9 @@ type and message; raise `NodeFailure` to choose the type yourself.
 
 A task may run more than once (at least once delivery, a crash mid-run): use
 `context.idempotency_key` to make side effects happen once.
+
+`context.secrets["NAME"]` reads a secret at the moment of the run; its value is
+taken out of the handler's output and error message (docs/secrets.md).
 """
 
 from __future__ import annotations
@@ -26,16 +29,19 @@ import inspect
 import os
 import sys
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
+
+from braidflow.secrets import TaskSecrets
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
 @dataclass(frozen=True, slots=True)
 class TaskContext:
-    """What a handler knows about the run it is part of; `item` is the foreach item's index."""
+    """What a handler knows about the run it is part of; `item` is the foreach item's index;
+    `secrets["NAME"]` a secret of the execution's tenant (docs/secrets.md)."""
 
     execution_id: str
     workflow_id: str
@@ -43,6 +49,7 @@ class TaskContext:
     attempt: int
     idempotency_key: str
     item: int | None = None
+    secrets: TaskSecrets = field(default_factory=TaskSecrets)
 
 
 class NodeFailure(Exception):

@@ -12,6 +12,11 @@ Each result goes back as a `NodeCompleted` or `NodeFailed` transition through
 the injected `send`; a record counts as done only once `send` has returned.
 A failing `send` is retried with backoff for as long as the executor runs:
 the task keeps its slot, and its offset is not committed.
+
+Secrets (docs/secrets.md) are looked up here and nowhere else: an http node's
+`${secrets.NAME}` references are resolved right before the request, a handler
+reads `context.secrets`, and what the call produces (output, error message) has
+every value it looked up taken out before it becomes a transition.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import KafkaError
 
+from braidflow.access import DEFAULT_TENANT
 from braidflow.config import Settings
 from braidflow.engine import ids
 from braidflow.engine.messages import NodeCompleted, NodeError, NodeFailed, TaskRequest, Transition
@@ -35,10 +41,20 @@ from braidflow.engine.state import NodeStatus
 from braidflow.metrics import TASK_DURATION, TASKS_RUN
 from braidflow.schemas import CodecError, decode_task, encode_transition
 from braidflow.schemas.dead_letters import DeadLetter
+from braidflow.secrets import (
+    AllowedSecrets,
+    SecretError,
+    SecretScope,
+    SecretsProvider,
+    TaskSecrets,
+    every_secret,
+    provider_for,
+)
 from braidflow.streams.group_errors import FATAL_GROUP_ERRORS
 from braidflow.streams.offsets import OffsetTracker, PartitionOffsets
 from braidflow.streams.publisher import epoch_ms
 from braidflow.tasks import NodeFailure, TaskContext, TaskRegistry
+from braidflow.topology.secret_references import resolve_references
 from braidflow.topology.suggestions import did_you_mean
 
 log = logging.getLogger(__name__)
@@ -82,7 +98,9 @@ class Executor:
 
     `http_client` must be started by the caller; `send` delivers a transition (keyed by
     execution id) and returns once the broker has it; `dead_letter` does the same for
-    records that cannot be decoded.
+    records that cannot be decoded. `secrets` gives the values of secrets (default: the
+    environment, then `settings.secrets_dir`); `allowed_secrets` limits the ones a
+    department's workflows may use (the departments round gives it).
     """
 
     def __init__(
@@ -93,8 +111,13 @@ class Executor:
         send: Send,
         dead_letter: SendDeadLetter,
         clock: Callable[[], int] = epoch_ms,
+        *,
+        secrets: SecretsProvider | None = None,
+        allowed_secrets: AllowedSecrets = every_secret,
     ) -> None:
         self._settings = settings
+        self._secrets = secrets if secrets is not None else provider_for(settings.secrets_dir)
+        self._allowed_secrets = allowed_secrets
         self.group_id = f"{settings.prefix}-executors"
         self._registry = registry
         self._http = http_client
@@ -269,31 +292,43 @@ class Executor:
         return node_result(request, result.at, None, error)
 
     async def _outcome(self, request: TaskRequest) -> tuple[Any, NodeError | None]:
+        """The output or the error of a run, with the values of the secrets it read taken out."""
+        secrets = self._secret_scope(request)
+        redact = secrets.redaction
         try:
-            output = await self._perform(request)
+            output = await self._perform(request, secrets)
             _check_json(output, request)
-        except NodeFailure as exc:
-            return None, NodeError(exc.type, exc.message, request.node_id)
+        except (NodeFailure, SecretError) as exc:
+            return None, NodeError(exc.type, redact.text(exc.message), request.node_id)
         except Exception as exc:
-            return None, NodeError(type(exc).__name__, str(exc), request.node_id)
-        return output, None
+            return None, NodeError(type(exc).__name__, redact.text(str(exc)), request.node_id)
+        return redact.value(output), None
+
+    def _secret_scope(self, request: TaskRequest) -> SecretScope:
+        # The tenants round passes the execution's tenant and the departments round its
+        # department; until then every execution is the default tenant's, in no department.
+        tenant, department = DEFAULT_TENANT, None
+        return SecretScope(
+            self._secrets, tenant, self._allowed_secrets(tenant, department), department
+        )
 
     def handler_names(self) -> list[str]:
         """The task handlers registered on this worker."""
         return self._registry.names()
 
-    async def _perform(self, request: TaskRequest) -> Any:
+    async def _perform(self, request: TaskRequest, secrets: SecretScope) -> Any:
         if request.kind == "task":
-            return await self._run_handler(request)
+            return await self._run_handler(request, secrets)
         if request.kind == "http":
             if not isinstance(request.input, Mapping):
                 raise NodeFailure(
                     "InvalidRequest", f"http node input is not an object: {request.input!r}"
                 )
-            return await self._http.call(request.input, request.timeout_ms, request.idempotency_key)
+            params = resolve_references(request.input, secrets.lookup)
+            return await self._http.call(params, request.timeout_ms, request.idempotency_key)
         raise NodeFailure("UnknownKind", f"executors run task and http nodes, not {request.kind!r}")
 
-    async def _run_handler(self, request: TaskRequest) -> Any:
+    async def _run_handler(self, request: TaskRequest, secrets: SecretScope) -> Any:
         handler = self._registry.get(request.handler) if request.handler else None
         if handler is None:
             raise NodeFailure(
@@ -309,6 +344,7 @@ class Executor:
             attempt=request.attempt,
             idempotency_key=request.idempotency_key,
             item=request.item,
+            secrets=TaskSecrets(secrets),
         )
         timeout_ms = (
             request.timeout_ms if request.timeout_ms is not None else DEFAULT_TASK_TIMEOUT_MS

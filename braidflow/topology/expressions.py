@@ -16,6 +16,8 @@ from typing import Any
 
 import cel
 
+from braidflow.topology.secret_references import SECRET_HOLE, escape_dollars, reference
+
 # `nodes.<id>` holds `output`, `status` and `error` (`{type, message}` when it failed, else
 # null). `parent` is a child execution's view of its parent: `{input, vars, event}`, or null
 # in a top-level execution and without `inherit_context`.
@@ -156,6 +158,7 @@ def compile_expression(source: str) -> Expression:
 class _Part:
     text: str
     expression: Expression | None
+    secret: str | None = None  # `${secrets.NAME}`: rendered as itself, for an executor
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,11 +176,29 @@ class Template:
         """Whether the string is one `${...}` hole, which keeps the value's type."""
         return len(self.parts) == 1 and self.parts[0].expression is not None
 
+    @property
+    def secrets(self) -> frozenset[str]:
+        """The secrets it names (`${secrets.NAME}` holes)."""
+        return frozenset(p.secret for p in self.parts if p.secret is not None)
+
     def render(self, scope: Mapping[str, Any]) -> Any:
         if self.is_lone:
             return self.parts[0].expression.evaluate(scope)
         return "".join(
             p.text if p.expression is None else _as_text(p.expression.evaluate(scope))
+            for p in self.parts
+        )
+
+    def render_request(self, scope: Mapping[str, Any]) -> Any:
+        """Rendered for an executor (`secret_references`): `${secrets.NAME}` kept, every
+        other `$` doubled."""
+        if self.is_lone:
+            return escape_dollars(self.parts[0].expression.evaluate(scope))
+        return "".join(
+            reference(p.secret)
+            if p.secret is not None
+            else (p.text if p.expression is None else _as_text(p.expression.evaluate(scope)))
+            .replace("$", "$$")
             for p in self.parts
         )
 
@@ -231,7 +252,11 @@ def parse_template(text: str) -> Template | None:
             if literal:
                 parts.append(_Part("".join(literal), None))
                 literal = []
-            parts.append(_Part("", compile_expression(body)))
+            secret = SECRET_HOLE.fullmatch(body)
+            if secret is not None:
+                parts.append(_Part(reference(secret.group(1)), None, secret.group(1)))
+            else:
+                parts.append(_Part("", compile_expression(body)))
             i = end + 1
         else:
             literal.append(text[i])
@@ -251,8 +276,16 @@ class ValueTemplate:
     def render(self, scope: Mapping[str, Any]) -> Any:
         return _render(self.value, scope)
 
+    def render_request(self, scope: Mapping[str, Any]) -> Any:
+        """Rendered for an executor: see `Template.render_request`."""
+        return _render_request(self.value, scope)
+
     def expressions(self) -> Iterator[Expression]:
         yield from _expressions(self.value)
+
+    def secrets(self) -> frozenset[str]:
+        """The secrets its templates name."""
+        return frozenset(name for t in _templates(self.value) for name in t.secrets)
 
 
 def compile_value(value: Any) -> ValueTemplate:
@@ -279,6 +312,27 @@ def _render(value: Any, scope: Mapping[str, Any]) -> Any:
     if isinstance(value, list):
         return [_render(v, scope) for v in value]
     return value
+
+
+def _render_request(value: Any, scope: Mapping[str, Any]) -> Any:
+    if isinstance(value, Template):
+        return value.render_request(scope)
+    if isinstance(value, dict):
+        return {k: _render_request(v, scope) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_render_request(v, scope) for v in value]
+    return escape_dollars(value)
+
+
+def _templates(value: Any) -> Iterator[Template]:
+    if isinstance(value, Template):
+        yield value
+    elif isinstance(value, dict):
+        for v in value.values():
+            yield from _templates(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from _templates(v)
 
 
 def _expressions(value: Any) -> Iterator[Expression]:

@@ -52,6 +52,7 @@ from braidflow.topology.node_params import (
     reply_validator,
     schema_problem,
 )
+from braidflow.topology.secret_references import SECRET_PARAMS, reference
 from braidflow.topology.suggestions import did_you_mean
 from braidflow.topology.triggers import compile_triggers, trigger_where
 
@@ -451,6 +452,13 @@ def _besides(timed: int, errored: int) -> str:
     return f" besides its {' and '.join(kinds)} edge{'s' if len(kinds) > 1 else ''}"
 
 
+_SECRET_ELSEWHERE = (
+    "{} may be named only as a `${{secrets.NAME}}` hole of its own in an http node's url,"
+    " headers, query or body, where the executor puts its value in at the moment of the call;"
+    " anywhere else the value would end up in the execution's state"
+)
+
+
 def _reference_problems(
     expression: Expression,
     where: str,
@@ -467,7 +475,9 @@ def _reference_problems(
     (an edge condition reads its source's output). `scope`: the names it may read.
     """
     text = f"`{expression.source}`"
-    for name in sorted(expression.names - scope):
+    if "secrets" in expression.names:
+        yield Problem(where, f"{text}: {_SECRET_ELSEWHERE.format('a secret')}")
+    for name in sorted(expression.names - scope - {"secrets"}):
         yield Problem(
             where, f"{text}: unknown name '{name}' (in scope: {', '.join(sorted(scope))})"
         )
@@ -516,7 +526,9 @@ def _compile_params(
             if name in params:
                 bound = spec.bound_names if name in spec.bound_params else frozenset()
                 label = f"params.{name}"
-                yield from _compile_param(doc, graph, n["id"], name, params[name], label, bound)
+                yield from _compile_param(
+                    doc, graph, (n["id"], n["type"]), name, params[name], label, bound
+                )
 
 
 def _compile_item_params(
@@ -532,7 +544,9 @@ def _compile_item_params(
                 label = f"params.do.params.{name}"
                 value = do["params"][name]
                 bound = KINDS[n["type"]].bound_names
-                yield from _compile_param(doc, graph, n["id"], name, value, label, bound)
+                yield from _compile_param(
+                    doc, graph, (n["id"], do["type"]), name, value, label, bound
+                )
 
 
 def _inline_do(node: Mapping[str, Any]) -> Mapping[str, Any] | None:
@@ -553,15 +567,16 @@ def _inline_do(node: Mapping[str, Any]) -> Mapping[str, Any] | None:
 def _compile_param(
     doc: Mapping[str, Any],
     graph: Graph,
-    node_id: str,
+    node: tuple[str, str],
     name: str,
     value: Any,
     label: str,
     bound: frozenset[str],
 ) -> Iterator[tuple[tuple[str, str], ValueTemplate | Problem]]:
-    """Compile one param of `node_id`, `label` naming it in problems.
+    """Compile one param of `node` (id, kind), `label` naming it in problems.
 
     `bound`: the names it reads besides the scope's (a foreach's `item` and `index`)."""
+    node_id, kind = node
     where = f"node '{node_id}'"
     try:
         template = compile_value(value)
@@ -574,6 +589,11 @@ def _compile_param(
         for expression in template.expressions()
         for p in _reference_problems(expression, where, node_id, doc, graph, scope=scope)
     ]
+    if name not in SECRET_PARAMS.get(kind, ()):
+        problems.extend(
+            Problem(where, f"{label}: " + _SECRET_ELSEWHERE.format(f"`{reference(secret)}`"))
+            for secret in sorted(template.secrets())
+        )
     yield from (((node_id, name), p) for p in problems)
     if not problems:
         yield (node_id, name), template

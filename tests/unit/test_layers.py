@@ -3,9 +3,9 @@ and the streams, the connectors and the event publisher (peers) never import eac
 
 Low to high:
 
-- foundation: the package root, `access`, `config`, `kafka_connection`, `kafka_reach`, `tasks`,
-  `metrics` (principals and roles, settings, the Kafka connection, the task registry, metric
-  definitions);
+- foundation: the package root, `access`, `config`, `kafka_connection`, `kafka_reach`,
+  `secrets`, `tasks`, `metrics` (principals and roles, settings, the Kafka connection, secrets
+  providers, the task registry, metric definitions);
 - `topology` (pure), then `engine` (pure, see test_purity.py);
 - `schemas`: record formats and codecs (Avro, dead letters, lifecycle headers, limits);
 - the edge, three peers that move records: `streams` (the Faust app and its agents),
@@ -32,7 +32,18 @@ PACKAGE = Path(braidflow.__file__).parent
 LAYERS: list[tuple[str, frozenset[str]]] = [
     (
         "foundation",
-        frozenset({"", "access", "config", "kafka_connection", "kafka_reach", "tasks", "metrics"}),
+        frozenset(
+            {
+                "",
+                "access",
+                "config",
+                "kafka_connection",
+                "kafka_reach",
+                "secrets",
+                "tasks",
+                "metrics",
+            }
+        ),
     ),
     ("topology", frozenset({"topology"})),
     ("engine", frozenset({"engine"})),

@@ -1,4 +1,9 @@
-"""The `http` node: an executor makes the rendered request."""
+"""The `http` node: an executor makes the rendered request.
+
+The request is rendered for the executor (`topology.secret_references`): `${secrets.NAME}`
+stays a reference the executor resolves at the moment of the call, and every other `$` is
+doubled, so the engine, the state and the task request never hold a secret's value.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from braidflow.engine.nodes.work import WorkKind
+from braidflow.topology.secret_references import escape_dollars
 from braidflow.topology.workflow import CompiledNode
 
 if TYPE_CHECKING:
@@ -16,9 +22,16 @@ class Http(WorkKind):
     def request_input(self, draft: Draft, node: CompiledNode, scope: Mapping[str, Any]) -> Any:
         return {
             "method": node.node.params["method"],
-            "url": draft.render(node, "url", scope=scope),
-            "headers": draft.render(node, "headers", {}, scope),
-            "query": draft.render(node, "query", {}, scope),
-            "body": draft.render(node, "body", scope=scope),
+            "url": _rendered(node, "url", None, scope),
+            "headers": _rendered(node, "headers", {}, scope),
+            "query": _rendered(node, "query", {}, scope),
+            "body": _rendered(node, "body", None, scope),
             "expect_status": node.node.params.get("expect_status"),
         }
+
+
+def _rendered(node: CompiledNode, param: str, default: Any, scope: Mapping[str, Any]) -> Any:
+    template = node.params.get(param)
+    if template is None:
+        return escape_dollars(node.node.params.get(param, default))
+    return template.render_request(scope)

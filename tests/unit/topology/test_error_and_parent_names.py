@@ -41,11 +41,11 @@ edges:
 
 
 def test_an_unknown_name_lists_parent_among_the_names_in_scope() -> None:
-    text = edited(lambda d: node(d, "cool_off").update(params={"until": "${secrets.when}"}))
+    text = edited(lambda d: node(d, "cool_off").update(params={"until": "${settings.when}"}))
     assert validate_text(text) == [
         Problem(
             "node 'cool_off'",
-            "params.until: `secrets.when`: unknown name 'secrets' (in scope: dept, event,"
+            "params.until: `settings.when`: unknown name 'settings' (in scope: dept, event,"
             " execution, input, nodes, parent, vars)",
         )
     ]

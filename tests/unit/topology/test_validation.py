@@ -243,8 +243,8 @@ def test_expression_reading_a_node_that_runs_later() -> None:
 
 
 def test_unknown_top_level_name() -> None:
-    text = minimal(lambda d: node(d, "start")["params"].update(input={"u": "${secrets.token}"}))
-    assert_problem(validate_text(text), "node 'start'", "unknown name 'secrets'")
+    text = minimal(lambda d: node(d, "start")["params"].update(input={"u": "${config.token}"}))
+    assert_problem(validate_text(text), "node 'start'", "unknown name 'config'")
 
 
 def test_undeclared_variable() -> None:

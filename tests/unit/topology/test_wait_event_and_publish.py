@@ -208,8 +208,8 @@ def test_a_timeout_on_the_node_and_in_params_is_a_problem() -> None:
             "params.correlate: `event.data.k == vars.nope`: unknown variable 'nope'",
         ),
         (
-            "secrets.k == event.data.k",
-            "params.correlate: `secrets.k == event.data.k`: unknown name 'secrets' (in scope:"
+            "settings.k == event.data.k",
+            "params.correlate: `settings.k == event.data.k`: unknown name 'settings' (in scope:"
             " dept, event, execution, input, nodes, parent, vars)",
         ),
         (

@@ -1,0 +1,230 @@
+"""Secrets: where a credential's value comes from, and how it is kept out of everything recorded.
+
+A definition names a secret (`${secrets.NAME}` in an http node's url, headers, query or
+body; `context.secrets["NAME"]` in a task handler) and never holds its value. Only the
+executor looks the value up, at the moment of the call, from a `SecretsProvider`:
+`EnvironmentSecrets` (`BRAIDFLOW_SECRET_<NAME>`), `DirectorySecrets` (one file per
+secret, as Kubernetes mounts a Secret volume) or one of your own. What the call produces
+(a response, an error message, a handler's output or exception) passes through
+`Redaction` before it goes anywhere, so a server echoing a header back does not put the
+value into the execution's state.
+
+How a reference travels from the definition to the executor, as text, is
+`braidflow.topology.secret_references`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import quote
+
+from braidflow.access import DEFAULT_TENANT
+
+SECRET_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+"""What a secret's name may be: an identifier, so `${secrets.NAME}` reads it."""
+
+ENV_PREFIX = "BRAIDFLOW_SECRET_"
+
+
+class SecretsProvider(Protocol):
+    """Where the values of a tenant's secrets come from. Called by the executor only, at each
+    use (so a rotated secret is picked up); it may block briefly (a file read)."""
+
+    def secret(self, tenant: str, name: str) -> str | None:
+        """The value of `name` for `tenant`; None when it has none."""
+        ...
+
+    def describe(self, tenant: str, name: str) -> str:
+        """Where `name` would be looked for, for an error message (never the value)."""
+        ...
+
+
+class EnvironmentSecrets:
+    """Secrets from the worker's environment: `BRAIDFLOW_SECRET_<NAME>` (the name as written).
+
+    Serves the default tenant only: the tenants round decides how another tenant's variables
+    are spelled, and until then another tenant gets nothing (fails closed)."""
+
+    def __init__(self, environ: Mapping[str, str] | None = None) -> None:
+        self._environ = os.environ if environ is None else environ
+
+    def secret(self, tenant: str, name: str) -> str | None:
+        if tenant != DEFAULT_TENANT:
+            return None
+        return self._environ.get(ENV_PREFIX + name)
+
+    def describe(self, tenant: str, name: str) -> str:
+        return f"variable {ENV_PREFIX}{name}"
+
+
+class DirectorySecrets:
+    """Secrets from a directory holding one file per secret, named after it, as Kubernetes
+    mounts a Secret volume (the files may be symlinks into `..data`). One trailing newline
+    (`\\n` or `\\r\\n`), as `echo` or an editor leaves, is dropped; any other whitespace is
+    kept. Read at each use, so a rotated secret is seen at once. Default tenant only, as
+    `EnvironmentSecrets`."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    def secret(self, tenant: str, name: str) -> str | None:
+        if tenant != DEFAULT_TENANT or not SECRET_NAME.fullmatch(name):
+            return None
+        try:
+            text = (self.directory / name).read_text(encoding="utf-8")
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            return None
+        if text.endswith("\r\n"):
+            return text[:-2]
+        return text[:-1] if text.endswith("\n") else text
+
+    def describe(self, tenant: str, name: str) -> str:
+        return f"file {self.directory / name}"
+
+
+class ChainedSecrets:
+    """The first provider that has the secret wins."""
+
+    def __init__(self, providers: Iterable[SecretsProvider]) -> None:
+        self.providers = tuple(providers)
+
+    def secret(self, tenant: str, name: str) -> str | None:
+        for provider in self.providers:
+            value = provider.secret(tenant, name)
+            if value is not None:
+                return value
+        return None
+
+    def describe(self, tenant: str, name: str) -> str:
+        return ", ".join(p.describe(tenant, name) for p in self.providers) or "no provider"
+
+
+def provider_for(directory: Path | None) -> SecretsProvider:
+    """The worker's provider: the environment, then `directory` when given."""
+    providers: list[SecretsProvider] = [EnvironmentSecrets()]
+    if directory is not None:
+        providers.append(DirectorySecrets(directory))
+    return ChainedSecrets(providers)
+
+
+class SecretError(Exception):
+    """A secret that is not set or not allowed; fails the node with `type`. Names the secret,
+    never a value."""
+
+    def __init__(self, type: str, message: str) -> None:
+        super().__init__(message)
+        self.type = type
+        self.message = message
+
+
+class Redaction:
+    """The values looked up for one call, and how to take them out of what the call produced.
+
+    Each value is replaced by `[secrets.NAME]`, as written and URL-quoted (an error message
+    quoting a URL). A transformed value (base64 of `user:password`, a hash) is not
+    recognised: a handler must not return or raise one."""
+
+    def __init__(self) -> None:
+        self._values: dict[str, str] = {}
+
+    def add(self, name: str, value: str) -> None:
+        if value:
+            self._values[value] = name
+            quoted = quote(value, safe="")
+            if quoted != value:
+                self._values[quoted] = name
+
+    def __bool__(self) -> bool:
+        return bool(self._values)
+
+    def text(self, text: str) -> str:
+        """`text` with every value replaced; the longest first, so one inside another is whole."""
+        for value in sorted(self._values, key=len, reverse=True):
+            if value in text:
+                text = text.replace(value, f"[secrets.{self._values[value]}]")
+        return text
+
+    def value(self, value: Any) -> Any:
+        """A JSON value with every string (keys too) redacted."""
+        if not self._values:
+            return value
+        if isinstance(value, str):
+            return self.text(value)
+        if isinstance(value, Mapping):
+            return {self.text(str(k)): self.value(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [self.value(v) for v in value]
+        return value
+
+
+AllowedSecrets = Callable[[str, str | None], frozenset[str] | None]
+"""`allowed(tenant, department)`: the secrets a department's workflows may use, or None for
+every secret of the tenant. The departments round gives the department's list of shared
+credentials here; until then every workflow may use all of its tenant's secrets."""
+
+
+def every_secret(tenant: str, department: str | None) -> frozenset[str] | None:
+    """The `AllowedSecrets` of an install without department definitions: no limit."""
+    return None
+
+
+@dataclass(slots=True)
+class SecretScope:
+    """The secrets one task may read: its tenant's, limited to `allowed` (None: no limit).
+    Every value read is added to `redaction`."""
+
+    provider: SecretsProvider
+    tenant: str = DEFAULT_TENANT
+    allowed: frozenset[str] | None = None
+    department: str | None = None
+    redaction: Redaction = field(default_factory=Redaction)
+
+    def lookup(self, name: str) -> str:
+        """The value of `name`; SecretError naming it when it is not allowed or not set."""
+        if self.allowed is not None and name not in self.allowed:
+            department = "its department" if self.department is None else f"department {self.department!r}"
+            raise SecretError(
+                "SecretNotAllowed",
+                f"secret {name!r} is not among the credentials {department} allows",
+            )
+        value = self.provider.secret(self.tenant, name)
+        if value is None:
+            raise SecretError(
+                "SecretNotFound",
+                f"secret {name!r} is not set for tenant {self.tenant!r}"
+                f" (looked for: {self.provider.describe(self.tenant, name)})",
+            )
+        self.redaction.add(name, value)
+        return value
+
+
+class TaskSecrets:
+    """`context.secrets` of a task handler: `context.secrets["NAME"]` gives the value of a
+    secret of the execution's tenant (failing the node with SecretNotFound or
+    SecretNotAllowed naming it), `context.secrets.get("NAME")` None when it is not set."""
+
+    __slots__ = ("_scope",)
+
+    def __init__(self, scope: SecretScope | None = None) -> None:
+        self._scope = scope
+
+    def __getitem__(self, name: str) -> str:
+        if self._scope is None:
+            raise SecretError("SecretNotFound", f"secret {name!r}: no secrets here")
+        return self._scope.lookup(name)
+
+    def get(self, name: str, default: str | None = None) -> str | None:
+        try:
+            return self[name]
+        except SecretError as exc:
+            if exc.type == "SecretNotFound":
+                return default
+            raise
+
+    def __repr__(self) -> str:
+        return "<secrets>"
