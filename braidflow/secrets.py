@@ -187,7 +187,9 @@ class SecretScope:
     def lookup(self, name: str) -> str:
         """The value of `name`; SecretError naming it when it is not allowed or not set."""
         if self.allowed is not None and name not in self.allowed:
-            department = "its department" if self.department is None else f"department {self.department!r}"
+            department = (
+                "its department" if self.department is None else f"department {self.department!r}"
+            )
             raise SecretError(
                 "SecretNotAllowed",
                 f"secret {name!r} is not among the credentials {department} allows",

@@ -197,8 +197,9 @@ class Template:
         return "".join(
             reference(p.secret)
             if p.secret is not None
-            else (p.text if p.expression is None else _as_text(p.expression.evaluate(scope)))
-            .replace("$", "$$")
+            else (
+                p.text if p.expression is None else _as_text(p.expression.evaluate(scope))
+            ).replace("$", "$$")
             for p in self.parts
         )
 

@@ -28,7 +28,9 @@ CALL = {
 
 def workflow(*nodes: dict[str, Any], when: str | None = None) -> dict[str, Any]:
     ids = [n["id"] for n in nodes]
-    edges: list[dict[str, Any]] = [{"from": a, "to": b} for a, b in zip(ids, ids[1:] + ["done"])]
+    edges: list[dict[str, Any]] = [
+        {"from": a, "to": b} for a, b in zip(ids, [*ids[1:], "done"], strict=True)
+    ]
     if when is not None:
         edges = [{"from": ids[0], "to": "done", "when": when}, {"from": ids[0], "to": "end"}]
         edges[1]["default"] = True
@@ -98,9 +100,7 @@ def test_a_secret_is_refused_where_its_value_would_end_up_in_state(
 def test_a_secret_is_refused_in_a_condition() -> None:
     doc = workflow({"id": "pick", "type": "decision"}, when="secrets.CRM_KEY == 'x'")
     assert problems(doc) == [
-        Problem(
-            "edge 'pick -> done'", f"`secrets.CRM_KEY == 'x'`: a secret {SECRET_ELSEWHERE}"
-        )
+        Problem("edge 'pick -> done'", f"`secrets.CRM_KEY == 'x'`: a secret {SECRET_ELSEWHERE}")
     ]
 
 
