@@ -68,3 +68,20 @@ async def noop(input: Any) -> None:
 async def bulky(input: dict[str, Any]) -> dict[str, str]:
     """An output of about `bytes` bytes."""
     return {"blob": "x" * int(input["bytes"])}
+
+
+@braidflow.task("test.secret_reader")
+async def secret_reader(input: Any, context: braidflow.TaskContext) -> dict[str, Any]:
+    """Reads the secret HELPDESK_TOKEN and returns its length, and the value itself (which the
+    executor must take out of the output)."""
+    token = context.secrets["HELPDESK_TOKEN"]
+    return {"length": len(token), "careless": f"token={token}"}
+
+
+@braidflow.task("test.secret_strict")
+def secret_strict(input: dict[str, Any], context: braidflow.TaskContext) -> dict[str, Any]:
+    """Fails with an error quoting the secret API_TOKEN unless its input says `fixed: true`."""
+    token = context.secrets["API_TOKEN"]
+    if not input.get("fixed"):
+        raise PermissionError(f"the helpdesk refused {token}")
+    return {"fixed": True}

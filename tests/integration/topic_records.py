@@ -18,6 +18,7 @@ class TopicRecord:
     offset: int
     key: bytes | None
     value: bytes | None
+    headers: tuple[tuple[str, bytes | None], ...] = ()
 
 
 def produce(
@@ -102,7 +103,13 @@ class TopicReader:
             if message.error() is not None:
                 raise KafkaException(message.error())
             self.records.append(
-                TopicRecord(message.partition(), message.offset(), message.key(), message.value())
+                TopicRecord(
+                    message.partition(),
+                    message.offset(),
+                    message.key(),
+                    message.value(),
+                    tuple(message.headers() or ()),
+                )
             )
 
     def read_to_end(self, timeout_s: float = 30.0) -> list[TopicRecord]:
