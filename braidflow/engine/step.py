@@ -552,7 +552,7 @@ class Draft:
             return f"node {t.node_id!r} failed along its on_error edge: its failure was handled"
         if self.status == _EXECUTION_RUNNING and self.error is not None:
             return "execution is failing; redrive a node once it has stopped"
-        problem = None if t.input is None else NODE_KINDS[node.type].patch_problem(t.input)
+        problem = None if t.input is None else NODE_KINDS[node.type].patch_problem(node, t.input)
         if problem is not None:
             return problem
         stopped = self.status != _EXECUTION_RUNNING

@@ -41,6 +41,17 @@ def escape_dollars(value: Any) -> Any:
     return value
 
 
+def referenced(value: Any) -> frozenset[str]:
+    """The secrets the strings of a JSON value (in the executor's form) name."""
+    if isinstance(value, str):
+        return frozenset(m.group(1) for m in _REFERENCE.finditer(value) if m.group(1))
+    if isinstance(value, Mapping):
+        return frozenset().union(*(referenced(v) for v in value.values()))
+    if isinstance(value, list):
+        return frozenset().union(*(referenced(v) for v in value))
+    return frozenset()
+
+
 def resolve_references(value: Any, lookup: Callable[[str], str]) -> Any:
     """A JSON value with `${secrets.NAME}` in its strings replaced by `lookup(NAME)` and `$$`
     by `$` (object keys are left alone, as `escape_dollars` leaves them)."""

@@ -129,7 +129,7 @@ class NodeKind:
     ) -> None:
         """A timer of the kind's own (`<node>/<attempt>/<timer>`) came due."""
 
-    def patch_problem(self, given: Any) -> str | None:
+    def patch_problem(self, node: CompiledNode, given: Any) -> str | None:
         """Why a redrive may not run the node with `given` as its input, or None."""
         return None if self.patchable else f"a {self.name} node takes no patched input"
 

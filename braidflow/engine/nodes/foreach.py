@@ -68,7 +68,7 @@ class Foreach(NodeKind):
             ItemsCollected: self.items_collected,
         }
 
-    def patch_problem(self, given: Any) -> str | None:
+    def patch_problem(self, node: CompiledNode, given: Any) -> str | None:
         return (
             None
             if isinstance(given, list)

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from braidflow.engine.nodes.work import WorkKind
-from braidflow.topology.secret_references import escape_dollars
+from braidflow.topology.secret_references import escape_dollars, referenced
 from braidflow.topology.workflow import CompiledNode
 
 if TYPE_CHECKING:
@@ -28,6 +28,18 @@ class Http(WorkKind):
             "body": _rendered(node, "body", None, scope),
             "expect_status": node.node.params.get("expect_status"),
         }
+
+    def patch_problem(self, node: CompiledNode, given: Any) -> str | None:
+        # A patched request is in the executor's form, references included: it may keep the
+        # node's own secrets, never reach for others (an operator must not gain a credential).
+        named = frozenset().union(*(t.secrets() for t in node.params.values()))
+        extra = sorted(referenced(given) - named)
+        if extra:
+            return (
+                f"a patched input of node {node.id!r} names secrets its definition does not:"
+                f" {', '.join(extra)}"
+            )
+        return super().patch_problem(node, given)
 
 
 def _rendered(node: CompiledNode, param: str, default: Any, scope: Mapping[str, Any]) -> Any:

@@ -8,7 +8,15 @@ from typing import Any
 import pytest
 import yaml
 
-from braidflow.engine import StartExecution, TaskRequest, step
+from braidflow.engine import (
+    NodeError,
+    NodeFailed,
+    RedriveNode,
+    StartExecution,
+    StepResult,
+    TaskRequest,
+    step,
+)
 from braidflow.topology import Problem, compile_workflow, validate_text
 from braidflow.topology.expressions import compile_value
 from braidflow.topology.secret_references import escape_dollars, resolve_references
@@ -152,3 +160,25 @@ def test_any_text_from_data_comes_back_as_it_was(text: str) -> None:
     rendered = template.render_request({"input": {"t": text}})
     assert resolve_references(rendered, lambda name: f"<{name}>") == f"{text}<X>{text}"
     assert resolve_references(escape_dollars({"v": [text]}), lambda n: "!") == {"v": [text]}
+
+
+def test_a_redrive_may_patch_an_http_request_with_its_own_secrets_never_others() -> None:
+    wf = compile_workflow(workflow(CALL))
+    started = step(wf, None, StartExecution("s", "ex", 1, "wf", 1, {"path": "p", "note": "n"}))
+    (request,) = [o for o in started.outgoing if isinstance(o, TaskRequest)]
+    error = NodeError("http.5xx", "down")
+    state = step(wf, started.state, NodeFailed("f", "ex", 2, "call", 1, error)).state
+    assert state is not None and state.status == "failed"
+
+    def redriven(patched: dict[str, Any]) -> StepResult:
+        return step(wf, state, RedriveNode("r", "ex", 3, "call", "ops", patched))
+
+    own = {**request.input, "url": "https://other.test/?k=${secrets.CRM_KEY}&p=$$5"}
+    (sent,) = [o for o in redriven(own).outgoing if isinstance(o, TaskRequest)]
+    assert sent.input == own
+    reaching = {**request.input, "headers": {"X": "${secrets.DB_PASSWORD}", "Y": "${secrets.A}"}}
+    refused = redriven(reaching)
+    assert refused.outgoing == ()
+    assert refused.ignored == (
+        "a patched input of node 'call' names secrets its definition does not: A, DB_PASSWORD"
+    )
