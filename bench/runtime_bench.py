@@ -145,6 +145,8 @@ def start_worker(
         sys.executable, "-m", "braidflow.cli", "worker", "--kafka-config", str(properties),
         "--prefix", prefix, "--data-dir", str(data_dir), "--api-port", str(port),
         "--handlers", str(HERE / "noop_handlers.py"), "--loglevel", os.environ.get("BENCH_LOGLEVEL", "warning"),
+        # A bench measures the engine on 127.0.0.1: no keys to make or send.
+        "--no-auth",
     ]  # fmt: skip
     log = open(data_dir / "worker.log", "wb")  # noqa: SIM115
     return subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)

@@ -37,6 +37,7 @@ from braidflow.engine.dry_run import dry_run as drive
 from braidflow.engine.dry_run import parse_answers
 from braidflow.engine.state import ExecutionStatus, NodeStatus
 from braidflow.kafka_connection import KafkaConfigError
+from braidflow.key_commands import keys
 from braidflow.topology import (
     DefinitionError,
     Problem,
@@ -240,6 +241,15 @@ def _effects(result: StepResult) -> list[str]:
 
 def _runtime_option(source: SettingSource) -> Any:
     default = "" if source.default in (None, ()) else f", {source.default}"
+    if source.kind is bool:
+        # A switch: --auth/--no-auth; unset, the variable (then the default) decides.
+        off = f"--no-{source.option.removeprefix('--')}"
+        return click.option(
+            f"{source.option}/{off}",
+            source.name,
+            default=None,
+            help=f"{source.help} [{source.env}{default}]",
+        )
     return click.option(
         source.option,
         source.name,
@@ -347,7 +357,7 @@ def dev(
         raise click.ClickException(f"cannot start dev mode: {exc}") from None
 
 
-for _command in (*COMMANDS, *WORKFLOW_COMMANDS, audit):
+for _command in (*COMMANDS, *WORKFLOW_COMMANDS, audit, keys):
     main.add_command(_command)
 
 

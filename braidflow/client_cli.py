@@ -5,7 +5,9 @@
 (`workflows`, `executions` and `delete` are in braidflow.client_workflows).
 
 Plain synchronous `urllib`: a CLI makes one request at a time. The API address
-comes from `--api`, else `BRAIDFLOW_API`, else http://127.0.0.1:8080. Talking
+comes from `--api`, else `BRAIDFLOW_API`, else http://127.0.0.1:8080; the API key
+from `--api-key`, else `BRAIDFLOW_API_KEY`, else the key `braidflow dev` wrote for
+that same address (`dev_key_file`). Talking
 to the API never ends in a stack trace: a refused connection, an unknown id or
 a rejected definition or input is one clear message per line and exit status 1.
 
@@ -77,14 +79,16 @@ class Api:
     """The REST API of one braidflow worker, e.g. http://127.0.0.1:8080."""
 
     base: str
+    key: str | None = None
 
     @classmethod
-    def at(cls, address: str) -> Api:
-        """From what a user types: `host:port`, with or without scheme or `/api/v1`."""
+    def at(cls, address: str, key: str | None = None) -> Api:
+        """From what a user types: `host:port`, with or without scheme or `/api/v1`; every
+        request sends `key` (an API key or token) as its bearer credential."""
         base = address.strip().rstrip("/")
         if "://" not in base:
             base = f"http://{base}"
-        return cls(base.removesuffix(API_PREFIX))
+        return cls(base.removesuffix(API_PREFIX), key)
 
     def call(
         self,
@@ -100,6 +104,8 @@ class Api:
             f"{self.base}{API_PREFIX}{path}", data=body, headers=dict(headers or {}), method=method
         )
         request.add_header("Accept", "application/json")
+        if self.key and "Authorization" not in request.headers:
+            request.add_header("Authorization", f"Bearer {self.key}")
         if content_type:
             request.add_header("Content-Type", content_type)
         try:
@@ -147,13 +153,68 @@ def _fail_reply(subject: str, reply: Reply) -> NoReturn:
     raise SystemExit(1)
 
 
-api_option = click.option(
-    "--api",
-    envvar="BRAIDFLOW_API",
-    default=DEFAULT_API,
-    show_default=True,
-    help="Address of a braidflow worker's API (env BRAIDFLOW_API).",
-)
+API_KEY_ENV = "BRAIDFLOW_API_KEY"
+_KEY_META = "braidflow.api_key"
+
+
+def dev_key_file() -> Path:
+    """Where `braidflow dev` writes its owner key, and the CLI looks for it:
+    $XDG_CONFIG_HOME/braidflow/dev-api-key (default ~/.config)."""
+    config = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(config) / "braidflow" / "dev-api-key"
+
+
+def write_dev_key(api_url: str, key: str) -> Path:
+    """Keep dev mode's key for the CLI, readable by this user only; the file."""
+    path = dev_key_file()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.touch(mode=0o600)
+    path.chmod(0o600)
+    path.write_text(json.dumps({"api": Api.at(api_url).base, "key": key}) + "\n")
+    return path
+
+
+def dev_key_for(base: str) -> str | None:
+    """The key dev mode wrote, if it wrote one for the API at `base` (never sent elsewhere)."""
+    try:
+        found = json.loads(dev_key_file().read_text())
+    except (OSError, ValueError):
+        return None
+    if isinstance(found, dict) and found.get("api") == base and isinstance(found.get("key"), str):
+        return str(found["key"])
+    return None
+
+
+def client_api(address: str) -> Api:
+    """The API a client command talks to, with the key it was given (`--api-key`,
+    BRAIDFLOW_API_KEY), else the one dev mode wrote for that address."""
+    context = click.get_current_context(silent=True)
+    given = None if context is None else context.meta.get(_KEY_META)
+    api = Api.at(address)
+    return Api.at(address, given or dev_key_for(api.base))
+
+
+def _remember_key(ctx: click.Context, _: click.Parameter, value: str | None) -> None:
+    ctx.meta[_KEY_META] = value
+
+
+def api_option(command: Any) -> Any:
+    """`--api` and `--api-key`, the options every client command takes."""
+    command = click.option(
+        "--api-key",
+        envvar=API_KEY_ENV,
+        expose_value=False,
+        callback=_remember_key,
+        help=f"API key (or token) sent as the bearer credential (env {API_KEY_ENV}; default:"
+        " the key braidflow dev wrote, when talking to its API).",
+    )(command)
+    return click.option(
+        "--api",
+        envvar="BRAIDFLOW_API",
+        default=DEFAULT_API,
+        show_default=True,
+        help="Address of a braidflow worker's API (env BRAIDFLOW_API).",
+    )(command)
 
 
 # --- commands --------------------------------------------------------------------
@@ -170,7 +231,7 @@ def deploy(files: tuple[str, ...], api: str) -> None:
     that is probably misspelt, or the problems one per line as `FILE: problem`;
     exits 1 if any file was rejected.
     """
-    client = Api.at(api)
+    client = client_api(api)
     rejected = False
     for path in files:
         try:
@@ -256,7 +317,7 @@ def run(
     status and the output. Exits 0 when completed, 1 when failed or cancelled,
     2 when --timeout passes first (the execution itself goes on).
     """
-    client = Api.at(api)
+    client = client_api(api)
     path = f"/workflows/{quote_id(workflow)}/executions"
     try:
         payload = {"input": input_} if version is None else {"input": input_, "version": version}
@@ -324,7 +385,7 @@ def follow(
 def status(execution_id: str, api: str) -> None:
     """Show execution EXECUTION_ID: status, timings, every node, output or error."""
     try:
-        reply = Api.at(api).call("GET", f"/executions/{quote_id(execution_id)}")
+        reply = client_api(api).call("GET", f"/executions/{quote_id(execution_id)}")
     except ApiUnreachable as exc:
         _fail(str(exc))
     if reply.status == 404:
@@ -369,11 +430,11 @@ def publish(
     body = json.dumps(structured_document(event), ensure_ascii=False).encode()
     content_type = f"{STRUCTURED_CONTENT_TYPE}; charset=utf-8"
     try:
-        reply = Api.at(api).call("POST", "/events", body, content_type)
+        reply = client_api(api).call("POST", "/events", body, content_type)
     except ApiUnreachable as exc:
         _fail(str(exc))
     if reply.status == 404:
-        route = f"{Api.at(api).base}{API_PREFIX}/events"
+        route = f"{client_api(api).base}{API_PREFIX}/events"
         _fail(f"no events route at {route}: is that a braidflow worker of this version?")
     if reply.status not in (200, 201, 202) or not isinstance(reply.body, Mapping):
         _fail(rejection_text(reply))
@@ -385,18 +446,6 @@ def publish(
 # --- operating executions: approvals, cancel/pause/resume, dead letters ----------
 
 
-def _default_actor() -> str:
-    return os.environ.get("USER") or "cli"
-
-
-by_option = click.option(
-    "--by",
-    default=_default_actor,
-    show_default="$USER, else cli",
-    help="Who does it, recorded with the decision or request.",
-)
-
-
 def ask(
     api: str,
     method: str,
@@ -405,7 +454,7 @@ def ask(
     timeout_s: float = REQUEST_TIMEOUT_S,
 ) -> Mapping[str, Any]:
     """The body of a 2xx answer to one request; anything else exits 1 with one clear message."""
-    client = Api.at(api)
+    client = client_api(api)
     try:
         if payload is None:
             reply = client.call(method, path, timeout_s=timeout_s)
@@ -431,7 +480,6 @@ def query_string(**params: Any) -> str:
 @click.argument("execution_id")
 @click.argument("node_id")
 @click.option("--choice", required=True, help="One of the choices the approval node offers.")
-@by_option
 @click.option("--comment", help="Why, kept with the decision.")
 @click.option("--data", callback=_parse_data, help=f"The reply's data: {JSON_HELP}")
 @api_option
@@ -439,23 +487,23 @@ def approve(
     execution_id: str,
     node_id: str,
     choice: str,
-    by: str,
     comment: str | None,
     data: Any,
     api: str,
 ) -> None:
     """Decide approval NODE_ID of execution EXECUTION_ID.
 
-    Prints `approved: NODE of EXECUTION: CHOICE by NAME`, and a line saying it
+    The decision is by whoever the API key is. Prints `approved: NODE of EXECUTION:
+    CHOICE by NAME`, and a line saying it
     applies on resume when the execution is paused; exits 1 when the approval is
     unknown, already decided, or the choice or data is refused (each problem on
     a line of its own).
     """
     path = f"/executions/{quote_id(execution_id)}/approvals/{quote_id(node_id)}"
-    body = ask(api, "POST", path, {"choice": choice, "by": by, "comment": comment, "data": data})
+    body = ask(api, "POST", path, {"choice": choice, "comment": comment, "data": data})
     click.echo(
         f"approved: {body.get('node_id', node_id)} of {body.get('execution_id', execution_id)}:"
-        f" {body.get('choice', choice)} by {body.get('by', by)}"
+        f" {body.get('choice', choice)} by {body.get('by', '?')}"
     )
     if body.get("applies_on_resume"):
         click.echo("the execution is paused: the decision applies when it is resumed")
@@ -484,34 +532,31 @@ def _control(action: str, execution_id: str, payload: Mapping[str, Any], api: st
 
 @click.command("cancel")
 @click.argument("execution_id")
-@by_option
 @click.option("--reason", help="Why, kept with the cancellation.")
 @api_option
-def cancel(execution_id: str, by: str, reason: str | None, api: str) -> None:
+def cancel(execution_id: str, reason: str | None, api: str) -> None:
     """Ask to cancel execution EXECUTION_ID; prints `cancel requested for ID`."""
-    payload = {"by": by} if reason is None else {"by": by, "reason": reason}
+    payload = {} if reason is None else {"reason": reason}
     _control("cancel", execution_id, payload, api)
 
 
 @click.command("pause")
 @click.argument("execution_id")
-@by_option
 @click.option("--reason", help="Why, kept with the pause in the execution's control record.")
 @api_option
-def pause(execution_id: str, by: str, reason: str | None, api: str) -> None:
+def pause(execution_id: str, reason: str | None, api: str) -> None:
     """Ask to pause execution EXECUTION_ID; prints `pause requested for ID`."""
-    payload = {"by": by} if reason is None else {"by": by, "reason": reason}
+    payload = {} if reason is None else {"reason": reason}
     _control("pause", execution_id, payload, api)
 
 
 @click.command("resume")
 @click.argument("execution_id")
-@by_option
 @click.option("--reason", help="Why, kept with the resume in the execution's control record.")
 @api_option
-def resume(execution_id: str, by: str, reason: str | None, api: str) -> None:
+def resume(execution_id: str, reason: str | None, api: str) -> None:
     """Ask to resume paused execution EXECUTION_ID; prints `resume requested for ID`."""
-    payload = {"by": by} if reason is None else {"by": by, "reason": reason}
+    payload = {} if reason is None else {"reason": reason}
     _control("resume", execution_id, payload, api)
 
 
@@ -548,15 +593,14 @@ def _parse_given(
 @click.option(
     "--input", "input_", callback=_parse_given, help=f"Run the node with this input: {JSON_HELP}"
 )
-@by_option
 @api_option
-def redrive(dead_letter_id: str, input_: tuple[Any] | None, by: str, api: str) -> None:
+def redrive(dead_letter_id: str, input_: tuple[Any] | None, api: str) -> None:
     """Run the failed node of dead letter DEAD_LETTER_ID again.
 
     Prints `redriving NODE of EXECUTION`; exits 1 when the dead letter is
     unknown or cannot be redriven (a record, or its execution is running).
     """
-    payload = {"by": by} if input_ is None else {"input": input_[0], "by": by}
+    payload = {} if input_ is None else {"input": input_[0]}
     body = ask(api, "POST", f"/dead-letters/{quote_id(dead_letter_id)}/redrive", payload)
     click.echo(f"redriving {body.get('node_id', '?')} of {body.get('execution_id', '?')}")
 

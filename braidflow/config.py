@@ -43,6 +43,11 @@ class Topics:
         return f"{self.prefix}.audit"
 
     @property
+    def keys(self) -> str:
+        """API keys and their revocations (hashed, never the key), keyed by key id."""
+        return f"{self.prefix}.keys"
+
+    @property
     def waits(self) -> str:
         """Wait registrations and the events they wait for, keyed by event type."""
         return f"{self.prefix}.waits"
@@ -162,6 +167,14 @@ class Settings:
     clock_offset_file: Path | None = field(
         default=None, metadata=_about("File holding a clock offset (tests).")
     )
+    authentication: bool = field(
+        default=True,
+        metadata=_about(
+            "Require an API key or token on the API (--no-auth: off, only on 127.0.0.1).",
+            env="AUTH",
+            option="--auth",
+        ),
+    )
     max_record_bytes: int = field(
         default=1_000_000,
         metadata=_about("Largest record a worker writes (at most the broker's message.max.bytes)."),
@@ -277,9 +290,23 @@ class SettingSource:
         try:
             if self.kind is tuple:
                 return tuple(part.strip() for part in raw.split(",") if part.strip())
+            if self.kind is bool:
+                return _switch(raw)
             return self.kind(raw)
         except ValueError:
             raise ValueError(f"{self.env}={raw!r} is not a valid {self.name}") from None
+
+
+_SWITCH = {"1": True, "true": True, "on": True, "yes": True}
+_SWITCH |= {"0": False, "false": False, "off": False, "no": False}
+
+
+def _switch(raw: str) -> bool:
+    """on/off from a variable's text: 1/0, true/false, on/off, yes/no."""
+    try:
+        return _SWITCH[raw.strip().lower()]
+    except KeyError:
+        raise ValueError(raw) from None
 
 
 def _source(spec: Field[Any], annotation: Any) -> SettingSource:

@@ -15,6 +15,8 @@ from typing import Any
 import click
 from confluent_kafka.admin import NewTopic
 
+from braidflow.access import DEFAULT_TENANT, Role
+from braidflow.client_cli import write_dev_key
 from braidflow.config import Settings, group_limit_problems
 from braidflow.connectors.broker import EmbeddedBroker, bind_error, free_port
 from braidflow.connectors.demo_services import (
@@ -77,9 +79,23 @@ def _deploy_examples(examples: Path, topics: list[NewTopic], demo_port: int) -> 
         if not await runtime.router.following((t.topic for t in topics), ROUTER_WAIT_S):
             click.echo("the event router does not follow the events topics yet", err=True)
         cli = cli_command(sys.argv[0], sys.executable, shutil.which("braidflow"))
-        click.echo(ready_banner(runtime.settings.api_url, runtime.settings.broker, deployed, cli))
+        key, key_file = await _owner_key(runtime)
+        settings = runtime.settings
+        click.echo(ready_banner(settings.api_url, settings.broker, deployed, cli, key, key_file))
 
     return deploy
+
+
+async def _owner_key(runtime: Runtime) -> tuple[str | None, Path | None]:
+    """A new owner key for this dev session, kept where the CLI finds it (none when
+    authentication is off). The embedded broker keeps nothing across restarts, so each
+    session makes its own."""
+    if runtime.keys is None:
+        return None, None
+    key, _ = await runtime.keys.create(
+        DEFAULT_TENANT, Role.OWNER, None, "dev", runtime.clock(), "braidflow dev"
+    )
+    return key, write_dev_key(runtime.settings.api_url, key)
 
 
 async def _keep(runner: Any) -> None:

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from braidflow.client_cli import DEFAULT_API
+from braidflow.client_cli import API_KEY_ENV, DEFAULT_API
 
 
 def cli_command(argv0: str, python: str, on_path: str | None) -> str:
@@ -44,26 +44,38 @@ def ready_banner(
     broker: str,
     deployed: Sequence[tuple[str, Any]],
     cli: str,
+    key: str | None = None,
+    key_file: Path | None = None,
 ) -> str:
     """The ready message: where things are, what was deployed, and commands to try.
 
-    `deployed` holds (workflow id, sample input) pairs in deployment order.
+    `deployed` holds (workflow id, sample input) pairs in deployment order; `key` is the
+    owner API key dev mode made (None: authentication is off), kept in `key_file` where
+    the CLI finds it, so its commands need no --api-key.
     """
     api_option = "" if api_url == DEFAULT_API else f" --api {shlex.quote(api_url)}"
+    # The key itself stays out of the curl lines: one export, then they read as shown.
+    bearer = "" if key is None else f' -H "authorization: Bearer ${API_KEY_ENV}"'
     lines = [
         "",
         f"braidflow is ready. API: {api_url}/api/v1  broker: {broker}",
         f"deployed: {', '.join(w for w, _ in deployed) or '(none)'}",
     ]
+    if key is None:
+        lines.append("authentication is OFF: anyone who reaches the API acts as an owner")
+    else:
+        lines.append(f"owner API key: {key}")
+        if key_file is not None:
+            lines.append(f"  the CLI finds it in {key_file}; for curl: export {API_KEY_ENV}={key}")
     if deployed:
         workflow_id, sample = next(((w, s) for w, s in deployed if w == "fan-out"), deployed[0])
         body = json.dumps({"input": sample})
         lines += [
             "",
             "try:",
-            f"  curl -s -X POST {api_url}/api/v1/workflows/{workflow_id}/executions"
+            f"  curl -s -X POST {api_url}/api/v1/workflows/{workflow_id}/executions{bearer}"
             f" -H 'content-type: application/json' -d {shlex.quote(body)}",
-            f"  curl -s {api_url}/api/v1/executions/<execution_id>",
+            f"  curl -s {api_url}/api/v1/executions/<execution_id>{bearer}",
             f"  {cli} run {workflow_id} --input {shlex.quote(json.dumps(sample))}"
             f" --wait{api_option}",
         ]
@@ -82,9 +94,9 @@ def ready_banner(
             "",
             "a domain event starts ticket-escalation; its resolution ends it:",
             f"  {cli} publish ticket.opened --data {shlex.quote(opened)}{api_option}",
-            f"  curl -s -X POST {api_url}/api/v1/events -H 'content-type: application/json'"
-            f" -d {shlex.quote(resolved)}",
-            f"  curl -s {api_url}/api/v1/workflows/ticket-escalation/executions",
+            f"  curl -s -X POST {api_url}/api/v1/events{bearer}"
+            f" -H 'content-type: application/json' -d {shlex.quote(resolved)}",
+            f"  curl -s {api_url}/api/v1/workflows/ticket-escalation/executions{bearer}",
             f"  (any Kafka producer can publish too: CloudEvents on topic events.ticket"
             f" at {broker})",
         ]

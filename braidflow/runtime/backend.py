@@ -21,6 +21,7 @@ from braidflow.connectors.api import (
     execution_view,
     not_started_view,
 )
+from braidflow.connectors.api.caller import forwarded_credential
 from braidflow.engine import (
     ApprovalDecided,
     CancelExecution,
@@ -153,7 +154,8 @@ class RuntimeBackend:
         if owner is not None:
             url = f"{owner}/api/v1/executions/{execution_id}"
             try:
-                async with self._session.get(url, headers={FORWARDED_HEADER: "1"}) as response:
+                headers = {FORWARDED_HEADER: "1", **forwarded_credential()}
+                async with self._session.get(url, headers=headers) as response:
                     if response.status == 404:
                         return None
                     response.raise_for_status()
@@ -384,6 +386,9 @@ class RuntimeBackend:
         self, kind: str | None, workflow_id: str | None, limit: int
     ) -> list[dict[str, Any]]:
         return self._runtime.dead_letter_index.list(kind=kind, workflow_id=workflow_id, limit=limit)
+
+    def dead_letter(self, dead_letter_id: str) -> dict[str, Any] | None:
+        return self._runtime.dead_letter_index.get(dead_letter_id)
 
     async def redrive(
         self, dead_letter_id: str, patched_input: Any, has_input: bool, by: str

@@ -12,12 +12,14 @@ import mode
 from aiohttp import web
 
 from braidflow.config import Settings
-from braidflow.connectors.api import create_api
+from braidflow.connectors.api import Authentication, TokenVerifier, create_api
+from braidflow.connectors.api.authentication import off_problem
 from braidflow.connectors.audit_index import AuditIndex, AuditProjection
 from braidflow.connectors.broker import bind_error, is_embedded_cluster
 from braidflow.connectors.dead_letter_index import DeadLetterIndex, DeadLetterProjection
 from braidflow.connectors.execution_index import ExecutionIndex, ExecutionProjection
 from braidflow.connectors.http import HttpNodeClient
+from braidflow.connectors.identity import identity_provider
 from braidflow.connectors.local_state import check_cluster, cluster_id_of
 from braidflow.connectors.metrics import observe_step
 from braidflow.engine import TimerFired, ids
@@ -32,6 +34,7 @@ from braidflow.streams.changelog_ends import read_true_ends
 from braidflow.streams.clock import RuntimeClock
 from braidflow.streams.executor import Executor
 from braidflow.streams.group_errors import refusal_line, watch_group_refusals
+from braidflow.streams.key_ring import KeyRing
 from braidflow.streams.orchestrator import Orchestrator, Record
 from braidflow.streams.outbox import Outbox
 from braidflow.streams.publisher import Publisher
@@ -70,12 +73,21 @@ def _check_api_port(settings: Settings) -> None:
 
 
 def build_runtime(
-    settings: Settings, registry: TaskRegistry | None = None, dev_worker: bool = False
+    settings: Settings,
+    registry: TaskRegistry | None = None,
+    dev_worker: bool = False,
+    token_verifier: TokenVerifier | None = None,
 ) -> Runtime:
     """Create topics, the Faust app and every part of a worker for `settings`.
 
     `dev_worker`: the worker of `braidflow dev`, the one its embedded broker carries.
+    `token_verifier`: who a bearer credential that is not an API key is (default: the
+    identity provider the settings configure; none: a 401).
     """
+    if not settings.authentication and (problem := off_problem(settings.api_host)):
+        raise RuntimeError(problem)
+    # A bearer credential that is not an API key: the identity provider's token, if set.
+    token_verifier = token_verifier or identity_provider(settings)
     _check_api_port(settings)
     cluster_id = cluster_id_of(settings.kafka)
     check_cluster(settings, cluster_id, dev_worker)
@@ -89,6 +101,7 @@ def build_runtime(
     events_topics = EventsTopics(settings)
     clock = RuntimeClock(settings.clock_offset_file)
     catalog = Catalog(settings, publisher.produce)
+    keys = KeyRing(settings, publisher.produce) if settings.authentication else None
     timers = TimerTable(parts.timers, faust_partitions(parts.app, parts.timers))
     orchestrator = Orchestrator(
         catalog,
@@ -140,6 +153,7 @@ def build_runtime(
         letters,
         audit_index,
         executions_projection=projection,
+        keys=keys,
     )
 
     def refused(group: str, code: int) -> None:
@@ -203,10 +217,20 @@ def build_runtime(
 
         async def on_start(self) -> None:
             await catalog.start()
+            if keys is None:
+                log.warning(
+                    "authentication is OFF: every request to %s acts as an owner",
+                    settings.api_url,
+                )
+            else:
+                await keys.start()
+                # Every key known before the first request: a valid key never gets a 401.
+                await keys.ready.wait()
             await http.start()
             await executor.start()
             self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
-            api = create_api(RuntimeBackend(runtime, self._session))
+            authentication = None if keys is None else Authentication(keys, token_verifier)
+            api = create_api(RuntimeBackend(runtime, self._session), authentication)
             self._runner = web.AppRunner(api, access_log=None)
             await self._runner.setup()
             await web.TCPSite(self._runner, settings.api_host, settings.api_port).start()
@@ -237,6 +261,8 @@ def build_runtime(
             await self._session.close()
             await executor.stop()
             await http.stop()
+            if keys is not None:
+                await keys.stop()
             await catalog.stop()
 
     parts.app.service(WorkerServices)

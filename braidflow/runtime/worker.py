@@ -18,6 +18,7 @@ from braidflow.streams.app import FaustParts
 from braidflow.streams.catalog import Catalog
 from braidflow.streams.clock import RuntimeClock
 from braidflow.streams.executor import Executor
+from braidflow.streams.key_ring import KeyRing
 from braidflow.streams.orchestrator import Orchestrator
 from braidflow.streams.publisher import Publisher
 from braidflow.streams.router import EventRouter
@@ -53,6 +54,8 @@ class Runtime:
     failure: str | None = None
     _worker: QuietWorker | None = field(default=None, repr=False)
     executions_projection: ExecutionProjection | None = None
+    # The cluster's API keys, followed by every worker; None when authentication is off.
+    keys: KeyRing | None = None
 
     @property
     def app(self) -> faust.App:

@@ -33,6 +33,7 @@ def required_topics(settings: Settings) -> list[NewTopic]:
         *(NewTopic(name, settings.partitions, r) for name in partitioned),
         # One partition: every worker reads all deployments, in order.
         NewTopic(topics.workflows, 1, r, config={"cleanup.policy": "compact"}),
+        NewTopic(topics.keys, 1, r, config={"cleanup.policy": "compact"}),
         NewTopic(topics.dead_letters, 1, r),
         NewTopic(topics.audit, 1, r, config=AUDIT_TOPIC_CONFIG),
     ]

@@ -30,7 +30,8 @@ class Command:
         self.stdout_path = home / "stdout"
         self.stderr_path = home / "stderr"
         clean = {k: v for k, v in os.environ.items() if not k.startswith("BRAIDFLOW_")}
-        clean.update(PYTHONUNBUFFERED="1", **(env or {}))
+        # Dev mode writes its owner key under the config home: the test's, not the user's.
+        clean.update(PYTHONUNBUFFERED="1", XDG_CONFIG_HOME=str(home), **(env or {}))
         with open(self.stdout_path, "wb") as out, open(self.stderr_path, "wb") as err:
             self.process = subprocess.Popen(
                 list(args), stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=clean, cwd=home

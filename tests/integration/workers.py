@@ -7,6 +7,8 @@ failing integration test is nearly always in there.
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import json
 import os
 import signal
@@ -20,9 +22,13 @@ from typing import Any
 import pytest
 from suite_broker import SuiteBroker
 
+from braidflow.access import DEFAULT_TENANT, Role
 from braidflow.client_cli import Api, ApiUnreachable, Reply
+from braidflow.config import Settings
 from braidflow.connectors.broker import free_port
 from braidflow.engine.state import TERMINAL
+from braidflow.key_commands import with_keys
+from braidflow.streams.key_ring import KeyRing
 
 HERE = Path(__file__).parent
 TASK_HANDLERS = HERE / "task_handlers.py"
@@ -38,14 +44,63 @@ DEV_SPEED = {
     "BRAIDFLOW_PARTITIONS": "4",
 }
 POLL_S = 0.05
+# The name of the owner key every worker's API client sends (decisions are recorded by it).
+SUITE_OWNER = "suite-owner"
+
+
+def make_key(
+    broker: SuiteBroker,
+    prefix: str,
+    role: Role,
+    name: str,
+    department: str | None = None,
+) -> str:
+    """A key for the workers of `prefix`, made straight on Kafka as `braidflow keys create`
+    makes it. In a thread: the calling test may run an event loop of its own."""
+
+    async def create(ring: KeyRing) -> str:
+        key, _ = await ring.create(DEFAULT_TENANT, role, department, name, 0, "tests")
+        return key
+
+    settings = Settings(kafka=broker.connection, prefix=prefix)
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, with_keys(settings, create)).result()
+
+
+_OWNER_KEYS: dict[tuple[str, str], str] = {}
+
+
+def owner_key(broker: SuiteBroker, prefix: str) -> str:
+    """The owner key of the workers of `prefix`, made once."""
+    found = _OWNER_KEYS.get((broker.address, prefix))
+    if found is None:
+        found = _OWNER_KEYS[(broker.address, prefix)] = make_key(
+            broker, prefix, Role.OWNER, SUITE_OWNER
+        )
+    return found
 
 
 class WorkerApi:
     """A small synchronous client of one worker's REST API (`/api/v1`)."""
 
-    def __init__(self, base_url: str) -> None:
+    def __init__(self, base_url: str, key: str | None = None) -> None:
         self.base_url = base_url.rstrip("/")
-        self._api = Api.at(self.base_url)
+        self.key = key
+        self._api = Api.at(self.base_url, key)
+
+    def with_key(self, key: str | None) -> WorkerApi:
+        """The same API, called with `key` (None: no credential at all)."""
+        return WorkerApi(self.base_url, key)
+
+    def as_new_key(self, role: str, name: str, department: str | None = None) -> WorkerApi:
+        """The same API, called with a new key this API's (owner) key makes: the worker
+        answers once it knows the key, so the key works on it at once."""
+        wanted = {"role": role, "name": name}
+        if department is not None:
+            wanted["department"] = department
+        reply = self.post_json("/keys", wanted)
+        assert reply.status == 201, reply
+        return self.with_key(str(reply.body["key"]))
 
     def request(
         self,
@@ -89,8 +144,11 @@ class WorkerProcess:
         handlers: Sequence[Path] = (TASK_HANDLERS,),
         api_port: int | None = None,
         env: Mapping[str, str] | None = None,
+        authentication: bool = True,
     ) -> None:
+        """`authentication`: on (the default), and the API client sends an owner key."""
         self.broker = broker
+        self.authentication = authentication
         self.prefix = prefix
         self.data_dir = data_dir
         self.log_path = log_path
@@ -105,6 +163,8 @@ class WorkerProcess:
         return f"worker {self.prefix}@{self.api_port}"
 
     def start(self) -> WorkerProcess:
+        if self.authentication and self.api.key is None:
+            self.api = self.api.with_key(owner_key(self.broker, self.prefix))
         # Only the settings chosen here: a BRAIDFLOW_* variable of the caller's shell
         # (a broker, a prefix) must not leak into the test.
         env = {k: v for k, v in os.environ.items() if not k.startswith("BRAIDFLOW_")}
@@ -124,6 +184,8 @@ class WorkerProcess:
             "--loglevel",
             "info",
         ]
+        if not self.authentication:
+            command.append("--no-auth")
         for handlers in self.handlers:
             command += ["--handlers", str(handlers)]
         self.log_path.parent.mkdir(parents=True, exist_ok=True)

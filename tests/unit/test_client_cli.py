@@ -13,11 +13,13 @@ from braidflow.client_cli import (
     COMMANDS,
     Api,
     Reply,
+    client_api,
     execution_lines,
     node_line,
     outcome_lines,
     problem_lines,
     progress_lines,
+    write_dev_key,
 )
 from braidflow.connectors.broker import free_port
 
@@ -275,3 +277,15 @@ def test_run_rejects_input_that_is_not_json(cli: click.Group, closed_api: str) -
     result = CliRunner().invoke(cli, ["run", "wf", "--input", "{sku:", "--api", closed_api])
     assert result.exit_code == 2
     assert "not JSON" in result.stderr
+
+
+def test_the_dev_key_is_sent_only_to_the_api_it_was_written_for(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
+    assert client_api("127.0.0.1:8080").key is None
+    written = write_dev_key("http://127.0.0.1:8080", "bfk_dev")
+    assert written == tmp_path / "braidflow" / "dev-api-key"
+    assert written.stat().st_mode & 0o777 == 0o600
+    assert client_api("127.0.0.1:8080").key == "bfk_dev"
+    assert client_api("http://10.0.0.7:8080").key is None

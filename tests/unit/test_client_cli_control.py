@@ -103,7 +103,9 @@ class Worker:
                 "execution_id": execution_id,
                 "node_id": node_id,
                 "choice": body["choice"],
-                "by": body["by"],
+                # The worker records the caller: here, the key it was sent.
+                "by": request.headers.get("Authorization", "").removeprefix("Bearer ")
+                or "anonymous",
                 "decided_at": "2026-11-22T10:01:00Z",
             }
         )
@@ -182,7 +184,7 @@ async def invoke(
     cli: click.Group, worker: Worker, *args: str, env: dict[str, str | None] | None = None
 ) -> Result:
     """Run the command in a thread: its blocking request needs this loop free to answer."""
-    runner = CliRunner(env={"USER": "ana", **(env or {})})
+    runner = CliRunner(env={"USER": "ana", "BRAIDFLOW_API_KEY": "ana", **(env or {})})
     return await asyncio.to_thread(runner.invoke, cli, [*args, "--api", worker.url])
 
 
@@ -198,7 +200,7 @@ async def test_approve_sends_the_decision_and_prints_it(cli: click.Group, worker
         "review",
         "--choice",
         "approve",
-        "--by",
+        "--api-key",
         "bea",
         "--comment",
         "within budget",
@@ -210,27 +212,34 @@ async def test_approve_sends_the_decision_and_prints_it(cli: click.Group, worker
     assert worker.bodies == [
         (
             "/api/v1/executions/e-1/approvals/review",
-            {"choice": "approve", "by": "bea", "comment": "within budget", "data": {"amount": 120}},
+            {"choice": "approve", "comment": "within budget", "data": {"amount": 120}},
         )
     ]
 
 
-async def test_approve_is_by_the_user_and_sends_nulls_for_what_was_not_given(
+async def test_approve_is_by_the_key_and_sends_nulls_for_what_was_not_given(
     cli: click.Group, worker: Worker
 ) -> None:
     result = await invoke(cli, worker, "approve", RUNNING, "review", "--choice", "reject")
     assert result.exit_code == 0, result.output
     assert result.stdout == "approved: review of e-1: reject by ana\n"
-    assert worker.bodies[0][1] == {"choice": "reject", "by": "ana", "comment": None, "data": None}
+    assert worker.bodies[0][1] == {"choice": "reject", "comment": None, "data": None}
 
 
-async def test_without_user_the_decision_is_by_cli(cli: click.Group, worker: Worker) -> None:
+async def test_without_a_key_no_credential_is_sent(cli: click.Group, worker: Worker) -> None:
     result = await invoke(
-        cli, worker, "approve", RUNNING, "review", "--choice", "approve", env={"USER": None}
+        cli,
+        worker,
+        "approve",
+        RUNNING,
+        "review",
+        "--choice",
+        "approve",
+        env={"BRAIDFLOW_API_KEY": None, "XDG_CONFIG_HOME": "/nonexistent"},
     )
     assert result.exit_code == 0, result.output
-    assert result.stdout.endswith(" by cli\n")
-    assert worker.bodies[0][1]["by"] == "cli"
+    assert result.stdout.endswith(" by anonymous\n")
+    assert "by" not in worker.bodies[0][1]
 
 
 async def test_approve_quotes_the_ids_in_the_path(cli: click.Group, worker: Worker) -> None:
@@ -328,19 +337,17 @@ def test_an_approval_line_survives_missing_fields() -> None:
 async def test_a_control_request_prints_what_was_requested(
     cli: click.Group, worker: Worker, action: str
 ) -> None:
-    result = await invoke(cli, worker, action, RUNNING, "--by", "bea")
+    result = await invoke(cli, worker, action, RUNNING, "--api-key", "bea")
     assert result.exit_code == 0, result.output
     assert result.stdout == f"{action} requested for e-1\n"
-    assert worker.bodies == [(f"/api/v1/executions/e-1/{action}", {"by": "bea"})]
+    assert worker.bodies == [(f"/api/v1/executions/e-1/{action}", {})]
 
 
 async def test_cancel_sends_the_reason(cli: click.Group, worker: Worker) -> None:
     result = await invoke(cli, worker, "cancel", ODD_ID, "--reason", "duplicate order")
     assert result.exit_code == 0, result.output
     assert result.stdout == "cancel requested for e/2 x\n"
-    assert worker.bodies == [
-        ("/api/v1/executions/e%2F2%20x/cancel", {"by": "ana", "reason": "duplicate order"})
-    ]
+    assert worker.bodies == [("/api/v1/executions/e%2F2%20x/cancel", {"reason": "duplicate order"})]
 
 
 @pytest.mark.parametrize(
@@ -418,21 +425,19 @@ async def test_redrive_prints_the_node_and_execution(cli: click.Group, worker: W
     result = await invoke(cli, worker, "redrive", "dl-1")
     assert result.exit_code == 0, result.output
     assert result.stdout == "redriving pay of e-1\n"
-    assert worker.bodies == [("/api/v1/dead-letters/dl-1/redrive", {"by": "ana"})]
+    assert worker.bodies == [("/api/v1/dead-letters/dl-1/redrive", {})]
 
 
 async def test_redrive_sends_a_patched_input(cli: click.Group, worker: Worker) -> None:
-    result = await invoke(
-        cli, worker, "redrive", "dl-1", "--input", '{"amount": 100}', "--by", "bea"
-    )
+    result = await invoke(cli, worker, "redrive", "dl-1", "--input", '{"amount": 100}')
     assert result.exit_code == 0, result.output
-    assert worker.bodies[0][1] == {"input": {"amount": 100}, "by": "bea"}
+    assert worker.bodies[0][1] == {"input": {"amount": 100}}
 
 
 async def test_redrive_sends_a_null_input_when_asked(cli: click.Group, worker: Worker) -> None:
     result = await invoke(cli, worker, "redrive", "dl-1", "--input", "null")
     assert result.exit_code == 0, result.output
-    assert worker.bodies[0][1] == {"input": None, "by": "ana"}
+    assert worker.bodies[0][1] == {"input": None}
 
 
 @pytest.mark.parametrize(

@@ -96,6 +96,8 @@ class Worker:
     async def decide(self, request: web.Request) -> web.Response:
         body = await self._note(request)
         answer = {"execution_id": request.match_info["id"], "node_id": "review", **body}
+        # The worker records the caller: here, the key it was sent.
+        answer["by"] = request.headers.get("Authorization", "").removeprefix("Bearer ")
         if request.match_info["id"] == PAUSED:
             return web.json_response({**answer, "applies_on_resume": True}, status=202)
         return web.json_response(answer)
@@ -138,7 +140,7 @@ async def worker() -> AsyncIterator[Worker]:
 
 async def invoke(worker: Worker, *args: str, stdin: str | None = None) -> Result:
     """The real `braidflow` group, in a thread: the request needs this loop free to answer."""
-    runner = CliRunner(env={"USER": "ana"})
+    runner = CliRunner(env={"USER": "ana", "BRAIDFLOW_API_KEY": "ana"})
     group: click.Group = main
     return await asyncio.to_thread(runner.invoke, group, [*args, "--api", worker.url], input=stdin)
 
@@ -236,7 +238,7 @@ async def test_publish_reads_its_data_from_a_file(worker: Worker, tmp_path: Path
 async def test_redrive_reads_the_patched_input_from_stdin(worker: Worker) -> None:
     result = await invoke(worker, "redrive", "dl-1", "--input", "-", stdin='{"amount": 5}')
     assert result.exit_code == 0, result.output
-    assert worker.requests[-1][2] == {"input": {"amount": 5}, "by": "ana"}
+    assert worker.requests[-1][2] == {"input": {"amount": 5}}
 
 
 async def test_a_missing_or_broken_input_file_is_one_line_naming_it(
@@ -266,11 +268,11 @@ def test_dry_run_reads_its_input_from_stdin() -> None:
 
 @pytest.mark.parametrize("action", ["pause", "resume"])
 async def test_pause_and_resume_send_the_reason(worker: Worker, action: str) -> None:
-    result = await invoke(worker, action, "e-1", "--by", "me", "--reason", "audit of order 7")
+    result = await invoke(worker, action, "e-1", "--reason", "audit of order 7")
     assert result.exit_code == 0, result.output
     assert result.stdout == f"{action} requested for e-1\n"
     assert worker.requests == [
-        ("POST", f"/api/v1/executions/e-1/{action}", {"by": "me", "reason": "audit of order 7"})
+        ("POST", f"/api/v1/executions/e-1/{action}", {"reason": "audit of order 7"})
     ]
 
 

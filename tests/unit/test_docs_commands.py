@@ -5,7 +5,8 @@ The docs are README.md and docs/*.md. Command lines are taken from fenced code
 blocks and from inline code. A block tagged sh/bash/shell/console (or untagged
 and about commands) holds commands on every line; an untagged block that shows
 output (the ready banner) holds commands only on indented or `$ `-prompted lines.
-`cancel|pause|resume` names each of the three; `[--by NAME]` is the option --by.
+`cancel|pause|resume` names each of the three; `[--reason TEXT]` is the option --reason.
+A command group's line is checked against its subcommand (`keys create --role R`).
 """
 
 from __future__ import annotations
@@ -118,6 +119,10 @@ def problems(shown: Shown, group: click.Group) -> list[str]:
         if command is None:
             found.append(f"{shown.where}: `braidflow {name}` is not a command: {shown.text}")
             continue
+        if isinstance(command, click.Group):
+            # `braidflow keys create|list ...`: the options are the subcommands'.
+            found.extend(problems(Shown(shown.where, shown.text, shown.words[1:]), command))
+            continue
         found.extend(
             f"{shown.where}: `braidflow {name}` has no option {option}: {shown.text}"
             for option in sorted(given - _options(command))
@@ -156,12 +161,12 @@ def check(markdown: str) -> list[str]:
 
 
 def test_an_option_a_command_lacks_is_found_in_each_command_of_an_alternation() -> None:
-    doc = "```sh\nbraidflow cancel|pause EXECUTION_ID [--by NAME] [--colour C]\n```\n"
+    doc = "```sh\nbraidflow cancel|pause EXECUTION_ID [--reason TEXT] [--colour C]\n```\n"
     assert check(doc) == [
         "doc.md:2: `braidflow cancel` has no option --colour:"
-        " braidflow cancel|pause EXECUTION_ID [--by NAME] [--colour C]",
+        " braidflow cancel|pause EXECUTION_ID [--reason TEXT] [--colour C]",
         "doc.md:2: `braidflow pause` has no option --colour:"
-        " braidflow cancel|pause EXECUTION_ID [--by NAME] [--colour C]",
+        " braidflow cancel|pause EXECUTION_ID [--reason TEXT] [--colour C]",
     ]
 
 

@@ -202,13 +202,19 @@ def _shown_banner(page: Path) -> list[str]:
     return block.text.splitlines()
 
 
+# The owner key the pages show in the banner (each dev session makes its own).
+SHOWN_KEY = "bfk_5e1f0c9a2b7d_q8Vw3nK0xY2Lr7TbZc4HsJm9pQeUa6fGd1oWi5Nk2Ex"
+
+
 def _banner_of_the_examples() -> list[str]:
     deployed = [
         (load_workflow(path.read_text(encoding="utf-8")).id, _sample_input(path))
         for path in _example_files(ROOT / "examples")
     ]
     cli = "/home/ada/braidflow/.venv/bin/braidflow"
-    return ready_banner(DEFAULT_API, "127.0.0.1:9092", deployed, cli).strip("\n").splitlines()
+    key_file = Path("/home/ada/.config/braidflow/dev-api-key")
+    banner = ready_banner(DEFAULT_API, "127.0.0.1:9092", deployed, cli, SHOWN_KEY, key_file)
+    return banner.strip("\n").splitlines()
 
 
 def test_the_ready_banner_the_dev_mode_section_shows_is_what_make_run_prints() -> None:

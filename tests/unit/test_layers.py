@@ -3,9 +3,9 @@ and the streams, the connectors and the event publisher (peers) never import eac
 
 Low to high:
 
-- foundation: the package root, `access`, `config`, `kafka_connection`, `kafka_reach`,
-  `secrets`, `tasks`, `metrics` (principals and roles, settings, the Kafka connection, secrets
-  providers, the task registry, metric definitions);
+- foundation: the package root, `access`, `api_keys`, `config`, `kafka_connection`,
+  `kafka_reach`, `secrets`, `tasks`, `metrics` (principals and roles, API keys, settings, the
+  Kafka connection, secrets providers, the task registry, metric definitions);
 - `topology` (pure), then `engine` (pure, see test_purity.py);
 - `schemas`: record formats and codecs (Avro, dead letters, lifecycle headers, limits);
 - the edge, three peers that move records: `streams` (the Faust app and its agents),
@@ -13,7 +13,7 @@ Low to high:
   EventPublisher a user's service imports, which must not pull in a worker);
 - `runtime`: the composition root, the one place that wires streams and connectors;
 - entry points: `cli.py`, `client_cli.py`, `client_workflows.py`, `client_audit.py`, `dev.py`,
-  `dev_banner.py`.
+  `dev_banner.py`, `key_commands.py`.
 
 Every import counts, those inside functions too.
 """
@@ -40,6 +40,7 @@ LAYERS: list[tuple[str, frozenset[str]]] = [
                 "kafka_connection",
                 "kafka_reach",
                 "secrets",
+                "api_keys",
                 "tasks",
                 "metrics",
             }
@@ -52,7 +53,17 @@ LAYERS: list[tuple[str, frozenset[str]]] = [
     ("runtime", frozenset({"runtime"})),
     (
         "entry",
-        frozenset({"cli", "client_cli", "client_workflows", "client_audit", "dev", "dev_banner"}),
+        frozenset(
+            {
+                "cli",
+                "client_cli",
+                "client_workflows",
+                "client_audit",
+                "dev",
+                "dev_banner",
+                "key_commands",
+            }
+        ),
     ),
 ]
 # Units of one layer that may not import each other.

@@ -11,12 +11,20 @@ from aiohttp import web
 
 from braidflow.connectors.api.approvals import approvals
 from braidflow.connectors.api.audit import OPERATIONS, audit, audit_trail, operations_by_id
+from braidflow.connectors.api.authentication import (
+    AUTHENTICATION,
+    ROLES,
+    Authentication,
+    TokenVerifier,
+    authenticate,
+)
 from braidflow.connectors.api.backend import BACKEND, Backend, Deployed
 from braidflow.connectors.api.dead_letters import dead_letters
 from braidflow.connectors.api.errors import (
     MAX_BODY_BYTES,
     BadRequest,
     Conflict,
+    Forbidden,
     NotFound,
     Refusal,
     Rejected,
@@ -33,6 +41,7 @@ from braidflow.connectors.api.events import (
     webhook_secret,
 )
 from braidflow.connectors.api.executions import FORWARDED_HEADER, executions
+from braidflow.connectors.api.keys import keys
 from braidflow.connectors.api.openapi import EXECUTION_STATUSES, Resource, document
 from braidflow.connectors.api.operations import DOCUMENT, operations
 from braidflow.connectors.api.versions import versions
@@ -47,6 +56,7 @@ RESOURCES: tuple[Resource, ...] = (
     events,
     dead_letters,
     audit,
+    keys,
     operations,
 )
 
@@ -56,13 +66,16 @@ __all__ = [
     "MAX_BODY_BYTES",
     "RESOURCES",
     "SIGNATURE_HEADER",
+    "Authentication",
     "Backend",
     "BadRequest",
     "Conflict",
     "Deployed",
+    "Forbidden",
     "NotFound",
     "Refusal",
     "Rejected",
+    "TokenVerifier",
     "TooLarge",
     "Unauthorized",
     "Unavailable",
@@ -75,11 +88,22 @@ __all__ = [
 ]
 
 
-def create_api(backend: Backend) -> web.Application:
-    """The aiohttp application for `backend`: every resource's routes, and their document."""
-    # Refusals outermost: an audit record that cannot be written is a refusal too.
-    app = web.Application(middlewares=[refusals, audit_trail], client_max_size=MAX_BODY_BYTES)
+def create_api(backend: Backend, authentication: Authentication | None = None) -> web.Application:
+    """The aiohttp application for `backend`: every resource's routes, and their document.
+
+    `authentication` None: off, every request acts as an owner (127.0.0.1 only; the
+    runtime checks that).
+    """
+    # Refusals outermost: an audit record that cannot be written is a refusal too. The
+    # caller is known before the audit trail records what it did.
+    app = web.Application(
+        middlewares=[refusals, authenticate, audit_trail], client_max_size=MAX_BODY_BYTES
+    )
     app[BACKEND] = backend
+    app[AUTHENTICATION] = authentication or Authentication(None)
+    app[ROLES] = {
+        op.spec["operationId"]: op.role for resource in RESOURCES for op in resource.operations
+    }
     app[DOCUMENT] = document(RESOURCES)
     app[OPERATIONS] = operations_by_id(RESOURCES)
     for resource in RESOURCES:

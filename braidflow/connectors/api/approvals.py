@@ -4,8 +4,18 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from braidflow.access import Role
+from braidflow.connectors.api.authentication import (
+    acting_name,
+    execution_department,
+    may_read,
+    refuse_by,
+    require,
+)
 from braidflow.connectors.api.backend import backend_of
 from braidflow.connectors.api.bodies import object_body, string_field
+from braidflow.connectors.api.caller import principal_of
+from braidflow.connectors.api.errors import Forbidden, NotFound
 from braidflow.connectors.api.openapi import (
     ANY,
     STRING,
@@ -18,6 +28,7 @@ from braidflow.connectors.api.openapi import (
     query_param,
     ref,
 )
+from braidflow.topology.approvers import may_decide
 
 approvals = Resource("approvals", "Human approvals: what waits for an answer, and the answer")
 
@@ -36,12 +47,15 @@ approvals = Resource("approvals", "Human approvals: what waits for an answer, an
             obj(["approvals"], {"approvals": {"type": "array", "items": ref("Approval")}}),
         )
     },
+    role=Role.VIEWER,
 )
 async def pending_approvals(request: web.Request) -> web.Response:
-    pending = backend_of(request).pending_approvals(
+    backend = backend_of(request)
+    pending = backend.pending_approvals(
         request.query.get("workflow"), request.query.get("department")
     )
-    return web.json_response({"approvals": pending})
+    readable = [a for a in pending if may_read(request, execution_department(backend, a))]
+    return web.json_response({"approvals": readable})
 
 
 DECISION = obj(
@@ -70,14 +84,13 @@ DECISION = obj(
     ],
     body=json_request(
         obj(
-            ["choice", "by"],
+            ["choice"],
             {
                 "choice": {
                     **STRING,
                     "minLength": 1,
                     "description": "One of the approval's choices",
                 },
-                "by": {**STRING, "minLength": 1, "description": "Who decides"},
                 "comment": STRING,
                 "data": {**ANY, "description": "The reply, checked against its schema (none: {})"},
             },
@@ -92,17 +105,35 @@ DECISION = obj(
         ),
     },
     refusals=[404, 409, 503],
-    audit=Audited(detail=("choice", "by")),
+    audit=Audited(detail=("choice",)),
+    role=Role.OPERATOR,
 )
 async def decide(request: web.Request) -> web.Response:
-    """409 when it is decided already or not waiting; 422 for a choice it does not offer
-    or `data` that breaks the reply schema."""
+    """The decision is the caller's (`by` is its credential's name); 403 when the approval
+    names `approvers` and the caller is none of them. 409 when it is decided already or
+    not waiting; 422 for a choice it does not offer or `data` that breaks the reply
+    schema."""
     body = await object_body(request, {"choice", "by", "comment", "data"})
+    refuse_by(body)
     string_field(body, "choice", required=True)
-    string_field(body, "by", required=True)
     string_field(body, "comment")
-    decided = await backend_of(request).decide(
-        request.match_info["id"], request.match_info["node"], body
-    )
+    backend = backend_of(request)
+    execution_id, node_id = request.match_info["id"], request.match_info["node"]
+    view = await backend.execution(execution_id, False)
+    if view is None:
+        raise NotFound(f"no execution {execution_id!r}")
+    department = execution_department(backend, view)
+    require(request, Role.OPERATOR, department, f"execution {execution_id!r}")
+    deployed = backend.get(view["workflow_id"], view["workflow_version"])
+    node = None if deployed is None else deployed.workflow.nodes.get(node_id)
+    if node is not None and node.type == "approval":
+        principal = principal_of(request)
+        approvers = node.node.params.get("approvers")
+        if not may_decide(approvers, principal.name, principal.role_in(department)):
+            raise Forbidden(
+                f"{principal.name} is not among the approvers of {node_id!r}:"
+                f" {', '.join(approvers or ())}"
+            )
+    decided = await backend.decide(execution_id, node_id, {**body, "by": acting_name(request)})
     # Accepted, not applied: a paused execution holds the decision until it is resumed.
     return web.json_response(decided, status=202 if decided.get("applies_on_resume") else 200)

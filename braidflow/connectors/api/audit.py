@@ -25,6 +25,7 @@ from typing import Any
 
 from aiohttp import web
 
+from braidflow.access import Role
 from braidflow.connectors.api.backend import backend_of
 from braidflow.connectors.api.bodies import limit_query, parsed_json
 from braidflow.connectors.api.caller import principal_of
@@ -92,9 +93,11 @@ _TIME_QUERY = {**STRING, "format": "date-time", "description": "ISO 8601 with an
         )
     },
     refusals=[400],
+    role=Role.OWNER,
 )
 async def list_audit(request: web.Request) -> web.Response:
-    """Only the records of the caller's tenant. From this worker's read model of the audit
+    """Owners only (the log names every principal's changes, in every department). Only the
+    records of the caller's tenant. From this worker's read model of the audit
     topic: a record written a moment ago by another worker may take a moment to be listed."""
     query = request.query
     limit = limit_query(query, 100)

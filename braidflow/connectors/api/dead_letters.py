@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from aiohttp import web
 
-from braidflow.connectors.api.backend import backend_of
-from braidflow.connectors.api.bodies import choice_query, limit_query, object_body, string_field
+from braidflow.access import Role
+from braidflow.connectors.api.authentication import (
+    acting_name,
+    department_of,
+    may_read,
+    refuse_by,
+    require,
+)
+from braidflow.connectors.api.backend import Backend, backend_of
+from braidflow.connectors.api.bodies import choice_query, limit_query, object_body
+from braidflow.connectors.api.errors import NotFound
 from braidflow.connectors.api.openapi import (
     ANY,
     INTEGER,
@@ -46,13 +57,25 @@ KINDS = ("node", "record")
         )
     },
     refusals=[400],
+    role=Role.VIEWER,
 )
 async def list_dead_letters(request: web.Request) -> web.Response:
     """A payload over 16 KiB is kept as its head."""
     limit = limit_query(request.query, 100)
     kind = choice_query(request.query, "kind", KINDS)
-    found = backend_of(request).dead_letters(kind, request.query.get("workflow"), limit)
-    return web.json_response({"dead_letters": found})
+    backend = backend_of(request)
+    found = backend.dead_letters(kind, request.query.get("workflow"), limit)
+    readable = [d for d in found if may_read(request, _department(backend, d))]
+    return web.json_response({"dead_letters": readable})
+
+
+def _department(backend: Backend, letter: dict[str, Any]) -> str | None:
+    """The department of a node dead letter's workflow (a record one has none)."""
+    workflow_id = letter.get("workflow_id")
+    if not workflow_id:
+        return None
+    versions = backend.versions(workflow_id)
+    return department_of(versions[-1]) if versions else None
 
 
 @dead_letters.operation(
@@ -66,7 +89,6 @@ async def list_dead_letters(request: web.Request) -> web.Response:
             [],
             {
                 "input": {**ANY, "description": "The node's input instead of the one it had"},
-                "by": {**STRING, "description": "Who redrives"},
             },
             closed=True,
         )
@@ -82,15 +104,20 @@ async def list_dead_letters(request: web.Request) -> web.Response:
         )
     },
     refusals=[404, 409, 503],
-    audit=Audited(
-        detail=("by",), given=("input",), answer={"execution_id": "execution", "node_id": "node"}
-    ),
+    audit=Audited(given=("input",), answer={"execution_id": "execution", "node_id": "node"}),
+    role=Role.OPERATOR,
 )
 async def redrive(request: web.Request) -> web.Response:
     """409 for a record dead letter, or an execution that is not failed or parked."""
     body = await object_body(request, {"input", "by"})
-    by = string_field(body, "by") or ""
-    redriven = await backend_of(request).redrive(
-        request.match_info["id"], body.get("input"), "input" in body, by
+    refuse_by(body)
+    backend = backend_of(request)
+    letter_id = request.match_info["id"]
+    letter = backend.dead_letter(letter_id)
+    if letter is None:
+        raise NotFound(f"no dead letter {letter_id!r}")
+    require(request, Role.OPERATOR, _department(backend, letter), f"dead letter {letter_id!r}")
+    redriven = await backend.redrive(
+        letter_id, body.get("input"), "input" in body, acting_name(request)
     )
     return web.json_response(redriven, status=202)

@@ -52,9 +52,15 @@ class BadRequest(Refusal):
 
 
 class Unauthorized(Refusal):
-    """The request is not signed as it must be (401)."""
+    """No credential, one no worker knows, or not signed as it must be (401)."""
 
     status = 401
+
+
+class Forbidden(Refusal):
+    """The credential is known, but its role may not do this (403)."""
+
+    status = 403
 
 
 class NotFound(Refusal):

@@ -9,6 +9,8 @@ import re
 
 from aiohttp import web
 
+from braidflow.access import Role
+from braidflow.connectors.api.authentication import department_of, require, require_publisher
 from braidflow.connectors.api.backend import backend_of
 from braidflow.connectors.api.bodies import moment, object_body, off_loop, parsed_json
 from braidflow.connectors.api.errors import NotFound, Unauthorized
@@ -103,12 +105,15 @@ CLOUD_EVENT = {
     },
     # The event's id and type, never its data.
     audit=Audited(answer={"id": "event", "type": "event_type"}),
+    role=Role.OPERATOR,
 )
 async def publish(request: web.Request) -> web.Response:
     """400 names the missing or bad attribute in `field`; 413 when the event, or a start it
     triggers, could not fit a record."""
     body = await request.read()
     event = await off_loop(len(body), from_structured, body)
+    department = event.extensions.get("department")
+    require_publisher(request, department if isinstance(department, str) else None)
     # The topic is named after the type; a type no topic can carry is the sender's error.
     topic = await backend_of(request).publish_event(event)
     return web.json_response({"id": event.id, "type": event.type, "topic": topic}, status=202)
@@ -142,6 +147,7 @@ async def publish(request: web.Request) -> web.Response:
     # by a principal, as many as its sender sends; each execution it starts is in the
     # lifecycle topic with what started it (`started_by`).
     audit=None,
+    role=None,
 )
 async def webhook(request: web.Request) -> web.Response:
     backend = backend_of(request)
@@ -213,6 +219,7 @@ async def webhook(request: web.Request) -> web.Response:
     },
     refusals=[404, 503],
     audit=Audited(detail=("from", "to")),
+    role=Role.OPERATOR,
 )
 async def backfill(request: web.Request) -> web.Response:
     """422 for a workflow with no event triggers, a range over 31 days or over 100,000
@@ -220,5 +227,11 @@ async def backfill(request: web.Request) -> web.Response:
     body = await object_body(request, {"from", "to"})
     from_ms = moment(body, "from")
     to_ms = moment(body, "to") if "to" in body else None
-    report = await backend_of(request).backfill(request.match_info["id"], from_ms, to_ms)
+    backend = backend_of(request)
+    workflow_id = request.match_info["id"]
+    latest = backend.latest(workflow_id)
+    if latest is None:
+        raise NotFound(f"no workflow {workflow_id!r}")
+    require(request, Role.OPERATOR, department_of(latest), f"workflow {workflow_id!r}")
+    report = await backend.backfill(workflow_id, from_ms, to_ms)
     return web.json_response(report)

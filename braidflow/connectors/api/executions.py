@@ -4,6 +4,14 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from braidflow.access import Role
+from braidflow.connectors.api.authentication import (
+    acting_name,
+    department_of,
+    execution_department,
+    refuse_by,
+    require,
+)
 from braidflow.connectors.api.backend import backend_of
 from braidflow.connectors.api.bodies import (
     choice_query,
@@ -69,6 +77,7 @@ EXECUTION_ID = path_param("id", "The execution's id, as the start answered it")
     },
     refusals=[404, 503],
     audit=Audited(answer={"execution_id": "execution", "version": "version"}),
+    role=Role.OPERATOR,
 )
 async def start(request: web.Request) -> web.Response:
     """413 names the size and the limit when the start could not be sent or stored; 422
@@ -97,6 +106,7 @@ async def start(request: web.Request) -> web.Response:
         deployed = (d.workflow_id for d in backend.all_latest())
         hint = did_you_mean(workflow_id, deployed) if version is None else ""
         raise NotFound(f"no workflow {workflow_id!r}{which}{hint}")
+    require(request, Role.OPERATOR, department_of(deployment), f"workflow {workflow_id!r}")
     input_ = body.get("input", {})
     size = len(await request.read())
     problems = await off_loop(size, input_problems, deployment.workflow, input_)
@@ -120,14 +130,19 @@ async def start(request: web.Request) -> web.Response:
     parameters=[EXECUTION_ID],
     responses={200: json_reply("The execution", ref("Execution"))},
     refusals=[404, 503],
+    role=Role.VIEWER,
 )
 async def show_execution(request: web.Request) -> web.Response:
     """A read of an execution another worker holds is forwarded to that worker."""
     execution_id = request.match_info["id"]
     forwarded = FORWARDED_HEADER in request.headers
-    view = await backend_of(request).execution(execution_id, forwarded)
+    backend = backend_of(request)
+    view = await backend.execution(execution_id, forwarded)
     if view is None:
         raise NotFound(f"no execution {execution_id!r}")
+    require(
+        request, Role.VIEWER, execution_department(backend, view), f"execution {execution_id!r}"
+    )
     return web.json_response(view)
 
 
@@ -153,6 +168,7 @@ async def show_execution(request: web.Request) -> web.Response:
         )
     },
     refusals=[400, 404],
+    role=Role.VIEWER,
 )
 async def executions_of(request: web.Request) -> web.Response:
     """A removed workflow's executions are still listed."""
@@ -161,8 +177,10 @@ async def executions_of(request: web.Request) -> web.Response:
     limit = limit_query(request.query, 50)
     status = choice_query(request.query, "status", EXECUTION_STATUSES)
     # Versions, not the latest: a removed workflow has versions but no latest.
-    if not backend.versions(workflow_id):
+    versions = backend.versions(workflow_id)
+    if not versions:
         raise NotFound(f"no workflow {workflow_id!r}")
+    require(request, Role.VIEWER, department_of(versions[-1]), f"workflow {workflow_id!r}")
     found = backend.executions_of(workflow_id, limit, status)
     return web.json_response({"workflow_id": workflow_id, "executions": found})
 
@@ -171,7 +189,6 @@ CONTROL_BODY = json_request(
     obj(
         [],
         {
-            "by": {**STRING, "description": "Who asks"},
             "reason": {**STRING, "description": "Why, kept in the execution's control log"},
         },
         closed=True,
@@ -179,7 +196,7 @@ CONTROL_BODY = json_request(
 )
 
 
-CONTROL_AUDIT = Audited(detail=("by", "reason"))
+CONTROL_AUDIT = Audited(detail=("reason",))
 
 
 def _controlled(action: str) -> dict[str, object]:
@@ -197,10 +214,16 @@ def _controlled(action: str) -> dict[str, object]:
 
 async def _control(request: web.Request, action: str) -> web.Response:
     body = await object_body(request, {"by", "reason"})
-    by = string_field(body, "by") or ""
+    refuse_by(body)
     reason = string_field(body, "reason") or ""
     execution_id = request.match_info["id"]
-    await backend_of(request).control(execution_id, action, by, reason)
+    backend = backend_of(request)
+    view = await backend.execution(execution_id, False)
+    if view is None:
+        raise NotFound(f"no execution {execution_id!r}")
+    department = execution_department(backend, view)
+    require(request, Role.OPERATOR, department, f"execution {execution_id!r}")
+    await backend.control(execution_id, action, acting_name(request), reason)
     return web.json_response({"execution_id": execution_id, "action": action}, status=202)
 
 
@@ -213,6 +236,7 @@ async def _control(request: web.Request, action: str) -> web.Response:
     responses=_controlled("cancel"),
     refusals=[404, 409, 503],
     audit=CONTROL_AUDIT,
+    role=Role.OPERATOR,
 )
 async def cancel(request: web.Request) -> web.Response:
     """409 when it has finished."""
@@ -228,6 +252,7 @@ async def cancel(request: web.Request) -> web.Response:
     responses=_controlled("pause"),
     refusals=[404, 409, 503],
     audit=CONTROL_AUDIT,
+    role=Role.OPERATOR,
 )
 async def pause(request: web.Request) -> web.Response:
     """409 when it has finished or is paused already."""
@@ -243,6 +268,7 @@ async def pause(request: web.Request) -> web.Response:
     responses=_controlled("resume"),
     refusals=[404, 409, 503],
     audit=CONTROL_AUDIT,
+    role=Role.OPERATOR,
 )
 async def resume(request: web.Request) -> web.Response:
     """409 when it has finished or is not paused."""

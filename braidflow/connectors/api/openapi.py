@@ -13,6 +13,7 @@ from typing import Any
 
 from aiohttp import web
 
+from braidflow.access import Role
 from braidflow.engine.state import ExecutionStatus
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -22,7 +23,9 @@ API_VERSION = "1"
 PREFIX = f"/api/v{API_VERSION}"
 ERROR_DESCRIPTIONS = {
     400: "Malformed: not JSON, a field of the wrong type, an unknown field (`field` names it)",
-    401: "Not signed as the webhook's secret requires",
+    401: "No credential, or one that is unknown, revoked or expired (or a webhook call not"
+    " signed as its secret requires)",
+    403: "The credential's role may not do this (here, or in this object's department)",
     404: "No such resource",
     409: "Does not fit the current state",
     413: "Over a size limit; the message names the size and the limit",
@@ -32,6 +35,9 @@ ERROR_DESCRIPTIONS = {
 # What a request with a body can always be refused for: not JSON or a wrong field, over the
 # size limit, nested deeper than the limit.
 BODY_REFUSALS = (400, 413, 422)
+# What any operation that needs a credential can be refused for.
+CREDENTIAL_REFUSALS = (401, 403)
+BEARER = "bearer"
 
 
 @dataclass(frozen=True)
@@ -60,7 +66,8 @@ class Operation:
 
     `route` is the aiohttp path when it differs from `path` (a regex for an id that may
     hold slashes); `spec` is the OpenAPI operation object; `audit` what its audit record
-    keeps (None: not audited, as no GET is).
+    keeps (None: not audited, as no GET is); `role` the least role a caller needs (None: no
+    credential at all, e.g. the health checks).
     """
 
     method: str
@@ -69,6 +76,7 @@ class Operation:
     spec: Mapping[str, Any]
     route: str | None = None
     audit: Audited | None = None
+    role: Role | None = None
 
 
 @dataclass
@@ -91,11 +99,14 @@ class Resource:
         refusals: Iterable[int] = (),
         route: str | None = None,
         audit: Audited | None = AUDITED,
+        role: Role | None,
     ) -> Callable[[Handler], Handler]:
         """Declare `handler` as `method` on PREFIX + `path`, described by the rest.
 
         A 2xx answer to any method but GET is audited (`connectors.api.audit`) as `audit`
         says; `audit=None` for the few operations that change nothing a principal did.
+        `role`: the least role a caller needs, always said (None: open to anyone, with
+        no credential).
         """
 
         def declare(handler: Handler) -> Handler:
@@ -103,6 +114,8 @@ class Resource:
             audited = audit is not None and method.upper() != "GET"
             # An audited change is refused with 503 when its audit record cannot be written.
             also = (set(BODY_REFUSALS) if body else set()) | ({503} if audited else set())
+            if role is not None:
+                also |= set(CREDENTIAL_REFUSALS)
             for status in sorted(set(refusals) | also):
                 answers[str(status)] = refused(status)
             spec: dict[str, Any] = {
@@ -117,6 +130,9 @@ class Resource:
                 spec["parameters"] = [dict(p) for p in parameters]
             if body is not None:
                 spec["requestBody"] = dict(body)
+            spec["security"] = [] if role is None else [{BEARER: []}]
+            if role is not None:
+                spec["x-braidflow-role"] = role.value
             self.operations.append(
                 Operation(
                     method.upper(),
@@ -125,6 +141,7 @@ class Resource:
                     spec,
                     None if route is None else PREFIX + route,
                     audit if audited else None,
+                    role,
                 )
             )
             return handler
@@ -158,7 +175,18 @@ def document(resources: Iterable[Resource]) -> dict[str, Any]:
         },
         "tags": [{"name": r.tag, "description": r.description} for r in resources],
         "paths": dict(sorted(paths.items())),
-        "components": {"schemas": COMPONENTS},
+        "components": {
+            "schemas": COMPONENTS,
+            "securitySchemes": {
+                BEARER: {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "An API key (`braidflow keys create`) or an identity"
+                    " provider's token; `x-braidflow-role` on an operation is the least"
+                    " role it needs",
+                }
+            },
+        },
     }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from braidflow.access import Role
 from braidflow.connectors.api.backend import backend_of
 from braidflow.connectors.api.openapi import Resource, json_reply, obj
 
@@ -17,6 +18,7 @@ DOCUMENT = web.AppKey("openapi", dict)
     "/health",
     summary="Liveness: the worker answers",
     responses={200: json_reply("Alive", obj(["status"], {"status": {"const": "ok"}}))},
+    role=None,
 )
 async def health(_: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
@@ -32,6 +34,7 @@ async def health(_: web.Request) -> web.Response:
             "Not yet: recovering", obj(["status"], {"status": {"const": "recovering"}})
         ),
     },
+    role=None,
 )
 async def ready(request: web.Request) -> web.Response:
     """200 once the worker is ready to answer for what it holds (the backend decides:
@@ -51,6 +54,7 @@ async def ready(request: web.Request) -> web.Response:
             "content": {"text/plain": {"schema": {"type": "string"}}},
         }
     },
+    role=None,
 )
 async def metrics(_: web.Request) -> web.Response:
     response = web.Response(body=generate_latest())
@@ -67,6 +71,7 @@ async def metrics(_: web.Request) -> web.Response:
             "The OpenAPI 3.1 document", {"type": "object", "required": ["openapi", "paths"]}
         )
     },
+    role=Role.VIEWER,
 )
 async def openapi(request: web.Request) -> web.Response:
     return web.json_response(request.app[DOCUMENT])

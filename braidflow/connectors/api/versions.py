@@ -7,6 +7,8 @@ from typing import Any
 
 from aiohttp import web
 
+from braidflow.access import Role
+from braidflow.connectors.api.authentication import department_of, require
 from braidflow.connectors.api.backend import Backend, Deployed, backend_of
 from braidflow.connectors.api.bodies import object_body
 from braidflow.connectors.api.caller import principal_of
@@ -70,6 +72,13 @@ def _history(backend: Backend, workflow_id: str) -> list[Deployed]:
     return found
 
 
+def _check(request: web.Request, workflow_id: str, needed: Role) -> None:
+    """Refuse a caller who may not do what `needed` may on the workflow's department."""
+    found = backend_of(request).versions(workflow_id)
+    if found:
+        require(request, needed, department_of(found[-1]), f"workflow {workflow_id!r}")
+
+
 def _number(raw: Any, name: str) -> int:
     """A version number from a body field, a path or a query: an integer from 1."""
     # 2.0 is an integer too, as JSON Schema counts.
@@ -106,10 +115,12 @@ def _version(backend: Backend, workflow_id: str, raw: Any, name: str) -> Deploye
         )
     },
     refusals=[404],
+    role=Role.VIEWER,
 )
 async def list_versions(request: web.Request) -> web.Response:
     """A removed workflow's versions are still listed."""
     workflow_id = request.match_info["id"]
+    _check(request, workflow_id, Role.VIEWER)
     history = _history(backend_of(request), workflow_id)
     return web.json_response({"id": workflow_id, "versions": [version_view(d) for d in history]})
 
@@ -131,9 +142,11 @@ async def list_versions(request: web.Request) -> web.Response:
         )
     },
     refusals=[400, 404],
+    role=Role.VIEWER,
 )
 async def show_version(request: web.Request) -> web.Response:
     workflow_id = request.match_info["id"]
+    _check(request, workflow_id, Role.VIEWER)
     found = _version(backend_of(request), workflow_id, request.match_info["n"], "n")
     return web.json_response({"id": workflow_id, **version_view(found), "definition": found.text})
 
@@ -165,6 +178,7 @@ async def show_version(request: web.Request) -> web.Response:
         ),
     },
     refusals=[404, 503],
+    role=Role.EDITOR,
 )
 async def rollback(request: web.Request) -> web.Response:
     """The history stays: the new version records who rolled back, to which version and from
@@ -176,6 +190,7 @@ async def rollback(request: web.Request) -> web.Response:
         raise BadRequest("version: required, the version to roll back to", field="version")
     if backend.latest(workflow_id) is None:
         raise NotFound(f"no workflow {workflow_id!r}")
+    _check(request, workflow_id, Role.EDITOR)
     target = _version(backend, workflow_id, body["version"], "version")
     deployment, created = await backend.deploy(
         target.text, principal_of(request).name, target.version
@@ -216,11 +231,13 @@ async def rollback(request: web.Request) -> web.Response:
         )
     },
     refusals=[400, 404],
+    role=Role.VIEWER,
 )
 async def diff(request: web.Request) -> web.Response:
     """A node counts as changed when it, or an edge leaving it, differs."""
     backend = backend_of(request)
     workflow_id = request.match_info["id"]
+    _check(request, workflow_id, Role.VIEWER)
     given = {}
     for name in ("from", "to"):
         if name not in request.query:

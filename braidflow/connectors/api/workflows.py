@@ -6,8 +6,10 @@ from typing import Any
 
 from aiohttp import web
 
+from braidflow.access import DEFAULT_TENANT, Role
+from braidflow.connectors.api.authentication import department_of, may_read, require
 from braidflow.connectors.api.backend import backend_of
-from braidflow.connectors.api.bodies import text_body
+from braidflow.connectors.api.bodies import off_loop, text_body
 from braidflow.connectors.api.caller import principal_of
 from braidflow.connectors.api.errors import BadRequest, NotFound
 from braidflow.connectors.api.openapi import (
@@ -22,6 +24,7 @@ from braidflow.connectors.api.openapi import (
     ref,
 )
 from braidflow.connectors.api.views import workflow_summary
+from braidflow.topology import load_workflow
 from braidflow.topology.handler_names import misspelt_handlers
 
 workflows = Resource("workflows", "Workflow definitions and their versions")
@@ -45,6 +48,7 @@ WORKFLOW_ID = path_param("id", "The workflow's id")
     },
     refusals=[503],
     audit=Audited(answer={"id": "workflow", "version": "version"}),
+    role=Role.EDITOR,
 )
 async def deploy(request: web.Request) -> web.Response:
     """Deploying the same text again keeps its version; a change makes a new one, recorded
@@ -55,11 +59,27 @@ async def deploy(request: web.Request) -> web.Response:
     if not text.strip():
         raise BadRequest("empty body: send a workflow definition as YAML or JSON", field="body")
     deployment, created = await backend.deploy(text, principal_of(request).name)
+    await _check_deployer(request, text)
+    deployment, created = await backend.deploy(text)
     body: dict[str, Any] = {"id": deployment.workflow_id, "version": deployment.version}
     warnings = misspelt_handlers(deployment.workflow, backend.task_handlers())
     if warnings:
         body["warnings"] = [str(w) for w in warnings]
     return web.json_response(body, status=201 if created else 200)
+
+
+async def _check_deployer(request: web.Request, text: str) -> None:
+    """A department's editor deploys only its department's workflows, and never over a
+    workflow of another department. An editor of the whole tenant is not held up by a
+    second parse of the text."""
+    if principal_of(request).may(Role.EDITOR, DEFAULT_TENANT):
+        return
+    workflow = await off_loop(len(text), load_workflow, text)
+    current = backend_of(request).latest(workflow.id)
+    if current is not None:
+        require(request, Role.EDITOR, department_of(current), f"workflow {workflow.id!r}")
+    department = workflow.definition.department
+    require(request, Role.EDITOR, department, f"department {department!r}")
 
 
 @workflows.operation(
@@ -72,10 +92,12 @@ async def deploy(request: web.Request) -> web.Response:
             obj(["workflows"], {"workflows": {"type": "array", "items": ref("WorkflowSummary")}}),
         )
     },
+    role=Role.VIEWER,
 )
 async def list_workflows(request: web.Request) -> web.Response:
     backend = backend_of(request)
-    return web.json_response({"workflows": [workflow_summary(d) for d in backend.all_latest()]})
+    readable = [d for d in backend.all_latest() if may_read(request, department_of(d))]
+    return web.json_response({"workflows": [workflow_summary(d) for d in readable]})
 
 
 @workflows.operation(
@@ -102,6 +124,7 @@ async def list_workflows(request: web.Request) -> web.Response:
         )
     },
     refusals=[404],
+    role=Role.VIEWER,
 )
 async def show_workflow(request: web.Request) -> web.Response:
     backend = backend_of(request)
@@ -109,6 +132,7 @@ async def show_workflow(request: web.Request) -> web.Response:
     latest = backend.latest(workflow_id)
     if latest is None:
         raise NotFound(f"no workflow {workflow_id!r}")
+    require(request, Role.VIEWER, department_of(latest), f"workflow {workflow_id!r}")
     return web.json_response(
         {
             **workflow_summary(latest),
@@ -131,9 +155,17 @@ async def show_workflow(request: web.Request) -> web.Response:
         )
     },
     refusals=[404, 503],
+    role=Role.EDITOR,
 )
 async def remove_workflow(request: web.Request) -> web.Response:
     workflow_id = request.match_info["id"]
-    if not await backend_of(request).remove(workflow_id):
+    backend = backend_of(request)
+    require(
+        request,
+        Role.EDITOR,
+        department_of(backend.latest(workflow_id)),
+        f"workflow {workflow_id!r}",
+    )
+    if not await backend.remove(workflow_id):
         raise NotFound(f"no workflow {workflow_id!r}")
     return web.json_response({"id": workflow_id, "removed": True})

@@ -25,6 +25,15 @@ PARAMS: dict[str, Any] = {
             "type": "object",
             "description": "JSON Schema (2020-12) for the `data` of a reply",
         },
+        "approvers": {
+            "type": "array",
+            "minItems": 1,
+            "uniqueItems": True,
+            "items": {"type": "string", "minLength": 1},
+            "description": "who may decide: role names (viewer, operator, editor, owner:"
+            " that role or a higher one) or principal names (a key's name, a token's subject);"
+            " default: anyone with the operator role",
+        },
         "on_timeout": {
             "enum": ["approve", "reject", "fail"],
             "description": "what the node's timeout decides (default: fail)",

@@ -138,7 +138,18 @@ def dead_letter(worker: WorkerProcess) -> str:
 @pytest.fixture(scope="module")
 def contract(known: Known) -> schemathesis.BaseSchema:
     """The document the worker serves, as schemathesis reads it."""
-    return schemathesis.openapi.from_url(f"{known.worker.api.base_url}/api/v1/openapi.json")
+    schema = schemathesis.openapi.from_url(
+        f"{known.worker.api.base_url}/api/v1/openapi.json", headers=credential(known)
+    )
+    # Every call sends the owner key: a call without one, or with a bad one, is the
+    # permission matrix's to check (test_access.py), not a mutation to generate here.
+    schema.config.generation.update(with_security_parameters=False)
+    return schema
+
+
+def credential(known: Known) -> dict[str, str]:
+    """The worker's owner key, as every call sends it: the contract holds with a key."""
+    return {"Authorization": f"Bearer {known.worker.api.key}"}
 
 
 def documented_operations() -> list[tuple[str, str]]:
@@ -175,7 +186,7 @@ def test_no_answer_is_a_500_or_breaks_the_document(
         suppress_health_check=list(HealthCheck),
     )
     def answers_by_the_document(case: schemathesis.Case) -> None:
-        case.call_and_validate(checks=CHECKS, timeout=CALL_TIMEOUT_S)
+        case.call_and_validate(checks=CHECKS, timeout=CALL_TIMEOUT_S, headers=credential(known))
 
     answers_by_the_document()
 

@@ -59,7 +59,10 @@ def test_a_method_a_route_does_not_take_is_405_naming_the_allowed_ones(
 ) -> None:
     url = f"{shared_worker.api.base_url}/api/v1/workflows"
     with pytest.raises(urllib.error.HTTPError) as caught:
-        urllib.request.urlopen(urllib.request.Request(url, method="PUT"), timeout=10)
+        request = urllib.request.Request(
+            url, method="PUT", headers={"Authorization": f"Bearer {shared_worker.api.key}"}
+        )
+        urllib.request.urlopen(request, timeout=10)
     answer = caught.value
     assert answer.code == 405
     assert set(answer.headers["Allow"].split(",")) == {"GET", "POST"}

@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from confluent_kafka import Producer
 from suite_broker import SuiteBroker
 from waiting import until
-from workers import WorkerProcess
+from workers import SUITE_OWNER, WorkerProcess
 
 from braidflow.access import Principal, Role
 from braidflow.cli import main
@@ -84,15 +84,13 @@ def history(worker: WorkerProcess) -> dict[str, str]:
     assert api.deploy(REVIEW).status == 201
     cancelled = api.start("audit-review", {})
     decided = api.start("audit-review", {})
-    reply = api.post_json(f"/executions/{cancelled}/cancel", {"by": "ana", "reason": "duplicate"})
+    reply = api.post_json(f"/executions/{cancelled}/cancel", {"reason": "duplicate"})
     assert reply.status == 202, reply
     until(
         lambda: any(a["execution_id"] == decided for a in api.get("/approvals").body["approvals"]),
         "the approval waiting",
     )
-    reply = api.post_json(
-        f"/executions/{decided}/approvals/review", {"choice": "approve", "by": "bo"}
-    )
+    reply = api.post_json(f"/executions/{decided}/approvals/review", {"choice": "approve"})
     assert reply.status == 200, reply
     assert api.deploy(CHARGE).status == 201
     failed = api.start("audit-charge", {})
@@ -108,9 +106,7 @@ def history(worker: WorkerProcess) -> dict[str, str]:
         "the dead letter",
     )
     assert worker.wait_until_finished([failed])[failed]["status"] == "failed"
-    reply = api.post_json(
-        f"/dead-letters/{letter}/redrive", {"input": {"card": "5555"}, "by": "cy"}
-    )
+    reply = api.post_json(f"/dead-letters/{letter}/redrive", {"input": {"card": "5555"}})
     assert reply.status == 202, reply
     assert api.request("DELETE", "/workflows/audit-review").status == 200
     listed(worker, 9)
@@ -136,11 +132,11 @@ def test_each_change_is_listed_with_who_what_and_when_newest_first(
         ("deploy", {"workflow": "audit-review", "version": "1"}),
     ]
     assert {(r["principal"], r["tenant"], r["source"]) for r in found} == {
-        ("anonymous", "default", "/braidflow/api")
+        (SUITE_OWNER, "default", "/braidflow/api")
     }
     assert [r["at"] for r in found] == sorted((r["at"] for r in found), reverse=True)
     details = {r["action"]: r["detail"] for r in found}
-    assert details["cancel"] == {"by": "ana", "reason": "duplicate"}
+    assert details["cancel"] == {"reason": "duplicate"}
     assert details["decide"] == {"choice": "approve", "by": "bo"}
     # A patched input is noted, never kept.
     assert details["redrive"] == {"by": "cy", "input": "(given)"}
@@ -152,7 +148,7 @@ def test_the_log_is_filtered_by_principal_target_and_time(
     cancelled = history["cancelled"]
     assert [r["action"] for r in records(worker, target=cancelled)] == ["cancel", "start"]
     assert records(worker, principal="nobody") == []
-    everything = records(worker, principal="anonymous", limit=1000)
+    everything = records(worker, principal=SUITE_OWNER, limit=1000)
     assert len(everything) >= 9
     assert len(records(worker, limit=2)) == 2
     at = next(r["at"] for r in everything if r["action"] == "cancel")
@@ -175,7 +171,7 @@ def test_reads_and_refused_requests_leave_no_record(
     assert api.post_json("/workflows/no-such-flow/executions", {"input": {}}).status == 404
     assert api.post_json(f"/executions/{history['cancelled']}/cancel", {"bye": 1}).status == 400
     reply = api.post_json(
-        f"/executions/{history['decided']}/approvals/review", {"choice": "approve", "by": "x"}
+        f"/executions/{history['decided']}/approvals/review", {"choice": "approve"}
     )
     assert reply.status == 409, reply
     newest = changed(worker, 1)
@@ -207,16 +203,16 @@ def test_a_record_the_command_line_writes_to_kafka_is_listed_to_its_tenant_alone
 def test_the_cli_prints_the_log_newest_first(
     worker: WorkerProcess, history: dict[str, str]
 ) -> None:
-    result = CliRunner().invoke(
+    result = CliRunner(env={"BRAIDFLOW_API_KEY": worker.api.key}).invoke(
         main, ["audit", "--target", history["cancelled"], "--api", worker.api.base_url]
     )
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
     assert len(lines) == 2, lines
-    assert "  cancel " in lines[0] and "anonymous@default" in lines[0]
+    assert "  cancel " in lines[0] and f"{SUITE_OWNER}@default" in lines[0]
     assert f"execution={history['cancelled']}" in lines[0] and "reason=duplicate" in lines[0]
     assert "  start " in lines[1]
-    result = CliRunner().invoke(
+    result = CliRunner(env={"BRAIDFLOW_API_KEY": worker.api.key}).invoke(
         main, ["audit", "--principal", "nobody", "--api", worker.api.base_url]
     )
     assert (result.exit_code, result.output) == (0, "no audit records\n")

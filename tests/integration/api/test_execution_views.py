@@ -11,7 +11,7 @@ from typing import Any
 from click.testing import CliRunner
 from topic_records import TopicReader, produce
 from waiting import until
-from workers import WorkerProcess
+from workers import SUITE_OWNER, WorkerProcess
 
 from braidflow.cli import main
 from braidflow.schemas.cloudevents import CloudEvent, to_structured
@@ -25,7 +25,8 @@ def unique(name: str) -> str:
 
 def cli(worker: WorkerProcess, *args: str) -> Any:
     """The real `braidflow` command against the worker's API."""
-    return CliRunner(env={"USER": "ana"}).invoke(main, [*args, "--api", worker.api.base_url])
+    runner = CliRunner(env={"USER": "ana", "BRAIDFLOW_API_KEY": worker.api.key})
+    return runner.invoke(main, [*args, "--api", worker.api.base_url])
 
 
 def triggered(workflow_id: str, event_type: str, hook: str) -> str:
@@ -211,14 +212,14 @@ def test_a_decision_on_a_paused_execution_is_accepted_and_applies_on_resume(
         )
 
     until(waiting, "the approval to wait")
-    paused = cli(shared_worker, "pause", execution, "--by", "ops", "--reason", "stock audit")
+    paused = cli(shared_worker, "pause", execution, "--reason", "stock audit")
     assert paused.exit_code == 0, paused.output
     until(lambda: shared_worker.api.execution(execution).body["paused"], "the pause")
 
     approved = cli(shared_worker, "approve", execution, "ask", "--choice", "approve")
     assert approved.exit_code == 0, approved.output
     assert approved.stdout.splitlines() == [
-        f"approved: ask of {execution}: approve by ana",
+        f"approved: ask of {execution}: approve by {SUITE_OWNER}",
         "the execution is paused: the decision applies when it is resumed",
     ]
     # Answered once the execution holds the decision: its status says so at once.
@@ -229,20 +230,21 @@ def test_a_decision_on_a_paused_execution_is_accepted_and_applies_on_resume(
     )
     # A second decision would be dropped on resume: it is refused now.
     second = shared_worker.api.post_json(
-        f"/executions/{execution}/approvals/ask", {"choice": "reject", "by": "eve"}
+        f"/executions/{execution}/approvals/ask", {"choice": "reject"}
     )
     assert second.status == 409, second
     assert "already has a decision waiting for the resume" in second.body["error"]
     assert shared_worker.api.execution(execution).body["status"] == "running"
 
-    resumed = cli(shared_worker, "resume", execution, "--by", "ops", "--reason", "audit done")
+    resumed = cli(shared_worker, "resume", execution, "--reason", "audit done")
     assert resumed.exit_code == 0, resumed.output
     done = shared_worker.wait_until_finished([execution])[execution]
-    assert done["output"] == {"shipped": True, "by": "ana"}
+    # Who acted is the key's name each time, not the shell's user.
+    assert done["output"] == {"shipped": True, "by": SUITE_OWNER}
     assert [(c["action"], c["by"], c["reason"]) for c in done["control"]] == [
-        ("pause", "ops", "stock audit"),
-        ("resume", "ops", "audit done"),
-        ("approval", "ana", None),
+        ("pause", SUITE_OWNER, "stock audit"),
+        ("resume", SUITE_OWNER, "audit done"),
+        ("approval", SUITE_OWNER, None),
     ]
 
 

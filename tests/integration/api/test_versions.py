@@ -9,7 +9,7 @@ from typing import Any
 
 from click.testing import CliRunner
 from waiting import until
-from workers import WorkerProcess
+from workers import SUITE_OWNER, WorkerProcess
 
 from braidflow.cli import main
 
@@ -36,7 +36,9 @@ def unique(name: str) -> str:
 
 def cli(worker: WorkerProcess, *args: str) -> Any:
     """The real `braidflow` command against the worker's API."""
-    return CliRunner().invoke(main, [*args, "--api", worker.api.base_url])
+    return CliRunner(env={"BRAIDFLOW_API_KEY": worker.api.key}).invoke(
+        main, [*args, "--api", worker.api.base_url]
+    )
 
 
 def deployed(worker: WorkerProcess, *texts: str) -> str:
@@ -61,7 +63,7 @@ def test_each_version_records_who_deployed_it_and_when(shared_worker: WorkerProc
     assert listed.status == 200, listed
     assert [v["version"] for v in listed.body["versions"]] == [1, 2]
     for version in listed.body["versions"]:
-        assert version["deployed_by"] == "anonymous"
+        assert version["deployed_by"] == SUITE_OWNER
         assert version["deployed_at"].endswith("Z")
         assert (version["restores"], version["rolled_back_from"]) == (None, None)
     one = shared_worker.api.get(f"/workflows/{workflow}/versions/1")
@@ -70,7 +72,7 @@ def test_each_version_records_who_deployed_it_and_when(shared_worker: WorkerProc
     assert (one.body["id"], one.body["version"], one.body["deployed_by"]) == (
         workflow,
         1,
-        "anonymous",
+        SUITE_OWNER,
     )
 
 
@@ -90,14 +92,14 @@ def test_a_rollback_is_a_new_version_and_a_running_execution_stays_on_its_own(
     assert (three["restores"], three["rolled_back_from"], three["deployed_by"]) == (
         1,
         2,
-        "anonymous",
+        SUITE_OWNER,
     )
     # The history stays whole, and the latest is the rollback.
     assert api.get(f"/workflows/{workflow}").body["versions"] == [1, 2, 3]
     assert api.get(f"/workflows/{workflow}").body["version"] == 3
 
     on_three = api.start(workflow, {})
-    decided = api.post_json(f"/executions/{on_two}/approvals/ask", {"choice": "go", "by": "ana"})
+    decided = api.post_json(f"/executions/{on_two}/approvals/ask", {"choice": "go"})
     assert decided.status == 200, decided
     finished = shared_worker.wait_until_finished([on_two, on_three])
     assert (finished[on_two]["workflow_version"], finished[on_two]["output"]) == (
@@ -174,7 +176,7 @@ def test_a_diff_of_two_versions_through_the_api_and_the_command_line(
     listed = cli(shared_worker, "versions", workflow)
     assert listed.exit_code == 0, listed.output
     assert [line.split("  ")[0] for line in listed.stdout.splitlines()] == ["v1", "v2", "v3"]
-    assert listed.stdout.splitlines()[2].endswith("by anonymous  rollback to v1 from v2")
+    assert listed.stdout.splitlines()[2].endswith(f"by {SUITE_OWNER}  rollback to v1 from v2")
 
 
 def test_unknown_workflows_and_versions_are_404_and_bad_bodies_400_naming_the_field(

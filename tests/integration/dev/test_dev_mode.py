@@ -12,6 +12,7 @@ import json
 import shlex
 import signal
 import subprocess
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -206,10 +207,19 @@ def test_dev_mode_on_other_ports_says_so_and_its_banner_commands_work_as_shown(
         try:
             dev.wait_for_output(READY, 90)
             assert "port 9092 is taken: the embedded broker listens on 127.0.0.1:" in dev.stdout
+            # Authentication is on, with the owner key the banner shows.
+            (key,) = [
+                line.removeprefix("owner API key: ")
+                for line in dev.stdout.splitlines()
+                if line.startswith("owner API key: ")
+            ]
+            url = f"http://127.0.0.1:{api_port}/api/v1/workflows/fan-out"
+            with pytest.raises(urllib.error.HTTPError) as refused:
+                urllib.request.urlopen(url)
+            assert refused.value.code == 401
             # The examples call the demo services where they are.
-            with urllib.request.urlopen(
-                f"http://127.0.0.1:{api_port}/api/v1/workflows/fan-out"
-            ) as r:
+            request = urllib.request.Request(url, headers={"Authorization": f"Bearer {key}"})
+            with urllib.request.urlopen(request) as r:
                 definition = json.load(r)["definition"]
             assert f"http://127.0.0.1:{demo_port}" in definition
             assert ":8090" not in definition
@@ -221,7 +231,12 @@ def test_dev_mode_on_other_ports_says_so_and_its_banner_commands_work_as_shown(
                 text=True,
                 timeout=90,
                 cwd=tmp_path,
-                env={"PATH": BARE_PATH, "HOME": str(tmp_path)},
+                # The same user's config home, where dev mode wrote its key: no --api-key.
+                env={
+                    "PATH": BARE_PATH,
+                    "HOME": str(tmp_path),
+                    "XDG_CONFIG_HOME": str(tmp_path / "dev"),
+                },
             )
             assert run.returncode == 0, f"{shown}\n{run.stdout}\n{run.stderr}\n{dev.describe()}"
             assert "status: completed" in run.stdout

@@ -30,6 +30,7 @@ from braidflow.client_cli import ApiUnreachable
 from braidflow.connectors.broker import free_port
 from braidflow.topology import load_workflow
 
+OWNER_KEY = re.compile(r"owner API key: (\S+)")
 BROKER_PORT = re.compile(r"the embedded broker listens on 127\.0\.0\.1:(\d+)")
 MINE = """
 id: fan-out
@@ -58,6 +59,13 @@ class Dev:
             home,
         )
         self.api = WorkerApi(f"http://127.0.0.1:{self.api_port}")
+
+    @property
+    def owner_key(self) -> str:
+        """The owner key the ready banner shows."""
+        found = OWNER_KEY.search(self.command.stdout)
+        assert found, self.command.describe()
+        return found.group(1)
 
     @property
     def broker(self) -> str:
@@ -107,6 +115,8 @@ def test_dev_mode_answers_ready_only_once_the_examples_are_deployed(dev: Dev) ->
         if dev.command.process.poll() is not None or time.monotonic() > deadline:
             pytest.fail(f"never ready\n{dev.command.describe()}", pytrace=False)
         time.sleep(0.02)
+    assert dev.api.get("/workflows").status == 401, "dev mode runs with authentication on"
+    dev.api = dev.api.with_key(dev.owner_key)
     listed = {w["id"] for w in dev.api.get("/workflows").body["workflows"]}
     assert listed >= examples, dev.command.describe()
     # A deploy right after ready stays the latest: no example comes after it.

@@ -71,7 +71,9 @@ def test_events_from_before_the_deployment_start_nothing_until_backfilled_once(
 
     # Again, by the command line: everything is already started.
     api = shared_worker.api.base_url
-    again = CliRunner().invoke(backfill, [workflow, "--from", "-3h", "--api", api])
+    again = CliRunner(env={"BRAIDFLOW_API_KEY": shared_worker.api.key}).invoke(
+        backfill, [workflow, "--from", "-3h", "--api", api]
+    )
     assert again.exit_code == 0, again.output
     assert "4 events matched" in again.output and "0 started, 4 already started" in again.output
     time.sleep(1.5)

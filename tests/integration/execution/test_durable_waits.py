@@ -19,7 +19,7 @@ import pytest
 from suite_broker import SuiteBroker
 from topic_records import TopicReader
 from waiting import until
-from workers import WorkerProcess
+from workers import SUITE_OWNER, WorkerProcess
 
 from braidflow.schemas import decode_event
 
@@ -130,19 +130,19 @@ def test_an_approval_is_listed_decided_once_and_routes_the_execution(worker: Wor
     [pending] = until(listed, "the approval to be listed")
     assert pending["message"] == "hire ada?" and pending["choices"] == ["approve", "reject"]
     path = f"/executions/{execution}/approvals/ask"
-    bad = worker.api.post_json(path, {"choice": "maybe", "by": "bob", "data": {}})
+    bad = worker.api.post_json(path, {"choice": "maybe", "data": {}})
     assert bad.status == 422 and any("choice" in p for p in bad.body["problems"])
-    no_reason = worker.api.post_json(path, {"choice": "approve", "by": "bob", "data": {}})
+    no_reason = worker.api.post_json(path, {"choice": "approve", "data": {}})
     assert no_reason.status == 422 and any("reason" in p for p in no_reason.body["problems"])
     decided = worker.api.post_json(
-        path, {"choice": "approve", "by": "bob", "comment": "ok", "data": {"reason": "good"}}
+        path, {"choice": "approve", "comment": "ok", "data": {"reason": "good"}}
     )
     assert decided.status == 200, decided
-    assert decided.body["by"] == "bob" and decided.body["decided_at"]
-    again = worker.api.post_json(path, {"choice": "reject", "by": "eve", "data": {"reason": "x"}})
+    assert decided.body["by"] == SUITE_OWNER and decided.body["decided_at"]
+    again = worker.api.post_json(path, {"choice": "reject", "data": {"reason": "x"}})
     assert again.status == 409
     view = worker.wait_until_finished([execution])[execution]
-    assert view["output"] == {"hired": True, "by": "bob"}
+    assert view["output"] == {"hired": True, "by": SUITE_OWNER}
     until(lambda: not listed(), "the approval to leave the list")
 
 
@@ -310,18 +310,18 @@ def test_pause_holds_results_until_resume_applies_them(worker: WorkerProcess) ->
     deploy(worker, SLOW_CHAIN.format(id=workflow))
     execution = worker.api.start(workflow, {})
     until(lambda: node_status(worker, execution, "first") == "running", "the slow task to run")
-    paused = worker.api.post_json(f"/executions/{execution}/pause", {"by": "ops"})
+    paused = worker.api.post_json(f"/executions/{execution}/pause", {})
     assert paused.status == 202, paused
     until(lambda: worker.api.execution(execution).body.get("paused"), "the pause")
     time.sleep(2.5)  # the slow task's result arrives now, while paused
     view = worker.api.execution(execution).body
     assert view["status"] == "running" and view["paused"] is True
     assert node_status(worker, execution, "second") is None
-    assert worker.api.post_json(f"/executions/{execution}/resume", {"by": "ops"}).status == 202
+    assert worker.api.post_json(f"/executions/{execution}/resume", {}).status == 202
     done = worker.wait_until_finished([execution])[execution]
     assert done["output"] == {"after": 1}
     actions = [(c["action"], c["by"]) for c in done["control"]]
-    assert actions == [("pause", "ops"), ("resume", "ops")]
+    assert actions == [("pause", SUITE_OWNER), ("resume", SUITE_OWNER)]
 
 
 def test_cancel_stops_a_waiting_execution_and_its_waiting_child(worker: WorkerProcess) -> None:
@@ -332,12 +332,12 @@ def test_cancel_stops_a_waiting_execution_and_its_waiting_child(worker: WorkerPr
     until(lambda: node_status(worker, execution, "call") == "waiting", "the parent to wait")
     child_id = until(lambda: worker.api.execution(execution).body["children"].get("call"), "child")
     until(lambda: node_status(worker, child_id, "ask") == "waiting", "the child's approval")
-    reply = worker.api.post_json(f"/executions/{execution}/cancel", {"by": "ops", "reason": "no"})
+    reply = worker.api.post_json(f"/executions/{execution}/cancel", {"reason": "no"})
     assert reply.status == 202
     views = worker.wait_until_finished([execution, child_id])
     assert views[execution]["status"] == "cancelled"
     assert views[child_id]["status"] == "cancelled"
-    finished = worker.api.post_json(f"/executions/{execution}/pause", {"by": "ops"})
+    finished = worker.api.post_json(f"/executions/{execution}/pause", {})
     assert finished.status == 409
     assert json.dumps(views[execution]["control"]).count("cancel") == 1
 
@@ -408,7 +408,7 @@ def test_waits_survive_a_sigkill_and_each_finishes_once(
                         f"{target} (of {execution}) never waited at 'ask': {view.status} {view.body}"
                     ) from None
                 decided = second.api.post_json(
-                    f"/executions/{target}/approvals/ask", {"choice": "approve", "by": "ops"}
+                    f"/executions/{target}/approvals/ask", {"choice": "approve"}
                 )
                 assert decided.status == 200, decided
         views = second.wait_until_finished(ids, 60)

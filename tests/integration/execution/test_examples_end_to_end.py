@@ -197,9 +197,14 @@ def test_hire_approvals_proceeds_when_all_approve_and_stops_when_one_rejects(
             time.sleep(0.1)
         assert pending(execution_id) == {"it", "hr", "manager"}
 
+    # Each lead decides with a key of their own: the decision is by the key's name.
+    leads = {
+        n: shared_worker.api.as_new_key("operator", f"{n}-lead") for n in ("it", "hr", "manager")
+    }
+
     def decide(execution_id: str, node: str, choice: str, data: Any = None) -> None:
-        body = {"choice": choice, "by": f"{node}-lead", "data": data}
-        reply = shared_worker.api.post_json(f"/executions/{execution_id}/approvals/{node}", body)
+        body = {"choice": choice, "data": data}
+        reply = leads[node].post_json(f"/executions/{execution_id}/approvals/{node}", body)
         assert reply.status == 200, reply
 
     decide(hired, "it", "approve", {"laptop": "ordered"})

@@ -170,7 +170,7 @@ def test_items_in_flight_are_shown_and_a_cancel_stops_the_node(
         items = items_of(shared_worker, execution)
         time.sleep(0.1)
     assert items is not None and items["total"] == 40 and items["running"] <= 2, items
-    cancelled = shared_worker.api.post_json(f"/executions/{execution}/cancel", {"by": "test"})
+    cancelled = shared_worker.api.post_json(f"/executions/{execution}/cancel", {})
     assert cancelled.status in (200, 202), cancelled
     view = shared_worker.wait_until_finished([execution])[execution]
     assert view["status"] == "cancelled"

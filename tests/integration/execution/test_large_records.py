@@ -114,7 +114,7 @@ def test_a_decision_too_large_fails_the_execution_and_dead_letters_its_record(
     assert shared_worker.api.deploy(text).status == 201
     execution_id = shared_worker.api.start(workflow_id, {})
     path = f"/executions/{execution_id}/approvals/ask"
-    decision = {"choice": "approve", "by": "ops", "data": {"blob": "x" * 600_000}}
+    decision = {"choice": "approve", "data": {"blob": "x" * 600_000}}
 
     deadline = time.monotonic() + 30
     # Until the execution is stored (404), then until the approval begins.

@@ -61,12 +61,12 @@ def test_order_chain_failing_at_price_is_redriven_with_a_patched_input(
     assert until(lambda: node_letters(shared_worker) >= counted_before + 1, "the metric")
 
     # As a user finds and redrives it: through the CLI, patched to order what is in stock.
-    cli = CliRunner()
+    cli = CliRunner(env={"BRAIDFLOW_API_KEY": api.key})
     listed = cli.invoke(dead_letters, ["--workflow", workflow, "--api", api.base_url])
     assert listed.exit_code == 0, listed.output
     assert f"{dead['id']}  {workflow}/price  ValueError: only" in listed.output
     patched = {**dead["input"], "quantity": dead["input"]["available"]}
-    given = ["--input", json.dumps(patched), "--by", "ops", "--api", api.base_url]
+    given = ["--input", json.dumps(patched), "--api", api.base_url]
     redriving = cli.invoke(redrive, [dead["id"], *given])
     assert redriving.exit_code == 0, redriving.output
     assert redriving.output == f"redriving price of {execution}\n"

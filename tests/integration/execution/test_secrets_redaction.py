@@ -114,6 +114,7 @@ class Answers:
     """Every API answer the test got, raw, from the worker at `base`."""
 
     base: str
+    key: str | None = None
     raw: list[tuple[str, bytes]] = field(default_factory=list)
 
     def call(self, method: str, path: str, payload: Any = None, yaml: str | None = None) -> Any:
@@ -126,6 +127,8 @@ class Answers:
         request = urllib.request.Request(f"{self.base}/api/v1{path}", data=data, method=method)
         if kind:
             request.add_header("Content-Type", kind)
+        if self.key:
+            request.add_header("Authorization", f"Bearer {self.key}")
         try:
             with urllib.request.urlopen(request, timeout=30) as response:
                 status, headers, body = response.status, response.headers, response.read()
@@ -197,7 +200,7 @@ def test_a_planted_secret_is_used_by_workflows_and_found_nowhere_else(
         handlers=(TASK_HANDLERS,),
         env={"BRAIDFLOW_SECRET_API_TOKEN": API_TOKEN, "BRAIDFLOW_SECRETS_DIR": str(secrets_dir)},
     )
-    answers = Answers(worker.api.base_url)
+    answers = Answers(worker.api.base_url, worker.api.key)
     try:
         worker.start().wait_ready()
         status, body = answers.call("POST", "/workflows", yaml=CALLS.format(base=base))
@@ -230,7 +233,7 @@ def test_a_planted_secret_is_used_by_workflows_and_found_nowhere_else(
             until(lambda e=execution_id: finished(e, "failed"), f"{execution_id} to fail", 60)
         flaky_letter = until(lambda: letter(calls), "the dead letter of `flaky`")
         strict_letter = until(lambda: letter(strict), "the dead letter of `strict`")
-        redrive = {"by": "ops"}
+        redrive: dict[str, Any] = {}
         status, body = answers.call("POST", f"/dead-letters/{flaky_letter['id']}/redrive", redrive)
         assert status == 202, body
         patched = {**redrive, "input": {"fixed": True}}

@@ -303,6 +303,8 @@ def test_dev_mode_with_a_kafka_config_uses_that_cluster_not_an_embedded_broker(
 ) -> None:
     properties = sasl_broker.properties("dev.properties")
     env = {k: v for k, v in os.environ.items() if not k.startswith("BRAIDFLOW_")}
+    # Dev mode writes its owner key under the config home: the test's, not the user's.
+    env["XDG_CONFIG_HOME"] = str(tmp_path)
     command = [
         sys.executable,
         "-m",

@@ -51,11 +51,13 @@ def test_every_operation_but_a_get_is_audited_unless_it_opts_out() -> None:
 def test_an_operation_declared_anywhere_is_audited_by_default() -> None:
     keys = Resource("keys", "API keys")
 
-    @keys.operation("POST", "/keys/{id}/revoke", summary="Revoke", responses={200: {}})
+    @keys.operation(
+        "POST", "/keys/{id}/revoke", summary="Revoke", responses={200: {}}, role=Role.OWNER
+    )
     async def revoke(_: web.Request) -> web.Response:
         return web.json_response({})
 
-    @keys.operation("GET", "/keys", summary="List", responses={200: {}})
+    @keys.operation("GET", "/keys", summary="List", responses={200: {}}, role=Role.OWNER)
     async def list_keys(_: web.Request) -> web.Response:
         return web.json_response({})
 
@@ -87,6 +89,7 @@ orders = Resource("orders", "Orders, to audit")
     summary="Refund",
     responses={202: {}},
     audit=Audited(detail=("reason",), given=("card",), answer={"refund_id": "refund"}),
+    role=Role.OPERATOR,
 )
 async def refund(request: web.Request) -> web.Response:
     body = await request.json()
@@ -97,13 +100,18 @@ async def refund(request: web.Request) -> web.Response:
     return web.json_response({"refund_id": "r9", "amount": 5}, status=202)
 
 
-@orders.operation("GET", "/orders/{id}", summary="Show", responses={200: {}})
+@orders.operation("GET", "/orders/{id}", summary="Show", responses={200: {}}, role=Role.VIEWER)
 async def show_order(_: web.Request) -> web.Response:
     return web.json_response({})
 
 
 @orders.operation(
-    "POST", "/orders/{id}/preview", summary="Preview", responses={200: {}}, audit=None
+    "POST",
+    "/orders/{id}/preview",
+    summary="Preview",
+    responses={200: {}},
+    audit=None,
+    role=Role.VIEWER,
 )
 async def preview(_: web.Request) -> web.Response:
     return web.json_response({})

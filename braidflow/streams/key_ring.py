@@ -1,0 +1,132 @@
+"""The API keys of a cluster: a compacted topic that every worker reads whole and follows.
+
+One partition keyed by key id, as the workflow catalog: a key created through any worker
+(or by `braidflow keys create`, straight to Kafka) is known to every worker, and a
+revocation, a record under the same id, takes its key away on every worker. A write
+returns once this ring has read it back, so the answer of a create or a revoke holds
+on the worker that gave it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from braidflow.access import Principal, Role
+from braidflow.api_keys import KeyRecord, KeyRecordError, new_key, parse_key
+from braidflow.config import Settings
+from braidflow.streams.catalog import READ_BACK_TIMEOUT_S, Produce
+
+log = logging.getLogger(__name__)
+
+
+class KeyRing:
+    """The keys topic, read into memory and kept up to date."""
+
+    def __init__(self, settings: Settings, produce: Produce) -> None:
+        self._settings = settings
+        self._produce = produce
+        self._topic = settings.topics.keys
+        self._keys: dict[str, KeyRecord] = {}
+        self._position = 0
+        self._changed = asyncio.Condition()
+        self.ready = asyncio.Event()
+        self._consumer: AIOKafkaConsumer | None = None
+        self._follow: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Read the topic up to its current end, then keep following it."""
+        consumer = AIOKafkaConsumer(
+            **self._settings.kafka.aiokafka(),
+            enable_auto_commit=False,
+            fetch_max_wait_ms=self._settings.background_fetch_wait_ms,
+        )
+        await consumer.start()
+        self._consumer = consumer
+        partition = TopicPartition(self._topic, 0)
+        consumer.assign([partition])
+        await consumer.seek_to_beginning(partition)
+        end = (await consumer.end_offsets([partition]))[partition]
+        if end == 0:
+            self.ready.set()
+        self._follow = asyncio.create_task(self._read(consumer, end))
+
+    async def stop(self) -> None:
+        if self._follow is not None:
+            self._follow.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._follow
+        if self._consumer is not None:
+            await self._consumer.stop()
+
+    async def _read(self, consumer: AIOKafkaConsumer, initial_end: int) -> None:
+        while True:
+            batches = await consumer.getmany(timeout_ms=1000)
+            for records in batches.values():
+                for record in records:
+                    self._apply(record.value)
+                    self._position = record.offset + 1
+            if self._position >= initial_end:
+                self.ready.set()
+            async with self._changed:
+                self._changed.notify_all()
+
+    def _apply(self, value: bytes | None) -> None:
+        if value is None:
+            return
+        try:
+            record = KeyRecord.decode(value)
+        except KeyRecordError as exc:
+            # Skipped, not fatal: one bad record must not lock every key out.
+            log.warning("keys topic: skipped a record: %s", exc)
+            return
+        self._keys[record.id] = record
+
+    def principal(self, key: str) -> Principal | None:
+        """Who `key` acts for; None when it is no live key of this ring."""
+        parsed = parse_key(key)
+        if parsed is None:
+            return None
+        record = self._keys.get(parsed[0])
+        return record.principal() if record is not None and record.matches(parsed[1]) else None
+
+    def keys(self, tenant: str | None = None) -> list[KeyRecord]:
+        """Every key (of `tenant`, when given), revoked ones too, oldest first."""
+        found = [k for k in self._keys.values() if tenant is None or k.tenant == tenant]
+        return sorted(found, key=lambda k: (k.created_at, k.id))
+
+    def get(self, key_id: str) -> KeyRecord | None:
+        return self._keys.get(key_id)
+
+    async def create(
+        self,
+        tenant: str,
+        role: Role,
+        department: str | None,
+        name: str,
+        now_ms: int,
+        created_by: str,
+    ) -> tuple[str, KeyRecord]:
+        """Store a new key; (the key, its record). The key exists nowhere else: show it once."""
+        key, record = new_key(tenant, role, department, name, now_ms, created_by)
+        await self._write(record)
+        return key, record
+
+    async def revoke(self, key_id: str, now_ms: int, by: str) -> KeyRecord | None:
+        """Revoke a key on every worker; None when there is no such key. Revoking a
+        revoked key changes nothing."""
+        record = self._keys.get(key_id)
+        if record is None or record.revoked:
+            return record
+        revoked = record.revoke(now_ms, by)
+        await self._write(revoked)
+        return revoked
+
+    async def _write(self, record: KeyRecord) -> None:
+        offset = await self._produce(self._topic, record.id.encode(), record.encode())
+        async with asyncio.timeout(READ_BACK_TIMEOUT_S), self._changed:
+            while self._position <= offset:
+                await self._changed.wait()

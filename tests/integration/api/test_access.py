@@ -1,0 +1,369 @@
+"""Who may do what, against a real worker: every operation of the API document x every
+role (owner, editor, operator, viewer, no key, a revoked key) answers with the exact
+status; department-scoped keys see and change only their department; a decision is by the
+caller; approvers; keys are stored hashed; a key made on the command line works on every
+worker and, revoked, is refused on another worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from click.testing import CliRunner
+from dev_commands import Command, assert_one_line_failure, braidflow
+from suite_broker import SuiteBroker
+from workers import SUITE_OWNER, WorkerApi, WorkerProcess
+
+from braidflow.access import Role
+from braidflow.cli import main
+from braidflow.connectors.api import RESOURCES
+from braidflow.connectors.api.openapi import document
+from braidflow.connectors.broker import free_port
+
+PUBLIC_WORKFLOW = """
+id: access-open
+nodes:
+  - {id: ask, type: approval, params: {message: "ok?"}, timeout: 1d}
+  - {id: done, type: end}
+edges:
+  - {from: ask, to: done}
+"""
+SUPPORT = """
+id: access-support
+department: support
+nodes:
+  - {id: ask, type: approval, params: {message: "ok?", approvers: [editor, ana]}, timeout: 1d}
+  - {id: done, type: end}
+edges:
+  - {from: ask, to: done}
+"""
+FINANCE = """
+id: access-finance
+department: finance
+nodes:
+  - {id: ask, type: approval, params: {message: "ok?"}, timeout: 1d}
+  - {id: done, type: end}
+edges:
+  - {from: ask, to: done}
+"""
+ROLES = ("owner", "editor", "operator", "viewer", "no key", "revoked key")
+# A liveness bound, not a timing: a revocation reaches another worker well within it.
+REVOKED_DEADLINE_S = 30.0
+
+# For each operation: a request a caller allowed to make it gets a known answer from, that
+# changes nothing that matters (an unknown id, a malformed body), and that answer.
+NOTHING = "no-such-thing"
+CASES: dict[str, tuple[str, bytes | None, int]] = {
+    "deploy": ("/workflows", b" ", 400),
+    "list_workflows": ("/workflows", None, 200),
+    "show_workflow": ("/workflows/access-open", None, 200),
+    "remove_workflow": (f"/workflows/{NOTHING}", None, 404),
+    "start": (f"/workflows/{NOTHING}/executions", b"{}", 404),
+    "executions_of": ("/workflows/access-open/executions", None, 200),
+    "show_execution": ("/executions/{execution}", None, 200),
+    "cancel": (f"/executions/{NOTHING}/cancel", b"{}", 404),
+    "pause": (f"/executions/{NOTHING}/pause", b"{}", 404),
+    "resume": (f"/executions/{NOTHING}/resume", b"{}", 404),
+    "pending_approvals": ("/approvals", None, 200),
+    "decide": (f"/executions/{NOTHING}/approvals/ask", b'{"choice": "approve"}', 404),
+    "publish": ("/events", b"{}", 400),
+    "webhook": (f"/hooks/{NOTHING}", b"{}", 404),
+    "backfill": ("/workflows/access-open/backfill", b"{}", 400),
+    "list_dead_letters": ("/dead-letters", None, 200),
+    "redrive": (f"/dead-letters/{NOTHING}/redrive", b"{}", 404),
+    "list_versions": ("/workflows/access-open/versions", None, 200),
+    "show_version": ("/workflows/access-open/versions/1", None, 200),
+    "rollback": (f"/workflows/{NOTHING}/rollback", b'{"version": 1}', 404),
+    "diff": ("/workflows/access-open/diff?from=1&to=1", None, 200),
+    "list_audit": ("/audit", None, 200),
+    "create_key": ("/keys", b'{"role": "nobody"}', 400),
+    "list_keys": ("/keys", None, 200),
+    "revoke_key": (f"/keys/{NOTHING}", None, 404),
+    "health": ("/health", None, 200),
+    "ready": ("/ready", None, 200),
+    "metrics": ("/metrics", None, 200),
+    "openapi": ("/openapi.json", None, 200),
+}
+
+
+@dataclass(frozen=True)
+class Operation:
+    operation_id: str
+    method: str
+    role: Role | None
+
+
+def operations() -> list[Operation]:
+    """Every operation of the document the API serves, with the least role it declares."""
+    found = []
+    for item in document(RESOURCES)["paths"].values():
+        for method, spec in item.items():
+            role = spec.get("x-braidflow-role")
+            found.append(
+                Operation(spec["operationId"], method.upper(), None if role is None else Role(role))
+            )
+    return sorted(found, key=lambda o: o.operation_id)
+
+
+MATRIX = [(op, role) for op in operations() for role in ROLES]
+
+
+def expected(op: Operation, role: str) -> int:
+    """The exact status: the operation's own answer when the role may, else 401 or 403."""
+    allowed = CASES[op.operation_id][2]
+    if op.role is None:
+        return allowed
+    if role in ("no key", "revoked key"):
+        return 401
+    return allowed if Role(role).covers(op.role) else 403
+
+
+@dataclass
+class Access:
+    worker: WorkerProcess
+    apis: dict[str, WorkerApi]
+    execution_id: str
+
+
+@pytest.fixture(scope="module")
+def access(broker: SuiteBroker, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Access]:
+    """A worker of its own, with a key of each role (one of them revoked)."""
+    home = tmp_path_factory.mktemp("access-worker")
+    worker = WorkerProcess(broker, f"t{uuid.uuid4().hex[:10]}", home / "data", home / "worker.log")
+    try:
+        worker.start().wait_ready()
+        owner = worker.api
+        apis = {"owner": owner, "no key": owner.with_key(None)}
+        for role in ("editor", "operator", "viewer"):
+            apis[role] = owner.as_new_key(role, f"an-{role}")
+        revoked = owner.post_json("/keys", {"role": "owner", "name": "gone"}).body
+        assert owner.request("DELETE", f"/keys/{revoked['id']}").status == 200
+        apis["revoked key"] = owner.with_key(revoked["key"])
+        for text in (PUBLIC_WORKFLOW, SUPPORT, FINANCE):
+            assert owner.deploy(text).status == 201
+        yield Access(worker, apis, owner.start("access-open", {}))
+    finally:
+        worker.stop()
+
+
+def test_every_operation_is_in_the_matrix() -> None:
+    """A new operation fails here until it has a case: none goes unchecked."""
+    assert sorted(CASES) == sorted(o.operation_id for o in operations())
+
+
+@pytest.mark.parametrize(
+    ("op", "role"),
+    MATRIX,
+    ids=[f"{i}/{len(MATRIX)} {role} {op.operation_id}" for i, (op, role) in enumerate(MATRIX, 1)],
+)
+def test_the_permission_matrix(access: Access, op: Operation, role: str) -> None:
+    path, body, _ = CASES[op.operation_id]
+    path = path.replace("{execution}", access.execution_id)
+    content_type = None if body is None else "application/json"
+    reply = access.apis[role].request(op.method, path, body, content_type)
+    assert reply.status == expected(op, role), (op, role, reply)
+
+
+def test_the_matrix_size_is_printed(capsys: pytest.CaptureFixture[str]) -> None:
+    with capsys.disabled():
+        print(
+            f"\npermission matrix: {len(operations())} operations x {len(ROLES)} roles"
+            f" = {len(MATRIX)} cases"
+        )
+    assert len(MATRIX) == len(CASES) * len(ROLES)
+
+
+def test_a_401_names_why_and_a_403_the_role_needed(access: Access) -> None:
+    none = access.apis["no key"].get("/workflows")
+    assert (none.status, none.body["field"]) == (401, "Authorization"), none
+    token = access.apis["owner"].with_key("eyJhbGciOi.not-a-key.x").get("/workflows")
+    assert token.status == 401 and "verifies no tokens" in token.body["error"], token
+    viewer = access.apis["viewer"].deploy(PUBLIC_WORKFLOW)
+    assert viewer.status == 403 and "editor" in viewer.body["error"], viewer
+
+
+def test_a_department_key_sees_and_changes_only_its_department(access: Access) -> None:
+    owner = access.apis["owner"]
+    support = owner.as_new_key("operator", "sam", "support")
+    listed = {w["id"] for w in support.get("/workflows").body["workflows"]}
+    assert listed == {"access-support"}
+    assert support.get("/workflows/access-finance").status == 404
+    assert support.get("/workflows/access-open").status == 404
+    finance_run = owner.start("access-finance", {})
+    assert support.get(f"/executions/{finance_run}").status == 404
+    assert support.post_json(f"/executions/{finance_run}/cancel", {}).status == 404
+    started = support.post_json("/workflows/access-support/executions", {"input": {}})
+    assert started.status == 202, started
+    assert support.get(f"/executions/{started.body['execution_id']}").status == 200
+    assert support.post_json("/workflows/access-finance/executions", {}).status == 404
+    # Read-only in its department: seen, but not changed.
+    watcher = owner.as_new_key("viewer", "wes", "support")
+    assert watcher.get("/workflows/access-support").status == 200
+    assert watcher.post_json("/workflows/access-support/executions", {}).status == 403
+    # An editor of support deploys into support only.
+    editor = owner.as_new_key("editor", "eve", "support")
+    assert editor.deploy(SUPPORT.replace("ok?", "fine?")).status == 201
+    assert editor.deploy(FINANCE.replace("ok?", "fine?")).status == 404
+    assert editor.request("DELETE", "/workflows/access-finance").status == 404
+    pending = {a["workflow_id"] for a in support.get("/approvals").body["approvals"]}
+    assert pending <= {"access-support"}
+
+
+def waiting_at_ask(api: WorkerApi, execution_id: str) -> None:
+    deadline = time.monotonic() + 30
+    while True:
+        view = api.execution(execution_id).body
+        nodes = {n["node_id"]: n["status"] for n in view.get("nodes", [])}
+        if nodes.get("ask") == "waiting":
+            return
+        assert time.monotonic() < deadline, view
+        time.sleep(0.05)
+
+
+def test_a_decision_is_by_the_caller_and_a_by_in_the_body_is_refused(access: Access) -> None:
+    operator = access.apis["operator"]
+    execution_id = access.apis["owner"].start("access-open", {})
+    waiting_at_ask(operator, execution_id)
+    path = f"/executions/{execution_id}/approvals/ask"
+    named = operator.post_json(path, {"choice": "approve", "by": "mallory"})
+    assert (named.status, named.body["field"]) == (400, "by"), named
+    decided = operator.post_json(path, {"choice": "approve"})
+    assert (decided.status, decided.body["by"]) == (200, "an-operator"), decided
+    paused = operator.post_json(f"/executions/{access.execution_id}/pause", {"by": "x"})
+    assert (paused.status, paused.body["field"]) == (400, "by"), paused
+
+
+def test_only_the_approvers_decide(access: Access) -> None:
+    owner = access.apis["owner"]
+    olga = owner.as_new_key("operator", "olga", "support")
+    ana = owner.as_new_key("operator", "ana", "support")
+    execution_id = owner.start("access-support", {})
+    waiting_at_ask(owner, execution_id)
+    path = f"/executions/{execution_id}/approvals/ask"
+    refused = olga.post_json(path, {"choice": "approve"})
+    assert refused.status == 403 and "approvers" in refused.body["error"], refused
+    decided = ana.post_json(path, {"choice": "reject"})
+    assert (decided.status, decided.body["by"]) == (200, "ana"), decided
+    # A role named among the approvers: an editor (or an owner) of the department decides.
+    second = owner.start("access-support", {})
+    waiting_at_ask(owner, second)
+    by_owner = owner.post_json(f"/executions/{second}/approvals/ask", {"choice": "approve"})
+    assert (by_owner.status, by_owner.body["by"]) == (200, SUITE_OWNER), by_owner
+
+
+async def raw_keys_topic(broker: SuiteBroker, topic: str) -> bytes:
+    consumer = AIOKafkaConsumer(**broker.aiokafka(), enable_auto_commit=False)
+    await consumer.start()
+    try:
+        partition = TopicPartition(topic, 0)
+        consumer.assign([partition])
+        await consumer.seek_to_beginning(partition)
+        end = (await consumer.end_offsets([partition]))[partition]
+        raw = b""
+        position = 0
+        while position < end:
+            for records in (await consumer.getmany(timeout_ms=1000)).values():
+                for record in records:
+                    raw += (record.key or b"") + (record.value or b"")
+                    position = record.offset + 1
+        return raw
+    finally:
+        await consumer.stop()
+
+
+def test_keys_are_stored_hashed(access: Access, broker: SuiteBroker) -> None:
+    created = access.apis["owner"].post_json("/keys", {"role": "viewer", "name": "hashed"})
+    assert created.status == 201, created
+    key = created.body["key"]
+    secret = key.rsplit("_", 1)[1]
+    raw = asyncio.run(raw_keys_topic(broker, f"{access.worker.prefix}.keys"))
+    assert created.body["id"].encode() in raw
+    assert key.encode() not in raw and secret.encode() not in raw
+    for api in access.apis.values():
+        if api.key is not None:
+            assert api.key.rsplit("_", 1)[1].encode() not in raw
+    listed = access.apis["owner"].get("/keys").body["keys"]
+    assert all("hash" not in k and "salt" not in k and "key" not in k for k in listed)
+
+
+def test_a_cli_key_works_on_every_worker_and_revoked_is_refused_on_another(
+    access: Access, broker: SuiteBroker, tmp_path: Path
+) -> None:
+    prefix = access.worker.prefix
+    kafka = [*broker.worker_options(), "--prefix", prefix]
+    created = CliRunner().invoke(
+        main, ["keys", "create", "--role", "operator", "--name", "cli-made", *kafka]
+    )
+    assert created.exit_code == 0, created.output
+    key = created.stdout.strip().splitlines()[-1]
+    assert key.startswith("bfk_"), created.stdout
+    other = WorkerProcess(broker, prefix, tmp_path / "data", tmp_path / "worker.log")
+    try:
+        other.start().wait_ready()
+        first, second = access.worker.api.with_key(key), other.api.with_key(key)
+        assert first.get("/workflows").status == 200
+        assert second.get("/workflows").status == 200
+        key_id = key.split("_")[1]
+        listed = CliRunner().invoke(main, ["keys", "list", *kafka])
+        assert f"{key_id}  default  operator" in listed.stdout, listed.output
+        revoked = CliRunner().invoke(main, ["keys", "revoke", key_id, *kafka])
+        assert revoked.exit_code == 0, revoked.output
+        deadline = time.monotonic() + REVOKED_DEADLINE_S
+        while second.get("/workflows").status != 401:
+            assert time.monotonic() < deadline, "the revocation never reached the other worker"
+            time.sleep(0.05)
+        assert first.get("/workflows").status == 401
+    finally:
+        other.stop()
+
+
+def test_authentication_off_is_refused_with_one_line_unless_on_127_0_0_1(
+    broker: SuiteBroker, tmp_path: Path
+) -> None:
+    command = Command(
+        braidflow(
+            "worker",
+            *broker.worker_options(),
+            "--no-auth",
+            "--api-host",
+            "0.0.0.0",
+            "--api-port",
+            str(free_port()),
+            "--data-dir",
+            str(tmp_path / "data"),
+        ),
+        tmp_path,
+    )
+    try:
+        assert_one_line_failure(command, "--no-auth", "127.0.0.1", "0.0.0.0")
+    finally:
+        command.stop()
+
+
+def test_with_authentication_off_the_worker_says_so_and_asks_for_no_key(
+    broker: SuiteBroker, tmp_path: Path
+) -> None:
+    worker = WorkerProcess(
+        broker,
+        f"t{uuid.uuid4().hex[:10]}",
+        tmp_path / "data",
+        tmp_path / "worker.log",
+        authentication=False,
+    )
+    try:
+        worker.start().wait_ready()
+        reply = worker.api.get("/workflows")
+        assert reply.status == 200 and worker.api.key is None, reply
+        said = [
+            line for line in worker.log_tail(400).splitlines() if "authentication is OFF" in line
+        ]
+        assert len(said) == 1, worker.log_tail()
+    finally:
+        worker.stop()
