@@ -58,9 +58,8 @@ async def deploy(request: web.Request) -> web.Response:
     text = await text_body(request)
     if not text.strip():
         raise BadRequest("empty body: send a workflow definition as YAML or JSON", field="body")
-    deployment, created = await backend.deploy(text, principal_of(request).name)
     await _check_deployer(request, text)
-    deployment, created = await backend.deploy(text)
+    deployment, created = await backend.deploy(text, principal_of(request).name)
     body: dict[str, Any] = {"id": deployment.workflow_id, "version": deployment.version}
     warnings = misspelt_handlers(deployment.workflow, backend.task_handlers())
     if warnings:
