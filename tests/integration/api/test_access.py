@@ -8,6 +8,7 @@ worker and, revoked, is refused on another worker.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 import uuid
 from collections.abc import Iterator
@@ -19,6 +20,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from click.testing import CliRunner
 from dev_commands import Command, assert_one_line_failure, braidflow
 from suite_broker import SuiteBroker
+from waiting import until
 from workers import SUITE_OWNER, WorkerApi, WorkerProcess
 
 from braidflow.access import Role
@@ -291,6 +293,11 @@ def test_keys_are_stored_hashed(access: Access, broker: SuiteBroker) -> None:
             assert api.key.rsplit("_", 1)[1].encode() not in raw
     listed = access.apis["owner"].get("/keys").body["keys"]
     assert all("hash" not in k and "salt" not in k and "key" not in k for k in listed)
+    # Audited with its id and role, never the key.
+    audit = f"/audit?target={created.body['id']}"
+    records = until(lambda: access.apis["owner"].get(audit).body["records"], "the key's record")
+    assert [(r["action"], r["detail"]["role"]) for r in records] == [("create_key", "viewer")]
+    assert secret not in json.dumps(records)
 
 
 def test_a_cli_key_works_on_every_worker_and_revoked_is_refused_on_another(
@@ -320,6 +327,14 @@ def test_a_cli_key_works_on_every_worker_and_revoked_is_refused_on_another(
             assert time.monotonic() < deadline, "the revocation never reached the other worker"
             time.sleep(0.05)
         assert first.get("/workflows").status == 401
+        # Both, made on the command line, are audited.
+        owner = access.apis["owner"]
+
+        def audited() -> list[str] | None:
+            found = owner.get(f"/audit?target={key_id}").body["records"]
+            return [r["action"] for r in found] if len(found) == 2 else None
+
+        assert until(audited, "the audit records of the key") == ["revoke_key", "create_key"]
     finally:
         other.stop()
 

@@ -137,9 +137,9 @@ def test_each_change_is_listed_with_who_what_and_when_newest_first(
     assert [r["at"] for r in found] == sorted((r["at"] for r in found), reverse=True)
     details = {r["action"]: r["detail"] for r in found}
     assert details["cancel"] == {"reason": "duplicate"}
-    assert details["decide"] == {"choice": "approve", "by": "bo"}
+    assert details["decide"] == {"choice": "approve"}
     # A patched input is noted, never kept.
-    assert details["redrive"] == {"by": "cy", "input": "(given)"}
+    assert details["redrive"] == {"input": "(given)"}
 
 
 def test_the_log_is_filtered_by_principal_target_and_time(
