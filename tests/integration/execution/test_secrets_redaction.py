@@ -200,9 +200,10 @@ def test_a_planted_secret_is_used_by_workflows_and_found_nowhere_else(
         handlers=(TASK_HANDLERS,),
         env={"BRAIDFLOW_SECRET_API_TOKEN": API_TOKEN, "BRAIDFLOW_SECRETS_DIR": str(secrets_dir)},
     )
-    answers = Answers(worker.api.base_url, worker.api.key)
+    answers = Answers(worker.api.base_url)
     try:
         worker.start().wait_ready()
+        answers.key = worker.api.key
         status, body = answers.call("POST", "/workflows", yaml=CALLS.format(base=base))
         assert status == 201, body
         assert answers.call("POST", "/workflows", yaml=STRICT)[0] == 201
