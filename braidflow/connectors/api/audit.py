@@ -26,6 +26,7 @@ from typing import Any
 from aiohttp import web
 
 from braidflow.access import Role
+from braidflow.connectors.api.authentication import require_tenant_wide
 from braidflow.connectors.api.backend import backend_of
 from braidflow.connectors.api.bodies import limit_query, parsed_json
 from braidflow.connectors.api.caller import principal_of
@@ -99,6 +100,7 @@ async def list_audit(request: web.Request) -> web.Response:
     """Owners only (the log names every principal's changes, in every department). Only the
     records of the caller's tenant. From this worker's read model of the audit
     topic: a record written a moment ago by another worker may take a moment to be listed."""
+    require_tenant_wide(request, Role.OWNER, "reading the audit log")
     query = request.query
     limit = limit_query(query, 100)
     records = backend_of(request).audit_log(

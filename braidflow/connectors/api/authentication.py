@@ -154,6 +154,17 @@ def require(request: web.Request, needed: Role, department: str | None, what: st
     raise Forbidden(f"{principal.name}: {what} needs the {needed.value} role")
 
 
+def require_tenant_wide(request: web.Request, needed: Role, what: str) -> None:
+    """Refuse (403) unless the caller holds `needed` for its whole tenant: what `what`
+    concerns (keys, the audit log) is no department's, and a department's owner who could
+    make a tenant-wide key would hold every department."""
+    principal = principal_of(request)
+    if not principal.may(needed, principal.tenant, None):
+        raise Forbidden(
+            f"{principal.name}: {what} is for the {needed.value} role of the whole tenant"
+        )
+
+
 def may_read(request: web.Request, department: str | None) -> bool:
     """Whether the caller may read objects of `department` (filters listings)."""
     return principal_of(request).may(Role.VIEWER, DEFAULT_TENANT, department)

@@ -7,10 +7,10 @@ import time
 from aiohttp import web
 
 from braidflow.access import Role, tenant_problem
-from braidflow.connectors.api.authentication import AUTHENTICATION, KeyStore
+from braidflow.connectors.api.authentication import AUTHENTICATION, KeyStore, require_tenant_wide
 from braidflow.connectors.api.bodies import object_body, string_field
 from braidflow.connectors.api.caller import principal_of
-from braidflow.connectors.api.errors import BadRequest, Conflict, Forbidden, NotFound
+from braidflow.connectors.api.errors import BadRequest, Conflict, NotFound
 from braidflow.connectors.api.openapi import (
     INTEGER,
     STRING,
@@ -44,9 +44,7 @@ KEY = obj(
 def _store(request: web.Request) -> KeyStore:
     """The worker's keys, for an owner of the whole tenant only (a department's owner
     owns its department's workflows, not who may call the API)."""
-    caller = principal_of(request)
-    if not caller.may(Role.OWNER, caller.tenant):
-        raise Forbidden(f"{caller.name}: keys need the owner role of the whole tenant")
+    require_tenant_wide(request, Role.OWNER, "managing keys")
     store = request.app[AUTHENTICATION].keys
     if store is None:
         raise Conflict("authentication is off on this worker: it keeps no keys")

@@ -218,6 +218,24 @@ def test_a_department_key_sees_and_changes_only_its_department(access: Access) -
     assert pending <= {"access-support"}
 
 
+def test_a_department_owner_makes_no_keys_and_reads_no_audit_log(access: Access) -> None:
+    """Keys and the audit log are the tenant's, not a department's: a department's owner who
+    could make a tenant-wide key would hold every department."""
+    owner = access.apis["owner"]
+    support_owner = owner.as_new_key("owner", "sue", "support")
+    made = support_owner.post_json("/keys", {"role": "owner", "name": "escalated"})
+    assert (made.status, made.body["error"]) == (
+        403,
+        "sue: managing keys is for the owner role of the whole tenant",
+    ), made
+    assert support_owner.get("/keys").status == 403
+    some_key = owner.get("/keys").body["keys"][0]["id"]
+    assert support_owner.request("DELETE", f"/keys/{some_key}").status == 403
+    assert support_owner.get("/audit").status == 403
+    # Inside its department it is an owner still.
+    assert support_owner.deploy(SUPPORT.replace("ok?", "owned?")).status == 201
+
+
 def waiting_at_ask(api: WorkerApi, execution_id: str) -> None:
     deadline = time.monotonic() + 30
     while True:
