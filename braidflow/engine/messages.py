@@ -41,7 +41,11 @@ class ParentLink:
 
 @dataclass(frozen=True, slots=True)
 class StartExecution:
-    """Start an execution. `workflow_version` 0 means "the latest": the runtime resolves it."""
+    """Start an execution. `workflow_version` 0 means "the latest": the runtime resolves it.
+
+    `dept` is the shared context of the workflow's department, taken by the runtime when
+    the start is first applied, so the engine needs no lookup and the execution keeps it.
+    """
 
     id: str
     execution_id: str
@@ -51,6 +55,7 @@ class StartExecution:
     input: Any = None
     event: Mapping[str, Any] | None = None
     parent: ParentLink | None = None
+    dept: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)

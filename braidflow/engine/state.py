@@ -161,6 +161,8 @@ class ExecutionState:
     control: tuple[ControlAction, ...] = ()
     foreach: Mapping[str, ForeachProgress] = field(default_factory=dict)
     loops: Mapping[str, LoopProgress] = field(default_factory=dict)
+    # The department's shared context as it was when the execution started (`dept.*`).
+    dept: Mapping[str, Any] | None = None
 
     @property
     def finished(self) -> bool:

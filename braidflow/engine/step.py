@@ -244,6 +244,7 @@ def _initial_state(
         input=input_,
         event=event,
         parent=t.parent,
+        dept=t.dept,
     )
 
 
@@ -282,7 +283,7 @@ def _on_error_edge(node: CompiledNode) -> CompiledEdge | None:
     return next((e for e in node.outgoing if e.on_error), None)
 
 
-_SCOPE_NAMES = ("input", "vars", "nodes", "event", "execution", "parent")
+_SCOPE_NAMES = ("input", "vars", "nodes", "event", "execution", "parent", "dept")
 
 
 class _Scope(Mapping[str, Any]):
@@ -324,6 +325,8 @@ class _Scope(Mapping[str, Any]):
             }
         if key == "parent":
             return s.parent.context if s.parent is not None else None
+        if key == "dept":
+            return s.dept if s.dept is not None else {}
         if self._bound is not None and key in self._bound:
             return self._bound[key]
         raise KeyError(key)
@@ -404,6 +407,7 @@ class Draft:
             control=self.control,
             foreach=self.foreach,
             loops=self.loops,
+            dept=s.dept,
         )
 
     # -- emitting

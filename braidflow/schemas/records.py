@@ -244,6 +244,7 @@ def _start_execution(t: StartExecution) -> AvroRecord:
         "input": _start_inputs.encode(t.input),
         "event": _start_events.encode(t.event),
         "parent": _parent_link(t.parent),
+        "dept": _json(t.dept),
     }
 
 
@@ -389,6 +390,7 @@ _TRANSITION_FROM_BODIES: dict[str, Callable[[AvroRecord], Transition]] = {
         _unjson(r["input"]),
         _unjson(r["event"]),
         _unparent_link(r["parent"]),
+        _unjson(r["dept"]),
     ),
     "braidflow.RunNode": lambda r: RunNode(r["id"], r["execution_id"], r["at"], r["node_id"]),
     "braidflow.NodeCompleted": lambda r: NodeCompleted(
@@ -601,6 +603,7 @@ def _execution_state(s: ExecutionState) -> AvroRecord:
         ],
         "foreach": [_foreach_progress(f) for f in s.foreach.values()],
         "loops": [{"node_id": p.node_id, "passes": p.passes} for p in s.loops.values()],
+        "dept": _json(s.dept),
     }
 
 
@@ -660,6 +663,7 @@ def _unexecution_state(r: AvroRecord) -> ExecutionState:
         ),
         {f.node_id: f for f in map(_unforeach_progress, r["foreach"])},
         {p["node_id"]: LoopProgress(p["node_id"], p["passes"]) for p in r["loops"]},
+        _unjson(r["dept"]),
     )
 
 
