@@ -171,7 +171,8 @@ def declared_variables(doc: Mapping[str, Any]) -> frozenset[str]:
     return frozenset(variables) if isinstance(variables, Mapping) else frozenset()
 
 
-def _retry(raw: Mapping[str, Any] | None) -> Retry | None:
+def build_retry(raw: Mapping[str, Any] | None) -> Retry | None:
+    """A `retry` mapping of the document as the model has it; None when absent."""
     if raw is None:
         return None
     return Retry(
@@ -236,7 +237,7 @@ def build_definition(doc: Mapping[str, Any]) -> Definition:
                 params=n.get("params") or {},
                 name=n.get("name"),
                 timeout_ms=_timeout_ms(n),
-                retry=_retry(n.get("retry")),
+                retry=build_retry(n.get("retry")),
             )
             for n in doc["nodes"]
         ),
