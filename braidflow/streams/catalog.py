@@ -25,8 +25,21 @@ from dataclasses import dataclass, field
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from braidflow.config import Settings
+from braidflow.streams.departments import (
+    Departments,
+    DepartmentVersion,
+    department_record,
+    is_department_record,
+)
 from braidflow.topology import Workflow, load_workflow
+from braidflow.topology.departments import (
+    Department,
+    load_department,
+    refused_calls,
+    with_defaults,
+)
 from braidflow.topology.deployed_before import carried_since
+from braidflow.topology.loading import DefinitionError
 from braidflow.topology.model import EventTrigger
 from braidflow.topology.subscriptions import SubscriptionIndex
 from braidflow.topology.version_numbers import Placed, VersionNumbers
@@ -81,6 +94,9 @@ class Catalog:
         self._waited: tuple[int, dict[str, int]] | None = None
         self._carried: dict[tuple[str, EventTrigger], Deployment | None] = {}
         self._carried_generation = -1
+        # Department definitions, in a key space of their own on the same topic.
+        self.departments = Departments()
+        self._defaulted: dict[tuple[str, int], tuple[Department | None, Workflow]] = {}
 
     async def start(self) -> None:
         """Read the topic up to its current end, then keep following it."""
@@ -129,6 +145,9 @@ class Catalog:
                 return
         except (ValueError, RecursionError):
             return
+        if is_department_record(record):
+            await self._apply_department(record)
+            return
         # Numbered before loading: a definition that no longer loads here still takes its
         # number, so every worker numbers alike.
         placed = self._numbers.read(record)
@@ -162,6 +181,15 @@ class Catalog:
         )
         self._versions.setdefault(deployment.workflow_id, {})[deployment.version] = deployment
         self._index_latest(deployment.workflow_id)
+
+    async def _apply_department(self, record: Mapping[str, object]) -> None:
+        try:
+            department = await asyncio.to_thread(load_department, str(record.get("text")))
+        except Exception:
+            # As for workflows: a record that no longer loads is skipped, never fatal.
+            department = None
+        self.departments.read(record, department)
+        self.generation += 1
 
     def _index_latest(self, workflow_id: str) -> None:
         """Index the triggers of the latest version of `workflow_id`, or none if removed."""
@@ -213,6 +241,24 @@ class Catalog:
             return None
         return versions[max(versions)]
 
+    def department_of(self, workflow_id: str) -> Department | None:
+        """The definition of the department the latest version of a workflow names; None
+        when it names none or that department was never deployed as a definition."""
+        latest = self.latest(workflow_id)
+        if latest is None:
+            return None
+        return self.departments.definition(latest.workflow.definition.department)
+
+    def runnable(self, deployment: Deployment) -> Workflow:
+        """The workflow of a deployment with its department's current settings defaults."""
+        department = self.departments.definition(deployment.workflow.definition.department)
+        key = (deployment.workflow_id, deployment.version)
+        cached = self._defaulted.get(key)
+        if cached is None or cached[0] is not department:
+            cached = (department, with_defaults(deployment.workflow, department))
+            self._defaulted[key] = cached
+        return cached[1]
+
     def get(self, workflow_id: str, version: int) -> Deployment | None:
         return self._versions.get(workflow_id, {}).get(version)
 
@@ -250,6 +296,9 @@ class Catalog:
         """
         # Parsing and validating up to a mebibyte of YAML takes a while: not on the event loop.
         workflow = await asyncio.to_thread(load_workflow, text)
+        refused = refused_calls(workflow, self.department_of)
+        if refused:
+            raise DefinitionError(refused)
         latest = self.latest(workflow.id)
         if latest is not None and latest.text == text:
             return latest, False
@@ -280,6 +329,27 @@ class Catalog:
         if placed is None or found is None:
             raise TimeoutError(f"proposal {proposal} of {workflow.id!r} not read back")
         return found, placed.created
+
+    async def deploy_department(
+        self, text: str, now_ms: int, by: str | None = None
+    ) -> tuple[DepartmentVersion, bool]:
+        """Store a department definition as a new version; (version, created).
+
+        DefinitionError when invalid, TimeoutError when not read back in time.
+        """
+        department = await asyncio.to_thread(load_department, text)
+        latest = self.departments.latest(department.name)
+        if latest is not None and latest.text == text:
+            return latest, False
+        proposal = uuid.uuid4().hex
+        key, value = department_record(department, text, now_ms, by, proposal)
+        self.departments.expect(proposal)
+        offset = await self._produce(self._topic, key, json.dumps(value).encode())
+        await self._read_to(offset + 1)
+        placed = self.departments.placed(proposal)
+        if placed is None:
+            raise TimeoutError(f"proposal {proposal} of department {department.name!r} not read")
+        return placed, latest is None or placed.version != latest.version
 
     async def remove(self, workflow_id: str, now_ms: int) -> bool:
         """Stop new executions and triggers of a workflow; False when there is none to remove."""

@@ -44,6 +44,7 @@ from braidflow.streams.execution_store import (
 from braidflow.streams.outbox import Outbox, outbox_entry
 from braidflow.streams.publisher import epoch_ms
 from braidflow.streams.timers import TimerTable
+from braidflow.topology.departments import call_refusal
 from braidflow.topology.suggestions import did_you_mean
 
 # A StartExecution may arrive before this worker has read the deployment it
@@ -165,9 +166,11 @@ class Orchestrator:
         deployment = await self._catalog.wait_for(workflow_id, version, WORKFLOW_WAIT_S)
         if deployment is None:
             raise Poison(f"unknown workflow {workflow_id!r} version {version}", refusable)
+        if isinstance(transition, StartExecution) and state is None and transition.dept is None:
+            transition = self._with_department_context(transition, deployment)
         began = time.perf_counter()
         try:
-            result = step(deployment.workflow, state, transition)
+            result = step(self._catalog.runnable(deployment), state, transition)
         except Exception as exc:
             raise Poison(f"engine error: {type(exc).__name__}: {exc}", refusable) from None
         seconds = time.perf_counter() - began
@@ -272,6 +275,10 @@ class Orchestrator:
         since no child will ever run to tell it.
         """
         latest = self._catalog.latest(start.workflow_id)
+        refusal = self._call_refusal(start) if state is None else None
+        if refusal is not None:
+            await self._fail_parent(start, NodeError("DepartmentRefused", refusal))
+            raise Poison(refusal, start)
         if latest is not None or state is not None:
             version = latest.version if latest is not None else state.workflow_version  # type: ignore[union-attr]
             return replace(start, workflow_version=version)
@@ -279,22 +286,48 @@ class Orchestrator:
         reason = (
             f"unknown workflow {start.workflow_id!r}{did_you_mean(start.workflow_id, deployed)}"
         )
-        if start.parent is not None:
-            notice = ChildFinished(
-                ids.finished_id(start.execution_id),
-                start.parent.execution_id,
-                self._clock(),
-                start.parent.node_id,
-                start.execution_id,
-                ExecutionStatus.FAILED,
-                error=NodeError("UnknownWorkflow", f"the subworkflow cannot start: {reason}"),
-                item=start.parent.item,
-            )
-            await self._outbox.send(
-                start.parent.execution_id.encode(),
-                [outbox_entry(notice, self._events_prefix, start.parent.execution_id)],
-            )
+        await self._fail_parent(
+            start, NodeError("UnknownWorkflow", f"the subworkflow cannot start: {reason}")
+        )
         raise Poison(reason, start)
+
+    def _call_refusal(self, start: StartExecution) -> str | None:
+        """Why the department of the called workflow refuses the caller's department."""
+        called = self._catalog.department_of(start.workflow_id)
+        if start.parent is None or called is None:
+            return None
+        caller = self._catalog.latest(start.parent.workflow_id)
+        department = None if caller is None else caller.workflow.definition.department
+        return call_refusal(start.parent.workflow_id, department, start.workflow_id, called)
+
+    async def _fail_parent(self, start: StartExecution, error: NodeError) -> None:
+        """Fail the parent's node of a child that will never run to tell it."""
+        if start.parent is None:
+            return
+        notice = ChildFinished(
+            ids.finished_id(start.execution_id),
+            start.parent.execution_id,
+            self._clock(),
+            start.parent.node_id,
+            start.execution_id,
+            ExecutionStatus.FAILED,
+            error=error,
+            item=start.parent.item,
+        )
+        await self._outbox.send(
+            start.parent.execution_id.encode(),
+            [outbox_entry(notice, self._events_prefix, start.parent.execution_id)],
+        )
+
+    def _with_department_context(
+        self, start: StartExecution, deployment: Deployment
+    ) -> StartExecution:
+        """The start with its department's shared context as it is now: the execution
+        keeps these values whatever the department changes to later."""
+        department = self._catalog.departments.definition(deployment.workflow.definition.department)
+        if department is None:
+            return start
+        return replace(start, dept=department.context)
 
     @staticmethod
     def _decode(record: Record) -> Transition:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from functools import cache
 from importlib import resources
@@ -166,3 +166,35 @@ def _expressions(node: CompiledNode) -> Iterator[Expression]:
         yield node.correlate
     if node.item_node is not None:
         yield from _expressions(node.item_node)
+
+
+def called_workflows(workflow: Workflow) -> list[tuple[str, str]]:
+    """(node id, workflow id) of each workflow a node starts as a child: a subworkflow's
+    `workflow`, a loop's or foreach's `do` when it names a workflow."""
+    calls = []
+    for node_id, compiled in workflow.nodes.items():
+        params = compiled.node.params
+        called = params.get("workflow") if compiled.type == "subworkflow" else None
+        if compiled.type in ("loop", "foreach") and isinstance(params.get("do"), str):
+            called = params["do"]
+        if isinstance(called, str):
+            calls.append((node_id, called))
+    return calls
+
+
+def refused_calls(
+    workflow: Workflow, department_of: Callable[[str], Department | None]
+) -> list[Problem]:
+    """The calls of `workflow` the called workflow's department refuses, by node;
+    `department_of(workflow id)` is the department definition a workflow belongs to now."""
+    problems = []
+    for node_id, called in called_workflows(workflow):
+        department = department_of(called)
+        refusal = (
+            None
+            if department is None
+            else call_refusal(workflow.id, workflow.definition.department, called, department)
+        )
+        if refusal is not None:
+            problems.append(Problem(f"node '{node_id}'", refusal))
+    return problems
