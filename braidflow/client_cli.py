@@ -249,7 +249,9 @@ def deploy(files: tuple[str, ...], api: str) -> None:
             body = reply.body
             # 200: this exact text is already the latest version; nothing new was made.
             same = " (unchanged)" if reply.status == 200 else ""
-            click.echo(f"{path}: deployed {body.get('id')} version {body.get('version')}{same}")
+            # A `kind: Department` text is answered with its name instead of an id.
+            what = body["department"] if "department" in body else body.get("id")
+            click.echo(f"{path}: deployed {what} version {body.get('version')}{same}")
             for warning in body.get("warnings") or ():
                 click.echo(f"{path}: warning: {warning}")
         else:

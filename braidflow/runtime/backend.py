@@ -46,6 +46,7 @@ from braidflow.schemas.lifecycle_events import (
 from braidflow.schemas.record_limits import LIMIT_NAME, RecordTooLarge, check_record
 from braidflow.streams.backfill import Backfill, BackfillRefused, backfill_view, event_triggers
 from braidflow.streams.catalog import Deployment
+from braidflow.streams.departments import DepartmentVersion
 from braidflow.streams.publisher import epoch_ms
 from braidflow.streams.value_rows import MIN_ROW_BYTES, MissingValueRow, filled_in
 from braidflow.topology.model import DEFAULT_CHOICES
@@ -86,6 +87,22 @@ class RuntimeBackend:
 
     def task_handlers(self) -> list[str]:
         return self._runtime.executor.handler_names()
+
+    def departments(self) -> list[DepartmentVersion]:
+        return self._catalog.departments.all_latest()
+
+    def department(self, name: str) -> DepartmentVersion | None:
+        return self._catalog.departments.latest(name)
+
+    async def deploy_department(
+        self, text: str, by: str | None = None
+    ) -> tuple[DepartmentVersion, bool]:
+        try:
+            return await self._catalog.deploy_department(text, self._runtime.clock(), by)
+        except TimeoutError:
+            raise Unconfirmed(
+                "the department was written but this worker has not read it back yet; retry"
+            ) from None
 
     async def remove(self, workflow_id: str) -> bool:
         try:

@@ -22,6 +22,7 @@ from braidflow.dev import _example_files, _sample_input
 from braidflow.dev_banner import DEFAULT_API, ready_banner
 from braidflow.engine.state import ExecutionStatus, NodeStatus
 from braidflow.topology import load_workflow
+from braidflow.topology.departments import declares_department, load_department
 from braidflow.topology.loading import DefinitionError
 
 ROOT = Path(__file__).parents[2]
@@ -137,6 +138,9 @@ def test_every_yaml_block_is_a_definition_that_loads_or_is_marked(block: Block) 
     elif block.marker == "invalid":
         with pytest.raises(DefinitionError):
             load_workflow(block.text)
+    elif declares_department(yaml.safe_load(block.text)):
+        assert block.marker == "", f"unknown marker {block.marker!r}"
+        assert load_department(block.text).name
     else:
         assert block.marker == "", f"unknown marker {block.marker!r}"
         assert load_workflow(block.text).id

@@ -20,6 +20,7 @@ from braidflow.connectors.api.authentication import (
 )
 from braidflow.connectors.api.backend import BACKEND, Backend, Deployed
 from braidflow.connectors.api.dead_letters import dead_letters
+from braidflow.connectors.api.departments import departments
 from braidflow.connectors.api.errors import (
     MAX_BODY_BYTES,
     BadRequest,
@@ -51,6 +52,7 @@ from braidflow.connectors.api.workflows import workflows
 RESOURCES: tuple[Resource, ...] = (
     workflows,
     versions,
+    departments,
     executions,
     approvals,
     events,

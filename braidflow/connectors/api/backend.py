@@ -10,6 +10,7 @@ from aiohttp import web
 from braidflow.schemas.audit import AuditRecord
 from braidflow.schemas.cloudevents import CloudEvent
 from braidflow.topology import Workflow
+from braidflow.topology.departments import Department
 
 
 class Deployed(Protocol):
@@ -21,6 +22,15 @@ class Deployed(Protocol):
     deployed_by: str | None
     restores: int | None
     rolled_back_from: int | None
+
+
+class DeployedDepartment(Protocol):
+    name: str
+    version: int
+    text: str
+    deployed_at: int
+    deployed_by: str | None
+    department: Department
 
 
 class Backend(Protocol):
@@ -39,6 +49,14 @@ class Backend(Protocol):
     ) -> tuple[Deployed, bool]: ...
 
     def task_handlers(self) -> list[str]: ...
+
+    def departments(self) -> list[DeployedDepartment]: ...
+
+    def department(self, name: str) -> DeployedDepartment | None: ...
+
+    async def deploy_department(
+        self, text: str, by: str | None = None
+    ) -> tuple[DeployedDepartment, bool]: ...
 
     async def remove(self, workflow_id: str) -> bool: ...
 

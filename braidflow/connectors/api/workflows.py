@@ -11,6 +11,12 @@ from braidflow.connectors.api.authentication import department_of, may_read, req
 from braidflow.connectors.api.backend import backend_of
 from braidflow.connectors.api.bodies import off_loop, text_body
 from braidflow.connectors.api.caller import principal_of
+from braidflow.connectors.api.departments import (
+    DEPARTMENT_DEPLOYED,
+    context_warnings,
+    department_text,
+    deploy_department,
+)
 from braidflow.connectors.api.errors import BadRequest, NotFound
 from braidflow.connectors.api.openapi import (
     INTEGER,
@@ -43,25 +49,34 @@ WORKFLOW_ID = path_param("id", "The workflow's id")
         },
     },
     responses={
-        200: json_reply("The same text was deployed before: its version", ref("Deployed")),
-        201: json_reply("A new version", ref("Deployed")),
+        200: json_reply(
+            "The same text was deployed before: its version",
+            {"oneOf": [ref("Deployed"), DEPARTMENT_DEPLOYED]},
+        ),
+        201: json_reply("A new version", {"oneOf": [ref("Deployed"), DEPARTMENT_DEPLOYED]}),
     },
     refusals=[503],
-    audit=Audited(answer={"id": "workflow", "version": "version"}),
+    audit=Audited(answer={"id": "workflow", "department": "department", "version": "version"}),
     role=Role.EDITOR,
 )
 async def deploy(request: web.Request) -> web.Response:
     """Deploying the same text again keeps its version; a change makes a new one, recorded
     with who deployed it (`GET /workflows/{id}/versions`). A task handler no worker knows is
-    deployed, with a warning naming the nearest one."""
+    deployed, with a warning naming the nearest one. A `kind: Department` text deploys a
+    department instead (the owner role; docs/departments.md), answered with its name."""
     backend = backend_of(request)
     text = await text_body(request)
     if not text.strip():
         raise BadRequest("empty body: send a workflow definition as YAML or JSON", field="body")
+    if await department_text(text):
+        return await deploy_department(request, text)
     await _check_deployer(request, text)
     deployment, created = await backend.deploy(text, principal_of(request).name)
     body: dict[str, Any] = {"id": deployment.workflow_id, "version": deployment.version}
-    warnings = misspelt_handlers(deployment.workflow, backend.task_handlers())
+    warnings = [
+        *misspelt_handlers(deployment.workflow, backend.task_handlers()),
+        *context_warnings(backend, deployment.workflow),
+    ]
     if warnings:
         body["warnings"] = [str(w) for w in warnings]
     return web.json_response(body, status=201 if created else 200)
