@@ -84,6 +84,8 @@ CASES: dict[str, tuple[str, bytes | None, int]] = {
     "show_version": ("/workflows/access-open/versions/1", None, 200),
     "rollback": (f"/workflows/{NOTHING}/rollback", b'{"version": 1}', 404),
     "diff": ("/workflows/access-open/diff?from=1&to=1", None, 200),
+    "list_departments": ("/departments", None, 200),
+    "show_department": (f"/departments/{NOTHING}", None, 404),
     "list_audit": ("/audit", None, 200),
     "create_key": ("/keys", b'{"role": "nobody"}', 400),
     "list_keys": ("/keys", None, 200),
