@@ -12,6 +12,7 @@ from braidflow.topology.departments import (
     declares_department,
     load_department,
     may_declare_department,
+    refused_calls,
     unknown_context_names,
     with_defaults,
 )
@@ -122,3 +123,24 @@ def test_a_department_lets_in_its_own_the_listed_and_with_any_everyone() -> None
     assert refusal is not None and "'billing'" in refusal and "'support'" in refusal
     assert call_refusal("bill", None, "triage", support) is not None
     assert call_refusal("bill", None, "t", Department("open", allow_callers="any")) is None
+
+
+CALLER = """
+id: order
+department: sales
+nodes:
+  - {id: bill, type: subworkflow, params: {workflow: invoice}}
+  - {id: each, type: foreach, params: {items: "${input.lines}", do: invoice}}
+  - {id: done, type: end}
+edges:
+  - {from: bill, to: each}
+  - {from: each, to: done}
+"""
+
+
+def test_calls_into_a_department_that_refuses_are_named_by_node() -> None:
+    billing = Department("billing", allow_callers=("finance",))
+    found = refused_calls(load_workflow(CALLER), lambda w: billing if w == "invoice" else None)
+    assert [p.where for p in found] == ["node 'bill'", "node 'each'"]
+    assert all("'sales'" in p.message and "'billing'" in p.message for p in found)
+    assert refused_calls(load_workflow(CALLER), lambda w: None) == []
