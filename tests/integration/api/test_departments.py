@@ -67,6 +67,11 @@ edges: []
     listed = shared_worker.api.get("/departments").body["departments"]
     assert name in {d["name"] for d in listed}
     assert shared_worker.api.get(f"/departments/{unique('none')}").status == 404
+    audited = until(
+        lambda: shared_worker.api.get(f"/audit?target={name}").body["records"],
+        what="the department's deploys in the audit log",
+    )
+    assert {r["target"].get("department") for r in audited} == {name}, audited
 
 
 def test_a_bad_department_is_refused_naming_the_field(shared_worker: WorkerProcess) -> None:
