@@ -6,10 +6,14 @@ deploy and at run time; viewers read departments, editors may not deploy one."""
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 from typing import Any
 
+from click.testing import CliRunner
 from waiting import until
 from workers import WorkerProcess
+
+from braidflow.cli import main
 
 
 def unique(name: str) -> str:
@@ -198,3 +202,16 @@ def test_a_viewer_reads_departments_and_an_editor_may_not_deploy_one(
     refused = editor.deploy(greeting(name, "changed"))
     assert refused.status == 403 and "owner" in refused.body["error"], refused
     assert shared_worker.api.get(f"/departments/{name}").body["context"]["greeting"] == "hello"
+
+
+def test_the_command_line_deploys_a_department_and_names_it(
+    shared_worker: WorkerProcess, tmp_path: Path
+) -> None:
+    name = unique("legal")
+    path = tmp_path / "legal.yaml"
+    path.write_text(greeting(name, "hello"))
+    ran = CliRunner(env={"BRAIDFLOW_API_KEY": shared_worker.api.key}).invoke(
+        main, ["deploy", str(path), "--api", shared_worker.api.base_url]
+    )
+    assert ran.exit_code == 0, ran.output
+    assert ran.output.strip() == f"{path}: deployed {name} version 1"
