@@ -15,14 +15,10 @@ keyed `<id>@<version>`, written before proposals, keep their numbers.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-
-from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from braidflow.config import Settings
 from braidflow.streams.departments import (
@@ -31,6 +27,7 @@ from braidflow.streams.departments import (
     department_record,
     is_department_record,
 )
+from braidflow.streams.followed_topic import FollowedTopic, Produce
 from braidflow.topology import Workflow, load_workflow
 from braidflow.topology.departments import (
     Department,
@@ -43,11 +40,6 @@ from braidflow.topology.loading import DefinitionError
 from braidflow.topology.model import EventTrigger
 from braidflow.topology.subscriptions import SubscriptionIndex
 from braidflow.topology.version_numbers import Placed, VersionNumbers
-
-READ_BACK_TIMEOUT_S = 10.0
-
-Produce = Callable[[str, bytes, bytes], Awaitable[int]]
-"""Send (topic, key, value) and return the offset once the broker has it."""
 
 
 @dataclass(frozen=True)
@@ -74,20 +66,14 @@ class Catalog:
 
     def __init__(self, settings: Settings, produce: Produce) -> None:
         self._settings = settings
-        self._produce = produce
-        self._topic = settings.topics.workflows
+        self._log = FollowedTopic(settings, settings.topics.workflows, produce, self._apply)
+        self.ready = self._log.ready
         self._versions: dict[str, dict[int, Deployment]] = {}
         # Numbers versions in topic order, and knows removals: a removed workflow's versions
         # stay readable (executions still run on them) but nothing new starts them.
         self._numbers = VersionNumbers()
         # This worker's proposals not read back yet, and where each landed once read.
         self._proposals: dict[str, Placed | None] = {}
-        self._position = 0
-        self._changed = asyncio.Condition()
-        self.ready = asyncio.Event()
-        self._consumer: AIOKafkaConsumer | None = None
-        self._offsets: AIOKafkaConsumer | None = None
-        self._follow: asyncio.Task[None] | None = None
         # Bumped on every deployment read, so views built from the catalog know when to rebuild.
         self.generation = 0
         self._subscriptions = SubscriptionIndex()
@@ -100,41 +86,10 @@ class Catalog:
 
     async def start(self) -> None:
         """Read the topic up to its current end, then keep following it."""
-        consumer = AIOKafkaConsumer(
-            **self._settings.kafka.aiokafka(),
-            enable_auto_commit=False,
-            fetch_max_wait_ms=self._settings.background_fetch_wait_ms,
-        )
-        await consumer.start()
-        self._consumer = consumer
-        partition = TopicPartition(self._topic, 0)
-        consumer.assign([partition])
-        await consumer.seek_to_beginning(partition)
-        end = (await consumer.end_offsets([partition]))[partition]
-        if end == 0:
-            self.ready.set()
-        self._follow = asyncio.create_task(self._read(consumer, end))
+        await self._log.start()
 
     async def stop(self) -> None:
-        if self._follow is not None:
-            self._follow.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._follow
-        for consumer in (self._consumer, self._offsets):
-            if consumer is not None:
-                await consumer.stop()
-
-    async def _read(self, consumer: AIOKafkaConsumer, initial_end: int) -> None:
-        while True:
-            batches = await consumer.getmany(timeout_ms=1000)
-            for records in batches.values():
-                for record in records:
-                    await self._apply(record.value, record.timestamp)
-                    self._position = record.offset + 1
-            if self._position >= initial_end:
-                self.ready.set()
-            async with self._changed:
-                self._changed.notify_all()
+        await self._log.stop()
 
     async def _apply(self, value: bytes | None, timestamp: int | None) -> None:
         if value is None:
@@ -276,15 +231,7 @@ class Catalog:
         if found is not None:
             # The usual case, on every transition: no lock, no waiting.
             return found
-        deadline = time.monotonic() + timeout_s
-        async with self._changed:
-            while (found := self.get(workflow_id, version)) is None:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return None
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._changed.wait(), remaining)
-        return found
+        return await self._log.until(lambda: self.get(workflow_id, version), timeout_s)
 
     async def deploy(
         self, text: str, now_ms: int, by: str | None = None, restores: int | None = None
@@ -316,12 +263,9 @@ class Catalog:
             record["restores"] = restores
         self._proposals[proposal] = None
         try:
-            offset = await self._produce(
-                self._topic,
-                f"{workflow.id}@proposal-{proposal}".encode(),
-                json.dumps(record).encode(),
+            await self._log.write(
+                f"{workflow.id}@proposal-{proposal}".encode(), json.dumps(record).encode()
             )
-            await self._read_to(offset + 1)
             placed = self._proposals[proposal]
         finally:
             del self._proposals[proposal]
@@ -344,8 +288,7 @@ class Catalog:
         proposal = uuid.uuid4().hex
         key, value = department_record(department, text, now_ms, by, proposal)
         self.departments.expect(proposal)
-        offset = await self._produce(self._topic, key, json.dumps(value).encode())
-        await self._read_to(offset + 1)
+        await self._log.write(key, json.dumps(value).encode())
         placed = self.departments.placed(proposal)
         if placed is None:
             raise TimeoutError(f"proposal {proposal} of department {department.name!r} not read")
@@ -357,34 +300,13 @@ class Catalog:
         if latest is None:
             return False
         record = {"id": workflow_id, "version": latest.version, "removed": True, "at": now_ms}
-        offset = await self._produce(
-            self._topic, f"{workflow_id}@removed".encode(), json.dumps(record).encode()
-        )
-        await self._read_to(offset + 1)
+        await self._log.write(f"{workflow_id}@removed".encode(), json.dumps(record).encode())
         return True
 
     async def catch_up(self) -> None:
-        """Wait until every deployment and removal stored before this call is read.
-
-        The follower fetches in the background, up to `background_fetch_wait_ms` behind;
-        this is what lets an event published after a deploy's answer see that
-        deployment, on every worker. One offset request when nothing is new.
-        """
-        if self._offsets is None:
-            # A client of its own: a broker answers a connection's requests in order, so
-            # asking on the follower's would wait out the fetch it has pending.
-            self._offsets = AIOKafkaConsumer(**self._settings.kafka.aiokafka())
-            await self._offsets.start()
-        partition = TopicPartition(self._topic, 0)
-        end = (await self._offsets.end_offsets([partition]))[partition]
-        if self._position < end:
-            await self._read_to(end)
-
-    async def _read_to(self, end: int) -> None:
-        """Wait until everything before offset `end` is read (TimeoutError after READ_BACK_TIMEOUT_S)."""
-        async with asyncio.timeout(READ_BACK_TIMEOUT_S), self._changed:
-            while self._position < end:
-                await self._changed.wait()
+        """Wait until every deployment and removal stored before this call is read
+        (`FollowedTopic.catch_up`)."""
+        await self._log.catch_up()
 
 
 def _optional_str(value: object) -> str | None:

@@ -9,16 +9,12 @@ on the worker that gave it.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
-
-from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from braidflow.access import Principal, Role
 from braidflow.api_keys import KeyRecord, KeyRecordError, new_key, parse_key
 from braidflow.config import Settings
-from braidflow.streams.catalog import READ_BACK_TIMEOUT_S, Produce
+from braidflow.streams.followed_topic import FollowedTopic, Produce
 
 log = logging.getLogger(__name__)
 
@@ -27,54 +23,18 @@ class KeyRing:
     """The keys topic, read into memory and kept up to date."""
 
     def __init__(self, settings: Settings, produce: Produce) -> None:
-        self._settings = settings
-        self._produce = produce
-        self._topic = settings.topics.keys
+        self._log = FollowedTopic(settings, settings.topics.keys, produce, self._apply)
+        self.ready = self._log.ready
         self._keys: dict[str, KeyRecord] = {}
-        self._position = 0
-        self._changed = asyncio.Condition()
-        self.ready = asyncio.Event()
-        self._consumer: AIOKafkaConsumer | None = None
-        self._follow: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         """Read the topic up to its current end, then keep following it."""
-        consumer = AIOKafkaConsumer(
-            **self._settings.kafka.aiokafka(),
-            enable_auto_commit=False,
-            fetch_max_wait_ms=self._settings.background_fetch_wait_ms,
-        )
-        await consumer.start()
-        self._consumer = consumer
-        partition = TopicPartition(self._topic, 0)
-        consumer.assign([partition])
-        await consumer.seek_to_beginning(partition)
-        end = (await consumer.end_offsets([partition]))[partition]
-        if end == 0:
-            self.ready.set()
-        self._follow = asyncio.create_task(self._read(consumer, end))
+        await self._log.start()
 
     async def stop(self) -> None:
-        if self._follow is not None:
-            self._follow.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._follow
-        if self._consumer is not None:
-            await self._consumer.stop()
+        await self._log.stop()
 
-    async def _read(self, consumer: AIOKafkaConsumer, initial_end: int) -> None:
-        while True:
-            batches = await consumer.getmany(timeout_ms=1000)
-            for records in batches.values():
-                for record in records:
-                    self._apply(record.value)
-                    self._position = record.offset + 1
-            if self._position >= initial_end:
-                self.ready.set()
-            async with self._changed:
-                self._changed.notify_all()
-
-    def _apply(self, value: bytes | None) -> None:
+    async def _apply(self, value: bytes | None, _timestamp: int | None) -> None:
         if value is None:
             return
         try:
@@ -126,7 +86,4 @@ class KeyRing:
         return revoked
 
     async def _write(self, record: KeyRecord) -> None:
-        offset = await self._produce(self._topic, record.id.encode(), record.encode())
-        async with asyncio.timeout(READ_BACK_TIMEOUT_S), self._changed:
-            while self._position <= offset:
-                await self._changed.wait()
+        await self._log.write(record.id.encode(), record.encode())
