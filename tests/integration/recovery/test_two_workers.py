@@ -6,12 +6,10 @@ from __future__ import annotations
 import time
 import urllib.parse
 import uuid
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import pytest
 from confluent_kafka import Producer
 from domain_events import on_event
 from suite_broker import SuiteBroker
@@ -45,26 +43,6 @@ edges:
   - {from: both, to: done}
 """
 EXECUTIONS = 20
-
-
-@pytest.fixture
-def pair(broker: SuiteBroker, prefix: str, tmp_path: Path) -> Iterator[list[WorkerProcess]]:
-    """Two workers of one deployment (same prefix), each with its own state and API port."""
-    workers = [
-        WorkerProcess(broker, prefix, tmp_path / name / "data", tmp_path / f"{name}.log")
-        for name in ("first", "second")
-    ]
-    try:
-        for worker in workers:
-            worker.start()
-        # Both ready means one group generation holds both (the second is ready only once it
-        # has partitions); asking the first again covers its recovery in that generation.
-        for worker in (*workers, *workers):
-            worker.wait_ready()
-        yield workers
-    finally:
-        for worker in workers:
-            worker.stop()
 
 
 def test_either_worker_answers_for_every_execution(pair: list[WorkerProcess]) -> None:

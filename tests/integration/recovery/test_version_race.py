@@ -7,11 +7,10 @@ from __future__ import annotations
 import json
 import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import pytest
 from confluent_kafka import Producer
 from suite_broker import SuiteBroker
 from waiting import until
@@ -32,24 +31,6 @@ nodes:
   - {{id: done, type: end, params: {{output: {{tag: "{tag}"}}}}}}
 edges: []
 """
-
-
-@pytest.fixture
-def pair(broker: SuiteBroker, prefix: str, tmp_path: Path) -> Iterator[list[WorkerProcess]]:
-    """Two workers of one deployment (same prefix), each with its own state and API port."""
-    workers = [
-        WorkerProcess(broker, prefix, tmp_path / name / "data", tmp_path / f"{name}.log")
-        for name in ("first", "second")
-    ]
-    try:
-        for worker in workers:
-            worker.start()
-        for worker in (*workers, *workers):
-            worker.wait_ready()
-        yield workers
-    finally:
-        for worker in workers:
-            worker.stop()
 
 
 def deploy_at_once(deployers: list[WorkerProcess]) -> Callable[[int, str], tuple[int, str]]:
