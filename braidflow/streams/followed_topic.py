@@ -28,7 +28,13 @@ Found = TypeVar("Found")
 
 class FollowedTopic:
     """Partition 0 of `topic`, each record handed to `apply` in order; `ready` once the
-    records there at start are read."""
+    records there at start are read.
+
+    "There at start" is measured by the high watermark of the follower's first fetch
+    answer, not by ListOffsets: Tansu 0.6 answers ListOffsets(latest) with the base
+    offset of the last batch plus one (streams/changelog_ends.py), short of that batch's
+    other records, while a fetch reports the partition's true end on every broker.
+    """
 
     def __init__(self, settings: Settings, topic: str, produce: Produce, apply: Apply) -> None:
         self._settings = settings
@@ -54,10 +60,11 @@ class FollowedTopic:
         partition = TopicPartition(self._topic, 0)
         consumer.assign([partition])
         await consumer.seek_to_beginning(partition)
-        end = (await consumer.end_offsets([partition]))[partition]
-        if end == 0:
+        # Zero only when the partition is empty, on Tansu too (a batch makes it at least 1):
+        # ready at once, rather than after a fetch wait.
+        if (await consumer.end_offsets([partition]))[partition] == 0:
             self.ready.set()
-        self._follow = asyncio.create_task(self._read(consumer, end))
+        self._follow = asyncio.create_task(self._read(consumer, partition))
 
     async def stop(self) -> None:
         if self._follow is not None:
@@ -68,14 +75,19 @@ class FollowedTopic:
             if consumer is not None:
                 await consumer.stop()
 
-    async def _read(self, consumer: AIOKafkaConsumer, initial_end: int) -> None:
+    async def _read(self, consumer: AIOKafkaConsumer, partition: TopicPartition) -> None:
+        # The end to reach before `ready`: the high watermark of the first fetch answered
+        # (None until then), which holds every record stored before the follower started.
+        initial_end: int | None = None
         while True:
             batches = await consumer.getmany(timeout_ms=1000)
             for records in batches.values():
                 for record in records:
                     await self._apply(record.value, record.timestamp)
                     self._position = record.offset + 1
-            if self._position >= initial_end:
+            if initial_end is None:
+                initial_end = consumer.highwater(partition)
+            if initial_end is not None and self._position >= initial_end:
                 self.ready.set()
             async with self._changed:
                 self._changed.notify_all()
