@@ -174,15 +174,24 @@ def write_dev_key(api_url: str, key: str) -> Path:
     return path
 
 
-def dev_key_for(base: str) -> str | None:
-    """The key dev mode wrote, if it wrote one for the API at `base` (never sent elsewhere)."""
+def _dev_key_record() -> dict[str, Any]:
     try:
         found = json.loads(dev_key_file().read_text())
     except (OSError, ValueError):
-        return None
-    if isinstance(found, dict) and found.get("api") == base and isinstance(found.get("key"), str):
-        return str(found["key"])
-    return None
+        return {}
+    return found if isinstance(found, dict) and isinstance(found.get("key"), str) else {}
+
+
+def dev_key_for(base: str) -> str | None:
+    """The key dev mode wrote, if it wrote one for the API at `base` (never sent elsewhere)."""
+    found = _dev_key_record()
+    return str(found["key"]) if found.get("api") == base else None
+
+
+def recorded_dev_key() -> str | None:
+    """The key dev mode last wrote, for whichever API address."""
+    found = _dev_key_record()
+    return str(found["key"]) if found else None
 
 
 def client_api(address: str) -> Api:

@@ -15,8 +15,6 @@ from typing import Any
 import click
 from confluent_kafka.admin import NewTopic
 
-from braidflow.access import DEFAULT_TENANT, Role
-from braidflow.client_cli import write_dev_key
 from braidflow.config import Settings, group_limit_problems
 from braidflow.connectors.broker import EmbeddedBroker, bind_error, free_port
 from braidflow.connectors.demo_services import (
@@ -26,6 +24,7 @@ from braidflow.connectors.demo_services import (
     start_demo_services,
 )
 from braidflow.dev_banner import cli_command, ready_banner
+from braidflow.dev_key import dev_owner_key
 from braidflow.kafka_connection import KafkaConnection
 from braidflow.runtime import Runtime, build_runtime
 from braidflow.streams.topics import ensure_topics, trigger_topics
@@ -87,15 +86,11 @@ def _deploy_examples(examples: Path, topics: list[NewTopic], demo_port: int) -> 
 
 
 async def _owner_key(runtime: Runtime) -> tuple[str | None, Path | None]:
-    """A new owner key for this dev session, kept where the CLI finds it (none when
-    authentication is off). The embedded broker keeps nothing across restarts, so each
-    session makes its own."""
+    """The owner key of this dev session and the file the CLI finds it in (none when
+    authentication is off); reused across sessions on a broker that keeps it (dev_key.py)."""
     if runtime.keys is None:
         return None, None
-    key, _ = await runtime.keys.create(
-        DEFAULT_TENANT, Role.OWNER, None, "dev", runtime.clock(), "braidflow dev"
-    )
-    return key, write_dev_key(runtime.settings.api_url, key)
+    return await dev_owner_key(runtime.keys, runtime.settings.api_url, runtime.clock())
 
 
 async def _keep(runner: Any) -> None:

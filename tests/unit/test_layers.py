@@ -13,7 +13,7 @@ Low to high:
   EventPublisher a user's service imports, which must not pull in a worker);
 - `runtime`: the composition root, the one place that wires streams and connectors;
 - entry points: `cli.py`, `client_cli.py`, `client_workflows.py`, `client_audit.py`, `dev.py`,
-  `dev_banner.py`, `key_commands.py`.
+  `dev_banner.py`, `dev_key.py`, `key_commands.py`.
 
 Every import counts, those inside functions too.
 """
@@ -61,6 +61,7 @@ LAYERS: list[tuple[str, frozenset[str]]] = [
                 "client_audit",
                 "dev",
                 "dev_banner",
+                "dev_key",
                 "key_commands",
             }
         ),
