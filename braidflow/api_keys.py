@@ -31,6 +31,27 @@ class KeyRecordError(ValueError):
     """A record of the keys topic that is not a key record."""
 
 
+# Characters of identity providers' subjects (e-mail addresses) and of braidflow's own
+# principal names (`cli:USER`), never of a key's name: see `key_name_problem`.
+_NOT_IN_KEY_NAMES = "@:"
+
+
+def key_name_problem(name: str) -> str | None:
+    """Why `name` cannot name a key, or None when it can.
+
+    A key's name is its principal's name, the `by` of what it does, and shares one
+    namespace with tokens' subjects in approvers lists and the audit log. Key names
+    never contain `@` or `:`, and a token whose subject is a key's name is refused
+    (`connectors.api.authentication`), so a name always says which of the two acted.
+    """
+    if any(c in name for c in _NOT_IN_KEY_NAMES):
+        return (
+            f"name {name!r}: a key's name may not contain '@' or ':' (the forms of identity"
+            " providers' subjects and of cli: names), so it cannot be taken for a token's"
+        )
+    return None
+
+
 @dataclass(frozen=True)
 class KeyRecord:
     """One key as stored: never the key itself, only the salted hash of its secret."""
@@ -108,7 +129,11 @@ def new_key(
     now_ms: int,
     created_by: str,
 ) -> tuple[str, KeyRecord]:
-    """A new key and the record to store for it."""
+    """A new key and the record to store for it; ValueError when `name` cannot name a
+    key (`key_name_problem`)."""
+    problem = key_name_problem(name)
+    if problem is not None:
+        raise ValueError(problem)
     key_id = secrets.token_hex(6)
     secret = base64.urlsafe_b64encode(secrets.token_bytes(32)).decode().rstrip("=")
     salt = secrets.token_hex(16)

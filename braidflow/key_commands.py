@@ -21,7 +21,7 @@ from confluent_kafka import Producer
 from confluent_kafka.admin import NewTopic
 
 from braidflow.access import DEFAULT_TENANT, Principal, Role, tenant_problem
-from braidflow.api_keys import KeyRecord
+from braidflow.api_keys import KeyRecord, key_name_problem
 from braidflow.config import BROKER_ENV, KAFKA_CONFIG_ENV, Settings, settings_from_env
 from braidflow.connectors.audit_writer import write_audit
 from braidflow.kafka_connection import KafkaConfigError
@@ -153,6 +153,9 @@ def create(
     problem = tenant_problem(tenant)
     if problem is not None:
         raise click.BadParameter(problem, param_hint="--tenant")
+    problem = key_name_problem(name)
+    if problem is not None:
+        raise click.BadParameter(problem, param_hint="--name")
     settings = _settings(broker, kafka_config, prefix)
 
     async def make(ring: KeyRing) -> tuple[str, KeyRecord]:

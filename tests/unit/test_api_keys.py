@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
+from click.testing import CliRunner
+
 from braidflow.access import Principal, Role
-from braidflow.api_keys import KeyRecord, looks_like_key, new_key, parse_key
+from braidflow.api_keys import KeyRecord, key_name_problem, looks_like_key, new_key, parse_key
+from braidflow.key_commands import keys
 
 
 def test_a_new_key_carries_its_public_id_and_256_random_bits() -> None:
@@ -43,3 +47,18 @@ def test_a_revoked_key_matches_nothing_and_keeps_no_hash() -> None:
 def test_what_is_not_a_key_is_told_apart() -> None:
     assert parse_key("bfk_123_short") is None
     assert parse_key("eyJhbGciOi.token.sig") is None and not looks_like_key("eyJ.a.b")
+
+
+@pytest.mark.parametrize("name", ["ana@acme.example", "cli:root", "key:ana"])
+def test_a_key_name_a_token_subject_could_take_is_refused_naming_the_field(name: str) -> None:
+    problem = key_name_problem(name)
+    assert problem is not None and repr(name) in problem
+    with pytest.raises(ValueError, match="may not contain"):
+        new_key("acme", Role.OPERATOR, None, name, 1000, "ops")
+    # Refused on the command line before any broker is asked.
+    result = CliRunner().invoke(keys, ["create", "--role", "viewer", "--name", name])
+    assert result.exit_code == 2 and "--name" in result.output, result.output
+
+
+def test_plain_key_names_are_accepted() -> None:
+    assert all(key_name_problem(n) is None for n in ("ana", "ci-deploy", "dev", "", "key-1"))

@@ -115,7 +115,17 @@ async def principal_for(auth: Authentication, header: str | None) -> Principal:
             "not an API key of this cluster, and this worker verifies no tokens",
             field="Authorization",
         )
-    return await auth.tokens.principal(given)
+    principal = await auth.tokens.principal(given)
+    # A key's name and a token's subject share one namespace (`by`, approvers, the audit
+    # log): a subject that is a key's name would act as that key does (api_keys).
+    taken = [k.id for k in auth.keys.keys(principal.tenant) if k.name == principal.name]
+    if taken:
+        raise Unauthorized(
+            f"claim 'sub': {principal.name!r} is the name of API key {taken[0]} of tenant"
+            f" {principal.tenant}; a token's subject may not be a key's name",
+            field="Authorization",
+        )
+    return principal
 
 
 def holds_anywhere(principal: Principal, needed: Role) -> bool:

@@ -7,6 +7,7 @@ import time
 from aiohttp import web
 
 from braidflow.access import Role, tenant_problem
+from braidflow.api_keys import key_name_problem
 from braidflow.connectors.api.authentication import AUTHENTICATION, KeyStore, require_tenant_wide
 from braidflow.connectors.api.bodies import object_body, string_field
 from braidflow.connectors.api.caller import principal_of
@@ -99,6 +100,9 @@ async def create_key(request: web.Request) -> web.Response:
         raise NotFound(f"no tenant {tenant!r}")
     department = string_field(body, "department") or None
     name = string_field(body, "name") or ""
+    problem = key_name_problem(name)
+    if problem is not None:
+        raise BadRequest(problem, field="name")
     key, record = await _store(request).create(
         tenant, Role(role_name), department, name, int(time.time() * 1000), caller.name
     )

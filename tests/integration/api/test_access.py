@@ -388,3 +388,9 @@ def test_with_authentication_off_the_worker_says_so_and_asks_for_no_key(
         assert len(said) == 1, worker.log_tail()
     finally:
         worker.stop()
+
+
+def test_a_key_name_shaped_like_a_token_subject_is_a_400_naming_the_field(access: Access) -> None:
+    refused = access.apis["owner"].post_json("/keys", {"role": "viewer", "name": "ana@acme.io"})
+    assert (refused.status, refused.body.get("field")) == (400, "name"), refused
+    assert "'ana@acme.io'" in refused.body["error"]

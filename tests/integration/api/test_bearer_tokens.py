@@ -19,12 +19,16 @@ import pytest
 from aiohttp import web
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from suite_broker import SuiteBroker
 
 from braidflow.access import Principal, Role
 from braidflow.config import Settings
+from braidflow.connectors.api.authentication import Authentication, principal_for
 from braidflow.connectors.api.errors import Unauthorized, Unavailable
 from braidflow.connectors.broker import free_port
 from braidflow.connectors.identity import IdentityProvider, identity_provider
+from braidflow.key_commands import with_keys
+from braidflow.streams.key_ring import KeyRing
 
 ISSUER = "https://id.example.com/realms/acme"
 AUDIENCE = "braidflow"
@@ -287,3 +291,23 @@ async def test_a_jwks_sent_in_many_pieces_is_read_whole(
     provider.keys = [public_jwk(k, f"old-{n}") for n, k in enumerate(others)] + provider.keys
     provider.piece_bytes = 500
     assert await verifier.principal(signed(EC_KEY, "ec-1", "ES256")) == ADA
+
+
+async def test_a_token_whose_subject_is_a_keys_name_is_refused_not_taken_for_the_key(
+    verifier: IdentityProvider, broker: SuiteBroker, prefix: str
+) -> None:
+    settings = Settings(kafka=broker.connection, prefix=prefix).for_dev()
+
+    async def check(ring: KeyRing) -> None:
+        await ring.create("acme", Role.OPERATOR, None, "bob", int(time.time() * 1000), "test")
+        auth = Authentication(ring, verifier)
+        # One name, two credentials: a `by: bob` would not say which acted.
+        with pytest.raises(Unauthorized) as refused:
+            await principal_for(auth, f"Bearer {signed(RSA_KEY, 'rsa-1', sub='bob')}")
+        assert "claim 'sub'" in str(refused.value) and "'bob'" in str(refused.value)
+        # Another tenant's key of that name is no clash; nor is another subject.
+        other = signed(RSA_KEY, "rsa-1", sub="bob", tenant="globex")
+        assert (await principal_for(auth, f"Bearer {other}")).name == "bob"
+        assert await principal_for(auth, f"Bearer {signed(RSA_KEY, 'rsa-1')}") == ADA
+
+    await with_keys(settings, check)
