@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from braidflow.access import DEFAULT_TENANT
+
 
 @dataclass(frozen=True, slots=True)
 class NodeError:
@@ -56,6 +58,7 @@ class StartExecution:
     event: Mapping[str, Any] | None = None
     parent: ParentLink | None = None
     dept: Mapping[str, Any] | None = None
+    tenant: str = DEFAULT_TENANT
 
 
 @dataclass(frozen=True, slots=True)
@@ -255,6 +258,7 @@ class TaskRequest:
     handler: str | None = None
     timeout_ms: int | None = None
     item: int | None = None  # a foreach item: the executor echoes it in its answer
+    tenant: str = DEFAULT_TENANT  # whose secrets the task may read
 
 
 @dataclass(frozen=True, slots=True)
@@ -275,6 +279,7 @@ class LifecycleEvent:
     attempt: int | None = None
     data: Any = None
     error: NodeError | None = None
+    tenant: str = DEFAULT_TENANT
 
 
 @dataclass(frozen=True, slots=True)
@@ -295,6 +300,7 @@ class AwaitEvent:
     at: int
     expires_at: int | None = None
     context: Mapping[str, Any] | None = None
+    tenant: str = DEFAULT_TENANT
 
 
 @dataclass(frozen=True, slots=True)
@@ -309,6 +315,8 @@ class PublishEvent:
     type: str
     data: Any = None
     subject: str | None = None
+    # Published on its tenant's events topic, never another's.
+    tenant: str = DEFAULT_TENANT
 
 
 @dataclass(frozen=True, slots=True)
@@ -328,6 +336,7 @@ class DeadLetterNode:
     input: Any
     errors: tuple[NodeError, ...]
     context: Mapping[str, Any]
+    tenant: str = DEFAULT_TENANT
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
+from braidflow.access import DEFAULT_TENANT
 from braidflow.engine.messages import ItemError, NodeError, ParentLink, Transition
 
 
@@ -163,6 +164,8 @@ class ExecutionState:
     loops: Mapping[str, LoopProgress] = field(default_factory=dict)
     # The department's shared context as it was when the execution started (`dept.*`).
     dept: Mapping[str, Any] | None = None
+    # Whose execution this is: everything it starts, publishes or waits for stays in it.
+    tenant: str = DEFAULT_TENANT
 
     @property
     def finished(self) -> bool:

@@ -245,6 +245,7 @@ def _initial_state(
         event=event,
         parent=t.parent,
         dept=t.dept,
+        tenant=t.tenant,
     )
 
 
@@ -408,6 +409,7 @@ class Draft:
             foreach=self.foreach,
             loops=self.loops,
             dept=s.dept,
+            tenant=s.tenant,
         )
 
     # -- emitting
@@ -441,6 +443,7 @@ class Draft:
                 attempt,
                 data,
                 error,
+                s.tenant,
             )
         )
 
@@ -758,6 +761,7 @@ class Draft:
                 run.input,
                 run.errors,
                 context,
+                s.tenant,
             )
         )
         self.emit_event(

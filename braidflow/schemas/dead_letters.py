@@ -34,6 +34,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from braidflow.access import DEFAULT_TENANT
 from braidflow.engine import DeadLetterNode, NodeError
 
 RECORD = "record"
@@ -155,6 +156,8 @@ def encode_node_letter(letter: DeadLetterNode) -> bytes:
             "input": head_of_json(letter.input),
             "errors": [_error_json(e) for e in letter.errors],
             "context": {name: head_of_json(value) for name, value in letter.context.items()},
+            # Written only for another tenant: a default tenant's letter reads as before.
+            **({} if letter.tenant == DEFAULT_TENANT else {"tenant": letter.tenant}),
         }
     )
 

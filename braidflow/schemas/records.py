@@ -245,6 +245,7 @@ def _start_execution(t: StartExecution) -> AvroRecord:
         "event": _start_events.encode(t.event),
         "parent": _parent_link(t.parent),
         "dept": _json(t.dept),
+        "tenant": t.tenant,
     }
 
 
@@ -391,6 +392,7 @@ _TRANSITION_FROM_BODIES: dict[str, Callable[[AvroRecord], Transition]] = {
         _unjson(r["event"]),
         _unparent_link(r["parent"]),
         _unjson(r["dept"]),
+        r["tenant"],
     ),
     "braidflow.RunNode": lambda r: RunNode(r["id"], r["execution_id"], r["at"], r["node_id"]),
     "braidflow.NodeCompleted": lambda r: NodeCompleted(
@@ -490,6 +492,7 @@ def _task_request(t: TaskRequest) -> AvroRecord:
         "handler": t.handler,
         "timeout_ms": t.timeout_ms,
         "item": t.item,
+        "tenant": t.tenant,
     }
 
 
@@ -506,6 +509,7 @@ def _untask_request(r: AvroRecord) -> TaskRequest:
         r["handler"],
         r["timeout_ms"],
         r["item"],
+        r["tenant"],
     )
 
 
@@ -521,6 +525,7 @@ def _lifecycle_event(e: LifecycleEvent) -> AvroRecord:
         "attempt": e.attempt,
         "data": _json(e.data),
         "error": _error(e.error),
+        "tenant": e.tenant,
     }
 
 
@@ -536,6 +541,7 @@ def _unlifecycle_event(r: AvroRecord) -> LifecycleEvent:
         r["attempt"],
         _unjson(r["data"]),
         _unerror(r["error"]),
+        r["tenant"],
     )
 
 
@@ -604,6 +610,7 @@ def _execution_state(s: ExecutionState) -> AvroRecord:
         "foreach": [_foreach_progress(f) for f in s.foreach.values()],
         "loops": [{"node_id": p.node_id, "passes": p.passes} for p in s.loops.values()],
         "dept": _json(s.dept),
+        "tenant": s.tenant,
     }
 
 
@@ -664,6 +671,7 @@ def _unexecution_state(r: AvroRecord) -> ExecutionState:
         {f.node_id: f for f in map(_unforeach_progress, r["foreach"])},
         {p["node_id"]: LoopProgress(p["node_id"], p["passes"]) for p in r["loops"]},
         _unjson(r["dept"]),
+        r["tenant"],
     )
 
 
@@ -690,6 +698,7 @@ def _await_event(a: AwaitEvent) -> AvroRecord:
         "at": a.at,
         "expires_at": a.expires_at,
         "context": _json(a.context),
+        "tenant": a.tenant,
     }
 
 
@@ -704,6 +713,7 @@ def _unawait_event(r: AvroRecord) -> AwaitEvent:
         r["at"],
         r["expires_at"],
         _unjson(r["context"]),
+        r["tenant"],
     )
 
 

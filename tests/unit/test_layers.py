@@ -4,8 +4,8 @@ and the streams, the connectors and the event publisher (peers) never import eac
 Low to high:
 
 - foundation: the package root, `access`, `api_keys`, `config`, `kafka_connection`,
-  `kafka_reach`, `secrets`, `tasks`, `metrics` (principals and roles, API keys, settings, the
-  Kafka connection, secrets providers, the task registry, metric definitions);
+  `kafka_reach`, `secrets`, `tasks`, `metrics`, `tenants` (principals and roles, API keys, settings, the
+  Kafka connection, secrets providers, the task registry, metric definitions, tenants' names);
 - `topology` (pure), then `engine` (pure, see test_purity.py);
 - `schemas`: record formats and codecs (Avro, dead letters, lifecycle headers, limits);
 - the edge, three peers that move records: `streams` (the Faust app and its agents),
@@ -43,6 +43,7 @@ LAYERS: list[tuple[str, frozenset[str]]] = [
                 "api_keys",
                 "tasks",
                 "metrics",
+                "tenants",
             }
         ),
     ),

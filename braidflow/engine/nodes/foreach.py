@@ -265,7 +265,17 @@ def _send_item(draft: Draft, node: CompiledNode, run: NodeRun, index: int) -> No
     workflow_id = node.node.params["do"]
     # Version 0: the latest deployed when the child starts, which only the runtime knows.
     draft.outgoing.append(
-        StartExecution(ids.start_id(child), child, draft.at, workflow_id, 0, given, None, link)
+        StartExecution(
+            ids.start_id(child),
+            child,
+            draft.at,
+            workflow_id,
+            0,
+            given,
+            None,
+            link,
+            tenant=s.tenant,
+        )
     )
     draft.children[ids.item_key(node.id, index)] = child
     return None

@@ -186,7 +186,17 @@ class Loop(NodeKind):
         link = draft.link(node, draft.parent_view())
         # Version 0: the latest deployed when the child starts, which only the runtime knows.
         draft.outgoing.append(
-            StartExecution(ids.start_id(child), child, draft.at, params["do"], 0, given, None, link)
+            StartExecution(
+                ids.start_id(child),
+                child,
+                draft.at,
+                params["do"],
+                0,
+                given,
+                None,
+                link,
+                tenant=s.tenant,
+            )
         )
         draft.children[node.id] = child
 

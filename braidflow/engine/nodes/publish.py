@@ -38,6 +38,7 @@ class Publish(ControlKind):
                 event_type,
                 draft.render(node, "data"),
                 subject,
+                s.tenant,
             )
         )
         return {"id": event_id, "type": event_type}, every_edge(node)

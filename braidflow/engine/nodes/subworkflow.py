@@ -55,7 +55,15 @@ class Subworkflow(NodeKind):
         # Version 0: the latest deployed when the child starts, which only the runtime knows.
         draft.outgoing.append(
             StartExecution(
-                ids.start_id(child), child, draft.at, params["workflow"], 0, given, None, link
+                ids.start_id(child),
+                child,
+                draft.at,
+                params["workflow"],
+                0,
+                given,
+                None,
+                link,
+                tenant=s.tenant,
             )
         )
         errors = draft.earlier_errors(node.id)

@@ -63,6 +63,7 @@ class WaitEvent(NodeKind):
                 draft.at,
                 expires_at,
                 context,
+                s.tenant,
             )
         )
 

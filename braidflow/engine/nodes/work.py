@@ -63,6 +63,7 @@ class WorkKind(NodeKind):
             handler=self.handler(node),
             timeout_ms=node.node.timeout_ms,
             item=item,
+            tenant=draft.state.tenant,
         )
 
     def start(self, draft: Draft, node: CompiledNode, attempt: int, given: Any) -> None:
