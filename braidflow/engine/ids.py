@@ -18,6 +18,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
+from braidflow.access import DEFAULT_TENANT
+
 _NODE = r"[A-Za-z_][A-Za-z0-9_]*"
 _NUMBER = r"(?:0|[1-9][0-9]*)"
 _NODE_ID = re.compile(_NODE)
@@ -60,12 +62,18 @@ def generation(control_actions: int) -> str:
 _NAMESPACE_BYTES = bytes.fromhex("6f1c1d576a434b8e9d0e3f0b2f3c9a11")
 
 
-def execution_id_for(event: Mapping[str, Any], workflow_id: str) -> str:
+def execution_id_for(
+    event: Mapping[str, Any], workflow_id: str, tenant: str = DEFAULT_TENANT
+) -> str:
     """The one execution an event starts for a workflow: the same inputs, the same id.
 
-    A name-based UUID (version 5) of `<event source>\\n<event id>\\n<workflow>`, as 32 hex digits.
+    A name-based UUID (version 5) of `<event source>\\n<event id>\\n<workflow>`, as 32 hex digits;
+    another tenant than the default puts `<tenant>\\n` first, so two tenants' workflows of one
+    id never share an execution while the default tenant's ids stay what they were.
     """
     name = f"{event.get('source')}\n{event.get('id')}\n{workflow_id}"
+    if tenant != DEFAULT_TENANT:
+        name = f"{tenant}\n{name}"
     # uuid.uuid5(_NAMESPACE, name).hex, without its UUID object and integer round trips
     # (a third of the id's cost; the router makes one per start).
     digest = bytearray(hashlib.sha1(_NAMESPACE_BYTES + name.encode()).digest()[:16])

@@ -100,6 +100,7 @@ def accepted_event(start: StartExecution) -> LifecycleEvent:
         start.workflow_id,
         start.workflow_version,
         start.at,
+        tenant=start.tenant,
     )
 
 
@@ -122,4 +123,5 @@ def refused_event(start: StartExecution, reason: str, at: int) -> LifecycleEvent
         start.workflow_version,
         at,
         error=NodeError(START_REFUSED, reason),
+        tenant=start.tenant,
     )

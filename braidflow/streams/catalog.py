@@ -10,6 +10,14 @@ Versions count up from 1 per workflow id, numbered in the order of the topic
 deploying at the same instant never share a number. Deploying the text the latest
 version already has returns that version instead of making a new one. Records
 keyed `<id>@<version>`, written before proposals, keep their numbers.
+
+Tenants: the catalog is keyed by `braidflow.tenants.catalog_key` (the id in the default
+tenant, `T/<id>` in tenant T), so two tenants may both deploy `onboarding`. A default
+tenant's records are as they always were; another tenant's are keyed `T/<id>@proposal-...`
+and carry `tenant` and `workflow` but no `id`, so workers older than tenants skip them
+instead of taking them for the default tenant's. Departments likewise (`tenant`, `name`).
+Triggers, waits and departments are indexed per tenant: an event of one tenant is only
+ever matched against its own tenant's workflows.
 """
 
 from __future__ import annotations
@@ -20,14 +28,17 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from braidflow.access import DEFAULT_TENANT, tenant_problem
 from braidflow.config import Settings
 from braidflow.streams.departments import (
+    RECORD_KIND,
     Departments,
     DepartmentVersion,
     department_record,
     is_department_record,
 )
 from braidflow.streams.followed_topic import FollowedTopic, Produce
+from braidflow.tenants import catalog_key, split_catalog_key
 from braidflow.topology import Workflow, load_workflow
 from braidflow.topology.departments import (
     Department,
@@ -59,6 +70,12 @@ class Deployment:
     # A rollback's version restores the text of `restores`, replacing `rolled_back_from`.
     restores: int | None = None
     rolled_back_from: int | None = None
+    tenant: str = DEFAULT_TENANT
+
+    @property
+    def key(self) -> str:
+        """Its workflow's key in the catalog (`braidflow.tenants.catalog_key`)."""
+        return catalog_key(self.tenant, self.workflow_id)
 
 
 class Catalog:
@@ -76,12 +93,14 @@ class Catalog:
         self._proposals: dict[str, Placed | None] = {}
         # Bumped on every deployment read, so views built from the catalog know when to rebuild.
         self.generation = 0
-        self._subscriptions = SubscriptionIndex()
-        self._waited: tuple[int, dict[str, int]] | None = None
+        self._subscriptions: dict[str, SubscriptionIndex] = {}
+        self._waited: dict[str, tuple[int, dict[str, int]]] = {}
         self._carried: dict[tuple[str, EventTrigger], Deployment | None] = {}
         self._carried_generation = -1
-        # Department definitions, in a key space of their own on the same topic.
-        self.departments = Departments()
+        # Department definitions, in a key space of their own on the same topic, per tenant;
+        # `departments` is the default tenant's.
+        self._departments: dict[str, Departments] = {DEFAULT_TENANT: Departments()}
+        self.departments = self._departments[DEFAULT_TENANT]
         self._defaulted: dict[tuple[str, int], tuple[Department | None, Workflow]] = {}
 
     async def start(self) -> None:
@@ -100,8 +119,19 @@ class Catalog:
                 return
         except (ValueError, RecursionError):
             return
-        if is_department_record(record):
-            await self._apply_department(record)
+        tenant = record.get("tenant", DEFAULT_TENANT)
+        if tenant != DEFAULT_TENANT:
+            if tenant_problem(tenant) is not None:
+                return
+            if record.get("kind") == RECORD_KIND and isinstance(record.get("name"), str):
+                await self._apply_department({**record, "department": record["name"]}, tenant)
+                return
+            if not isinstance(record.get("workflow"), str):
+                return
+            # Numbered and stored under the tenant's key, never the bare id.
+            record = {**record, "id": catalog_key(tenant, record["workflow"])}
+        elif is_department_record(record):
+            await self._apply_department(record, DEFAULT_TENANT)
             return
         # Numbered before loading: a definition that no longer loads here still takes its
         # number, so every worker numbers alike.
@@ -124,7 +154,7 @@ class Catalog:
             return
         restores = record.get("restores")
         deployment = Deployment(
-            placed.workflow_id,
+            split_catalog_key(placed.workflow_id)[1],
             placed.version,
             record["text"],
             deployed_at,
@@ -133,51 +163,68 @@ class Catalog:
             deployed_by=_optional_str(record.get("deployed_by")),
             restores=restores if isinstance(restores, int) else None,
             rolled_back_from=placed.replaced if isinstance(restores, int) else None,
+            tenant=tenant,
         )
-        self._versions.setdefault(deployment.workflow_id, {})[deployment.version] = deployment
-        self._index_latest(deployment.workflow_id)
+        self._versions.setdefault(placed.workflow_id, {})[deployment.version] = deployment
+        self._index_latest(placed.workflow_id)
 
-    async def _apply_department(self, record: Mapping[str, object]) -> None:
+    async def _apply_department(self, record: Mapping[str, object], tenant: str) -> None:
         try:
             department = await asyncio.to_thread(load_department, str(record.get("text")))
         except Exception:
             # As for workflows: a record that no longer loads is skipped, never fatal.
             department = None
-        self.departments.read(record, department)
+        self.departments_of(tenant).read(record, department)
         self.generation += 1
 
-    def _index_latest(self, workflow_id: str) -> None:
-        """Index the triggers of the latest version of `workflow_id`, or none if removed."""
-        latest = self.latest(workflow_id)
+    def departments_of(self, tenant: str) -> Departments:
+        """The departments of `tenant` (none deployed: an empty set of them)."""
+        return self._departments.setdefault(tenant, Departments())
+
+    def _index_latest(self, key: str) -> None:
+        """Index the triggers of the latest version of `key`, or none if removed."""
+        tenant, workflow_id = split_catalog_key(key)
+        latest = self.latest(key)
         if latest is None:
-            self._subscriptions.remove(workflow_id)
+            self.subscriptions(tenant).remove(workflow_id)
         else:
-            self._subscriptions.add(latest.workflow)
+            self.subscriptions(tenant).add(latest.workflow)
         self.generation += 1
 
-    def subscriptions(self) -> SubscriptionIndex:
-        """The triggers of the latest version of every workflow, kept up to date as
-        deployments and removals are read."""
-        return self._subscriptions
+    def subscriptions(self, tenant: str = DEFAULT_TENANT) -> SubscriptionIndex:
+        """The triggers of the latest version of every workflow of `tenant`, kept up to date
+        as deployments and removals are read."""
+        return self._subscriptions.setdefault(tenant, SubscriptionIndex())
 
-    def waited_since(self) -> Mapping[str, int]:
-        """Event types some wait_event node waits for, in any version (old ones still run),
-        each with the record time of the first version deployed that waits for it."""
-        if self._waited is None or self._waited[0] != self.generation:
+    def tenants(self) -> list[str]:
+        """The tenants that have deployed workflows, sorted."""
+        return sorted(self._subscriptions)
+
+    def waited_since(self, tenant: str = DEFAULT_TENANT) -> Mapping[str, int]:
+        """Event types some wait_event node of `tenant` waits for, in any version (old ones
+        still run), each with the record time of the first version deployed that waits for it."""
+        cached = self._waited.get(tenant)
+        if cached is None or cached[0] != self.generation:
             since: dict[str, int] = {}
-            for versions in self._versions.values():
+            for key, versions in self._versions.items():
+                if split_catalog_key(key)[0] != tenant:
+                    continue
                 for deployment in versions.values():
                     for node in deployment.workflow.definition.nodes:
                         if node.type == "wait_event":
                             event_type = node.params["type"]
                             first = since.get(event_type, deployment.recorded_at)
                             since[event_type] = min(first, deployment.recorded_at)
-            self._waited = (self.generation, since)
-        return self._waited[1]
+            cached = (self.generation, since)
+            self._waited[tenant] = cached
+        return cached[1]
 
     def trigger_deployed(self, workflow_id: str, trigger: EventTrigger) -> Deployment | None:
         """The version from which on the latest versions all carry `trigger` (since the
-        last removal); None when the latest does not carry it or there is none."""
+        last removal); None when the latest does not carry it or there is none.
+
+        `workflow_id`, here and in every lookup below, is a catalog key (`catalog_key`):
+        the bare id in the default tenant."""
         if self._carried_generation != self.generation:
             self._carried.clear()
             self._carried_generation = self.generation
@@ -202,12 +249,14 @@ class Catalog:
         latest = self.latest(workflow_id)
         if latest is None:
             return None
-        return self.departments.definition(latest.workflow.definition.department)
+        departments = self.departments_of(latest.tenant)
+        return departments.definition(latest.workflow.definition.department)
 
     def runnable(self, deployment: Deployment) -> Workflow:
         """The workflow of a deployment with its department's current settings defaults."""
-        department = self.departments.definition(deployment.workflow.definition.department)
-        key = (deployment.workflow_id, deployment.version)
+        departments = self.departments_of(deployment.tenant)
+        department = departments.definition(deployment.workflow.definition.department)
+        key = (deployment.key, deployment.version)
         cached = self._defaulted.get(key)
         if cached is None or cached[0] is not department:
             cached = (department, with_defaults(deployment.workflow, department))
@@ -217,8 +266,10 @@ class Catalog:
     def get(self, workflow_id: str, version: int) -> Deployment | None:
         return self._versions.get(workflow_id, {}).get(version)
 
-    def all_latest(self) -> list[Deployment]:
-        found = (self.latest(w) for w in sorted(self._versions))
+    def all_latest(self, tenant: str = DEFAULT_TENANT) -> list[Deployment]:
+        """The latest version of every workflow of `tenant`, by id."""
+        keys = sorted(k for k in self._versions if split_catalog_key(k)[0] == tenant)
+        found = (self.latest(k) for k in keys)
         return [d for d in found if d is not None]
 
     def versions(self, workflow_id: str) -> list[Deployment]:
@@ -234,62 +285,78 @@ class Catalog:
         return await self._log.until(lambda: self.get(workflow_id, version), timeout_s)
 
     async def deploy(
-        self, text: str, now_ms: int, by: str | None = None, restores: int | None = None
+        self,
+        text: str,
+        now_ms: int,
+        by: str | None = None,
+        restores: int | None = None,
+        tenant: str = DEFAULT_TENANT,
     ) -> tuple[Deployment, bool]:
-        """Store a definition as a new version deployed by `by`; (deployment, created).
+        """Store a definition as a new version of `tenant` deployed by `by`; (deployment,
+        created).
 
         `restores` names the older version whose text a rollback brings back. Raises
         DefinitionError when invalid, TimeoutError when not read back in time.
         """
         # Parsing and validating up to a mebibyte of YAML takes a while: not on the event loop.
         workflow = await asyncio.to_thread(load_workflow, text)
-        refused = refused_calls(workflow, self.department_of)
+        refused = refused_calls(
+            workflow, lambda called: self.department_of(catalog_key(tenant, called))
+        )
         if refused:
             raise DefinitionError(refused)
-        latest = self.latest(workflow.id)
+        key = catalog_key(tenant, workflow.id)
+        latest = self.latest(key)
         if latest is not None and latest.text == text:
             return latest, False
         proposal = uuid.uuid4().hex
-        record = {
-            "id": workflow.id,
-            # Read only by workers older than proposals; the topic's order decides the number.
-            "version": self._numbers.head(workflow.id) + 1,
+        record: dict[str, object] = {
             "text": text,
             "deployed_at": now_ms,
             "deployed_by": by,
             "proposal": proposal,
         }
+        if tenant == DEFAULT_TENANT:
+            # Read only by workers older than proposals; the topic's order decides the number.
+            record.update(id=workflow.id, version=self._numbers.head(key) + 1)
+        else:
+            record.update(tenant=tenant, workflow=workflow.id)
         if restores is not None:
             record["restores"] = restores
         self._proposals[proposal] = None
         try:
             await self._log.write(
-                f"{workflow.id}@proposal-{proposal}".encode(), json.dumps(record).encode()
+                f"{key}@proposal-{proposal}".encode(), json.dumps(record).encode()
             )
             placed = self._proposals[proposal]
         finally:
             del self._proposals[proposal]
-        found = None if placed is None else self.get(workflow.id, placed.version)
+        found = None if placed is None else self.get(key, placed.version)
         if placed is None or found is None:
             raise TimeoutError(f"proposal {proposal} of {workflow.id!r} not read back")
         return found, placed.created
 
     async def deploy_department(
-        self, text: str, now_ms: int, by: str | None = None
+        self, text: str, now_ms: int, by: str | None = None, tenant: str = DEFAULT_TENANT
     ) -> tuple[DepartmentVersion, bool]:
-        """Store a department definition as a new version; (version, created).
+        """Store a department definition of `tenant` as a new version; (version, created).
 
         DefinitionError when invalid, TimeoutError when not read back in time.
         """
         department = await asyncio.to_thread(load_department, text)
-        latest = self.departments.latest(department.name)
+        departments = self.departments_of(tenant)
+        latest = departments.latest(department.name)
         if latest is not None and latest.text == text:
             return latest, False
         proposal = uuid.uuid4().hex
         key, value = department_record(department, text, now_ms, by, proposal)
-        self.departments.expect(proposal)
+        if tenant != DEFAULT_TENANT:
+            # No `department` field: workers older than tenants skip the record.
+            value = {**value, "tenant": tenant, "name": value.pop("department")}
+            key = f"{tenant}/{key.decode()}".encode()
+        departments.expect(proposal)
         await self._log.write(key, json.dumps(value).encode())
-        placed = self.departments.placed(proposal)
+        placed = departments.placed(proposal)
         if placed is None:
             raise TimeoutError(f"proposal {proposal} of department {department.name!r} not read")
         return placed, latest is None or placed.version != latest.version
@@ -299,7 +366,11 @@ class Catalog:
         latest = self.latest(workflow_id)
         if latest is None:
             return False
-        record = {"id": workflow_id, "version": latest.version, "removed": True, "at": now_ms}
+        record: dict[str, object] = {"version": latest.version, "removed": True, "at": now_ms}
+        if latest.tenant == DEFAULT_TENANT:
+            record["id"] = latest.workflow_id
+        else:
+            record.update(tenant=latest.tenant, workflow=latest.workflow_id)
         await self._log.write(f"{workflow_id}@removed".encode(), json.dumps(record).encode())
         return True
 

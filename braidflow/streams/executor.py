@@ -33,7 +33,6 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import KafkaError
 
-from braidflow.access import DEFAULT_TENANT
 from braidflow.config import Settings
 from braidflow.engine import ids
 from braidflow.engine.messages import NodeCompleted, NodeError, NodeFailed, TaskRequest, Transition
@@ -305,9 +304,9 @@ class Executor:
         return redact.value(output), None
 
     def _secret_scope(self, request: TaskRequest) -> SecretScope:
-        # The tenants round passes the execution's tenant and the departments round its
-        # department; until then every execution is the default tenant's, in no department.
-        tenant, department = DEFAULT_TENANT, None
+        # The execution's tenant; the departments round passes its department, until then
+        # none.
+        tenant, department = request.tenant, None
         return SecretScope(
             self._secrets, tenant, self._allowed_secrets(tenant, department), department
         )

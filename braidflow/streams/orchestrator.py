@@ -44,6 +44,7 @@ from braidflow.streams.execution_store import (
 from braidflow.streams.outbox import Outbox, outbox_entry
 from braidflow.streams.publisher import epoch_ms
 from braidflow.streams.timers import TimerTable
+from braidflow.tenants import catalog_key
 from braidflow.topology.departments import call_refusal
 from braidflow.topology.suggestions import did_you_mean
 
@@ -159,11 +160,13 @@ class Orchestrator:
             transition = await self._resolve_child_start(transition, state)
         if isinstance(transition, StartExecution):
             workflow_id, version = transition.workflow_id, transition.workflow_version
+            tenant = transition.tenant
         elif state is not None:
-            workflow_id, version = state.workflow_id, state.workflow_version
+            workflow_id, version, tenant = state.workflow_id, state.workflow_version, state.tenant
         else:
             raise Poison(f"unknown execution {transition.execution_id!r}")
-        deployment = await self._catalog.wait_for(workflow_id, version, WORKFLOW_WAIT_S)
+        key = catalog_key(tenant, workflow_id)
+        deployment = await self._catalog.wait_for(key, version, WORKFLOW_WAIT_S)
         if deployment is None:
             raise Poison(f"unknown workflow {workflow_id!r} version {version}", refusable)
         if isinstance(transition, StartExecution) and state is None and transition.dept is None:
@@ -274,7 +277,7 @@ class Orchestrator:
         An unknown workflow fails the parent's node through a `ChildFinished`,
         since no child will ever run to tell it.
         """
-        latest = self._catalog.latest(start.workflow_id)
+        latest = self._catalog.latest(catalog_key(start.tenant, start.workflow_id))
         refusal = self._call_refusal(start) if state is None else None
         if refusal is not None:
             await self._fail_parent(start, NodeError("DepartmentRefused", refusal))
@@ -282,7 +285,7 @@ class Orchestrator:
         if latest is not None or state is not None:
             version = latest.version if latest is not None else state.workflow_version  # type: ignore[union-attr]
             return replace(start, workflow_version=version)
-        deployed = (d.workflow_id for d in self._catalog.all_latest())
+        deployed = (d.workflow_id for d in self._catalog.all_latest(start.tenant))
         reason = (
             f"unknown workflow {start.workflow_id!r}{did_you_mean(start.workflow_id, deployed)}"
         )
@@ -293,10 +296,10 @@ class Orchestrator:
 
     def _call_refusal(self, start: StartExecution) -> str | None:
         """Why the department of the called workflow refuses the caller's department."""
-        called = self._catalog.department_of(start.workflow_id)
+        called = self._catalog.department_of(catalog_key(start.tenant, start.workflow_id))
         if start.parent is None or called is None:
             return None
-        caller = self._catalog.latest(start.parent.workflow_id)
+        caller = self._catalog.latest(catalog_key(start.tenant, start.parent.workflow_id))
         department = None if caller is None else caller.workflow.definition.department
         return call_refusal(start.parent.workflow_id, department, start.workflow_id, called)
 
@@ -324,7 +327,8 @@ class Orchestrator:
     ) -> StartExecution:
         """The start with its department's shared context as it is now: the execution
         keeps these values whatever the department changes to later."""
-        department = self._catalog.departments.definition(deployment.workflow.definition.department)
+        departments = self._catalog.departments_of(deployment.tenant)
+        department = departments.definition(deployment.workflow.definition.department)
         if department is None:
             return start
         return replace(start, dept=department.context)

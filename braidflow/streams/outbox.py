@@ -36,6 +36,7 @@ from braidflow.schemas import (
 from braidflow.schemas.cloudevents import CloudEvent, to_structured, topic_for
 from braidflow.schemas.dead_letters import encode_node_letter
 from braidflow.schemas.lifecycle_events import lifecycle_headers
+from braidflow.tenants import events_prefix_for, wait_key
 
 Headers = list[tuple[str, bytes]]
 ProducerSend = Callable[[str, bytes, bytes, Headers | None], Awaitable[Awaitable[Any]]]
@@ -64,17 +65,16 @@ def outbox_entry(message: Outgoing, events_prefix: str, execution_id: str) -> Ou
     if isinstance(message, LifecycleEvent):
         return OutboxEntry("event", message.id, encode_event(message))
     if isinstance(message, AwaitEvent):
-        return OutboxEntry(
-            "await", message.id, encode_await(message), key=message.event_type.encode()
-        )
+        key = wait_key(message.tenant, message.event_type).encode()
+        return OutboxEntry("await", message.id, encode_await(message), key=key)
     if isinstance(message, DeadLetterNode):
         return OutboxEntry("dead_letter", message.id, encode_node_letter(message))
     if isinstance(message, PublishEvent):
         _, value = to_structured(published_event(message))
         key = (message.subject or message.execution_id).encode()
-        return OutboxEntry(
-            "publish", message.id, value, topic_for(message.type, events_prefix), key
-        )
+        # The tenant's own topic: a publish node never reaches another tenant's events.
+        topic = topic_for(message.type, events_prefix_for(message.tenant, events_prefix))
+        return OutboxEntry("publish", message.id, value, topic, key)
     # A transition for another execution (a child's start, a parent's notice) goes
     # under that execution's key, so it reaches the partition that holds it.
     key = None if message.execution_id == execution_id else message.execution_id.encode()

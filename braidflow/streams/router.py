@@ -18,6 +18,12 @@ matching subscription (`starts.Starts`: once per event and workflow, however
 often the event is read).
 Offsets are committed, at most once a second, only after everything the events
 before them caused is acknowledged.
+
+Tenants: the router follows every tenant's events topics (`braidflow.tenants`). The tenant
+of a domain event is the one its topic names, never anything the event says: an event
+whose `tenant` extension names another goes to the dead letters, as does one on a
+`tenants.default.*` topic. A lifecycle event belongs to its execution's tenant. An event
+is matched against its tenant's triggers and waits only.
 """
 
 from __future__ import annotations
@@ -34,9 +40,10 @@ from typing import Any
 
 import confluent_kafka
 
+from braidflow.access import DEFAULT_TENANT
 from braidflow.config import Settings
 from braidflow.schemas import CodecError, decode_event
-from braidflow.schemas.cloudevents import CloudEventError, events_topic_regex, from_kafka
+from braidflow.schemas.cloudevents import CloudEventError, from_kafka
 from braidflow.schemas.dead_letters import DeadLetter
 from braidflow.schemas.lifecycle_events import LIFECYCLE_SEGMENT, lifecycle_scope
 from braidflow.schemas.record_limits import RecordTooLarge
@@ -44,6 +51,13 @@ from braidflow.streams.bulk_producer import DeliveryError
 from braidflow.streams.catalog import Catalog
 from braidflow.streams.group_errors import FATAL_GROUP_ERRORS
 from braidflow.streams.starts import Send, Starts
+from braidflow.tenants import (
+    TenantTopicError,
+    catalog_key,
+    events_topics_regex,
+    tenant_of_topic,
+    wait_key,
+)
 from braidflow.topology.deployed_before import happened_after, waited_for
 from braidflow.topology.limits import LimitError
 from braidflow.topology.subscriptions import Subscription
@@ -62,10 +76,12 @@ _UNSETTLED_MAX = 20_000
 
 @dataclass(frozen=True, slots=True)
 class Happened:
-    """When an event happened (None: unknown), and whether on a lifecycle event's clock."""
+    """When an event happened (None: unknown), whether on a lifecycle event's clock, and in
+    which tenant."""
 
     at: int | None
     lifecycle: bool = False
+    tenant: str = DEFAULT_TENANT
 
 
 def record_time(message: Any) -> int | None:
@@ -117,7 +133,7 @@ class EventRouter:
         self._lifecycle = settings.topics.lifecycle
         # Told when the broker refuses the router's group for good (group id, error code).
         self.on_refusal: Callable[[str, int], None] = lambda group, code: None
-        self._events_pattern = events_topic_regex(settings.events_prefix)
+        self._events_pattern = events_topics_regex(settings.events_prefix)
         self._skew_ms = int(settings.event_clock_skew_s * 1000)
         self._keep_ms = int(settings.event_ttl_s * 1000)
         self._following_lifecycle = False
@@ -187,7 +203,10 @@ class EventRouter:
         return True
 
     def _lifecycle_wanted(self) -> bool:
-        return self._catalog.subscriptions().listens_under(LIFECYCLE_SEGMENT)
+        return any(
+            self._catalog.subscriptions(tenant).listens_under(LIFECYCLE_SEGMENT)
+            for tenant in self._catalog.tenants()
+        )
 
     def _pattern(self) -> str:
         """The subscription: the events topics, and the lifecycle topic while it is followed."""
@@ -262,6 +281,9 @@ class EventRouter:
         except (CloudEventError, CodecError, LimitError) as exc:
             await self._dead_letter(self._letter(message, f"not a CloudEvent: {exc}"))
             return []
+        except TenantTopicError as exc:
+            await self._dead_letter(self._letter(message, str(exc)))
+            return []
         if event is None:
             return []
         try:
@@ -289,35 +311,48 @@ class EventRouter:
         if message.topic() == self._lifecycle:
             headers = dict(message.headers() or ())
             event_type = (headers.get("ce_type") or b"").decode()
-            if not self._catalog.subscriptions().may_match(event_type):
+            if not any(
+                self._catalog.subscriptions(tenant).may_match(event_type)
+                for tenant in self._catalog.tenants()
+            ):
                 return None, Happened(None, lifecycle=True)
             lifecycle = decode_event(message.value())
-            return lifecycle_scope(lifecycle), Happened(lifecycle.at, lifecycle=True)
-        return from_kafka(message.headers(), message.value()).scope(), Happened(
-            record_time(message)
-        )
+            # Written by braidflow's workers alone: the execution's own tenant.
+            happened = Happened(lifecycle.at, lifecycle=True, tenant=lifecycle.tenant)
+            return lifecycle_scope(lifecycle), happened
+        tenant = tenant_of_topic(message.topic(), self._settings.events_prefix)
+        event = from_kafka(message.headers(), message.value())
+        claimed = event.extensions.get("tenant")
+        if claimed is not None and claimed != tenant:
+            raise TenantTopicError(
+                f"the event's tenant extension says {claimed!r}, but its topic"
+                f" {message.topic()!r} is tenant {tenant!r}'s"
+            )
+        return event.scope(), Happened(record_time(message), tenant=tenant)
 
     async def route(self, event: Mapping[str, Any], happened: Happened) -> list[Awaitable[Any]]:
         """Start every workflow the event triggers and feed the waits; the sends' futures."""
         sent = []
-        for subscription in self._catalog.subscriptions().match(event):
-            if not self._deployed_before(subscription, happened):
+        tenant = happened.tenant
+        for subscription in self._catalog.subscriptions(tenant).match(event):
+            key = catalog_key(tenant, subscription.workflow_id)
+            if not self._deployed_before(key, subscription, happened):
                 continue
-            started = await self._starts.start(subscription.workflow_id, event)
+            started = await self._starts.start(key, event)
             if started is not None:
                 sent.append(started[1])
         if self._waited(event.get("type"), happened):
             sent.append(
                 await self._send(
                     self._settings.topics.waits,
-                    str(event["type"]).encode(),
+                    wait_key(tenant, str(event["type"])).encode(),
                     json.dumps(event, separators=(",", ":")).encode(),
                 )
             )
         return sent
 
-    def _deployed_before(self, subscription: Subscription, happened: Happened) -> bool:
-        since = self._catalog.trigger_deployed(subscription.workflow_id, subscription.trigger)
+    def _deployed_before(self, key: str, subscription: Subscription, happened: Happened) -> bool:
+        since = self._catalog.trigger_deployed(key, subscription.trigger)
         if since is None:
             return False
         if happened.lifecycle:
@@ -325,7 +360,7 @@ class EventRouter:
         return happened_after(happened.at, since.recorded_at, self._skew_ms)
 
     def _waited(self, event_type: Any, happened: Happened) -> bool:
-        first = self._catalog.waited_since().get(event_type)
+        first = self._catalog.waited_since(happened.tenant).get(event_type)
         if first is None:
             return False
         return happened.lifecycle or waited_for(happened.at, first, self._keep_ms, self._skew_ms)

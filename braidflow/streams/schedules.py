@@ -24,6 +24,7 @@ from braidflow.config import Settings
 from braidflow.engine import ids
 from braidflow.engine.state import iso_time
 from braidflow.streams.catalog import Catalog
+from braidflow.tenants import catalog_key
 from braidflow.topology.subscriptions import schedule_slots
 
 log = logging.getLogger(__name__)
@@ -61,7 +62,7 @@ class Scheduler:
         settings: Settings,
         catalog: Catalog,
         start_for: StartFor,
-        execution_id_for: Callable[[Mapping[str, Any], str], str],
+        execution_id_for: Callable[[Mapping[str, Any], str, str], str],
         owned: Callable[[], Container[int]],
         executions: Container[bytes],
         clock: Callable[[], int],
@@ -108,7 +109,13 @@ class Scheduler:
         grace_ms = int(self._settings.schedule_grace_s * 1000)
         owned = self._owned()
         acknowledgements = []
-        for workflow_id, index, trigger in self._catalog.subscriptions().schedules():
+        schedules = [
+            (catalog_key(tenant, workflow_id), index, trigger)
+            for tenant in self._catalog.tenants()
+            for workflow_id, index, trigger in self._catalog.subscriptions(tenant).schedules()
+        ]
+        for workflow_id, index, trigger in schedules:
+            # `workflow_id` is a catalog key: a schedule starts its own tenant's workflow.
             deployment = self._catalog.latest(workflow_id)
             if deployment is None:
                 continue
@@ -126,8 +133,10 @@ class Scheduler:
             # that moves here from a worker that died fires what that worker did not.
             self._window[cursor] = [slot for slot in window if now - slot <= grace_ms]
             for slot in window:
-                event = slot_event(workflow_id, index, slot)
-                execution_id = self._execution_id_for(event, workflow_id)
+                event = slot_event(deployment.workflow_id, index, slot)
+                execution_id = self._execution_id_for(
+                    event, deployment.workflow_id, deployment.tenant
+                )
                 key = execution_id.encode()
                 if partition_of(key, self._settings.partitions) not in owned:
                     continue

@@ -53,21 +53,23 @@ class Starts:
     ) -> tuple[Deployment, StartExecution, bytes] | None:
         """The start `start` would send, encoded; None when the workflow is not deployed.
 
-        RecordTooLarge if it cannot be sent.
+        `workflow_id` is a catalog key (`braidflow.tenants.catalog_key`): the execution
+        belongs to that workflow's tenant. RecordTooLarge if it cannot be sent.
         """
         deployment = self._catalog.latest(workflow_id)
         if deployment is None:
             return None
-        execution_id = execution_id_for(event, workflow_id)
+        execution_id = execution_id_for(event, deployment.workflow_id, deployment.tenant)
         start = StartExecution(
             ids.start_id(execution_id),
             execution_id,
             self._clock(),
-            workflow_id,
+            deployment.workflow_id,
             deployment.version,
             event_input(event),
             # The same object for every workflow the event starts: its JSON is built once.
             event if isinstance(event, dict) else dict(event),
+            tenant=deployment.tenant,
         )
         encoded = encode_transition(start)
         check_record("event", encoded, f"the start of {workflow_id!r}", self._max_record_bytes)

@@ -6,6 +6,10 @@ and an event (structured CloudEvent JSON, sent by the router for types some
 workflow waits for). One agent at concurrency 1 applies the pure
 `engine.correlation` to the row of that type in the `waits` table and sends an
 `EventArrived` transition to each execution an event correlates with.
+
+A tenant's waits and events are keyed `@T/<type>` (`braidflow.tenants.wait_key`), the
+default tenant's by the bare type: a row only ever holds one tenant's, so an event of one
+tenant never resumes a wait of another.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from braidflow.schemas.dead_letters import DeadLetter
 from braidflow.schemas.records import AWAIT_EVENT
 from braidflow.streams.catalog import Catalog
 from braidflow.streams.orchestrator import Record, dead_letter_of
+from braidflow.tenants import catalog_key
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +92,8 @@ class Correlator:
 
     def matches(self, registration: AwaitEvent, event: Mapping[str, Any]) -> bool:
         """Whether the waiting node's `correlate` holds for `event` (no expression: any event)."""
-        deployment = self._catalog.get(registration.workflow_id, registration.workflow_version)
+        key = catalog_key(registration.tenant, registration.workflow_id)
+        deployment = self._catalog.get(key, registration.workflow_version)
         if deployment is None:
             return False
         node = deployment.workflow.nodes.get(registration.node_id)
