@@ -8,6 +8,9 @@ applying a dead letter twice changes nothing.
 
 A dead letter's id is the node dead letter's own id, or, for a record, where
 that record was: `topic:partition:offset` (topic names have no colon).
+
+Each belongs to a tenant: a node dead letter to its execution's, a record to the tenant
+whose events topic it came from (`tenants.T.*`), any other record to the default tenant.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from typing import Any
 
 from aiokafka import ConsumerRecord, TopicPartition
 
+from braidflow.access import DEFAULT_TENANT
 from braidflow.connectors.projection import (
     POSITIONS_SCHEMA,
     TopicProjection,
@@ -37,6 +41,7 @@ from braidflow.schemas.dead_letters import (
     RedriveMark,
     decode_dead_letter,
 )
+from braidflow.tenants import TenantTopicError, tenant_of_topic
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +52,8 @@ CREATE TABLE IF NOT EXISTS dead_letters (
     at INTEGER NOT NULL,
     workflow_id TEXT,
     fields TEXT NOT NULL,
-    redriven_at INTEGER
+    redriven_at INTEGER,
+    tenant TEXT NOT NULL DEFAULT 'default'
 );
 CREATE INDEX IF NOT EXISTS dead_letters_by_age ON dead_letters (at DESC, id DESC);
 CREATE INDEX IF NOT EXISTS dead_letters_by_workflow
@@ -57,7 +63,7 @@ CREATE INDEX IF NOT EXISTS dead_letters_by_workflow
 # The first copy read wins: a dead letter is written once, and copies read
 # again after a crash or a rebuild are the same; a redrive mark must stay.
 _INSERT = """
-INSERT INTO dead_letters VALUES (:id, :kind, :at, :workflow_id, :fields, NULL)
+INSERT INTO dead_letters VALUES (:id, :kind, :at, :workflow_id, :fields, NULL, :tenant)
 ON CONFLICT (id) DO NOTHING
 """
 
@@ -76,6 +82,13 @@ class DeadLetterIndex:
 
     def __init__(self, path: Path) -> None:
         self._db = connect(path, _SCHEMA + POSITIONS_SCHEMA)
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(dead_letters)")}
+        if "tenant" not in columns:
+            # Every letter written before tenants is the default tenant's: no need to re-read.
+            with self._db:
+                self._db.execute(
+                    "ALTER TABLE dead_letters ADD COLUMN tenant TEXT NOT NULL DEFAULT 'default'"
+                )
 
     def close(self) -> None:
         self._db.close()
@@ -124,9 +137,15 @@ class DeadLetterIndex:
             self._db.execute("DELETE FROM positions")
 
     def list(
-        self, *, kind: str | None = None, workflow_id: str | None = None, limit: int = 100
+        self,
+        *,
+        kind: str | None = None,
+        workflow_id: str | None = None,
+        limit: int = 100,
+        tenant: str = DEFAULT_TENANT,
     ) -> list[dict[str, Any]]:
-        """Dead letters, newest first, at most `limit`, of `kind` and `workflow_id` if given.
+        """`tenant`'s dead letters, newest first, at most `limit`, of `kind` and
+        `workflow_id` if given.
 
         Record dead letters belong to no workflow, so a `workflow_id` leaves them out.
         """
@@ -134,8 +153,8 @@ class DeadLetterIndex:
             raise ValueError(f"limit must be at least 1, not {limit}")
         if kind is not None and kind not in KINDS:
             raise ValueError(f"kind must be one of {', '.join(KINDS)}, not {kind!r}")
-        query = f"{_SELECT} WHERE true"
-        params: tuple[Any, ...] = ()
+        query = f"{_SELECT} WHERE tenant = ?"
+        params: tuple[Any, ...] = (tenant,)
         if kind is not None:
             query += " AND kind = ?"
             params += (kind,)
@@ -145,9 +164,9 @@ class DeadLetterIndex:
         query += " ORDER BY at DESC, id DESC LIMIT ?"
         return [_summary(*row) for row in self._db.execute(query, (*params, limit))]
 
-    def get(self, id: str) -> dict[str, Any] | None:
-        """The dead letter `id`, as `list` shows it; None if the index has none by that id."""
-        row = self._db.execute(f"{_SELECT} WHERE id = ?", (id,)).fetchone()
+    def get(self, id: str, tenant: str = DEFAULT_TENANT) -> dict[str, Any] | None:
+        """The dead letter `id`, as `list` shows it; None if `tenant` has none by that id."""
+        row = self._db.execute(f"{_SELECT} WHERE id = ? AND tenant = ?", (id, tenant)).fetchone()
         return None if row is None else _summary(*row)
 
     def mark_redriven(self, id: str, at: int) -> bool:
@@ -209,7 +228,7 @@ def _row(letter: DeadLetter | DeadLetterNode) -> dict[str, Any]:
             "errors": [{"type": e.type, "message": e.message} for e in letter.errors],
             "context": dict(letter.context),
         }
-        return _stored(letter.id, "node", letter.at, letter.workflow_id, fields)
+        return _stored(letter.id, "node", letter.at, letter.workflow_id, fields, letter.tenant)
     fields = {
         "topic": letter.topic,
         "partition": letter.partition,
@@ -221,11 +240,24 @@ def _row(letter: DeadLetter | DeadLetterNode) -> dict[str, Any]:
     if letter.truncated:
         fields["truncated"] = {name: cut.as_json() for name, cut in letter.truncated.items()}
     letter_id = ids.record_letter_id(letter.topic, letter.partition, letter.offset)
-    return _stored(letter_id, "record", letter.at, None, fields)
+    return _stored(letter_id, "record", letter.at, None, fields, _record_tenant(letter.topic))
+
+
+def _record_tenant(topic: str) -> str:
+    """The tenant a record dead letter belongs to: its events topic's, else the default."""
+    try:
+        return tenant_of_topic(topic)
+    except TenantTopicError:
+        return DEFAULT_TENANT
 
 
 def _stored(
-    id: str, kind: str, at: int, workflow_id: str | None, fields: Mapping[str, Any]
+    id: str,
+    kind: str,
+    at: int,
+    workflow_id: str | None,
+    fields: Mapping[str, Any],
+    tenant: str,
 ) -> dict[str, Any]:
     return {
         "id": id,
@@ -233,6 +265,7 @@ def _stored(
         "at": at,
         "workflow_id": workflow_id,
         "fields": json.dumps(fields, separators=(",", ":")),
+        "tenant": tenant,
     }
 
 

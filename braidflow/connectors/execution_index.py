@@ -19,6 +19,7 @@ from typing import Any
 
 from aiokafka import ConsumerRecord, TopicPartition
 
+from braidflow.access import DEFAULT_TENANT
 from braidflow.connectors.projection import (
     PARTITION_CHECK_S,
     POSITIONS_SCHEMA,
@@ -54,9 +55,9 @@ NODE_STARTED = "node.started"
 NODE_ENDED = frozenset({"node.completed", "node.failed", "node.cancelled", "node.skipped"})
 """Lifecycle event types after which a node no longer waits for anything."""
 
-_VERSION = 2
+_VERSION = 3
 """The schema version (SQLite `user_version`). 1 added the approvals; 2 the error of a
-failed execution (`error`, JSON)."""
+failed execution (`error`, JSON); 3 the tenant of executions and approvals."""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS executions (
@@ -70,7 +71,8 @@ CREATE TABLE IF NOT EXISTS executions (
     event_type TEXT,
     event_source TEXT,
     updated_at INTEGER NOT NULL,
-    error TEXT
+    error TEXT,
+    tenant TEXT NOT NULL DEFAULT 'default'
 );
 CREATE INDEX IF NOT EXISTS executions_by_workflow
     ON executions (workflow_id, started_at DESC, execution_id DESC);
@@ -84,6 +86,7 @@ CREATE TABLE IF NOT EXISTS approvals (
     department TEXT,
     timeout_at TEXT,
     requested_at INTEGER NOT NULL,
+    tenant TEXT NOT NULL DEFAULT 'default',
     PRIMARY KEY (execution_id, node_id)
 );
 CREATE INDEX IF NOT EXISTS approvals_by_age
@@ -100,7 +103,7 @@ CREATE TABLE IF NOT EXISTS approvals_done (
 _INSERT_ACCEPTED = f"""
 INSERT INTO executions VALUES (
     :execution_id, :workflow_id, :workflow_version, '{ExecutionStatus.ACCEPTED}', :at, NULL, NULL, NULL, NULL, :at,
-    NULL
+    NULL, :tenant
 )
 ON CONFLICT (execution_id) DO NOTHING
 """
@@ -110,7 +113,7 @@ ON CONFLICT (execution_id) DO NOTHING
 _UPSERT_STARTED = f"""
 INSERT INTO executions VALUES (
     :execution_id, :workflow_id, :workflow_version, '{ExecutionStatus.RUNNING}', :at, NULL,
-    :event_id, :event_type, :event_source, :at, NULL
+    :event_id, :event_type, :event_source, :at, NULL, :tenant
 )
 ON CONFLICT (execution_id) DO UPDATE SET
     status = CASE status WHEN '{ExecutionStatus.ACCEPTED}' THEN '{ExecutionStatus.RUNNING}' ELSE status END,
@@ -129,7 +132,7 @@ ON CONFLICT (execution_id) DO UPDATE SET
 _UPSERT_FINISHED = """
 INSERT INTO executions VALUES (
     :execution_id, :workflow_id, :workflow_version, :status, :at, :at, NULL, NULL, NULL, :at,
-    :error
+    :error, :tenant
 )
 ON CONFLICT (execution_id) DO UPDATE SET
     status = excluded.status,
@@ -154,7 +157,7 @@ WHERE execution_id = :execution_id AND completed_at IS NOT NULL AND completed_at
 _INSERT_APPROVAL = """
 INSERT INTO approvals
 SELECT :execution_id, :node_id, :workflow_id, :workflow_version, :message, :choices,
-    :department, :timeout_at, :at
+    :department, :timeout_at, :at, :tenant
 WHERE NOT EXISTS (
     SELECT 1 FROM approvals_done WHERE execution_id = :execution_id AND node_id = :node_id
 ) AND NOT EXISTS (
@@ -201,6 +204,12 @@ class ExecutionIndex:
                 columns = {row[1] for row in self._db.execute("PRAGMA table_info(executions)")}
                 if "error" not in columns:
                     self._db.execute("ALTER TABLE executions ADD COLUMN error TEXT")
+                for table in ("executions", "approvals"):
+                    found = {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
+                    if "tenant" not in found:
+                        self._db.execute(
+                            f"ALTER TABLE {table} ADD COLUMN tenant TEXT NOT NULL DEFAULT 'default'"
+                        )
                 # Events read before hold what this version adds (approvals, errors):
                 # read the topic again. Rows stay, so executions whose events
                 # retention deleted are kept; applying twice changes nothing.
@@ -275,13 +284,19 @@ class ExecutionIndex:
         return found
 
     def list(
-        self, workflow_id: str, *, limit: int = 50, status: str | None = None
+        self,
+        workflow_id: str,
+        *,
+        limit: int = 50,
+        status: str | None = None,
+        tenant: str = DEFAULT_TENANT,
     ) -> list[dict[str, Any]]:
-        """The executions of `workflow_id`, newest first, at most `limit`, with `status` if given."""
+        """The executions of `tenant`'s `workflow_id`, newest first, at most `limit`, with
+        `status` if given."""
         if limit < 1:
             raise ValueError(f"limit must be at least 1, not {limit}")
-        query = f"{_SELECT_SUMMARY} WHERE workflow_id = ?"
-        params: tuple[Any, ...] = (workflow_id,)
+        query = f"{_SELECT_SUMMARY} WHERE workflow_id = ? AND tenant = ?"
+        params: tuple[Any, ...] = (workflow_id, tenant)
         if status is not None:
             query += " AND status = ?"
             params += (status,)
@@ -289,23 +304,32 @@ class ExecutionIndex:
         rows = self._db.execute(query, (*params, limit))
         return [_summary(*row) for row in rows]
 
-    def get(self, execution_id: str) -> dict[str, Any] | None:
-        """Execution `execution_id` as `list` shows it; None if the index does not hold it."""
-        row = self._db.execute(f"{_SELECT_SUMMARY} WHERE execution_id = ?", (execution_id,))
+    def get(self, execution_id: str, tenant: str = DEFAULT_TENANT) -> dict[str, Any] | None:
+        """Execution `execution_id` as `list` shows it; None if the index does not hold it
+        as one of `tenant`'s."""
+        row = self._db.execute(
+            f"{_SELECT_SUMMARY} WHERE execution_id = ? AND tenant = ?", (execution_id, tenant)
+        )
         found = row.fetchone()
         return None if found is None else _summary(*found)
 
     def pending_approvals(
-        self, *, workflow_id: str | None = None, department: str | None = None, limit: int = 100
+        self,
+        *,
+        workflow_id: str | None = None,
+        department: str | None = None,
+        limit: int = 100,
+        tenant: str = DEFAULT_TENANT,
     ) -> list[dict[str, Any]]:
-        """Approvals still waiting for an answer, oldest request first, at most `limit`."""
+        """`tenant`'s approvals still waiting for an answer, oldest request first, at most
+        `limit`."""
         if limit < 1:
             raise ValueError(f"limit must be at least 1, not {limit}")
         query = (
             "SELECT execution_id, node_id, workflow_id, workflow_version, message, choices,"
-            " department, timeout_at, requested_at FROM approvals WHERE true"
+            " department, timeout_at, requested_at FROM approvals WHERE tenant = ?"
         )
-        params: tuple[Any, ...] = ()
+        params: tuple[Any, ...] = (tenant,)
         if workflow_id is not None:
             query += " AND workflow_id = ?"
             params += (workflow_id,)
@@ -393,6 +417,7 @@ def _started_row(event: LifecycleEvent) -> dict[str, Any]:
         "event_id": trigger.get("id"),
         "event_type": trigger.get("type"),
         "event_source": trigger.get("source"),
+        "tenant": event.tenant,
     }
 
 
@@ -406,6 +431,7 @@ def _finished_row(event: LifecycleEvent, status: str | None = None) -> dict[str,
         "error": None
         if event.error is None
         else json.dumps({"type": event.error.type, "message": event.error.message}),
+        "tenant": event.tenant,
     }
 
 
@@ -444,6 +470,7 @@ def _approval_row(event: LifecycleEvent) -> dict[str, Any] | None:
         "department": department,
         "timeout_at": timeout_at,
         "at": event.at,
+        "tenant": event.tenant,
     }
 
 

@@ -1,4 +1,9 @@
-"""The API's backend: what a worker answers for the REST API (`connectors.api.Backend`)."""
+"""The API's backend: what a worker answers for the REST API (`connectors.api.Backend`).
+
+A backend answers for one tenant (`for_tenant`; the API asks for the caller's): it finds
+only that tenant's workflows, executions, approvals and dead letters, and deploys, starts
+and publishes into it. Another tenant's object is not found, as if it did not exist.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +16,7 @@ from typing import Any
 
 import aiohttp
 
+from braidflow.access import DEFAULT_TENANT
 from braidflow.connectors.api import (
     FORWARDED_HEADER,
     Conflict,
@@ -49,6 +55,7 @@ from braidflow.streams.catalog import Deployment
 from braidflow.streams.departments import DepartmentVersion
 from braidflow.streams.publisher import epoch_ms
 from braidflow.streams.value_rows import MIN_ROW_BYTES, MissingValueRow, filled_in
+from braidflow.tenants import catalog_key, events_prefix_for
 from braidflow.topology.model import DEFAULT_CHOICES
 from braidflow.topology.workflow import CompiledNode
 
@@ -56,30 +63,45 @@ log = logging.getLogger(__name__)
 
 
 class RuntimeBackend:
-    """The API's view of a worker: the catalog, starting executions, reading them."""
+    """The API's view of a worker for one tenant: the catalog, starting executions, reading
+    them."""
 
-    def __init__(self, runtime: Runtime, session: aiohttp.ClientSession) -> None:
+    def __init__(
+        self, runtime: Runtime, session: aiohttp.ClientSession, tenant: str = DEFAULT_TENANT
+    ) -> None:
         self._runtime = runtime
         self._catalog = runtime.catalog
         self._session = session
+        self._tenant = tenant
+
+    def for_tenant(self, tenant: str) -> RuntimeBackend:
+        """This backend, answering for `tenant`."""
+        if tenant == self._tenant:
+            return self
+        return RuntimeBackend(self._runtime, self._session, tenant)
+
+    def _key(self, workflow_id: str) -> str:
+        return catalog_key(self._tenant, workflow_id)
 
     def latest(self, workflow_id: str) -> Deployment | None:
-        return self._catalog.latest(workflow_id)
+        return self._catalog.latest(self._key(workflow_id))
 
     def get(self, workflow_id: str, version: int) -> Deployment | None:
-        return self._catalog.get(workflow_id, version)
+        return self._catalog.get(self._key(workflow_id), version)
 
     def all_latest(self) -> list[Deployment]:
-        return self._catalog.all_latest()
+        return self._catalog.all_latest(self._tenant)
 
     def versions(self, workflow_id: str) -> list[Deployment]:
-        return self._catalog.versions(workflow_id)
+        return self._catalog.versions(self._key(workflow_id))
 
     async def deploy(
         self, text: str, by: str | None = None, restores: int | None = None
     ) -> tuple[Deployment, bool]:
         try:
-            return await self._catalog.deploy(text, self._runtime.clock(), by, restores)
+            return await self._catalog.deploy(
+                text, self._runtime.clock(), by, restores, tenant=self._tenant
+            )
         except TimeoutError:
             raise Unconfirmed(
                 "the deployment was written but this worker has not read it back yet; retry"
@@ -89,16 +111,18 @@ class RuntimeBackend:
         return self._runtime.executor.handler_names()
 
     def departments(self) -> list[DepartmentVersion]:
-        return self._catalog.departments.all_latest()
+        return self._catalog.departments_of(self._tenant).all_latest()
 
     def department(self, name: str) -> DepartmentVersion | None:
-        return self._catalog.departments.latest(name)
+        return self._catalog.departments_of(self._tenant).latest(name)
 
     async def deploy_department(
         self, text: str, by: str | None = None
     ) -> tuple[DepartmentVersion, bool]:
         try:
-            return await self._catalog.deploy_department(text, self._runtime.clock(), by)
+            return await self._catalog.deploy_department(
+                text, self._runtime.clock(), by, tenant=self._tenant
+            )
         except TimeoutError:
             raise Unconfirmed(
                 "the department was written but this worker has not read it back yet; retry"
@@ -106,7 +130,7 @@ class RuntimeBackend:
 
     async def remove(self, workflow_id: str) -> bool:
         try:
-            return await self._catalog.remove(workflow_id, self._runtime.clock())
+            return await self._catalog.remove(self._key(workflow_id), self._runtime.clock())
         except TimeoutError:
             raise Unconfirmed(
                 "the removal was written but this worker has not read it back yet; retry"
@@ -123,6 +147,7 @@ class RuntimeBackend:
             deployment.workflow_id,
             deployment.version,
             input_,
+            tenant=deployment.tenant,
         )
         encoded = encode_transition(start)
         limit = self._runtime.settings.max_value_bytes
@@ -194,7 +219,10 @@ class RuntimeBackend:
         except (CodecError, MissingValueRow):
             log.exception("stored execution %s is undecodable", execution_id)
             raise
-        deployment = self._catalog.get(state.workflow_id, state.workflow_version)
+        if state.tenant != self._tenant:
+            # Another tenant's execution does not exist for this one.
+            return None
+        deployment = self.get(state.workflow_id, state.workflow_version)
         if deployment is None:
             return None
         return execution_view(state, deployment.workflow)
@@ -215,11 +243,11 @@ class RuntimeBackend:
         forwarded, or during a rebalance): 404 as before, the owner has it.
         """
         index = self._runtime.executions_index
-        found = index.get(execution_id)
+        found = index.get(execution_id, self._tenant)
         projection = self._runtime.executions_projection
         if found is None and projection is not None:
             caught_up = await projection.wait_caught_up(ACCEPTED_WAIT_S)
-            found = index.get(execution_id)
+            found = index.get(execution_id, self._tenant)
             if found is None and not caught_up:
                 raise Unavailable(
                     f"execution {execution_id}: this worker's execution index is behind;"
@@ -227,7 +255,7 @@ class RuntimeBackend:
                 )
         if found is None or not _never_started(found):
             return None
-        deployment = self._catalog.get(found["workflow_id"], found["workflow_version"])
+        deployment = self.get(found["workflow_id"], found["workflow_version"])
         return not_started_view(found, None if deployment is None else deployment.workflow)
 
     def _owner(self, key: bytes) -> str | None:
@@ -242,15 +270,15 @@ class RuntimeBackend:
         return None if url == own else url
 
     async def publish_event(self, event: CloudEvent) -> str:
-        """Send a domain event to its events topic (structured mode); the topic."""
+        """Send a domain event to this tenant's events topic (structured mode); the topic."""
         settings = self._runtime.settings
-        topic = topic_for(event.type, settings.events_prefix)
+        topic = topic_for(event.type, events_prefix_for(self._tenant, settings.events_prefix))
         headers, value = to_structured(event)
         check_record("event", value, "an event record", settings.max_value_bytes)
         # What it triggers must fit too: the router could only dead-letter it.
         scope = event.scope()
         await self._prepare_starts(
-            [s.workflow_id for s in self._catalog.subscriptions().match(scope)], scope
+            [s.workflow_id for s in self._catalog.subscriptions(self._tenant).match(scope)], scope
         )
         await self._runtime.events_topics.ensure(topic)
         key = (event.subject or event.id).encode()
@@ -258,7 +286,7 @@ class RuntimeBackend:
         return topic
 
     def webhook_workflows(self, name: str) -> list[str]:
-        return self._catalog.subscriptions().webhooks(name)
+        return self._catalog.subscriptions(self._tenant).webhooks(name)
 
     async def start_for_event(
         self, workflow_ids: list[str], event: CloudEvent
@@ -279,7 +307,7 @@ class RuntimeBackend:
         stored, before any is sent."""
         prepared = []
         for workflow_id in workflow_ids:
-            found = self._runtime.starts.prepare(workflow_id, scope)
+            found = self._runtime.starts.prepare(self._key(workflow_id), scope)
             if found is not None:
                 await self._check_first_step(*found, f"event: the start of {workflow_id!r}")
                 prepared.append(found)
@@ -288,13 +316,15 @@ class RuntimeBackend:
     def executions_of(
         self, workflow_id: str, limit: int, status: str | None
     ) -> list[dict[str, Any]]:
-        return self._runtime.executions_index.list(workflow_id, limit=limit, status=status)
+        return self._runtime.executions_index.list(
+            workflow_id, limit=limit, status=status, tenant=self._tenant
+        )
 
     def pending_approvals(
         self, workflow_id: str | None, department: str | None
     ) -> list[dict[str, Any]]:
         return self._runtime.executions_index.pending_approvals(
-            workflow_id=workflow_id, department=department
+            workflow_id=workflow_id, department=department, tenant=self._tenant
         )
 
     async def _view(self, execution_id: str) -> Mapping[str, Any]:
@@ -308,7 +338,7 @@ class RuntimeBackend:
     ) -> dict[str, Any]:
         """Record a decision; the first one sent wins, a later one is a Conflict."""
         view = await self._view(execution_id)
-        deployment = self._catalog.get(view["workflow_id"], view["workflow_version"])
+        deployment = self.get(view["workflow_id"], view["workflow_version"])
         node = deployment.workflow.nodes.get(node_id) if deployment is not None else None
         if node is None or node.type != "approval":
             raise NotFound(f"execution {execution_id!r} has no approval node {node_id!r}")
@@ -402,15 +432,17 @@ class RuntimeBackend:
     def dead_letters(
         self, kind: str | None, workflow_id: str | None, limit: int
     ) -> list[dict[str, Any]]:
-        return self._runtime.dead_letter_index.list(kind=kind, workflow_id=workflow_id, limit=limit)
+        return self._runtime.dead_letter_index.list(
+            kind=kind, workflow_id=workflow_id, limit=limit, tenant=self._tenant
+        )
 
     def dead_letter(self, dead_letter_id: str) -> dict[str, Any] | None:
-        return self._runtime.dead_letter_index.get(dead_letter_id)
+        return self._runtime.dead_letter_index.get(dead_letter_id, self._tenant)
 
     async def redrive(
         self, dead_letter_id: str, patched_input: Any, has_input: bool, by: str
     ) -> dict[str, Any]:
-        letter = self._runtime.dead_letter_index.get(dead_letter_id)
+        letter = self.dead_letter(dead_letter_id)
         if letter is None:
             raise NotFound(f"no dead letter {dead_letter_id!r}")
         if letter["kind"] != "node":
@@ -439,7 +471,7 @@ class RuntimeBackend:
 
     async def backfill(self, workflow_id: str, from_ms: int, to_ms: int | None) -> dict[str, Any]:
         """Start the workflow for the past events of [from_ms, to_ms] (to: now)."""
-        latest = self._catalog.latest(workflow_id)
+        latest = self.latest(workflow_id)
         if latest is None:
             raise NotFound(f"no workflow {workflow_id!r}")
         if not event_triggers(latest.workflow):
@@ -449,7 +481,7 @@ class RuntimeBackend:
         # Record timestamps are wall-clock times: `to` defaults to the wall clock's now.
         until = epoch_ms() if to_ms is None else to_ms
         try:
-            return backfill_view(await backfill.run(latest.workflow, from_ms, until))
+            return backfill_view(await backfill.run(latest.workflow, from_ms, until, self._tenant))
         except BackfillRefused as exc:
             raise Rejected(str(exc), [str(exc)]) from None
         except TimeoutError as exc:

@@ -32,6 +32,7 @@ from typing import Any
 
 import confluent_kafka
 
+from braidflow.access import DEFAULT_TENANT
 from braidflow.config import Settings
 from braidflow.engine.ids import execution_id_for
 from braidflow.engine.state import iso_time
@@ -41,6 +42,7 @@ from braidflow.schemas.record_limits import RecordTooLarge
 from braidflow.streams.bulk_producer import DeliveryError
 from braidflow.streams.router import record_time
 from braidflow.streams.starts import Starts
+from braidflow.tenants import catalog_key, events_prefix_for
 from braidflow.topology import Workflow
 from braidflow.topology.model import EventTrigger
 from braidflow.topology.subscriptions import SubscriptionIndex
@@ -230,8 +232,11 @@ class Backfill:
         self._starts = starts
         self._known = known
 
-    async def run(self, workflow: Workflow, from_ms: int, to_ms: int) -> BackfillReport:
-        """Start `workflow` (latest version) once for each event of the range it matches.
+    async def run(
+        self, workflow: Workflow, from_ms: int, to_ms: int, tenant: str = DEFAULT_TENANT
+    ) -> BackfillReport:
+        """Start `tenant`'s `workflow` (latest version) once for each event of the range it
+        matches on that tenant's events topics.
 
         BackfillRefused when the range is over a limit, TimeoutError when reading it
         takes over READ_TIMEOUT_S."""
@@ -239,7 +244,7 @@ class Backfill:
         if problem is not None:
             raise BackfillRefused(problem)
         triggers = event_triggers(workflow)
-        prefix = self._settings.events_prefix
+        prefix = events_prefix_for(tenant, self._settings.events_prefix)
         reader = _HistoryReader(self._settings.kafka)
         try:
             plan = await asyncio.to_thread(
@@ -256,12 +261,12 @@ class Backfill:
                     f" the {MAX_RECORDS:,} a backfill may read; backfill shorter ranges"
                 )
             await asyncio.to_thread(reader.assign, plan, to_ms)
-            return await self._read(reader, workflow, from_ms, to_ms)
+            return await self._read(reader, workflow, from_ms, to_ms, tenant)
         finally:
             await asyncio.to_thread(reader.close)
 
     async def _read(
-        self, reader: _HistoryReader, workflow: Workflow, from_ms: int, to_ms: int
+        self, reader: _HistoryReader, workflow: Workflow, from_ms: int, to_ms: int, tenant: str
     ) -> BackfillReport:
         index = SubscriptionIndex.build([workflow])
         deadline = time.monotonic() + READ_TIMEOUT_S
@@ -269,7 +274,7 @@ class Backfill:
         seen: set[str] = set()
         while (batch := await asyncio.to_thread(reader.next_batch, deadline)) is not None:
             read += len(batch)
-            events = _matching(batch, index, workflow.id, from_ms, to_ms)
+            events = _matching(batch, index, workflow.id, tenant, from_ms, to_ms)
             matched += len(events)
             wanted = {e: event for e, event in events if e not in seen}
             seen.update(wanted)
@@ -280,7 +285,7 @@ class Backfill:
                 if execution_id in known:
                     continue
                 try:
-                    sent = await self._starts.start(workflow.id, event)
+                    sent = await self._starts.start(catalog_key(tenant, workflow.id), event)
                 except (DeliveryError, RecordTooLarge) as exc:
                     log.warning("backfill of %s: event %s: %s", workflow.id, event.get("id"), exc)
                     refused += 1
@@ -297,7 +302,12 @@ class Backfill:
 
 
 def _matching(
-    batch: list[Any], index: SubscriptionIndex, workflow_id: str, from_ms: int, to_ms: int
+    batch: list[Any],
+    index: SubscriptionIndex,
+    workflow_id: str,
+    tenant: str,
+    from_ms: int,
+    to_ms: int,
 ) -> list[tuple[str, dict[str, Any]]]:
     """(execution id, event) of each record of the range whose event `index` matches."""
     found = []
@@ -311,5 +321,5 @@ def _matching(
             # The router dead-lettered it when it came; nothing to start.
             continue
         if index.match(event):
-            found.append((execution_id_for(event, workflow_id), event))
+            found.append((execution_id_for(event, workflow_id, tenant), event))
     return found

@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 from aiohttp import web
 
-from braidflow.access import DEFAULT_TENANT, Principal, Role
+from braidflow.access import Principal, Role
 from braidflow.api_keys import KeyRecord, looks_like_key
 from braidflow.connectors.api.backend import Backend, Deployed
 from braidflow.connectors.api.caller import act_as, carry_credential, principal_of
@@ -156,10 +156,11 @@ def require(request: web.Request, needed: Role, department: str | None, what: st
     """Refuse unless the caller may do what `needed` may on `what` of `department`:
     NotFound when it may not read it (as if it did not exist), else Forbidden."""
     principal = principal_of(request)
-    # Tenants come in the next round: every object belongs to the default tenant now.
-    if principal.may(needed, DEFAULT_TENANT, department):
+    # Objects are found through the caller's tenant's backend (`backend_of`): another
+    # tenant's never get here, they are not found.
+    if principal.may(needed, principal.tenant, department):
         return
-    if not principal.may(Role.VIEWER, DEFAULT_TENANT, department):
+    if not principal.may(Role.VIEWER, principal.tenant, department):
         raise NotFound(f"no {what}")
     raise Forbidden(f"{principal.name}: {what} needs the {needed.value} role")
 
@@ -177,7 +178,8 @@ def require_tenant_wide(request: web.Request, needed: Role, what: str) -> None:
 
 def may_read(request: web.Request, department: str | None) -> bool:
     """Whether the caller may read objects of `department` (filters listings)."""
-    return principal_of(request).may(Role.VIEWER, DEFAULT_TENANT, department)
+    principal = principal_of(request)
+    return principal.may(Role.VIEWER, principal.tenant, department)
 
 
 def department_of(deployed: Deployed | None) -> str | None:
@@ -195,7 +197,7 @@ def require_publisher(request: web.Request, department: str | None) -> None:
     """Refuse (403) an event the caller may not publish: one for `department` (None: for
     every department) needs the operator role there."""
     principal = principal_of(request)
-    if not principal.may(Role.OPERATOR, DEFAULT_TENANT, department):
+    if not principal.may(Role.OPERATOR, principal.tenant, department):
         where = "every department" if department is None else f"department {department!r}"
         raise Forbidden(f"{principal.name}: an event for {where} needs the operator role there")
 

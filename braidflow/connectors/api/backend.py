@@ -7,6 +7,7 @@ from typing import Any, Protocol
 
 from aiohttp import web
 
+from braidflow.connectors.api.caller import principal_of
 from braidflow.schemas.audit import AuditRecord
 from braidflow.schemas.cloudevents import CloudEvent
 from braidflow.topology import Workflow
@@ -34,7 +35,11 @@ class DeployedDepartment(Protocol):
 
 
 class Backend(Protocol):
-    """What the API needs from the runtime."""
+    """What the API needs from the runtime, for one tenant."""
+
+    def for_tenant(self, tenant: str) -> Backend:
+        """The backend answering for `tenant`: its objects only, deploys and starts into it."""
+        ...
 
     def latest(self, workflow_id: str) -> Deployed | None: ...
 
@@ -121,5 +126,6 @@ BACKEND = web.AppKey("backend", Backend)
 
 
 def backend_of(request: web.Request) -> Backend:
-    """The backend of the application `request` came to."""
-    return request.app[BACKEND]
+    """The backend of the application `request` came to, answering for the caller's tenant:
+    another tenant's objects are not found through it, as if they did not exist."""
+    return request.app[BACKEND].for_tenant(principal_of(request).tenant)

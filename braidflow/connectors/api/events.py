@@ -9,9 +9,9 @@ import re
 
 from aiohttp import web
 
-from braidflow.access import Role
+from braidflow.access import DEFAULT_TENANT, Role, tenant_problem
 from braidflow.connectors.api.authentication import department_of, require, require_publisher
-from braidflow.connectors.api.backend import backend_of
+from braidflow.connectors.api.backend import BACKEND, backend_of
 from braidflow.connectors.api.bodies import moment, object_body, off_loop, parsed_json
 from braidflow.connectors.api.errors import NotFound, Unauthorized
 from braidflow.connectors.api.openapi import (
@@ -36,10 +36,21 @@ SIGNATURE_HEADER = "X-Braidflow-Signature"
 events = Resource("events", "Domain events, webhooks and backfills")
 
 
-def webhook_secret(name: str) -> bytes | None:
-    """The HMAC secret of webhook `name`: `BRAIDFLOW_WEBHOOK_SECRET_<NAME>`, else the shared one."""
-    own = "BRAIDFLOW_WEBHOOK_SECRET_" + re.sub(r"[^A-Z0-9]", "_", name.upper())
-    secret = os.environ.get(own) or os.environ.get("BRAIDFLOW_WEBHOOK_SECRET")
+def webhook_secret(name: str, tenant: str = DEFAULT_TENANT) -> bytes | None:
+    """The HMAC secret of webhook `name`: `BRAIDFLOW_WEBHOOK_SECRET_<NAME>`, else the shared one.
+
+    Another tenant's webhook has only its own, `BRAIDFLOW_WEBHOOK_SECRET_<TENANT>__<NAME>`:
+    the default tenant's secrets never open another tenant's hooks.
+    """
+
+    def spelt(text: str) -> str:
+        return re.sub(r"[^A-Z0-9]", "_", text.upper())
+
+    if tenant != DEFAULT_TENANT:
+        secret = os.environ.get(f"BRAIDFLOW_WEBHOOK_SECRET_{spelt(tenant)}__{spelt(name)}")
+    else:
+        own = "BRAIDFLOW_WEBHOOK_SECRET_" + spelt(name)
+        secret = os.environ.get(own) or os.environ.get("BRAIDFLOW_WEBHOOK_SECRET")
     return secret.encode() if secret else None
 
 
@@ -150,13 +161,56 @@ async def publish(request: web.Request) -> web.Response:
     role=None,
 )
 async def webhook(request: web.Request) -> web.Response:
-    backend = backend_of(request)
+    return await _called(request, DEFAULT_TENANT, "/hooks")
+
+
+@events.operation(
+    "POST",
+    "/tenants/{tenant}/hooks/{name}",
+    summary="A webhook of a tenant other than the default: start its workflows with this trigger",
+    parameters=[
+        path_param("tenant", "The tenant (the default tenant's webhooks are /hooks/{name})"),
+        path_param("name", "The webhook trigger's name"),
+        header_param(
+            SIGNATURE_HEADER,
+            "`sha256=<hex HMAC-SHA256 of the body>`, required when the webhook has a secret",
+        ),
+        header_param("Idempotency-Key", "The event's id: a retry with it starts nothing new"),
+        header_param("X-Request-Id", "The event's id when there is no Idempotency-Key"),
+    ],
+    body=json_request({**ANY, "description": "Any JSON: the event's data"}),
+    responses={
+        202: json_reply(
+            "The executions it started",
+            obj(
+                ["event_id", "executions"],
+                {"event_id": STRING, "executions": {"type": "array", "items": ref("Started")}},
+            ),
+        )
+    },
+    refusals=[401, 404],
+    # As /hooks/{name}: signed by its sender, not done by a principal.
+    audit=None,
+    role=None,
+)
+async def tenant_webhook(request: web.Request) -> web.Response:
+    """Starts only workflows of `tenant`; `/tenants/default/...` is not found (the default
+    tenant's hooks have one address)."""
+    tenant = request.match_info["tenant"]
+    if tenant == DEFAULT_TENANT or tenant_problem(tenant) is not None:
+        raise NotFound(f"no tenant webhooks at /tenants/{tenant}/hooks")
+    return await _called(request, tenant, f"/tenants/{tenant}/hooks")
+
+
+async def _called(request: web.Request, tenant: str, path: str) -> web.Response:
+    """Start every workflow of `tenant` whose webhook trigger has the name called."""
+    backend = request.app[BACKEND].for_tenant(tenant)
     name = request.match_info["name"]
     workflows = backend.webhook_workflows(name)
     if not workflows:
         raise NotFound(f"no workflow has a webhook trigger named {name!r}")
     body = await request.read()
-    secret = webhook_secret(name)
+    secret = webhook_secret(name, tenant)
     if secret is not None and not signature_ok(secret, body, request.headers.get(SIGNATURE_HEADER)):
         raise Unauthorized(
             f"{SIGNATURE_HEADER}: missing or not the HMAC-SHA256 of the body",
@@ -165,7 +219,7 @@ async def webhook(request: web.Request) -> web.Response:
     data = await parsed_json(body) if body.strip() else None
     # An empty header names no id.
     event_id = request.headers.get("Idempotency-Key") or request.headers.get("X-Request-Id") or None
-    event = new_event(f"braidflow.webhook.{name}", data, source=f"/hooks/{name}", id=event_id)
+    event = new_event(f"braidflow.webhook.{name}", data, source=f"{path}/{name}", id=event_id)
     started = await backend.start_for_event(workflows, event)
     return web.json_response({"event_id": event.id, "executions": started}, status=202)
 

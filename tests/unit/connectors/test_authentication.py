@@ -12,7 +12,7 @@ from braidflow.connectors.api.openapi import document
 from braidflow.topology import DefinitionError, load_workflow
 from braidflow.topology.approvers import may_decide
 
-OPEN = {"health", "ready", "metrics", "webhook"}
+OPEN = {"health", "ready", "metrics", "webhook", "tenant_webhook"}
 LEAST = {
     "create_key": Role.OWNER,
     "list_keys": Role.OWNER,
