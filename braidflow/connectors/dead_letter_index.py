@@ -240,13 +240,16 @@ def _row(letter: DeadLetter | DeadLetterNode) -> dict[str, Any]:
     if letter.truncated:
         fields["truncated"] = {name: cut.as_json() for name, cut in letter.truncated.items()}
     letter_id = ids.record_letter_id(letter.topic, letter.partition, letter.offset)
-    return _stored(letter_id, "record", letter.at, None, fields, _record_tenant(letter.topic))
+    return _stored(letter_id, "record", letter.at, None, fields, _record_tenant(letter))
 
 
-def _record_tenant(topic: str) -> str:
-    """The tenant a record dead letter belongs to: its events topic's, else the default."""
+def _record_tenant(letter: DeadLetter) -> str:
+    """The tenant a record dead letter belongs to: the one it names, else its events
+    topic's, else the default."""
+    if letter.tenant != DEFAULT_TENANT:
+        return letter.tenant
     try:
-        return tenant_of_topic(topic)
+        return tenant_of_topic(letter.topic)
     except TenantTopicError:
         return DEFAULT_TENANT
 

@@ -93,6 +93,8 @@ class DeadLetter:
     reason: str
     at: int
     truncated: Mapping[str, Cut] = field(default_factory=dict)
+    # Whose record it was, when known: an events topic's tenant, an execution's.
+    tenant: str = DEFAULT_TENANT
 
     def encode(self) -> bytes:
         """The JSON value written to the dead-letter topic, its payloads cut to `HEAD_BYTES`."""
@@ -112,6 +114,9 @@ class DeadLetter:
             record[name] = None if raw is None else base64.b64encode(raw).decode("ascii")
         if cuts:
             record["truncated"] = {name: cut.as_json() for name, cut in cuts.items()}
+        if self.tenant != DEFAULT_TENANT:
+            # Written only for another tenant: a default tenant's letter reads as before.
+            record["tenant"] = self.tenant
         return _dumps(record)
 
     @classmethod

@@ -13,6 +13,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from dataclasses import dataclass, replace
 
+from braidflow.access import DEFAULT_TENANT
 from braidflow.config import Settings
 from braidflow.engine import (
     ChildFinished,
@@ -64,10 +65,19 @@ class Record:
     value: bytes | None
 
 
-def dead_letter_of(record: Record, reason: str, at: int) -> DeadLetter:
-    """The dead letter of a consumed record that cannot be processed."""
+def dead_letter_of(
+    record: Record, reason: str, at: int, tenant: str = DEFAULT_TENANT
+) -> DeadLetter:
+    """The dead letter of a consumed record of `tenant` that cannot be processed."""
     return DeadLetter(
-        record.topic, record.partition, record.offset, record.key, record.value, reason, at
+        record.topic,
+        record.partition,
+        record.offset,
+        record.key,
+        record.value,
+        reason,
+        at,
+        tenant=tenant,
     )
 
 
@@ -99,11 +109,15 @@ class Poison(Exception):
     """This record cannot be processed; the message is the dead-letter reason.
 
     `start`: the record is the start of an execution that has no state, refused.
+    `tenant`: whose record it is, when known (its dead letter is that tenant's).
     """
 
-    def __init__(self, reason: str, start: StartExecution | None = None) -> None:
+    def __init__(
+        self, reason: str, start: StartExecution | None = None, tenant: str | None = None
+    ) -> None:
         super().__init__(reason)
         self.start = start
+        self.tenant = tenant if tenant is not None or start is None else start.tenant
 
 
 class Orchestrator:
@@ -137,7 +151,8 @@ class Orchestrator:
         try:
             await self._apply(record, table)
         except Poison as exc:
-            await self._dead_letter(dead_letter_of(record, str(exc), self._clock()))
+            tenant = exc.tenant or DEFAULT_TENANT
+            await self._dead_letter(dead_letter_of(record, str(exc), self._clock(), tenant))
             if exc.start is not None and record.key is not None:
                 # Its id was answered when it was accepted: it must read as failed,
                 # with the reason, not as accepted for ever.
@@ -168,14 +183,14 @@ class Orchestrator:
         key = catalog_key(tenant, workflow_id)
         deployment = await self._catalog.wait_for(key, version, WORKFLOW_WAIT_S)
         if deployment is None:
-            raise Poison(f"unknown workflow {workflow_id!r} version {version}", refusable)
+            raise Poison(f"unknown workflow {workflow_id!r} version {version}", refusable, tenant)
         if isinstance(transition, StartExecution) and state is None and transition.dept is None:
             transition = self._with_department_context(transition, deployment)
         began = time.perf_counter()
         try:
             result = step(self._catalog.runnable(deployment), state, transition)
         except Exception as exc:
-            raise Poison(f"engine error: {type(exc).__name__}: {exc}", refusable) from None
+            raise Poison(f"engine error: {type(exc).__name__}: {exc}", refusable, tenant) from None
         seconds = time.perf_counter() - began
         if result.ignored is not None or result.state is None:
             execution.stage_unchanged(transition)
@@ -211,7 +226,9 @@ class Orchestrator:
             execution.stage(transition, instead)
         except Unstorable as again:
             raise Poison(
-                f"{problem.error.message}; failing instead: {again.error.message}", refusable
+                f"{problem.error.message}; failing instead: {again.error.message}",
+                refusable,
+                deployment.tenant,
             ) from None
         return instead
 
@@ -250,15 +267,17 @@ class Orchestrator:
         error = problem.error
         if state is None:
             if not isinstance(transition, StartExecution):
-                raise Poison(error.message)
-            await self._dead_letter(dead_letter_of(record, error.message, self._clock()))
+                raise Poison(error.message, tenant=deployment.tenant)
+            letter = dead_letter_of(record, error.message, self._clock(), deployment.tenant)
+            await self._dead_letter(letter)
             return fail_start(workflow, transition, error)
         failed = as_failure(transition, error) if problem.result_to_blame else None
         if failed is not None:
             result = step(workflow, state, failed)
             if result.ignored is None and result.state is not None:
                 return result
-        await self._dead_letter(dead_letter_of(record, error.message, self._clock()))
+        letter = dead_letter_of(record, error.message, self._clock(), deployment.tenant)
+        await self._dead_letter(letter)
         return fail_execution(workflow, state, error, transition.at)
 
     def _node_types(self, deployment: Deployment) -> Mapping[str, str]:

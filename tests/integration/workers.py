@@ -54,12 +54,13 @@ def make_key(
     role: Role,
     name: str,
     department: str | None = None,
+    tenant: str = DEFAULT_TENANT,
 ) -> str:
-    """A key for the workers of `prefix`, made straight on Kafka as `braidflow keys create`
-    makes it. In a thread: the calling test may run an event loop of its own."""
+    """A key of `tenant` for the workers of `prefix`, made straight on Kafka as `braidflow
+    keys create` makes it. In a thread: the calling test may run an event loop of its own."""
 
     async def create(ring: KeyRing) -> str:
-        key, _ = await ring.create(DEFAULT_TENANT, role, department, name, 0, "tests")
+        key, _ = await ring.create(tenant, role, department, name, 0, "tests")
         return key
 
     settings = Settings(kafka=broker.connection, prefix=prefix)
