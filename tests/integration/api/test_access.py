@@ -76,6 +76,7 @@ CASES: dict[str, tuple[str, bytes | None, int]] = {
     "decide": (f"/executions/{NOTHING}/approvals/ask", b'{"choice": "approve"}', 404),
     "publish": ("/events", b"{}", 400),
     "webhook": (f"/hooks/{NOTHING}", b"{}", 404),
+    "tenant_webhook": (f"/tenants/{NOTHING}/hooks/{NOTHING}", b"{}", 404),
     "backfill": ("/workflows/access-open/backfill", b"{}", 400),
     "list_dead_letters": ("/dead-letters", None, 200),
     "redrive": (f"/dead-letters/{NOTHING}/redrive", b"{}", 404),

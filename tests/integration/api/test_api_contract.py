@@ -89,7 +89,14 @@ class Known:
         names = set(re.findall(r"\{(\w+)\}", path))
         if not names:
             return None
-        known = {"node": self.node_id, "name": self.webhook, "id": self.workflow_id, "n": "1"}
+        known = {
+            "node": self.node_id,
+            "name": self.webhook,
+            "id": self.workflow_id,
+            "n": "1",
+            # A tenant without workflows: its webhooks answer 404.
+            "tenant": "contract-tenant",
+        }
         if "/executions/{id}" in path:
             known["id"] = self.execution_id
         elif path.startswith("/api/v1/dead-letters/"):

@@ -422,3 +422,19 @@ def test_dead_letters_of_one_tenant_are_not_found_by_another(
     assert b.api.post_json(f"/dead-letters/{letter}/redrive", {}).status == 404
     redriven = a.api.post_json(f"/dead-letters/{letter}/redrive", {})
     assert redriven.status == 202, redriven
+
+
+def test_departments_are_named_within_a_tenant(tenants: tuple[Tenant, Tenant]) -> None:
+    a, b = tenants
+    name = unique("support")
+    for tenant in tenants:
+        text = f"kind: Department\nname: {name}\ncontext: {{who: {tenant.name}}}\n"
+        reply = tenant.api.deploy(text)
+        assert (reply.status, reply.body) == (201, {"department": name, "version": 1}), reply
+    for tenant in tenants:
+        shown = tenant.api.get(f"/departments/{name}")
+        assert shown.status == 200 and shown.body["context"] == {"who": tenant.name}, shown
+    only_a = unique("finance")
+    assert a.api.deploy(f"kind: Department\nname: {only_a}\n").status == 201
+    assert b.api.get(f"/departments/{only_a}").status == 404
+    assert only_a not in {d["name"] for d in b.api.get("/departments").body["departments"]}

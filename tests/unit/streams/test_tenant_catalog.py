@@ -1,21 +1,25 @@
 """The catalog and the router by tenant: two tenants deploy one workflow id as two
 workflows; another tenant's records carry no `id`, so workers older than tenants skip them;
 an event is matched against its own tenant's triggers and waits only; a publish node's
-event and a wait registration go to their tenant's topic and key."""
+event and a wait registration go to their tenant's topic and key; a schedule starts its
+own tenant's workflow."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Awaitable, Mapping
 from typing import Any
 
 from braidflow.access import DEFAULT_TENANT
 from braidflow.config import Settings
 from braidflow.engine import AwaitEvent, PublishEvent, StartExecution
+from braidflow.engine.ids import execution_id_for
 from braidflow.schemas import decode_transition
 from braidflow.streams.catalog import Catalog
 from braidflow.streams.outbox import outbox_entry
 from braidflow.streams.router import EventRouter, Happened
+from braidflow.streams.schedules import Scheduler
 from braidflow.topology.version_numbers import VersionNumbers
 
 T0 = 1_795_000_000_000
@@ -128,3 +132,32 @@ def test_a_publish_node_and_a_wait_of_another_tenant_go_to_its_topic_and_key() -
     assert outbox_entry(wait, "events.", "ex").key == b"@acme/ticket.resolved"
     default = outbox_entry(PublishEvent("p", "ex", "w", "tell", T0, "ticket.done"), "events.", "ex")
     assert default.topic == "events.ticket"
+
+
+async def test_a_schedule_starts_its_own_tenants_workflow() -> None:
+    text = (
+        "id: report\ntriggers:\n  - schedule: {cron: '* * * * *'}\n"
+        "nodes:\n  - {id: done, type: end}\nedges: []\n"
+    )
+    value = {"text": text, "deployed_at": T0, "proposal": "p1", "tenant": "acme"}
+    catalog = await catalog_of([{**value, "workflow": "report"}])
+    started: list[tuple[str, str]] = []
+
+    async def start_for(key: str, event: Mapping[str, Any]) -> tuple[str, Awaitable[Any]]:
+        started.append((key, str(event["id"])))
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        return "x", done
+
+    settings = Settings()
+    scheduler = Scheduler(
+        settings,
+        catalog,
+        start_for,
+        execution_id_for,
+        lambda: set(range(settings.partitions)),
+        set(),
+        lambda: T0 + 60_000,
+    )
+    await scheduler.tick()
+    assert started and {key for key, _ in started} == {"acme/report"}
