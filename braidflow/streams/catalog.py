@@ -185,16 +185,19 @@ class Catalog:
         """Index the triggers of the latest version of `key`, or none if removed."""
         tenant, workflow_id = split_catalog_key(key)
         latest = self.latest(key)
+        index = self._subscriptions.setdefault(tenant, SubscriptionIndex())
         if latest is None:
-            self.subscriptions(tenant).remove(workflow_id)
+            index.remove(workflow_id)
         else:
-            self.subscriptions(tenant).add(latest.workflow)
+            index.add(latest.workflow)
         self.generation += 1
 
     def subscriptions(self, tenant: str = DEFAULT_TENANT) -> SubscriptionIndex:
         """The triggers of the latest version of every workflow of `tenant`, kept up to date
-        as deployments and removals are read."""
-        return self._subscriptions.setdefault(tenant, SubscriptionIndex())
+        as deployments and removals are read. Not to be changed by the caller."""
+        # A tenant that deployed nothing gets an empty index, and is not remembered: events
+        # on topics of any name must not grow this.
+        return self._subscriptions.get(tenant) or _NO_SUBSCRIPTIONS
 
     def tenants(self) -> list[str]:
         """The tenants that have deployed workflows, sorted."""
@@ -378,6 +381,9 @@ class Catalog:
         """Wait until every deployment and removal stored before this call is read
         (`FollowedTopic.catch_up`)."""
         await self._log.catch_up()
+
+
+_NO_SUBSCRIPTIONS = SubscriptionIndex()
 
 
 def _optional_str(value: object) -> str | None:
