@@ -23,6 +23,7 @@ from typing import Any, Literal
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
+from braidflow.access import DEFAULT_TENANT
 from braidflow.kafka_connection import KafkaConnection
 from braidflow.schemas.cloudevents import (
     CloudEvent,
@@ -32,6 +33,7 @@ from braidflow.schemas.cloudevents import (
     to_structured,
     topic_for,
 )
+from braidflow.tenants import events_prefix_for
 
 __all__ = ["CloudEvent", "EventPublisher", "KafkaConnection", "PublishError", "new_event"]
 
@@ -53,7 +55,11 @@ class PublishError(RuntimeError):
 
 
 class EventPublisher:
-    """A Kafka producer of CloudEvents; `flush` (or leaving the `with` block) waits for delivery."""
+    """A Kafka producer of CloudEvents; `flush` (or leaving the `with` block) waits for delivery.
+
+    `tenant`: publish on that tenant's topics (`tenants.T.events.<segment>`, docs/tenants.md);
+    the default tenant's are `topic_prefix` plus the segment.
+    """
 
     def __init__(
         self,
@@ -63,12 +69,14 @@ class EventPublisher:
         topic_prefix: str = "events.",
         mode: Literal["structured", "binary"] = "structured",
         config: Mapping[str, Any] | None = None,
+        tenant: str = DEFAULT_TENANT,
     ) -> None:
         if not isinstance(source, str) or not source:
             raise ValueError("source must be a non-empty URI reference, e.g. /helpdesk")
         if mode not in ("structured", "binary"):
             raise ValueError(f"mode must be 'structured' or 'binary', not {mode!r}")
         check_topic_prefix(topic_prefix)
+        topic_prefix = events_prefix_for(tenant, topic_prefix)
         connection = (
             broker if isinstance(broker, KafkaConnection) else KafkaConnection.plain(broker)
         )
