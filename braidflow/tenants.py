@@ -79,3 +79,10 @@ def wait_key(tenant: str, event_type: str) -> str:
     """The waits topic key of a tenant's event type: the type itself in the default tenant,
     `@T/<type>` in tenant T (an event type never starts with `@`)."""
     return event_type if tenant == DEFAULT_TENANT else f"@{tenant}/{event_type}"
+
+
+def tenant_of_wait_key(key: str) -> str:
+    """The tenant a waits topic key (`wait_key`) belongs to."""
+    if not key.startswith("@"):
+        return DEFAULT_TENANT
+    return key[1:].partition("/")[0]

@@ -27,7 +27,7 @@ from braidflow.schemas.dead_letters import DeadLetter
 from braidflow.schemas.records import AWAIT_EVENT
 from braidflow.streams.catalog import Catalog
 from braidflow.streams.orchestrator import Record, dead_letter_of
-from braidflow.tenants import catalog_key
+from braidflow.tenants import catalog_key, tenant_of_wait_key
 
 log = logging.getLogger(__name__)
 
@@ -149,4 +149,6 @@ class Correlator:
         table[record.key] = row
 
     async def _reject(self, record: Record, reason: str) -> None:
-        await self._dead_letter(dead_letter_of(record, reason, self._clock()))
+        key = (record.key or b"").decode(errors="replace")
+        letter = dead_letter_of(record, reason, self._clock(), tenant_of_wait_key(key))
+        await self._dead_letter(letter)

@@ -19,6 +19,7 @@ from braidflow.tenants import (
     events_topics_regex,
     split_catalog_key,
     tenant_of_topic,
+    tenant_of_wait_key,
     wait_key,
 )
 
@@ -41,6 +42,8 @@ def test_another_tenant_has_topics_keys_and_ids_of_its_own() -> None:
     assert split_catalog_key("acme/onboarding") == ("acme", "onboarding")
     assert split_catalog_key("onboarding") == (DEFAULT_TENANT, "onboarding")
     assert wait_key("acme", "ticket.resolved") == "@acme/ticket.resolved"
+    assert tenant_of_wait_key("@acme/ticket.resolved") == "acme"
+    assert tenant_of_wait_key("ticket.resolved") == DEFAULT_TENANT
     ids = {execution_id_for(EVENT, "ship", t) for t in (DEFAULT_TENANT, "acme", "globex")}
     assert len(ids) == 3
     assert execution_id_for(EVENT, "ship", "acme") == execution_id_for(EVENT, "ship", "acme")

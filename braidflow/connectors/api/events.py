@@ -13,7 +13,8 @@ from braidflow.access import DEFAULT_TENANT, Role, tenant_problem
 from braidflow.connectors.api.authentication import department_of, require, require_publisher
 from braidflow.connectors.api.backend import BACKEND, backend_of
 from braidflow.connectors.api.bodies import moment, object_body, off_loop, parsed_json
-from braidflow.connectors.api.errors import NotFound, Unauthorized
+from braidflow.connectors.api.caller import principal_of
+from braidflow.connectors.api.errors import BadRequest, NotFound, Unauthorized
 from braidflow.connectors.api.openapi import (
     ANY,
     INTEGER,
@@ -123,6 +124,14 @@ async def publish(request: web.Request) -> web.Response:
     triggers, could not fit a record."""
     body = await request.read()
     event = await off_loop(len(body), from_structured, body)
+    tenant = principal_of(request).tenant
+    if event.extensions.get("tenant", tenant) != tenant:
+        # The router would only dead-letter it: an event's tenant is its topic's.
+        raise BadRequest(
+            f"tenant: the event names {event.extensions['tenant']!r}, but it is published"
+            f" for the caller's tenant {tenant!r}",
+            field="tenant",
+        )
     department = event.extensions.get("department")
     require_publisher(request, department if isinstance(department, str) else None)
     # The topic is named after the type; a type no topic can carry is the sender's error.

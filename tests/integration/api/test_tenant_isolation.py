@@ -146,6 +146,10 @@ def test_an_event_published_through_the_api_starts_only_its_tenants_workflow(
     answer = a.publish(f"{segment}.created", {"n": "a"})
     assert answer["topic"] == f"tenants.{a.name}.events.{segment}"
     assert [v["output"] for v in a.finished(workflow, 1)] == [{"got": {"n": "a"}}]
+    forged = new_event(f"{segment}.created", {}, source="/tests", extensions={"tenant": b.name})
+    _, value = to_structured(forged)
+    refused = a.api.request("POST", "/events", value, "application/cloudevents+json")
+    assert (refused.status, refused.body.get("field")) == (400, "tenant"), refused
     b.publish(f"{segment}.created", {"n": "b"})
     assert [v["output"] for v in b.finished(workflow, 1)] == [{"got": {"n": "b"}}]
     assert len(a.executions(workflow)) == len(b.executions(workflow)) == 1
