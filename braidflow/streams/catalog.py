@@ -200,8 +200,9 @@ class Catalog:
         return self._subscriptions.get(tenant) or _NO_SUBSCRIPTIONS
 
     def tenants(self) -> list[str]:
-        """The tenants that have deployed workflows, sorted."""
-        return sorted(self._subscriptions)
+        """The tenants that have deployed workflows, in the order of their first deploy."""
+        # Asked for every lifecycle record the router reads: no sorting.
+        return list(self._subscriptions)
 
     def waited_since(self, tenant: str = DEFAULT_TENANT) -> Mapping[str, int]:
         """Event types some wait_event node of `tenant` waits for, in any version (old ones

@@ -79,7 +79,7 @@ async def test_two_tenants_deploy_one_id_as_two_workflows() -> None:
     assert [d.key for d in catalog.all_latest("acme")] == ["acme/onboarding"]
     assert [d.key for d in catalog.all_latest()] == ["onboarding"]
     assert catalog.all_latest("globex") == []
-    assert catalog.tenants() == ["acme", DEFAULT_TENANT]
+    assert catalog.tenants() == [DEFAULT_TENANT, "acme"]
 
 
 def test_workers_older_than_tenants_skip_another_tenants_records() -> None:
