@@ -30,6 +30,8 @@ nodes:
   - {id: call, type: subworkflow, params: {workflow: child}}
   - {id: wait, type: wait_event, params: {type: ticket.resolved}}
   - {id: work, type: task, params: {handler: h}}
+  - {id: each, type: foreach, params: {items: [1, 2], do: child}}
+  - {id: poll, type: loop, params: {do: child, count: 1, max_iterations: 1}}
   - {id: join, type: join}
   - {id: done, type: end}
 edges:
@@ -37,10 +39,14 @@ edges:
   - {from: split, to: call}
   - {from: split, to: wait}
   - {from: split, to: work}
+  - {from: split, to: each}
+  - {from: split, to: poll}
   - {from: tell, to: join}
   - {from: call, to: join}
   - {from: wait, to: join}
   - {from: work, to: join}
+  - {from: each, to: join}
+  - {from: poll, to: join}
   - {from: join, to: done}
 """
 )
@@ -65,6 +71,8 @@ def test_everything_a_tenants_execution_emits_names_its_tenant() -> None:
         LifecycleEvent,
     }
     assert {m.tenant for m in emitted} == {"acme"}
+    # The subworkflow's child, the foreach's two and the loop's first pass.
+    assert len(of_type(sent, StartExecution)) == 4
 
 
 def test_a_dead_letter_names_its_executions_tenant() -> None:
