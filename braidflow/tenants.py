@@ -63,6 +63,16 @@ def tenant_of_topic(topic: str, events_prefix: str = "events.") -> str:
     return tenant
 
 
+def owner_of_topic(topic: str) -> str:
+    """Whose topic `topic` is by its name alone, whatever the events prefix: T's under
+    `tenants.T.`, else the default tenant's (braidflow's own topics, `events.*`, and names
+    under `tenants.` that name no tenant)."""
+    tenant, dot, _ = topic.removeprefix(TENANTS_TOPIC_PREFIX).partition(".")
+    if not topic.startswith(TENANTS_TOPIC_PREFIX) or not dot or tenant_problem(tenant):
+        return DEFAULT_TENANT
+    return tenant
+
+
 def catalog_key(tenant: str, workflow_id: str) -> str:
     """The key of a workflow (or department) in the catalog: its id in the default tenant,
     `T/<id>` in tenant T (ids and tenant names hold no `/`)."""

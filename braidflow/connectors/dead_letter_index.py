@@ -41,7 +41,7 @@ from braidflow.schemas.dead_letters import (
     RedriveMark,
     decode_dead_letter,
 )
-from braidflow.tenants import TenantTopicError, tenant_of_topic
+from braidflow.tenants import owner_of_topic
 
 log = logging.getLogger(__name__)
 
@@ -248,10 +248,7 @@ def _record_tenant(letter: DeadLetter) -> str:
     topic's, else the default."""
     if letter.tenant != DEFAULT_TENANT:
         return letter.tenant
-    try:
-        return tenant_of_topic(letter.topic)
-    except TenantTopicError:
-        return DEFAULT_TENANT
+    return owner_of_topic(letter.topic)
 
 
 def _stored(

@@ -17,6 +17,7 @@ from braidflow.tenants import (
     catalog_key,
     events_prefix_for,
     events_topics_regex,
+    owner_of_topic,
     split_catalog_key,
     tenant_of_topic,
     tenant_of_wait_key,
@@ -79,6 +80,12 @@ def test_the_default_tenant_has_one_spelling_and_a_bad_tenant_name_none() -> Non
         tenant_of_topic("tenants.9lives.events.ticket")
     with pytest.raises(ValueError, match="lowercase"):
         events_prefix_for("Acme")
+
+
+def test_whose_topic_a_name_says_whatever_the_events_prefix() -> None:
+    assert owner_of_topic("tenants.acme.prod-events.ticket") == "acme"
+    for topic in ("events.ticket", "bf.transitions", "tenants.default.events.x", "tenants.X.e"):
+        assert owner_of_topic(topic) == DEFAULT_TENANT
 
 
 def test_a_tenants_acl_prefix_covers_its_topics_and_no_other() -> None:
