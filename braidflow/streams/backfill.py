@@ -316,10 +316,14 @@ def _matching(
         if at is None or not from_ms <= at <= to_ms:
             continue
         try:
-            event = from_kafka(message.headers(), message.value()).scope()
+            cloud_event = from_kafka(message.headers(), message.value())
         except CloudEventError:
             # The router dead-lettered it when it came; nothing to start.
             continue
+        if cloud_event.extensions.get("tenant", tenant) != tenant:
+            # Another tenant's name on this tenant's topic: dead-lettered by the router too.
+            continue
+        event = cloud_event.scope()
         if index.match(event):
             found.append((execution_id_for(event, workflow_id, tenant), event))
     return found
