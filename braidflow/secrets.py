@@ -162,38 +162,83 @@ class Redaction:
         return value
 
 
-AllowedSecrets = Callable[[str, str | None], frozenset[str] | None]
-"""`allowed(tenant, department)`: the secrets a department's workflows may use, or None for
-every secret of the tenant. The departments round gives the department's list of shared
-credentials here; until then every workflow may use all of its tenant's secrets."""
+@dataclass(frozen=True, slots=True)
+class SecretsAllowed:
+    """Which of its tenant's secrets a workflow may use (docs/secrets.md, "Whose secrets").
+
+    `listed`: the credentials its department lists; then only those. None (its department
+    lists none, is not deployed as a definition, or it has none): any secret but those some
+    department lists, `claimed` (secret name -> the departments listing it). An install that
+    lists no credentials therefore allows every secret, as before departments had lists."""
+
+    listed: frozenset[str] | None = None
+    claimed: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def refusal(self, name: str, department: str | None) -> str | None:
+        """Why `name` may not be used by a workflow of `department`; None when it may."""
+        if self.listed is not None:
+            if name in self.listed:
+                return None
+            listed = ", ".join(repr(n) for n in sorted(self.listed)) or "none"
+            return (
+                f"secret {name!r} is not among the credentials department {department!r}"
+                f" lists (it lists: {listed})"
+            )
+        owners = self.claimed.get(name)
+        if not owners:
+            return None
+        who = (
+            "a workflow of no department"
+            if department is None
+            else (f"a workflow of department {department!r}, which lists no credentials,")
+        )
+        return (
+            f"secret {name!r} is a credential of department"
+            f"{'s' if len(owners) > 1 else ''} {', '.join(repr(o) for o in owners)}:"
+            f" {who} may not use it"
+        )
 
 
-def every_secret(tenant: str, department: str | None) -> frozenset[str] | None:
+def credentials_allowed(
+    department: str | None, lists: Mapping[str, frozenset[str] | None]
+) -> SecretsAllowed:
+    """What a workflow of `department` may use, given each deployed department's
+    `credentials` list (None for one that has no list)."""
+    own = lists.get(department) if department is not None else None
+    if own is not None:
+        return SecretsAllowed(listed=own)
+    claimed: dict[str, list[str]] = {}
+    for owner, names in sorted(lists.items()):
+        for name in names or ():
+            claimed.setdefault(name, []).append(owner)
+    return SecretsAllowed(claimed={name: tuple(o) for name, o in claimed.items()})
+
+
+AllowedSecrets = Callable[[str, str | None], SecretsAllowed]
+"""`allowed(tenant, department)`: the secrets a workflow of that department may use."""
+
+
+def every_secret(tenant: str, department: str | None) -> SecretsAllowed:
     """The `AllowedSecrets` of an install without department definitions: no limit."""
-    return None
+    return SecretsAllowed()
 
 
 @dataclass(slots=True)
 class SecretScope:
-    """The secrets one task may read: its tenant's, limited to `allowed` (None: no limit).
-    Every value read is added to `redaction`."""
+    """The secrets one task may read: its tenant's, as far as `allowed` lets a workflow of
+    `department` use them. Every value read is added to `redaction`."""
 
     provider: SecretsProvider
     tenant: str = DEFAULT_TENANT
-    allowed: frozenset[str] | None = None
+    allowed: SecretsAllowed = field(default_factory=SecretsAllowed)
     department: str | None = None
     redaction: Redaction = field(default_factory=Redaction)
 
     def lookup(self, name: str) -> str:
         """The value of `name`; SecretError naming it when it is not allowed or not set."""
-        if self.allowed is not None and name not in self.allowed:
-            department = (
-                "its department" if self.department is None else f"department {self.department!r}"
-            )
-            raise SecretError(
-                "SecretNotAllowed",
-                f"secret {name!r} is not among the credentials {department} allows",
-            )
+        refusal = self.allowed.refusal(name, self.department)
+        if refusal is not None:
+            raise SecretError("SecretNotAllowed", refusal)
         value = self.provider.secret(self.tenant, name)
         if value is None:
             raise SecretError(

@@ -259,6 +259,8 @@ class TaskRequest:
     timeout_ms: int | None = None
     item: int | None = None  # a foreach item: the executor echoes it in its answer
     tenant: str = DEFAULT_TENANT  # whose secrets the task may read
+    # The department of the workflow the execution runs: which credentials it may use.
+    department: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

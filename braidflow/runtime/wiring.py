@@ -27,6 +27,7 @@ from braidflow.engine.ids import execution_id_for
 from braidflow.runtime.backend import RuntimeBackend
 from braidflow.runtime.worker import Runtime
 from braidflow.schemas import encode_transition
+from braidflow.secrets import credentials_allowed
 from braidflow.streams.app import create_app
 from braidflow.streams.bulk_producer import BulkProducer
 from braidflow.streams.catalog import Catalog
@@ -115,7 +116,16 @@ def build_runtime(
     orchestrator.on_step = observe_step
     http = HttpNodeClient()
     executor = Executor(
-        settings, registry, http, publisher.send_transition, publisher.dead_letter, clock
+        settings,
+        registry,
+        http,
+        publisher.send_transition,
+        publisher.dead_letter,
+        clock,
+        # Departments are the default tenant's until the tenants round keys them by tenant.
+        allowed_secrets=lambda tenant, department: credentials_allowed(
+            department, catalog.departments.credential_lists()
+        ),
     )
     # Starts caused by events, webhooks and schedules: ten or more per event at times.
     start_producer = BulkProducer(settings.kafka)

@@ -493,6 +493,7 @@ def _task_request(t: TaskRequest) -> AvroRecord:
         "timeout_ms": t.timeout_ms,
         "item": t.item,
         "tenant": t.tenant,
+        "department": t.department,
     }
 
 
@@ -510,6 +511,7 @@ def _untask_request(r: AvroRecord) -> TaskRequest:
         r["timeout_ms"],
         r["item"],
         r["tenant"],
+        r["department"],
     )
 
 

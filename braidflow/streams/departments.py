@@ -103,3 +103,7 @@ class Departments:
 
     def all_latest(self) -> list[DepartmentVersion]:
         return [found[-1] for _, found in sorted(self._versions.items())]
+
+    def credential_lists(self) -> dict[str, frozenset[str] | None]:
+        """Each department's current `credentials` (None: it lists none)."""
+        return {name: found[-1].department.credentials for name, found in self._versions.items()}

@@ -99,7 +99,7 @@ class Executor:
     execution id) and returns once the broker has it; `dead_letter` does the same for
     records that cannot be decoded. `secrets` gives the values of secrets (default: the
     environment, then `settings.secrets_dir`); `allowed_secrets` limits the ones a
-    department's workflows may use (the departments round gives it).
+    workflow of a department may use (the department's `credentials`).
     """
 
     def __init__(
@@ -304,9 +304,7 @@ class Executor:
         return redact.value(output), None
 
     def _secret_scope(self, request: TaskRequest) -> SecretScope:
-        # The execution's tenant; the departments round passes its department, until then
-        # none.
-        tenant, department = request.tenant, None
+        tenant, department = request.tenant, request.department
         return SecretScope(
             self._secrets, tenant, self._allowed_secrets(tenant, department), department
         )

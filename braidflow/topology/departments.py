@@ -41,6 +41,10 @@ class Department:
     node_timeout_ms: int | None = None
     retry: Retry | None = None
     allow_callers: tuple[str, ...] | str = ()
+    # Secret names its workflows may use; None: it lists none (braidflow.secrets.SecretsAllowed).
+    credentials: frozenset[str] | None = None
+    # Webhook URLs called when an execution of it fails or times out (docs/departments.md).
+    alert_webhooks: tuple[str, ...] = ()
 
     def allows(self, caller: str | None) -> bool:
         """Whether a workflow of department `caller` (None: of none) may call one of this."""
@@ -92,6 +96,8 @@ def compile_department(doc: Any) -> Department:
         ),
         retry=build_retry(settings.get("retry")),
         allow_callers=callers if isinstance(callers, str) else tuple(callers),
+        credentials=frozenset(doc["credentials"]) if "credentials" in doc else None,
+        alert_webhooks=tuple(c["webhook"] for c in settings.get("alert_channels", ())),
     )
 
 

@@ -13,8 +13,11 @@ from braidflow.secrets import (
     EnvironmentSecrets,
     Redaction,
     SecretError,
+    SecretsAllowed,
     SecretScope,
     TaskSecrets,
+    credentials_allowed,
+    every_secret,
     provider_for,
 )
 
@@ -95,12 +98,15 @@ def test_a_scope_reads_its_tenants_secrets_and_names_what_it_cannot_give() -> No
         "SecretNotFound",
         "secret 'NOPE' is not set for tenant 'default' (looked for: vault path default/NOPE)",
     )
-    limited = SecretScope(vault, allowed=frozenset({"CRM_TOKEN"}), department="support")
+    limited = SecretScope(
+        vault, allowed=SecretsAllowed(listed=frozenset({"CRM_TOKEN"})), department="support"
+    )
     with pytest.raises(SecretError) as refused:
         limited.lookup("DB")
     assert (refused.value.type, refused.value.message) == (
         "SecretNotAllowed",
-        "secret 'DB' is not among the credentials department 'support' allows",
+        "secret 'DB' is not among the credentials department 'support' lists"
+        " (it lists: 'CRM_TOKEN')",
     )
     assert "db-value" not in str(refused.value)
     assert limited.lookup("CRM_TOKEN") == "t0k-value"
@@ -133,3 +139,53 @@ def test_redaction_takes_values_out_as_written_and_url_quoted() -> None:
     assert redaction.value({"echo s3cr/t+1": ["Bearer s3cr/t+1", 3, None, "s3cr"]}) == {
         "echo [secrets.TOKEN]": ["Bearer [secrets.TOKEN]", 3, None, "[secrets.PREFIX]"]
     }
+
+
+LISTS: dict[str, frozenset[str] | None] = {
+    "support": frozenset({"HELPDESK"}),
+    "sales": frozenset({"HELPDESK", "CRM"}),
+    "ops": None,
+}
+
+
+def test_a_department_with_a_credentials_list_may_use_exactly_those() -> None:
+    allowed = credentials_allowed("support", LISTS)
+    assert allowed.refusal("HELPDESK", "support") is None
+    assert allowed.refusal("CRM", "support") == (
+        "secret 'CRM' is not among the credentials department 'support' lists"
+        " (it lists: 'HELPDESK')"
+    )
+    # Listed by nobody, still not on the list.
+    assert allowed.refusal("ANYTHING", "support") is not None
+    assert credentials_allowed("quiet", {"quiet": frozenset()}).refusal("X", "quiet") == (
+        "secret 'X' is not among the credentials department 'quiet' lists (it lists: none)"
+    )
+
+
+def test_without_a_list_a_workflow_uses_any_secret_no_department_lists() -> None:
+    for department in (None, "ops", "undeployed"):
+        allowed = credentials_allowed(department, LISTS)
+        assert allowed.refusal("DB", department) is None
+    assert credentials_allowed(None, LISTS).refusal("HELPDESK", None) == (
+        "secret 'HELPDESK' is a credential of departments 'sales', 'support':"
+        " a workflow of no department may not use it"
+    )
+    assert credentials_allowed("ops", LISTS).refusal("CRM", "ops") == (
+        "secret 'CRM' is a credential of department 'sales':"
+        " a workflow of department 'ops', which lists no credentials, may not use it"
+    )
+
+
+def test_an_install_that_lists_no_credentials_allows_every_secret() -> None:
+    for department in (None, "ops"):
+        assert credentials_allowed(department, {"ops": None}).refusal("X", department) is None
+        assert every_secret(DEFAULT_TENANT, department).refusal("X", department) is None
+
+
+def test_a_refused_secret_fails_the_lookup_before_any_value_is_read() -> None:
+    vault = Vault({(DEFAULT_TENANT, "HELPDESK"): "hd-value"})
+    scope = SecretScope(vault, allowed=credentials_allowed(None, LISTS))
+    with pytest.raises(SecretError) as refused:
+        scope.lookup("HELPDESK")
+    assert refused.value.type == "SecretNotAllowed"
+    assert vault.asked == []

@@ -25,6 +25,8 @@ from braidflow.connectors.api.openapi import (
     path_param,
 )
 from braidflow.engine.state import iso_time
+from braidflow.secrets import credentials_allowed
+from braidflow.topology.credentials import refused_secrets
 from braidflow.topology.departments import (
     declares_department,
     load_department,
@@ -93,6 +95,13 @@ def context_warnings(backend: Backend, workflow: Workflow) -> list[Problem]:
     """`dept.*` names a workflow reads that its deployed department does not define."""
     found = backend.department(workflow.definition.department or "")
     return [] if found is None else unknown_context_names(workflow, found.department)
+
+
+def credential_warnings(backend: Backend, workflow: Workflow) -> list[Problem]:
+    """`${secrets.NAME}` a workflow names that the deployed departments' credentials lists
+    keep from it."""
+    lists = {d.name: d.department.credentials for d in backend.departments()}
+    return refused_secrets(workflow, credentials_allowed(workflow.definition.department, lists))
 
 
 def _name_of(text: str) -> str:

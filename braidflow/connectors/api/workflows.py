@@ -14,6 +14,7 @@ from braidflow.connectors.api.caller import principal_of
 from braidflow.connectors.api.departments import (
     DEPARTMENT_DEPLOYED,
     context_warnings,
+    credential_warnings,
     department_text,
     deploy_department,
 )
@@ -76,6 +77,7 @@ async def deploy(request: web.Request) -> web.Response:
     warnings = [
         *misspelt_handlers(deployment.workflow, backend.task_handlers()),
         *context_warnings(backend, deployment.workflow),
+        *credential_warnings(backend, deployment.workflow),
     ]
     if warnings:
         body["warnings"] = [str(w) for w in warnings]

@@ -64,6 +64,7 @@ class WorkKind(NodeKind):
             timeout_ms=node.node.timeout_ms,
             item=item,
             tenant=draft.state.tenant,
+            department=draft.workflow.definition.department,
         )
 
     def start(self, draft: Draft, node: CompiledNode, attempt: int, given: Any) -> None:

@@ -21,6 +21,7 @@ from braidflow.connectors.http import HttpNodeClient
 from braidflow.engine.messages import NodeCompleted, NodeFailed, TaskRequest, Transition
 from braidflow.schemas import encode_task
 from braidflow.schemas.dead_letters import DeadLetter
+from braidflow.secrets import credentials_allowed
 from braidflow.streams.executor import Executor
 from braidflow.tasks import TaskContext, TaskRegistry
 
@@ -76,6 +77,7 @@ def task_request(execution_id: str, **fields: Any) -> TaskRequest:
         "attempt": 1,
         "idempotency_key": f"{execution_id}:work:1",
         "at": NOW,
+        "department": "support",
     }
     return TaskRequest(**(values | fields))
 
@@ -161,8 +163,10 @@ async def test_secrets_are_resolved_at_the_call_and_never_come_back(
             dead_letter,
             lambda: NOW,
             secrets=vault,
-            # A department allowing CRM_TOKEN and NOPE (not set) only, as the departments round will give it.
-            allowed_secrets=lambda tenant, department: frozenset({"CRM_TOKEN", "NOPE"}),
+            # Department support lists CRM_TOKEN and NOPE (not set) only.
+            allowed_secrets=lambda tenant, department: credentials_allowed(
+                department, {"support": frozenset({"CRM_TOKEN", "NOPE"})}
+            ),
         )
         await executor.start()
         try:
@@ -201,7 +205,8 @@ async def test_secrets_are_resolved_at_the_call_and_never_come_back(
     )
     assert failure("refused") == (
         "SecretNotAllowed",
-        "secret 'OTHER' is not among the credentials its department allows",
+        "secret 'OTHER' is not among the credentials department 'support' lists"
+        " (it lists: 'CRM_TOKEN', 'NOPE')",
     )
     kind, message = failure("down")
     assert "?k=[secrets.CRM_TOKEN]" in message, message
