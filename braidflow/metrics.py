@@ -61,3 +61,10 @@ EXECUTION_DURATION = Histogram(
     ["workflow", "status"],
     buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800, 3600, 21600, 86400),
 )
+
+DEPARTMENT_ALERT_WEBHOOKS = Counter(
+    "braidflow_department_alert_webhooks",
+    "Department alerts POSTed to a webhook, by department and outcome (delivered; failed:"
+    " refused every attempt, given up).",
+    ["department", "outcome"],
+)

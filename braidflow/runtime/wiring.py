@@ -12,6 +12,7 @@ import mode
 from aiohttp import web
 
 from braidflow.config import Settings
+from braidflow.connectors.alert_webhooks import AlertWebhooks
 from braidflow.connectors.api import Authentication, TokenVerifier, create_api
 from braidflow.connectors.api.authentication import off_problem
 from braidflow.connectors.audit_index import AuditIndex, AuditProjection
@@ -28,6 +29,7 @@ from braidflow.runtime.backend import RuntimeBackend
 from braidflow.runtime.worker import Runtime
 from braidflow.schemas import encode_transition
 from braidflow.secrets import credentials_allowed
+from braidflow.streams.alerts import DepartmentAlerts
 from braidflow.streams.app import create_app
 from braidflow.streams.bulk_producer import BulkProducer
 from braidflow.streams.catalog import Catalog
@@ -126,6 +128,10 @@ def build_runtime(
         allowed_secrets=lambda tenant, department: credentials_allowed(
             department, catalog.departments.credential_lists()
         ),
+    )
+    alert_webhooks = AlertWebhooks()
+    alerts = DepartmentAlerts(
+        settings, catalog, publisher.queue, events_topics.ensure, alert_webhooks
     )
     # Starts caused by events, webhooks and schedules: ten or more per event at times.
     start_producer = BulkProducer(settings.kafka)
@@ -252,11 +258,15 @@ def build_runtime(
             await router.start()
             await scanner.start()
             await scheduler.start()
+            await alert_webhooks.start()
+            await alerts.start()
             for hook in runtime.on_ready:
                 await hook(runtime)
             runtime.hooks_done = True
 
         async def on_stop(self) -> None:
+            await alerts.stop()
+            await alert_webhooks.stop()
             await scheduler.stop()
             await scanner.stop()
             await router.stop()

@@ -1,0 +1,294 @@
+"""Department alerts: a failed, timed-out or parked execution of a department is told to the
+department's webhooks and published on the event bus (docs/departments.md, "Alerts").
+
+A consumer of the lifecycle topic in a group of its own, `{prefix}-alerts`, apart from every
+execution: a slow or dead webhook never holds up a step. Each alert publishes the CloudEvent
+`braidflow.department.alert` on the topic a `publish` node would use for that type, waits for
+the broker's acknowledgement, then POSTs it to every webhook of the department; only then does
+its offset count as done and get committed. A worker killed in between reads the record
+again: at least once (the event's id is stable; a webhook may see an alert twice). A webhook
+that keeps failing is retried with backoff `attempts` times, then logged and counted
+(`braidflow_department_alert_webhooks{outcome="failed"}`) and given up.
+
+It follows the lifecycle topic only once some department is deployed as a definition (every
+step of every execution writes to that topic), and alerts only for events after the
+department's first version, so deploying one does not alert for the failures of the past.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
+from typing import Any, Protocol
+
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka.abc import ConsumerRebalanceListener
+from aiokafka.errors import KafkaError
+
+from braidflow.access import DEFAULT_TENANT
+from braidflow.config import Settings
+from braidflow.engine import LifecycleEvent
+from braidflow.metrics import DEPARTMENT_ALERT_WEBHOOKS
+from braidflow.schemas import CodecError, decode_event
+from braidflow.schemas.cloudevents import CloudEvent, structured_document, to_structured, topic_for
+from braidflow.schemas.department_alerts import ALERT_TYPE, ALERTING_TYPES, department_alert
+from braidflow.streams.catalog import Catalog
+from braidflow.streams.offsets import OffsetTracker, PartitionOffsets
+
+log = logging.getLogger(__name__)
+
+Headers = list[tuple[str, bytes]]
+Queue = Callable[[str, bytes, bytes, Headers | None], Awaitable[Awaitable[Any]]]
+"""Queue (topic, key, value, headers); the future resolves on acknowledgement."""
+
+WEBHOOK_ATTEMPTS = 5
+WEBHOOK_FIRST_DELAY_S = 0.5
+WEBHOOK_MAX_DELAY_S = 30.0
+_COMMIT_INTERVAL_S = 1.0
+_POLL_MS = 1_000
+_IN_FLIGHT_MAX = 200
+_IDLE_CHECK_S = 1.0
+_PUBLISH_RETRY_MAX_S = 5.0
+# How long an alert waits for this worker to read the workflow version it names.
+_CATALOG_WAIT_S = 30.0
+
+
+class WebhookPoster(Protocol):
+    """What POSTs an alert to a webhook: `connectors.alert_webhooks` in a worker."""
+
+    async def post(self, url: str, document: Mapping[str, Any]) -> None:
+        """POST `document` as a structured CloudEvent; raise on anything but a 2xx."""
+        ...
+
+
+class DepartmentAlerts:
+    """Follows the lifecycle topic and sends each department's alerts."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        catalog: Catalog,
+        queue: Queue,
+        ensure_topic: Callable[[str], Awaitable[None]],
+        webhooks: WebhookPoster,
+        *,
+        attempts: int = WEBHOOK_ATTEMPTS,
+        first_delay_s: float = WEBHOOK_FIRST_DELAY_S,
+    ) -> None:
+        self._settings = settings
+        self._catalog = catalog
+        self._queue = queue
+        self._ensure_topic = ensure_topic
+        self._webhooks = webhooks
+        self._attempts = attempts
+        self._first_delay_s = first_delay_s
+        self.group_id = f"{settings.prefix}-alerts"
+        self._topic = topic_for(ALERT_TYPE, settings.events_prefix)
+        self._tracker: OffsetTracker[TopicPartition] = OffsetTracker()
+        self._running: set[asyncio.Task[None]] = set()
+        self._commit_lock = asyncio.Lock()
+        self._consumer: AIOKafkaConsumer | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        for task in list(self._running):
+            task.cancel()
+        await asyncio.gather(*self._running, return_exceptions=True)
+        await self._commit()
+        if self._consumer is not None:
+            await self._consumer.stop()
+            self._consumer = None
+
+    async def _run(self) -> None:
+        # Nothing to alert for until a department is deployed as a definition.
+        while not self._catalog.departments.all_latest():
+            await asyncio.sleep(_IDLE_CHECK_S)
+        s = self._settings
+        session_ms = int(s.session_timeout_s * 1000)
+        consumer = AIOKafkaConsumer(
+            **s.kafka.aiokafka(f"{s.prefix}-alerts"),
+            group_id=self.group_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            fetch_max_wait_ms=s.fetch_max_wait_ms,
+            session_timeout_ms=session_ms,
+            heartbeat_interval_ms=max(session_ms // 3, 100),
+            rebalance_timeout_ms=int(s.rebalance_timeout_s * 1000),
+            max_poll_interval_ms=int(s.max_poll_interval_s * 1000),
+        )
+        await consumer.start()
+        consumer.subscribe([s.topics.lifecycle], listener=_CommitOnRevoke(self))
+        self._consumer = consumer
+        committing = asyncio.create_task(self._commit_periodically())
+        try:
+            await self._poll(consumer)
+        finally:
+            committing.cancel()
+
+    async def _poll(self, consumer: AIOKafkaConsumer) -> None:
+        while True:
+            try:
+                if len(self._running) >= _IN_FLIGHT_MAX:
+                    # Alerts waiting on slow webhooks: poll for nothing, to stay in the group.
+                    consumer.pause(*consumer.assignment())
+                    await asyncio.sleep(_COMMIT_INTERVAL_S)
+                    await consumer.getmany(timeout_ms=0, max_records=1)
+                    continue
+                paused = consumer.paused()
+                if paused:
+                    consumer.resume(*paused)
+                batch = await consumer.getmany(timeout_ms=_POLL_MS, max_records=500)
+            except Exception:
+                # A dead poll loop would be a silent one: alerts must outlive a broker hiccup.
+                log.exception("alerts: polling the lifecycle topic failed; retrying")
+                await asyncio.sleep(_PUBLISH_RETRY_MAX_S)
+                continue
+            for records in batch.values():
+                for record in records:
+                    self._take(record)
+
+    def _take(self, record: ConsumerRecord[bytes, bytes]) -> None:
+        offsets = self._tracker.partition(TopicPartition(record.topic, record.partition))
+        offsets.start(record.offset)
+        if not _alerting(record):
+            # Done at once, so the commit moves past it.
+            offsets.finish(record.offset)
+            return
+        task = asyncio.create_task(self._handle(record, offsets))
+        self._running.add(task)
+        task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._running.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("alerts: handling a record failed", exc_info=task.exception())
+
+    async def _handle(
+        self, record: ConsumerRecord[bytes, bytes], offsets: PartitionOffsets
+    ) -> None:
+        try:
+            event = decode_event(record.value or b"")
+        except CodecError as exc:
+            # The projections dead-letter what they cannot read; here it only has no alert.
+            log.warning("alerts: skipping an undecodable lifecycle record: %s", exc)
+        else:
+            alert = await self._alert_for(event)
+            if alert is not None:
+                await self.send(alert)
+        offsets.finish(record.offset)
+
+    async def _alert_for(self, event: LifecycleEvent) -> CloudEvent | None:
+        deployment = await self._catalog.wait_for(
+            event.workflow_id, event.workflow_version, _CATALOG_WAIT_S
+        )
+        if deployment is None:
+            log.warning(
+                "alerts: %s %s names workflow %s v%d, which this worker cannot read",
+                event.type,
+                event.execution_id,
+                event.workflow_id,
+                event.workflow_version,
+            )
+            return None
+        name = deployment.workflow.definition.department
+        versions = self._catalog.departments.versions(name) if name is not None else []
+        if name is None or not versions or event.at < versions[0].deployed_at:
+            return None
+        # The tenants round takes the tenant from the event.
+        return department_alert(event, name, DEFAULT_TENANT)
+
+    async def send(self, alert: CloudEvent) -> None:
+        """Publish `alert` on the event bus (until the broker has it), then POST it to its
+        department's webhooks."""
+        headers, value = to_structured(alert)
+        key = (alert.subject or alert.id).encode()
+        delay = 0.1
+        while True:
+            try:
+                await self._ensure_topic(self._topic)
+                await (await self._queue(self._topic, key, value, headers))
+                break
+            except Exception as exc:
+                log.warning("alerts: publishing %s failed (%r); retrying", alert.id, exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, _PUBLISH_RETRY_MAX_S)
+        department = str(alert.department)
+        definition = self._catalog.departments.definition(department)
+        urls = definition.alert_webhooks if definition is not None else ()
+        document = structured_document(alert)
+        await asyncio.gather(*(self._post(url, department, document) for url in urls))
+
+    async def _post(self, url: str, department: str, document: Mapping[str, Any]) -> None:
+        delay = self._first_delay_s
+        for attempt in range(1, self._attempts + 1):
+            try:
+                await self._webhooks.post(url, document)
+            except Exception as exc:
+                if attempt == self._attempts:
+                    DEPARTMENT_ALERT_WEBHOOKS.labels(department, "failed").inc()
+                    log.error(
+                        "alerts: webhook %s of department %s refused alert %s %d times,"
+                        " giving up: %s",
+                        url,
+                        department,
+                        document.get("id"),
+                        attempt,
+                        exc,
+                    )
+                    return
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, WEBHOOK_MAX_DELAY_S)
+            else:
+                DEPARTMENT_ALERT_WEBHOOKS.labels(department, "delivered").inc()
+                return
+
+    async def _commit_periodically(self) -> None:
+        while True:
+            await asyncio.sleep(_COMMIT_INTERVAL_S)
+            await self._commit()
+
+    async def _commit(self, partitions: Collection[TopicPartition] | None = None) -> None:
+        consumer = self._consumer
+        if consumer is None:
+            return
+        async with self._commit_lock:
+            offsets = self._tracker.to_commit(partitions)
+            if not offsets:
+                return
+            try:
+                await consumer.commit(offsets)
+            except KafkaError as exc:
+                log.warning("alerts: commit of %s failed: %r", offsets, exc)
+                return
+            self._tracker.mark_committed(offsets)
+
+    async def _revoked(self, partitions: Collection[TopicPartition]) -> None:
+        await self._commit(partitions)
+        self._tracker.forget(partitions)
+
+
+def _alerting(record: ConsumerRecord[bytes, bytes]) -> bool:
+    """Whether a lifecycle record may make an alert, from its `ce_type` header alone."""
+    headers: Sequence[tuple[str, bytes]] = record.headers or ()
+    return any(name == "ce_type" and value in ALERTING_TYPES for name, value in headers)
+
+
+class _CommitOnRevoke(ConsumerRebalanceListener):
+    def __init__(self, alerts: DepartmentAlerts) -> None:
+        self._alerts = alerts
+
+    async def on_partitions_revoked(self, revoked: Collection[TopicPartition]) -> None:
+        await self._alerts._revoked(revoked)
+
+    async def on_partitions_assigned(self, assigned: Collection[TopicPartition]) -> None:
+        pass
