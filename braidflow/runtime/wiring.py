@@ -176,7 +176,7 @@ def build_runtime(
         runtime.fail(refusal_line(code, group, settings))
 
     # Faust's consumer group is the app id, the prefix.
-    watch_group_refusals([settings.prefix, executor.group_id], refused)
+    watch_group_refusals([settings.prefix, executor.group_id, alerts.group_id], refused)
     router.on_refusal = refused
 
     async def fire(timer: DueTimer) -> None:
