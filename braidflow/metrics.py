@@ -64,7 +64,7 @@ EXECUTION_DURATION = Histogram(
 
 DEPARTMENT_ALERT_WEBHOOKS = Counter(
     "braidflow_department_alert_webhooks",
-    "Department alerts POSTed to a webhook, by department and outcome (delivered; failed:"
-    " refused every attempt, given up).",
+    "Department alerts POSTed to a webhook, by department and outcome (delivered; given_up:"
+    " refused every attempt).",
     ["department", "outcome"],
 )

@@ -9,7 +9,7 @@ extension keeps it from workflows of other departments, as for any event on the 
 from __future__ import annotations
 
 from braidflow.engine import LifecycleEvent
-from braidflow.engine.state import iso_time
+from braidflow.engine.state import ExecutionStatus, iso_time
 from braidflow.schemas.cloudevents import CloudEvent
 from braidflow.schemas.lifecycle_events import lifecycle_type
 
@@ -21,6 +21,9 @@ ALERTING = frozenset({"workflow.failed", "workflow.parked"})
 ALERTING_TYPES = frozenset(lifecycle_type(t).encode() for t in ALERTING)
 """Their `ce_type` headers, so a reader skips every other record undecoded."""
 
+TIMED_OUT = "timed_out"
+"""The alert's status for a failure by a deadline (an execution has no such status)."""
+
 TIMEOUT_ERRORS = frozenset({"Timeout", "TimeoutError"})
 """Error types of a deadline that passed: the engine's timers and the executor's cut-offs."""
 
@@ -30,10 +33,10 @@ def alert_status(event: LifecycleEvent) -> str | None:
     if event.type not in ALERTING:
         return None
     if event.type == "workflow.parked":
-        return "parked"
+        return ExecutionStatus.PARKED.value
     if event.error is not None and event.error.type in TIMEOUT_ERRORS:
-        return "timed_out"
-    return "failed"
+        return TIMED_OUT
+    return ExecutionStatus.FAILED.value
 
 
 def department_alert(event: LifecycleEvent, department: str, tenant: str) -> CloudEvent | None:

@@ -8,7 +8,7 @@ the broker's acknowledgement, then POSTs it to every webhook of the department; 
 its offset count as done and get committed. A worker killed in between reads the record
 again: at least once (the event's id is stable; a webhook may see an alert twice). A webhook
 that keeps failing is retried with backoff `attempts` times, then logged and counted
-(`braidflow_department_alert_webhooks{outcome="failed"}`) and given up.
+(`braidflow_department_alert_webhooks{outcome="given_up"}`) and given up.
 
 It follows the lifecycle topic only once some department is deployed as a definition (every
 step of every execution writes to that topic), and alerts only for events after the
@@ -235,7 +235,7 @@ class DepartmentAlerts:
                 await self._webhooks.post(url, document)
             except Exception as exc:
                 if attempt == self._attempts:
-                    DEPARTMENT_ALERT_WEBHOOKS.labels(department, "failed").inc()
+                    DEPARTMENT_ALERT_WEBHOOKS.labels(department, "given_up").inc()
                     log.error(
                         "alerts: webhook %s of department %s refused alert %s %d times,"
                         " giving up: %s",

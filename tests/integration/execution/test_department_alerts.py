@@ -232,3 +232,38 @@ def test_an_alert_whose_webhook_refuses_survives_a_sigkill(
         assert {a["data"]["status"] for a in alerts} == {"failed"}
     finally:
         worker.stop()
+
+
+def test_a_refusing_webhook_is_tried_a_bounded_number_of_times_then_counted(
+    shared_worker: WorkerProcess, receiver: Receiver
+) -> None:
+    dept = unique("billing")
+    dead_end = f"{dept}-dead"
+    workflow = unique("broken")
+    with receiver.lock:
+        receiver.refusing.add(dead_end)
+    deploy(
+        shared_worker,
+        f"""
+kind: Department
+name: {dept}
+settings:
+  alert_channels:
+    - {{webhook: "{receiver.url}/alerts/{dead_end}"}}
+    - {{webhook: "{receiver.url}/alerts/{dept}"}}
+""",
+    )
+    deploy(shared_worker, failing(workflow, dept, receiver))
+    failed = shared_worker.api.start(workflow, {})
+    # The webhook that answers is not held up by the one that refuses.
+    alerts = until(lambda: receiver.alerts_of(dept), what="the alert at the answering webhook")
+    assert [a["data"]["execution_id"] for a in alerts] == [failed]
+    line = (
+        f'braidflow_department_alert_webhooks_total{{department="{dept}",outcome="given_up"}} 1.0'
+    )
+    until(
+        lambda: line in shared_worker.api.get("/metrics").body,
+        what="the refused alert counted as given up",
+    )
+    assert receiver.refused[dead_end] == 5
+    assert receiver.alerts_of(dead_end) == []
