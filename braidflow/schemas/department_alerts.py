@@ -15,6 +15,10 @@ from braidflow.schemas.lifecycle_events import lifecycle_type
 
 ALERT_TYPE = "braidflow.department.alert"
 
+BUS_TYPES = frozenset({ALERT_TYPE})
+"""Types of the `braidflow.` segment that travel on the event bus, never the lifecycle topic:
+a trigger on one alone does not make the router follow the lifecycle topic."""
+
 ALERTING = frozenset({"workflow.failed", "workflow.parked"})
 """The lifecycle events an alert is sent for."""
 

@@ -126,7 +126,14 @@ class DepartmentAlerts:
             rebalance_timeout_ms=int(s.rebalance_timeout_s * 1000),
             max_poll_interval_ms=int(s.max_poll_interval_s * 1000),
         )
-        await consumer.start()
+        while True:
+            try:
+                await consumer.start()
+                break
+            except KafkaError as exc:
+                # A broker not reachable yet: alerts start late rather than never.
+                log.warning("alerts: cannot join group %s yet (%r); retrying", self.group_id, exc)
+                await asyncio.sleep(_PUBLISH_RETRY_MAX_S)
         consumer.subscribe([s.topics.lifecycle], listener=_CommitOnRevoke(self))
         self._consumer = consumer
         committing = asyncio.create_task(self._commit_periodically())

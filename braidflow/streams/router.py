@@ -45,6 +45,7 @@ from braidflow.config import Settings
 from braidflow.schemas import CodecError, decode_event
 from braidflow.schemas.cloudevents import CloudEventError, from_kafka
 from braidflow.schemas.dead_letters import DeadLetter
+from braidflow.schemas.department_alerts import BUS_TYPES
 from braidflow.schemas.lifecycle_events import LIFECYCLE_SEGMENT, lifecycle_scope
 from braidflow.schemas.record_limits import RecordTooLarge
 from braidflow.streams.bulk_producer import DeliveryError
@@ -203,8 +204,9 @@ class EventRouter:
         return True
 
     def _lifecycle_wanted(self) -> bool:
+        # A department alert shares the lifecycle's first segment but travels on the bus.
         return any(
-            self._catalog.subscriptions(tenant).listens_under(LIFECYCLE_SEGMENT)
+            self._catalog.subscriptions(tenant).listens_under(LIFECYCLE_SEGMENT, BUS_TYPES)
             for tenant in self._catalog.tenants()
         )
 

@@ -92,7 +92,7 @@ class SubscriptionIndex:
         self._unanchored: list[_Glob] = []
         self._webhooks: dict[str, list[str]] = {}
         self._schedules: list[tuple[str, int, ScheduleTrigger]] = []
-        self._listening: dict[str, bool] = {}
+        self._listening: dict[tuple[str, frozenset[str]], bool] = {}
         self._candidates: dict[str, tuple[_Entry, ...]] = {}
         # Where each workflow's triggers are filed: (kind, key) pairs.
         self._keys_of: dict[str, set[tuple[str, str]]] = {}
@@ -232,21 +232,24 @@ class SubscriptionIndex:
         self._candidates[event_type] = candidates
         return candidates
 
-    def listens_under(self, segment: str) -> bool:
-        """Whether some event trigger may match a type whose first segment is `segment`.
+    def listens_under(self, segment: str, besides: frozenset[str] = frozenset()) -> bool:
+        """Whether some event trigger may match a type whose first segment is `segment`,
+        other than the exact types `besides`.
 
         Errs towards yes: a glob with a wildcard in its first segment counts.
         Remembered per segment: the router asks before every batch.
         """
-        known = self._listening.get(segment)
+        known = self._listening.get((segment, besides))
         if known is None:
             prefix = f"{segment}."
             known = (
                 segment in self._by_segment
                 or bool(self._unanchored)
-                or any(t == segment or t.startswith(prefix) for t in self._exact)
+                or any(
+                    (t == segment or t.startswith(prefix)) and t not in besides for t in self._exact
+                )
             )
-            self._listening[segment] = known
+            self._listening[(segment, besides)] = known
         return known
 
     def webhooks(self, name: str) -> list[str]:

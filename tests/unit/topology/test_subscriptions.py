@@ -241,6 +241,18 @@ def test_listens_under_tells_whether_any_trigger_may_match_a_first_segment() -> 
     assert not SubscriptionIndex().listens_under("braidflow")
 
 
+def test_a_trigger_on_a_department_alert_alone_does_not_listen_under_the_lifecycle() -> None:
+    bus = frozenset({"braidflow.department.alert"})
+    alerts = SubscriptionIndex.build([workflow("a", on("braidflow.department.alert"))])
+    assert alerts.listens_under("braidflow") and not alerts.listens_under("braidflow", bus)
+    both = SubscriptionIndex.build(
+        [workflow("a", on("braidflow.department.alert", "braidflow.workflow.failed"))]
+    )
+    assert both.listens_under("braidflow", bus)
+    glob = SubscriptionIndex.build([workflow("b", on("braidflow.department.*"))])
+    assert glob.listens_under("braidflow", bus)
+
+
 def test_schedule_slots_is_at_hand_beside_the_index() -> None:
     from braidflow.topology import schedule_slots as exported
     from braidflow.topology.subscriptions import schedule_slots
