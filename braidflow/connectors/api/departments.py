@@ -54,6 +54,12 @@ DEPARTMENT_DEPLOYED = obj(
     {
         "department": {**STRING, "description": "A `kind: Department` text: its name"},
         "version": INTEGER,
+        "warnings": {
+            "type": "array",
+            "items": STRING,
+            "description": "Secrets deployed workflows name that its credentials list now"
+            " keeps from them, by workflow and node",
+        },
     },
 )
 
@@ -87,7 +93,15 @@ async def deploy_department(request: web.Request, text: str) -> web.Response:
     department = await off_loop(len(text), _name_of, text)
     require(request, Role.OWNER, department, f"department {department!r}")
     found, created = await backend.deploy_department(text, principal_of(request).name)
-    body = {"department": found.name, "version": found.version}
+    body: dict[str, Any] = {"department": found.name, "version": found.version}
+    # A list may take a secret from workflows that used it: say which, as a deploy of them would.
+    warnings = [
+        f"workflow {d.workflow_id!r}, {problem}"
+        for d in backend.all_latest()
+        for problem in credential_warnings(backend, d.workflow)
+    ]
+    if warnings:
+        body["warnings"] = warnings
     return web.json_response(body, status=201 if created else 200)
 
 

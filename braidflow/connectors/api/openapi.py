@@ -418,7 +418,8 @@ COMPONENTS: dict[str, Schema] = {
             "warnings": {
                 "type": "array",
                 "items": STRING,
-                "description": "Task handlers no worker knows, each with the nearest one",
+                "description": "Task handlers no worker knows, each with the nearest one;"
+                " `dept.*` names and secrets the workflow's department does not give it",
             },
         },
         closed=True,

@@ -1,7 +1,8 @@
 """A department's credentials against a real worker and a real http server on 127.0.0.1: a
 workflow of the department sends the secret it lists (the server receives the header); one it
 does not list fails the node naming the secret and the department; a workflow of no
-department may use a secret no department lists, and not one a department does."""
+department may use a secret no department lists, and not one a department does (a department
+deploy that takes one away says so)."""
 
 from __future__ import annotations
 
@@ -115,3 +116,15 @@ def test_a_department_uses_the_credentials_it_lists_and_no_others(
     assert received == [f"Bearer {HELPDESK}", f"Bearer {DB}"]
     for view in (listed, unlisted, stranger, unclaimed):
         assert HELPDESK not in str(view) and DB not in str(view)
+
+    # A department that lists DB takes it from the workflow of no department: its deploy says
+    # so, and the next execution fails.
+    claiming = f"records{uuid.uuid4().hex[:6]}"
+    reply = worker.api.deploy(f"kind: Department\nname: {claiming}\ncredentials: [DB]\n")
+    assert reply.status == 201, reply
+    assert [w for w in reply.body["warnings"] if "'unclaimed'" in w and "'DB'" in w], reply
+    execution = worker.api.start("unclaimed", {})
+    again = worker.wait_until_finished([execution])[execution]
+    assert again["status"] == "failed" and again["error"]["type"] == "SecretNotAllowed", again
+    assert claiming in again["error"]["message"]
+    assert received == [f"Bearer {HELPDESK}", f"Bearer {DB}"]
