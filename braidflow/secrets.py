@@ -187,11 +187,9 @@ class SecretsAllowed:
         owners = self.claimed.get(name)
         if not owners:
             return None
-        who = (
-            "a workflow of no department"
-            if department is None
-            else (f"a workflow of department {department!r}, which lists no credentials,")
-        )
+        who = "a workflow of no department"
+        if department is not None:
+            who = f"a workflow of department {department!r}, which lists no credentials,"
         return (
             f"secret {name!r} is a credential of department"
             f"{'s' if len(owners) > 1 else ''} {', '.join(repr(o) for o in owners)}:"

@@ -28,7 +28,6 @@ from braidflow.engine.ids import execution_id_for
 from braidflow.runtime.backend import RuntimeBackend
 from braidflow.runtime.worker import Runtime
 from braidflow.schemas import encode_transition
-from braidflow.secrets import credentials_allowed
 from braidflow.streams.alerts import DepartmentAlerts
 from braidflow.streams.app import create_app
 from braidflow.streams.bulk_producer import BulkProducer
@@ -125,9 +124,7 @@ def build_runtime(
         publisher.dead_letter,
         clock,
         # Departments are the default tenant's until the tenants round keys them by tenant.
-        allowed_secrets=lambda tenant, department: credentials_allowed(
-            department, catalog.departments.credential_lists()
-        ),
+        allowed_secrets=lambda tenant, department: catalog.departments.secrets_allowed(department),
     )
     alert_webhooks = AlertWebhooks()
     alerts = DepartmentAlerts(

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from braidflow.secrets import SecretsAllowed, credentials_allowed
 from braidflow.topology.departments import Department
 
 RECORD_KIND = "department"
@@ -56,6 +57,7 @@ class Departments:
         self._versions: dict[str, list[DepartmentVersion]] = {}
         # This worker's proposals, and the version each became (or already was) once read.
         self._placed: dict[str, DepartmentVersion | None] = {}
+        self._allowed: dict[str | None, SecretsAllowed] = {}
 
     def read(self, record: Mapping[str, Any], department: Department | None) -> None:
         """Take one department record; `department` is its text loaded, None when it no
@@ -77,6 +79,7 @@ class Departments:
                 department,
             )
             self._versions.setdefault(name, []).append(latest)
+            self._allowed.clear()
         proposal = record.get("proposal")
         if isinstance(proposal, str) and proposal in self._placed:
             self._placed[proposal] = latest
@@ -104,6 +107,13 @@ class Departments:
     def all_latest(self) -> list[DepartmentVersion]:
         return [found[-1] for _, found in sorted(self._versions.items())]
 
-    def credential_lists(self) -> dict[str, frozenset[str] | None]:
-        """Each department's current `credentials` (None: it lists none)."""
-        return {name: found[-1].department.credentials for name, found in self._versions.items()}
+    def secrets_allowed(self, department: str | None) -> SecretsAllowed:
+        """The secrets a workflow of `department` may use, by every department's current
+        `credentials` (asked for every task: kept until the next department version)."""
+        allowed = self._allowed.get(department)
+        if allowed is None:
+            lists = {
+                name: found[-1].department.credentials for name, found in self._versions.items()
+            }
+            allowed = self._allowed[department] = credentials_allowed(department, lists)
+        return allowed

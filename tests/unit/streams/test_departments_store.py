@@ -48,3 +48,15 @@ def test_department_records_have_a_key_space_of_their_own() -> None:
     assert is_department_record(value)
     assert "id" not in value  # workers before departments find no workflow in it
     assert not is_department_record({"id": "support", "text": V1})
+
+
+def test_the_secrets_a_department_allows_follow_its_latest_version() -> None:
+    store = Departments()
+    assert store.secrets_allowed(None).refusal("HELPDESK", None) is None
+    listing = "kind: Department\nname: support\ncredentials: [HELPDESK]\n"
+    store.read(record(listing, "p1"), load_department(listing))
+    assert store.secrets_allowed("support").refusal("HELPDESK", "support") is None
+    assert store.secrets_allowed(None).refusal("HELPDESK", None) is not None
+    # A new version without the list gives the secret back.
+    store.read(record(V1, "p2"), load_department(V1))
+    assert store.secrets_allowed(None).refusal("HELPDESK", None) is None
