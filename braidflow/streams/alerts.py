@@ -189,9 +189,14 @@ class DepartmentAlerts:
             # The projections dead-letter what they cannot read; here it only has no alert.
             log.warning("alerts: skipping an undecodable lifecycle record: %s", exc)
         else:
-            alert = await self._alert_for(event)
-            if alert is not None:
-                await self.send(alert)
+            try:
+                alert = await self._alert_for(event)
+                if alert is not None:
+                    await self.send(alert)
+            except Exception:
+                # Logged and passed over: a record that can never be handled must not hold
+                # back the partition's commits for ever.
+                log.exception("alerts: no alert for %s %s", event.type, event.execution_id)
         offsets.finish(record.offset)
 
     async def _alert_for(self, event: LifecycleEvent) -> CloudEvent | None:
