@@ -28,6 +28,7 @@ from braidflow.engine.ids import execution_id_for
 from braidflow.runtime.backend import RuntimeBackend
 from braidflow.runtime.worker import Runtime
 from braidflow.schemas import encode_transition
+from braidflow.secrets import provider_for
 from braidflow.streams.alerts import DepartmentAlerts
 from braidflow.streams.app import create_app
 from braidflow.streams.bulk_producer import BulkProducer
@@ -116,6 +117,7 @@ def build_runtime(
     )
     orchestrator.on_step = observe_step
     http = HttpNodeClient()
+    secrets = provider_for(settings.secrets_dir)
     executor = Executor(
         settings,
         registry,
@@ -123,12 +125,13 @@ def build_runtime(
         publisher.send_transition,
         publisher.dead_letter,
         clock,
+        secrets=secrets,
         # Departments are the default tenant's until the tenants round keys them by tenant.
         allowed_secrets=lambda tenant, department: catalog.departments.secrets_allowed(department),
     )
     alert_webhooks = AlertWebhooks()
     alerts = DepartmentAlerts(
-        settings, catalog, publisher.queue, events_topics.ensure, alert_webhooks
+        settings, catalog, publisher.queue, events_topics.ensure, alert_webhooks, secrets
     )
     # Starts caused by events, webhooks and schedules: ten or more per event at times.
     start_producer = BulkProducer(settings.kafka)

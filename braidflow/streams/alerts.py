@@ -7,7 +7,9 @@ execution: a slow or dead webhook never holds up a step. Each alert publishes th
 the broker's acknowledgement, then POSTs it to every webhook of the department; only then does
 its offset count as done and get committed. A worker killed in between reads the record
 again: at least once (the event's id is stable; a webhook may see an alert twice). A webhook
-that keeps failing is retried with backoff `attempts` times, then logged and counted
+URL may name secrets (`${secrets.NAME}`, as the department's credentials allow them), looked
+up at each call and never logged. A webhook that keeps failing is retried with backoff
+`attempts` times, then logged and counted
 (`braidflow_department_alert_webhooks{outcome="given_up"}`) and given up.
 
 It follows the lifecycle topic only once some department is deployed as a definition (every
@@ -34,8 +36,10 @@ from braidflow.metrics import DEPARTMENT_ALERT_WEBHOOKS
 from braidflow.schemas import CodecError, decode_event
 from braidflow.schemas.cloudevents import CloudEvent, structured_document, to_structured, topic_for
 from braidflow.schemas.department_alerts import ALERT_TYPE, ALERTING_TYPES, department_alert
+from braidflow.secrets import SecretError, SecretScope, SecretsProvider
 from braidflow.streams.catalog import Catalog
 from braidflow.streams.offsets import OffsetTracker, PartitionOffsets
+from braidflow.topology.credentials import resolve_url
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +77,7 @@ class DepartmentAlerts:
         queue: Queue,
         ensure_topic: Callable[[str], Awaitable[None]],
         webhooks: WebhookPoster,
+        secrets: SecretsProvider,
         *,
         attempts: int = WEBHOOK_ATTEMPTS,
         first_delay_s: float = WEBHOOK_FIRST_DELAY_S,
@@ -82,6 +87,7 @@ class DepartmentAlerts:
         self._queue = queue
         self._ensure_topic = ensure_topic
         self._webhooks = webhooks
+        self._secrets = secrets
         self._attempts = attempts
         self._first_delay_s = first_delay_s
         self.group_id = f"{settings.prefix}-alerts"
@@ -241,12 +247,20 @@ class DepartmentAlerts:
         await asyncio.gather(*(self._post(url, department, document) for url in urls))
 
     async def _post(self, url: str, department: str, document: Mapping[str, Any]) -> None:
+        # `url` as written, `${secrets.NAME}` and all, is what is logged; the value is looked
+        # up at each attempt, as the department's credentials allow, and never logged.
+        scope = SecretScope(
+            self._secrets,
+            DEFAULT_TENANT,
+            self._catalog.departments.secrets_allowed(department),
+            department,
+        )
         delay = self._first_delay_s
         for attempt in range(1, self._attempts + 1):
             try:
-                await self._webhooks.post(url, document)
+                await self._webhooks.post(resolve_url(url, scope.lookup), document)
             except Exception as exc:
-                if attempt == self._attempts:
+                if attempt == self._attempts or isinstance(exc, SecretError):
                     DEPARTMENT_ALERT_WEBHOOKS.labels(department, "given_up").inc()
                     log.error(
                         "alerts: webhook %s of department %s refused alert %s %d times,"
@@ -255,7 +269,7 @@ class DepartmentAlerts:
                         department,
                         document.get("id"),
                         attempt,
-                        exc,
+                        scope.redaction.text(str(exc)),
                     )
                     return
                 await asyncio.sleep(delay)

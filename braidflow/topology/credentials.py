@@ -7,11 +7,24 @@ carries a warning naming the node, the secret and the department instead.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import re
+from collections.abc import Callable, Iterator
 
 from braidflow.secrets import SecretsAllowed
 from braidflow.topology.loading import Problem
 from braidflow.topology.workflow import CompiledNode, Workflow
+
+_URL_SECRET = re.compile(r"\$\{secrets\.([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def url_secrets(url: str) -> list[str]:
+    """The secrets an alert webhook's URL names (`${secrets.NAME}`), in order."""
+    return _URL_SECRET.findall(url)
+
+
+def resolve_url(url: str, lookup: Callable[[str], str]) -> str:
+    """An alert webhook's URL with each `${secrets.NAME}` replaced by `lookup(NAME)`."""
+    return _URL_SECRET.sub(lambda m: lookup(m.group(1)), url)
 
 
 def named_secrets(workflow: Workflow) -> Iterator[tuple[str, str]]:

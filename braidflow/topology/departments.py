@@ -16,6 +16,7 @@ from typing import Any
 
 import jsonschema
 
+from braidflow.topology.credentials import url_secrets
 from braidflow.topology.durations import parse_duration
 from braidflow.topology.expressions import Expression
 from braidflow.topology.kinds import KINDS
@@ -86,6 +87,18 @@ def compile_department(doc: Any) -> Department:
     if errors:
         raise DefinitionError([_problem(e) for e in errors])
     settings = doc.get("settings") or {}
+    listed = doc.get("credentials")
+    unlisted = [
+        Problem(
+            f"settings.alert_channels.{i}.webhook",
+            f"secret {name!r} is not among the department's credentials",
+        )
+        for i, channel in enumerate(settings.get("alert_channels", ()))
+        for name in url_secrets(channel["webhook"])
+        if listed is not None and name not in listed
+    ]
+    if unlisted:
+        raise DefinitionError(unlisted)
     callers = doc.get("allow_callers", ())
     return Department(
         name=doc["name"],

@@ -22,6 +22,8 @@ from workers import WorkerProcess
 
 from braidflow.connectors.broker import free_port
 
+HOOK_TOKEN = "hk-5e0c7a19d3"
+
 
 @dataclass
 class Receiver:
@@ -34,6 +36,7 @@ class Receiver:
     seen: list[dict[str, Any]] = field(default_factory=list)
     refused: dict[str, int] = field(default_factory=dict)
     refusing: set[str] = field(default_factory=set)
+    tokens: list[str] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def alerts_of(self, name: str) -> list[dict[str, Any]]:
@@ -49,6 +52,8 @@ def receiver(background_loop: BackgroundLoop) -> Iterator[Receiver]:
     async def alert(request: web.Request) -> web.Response:
         name = request.match_info["name"]
         with received.lock:
+            if "token" in request.query:
+                received.tokens.append(request.query["token"])
             if name in received.refusing:
                 received.refused[name] = received.refused.get(name, 0) + 1
                 return web.Response(status=503, text="down for maintenance")
@@ -211,14 +216,31 @@ edges:
 def test_an_alert_whose_webhook_refuses_survives_a_sigkill(
     broker: SuiteBroker, prefix: str, tmp_path: Path, receiver: Receiver
 ) -> None:
+    """Its webhook's URL names a secret, too: sent resolved, never logged."""
     dept = unique("ops")
     workflow = unique("broken")
     with receiver.lock:
         receiver.refusing.add(dept)
-    worker = WorkerProcess(broker, prefix, tmp_path / "data", tmp_path / "worker.log")
+    worker = WorkerProcess(
+        broker,
+        prefix,
+        tmp_path / "data",
+        tmp_path / "worker.log",
+        env={"BRAIDFLOW_SECRET_HOOK_TOKEN": HOOK_TOKEN},
+    )
     try:
         worker.start().wait_ready()
-        deploy(worker, department(dept, receiver))
+        deploy(
+            worker,
+            f"""
+kind: Department
+name: {dept}
+credentials: [HOOK_TOKEN]
+settings:
+  alert_channels:
+    - {{webhook: "{receiver.url}/alerts/{dept}?token=${{secrets.HOOK_TOKEN}}"}}
+""",
+        )
         deploy(worker, failing(workflow, dept, receiver))
         failed = worker.api.start(workflow, {})
         assert worker.wait_until_finished([failed])[failed]["status"] == "failed"
@@ -230,8 +252,10 @@ def test_an_alert_whose_webhook_refuses_survives_a_sigkill(
         alerts = until(lambda: receiver.alerts_of(dept), what="the alert after the restart")
         assert {a["data"]["execution_id"] for a in alerts} == {failed}
         assert {a["data"]["status"] for a in alerts} == {"failed"}
+        assert set(receiver.tokens) == {HOOK_TOKEN}
     finally:
         worker.stop()
+    assert HOOK_TOKEN not in worker.log_path.read_text(errors="replace")
 
 
 def test_a_refusing_webhook_is_tried_a_bounded_number_of_times_then_counted(

@@ -7,7 +7,12 @@ import pytest
 
 from braidflow.secrets import credentials_allowed
 from braidflow.topology import DefinitionError, load_workflow
-from braidflow.topology.credentials import named_secrets, refused_secrets
+from braidflow.topology.credentials import (
+    named_secrets,
+    refused_secrets,
+    resolve_url,
+    url_secrets,
+)
 from braidflow.topology.departments import load_department
 
 SUPPORT = """
@@ -90,3 +95,32 @@ def test_secrets_the_lists_keep_from_a_workflow_are_deploy_warnings() -> None:
         ("node 'each'", "secret 'CRM_TOKEN' is a credential of department 'support'"),
     ]
     assert refused_secrets(stranger, credentials_allowed(None, {"ops": None})) == []
+
+
+def test_a_webhook_url_names_secrets_resolved_only_when_called() -> None:
+    url = "https://hooks.acme.test/services/${secrets.HOOK_PATH}?k=${secrets.HOOK_KEY}"
+    support = load_department(
+        f"kind: Department\nname: support\ncredentials: [HOOK_PATH, HOOK_KEY]\n"
+        f"settings: {{alert_channels: [{{webhook: '{url}'}}]}}\n"
+    )
+    assert support.alert_webhooks == (url,)
+    assert url_secrets(url) == ["HOOK_PATH", "HOOK_KEY"]
+    assert resolve_url(url, lambda name: name.lower()) == (
+        "https://hooks.acme.test/services/hook_path?k=hook_key"
+    )
+
+
+def test_a_webhook_naming_a_secret_its_department_does_not_list_is_refused() -> None:
+    with pytest.raises(DefinitionError) as refused:
+        load_department(
+            "kind: Department\nname: support\ncredentials: [HELPDESK]\n"
+            "settings: {alert_channels: [{webhook: 'https://h.test/${secrets.HOOK}'}]}\n"
+        )
+    assert [str(p) for p in refused.value.problems] == [
+        "settings.alert_channels.0.webhook: secret 'HOOK' is not among the department's credentials"
+    ]
+    # Without a list, the rule of every workflow applies when it is called.
+    load_department(
+        "kind: Department\nname: support\n"
+        "settings: {alert_channels: [{webhook: 'https://h.test/${secrets.HOOK}'}]}\n"
+    )
