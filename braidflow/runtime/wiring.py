@@ -127,7 +127,9 @@ def build_runtime(
         clock,
         secrets=secrets,
         # Departments are the default tenant's until the tenants round keys them by tenant.
-        allowed_secrets=lambda tenant, department: catalog.departments.secrets_allowed(department),
+        allowed_secrets=lambda tenant, department: catalog.departments_of(tenant).secrets_allowed(
+            department
+        ),
     )
     alert_webhooks = AlertWebhooks()
     alerts = DepartmentAlerts(

@@ -29,7 +29,6 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import KafkaError
 
-from braidflow.access import DEFAULT_TENANT
 from braidflow.config import Settings
 from braidflow.engine import LifecycleEvent
 from braidflow.metrics import DEPARTMENT_ALERT_WEBHOOKS
@@ -39,6 +38,7 @@ from braidflow.schemas.department_alerts import ALERT_TYPE, ALERTING_TYPES, depa
 from braidflow.secrets import SecretError, SecretScope, SecretsProvider
 from braidflow.streams.catalog import Catalog
 from braidflow.streams.offsets import OffsetTracker, PartitionOffsets
+from braidflow.tenants import catalog_key, events_prefix_for
 from braidflow.topology.credentials import resolve_url
 
 log = logging.getLogger(__name__)
@@ -91,7 +91,6 @@ class DepartmentAlerts:
         self._attempts = attempts
         self._first_delay_s = first_delay_s
         self.group_id = f"{settings.prefix}-alerts"
-        self._topic = topic_for(ALERT_TYPE, settings.events_prefix)
         self._tracker: OffsetTracker[TopicPartition] = OffsetTracker()
         self._running: set[asyncio.Task[None]] = set()
         self._commit_lock = asyncio.Lock()
@@ -117,7 +116,7 @@ class DepartmentAlerts:
 
     async def _run(self) -> None:
         # Nothing to alert for until a department is deployed as a definition.
-        while not self._catalog.departments.all_latest():
+        while not self._catalog.any_department():
             await asyncio.sleep(_IDLE_CHECK_S)
         s = self._settings
         session_ms = int(s.session_timeout_s * 1000)
@@ -207,7 +206,7 @@ class DepartmentAlerts:
 
     async def _alert_for(self, event: LifecycleEvent) -> CloudEvent | None:
         deployment = await self._catalog.wait_for(
-            event.workflow_id, event.workflow_version, _CATALOG_WAIT_S
+            catalog_key(event.tenant, event.workflow_id), event.workflow_version, _CATALOG_WAIT_S
         )
         if deployment is None:
             log.warning(
@@ -219,40 +218,44 @@ class DepartmentAlerts:
             )
             return None
         name = deployment.workflow.definition.department
-        versions = self._catalog.departments.versions(name) if name is not None else []
+        departments = self._catalog.departments_of(event.tenant)
+        versions = departments.versions(name) if name is not None else []
         if name is None or not versions or event.at < versions[0].deployed_at:
             return None
-        # The tenants round takes the tenant from the event.
-        return department_alert(event, name, DEFAULT_TENANT)
+        return department_alert(event, name, event.tenant)
 
     async def send(self, alert: CloudEvent) -> None:
         """Publish `alert` on the event bus (until the broker has it), then POST it to its
         department's webhooks."""
+        tenant = str(alert.data["tenant"])
+        topic = topic_for(ALERT_TYPE, events_prefix_for(tenant, self._settings.events_prefix))
         headers, value = to_structured(alert)
         key = (alert.subject or alert.id).encode()
         delay = 0.1
         while True:
             try:
-                await self._ensure_topic(self._topic)
-                await (await self._queue(self._topic, key, value, headers))
+                await self._ensure_topic(topic)
+                await (await self._queue(topic, key, value, headers))
                 break
             except Exception as exc:
                 log.warning("alerts: publishing %s failed (%r); retrying", alert.id, exc)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, _PUBLISH_RETRY_MAX_S)
         department = str(alert.department)
-        definition = self._catalog.departments.definition(department)
+        definition = self._catalog.departments_of(tenant).definition(department)
         urls = definition.alert_webhooks if definition is not None else ()
         document = structured_document(alert)
-        await asyncio.gather(*(self._post(url, department, document) for url in urls))
+        await asyncio.gather(*(self._post(url, tenant, department, document) for url in urls))
 
-    async def _post(self, url: str, department: str, document: Mapping[str, Any]) -> None:
+    async def _post(
+        self, url: str, tenant: str, department: str, document: Mapping[str, Any]
+    ) -> None:
         # `url` as written, `${secrets.NAME}` and all, is what is logged; the value is looked
         # up at each attempt, as the department's credentials allow, and never logged.
         scope = SecretScope(
             self._secrets,
-            DEFAULT_TENANT,
-            self._catalog.departments.secrets_allowed(department),
+            tenant,
+            self._catalog.departments_of(tenant).secrets_allowed(department),
             department,
         )
         delay = self._first_delay_s

@@ -97,10 +97,8 @@ class Catalog:
         self._waited: dict[str, tuple[int, dict[str, int]]] = {}
         self._carried: dict[tuple[str, EventTrigger], Deployment | None] = {}
         self._carried_generation = -1
-        # Department definitions, in a key space of their own on the same topic, per tenant;
-        # `departments` is the default tenant's.
+        # Department definitions, in a key space of their own on the same topic, per tenant.
         self._departments: dict[str, Departments] = {DEFAULT_TENANT: Departments()}
-        self.departments = self._departments[DEFAULT_TENANT]
         self._defaulted: dict[tuple[str, int], tuple[Department | None, Workflow]] = {}
 
     async def start(self) -> None:
@@ -180,6 +178,10 @@ class Catalog:
     def departments_of(self, tenant: str) -> Departments:
         """The departments of `tenant` (none deployed: an empty set of them)."""
         return self._departments.setdefault(tenant, Departments())
+
+    def any_department(self) -> bool:
+        """Whether some tenant has deployed a department."""
+        return any(departments.all_latest() for departments in self._departments.values())
 
     def _index_latest(self, key: str) -> None:
         """Index the triggers of the latest version of `key`, or none if removed."""
