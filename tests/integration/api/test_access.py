@@ -1,8 +1,7 @@
-"""Who may do what, against a real worker: every operation of the API document x every
-role (owner, editor, operator, viewer, no key, a revoked key) answers with the exact
-status; department-scoped keys see and change only their department; a decision is by the
-caller; approvers; keys are stored hashed; a key made on the command line works on every
-worker and, revoked, is refused on another worker.
+"""Who may do what, against a real worker: department-scoped keys see and change only their
+department; a decision is by the caller; approvers; keys are stored hashed; a key made on
+the command line works on every worker and, revoked, is refused on another worker. Every
+operation x every credential is test_permission_matrix.py.
 """
 
 from __future__ import annotations
@@ -22,10 +21,7 @@ from topic_records import TopicReader
 from waiting import until
 from workers import SUITE_OWNER, WorkerApi, WorkerProcess
 
-from braidflow.access import Role
 from braidflow.cli import main
-from braidflow.connectors.api import RESOURCES
-from braidflow.connectors.api.openapi import document
 from braidflow.connectors.broker import free_port
 
 PUBLIC_WORKFLOW = """
@@ -54,79 +50,8 @@ nodes:
 edges:
   - {from: ask, to: done}
 """
-ROLES = ("owner", "editor", "operator", "viewer", "no key", "revoked key")
 # A liveness bound, not a timing: a revocation reaches another worker well within it.
 REVOKED_DEADLINE_S = 30.0
-
-# For each operation: a request a caller allowed to make it gets a known answer from, that
-# changes nothing that matters (an unknown id, a malformed body), and that answer.
-NOTHING = "no-such-thing"
-CASES: dict[str, tuple[str, bytes | None, int]] = {
-    "deploy": ("/workflows", b" ", 400),
-    "list_workflows": ("/workflows", None, 200),
-    "show_workflow": ("/workflows/access-open", None, 200),
-    "remove_workflow": (f"/workflows/{NOTHING}", None, 404),
-    "start": (f"/workflows/{NOTHING}/executions", b"{}", 404),
-    "executions_of": ("/workflows/access-open/executions", None, 200),
-    "show_execution": ("/executions/{execution}", None, 200),
-    "cancel": (f"/executions/{NOTHING}/cancel", b"{}", 404),
-    "pause": (f"/executions/{NOTHING}/pause", b"{}", 404),
-    "resume": (f"/executions/{NOTHING}/resume", b"{}", 404),
-    "pending_approvals": ("/approvals", None, 200),
-    "decide": (f"/executions/{NOTHING}/approvals/ask", b'{"choice": "approve"}', 404),
-    "publish": ("/events", b"{}", 400),
-    "webhook": (f"/hooks/{NOTHING}", b"{}", 404),
-    "tenant_webhook": (f"/tenants/{NOTHING}/hooks/{NOTHING}", b"{}", 404),
-    "backfill": ("/workflows/access-open/backfill", b"{}", 400),
-    "list_dead_letters": ("/dead-letters", None, 200),
-    "redrive": (f"/dead-letters/{NOTHING}/redrive", b"{}", 404),
-    "list_versions": ("/workflows/access-open/versions", None, 200),
-    "show_version": ("/workflows/access-open/versions/1", None, 200),
-    "rollback": (f"/workflows/{NOTHING}/rollback", b'{"version": 1}', 404),
-    "diff": ("/workflows/access-open/diff?from=1&to=1", None, 200),
-    "list_departments": ("/departments", None, 200),
-    "show_department": (f"/departments/{NOTHING}", None, 404),
-    "list_audit": ("/audit", None, 200),
-    "create_key": ("/keys", b'{"role": "nobody"}', 400),
-    "list_keys": ("/keys", None, 200),
-    "revoke_key": (f"/keys/{NOTHING}", None, 404),
-    "health": ("/health", None, 200),
-    "ready": ("/ready", None, 200),
-    "metrics": ("/metrics", None, 200),
-    "openapi": ("/openapi.json", None, 200),
-}
-
-
-@dataclass(frozen=True)
-class Operation:
-    operation_id: str
-    method: str
-    role: Role | None
-
-
-def operations() -> list[Operation]:
-    """Every operation of the document the API serves, with the least role it declares."""
-    found = []
-    for item in document(RESOURCES)["paths"].values():
-        for method, spec in item.items():
-            role = spec.get("x-braidflow-role")
-            found.append(
-                Operation(spec["operationId"], method.upper(), None if role is None else Role(role))
-            )
-    return sorted(found, key=lambda o: o.operation_id)
-
-
-MATRIX = [(op, role) for op in operations() for role in ROLES]
-
-
-def expected(op: Operation, role: str) -> int:
-    """The exact status: the operation's own answer when the role may, else 401 or 403."""
-    allowed = CASES[op.operation_id][2]
-    if op.role is None:
-        return allowed
-    if role in ("no key", "revoked key"):
-        return 401
-    return allowed if Role(role).covers(op.role) else 403
 
 
 @dataclass
@@ -155,33 +80,6 @@ def access(broker: SuiteBroker, tmp_path_factory: pytest.TempPathFactory) -> Ite
         yield Access(worker, apis, owner.start("access-open", {}))
     finally:
         worker.stop()
-
-
-def test_every_operation_is_in_the_matrix() -> None:
-    """A new operation fails here until it has a case: none goes unchecked."""
-    assert sorted(CASES) == sorted(o.operation_id for o in operations())
-
-
-@pytest.mark.parametrize(
-    ("op", "role"),
-    MATRIX,
-    ids=[f"{i}/{len(MATRIX)} {role} {op.operation_id}" for i, (op, role) in enumerate(MATRIX, 1)],
-)
-def test_the_permission_matrix(access: Access, op: Operation, role: str) -> None:
-    path, body, _ = CASES[op.operation_id]
-    path = path.replace("{execution}", access.execution_id)
-    content_type = None if body is None else "application/json"
-    reply = access.apis[role].request(op.method, path, body, content_type)
-    assert reply.status == expected(op, role), (op, role, reply)
-
-
-def test_the_matrix_size_is_printed(capsys: pytest.CaptureFixture[str]) -> None:
-    with capsys.disabled():
-        print(
-            f"\npermission matrix: {len(operations())} operations x {len(ROLES)} roles"
-            f" = {len(MATRIX)} cases"
-        )
-    assert len(MATRIX) == len(CASES) * len(ROLES)
 
 
 def test_a_401_names_why_and_a_403_the_role_needed(access: Access) -> None:
