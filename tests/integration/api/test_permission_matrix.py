@@ -146,35 +146,26 @@ class Reach(StrEnum):
 
 ANSWER = "answer"  # the operation's own answer, as a caller who may make it gets it
 
-
-def by_scope(
-    tenant: int | str, own: int | str, other_department: int | str, other_tenant: int | str
-) -> dict[Scope, int | str]:
-    return {
-        Scope.TENANT: tenant,
-        Scope.OWN_DEPARTMENT: own,
-        Scope.OTHER_DEPARTMENT: other_department,
-        Scope.OTHER_TENANT: other_tenant,
-    }
-
-
-# The rule table, once the credential is valid and its role covers the operation's.
-#                                  tenant  own     other dept  other tenant
-RULES: dict[Reach, dict[Scope, int | str]] = {
-    # Another tenant's object, an unreadable department's: as if absent.
-    Reach.OBJECT: by_scope(ANSWER, ANSWER, 404, 404),
-    Reach.LISTING: by_scope(ANSWER, ANSWER, ANSWER, ANSWER),
-    # Keys and the audit log are no department's: a department's owner may not.
-    Reach.TENANT: by_scope(ANSWER, 403, 403, ANSWER),
-    Reach.TENANT_KEY: by_scope(ANSWER, 403, 403, 404),
-    # Over a workflow of a department it cannot read: not found. Into its own tenant: done.
-    Reach.DEPLOY: by_scope(ANSWER, ANSWER, 404, ANSWER),
-    # No object to hide: an event for a department it does not operate is refused.
-    Reach.PUBLISH: by_scope(ANSWER, ANSWER, 403, ANSWER),
-    Reach.DOCUMENT: by_scope(ANSWER, ANSWER, ANSWER, ANSWER),
+# The rule table, once the credential is valid and its role covers the operation's (else
+# 401, 403). Another tenant's object, an unreadable department's: 404, as if absent. Keys
+# and the audit log are no department's: a department's owner may not. A deploy over a
+# workflow of a department it cannot read: not found; into its own tenant: done. An event
+# has no object to hide: one for a department it does not operate is refused.
+# fmt: off
+RULES: dict[Reach, tuple[int | str, ...]] = {
+    #                   tenant  own_department  other_department  other_tenant
+    Reach.OBJECT:      (ANSWER, ANSWER,         404,              404),
+    Reach.LISTING:     (ANSWER, ANSWER,         ANSWER,           ANSWER),
+    Reach.TENANT:      (ANSWER, 403,            403,              ANSWER),
+    Reach.TENANT_KEY:  (ANSWER, 403,            403,              404),
+    Reach.DEPLOY:      (ANSWER, ANSWER,         404,              ANSWER),
+    Reach.PUBLISH:     (ANSWER, ANSWER,         403,              ANSWER),
+    Reach.DOCUMENT:    (ANSWER, ANSWER,         ANSWER,           ANSWER),
 }
 # Which scopes a listing shows the probe objects to.
-SHOWN = by_scope(True, True, False, False)
+SHOWN =                (True,   True,           False,            False)
+# fmt: on
+COLUMNS = tuple(Scope)
 
 
 @dataclass(frozen=True)
@@ -275,10 +266,11 @@ def expected(op: Operation, credential: Credential) -> int:
     if credential.role is None:
         return 401
     # Decided before anything is looked up, so it tells nothing about what exists.
+    assert op.role is not None
     if not credential.role.covers(op.role):
         return 403
     assert credential.scope is not None
-    rule = RULES[case.reach][credential.scope]
+    rule = RULES[case.reach][COLUMNS.index(credential.scope)]
     return case.answer if rule == ANSWER else int(rule)
 
 
@@ -295,10 +287,6 @@ class Matrix:
     objects: dict[str, str]
     probes: dict[str, set[str]]
     seeded_other_tenant: int
-
-    @property
-    def owner(self) -> WorkerApi:
-        return self.apis["owner-tenant"]
 
     def fresh(self, operation_id: str) -> dict[str, str]:
         """A new object for a request that changes it: a workflow to remove, a key to revoke."""
@@ -330,6 +318,11 @@ def other_tenant_owner(broker: SuiteBroker, worker: WorkerProcess) -> WorkerApi:
 def waiting_at_ask(api: WorkerApi, execution_id: str) -> bool:
     view = api.execution(execution_id).body
     return {n["node_id"]: n["status"] for n in view.get("nodes", [])}.get("ask") == "waiting"
+
+
+def pending(api: WorkerApi, execution_id: str) -> bool:
+    listed = api.get("/approvals?workflow=matrix-target").body["approvals"]
+    return any(a["execution_id"] == execution_id for a in listed)
 
 
 def node_letter(api: WorkerApi, execution_id: str) -> str | None:
@@ -368,7 +361,7 @@ def matrix(broker: SuiteBroker, tmp_path_factory: pytest.TempPathFactory) -> Ite
         # tenant's key deploys nothing (404): those cases fail, as they should.
         seeded = other.deploy(DEPLOYED).status
 
-        until(lambda: waiting_at_ask(owner, finished), "the execution to finish to ask")
+        until(lambda: waiting_at_ask(owner, finished), "the execution to wait at ask")
         decided = owner.post_json(f"/executions/{finished}/approvals/ask", {"choice": "approve"})
         assert decided.status == 200, decided
         letter = until(lambda: node_letter(owner, fragile), "the dead letter of matrix-fragile")
@@ -378,7 +371,7 @@ def matrix(broker: SuiteBroker, tmp_path_factory: pytest.TempPathFactory) -> Ite
         assert redriven.status == 202, redriven
         views = worker.wait_until_finished([finished, fragile])
         assert [views[e]["status"] for e in (finished, fragile)] == ["completed"] * 2, views
-        until(lambda: waiting_at_ask(owner, waiting), "the execution to wait at ask")
+        until(lambda: pending(owner, waiting), "the approval to be listed")
         audited = until(
             lambda: owner.get("/audit?target=matrix-target").body["records"], "audit records"
         )
@@ -437,7 +430,7 @@ def test_the_permission_matrix(matrix: Matrix, op: Operation, credential: Creden
     items = reply.body[case.probe]
     listed = {LISTED[case.probe](item) for item in items}
     probes = matrix.probes[case.probe]
-    shown = probes if SHOWN[credential.scope] else set()
+    shown = probes if SHOWN[COLUMNS.index(credential.scope)] else set()
     assert listed & probes == shown, (op, credential, listed, probes)
     # What carries its tenant shows the caller's only.
     tenants = {item["tenant"] for item in items if "tenant" in item}
