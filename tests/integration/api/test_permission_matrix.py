@@ -206,6 +206,9 @@ CASES: dict[str, Case] = {
     ),
     "publish": Case("/events", _json(EVENT), 202, Reach.PUBLISH),
     "webhook": Case("/hooks/matrix-no-such-hook", b"{}", 404, Reach.PUBLIC),
+    "tenant_webhook": Case(
+        f"/tenants/{OTHER_TENANT}/hooks/matrix-no-such-hook", b"{}", 404, Reach.PUBLIC
+    ),
     "backfill": Case(
         f"{TARGET_PATH}/backfill", _json({"from": "2026-01-01T00:00:00Z"}), 422, Reach.OBJECT
     ),
@@ -401,15 +404,15 @@ def test_every_operation_is_in_the_matrix() -> None:
     assert public == {name for name, case in CASES.items() if case.reach is Reach.PUBLIC}
 
 
-def test_the_matrix_has_558_cases(capsys: pytest.CaptureFixture[str]) -> None:
-    """31 operations x (4 roles x 4 scopes + no key + a revoked key)."""
+def test_the_matrix_has_576_cases(capsys: pytest.CaptureFixture[str]) -> None:
+    """32 operations x (4 roles x 4 scopes + no key + a revoked key)."""
     with capsys.disabled():
         print(
             f"\npermission matrix: {len(operations())} operations x {len(CREDENTIALS)}"
             f" credentials ({len(ROLES)} roles x {len(Scope)} scopes + no key + revoked key)"
             f" = {len(MATRIX)} cases"
         )
-    assert len(MATRIX) == len(CASES) * len(CREDENTIALS) == 558
+    assert len(MATRIX) == len(CASES) * len(CREDENTIALS) == 576
 
 
 @pytest.mark.parametrize(
