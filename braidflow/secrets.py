@@ -3,11 +3,12 @@
 A definition names a secret (`${secrets.NAME}` in an http node's url, headers, query or
 body; `context.secrets["NAME"]` in a task handler) and never holds its value. Only the
 executor looks the value up, at the moment of the call, from a `SecretsProvider`:
-`EnvironmentSecrets` (`BRAIDFLOW_SECRET_<NAME>`), `DirectorySecrets` (one file per
-secret, as Kubernetes mounts a Secret volume) or one of your own. What the call produces
-(a response, an error message, a handler's output or exception) passes through
-`Redaction` before it goes anywhere, so a server echoing a header back does not put the
-value into the execution's state.
+`EnvironmentSecrets` (`BRAIDFLOW_SECRET_<NAME>`; another tenant's
+`BRAIDFLOW_TENANT_SECRET_<TENANT>__<NAME>`), `DirectorySecrets` (one file per secret, as
+Kubernetes mounts a Secret volume; another tenant's under `tenants/<tenant>/`) or one of your
+own. What the call produces (a response, an error message, a handler's output or exception)
+passes through `Redaction` before it goes anywhere, so a server echoing a header back does
+not put the value into the execution's state.
 
 How a reference travels from the definition to the executor, as text, is
 `braidflow.topology.secret_references`.
@@ -23,12 +24,17 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import quote
 
-from braidflow.access import DEFAULT_TENANT
+from braidflow.access import DEFAULT_TENANT, tenant_problem
 
 SECRET_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 """What a secret's name may be: an identifier, so `${secrets.NAME}` reads it."""
 
 ENV_PREFIX = "BRAIDFLOW_SECRET_"
+TENANT_ENV_PREFIX = "BRAIDFLOW_TENANT_SECRET_"
+"""Another tenant's variables: a prefix of their own, since every `BRAIDFLOW_SECRET_<X>` is
+the default tenant's secret X, whatever X holds."""
+TENANTS_DIR = "tenants"
+"""The subdirectory of the secrets directory holding another tenant's, `tenants/<tenant>/`."""
 
 
 class SecretsProvider(Protocol):
@@ -44,39 +50,78 @@ class SecretsProvider(Protocol):
         ...
 
 
-class EnvironmentSecrets:
-    """Secrets from the worker's environment: `BRAIDFLOW_SECRET_<NAME>` (the name as written).
+def tenant_variable(tenant: str, name: str) -> str | None:
+    """The variable of secret `name` of `tenant` (not the default tenant):
+    `BRAIDFLOW_TENANT_SECRET_<TENANT>__<NAME>`, the tenant upper-cased with `-` as `_`, the
+    name as written. None when that spelling could also be read as another tenant's or
+    another name's: a tenant ending in `-` or holding `--`, a name starting with `_` or
+    holding `__` (tenant `a-`'s `X` and tenant `a`'s `_X` would both be `A___X`). Every
+    variable read thus holds exactly one `__`, between underscore-free neighbours, so it
+    names one tenant and one secret."""
+    if (
+        tenant == DEFAULT_TENANT
+        or tenant_problem(tenant) is not None
+        or tenant.endswith("-")
+        or "--" in tenant
+        or not SECRET_NAME.fullmatch(name)
+        or name.startswith("_")
+        or "__" in name
+    ):
+        return None
+    return f"{TENANT_ENV_PREFIX}{tenant.upper().replace('-', '_')}__{name}"
 
-    Serves the default tenant only: the tenants round decides how another tenant's variables
-    are spelled, and until then another tenant gets nothing (fails closed)."""
+
+class EnvironmentSecrets:
+    """Secrets from the worker's environment: the default tenant's `BRAIDFLOW_SECRET_<NAME>`
+    (the name as written), another tenant's `tenant_variable` (none for the few tenant and
+    secret names that have no unambiguous spelling: they fail closed)."""
 
     def __init__(self, environ: Mapping[str, str] | None = None) -> None:
         self._environ = os.environ if environ is None else environ
 
     def secret(self, tenant: str, name: str) -> str | None:
-        if tenant != DEFAULT_TENANT:
-            return None
-        return self._environ.get(ENV_PREFIX + name)
+        if tenant == DEFAULT_TENANT:
+            return self._environ.get(ENV_PREFIX + name)
+        variable = tenant_variable(tenant, name)
+        return None if variable is None else self._environ.get(variable)
 
     def describe(self, tenant: str, name: str) -> str:
-        return f"variable {ENV_PREFIX}{name}"
+        if tenant == DEFAULT_TENANT:
+            return f"variable {ENV_PREFIX}{name}"
+        variable = tenant_variable(tenant, name)
+        if variable is None:
+            return f"no variable (tenant {tenant!r} and secret {name!r} have no unambiguous one)"
+        return f"variable {variable}"
 
 
 class DirectorySecrets:
     """Secrets from a directory holding one file per secret, named after it, as Kubernetes
-    mounts a Secret volume (the files may be symlinks into `..data`). One trailing newline
-    (`\\n` or `\\r\\n`), as `echo` or an editor leaves, is dropped; any other whitespace is
-    kept. Read at each use, so a rotated secret is seen at once. Default tenant only, as
-    `EnvironmentSecrets`."""
+    mounts a Secret volume (the files may be symlinks into `..data`): the default tenant's
+    `<directory>/<name>`, tenant T's `<directory>/tenants/T/<name>`. Tenant and secret names
+    are checked (no `/`, no `.`), so a lookup never leaves its tenant's directory, and the
+    default tenant's `tenants` is a directory, never a secret. One trailing newline (`\\n`
+    or `\\r\\n`), as `echo` or an editor leaves, is dropped; any other whitespace is kept.
+    Read at each use, so a rotated secret is seen at once."""
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
 
+    def path(self, tenant: str, name: str) -> Path | None:
+        """The file of `name` of `tenant`; None for a name that is no secret's or tenant's."""
+        if not SECRET_NAME.fullmatch(name):
+            return None
+        if tenant == DEFAULT_TENANT:
+            return self.directory / name
+        if tenant_problem(tenant) is not None:
+            return None
+        return self.directory / TENANTS_DIR / tenant / name
+
     def secret(self, tenant: str, name: str) -> str | None:
-        if tenant != DEFAULT_TENANT or not SECRET_NAME.fullmatch(name):
+        path = self.path(tenant, name)
+        if path is None:
             return None
         try:
-            text = (self.directory / name).read_text(encoding="utf-8")
+            text = path.read_text(encoding="utf-8")
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
             return None
         if text.endswith("\r\n"):
@@ -84,7 +129,10 @@ class DirectorySecrets:
         return text[:-1] if text.endswith("\n") else text
 
     def describe(self, tenant: str, name: str) -> str:
-        return f"file {self.directory / name}"
+        path = self.path(tenant, name)
+        if path is None:
+            return f"no file (secret {name!r} of tenant {tenant!r} has none)"
+        return f"file {path}"
 
 
 class ChainedSecrets:

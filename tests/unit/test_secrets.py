@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,7 @@ from braidflow.secrets import (
     credentials_allowed,
     every_secret,
     provider_for,
+    tenant_variable,
 )
 
 
@@ -26,8 +28,73 @@ def test_the_environment_gives_braidflow_secret_variables_of_the_default_tenant(
     env = EnvironmentSecrets({"BRAIDFLOW_SECRET_CRM_TOKEN": "t0k", "CRM_TOKEN": "not this"})
     assert env.secret(DEFAULT_TENANT, "CRM_TOKEN") == "t0k"
     assert env.secret(DEFAULT_TENANT, "crm_token") is None
-    assert env.secret("acme", "CRM_TOKEN") is None  # another tenant: nothing yet, fails closed
+    assert env.secret("acme", "CRM_TOKEN") is None  # the default tenant's are not acme's
     assert env.describe(DEFAULT_TENANT, "X") == "variable BRAIDFLOW_SECRET_X"
+
+
+def test_another_tenant_reads_braidflow_tenant_secret_variables_of_its_own() -> None:
+    env = EnvironmentSecrets(
+        {
+            "BRAIDFLOW_TENANT_SECRET_ACME__CRM_TOKEN": "acme-t0k",
+            "BRAIDFLOW_TENANT_SECRET_ACME_EU__CRM_TOKEN": "eu-t0k",
+            "BRAIDFLOW_TENANT_SECRET_ACME__lower": "lower-v",
+            "BRAIDFLOW_SECRET_ACME__CRM_TOKEN": "the default tenant's ACME__CRM_TOKEN",
+            "BRAIDFLOW_TENANT_SECRET_DEFAULT__CRM_TOKEN": "not the default tenant's",
+            "BRAIDFLOW_TENANT_SECRET_A___X": "meant for tenant a-",
+            "BRAIDFLOW_TENANT_SECRET_A__B__X": "meant for tenant a--b",
+        }
+    )
+    assert env.secret("acme", "CRM_TOKEN") == "acme-t0k"
+    assert env.secret("acme-eu", "CRM_TOKEN") == "eu-t0k"
+    assert env.secret("acme", "lower") == "lower-v"  # the name as written
+    assert env.secret("acme", "LOWER") is None
+    assert env.secret("other", "CRM_TOKEN") is None
+    # The default tenant keeps its one spelling: its ACME__CRM_TOKEN is no tenant's secret.
+    assert env.secret(DEFAULT_TENANT, "ACME__CRM_TOKEN") == "the default tenant's ACME__CRM_TOKEN"
+    assert env.secret(DEFAULT_TENANT, "CRM_TOKEN") is None
+    # Names whose spelling is ambiguous have no variable: tenant a cannot read what was
+    # meant for a- or a--b, and those tenants have no variable either.
+    assert env.secret("a", "_X") is None
+    assert env.secret("a", "B__X") is None
+    assert env.secret("a-", "X") is None
+    assert env.secret("a--b", "X") is None
+    assert env.describe("acme-eu", "K") == "variable BRAIDFLOW_TENANT_SECRET_ACME_EU__K"
+    assert env.describe("a-", "X") == (
+        "no variable (tenant 'a-' and secret 'X' have no unambiguous one)"
+    )
+
+
+def test_no_tenant_variable_is_also_the_plain_spelling_of_another_tenant_or_name() -> None:
+    # Every tenant up to 4 characters of `a`, `b` and `-`, every name up to 3 of `X` and `_`:
+    # the variable read for (tenant, name) is the upper-cased, `-` as `_`, `__`-joined
+    # spelling of that pair and of no other, so a variable set for a tenant whose name has no
+    # variable (a-, a--b) is read by no one.
+    tenants = [
+        "".join(chars)
+        for size in range(1, 5)
+        for chars in itertools.product("ab-", repeat=size)
+        if chars[0] != "-"
+    ]
+    names = [
+        "".join(chars) for size in range(1, 4) for chars in itertools.product("X_", repeat=size)
+    ]
+    spelt: dict[str, set[tuple[str, str]]] = {}
+    for tenant, name in itertools.product(tenants, names):
+        plain = f"BRAIDFLOW_TENANT_SECRET_{tenant.upper().replace('-', '_')}__{name}"
+        spelt.setdefault(plain, set()).add((tenant, name))
+    read = {
+        (tenant, name): tenant_variable(tenant, name)
+        for tenant, name in itertools.product(tenants, names)
+    }
+    assert read[("a", "_X")] is None and read[("a-", "X")] is None  # the example collision
+    served = {pair: variable for pair, variable in read.items() if variable is not None}
+    for pair in (("a", "X"), ("a-b", "X_"), ("ab-a", "XXX"), ("b", "X_X")):
+        assert pair in served, pair  # most pairs have a variable
+    for pair, variable in served.items():
+        assert spelt[variable] == {pair}, (pair, variable, spelt[variable])
+    assert tenant_variable(DEFAULT_TENANT, "X") is None
+    assert tenant_variable("Acme", "X") is None
+    assert tenant_variable("acme", "not-a-name") is None
 
 
 def test_a_directory_as_kubernetes_mounts_it_gives_one_secret_per_file(tmp_path: Path) -> None:
@@ -56,6 +123,37 @@ def test_a_directory_as_kubernetes_mounts_it_gives_one_secret_per_file(tmp_path:
     assert secrets.secret(DEFAULT_TENANT, "CRM_TOKEN") == "rotated"  # read at each use
 
 
+def test_another_tenants_files_are_under_tenants_and_reach_no_one_else(tmp_path: Path) -> None:
+    (tmp_path / "TOKEN").write_text("default-v\n")
+    (tmp_path / "DEFAULT_ONLY").write_text("d\n")
+    for tenant, value in (("acme", "acme-v"), ("acme-eu", "eu-v"), ("default", "never")):
+        (tmp_path / "tenants" / tenant).mkdir(parents=True)
+        (tmp_path / "tenants" / tenant / "TOKEN").write_text(value + "\r\n")
+    (tmp_path / "tenants" / "acme" / "ONLY_ACME").write_text("a")
+    secrets = DirectorySecrets(tmp_path)
+    assert secrets.secret("acme", "TOKEN") == "acme-v"
+    assert secrets.secret("acme-eu", "TOKEN") == "eu-v"
+    assert secrets.secret(DEFAULT_TENANT, "TOKEN") == "default-v"  # not tenants/default
+    assert secrets.secret("acme", "DEFAULT_ONLY") is None
+    assert secrets.secret("acme-eu", "ONLY_ACME") is None
+    assert secrets.secret("other", "TOKEN") is None
+    assert secrets.secret(DEFAULT_TENANT, "ONLY_ACME") is None
+    assert secrets.secret(DEFAULT_TENANT, "tenants") is None  # a directory, not a secret
+    # No name or tenant leaves its tenant's directory.
+    for tenant, name in (
+        ("acme", "../acme-eu/TOKEN"),
+        ("acme", "../../TOKEN"),
+        ("../tenants/acme", "TOKEN"),
+        ("acme/../acme-eu", "TOKEN"),
+        ("..", "TOKEN"),
+        ("Acme", "TOKEN"),
+        (DEFAULT_TENANT, "tenants/acme/TOKEN"),
+    ):
+        assert secrets.secret(tenant, name) is None, (tenant, name)
+    assert secrets.describe("acme", "K") == f"file {tmp_path / 'tenants' / 'acme' / 'K'}"
+    assert secrets.describe("..", "K") == "no file (secret 'K' of tenant '..' has none)"
+
+
 def test_the_worker_provider_asks_the_environment_first_then_the_directory(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -70,6 +168,17 @@ def test_the_worker_provider_asks_the_environment_first_then_the_directory(
         f"variable BRAIDFLOW_SECRET_NONE, file {tmp_path / 'NONE'}"
     )
     assert provider_for(None).secret(DEFAULT_TENANT, "FILE_ONLY") is None
+    (tmp_path / "tenants" / "acme").mkdir(parents=True)
+    (tmp_path / "tenants" / "acme" / "BOTH").write_text("acme file\n")
+    monkeypatch.setenv("BRAIDFLOW_TENANT_SECRET_ACME__BOTH", "acme env")
+    assert provider.secret("acme", "BOTH") == "acme env"
+    monkeypatch.delenv("BRAIDFLOW_TENANT_SECRET_ACME__BOTH")
+    assert provider.secret("acme", "BOTH") == "acme file"
+    assert provider.secret("acme", "FILE_ONLY") is None
+    assert provider.describe("acme", "NONE") == (
+        "variable BRAIDFLOW_TENANT_SECRET_ACME__NONE,"
+        f" file {tmp_path / 'tenants' / 'acme' / 'NONE'}"
+    )
 
 
 class Vault:
