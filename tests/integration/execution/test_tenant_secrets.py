@@ -2,7 +2,7 @@
 workflow of tenant `acme` sends `${secrets.token}` from `<dir>/tenants/acme/token` (and one
 from its `BRAIDFLOW_TENANT_SECRET_ACME__<NAME>` variable), the default tenant's workflow of
 the same id and secret name sends the default tenant's `<dir>/token`, and acme cannot read a
-secret only the default tenant has."""
+secret only the default tenant has; an acme department's alert webhook gets acme's secret."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ import pytest
 from aiohttp import web
 from background_loop import BackgroundLoop
 from suite_broker import SuiteBroker
+from waiting import until
 from workers import WorkerApi, WorkerProcess, make_key, wait_for_terminal
 
 from braidflow.access import Role
@@ -24,11 +25,14 @@ DEFAULT_TOKEN = "dflt-5c1e9a7b03"
 ACME_TOKEN = "acme-8d42f6b1e9"
 ACME_ENV = "acme-env-2b7c90d4"
 DEFAULT_ONLY = "only-dflt-e03a6f"
+DEFAULT_HOOK = "dflt-hook-71c3b5"
+ACME_HOOK = "acme-hook-a94d2e"
 
 
 @pytest.fixture(scope="module")
 def echo(background_loop: BackgroundLoop) -> Iterator[tuple[str, list[str]]]:
-    """A server recording the Authorization header of every request; its URL and the list."""
+    """A server recording the Authorization header of every GET /echo and the `token` of
+    every POST /alerts, in one list; `/fail` always fails. Its URL and the list."""
     port = free_port()
     received: list[str] = []
     lock = threading.Lock()
@@ -38,10 +42,20 @@ def echo(background_loop: BackgroundLoop) -> Iterator[tuple[str, list[str]]]:
             received.append(request.headers.get("Authorization", ""))
         return web.json_response({"ok": True})
 
+    async def alert(request: web.Request) -> web.Response:
+        with lock:
+            received.append(f"alert {request.query.get('token', '')}")
+        return web.Response(status=204)
+
+    async def fail(request: web.Request) -> web.Response:
+        return web.Response(status=503, text="down")
+
     app = web.Application()
     app.router.add_get("/echo", record)
+    app.router.add_post("/alerts", alert)
+    app.router.add_get("/fail", fail)
     runner = background_loop.serve(app, "127.0.0.1", port)
-    yield f"http://127.0.0.1:{port}/echo", received
+    yield f"http://127.0.0.1:{port}", received
     background_loop.run(runner.cleanup())
 
 
@@ -54,7 +68,9 @@ def worker(
     (secrets / "tenants" / "acme").mkdir(parents=True)
     (secrets / "token").write_text(DEFAULT_TOKEN + "\n")
     (secrets / "default_only").write_text(DEFAULT_ONLY + "\n")
+    (secrets / "hook").write_text(DEFAULT_HOOK + "\n")
     (secrets / "tenants" / "acme" / "token").write_text(ACME_TOKEN + "\n")
+    (secrets / "tenants" / "acme" / "hook").write_text(ACME_HOOK + "\n")
     process = WorkerProcess(
         broker,
         f"t{uuid.uuid4().hex[:10]}",
@@ -78,7 +94,7 @@ nodes:
   - id: call
     type: http
     retry: {{max_attempts: 1}}
-    params: {{method: GET, url: "{url}", headers: {{Authorization: "Bearer ${{secrets.{secret}}}"}}}}
+    params: {{method: GET, url: "{url}/echo", headers: {{Authorization: "Bearer ${{secrets.{secret}}}"}}}}
   - {{id: done, type: end}}
 edges:
   - {{from: call, to: done}}
@@ -102,17 +118,20 @@ def test_each_tenant_sends_its_own_secret_of_one_name_and_acme_none_of_the_defau
     )
     default = worker.api
 
+    def calls() -> list[str]:
+        return [r for r in received if r.startswith("Bearer ")]
+
     ours = run(worker, acme, calling("call-token", "token", url), "call-token")
     assert ours["status"] == "completed", ours
-    assert received == [f"Bearer {ACME_TOKEN}"]
+    assert calls() == [f"Bearer {ACME_TOKEN}"]
 
     theirs = run(worker, default, calling("call-token", "token", url), "call-token")
     assert theirs["status"] == "completed", theirs
-    assert received == [f"Bearer {ACME_TOKEN}", f"Bearer {DEFAULT_TOKEN}"]
+    assert calls() == [f"Bearer {ACME_TOKEN}", f"Bearer {DEFAULT_TOKEN}"]
 
     from_env = run(worker, acme, calling("call-env", "from_env", url), "call-env")
     assert from_env["status"] == "completed", from_env
-    assert received[2:] == [f"Bearer {ACME_ENV}"]
+    assert calls()[2:] == [f"Bearer {ACME_ENV}"]
 
     # A secret only the default tenant has is not acme's: the node fails, naming where
     # acme's would be, and nothing reaches the server.
@@ -125,7 +144,41 @@ def test_each_tenant_sends_its_own_secret_of_one_name_and_acme_none_of_the_defau
     assert "'default_only'" in message and "tenant 'acme'" in message, message
     assert "BRAIDFLOW_TENANT_SECRET_ACME__default_only" in message, message
     assert "tenants/acme/default_only" in message, message
-    assert len(received) == 3
+    assert len(calls()) == 3
     for view in (ours, theirs, from_env, refused):
         leaked = [v for v in (ACME_TOKEN, DEFAULT_TOKEN, ACME_ENV, DEFAULT_ONLY) if v in str(view)]
         assert leaked == [], view
+
+
+def test_an_alert_webhook_of_an_acme_department_is_sent_acmes_secret(
+    worker: WorkerProcess, echo: tuple[str, list[str]]
+) -> None:
+    url, received = echo
+    acme = worker.api.with_key(
+        make_key(worker.broker, worker.prefix, Role.OWNER, "acme-alerts", tenant="acme")
+    )
+    dept = f"ops{uuid.uuid4().hex[:6]}"
+    department = f"""
+kind: Department
+name: {dept}
+credentials: [hook]
+settings:
+  alert_channels:
+    - {{webhook: "{url}/alerts?token=${{secrets.hook}}"}}
+"""
+    assert acme.deploy(department).status == 201
+    failing = f"""
+id: broken
+department: {dept}
+nodes:
+  - {{id: call, type: http, retry: {{max_attempts: 1}}, params: {{method: GET, url: "{url}/fail"}}}}
+  - {{id: done, type: end}}
+edges:
+  - {{from: call, to: done}}
+"""
+    assert run(worker, acme, failing, "broken")["status"] == "failed"
+    alerts = until(
+        lambda: [r for r in list(received) if r.startswith("alert ")], "acme's alert", 60.0
+    )
+    assert alerts == [f"alert {ACME_HOOK}"]
+    assert ACME_HOOK not in worker.log_path.read_text(errors="replace")
