@@ -25,6 +25,7 @@ from typing import Any, Protocol
 from urllib.parse import quote
 
 from braidflow.access import DEFAULT_TENANT, tenant_problem
+from braidflow.tenants import tenant_variable
 
 SECRET_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 """What a secret's name may be: an identifier, so `${secrets.NAME}` reads it."""
@@ -50,30 +51,18 @@ class SecretsProvider(Protocol):
         ...
 
 
-def tenant_variable(tenant: str, name: str) -> str | None:
+def secret_variable(tenant: str, name: str) -> str | None:
     """The variable of secret `name` of `tenant` (not the default tenant):
-    `BRAIDFLOW_TENANT_SECRET_<TENANT>__<NAME>`, the tenant upper-cased with `-` as `_`, the
-    name as written. None when that spelling could also be read as another tenant's or
-    another name's: a tenant ending in `-` or holding `--`, a name starting with `_` or
-    holding `__` (tenant `a-`'s `X` and tenant `a`'s `_X` would both be `A___X`). Every
-    variable read thus holds exactly one `__`, between underscore-free neighbours, so it
-    names one tenant and one secret."""
-    if (
-        tenant == DEFAULT_TENANT
-        or tenant_problem(tenant) is not None
-        or tenant.endswith("-")
-        or "--" in tenant
-        or not SECRET_NAME.fullmatch(name)
-        or name.startswith("_")
-        or "__" in name
-    ):
+    `BRAIDFLOW_TENANT_SECRET_<TENANT>__<NAME>`, the name as written; None where that
+    spelling would be ambiguous (`braidflow.tenants.tenant_variable`), so it fails closed."""
+    if not SECRET_NAME.fullmatch(name):
         return None
-    return f"{TENANT_ENV_PREFIX}{tenant.upper().replace('-', '_')}__{name}"
+    return tenant_variable(TENANT_ENV_PREFIX, tenant, name)
 
 
 class EnvironmentSecrets:
     """Secrets from the worker's environment: the default tenant's `BRAIDFLOW_SECRET_<NAME>`
-    (the name as written), another tenant's `tenant_variable` (none for the few tenant and
+    (the name as written), another tenant's `secret_variable` (none for the few tenant and
     secret names that have no unambiguous spelling: they fail closed)."""
 
     def __init__(self, environ: Mapping[str, str] | None = None) -> None:
@@ -82,13 +71,13 @@ class EnvironmentSecrets:
     def secret(self, tenant: str, name: str) -> str | None:
         if tenant == DEFAULT_TENANT:
             return self._environ.get(ENV_PREFIX + name)
-        variable = tenant_variable(tenant, name)
+        variable = secret_variable(tenant, name)
         return None if variable is None else self._environ.get(variable)
 
     def describe(self, tenant: str, name: str) -> str:
         if tenant == DEFAULT_TENANT:
             return f"variable {ENV_PREFIX}{name}"
-        variable = tenant_variable(tenant, name)
+        variable = secret_variable(tenant, name)
         if variable is None:
             return f"no variable (tenant {tenant!r} and secret {name!r} have no unambiguous one)"
         return f"variable {variable}"

@@ -96,3 +96,23 @@ def tenant_of_wait_key(key: str) -> str:
     if not key.startswith("@"):
         return DEFAULT_TENANT
     return key[1:].partition("/")[0]
+
+
+def tenant_variable(prefix: str, tenant: str, name: str) -> str | None:
+    """The environment variable `<prefix><TENANT>__<name>` of another tenant's `name`: the
+    tenant upper-cased with `-` as `_`, `name` as the caller spells it. None for the default
+    tenant, and where that spelling could also be read as another tenant's or another
+    name's: a tenant ending in `-` or holding `--`, a name starting with `_` or holding `__`
+    (tenant `a-`'s `X` and tenant `a`'s `_X` would both be `A___X`). Every variable given
+    thus holds exactly one `__`, between underscore-free neighbours: one tenant, one name."""
+    if (
+        tenant == DEFAULT_TENANT
+        or tenant_problem(tenant) is not None
+        or tenant.endswith("-")
+        or "--" in tenant
+        or not name
+        or name.startswith("_")
+        or "__" in name
+    ):
+        return None
+    return f"{prefix}{tenant.upper().replace('-', '_')}__{name}"

@@ -126,7 +126,6 @@ def build_runtime(
         publisher.dead_letter,
         clock,
         secrets=secrets,
-        # Departments are the default tenant's until the tenants round keys them by tenant.
         allowed_secrets=lambda tenant, department: catalog.departments_of(tenant).secrets_allowed(
             department
         ),

@@ -20,7 +20,7 @@ from braidflow.secrets import (
     credentials_allowed,
     every_secret,
     provider_for,
-    tenant_variable,
+    secret_variable,
 )
 
 
@@ -83,7 +83,7 @@ def test_no_tenant_variable_is_also_the_plain_spelling_of_another_tenant_or_name
         plain = f"BRAIDFLOW_TENANT_SECRET_{tenant.upper().replace('-', '_')}__{name}"
         spelt.setdefault(plain, set()).add((tenant, name))
     read = {
-        (tenant, name): tenant_variable(tenant, name)
+        (tenant, name): secret_variable(tenant, name)
         for tenant, name in itertools.product(tenants, names)
     }
     assert read[("a", "_X")] is None and read[("a-", "X")] is None  # the example collision
@@ -92,9 +92,9 @@ def test_no_tenant_variable_is_also_the_plain_spelling_of_another_tenant_or_name
         assert pair in served, pair  # most pairs have a variable
     for pair, variable in served.items():
         assert spelt[variable] == {pair}, (pair, variable, spelt[variable])
-    assert tenant_variable(DEFAULT_TENANT, "X") is None
-    assert tenant_variable("Acme", "X") is None
-    assert tenant_variable("acme", "not-a-name") is None
+    assert secret_variable(DEFAULT_TENANT, "X") is None
+    assert secret_variable("Acme", "X") is None
+    assert secret_variable("acme", "not-a-name") is None
 
 
 def test_a_directory_as_kubernetes_mounts_it_gives_one_secret_per_file(tmp_path: Path) -> None:

@@ -31,27 +31,40 @@ from braidflow.connectors.api.openapi import (
     ref,
 )
 from braidflow.schemas.cloudevents import from_structured, new_event
+from braidflow.tenants import tenant_variable
 
 SIGNATURE_HEADER = "X-Braidflow-Signature"
 
 events = Resource("events", "Domain events, webhooks and backfills")
 
 
+WEBHOOK_SECRET_ENV = "BRAIDFLOW_WEBHOOK_SECRET"
+TENANT_WEBHOOK_SECRET_PREFIX = "BRAIDFLOW_TENANT_WEBHOOK_SECRET_"
+"""Another tenant's webhook secrets: a prefix of their own, since every
+`BRAIDFLOW_WEBHOOK_SECRET_<X>` is the default tenant's webhook X."""
+
+
 def webhook_secret(name: str, tenant: str = DEFAULT_TENANT) -> bytes | None:
     """The HMAC secret of webhook `name`: `BRAIDFLOW_WEBHOOK_SECRET_<NAME>`, else the shared one.
 
-    Another tenant's webhook has only its own, `BRAIDFLOW_WEBHOOK_SECRET_<TENANT>__<NAME>`:
-    the default tenant's secrets never open another tenant's hooks.
+    Another tenant's webhook has only its own, `BRAIDFLOW_TENANT_WEBHOOK_SECRET_<TENANT>__<NAME>`
+    so the default tenant's secrets never open another tenant's hooks. A hook whose spelling
+    would be ambiguous (`braidflow.tenants.tenant_variable`) is refused with `Unauthorized`.
     """
-
-    def spelt(text: str) -> str:
-        return re.sub(r"[^A-Z0-9]", "_", text.upper())
-
+    spelt = re.sub(r"[^A-Z0-9]", "_", name.upper())
     if tenant != DEFAULT_TENANT:
-        secret = os.environ.get(f"BRAIDFLOW_WEBHOOK_SECRET_{spelt(tenant)}__{spelt(name)}")
+        variable = tenant_variable(TENANT_WEBHOOK_SECRET_PREFIX, tenant, spelt)
+        if variable is None:
+            # Refused, not left unsigned: a secret set for it would be read as another's.
+            raise Unauthorized(
+                f"webhook {name!r} of tenant {tenant!r} has no unambiguous secret variable:"
+                " use a hook name that does not start with '_' or hold '__' when spelt",
+                field="name",
+            )
+        secret = os.environ.get(variable)
     else:
-        own = "BRAIDFLOW_WEBHOOK_SECRET_" + spelt(name)
-        secret = os.environ.get(own) or os.environ.get("BRAIDFLOW_WEBHOOK_SECRET")
+        own = f"{WEBHOOK_SECRET_ENV}_{spelt}"
+        secret = os.environ.get(own) or os.environ.get(WEBHOOK_SECRET_ENV)
     return secret.encode() if secret else None
 
 
