@@ -82,6 +82,8 @@ def _store(request: web.Request) -> KeyStore:
 )
 async def create_key(request: web.Request) -> web.Response:
     """An owner makes keys of its own tenant only."""
+    # Who may is settled before what was asked: a department's owner gets 403, not a 400.
+    store = _store(request)
     body = await object_body(request, {"role", "tenant", "department", "name"})
     caller = principal_of(request)
     role_name = string_field(body, "role", required=True)
@@ -103,7 +105,7 @@ async def create_key(request: web.Request) -> web.Response:
     problem = key_name_problem(name)
     if problem is not None:
         raise BadRequest(problem, field="name")
-    key, record = await _store(request).create(
+    key, record = await store.create(
         tenant, Role(role_name), department, name, int(time.time() * 1000), caller.name
     )
     return web.json_response({**record.listing(), "key": key}, status=201)

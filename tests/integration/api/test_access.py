@@ -129,6 +129,8 @@ def test_a_department_owner_makes_no_keys_and_reads_no_audit_log(access: Access)
         "sue: managing keys is for the owner role of the whole tenant",
     ), made
     assert support_owner.get("/keys").status == 403
+    # Who may is settled before what was asked: a bad body tells it nothing either.
+    assert support_owner.post_json("/keys", {"role": "king"}).status == 403
     some_key = owner.get("/keys").body["keys"][0]["id"]
     assert support_owner.request("DELETE", f"/keys/{some_key}").status == 403
     assert support_owner.get("/audit").status == 403
