@@ -215,7 +215,11 @@ def test_an_accepted_id_reads_as_accepted_behind_a_backlog(unharmed: WorkerProce
 
     with ThreadPoolExecutor(8) as pool:
         ids = list(pool.map(start, range(3_000)))
-    # At once, while the orchestrator works through the starts ahead of it: never a 404.
+    # At once, while the orchestrator works through the starts ahead of it. The listing
+    # first: the reads below take long enough on a loaded machine for the backlog to drain.
+    listed = unharmed.api.get(f"{path}?status=accepted&limit=1000").body["executions"]
+    assert listed and all(e["accepted_at"] and e["started_at"] is None for e in listed)
+    # Never a 404.
     seen = set()
     for execution_id in reversed(ids[-50:]):
         reply = unharmed.api.execution(execution_id)
@@ -223,7 +227,5 @@ def test_an_accepted_id_reads_as_accepted_behind_a_backlog(unharmed: WorkerProce
         assert reply.body["workflow_id"] == workflow_id
         seen.add(reply.body["status"])
     assert "accepted" in seen, seen
-    listed = unharmed.api.get(f"{path}?status=accepted&limit=1000").body["executions"]
-    assert listed and all(e["accepted_at"] and e["started_at"] is None for e in listed)
     # Let the backlog drain before the next test uses the worker.
     unharmed.wait_until_finished(ids[-1:], 120)
