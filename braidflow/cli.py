@@ -46,6 +46,13 @@ from braidflow.topology import (
     load_workflow,
     validate_text,
 )
+from braidflow.topology.departments import (
+    Department,
+    declares_department,
+    load_department,
+    with_defaults,
+)
+from braidflow.topology.loading import parse_text
 from braidflow.topology.mermaid import mermaid
 
 
@@ -76,14 +83,14 @@ def schema() -> None:
 @main.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path())
 def validate(files: tuple[str, ...]) -> None:
-    """Validate definition FILES.
+    """Validate definition FILES: workflows, and departments (`kind: Department`).
 
     Prints one line per problem and exits with status 1 if there is any.
     """
     failed = False
     for path in files:
         try:
-            problems = validate_text(_read(path))
+            problems = _problems(_read(path))
         except DefinitionError as exc:
             problems = exc.problems
         _echo_problems(path, problems)
@@ -94,6 +101,25 @@ def validate(files: tuple[str, ...]) -> None:
         raise SystemExit(1)
     if len(files) == 1:
         click.echo("ok")
+
+
+def _problems(text: bytes) -> list[Problem]:
+    """Every problem of a workflow's or a department's text."""
+    if not declares_department(parse_text(text)):
+        return validate_text(text)
+    load_department(text)
+    return []
+
+
+def _department(path: str | None) -> Department | None:
+    """The department definition of `--department`, None without one."""
+    if path is None:
+        return None
+    try:
+        return load_department(_read(path))
+    except DefinitionError as exc:
+        problems = "; ".join(str(p) for p in exc.problems)
+        raise click.BadParameter(f"{path}: {problems}", param_hint="--department") from None
 
 
 @main.command()
@@ -165,13 +191,19 @@ def _load_answers(path: str | None) -> Any:
     type=click.Path(),
     help="YAML/JSON: node id to output, or to {error: message, type: name}.",
 )
-def dry_run(file: str, input_: Any, answers: str | None) -> None:
+@click.option(
+    "--department",
+    type=click.Path(),
+    help="A department definition: its context is read as dept.*, its node defaults apply.",
+)
+def dry_run(file: str, input_: Any, answers: str | None, department: str | None) -> None:
     """Preview an execution of FILE with the pure engine, no Kafka.
 
     Work nodes are answered from the answers file (an empty output when a node
     is not listed). Prints each step, joins firing, the path taken and the output.
     Exits 1 when the execution does not complete.
     """
+    dept = _department(department)
     try:
         workflow = load_workflow(_read(file))
     except DefinitionError as exc:
@@ -181,7 +213,9 @@ def dry_run(file: str, input_: Any, answers: str | None) -> None:
     click.echo(f"dry run of {workflow.id} with input {_json(input_)}")
     path: list[str] = []
     state = None
-    for number, (transition, result) in enumerate(drive(workflow, input_, given), 1):
+    workflow = with_defaults(workflow, dept)
+    context = None if dept is None else dept.context
+    for number, (transition, result) in enumerate(drive(workflow, input_, given, dept=context), 1):
         click.echo(f"{number:>3}  {_describe(transition, result)}")
         for line in _effects(result):
             click.echo(f"       {line}")

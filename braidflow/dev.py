@@ -1,10 +1,17 @@
-"""`braidflow dev`: the embedded broker, a worker with the API, the examples deployed."""
+"""`braidflow dev`: the embedded broker, a worker with the API, the examples deployed.
+
+An example department is a directory of `examples/` holding `department.yaml` (the
+`kind: Department` definition) beside its workflows: dev mode deploys the department
+first, then its workflows, after the examples at the top level.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import json
+import os
+import secrets
 import shutil
 import sys
 import tempfile
@@ -20,6 +27,7 @@ from braidflow.connectors.broker import EmbeddedBroker, bind_error, free_port
 from braidflow.connectors.demo_services import (
     DEMO_HOST,
     DEMO_PORT,
+    HELPDESK_TOKEN_ENV,
     pointed_at,
     start_demo_services,
 )
@@ -41,8 +49,21 @@ def _sample_input(example: Path) -> Any:
     return json.loads(sample.read_text()) if sample.exists() else {}
 
 
+DEPARTMENT_FILE = "department.yaml"
+
+
+def _definitions(directory: Path) -> list[Path]:
+    return [p for p in sorted(directory.glob("*.yaml")) if not p.name.endswith(".answers.yaml")]
+
+
 def _example_files(examples: Path) -> list[Path]:
-    return [p for p in sorted(examples.glob("*.yaml")) if not p.name.endswith(".answers.yaml")]
+    """What dev mode deploys, in order: the top-level examples, then each example department
+    (a directory with a department.yaml) before its workflows."""
+    files = _definitions(examples)
+    for department in sorted(examples.glob(f"*/{DEPARTMENT_FILE}")):
+        files.append(department)
+        files.extend(p for p in _definitions(department.parent) if p != department)
+    return files
 
 
 def _trigger_topics(settings: Settings, examples: Path) -> list[NewTopic]:
@@ -50,15 +71,19 @@ def _trigger_topics(settings: Settings, examples: Path) -> list[NewTopic]:
     reported when it is deployed)."""
     workflows = []
     for path in _example_files(examples):
+        if path.name == DEPARTMENT_FILE:
+            continue
         with contextlib.suppress(DefinitionError):
             workflows.append(load_workflow(path.read_text()))
     return trigger_topics(settings, workflows)
 
 
-def _deploy_examples(examples: Path, topics: list[NewTopic], demo_port: int) -> Any:
+def _deploy_examples(
+    examples: Path, topics: list[NewTopic], demo_port: int, helpdesk_token: str
+) -> Any:
     async def deploy(runtime: Runtime) -> None:
         try:
-            runner = await start_demo_services(DEMO_HOST, demo_port)
+            runner = await start_demo_services(DEMO_HOST, demo_port, helpdesk_token)
         except OSError as exc:
             # Taken since it was checked: as plain a stop as if it had been taken before.
             runtime.fail(_taken("the demo services", DEMO_HOST, demo_port, exc, _DEMO_OPTION))
@@ -69,6 +94,9 @@ def _deploy_examples(examples: Path, topics: list[NewTopic], demo_port: int) -> 
         for path in _example_files(examples):
             text = pointed_at(path.read_text(), demo_url)
             try:
+                if path.name == DEPARTMENT_FILE:
+                    await runtime.catalog.deploy_department(text, runtime.clock())
+                    continue
                 deployment, _ = await runtime.catalog.deploy(text, runtime.clock())
             except DefinitionError as exc:
                 click.echo(f"skipped {path}: {exc}", err=True)
@@ -80,7 +108,9 @@ def _deploy_examples(examples: Path, topics: list[NewTopic], demo_port: int) -> 
         cli = cli_command(sys.argv[0], sys.executable, shutil.which("braidflow"))
         key, key_file = await _owner_key(runtime)
         settings = runtime.settings
-        click.echo(ready_banner(settings.api_url, settings.broker, deployed, cli, key, key_file))
+        click.echo(
+            ready_banner(settings.api_url, settings.broker, deployed, cli, key, key_file, demo_url)
+        )
 
     return deploy
 
@@ -123,6 +153,16 @@ def _check_ports(settings: Settings, demo_port: int) -> None:
             raise click.ClickException(_taken(what, host, port, exc, option))
 
 
+def _helpdesk_token() -> str:
+    """The helpdesk credential of the support example: the worker's own when set, else one
+    made for this session, given to the demo helpdesk and, through the environment the
+    secrets provider reads, to the workflows; never printed."""
+    token = os.environ.get(HELPDESK_TOKEN_ENV)
+    if not token:
+        token = os.environ[HELPDESK_TOKEN_ENV] = secrets.token_urlsafe(24)
+    return token
+
+
 def run_dev(
     settings: Settings, embedded: bool, examples: Path, demo_port: int | None, loglevel: str
 ) -> None:
@@ -160,5 +200,5 @@ def run_dev(
         topics = _trigger_topics(settings, examples)
         ensure_topics(settings, topics)
         runtime = build_runtime(settings, dev_worker=embedded)
-        runtime.on_ready.append(_deploy_examples(examples, topics, demo_port))
+        runtime.on_ready.append(_deploy_examples(examples, topics, demo_port, _helpdesk_token()))
         runtime.run(loglevel)

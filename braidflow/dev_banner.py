@@ -46,12 +46,14 @@ def ready_banner(
     cli: str,
     key: str | None = None,
     key_file: Path | None = None,
+    demo_url: str | None = None,
 ) -> str:
     """The ready message: where things are, what was deployed, and commands to try.
 
     `deployed` holds (workflow id, sample input) pairs in deployment order; `key` is the
     owner API key dev mode made (None: authentication is off), kept in `key_file` where
-    the CLI finds it, so its commands need no --api-key.
+    the CLI finds it, so its commands need no --api-key; `demo_url` is where the demo
+    services (and the support department's alert channel) answer.
     """
     api_option = "" if api_url == DEFAULT_API else f" --api {shlex.quote(api_url)}"
     # The key itself stays out of the curl lines: one export, then they read as shown.
@@ -100,5 +102,20 @@ def ready_banner(
             f"  (any Kafka producer can publish too: CloudEvents on topic events.ticket"
             f" at {broker})",
         ]
+    if any(w == "support-triage" for w, _ in deployed):
+        created = json.dumps(
+            {"ticket_id": "T-2", "priority": "high", "customer_email": "ada@example.test"}
+        )
+        resolved_t2 = json.dumps({"ticket_id": "T-2", "by": "ada"})
+        lines += [
+            "",
+            "the support department (examples/support) takes its tickets' events:",
+            f"  {cli} publish ticket.created --department support --data {shlex.quote(created)}"
+            f"{api_option}",
+            f"  {cli} publish ticket.resolved --department support"
+            f" --data {shlex.quote(resolved_t2)}{api_option}",
+        ]
+        if demo_url is not None:
+            lines.append(f"  curl -s {demo_url}/alerts   (its alert channel, when unresolved)")
     lines += ["", "Ctrl-C stops everything.", ""]
     return "\n".join(lines)

@@ -17,13 +17,30 @@ catalogue, fixed quote formulas, and order ids from a counter.
                                    polls of that job id, `done` from the Nth on (N
                                    defaults to 3); the job poll-until-done waits for
 
-Run them alone with `python -m braidflow.connectors.demo_services [PORT]`.
+The helpdesk the support department calls (examples/support/) wants `Authorization:
+Bearer <token>`, the token dev mode gives it and its workflows (`${secrets.helpdesk}`);
+401 otherwise:
+
+    POST /helpdesk/tickets/{id}/assign    {queue, reply_to} -> {ticket_id, queue, assignee,
+                                          reply_to}: `urgent` goes to ada, the rest to bob
+    POST /helpdesk/tickets/{id}/escalate  {assignee, cc} -> {ticket_id, escalated, cc}
+    POST /helpdesk/surveys                {ticket_id, to, reply_to, subject} -> 201
+                                          {survey_id, ticket_id, subject}; an
+                                          `Idempotency-Key` seen before: the same survey
+    GET  /helpdesk/stats?days=N           {days, assigned, escalated, surveys} so far
+    POST /alerts                          an alert (a department's alert channel): 204
+    GET  /alerts                          {"alerts": [...]}, every alert received, in order
+
+Run them alone with `python -m braidflow.connectors.demo_services [PORT]` (the helpdesk
+token from BRAIDFLOW_SECRET_helpdesk; without it the helpdesk refuses every call).
 """
 
 from __future__ import annotations
 
+import hmac
 import itertools
 import json
+import os
 import sys
 from typing import Any
 
@@ -32,6 +49,9 @@ from aiohttp import web
 DEMO_HOST = "127.0.0.1"
 DEMO_PORT = 8090
 DEMO_URL = f"http://{DEMO_HOST}:{DEMO_PORT}"
+HELPDESK_SECRET = "helpdesk"
+"""The secret the support department's workflows send the helpdesk (`${secrets.helpdesk}`)."""
+HELPDESK_TOKEN_ENV = f"BRAIDFLOW_SECRET_{HELPDESK_SECRET}"
 
 CATALOGUE: dict[str, dict[str, Any]] = {
     "widget-1": {"name": "Widget", "unit_price_cents": 1250, "available": 40},
@@ -49,6 +69,10 @@ CARRIERS: dict[str, tuple[int, int, int]] = {
 _ORDERS = web.AppKey("orders", dict)
 _ORDER_IDS = web.AppKey("order_ids", itertools.count)
 _JOB_POLLS = web.AppKey("job_polls", dict)
+_HELPDESK_TOKEN = web.AppKey("helpdesk_token", str)
+_HELPDESK_COUNTS = web.AppKey("helpdesk_counts", dict)
+_SURVEYS = web.AppKey("surveys", dict)
+_ALERTS = web.AppKey("alerts", list)
 
 _TRUTHY = frozenset({"1", "true", "yes", "on"})
 
@@ -136,18 +160,121 @@ async def _job(request: web.Request) -> web.Response:
     return web.json_response({"job": job, "status": status, "polls": polls[job]})
 
 
-def demo_app() -> web.Application:
-    """The demo services as one aiohttp application."""
+async def _helpdesk_body(request: web.Request) -> dict[str, Any]:
+    """The JSON object a helpdesk call sends, once its token is the helpdesk's; raises the
+    refusal (401, 400) as an HTTP exception."""
+    token = request.app[_HELPDESK_TOKEN]
+    given = request.headers.get("Authorization", "")
+    if not token or not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+        raise web.HTTPUnauthorized(
+            text=json.dumps({"error": "the helpdesk wants Authorization: Bearer <its token>"}),
+            content_type="application/json",
+        )
+    if request.method == "GET":
+        return {}
+    try:
+        body = await request.json()
+    except json.JSONDecodeError:
+        body = None
+    if not isinstance(body, dict):
+        raise web.HTTPBadRequest(
+            text=json.dumps({"error": "the body must be a JSON object"}),
+            content_type="application/json",
+        )
+    return body
+
+
+def _count(request: web.Request, what: str) -> None:
+    counts = request.app[_HELPDESK_COUNTS]
+    counts[what] = counts.get(what, 0) + 1
+
+
+async def _assign(request: web.Request) -> web.Response:
+    body = await _helpdesk_body(request)
+    queue = str(body.get("queue", "standard"))
+    _count(request, "assigned")
+    return web.json_response(
+        {
+            "ticket_id": request.match_info["ticket"],
+            "queue": queue,
+            "assignee": "ada" if queue == "urgent" else "bob",
+            "reply_to": body.get("reply_to"),
+        }
+    )
+
+
+async def _escalate(request: web.Request) -> web.Response:
+    body = await _helpdesk_body(request)
+    _count(request, "escalated")
+    return web.json_response(
+        {"ticket_id": request.match_info["ticket"], "escalated": True, "cc": body.get("cc")}
+    )
+
+
+async def _survey(request: web.Request) -> web.Response:
+    body = await _helpdesk_body(request)
+    surveys = request.app[_SURVEYS]
+    key = request.headers.get("Idempotency-Key")
+    if key is not None and key in surveys:
+        return web.json_response(surveys[key], status=201)
+    _count(request, "surveys")
+    survey = {
+        "survey_id": f"survey-{request.app[_HELPDESK_COUNTS]['surveys']:04d}",
+        "ticket_id": body.get("ticket_id"),
+        "subject": body.get("subject"),
+    }
+    if key is not None:
+        surveys[key] = survey
+    return web.json_response(survey, status=201)
+
+
+async def _stats(request: web.Request) -> web.Response:
+    await _helpdesk_body(request)
+    try:
+        days = int(request.query.get("days", "7"))
+    except ValueError:
+        return _error(400, "days must be an integer")
+    counts = request.app[_HELPDESK_COUNTS]
+    figures = {w: counts.get(w, 0) for w in ("assigned", "escalated", "surveys")}
+    return web.json_response({"days": days, **figures})
+
+
+async def _receive_alert(request: web.Request) -> web.Response:
+    try:
+        alert = await request.json()
+    except json.JSONDecodeError:
+        return _error(400, "the body must be JSON")
+    request.app[_ALERTS].append(alert)
+    return web.Response(status=204)
+
+
+async def _alerts(request: web.Request) -> web.Response:
+    return web.json_response({"alerts": request.app[_ALERTS]})
+
+
+def demo_app(helpdesk_token: str | None = None) -> web.Application:
+    """The demo services as one aiohttp application; the helpdesk takes calls bearing
+    `helpdesk_token` only (none: it refuses every call)."""
     app = web.Application()
     app[_ORDERS] = {}
     app[_ORDER_IDS] = itertools.count(1)
     app[_JOB_POLLS] = {}
+    app[_HELPDESK_TOKEN] = helpdesk_token or ""
+    app[_HELPDESK_COUNTS] = {}
+    app[_SURVEYS] = {}
+    app[_ALERTS] = []
     app.router.add_get("/inventory/{sku}", _inventory)
     app.router.add_post("/orders", _place_order)
     app.router.add_get("/health", _health)
     app.router.add_get("/quotes/{carrier}", _quote)
     app.router.add_post("/it", _it_check)
     app.router.add_get("/jobs/{job}", _job)
+    app.router.add_post("/helpdesk/tickets/{ticket}/assign", _assign)
+    app.router.add_post("/helpdesk/tickets/{ticket}/escalate", _escalate)
+    app.router.add_post("/helpdesk/surveys", _survey)
+    app.router.add_get("/helpdesk/stats", _stats)
+    app.router.add_post("/alerts", _receive_alert)
+    app.router.add_get("/alerts", _alerts)
     return app
 
 
@@ -157,9 +284,11 @@ def pointed_at(text: str, demo_url: str) -> str:
     return text if demo_url == DEMO_URL else text.replace(DEMO_URL, demo_url)
 
 
-async def start_demo_services(host: str = DEMO_HOST, port: int = DEMO_PORT) -> web.AppRunner:
+async def start_demo_services(
+    host: str = DEMO_HOST, port: int = DEMO_PORT, helpdesk_token: str | None = None
+) -> web.AppRunner:
     """Serve the demo services on host:port; stop them with `stop_demo_services`."""
-    runner = web.AppRunner(demo_app(), access_log=None)
+    runner = web.AppRunner(demo_app(helpdesk_token), access_log=None)
     await runner.setup()
     await web.TCPSite(runner, host, port).start()
     return runner
@@ -171,5 +300,7 @@ async def stop_demo_services(runner: web.AppRunner) -> None:
 
 if __name__ == "__main__":
     web.run_app(
-        demo_app(), host=DEMO_HOST, port=int(sys.argv[1]) if len(sys.argv) > 1 else DEMO_PORT
+        demo_app(os.environ.get(HELPDESK_TOKEN_ENV)),
+        host=DEMO_HOST,
+        port=int(sys.argv[1]) if len(sys.argv) > 1 else DEMO_PORT,
     )

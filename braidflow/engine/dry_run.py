@@ -190,6 +190,7 @@ def dry_run(
     *,
     execution_id: str = "dry-run",
     started_at: int = 0,
+    dept: Mapping[str, Any] | None = None,
 ) -> Iterator[tuple[Transition, StepResult]]:
     """Yield each transition applied and its result, until nothing is left to deliver.
 
@@ -197,9 +198,10 @@ def dry_run(
     nothing else is left, the earliest pending timer fires at its due time.
     Child executions do not run: a subworkflow gets the answer under its node id,
     and so does every item of a foreach over a workflow and every pass of a loop.
+    `dept` is the department's shared context, read as `dept.*`.
     """
     queue: deque[Transition] = deque(
-        [StartExecution("start", execution_id, started_at, workflow.id, 1, input_)]
+        [StartExecution("start", execution_id, started_at, workflow.id, 1, input_, dept=dept)]
     )
     state: ExecutionState | None = None
     # The foreach chunks the runtime would keep, by (node, attempt) and chunk.

@@ -18,7 +18,8 @@ import yaml
 
 from braidflow.cli import main
 from braidflow.config import setting_sources
-from braidflow.dev import _example_files, _sample_input
+from braidflow.connectors.demo_services import DEMO_URL
+from braidflow.dev import DEPARTMENT_FILE, _example_files, _sample_input
 from braidflow.dev_banner import DEFAULT_API, ready_banner
 from braidflow.engine.state import ExecutionStatus, NodeStatus
 from braidflow.topology import load_workflow
@@ -214,10 +215,13 @@ def _banner_of_the_examples() -> list[str]:
     deployed = [
         (load_workflow(path.read_text(encoding="utf-8")).id, _sample_input(path))
         for path in _example_files(ROOT / "examples")
+        if path.name != DEPARTMENT_FILE
     ]
     cli = "/home/ada/braidflow/.venv/bin/braidflow"
     key_file = Path("/home/ada/.config/braidflow/dev-api-key")
-    banner = ready_banner(DEFAULT_API, "127.0.0.1:9092", deployed, cli, SHOWN_KEY, key_file)
+    banner = ready_banner(
+        DEFAULT_API, "127.0.0.1:9092", deployed, cli, SHOWN_KEY, key_file, DEMO_URL
+    )
     return banner.strip("\n").splitlines()
 
 
