@@ -23,7 +23,7 @@ from suite_broker import SuiteBroker
 from workers import EXAMPLE_HANDLERS, TASK_HANDLERS, WorkerProcess
 
 from braidflow.connectors.broker import EmbeddedBroker, free_port
-from braidflow.connectors.demo_services import start_demo_services
+from braidflow.connectors.demo_services import HELPDESK_TOKEN_ENV, start_demo_services
 from braidflow.kafka_connection import KafkaConnection
 
 
@@ -79,9 +79,15 @@ def demo_services(background_loop: BackgroundLoop) -> Iterator[str]:
     """The demo services on a free port, their URL: tests deploy the examples `pointed_at`
     it, so a `braidflow dev` or another test run on 8090 is no obstacle."""
     port = free_port()
-    runner: web.AppRunner = background_loop.run(start_demo_services("127.0.0.1", port))
+    runner: web.AppRunner = background_loop.run(
+        start_demo_services("127.0.0.1", port, HELPDESK_TOKEN)
+    )
     yield f"http://127.0.0.1:{port}"
     background_loop.run(runner.cleanup())
+
+
+# The support example's helpdesk credential: the shared worker's secret, the demo helpdesk's token.
+HELPDESK_TOKEN = "suite-helpdesk-7Qm2xV"
 
 
 @pytest.fixture(scope="session")
@@ -99,7 +105,7 @@ def shared_worker(
         home / "data",
         home / "worker.log",
         handlers=(TASK_HANDLERS, EXAMPLE_HANDLERS),
-        env={"BRAIDFLOW_WEBHOOK_SECRET_SIGNED_HOOK": "s3cret"},
+        env={"BRAIDFLOW_WEBHOOK_SECRET_SIGNED_HOOK": "s3cret", HELPDESK_TOKEN_ENV: HELPDESK_TOKEN},
     )
     try:
         yield worker.start().wait_ready()

@@ -19,6 +19,8 @@ from braidflow.cli import main
 
 ROOT = Path(__file__).parents[2]
 EXAMPLES = ROOT / "examples"
+# An example department: its definition beside its workflows (examples/support/).
+DEPARTMENT = "department.yaml"
 
 # example -> the output of a dry run of its sample input with its answers file
 DRY_RUNS: dict[str, dict[str, Any]] = {
@@ -56,6 +58,22 @@ DRY_RUNS: dict[str, dict[str, Any]] = {
         "taxed": [{"invoice": "inv-1", "vat_cents": 1900, "gross_cents": 11900}] * 2,
         "failed": [],
     },
+    "support/support-triage": {
+        "ticket_id": "T-1",
+        "assignee": "ada",
+        "escalation": "dry-run.escalate",
+    },
+    "support/support-escalation": {"ticket_id": "T-1", "resolved_by": "ada"},
+    "support/support-survey": {
+        "ticket_id": "T-1",
+        "survey": "survey-0001",
+        "subject": "How did Acme do on ticket T-1?",
+    },
+    "support/support-weekly-report": {
+        "to": "help@acme.test",
+        "title": "Acme support, last 7 days",
+        "figures": {"days": 7, "assigned": 3, "escalated": 1, "surveys": 2},
+    },
     "new-hire-approval": {
         "approved": True,
         "answers": {
@@ -72,13 +90,33 @@ def invoke(*args: str) -> tuple[int, str]:
     return result.exit_code, result.output
 
 
+def department_of(name: str) -> list[str]:
+    """The `--department` option a dry run of example `name` takes: its directory's
+    department definition, if it has one."""
+    department = (EXAMPLES / name).parent / DEPARTMENT
+    return ["--department", str(department)] if department.exists() else []
+
+
 def test_every_example_has_a_sample_input_an_answers_file_and_a_dry_run_here() -> None:
-    files = {p.name for p in EXAMPLES.iterdir() if p.suffix in (".yaml", ".json")}
+    files = {
+        str(p.relative_to(EXAMPLES))
+        for p in EXAMPLES.rglob("*")
+        if p.suffix in (".yaml", ".json") and p.name != DEPARTMENT
+    }
     assert files == {
         f"{name}{suffix}"
         for name in DRY_RUNS
         for suffix in (".yaml", ".answers.yaml", ".input.json")
     }
+
+
+def test_every_example_department_is_valid_and_holds_its_workflows() -> None:
+    for department in EXAMPLES.glob(f"*/{DEPARTMENT}"):
+        assert invoke("validate", str(department)) == (0, "ok\n")
+        name = yaml.safe_load(department.read_text())["name"]
+        for path in department.parent.glob("*.yaml"):
+            if path.name != DEPARTMENT and not path.name.endswith(".answers.yaml"):
+                assert yaml.safe_load(path.read_text())["department"] == name, path
 
 
 @pytest.mark.parametrize("name", sorted(DRY_RUNS))
@@ -95,6 +133,7 @@ def test_the_example_dry_runs_to_its_output(name: str) -> None:
         (EXAMPLES / f"{name}.input.json").read_text(),
         "--answers",
         str(EXAMPLES / f"{name}.answers.yaml"),
+        *department_of(name),
     )
     assert code == 0, printed
     lines = printed.splitlines()
@@ -112,6 +151,40 @@ def test_a_wait_with_no_answered_event_dry_runs_along_its_timeout_edge() -> None
     assert code == 0, printed
     assert "path: resolved -> page -> escalated" in printed
     assert json.loads(printed.splitlines()[-1].removeprefix("output: "))["escalated"] is True
+
+
+def test_an_unresolved_escalation_times_out_and_fails_which_alerts_the_department() -> None:
+    code, printed = invoke(
+        "dry-run",
+        str(EXAMPLES / "support/support-escalation.yaml"),
+        "--input",
+        '{"ticket_id": "T-9"}',
+        *department_of("support/support-escalation"),
+    )
+    assert code == 1, printed
+    assert "status: failed" in printed
+    assert "at node 'resolved'" in printed
+
+
+def test_a_dry_run_without_the_department_fails_at_the_first_dept_name() -> None:
+    code, printed = invoke(
+        "dry-run",
+        str(EXAMPLES / "support/support-survey.yaml"),
+        "--input",
+        '{"ticket_id": "T-1"}',
+    )
+    assert code == 1, printed
+    assert "dept.support_email" in printed
+
+
+def test_a_dry_run_refuses_a_department_file_that_is_not_one(tmp_path: Path) -> None:
+    bad = tmp_path / "department.yaml"
+    bad.write_text("kind: Department\nname: support\nsettings: {node_timeout: soon}\n")
+    code, printed = invoke(
+        "dry-run", str(EXAMPLES / "support/support-survey.yaml"), "--department", str(bad)
+    )
+    assert code == 2
+    assert "--department" in printed and "settings.node_timeout" in printed
 
 
 # --- the handlers ----------------------------------------------------------------

@@ -1,21 +1,31 @@
-"""Every example, deployed and run through the REST API of a real worker on the real broker."""
+"""Every example, deployed and run through the REST API of a real worker on the real broker:
+the example departments (examples/support/) first, then their workflows."""
 
 from __future__ import annotations
 
 import json
 import socket
 import time
+import urllib.request
 import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import HELPDESK_TOKEN
+from waiting import until
 from workers import WorkerProcess
 
 from braidflow.connectors.demo_services import pointed_at
+from braidflow.dev import DEPARTMENT_FILE, _example_files
 
 EXAMPLES = Path(__file__).parents[3] / "examples"
-DEFINITIONS = sorted(p for p in EXAMPLES.glob("*.yaml") if not p.name.endswith(".answers.yaml"))
+# In the order dev mode deploys them: a department before its workflows.
+DEFINITIONS = _example_files(EXAMPLES)
+WORKFLOWS = [p for p in DEFINITIONS if p.name != DEPARTMENT_FILE]
+# The support escalation waits 2 minutes for a resolution; here 3 seconds, so its timeout
+# (and the department's alert) comes within the test.
+SHORTER_WAITS = {"support-escalation": ("timeout: 2m", "timeout: 3s")}
 NOBODY_PORT = 9000  # new-hire-approval's IT service: nothing serves it in the tests
 RUN_TIMEOUT_S = 30.0
 
@@ -24,13 +34,25 @@ def sample_input(definition: Path) -> Any:
     return json.loads(definition.with_suffix(".input.json").read_text())
 
 
+def definition_text(definition: Path, demo_url: str) -> str:
+    text = pointed_at(definition.read_text(), demo_url)
+    if definition.stem in SHORTER_WAITS:
+        longer, shorter = SHORTER_WAITS[definition.stem]
+        assert longer in text, definition
+        text = text.replace(longer, shorter)
+    return text
+
+
 @pytest.fixture(scope="module")
 def deployed(shared_worker: WorkerProcess, demo_services: str) -> dict[str, int]:
-    """Every example deployed on the shared worker: id -> version."""
+    """Every example deployed on the shared worker: workflow id -> version."""
     versions = {}
     for definition in DEFINITIONS:
-        reply = shared_worker.api.deploy(pointed_at(definition.read_text(), demo_services))
-        assert reply.status == 201, (definition.name, reply)
+        reply = shared_worker.api.deploy(definition_text(definition, demo_services))
+        assert reply.status == 201, (definition, reply)
+        if definition.name == DEPARTMENT_FILE:
+            assert reply.body == {"department": definition.parent.name, "version": 1}
+            continue
         assert reply.body == {"id": definition.stem, "version": 1}
         versions[reply.body["id"]] = reply.body["version"]
     return versions
@@ -44,7 +66,7 @@ def run(worker: WorkerProcess, workflow_id: str, input_: Any) -> dict[str, Any]:
 def test_every_example_deploys_as_a_new_workflow(
     shared_worker: WorkerProcess, deployed: dict[str, int]
 ) -> None:
-    assert set(deployed) == {p.stem for p in DEFINITIONS}
+    assert set(deployed) == {p.stem for p in WORKFLOWS}
     listed = shared_worker.api.get("/workflows").body["workflows"]
     assert {w["id"] for w in listed} >= set(deployed)
 
@@ -152,30 +174,40 @@ def test_new_hire_approval_fails_at_the_unreachable_it_service(
     assert statuses.get("all_answers") != "completed"
 
 
+def publish(
+    worker: WorkerProcess, event_type: str, data: dict[str, Any], department: str | None = None
+) -> None:
+    event = {"specversion": "1.0", "id": uuid.uuid4().hex, "source": "/tests/helpdesk"}
+    if department is not None:
+        event["department"] = department
+    reply = worker.api.post_json("/events", {**event, "type": event_type, "data": data})
+    assert reply.status == 202, reply
+
+
+def started_for(worker: WorkerProcess, workflow_id: str, ticket: str) -> list[dict[str, Any]]:
+    """The executions of `workflow_id` whose input names `ticket`, once there is one."""
+    deadline = time.monotonic() + RUN_TIMEOUT_S
+    started: list[dict[str, Any]] = []
+    while not started and time.monotonic() < deadline:
+        listed = worker.api.get(f"/workflows/{workflow_id}/executions?limit=1000")
+        started = [
+            e
+            for e in listed.body["executions"]
+            if worker.api.execution(e["execution_id"]).body["input"].get("ticket_id") == ticket
+        ]
+        time.sleep(0.1)
+    return started
+
+
 def test_ticket_escalation_starts_on_an_event_and_ends_on_its_resolution(
     shared_worker: WorkerProcess, deployed: dict[str, int]
 ) -> None:
     ticket = f"T-{uuid.uuid4().hex[:8]}"
-
-    def publish(event_type: str, data: dict[str, Any]) -> None:
-        event = {"specversion": "1.0", "id": uuid.uuid4().hex, "source": "/tests/helpdesk"}
-        reply = shared_worker.api.post_json("/events", {**event, "type": event_type, "data": data})
-        assert reply.status == 202, reply
-
-    publish("ticket.opened", {"ticket_id": ticket, "priority": "low"})
-    publish("ticket.opened", {"ticket_id": ticket, "priority": "high"})
-    deadline = time.monotonic() + RUN_TIMEOUT_S
-    started: list[dict[str, Any]] = []
-    while not started and time.monotonic() < deadline:
-        listed = shared_worker.api.get("/workflows/ticket-escalation/executions?limit=1000")
-        started = [
-            e
-            for e in listed.body["executions"]
-            if shared_worker.api.execution(e["execution_id"]).body["input"]["ticket_id"] == ticket
-        ]
-        time.sleep(0.1)
+    publish(shared_worker, "ticket.opened", {"ticket_id": ticket, "priority": "low"})
+    publish(shared_worker, "ticket.opened", {"ticket_id": ticket, "priority": "high"})
+    started = started_for(shared_worker, "ticket-escalation", ticket)
     assert len(started) == 1, "the high-priority ticket starts one execution, the low one none"
-    publish("ticket.resolved", {"ticket_id": ticket, "by": "ada"})
+    publish(shared_worker, "ticket.resolved", {"ticket_id": ticket, "by": "ada"})
     execution_id = started[0]["execution_id"]
     view = shared_worker.wait_until_finished([execution_id], RUN_TIMEOUT_S)[execution_id]
     assert view["output"] == {"ticket_id": ticket, "resolved_by": "ada"}
@@ -246,3 +278,83 @@ def test_invoice_batch_taxes_each_invoice_and_lists_the_ones_it_could_not(
     [failed] = execution["output"]["failed"]
     assert failed["index"] == 1 and failed["type"] == "ValueError"
     assert "no VAT rate for 'US'" in failed["message"]
+
+
+def received_alerts(demo_url: str) -> list[dict[str, Any]]:
+    """What the demo services' alert channel (the support department's) has received."""
+    with urllib.request.urlopen(f"{demo_url}/alerts", timeout=5) as answer:
+        return json.loads(answer.read())["alerts"]
+
+
+def test_the_support_department_triages_escalates_alerts_and_surveys(
+    shared_worker: WorkerProcess, deployed: dict[str, int], demo_services: str
+) -> None:
+    ticket = f"T-{uuid.uuid4().hex[:8]}"
+    created = {"ticket_id": ticket, "priority": "high", "customer_email": "ada@example.test"}
+    publish(shared_worker, "ticket.created", created, department="support")
+    [triage] = started_for(shared_worker, "support-triage", ticket)
+    view = shared_worker.wait_until_finished([triage["execution_id"]], RUN_TIMEOUT_S)[
+        triage["execution_id"]
+    ]
+    assert view["status"] == "completed", view
+    # The helpdesk took the call (it wants the department's credential) and echoed the
+    # department's address the triage read as dept.support_email.
+    assign = next(n for n in view["nodes"] if n["node_id"] == "assign")
+    assert assign["output"]["body"] == {
+        "ticket_id": ticket,
+        "queue": "urgent",
+        "assignee": "ada",
+        "reply_to": "help@acme.test",
+    }
+    assert HELPDESK_TOKEN not in json.dumps(view)
+
+    # High priority: the escalation runs as a sub-workflow, nobody resolves the ticket in
+    # time, its wait times out, and the department's alert channel is told.
+    escalation = view["output"]["escalation"]
+    escalated = shared_worker.wait_until_finished([escalation], RUN_TIMEOUT_S)[escalation]
+    assert escalated["status"] == "failed", escalated
+    assert (escalated["error"]["node_id"], escalated["error"]["type"]) == ("resolved", "Timeout")
+    [alert] = until(
+        lambda: [
+            a for a in received_alerts(demo_services) if a["data"]["execution_id"] == escalation
+        ],
+        "the support department's alert for the escalation",
+    )
+    assert (alert["type"], alert["department"]) == ("braidflow.department.alert", "support")
+    data = alert["data"]
+    assert (data["workflow"], data["status"], data["node"]) == (
+        "support-escalation",
+        "timed_out",
+        "resolved",
+    )
+
+    # Resolved after all: the survey asks the customer, signed with dept.company_name.
+    resolved = {"ticket_id": ticket, "by": "ada", "customer_email": "ada@example.test"}
+    publish(shared_worker, "ticket.resolved", resolved, department="support")
+    [survey] = started_for(shared_worker, "support-survey", ticket)
+    asked = shared_worker.wait_until_finished([survey["execution_id"]], RUN_TIMEOUT_S)[
+        survey["execution_id"]
+    ]
+    assert asked["status"] == "completed", asked
+    assert asked["output"]["subject"] == f"How did Acme do on ticket {ticket}?"
+    assert asked["output"]["survey"].startswith("survey-")
+
+
+def test_the_support_weekly_report_reads_the_helpdesk_figures_with_the_credential(
+    shared_worker: WorkerProcess, deployed: dict[str, int]
+) -> None:
+    execution = run(shared_worker, "support-weekly-report", {})
+    assert execution["status"] == "completed", execution
+    output = execution["output"]
+    assert (output["to"], output["title"]) == ("help@acme.test", "Acme support, last 7 days")
+    assert set(output["figures"]) == {"days", "assigned", "escalated", "surveys"}
+    assert output["figures"]["days"] == 7
+
+
+def test_a_ticket_event_of_no_department_starts_no_triage(
+    shared_worker: WorkerProcess, deployed: dict[str, int]
+) -> None:
+    ticket = f"T-{uuid.uuid4().hex[:8]}"
+    publish(shared_worker, "ticket.created", {"ticket_id": ticket, "priority": "low"})
+    publish(shared_worker, "ticket.created", {"ticket_id": ticket}, department="support")
+    assert len(started_for(shared_worker, "support-triage", ticket)) == 1

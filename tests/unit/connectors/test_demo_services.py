@@ -14,6 +14,8 @@ from braidflow.connectors.broker import free_port
 from braidflow.connectors.demo_services import start_demo_services, stop_demo_services
 
 EXAMPLES = Path(__file__).parents[3] / "examples"
+HELPDESK_TOKEN = "demo-helpdesk-token"
+BEARER = {"Authorization": f"Bearer {HELPDESK_TOKEN}"}
 
 
 def answers(example: str) -> dict[str, Any]:
@@ -23,7 +25,7 @@ def answers(example: str) -> dict[str, Any]:
 @pytest.fixture
 async def demo() -> AsyncIterator[tuple[aiohttp.ClientSession, str]]:
     port = free_port()
-    runner = await start_demo_services("127.0.0.1", port)
+    runner = await start_demo_services("127.0.0.1", port, HELPDESK_TOKEN)
     try:
         async with aiohttp.ClientSession() as session:
             yield session, f"http://127.0.0.1:{port}"
@@ -102,3 +104,60 @@ async def test_a_job_reports_done_from_its_nth_poll_on(demo) -> None:
     assert polled[2] == (200, {"job": "j-7", "status": "done", "polls": 3})
     assert (await fetch(demo, "GET", "/jobs/j-8"))[1]["status"] == "running"
     assert (await fetch(demo, "GET", "/jobs/j-8?ready_after=x"))[0] == 400
+
+
+async def test_the_helpdesk_refuses_a_call_without_its_token(demo) -> None:
+    refused = {"error": "the helpdesk wants Authorization: Bearer <its token>"}
+    assert await fetch(demo, "GET", "/helpdesk/stats") == (401, refused)
+    wrong = {"Authorization": "Bearer guess"}
+    assert await fetch(demo, "POST", "/helpdesk/surveys", json={}, headers=wrong) == (401, refused)
+
+
+async def test_a_helpdesk_without_a_token_refuses_every_call() -> None:
+    port = free_port()
+    runner = await start_demo_services("127.0.0.1", port)
+    try:
+        async with aiohttp.ClientSession() as session:
+            status, _ = await fetch(
+                (session, f"http://127.0.0.1:{port}"), "GET", "/helpdesk/stats", headers=BEARER
+            )
+        assert status == 401
+    finally:
+        await stop_demo_services(runner)
+
+
+async def test_the_helpdesk_answers_what_the_support_answers_show(demo) -> None:
+    triage = answers("support/support-triage")["assign"]["body"]
+    body = {"queue": "urgent", "reply_to": "help@acme.test"}
+    assert await fetch(demo, "POST", "/helpdesk/tickets/T-1/assign", json=body, headers=BEARER) == (
+        200,
+        triage,
+    )
+    escalation = answers("support/support-escalation")["notify"]["body"]
+    body = {"assignee": "ada", "cc": "help@acme.test"}
+    assert await fetch(
+        demo, "POST", "/helpdesk/tickets/T-1/escalate", json=body, headers=BEARER
+    ) == (200, escalation)
+    survey = answers("support/support-survey")["send"]["body"]
+    body = {"ticket_id": "T-1", "subject": "How did Acme do on ticket T-1?"}
+    headers = {**BEARER, "Idempotency-Key": "k-1"}
+    for _ in range(2):  # a retried survey is the same survey
+        assert await fetch(demo, "POST", "/helpdesk/surveys", json=body, headers=headers) == (
+            201,
+            survey,
+        )
+    assert await fetch(demo, "GET", "/helpdesk/stats?days=7", headers=BEARER) == (
+        200,
+        {"days": 7, "assigned": 1, "escalated": 1, "surveys": 1},
+    )
+
+
+async def test_the_alert_channel_keeps_what_it_receives_in_order(demo) -> None:
+    session, base = demo
+    for n in (1, 2):
+        async with session.post(f"{base}/alerts", json={"id": f"alert-{n}"}) as response:
+            assert response.status == 204
+    assert await fetch(demo, "GET", "/alerts") == (
+        200,
+        {"alerts": [{"id": "alert-1"}, {"id": "alert-2"}]},
+    )
