@@ -20,7 +20,7 @@ import pytest
 from aiohttp import web
 from background_loop import BackgroundLoop
 from suite_broker import SuiteBroker
-from workers import EXAMPLE_HANDLERS, TASK_HANDLERS, WorkerProcess
+from workers import EXAMPLE_HANDLERS, HELPDESK_TOKEN, TASK_HANDLERS, WorkerProcess
 
 from braidflow.connectors.broker import EmbeddedBroker, free_port
 from braidflow.connectors.demo_services import HELPDESK_TOKEN_ENV, start_demo_services
@@ -84,10 +84,6 @@ def demo_services(background_loop: BackgroundLoop) -> Iterator[str]:
     )
     yield f"http://127.0.0.1:{port}"
     background_loop.run(runner.cleanup())
-
-
-# The support example's helpdesk credential: the shared worker's secret, the demo helpdesk's token.
-HELPDESK_TOKEN = "suite-helpdesk-7Qm2xV"
 
 
 @pytest.fixture(scope="session")

@@ -33,6 +33,8 @@ from braidflow.streams.key_ring import KeyRing
 HERE = Path(__file__).parent
 TASK_HANDLERS = HERE / "task_handlers.py"
 EXAMPLE_HANDLERS = HERE.parent.parent / "examples" / "handlers.py"
+# The support example's helpdesk credential: the shared worker's secret, the demo helpdesk's token.
+HELPDESK_TOKEN = "suite-helpdesk-7Qm2xV"
 
 DEV_SPEED = {
     # See DESIGN.md, "The embedded broker": a fetch waits its full fetch.max.wait and a

@@ -12,9 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import HELPDESK_TOKEN
 from waiting import until
-from workers import WorkerProcess
+from workers import HELPDESK_TOKEN, WorkerProcess
 
 from braidflow.connectors.demo_services import pointed_at
 from braidflow.dev import DEPARTMENT_FILE, _example_files
