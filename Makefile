@@ -23,6 +23,7 @@ dry-run: install
 
 lint: install
 	$(BIN)/ruff check braidflow tests bench
+	$(BIN)/ruff format --check braidflow tests bench
 
 test: lint
 	$(BIN)/python -m pytest -q

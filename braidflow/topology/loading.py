@@ -59,7 +59,6 @@ class DefinitionError(ValueError):
         return cls([Problem("definition", str(limit))], limit)
 
 
-
 _BOOL_TAG = "tag:yaml.org,2002:bool"
 
 

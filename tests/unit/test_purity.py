@@ -41,7 +41,9 @@ def imported_modules(path: Path) -> set[str]:
 
 @pytest.mark.parametrize(
     "path",
-    sorted([*PACKAGE.joinpath("topology").rglob("*.py"), *PACKAGE.joinpath("engine").rglob("*.py")]),
+    sorted(
+        [*PACKAGE.joinpath("topology").rglob("*.py"), *PACKAGE.joinpath("engine").rglob("*.py")]
+    ),
     ids=lambda p: str(p.relative_to(PACKAGE)),
 )
 def test_pure_modules_import_no_io(path: Path) -> None:

@@ -95,7 +95,9 @@ def test_each_v3_schema_is_an_older_version_the_shipped_store_knows(name: str) -
 
 def test_v3_records_read_as_no_item_and_no_foreach() -> None:
     completed = NodeCompleted("t", "ex", T0, "n", 1, {"ok": True})
-    assert decode_transition(written_with_v3("Transition", TRANSITION.to_avro(completed))) == completed
+    assert (
+        decode_transition(written_with_v3("Transition", TRANSITION.to_avro(completed))) == completed
+    )
     task = TaskRequest("ex", "w", "n", "task", 1, "k", T0, None, "h")
     assert decode_task(written_with_v3("TaskRequest", TASK_REQUEST.to_avro(task))) == task
     state = ExecutionState("ex", "w", 1, "running", T0, T0)

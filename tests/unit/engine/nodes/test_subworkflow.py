@@ -130,7 +130,9 @@ def test_cancelling_a_parent_cancels_the_children_it_waits_for() -> None:
     result = applied(wf, state, CancelExecution("stop", EX, T0 + 9, "no longer needed", "bob"))
     assert result.state is not None and result.state.status == "cancelled"
     assert [c.execution_id for c in of_type(result.outgoing, CancelExecution)] == [CHILD]
-    assert result.state.control == (ControlAction("cancel", "bob", T0 + 9, reason="no longer needed"),)
+    assert result.state.control == (
+        ControlAction("cancel", "bob", T0 + 9, reason="no longer needed"),
+    )
 
 
 CALLEE = """

@@ -115,8 +115,6 @@ edges:
 """
 
 
-
-
 def without_timeout_edge(text: str) -> Workflow:
     """The workflow with the wait's timeout edge and its target removed."""
     doc = yaml.safe_load(text)
@@ -124,14 +122,6 @@ def without_timeout_edge(text: str) -> Workflow:
     doc["edges"].remove(edge)
     doc["nodes"] = [n for n in doc["nodes"] if n["id"] != edge["to"]]
     return compile_workflow(doc)
-
-
-
-
-
-
-
-
 
 
 def start(wf: Workflow, input_: Any = None, event: dict[str, Any] | None = None) -> StepResult:
@@ -649,6 +639,8 @@ edges:
   - {from: work, to: merged}
   - {from: merged, to: done}
 """
+
+
 def waits_run(wf: Workflow, data: st.DataObject) -> Trace:
     """Deliver records in a drawn order, with duplicates and crashes before commit.
 
