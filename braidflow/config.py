@@ -52,6 +52,11 @@ class Topics:
         """Wait registrations and the events they wait for, keyed by event type."""
         return f"{self.prefix}.waits"
 
+    @property
+    def admissions(self) -> str:
+        """Requests for and releases of slots under department caps, keyed `<tenant>/<department>`."""
+        return f"{self.prefix}.admissions"
+
 
 def _about(help: str, *, env: str = "", option: str = "") -> dict[str, str]:
     """A settings field's help, `BRAIDFLOW_*` variable and CLI option (by default named

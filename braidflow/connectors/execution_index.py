@@ -41,6 +41,8 @@ ACCEPTED = "workflow.accepted"
 `braidflow.schemas.lifecycle_events.accepted_event`): the execution is listed, and can be
 shown, before the orchestrator gets to its start."""
 STARTED = "workflow.started"
+QUEUED = "workflow.queued"
+"""Its department's cap made it wait for a slot (docs/departments.md); started when admitted."""
 FINISHED = {
     "workflow.completed": ExecutionStatus.COMPLETED,
     "workflow.failed": ExecutionStatus.FAILED,
@@ -116,7 +118,8 @@ INSERT INTO executions VALUES (
     :event_id, :event_type, :event_source, :at, NULL, :tenant
 )
 ON CONFLICT (execution_id) DO UPDATE SET
-    status = CASE status WHEN '{ExecutionStatus.ACCEPTED}' THEN '{ExecutionStatus.RUNNING}' ELSE status END,
+    status = CASE WHEN status IN ('{ExecutionStatus.ACCEPTED}', '{ExecutionStatus.QUEUED}')
+        THEN '{ExecutionStatus.RUNNING}' ELSE status END,
     workflow_id = excluded.workflow_id,
     workflow_version = excluded.workflow_version,
     started_at = excluded.started_at,
@@ -124,6 +127,18 @@ ON CONFLICT (execution_id) DO UPDATE SET
     event_type = excluded.event_type,
     event_source = excluded.event_source,
     updated_at = max(updated_at, excluded.updated_at)
+"""
+
+# Queued only from accepted: a queued event read after its start or end changes nothing.
+_UPSERT_QUEUED = f"""
+INSERT INTO executions VALUES (
+    :execution_id, :workflow_id, :workflow_version, '{ExecutionStatus.QUEUED}', :at, NULL, NULL,
+    NULL, NULL, :at, NULL
+)
+ON CONFLICT (execution_id) DO UPDATE SET
+    status = '{ExecutionStatus.QUEUED}',
+    updated_at = max(updated_at, excluded.updated_at)
+WHERE status = '{ExecutionStatus.ACCEPTED}'
 """
 
 # An end arriving first creates the row with its own time as a stand-in for
@@ -237,6 +252,8 @@ class ExecutionIndex:
                     )
                 elif event.type == STARTED:
                     self._db.execute(_UPSERT_STARTED, _started_row(event))
+                elif event.type == QUEUED:
+                    self._db.execute(_UPSERT_QUEUED, _finished_row(event, ExecutionStatus.QUEUED))
                 elif event.type in FINISHED:
                     row = _finished_row(event)
                     self._db.execute(_UPSERT_FINISHED, row)

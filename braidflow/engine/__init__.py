@@ -2,6 +2,9 @@
 
 from braidflow.engine.foreach import ITEMS_PER_CHUNK
 from braidflow.engine.messages import (
+    AdmissionReleased,
+    AdmissionRequested,
+    AdmitExecution,
     ApprovalDecided,
     AwaitEvent,
     CancelExecution,
@@ -50,6 +53,9 @@ from braidflow.engine.step import (
 __all__ = [
     "ITEMS_PER_CHUNK",
     "MAX_SUBWORKFLOW_DEPTH",
+    "AdmissionReleased",
+    "AdmissionRequested",
+    "AdmitExecution",
     "ApprovalDecided",
     "AwaitEvent",
     "CancelExecution",

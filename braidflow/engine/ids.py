@@ -53,6 +53,21 @@ def finished_id(execution_id: str, generation: str = "") -> str:
     return f"{execution_id}/finished{generation}"
 
 
+def admission_requested_id(execution_id: str) -> str:
+    """A queued execution's request for a slot under its department's cap: `<execution>/queued`."""
+    return f"{execution_id}/queued"
+
+
+def admit_id(execution_id: str) -> str:
+    """The AdmitExecution that starts a queued execution: `<execution>/admit`."""
+    return f"{execution_id}/admit"
+
+
+def admission_released_id(execution_id: str, generation: str = "") -> str:
+    """The end of an execution that held (or waited for) a slot: `<execution>/released[/<n>]`."""
+    return f"{execution_id}/released{generation}"
+
+
 def generation(control_actions: int) -> str:
     """The suffix that keeps workflow events unique once people acted: `""` or `/<count>`."""
     return f"/{control_actions}" if control_actions else ""

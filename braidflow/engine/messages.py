@@ -47,6 +47,9 @@ class StartExecution:
 
     `dept` is the shared context of the workflow's department, taken by the runtime when
     the start is first applied, so the engine needs no lookup and the execution keeps it.
+    `admission` (`"<tenant>/<department>"`), set by the runtime on the same occasion when the
+    department caps its executions, makes the execution wait `queued` for an `AdmitExecution`;
+    it never travels in the record.
     """
 
     id: str
@@ -59,6 +62,16 @@ class StartExecution:
     parent: ParentLink | None = None
     dept: Mapping[str, Any] | None = None
     tenant: str = DEFAULT_TENANT
+    admission: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AdmitExecution:
+    """A queued execution's turn has come under its department's cap: it starts running."""
+
+    id: str
+    execution_id: str
+    at: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,7 +253,31 @@ Transition = (
     | ResumeExecution
     | RedriveNode
     | ItemsCollected
+    | AdmitExecution
 )
+
+
+@dataclass(frozen=True, slots=True)
+class AdmissionRequested:
+    """An execution of a capped department asks for a slot: it waits, queued, until admitted.
+
+    `key` is the admission key, `"<tenant>/<department>"`: the admissions topic's record key.
+    """
+
+    id: str
+    execution_id: str
+    at: int
+    key: str
+
+
+@dataclass(frozen=True, slots=True)
+class AdmissionReleased:
+    """An execution that asked for a slot has ended: its slot (or its place in the queue) frees."""
+
+    id: str
+    execution_id: str
+    at: int
+    key: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -267,7 +304,7 @@ class TaskRequest:
 class LifecycleEvent:
     """A lifecycle event; its `type` is one of:
 
-    `workflow.accepted|started|completed|failed|cancelled|parked|paused|resumed`,
+    `workflow.accepted|queued|started|completed|failed|cancelled|parked|paused|resumed`,
     `node.started|completed|failed|skipped|retrying|dead_lettered|redriven`.
     """
 
@@ -391,4 +428,6 @@ Outgoing = (
     | ItemsChunk
     | CollectItems
     | DropItems
+    | AdmissionRequested
+    | AdmissionReleased
 )

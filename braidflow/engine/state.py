@@ -17,6 +17,8 @@ class ExecutionStatus(StrEnum):
 
     ACCEPTED = "accepted"
     """Answered with its id, its start not yet applied: only the execution index says it."""
+    QUEUED = "queued"
+    """Waiting for a slot under its department's `max_concurrent_executions` (see `admission`)."""
     RUNNING = "running"
     COMPLETED = "completed"
     FAILED = "failed"
@@ -166,6 +168,9 @@ class ExecutionState:
     dept: Mapping[str, Any] | None = None
     # Whose execution this is: everything it starts, publishes or waits for stays in it.
     tenant: str = DEFAULT_TENANT
+    # The admission key (`"<tenant>/<department>"`) of an execution its department's cap
+    # queued; its end releases the slot. None: the department has no cap.
+    admission: str | None = None
 
     @property
     def finished(self) -> bool:

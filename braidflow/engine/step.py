@@ -30,6 +30,9 @@ from typing import Any
 from braidflow.engine import ids
 from braidflow.engine.ids import EXECUTION_TIMER, child_execution_id
 from braidflow.engine.messages import (
+    AdmissionReleased,
+    AdmissionRequested,
+    AdmitExecution,
     ApprovalDecided,
     CancelExecution,
     ChildFinished,
@@ -95,6 +98,7 @@ _EXECUTION_CANCELLED = ExecutionStatus.CANCELLED
 _EXECUTION_COMPLETED = ExecutionStatus.COMPLETED
 _EXECUTION_FAILED = ExecutionStatus.FAILED
 _EXECUTION_PARKED = ExecutionStatus.PARKED
+_EXECUTION_QUEUED = ExecutionStatus.QUEUED
 _EXECUTION_RUNNING = ExecutionStatus.RUNNING
 _NODE_CANCELLED = NodeStatus.CANCELLED
 _NODE_COMPLETED = NodeStatus.COMPLETED
@@ -185,6 +189,8 @@ def _apply(workflow: Workflow, state: ExecutionState, t: Transition, at: int) ->
     if apply is None:
         return StepResult(state, ignored=f"unsupported transition {type(t).__name__}")
     if state.finished and not (state.status == _EXECUTION_FAILED and isinstance(t, RedriveNode)):
+        if isinstance(t, AdmitExecution) and state.admission is not None:
+            return _admitted_after_the_end(state, t)
         return StepResult(state, ignored=f"execution already {state.status}")
     if state.status == _EXECUTION_PARKED and not isinstance(t, RedriveNode | CancelExecution):
         return StepResult(state, ignored="execution is parked: only a redrive or a cancel applies")
@@ -231,6 +237,18 @@ def _release(
     return StepResult(state, tuple(outgoing))
 
 
+def _admitted_after_the_end(state: ExecutionState, t: AdmitExecution) -> StepResult:
+    """A slot given to an execution that has ended (a late or repeated request for it reached
+    the queue after its release): give it back, or the department would lose it for good."""
+    released = AdmissionReleased(
+        ids.admission_released_id(state.execution_id, "/late"),
+        state.execution_id,
+        t.at,
+        state.admission or "",
+    )
+    return StepResult(state, (released,))
+
+
 def _initial_state(
     t: StartExecution, input_: Any, event: Mapping[str, Any] | None
 ) -> ExecutionState:
@@ -261,11 +279,19 @@ def _start(workflow: Workflow, t: StartExecution) -> StepResult:
         draft.finish(_EXECUTION_FAILED, error=NodeError("SubworkflowDepth", message))
     elif problems:
         draft.finish(_EXECUTION_FAILED, error=NodeError("InputInvalid", "; ".join(problems)))
+    elif t.admission is not None:
+        # Its department caps how many run at once: it waits for its turn, and its time
+        # limit counts from then.
+        queued = replace(state, status=_EXECUTION_QUEUED, admission=t.admission)
+        draft = Draft(workflow, queued, t.at)
+        draft.emit_event("workflow.queued", data={"admission": t.admission})
+        draft.outgoing.append(
+            AdmissionRequested(
+                ids.admission_requested_id(t.execution_id), t.execution_id, t.at, t.admission
+            )
+        )
     else:
-        draft.emit_event("workflow.started", data={"input": t.input, "event": _trigger(t.event)})
-        if workflow.definition.timeout_ms is not None:
-            draft.timers[EXECUTION_TIMER] = t.at + workflow.definition.timeout_ms
-        draft.start_node(workflow.nodes[workflow.root])
+        draft.begin()
     return StepResult(draft.build(), tuple(draft.outgoing))
 
 
@@ -410,6 +436,7 @@ class Draft:
             loops=self.loops,
             dept=s.dept,
             tenant=s.tenant,
+            admission=s.admission,
         )
 
     # -- emitting
@@ -449,6 +476,14 @@ class Draft:
 
     def _generation(self) -> str:
         return ids.generation(len(self.control))
+
+    def begin(self) -> None:
+        """The execution starts running: its root node, and its time limit from now."""
+        s = self.state
+        self.emit_event("workflow.started", data={"input": s.input, "event": _trigger(s.event)})
+        if self.workflow.definition.timeout_ms is not None:
+            self.timers[EXECUTION_TIMER] = self.at + self.workflow.definition.timeout_ms
+        self.start_node(self.workflow.nodes[self.workflow.root])
 
     def start_node(self, node: CompiledNode) -> None:
         """A node became ready: dispatch work at once; give any other node its own step.
@@ -523,6 +558,13 @@ class Draft:
         if handle is None:
             return not_owned(t)
         return handle(self, node, t)
+
+    def admit(self, t: AdmitExecution) -> str | None:
+        if self.status != _EXECUTION_QUEUED:
+            return f"execution is {self.status}, admitted already"
+        self.status = _EXECUTION_RUNNING
+        self.begin()
+        return None
 
     def cancel(self, t: CancelExecution) -> str | None:
         self.paused, self.held = False, ()
@@ -942,6 +984,17 @@ class Draft:
         for child in self.children.values():
             self.cancel_child(child, f"parent execution {s.execution_id} {status}")
         self.children = {}
+        if s.admission is not None and status in TERMINAL:
+            # Its slot under the department's cap frees (or its place in the queue, if it
+            # ends queued); a parked execution keeps its slot for the redrive.
+            self.outgoing.append(
+                AdmissionReleased(
+                    ids.admission_released_id(s.execution_id, self._generation()),
+                    s.execution_id,
+                    self.at,
+                    s.admission,
+                )
+            )
         parent = s.parent
         if parent is not None and status in TERMINAL:
             # Sent whether or not the parent waits: only the parent's state knows.
@@ -973,4 +1026,5 @@ _APPLY: dict[type, Callable[[Draft, Any], str | None]] = {
     ResumeExecution: Draft.resume,
     RedriveNode: Draft.redrive,
     ItemsCollected: Draft.node_transition,
+    AdmitExecution: Draft.admit,
 }

@@ -29,6 +29,7 @@ from braidflow.runtime.backend import RuntimeBackend
 from braidflow.runtime.worker import Runtime
 from braidflow.schemas import encode_transition
 from braidflow.secrets import provider_for
+from braidflow.streams.admissions import Admissions
 from braidflow.streams.alerts import DepartmentAlerts
 from braidflow.streams.app import create_app
 from braidflow.streams.bulk_producer import BulkProducer
@@ -143,6 +144,7 @@ def build_runtime(
     correlator = Correlator(
         settings, catalog, publisher.send_transition, publisher.dead_letter, clock
     )
+    admissions = Admissions(catalog, publisher.send_transition, publisher.dead_letter, clock)
     index = ExecutionIndex(settings.data_dir / "executions-index.sqlite")
     projection = ExecutionProjection(
         index, settings.kafka, settings.topics.lifecycle, settings.background_fetch_wait_ms
@@ -222,6 +224,12 @@ def build_runtime(
         await catalog.ready.wait()
         async for record in _records(stream):
             await correlator.handle(record, parts.waits)
+
+    @parts.app.agent(parts.admissions_topic, name=f"{settings.prefix}.admissions", concurrency=1)
+    async def admit(stream: faust.StreamT[bytes]) -> None:
+        await catalog.ready.wait()
+        async for record in _records(stream):
+            await admissions.handle(record, parts.admissions)
 
     @parts.app.agent(parts.transitions, name=f"{settings.prefix}.orchestrator", concurrency=1)
     async def orchestrate(stream: faust.StreamT[bytes]) -> None:

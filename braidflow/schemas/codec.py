@@ -17,12 +17,14 @@ from braidflow.engine.messages import (
 from braidflow.engine.state import ExecutionState
 from braidflow.schemas.framing import CodecError, Framing, SingleObjectFraming
 from braidflow.schemas.records import (
+    ADMISSION,
     AWAIT_EVENT,
     EXECUTION_STATE,
     LIFECYCLE_EVENT,
     STORED_EXECUTION,
     TASK_REQUEST,
     TRANSITION,
+    Admission,
     RecordKind,
     StoredExecution,
 )
@@ -106,6 +108,17 @@ _lifecycle_events = Codec(LIFECYCLE_EVENT, _framing)
 _states = Codec(EXECUTION_STATE, _framing)
 _stored = Codec(STORED_EXECUTION, _framing)
 _awaits = Codec(AWAIT_EVENT, _framing)
+_admissions = Codec(ADMISSION, _framing)
+
+
+def encode_admission(admission: Admission) -> bytes:
+    """A value for the admissions topic."""
+    return _admissions.encode(admission)
+
+
+def decode_admission(data: bytes) -> Admission:
+    """A request or release from the admissions topic; CodecError if undecodable."""
+    return _admissions.decode(data)
 
 
 def encode_transition(transition: Transition) -> bytes:

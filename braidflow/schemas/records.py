@@ -18,6 +18,9 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from braidflow.engine.messages import (
+    AdmissionReleased,
+    AdmissionRequested,
+    AdmitExecution,
     ApprovalDecided,
     AwaitEvent,
     CancelExecution,
@@ -363,6 +366,10 @@ def _redrive_node(t: RedriveNode) -> AvroRecord:
     }
 
 
+def _admit_execution(t: AdmitExecution) -> AvroRecord:
+    return {"id": t.id, "execution_id": t.execution_id, "at": t.at}
+
+
 # Union branch name and conversion by type: fastavro's tuple notation names
 # the branch, which spares it trying each branch against the value.
 _TRANSITION_BODIES: dict[type, tuple[str, Callable[[Any], AvroRecord]]] = {
@@ -379,6 +386,7 @@ _TRANSITION_BODIES: dict[type, tuple[str, Callable[[Any], AvroRecord]]] = {
     ResumeExecution: ("braidflow.ResumeExecution", _resume_execution),
     RedriveNode: ("braidflow.RedriveNode", _redrive_node),
     ItemsCollected: ("braidflow.ItemsCollected", _items_collected),
+    AdmitExecution: ("braidflow.AdmitExecution", _admit_execution),
 }
 
 _TRANSITION_FROM_BODIES: dict[str, Callable[[AvroRecord], Transition]] = {
@@ -463,6 +471,7 @@ _TRANSITION_FROM_BODIES: dict[str, Callable[[AvroRecord], Transition]] = {
         tuple(map(_unitem_error, r["errors"])),
         _unerror(r["error"]),
     ),
+    "braidflow.AdmitExecution": lambda r: AdmitExecution(r["id"], r["execution_id"], r["at"]),
 }
 
 
@@ -613,6 +622,7 @@ def _execution_state(s: ExecutionState) -> AvroRecord:
         "loops": [{"node_id": p.node_id, "passes": p.passes} for p in s.loops.values()],
         "dept": _json(s.dept),
         "tenant": s.tenant,
+        "admission": s.admission,
     }
 
 
@@ -674,6 +684,7 @@ def _unexecution_state(r: AvroRecord) -> ExecutionState:
         {p["node_id"]: LoopProgress(p["node_id"], p["passes"]) for p in r["loops"]},
         _unjson(r["dept"]),
         r["tenant"],
+        r["admission"],
     )
 
 
@@ -722,6 +733,28 @@ def _unawait_event(r: AvroRecord) -> AwaitEvent:
 AWAIT_EVENT: RecordKind[AwaitEvent] = RecordKind(
     "braidflow.AwaitEvent", _await_event, _unawait_event
 )
+
+Admission = AdmissionRequested | AdmissionReleased
+"""A record of the admissions topic: a request for a slot under a department's cap, or a release."""
+
+_ADMISSION_BRANCHES = {
+    AdmissionRequested: "braidflow.AdmissionRequested",
+    AdmissionReleased: "braidflow.AdmissionReleased",
+}
+
+
+def _admission(a: Admission) -> AvroRecord:
+    body = {"id": a.id, "execution_id": a.execution_id, "at": a.at, "key": a.key}
+    return {"body": (_ADMISSION_BRANCHES[type(a)], body)}
+
+
+def _unadmission(record: AvroRecord) -> Admission:
+    name, r = record["body"]
+    kind = AdmissionRequested if name == "braidflow.AdmissionRequested" else AdmissionReleased
+    return kind(r["id"], r["execution_id"], r["at"], r["key"])
+
+
+ADMISSION: RecordKind[Admission] = RecordKind("braidflow.Admission", _admission, _unadmission)
 
 
 @dataclass(frozen=True, slots=True)

@@ -87,9 +87,11 @@ class FaustParts:
     lifecycle: faust.TopicT
     dead_letters: faust.TopicT
     waits_topic: faust.TopicT
+    admissions_topic: faust.TopicT
     executions: faust.Table
     timers: faust.Table
     waits: faust.Table
+    admissions: faust.Table
 
 
 def create_app(settings: Settings) -> FaustParts:
@@ -163,9 +165,12 @@ def create_app(settings: Settings) -> FaustParts:
         lifecycle=raw_topic(topics.lifecycle),
         dead_letters=raw_topic(topics.dead_letters, 1),
         waits_topic=raw_topic(topics.waits),
+        admissions_topic=raw_topic(topics.admissions),
         executions=table("executions"),
         # Written by the orchestrator agent, so each row is co-partitioned with its execution.
         timers=table("timers"),
         # Keyed by event type, written by the waits agent (see streams/waits.py).
         waits=table("waits"),
+        # Keyed by department, written by the admissions agent (see streams/admissions.py).
+        admissions=table("admissions"),
     )

@@ -30,6 +30,7 @@ from braidflow.engine import (
     ids,
     step,
 )
+from braidflow.engine.admission import admission_key
 from braidflow.engine.state import ExecutionStatus
 from braidflow.metrics import DEAD_LETTERS
 from braidflow.schemas import CodecError, decode_transition
@@ -186,6 +187,8 @@ class Orchestrator:
             raise Poison(f"unknown workflow {workflow_id!r} version {version}", refusable, tenant)
         if isinstance(transition, StartExecution) and state is None and transition.dept is None:
             transition = self._with_department_context(transition, deployment)
+        if isinstance(transition, StartExecution) and state is None:
+            transition = self._with_admission(transition, deployment)
         began = time.perf_counter()
         try:
             result = step(self._catalog.runnable(deployment), state, transition)
@@ -351,6 +354,20 @@ class Orchestrator:
         if department is None:
             return start
         return replace(start, dept=department.context)
+
+    def _with_admission(self, start: StartExecution, deployment: Deployment) -> StartExecution:
+        """The start marked to wait for a slot when its department caps its executions (the
+        cap as it is now); a child of a workflow of the same department runs in its parent's
+        slot, so parents waiting for their children never hold every slot."""
+        name = deployment.workflow.definition.department
+        department = self._catalog.departments_of(start.tenant).definition(name)
+        if department is None or department.max_concurrent_executions is None:
+            return start
+        if start.parent is not None:
+            caller = self._catalog.latest(catalog_key(start.tenant, start.parent.workflow_id))
+            if caller is not None and caller.workflow.definition.department == name:
+                return start
+        return replace(start, admission=admission_key(start.tenant, department.name))
 
     @staticmethod
     def _decode(record: Record) -> Transition:

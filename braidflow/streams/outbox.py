@@ -18,6 +18,8 @@ from typing import Any
 
 from braidflow.config import Topics
 from braidflow.engine import (
+    AdmissionReleased,
+    AdmissionRequested,
     AwaitEvent,
     DeadLetterNode,
     LifecycleEvent,
@@ -34,6 +36,7 @@ from braidflow.schemas import (
     encode_transition,
 )
 from braidflow.schemas.cloudevents import CloudEvent, to_structured, topic_for
+from braidflow.schemas.codec import encode_admission
 from braidflow.schemas.dead_letters import encode_node_letter
 from braidflow.schemas.lifecycle_events import lifecycle_headers
 from braidflow.tenants import events_prefix_for, wait_key
@@ -69,6 +72,11 @@ def outbox_entry(message: Outgoing, events_prefix: str, execution_id: str) -> Ou
         return OutboxEntry("await", message.id, encode_await(message), key=key)
     if isinstance(message, DeadLetterNode):
         return OutboxEntry("dead_letter", message.id, encode_node_letter(message))
+    if isinstance(message, AdmissionRequested | AdmissionReleased):
+        # Keyed by department: one partition orders all of one department's requests.
+        return OutboxEntry(
+            "admission", message.id, encode_admission(message), key=message.key.encode()
+        )
     if isinstance(message, PublishEvent):
         _, value = to_structured(published_event(message))
         key = (message.subject or message.execution_id).encode()
@@ -121,6 +129,7 @@ class Outbox:
             "event": topics.lifecycle,
             "await": topics.waits,
             "dead_letter": topics.dead_letters,
+            "admission": topics.admissions,
         }
         self._send = send
         self.acknowledged = Acknowledged()

@@ -28,7 +28,13 @@ def required_topics(settings: Settings) -> list[NewTopic]:
     """Every topic a worker reads or writes, except Faust's own changelogs (Faust creates those)."""
     topics = settings.topics
     r = settings.replication
-    partitioned = [topics.transitions, topics.tasks, topics.lifecycle, topics.waits]
+    partitioned = [
+        topics.transitions,
+        topics.tasks,
+        topics.lifecycle,
+        topics.waits,
+        topics.admissions,
+    ]
     return [
         *(NewTopic(name, settings.partitions, r) for name in partitioned),
         # One partition: every worker reads all deployments, in order.

@@ -46,6 +46,8 @@ class Department:
     credentials: frozenset[str] | None = None
     # Webhook URLs called when an execution of it fails or times out (docs/departments.md).
     alert_webhooks: tuple[str, ...] = ()
+    # Executions of the department that may run at once; None: no cap (docs/departments.md).
+    max_concurrent_executions: int | None = None
 
     def allows(self, caller: str | None) -> bool:
         """Whether a workflow of department `caller` (None: of none) may call one of this."""
@@ -111,6 +113,7 @@ def compile_department(doc: Any) -> Department:
         allow_callers=callers if isinstance(callers, str) else tuple(callers),
         credentials=frozenset(doc["credentials"]) if "credentials" in doc else None,
         alert_webhooks=tuple(c["webhook"] for c in settings.get("alert_channels", ())),
+        max_concurrent_executions=settings.get("max_concurrent_executions"),
     )
 
 

@@ -84,6 +84,7 @@ def test_the_terminal_set_and_the_api_list_derive_from_the_enum() -> None:
     assert {"completed", "failed", "cancelled"} == TERMINAL
     assert EXECUTION_STATUSES == (
         "accepted",
+        "queued",
         "running",
         "completed",
         "failed",

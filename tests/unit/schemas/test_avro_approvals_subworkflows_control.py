@@ -136,6 +136,7 @@ def test_the_transition_union_appends_the_new_kinds_to_the_v2_branches() -> None
         "braidflow.ResumeExecution",
         "braidflow.RedriveNode",
         "braidflow.ItemsCollected",
+        "braidflow.AdmitExecution",
     ]
 
 

@@ -1,0 +1,178 @@
+"""Department caps: which queued executions of one department start, first come first served.
+
+Pure. The admissions agent (braidflow.streams.admissions) applies `admit` to each record of
+the admissions topic, a request for a slot (`AdmissionRequested`) or the end of an execution
+that asked for one (`AdmissionReleased`), and sends an `AdmitExecution` to each execution it
+admits. One department's records share a key, hence a partition: they arrive in order.
+
+The queue is split so that a long one stays within the record limits: the head row holds
+who holds a slot, the front of the queue (where admissions take from) and its back (where
+requests append); when the back fills it moves, whole, into a segment row of its own, and
+when the front empties the oldest segment becomes the front. A record changes at most the
+head row and one segment row, in an order a crash between the two writes cannot harm:
+
+- segment rows are written before the head row, and only with content the same record
+  applied to the same head would write again (a full back moved out, a request withdrawn);
+- segment rows the new head no longer names are dropped after it.
+
+The head row keeps the offset of the last record applied, so a record delivered again after
+its head row was written changes nothing. A request repeated later (an outbox resend after a
+crash) is ignored while its execution holds a slot or waits at either end of the queue; one
+deeper in the queue is skipped when it comes up while its execution holds a slot, and an
+admission of an execution that has ended meanwhile is given back by the engine (a release).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+
+from braidflow.engine.messages import AdmissionReleased, AdmissionRequested
+
+SEGMENT_SIZE = 256
+"""Execution ids per end of the queue and per segment row: about 16 KB of ids each."""
+
+
+@dataclass(frozen=True, slots=True)
+class AdmissionRow:
+    """The head row of one department's admissions.
+
+    `holding`: executions admitted and not yet released, in admission order. `front`: the
+    next to admit, in order; then segments `first .. next - 1`; then `back`, the latest
+    requests. `offset`: the last record applied (-1: none yet).
+    """
+
+    offset: int = -1
+    holding: tuple[str, ...] = ()
+    front: tuple[str, ...] = ()
+    back: tuple[str, ...] = ()
+    first: int = 0
+    next: int = 0
+
+    @property
+    def segments(self) -> range:
+        """The indexes of the segment rows between the front and the back."""
+        return range(self.first, self.next)
+
+
+@dataclass(frozen=True, slots=True)
+class Admitted:
+    """What one record changes: segment rows to write (before the head row), the head row,
+    segment rows to drop (after it), and the executions admitted, in order."""
+
+    row: AdmissionRow
+    admitted: tuple[str, ...] = ()
+    writes: dict[int, tuple[str, ...]] = field(default_factory=dict)
+    drops: tuple[int, ...] = ()
+
+
+def admission_key(tenant: str, department: str) -> str:
+    """The key of a department's admissions: `<tenant>/<department>` (neither holds a `/`)."""
+    return f"{tenant}/{department}"
+
+
+def department_of_key(key: str) -> tuple[str, str]:
+    """(tenant, department) of an admission key."""
+    tenant, _, department = key.partition("/")
+    return tenant, department
+
+
+def queue_length(row: AdmissionRow, segment_size: int = SEGMENT_SIZE) -> int:
+    """How many wait, about: full segments counted as full (withdrawals inside them aside)."""
+    return len(row.front) + len(row.back) + segment_size * len(row.segments)
+
+
+def admit(
+    row: AdmissionRow,
+    segment: Callable[[int], tuple[str, ...]],
+    record: AdmissionRequested | AdmissionReleased,
+    offset: int,
+    cap: int | None,
+    segment_size: int = SEGMENT_SIZE,
+) -> Admitted | None:
+    """Apply one record at `offset` to the department's `row`; None if it was applied already.
+
+    `segment(i)` reads segment row `i`. `cap` is the department's current
+    `max_concurrent_executions` (None: no cap, every waiting execution is admitted): a cap
+    lowered below the executions holding a slot admits nobody until enough have ended.
+    """
+    if offset <= row.offset:
+        return None
+    writes: dict[int, tuple[str, ...]] = {}
+    drops: list[int] = []
+    execution = record.execution_id
+    if isinstance(record, AdmissionRequested):
+        if (
+            execution not in row.holding
+            and execution not in row.front
+            and execution not in row.back
+        ):
+            row = _append(row, execution, writes, segment_size)
+    elif execution in row.holding:
+        row = replace(row, holding=tuple(e for e in row.holding if e != execution))
+    else:
+        row = _withdraw(row, execution, segment, writes)
+    row, admitted = _fill(row, segment, cap, writes, drops)
+    return Admitted(replace(row, offset=offset), admitted, writes, tuple(drops))
+
+
+def _append(
+    row: AdmissionRow, execution: str, writes: dict[int, tuple[str, ...]], segment_size: int
+) -> AdmissionRow:
+    if len(row.back) < segment_size:
+        return replace(row, back=(*row.back, execution))
+    # The back is full: it moves, whole, into a segment row of its own.
+    writes[row.next] = row.back
+    return replace(row, back=(execution,), next=row.next + 1)
+
+
+def _withdraw(
+    row: AdmissionRow,
+    execution: str,
+    segment: Callable[[int], tuple[str, ...]],
+    writes: dict[int, tuple[str, ...]],
+) -> AdmissionRow:
+    """An execution that ended while it waited leaves the queue (a cancel, say)."""
+    if execution in row.front:
+        return replace(row, front=tuple(e for e in row.front if e != execution))
+    if execution in row.back:
+        return replace(row, back=tuple(e for e in row.back if e != execution))
+    for index in row.segments:
+        ids = segment(index)
+        if execution in ids:
+            writes[index] = tuple(e for e in ids if e != execution)
+            break
+    return row
+
+
+def _fill(
+    row: AdmissionRow,
+    segment: Callable[[int], tuple[str, ...]],
+    cap: int | None,
+    writes: dict[int, tuple[str, ...]],
+    drops: list[int],
+) -> tuple[AdmissionRow, tuple[str, ...]]:
+    """Admit from the front while slots are free, refilling the front as it empties."""
+    holding, front = list(row.holding), list(row.front)
+    first, back = row.first, row.back
+    admitted: list[str] = []
+    while cap is None or len(holding) < cap:
+        if not front:
+            if first < row.next:
+                front = list(writes.get(first, segment(first)))
+                drops.append(first)
+                first += 1
+                continue
+            if not back:
+                break
+            front, back = list(back), ()
+        execution = front.pop(0)
+        if execution in holding:
+            continue  # a repeated request that lay deeper in the queue
+        holding.append(execution)
+        admitted.append(execution)
+    # A segment taken into the front is dropped after the head row: never written too.
+    for index in drops:
+        writes.pop(index, None)
+    filled = replace(row, holding=tuple(holding), front=tuple(front), back=back, first=first)
+    return filled, tuple(admitted)

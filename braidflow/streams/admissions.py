@@ -1,0 +1,124 @@
+"""The admissions agent: department caps (`settings.max_concurrent_executions`).
+
+The admissions topic is keyed by admission key, `<tenant>/<department>`, so one partition
+orders all of a department's records: requests for a slot (sent by the orchestrator when a
+start of a capped department is queued) and releases (when such an execution ends). One
+agent at concurrency 1 applies the pure `engine.admission.admit` to the department's rows in
+the `admissions` table and sends an `AdmitExecution` transition to each execution admitted.
+
+SIGKILL-safe as streams/waits.py is: the admissions are sent and acknowledged before the rows
+are written, so a crash in between makes the record come again and admit again (the engine
+ignores an execution admitted twice), never lose an admission; the head row keeps the offset
+of the last record applied, so a record delivered again once its row was written is skipped.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable, MutableMapping
+
+from braidflow.engine import AdmitExecution, Transition, ids
+from braidflow.engine.admission import AdmissionRow, admit, department_of_key
+from braidflow.schemas import CodecError
+from braidflow.schemas.codec import decode_admission
+from braidflow.schemas.dead_letters import DeadLetter
+from braidflow.streams.catalog import Catalog
+from braidflow.streams.orchestrator import Record, dead_letter_of
+
+
+def encode_row(row: AdmissionRow) -> bytes:
+    """The head row of a department. JSON: the row is this agent's own, read by nothing else."""
+    return json.dumps(
+        {
+            "offset": row.offset,
+            "holding": row.holding,
+            "front": row.front,
+            "back": row.back,
+            "first": row.first,
+            "next": row.next,
+        },
+        separators=(",", ":"),
+    ).encode()
+
+
+def decode_row(raw: bytes | None) -> AdmissionRow:
+    if raw is None:
+        return AdmissionRow()
+    row = json.loads(raw)
+    return AdmissionRow(
+        row["offset"],
+        tuple(row["holding"]),
+        tuple(row["front"]),
+        tuple(row["back"]),
+        row["first"],
+        row["next"],
+    )
+
+
+def segment_key(key: bytes, index: int) -> bytes:
+    """The row of segment `index` of a department's queue: `<tenant>/<department>#<index>`."""
+    return key + b"#" + str(index).encode()
+
+
+class Admissions:
+    """Applies one admissions-topic record to its department's rows."""
+
+    def __init__(
+        self,
+        catalog: Catalog,
+        send_transition: Callable[[Transition], Awaitable[None]],
+        dead_letter: Callable[[DeadLetter], Awaitable[None]],
+        clock: Callable[[], int],
+    ) -> None:
+        self._catalog = catalog
+        self._send_transition = send_transition
+        self._dead_letter = dead_letter
+        self._clock = clock
+
+    def cap(self, key: str) -> int | None:
+        """The department's cap as it is now; None when it has none (or is not deployed)."""
+        tenant, name = department_of_key(key)
+        department = self._catalog.departments_of(tenant).definition(name)
+        return None if department is None else department.max_concurrent_executions
+
+    async def handle(self, record: Record, table: MutableMapping[bytes, bytes]) -> None:
+        key = record.key
+        if key is None or record.value is None:
+            await self._reject(record, "an admissions record needs a key and a value")
+            return
+        try:
+            admission = decode_admission(record.value)
+        except CodecError as exc:
+            await self._reject(record, f"undecodable admissions record: {exc}")
+            return
+        if key != admission.key.encode():
+            await self._reject(record, f"key {key!r} is not the admission key {admission.key!r}")
+            return
+
+        def segment(index: int) -> tuple[str, ...]:
+            raw = table.get(segment_key(key, index))
+            return () if raw is None else tuple(json.loads(raw))
+
+        result = admit(
+            decode_row(table.get(key)),
+            segment,
+            admission,
+            record.offset,
+            self.cap(admission.key),
+        )
+        if result is None:
+            return
+        now = self._clock()
+        # Admissions first, acknowledged, then the rows (see the module's docstring).
+        for execution_id in result.admitted:
+            await self._send_transition(
+                AdmitExecution(ids.admit_id(execution_id), execution_id, now)
+            )
+        for index, members in result.writes.items():
+            table[segment_key(key, index)] = json.dumps(members, separators=(",", ":")).encode()
+        table[key] = encode_row(result.row)
+        for index in result.drops:
+            table.pop(segment_key(key, index), None)
+
+    async def _reject(self, record: Record, reason: str) -> None:
+        await self._dead_letter(dead_letter_of(record, reason, self._clock()))
