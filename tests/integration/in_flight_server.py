@@ -1,8 +1,11 @@
 """An HTTP server on 127.0.0.1 that counts the executions whose requests it holds at once.
 
 Each request to `/hold` is held `hold_s` before its answer. Requests are told apart by their
-`Idempotency-Key` (one per execution, node and attempt): a request sent again after a crash
-while the first is still held counts once, as the same execution's.
+`Idempotency-Key` (one per execution, node and attempt), as an idempotent service does: a
+request sent again while the first is still held counts once, as the same execution's, and
+one whose key was answered already is answered again at once, from memory. After a SIGKILL
+the executor runs again the tasks whose results it had not committed (at least once), also
+of executions that have ended since: those replays do no work and hold nothing.
 """
 
 from __future__ import annotations
@@ -27,6 +30,9 @@ class InFlight:
 
     async def hold(self, request: web.Request) -> web.Response:
         key = request.headers.get("Idempotency-Key", "?")
+        if key in self.answered:
+            self.answered[key] += 1
+            return web.json_response({"held": key})
         self.held[key] += 1
         self.most = max(self.most, len(self.held))
         try:
