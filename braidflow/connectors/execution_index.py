@@ -133,7 +133,7 @@ ON CONFLICT (execution_id) DO UPDATE SET
 _UPSERT_QUEUED = f"""
 INSERT INTO executions VALUES (
     :execution_id, :workflow_id, :workflow_version, '{ExecutionStatus.QUEUED}', :at, NULL, NULL,
-    NULL, NULL, :at, NULL
+    NULL, NULL, :at, NULL, :tenant
 )
 ON CONFLICT (execution_id) DO UPDATE SET
     status = '{ExecutionStatus.QUEUED}',
