@@ -74,6 +74,8 @@ class Admissions:
         self._send_transition = send_transition
         self._dead_letter = dead_letter
         self._clock = clock
+        # Departments whose holders' admissions this agent has sent again since it started.
+        self._restarted: set[bytes] = set()
 
     def cap(self, key: str) -> int | None:
         """The department's cap as it is now; None when it has none (or is not deployed)."""
@@ -105,6 +107,7 @@ class Admissions:
             admission,
             record.offset,
             self.cap(admission.key),
+            restarted=key not in self._restarted,
         )
         if result is None:
             return
@@ -114,6 +117,7 @@ class Admissions:
             await self._send_transition(
                 AdmitExecution(ids.admit_id(execution_id), execution_id, now)
             )
+        self._restarted.add(key)
         for index, members in result.writes.items():
             table[segment_key(key, index)] = json.dumps(members, separators=(",", ":")).encode()
         table[key] = encode_row(result.row)
