@@ -16,6 +16,7 @@ import yaml
 from click.testing import CliRunner
 
 from braidflow.cli import main
+from braidflow.topology.departments import load_department
 
 ROOT = Path(__file__).parents[2]
 EXAMPLES = ROOT / "examples"
@@ -117,6 +118,15 @@ def test_every_example_department_is_valid_and_holds_its_workflows() -> None:
         for path in department.parent.glob("*.yaml"):
             if path.name != DEPARTMENT and not path.name.endswith(".answers.yaml"):
                 assert yaml.safe_load(path.read_text())["department"] == name, path
+
+
+def test_the_support_department_shows_everything_a_department_holds() -> None:
+    """The seed's example: shared context, a shared credential, a cap and an alert channel."""
+    support = load_department((EXAMPLES / "support" / DEPARTMENT).read_text())
+    assert set(support.context) == {"support_email", "company_name"}
+    assert support.credentials == frozenset({"helpdesk"})
+    assert support.max_concurrent_executions == 5
+    assert support.alert_webhooks == ("http://127.0.0.1:8090/alerts",)
 
 
 @pytest.mark.parametrize("name", sorted(DRY_RUNS))
