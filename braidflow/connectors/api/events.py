@@ -152,29 +152,37 @@ async def publish(request: web.Request) -> web.Response:
     return web.json_response({"id": event.id, "type": event.type, "topic": topic}, status=202)
 
 
+# What every webhook route takes and answers, whichever tenant's it is.
+_WEBHOOK_HEADERS = (
+    header_param(
+        SIGNATURE_HEADER,
+        "`sha256=<hex HMAC-SHA256 of the body>`, required when the webhook has a secret",
+    ),
+    header_param("Idempotency-Key", "The event's id: a retry with it starts nothing new"),
+    header_param("X-Request-Id", "The event's id when there is no Idempotency-Key"),
+)
+_WEBHOOK_BODY = json_request({**ANY, "description": "Any JSON: the event's data"})
+_WEBHOOK_REPLIES = {
+    202: json_reply(
+        "The executions it started",
+        obj(
+            ["event_id", "executions"],
+            {"event_id": STRING, "executions": {"type": "array", "items": ref("Started")}},
+        ),
+    )
+}
+
+
 @events.operation(
     "POST",
     "/hooks/{name}",
     summary="A webhook: start every workflow whose webhook trigger has this name",
     parameters=[
         path_param("name", "The webhook trigger's name"),
-        header_param(
-            SIGNATURE_HEADER,
-            "`sha256=<hex HMAC-SHA256 of the body>`, required when the webhook has a secret",
-        ),
-        header_param("Idempotency-Key", "The event's id: a retry with it starts nothing new"),
-        header_param("X-Request-Id", "The event's id when there is no Idempotency-Key"),
+        *_WEBHOOK_HEADERS,
     ],
-    body=json_request({**ANY, "description": "Any JSON: the event's data"}),
-    responses={
-        202: json_reply(
-            "The executions it started",
-            obj(
-                ["event_id", "executions"],
-                {"event_id": STRING, "executions": {"type": "array", "items": ref("Started")}},
-            ),
-        )
-    },
+    body=_WEBHOOK_BODY,
+    responses=_WEBHOOK_REPLIES,
     refusals=[401, 404],
     # Not audited: an outside system's event, signed with the hook's secret rather than done
     # by a principal, as many as its sender sends; each execution it starts is in the
@@ -193,23 +201,10 @@ async def webhook(request: web.Request) -> web.Response:
     parameters=[
         path_param("tenant", "The tenant (the default tenant's webhooks are /hooks/{name})"),
         path_param("name", "The webhook trigger's name"),
-        header_param(
-            SIGNATURE_HEADER,
-            "`sha256=<hex HMAC-SHA256 of the body>`, required when the webhook has a secret",
-        ),
-        header_param("Idempotency-Key", "The event's id: a retry with it starts nothing new"),
-        header_param("X-Request-Id", "The event's id when there is no Idempotency-Key"),
+        *_WEBHOOK_HEADERS,
     ],
-    body=json_request({**ANY, "description": "Any JSON: the event's data"}),
-    responses={
-        202: json_reply(
-            "The executions it started",
-            obj(
-                ["event_id", "executions"],
-                {"event_id": STRING, "executions": {"type": "array", "items": ref("Started")}},
-            ),
-        )
-    },
+    body=_WEBHOOK_BODY,
+    responses=_WEBHOOK_REPLIES,
     refusals=[401, 404],
     # As /hooks/{name}: signed by its sender, not done by a principal.
     audit=None,
