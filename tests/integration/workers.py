@@ -249,12 +249,16 @@ class WorkerProcess:
             process.kill()
             process.wait(timeout=10)
 
-    def log_tail(self, lines: int = 60) -> str:
+    def log(self) -> str:
+        """The whole log so far: what a test looks for in it may be followed by any number
+        of lines (consumer group assignments, one table per group)."""
         try:
-            text = self.log_path.read_text(errors="replace")
+            return self.log_path.read_text(errors="replace")
         except OSError as exc:
             return f"(no log: {exc})"
-        return "\n".join(text.splitlines()[-lines:])
+
+    def log_tail(self, lines: int = 60) -> str:
+        return "\n".join(self.log().splitlines()[-lines:])
 
     def fail(self, message: str) -> None:
         pytest.fail(f"{self.name}: {message}\n{describe([self])}", pytrace=False)
