@@ -22,11 +22,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Protocol
 
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
-from aiokafka.abc import ConsumerRebalanceListener
+from aiokafka import AIOKafkaConsumer, ConsumerRecord
 from aiokafka.errors import KafkaError
 
 from braidflow.config import Settings
@@ -37,7 +36,8 @@ from braidflow.schemas.cloudevents import CloudEvent, structured_document, to_st
 from braidflow.schemas.department_alerts import ALERT_TYPE, ALERTING_TYPES, department_alert
 from braidflow.secrets import SecretError, SecretScope, SecretsProvider
 from braidflow.streams.catalog import Catalog
-from braidflow.streams.offsets import OffsetTracker, PartitionOffsets
+from braidflow.streams.committing import COMMIT_INTERVAL_S, Commits
+from braidflow.streams.offsets import PartitionOffsets
 from braidflow.tenants import catalog_key, events_prefix_for
 from braidflow.topology.credentials import resolve_url
 
@@ -50,7 +50,6 @@ Queue = Callable[[str, bytes, bytes, Headers | None], Awaitable[Awaitable[Any]]]
 WEBHOOK_ATTEMPTS = 5
 WEBHOOK_FIRST_DELAY_S = 0.5
 WEBHOOK_MAX_DELAY_S = 30.0
-_COMMIT_INTERVAL_S = 1.0
 _POLL_MS = 1_000
 _IN_FLIGHT_MAX = 200
 _IDLE_CHECK_S = 1.0
@@ -91,9 +90,8 @@ class DepartmentAlerts:
         self._attempts = attempts
         self._first_delay_s = first_delay_s
         self.group_id = f"{settings.prefix}-alerts"
-        self._tracker: OffsetTracker[TopicPartition] = OffsetTracker()
+        self._commits = Commits(self.group_id)
         self._running: set[asyncio.Task[None]] = set()
-        self._commit_lock = asyncio.Lock()
         self._consumer: AIOKafkaConsumer | None = None
         self._task: asyncio.Task[None] | None = None
 
@@ -109,7 +107,7 @@ class DepartmentAlerts:
         for task in list(self._running):
             task.cancel()
         await asyncio.gather(*self._running, return_exceptions=True)
-        await self._commit()
+        await self._commits.stop()
         if self._consumer is not None:
             await self._consumer.stop()
             self._consumer = None
@@ -139,13 +137,9 @@ class DepartmentAlerts:
                 # A broker not reachable yet: alerts start late rather than never.
                 log.warning("alerts: cannot join group %s yet (%r); retrying", self.group_id, exc)
                 await asyncio.sleep(_PUBLISH_RETRY_MAX_S)
-        consumer.subscribe([s.topics.lifecycle], listener=_CommitOnRevoke(self))
+        self._commits.follow(consumer, [s.topics.lifecycle])
         self._consumer = consumer
-        committing = asyncio.create_task(self._commit_periodically())
-        try:
-            await self._poll(consumer)
-        finally:
-            committing.cancel()
+        await self._poll(consumer)
 
     async def _poll(self, consumer: AIOKafkaConsumer) -> None:
         while True:
@@ -153,7 +147,7 @@ class DepartmentAlerts:
                 if len(self._running) >= _IN_FLIGHT_MAX:
                     # Alerts waiting on slow webhooks: poll for nothing, to stay in the group.
                     consumer.pause(*consumer.assignment())
-                    await asyncio.sleep(_COMMIT_INTERVAL_S)
+                    await asyncio.sleep(COMMIT_INTERVAL_S)
                     await consumer.getmany(timeout_ms=0, max_records=1)
                     continue
                 paused = consumer.paused()
@@ -170,8 +164,7 @@ class DepartmentAlerts:
                     self._take(record)
 
     def _take(self, record: ConsumerRecord[bytes, bytes]) -> None:
-        offsets = self._tracker.partition(TopicPartition(record.topic, record.partition))
-        offsets.start(record.offset)
+        offsets = self._commits.started(record)
         if not _alerting(record):
             # Done at once, so the commit moves past it.
             offsets.finish(record.offset)
@@ -281,43 +274,8 @@ class DepartmentAlerts:
                 DEPARTMENT_ALERT_WEBHOOKS.labels(department, "delivered").inc()
                 return
 
-    async def _commit_periodically(self) -> None:
-        while True:
-            await asyncio.sleep(_COMMIT_INTERVAL_S)
-            await self._commit()
-
-    async def _commit(self, partitions: Collection[TopicPartition] | None = None) -> None:
-        consumer = self._consumer
-        if consumer is None:
-            return
-        async with self._commit_lock:
-            offsets = self._tracker.to_commit(partitions)
-            if not offsets:
-                return
-            try:
-                await consumer.commit(offsets)
-            except KafkaError as exc:
-                log.warning("alerts: commit of %s failed: %r", offsets, exc)
-                return
-            self._tracker.mark_committed(offsets)
-
-    async def _revoked(self, partitions: Collection[TopicPartition]) -> None:
-        await self._commit(partitions)
-        self._tracker.forget(partitions)
-
 
 def _alerting(record: ConsumerRecord[bytes, bytes]) -> bool:
     """Whether a lifecycle record may make an alert, from its `ce_type` header alone."""
     headers: Sequence[tuple[str, bytes]] = record.headers or ()
     return any(name == "ce_type" and value in ALERTING_TYPES for name, value in headers)
-
-
-class _CommitOnRevoke(ConsumerRebalanceListener):
-    def __init__(self, alerts: DepartmentAlerts) -> None:
-        self._alerts = alerts
-
-    async def on_partitions_revoked(self, revoked: Collection[TopicPartition]) -> None:
-        await self._alerts._revoked(revoked)
-
-    async def on_partitions_assigned(self, assigned: Collection[TopicPartition]) -> None:
-        pass

@@ -4,7 +4,7 @@ Not a faust agent: an agent with concurrency > 1 can commit an offset past a
 record still in flight (faust issue #606), and a crash then loses it. Here an
 aiokafka consumer with manual commits feeds up to `task_concurrency` tasks at
 a time, and commits each partition only up to its first record whose result
-is not yet delivered (`OffsetTracker`). A worker killed at any moment
+is not yet delivered (`Commits`). A worker killed at any moment
 therefore leaves every unfinished record to be read again: at least once, and
 the engine ignores a result it has already seen.
 
@@ -26,11 +26,10 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable, Collection, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol, TypeVar
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
-from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import KafkaError
 
 from braidflow.config import Settings
@@ -49,8 +48,9 @@ from braidflow.secrets import (
     every_secret,
     provider_for,
 )
+from braidflow.streams.committing import Commits
 from braidflow.streams.group_errors import FATAL_GROUP_ERRORS
-from braidflow.streams.offsets import OffsetTracker, PartitionOffsets
+from braidflow.streams.offsets import PartitionOffsets
 from braidflow.streams.publisher import epoch_ms
 from braidflow.tasks import NodeFailure, TaskContext, TaskRegistry
 from braidflow.topology.secret_references import resolve_references
@@ -61,10 +61,6 @@ log = logging.getLogger(__name__)
 DEFAULT_TASK_TIMEOUT_MS = 5 * 60 * 1000
 """Time a `task` node may run when its definition sets no `timeout`. A sync handler that
 overruns is abandoned, not stopped: Python cannot kill its thread."""
-
-COMMIT_INTERVAL_S = 1.0
-"""How often finished offsets are committed; also on revoke and on stop. Shorter means
-fewer tasks run again after a crash."""
 
 STOP_GRACE_S = 10.0
 """How long `stop` waits for tasks in flight before abandoning them (they run again elsewhere)."""
@@ -123,10 +119,9 @@ class Executor:
         self._send = send
         self._dead_letter = dead_letter
         self._clock = clock
-        self._tracker: OffsetTracker[TopicPartition] = OffsetTracker()
+        self._commits = Commits(self.group_id)
         self._running: set[asyncio.Task[None]] = set()
         self._slot_freed = asyncio.Event()
-        self._commit_lock = asyncio.Lock()
         self._consumer: AIOKafkaConsumer | None = None
         self._loops: list[asyncio.Task[None]] = []
         self._draining = False
@@ -150,14 +145,11 @@ class Executor:
             max_poll_interval_ms=int(settings.max_poll_interval_s * 1000),
         )
         await consumer.start()
-        consumer.subscribe([settings.topics.tasks], listener=_CommitOnRevoke(self))
+        self._commits.follow(consumer, [settings.topics.tasks])
         self._consumer = consumer
         self._draining = False
         keepalive_s = settings.rebalance_timeout_s / 3  # well inside max_poll_interval
-        self._loops = [
-            asyncio.create_task(self._poll(consumer, keepalive_s)),
-            asyncio.create_task(self._commit_periodically()),
-        ]
+        self._loops = [asyncio.create_task(self._poll(consumer, keepalive_s))]
 
     async def stop(self, grace_s: float = STOP_GRACE_S) -> None:
         """Stop taking tasks, give those in flight `grace_s` to finish, commit what is done, leave."""
@@ -181,7 +173,7 @@ class Executor:
             loop.cancel()
         await asyncio.gather(*self._loops, return_exceptions=True)
         self._loops = []
-        await self._commit()
+        await self._commits.stop()
         await consumer.stop()
         self._consumer = None
 
@@ -233,8 +225,7 @@ class Executor:
         return await consumer.getmany(timeout_ms=0, max_records=1)
 
     def _launch(self, record: ConsumerRecord[bytes, bytes]) -> None:
-        offsets = self._tracker.partition(TopicPartition(record.topic, record.partition))
-        offsets.start(record.offset)
+        offsets = self._commits.started(record)
         task = asyncio.create_task(self._handle(record, offsets))
         self._running.add(task)
         task.add_done_callback(self._finished)
@@ -356,45 +347,6 @@ class Executor:
                     "TimeoutError", f"handler {handler.name!r} did not finish in {timeout_ms}ms"
                 ) from None
             raise
-
-    async def _commit_periodically(self) -> None:
-        while True:
-            await asyncio.sleep(COMMIT_INTERVAL_S)
-            await self._commit()
-
-    async def _commit(self, partitions: Collection[TopicPartition] | None = None) -> None:
-        """Commit the safe offsets of `partitions` (default: all) that moved since last time."""
-        consumer = self._consumer
-        if consumer is None:
-            return
-        async with self._commit_lock:
-            offsets = self._tracker.to_commit(partitions)
-            if not offsets:
-                return
-            try:
-                await consumer.commit(offsets)
-            except KafkaError as exc:
-                # A rebalance under way, usually; the revoke hook or the next round commits.
-                log.warning("commit of %s failed: %r", offsets, exc)
-                return
-            self._tracker.mark_committed(offsets)
-
-    async def _revoked(self, partitions: Collection[TopicPartition]) -> None:
-        await self._commit(partitions)
-        # Tasks still running there finish and send their result; whoever owns the
-        # partition next runs them again, and the engine ignores the duplicate.
-        self._tracker.forget(partitions)
-
-
-class _CommitOnRevoke(ConsumerRebalanceListener):
-    def __init__(self, executor: Executor) -> None:
-        self._executor = executor
-
-    async def on_partitions_revoked(self, revoked: Collection[TopicPartition]) -> None:
-        await self._executor._revoked(revoked)
-
-    async def on_partitions_assigned(self, assigned: Collection[TopicPartition]) -> None:
-        pass
 
 
 def node_result(
