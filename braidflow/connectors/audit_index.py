@@ -1,7 +1,7 @@
-"""The audit log, newest first: a SQLite read model of the audit topic.
+"""The audit log, newest first: a read model of the audit topic.
 
-Every worker follows the whole audit topic into a local SQLite database
-(`AuditProjection` feeding an `AuditIndex`), so any of them lists every record,
+Every worker follows the whole audit topic into a read model, a local SQLite file or
+PostgreSQL (`AuditProjection` feeding an `AuditIndex`), so any of them lists every record,
 whichever worker (or the command line) wrote it. The index is a cache of the
 topic (see `braidflow.connectors.projection`); a record read twice is kept once.
 """
@@ -11,18 +11,12 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterable, Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 from aiokafka import ConsumerRecord, TopicPartition
 
-from braidflow.connectors.projection import (
-    POSITIONS_SCHEMA,
-    TopicProjection,
-    connect,
-    read_positions,
-    store_positions,
-)
+from braidflow.connectors.projection import TopicProjection
+from braidflow.connectors.read_model_db import ReadModel, ReadModelLocation
 from braidflow.kafka_connection import KafkaConnection
 from braidflow.schemas.audit import AuditRecord, decode_audit
 
@@ -31,8 +25,8 @@ log = logging.getLogger(__name__)
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS audit (
     id TEXT PRIMARY KEY,
-    at INTEGER NOT NULL,
-    position INTEGER NOT NULL,
+    at BIGINT NOT NULL,
+    position BIGINT NOT NULL,
     action TEXT NOT NULL,
     principal TEXT NOT NULL,
     tenant TEXT NOT NULL,
@@ -59,41 +53,36 @@ AuditEntry = tuple[int, AuditRecord]
 """A record of the audit topic and its offset (the topic has one partition: its order)."""
 
 
-class AuditIndex:
-    """Audit records in a SQLite file, built from the audit topic.
+class AuditIndex(ReadModel):
+    """Audit records, built from the audit topic, in a SQLite file (a `Path`) or a
+    PostgreSQL schema.
 
-    Not thread-safe: use it from one thread (the worker's event loop).
+    Not thread-safe: use it from one thread (the worker's event loop, through `off_loop`).
     """
 
-    def __init__(self, path: Path) -> None:
-        self._db = connect(path, _SCHEMA + POSITIONS_SCHEMA)
-
-    def close(self) -> None:
-        self._db.close()
+    def __init__(self, location: ReadModelLocation) -> None:
+        super().__init__(location, _SCHEMA)
 
     def apply_many(
         self, entries: Iterable[AuditEntry], positions: Mapping[TopicPartition, int] | None = None
     ) -> None:
         """Store records and the next offsets to read (`positions`), in one transaction."""
-        with self._db:
+        with self.db.transaction():
             for position, record in entries:
-                self._db.execute(_INSERT, _row(position, record))
-                self._db.executemany(
-                    "INSERT OR IGNORE INTO audit_targets VALUES (?, ?)",
-                    [(record.id, value) for value in set(record.target.values())],
+                self.db.execute(_INSERT, _row(position, record))
+                self.db.executemany(
+                    "INSERT INTO audit_targets VALUES (?, ?) ON CONFLICT (value, id) DO NOTHING",
+                    [(record.id, value) for value in sorted(set(record.target.values()))],
                 )
             if positions:
-                store_positions(self._db, positions)
-
-    def positions(self) -> dict[TopicPartition, int]:
-        return read_positions(self._db)
+                self.db.store_positions(positions)
 
     def reset(self) -> None:
         """Forget every record and position, to rebuild from the start of the topic."""
-        with self._db:
-            self._db.execute("DELETE FROM audit")
-            self._db.execute("DELETE FROM audit_targets")
-            self._db.execute("DELETE FROM positions")
+        with self.db.transaction():
+            self.db.execute("DELETE FROM audit")
+            self.db.execute("DELETE FROM audit_targets")
+            self.db.execute("DELETE FROM positions")
 
     def list(
         self,
@@ -129,7 +118,7 @@ class AuditIndex:
             query += " AND at <= ?"
             params.append(to_ms)
         query += " ORDER BY at DESC, position DESC LIMIT ?"
-        rows = self._db.execute(query, (*params, limit))
+        rows = self.db.execute(query, (*params, limit))
         return [_record(*row).view() for row in rows]
 
 

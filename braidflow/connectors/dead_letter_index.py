@@ -1,7 +1,7 @@
-"""Dead letters, newest first: a SQLite read model of the dead-letter topic.
+"""Dead letters, newest first: a read model of the dead-letter topic.
 
-Every worker follows the whole dead-letter topic into a local SQLite database
-(`DeadLetterProjection` feeding a `DeadLetterIndex`), so any of them can list
+Every worker follows the whole dead-letter topic into a read model, a local SQLite file
+or PostgreSQL (`DeadLetterProjection` feeding a `DeadLetterIndex`), so any of them can list
 the dead letters of both kinds (see `braidflow.schemas.dead_letters`) and show
 one. The index is a cache of the topic (see `braidflow.connectors.projection`);
 applying a dead letter twice changes nothing.
@@ -19,19 +19,13 @@ import base64
 import json
 import logging
 from collections.abc import Iterable, Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 from aiokafka import ConsumerRecord, TopicPartition
 
 from braidflow.access import DEFAULT_TENANT
-from braidflow.connectors.projection import (
-    POSITIONS_SCHEMA,
-    TopicProjection,
-    connect,
-    read_positions,
-    store_positions,
-)
+from braidflow.connectors.projection import TopicProjection
+from braidflow.connectors.read_model_db import ReadModel, ReadModelLocation
 from braidflow.engine import DeadLetterNode, ids
 from braidflow.engine.state import iso_time
 from braidflow.kafka_connection import KafkaConnection
@@ -49,10 +43,10 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS dead_letters (
     id TEXT PRIMARY KEY,
     kind TEXT NOT NULL,
-    at INTEGER NOT NULL,
+    at BIGINT NOT NULL,
     workflow_id TEXT,
     fields TEXT NOT NULL,
-    redriven_at INTEGER,
+    redriven_at BIGINT,
     tenant TEXT NOT NULL DEFAULT 'default'
 );
 CREATE INDEX IF NOT EXISTS dead_letters_by_age ON dead_letters (at DESC, id DESC);
@@ -73,25 +67,26 @@ DeadLetterRecord = tuple[int, int, bytes]
 """A record of the dead-letter topic: partition, offset and value."""
 
 
-class DeadLetterIndex:
-    """Dead letters of both kinds in a SQLite file, built from the dead-letter topic.
+class DeadLetterIndex(ReadModel):
+    """Dead letters of both kinds, built from the dead-letter topic, in a SQLite file (a
+    `Path`) or a PostgreSQL schema.
 
-    Not thread-safe: use it from one thread (the worker's event loop). Other
-    processes may read the file meanwhile (WAL mode).
+    Not thread-safe: use it from one thread (the worker's event loop, through `off_loop`).
+    Other processes may read a SQLite file meanwhile (WAL mode).
     """
 
-    def __init__(self, path: Path) -> None:
-        self._db = connect(path, _SCHEMA + POSITIONS_SCHEMA)
-        columns = {row[1] for row in self._db.execute("PRAGMA table_info(dead_letters)")}
+    def __init__(self, location: ReadModelLocation) -> None:
+        super().__init__(location, _SCHEMA)
+        db = self.db.sqlite
+        if db is None:
+            return
+        columns = {row[1] for row in db.execute("PRAGMA table_info(dead_letters)")}
         if "tenant" not in columns:
             # Every letter written before tenants is the default tenant's: no need to re-read.
-            with self._db:
-                self._db.execute(
+            with db:
+                db.execute(
                     "ALTER TABLE dead_letters ADD COLUMN tenant TEXT NOT NULL DEFAULT 'default'"
                 )
-
-    def close(self) -> None:
-        self._db.close()
 
     def apply_many(
         self,
@@ -114,27 +109,23 @@ class DeadLetterIndex:
                     offset,
                     exc,
                 )
-        with self._db:
+        with self.db.transaction():
             for record in read:
                 if isinstance(record, RedriveMark):
                     self._mark(record.dead_letter_id, record.at)
                 else:
-                    self._db.execute(_INSERT, _row(record))
+                    self.db.execute(_INSERT, _row(record))
             if positions:
-                store_positions(self._db, positions)
-
-    def positions(self) -> dict[TopicPartition, int]:
-        """The next offset to read of every partition the index was built from."""
-        return read_positions(self._db)
+                self.db.store_positions(positions)
 
     def reset(self) -> None:
         """Forget every dead letter and position, to rebuild the index from the start of the topic.
 
         Redrive marks go too: they name dead letters of the log being replaced.
         """
-        with self._db:
-            self._db.execute("DELETE FROM dead_letters")
-            self._db.execute("DELETE FROM positions")
+        with self.db.transaction():
+            self.db.execute("DELETE FROM dead_letters")
+            self.db.execute("DELETE FROM positions")
 
     def list(
         self,
@@ -162,11 +153,11 @@ class DeadLetterIndex:
             query += " AND workflow_id = ?"
             params += (workflow_id,)
         query += " ORDER BY at DESC, id DESC LIMIT ?"
-        return [_summary(*row) for row in self._db.execute(query, (*params, limit))]
+        return [_summary(*row) for row in self.db.execute(query, (*params, limit))]
 
     def get(self, id: str, tenant: str = DEFAULT_TENANT) -> dict[str, Any] | None:
         """The dead letter `id`, as `list` shows it; None if `tenant` has none by that id."""
-        row = self._db.execute(f"{_SELECT} WHERE id = ? AND tenant = ?", (id, tenant)).fetchone()
+        row = self.db.execute(f"{_SELECT} WHERE id = ? AND tenant = ?", (id, tenant)).fetchone()
         return None if row is None else _summary(*row)
 
     def mark_redriven(self, id: str, at: int) -> bool:
@@ -175,14 +166,13 @@ class DeadLetterIndex:
         For this index at once; other workers' indexes learn it from the `RedriveMark`
         the redrive writes to the topic. Of several redrives the latest is shown.
         """
-        with self._db:
+        with self.db.transaction():
             return self._mark(id, at)
 
     def _mark(self, id: str, at: int) -> bool:
-        query = (
-            "UPDATE dead_letters SET redriven_at = max(coalesce(redriven_at, ?), ?) WHERE id = ?"
-        )
-        return self._db.execute(query, (at, at, id)).rowcount > 0
+        query = "UPDATE dead_letters SET redriven_at = {greatest}(coalesce(redriven_at, ?), ?)"
+        query += " WHERE id = ?"
+        return bool(self.db.execute(query, (at, at, id)).rowcount > 0)
 
 
 class DeadLetterProjection(TopicProjection):

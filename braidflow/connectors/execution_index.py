@@ -1,9 +1,10 @@
-"""Executions by workflow and pending approvals: a SQLite read model of the lifecycle topic.
+"""Executions by workflow and pending approvals: a read model of the lifecycle topic.
 
 Execution state lives in the partitions of whichever workers own them, so no
 single worker can answer "the executions of workflow X". Every worker therefore
-follows the whole lifecycle topic into a local SQLite database
-(`ExecutionProjection` feeding an `ExecutionIndex`) and answers from there.
+follows the whole lifecycle topic into a read model (`ExecutionProjection` feeding an
+`ExecutionIndex`): a local SQLite file, or one PostgreSQL database all workers share
+(`braidflow.connectors.read_model_db`), and answers from there.
 
 The index is a cache of the topic (see `braidflow.connectors.projection`).
 Applying an event is idempotent and independent of order, so replays are harmless.
@@ -14,20 +15,15 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterable, Mapping, Sequence
-from pathlib import Path
+from dataclasses import replace
 from typing import Any
 
 from aiokafka import ConsumerRecord, TopicPartition
 
 from braidflow.access import DEFAULT_TENANT
-from braidflow.connectors.projection import (
-    PARTITION_CHECK_S,
-    POSITIONS_SCHEMA,
-    TopicProjection,
-    connect,
-    read_positions,
-    store_positions,
-)
+from braidflow.connectors.execution_search import ExecutionSearch, condition
+from braidflow.connectors.projection import PARTITION_CHECK_S, TopicProjection
+from braidflow.connectors.read_model_db import ReadModel, ReadModelLocation, json_text
 from braidflow.engine.messages import LifecycleEvent
 from braidflow.engine.state import ExecutionStatus, iso_time
 from braidflow.kafka_connection import KafkaConnection
@@ -57,9 +53,10 @@ NODE_STARTED = "node.started"
 NODE_ENDED = frozenset({"node.completed", "node.failed", "node.cancelled", "node.skipped"})
 """Lifecycle event types after which a node no longer waits for anything."""
 
-_VERSION = 3
+_VERSION = 4
 """The schema version (SQLite `user_version`). 1 added the approvals; 2 the error of a
-failed execution (`error`, JSON); 3 the tenant of executions and approvals."""
+failed execution (`error`, JSON); 3 the tenant of executions and approvals; 4 the input
+(`input`, JSON), to search by."""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS executions (
@@ -67,14 +64,15 @@ CREATE TABLE IF NOT EXISTS executions (
     workflow_id TEXT NOT NULL,
     workflow_version INTEGER NOT NULL,
     status TEXT NOT NULL,
-    started_at INTEGER NOT NULL,
-    completed_at INTEGER,
+    started_at BIGINT NOT NULL,
+    completed_at BIGINT,
     event_id TEXT,
     event_type TEXT,
     event_source TEXT,
-    updated_at INTEGER NOT NULL,
+    updated_at BIGINT NOT NULL,
     error TEXT,
-    tenant TEXT NOT NULL DEFAULT 'default'
+    tenant TEXT NOT NULL DEFAULT 'default',
+    input TEXT
 );
 CREATE INDEX IF NOT EXISTS executions_by_workflow
     ON executions (workflow_id, started_at DESC, execution_id DESC);
@@ -87,7 +85,7 @@ CREATE TABLE IF NOT EXISTS approvals (
     choices TEXT NOT NULL,
     department TEXT,
     timeout_at TEXT,
-    requested_at INTEGER NOT NULL,
+    requested_at BIGINT NOT NULL,
     tenant TEXT NOT NULL DEFAULT 'default',
     PRIMARY KEY (execution_id, node_id)
 );
@@ -105,7 +103,7 @@ CREATE TABLE IF NOT EXISTS approvals_done (
 _INSERT_ACCEPTED = f"""
 INSERT INTO executions VALUES (
     :execution_id, :workflow_id, :workflow_version, '{ExecutionStatus.ACCEPTED}', :at, NULL, NULL, NULL, NULL, :at,
-    NULL, :tenant
+    NULL, :tenant, NULL
 )
 ON CONFLICT (execution_id) DO NOTHING
 """
@@ -115,30 +113,32 @@ ON CONFLICT (execution_id) DO NOTHING
 _UPSERT_STARTED = f"""
 INSERT INTO executions VALUES (
     :execution_id, :workflow_id, :workflow_version, '{ExecutionStatus.RUNNING}', :at, NULL,
-    :event_id, :event_type, :event_source, :at, NULL, :tenant
+    :event_id, :event_type, :event_source, :at, NULL, :tenant, :input
 )
 ON CONFLICT (execution_id) DO UPDATE SET
-    status = CASE WHEN status IN ('{ExecutionStatus.ACCEPTED}', '{ExecutionStatus.QUEUED}')
-        THEN '{ExecutionStatus.RUNNING}' ELSE status END,
+    status = CASE
+        WHEN executions.status IN ('{ExecutionStatus.ACCEPTED}', '{ExecutionStatus.QUEUED}')
+        THEN '{ExecutionStatus.RUNNING}' ELSE executions.status END,
     workflow_id = excluded.workflow_id,
     workflow_version = excluded.workflow_version,
     started_at = excluded.started_at,
     event_id = excluded.event_id,
     event_type = excluded.event_type,
     event_source = excluded.event_source,
-    updated_at = max(updated_at, excluded.updated_at)
+    input = excluded.input,
+    updated_at = {{greatest}}(executions.updated_at, excluded.updated_at)
 """
 
 # Queued only from accepted: a queued event read after its start or end changes nothing.
 _UPSERT_QUEUED = f"""
 INSERT INTO executions VALUES (
     :execution_id, :workflow_id, :workflow_version, '{ExecutionStatus.QUEUED}', :at, NULL, NULL,
-    NULL, NULL, :at, NULL, :tenant
+    NULL, NULL, :at, NULL, :tenant, NULL
 )
 ON CONFLICT (execution_id) DO UPDATE SET
     status = '{ExecutionStatus.QUEUED}',
-    updated_at = max(updated_at, excluded.updated_at)
-WHERE status = '{ExecutionStatus.ACCEPTED}'
+    updated_at = {{greatest}}(executions.updated_at, excluded.updated_at)
+WHERE executions.status = '{ExecutionStatus.ACCEPTED}'
 """
 
 # An end arriving first creates the row with its own time as a stand-in for
@@ -147,20 +147,20 @@ WHERE status = '{ExecutionStatus.ACCEPTED}'
 _UPSERT_FINISHED = """
 INSERT INTO executions VALUES (
     :execution_id, :workflow_id, :workflow_version, :status, :at, :at, NULL, NULL, NULL, :at,
-    :error, :tenant
+    :error, :tenant, NULL
 )
 ON CONFLICT (execution_id) DO UPDATE SET
     status = excluded.status,
     completed_at = excluded.completed_at,
     error = excluded.error,
-    updated_at = max(updated_at, excluded.updated_at)
-WHERE completed_at IS NULL OR excluded.completed_at > completed_at
+    updated_at = {greatest}(executions.updated_at, excluded.updated_at)
+WHERE executions.completed_at IS NULL OR excluded.completed_at > executions.completed_at
 """
 
 # A redrive after the end runs the execution again; an end after it closes it again.
 _REOPEN = f"""
 UPDATE executions SET status = '{ExecutionStatus.RUNNING}', completed_at = NULL, error = NULL,
-    updated_at = max(updated_at, :at)
+    updated_at = {{greatest}}(updated_at, :at)
 WHERE execution_id = :execution_id AND completed_at IS NOT NULL AND completed_at <= :at
 """
 
@@ -184,11 +184,12 @@ ON CONFLICT (execution_id, node_id) DO NOTHING
 _END_NODE = (
     "DELETE FROM approvals WHERE execution_id = :execution_id AND node_id = :node_id",
     """
-    INSERT OR IGNORE INTO approvals_done
+    INSERT INTO approvals_done
     SELECT :execution_id, :node_id
     WHERE NOT EXISTS (
         SELECT 1 FROM executions WHERE execution_id = :execution_id AND completed_at IS NOT NULL
     )
+    ON CONFLICT (execution_id, node_id) DO NOTHING
     """,
 )
 
@@ -204,35 +205,36 @@ _SELECT_SUMMARY = (
 )
 
 
-class ExecutionIndex:
-    """Executions by workflow and pending approvals in a SQLite file, built from lifecycle events.
+class ExecutionIndex(ReadModel):
+    """Executions by workflow and pending approvals, built from lifecycle events, in a SQLite
+    file (a `Path`) or a PostgreSQL schema.
 
-    Not thread-safe: use it from one thread (the worker's event loop). Other
-    processes may read the file meanwhile (WAL mode).
+    Not thread-safe: use it from one thread (the worker's event loop, through `off_loop`).
+    Other processes may read a SQLite file meanwhile (WAL mode).
     """
 
-    def __init__(self, path: Path) -> None:
-        self._db = connect(path, _SCHEMA + POSITIONS_SCHEMA)
-        (version,) = self._db.execute("PRAGMA user_version").fetchone()
+    def __init__(self, location: ReadModelLocation) -> None:
+        super().__init__(location, _SCHEMA)
+        db = self.db.sqlite
+        if db is None:
+            return
+        (version,) = db.execute("PRAGMA user_version").fetchone()
         if version < _VERSION:
-            with self._db:
-                columns = {row[1] for row in self._db.execute("PRAGMA table_info(executions)")}
-                if "error" not in columns:
-                    self._db.execute("ALTER TABLE executions ADD COLUMN error TEXT")
-                for table in ("executions", "approvals"):
-                    found = {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
-                    if "tenant" not in found:
-                        self._db.execute(
-                            f"ALTER TABLE {table} ADD COLUMN tenant TEXT NOT NULL DEFAULT 'default'"
-                        )
-                # Events read before hold what this version adds (approvals, errors):
-                # read the topic again. Rows stay, so executions whose events
+            with db:
+                found = {row[1] for row in db.execute("PRAGMA table_info(executions)")}
+                for column in ("error TEXT", "tenant TEXT NOT NULL DEFAULT 'default'", "input TEXT"):
+                    if column.split()[0] not in found:
+                        db.execute(f"ALTER TABLE executions ADD COLUMN {column}")
+                found = {row[1] for row in db.execute("PRAGMA table_info(approvals)")}
+                if "tenant" not in found:
+                    db.execute(
+                        "ALTER TABLE approvals ADD COLUMN tenant TEXT NOT NULL DEFAULT 'default'"
+                    )
+                # Events read before hold what this version adds (approvals, errors,
+                # inputs): read the topic again. Rows stay, so executions whose events
                 # retention deleted are kept; applying twice changes nothing.
-                self._db.execute("DELETE FROM positions")
-                self._db.execute(f"PRAGMA user_version = {_VERSION}")
-
-    def close(self) -> None:
-        self._db.close()
+                db.execute("DELETE FROM positions")
+                db.execute(f"PRAGMA user_version = {_VERSION}")
 
     def apply(self, event: LifecycleEvent) -> None:
         """Record one lifecycle event; only starts and ends of executions and approvals count."""
@@ -244,49 +246,46 @@ class ExecutionIndex:
         positions: Mapping[TopicPartition, int] | None = None,
     ) -> None:
         """Record `events` and the next offsets to read (`positions`) in one transaction."""
-        with self._db:
+        db = self.db
+        with db.transaction():
             for event in events:
                 if event.type == ACCEPTED:
-                    self._db.execute(
+                    db.execute(
                         _INSERT_ACCEPTED, _finished_row(event, ExecutionStatus.ACCEPTED)
                     )
                 elif event.type == STARTED:
-                    self._db.execute(_UPSERT_STARTED, _started_row(event))
+                    db.execute(_UPSERT_STARTED, _started_row(event))
                 elif event.type == QUEUED:
-                    self._db.execute(_UPSERT_QUEUED, _finished_row(event, ExecutionStatus.QUEUED))
+                    db.execute(_UPSERT_QUEUED, _finished_row(event, ExecutionStatus.QUEUED))
                 elif event.type in FINISHED:
                     row = _finished_row(event)
-                    self._db.execute(_UPSERT_FINISHED, row)
+                    db.execute(_UPSERT_FINISHED, row)
                     for statement in _END_EXECUTION_APPROVALS:
-                        self._db.execute(statement, row)
+                        db.execute(statement, row)
                 elif event.type == REDRIVEN:
                     reopened = {"execution_id": event.execution_id, "at": event.at}
-                    self._db.execute(_REOPEN, reopened)
+                    db.execute(_REOPEN, reopened)
                 elif event.type == NODE_STARTED:
                     approval = _approval_row(event)
                     if approval is not None:
-                        self._db.execute(_INSERT_APPROVAL, approval)
+                        db.execute(_INSERT_APPROVAL, approval)
                 elif event.type in NODE_ENDED:
                     node = {"execution_id": event.execution_id, "node_id": event.node_id}
                     for statement in _END_NODE:
-                        self._db.execute(statement, node)
+                        db.execute(statement, node)
             if positions:
-                store_positions(self._db, positions)
-
-    def positions(self) -> dict[TopicPartition, int]:
-        """The next offset to read of every partition the index was built from."""
-        return read_positions(self._db)
+                db.store_positions(positions)
 
     def reset(self) -> None:
         """Forget everything read, to rebuild the index from the start of the topic."""
-        with self._db:
+        with self.db.transaction():
             for table in ("executions", "approvals", "approvals_done", "positions"):
-                self._db.execute(f"DELETE FROM {table}")
+                self.db.execute(f"DELETE FROM {table}")
 
     def count(self, workflow_id: str) -> int:
         """How many executions of `workflow_id` the index holds."""
         query = "SELECT count(*) FROM executions WHERE workflow_id = ?"
-        (count,) = self._db.execute(query, (workflow_id,)).fetchone()
+        (count,) = self.db.execute(query, (workflow_id,)).fetchone()
         return int(count)
 
     def known(self, execution_ids: Iterable[str]) -> set[str]:
@@ -297,7 +296,7 @@ class ExecutionIndex:
             chunk = ids[at : at + 500]
             marks = ",".join("?" * len(chunk))
             query = f"SELECT execution_id FROM executions WHERE execution_id IN ({marks})"
-            found.update(row[0] for row in self._db.execute(query, chunk))
+            found.update(row[0] for row in self.db.execute(query, chunk))
         return found
 
     def list(
@@ -307,24 +306,25 @@ class ExecutionIndex:
         limit: int = 50,
         status: str | None = None,
         tenant: str = DEFAULT_TENANT,
+        search: ExecutionSearch | None = None,
     ) -> list[dict[str, Any]]:
-        """The executions of `tenant`'s `workflow_id`, newest first, at most `limit`, with
-        `status` if given."""
+        """The executions of `tenant`'s `workflow_id`, newest first, at most `limit`, that
+        `search` finds (with `status`, if given, whatever `search` says of it)."""
         if limit < 1:
             raise ValueError(f"limit must be at least 1, not {limit}")
-        query = f"{_SELECT_SUMMARY} WHERE workflow_id = ? AND tenant = ?"
-        params: tuple[Any, ...] = (workflow_id, tenant)
+        search = search or ExecutionSearch()
         if status is not None:
-            query += " AND status = ?"
-            params += (status,)
+            search = replace(search, status=status)
+        found, found_params = condition(search, self.db.dialect)
+        query = f"{_SELECT_SUMMARY} WHERE workflow_id = ? AND tenant = ?{found}"
         query += " ORDER BY started_at DESC, execution_id DESC LIMIT ?"
-        rows = self._db.execute(query, (*params, limit))
+        rows = self.db.execute(query, (workflow_id, tenant, *found_params, limit))
         return [_summary(*row) for row in rows]
 
     def get(self, execution_id: str, tenant: str = DEFAULT_TENANT) -> dict[str, Any] | None:
         """Execution `execution_id` as `list` shows it; None if the index does not hold it
         as one of `tenant`'s."""
-        row = self._db.execute(
+        row = self.db.execute(
             f"{_SELECT_SUMMARY} WHERE execution_id = ? AND tenant = ?", (execution_id, tenant)
         )
         found = row.fetchone()
@@ -354,7 +354,7 @@ class ExecutionIndex:
             query += " AND department = ?"
             params += (department,)
         query += " ORDER BY requested_at, execution_id, node_id LIMIT ?"
-        rows = self._db.execute(query, (*params, limit))
+        rows = self.db.execute(query, (*params, limit))
         return [_approval(*row) for row in rows]
 
 
@@ -435,6 +435,7 @@ def _started_row(event: LifecycleEvent) -> dict[str, Any]:
         "event_type": trigger.get("type"),
         "event_source": trigger.get("source"),
         "tenant": event.tenant,
+        "input": json_text(_input(event.data)),
     }
 
 
@@ -513,6 +514,13 @@ def _approval(
         "timeout_at": timeout_at,
         "requested_at": iso_time(requested_at),
     }
+
+
+def _input(data: Any) -> Any:
+    """The input of an execution, from `workflow.started` data (see `_trigger`)."""
+    if isinstance(data, Mapping) and data.keys() == {"input", "event"}:
+        return data["input"]
+    return data
 
 
 def _trigger(data: Any) -> Mapping[str, Any]:

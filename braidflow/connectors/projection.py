@@ -1,10 +1,10 @@
-"""Read models kept in SQLite and fed by following a whole topic, without a consumer group.
+"""Read models fed by following a whole topic, without a consumer group.
 
 A read model is a cache of its topic: it keeps, in the same transaction as its
 rows, the next offset to read of every partition, so a restart resumes exactly
-where it stopped, and deleting the file only costs a re-read. `TopicProjection`
-does the following; `connect`, `POSITIONS_SCHEMA`, `read_positions` and
-`store_positions` are the SQLite side every such model shares.
+where it stopped, and deleting it only costs a re-read. `TopicProjection`
+does the following; `braidflow.connectors.read_model_db` is the database side
+every such model shares (a SQLite file, or PostgreSQL shared by the workers).
 """
 
 from __future__ import annotations
@@ -12,14 +12,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import sqlite3
-from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
-from typing import Protocol
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager
+from typing import Any, Protocol, TypeVar
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
+from braidflow.connectors.read_model_db import fresh_records
 from braidflow.kafka_connection import KafkaConnection
+
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
@@ -31,48 +33,6 @@ _RETRY_S = 1.0
 TOPIC_WAIT_S = 0.5
 """How often a projection whose topic has no partitions yet reads the cluster's metadata again."""
 
-POSITIONS_SCHEMA = """
-CREATE TABLE IF NOT EXISTS positions (
-    topic TEXT NOT NULL,
-    partition INTEGER NOT NULL,
-    next_offset INTEGER NOT NULL,
-    PRIMARY KEY (topic, partition)
-);
-"""
-"""The next offset to read of every partition: include it in the schema of a read model."""
-
-_UPSERT_POSITION = """
-INSERT INTO positions VALUES (?, ?, ?)
-ON CONFLICT (topic, partition) DO UPDATE SET next_offset = excluded.next_offset
-"""
-
-
-def connect(path: Path, schema: str) -> sqlite3.Connection:
-    """Open (or create) the SQLite file of a read model and create what `schema` adds."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    db = sqlite3.connect(path)
-    db.execute("PRAGMA journal_mode = WAL")
-    # Safe in WAL mode: a crash can lose the last transactions, but never
-    # rows without their offsets, so the lost part is simply read again.
-    db.execute("PRAGMA synchronous = NORMAL")
-    db.executescript(schema)
-    return db
-
-
-def read_positions(db: sqlite3.Connection) -> dict[TopicPartition, int]:
-    """The next offset to read of every partition the read model was built from."""
-    rows = db.execute("SELECT topic, partition, next_offset FROM positions")
-    return {TopicPartition(topic, partition): offset for topic, partition, offset in rows}
-
-
-def store_positions(db: sqlite3.Connection, positions: Mapping[TopicPartition, int]) -> None:
-    """Record next offsets to read; call it in the transaction that stores their rows."""
-    db.executemany(
-        _UPSERT_POSITION,
-        [(tp.topic, tp.partition, offset) for tp, offset in positions.items()],
-    )
-
-
 class ProjectionStore(Protocol):
     """Where a `TopicProjection` keeps what it read, with the next offset of every partition."""
 
@@ -80,11 +40,18 @@ class ProjectionStore(Protocol):
 
     def reset(self) -> None: ...
 
+    def claimed(
+        self, partitions: Iterable[TopicPartition]
+    ) -> AbstractContextManager[dict[TopicPartition, int]]: ...
+
+    async def off_loop(self, call: Callable[..., T], *args: Any) -> T: ...
+
 
 ApplyRecords = Callable[
     [Sequence[ConsumerRecord[bytes, bytes]], Mapping[TopicPartition, int]], None
 ]
-"""Stores records read and the next offsets to read (`positions`), in one transaction."""
+"""Stores records read and the next offsets to read (`positions`), in one transaction: the
+store's `claimed` one, which `TopicProjection` opens around it."""
 
 
 class TopicProjection:
@@ -194,7 +161,7 @@ class TopicProjection:
                     continue
                 batch = await consumer.getmany(timeout_ms=_POLL_TIMEOUT_MS)
                 if batch:
-                    self._apply(batch)
+                    await self._apply(batch)
             except Exception:
                 # The loop must outlive a broker or disk hiccup; whatever was read
                 # but not stored is read again from the stored positions.
@@ -207,11 +174,20 @@ class TopicProjection:
             async with self._progress:
                 self._progress.notify_all()
 
-    def _apply(self, batch: Mapping[TopicPartition, list[ConsumerRecord[bytes, bytes]]]) -> None:
+    async def _apply(
+        self, batch: Mapping[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
+    ) -> None:
         records = [record for partition_records in batch.values() for record in partition_records]
         positions = {tp: rs[-1].offset + 1 for tp, rs in batch.items() if rs}
-        self._apply_records(records, positions)
+        await self._store.off_loop(self._store_batch, records, positions)
         self._next.update(positions)
+
+    def _store_batch(
+        self, records: Sequence[ConsumerRecord[bytes, bytes]], positions: Mapping[TopicPartition, int]
+    ) -> None:
+        # Another worker sharing the store may have stored part of the batch already.
+        with self._store.claimed(positions) as stored:
+            self._apply_records(fresh_records(records, stored), positions)
 
     async def _follow_new_partitions(self, consumer: AIOKafkaConsumer) -> None:
         """Assign every partition of the topic, reading each from its stored position."""
@@ -233,7 +209,7 @@ class TopicProjection:
         if not added:
             return
         beginnings = await consumer.beginning_offsets(list(added))
-        stored = self._store.positions()
+        stored = await self._store.off_loop(self._store.positions)
         if not self._next and await self._built_from_another_log(consumer, stored, partitions):
             log.warning(
                 "the %s at hand was not built from %s as it is now"
@@ -241,7 +217,7 @@ class TopicProjection:
                 self._name,
                 self._topic,
             )
-            self._store.reset()
+            await self._store.off_loop(self._store.reset)
             stored = {}
         # assign() replaces the whole assignment, and with it every fetch position.
         consumer.assign(sorted(partitions))

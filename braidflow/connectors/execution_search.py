@@ -1,0 +1,60 @@
+"""Which executions a search asks for, and the SQL condition that finds them on either store.
+
+Pure: `ExecutionSearch` is plain data and `condition` builds text and parameters, so a unit
+test checks both dialects without a database.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from braidflow.connectors.read_model_db import Dialect, json_text
+
+
+@dataclass(frozen=True)
+class InputMatch:
+    """An input field (`path`, keys outermost first) that holds `value` (a JSON scalar)."""
+
+    path: tuple[str, ...]
+    value: str | int | float | bool | None
+
+
+@dataclass(frozen=True)
+class ExecutionSearch:
+    """Executions with `status`, started (or accepted) from `from_ms` to `to_ms` (epoch ms,
+    both included), whose input matches every one of `inputs`, triggered by an event of
+    `event_type` and with id `event_id`; what is None (or empty) is not asked."""
+
+    status: str | None = None
+    from_ms: int | None = None
+    to_ms: int | None = None
+    inputs: tuple[InputMatch, ...] = ()
+    event_type: str | None = None
+    event_id: str | None = None
+
+
+def condition(search: ExecutionSearch, dialect: Dialect) -> tuple[str, list[Any]]:
+    """` AND ...` conditions on the `executions` table for `search` (SQLite parameter style,
+    see `Dialect.statement`), and their parameters in order; empty when it asks nothing."""
+    text = ""
+    params: list[Any] = []
+    if search.status is not None:
+        text += " AND status = ?"
+        params.append(search.status)
+    if search.from_ms is not None:
+        text += " AND started_at >= ?"
+        params.append(search.from_ms)
+    if search.to_ms is not None:
+        text += " AND started_at <= ?"
+        params.append(search.to_ms)
+    for match in search.inputs:
+        text += f" AND {dialect.json_field('input')} = ?"
+        params += [dialect.json_path(match.path), json_text(match.value)]
+    if search.event_type is not None:
+        text += " AND event_type = ?"
+        params.append(search.event_type)
+    if search.event_id is not None:
+        text += " AND event_id = ?"
+        params.append(search.event_id)
+    return text, params
