@@ -105,6 +105,13 @@ class Settings:
     data_dir: Path = field(
         default=Path(".braidflow"), metadata=_about("Local state: RocksDB tables, read models.")
     )
+    read_model: str | None = field(
+        default=None,
+        metadata=_about(
+            "Where the read models live: unset, SQLite files in the data dir; a postgresql://"
+            " URL, one PostgreSQL database all workers share."
+        ),
+    )
     api_host: str = field(default="127.0.0.1", metadata=_about("API listen address."))
     api_port: int = field(default=8080, metadata=_about("API port."))
     advertised_api_url: str | None = field(

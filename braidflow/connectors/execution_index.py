@@ -222,7 +222,11 @@ class ExecutionIndex(ReadModel):
         if version < _VERSION:
             with db:
                 found = {row[1] for row in db.execute("PRAGMA table_info(executions)")}
-                for column in ("error TEXT", "tenant TEXT NOT NULL DEFAULT 'default'", "input TEXT"):
+                for column in (
+                    "error TEXT",
+                    "tenant TEXT NOT NULL DEFAULT 'default'",
+                    "input TEXT",
+                ):
                     if column.split()[0] not in found:
                         db.execute(f"ALTER TABLE executions ADD COLUMN {column}")
                 found = {row[1] for row in db.execute("PRAGMA table_info(approvals)")}
@@ -250,9 +254,7 @@ class ExecutionIndex(ReadModel):
         with db.transaction():
             for event in events:
                 if event.type == ACCEPTED:
-                    db.execute(
-                        _INSERT_ACCEPTED, _finished_row(event, ExecutionStatus.ACCEPTED)
-                    )
+                    db.execute(_INSERT_ACCEPTED, _finished_row(event, ExecutionStatus.ACCEPTED))
                 elif event.type == STARTED:
                     db.execute(_UPSERT_STARTED, _started_row(event))
                 elif event.type == QUEUED:

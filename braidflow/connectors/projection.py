@@ -33,6 +33,7 @@ _RETRY_S = 1.0
 TOPIC_WAIT_S = 0.5
 """How often a projection whose topic has no partitions yet reads the cluster's metadata again."""
 
+
 class ProjectionStore(Protocol):
     """Where a `TopicProjection` keeps what it read, with the next offset of every partition."""
 
@@ -183,7 +184,9 @@ class TopicProjection:
         self._next.update(positions)
 
     def _store_batch(
-        self, records: Sequence[ConsumerRecord[bytes, bytes]], positions: Mapping[TopicPartition, int]
+        self,
+        records: Sequence[ConsumerRecord[bytes, bytes]],
+        positions: Mapping[TopicPartition, int],
     ) -> None:
         # Another worker sharing the store may have stored part of the batch already.
         with self._store.claimed(positions) as stored:

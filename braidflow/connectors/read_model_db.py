@@ -109,6 +109,7 @@ class Dialect:
             return "$" + "".join(f'."{key}"' for key in path)
         return list(path)
 
+
 SQLITE = Dialect("sqlite", greatest="max", lock_rows="")
 POSTGRESQL = Dialect("postgresql", greatest="greatest", lock_rows=" FOR UPDATE")
 

@@ -28,6 +28,7 @@ from braidflow.connectors.api import (
     not_started_view,
 )
 from braidflow.connectors.api.caller import forwarded_credential
+from braidflow.connectors.execution_search import ExecutionSearch
 from braidflow.engine import (
     ApprovalDecided,
     CancelExecution,
@@ -243,11 +244,11 @@ class RuntimeBackend:
         forwarded, or during a rebalance): 404 as before, the owner has it.
         """
         index = self._runtime.executions_index
-        found = index.get(execution_id, self._tenant)
+        found = await index.off_loop(index.get, execution_id, self._tenant)
         projection = self._runtime.executions_projection
         if found is None and projection is not None:
             caught_up = await projection.wait_caught_up(ACCEPTED_WAIT_S)
-            found = index.get(execution_id, self._tenant)
+            found = await index.off_loop(index.get, execution_id, self._tenant)
             if found is None and not caught_up:
                 raise Unavailable(
                     f"execution {execution_id}: this worker's execution index is behind;"
@@ -313,18 +314,23 @@ class RuntimeBackend:
                 prepared.append(found)
         return prepared
 
-    def executions_of(
-        self, workflow_id: str, limit: int, status: str | None
+    async def executions_of(
+        self, workflow_id: str, limit: int, search: ExecutionSearch
     ) -> list[dict[str, Any]]:
-        return self._runtime.executions_index.list(
-            workflow_id, limit=limit, status=status, tenant=self._tenant
+        index = self._runtime.executions_index
+        return await index.off_loop(
+            index.list, workflow_id, limit=limit, tenant=self._tenant, search=search
         )
 
-    def pending_approvals(
+    async def pending_approvals(
         self, workflow_id: str | None, department: str | None
     ) -> list[dict[str, Any]]:
-        return self._runtime.executions_index.pending_approvals(
-            workflow_id=workflow_id, department=department, tenant=self._tenant
+        index = self._runtime.executions_index
+        return await index.off_loop(
+            index.pending_approvals,
+            workflow_id=workflow_id,
+            department=department,
+            tenant=self._tenant,
         )
 
     async def _view(self, execution_id: str) -> Mapping[str, Any]:
@@ -429,20 +435,22 @@ class RuntimeBackend:
             )
         await self._runtime.publisher.send_transition(transition)
 
-    def dead_letters(
+    async def dead_letters(
         self, kind: str | None, workflow_id: str | None, limit: int
     ) -> list[dict[str, Any]]:
-        return self._runtime.dead_letter_index.list(
-            kind=kind, workflow_id=workflow_id, limit=limit, tenant=self._tenant
+        index = self._runtime.dead_letter_index
+        return await index.off_loop(
+            index.list, kind=kind, workflow_id=workflow_id, limit=limit, tenant=self._tenant
         )
 
-    def dead_letter(self, dead_letter_id: str) -> dict[str, Any] | None:
-        return self._runtime.dead_letter_index.get(dead_letter_id, self._tenant)
+    async def dead_letter(self, dead_letter_id: str) -> dict[str, Any] | None:
+        index = self._runtime.dead_letter_index
+        return await index.off_loop(index.get, dead_letter_id, self._tenant)
 
     async def redrive(
         self, dead_letter_id: str, patched_input: Any, has_input: bool, by: str
     ) -> dict[str, Any]:
-        letter = self.dead_letter(dead_letter_id)
+        letter = await self.dead_letter(dead_letter_id)
         if letter is None:
             raise NotFound(f"no dead letter {dead_letter_id!r}")
         if letter["kind"] != "node":
@@ -465,7 +473,8 @@ class RuntimeBackend:
                 patched_input if has_input else None,
             )
         )
-        self._runtime.dead_letter_index.mark_redriven(dead_letter_id, at)
+        letters = self._runtime.dead_letter_index
+        await letters.off_loop(letters.mark_redriven, dead_letter_id, at)
         await self._runtime.publisher.mark_redriven(RedriveMark(dead_letter_id, at, by))
         return {"dead_letter_id": dead_letter_id, "execution_id": execution_id, "node_id": node_id}
 
@@ -477,7 +486,10 @@ class RuntimeBackend:
         if not event_triggers(latest.workflow):
             raise Rejected(f"workflow {workflow_id!r} has no event triggers to backfill", [])
         runtime = self._runtime
-        backfill = Backfill(runtime.settings, runtime.starts, runtime.executions_index.known)
+        index = runtime.executions_index
+        backfill = Backfill(
+            runtime.settings, runtime.starts, lambda ids: index.off_loop(index.known, ids)
+        )
         # Record timestamps are wall-clock times: `to` defaults to the wall clock's now.
         until = epoch_ms() if to_ms is None else to_ms
         try:
@@ -496,7 +508,7 @@ class RuntimeBackend:
         topic = self._runtime.settings.topics.audit
         await (await self._runtime.publisher.queue(topic, key, value, headers))
 
-    def audit_log(
+    async def audit_log(
         self,
         tenant: str,
         principal: str | None,
@@ -505,7 +517,9 @@ class RuntimeBackend:
         to_ms: int | None,
         limit: int,
     ) -> list[dict[str, Any]]:
-        return self._runtime.audit_index.list(
+        index = self._runtime.audit_index
+        return await index.off_loop(
+            index.list,
             tenant=tenant,
             principal=principal,
             target=target,

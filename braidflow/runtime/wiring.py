@@ -23,6 +23,7 @@ from braidflow.connectors.http import HttpNodeClient
 from braidflow.connectors.identity import identity_provider
 from braidflow.connectors.local_state import check_cluster, cluster_id_of
 from braidflow.connectors.metrics import observe_step
+from braidflow.connectors.read_model_db import ReadModelLocation, read_model_location
 from braidflow.engine import TimerFired, ids
 from braidflow.engine.ids import execution_id_for
 from braidflow.runtime.backend import RuntimeBackend
@@ -145,15 +146,19 @@ def build_runtime(
         settings, catalog, publisher.send_transition, publisher.dead_letter, clock
     )
     admissions = Admissions(catalog, publisher.send_transition, publisher.dead_letter, clock)
-    index = ExecutionIndex(settings.data_dir / "executions-index.sqlite")
+
+    def read_model(name: str) -> ReadModelLocation:
+        return read_model_location(settings.read_model, settings.data_dir, settings.prefix, name)
+
+    index = ExecutionIndex(read_model("executions-index"))
     projection = ExecutionProjection(
         index, settings.kafka, settings.topics.lifecycle, settings.background_fetch_wait_ms
     )
-    letters = DeadLetterIndex(settings.data_dir / "dead-letters-index.sqlite")
+    letters = DeadLetterIndex(read_model("dead-letters-index"))
     letters_projection = DeadLetterProjection(
         letters, settings.kafka, settings.topics.dead_letters, settings.background_fetch_wait_ms
     )
-    audit_index = AuditIndex(settings.data_dir / "audit-index.sqlite")
+    audit_index = AuditIndex(read_model("audit-index"))
     audit_projection = AuditProjection(
         audit_index, settings.kafka, settings.topics.audit, settings.background_fetch_wait_ms
     )

@@ -226,7 +226,7 @@ class Backfill:
         self,
         settings: Settings,
         starts: Starts,
-        known: Callable[[list[str]], set[str]],
+        known: Callable[[list[str]], Awaitable[set[str]]],
     ) -> None:
         self._settings = settings
         self._starts = starts
@@ -278,7 +278,7 @@ class Backfill:
             matched += len(events)
             wanted = {e: event for e, event in events if e not in seen}
             seen.update(wanted)
-            known = self._known(list(wanted))
+            known = await self._known(list(wanted))
             already += len(events) - len(wanted) + len(known)
             acknowledgements: list[Awaitable[Any]] = []
             for execution_id, event in wanted.items():

@@ -51,7 +51,7 @@ approvals = Resource("approvals", "Human approvals: what waits for an answer, an
 )
 async def pending_approvals(request: web.Request) -> web.Response:
     backend = backend_of(request)
-    pending = backend.pending_approvals(
+    pending = await backend.pending_approvals(
         request.query.get("workflow"), request.query.get("department")
     )
     readable = [a for a in pending if may_read(request, execution_department(backend, a))]

@@ -28,9 +28,9 @@ from aiohttp import web
 from braidflow.access import Role
 from braidflow.connectors.api.authentication import require_tenant_wide
 from braidflow.connectors.api.backend import backend_of
-from braidflow.connectors.api.bodies import limit_query, parsed_json
+from braidflow.connectors.api.bodies import TIME_QUERY, limit_query, parsed_json, time_query
 from braidflow.connectors.api.caller import principal_of
-from braidflow.connectors.api.errors import BadRequest, Unavailable, Unconfirmed
+from braidflow.connectors.api.errors import Unavailable, Unconfirmed
 from braidflow.connectors.api.openapi import (
     INTEGER,
     STRING,
@@ -44,7 +44,6 @@ from braidflow.connectors.api.openapi import (
     query_param,
 )
 from braidflow.schemas.audit import GIVEN, AuditRecord, audit_record
-from braidflow.topology.durations import parse_timestamp
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +72,6 @@ AUDIT_RECORD = obj(
         "source": STRING,
     },
 )
-_TIME_QUERY = {**STRING, "format": "date-time", "description": "ISO 8601 with an offset or Z"}
 
 
 @audit.operation(
@@ -83,8 +81,8 @@ _TIME_QUERY = {**STRING, "format": "date-time", "description": "ISO 8601 with an
     parameters=[
         query_param("principal", "Only those of this principal", STRING),
         query_param("target", "Only those about this id (a workflow, an execution...)", STRING),
-        query_param("from", "Only those at this time or later", _TIME_QUERY),
-        query_param("to", "Only those at this time or earlier", _TIME_QUERY),
+        query_param("from", "Only those at this time or later", TIME_QUERY),
+        query_param("to", "Only those at this time or earlier", TIME_QUERY),
         query_param("limit", "At most this many", {**INTEGER, "minimum": 1, "maximum": 1000}),
     ],
     responses={
@@ -103,27 +101,15 @@ async def list_audit(request: web.Request) -> web.Response:
     require_tenant_wide(request, Role.OWNER, "reading the audit log")
     query = request.query
     limit = limit_query(query, 100)
-    records = backend_of(request).audit_log(
+    records = await backend_of(request).audit_log(
         principal_of(request).tenant,
         query.get("principal"),
         query.get("target"),
-        _time_query(query, "from"),
-        _time_query(query, "to"),
+        time_query(query, "from"),
+        time_query(query, "to"),
         limit,
     )
     return web.json_response({"records": records})
-
-
-def _time_query(query: Mapping[str, str], name: str) -> int | None:
-    raw = query.get(name)
-    if raw is None:
-        return None
-    try:
-        return parse_timestamp(raw)
-    except (ValueError, OverflowError):
-        raise BadRequest(
-            f"{name}: {raw!r} is not an ISO-8601 timestamp with an offset or Z", field=name
-        ) from None
 
 
 def operations_by_id(resources: Iterable[Resource]) -> dict[str, Operation]:

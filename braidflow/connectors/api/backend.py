@@ -8,6 +8,7 @@ from typing import Any, Protocol
 from aiohttp import web
 
 from braidflow.connectors.api.caller import principal_of
+from braidflow.connectors.execution_search import ExecutionSearch
 from braidflow.schemas.audit import AuditRecord
 from braidflow.schemas.cloudevents import CloudEvent
 from braidflow.topology import Workflow
@@ -79,11 +80,11 @@ class Backend(Protocol):
         self, workflow_ids: list[str], event: CloudEvent
     ) -> list[dict[str, str]]: ...
 
-    def executions_of(
-        self, workflow_id: str, limit: int, status: str | None
+    async def executions_of(
+        self, workflow_id: str, limit: int, search: ExecutionSearch
     ) -> list[dict[str, Any]]: ...
 
-    def pending_approvals(
+    async def pending_approvals(
         self, workflow_id: str | None, department: str | None
     ) -> list[dict[str, Any]]: ...
 
@@ -93,11 +94,11 @@ class Backend(Protocol):
 
     async def control(self, execution_id: str, action: str, by: str, reason: str) -> None: ...
 
-    def dead_letters(
+    async def dead_letters(
         self, kind: str | None, workflow_id: str | None, limit: int
     ) -> list[dict[str, Any]]: ...
 
-    def dead_letter(self, dead_letter_id: str) -> dict[str, Any] | None: ...
+    async def dead_letter(self, dead_letter_id: str) -> dict[str, Any] | None: ...
 
     async def redrive(
         self, dead_letter_id: str, patched_input: Any, has_input: bool, by: str
@@ -111,7 +112,7 @@ class Backend(Protocol):
 
     async def write_audit(self, record: AuditRecord) -> None: ...
 
-    def audit_log(
+    async def audit_log(
         self,
         tenant: str,
         principal: str | None,

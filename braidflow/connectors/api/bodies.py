@@ -87,6 +87,27 @@ def limit_query(query: Mapping[str, str], default: int, most: int = 1000) -> int
     return int(raw)
 
 
+TIME_QUERY = {
+    "type": "string",
+    "format": "date-time",
+    "description": "ISO 8601 with an offset or Z",
+}
+"""The schema of a query parameter `time_query` reads."""
+
+
+def time_query(query: Mapping[str, str], name: str) -> int | None:
+    """The `name` query parameter, an ISO-8601 timestamp, in epoch ms; None when absent."""
+    raw = query.get(name)
+    if raw is None:
+        return None
+    try:
+        return parse_timestamp(raw)
+    except (ValueError, OverflowError):
+        raise BadRequest(
+            f"{name}: {raw!r} is not an ISO-8601 timestamp with an offset or Z", field=name
+        ) from None
+
+
 def choice_query(query: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str | None:
     """The `name` query parameter, one of `choices`, or None when absent."""
     value = query.get(name)

@@ -64,7 +64,7 @@ async def list_dead_letters(request: web.Request) -> web.Response:
     limit = limit_query(request.query, 100)
     kind = choice_query(request.query, "kind", KINDS)
     backend = backend_of(request)
-    found = backend.dead_letters(kind, request.query.get("workflow"), limit)
+    found = await backend.dead_letters(kind, request.query.get("workflow"), limit)
     readable = [d for d in found if may_read(request, _department(backend, d))]
     return web.json_response({"dead_letters": readable})
 
@@ -113,7 +113,7 @@ async def redrive(request: web.Request) -> web.Response:
     refuse_by(body)
     backend = backend_of(request)
     letter_id = request.match_info["id"]
-    letter = backend.dead_letter(letter_id)
+    letter = await backend.dead_letter(letter_id)
     if letter is None:
         raise NotFound(f"no dead letter {letter_id!r}")
     require(request, Role.OPERATOR, _department(backend, letter), f"dead letter {letter_id!r}")

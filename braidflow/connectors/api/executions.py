@@ -14,7 +14,6 @@ from braidflow.connectors.api.authentication import (
 )
 from braidflow.connectors.api.backend import backend_of
 from braidflow.connectors.api.bodies import (
-    choice_query,
     json_body,
     limit_query,
     object_body,
@@ -22,9 +21,9 @@ from braidflow.connectors.api.bodies import (
     string_field,
 )
 from braidflow.connectors.api.errors import BadRequest, NotFound, Rejected
+from braidflow.connectors.api.execution_search import SEARCH_PARAMETERS, execution_search
 from braidflow.connectors.api.openapi import (
     ANY,
-    EXECUTION_STATUSES,
     INTEGER,
     STRING,
     Audited,
@@ -149,11 +148,12 @@ async def show_execution(request: web.Request) -> web.Response:
 @executions.operation(
     "GET",
     "/workflows/{id}/executions",
-    summary="A workflow's executions, newest first (from the execution index)",
+    summary="A workflow's executions, newest first (from the execution index); searched by"
+    " status, time, event and input fields (`input.<field>=<value>`, docs/api.md)",
     parameters=[
         path_param("id", "The workflow's id"),
         query_param("limit", "At most this many", {**INTEGER, "minimum": 1, "maximum": 1000}),
-        query_param("status", "Only those with this status", {"enum": list(EXECUTION_STATUSES)}),
+        *SEARCH_PARAMETERS,
     ],
     responses={
         200: json_reply(
@@ -175,13 +175,13 @@ async def executions_of(request: web.Request) -> web.Response:
     backend = backend_of(request)
     workflow_id = request.match_info["id"]
     limit = limit_query(request.query, 50)
-    status = choice_query(request.query, "status", EXECUTION_STATUSES)
+    search = execution_search(request.query)
     # Versions, not the latest: a removed workflow has versions but no latest.
     versions = backend.versions(workflow_id)
     if not versions:
         raise NotFound(f"no workflow {workflow_id!r}")
     require(request, Role.VIEWER, department_of(versions[-1]), f"workflow {workflow_id!r}")
-    found = backend.executions_of(workflow_id, limit, status)
+    found = await backend.executions_of(workflow_id, limit, search)
     return web.json_response({"workflow_id": workflow_id, "executions": found})
 
 
