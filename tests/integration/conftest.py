@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 from background_loop import BackgroundLoop
+from postgres_server import PostgresServer
 from suite_broker import SuiteBroker
 from workers import EXAMPLE_HANDLERS, HELPDESK_TOKEN, TASK_HANDLERS, WorkerProcess
 
@@ -54,6 +55,20 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SuiteBroker]:
     log = Path(tmp_path_factory.mktemp("broker")) / "tansu.log"
     with EmbeddedBroker(log=log) as running:
         yield SuiteBroker(KafkaConnection.plain(running.address), embedded=True)
+
+
+@pytest.fixture(scope="session")
+def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServer]:
+    """A real PostgreSQL server (postgres_server.py), started once, for the read-model tests."""
+    server = PostgresServer(Path(tmp_path_factory.mktemp("postgres")))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def read_model_url(postgres: PostgresServer) -> str:
+    """A fresh PostgreSQL database for the test module: its URL, as BRAIDFLOW_READ_MODEL."""
+    return postgres.new_database()
 
 
 def new_prefix() -> str:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable, Mapping
-from pathlib import Path
 
 import pytest
 from aiokafka import AIOKafkaProducer, TopicPartition
+from read_model_stores import ReadModelAt
 from suite_broker import SuiteBroker
 
 from braidflow.config import Settings
@@ -99,7 +99,7 @@ def ids(letters: list[dict[str, object]]) -> list[object]:
 
 
 async def test_dead_letters_of_both_kinds_are_listed_from_the_topic(
-    broker: SuiteBroker, topic: str, producer: AIOKafkaProducer, tmp_path: Path
+    broker: SuiteBroker, topic: str, producer: AIOKafkaProducer, read_model_at: ReadModelAt
 ) -> None:
     await publish(
         producer,
@@ -113,7 +113,7 @@ async def test_dead_letters_of_both_kinds_are_listed_from_the_topic(
             poison(11, NOW + 30),
         ],
     )
-    index = DeadLetterIndex(tmp_path / "dead-letters.sqlite")
+    index = DeadLetterIndex(read_model_at("dead-letters-index"))
     projection = await follow(index, broker, topic)
     try:
         assert ids(index.list()) == [
@@ -141,9 +141,9 @@ async def test_dead_letters_of_both_kinds_are_listed_from_the_topic(
 
 
 async def test_a_restarted_projection_resumes_without_rereading_or_missing(
-    broker: SuiteBroker, topic: str, producer: AIOKafkaProducer, tmp_path: Path
+    broker: SuiteBroker, topic: str, producer: AIOKafkaProducer, read_model_at: ReadModelAt
 ) -> None:
-    path = tmp_path / "dead-letters.sqlite"
+    path = read_model_at("dead-letters-index")
     sent = await publish(producer, topic, [poison(1, NOW), failed_node("o1", NOW + 1)])
     index = CountingIndex(path)
     projection = await follow(index, broker, topic)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Iterable, Mapping
-from pathlib import Path
 
 import pytest
 from aiokafka import AIOKafkaProducer, TopicPartition
+from read_model_stores import ReadModelAt
 from suite_broker import SuiteBroker
 
 from braidflow.config import Settings
@@ -110,7 +110,7 @@ def ids(executions: list[dict[str, object]]) -> list[object]:
 
 
 async def test_executions_of_a_workflow_are_listed_from_the_lifecycle_topic(
-    broker: SuiteBroker, topic: str, producer: AIOKafkaProducer, tmp_path: Path
+    broker: SuiteBroker, topic: str, producer: AIOKafkaProducer, read_model_at: ReadModelAt
 ) -> None:
     events = [
         *lifecycle("o1", "orders", "completed", NOW),
@@ -123,7 +123,7 @@ async def test_executions_of_a_workflow_are_listed_from_the_lifecycle_topic(
     await producer.send_and_wait(topic, b"not avro", key=b"o1")
     await publish(producer, topic, lifecycle("o4", "orders", "completed", NOW + 40))
 
-    index = ExecutionIndex(tmp_path / "executions.sqlite")
+    index = ExecutionIndex(read_model_at("executions-index"))
     projection = await follow(index, broker, topic)
     try:
         orders = index.list("orders")
@@ -139,9 +139,9 @@ async def test_executions_of_a_workflow_are_listed_from_the_lifecycle_topic(
 
 
 async def test_a_restarted_projection_resumes_without_rereading_or_missing(
-    broker: SuiteBroker, topic: str, producer: AIOKafkaProducer, tmp_path: Path
+    broker: SuiteBroker, topic: str, producer: AIOKafkaProducer, read_model_at: ReadModelAt
 ) -> None:
-    path = tmp_path / "executions.sqlite"
+    path = read_model_at("executions-index")
     first_batch = [
         *lifecycle("o1", "orders", "completed", NOW),
         *lifecycle("o2", "orders", None, NOW + 10),
@@ -181,9 +181,13 @@ async def test_a_restarted_projection_resumes_without_rereading_or_missing(
 
 @pytest.mark.parametrize("built_from", ["another topic", "a topic since recreated"])
 async def test_an_index_built_from_another_log_is_rebuilt(
-    broker: SuiteBroker, topic: str, producer: AIOKafkaProducer, tmp_path: Path, built_from: str
+    broker: SuiteBroker,
+    topic: str,
+    producer: AIOKafkaProducer,
+    read_model_at: ReadModelAt,
+    built_from: str,
 ) -> None:
-    path = tmp_path / "executions.sqlite"
+    path = read_model_at("executions-index")
     stale = ExecutionIndex(path)
     read_to = TopicPartition("other" if built_from == "another topic" else topic, 0)
     stale.apply_many(lifecycle("old", "orders", None, NOW), {read_to: 99})
@@ -204,14 +208,14 @@ async def test_a_topic_created_after_the_start_is_followed_once_it_appears(
     broker: SuiteBroker,
     prefix: str,
     producer: AIOKafkaProducer,
-    tmp_path: Path,
+    read_model_at: ReadModelAt,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # The same re-check picks up partitions added to the topic (which the test broker cannot do).
     monkeypatch.setattr(execution_index, "PARTITION_CHECK_S", 0.2)
     settings = Settings(kafka=broker.connection, prefix=prefix, partitions=PARTITIONS)
     topic = settings.topics.lifecycle
-    index = ExecutionIndex(tmp_path / "executions.sqlite")
+    index = ExecutionIndex(read_model_at("executions-index"))
     projection = ExecutionProjection(index, broker.connection, topic, fetch_max_wait_ms=5)
     await projection.start()
     try:
@@ -228,13 +232,13 @@ async def test_a_topic_created_after_the_start_is_followed_once_it_appears(
 
 
 async def test_a_projection_asked_right_after_its_topic_is_made_has_read_it(
-    broker: SuiteBroker, prefix: str, producer: AIOKafkaProducer, tmp_path: Path
+    broker: SuiteBroker, prefix: str, producer: AIOKafkaProducer, read_model_at: ReadModelAt
 ) -> None:
     # Its client learnt no partitions at its start: the topic did not exist then, as on
     # Apache Kafka for a topic made just before (its first metadata names no topic).
     settings = Settings(kafka=broker.connection, prefix=prefix, partitions=PARTITIONS)
     topic = settings.topics.lifecycle
-    index = ExecutionIndex(tmp_path / "executions.sqlite")
+    index = ExecutionIndex(read_model_at("executions-index"))
     projection = ExecutionProjection(index, broker.connection, topic, fetch_max_wait_ms=5)
     await projection.start()
     try:

@@ -1,0 +1,98 @@
+"""Two workers with BRAIDFLOW_READ_MODEL set keep one execution history in PostgreSQL: either
+answers the same list and the same searches, and a bad search is a 400 naming its field."""
+
+from __future__ import annotations
+
+import time
+import urllib.parse
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from suite_broker import SuiteBroker
+from waiting import until
+from workers import WorkerProcess
+
+ECHO = """
+id: pg-echo
+input:
+  type: object
+  required: [n, customer]
+  properties:
+    n: {type: integer}
+    customer: {type: string}
+nodes:
+  - {id: echo, type: task, params: {handler: test.echo, input: {n: "${input.n}"}}}
+  - id: done
+    type: end
+    params:
+      output: {n: "${nodes.echo.output.n}"}
+edges:
+  - {from: echo, to: done}
+"""
+EXECUTIONS = 12
+
+
+@pytest.fixture
+def pair(
+    broker: SuiteBroker, prefix: str, tmp_path: Path, read_model_url: str
+) -> Iterator[list[WorkerProcess]]:
+    """Two workers of one deployment, each with its own data dir, one read-model database."""
+    env = {"BRAIDFLOW_READ_MODEL": read_model_url}
+    workers = [
+        WorkerProcess(broker, prefix, tmp_path / name / "data", tmp_path / f"{name}.log", env=env)
+        for name in ("first", "second")
+    ]
+    try:
+        for worker in workers:
+            worker.start()
+        for worker in (*workers, *workers):
+            worker.wait_ready()
+        yield workers
+    finally:
+        for worker in workers:
+            worker.stop()
+
+
+def listed(worker: WorkerProcess, **query: str) -> list[str]:
+    path = "/workflows/pg-echo/executions?" + urllib.parse.urlencode({"limit": 100, **query})
+    reply = worker.api.get(path)
+    assert reply.status == 200, reply
+    return [e["execution_id"] for e in reply.body["executions"]]
+
+
+def test_two_workers_sharing_one_database_show_and_search_the_same_history(
+    pair: list[WorkerProcess],
+) -> None:
+    first, second = pair
+    assert first.api.deploy(ECHO).status == 201
+    until(lambda: second.api.get("/workflows/pg-echo").status == 200, "the deployment")
+    before = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 1))
+    ids = {
+        pair[n % 2].api.start("pg-echo", {"n": n, "customer": "ada" if n < 3 else "bob"}): n
+        for n in range(EXECUTIONS)
+    }
+    finished = first.wait_until_finished(ids, 60)
+    assert all(view["status"] == "completed" for view in finished.values()), finished
+
+    def both_list_all() -> bool:
+        return all(set(listed(w, status="completed")) == set(ids) for w in pair)
+
+    until(both_list_all, "both workers listing every execution completed")
+    whole = [w.api.get("/workflows/pg-echo/executions?limit=100").body for w in pair]
+    assert whole[0] == whole[1]
+    assert len(whole[0]["executions"]) == EXECUTIONS
+
+    by_n = {n: execution_id for execution_id, n in ids.items()}
+    for worker in pair:
+        assert listed(worker, **{"input.n": "4"}) == [by_n[4]]
+        assert set(listed(worker, **{"input.customer": "ada"})) == {by_n[0], by_n[1], by_n[2]}
+        assert set(listed(worker, **{"from": before})) == set(ids)
+        assert listed(worker, to=before) == []
+        assert listed(worker, status="failed") == []
+        assert listed(worker, event_type="order.placed") == []
+
+    for name, value in [("input.a..b", "x"), ("from", "soon"), ("status", "lost")]:
+        reply = second.api.get(f"/workflows/pg-echo/executions?{name}={value}")
+        assert reply.status == 400, reply
+        assert reply.body["field"] == name, reply

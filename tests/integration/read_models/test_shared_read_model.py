@@ -1,0 +1,151 @@
+"""Several workers projecting one topic into one PostgreSQL database store each record once
+and never take a row or a position back."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterable, Mapping
+from pathlib import Path
+
+import psycopg
+import pytest
+from aiokafka import AIOKafkaProducer, TopicPartition
+from read_model_stores import ReadModelAt
+from suite_broker import SuiteBroker
+
+from braidflow.config import Settings
+from braidflow.connectors.execution_index import ExecutionIndex, ExecutionProjection
+from braidflow.connectors.read_model_db import PostgresLocation, read_model_location
+from braidflow.engine.messages import LifecycleEvent
+from braidflow.schemas import encode_event
+from braidflow.streams.topics import ensure_topics
+
+WAIT_S = 30.0
+NOW = 1_700_000_000_000
+PARTITIONS = 4
+EXECUTIONS = 60
+
+
+class CountingIndex(ExecutionIndex):
+    """An index that counts the events it is given to store."""
+
+    applied = 0
+
+    def apply_many(
+        self,
+        events: Iterable[LifecycleEvent],
+        positions: Mapping[TopicPartition, int] | None = None,
+    ) -> None:
+        events = list(events)
+        super().apply_many(events, positions)
+        self.applied += len(events)
+
+
+@pytest.fixture
+def topic(broker: SuiteBroker, prefix: str) -> str:
+    settings = Settings(kafka=broker.connection, prefix=prefix, partitions=PARTITIONS)
+    ensure_topics(settings)
+    return settings.topics.lifecycle
+
+
+@pytest.fixture
+async def producer(broker: SuiteBroker) -> AsyncIterator[AIOKafkaProducer]:
+    producer = AIOKafkaProducer(**broker.aiokafka(), linger_ms=0)
+    await producer.start()
+    yield producer
+    await producer.stop()
+
+
+def history(n: int) -> list[LifecycleEvent]:
+    common = {"execution_id": f"o{n}", "workflow_id": "orders", "workflow_version": 1}
+    end = "completed" if n % 3 else "failed"
+    return [
+        LifecycleEvent(
+            id=f"o{n}/started",
+            type="workflow.started",
+            at=NOW + n,
+            data={"input": {"n": n}, "event": None},
+            **common,
+        ),
+        LifecycleEvent(id=f"o{n}/{end}", type=f"workflow.{end}", at=NOW + n + 1, **common),
+    ]
+
+
+async def publish(producer: AIOKafkaProducer, topic: str, events: list[LifecycleEvent]) -> int:
+    sent = [
+        await producer.send(topic, encode_event(e), key=e.execution_id.encode()) for e in events
+    ]
+    for delivery in sent:
+        await delivery
+    return len(sent)
+
+
+async def follow(index: ExecutionIndex, broker: SuiteBroker, topic: str) -> ExecutionProjection:
+    projection = ExecutionProjection(index, broker.connection, topic, fetch_max_wait_ms=5)
+    await projection.start()
+    return projection
+
+
+async def test_two_workers_following_one_topic_into_one_database_store_each_event_once(
+    broker: SuiteBroker,
+    topic: str,
+    producer: AIOKafkaProducer,
+    read_model_url: str,
+    prefix: str,
+    tmp_path: Path,
+) -> None:
+    location = read_model_location(read_model_url, tmp_path, prefix, "executions-index")
+    assert isinstance(location, PostgresLocation)
+    sent = await publish(producer, topic, [e for n in range(EXECUTIONS) for e in history(n)])
+    workers = [CountingIndex(location), CountingIndex(location)]
+    projections = await asyncio.gather(*(follow(index, broker, topic) for index in workers))
+    try:
+        for projection in projections:
+            assert await projection.wait_caught_up(WAIT_S), "a projection did not catch up"
+        # More while both run: each new record is read by both, stored by one.
+        sent += await publish(
+            producer, topic, [e for n in range(EXECUTIONS, EXECUTIONS + 20) for e in history(n)]
+        )
+        for projection in projections:
+            assert await projection.wait_caught_up(WAIT_S), "a projection did not catch up"
+
+        assert sum(index.applied for index in workers) == sent
+        first, second = (index.list("orders", limit=1000) for index in workers)
+        assert first == second
+        assert len(first) == EXECUTIONS + 20
+        assert sum(e["status"] == "failed" for e in first) == len(range(0, EXECUTIONS + 20, 3))
+        assert sum(workers[0].positions().values()) == sent
+        with psycopg.connect(read_model_url) as conn:
+            (rows,) = conn.execute(
+                f'SELECT count(*) FROM "{location.schema}".executions'
+            ).fetchone()
+        assert rows == EXECUTIONS + 20
+    finally:
+        for projection in projections:
+            await projection.stop()
+        for index in workers:
+            index.close()
+
+
+def test_a_worker_that_lags_never_takes_a_position_back(read_model_at: ReadModelAt) -> None:
+    index = ExecutionIndex(read_model_at("executions-index"))
+    try:
+        partition = TopicPartition("lifecycle", 0)
+        index.apply_many(history(1), {partition: 10})
+        index.apply_many(history(1), {partition: 4})
+        assert index.positions() == {partition: 10}
+    finally:
+        index.close()
+
+
+def test_a_claim_gives_the_stored_positions_of_the_partitions_asked(
+    read_model_at: ReadModelAt,
+) -> None:
+    index = ExecutionIndex(read_model_at("executions-index"))
+    try:
+        stored, fresh = TopicPartition("lifecycle", 0), TopicPartition("lifecycle", 1)
+        index.apply_many([], {stored: 7})
+        with index.claimed([fresh, stored]) as claimed:
+            assert claimed == {stored: 7, fresh: 0}
+    finally:
+        index.close()
