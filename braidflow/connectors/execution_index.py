@@ -98,10 +98,17 @@ CREATE TABLE IF NOT EXISTS approvals_done (
 );
 """
 
+# Named, not by position: a file migrated from an older version has its columns in the
+# order they were added.
+_COLUMNS = (
+    "(execution_id, workflow_id, workflow_version, status, started_at, completed_at, event_id,"
+    " event_type, event_source, updated_at, error, tenant, input)"
+)
+
 # An acceptance only ever adds a row: whatever was read of the execution is newer.
 # Until the start, started_at holds when it was accepted.
 _INSERT_ACCEPTED = f"""
-INSERT INTO executions VALUES (
+INSERT INTO executions {_COLUMNS} VALUES (
     :execution_id, :workflow_id, :workflow_version, '{ExecutionStatus.ACCEPTED}', :at, NULL, NULL, NULL, NULL, :at,
     NULL, :tenant, NULL
 )
@@ -111,7 +118,7 @@ ON CONFLICT (execution_id) DO NOTHING
 # A started event owns started_at and the trigger; it changes no status but
 # 'accepted', so one replayed after the end leaves the execution finished.
 _UPSERT_STARTED = f"""
-INSERT INTO executions VALUES (
+INSERT INTO executions {_COLUMNS} VALUES (
     :execution_id, :workflow_id, :workflow_version, '{ExecutionStatus.RUNNING}', :at, NULL,
     :event_id, :event_type, :event_source, :at, NULL, :tenant, :input
 )
@@ -131,7 +138,7 @@ ON CONFLICT (execution_id) DO UPDATE SET
 
 # Queued only from accepted: a queued event read after its start or end changes nothing.
 _UPSERT_QUEUED = f"""
-INSERT INTO executions VALUES (
+INSERT INTO executions {_COLUMNS} VALUES (
     :execution_id, :workflow_id, :workflow_version, '{ExecutionStatus.QUEUED}', :at, NULL, NULL,
     NULL, NULL, :at, NULL, :tenant, NULL
 )
@@ -144,8 +151,8 @@ WHERE executions.status = '{ExecutionStatus.ACCEPTED}'
 # An end arriving first creates the row with its own time as a stand-in for
 # started_at, which the started event overwrites whenever it comes. Of two ends
 # (a redrive in between) the later one wins, whatever order they are read in.
-_UPSERT_FINISHED = """
-INSERT INTO executions VALUES (
+_UPSERT_FINISHED = f"""
+INSERT INTO executions {_COLUMNS} VALUES (
     :execution_id, :workflow_id, :workflow_version, :status, :at, :at, NULL, NULL, NULL, :at,
     :error, :tenant, NULL
 )
@@ -153,7 +160,7 @@ ON CONFLICT (execution_id) DO UPDATE SET
     status = excluded.status,
     completed_at = excluded.completed_at,
     error = excluded.error,
-    updated_at = {greatest}(executions.updated_at, excluded.updated_at)
+    updated_at = {{greatest}}(executions.updated_at, excluded.updated_at)
 WHERE executions.completed_at IS NULL OR excluded.completed_at > executions.completed_at
 """
 

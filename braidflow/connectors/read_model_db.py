@@ -264,12 +264,13 @@ class ReadModelDb:
         return await loop.run_in_executor(self._thread, lambda: call(*args, **kwargs))
 
     def close(self) -> None:
+        """Close the connection, once a call still running on the thread is done."""
+        if self._thread is not None:
+            self._thread.shutdown(wait=True)
         if self._sqlite is not None:
             self._sqlite.close()
         if self._pg is not None:
             self._pg.close()
-        if self._thread is not None:
-            self._thread.shutdown(wait=True)
 
 
 def fresh_records(records: Sequence[Any], stored: Mapping[TopicPartition, int]) -> list[Any]:

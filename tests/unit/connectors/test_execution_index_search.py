@@ -5,11 +5,13 @@ test_read_models_on_postgres.py): both stores answer alike."""
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from aiokafka import TopicPartition
 
 from braidflow.connectors.execution_index import ExecutionIndex
 from braidflow.connectors.execution_search import ExecutionSearch, InputMatch
@@ -121,3 +123,25 @@ def test_the_input_of_a_start_of_the_older_shape_is_searched_too(index: Executio
         LifecycleEvent("old/started", "workflow.started", "old", "orders", 1, NOW, data={"n": 1})
     )
     assert found(index, inputs=field("n", 1)) == ["old"]
+
+
+def test_an_index_from_before_inputs_gains_the_column_and_reads_the_topic_again(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "executions.sqlite"
+    index = ExecutionIndex(path)
+    index.apply_many([started("o1", NOW, {"n": 1})], {TopicPartition("bf.lifecycle", 0): 3})
+    index.close()
+    with sqlite3.connect(path) as db:
+        # As version 3 left it: no input column.
+        db.execute("ALTER TABLE executions DROP COLUMN input")
+        db.execute("PRAGMA user_version = 3")
+    db.close()
+    index = ExecutionIndex(path)
+    try:
+        assert index.positions() == {}
+        assert found(index) == ["o1"]
+        index.apply(started("o1", NOW, {"n": 1}))
+        assert found(index, inputs=field("n", 1)) == ["o1"]
+    finally:
+        index.close()
