@@ -58,9 +58,9 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SuiteBroker]:
 
 
 @pytest.fixture(scope="session")
-def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServer]:
+def postgres() -> Iterator[PostgresServer]:
     """A real PostgreSQL server (postgres_server.py), started once, for the read-model tests."""
-    server = PostgresServer(Path(tmp_path_factory.mktemp("postgres")))
+    server = PostgresServer()
     yield server
     server.stop()
 

