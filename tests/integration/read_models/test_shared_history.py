@@ -8,6 +8,7 @@ import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
 from suite_broker import SuiteBroker
 from waiting import until
@@ -62,7 +63,7 @@ def listed(worker: WorkerProcess, **query: str) -> list[str]:
 
 
 def test_two_workers_sharing_one_database_show_and_search_the_same_history(
-    pair: list[WorkerProcess],
+    pair: list[WorkerProcess], read_model_url: str, prefix: str
 ) -> None:
     first, second = pair
     assert first.api.deploy(ECHO).status == 201
@@ -82,6 +83,11 @@ def test_two_workers_sharing_one_database_show_and_search_the_same_history(
     whole = [w.api.get("/workflows/pg-echo/executions?limit=100").body for w in pair]
     assert whole[0] == whole[1]
     assert len(whole[0]["executions"]) == EXECUTIONS
+    with psycopg.connect(read_model_url) as conn:
+        (stored,) = conn.execute(
+            f'SELECT count(*) FROM "{prefix}_executions_index".executions'
+        ).fetchone()
+    assert stored == EXECUTIONS
 
     by_n = {n: execution_id for execution_id, n in ids.items()}
     for worker in pair:
