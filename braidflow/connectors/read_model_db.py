@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import re
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -40,6 +41,8 @@ from aiokafka import TopicPartition
 from psycopg import sql
 
 T = TypeVar("T")
+
+log = logging.getLogger(__name__)
 
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 
@@ -261,7 +264,21 @@ class ReadModelDb:
         if self._thread is None:
             return call(*args, **kwargs)
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._thread, lambda: call(*args, **kwargs))
+        return await loop.run_in_executor(self._thread, self._again_if_dropped, call, args, kwargs)
+
+    def _again_if_dropped(
+        self, call: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> T:
+        """`call`, made once more on a new connection when the server dropped this one (a
+        restart, a failover): nothing of a failed transaction was stored, and the read
+        models' writes are idempotent, so doing it again is safe."""
+        try:
+            return call(*args, **kwargs)
+        except psycopg.OperationalError:
+            if self._pg is None or not (self._pg.broken or self._pg.closed):
+                raise
+            log.warning("the read model's connection to PostgreSQL was lost; reconnecting")
+            return call(*args, **kwargs)
 
     def close(self) -> None:
         """Close the connection, once a call still running on the thread is done."""

@@ -149,3 +149,42 @@ def test_a_claim_gives_the_stored_positions_of_the_partitions_asked(
             assert claimed == {stored: 7, fresh: 0}
     finally:
         index.close()
+
+
+async def test_a_dropped_connection_is_opened_again_for_reads_and_for_the_projection(
+    broker: SuiteBroker,
+    topic: str,
+    producer: AIOKafkaProducer,
+    read_model_url: str,
+    prefix: str,
+    tmp_path: Path,
+) -> None:
+    location = read_model_location(read_model_url, tmp_path, prefix, "executions-index")
+    index = ExecutionIndex(location)
+    await publish(producer, topic, history(1))
+    projection = await follow(index, broker, topic)
+    try:
+        assert await projection.wait_caught_up(WAIT_S)
+        drop_connections(read_model_url)
+        # The first read after the drop is answered, on a new connection.
+        listed = await index.off_loop(index.list, "orders")
+        assert [e["execution_id"] for e in listed] == ["o1"]
+
+        drop_connections(read_model_url)
+        await publish(producer, topic, history(2))
+        assert await projection.wait_caught_up(WAIT_S), "the projection did not go on"
+        listed = await index.off_loop(index.list, "orders")
+        assert [e["execution_id"] for e in listed] == ["o2", "o1"]
+    finally:
+        await projection.stop()
+        index.close()
+
+
+def drop_connections(url: str) -> None:
+    """End every other session of the database, as a server restart or failover does."""
+    with psycopg.connect(url, autocommit=True) as admin:
+        dropped = admin.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        ).fetchone()
+    assert dropped is not None and dropped[0] >= 1
