@@ -171,8 +171,9 @@ class DeadLetterIndex(ReadModel):
 
     def _mark(self, id: str, at: int) -> bool:
         query = "UPDATE dead_letters SET redriven_at = {greatest}(coalesce(redriven_at, ?), ?)"
-        query += " WHERE id = ?"
-        return bool(self.db.execute(query, (at, at, id)).rowcount > 0)
+        # RETURNING, not rowcount: PostgreSQL's pipelined statements tell no count at once.
+        query += " WHERE id = ? RETURNING id"
+        return self.db.execute(query, (at, at, id)).fetchone() is not None
 
 
 class DeadLetterProjection(TopicProjection):
