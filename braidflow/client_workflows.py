@@ -36,17 +36,56 @@ def workflows(api: str) -> None:
     show_default=True,
     help="At most this many, newest first.",
 )
+@click.option("--from", "from_", help="Only those started at this time or later (ISO 8601).")
+@click.option("--to", help="Only those started at this time or earlier (ISO 8601).")
+@click.option("--event-type", help="Only those an event of this type started.")
+@click.option("--event-id", help="Only those the event with this id started.")
+@click.option(
+    "--input",
+    "inputs",
+    multiple=True,
+    metavar="FIELD=VALUE",
+    help="Only those whose input holds VALUE at FIELD (customer.name=ada); repeatable.",
+)
 @api_option
-def executions(workflow: str, status: str | None, limit: int, api: str) -> None:
-    """List the executions of WORKFLOW, newest first, one a line.
+def executions(
+    workflow: str,
+    status: str | None,
+    limit: int,
+    from_: str | None,
+    to: str | None,
+    event_type: str | None,
+    event_id: str | None,
+    inputs: tuple[str, ...],
+    api: str,
+) -> None:
+    """List the executions of WORKFLOW, newest first, one a line; the options search them
+    (docs/api.md, searching executions).
 
     Each line: started at, execution id, version, status, ended at, and the
     event that started it, if one did.
     """
-    path = f"/workflows/{quote_id(workflow)}/executions{query_string(status=status, limit=limit)}"
+    fields = {}
+    for given in inputs:
+        name, equals, value = given.partition("=")
+        if not equals:
+            raise click.BadParameter(f"{given!r} is not FIELD=VALUE", param_hint="--input")
+        fields[f"input.{name}"] = value
+    query = query_string(
+        status=status,
+        limit=limit,
+        **{"from": from_, "to": to, "event_type": event_type, "event_id": event_id},
+        **fields,
+    )
+    path = f"/workflows/{quote_id(workflow)}/executions{query}"
     found = mappings_of(ask(api, "GET", path).get("executions"))
     if not found:
-        click.echo(f"no executions of {workflow}" + (f" with status {status}" if status else ""))
+        searched = bool(from_ or to or event_type or event_id or fields)
+        click.echo(
+            f"no executions of {workflow}"
+            + (f" with status {status}" if status else "")
+            + (" found by the search" if searched else "")
+        )
     for execution in found:
         click.echo(execution_summary_line(execution))
 

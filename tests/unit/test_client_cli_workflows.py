@@ -176,6 +176,38 @@ async def test_executions_passes_status_and_limit(worker: Worker) -> None:
     ]
 
 
+async def test_executions_passes_the_search_options(worker: Worker) -> None:
+    result = await invoke(
+        worker,
+        "executions",
+        "order-chain",
+        "--from",
+        "2026-12-01T00:00:00Z",
+        "--event-type",
+        "order.placed",
+        "--input",
+        "customer.name=ada",
+        "--input",
+        "amount=5",
+    )
+    assert result.exit_code == 0, result.output
+    assert worker.requests == [
+        (
+            "GET",
+            "/api/v1/workflows/order-chain/executions?limit=50&from=2026-12-01T00%3A00%3A00Z"
+            "&event_type=order.placed&input.customer.name=ada&input.amount=5",
+            None,
+        )
+    ]
+
+
+async def test_an_input_option_without_a_value_is_refused(worker: Worker) -> None:
+    result = await invoke(worker, "executions", "order-chain", "--input", "customer")
+    assert result.exit_code == 2
+    assert "--input" in result.stderr and "FIELD=VALUE" in result.stderr
+    assert worker.requests == []
+
+
 async def test_an_unknown_status_is_the_api_s_one_line(worker: Worker) -> None:
     result = await invoke(worker, "executions", "order-chain", "--status", "sleeping")
     assert (result.exit_code, result.stderr) == (1, "error: status: 'sleeping' is not one of …\n")
