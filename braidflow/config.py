@@ -64,6 +64,10 @@ def _about(help: str, *, env: str = "", option: str = "") -> dict[str, str]:
     return {"help": help, "env": env, "option": option}
 
 
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+"""How a `read_model` URL starts."""
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     """Everything a worker needs to know. Defaults suit a production Apache Kafka.
@@ -223,6 +227,14 @@ class Settings:
             "Least time between two fetches of the JWKS (an unknown key id refetches)."
         ),
     )
+
+    def __post_init__(self) -> None:
+        if self.read_model and not self.read_model.startswith(POSTGRES_SCHEMES):
+            # Refused before anything starts, rather than once the worker is half up.
+            raise ValueError(
+                "BRAIDFLOW_READ_MODEL: not a postgresql:// URL (unset it to keep the read"
+                " models in SQLite files in the data dir)"
+            )
 
     @property
     def broker(self) -> str:

@@ -40,11 +40,11 @@ import psycopg
 from aiokafka import TopicPartition
 from psycopg import sql
 
+from braidflow.config import POSTGRES_SCHEMES
+
 T = TypeVar("T")
 
 log = logging.getLogger(__name__)
-
-POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 
 
 @dataclass(frozen=True)

@@ -79,3 +79,16 @@ def test_a_kafka_config_braidflow_cannot_use_stops_the_worker_with_one_line(
         f"Error: {path}: security.protocol SASL_SSL needs sasl.mechanism, one of PLAIN,"
         " SCRAM-SHA-256, SCRAM-SHA-512"
     ]
+
+
+def test_a_read_model_that_is_no_postgresql_url_is_refused_before_the_worker_starts(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("BRAIDFLOW_READ_MODEL", "mysql://db/history")
+    with pytest.raises(ValueError, match=r"^BRAIDFLOW_READ_MODEL: not a postgresql:// URL"):
+        settings_from_env()
+    result = CliRunner().invoke(main, ["worker"])
+    assert result.exit_code == 2
+    assert "BRAIDFLOW_READ_MODEL: not a postgresql:// URL" in result.output
+    monkeypatch.setenv("BRAIDFLOW_READ_MODEL", "postgresql://db/history")
+    assert settings_from_env().read_model == "postgresql://db/history"

@@ -47,7 +47,6 @@ def _index_tests(name: str) -> dict[str, Any]:
     for test_name, test in vars(module).items():
         if test_name.startswith("test_") and "index" in inspect.signature(test).parameters:
             found[f"test_{name[5:]}__{test_name[5:]}"] = test
-            test.__module_name__ = name
     return found
 
 
@@ -57,7 +56,7 @@ for _name in MODELS:
 
 @pytest.fixture
 def index(request: pytest.FixtureRequest, read_model_url: str, tmp_path: Path) -> Iterator[Any]:
-    model = MODELS[request.function.__module_name__]
+    model = MODELS[request.function.__module__.removeprefix("unit_")]
     found = model(read_model_location(read_model_url, tmp_path, f"t{uuid.uuid4().hex[:10]}", "m"))
     yield found
     found.close()
