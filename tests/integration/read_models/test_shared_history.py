@@ -1,5 +1,6 @@
-"""Two workers with BRAIDFLOW_READ_MODEL set keep one execution history in PostgreSQL: either
-answers the same list and the same searches, and a bad search is a 400 naming its field."""
+"""Two workers with BRAIDFLOW_READ_MODEL set keep one history in PostgreSQL: either answers
+the same executions and searches (a bad search is a 400 naming its field), the same dead
+letters and redrives, and the same audit log."""
 
 from __future__ import annotations
 
@@ -30,6 +31,14 @@ nodes:
       output: {n: "${nodes.echo.output.n}"}
 edges:
   - {from: echo, to: done}
+"""
+BOOM = """
+id: pg-boom
+nodes:
+  - {id: explode, type: task, params: {handler: test.boom, input: {}}}
+  - {id: done, type: end}
+edges:
+  - {from: explode, to: done}
 """
 EXECUTIONS = 12
 
@@ -102,3 +111,44 @@ def test_two_workers_sharing_one_database_show_and_search_the_same_history(
         reply = second.api.get(f"/workflows/pg-echo/executions?{name}={value}")
         assert reply.status == 400, reply
         assert reply.body["field"] == name, reply
+
+
+def test_two_workers_sharing_one_database_show_the_same_dead_letters_redrives_and_audit(
+    pair: list[WorkerProcess], read_model_url: str, prefix: str
+) -> None:
+    first, second = pair
+    assert first.api.deploy(BOOM).status == 201
+    until(lambda: second.api.get("/workflows/pg-boom").status == 200, "the deployment")
+    execution = second.api.start("pg-boom", {})
+    assert first.wait_until_finished([execution], 60)[execution]["status"] == "failed"
+
+    def letters(worker: WorkerProcess) -> list[dict[str, object]]:
+        return list(worker.api.get("/dead-letters?workflow=pg-boom").body["dead_letters"])
+
+    [letter] = until(lambda: letters(first), "the dead letter of `explode`")
+    assert letters(second) == [letter]
+    assert letter["execution_id"] == execution and letter["redriven_at"] is None
+    redriven = first.api.post_json(f"/dead-letters/{letter['id']}/redrive", {})
+    assert redriven.status == 202, redriven
+
+    def marked_for_second() -> object:
+        found = [d for d in letters(second) if d["id"] == letter["id"]]
+        return found and found[0]["redriven_at"]
+
+    until(marked_for_second, "the redrive seen through the other worker")
+
+    def deploy_audited(worker: WorkerProcess) -> list[dict[str, object]]:
+        records = worker.api.get("/audit?target=pg-boom").body["records"]
+        return [r for r in records if r["action"] == "deploy"]
+
+    [deployed] = until(lambda: deploy_audited(second), "the deploy in the audit log")
+    assert deploy_audited(first) == [deployed]
+    with psycopg.connect(read_model_url) as conn:
+        (audited,) = conn.execute(
+            f'SELECT count(*) FROM "{prefix}_audit_index".audit WHERE id = %s', (deployed["id"],)
+        ).fetchone()
+        (stored,) = conn.execute(
+            f'SELECT count(*) FROM "{prefix}_dead_letters_index".dead_letters WHERE id = %s',
+            (letter["id"],),
+        ).fetchone()
+    assert (audited, stored) == (1, 1)
