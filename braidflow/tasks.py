@@ -18,6 +18,8 @@ A task may run more than once (at least once delivery, a crash mid-run): use
 
 `context.secrets["NAME"]` reads a secret at the moment of the run; its value is
 taken out of the handler's output and error message (docs/secrets.md).
+`context.traceparent` is the node run's span (W3C Trace Context): send it on with
+the calls a handler makes, so they join the execution's trace (docs/traces.md).
 """
 
 from __future__ import annotations
@@ -41,7 +43,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 @dataclass(frozen=True, slots=True)
 class TaskContext:
     """What a handler knows about the run it is part of; `item` is the foreach item's index;
-    `secrets["NAME"]` a secret of the execution's tenant (docs/secrets.md)."""
+    `secrets["NAME"]` a secret of the execution's tenant (docs/secrets.md); `traceparent`
+    the node run's span (None for a task requested before traces)."""
 
     execution_id: str
     workflow_id: str
@@ -50,6 +53,7 @@ class TaskContext:
     idempotency_key: str
     item: int | None = None
     secrets: TaskSecrets = field(default_factory=TaskSecrets)
+    traceparent: str | None = None
 
 
 class NodeFailure(Exception):

@@ -2,7 +2,8 @@
 
 A node's params become one request. The task's idempotency key goes out as
 the `Idempotency-Key` header (unless the node sets that header itself), so a
-server can recognise a call repeated after a crash. The output is
+server can recognise a call repeated after a crash; the node run's span as the
+W3C `traceparent` header (likewise), so the server's spans join the trace. The output is
 `{status, headers, body}`: header names lower-cased (repeated headers joined
 with ", "), the body decoded as JSON when the response says it is JSON, else
 text, and None when empty.
@@ -24,6 +25,7 @@ from typing import Any
 import aiohttp
 from multidict import CIMultiDict
 
+from braidflow.engine.trace_context import HEADER as TRACEPARENT
 from braidflow.tasks import NodeFailure
 
 DEFAULT_TIMEOUT_MS = 30_000
@@ -51,7 +53,11 @@ class HttpNodeClient:
             self._session = None
 
     async def call(
-        self, params: Mapping[str, Any], timeout_ms: int | None, idempotency_key: str
+        self,
+        params: Mapping[str, Any],
+        timeout_ms: int | None,
+        idempotency_key: str,
+        traceparent: str | None = None,
     ) -> dict[str, Any]:
         """Make the request an http node describes; NodeFailure when it does not succeed."""
         if self._session is None:
@@ -62,6 +68,8 @@ class HttpNodeClient:
             raise NodeFailure("InvalidRequest", f"an http node needs a url, got {url!r}")
         headers = CIMultiDict(_text_values(_mapping(params.get("headers"), "headers")))
         headers.setdefault("Idempotency-Key", idempotency_key)
+        if traceparent is not None:
+            headers.setdefault(TRACEPARENT, traceparent)
         query = params.get("query")
         body = params.get("body")
         timeout = timeout_ms if timeout_ms is not None else DEFAULT_TIMEOUT_MS

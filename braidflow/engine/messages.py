@@ -49,7 +49,8 @@ class StartExecution:
     the start is first applied, so the engine needs no lookup and the execution keeps it.
     `admission` (`"<tenant>/<department>"`), set by the runtime on the same occasion when the
     department caps its executions, makes the execution wait `queued` for an `AdmitExecution`;
-    it never travels in the record.
+    it never travels in the record. `traceparent`: the W3C trace context the start arrived
+    with (a child's: its calling node run's span), None for a new trace.
     """
 
     id: str
@@ -63,6 +64,7 @@ class StartExecution:
     dept: Mapping[str, Any] | None = None
     tenant: str = DEFAULT_TENANT
     admission: str | None = None
+    traceparent: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -298,6 +300,8 @@ class TaskRequest:
     tenant: str = DEFAULT_TENANT  # whose secrets the task may read
     # The department of the workflow the execution runs: which credentials it may use.
     department: str | None = None
+    # The node run's span (W3C traceparent): sent on as the http call's or handler's parent.
+    traceparent: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -171,6 +171,9 @@ class ExecutionState:
     # The admission key (`"<tenant>/<department>"`) of an execution its department's cap
     # queued; its end releases the slot. None: the department has no cap.
     admission: str | None = None
+    # The W3C traceparent the execution arrived with (engine/trace_context.py); None: the
+    # execution's span is the root of a trace of its own.
+    traceparent: str | None = None
 
     @property
     def finished(self) -> bool:

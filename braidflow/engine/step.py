@@ -72,6 +72,7 @@ from braidflow.engine.state import (
     NodeStatus,
     iso_time,
 )
+from braidflow.engine.trace_context import execution_trace, valid_traceparent
 from braidflow.topology.expressions import ExpressionError
 from braidflow.topology.model import Retry
 from braidflow.topology.workflow import CompiledEdge, CompiledNode, Workflow
@@ -264,6 +265,7 @@ def _initial_state(
         parent=t.parent,
         dept=t.dept,
         tenant=t.tenant,
+        traceparent=valid_traceparent(t.traceparent),
     )
 
 
@@ -437,6 +439,7 @@ class Draft:
             dept=s.dept,
             tenant=s.tenant,
             admission=s.admission,
+            traceparent=s.traceparent,
         )
 
     # -- emitting
@@ -530,6 +533,10 @@ class Draft:
         if template is None:
             return node.node.params.get(param, default)
         return template.render(self.scope() if scope is None else scope)
+
+    def node_traceparent(self, node_id: str, attempt: int) -> str:
+        """The traceparent naming a node run's span: what its task request or child carries."""
+        return execution_trace(self.state).node_header(node_id, attempt)
 
     def parent_view(self) -> dict[str, Any]:
         """The execution as a child or a dead-letter record sees it: `{input, vars, event}`."""

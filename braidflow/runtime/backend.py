@@ -137,9 +137,12 @@ class RuntimeBackend:
                 "the removal was written but this worker has not read it back yet; retry"
             ) from None
 
-    async def start_execution(self, deployment: Deployment, input_: Any) -> str:
+    async def start_execution(
+        self, deployment: Deployment, input_: Any, traceparent: str | None = None
+    ) -> str:
         """Accept a start: RecordTooLarge, with nothing sent, if it could not be sent or
-        stored; else the id, once the start and its acceptance are acknowledged."""
+        stored; else the id, once the start and its acceptance are acknowledged.
+        `traceparent`: the trace the execution joins (None: a trace of its own)."""
         execution_id = uuid.uuid4().hex
         start = StartExecution(
             ids.start_id(execution_id),
@@ -149,6 +152,7 @@ class RuntimeBackend:
             deployment.version,
             input_,
             tenant=deployment.tenant,
+            traceparent=traceparent,
         )
         encoded = encode_transition(start)
         limit = self._runtime.settings.max_value_bytes

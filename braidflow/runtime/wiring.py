@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -24,6 +25,7 @@ from braidflow.connectors.identity import identity_provider
 from braidflow.connectors.local_state import check_cluster, cluster_id_of
 from braidflow.connectors.metrics import observe_step
 from braidflow.connectors.read_model_db import ReadModelLocation, read_model_location
+from braidflow.connectors.traces import StepSpans
 from braidflow.engine import TimerFired, ids
 from braidflow.engine.ids import execution_id_for
 from braidflow.runtime.backend import RuntimeBackend
@@ -118,6 +120,9 @@ def build_runtime(
         max_state_bytes=settings.max_value_bytes,
     )
     orchestrator.on_step = observe_step
+    spans = StepSpans.from_environment(os.environ)
+    if spans is not None:
+        orchestrator.on_applied = spans.observe
     http = HttpNodeClient()
     secrets = provider_for(settings.secrets_dir)
     executor = Executor(
@@ -298,6 +303,8 @@ def build_runtime(
             if keys is not None:
                 await keys.stop()
             await catalog.stop()
+            if spans is not None:
+                spans.shutdown()
 
     parts.app.service(WorkerServices)
     return runtime

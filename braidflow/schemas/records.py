@@ -249,6 +249,7 @@ def _start_execution(t: StartExecution) -> AvroRecord:
         "parent": _parent_link(t.parent),
         "dept": _json(t.dept),
         "tenant": t.tenant,
+        "traceparent": t.traceparent,
     }
 
 
@@ -401,6 +402,7 @@ _TRANSITION_FROM_BODIES: dict[str, Callable[[AvroRecord], Transition]] = {
         _unparent_link(r["parent"]),
         _unjson(r["dept"]),
         r["tenant"],
+        traceparent=r["traceparent"],
     ),
     "braidflow.RunNode": lambda r: RunNode(r["id"], r["execution_id"], r["at"], r["node_id"]),
     "braidflow.NodeCompleted": lambda r: NodeCompleted(
@@ -503,6 +505,7 @@ def _task_request(t: TaskRequest) -> AvroRecord:
         "item": t.item,
         "tenant": t.tenant,
         "department": t.department,
+        "traceparent": t.traceparent,
     }
 
 
@@ -521,6 +524,7 @@ def _untask_request(r: AvroRecord) -> TaskRequest:
         r["item"],
         r["tenant"],
         r["department"],
+        r["traceparent"],
     )
 
 
@@ -623,6 +627,7 @@ def _execution_state(s: ExecutionState) -> AvroRecord:
         "dept": _json(s.dept),
         "tenant": s.tenant,
         "admission": s.admission,
+        "traceparent": s.traceparent,
     }
 
 
@@ -685,6 +690,7 @@ def _unexecution_state(r: AvroRecord) -> ExecutionState:
         _unjson(r["dept"]),
         r["tenant"],
         r["admission"],
+        r["traceparent"],
     )
 
 
@@ -770,6 +776,8 @@ class OutboxEntry:
     value: bytes
     topic: str | None = None
     key: bytes | None = None
+    # The record's `traceparent` header: the span of the node run or execution that sent it.
+    traceparent: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -784,7 +792,14 @@ def _stored_execution(s: StoredExecution) -> AvroRecord:
     return {
         "state": _execution_state(s.state),
         "outbox": [
-            {"kind": e.kind, "id": e.id, "value": e.value, "topic": e.topic, "key": e.key}
+            {
+                "kind": e.kind,
+                "id": e.id,
+                "value": e.value,
+                "topic": e.topic,
+                "key": e.key,
+                "traceparent": e.traceparent,
+            }
             for e in s.outbox
         ],
     }
@@ -794,7 +809,8 @@ def _unstored_execution(r: AvroRecord) -> StoredExecution:
     return StoredExecution(
         _unexecution_state(r["state"]),
         tuple(
-            OutboxEntry(e["kind"], e["id"], e["value"], e["topic"], e["key"]) for e in r["outbox"]
+            OutboxEntry(e["kind"], e["id"], e["value"], e["topic"], e["key"], e["traceparent"])
+            for e in r["outbox"]
         ),
     )
 

@@ -28,6 +28,7 @@ from collections.abc import Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, replace
 
 from braidflow.engine import ExecutionState, NodeError, StepResult, TimerFired, Transition
+from braidflow.engine.trace_context import execution_trace, record_traceparent
 from braidflow.schemas import CodecError, OutboxEntry, StoredExecution, decode_stored, encode_stored
 from braidflow.schemas.cloudevents import CloudEventError
 from braidflow.streams.items import ChunkTooLarge, ItemStore
@@ -216,8 +217,14 @@ class ExecutionTransaction:
         chunks = ChunkRows(self._table)
         try:
             outgoing = store.items.apply(result.outgoing, chunks)
+            trace = execution_trace(state)
             emitted = [
-                outbox_entry(message, store.events_prefix, transition.execution_id)
+                outbox_entry(
+                    message,
+                    store.events_prefix,
+                    transition.execution_id,
+                    record_traceparent(message, trace, state.nodes),
+                )
                 for message in outgoing
             ]
         except ChunkTooLarge as exc:

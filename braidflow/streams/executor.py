@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import time
@@ -73,7 +74,14 @@ _ERROR_SHOWN = 4096
 _NAMES_SHOWN = 20
 
 T = TypeVar("T")
-Send = Callable[[Transition], Awaitable[None]]
+
+
+class Send(Protocol):
+    """Delivers a task's result (keyed by execution id) with its `traceparent` header."""
+
+    async def __call__(self, transition: Transition, traceparent: str | None = None) -> None: ...
+
+
 SendDeadLetter = Callable[[DeadLetter], Awaitable[None]]
 
 
@@ -82,7 +90,11 @@ class HttpNodeCaller(Protocol):
     given by the runtime, so the streams import no connector."""
 
     async def call(
-        self, params: Mapping[str, Any], timeout_ms: int | None, idempotency_key: str
+        self,
+        params: Mapping[str, Any],
+        timeout_ms: int | None,
+        idempotency_key: str,
+        traceparent: str | None = None,
     ) -> dict[str, Any]:
         """The node's output; NodeFailure when the request does not succeed."""
         ...
@@ -253,7 +265,8 @@ class Executor:
             )
             await _deliver(self._dead_letter, dead)
         else:
-            await _deliver(self._send, await self._run(request))
+            result = await self._run(request)
+            await _deliver(functools.partial(self._send, traceparent=request.traceparent), result)
         offsets.finish(record.offset)
 
     async def _run(self, request: TaskRequest) -> Transition:
@@ -313,7 +326,9 @@ class Executor:
                     "InvalidRequest", f"http node input is not an object: {request.input!r}"
                 )
             params = resolve_references(request.input, secrets.lookup)
-            return await self._http.call(params, request.timeout_ms, request.idempotency_key)
+            return await self._http.call(
+                params, request.timeout_ms, request.idempotency_key, request.traceparent
+            )
         raise NodeFailure("UnknownKind", f"executors run task and http nodes, not {request.kind!r}")
 
     async def _run_handler(self, request: TaskRequest, secrets: SecretScope) -> Any:
@@ -333,6 +348,7 @@ class Executor:
             idempotency_key=request.idempotency_key,
             item=request.item,
             secrets=TaskSecrets(secrets),
+            traceparent=request.traceparent,
         )
         timeout_ms = (
             request.timeout_ms if request.timeout_ms is not None else DEFAULT_TASK_TIMEOUT_MS

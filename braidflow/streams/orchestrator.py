@@ -32,6 +32,7 @@ from braidflow.engine import (
 )
 from braidflow.engine.admission import admission_key
 from braidflow.engine.state import ExecutionStatus
+from braidflow.engine.trace_context import ExecutionTrace
 from braidflow.metrics import DEAD_LETTERS
 from braidflow.schemas import CodecError, decode_transition
 from braidflow.schemas.dead_letters import DeadLetter
@@ -53,6 +54,10 @@ from braidflow.topology.suggestions import did_you_mean
 # A StartExecution may arrive before this worker has read the deployment it
 # names (it was deployed through another worker a moment ago).
 WORKFLOW_WAIT_S = 5.0
+
+
+StepObserver = Callable[[ExecutionState | None, StepResult, Mapping[str, str]], None]
+"""Sees each applied step: the state before it, its result, the workflow's node types."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +150,9 @@ class Orchestrator:
         )
         # Called once per step with the result applied and the engine's time for it.
         self.on_step: Callable[[Transition, StepResult, float], None] | None = None
+        # Called once per step applied, with the state before it and the workflow's node
+        # types (node id to type): what ended in the step can be told (its spans, say).
+        self.on_applied: StepObserver | None = None
         self._node_types_of: dict[Deployment, Mapping[str, str]] = {}
 
     async def handle(self, record: Record, table: MutableMapping[bytes, bytes]) -> None:
@@ -158,7 +166,8 @@ class Orchestrator:
                 # Its id was answered when it was accepted: it must read as failed,
                 # with the reason, not as accepted for ever.
                 refused = refused_event(exc.start, str(exc), self._clock())
-                entry = outbox_entry(refused, self._events_prefix, exc.start.execution_id)
+                header = ExecutionTrace.of(exc.start.execution_id, exc.start.traceparent).header
+                entry = outbox_entry(refused, self._events_prefix, exc.start.execution_id, header)
                 await self._outbox.send(record.key, [entry])
 
     async def _apply(self, record: Record, table: MutableMapping[bytes, bytes]) -> None:
@@ -203,6 +212,8 @@ class Orchestrator:
             # The result applied: what failed the step instead when its own could not be stored.
             self.on_step(transition, result, seconds)
         await execution.commit(self._node_types(deployment))
+        if self.on_applied is not None and result.ignored is None and result.state is not None:
+            self.on_applied(state, result, self._node_types(deployment))
         # Counted once, when the step that wrote them is stored; an outbox resend is not counted.
         letters = sum(1 for entry in execution.emitted if entry.kind == "dead_letter")
         if letters:
@@ -339,9 +350,10 @@ class Orchestrator:
             error=error,
             item=start.parent.item,
         )
+        header = ExecutionTrace.of(start.execution_id, start.traceparent).header
         await self._outbox.send(
             start.parent.execution_id.encode(),
-            [outbox_entry(notice, self._events_prefix, start.parent.execution_id)],
+            [outbox_entry(notice, self._events_prefix, start.parent.execution_id, header)],
         )
 
     def _with_department_context(

@@ -28,6 +28,7 @@ from braidflow.engine import (
     TaskRequest,
 )
 from braidflow.engine.state import iso_time
+from braidflow.engine.trace_context import HEADER
 from braidflow.schemas import (
     OutboxEntry,
     encode_await,
@@ -48,8 +49,12 @@ ProducerSend = Callable[[str, bytes, bytes, Headers | None], Awaitable[Awaitable
 _STRUCTURED_HEADERS = to_structured(CloudEvent("-", "-", "-"))[0]
 
 
-def published_event(message: PublishEvent) -> CloudEvent:
-    """The CloudEvent a `publish` node sends: its id is stable, so a resend is the same event."""
+def published_event(message: PublishEvent, traceparent: str | None = None) -> CloudEvent:
+    """The CloudEvent a `publish` node sends: its id is stable, so a resend is the same event.
+
+    `traceparent` (the publishing node run's span) goes in the CloudEvents `traceparent`
+    extension, so an execution the event starts joins the trace.
+    """
     return CloudEvent(
         id=message.id,
         source=f"/braidflow/workflows/{message.workflow_id}",
@@ -58,35 +63,41 @@ def published_event(message: PublishEvent) -> CloudEvent:
         time=iso_time(message.at),
         datacontenttype="application/json",
         data=message.data,
+        extensions={} if traceparent is None else {HEADER: traceparent},
     )
 
 
-def outbox_entry(message: Outgoing, events_prefix: str, execution_id: str) -> OutboxEntry:
-    """The encoded form of one outgoing message of a step of `execution_id`."""
+def outbox_entry(
+    message: Outgoing, events_prefix: str, execution_id: str, traceparent: str | None = None
+) -> OutboxEntry:
+    """The encoded form of one outgoing message of a step of `execution_id`; `traceparent`
+    is its record header (`engine.trace_context.record_traceparent`)."""
+    tp = traceparent
     if isinstance(message, TaskRequest):
-        return OutboxEntry("task", message.idempotency_key, encode_task(message))
+        return OutboxEntry("task", message.idempotency_key, encode_task(message), traceparent=tp)
     if isinstance(message, LifecycleEvent):
-        return OutboxEntry("event", message.id, encode_event(message))
+        return OutboxEntry("event", message.id, encode_event(message), traceparent=tp)
     if isinstance(message, AwaitEvent):
         key = wait_key(message.tenant, message.event_type).encode()
-        return OutboxEntry("await", message.id, encode_await(message), key=key)
+        return OutboxEntry("await", message.id, encode_await(message), key=key, traceparent=tp)
     if isinstance(message, DeadLetterNode):
-        return OutboxEntry("dead_letter", message.id, encode_node_letter(message))
+        return OutboxEntry("dead_letter", message.id, encode_node_letter(message), traceparent=tp)
     if isinstance(message, AdmissionRequested | AdmissionReleased):
         # Keyed by department: one partition orders all of one department's requests.
-        return OutboxEntry(
-            "admission", message.id, encode_admission(message), key=message.key.encode()
-        )
+        key = message.key.encode()
+        return OutboxEntry("admission", message.id, encode_admission(message), None, key, tp)
     if isinstance(message, PublishEvent):
-        _, value = to_structured(published_event(message))
+        _, value = to_structured(published_event(message, tp))
         key = (message.subject or message.execution_id).encode()
         # The tenant's own topic: a publish node never reaches another tenant's events.
         topic = topic_for(message.type, events_prefix_for(message.tenant, events_prefix))
-        return OutboxEntry("publish", message.id, value, topic, key)
+        return OutboxEntry("publish", message.id, value, topic, key, tp)
     # A transition for another execution (a child's start, a parent's notice) goes
     # under that execution's key, so it reaches the partition that holds it.
     key = None if message.execution_id == execution_id else message.execution_id.encode()
-    return OutboxEntry("transition", message.id, encode_transition(message), key=key)
+    return OutboxEntry(
+        "transition", message.id, encode_transition(message), key=key, traceparent=tp
+    )
 
 
 class Acknowledged:
@@ -151,6 +162,8 @@ class Outbox:
                 headers = _STRUCTURED_HEADERS
             else:
                 headers = None
+            if entry.traceparent is not None:
+                headers = [*(headers or ()), (HEADER, entry.traceparent.encode())]
             topic = entry.topic or self._topic_of[entry.kind]
             if entry.kind == "publish" and self._ensure_topic is not None:
                 await self._ensure_topic(topic)

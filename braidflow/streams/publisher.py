@@ -15,6 +15,7 @@ import faust
 
 from braidflow.config import Topics
 from braidflow.engine import Transition
+from braidflow.engine.trace_context import HEADER as TRACEPARENT
 from braidflow.metrics import DEAD_LETTERS
 from braidflow.schemas import encode_transition
 from braidflow.schemas.dead_letters import HEAD_BYTES, DeadLetter, RedriveMark
@@ -45,12 +46,13 @@ class Publisher:
         metadata = await (await self.queue(topic, key, value))
         return int(metadata.offset)
 
-    async def send_transition(self, transition: Transition) -> None:
-        await self.produce(
-            self._topics.transitions,
-            transition.execution_id.encode(),
-            encode_transition(transition),
-        )
+    async def send_transition(self, transition: Transition, traceparent: str | None = None) -> None:
+        """Send a transition and wait for its acknowledgement; `traceparent` goes in the header
+        of that name."""
+        headers = None if traceparent is None else [(TRACEPARENT, traceparent.encode())]
+        key = transition.execution_id.encode()
+        value = encode_transition(transition)
+        await (await self.queue(self._topics.transitions, key, value, headers))
 
     async def dead_letter(self, letter: DeadLetter) -> None:
         DEAD_LETTERS.labels("record", letter.topic).inc()

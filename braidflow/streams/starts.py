@@ -14,6 +14,8 @@ from typing import Any
 from braidflow.config import Settings
 from braidflow.engine import StartExecution, ids
 from braidflow.engine.ids import execution_id_for
+from braidflow.engine.trace_context import HEADER as TRACEPARENT
+from braidflow.engine.trace_context import valid_traceparent
 from braidflow.schemas import encode_transition
 from braidflow.schemas.record_limits import check_record
 from braidflow.streams.catalog import Catalog, Deployment
@@ -70,6 +72,8 @@ class Starts:
             # The same object for every workflow the event starts: its JSON is built once.
             event if isinstance(event, dict) else dict(event),
             tenant=deployment.tenant,
+            # The CloudEvents traceparent extension: the execution joins the event's trace.
+            traceparent=valid_traceparent(event.get(TRACEPARENT)),
         )
         encoded = encode_transition(start)
         check_record("event", encoded, f"the start of {workflow_id!r}", self._max_record_bytes)

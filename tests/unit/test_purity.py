@@ -18,6 +18,7 @@ FORBIDDEN = (
     "confluent_kafka",
     "aiokafka",
     "aiohttp",
+    "opentelemetry",
     "rocksdict",
     "asyncio",
     "socket",

@@ -30,6 +30,11 @@ from braidflow.connectors.api.openapi import (
     path_param,
     ref,
 )
+from braidflow.connectors.api.trace_headers import (
+    TRACEPARENT_PARAM,
+    trace_extension,
+    with_request_trace,
+)
 from braidflow.schemas.cloudevents import from_structured, new_event
 from braidflow.tenants import tenant_variable
 
@@ -136,7 +141,7 @@ async def publish(request: web.Request) -> web.Response:
     """400 names the missing or bad attribute in `field`; 413 when the event, or a start it
     triggers, could not fit a record."""
     body = await request.read()
-    event = await off_loop(len(body), from_structured, body)
+    event = with_request_trace(await off_loop(len(body), from_structured, body), request)
     tenant = principal_of(request).tenant
     if event.extensions.get("tenant", tenant) != tenant:
         # The router would only dead-letter it: an event's tenant is its topic's.
@@ -160,6 +165,7 @@ _WEBHOOK_HEADERS = (
     ),
     header_param("Idempotency-Key", "The event's id: a retry with it starts nothing new"),
     header_param("X-Request-Id", "The event's id when there is no Idempotency-Key"),
+    TRACEPARENT_PARAM,
 )
 _WEBHOOK_BODY = json_request({**ANY, "description": "Any JSON: the event's data"})
 _WEBHOOK_REPLIES = {
@@ -236,7 +242,13 @@ async def _called(request: web.Request, tenant: str, path: str) -> web.Response:
     data = await parsed_json(body) if body.strip() else None
     # An empty header names no id.
     event_id = request.headers.get("Idempotency-Key") or request.headers.get("X-Request-Id") or None
-    event = new_event(f"braidflow.webhook.{name}", data, source=f"{path}/{name}", id=event_id)
+    event = new_event(
+        f"braidflow.webhook.{name}",
+        data,
+        source=f"{path}/{name}",
+        id=event_id,
+        extensions=trace_extension(request),
+    )
     started = await backend.start_for_event(workflows, event)
     return web.json_response({"event_id": event.id, "executions": started}, status=202)
 

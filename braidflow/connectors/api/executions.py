@@ -35,6 +35,7 @@ from braidflow.connectors.api.openapi import (
     query_param,
     ref,
 )
+from braidflow.connectors.api.trace_headers import TRACEPARENT_PARAM, request_traceparent
 from braidflow.engine import input_problems
 from braidflow.engine.state import ExecutionStatus
 from braidflow.topology.suggestions import did_you_mean
@@ -49,7 +50,7 @@ EXECUTION_ID = path_param("id", "The execution's id, as the start answered it")
     "POST",
     "/workflows/{id}/executions",
     summary="Start an execution of a workflow (its latest version unless `version` is given)",
-    parameters=[path_param("id", "The workflow's id")],
+    parameters=[path_param("id", "The workflow's id"), TRACEPARENT_PARAM],
     body=json_request(
         obj(
             [],
@@ -111,7 +112,7 @@ async def start(request: web.Request) -> web.Response:
     problems = await off_loop(size, input_problems, deployment.workflow, input_)
     if problems:
         raise Rejected("input does not match the workflow's input schema", problems)
-    execution_id = await backend.start_execution(deployment, input_)
+    execution_id = await backend.start_execution(deployment, input_, request_traceparent(request))
     return web.json_response(
         {
             "execution_id": execution_id,

@@ -275,6 +275,7 @@ def _send_item(draft: Draft, node: CompiledNode, run: NodeRun, index: int) -> No
             None,
             link,
             tenant=s.tenant,
+            traceparent=draft.node_traceparent(node.id, run.attempt),
         )
     )
     draft.children[ids.item_key(node.id, index)] = child

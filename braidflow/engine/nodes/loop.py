@@ -196,6 +196,7 @@ class Loop(NodeKind):
                 None,
                 link,
                 tenant=s.tenant,
+                traceparent=draft.node_traceparent(node.id, run.attempt),
             )
         )
         draft.children[node.id] = child

@@ -64,6 +64,7 @@ class Subworkflow(NodeKind):
                 None,
                 link,
                 tenant=s.tenant,
+                traceparent=draft.node_traceparent(node.id, attempt),
             )
         )
         errors = draft.earlier_errors(node.id)

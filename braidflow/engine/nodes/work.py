@@ -65,6 +65,7 @@ class WorkKind(NodeKind):
             item=item,
             tenant=draft.state.tenant,
             department=draft.workflow.definition.department,
+            traceparent=draft.node_traceparent(node.id, attempt),
         )
 
     def start(self, draft: Draft, node: CompiledNode, attempt: int, given: Any) -> None:

@@ -63,7 +63,7 @@ class Results:
         self.transitions: list[Transition] = []
         self.dead_letters: list[DeadLetter] = []
 
-    async def send(self, transition: Transition) -> None:
+    async def send(self, transition: Transition, traceparent: str | None = None) -> None:
         self.transitions.append(transition)
 
     async def dead_letter(self, dead: DeadLetter) -> None:

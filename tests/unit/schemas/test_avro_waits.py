@@ -255,4 +255,5 @@ def test_a_v1_outbox_entry_reads_into_the_current_schema_with_no_topic_or_key() 
         "value": b"\x01\x02",
         "topic": None,
         "key": None,
+        "traceparent": None,
     }

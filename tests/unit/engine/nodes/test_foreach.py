@@ -39,6 +39,7 @@ from braidflow.engine import (
 )
 from braidflow.engine.dry_run import dry_run, parse_answers
 from braidflow.engine.state import ExecutionStatus, NodeStatus
+from braidflow.engine.trace_context import ExecutionTrace
 from braidflow.topology import Workflow, compile_workflow
 
 EX = "ex"
@@ -270,6 +271,8 @@ def test_an_item_goes_out_as_a_task_request_of_the_inline_node() -> None:
             "hr.score",
             5_000,
             i,
+            # Every item's task runs in the span of the node's attempt.
+            traceparent=ExecutionTrace.of(EX, None).node_header("each", 1),
         )
         for i, x in enumerate(["a", "b"])
     ]
@@ -519,6 +522,7 @@ def test_a_workflow_do_starts_a_child_execution_per_item() -> None:
             {"who": name, "n": i},
             None,
             ParentLink(EX, "wf", "each", 1, context, i),
+            traceparent=ExecutionTrace.of(EX, None).node_header("each", 1),
         )
         for i, name in enumerate(["ada", "bob"])
     ]

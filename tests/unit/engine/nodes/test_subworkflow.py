@@ -20,6 +20,7 @@ from braidflow.engine import (
     child_execution_id,
     step,
 )
+from braidflow.engine.trace_context import ExecutionTrace
 from braidflow.topology import Workflow
 
 # -- subworkflows
@@ -58,6 +59,8 @@ def test_a_subworkflow_starts_its_child_and_waits_for_it() -> None:
         None,
         ParentLink(EX, "caller", "call", 1, {"input": {"who": "ada"}, "vars": {"team": "blue"},
                                               "event": None}),
+        # The child's span is a child of the calling node run's span.
+        traceparent=ExecutionTrace.of(EX, None).node_header("call", 1),
     )  # fmt: skip
     assert state.nodes["call"].status == "waiting"
     assert state.children == {"call": CHILD}

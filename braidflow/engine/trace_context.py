@@ -1,0 +1,301 @@
+"""W3C Trace Context for executions: the `traceparent` an execution arrived with, and the
+span ids of the execution and of each node run, derived from their ids.
+
+Deriving the ids (rather than drawing them at random) is what lets any worker name a
+span without holding anything in memory: the worker that applies the step ending a node
+run emits its span, with the start time the state recorded, and the records the node
+run sent earlier (its task request, a child's start) already named that span as their
+parent. An execution that arrived without a traceparent gets a trace of its own, its
+trace id derived from the execution id.
+
+Nothing here knows OpenTelemetry: the runtime turns `ended_spans` into spans.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from braidflow.engine import ids
+from braidflow.engine.messages import LifecycleEvent, NodeError, Outgoing
+from braidflow.engine.state import IN_FLIGHT, ExecutionState, NodeRun, NodeStatus
+
+HEADER = "traceparent"
+"""The name of the record header and HTTP header, and of the CloudEvents extension."""
+
+_HEX = frozenset("0123456789abcdef")
+_SAMPLED = "01"
+_EXECUTION_ENDS = frozenset({"workflow.completed", "workflow.failed", "workflow.cancelled"})
+_NODE_ENDS = frozenset({"node.completed", "node.failed", "node.retrying"})
+
+
+@dataclass(frozen=True, slots=True)
+class TraceParent:
+    """A valid `traceparent`: the trace, the caller's span and the trace flags, lower-case hex."""
+
+    trace_id: str
+    span_id: str
+    flags: str
+
+    @property
+    def header(self) -> str:
+        """The value as sent: version 00, whatever version it was read from."""
+        return f"00-{self.trace_id}-{self.span_id}-{self.flags}"
+
+
+def _is_hex(text: str, length: int) -> bool:
+    return len(text) == length and _HEX.issuperset(text) and text != "0" * length
+
+
+def parse_traceparent(value: Any) -> TraceParent | None:
+    """The traceparent `value` holds, or None when it holds none that is valid.
+
+    As W3C Trace Context asks: lower-case hex only, a trace id and a span id that are not
+    all zeros, version `ff` refused, version 00 exactly 55 characters; a later version may
+    append fields after a `-`, which are dropped.
+    """
+    if not isinstance(value, str):
+        return None
+    text = value.strip()
+    if len(text) < 55 or (len(text) > 55 and text[55] != "-"):
+        return None
+    version, trace_id, span_id, flags = text[:2], text[3:35], text[36:52], text[53:55]
+    if text[2] != "-" or text[35] != "-" or text[52] != "-":
+        return None
+    if not _HEX.issuperset(version) or version == "ff" or (version == "00" and len(text) != 55):
+        return None
+    if not (_is_hex(trace_id, 32) and _is_hex(span_id, 16) and _HEX.issuperset(flags)):
+        return None
+    return TraceParent(trace_id, span_id, flags)
+
+
+def valid_traceparent(value: Any) -> str | None:
+    """`value` as a version-00 traceparent when it is a valid one, else None (ignored)."""
+    parsed = parse_traceparent(value)
+    return None if parsed is None else parsed.header
+
+
+def derived_id(hex_digits: int, *parts: str) -> str:
+    """An id of `hex_digits` hex digits derived from `parts`, never all zeros."""
+    digest = hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:hex_digits]
+    return digest if digest != "0" * hex_digits else "0" * (hex_digits - 1) + "1"
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutionTrace:
+    """Where an execution's spans sit: its trace, its own span, and the span that called it
+    (None: the execution's span is the root of its trace)."""
+
+    execution_id: str
+    trace_id: str
+    span_id: str
+    parent_span_id: str | None
+    flags: str
+
+    @classmethod
+    def of(cls, execution_id: str, traceparent: str | None) -> ExecutionTrace:
+        """The trace of an execution that arrived with `traceparent` (None: a new trace)."""
+        incoming = parse_traceparent(traceparent)
+        span_id = derived_id(16, "execution", execution_id)
+        if incoming is None:
+            return cls(execution_id, derived_id(32, "trace", execution_id), span_id, None, _SAMPLED)
+        return cls(execution_id, incoming.trace_id, span_id, incoming.span_id, incoming.flags)
+
+    @property
+    def header(self) -> str:
+        """The traceparent naming the execution's span as the parent."""
+        return f"00-{self.trace_id}-{self.span_id}-{self.flags}"
+
+    def node_span_id(self, node_id: str, attempt: int) -> str:
+        """The span of attempt `attempt` of node `node_id`."""
+        return derived_id(16, "node", self.execution_id, node_id, str(attempt))
+
+    def node_header(self, node_id: str, attempt: int) -> str:
+        """The traceparent naming that node run's span as the parent."""
+        return f"00-{self.trace_id}-{self.node_span_id(node_id, attempt)}-{self.flags}"
+
+
+def execution_trace(state: ExecutionState) -> ExecutionTrace:
+    """The trace of the execution `state` holds."""
+    return ExecutionTrace.of(state.execution_id, state.traceparent)
+
+
+def record_traceparent(
+    message: Outgoing, trace: ExecutionTrace, nodes: Mapping[str, NodeRun]
+) -> str:
+    """The `traceparent` header of a record an execution sends: the span of the node run it
+    comes from, else the execution's span. A child's start and a task request carry the one
+    the engine gave them."""
+    carried = getattr(message, "traceparent", None)
+    if carried is not None:
+        return str(carried)
+    if getattr(message, "execution_id", None) != trace.execution_id:
+        # A notice to the parent, a cancel to a child: from the execution as a whole.
+        return trace.header
+    node_id = getattr(message, "node_id", None)
+    if node_id is None:
+        return trace.header
+    attempt = getattr(message, "attempt", None)
+    if attempt is None:
+        run = nodes.get(node_id)
+        attempt = run.attempt if run is not None else None
+    return trace.node_header(node_id, attempt) if attempt else trace.header
+
+
+@dataclass(frozen=True, slots=True)
+class SpanEnd:
+    """A span a step ended: an execution's or a node run's, with its times in epoch ms.
+
+    `status` is the node run's or the execution's (completed, failed, retrying, cancelled);
+    `error` set: the span ended in error.
+    """
+
+    name: str
+    trace_id: str
+    span_id: str
+    parent_span_id: str | None
+    flags: str
+    start_ms: int
+    end_ms: int
+    status: str
+    attributes: Mapping[str, str | int]
+    error: NodeError | None = None
+
+    @property
+    def sampled(self) -> bool:
+        return int(self.flags, 16) & 1 == 1
+
+
+def ended_spans(
+    before: ExecutionState | None,
+    after: ExecutionState,
+    outgoing: Sequence[Outgoing],
+    node_types: Mapping[str, str] | None = None,
+) -> list[SpanEnd]:
+    """The spans the step from `before` to `after` (which sent `outgoing`) ended.
+
+    A node run's span ends when its attempt completes, fails or is retried, and when the
+    execution's end cancels it; the execution's span when the execution completes, fails or
+    is cancelled (a redrive that reopens it ends the same span again, later).
+    """
+    trace = execution_trace(after)
+    common: dict[str, str | int] = {
+        "braidflow.execution_id": after.execution_id,
+        "braidflow.workflow_id": after.workflow_id,
+        "braidflow.workflow_version": after.workflow_version,
+        "braidflow.tenant": after.tenant,
+    }
+    spans: list[SpanEnd] = []
+    for message in outgoing:
+        if not isinstance(message, LifecycleEvent) or message.execution_id != after.execution_id:
+            continue
+        if message.node_id is None and message.type in _EXECUTION_ENDS:
+            status = message.type.removeprefix("workflow.")
+            spans.append(
+                SpanEnd(
+                    f"workflow {after.workflow_id}",
+                    trace.trace_id,
+                    trace.span_id,
+                    trace.parent_span_id,
+                    trace.flags,
+                    after.started_at,
+                    message.at,
+                    status,
+                    {**common, "braidflow.status": status},
+                    message.error,
+                )
+            )
+        elif message.node_id is not None and message.attempt and message.type in _NODE_ENDS:
+            run = after.nodes.get(message.node_id)
+            started = run.started_at if run is not None and run.attempt == message.attempt else None
+            spans.append(
+                _node_span(
+                    trace,
+                    common,
+                    message.node_id,
+                    message.attempt,
+                    message.at if started is None else started,
+                    message.at,
+                    message.type.removeprefix("node."),
+                    message.error,
+                    node_types,
+                )
+            )
+    if before is not None:
+        spans += _cancelled(trace, common, before, after, node_types)
+    return spans
+
+
+def _cancelled(
+    trace: ExecutionTrace,
+    common: Mapping[str, str | int],
+    before: ExecutionState,
+    after: ExecutionState,
+    node_types: Mapping[str, str] | None,
+) -> list[SpanEnd]:
+    """Node runs in flight that this step cancelled. One waiting to retry has no span open:
+    its attempt's span ended when the attempt failed."""
+    spans = []
+    for node_id, run in after.nodes.items():
+        previous = before.nodes.get(node_id)
+        if (
+            run.status != NodeStatus.CANCELLED
+            or previous is None
+            or previous.status not in IN_FLIGHT
+            or previous.attempt != run.attempt
+            or run.attempt < 1
+            or ids.node_timer(node_id, run.attempt, "retry") in before.timers
+        ):
+            continue
+        start = run.started_at if run.started_at is not None else after.updated_at
+        end = run.completed_at if run.completed_at is not None else after.updated_at
+        spans.append(
+            _node_span(
+                trace,
+                common,
+                node_id,
+                run.attempt,
+                start,
+                end,
+                NodeStatus.CANCELLED,
+                None,
+                node_types,
+            )
+        )
+    return spans
+
+
+def _node_span(
+    trace: ExecutionTrace,
+    common: Mapping[str, str | int],
+    node_id: str,
+    attempt: int,
+    start_ms: int,
+    end_ms: int,
+    status: str,
+    error: NodeError | None,
+    node_types: Mapping[str, str] | None,
+) -> SpanEnd:
+    attributes = {
+        **common,
+        "braidflow.node_id": node_id,
+        "braidflow.attempt": attempt,
+        "braidflow.status": status,
+    }
+    node_type = None if node_types is None else node_types.get(node_id)
+    if node_type is not None:
+        attributes["braidflow.node_type"] = node_type
+    return SpanEnd(
+        f"node {node_id}",
+        trace.trace_id,
+        trace.node_span_id(node_id, attempt),
+        trace.span_id,
+        trace.flags,
+        start_ms,
+        end_ms,
+        status,
+        attributes,
+        error,
+    )
