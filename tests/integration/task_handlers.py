@@ -85,3 +85,10 @@ def secret_strict(input: dict[str, Any], context: braidflow.TaskContext) -> dict
     if not input.get("fixed"):
         raise PermissionError(f"the helpdesk refused {token}")
     return {"fixed": True}
+
+
+@braidflow.task("test.traceparent")
+async def traceparent(input: Any, context: braidflow.TaskContext) -> dict[str, Any]:
+    """Takes `seconds` (0 by default), then answers with the traceparent its context gives."""
+    await asyncio.sleep(float((input or {}).get("seconds", 0)))
+    return {"traceparent": context.traceparent}

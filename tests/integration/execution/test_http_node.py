@@ -97,6 +97,18 @@ async def test_a_text_answer_stays_text(server: str, client: HttpNodeClient) -> 
     assert output["body"] == "plain words"
 
 
+async def test_the_node_runs_span_goes_out_as_traceparent_unless_the_node_sets_one(
+    server: str, client: HttpNodeClient, seen: Seen
+) -> None:
+    span = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    await client.call(params(f"{server}/echo"), 5_000, "e1:it:1", span)
+    own = "00-11111111111111111111111111111111-2222222222222222-01"
+    await client.call(params(f"{server}/echo", headers={"traceparent": own}), 5_000, "k", span)
+    await client.call(params(f"{server}/echo"), 5_000, "e1:it:1")
+    sent = [{k.lower(): v for k, v in r["headers"].items()} for r in seen.requests]
+    assert [h.get("traceparent") for h in sent] == [span, own, None]
+
+
 async def test_the_idempotency_key_headers_and_query_are_sent(
     server: str, client: HttpNodeClient, seen: Seen
 ) -> None:

@@ -6,8 +6,10 @@ import asyncio
 from typing import Any
 
 from braidflow.config import Topics
+from braidflow.engine import LifecycleEvent, PublishEvent, TaskRequest
 from braidflow.schemas import OutboxEntry
-from braidflow.streams.outbox import Outbox
+from braidflow.schemas.cloudevents import from_structured
+from braidflow.streams.outbox import Outbox, outbox_entry
 
 
 async def test_a_published_event_makes_sure_of_its_topic_and_other_records_do_not() -> None:
@@ -31,3 +33,38 @@ async def test_a_published_event_makes_sure_of_its_topic_and_other_records_do_no
     await outbox.send(b"ex", entries)
     assert sent == [("bf.tasks", b"ex"), ("events.ticket", b"subject")]
     assert ensured == ["events.ticket"]
+
+
+async def test_every_record_carries_its_traceparent_header_and_a_published_event_its_extension() -> (
+    None
+):
+    headers: dict[str, Any] = {}
+
+    async def send(topic: str, key: bytes, value: bytes, sent: Any) -> asyncio.Future[int]:
+        headers[topic] = dict(sent or ())
+        done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        done.set_result(0)
+        return done
+
+    async def ensure(topic: str) -> None:
+        pass
+
+    node_span = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    event = LifecycleEvent("ex/workflow.started", "workflow.started", "ex", "wf", 1, 1)
+    task = TaskRequest("ex", "wf", "a", "task", 1, "ex:a:1", 1, traceparent=node_span)
+    publish = PublishEvent("ex/tell", "ex", "wf", "tell", 1, "ticket.opened", {"n": 1})
+    entries = [
+        outbox_entry(event, "events.", "ex", node_span),
+        outbox_entry(task, "events.", "ex", node_span),
+        outbox_entry(publish, "events.", "ex", node_span),
+    ]
+    await Outbox(Topics("bf"), send, ensure).send(b"ex", entries)
+    assert {topic: h["traceparent"] for topic, h in headers.items()} == {
+        "bf.lifecycle": node_span.encode(),
+        "bf.tasks": node_span.encode(),
+        "events.ticket": node_span.encode(),
+    }
+    # Lifecycle records keep their CloudEvents headers beside it.
+    assert headers["bf.lifecycle"]["ce_type"] == b"braidflow.workflow.started"
+    published = from_structured(entries[2].value)
+    assert published.extensions == {"traceparent": node_span}

@@ -1,0 +1,207 @@
+"""Traces across services, workers and sub-workflows, with real parts: two worker subprocesses
+export their spans by OTLP/HTTP (the SDK's own exporter, as OTEL_* configures it) to a
+receiver on 127.0.0.1, and an http node calls a server on 127.0.0.1 that records the
+traceparent it is sent. The first worker stops while the children run, so the second ends
+spans the first began."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+from background_loop import BackgroundLoop
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
+from suite_broker import SuiteBroker
+from waiting import until
+from workers import WorkerProcess, wait_for_terminal
+
+from braidflow.connectors.broker import free_port
+from braidflow.engine.trace_context import ExecutionTrace, parse_traceparent
+
+SPANS_WAIT_S = 60
+
+
+@dataclass(frozen=True)
+class ReceivedSpan:
+    trace_id: str
+    span_id: str
+    parent_span_id: str | None
+    name: str
+    attributes: dict[str, Any]
+    worker: str
+
+
+class Collector:
+    """What the OTLP receiver and the called service saw."""
+
+    def __init__(self) -> None:
+        self.spans: list[ReceivedSpan] = []
+        self.traceparents: list[str | None] = []
+
+    def app(self) -> web.Application:
+        async def traces(request: web.Request) -> web.Response:
+            export = ExportTraceServiceRequest.FromString(await request.read())
+            for resource_spans in export.resource_spans:
+                resource = {a.key: a.value.string_value for a in resource_spans.resource.attributes}
+                for scope_spans in resource_spans.scope_spans:
+                    for span in scope_spans.spans:
+                        self.spans.append(
+                            ReceivedSpan(
+                                span.trace_id.hex(),
+                                span.span_id.hex(),
+                                span.parent_span_id.hex() or None,
+                                span.name,
+                                {a.key: _value(a.value) for a in span.attributes},
+                                resource.get("service.instance.id", "?"),
+                            )
+                        )
+            body = ExportTraceServiceResponse().SerializeToString()
+            return web.Response(body=body, content_type="application/x-protobuf")
+
+        async def service(request: web.Request) -> web.Response:
+            self.traceparents.append(request.headers.get("traceparent"))
+            return web.json_response({"ok": True})
+
+        app = web.Application()
+        app.router.add_post("/v1/traces", traces)
+        app.router.add_get("/service", service)
+        return app
+
+    def of_trace(self, trace_id: str) -> list[ReceivedSpan]:
+        return [s for s in self.spans if s.trace_id == trace_id]
+
+
+def _value(value: Any) -> Any:
+    kind = value.WhichOneof("value")
+    return getattr(value, kind) if kind else None
+
+
+@pytest.fixture
+def collector(background_loop: BackgroundLoop) -> Iterator[tuple[Collector, str]]:
+    collector = Collector()
+    port = free_port()
+    runner = background_loop.serve(collector.app(), "127.0.0.1", port)
+    try:
+        yield collector, f"http://127.0.0.1:{port}"
+    finally:
+        background_loop.run(runner.cleanup())
+
+
+CHILD = """
+id: traced-child
+nodes:
+  - {id: work, type: task, params: {handler: test.traceparent, input: {seconds: 2}}}
+  - {id: done, type: end, params: {output: "${nodes.work.output}"}}
+edges:
+  - {from: work, to: done}
+"""
+PARENT = """
+id: traced-parent
+nodes:
+  - {id: fetch, type: http, params: {method: GET, url: "URL/service"}}
+  - {id: call, type: subworkflow, params: {workflow: traced-child}}
+  - {id: done, type: end, params: {output: {child: "${nodes.call.output}"}}}
+edges:
+  - {from: fetch, to: call}
+  - {from: call, to: done}
+"""
+
+
+def start(worker: WorkerProcess, headers: dict[str, str]) -> str:
+    body = json.dumps({"input": {}}).encode()
+    reply = worker.api.request(
+        "POST", "/workflows/traced-parent/executions", body, "application/json", headers
+    )
+    assert reply.status == 202, reply
+    return str(reply.body["execution_id"])
+
+
+def test_one_trace_per_execution_with_the_right_parents_across_two_workers_and_a_child(
+    broker: SuiteBroker,
+    prefix: str,
+    tmp_path: Path,
+    collector: tuple[Collector, str],
+) -> None:
+    seen, url = collector
+    workers = [
+        WorkerProcess(
+            broker,
+            prefix,
+            tmp_path / name / "data",
+            tmp_path / f"{name}.log",
+            env={
+                "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": f"{url}/v1/traces",
+                "OTEL_BSP_SCHEDULE_DELAY": "100",
+                "OTEL_RESOURCE_ATTRIBUTES": f"service.instance.id={name}",
+            },
+        )
+        for name in ("first", "second")
+    ]
+    try:
+        for worker in workers:
+            worker.start()
+        for worker in (*workers, *workers):
+            worker.wait_ready()
+        first, second = workers
+        assert first.api.deploy(CHILD).status == 201
+        assert first.api.deploy(PARENT.replace("URL", url)).status == 201
+        until(lambda: second.api.get("/workflows/traced-parent").status == 200, "the deployment")
+
+        given: dict[str, str] = {}
+        for n in range(8):
+            traceparent = f"00-{secrets.token_hex(16)}-{secrets.token_hex(8)}-01"
+            given[start(workers[n % 2], {"traceparent": traceparent})] = traceparent
+        own = start(first, {})
+        malformed = start(second, {"traceparent": "00-not-a-traceparent-01"})
+        # The children run for 2 s; the first worker leaves meanwhile, and the second ends
+        # the spans the first began.
+        until(lambda: len(seen.traceparents) >= 10, "every http node's call", 30)
+        first.stop()
+        ended = wait_for_terminal(second.api, [*given, own, malformed], 60, [second])
+    finally:
+        for worker in workers:
+            worker.stop()
+
+    assert {view["status"] for view in ended.values()} == {"completed"}, ended
+    expected = {eid: parse_traceparent(tp) for eid, tp in given.items()}
+    expected[own] = None
+    expected[malformed] = None
+    traces = {
+        eid: (tp.trace_id if tp else ExecutionTrace.of(eid, None).trace_id)
+        for eid, tp in expected.items()
+    }
+
+    def all_spans_in() -> bool:
+        return all(len(seen.of_trace(trace_id)) == 7 for trace_id in traces.values())
+
+    until(all_spans_in, "seven spans of every execution's trace", SPANS_WAIT_S)
+    for execution_id, incoming in expected.items():
+        received = seen.of_trace(traces[execution_id])
+        spans = {(s.attributes["braidflow.workflow_id"], s.name): s for s in received}
+        assert len(spans) == 7, received
+        execution = spans["traced-parent", "workflow traced-parent"]
+        assert execution.attributes["braidflow.execution_id"] == execution_id
+        assert execution.parent_span_id == (incoming.span_id if incoming else None)
+        for name in ("node fetch", "node call", "node done"):
+            assert spans["traced-parent", name].parent_span_id == execution.span_id, name
+        child = spans["traced-child", "workflow traced-child"]
+        assert child.parent_span_id == spans["traced-parent", "node call"].span_id
+        for name in ("node work", "node done"):
+            assert spans["traced-child", name].parent_span_id == child.span_id, name
+        # The handler's context and the http call carry the node runs' spans.
+        output = ended[execution_id]["output"]["child"]
+        work = spans["traced-child", "node work"]
+        assert output == {"traceparent": f"00-{traces[execution_id]}-{work.span_id}-01"}
+        fetch = spans["traced-parent", "node fetch"]
+        assert f"00-{traces[execution_id]}-{fetch.span_id}-01" in seen.traceparents
+    # Both workers exported spans; those of one trace may come from either.
+    assert {span.worker for span in seen.spans} == {"first", "second"}
