@@ -13,6 +13,7 @@ Nothing here knows OpenTelemetry: the runtime turns `ended_spans` into spans.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -77,6 +78,8 @@ def valid_traceparent(value: Any) -> str | None:
     return None if parsed is None else parsed.header
 
 
+# A node run's id is asked for by its task request, its events and its span: kept a while.
+@functools.lru_cache(maxsize=16_384)
 def derived_id(hex_digits: int, *parts: str) -> str:
     """An id of `hex_digits` hex digits derived from `parts`, never all zeros."""
     digest = hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:hex_digits]
@@ -94,14 +97,10 @@ class ExecutionTrace:
     parent_span_id: str | None
     flags: str
 
-    @classmethod
-    def of(cls, execution_id: str, traceparent: str | None) -> ExecutionTrace:
+    @staticmethod
+    def of(execution_id: str, traceparent: str | None) -> ExecutionTrace:
         """The trace of an execution that arrived with `traceparent` (None: a new trace)."""
-        incoming = parse_traceparent(traceparent)
-        span_id = derived_id(16, "execution", execution_id)
-        if incoming is None:
-            return cls(execution_id, derived_id(32, "trace", execution_id), span_id, None, _SAMPLED)
-        return cls(execution_id, incoming.trace_id, span_id, incoming.span_id, incoming.flags)
+        return _trace_of(execution_id, traceparent)
 
     @property
     def header(self) -> str:
@@ -115,6 +114,19 @@ class ExecutionTrace:
     def node_header(self, node_id: str, attempt: int) -> str:
         """The traceparent naming that node run's span as the parent."""
         return f"00-{self.trace_id}-{self.node_span_id(node_id, attempt)}-{self.flags}"
+
+
+# Every step of an execution asks again; the hashes are most of a step's cost of traces.
+@functools.lru_cache(maxsize=16_384)
+def _trace_of(execution_id: str, traceparent: str | None) -> ExecutionTrace:
+    incoming = parse_traceparent(traceparent)
+    span_id = derived_id(16, "execution", execution_id)
+    if incoming is None:
+        trace_id = derived_id(32, "trace", execution_id)
+        return ExecutionTrace(execution_id, trace_id, span_id, None, _SAMPLED)
+    return ExecutionTrace(
+        execution_id, incoming.trace_id, span_id, incoming.span_id, incoming.flags
+    )
 
 
 def execution_trace(state: ExecutionState) -> ExecutionTrace:
