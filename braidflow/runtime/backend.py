@@ -40,6 +40,8 @@ from braidflow.engine import (
     ids,
 )
 from braidflow.engine.state import TERMINAL, ExecutionStatus, NodeStatus
+from braidflow.engine.trace_context import HEADER as TRACEPARENT
+from braidflow.engine.trace_context import ExecutionTrace
 from braidflow.runtime.worker import Runtime
 from braidflow.schemas import CodecError, decode_stored, encode_event, encode_transition
 from braidflow.schemas.audit import AuditRecord, encode_audit
@@ -160,7 +162,11 @@ class RuntimeBackend:
         await self._check_first_step(deployment, start, encoded, "input")
         publisher = self._runtime.publisher
         transitions = self._runtime.settings.topics.transitions
-        await self._accept([(start, publisher.queue(transitions, execution_id.encode(), encoded))])
+        header = ExecutionTrace.of(execution_id, start.traceparent).header
+        send = publisher.queue(
+            transitions, execution_id.encode(), encoded, [(TRACEPARENT, header.encode())]
+        )
+        await self._accept([(start, send)])
         return execution_id
 
     async def _check_first_step(
@@ -190,7 +196,8 @@ class RuntimeBackend:
         for start, send in starts:
             key = start.execution_id.encode()
             accepted = accepted_event(start)
-            headers = lifecycle_headers(accepted.id, key)
+            trace = ExecutionTrace.of(start.execution_id, start.traceparent)
+            headers = [*lifecycle_headers(accepted.id, key), (TRACEPARENT, trace.header.encode())]
             queued = self._runtime.publisher.queue(lifecycle, key, encode_event(accepted), headers)
             acknowledgements += [await queued, await send]
         await asyncio.gather(*acknowledgements)

@@ -53,6 +53,7 @@ from braidflow.streams.committing import Commits
 from braidflow.streams.group_errors import FATAL_GROUP_ERRORS
 from braidflow.streams.offsets import PartitionOffsets
 from braidflow.streams.publisher import epoch_ms
+from braidflow.streams.trace_scope import node_run_context
 from braidflow.tasks import NodeFailure, TaskContext, TaskRegistry
 from braidflow.topology.secret_references import resolve_references
 from braidflow.topology.suggestions import did_you_mean
@@ -354,8 +355,9 @@ class Executor:
             request.timeout_ms if request.timeout_ms is not None else DEFAULT_TASK_TIMEOUT_MS
         )
         try:
-            async with asyncio.timeout(timeout_ms / 1000) as deadline:
-                return await handler(request.input, context)
+            with node_run_context(request.traceparent):
+                async with asyncio.timeout(timeout_ms / 1000) as deadline:
+                    return await handler(request.input, context)
         except TimeoutError:
             # Only our deadline is ours to explain; a TimeoutError the handler raised stays its own.
             if deadline.expired():

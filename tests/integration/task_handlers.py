@@ -8,6 +8,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from opentelemetry import trace
+
 import braidflow
 
 
@@ -92,3 +94,20 @@ async def traceparent(input: Any, context: braidflow.TaskContext) -> dict[str, A
     """Takes `seconds` (0 by default), then answers with the traceparent its context gives."""
     await asyncio.sleep(float((input or {}).get("seconds", 0)))
     return {"traceparent": context.traceparent}
+
+
+def _current_span() -> dict[str, str]:
+    span = trace.get_current_span().get_span_context()
+    return {"trace_id": format(span.trace_id, "032x"), "span_id": format(span.span_id, "016x")}
+
+
+@braidflow.task("test.current_span")
+def current_span(input: Any) -> dict[str, str]:
+    """OpenTelemetry's current span, as a sync handler (run in a thread) sees it."""
+    return _current_span()
+
+
+@braidflow.task("test.current_span_async")
+async def current_span_async(input: Any) -> dict[str, str]:
+    """OpenTelemetry's current span, as an async handler sees it."""
+    return _current_span()

@@ -11,6 +11,7 @@ from typing import Any
 
 from domain_events import completed, send, unique
 from suite_broker import SuiteBroker
+from topic_records import TopicReader
 from workers import WorkerProcess
 
 from braidflow.engine.trace_context import ExecutionTrace, parse_traceparent
@@ -126,3 +127,98 @@ def test_an_execution_a_published_event_starts_joins_the_publishers_trace(
     assert reply.status == 202, reply
     ((_, trace),) = handler_trace(shared_worker, listener, 1).items()
     assert trace == given[3:35]
+
+
+def test_a_handler_runs_with_its_node_runs_span_as_the_current_opentelemetry_span(
+    shared_worker: WorkerProcess,
+) -> None:
+    workflow = f"{unique()}-spans"
+    definition = {
+        "id": workflow,
+        "nodes": [
+            {"id": "sync", "type": "task", "params": {"handler": "test.current_span"}},
+            {"id": "async", "type": "task", "params": {"handler": "test.current_span_async"}},
+            {
+                "id": "done",
+                "type": "end",
+                "params": {
+                    "output": {"sync": "${nodes.sync.output}", "async": "${nodes.async.output}"}
+                },
+            },
+        ],
+        "edges": [{"from": "sync", "to": "async"}, {"from": "async", "to": "done"}],
+    }
+    assert shared_worker.api.deploy(json.dumps(definition)).status == 201
+    given = new_traceparent()
+    reply = shared_worker.api.request(
+        "POST",
+        f"/workflows/{workflow}/executions",
+        b'{"input": {}}',
+        "application/json",
+        {"traceparent": given},
+    )
+    assert reply.status == 202, reply
+    execution_id = reply.body["execution_id"]
+    output = shared_worker.wait_until_finished([execution_id])[execution_id]["output"]
+    trace = ExecutionTrace.of(execution_id, given)
+    assert output == {
+        node: {"trace_id": given[3:35], "span_id": trace.node_span_id(node, 1)}
+        for node in ("sync", "async")
+    }
+
+
+def test_every_record_an_execution_and_its_child_produce_carries_the_trace(
+    shared_worker: WorkerProcess,
+) -> None:
+    kind = unique()
+    child, parent = f"{kind}-child", f"{kind}-parent"
+    deployed = [
+        {
+            "id": child,
+            "nodes": [
+                {"id": "echo", "type": "task", "params": {"handler": "test.echo", "input": {}}},
+                {"id": "done", "type": "end"},
+            ],
+            "edges": [{"from": "echo", "to": "done"}],
+        },
+        {
+            "id": parent,
+            "nodes": [
+                {"id": "call", "type": "subworkflow", "params": {"workflow": child}},
+                {"id": "tell", "type": "publish", "params": {"type": f"{kind}.told"}},
+                {"id": "done", "type": "end"},
+            ],
+            "edges": [{"from": "call", "to": "tell"}, {"from": "tell", "to": "done"}],
+        },
+    ]
+    for definition in deployed:
+        assert shared_worker.api.deploy(json.dumps(definition)).status == 201
+    given = new_traceparent()
+    reply = shared_worker.api.request(
+        "POST",
+        f"/workflows/{parent}/executions",
+        b'{"input": {}}',
+        "application/json",
+        {"traceparent": given},
+    )
+    assert reply.status == 202, reply
+    execution_id = reply.body["execution_id"]
+    ended = shared_worker.wait_until_finished([execution_id])[execution_id]
+    assert ended["status"] == "completed", ended
+    ours = {execution_id.encode(), f"{execution_id}.call".encode()}
+    prefix = shared_worker.prefix
+    seen: dict[str, int] = {}
+    for topic in ("transitions", "tasks", "lifecycle", f"events.{kind}"):
+        name = topic if topic.startswith("events.") else f"{prefix}.{topic}"
+        with TopicReader(shared_worker.broker, name) as reader:
+            records = [
+                r for r in reader.read_to_end() if r.key in ours or topic.startswith("events.")
+            ]
+        assert records, topic
+        for record in records:
+            header = dict(record.headers).get("traceparent")
+            parsed = parse_traceparent((header or b"").decode())
+            assert parsed is not None and parsed.trace_id == given[3:35], (topic, record)
+        seen[topic] = len(records)
+    # Starts, task results and the child's notice; task requests; every lifecycle event.
+    assert seen["transitions"] >= 5 and seen["tasks"] == 1 and seen["lifecycle"] >= 10, seen
