@@ -42,6 +42,8 @@ import confluent_kafka
 
 from braidflow.access import DEFAULT_TENANT
 from braidflow.config import Settings
+from braidflow.engine.trace_context import HEADER as TRACEPARENT
+from braidflow.engine.trace_context import valid_traceparent
 from braidflow.schemas import CodecError, decode_event
 from braidflow.schemas.cloudevents import CloudEventError, from_kafka
 from braidflow.schemas.dead_letters import DeadLetter
@@ -321,7 +323,12 @@ class EventRouter:
             lifecycle = decode_event(message.value())
             # Written by braidflow's workers alone: the execution's own tenant.
             happened = Happened(lifecycle.at, lifecycle=True, tenant=lifecycle.tenant)
-            return lifecycle_scope(lifecycle), happened
+            scope = lifecycle_scope(lifecycle)
+            # The execution's span: what the event starts continues its trace.
+            traceparent = valid_traceparent((headers.get(TRACEPARENT) or b"").decode("latin-1"))
+            if traceparent is not None:
+                scope[TRACEPARENT] = traceparent
+            return scope, happened
         tenant = tenant_of_topic(message.topic(), self._settings.events_prefix)
         event = from_kafka(message.headers(), message.value())
         claimed = event.extensions.get("tenant")

@@ -222,3 +222,30 @@ def test_every_record_an_execution_and_its_child_produce_carries_the_trace(
         seen[topic] = len(records)
     # Starts, task results and the child's notice; task requests; every lifecycle event.
     assert seen["transitions"] >= 5 and seen["tasks"] == 1 and seen["lifecycle"] >= 10, seen
+
+
+def test_an_execution_a_lifecycle_event_starts_continues_the_trace_of_the_one_that_ended(
+    shared_worker: WorkerProcess,
+) -> None:
+    kind = unique()
+    first, follower = f"{kind}-first", f"{kind}-follower"
+    simple = {"id": first, "nodes": [{"id": "done", "type": "end"}], "edges": []}
+    assert shared_worker.api.deploy(json.dumps(simple)).status == 201
+    trigger = {
+        "event": {
+            "types": ["braidflow.workflow.completed"],
+            "when": f"event.data.workflow_id == '{first}'",
+        }
+    }
+    assert shared_worker.api.deploy(traced(follower, trigger)).status == 201
+    given = new_traceparent()
+    reply = shared_worker.api.request(
+        "POST",
+        f"/workflows/{first}/executions",
+        b'{"input": {}}',
+        "application/json",
+        {"traceparent": given},
+    )
+    assert reply.status == 202, reply
+    ((_, trace),) = handler_trace(shared_worker, follower, 1).items()
+    assert trace == given[3:35]
