@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from braidflow.topology.layout import edge_label
 from braidflow.topology.model import Definition, Node
 from braidflow.topology.workflow import Workflow
 
@@ -71,15 +72,12 @@ def mermaid(source: Workflow | Definition) -> str:
     for edge in definition.edges:
         # A hand-built Definition may name unknown nodes; draw those as written.
         source_id, target_id = ids.get(edge.source, edge.source), ids.get(edge.target, edge.target)
-        if edge.when is not None:
-            label = f'|"{_escape(edge.when)}"|'
-        elif edge.default:
-            label = "|default|"
-        elif edge.timeout:
-            label = "|timeout|"
-        elif edge.on_error:
-            label = "|on error|"
-        else:
+        text = edge_label(edge)
+        if text is None:
             label = ""
+        elif edge.when is not None:
+            label = f'|"{_escape(text)}"|'
+        else:
+            label = f"|{text}|"
         lines.append(f"    {source_id} -->{label} {target_id}")
     return "\n".join(lines) + "\n"
