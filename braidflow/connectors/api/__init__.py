@@ -19,6 +19,7 @@ from braidflow.connectors.api.authentication import (
     authenticate,
 )
 from braidflow.connectors.api.backend import BACKEND, Backend, Deployed
+from braidflow.connectors.api.dashboard import dashboard, serve_dashboard
 from braidflow.connectors.api.dead_letters import dead_letters
 from braidflow.connectors.api.departments import departments
 from braidflow.connectors.api.errors import (
@@ -60,6 +61,7 @@ RESOURCES: tuple[Resource, ...] = (
     audit,
     keys,
     operations,
+    dashboard,
 )
 
 __all__ = [
@@ -110,4 +112,5 @@ def create_api(backend: Backend, authentication: Authentication | None = None) -
     app[OPERATIONS] = operations_by_id(RESOURCES)
     for resource in RESOURCES:
         resource.add_to(app.router)
+    serve_dashboard(app)
     return app

@@ -72,7 +72,7 @@ def _history(backend: Backend, workflow_id: str) -> list[Deployed]:
     return found
 
 
-def _check(request: web.Request, workflow_id: str, needed: Role) -> None:
+def check_workflow_role(request: web.Request, workflow_id: str, needed: Role) -> None:
     """Refuse a caller who may not do what `needed` may on the workflow's department."""
     found = backend_of(request).versions(workflow_id)
     if found:
@@ -91,7 +91,7 @@ def _number(raw: Any, name: str) -> int:
     return raw
 
 
-def _version(backend: Backend, workflow_id: str, raw: Any, name: str) -> Deployed:
+def version_of(backend: Backend, workflow_id: str, raw: Any, name: str) -> Deployed:
     history = _history(backend, workflow_id)
     number = _number(raw, name)
     found = next((d for d in history if d.version == number), None)
@@ -120,7 +120,7 @@ def _version(backend: Backend, workflow_id: str, raw: Any, name: str) -> Deploye
 async def list_versions(request: web.Request) -> web.Response:
     """A removed workflow's versions are still listed."""
     workflow_id = request.match_info["id"]
-    _check(request, workflow_id, Role.VIEWER)
+    check_workflow_role(request, workflow_id, Role.VIEWER)
     history = _history(backend_of(request), workflow_id)
     return web.json_response({"id": workflow_id, "versions": [version_view(d) for d in history]})
 
@@ -146,8 +146,8 @@ async def list_versions(request: web.Request) -> web.Response:
 )
 async def show_version(request: web.Request) -> web.Response:
     workflow_id = request.match_info["id"]
-    _check(request, workflow_id, Role.VIEWER)
-    found = _version(backend_of(request), workflow_id, request.match_info["n"], "n")
+    check_workflow_role(request, workflow_id, Role.VIEWER)
+    found = version_of(backend_of(request), workflow_id, request.match_info["n"], "n")
     return web.json_response({"id": workflow_id, **version_view(found), "definition": found.text})
 
 
@@ -190,8 +190,8 @@ async def rollback(request: web.Request) -> web.Response:
         raise BadRequest("version: required, the version to roll back to", field="version")
     if backend.latest(workflow_id) is None:
         raise NotFound(f"no workflow {workflow_id!r}")
-    _check(request, workflow_id, Role.EDITOR)
-    target = _version(backend, workflow_id, body["version"], "version")
+    check_workflow_role(request, workflow_id, Role.EDITOR)
+    target = version_of(backend, workflow_id, body["version"], "version")
     deployment, created = await backend.deploy(
         target.text, principal_of(request).name, target.version
     )
@@ -237,12 +237,12 @@ async def diff(request: web.Request) -> web.Response:
     """A node counts as changed when it, or an edge leaving it, differs."""
     backend = backend_of(request)
     workflow_id = request.match_info["id"]
-    _check(request, workflow_id, Role.VIEWER)
+    check_workflow_role(request, workflow_id, Role.VIEWER)
     given = {}
     for name in ("from", "to"):
         if name not in request.query:
             raise BadRequest(f"{name}: required, a version number", field=name)
-        given[name] = _version(backend, workflow_id, request.query[name], name)
+        given[name] = version_of(backend, workflow_id, request.query[name], name)
     old, new = given["from"], given["to"]
     changes = node_changes(old.workflow.definition, new.workflow.definition)
     return web.json_response(

@@ -230,6 +230,9 @@ CASES: dict[str, Case] = {
     "ready": Case("/ready", None, 200, Reach.PUBLIC),
     "metrics": Case("/metrics", None, 200, Reach.PUBLIC),
     "openapi": Case("/openapi.json", None, 200, Reach.DOCUMENT),
+    "me": Case("/me", None, 200, Reach.DOCUMENT),
+    "workflow_graph": Case(f"{TARGET_PATH}/graph", None, 200, Reach.OBJECT),
+    "department_map": Case("/map", None, 200, Reach.LISTING, "nodes"),
 }
 # How a listing names what it shows.
 LISTED: dict[str, Callable[[dict[str, Any]], str]] = {
@@ -239,6 +242,7 @@ LISTED: dict[str, Callable[[dict[str, Any]], str]] = {
     "departments": lambda item: str(item["name"]),
     "records": lambda item: str(item["id"]),
     "keys": lambda item: str(item["id"]),
+    "nodes": lambda item: str(item["id"]),
 }
 
 
@@ -390,6 +394,7 @@ def matrix(broker: SuiteBroker, tmp_path_factory: pytest.TempPathFactory) -> Ite
                 "departments": {DEPARTMENT},
                 "records": {r["id"] for r in audited},
                 "keys": set(keys),
+                "nodes": {"matrix-target", "matrix-fragile"},
             },
             seeded,
         )
@@ -404,15 +409,15 @@ def test_every_operation_is_in_the_matrix() -> None:
     assert public == {name for name, case in CASES.items() if case.reach is Reach.PUBLIC}
 
 
-def test_the_matrix_has_576_cases(capsys: pytest.CaptureFixture[str]) -> None:
-    """32 operations x (4 roles x 4 scopes + no key + a revoked key)."""
+def test_the_matrix_has_630_cases(capsys: pytest.CaptureFixture[str]) -> None:
+    """35 operations x (4 roles x 4 scopes + no key + a revoked key)."""
     with capsys.disabled():
         print(
             f"\npermission matrix: {len(operations())} operations x {len(CREDENTIALS)}"
             f" credentials ({len(ROLES)} roles x {len(Scope)} scopes + no key + revoked key)"
             f" = {len(MATRIX)} cases"
         )
-    assert len(MATRIX) == len(CASES) * len(CREDENTIALS) == 576
+    assert len(MATRIX) == len(CASES) * len(CREDENTIALS) == 630
 
 
 @pytest.mark.parametrize(

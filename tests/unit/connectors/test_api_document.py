@@ -39,11 +39,13 @@ METHODS = ("get", "put", "post", "delete", "patch", "head", "options", "trace")
 
 
 def routed() -> set[tuple[str, str]]:
-    """(method, path) of every route the application serves, regexes of path ids dropped."""
+    """(method, path) of every API route the application serves, regexes of path ids
+    dropped. The dashboard's files (`/`, `/ui/...`) are pages, not API operations."""
     app = create_api(backend=None)  # type: ignore[arg-type]
     return {
         (route.method.lower(), re.sub(r"\{(\w+):[^}]*\}", r"{\1}", route.resource.canonical))
         for route in app.router.routes()
+        if route.resource.canonical.startswith("/api/")
     }
 
 
