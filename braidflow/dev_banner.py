@@ -61,6 +61,8 @@ def ready_banner(
     lines = [
         "",
         f"braidflow is ready. API: {api_url}/api/v1  broker: {broker}",
+        f"dashboard: {api_url}/"
+        + ("" if key is None else "  (sign in with the owner API key below)"),
         f"deployed: {', '.join(w for w, _ in deployed) or '(none)'}",
     ]
     if key is None:

@@ -91,3 +91,12 @@ def test_the_banner_says_where_things_are_and_what_was_deployed() -> None:
     assert "API: http://127.0.0.1:8082/api/v1  broker: 127.0.0.1:41234" in banner
     assert "deployed: fan-out" in banner
     assert ready_banner("http://127.0.0.1:8080", "b:1", [], "bf").count("deployed: (none)") == 1
+
+
+def test_the_banner_gives_the_dashboard_address_and_what_to_sign_in_with() -> None:
+    signed = ready_banner("http://127.0.0.1:8082", "b:1", [], "bf", key="bfk_x_y")
+    assert "dashboard: http://127.0.0.1:8082/  (sign in with the owner API key below)" in signed
+    open_ = ready_banner("http://127.0.0.1:8082", "b:1", [], "bf")
+    assert [line for line in open_.splitlines() if "dashboard" in line] == [
+        "dashboard: http://127.0.0.1:8082/"
+    ]
