@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run dry-run test lint bench bench-runtime bench-events bench-delays clean
+.PHONY: install run dry-run test lint chromium screenshots bench bench-runtime bench-events bench-delays clean
 
 install: $(STAMP)
 
@@ -25,8 +25,19 @@ lint: install
 	$(BIN)/ruff check braidflow tests bench
 	$(BIN)/ruff format --check braidflow tests bench
 
-test: lint
+# The dashboard's browser tests drive Debian's chromium (tests/integration/dashboard): installed
+# here when missing, as root; without it those tests fail, they are never skipped.
+test: lint chromium
 	$(BIN)/python -m pytest -q
+
+chromium:
+	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq \
+		&& DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } \
+		|| { echo "chromium is missing: apt-get install chromium (as root)"; exit 1; }
+
+screenshots: install chromium
+	$(BIN)/python -m pytest -q tests/integration/dashboard/screenshots.py
+
 
 bench: install
 	$(BIN)/python bench/engine_bench.py

@@ -1,0 +1,146 @@
+"""Screenshots of every dashboard page, on a laptop and a phone, into docs/screenshots/
+(docs/dashboard.md shows them). Not part of the suite (its name is not test_*): run it with
+`make screenshots`, against a real worker holding a small order scenario."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from dashboard_browser import sign_in
+from playwright.sync_api import Browser, Page, expect
+from waiting import until
+from workers import WorkerApi, WorkerProcess
+
+from braidflow.client_cli import quote_id
+
+SHOTS = Path(__file__).parents[3] / "docs" / "screenshots"
+INVOICE = """
+id: order-invoice
+name: Invoice an order
+nodes:
+  - {id: bill, type: task, params: {handler: test.echo}}
+  - {id: done, type: end}
+edges:
+  - {from: bill, to: done}
+"""
+FOLLOW_UP = """
+id: order-follow-up
+name: Ask how it went
+triggers:
+  - event: {types: [order.shipped]}
+nodes:
+  - {id: survey, type: task, params: {handler: test.echo}}
+  - {id: done, type: end}
+edges:
+  - {from: survey, to: done}
+"""
+INTAKE = """
+id: order-intake
+name: Take an order
+nodes:
+  - {id: validate, type: task, name: Check the order, params: {handler: test.echo}}
+  - {id: prepare, type: parallel}
+  - {id: pick, type: task, name: Pick the items, params: {handler: test.slow, input: {value: picked}}}
+  - {id: pack, type: task, name: Pack the box, params: {handler: test.slow, input: {value: packed}}}
+  - {id: ready, type: join}
+  - {id: invoice, type: subworkflow, params: {workflow: order-invoice}}
+  - {id: ship, type: approval, name: Ship it?, params: {message: "Ship this order?",
+      choices: [ship, hold], input: {type: object, required: [carrier],
+      properties: {carrier: {type: string, enum: [post, courier]}, note: {type: string}}}}}
+  - {id: shipped, type: publish, params: {type: order.shipped, data: {order: "${input.order}"}}}
+  - {id: held, type: end}
+  - {id: done, type: end}
+edges:
+  - {from: validate, to: prepare}
+  - {from: prepare, to: pick}
+  - {from: prepare, to: pack}
+  - {from: pick, to: ready}
+  - {from: pack, to: ready}
+  - {from: ready, to: invoice}
+  - {from: invoice, to: ship}
+  - {from: ship, to: shipped, when: "output.choice == 'ship'"}
+  - {from: ship, to: held, default: true}
+  - {from: shipped, to: done}
+"""
+CHECK = """
+id: stock-check
+name: Check the stock
+nodes:
+  - {id: check, type: task, params: {handler: test.strict}}
+  - {id: done, type: end}
+edges:
+  - {from: check, to: done}
+"""
+PAGES = {
+    "workflows": "#/workflows",
+    "workflow": "#/workflows/order-intake",
+    "execution": "#/executions/{shipped}",
+    "approvals": "#/approvals",
+    "dead-letters": "#/dead-letters",
+    "map": "#/map",
+    "events": "#/events",
+    "analytics": "#/stats",
+}
+SIZES = {"": (1280, 860), "-phone": (390, 844)}
+
+
+def waiting_at_ship(api: WorkerApi, execution_id: str) -> bool:
+    view = api.execution(execution_id).body
+    return any(n["node_id"] == "ship" and n["status"] == "waiting" for n in view.get("nodes", []))
+
+
+def scenario(worker: WorkerProcess) -> dict[str, str]:
+    """The order scenario: one order shipped, one waiting for approval, a failed check."""
+    api = worker.api
+    for text in (INVOICE, FOLLOW_UP, INTAKE.replace("Ship it?", "Ship?"), INTAKE, CHECK):
+        assert api.deploy(text).status in (200, 201)
+    shipped = api.start("order-intake", {"order": "A-1"})
+    waiting = api.start("order-intake", {"order": "A-2"})
+    failed = api.start("stock-check", {"sku": "B-7"})
+    until(lambda: waiting_at_ship(api, shipped), "order A-1 at its approval")
+    decided = api.post_json(
+        f"/executions/{shipped}/approvals/ship",
+        {"choice": "ship", "data": {"carrier": "courier"}},
+    )
+    assert decided.status == 200, decided
+    worker.wait_until_finished([shipped])
+    until(lambda: waiting_at_ship(api, waiting), "order A-2 at its approval")
+    until(
+        lambda: api.get("/dead-letters?workflow=stock-check").body["dead_letters"],
+        "the stock check's dead letter",
+    )
+    return {"shipped": shipped, "waiting": waiting, "failed": quote_id(failed)}
+
+
+def shoot(page: Page, base_url: str, key: str, names: dict[str, str], suffix: str) -> None:
+    sign_in(page, base_url, key)
+    for name, hash_ in PAGES.items():
+        page.goto(f"{base_url}/{hash_.format(**names)}")
+        expect(page.locator("#page h1")).to_be_visible()
+        if name in ("workflow", "execution", "map"):
+            page.wait_for_selector("svg.graph")
+        if name == "workflow":
+            page.click("#diff button[type=submit], form.inline button[type=submit]")
+            page.wait_for_selector("pre.diff")
+        page.wait_for_load_state("networkidle")
+        page.screenshot(path=str(SHOTS / f"{name}{suffix}.png"), full_page=True)
+
+
+def test_take_screenshots(browser: Browser, shared_worker: WorkerProcess) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    names = scenario(shared_worker)
+    for suffix, (width, height) in SIZES.items():
+        context = browser.new_context(viewport={"width": width, "height": height})
+        try:
+            shoot(
+                context.new_page(),
+                shared_worker.api.base_url,
+                str(shared_worker.api.key),
+                names,
+                suffix,
+            )
+        finally:
+            context.close()
+    assert sorted(p.name for p in SHOTS.glob("*.png")) == sorted(
+        f"{name}{suffix}.png" for name in PAGES for suffix in SIZES
+    )

@@ -1,0 +1,206 @@
+"""The dashboard in a real browser (chromium, Playwright) against a real worker: sign in, start
+an execution and watch it turn green, approve from the inbox, redrive a dead letter with a
+patched input, and a viewer who sees no buttons."""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+
+from dashboard_browser import sign_in
+from playwright.sync_api import Page, expect
+from waiting import until
+from workers import SUITE_OWNER, WorkerApi, WorkerProcess
+
+from braidflow.client_cli import quote_id
+
+CHAIN = """
+id: {id}
+nodes:
+  - {{id: first, type: task, params: {{handler: test.slow, input: {{value: "${{input.value}}", seconds: 3}}}}}}
+  - {{id: second, type: task, params: {{handler: test.echo}}}}
+  - {{id: done, type: end, params: {{output: {{value: "${{nodes.first.output.value}}"}}}}}}
+edges:
+  - {{from: first, to: second}}
+  - {{from: second, to: done}}
+"""
+APPROVAL = """
+id: {id}
+nodes:
+  - {{id: ask, type: approval, params: {{message: "Ship order {tag}?", choices: [ship, hold],
+      input: {{type: object, required: [reason], properties: {{reason: {{type: string}}}}}}}}}}
+  - {{id: shipped, type: end, params: {{output: {{reason: "${{nodes.ask.output.data.reason}}"}}}}}}
+edges:
+  - {{from: ask, to: shipped}}
+"""
+FRAGILE = """
+id: {id}
+nodes:
+  - {{id: check, type: task, params: {{handler: test.strict}}}}
+  - {{id: done, type: end}}
+edges:
+  - {{from: check, to: done}}
+"""
+
+
+def unique(name: str) -> str:
+    return f"{name}-{uuid.uuid4().hex[:8]}"
+
+
+def deployed(api: WorkerApi, text: str, **names: str) -> str:
+    workflow = unique("dash")
+    reply = api.deploy(text.format(id=workflow, **names))
+    assert reply.status == 201, reply
+    return workflow
+
+
+def test_signing_in_shows_who_and_the_workflows(page: Page, shared_worker: WorkerProcess) -> None:
+    api = shared_worker.api
+    workflow = deployed(api, CHAIN)
+    page.goto(f"{api.base_url}/")
+    expect(page.locator("#sign-in")).to_be_visible()
+    expect(page.locator("#nav")).to_be_hidden()
+    page.fill("#credential", "bfk_not_a_key_of_this_cluster")
+    page.click("#sign-in button[type=submit]")
+    expect(page.locator("#sign-in-error")).to_contain_text("did not accept")
+    sign_in(page, api.base_url, str(api.key))
+    expect(page.locator("#who")).to_contain_text(f"{SUITE_OWNER} · owner")
+    expect(page.get_by_role("link", name=workflow)).to_be_visible()
+    # The key stays in this tab's sessionStorage, never in the address.
+    assert page.evaluate("sessionStorage.getItem('braidflow.credential')") == api.key
+    assert str(api.key) not in page.url
+
+
+def test_an_execution_started_from_the_dashboard_turns_green(
+    page: Page, shared_worker: WorkerProcess
+) -> None:
+    api = shared_worker.api
+    workflow = deployed(api, CHAIN)
+    sign_in(page, api.base_url, str(api.key), f"#/workflows/{workflow}")
+    expect(page.locator("#graph [data-node]")).to_have_count(3)
+    page.fill("#start-input", json.dumps({"value": "green"}))
+    page.click("[data-action=start]")
+    page.wait_for_url(re.compile(r"#/executions/"))
+    # Seen while it runs (the first node takes 3 s), then turning green without a reload.
+    expect(page.locator('#graph [data-node="first"]')).to_have_attribute("data-state", "running")
+    expect(page.locator("#execution-status [data-status]")).to_have_attribute(
+        "data-status", "completed"
+    )
+    for node in ("first", "second", "done"):
+        expect(page.locator(f'#graph [data-node="{node}"]')).to_have_attribute(
+            "data-state", "completed"
+        )
+    expect(page.locator(".timeline .lane")).to_have_count(3)
+    execution_id = page.url.rsplit("/", 1)[1]
+    assert api.execution(execution_id).body["output"] == {"value": "green"}
+
+
+def test_approving_from_the_inbox_lets_the_execution_go_on(
+    page: Page, shared_worker: WorkerProcess
+) -> None:
+    api = shared_worker.api
+    tag = uuid.uuid4().hex[:6]
+    workflow = deployed(api, APPROVAL, tag=tag)
+    execution_id = api.start(workflow, {})
+    until(
+        lambda: any(
+            a["execution_id"] == execution_id for a in api.get("/approvals").body["approvals"]
+        ),
+        "the approval in the inbox",
+    )
+    sign_in(page, api.base_url, str(api.key), "#/approvals")
+    card = page.locator(f'article.approval[data-execution="{execution_id}"]')
+    expect(card).to_contain_text(f"Ship order {tag}?")
+    # The reply form its schema asks for, and the node's own choices.
+    card.locator('input[name="reason"]').fill("customer waited long enough")
+    expect(card.locator("[data-choice]")).to_have_count(2)
+    card.locator('[data-choice="ship"]').click()
+    expect(card.locator(".decided")).to_contain_text("Answered ship")
+    card.get_by_role("link", name="follow the execution").click()
+    expect(page.locator("#execution-status [data-status]")).to_have_attribute(
+        "data-status", "completed"
+    )
+    expect(page.locator('#graph [data-node="shipped"]')).to_have_attribute(
+        "data-state", "completed"
+    )
+    view = api.execution(execution_id).body
+    assert view["output"] == {"reason": "customer waited long enough"}, view
+
+
+def test_a_dead_letter_redriven_with_a_patched_input_completes(
+    page: Page, shared_worker: WorkerProcess
+) -> None:
+    api = shared_worker.api
+    workflow = deployed(api, FRAGILE)
+    execution_id = api.start(workflow, {})
+
+    def letter() -> str | None:
+        found = api.get(f"/dead-letters?workflow={workflow}&kind=node").body["dead_letters"]
+        return next((d["id"] for d in found if d["execution_id"] == execution_id), None)
+
+    letter_id = until(letter, "the failed node's dead letter")
+    sign_in(page, api.base_url, str(api.key), "#/dead-letters")
+    card = page.locator(f'article.dead-letter[data-id="{letter_id}"]')
+    expect(card).to_contain_text("input not fixed")
+    card.locator("textarea").fill(json.dumps({"fixed": True}))
+    card.locator("[data-action=redrive]").click()
+    expect(card.locator(".decided")).to_contain_text("Redriven")
+    card.get_by_role("link", name="follow the execution").click()
+    expect(page.locator("#execution-status [data-status]")).to_have_attribute(
+        "data-status", "completed"
+    )
+    redriven = api.get(f"/dead-letters?workflow={workflow}&kind=node").body["dead_letters"]
+    assert [d["redriven_at"] is not None for d in redriven if d["id"] == letter_id] == [True]
+    assert quote_id(letter_id)  # the id the page posted to, as the CLI quotes it
+
+
+def test_a_viewer_sees_no_buttons_an_operator_does(
+    page: Page, shared_worker: WorkerProcess
+) -> None:
+    api = shared_worker.api
+    approval = deployed(api, APPROVAL, tag="viewer")
+    fragile = deployed(api, FRAGILE)
+    waiting = api.start(approval, {})
+    failed = api.start(fragile, {})
+    until(
+        lambda: any(a["execution_id"] == waiting for a in api.get("/approvals").body["approvals"]),
+        "the approval in the inbox",
+    )
+    until(
+        lambda: api.get(f"/dead-letters?workflow={fragile}").body["dead_letters"],
+        "the dead letter",
+    )
+    assert api.deploy(APPROVAL.format(id=approval, tag="second")).status == 201
+    pages = (
+        f"#/workflows/{approval}",
+        f"#/executions/{waiting}",
+        "#/approvals",
+        "#/dead-letters",
+    )
+    buttons = "[data-action], [data-choice]"
+
+    def seen(key: str) -> list[int]:
+        counts = []
+        sign_in(page, api.base_url, key, pages[0])
+        for hash_ in pages:
+            page.goto(f"{api.base_url}/{hash_}")
+            page.wait_for_selector("#page h1")
+            # The page's data is in: the graph, the approval's card, the letter's card.
+            if hash_.startswith("#/workflows") or hash_.startswith("#/executions"):
+                page.wait_for_selector("#graph [data-node]")
+            elif hash_ == "#/approvals":
+                page.wait_for_selector(f'article.approval[data-execution="{waiting}"]')
+            else:
+                page.wait_for_selector("article.dead-letter")
+            counts.append(page.locator(buttons).count())
+        page.click("#sign-out")
+        page.wait_for_selector("#sign-in:not([hidden])")
+        return counts
+
+    operator = api.as_new_key("operator", unique("dash-operator")).key
+    viewer = api.as_new_key("viewer", unique("dash-viewer")).key
+    # The operator starts, pauses or cancels, decides and redrives; an editor would roll back.
+    assert all(count > 0 for count in seen(str(operator)))
+    assert seen(str(viewer)) == [0, 0, 0, 0]
+    assert failed
