@@ -4,10 +4,18 @@ export function h(tag, attrs = {}, ...children) {
   for (const [name, value] of Object.entries(attrs)) {
     if (value === null || value === undefined || value === false) continue;
     if (name.startsWith("on")) element.addEventListener(name.slice(2), value);
+    // Through the CSSOM: the Content-Security-Policy refuses style attributes.
+    else if (name === "style") Object.assign(element.style, value);
     else element.setAttribute(name, value === true ? "" : String(value));
   }
   append(element, children);
   return element;
+}
+
+// Replace what `element` holds with `children` (nested lists and nulls as h takes them).
+export function fill(element, ...children) {
+  element.replaceChildren();
+  append(element, children);
 }
 
 export function svg(tag, attrs = {}, ...children) {

@@ -30,9 +30,20 @@ export function drawGraph(graph, { states = {}, marks = {}, onPick = null } = {}
       svg("polyline", { points, class: edge.back ? "edge back" : "edge", "marker-end": "url(#arrow)" }),
     );
     if (edge.label) {
+      // Near the target end: labels of edges that leave one node apart stay apart.
       const [[x1, y1], [x2, y2]] = edge.back ? edge.points.slice(1, 3) : edge.points;
-      const label = svg("text", { x: (x1 + x2) / 2 + 4, y: (y1 + y2) / 2, class: "edge-label" });
-      label.textContent = edge.label;
+      const at = edge.back ? 0.5 : 0.7;
+      const anchor = edge.back || x2 > x1 ? "start" : x2 < x1 ? "end" : "start";
+      const label = svg("text", {
+        x: x1 + (x2 - x1) * at + (anchor === "end" ? -6 : 6),
+        y: y1 + (y2 - y1) * at,
+        class: "edge-label",
+        "text-anchor": anchor,
+      });
+      label.textContent = edge.label.length > 30 ? `${edge.label.slice(0, 29)}…` : edge.label;
+      const tip = svg("title");
+      tip.textContent = edge.label;
+      label.append(tip);
       picture.append(label);
     }
   }

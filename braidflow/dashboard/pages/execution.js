@@ -3,7 +3,7 @@
 // a node timeline, inputs, outputs, errors, join progress, logs and the control buttons.
 import { ApiError, get, post, stream } from "../api.js";
 import { may } from "../access.js";
-import { badge, h, json, table, when } from "../dom.js";
+import { badge, fill, h, json, table, when } from "../dom.js";
 import { drawGraph } from "../graph.js";
 
 const ENDED = new Set(["completed", "failed", "cancelled"]);
@@ -33,7 +33,7 @@ export async function show(page, { me }, executionId) {
         render();
       },
     }));
-    body.replaceChildren(
+    fill(body, 
       h(
         "h1",
         {},
@@ -116,7 +116,7 @@ export async function show(page, { me }, executionId) {
             { class: "lane-track" },
             h("span", {
               class: `bar state-${n.status}`,
-              style: `left:${(100 * from) / span}%;width:${Math.max((100 * (to - from)) / span, 0.5)}%`,
+              style: { left: `${(100 * from) / span}%`, width: `${Math.max((100 * (to - from)) / span, 0.5)}%` },
               title: n.duration_ms !== null ? `${n.duration_ms} ms` : n.status,
             }),
           ),
@@ -147,8 +147,15 @@ export async function show(page, { me }, executionId) {
     );
   }
 
+  // Reads overlap while events arrive; an older answer landing last must not win.
+  let asked = 0;
+  let shown = 0;
   async function refresh() {
-    view = await get(path);
+    const mine = ++asked;
+    const found = await get(path);
+    if (mine < shown) return;
+    shown = mine;
+    view = found;
     if (ENDED.has(view.status)) await readLogs();
     render();
   }

@@ -2,7 +2,7 @@
 // publishes and another takes (GET /map, derived from the definitions and laid out by the
 // worker), each workflow colored by its recent success rate.
 import { get } from "../api.js";
-import { h } from "../dom.js";
+import { fill, h } from "../dom.js";
 import { drawGraph } from "../graph.js";
 
 function rate(node) {
@@ -23,7 +23,7 @@ export async function show(page) {
     const query = pick.value ? `?department=${encodeURIComponent(pick.value)}` : "";
     const map = await get(`/map${query}`);
     const marks = Object.fromEntries(map.nodes.map((n) => [n.id, rate(n)]));
-    box.replaceChildren(
+    fill(box, 
       map.nodes.length
         ? drawGraph({ ...map, id: "map", version: "" }, {
             marks,
@@ -31,7 +31,7 @@ export async function show(page) {
           })
         : h("p", {}, "No workflow here."),
     );
-    notes.replaceChildren(
+    fill(notes, 
       h("p", { class: "hint" }, "Solid edges: a sub-workflow call or an event type (its label). ",
         "Green: at least 95% of the newest executions completed; amber: 80%; red: less; white: none ended."),
       h("ul", {}, map.nodes.map((n) => h("li", {}, `${n.id}: `,

@@ -1,7 +1,7 @@
 // Workflows and their versions: the graph of each, a diff between two, rollback, start.
 import { get, post } from "../api.js";
 import { may } from "../access.js";
-import { badge, h, table, when } from "../dom.js";
+import { badge, fill, h, table, when } from "../dom.js";
 import { drawGraph } from "../graph.js";
 
 export async function list(page) {
@@ -42,7 +42,7 @@ export async function show(page, { me }, workflowId) {
   async function showVersion(number, marks = {}) {
     const drawn = await get(`${path}/graph?version=${number}`);
     heading.textContent = `Version ${number}`;
-    picture.replaceChildren(drawGraph(drawn, { marks }));
+    fill(picture, drawGraph(drawn, { marks }));
   }
 
   const versionRows = versions.map((v) =>
@@ -92,7 +92,7 @@ export async function show(page, { me }, workflowId) {
         for (const id of found.nodes.added) marks[id] = "added";
         for (const id of found.nodes.changed) marks[id] = "changed";
         await showVersion(found.to, marks);
-        diffBox.replaceChildren(
+        fill(diffBox, 
           h(
             "p",
             {},
@@ -138,7 +138,7 @@ export async function show(page, { me }, workflowId) {
         )
       : h("p", {}, "None yet."),
   );
-  picture.replaceChildren(drawGraph(graph));
+  fill(picture, drawGraph(graph));
 }
 
 function startForm(path) {

@@ -55,7 +55,7 @@ nodes:
       input: {{type: object, required: [reason], properties: {{reason: {{type: string}}}}}}}}}}
   - {{id: done, type: end}}
 edges:
-  - {{from: ask, to: done, when: "output.choice == 'ship'"}}
+  - {{from: ask, to: done}}
 """
 
 

@@ -44,9 +44,10 @@ nodes:
   - {id: pack, type: task, name: Pack the box, params: {handler: test.slow, input: {value: packed}}}
   - {id: ready, type: join}
   - {id: invoice, type: subworkflow, params: {workflow: order-invoice}}
-  - {id: ship, type: approval, name: Ship it?, params: {message: "Ship this order?",
+  - {id: ship, type: approval, name: "Ship it?", params: {message: "Ship this order?",
       choices: [ship, hold], input: {type: object, required: [carrier],
       properties: {carrier: {type: string, enum: [post, courier]}, note: {type: string}}}}}
+  - {id: route, type: decision}
   - {id: shipped, type: publish, params: {type: order.shipped, data: {order: "${input.order}"}}}
   - {id: held, type: end}
   - {id: done, type: end}
@@ -58,15 +59,16 @@ edges:
   - {from: pack, to: ready}
   - {from: ready, to: invoice}
   - {from: invoice, to: ship}
-  - {from: ship, to: shipped, when: "output.choice == 'ship'"}
-  - {from: ship, to: held, default: true}
+  - {from: ship, to: route}
+  - {from: route, to: shipped, when: "nodes.ship.output.choice == 'ship'"}
+  - {from: route, to: held, default: true}
   - {from: shipped, to: done}
 """
 CHECK = """
 id: stock-check
 name: Check the stock
 nodes:
-  - {id: check, type: task, params: {handler: test.strict}}
+  - {id: check, type: task, params: {handler: test.strict, input: {sku: B-7, fixed: false}}}
   - {id: done, type: end}
 edges:
   - {from: check, to: done}
@@ -108,6 +110,21 @@ def scenario(worker: WorkerProcess) -> dict[str, str]:
     until(
         lambda: api.get("/dead-letters?workflow=stock-check").body["dead_letters"],
         "the stock check's dead letter",
+    )
+    published = api.post_json(
+        "/events",
+        {
+            "specversion": "1.0",
+            "id": "shop-1",
+            "source": "/shop",
+            "type": "order.shipped",
+            "data": {"order": "A-0"},
+        },
+    )
+    assert published.status == 202, published
+    until(
+        lambda: len(api.get("/workflows/order-follow-up/executions").body["executions"]) >= 2,
+        "the follow-ups the shipped events start",
     )
     return {"shipped": shipped, "waiting": waiting, "failed": quote_id(failed)}
 

@@ -37,7 +37,7 @@ edges:
 FRAGILE = """
 id: {id}
 nodes:
-  - {{id: check, type: task, params: {{handler: test.strict}}}}
+  - {{id: check, type: task, params: {{handler: test.strict, input: {{fixed: false}}}}}}
   - {{id: done, type: end}}
 edges:
   - {{from: check, to: done}}

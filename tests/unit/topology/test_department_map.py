@@ -3,11 +3,11 @@ workflow publishes that another's trigger or wait takes."""
 
 from __future__ import annotations
 
-from braidflow.topology import load_workflow
+from braidflow.topology import Definition, load_workflow
 from braidflow.topology.department_map import Link, links
 
 
-def _definition(text: str):  # noqa: ANN202 - a Definition
+def _definition(text: str) -> Definition:
     return load_workflow(text).definition
 
 

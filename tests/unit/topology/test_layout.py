@@ -56,8 +56,8 @@ def test_boxes_never_overlap_and_fit_inside_the_drawing() -> None:
     drawn = layout(FAN_OUT)
     boxes = [(n.x, n.y) for n in drawn.nodes]
     for i, (x1, y1) in enumerate(boxes):
-        assert 0 <= x1 and x1 + NODE_WIDTH <= drawn.width
-        assert 0 <= y1 and y1 + NODE_HEIGHT <= drawn.height
+        assert x1 >= 0 and x1 + NODE_WIDTH <= drawn.width
+        assert y1 >= 0 and y1 + NODE_HEIGHT <= drawn.height
         for x2, y2 in boxes[i + 1 :]:
             assert abs(x1 - x2) >= NODE_WIDTH or abs(y1 - y2) >= NODE_HEIGHT
 
