@@ -147,17 +147,26 @@ export async function show(page, { me }, executionId) {
     );
   }
 
-  // Reads overlap while events arrive; an older answer landing last must not win.
-  let asked = 0;
-  let shown = 0;
-  async function refresh() {
-    const mine = ++asked;
-    const found = await get(path);
-    if (mine < shown) return;
-    shown = mine;
-    view = found;
-    if (ENDED.has(view.status)) await readLogs();
-    render();
+  // One read at a time: events arriving during a read make one more read after it, so a
+  // burst of events costs the worker two reads, and an older answer never lands last.
+  let reading = null;
+  let again = false;
+  function refresh() {
+    if (reading) {
+      again = true;
+      return reading;
+    }
+    reading = (async () => {
+      do {
+        again = false;
+        view = await get(path);
+      } while (again);
+      if (ENDED.has(view.status) && logs === null) await readLogs();
+      render();
+    })().finally(() => {
+      reading = null;
+    });
+    return reading;
   }
 
   async function readLogs() {
@@ -166,6 +175,7 @@ export async function show(page, { me }, executionId) {
     } catch (error) {
       // No logs endpoint on this worker yet (issue 17 item 5): show none.
       if (!(error instanceof ApiError) || error.status !== 404) throw error;
+      logs = [];
     }
   }
 
