@@ -47,6 +47,8 @@ async function route() {
   if (leave) leave();
   leave = null;
   page.replaceChildren();
+  // Set once the page has its data: what tests and the screenshot script wait for.
+  delete page.dataset.ready;
   if (!me) {
     form.hidden = false;
     return;
@@ -63,6 +65,7 @@ async function route() {
     } catch (error) {
       page.append(h("p", { class: "error", role: "alert" }, error.message));
     }
+    if (location.hash === hash || (!location.hash && hash === "#/workflows")) page.dataset.ready = "";
     return;
   }
   page.append(h("p", { class: "error" }, `no page ${hash}`));

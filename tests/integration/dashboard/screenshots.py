@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from dashboard_browser import sign_in
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, Page
 from waiting import until
 from workers import WorkerApi, WorkerProcess
 
@@ -133,7 +133,7 @@ def shoot(page: Page, base_url: str, key: str, names: dict[str, str], suffix: st
     sign_in(page, base_url, key)
     for name, hash_ in PAGES.items():
         page.goto(f"{base_url}/{hash_.format(**names)}")
-        expect(page.locator("#page h1")).to_be_visible()
+        page.wait_for_selector("#page[data-ready]")
         if name in ("workflow", "execution", "map"):
             page.wait_for_selector("svg.graph")
         if name == "workflow":
