@@ -9,7 +9,7 @@ import re
 import uuid
 
 from dashboard_browser import sign_in
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Browser, Page, expect
 from waiting import until
 from workers import SUITE_OWNER, WorkerApi, WorkerProcess
 
@@ -204,3 +204,46 @@ def test_a_viewer_sees_no_buttons_an_operator_does(
     assert all(count > 0 for count in seen(str(operator)))
     assert seen(str(viewer)) == [0, 0, 0, 0]
     assert failed
+
+
+def test_an_editor_diffs_two_versions_and_rolls_back(
+    page: Page, shared_worker: WorkerProcess
+) -> None:
+    api = shared_worker.api
+    workflow = deployed(api, CHAIN)
+    changed = CHAIN.format(id=workflow).replace(
+        "{id: second, type: task,", "{id: second, type: task, name: Echo it,"
+    )
+    assert api.deploy(changed).status == 201
+    editor = api.as_new_key("editor", unique("dash-editor")).key
+    sign_in(page, api.base_url, str(editor), f"#/workflows/{workflow}")
+    page.click("form.inline button[type=submit]")
+    expect(page.locator("#diff")).to_contain_text("changed: second")
+    expect(page.locator('#graph [data-node="second"]')).to_have_class(re.compile(r"\bchanged\b"))
+    expect(page.locator("pre.diff .plus")).to_contain_text(["+++", "name: Echo it"])
+    page.on("dialog", lambda dialog: dialog.accept())
+    page.click("[data-action=rollback]")
+    expect(page.locator("table").first).to_contain_text("restores v1")
+    versions = api.get(f"/workflows/{workflow}/versions").body["versions"]
+    assert [(v["version"], v["restores"]) for v in versions] == [(1, None), (2, None), (3, 1)]
+
+
+def test_on_a_phone_nothing_is_wider_than_the_screen(
+    browser: Browser, shared_worker: WorkerProcess
+) -> None:
+    api = shared_worker.api
+    workflow = deployed(api, APPROVAL, tag="phone")
+    execution_id = api.start(workflow, {})
+    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True)
+    try:
+        phone = context.new_page()
+        sign_in(phone, api.base_url, str(api.key), f"#/workflows/{workflow}")
+        for hash_ in (f"#/workflows/{workflow}", f"#/executions/{execution_id}", "#/approvals"):
+            phone.goto(f"{api.base_url}/{hash_}")
+            phone.wait_for_selector("#page[data-ready]")
+            overflow = phone.evaluate(
+                "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+            )
+            assert overflow <= 0, (hash_, overflow)
+    finally:
+        context.close()
