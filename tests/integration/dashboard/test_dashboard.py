@@ -247,3 +247,30 @@ def test_on_a_phone_nothing_is_wider_than_the_screen(
             assert overflow <= 0, (hash_, overflow)
     finally:
         context.close()
+
+
+def test_an_operator_pauses_resumes_and_cancels_an_execution(
+    page: Page, shared_worker: WorkerProcess
+) -> None:
+    api = shared_worker.api
+    workflow = deployed(api, APPROVAL, tag="controls")
+    execution_id = api.start(workflow, {})
+    until(
+        lambda: any(n["status"] == "waiting" for n in api.execution(execution_id).body["nodes"]),
+        "the execution to wait at its approval",
+    )
+    operator = api.as_new_key("operator", unique("dash-controls")).key
+    sign_in(page, api.base_url, str(operator), f"#/executions/{execution_id}")
+    expect(page.locator('#graph [data-node="ask"]')).to_have_attribute("data-state", "waiting")
+    page.click("[data-action=pause]")
+    expect(page.locator(".badge.status-paused")).to_be_visible()
+    page.click("[data-action=resume]")
+    expect(page.locator("[data-action=pause]")).to_be_visible()
+    expect(page.locator(".badge.status-paused")).to_have_count(0)
+    page.click("[data-action=cancel]")
+    expect(page.locator("#execution-status [data-status]")).to_have_attribute(
+        "data-status", "cancelled"
+    )
+    expect(page.locator("[data-action]")).to_have_count(0)
+    actions = [c["action"] for c in api.execution(execution_id).body["control"]]
+    assert actions[:3] == ["pause", "resume", "cancel"], actions
