@@ -6,10 +6,12 @@ import { svg } from "./dom.js";
 export function drawGraph(graph, { states = {}, marks = {}, onPick = null } = {}) {
   const width = graph.node_width;
   const height = graph.node_height;
+  // Room either side for edge labels, which may reach past the outermost boxes.
+  const pad = graph.edges.some((edge) => edge.label) ? 90 : 0;
   const picture = svg("svg", {
     class: "graph",
-    viewBox: `0 0 ${graph.width} ${graph.height}`,
-    width: graph.width,
+    viewBox: `${-pad} 0 ${graph.width + 2 * pad} ${graph.height}`,
+    width: graph.width + 2 * pad,
     role: "img",
     "aria-label": `graph of ${graph.id} version ${graph.version}`,
   });
@@ -40,7 +42,7 @@ export function drawGraph(graph, { states = {}, marks = {}, onPick = null } = {}
         class: "edge-label",
         "text-anchor": anchor,
       });
-      label.textContent = edge.label.length > 30 ? `${edge.label.slice(0, 29)}…` : edge.label;
+      label.textContent = edge.label.length > 24 ? `${edge.label.slice(0, 23)}…` : edge.label;
       const tip = svg("title");
       tip.textContent = edge.label;
       label.append(tip);
