@@ -25,6 +25,7 @@ from braidflow.connectors.api.openapi import (
     query_param,
 )
 from braidflow.connectors.api.versions import check_workflow_role, version_of
+from braidflow.connectors.execution_search import ExecutionSearch
 from braidflow.engine.state import ExecutionStatus
 from braidflow.topology.department_map import links
 from braidflow.topology.kinds.approval import DEFAULT_CHOICES
@@ -222,7 +223,8 @@ async def department_map(request: web.Request) -> web.Response:
     ).as_json()
     by_id = {d.workflow_id: d for d in shown}
     for node in drawn["nodes"]:
-        statuses = [e["status"] for e in backend.executions_of(node["id"], RECENT, None)]
+        recent = await backend.executions_of(node["id"], RECENT, ExecutionSearch())
+        statuses = [e["status"] for e in recent]
         ended = [s for s in statuses if s in ENDED]
         succeeded = ended.count(ExecutionStatus.COMPLETED)
         node.update(
