@@ -1,6 +1,6 @@
 """The client commands: the command line as a client of the REST API.
 
-`deploy`, `run`, `status` and `publish`; the operator's controls `approve`,
+`deploy`, `run`, `status`, `logs` and `publish`; the operator's controls `approve`,
 `approvals`, `cancel`, `pause`, `resume`, `dead-letters`, `redrive` and `backfill`
 (`workflows`, `executions` and `delete` are in braidflow.client_workflows).
 
@@ -407,6 +407,16 @@ def status(execution_id: str, api: str) -> None:
         click.echo(line)
 
 
+@click.command("logs")
+@click.argument("execution_id")
+@api_option
+def logs(execution_id: str, api: str) -> None:
+    """Print what the task handlers of execution EXECUTION_ID logged, by node run."""
+    body = ask(api, "GET", f"/executions/{quote_id(execution_id)}/logs")
+    for line in node_log_lines(mappings_of(body.get("logs"))):
+        click.echo(line)
+
+
 def _parse_data(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
     return None if value is None else parse_json_option(ctx, param, value)
 
@@ -648,6 +658,7 @@ COMMANDS = (
     deploy,
     run,
     status,
+    logs,
     publish,
     approve,
     approvals,
@@ -675,6 +686,28 @@ def backfill_time(text: str, now_ms: int) -> str:
         return iso_time(now_ms - ago)
     parse_timestamp(text)
     return text
+
+
+def node_log_lines(runs: list[Mapping[str, Any]]) -> list[str]:
+    """Each node run as a heading, `node (attempt N, item I):`, then its lines, `at  level
+    message` (a message's further lines indented under it), and what was cut."""
+    if not runs:
+        return ["no log lines"]
+    out: list[str] = []
+    for run in runs:
+        item = run.get("item")
+        where = f"attempt {run.get('attempt', '?')}" + ("" if item is None else f", item {item}")
+        out.append(f"{run.get('node_id') or '?'} ({where}):")
+        for line in mappings_of(run.get("lines")):
+            first, *more = str(line.get("message") or "").splitlines() or [""]
+            out.append(f"  {line.get('at') or '?'}  {line.get('level') or '?'!s:<8} {first}")
+            out.extend(f"  {'':24}  {'':8} {text}" for text in more)
+        left = run.get("cut_lines") or 0
+        if left:
+            out.append(f"  (cut: {left} more line{'' if left == 1 else 's'} not kept)")
+        elif run.get("cut"):
+            out.append("  (cut: long lines shortened)")
+    return out
 
 
 def backfill_line(report: Mapping[str, Any]) -> str:

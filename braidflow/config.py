@@ -53,6 +53,11 @@ class Topics:
         return f"{self.prefix}.waits"
 
     @property
+    def logs(self) -> str:
+        """What task handlers logged, one record per node run, keyed by execution id."""
+        return f"{self.prefix}.logs"
+
+    @property
     def admissions(self) -> str:
         """Requests for and releases of slots under department caps, keyed `<tenant>/<department>`."""
         return f"{self.prefix}.admissions"

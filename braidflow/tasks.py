@@ -20,6 +20,9 @@ A task may run more than once (at least once delivery, a crash mid-run): use
 taken out of the handler's output and error message (docs/secrets.md).
 `context.traceparent` is the node run's span (W3C Trace Context): send it on with
 the calls a handler makes, so they join the execution's trace (docs/traces.md).
+
+`context.log("text", level="info")` and the standard `logging` inside a handler are kept
+per node run (`braidflow.node_logs`; `GET /api/v1/executions/{id}/logs`, `braidflow logs`).
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from braidflow.node_logs import LEVELS, NodeLog
 from braidflow.secrets import TaskSecrets
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -44,7 +48,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 class TaskContext:
     """What a handler knows about the run it is part of; `item` is the foreach item's index;
     `secrets["NAME"]` a secret of the execution's tenant (docs/secrets.md); `traceparent`
-    the node run's span (None for a task requested before traces)."""
+    the node run's span (None for a task requested before traces); `log(message)` adds a
+    line to the node run's log."""
 
     execution_id: str
     workflow_id: str
@@ -54,6 +59,15 @@ class TaskContext:
     item: int | None = None
     secrets: TaskSecrets = field(default_factory=TaskSecrets)
     traceparent: str | None = None
+    node_log: NodeLog | None = field(default=None, repr=False, compare=False)
+
+    def log(self, message: str, level: str = "info") -> None:
+        """Add a line to this node run's log; `level` one of debug, info, warning, error,
+        critical (ValueError naming them otherwise)."""
+        if level not in LEVELS:
+            raise ValueError(f"level must be one of {', '.join(LEVELS)}, not {level!r}")
+        if self.node_log is not None:
+            self.node_log.add(level, str(message))
 
 
 class NodeFailure(Exception):

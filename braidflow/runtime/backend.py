@@ -239,6 +239,33 @@ class RuntimeBackend:
             return None
         return execution_view(state, deployment.workflow)
 
+    async def execution_summary(self, execution_id: str) -> Mapping[str, Any] | None:
+        """This tenant's execution as the index lists it; one not found yet waits for the
+        index to catch up, as `_accepted` says (503 if it does not in time)."""
+        index = self._runtime.executions_index
+        found = await index.off_loop(index.get, execution_id, self._tenant)
+        projection = self._runtime.executions_projection
+        if found is None and projection is not None:
+            caught_up = await projection.wait_caught_up(ACCEPTED_WAIT_S)
+            found = await index.off_loop(index.get, execution_id, self._tenant)
+            if found is None and not caught_up:
+                raise Unavailable(
+                    f"execution {execution_id}: this worker's execution index is behind;"
+                    " retry in a moment"
+                )
+        return found
+
+    async def node_logs(self, execution_id: str) -> list[dict[str, Any]]:
+        """From this worker's node log index, once it has read what the logs topic held at
+        the call (at most NODE_LOGS_WAIT_S; then what it has)."""
+        index = self._runtime.node_logs
+        if index is None:
+            return []
+        projection = self._runtime.node_logs_projection
+        if projection is not None:
+            await projection.wait_caught_up(NODE_LOGS_WAIT_S)
+        return index.of_execution(execution_id, self._tenant)
+
     async def _accepted(self, execution_id: str) -> Mapping[str, Any] | None:
         """An execution this worker's table does not hold: accepted and not started yet
         (a backlog ahead of its start), or refused at its start (failed, with the
@@ -254,17 +281,7 @@ class RuntimeBackend:
         An execution the index shows started is not this worker's (a read not
         forwarded, or during a rebalance): 404 as before, the owner has it.
         """
-        index = self._runtime.executions_index
-        found = await index.off_loop(index.get, execution_id, self._tenant)
-        projection = self._runtime.executions_projection
-        if found is None and projection is not None:
-            caught_up = await projection.wait_caught_up(ACCEPTED_WAIT_S)
-            found = await index.off_loop(index.get, execution_id, self._tenant)
-            if found is None and not caught_up:
-                raise Unavailable(
-                    f"execution {execution_id}: this worker's execution index is behind;"
-                    " retry in a moment"
-                )
+        found = await self.execution_summary(execution_id)
         if found is None or not _never_started(found):
             return None
         deployment = self.get(found["workflow_id"], found["workflow_version"])
@@ -553,6 +570,9 @@ DECISION_WAIT_S = 5.0
 # How long a read of an execution not found waits for the execution index to catch up;
 # below the 10 s a forwarded read is given.
 ACCEPTED_WAIT_S = 5.0
+# How long a read of an execution's logs waits for the node log index to read what the logs
+# topic holds: lines sent before the request are shown.
+NODE_LOGS_WAIT_S = 2.0
 
 
 def _never_started(summary: Mapping[str, Any]) -> bool:

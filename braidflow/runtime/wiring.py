@@ -24,6 +24,7 @@ from braidflow.connectors.http import HttpNodeClient
 from braidflow.connectors.identity import identity_provider
 from braidflow.connectors.local_state import check_cluster, cluster_id_of
 from braidflow.connectors.metrics import observe_step
+from braidflow.connectors.node_log_index import NodeLogIndex, NodeLogProjection
 from braidflow.connectors.read_model_db import ReadModelLocation, read_model_location
 from braidflow.connectors.traces import StepSpans
 from braidflow.engine import TimerFired, ids
@@ -136,6 +137,7 @@ def build_runtime(
         allowed_secrets=lambda tenant, department: catalog.departments_of(tenant).secrets_allowed(
             department
         ),
+        send_logs=publisher.send_node_log,
     )
     alert_webhooks = AlertWebhooks()
     alerts = DepartmentAlerts(
@@ -167,6 +169,10 @@ def build_runtime(
     audit_projection = AuditProjection(
         audit_index, settings.kafka, settings.topics.audit, settings.background_fetch_wait_ms
     )
+    node_logs = NodeLogIndex(settings.data_dir / "node-logs-index.sqlite")
+    node_logs_projection = NodeLogProjection(
+        node_logs, settings.kafka, settings.topics.logs, settings.background_fetch_wait_ms
+    )
     runtime = Runtime(
         settings,
         parts,
@@ -183,6 +189,8 @@ def build_runtime(
         audit_index,
         executions_projection=projection,
         keys=keys,
+        node_logs=node_logs,
+        node_logs_projection=node_logs_projection,
     )
 
     def refused(group: str, code: int) -> None:
@@ -273,6 +281,7 @@ def build_runtime(
             await projection.start()
             await letters_projection.start()
             await audit_projection.start()
+            await node_logs_projection.start()
             await start_producer.start()
             await router.start()
             await scanner.start()
@@ -291,6 +300,8 @@ def build_runtime(
             await router.stop()
             await start_producer.stop()
             await audit_projection.stop()
+            await node_logs_projection.stop()
+            node_logs.close()
             await letters_projection.stop()
             await projection.stop()
             audit_index.close()

@@ -14,6 +14,7 @@ from braidflow.config import Settings
 from braidflow.connectors.audit_index import AuditIndex
 from braidflow.connectors.dead_letter_index import DeadLetterIndex
 from braidflow.connectors.execution_index import ExecutionIndex, ExecutionProjection
+from braidflow.connectors.node_log_index import NodeLogIndex, NodeLogProjection
 from braidflow.streams.app import FaustParts
 from braidflow.streams.catalog import Catalog
 from braidflow.streams.clock import RuntimeClock
@@ -56,6 +57,9 @@ class Runtime:
     executions_projection: ExecutionProjection | None = None
     # The cluster's API keys, followed by every worker; None when authentication is off.
     keys: KeyRing | None = None
+    # What task handlers logged, per node run (none: not kept here).
+    node_logs: NodeLogIndex | None = None
+    node_logs_projection: NodeLogProjection | None = None
 
     @property
     def app(self) -> faust.App:

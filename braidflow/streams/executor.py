@@ -17,6 +17,11 @@ Secrets (docs/secrets.md) are looked up here and nowhere else: an http node's
 `${secrets.NAME}` references are resolved right before the request, a handler
 reads `context.secrets`, and what the call produces (output, error message) has
 every value it looked up taken out before it becomes a transition.
+
+What a handler logs (`context.log`, the standard `logging`: `braidflow.node_logs`) is kept
+for its node run, redacted the same way, and sent through `send_logs` as one record on the
+logs topic before the result: once an execution has ended, every line of its runs is on
+the topic. A run that logged nothing sends nothing.
 """
 
 from __future__ import annotations
@@ -38,8 +43,10 @@ from braidflow.engine import ids
 from braidflow.engine.messages import NodeCompleted, NodeError, NodeFailed, TaskRequest, Transition
 from braidflow.engine.state import NodeStatus
 from braidflow.metrics import TASK_DURATION, TASKS_RUN
+from braidflow.node_logs import NodeLog, capture_handler_logging, capturing
 from braidflow.schemas import CodecError, decode_task, encode_transition
 from braidflow.schemas.dead_letters import DeadLetter
+from braidflow.schemas.node_logs import NodeRunLog
 from braidflow.secrets import (
     AllowedSecrets,
     SecretError,
@@ -84,6 +91,7 @@ class Send(Protocol):
 
 
 SendDeadLetter = Callable[[DeadLetter], Awaitable[None]]
+SendLogs = Callable[[NodeRunLog], Awaitable[None]]
 
 
 class HttpNodeCaller(Protocol):
@@ -108,7 +116,8 @@ class Executor:
     execution id) and returns once the broker has it; `dead_letter` does the same for
     records that cannot be decoded. `secrets` gives the values of secrets (default: the
     environment, then `settings.secrets_dir`); `allowed_secrets` limits the ones a
-    workflow of a department may use (the department's `credentials`).
+    workflow of a department may use (the department's `credentials`); `send_logs`
+    delivers what a handler logged (None: it is not kept).
     """
 
     def __init__(
@@ -122,6 +131,7 @@ class Executor:
         *,
         secrets: SecretsProvider | None = None,
         allowed_secrets: AllowedSecrets = every_secret,
+        send_logs: SendLogs | None = None,
     ) -> None:
         self._settings = settings
         self._secrets = secrets if secrets is not None else provider_for(settings.secrets_dir)
@@ -131,6 +141,7 @@ class Executor:
         self._http = http_client
         self._send = send
         self._dead_letter = dead_letter
+        self._send_logs = send_logs
         self._clock = clock
         self._commits = Commits(self.group_id)
         self._running: set[asyncio.Task[None]] = set()
@@ -157,6 +168,7 @@ class Executor:
             rebalance_timeout_ms=rebalance_ms,
             max_poll_interval_ms=int(settings.max_poll_interval_s * 1000),
         )
+        capture_handler_logging()
         await consumer.start()
         self._commits.follow(consumer, [settings.topics.tasks])
         self._consumer = consumer
@@ -274,10 +286,13 @@ class Executor:
         """Run one task; its result as the transition to send back."""
         kind = request.kind if request.kind in ("task", "http") else "unknown"
         started = time.monotonic()
-        output, error = await self._outcome(request)
+        secrets = self._secret_scope(request)
+        node_log = NodeLog(self._clock, secrets.redaction.text)
+        output, error = await self._outcome(request, secrets, node_log)
         TASK_DURATION.labels(kind).observe(time.monotonic() - started)
         TASKS_RUN.labels(kind, NodeStatus.COMPLETED if error is None else NodeStatus.FAILED).inc()
         result = node_result(request, self._clock(), output, error)
+        await self._deliver_log(request, node_log, result.at)
         size = len(encode_transition(result))
         limit = self._settings.max_value_bytes
         if size <= limit:
@@ -295,12 +310,32 @@ class Executor:
             error = NodeError(error.type, cut, error.node_id)
         return node_result(request, result.at, None, error)
 
-    async def _outcome(self, request: TaskRequest) -> tuple[Any, NodeError | None]:
+    async def _deliver_log(self, request: TaskRequest, node_log: NodeLog, at: int) -> None:
+        lines = node_log.close()
+        if self._send_logs is None or not (lines or node_log.cut):
+            return
+        run_log = NodeRunLog(
+            id=request.idempotency_key,
+            execution_id=request.execution_id,
+            workflow_id=request.workflow_id,
+            node_id=request.node_id,
+            attempt=request.attempt,
+            at=at,
+            lines=lines,
+            item=request.item,
+            tenant=request.tenant,
+            cut=node_log.cut,
+            cut_lines=node_log.cut_lines,
+        )
+        await _deliver(self._send_logs, run_log)
+
+    async def _outcome(
+        self, request: TaskRequest, secrets: SecretScope, node_log: NodeLog
+    ) -> tuple[Any, NodeError | None]:
         """The output or the error of a run, with the values of the secrets it read taken out."""
-        secrets = self._secret_scope(request)
         redact = secrets.redaction
         try:
-            output = await self._perform(request, secrets)
+            output = await self._perform(request, secrets, node_log)
             _check_json(output, request)
         except (NodeFailure, SecretError) as exc:
             return None, NodeError(exc.type, redact.text(exc.message), request.node_id)
@@ -318,9 +353,9 @@ class Executor:
         """The task handlers registered on this worker."""
         return self._registry.names()
 
-    async def _perform(self, request: TaskRequest, secrets: SecretScope) -> Any:
+    async def _perform(self, request: TaskRequest, secrets: SecretScope, node_log: NodeLog) -> Any:
         if request.kind == "task":
-            return await self._run_handler(request, secrets)
+            return await self._run_handler(request, secrets, node_log)
         if request.kind == "http":
             if not isinstance(request.input, Mapping):
                 raise NodeFailure(
@@ -332,7 +367,9 @@ class Executor:
             )
         raise NodeFailure("UnknownKind", f"executors run task and http nodes, not {request.kind!r}")
 
-    async def _run_handler(self, request: TaskRequest, secrets: SecretScope) -> Any:
+    async def _run_handler(
+        self, request: TaskRequest, secrets: SecretScope, node_log: NodeLog
+    ) -> Any:
         handler = self._registry.get(request.handler) if request.handler else None
         if handler is None:
             raise NodeFailure(
@@ -350,12 +387,14 @@ class Executor:
             item=request.item,
             secrets=TaskSecrets(secrets),
             traceparent=request.traceparent,
+            node_log=node_log,
         )
         timeout_ms = (
             request.timeout_ms if request.timeout_ms is not None else DEFAULT_TASK_TIMEOUT_MS
         )
         try:
-            with node_run_context(request.traceparent):
+            # The standard `logging` of the handler, its tasks and its thread goes to its run.
+            with node_run_context(request.traceparent), capturing(node_log):
                 async with asyncio.timeout(timeout_ms / 1000) as deadline:
                     return await handler(request.input, context)
         except TimeoutError:

@@ -19,6 +19,7 @@ from braidflow.engine.trace_context import HEADER as TRACEPARENT
 from braidflow.metrics import DEAD_LETTERS
 from braidflow.schemas import encode_transition
 from braidflow.schemas.dead_letters import HEAD_BYTES, DeadLetter, RedriveMark
+from braidflow.schemas.node_logs import NodeRunLog
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +54,10 @@ class Publisher:
         key = transition.execution_id.encode()
         value = encode_transition(transition)
         await (await self.queue(self._topics.transitions, key, value, headers))
+
+    async def send_node_log(self, run_log: NodeRunLog) -> None:
+        """What a node run's handler logged, keyed by its execution."""
+        await self.produce(self._topics.logs, run_log.execution_id.encode(), run_log.encode())
 
     async def dead_letter(self, letter: DeadLetter) -> None:
         DEAD_LETTERS.labels("record", letter.topic).inc()

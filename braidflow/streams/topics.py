@@ -13,6 +13,7 @@ from braidflow.config import Settings
 from braidflow.kafka_reach import connected_admin
 from braidflow.schemas.cloudevents import topic_for
 from braidflow.schemas.lifecycle_events import LIFECYCLE_SEGMENT
+from braidflow.schemas.node_logs import LOGS_RETENTION_MS
 from braidflow.topology import EventTrigger, Workflow
 
 log = logging.getLogger(__name__)
@@ -22,6 +23,11 @@ AUDIT_TOPIC_CONFIG = {"cleanup.policy": "delete", "retention.ms": "-1", "retenti
 not erase an earlier one), never expired by time or size. An operator whose policy bounds how
 long an audit log is kept sets `retention.ms` on the topic; braidflow never changes the
 configuration of a topic that exists. One partition: a total order, and few records."""
+
+LOGS_TOPIC_CONFIG = {"cleanup.policy": "delete", "retention.ms": str(LOGS_RETENTION_MS)}
+"""Handlers' log lines are kept 7 days on the topic (see `schemas.node_logs`). Set
+`retention.ms` on the topic to keep them longer; braidflow never changes the configuration of
+a topic that exists."""
 
 
 def required_topics(settings: Settings) -> list[NewTopic]:
@@ -42,6 +48,7 @@ def required_topics(settings: Settings) -> list[NewTopic]:
         NewTopic(topics.keys, 1, r, config={"cleanup.policy": "compact"}),
         NewTopic(topics.dead_letters, 1, r),
         NewTopic(topics.audit, 1, r, config=AUDIT_TOPIC_CONFIG),
+        NewTopic(topics.logs, settings.partitions, r, config=LOGS_TOPIC_CONFIG),
     ]
 
 

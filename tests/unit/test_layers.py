@@ -4,7 +4,7 @@ and the streams, the connectors and the event publisher (peers) never import eac
 Low to high:
 
 - foundation: the package root, `access`, `api_keys`, `config`, `kafka_connection`,
-  `kafka_reach`, `secrets`, `tasks`, `metrics`, `tenants` (principals and roles, API keys, settings, the
+  `kafka_reach`, `secrets`, `tasks`, `node_logs`, `metrics`, `tenants` (principals and roles, API keys, settings, the
   Kafka connection, secrets providers, the task registry, metric definitions, tenants' names);
 - `topology` (pure), then `engine` (pure, see test_purity.py);
 - `schemas`: record formats and codecs (Avro, dead letters, lifecycle headers, limits);
@@ -42,6 +42,7 @@ LAYERS: list[tuple[str, frozenset[str]]] = [
                 "secrets",
                 "api_keys",
                 "tasks",
+                "node_logs",
                 "metrics",
                 "tenants",
             }

@@ -44,6 +44,7 @@ from braidflow.connectors.api.events import (
 )
 from braidflow.connectors.api.executions import FORWARDED_HEADER, executions
 from braidflow.connectors.api.keys import keys
+from braidflow.connectors.api.logs import logs
 from braidflow.connectors.api.openapi import EXECUTION_STATUSES, Resource, document
 from braidflow.connectors.api.operations import DOCUMENT, operations
 from braidflow.connectors.api.versions import versions
@@ -55,6 +56,7 @@ RESOURCES: tuple[Resource, ...] = (
     versions,
     departments,
     executions,
+    logs,
     approvals,
     events,
     dead_letters,
