@@ -162,13 +162,16 @@ def _redacting_factory(
         if log is None:
             return record
         try:
-            record.msg = log.redact(record.getMessage())
-            record.args = None
-            if record.exc_info and record.exc_info[1] is not None:
-                text = "".join(traceback.format_exception(*record.exc_info)).rstrip("\n")
-                record.exc_text = log.redact(text)
-        except Exception:  # a record whose message cannot be formatted says so where it is shown
-            return record
+            text = record.getMessage()
+        except Exception:
+            # Logging would print the format and the arguments as they are: redact them too.
+            text = f"{record.msg!r} with arguments {record.args!r}"
+        record.msg = log.redact(text)
+        # Empty, not None: some formatters (mode's) turn a None into one argument.
+        record.args = ()
+        if record.exc_info and record.exc_info[1] is not None:
+            trace = "".join(traceback.format_exception(*record.exc_info)).rstrip("\n")
+            record.exc_text = log.redact(trace)
         return record
 
     factory.braidflow_node_logs = True  # type: ignore[attr-defined]

@@ -6,11 +6,14 @@ Loaded by the worker subprocesses with `--handlers tests/integration/task_handle
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 from opentelemetry import trace
 
 import braidflow
+
+handler_log = logging.getLogger("tests.task_handlers")
 
 
 @braidflow.task("test.echo")
@@ -111,3 +114,26 @@ def current_span(input: Any) -> dict[str, str]:
 async def current_span_async(input: Any) -> dict[str, str]:
     """OpenTelemetry's current span, as an async handler sees it."""
     return _current_span()
+
+
+@braidflow.task("test.chatty")
+async def chatty(input: dict[str, Any], context: braidflow.TaskContext) -> dict[str, Any]:
+    """Logs through `context.log` and the standard `logging`, a line quoting the secret
+    `helpdesk` (the shared worker's) among them, then `lines` more lines; fails with a
+    ConnectionError until attempt `succeed_at` (1 by default)."""
+    token = context.secrets["helpdesk"]
+    context.log(f"attempt {context.attempt} begins")
+    handler_log.warning("calling the helpdesk with %s", token)
+    for n in range(int(input.get("lines", 0))):
+        context.log(f"line {n}", level="debug")
+    if context.attempt < int(input.get("succeed_at", 1)):
+        raise ConnectionError(f"attempt {context.attempt} refused")
+    return {"attempt": context.attempt}
+
+
+@braidflow.task("test.chatty_sync")
+def chatty_sync(input: Any, context: braidflow.TaskContext) -> dict[str, bool]:
+    """A plain `def` handler (run in a thread) logging both ways."""
+    context.log("in a thread", level="warning")
+    handler_log.info("standard logging from the thread of %s", context.node_id)
+    return {"ok": True}

@@ -182,6 +182,17 @@ def test_a_secret_in_a_record_is_taken_out_for_every_logging_handler(captured: C
     assert any("sent [secrets.API_TOKEN]" in text for text in captured.texts)
 
 
+def test_a_record_that_cannot_be_formatted_shows_no_secret_either(captured: Collected) -> None:
+    redaction = Redaction()
+    redaction.add("API_TOKEN", "tok-123456")
+    log = NodeLog(FakeClock(), redaction.text)
+    with capturing(log):
+        logging.getLogger("tests.handler").warning("token %d", "tok-123456")
+    [line] = log.close()
+    assert line.message == "'token %d' with arguments ('[secrets.API_TOKEN]',)"
+    assert all("tok-123456" not in text for text in captured.texts), captured.texts
+
+
 def test_the_capture_is_installed_once(captured: Collected) -> None:
     capture_handler_logging()
     root = logging.getLogger()

@@ -197,6 +197,7 @@ CASES: dict[str, Case] = {
     "start": Case(f"{TARGET_PATH}/executions", _json({"input": {}}), 422, Reach.OBJECT),
     "executions_of": Case(f"{TARGET_PATH}/executions", None, 200, Reach.OBJECT),
     "show_execution": Case("/executions/{waiting}", None, 200, Reach.OBJECT),
+    "execution_logs": Case("/executions/{finished}/logs", None, 200, Reach.OBJECT),
     "cancel": Case("/executions/{finished}/cancel", b"{}", 409, Reach.OBJECT),
     "pause": Case("/executions/{finished}/pause", b"{}", 409, Reach.OBJECT),
     "resume": Case("/executions/{finished}/resume", b"{}", 409, Reach.OBJECT),
@@ -409,15 +410,15 @@ def test_every_operation_is_in_the_matrix() -> None:
     assert public == {name for name, case in CASES.items() if case.reach is Reach.PUBLIC}
 
 
-def test_the_matrix_has_630_cases(capsys: pytest.CaptureFixture[str]) -> None:
-    """35 operations x (4 roles x 4 scopes + no key + a revoked key)."""
+def test_the_matrix_has_648_cases(capsys: pytest.CaptureFixture[str]) -> None:
+    """36 operations x (4 roles x 4 scopes + no key + a revoked key)."""
     with capsys.disabled():
         print(
             f"\npermission matrix: {len(operations())} operations x {len(CREDENTIALS)}"
             f" credentials ({len(ROLES)} roles x {len(Scope)} scopes + no key + revoked key)"
             f" = {len(MATRIX)} cases"
         )
-    assert len(MATRIX) == len(CASES) * len(CREDENTIALS) == 630
+    assert len(MATRIX) == len(CASES) * len(CREDENTIALS) == 648
 
 
 @pytest.mark.parametrize(
