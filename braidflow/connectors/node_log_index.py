@@ -1,9 +1,10 @@
 """Handlers' log lines by execution: a SQLite read model of the logs topic.
 
 The executor that runs a node sends what its handler logged as one record per node run
-(`braidflow.schemas.node_logs`); every worker follows the whole logs topic into a local
-SQLite database (`NodeLogProjection` feeding a `NodeLogIndex`), so any worker shows any
-execution's logs without asking the one that ran it. The index is a cache of the topic (see
+(`braidflow.schemas.node_logs`); every worker follows the whole logs topic into its read model
+(`NodeLogProjection` feeding a `NodeLogIndex`: a SQLite file, or the PostgreSQL database of
+`BRAIDFLOW_READ_MODEL`, see `read_model_db`), so any worker shows any execution's logs
+without asking the one that ran it. The index is a cache of the topic (see
 `braidflow.connectors.projection`). A run read twice (a task delivered again, a rebuild)
 is stored once: its id is the task's idempotency key, and the first copy read wins.
 
@@ -15,19 +16,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 from aiokafka import ConsumerRecord, TopicPartition
 
 from braidflow.access import DEFAULT_TENANT
-from braidflow.connectors.projection import (
-    POSITIONS_SCHEMA,
-    TopicProjection,
-    connect,
-    read_positions,
-    store_positions,
-)
+from braidflow.connectors.projection import TopicProjection
+from braidflow.connectors.read_model_db import ReadModel, ReadModelLocation
 from braidflow.kafka_connection import KafkaConnection
 from braidflow.schemas.node_logs import LOGS_RETENTION_MS, NodeRunLog, decode_node_log
 
@@ -38,8 +33,8 @@ CREATE TABLE IF NOT EXISTS node_logs (
     id TEXT PRIMARY KEY,
     execution_id TEXT NOT NULL,
     tenant TEXT NOT NULL,
-    at INTEGER NOT NULL,
-    value BLOB NOT NULL
+    at BIGINT NOT NULL,
+    value TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS node_logs_by_execution ON node_logs (execution_id, tenant);
 CREATE INDEX IF NOT EXISTS node_logs_by_age ON node_logs (at);
@@ -51,15 +46,13 @@ NodeLogRecord = tuple[int, int, bytes]
 """A record of the logs topic: partition, offset and value."""
 
 
-class NodeLogIndex:
-    """Node run logs in a SQLite file, built from the logs topic. Use it from one thread."""
+class NodeLogIndex(ReadModel):
+    """Node run logs, built from the logs topic, in a SQLite file (a `Path`) or a PostgreSQL
+    schema. Use it from one thread (the worker's event loop, through `off_loop`)."""
 
-    def __init__(self, path: Path, retention_ms: int = LOGS_RETENTION_MS) -> None:
-        self._db = connect(path, _SCHEMA + POSITIONS_SCHEMA)
+    def __init__(self, location: ReadModelLocation, retention_ms: int = LOGS_RETENTION_MS) -> None:
+        super().__init__(location, _SCHEMA)
         self._retention_ms = retention_ms
-
-    def close(self) -> None:
-        self._db.close()
 
     def apply_many(
         self,
@@ -68,10 +61,10 @@ class NodeLogIndex:
     ) -> None:
         """Store node run logs and the next offsets to read, in one transaction; drop runs
         older than the retention. A record that is no node run log is skipped with a warning."""
-        runs: list[tuple[NodeRunLog, bytes]] = []
+        runs: list[tuple[NodeRunLog, str]] = []
         for partition, offset, value in records:
             try:
-                runs.append((decode_node_log(value), value))
+                runs.append((decode_node_log(value), value.decode()))
             except ValueError as exc:
                 log.warning(
                     "skipping an undecodable node log at partition %d offset %d: %s",
@@ -79,30 +72,26 @@ class NodeLogIndex:
                     offset,
                     exc,
                 )
-        with self._db:
-            self._db.executemany(
+        with self.db.transaction():
+            self.db.executemany(
                 _INSERT, [(r.id, r.execution_id, r.tenant, r.at, v) for r, v in runs]
             )
             if runs:
                 horizon = max(r.at for r, _ in runs) - self._retention_ms
-                self._db.execute("DELETE FROM node_logs WHERE at < ?", (horizon,))
+                self.db.execute("DELETE FROM node_logs WHERE at < ?", (horizon,))
             if positions:
-                store_positions(self._db, positions)
-
-    def positions(self) -> dict[TopicPartition, int]:
-        """The next offset to read of every partition the index was built from."""
-        return read_positions(self._db)
+                self.db.store_positions(positions)
 
     def reset(self) -> None:
         """Forget every run and position, to rebuild from the start of the topic."""
-        with self._db:
-            self._db.execute("DELETE FROM node_logs")
-            self._db.execute("DELETE FROM positions")
+        with self.db.transaction():
+            self.db.execute("DELETE FROM node_logs")
+            self.db.execute("DELETE FROM positions")
 
     def of_execution(self, execution_id: str, tenant: str = DEFAULT_TENANT) -> list[dict[str, Any]]:
         """What each node run of `tenant`'s execution logged, as the API shows it: in the
         order the runs ended, then by node, item and attempt."""
-        rows = self._db.execute(
+        rows = self.db.execute(
             "SELECT value FROM node_logs WHERE execution_id = ? AND tenant = ?",
             (execution_id, tenant),
         )

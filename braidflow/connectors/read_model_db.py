@@ -3,7 +3,7 @@
 SQLite (the default) is a file in the worker's data dir, read and written on the event
 loop: a local file answers in microseconds. With `BRAIDFLOW_READ_MODEL=postgresql://...`
 every worker keeps the same rows in one PostgreSQL database: each read model in a schema
-of its own, `<prefix>_<model>` (`executions_index`, `dead_letters_index`, `audit_index`),
+of its own, `<prefix>_<model>` (`executions_index`, `dead_letters_index`, `audit_index`, `node_logs_index`),
 so two installs (two prefixes) share a server and each model keeps the table names it has
 in SQLite. PostgreSQL is reached through psycopg 3 on one thread per read model
 (`off_loop`), so the event loop never waits for the network.

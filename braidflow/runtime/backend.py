@@ -264,7 +264,7 @@ class RuntimeBackend:
         projection = self._runtime.node_logs_projection
         if projection is not None:
             await projection.wait_caught_up(NODE_LOGS_WAIT_S)
-        return index.of_execution(execution_id, self._tenant)
+        return await index.off_loop(index.of_execution, execution_id, self._tenant)
 
     async def _accepted(self, execution_id: str) -> Mapping[str, Any] | None:
         """An execution this worker's table does not hold: accepted and not started yet

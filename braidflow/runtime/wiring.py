@@ -169,7 +169,7 @@ def build_runtime(
     audit_projection = AuditProjection(
         audit_index, settings.kafka, settings.topics.audit, settings.background_fetch_wait_ms
     )
-    node_logs = NodeLogIndex(settings.data_dir / "node-logs-index.sqlite")
+    node_logs = NodeLogIndex(read_model("node-logs-index"))
     node_logs_projection = NodeLogProjection(
         node_logs, settings.kafka, settings.topics.logs, settings.background_fetch_wait_ms
     )

@@ -19,6 +19,7 @@ import pytest
 from braidflow.connectors.audit_index import AuditIndex
 from braidflow.connectors.dead_letter_index import DeadLetterIndex
 from braidflow.connectors.execution_index import ExecutionIndex
+from braidflow.connectors.node_log_index import NodeLogIndex
 from braidflow.connectors.read_model_db import read_model_location
 
 UNIT = Path(__file__).parents[2] / "unit" / "connectors"
@@ -29,6 +30,7 @@ MODELS: dict[str, Callable[[Any], Any]] = {
     "test_execution_index_search": ExecutionIndex,
     "test_dead_letter_index": DeadLetterIndex,
     "test_audit_index": AuditIndex,
+    "test_node_log_index": NodeLogIndex,
 }
 
 
