@@ -91,7 +91,12 @@ class Send(Protocol):
 
 
 SendDeadLetter = Callable[[DeadLetter], Awaitable[None]]
-SendLogs = Callable[[NodeRunLog], Awaitable[None]]
+
+
+class SendLogs(Protocol):
+    """Delivers what a node run logged (keyed by execution id) with its `traceparent` header."""
+
+    async def __call__(self, run_log: NodeRunLog, traceparent: str | None = None) -> None: ...
 
 
 class HttpNodeCaller(Protocol):
@@ -327,7 +332,7 @@ class Executor:
             cut=node_log.cut,
             cut_lines=node_log.cut_lines,
         )
-        await _deliver(self._send_logs, run_log)
+        await _deliver(functools.partial(self._send_logs, traceparent=request.traceparent), run_log)
 
     async def _outcome(
         self, request: TaskRequest, secrets: SecretScope, node_log: NodeLog

@@ -55,9 +55,12 @@ class Publisher:
         value = encode_transition(transition)
         await (await self.queue(self._topics.transitions, key, value, headers))
 
-    async def send_node_log(self, run_log: NodeRunLog) -> None:
-        """What a node run's handler logged, keyed by its execution."""
-        await self.produce(self._topics.logs, run_log.execution_id.encode(), run_log.encode())
+    async def send_node_log(self, run_log: NodeRunLog, traceparent: str | None = None) -> None:
+        """What a node run's handler logged, keyed by its execution; `traceparent` goes in
+        the header of that name."""
+        headers = None if traceparent is None else [(TRACEPARENT, traceparent.encode())]
+        key = run_log.execution_id.encode()
+        await (await self.queue(self._topics.logs, key, run_log.encode(), headers))
 
     async def dead_letter(self, letter: DeadLetter) -> None:
         DEAD_LETTERS.labels("record", letter.topic).inc()

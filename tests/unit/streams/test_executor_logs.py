@@ -35,12 +35,14 @@ class Sent:
 
     def __init__(self) -> None:
         self.records: list[Transition | NodeRunLog] = []
+        self.traceparents: list[str | None] = []
 
-    async def transition(self, transition: Transition) -> None:
+    async def transition(self, transition: Transition, traceparent: str | None = None) -> None:
         self.records.append(transition)
 
-    async def logs(self, run_log: NodeRunLog) -> None:
+    async def logs(self, run_log: NodeRunLog, traceparent: str | None = None) -> None:
         self.records.append(run_log)
+        self.traceparents.append(traceparent)
 
     async def dead_letter(self, letter: DeadLetter) -> None:
         raise AssertionError(letter)
@@ -93,9 +95,15 @@ def executor() -> Iterator[tuple[Executor, Sent]]:
     logging.setLogRecordFactory(factory)
 
 
+TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+
+
 def request(handler: str, attempt: int = 1, item: int | None = None) -> TaskRequest:
     key = f"ex:work:{attempt}" + ("" if item is None else f":{item}")
-    return TaskRequest("ex", "wf", "work", "task", attempt, key, T0, None, handler, item=item)
+    return TaskRequest(
+        "ex", "wf", "work", "task", attempt, key, T0, None, handler, item=item,
+        traceparent=TRACEPARENT,
+    )  # fmt: skip
 
 
 async def test_a_runs_lines_go_out_before_its_result_with_secrets_taken_out(
@@ -114,6 +122,8 @@ async def test_a_runs_lines_go_out_before_its_result_with_secrets_taken_out(
         ("info", "attempt 2"),
     ]
     assert TOKEN.encode() not in run_log.encode()
+    # The record joins the execution's trace, as every record it produces does.
+    assert sent.traceparents == [TRACEPARENT]
 
 
 async def test_a_plain_def_handler_logs_from_its_thread(executor: tuple[Executor, Sent]) -> None:
