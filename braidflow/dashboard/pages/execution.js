@@ -142,7 +142,7 @@ export async function show(page, { me }, executionId) {
       logs.flatMap((run) => [
         `${run.node_id} attempt ${run.attempt}${run.item !== null && run.item !== undefined ? ` item ${run.item}` : ""}\n`,
         ...run.lines.map((l) => `  ${l.at} ${l.level} ${l.message}\n`),
-        run.cut ? "  (cut)\n" : "",
+        run.cut ? `  (cut${run.cut_lines ? `: ${run.cut_lines} more lines not kept` : ""})\n` : "",
       ]),
     );
   }
