@@ -155,6 +155,11 @@ def published_id(execution_id: str, node_id: str) -> str:
     return f"{execution_id}/{node_id}"
 
 
+def sla_breached_id(execution_id: str) -> str:
+    """The `braidflow.sla.breached` CloudEvent of an execution: `<execution>/sla.breached`."""
+    return f"{execution_id}/sla.breached"
+
+
 def too_large_id(transition_id: str) -> str:
     """The failure standing in for a result too large to keep: `<transition id>/too-large`."""
     return f"{transition_id}/too-large"
@@ -188,6 +193,9 @@ def task_failed_id(key: str) -> str:
 
 EXECUTION_TIMER = "execution/timeout"
 """The timer of an execution's own `timeout`."""
+
+SLA_TIMER = "execution/sla"
+"""The timer of an execution's SLA (`settings.sla`): when it fires, the SLA is breached."""
 
 JOIN_TIMEOUT = "join-timeout"
 

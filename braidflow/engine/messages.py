@@ -309,6 +309,7 @@ class LifecycleEvent:
     """A lifecycle event; its `type` is one of:
 
     `workflow.accepted|queued|started|completed|failed|cancelled|parked|paused|resumed`,
+    `workflow.sla_breached` (engine/sla.py),
     `node.started|completed|failed|skipped|retrying|dead_lettered|redriven`.
     """
 

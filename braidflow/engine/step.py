@@ -27,8 +27,8 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from braidflow.engine import ids
-from braidflow.engine.ids import EXECUTION_TIMER, child_execution_id
+from braidflow.engine import ids, sla
+from braidflow.engine.ids import EXECUTION_TIMER, SLA_TIMER, child_execution_id
 from braidflow.engine.messages import (
     AdmissionReleased,
     AdmissionRequested,
@@ -486,6 +486,7 @@ class Draft:
         self.emit_event("workflow.started", data={"input": s.input, "event": _trigger(s.event)})
         if self.workflow.definition.timeout_ms is not None:
             self.timers[EXECUTION_TIMER] = self.at + self.workflow.definition.timeout_ms
+        sla.arm(self)
         self.start_node(self.workflow.nodes[self.workflow.root])
 
     def start_node(self, node: CompiledNode) -> None:
@@ -637,6 +638,9 @@ class Draft:
             error = NodeError("Timeout", f"the execution did not finish within {timeout_ms} ms")
             self.finish(_EXECUTION_FAILED, error=error)
             return None
+        if t.timer_id == SLA_TIMER:
+            sla.breached(self)
+            return None
         try:
             node_id, attempt, kind = ids.parse_node_timer(t.timer_id)
         except ValueError as exc:
@@ -697,7 +701,7 @@ class Draft:
     def clear_timers(self, node_id: str) -> None:
         prefix = ids.node_timer_prefix(node_id)
         for timer_id in [t for t in self.timers if t.startswith(prefix)]:
-            if timer_id != EXECUTION_TIMER:
+            if timer_id not in (EXECUTION_TIMER, SLA_TIMER):
                 del self.timers[timer_id]
 
     def attempt_failed(self, node: CompiledNode, run: NodeRun, error: NodeError) -> None:

@@ -9,13 +9,14 @@ extension keeps it from workflows of other departments, as for any event on the 
 from __future__ import annotations
 
 from braidflow.engine import LifecycleEvent
+from braidflow.engine.sla import SLA_BREACHED_TYPE
 from braidflow.engine.state import ExecutionStatus, iso_time
 from braidflow.schemas.cloudevents import CloudEvent
 from braidflow.schemas.lifecycle_events import lifecycle_type
 
 ALERT_TYPE = "braidflow.department.alert"
 
-BUS_TYPES = frozenset({ALERT_TYPE})
+BUS_TYPES = frozenset({ALERT_TYPE, SLA_BREACHED_TYPE})
 """Types of the `braidflow.` segment that travel on the event bus, never the lifecycle topic:
 a trigger on one alone does not make the router follow the lifecycle topic."""
 

@@ -48,6 +48,8 @@ class Department:
     alert_webhooks: tuple[str, ...] = ()
     # Executions of the department that may run at once; None: no cap (docs/departments.md).
     max_concurrent_executions: int | None = None
+    # The SLA of its workflows that set none (docs/analytics.md); None: none.
+    sla_ms: int | None = None
 
     def allows(self, caller: str | None) -> bool:
         """Whether a workflow of department `caller` (None: of none) may call one of this."""
@@ -114,6 +116,7 @@ def compile_department(doc: Any) -> Department:
         credentials=frozenset(doc["credentials"]) if "credentials" in doc else None,
         alert_webhooks=tuple(c["webhook"] for c in settings.get("alert_channels", ())),
         max_concurrent_executions=settings.get("max_concurrent_executions"),
+        sla_ms=parse_duration(settings["sla"]) if "sla" in settings else None,
     )
 
 
@@ -128,8 +131,14 @@ def _problem(error: jsonschema.ValidationError) -> Problem:
 
 def with_defaults(workflow: Workflow, department: Department | None) -> Workflow:
     """`workflow` with the department's node timeout and retry on its work nodes that set
-    none; the same object when there is nothing to apply."""
-    if department is None or (department.node_timeout_ms is None and department.retry is None):
+    none, and its SLA when the workflow sets none; the same object when there is nothing to
+    apply."""
+    if department is None:
+        return workflow
+    if department.sla_ms is not None and workflow.definition.sla_ms is None:
+        definition = replace(workflow.definition, sla_ms=department.sla_ms)
+        workflow = replace(workflow, definition=definition)
+    if department.node_timeout_ms is None and department.retry is None:
         return workflow
     nodes = dict(workflow.nodes)
     for node_id, compiled in workflow.nodes.items():

@@ -229,6 +229,7 @@ def build_definition(doc: Mapping[str, Any]) -> Definition:
         timeout_ms=parse_duration(settings["timeout"]) if "timeout" in settings else None,
         triggers=tuple(_trigger(t) for t in doc.get("triggers") or ()),
         on_failure=settings.get("on_failure", "fail"),
+        sla_ms=parse_duration(settings["sla"]) if "sla" in settings else None,
         nodes=tuple(
             Node(
                 id=n["id"],

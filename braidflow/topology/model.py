@@ -85,3 +85,5 @@ class Definition:
     timeout_ms: int | None = None
     triggers: tuple[Trigger, ...] = ()
     on_failure: str = "fail"  # `settings.on_failure`: `fail` the execution, or `park` it
+    # `settings.sla`: an execution still running this long after its start has breached it.
+    sla_ms: int | None = None

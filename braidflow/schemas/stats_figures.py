@@ -1,0 +1,185 @@
+"""The figures of one stats bucket: counts, and a duration quantile sketch (DDSketch), for a
+workflow or a department and for each of its nodes (docs/analytics.md). Pure.
+
+A bucket is plain JSON, as the windowed tables keep it:
+`{"counts": {name: n}, "durations": sketch, "nodes": {node: {"counts", "durations"}}}`.
+A sketch is a DDSketch's positive bins, `{"zero": n, "bins": {key: n}}`, with a relative
+accuracy of 1%: never a list of durations, a bucket stays small however many executions it
+counts; two buckets merge by adding bins, so the figures of a longer window, or of the same
+window on several workers, are exact merges. The same bins give the same quantiles whatever
+the order the durations came in, so an outside consumer with the `ddsketch` package and the
+same accuracy computes the very same p50, p95 and p99 (docs/analytics.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ddsketch.ddsketch import BaseDDSketch
+from ddsketch.mapping import LogarithmicMapping
+from ddsketch.store import DenseStore
+
+RELATIVE_ACCURACY = 0.01
+"""A quantile read from a sketch is within 1% of the true one."""
+
+COUNTS = (
+    "started",
+    "completed",
+    "failed",
+    "cancelled",
+    "timed_out",
+    "retries",
+    "dead_letters",
+    "sla_breached",
+)
+"""What a bucket counts, in the order the API shows them."""
+
+NODE_COUNTS = COUNTS[:-1]
+"""What a node counts: an SLA is the execution's."""
+
+QUANTILES = (("p50", 0.5), ("p95", 0.95), ("p99", 0.99))
+
+_MAPPING = LogarithmicMapping(RELATIVE_ACCURACY)
+
+Bucket = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    """One thing a lifecycle event says for the stats: `kind` is one of COUNTS; `node` the
+    node it is about (None: the execution); `duration_ms` what it took, when it ends
+    something that had a start."""
+
+    kind: str
+    node: str | None = None
+    duration_ms: int | None = None
+
+
+def empty() -> Bucket:
+    return {"counts": {}, "durations": {"zero": 0, "bins": {}}, "nodes": {}}
+
+
+def fold(bucket: Mapping[str, Any] | None, observations: Iterable[Observation]) -> Bucket:
+    """`bucket` (None or {}: empty) with `observations` counted in; a new dict.
+
+    A node's retries and dead letters count for the execution too: the execution's
+    figures hold every retry of any of its nodes.
+    """
+    out = merge(empty(), bucket or empty())
+    for seen in observations:
+        if seen.kind not in COUNTS:
+            raise ValueError(f"unknown stats observation {seen.kind!r}")
+        if seen.node is None or seen.kind in ("retries", "dead_letters"):
+            _count(out, seen.kind, 1)
+        if seen.node is None:
+            _add(out["durations"], seen.duration_ms)
+            continue
+        node = out["nodes"].setdefault(seen.node, _empty_node())
+        _count(node, seen.kind, 1)
+        _add(node["durations"], seen.duration_ms)
+    return out
+
+
+def merge(a: Mapping[str, Any], b: Mapping[str, Any]) -> Bucket:
+    """The figures of `a` and `b` together (a longer window, or the same one from two places)."""
+    nodes = {name: _merge_part(_empty_node(), part) for name, part in a.get("nodes", {}).items()}
+    for name, part in b.get("nodes", {}).items():
+        nodes[name] = _merge_part(nodes.get(name, _empty_node()), part)
+    return {**_merge_part(_merge_part(_empty_node(), a), b), "nodes": nodes}
+
+
+def quantiles(sketch: Mapping[str, Any]) -> dict[str, float | None]:
+    """p50, p95 and p99 of a sketch, in its unit (ms), to 0.1; None each when it is empty."""
+    store = DenseStore()
+    for key, n in sketch.get("bins", {}).items():
+        store.add(int(key), n)
+    read = BaseDDSketch(_MAPPING, store, DenseStore(), sketch.get("zero", 0))
+    if read.count == 0:
+        return {name: None for name, _ in QUANTILES}
+    return {name: round(read.get_quantile_value(q), 1) for name, q in QUANTILES}
+
+
+def view(bucket: Mapping[str, Any]) -> dict[str, Any]:
+    """A bucket as the API shows it: every count, `duration_ms` quantiles, and its nodes'."""
+    return {
+        **_part_view(bucket, COUNTS),
+        "nodes": {
+            name: _part_view(part, NODE_COUNTS)
+            for name, part in sorted(bucket.get("nodes", {}).items())
+        },
+    }
+
+
+def sample_count(sketch: Mapping[str, Any]) -> int:
+    """How many durations a sketch holds."""
+    return int(sketch.get("zero", 0) + sum(sketch.get("bins", {}).values()))
+
+
+def _part_view(part: Mapping[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
+    counts = part.get("counts", {})
+    return {
+        **{name: counts.get(name, 0) for name in names},
+        "duration_ms": quantiles(part.get("durations", {})),
+    }
+
+
+def _empty_node() -> Bucket:
+    return {"counts": {}, "durations": {"zero": 0, "bins": {}}}
+
+
+def _merge_part(into: Bucket, part: Mapping[str, Any]) -> Bucket:
+    for name, n in part.get("counts", {}).items():
+        _count(into, name, n)
+    theirs = part.get("durations", {})
+    ours = into["durations"]
+    ours["zero"] += theirs.get("zero", 0)
+    for key, n in theirs.get("bins", {}).items():
+        ours["bins"][key] = ours["bins"].get(key, 0) + n
+    return into
+
+
+def _count(part: Bucket, name: str, n: int) -> None:
+    part["counts"][name] = part["counts"].get(name, 0) + n
+
+
+def _add(sketch: Bucket, duration_ms: int | None) -> None:
+    if duration_ms is None:
+        return
+    if duration_ms <= _MAPPING.min_possible:
+        sketch["zero"] += 1
+        return
+    # JSON object keys are strings: the bins are kept under the text of their index.
+    key = str(_MAPPING.key(float(duration_ms)))
+    sketch["bins"][key] = sketch["bins"].get(key, 0) + 1
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """A kind of bucket the stats keep: `size_s` long, one starting every `step_s` (equal:
+    tumbling; less: hopping, each moment in several buckets), kept `kept_s` after it ends."""
+
+    name: str
+    size_s: int
+    step_s: int
+    kept_s: int
+
+    def starts(self, from_ms: int, to_ms: int) -> list[int]:
+        """Starts (epoch s) of the buckets that overlap [from_ms, to_ms), oldest first."""
+        first = (from_ms // 1000 - self.size_s + self.step_s) // self.step_s * self.step_s
+        last = (max(to_ms - 1, from_ms) // 1000) // self.step_s * self.step_s
+        return list(range(max(first, 0), last + 1, self.step_s))
+
+
+DAY_S = 86_400
+WINDOWS = {
+    w.name: w
+    for w in (
+        Window("1m", 60, 60, DAY_S),
+        # Hopping: the last five minutes, every minute (what the quantile gauges show).
+        Window("5m", 300, 60, DAY_S),
+        Window("1h", 3600, 3600, 30 * DAY_S),
+    )
+}
+"""The windows `GET /api/v1/stats?window=` takes."""

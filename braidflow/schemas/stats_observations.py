@@ -1,0 +1,173 @@
+"""From lifecycle events to stats observations, and the records that carry them. Pure.
+
+Two stages (streams/stats.py). The first reads the lifecycle topic, keyed by execution id,
+and keeps a small row per running execution (`Run`: when it and each node attempt in flight
+started), so an end can say how long it took. What an event says (`observe`) goes on as one
+record per stats key: the execution's workflow, and its department when it has one. The
+second stage, keyed by those keys, folds the records into windowed buckets
+(`stats_figures`).
+
+Stats keys are `<tenant>/workflow/<id>` and `<tenant>/department/<name>` (ids, names and
+tenants hold no `/`). The records on the stats topic are JSON: an internal topic, like the
+changelogs, that only braidflow's own second stage reads:
+`{"workflow", "department", "observations": [[kind, node, duration_ms], ...]}`, stamped
+with the lifecycle event's time, which decides the bucket it falls in.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from braidflow.engine import LifecycleEvent
+from braidflow.engine.sla import SLA_BREACHED_EVENT
+from braidflow.schemas.department_alerts import TIMEOUT_ERRORS
+from braidflow.schemas.stats_figures import Observation
+
+WORKFLOW_SCOPE = "workflow"
+DEPARTMENT_SCOPE = "department"
+
+_ENDS = {
+    "workflow.completed": "completed",
+    "workflow.failed": "failed",
+    "workflow.cancelled": "cancelled",
+}
+_NODE_ENDS = {"node.completed": "completed", "node.failed": "failed", "node.retrying": "retries"}
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    """What the first stage keeps of a running execution: when it started (None: before
+    this row, e.g. taken up again by a redrive after it ended) and when each node attempt in
+    flight started, under `<node>/<attempt>`."""
+
+    started_at: int | None = None
+    nodes: Mapping[str, int] = field(default_factory=dict)
+
+
+def observe(run: Run | None, event: LifecycleEvent) -> tuple[Run | None, list[Observation]]:
+    """What `event` says for the stats, and the execution's row after it (None: none kept).
+
+    A failure by a deadline counts as `timed_out`, not `failed` (as department alerts tell
+    them apart); a retrying attempt counts in `retries` with its duration.
+    """
+    kind = event.type
+    if kind == "workflow.started":
+        return Run(event.at), [Observation("started")]
+    if kind in _ENDS:
+        outcome = "timed_out" if _timed_out(event) else _ENDS[kind]
+        took = None if run is None or run.started_at is None else event.at - run.started_at
+        return None, [Observation(outcome, None, took)]
+    if kind == SLA_BREACHED_EVENT:
+        return run, [Observation("sla_breached")]
+    node = event.node_id
+    if node is None:
+        return run, []
+    row = run or Run()
+    attempt = f"{node}/{event.attempt or 0}"
+    if kind == "node.started":
+        return Run(row.started_at, {**row.nodes, attempt: event.at}), [Observation("started", node)]
+    if kind in _NODE_ENDS:
+        began = row.nodes.get(attempt)
+        rest = {k: v for k, v in row.nodes.items() if k != attempt}
+        outcome = "timed_out" if _timed_out(event) and kind == "node.failed" else _NODE_ENDS[kind]
+        took = None if began is None else event.at - began
+        return Run(row.started_at, rest), [Observation(outcome, node, took)]
+    if kind == "node.dead_lettered":
+        return run, [Observation("dead_letters", node)]
+    return run, []
+
+
+def _timed_out(event: LifecycleEvent) -> bool:
+    return event.error is not None and event.error.type in TIMEOUT_ERRORS
+
+
+def stats_key(tenant: str, scope: str, name: str) -> str:
+    """The key of a workflow's or a department's figures."""
+    return f"{tenant}/{scope}/{name}"
+
+
+def parse_stats_key(key: str) -> tuple[str, str, str]:
+    """(tenant, scope, name) of a stats key."""
+    tenant, scope, name = key.split("/", 2)
+    return tenant, scope, name
+
+
+@dataclass(frozen=True, slots=True)
+class StatsRecord:
+    """One lifecycle event's observations, for one stats key."""
+
+    workflow: str
+    department: str | None
+    observations: tuple[Observation, ...]
+
+
+def stats_records(
+    event: LifecycleEvent, department: str | None, observations: list[Observation]
+) -> list[tuple[str, StatsRecord]]:
+    """The (stats key, record) pairs of an event's observations: its workflow's, and its
+    department's, whose nodes are named `<workflow>/<node>` (departments hold many
+    workflows, whose node ids may be alike)."""
+    if not observations:
+        return []
+    workflow = event.workflow_id
+    pairs = [
+        (
+            stats_key(event.tenant, WORKFLOW_SCOPE, workflow),
+            StatsRecord(workflow, department, tuple(observations)),
+        )
+    ]
+    if department is not None:
+        named = tuple(
+            Observation(o.kind, None if o.node is None else f"{workflow}/{o.node}", o.duration_ms)
+            for o in observations
+        )
+        pairs.append(
+            (
+                stats_key(event.tenant, DEPARTMENT_SCOPE, department),
+                StatsRecord(workflow, department, named),
+            )
+        )
+    return pairs
+
+
+def encode_record(record: StatsRecord) -> bytes:
+    return json.dumps(
+        {
+            "workflow": record.workflow,
+            "department": record.department,
+            "observations": [[o.kind, o.node, o.duration_ms] for o in record.observations],
+        },
+        separators=(",", ":"),
+    ).encode()
+
+
+def decode_record(data: bytes) -> StatsRecord:
+    """The record in `data`; ValueError when it is not one."""
+    try:
+        doc: Any = json.loads(data)
+        return StatsRecord(
+            str(doc["workflow"]),
+            doc["department"],
+            tuple(Observation(k, n, d) for k, n, d in doc["observations"]),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"not a stats record: {exc}") from None
+
+
+def encode_run(run: Run) -> bytes:
+    return json.dumps({"started_at": run.started_at, "nodes": dict(run.nodes)}).encode()
+
+
+def decode_run(data: bytes | None) -> Run | None:
+    """The row in `data` (None: no row, or one that cannot be read, which only loses a
+    duration)."""
+    if not data:
+        return None
+    try:
+        doc = json.loads(data)
+        return Run(doc.get("started_at"), dict(doc.get("nodes") or {}))
+    except (TypeError, ValueError, AttributeError):
+        return None
