@@ -6,7 +6,7 @@ and dead letters, `connectors.metrics` counts engine steps and executions.
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 TASKS_RUN = Counter(
     "braidflow_tasks_run",
@@ -67,4 +67,26 @@ DEPARTMENT_ALERT_WEBHOOKS = Counter(
     "Department alerts POSTed to a webhook, by department and outcome (delivered; given_up:"
     " refused every attempt).",
     ["department", "outcome"],
+)
+
+STATS_EXECUTIONS = Counter(
+    "braidflow_stats_executions",
+    "What the stats counted of executions, by tenant, workflow, department ('' for none) and"
+    " event (started, completed, failed, cancelled, timed_out, retries, dead_letters,"
+    " sla_breached); counted by the worker that holds the workflow's figures (docs/analytics.md).",
+    ["tenant", "workflow", "department", "event"],
+)
+
+STATS_NODE_RUNS = Counter(
+    "braidflow_stats_node_runs",
+    "What the stats counted of node attempts, by tenant, workflow, node and event (started,"
+    " completed, failed, timed_out, retries, dead_letters).",
+    ["tenant", "workflow", "node", "event"],
+)
+
+STATS_DURATION = Gauge(
+    "braidflow_stats_duration_ms",
+    "Duration quantiles (p50, p95, p99) over the last five minutes, in ms, of a workflow's"
+    " executions (node '') and of each of its nodes' attempts, from the stats' sketches.",
+    ["tenant", "workflow", "node", "quantile"],
 )

@@ -39,7 +39,7 @@ from braidflow.engine import (
     Transition,
     ids,
 )
-from braidflow.engine.state import TERMINAL, ExecutionStatus, NodeStatus
+from braidflow.engine.state import TERMINAL, ExecutionStatus, NodeStatus, iso_time
 from braidflow.engine.trace_context import HEADER as TRACEPARENT
 from braidflow.engine.trace_context import ExecutionTrace
 from braidflow.runtime.worker import Runtime
@@ -53,6 +53,8 @@ from braidflow.schemas.lifecycle_events import (
     lifecycle_headers,
 )
 from braidflow.schemas.record_limits import LIMIT_NAME, RecordTooLarge, check_record
+from braidflow.schemas.stats_figures import WINDOWS, bucket_view
+from braidflow.schemas.stats_observations import WORKFLOW_SCOPE, stats_key
 from braidflow.streams.backfill import Backfill, BackfillRefused, backfill_view, event_triggers
 from braidflow.streams.catalog import Deployment
 from braidflow.streams.departments import DepartmentVersion
@@ -529,6 +531,43 @@ class RuntimeBackend:
 
     def now_ms(self) -> int:
         return self._runtime.clock()
+
+    async def stats(
+        self, scope: str, name: str, window: str, from_ms: int, to_ms: int, forwarded: bool
+    ) -> list[dict[str, Any]]:
+        """The buckets of this tenant's workflow or department `name`: from this worker's
+        tables when it holds them, else from the worker that does (a forwarded read, as for
+        executions)."""
+        stats = self._runtime.stats
+        if stats is None:
+            return []
+        key = stats_key(self._tenant, scope, name)
+        owner = None if forwarded else stats.owner(key)
+        if owner is not None:
+            query = {
+                scope: name,
+                "window": window,
+                "from": iso_time(from_ms),
+                "to": iso_time(to_ms),
+            }
+            headers = {FORWARDED_HEADER: "1", **forwarded_credential()}
+            try:
+                async with self._session.get(
+                    f"{owner}/api/v1/stats", params=query, headers=headers
+                ) as response:
+                    response.raise_for_status()
+                    return list((await response.json())["buckets"])
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                raise Unavailable(
+                    f"the stats of {scope} {name!r} are held by {owner}, which did not answer:"
+                    f" {exc}"
+                ) from None
+        spec = WINDOWS[window]
+        field = "workflow_id" if scope == WORKFLOW_SCOPE else scope
+        return [
+            bucket_view(field, name, start, spec, bucket)
+            for start, bucket in stats.buckets(key, spec, from_ms, to_ms)
+        ]
 
     async def write_audit(self, record: AuditRecord) -> None:
         """Write an audit record and wait for the broker's acknowledgement."""

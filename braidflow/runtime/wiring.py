@@ -49,6 +49,7 @@ from braidflow.streams.publisher import Publisher
 from braidflow.streams.router import EventRouter
 from braidflow.streams.schedules import Scheduler
 from braidflow.streams.starts import Starts
+from braidflow.streams.stats import Stats
 from braidflow.streams.timers import DueTimer, TimerScanner, TimerTable, faust_partitions
 from braidflow.streams.topics import EventsTopics, ensure_topics
 from braidflow.streams.waits import Correlator
@@ -173,6 +174,8 @@ def build_runtime(
     node_logs_projection = NodeLogProjection(
         node_logs, settings.kafka, settings.topics.logs, settings.background_fetch_wait_ms
     )
+    stats = Stats(settings, parts, catalog, publisher.queue)
+    stats.attach()
     runtime = Runtime(
         settings,
         parts,
@@ -191,6 +194,7 @@ def build_runtime(
         keys=keys,
         node_logs=node_logs,
         node_logs_projection=node_logs_projection,
+        stats=stats,
     )
 
     def refused(group: str, code: int) -> None:

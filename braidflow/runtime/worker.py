@@ -24,6 +24,7 @@ from braidflow.streams.orchestrator import Orchestrator
 from braidflow.streams.publisher import Publisher
 from braidflow.streams.router import EventRouter
 from braidflow.streams.starts import Starts
+from braidflow.streams.stats import Stats
 from braidflow.streams.topics import EventsTopics
 
 
@@ -60,6 +61,8 @@ class Runtime:
     # What task handlers logged, per node run (none: not kept here).
     node_logs: NodeLogIndex | None = None
     node_logs_projection: NodeLogProjection | None = None
+    # The windowed stats tables and their agents (streams/stats.py).
+    stats: Stats | None = None
 
     @property
     def app(self) -> faust.App:

@@ -21,14 +21,17 @@ from ddsketch.ddsketch import BaseDDSketch
 from ddsketch.mapping import LogarithmicMapping
 from ddsketch.store import DenseStore
 
+from braidflow.engine.state import ExecutionStatus, iso_time
+
 RELATIVE_ACCURACY = 0.01
 """A quantile read from a sketch is within 1% of the true one."""
 
 COUNTS = (
     "started",
-    "completed",
-    "failed",
-    "cancelled",
+    # An execution's ends are named as its statuses are.
+    ExecutionStatus.COMPLETED.value,
+    ExecutionStatus.FAILED.value,
+    ExecutionStatus.CANCELLED.value,
     "timed_out",
     "retries",
     "dead_letters",
@@ -183,3 +186,16 @@ WINDOWS = {
     )
 }
 """The windows `GET /api/v1/stats?window=` takes."""
+
+
+def bucket_view(
+    field: str, name: str, start_s: int, window: Window, bucket: Bucket
+) -> dict[str, Any]:
+    """One bucket as `GET /api/v1/stats` shows it: its time span, whose figures (`field`,
+    `workflow_id` or `department`, is `name`), and the figures."""
+    return {
+        "start": iso_time(start_s * 1000),
+        "end": iso_time((start_s + window.size_s) * 1000),
+        field: name,
+        **view(bucket),
+    }

@@ -23,18 +23,20 @@ from typing import Any
 
 from braidflow.engine import LifecycleEvent
 from braidflow.engine.sla import SLA_BREACHED_EVENT
+from braidflow.engine.state import ExecutionStatus
 from braidflow.schemas.department_alerts import TIMEOUT_ERRORS
 from braidflow.schemas.stats_figures import Observation
 
 WORKFLOW_SCOPE = "workflow"
 DEPARTMENT_SCOPE = "department"
 
+_COMPLETED, _FAILED = ExecutionStatus.COMPLETED.value, ExecutionStatus.FAILED.value
 _ENDS = {
-    "workflow.completed": "completed",
-    "workflow.failed": "failed",
-    "workflow.cancelled": "cancelled",
+    "workflow.completed": _COMPLETED,
+    "workflow.failed": _FAILED,
+    "workflow.cancelled": ExecutionStatus.CANCELLED.value,
 }
-_NODE_ENDS = {"node.completed": "completed", "node.failed": "failed", "node.retrying": "retries"}
+_NODE_ENDS = {"node.completed": _COMPLETED, "node.failed": _FAILED, "node.retrying": "retries"}
 
 
 @dataclass(frozen=True, slots=True)

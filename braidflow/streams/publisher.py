@@ -37,10 +37,18 @@ class Publisher:
         self._topics = topics
 
     async def queue(
-        self, topic: str, key: bytes, value: bytes, headers: list[tuple[str, bytes]] | None = None
+        self,
+        topic: str,
+        key: bytes,
+        value: bytes,
+        headers: list[tuple[str, bytes]] | None = None,
+        *,
+        timestamp_ms: int | None = None,
     ) -> Awaitable[Any]:
-        """Queue a send; the returned future resolves on acknowledgement."""
-        return await self._app.producer.send(topic, key, value, None, None, headers)
+        """Queue a send (stamped `timestamp_ms`, default now); the returned future resolves
+        on acknowledgement."""
+        timestamp = None if timestamp_ms is None else timestamp_ms / 1000
+        return await self._app.producer.send(topic, key, value, None, timestamp, headers)
 
     async def produce(self, topic: str, key: bytes, value: bytes) -> int:
         """Send and wait for the broker's acknowledgement; the record's offset."""

@@ -40,6 +40,7 @@ def required_topics(settings: Settings) -> list[NewTopic]:
         topics.lifecycle,
         topics.waits,
         topics.admissions,
+        topics.stats,
     ]
     return [
         *(NewTopic(name, settings.partitions, r) for name in partitioned),

@@ -47,6 +47,7 @@ from braidflow.connectors.api.keys import keys
 from braidflow.connectors.api.logs import logs
 from braidflow.connectors.api.openapi import EXECUTION_STATUSES, Resource, document
 from braidflow.connectors.api.operations import DOCUMENT, operations
+from braidflow.connectors.api.stats import stats
 from braidflow.connectors.api.versions import versions
 from braidflow.connectors.api.views import execution_view, not_started_view
 from braidflow.connectors.api.workflows import workflows
@@ -62,6 +63,7 @@ RESOURCES: tuple[Resource, ...] = (
     dead_letters,
     audit,
     keys,
+    stats,
     operations,
     dashboard,
 )

@@ -120,6 +120,12 @@ class Backend(Protocol):
 
     def now_ms(self) -> int: ...
 
+    async def stats(
+        self, scope: str, name: str, window: str, from_ms: int, to_ms: int, forwarded: bool
+    ) -> list[dict[str, Any]]:
+        """The buckets of a workflow's or a department's (`scope`) figures in [from, to)."""
+        ...
+
     async def write_audit(self, record: AuditRecord) -> None: ...
 
     async def audit_log(

@@ -214,6 +214,7 @@ CASES: dict[str, Case] = {
         f"{TARGET_PATH}/backfill", _json({"from": "2026-01-01T00:00:00Z"}), 422, Reach.OBJECT
     ),
     "list_dead_letters": Case("/dead-letters", None, 200, Reach.LISTING, "dead_letters"),
+    "read_stats": Case("/stats?workflow=matrix-target", None, 200, Reach.OBJECT),
     "redrive": Case("/dead-letters/{letter}/redrive", b"{}", 409, Reach.OBJECT),
     "list_versions": Case(f"{TARGET_PATH}/versions", None, 200, Reach.OBJECT),
     "show_version": Case(f"{TARGET_PATH}/versions/1", None, 200, Reach.OBJECT),

@@ -46,7 +46,9 @@ def test_a_workflow_without_sla_sets_no_timer() -> None:
 
 
 def test_a_department_sla_applies_to_its_workflows_that_set_none() -> None:
-    department = compile_department({"kind": "Department", "name": "ops", "settings": {"sla": "2m"}})
+    department = compile_department(
+        {"kind": "Department", "name": "ops", "settings": {"sla": "2m"}}
+    )
     assert department.sla_ms == 120_000
     wf = with_defaults(workflow(BRANCHES), department)
     state, _ = started(wf)

@@ -73,7 +73,9 @@ def test_a_bucket_keeps_bins_not_durations() -> None:
 def test_merging_buckets_is_folding_everything_into_one() -> None:
     rng = random.Random(3)
     seen = [
-        Observation(rng.choice(["completed", "failed"]), rng.choice([None, "a", "b"]), rng.randint(0, 9000))
+        Observation(
+            rng.choice(["completed", "failed"]), rng.choice([None, "a", "b"]), rng.randint(0, 9000)
+        )
         for _ in range(500)
     ]
     halves = merge(fold(None, seen[:200]), fold(None, seen[200:]))

@@ -19,7 +19,11 @@ T0 = 1_750_000_000_000
 
 
 def event(
-    type_: str, at: int, node: str | None = None, attempt: int | None = None, error: str | None = None
+    type_: str,
+    at: int,
+    node: str | None = None,
+    attempt: int | None = None,
+    error: str | None = None,
 ) -> LifecycleEvent:
     return LifecycleEvent(
         f"e1/{type_}/{at}",
@@ -84,19 +88,25 @@ def test_retries_dead_letters_and_timeouts() -> None:
 
 
 def test_a_failure_and_a_cancellation_are_told_apart_from_timeouts() -> None:
-    _, failed = run_through(event("workflow.started", T0), event("workflow.failed", T0 + 9, error="E"))
+    _, failed = run_through(
+        event("workflow.started", T0), event("workflow.failed", T0 + 9, error="E")
+    )
     _, cancelled = run_through(event("workflow.started", T0), event("workflow.cancelled", T0 + 7))
     assert failed[-1] == Observation("failed", None, 9)
     assert cancelled[-1] == Observation("cancelled", None, 7)
 
 
 def test_an_end_without_a_known_start_counts_without_a_duration() -> None:
-    _, seen = run_through(event("node.completed", T0, "pay", 3), event("workflow.completed", T0 + 1))
+    _, seen = run_through(
+        event("node.completed", T0, "pay", 3), event("workflow.completed", T0 + 1)
+    )
     assert seen == [Observation("completed", "pay", None), Observation("completed", None, None)]
 
 
 def test_an_sla_breach_counts_and_keeps_the_row() -> None:
-    row, seen = run_through(event("workflow.started", T0), event("workflow.sla_breached", T0 + 60_000))
+    row, seen = run_through(
+        event("workflow.started", T0), event("workflow.sla_breached", T0 + 60_000)
+    )
     assert row == Run(T0) and seen[-1] == Observation("sla_breached")
 
 

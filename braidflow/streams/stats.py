@@ -1,0 +1,221 @@
+"""Stream analytics: the lifecycle topic folded into windowed Faust tables (docs/analytics.md).
+
+Two agents, because a Faust table may only be written while iterating a stream of the same
+key and partition count:
+
+1. `stats-runs` iterates the lifecycle topic (keyed by execution id) and keeps a row per
+   running execution in the `stats-runs` table (when it and its node attempts started);
+   what each event says (`schemas.stats_observations.observe`) goes on to the stats topic,
+   re-keyed by workflow and by department, stamped with the event's time.
+2. `stats` iterates the stats topic and folds each record into one windowed table per
+   window of `stats_figures.WINDOWS` (tumbling 1m and 1h, hopping 5m every minute), and
+   into the Prometheus metrics (`braidflow_stats_*`).
+
+The tables are partitioned like the stats topic: a worker holds the keys of its partitions,
+and `owner` names the worker that holds a key, for the API to forward a query to (as reads
+of executions are forwarded). At least once: a worker that dies between sending a record
+and committing may count an event twice; nothing is lost.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import faust
+from faust.types.windows import WindowRange_from_start
+
+from braidflow.config import Settings
+from braidflow.metrics import STATS_DURATION, STATS_EXECUTIONS, STATS_NODE_RUNS
+from braidflow.schemas import CodecError, decode_event
+from braidflow.schemas.stats_figures import QUANTILES, WINDOWS, Bucket, Window, fold, quantiles
+from braidflow.schemas.stats_observations import (
+    WORKFLOW_SCOPE,
+    StatsRecord,
+    decode_record,
+    decode_run,
+    encode_record,
+    encode_run,
+    observe,
+    parse_stats_key,
+    stats_records,
+)
+from braidflow.streams.app import FaustParts, rocksdb_options
+from braidflow.streams.catalog import Catalog
+from braidflow.tenants import catalog_key
+
+log = logging.getLogger(__name__)
+
+Queue = Callable[..., Awaitable[Awaitable[Any]]]
+"""Publisher.queue: (topic, key, value, headers, timestamp_ms=) -> acknowledgement."""
+
+# How long an event waits for this worker to read the workflow version it names.
+_CATALOG_WAIT_S = 30.0
+# The window whose newest full bucket the quantile gauges show.
+GAUGE_WINDOW = WINDOWS["5m"]
+
+
+class Stats:
+    """The stats tables of one worker, the agents that fill them, and reading them back."""
+
+    def __init__(
+        self, settings: Settings, parts: FaustParts, catalog: Catalog, queue: Queue
+    ) -> None:
+        self._settings = settings
+        self._app = app = parts.app
+        self._catalog = catalog
+        self._queue = queue
+        self._topic_name = settings.topics.stats
+        options = rocksdb_options(settings)
+        self.lifecycle = parts.lifecycle
+        self.topic = app.topic(
+            settings.topics.stats,
+            key_type=bytes,
+            value_type=bytes,
+            key_serializer="raw",
+            value_serializer="raw",
+            partitions=settings.partitions,
+        )
+        self.runs = app.Table(
+            "stats-runs",
+            key_type=bytes,
+            value_type=bytes,
+            partitions=settings.partitions,
+            options=options,
+        )
+        self.tables: dict[str, faust.Table] = {}
+        self._windowed: dict[str, Any] = {}
+        for window in WINDOWS.values():
+            table = app.Table(
+                f"stats-{window.name}",
+                default=dict,
+                key_type=str,
+                partitions=settings.partitions,
+                options=options,
+            )
+            if window.step_s == window.size_s:
+                wrapped = table.tumbling(window.size_s, expires=window.kept_s)
+            else:
+                wrapped = table.hopping(window.size_s, window.step_s, expires=window.kept_s)
+            self.tables[window.name] = table
+            # The bucket of a record is that of its time: the lifecycle event's, not now.
+            self._windowed[window.name] = wrapped.relative_to_stream()
+
+    def attach(self) -> None:
+        """Declare the two agents on the app (before it starts)."""
+        prefix = self._settings.prefix
+
+        @self._app.agent(self.lifecycle, name=f"{prefix}.stats-runs", concurrency=1)
+        async def follow_runs(stream: faust.StreamT[bytes]) -> None:
+            await self._catalog.ready.wait()
+            async for event in stream.events():
+                message = event.message
+                await self.observe(message.key, message.value)
+
+        @self._app.agent(self.topic, name=f"{prefix}.stats", concurrency=1)
+        async def fold_stats(stream: faust.StreamT[bytes]) -> None:
+            async for event in stream.events():
+                message = event.message
+                self.fold(message.key, message.value, message.timestamp)
+
+    async def observe(self, key: bytes | None, value: bytes | None) -> None:
+        """Stage 1: one lifecycle record, into its execution's row and the stats topic."""
+        if key is None or not value:
+            return
+        try:
+            event = decode_event(value)
+        except CodecError as exc:
+            # The execution index dead-letters what it cannot read; here it only goes uncounted.
+            log.warning("stats: skipping an undecodable lifecycle record: %s", exc)
+            return
+        before = decode_run(self.runs.get(key))
+        after, observations = observe(before, event)
+        if after is None:
+            if before is not None:
+                del self.runs[key]
+        elif after != before:
+            self.runs[key] = encode_run(after)
+        if not observations:
+            return
+        deployment = await self._catalog.wait_for(
+            catalog_key(event.tenant, event.workflow_id), event.workflow_version, _CATALOG_WAIT_S
+        )
+        department = None if deployment is None else deployment.workflow.definition.department
+        for stats_key, record in stats_records(event, department, observations):
+            await self._queue(
+                self._topic_name,
+                stats_key.encode(),
+                encode_record(record),
+                None,
+                timestamp_ms=event.at,
+            )
+
+    def fold(self, key: bytes | None, value: bytes | None, timestamp_s: float) -> None:
+        """Stage 2: one stats record, into every window's bucket of its time (`timestamp_s`,
+        the record's), and the metrics."""
+        if key is None or not value:
+            return
+        try:
+            record = decode_record(value)
+        except ValueError as exc:
+            log.warning("stats: skipping a stats record: %s", exc)
+            return
+        name = key.decode()
+        for windowed in self._windowed.values():
+            windowed[name].apply(fold, record.observations)
+        tenant, scope, _ = parse_stats_key(name)
+        if scope == WORKFLOW_SCOPE:
+            self._count(tenant, record)
+            # The bucket of the five minutes up to the record's minute.
+            step = GAUGE_WINDOW.step_s
+            start = int(timestamp_s) // step * step - GAUGE_WINDOW.size_s + step
+            window_range = WindowRange_from_start(float(start), float(GAUGE_WINDOW.size_s))
+            self._gauge(tenant, record, self.tables[GAUGE_WINDOW.name].get((name, window_range)))
+
+    def _count(self, tenant: str, record: StatsRecord) -> None:
+        department = record.department or ""
+        for seen in record.observations:
+            if seen.node is None:
+                STATS_EXECUTIONS.labels(tenant, record.workflow, department, seen.kind).inc()
+            else:
+                STATS_NODE_RUNS.labels(tenant, record.workflow, seen.node, seen.kind).inc()
+
+    def _gauge(self, tenant: str, record: StatsRecord, bucket: Bucket) -> None:
+        """Quantiles of the newest bucket that holds the record (the last five minutes)."""
+        parts = {"": bucket} | {
+            node: bucket.get("nodes", {}).get(node, {})
+            for node in {o.node for o in record.observations if o.node is not None}
+        }
+        for node, part in parts.items():
+            shown = quantiles(part.get("durations", {}))
+            for label, _ in QUANTILES:
+                value = shown[label]
+                if value is not None:
+                    STATS_DURATION.labels(tenant, record.workflow, node, label).set(value)
+
+    def buckets(
+        self, key: str, window: Window, from_ms: int, to_ms: int
+    ) -> list[tuple[int, Bucket]]:
+        """(start in epoch s, figures) of the buckets of `key` this worker holds that overlap
+        [from_ms, to_ms), oldest first; empty ones left out."""
+        table = self.tables[window.name]
+        found = []
+        for start in window.starts(from_ms, to_ms):
+            window_range = WindowRange_from_start(float(start), float(window.size_s))
+            bucket = table.get((key, window_range))
+            if bucket:
+                found.append((start, bucket))
+        return found
+
+    def owner(self, key: str) -> str | None:
+        """The API URL of the worker that holds `key`'s figures; None when it is this one
+        (or when no assignment is known yet: then this worker answers with what it has)."""
+        table = self.tables[GAUGE_WINDOW.name]
+        try:
+            topic = table.changelog_topic.get_topic_name()
+            url = str(self._app.assignor.key_store(topic, key.encode())).rstrip("/")
+        except Exception:
+            return None
+        own = str(self._app.conf.canonical_url).rstrip("/")
+        return None if url == own else url

@@ -1,0 +1,238 @@
+"""Stream analytics against a real worker: after executions that succeed, retry and fail, the
+stats show the right counts and plausible quantiles per workflow, department and node, the
+Prometheus metrics say the same, and the outside consumer of docs/analytics.md computes the
+same figures from the lifecycle topic; an execution past its SLA publishes one
+`braidflow.sla.breached` and counts."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import uuid
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from topic_records import TopicReader
+from waiting import until
+from workers import WorkerProcess
+
+EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "stats_consumer.py"
+COUNTS = ("started", "completed", "failed", "cancelled", "timed_out", "retries", "dead_letters")
+
+
+def unique(name: str) -> str:
+    return f"{name}{uuid.uuid4().hex[:8]}"
+
+
+def deploy(worker: WorkerProcess, text: str) -> None:
+    reply = worker.api.deploy(text)
+    assert reply.status in (200, 201), reply
+
+
+def totals(buckets: list[dict[str, Any]], node: str | None = None) -> dict[str, int]:
+    """The counts of `buckets` (or of one node of them) added up."""
+    parts = [b if node is None else b["nodes"].get(node, {}) for b in buckets]
+    return {name: sum(p.get(name, 0) for p in parts) for name in COUNTS}
+
+
+def plausible(quantiles: dict[str, float | None], longest_ms: float) -> None:
+    p50, p95, p99 = quantiles["p50"], quantiles["p95"], quantiles["p99"]
+    assert p50 is not None and p95 is not None and p99 is not None, quantiles
+    assert 0 <= p50 <= p95 <= p99 <= longest_ms * 1.01 + 1, (quantiles, longest_ms)
+
+
+def elapsed_ms(view: dict[str, Any]) -> float:
+    start = datetime.fromisoformat(view["started_at"])
+    end = datetime.fromisoformat(view["completed_at"])
+    return (end - start).total_seconds() * 1000
+
+
+@pytest.fixture(scope="module")
+def ran(shared_worker: WorkerProcess) -> dict[str, Any]:
+    """Six executions of a department's workflow: three succeed at once, two after a retry,
+    one fails after three attempts (two retries and a dead letter)."""
+    dept, workflow = unique("analytics"), unique("flaky")
+    deploy(shared_worker, f"kind: Department\nname: {dept}\n")
+    deploy(
+        shared_worker,
+        f"""
+id: {workflow}
+department: {dept}
+nodes:
+  - id: work
+    type: task
+    params: {{handler: test.flaky, input: {{succeed_at: "${{input.succeed_at}}"}}}}
+    retry: {{max_attempts: 3, backoff: fixed, initial: 10ms}}
+  - {{id: done, type: end}}
+edges:
+  - {{from: work, to: done}}
+""",
+    )
+    started = [shared_worker.api.start(workflow, {"succeed_at": n}) for n in (1, 1, 1, 2, 2, 9)]
+    views = shared_worker.wait_until_finished(started)
+    statuses = sorted(v["status"] for v in views.values())
+    assert statuses == ["completed"] * 5 + ["failed"], views
+    longest = max(elapsed_ms(v) for v in views.values())
+    return {"department": dept, "workflow": workflow, "longest_ms": longest}
+
+
+def stats(worker: WorkerProcess, query: str) -> list[dict[str, Any]]:
+    reply = worker.api.get(f"/stats?{query}")
+    assert reply.status == 200, reply
+    return list(reply.body["buckets"])
+
+
+def settled(worker: WorkerProcess, query: str, ended: int) -> list[dict[str, Any]]:
+    """The buckets of `query` once they count `ended` executions that ended."""
+    return until(
+        lambda: (
+            (found := stats(worker, query))
+            and sum(b["completed"] + b["failed"] for b in found) >= ended
+            and found
+        ),
+        what=f"stats of {query} counting {ended} ended executions",
+    )
+
+
+def test_the_stats_count_executions_retries_and_failures_per_workflow_department_and_node(
+    shared_worker: WorkerProcess, ran: dict[str, Any]
+) -> None:
+    workflow, dept = ran["workflow"], ran["department"]
+    want = {
+        "started": 6,
+        "completed": 5,
+        "failed": 1,
+        "cancelled": 0,
+        "timed_out": 0,
+        "retries": 4,
+        "dead_letters": 1,
+    }
+    minutes = settled(shared_worker, f"workflow={workflow}&window=1m", 6)
+    assert totals(minutes) == want, minutes
+    assert all(b["workflow_id"] == workflow and "department" not in b for b in minutes)
+    # Attempts of the node: 3 + 2 x 2 + 3 started, the last of the failing one failed.
+    assert totals(minutes, "work") == {**want, "started": 10}, minutes
+    hours = settled(shared_worker, f"workflow={workflow}&window=1h", 6)
+    assert totals(hours) == want, hours
+    if len(hours) == 1:
+        # Every execution in one bucket: its quantiles are those of all six.
+        plausible(hours[0]["duration_ms"], ran["longest_ms"])
+        plausible(hours[0]["nodes"]["work"]["duration_ms"], ran["longest_ms"])
+    for bucket in minutes:
+        if bucket["completed"] + bucket["failed"]:
+            plausible(bucket["duration_ms"], ran["longest_ms"])
+
+    by_department = settled(shared_worker, f"department={dept}&window=1m", 6)
+    assert totals(by_department) == want, by_department
+    assert totals(by_department, f"{workflow}/work") == {**want, "started": 10}
+    assert all(b["department"] == dept for b in by_department)
+    # Hopping windows: each moment is in five buckets of five minutes.
+    hopping = settled(shared_worker, f"workflow={workflow}&window=5m", 6)
+    assert totals(hopping)["started"] == 30, hopping
+
+
+def test_the_metrics_show_the_same_counts(
+    shared_worker: WorkerProcess, ran: dict[str, Any]
+) -> None:
+    settled(shared_worker, f"workflow={ran['workflow']}", 6)
+    text = shared_worker.api.get("/metrics").body
+    assert isinstance(text, str)
+    workflow, dept = ran["workflow"], ran["department"]
+    labels = f'tenant="default",workflow="{workflow}",department="{dept}"'
+    assert f'braidflow_stats_executions_total{{{labels},event="completed"}} 5.0' in text
+    assert f'braidflow_stats_executions_total{{{labels},event="failed"}} 1.0' in text
+    node = f'tenant="default",workflow="{workflow}",node="work"'
+    assert f'braidflow_stats_node_runs_total{{{node},event="retries"}} 4.0' in text
+    assert (
+        f'braidflow_stats_duration_ms{{tenant="default",workflow="{workflow}",node="",quantile="p99"}}'
+        in text
+    )
+
+
+def test_an_outside_consumer_computes_the_same_figures_from_the_lifecycle_topic(
+    shared_worker: WorkerProcess, ran: dict[str, Any]
+) -> None:
+    workflow = ran["workflow"]
+    minutes = settled(shared_worker, f"workflow={workflow}&window=1m", 6)
+    broker = shared_worker.broker
+    properties = [
+        f"-X{name}={value}"
+        for name, value in broker.confluent().items()
+        if name != "bootstrap.servers"
+    ]
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(EXAMPLE),
+            "--broker",
+            broker.address,
+            "--topic",
+            f"{shared_worker.prefix}.lifecycle",
+            *properties,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    theirs = [json.loads(line) for line in done.stdout.splitlines()]
+    theirs = [line for line in theirs if line["workflow_id"] == workflow]
+    ours = [
+        {
+            "tenant": "default",
+            "workflow_id": workflow,
+            "start": b["start"],
+            **{name: b[name] for name in (*COUNTS, "sla_breached")},
+            "duration_ms": b["duration_ms"],
+        }
+        for b in minutes
+    ]
+    assert theirs == ours
+
+
+def test_an_execution_past_its_sla_publishes_one_breach_and_counts(
+    shared_worker: WorkerProcess,
+) -> None:
+    workflow = unique("slow")
+    deploy(
+        shared_worker,
+        f"""
+id: {workflow}
+settings: {{sla: 500ms}}
+nodes:
+  - id: work
+    type: task
+    params: {{handler: test.slow, input: {{seconds: "${{input.seconds}}", value: 1}}}}
+  - {{id: done, type: end}}
+edges:
+  - {{from: work, to: done}}
+""",
+    )
+    late = shared_worker.api.start(workflow, {"seconds": 3})
+    early = shared_worker.api.start(workflow, {"seconds": 0})
+    views = shared_worker.wait_until_finished([late, early])
+    assert {v["status"] for v in views.values()} == {"completed"}, views
+    buckets = until(
+        lambda: (
+            (found := stats(shared_worker, f"workflow={workflow}&window=1h"))
+            and sum(b["completed"] for b in found) == 2
+            and found
+        ),
+        what="the stats of both executions",
+    )
+    assert sum(b["sla_breached"] for b in buckets) == 1, buckets
+    with TopicReader(shared_worker.broker, "events.braidflow") as reader:
+        records = reader.read_to_end()
+    breaches = [
+        json.loads(r.value or b"{}")
+        for r in records
+        if r.key is not None and r.key.decode() in (late, early)
+    ]
+    assert len(breaches) == 1, breaches
+    [breach] = breaches
+    assert breach["type"] == "braidflow.sla.breached" and breach["subject"] == late
+    assert breach["data"]["workflow"] == workflow and breach["data"]["sla_ms"] == 500
