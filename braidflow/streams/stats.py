@@ -43,6 +43,7 @@ from braidflow.schemas.stats_observations import (
 )
 from braidflow.streams.app import FaustParts, rocksdb_options
 from braidflow.streams.catalog import Catalog
+from braidflow.streams.partitioner import KeyPartitioner
 from braidflow.tenants import catalog_key
 
 log = logging.getLogger(__name__)
@@ -67,6 +68,7 @@ class Stats:
         self._catalog = catalog
         self._queue = queue
         self._topic_name = settings.topics.stats
+        self._partitioner = KeyPartitioner()
         options = rocksdb_options(settings)
         self.lifecycle = parts.lifecycle
         self.topic = app.topic(
@@ -211,11 +213,15 @@ class Stats:
     def owner(self, key: str) -> str | None:
         """The API URL of the worker that holds `key`'s figures; None when it is this one
         (or when no assignment is known yet: then this worker answers with what it has)."""
+        partitions = list(range(self._settings.partitions))
+        # The partition its records go to on the stats topic, and so its tables' partition.
+        partition = self._partitioner(key.encode(), partitions, partitions)
         table = self.tables[GAUGE_WINDOW.name]
         try:
-            topic = table.changelog_topic.get_topic_name()
-            url = str(self._app.assignor.key_store(topic, key.encode())).rstrip("/")
+            hosts = self._app.router.table_metadata(table.name)
         except Exception:
             return None
+        topic = table.changelog_topic.get_topic_name()
+        url = next((u for u, held in hosts.items() if partition in held.get(topic, ())), None)
         own = str(self._app.conf.canonical_url).rstrip("/")
-        return None if url == own else url
+        return None if url is None or str(url).rstrip("/") == own else str(url).rstrip("/")
