@@ -250,3 +250,16 @@ edges:
     [breach] = breaches
     assert breach["type"] == "braidflow.sla.breached" and breach["subject"] == late
     assert breach["data"]["workflow"] == workflow and breach["data"]["sla_ms"] == 500
+
+
+def test_a_bad_parameter_is_refused_naming_it(shared_worker: WorkerProcess) -> None:
+    for query, field in (
+        ("window=2m", "window"),
+        ("from=yesterday", "from"),
+        ("to=2026-13-01T00:00:00Z", "to"),
+        ("from=2026-01-02T00:00:00Z&to=2026-01-01T00:00:00Z", "from"),
+        ("from=2020-01-01T00:00:00Z&to=2026-01-01T00:00:00Z", "from"),
+    ):
+        reply = shared_worker.api.get(f"/stats?{query}")
+        assert reply.status == 400 and reply.body.get("field") == field, (query, reply)
+    assert shared_worker.api.get("/stats?workflow=no-such-workflow").status == 404
