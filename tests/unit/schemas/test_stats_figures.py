@@ -97,3 +97,11 @@ def test_windows_list_the_buckets_that_overlap_a_range() -> None:
     assert minute.starts(150_000, 150_001) == [120]
     # Hopping: every bucket of five minutes that holds a moment of the range.
     assert five.starts(600_000, 600_001) == [360, 420, 480, 540, 600]
+
+
+def test_folding_leaves_the_bucket_it_was_given_as_it_was() -> None:
+    before = fold(None, [Observation("completed", "n", 12), Observation("completed", None, 30)])
+    kept = json.dumps(before)
+    after = fold(before, [Observation("completed", "n", 9000), Observation("failed", None, 1)])
+    assert json.dumps(before) == kept
+    assert view(after)["nodes"]["n"]["completed"] == 2 and view(after)["failed"] == 1
