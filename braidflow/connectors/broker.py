@@ -188,6 +188,10 @@ class EmbeddedBroker:
         self.stop()
 
 
+SETTLING_KEY = b'"\\u0000braidflow-none"'
+"""The key of the tombstones `settle_changelogs` sends: a JSON string no table has as a key."""
+
+
 def settle_changelogs(broker: KafkaConnection | str, prefix: str, timeout_s: float = 10.0) -> None:
     """Before a worker restarts on the data dir it had, on the embedded broker: make every
     changelog's end what it is.
@@ -198,8 +202,10 @@ def settle_changelogs(broker: KafkaConnection | str, prefix: str, timeout_s: flo
     versions of their rows in the local store; and where the store had persisted an
     offset past that "end", Faust refuses to start (ConsistencyError). A tombstone for
     a key no table has, sent alone to every changelog partition of `prefix`, makes each
-    last batch one record long; recovery applies it as a no-op. Apache Kafka needs none
-    of this, and takes no harm from it.
+    last batch one record long; recovery applies it as a no-op. The key is JSON text (a
+    string), so the tables whose keys are JSON (the windowed stats tables) read it too: a
+    key they cannot decode stops their recovery. Apache Kafka needs none of this, and takes
+    no harm from it.
     """
     connection = broker if isinstance(broker, KafkaConnection) else KafkaConnection.plain(broker)
     topics = AdminClient(connection.confluent()).list_topics(timeout=timeout_s).topics
@@ -207,7 +213,7 @@ def settle_changelogs(broker: KafkaConnection | str, prefix: str, timeout_s: flo
     for name, topic in topics.items():
         if name.startswith(f"{prefix}-") and name.endswith("-changelog"):
             for partition in topic.partitions:
-                producer.produce(name, None, b"\0braidflow-none", partition=partition)
+                producer.produce(name, None, SETTLING_KEY, partition=partition)
                 # One produce request per record: each must be a batch of its own.
                 if producer.flush(timeout_s) != 0:
                     raise BrokerError(f"{name}[{partition}] did not take the closing record")

@@ -263,3 +263,25 @@ def test_a_bad_parameter_is_refused_naming_it(shared_worker: WorkerProcess) -> N
         reply = shared_worker.api.get(f"/stats?{query}")
         assert reply.status == 400 and reply.body.get("field") == field, (query, reply)
     assert shared_worker.api.get("/stats?workflow=no-such-workflow").status == 404
+
+
+def test_a_viewer_reads_the_stats_of_what_it_may_read_only(
+    shared_worker: WorkerProcess, ran: dict[str, Any]
+) -> None:
+    workflow, dept = ran["workflow"], ran["department"]
+    settled(shared_worker, f"workflow={workflow}", 6)
+    elsewhere = unique("elsewhere")
+    deploy(
+        shared_worker,
+        f"id: {elsewhere}\nnodes:\n  - {{id: done, type: end}}\nedges: []\n",
+    )
+    viewer = shared_worker.api.as_new_key("viewer", unique("dept-viewer"), department=dept)
+    # No filter: every workflow it may read, those of its department only.
+    everything = viewer.get("/stats?window=1h")
+    assert everything.status == 200, everything
+    assert {b["workflow_id"] for b in everything.body["buckets"]} == {workflow}
+    assert totals(everything.body["buckets"])["started"] == 6
+    assert viewer.get(f"/stats?department={dept}").status == 200
+    # A workflow or a department it may not read does not exist for it.
+    assert viewer.get(f"/stats?workflow={elsewhere}").status == 404
+    assert viewer.get("/stats?department=finance").status == 404
