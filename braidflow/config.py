@@ -199,6 +199,14 @@ class Settings:
             option="--auth",
         ),
     )
+    stats: bool = field(
+        default=True,
+        metadata=_about(
+            "Fold the lifecycle topic into the windowed stats tables (--no-stats: off, on every"
+            " worker alike; docs/analytics.md).",
+            option="--stats",
+        ),
+    )
     max_record_bytes: int = field(
         default=1_000_000,
         metadata=_about("Largest record a worker writes (at most the broker's message.max.bytes)."),

@@ -86,7 +86,7 @@ STATS_NODE_RUNS = Counter(
 
 STATS_DURATION = Gauge(
     "braidflow_stats_duration_ms",
-    "Duration quantiles (p50, p95, p99) over the last five minutes, in ms, of a workflow's"
+    "Duration quantiles (p50, p95, p99) over the minute of the latest event, in ms, of a workflow's"
     " executions (node '') and of each of its nodes' attempts, from the stats' sketches.",
     ["tenant", "workflow", "node", "quantile"],
 )

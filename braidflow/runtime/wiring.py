@@ -174,8 +174,9 @@ def build_runtime(
     node_logs_projection = NodeLogProjection(
         node_logs, settings.kafka, settings.topics.logs, settings.background_fetch_wait_ms
     )
-    stats = Stats(settings, parts, catalog, publisher.queue)
-    stats.attach()
+    stats = Stats(settings, parts, catalog, publisher.queue) if settings.stats else None
+    if stats is not None:
+        stats.attach()
     runtime = Runtime(
         settings,
         parts,

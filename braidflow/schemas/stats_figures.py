@@ -114,6 +114,15 @@ def merge(a: Mapping[str, Any], b: Mapping[str, Any]) -> Bucket:
     return {**_merge_part(_merge_part(_empty_node(), a), b), "nodes": nodes}
 
 
+def merge_all(buckets: Iterable[Mapping[str, Any]]) -> Bucket:
+    """The figures of every one of `buckets` together ({} when none counted anything)."""
+    merged: Bucket = {}
+    for bucket in buckets:
+        if bucket:
+            merged = merge(merged or empty(), bucket)
+    return merged
+
+
 def quantiles(sketch: Mapping[str, Any]) -> dict[str, float | None]:
     """p50, p95 and p99 of a sketch, in its unit (ms), to 0.1; None each when it is empty."""
     store = DenseStore()
@@ -206,13 +215,17 @@ def _add_bin(sketch: Bucket, key: int, n: int) -> None:
 
 @dataclass(frozen=True, slots=True)
 class Window:
-    """A kind of bucket the stats keep: `size_s` long, one starting every `step_s` (equal:
-    tumbling; less: hopping, each moment in several buckets), kept `kept_s` after it ends."""
+    """A kind of bucket the stats show: `size_s` long, one starting every `step_s` (equal:
+    tumbling; less: hopping, each moment in several buckets), kept `kept_s` after it ends.
+    `made_of`: None for a window a table keeps; else the name of the tumbling window whose
+    buckets it merges when read (a hopping window kept as such costs a write per bucket a
+    moment is in, for figures a merge gives exactly)."""
 
     name: str
     size_s: int
     step_s: int
     kept_s: int
+    made_of: str | None = None
 
     def starts(self, from_ms: int, to_ms: int) -> list[int]:
         """Starts (epoch s) of the buckets that overlap [from_ms, to_ms), oldest first."""
@@ -226,8 +239,8 @@ WINDOWS = {
     w.name: w
     for w in (
         Window("1m", 60, 60, DAY_S),
-        # Hopping: the last five minutes, every minute (what the quantile gauges show).
-        Window("5m", 300, 60, DAY_S),
+        # Hopping: the last five minutes, every minute, merged from the minutes.
+        Window("5m", 300, 60, DAY_S, made_of="1m"),
         Window("1h", 3600, 3600, 30 * DAY_S),
     )
 }

@@ -11,6 +11,7 @@ from braidflow.schemas.stats_figures import (
     Observation,
     fold,
     merge,
+    merge_all,
     quantiles,
     sample_count,
     view,
@@ -105,3 +106,10 @@ def test_folding_leaves_the_bucket_it_was_given_as_it_was() -> None:
     after = fold(before, [Observation("completed", "n", 9000), Observation("failed", None, 1)])
     assert json.dumps(before) == kept
     assert view(after)["nodes"]["n"]["completed"] == 2 and view(after)["failed"] == 1
+
+
+def test_merging_any_number_of_buckets_skips_the_empty_ones() -> None:
+    a = fold(None, [Observation("completed", None, 10)])
+    b = fold(None, [Observation("failed", None, 20)])
+    assert merge_all([]) == {} and merge_all([{}, {}]) == {}
+    assert view(merge_all([a, {}, b])) == view(merge(a, b))
