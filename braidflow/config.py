@@ -56,6 +56,8 @@ class Topics:
     def logs(self) -> str:
         """What task handlers logged, one record per node run, keyed by execution id."""
         return f"{self.prefix}.logs"
+
+    @property
     def stats(self) -> str:
         """Stats observations re-keyed by workflow and department (`streams/stats.py`)."""
         return f"{self.prefix}.stats"
