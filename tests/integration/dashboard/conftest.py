@@ -1,4 +1,4 @@
-"""A real browser for the dashboard's tests (dashboard_browser.py): one per session, a fresh
+"""A real browser for the dashboard's tests (dashboard_browser.py): one per test module, a fresh
 tab, with nobody signed in, per test."""
 
 from __future__ import annotations
@@ -10,13 +10,15 @@ from dashboard_browser import TIMEOUT_MS, launch
 from playwright.sync_api import Browser, Page, Playwright, sync_playwright
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def playwright() -> Iterator[Playwright]:
+    # Playwright's sync API runs an event loop on this thread until it stops: kept for the
+    # whole session, it broke every asyncio test collected after the dashboard's.
     with sync_playwright() as driver:
         yield driver
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(playwright: Playwright) -> Iterator[Browser]:
     launched = launch(playwright)
     yield launched
