@@ -87,6 +87,29 @@ def lifecycle_scope(event: LifecycleEvent) -> dict[str, Any]:
     }
 
 
+def event_json(event: LifecycleEvent) -> dict[str, Any]:
+    """A lifecycle event as the API shows it (streams, dashboards): plain JSON, times as
+    ISO 8601 UTC as execution views show them, the error with the node it names."""
+    return {
+        "id": event.id,
+        "type": event.type,
+        "execution_id": event.execution_id,
+        "workflow_id": event.workflow_id,
+        "workflow_version": event.workflow_version,
+        "at": iso_time(event.at),
+        "node_id": event.node_id,
+        "attempt": event.attempt,
+        "data": event.data,
+        "error": None
+        if event.error is None
+        else {
+            "type": event.error.type,
+            "message": event.error.message,
+            "node_id": event.error.node_id,
+        },
+    }
+
+
 def accepted_event(start: StartExecution) -> LifecycleEvent:
     """`workflow.accepted`: a start was accepted (answered with its id), not yet applied.
 

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import json
+
 from aiokafka import ConsumerRecord
 
 from braidflow.connectors.execution_index import concerns_index
-from braidflow.schemas.lifecycle_events import lifecycle_event_type, lifecycle_headers
+from braidflow.engine import LifecycleEvent, NodeError
+from braidflow.schemas.lifecycle_events import (
+    event_json,
+    lifecycle_event_type,
+    lifecycle_headers,
+)
 
 NODE_TYPES = {"charge": "task", "sign_off": "approval"}
 
@@ -54,3 +61,40 @@ def test_the_index_reads_approvals_workflow_events_redrives_and_unlabelled_recor
     assert concerns_index(record("ex-1/charge/2/node.redriven"))
     # Written before node events were labelled: decoded and looked at, as before.
     assert concerns_index(record("ex-1/charge/1/node.completed", node_types=None))
+
+
+def test_an_event_as_json_has_the_shape_every_reader_shares() -> None:
+    failed = LifecycleEvent(
+        "ex-1/charge/2/node.failed",
+        "node.failed",
+        "ex-1",
+        "pay",
+        3,
+        1_764_979_200_123,
+        node_id="charge",
+        attempt=2,
+        data={"card": "4242"},
+        error=NodeError("Declined", "card declined", "charge"),
+        tenant="acme",
+    )
+    shown = event_json(failed)
+    assert shown == {
+        "id": "ex-1/charge/2/node.failed",
+        "type": "node.failed",
+        "execution_id": "ex-1",
+        "workflow_id": "pay",
+        "workflow_version": 3,
+        "at": "2025-12-06T00:00:00.123Z",
+        "node_id": "charge",
+        "attempt": 2,
+        "data": {"card": "4242"},
+        "error": {"type": "Declined", "message": "card declined", "node_id": "charge"},
+    }
+    assert json.loads(json.dumps(shown)) == shown
+
+
+def test_an_event_without_error_or_node_shows_nulls() -> None:
+    started = LifecycleEvent("ex-1/workflow.started", "workflow.started", "ex-1", "pay", 1, 0)
+    shown = event_json(started)
+    assert (shown["node_id"], shown["attempt"], shown["error"]) == (None, None, None)
+    assert shown["at"] == "1970-01-01T00:00:00.000Z"
