@@ -22,6 +22,7 @@ from aiokafka import ConsumerRecord, TopicPartition
 
 from braidflow.access import DEFAULT_TENANT
 from braidflow.connectors.execution_search import ExecutionSearch, condition
+from braidflow.connectors.lifecycle_feed import LifecycleFeed
 from braidflow.connectors.projection import PARTITION_CHECK_S, TopicProjection
 from braidflow.connectors.read_model_db import ReadModel, ReadModelLocation, json_text
 from braidflow.engine.messages import LifecycleEvent
@@ -368,7 +369,8 @@ class ExecutionIndex(ReadModel):
 
 
 class ExecutionProjection(TopicProjection):
-    """Follows every partition of the lifecycle topic into an `ExecutionIndex`.
+    """Follows every partition of the lifecycle topic into an `ExecutionIndex`, and into a
+    `LifecycleFeed` when given one (then it wakes the feed's readers once both hold a batch).
 
     A record that does not decode is skipped with a warning.
     """
@@ -379,7 +381,10 @@ class ExecutionProjection(TopicProjection):
         connection: KafkaConnection,
         topic: str,
         fetch_max_wait_ms: int = 100,
+        feed: LifecycleFeed | None = None,
     ) -> None:
+        self._feed = feed
+
         def apply(
             records: Sequence[ConsumerRecord[bytes, bytes]],
             positions: Mapping[TopicPartition, int],
@@ -398,6 +403,17 @@ class ExecutionProjection(TopicProjection):
             # Looked up on each construction, so tests can shorten it by patching this module.
             partition_check_s=PARTITION_CHECK_S,
         )
+
+    async def _apply(
+        self, batch: Mapping[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
+    ) -> None:
+        # The feed takes every record this worker read, on the event loop (its readers wait
+        # there), whatever part of the batch a worker sharing the index stored already.
+        feed = self._feed
+        touched = [] if feed is None else feed.apply(r for rs in batch.values() for r in rs)
+        await super()._apply(batch)
+        if feed is not None:
+            feed.announce(touched)
 
 
 _NODE_EVENT_TYPES = frozenset(lifecycle_type(t).encode() for t in (NODE_STARTED, *NODE_ENDED))

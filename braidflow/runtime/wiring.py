@@ -22,6 +22,7 @@ from braidflow.connectors.dead_letter_index import DeadLetterIndex, DeadLetterPr
 from braidflow.connectors.execution_index import ExecutionIndex, ExecutionProjection
 from braidflow.connectors.http import HttpNodeClient
 from braidflow.connectors.identity import identity_provider
+from braidflow.connectors.lifecycle_feed import LifecycleFeed
 from braidflow.connectors.local_state import check_cluster, cluster_id_of
 from braidflow.connectors.metrics import observe_step
 from braidflow.connectors.node_log_index import NodeLogIndex, NodeLogProjection
@@ -159,8 +160,9 @@ def build_runtime(
         return read_model_location(settings.read_model, settings.data_dir, settings.prefix, name)
 
     index = ExecutionIndex(read_model("executions-index"))
+    feed = LifecycleFeed()
     projection = ExecutionProjection(
-        index, settings.kafka, settings.topics.lifecycle, settings.background_fetch_wait_ms
+        index, settings.kafka, settings.topics.lifecycle, settings.background_fetch_wait_ms, feed
     )
     letters = DeadLetterIndex(read_model("dead-letters-index"))
     letters_projection = DeadLetterProjection(
@@ -196,6 +198,7 @@ def build_runtime(
         node_logs=node_logs,
         node_logs_projection=node_logs_projection,
         stats=stats,
+        lifecycle_feed=feed,
     )
 
     def refused(group: str, code: int) -> None:
@@ -298,6 +301,8 @@ def build_runtime(
             runtime.hooks_done = True
 
         async def on_stop(self) -> None:
+            # Open streams and waits answer now: the API's shutdown would wait for them.
+            feed.end_readers()
             await alerts.stop()
             await alert_webhooks.stop()
             await scheduler.stop()

@@ -14,6 +14,7 @@ from braidflow.config import Settings
 from braidflow.connectors.audit_index import AuditIndex
 from braidflow.connectors.dead_letter_index import DeadLetterIndex
 from braidflow.connectors.execution_index import ExecutionIndex, ExecutionProjection
+from braidflow.connectors.lifecycle_feed import LifecycleFeed
 from braidflow.connectors.node_log_index import NodeLogIndex, NodeLogProjection
 from braidflow.streams.app import FaustParts
 from braidflow.streams.catalog import Catalog
@@ -63,6 +64,8 @@ class Runtime:
     node_logs_projection: NodeLogProjection | None = None
     # The windowed stats tables and their agents (streams/stats.py).
     stats: Stats | None = None
+    # Each execution's lifecycle events, for the streams and `?wait=` (None in some tests).
+    lifecycle_feed: LifecycleFeed | None = None
 
     @property
     def app(self) -> faust.App:

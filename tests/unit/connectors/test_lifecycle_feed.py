@@ -1,0 +1,161 @@
+"""The lifecycle feed: each execution's events in order, kept once, bounded, decoded only
+when read, and its readers woken when events of theirs are applied."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+from aiokafka import ConsumerRecord
+
+from braidflow.connectors.lifecycle_feed import CUT, LifecycleFeed
+from braidflow.engine import ids
+from braidflow.engine.messages import LifecycleEvent
+from braidflow.schemas import encode_event
+from braidflow.schemas.lifecycle_events import lifecycle_headers
+
+NOW = 1_700_000_000_000
+
+
+def record(
+    execution_id: str, type_: str, node_id: str | None = None, tenant: str = "default"
+) -> ConsumerRecord[bytes, bytes]:
+    event_id = (
+        ids.workflow_event_id(execution_id, type_)
+        if node_id is None
+        else ids.node_event_id(execution_id, node_id, 1, type_)
+    )
+    event = LifecycleEvent(
+        event_id,
+        type_,
+        execution_id,
+        "refund",
+        1,
+        NOW,
+        node_id=node_id,
+        attempt=None if node_id is None else 1,
+        tenant=tenant,
+    )
+    key = execution_id.encode()
+    value = encode_event(event)
+    return ConsumerRecord(
+        "lifecycle",
+        0,
+        0,
+        0,
+        0,
+        key,
+        value,
+        None,
+        len(key),
+        len(value),
+        lifecycle_headers(event_id, key),
+    )
+
+
+def types(feed: LifecycleFeed, execution_id: str) -> list[str]:
+    return [e.type for e in feed.of_execution(execution_id)]
+
+
+def test_an_execution_reads_back_in_order_each_event_once_as_its_json() -> None:
+    feed = LifecycleFeed()
+    records = [record("e1", "workflow.started"), record("e1", "node.started", "a")]
+    assert feed.apply(records) == ["e1", "e1"]
+    feed.apply([*records, record("e1", "workflow.completed")])  # a redelivery, then the end
+    kept = feed.of_execution("e1")
+    assert [e.type for e in kept] == ["workflow.started", "node.started", "workflow.completed"]
+    shown = json.loads(kept[1].body or "")
+    assert (shown["id"], shown["node_id"], shown["attempt"]) == ("e1/a/1/node.started", "a", 1)
+    assert feed.of_execution("e1", after_seq=kept[1].seq) == kept[2:]
+    assert feed.seq_of("e1/a/1/node.started", "e1") == kept[1].seq
+
+
+def test_past_the_bound_node_events_give_way_to_one_cut_and_the_end_is_kept() -> None:
+    feed = LifecycleFeed(per_execution=3)
+    feed.apply([record("e1", "workflow.started")])
+    feed.apply([record("e1", "node.started", f"n{i}") for i in range(5)])
+    feed.apply([record("e1", "workflow.completed")])
+    assert types(feed, "e1") == [
+        "workflow.started",
+        "node.started",
+        "node.started",
+        "node.started",
+        CUT,
+        "workflow.completed",
+    ]
+    cut = json.loads(feed.of_execution("e1")[4].body or "")
+    assert cut["kept"] == 3 and "at most 3 node events" in cut["reason"]
+
+
+def test_an_execution_first_seen_midway_begins_with_a_cut_and_may_be_cut_again() -> None:
+    feed = LifecycleFeed(per_execution=1)
+    feed.apply([record("e1", "node.completed", "a"), record("e1", "node.completed", "b")])
+    feed.apply([record("e1", "workflow.completed")])
+    assert types(feed, "e1") == [CUT, "node.completed", CUT, "workflow.completed"]
+    assert [e.id for e in feed.of_execution("e1") if e.type == CUT] == [
+        "e1/stream.cut/0",
+        "e1/stream.cut/1",
+    ]
+
+
+def test_past_the_total_the_executions_idle_longest_are_forgotten_whole() -> None:
+    feed = LifecycleFeed(total=10)
+    for n in range(6):
+        feed.apply([record(f"e{n}", "workflow.started"), record(f"e{n}", "workflow.completed")])
+    feed.apply([record("e2", "node.started", "late")])  # e2 is busy again: kept
+    feed.apply([record("e6", "workflow.started"), record("e6", "workflow.completed")])
+    assert [feed.holds(f"e{n}") for n in range(7)] == [False, False, True, False, True, True, True]
+    assert types(feed, "e5") == ["workflow.started", "workflow.completed"]
+
+
+def test_the_tail_is_every_event_after_a_position_decoded_with_its_tenant() -> None:
+    feed = LifecycleFeed()
+    feed.apply([record("e1", "workflow.started"), record("e2", "workflow.started", tenant="acme")])
+    first = feed.seq_of("e1/workflow.started", "e1") or 0
+    tail = feed.tail(first)
+    assert [e.id for e in tail] == ["e2/workflow.started"]
+    assert tail[0].event is not None and tail[0].event.tenant == "acme"
+    assert feed.last_seq == first + 1
+    assert [e.id for e in feed.tail(0, limit=1)] == ["e1/workflow.started"]
+
+
+def test_a_record_that_is_no_lifecycle_event_is_skipped() -> None:
+    feed = LifecycleFeed()
+    bare = ConsumerRecord("lifecycle", 0, 0, 0, 0, b"e1", b"junk", None, 2, 4, [])
+    assert feed.apply([bare]) == []
+    assert not feed.holds("e1")
+
+
+def test_an_undecodable_value_has_no_body() -> None:
+    feed = LifecycleFeed()
+    good = record("e1", "workflow.started")
+    bad = dataclasses.replace(good, value=b"\xff")
+    feed.apply([bad])
+    (kept,) = feed.of_execution("e1")
+    assert (kept.event, kept.body) == (None, None)
+
+
+async def test_readers_are_woken_by_their_executions_events() -> None:
+    feed = LifecycleFeed()
+    mine, other, tail = (
+        feed.execution_signal("e1"),
+        feed.execution_signal("e2"),
+        feed.tail_signal(),
+    )
+    touched = feed.apply([record("e1", "workflow.started")])
+    assert not mine.is_set()  # applied, not yet announced
+    feed.announce(touched)
+    assert mine.is_set() and tail.is_set() and not other.is_set()
+    assert not feed.execution_signal("e1").is_set() and not feed.tail_signal().is_set()
+    feed.end_readers()
+    assert other.is_set() and feed.execution_signal("e3").is_set()
+    assert feed.tail_signal().is_set()
+
+
+def test_a_signal_nobody_waits_on_is_not_kept() -> None:
+    feed = LifecycleFeed()
+    taken = feed.execution_signal("e1")
+    assert feed.execution_signal("e1") is taken
+    del taken
+    feed.execution_signal("e1").set()  # dropped at once: a new one comes next
+    assert not feed.execution_signal("e1").is_set()
