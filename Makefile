@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run dry-run test lint chromium screenshots bench bench-runtime bench-events bench-delays clean
+.PHONY: install run dry-run test lint chromium screenshots bench bench-runtime bench-events bench-delays bench-live clean
 
 install: $(STAMP)
 
@@ -50,6 +50,9 @@ bench-events: install
 
 bench-delays: install
 	$(BIN)/python bench/delay_bench.py
+
+bench-live: install
+	$(BIN)/python bench/live_bench.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache .hypothesis

@@ -23,7 +23,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -31,6 +31,7 @@ from typing import Any, NoReturn
 
 import click
 
+from braidflow.client_stream import StreamUnreachable, follow_events
 from braidflow.engine.state import TERMINAL, ExecutionStatus, iso_time
 from braidflow.schemas.cloudevents import (
     STRUCTURED_CONTENT_TYPE,
@@ -42,7 +43,6 @@ from braidflow.topology.durations import parse_duration, parse_timestamp
 
 DEFAULT_API = "http://127.0.0.1:8080"
 API_PREFIX = "/api/v1"
-POLL_INTERVAL_S = 0.15
 REQUEST_TIMEOUT_S = 10.0
 CLI_EVENT_SOURCE = "/braidflow/cli"
 # A backfill answers once it has read its range (the worker gives up after 120 s).
@@ -324,8 +324,8 @@ def run(
 ) -> None:
     """Start an execution of WORKFLOW and print its id.
 
-    With --wait, print a line each time a node changes status, then the final
-    status and the output. Exits 0 when completed, 1 when failed or cancelled,
+    With --wait, follow the execution's event stream: a line each time a node moves,
+    then the final status and the output. Exits 0 when completed, 1 when failed or cancelled,
     2 when --timeout passes first (the execution itself goes on).
     """
     client = client_api(api)
@@ -343,7 +343,19 @@ def run(
     click.echo(execution_id)
     if not wait:
         return
-    execution = follow(client, execution_id, timeout, click.echo)
+    path = f"/executions/{quote_id(execution_id)}"
+    try:
+        refused = follow_events(
+            f"{client.base}{API_PREFIX}{path}/events", client.key, timeout, click.echo
+        )
+        reply = client.call("GET", path)
+    except StreamUnreachable as exc:
+        _fail(f"cannot reach the braidflow API at {client.base}: {exc}")
+    except ApiUnreachable as exc:
+        _fail(str(exc))
+    if refused is not None and refused[0] != 0:
+        _fail_reply(execution_id, Reply(*refused))
+    execution = reply.body if reply.status == 200 and isinstance(reply.body, Mapping) else None
     if execution is None or execution.get("status") not in TERMINAL:
         now = execution.get("status") if execution else "not visible yet"
         click.echo(f"timed out after {timeout:g} s; execution {execution_id} is {now}")
@@ -352,42 +364,6 @@ def run(
         click.echo(line)
     if execution.get("status") != ExecutionStatus.COMPLETED:
         raise SystemExit(1)
-
-
-def follow(
-    client: Api,
-    execution_id: str,
-    timeout: float,
-    echo: Callable[[str], None],
-    *,
-    interval: float = POLL_INTERVAL_S,
-) -> Mapping[str, Any] | None:
-    """Poll the execution until it ends or `timeout` passes; echo node changes.
-
-    A 404 is not an error here: the execution reaches the read side through
-    Kafka a moment after the API accepted it. Returns the last execution seen.
-    """
-    deadline = time.monotonic() + timeout
-    seen: dict[str, tuple[Any, ...]] = {}
-    execution: Mapping[str, Any] | None = None
-    while True:
-        try:
-            reply = client.call("GET", f"/executions/{quote_id(execution_id)}")
-        except ApiUnreachable as exc:
-            _fail(str(exc))
-        if reply.status == 200 and isinstance(reply.body, Mapping):
-            execution = reply.body
-            lines, seen = progress_lines(execution, seen)
-            for line in lines:
-                echo(line)
-            if execution.get("status") in TERMINAL:
-                return execution
-        elif reply.status != 404:
-            _fail_reply(execution_id, reply)
-        left = deadline - time.monotonic()
-        if left <= 0:
-            return execution
-        time.sleep(min(interval, left))
 
 
 @click.command("status")
@@ -791,32 +767,6 @@ def _nodes(execution: Mapping[str, Any]) -> list[Mapping[str, Any]]:
 
 def _width(nodes: list[Mapping[str, Any]]) -> int:
     return max((len(str(n.get("node_id", ""))) for n in nodes), default=0)
-
-
-def progress_lines(
-    execution: Mapping[str, Any], seen: Mapping[str, tuple[Any, ...]]
-) -> tuple[list[str], dict[str, tuple[Any, ...]]]:
-    """Lines for the nodes whose status or attempt changed since `seen`, and the new `seen`.
-
-    A foreach in flight gets a line each time another tenth of its items is done.
-    """
-    nodes = _nodes(execution)
-    width = max(_width(nodes), 8)  # the ids arrive one by one: keep columns steady
-    now = dict(seen)
-    lines = []
-    for node in nodes:
-        key = str(node.get("node_id"))
-        mark = (node.get("status"), node.get("attempt"), _tenths_done(node.get("items")))
-        if seen.get(key) != mark:
-            lines.append(node_line(node, width))
-            now[key] = mark
-    return lines, now
-
-
-def _tenths_done(items: Any) -> int | None:
-    if not isinstance(items, Mapping) or not items.get("total"):
-        return None
-    return int(10 * (items.get("done") or 0) / items["total"])
 
 
 def _json(value: Any) -> str:

@@ -29,6 +29,7 @@ from braidflow.connectors.api import (
 )
 from braidflow.connectors.api.caller import forwarded_credential
 from braidflow.connectors.execution_search import ExecutionSearch
+from braidflow.connectors.lifecycle_feed import LifecycleFeed
 from braidflow.engine import (
     ApprovalDecided,
     CancelExecution,
@@ -267,6 +268,9 @@ class RuntimeBackend:
         if projection is not None:
             await projection.wait_caught_up(NODE_LOGS_WAIT_S)
         return await index.off_loop(index.of_execution, execution_id, self._tenant)
+
+    def lifecycle_feed(self) -> LifecycleFeed | None:
+        return self._runtime.lifecycle_feed
 
     async def _accepted(self, execution_id: str) -> Mapping[str, Any] | None:
         """An execution this worker's table does not hold: accepted and not started yet

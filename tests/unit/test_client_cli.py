@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import click
 import pytest
@@ -18,7 +17,6 @@ from braidflow.client_cli import (
     node_line,
     outcome_lines,
     problem_lines,
-    progress_lines,
     write_dev_key,
 )
 from braidflow.connectors.broker import free_port
@@ -106,45 +104,6 @@ def test_a_node_line_without_duration_computes_it_from_the_timestamps() -> None:
         "completed_at": "2026-11-22T10:00:01.5+00:00",
     }
     assert node_line(node) == "  n  completed  1500 ms"
-
-
-def test_progress_prints_a_node_only_when_its_status_or_attempt_changes() -> None:
-    first = {"nodes": [{"node_id": "stock", "status": "running", "attempt": 1}]}
-    lines, seen = progress_lines(first, {})
-    assert lines == ["  stock     running"]
-
-    lines, seen = progress_lines(first, seen)
-    assert lines == []
-
-    second = {
-        "nodes": [
-            {"node_id": "stock", "status": "running", "attempt": 2},
-            {"node_id": "price", "status": "running", "attempt": 1},
-        ]
-    }
-    lines, seen = progress_lines(second, seen)
-    assert lines == ["  stock     running  attempt 2", "  price     running"]
-
-    lines, _ = progress_lines(COMPLETED, seen)
-    assert lines == [
-        "  stock     completed  12 ms",
-        "  price     completed  3 ms",
-        "  place     completed  attempt 2  41 ms",
-        "  done      completed  0 ms",
-    ]
-
-
-def test_a_foreach_in_flight_shows_its_items_every_tenth_of_the_way() -> None:
-    def at(done: int, failed: int = 0) -> dict[str, Any]:
-        items = {"total": 200, "done": done, "running": 10, "failed": failed}
-        return {"nodes": [{"node_id": "each", "status": "running", "attempt": 1, "items": items}]}
-
-    lines, seen = progress_lines(at(0), {})
-    assert lines == ["  each      running  items 0/200"]
-    lines, seen = progress_lines(at(19), seen)
-    assert lines == []
-    lines, seen = progress_lines(at(20, failed=3), seen)
-    assert lines == ["  each      running  items 20/200 (3 failed)"]
 
 
 def test_the_outcome_of_a_completed_execution_is_its_output_as_json() -> None:

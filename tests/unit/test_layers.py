@@ -61,6 +61,7 @@ LAYERS: list[tuple[str, frozenset[str]]] = [
                 "client_cli",
                 "client_workflows",
                 "client_audit",
+                "client_stream",
                 "dev",
                 "dev_banner",
                 "dev_key",

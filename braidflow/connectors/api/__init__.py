@@ -44,6 +44,7 @@ from braidflow.connectors.api.events import (
 )
 from braidflow.connectors.api.executions import FORWARDED_HEADER, executions
 from braidflow.connectors.api.keys import keys
+from braidflow.connectors.api.live import live
 from braidflow.connectors.api.logs import logs
 from braidflow.connectors.api.openapi import EXECUTION_STATUSES, Resource, document
 from braidflow.connectors.api.operations import DOCUMENT, operations
@@ -66,6 +67,7 @@ RESOURCES: tuple[Resource, ...] = (
     stats,
     operations,
     dashboard,
+    live,
 )
 
 __all__ = [

@@ -9,6 +9,7 @@ from aiohttp import web
 
 from braidflow.connectors.api.caller import principal_of
 from braidflow.connectors.execution_search import ExecutionSearch
+from braidflow.connectors.lifecycle_feed import LifecycleFeed
 from braidflow.schemas.audit import AuditRecord
 from braidflow.schemas.cloudevents import CloudEvent
 from braidflow.topology import Workflow
@@ -78,6 +79,10 @@ class Backend(Protocol):
 
     async def node_logs(self, execution_id: str) -> list[dict[str, Any]]:
         """What the handlers of the execution's node runs logged, as the API shows it."""
+        ...
+
+    def lifecycle_feed(self) -> LifecycleFeed | None:
+        """Each execution's lifecycle events, for streams and waits (None: not kept here)."""
         ...
 
     def ready(self) -> bool: ...

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from aiohttp import web
 
 from braidflow.access import Role
@@ -12,7 +15,7 @@ from braidflow.connectors.api.authentication import (
     refuse_by,
     require,
 )
-from braidflow.connectors.api.backend import backend_of
+from braidflow.connectors.api.backend import Backend, backend_of
 from braidflow.connectors.api.bodies import (
     json_body,
     limit_query,
@@ -36,11 +39,17 @@ from braidflow.connectors.api.openapi import (
     ref,
 )
 from braidflow.connectors.api.trace_headers import TRACEPARENT_PARAM, request_traceparent
+from braidflow.connectors.api.waiting import ENDED, WAIT_PATTERN, wait_for_end, wait_query
 from braidflow.engine import input_problems
 from braidflow.engine.state import ExecutionStatus
 from braidflow.topology.suggestions import did_you_mean
 
 FORWARDED_HEADER = "X-Braidflow-Forwarded"
+WAIT = query_param(
+    "wait",
+    "Wait at most this long (500ms, 30s, 1m; at most 60s) for the execution to end",
+    {"type": "string", "pattern": WAIT_PATTERN},
+)
 
 executions = Resource("executions", "Executions: start, read, list, cancel, pause, resume")
 EXECUTION_ID = path_param("id", "The execution's id, as the start answered it")
@@ -50,7 +59,7 @@ EXECUTION_ID = path_param("id", "The execution's id, as the start answered it")
     "POST",
     "/workflows/{id}/executions",
     summary="Start an execution of a workflow (its latest version unless `version` is given)",
-    parameters=[path_param("id", "The workflow's id"), TRACEPARENT_PARAM],
+    parameters=[path_param("id", "The workflow's id"), TRACEPARENT_PARAM, WAIT],
     body=json_request(
         obj(
             [],
@@ -62,6 +71,7 @@ EXECUTION_ID = path_param("id", "The execution's id, as the start answered it")
         )
     ),
     responses={
+        200: json_reply("With `wait`: the execution, ended within the wait", ref("Execution")),
         202: json_reply(
             "Accepted: the id reads back at once (`status: accepted` until it starts)",
             obj(
@@ -73,7 +83,7 @@ EXECUTION_ID = path_param("id", "The execution's id, as the start answered it")
                 },
                 closed=True,
             ),
-        )
+        ),
     },
     refusals=[404, 503],
     audit=Audited(answer={"execution_id": "execution", "version": "version"}),
@@ -84,6 +94,7 @@ async def start(request: web.Request) -> web.Response:
     names each field of the input that breaks the workflow's input schema."""
     backend = backend_of(request)
     workflow_id = request.match_info["id"]
+    wait_s = wait_query(request.query)
     body = await json_body(request)
     if not isinstance(body, dict):
         raise BadRequest('body must be a JSON object: {"input": {...}}', field="body")
@@ -113,6 +124,9 @@ async def start(request: web.Request) -> web.Response:
     if problems:
         raise Rejected("input does not match the workflow's input schema", problems)
     execution_id = await backend.start_execution(deployment, input_, request_traceparent(request))
+    ended = await _ended_view(backend, execution_id, wait_s, False)
+    if ended is not None:
+        return web.json_response(ended)
     return web.json_response(
         {
             "execution_id": execution_id,
@@ -127,15 +141,17 @@ async def start(request: web.Request) -> web.Response:
     "GET",
     "/executions/{id}",
     summary="An execution: status, input, output, nodes, joins (from any worker)",
-    parameters=[EXECUTION_ID],
+    parameters=[EXECUTION_ID, WAIT],
     responses={200: json_reply("The execution", ref("Execution"))},
-    refusals=[404, 503],
+    refusals=[400, 404, 503],
     role=Role.VIEWER,
 )
 async def show_execution(request: web.Request) -> web.Response:
-    """A read of an execution another worker holds is forwarded to that worker."""
+    """A read of an execution another worker holds is forwarded to that worker. With
+    `wait`, the view once it ends, or as it is when the wait runs out."""
     execution_id = request.match_info["id"]
     forwarded = FORWARDED_HEADER in request.headers
+    wait_s = wait_query(request.query)
     backend = backend_of(request)
     view = await backend.execution(execution_id, forwarded)
     if view is None:
@@ -143,7 +159,26 @@ async def show_execution(request: web.Request) -> web.Response:
     require(
         request, Role.VIEWER, execution_department(backend, view), f"execution {execution_id!r}"
     )
+    if view["status"] not in ENDED:
+        view = await _ended_view(backend, execution_id, wait_s, forwarded) or view
     return web.json_response(view)
+
+
+async def _ended_view(
+    backend: Backend, execution_id: str, wait_s: float | None, forwarded: bool
+) -> Mapping[str, Any] | None:
+    """The view of `execution_id` once it ends within `wait_s`; None if it does not.
+
+    Waits on this worker's lifecycle feed, whichever worker owns the execution: the owner
+    is asked once, for the ended view, and no orchestrator is held meanwhile.
+    """
+    feed = backend.lifecycle_feed()
+    if not wait_s or feed is None:
+        return None
+    if not await wait_for_end(backend, feed, execution_id, wait_s):
+        return None
+    view = await backend.execution(execution_id, forwarded)
+    return view if view is not None and view["status"] in ENDED else None
 
 
 @executions.operation(

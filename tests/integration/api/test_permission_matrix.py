@@ -30,6 +30,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from live_streams import stream_status
 from suite_broker import SuiteBroker
 from waiting import until
 from workers import WorkerApi, WorkerProcess
@@ -182,6 +183,8 @@ class Case:
     reach: Reach
     probe: str | None = None
     content_type: str = "application/json"
+    live: bool = False
+    """A live stream, which never ends by itself: its status is read off its head."""
 
 
 def _json(payload: Any) -> bytes:
@@ -198,6 +201,12 @@ CASES: dict[str, Case] = {
     "executions_of": Case(f"{TARGET_PATH}/executions", None, 200, Reach.OBJECT),
     "show_execution": Case("/executions/{waiting}", None, 200, Reach.OBJECT),
     "execution_logs": Case("/executions/{finished}/logs", None, 200, Reach.OBJECT),
+    # A finished execution's stream ends by itself, after its end.
+    "execution_events": Case("/executions/{finished}/events", None, 200, Reach.OBJECT),
+    "workflow_events": Case(f"{TARGET_PATH}/events", None, 200, Reach.OBJECT, live=True),
+    "department_events": Case(
+        f"/departments/{DEPARTMENT}/events", None, 200, Reach.OBJECT, live=True
+    ),
     "cancel": Case("/executions/{finished}/cancel", b"{}", 409, Reach.OBJECT),
     "pause": Case("/executions/{finished}/pause", b"{}", 409, Reach.OBJECT),
     "resume": Case("/executions/{finished}/resume", b"{}", 409, Reach.OBJECT),
@@ -411,15 +420,15 @@ def test_every_operation_is_in_the_matrix() -> None:
     assert public == {name for name, case in CASES.items() if case.reach is Reach.PUBLIC}
 
 
-def test_the_matrix_has_666_cases(capsys: pytest.CaptureFixture[str]) -> None:
-    """36 operations x (4 roles x 4 scopes + no key + a revoked key)."""
+def test_the_matrix_has_720_cases(capsys: pytest.CaptureFixture[str]) -> None:
+    """40 operations x (4 roles x 4 scopes + no key + a revoked key)."""
     with capsys.disabled():
         print(
             f"\npermission matrix: {len(operations())} operations x {len(CREDENTIALS)}"
             f" credentials ({len(ROLES)} roles x {len(Scope)} scopes + no key + revoked key)"
             f" = {len(MATRIX)} cases"
         )
-    assert len(MATRIX) == len(CASES) * len(CREDENTIALS) == 666
+    assert len(MATRIX) == len(CASES) * len(CREDENTIALS) == 720
 
 
 @pytest.mark.parametrize(
@@ -431,8 +440,12 @@ def test_the_permission_matrix(matrix: Matrix, op: Operation, credential: Creden
     case = CASES[op.operation_id]
     path = case.path.format(**matrix.objects, **matrix.fresh(op.operation_id))
     content_type = None if case.body is None else case.content_type
-    reply = matrix.apis[credential.id].request(op.method, path, case.body, content_type)
     want = expected(op, credential)
+    if case.live:
+        status = stream_status(matrix.apis[credential.id], path)
+        assert status == want, (op, credential, status)
+        return
+    reply = matrix.apis[credential.id].request(op.method, path, case.body, content_type)
     assert reply.status == want, (op, credential, reply, matrix.seeded_other_tenant)
     if case.probe is None or reply.status != 200:
         return

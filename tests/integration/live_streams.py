@@ -1,0 +1,76 @@
+"""Reading the API's Server-Sent Events streams in tests, as any HTTP client would."""
+
+from __future__ import annotations
+
+import http.client
+import urllib.parse
+from dataclasses import dataclass
+
+from workers import WorkerApi
+
+from braidflow.client_stream import StreamEvent, parse_sse
+
+# A liveness bound, not a timing: a stream that never ends fails the test at this.
+STREAM_DEADLINE_S = 60.0
+
+
+@dataclass(frozen=True)
+class StreamRead:
+    """A stream's status, its headers, the events read, and whether the server ended it."""
+
+    status: int
+    content_type: str
+    events: list[StreamEvent]
+    ended: bool
+
+    @property
+    def types(self) -> list[str]:
+        return [e.type for e in self.events]
+
+
+def _connect(api: WorkerApi, path: str, headers: dict[str, str]) -> http.client.HTTPResponse:
+    url = urllib.parse.urlsplit(api.base_url)
+    connection = http.client.HTTPConnection(url.hostname, url.port, timeout=STREAM_DEADLINE_S)
+    sent = {"Accept": "text/event-stream", **headers}
+    if api.key:
+        sent["Authorization"] = f"Bearer {api.key}"
+    connection.request("GET", f"/api/v1{path}", headers=sent)
+    return connection.getresponse()
+
+
+def read_stream(
+    api: WorkerApi, path: str, last_event_id: str | None = None, until_type: str | None = None
+) -> StreamRead:
+    """Read the stream at `/api/v1<path>` until the server ends it (or, with `until_type`,
+    until an event of that type arrives, then hang up)."""
+    headers = {} if last_event_id is None else {"Last-Event-ID": last_event_id}
+    response = _connect(api, path, headers)
+    content_type = response.getheader("Content-Type") or ""
+    if response.status != 200:
+        response.read()
+        return StreamRead(response.status, content_type, [], True)
+    events: list[StreamEvent] = []
+    pending: list[str] = []
+    try:
+        while True:
+            line = response.readline().decode()
+            if not line:
+                return StreamRead(200, content_type, events, True)
+            pending.append(line)
+            if line.strip():
+                continue
+            events += parse_sse(pending)
+            pending = []
+            if until_type is not None and any(e.type == until_type for e in events):
+                return StreamRead(200, content_type, events, False)
+    finally:
+        response.close()
+
+
+def stream_status(api: WorkerApi, path: str) -> int:
+    """The status a stream answers with, read off its head; then hang up."""
+    response = _connect(api, path, {})
+    try:
+        return response.status
+    finally:
+        response.close()
