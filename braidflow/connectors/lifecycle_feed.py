@@ -52,6 +52,7 @@ TOTAL = 100_000
 STREAM_ENDS = frozenset({"workflow.completed", "workflow.failed", "workflow.cancelled"})
 """After these an execution's stream ends (a redrive may start it again: a new stream)."""
 BEGINNINGS = frozenset({"workflow.accepted", "workflow.queued", "workflow.started"})
+_REOPENS = frozenset({*BEGINNINGS, "node.redriven"})
 CUT = "stream.cut"
 """The type of the event that stands where events were not kept."""
 _TYPE_PREFIX = f"{LIFECYCLE_SEGMENT}."
@@ -273,6 +274,17 @@ class LifecycleFeed:
         if kept is None or event_id not in kept.ids:
             return None
         return next(e.seq for e in kept.events if e.id == event_id)
+
+    def ended(self, execution_id: str, ends: frozenset[str] = STREAM_ENDS) -> bool:
+        """Whether the last of the events kept of `execution_id` that open or end it is one
+        of `ends` (a redrive opens it again); False when none is kept."""
+        kept = self._executions.get(execution_id)
+        for event in reversed(kept.events if kept is not None else ()):
+            if event.type in ends:
+                return True
+            if event.type in _REOPENS:
+                return False
+        return False
 
     def holds(self, execution_id: str) -> bool:
         """Whether any event of `execution_id` is kept."""

@@ -16,6 +16,7 @@ MAX_WAIT_MS = 60_000
 WAIT_PATTERN = r"^[0-9]+(ms|s|m)$"
 ENDED = frozenset({*TERMINAL, ExecutionStatus.PARKED})
 """Statuses a wait ends at: the execution's end, or parked for a redrive (it may go on then)."""
+ENDED_EVENTS = frozenset(f"workflow.{status.value}" for status in ENDED)
 
 
 def wait_query(query: Mapping[str, str]) -> float | None:
@@ -39,17 +40,20 @@ async def wait_for_end(
     backend: Backend, feed: LifecycleFeed, execution_id: str, timeout_s: float
 ) -> bool:
     """Whether execution `execution_id` has ended (see ENDED) within `timeout_s`, as this
-    worker's execution index tells it: woken only when its events are applied."""
+    worker's lifecycle feed tells it, or its execution index once (for an end from before
+    the feed): woken only when its events are applied."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout_s
+    # Taken before the reads: an event applied in between sets it.
+    signal = feed.execution_signal(execution_id)
+    try:
+        summary = await backend.execution_summary(execution_id)
+    except Unavailable:
+        summary = None  # the index is behind: the feed still tells the end
+    if summary is not None and summary["status"] in ENDED:
+        return True
     while True:
-        # Taken before the read: an event applied in between sets it.
-        signal = feed.execution_signal(execution_id)
-        try:
-            summary = await backend.execution_summary(execution_id)
-        except Unavailable:
-            summary = None  # the index is behind: its catching up sets the signal
-        if summary is not None and summary["status"] in ENDED:
+        if feed.ended(execution_id, ENDED_EVENTS):
             return True
         left = deadline - loop.time()
         if left <= 0 or feed.closed:
@@ -59,3 +63,4 @@ async def wait_for_end(
                 await signal.wait()
         except TimeoutError:
             return False
+        signal = feed.execution_signal(execution_id)

@@ -159,3 +159,16 @@ def test_a_signal_nobody_waits_on_is_not_kept() -> None:
     del taken
     feed.execution_signal("e1").set()  # dropped at once: a new one comes next
     assert not feed.execution_signal("e1").is_set()
+
+
+def test_an_execution_has_ended_until_a_redrive_opens_it_again() -> None:
+    feed = LifecycleFeed()
+    assert not feed.ended("e1")
+    feed.apply([record("e1", "workflow.started"), record("e1", "node.failed", "a")])
+    assert not feed.ended("e1")
+    feed.apply([record("e1", "workflow.failed")])
+    assert feed.ended("e1")
+    feed.apply([record("e1", "node.redriven", "a"), record("e1", "node.completed", "a")])
+    assert not feed.ended("e1")
+    feed.apply([record("e1", "workflow.parked")])
+    assert not feed.ended("e1") and feed.ended("e1", frozenset({"workflow.parked"}))
