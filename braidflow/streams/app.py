@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import faust
+from faust.transport import consumer as faust_consumer
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
 from braidflow.config import Settings
@@ -77,6 +78,33 @@ def _patch_seek_to_committed() -> None:
     thread_class._braidflow_seek_patched = True
 
 
+def _patch_perform_seek() -> None:
+    """Stop the consumer's flow before Faust seeks its partitions back to committed offsets.
+
+    faust-streaming 0.15 seeks the partitions one by one (a broker round trip each for the
+    committed offset) while its fetcher may still be running: on a worker's first assignment
+    nothing had stopped the flow. Records fetched from a partition already sought back went
+    into the agents' queues, which are cleared when the flow control resumes after the seek;
+    and the read offsets set at its end made Faust take the distance to the next record for a
+    gap, acknowledged and committed. A SIGKILLed worker's successor so lost records on every
+    partition it resumed (issue 16): mostly ones applied already or sent again, at times a
+    task's result or an admission that nothing sends again. With the flow stopped first,
+    nothing is fetched until the recovery resumes it after the seek; a fetch already under
+    way comes back to a stopped flow, and Faust seeks back again.
+    """
+    consumer_class = faust_consumer.Consumer
+    if getattr(consumer_class, "_braidflow_seek_stops_flow", False):
+        return
+    original = consumer_class.perform_seek
+
+    async def perform_seek(self: Any) -> None:
+        self.stop_flow()
+        await original(self)
+
+    consumer_class.perform_seek = perform_seek
+    consumer_class._braidflow_seek_stops_flow = True
+
+
 @dataclass(frozen=True)
 class FaustParts:
     """The app and the Faust objects the agents and the API share."""
@@ -114,6 +142,7 @@ def create_app(settings: Settings) -> FaustParts:
     """A Faust app for `settings`. Agents are attached by the orchestrator module."""
     _patch_fetch_wait()
     _patch_seek_to_committed()
+    _patch_perform_seek()
     # Faust creates its data directory without parents.
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     topics = settings.topics
