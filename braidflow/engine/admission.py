@@ -21,19 +21,16 @@ crash) is ignored while its execution holds a slot or waits at either end of the
 deeper in the queue is skipped when it comes up while its execution holds a slot, and an
 admission of an execution that has ended meanwhile is given back by the engine (a release).
 
-An admission sent just before a crash can be sent and acknowledged and yet never be applied:
-the orchestrator that takes over can start past the last records of the transitions topic
-(seen on the embedded broker after a SIGKILL). Every other record there is derived again (the
-executor runs the task again, an ignored transition sends its execution's outbox again), but
-nothing sends an admission again: its department's record is applied and its row written. So
-the first record of a department an agent applies after it starts (`restarted`) sends again
-the admissions of every execution holding a slot: the engine ignores one admitted already and
-gives back the slot of one that has ended.
+An admission sent just before a crash can be sent and acknowledged and yet never be applied
+(seen on the embedded broker, streams/batch_starts.py), and nothing else sends it again: its
+department's record is applied and its row written. So an agent given a department's
+partition sends again the admission of every execution holding a slot there (`holders`):
+the engine ignores one admitted already and gives back the slot of one that has ended.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 
 from braidflow.engine.messages import AdmissionReleased, AdmissionRequested
@@ -98,18 +95,15 @@ def admit(
     offset: int,
     cap: int | None,
     segment_size: int = SEGMENT_SIZE,
-    restarted: bool = False,
 ) -> Admitted | None:
     """Apply one record at `offset` to the department's `row`; None if it was applied already.
 
     `segment(i)` reads segment row `i`. `cap` is the department's current
     `max_concurrent_executions` (None: no cap, every waiting execution is admitted): a cap
     lowered below the executions holding a slot admits nobody until enough have ended.
-    `restarted`: the first record of the department since the agent started; every
-    execution holding a slot is admitted again (see the module's docstring).
     """
     if offset <= row.offset:
-        return Admitted(row, row.holding) if restarted and row.holding else None
+        return None
     writes: dict[int, tuple[str, ...]] = {}
     drops: list[int] = []
     execution = record.execution_id
@@ -125,10 +119,13 @@ def admit(
     else:
         row = _withdraw(row, execution, segment, writes)
     row, admitted = _fill(row, segment, cap, writes, drops)
-    if restarted:
-        # The holders in admission order: those admitted now come last.
-        admitted = row.holding
     return Admitted(replace(row, offset=offset), admitted, writes, tuple(drops))
+
+
+def holders(rows: Iterable[tuple[str, AdmissionRow]]) -> tuple[str, ...]:
+    """Every execution holding a slot of the departments whose head rows are `rows` (key,
+    row), in admission order: the admissions an agent given their partition sends again."""
+    return tuple(execution for _, row in rows for execution in row.holding)
 
 
 def _append(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 from collections.abc import AsyncIterator
@@ -256,6 +257,17 @@ def build_runtime(
         await catalog.ready.wait()
         async for record in _records(stream):
             await admissions.handle(record, parts.admissions)
+
+    readmitting: set[asyncio.Task[int]] = set()
+
+    async def admit_holders_again(sender: Any, **_: Any) -> None:
+        # Once the tables of this worker's partitions are recovered; in the background, so
+        # that a broker slow to take the sends does not hold up the streams.
+        task = asyncio.create_task(admissions.admit_holders_again(list(parts.admissions.items())))
+        readmitting.add(task)
+        task.add_done_callback(readmitting.discard)
+
+    parts.app.on_rebalance_complete.connect(admit_holders_again)
 
     @parts.app.agent(parts.transitions, name=f"{settings.prefix}.orchestrator", concurrency=1)
     async def orchestrate(stream: faust.StreamT[bytes]) -> None:

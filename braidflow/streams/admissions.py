@@ -10,20 +10,30 @@ SIGKILL-safe as streams/waits.py is: the admissions are sent and acknowledged be
 are written, so a crash in between makes the record come again and admit again (the engine
 ignores an execution admitted twice), never lose an admission; the head row keeps the offset
 of the last record applied, so a record delivered again once its row was written is skipped.
+An admission applied may still never reach its execution (see engine/admission.py): once
+given its partitions, the agent sends again the admission of every execution holding a slot
+of their departments (`admit_holders_again`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import Awaitable, Callable, MutableMapping
+import logging
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 
 from braidflow.engine import AdmitExecution, Transition, ids
-from braidflow.engine.admission import AdmissionRow, admit, department_of_key
+from braidflow.engine.admission import AdmissionRow, admit, department_of_key, holders
 from braidflow.schemas import CodecError
 from braidflow.schemas.codec import decode_admission
 from braidflow.schemas.dead_letters import DeadLetter
 from braidflow.streams.catalog import Catalog
 from braidflow.streams.orchestrator import Record, dead_letter_of
+
+log = logging.getLogger(__name__)
+
+_RETRY_FIRST_S = 0.1
+_RETRY_MAX_S = 5.0
 
 
 def encode_row(row: AdmissionRow) -> bytes:
@@ -74,8 +84,6 @@ class Admissions:
         self._send_transition = send_transition
         self._dead_letter = dead_letter
         self._clock = clock
-        # Departments whose holders' admissions this agent has sent again since it started.
-        self._restarted: set[bytes] = set()
 
     def cap(self, key: str) -> int | None:
         """The department's cap as it is now; None when it has none (or is not deployed)."""
@@ -107,7 +115,6 @@ class Admissions:
             admission,
             record.offset,
             self.cap(admission.key),
-            restarted=key not in self._restarted,
         )
         if result is None:
             return
@@ -117,12 +124,35 @@ class Admissions:
             await self._send_transition(
                 AdmitExecution(ids.admit_id(execution_id), execution_id, now)
             )
-        self._restarted.add(key)
         for index, members in result.writes.items():
             table[segment_key(key, index)] = json.dumps(members, separators=(",", ":")).encode()
         table[key] = encode_row(result.row)
         for index in result.drops:
             table.pop(segment_key(key, index), None)
+
+    async def admit_holders_again(self, rows: Iterable[tuple[bytes, bytes]]) -> int:
+        """Send again the admission of every execution holding a slot of a department among
+        `rows` (the admissions table's rows of this agent's partitions); how many were sent.
+
+        A send that fails is tried again, with backoff, until the broker takes it.
+        """
+        heads = [(key.decode(), decode_row(raw)) for key, raw in rows if b"#" not in key]
+        now = self._clock()
+        again = holders(heads)
+        if again:
+            log.info("admitting again the %d executions holding a department's slot", len(again))
+        for execution_id in again:
+            admission = AdmitExecution(ids.admit_id(execution_id), execution_id, now)
+            delay = _RETRY_FIRST_S
+            while True:
+                try:
+                    await self._send_transition(admission)
+                    break
+                except Exception as exc:
+                    log.warning("admitting %s again failed, retrying: %r", execution_id, exc)
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, _RETRY_MAX_S)
+        return len(again)
 
     async def _reject(self, record: Record, reason: str) -> None:
         await self._dead_letter(dead_letter_of(record, reason, self._clock()))

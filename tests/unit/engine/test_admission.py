@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from braidflow.engine import AdmissionReleased, AdmissionRequested
-from braidflow.engine.admission import AdmissionRow, Admitted, admit, queue_length
+from braidflow.engine.admission import AdmissionRow, Admitted, admit, holders, queue_length
 
 KEY = "default/support"
 
@@ -153,42 +153,13 @@ def test_a_raised_cap_admits_more_at_the_next_record_of_the_department() -> None
     assert support.started == ["a", "b", "c", "d", "e"]
 
 
-def test_after_a_restart_the_first_record_admits_every_holder_again() -> None:
-    # Before the SIGKILL: a and b hold both slots, c waits. b's AdmitExecution was sent and
-    # acknowledged, but the orchestrator that took over started past it: b never ran. The
-    # first record the new agent applies (a's release) admits b again, and c.
+def test_the_holders_to_admit_again_are_every_department_s_slot_holders_in_order() -> None:
+    # Before the SIGKILL: b's AdmitExecution was sent and acknowledged, but the orchestrator
+    # that took over never applied it, and no record of its department comes any more.
     support = Department(cap=2)
     support.request("a", "b", "c")
-    assert support.started == ["a", "b"]
-    row, offset = support.row, support.offset
-    result = admit(
-        row,
-        lambda i: (),
-        AdmissionReleased("a/released", "a", 0, KEY),
-        offset,
-        2,
-        restarted=True,
-    )
-    assert result is not None
-    assert result.admitted == ("b", "c")
-    assert result.row.holding == ("b", "c")
-
-
-def test_after_a_restart_a_record_applied_already_admits_every_holder_again() -> None:
-    support = Department(cap=2)
-    support.request("a", "b", "c")
-    row = support.row
-    again = admit(
-        row,
-        lambda i: (),
-        AdmissionRequested("c/queued", "c", 0, KEY),
-        row.offset,
-        2,
-        restarted=True,
-    )
-    assert again is not None
-    assert again.admitted == ("a", "b")
-    assert again.row == row
-    assert (
-        admit(row, lambda i: (), AdmissionRequested("c/queued", "c", 0, KEY), row.offset, 2) is None
-    )
+    sales = Department(cap=1)
+    sales.request("x", "y")
+    idle = Department(cap=3)
+    rows = [(KEY, support.row), ("default/sales", sales.row), ("t/idle", idle.row)]
+    assert holders(rows) == ("a", "b", "x")
