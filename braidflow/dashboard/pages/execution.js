@@ -7,9 +7,9 @@ import { badge, fill, h, json, table, when } from "../dom.js";
 import { drawGraph } from "../graph.js";
 
 const ENDED = new Set(["completed", "failed", "cancelled"]);
-// Only until the event stream is served by every worker (issue 17 item 1): re-read the
-// execution this often while it runs.
-const FALLBACK_MS = 1000;
+// After the event stream breaks (its worker restarting, say): wait this long, read the
+// execution again and reconnect after the last event seen.
+const RECONNECT_MS = 1000;
 
 export async function show(page, { me }, executionId) {
   const path = `/executions/${encodeURIComponent(executionId)}`;
@@ -173,7 +173,7 @@ export async function show(page, { me }, executionId) {
     try {
       logs = (await get(`${path}/logs`)).logs;
     } catch (error) {
-      // No logs endpoint on this worker yet (issue 17 item 5): show none.
+      // A worker older than the logs endpoint answers 404: show none.
       if (!(error instanceof ApiError) || error.status !== 404) throw error;
       logs = [];
     }
@@ -190,7 +190,7 @@ export async function show(page, { me }, executionId) {
         await refresh();
       } catch (error) {
         if (stopped.signal.aborted) return;
-        await new Promise((resume) => setTimeout(resume, FALLBACK_MS));
+        await new Promise((resume) => setTimeout(resume, RECONNECT_MS));
         await refresh();
       }
     }
