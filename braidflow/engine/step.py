@@ -87,6 +87,7 @@ __all__ = [
     "fail_start",
     "input_problems",
     "retry_delay_ms",
+    "scope_of",
     "step",
 ]
 
@@ -365,6 +366,14 @@ class _Scope(Mapping[str, Any]):
 
     def __len__(self) -> int:
         return len(self._names)
+
+
+def scope_of(
+    workflow: Workflow, state: ExecutionState, runs: Mapping[str, NodeRun]
+) -> Mapping[str, Any]:
+    """What expressions read in `state` when its node runs are `runs`: for rendering a node's
+    params again outside a step (see connectors/api/node_inputs.py)."""
+    return _Scope(workflow, state, runs)
 
 
 class _NodesView(Mapping[str, Any]):

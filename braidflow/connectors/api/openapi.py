@@ -356,6 +356,11 @@ COMPONENTS: dict[str, Schema] = {
                         "started_at": nullable(TIME),
                         "completed_at": nullable(TIME),
                         "duration_ms": nullable(INTEGER),
+                        "input": {
+                            **ANY,
+                            "description": "What the node run took in (a control node's: its"
+                            " params, rendered)",
+                        },
                         "output": ANY,
                         "error": nullable(ref("NodeError")),
                         "errors": {"type": "array", "items": ref("NodeError")},

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from braidflow.connectors.api.backend import Deployed
+from braidflow.connectors.api.node_inputs import node_input
 from braidflow.connectors.started_by import started_by
 from braidflow.engine import ExecutionState, NodeError
 from braidflow.engine.state import NodeStatus, iso_time
@@ -45,6 +46,7 @@ def execution_view(state: ExecutionState, workflow: Workflow) -> dict[str, Any]:
                 "started_at": _iso(run.started_at),
                 "completed_at": _iso(run.completed_at),
                 "duration_ms": duration,
+                "input": node_input(state, workflow, run),
                 "output": run.output,
                 "error": _error(run.error),
                 "errors": [_error(e) for e in run.errors],

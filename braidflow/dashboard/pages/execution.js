@@ -90,7 +90,8 @@ export async function show(page, { me }, executionId) {
       h("h2", {}, nodeId, " ", badge(run.status)),
       h("p", {}, `attempt ${run.attempt}`, run.duration_ms !== null ? ` · ${run.duration_ms} ms` : ""),
       run.items ? h("p", {}, `items ${run.items.done}/${run.items.total}, ${run.items.running} running, ${run.items.failed} failed`) : null,
-      run.output !== null && run.output !== undefined ? [h("h3", {}, "Output"), json(run.output)] : null,
+      run.input !== null && run.input !== undefined ? h("section", { "data-part": "input" }, h("h3", {}, "Input"), json(run.input)) : null,
+      run.output !== null && run.output !== undefined ? h("section", { "data-part": "output" }, h("h3", {}, "Output"), json(run.output)) : null,
       run.errors.length ? [h("h3", {}, "Errors"), run.errors.map((e) => h("p", { class: "error" }, `${e.type}: ${e.message}`))] : null,
     );
   }

@@ -274,3 +274,29 @@ def test_an_end_too_large_to_store_is_counted_as_the_failure_it_became(
 
     until(lambda: ended("failed") == 1, "the failure to be counted")
     assert ended("completed") == 0
+
+
+def test_the_view_shows_each_node_runs_input_beside_its_output(
+    shared_worker: WorkerProcess,
+) -> None:
+    """A task's resolved request input as the state keeps it; a transform's (a control node,
+    which keeps none) its params rendered as they were when it ran."""
+    workflow = unique("inputs")
+    text = f"""
+id: {workflow}
+nodes:
+  - {{id: greet, type: task, params: {{handler: test.echo, input: {{greeting: "hi ${{input.name}}"}}}}}}
+  - {{id: shape, type: transform, params: {{set: {{said: "${{nodes.greet.output.greeting}}"}}}}}}
+  - {{id: done, type: end, params: {{output: {{said: "${{nodes.shape.output.said}}"}}}}}}
+edges:
+  - {{from: greet, to: shape}}
+  - {{from: shape, to: done}}
+"""
+    assert shared_worker.api.deploy(text).status == 201
+    execution = shared_worker.api.start(workflow, {"name": "ana"})
+    view = shared_worker.wait_until_finished([execution])[execution]
+    assert view["status"] == "completed", view
+    inputs = {n["node_id"]: n["input"] for n in view["nodes"]}
+    assert inputs["greet"] == {"greeting": "hi ana"}
+    assert inputs["shape"] == {"set": {"said": "hi ana"}}
+    assert inputs["done"] == {"output": {"said": "hi ana"}}

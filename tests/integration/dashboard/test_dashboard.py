@@ -92,6 +92,11 @@ def test_an_execution_started_from_the_dashboard_turns_green(
             "data-state", "completed"
         )
     expect(page.locator(".timeline .lane")).to_have_count(3)
+    # A node's input beside its output: the request its task was sent.
+    page.click('#graph [data-node="first"]')
+    detail = page.locator("#node-detail")
+    expect(detail.locator('[data-part="input"]')).to_contain_text('"seconds": 3')
+    expect(detail.locator('[data-part="output"]')).to_contain_text('"value": "green"')
     execution_id = page.url.rsplit("/", 1)[1]
     assert api.execution(execution_id).body["output"] == {"value": "green"}
 
@@ -274,3 +279,41 @@ def test_an_operator_pauses_resumes_and_cancels_an_execution(
     expect(page.locator("[data-action]")).to_have_count(0)
     actions = [c["action"] for c in api.execution(execution_id).body["control"]]
     assert actions[:3] == ["pause", "resume", "cancel"], actions
+
+
+WAITER = """
+id: {id}
+nodes:
+  - {{id: wait, type: wait_event, params: {{type: "{kind}", correlate: "event.data.order == input.order"}}, timeout: 1h}}
+  - {{id: done, type: end}}
+edges:
+  - {{from: wait, to: done}}
+"""
+
+
+def test_the_event_bus_shows_the_execution_an_event_resumed(
+    page: Page, shared_worker: WorkerProcess
+) -> None:
+    api = shared_worker.api
+    kind = f"dash{uuid.uuid4().hex[:8]}.delivered"
+    workflow = deployed(api, WAITER, kind=kind)
+    execution_id = api.start(workflow, {"order": 3})
+    until(
+        lambda: any(n["status"] == "waiting" for n in api.execution(execution_id).body["nodes"]),
+        "the execution to wait for its event",
+    )
+    event_id = unique("delivery")
+    event = {"specversion": "1.0", "id": event_id, "source": "/van", "type": kind}
+    assert api.post_json("/events", {**event, "data": {"order": 3}}).status == 202
+    until(
+        lambda: any(
+            e["id"] == event_id and e["resumed"] for e in api.get("/event-bus").body["events"]
+        ),
+        "the resumption in the execution index",
+    )
+    sign_in(page, api.base_url, str(api.key), "#/events")
+    row = page.locator(f'section[data-type="{kind}"] tr[data-event="{event_id}"]')
+    expect(row.locator(f'[data-part="resumed"] [data-execution="{execution_id}"]')).to_contain_text(
+        f"{workflow} at wait"
+    )
+    expect(row.locator('[data-part="started"] li')).to_have_count(0)
