@@ -1,4 +1,5 @@
-"""Executions by workflow and pending approvals: a read model of the lifecycle topic.
+"""Executions by workflow, pending approvals and the events that resumed waits: a read model
+of the lifecycle topic.
 
 Execution state lives in the partitions of whichever workers own them, so no
 single worker can answer "the executions of workflow X". Every worker therefore
@@ -54,10 +55,13 @@ NODE_STARTED = "node.started"
 NODE_ENDED = frozenset({"node.completed", "node.failed", "node.cancelled", "node.skipped"})
 """Lifecycle event types after which a node no longer waits for anything."""
 
-_VERSION = 4
+_VERSION = 5
 """The schema version (SQLite `user_version`). 1 added the approvals; 2 the error of a
 failed execution (`error`, JSON); 3 the tenant of executions and approvals; 4 the input
-(`input`, JSON), to search by."""
+(`input`, JSON), to search by; 5 the resumptions (events that ended `wait_event` nodes)."""
+
+WAIT_EVENT = "wait_event"
+"""The node type whose `node.completed` holds the event it waited for (engine/nodes/wait_event.py)."""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS executions (
@@ -97,6 +101,22 @@ CREATE TABLE IF NOT EXISTS approvals_done (
     node_id TEXT NOT NULL,
     PRIMARY KEY (execution_id, node_id)
 );
+CREATE TABLE IF NOT EXISTS resumptions (
+    execution_id TEXT NOT NULL,
+    node_id TEXT NOT NULL,
+    event_id TEXT NOT NULL,
+    event_type TEXT,
+    event_source TEXT,
+    workflow_id TEXT NOT NULL,
+    workflow_version INTEGER NOT NULL,
+    resumed_at BIGINT NOT NULL,
+    tenant TEXT NOT NULL,
+    PRIMARY KEY (execution_id, node_id, event_id)
+);
+CREATE INDEX IF NOT EXISTS resumptions_by_age
+    ON resumptions (tenant, resumed_at DESC);
+CREATE INDEX IF NOT EXISTS executions_by_event
+    ON executions (started_at DESC) WHERE event_id IS NOT NULL;
 """
 
 # Named, not by position: a file migrated from an older version has its columns in the
@@ -207,6 +227,28 @@ _END_EXECUTION_APPROVALS = (
 )
 
 
+_INSERT_RESUMPTION = """
+INSERT INTO resumptions VALUES (
+    :execution_id, :node_id, :event_id, :event_type, :event_source, :workflow_id,
+    :workflow_version, :at, :tenant
+)
+ON CONFLICT (execution_id, node_id, event_id) DO NOTHING
+"""
+
+# The newest starts by an event and resumptions of a tenant; `{workflows}` is replaced by a
+# condition on the workflow, or by nothing.
+_RECENT_STARTS = (
+    "SELECT event_id, event_type, event_source, execution_id, workflow_id, workflow_version,"
+    " status, started_at FROM executions WHERE tenant = ? AND event_id IS NOT NULL{workflows}"
+    " ORDER BY started_at DESC, execution_id DESC LIMIT ?"
+)
+_RECENT_RESUMPTIONS = (
+    "SELECT r.event_id, r.event_type, r.event_source, r.execution_id, r.workflow_id,"
+    " r.workflow_version, e.status, r.resumed_at, r.node_id FROM resumptions r"
+    " LEFT JOIN executions e ON e.execution_id = r.execution_id"
+    " WHERE r.tenant = ?{workflows} ORDER BY r.resumed_at DESC, r.execution_id DESC LIMIT ?"
+)
+
 _SELECT_SUMMARY = (
     "SELECT execution_id, workflow_id, workflow_version, status, started_at,"
     " completed_at, event_id, event_type, event_source, error FROM executions"
@@ -283,13 +325,16 @@ class ExecutionIndex(ReadModel):
                     node = {"execution_id": event.execution_id, "node_id": event.node_id}
                     for statement in _END_NODE:
                         db.execute(statement, node)
+                    resumption = _resumption_row(event)
+                    if resumption is not None:
+                        db.execute(_INSERT_RESUMPTION, resumption)
             if positions:
                 db.store_positions(positions)
 
     def reset(self) -> None:
         """Forget everything read, to rebuild the index from the start of the topic."""
         with self.db.transaction():
-            for table in ("executions", "approvals", "approvals_done", "positions"):
+            for table in ("executions", "approvals", "approvals_done", "resumptions", "positions"):
                 self.db.execute(f"DELETE FROM {table}")
 
     def count(self, workflow_id: str) -> int:
@@ -367,6 +412,56 @@ class ExecutionIndex(ReadModel):
         rows = self.db.execute(query, (*params, limit))
         return [_approval(*row) for row in rows]
 
+    def recent_events(
+        self,
+        *,
+        limit: int = 50,
+        workflows: Sequence[str] | None = None,
+        tenant: str = DEFAULT_TENANT,
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """`tenant`'s newest executions started by an event and newest waits an event
+        resumed, at most `limit` of each, newest first; only those of `workflows` if given."""
+        if limit < 1:
+            raise ValueError(f"limit must be at least 1, not {limit}")
+        if workflows is not None and not workflows:
+            return [], []
+        marks = "" if workflows is None else ",".join("?" * len(workflows))
+        only = list(workflows or ())
+        starts = self.db.execute(
+            _RECENT_STARTS.format(workflows=f" AND workflow_id IN ({marks})" if only else ""),
+            (tenant, *only, limit),
+        )
+        started = [
+            {
+                **_trigger_of(row),
+                "execution_id": row[3],
+                "workflow_id": row[4],
+                "workflow_version": row[5],
+                "status": row[6],
+                "at": iso_time(row[7]),
+            }
+            for row in starts
+        ]
+        waits = self.db.execute(
+            _RECENT_RESUMPTIONS.format(
+                workflows=f" AND r.workflow_id IN ({marks})" if only else ""
+            ),
+            (tenant, *only, limit),
+        )
+        resumed = [
+            {
+                **_trigger_of(row),
+                "execution_id": row[3],
+                "workflow_id": row[4],
+                "workflow_version": row[5],
+                "status": row[6],
+                "at": iso_time(row[7]),
+                "node_id": row[8],
+            }
+            for row in waits
+        ]
+        return started, resumed
+
 
 class ExecutionProjection(TopicProjection):
     """Follows every partition of the lifecycle topic into an `ExecutionIndex`, and into a
@@ -417,10 +512,13 @@ class ExecutionProjection(TopicProjection):
 
 
 _NODE_EVENT_TYPES = frozenset(lifecycle_type(t).encode() for t in (NODE_STARTED, *NODE_ENDED))
+# Approvals, for the inbox; waits for an event, for what each event resumed.
+_NODE_TYPES_KEPT = frozenset({b"approval", WAIT_EVENT.encode()})
 
 
 def concerns_index(record: ConsumerRecord[bytes, bytes]) -> bool:
-    """False for the start or end of a node that is no approval: the index keeps nothing of it.
+    """False for the start or end of a node that is no approval nor wait for an event: the
+    index keeps nothing of it.
 
     Read off the headers, so the record is never decoded; a record without
     `ce_nodetype` (written before it existed) is decoded and looked at.
@@ -431,7 +529,7 @@ def concerns_index(record: ConsumerRecord[bytes, bytes]) -> bool:
             ce_type = value
         elif name == NODE_TYPE_HEADER:
             node_type = value
-    return node_type is None or node_type == b"approval" or ce_type not in _NODE_EVENT_TYPES
+    return node_type is None or node_type in _NODE_TYPES_KEPT or ce_type not in _NODE_EVENT_TYPES
 
 
 def _decode(record: ConsumerRecord[bytes, bytes]) -> LifecycleEvent | None:
@@ -515,6 +613,43 @@ def _approval_row(event: LifecycleEvent) -> dict[str, Any] | None:
         "at": event.at,
         "tenant": event.tenant,
     }
+
+
+def _resumption_row(event: LifecycleEvent) -> dict[str, Any] | None:
+    """The event a `node.completed` of a `wait_event` node holds; None for any other end.
+
+    Only a wait's completion carries a whole CloudEvent (`id`, `type`, `source`, ...); its
+    timeout completes it with `{"timed_out": true}`, and other nodes' outputs are a
+    handler's, so a completion is taken for a resumption only when its data has an event's
+    `specversion`, `id` and `type`.
+    """
+    data = event.data
+    if (
+        event.type != "node.completed"
+        or event.node_id is None
+        or not isinstance(data, Mapping)
+        or "specversion" not in data
+        or not isinstance(data.get("id"), str)
+        or not isinstance(data.get("type"), str)
+    ):
+        return None
+    source = data.get("source")
+    return {
+        "execution_id": event.execution_id,
+        "node_id": event.node_id,
+        "event_id": data["id"],
+        "event_type": data["type"],
+        "event_source": source if isinstance(source, str) else None,
+        "workflow_id": event.workflow_id,
+        "workflow_version": event.workflow_version,
+        "at": event.at,
+        "tenant": event.tenant,
+    }
+
+
+def _trigger_of(row: Sequence[Any]) -> dict[str, Any]:
+    """The event of a `recent_events` row (its first three columns)."""
+    return {"event": {"id": row[0], "type": row[1], "source": row[2]}}
 
 
 def _approval(

@@ -11,7 +11,7 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Mapping, Sequence
 from typing import Any
 
 import aiohttp
@@ -354,6 +354,14 @@ class RuntimeBackend:
         index = self._runtime.executions_index
         return await index.off_loop(
             index.list, workflow_id, limit=limit, tenant=self._tenant, search=search
+        )
+
+    async def recent_events(
+        self, limit: int, workflows: Sequence[str] | None
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        index = self._runtime.executions_index
+        return await index.off_loop(
+            index.recent_events, limit=limit, workflows=workflows, tenant=self._tenant
         )
 
     async def pending_approvals(

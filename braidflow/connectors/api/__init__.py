@@ -36,6 +36,7 @@ from braidflow.connectors.api.errors import (
     Unconfirmed,
     refusals,
 )
+from braidflow.connectors.api.event_bus import event_bus
 from braidflow.connectors.api.events import (
     SIGNATURE_HEADER,
     events,
@@ -68,6 +69,7 @@ RESOURCES: tuple[Resource, ...] = (
     operations,
     dashboard,
     live,
+    event_bus,
 )
 
 __all__ = [

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 from aiohttp import web
@@ -102,6 +102,13 @@ class Backend(Protocol):
     async def pending_approvals(
         self, workflow_id: str | None, department: str | None
     ) -> list[dict[str, Any]]: ...
+
+    async def recent_events(
+        self, limit: int, workflows: Sequence[str] | None
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """The newest executions started by an event and waits an event resumed, at most
+        `limit` of each (see `ExecutionIndex.recent_events`)."""
+        ...
 
     async def decide(
         self, execution_id: str, node_id: str, decision: Mapping[str, Any]

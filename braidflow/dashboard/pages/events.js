@@ -1,40 +1,41 @@
-// The event bus: recent events by type and the executions each started (from each
-// workflow's newest executions, which name the event that started them).
+// The event bus: recent events by type, the executions each started and the waiting
+// executions each resumed (GET /event-bus, from the execution index).
 import { get } from "../api.js";
 import { badge, h, table, when } from "../dom.js";
 
-const PER_WORKFLOW = 50;
+function runs(list, withNode) {
+  if (!list.length) return "";
+  return h("ul", { class: "runs" }, list.map((run) => h("li", { "data-execution": run.execution_id },
+    h("a", { href: `#/executions/${encodeURIComponent(run.execution_id)}` }, run.workflow_id),
+    withNode ? h("small", {}, ` at ${run.node_id}`) : null,
+    " ",
+    run.status ? badge(run.status) : null,
+  )));
+}
 
 export async function show(page) {
-  const { workflows } = await get("/workflows");
-  const lists = await Promise.all(
-    workflows.map((w) => get(`/workflows/${encodeURIComponent(w.id)}/executions?limit=${PER_WORKFLOW}`)),
-  );
-  const byType = new Map();
-  for (const { executions } of lists) {
-    for (const execution of executions) {
-      if (!execution.event) continue;
-      const type = execution.event.type;
-      if (!byType.has(type)) byType.set(type, []);
-      byType.get(type).push(execution);
-    }
-  }
+  const { events } = await get("/event-bus");
   page.append(h("h1", {}, "Event bus"));
-  if (!byType.size) {
-    page.append(h("p", {}, "No execution was started by an event yet."));
+  if (!events.length) {
+    page.append(h("p", {}, "No event has started or resumed an execution yet."));
     return;
   }
-  for (const [type, started] of [...byType].sort(([a], [b]) => a.localeCompare(b))) {
-    started.sort((a, b) => Date.parse(b.accepted_at || b.started_at) - Date.parse(a.accepted_at || a.started_at));
+  const byType = new Map();
+  for (const event of events) {
+    const type = event.type || "(no type)";
+    if (!byType.has(type)) byType.set(type, []);
+    byType.get(type).push(event);
+  }
+  for (const [type, seen] of [...byType].sort(([a], [b]) => a.localeCompare(b))) {
     page.append(
       h("section", { class: "card event-type", "data-type": type },
-        h("h2", {}, type, h("small", {}, ` ${started.length} recent`)),
-        table(["Event", "Source", "Started", "Status", "When"], started.map((e) => h("tr", {},
-          h("td", {}, h("code", {}, e.event.id)),
-          h("td", {}, e.event.source || ""),
-          h("td", {}, h("a", { href: `#/executions/${encodeURIComponent(e.execution_id)}` }, `${e.workflow_id}`)),
-          h("td", {}, badge(e.status)),
-          h("td", {}, when(e.accepted_at || e.started_at)),
+        h("h2", {}, type, h("small", {}, ` ${seen.length} recent`)),
+        table(["Event", "Source", "Started", "Resumed", "When"], seen.map((e) => h("tr", { "data-event": e.id },
+          h("td", {}, h("code", {}, e.id)),
+          h("td", {}, e.source || ""),
+          h("td", { "data-part": "started" }, runs(e.started, false)),
+          h("td", { "data-part": "resumed" }, runs(e.resumed, true)),
+          h("td", {}, when(e.at)),
         ))),
       ),
     );

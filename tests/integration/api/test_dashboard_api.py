@@ -1,5 +1,5 @@
 """What the dashboard asks of a real worker besides the rest of the API: who is signed in
-(`/me`), a workflow's graph laid out, the department map, and its own files at `/` and
+(`/me`), a workflow's graph laid out, the department map, the event bus, and its own files at `/` and
 `/ui/...` served without a credential."""
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from typing import Any
 from waiting import until
 from workers import SUITE_OWNER, WorkerProcess
 
+from braidflow.schemas.cloudevents import CloudEvent, to_structured
 from braidflow.topology import load_workflow
 from braidflow.topology.layout import layout
 
@@ -128,3 +129,71 @@ def test_the_dashboard_files_are_served_without_a_credential(shared_worker: Work
     assert fetch(f"{base}/ui/missing.js")[0] == 404
     assert fetch(f"{base}/ui/..%2F..%2Fpyproject.toml")[0] == 404
     assert b"[project]" not in fetch(f"{base}/ui/../../pyproject.toml")[2]
+
+
+WAITS_FOR = """
+id: {id}
+department: support
+nodes:
+  - {{id: wait, type: wait_event, params: {{type: "{kind}", correlate: "event.data.order == input.order"}}, timeout: 1h}}
+  - {{id: done, type: end}}
+edges:
+  - {{from: wait, to: done}}
+"""
+STARTED_BY = """
+id: {id}
+department: finance
+triggers:
+  - {{event: {{types: ["{kind}"]}}}}
+nodes:
+  - {{id: done, type: end}}
+edges: []
+"""
+
+
+def test_the_event_bus_lists_what_an_event_started_and_what_it_resumed(
+    shared_worker: WorkerProcess,
+) -> None:
+    """One event starts a finance execution and resumes a waiting support execution; a
+    support viewer sees the resumption and not the start."""
+    api = shared_worker.api
+    kind = f"bus{uuid.uuid4().hex[:8]}.paid"
+    waiter, starter = unique("waiter"), unique("starter")
+    assert api.deploy(WAITS_FOR.format(id=waiter, kind=kind)).status == 201
+    assert api.deploy(STARTED_BY.format(id=starter, kind=kind)).status == 201
+    waiting = api.start(waiter, {"order": 7})
+
+    def waits() -> bool:
+        nodes = api.execution(waiting).body.get("nodes", [])
+        return any(n["node_id"] == "wait" and n["status"] == "waiting" for n in nodes)
+
+    until(waits, "the wait node waiting")
+    event = CloudEvent(id=unique("pay"), source="/shop", type=kind, data={"order": 7})
+    published = api.request("POST", "/events", to_structured(event)[1], "application/json")
+    assert published.status == 202, published
+    assert shared_worker.wait_until_finished([waiting])[waiting]["status"] == "completed"
+
+    def listed(caller: Any, parts: tuple[str, ...]) -> Any:
+        reply = caller.get("/event-bus")
+        assert reply.status == 200, reply
+        found = [e for e in reply.body["events"] if e["id"] == event.id]
+        return found[0] if found and all(found[0][part] for part in parts) else None
+
+    shown = until(lambda: listed(api, ("started", "resumed")), "the event's start and resumption")
+    assert (shown["type"], shown["source"]) == (kind, "/shop")
+    [resumed] = shown["resumed"]
+    assert (resumed["execution_id"], resumed["workflow_id"], resumed["node_id"]) == (
+        waiting,
+        waiter,
+        "wait",
+    )
+    assert resumed["status"] == "completed"
+    assert [s["workflow_id"] for s in shown["started"]] == [starter]
+    support = api.as_new_key("viewer", unique("support-viewer"), "support")
+    seen = until(lambda: listed(support, ("resumed",)), "the resumption, to a support viewer")
+    assert seen["started"] == [] and seen["resumed"][0]["execution_id"] == waiting
+    finance = api.as_new_key("viewer", unique("finance-viewer"), "finance")
+    seen = until(lambda: listed(finance, ("started",)), "the start, to a finance viewer")
+    assert seen["resumed"] == []
+    bad = api.get("/event-bus?limit=0")
+    assert (bad.status, bad.body["field"]) == (400, "limit"), bad

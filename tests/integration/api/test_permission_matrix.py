@@ -244,6 +244,7 @@ CASES: dict[str, Case] = {
     "me": Case("/me", None, 200, Reach.DOCUMENT),
     "workflow_graph": Case(f"{TARGET_PATH}/graph", None, 200, Reach.OBJECT),
     "department_map": Case("/map", None, 200, Reach.LISTING, "nodes"),
+    "recent_events": Case("/event-bus", None, 200, Reach.LISTING),
 }
 # How a listing names what it shows.
 LISTED: dict[str, Callable[[dict[str, Any]], str]] = {
@@ -420,15 +421,15 @@ def test_every_operation_is_in_the_matrix() -> None:
     assert public == {name for name, case in CASES.items() if case.reach is Reach.PUBLIC}
 
 
-def test_the_matrix_has_720_cases(capsys: pytest.CaptureFixture[str]) -> None:
-    """40 operations x (4 roles x 4 scopes + no key + a revoked key)."""
+def test_the_matrix_has_738_cases(capsys: pytest.CaptureFixture[str]) -> None:
+    """41 operations x (4 roles x 4 scopes + no key + a revoked key)."""
     with capsys.disabled():
         print(
             f"\npermission matrix: {len(operations())} operations x {len(CREDENTIALS)}"
             f" credentials ({len(ROLES)} roles x {len(Scope)} scopes + no key + revoked key)"
             f" = {len(MATRIX)} cases"
         )
-    assert len(MATRIX) == len(CASES) * len(CREDENTIALS) == 720
+    assert len(MATRIX) == len(CASES) * len(CREDENTIALS) == 738
 
 
 @pytest.mark.parametrize(

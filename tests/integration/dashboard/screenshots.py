@@ -64,6 +64,16 @@ edges:
   - {from: route, to: held, default: true}
   - {from: shipped, to: done}
 """
+DELIVERY = """
+id: order-delivery
+name: Wait for the delivery
+nodes:
+  - {id: delivered, type: wait_event, params: {type: order.delivered,
+      correlate: "event.data.order == input.order"}, timeout: 7d}
+  - {id: done, type: end}
+edges:
+  - {from: delivered, to: done}
+"""
 CHECK = """
 id: stock-check
 name: Check the stock
@@ -86,19 +96,25 @@ PAGES = {
 SIZES = {"": (1280, 860), "-phone": (390, 844)}
 
 
-def waiting_at_ship(api: WorkerApi, execution_id: str) -> bool:
+def waiting_at(api: WorkerApi, execution_id: str, node_id: str) -> bool:
     view = api.execution(execution_id).body
-    return any(n["node_id"] == "ship" and n["status"] == "waiting" for n in view.get("nodes", []))
+    nodes = view.get("nodes", [])
+    return any(n["node_id"] == node_id and n["status"] == "waiting" for n in nodes)
+
+
+def waiting_at_ship(api: WorkerApi, execution_id: str) -> bool:
+    return waiting_at(api, execution_id, "ship")
 
 
 def scenario(worker: WorkerProcess) -> dict[str, str]:
     """The order scenario: one order shipped, one waiting for approval, a failed check."""
     api = worker.api
-    for text in (INVOICE, FOLLOW_UP, INTAKE.replace("Ship it?", "Ship?"), INTAKE, CHECK):
+    for text in (INVOICE, FOLLOW_UP, INTAKE.replace("Ship it?", "Ship?"), INTAKE, CHECK, DELIVERY):
         assert api.deploy(text).status in (200, 201)
     shipped = api.start("order-intake", {"order": "A-1"})
     waiting = api.start("order-intake", {"order": "A-2"})
     failed = api.start("stock-check", {"sku": "B-7"})
+    delivery = api.start("order-delivery", {"order": "A-1"})
     until(lambda: waiting_at_ship(api, shipped), "order A-1 at its approval")
     decided = api.post_json(
         f"/executions/{shipped}/approvals/ship",
@@ -126,6 +142,22 @@ def scenario(worker: WorkerProcess) -> dict[str, str]:
         lambda: len(api.get("/workflows/order-follow-up/executions").body["executions"]) >= 2,
         "the follow-ups the shipped events start",
     )
+    until(lambda: waiting_at(api, delivery, "delivered"), "the delivery's wait")
+    delivered = api.post_json(
+        "/events",
+        {
+            "specversion": "1.0",
+            "id": "van-1",
+            "source": "/carrier",
+            "type": "order.delivered",
+            "data": {"order": "A-1"},
+        },
+    )
+    assert delivered.status == 202, delivered
+    until(
+        lambda: any(e["resumed"] for e in api.get("/event-bus").body["events"]),
+        "the delivery resumed by its event",
+    )
     return {"shipped": shipped, "waiting": waiting, "failed": quote_id(failed)}
 
 
@@ -136,6 +168,10 @@ def shoot(page: Page, base_url: str, key: str, names: dict[str, str], suffix: st
         page.wait_for_selector("#page[data-ready]")
         if name in ("workflow", "execution", "map"):
             page.wait_for_selector("svg.graph")
+        if name == "execution":
+            # A node's detail: its input beside its output.
+            page.click('#graph [data-node="pick"]')
+            page.wait_for_selector('#node-detail [data-part="input"]')
         if name == "workflow":
             page.click("#diff button[type=submit], form.inline button[type=submit]")
             page.wait_for_selector("pre.diff")
