@@ -3,7 +3,7 @@ started and the waiting executions it resumed (from the execution index)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from aiohttp import web
@@ -89,7 +89,7 @@ async def recent_events(request: web.Request) -> web.Response:
     return web.json_response({"events": by_event(filter(shown, started), filter(shown, resumed))})
 
 
-def _readable(request: web.Request, backend: Backend) -> Any:
+def _readable(request: web.Request, backend: Backend) -> Callable[[Mapping[str, Any]], bool]:
     """Whether the caller may read a run's execution: its version's department."""
     known: dict[tuple[str, int], bool] = {}
 
