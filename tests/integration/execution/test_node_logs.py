@@ -54,7 +54,7 @@ def test_handlers_lines_come_back_per_node_run_cut_redacted_and_only_to_their_te
     assert deployed.status == 201, deployed
     execution_id = api.start(workflow, {})
     view = shared_worker.wait_until_finished([execution_id], timeout_s=60)[execution_id]
-    assert view["status"] == "completed", view
+    assert view["status"] == "completed", [(n["node_id"], n.get("error")) for n in view["nodes"]]
 
     reply = api.get(f"/executions/{execution_id}/logs")
     assert reply.status == 200, reply
