@@ -4,6 +4,10 @@ the same run, the bare Kafka round trip (produce, consume, produce, consume) as 
 
 Prints figures; never a pass/fail test. Run: `make bench-runtime` (or
 `python bench/runtime_bench.py [--broker HOST:PORT] [--kafka-config FILE] [--executions N]`).
+
+`--compare-stats N`: N rounds, each a worker with the stats on then one with `--no-stats`, on
+the same broker, alternating, so both see the same machine; prints what the stream analytics
+cost per transition (docs/performance.md#stats).
 """
 
 from __future__ import annotations
@@ -128,7 +132,12 @@ def bench_kafka(args: argparse.Namespace) -> tuple[KafkaConnection, EmbeddedBrok
 
 
 def start_worker(
-    kafka: KafkaConnection, prefix: str, data_dir: Path, port: int, partitions: int = 4
+    kafka: KafkaConnection,
+    prefix: str,
+    data_dir: Path,
+    port: int,
+    partitions: int = 4,
+    extra: tuple[str, ...] = (),
 ) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
@@ -146,7 +155,7 @@ def start_worker(
         "--prefix", prefix, "--data-dir", str(data_dir), "--api-port", str(port),
         "--handlers", str(HERE / "noop_handlers.py"), "--loglevel", os.environ.get("BENCH_LOGLEVEL", "warning"),
         # A bench measures the engine on 127.0.0.1: no keys to make or send.
-        "--no-auth",
+        "--no-auth", *extra,
     ]  # fmt: skip
     log = open(data_dir / "worker.log", "wb")  # noqa: SIM115
     return subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -271,30 +280,83 @@ async def measure(
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    add_kafka_options(parser)
-    parser.add_argument("--executions", type=int, default=1000)
-    args = parser.parse_args()
+def run_worker(
+    kafka: KafkaConnection,
+    embedded: EmbeddedBroker | None,
+    executions: int,
+    extra: tuple[str, ...] = (),
+    with_floor: bool = True,
+) -> tuple[float, list[float], dict[str, float]]:
+    """Start a worker of its own (prefix, data dir), measure it, stop it: (ready after, the
+    bare round trips when `with_floor`, figures)."""
     with tempfile.TemporaryDirectory(prefix="braidflow-bench-") as tmp:
-        kafka, embedded = bench_kafka(args)
         prefix = f"bench{uuid.uuid4().hex[:6]}"
         port = free_port()
         api = f"http://127.0.0.1:{port}"
-        worker = start_worker(kafka, prefix, Path(tmp), port)
+        worker = start_worker(kafka, prefix, Path(tmp), port, extra=extra)
         try:
             ready_s = wait_ready(api, worker)
-            floor = asyncio.run(bare_round_trip(kafka))
+            floor = asyncio.run(bare_round_trip(kafka)) if with_floor else []
             pids = {"worker": worker.pid, "broker": embedded.pid if embedded else None}
-            figures = asyncio.run(measure(kafka, prefix, api, args.executions, pids))
+            figures = asyncio.run(measure(kafka, prefix, api, executions, pids))
         except BaseException:
             print((Path(tmp) / "worker.log").read_text()[-3000:], file=sys.stderr)
             raise
         finally:
             worker.terminate()
             worker.wait(timeout=30)
-            if embedded is not None:
-                embedded.stop()
+    return ready_s, floor, figures
+
+
+def compare_stats(
+    kafka: KafkaConnection, embedded: EmbeddedBroker | None, args: argparse.Namespace
+) -> None:
+    """Stats on against `--no-stats`, alternating, `args.compare_stats` rounds."""
+    runs: dict[str, list[dict[str, float]]] = {"on": [], "off": []}
+    for round_ in range(args.compare_stats):
+        for mode, extra in (("on", ()), ("off", ("--no-stats",))):
+            _, _, figures = run_worker(kafka, embedded, args.executions, extra, with_floor=False)
+            runs[mode].append(figures)
+            print(
+                f"  round {round_ + 1} stats {mode:3}  worker CPU/transition"
+                f" {figures['worker_cpu_ms']:6.2f} ms  executions/s {figures['executions_per_s']:6.0f}"
+                f"  chain p50 {figures['chain_p50_ms']:6.1f} ms",
+                flush=True,
+            )
+    cpu = {mode: statistics.median(f["worker_cpu_ms"] for f in got) for mode, got in runs.items()}
+    rate = {
+        mode: statistics.median(f["executions_per_s"] for f in got) for mode, got in runs.items()
+    }
+    print(
+        f"fan-out/fan-in, {args.executions} executions at once, medians of {args.compare_stats} rounds"
+    )
+    print(
+        f"  worker CPU per transition  on {cpu['on']:6.2f} ms  off {cpu['off']:6.2f} ms  on/off {cpu['on'] / cpu['off']:5.2f} x"
+    )
+    print(
+        f"  executions/s               on {rate['on']:6.0f}     off {rate['off']:6.0f}     on/off {rate['on'] / rate['off']:5.2f} x"
+    )
+    print(f"  load average (1, 5, 15 min) at the end: {os.getloadavg()}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    add_kafka_options(parser)
+    parser.add_argument("--executions", type=int, default=1000)
+    parser.add_argument(
+        "--compare-stats", type=int, default=0, metavar="ROUNDS",
+        help="measure workers with the stats on and off (--no-stats), alternating, ROUNDS rounds",
+    )  # fmt: skip
+    args = parser.parse_args()
+    kafka, embedded = bench_kafka(args)
+    try:
+        if args.compare_stats:
+            compare_stats(kafka, embedded, args)
+            return
+        ready_s, floor, figures = run_worker(kafka, embedded, args.executions)
+    finally:
+        if embedded is not None:
+            embedded.stop()
     floor_p50 = statistics.median(floor) * 1000
     print(f"broker: {'embedded Tansu' if embedded else kafka.describe()}; one worker, 4 partitions")
     print(f"  worker ready after                 {ready_s:8.1f} s")
