@@ -17,7 +17,7 @@ with the lifecycle event's time, which decides the bucket it falls in.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -133,6 +133,25 @@ def stats_records(
             )
         )
     return pairs
+
+
+def gather(
+    records: Iterable[tuple[str, int, StatsRecord]], span_ms: int
+) -> list[tuple[str, int, StatsRecord]]:
+    """(stats key, time in epoch ms, record) triples made fewer: those of one key, workflow and
+    department whose times fall in the same `span_ms` (counted from the epoch) become one,
+    stamped with the first one's time, their observations in the order given; first seen
+    first. With `span_ms` a divisor of every window's size, each lands in the buckets its
+    parts would have: one record, and one write per bucket, for many events."""
+    gathered: dict[tuple[str, str, str | None, int], tuple[int, list[Observation]]] = {}
+    for key, at, record in records:
+        group = (key, record.workflow, record.department, at // span_ms)
+        first = gathered.setdefault(group, (at, []))
+        first[1].extend(record.observations)
+    return [
+        (key, at, StatsRecord(workflow, department, tuple(observations)))
+        for (key, workflow, department, _), (at, observations) in gathered.items()
+    ]
 
 
 def encode_record(record: StatsRecord) -> bytes:

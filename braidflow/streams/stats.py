@@ -3,10 +3,12 @@
 Two agents, because a Faust table may only be written while iterating a stream of the same
 key and partition count:
 
-1. `stats-runs` iterates the lifecycle topic (keyed by execution id) and keeps a row per
-   running execution in the `stats-runs` table (when it and its node attempts started);
-   what each event says (`schemas.stats_observations.observe`) goes on to the stats topic,
-   re-keyed by workflow and by department, stamped with the event's time.
+1. `stats-runs` takes the lifecycle topic (keyed by execution id) in batches (up to 1000
+   records or 0.1 s) and keeps a row per running execution in the `stats-runs` table (when
+   it and its node attempts started), written once per batch; what the events say
+   (`schemas.stats_observations.observe`) goes on to the stats topic, re-keyed by workflow
+   and by department, one record per key and minute of a batch (`gather`), stamped with the
+   time of its first event. The batch is acknowledged once all of it is sent.
 2. `stats` iterates the stats topic and folds each record into one tumbling windowed
    table per kept window of `stats_figures.WINDOWS` (1m and 1h), and into the Prometheus
    metrics (`braidflow_stats_*`). The hopping 5m window is read by merging the five
@@ -26,10 +28,13 @@ and committing may count an event twice; nothing is lost.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+import math
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import faust
+from faust.types import EventT
 from faust.types.windows import WindowRange_from_start
 
 from braidflow.config import Settings
@@ -46,17 +51,20 @@ from braidflow.schemas.stats_figures import (
 )
 from braidflow.schemas.stats_observations import (
     WORKFLOW_SCOPE,
+    Run,
     StatsRecord,
     decode_record,
     decode_run,
     encode_record,
     encode_run,
+    gather,
     observe,
     parse_stats_key,
     stats_records,
 )
 from braidflow.streams.app import FaustParts, rocksdb_options
 from braidflow.streams.catalog import Catalog
+from braidflow.streams.event_scope import acting_for
 from braidflow.streams.partitioner import KeyPartitioner
 from braidflow.tenants import catalog_key
 
@@ -69,6 +77,23 @@ Queue = Callable[..., Awaitable[Awaitable[Any]]]
 _CATALOG_WAIT_S = 30.0
 # The window whose bucket of a record the quantile gauges show.
 GAUGE_WINDOW = WINDOWS["1m"]
+# Stage 1 takes lifecycle records in batches of up to this many, or what came in this long:
+# a row write per execution and a record per stats key and minute of a batch, not per event.
+_BATCH_MAX = 1000
+_BATCH_WITHIN_S = 0.1
+# Records of a batch are gathered per span of this many ms: a divisor of every kept window,
+# so a gathered record falls in the buckets its parts would have.
+_GATHER_MS = 1000 * math.gcd(*(w.size_s for w in WINDOWS.values() if w.made_of is None))
+
+
+@dataclass(slots=True)
+class _Row:
+    """An execution's `stats-runs` row through a batch: as read, as it is now, and the last
+    event of the execution in the batch (whose partition the row goes to)."""
+
+    event: EventT
+    before: Run | None
+    after: Run | None
 
 
 class Stats:
@@ -122,9 +147,8 @@ class Stats:
         @self._app.agent(self.lifecycle, name=f"{prefix}.stats-runs", concurrency=1)
         async def follow_runs(stream: faust.StreamT[bytes]) -> None:
             await self._catalog.ready.wait()
-            async for event in stream.events():
-                message = event.message
-                await self.observe(message.key, message.value)
+            async for events in stream.take_events(_BATCH_MAX, _BATCH_WITHIN_S):
+                await self.observe(events)
 
         @self._app.agent(self.topic, name=f"{prefix}.stats", concurrency=1)
         async def fold_stats(stream: faust.StreamT[bytes]) -> None:
@@ -132,37 +156,56 @@ class Stats:
                 message = event.message
                 self.fold(message.key, message.value, message.timestamp)
 
-    async def observe(self, key: bytes | None, value: bytes | None) -> None:
-        """Stage 1: one lifecycle record, into its execution's row and the stats topic."""
-        if key is None or not value:
-            return
-        try:
-            event = decode_event(value)
-        except CodecError as exc:
-            # The execution index dead-letters what it cannot read; here it only goes uncounted.
-            log.warning("stats: skipping an undecodable lifecycle record: %s", exc)
-            return
-        before = decode_run(self.runs.get(key))
-        after, observations = observe(before, event)
-        if after is None:
-            if before is not None:
-                del self.runs[key]
-        elif after != before:
-            self.runs[key] = encode_run(after)
-        if not observations:
-            return
-        deployment = await self._catalog.wait_for(
-            catalog_key(event.tenant, event.workflow_id), event.workflow_version, _CATALOG_WAIT_S
-        )
-        department = None if deployment is None else deployment.workflow.definition.department
-        for stats_key, record in stats_records(event, department, observations):
-            await self._queue(
-                self._topic_name,
-                stats_key.encode(),
-                encode_record(record),
-                None,
-                timestamp_ms=event.at,
+    async def observe(self, events: Sequence[EventT]) -> None:
+        """Stage 1: a batch of lifecycle records, into their executions' rows and the stats
+        topic: each row written once, and one record per stats key and minute."""
+        rows: dict[bytes, _Row] = {}
+        departments: dict[tuple[str, str, int], str | None] = {}
+        records: list[tuple[str, int, StatsRecord]] = []
+        for each in events:
+            key, value = each.message.key, each.message.value
+            if key is None or not value:
+                continue
+            try:
+                event = decode_event(value)
+            except CodecError as exc:
+                # The execution index dead-letters what it cannot read; here it only goes
+                # uncounted.
+                log.warning("stats: skipping an undecodable lifecycle record: %s", exc)
+                continue
+            row = rows.get(key)
+            if row is None:
+                with acting_for(each):
+                    read = decode_run(self.runs.get(key))
+                row = rows[key] = _Row(each, read, read)
+            row.after, observations = observe(row.after, event)
+            row.event = each
+            if not observations:
+                continue
+            version = (event.tenant, event.workflow_id, event.workflow_version)
+            if version not in departments:
+                departments[version] = await self._department(*version)
+            records.extend(
+                (stats_key, event.at, record)
+                for stats_key, record in stats_records(event, departments[version], observations)
             )
+        for key, row in rows.items():
+            with acting_for(row.event):
+                if row.after is None:
+                    if row.before is not None:
+                        del self.runs[key]
+                elif row.after != row.before:
+                    self.runs[key] = encode_run(row.after)
+        for stats_key, at, record in gather(records, _GATHER_MS):
+            await self._queue(
+                self._topic_name, stats_key.encode(), encode_record(record), None, timestamp_ms=at
+            )
+
+    async def _department(self, tenant: str, workflow_id: str, version: int) -> str | None:
+        deployment = await self._catalog.wait_for(
+            catalog_key(tenant, workflow_id), version, _CATALOG_WAIT_S
+        )
+        return None if deployment is None else deployment.workflow.definition.department
 
     def fold(self, key: bytes | None, value: bytes | None, timestamp_s: float) -> None:
         """Stage 2: one stats record, into every window's bucket of its time (`timestamp_s`,

@@ -7,10 +7,12 @@ from braidflow.engine import LifecycleEvent, NodeError
 from braidflow.schemas.stats_figures import Observation
 from braidflow.schemas.stats_observations import (
     Run,
+    StatsRecord,
     decode_record,
     decode_run,
     encode_record,
     encode_run,
+    gather,
     observe,
     stats_records,
 )
@@ -128,3 +130,25 @@ def test_records_and_rows_survive_their_encoding() -> None:
     row = Run(T0, {"pay/1": T0 + 3})
     assert decode_run(encode_run(row)) == row
     assert decode_run(b"not json") is None and decode_run(None) is None
+
+
+def test_records_of_one_key_and_minute_are_gathered_into_one_in_order() -> None:
+    minute = 60_000
+    start = T0 - T0 % minute
+    orders = "acme/workflow/orders"
+    started, done = Observation("started"), Observation("completed", None, 5)
+    node = Observation("started", "a")
+    records = [
+        (orders, start + 10, StatsRecord("orders", "sales", (started,))),
+        ("acme/department/sales", start + 10, StatsRecord("orders", "sales", (node,))),
+        (orders, start + 20, StatsRecord("orders", "sales", (node, done))),
+        (orders, start + minute, StatsRecord("orders", "sales", (done,))),
+        (orders, start + 30, StatsRecord("orders", None, (done,))),
+    ]
+
+    assert gather(records, minute) == [
+        (orders, start + 10, StatsRecord("orders", "sales", (started, node, done))),
+        ("acme/department/sales", start + 10, StatsRecord("orders", "sales", (node,))),
+        (orders, start + minute, StatsRecord("orders", "sales", (done,))),
+        (orders, start + 30, StatsRecord("orders", None, (done,))),
+    ]
