@@ -20,6 +20,8 @@ from topic_records import TopicReader
 from waiting import until
 from workers import WorkerProcess
 
+from braidflow.schemas.stats_observations import decode_record
+
 EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "stats_consumer.py"
 COUNTS = ("started", "completed", "failed", "cancelled", "timed_out", "retries", "dead_letters")
 
@@ -164,6 +166,21 @@ def test_the_metrics_show_the_same_counts(
         quantile="p99",
     )  # fmt: skip
     assert p99 is not None and 0 < p99 <= ran["longest_ms"] * 1.01 + 1
+
+
+def test_the_events_of_a_batch_go_on_as_one_record_per_workflow_and_minute(
+    shared_worker: WorkerProcess, ran: dict[str, Any]
+) -> None:
+    workflow = ran["workflow"]
+    settled(shared_worker, f"workflow={workflow}", 6)
+    key = f"default/workflow/{workflow}".encode()
+    with TopicReader(shared_worker.broker, f"{shared_worker.prefix}.stats") as reader:
+        records = [decode_record(r.value) for r in reader.read_to_end() if r.key == key]
+    observations = sum(len(r.observations) for r in records)
+    # Six executions, each at least a start, a node start and end, and its end.
+    assert observations >= 6 * 4, records
+    # Each event says one thing: a record per event would hold one observation each.
+    assert len(records) < observations, [r.observations for r in records]
 
 
 def test_an_outside_consumer_computes_the_same_figures_from_the_lifecycle_topic(
