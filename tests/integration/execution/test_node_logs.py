@@ -21,8 +21,18 @@ from braidflow.cli import main
 from braidflow.node_logs import MAX_LINES
 
 FLOOD = MAX_LINES + 100
+# A department of its own that lists the `helpdesk` credential: the suite's shared worker may
+# hold the example department `support`, whose credential it is, and then a workflow of no
+# department may not read it (CI met that order once).
+DEPARTMENT = """
+kind: Department
+name: {name}
+description: logs per execution
+credentials: [helpdesk]
+"""
 WORKFLOW = """
 id: {id}
+department: {department}
 nodes:
   - id: talk
     type: task
@@ -50,7 +60,9 @@ def test_handlers_lines_come_back_per_node_run_cut_redacted_and_only_to_their_te
 ) -> None:
     api = shared_worker.api
     workflow = f"logs-{uuid.uuid4().hex[:8]}"
-    deployed = api.deploy(WORKFLOW.format(id=workflow, flood=FLOOD))
+    department = f"logs{uuid.uuid4().hex[:8]}"
+    assert api.deploy(DEPARTMENT.format(name=department)).status == 201
+    deployed = api.deploy(WORKFLOW.format(id=workflow, department=department, flood=FLOOD))
     assert deployed.status == 201, deployed
     execution_id = api.start(workflow, {})
     view = shared_worker.wait_until_finished([execution_id], timeout_s=60)[execution_id]
