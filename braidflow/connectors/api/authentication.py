@@ -193,6 +193,19 @@ def execution_department(backend: Backend, view: Mapping[str, Any]) -> str | Non
     return department_of(backend.get(view["workflow_id"], view["workflow_version"]))
 
 
+async def readable_execution_summary(
+    request: web.Request, backend: Backend, execution_id: str
+) -> Mapping[str, Any]:
+    """The execution as this worker's execution index lists it, for a caller who may read
+    it: NotFound for none, another tenant's, or one of a department the caller may not read."""
+    summary = await backend.execution_summary(execution_id)
+    if summary is None:
+        raise NotFound(f"no execution {execution_id!r}")
+    what = f"execution {execution_id!r}"
+    require(request, Role.VIEWER, execution_department(backend, summary), what)
+    return summary
+
+
 def require_publisher(request: web.Request, department: str | None) -> None:
     """Refuse (403) an event the caller may not publish: one for `department` (None: for
     every department) needs the operator role there."""

@@ -18,7 +18,11 @@ from collections.abc import Callable
 from aiohttp import web
 
 from braidflow.access import Role
-from braidflow.connectors.api.authentication import department_of, require
+from braidflow.connectors.api.authentication import (
+    department_of,
+    readable_execution_summary,
+    require,
+)
 from braidflow.connectors.api.backend import Backend, backend_of
 from braidflow.connectors.api.caller import principal_of
 from braidflow.connectors.api.errors import NotFound, Unavailable
@@ -128,11 +132,7 @@ async def execution_events(request: web.Request) -> web.StreamResponse:
     """Another tenant's execution, or one of a department the caller may not read: 404."""
     backend = backend_of(request)
     execution_id = request.match_info["id"]
-    summary = await backend.execution_summary(execution_id)
-    if summary is None:
-        raise NotFound(f"no execution {execution_id!r}")
-    deployed = backend.get(summary["workflow_id"], summary["workflow_version"])
-    require(request, Role.VIEWER, department_of(deployed), f"execution {execution_id!r}")
+    summary = await readable_execution_summary(request, backend, execution_id)
     feed = _feed_of(backend)
     last_id = request.headers.get("Last-Event-ID")
     after = (feed.seq_of(last_id, execution_id) if last_id else None) or 0

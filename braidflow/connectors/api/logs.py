@@ -11,9 +11,8 @@ from __future__ import annotations
 from aiohttp import web
 
 from braidflow.access import Role
-from braidflow.connectors.api.authentication import department_of, require
+from braidflow.connectors.api.authentication import readable_execution_summary
 from braidflow.connectors.api.backend import backend_of
-from braidflow.connectors.api.errors import NotFound
 from braidflow.connectors.api.openapi import (
     INTEGER,
     STRING,
@@ -68,9 +67,5 @@ async def execution_logs(request: web.Request) -> web.Response:
     """Another tenant's execution, or one of a department the caller may not read: 404."""
     backend = backend_of(request)
     execution_id = request.match_info["id"]
-    summary = await backend.execution_summary(execution_id)
-    if summary is None:
-        raise NotFound(f"no execution {execution_id!r}")
-    deployed = backend.get(summary["workflow_id"], summary["workflow_version"])
-    require(request, Role.VIEWER, department_of(deployed), f"execution {execution_id!r}")
+    await readable_execution_summary(request, backend, execution_id)
     return web.json_response({"logs": await backend.node_logs(execution_id)})
