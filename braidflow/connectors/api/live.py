@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from aiohttp import web
 
@@ -26,7 +27,7 @@ from braidflow.connectors.api.authentication import (
 from braidflow.connectors.api.backend import Backend, backend_of
 from braidflow.connectors.api.caller import principal_of
 from braidflow.connectors.api.errors import NotFound, Unavailable
-from braidflow.connectors.api.openapi import Resource, header_param, path_param
+from braidflow.connectors.api.openapi import Handler, Resource, header_param, path_param
 from braidflow.connectors.api.sse import EVENT_STREAM, KEEPALIVE, KEEPALIVE_S, sse_frame
 from braidflow.connectors.lifecycle_feed import (
     CUT,
@@ -196,14 +197,26 @@ async def _follow(
     return response
 
 
-@live.operation(
-    "GET",
+def _scope_stream(
+    path: str, summary: str, scope: Mapping[str, Any]
+) -> Callable[[Handler], Handler]:
+    """Declares the stream of a scope's events (a workflow's, a department's), path
+    parameter `scope`: live from now, until the reader closes it."""
+    return live.operation(
+        "GET",
+        path,
+        summary=summary,
+        parameters=[scope, LAST_EVENT_ID],
+        responses=_stream_reply("Server-Sent Events, until the reader closes the stream"),
+        refusals=[404, 503],
+        role=Role.VIEWER,
+    )
+
+
+@_scope_stream(
     "/workflows/{id}/events",
-    summary="A workflow's lifecycle events (every execution, every version), live from now",
-    parameters=[path_param("id", "The workflow's id"), LAST_EVENT_ID],
-    responses=_stream_reply("Server-Sent Events, until the reader closes the stream"),
-    refusals=[404, 503],
-    role=Role.VIEWER,
+    "A workflow's lifecycle events (every execution, every version), live from now",
+    path_param("id", "The workflow's id"),
 )
 async def workflow_events(request: web.Request) -> web.StreamResponse:
     """A removed workflow's stream is served too (its executions may still run)."""
@@ -217,14 +230,10 @@ async def workflow_events(request: web.Request) -> web.StreamResponse:
     return await _follow(request, feed, lambda e: e.workflow_id == workflow_id)
 
 
-@live.operation(
-    "GET",
+@_scope_stream(
     "/departments/{name}/events",
-    summary="The lifecycle events of a department's workflows, live from now",
-    parameters=[path_param("name", "The department's name"), LAST_EVENT_ID],
-    responses=_stream_reply("Server-Sent Events, until the reader closes the stream"),
-    refusals=[404, 503],
-    role=Role.VIEWER,
+    "The lifecycle events of a department's workflows, live from now",
+    path_param("name", "The department's name"),
 )
 async def department_events(request: web.Request) -> web.StreamResponse:
     """An event is the department's when the version of its workflow that ran names it."""
