@@ -77,13 +77,6 @@ class AuditIndex(ReadModel):
             if positions:
                 self.db.store_positions(positions)
 
-    def reset(self) -> None:
-        """Forget every record and position, to rebuild from the start of the topic."""
-        with self.db.transaction():
-            self.db.execute("DELETE FROM audit")
-            self.db.execute("DELETE FROM audit_targets")
-            self.db.execute("DELETE FROM positions")
-
     def list(
         self,
         *,

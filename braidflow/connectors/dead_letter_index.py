@@ -72,7 +72,8 @@ class DeadLetterIndex(ReadModel):
     `Path`) or a PostgreSQL schema.
 
     Not thread-safe: use it from one thread (the worker's event loop, through `off_loop`).
-    Other processes may read a SQLite file meanwhile (WAL mode).
+    Other processes may read a SQLite file meanwhile (WAL mode). A `reset` forgets redrive
+    marks too: they name dead letters of the log being replaced.
     """
 
     def __init__(self, location: ReadModelLocation) -> None:
@@ -117,15 +118,6 @@ class DeadLetterIndex(ReadModel):
                     self.db.execute(_INSERT, _row(record))
             if positions:
                 self.db.store_positions(positions)
-
-    def reset(self) -> None:
-        """Forget every dead letter and position, to rebuild the index from the start of the topic.
-
-        Redrive marks go too: they name dead letters of the log being replaced.
-        """
-        with self.db.transaction():
-            self.db.execute("DELETE FROM dead_letters")
-            self.db.execute("DELETE FROM positions")
 
     def list(
         self,

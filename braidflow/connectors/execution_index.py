@@ -331,12 +331,6 @@ class ExecutionIndex(ReadModel):
             if positions:
                 db.store_positions(positions)
 
-    def reset(self) -> None:
-        """Forget everything read, to rebuild the index from the start of the topic."""
-        with self.db.transaction():
-            for table in ("executions", "approvals", "approvals_done", "resumptions", "positions"):
-                self.db.execute(f"DELETE FROM {table}")
-
     def count(self, workflow_id: str) -> int:
         """How many executions of `workflow_id` the index holds."""
         query = "SELECT count(*) FROM executions WHERE workflow_id = ?"

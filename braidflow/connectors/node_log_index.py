@@ -82,12 +82,6 @@ class NodeLogIndex(ReadModel):
             if positions:
                 self.db.store_positions(positions)
 
-    def reset(self) -> None:
-        """Forget every run and position, to rebuild from the start of the topic."""
-        with self.db.transaction():
-            self.db.execute("DELETE FROM node_logs")
-            self.db.execute("DELETE FROM positions")
-
     def of_execution(self, execution_id: str, tenant: str = DEFAULT_TENANT) -> list[dict[str, Any]]:
         """What each node run of `tenant`'s execution logged, as the API shows it: in the
         order the runs ended, then by node, item and attempt."""

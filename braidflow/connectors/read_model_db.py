@@ -298,14 +298,26 @@ def fresh_records(records: Sequence[Any], stored: Mapping[TopicPartition, int]) 
     return [r for r in records if r.offset >= stored.get(TopicPartition(r.topic, r.partition), 0)]
 
 
+_TABLE = re.compile(r"CREATE TABLE IF NOT EXISTS (\w+)")
+
+
 class ReadModel:
-    """What every read model shares: its database, positions, claims and thread."""
+    """What every read model shares: its database, positions, claims, thread and reset."""
 
     def __init__(self, location: ReadModelLocation, schema: str) -> None:
-        self.db = ReadModelDb(location, schema + POSITIONS_SCHEMA)
+        schema += POSITIONS_SCHEMA
+        self.db = ReadModelDb(location, schema)
+        self._tables = _TABLE.findall(schema)
 
     def close(self) -> None:
         self.db.close()
+
+    def reset(self) -> None:
+        """Forget every row of every table of the schema, positions last, to rebuild the read
+        model from the start of its topic."""
+        with self.db.transaction():
+            for table in self._tables:
+                self.db.execute(f"DELETE FROM {table}")
 
     def positions(self) -> dict[TopicPartition, int]:
         """The next offset to read of every partition the read model was built from."""
