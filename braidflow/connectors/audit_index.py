@@ -67,15 +67,13 @@ class AuditIndex(ReadModel):
         self, entries: Iterable[AuditEntry], positions: Mapping[TopicPartition, int] | None = None
     ) -> None:
         """Store records and the next offsets to read (`positions`), in one transaction."""
-        with self.db.transaction():
+        with self.storing(positions):
             for position, record in entries:
                 self.db.execute(_INSERT, _row(position, record))
                 self.db.executemany(
                     "INSERT INTO audit_targets VALUES (?, ?) ON CONFLICT (value, id) DO NOTHING",
                     [(record.id, value) for value in sorted(set(record.target.values()))],
                 )
-            if positions:
-                self.db.store_positions(positions)
 
     def list(
         self,

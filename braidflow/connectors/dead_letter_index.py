@@ -110,14 +110,12 @@ class DeadLetterIndex(ReadModel):
                     offset,
                     exc,
                 )
-        with self.db.transaction():
+        with self.storing(positions):
             for record in read:
                 if isinstance(record, RedriveMark):
                     self._mark(record.dead_letter_id, record.at)
                 else:
                     self.db.execute(_INSERT, _row(record))
-            if positions:
-                self.db.store_positions(positions)
 
     def list(
         self,

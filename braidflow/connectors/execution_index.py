@@ -301,7 +301,7 @@ class ExecutionIndex(ReadModel):
     ) -> None:
         """Record `events` and the next offsets to read (`positions`) in one transaction."""
         db = self.db
-        with db.transaction():
+        with self.storing(positions):
             for event in events:
                 if event.type == ACCEPTED:
                     db.execute(_INSERT_ACCEPTED, _finished_row(event, ExecutionStatus.ACCEPTED))
@@ -328,8 +328,6 @@ class ExecutionIndex(ReadModel):
                     resumption = _resumption_row(event)
                     if resumption is not None:
                         db.execute(_INSERT_RESUMPTION, resumption)
-            if positions:
-                db.store_positions(positions)
 
     def count(self, workflow_id: str) -> int:
         """How many executions of `workflow_id` the index holds."""

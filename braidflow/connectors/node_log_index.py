@@ -72,15 +72,13 @@ class NodeLogIndex(ReadModel):
                     offset,
                     exc,
                 )
-        with self.db.transaction():
+        with self.storing(positions):
             self.db.executemany(
                 _INSERT, [(r.id, r.execution_id, r.tenant, r.at, v) for r, v in runs]
             )
             if runs:
                 horizon = max(r.at for r, _ in runs) - self._retention_ms
                 self.db.execute("DELETE FROM node_logs WHERE at < ?", (horizon,))
-            if positions:
-                self.db.store_positions(positions)
 
     def of_execution(self, execution_id: str, tenant: str = DEFAULT_TENANT) -> list[dict[str, Any]]:
         """What each node run of `tenant`'s execution logged, as the API shows it: in the

@@ -312,6 +312,15 @@ class ReadModel:
     def close(self) -> None:
         self.db.close()
 
+    @contextlib.contextmanager
+    def storing(self, positions: Mapping[TopicPartition, int] | None) -> Iterator[None]:
+        """A transaction for a batch's rows that stores, after them, the next offsets to read
+        (`positions`; None: the rows only): rows and positions are kept together or not at all."""
+        with self.db.transaction():
+            yield
+            if positions:
+                self.db.store_positions(positions)
+
     def reset(self) -> None:
         """Forget every row of every table of the schema, positions last, to rebuild the read
         model from the start of its topic."""
