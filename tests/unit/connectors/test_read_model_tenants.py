@@ -101,3 +101,20 @@ def test_dead_letters_are_their_tenants(tmp_path: Path) -> None:
     assert {d["id"] for d in index.list()} == {"events.ticket:0:4"}
     assert index.get("a1/charge/1") is None and index.get("a1/charge/1", "acme") is not None
     index.close()
+
+
+def test_a_dead_letter_index_from_before_tenants_gains_the_column_and_keeps_its_place(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "dead-letters.sqlite"
+    index = DeadLetterIndex(path)
+    letter = DeadLetter("events.ticket", 0, 4, None, b"x", "not JSON", NOW)
+    index.apply_many([(0, 0, letter.encode())], {TopicPartition("bf.dead-letters", 0): 1})
+    index.close()
+    with sqlite3.connect(path) as db:
+        db.execute("ALTER TABLE dead_letters DROP COLUMN tenant")
+    db.close()
+    index = DeadLetterIndex(path)
+    assert [d["id"] for d in index.list()] == ["events.ticket:0:4"]
+    assert index.positions() == {TopicPartition("bf.dead-letters", 0): 1}
+    index.close()
