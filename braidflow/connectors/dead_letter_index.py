@@ -25,7 +25,11 @@ from aiokafka import ConsumerRecord, TopicPartition
 
 from braidflow.access import DEFAULT_TENANT
 from braidflow.connectors.projection import TopicProjection
-from braidflow.connectors.read_model_db import ReadModel, ReadModelLocation
+from braidflow.connectors.read_model_db import (
+    ReadModel,
+    ReadModelLocation,
+    add_missing_columns,
+)
 from braidflow.engine import DeadLetterNode, ids
 from braidflow.engine.state import iso_time
 from braidflow.kafka_connection import KafkaConnection
@@ -81,13 +85,9 @@ class DeadLetterIndex(ReadModel):
         db = self.db.sqlite
         if db is None:
             return
-        columns = {row[1] for row in db.execute("PRAGMA table_info(dead_letters)")}
-        if "tenant" not in columns:
-            # Every letter written before tenants is the default tenant's: no need to re-read.
-            with db:
-                db.execute(
-                    "ALTER TABLE dead_letters ADD COLUMN tenant TEXT NOT NULL DEFAULT 'default'"
-                )
+        # Every letter written before tenants is the default tenant's: no need to re-read.
+        with db:
+            add_missing_columns(db, "dead_letters", ["tenant TEXT NOT NULL DEFAULT 'default'"])
 
     def apply_many(
         self,

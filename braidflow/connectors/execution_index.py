@@ -25,7 +25,12 @@ from braidflow.access import DEFAULT_TENANT
 from braidflow.connectors.execution_search import ExecutionSearch, condition
 from braidflow.connectors.lifecycle_feed import LifecycleFeed
 from braidflow.connectors.projection import PARTITION_CHECK_S, TopicProjection
-from braidflow.connectors.read_model_db import ReadModel, ReadModelLocation, json_text
+from braidflow.connectors.read_model_db import (
+    ReadModel,
+    ReadModelLocation,
+    add_missing_columns,
+    json_text,
+)
 from braidflow.engine.messages import LifecycleEvent
 from braidflow.engine.state import ExecutionStatus, iso_time
 from braidflow.kafka_connection import KafkaConnection
@@ -271,19 +276,9 @@ class ExecutionIndex(ReadModel):
         (version,) = db.execute("PRAGMA user_version").fetchone()
         if version < _VERSION:
             with db:
-                found = {row[1] for row in db.execute("PRAGMA table_info(executions)")}
-                for column in (
-                    "error TEXT",
-                    "tenant TEXT NOT NULL DEFAULT 'default'",
-                    "input TEXT",
-                ):
-                    if column.split()[0] not in found:
-                        db.execute(f"ALTER TABLE executions ADD COLUMN {column}")
-                found = {row[1] for row in db.execute("PRAGMA table_info(approvals)")}
-                if "tenant" not in found:
-                    db.execute(
-                        "ALTER TABLE approvals ADD COLUMN tenant TEXT NOT NULL DEFAULT 'default'"
-                    )
+                tenant = "tenant TEXT NOT NULL DEFAULT 'default'"
+                add_missing_columns(db, "executions", ["error TEXT", tenant, "input TEXT"])
+                add_missing_columns(db, "approvals", [tenant])
                 # Events read before hold what this version adds (approvals, errors,
                 # inputs): read the topic again. Rows stay, so executions whose events
                 # retention deleted are kept; applying twice changes nothing.

@@ -298,6 +298,15 @@ def fresh_records(records: Sequence[Any], stored: Mapping[TopicPartition, int]) 
     return [r for r in records if r.offset >= stored.get(TopicPartition(r.topic, r.partition), 0)]
 
 
+def add_missing_columns(db: sqlite3.Connection, table: str, columns: Iterable[str]) -> None:
+    """Add to `table` of a SQLite file written by an older version each of `columns` (a
+    column's definition, `name TYPE ...`) it does not have; the caller's transaction."""
+    found = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+    for column in columns:
+        if column.split()[0] not in found:
+            db.execute(f"ALTER TABLE {table} ADD COLUMN {column}")
+
+
 _TABLE = re.compile(r"CREATE TABLE IF NOT EXISTS (\w+)")
 
 
