@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 from aiohttp import web
+from aiokafka import AIOKafkaProducer
 from background_loop import BackgroundLoop
 from postgres_server import PostgresServer
 from suite_broker import SuiteBroker
@@ -79,6 +80,15 @@ def new_prefix() -> str:
 def prefix() -> str:
     """A topic prefix no other test uses."""
     return new_prefix()
+
+
+@pytest.fixture
+async def producer(broker: SuiteBroker) -> AsyncIterator[AIOKafkaProducer]:
+    """A producer to the suite's cluster that sends each record at once (no linger)."""
+    producer = AIOKafkaProducer(**broker.aiokafka(), linger_ms=0)
+    await producer.start()
+    yield producer
+    await producer.stop()
 
 
 @pytest.fixture(scope="session")

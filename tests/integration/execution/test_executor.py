@@ -41,14 +41,6 @@ def settings(broker: SuiteBroker, prefix: str) -> Settings:
 
 
 @pytest.fixture
-async def producer(broker: SuiteBroker) -> AsyncIterator[AIOKafkaProducer]:
-    producer = AIOKafkaProducer(**broker.aiokafka(), linger_ms=0)
-    await producer.start()
-    yield producer
-    await producer.stop()
-
-
-@pytest.fixture
 async def http_client() -> AsyncIterator[HttpNodeClient]:
     client = HttpNodeClient()
     await client.start()

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -53,14 +52,6 @@ def settings(broker: SuiteBroker, prefix: str) -> Settings:
     for future in admin.create_topics([NewTopic(settings.topics.tasks, 1, 1)]).values():
         future.result(timeout=10)
     return settings
-
-
-@pytest.fixture
-async def producer(broker: SuiteBroker) -> AsyncIterator[AIOKafkaProducer]:
-    producer = AIOKafkaProducer(**broker.aiokafka(), linger_ms=0)
-    await producer.start()
-    yield producer
-    await producer.stop()
 
 
 def http_request(execution_id: str, params: dict[str, Any]) -> TaskRequest:

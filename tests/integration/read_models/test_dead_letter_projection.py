@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 
 import pytest
 from aiokafka import AIOKafkaProducer, TopicPartition
@@ -43,14 +43,6 @@ def topic(broker: SuiteBroker, prefix: str) -> str:
     settings = Settings(kafka=broker.connection, prefix=prefix)
     ensure_topics(settings)
     return settings.topics.dead_letters
-
-
-@pytest.fixture
-async def producer(broker: SuiteBroker) -> AsyncIterator[AIOKafkaProducer]:
-    producer = AIOKafkaProducer(**broker.aiokafka(), linger_ms=0)
-    await producer.start()
-    yield producer
-    await producer.stop()
 
 
 def poison(offset: int, at: int) -> DeadLetter:

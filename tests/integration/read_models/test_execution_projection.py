@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 
 import pytest
 from aiokafka import AIOKafkaProducer, TopicPartition
@@ -42,14 +42,6 @@ def topic(broker: SuiteBroker, prefix: str) -> str:
     settings = Settings(kafka=broker.connection, prefix=prefix, partitions=PARTITIONS)
     ensure_topics(settings)
     return settings.topics.lifecycle
-
-
-@pytest.fixture
-async def producer(broker: SuiteBroker) -> AsyncIterator[AIOKafkaProducer]:
-    producer = AIOKafkaProducer(**broker.aiokafka(), linger_ms=0)
-    await producer.start()
-    yield producer
-    await producer.stop()
 
 
 def lifecycle(
