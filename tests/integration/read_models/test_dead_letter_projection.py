@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 
 import pytest
-from aiokafka import AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer
+from counting_index import Counting
 from read_model_stores import ReadModelAt
 from suite_broker import SuiteBroker
 
 from braidflow.config import Settings
-from braidflow.connectors.dead_letter_index import (
-    DeadLetterIndex,
-    DeadLetterProjection,
-    DeadLetterRecord,
-)
+from braidflow.connectors.dead_letter_index import DeadLetterIndex, DeadLetterProjection
 from braidflow.engine import DeadLetterNode, NodeError
 from braidflow.schemas.dead_letters import DeadLetter, encode_node_letter
 from braidflow.streams.topics import ensure_topics
@@ -23,19 +20,8 @@ WAIT_S = 30.0
 NOW = 1_700_000_000_000
 
 
-class CountingIndex(DeadLetterIndex):
-    """An index that also counts the records it is given, to tell a resume from a re-read."""
-
-    applied = 0
-
-    def apply_many(
-        self,
-        records: Iterable[DeadLetterRecord],
-        positions: Mapping[TopicPartition, int] | None = None,
-    ) -> None:
-        records = list(records)
-        self.applied += len(records)
-        super().apply_many(records, positions)
+class CountingIndex(Counting, DeadLetterIndex):
+    """A dead-letter index that counts what it stores (`applied`)."""
 
 
 @pytest.fixture

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 
 import pytest
 from aiokafka import AIOKafkaProducer, TopicPartition
+from counting_index import Counting
 from read_model_stores import ReadModelAt
 from suite_broker import SuiteBroker
 
@@ -22,19 +23,8 @@ NOW = 1_700_000_000_000
 PARTITIONS = 4
 
 
-class CountingIndex(ExecutionIndex):
-    """An index that also counts the events it is given, to tell a resume from a re-read."""
-
-    applied = 0
-
-    def apply_many(
-        self,
-        events: Iterable[LifecycleEvent],
-        positions: Mapping[TopicPartition, int] | None = None,
-    ) -> None:
-        events = list(events)
-        self.applied += len(events)
-        super().apply_many(events, positions)
+class CountingIndex(Counting, ExecutionIndex):
+    """An execution index that counts what it stores (`applied`)."""
 
 
 @pytest.fixture

@@ -4,12 +4,12 @@ and never take a row or a position back."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import psycopg
 import pytest
 from aiokafka import AIOKafkaProducer, TopicPartition
+from counting_index import Counting
 from read_model_stores import ReadModelAt
 from suite_broker import SuiteBroker
 
@@ -26,19 +26,8 @@ PARTITIONS = 4
 EXECUTIONS = 60
 
 
-class CountingIndex(ExecutionIndex):
-    """An index that counts the events it is given to store."""
-
-    applied = 0
-
-    def apply_many(
-        self,
-        events: Iterable[LifecycleEvent],
-        positions: Mapping[TopicPartition, int] | None = None,
-    ) -> None:
-        events = list(events)
-        super().apply_many(events, positions)
-        self.applied += len(events)
+class CountingIndex(Counting, ExecutionIndex):
+    """An execution index that counts what it stores (`applied`)."""
 
 
 @pytest.fixture
