@@ -106,6 +106,13 @@ def waiting_at_ship(api: WorkerApi, execution_id: str) -> bool:
     return waiting_at(api, execution_id, "ship")
 
 
+def publish(api: WorkerApi, event_id: str, source: str, type_: str, data: dict[str, str]) -> None:
+    """Publish a CloudEvent through the API; it must be accepted."""
+    event = {"specversion": "1.0", "id": event_id, "source": source, "type": type_, "data": data}
+    published = api.post_json("/events", event)
+    assert published.status == 202, published
+
+
 def scenario(worker: WorkerProcess) -> dict[str, str]:
     """The order scenario: one order shipped, one waiting for approval, a failed check."""
     api = worker.api
@@ -127,33 +134,13 @@ def scenario(worker: WorkerProcess) -> dict[str, str]:
         lambda: api.get("/dead-letters?workflow=stock-check").body["dead_letters"],
         "the stock check's dead letter",
     )
-    published = api.post_json(
-        "/events",
-        {
-            "specversion": "1.0",
-            "id": "shop-1",
-            "source": "/shop",
-            "type": "order.shipped",
-            "data": {"order": "A-0"},
-        },
-    )
-    assert published.status == 202, published
+    publish(api, "shop-1", "/shop", "order.shipped", {"order": "A-0"})
     until(
         lambda: len(api.get("/workflows/order-follow-up/executions").body["executions"]) >= 2,
         "the follow-ups the shipped events start",
     )
     until(lambda: waiting_at(api, delivery, "delivered"), "the delivery's wait")
-    delivered = api.post_json(
-        "/events",
-        {
-            "specversion": "1.0",
-            "id": "van-1",
-            "source": "/carrier",
-            "type": "order.delivered",
-            "data": {"order": "A-1"},
-        },
-    )
-    assert delivered.status == 202, delivered
+    publish(api, "van-1", "/carrier", "order.delivered", {"order": "A-1"})
     until(
         lambda: any(e["resumed"] for e in api.get("/event-bus").body["events"]),
         "the delivery resumed by its event",
