@@ -345,6 +345,8 @@ class AwaitEvent:
     expires_at: int | None = None
     context: Mapping[str, Any] | None = None
     tenant: str = DEFAULT_TENANT
+    # The waiting node run's span (W3C traceparent): what the resuming EventArrived carries.
+    traceparent: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -156,6 +156,23 @@ def record_traceparent(
     return trace.node_header(node_id, attempt) if attempt else trace.header
 
 
+def timer_traceparent(trace: ExecutionTrace, timer_id: str) -> str:
+    """The `traceparent` header of timer `timer_id`'s TimerFired, sent by the timer scanner.
+
+    A node run's own timer (its timeout, a delay, an approval's or a wait's deadline) fires
+    within that node run: its span. A retry's backoff (the failed attempt's span has ended;
+    the next attempt is the execution's child), a join's timeout and the execution's own
+    timers (timeout, SLA) come from the execution's span.
+    """
+    try:
+        node_id, attempt, kind = ids.parse_node_timer(timer_id)
+    except ValueError:
+        return trace.header
+    if attempt is None or kind == "retry":
+        return trace.header
+    return trace.node_header(node_id, attempt)
+
+
 @dataclass(frozen=True, slots=True)
 class SpanEnd:
     """A span a step ended: an execution's or a node run's, with its times in epoch ms.

@@ -42,7 +42,7 @@ from braidflow.engine import (
 )
 from braidflow.engine.state import TERMINAL, ExecutionStatus, NodeStatus, iso_time
 from braidflow.engine.trace_context import HEADER as TRACEPARENT
-from braidflow.engine.trace_context import ExecutionTrace
+from braidflow.engine.trace_context import ExecutionTrace, parse_traceparent
 from braidflow.runtime.worker import Runtime
 from braidflow.schemas import CodecError, decode_stored, encode_event, encode_transition
 from braidflow.schemas.audit import AuditRecord, encode_audit
@@ -414,7 +414,9 @@ class RuntimeBackend:
                 decision["by"],
                 decision.get("comment"),
                 decision.get("data"),
-            )
+            ),
+            # The decision ends the waiting approval's node run: that run's span.
+            action_traceparent(view, node_id, run["attempt"]),
         )
         deadline = time.monotonic() + DECISION_WAIT_S
         while time.monotonic() < deadline:
@@ -475,7 +477,7 @@ class RuntimeBackend:
             transition = ResumeExecution(
                 ids.control_id(execution_id, "resume", tag), execution_id, at, by, reason
             )
-        await self._runtime.publisher.send_transition(transition)
+        await self._runtime.publisher.send_transition(transition, action_traceparent(view))
 
     async def dead_letters(
         self, kind: str | None, workflow_id: str | None, limit: int
@@ -513,7 +515,9 @@ class RuntimeBackend:
                 node_id,
                 by,
                 patched_input if has_input else None,
-            )
+            ),
+            # The redriven attempt is a new node run of the execution: its span's parent.
+            action_traceparent(view),
         )
         letters = self._runtime.dead_letter_index
         await letters.off_loop(letters.mark_redriven, dead_letter_id, at)
@@ -624,6 +628,26 @@ ACCEPTED_WAIT_S = 5.0
 # How long a read of an execution's logs waits for the node log index to read what the logs
 # topic holds: lines sent before the request are shown.
 NODE_LOGS_WAIT_S = 2.0
+
+
+def action_traceparent(
+    view: Mapping[str, Any], node_id: str | None = None, attempt: int | None = None
+) -> str | None:
+    """The `traceparent` header of a control action on the execution `view` shows: the
+    execution's span, or node run (`node_id`, `attempt`)'s; None while the execution has no
+    state yet (accepted), whose trace the view does not know.
+
+    A `traceparent` the request came with is not used: the execution's spans and their
+    parents were fixed when it started, in its own trace (docs/traces.md)."""
+    parsed = parse_traceparent(view.get("traceparent"))
+    if parsed is None:
+        return None
+    if node_id is None or attempt is None:
+        return parsed.header
+    trace = ExecutionTrace(
+        view["execution_id"], parsed.trace_id, parsed.span_id, None, parsed.flags
+    )
+    return trace.node_header(node_id, attempt)
 
 
 def _never_started(summary: Mapping[str, Any]) -> bool:

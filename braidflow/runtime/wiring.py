@@ -31,6 +31,7 @@ from braidflow.connectors.read_model_db import ReadModelLocation, read_model_loc
 from braidflow.connectors.traces import StepSpans
 from braidflow.engine import TimerFired, ids
 from braidflow.engine.ids import execution_id_for
+from braidflow.engine.trace_context import HEADER as TRACEPARENT
 from braidflow.runtime.backend import RuntimeBackend
 from braidflow.runtime.worker import Runtime
 from braidflow.schemas import encode_transition
@@ -220,8 +221,14 @@ def build_runtime(
         )
         # Queued, not awaited: waiting for each acknowledgement fired one timer per
         # broker round trip. A send that fails is fired again by the scanner.
+        # The execution's trace, kept in the timer's row (`timer_traceparent`).
+        traceparent = timers.traceparent(timer)
+        headers = None if traceparent is None else [(TRACEPARENT, traceparent.encode())]
         acknowledged = await publisher.queue(
-            settings.topics.transitions, fired.execution_id.encode(), encode_transition(fired)
+            settings.topics.transitions,
+            fired.execution_id.encode(),
+            encode_transition(fired),
+            headers,
         )
         acknowledged.add_done_callback(_log_failed_fire)  # type: ignore[attr-defined]
 

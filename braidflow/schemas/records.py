@@ -718,6 +718,7 @@ def _await_event(a: AwaitEvent) -> AvroRecord:
         "expires_at": a.expires_at,
         "context": _json(a.context),
         "tenant": a.tenant,
+        "traceparent": a.traceparent,
     }
 
 
@@ -733,6 +734,8 @@ def _unawait_event(r: AvroRecord) -> AwaitEvent:
         r["expires_at"],
         _unjson(r["context"]),
         r["tenant"],
+        # A waits row (JSON of these dicts) kept from before traces reached waits has none.
+        r.get("traceparent"),
     )
 
 

@@ -73,8 +73,14 @@ class BulkProducer:
         self._producer.poll(0)
         self._producer.close()
 
-    async def queue(self, topic: str, key: bytes, value: bytes) -> asyncio.Future[int]:
-        """Queue a send; the returned future resolves to the record's offset.
+    async def queue(
+        self,
+        topic: str,
+        key: bytes,
+        value: bytes,
+        headers: list[tuple[str, bytes]] | None = None,
+    ) -> asyncio.Future[int]:
+        """Queue a send (with `headers`); the returned future resolves to the record's offset.
 
         DeliveryError at once for a record no broker could take (too large);
         through the future when the broker refuses it or it times out.
@@ -92,7 +98,7 @@ class BulkProducer:
         waited = 0.0
         while True:
             try:
-                self._producer.produce(topic, value, key, on_delivery=delivered)
+                self._producer.produce(topic, value, key, on_delivery=delivered, headers=headers)
                 break
             except confluent_kafka.KafkaException as exc:
                 # Refused before sending (too large, unknown topic name): no retry helps.

@@ -28,7 +28,11 @@ from collections.abc import Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, replace
 
 from braidflow.engine import ExecutionState, NodeError, StepResult, TimerFired, Transition
-from braidflow.engine.trace_context import execution_trace, record_traceparent
+from braidflow.engine.trace_context import (
+    execution_trace,
+    record_traceparent,
+    timer_traceparent,
+)
 from braidflow.schemas import CodecError, OutboxEntry, StoredExecution, decode_stored, encode_stored
 from braidflow.schemas.cloudevents import CloudEventError
 from braidflow.streams.items import ChunkTooLarge, ItemStore
@@ -99,7 +103,8 @@ class _Staged:
 
     chunk_rows: Mapping[bytes, bytes | None]
     timers_deleted: tuple[DueTimer, ...]
-    timers_set: tuple[DueTimer, ...]
+    # Each with the traceparent its TimerFired will carry.
+    timers_set: tuple[tuple[DueTimer, str], ...]
     value_rows: Mapping[bytes, bytes]
     encoded: bytes | None
     dropped_rows: frozenset[bytes]
@@ -302,8 +307,8 @@ class ExecutionTransaction:
         if timers is not None:
             for timer in staged.timers_deleted:
                 timers.delete(timer)
-            for timer in staged.timers_set:
-                timers.set(timer)
+            for timer, traceparent in staged.timers_set:
+                timers.set(timer, traceparent)
         for row_key, value in staged.value_rows.items():  # Faust's tables have no `update`
             table[row_key] = value
         if staged.encoded is not None:
@@ -324,7 +329,7 @@ class ExecutionTransaction:
 
     def _timers_changed(
         self, after: ExecutionState
-    ) -> tuple[tuple[DueTimer, ...], tuple[DueTimer, ...]]:
+    ) -> tuple[tuple[DueTimer, ...], tuple[tuple[DueTimer, str], ...]]:
         """The rows of the timers table to drop and to add, mirroring the state's timers."""
         if self._store.timers is None:
             return (), ()
@@ -339,8 +344,9 @@ class ExecutionTransaction:
             for timer_id, due in old.items()
             if new.get(timer_id) != due
         )
+        trace = execution_trace(after)
         added = tuple(
-            DueTimer(due, execution_id, timer_id)
+            (DueTimer(due, execution_id, timer_id), timer_traceparent(trace, timer_id))
             for timer_id, due in new.items()
             if old.get(timer_id) != due
         )

@@ -15,13 +15,13 @@ from braidflow.config import Settings
 from braidflow.engine import StartExecution, ids
 from braidflow.engine.ids import execution_id_for
 from braidflow.engine.trace_context import HEADER as TRACEPARENT
-from braidflow.engine.trace_context import valid_traceparent
+from braidflow.engine.trace_context import ExecutionTrace, valid_traceparent
 from braidflow.schemas import encode_transition
 from braidflow.schemas.record_limits import check_record
 from braidflow.streams.catalog import Catalog, Deployment
 
-Send = Callable[[str, bytes, bytes], Awaitable[Awaitable[Any]]]
-"""Queue (topic, key, value); the returned future resolves on acknowledgement."""
+Send = Callable[..., Awaitable[Awaitable[Any]]]
+"""Queue (topic, key, value[, headers]); the returned future resolves on acknowledgement."""
 
 
 def event_input(event: Mapping[str, Any]) -> Any:
@@ -80,8 +80,11 @@ class Starts:
         return deployment, start, encoded
 
     async def send(self, start: StartExecution, encoded: bytes) -> Awaitable[Any]:
-        """Queue a prepared start; its acknowledgement."""
-        return await self._send(self._topic, start.execution_id.encode(), encoded)
+        """Queue a prepared start, its `traceparent` header naming the execution's span (as
+        the API's starts do); its acknowledgement."""
+        header = ExecutionTrace.of(start.execution_id, start.traceparent).header
+        key = start.execution_id.encode()
+        return await self._send(self._topic, key, encoded, [(TRACEPARENT, header.encode())])
 
     async def start(
         self, workflow_id: str, event: Mapping[str, Any]

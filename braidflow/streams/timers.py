@@ -37,6 +37,7 @@ from braidflow.engine.ids import (
     timer_key,
     timer_keys_due_by,
 )
+from braidflow.engine.trace_context import valid_traceparent
 
 log = logging.getLogger(__name__)
 
@@ -112,11 +113,19 @@ class TimerTable:
         self._table = table
         self._partitions = partitions
 
-    def set(self, timer: DueTimer) -> None:
-        """Add the row for `timer`. Only inside the orchestrator agent, for the execution at hand."""
-        # The key holds everything; the value repeats the timer id so that no
-        # changelog record is empty.
-        self._table[_order(timer)] = timer.timer_id.encode()
+    def set(self, timer: DueTimer, traceparent: str | None = None) -> None:
+        """Add the row for `timer`, keeping `traceparent`, the header its TimerFired will
+        carry. Only inside the orchestrator agent, for the execution at hand."""
+        # The key holds the rest; the value is never empty (no changelog record may be):
+        # the traceparent, or the timer id repeated (rows written before traces).
+        value = timer.timer_id if traceparent is None else traceparent
+        self._table[_order(timer)] = value.encode()
+
+    def traceparent(self, timer: DueTimer) -> str | None:
+        """The header kept with `timer`'s row; None for a row without one (or gone)."""
+        # One read per fired timer, as `delete` makes per applied one; scans read keys only.
+        value = self._table.get(_order(timer))
+        return None if value is None else valid_traceparent(value.decode("latin-1"))
 
     def delete(self, timer: DueTimer) -> None:
         """Remove the row for `timer`, if there is one. Only inside the orchestrator agent."""

@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from typing import Any
 
 from braidflow.config import Settings
-from braidflow.engine import AwaitEvent, Transition
+from braidflow.engine import AwaitEvent, Transition, ids
 from braidflow.engine.correlation import KeptEvent, Waits, occur, register
 from braidflow.schemas import CodecError, decode_await
 from braidflow.schemas.dead_letters import DeadLetter
@@ -79,7 +79,7 @@ class Correlator:
         self,
         settings: Settings,
         catalog: Catalog,
-        send_transition: Callable[[Transition], Awaitable[None]],
+        send_transition: Callable[[Transition, str | None], Awaitable[None]],
         dead_letter: Callable[[DeadLetter], Awaitable[None]],
         clock: Callable[[], int],
     ) -> None:
@@ -111,12 +111,14 @@ class Correlator:
             return
         now = self._clock()
         waits = decode_waits(table.get(record.key))
+        registrations = waits.waiting
         if record.value.startswith(_AVRO_MARKER):
             try:
                 registration = decode_await(record.value)
             except CodecError as exc:
                 await self._reject(record, f"undecodable wait registration: {exc}")
                 return
+            registrations = (registration,)
             waits, arrivals = register(waits, registration, now, self.matches)
         else:
             try:
@@ -144,8 +146,10 @@ class Correlator:
             )
         # Deliveries first, acknowledged, then the row: a crash in between makes the
         # record come again and deliver again (harmless), never lose a delivery.
+        # Each resumption carries the trace of the node run it resumes (its registration's).
+        traceparents = {ids.arrived_id(w.id): w.traceparent for w in registrations}
         for arrival in arrivals:
-            await self._send_transition(arrival)
+            await self._send_transition(arrival, traceparents.get(arrival.id))
         table[record.key] = row
 
     async def _reject(self, record: Record, reason: str) -> None:

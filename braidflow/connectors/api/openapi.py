@@ -334,6 +334,8 @@ COMPONENTS: dict[str, Schema] = {
                 "items": obj(["kind", "id"], {"kind": STRING, "id": STRING}),
             },
             "started_by": nullable(obj(["kind"], {"kind": STRING})),
+            "trace_id": nullable(STRING),
+            "traceparent": nullable(STRING),
             "parent": nullable(
                 obj(
                     ["execution_id", "workflow_id", "node_id"],

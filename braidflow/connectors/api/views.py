@@ -10,6 +10,7 @@ from braidflow.connectors.api.node_inputs import node_input
 from braidflow.connectors.started_by import started_by
 from braidflow.engine import ExecutionState, NodeError
 from braidflow.engine.state import NodeStatus, iso_time
+from braidflow.engine.trace_context import execution_trace
 from braidflow.topology import Workflow
 
 
@@ -60,6 +61,7 @@ def execution_view(state: ExecutionState, workflow: Workflow) -> dict[str, Any]:
                 },
             }
         )
+    trace = execution_trace(state)
     done = sum(
         1
         for run in state.nodes.values()
@@ -83,6 +85,8 @@ def execution_view(state: ExecutionState, workflow: Workflow) -> dict[str, Any]:
             for t in state.held
         ],
         "started_by": started_by(state),
+        "trace_id": trace.trace_id,
+        "traceparent": trace.header,
         "parent": None
         if state.parent is None
         else {
@@ -129,6 +133,8 @@ def not_started_view(summary: Mapping[str, Any], workflow: Workflow | None) -> d
         "held_transitions": [],
         # What started it is in its start, which the orchestrator has not read yet.
         "started_by": None,
+        "trace_id": None,
+        "traceparent": None,
         "parent": None,
         "children": {},
         "control": [],

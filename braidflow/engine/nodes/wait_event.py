@@ -64,6 +64,7 @@ class WaitEvent(NodeKind):
                 expires_at,
                 context,
                 s.tenant,
+                draft.node_traceparent(node.id, attempt),
             )
         )
 

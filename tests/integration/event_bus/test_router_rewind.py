@@ -36,14 +36,16 @@ async def test_events_whose_starts_were_refused_are_routed_again(broker: SuiteBr
     async with router_parts(broker, kind) as parts:
         attempts: list[bytes] = []
 
-        async def refuse_the_first_start(topic: str, key: bytes, value: bytes) -> Any:
+        async def refuse_the_first_start(
+            topic: str, key: bytes, value: bytes, headers: Any = None
+        ) -> Any:
             # As if the broker had dropped the first start: its future fails, later ones go out.
             attempts.append(key)
             if len(attempts) == 1:
                 refused: asyncio.Future[int] = asyncio.get_running_loop().create_future()
                 refused.set_exception(DeliveryError(f"{topic}: request timed out"))
                 return refused
-            return await parts.bulk.queue(topic, key, value)
+            return await parts.bulk.queue(topic, key, value, headers)
 
         letters: list[DeadLetter] = []
 

@@ -20,6 +20,7 @@ from braidflow.engine import (
     TimerFired,
 )
 from braidflow.engine.ids import timer_key
+from braidflow.engine.trace_context import ExecutionTrace
 from braidflow.schemas import decode_stored, decode_transition
 from braidflow.streams.execution_store import ExecutionStore, Unreadable, Unstorable
 from braidflow.streams.items import chunk_key
@@ -124,7 +125,9 @@ async def test_value_rows_and_timers_are_written_with_the_state_row_ahead_of_it(
         ("set", value_key),
         ("set", KEY),
     ]
-    assert parts.timer_rows == {timer_key(T0 + 1000, "e1", "nap"): b"nap"}
+    # The row keeps the header its TimerFired will carry: the execution's span.
+    header = ExecutionTrace.of("e1", None).header.encode()
+    assert parts.timer_rows == {timer_key(T0 + 1000, "e1", "nap"): header}
 
     # The next step lets go of both: the timer row goes, the value row after the state row.
     parts.table.writes.clear()

@@ -97,7 +97,9 @@ async def test_an_event_starts_and_resumes_only_its_own_tenants_executions() -> 
     )
     sent: list[tuple[str, bytes, bytes]] = []
 
-    async def send(topic: str, key: bytes, value: bytes) -> asyncio.Future[None]:
+    async def send(
+        topic: str, key: bytes, value: bytes, headers: object = None
+    ) -> asyncio.Future[None]:
         sent.append((topic, key, value))
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         done.set_result(None)

@@ -33,6 +33,7 @@ from braidflow.engine import (
     step,
 )
 from braidflow.engine.state import iso_time
+from braidflow.engine.trace_context import ExecutionTrace
 from braidflow.topology import Workflow, compile_workflow
 
 EX = "ex"
@@ -179,6 +180,8 @@ def test_reaching_a_wait_parks_the_node_registers_the_wait_and_sets_its_timer() 
                 },
                 "input": INPUT,
             },
+            # The waiting node run's span: the header of the EventArrived that resumes it.
+            traceparent=ExecutionTrace.of(EX, None).node_header("wait", 1),
         )
     ]
     assert len(reached.outgoing) == 2
