@@ -13,6 +13,7 @@ Nothing here knows OpenTelemetry: the runtime turns `ended_spans` into spans.
 
 from __future__ import annotations
 
+import bisect
 import functools
 import hashlib
 from collections.abc import Mapping, Sequence
@@ -21,14 +22,17 @@ from typing import Any
 
 from braidflow.engine import ids
 from braidflow.engine.messages import LifecycleEvent, NodeError, Outgoing
-from braidflow.engine.state import IN_FLIGHT, ExecutionState, NodeRun, NodeStatus
+from braidflow.engine.state import IN_FLIGHT, ExecutionState, ExecutionStatus, NodeRun, NodeStatus
 
 HEADER = "traceparent"
 """The name of the record header and HTTP header, and of the CloudEvents extension."""
 
 _HEX = frozenset("0123456789abcdef")
 _SAMPLED = "01"
-_EXECUTION_ENDS = frozenset({"workflow.completed", "workflow.failed", "workflow.cancelled"})
+# Parking ends the execution's span (or redrive's) too: a redrive may open the next one.
+_EXECUTION_ENDS = frozenset(
+    {"workflow.completed", "workflow.failed", "workflow.cancelled", "workflow.parked"}
+)
 _NODE_ENDS = frozenset({"node.completed", "node.failed", "node.retrying"})
 
 
@@ -114,6 +118,14 @@ class ExecutionTrace:
     def node_header(self, node_id: str, attempt: int) -> str:
         """The traceparent naming that node run's span as the parent."""
         return f"00-{self.trace_id}-{self.node_span_id(node_id, attempt)}-{self.flags}"
+
+    def redrive_span_id(self, redrive: int) -> str:
+        """The span of the execution's run after its `redrive`-th redrive (1, 2, ...)."""
+        return derived_id(16, "redrive", self.execution_id, str(redrive))
+
+    def segment_span_id(self, redrive: int) -> str:
+        """The execution's span (0) or the span of its run after its `redrive`-th redrive."""
+        return self.span_id if redrive == 0 else self.redrive_span_id(redrive)
 
 
 # Every step of an execution asks again; the hashes are most of a step's cost of traces.
@@ -206,10 +218,13 @@ def ended_spans(
     """The spans the step from `before` to `after` (which sent `outgoing`) ended.
 
     A node run's span ends when its attempt completes, fails or is retried, and when the
-    execution's end cancels it; the execution's span when the execution completes, fails or
-    is cancelled (a redrive that reopens it ends the same span again, later).
+    execution's end cancels it; the execution's span when the execution completes, fails,
+    is cancelled or parks. A redrive opens a span of its own (`redrive <workflow>`, a child
+    of the execution's span, from the redrive to the next end), so that no span ends twice;
+    node runs that start after it are its children (`redrive_segments`).
     """
     trace = execution_trace(after)
+    redrives = redrive_times(after)
     common: dict[str, str | int] = {
         "braidflow.execution_id": after.execution_id,
         "braidflow.workflow_id": after.workflow_id,
@@ -221,21 +236,10 @@ def ended_spans(
         if not isinstance(message, LifecycleEvent) or message.execution_id != after.execution_id:
             continue
         if message.node_id is None and message.type in _EXECUTION_ENDS:
-            status = message.type.removeprefix("workflow.")
-            spans.append(
-                SpanEnd(
-                    f"workflow {after.workflow_id}",
-                    trace.trace_id,
-                    trace.span_id,
-                    trace.parent_span_id,
-                    trace.flags,
-                    after.started_at,
-                    message.at,
-                    status,
-                    {**common, "braidflow.status": status},
-                    message.error,
-                )
-            )
+            if before is not None and before.status == ExecutionStatus.PARKED:
+                # A parked execution cancelled: its span ended when it parked.
+                continue
+            spans.append(_execution_span(trace, common, after, redrives, message))
         elif message.node_id is not None and message.attempt and message.type in _NODE_ENDS:
             run = after.nodes.get(message.node_id)
             started = run.started_at if run is not None and run.attempt == message.attempt else None
@@ -250,11 +254,57 @@ def ended_spans(
                     message.type.removeprefix("node."),
                     message.error,
                     node_types,
+                    redrives,
                 )
             )
     if before is not None:
-        spans += _cancelled(trace, common, before, after, node_types)
+        spans += _cancelled(trace, common, before, after, node_types, redrives)
     return spans
+
+
+def redrive_times(state: ExecutionState) -> tuple[int, ...]:
+    """When the execution was redriven, oldest first."""
+    return tuple(c.at for c in state.control if c.action == "redrive")
+
+
+def _execution_span(
+    trace: ExecutionTrace,
+    common: Mapping[str, str | int],
+    after: ExecutionState,
+    redrives: Sequence[int],
+    end: LifecycleEvent,
+) -> SpanEnd:
+    """The span an execution's end (or parking) closes: its own until a redrive, then that of
+    its latest redrive, from the redrive on."""
+    status = end.type.removeprefix("workflow.")
+    attributes: dict[str, str | int] = {**common, "braidflow.status": status}
+    if not redrives:
+        name, span_id, parent, start = (
+            f"workflow {after.workflow_id}",
+            trace.span_id,
+            trace.parent_span_id,
+            after.started_at,
+        )
+    else:
+        attributes["braidflow.redrive"] = len(redrives)
+        name, span_id, parent, start = (
+            f"redrive {after.workflow_id}",
+            trace.redrive_span_id(len(redrives)),
+            trace.span_id,
+            redrives[-1],
+        )
+    return SpanEnd(
+        name,
+        trace.trace_id,
+        span_id,
+        parent,
+        trace.flags,
+        start,
+        end.at,
+        status,
+        attributes,
+        end.error,
+    )
 
 
 def _cancelled(
@@ -263,6 +313,7 @@ def _cancelled(
     before: ExecutionState,
     after: ExecutionState,
     node_types: Mapping[str, str] | None,
+    redrives: Sequence[int],
 ) -> list[SpanEnd]:
     """Node runs in flight that this step cancelled. One waiting to retry has no span open:
     its attempt's span ended when the attempt failed."""
@@ -291,6 +342,7 @@ def _cancelled(
                 NodeStatus.CANCELLED,
                 None,
                 node_types,
+                redrives,
             )
         )
     return spans
@@ -306,7 +358,10 @@ def _node_span(
     status: str,
     error: NodeError | None,
     node_types: Mapping[str, str] | None,
+    redrives: Sequence[int],
 ) -> SpanEnd:
+    """A node run's span: a child of the execution's span, or of the span of the latest
+    redrive before the run started."""
     attributes = {
         **common,
         "braidflow.node_id": node_id,
@@ -320,7 +375,7 @@ def _node_span(
         f"node {node_id}",
         trace.trace_id,
         trace.node_span_id(node_id, attempt),
-        trace.span_id,
+        trace.segment_span_id(bisect.bisect_right(redrives, start_ms)),
         trace.flags,
         start_ms,
         end_ms,

@@ -16,12 +16,14 @@ from opentelemetry.trace import StatusCode
 
 from braidflow.connectors.traces import StepSpans, exporters_from_environment, tracing_wanted
 from braidflow.engine import (
+    CancelExecution,
     ChildFinished,
     ExecutionState,
     NodeCompleted,
     NodeError,
     NodeFailed,
     Outgoing,
+    RedriveNode,
     RunNode,
     StartExecution,
     TaskRequest,
@@ -180,3 +182,79 @@ def test_an_exporter_or_protocol_braidflow_does_not_ship_is_named() -> None:
         exporters_from_environment({"OTEL_TRACES_EXPORTER": "zipkin"})
     with pytest.raises(ValueError, match="OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json'"):
         exporters_from_environment({"OTEL_EXPORTER_OTLP_PROTOCOL": "http/json"})
+
+
+def _redrivable(on_failure: str) -> Workflow:
+    return workflow(
+        f"""
+id: flaky
+settings: {{on_failure: {on_failure}}}
+nodes:
+  - {{id: work, type: task, params: {{handler: h.work}}}}
+  - {{id: done, type: end}}
+edges:
+  - {{from: work, to: done}}
+"""
+    )
+
+
+def _fail_then_redrive(recorder: Recorder, wf: Workflow) -> ExecutionState:
+    """Start, fail the task for good, redrive it, complete the new attempt."""
+    state, sent = recorder.apply(wf, None, StartExecution("s", "ex", T0, "flaky", 1, {}))
+    (first,) = of_type(sent, TaskRequest)
+    error = NodeError("Boom", "it broke", "work")
+    state, _ = recorder.apply(wf, state, NodeFailed("f", "ex", T0 + 10, "work", 1, error))
+    state, sent = recorder.apply(wf, state, RedriveNode("r", "ex", T0 + 20, "work", "ada"))
+    (second,) = of_type(sent, TaskRequest)
+    assert (first.attempt, second.attempt) == (1, 2)
+    state, _ = recorder.apply(wf, state, NodeCompleted("c", "ex", T0 + 30, "work", 2, {}))
+    assert state is not None and state.status == "completed"
+    return state
+
+
+@pytest.mark.parametrize("on_failure", ["fail", "park"])
+def test_a_redrive_continues_the_trace_in_a_span_of_its_own_and_no_span_ends_twice(
+    on_failure: str,
+) -> None:
+    recorder = Recorder()
+    _fail_then_redrive(recorder, _redrivable(on_failure))
+    spans = recorder.finished()
+    ids = [span.context.span_id for span in spans]
+    assert len(ids) == len(set(ids)), [span.name for span in spans]
+    assert {span.context.trace_id for span in spans} == {
+        int(ExecutionTrace.of("ex", None).trace_id, 16)
+    }
+    by_name: dict[str, list[ReadableSpan]] = {}
+    for span in spans:
+        by_name.setdefault(span.name, []).append(span)
+    (execution,) = by_name["workflow flaky"]
+    (redrive,) = by_name["redrive flaky"]
+    assert execution.attributes["braidflow.status"] == (
+        "parked" if on_failure == "park" else "failed"
+    )
+    assert redrive.attributes["braidflow.status"] == "completed"
+    assert redrive.attributes["braidflow.redrive"] == 1
+    assert redrive.parent is not None and redrive.parent.span_id == execution.context.span_id
+    assert redrive.start_time == (T0 + 20) * 1_000_000
+    attempts = {span.attributes["braidflow.attempt"]: span for span in by_name["node work"]}
+    trace = ExecutionTrace.of("ex", None)
+    # The redriven attempt is the redrive's child, with the span its task request named.
+    assert attempts[2].context.span_id == int(trace.node_span_id("work", 2), 16)
+    assert attempts[2].parent is not None and attempts[2].parent.span_id == redrive.context.span_id
+    assert attempts[1].parent is not None
+    assert attempts[1].parent.span_id == execution.context.span_id
+    (done,) = by_name["node done"]
+    assert done.parent is not None and done.parent.span_id == redrive.context.span_id
+
+
+def test_cancelling_a_parked_execution_ends_no_span_a_second_time() -> None:
+    recorder = Recorder()
+    wf = _redrivable("park")
+    state, _ = recorder.apply(wf, None, StartExecution("s", "ex", T0, "flaky", 1, {}))
+    error = NodeError("Boom", "it broke", "work")
+    state, _ = recorder.apply(wf, state, NodeFailed("f", "ex", T0 + 10, "work", 1, error))
+    assert state is not None and state.status == "parked"
+    state, _ = recorder.apply(wf, state, CancelExecution("c", "ex", T0 + 20, "enough", "ada"))
+    assert state is not None and state.status == "cancelled"
+    names = [span.name for span in recorder.finished()]
+    assert sorted(names) == ["node work", "workflow flaky"]

@@ -23,6 +23,7 @@ from braidflow.engine.trace_context import (
     ended_spans,
     parse_traceparent,
     record_traceparent,
+    timer_traceparent,
     valid_traceparent,
 )
 
@@ -225,3 +226,24 @@ def test_a_child_start_keeps_its_parent_link_and_trace_together() -> None:
         StartExecution("s", "ex.call", T0, "work", 1, None, None, link, traceparent=header),
     )
     assert result.state is not None and result.state.traceparent == header
+
+
+@pytest.mark.parametrize(
+    ("timer_id", "node_run"),
+    [
+        ("wait/2/timeout", ("wait", 2)),
+        ("nap/1/delay", ("nap", 1)),
+        ("ask/1/timeout", ("ask", 1)),
+        ("work/1/retry", None),
+        ("meet/join-timeout", None),
+        ("execution/timeout", None),
+        ("execution/sla", None),
+    ],
+)
+def test_a_fired_timer_names_its_node_runs_span_or_else_the_executions(
+    timer_id: str, node_run: tuple[str, int] | None
+) -> None:
+    trace = ExecutionTrace.of("ex", GIVEN)
+    expected = trace.header if node_run is None else trace.node_header(*node_run)
+    assert timer_traceparent(trace, timer_id) == expected
+    assert parse_traceparent(expected) is not None

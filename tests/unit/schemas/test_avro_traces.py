@@ -4,26 +4,38 @@ traceparent; records with one keep it through encoding."""
 
 from __future__ import annotations
 
+import json
+from dataclasses import replace
+
 import pytest
 from avro_history import history_schema, written_with
 
-from braidflow.engine import StartExecution, TaskRequest
+from braidflow.engine import AwaitEvent, StartExecution, TaskRequest
 from braidflow.engine.state import ExecutionState
 from braidflow.schemas import (
     OutboxEntry,
     StoredExecution,
+    decode_await,
     decode_state,
     decode_stored,
     decode_task,
     decode_transition,
+    encode_await,
     encode_state,
     encode_stored,
     encode_task,
     encode_transition,
 )
 from braidflow.schemas.codec import STORE
-from braidflow.schemas.records import EXECUTION_STATE, STORED_EXECUTION, TASK_REQUEST, TRANSITION
+from braidflow.schemas.records import (
+    AWAIT_EVENT,
+    EXECUTION_STATE,
+    STORED_EXECUTION,
+    TASK_REQUEST,
+    TRANSITION,
+)
 from braidflow.schemas.store import current_schema, fingerprint
+from braidflow.streams.waits import decode_waits
 
 T0 = 1_795_000_000_000
 GIVEN = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
@@ -38,6 +50,7 @@ GIVEN = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
         ("StoredExecution", 8),
         ("TaskRequest", 5),
         ("OutboxEntry", 2),
+        ("AwaitEvent", 2),
     ],
 )
 def test_each_schema_before_traces_is_one_the_shipped_store_knows(name: str, version: int) -> None:
@@ -81,3 +94,15 @@ def test_a_traceparent_survives_encoding() -> None:
     assert decode_task(encode_task(task)) == task
     stored = StoredExecution(state, (OutboxEntry("task", "k", b"\x01", traceparent=GIVEN),))
     assert decode_stored(encode_stored(stored)) == stored
+
+
+def test_a_wait_registration_keeps_its_traceparent_and_one_from_before_reads_none() -> None:
+    registration = AwaitEvent("r", "ex", "w", 1, "wait", "told", T0, traceparent=GIVEN)
+    assert decode_await(encode_await(registration)) == registration
+    before = AWAIT_EVENT.to_avro(replace(registration, traceparent=None))
+    del before["traceparent"]
+    old = written_with("AwaitEvent", 2, before)
+    assert decode_await(old) == replace(registration, traceparent=None)
+    # A waits row kept from before has registrations without the field at all.
+    row = json.dumps({"waiting": [before], "kept": []}).encode()
+    assert decode_waits(row).waiting == (replace(registration, traceparent=None),)
