@@ -50,6 +50,7 @@ export async function show(page, { me }, executionId) {
         ` v${view.workflow_version} · started ${when(view.started_at || view.accepted_at)}`,
         view.completed_at ? ` · ended ${when(view.completed_at)}` : "",
         view.parent ? [" · child of ", h("a", { href: `#/executions/${view.parent.execution_id}` }, view.parent.execution_id)] : "",
+        view.trace_id ? [" · trace ", h("code", { id: "execution-trace" }, view.trace_id)] : "",
       ),
       controls ? buttons() : null,
       picture,

@@ -14,6 +14,7 @@ from waiting import until
 from workers import SUITE_OWNER, WorkerApi, WorkerProcess
 
 from braidflow.client_cli import quote_id
+from braidflow.engine.trace_context import ExecutionTrace
 
 CHAIN = """
 id: {id}
@@ -99,6 +100,9 @@ def test_an_execution_started_from_the_dashboard_turns_green(
     expect(detail.locator('[data-part="output"]')).to_contain_text('"value": "green"')
     execution_id = page.url.rsplit("/", 1)[1]
     assert api.execution(execution_id).body["output"] == {"value": "green"}
+    # Its trace id, to look the execution up in a tracing backend.
+    trace_id = ExecutionTrace.of(execution_id, None).trace_id
+    expect(page.locator("#execution-trace")).to_have_text(trace_id)
 
 
 def test_approving_from_the_inbox_lets_the_execution_go_on(
