@@ -239,7 +239,10 @@ def ended_spans(
             if before is not None and before.status == ExecutionStatus.PARKED:
                 # A parked execution cancelled: its span ended when it parked.
                 continue
-            spans.append(_execution_span(trace, common, after, redrives, message))
+            status = message.type.removeprefix("workflow.")
+            spans.append(
+                _execution_span(trace, common, after, redrives, status, message.at, message.error)
+            )
         elif message.node_id is not None and message.attempt and message.type in _NODE_ENDS:
             run = after.nodes.get(message.node_id)
             started = run.started_at if run is not None and run.attempt == message.attempt else None
@@ -259,6 +262,13 @@ def ended_spans(
             )
     if before is not None:
         spans += _cancelled(trace, common, before, after, node_types, redrives)
+        earlier = redrive_times(before)
+        if len(redrives) > len(earlier) and before.status == ExecutionStatus.RUNNING:
+            # A redrive that found the execution running (another branch still going):
+            # nothing ended its span, so the redrive does, and opens the next.
+            spans.append(
+                _execution_span(trace, common, after, earlier, "redriven", redrives[-1], None)
+            )
     return spans
 
 
@@ -272,11 +282,12 @@ def _execution_span(
     common: Mapping[str, str | int],
     after: ExecutionState,
     redrives: Sequence[int],
-    end: LifecycleEvent,
+    status: str,
+    end_ms: int,
+    error: NodeError | None,
 ) -> SpanEnd:
-    """The span an execution's end (or parking) closes: its own until a redrive, then that of
-    its latest redrive, from the redrive on."""
-    status = end.type.removeprefix("workflow.")
+    """The span an execution's end (or parking, or a redrive finding it running) closes, after
+    `redrives`: its own until a redrive, then that of its latest redrive, from it on."""
     attributes: dict[str, str | int] = {**common, "braidflow.status": status}
     if not redrives:
         name, span_id, parent, start = (
@@ -294,16 +305,7 @@ def _execution_span(
             redrives[-1],
         )
     return SpanEnd(
-        name,
-        trace.trace_id,
-        span_id,
-        parent,
-        trace.flags,
-        start,
-        end.at,
-        status,
-        attributes,
-        end.error,
+        name, trace.trace_id, span_id, parent, trace.flags, start, end_ms, status, attributes, error
     )
 
 

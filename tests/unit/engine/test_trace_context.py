@@ -4,6 +4,8 @@ spans and the records a node run sends name its span as their parent."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from engine_driver import applied, of_type, settle, workflow
 from engine_scenarios import EX, T0, failed
@@ -16,7 +18,7 @@ from braidflow.engine import (
     StartExecution,
     TaskRequest,
 )
-from braidflow.engine.state import NodeStatus
+from braidflow.engine.state import ControlAction, ExecutionState, NodeRun, NodeStatus
 from braidflow.engine.trace_context import (
     ExecutionTrace,
     derived_id,
@@ -247,3 +249,25 @@ def test_a_fired_timer_names_its_node_runs_span_or_else_the_executions(
     expected = trace.header if node_run is None else trace.node_header(*node_run)
     assert timer_traceparent(trace, timer_id) == expected
     assert parse_traceparent(expected) is not None
+
+
+def test_a_redrive_finding_the_execution_running_ends_its_span_and_opens_the_next() -> None:
+    failed_run = NodeRun("a", NodeStatus.FAILED, 1, None, started_at=T0, completed_at=T0 + 5)
+    before = ExecutionState(
+        EX, "work", 1, "running", T0, T0 + 5, nodes={"a": failed_run}, traceparent=GIVEN
+    )
+    redrive = ControlAction("redrive", "ada", T0 + 9, "a")
+    retried = NodeRun("a", NodeStatus.RUNNING, 2, None, started_at=T0 + 9)
+    after = replace(before, nodes={"a": retried}, control=(redrive,), updated_at=T0 + 9)
+    (span,) = ended_spans(before, after, [])
+    trace = ExecutionTrace.of(EX, GIVEN)
+    assert (span.name, span.span_id, span.parent_span_id) == (
+        "workflow work",
+        trace.span_id,
+        CALLER,
+    )
+    assert (span.start_ms, span.end_ms, span.status) == (T0, T0 + 9, "redriven")
+    # The attempt the redrive started is a child of the redrive's span when it ends.
+    done = LifecycleEvent("e", "node.completed", EX, "work", 1, T0 + 20, node_id="a", attempt=2)
+    (node,) = ended_spans(after, after, [done])
+    assert node.parent_span_id == trace.redrive_span_id(1)
