@@ -9,9 +9,12 @@ from __future__ import annotations
 import json
 import secrets
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 from domain_events import executions_of, send, unique
+from otlp_receiver import Collector
+from suite_broker import SuiteBroker
 from topic_records import TopicReader, TopicRecord
 from waiting import until
 from workers import WorkerProcess
@@ -19,6 +22,15 @@ from workers import WorkerProcess
 from braidflow.engine.trace_context import ExecutionTrace, parse_traceparent
 from braidflow.schemas import decode_transition
 from braidflow.schemas.cloudevents import CloudEvent
+
+CHARGE = {
+    "id": "traced-charge",
+    "nodes": [
+        {"id": "charge", "type": "task", "params": {"handler": "test.strict"}},
+        {"id": "done", "type": "end"},
+    ],
+    "edges": [{"from": "charge", "to": "done"}],
+}
 
 
 def new_traceparent() -> str:
@@ -71,6 +83,27 @@ def node_waiting(worker: WorkerProcess, execution_id: str, node_id: str) -> None
         )
 
     until(waiting, f"{node_id} of {execution_id} waiting")
+
+
+def dead_letter_of(worker: WorkerProcess, execution_id: str) -> str:
+    """The id of the execution's dead letter, once the dead-letter index lists it."""
+    return str(
+        until(
+            lambda: next(
+                (
+                    d["id"]
+                    for d in worker.api.get("/dead-letters").body["dead_letters"]
+                    if d.get("execution_id") == execution_id
+                ),
+                None,
+            ),
+            "the dead letter",
+        )
+    )
+
+
+def status_is(worker: WorkerProcess, execution_id: str, status: str) -> bool:
+    return bool(worker.api.execution(execution_id).body["status"] == status)
 
 
 def paused_is(worker: WorkerProcess, execution_id: str, paused: bool) -> bool:
@@ -230,39 +263,15 @@ def test_a_redrive_carries_the_executions_trace_and_its_new_attempt_runs_in_it(
     shared_worker: WorkerProcess,
 ) -> None:
     workflow = f"{unique()}-charge"
-    deploy(
-        shared_worker,
-        {
-            "id": workflow,
-            "nodes": [
-                {"id": "charge", "type": "task", "params": {"handler": "test.strict"}},
-                {"id": "done", "type": "end"},
-            ],
-            "edges": [{"from": "charge", "to": "done"}],
-        },
-    )
+    deploy(shared_worker, {**CHARGE, "id": workflow})
     given = new_traceparent()
     execution_id = start(shared_worker, workflow, given)
     api = shared_worker.api
-    letter = until(
-        lambda: next(
-            (
-                d["id"]
-                for d in api.get("/dead-letters").body["dead_letters"]
-                if d.get("execution_id") == execution_id
-            ),
-            None,
-        ),
-        "the dead letter",
-    )
+    letter = dead_letter_of(shared_worker, execution_id)
     assert shared_worker.wait_until_finished([execution_id])[execution_id]["status"] == "failed"
     reply = api.post_json(f"/dead-letters/{letter}/redrive", {"input": {"fixed": True}})
     assert reply.status == 202, reply
-
-    def completed() -> bool:
-        return bool(api.execution(execution_id).body["status"] == "completed")
-
-    until(completed, "the redriven execution's end")
+    until(partial(status_is, shared_worker, execution_id, "completed"), "the redriven end")
     trace = ExecutionTrace.of(execution_id, given)
     assert headers_of(shared_worker, execution_id, {"RedriveNode"}) == {"RedriveNode": trace.header}
     # The new attempt's task request and its result: the attempt's span, in the same trace.
@@ -275,3 +284,44 @@ def test_a_redrive_carries_the_executions_trace_and_its_new_attempt_runs_in_it(
         trace.node_header("charge", 1),
         trace.node_header("charge", 2),
     ]
+
+
+def test_a_redriven_executions_spans_stay_in_its_trace_and_none_ends_twice(
+    broker: SuiteBroker, prefix: str, tmp_path: Path, collector: tuple[Collector, str]
+) -> None:
+    seen, url = collector
+    worker = WorkerProcess(
+        broker,
+        prefix,
+        tmp_path / "data",
+        tmp_path / "worker.log",
+        env={
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": f"{url}/v1/traces",
+            "OTEL_BSP_SCHEDULE_DELAY": "100",
+        },
+    )
+    given = new_traceparent()
+    with worker:
+        worker.wait_ready()
+        deploy(worker, CHARGE)
+        execution_id = start(worker, "traced-charge", given)
+        letter = dead_letter_of(worker, execution_id)
+        assert worker.wait_until_finished([execution_id])[execution_id]["status"] == "failed"
+        reply = worker.api.post_json(f"/dead-letters/{letter}/redrive", {"input": {"fixed": True}})
+        assert reply.status == 202, reply
+        until(partial(status_is, worker, execution_id, "completed"), "the redriven end")
+        until(lambda: len(seen.of_trace(given[3:35])) >= 5, "the execution's spans", 60)
+
+    spans = seen.of_trace(given[3:35])
+    assert len({s.span_id for s in spans}) == len(spans) == 5, spans
+    named = {(s.name, s.attributes.get("braidflow.attempt")): s for s in spans}
+    execution = named["workflow traced-charge", None]
+    redrive = named["redrive traced-charge", None]
+    assert execution.parent_span_id == given[36:52]
+    assert execution.attributes["braidflow.status"] == "failed"
+    assert redrive.parent_span_id == execution.span_id
+    assert redrive.attributes["braidflow.status"] == "completed"
+    assert named["node charge", 1].parent_span_id == execution.span_id
+    # The redriven attempt and what follows it are the redrive's children.
+    assert named["node charge", 2].parent_span_id == redrive.span_id
+    assert named["node done", 1].parent_span_id == redrive.span_id

@@ -8,92 +8,16 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-import pytest
-from aiohttp import web
-from background_loop import BackgroundLoop
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
-    ExportTraceServiceRequest,
-    ExportTraceServiceResponse,
-)
+from otlp_receiver import Collector
 from suite_broker import SuiteBroker
 from waiting import until
 from workers import WorkerProcess, wait_for_terminal
 
-from braidflow.connectors.broker import free_port
 from braidflow.engine.trace_context import ExecutionTrace, parse_traceparent
 
 SPANS_WAIT_S = 60
-
-
-@dataclass(frozen=True)
-class ReceivedSpan:
-    trace_id: str
-    span_id: str
-    parent_span_id: str | None
-    name: str
-    attributes: dict[str, Any]
-    worker: str
-
-
-class Collector:
-    """What the OTLP receiver and the called service saw."""
-
-    def __init__(self) -> None:
-        self.spans: list[ReceivedSpan] = []
-        self.traceparents: list[str | None] = []
-
-    def app(self) -> web.Application:
-        async def traces(request: web.Request) -> web.Response:
-            export = ExportTraceServiceRequest.FromString(await request.read())
-            for resource_spans in export.resource_spans:
-                resource = {a.key: a.value.string_value for a in resource_spans.resource.attributes}
-                for scope_spans in resource_spans.scope_spans:
-                    for span in scope_spans.spans:
-                        self.spans.append(
-                            ReceivedSpan(
-                                span.trace_id.hex(),
-                                span.span_id.hex(),
-                                span.parent_span_id.hex() or None,
-                                span.name,
-                                {a.key: _value(a.value) for a in span.attributes},
-                                resource.get("service.instance.id", "?"),
-                            )
-                        )
-            body = ExportTraceServiceResponse().SerializeToString()
-            return web.Response(body=body, content_type="application/x-protobuf")
-
-        async def service(request: web.Request) -> web.Response:
-            self.traceparents.append(request.headers.get("traceparent"))
-            return web.json_response({"ok": True})
-
-        app = web.Application()
-        app.router.add_post("/v1/traces", traces)
-        app.router.add_get("/service", service)
-        return app
-
-    def of_trace(self, trace_id: str) -> list[ReceivedSpan]:
-        return [s for s in self.spans if s.trace_id == trace_id]
-
-
-def _value(value: Any) -> Any:
-    kind = value.WhichOneof("value")
-    return getattr(value, kind) if kind else None
-
-
-@pytest.fixture
-def collector(background_loop: BackgroundLoop) -> Iterator[tuple[Collector, str]]:
-    collector = Collector()
-    port = free_port()
-    runner = background_loop.serve(collector.app(), "127.0.0.1", port)
-    try:
-        yield collector, f"http://127.0.0.1:{port}"
-    finally:
-        background_loop.run(runner.cleanup())
 
 
 CHILD = """
