@@ -7,12 +7,16 @@ that context (in the handler's own tasks too, and in the thread of a plain `def`
 
 Bounded, so a chatty handler cannot make a record the broker refuses or fill a worker's
 memory: at most `MAX_LINES` lines and `MAX_BYTES` bytes of messages per node run, each
-message at most `MAX_LINE_CHARS` characters. The first lines are kept; what does not fit is
-counted (`cut_lines`) and the run's log says `cut`.
+message at most `MAX_LINE_CHARS` characters. Past the bounds the first half and the last
+half are kept (the last lines before a failure are the ones people look for), a line in
+between says how many were left out; they are counted (`cut_lines`) and the run's log says
+`cut`.
 
 Secrets: every line is redacted with the run's redaction as it is added (the values the
 handler has read so far), and again when the run ends (values read after the line was
-written), as outputs are (docs/secrets.md). A record made in a handler's context has its
+written), as outputs are (docs/secrets.md). A long message is cut to size only then, after
+that last redaction: a value read later that straddles the cut is taken out whole, not
+left in part (up to `MAX_LINE_CHARS` characters of it past the cut). A record made in a handler's context has its
 message and traceback redacted before any logging handler sees it, so the worker's own
 console does not show the values either.
 """
@@ -24,6 +28,7 @@ import contextvars
 import logging
 import threading
 import traceback
+from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -51,6 +56,31 @@ class LogLine:
     message: str
 
 
+@dataclass(frozen=True, slots=True)
+class _Held:
+    """A line as added: its message redacted so far and not cut yet (but to twice the bound),
+    how long the message was, and the bytes it takes once cut (what the bounds count)."""
+
+    line: LogLine
+    length: int
+    size: int
+
+
+def cut_line(line: LogLine, length: int, max_chars: int) -> LogLine:
+    """`line` with its message cut to `max_chars` characters, saying how many more there
+    were (`length`: the whole message's, of which `line` may hold only a part)."""
+    message = line.message
+    if length <= max_chars and len(message) <= max_chars:
+        return line
+    left = len(message) - max_chars + (length - len(message))
+    return LogLine(line.at, line.level, f"{message[:max_chars]}... (cut: {left:,} more characters)")
+
+
+def cut_notice(at: int, lines: int) -> LogLine:
+    """The line that stands where `lines` lines were left out."""
+    return LogLine(at, "warning", f"(cut: {lines:,} line{'' if lines == 1 else 's'} not kept here)")
+
+
 class NodeLog:
     """The lines one node run logs, bounded. Thread-safe: a plain `def` handler adds from its
     thread. After `close`, lines are ignored (a handler abandoned at its timeout goes on)."""
@@ -69,8 +99,12 @@ class NodeLog:
         self._max_lines = max_lines
         self._max_bytes = max_bytes
         self._max_line_chars = max_line_chars
-        self._lines: list[LogLine] = []
-        self._bytes = 0
+        # Until a line is left out, every line is in `_tail`; then the first half of the
+        # bounds stays in `_head` for good, and `_tail` drops its oldest lines.
+        self._head: list[_Held] = []
+        self._tail: deque[_Held] = deque()
+        self._head_bytes = 0
+        self._tail_bytes = 0
         self._lock = threading.Lock()
         self._closed = False
         self.cut_lines = 0
@@ -84,29 +118,62 @@ class NodeLog:
         return self.cut_lines > 0 or self.shortened > 0
 
     def add(self, level: str, message: str) -> None:
-        """Keep a line, redacted and cut to size; count it when it no longer fits."""
+        """Keep a line, redacted; past the bounds, drop the oldest line after the first half."""
         text = self.redact(message)
-        shortened = len(text) > self._max_line_chars
-        if shortened:
-            left = len(text) - self._max_line_chars
-            text = f"{text[: self._max_line_chars]}... (cut: {left:,} more characters)"
-        size = len(text.encode("utf-8", errors="replace"))
+        line = LogLine(0, level, text[: 2 * self._max_line_chars])
+        shown = cut_line(line, len(text), self._max_line_chars).message
+        size = len(shown.encode("utf-8", errors="replace"))
         with self._lock:
             if self._closed:
                 return
-            if len(self._lines) >= self._max_lines or self._bytes + size > self._max_bytes:
-                self.cut_lines += 1
-                return
-            self._lines.append(LogLine(self._clock(), level, text))
-            self._bytes += size
-            self.shortened += shortened
+            held = _Held(LogLine(self._clock(), level, line.message), len(text), size)
+            self._tail.append(held)
+            self._tail_bytes += size
+            self.shortened += len(text) > self._max_line_chars
+            if self._over():
+                self._keep_head()
+                while self._tail and self._over():
+                    self._tail_bytes -= self._tail.popleft().size
+                    self.cut_lines += 1
+
+    def _over(self) -> bool:
+        lines = len(self._head) + len(self._tail)
+        return lines > self._max_lines or self._head_bytes + self._tail_bytes > self._max_bytes
+
+    def _keep_head(self) -> None:
+        """At the first line left out: the first lines within half the bounds stay."""
+        if self._head or self.cut_lines:
+            return
+        max_lines = self._max_lines - self._max_lines // 2
+        max_bytes = self._max_bytes - self._max_bytes // 2
+        while (
+            self._tail
+            and len(self._head) < max_lines
+            and self._head_bytes + self._tail[0].size <= max_bytes
+        ):
+            held = self._tail.popleft()
+            self._head.append(held)
+            self._head_bytes += held.size
+            self._tail_bytes -= held.size
 
     def close(self) -> tuple[LogLine, ...]:
-        """The lines kept, redacted again; nothing is added afterwards."""
+        """The lines kept, redacted again then cut to size; nothing is added afterwards."""
         with self._lock:
             self._closed = True
-            lines = tuple(self._lines)
-        return tuple(LogLine(line.at, line.level, self.redact(line.message)) for line in lines)
+            head, tail = list(self._head), list(self._tail)
+        lines = [self._final(held) for held in head]
+        if self.cut_lines:
+            at = tail[0].line.at if tail else head[-1].line.at if head else self._clock()
+            lines.append(cut_notice(at, self.cut_lines))
+        lines += [self._final(held) for held in tail]
+        return tuple(lines)
+
+    def _final(self, held: _Held) -> LogLine:
+        line = held.line
+        redacted = LogLine(line.at, line.level, self.redact(line.message))
+        return cut_line(
+            redacted, held.length - len(line.message) + len(redacted.message), self._max_line_chars
+        )
 
 
 _current: contextvars.ContextVar[NodeLog | None] = contextvars.ContextVar(

@@ -73,20 +73,42 @@ def test_lines_are_kept_with_time_and_level_in_order() -> None:
     assert not log.cut and log.cut_lines == 0
 
 
-def test_lines_past_the_line_bound_are_counted_not_kept() -> None:
-    log = NodeLog(FakeClock(), max_lines=3)
+def test_past_the_line_bound_the_first_and_the_last_lines_are_kept_the_cut_said_between() -> None:
+    log = NodeLog(FakeClock(), max_lines=4)
     for n in range(10):
         log.add("info", f"line {n}")
-    assert [line.message for line in log.close()] == ["line 0", "line 1", "line 2"]
-    assert (log.cut, log.cut_lines) == (True, 7)
+    lines = log.close()
+    assert [line.message for line in lines] == [
+        "line 0",
+        "line 1",
+        "(cut: 6 lines not kept here)",
+        "line 8",
+        "line 9",
+    ]
+    assert (lines[2].level, lines[2].at) == ("warning", lines[3].at)
+    assert (log.cut, log.cut_lines) == (True, 6)
 
 
-def test_lines_past_the_byte_bound_are_counted_not_kept() -> None:
+def test_past_the_byte_bound_the_first_and_the_last_lines_are_kept() -> None:
     log = NodeLog(FakeClock(), max_bytes=25)
-    for text in ("é" * 5, "x" * 10, "y" * 10, "z"):  # 10, 10, then 10 over 25, then 1
+    # 10 bytes each but "z": the first half (13 bytes) keeps "é" * 5, the last the rest that fits.
+    for text in ("é" * 5, "x" * 10, "y" * 10, "z"):
         log.add("info", text)
-    assert [line.message for line in log.close()] == ["é" * 5, "x" * 10, "z"]
+    assert [line.message for line in log.close()] == [
+        "é" * 5,
+        "(cut: 1 line not kept here)",
+        "y" * 10,
+        "z",
+    ]
     assert (log.cut, log.cut_lines) == (True, 1)
+
+
+def test_lines_within_the_bounds_are_all_kept() -> None:
+    log = NodeLog(FakeClock(), max_lines=4, max_bytes=40)
+    for text in ("a" * 10, "b" * 10, "c" * 10, "d" * 10):
+        log.add("info", text)
+    assert [line.message[0] for line in log.close()] == ["a", "b", "c", "d"]
+    assert not log.cut
 
 
 def test_a_long_message_is_shortened_and_says_so() -> None:
@@ -116,6 +138,18 @@ def test_secrets_read_before_or_after_a_line_are_taken_out_of_it() -> None:
         "calling with [secrets.API_TOKEN]",
         "and [secrets.LATE]",
     ]
+
+
+def test_a_secret_read_after_a_line_and_straddling_its_cut_leaves_no_part_of_it() -> None:
+    redaction = Redaction()
+    log = NodeLog(FakeClock(), redaction.text, max_line_chars=20)
+    secret = "s3cr3t-value-xyz"
+    log.add("info", "a" * 14 + secret + "b" * 30)  # the cut, at 20, falls inside the secret
+    redaction.add("LATE", secret)
+    [line] = log.close()
+    assert not any(secret[:k] in line.message for k in range(3, len(secret) + 1)), line
+    assert line.message == "aaaaaaaaaaaaaa[secre... (cut: 38 more characters)"
+    assert (log.cut, log.shortened) == (True, 1)
 
 
 def test_context_log_adds_a_line_at_a_level() -> None:
