@@ -19,7 +19,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
-from aiokafka import ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
 from braidflow.access import DEFAULT_TENANT
 from braidflow.connectors.execution_search import ExecutionSearch, condition
@@ -466,6 +466,11 @@ class ExecutionProjection(TopicProjection):
         feed: LifecycleFeed | None = None,
     ) -> None:
         self._feed = feed
+        # Partitions read again for the feed alone, up to the offset the index stored.
+        self._feed_only: dict[TopicPartition, int] = {}
+        if feed is not None:
+            # Readers wait from now until the start has read again what the feed needs.
+            feed.replay_begins()
 
         def apply(
             records: Sequence[ConsumerRecord[bytes, bytes]],
@@ -486,6 +491,32 @@ class ExecutionProjection(TopicProjection):
             partition_check_s=PARTITION_CHECK_S,
         )
 
+    async def start(self) -> None:
+        try:
+            await super().start()
+        finally:
+            if self._feed is not None and not self._feed_only:
+                self._feed.replay_ends()
+
+    async def _assign_new_partitions(self, consumer: AIOKafkaConsumer) -> None:
+        # The feed is in memory, the index on disk (or shared): what the index stored before
+        # this worker started is read again for the feed alone (see lifecycle_feed.py).
+        followed = set(self._next)
+        await super()._assign_new_partitions(consumer)
+        added = [tp for tp in self._next if tp not in followed]
+        if self._feed is None or not added:
+            return
+        # Assigning put every partition at its stored position: a replay under way ends.
+        self._feed_only.clear()
+        beginnings = await consumer.beginning_offsets(added) if added else {}
+        for tp in added:
+            start = max(beginnings[tp], self._next[tp] - self._feed.total)
+            if start < self._next[tp]:
+                self._feed_only[tp] = self._next[tp]
+                consumer.seek(tp, start)
+        if not self._feed_only:
+            self._feed.replay_ends()
+
     async def _apply(
         self, batch: Mapping[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
     ) -> None:
@@ -493,9 +524,28 @@ class ExecutionProjection(TopicProjection):
         # there), whatever part of the batch a worker sharing the index stored already.
         feed = self._feed
         touched = [] if feed is None else feed.apply(r for rs in batch.values() for r in rs)
-        await super()._apply(batch)
+        if self._feed_only:
+            batch = self._past_replay(batch)
+        if batch:
+            await super()._apply(batch)
         if feed is not None:
             feed.announce(touched)
+
+    def _past_replay(
+        self, batch: Mapping[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
+    ) -> dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]:
+        """The records of `batch` the index has not stored yet; ends replays read through."""
+        fresh = {}
+        for tp, records in batch.items():
+            until = self._feed_only.get(tp, 0)
+            if records and records[-1].offset + 1 >= until:
+                self._feed_only.pop(tp, None)
+            kept = [r for r in records if r.offset >= until]
+            if kept:
+                fresh[tp] = kept
+        if not self._feed_only and self._feed is not None:
+            self._feed.replay_ends()
+        return fresh
 
 
 _NODE_EVENT_TYPES = frozenset(lifecycle_type(t).encode() for t in (NODE_STARTED, *NODE_ENDED))

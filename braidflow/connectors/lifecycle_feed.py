@@ -20,13 +20,18 @@ Bounded, and what a reader sees when cut:
 - in all, at most `total` events (100,000 by default): past that, the executions whose last
   event is oldest are forgotten whole. A reader of such an execution gets a `stream.cut`
   event (see live.py);
-- in memory only: a worker keeps what it read since it started. An execution whose first
-  event kept is not its acceptance or start gets a `stream.cut` event before it.
+- in memory, so refilled at each start: the execution index stores what it read (on disk,
+  or shared in PostgreSQL), and `ExecutionProjection` reads the last `total` records of each
+  partition before the index's stored position again, for the feed alone, before going on.
+  Readers wait for that (`replayed`). Its cost is a fresh worker's (the topic read once),
+  bounded by `total` records per partition. An execution whose first event kept is not its
+  acceptance or start gets a `stream.cut` event before it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import weakref
@@ -56,6 +61,8 @@ _REOPENS = frozenset({*BEGINNINGS, "node.redriven"})
 CUT = "stream.cut"
 """The type of the event that stands where events were not kept."""
 _TYPE_PREFIX = f"{LIFECYCLE_SEGMENT}."
+REPLAY_WAIT_S = 30.0
+"""How long a reader waits at most for a starting worker to read its events again."""
 
 
 class Cut(IntEnum):
@@ -144,7 +151,14 @@ class LifecycleFeed:
             weakref.WeakValueDictionary()
         )
         self._tail_signal = asyncio.Event()
+        self._replayed = asyncio.Event()
+        self._replayed.set()
         self.closed = False
+
+    @property
+    def total(self) -> int:
+        """Events kept in all: what is worth reading again at a start, per partition."""
+        return self._total
 
     # -- writing (the projection) ---------------------------------------------------------
 
@@ -220,9 +234,18 @@ class LifecycleFeed:
         self._tail.clear()
         self._count = 0
 
+    def replay_begins(self) -> None:
+        """Events from before this worker started are being read again: readers wait."""
+        self._replayed.clear()
+
+    def replay_ends(self) -> None:
+        """Everything read again: readers go on."""
+        self._replayed.set()
+
     def end_readers(self) -> None:
         """Wake every reader for good: the worker stops, streams end and waits answer."""
         self.closed = True
+        self._replayed.set()
         for signal in list(self._signals.values()):
             signal.set()
         self._signals.clear()
@@ -241,6 +264,13 @@ class LifecycleFeed:
             else:
                 self._signals[execution_id] = signal
         return signal
+
+    async def replayed(self, timeout_s: float = REPLAY_WAIT_S) -> None:
+        """Return once the events from before this worker started are read again (see
+        `replay_begins`), or after `timeout_s`: then serve what is kept."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout_s):
+                await self._replayed.wait()
 
     def tail_signal(self) -> asyncio.Event:
         """Set once any events are applied after this call (see `execution_signal`)."""

@@ -39,10 +39,14 @@ def _connect(api: WorkerApi, path: str, headers: dict[str, str]) -> http.client.
 
 
 def read_stream(
-    api: WorkerApi, path: str, last_event_id: str | None = None, until_type: str | None = None
+    api: WorkerApi,
+    path: str,
+    last_event_id: str | None = None,
+    until_type: str | None = None,
+    until_id: str | None = None,
 ) -> StreamRead:
-    """Read the stream at `/api/v1<path>` until the server ends it (or, with `until_type`,
-    until an event of that type arrives, then hang up)."""
+    """Read the stream at `/api/v1<path>` until the server ends it (or, with `until_type`
+    or `until_id`, until an event of that type or id arrives, then hang up)."""
     headers = {} if last_event_id is None else {"Last-Event-ID": last_event_id}
     response = _connect(api, path, headers)
     content_type = response.getheader("Content-Type") or ""
@@ -61,7 +65,7 @@ def read_stream(
                 continue
             events += parse_sse(pending)
             pending = []
-            if until_type is not None and any(e.type == until_type for e in events):
+            if any(e.type == until_type or e.id == until_id for e in events):
                 return StreamRead(200, content_type, events, False)
     finally:
         response.close()

@@ -135,6 +135,7 @@ async def execution_events(request: web.Request) -> web.StreamResponse:
     execution_id = request.match_info["id"]
     summary = await readable_execution_summary(request, backend, execution_id)
     feed = _feed_of(backend)
+    await feed.replayed()
     last_id = request.headers.get("Last-Event-ID")
     after = (feed.seq_of(last_id, execution_id) if last_id else None) or 0
     last_type = event_type_of(last_id) if last_id and after else None
@@ -168,6 +169,7 @@ async def _follow(
 ) -> web.StreamResponse:
     """The caller's tenant's events `wanted` picks, live from now (or after Last-Event-ID)."""
     tenant = principal_of(request).tenant
+    await feed.replayed()
     last_id = request.headers.get("Last-Event-ID")
     resumed = None
     if last_id and (execution_id := _execution_of(last_id)) is not None:
@@ -175,6 +177,11 @@ async def _follow(
     after = resumed or feed.last_seq
     response = await _open(request)
     try:
+        if last_id and resumed is None:
+            # Live from now: what came after that event is not kept, and the reader is told.
+            reason = f"events after {last_id!r} are not kept"
+            cut = cut_event(_execution_of(last_id) or last_id, Cut.FORGOTTEN, reason)
+            await response.write(sse_frame(cut["id"], CUT, json.dumps(cut)))
         while not feed.closed:
             signal = feed.tail_signal()
             events = feed.tail(after, limit=BATCH)

@@ -271,3 +271,37 @@ def test_run_wait_stops_at_its_timeout_with_exit_2(
     assert ran.exit_code == 2, ran.output
     assert "  ask  started" in ran.stdout
     assert "timed out after 1 s" in ran.stdout
+
+
+def assert_resumes_after(api: WorkerApi, path: str, read: list[StreamEvent]) -> None:
+    """Resuming the stream at `path` after an event in the middle of `read` (a stream read
+    live) gives exactly the events that followed it: none before, none twice."""
+    middle = len(read) // 2
+    resumed = read_stream(api, path, last_event_id=read[middle].id, until_id=read[-1].id)
+    assert [e.id for e in resumed.events] == [e.id for e in read[middle + 1 :]], (
+        read[middle].id,
+        resumed.types,
+    )
+    # An event the worker does not keep: live from now, and a `stream.cut` says so first.
+    execution_id = read[middle].data["execution_id"]
+    unknown = read[middle].id.replace(execution_id, uuid.uuid4().hex, 1)
+    cut = read_stream(api, path, last_event_id=unknown, until_type="stream.cut")
+    assert cut.types == ["stream.cut"], cut.types
+
+
+def test_a_workflow_stream_resumes_after_last_event_id(shared_worker: WorkerProcess) -> None:
+    api = shared_worker.api
+    fan_out = deployed(api, FAN_OUT, "live-resume")
+    path = f"/workflows/{fan_out}/events"
+    events, _ = follow_until_ours_end(api, path, lambda: api.start(fan_out, {}))
+    assert_resumes_after(api, path, events)
+
+
+def test_a_department_stream_resumes_after_last_event_id(shared_worker: WorkerProcess) -> None:
+    api = shared_worker.api
+    name = f"live-resume-{uuid.uuid4().hex[:6]}"
+    assert api.deploy(f"kind: Department\nname: {name}\ndescription: live\n").status == 201
+    inside = deployed(api, FAN_OUT.replace("nodes:", f"department: {name}\nnodes:", 1), "in")
+    path = f"/departments/{name}/events"
+    events, _ = follow_until_ours_end(api, path, lambda: api.start(inside, {}))
+    assert_resumes_after(api, path, events)
