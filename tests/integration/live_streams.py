@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.client
+import time
 import urllib.parse
 from dataclasses import dataclass
 
@@ -55,8 +56,10 @@ def read_stream(
         return StreamRead(response.status, content_type, [], True)
     events: list[StreamEvent] = []
     pending: list[str] = []
+    # Keepalives come every 15 s: the socket's timeout alone would never end a silent stream.
+    deadline = time.monotonic() + STREAM_DEADLINE_S
     try:
-        while True:
+        while time.monotonic() < deadline:
             line = response.readline().decode()
             if not line:
                 return StreamRead(200, content_type, events, True)
@@ -67,6 +70,7 @@ def read_stream(
             pending = []
             if any(e.type == until_type or e.id == until_id for e in events):
                 return StreamRead(200, content_type, events, False)
+        return StreamRead(200, content_type, events, False)
     finally:
         response.close()
 
