@@ -229,4 +229,25 @@ def test_the_capture_is_installed_once(captured: Collected) -> None:
     capture_handler_logging()
     root = logging.getLogger()
     assert sum(isinstance(h, NodeRunLogHandler) for h in root.handlers) == 1
-    assert root.level == logging.INFO and captured.level == logging.WARNING
+    assert captured.level == logging.WARNING
+
+
+def test_the_root_logger_keeps_its_level_and_a_handlers_info_lines_are_kept(
+    captured: Collected,
+) -> None:
+    root = logging.getLogger()
+    library, quiet = logging.getLogger("tests.library"), logging.getLogger("tests.quiet")
+    quiet.setLevel(logging.WARNING)
+    try:
+        log = NodeLog(FakeClock())
+        with capturing(log):
+            library.info("in a handler")
+            library.debug("below the level kept")
+            quiet.info("its own logger's level refuses it")
+        library.info("outside any handler")
+        # Outside a handler a library's INFO makes no record at all: the root's level says no.
+        assert root.level == logging.WARNING and not library.isEnabledFor(logging.INFO)
+        assert [line.message for line in log.close()] == ["in a handler"]
+        assert captured.texts == []
+    finally:
+        quiet.setLevel(logging.NOTSET)
