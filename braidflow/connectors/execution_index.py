@@ -508,7 +508,7 @@ class ExecutionProjection(TopicProjection):
             return
         # Assigning put every partition at its stored position: a replay under way ends.
         self._feed_only.clear()
-        beginnings = await consumer.beginning_offsets(added) if added else {}
+        beginnings = await consumer.beginning_offsets(added)
         for tp in added:
             start = max(beginnings[tp], self._next[tp] - self._feed.total)
             if start < self._next[tp]:
