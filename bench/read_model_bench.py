@@ -105,6 +105,9 @@ def main() -> None:
                 index = ExecutionIndex(location)
                 try:
                     rate = store(index, executions)
+                    if read_model is not None:
+                        # As autovacuum does soon after a load: the planner's statistics.
+                        index.db.execute("ANALYZE executions")
                     print(
                         f"{store_name}: {2 * executions} lifecycle events stored at"
                         f" {rate:,.0f} events/s ({BATCH} a batch)"

@@ -31,6 +31,7 @@ from braidflow.connectors.read_model_db import (
     add_missing_columns,
     json_text,
 )
+from braidflow.connectors.read_model_facts import SCHEMA_VERSION, fact, store_fact
 from braidflow.engine.messages import LifecycleEvent
 from braidflow.engine.state import ExecutionStatus, iso_time
 from braidflow.kafka_connection import KafkaConnection
@@ -60,10 +61,13 @@ NODE_STARTED = "node.started"
 NODE_ENDED = frozenset({"node.completed", "node.failed", "node.cancelled", "node.skipped"})
 """Lifecycle event types after which a node no longer waits for anything."""
 
-_VERSION = 5
-"""The schema version (SQLite `user_version`). 1 added the approvals; 2 the error of a
-failed execution (`error`, JSON); 3 the tenant of executions and approvals; 4 the input
-(`input`, JSON), to search by; 5 the resumptions (events that ended `wait_event` nodes)."""
+_VERSION = 6
+"""The schema version (SQLite `user_version`, a fact on PostgreSQL). 1 added the approvals;
+2 the error of a failed execution (`error`, JSON); 3 the tenant of executions and approvals;
+4 the input (`input`, JSON), to search by; 5 the resumptions (events that ended `wait_event`
+nodes); 6 the input as `jsonb` with a GIN index on PostgreSQL (nothing new in SQLite)."""
+_READ_AGAIN_BELOW = 5
+"""An index of an older version reads the topic again: its events hold what it lacks."""
 
 WAIT_EVENT = "wait_event"
 """The node type whose `node.completed` holds the event it waited for (engine/nodes/wait_event.py)."""
@@ -82,7 +86,7 @@ CREATE TABLE IF NOT EXISTS executions (
     updated_at BIGINT NOT NULL,
     error TEXT,
     tenant TEXT NOT NULL DEFAULT 'default',
-    input TEXT
+    input {json}
 );
 CREATE INDEX IF NOT EXISTS executions_by_workflow
     ON executions (workflow_id, started_at DESC, execution_id DESC);
@@ -123,6 +127,12 @@ CREATE INDEX IF NOT EXISTS resumptions_by_age
 CREATE INDEX IF NOT EXISTS executions_by_event
     ON executions (started_at DESC) WHERE event_id IS NOT NULL;
 """
+
+# For a search across workflows. Made once the migrations ran: a file of version 2 has no tenant.
+_BY_TENANT = (
+    "CREATE INDEX IF NOT EXISTS executions_by_tenant"
+    " ON executions (tenant, started_at DESC, execution_id DESC)"
+)
 
 # Named, not by position: a file migrated from an older version has its columns in the
 # order they were added.
@@ -272,6 +282,7 @@ class ExecutionIndex(ReadModel):
         super().__init__(location, _SCHEMA)
         db = self.db.sqlite
         if db is None:
+            self._migrate_postgresql()
             return
         (version,) = db.execute("PRAGMA user_version").fetchone()
         if version < _VERSION:
@@ -279,11 +290,35 @@ class ExecutionIndex(ReadModel):
                 tenant = "tenant TEXT NOT NULL DEFAULT 'default'"
                 add_missing_columns(db, "executions", ["error TEXT", tenant, "input TEXT"])
                 add_missing_columns(db, "approvals", [tenant])
-                # Events read before hold what this version adds (approvals, errors,
-                # inputs): read the topic again. Rows stay, so executions whose events
-                # retention deleted are kept; applying twice changes nothing.
-                db.execute("DELETE FROM positions")
+                if version < _READ_AGAIN_BELOW:
+                    # Events read before hold what this version adds (approvals, errors,
+                    # inputs, resumptions): read the topic again. Rows stay, so executions
+                    # whose events retention deleted are kept; applying twice changes nothing.
+                    db.execute("DELETE FROM positions")
                 db.execute(f"PRAGMA user_version = {_VERSION}")
+        db.execute(_BY_TENANT)
+
+    def _migrate_postgresql(self) -> None:
+        """Bring a schema of an older version to this one, as the SQLite file is above."""
+        db = self.db
+        with db.transaction():
+            # Of two workers starting at once, one migrates; the other finds it done.
+            db.execute("SELECT pg_advisory_xact_lock(hashtext(current_schema()))")
+            stored = fact(db, SCHEMA_VERSION)
+            version = _version_found(db.tables_found) if stored is None else int(stored)
+            if version < 6:
+                db.execute(
+                    "ALTER TABLE executions ALTER COLUMN input TYPE jsonb USING input::jsonb"
+                )
+            if version < _READ_AGAIN_BELOW:
+                db.execute("DELETE FROM positions")
+            # jsonb_path_ops: smaller and faster than the default, and `@>` is all it serves.
+            db.execute(
+                "CREATE INDEX IF NOT EXISTS executions_by_input"
+                " ON executions USING gin (input jsonb_path_ops)"
+            )
+            db.execute(_BY_TENANT)
+            store_fact(db, SCHEMA_VERSION, str(_VERSION))
 
     def apply(self, event: LifecycleEvent) -> None:
         """Record one lifecycle event; only starts and ends of executions and approvals count."""
@@ -352,15 +387,32 @@ class ExecutionIndex(ReadModel):
     ) -> list[dict[str, Any]]:
         """The executions of `tenant`'s `workflow_id`, newest first, at most `limit`, that
         `search` finds (with `status`, if given, whatever `search` says of it)."""
-        if limit < 1:
-            raise ValueError(f"limit must be at least 1, not {limit}")
         search = search or ExecutionSearch()
         if status is not None:
             search = replace(search, status=status)
-        found, found_params = condition(search, self.db.dialect)
-        query = f"{_SELECT_SUMMARY} WHERE workflow_id = ? AND tenant = ?{found}"
+        return self.search(limit=limit, tenant=tenant, search=search, workflows=[workflow_id])
+
+    def search(
+        self,
+        *,
+        limit: int = 50,
+        tenant: str = DEFAULT_TENANT,
+        search: ExecutionSearch | None = None,
+        workflows: Sequence[str] | None = None,
+    ) -> list[dict[str, Any]]:
+        """`tenant`'s executions that `search` finds, of every workflow or only of
+        `workflows`, newest first, at most `limit`."""
+        if limit < 1:
+            raise ValueError(f"limit must be at least 1, not {limit}")
+        if workflows is not None and not workflows:
+            return []
+        found, found_params = condition(search or ExecutionSearch(), self.db.dialect)
+        only = (
+            "" if workflows is None else f" AND workflow_id IN ({','.join('?' * len(workflows))})"
+        )
+        query = f"{_SELECT_SUMMARY} WHERE tenant = ?{only}{found}"
         query += " ORDER BY started_at DESC, execution_id DESC LIMIT ?"
-        rows = self.db.execute(query, (workflow_id, tenant, *found_params, limit))
+        rows = self.db.execute(query, (tenant, *(workflows or ()), *found_params, limit))
         return [_summary(*row) for row in rows]
 
     def get(self, execution_id: str, tenant: str = DEFAULT_TENANT) -> dict[str, Any] | None:
@@ -682,6 +734,14 @@ def _resumption_row(event: LifecycleEvent) -> dict[str, Any] | None:
         "at": event.at,
         "tenant": event.tenant,
     }
+
+
+def _version_found(tables: frozenset[str] | None) -> int:
+    """The version of a PostgreSQL schema made before versions were stored there: by its
+    tables (the input came with the first; the resumptions with version 5)."""
+    if not tables or "executions" not in tables:
+        return _VERSION
+    return 5 if "resumptions" in tables else 4
 
 
 def _trigger_of(row: Sequence[Any]) -> dict[str, Any]:

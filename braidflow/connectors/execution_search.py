@@ -49,6 +49,12 @@ def condition(search: ExecutionSearch, dialect: Dialect) -> tuple[str, list[Any]
         text += " AND started_at <= ?"
         params.append(search.to_ms)
     for match in search.inputs:
+        contains = dialect.json_contains("input")
+        if contains is not None:
+            # What an index finds (PostgreSQL's GIN); the exact test below keeps to what
+            # SQLite finds (containment compares numbers by value: 5.0 holds 5).
+            text += f" AND {contains}"
+            params.append(json_text(_nested(match)))
         text += f" AND {dialect.json_field('input')} = ?"
         params += [dialect.json_path(match.path), json_text(match.value)]
     if search.event_type is not None:
@@ -58,3 +64,11 @@ def condition(search: ExecutionSearch, dialect: Dialect) -> tuple[str, list[Any]
         text += " AND event_id = ?"
         params.append(search.event_id)
     return text, params
+
+
+def _nested(match: InputMatch) -> Any:
+    """The smallest JSON document that holds `match`'s value at its path."""
+    document: Any = match.value
+    for key in reversed(match.path):
+        document = {key: document}
+    return document

@@ -41,6 +41,7 @@ from aiokafka import TopicPartition
 from psycopg import sql
 
 from braidflow.config import POSTGRES_SCHEMES
+from braidflow.connectors.read_model_facts import FACTS_SCHEMA
 
 T = TypeVar("T")
 
@@ -87,6 +88,9 @@ class Dialect:
     """The larger of two values: SQLite's two-argument `max`, PostgreSQL's `greatest`."""
     lock_rows: str
     """What a SELECT ends with to lock the rows it reads until the transaction ends."""
+    json_type: str
+    """The type of a column holding JSON, `{json}` in a schema: text in SQLite, `jsonb` in
+    PostgreSQL (which a GIN index can search by containment, `@>`)."""
 
     def statement(self, text: str) -> str:
         """`text` (SQLite parameter style, `{greatest}` for the larger of two values) in
@@ -106,6 +110,14 @@ class Dialect:
             return f"({column} -> ?)"
         return f"(({column})::jsonb #> ?)::text"
 
+    def json_contains(self, column: str) -> str | None:
+        """A condition that `column`'s JSON contains the JSON document of its one parameter
+        (PostgreSQL's `@>`, which a GIN index answers); None in SQLite, which has no such
+        index."""
+        if self.name == "sqlite":
+            return None
+        return f"{column} @> ?::jsonb"
+
     def json_path(self, path: Sequence[str]) -> Any:
         """The parameter `json_field` takes for the field at `path` (keys, outermost first)."""
         if self.name == "sqlite":
@@ -113,8 +125,8 @@ class Dialect:
         return list(path)
 
 
-SQLITE = Dialect("sqlite", greatest="max", lock_rows="")
-POSTGRESQL = Dialect("postgresql", greatest="greatest", lock_rows=" FOR UPDATE")
+SQLITE = Dialect("sqlite", greatest="max", lock_rows="", json_type="TEXT")
+POSTGRESQL = Dialect("postgresql", greatest="greatest", lock_rows=" FOR UPDATE", json_type="JSONB")
 
 
 def json_text(value: Any) -> str:
@@ -152,23 +164,28 @@ class ReadModelDb:
 
     def __init__(self, location: ReadModelLocation, schema: str) -> None:
         self.location = location
-        self._schema = schema
+        self.tables_found: frozenset[str] | None = None
+        """The tables the database held before this object first created any: an older
+        version's, or none for a new read model."""
         self._thread: ThreadPoolExecutor | None = None
         self._pg: psycopg.Connection[Any] | None = None
         self._sqlite: sqlite3.Connection | None = None
         if isinstance(location, PostgresLocation):
             self.dialect = POSTGRESQL
+            self._schema = schema.replace("{json}", POSTGRESQL.json_type)
             self._thread = ThreadPoolExecutor(1, thread_name_prefix=f"read-model-{location.schema}")
             self._pg = self._connect_pg()
         else:
             self.dialect = SQLITE
             location.parent.mkdir(parents=True, exist_ok=True)
             db = sqlite3.connect(location)
+            found = db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+            self.tables_found = frozenset(table for (table,) in found)
             db.execute("PRAGMA journal_mode = WAL")
             # Safe in WAL mode: a crash can lose the last transactions, but never
             # rows without their offsets, so the lost part is simply read again.
             db.execute("PRAGMA synchronous = NORMAL")
-            db.executescript(schema)
+            db.executescript(schema.replace("{json}", SQLITE.json_type))
             self._sqlite = db
 
     def _connect_pg(self) -> psycopg.Connection[Any]:
@@ -180,6 +197,12 @@ class ReadModelDb:
             conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (self.location.schema,))
             conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(name))
             conn.execute(sql.SQL("SET search_path TO {}").format(name))
+            if self.tables_found is None:
+                found = conn.execute(
+                    "SELECT tablename FROM pg_tables WHERE schemaname = %s",
+                    (self.location.schema,),
+                )
+                self.tables_found = frozenset(table for (table,) in found)
             conn.execute(self._schema)
         return conn
 
@@ -315,7 +338,8 @@ class ReadModel:
 
     def __init__(self, location: ReadModelLocation, schema: str) -> None:
         schema += POSITIONS_SCHEMA
-        self.db = ReadModelDb(location, schema)
+        # The facts outlive a reset: they say what the rows were read from.
+        self.db = ReadModelDb(location, schema + FACTS_SCHEMA)
         self._tables = _TABLE.findall(schema)
 
     def close(self) -> None:

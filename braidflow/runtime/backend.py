@@ -356,6 +356,14 @@ class RuntimeBackend:
             index.list, workflow_id, limit=limit, tenant=self._tenant, search=search
         )
 
+    async def search_executions(
+        self, limit: int, search: ExecutionSearch, workflows: Sequence[str] | None
+    ) -> list[dict[str, Any]]:
+        index = self._runtime.executions_index
+        return await index.off_loop(
+            index.search, limit=limit, tenant=self._tenant, search=search, workflows=workflows
+        )
+
     async def recent_events(
         self, limit: int, workflows: Sequence[str] | None
     ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:

@@ -99,6 +99,13 @@ class Backend(Protocol):
         self, workflow_id: str, limit: int, search: ExecutionSearch
     ) -> list[dict[str, Any]]: ...
 
+    async def search_executions(
+        self, limit: int, search: ExecutionSearch, workflows: Sequence[str] | None
+    ) -> list[dict[str, Any]]:
+        """The executions `search` finds, of every workflow or only of `workflows`, newest
+        first, at most `limit` (see `ExecutionIndex.search`)."""
+        ...
+
     async def pending_approvals(
         self, workflow_id: str | None, department: str | None
     ) -> list[dict[str, Any]]: ...

@@ -12,6 +12,7 @@ from braidflow.connectors.api.authentication import (
     acting_name,
     department_of,
     execution_department,
+    may_read,
     refuse_by,
     require,
 )
@@ -219,6 +220,46 @@ async def executions_of(request: web.Request) -> web.Response:
     require(request, Role.VIEWER, department_of(versions[-1]), f"workflow {workflow_id!r}")
     found = await backend.executions_of(workflow_id, limit, search)
     return web.json_response({"workflow_id": workflow_id, "executions": found})
+
+
+@executions.operation(
+    "GET",
+    "/executions",
+    summary="Executions of every workflow the caller may read (or of one `department`), newest"
+    " first; searched as a workflow's are (`input.<field>=<value>`, docs/api.md)",
+    parameters=[
+        query_param("department", "Only those of this department's workflows", STRING),
+        query_param("limit", "At most this many", {**INTEGER, "minimum": 1, "maximum": 1000}),
+        *SEARCH_PARAMETERS,
+    ],
+    responses={
+        200: json_reply(
+            "The executions",
+            obj(
+                ["executions"], {"executions": {"type": "array", "items": ref("ExecutionSummary")}}
+            ),
+        )
+    },
+    refusals=[400],
+    role=Role.VIEWER,
+)
+async def search_executions(request: web.Request) -> web.Response:
+    """A caller of a whole tenant finds every workflow's executions, removed workflows' too;
+    one of departments, those of the workflows deployed now in its departments."""
+    backend = backend_of(request)
+    limit = limit_query(request.query, 50)
+    search = execution_search(request.query)
+    department = request.query.get("department")
+    workflows = None
+    if department is not None or not may_read(request, None):
+        workflows = sorted(
+            d.workflow_id
+            for d in backend.all_latest()
+            if may_read(request, department_of(d))
+            and (department is None or department_of(d) == department)
+        )
+    found = await backend.search_executions(limit, search, workflows)
+    return web.json_response({"executions": found})
 
 
 CONTROL_BODY = json_request(

@@ -199,6 +199,7 @@ CASES: dict[str, Case] = {
     "remove_workflow": Case("/workflows/{removable}", None, 200, Reach.OBJECT),
     "start": Case(f"{TARGET_PATH}/executions", _json({"input": {}}), 422, Reach.OBJECT),
     "executions_of": Case(f"{TARGET_PATH}/executions", None, 200, Reach.OBJECT),
+    "search_executions": Case("/executions", None, 200, Reach.LISTING, "executions"),
     "show_execution": Case("/executions/{waiting}", None, 200, Reach.OBJECT),
     "execution_logs": Case("/executions/{finished}/logs", None, 200, Reach.OBJECT),
     # A finished execution's stream ends by itself, after its end.
@@ -250,6 +251,7 @@ CASES: dict[str, Case] = {
 LISTED: dict[str, Callable[[dict[str, Any]], str]] = {
     "workflows": lambda item: str(item["id"]),
     "approvals": lambda item: str(item["execution_id"]),
+    "executions": lambda item: str(item["execution_id"]),
     "dead_letters": lambda item: str(item["id"]),
     "departments": lambda item: str(item["name"]),
     "records": lambda item: str(item["id"]),
@@ -402,6 +404,7 @@ def matrix(broker: SuiteBroker, tmp_path_factory: pytest.TempPathFactory) -> Ite
             {
                 "workflows": {"matrix-target", "matrix-fragile"},
                 "approvals": {waiting},
+                "executions": {waiting, finished},
                 "dead_letters": {letter},
                 "departments": {DEPARTMENT},
                 "records": {r["id"] for r in audited},
@@ -421,15 +424,15 @@ def test_every_operation_is_in_the_matrix() -> None:
     assert public == {name for name, case in CASES.items() if case.reach is Reach.PUBLIC}
 
 
-def test_the_matrix_has_738_cases(capsys: pytest.CaptureFixture[str]) -> None:
-    """41 operations x (4 roles x 4 scopes + no key + a revoked key)."""
+def test_the_matrix_has_756_cases(capsys: pytest.CaptureFixture[str]) -> None:
+    """42 operations x (4 roles x 4 scopes + no key + a revoked key)."""
     with capsys.disabled():
         print(
             f"\npermission matrix: {len(operations())} operations x {len(CREDENTIALS)}"
             f" credentials ({len(ROLES)} roles x {len(Scope)} scopes + no key + revoked key)"
             f" = {len(MATRIX)} cases"
         )
-    assert len(MATRIX) == len(CASES) * len(CREDENTIALS) == 738
+    assert len(MATRIX) == len(CASES) * len(CREDENTIALS) == 756
 
 
 @pytest.mark.parametrize(

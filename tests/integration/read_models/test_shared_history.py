@@ -1,6 +1,6 @@
 """Two workers with BRAIDFLOW_READ_MODEL set keep one history in PostgreSQL: either answers
-the same executions and searches (a bad search is a 400 naming its field), the same dead
-letters and redrives, and the same audit log."""
+the same executions and searches, a workflow's or across workflows (a bad search is a 400
+naming its field), the same dead letters and redrives, and the same audit log."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import psycopg
 import pytest
 from suite_broker import SuiteBroker
 from waiting import until
-from workers import WorkerProcess
+from workers import WorkerApi, WorkerProcess
 
 ECHO = """
 id: pg-echo
@@ -152,3 +152,46 @@ def test_two_workers_sharing_one_database_show_the_same_dead_letters_redrives_an
             (letter["id"],),
         ).fetchone()
     assert (audited, stored) == (1, 1)
+
+
+SUPPORT = "kind: Department\nname: support\ndescription: searched across workflows\n"
+
+
+def searched(worker: WorkerProcess, api: WorkerApi | None = None, **query: str) -> set[str]:
+    path = "/executions?" + urllib.parse.urlencode({"limit": 100, **query})
+    reply = (api or worker.api).get(path)
+    assert reply.status == 200, reply
+    return {e["execution_id"] for e in reply.body["executions"]}
+
+
+def test_executions_are_searched_across_workflows_showing_only_what_the_caller_may_read(
+    pair: list[WorkerProcess],
+) -> None:
+    first, second = pair
+    assert first.api.deploy(SUPPORT).status == 201
+    support_echo = ECHO.replace("id: pg-echo", "id: pg-echo-support\ndepartment: support")
+    for text in (ECHO, support_echo):
+        assert first.api.deploy(text).status == 201, text
+    until(lambda: second.api.get("/workflows/pg-echo-support").status == 200, "the deployment")
+    started = {
+        (workflow_id, customer): first.api.start(workflow_id, {"n": 1, "customer": customer})
+        for workflow_id in ("pg-echo", "pg-echo-support")
+        for customer in ("ada", "bob")
+    }
+    finished = first.wait_until_finished(list(started.values()), 60)
+    assert all(view["status"] == "completed" for view in finished.values()), finished
+    adas = {started["pg-echo", "ada"], started["pg-echo-support", "ada"]}
+
+    until(lambda: searched(second, **{"input.customer": "ada"}) == adas, "both adas found")
+    assert searched(first, **{"input.customer": "ada"}) == adas
+    assert searched(second, status="completed") == set(started.values())
+    assert searched(second, department="support", **{"input.customer": "bob"}) == {
+        started["pg-echo-support", "bob"]
+    }
+    viewer = second.api.as_new_key("viewer", "support-viewer", "support")
+    assert searched(second, viewer, **{"input.customer": "ada"}) == {
+        started["pg-echo-support", "ada"]
+    }
+    assert searched(second, viewer, department="finance") == set()
+    reply = second.api.get("/executions?input.a..b=x")
+    assert reply.status == 400 and reply.body["field"] == "input.a..b", reply

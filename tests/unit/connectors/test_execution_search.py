@@ -37,10 +37,14 @@ def test_sqlite_reads_input_fields_with_a_json_path() -> None:
     ]  # fmt: skip
 
 
-def test_postgresql_reads_input_fields_with_a_path_array() -> None:
+def test_postgresql_finds_input_fields_by_containment_then_checks_the_path() -> None:
     text, params = condition(FULL, POSTGRESQL)
-    assert " AND ((input)::jsonb #> ?)::text = ?" in text
-    assert params[3:7] == [["customer", "name"], '"ada"', ["amount"], "5"]
+    each = " AND input @> ?::jsonb AND ((input)::jsonb #> ?)::text = ?"
+    assert text.count(each) == 2
+    assert params[3:9] == [
+        '{"customer":{"name":"ada"}}', ["customer", "name"], '"ada"',
+        '{"amount":5}', ["amount"], "5",
+    ]  # fmt: skip
     assert POSTGRESQL.statement(text).count("%s") == len(params)
 
 

@@ -60,7 +60,8 @@ def test_an_execution_index_from_before_tenants_gains_the_column_and_reads_again
     index.apply_many([started("d1", DEFAULT_TENANT)], {TopicPartition("bf.lifecycle", 0): 7})
     index.close()
     with sqlite3.connect(path) as db:
-        # As version 2 left it: no tenant columns.
+        # As version 2 left it: no tenant columns (nor the index on them).
+        db.execute("DROP INDEX executions_by_tenant")
         db.execute("ALTER TABLE executions DROP COLUMN tenant")
         db.execute("ALTER TABLE approvals DROP COLUMN tenant")
         db.execute("PRAGMA user_version = 2")
