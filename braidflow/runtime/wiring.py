@@ -28,6 +28,7 @@ from braidflow.connectors.local_state import check_cluster, cluster_id_of
 from braidflow.connectors.metrics import observe_step
 from braidflow.connectors.node_log_index import NodeLogIndex, NodeLogProjection
 from braidflow.connectors.read_model_db import ReadModelLocation, read_model_location
+from braidflow.connectors.read_model_facts import adopt_cluster
 from braidflow.connectors.traces import StepSpans
 from braidflow.engine import TimerFired, ids
 from braidflow.engine.ids import execution_id_for
@@ -178,6 +179,9 @@ def build_runtime(
     node_logs_projection = NodeLogProjection(
         node_logs, settings.kafka, settings.topics.logs, settings.background_fetch_wait_ms
     )
+    # A PostgreSQL schema outlives the data dir check_cluster fitted to this cluster.
+    for model in (index, letters, audit_index, node_logs):
+        adopt_cluster(model, cluster_id)
     stats = Stats(settings, parts, catalog, publisher.queue) if settings.stats else None
     if stats is not None:
         stats.attach()
