@@ -270,6 +270,51 @@ _SELECT_SUMMARY = (
 )
 
 
+_WRITE_ORDER = (
+    _INSERT_ACCEPTED,
+    _UPSERT_STARTED,
+    _UPSERT_QUEUED,
+    _UPSERT_FINISHED,
+    *_END_EXECUTION_APPROVALS,
+    _REOPEN,
+    _INSERT_APPROVAL,
+    *_END_NODE,
+    _INSERT_RESUMPTION,
+)
+"""The order a batch's statements run in, each for all its rows: the same rows as in the
+events' order. Each statement keeps the later of what it and the row hold (by time, or by
+ended or not) whatever order it is applied in, but for one pair: a redrive reopens an
+execution only if its last end is older, so every end of the batch is stored before its
+redrives (in the events' order an end read after a later redrive would close it again)."""
+
+
+def _writes(event: LifecycleEvent) -> list[tuple[str, Mapping[str, Any]]]:
+    """The statements that store `event` in the index, each with its row (none for an
+    event the index keeps nothing of)."""
+    if event.type == ACCEPTED:
+        return [(_INSERT_ACCEPTED, _finished_row(event, ExecutionStatus.ACCEPTED))]
+    if event.type == STARTED:
+        return [(_UPSERT_STARTED, _started_row(event))]
+    if event.type == QUEUED:
+        return [(_UPSERT_QUEUED, _finished_row(event, ExecutionStatus.QUEUED))]
+    if event.type in FINISHED:
+        row = _finished_row(event)
+        return [(statement, row) for statement in (_UPSERT_FINISHED, *_END_EXECUTION_APPROVALS)]
+    if event.type == REDRIVEN:
+        return [(_REOPEN, {"execution_id": event.execution_id, "at": event.at})]
+    if event.type == NODE_STARTED:
+        approval = _approval_row(event)
+        return [] if approval is None else [(_INSERT_APPROVAL, approval)]
+    if event.type in NODE_ENDED:
+        node = {"execution_id": event.execution_id, "node_id": event.node_id}
+        writes: list[tuple[str, Mapping[str, Any]]] = [(s, node) for s in _END_NODE]
+        resumption = _resumption_row(event)
+        if resumption is not None:
+            writes.append((_INSERT_RESUMPTION, resumption))
+        return writes
+    return []
+
+
 class ExecutionIndex(ReadModel):
     """Executions by workflow and pending approvals, built from lifecycle events, in a SQLite
     file (a `Path`) or a PostgreSQL schema.
@@ -329,35 +374,16 @@ class ExecutionIndex(ReadModel):
         events: Iterable[LifecycleEvent],
         positions: Mapping[TopicPartition, int] | None = None,
     ) -> None:
-        """Record `events` and the next offsets to read (`positions`) in one transaction."""
+        """Record `events` and the next offsets to read (`positions`) in one transaction:
+        each statement once for all the rows of the batch it writes (`_WRITE_ORDER`)."""
+        rows: dict[str, list[Mapping[str, Any]]] = {statement: [] for statement in _WRITE_ORDER}
+        for event in events:
+            for statement, row in _writes(event):
+                rows[statement].append(row)
         db = self.db
         with self.storing(positions):
-            for event in events:
-                if event.type == ACCEPTED:
-                    db.execute(_INSERT_ACCEPTED, _finished_row(event, ExecutionStatus.ACCEPTED))
-                elif event.type == STARTED:
-                    db.execute(_UPSERT_STARTED, _started_row(event))
-                elif event.type == QUEUED:
-                    db.execute(_UPSERT_QUEUED, _finished_row(event, ExecutionStatus.QUEUED))
-                elif event.type in FINISHED:
-                    row = _finished_row(event)
-                    db.execute(_UPSERT_FINISHED, row)
-                    for statement in _END_EXECUTION_APPROVALS:
-                        db.execute(statement, row)
-                elif event.type == REDRIVEN:
-                    reopened = {"execution_id": event.execution_id, "at": event.at}
-                    db.execute(_REOPEN, reopened)
-                elif event.type == NODE_STARTED:
-                    approval = _approval_row(event)
-                    if approval is not None:
-                        db.execute(_INSERT_APPROVAL, approval)
-                elif event.type in NODE_ENDED:
-                    node = {"execution_id": event.execution_id, "node_id": event.node_id}
-                    for statement in _END_NODE:
-                        db.execute(statement, node)
-                    resumption = _resumption_row(event)
-                    if resumption is not None:
-                        db.execute(_INSERT_RESUMPTION, resumption)
+            for statement, batch in rows.items():
+                db.executemany(statement, batch)
 
     def count(self, workflow_id: str) -> int:
         """How many executions of `workflow_id` the index holds."""

@@ -474,6 +474,33 @@ def test_a_redrive_reopens_a_failed_execution_and_its_later_end_closes_it(
     )
 
 
+def redrive(execution_id: str, at: int) -> LifecycleEvent:
+    return LifecycleEvent(
+        f"{execution_id}/charge/{at}/node.redriven", "node.redriven", execution_id, "refund", 2,
+        at, node_id="charge",
+    )  # fmt: skip
+
+
+def test_one_batch_ends_and_redrives_as_its_events_in_order_do(index: ExecutionIndex) -> None:
+    """A batch runs each statement once for all its rows: a redrive of another execution
+    read first must not reopen this one before its end is stored."""
+    index.apply_many([started("other"), finished("other", "failed", at=NOW + 100)])
+    index.apply_many(
+        [
+            redrive("other", NOW + 200),
+            started("e1"),
+            finished("e1", "failed", at=NOW + 1_000),
+            redrive("e1", NOW + 2_000),
+            started("e2"),
+            finished("e2", "failed", at=NOW + 1_000),
+            redrive("e2", NOW + 2_000),
+            finished("e2", "completed", at=NOW + 3_000),
+        ]
+    )
+    shown = {e["execution_id"]: e["status"] for e in index.list("refund")}
+    assert shown == {"other": "running", "e1": "running", "e2": "completed"}
+
+
 def test_a_parked_execution_is_listed_as_parked(index: ExecutionIndex) -> None:
     index.apply_many([started("e1"), finished("e1", "parked")])
     assert index.list("refund", status="parked")[0]["execution_id"] == "e1"
