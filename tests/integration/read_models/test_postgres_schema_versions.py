@@ -53,9 +53,9 @@ def older(location: PostgresLocation) -> Iterator[psycopg.Connection[object]]:
     index.close()
     with psycopg.connect(location.url, autocommit=True) as conn:
         conn.execute(f'SET search_path TO "{location.schema}"')
-        conn.execute("DROP INDEX executions_by_input")
+        conn.execute("DROP INDEX IF EXISTS executions_by_input")
         conn.execute("ALTER TABLE executions ALTER COLUMN input TYPE text")
-        conn.execute("DROP TABLE read_model_facts")
+        conn.execute("DROP TABLE IF EXISTS read_model_facts")
         yield conn
 
 
