@@ -11,10 +11,10 @@ its cluster here, in the table every read model has beside its positions.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from braidflow.connectors.read_model_db import ReadModelDb
+    from braidflow.connectors.read_model_db import ReadModel, ReadModelDb
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +24,7 @@ CREATE TABLE IF NOT EXISTS read_model_facts (
     value TEXT NOT NULL
 );
 """
-"""Part of the schema of every read model, beside its positions."""
+"""Part of the schema of every read model, beside its positions; a reset keeps it."""
 
 CLUSTER_ID = "cluster_id"
 SCHEMA_VERSION = "schema_version"
@@ -48,16 +48,7 @@ def store_fact(db: ReadModelDb, name: str, value: str) -> None:
     db.execute(_UPSERT, (name, value))
 
 
-class ResettableReadModel(Protocol):
-    """A read model that can forget everything it read (`reset`)."""
-
-    @property
-    def db(self) -> ReadModelDb: ...
-
-    def reset(self) -> None: ...
-
-
-def adopt_cluster(model: ResettableReadModel, cluster_id: str | None) -> bool:
+def adopt_cluster(model: ReadModel, cluster_id: str | None) -> bool:
     """Make `model` the projection of `cluster_id`'s topics: reset it when it was built from
     another cluster; whether it was. A model with no cluster stored (new, or from before
     clusters were stored) is kept as it is: nothing says it came from elsewhere."""

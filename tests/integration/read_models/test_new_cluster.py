@@ -76,6 +76,8 @@ def test_every_read_model_forgets_its_positions_on_another_cluster(
         assert model.positions() == POSITIONS
         assert adopt_cluster(model, "cluster-b") is True
         assert model.positions() == {}
+        model.reset()  # another topic, say: the cluster is still this one
+        assert adopt_cluster(model, "cluster-b") is False
     finally:
         model.close()
 
