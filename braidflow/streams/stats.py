@@ -9,9 +9,10 @@ key and partition count:
    (`schemas.stats_observations.observe`) goes on to the stats topic, re-keyed by workflow
    and by department, one record per key and minute of a batch (`gather`), stamped with the
    time of its first event. The batch is acknowledged once all of it is sent.
-2. `stats` iterates the stats topic and folds each record into one tumbling windowed
-   table per kept window of `stats_figures.WINDOWS` (1m and 1h), and into the Prometheus
-   metrics (`braidflow_stats_*`). The hopping 5m window is read by merging the five
+2. `stats` takes the stats topic in batches too and folds the records of a key and minute
+   together into one tumbling windowed table per kept window of `stats_figures.WINDOWS`
+   (1m and 1h): a bucket is written once per batch, not once per record. Then the
+   Prometheus metrics (`braidflow_stats_*`). The hopping 5m window is read by merging the five
    minutes of each of its buckets: kept as a table of its own it cost five more changelog
    records per record, for the same figures.
 
@@ -44,6 +45,7 @@ from braidflow.schemas.stats_figures import (
     QUANTILES,
     WINDOWS,
     Bucket,
+    Observation,
     Window,
     fold,
     merge_all,
@@ -84,6 +86,9 @@ _BATCH_WITHIN_S = 0.1
 # Records of a batch are gathered per span of this many ms: a divisor of every kept window,
 # so a gathered record falls in the buckets its parts would have.
 _GATHER_MS = 1000 * math.gcd(*(w.size_s for w in WINDOWS.values() if w.made_of is None))
+# Stage 2 folds the records of a batch together per key and span of this many seconds: the
+# same divisor, so the records of a group fall in the same bucket of every kept window.
+_FOLD_SPAN_S = _GATHER_MS // 1000
 
 
 @dataclass(slots=True)
@@ -94,6 +99,17 @@ class _Row:
     event: EventT
     before: Run | None
     after: Run | None
+
+
+@dataclass(slots=True)
+class _Group:
+    """The stats records of one key, workflow, department and minute in a batch of stage 2,
+    and the last of their events (whose partition and time the bucket writes take)."""
+
+    event: EventT
+    workflow: str
+    department: str | None
+    observations: list[Observation]
 
 
 class Stats:
@@ -152,9 +168,8 @@ class Stats:
 
         @self._app.agent(self.topic, name=f"{prefix}.stats", concurrency=1)
         async def fold_stats(stream: faust.StreamT[bytes]) -> None:
-            async for event in stream.events():
-                message = event.message
-                self.fold(message.key, message.value, message.timestamp)
+            async for events in stream.take_events(_BATCH_MAX, _BATCH_WITHIN_S):
+                self.fold(events)
 
     async def observe(self, events: Sequence[EventT]) -> None:
         """Stage 1: a batch of lifecycle records, into their executions' rows and the stats
@@ -207,24 +222,42 @@ class Stats:
         )
         return None if deployment is None else deployment.workflow.definition.department
 
-    def fold(self, key: bytes | None, value: bytes | None, timestamp_s: float) -> None:
-        """Stage 2: one stats record, into every window's bucket of its time (`timestamp_s`,
-        the record's), and the metrics."""
-        if key is None or not value:
-            return
-        try:
-            record = decode_record(value)
-        except ValueError as exc:
-            log.warning("stats: skipping a stats record: %s", exc)
-            return
-        name = key.decode()
-        for windowed in self._windowed.values():
-            windowed[name].apply(fold, record.observations)
-        tenant, scope, _ = parse_stats_key(name)
-        if scope == WORKFLOW_SCOPE:
-            self._count(tenant, record)
-            start = int(timestamp_s) // GAUGE_WINDOW.size_s * GAUGE_WINDOW.size_s
-            self._gauge(tenant, record, self._bucket(name, GAUGE_WINDOW, start))
+    def fold(self, events: Sequence[EventT]) -> None:
+        """Stage 2: a batch of stats records, into every window's bucket of their time (the
+        record's) and the metrics: the records of one key and minute folded together, so
+        each bucket is read, written (a changelog record) and shown once per batch."""
+        groups: dict[tuple[str, int, str, str | None], _Group] = {}
+        for each in events:
+            key, value = each.message.key, each.message.value
+            if key is None or not value:
+                continue
+            try:
+                record = decode_record(value)
+            except ValueError as exc:
+                log.warning("stats: skipping a stats record: %s", exc)
+                continue
+            name = key.decode()
+            minute = int(each.message.timestamp) // _FOLD_SPAN_S
+            group = groups.get((name, minute, record.workflow, record.department))
+            if group is None:
+                group = groups[(name, minute, record.workflow, record.department)] = _Group(
+                    each, record.workflow, record.department, []
+                )
+            group.event = each
+            group.observations.extend(record.observations)
+        for (name, _, _, _), group in groups.items():
+            record = StatsRecord(group.workflow, group.department, tuple(group.observations))
+            # The group's last record names the partition and, its time in the same minute
+            # as all of the group's, the buckets.
+            with acting_for(group.event):
+                for windowed in self._windowed.values():
+                    windowed[name].apply(fold, record.observations)
+            tenant, scope, _ = parse_stats_key(name)
+            if scope == WORKFLOW_SCOPE:
+                self._count(tenant, record)
+                timestamp_s = int(group.event.message.timestamp)
+                start = timestamp_s // GAUGE_WINDOW.size_s * GAUGE_WINDOW.size_s
+                self._gauge(tenant, record, self._bucket(name, GAUGE_WINDOW, start))
 
     def _count(self, tenant: str, record: StatsRecord) -> None:
         department = record.department or ""

@@ -15,12 +15,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from confluent_kafka import Producer
 from prometheus_client.parser import text_string_to_metric_families
-from topic_records import TopicReader
+from topic_records import TopicReader, topic_partitions
 from waiting import until
 from workers import WorkerProcess
 
-from braidflow.schemas.stats_observations import decode_record
+from braidflow.schemas.stats_figures import Observation
+from braidflow.schemas.stats_observations import StatsRecord, decode_record, encode_record
+from braidflow.streams.partitioner import KeyPartitioner
 
 EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "stats_consumer.py"
 COUNTS = ("started", "completed", "failed", "cancelled", "timed_out", "retries", "dead_letters")
@@ -181,6 +184,29 @@ def test_the_events_of_a_batch_go_on_as_one_record_per_workflow_and_minute(
     assert observations >= 6 * 4, records
     # Each event says one thing: a record per event would hold one observation each.
     assert len(records) < observations, [r.observations for r in records]
+
+
+def test_a_batch_of_stats_records_writes_each_bucket_once(shared_worker: WorkerProcess) -> None:
+    """Forty records of one workflow, sent at once, all count, and reach the minute table's
+    changelog as a few writes of their bucket (one per record before)."""
+    workflow = unique("burst")
+    deploy(shared_worker, f"id: {workflow}\nnodes:\n  - {{id: done, type: end}}\nedges: []\n")
+    broker, prefix = shared_worker.broker, shared_worker.prefix
+    key = f"default/workflow/{workflow}".encode()
+    partitions = topic_partitions(broker, f"{prefix}.stats")
+    partition = KeyPartitioner()(key, partitions, partitions)
+    value = encode_record(StatsRecord(workflow, None, (Observation("started"),)))
+    producer = Producer(broker.confluent({"linger.ms": 50}))
+    for _ in range(40):
+        producer.produce(f"{prefix}.stats", value, key, partition=partition)
+    assert producer.flush(10) == 0
+    until(
+        lambda: sum(b["started"] for b in stats(shared_worker, f"workflow={workflow}")) == 40,
+        what="the stats counting 40 starts",
+    )
+    with TopicReader(broker, f"{prefix}-stats-1m-changelog") as reader:
+        writes = [r for r in reader.read_to_end() if r.key and workflow.encode() in r.key]
+    assert 0 < len(writes) < 10, len(writes)
 
 
 def test_an_outside_consumer_computes_the_same_figures_from_the_lifecycle_topic(
