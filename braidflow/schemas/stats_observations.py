@@ -25,7 +25,7 @@ from braidflow.engine import LifecycleEvent
 from braidflow.engine.sla import SLA_BREACHED_EVENT
 from braidflow.engine.state import ExecutionStatus
 from braidflow.schemas.department_alerts import TIMEOUT_ERRORS
-from braidflow.schemas.stats_figures import Observation
+from braidflow.schemas.stats_figures import COUNTS, Observation
 
 WORKFLOW_SCOPE = "workflow"
 DEPARTMENT_SCOPE = "department"
@@ -169,13 +169,18 @@ def decode_record(data: bytes) -> StatsRecord:
     """The record in `data`; ValueError when it is not one."""
     try:
         doc: Any = json.loads(data)
-        return StatsRecord(
+        record = StatsRecord(
             str(doc["workflow"]),
             doc["department"],
             tuple(Observation(k, n, d) for k, n, d in doc["observations"]),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise ValueError(f"not a stats record: {exc}") from None
+    unknown = {o.kind for o in record.observations} - set(COUNTS)
+    if unknown:
+        # Folded, it would fail the whole batch it came in.
+        raise ValueError(f"not a stats record: unknown observations {sorted(unknown)}")
+    return record
 
 
 def encode_run(run: Run) -> bytes:

@@ -3,6 +3,8 @@ retries, dead letters, timeouts, SLA breaches, and the records per workflow and 
 
 from __future__ import annotations
 
+import pytest
+
 from braidflow.engine import LifecycleEvent, NodeError
 from braidflow.schemas.stats_figures import Observation
 from braidflow.schemas.stats_observations import (
@@ -130,6 +132,13 @@ def test_records_and_rows_survive_their_encoding() -> None:
     row = Run(T0, {"pay/1": T0 + 3})
     assert decode_run(encode_run(row)) == row
     assert decode_run(b"not json") is None and decode_run(None) is None
+
+
+def test_a_record_that_counts_what_the_stats_do_not_know_is_not_a_record() -> None:
+    # The fold agent folds a batch at once: one such record must be skipped, not fail it.
+    bogus = b'{"workflow": "w", "department": null, "observations": [["bogus", null, null]]}'
+    with pytest.raises(ValueError, match="bogus"):
+        decode_record(bogus)
 
 
 def test_records_of_one_key_and_minute_are_gathered_into_one_in_order() -> None:
