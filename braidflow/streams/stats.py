@@ -9,7 +9,7 @@ key and partition count:
    (`schemas.stats_observations.observe`) goes on to the stats topic, re-keyed by workflow
    and by department, one record per key and minute of a batch (`gather`), stamped with the
    time of its first event. The batch is acknowledged once all of it is sent.
-2. `stats` takes the stats topic in batches too and folds the records of a key and minute
+2. `stats` takes the stats topic in batches too (up to 1000 records or 1 s) and folds the records of a key and minute
    together into one tumbling windowed table per kept window of `stats_figures.WINDOWS`
    (1m and 1h): a bucket is written once per batch, not once per record. Then the
    Prometheus metrics (`braidflow_stats_*`). The hopping 5m window is read by merging the five
@@ -86,6 +86,11 @@ _BATCH_WITHIN_S = 0.1
 # Records of a batch are gathered per span of this many ms: a divisor of every kept window,
 # so a gathered record falls in the buckets its parts would have.
 _GATHER_MS = 1000 * math.gcd(*(w.size_s for w in WINDOWS.values() if w.made_of is None))
+# Stage 2 takes the stats topic in batches of up to _BATCH_MAX records or this long: stage 1
+# sends a record per key about every 0.1 s while executions run, and each write of a bucket
+# encodes it whole (its sketches, a few KB) into RocksDB and a changelog record, so a longer
+# batch writes each bucket about ten times less often; the figures lag by as much.
+_FOLD_WITHIN_S = 1.0
 # Stage 2 folds the records of a batch together per key and span of this many seconds: the
 # same divisor, so the records of a group fall in the same bucket of every kept window.
 _FOLD_SPAN_S = _GATHER_MS // 1000
@@ -168,7 +173,7 @@ class Stats:
 
         @self._app.agent(self.topic, name=f"{prefix}.stats", concurrency=1)
         async def fold_stats(stream: faust.StreamT[bytes]) -> None:
-            async for events in stream.take_events(_BATCH_MAX, _BATCH_WITHIN_S):
+            async for events in stream.take_events(_BATCH_MAX, _FOLD_WITHIN_S):
                 self.fold(events)
 
     async def observe(self, events: Sequence[EventT]) -> None:
