@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run dry-run test lint chromium screenshots bench bench-runtime bench-events bench-delays bench-live clean
+.PHONY: install run dry-run test lint chromium screenshots bench bench-runtime bench-events bench-delays bench-live bench-peer redis-server clean
 
 install: $(STAMP)
 
@@ -60,6 +60,22 @@ bench-delays: install
 
 bench-live: install
 	$(BIN)/python bench/live_bench.py
+
+# braidflow beside Celery on Redis (bench/peer_celery.py): Celery and the Redis client go into
+# the venv from bench/requirements-peer.txt, never into braidflow's dependencies; Debian's
+# redis-server is installed here when missing, as root. `make bench-peer ARGS='--rounds 3'`.
+PEER_STAMP := $(VENV)/.bench-peer
+$(PEER_STAMP): $(STAMP) bench/requirements-peer.txt
+	$(BIN)/pip install --quiet -r bench/requirements-peer.txt
+	touch $(PEER_STAMP)
+
+redis-server:
+	@command -v redis-server >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq \
+		&& DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server; } \
+		|| { echo "redis-server is missing: apt-get install redis-server (as root)"; exit 1; }
+
+bench-peer: $(PEER_STAMP) redis-server
+	$(BIN)/python bench/peer_celery.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache .hypothesis
