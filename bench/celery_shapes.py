@@ -21,7 +21,7 @@ from celery import Celery, chain, chord
 from celery.result import AsyncResult
 from runtime_bench import CHAIN_SAMPLES, _percentile, cpu_seconds
 
-from braidflow.connectors.broker import _dying_with_parent
+from braidflow.connectors.broker import dying_with_parent
 
 HERE = Path(__file__).parent
 REDIS_URL = "BENCH_REDIS_URL"
@@ -58,7 +58,7 @@ def start_worker(redis_url: str, log: Path) -> subprocess.Popen[bytes]:
     env = {**os.environ, REDIS_URL: redis_url, "PYTHONPATH": str(HERE)}
     return subprocess.Popen(
         command, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT,
-        preexec_fn=_dying_with_parent(),
+        preexec_fn=dying_with_parent(),
     )  # fmt: skip
 
 

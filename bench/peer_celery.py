@@ -38,7 +38,7 @@ from runtime_bench import (
     run_worker,
 )
 
-from braidflow.connectors.broker import EmbeddedBroker, _dying_with_parent, free_port
+from braidflow.connectors.broker import EmbeddedBroker, dying_with_parent, free_port
 from braidflow.kafka_connection import KafkaConnection
 
 DURABILITY = (
@@ -207,7 +207,7 @@ def redis_server(timeout_s: float = 10) -> Iterator[tuple[str, int]]:
             binary, "--bind", "127.0.0.1", "--port", str(port), "--daemonize", "no",
             "--save", "", "--appendonly", "no", "--dir", tmp, "--logfile", str(log),
         ]  # fmt: skip
-        process = subprocess.Popen(command, preexec_fn=_dying_with_parent())
+        process = subprocess.Popen(command, preexec_fn=dying_with_parent())
         try:
             deadline = time.monotonic() + timeout_s
             while not _answers_ping(port):

@@ -44,7 +44,7 @@ def is_dev_cluster(cluster_id: str | None) -> bool:
     return bool(cluster_id and cluster_id.startswith(DEV_CLUSTER_PREFIX))
 
 
-def _dying_with_parent() -> Callable[[], None] | None:
+def dying_with_parent() -> Callable[[], None] | None:
     """A preexec_fn that makes the child die with this process, however it dies (Linux).
 
     The parent-death signal is sent when the *thread* that forked the child exits: start
@@ -158,7 +158,7 @@ class EmbeddedBroker:
             # stops the broker (`stop`). Hit by Ctrl-C too, the broker went first and the
             # worker's clients logged thousands of connection errors on their way out.
             process_group=0,
-            preexec_fn=_dying_with_parent(),
+            preexec_fn=dying_with_parent(),
         )
         deadline = time.monotonic() + timeout_s
         while not _accepts(self.host, self.port):
