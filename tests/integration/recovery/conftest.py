@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -10,21 +11,38 @@ from suite_broker import SuiteBroker
 from workers import WorkerProcess
 
 
-@pytest.fixture
-def pair(broker: SuiteBroker, prefix: str, tmp_path: Path) -> Iterator[list[WorkerProcess]]:
-    """Two workers of one deployment (same prefix), each with its own state and API port."""
+@contextmanager
+def deployment(
+    broker: SuiteBroker, prefix: str, tmp_path: Path, names: tuple[str, ...]
+) -> Iterator[list[WorkerProcess]]:
+    """Workers of one deployment (same prefix), each with its own state and API port, all
+    ready; all stopped at the end."""
     workers = [
         WorkerProcess(broker, prefix, tmp_path / name / "data", tmp_path / f"{name}.log")
-        for name in ("first", "second")
+        for name in names
     ]
     try:
         for worker in workers:
             worker.start()
-        # Both ready means one group generation holds both (the second is ready only once it
-        # has partitions); asking the first again covers its recovery in that generation.
+        # All ready means one group generation holds all (a worker is ready only once it
+        # has partitions); asking each again covers its recovery in that generation.
         for worker in (*workers, *workers):
             worker.wait_ready()
         yield workers
     finally:
         for worker in workers:
             worker.stop()
+
+
+@pytest.fixture
+def pair(broker: SuiteBroker, prefix: str, tmp_path: Path) -> Iterator[list[WorkerProcess]]:
+    """Two workers of one deployment."""
+    with deployment(broker, prefix, tmp_path, ("first", "second")) as workers:
+        yield workers
+
+
+@pytest.fixture
+def four(broker: SuiteBroker, prefix: str, tmp_path: Path) -> Iterator[list[WorkerProcess]]:
+    """Four workers of one deployment: one transitions partition each, in the suite."""
+    with deployment(broker, prefix, tmp_path, ("first", "second", "third", "fourth")) as workers:
+        yield workers
