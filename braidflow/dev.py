@@ -184,7 +184,7 @@ def run_dev(
                     f"port {DEFAULT_BROKER_PORT} is taken: the embedded broker listens on"
                     f" 127.0.0.1:{port}"
                 )
-            broker = stack.enter_context(EmbeddedBroker(port=port, dev=True))
+            broker = stack.enter_context(EmbeddedBroker(port=port))
             data_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="braidflow-")))
             # A fresh in-memory broker needs fresh local state: old RocksDB rows would
             # describe executions this broker never saw.
@@ -199,6 +199,6 @@ def run_dev(
         # a rebalance of its group.
         topics = _trigger_topics(settings, examples)
         ensure_topics(settings, topics)
-        runtime = build_runtime(settings, dev_worker=embedded)
+        runtime = build_runtime(settings)
         runtime.on_ready.append(_deploy_examples(examples, topics, demo_port, _helpdesk_token()))
         runtime.run(loglevel)

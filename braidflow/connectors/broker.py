@@ -28,20 +28,14 @@ class BrokerError(RuntimeError):
 
 
 # Cluster ids braidflow gives its embedded brokers: fresh on every start (a worker can tell
-# a data dir left from another broker), and saying whether dev mode's worker is the only one.
+# a data dir left from another broker).
 EMBEDDED_CLUSTER_PREFIX = "braidflow-embedded-"
-DEV_CLUSTER_PREFIX = "braidflow-dev-"
 _PR_SET_PDEATHSIG = 1
 
 
 def is_embedded_cluster(cluster_id: str | None) -> bool:
     """Whether `cluster_id` is that of an embedded broker (dev mode's or another)."""
-    return bool(cluster_id and cluster_id.startswith((EMBEDDED_CLUSTER_PREFIX, DEV_CLUSTER_PREFIX)))
-
-
-def is_dev_cluster(cluster_id: str | None) -> bool:
-    """Whether `cluster_id` is that of the embedded broker of `braidflow dev`."""
-    return bool(cluster_id and cluster_id.startswith(DEV_CLUSTER_PREFIX))
+    return bool(cluster_id and cluster_id.startswith(EMBEDDED_CLUSTER_PREFIX))
 
 
 def dying_with_parent() -> Callable[[], None] | None:
@@ -96,8 +90,6 @@ class EmbeddedBroker:
     """A Tansu broker process on 127.0.0.1. Use as a context manager or start/stop.
 
     It dies with the process that started it, even one killed with SIGKILL (Linux).
-    `dev`: the broker of `braidflow dev`, whose one worker is the only one it carries
-    (other workers refuse it, see `connectors.local_state`).
     """
 
     def __init__(
@@ -106,7 +98,6 @@ class EmbeddedBroker:
         host: str = "127.0.0.1",
         log: Path | None = None,
         advertised_port: int | None = None,
-        dev: bool = False,
     ):
         self.host = host
         self.port = port or free_port(host)
@@ -114,8 +105,7 @@ class EmbeddedBroker:
         # Clients connect to the advertised address after bootstrap: a test's proxy in
         # front of the broker gives its own, so that every connection goes through it.
         self.advertised_port = advertised_port or self.port
-        kind = DEV_CLUSTER_PREFIX if dev else EMBEDDED_CLUSTER_PREFIX
-        self.cluster_id = f"{kind}{uuid.uuid4().hex}"
+        self.cluster_id = f"{EMBEDDED_CLUSTER_PREFIX}{uuid.uuid4().hex}"
         self._process: subprocess.Popen[bytes] | None = None
 
     @property

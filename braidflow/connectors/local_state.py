@@ -14,8 +14,6 @@ import logging
 import shutil
 from pathlib import Path
 
-from braidflow.config import Settings
-from braidflow.connectors.broker import is_dev_cluster
 from braidflow.kafka_connection import KafkaConnection
 from braidflow.kafka_reach import connected_admin
 
@@ -26,29 +24,10 @@ CLUSTER_ID_FILE = "cluster-id"
 DERIVED = ("faust", "executions-index.sqlite", "dead-letters-index.sqlite")
 
 
-class ClusterRefused(RuntimeError):
-    """This worker must not join the cluster; the message is one line."""
-
-
 def cluster_id_of(connection: KafkaConnection, timeout_s: float = 15.0) -> str | None:
     """The cluster id the broker reports in its metadata (None if it reports none);
     KafkaUnreachable, one line naming the address and the cause, when it cannot be read."""
     return connected_admin(connection, timeout_s)[1].cluster_id
-
-
-def check_cluster(settings: Settings, cluster_id: str | None, dev_worker: bool = False) -> None:
-    """Refuse a second worker on dev mode's broker; fit the data dir to `cluster_id`.
-
-    The embedded broker carries one worker: after a crash it under-reports a changelog's
-    end (DESIGN.md), which a lone worker recovering its own writes survives but a worker
-    taking over another's partitions does not.
-    """
-    if is_dev_cluster(cluster_id) and not dev_worker:
-        raise ClusterRefused(
-            f"{settings.broker} is the embedded broker of `braidflow dev`, which carries dev"
-            " mode's one worker only; run more workers on Apache Kafka (docker-compose.yml)"
-        )
-    adopt_data_dir(settings.data_dir, cluster_id)
 
 
 def adopt_data_dir(data_dir: Path, cluster_id: str | None) -> bool:

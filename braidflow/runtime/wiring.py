@@ -24,7 +24,7 @@ from braidflow.connectors.execution_index import ExecutionIndex, ExecutionProjec
 from braidflow.connectors.http import HttpNodeClient
 from braidflow.connectors.identity import identity_provider
 from braidflow.connectors.lifecycle_feed import LifecycleFeed
-from braidflow.connectors.local_state import check_cluster, cluster_id_of
+from braidflow.connectors.local_state import adopt_data_dir, cluster_id_of
 from braidflow.connectors.metrics import observe_step
 from braidflow.connectors.node_log_index import NodeLogIndex, NodeLogProjection
 from braidflow.connectors.read_model_db import ReadModelLocation, read_model_location
@@ -88,12 +88,10 @@ def _check_api_port(settings: Settings) -> None:
 def build_runtime(
     settings: Settings,
     registry: TaskRegistry | None = None,
-    dev_worker: bool = False,
     token_verifier: TokenVerifier | None = None,
 ) -> Runtime:
     """Create topics, the Faust app and every part of a worker for `settings`.
 
-    `dev_worker`: the worker of `braidflow dev`, the one its embedded broker carries.
     `token_verifier`: who a bearer credential that is not an API key is (default: the
     identity provider the settings configure; none: a 401).
     """
@@ -103,7 +101,7 @@ def build_runtime(
     token_verifier = token_verifier or identity_provider(settings)
     _check_api_port(settings)
     cluster_id = cluster_id_of(settings.kafka)
-    check_cluster(settings, cluster_id, dev_worker)
+    adopt_data_dir(settings.data_dir, cluster_id)
     ensure_topics(settings)
     load_handler_modules(settings.handler_modules)
     registry = registry or default_registry

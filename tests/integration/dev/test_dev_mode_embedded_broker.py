@@ -1,5 +1,5 @@
 """`braidflow dev` and its embedded broker: the broker dies with dev mode however it dies,
-/ready means the examples are there, and dev mode's broker carries dev mode's worker only.
+/ready means the examples are there, and another worker may join dev mode's broker.
 
 Each test holds 127.0.0.1:9092, so that dev mode takes a free port for its broker and says
 which (other programs on this machine may want 9092 too).
@@ -16,17 +16,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from dev_commands import (
-    EXAMPLES,
-    READY,
-    Command,
-    assert_one_line_failure,
-    braidflow,
-    listening,
-)
-from workers import WorkerApi
+from dev_commands import EXAMPLES, READY, Command, braidflow, listening
+from waiting import until
+from workers import WorkerApi, wait_for_terminal
 
 from braidflow.client_cli import ApiUnreachable
+from braidflow.connectors.api import FORWARDED_HEADER
 from braidflow.connectors.broker import free_port
 from braidflow.topology import load_workflow
 
@@ -39,6 +34,15 @@ nodes:
   - {id: done, type: end, params: {output: {mine: true}}}
 edges: []
 """
+BESIDE = """
+id: beside
+nodes:
+  - {id: double, type: transform, params: {set: {n: "${input.n * 2}"}}}
+  - {id: done, type: end, params: {output: {n: "${nodes.double.output.n}"}}}
+edges:
+  - {from: double, to: done}
+"""
+EXECUTIONS_BESIDE = 20
 
 
 class Dev:
@@ -127,10 +131,13 @@ def test_dev_mode_answers_ready_only_once_the_examples_are_deployed(dev: Dev) ->
     assert latest["version"] == deployed.body["version"], latest
 
 
-def test_a_worker_beside_dev_mode_on_its_embedded_broker_refuses_with_one_line(
+def test_a_worker_beside_dev_mode_joins_its_embedded_broker_and_takes_a_share(
     dev: Dev, tmp_path: Path
 ) -> None:
+    """A second worker on dev mode's broker (it stopped at once with one line before) shares
+    the partitions: executions started through it complete, and each worker holds some."""
     dev.command.wait_for_output(READY, 90)
+    port = free_port()
     worker = Command(
         braidflow(
             "worker",
@@ -139,15 +146,45 @@ def test_a_worker_beside_dev_mode_on_its_embedded_broker_refuses_with_one_line(
             "--data-dir",
             str(tmp_path / "data"),
             "--api-port",
-            str(free_port()),
-            # Dev mode's partitions: else the topics, not the broker, would stop it.
+            str(port),
+            # Dev mode's partitions: else the topics would stop it.
             "--partitions",
             "4",
+            "--handlers",
+            str(EXAMPLES / "handlers.py"),
         ),
         tmp_path,
     )
+    beside = WorkerApi(f"http://127.0.0.1:{port}", dev.owner_key)
+    apis = [dev.api.with_key(dev.owner_key), beside]
     try:
-        assert_one_line_failure(worker, "embedded broker of `braidflow dev`", dev.broker)
+
+        def ready() -> bool:
+            if worker.process.poll() is not None:
+                pytest.fail(f"the worker beside dev mode exited\n{worker.describe()}")
+            with contextlib.suppress(ApiUnreachable):
+                return beside.get("/ready").status == 200
+            return False
+
+        until(ready, "the worker beside dev mode to be ready", 90)
+        assert apis[0].deploy(BESIDE).status == 201
+        until(lambda: beside.get("/workflows/beside").status == 200, "the deploy, beside")
+        ids = {beside.start("beside", {"n": n}): n for n in range(EXECUTIONS_BESIDE)}
+        finished = wait_for_terminal(beside, ids, 60, [])
+        assert {e: v["output"] for e, v in finished.items()} == {
+            e: {"n": 2 * n} for e, n in ids.items()
+        }
+        # Asked not to forward, only the worker holding an execution has it: both hold some.
+        holders = {
+            e: [
+                i
+                for i, api in enumerate(apis)
+                if api.request("GET", f"/executions/{e}", headers={FORWARDED_HEADER: "1"}).status
+                == 200
+            ]
+            for e in ids
+        }
+        assert {tuple(h) for h in holders.values()} == {(0,), (1,)}, holders
     finally:
         worker.stop()
 
