@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -30,8 +31,9 @@ def deployment(
             worker.wait_ready()
         yield workers
     finally:
-        for worker in workers:
-            worker.stop()
+        # All at once: stopped one by one, each stop would rebalance the others first.
+        with ThreadPoolExecutor(len(workers)) as pool:
+            list(pool.map(WorkerProcess.stop, workers))
 
 
 @pytest.fixture
