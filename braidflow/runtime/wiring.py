@@ -177,7 +177,7 @@ def build_runtime(
     node_logs_projection = NodeLogProjection(
         node_logs, settings.kafka, settings.topics.logs, settings.background_fetch_wait_ms
     )
-    # A PostgreSQL schema outlives the data dir check_cluster fitted to this cluster.
+    # A PostgreSQL schema outlives the data dir adopt_data_dir fitted to this cluster.
     for model in (index, letters, audit_index, node_logs):
         adopt_cluster(model, cluster_id)
     stats = Stats(settings, parts, catalog, publisher.queue) if settings.stats else None
