@@ -11,15 +11,21 @@ import pytest
 from suite_broker import SuiteBroker
 from workers import WorkerProcess
 
+SESSION_10_S = {"BRAIDFLOW_SESSION_TIMEOUT_S": "10"}
+
 
 @contextmanager
 def deployment(
-    broker: SuiteBroker, prefix: str, tmp_path: Path, names: tuple[str, ...]
+    broker: SuiteBroker,
+    prefix: str,
+    tmp_path: Path,
+    names: tuple[str, ...],
+    env: dict[str, str] | None = None,
 ) -> Iterator[list[WorkerProcess]]:
     """Workers of one deployment (same prefix), each with its own state and API port, all
     ready; all stopped at the end."""
     workers = [
-        WorkerProcess(broker, prefix, tmp_path / name / "data", tmp_path / f"{name}.log")
+        WorkerProcess(broker, prefix, tmp_path / name / "data", tmp_path / f"{name}.log", env=env)
         for name in names
     ]
     try:
@@ -46,5 +52,8 @@ def pair(broker: SuiteBroker, prefix: str, tmp_path: Path) -> Iterator[list[Work
 @pytest.fixture
 def four(broker: SuiteBroker, prefix: str, tmp_path: Path) -> Iterator[list[WorkerProcess]]:
     """Four workers of one deployment: one transitions partition each, in the suite."""
-    with deployment(broker, prefix, tmp_path, ("first", "second", "third", "fourth")) as workers:
+    names = ("first", "second", "third", "fourth")
+    # Four on two loaded cores miss 3 s of heartbeats (at load 18 they were evicted and
+    # rebalanced every 10 s, and never finished): the production session of 10 s.
+    with deployment(broker, prefix, tmp_path, names, SESSION_10_S) as workers:
         yield workers
