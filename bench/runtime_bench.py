@@ -5,6 +5,9 @@ the same run, the bare Kafka round trip (produce, consume, produce, consume) as 
 Prints figures; never a pass/fail test. Run: `make bench-runtime` (or
 `python bench/runtime_bench.py [--broker HOST:PORT] [--kafka-config FILE] [--executions N]`).
 
+`--idle S`: after the warm-up, the worker's CPU per second over S seconds with nothing flowing
+(what polling and scanning cost while nothing is due; docs/performance.md#runtime).
+
 `--compare-stats N`: N rounds, each a worker with the stats on then one with `--no-stats`, on
 the same broker, alternating, so both see the same machine; prints what the stream analytics
 cost per transition (docs/performance.md#stats).
@@ -227,7 +230,12 @@ def cpu_seconds(pid: int | None) -> float:
 
 
 async def measure(
-    kafka: KafkaConnection, prefix: str, api: str, executions: int, pids: dict[str, int | None]
+    kafka: KafkaConnection,
+    prefix: str,
+    api: str,
+    executions: int,
+    pids: dict[str, int | None],
+    idle_s: float = 0.0,
 ) -> dict[str, float]:
     for text in (FAN, CHAIN):
         reply = Api.at(api).call("POST", "/workflows", text.encode(), "application/yaml")
@@ -251,6 +259,13 @@ async def measure(
     warm = {await start("bench-fan") for _ in range(20)}
     await producer.flush()
     await completions.wait_for(warm, 60)
+    idle = {}
+    if idle_s > 0:
+        idle_before = cpu_seconds(pids["worker"])
+        await asyncio.sleep(idle_s)
+        idle["worker_idle_cpu_ms_per_s"] = (
+            (cpu_seconds(pids["worker"]) - idle_before) * 1000 / idle_s
+        )
 
     cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
     began = time.perf_counter()
@@ -279,6 +294,7 @@ async def measure(
         **cpu,
         "chain_p50_ms": statistics.median(latencies) * 1000,
         "chain_p99_ms": _percentile(latencies, 99) * 1000,
+        **idle,
     }
 
 
@@ -288,6 +304,7 @@ def run_worker(
     executions: int,
     extra: tuple[str, ...] = (),
     with_floor: bool = True,
+    idle_s: float = 0.0,
 ) -> tuple[float, list[float], dict[str, float]]:
     """Start a worker of its own (prefix, data dir), measure it, stop it: (ready after, the
     bare round trips when `with_floor`, figures)."""
@@ -300,7 +317,7 @@ def run_worker(
             ready_s = wait_ready(api, worker)
             floor = asyncio.run(bare_round_trip(kafka)) if with_floor else []
             pids = {"worker": worker.pid, "broker": embedded.pid if embedded else None}
-            figures = asyncio.run(measure(kafka, prefix, api, executions, pids))
+            figures = asyncio.run(measure(kafka, prefix, api, executions, pids, idle_s))
         except BaseException:
             print((Path(tmp) / "worker.log").read_text()[-3000:], file=sys.stderr)
             raise
@@ -349,13 +366,17 @@ def main() -> None:
         "--compare-stats", type=int, default=0, metavar="ROUNDS",
         help="measure workers with the stats on and off (--no-stats), alternating, ROUNDS rounds",
     )  # fmt: skip
+    parser.add_argument(
+        "--idle", type=float, default=0.0, metavar="SECONDS",
+        help="also measure the worker's CPU per second over SECONDS with nothing flowing",
+    )  # fmt: skip
     args = parser.parse_args()
     kafka, embedded = bench_kafka(args)
     try:
         if args.compare_stats:
             compare_stats(kafka, embedded, args)
             return
-        ready_s, floor, figures = run_worker(kafka, embedded, args.executions)
+        ready_s, floor, figures = run_worker(kafka, embedded, args.executions, idle_s=args.idle)
     finally:
         if embedded is not None:
             embedded.stop()
@@ -376,6 +397,10 @@ def main() -> None:
     print(f"  p50                                {figures['chain_p50_ms']:8.1f} ms   (target < 50)")
     print(f"  p99                                {figures['chain_p99_ms']:8.1f} ms")
     print(f"  p50 / bare round trip              {figures['chain_p50_ms'] / floor_p50:8.1f} x")
+    if "worker_idle_cpu_ms_per_s" in figures:
+        print(f"idle worker, nothing flowing for {args.idle:.0f} s")
+        print(f"  worker CPU per second              {figures['worker_idle_cpu_ms_per_s']:8.1f} ms")
+    print(f"load average (1, 5, 15 min) at the end: {os.getloadavg()}")
 
 
 if __name__ == "__main__":

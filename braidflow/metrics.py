@@ -34,6 +34,11 @@ STEP_DURATION = Histogram(
     buckets=(0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.01, 0.05),
 )
 
+TIMER_SCANS = Counter(
+    "braidflow_timer_scans",
+    "Scans of the timers table for due timers; about one a second while none is due.",
+)
+
 DEAD_LETTERS = Counter(
     "braidflow_dead_letters",
     "Dead letters written, by kind (record: a record no part of the worker could process;"

@@ -38,6 +38,7 @@ from braidflow.engine.ids import (
     timer_keys_due_by,
 )
 from braidflow.engine.trace_context import valid_traceparent
+from braidflow.metrics import TIMER_SCANS
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +83,19 @@ def due_keys_in(db: PartitionStore, now_ms: int) -> Iterator[bytes]:
         cursor.next()
 
 
+def first_due_in(db: PartitionStore) -> int | None:
+    """When the first timer of one partition is due; None when it holds none."""
+    cursor = db.iter(ReadOptions())
+    cursor.seek_to_first()
+    # Faust's offset row sorts after every timer: a partition's first row is a timer if any is.
+    if not cursor.valid() or not is_timer_key(cursor.key()):
+        return None
+    try:
+        return parse_timer_key(cursor.key()).due_ms
+    except ValueError:
+        return None
+
+
 def due_in(db: PartitionStore, now_ms: int, limit: int) -> list[DueTimer]:
     """The first `limit` timers of one partition due at or before `now_ms`, in key order."""
     return _parsed(islice(due_keys_in(db, now_ms), max(limit, 0)))
@@ -112,6 +126,8 @@ class TimerTable:
     ) -> None:
         self._table = table
         self._partitions = partitions
+        # Told the due time of every timer written: a scanner sleeping past it wakes.
+        self.on_set: Callable[[int], None] = lambda due_ms: None
 
     def set(self, timer: DueTimer, traceparent: str | None = None) -> None:
         """Add the row for `timer`, keeping `traceparent`, the header its TimerFired will
@@ -120,6 +136,7 @@ class TimerTable:
         # the traceparent, or the timer id repeated (rows written before traces).
         value = timer.timer_id if traceparent is None else traceparent
         self._table[_order(timer)] = value.encode()
+        self.on_set(timer.due_ms)
 
     def traceparent(self, timer: DueTimer) -> str | None:
         """The header kept with `timer`'s row; None for a row without one (or gone)."""
@@ -135,6 +152,11 @@ class TimerTable:
         # that it writes the delete into the database of every partition it has.
         if self._table.get(key) is not None:
             del self._table[key]
+
+    def next_due_ms(self) -> int | None:
+        """When the first timer of the owned partitions is due; None when there is none."""
+        dues = [due for db in self._partitions().values() if (due := first_due_in(db)) is not None]
+        return min(dues, default=None)
 
     def due(self, now_ms: int, limit: int) -> list[DueTimer]:
         """The first `limit` timers due at or before `now_ms` in the owned partitions, in due order."""
@@ -199,6 +221,12 @@ class TimerScanner:
     scan, which reads past every fired row still there, could fire nothing:
     scans then come every `full_interval_s` (at 100,000 timers due, scanning
     every 50 ms took a third of the worker).
+
+    With nothing in flight and nothing more due, the scanner sleeps until the
+    first timer of the table is due, woken early when an earlier one is written
+    (`TimerTable.on_set`), and for at most `idle_interval_s`: rows restored by a
+    rebalance and a clock moved forward are not written through `set`. Scanning
+    every 50 ms with nothing due took 5% of a busy worker.
     """
 
     def __init__(
@@ -212,6 +240,7 @@ class TimerScanner:
         paused: Callable[[], bool] | None = None,
         max_in_flight: int = 5_000,
         full_interval_s: float = 0.5,
+        idle_interval_s: float = 1.0,
     ) -> None:
         if batch < 1:
             raise ValueError(f"batch must be at least 1, not {batch}")
@@ -224,6 +253,12 @@ class TimerScanner:
         self._paused = paused or (lambda: False)
         self._max_in_flight = max_in_flight
         self._full_interval_s = full_interval_s
+        self._idle_interval_s = idle_interval_s
+        # While idle: when the sleep ends (ms on `clock`), and what ends it sooner.
+        self._wake_at_ms: int | None = None
+        self._woken = asyncio.Event()
+        timers.on_set = self._written
+        self.scans = 0
         # The rows of fired timers that may still be there, with when they were fired.
         self._in_flight: dict[bytes, int] = {}
         # When a fired timer's row was last seen gone (or firing began).
@@ -248,17 +283,48 @@ class TimerScanner:
 
     async def _run(self) -> None:
         while True:
+            idle = False
             try:
                 if not self._paused():
-                    await self.scan()
+                    idle = await self.scan() < self._batch and not self._in_flight
             except Exception:
                 log.exception("timer scan failed; the next one retries")
-            full = len(self._in_flight) >= self._max_in_flight
-            await asyncio.sleep(self._full_interval_s if full else self._interval_s)
+            if idle:
+                await self._rest()
+            else:
+                full = len(self._in_flight) >= self._max_in_flight
+                await asyncio.sleep(self._full_interval_s if full else self._interval_s)
+
+    async def _rest(self) -> None:
+        """Sleep until the first timer is due, an earlier one is written, or `idle_interval_s`."""
+        now = self._clock()
+        wake_at = now + int(self._idle_interval_s * 1000)
+        try:
+            due = self._timers.next_due_ms()
+        except Exception:
+            log.exception("reading the next timer failed; scanning again soon")
+            due = now
+        if due is not None:
+            wake_at = max(min(wake_at, due), now)
+        self._wake_at_ms = wake_at
+        self._woken.clear()
+        try:
+            async with asyncio.timeout((wake_at - now) / 1000):
+                await self._woken.wait()
+        except TimeoutError:
+            pass
+        finally:
+            self._wake_at_ms = None
+
+    def _written(self, due_ms: int) -> None:
+        if self._wake_at_ms is not None and due_ms < self._wake_at_ms:
+            self._woken.set()
 
     async def scan(self) -> int:
         """One pass: fire what is due now and not in flight; the number fired."""
         now = self._clock()
+        self.scans += 1
+        TIMER_SCANS.inc()
         if not self._in_flight:
             self._progress_at = now
         # In-flight rows are still in the table, in the way: read past them. Rows are
