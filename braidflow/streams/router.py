@@ -68,7 +68,10 @@ from braidflow.topology.subscriptions import Subscription
 log = logging.getLogger(__name__)
 
 _BATCH = 200
+# How long a take waits in its thread while a commit is pending, and while nothing is:
+# each wait that ends empty is a round trip through the event loop, ten a second at 0.1 s.
 _POLL_S = 0.1
+_IDLE_POLL_S = 1.0
 # Committing after every batch put a commit request per batch on the broker while
 # lifecycle records stream past; a record read again after a crash is harmless
 # (starts are deduplicated by id), so commits wait this long between them.
@@ -93,13 +96,14 @@ def record_time(message: Any) -> int | None:
     return None if kind == confluent_kafka.TIMESTAMP_NOT_AVAILABLE or at < 0 else int(at)
 
 
-def _take(consumer: confluent_kafka.Consumer) -> list[Any]:
-    """What is there to route: wait for one record, then take what else is ready.
+def _take(consumer: confluent_kafka.Consumer, wait_s: float) -> list[Any]:
+    """What is there to route: wait up to `wait_s` for one record, then take what else is
+    ready.
 
     `consume(n, timeout)` waits the whole timeout for n records, which put 100 ms on
     every event at low load; this waits only while there is nothing at all.
     """
-    first = consumer.consume(1, _POLL_S)
+    first = consumer.consume(1, wait_s)
     if not first:
         return first
     return first + consumer.consume(_BATCH - 1, 0)
@@ -145,6 +149,10 @@ class EventRouter:
         self._assigned: frozenset[str] = frozenset()
         self._consumer: confluent_kafka.Consumer | None = None
         self._task: asyncio.Task[None] | None = None
+        # The take waiting in a thread: the consumer is closed only after it returns.
+        self._taking: asyncio.Future[list[Any]] | None = None
+        # Takes that waited in a thread; while no event flows, about one a second.
+        self.waits = 0
 
     async def start(self) -> None:
         s = self._settings
@@ -174,6 +182,10 @@ class EventRouter:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        if self._taking is not None:
+            with contextlib.suppress(Exception):
+                await self._taking
+            self._taking = None
         if self._consumer is not None:
             await asyncio.to_thread(self._consumer.close)
             self._consumer = None
@@ -241,7 +253,9 @@ class EventRouter:
                 await self._follow_lifecycle_as_needed(consumer)
                 # What librdkafka has already fetched is taken on the spot: a hop to a thread
                 # and back per batch put the router behind every busy task of the loop.
-                messages = consumer.consume(_BATCH, 0) or await asyncio.to_thread(_take, consumer)
+                messages = consumer.consume(_BATCH, 0) or await self._wait_for_records(
+                    consumer, _POLL_S if rewind or unsettled else _IDLE_POLL_S
+                )
                 if messages:
                     # An event published after a deploy was answered must meet its triggers.
                     await self._catalog.catch_up()
@@ -268,6 +282,14 @@ class EventRouter:
                     for (topic, partition), offset in rewind.items():
                         consumer.seek(confluent_kafka.TopicPartition(topic, partition, offset))
                 rewind.clear()
+
+    async def _wait_for_records(
+        self, consumer: confluent_kafka.Consumer, wait_s: float
+    ) -> list[Any]:
+        """`_take` in a thread; shielded, so that `stop` can wait for it before closing."""
+        self.waits += 1
+        self._taking = asyncio.ensure_future(asyncio.to_thread(_take, consumer, wait_s))
+        return await asyncio.shield(self._taking)
 
     async def _handle(self, message: Any) -> list[Awaitable[Any]]:
         if message.error() is not None:
