@@ -10,6 +10,10 @@ cores busy (CPU seconds per second) of the worker and, when embedded, of the bro
 Each phase prints its figures as it ends. When no execution moves on for STALL_S, the
 phase stops and prints how far it got; the bench goes on only after a stall while firing.
 
+With BRAIDFLOW_MEMORY_REPORT=DIR set, the worker writes a memory report (RocksDB, the
+Python heap's top allocation sites: braidflow/runtime/memory_report.py) after accepting,
+once restarted, and after firing; its tracing, from the restart on, slows the firing.
+
 Prints figures; never a pass/fail test. Run: `make bench-delays` (or
 `python bench/delay_bench.py [--broker HOST:PORT] [--kafka-config FILE] [--executions N]`).
 """
@@ -19,7 +23,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import signal
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -58,6 +64,7 @@ NODE_STARTED = b"braidflow.node.started"
 COMPLETED = b"braidflow.workflow.completed"
 PROGRESS_S = 30.0
 STALL_S = 120.0
+MEMORY_REPORT = "BRAIDFLOW_MEMORY_REPORT"
 
 
 def show(label: str, value: str) -> None:
@@ -118,6 +125,24 @@ class Memory:
 
 class Stalled(Exception):
     """No execution reached the awaited point for STALL_S."""
+
+
+async def memory_report(worker: subprocess.Popen[bytes], when: str) -> None:
+    """With BRAIDFLOW_MEMORY_REPORT set (braidflow/runtime/memory_report.py), ask the worker
+    for a report and wait until it is written: the first starts its tracing."""
+    directory = os.environ.get(MEMORY_REPORT)
+    if not directory:
+        return
+    before = set(Path(directory).glob("memory-*.txt"))
+    worker.send_signal(signal.SIGUSR2)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if written := set(Path(directory).glob("memory-*.txt")) - before:
+            (path,) = written
+            path.rename(path.with_name(f"{path.stem}-{when}.txt"))
+            phase(f"memory report ({when}) in {directory}")
+            return
+        await asyncio.sleep(0.2)
 
 
 def set_offset(path: Path, offset_ms: int) -> None:
@@ -268,6 +293,7 @@ async def measure(
         rss, peak = memory_mib(worker.pid)
         memory.show("worker memory then", rss)
         memory.show("worker memory, peak while accepting", peak)
+        await memory_report(worker, "accepted")
 
         phase("restarting the worker")
         stopping = time.perf_counter()
@@ -284,6 +310,7 @@ async def measure(
         show("old worker stopped (SIGTERM) after", f"{stop_s:8.1f} s")
         show("new worker ready after", f"{ready_s:8.1f} s")
         memory.show("worker memory when ready", figures["restarted_mib"])
+        await memory_report(worker, "restarted")
 
         phase(f"moving the clock {OFFSET_MS // 3_600_000} h on: every timer comes due")
         busy = Busy(pids())
@@ -310,6 +337,7 @@ async def measure(
         rss, peak = memory_mib(worker.pid)
         memory.show("worker memory then", rss)
         memory.show("worker memory, peak since the restart", peak)
+        await memory_report(worker, "fired")
         await lifecycle.stop()
     except BaseException:
         print((data_dir / "worker.log").read_text()[-3000:], file=sys.stderr)

@@ -6,6 +6,7 @@ import logging
 import signal
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import faust
 from faust.worker import Worker as FaustWorker
@@ -70,6 +71,14 @@ class Runtime:
     @property
     def app(self) -> faust.App:
         return self.parts.app
+
+    def rocksdb_databases(self) -> dict[str, list[Any]]:
+        """Per table, the RocksDB databases of its partitions open now (for memory reports)."""
+        # `_dbs` is private, but it is the only way to the per-partition databases.
+        return {
+            table.name: list(getattr(table.data, "_dbs", {}).values())
+            for table in self.app.tables.values()
+        }
 
     def run(self, loglevel: str = "warning") -> None:
         """Run until stopped; after a `fail`, raise WorkerFailed with its reason."""
