@@ -335,8 +335,6 @@ def worker(loglevel: str, **options: Any) -> None:
     """Run a worker on an existing Kafka: orchestrator, executors and the API."""
     # Imported here: Faust takes a second to import, which `validate` should not pay.
     from braidflow.runtime import WorkerFailed, build_runtime
-    from braidflow.runtime.memory_report import start_from_env
-
     settings = _settings(**options)
     try:
         runtime = build_runtime(settings)
@@ -344,7 +342,6 @@ def worker(loglevel: str, **options: Any) -> None:
         # Broker unreachable, a topic with other partitions, a handler module that
         # does not import: a message, not a stack trace.
         raise click.ClickException(f"cannot start the worker: {exc}") from None
-    start_from_env(runtime.rocksdb_databases)
     try:
         runtime.run(loglevel)
     except WorkerFailed as exc:

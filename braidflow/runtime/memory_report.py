@@ -11,7 +11,6 @@ that grew more than the traced heap is native: RocksDB, librdkafka, the allocato
 from __future__ import annotations
 
 import os
-import signal
 import time
 import tracemalloc
 from collections.abc import Callable, Iterable, Mapping
@@ -106,11 +105,13 @@ def write_report(directory: Path, tables: RocksDBTables) -> Path:
     return path
 
 
-def start_from_env(tables: RocksDBTables) -> bool:
-    """Write a report at each SIGUSR2 if `BRAIDFLOW_MEMORY_REPORT` names a directory."""
+def from_env(tables: RocksDBTables) -> Callable[[], Path] | None:
+    """What writes a report, if `BRAIDFLOW_MEMORY_REPORT` names a directory; else None.
+
+    The worker calls it at each SIGUSR2 (in place of Faust's default, a debugger).
+    """
     directory = os.environ.get(ENV_DIR)
     if not directory:
-        return False
+        return None
     Path(directory).mkdir(parents=True, exist_ok=True)
-    signal.signal(signal.SIGUSR2, lambda *_: write_report(Path(directory), tables))
-    return True
+    return lambda: write_report(Path(directory), tables)

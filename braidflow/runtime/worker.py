@@ -17,6 +17,7 @@ from braidflow.connectors.dead_letter_index import DeadLetterIndex
 from braidflow.connectors.execution_index import ExecutionIndex, ExecutionProjection
 from braidflow.connectors.lifecycle_feed import LifecycleFeed
 from braidflow.connectors.node_log_index import NodeLogIndex, NodeLogProjection
+from braidflow.runtime import memory_report
 from braidflow.streams.app import FaustParts
 from braidflow.streams.catalog import Catalog
 from braidflow.streams.clock import RuntimeClock
@@ -83,6 +84,7 @@ class Runtime:
     def run(self, loglevel: str = "warning") -> None:
         """Run until stopped; after a `fail`, raise WorkerFailed with its reason."""
         self._worker = QuietWorker(self.app, loglevel=loglevel, quiet=True, redirect_stdouts=False)
+        self._worker.memory_report = memory_report.from_env(self.rocksdb_databases)
         try:
             self._worker.execute_from_commandline()
         except SystemExit:
@@ -111,5 +113,14 @@ class QuietWorker(FaustWorker):
     a tenth of a loaded worker's time went to records nobody printed.
     """
 
+    # Written at SIGUSR2 when asked for (memory_report.py); Faust's default is a debugger.
+    memory_report: Callable[[], Any] | None = None
+
     def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
         self.spinner = None
+
+    def _on_sigusr2(self) -> None:
+        if self.memory_report is None:
+            super()._on_sigusr2()
+        else:
+            self.memory_report()

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import time
 import tracemalloc
 from pathlib import Path
 
 import pytest
 
-from braidflow.runtime.memory_report import ENV_DIR, report, rocksdb_view, start_from_env
+from braidflow.runtime.memory_report import ENV_DIR, from_env, report, rocksdb_view
+from braidflow.runtime.worker import QuietWorker
 
 SMAPS_ROLLUP = """\
 55d0c0000000-7ffd00000000 ---p 00000000 00:00 0                          [rollup]
@@ -60,25 +58,28 @@ def test_a_report_names_resident_memory_rocksdb_and_the_top_python_sites() -> No
     assert "test_memory_report.py:" in text.split("top 30 Python allocation sites:")[1]
 
 
-def test_each_sigusr2_writes_a_report_when_asked_for(
+def test_a_report_is_written_when_asked_for(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv(ENV_DIR, str(tmp_path / "reports"))
-    previous = signal.getsignal(signal.SIGUSR2)
+    write = from_env(lambda: {"timers": [Database()]})
+    assert write is not None
     try:
-        assert start_from_env(lambda: {"timers": [Database()]})
-        os.kill(os.getpid(), signal.SIGUSR2)
-        deadline = time.monotonic() + 10
-        while not list((tmp_path / "reports").iterdir()) and time.monotonic() < deadline:
-            time.sleep(0.01)
-        (written,) = (tmp_path / "reports").iterdir()
-        assert "rocksdb timers" in written.read_text()
+        written = write()
     finally:
-        signal.signal(signal.SIGUSR2, previous)
         tracemalloc.stop()
+    assert written.parent == tmp_path / "reports"
+    assert "rocksdb timers" in written.read_text()
 
 
 def test_no_report_unless_asked_for(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(ENV_DIR, raising=False)
-    assert not start_from_env(dict)
-    assert signal.getsignal(signal.SIGUSR2) is signal.SIG_DFL
+    assert from_env(dict) is None
+
+
+def test_sigusr2_writes_the_report_in_place_of_fausts_debugger() -> None:
+    worker = QuietWorker.__new__(QuietWorker)
+    written: list[bool] = []
+    worker.memory_report = lambda: written.append(True)
+    worker._on_sigusr2()
+    assert written == [True]
