@@ -172,3 +172,14 @@ def test_an_execution_has_ended_until_a_redrive_opens_it_again() -> None:
     assert not feed.ended("e1")
     feed.apply([record("e1", "workflow.parked")])
     assert not feed.ended("e1") and feed.ended("e1", frozenset({"workflow.parked"}))
+
+
+def test_kept_events_share_their_execution_id_and_type_strings() -> None:
+    # At the 100,000 events kept, a string of each per event cost about 12 MiB.
+    feed = LifecycleFeed()
+    feed.apply([record("e1", "workflow.started"), record("e1", "node.started", "nap")])
+    feed.apply([record("e2", "workflow.started")])
+    first, second = feed.of_execution("e1")
+    (other,) = feed.of_execution("e2")
+    assert first.execution_id is second.execution_id
+    assert first.type is other.type
