@@ -335,6 +335,7 @@ def worker(loglevel: str, **options: Any) -> None:
     """Run a worker on an existing Kafka: orchestrator, executors and the API."""
     # Imported here: Faust takes a second to import, which `validate` should not pay.
     from braidflow.runtime import WorkerFailed, build_runtime
+
     settings = _settings(**options)
     try:
         runtime = build_runtime(settings)
