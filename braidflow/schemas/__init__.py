@@ -21,6 +21,7 @@ from braidflow.schemas.codec import (
     encode_event,
     encode_state,
     encode_stored,
+    encode_stored_reusing,
     encode_task,
     encode_transition,
 )
@@ -39,6 +40,7 @@ from braidflow.schemas.records import (
     state_value_text,
 )
 from braidflow.schemas.store import SchemaStore, current_schema, fingerprint
+from braidflow.schemas.stored_encoding import StoredEncoding
 
 __all__ = [
     "EXECUTION_STATE",
@@ -55,6 +57,7 @@ __all__ = [
     "RecordKind",
     "SchemaStore",
     "SingleObjectFraming",
+    "StoredEncoding",
     "StoredExecution",
     "ValueRow",
     "current_schema",
@@ -68,6 +71,7 @@ __all__ = [
     "encode_event",
     "encode_state",
     "encode_stored",
+    "encode_stored_reusing",
     "encode_task",
     "encode_transition",
     "fingerprint",

@@ -29,6 +29,7 @@ from braidflow.schemas.records import (
     StoredExecution,
 )
 from braidflow.schemas.store import SchemaStore, current_schema
+from braidflow.schemas.stored_encoding import StoredEncoding, StoredWriter
 
 T = TypeVar("T")
 
@@ -107,6 +108,7 @@ _task_requests = Codec(TASK_REQUEST, _framing)
 _lifecycle_events = Codec(LIFECYCLE_EVENT, _framing)
 _states = Codec(EXECUTION_STATE, _framing)
 _stored = Codec(STORED_EXECUTION, _framing)
+_stored_writer = StoredWriter(_stored)
 _awaits = Codec(AWAIT_EVENT, _framing)
 _admissions = Codec(ADMISSION, _framing)
 
@@ -174,6 +176,14 @@ def decode_await(data: bytes) -> AwaitEvent:
 def encode_stored(stored: StoredExecution) -> bytes:
     """A value for the executions table: the state and its outbox."""
     return _stored.encode(stored)
+
+
+def encode_stored_reusing(
+    stored: StoredExecution, previous: StoredEncoding | None
+) -> StoredEncoding:
+    """`encode_stored`'s bytes, with those of the node runs `stored` shares with `previous`
+    (the encoding of the step before) copied rather than written again."""
+    return _stored_writer.encode(stored, previous)
 
 
 def decode_stored(data: bytes) -> StoredExecution:

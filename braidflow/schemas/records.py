@@ -597,8 +597,14 @@ def _unjoin_state(r: AvroRecord) -> JoinState:
 
 
 def _execution_state(s: ExecutionState) -> AvroRecord:
+    record = _execution_state_but_nodes(s)
     # The maps are keyed by node id, which each value also holds: an array
     # keeps the order and stores the id once.
+    record["nodes"] = [_node_run(n) for n in s.nodes.values()]
+    return record
+
+
+def _execution_state_but_nodes(s: ExecutionState) -> AvroRecord:
     return {
         "execution_id": s.execution_id,
         "workflow_id": s.workflow_id,
@@ -611,7 +617,6 @@ def _execution_state(s: ExecutionState) -> AvroRecord:
         "output": _state_json(s.output),
         "error": _error(s.error),
         "completed_at": s.completed_at,
-        "nodes": [_node_run(n) for n in s.nodes.values()],
         "joins": [_join_state(j) for j in s.joins.values()],
         "timers": s.timers,
         "paused": s.paused,
@@ -704,6 +709,7 @@ LIFECYCLE_EVENT: RecordKind[LifecycleEvent] = RecordKind(
 EXECUTION_STATE: RecordKind[ExecutionState] = RecordKind(
     "braidflow.ExecutionState", _execution_state, _unexecution_state
 )
+NODE_RUN: RecordKind[NodeRun] = RecordKind("braidflow.NodeRun", _node_run, _unnode_run)
 
 
 def _await_event(a: AwaitEvent) -> AvroRecord:
@@ -792,20 +798,32 @@ class StoredExecution:
 
 
 def _stored_execution(s: StoredExecution) -> AvroRecord:
-    return {
-        "state": _execution_state(s.state),
-        "outbox": [
-            {
-                "kind": e.kind,
-                "id": e.id,
-                "value": e.value,
-                "topic": e.topic,
-                "key": e.key,
-                "traceparent": e.traceparent,
-            }
-            for e in s.outbox
-        ],
-    }
+    return {"state": _execution_state(s.state), "outbox": _outbox(s.outbox)}
+
+
+def _outbox(entries: tuple[OutboxEntry, ...]) -> list[AvroRecord]:
+    return [
+        {
+            "kind": e.kind,
+            "id": e.id,
+            "value": e.value,
+            "topic": e.topic,
+            "key": e.key,
+            "traceparent": e.traceparent,
+        }
+        for e in entries
+    ]
+
+
+def stored_execution_but_nodes(s: StoredExecution) -> AvroRecord:
+    """The fields of a stored execution's state but `nodes`, and its `outbox`, as one flat record.
+
+    For `stored_encoding`, which writes the node runs apart: the state's fields
+    and the outbox are written by two schemas cut from StoredExecution's.
+    """
+    record = _execution_state_but_nodes(s.state)
+    record["outbox"] = _outbox(s.outbox)
+    return record
 
 
 def _unstored_execution(r: AvroRecord) -> StoredExecution:

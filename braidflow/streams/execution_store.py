@@ -33,7 +33,14 @@ from braidflow.engine.trace_context import (
     record_traceparent,
     timer_traceparent,
 )
-from braidflow.schemas import CodecError, OutboxEntry, StoredExecution, decode_stored, encode_stored
+from braidflow.schemas import (
+    CodecError,
+    OutboxEntry,
+    StoredEncoding,
+    StoredExecution,
+    decode_stored,
+    encode_stored_reusing,
+)
 from braidflow.schemas.cloudevents import CloudEventError
 from braidflow.streams.items import ChunkTooLarge, ItemStore
 from braidflow.streams.outbox import Outbox, outbox_entry
@@ -106,7 +113,7 @@ class _Staged:
     # Each with the traceparent its TimerFired will carry.
     timers_set: tuple[tuple[DueTimer, str], ...]
     value_rows: Mapping[bytes, bytes]
-    encoded: bytes | None
+    encoded: StoredEncoding | None
     dropped_rows: frozenset[bytes]
     # What the step emitted, or (when the state did not change) what is sent again.
     sends: Sequence[OutboxEntry]
@@ -140,7 +147,9 @@ class ExecutionStore:
         self.max_row_bytes = max_row_bytes
         self.items = ItemStore(max_row_bytes=max_row_bytes)
         self.values = ValueRows(max_row_bytes=max_row_bytes)
-        self._decoded: OrderedDict[bytes, tuple[bytes, StoredExecution, Loaded]] = OrderedDict()
+        self._decoded: OrderedDict[bytes, tuple[StoredEncoding, StoredExecution, Loaded]] = (
+            OrderedDict()
+        )
 
     def begin(self, key: bytes, table: MutableMapping[bytes, bytes]) -> ExecutionTransaction:
         """Open a transaction on the execution under `key`, loaded from `table` (or none yet).
@@ -151,9 +160,9 @@ class ExecutionStore:
         if raw is None:
             return ExecutionTransaction(self, key, table, None, None, None)
         cached = self._decoded.get(key)
-        if cached is not None and cached[0] == raw:
+        if cached is not None and cached[0].data == raw:
             self._decoded.move_to_end(key)
-            return ExecutionTransaction(self, key, table, raw, cached[1], cached[2])
+            return ExecutionTransaction(self, key, table, cached[0], cached[1], cached[2])
         try:
             row = decode_stored(raw)
             state = filled_in(row.state, table)
@@ -161,11 +170,15 @@ class ExecutionStore:
             raise Unreadable(f"the stored execution is unreadable: {exc}") from None
         stored = replace(row, state=state)
         loaded = Loaded(state, row.state)
-        self._remember(key, raw, stored, loaded)
-        return ExecutionTransaction(self, key, table, raw, stored, loaded)
+        encoding = StoredEncoding(raw)
+        self._remember(key, encoding, stored, loaded)
+        return ExecutionTransaction(self, key, table, encoding, stored, loaded)
 
-    def _remember(self, key: bytes, raw: bytes, stored: StoredExecution, loaded: Loaded) -> None:
-        self._decoded[key] = (raw, stored, loaded)
+    def _remember(
+        self, key: bytes, encoding: StoredEncoding, stored: StoredExecution, loaded: Loaded
+    ) -> None:
+        # The encoding too: the next step copies the bytes of the node runs it keeps.
+        self._decoded[key] = (encoding, stored, loaded)
         self._decoded.move_to_end(key)
         if len(self._decoded) > DECODED_CACHE_SIZE:
             self._decoded.popitem(last=False)
@@ -177,21 +190,30 @@ class ExecutionStore:
 class ExecutionTransaction:
     """One record's work on one execution: loaded at `begin`, staged, committed once."""
 
-    __slots__ = ("_committed", "_key", "_raw", "_staged", "_store", "_table", "loaded", "stored")
+    __slots__ = (
+        "_committed",
+        "_encoding",
+        "_key",
+        "_staged",
+        "_store",
+        "_table",
+        "loaded",
+        "stored",
+    )
 
     def __init__(
         self,
         store: ExecutionStore,
         key: bytes,
         table: MutableMapping[bytes, bytes],
-        raw: bytes | None,
+        encoding: StoredEncoding | None,
         stored: StoredExecution | None,
         loaded: Loaded | None,
     ) -> None:
         self._store = store
         self._key = key
         self._table = table
-        self._raw = raw
+        self._encoding = encoding
         self.stored = stored
         self.loaded = loaded
         self._staged: _Staged | None = None
@@ -244,9 +266,9 @@ class ExecutionTransaction:
             offloaded = store.values.offload(state, self.loaded, self._table)
         except ValueTooLarge as exc:
             raise self._too_large(exc.what, exc.size, transition) from None
-        encoded = encode_stored(StoredExecution(offloaded.state, outbox))
-        if len(encoded) > store.max_row_bytes:
-            raise self._too_large("the execution's state", len(encoded), transition)
+        encoded = encode_stored_reusing(StoredExecution(offloaded.state, outbox), self._encoding)
+        if len(encoded.data) > store.max_row_bytes:
+            raise self._too_large("the execution's state", len(encoded.data), transition)
         deleted, added = self._timers_changed(state)
         loaded = Loaded(state, offloaded.state)
         dropped = (
@@ -284,7 +306,9 @@ class ExecutionTransaction:
         # Read now, so that a row gone since the load fails here and not halfway through a commit.
         value_rows = {key: table[key] for key in named_rows(self.loaded.row_form)}
         sends = store.outbox.acknowledged.pending(self.stored.outbox)
-        self._staged = _Staged({}, deleted, (), value_rows, self._raw, frozenset(), sends, None)
+        self._staged = _Staged(
+            {}, deleted, (), value_rows, self._encoding, frozenset(), sends, None
+        )
 
     async def commit(self, node_types: Mapping[str, str] | None = None) -> None:
         """Write what is staged, in the order the guarantees need, then send its records.
@@ -312,7 +336,7 @@ class ExecutionTransaction:
         for row_key, value in staged.value_rows.items():  # Faust's tables have no `update`
             table[row_key] = value
         if staged.encoded is not None:
-            table[key] = staged.encoded
+            table[key] = staged.encoded.data
         for row_key in staged.dropped_rows:
             table.pop(row_key, None)
         kept = staged.kept

@@ -142,6 +142,11 @@ class ValueRows:
         for node_id, run in state.nodes.items():
             old_run = old.nodes.get(node_id) if old is not None else None
             old_held = old_form.nodes.get(node_id) if old_form is not None else None
+            if run is old_run and old_held is not None:
+                # The very row form stored before: its Avro bytes are reused (stored_encoding).
+                nodes[node_id] = old_held
+                moved = moved or old_held is not run
+                continue
             nodes[node_id] = _with(
                 run,
                 held(

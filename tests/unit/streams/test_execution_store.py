@@ -4,6 +4,7 @@ loaded, staged, refused before any write when it cannot be stored, committed in 
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -15,13 +16,14 @@ from braidflow.engine import (
     ItemsChunk,
     ItemsCollected,
     LifecycleEvent,
+    NodeRun,
     StartExecution,
     StepResult,
     TimerFired,
 )
 from braidflow.engine.ids import timer_key
 from braidflow.engine.trace_context import ExecutionTrace
-from braidflow.schemas import decode_stored, decode_transition
+from braidflow.schemas import decode_stored, decode_transition, encode_stored
 from braidflow.streams.execution_store import ExecutionStore, Unreadable, Unstorable
 from braidflow.streams.items import chunk_key
 from braidflow.streams.outbox import Outbox
@@ -110,6 +112,25 @@ async def test_the_next_transaction_loads_what_was_committed_also_on_another_wor
     other = Parts()
     other.table.update(parts.table)
     assert other.store.begin(KEY, other.table).state == new
+
+
+async def test_steps_that_keep_node_runs_write_the_row_a_whole_encoding_writes() -> None:
+    parts = Parts()
+    fetch = NodeRun("fetch", "completed", 1, {"n": 1}, BIG, started_at=T0)
+    nodes = {"fetch": fetch, "notify": NodeRun("notify", "running", 1, started_at=T0)}
+    for attempt in (1, 2, 3):
+        execution = parts.store.begin(KEY, parts.table)
+        # Each step keeps `fetch` (the same object) and changes `notify`.
+        nodes = {**nodes, "notify": NodeRun("notify", "running", attempt, {"try": attempt})}
+        new = replace(state(input={"n": 1}, nodes=nodes), updated_at=T0 + attempt)
+        execution.stage(START, StepResult(new, (STARTED,)))
+        await execution.commit()
+        row = parts.table[KEY]
+        assert row == encode_stored(decode_stored(row))
+        assert parts.store.begin(KEY, parts.table).state == new
+        other = Parts()
+        other.table.update(parts.table)
+        assert other.store.begin(KEY, other.table).state == new
 
 
 async def test_value_rows_and_timers_are_written_with_the_state_row_ahead_of_it() -> None:

@@ -73,6 +73,23 @@ def test_a_value_kept_by_the_step_is_not_written_again() -> None:
     assert rows.offload(rebuilt, before, table).rows == {}
 
 
+def test_a_run_the_step_kept_keeps_its_stored_form_so_its_bytes_are_reused() -> None:
+    table: dict[bytes, bytes] = {}
+    rows = ValueRows()
+    first = state(each=(BIG, None), small=(1, 2))
+    offloaded = rows.offload(first, None, table)
+    table.update(offloaded.rows)
+    before = Loaded(first, offloaded.state)
+    second = replace(
+        first, nodes={**first.nodes, "small": replace(first.nodes["small"], attempt=2)}
+    )
+    again = rows.offload(second, before, table)
+    # The very object stored before: the store copies its Avro bytes (stored_encoding).
+    assert again.state.nodes["each"] is offloaded.state.nodes["each"]
+    assert type(again.state.nodes["each"].input) is ValueRow
+    assert again.state.nodes["small"] is second.nodes["small"]
+
+
 def test_a_row_no_longer_named_is_known_to_go() -> None:
     table: dict[bytes, bytes] = {}
     rows = ValueRows()
