@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run dry-run test lint chromium screenshots bench bench-runtime bench-events bench-delays bench-live bench-peer redis-server clean
+.PHONY: install run dry-run test lint chromium screenshots bench bench-runtime bench-dev-ready bench-events bench-delays bench-live bench-peer redis-server clean
 
 install: $(STAMP)
 
@@ -51,6 +51,9 @@ bench: install
 
 bench-runtime: install
 	$(BIN)/python bench/runtime_bench.py
+
+bench-dev-ready: install
+	$(BIN)/python bench/dev_ready_bench.py
 
 bench-events: install
 	$(BIN)/python bench/event_bench.py
