@@ -11,6 +11,7 @@ from faust.transport.drivers import aiokafka as faust_aiokafka
 
 from braidflow.config import Settings
 from braidflow.streams.partitioner import KeyPartitioner
+from braidflow.streams.quick_start import patch_start_waits
 
 _FETCH_MAX_WAIT_MS: dict[int, int] = {}
 
@@ -143,6 +144,7 @@ def create_app(settings: Settings) -> FaustParts:
     _patch_fetch_wait()
     _patch_seek_to_committed()
     _patch_perform_seek()
+    patch_start_waits()
     # Faust creates its data directory without parents.
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     topics = settings.topics
