@@ -39,8 +39,25 @@ from braidflow.streams.topics import ensure_topics, trigger_topics
 from braidflow.topology import DefinitionError, load_workflow
 
 DEFAULT_BROKER_PORT = 9092
+# The local state of a session on the embedded broker is kept in memory, as the broker keeps
+# its topics, when this has room: created on disk, its 28 RocksDB databases and 4 SQLite
+# files took 1 - 2.5 s of the start to write and sync (docs/performance.md), for state that
+# is thrown away when the session ends.
+MEMORY_DIR = Path("/dev/shm")
+MEMORY_DIR_MIN_FREE = 1 << 30
 # How long "ready" waits for the event router to follow the examples' events topics.
 ROUTER_WAIT_S = 15.0
+
+
+def _memory_dir() -> Path | None:
+    """Where a session's local state goes: MEMORY_DIR when it is there with room to spare
+    (a container's is often 64 MiB), else None, the system's temporary directory."""
+    try:
+        room = shutil.disk_usage(MEMORY_DIR).free
+    except OSError:
+        return None
+    writable = os.access(MEMORY_DIR, os.W_OK | os.X_OK)
+    return MEMORY_DIR if writable and room >= MEMORY_DIR_MIN_FREE else None
 
 
 def _sample_input(example: Path) -> Any:
@@ -56,14 +73,20 @@ def _definitions(directory: Path) -> list[Path]:
     return [p for p in sorted(directory.glob("*.yaml")) if not p.name.endswith(".answers.yaml")]
 
 
-def _example_files(examples: Path) -> list[Path]:
-    """What dev mode deploys, in order: the top-level examples, then each example department
-    (a directory with a department.yaml) before its workflows."""
-    files = _definitions(examples)
+def _example_batches(examples: Path) -> list[list[Path]]:
+    """What dev mode deploys, in batches deployed one after the other, the files of a batch
+    at once: the top-level examples, then each example department (a directory with a
+    department.yaml) before its workflows."""
+    batches = [_definitions(examples)]
     for department in sorted(examples.glob(f"*/{DEPARTMENT_FILE}")):
-        files.append(department)
-        files.extend(p for p in _definitions(department.parent) if p != department)
-    return files
+        batches.append([department])
+        batches.append([p for p in _definitions(department.parent) if p != department])
+    return batches
+
+
+def _example_files(examples: Path) -> list[Path]:
+    """What dev mode deploys, in order (`_example_batches`, one after the other)."""
+    return [path for batch in _example_batches(examples) for path in batch]
 
 
 def _trigger_topics(settings: Settings, examples: Path) -> list[NewTopic]:
@@ -90,18 +113,25 @@ def _deploy_examples(
             return
         runtime.app.add_future(_keep(runner))
         demo_url = f"http://{DEMO_HOST}:{demo_port}"
-        deployed = []
-        for path in _example_files(examples):
+
+        async def deploy_one(path: Path) -> tuple[str, Any] | None:
             text = pointed_at(path.read_text(), demo_url)
             try:
                 if path.name == DEPARTMENT_FILE:
                     await runtime.catalog.deploy_department(text, runtime.clock())
-                    continue
+                    return None
                 deployment, _ = await runtime.catalog.deploy(text, runtime.clock())
             except DefinitionError as exc:
                 click.echo(f"skipped {path}: {exc}", err=True)
-                continue
-            deployed.append((deployment.workflow_id, _sample_input(path)))
+                return None
+            return deployment.workflow_id, _sample_input(path)
+
+        deployed = []
+        # A deployment waits to read its record back, up to a background fetch wait: one
+        # after the other, the examples took a second (docs/performance.md).
+        for batch in _example_batches(examples):
+            done = await asyncio.gather(*(deploy_one(path) for path in batch))
+            deployed += [one for one in done if one is not None]
         # "Ready" once an event published to them starts its workflows at once.
         if not await runtime.router.following((t.topic for t in topics), ROUTER_WAIT_S):
             click.echo("the event router does not follow the events topics yet", err=True)
@@ -185,9 +215,10 @@ def run_dev(
                     f" 127.0.0.1:{port}"
                 )
             broker = stack.enter_context(EmbeddedBroker(port=port))
-            data_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="braidflow-")))
             # A fresh in-memory broker needs fresh local state: old RocksDB rows would
             # describe executions this broker never saw.
+            fresh = tempfile.TemporaryDirectory(prefix="braidflow-", dir=_memory_dir())
+            data_dir = Path(stack.enter_context(fresh))
             settings = replace(
                 settings, kafka=KafkaConnection.plain(broker.address), data_dir=data_dir
             )
@@ -201,4 +232,9 @@ def run_dev(
         ensure_topics(settings, topics)
         runtime = build_runtime(settings)
         runtime.on_ready.append(_deploy_examples(examples, topics, demo_port, _helpdesk_token()))
+        if embedded:
+            # The router's group join (a second on the embedded broker) goes on while the
+            # worker starts, instead of after it; a new broker holds no deployment yet
+            # whose triggers the router's subscription would have to include.
+            runtime.router.join()
         runtime.run(loglevel)

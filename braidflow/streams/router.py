@@ -154,9 +154,16 @@ class EventRouter:
         # Takes that waited in a thread; while no event flows, about one a second.
         self.waits = 0
 
-    async def start(self) -> None:
+    def join(self) -> confluent_kafka.Consumer:
+        """Subscribe, without routing yet: librdkafka's threads join the group meanwhile.
+
+        Dev mode joins before the worker starts, so that the join overlaps the worker's
+        own; `start` joins when this did not. Records are read once `start` routes them.
+        """
+        if self._consumer is not None:
+            return self._consumer
         s = self._settings
-        self._consumer = confluent_kafka.Consumer(
+        consumer = confluent_kafka.Consumer(
             s.kafka.confluent(
                 {
                     "group.id": f"{s.prefix}-router",
@@ -174,8 +181,12 @@ class EventRouter:
             )
         )
         self._following_lifecycle = self._lifecycle_wanted()
-        self._subscribe(self._consumer)
-        self._task = asyncio.create_task(self._run(self._consumer))
+        self._subscribe(consumer)
+        self._consumer = consumer
+        return consumer
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(self.join()))
 
     async def stop(self) -> None:
         if self._task is not None:

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from braidflow import dev
 from braidflow.connectors.demo_services import HELPDESK_TOKEN_ENV
-from braidflow.dev import _example_files, _helpdesk_token
+from braidflow.dev import _example_batches, _example_files, _helpdesk_token, _memory_dir
 
 
 def test_a_department_is_deployed_before_its_workflows_after_the_top_level(
@@ -26,6 +27,34 @@ def test_a_department_is_deployed_before_its_workflows_after_the_top_level(
         "support/department.yaml",
         "support/a.yaml",
     ]
+
+
+def test_examples_deploy_at_once_in_batches_a_department_alone_before_its_workflows(
+    tmp_path: Path,
+) -> None:
+    for name in ("b.yaml", "a.yaml", "support/department.yaml", "support/c.yaml", "support/d.yaml"):
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_text("")
+    batches = [[str(p.relative_to(tmp_path)) for p in b] for b in _example_batches(tmp_path)]
+    assert batches == [
+        ["a.yaml", "b.yaml"],
+        ["support/department.yaml"],
+        ["support/c.yaml", "support/d.yaml"],
+    ]
+
+
+def test_a_dev_sessions_local_state_is_kept_in_memory_when_there_is_room(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(dev, "MEMORY_DIR", tmp_path)
+    monkeypatch.setattr(dev, "MEMORY_DIR_MIN_FREE", 1)
+    assert _memory_dir() == tmp_path
+    # A container's small /dev/shm, or none at all: the system's temporary directory.
+    monkeypatch.setattr(dev, "MEMORY_DIR_MIN_FREE", 1 << 60)
+    assert _memory_dir() is None
+    monkeypatch.setattr(dev, "MEMORY_DIR", tmp_path / "absent")
+    monkeypatch.setattr(dev, "MEMORY_DIR_MIN_FREE", 1)
+    assert _memory_dir() is None
 
 
 def test_dev_keeps_a_helpdesk_credential_the_worker_was_given(
