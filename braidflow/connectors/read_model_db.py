@@ -34,14 +34,15 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-import psycopg
 from aiokafka import TopicPartition
-from psycopg import sql
 
 from braidflow.config import POSTGRES_SCHEMES
 from braidflow.connectors.read_model_facts import FACTS_SCHEMA
+
+if TYPE_CHECKING:
+    import psycopg
 
 T = TypeVar("T")
 
@@ -190,6 +191,10 @@ class ReadModelDb:
 
     def _connect_pg(self) -> psycopg.Connection[Any]:
         assert isinstance(self.location, PostgresLocation)
+        # Imported only here: psycopg took a sixth of a second of every start on SQLite.
+        import psycopg
+        from psycopg import sql
+
         conn = psycopg.connect(self.location.url, autocommit=True)
         name = sql.Identifier(self.location.schema)
         with conn.transaction():
@@ -297,6 +302,8 @@ class ReadModelDb:
         """`call`, made once more on a new connection when the server dropped this one (a
         restart, a failover): nothing of a failed transaction was stored, and the read
         models' writes are idempotent, so doing it again is safe."""
+        import psycopg  # loaded by `_connect_pg` already: only PostgreSQL has this thread
+
         try:
             return call(*args, **kwargs)
         except psycopg.OperationalError:

@@ -37,35 +37,20 @@ from opentelemetry.trace import (
     set_span_in_context,
 )
 
+from braidflow.connectors.trace_settings import exporter_names, tracing_wanted
 from braidflow.engine import ExecutionState, StepResult
 from braidflow.engine.trace_context import SpanEnd, ended_spans
 
 log = logging.getLogger(__name__)
 
-_ENDPOINTS = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
 _NS_PER_MS = 1_000_000
-
-
-def tracing_wanted(environ: Mapping[str, str]) -> bool:
-    """Whether the `OTEL_*` variables ask for spans to be exported."""
-    if environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
-        return False
-    exporters = _exporter_names(environ)
-    if exporters == ["none"]:
-        return False
-    return bool(exporters) or any(environ.get(name, "").strip() for name in _ENDPOINTS)
-
-
-def _exporter_names(environ: Mapping[str, str]) -> list[str]:
-    raw = environ.get("OTEL_TRACES_EXPORTER", "")
-    return [name.strip().lower() for name in raw.split(",") if name.strip()]
 
 
 def exporters_from_environment(environ: Mapping[str, str]) -> list[SpanExporter]:
     """The exporters `OTEL_TRACES_EXPORTER` names (default: otlp); ValueError for one
     braidflow does not ship."""
     exporters: list[SpanExporter] = []
-    for name in _exporter_names(environ) or ["otlp"]:
+    for name in exporter_names(environ) or ["otlp"]:
         if name == "otlp":
             exporters.append(_otlp_exporter(environ))
         elif name == "console":

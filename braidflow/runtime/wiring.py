@@ -22,14 +22,13 @@ from braidflow.connectors.broker import bind_error, is_embedded_cluster
 from braidflow.connectors.dead_letter_index import DeadLetterIndex, DeadLetterProjection
 from braidflow.connectors.execution_index import ExecutionIndex, ExecutionProjection
 from braidflow.connectors.http import HttpNodeClient
-from braidflow.connectors.identity import identity_provider
 from braidflow.connectors.lifecycle_feed import LifecycleFeed
 from braidflow.connectors.local_state import adopt_data_dir, cluster_id_of
 from braidflow.connectors.metrics import observe_step
 from braidflow.connectors.node_log_index import NodeLogIndex, NodeLogProjection
 from braidflow.connectors.read_model_db import ReadModelLocation, read_model_location
 from braidflow.connectors.read_model_facts import adopt_cluster
-from braidflow.connectors.traces import StepSpans
+from braidflow.connectors.trace_settings import tracing_wanted
 from braidflow.engine import TimerFired, ids
 from braidflow.engine.ids import execution_id_for
 from braidflow.engine.trace_context import HEADER as TRACEPARENT
@@ -98,7 +97,11 @@ def build_runtime(
     if not settings.authentication and (problem := off_problem(settings.api_host)):
         raise RuntimeError(problem)
     # A bearer credential that is not an API key: the identity provider's token, if set.
-    token_verifier = token_verifier or identity_provider(settings)
+    if token_verifier is None and settings.jwks_url:
+        # Imported only then: jwt and cryptography took a tenth of a second of every start.
+        from braidflow.connectors.identity import identity_provider
+
+        token_verifier = identity_provider(settings)
     _check_api_port(settings)
     cluster_id = cluster_id_of(settings.kafka)
     adopt_data_dir(settings.data_dir, cluster_id)
@@ -124,7 +127,12 @@ def build_runtime(
         max_state_bytes=settings.max_value_bytes,
     )
     orchestrator.on_step = observe_step
-    spans = StepSpans.from_environment(os.environ)
+    spans = None
+    if tracing_wanted(os.environ):
+        # Imported only then: the OpenTelemetry SDK took 0.15 - 0.25 s of every start.
+        from braidflow.connectors.traces import StepSpans
+
+        spans = StepSpans.from_environment(os.environ)
     if spans is not None:
         orchestrator.on_applied = spans.observe
     http = HttpNodeClient()

@@ -14,8 +14,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import cel
-
+from braidflow.topology.cel_package import cel
 from braidflow.topology.secret_references import SECRET_HOLE, escape_dollars, reference
 
 # `nodes.<id>` holds `output`, `status` and `error` (`{type, message}` when it failed, else
