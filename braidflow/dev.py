@@ -15,6 +15,8 @@ import secrets
 import shutil
 import sys
 import tempfile
+import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -132,9 +134,12 @@ def _deploy_examples(
         for batch in _example_batches(examples):
             done = await asyncio.gather(*(deploy_one(path) for path in batch))
             deployed += [one for one in done if one is not None]
-        # "Ready" once an event published to them starts its workflows at once.
+        # "Ready" once an event published to them starts its workflows at once, and the
+        # executor runs their tasks at once (its group joins while the examples deploy).
         if not await runtime.router.following((t.topic for t in topics), ROUTER_WAIT_S):
             click.echo("the event router does not follow the events topics yet", err=True)
+        if not await _until(runtime.executor.joined, ROUTER_WAIT_S):
+            click.echo("the executor has not joined its group yet", err=True)
         cli = cli_command(sys.argv[0], sys.executable, shutil.which("braidflow"))
         key, key_file = await _owner_key(runtime)
         settings = runtime.settings
@@ -143,6 +148,16 @@ def _deploy_examples(
         )
 
     return deploy
+
+
+async def _until(done: Callable[[], bool], timeout_s: float) -> bool:
+    """Wait until `done()`; False if it is not within `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while not done():
+        if time.monotonic() >= deadline:
+            return False
+        await asyncio.sleep(0.05)
+    return True
 
 
 async def _owner_key(runtime: Runtime) -> tuple[str | None, Path | None]:

@@ -181,6 +181,10 @@ class Executor:
         keepalive_s = settings.rebalance_timeout_s / 3  # well inside max_poll_interval
         self._loops = [asyncio.create_task(self._poll(consumer, keepalive_s))]
 
+    def joined(self) -> bool:
+        """Whether this executor is assigned partitions of the tasks topic: its group joined."""
+        return self._consumer is not None and bool(self._consumer.assignment())
+
     async def stop(self, grace_s: float = STOP_GRACE_S) -> None:
         """Stop taking tasks, give those in flight `grace_s` to finish, commit what is done, leave."""
         consumer = self._consumer

@@ -84,6 +84,18 @@ async def running(
         await asyncio.wait_for(executor.stop(grace_s=0.5), WAIT_S)
 
 
+async def test_an_executor_tells_once_its_group_has_assigned_it_the_tasks_topic(
+    settings: Settings, http_client: HttpNodeClient
+) -> None:
+    results = Results()
+    executor = Executor(
+        settings, TaskRegistry(), http_client, results.send, results.dead_letter, lambda: NOW
+    )
+    assert not executor.joined()
+    async with running(settings, TaskRegistry(), http_client, results) as executor:
+        await results.until(executor.joined, "the executor's group join")
+
+
 def request(execution_id: str, handler: str | None = "echo", **fields: Any) -> TaskRequest:
     values: dict[str, Any] = {
         "execution_id": execution_id,
