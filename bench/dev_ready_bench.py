@@ -2,6 +2,8 @@
 start to `GET /api/v1/ready` answering 200 (embedded broker, worker, API, examples deployed),
 then how long an event published at that moment takes to start its workflow (the
 `ticket.opened` of the ticket-escalation example, to its execution in the workflow's list).
+Beside the time, the CPU time dev mode's process had used when ready (Linux, from /proc):
+on a shared machine it drifts far less than the time does.
 
 Prints figures; never a pass/fail test. Run: `make bench-dev-ready` (or
 `python bench/dev_ready_bench.py [--runs N] [--compare TREE]`).
@@ -45,9 +47,18 @@ def _poll(check: object, began: float, process: subprocess.Popen[bytes]) -> floa
     raise RuntimeError(f"not done within {DEADLINE_S:.0f} s")
 
 
-def one_run(tree: Path | None) -> tuple[float, float]:
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) process `pid` has used so far; 0 where /proc is missing."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def one_run(tree: Path | None) -> tuple[float, float, float]:
     """Start `braidflow dev` (from `tree` when given), measure it, stop it: (ready after,
-    an event published at ready started its workflow after)."""
+    CPU time used by then, an event published at ready started its workflow after)."""
     with tempfile.TemporaryDirectory(prefix="braidflow-dev-ready-") as tmp:
         home = Path(tmp)
         env = {k: v for k, v in os.environ.items() if not k.startswith("BRAIDFLOW_")}
@@ -69,6 +80,7 @@ def one_run(tree: Path | None) -> tuple[float, float]:
         try:
             api = Api.at(f"127.0.0.1:{port}")
             ready_s = _poll(lambda: api.call("GET", "/ready").status == 200, began, process)
+            cpu_s = cpu_seconds(process.pid)
             found = OWNER_KEY.search(output.read_text())
             api = Api.at(api.base, found.group(1) if found else None)
             published = time.monotonic()
@@ -89,7 +101,7 @@ def one_run(tree: Path | None) -> tuple[float, float]:
         finally:
             process.terminate()
             process.wait(timeout=60)
-    return ready_s, started_s
+    return ready_s, cpu_s, started_s
 
 
 def main() -> None:
@@ -103,23 +115,35 @@ def main() -> None:
     trees: list[tuple[str, Path | None]] = [("this", None)]
     if args.compare is not None:
         trees.insert(0, (str(args.compare), args.compare.resolve()))
-    figures: dict[str, list[float]] = {name: [] for name, _ in trees}
+    ready: dict[str, list[float]] = {name: [] for name, _ in trees}
+    cpu: dict[str, list[float]] = {name: [] for name, _ in trees}
     for round_ in range(args.runs):
         for name, tree in trees:
-            ready_s, started_s = one_run(tree)
-            figures[name].append(ready_s)
+            ready_s, cpu_s, started_s = one_run(tree)
+            ready[name].append(ready_s)
+            cpu[name].append(cpu_s)
             load = os.getloadavg()[0]
             print(
-                f"  run {round_ + 1} {name:>12}  ready after {ready_s:5.2f} s  an event at ready"
-                f" started its workflow after {started_s:5.2f} s  load {load:4.1f}",
+                f"  run {round_ + 1} {name:>12}  ready after {ready_s:5.2f} s (CPU {cpu_s:4.2f} s)"
+                f"  an event at ready started its workflow after {started_s:5.2f} s"
+                f"  load {load:4.1f}",
                 flush=True,
             )
     print("braidflow dev, process start to GET /api/v1/ready 200, median of the runs:")
-    for name, got in figures.items():
-        print(f"  {name:>12}  {statistics.median(got):5.2f} s  ({min(got):.2f} - {max(got):.2f})")
+    for name in ready:
+        got = ready[name]
+        print(
+            f"  {name:>12}  {statistics.median(got):5.2f} s  ({min(got):.2f} - {max(got):.2f}),"
+            f" CPU {statistics.median(cpu[name]):4.2f} s"
+        )
     if args.compare is not None:
-        before, after = (statistics.median(got) for got in figures.values())
-        print(f"  this / {args.compare}: {after / before:4.2f} x")
+        (before, after), (cpu_before, cpu_after) = (
+            [statistics.median(got) for got in figures.values()] for figures in (ready, cpu)
+        )
+        print(
+            f"  this / {args.compare}: ready {after / before:4.2f} x,"
+            f" CPU {cpu_after / cpu_before:4.2f} x"
+        )
 
 
 if __name__ == "__main__":
