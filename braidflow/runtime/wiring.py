@@ -357,4 +357,23 @@ def build_runtime(
                 spans.shutdown()
 
     parts.app.service(WorkerServices)
+    if dev_worker:
+        parts.app.add_dependency(ExecutorJoin(executor))
     return runtime
+
+
+class ExecutorJoin(mode.Service):
+    """Dev mode's worker: the executor joins its group as the app starts, beside the app's
+    own join rather than after it (a fresh broker leaves nothing to recover in between);
+    it takes tasks once the worker's services start, as every worker's does."""
+
+    def __init__(self, executor: Executor) -> None:
+        super().__init__()
+        self._executor = executor
+
+    async def on_start(self) -> None:
+        await self._executor.join()
+
+    async def on_stop(self) -> None:
+        # Stopped before its services started (they stop the executor otherwise).
+        await self._executor.stop()

@@ -155,8 +155,14 @@ class Executor:
         self._loops: list[asyncio.Task[None]] = []
         self._draining = False
 
-    async def start(self) -> None:
-        """Join the executor group and start running tasks."""
+    async def join(self) -> None:
+        """Join the executor group, without taking tasks yet: `start` takes them.
+
+        Dev mode's worker joins while the worker joins its own group (a fresh broker leaves
+        it nothing to recover); every other worker joins in `start`, once it has recovered.
+        """
+        if self._consumer is not None:
+            return
         settings = self._settings
         session_ms = int(settings.session_timeout_s * 1000)
         # The rebalance timeout is also how long a group join takes on some brokers
@@ -173,13 +179,18 @@ class Executor:
             rebalance_timeout_ms=rebalance_ms,
             max_poll_interval_ms=int(settings.max_poll_interval_s * 1000),
         )
-        capture_handler_logging()
         await consumer.start()
         self._commits.follow(consumer, [settings.topics.tasks])
         self._consumer = consumer
+
+    async def start(self) -> None:
+        """Join the executor group (unless `join` did) and start running tasks."""
+        await self.join()
+        assert self._consumer is not None
+        capture_handler_logging()
         self._draining = False
-        keepalive_s = settings.rebalance_timeout_s / 3  # well inside max_poll_interval
-        self._loops = [asyncio.create_task(self._poll(consumer, keepalive_s))]
+        keepalive_s = self._settings.rebalance_timeout_s / 3  # well inside max_poll_interval
+        self._loops = [asyncio.create_task(self._poll(self._consumer, keepalive_s))]
 
     def joined(self) -> bool:
         """Whether this executor is assigned partitions of the tasks topic: its group joined."""

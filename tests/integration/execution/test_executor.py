@@ -96,6 +96,30 @@ async def test_an_executor_tells_once_its_group_has_assigned_it_the_tasks_topic(
         await results.until(executor.joined, "the executor's group join")
 
 
+async def test_an_executor_that_joined_its_group_runs_no_task_until_it_starts(
+    settings: Settings, producer: AIOKafkaProducer, http_client: HttpNodeClient
+) -> None:
+    registry = TaskRegistry()
+
+    @registry.task("echo")
+    async def echo(input):
+        return input
+
+    results = Results()
+    executor = Executor(settings, registry, http_client, results.send, results.dead_letter)
+    try:
+        await executor.join()
+        await produce(producer, settings, request("joined-1"))
+        await results.until(executor.joined, "the executor's group join")
+        await asyncio.sleep(1.0)  # time enough to have run it, had it been taking tasks
+        assert results.transitions == []
+        await executor.start()
+        await results.until(lambda: bool(results.for_execution("joined-1")), "the task's result")
+    finally:
+        await asyncio.wait_for(executor.stop(grace_s=0.5), WAIT_S)
+    assert [type(t) for t in results.transitions] == [NodeCompleted]
+
+
 def request(execution_id: str, handler: str | None = "echo", **fields: Any) -> TaskRequest:
     values: dict[str, Any] = {
         "execution_id": execution_id,
