@@ -382,9 +382,7 @@ def dev(
     kafka_config = options.get("kafka_config") or os.environ.get(KAFKA_CONFIG_ENV)
     embedded = broker is None and not kafka_config
     # Dev defaults under the user's own settings: a BRAIDFLOW_* variable or option wins.
-    settings = _settings(
-        Settings().for_dev(embedded=embedded, alone=embedded), broker=broker, **options
-    )
+    settings = _settings(Settings().for_dev(embedded=embedded), broker=broker, **options)
     try:
         run_dev(settings, embedded, examples, demo_port, loglevel)
     except (click.ClickException, WorkerFailed) as exc:

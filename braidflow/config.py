@@ -274,18 +274,13 @@ class Settings:
         """Where other workers reach this worker's API (to forward reads of executions it holds)."""
         return self.advertised_api_url or f"http://{self.api_host}:{self.api_port}"
 
-    def for_dev(self, embedded: bool = True, alone: bool = False) -> Settings:
+    def for_dev(self, embedded: bool = True) -> Settings:
         """Defaults for dev mode: short fetch waits and fewer partitions.
 
-        Only the embedded broker gets fast group joins too; it does not check group
-        limits. Tansu 0.6 holds a group join until half the session timeout has passed,
-        in whole seconds (3 s at 5 s). `alone`: the worker is the only member of each of
-        its groups (`braidflow dev` on its embedded broker), and a session of 2 s makes
-        each join take 1 s. Tansu counts a lone member's every request as contact, so it
-        never drops one for a heartbeat that came late; with workers sharing groups
-        (the tests), a short session would drop a busy one. On another broker (`braidflow
-        dev --broker`) the group settings stay those of production, which a default
-        Apache Kafka accepts (`group_limit_problems`).
+        Only the embedded broker gets fast group joins too (a join there waits about
+        as long as the rebalance timeout, DESIGN.md); it does not check group limits.
+        On another broker (`braidflow dev --broker`) the group settings stay those of
+        production, which a default Apache Kafka accepts (`group_limit_problems`).
         """
         dev = replace(
             self,
@@ -293,9 +288,7 @@ class Settings:
             fetch_max_wait_ms=5,
             background_fetch_wait_ms=100,
         )
-        if not embedded:
-            return dev
-        return replace(dev, rebalance_timeout_s=3.0, session_timeout_s=2.0 if alone else 5.0)
+        return replace(dev, rebalance_timeout_s=3.0, session_timeout_s=5.0) if embedded else dev
 
 
 # Apache Kafka's default group.min.session.timeout.ms and group.max.session.timeout.ms:

@@ -36,17 +36,6 @@ def test_the_embedded_broker_keeps_fast_group_joins() -> None:
     assert embedded.session_timeout_s < KAFKA_MIN_SESSION_MS / 1000
 
 
-def test_dev_modes_lone_worker_asks_for_one_second_group_joins() -> None:
-    # Tansu 0.6 holds a join until half the session timeout has passed, in whole seconds.
-    alone = Settings().for_dev(embedded=True, alone=True)
-    assert alone.session_timeout_s <= 2.0
-    assert alone.rebalance_timeout_s == Settings().for_dev(embedded=True).rebalance_timeout_s
-    # Workers that share their groups (the tests') keep a session that outlasts a busy loop.
-    assert Settings().for_dev(embedded=True).session_timeout_s == 5.0
-    # Alone on another broker changes nothing: its group limits are a real cluster's.
-    assert Settings().for_dev(embedded=False, alone=True) == Settings().for_dev(embedded=False)
-
-
 def test_group_limit_problems_names_a_session_timeout_below_the_brokers_minimum() -> None:
     problems = group_limit_problems(Settings(session_timeout_s=5.0))
     assert len(problems) == 1
