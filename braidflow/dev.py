@@ -245,7 +245,7 @@ def run_dev(
         # a rebalance of its group.
         topics = _trigger_topics(settings, examples)
         ensure_topics(settings, topics)
-        runtime = build_runtime(settings)
+        runtime = build_runtime(settings, fresh_broker=embedded)
         runtime.on_ready.append(_deploy_examples(examples, topics, demo_port, _helpdesk_token()))
         if embedded:
             # The router's group join (a second on the embedded broker) goes on while the

@@ -88,11 +88,14 @@ def build_runtime(
     settings: Settings,
     registry: TaskRegistry | None = None,
     token_verifier: TokenVerifier | None = None,
+    fresh_broker: bool = False,
 ) -> Runtime:
     """Create topics, the Faust app and every part of a worker for `settings`.
 
     `token_verifier`: who a bearer credential that is not an API key is (default: the
-    identity provider the settings configure; none: a 401).
+    identity provider the settings configure; none: a 401). `fresh_broker`: the broker was
+    started for this worker (dev mode's embedded one), so there is nothing to recover and
+    the executor joins its group as the app starts (`ExecutorJoin`).
     """
     if not settings.authentication and (problem := off_problem(settings.api_host)):
         raise RuntimeError(problem)
@@ -357,7 +360,7 @@ def build_runtime(
                 spans.shutdown()
 
     parts.app.service(WorkerServices)
-    if dev_worker:
+    if fresh_broker:
         parts.app.add_dependency(ExecutorJoin(executor))
     return runtime
 
