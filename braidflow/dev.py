@@ -248,7 +248,7 @@ def run_dev(
         runtime = build_runtime(settings, fresh_broker=embedded)
         runtime.on_ready.append(_deploy_examples(examples, topics, demo_port, _helpdesk_token()))
         if embedded:
-            # The router's group join (a second on the embedded broker) goes on while the
+            # The router's group join (3 s on the embedded broker) goes on while the
             # worker starts, instead of after it; a new broker holds no deployment yet
             # whose triggers the router's subscription would have to include.
             runtime.router.join()
