@@ -678,10 +678,8 @@ def node_log_lines(runs: list[Mapping[str, Any]]) -> list[str]:
             first, *more = str(line.get("message") or "").splitlines() or [""]
             out.append(f"  {line.get('at') or '?'}  {line.get('level') or '?'!s:<8} {first}")
             out.extend(f"  {'':24}  {'':8} {text}" for text in more)
-        left = run.get("cut_lines") or 0
-        if left:
-            out.append(f"  (cut: {left} more line{'' if left == 1 else 's'} not kept)")
-        elif run.get("cut"):
+        # Lines left out are said by the line the API puts where they were.
+        if run.get("cut") and not run.get("cut_lines"):
             out.append("  (cut: long lines shortened)")
     return out
 

@@ -11,14 +11,17 @@ def line(message: str, level: str = "info") -> dict[str, str]:
     return {"at": AT, "level": level, "message": message}
 
 
-def test_each_node_run_is_a_heading_over_its_lines() -> None:
+def test_each_node_run_is_a_heading_over_its_lines_the_cut_said_where_it_was() -> None:
     runs = [
         {"node_id": "fetch", "attempt": 1, "item": None, "lines": [line("start")], "cut": False},
         {
             "node_id": "fetch",
             "attempt": 2,
             "item": 3,
-            "lines": [line("failed\nTraceback: ...", "error")],
+            "lines": [
+                line("(cut: 12 lines not kept here)", "warning"),
+                line("failed\nTraceback: ...", "error"),
+            ],
             "cut": True,
             "cut_lines": 12,
         },
@@ -27,9 +30,9 @@ def test_each_node_run_is_a_heading_over_its_lines() -> None:
         "fetch (attempt 1):",
         f"  {AT}  info     start",
         "fetch (attempt 2, item 3):",
+        f"  {AT}  warning  (cut: 12 lines not kept here)",
         f"  {AT}  error    failed",
         f"  {'':24}  {'':8} Traceback: ...",
-        "  (cut: 12 more lines not kept)",
     ]
 
 

@@ -86,8 +86,14 @@ def test_handlers_lines_come_back_per_node_run_cut_redacted_and_only_to_their_te
         ("info", "standard logging from the thread of sync"),
     ]
     flood = runs[3]
-    assert len(flood["lines"]) == MAX_LINES and flood["lines"][-1]["message"] == "line 497"
-    assert (flood["cut"], flood["cut_lines"]) == (True, FLOOD + 2 - MAX_LINES)
+    # The first and the last half of the bounds are kept, a line between says what was cut.
+    cut = FLOOD + 2 - MAX_LINES
+    half = MAX_LINES // 2
+    assert len(flood["lines"]) == MAX_LINES + 1, len(flood["lines"])
+    assert flood["lines"][half - 1]["message"] == f"line {half - 3}"
+    assert flood["lines"][half]["message"] == f"(cut: {cut} lines not kept here)"
+    assert flood["lines"][-1]["message"] == f"line {FLOOD - 1}"
+    assert (flood["cut"], flood["cut_lines"]) == (True, cut)
     assert all(line["at"].endswith("Z") for run in runs for line in run["lines"])
 
     printed = CliRunner().invoke(
@@ -101,7 +107,8 @@ def test_handlers_lines_come_back_per_node_run_cut_redacted_and_only_to_their_te
         f"  {runs[0]['lines'][1]['at']}  warning  {redacted}",
     ]
     assert "talk (attempt 2):" in out and "sync (attempt 1):" in out
-    assert out[-1] == f"  (cut: {FLOOD + 2 - MAX_LINES} more lines not kept)"
+    assert out[-1].endswith(f"line {FLOOD - 1}")
+    assert sum(line.endswith(f"(cut: {cut} lines not kept here)") for line in out) == 1
 
     token = HELPDESK_TOKEN.encode()
     assert token not in json.dumps(reply.body).encode() and token not in printed.stdout_bytes
