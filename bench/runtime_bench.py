@@ -7,6 +7,8 @@ Prints figures; never a pass/fail test. Run: `make bench-runtime` (or
 
 `--idle S`: after the warm-up, the worker's CPU per second over S seconds with nothing flowing
 (what polling and scanning cost while nothing is due; docs/performance.md#runtime).
+`--chain-only`: only the bare round trip and the 3-node chain (`--chains` of them), for
+judging a latency change quickly, back to back (docs/performance.md#runtime).
 
 `--compare-stats N`: N rounds, each a worker with the stats on then one with `--no-stats`, on
 the same broker, alternating, so both see the same machine; prints what the stream analytics
@@ -236,7 +238,9 @@ async def measure(
     executions: int,
     pids: dict[str, int | None],
     idle_s: float = 0.0,
+    chains: int = CHAIN_SAMPLES,
 ) -> dict[str, float]:
+    """The figures of one worker; no fan-out/fan-in when `executions` is 0."""
     for text in (FAN, CHAIN):
         reply = Api.at(api).call("POST", "/workflows", text.encode(), "application/yaml")
         assert reply.status in (200, 201), reply
@@ -267,20 +271,26 @@ async def measure(
             (cpu_seconds(pids["worker"]) - idle_before) * 1000 / idle_s
         )
 
-    cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
-    began = time.perf_counter()
-    ids = {await start("bench-fan") for _ in range(executions)}
-    await producer.flush()
-    await completions.wait_for(ids, 300)
-    elapsed = max(completions.done[i] for i in ids) - began
-    transitions = executions * FAN_TRANSITIONS
-    cpu = {
-        f"{name}_cpu_ms": (cpu_seconds(pid) - cpu_before[name]) * 1000 / transitions
-        for name, pid in pids.items()
-    }
+    fan: dict[str, float] = {}
+    if executions:
+        cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+        began = time.perf_counter()
+        ids = {await start("bench-fan") for _ in range(executions)}
+        await producer.flush()
+        await completions.wait_for(ids, 300)
+        elapsed = max(completions.done[i] for i in ids) - began
+        transitions = executions * FAN_TRANSITIONS
+        fan = {
+            "executions_per_s": executions / elapsed,
+            "transitions_per_s": transitions / elapsed,
+            **{
+                f"{name}_cpu_ms": (cpu_seconds(pid) - cpu_before[name]) * 1000 / transitions
+                for name, pid in pids.items()
+            },
+        }
 
     latencies = []
-    for _ in range(CHAIN_SAMPLES):
+    for _ in range(chains):
         sent = time.perf_counter()
         execution_id = await start("bench-chain")
         await producer.flush()
@@ -289,9 +299,7 @@ async def measure(
     await completions.stop()
     await producer.stop()
     return {
-        "executions_per_s": executions / elapsed,
-        "transitions_per_s": transitions / elapsed,
-        **cpu,
+        **fan,
         "chain_p50_ms": statistics.median(latencies) * 1000,
         "chain_p99_ms": _percentile(latencies, 99) * 1000,
         **idle,
@@ -305,6 +313,7 @@ def run_worker(
     extra: tuple[str, ...] = (),
     with_floor: bool = True,
     idle_s: float = 0.0,
+    chains: int = CHAIN_SAMPLES,
 ) -> tuple[float, list[float], dict[str, float]]:
     """Start a worker of its own (prefix, data dir), measure it, stop it: (ready after, the
     bare round trips when `with_floor`, figures)."""
@@ -317,7 +326,9 @@ def run_worker(
             ready_s = wait_ready(api, worker)
             floor = asyncio.run(bare_round_trip(kafka)) if with_floor else []
             pids = {"worker": worker.pid, "broker": embedded.pid if embedded else None}
-            figures = asyncio.run(measure(kafka, prefix, api, executions, pids, idle_s))
+            figures = asyncio.run(
+                measure(kafka, prefix, api, executions, pids, idle_s=idle_s, chains=chains)
+            )
         except BaseException:
             print((Path(tmp) / "worker.log").read_text()[-3000:], file=sys.stderr)
             raise
@@ -370,35 +381,58 @@ def main() -> None:
         "--idle", type=float, default=0.0, metavar="SECONDS",
         help="also measure the worker's CPU per second over SECONDS with nothing flowing",
     )  # fmt: skip
+    parser.add_argument(
+        "--chain-only", action="store_true",
+        help="only the bare round trip and the 3-node chain: no fan-out/fan-in",
+    )  # fmt: skip
+    parser.add_argument(
+        "--chains", type=int, default=CHAIN_SAMPLES, help="3-node chains, one at a time"
+    )
     args = parser.parse_args()
     kafka, embedded = bench_kafka(args)
+    executions = 0 if args.chain_only else args.executions
     try:
         if args.compare_stats:
             compare_stats(kafka, embedded, args)
             return
-        ready_s, floor, figures = run_worker(kafka, embedded, args.executions, idle_s=args.idle)
+        ready_s, floor, figures = run_worker(
+            kafka, embedded, executions, idle_s=args.idle, chains=args.chains
+        )
     finally:
         if embedded is not None:
             embedded.stop()
+    print_figures(kafka, embedded, executions, ready_s, floor, figures, args.idle)
+
+
+def print_figures(
+    kafka: KafkaConnection,
+    embedded: EmbeddedBroker | None,
+    executions: int,
+    ready_s: float,
+    floor: list[float],
+    figures: dict[str, float],
+    idle_s: float = 0.0,
+) -> None:
     floor_p50 = statistics.median(floor) * 1000
     print(f"broker: {'embedded Tansu' if embedded else kafka.describe()}; one worker, 4 partitions")
     print(f"  worker ready after                 {ready_s:8.1f} s")
     print(f"  bare Kafka round trip, 2 hops p50  {floor_p50:8.1f} ms   (the floor)")
     print(f"  bare Kafka round trip, 2 hops p99  {_percentile(floor, 99) * 1000:8.1f} ms")
-    print(f"fan-out/fan-in, 3 no-op tasks, {args.executions} executions at once")
-    print(f"  executions/s                       {figures['executions_per_s']:8.0f}")
-    print(
-        f"  transitions/s                      {figures['transitions_per_s']:8.0f}   (target >= 1,000)"
-    )
-    print(f"  worker CPU per transition          {figures['worker_cpu_ms']:8.2f} ms")
-    if embedded is not None:
-        print(f"  broker CPU per transition          {figures['broker_cpu_ms']:8.2f} ms")
+    if executions:
+        print(f"fan-out/fan-in, 3 no-op tasks, {executions} executions at once")
+        print(f"  executions/s                       {figures['executions_per_s']:8.0f}")
+        print(
+            f"  transitions/s                      {figures['transitions_per_s']:8.0f}   (target >= 1,000)"
+        )
+        print(f"  worker CPU per transition          {figures['worker_cpu_ms']:8.2f} ms")
+        if embedded is not None:
+            print(f"  broker CPU per transition          {figures['broker_cpu_ms']:8.2f} ms")
     print("3-node sequential workflow, one at a time, start to workflow.completed")
     print(f"  p50                                {figures['chain_p50_ms']:8.1f} ms   (target < 50)")
     print(f"  p99                                {figures['chain_p99_ms']:8.1f} ms")
     print(f"  p50 / bare round trip              {figures['chain_p50_ms'] / floor_p50:8.1f} x")
     if "worker_idle_cpu_ms_per_s" in figures:
-        print(f"idle worker, nothing flowing for {args.idle:.0f} s")
+        print(f"idle worker, nothing flowing for {idle_s:.0f} s")
         print(f"  worker CPU per second              {figures['worker_idle_cpu_ms_per_s']:8.1f} ms")
     print(f"load average (1, 5, 15 min) at the end: {os.getloadavg()}")
 

@@ -15,6 +15,12 @@ TASKS_RUN = Counter(
     ["kind", "outcome"],
 )
 
+TASKS_HANDED_OVER = Counter(
+    "braidflow_tasks_handed_over",
+    "Task requests an executor took straight from its own worker's orchestrator, without"
+    " waiting to read them from the tasks topic.",
+)
+
 TASK_DURATION = Histogram(
     "braidflow_task_duration_seconds",
     "Time from an executor starting a task to its result, by node kind; delivery not included.",

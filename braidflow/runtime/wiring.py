@@ -120,9 +120,10 @@ def build_runtime(
     catalog = Catalog(settings, publisher.produce)
     keys = KeyRing(settings, publisher.produce) if settings.authentication else None
     timers = TimerTable(parts.timers, faust_partitions(parts.app, parts.timers))
+    outbox = Outbox(settings.topics, publisher.queue, events_topics.ensure)
     orchestrator = Orchestrator(
         catalog,
-        Outbox(settings.topics, publisher.queue, events_topics.ensure),
+        outbox,
         publisher.dead_letter,
         clock,
         events_prefix=settings.events_prefix,
@@ -153,6 +154,8 @@ def build_runtime(
         ),
         send_logs=publisher.send_node_log,
     )
+    # Tasks of this worker's own partitions skip the tasks-topic hop (docs/concepts.md).
+    outbox.on_task = executor.run_here
     alert_webhooks = AlertWebhooks()
     alerts = DepartmentAlerts(
         settings, catalog, publisher.queue, events_topics.ensure, alert_webhooks, secrets

@@ -18,6 +18,12 @@ Secrets (docs/secrets.md) are looked up here and nowhere else: an http node's
 reads `context.secrets`, and what the call produces (output, error message) has
 every value it looked up taken out before it becomes a transition.
 
+A request this worker's orchestrator sends to a tasks partition this executor owns is handed
+over as it is sent (`run_here`) and runs at once, without waiting to read it from the topic
+(docs/concepts.md, "Tasks run where they are orchestrated"). The record is still sent: read
+back, it finds its run here (`TaskRuns`) and counts as done once that run's result is
+delivered, so a crash at any point leaves it to be read and run again, as any other record.
+
 What a handler logs (`context.log`, the standard `logging`: `braidflow.node_logs`) is kept
 for its node run, redacted the same way, and sent through `send_logs` as one record on the
 logs topic before the result: once an execution has ended, every line of its runs is on
@@ -28,11 +34,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import functools
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from typing import Any, Protocol, TypeVar
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
@@ -42,7 +49,7 @@ from braidflow.config import Settings
 from braidflow.engine import ids
 from braidflow.engine.messages import NodeCompleted, NodeError, NodeFailed, TaskRequest, Transition
 from braidflow.engine.state import NodeStatus
-from braidflow.metrics import TASK_DURATION, TASKS_RUN
+from braidflow.metrics import TASK_DURATION, TASKS_HANDED_OVER, TASKS_RUN
 from braidflow.node_logs import NodeLog, capture_handler_logging, capturing
 from braidflow.schemas import CodecError, decode_task, encode_transition
 from braidflow.schemas.dead_letters import DeadLetter
@@ -59,7 +66,9 @@ from braidflow.secrets import (
 from braidflow.streams.committing import Commits
 from braidflow.streams.group_errors import FATAL_GROUP_ERRORS
 from braidflow.streams.offsets import PartitionOffsets
+from braidflow.streams.partitioner import KeyPartitioner
 from braidflow.streams.publisher import epoch_ms
+from braidflow.streams.task_runs import TaskRuns
 from braidflow.streams.trace_scope import node_run_context
 from braidflow.tasks import NodeFailure, TaskContext, TaskRegistry
 from braidflow.topology.secret_references import resolve_references
@@ -150,6 +159,8 @@ class Executor:
         self._clock = clock
         self._commits = Commits(self.group_id)
         self._running: set[asyncio.Task[None]] = set()
+        self._runs = TaskRuns()
+        self._partitioner = KeyPartitioner()
         self._slot_freed = asyncio.Event()
         self._consumer: AIOKafkaConsumer | None = None
         self._loops: list[asyncio.Task[None]] = []
@@ -250,7 +261,7 @@ class Executor:
                 continue
             for records in batch.values():
                 for record in records:
-                    self._launch(record)
+                    self._take(record)
 
     async def _wait_for_a_slot(
         self, consumer: AIOKafkaConsumer, keepalive_s: float
@@ -269,11 +280,64 @@ class Executor:
         consumer.pause(*consumer.assignment())
         return await consumer.getmany(timeout_ms=0, max_records=1)
 
-    def _launch(self, record: ConsumerRecord[bytes, bytes]) -> None:
+    def _take(self, record: ConsumerRecord[bytes, bytes]) -> None:
         offsets = self._commits.started(record)
-        task = asyncio.create_task(self._handle(record, offsets))
+        run = self._runs.get(record.value)
+        if run is None:
+            self._start(record.value, self._handle(record, offsets))
+        else:
+            # Handed over by the orchestrator (or read before): done once that run is.
+            run.add_done_callback(functools.partial(_finish_if_delivered, offsets, record.offset))
+
+    def _start(
+        self,
+        value: bytes | None,
+        work: Coroutine[Any, Any, None],
+        context: contextvars.Context | None = None,
+    ) -> None:
+        task = asyncio.create_task(work, context=context)
         self._running.add(task)
         task.add_done_callback(self._finished)
+        self._runs.add(value, task)
+
+    def run_here(self, key: bytes, value: bytes) -> bool:
+        """Start the task request `value` (keyed `key`) that this worker's orchestrator is
+        sending to the tasks topic, without waiting to read it back; True if it runs here.
+
+        Only a request this executor would read anyway (its tasks partition is assigned
+        here), with a slot free and its handler registered here: the others take the topic.
+        A request already run here is not started again.
+        """
+        if self._runs.get(value) is not None:
+            return True
+        consumer = self._consumer
+        if (
+            consumer is None
+            or self._draining
+            or len(self._running) >= self._settings.task_concurrency
+            or not self._owns(consumer, key)
+        ):
+            return False
+        try:
+            request = decode_task(value)
+        except CodecError:
+            return False  # read back from the topic, it goes to the dead-letter topic
+        if request.kind == "task" and self._registry.get(request.handler or "") is None:
+            return False
+        TASKS_HANDED_OVER.inc()
+        # A context of its own: the run must not see the orchestrator's record as its event.
+        self._start(value, self._run_and_deliver(request), contextvars.Context())
+        return True
+
+    def _owns(self, consumer: AIOKafkaConsumer, key: bytes) -> bool:
+        """Whether the tasks partition of `key` is assigned to this executor."""
+        topic = self._settings.topics.tasks
+        partitions = consumer.partitions_for_topic(topic)
+        if not partitions:
+            return False
+        # As the producer picks it (aiokafka lists the topic's partitions the same way).
+        partition = self._partitioner(key, list(partitions), [])
+        return TopicPartition(topic, partition) in consumer.assignment()
 
     def _finished(self, task: asyncio.Task[None]) -> None:
         self._running.discard(task)
@@ -298,9 +362,12 @@ class Executor:
             )
             await _deliver(self._dead_letter, dead)
         else:
-            result = await self._run(request)
-            await _deliver(functools.partial(self._send, traceparent=request.traceparent), result)
+            await self._run_and_deliver(request)
         offsets.finish(record.offset)
+
+    async def _run_and_deliver(self, request: TaskRequest) -> None:
+        result = await self._run(request)
+        await _deliver(functools.partial(self._send, traceparent=request.traceparent), result)
 
     async def _run(self, request: TaskRequest) -> Transition:
         """Run one task; its result as the transition to send back."""
@@ -450,6 +517,13 @@ def node_result(
         error=error,
         item=request.item,
     )
+
+
+def _finish_if_delivered(offsets: PartitionOffsets, offset: int, run: asyncio.Task[None]) -> None:
+    """Count a record read back done, once its run delivered the result; a run cancelled
+    (the worker stopping) leaves the record to be read again."""
+    if not run.cancelled() and run.exception() is None:
+        offsets.finish(offset)
 
 
 def _decode(record: ConsumerRecord[bytes, bytes]) -> TaskRequest:

@@ -144,6 +144,9 @@ class Outbox:
         }
         self._send = send
         self.acknowledged = Acknowledged()
+        # Given (key, value) of each task request as it is sent: this worker's executor may
+        # run it at once (`Executor.run_here`); the record is sent all the same.
+        self.on_task: Callable[[bytes, bytes], object] | None = None
 
     async def send(
         self,
@@ -164,6 +167,9 @@ class Outbox:
                 headers = None
             if entry.traceparent is not None:
                 headers = [*(headers or ()), (HEADER, entry.traceparent.encode())]
+            if entry.kind == "task" and self.on_task is not None:
+                # Before it is queued, so that the executor cannot read it back first.
+                self.on_task(entry.key or key, entry.value)
             topic = entry.topic or self._topic_of[entry.kind]
             if entry.kind == "publish" and self._ensure_topic is not None:
                 await self._ensure_topic(topic)

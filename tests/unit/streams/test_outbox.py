@@ -68,3 +68,23 @@ async def test_every_record_carries_its_traceparent_header_and_a_published_event
     assert headers["bf.lifecycle"]["ce_type"] == b"braidflow.workflow.started"
     published = from_structured(entries[2].value)
     assert published.extensions == {"traceparent": node_span}
+
+
+async def test_a_task_request_is_handed_over_before_it_is_queued_and_sent_all_the_same() -> None:
+    order: list[tuple[str, bytes, bytes]] = []
+
+    async def send(topic: str, key: bytes, value: bytes, headers: Any) -> asyncio.Future[int]:
+        order.append((topic, key, value))
+        done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        done.set_result(0)
+        return done
+
+    outbox = Outbox(Topics("bf"), send)
+    outbox.on_task = lambda key, value: order.append(("handed over", key, value))
+    entries = [OutboxEntry("event", "ex/e", b"event"), OutboxEntry("task", "ex:a:1", b"task")]
+    await outbox.send(b"ex", entries)
+    assert order == [
+        ("bf.lifecycle", b"ex", b"event"),
+        ("handed over", b"ex", b"task"),
+        ("bf.tasks", b"ex", b"task"),
+    ]
