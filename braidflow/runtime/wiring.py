@@ -49,6 +49,7 @@ from braidflow.streams.key_ring import KeyRing
 from braidflow.streams.orchestrator import Orchestrator, Record
 from braidflow.streams.outbox import Outbox
 from braidflow.streams.publisher import Publisher
+from braidflow.streams.result_producer import ResultProducer
 from braidflow.streams.router import EventRouter
 from braidflow.streams.schedules import Scheduler
 from braidflow.streams.starts import Starts
@@ -141,11 +142,12 @@ def build_runtime(
         orchestrator.on_applied = spans.observe
     http = HttpNodeClient()
     secrets = provider_for(settings.secrets_dir)
+    results = ResultProducer(settings)
     executor = Executor(
         settings,
         registry,
         http,
-        publisher.send_transition,
+        results.send,
         publisher.dead_letter,
         clock,
         secrets=secrets,
@@ -313,6 +315,7 @@ def build_runtime(
                 # Every key known before the first request: a valid key never gets a 401.
                 await keys.ready.wait()
             await http.start()
+            await results.start()
             await executor.start()
             self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
             authentication = None if keys is None else Authentication(keys, token_verifier)
@@ -355,6 +358,7 @@ def build_runtime(
             await self._runner.cleanup()
             await self._session.close()
             await executor.stop()
+            await results.stop()
             await http.stop()
             if keys is not None:
                 await keys.stop()

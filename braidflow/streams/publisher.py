@@ -1,7 +1,9 @@
-"""Sending records from a worker: all through Faust's producer.
+"""Sending records from a worker: all through Faust's producer, but the executor's results.
 
 One producer on purpose: Faust flushes it before committing consumed offsets,
 so whatever a worker sent for a record is out before that record counts as done.
+The executor's results need no such flush (each is awaited before its task counts as
+done) and go through their own (`streams/result_producer.py`).
 """
 
 from __future__ import annotations

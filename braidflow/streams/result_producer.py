@@ -1,0 +1,58 @@
+"""The executor's results leave through a producer of their own, not through Faust's.
+
+aiokafka keeps one produce request in flight per broker. Through Faust's producer, a result
+of a task handed over in this worker (`Executor.run_here`) waited behind the request
+carrying the very step that asked for it (its state row, lifecycle events and task
+record): a whole produce round trip on every task of a chain (docs/performance.md). The
+executor needs no flush from Faust: a result counts as delivered only once its own send is
+acknowledged.
+"""
+
+from __future__ import annotations
+
+from aiokafka import AIOKafkaProducer
+
+from braidflow.config import Settings
+from braidflow.engine import Transition
+from braidflow.engine.trace_context import HEADER as TRACEPARENT
+from braidflow.schemas import encode_transition
+from braidflow.streams.partitioner import KeyPartitioner
+
+
+class ResultProducer:
+    """Sends task results to the transitions topic, each waiting for its acknowledgement."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._topic = settings.topics.transitions
+        self._producer: AIOKafkaProducer | None = None
+
+    async def start(self) -> None:
+        """Connect; made here, since aiokafka wants the running event loop."""
+        settings = self._settings
+        self._producer = AIOKafkaProducer(
+            **settings.kafka.aiokafka(f"{settings.prefix}-results"),
+            acks="all",
+            linger_ms=0,
+            # Where Faust's producer puts the execution's other transitions.
+            partitioner=KeyPartitioner(),
+            max_request_size=settings.max_record_bytes,
+        )
+        await self._producer.start()
+
+    async def stop(self) -> None:
+        if self._producer is not None:
+            await self._producer.stop()
+            self._producer = None
+
+    async def send(self, transition: Transition, traceparent: str | None = None) -> None:
+        """Send a result keyed by its execution; return once the broker has it."""
+        if self._producer is None:
+            raise RuntimeError("the result producer is not started")
+        headers = None if traceparent is None else [(TRACEPARENT, traceparent.encode())]
+        await self._producer.send_and_wait(
+            self._topic,
+            encode_transition(transition),
+            key=transition.execution_id.encode(),
+            headers=headers,
+        )
