@@ -30,9 +30,9 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import faust
 from faust.types import EventT
@@ -117,6 +117,29 @@ class _Group:
     observations: list[Observation]
 
 
+_Decoded = TypeVar("_Decoded")
+
+
+def _readable(
+    events: Sequence[EventT],
+    decode: Callable[[bytes], _Decoded],
+    unreadable: type[ValueError],
+    what: str,
+) -> Iterator[tuple[EventT, bytes, _Decoded]]:
+    """The batch's keyed, non-empty records with their decoded values; one that `decode`
+    cannot read (raising `unreadable`) is logged as `what` and skipped."""
+    for each in events:
+        key, value = each.message.key, each.message.value
+        if key is None or not value:
+            continue
+        try:
+            decoded = decode(value)
+        except unreadable as exc:
+            log.warning("stats: skipping %s: %s", what, exc)
+            continue
+        yield each, key, decoded
+
+
 class Stats:
     """The stats tables of one worker, the agents that fill them, and reading them back."""
 
@@ -182,17 +205,9 @@ class Stats:
         rows: dict[bytes, _Row] = {}
         departments: dict[tuple[str, str, int], str | None] = {}
         records: list[tuple[str, int, StatsRecord]] = []
-        for each in events:
-            key, value = each.message.key, each.message.value
-            if key is None or not value:
-                continue
-            try:
-                event = decode_event(value)
-            except CodecError as exc:
-                # The execution index dead-letters what it cannot read; here it only goes
-                # uncounted.
-                log.warning("stats: skipping an undecodable lifecycle record: %s", exc)
-                continue
+        # The execution index dead-letters what it cannot read; here it only goes uncounted.
+        readable = _readable(events, decode_event, CodecError, "an undecodable lifecycle record")
+        for each, key, event in readable:
             row = rows.get(key)
             if row is None:
                 with acting_for(each):
@@ -232,15 +247,7 @@ class Stats:
         record's) and the metrics: the records of one key and minute folded together, so
         each bucket is read, written (a changelog record) and shown once per batch."""
         groups: dict[tuple[str, int, str, str | None], _Group] = {}
-        for each in events:
-            key, value = each.message.key, each.message.value
-            if key is None or not value:
-                continue
-            try:
-                record = decode_record(value)
-            except ValueError as exc:
-                log.warning("stats: skipping a stats record: %s", exc)
-                continue
+        for each, key, record in _readable(events, decode_record, ValueError, "a stats record"):
             name = key.decode()
             minute = int(each.message.timestamp) // _FOLD_SPAN_S
             group = groups.get((name, minute, record.workflow, record.department))
