@@ -43,6 +43,15 @@ def deployment(
 
 
 @pytest.fixture
+def workers() -> Iterator[list[WorkerProcess]]:
+    """Workers a test starts; all stopped at the end, whatever happened."""
+    started: list[WorkerProcess] = []
+    yield started
+    for worker in started:
+        worker.stop()
+
+
+@pytest.fixture
 def pair(broker: SuiteBroker, prefix: str, tmp_path: Path) -> Iterator[list[WorkerProcess]]:
     """Two workers of one deployment."""
     with deployment(broker, prefix, tmp_path, ("first", "second")) as workers:

@@ -7,7 +7,6 @@ import time
 from collections import Counter, defaultdict
 from pathlib import Path
 
-import pytest
 from suite_broker import SuiteBroker
 from topic_records import TopicReader, TopicRecord
 from workers import WorkerProcess
@@ -44,15 +43,6 @@ edges:
 NODES = {"split", "left", "right", "both", "last", "done"}
 EXECUTIONS = 50
 RECOVERY_TIMEOUT_S = 90.0
-
-
-@pytest.fixture
-def workers() -> list[WorkerProcess]:
-    """Workers a test starts; all stopped at the end, whatever happened."""
-    started: list[WorkerProcess] = []
-    yield started
-    for worker in started:
-        worker.stop()
 
 
 def test_a_worker_killed_mid_stream_loses_nothing_and_repeats_nothing(

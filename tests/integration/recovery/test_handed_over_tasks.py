@@ -8,7 +8,6 @@ import time
 from collections import Counter, defaultdict
 from pathlib import Path
 
-import pytest
 from suite_broker import SuiteBroker
 from topic_records import TopicReader
 from workers import TASK_HANDLERS, WorkerApi, WorkerProcess
@@ -45,15 +44,6 @@ edges:
   - {from: second, to: done}
 """
 TIMEOUT_S = 90.0
-
-
-@pytest.fixture
-def workers() -> list[WorkerProcess]:
-    """Workers a test starts; all stopped at the end, whatever happened."""
-    started: list[WorkerProcess] = []
-    yield started
-    for worker in started:
-        worker.stop()
 
 
 def handed_over(api: WorkerApi) -> int:
