@@ -7,6 +7,7 @@ import time
 from collections import Counter, defaultdict
 from pathlib import Path
 
+from fan_ins import fan_in
 from suite_broker import SuiteBroker
 from topic_records import TopicReader, TopicRecord
 from workers import WorkerProcess
@@ -14,32 +15,18 @@ from workers import WorkerProcess
 from braidflow.engine import NodeCompleted
 from braidflow.schemas import decode_event, decode_transition
 
-FAN_IN = """
-id: crash-fan-in
-input:
-  type: object
-  required: [n]
-  properties:
-    n: {type: integer}
-nodes:
-  - {id: split, type: parallel}
-  - {id: left, type: task, params: {handler: test.slow, input: {value: "${input.n}"}}}
-  - {id: right, type: task, params: {handler: test.slow, input: {value: "${input.n * 10}"}}}
-  - {id: both, type: join}
-  - id: last
-    type: task
-    params:
-      handler: test.slow
-      input: {value: "${nodes.both.output.left.value + nodes.both.output.right.value}"}
-  - {id: done, type: end, params: {output: {n: "${input.n}", total: "${nodes.last.output.value}"}}}
-edges:
-  - {from: split, to: left}
-  - {from: split, to: right}
-  - {from: left, to: both}
-  - {from: right, to: both}
-  - {from: both, to: last}
-  - {from: last, to: done}
-"""
+FAN_IN = fan_in(
+    "crash-fan-in",
+    {
+        "left": '{handler: test.slow, input: {value: "${input.n}"}}',
+        "right": '{handler: test.slow, input: {value: "${input.n * 10}"}}',
+    },
+    {
+        "last": "type: task, params: {handler: test.slow, input: {value: "
+        '"${nodes.both.output.left.value + nodes.both.output.right.value}"}}',
+        "done": 'type: end, params: {output: {n: "${input.n}", total: "${nodes.last.output.value}"}}',
+    },
+)
 NODES = {"split", "left", "right", "both", "last", "done"}
 EXECUTIONS = 50
 RECOVERY_TIMEOUT_S = 90.0

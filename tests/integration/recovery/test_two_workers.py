@@ -12,6 +12,7 @@ from typing import Any
 
 from confluent_kafka import Producer
 from domain_events import on_event
+from fan_ins import fan_in
 from suite_broker import SuiteBroker
 from waiting import until
 from workers import WorkerProcess
@@ -19,29 +20,17 @@ from workers import WorkerProcess
 from braidflow.connectors.api import FORWARDED_HEADER
 from braidflow.schemas.cloudevents import CloudEvent, to_structured, topic_for
 
-ECHO = """
-id: shared-echo
-input:
-  type: object
-  required: [n]
-  properties:
-    n: {type: integer}
-nodes:
-  - {id: split, type: parallel}
-  - {id: left, type: task, params: {handler: test.echo, input: {n: "${input.n}"}}}
-  - {id: right, type: task, params: {handler: test.echo, input: {n: "${input.n * 2}"}}}
-  - {id: both, type: join}
-  - id: done
-    type: end
-    params:
-      output: {left: "${nodes.both.output.left.n}", right: "${nodes.both.output.right.n}"}
-edges:
-  - {from: split, to: left}
-  - {from: split, to: right}
-  - {from: left, to: both}
-  - {from: right, to: both}
-  - {from: both, to: done}
-"""
+ECHO = fan_in(
+    "shared-echo",
+    {
+        "left": '{handler: test.echo, input: {n: "${input.n}"}}',
+        "right": '{handler: test.echo, input: {n: "${input.n * 2}"}}',
+    },
+    {
+        "done": "type: end, params: {output: "
+        '{left: "${nodes.both.output.left.n}", right: "${nodes.both.output.right.n}"}}'
+    },
+)
 EXECUTIONS = 20
 
 

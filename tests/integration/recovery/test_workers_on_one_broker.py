@@ -14,6 +14,7 @@ from collections import Counter, defaultdict
 from concurrent.futures import ThreadPoolExecutor
 
 from aiokafka.partitioner import murmur2
+from fan_ins import fan_in
 from suite_broker import SuiteBroker
 from topic_records import TopicReader, TopicRecord
 from waiting import until
@@ -22,33 +23,18 @@ from workers import WorkerProcess, describe
 from braidflow.engine import LifecycleEvent
 from braidflow.schemas import decode_event, decode_transition
 
-FAN_OUT = """
-id: shared-fan-out
-input:
-  type: object
-  required: [n]
-  properties:
-    n: {type: integer}
-nodes:
-  - {id: split, type: parallel}
-  - {id: a, type: task, params: {handler: test.echo, input: {n: "${input.n}"}}}
-  - {id: b, type: task, params: {handler: test.echo, input: {n: "${input.n * 2}"}}}
-  - {id: c, type: task, params: {handler: test.echo, input: {n: "${input.n * 3}"}}}
-  - {id: both, type: join}
-  - id: done
-    type: end
-    params:
-      output:
-        total: "${nodes.both.output.a.n + nodes.both.output.b.n + nodes.both.output.c.n}"
-edges:
-  - {from: split, to: a}
-  - {from: split, to: b}
-  - {from: split, to: c}
-  - {from: a, to: both}
-  - {from: b, to: both}
-  - {from: c, to: both}
-  - {from: both, to: done}
-"""
+FAN_OUT = fan_in(
+    "shared-fan-out",
+    {
+        "a": '{handler: test.echo, input: {n: "${input.n}"}}',
+        "b": '{handler: test.echo, input: {n: "${input.n * 2}"}}',
+        "c": '{handler: test.echo, input: {n: "${input.n * 3}"}}',
+    },
+    {
+        "done": "type: end, params: {output: {total: "
+        '"${nodes.both.output.a.n + nodes.both.output.b.n + nodes.both.output.c.n}"}}'
+    },
+)
 NODES = {"split", "a", "b", "c", "both", "done"}
 EXECUTIONS = 300
 ENDED = ("workflow.completed", "workflow.failed", "workflow.cancelled")
