@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -10,8 +11,10 @@ from dataclasses import dataclass
 from suite_broker import SuiteBroker
 
 from braidflow.config import Settings
+from braidflow.schemas.dead_letters import DeadLetter
 from braidflow.streams.bulk_producer import BulkProducer
 from braidflow.streams.catalog import Catalog
+from braidflow.streams.router import EventRouter
 from braidflow.streams.topics import ensure_topics
 
 
@@ -20,6 +23,22 @@ class RouterParts:
     settings: Settings
     bulk: BulkProducer
     catalog: Catalog
+
+    def router(self) -> EventRouter:
+        """A router on these parts that sends through the bulk producer and fails the test
+        on any dead letter."""
+        return EventRouter(
+            self.settings,
+            self.catalog,
+            self.bulk.queue,
+            refuse_dead_letter,
+            lambda: int(time.time() * 1000),
+        )
+
+
+async def refuse_dead_letter(letter: DeadLetter) -> None:
+    """A router's dead-letter callback for tests in which nothing should be dead-lettered."""
+    raise AssertionError(f"nothing should be dead-lettered: {letter}")
 
 
 @asynccontextmanager

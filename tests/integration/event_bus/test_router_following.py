@@ -12,11 +12,10 @@ from typing import Any
 
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
-from router_parts import router_parts
+from router_parts import refuse_dead_letter, router_parts
 from suite_broker import SuiteBroker
 
 from braidflow.schemas.cloudevents import CloudEvent, to_structured, topic_for
-from braidflow.schemas.dead_letters import DeadLetter
 from braidflow.streams.router import EventRouter
 
 
@@ -25,17 +24,8 @@ async def test_a_topic_created_after_the_router_started_is_followed_and_told(
 ) -> None:
     kind = f"f{uuid.uuid4().hex[:8]}"
 
-    async def dead_letter(letter: DeadLetter) -> None:
-        raise AssertionError(f"nothing should be dead-lettered: {letter}")
-
     async with router_parts(broker, kind) as parts:
-        router = EventRouter(
-            parts.settings,
-            parts.catalog,
-            parts.bulk.queue,
-            dead_letter,
-            lambda: int(time.time() * 1000),
-        )
+        router = parts.router()
         first, second = f"{kind}-events.first", f"{kind}-events.second"
         try:
             await router.start()
@@ -56,9 +46,6 @@ async def test_a_router_that_joined_before_it_started_routes_only_once_started(
     kind = f"j{uuid.uuid4().hex[:8]}"
     sent: list[bytes] = []
 
-    async def dead_letter(letter: DeadLetter) -> None:
-        raise AssertionError(f"nothing should be dead-lettered: {letter}")
-
     async with router_parts(broker, kind) as parts:
 
         async def send(topic: str, key: bytes, value: bytes, headers: Any = None) -> Any:
@@ -78,7 +65,7 @@ async def test_a_router_that_joined_before_it_started_routes_only_once_started(
         for future in admin.create_topics([NewTopic(topic, 2, 1)]).values():
             future.result(10)
         router = EventRouter(
-            parts.settings, parts.catalog, send, dead_letter, lambda: int(time.time() * 1000)
+            parts.settings, parts.catalog, send, refuse_dead_letter, lambda: int(time.time() * 1000)
         )
         try:
             router.join()

@@ -5,15 +5,11 @@ second on an idle worker."""
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
 
 from confluent_kafka.admin import AdminClient, NewTopic
 from router_parts import router_parts
 from suite_broker import SuiteBroker
-
-from braidflow.schemas.dead_letters import DeadLetter
-from braidflow.streams.router import EventRouter
 
 
 async def test_an_idle_router_waits_about_once_a_second(broker: SuiteBroker) -> None:
@@ -23,17 +19,8 @@ async def test_an_idle_router_waits_about_once_a_second(broker: SuiteBroker) -> 
     for future in admin.create_topics([NewTopic(topic, 2, 1)]).values():
         future.result(10)
 
-    async def dead_letter(letter: DeadLetter) -> None:
-        raise AssertionError(f"nothing should be dead-lettered: {letter}")
-
     async with router_parts(broker, kind) as parts:
-        router = EventRouter(
-            parts.settings,
-            parts.catalog,
-            parts.bulk.queue,
-            dead_letter,
-            lambda: int(time.time() * 1000),
-        )
+        router = parts.router()
         try:
             await router.start()
             assert await router.following([topic], 30)
