@@ -13,6 +13,15 @@ from braidflow.client_stream import StreamEvent, parse_sse
 
 # A liveness bound, not a timing: a stream that never ends fails the test at this.
 STREAM_DEADLINE_S = 60.0
+# The edges of the live tests' fan-outs, `split` into `left` and `right` that `meet` before
+# `done`; braces doubled, as the workflows are `str.format` templates.
+SPLIT_MEET_EDGES = """edges:
+  - {{from: split, to: left}}
+  - {{from: split, to: right}}
+  - {{from: left, to: meet}}
+  - {{from: right, to: meet}}
+  - {{from: meet, to: done}}
+"""
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 import pytest
 from click.testing import CliRunner, Result
-from live_streams import read_stream, stream_status
+from live_streams import SPLIT_MEET_EDGES, read_stream, stream_status
 from waiting import until
 from workers import WorkerApi, WorkerProcess, make_key
 
@@ -18,7 +18,8 @@ from braidflow.access import Role
 from braidflow.cli import main
 from braidflow.client_stream import StreamEvent
 
-FAN_OUT = """
+FAN_OUT = (
+    """
 id: {id}
 nodes:
   - {{id: split, type: parallel}}
@@ -26,13 +27,9 @@ nodes:
   - {{id: right, type: task, params: {{handler: test.echo, input: {{value: 2}}}}}}
   - {{id: meet, type: join, params: {{wait_for: all, merge: object}}}}
   - {{id: done, type: end, params: {{output: {{left: "${{nodes.left.output.value}}"}}}}}}
-edges:
-  - {{from: split, to: left}}
-  - {{from: split, to: right}}
-  - {{from: left, to: meet}}
-  - {{from: right, to: meet}}
-  - {{from: meet, to: done}}
 """
+    + SPLIT_MEET_EDGES
+)
 WAITS = """
 id: {id}
 nodes:

@@ -8,14 +8,15 @@ from pathlib import Path
 
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient
-from live_streams import read_stream
+from live_streams import SPLIT_MEET_EDGES, read_stream
 from suite_broker import SuiteBroker
 from workers import WorkerProcess
 
 from braidflow.connectors.broker import SETTLING_KEY
 
 DEPARTMENT = "kind: Department\nname: {name}\ndescription: restart\n"
-FAN_OUT = """
+FAN_OUT = (
+    """
 id: {id}
 department: {department}
 nodes:
@@ -24,13 +25,9 @@ nodes:
   - {{id: right, type: task, params: {{handler: test.echo, input: {{value: 2}}}}}}
   - {{id: meet, type: join, params: {{wait_for: all, merge: object}}}}
   - {{id: done, type: end}}
-edges:
-  - {{from: split, to: left}}
-  - {{from: split, to: right}}
-  - {{from: left, to: meet}}
-  - {{from: right, to: meet}}
-  - {{from: meet, to: done}}
 """
+    + SPLIT_MEET_EDGES
+)
 
 
 def settle_lifecycle(broker: SuiteBroker, prefix: str) -> None:
