@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import zlib
-from collections.abc import Iterator, Mapping, MutableMapping
+from collections.abc import AsyncIterator, Iterator, Mapping, MutableMapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -581,73 +583,69 @@ def test_next_due_is_the_first_timer_of_the_owned_partitions(
     assert timers.next_due_ms() == NOW + 20
 
 
-async def test_an_idle_scanner_does_not_scan_while_nothing_is_due(
-    partitions: dict[int, Rdict],
-) -> None:
-    # Scanning every `interval_s` with nothing due took 5% of a busy worker.
-    timers, _ = table_on(partitions)
+@dataclass(frozen=True)
+class IdleScanning:
+    """A running scanner of `timers` (rows of `faust_table`) on `clock`, sending to `fired`."""
+
+    timers: TimerTable
+    faust_table: PartitionedTable
+    clock: FakeClock
+    fired: Fired
+    scanner: TimerScanner
+
+
+@asynccontextmanager
+async def idle_scanning(
+    partitions: dict[int, Rdict], idle_interval_s: float, *written: DueTimer
+) -> AsyncIterator[IdleScanning]:
+    """A scanner that scans every `idle_interval_s` while nothing is due, with `written` in its
+    table, started and through its first scan; stopped on the way out."""
+    timers, faust_table = table_on(partitions)
     clock, fired = FakeClock(), Fired()
-    scanner = scanner_on(timers, clock, fired, interval_s=0.001, idle_interval_s=60)
-    timers.set(DueTimer(NOW + 3_600_000, "later", "t"))
+    scanner = scanner_on(timers, clock, fired, interval_s=0.001, idle_interval_s=idle_interval_s)
+    for timer in written:
+        timers.set(timer)
 
     await scanner.start()
     try:
         await _until(lambda: scanner.scans == 1)
-        await asyncio.sleep(0.2)
+        yield IdleScanning(timers, faust_table, clock, fired, scanner)
     finally:
         await scanner.stop()
-    assert scanner.scans == 1 and fired.timers == []
+
+
+async def test_an_idle_scanner_does_not_scan_while_nothing_is_due(
+    partitions: dict[int, Rdict],
+) -> None:
+    # Scanning every `interval_s` with nothing due took 5% of a busy worker.
+    async with idle_scanning(partitions, 60, DueTimer(NOW + 3_600_000, "later", "t")) as idle:
+        await asyncio.sleep(0.2)
+    assert idle.scanner.scans == 1 and idle.fired.timers == []
 
 
 async def test_an_idle_scanner_wakes_when_an_earlier_timer_is_written(
     partitions: dict[int, Rdict],
 ) -> None:
-    timers, _ = table_on(partitions)
-    clock, fired = FakeClock(), Fired()
-    scanner = scanner_on(timers, clock, fired, interval_s=0.001, idle_interval_s=60)
-    timers.set(DueTimer(NOW + 3_600_000, "later", "t"))
-
-    await scanner.start()
-    try:
-        await _until(lambda: scanner.scans == 1)
-        timers.set(DueTimer(NOW, "now", "t"))
-        await _until(lambda: bool(fired.timers))
-    finally:
-        await scanner.stop()
-    assert fired.timers == [DueTimer(NOW, "now", "t")]
+    async with idle_scanning(partitions, 60, DueTimer(NOW + 3_600_000, "later", "t")) as idle:
+        idle.timers.set(DueTimer(NOW, "now", "t"))
+        await _until(lambda: bool(idle.fired.timers))
+    assert idle.fired.timers == [DueTimer(NOW, "now", "t")]
 
 
 async def test_an_idle_scanner_wakes_when_its_first_timer_comes_due(
     partitions: dict[int, Rdict],
 ) -> None:
-    timers, _ = table_on(partitions)
-    clock, fired = FakeClock(), Fired()
-    scanner = scanner_on(timers, clock, fired, interval_s=0.001, idle_interval_s=60)
-    timers.set(DueTimer(NOW + 30, "soon", "t"))
-
-    await scanner.start()
-    try:
-        await _until(lambda: scanner.scans == 1)
-        clock.now = NOW + 30
-        await _until(lambda: bool(fired.timers))
-    finally:
-        await scanner.stop()
-    assert fired.timers == [DueTimer(NOW + 30, "soon", "t")]
+    async with idle_scanning(partitions, 60, DueTimer(NOW + 30, "soon", "t")) as idle:
+        idle.clock.now = NOW + 30
+        await _until(lambda: bool(idle.fired.timers))
+    assert idle.fired.timers == [DueTimer(NOW + 30, "soon", "t")]
 
 
 async def test_an_idle_scanner_still_scans_every_idle_interval(
     partitions: dict[int, Rdict],
 ) -> None:
     # A row restored by a rebalance, or a clock moved forward, wakes no one.
-    timers, faust_table = table_on(partitions)
-    clock, fired = FakeClock(), Fired()
-    scanner = scanner_on(timers, clock, fired, interval_s=0.001, idle_interval_s=0.05)
-
-    await scanner.start()
-    try:
-        await _until(lambda: scanner.scans == 1)
-        faust_table[key_of(DueTimer(NOW, "restored", "t"))] = b"t"
-        await _until(lambda: bool(fired.timers))
-    finally:
-        await scanner.stop()
-    assert fired.timers == [DueTimer(NOW, "restored", "t")]
+    async with idle_scanning(partitions, 0.05) as idle:
+        idle.faust_table[key_of(DueTimer(NOW, "restored", "t"))] = b"t"
+        await _until(lambda: bool(idle.fired.timers))
+    assert idle.fired.timers == [DueTimer(NOW, "restored", "t")]
