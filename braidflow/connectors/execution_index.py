@@ -496,35 +496,14 @@ class ExecutionIndex(ReadModel):
             _RECENT_STARTS.format(workflows=f" AND workflow_id IN ({marks})" if only else ""),
             (tenant, *only, limit),
         )
-        started = [
-            {
-                **_trigger_of(row),
-                "execution_id": row[3],
-                "workflow_id": row[4],
-                "workflow_version": row[5],
-                "status": row[6],
-                "at": iso_time(row[7]),
-            }
-            for row in starts
-        ]
+        started = [_triggered(row) for row in starts]
         waits = self.db.execute(
             _RECENT_RESUMPTIONS.format(
                 workflows=f" AND r.workflow_id IN ({marks})" if only else ""
             ),
             (tenant, *only, limit),
         )
-        resumed = [
-            {
-                **_trigger_of(row),
-                "execution_id": row[3],
-                "workflow_id": row[4],
-                "workflow_version": row[5],
-                "status": row[6],
-                "at": iso_time(row[7]),
-                "node_id": row[8],
-            }
-            for row in waits
-        ]
+        resumed = [{**_triggered(row), "node_id": row[8]} for row in waits]
         return started, resumed
 
 
@@ -770,9 +749,17 @@ def _version_found(tables: frozenset[str] | None) -> int:
     return 5 if "resumptions" in tables else 4
 
 
-def _trigger_of(row: Sequence[Any]) -> dict[str, Any]:
-    """The event of a `recent_events` row (its first three columns)."""
-    return {"event": {"id": row[0], "type": row[1], "source": row[2]}}
+def _triggered(row: Sequence[Any]) -> dict[str, Any]:
+    """A `recent_events` row's event and the execution it started or resumed (its first
+    eight columns, as `_RECENT_STARTS` and `_RECENT_RESUMPTIONS` both select them)."""
+    return {
+        "event": {"id": row[0], "type": row[1], "source": row[2]},
+        "execution_id": row[3],
+        "workflow_id": row[4],
+        "workflow_version": row[5],
+        "status": row[6],
+        "at": iso_time(row[7]),
+    }
 
 
 def _approval(
