@@ -42,6 +42,13 @@ def deploy(worker: WorkerProcess, definition: dict[str, Any]) -> None:
     assert reply.status == 201, reply
 
 
+def deploy_then_end(worker: WorkerProcess, workflow_id: str, node: dict[str, Any]) -> None:
+    """Deploy `workflow_id`: `node`, then an end."""
+    end = {"id": "done", "type": "end"}
+    edges = [{"from": node["id"], "to": "done"}]
+    deploy(worker, {"id": workflow_id, "nodes": [node, end], "edges": edges})
+
+
 def start(worker: WorkerProcess, workflow_id: str, traceparent: str) -> str:
     reply = worker.api.request(
         "POST",
@@ -124,16 +131,8 @@ def test_a_timer_firing_carries_the_span_of_the_node_run_that_waits(
     shared_worker: WorkerProcess,
 ) -> None:
     workflow = f"{unique()}-nap"
-    deploy(
-        shared_worker,
-        {
-            "id": workflow,
-            "nodes": [
-                {"id": "nap", "type": "delay", "params": {"for": "300ms"}},
-                {"id": "done", "type": "end"},
-            ],
-            "edges": [{"from": "nap", "to": "done"}],
-        },
+    deploy_then_end(
+        shared_worker, workflow, {"id": "nap", "type": "delay", "params": {"for": "300ms"}}
     )
     given = new_traceparent()
     execution_id = start(shared_worker, workflow, given)
@@ -149,16 +148,10 @@ def test_a_domain_event_resuming_a_waiting_node_carries_that_node_runs_span(
 ) -> None:
     kind = unique()
     workflow = f"{kind}-waiter"
-    deploy(
+    deploy_then_end(
         shared_worker,
-        {
-            "id": workflow,
-            "nodes": [
-                {"id": "wait", "type": "wait_event", "params": {"type": f"{kind}.told"}},
-                {"id": "done", "type": "end"},
-            ],
-            "edges": [{"from": "wait", "to": "done"}],
-        },
+        workflow,
+        {"id": "wait", "type": "wait_event", "params": {"type": f"{kind}.told"}},
     )
     given = new_traceparent()
     execution_id = start(shared_worker, workflow, given)
@@ -180,16 +173,10 @@ def test_control_actions_through_the_api_carry_the_executions_trace_not_the_call
     shared_worker: WorkerProcess,
 ) -> None:
     workflow = f"{unique()}-review"
-    deploy(
+    deploy_then_end(
         shared_worker,
-        {
-            "id": workflow,
-            "nodes": [
-                {"id": "review", "type": "approval", "params": {"message": "Ship it?"}},
-                {"id": "done", "type": "end"},
-            ],
-            "edges": [{"from": "review", "to": "done"}],
-        },
+        workflow,
+        {"id": "review", "type": "approval", "params": {"message": "Ship it?"}},
     )
     given, other = new_traceparent(), new_traceparent()
     decided, cancelled = (
