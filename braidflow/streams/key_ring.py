@@ -4,11 +4,14 @@ One partition keyed by key id, as the workflow catalog: a key created through an
 (or by `braidflow keys create`, straight to Kafka) is known to every worker, and a
 revocation, a record under the same id, takes its key away on every worker. A write
 returns once this ring has read it back, so the answer of a create or a revoke holds
-on the worker that gave it.
+on the worker that gave it; a key whose id this ring has not read yet (made a moment ago
+elsewhere) is looked for to the topic's end before it is refused.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 
 from braidflow.access import Principal, Role
@@ -26,6 +29,10 @@ class KeyRing:
         self._log = FollowedTopic(settings, settings.topics.keys, produce, self._apply)
         self.ready = self._log.ready
         self._keys: dict[str, KeyRecord] = {}
+        # Catch-ups of the topic: the one reading, and the next, which every miss arriving
+        # meanwhile shares (it starts after them, so it reads their keys).
+        self._reading: asyncio.Task[None] | None = None
+        self._next: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         """Read the topic up to its current end, then keep following it."""
@@ -52,6 +59,29 @@ class KeyRing:
             return None
         record = self._keys.get(parsed[0])
         return record.principal() if record is not None and record.matches(parsed[1]) else None
+
+    async def principal_now(self, key: str) -> Principal | None:
+        """Who `key` acts for, reading the topic to its end first when its id is not known
+        here: `braidflow keys create`, or another worker, may have made it a moment ago."""
+        parsed = parse_key(key)
+        if parsed is not None and parsed[0] not in self._keys:
+            try:
+                await asyncio.shield(self._catch_up())
+            except Exception as exc:  # an unreadable topic: the key is refused, a 401
+                log.warning("keys topic: could not read to its end: %r", exc)
+        return self.principal(key)
+
+    def _catch_up(self) -> asyncio.Task[None]:
+        if self._next is None:
+            self._next = asyncio.create_task(self._read_after(self._reading))
+        return self._next
+
+    async def _read_after(self, reading: asyncio.Task[None] | None) -> None:
+        if reading is not None:
+            with contextlib.suppress(Exception):
+                await reading
+        self._reading, self._next = self._next, None
+        await self._log.catch_up()
 
     def keys(self, tenant: str | None = None) -> list[KeyRecord]:
         """Every key (of `tenant`, when given), revoked ones too, oldest first."""

@@ -11,6 +11,7 @@ import asyncio
 import concurrent.futures
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -46,6 +47,7 @@ DEV_SPEED = {
     "BRAIDFLOW_PARTITIONS": "4",
 }
 POLL_S = 0.05
+APPLIED = re.compile(r'^braidflow_transitions_total\{[^}]*outcome="applied"[^}]*\} (\S+)$', re.M)
 # The name of the owner key every worker's API client sends (decisions are recorded by it).
 SUITE_OWNER = "suite-owner"
 
@@ -248,6 +250,12 @@ class WorkerProcess:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=10)
+
+    def applied_transitions(self) -> int:
+        """The transitions this worker's engine applied (its /metrics), every kind."""
+        reply = self.api.get("/metrics")
+        assert reply.status == 200, reply
+        return round(sum(float(n) for n in APPLIED.findall(str(reply.body))))
 
     def log(self) -> str:
         """The whole log so far: what a test looks for in it may be followed by any number

@@ -41,6 +41,8 @@ class KeyStore(Protocol):
 
     def principal(self, key: str) -> Principal | None: ...
 
+    async def principal_now(self, key: str) -> Principal | None: ...
+
     def keys(self, tenant: str | None = None) -> list[KeyRecord]: ...
 
     def get(self, key_id: str) -> KeyRecord | None: ...
@@ -106,7 +108,7 @@ async def principal_for(auth: Authentication, header: str | None) -> Principal:
     assert auth.keys is not None
     given = credential(header)
     if looks_like_key(given):
-        found = auth.keys.principal(given)
+        found = await auth.keys.principal_now(given)
         if found is None:
             raise Unauthorized("unknown or revoked API key", field="Authorization")
         return found

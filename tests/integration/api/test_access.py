@@ -249,6 +249,32 @@ def test_a_cli_key_works_on_every_worker_and_revoked_is_refused_on_another(
         other.stop()
 
 
+def test_a_key_made_on_the_command_line_works_at_once_on_a_worker_whose_follower_lags(
+    broker: SuiteBroker, tmp_path: Path
+) -> None:
+    # The keys follower fetches every 5 s here: the first request with the new key comes
+    # long before it would read it, so the worker reads the keys topic to its end itself.
+    worker = WorkerProcess(
+        broker,
+        f"t{uuid.uuid4().hex[:10]}",
+        tmp_path / "data",
+        tmp_path / "worker.log",
+        env={"BRAIDFLOW_BACKGROUND_FETCH_WAIT_MS": "5000"},
+    )
+    with worker:
+        worker.wait_ready()
+        kafka = [*broker.worker_options(), "--prefix", worker.prefix]
+        for n in range(3):
+            created = CliRunner().invoke(
+                main, ["keys", "create", "--role", "viewer", "--name", f"at-once-{n}", *kafka]
+            )
+            assert created.exit_code == 0, created.output
+            key = created.stdout.strip().splitlines()[-1]
+            assert worker.api.with_key(key).get("/workflows").status == 200, n
+        unknown = key.replace(key.split("_")[1], "0" * len(key.split("_")[1]))
+        assert worker.api.with_key(unknown).get("/workflows").status == 401
+
+
 def test_authentication_off_is_refused_with_one_line_unless_on_127_0_0_1(
     broker: SuiteBroker, tmp_path: Path
 ) -> None:

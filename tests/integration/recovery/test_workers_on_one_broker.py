@@ -9,7 +9,6 @@ that the survivor never applied.
 
 from __future__ import annotations
 
-import re
 from collections import Counter, defaultdict
 from concurrent.futures import ThreadPoolExecutor
 
@@ -39,7 +38,6 @@ NODES = {"split", "a", "b", "c", "both", "done"}
 EXECUTIONS = 300
 ENDED = ("workflow.completed", "workflow.failed", "workflow.cancelled")
 FINISH_TIMEOUT_S = 45.0
-APPLIED = re.compile(r'^braidflow_transitions_total\{[^}]*outcome="applied"[^}]*\} (\S+)$', re.M)
 
 
 def partition_of(execution_id: str, partitions: int = 4) -> int:
@@ -119,13 +117,6 @@ def assert_each_applied_once(
     assert not wrong, wrong
 
 
-def applied_transitions(worker: WorkerProcess) -> int:
-    """The transitions this worker's engine applied (its /metrics), every kind."""
-    reply = worker.api.get("/metrics")
-    assert reply.status == 200, reply
-    return round(sum(float(n) for n in APPLIED.findall(str(reply.body))))
-
-
 def test_two_workers_one_killed_mid_fan_out_lose_nothing_and_apply_nothing_twice(
     pair: list[WorkerProcess], broker: SuiteBroker, prefix: str
 ) -> None:
@@ -155,7 +146,7 @@ def test_four_workers_share_the_fan_outs_and_apply_each_transition_once(
         transitions = {decode_transition(r.value).id for r in reader.read_to_end()}
     # One transitions partition each (4 in the suite): each applies its share, and together
     # each transition on the topic exactly once.
-    shares = [applied_transitions(w) for w in four]
+    shares = [w.applied_transitions() for w in four]
     print(f"transitions applied by each worker: {shares} of {len(transitions)}")
     assert all(shares), shares
     assert sum(shares) == len(transitions), (shares, len(transitions))
