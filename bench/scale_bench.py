@@ -1,0 +1,299 @@
+"""Scale-out on one broker: the runtime bench's fan-out/fan-in shape run by 1, 2 and 4 worker
+processes of one install (one prefix, one consumer group), on the embedded broker.
+
+For each count it prints executions/s, the transitions each worker applied (its /metrics
+`braidflow_transitions_total{outcome="applied"}`), each worker's and the broker's CPU per
+transition (`/proc`), how much of a core each used, and what an idle worker costs, so the
+figures say what a second worker adds on this machine and why (docs/performance.md#scale-out).
+
+Prints figures; never a pass/fail test. Run: `make bench-scale` (or
+`python bench/scale_bench.py [--workers 1,2,4] [--partitions 4] [--executions N]`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from aiokafka import AIOKafkaProducer
+from runtime_bench import (
+    FAN,
+    FAN_TRANSITIONS,
+    Completions,
+    add_kafka_options,
+    bench_kafka,
+    cpu_seconds,
+    start_worker,
+    wait_ready,
+)
+
+from braidflow.client_cli import Api
+from braidflow.connectors.broker import EmbeddedBroker, free_port
+from braidflow.engine import StartExecution
+from braidflow.kafka_connection import KafkaConnection
+from braidflow.schemas import encode_transition
+
+APPLIED = re.compile(r'^braidflow_transitions_total\{[^}]*outcome="applied"[^}]*\} (\S+)$', re.M)
+WARM_UP_BATCH = 40
+SETTLE_TIMEOUT_S = 120.0
+
+
+@dataclass
+class BenchWorker:
+    """One worker process of the run, with its API and log."""
+
+    process: subprocess.Popen[bytes]
+    api: str
+    log: Path
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def applied(self) -> int:
+        """Transitions this worker's engine applied so far (its /metrics)."""
+        reply = Api.at(self.api).call("GET", "/metrics")
+        assert reply.status == 200, reply
+        return round(sum(float(n) for n in APPLIED.findall(str(reply.body))))
+
+    def main_thread_cpu_s(self) -> float:
+        """CPU time of the worker's main thread: the event loop every agent shares."""
+        fields = (
+            Path(f"/proc/{self.pid}/task/{self.pid}/stat").read_text().rpartition(")")[2].split()
+        )
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def machine_cpu_s() -> tuple[float, float]:
+    """(busy, all) CPU seconds of the whole machine so far, every core (`/proc/stat`)."""
+    ticks = [int(n) for n in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = ticks[3] + ticks[4]  # idle + iowait
+    hz = os.sysconf("SC_CLK_TCK")
+    return (sum(ticks) - idle) / hz, sum(ticks) / hz
+
+
+@dataclass
+class Sample:
+    """What every counter read at one moment."""
+
+    at: float
+    applied: list[int]
+    cpu: list[float]
+    main_cpu: list[float]
+    broker_cpu: float
+    machine: tuple[float, float]
+
+
+def sample(workers: list[BenchWorker], broker_pid: int | None) -> Sample:
+    return Sample(
+        time.perf_counter(),
+        [w.applied() for w in workers],
+        [cpu_seconds(w.pid) for w in workers],
+        [w.main_thread_cpu_s() for w in workers],
+        cpu_seconds(broker_pid),
+        machine_cpu_s(),
+    )
+
+
+async def start_fan_out(producer: AIOKafkaProducer, prefix: str) -> str:
+    execution_id = uuid.uuid4().hex
+    transition = StartExecution(
+        f"{execution_id}/start", execution_id, int(time.time() * 1000), "bench-fan", 1, {}
+    )
+    await producer.send(
+        f"{prefix}.transitions", encode_transition(transition), key=execution_id.encode()
+    )
+    return execution_id
+
+
+async def run_fan_outs(
+    producer: AIOKafkaProducer, completions: Completions, prefix: str, count: int
+) -> set[str]:
+    ids = {await start_fan_out(producer, prefix) for _ in range(count)}
+    await producer.flush()
+    await completions.wait_for(ids, 300)
+    return ids
+
+
+async def settle(
+    workers: list[BenchWorker],
+    producer: AIOKafkaProducer,
+    completions: Completions,
+    prefix: str,
+    partitions: int,
+) -> int:
+    """Warm-up batches until the group has settled: the same workers applied transitions in
+    two batches in a row, as many as there are partitions to share. Returns the batches run."""
+    useful = min(len(workers), partitions)
+    previous: set[int] = set()
+    deadline = time.monotonic() + SETTLE_TIMEOUT_S
+    batches = 0
+    while time.monotonic() < deadline:
+        before = [w.applied() for w in workers]
+        await run_fan_outs(producer, completions, prefix, WARM_UP_BATCH)
+        batches += 1
+        busy = {i for i, w in enumerate(workers) if w.applied() > before[i]}
+        if busy == previous and len(busy) == useful:
+            return batches
+        previous = busy
+    raise RuntimeError(f"the group did not settle in {SETTLE_TIMEOUT_S:.0f} s")
+
+
+@dataclass
+class Figures:
+    """One worker count's figures."""
+
+    workers: int
+    elapsed_s: float
+    executions: int
+    idle_s: float
+    idle: Sample
+    before: Sample
+    after: Sample
+
+
+async def measure(
+    kafka: KafkaConnection,
+    prefix: str,
+    workers: list[BenchWorker],
+    broker_pid: int | None,
+    partitions: int,
+    executions: int,
+    idle_s: float,
+) -> Figures:
+    reply = Api.at(workers[0].api).call("POST", "/workflows", FAN.encode(), "application/yaml")
+    assert reply.status in (200, 201), reply
+    for worker in workers:  # every worker reads the deployment from the catalog topic
+        while Api.at(worker.api).call("GET", "/workflows/bench-fan").status != 200:
+            await asyncio.sleep(0.05)
+    producer = AIOKafkaProducer(**kafka.aiokafka(), linger_ms=1)
+    await producer.start()
+    completions = Completions(kafka, f"{prefix}.lifecycle")
+    await completions.start()
+    try:
+        await settle(workers, producer, completions, prefix, partitions)
+        idle = sample(workers, broker_pid)
+        await asyncio.sleep(idle_s)
+        before = sample(workers, broker_pid)
+        ids = await run_fan_outs(producer, completions, prefix, executions)
+        elapsed = max(completions.done[i] for i in ids) - before.at
+        # Applied counts lag the lifecycle event a moment: read them once more after a pause.
+        await asyncio.sleep(0.5)
+        after = sample(workers, broker_pid)
+    finally:
+        await completions.stop()
+        await producer.stop()
+    return Figures(len(workers), elapsed, executions, idle_s, idle, before, after)
+
+
+def run_workers(
+    kafka: KafkaConnection,
+    embedded: EmbeddedBroker | None,
+    count: int,
+    args: argparse.Namespace,
+) -> Figures:
+    """Start `count` workers of one new prefix, measure them, stop them."""
+    with tempfile.TemporaryDirectory(prefix="braidflow-scale-") as tmp:
+        prefix = f"scale{uuid.uuid4().hex[:6]}"
+        workers = []
+        for n in range(count):
+            data_dir = Path(tmp) / f"worker{n}"
+            data_dir.mkdir()
+            port = free_port()
+            process = start_worker(kafka, prefix, data_dir, port, partitions=args.partitions)
+            workers.append(
+                BenchWorker(process, f"http://127.0.0.1:{port}", data_dir / "worker.log")
+            )
+        try:
+            for worker in workers:
+                wait_ready(worker.api, worker.process, timeout_s=120)
+            return asyncio.run(
+                measure(
+                    kafka, prefix, workers, embedded.pid if embedded else None,
+                    args.partitions, args.executions, args.idle,
+                )
+            )  # fmt: skip
+        except BaseException:
+            for worker in workers:
+                print(f"--- {worker.log}\n{worker.log.read_text()[-2000:]}", file=sys.stderr)
+            raise
+        finally:
+            for worker in workers:
+                worker.process.terminate()
+            for worker in workers:
+                worker.process.wait(timeout=30)
+
+
+def print_figures(figures: Figures, partitions: int, broker_measured: bool) -> None:
+    before, after = figures.before, figures.after
+    elapsed = figures.elapsed_s
+    applied = [a - b for a, b in zip(after.applied, before.applied, strict=True)]
+    total = sum(applied)
+    expected = figures.executions * FAN_TRANSITIONS
+    worker_cpu = [a - b for a, b in zip(after.cpu, before.cpu, strict=True)]
+    main_cpu = [a - b for a, b in zip(after.main_cpu, before.main_cpu, strict=True)]
+    idle_cpu = [b - i for b, i in zip(before.cpu, figures.idle.cpu, strict=True)]
+    busy = (after.machine[0] - before.machine[0]) / (after.at - before.at)
+    print(
+        f"{figures.workers} worker(s), {partitions} partitions, {figures.executions} fan-outs at once"
+    )
+    print(f"  executions/s                        {figures.executions / elapsed:8.0f}")
+    print(f"  transitions/s                       {total / elapsed:8.0f}")
+    print(f"  transitions applied, all workers    {total:8d}   (expected {expected})")
+    print(
+        f"  CPU per transition, all workers     {sum(worker_cpu) * 1000 / total:8.2f} ms"
+        f"   (main threads {sum(main_cpu) * 1000 / total:.2f} ms)"
+    )
+    if broker_measured:
+        broker = after.broker_cpu - before.broker_cpu
+        print(
+            f"  CPU per transition, broker          {broker * 1000 / total:8.2f} ms"
+            f"   ({broker / elapsed:.2f} of a core)"
+        )
+    print(f"  machine cores busy (everyone's)     {busy:8.2f}   of {os.cpu_count()}")
+    for n in range(figures.workers):
+        share = applied[n] / total if total else 0.0
+        own = f"{worker_cpu[n] * 1000 / applied[n]:6.2f} ms" if applied[n] else "     -   "
+        print(
+            f"  worker {n + 1}: applied {applied[n]:6d} ({share:4.0%}), CPU per own transition"
+            f" {own}, {worker_cpu[n] / elapsed:.2f} of a core (main thread"
+            f" {main_cpu[n] / elapsed:.2f}), idle {idle_cpu[n] * 1000 / figures.idle_s:4.0f} ms/s"
+        )
+    print(f"  load average (1, 5, 15 min) at the end: {os.getloadavg()}", flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    add_kafka_options(parser)
+    parser.add_argument(
+        "--workers", default="1,2,4", help="worker counts to run, one after the other"
+    )
+    parser.add_argument("--partitions", type=int, default=4, help="partitions per topic")
+    parser.add_argument("--executions", type=int, default=600, help="fan-outs at once")
+    parser.add_argument(
+        "--idle", type=float, default=5.0, metavar="SECONDS",
+        help="each worker's CPU per second over SECONDS with nothing flowing",
+    )  # fmt: skip
+    args = parser.parse_args()
+    counts = [int(n) for n in args.workers.split(",")]
+    kafka, embedded = bench_kafka(args)
+    try:
+        for count in counts:
+            figures = run_workers(kafka, embedded, count, args)
+            print_figures(figures, args.partitions, embedded is not None)
+    finally:
+        if embedded is not None:
+            embedded.stop()
+
+
+if __name__ == "__main__":
+    main()
