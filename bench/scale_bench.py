@@ -43,6 +43,8 @@ from braidflow.kafka_connection import KafkaConnection
 from braidflow.schemas import encode_transition
 
 APPLIED = re.compile(r'^braidflow_transitions_total\{[^}]*outcome="applied"[^}]*\} (\S+)$', re.M)
+TASKS_RUN = re.compile(r"^braidflow_tasks_run_total\{[^}]*\} (\S+)$", re.M)
+HANDED_OVER = re.compile(r"^braidflow_tasks_handed_over_total (\S+)$", re.M)
 WARM_UP_BATCH = 40
 SETTLE_TIMEOUT_S = 120.0
 
@@ -59,11 +61,21 @@ class BenchWorker:
     def pid(self) -> int:
         return self.process.pid
 
-    def applied(self) -> int:
-        """Transitions this worker's engine applied so far (its /metrics)."""
+    def counts(self) -> tuple[int, int, int]:
+        """From its /metrics: transitions its engine applied, tasks its executor ran, and of
+        those the ones handed over by its own orchestrator (the rest came through the topic)."""
         reply = Api.at(self.api).call("GET", "/metrics")
         assert reply.status == 200, reply
-        return round(sum(float(n) for n in APPLIED.findall(str(reply.body))))
+        text = str(reply.body)
+        applied, run, handed_over = (
+            round(sum(float(n) for n in pattern.findall(text)))
+            for pattern in (APPLIED, TASKS_RUN, HANDED_OVER)
+        )
+        return applied, run, handed_over
+
+    def applied(self) -> int:
+        """Transitions this worker's engine applied so far."""
+        return self.counts()[0]
 
     def main_thread_cpu_s(self) -> float:
         """CPU time of the worker's main thread: the event loop every agent shares."""
@@ -86,7 +98,7 @@ class Sample:
     """What every counter read at one moment."""
 
     at: float
-    applied: list[int]
+    counts: list[tuple[int, int, int]]
     cpu: list[float]
     main_cpu: list[float]
     broker_cpu: float
@@ -96,7 +108,7 @@ class Sample:
 def sample(workers: list[BenchWorker], broker_pid: int | None) -> Sample:
     return Sample(
         time.perf_counter(),
-        [w.applied() for w in workers],
+        [w.counts() for w in workers],
         [cpu_seconds(w.pid) for w in workers],
         [w.main_thread_cpu_s() for w in workers],
         cpu_seconds(broker_pid),
@@ -236,7 +248,9 @@ def run_workers(
 def print_figures(figures: Figures, partitions: int, broker_measured: bool) -> None:
     before, after = figures.before, figures.after
     elapsed = figures.elapsed_s
-    applied = [a - b for a, b in zip(after.applied, before.applied, strict=True)]
+    applied = [a[0] - b[0] for a, b in zip(after.counts, before.counts, strict=True)]
+    tasks = [a[1] - b[1] for a, b in zip(after.counts, before.counts, strict=True)]
+    handed = [a[2] - b[2] for a, b in zip(after.counts, before.counts, strict=True)]
     total = sum(applied)
     expected = figures.executions * FAN_TRANSITIONS
     worker_cpu = [a - b for a, b in zip(after.cpu, before.cpu, strict=True)]
@@ -259,14 +273,20 @@ def print_figures(figures: Figures, partitions: int, broker_measured: bool) -> N
             f"  CPU per transition, broker          {broker * 1000 / total:8.2f} ms"
             f"   ({broker / elapsed:.2f} of a core)"
         )
-    print(f"  machine cores busy (everyone's)     {busy:8.2f}   of {os.cpu_count()}")
+    ours = (sum(worker_cpu) + after.broker_cpu - before.broker_cpu) / elapsed
+    print(
+        f"  machine cores busy (everyone's)     {busy:8.2f}   of {os.cpu_count()};"
+        f" this bench's workers and broker {ours:.2f}"
+    )
     for n in range(figures.workers):
         share = applied[n] / total if total else 0.0
         own = f"{worker_cpu[n] * 1000 / applied[n]:6.2f} ms" if applied[n] else "     -   "
         print(
             f"  worker {n + 1}: applied {applied[n]:6d} ({share:4.0%}), CPU per own transition"
-            f" {own}, {worker_cpu[n] / elapsed:.2f} of a core (main thread"
-            f" {main_cpu[n] / elapsed:.2f}), idle {idle_cpu[n] * 1000 / figures.idle_s:4.0f} ms/s"
+            f" {own}, per transition of all {worker_cpu[n] * 1000 / total:4.2f} ms,"
+            f" {worker_cpu[n] / elapsed:.2f} of a core (main thread"
+            f" {main_cpu[n] / elapsed:.2f}), idle {idle_cpu[n] * 1000 / figures.idle_s:4.0f} ms/s,"
+            f" tasks run {tasks[n]} ({handed[n]} handed over)"
         )
     print(f"  load average (1, 5, 15 min) at the end: {os.getloadavg()}", flush=True)
 
