@@ -165,6 +165,7 @@ class Figures:
     """One worker count's figures."""
 
     workers: int
+    settled_s: float
     elapsed_s: float
     executions: int
     idle_s: float
@@ -192,7 +193,9 @@ async def measure(
     completions = Completions(kafka, f"{prefix}.lifecycle")
     await completions.start()
     try:
+        began = time.perf_counter()
         await settle(workers, producer, completions, prefix, partitions)
+        settled_s = time.perf_counter() - began
         idle = sample(workers, broker_pid)
         await asyncio.sleep(idle_s)
         before = sample(workers, broker_pid)
@@ -204,7 +207,7 @@ async def measure(
     finally:
         await completions.stop()
         await producer.stop()
-    return Figures(len(workers), elapsed, executions, idle_s, idle, before, after)
+    return Figures(len(workers), settled_s, elapsed, executions, idle_s, idle, before, after)
 
 
 def run_workers(
@@ -259,6 +262,10 @@ def print_figures(figures: Figures, partitions: int, broker_measured: bool) -> N
     busy = (after.machine[0] - before.machine[0]) / (after.at - before.at)
     print(
         f"{figures.workers} worker(s), {partitions} partitions, {figures.executions} fan-outs at once"
+    )
+    print(
+        f"  group settled after                 {figures.settled_s:8.1f} s"
+        f"   (every worker ready to the same workers applying two warm-up batches in a row)"
     )
     print(f"  executions/s                        {figures.executions / elapsed:8.0f}")
     print(f"  transitions/s                       {total / elapsed:8.0f}")
