@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run dry-run test lint chromium screenshots bench bench-runtime bench-dev-ready bench-events bench-delays bench-live bench-peer redis-server clean
+.PHONY: install run dry-run test lint chromium screenshots bench bench-runtime bench-dev-ready bench-events bench-delays bench-live bench-scale bench-peer redis-server clean
 
 install: $(STAMP)
 
@@ -63,6 +63,9 @@ bench-delays: install
 
 bench-live: install
 	$(BIN)/python bench/live_bench.py
+
+bench-scale: install
+	$(BIN)/python bench/scale_bench.py $(ARGS)
 
 # braidflow beside Celery on Redis (bench/peer_celery.py): Celery and the Redis client go into
 # the venv from bench/requirements-peer.txt, never into braidflow's dependencies; Debian's

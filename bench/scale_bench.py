@@ -285,6 +285,10 @@ def print_figures(figures: Figures, partitions: int, broker_measured: bool) -> N
         f"  machine cores busy (everyone's)     {busy:8.2f}   of {os.cpu_count()};"
         f" this bench's workers and broker {ours:.2f}"
     )
+    # What the shape costs the cluster whatever share of the machine it got this run.
+    print(
+        f"  executions per CPU second, workers and broker {figures.executions / elapsed / ours:6.0f}"
+    )
     for n in range(figures.workers):
         share = applied[n] / total if total else 0.0
         own = f"{worker_cpu[n] * 1000 / applied[n]:6.2f} ms" if applied[n] else "     -   "
