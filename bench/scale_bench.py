@@ -21,6 +21,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,6 +50,15 @@ WARM_UP_BATCH = 40
 SETTLE_TIMEOUT_S = 120.0
 
 
+def metric_counts(metrics: str) -> tuple[int, int, int]:
+    """From a worker's /metrics text: transitions applied, tasks run, tasks handed over."""
+    applied, run, handed_over = (
+        round(sum(float(n) for n in pattern.findall(metrics)))
+        for pattern in (APPLIED, TASKS_RUN, HANDED_OVER)
+    )
+    return applied, run, handed_over
+
+
 @dataclass
 class BenchWorker:
     """One worker process of the run, with its API and log."""
@@ -66,12 +76,7 @@ class BenchWorker:
         those the ones handed over by its own orchestrator (the rest came through the topic)."""
         reply = Api.at(self.api).call("GET", "/metrics")
         assert reply.status == 200, reply
-        text = str(reply.body)
-        applied, run, handed_over = (
-            round(sum(float(n) for n in pattern.findall(text)))
-            for pattern in (APPLIED, TASKS_RUN, HANDED_OVER)
-        )
-        return applied, run, handed_over
+        return metric_counts(str(reply.body))
 
     def applied(self) -> int:
         """Transitions this worker's engine applied so far."""
@@ -248,7 +253,8 @@ def run_workers(
                 worker.process.wait(timeout=30)
 
 
-def print_figures(figures: Figures, partitions: int, broker_measured: bool) -> None:
+def format_figures(figures: Figures, partitions: int, broker_measured: bool) -> str:
+    """The figures of one worker count, as printed."""
     before, after = figures.before, figures.after
     elapsed = figures.elapsed_s
     applied = [a[0] - b[0] for a, b in zip(after.counts, before.counts, strict=True)]
@@ -259,68 +265,93 @@ def print_figures(figures: Figures, partitions: int, broker_measured: bool) -> N
     worker_cpu = [a - b for a, b in zip(after.cpu, before.cpu, strict=True)]
     main_cpu = [a - b for a, b in zip(after.main_cpu, before.main_cpu, strict=True)]
     idle_cpu = [b - i for b, i in zip(before.cpu, figures.idle.cpu, strict=True)]
+    broker = after.broker_cpu - before.broker_cpu
     busy = (after.machine[0] - before.machine[0]) / (after.at - before.at)
-    print(
-        f"{figures.workers} worker(s), {partitions} partitions, {figures.executions} fan-outs at once"
-    )
-    print(
+    ours = (sum(worker_cpu) + broker) / elapsed
+    lines = [
+        f"{figures.workers} worker(s), {partitions} partitions, {figures.executions} fan-outs at once",
         f"  group settled after                 {figures.settled_s:8.1f} s"
-        f"   (every worker ready to the same workers applying two warm-up batches in a row)"
-    )
-    print(f"  executions/s                        {figures.executions / elapsed:8.0f}")
-    print(f"  transitions/s                       {total / elapsed:8.0f}")
-    print(f"  transitions applied, all workers    {total:8d}   (expected {expected})")
-    print(
+        "   (every worker ready to the same workers applying two warm-up batches in a row)",
+        f"  executions/s                        {figures.executions / elapsed:8.0f}",
+        f"  transitions/s                       {total / elapsed:8.0f}",
+        f"  transitions applied, all workers    {total:8d}   (expected {expected})",
         f"  CPU per transition, all workers     {sum(worker_cpu) * 1000 / total:8.2f} ms"
-        f"   (main threads {sum(main_cpu) * 1000 / total:.2f} ms)"
-    )
+        f"   (main threads {sum(main_cpu) * 1000 / total:.2f} ms)",
+    ]
     if broker_measured:
-        broker = after.broker_cpu - before.broker_cpu
-        print(
+        lines.append(
             f"  CPU per transition, broker          {broker * 1000 / total:8.2f} ms"
             f"   ({broker / elapsed:.2f} of a core)"
         )
-    ours = (sum(worker_cpu) + after.broker_cpu - before.broker_cpu) / elapsed
-    print(
+    lines += [
         f"  machine cores busy (everyone's)     {busy:8.2f}   of {os.cpu_count()};"
-        f" this bench's workers and broker {ours:.2f}"
-    )
-    # What the shape costs the cluster whatever share of the machine it got this run.
-    print(
-        f"  executions per CPU second, workers and broker {figures.executions / elapsed / ours:6.0f}"
-    )
+        f" this bench's workers and broker {ours:.2f}",
+        # What the shape costs whatever share of the machine this run got.
+        f"  executions per CPU second, workers and broker {figures.executions / elapsed / ours:6.0f}",
+    ]
     for n in range(figures.workers):
-        share = applied[n] / total if total else 0.0
+        share = applied[n] / total
         own = f"{worker_cpu[n] * 1000 / applied[n]:6.2f} ms" if applied[n] else "     -   "
-        print(
+        lines.append(
             f"  worker {n + 1}: applied {applied[n]:6d} ({share:4.0%}), CPU per own transition"
             f" {own}, per transition of all {worker_cpu[n] * 1000 / total:4.2f} ms,"
             f" {worker_cpu[n] / elapsed:.2f} of a core (main thread"
             f" {main_cpu[n] / elapsed:.2f}), idle {idle_cpu[n] * 1000 / figures.idle_s:4.0f} ms/s,"
             f" tasks run {tasks[n]} ({handed[n]} handed over)"
         )
-    print(f"  load average (1, 5, 15 min) at the end: {os.getloadavg()}", flush=True)
+    return "\n".join(lines)
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
+    return value
+
+
+def _worker_counts(text: str) -> list[int]:
+    try:
+        return [_positive(n) for n in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"counts of 1 or more, as 1,2,4, not {text!r}") from None
+
+
+def _seconds(text: str) -> float:
+    value = float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0, not {value}")
+    return value
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """--workers 1,2,4, --partitions, --executions, --idle and the runtime bench's Kafka options."""
+    parser = argparse.ArgumentParser(description=__doc__.partition("\n\n")[0])
+    add_kafka_options(parser)
+    parser.add_argument(
+        "--workers", type=_worker_counts, default=[1, 2, 4], metavar="N,N,...",
+        help="worker counts to run, one after the other (default 1,2,4)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--partitions", type=_positive, default=4, help="partitions per topic (default 4)"
+    )
+    parser.add_argument(
+        "--executions", type=_positive, default=600, help="fan-outs at once (default 600)"
+    )
+    parser.add_argument(
+        "--idle", type=_seconds, default=5.0, metavar="SECONDS",
+        help="each worker's CPU per second over SECONDS with nothing flowing (default 5)",
+    )  # fmt: skip
+    return parser.parse_args(argv)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    add_kafka_options(parser)
-    parser.add_argument(
-        "--workers", default="1,2,4", help="worker counts to run, one after the other"
-    )
-    parser.add_argument("--partitions", type=int, default=4, help="partitions per topic")
-    parser.add_argument("--executions", type=int, default=600, help="fan-outs at once")
-    parser.add_argument(
-        "--idle", type=float, default=5.0, metavar="SECONDS",
-        help="each worker's CPU per second over SECONDS with nothing flowing",
-    )  # fmt: skip
-    args = parser.parse_args()
-    counts = [int(n) for n in args.workers.split(",")]
+    args = parse_args()
     kafka, embedded = bench_kafka(args)
     try:
-        for count in counts:
+        for count in args.workers:
             figures = run_workers(kafka, embedded, count, args)
-            print_figures(figures, args.partitions, embedded is not None)
+            print(format_figures(figures, args.partitions, embedded is not None))
+            print(f"  load average (1, 5, 15 min) at the end: {os.getloadavg()}", flush=True)
     finally:
         if embedded is not None:
             embedded.stop()
