@@ -147,6 +147,13 @@ class Settings:
     session_timeout_s: float = field(
         default=10.0, metadata=_about("Consumer group session timeout.")
     )
+    heartbeat_interval_s: float = field(
+        default=0.0,
+        metadata=_about(
+            "Consumer group heartbeat interval, below the session timeout (0: a quarter of the"
+            " session timeout, at most 1 s on the embedded broker)."
+        ),
+    )
     max_poll_interval_s: float = field(
         default=300.0, metadata=_about("Longest time between two polls of a consumer.")
     )
@@ -247,6 +254,12 @@ class Settings:
     )
 
     def __post_init__(self) -> None:
+        if self.heartbeat_interval_s and self.heartbeat_interval_s >= self.session_timeout_s:
+            # Every client refuses it, each in words of its own: say it once, by name.
+            raise ValueError(
+                f"BRAIDFLOW_HEARTBEAT_INTERVAL_S: {self.heartbeat_interval_s:g} s is not below"
+                f" the session timeout ({self.session_timeout_s:g} s)"
+            )
         if self.read_model and not self.read_model.startswith(POSTGRES_SCHEMES):
             # Refused before anything starts, rather than once the worker is half up.
             raise ValueError(
@@ -258,6 +271,26 @@ class Settings:
     def broker(self) -> str:
         """The bootstrap servers, for messages and banners."""
         return self.kafka.address
+
+    @property
+    def heartbeat_s(self) -> float:
+        """How often a member of a consumer group heartbeats: `heartbeat_interval_s`, else a
+        quarter of the session timeout."""
+        return self.heartbeat_interval_s or self.session_timeout_s / 4
+
+    def on_embedded_broker(self) -> Settings:
+        """These settings for a worker on an embedded broker (dev mode's or another's):
+        heartbeats at least once a second, unless set.
+
+        Tansu keeps a group's session at its first member's, whatever session a later one
+        asks for: a worker joining dev mode's broker with the default 10 s session would
+        heartbeat every 2.5 s into groups with dev mode's 4 s session, and be dropped from
+        them whenever a heartbeat came late.
+        """
+        if self.heartbeat_interval_s:
+            return self
+        heartbeat = min(self.session_timeout_s / 4, EMBEDDED_HEARTBEAT_S)
+        return replace(self, heartbeat_interval_s=heartbeat)
 
     @property
     def topics(self) -> Topics:
@@ -277,8 +310,8 @@ class Settings:
     def for_dev(self, embedded: bool = True) -> Settings:
         """Defaults for dev mode: short fetch waits and fewer partitions.
 
-        Only the embedded broker gets fast group joins too (a join there waits about
-        as long as the rebalance timeout, DESIGN.md); it does not check group limits.
+        Only the embedded broker gets fast group joins too (a join there waits for half
+        the group's session, `EMBEDDED_SESSION_S`); it does not check group limits.
         On another broker (`braidflow dev --broker`) the group settings stay those of
         production, which a default Apache Kafka accepts (`group_limit_problems`).
         """
@@ -288,7 +321,17 @@ class Settings:
             fetch_max_wait_ms=5,
             background_fetch_wait_ms=100,
         )
-        return replace(dev, rebalance_timeout_s=3.0, session_timeout_s=5.0) if embedded else dev
+        if not embedded:
+            return dev
+        return replace(dev, rebalance_timeout_s=3.0, session_timeout_s=EMBEDDED_SESSION_S)
+
+
+# Dev mode's session on the embedded broker. Tansu answers a group join once half the group's
+# session has passed, counted in whole seconds: a join takes 2 s at a 3 or 4 s session, 3 s at
+# 5 s. Below 3 s a worker beside dev mode (heartbeats every `EMBEDDED_HEARTBEAT_S`) would have
+# too little room for a late heartbeat.
+EMBEDDED_SESSION_S = 4.0
+EMBEDDED_HEARTBEAT_S = 1.0
 
 
 # Apache Kafka's default group.min.session.timeout.ms and group.max.session.timeout.ms:

@@ -108,6 +108,8 @@ def build_runtime(
         token_verifier = identity_provider(settings)
     _check_api_port(settings)
     cluster_id = cluster_id_of(settings.kafka)
+    if is_embedded_cluster(cluster_id):
+        settings = settings.on_embedded_broker()
     adopt_data_dir(settings.data_dir, cluster_id)
     ensure_topics(settings)
     load_handler_modules(settings.handler_modules)

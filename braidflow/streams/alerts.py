@@ -125,7 +125,7 @@ class DepartmentAlerts:
             auto_offset_reset="earliest",
             fetch_max_wait_ms=s.fetch_max_wait_ms,
             session_timeout_ms=session_ms,
-            heartbeat_interval_ms=max(session_ms // 3, 100),
+            heartbeat_interval_ms=max(int(s.heartbeat_s * 1000), 100),
             rebalance_timeout_ms=int(s.rebalance_timeout_s * 1000),
             max_poll_interval_ms=int(s.max_poll_interval_s * 1000),
         )

@@ -158,7 +158,7 @@ def create_app(settings: Settings) -> FaustParts:
         topic_replication_factor=settings.replication,
         consumer_auto_offset_reset="earliest",
         broker_session_timeout=settings.session_timeout_s,
-        broker_heartbeat_interval=max(settings.session_timeout_s / 4, 0.25),
+        broker_heartbeat_interval=max(settings.heartbeat_s, 0.25),
         broker_rebalance_timeout=settings.rebalance_timeout_s,
         broker_max_poll_interval=settings.max_poll_interval_s,
         table_standby_replicas=0,

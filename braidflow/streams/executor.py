@@ -186,7 +186,7 @@ class Executor:
             auto_offset_reset="earliest",
             fetch_max_wait_ms=settings.fetch_max_wait_ms,
             session_timeout_ms=session_ms,
-            heartbeat_interval_ms=max(session_ms // 3, 100),
+            heartbeat_interval_ms=max(int(settings.heartbeat_s * 1000), 100),
             rebalance_timeout_ms=rebalance_ms,
             max_poll_interval_ms=int(settings.max_poll_interval_s * 1000),
         )

@@ -171,7 +171,7 @@ class EventRouter:
                     "auto.offset.reset": "earliest",
                     "fetch.wait.max.ms": s.fetch_max_wait_ms,
                     "session.timeout.ms": int(s.session_timeout_s * 1000),
-                    "heartbeat.interval.ms": max(int(s.session_timeout_s * 250), 100),
+                    "heartbeat.interval.ms": max(int(s.heartbeat_s * 1000), 100),
                     # librdkafka also sends this as the group's rebalance timeout, which a join
                     # may wait out in full: keep it short, and the batches (_BATCH) small.
                     "max.poll.interval.ms": int(max(s.rebalance_timeout_s, 10.0) * 1000),

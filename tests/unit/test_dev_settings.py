@@ -33,7 +33,33 @@ def test_dev_settings_for_another_broker_are_within_apache_kafkas_default_group_
 def test_the_embedded_broker_keeps_fast_group_joins() -> None:
     embedded = Settings().for_dev(embedded=True)
     assert embedded.rebalance_timeout_s <= 3.0
-    assert embedded.session_timeout_s < KAFKA_MIN_SESSION_MS / 1000
+    # Tansu answers a join once half the group's session has passed, in whole seconds: 2 s
+    # at a 4 s session, 3 s at 5 s.
+    assert embedded.session_timeout_s <= 4.0
+
+
+def test_a_worker_on_an_embedded_broker_heartbeats_often_enough_for_dev_modes_groups() -> None:
+    """Tansu keeps a group's session at its first member's: dev mode's, whatever session a
+    worker joining its broker asks for. Each heartbeat of that worker, on default settings,
+    leaves room for two late ones within dev mode's session."""
+    dev_session = Settings().for_dev(embedded=True).session_timeout_s
+    for worker in (Settings(), Settings().for_dev(embedded=True)):
+        assert worker.on_embedded_broker().heartbeat_s * 3 < dev_session
+    # Elsewhere a quarter of the worker's own session, as before.
+    assert Settings().heartbeat_s == Settings().session_timeout_s / 4
+
+
+def test_a_heartbeat_interval_one_sets_wins_on_the_embedded_broker_too(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("BRAIDFLOW_HEARTBEAT_INTERVAL_S", "2")
+    settings = settings_from_env(Settings().for_dev(embedded=True))
+    assert settings.on_embedded_broker().heartbeat_s == 2.0
+
+
+def test_a_heartbeat_interval_not_below_the_session_is_refused_naming_the_variable() -> None:
+    with pytest.raises(ValueError, match="BRAIDFLOW_HEARTBEAT_INTERVAL_S: 10 s is not below"):
+        Settings(heartbeat_interval_s=10.0)
 
 
 def test_group_limit_problems_names_a_session_timeout_below_the_brokers_minimum() -> None:
