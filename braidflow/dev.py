@@ -103,21 +103,32 @@ def _trigger_topics(settings: Settings, examples: Path) -> list[NewTopic]:
     return trigger_topics(settings, workflows)
 
 
-def _deploy_examples(
-    examples: Path, topics: list[NewTopic], demo_port: int, helpdesk_token: str
-) -> Any:
-    async def deploy(runtime: Runtime) -> None:
+class _ExamplesDeploy:
+    """Dev mode's hooks: `deploy` the examples as soon as the catalog has read its topic
+    (`Runtime.on_catalog`: while the worker's groups join), then `announce` ready once an
+    event published to them starts its workflows at once (`Runtime.on_ready`)."""
+
+    def __init__(
+        self, examples: Path, topics: list[NewTopic], demo_port: int, helpdesk_token: str
+    ) -> None:
+        self._examples = examples
+        self._topics = topics
+        self._demo_port = demo_port
+        self._helpdesk_token = helpdesk_token
+        self._demo_url = f"http://{DEMO_HOST}:{demo_port}"
+        self._deployed: list[tuple[str, Any]] = []
+
+    async def deploy(self, runtime: Runtime) -> None:
         try:
-            runner = await start_demo_services(DEMO_HOST, demo_port, helpdesk_token)
+            runner = await start_demo_services(DEMO_HOST, self._demo_port, self._helpdesk_token)
         except OSError as exc:
             # Taken since it was checked: as plain a stop as if it had been taken before.
-            runtime.fail(_taken("the demo services", DEMO_HOST, demo_port, exc, _DEMO_OPTION))
+            runtime.fail(_taken("the demo services", DEMO_HOST, self._demo_port, exc, _DEMO_OPTION))
             return
         runtime.app.add_future(_keep(runner))
-        demo_url = f"http://{DEMO_HOST}:{demo_port}"
 
         async def deploy_one(path: Path) -> tuple[str, Any] | None:
-            text = pointed_at(path.read_text(), demo_url)
+            text = pointed_at(path.read_text(), self._demo_url)
             try:
                 if path.name == DEPARTMENT_FILE:
                     await runtime.catalog.deploy_department(text, runtime.clock())
@@ -128,26 +139,28 @@ def _deploy_examples(
                 return None
             return deployment.workflow_id, _sample_input(path)
 
-        deployed = []
         # A deployment waits to read its record back, up to a background fetch wait: one
         # after the other, the examples took a second (docs/performance.md).
-        for batch in _example_batches(examples):
+        for batch in _example_batches(self._examples):
             done = await asyncio.gather(*(deploy_one(path) for path in batch))
-            deployed += [one for one in done if one is not None]
+            self._deployed += [one for one in done if one is not None]
+
+    async def announce(self, runtime: Runtime) -> None:
+        if runtime.failure is not None:
+            return  # stopping: the demo services' port was taken (`deploy`)
         # "Ready" once an event published to them starts its workflows at once, and the
         # executor runs their tasks at once (its group joins while the examples deploy).
-        if not await runtime.router.following((t.topic for t in topics), ROUTER_WAIT_S):
+        if not await runtime.router.following((t.topic for t in self._topics), ROUTER_WAIT_S):
             click.echo("the event router does not follow the events topics yet", err=True)
         if not await _until(runtime.executor.joined, ROUTER_WAIT_S):
             click.echo("the executor has not joined its group yet", err=True)
         cli = cli_command(sys.argv[0], sys.executable, shutil.which("braidflow"))
         key, key_file = await _owner_key(runtime)
         settings = runtime.settings
-        click.echo(
-            ready_banner(settings.api_url, settings.broker, deployed, cli, key, key_file, demo_url)
+        banner = ready_banner(
+            settings.api_url, settings.broker, self._deployed, cli, key, key_file, self._demo_url
         )
-
-    return deploy
+        click.echo(banner)
 
 
 async def _until(done: Callable[[], bool], timeout_s: float) -> bool:
@@ -246,7 +259,9 @@ def run_dev(
         topics = _trigger_topics(settings, examples)
         ensure_topics(settings, topics)
         runtime = build_runtime(settings, fresh_broker=embedded)
-        runtime.on_ready.append(_deploy_examples(examples, topics, demo_port, _helpdesk_token()))
+        hooks = _ExamplesDeploy(examples, topics, demo_port, _helpdesk_token())
+        runtime.on_catalog.append(hooks.deploy)
+        runtime.on_ready.append(hooks.announce)
         if embedded:
             # The router's group join (3 s on the embedded broker) goes on while the
             # worker starts, instead of after it; a new broker holds no deployment yet

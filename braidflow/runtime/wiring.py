@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import aiohttp
@@ -302,20 +302,36 @@ def build_runtime(
         async for record in _records(stream):
             await orchestrator.handle(record, parts.executions)
 
+    async def read_catalog() -> None:
+        await catalog.start()
+        if keys is not None:
+            await keys.start()
+            # Every key known before the first request: a valid key never gets a 401.
+            await keys.ready.wait()
+        await catalog.ready.wait()
+        for hook in runtime.on_catalog:
+            await hook(runtime)
+
+    catalog_read = _Once(read_catalog)
+
+    async def follow_read_models() -> None:
+        await projection.start()
+        await letters_projection.start()
+        await audit_projection.start()
+        await node_logs_projection.start()
+
+    read_models_followed = _Once(follow_read_models)
+
     class WorkerServices(mode.Service):
         """Starts the catalog, the executor and the API once the app runs."""
 
         async def on_start(self) -> None:
-            await catalog.start()
+            await catalog_read()
             if keys is None:
                 log.warning(
                     "authentication is OFF: every request to %s acts as an owner",
                     settings.api_url,
                 )
-            else:
-                await keys.start()
-                # Every key known before the first request: a valid key never gets a 401.
-                await keys.ready.wait()
             await http.start()
             await results.start()
             await executor.start()
@@ -326,10 +342,7 @@ def build_runtime(
             await self._runner.setup()
             await web.TCPSite(self._runner, settings.api_host, settings.api_port).start()
             await catalog.ready.wait()
-            await projection.start()
-            await letters_projection.start()
-            await audit_projection.start()
-            await node_logs_projection.start()
+            await read_models_followed()
             await start_producer.start()
             await router.start()
             await scanner.start()
@@ -371,7 +384,50 @@ def build_runtime(
     parts.app.service(WorkerServices)
     if fresh_broker:
         parts.app.add_dependency(ExecutorJoin(executor))
+        # A child of the producer, so started after it: the `on_catalog` hooks send with it.
+        parts.app.producer.add_dependency(AheadOfJoin([catalog_read, read_models_followed]))
     return runtime
+
+
+class _Once:
+    """A coroutine function run at most once: every call awaits that one run."""
+
+    def __init__(self, run: Callable[[], Awaitable[None]]) -> None:
+        self._run = run
+        self._task: asyncio.Task[None] | None = None
+
+    async def __call__(self) -> None:
+        if self._task is None:
+            self._task = asyncio.ensure_future(self._run())
+        await asyncio.shield(self._task)
+
+    def cancel(self) -> None:
+        """Stop the run if it is still under way (the worker stops before it is done)."""
+        if self._task is not None:
+            self._task.cancel()
+
+
+class AheadOfJoin(mode.Service):
+    """Dev mode's worker: what needs no consumer group starts while the worker's groups
+    join (a fresh broker leaves nothing to recover in between): the catalog and the key ring
+    read their topics, the `on_catalog` hooks run (the examples deployed), the read models
+    follow their topics. The worker's services await these same runs where they start them."""
+
+    def __init__(self, runs: list[_Once]) -> None:
+        super().__init__()
+        self._runs = runs
+
+    async def on_start(self) -> None:
+        # In the background: awaited here, they would hold up the consumer's start, its join.
+        self.add_future(self._start())
+
+    async def _start(self) -> None:
+        for run in self._runs:
+            await run()
+
+    async def on_stop(self) -> None:
+        for run in self._runs:
+            run.cancel()
 
 
 class ExecutorJoin(mode.Service):

@@ -13,9 +13,11 @@ import re
 import signal
 import time
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 import pytest
+from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, TopicPartition
 from dev_commands import EXAMPLES, READY, Command, braidflow, listening
 from waiting import until
 from workers import WorkerApi, wait_for_terminal
@@ -27,6 +29,7 @@ from braidflow.topology import load_workflow
 
 OWNER_KEY = re.compile(r"owner API key: (\S+)")
 BROKER_PORT = re.compile(r"the embedded broker listens on 127\.0\.0\.1:(\d+)")
+JOINED = re.compile(r"\[([-\d]+ [:,\d]+)\] \[\d+\] \[INFO\] Joined group 'braidflow' ")
 MINE = """
 id: fan-out
 name: mine, deployed right after ready
@@ -48,7 +51,7 @@ EXECUTIONS_BESIDE = 20
 class Dev:
     """A running `braidflow dev` on free ports; its API and its broker's address."""
 
-    def __init__(self, home: Path) -> None:
+    def __init__(self, home: Path, *options: str) -> None:
         self.api_port = free_port()
         self.command = Command(
             braidflow(
@@ -59,6 +62,7 @@ class Dev:
                 str(self.api_port),
                 "--demo-port",
                 str(free_port()),
+                *options,
             ),
             home,
         )
@@ -187,6 +191,44 @@ def test_a_worker_beside_dev_mode_joins_its_embedded_broker_and_takes_a_share(
         assert {tuple(h) for h in holders.values()} == {(0,), (1,)}, holders
     finally:
         worker.stop()
+
+
+def records_of(broker: str, topic: str) -> list[Message]:
+    """Every record of `topic` now, read from the beginning without a group."""
+    consumer = Consumer({"bootstrap.servers": broker, "group.id": "test-reader"})
+    try:
+        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        wanted = [TopicPartition(topic, p) for p in partitions]
+        ends = {p.partition: consumer.get_watermark_offsets(p, timeout=10)[1] for p in wanted}
+        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
+        found: list[Message] = []
+        deadline = time.monotonic() + 30
+        while sum(ends.values()) > len(found) and time.monotonic() < deadline:
+            found += [m for m in consumer.consume(100, 0.5) if m.error() is None]
+        return found
+    finally:
+        consumer.close()
+
+
+def test_dev_mode_deploys_its_examples_while_its_worker_joins_its_group(tmp_path: Path) -> None:
+    """On its fresh broker nothing is recovered, so the examples are deployed while the
+    worker's group join is under way (the embedded broker holds a join for 2 s), not after."""
+    with listening(9092):
+        dev = Dev(tmp_path, "--loglevel", "info")
+        try:
+            dev.command.wait_for_output(READY, 90)
+            joined = JOINED.search(dev.command.stderr)
+            assert joined, dev.command.describe()
+            # Logged in local time, as `datetime.timestamp` reads it.
+            joined_s = datetime.strptime(joined.group(1), "%Y-%m-%d %H:%M:%S,%f").timestamp()
+            deployed = records_of(dev.broker, "braidflow.workflows")
+        finally:
+            dev.command.stop()
+    # A record per example, each sent before the worker's group answered its join.
+    examples = [p for p in EXAMPLES.glob("*.yaml") if not p.name.endswith(".answers.yaml")]
+    assert len(deployed) >= len(examples), dev.command.describe()
+    sent_s = [m.timestamp()[1] / 1000 for m in deployed]
+    assert max(sent_s) < joined_s, (sent_s, joined.group(0))
 
 
 def test_dev_mode_killed_with_sigkill_takes_its_embedded_broker_with_it(tmp_path: Path) -> None:
