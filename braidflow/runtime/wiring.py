@@ -390,21 +390,17 @@ def build_runtime(
 
 
 class _Once:
-    """A coroutine function run at most once: every call awaits that one run."""
+    """A coroutine function run at most once: every call awaits that one run (cancelling a
+    call, as a stopping worker does, cancels the run)."""
 
     def __init__(self, run: Callable[[], Awaitable[None]]) -> None:
         self._run = run
-        self._task: asyncio.Task[None] | None = None
+        self._task: asyncio.Future[None] | None = None
 
     async def __call__(self) -> None:
         if self._task is None:
             self._task = asyncio.ensure_future(self._run())
-        await asyncio.shield(self._task)
-
-    def cancel(self) -> None:
-        """Stop the run if it is still under way (the worker stops before it is done)."""
-        if self._task is not None:
-            self._task.cancel()
+        await self._task
 
 
 class AheadOfJoin(mode.Service):
@@ -424,10 +420,6 @@ class AheadOfJoin(mode.Service):
     async def _start(self) -> None:
         for run in self._runs:
             await run()
-
-    async def on_stop(self) -> None:
-        for run in self._runs:
-            run.cancel()
 
 
 class ExecutorJoin(mode.Service):
