@@ -384,8 +384,9 @@ def build_runtime(
     parts.app.service(WorkerServices)
     if fresh_broker:
         parts.app.add_dependency(ExecutorJoin(executor))
-        # A child of the producer, so started after it: the `on_catalog` hooks send with it.
-        parts.app.producer.add_dependency(AheadOfJoin([catalog_read, read_models_followed]))
+        # A child of the table manager: started once it has subscribed the worker's consumer,
+        # so the group join is sent first; the producer (the deploys send through it) is up.
+        parts.app.tables.add_dependency(AheadOfJoin([catalog_read, read_models_followed]))
     return runtime
 
 
