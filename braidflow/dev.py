@@ -263,7 +263,7 @@ def run_dev(
         runtime.on_catalog.append(hooks.deploy)
         runtime.on_ready.append(hooks.announce)
         if embedded:
-            # The router's group join (3 s on the embedded broker) goes on while the
+            # The router's group join (2 s on the embedded broker) goes on while the
             # worker starts, instead of after it; a new broker holds no deployment yet
             # whose triggers the router's subscription would have to include.
             runtime.router.join()

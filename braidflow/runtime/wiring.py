@@ -96,7 +96,8 @@ def build_runtime(
     `token_verifier`: who a bearer credential that is not an API key is (default: the
     identity provider the settings configure; none: a 401). `fresh_broker`: the broker was
     started for this worker (dev mode's embedded one), so there is nothing to recover and
-    the executor joins its group as the app starts (`ExecutorJoin`).
+    the executor joins its group as the app starts (`ExecutorJoin`) and what needs no group
+    starts while the groups join (`AheadOfJoin`).
     """
     if not settings.authentication and (problem := off_problem(settings.api_host)):
         raise RuntimeError(problem)
