@@ -73,6 +73,8 @@ edges:
   - {from: first, to: second}
   - {from: second, to: done}
 """
+# The orchestrator's steps of one chain: the start, two task results, the end node's RunNode.
+CHAIN_TRANSITIONS = 4
 # Chain executions timed one after the other (bench/peer_celery.py times Celery's as many).
 CHAIN_SAMPLES = 200
 
@@ -290,18 +292,21 @@ async def measure(
         }
 
     latencies = []
+    chain_cpu_before = cpu_seconds(pids["worker"])
     for _ in range(chains):
         sent = time.perf_counter()
         execution_id = await start("bench-chain")
         await producer.flush()
         await completions.wait_for({execution_id}, 30)
         latencies.append(completions.done[execution_id] - sent)
+    chain_cpu = cpu_seconds(pids["worker"]) - chain_cpu_before
     await completions.stop()
     await producer.stop()
     return {
         **fan,
         "chain_p50_ms": statistics.median(latencies) * 1000,
         "chain_p99_ms": _percentile(latencies, 99) * 1000,
+        "chain_worker_cpu_ms": chain_cpu * 1000 / (chains * CHAIN_TRANSITIONS) if chains else 0.0,
         **idle,
     }
 
@@ -388,7 +393,15 @@ def main() -> None:
     parser.add_argument(
         "--chains", type=int, default=CHAIN_SAMPLES, help="3-node chains, one at a time"
     )
+    parser.add_argument(
+        "--probe", metavar="FILE",
+        help="note each transition's stages in FILE (bench/chain_probe.py; read it with that)",
+    )  # fmt: skip
     args = parser.parse_args()
+    extra: tuple[str, ...] = ()
+    if args.probe:
+        os.environ["BRAIDFLOW_CHAIN_PROBE"] = str(Path(args.probe).resolve())
+        extra = ("--handlers", str(HERE / "chain_probe.py"))
     kafka, embedded = bench_kafka(args)
     executions = 0 if args.chain_only else args.executions
     try:
@@ -396,7 +409,7 @@ def main() -> None:
             compare_stats(kafka, embedded, args)
             return
         ready_s, floor, figures = run_worker(
-            kafka, embedded, executions, idle_s=args.idle, chains=args.chains
+            kafka, embedded, executions, extra, idle_s=args.idle, chains=args.chains
         )
     finally:
         if embedded is not None:
@@ -431,6 +444,9 @@ def print_figures(
     print(f"  p50                                {figures['chain_p50_ms']:8.1f} ms   (target < 50)")
     print(f"  p99                                {figures['chain_p99_ms']:8.1f} ms")
     print(f"  p50 / bare round trip              {figures['chain_p50_ms'] / floor_p50:8.1f} x")
+    print(
+        f"  worker CPU per transition          {figures['chain_worker_cpu_ms']:8.2f} ms   (4 a chain)"
+    )
     if "worker_idle_cpu_ms_per_s" in figures:
         print(f"idle worker, nothing flowing for {idle_s:.0f} s")
         print(f"  worker CPU per second              {figures['worker_idle_cpu_ms_per_s']:8.1f} ms")

@@ -1,0 +1,201 @@
+"""Where a transition's time goes, stage by stage: loaded into a bench worker with `--handlers`.
+
+With `BRAIDFLOW_CHAIN_PROBE=FILE` set, every record of the transitions topic this worker sends
+or reads gets a line per stage in FILE: `stage partition offset seconds` (perf_counter, which
+is CLOCK_MONOTONIC: comparable across processes). Stages, in order:
+
+- `queued`: handed to a producer (the orchestrator's outbox, the executor's result);
+- `acked`: the broker acknowledged it;
+- `arrived`: the consumer's fetch response brought it (aiokafka's fetcher);
+- `fetched`: the consumer handed it out (Faust: `getmany` on its consumer thread);
+- `delivered`: the consumer's records reached the event loop of the agents;
+- `handling`: the orchestrator took it; `handled`: it returned.
+
+Each fetch of the transitions topic adds `#fetch sent answered partitions`. `python
+bench/chain_probe.py FILE` prints each stage's median per hop, and whether a fetch was already
+waiting at the broker when a record was acknowledged (docs/performance.md, "The 3-node chain:
+per hop"). Measurement only: nothing in braidflow imports it.
+"""
+
+from __future__ import annotations
+
+import atexit
+import itertools
+import os
+import statistics
+import sys
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from typing import Any
+
+STAGES = ("queued", "acked", "arrived", "fetched", "delivered", "handling", "handled")
+
+
+def install(path: str) -> None:
+    """Patch the worker's send and receive points to write stage lines to `path`."""
+    from aiokafka.consumer import fetcher
+    from faust.transport import consumer as faust_consumer
+    from faust.transport.drivers import aiokafka as faust_aiokafka
+
+    from braidflow.streams import orchestrator, publisher, result_producer
+
+    out = open(path, "a", buffering=1 << 16)  # noqa: SIM115
+    atexit.register(out.flush)
+    now = time.perf_counter
+
+    def note(stage: str, partition: int, offset: int, at: float) -> None:
+        out.write(f"{stage} {partition} {offset} {at:.6f}\n")
+
+    def transitions_topic(topic: str) -> bool:
+        return topic.endswith(".transitions")
+
+    def on_ack(queued: float) -> Callable[[Any], None]:
+        def done(future: Any) -> None:
+            if future.cancelled() or future.exception() is not None:
+                return
+            meta = future.result()
+            if transitions_topic(meta.topic):
+                note("queued", meta.partition, meta.offset, queued)
+                note("acked", meta.partition, meta.offset, now())
+
+        return done
+
+    queue = publisher.Publisher.queue
+
+    async def probed_queue(self: Any, topic: str, *args: Any, **kwargs: Any) -> Any:
+        queued = now()
+        future = await queue(self, topic, *args, **kwargs)
+        future.add_done_callback(on_ack(queued))
+        return future
+
+    publisher.Publisher.queue = probed_queue  # type: ignore[method-assign]
+
+    async def probed_send(self: Any, transition: Any, traceparent: str | None = None) -> None:
+        from braidflow.schemas import encode_transition
+
+        queued = now()
+        future = await self._producer.send(
+            self._topic, encode_transition(transition), key=transition.execution_id.encode()
+        )
+        future.add_done_callback(on_ack(queued))
+        await future
+
+    result_producer.ResultProducer.send = probed_send  # type: ignore[method-assign]
+
+    class ProbedFetchResult(fetcher.FetchResult):  # type: ignore[misc]
+        def __init__(self, tp: Any, **kwargs: Any) -> None:
+            super().__init__(tp, **kwargs)
+            if transitions_topic(tp.topic):
+                note("arrived", tp.partition, kwargs["partition_records"].next_fetch_offset, now())
+
+    fetcher.FetchResult = ProbedFetchResult
+
+    proc_fetch_request = fetcher.Fetcher._proc_fetch_request
+
+    async def probed_proc_fetch_request(
+        self: Any, assignment: Any, node_id: Any, request: Any
+    ) -> Any:
+        sent = now()
+        try:
+            return await proc_fetch_request(self, assignment, node_id, request)
+        finally:
+            parts = sum(len(p) for _, p in request.topics)
+            if any(transitions_topic(t) for t, _ in request.topics):
+                out.write(f"#fetch {sent:.6f} {now():.6f} {parts}\n")
+
+    fetcher.Fetcher._proc_fetch_request = probed_proc_fetch_request
+
+    thread_class = faust_aiokafka.AIOKafkaConsumerThread
+    fetch_records = thread_class._fetch_records
+
+    async def probed_fetch_records(self: Any, *args: Any, **kwargs: Any) -> Any:
+        records = await fetch_records(self, *args, **kwargs)
+        at = now()
+        for tp, batch in records.items():
+            if transitions_topic(tp.topic):
+                for record in batch:
+                    note("fetched", tp.partition, record.offset, at)
+        return records
+
+    thread_class._fetch_records = probed_fetch_records
+
+    getmany = faust_consumer.Consumer.getmany
+
+    async def probed_getmany(self: Any, timeout: float) -> Any:
+        async for tp, message in getmany(self, timeout):
+            if transitions_topic(tp.topic):
+                note("delivered", tp.partition, message.offset, now())
+            yield tp, message
+
+    faust_consumer.Consumer.getmany = probed_getmany  # type: ignore[method-assign]
+
+    handle = orchestrator.Orchestrator.handle
+
+    async def probed_handle(self: Any, record: Any, table: Any) -> None:
+        note("handling", record.partition, record.offset, now())
+        await handle(self, record, table)
+        note("handled", record.partition, record.offset, now())
+
+    orchestrator.Orchestrator.handle = probed_handle  # type: ignore[method-assign]
+
+
+def report(path: str) -> None:
+    """Each stage's median per hop, over the transitions seen at every stage."""
+    times: dict[tuple[int, int], dict[str, float]] = defaultdict(dict)
+    fetches: list[tuple[float, float]] = []
+    for line in open(path):  # noqa: SIM115
+        if line.startswith("#fetch"):
+            _, sent, answered, _ = line.split()
+            fetches.append((float(sent), float(answered)))
+            continue
+        stage, partition, offset, at = line.split()
+        times[(int(partition), int(offset))].setdefault(stage, float(at))
+    whole = [t for t in times.values() if all(s in t for s in STAGES)]
+    print(f"{len(whole)} transitions seen at every stage ({len(times)} in all)")
+    for before, after in itertools.pairwise(STAGES):
+        gaps = [(t[after] - t[before]) * 1000 for t in whole]
+        print(
+            f"  {before:>9} -> {after:<9} p50 {statistics.median(gaps):6.2f} ms"
+            f"  mean {statistics.mean(gaps):6.2f} ms"
+        )
+    hops = [(t["handling"] - t["queued"]) * 1000 for t in whole]
+    print(f"  queued -> handling (a hop)  p50 {statistics.median(hops):6.2f} ms")
+    if fetches:
+        _fetch_report(sorted(fetches), whole)
+
+
+def _fetch_report(fetches: list[tuple[float, float]], whole: list[dict[str, float]]) -> None:
+    """Was a fetch waiting at the broker when each transition was acknowledged?"""
+    held = [(b - a) * 1000 for a, b in fetches]
+    idle = [(c - b) * 1000 for (_, b), (c, _) in itertools.pairwise(fetches)]
+    print(
+        f"  fetches: {len(fetches)}, held p50 {statistics.median(held):.2f} ms,"
+        f" none in flight between two p50 {statistics.median(idle):.2f} ms"
+        f" mean {statistics.mean(idle):.2f}"
+    )
+    late, waiting = [], []
+    for t in whole:
+        bringing = [f for f in fetches if abs(f[1] - t["arrived"]) < 0.0005]
+        if not bringing:
+            continue
+        sent, _ = bringing[0]
+        if sent > t["acked"]:
+            late.append((sent - t["acked"]) * 1000)
+        else:
+            waiting.append((t["arrived"] - t["acked"]) * 1000)
+    if late:
+        print(
+            f"  {len(late)} sent after the ack: ack -> fetch sent p50 {statistics.median(late):.2f} ms"
+        )
+    if waiting:
+        print(
+            f"  {len(waiting)} in flight at the ack: ack -> arrived p50 {statistics.median(waiting):.2f} ms"
+        )
+
+
+if os.environ.get("BRAIDFLOW_CHAIN_PROBE") and __name__ != "__main__":
+    install(os.environ["BRAIDFLOW_CHAIN_PROBE"])
+
+if __name__ == "__main__":
+    report(sys.argv[1])
