@@ -10,6 +10,7 @@ from faust.transport import consumer as faust_consumer
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
 from braidflow.config import Settings
+from braidflow.streams.changelog_fetch import patch_changelog_fetch
 from braidflow.streams.partitioner import KeyPartitioner
 from braidflow.streams.quick_start import patch_start_waits
 
@@ -145,6 +146,7 @@ def create_app(settings: Settings) -> FaustParts:
     _patch_seek_to_committed()
     _patch_perform_seek()
     patch_start_waits()
+    patch_changelog_fetch()
     # Faust creates its data directory without parents.
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     topics = settings.topics
