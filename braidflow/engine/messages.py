@@ -311,6 +311,11 @@ class LifecycleEvent:
     `workflow.accepted|queued|started|completed|failed|cancelled|parked|paused|resumed`,
     `workflow.sla_breached` (engine/sla.py),
     `node.started|completed|failed|skipped|retrying|dead_lettered|redriven`.
+
+    An end (`workflow.completed|failed|cancelled`, `node.completed|failed|retrying`) carries
+    in `started_at` when what ended started (epoch ms), so a reader can time it without
+    remembering the start; None on other events, and on ends whose start is not timed
+    (`Draft.began_at`).
     """
 
     id: str
@@ -324,6 +329,7 @@ class LifecycleEvent:
     data: Any = None
     error: NodeError | None = None
     tenant: str = DEFAULT_TENANT
+    started_at: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -279,8 +279,10 @@ def _start(workflow: Workflow, t: StartExecution) -> StepResult:
             f"workflow calls nest deeper than {MAX_SUBWORKFLOW_DEPTH}"
             f" ({t.parent.workflow_id} -> {t.workflow_id}, execution {t.execution_id})"
         )
+        draft.refused = True
         draft.finish(_EXECUTION_FAILED, error=NodeError("SubworkflowDepth", message))
     elif problems:
+        draft.refused = True
         draft.finish(_EXECUTION_FAILED, error=NodeError("InputInvalid", "; ".join(problems)))
     elif t.admission is not None:
         # Its department caps how many run at once: it waits for its turn, and its time
@@ -419,6 +421,8 @@ class Draft:
         self.foreach: dict[str, ForeachProgress] = dict(state.foreach)
         self.loops: dict[str, LoopProgress] = dict(state.loops)
         self.outgoing: list[Outgoing] = []
+        # Set when the execution is refused at its start, before it ran (`began_at`).
+        self.refused = False
 
     def build(self) -> ExecutionState:
         # A direct constructor call: `dataclasses.replace` costs a third of a step.
@@ -461,6 +465,7 @@ class Draft:
         attempt: int | None = None,
         data: Any = None,
         error: NodeError | None = None,
+        started_at: int | None = None,
     ) -> None:
         s = self.state
         if node_id is None:
@@ -483,6 +488,7 @@ class Draft:
                 data,
                 error,
                 s.tenant,
+                started_at,
             )
         )
 
@@ -704,7 +710,13 @@ class Draft:
         self.nodes[node.id] = replace(
             run, status=_NODE_COMPLETED, output=output, error=None, completed_at=self.at
         )
-        self.emit_event("node.completed", node_id=node.id, attempt=run.attempt, data=output)
+        self.emit_event(
+            "node.completed",
+            node_id=node.id,
+            attempt=run.attempt,
+            data=output,
+            started_at=run.started_at,
+        )
         self.go_on(node, taken)
 
     def clear_timers(self, node_id: str) -> None:
@@ -735,6 +747,7 @@ class Draft:
                 attempt=run.attempt,
                 data={"next_attempt": run.attempt + 1, "retry_at": iso_time(due)},
                 error=error,
+                started_at=run.started_at,
             )
         else:
             self.fail_node(node, run.attempt, error, run)
@@ -757,7 +770,7 @@ class Draft:
             self.start_node(node)
             return
         message = f"no branch arrived within {node.join_timeout_ms} ms"
-        self.fail_node(node, 1, NodeError("Timeout", message, node_id), None)
+        self.fail_node(node, 1, NodeError("Timeout", message, node_id), None, started=False)
 
     def fail_node(
         self,
@@ -765,8 +778,13 @@ class Draft:
         attempt: int,
         error: NodeError,
         run: NodeRun | None,
+        *,
+        started: bool = True,
     ) -> None:
         """`node` failed for good: along its on_error edge, else the execution fails or parks.
+
+        Without `run`, the attempt started in this step (`started`: its `node.started` was
+        emitted; a join that timed out before any branch arrived never started).
 
         A failure its on_error edge handles does not stop the execution and needs
         no redrive. Any other is dead-lettered, whatever the node's type and retry
@@ -791,7 +809,13 @@ class Draft:
             completed_at=self.at,
         )
         self.nodes[node.id] = failed
-        self.emit_event("node.failed", node_id=node.id, attempt=attempt, error=error)
+        self.emit_event(
+            "node.failed",
+            node_id=node.id,
+            attempt=attempt,
+            error=error,
+            started_at=base.started_at if started else None,
+        )
         handler = _on_error_edge(node)
         if handler is not None:
             self.go_on(node, {handler.index})
@@ -833,6 +857,22 @@ class Draft:
             data={"dead_letter_id": letter_id},
             error=run.error,
         )
+
+    def began_at(self) -> int | None:
+        """When the execution began to run, for the event that ends it: its start (for one a
+        department's cap queued, when it was accepted, not admitted: the state keeps no
+        admission time). None when it never ran (refused at its start, cancelled while
+        queued) or when a redrive took it up after it had ended (failed or cancelled: only a
+        workflow that parks on failure is redriven before its end), as the stats always
+        counted such an end: without a duration."""
+        s = self.state
+        if s.status == _EXECUTION_QUEUED or self.refused:
+            return None
+        if self.workflow.definition.on_failure != "park" and any(
+            c.action == "redrive" for c in self.control
+        ):
+            return None
+        return s.started_at
 
     def _stopped_status(self) -> str:
         """How a node failing for good ends the execution: failed, or parked for a redrive."""
@@ -999,7 +1039,7 @@ class Draft:
         for kind in FINISHING:
             kind.execution_finishing(self)
         data = output if status == _EXECUTION_COMPLETED else None
-        self.emit_event(f"workflow.{status}", data=data, error=error)
+        self.emit_event(f"workflow.{status}", data=data, error=error, started_at=self.began_at())
         s = self.state
         for child in self.children.values():
             self.cancel_child(child, f"parent execution {s.execution_id} {status}")

@@ -541,6 +541,7 @@ def _lifecycle_event(e: LifecycleEvent) -> AvroRecord:
         "data": _json(e.data),
         "error": _error(e.error),
         "tenant": e.tenant,
+        "started_at": e.started_at,
     }
 
 
@@ -557,6 +558,7 @@ def _unlifecycle_event(r: AvroRecord) -> LifecycleEvent:
         _unjson(r["data"]),
         _unerror(r["error"]),
         r["tenant"],
+        r["started_at"],
     )
 
 

@@ -1,11 +1,10 @@
 """From lifecycle events to stats observations, and the records that carry them. Pure.
 
-Two stages (streams/stats.py). The first reads the lifecycle topic, keyed by execution id,
-and keeps a small row per running execution (`Run`: when it and each node attempt in flight
-started), so an end can say how long it took. What an event says (`observe`) goes on as one
-record per stats key: the execution's workflow, and its department when it has one. The
-second stage, keyed by those keys, folds the records into windowed buckets
-(`stats_figures`).
+Two stages (streams/stats.py). The first reads the lifecycle topic, keyed by execution id;
+what an event says (`observe`) goes on as one record per stats key: the execution's
+workflow, and its department when it has one. An end event carries when what ended started
+(`LifecycleEvent.started_at`), so the first stage keeps nothing per execution. The second
+stage, keyed by those keys, folds the records into windowed buckets (`stats_figures`).
 
 Stats keys are `<tenant>/workflow/<id>` and `<tenant>/department/<name>` (ids, names and
 tenants hold no `/`). The records on the stats topic are JSON: an internal topic, like the
@@ -17,8 +16,8 @@ with the lifecycle event's time, which decides the bucket it falls in.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from braidflow.engine import LifecycleEvent
@@ -39,47 +38,36 @@ _ENDS = {
 _NODE_ENDS = {"node.completed": _COMPLETED, "node.failed": _FAILED, "node.retrying": "retries"}
 
 
-@dataclass(frozen=True, slots=True)
-class Run:
-    """What the first stage keeps of a running execution: when it started (None: before
-    this row, e.g. taken up again by a redrive after it ended) and when each node attempt in
-    flight started, under `<node>/<attempt>`."""
-
-    started_at: int | None = None
-    nodes: Mapping[str, int] = field(default_factory=dict)
-
-
-def observe(run: Run | None, event: LifecycleEvent) -> tuple[Run | None, list[Observation]]:
-    """What `event` says for the stats, and the execution's row after it (None: none kept).
+def observe(event: LifecycleEvent) -> list[Observation]:
+    """What `event` says for the stats.
 
     A failure by a deadline counts as `timed_out`, not `failed` (as department alerts tell
-    them apart); a retrying attempt counts in `retries` with its duration.
+    them apart); a retrying attempt counts in `retries` with its duration. An end times
+    itself from its `started_at` (none: counted without a duration).
     """
     kind = event.type
     if kind == "workflow.started":
-        return Run(event.at), [Observation("started")]
+        return [Observation("started")]
     if kind in _ENDS:
         outcome = "timed_out" if _timed_out(event) else _ENDS[kind]
-        took = None if run is None or run.started_at is None else event.at - run.started_at
-        return None, [Observation(outcome, None, took)]
+        return [Observation(outcome, None, _took(event))]
     if kind == SLA_BREACHED_EVENT:
-        return run, [Observation("sla_breached")]
+        return [Observation("sla_breached")]
     node = event.node_id
     if node is None:
-        return run, []
-    row = run or Run()
-    attempt = f"{node}/{event.attempt or 0}"
+        return []
     if kind == "node.started":
-        return Run(row.started_at, {**row.nodes, attempt: event.at}), [Observation("started", node)]
+        return [Observation("started", node)]
     if kind in _NODE_ENDS:
-        began = row.nodes.get(attempt)
-        rest = {k: v for k, v in row.nodes.items() if k != attempt}
         outcome = "timed_out" if _timed_out(event) and kind == "node.failed" else _NODE_ENDS[kind]
-        took = None if began is None else event.at - began
-        return Run(row.started_at, rest), [Observation(outcome, node, took)]
+        return [Observation(outcome, node, _took(event))]
     if kind == "node.dead_lettered":
-        return run, [Observation("dead_letters", node)]
-    return run, []
+        return [Observation("dead_letters", node)]
+    return []
+
+
+def _took(event: LifecycleEvent) -> int | None:
+    return None if event.started_at is None else event.at - event.started_at
 
 
 def _timed_out(event: LifecycleEvent) -> bool:
@@ -181,19 +169,3 @@ def decode_record(data: bytes) -> StatsRecord:
         # Folded, it would fail the whole batch it came in.
         raise ValueError(f"not a stats record: unknown observations {sorted(unknown)}")
     return record
-
-
-def encode_run(run: Run) -> bytes:
-    return json.dumps({"started_at": run.started_at, "nodes": dict(run.nodes)}).encode()
-
-
-def decode_run(data: bytes | None) -> Run | None:
-    """The row in `data` (None: no row, or one that cannot be read, which only loses a
-    duration)."""
-    if not data:
-        return None
-    try:
-        doc = json.loads(data)
-        return Run(doc.get("started_at"), dict(doc.get("nodes") or {}))
-    except (TypeError, ValueError, AttributeError):
-        return None

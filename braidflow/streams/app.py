@@ -114,7 +114,6 @@ class FaustParts:
     app: faust.App
     transitions: faust.TopicT
     tasks: faust.TopicT
-    lifecycle: faust.TopicT
     dead_letters: faust.TopicT
     waits_topic: faust.TopicT
     admissions_topic: faust.TopicT
@@ -201,7 +200,6 @@ def create_app(settings: Settings) -> FaustParts:
         app=app,
         transitions=raw_topic(topics.transitions),
         tasks=raw_topic(topics.tasks),
-        lifecycle=raw_topic(topics.lifecycle),
         dead_letters=raw_topic(topics.dead_letters, 1),
         waits_topic=raw_topic(topics.waits),
         admissions_topic=raw_topic(topics.admissions),

@@ -1,14 +1,15 @@
 """Stream analytics: the lifecycle topic folded into windowed Faust tables (docs/analytics.md).
 
-Two agents, because a Faust table may only be written while iterating a stream of the same
+Two stages, because a Faust table may only be written while iterating a stream of the same
 key and partition count:
 
-1. `stats-runs` takes the lifecycle topic (keyed by execution id) in batches (up to 1000
-   records or 0.1 s) and keeps a row per running execution in the `stats-runs` table (when
-   it and its node attempts started), written once per batch; what the events say
-   (`schemas.stats_observations.observe`) goes on to the stats topic, re-keyed by workflow
-   and by department, one record per key and minute of a batch (`gather`), stamped with the
-   time of its first event. The batch is acknowledged once all of it is sent.
+1. A plain consumer group (`streams/lifecycle_reader.py`, not a Faust agent: Faust's
+   per-record machinery cost more than the stats themselves) takes the lifecycle topic
+   (keyed by execution id) in batches (up to 1000 records or 0.1 s). What the events say
+   (`schemas.stats_observations.observe`; an end carries its start, so nothing is kept per
+   execution) goes on to the stats topic, re-keyed by workflow and by department, one
+   record per key and minute of a batch (`gather`), stamped with the time of its first
+   event. The batch's offsets count as done once all of it is acknowledged.
 2. `stats` takes the stats topic in batches too (up to 1000 records or 1 s) and folds the records of a key and minute
    together into one tumbling windowed table per kept window of `stats_figures.WINDOWS`
    (1m and 1h): a bucket is written once per batch, not once per record. Then the
@@ -28,6 +29,7 @@ and committing may count an event twice; nothing is lost.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 from collections.abc import Awaitable, Callable, Iterator, Sequence
@@ -35,6 +37,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import faust
+import mode
 from faust.types import EventT
 from faust.types.windows import WindowRange_from_start
 
@@ -53,12 +56,9 @@ from braidflow.schemas.stats_figures import (
 )
 from braidflow.schemas.stats_observations import (
     WORKFLOW_SCOPE,
-    Run,
     StatsRecord,
     decode_record,
-    decode_run,
     encode_record,
-    encode_run,
     gather,
     observe,
     parse_stats_key,
@@ -67,6 +67,7 @@ from braidflow.schemas.stats_observations import (
 from braidflow.streams.app import FaustParts, rocksdb_options
 from braidflow.streams.catalog import Catalog
 from braidflow.streams.event_scope import acting_for
+from braidflow.streams.lifecycle_reader import LifecycleReader
 from braidflow.streams.partitioner import KeyPartitioner
 from braidflow.tenants import catalog_key
 
@@ -79,10 +80,8 @@ Queue = Callable[..., Awaitable[Awaitable[Any]]]
 _CATALOG_WAIT_S = 30.0
 # The window whose bucket of a record the quantile gauges show.
 GAUGE_WINDOW = WINDOWS["1m"]
-# Stage 1 takes lifecycle records in batches of up to this many, or what came in this long:
-# a row write per execution and a record per stats key and minute of a batch, not per event.
+# Stage 2 takes stats records in batches of up to this many.
 _BATCH_MAX = 1000
-_BATCH_WITHIN_S = 0.1
 # Records of a batch are gathered per span of this many ms: a divisor of every kept window,
 # so a gathered record falls in the buckets its parts would have.
 _GATHER_MS = 1000 * math.gcd(*(w.size_s for w in WINDOWS.values() if w.made_of is None))
@@ -94,16 +93,6 @@ _FOLD_WITHIN_S = 1.0
 # Stage 2 folds the records of a batch together per key and span of this many seconds: the
 # same divisor, so the records of a group fall in the same bucket of every kept window.
 _FOLD_SPAN_S = _GATHER_MS // 1000
-
-
-@dataclass(slots=True)
-class _Row:
-    """An execution's `stats-runs` row through a batch: as read, as it is now, and the last
-    event of the execution in the batch (whose partition the row goes to)."""
-
-    event: EventT
-    before: Run | None
-    after: Run | None
 
 
 @dataclass(slots=True)
@@ -130,14 +119,25 @@ def _readable(
     cannot read (raising `unreadable`) is logged as `what` and skipped."""
     for each in events:
         key, value = each.message.key, each.message.value
-        if key is None or not value:
-            continue
-        try:
-            decoded = decode(value)
-        except unreadable as exc:
-            log.warning("stats: skipping %s: %s", what, exc)
-            continue
-        yield each, key, decoded
+        decoded = _decoded(key, value, decode, unreadable, what)
+        if decoded is not None:
+            yield each, key, decoded
+
+
+def _decoded(
+    key: bytes | None,
+    value: bytes | None,
+    decode: Callable[[bytes], _Decoded],
+    unreadable: type[ValueError],
+    what: str,
+) -> _Decoded | None:
+    if key is None or not value:
+        return None
+    try:
+        return decode(value)
+    except unreadable as exc:
+        log.warning("stats: skipping %s: %s", what, exc)
+        return None
 
 
 class Stats:
@@ -153,7 +153,7 @@ class Stats:
         self._topic_name = settings.topics.stats
         self._partitioner = KeyPartitioner()
         options = rocksdb_options(settings)
-        self.lifecycle = parts.lifecycle
+        self.reader = LifecycleReader(settings, self.observe)
         self.topic = app.topic(
             settings.topics.stats,
             key_type=bytes,
@@ -161,13 +161,6 @@ class Stats:
             key_serializer="raw",
             value_serializer="raw",
             partitions=settings.partitions,
-        )
-        self.runs = app.Table(
-            "stats-runs",
-            key_type=bytes,
-            value_type=bytes,
-            partitions=settings.partitions,
-            options=options,
         )
         self.tables: dict[str, faust.Table] = {}
         self._windowed: dict[str, Any] = {}
@@ -185,37 +178,42 @@ class Stats:
             self._windowed[window.name] = wrapped.relative_to_stream()
 
     def attach(self) -> None:
-        """Declare the two agents on the app (before it starts)."""
+        """Declare the fold agent and the lifecycle reader's service on the app (before it
+        starts)."""
         prefix = self._settings.prefix
+        reader = self.reader
 
-        @self._app.agent(self.lifecycle, name=f"{prefix}.stats-runs", concurrency=1)
-        async def follow_runs(stream: faust.StreamT[bytes]) -> None:
-            await self._catalog.ready.wait()
-            async for events in stream.take_events(_BATCH_MAX, _BATCH_WITHIN_S):
-                await self.observe(events)
+        class LifecycleReading(mode.Service):
+            async def on_start(self) -> None:
+                await reader.start()
+
+            async def on_stop(self) -> None:
+                await reader.stop()
+
+        self._app.service(LifecycleReading)
 
         @self._app.agent(self.topic, name=f"{prefix}.stats", concurrency=1)
         async def fold_stats(stream: faust.StreamT[bytes]) -> None:
             async for events in stream.take_events(_BATCH_MAX, _FOLD_WITHIN_S):
                 self.fold(events)
 
-    async def observe(self, events: Sequence[EventT]) -> None:
-        """Stage 1: a batch of lifecycle records, into their executions' rows and the stats
-        topic: each row written once, and one record per stats key and minute."""
-        rows: dict[bytes, _Row] = {}
+    async def observe(self, messages: Sequence[Any]) -> None:
+        """Stage 1: a batch of lifecycle records (confluent-kafka messages) into the stats
+        topic, one record per stats key and minute; returns once all are acknowledged."""
+        await self._catalog.ready.wait()
         departments: dict[tuple[str, str, int], str | None] = {}
         records: list[tuple[str, int, StatsRecord]] = []
-        # The execution index dead-letters what it cannot read; here it only goes uncounted.
-        readable = _readable(events, decode_event, CodecError, "an undecodable lifecycle record")
-        for each, key, event in readable:
-            row = rows.get(key)
-            if row is None:
-                with acting_for(each):
-                    read = decode_run(self.runs.get(key))
-                row = rows[key] = _Row(each, read, read)
-            row.after, observations = observe(row.after, event)
-            row.event = each
-            if not observations:
+        for message in messages:
+            # The execution index dead-letters what it cannot read; here it only goes uncounted.
+            event = _decoded(
+                message.key(),
+                message.value(),
+                decode_event,
+                CodecError,
+                "an undecodable lifecycle record",
+            )
+            observations = [] if event is None else observe(event)
+            if event is None or not observations:
                 continue
             version = (event.tenant, event.workflow_id, event.workflow_version)
             if version not in departments:
@@ -224,17 +222,13 @@ class Stats:
                 (stats_key, event.at, record)
                 for stats_key, record in stats_records(event, departments[version], observations)
             )
-        for key, row in rows.items():
-            with acting_for(row.event):
-                if row.after is None:
-                    if row.before is not None:
-                        del self.runs[key]
-                elif row.after != row.before:
-                    self.runs[key] = encode_run(row.after)
-        for stats_key, at, record in gather(records, _GATHER_MS):
+        sent = [
             await self._queue(
                 self._topic_name, stats_key.encode(), encode_record(record), None, timestamp_ms=at
             )
+            for stats_key, at, record in gather(records, _GATHER_MS)
+        ]
+        await asyncio.gather(*sent)
 
     async def _department(self, tenant: str, workflow_id: str, version: int) -> str | None:
         deployment = await self._catalog.wait_for(

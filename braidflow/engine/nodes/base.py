@@ -167,7 +167,9 @@ class ControlKind(NodeKind):
         draft.nodes[node.id] = NodeRun(
             node.id, _NODE_COMPLETED, attempt, None, output, None, draft.at, draft.at, errors
         )
-        draft.emit_event("node.completed", node_id=node.id, attempt=attempt, data=output)
+        draft.emit_event(
+            "node.completed", node_id=node.id, attempt=attempt, data=output, started_at=draft.at
+        )
         self.decided(draft, node, output, taken)
 
 

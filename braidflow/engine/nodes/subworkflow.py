@@ -81,7 +81,9 @@ class Subworkflow(NodeKind):
                 draft.at,
                 errors,
             )
-            draft.emit_event("node.completed", node_id=node.id, attempt=attempt, data=output)
+            draft.emit_event(
+                "node.completed", node_id=node.id, attempt=attempt, data=output, started_at=draft.at
+            )
             draft.go_on(node, normal_edges(node))
             return
         draft.nodes[node.id] = NodeRun(

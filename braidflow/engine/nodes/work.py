@@ -117,7 +117,13 @@ class WorkKind(NodeKind):
             t.at,
             run.errors,
         )
-        draft.emit_event("node.completed", node_id=t.node_id, attempt=t.attempt, data=t.output)
+        draft.emit_event(
+            "node.completed",
+            node_id=t.node_id,
+            attempt=t.attempt,
+            data=t.output,
+            started_at=run.started_at,
+        )
         draft.go_on(node, normal_edges(node))
         return None
 

@@ -1,5 +1,6 @@
-"""What lifecycle events say for the stats, on plain events: starts, ends and durations,
-retries, dead letters, timeouts, SLA breaches, and the records per workflow and department."""
+"""What lifecycle events say for the stats, on plain events: starts, ends and durations (from
+the start an end carries), retries, dead letters, timeouts, SLA breaches, and the records per
+workflow and department."""
 
 from __future__ import annotations
 
@@ -8,12 +9,9 @@ import pytest
 from braidflow.engine import LifecycleEvent, NodeError
 from braidflow.schemas.stats_figures import Observation
 from braidflow.schemas.stats_observations import (
-    Run,
     StatsRecord,
     decode_record,
-    decode_run,
     encode_record,
-    encode_run,
     gather,
     observe,
     stats_records,
@@ -28,6 +26,7 @@ def event(
     node: str | None = None,
     attempt: int | None = None,
     error: str | None = None,
+    started_at: int | None = None,
 ) -> LifecycleEvent:
     return LifecycleEvent(
         f"e1/{type_}/{at}",
@@ -41,27 +40,22 @@ def event(
         None,
         None if error is None else NodeError(error, "it broke", node),
         "acme",
+        started_at,
     )
 
 
-def run_through(*events: LifecycleEvent) -> tuple[Run | None, list[Observation]]:
-    row: Run | None = None
-    seen: list[Observation] = []
-    for e in events:
-        row, said = observe(row, e)
-        seen += said
-    return row, seen
+def run_through(*events: LifecycleEvent) -> list[Observation]:
+    return [seen for e in events for seen in observe(e)]
 
 
 def test_an_execution_that_completes_says_its_duration_and_its_nodes() -> None:
-    row, seen = run_through(
+    seen = run_through(
         event("workflow.accepted", T0 - 5),
         event("workflow.started", T0),
         event("node.started", T0 + 10, "pay", 1),
-        event("node.completed", T0 + 250, "pay", 1),
-        event("workflow.completed", T0 + 300),
+        event("node.completed", T0 + 250, "pay", 1, started_at=T0 + 10),
+        event("workflow.completed", T0 + 300, started_at=T0),
     )
-    assert row is None
     assert seen == [
         Observation("started"),
         Observation("started", "pay"),
@@ -71,16 +65,15 @@ def test_an_execution_that_completes_says_its_duration_and_its_nodes() -> None:
 
 
 def test_retries_dead_letters_and_timeouts() -> None:
-    row, seen = run_through(
+    seen = run_through(
         event("workflow.started", T0),
         event("node.started", T0 + 1, "pay", 1),
-        event("node.retrying", T0 + 21, "pay", 1, "E"),
+        event("node.retrying", T0 + 21, "pay", 1, "E", started_at=T0 + 1),
         event("node.started", T0 + 100, "pay", 2),
-        event("node.failed", T0 + 5100, "pay", 2, "Timeout"),
+        event("node.failed", T0 + 5100, "pay", 2, "Timeout", started_at=T0 + 100),
         event("node.dead_lettered", T0 + 5100, "pay", 2, "Timeout"),
-        event("workflow.failed", T0 + 5100, error="Timeout"),
+        event("workflow.failed", T0 + 5100, error="Timeout", started_at=T0),
     )
-    assert row is None
     assert seen[1:] == [
         Observation("started", "pay"),
         Observation("retries", "pay", 20),
@@ -92,26 +85,20 @@ def test_retries_dead_letters_and_timeouts() -> None:
 
 
 def test_a_failure_and_a_cancellation_are_told_apart_from_timeouts() -> None:
-    _, failed = run_through(
-        event("workflow.started", T0), event("workflow.failed", T0 + 9, error="E")
-    )
-    _, cancelled = run_through(event("workflow.started", T0), event("workflow.cancelled", T0 + 7))
-    assert failed[-1] == Observation("failed", None, 9)
-    assert cancelled[-1] == Observation("cancelled", None, 7)
+    failed = observe(event("workflow.failed", T0 + 9, error="E", started_at=T0))
+    cancelled = observe(event("workflow.cancelled", T0 + 7, started_at=T0))
+    assert failed == [Observation("failed", None, 9)]
+    assert cancelled == [Observation("cancelled", None, 7)]
 
 
-def test_an_end_without_a_known_start_counts_without_a_duration() -> None:
-    _, seen = run_through(
-        event("node.completed", T0, "pay", 3), event("workflow.completed", T0 + 1)
-    )
+def test_an_end_without_a_start_counts_without_a_duration() -> None:
+    # Written before ends carried their start, or an end whose start is not timed.
+    seen = run_through(event("node.completed", T0, "pay", 3), event("workflow.completed", T0 + 1))
     assert seen == [Observation("completed", "pay", None), Observation("completed", None, None)]
 
 
-def test_an_sla_breach_counts_and_keeps_the_row() -> None:
-    row, seen = run_through(
-        event("workflow.started", T0), event("workflow.sla_breached", T0 + 60_000)
-    )
-    assert row == Run(T0) and seen[-1] == Observation("sla_breached")
+def test_an_sla_breach_counts() -> None:
+    assert observe(event("workflow.sla_breached", T0 + 60_000)) == [Observation("sla_breached")]
 
 
 def test_records_go_to_the_workflow_and_its_department_with_nodes_named_by_workflow() -> None:
@@ -126,12 +113,9 @@ def test_records_go_to_the_workflow_and_its_department_with_nodes_named_by_workf
     assert stats_records(event("workflow.paused", T0), "sales", []) == []
 
 
-def test_records_and_rows_survive_their_encoding() -> None:
+def test_records_survive_their_encoding() -> None:
     [(_, record)] = stats_records(event("workflow.started", T0), None, [Observation("started")])
     assert decode_record(encode_record(record)) == record
-    row = Run(T0, {"pay/1": T0 + 3})
-    assert decode_run(encode_run(row)) == row
-    assert decode_run(b"not json") is None and decode_run(None) is None
 
 
 def test_a_record_that_counts_what_the_stats_do_not_know_is_not_a_record() -> None:

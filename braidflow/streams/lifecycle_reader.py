@@ -1,0 +1,194 @@
+"""The lifecycle topic read in batches by a plain consumer group (librdkafka), for the stats.
+
+Faust's agents pay for every record: an event object, the stream's machinery, an
+acknowledgement, a hop from Faust's consumer thread. The stats' first stage needs none of it:
+it reads whatever librdkafka has fetched, a batch at a time on the event loop's thread
+(waiting in a thread only while there is nothing), hands the batch to `observe`, which
+returns once what the batch made is acknowledged by the broker, and only then counts the
+batch's offsets as done. Done offsets are committed at most once a second, when partitions
+are revoked (a batch is always finished before the next read, and a rebalance happens only
+inside a read) and at stop: a worker killed in between leaves its last batches to be read
+again (at least once).
+
+A group that has committed nothing yet starts where the stats' former reader, Faust's
+`stats-runs` agent of the app's group (the prefix), had got to, so a worker upgraded in
+place neither counts the topic again nor skips what came in meanwhile; a new cluster starts
+from the earliest record, as that agent did.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+import confluent_kafka
+
+from braidflow.config import Settings
+
+log = logging.getLogger(__name__)
+
+Observe = Callable[[Sequence[Any]], Awaitable[None]]
+"""Takes a batch of confluent-kafka messages; returns once what it sent is acknowledged."""
+
+_BATCH_MAX = 1000
+# Time a batch gathers over: the first stage sends a record per stats key and batch.
+_BATCH_WITHIN_S = 0.1
+# How long a read waits in a thread while nothing comes: one loop round trip per wait.
+_IDLE_WAIT_S = 1.0
+_COMMIT_INTERVAL_S = 1.0
+_RETRY_S = 1.0
+_INVALID = confluent_kafka.OFFSET_INVALID
+
+
+def _take(consumer: confluent_kafka.Consumer, wait_s: float) -> list[Any]:
+    """Wait up to `wait_s` for one record, then take what else is ready."""
+    first = consumer.consume(1, wait_s)
+    return first + consumer.consume(_BATCH_MAX - 1, 0) if first else first
+
+
+class LifecycleReader:
+    """Follows the lifecycle topic in the group `<prefix>-stats`, through `observe`."""
+
+    def __init__(self, settings: Settings, observe: Observe) -> None:
+        self._settings = settings
+        self._observe = observe
+        self._topic = settings.topics.lifecycle
+        self._group = f"{settings.prefix}-stats"
+        # Next offset of each partition whose batches are observed but not yet committed.
+        self._done: dict[int, int] = {}
+        self._consumer: confluent_kafka.Consumer | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._taking: asyncio.Future[list[Any]] | None = None
+
+    def _config(self, group: str) -> dict[str, Any]:
+        s = self._settings
+        return s.kafka.confluent(
+            {
+                "group.id": group,
+                "enable.auto.commit": False,
+                "auto.offset.reset": "earliest",
+                "fetch.wait.max.ms": s.background_fetch_wait_ms,
+                "session.timeout.ms": int(s.session_timeout_s * 1000),
+                "heartbeat.interval.ms": max(int(s.session_timeout_s * 250), 100),
+                # Sent as the group's rebalance timeout, which a join may wait out in full.
+                "max.poll.interval.ms": int(max(s.rebalance_timeout_s, 10.0) * 1000),
+            }
+        )
+
+    async def start(self) -> None:
+        consumer = confluent_kafka.Consumer(self._config(self._group))
+        consumer.subscribe(
+            [self._topic], on_assign=self._assigned, on_revoke=self._revoked, on_lost=self._lost
+        )
+        self._consumer = consumer
+        self._task = asyncio.create_task(self._run(consumer))
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self._taking is not None:
+            with contextlib.suppress(Exception):
+                await self._taking
+            self._taking = None
+        consumer, self._consumer = self._consumer, None
+        if consumer is not None:
+            await asyncio.to_thread(self._commit, consumer, None)
+            await asyncio.to_thread(consumer.close)
+
+    async def _run(self, consumer: confluent_kafka.Consumer) -> None:
+        committed_at = time.monotonic()
+        while True:
+            try:
+                messages = consumer.consume(_BATCH_MAX, 0) or await self._wait(consumer)
+                read = [m for m in messages if m.error() is None]
+                if read:
+                    await self._observe(read)
+                    for message in read:
+                        self._done[message.partition()] = message.offset() + 1
+                if self._done and time.monotonic() - committed_at >= _COMMIT_INTERVAL_S:
+                    await asyncio.to_thread(self._commit, consumer, None)
+                    committed_at = time.monotonic()
+                if read and len(messages) < _BATCH_MAX:
+                    await asyncio.sleep(_BATCH_WITHIN_S)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("stats: reading the lifecycle topic failed; reading it again")
+                await asyncio.sleep(_RETRY_S)
+                self._rewind(consumer)
+
+    async def _wait(self, consumer: confluent_kafka.Consumer) -> list[Any]:
+        """`_take` in a thread; shielded, so that `stop` can wait for it before closing."""
+        self._taking = asyncio.ensure_future(asyncio.to_thread(_take, consumer, _IDLE_WAIT_S))
+        return await asyncio.shield(self._taking)
+
+    def _rewind(self, consumer: confluent_kafka.Consumer) -> None:
+        """Back to the last committed offsets: what a failed batch read is read again."""
+        with contextlib.suppress(confluent_kafka.KafkaException):
+            assigned = consumer.assignment()
+            for partition in consumer.committed(assigned, timeout=10):
+                if partition.offset >= 0:
+                    consumer.seek(partition)
+
+    def _commit(self, consumer: confluent_kafka.Consumer, partitions: set[int] | None) -> None:
+        """Commit the done offsets of `partitions` (None: all); a failure is tried again at
+        the next round (a rebalance under way, usually)."""
+        offsets = [
+            confluent_kafka.TopicPartition(self._topic, p, o)
+            for p, o in self._done.items()
+            if partitions is None or p in partitions
+        ]
+        if not offsets:
+            return
+        try:
+            consumer.commit(offsets=offsets, asynchronous=False)
+        except confluent_kafka.KafkaException as exc:
+            log.warning("stats: committing %s failed: %s", self._group, exc)
+            return
+        for each in offsets:
+            if self._done.get(each.partition) == each.offset:
+                del self._done[each.partition]
+
+    # librdkafka's rebalance callbacks run inside a read, on the thread that reads.
+
+    def _assigned(
+        self, consumer: confluent_kafka.Consumer, partitions: list[confluent_kafka.TopicPartition]
+    ) -> None:
+        committed = consumer.committed(partitions, timeout=10)
+        fresh = [p for p in committed if p.offset == _INVALID]
+        if fresh:
+            inherited = self._former_positions(fresh)
+            for partition in committed:
+                partition.offset = inherited.get(partition.partition, partition.offset)
+        consumer.assign(committed)
+
+    def _former_positions(self, partitions: list[confluent_kafka.TopicPartition]) -> dict[int, int]:
+        """Where the `stats-runs` agent of Faust's group had got to, per partition."""
+        former = confluent_kafka.Consumer(self._config(self._settings.prefix))
+        try:
+            asked = [confluent_kafka.TopicPartition(self._topic, p.partition) for p in partitions]
+            found = former.committed(asked, timeout=10)
+        except confluent_kafka.KafkaException as exc:
+            log.warning("stats: reading the former stats reader's offsets failed: %s", exc)
+            return {}
+        finally:
+            former.close()
+        return {p.partition: p.offset for p in found if p.offset >= 0}
+
+    def _revoked(
+        self, consumer: confluent_kafka.Consumer, partitions: list[confluent_kafka.TopicPartition]
+    ) -> None:
+        self._commit(consumer, {p.partition for p in partitions})
+        self._lost(consumer, partitions)
+
+    def _lost(
+        self, consumer: confluent_kafka.Consumer, partitions: list[confluent_kafka.TopicPartition]
+    ) -> None:
+        for p in partitions:
+            self._done.pop(p.partition, None)
