@@ -67,20 +67,18 @@ def lifecycle_events(consumer: Consumer, topic: str, schema: Any) -> list[dict[s
 
 def stats(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Counts and duration quantiles (1% relative accuracy) per tenant, workflow and minute."""
-    started_at: dict[str, int] = {}
     counts: dict[tuple[str, str, int], Counter[str]] = defaultdict(Counter)
     durations: dict[tuple[str, str, int], DDSketch] = defaultdict(lambda: DDSketch(0.01))
     for event in events:
         bucket = (event["tenant"], event["workflow_id"], event["at"] // 60_000 * 60_000)
         kind = event["type"]
-        if kind == "workflow.started":
-            started_at[event["execution_id"]] = event["at"]
         if kind in COUNTED:
             counts[bucket][COUNTED[kind]] += 1
         elif kind in ENDS:
             timed_out = (event["error"] or {}).get("type") in TIMEOUTS
             counts[bucket]["timed_out" if timed_out else ENDS[kind]] += 1
-            began = started_at.pop(event["execution_id"], None)
+            # An end carries when the execution started (null: not timed).
+            began = event.get("started_at")
             if began is not None:
                 durations[bucket].add(event["at"] - began)
     lines = []

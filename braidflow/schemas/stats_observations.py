@@ -9,8 +9,11 @@ stage, keyed by those keys, folds the records into windowed buckets (`stats_figu
 Stats keys are `<tenant>/workflow/<id>` and `<tenant>/department/<name>` (ids, names and
 tenants hold no `/`). The records on the stats topic are JSON: an internal topic, like the
 changelogs, that only braidflow's own second stage reads:
-`{"workflow", "department", "observations": [[kind, node, duration_ms], ...]}`, stamped
-with the lifecycle event's time, which decides the bucket it falls in.
+`{"workflow", "department", "observations": [[kind, node, duration_ms, partition, offset],
+...]}`, stamped with the lifecycle event's time, which decides the bucket it falls in. The
+partition and offset are the lifecycle record's that said it (`Source`): a bucket counts an
+event once however often it is sent (`schemas/stats_positions.py`). Records without them
+(written before they were, or by hand) are always counted.
 """
 
 from __future__ import annotations
@@ -85,28 +88,38 @@ def parse_stats_key(key: str) -> tuple[str, str, str]:
     return tenant, scope, name
 
 
+Source = tuple[int, int]
+"""The lifecycle record an observation comes from: (partition, offset)."""
+
+
 @dataclass(frozen=True, slots=True)
 class StatsRecord:
-    """One lifecycle event's observations, for one stats key."""
+    """Lifecycle events' observations, for one stats key; `sources` holds each one's
+    lifecycle record, in the same order (empty: not known)."""
 
     workflow: str
     department: str | None
     observations: tuple[Observation, ...]
+    sources: tuple[Source, ...] = ()
 
 
 def stats_records(
-    event: LifecycleEvent, department: str | None, observations: list[Observation]
+    event: LifecycleEvent,
+    department: str | None,
+    observations: list[Observation],
+    source: Source | None = None,
 ) -> list[tuple[str, StatsRecord]]:
     """The (stats key, record) pairs of an event's observations: its workflow's, and its
     department's, whose nodes are named `<workflow>/<node>` (departments hold many
-    workflows, whose node ids may be alike)."""
+    workflows, whose node ids may be alike). `source`: the event's lifecycle record."""
     if not observations:
         return []
     workflow = event.workflow_id
+    sources = () if source is None else (source,) * len(observations)
     pairs = [
         (
             stats_key(event.tenant, WORKFLOW_SCOPE, workflow),
-            StatsRecord(workflow, department, tuple(observations)),
+            StatsRecord(workflow, department, tuple(observations), sources),
         )
     ]
     if department is not None:
@@ -117,7 +130,7 @@ def stats_records(
         pairs.append(
             (
                 stats_key(event.tenant, DEPARTMENT_SCOPE, department),
-                StatsRecord(workflow, department, named),
+                StatsRecord(workflow, department, named, sources),
             )
         )
     return pairs
@@ -126,19 +139,32 @@ def stats_records(
 def gather(
     records: Iterable[tuple[str, int, StatsRecord]], span_ms: int
 ) -> list[tuple[str, int, StatsRecord]]:
-    """(stats key, time in epoch ms, record) triples made fewer: those of one key, workflow and
-    department whose times fall in the same `span_ms` (counted from the epoch) become one,
-    stamped with the first one's time, their observations in the order given; first seen
-    first. With `span_ms` a divisor of every window's size, each lands in the buckets its
-    parts would have: one record, and one write per bucket, for many events."""
-    gathered: dict[tuple[str, str, str | None, int], tuple[int, list[Observation]]] = {}
+    """(stats key, time in epoch ms, record) triples made fewer: those of one key that follow
+    one another with the same workflow, department and `span_ms` (counted from the epoch)
+    become one, stamped with the first one's time, their observations in the order given;
+    first seen first. A key's records stay in the order of their events, which is what lets
+    a bucket tell an event it counted from one it has not (`stats_positions`). With
+    `span_ms` a divisor of every window's size, each lands in the buckets its parts would
+    have: one record, and one write per bucket, for many events."""
+    gathered: list[tuple[str, int, StatsRecord, list[Observation], list[Source]]] = []
+    last: dict[str, int] = {}
     for key, at, record in records:
-        group = (key, record.workflow, record.department, at // span_ms)
-        first = gathered.setdefault(group, (at, []))
-        first[1].extend(record.observations)
+        at_last = last.get(key)
+        if at_last is not None:
+            _, first_at, first, observations, sources = gathered[at_last]
+            if (first.workflow, first.department, first_at // span_ms) == (
+                record.workflow,
+                record.department,
+                at // span_ms,
+            ):
+                observations.extend(record.observations)
+                sources.extend(record.sources)
+                continue
+        last[key] = len(gathered)
+        gathered.append((key, at, record, list(record.observations), list(record.sources)))
     return [
-        (key, at, StatsRecord(workflow, department, tuple(observations)))
-        for (key, workflow, department, _), (at, observations) in gathered.items()
+        (key, at, StatsRecord(r.workflow, r.department, tuple(observations), tuple(sources)))
+        for key, at, r, observations, sources in gathered
     ]
 
 
@@ -147,7 +173,10 @@ def encode_record(record: StatsRecord) -> bytes:
         {
             "workflow": record.workflow,
             "department": record.department,
-            "observations": [[o.kind, o.node, o.duration_ms] for o in record.observations],
+            "observations": [
+                [o.kind, o.node, o.duration_ms, *source]
+                for o, source in zip(record.observations, _sources_of(record), strict=True)
+            ],
         },
         separators=(",", ":"),
     ).encode()
@@ -157,10 +186,15 @@ def decode_record(data: bytes) -> StatsRecord:
     """The record in `data`; ValueError when it is not one."""
     try:
         doc: Any = json.loads(data)
+        said = doc["observations"]
+        if any(len(each) not in (3, 5) for each in said):
+            raise ValueError("an observation is [kind, node, duration_ms(, partition, offset)]")
+        sourced = all(len(each) == 5 for each in said)
         record = StatsRecord(
             str(doc["workflow"]),
             doc["department"],
-            tuple(Observation(k, n, d) for k, n, d in doc["observations"]),
+            tuple(Observation(*each[:3]) for each in said),
+            tuple((int(each[3]), int(each[4])) for each in said) if sourced else (),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise ValueError(f"not a stats record: {exc}") from None
@@ -169,3 +203,7 @@ def decode_record(data: bytes) -> StatsRecord:
         # Folded, it would fail the whole batch it came in.
         raise ValueError(f"not a stats record: unknown observations {sorted(unknown)}")
     return record
+
+
+def _sources_of(record: StatsRecord) -> Iterable[tuple[int, ...]]:
+    return record.sources or [()] * len(record.observations)

@@ -160,7 +160,13 @@ class LifecycleReader:
     def _assigned(
         self, consumer: confluent_kafka.Consumer, partitions: list[confluent_kafka.TopicPartition]
     ) -> None:
-        committed = consumer.committed(partitions, timeout=10)
+        try:
+            committed = consumer.committed(partitions, timeout=10)
+        except confluent_kafka.KafkaException as exc:
+            # Read from the group's own commits, as librdkafka does when left to itself.
+            log.warning("stats: reading %s's offsets failed: %s", self._group, exc)
+            consumer.assign(partitions)
+            return
         fresh = [p for p in committed if p.offset == _INVALID]
         if fresh:
             inherited = self._former_positions(fresh)

@@ -9,10 +9,12 @@ key and partition count:
    (`schemas.stats_observations.observe`; an end carries its start, so nothing is kept per
    execution) goes on to the stats topic, re-keyed by workflow and by department, one
    record per key and minute of a batch (`gather`), stamped with the time of its first
-   event. The batch's offsets count as done once all of it is acknowledged.
-2. `stats` takes the stats topic in batches too (up to 1000 records or 1 s) and folds the records of a key and minute
-   together into one tumbling windowed table per kept window of `stats_figures.WINDOWS`
-   (1m and 1h): a bucket is written once per batch, not once per record. Then the
+   event, each observation with its lifecycle record (partition, offset). The batch's
+   offsets count as done once all of it is acknowledged.
+2. `stats` takes the stats topic in batches too (up to 1000 records or 1 s) and folds the
+   records into one tumbling windowed table per kept window of `stats_figures.WINDOWS` (1m
+   and 1h): a bucket is written once per batch, not once per record, with the position of
+   the last lifecycle record it counted from each partition. Then the
    Prometheus metrics (`braidflow_stats_*`). The hopping 5m window is read by merging the five
    minutes of each of its buckets: kept as a table of its own it cost five more changelog
    records per record, for the same figures.
@@ -23,8 +25,9 @@ four-task chain took 20 s instead of 2 s.
 
 The tables are partitioned like the stats topic: a worker holds the keys of its partitions,
 and `owner` names the worker that holds a key, for the API to forward a query to (as reads
-of executions are forwarded). At least once: a worker that dies between sending a record
-and committing may count an event twice; nothing is lost.
+of executions are forwarded). Both stages read at least once; a bucket skips what it has
+counted already (`schemas/stats_positions.py`), so a worker killed anywhere loses no event
+and counts none twice.
 """
 
 from __future__ import annotations
@@ -64,6 +67,7 @@ from braidflow.schemas.stats_observations import (
     parse_stats_key,
     stats_records,
 )
+from braidflow.schemas.stats_positions import READ, unread
 from braidflow.streams.app import FaustParts, rocksdb_options
 from braidflow.streams.catalog import Catalog
 from braidflow.streams.event_scope import acting_for
@@ -96,9 +100,23 @@ _FOLD_SPAN_S = _GATHER_MS // 1000
 
 
 @dataclass(slots=True)
+class _Slot:
+    """A bucket through a batch of stage 2: as it is now, whether the batch changed it, and
+    the last record that did (whose partition and time its write takes)."""
+
+    event: EventT
+    bucket: Bucket
+    changed: bool = False
+
+
+def _replaced(_: Bucket, bucket: Bucket) -> Bucket:
+    return bucket
+
+
+@dataclass(slots=True)
 class _Group:
-    """The stats records of one key, workflow, department and minute in a batch of stage 2,
-    and the last of their events (whose partition and time the bucket writes take)."""
+    """The observations counted from the stats records of one key, workflow, department and
+    minute in a batch of stage 2, for the metrics, and the last of their records."""
 
     event: EventT
     workflow: str
@@ -163,8 +181,9 @@ class Stats:
             partitions=settings.partitions,
         )
         self.tables: dict[str, faust.Table] = {}
+        self._kept = [w for w in WINDOWS.values() if w.made_of is None]
         self._windowed: dict[str, Any] = {}
-        for window in (w for w in WINDOWS.values() if w.made_of is None):
+        for window in self._kept:
             table = app.Table(
                 f"stats-{window.name}",
                 default=dict,
@@ -220,7 +239,12 @@ class Stats:
                 departments[version] = await self._department(*version)
             records.extend(
                 (stats_key, event.at, record)
-                for stats_key, record in stats_records(event, departments[version], observations)
+                for stats_key, record in stats_records(
+                    event,
+                    departments[version],
+                    observations,
+                    (message.partition(), message.offset()),
+                )
             )
         sent = [
             await self._queue(
@@ -238,28 +262,43 @@ class Stats:
 
     def fold(self, events: Sequence[EventT]) -> None:
         """Stage 2: a batch of stats records, into every window's bucket of their time (the
-        record's) and the metrics: the records of one key and minute folded together, so
-        each bucket is read, written (a changelog record) and shown once per batch."""
+        record's) and the metrics. Each bucket is read once per batch, takes the observations
+        of each record it has not counted yet (`stats_positions`), and is written (a
+        changelog record, its position with it) and shown once per batch."""
+        buckets: dict[tuple[str, str, int], _Slot] = {}
         groups: dict[tuple[str, int, str, str | None], _Group] = {}
         for each, key, record in _readable(events, decode_record, ValueError, "a stats record"):
             name = key.decode()
-            minute = int(each.message.timestamp) // _FOLD_SPAN_S
-            group = groups.get((name, minute, record.workflow, record.department))
+            timestamp_s = int(each.message.timestamp)
+            counted: list[Observation] = []
+            for window in self._kept:
+                start = timestamp_s // window.size_s * window.size_s
+                slot = buckets.get((name, window.name, start))
+                if slot is None:
+                    slot = _Slot(each, self._bucket(name, window, start))
+                    buckets[(name, window.name, start)] = slot
+                fresh, read = unread(slot.bucket, record)
+                if fresh:
+                    slot.bucket = {**fold(slot.bucket, fresh), READ: read}
+                    slot.event, slot.changed = each, True
+                if window is GAUGE_WINDOW:
+                    counted = fresh
+            group_key = (name, timestamp_s // _FOLD_SPAN_S, record.workflow, record.department)
+            group = groups.get(group_key)
             if group is None:
-                group = groups[(name, minute, record.workflow, record.department)] = _Group(
-                    each, record.workflow, record.department, []
-                )
+                group = groups[group_key] = _Group(each, record.workflow, record.department, [])
             group.event = each
-            group.observations.extend(record.observations)
+            group.observations.extend(counted)
+        for (name, window_name, _), slot in buckets.items():
+            if slot.changed:
+                # The last record folded in names the partition and, its time in the
+                # bucket, the window range.
+                with acting_for(slot.event):
+                    self._windowed[window_name][name].apply(_replaced, slot.bucket)
         for (name, _, _, _), group in groups.items():
-            record = StatsRecord(group.workflow, group.department, tuple(group.observations))
-            # The group's last record names the partition and, its time in the same minute
-            # as all of the group's, the buckets.
-            with acting_for(group.event):
-                for windowed in self._windowed.values():
-                    windowed[name].apply(fold, record.observations)
             tenant, scope, _ = parse_stats_key(name)
-            if scope == WORKFLOW_SCOPE:
+            if scope == WORKFLOW_SCOPE and group.observations:
+                record = StatsRecord(group.workflow, group.department, tuple(group.observations))
                 self._count(tenant, record)
                 timestamp_s = int(group.event.message.timestamp)
                 start = timestamp_s // GAUGE_WINDOW.size_s * GAUGE_WINDOW.size_s

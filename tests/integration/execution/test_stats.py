@@ -209,6 +209,36 @@ def test_a_batch_of_stats_records_writes_each_bucket_once(shared_worker: WorkerP
     assert 0 < len(writes) < 10, len(writes)
 
 
+def test_observations_sent_again_after_a_crash_count_once(shared_worker: WorkerProcess) -> None:
+    """What a first stage killed before its commit sends again (the same lifecycle records,
+    in other batches) counts once; the positions kept for it do not show."""
+    workflow = unique("resent")
+    deploy(shared_worker, f"id: {workflow}\nnodes:\n  - {{id: done, type: end}}\nedges: []\n")
+    broker, prefix = shared_worker.broker, shared_worker.prefix
+    key = f"default/workflow/{workflow}".encode()
+    partitions = topic_partitions(broker, f"{prefix}.stats")
+    partition = KeyPartitioner()(key, partitions, partitions)
+    started = Observation("started")
+
+    def sent(*offsets: int) -> bytes:
+        sources = tuple((2, offset) for offset in offsets)
+        return encode_record(StatsRecord(workflow, None, (started,) * len(offsets), sources))
+
+    producer = Producer(broker.confluent())
+    for value in (sent(1, 2, 3), sent(2, 3), sent(3, 4), sent(1, 2, 3, 4, 5)):
+        producer.produce(f"{prefix}.stats", value, key, partition=partition)
+    assert producer.flush(10) == 0
+    until(
+        lambda: sum(b["started"] for b in stats(shared_worker, f"workflow={workflow}")) == 5,
+        what="the stats counting the five events",
+    )
+    [bucket] = stats(shared_worker, f"workflow={workflow}&window=1h")
+    assert bucket["started"] == 5 and "read" not in bucket, bucket
+    text = shared_worker.api.get("/metrics").body
+    labels = {"tenant": "default", "workflow": workflow, "department": "", "event": "started"}
+    assert sample(text, "braidflow_stats_executions_total", **labels) == 5
+
+
 def test_an_outside_consumer_computes_the_same_figures_from_the_lifecycle_topic(
     shared_worker: WorkerProcess, ran: dict[str, Any]
 ) -> None:

@@ -145,3 +145,30 @@ def test_records_of_one_key_and_minute_are_gathered_into_one_in_order() -> None:
         (orders, start + minute, StatsRecord("orders", "sales", (done,))),
         (orders, start + 30, StatsRecord("orders", None, (done,))),
     ]
+
+
+def test_a_keys_records_stay_in_the_order_of_their_events() -> None:
+    # A bucket tells the events it counted by their offsets: a record of a key must not
+    # take in events that came after those of the key's next record.
+    minute = 60_000
+    start = T0 - T0 % minute
+    orders = "acme/workflow/orders"
+    started, done = Observation("started"), Observation("completed", None, 5)
+    records = [
+        (orders, start + 10, StatsRecord("orders", None, (started,), ((0, 1),))),
+        (orders, start + minute, StatsRecord("orders", None, (started,), ((0, 2),))),
+        (orders, start + 20, StatsRecord("orders", None, (done,), ((0, 3),))),
+    ]
+    assert gather(records, minute) == records
+
+
+def test_records_carry_the_lifecycle_record_of_each_observation() -> None:
+    said = [Observation("completed", "pay", 5)]
+    pairs = stats_records(event("node.completed", T0, "pay", 1), "sales", said, (3, 41))
+    assert [record.sources for _, record in pairs] == [((3, 41),), ((3, 41),)]
+    merged = gather([(key, T0, record) for key, record in pairs[:1]] * 2, 60_000)
+    assert merged[0][2].sources == ((3, 41), (3, 41))
+    assert decode_record(encode_record(merged[0][2])) == merged[0][2]
+    # Written before records had sources: counted whole.
+    old = b'{"workflow": "w", "department": null, "observations": [["started", null, null]]}'
+    assert decode_record(old) == StatsRecord("w", None, (Observation("started"),))
