@@ -230,6 +230,8 @@ def build_runtime(
     # Faust's consumer group is the app id, the prefix.
     watch_group_refusals([settings.prefix, executor.group_id, alerts.group_id], refused)
     router.on_refusal = refused
+    if stats is not None:
+        stats.reader.on_refusal = refused
 
     async def fire(timer: DueTimer) -> None:
         # `at` is the due time: the same transition on every resend, and the

@@ -28,6 +28,7 @@ from typing import Any
 import confluent_kafka
 
 from braidflow.config import Settings
+from braidflow.streams.group_errors import FATAL_GROUP_ERRORS
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +64,8 @@ class LifecycleReader:
         self._consumer: confluent_kafka.Consumer | None = None
         self._task: asyncio.Task[None] | None = None
         self._taking: asyncio.Future[list[Any]] | None = None
+        # Told when the broker refuses the group for good (group id, error code).
+        self.on_refusal: Callable[[str, int], None] = lambda group, code: None
 
     def _config(self, group: str) -> dict[str, Any]:
         s = self._settings
@@ -107,6 +110,8 @@ class LifecycleReader:
             try:
                 messages = consumer.consume(_BATCH_MAX, 0) or await self._wait(consumer)
                 read = [m for m in messages if m.error() is None]
+                for failed in (m for m in messages if m.error() is not None):
+                    self._failed(failed.error())
                 if read:
                     await self._observe(read)
                     for message in read:
@@ -122,6 +127,13 @@ class LifecycleReader:
                 log.exception("stats: reading the lifecycle topic failed; reading it again")
                 await asyncio.sleep(_RETRY_S)
                 self._rewind(consumer)
+
+    def _failed(self, error: confluent_kafka.KafkaError) -> None:
+        code = error.code()
+        if code in FATAL_GROUP_ERRORS:
+            self.on_refusal(self._group, code)
+        elif code != confluent_kafka.KafkaError._PARTITION_EOF:
+            log.warning("stats: reading the lifecycle topic: %s", error)
 
     async def _wait(self, consumer: confluent_kafka.Consumer) -> list[Any]:
         """`_take` in a thread; shielded, so that `stop` can wait for it before closing."""
