@@ -76,7 +76,7 @@ class LifecycleReader:
                 "auto.offset.reset": "earliest",
                 "fetch.wait.max.ms": s.background_fetch_wait_ms,
                 "session.timeout.ms": int(s.session_timeout_s * 1000),
-                "heartbeat.interval.ms": max(int(s.session_timeout_s * 250), 100),
+                "heartbeat.interval.ms": max(int(s.heartbeat_s * 1000), 100),
                 # Sent as the group's rebalance timeout, which a join may wait out in full.
                 "max.poll.interval.ms": int(max(s.rebalance_timeout_s, 10.0) * 1000),
             }
