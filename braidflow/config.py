@@ -278,6 +278,42 @@ class Settings:
         quarter of the session timeout."""
         return self.heartbeat_interval_s or self.session_timeout_s / 4
 
+    def aiokafka_group(self, client: str, group: str, fetch_wait_ms: int) -> dict[str, Any]:
+        """An aiokafka consumer's settings as a member of `group`: the connection, the
+        group's timings (the same for every group of a worker) and manual commits."""
+        return {
+            **self.kafka.aiokafka(client),
+            "group_id": group,
+            "enable_auto_commit": False,
+            "auto_offset_reset": "earliest",
+            "fetch_max_wait_ms": fetch_wait_ms,
+            "session_timeout_ms": int(self.session_timeout_s * 1000),
+            "heartbeat_interval_ms": max(int(self.heartbeat_s * 1000), 100),
+            # Also how long a group join takes on some brokers (DESIGN.md).
+            "rebalance_timeout_ms": int(self.rebalance_timeout_s * 1000),
+            "max_poll_interval_ms": int(self.max_poll_interval_s * 1000),
+        }
+
+    def confluent_group(
+        self, group: str, fetch_wait_ms: int, extra: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """A confluent-kafka consumer's settings as a member of `group`, as
+        `aiokafka_group`'s, plus `extra`."""
+        return self.kafka.confluent(
+            {
+                "group.id": group,
+                "enable.auto.commit": False,
+                "auto.offset.reset": "earliest",
+                "fetch.wait.max.ms": fetch_wait_ms,
+                "session.timeout.ms": int(self.session_timeout_s * 1000),
+                "heartbeat.interval.ms": max(int(self.heartbeat_s * 1000), 100),
+                # librdkafka also sends this as the group's rebalance timeout, which a join
+                # may wait out in full: kept short (the readers take small batches).
+                "max.poll.interval.ms": int(max(self.rebalance_timeout_s, 10.0) * 1000),
+                **(extra or {}),
+            }
+        )
+
     def on_embedded_broker(self) -> Settings:
         """These settings for a worker on an embedded broker (dev mode's or another's):
         heartbeats at least once a second, unless set.

@@ -117,17 +117,8 @@ class DepartmentAlerts:
         while not self._catalog.any_department():
             await asyncio.sleep(_IDLE_CHECK_S)
         s = self._settings
-        session_ms = int(s.session_timeout_s * 1000)
         consumer = AIOKafkaConsumer(
-            **s.kafka.aiokafka(f"{s.prefix}-alerts"),
-            group_id=self.group_id,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            fetch_max_wait_ms=s.fetch_max_wait_ms,
-            session_timeout_ms=session_ms,
-            heartbeat_interval_ms=max(int(s.heartbeat_s * 1000), 100),
-            rebalance_timeout_ms=int(s.rebalance_timeout_s * 1000),
-            max_poll_interval_ms=int(s.max_poll_interval_s * 1000),
+            **s.aiokafka_group(f"{s.prefix}-alerts", self.group_id, s.fetch_max_wait_ms)
         )
         while True:
             try:

@@ -175,20 +175,10 @@ class Executor:
         if self._consumer is not None:
             return
         settings = self._settings
-        session_ms = int(settings.session_timeout_s * 1000)
-        # The rebalance timeout is also how long a group join takes on some brokers
-        # (DESIGN.md); aiokafka leaves the group if not polled for max_poll_interval.
-        rebalance_ms = int(settings.rebalance_timeout_s * 1000)
         consumer = AIOKafkaConsumer(
-            **settings.kafka.aiokafka(f"{settings.prefix}-executor"),
-            group_id=self.group_id,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            fetch_max_wait_ms=settings.fetch_max_wait_ms,
-            session_timeout_ms=session_ms,
-            heartbeat_interval_ms=max(int(settings.heartbeat_s * 1000), 100),
-            rebalance_timeout_ms=rebalance_ms,
-            max_poll_interval_ms=int(settings.max_poll_interval_s * 1000),
+            **settings.aiokafka_group(
+                f"{settings.prefix}-executor", self.group_id, settings.fetch_max_wait_ms
+            )
         )
         await consumer.start()
         self._commits.follow(consumer, [settings.topics.tasks])

@@ -68,19 +68,7 @@ class LifecycleReader:
         self.on_refusal: Callable[[str, int], None] = lambda group, code: None
 
     def _config(self, group: str) -> dict[str, Any]:
-        s = self._settings
-        return s.kafka.confluent(
-            {
-                "group.id": group,
-                "enable.auto.commit": False,
-                "auto.offset.reset": "earliest",
-                "fetch.wait.max.ms": s.background_fetch_wait_ms,
-                "session.timeout.ms": int(s.session_timeout_s * 1000),
-                "heartbeat.interval.ms": max(int(s.heartbeat_s * 1000), 100),
-                # Sent as the group's rebalance timeout, which a join may wait out in full.
-                "max.poll.interval.ms": int(max(s.rebalance_timeout_s, 10.0) * 1000),
-            }
-        )
+        return self._settings.confluent_group(group, self._settings.background_fetch_wait_ms)
 
     async def start(self) -> None:
         consumer = confluent_kafka.Consumer(self._config(self._group))

@@ -164,20 +164,11 @@ class EventRouter:
             return self._consumer
         s = self._settings
         consumer = confluent_kafka.Consumer(
-            s.kafka.confluent(
-                {
-                    "group.id": f"{s.prefix}-router",
-                    "enable.auto.commit": False,
-                    "auto.offset.reset": "earliest",
-                    "fetch.wait.max.ms": s.fetch_max_wait_ms,
-                    "session.timeout.ms": int(s.session_timeout_s * 1000),
-                    "heartbeat.interval.ms": max(int(s.heartbeat_s * 1000), 100),
-                    # librdkafka also sends this as the group's rebalance timeout, which a join
-                    # may wait out in full: keep it short, and the batches (_BATCH) small.
-                    "max.poll.interval.ms": int(max(s.rebalance_timeout_s, 10.0) * 1000),
-                    # How soon a newly created events topic is picked up.
-                    "topic.metadata.refresh.interval.ms": 2_000,
-                }
+            s.confluent_group(
+                f"{s.prefix}-router",
+                s.fetch_max_wait_ms,
+                # How soon a newly created events topic is picked up.
+                {"topic.metadata.refresh.interval.ms": 2_000},
             )
         )
         self._following_lifecycle = self._lifecycle_wanted()
