@@ -17,9 +17,10 @@ Bounded, and what a reader sees when cut:
 - per execution, at most `per_execution` node events (1,000 by default); the events of the
   execution itself (started, completed, ...) are always kept. At the first node event left
   out, a `stream.cut` event takes its place, once: a reader sees it where the gap begins;
-- in all, at most `total` events (100,000 by default): past that, the executions whose last
-  event is oldest are forgotten whole. A reader of such an execution gets a `stream.cut`
-  event (see live.py);
+- in all, at most `total` events (100,000 by default) and about `total_bytes` of memory
+  (16 MiB by default: `held_bytes`): past either, the executions whose last event is oldest
+  are forgotten whole. A reader of such an execution gets a `stream.cut` event (see
+  live.py). The tail every execution's readers follow keeps as much;
 - in memory, so refilled at each start: the execution index stores what it read (on disk,
   or shared in PostgreSQL), and `ExecutionProjection` reads the last `total` records of each
   partition before the index's stored position again, for the feed alone, before going on.
@@ -54,6 +55,12 @@ PER_EXECUTION = 1_000
 """Node events kept per execution; the execution's own events are always kept."""
 TOTAL = 100_000
 """Events kept in all; past it, the executions idle longest are forgotten whole."""
+TOTAL_BYTES = 16 * 1024 * 1024
+"""Memory the kept events may take in all (`held_bytes`); past it, as past `TOTAL`. Sized
+by bytes, not events: 100,000 events of parked executions took 35 - 56 MiB."""
+EVENT_OVERHEAD = 200
+"""The bytes one kept event takes besides its value and id (the object, its place in the
+id set, the list and the tail), as tracemalloc counts them."""
 
 STREAM_ENDS = frozenset({"workflow.completed", "workflow.failed", "workflow.cancelled"})
 """After these an execution's stream ends (a redrive may start it again: a new stream)."""
@@ -120,6 +127,12 @@ class FeedEvent:
         return self._body
 
 
+def held_bytes(event: FeedEvent) -> int:
+    """About the memory `event` takes, as a feed counts it against its `total_bytes`."""
+    kept = len(event.value) if event.value is not None else len(event._body or "")
+    return EVENT_OVERHEAD + len(event.id) + kept
+
+
 def _cut(seq: int, execution_id: str, cut: Cut, reason: str, kept: int | None) -> FeedEvent:
     shown = cut_event(execution_id, cut, reason, kept)
     return FeedEvent(seq, shown["id"], CUT, execution_id, None, _body=json.dumps(shown))
@@ -133,6 +146,7 @@ class _Kept:
     events: list[FeedEvent] = field(default_factory=list)
     ids: set[str] = field(default_factory=set)
     node_events: int = 0
+    held_bytes: int = 0
 
 
 class LifecycleFeed:
@@ -141,13 +155,23 @@ class LifecycleFeed:
     Not thread-safe: use it from the worker's event loop, which also applies the records.
     """
 
-    def __init__(self, *, per_execution: int = PER_EXECUTION, total: int = TOTAL) -> None:
+    def __init__(
+        self,
+        *,
+        per_execution: int = PER_EXECUTION,
+        total: int = TOTAL,
+        total_bytes: int = TOTAL_BYTES,
+    ) -> None:
         self._per_execution = per_execution
         self._total = total
+        self._total_bytes = total_bytes
         # Least recently added to first: what a prune forgets.
         self._executions: OrderedDict[str, _Kept] = OrderedDict()
-        self._tail: deque[FeedEvent] = deque(maxlen=total)
+        self._tail: deque[FeedEvent] = deque()
         self._count = 0
+        # `held_bytes` of the events kept by execution, and of those in the tail.
+        self._bytes = 0
+        self._tail_bytes = 0
         self._seq = 0
         # Weak: a reader that stopped waiting (its execution ended, or it hung up) leaves
         # nothing behind for an execution that never gets another event.
@@ -174,9 +198,12 @@ class LifecycleFeed:
             execution_id = self._keep(record)
             if execution_id is not None:
                 touched.append(execution_id)
-        while self._count > self._total and self._executions:
+        while (self._count > self._total or self._bytes > self._total_bytes) and self._executions:
             _, forgotten = self._executions.popitem(last=False)
             self._count -= len(forgotten.events)
+            self._bytes -= forgotten.held_bytes
+        while len(self._tail) > self._total or self._tail_bytes > self._total_bytes:
+            self._tail_bytes -= held_bytes(self._tail.popleft())
         return touched
 
     def _keep(self, record: ConsumerRecord[bytes, bytes]) -> str | None:
@@ -221,6 +248,10 @@ class LifecycleFeed:
         kept.ids.add(event.id)
         self._tail.append(event)
         self._count += 1
+        size = held_bytes(event)
+        kept.held_bytes += size
+        self._bytes += size
+        self._tail_bytes += size
 
     def announce(self, execution_ids: Iterable[str]) -> None:
         """Wake the readers of `execution_ids` and of every tail (applied by now)."""
@@ -238,7 +269,7 @@ class LifecycleFeed:
         """Forget everything kept (the topic is read again from its start)."""
         self._executions.clear()
         self._tail.clear()
-        self._count = 0
+        self._count = self._bytes = self._tail_bytes = 0
 
     def replay_begins(self) -> None:
         """Events from before this worker started are being read again: readers wait."""

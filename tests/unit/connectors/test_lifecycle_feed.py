@@ -8,7 +8,7 @@ import json
 
 from aiokafka import ConsumerRecord
 
-from braidflow.connectors.lifecycle_feed import CUT, LifecycleFeed
+from braidflow.connectors.lifecycle_feed import CUT, FeedEvent, LifecycleFeed, held_bytes
 from braidflow.engine import ids
 from braidflow.engine.messages import LifecycleEvent
 from braidflow.schemas import encode_event
@@ -106,6 +106,23 @@ def test_past_the_total_the_executions_idle_longest_are_forgotten_whole() -> Non
     feed.apply([record("e6", "workflow.started"), record("e6", "workflow.completed")])
     assert [feed.holds(f"e{n}") for n in range(7)] == [False, False, True, False, True, True, True]
     assert types(feed, "e5") == ["workflow.started", "workflow.completed"]
+
+
+def test_past_the_bytes_bound_the_idle_executions_go_and_the_tail_keeps_as_much() -> None:
+    # 100,000 events of parked executions took 35 - 56 MiB: the bound is on memory too.
+    pair = [record("e0", "workflow.started"), record("e0", "workflow.completed")]
+    budget = 3 * sum(held_bytes(e) for e in _applied(pair))
+    feed = LifecycleFeed(total_bytes=budget)
+    for n in range(6):
+        feed.apply([record(f"e{n}", "workflow.started"), record(f"e{n}", "workflow.completed")])
+    assert [feed.holds(f"e{n}") for n in range(6)] == [False] * 3 + [True] * 3
+    assert [e.execution_id for e in feed.tail(0)] == ["e3", "e3", "e4", "e4", "e5", "e5"]
+
+
+def _applied(records: list[ConsumerRecord[bytes, bytes]]) -> list[FeedEvent]:
+    feed = LifecycleFeed()
+    feed.apply(records)
+    return feed.tail(0)
 
 
 def test_the_tail_is_every_event_after_a_position_decoded_with_its_tenant() -> None:
