@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import sys
+import tracemalloc
 from typing import Any
 
 from braidflow.config import Topics
 from braidflow.engine import LifecycleEvent, PublishEvent, TaskRequest
 from braidflow.schemas import OutboxEntry
 from braidflow.schemas.cloudevents import from_structured
-from braidflow.streams.outbox import Outbox, outbox_entry
+from braidflow.streams.outbox import Acknowledged, Outbox, outbox_entry
 
 
 async def test_a_published_event_makes_sure_of_its_topic_and_other_records_do_not() -> None:
@@ -88,3 +90,28 @@ async def test_a_task_request_is_handed_over_before_it_is_queued_and_sent_all_th
         ("handed over", b"ex", b"task"),
         ("bf.tasks", b"ex", b"task"),
     ]
+
+
+def test_acknowledged_ids_past_their_memory_bound_forget_the_oldest() -> None:
+    ids = [f"e{n:04}/nap/1/node.started" for n in range(5)]
+    one = sys.getsizeof(ids[0]) + 90
+    acknowledged = Acknowledged(capacity_bytes=3 * one)
+    for record_id in [*ids, ids[4]]:
+        acknowledged.add(record_id)
+    assert [record_id in acknowledged for record_id in ids] == [False, False, True, True, True]
+
+
+def test_acknowledged_ids_hold_no_more_memory_than_their_bound() -> None:
+    # 200,000 ids under a bound by count took 36 MiB.
+    bound = 1024 * 1024
+    tracemalloc.start()
+    try:
+        acknowledged = Acknowledged(capacity_bytes=bound)
+        for n in range(20_000):
+            acknowledged.add(f"{n:032x}/nap/1/braidflow.node.started")
+        held = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    assert f"{19_999:032x}/nap/1/braidflow.node.started" in acknowledged
+    assert f"{0:032x}/nap/1/braidflow.node.started" not in acknowledged
+    assert held <= 1.1 * bound
