@@ -123,12 +123,17 @@ class FaustParts:
     admissions: faust.Table
 
 
+MIN_PER_DATABASE = 256 * 1024
+"""Block cache and write buffer of one partition's database, at least: a mebibyte each, 32
+partitions' databases of 7 tables held 155 MiB for 100,000 parked executions."""
+
+
 def rocksdb_options(settings: Settings) -> dict[str, int]:
     """The RocksDB options of every table: Faust's default is a 2 GiB block cache per
     partition; size it on purpose."""
 
     def per_partition(table_bytes: int) -> int:
-        return max(table_bytes // settings.partitions, 1024 * 1024)
+        return max(table_bytes // settings.partitions, MIN_PER_DATABASE)
 
     return {
         "block_cache_size": per_partition(settings.rocksdb_block_cache_bytes),

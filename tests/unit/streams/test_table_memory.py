@@ -17,14 +17,15 @@ def options(tmp_path: Path, partitions: int) -> dict[str, int]:
 
 def test_more_partitions_get_smaller_databases_not_more_memory(tmp_path: Path) -> None:
     for table_options in options(tmp_path, 4).values():
-        assert table_options["block_cache_size"] == 16 * MIB
-        assert table_options["write_buffer_size"] == 8 * MIB
+        assert table_options["block_cache_size"] == 2 * MIB
+        assert table_options["write_buffer_size"] == 2 * MIB
     for table_options in options(tmp_path, 32).values():
-        assert table_options["block_cache_size"] * 32 == 64 * MIB
-        assert table_options["write_buffer_size"] * 32 == 32 * MIB
+        assert table_options["block_cache_size"] * 32 == 8 * MIB
+        assert table_options["write_buffer_size"] * 32 == 8 * MIB
 
 
-def test_each_database_keeps_at_least_a_mebibyte(tmp_path: Path) -> None:
+def test_each_database_keeps_at_least_a_quarter_mebibyte(tmp_path: Path) -> None:
+    # A mebibyte each: 32 partitions' databases held 155 MiB for 100,000 parked executions.
     for table_options in options(tmp_path, 1000).values():
-        assert table_options["block_cache_size"] == MIB
-        assert table_options["write_buffer_size"] == MIB
+        assert table_options["block_cache_size"] == MIB // 4
+        assert table_options["write_buffer_size"] == MIB // 4
