@@ -51,6 +51,7 @@ class KeyCursor(Protocol):
     """The part of rocksdict's `RdictIter` a scan uses."""
 
     def seek_to_first(self) -> None: ...
+    def seek(self, key: bytes) -> None: ...
     def valid(self) -> bool: ...
     def key(self) -> Any: ...
     def next(self) -> None: ...
@@ -62,9 +63,9 @@ class PartitionStore(Protocol):
     def iter(self, read_opt: ReadOptions) -> KeyCursor: ...
 
 
-def due_keys_in(db: PartitionStore, now_ms: int) -> Iterator[bytes]:
+def due_keys_in(db: PartitionStore, now_ms: int, after: bytes | None = None) -> Iterator[bytes]:
     """The keys of one partition's timers due at or before `now_ms`, in key order, read as
-    they are taken."""
+    they are taken; only those past the key `after`, when given."""
     if now_ms < 0:
         return
     # RocksDB ends the iteration at the first key past `now_ms` by itself, so a
@@ -72,7 +73,12 @@ def due_keys_in(db: PartitionStore, now_ms: int) -> Iterator[bytes]:
     bound = ReadOptions()
     bound.set_iterate_upper_bound(timer_keys_due_by(now_ms))
     cursor = db.iter(bound)
-    cursor.seek_to_first()
+    if after is None:
+        cursor.seek_to_first()
+    else:
+        cursor.seek(after)
+        if cursor.valid() and cursor.key() == after:
+            cursor.next()
     while cursor.valid():
         key = cursor.key()
         if is_timer_key(key):
@@ -128,6 +134,8 @@ class TimerTable:
         self._partitions = partitions
         # Told the due time of every timer written: a scanner sleeping past it wakes.
         self.on_set: Callable[[int], None] = lambda due_ms: None
+        # Told the key of every row deleted: a scanner stops waiting for it at once.
+        self.on_delete: Callable[[bytes], None] = lambda key: None
 
     def set(self, timer: DueTimer, traceparent: str | None = None) -> None:
         """Add the row for `timer`, keeping `traceparent`, the header its TimerFired will
@@ -152,6 +160,7 @@ class TimerTable:
         # that it writes the delete into the database of every partition it has.
         if self._table.get(key) is not None:
             del self._table[key]
+            self.on_delete(key)
 
     def next_due_ms(self) -> int | None:
         """When the first timer of the owned partitions is due; None when there is none."""
@@ -170,9 +179,14 @@ class TimerTable:
         merging, made a worker with 32 partitions and 100,000 timers due read
         176,000 rows every 50 ms, and fire 50 timers/s.
         """
+        return self.due_keys_after(now_ms, limit, None)
+
+    def due_keys_after(self, now_ms: int, limit: int, after: bytes | None) -> list[bytes]:
+        """The row keys of `due` past the key `after` (all of them when None)."""
         if limit <= 0:
             return []
-        per_partition = [due_keys_in(db, now_ms) for db in self._partitions().values()]
+        partitions = self._partitions().values()
+        per_partition = [due_keys_in(db, now_ms, after) for db in partitions]
         return list(islice(heapq.merge(*per_partition), limit))
 
 
@@ -222,6 +236,15 @@ class TimerScanner:
     scans then come every `full_interval_s` (at 100,000 timers due, scanning
     every 50 ms took a third of the worker).
 
+    A scan reads on past the last row the one before it reached, not from the
+    first row: rows before it are fired and waiting, and the table tells the
+    scanner of each row the orchestrator deletes (`TimerTable.on_delete`). At
+    100,000 timers due, each scan read the 5,000 fired rows still there first.
+    It reads from the first row again when nothing is in flight, when a resend
+    may be due, and at least every `rescan_interval_s`: for rows that appear
+    behind it (a partition newly assigned, a timer set due earlier) and rows
+    deleted other than through the table.
+
     With nothing in flight and nothing more due, the scanner sleeps until the
     first timer of the table is due, woken early when an earlier one is written
     (`TimerTable.on_set`), and for at most `idle_interval_s`: rows restored by a
@@ -241,6 +264,7 @@ class TimerScanner:
         max_in_flight: int = 5_000,
         full_interval_s: float = 0.5,
         idle_interval_s: float = 1.0,
+        rescan_interval_s: float = 1.0,
     ) -> None:
         if batch < 1:
             raise ValueError(f"batch must be at least 1, not {batch}")
@@ -254,10 +278,15 @@ class TimerScanner:
         self._max_in_flight = max_in_flight
         self._full_interval_s = full_interval_s
         self._idle_interval_s = idle_interval_s
+        self._rescan_ms = int(rescan_interval_s * 1000)
+        # The last row the scans reached, and when one last read from the first row.
+        self._reached: bytes | None = None
+        self._rescanned_at = 0
         # While idle: when the sleep ends (ms on `clock`), and what ends it sooner.
         self._wake_at_ms: int | None = None
         self._woken = asyncio.Event()
         timers.on_set = self._written
+        timers.on_delete = self._deleted
         self.scans = 0
         # The rows of fired timers that may still be there, with when they were fired.
         self._in_flight: dict[bytes, int] = {}
@@ -320,6 +349,21 @@ class TimerScanner:
         if self._wake_at_ms is not None and due_ms < self._wake_at_ms:
             self._woken.set()
 
+    def _deleted(self, key: bytes) -> None:
+        if self._in_flight.pop(key, None) is not None:
+            self._progress_at = self._clock()
+
+    def _rescan(self, now: int) -> bool:
+        """Whether this scan reads from the first row (see the class docstring)."""
+        if not self._in_flight or self._reached is None:
+            return True
+        if now - self._rescanned_at >= self._rescan_ms:
+            return True
+        # The oldest fired first: a fired timer is added again only once forgotten.
+        oldest = next(iter(self._in_flight.values()))
+        resend = self._resend_after_ms
+        return now - self._progress_at >= resend and now - oldest >= resend
+
     async def scan(self) -> int:
         """One pass: fire what is due now and not in flight; the number fired."""
         now = self._clock()
@@ -327,16 +371,21 @@ class TimerScanner:
         TIMER_SCANS.inc()
         if not self._in_flight:
             self._progress_at = now
-        # In-flight rows are still in the table, in the way: read past them. Rows are
-        # compared as keys; only those fired are parsed.
-        limit = self._batch + len(self._in_flight)
-        due = self._timers.due_keys(now, limit)
-        self._forget(due, now, complete=len(due) < limit)
+        if self._rescan(now):
+            # In-flight rows are still in the table, in the way: read past them.
+            limit = self._batch + len(self._in_flight)
+            due = self._timers.due_keys(now, limit)
+            self._forget(due, now, complete=len(due) < limit)
+            self._rescanned_at = now
+        else:
+            due = self._timers.due_keys_after(now, self._batch, self._reached)
+        # Rows are compared as keys; only those fired are parsed.
         fired = 0
         for key in due:
             if fired == self._batch or len(self._in_flight) >= self._max_in_flight:
                 break
             if key in self._in_flight:
+                self._reached = key
                 continue
             if self._paused():
                 break
@@ -345,10 +394,12 @@ class TimerScanner:
             except ValueError:
                 # Counted as in flight, so that it is warned about once a resend, not a scan.
                 self._in_flight[key] = now
+                self._reached = key
                 log.warning("skipping a row of the timers table that is not a timer: %r", key)
                 continue
             await self._fire(timer)
             self._in_flight[key] = now
+            self._reached = key
             fired += 1
         return fired
 

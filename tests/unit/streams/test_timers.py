@@ -93,6 +93,9 @@ class CountingCursor:
     def seek_to_first(self) -> None:
         self._cursor.seek_to_first()
 
+    def seek(self, key: bytes) -> None:
+        self._cursor.seek(key)
+
     def valid(self) -> bool:
         return self._cursor.valid()
 
@@ -420,6 +423,69 @@ async def test_a_timer_whose_row_is_deleted_is_forgotten(partitions: dict[int, R
 
     assert scanner.in_flight == 0
     assert len(fired.timers) == 20
+
+
+async def test_a_timer_the_orchestrator_deletes_stops_waiting_at_once(
+    partitions: dict[int, Rdict],
+) -> None:
+    timers, _ = table_on(partitions)
+    scanner = scanner_on(timers, FakeClock(), Fired())
+    for i in range(20):
+        timers.set(DueTimer(NOW, f"exec-{i}", "t"))
+    await scanner.scan()
+
+    timers.delete(DueTimer(NOW, "exec-3", "t"))
+
+    assert scanner.in_flight == 19
+
+
+async def test_a_backlog_scan_reads_on_past_the_fired_rows_not_from_the_first(
+    tmp_path: Path,
+) -> None:
+    # At 100,000 timers due, each scan read the 5,000 fired rows still there first.
+    dbs = {p: open_partition(tmp_path / f"backlog-{p}.db") for p in range(4)}
+    try:
+        timers, _ = table_on(dbs)
+        for i in range(1_000):
+            timers.set(DueTimer(NOW - 1_000 + i, f"exec-{i:04}", "t"))
+        counted = {p: CountingPartition(db) for p, db in dbs.items()}
+        read = TimerTable(PartitionedTable(dbs), lambda: counted)
+        clock, fired = FakeClock(), Fired()
+        scanner = scanner_on(read, clock, fired, batch=100)
+        reads = []
+        for _ in range(5):
+            before = sum(c.counts["keys"] for c in counted.values())
+            await scanner.scan()
+            reads.append(sum(c.counts["keys"] for c in counted.values()) - before)
+            clock.now += 50
+
+        assert [t.execution_id for t in fired.timers] == [f"exec-{i:04}" for i in range(500)]
+        # A batch and one look-ahead per partition (and the row it resumes from), each time.
+        assert max(reads) <= 100 + 2 * 4
+    finally:
+        for db in dbs.values():
+            db.close()
+
+
+async def test_a_timer_set_behind_the_scans_reach_fires_at_the_next_rescan(
+    partitions: dict[int, Rdict],
+) -> None:
+    timers, _ = table_on(partitions)
+    clock, fired = FakeClock(), Fired()
+    scanner = scanner_on(timers, clock, fired, batch=10, rescan_interval_s=1.0)
+    for i in range(30):
+        timers.set(DueTimer(NOW - 100 + i, f"exec-{i:02}", "t"))
+    await scanner.scan()
+    late = DueTimer(NOW - 500, "late", "t")
+    timers.set(late)
+
+    for _ in range(3):
+        clock.now += 300
+        await scanner.scan()
+    clock.now += 100
+    await scanner.scan()
+
+    assert fired.timers.count(late) == 1 and len(fired.timers) == 31
 
 
 async def test_a_backlog_fires_a_batch_per_scan_without_repeating_the_first(
