@@ -266,7 +266,7 @@ async def measure(
         return {"worker": worker.pid} | ({"broker": broker_pid(embedded)} if embedded else {})
 
     try:
-        ready_s = await asyncio.to_thread(wait_ready, f"http://127.0.0.1:{port}", worker)
+        ready_s = await asyncio.to_thread(wait_ready, f"http://127.0.0.1:{port}", worker, 300)
         memory = Memory(memory_mib(worker.pid)[0])
         figures["baseline_mib"] = memory.baseline_mib
         floor = await bare_round_trip(kafka)
