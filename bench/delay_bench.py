@@ -406,8 +406,9 @@ def main() -> None:
 
 
 def targets(figures: dict[str, float], n: int) -> None:
-    """The three figures of issue 18 against their targets, as measured at N = `n` (memory
-    is not projected: the caches that fill are bounded, so it does not grow linearly)."""
+    """The three figures of issue 18 against their targets, from a run at N = `n`: the rates
+    as measured, the fire time projected to 100,000, the memory as measured (the caches that
+    fill are bounded, so it does not grow linearly)."""
     print(f"targets of issue 18 (for 100,000; measured at N = {n:,})")
 
     def against(label: str, figure: str, target: str, met: bool) -> None:
@@ -415,10 +416,12 @@ def targets(figures: dict[str, float], n: int) -> None:
 
     rate = n / figures["accept_s"]
     against("accepted, executions/s", f"{rate:8.0f}", f">= {ACCEPT_PER_S:,}", rate >= ACCEPT_PER_S)
-    fire = figures.get("fire_s")
+    # Projected as `main` projects it: 100,000 due at once take 100,000 / n times as long.
+    fire = None if "fire_s" not in figures else figures["fire_s"] * 100_000 / n
     shown = "stalled" if fire is None else f"{fire:6.1f} s"
     met = fire is not None and fire <= FIRE_WITHIN_S
-    against("all fired, after they came due", f"{shown:>8}", f"<= {FIRE_WITHIN_S:.0f} s", met)
+    label = "all fired, after they came due" + ("" if n == 100_000 else " (projected)")
+    against(label, f"{shown:>8}", f"<= {FIRE_WITHIN_S:.0f} s", met)
     growth = figures["fired_mib"] - figures["baseline_mib"]
     over = f"{growth:4.0f} MiB"
     against(
