@@ -35,6 +35,7 @@ from runtime_bench import (
     _percentile,
     add_kafka_options,
     bench_kafka,
+    positive,
     run_worker,
 )
 
@@ -160,23 +161,16 @@ def format_summary(rounds: Sequence[Round]) -> str:
     return "\n".join(lines)
 
 
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
-    return value
-
-
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """--executions N (the fan-out's), --rounds K, and the runtime bench's Kafka options."""
     parser = argparse.ArgumentParser(description=__doc__.partition("\n\n")[0])
     add_kafka_options(parser)
     parser.add_argument(
-        "--executions", type=_positive, default=1000, metavar="N",
+        "--executions", type=positive, default=1000, metavar="N",
         help="fan-out executions started at once, on each side (default 1000)",
     )  # fmt: skip
     parser.add_argument(
-        "--rounds", type=_positive, default=1, metavar="K",
+        "--rounds", type=positive, default=1, metavar="K",
         help="repeat the whole comparison K times, printing each round (default 1)",
     )  # fmt: skip
     return parser.parse_args(argv)

@@ -124,6 +124,14 @@ async def bare_round_trip(kafka: KafkaConnection, samples: int = 300) -> list[fl
     return timings
 
 
+def positive(text: str) -> int:
+    """An argparse type: a whole number of at least 1."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
+    return value
+
+
 def add_kafka_options(parser: argparse.ArgumentParser) -> None:
     """--broker and --kafka-config, as the worker takes them; neither: the embedded broker."""
     parser.add_argument("--broker", help="use this broker instead of the embedded one")

@@ -33,6 +33,7 @@ from runtime_bench import (
     add_kafka_options,
     bench_kafka,
     cpu_seconds,
+    positive,
     start_worker,
     wait_ready,
 )
@@ -302,16 +303,9 @@ def format_figures(figures: Figures, partitions: int, broker_measured: bool) -> 
     return "\n".join(lines)
 
 
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
-    return value
-
-
 def _worker_counts(text: str) -> list[int]:
     try:
-        return [_positive(n) for n in text.split(",")]
+        return [positive(n) for n in text.split(",")]
     except ValueError:
         raise argparse.ArgumentTypeError(f"counts of 1 or more, as 1,2,4, not {text!r}") from None
 
@@ -332,10 +326,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="worker counts to run, one after the other (default 1,2,4)",
     )  # fmt: skip
     parser.add_argument(
-        "--partitions", type=_positive, default=4, help="partitions per topic (default 4)"
+        "--partitions", type=positive, default=4, help="partitions per topic (default 4)"
     )
     parser.add_argument(
-        "--executions", type=_positive, default=600, help="fan-outs at once (default 600)"
+        "--executions", type=positive, default=600, help="fan-outs at once (default 600)"
     )
     parser.add_argument(
         "--idle", type=_seconds, default=5.0, metavar="SECONDS",
