@@ -6,9 +6,10 @@ it reads whatever librdkafka has fetched, a batch at a time on the event loop's 
 (waiting in a thread only while there is nothing), hands the batch to `observe`, which
 returns once what the batch made is acknowledged by the broker, and only then counts the
 batch's offsets as done. Done offsets are committed at most once a second, when partitions
-are revoked (a batch is always finished before the next read, and a rebalance happens only
-inside a read) and at stop: a worker killed in between leaves its last batches to be read
-again (at least once).
+are revoked, and at stop: a worker killed in between leaves its last batches to be read
+again (at least once). A batch that takes long is observed while the paused consumer is
+polled, to stay in the group; a partition revoked meanwhile gets no offsets of that batch
+marked done (its new owner reads them again; the buckets' positions count them once).
 
 A group that has committed nothing yet starts where the stats' former reader, Faust's
 `stats-runs` agent of the app's group (the prefix), had got to, so a worker upgraded in
@@ -42,6 +43,8 @@ _BATCH_WITHIN_S = 0.1
 _IDLE_WAIT_S = 1.0
 _COMMIT_INTERVAL_S = 1.0
 _RETRY_S = 1.0
+# How often a batch still being observed polls the paused consumer, well inside the 10 s.
+_KEEPALIVE_S = 2.0
 _INVALID = confluent_kafka.OFFSET_INVALID
 
 
@@ -94,16 +97,21 @@ class LifecycleReader:
 
     async def _run(self, consumer: confluent_kafka.Consumer) -> None:
         committed_at = time.monotonic()
+        carried: list[Any] = []
         while True:
             try:
-                messages = consumer.consume(_BATCH_MAX, 0) or await self._wait(consumer)
+                messages = carried or consumer.consume(_BATCH_MAX, 0) or await self._wait(consumer)
+                carried = []
                 read = [m for m in messages if m.error() is None]
                 for failed in (m for m in messages if m.error() is not None):
                     self._failed(failed.error())
                 if read:
-                    await self._observe(read)
+                    carried = await self._in_group(consumer, self._observe(read))
+                    # A partition revoked while the batch was observed is another's now.
+                    held = {tp.partition for tp in consumer.assignment()}
                     for message in read:
-                        self._done[message.partition()] = message.offset() + 1
+                        if message.partition() in held:
+                            self._done[message.partition()] = message.offset() + 1
                 if self._done and time.monotonic() - committed_at >= _COMMIT_INTERVAL_S:
                     await asyncio.to_thread(self._commit, consumer, None)
                     committed_at = time.monotonic()
@@ -115,6 +123,30 @@ class LifecycleReader:
                 log.exception("stats: reading the lifecycle topic failed; reading it again")
                 await asyncio.sleep(_RETRY_S)
                 self._rewind(consumer)
+
+    async def _in_group(
+        self, consumer: confluent_kafka.Consumer, observing: Awaitable[None]
+    ) -> list[Any]:
+        """Await `observing`, polling the consumer meanwhile with its partitions paused;
+        what those polls bring (a partition assigned meanwhile) is carried to the next batch.
+
+        librdkafka leaves the group when it is not polled for `max.poll.interval.ms` (10 s,
+        kept short because it is also the group's rebalance timeout), and a batch may take
+        longer: an event naming a workflow version this worker has not read yet waits for
+        it up to 30 s. Left, the reader read the same batch again and again and counted
+        nothing more (seen in CI on a worker that ran the whole suite).
+        """
+        work = asyncio.ensure_future(observing)
+        carried: list[Any] = []
+        paused = False
+        while not (await asyncio.wait({work}, timeout=_KEEPALIVE_S))[0]:
+            consumer.pause(consumer.assignment())
+            paused = True
+            carried.extend(consumer.consume(_BATCH_MAX, 0))
+        if paused:
+            consumer.resume(consumer.assignment())
+        work.result()
+        return carried
 
     def _failed(self, error: confluent_kafka.KafkaError) -> None:
         code = error.code()
