@@ -71,13 +71,14 @@ def install(path: str) -> None:
 
     publisher.Publisher.queue = probed_queue  # type: ignore[method-assign]
 
-    async def probed_send(self: Any, transition: Any, traceparent: str | None = None) -> None:
+    async def probed_send(
+        self: Any, transition: Any, traceparent: str | None = None, value: bytes | None = None
+    ) -> None:
         from braidflow.schemas import encode_transition
 
         queued = now()
-        future = await self._producer.send(
-            self._topic, encode_transition(transition), key=transition.execution_id.encode()
-        )
+        value = value if value is not None else encode_transition(transition)
+        future = await self._producer.send(self._topic, value, key=transition.execution_id.encode())
         future.add_done_callback(on_ack(queued))
         await future
 

@@ -94,9 +94,12 @@ T = TypeVar("T")
 
 
 class Send(Protocol):
-    """Delivers a task's result (keyed by execution id) with its `traceparent` header."""
+    """Delivers a task's result (keyed by execution id) with its `traceparent` header;
+    `value`: the result's encoding, when the caller has it already."""
 
-    async def __call__(self, transition: Transition, traceparent: str | None = None) -> None: ...
+    async def __call__(
+        self, transition: Transition, traceparent: str | None = None, value: bytes | None = None
+    ) -> None: ...
 
 
 SendDeadLetter = Callable[[DeadLetter], Awaitable[None]]
@@ -356,11 +359,13 @@ class Executor:
         offsets.finish(record.offset)
 
     async def _run_and_deliver(self, request: TaskRequest) -> None:
-        result = await self._run(request)
-        await _deliver(functools.partial(self._send, traceparent=request.traceparent), result)
+        result, value = await self._run(request)
+        send = functools.partial(self._send, traceparent=request.traceparent, value=value)
+        await _deliver(send, result)
 
-    async def _run(self, request: TaskRequest) -> Transition:
-        """Run one task; its result as the transition to send back."""
+    async def _run(self, request: TaskRequest) -> tuple[Transition, bytes]:
+        """Run one task; its result as the transition to send back, and its encoding (made
+        once: for the size check, then sent)."""
         kind = request.kind if request.kind in ("task", "http") else "unknown"
         started = time.monotonic()
         secrets = self._secret_scope(request)
@@ -370,10 +375,11 @@ class Executor:
         TASKS_RUN.labels(kind, NodeStatus.COMPLETED if error is None else NodeStatus.FAILED).inc()
         result = node_result(request, self._clock(), output, error)
         await self._deliver_log(request, node_log, result.at)
-        size = len(encode_transition(result))
+        value = encode_transition(result)
+        size = len(value)
         limit = self._settings.max_value_bytes
         if size <= limit:
-            return result
+            return result, value
         # A result the broker would refuse: delivering it would be retried forever.
         if error is None:
             error = NodeError(
@@ -385,7 +391,8 @@ class Executor:
         else:
             cut = f"{error.message[:_ERROR_SHOWN]}... (cut: the result took {size:,} bytes)"
             error = NodeError(error.type, cut, error.node_id)
-        return node_result(request, result.at, None, error)
+        refused = node_result(request, result.at, None, error)
+        return refused, encode_transition(refused)
 
     async def _deliver_log(self, request: TaskRequest, node_log: NodeLog, at: int) -> None:
         lines = node_log.close()

@@ -45,14 +45,17 @@ class ResultProducer:
             await self._producer.stop()
             self._producer = None
 
-    async def send(self, transition: Transition, traceparent: str | None = None) -> None:
-        """Send a result keyed by its execution; return once the broker has it."""
+    async def send(
+        self, transition: Transition, traceparent: str | None = None, value: bytes | None = None
+    ) -> None:
+        """Send a result keyed by its execution; return once the broker has it. `value`: its
+        encoding, when the caller made it already (the executor, for its size check)."""
         if self._producer is None:
             raise RuntimeError("the result producer is not started")
         headers = None if traceparent is None else [(TRACEPARENT, traceparent.encode())]
         await self._producer.send_and_wait(
             self._topic,
-            encode_transition(transition),
+            value if value is not None else encode_transition(transition),
             key=transition.execution_id.encode(),
             headers=headers,
         )

@@ -55,7 +55,9 @@ class Results:
         self.transitions: list[Transition] = []
         self.dead_letters: list[DeadLetter] = []
 
-    async def send(self, transition: Transition, traceparent: str | None = None) -> None:
+    async def send(
+        self, transition: Transition, traceparent: str | None = None, value: bytes | None = None
+    ) -> None:
         self.transitions.append(transition)
 
     async def dead_letter(self, dead: DeadLetter) -> None:

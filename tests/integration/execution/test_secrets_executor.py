@@ -119,7 +119,9 @@ async def test_secrets_are_resolved_at_the_call_and_never_come_back(
 
     results: list[Transition] = []
 
-    async def send(transition: Transition, traceparent: str | None = None) -> None:
+    async def send(
+        transition: Transition, traceparent: str | None = None, value: bytes | None = None
+    ) -> None:
         results.append(transition)
 
     async def dead_letter(dead: DeadLetter) -> None:

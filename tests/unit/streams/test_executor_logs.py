@@ -37,7 +37,9 @@ class Sent:
         self.records: list[Transition | NodeRunLog] = []
         self.traceparents: list[str | None] = []
 
-    async def transition(self, transition: Transition, traceparent: str | None = None) -> None:
+    async def transition(
+        self, transition: Transition, traceparent: str | None = None, value: bytes | None = None
+    ) -> None:
         self.records.append(transition)
 
     async def logs(self, run_log: NodeRunLog, traceparent: str | None = None) -> None:
@@ -110,7 +112,7 @@ async def test_a_runs_lines_go_out_before_its_result_with_secrets_taken_out(
     executor: tuple[Executor, Sent],
 ) -> None:
     run, sent = executor
-    result = await run._run(request("talks", attempt=2, item=4))
+    result, _ = await run._run(request("talks", attempt=2, item=4))
     assert isinstance(result, NodeCompleted)
     await sent.transition(result)
     run_log, completed = sent.records
@@ -128,7 +130,7 @@ async def test_a_runs_lines_go_out_before_its_result_with_secrets_taken_out(
 
 async def test_a_plain_def_handler_logs_from_its_thread(executor: tuple[Executor, Sent]) -> None:
     run, sent = executor
-    result = await run._run(request("talks.sync"))
+    result, _ = await run._run(request("talks.sync"))
     assert isinstance(result, NodeFailed)
     [run_log] = sent.records
     assert isinstance(run_log, NodeRunLog)
@@ -137,5 +139,6 @@ async def test_a_plain_def_handler_logs_from_its_thread(executor: tuple[Executor
 
 async def test_a_run_that_logs_nothing_sends_no_log(executor: tuple[Executor, Sent]) -> None:
     run, sent = executor
-    assert isinstance(await run._run(request("silent")), NodeCompleted)
+    result, _ = await run._run(request("silent"))
+    assert isinstance(result, NodeCompleted)
     assert sent.records == []

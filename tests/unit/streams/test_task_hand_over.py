@@ -12,7 +12,7 @@ from aiokafka import ConsumerRecord, TopicPartition
 from braidflow.config import Settings
 from braidflow.engine import Transition
 from braidflow.engine.messages import TaskRequest
-from braidflow.schemas import encode_task
+from braidflow.schemas import decode_transition, encode_task
 from braidflow.schemas.dead_letters import DeadLetter
 from braidflow.streams.executor import Executor
 from braidflow.tasks import TaskRegistry
@@ -51,7 +51,9 @@ class NoHttp:
 
 
 def executor(assigned: set[int], delivered: list[Transition]) -> Executor:
-    async def send(transition: Transition, traceparent: str | None = None) -> None:
+    async def send(
+        transition: Transition, traceparent: str | None = None, value: bytes | None = None
+    ) -> None:
         delivered.append(transition)
 
     async def dead_letter(letter: DeadLetter) -> None:
@@ -96,7 +98,9 @@ async def test_a_record_read_back_while_its_run_is_under_way_is_done_only_after_
     runs.clear()
     gate = asyncio.Event()
 
-    async def slow_send(transition: Transition, traceparent: str | None = None) -> None:
+    async def slow_send(
+        transition: Transition, traceparent: str | None = None, value: bytes | None = None
+    ) -> None:
         await gate.wait()
 
     run = executor({0, 1, 2, 3}, [])
@@ -123,3 +127,19 @@ async def test_requests_of_another_workers_partition_or_handler_are_left_to_the_
     assert not here.run_here(b"ex", task("d", handler="not.here"))
     await settled()
     assert runs == []
+
+
+async def test_a_result_is_sent_with_the_encoding_its_size_was_checked_on() -> None:
+    sent: list[tuple[Transition, bytes | None]] = []
+
+    async def send(
+        transition: Transition, traceparent: str | None = None, value: bytes | None = None
+    ) -> None:
+        sent.append((transition, value))
+
+    run = executor({0, 1, 2, 3}, [])
+    run._send = send
+    assert run.run_here(b"ex", task("g"))
+    await settled()
+    [(result, value)] = sent
+    assert value is not None and decode_transition(value) == result
