@@ -11,6 +11,7 @@ from faust.transport.drivers import aiokafka as faust_aiokafka
 
 from braidflow.config import Settings
 from braidflow.streams.changelog_fetch import patch_changelog_fetch
+from braidflow.streams.loop_consumer import patch_loop_consumer
 from braidflow.streams.partitioner import KeyPartitioner
 from braidflow.streams.quick_start import patch_start_waits
 
@@ -151,6 +152,7 @@ def create_app(settings: Settings) -> FaustParts:
     _patch_perform_seek()
     patch_start_waits()
     patch_changelog_fetch()
+    patch_loop_consumer()
     # Faust creates its data directory without parents.
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     topics = settings.topics
