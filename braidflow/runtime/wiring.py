@@ -44,6 +44,7 @@ from braidflow.streams.catalog import Catalog
 from braidflow.streams.changelog_ends import read_true_ends
 from braidflow.streams.clock import RuntimeClock
 from braidflow.streams.executor import Executor
+from braidflow.streams.fetch_wait import adapt_fetch_waits
 from braidflow.streams.group_errors import refusal_line, watch_group_refusals
 from braidflow.streams.key_ring import KeyRing
 from braidflow.streams.orchestrator import Orchestrator, Record
@@ -118,6 +119,7 @@ def build_runtime(
     parts = create_app(settings)
     if is_embedded_cluster(cluster_id):
         read_true_ends(parts.app, settings.kafka)
+        adapt_fetch_waits()
     publisher = Publisher(parts.app, settings.topics)
     events_topics = EventsTopics(settings)
     clock = RuntimeClock(settings.clock_offset_file)
