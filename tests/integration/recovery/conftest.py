@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 from suite_broker import SuiteBroker
-from workers import WorkerProcess
+from workers import TASK_HANDLERS, WorkerProcess
 
 SESSION_10_S = {"BRAIDFLOW_SESSION_TIMEOUT_S": "10"}
 
@@ -49,6 +49,27 @@ def workers() -> Iterator[list[WorkerProcess]]:
     yield started
     for worker in started:
         worker.stop()
+
+
+@pytest.fixture
+def start_worker(
+    broker: SuiteBroker, prefix: str, tmp_path: Path, workers: list[WorkerProcess]
+) -> Callable[..., WorkerProcess]:
+    """Starts a worker of the test's deployment (its prefix: the same groups and changelogs)
+    logging to tmp_path/NAME.log, not waiting for it to be ready; recorded in `workers`."""
+
+    def start(
+        name: str, data_dir: Path | None = None, handlers: Sequence[Path] = (TASK_HANDLERS,)
+    ) -> WorkerProcess:
+        """`data_dir` by default tmp_path/data, shared by the test's workers: each one
+        carries on from the local state of the one before."""
+        started = WorkerProcess(
+            broker, prefix, data_dir or tmp_path / "data", tmp_path / f"{name}.log", handlers
+        )
+        workers.append(started)
+        return started.start()
+
+    return start
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter, defaultdict
-from pathlib import Path
+from collections.abc import Callable
 
 from fan_ins import fan_in
 from suite_broker import SuiteBroker
@@ -33,15 +33,10 @@ RECOVERY_TIMEOUT_S = 90.0
 
 
 def test_a_worker_killed_mid_stream_loses_nothing_and_repeats_nothing(
-    broker: SuiteBroker, prefix: str, tmp_path: Path, workers: list[WorkerProcess]
+    broker: SuiteBroker, prefix: str, start_worker: Callable[..., WorkerProcess]
 ) -> None:
-    def worker(name: str) -> WorkerProcess:
-        # Same prefix (so the same groups and changelogs) and the same local state.
-        started = WorkerProcess(broker, prefix, tmp_path / "data", tmp_path / f"{name}.log")
-        workers.append(started)
-        return started.start()
-
-    first = worker("first").wait_ready()
+    # Same prefix (so the same groups and changelogs) and the same local state.
+    first = start_worker("first").wait_ready()
     assert first.api.deploy(FAN_IN).status == 201
     ids = {first.api.start("crash-fan-in", {"n": n}): n for n in range(1, EXECUTIONS + 1)}
     earliest = list(ids)[:3]
@@ -55,7 +50,7 @@ def test_a_worker_killed_mid_stream_loses_nothing_and_repeats_nothing(
     killed_at_ms = int(time.time() * 1000)
     first.kill()
 
-    second = worker("second").wait_ready()
+    second = start_worker("second").wait_ready()
     finished = second.wait_until_finished(ids, RECOVERY_TIMEOUT_S)
 
     problems = []
@@ -117,25 +112,20 @@ def test_a_worker_killed_mid_stream_loses_nothing_and_repeats_nothing(
 
 
 def test_a_worker_restarted_on_its_data_dir_without_settling_recovers_every_row(
-    broker: SuiteBroker, prefix: str, tmp_path: Path, workers: list[WorkerProcess]
+    start_worker: Callable[..., WorkerProcess],
 ) -> None:
     """On the embedded broker, whose ListOffsets under-reports a changelog's end, braidflow
     reads the end from a fetch (streams/changelog_ends.py): without it, the restart stopped
     with Faust's ConsistencyError, or recovered rows short of their last versions."""
 
-    def worker(name: str) -> WorkerProcess:
-        started = WorkerProcess(broker, prefix, tmp_path / "data", tmp_path / f"{name}.log")
-        workers.append(started)
-        return started.start()
-
-    first = worker("first").wait_ready()
+    first = start_worker("first").wait_ready()
     assert first.api.deploy(FAN_IN).status == 201
     ids = [first.api.start("crash-fan-in", {"n": n}) for n in range(EXECUTIONS)]
     first.wait_until_finished(ids, RECOVERY_TIMEOUT_S)
     # No settling: changelog partitions end with a batch of several records.
     first.kill(settle=False)
 
-    second = worker("second").wait_ready()
+    second = start_worker("second").wait_ready()
     views = {e: second.api.execution(e) for e in ids}
     assert {(v.status, v.body["status"]) for v in views.values()} == {(200, "completed")}, views
     more = second.api.start("crash-fan-in", {"n": 7})

@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections import defaultdict
-from pathlib import Path
+from collections.abc import Callable
 
 from background_loop import BackgroundLoop
 from in_flight_server import capped, holding_workflow, serve_in_flight
@@ -25,19 +25,16 @@ ENDS = ("workflow.completed", "workflow.failed", "workflow.cancelled")
 
 
 def test_a_capped_department_killed_mid_queue_finishes_every_execution_once_within_its_cap(
-    broker: SuiteBroker, prefix: str, tmp_path: Path, background_loop: BackgroundLoop
+    broker: SuiteBroker,
+    prefix: str,
+    background_loop: BackgroundLoop,
+    start_worker: Callable[..., WorkerProcess],
+    workers: list[WorkerProcess],
 ) -> None:
     counts, url, runner = serve_in_flight(background_loop, hold_s=0.3)
-    workers: list[WorkerProcess] = []
-
-    def worker(name: str) -> WorkerProcess:
-        # Same prefix (the same groups and changelogs) and the same local state.
-        started = WorkerProcess(broker, prefix, tmp_path / "data", tmp_path / f"{name}.log")
-        workers.append(started)
-        return started.start().wait_ready()
-
     try:
-        first = worker("first")
+        # Same prefix (the same groups and changelogs) and the same local state.
+        first = start_worker("first").wait_ready()
         department, workflow = f"capped{uuid.uuid4().hex[:8]}", "hold"
         assert first.api.deploy(capped(department, CAP)).status == 201
         assert first.api.deploy(holding_workflow(workflow, department, url)).status == 201
@@ -51,7 +48,7 @@ def test_a_capped_department_killed_mid_queue_finishes_every_execution_once_with
         answered_at_kill = len(counts.answered)
         first.kill()
 
-        second = worker("second")
+        second = start_worker("second").wait_ready()
         finished = second.wait_until_finished(ids, FINISH_TIMEOUT_S)
         statuses = {e: v["status"] for e, v in finished.items()}
         assert statuses == dict.fromkeys(ids, "completed"), statuses
@@ -78,6 +75,7 @@ def test_a_capped_department_killed_mid_queue_finishes_every_execution_once_with
             f" once; {sum(counts.answered.values()) - STARTS} requests sent again"
         )
     finally:
+        # Before the server their http nodes call goes away.
         for started in workers:
             started.stop()
         background_loop.run(runner.cleanup())

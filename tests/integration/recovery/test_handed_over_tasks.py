@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import time
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from pathlib import Path
 
 from suite_broker import SuiteBroker
@@ -53,17 +54,10 @@ def handed_over(api: WorkerApi) -> int:
 
 
 def test_a_task_handed_over_in_a_worker_killed_there_runs_again_and_applies_once(
-    broker: SuiteBroker, prefix: str, tmp_path: Path, workers: list[WorkerProcess]
+    broker: SuiteBroker, prefix: str, tmp_path: Path, start_worker: Callable[..., WorkerProcess]
 ) -> None:
-    def worker(name: str) -> WorkerProcess:
-        # Same prefix and the same local state: the second carries on from the first.
-        started = WorkerProcess(
-            broker, prefix, tmp_path / "data", tmp_path / f"{name}.log", handlers=HANDLERS
-        )
-        workers.append(started)
-        return started.start()
-
-    first = worker("first").wait_ready()
+    # Same prefix and the same local state: the second carries on from the first.
+    first = start_worker("first", handlers=HANDLERS).wait_ready()
     for text in (WARM, KILLED):
         assert first.api.deploy(text).status == 201
     # Once a task has run, the executor holds its partitions (one worker: all of them).
@@ -83,7 +77,7 @@ def test_a_task_handed_over_in_a_worker_killed_there_runs_again_and_applies_once
     # `first` and `second` were handed over, not read from the tasks topic.
     assert int(handed_then) == before + 2
 
-    second = worker("second").wait_ready()
+    second = start_worker("second", handlers=HANDLERS).wait_ready()
     execution = second.wait_until_finished([execution_id], TIMEOUT_S)[execution_id]
     assert execution["status"] == "completed", execution
     assert execution["output"] == {"first": 1}

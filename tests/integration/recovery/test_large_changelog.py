@@ -10,7 +10,7 @@ Faust's own recovery read of such a partition at dev mode's 5 ms wait never ende
 
 from __future__ import annotations
 
-from pathlib import Path
+from collections.abc import Callable
 
 from confluent_kafka import Producer
 from suite_broker import SuiteBroker
@@ -42,19 +42,14 @@ def fill_changelog(broker: SuiteBroker, topic: str, batches: int) -> None:
 
 
 def test_a_worker_restarted_on_a_changelog_of_many_batches_recovers(
-    broker: SuiteBroker, prefix: str, tmp_path: Path, workers: list[WorkerProcess]
+    broker: SuiteBroker, prefix: str, start_worker: Callable[..., WorkerProcess]
 ) -> None:
-    def worker(name: str) -> WorkerProcess:
-        # The suite's fetch wait, dev mode's: 5 ms.
-        started = WorkerProcess(broker, prefix, tmp_path / "data", tmp_path / f"{name}.log")
-        workers.append(started)
-        return started.start()
-
-    first = worker("first").wait_ready()
+    # The suite's fetch wait, dev mode's: 5 ms.
+    first = start_worker("first").wait_ready()
     assert first.api.deploy(ONE_STEP).status == 201
     first.stop()
     fill_changelog(broker, f"{prefix}-executions-changelog", BATCHES)
 
-    second = worker("second").wait_ready(120)
+    second = start_worker("second").wait_ready(120)
     started = second.api.start("after-a-large-changelog", {"n": 3})
     assert second.wait_until_finished([started], 60)[started]["output"] == {"n": 3}

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 from confluent_kafka import Consumer, Producer, TopicPartition
@@ -48,48 +49,33 @@ def committed_offsets(broker: SuiteBroker, group: str, topic: str) -> dict[int, 
 
 
 def test_a_worker_taking_over_a_backlog_applies_every_record_past_the_committed_offsets(
-    broker: SuiteBroker, prefix: str, tmp_path: Path
+    broker: SuiteBroker, prefix: str, tmp_path: Path, start_worker: Callable[..., WorkerProcess]
 ) -> None:
     transitions = f"{prefix}.transitions"
-    workers: list[WorkerProcess] = []
+    # Each its own data dir, as a worker on another machine: the second one recovers the
+    # tables from their changelogs, the path on which Faust seeks with its fetcher on.
+    first = start_worker("first", tmp_path / "first").wait_ready()
+    assert first.api.deploy(WORKFLOW).status == 201
+    warm = [first.api.start("backlog", {"n": n}) for n in range(BEFORE)]
+    first.wait_until_finished(warm, 60)
+    # Every transitions partition has a committed offset for the next worker to seek to.
+    deadline = time.monotonic() + COMMIT_WAIT_S
+    while min(committed_offsets(broker, prefix, transitions).values()) <= 0:
+        if time.monotonic() > deadline:
+            first.fail(f"offsets not committed: {committed_offsets(broker, prefix, transitions)}")
+        time.sleep(0.2)
+    first.stop()
 
-    def worker(name: str) -> WorkerProcess:
-        # Each its own data dir, as a worker on another machine: the second one recovers
-        # the tables from their changelogs, the path on which Faust seeks with its fetcher on.
-        started = WorkerProcess(broker, prefix, tmp_path / name, tmp_path / f"{name}.log")
-        workers.append(started)
-        return started.start().wait_ready()
+    # What the stopped worker's API had accepted, and nobody has applied yet.
+    ids = [uuid.uuid4().hex for _ in range(BACKLOG)]
+    # Keyed and partitioned as a worker's producer does (murmur2).
+    producer = Producer(broker.confluent({"linger.ms": 0, "partitioner": "murmur2_random"}))
+    now = int(time.time() * 1000)
+    for n, execution_id in enumerate(ids):
+        start = StartExecution(f"{execution_id}/start", execution_id, now, "backlog", 1, {"n": n})
+        producer.produce(transitions, encode_transition(start), execution_id.encode())
+    assert producer.flush(10) == 0
 
-    try:
-        first = worker("first")
-        assert first.api.deploy(WORKFLOW).status == 201
-        warm = [first.api.start("backlog", {"n": n}) for n in range(BEFORE)]
-        first.wait_until_finished(warm, 60)
-        # Every transitions partition has a committed offset for the next worker to seek to.
-        deadline = time.monotonic() + COMMIT_WAIT_S
-        while min(committed_offsets(broker, prefix, transitions).values()) <= 0:
-            if time.monotonic() > deadline:
-                first.fail(
-                    f"offsets not committed: {committed_offsets(broker, prefix, transitions)}"
-                )
-            time.sleep(0.2)
-        first.stop()
-
-        # What the stopped worker's API had accepted, and nobody has applied yet.
-        ids = [uuid.uuid4().hex for _ in range(BACKLOG)]
-        # Keyed and partitioned as a worker's producer does (murmur2).
-        producer = Producer(broker.confluent({"linger.ms": 0, "partitioner": "murmur2_random"}))
-        now = int(time.time() * 1000)
-        for n, execution_id in enumerate(ids):
-            start = StartExecution(
-                f"{execution_id}/start", execution_id, now, "backlog", 1, {"n": n}
-            )
-            producer.produce(transitions, encode_transition(start), execution_id.encode())
-        assert producer.flush(10) == 0
-
-        second = worker("second")
-        finished = second.wait_until_finished(ids, 60)
-        assert {e: v["status"] for e, v in finished.items()} == dict.fromkeys(ids, "completed")
-    finally:
-        for started in workers:
-            started.stop()
+    second = start_worker("second", tmp_path / "second").wait_ready()
+    finished = second.wait_until_finished(ids, 60)
+    assert {e: v["status"] for e, v in finished.items()} == dict.fromkeys(ids, "completed")

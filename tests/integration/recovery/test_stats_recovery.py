@@ -4,9 +4,8 @@ and those it finished itself (at least once: none is lost)."""
 
 from __future__ import annotations
 
-from pathlib import Path
+from collections.abc import Callable
 
-from suite_broker import SuiteBroker
 from waiting import until
 from workers import WorkerProcess
 
@@ -22,12 +21,9 @@ EXECUTIONS = 20
 
 
 def test_the_stats_of_a_killed_worker_are_recovered_and_go_on(
-    broker: SuiteBroker, prefix: str, tmp_path: Path
+    start_worker: Callable[..., WorkerProcess],
 ) -> None:
-    def worker(name: str) -> WorkerProcess:
-        return WorkerProcess(broker, prefix, tmp_path / "data", tmp_path / f"{name}.log").start()
-
-    first = worker("first").wait_ready()
+    first = start_worker("first").wait_ready()
     try:
         assert first.api.deploy(SLOW).status == 201
         ids = [first.api.start("stats-slow", {}) for _ in range(EXECUTIONS)]
@@ -38,18 +34,14 @@ def test_the_stats_of_a_killed_worker_are_recovered_and_go_on(
         )
     finally:
         first.kill()
-    second = worker("second")
-    try:
-        second.wait_ready()
-        finished = second.wait_until_finished(ids, 90)
-        assert {v["status"] for v in finished.values()} == {"completed"}, finished
+    second = start_worker("second").wait_ready()
+    finished = second.wait_until_finished(ids, 90)
+    assert {v["status"] for v in finished.values()} == {"completed"}, finished
 
-        def counted() -> dict[str, int] | None:
-            buckets = second.api.get("/stats?workflow=stats-slow&window=1h").body["buckets"]
-            total = {n: sum(b[n] for b in buckets) for n in ("started", "completed")}
-            return total if total["completed"] >= EXECUTIONS else None
+    def counted() -> dict[str, int] | None:
+        buckets = second.api.get("/stats?workflow=stats-slow&window=1h").body["buckets"]
+        total = {n: sum(b[n] for b in buckets) for n in ("started", "completed")}
+        return total if total["completed"] >= EXECUTIONS else None
 
-        total = until(counted, what=f"the stats counting {EXECUTIONS} completed executions")
-        assert total["started"] >= EXECUTIONS, total
-    finally:
-        second.stop()
+    total = until(counted, what=f"the stats counting {EXECUTIONS} completed executions")
+    assert total["started"] >= EXECUTIONS, total
