@@ -44,6 +44,7 @@ from braidflow.streams.catalog import Catalog
 from braidflow.streams.changelog_ends import read_true_ends
 from braidflow.streams.clock import RuntimeClock
 from braidflow.streams.executor import Executor
+from braidflow.streams.fetch_stall import watch_stalls
 from braidflow.streams.fetch_wait import adapt_fetch_waits
 from braidflow.streams.group_errors import refusal_line, watch_group_refusals
 from braidflow.streams.key_ring import KeyRing
@@ -121,6 +122,7 @@ def build_runtime(
     if is_embedded_cluster(cluster_id):
         read_true_ends(parts.app, settings.kafka)
         adapt_fetch_waits()
+        watch_stalls()
     publisher = Publisher(parts.app, settings.topics)
     events_topics = EventsTopics(settings)
     clock = RuntimeClock(settings.clock_offset_file)

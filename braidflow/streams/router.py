@@ -52,6 +52,7 @@ from braidflow.schemas.lifecycle_events import LIFECYCLE_SEGMENT, lifecycle_scop
 from braidflow.schemas.record_limits import RecordTooLarge
 from braidflow.streams.bulk_producer import DeliveryError
 from braidflow.streams.catalog import Catalog
+from braidflow.streams.fetch_stall import StallWatch, longer_wait, stalled
 from braidflow.streams.group_errors import FATAL_GROUP_ERRORS
 from braidflow.streams.starts import Send, Starts
 from braidflow.tenants import (
@@ -148,6 +149,9 @@ class EventRouter:
         # which run on whichever thread is consuming.
         self._assigned: frozenset[str] = frozenset()
         self._consumer: confluent_kafka.Consumer | None = None
+        # Longer after a stall on the embedded broker (`fetch_stall`).
+        self._fetch_wait_ms = settings.fetch_max_wait_ms
+        self._stall = StallWatch()
         self._task: asyncio.Task[None] | None = None
         # The take waiting in a thread: the consumer is closed only after it returns.
         self._taking: asyncio.Future[list[Any]] | None = None
@@ -166,7 +170,7 @@ class EventRouter:
         consumer = confluent_kafka.Consumer(
             s.confluent_group(
                 f"{s.prefix}-router",
-                s.fetch_max_wait_ms,
+                self._fetch_wait_ms,
                 # How soon a newly created events topic is picked up.
                 {"topic.metadata.refresh.interval.ms": 2_000},
             )
@@ -258,6 +262,9 @@ class EventRouter:
                 messages = consumer.consume(_BATCH, 0) or await self._wait_for_records(
                     consumer, _POLL_S if rewind or unsettled else _IDLE_POLL_S
                 )
+                if stalled(self._stall, consumer, time.monotonic(), bool(messages)):
+                    consumer = await self._with_longer_wait(consumer, unsettled, rewind)
+                    continue
                 if messages:
                     # An event published after a deploy was answered must meet its triggers.
                     await self._catalog.catch_up()
@@ -284,6 +291,32 @@ class EventRouter:
                     for (topic, partition), offset in rewind.items():
                         consumer.seek(confluent_kafka.TopicPartition(topic, partition, offset))
                 rewind.clear()
+
+    async def _with_longer_wait(
+        self,
+        consumer: confluent_kafka.Consumer,
+        unsettled: list[Awaitable[Any]],
+        rewind: dict[tuple[str, int], int],
+    ) -> confluent_kafka.Consumer:
+        """The router's consumer made again with a longer fetch wait, after everything read
+        is acknowledged and committed: the new one starts from the commits."""
+        wait = longer_wait(self._fetch_wait_ms)
+        if wait is None:
+            return consumer
+        await asyncio.gather(*unsettled)
+        unsettled.clear()
+        if rewind:
+            await asyncio.to_thread(_commit, consumer)
+            rewind.clear()
+        log.warning(
+            "event router: fetches at %d ms bring no records the broker has; waiting %d ms",
+            self._fetch_wait_ms,
+            wait,
+        )
+        self._consumer = None
+        await asyncio.to_thread(consumer.close)
+        self._fetch_wait_ms = wait
+        return self.join()
 
     async def _wait_for_records(
         self, consumer: confluent_kafka.Consumer, wait_s: float
