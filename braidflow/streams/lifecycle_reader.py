@@ -29,6 +29,7 @@ from typing import Any
 import confluent_kafka
 
 from braidflow.config import Settings
+from braidflow.streams.fetch_stall import StallWatch, longer_wait, stalled
 from braidflow.streams.group_errors import FATAL_GROUP_ERRORS
 
 log = logging.getLogger(__name__)
@@ -69,17 +70,23 @@ class LifecycleReader:
         self._taking: asyncio.Future[list[Any]] | None = None
         # Told when the broker refuses the group for good (group id, error code).
         self.on_refusal: Callable[[str, int], None] = lambda group, code: None
+        # Longer after a stall on the embedded broker (`fetch_stall`).
+        self._fetch_wait_ms = settings.background_fetch_wait_ms
+        self._stall = StallWatch()
 
     def _config(self, group: str) -> dict[str, Any]:
-        return self._settings.confluent_group(group, self._settings.background_fetch_wait_ms)
+        return self._settings.confluent_group(group, self._fetch_wait_ms)
 
-    async def start(self) -> None:
+    def _subscribed(self) -> confluent_kafka.Consumer:
         consumer = confluent_kafka.Consumer(self._config(self._group))
         consumer.subscribe(
             [self._topic], on_assign=self._assigned, on_revoke=self._revoked, on_lost=self._lost
         )
         self._consumer = consumer
-        self._task = asyncio.create_task(self._run(consumer))
+        return consumer
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(self._subscribed()))
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -102,6 +109,9 @@ class LifecycleReader:
             try:
                 messages = carried or consumer.consume(_BATCH_MAX, 0) or await self._wait(consumer)
                 carried = []
+                if stalled(self._stall, consumer, time.monotonic(), bool(messages)):
+                    consumer = await self._with_longer_wait(consumer)
+                    continue
                 read = [m for m in messages if m.error() is None]
                 for failed in (m for m in messages if m.error() is not None):
                     self._failed(failed.error())
@@ -147,6 +157,25 @@ class LifecycleReader:
             consumer.resume(consumer.assignment())
         work.result()
         return carried
+
+    async def _with_longer_wait(
+        self, consumer: confluent_kafka.Consumer
+    ) -> confluent_kafka.Consumer:
+        """The reader's consumer made again with a longer fetch wait, after the done offsets
+        are committed: the new one starts from the commits."""
+        wait = longer_wait(self._fetch_wait_ms)
+        if wait is None:
+            return consumer
+        log.warning(
+            "stats: fetches at %d ms bring no records the broker has; waiting %d ms",
+            self._fetch_wait_ms,
+            wait,
+        )
+        self._consumer = None
+        await asyncio.to_thread(self._commit, consumer, None)
+        await asyncio.to_thread(consumer.close)
+        self._fetch_wait_ms = wait
+        return self._subscribed()
 
     def _failed(self, error: confluent_kafka.KafkaError) -> None:
         code = error.code()
