@@ -25,6 +25,7 @@ from braidflow.engine import ids
 from braidflow.engine.state import iso_time
 from braidflow.streams.catalog import Catalog
 from braidflow.tenants import catalog_key
+from braidflow.topology.model import ScheduleTrigger
 from braidflow.topology.subscriptions import schedule_slots
 
 log = logging.getLogger(__name__)
@@ -95,7 +96,9 @@ class Scheduler:
     async def _run(self) -> None:
         while True:
             try:
-                if not self._paused():
+                # With no schedule deployed nothing is owed: ownership is not even asked
+                # (the assignor's actives, twice a tick, cost a busy worker a few percent).
+                if self._schedules() and not self._paused():
                     await self.tick()
             except asyncio.CancelledError:
                 raise
@@ -103,18 +106,21 @@ class Scheduler:
                 log.exception("firing schedules failed; retrying")
             await asyncio.sleep(_INTERVAL_S)
 
+    def _schedules(self) -> list[tuple[str, int, ScheduleTrigger]]:
+        """Every deployed schedule trigger as (catalog key, trigger index, trigger)."""
+        return [
+            (catalog_key(tenant, workflow_id), index, trigger)
+            for tenant in self._catalog.tenants()
+            for workflow_id, index, trigger in self._catalog.subscriptions(tenant).schedules()
+        ]
+
     async def tick(self) -> None:
         """Fire every slot within the grace period that is owned here and not yet started."""
         now = self._clock()
         grace_ms = int(self._settings.schedule_grace_s * 1000)
         owned = self._owned()
         acknowledgements = []
-        schedules = [
-            (catalog_key(tenant, workflow_id), index, trigger)
-            for tenant in self._catalog.tenants()
-            for workflow_id, index, trigger in self._catalog.subscriptions(tenant).schedules()
-        ]
-        for workflow_id, index, trigger in schedules:
+        for workflow_id, index, trigger in self._schedules():
             # `workflow_id` is a catalog key: a schedule starts its own tenant's workflow.
             deployment = self._catalog.latest(workflow_id)
             if deployment is None:
