@@ -58,6 +58,7 @@ from braidflow.streams.starts import Starts
 from braidflow.streams.stats import Stats
 from braidflow.streams.timers import DueTimer, TimerScanner, TimerTable, faust_partitions
 from braidflow.streams.topics import EventsTopics, ensure_topics
+from braidflow.streams.transitions_reader import TransitionsReader
 from braidflow.streams.waits import Correlator
 from braidflow.tasks import TaskRegistry, load_handler_modules
 from braidflow.tasks import registry as default_registry
@@ -303,11 +304,24 @@ def build_runtime(
 
     parts.app.on_rebalance_complete.connect(admit_holders_again)
 
+    async def orchestrate_one(record: Record) -> None:
+        await orchestrator.handle(record, parts.executions)
+
+    # The transitions records come from a reader of their own, not this agent: the agent
+    # keeps the topic in Faust's group, which assigns its partitions with the tables'
+    # (streams/transitions_reader.py).
+    transitions = TransitionsReader(parts.app, settings, orchestrate_one, catalog.ready.wait)
+
+    async def read_transitions(sender: Any, **_: Any) -> None:
+        await transitions.assign()
+
+    parts.app.on_rebalance_complete.connect(read_transitions)
+
     @parts.app.agent(parts.transitions, name=f"{settings.prefix}.orchestrator", concurrency=1)
     async def orchestrate(stream: faust.StreamT[bytes]) -> None:
         await catalog.ready.wait()
         async for record in _records(stream):
-            await orchestrator.handle(record, parts.executions)
+            await orchestrate_one(record)
 
     async def read_catalog() -> None:
         await catalog.start()

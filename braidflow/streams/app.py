@@ -14,6 +14,7 @@ from braidflow.streams.changelog_fetch import patch_changelog_fetch
 from braidflow.streams.loop_consumer import patch_loop_consumer
 from braidflow.streams.partitioner import KeyPartitioner
 from braidflow.streams.quick_start import patch_start_waits
+from braidflow.streams.transitions_reader import patch_transitions_apart
 
 _FETCH_MAX_WAIT_MS: dict[int, int] = {}
 
@@ -153,6 +154,7 @@ def create_app(settings: Settings) -> FaustParts:
     patch_start_waits()
     patch_changelog_fetch()
     patch_loop_consumer()
+    patch_transitions_apart()
     # Faust creates its data directory without parents.
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     topics = settings.topics

@@ -23,6 +23,8 @@ from typing import Any
 from aiokafka import TopicPartition
 from faust.transport import consumer as faust_consumer
 
+from braidflow.streams.transitions_reader import apart_topics
+
 
 def _sync(consumer: Any) -> None:
     """Pause in aiokafka the changelog partitions Faust is not reading; resume the others."""
@@ -31,7 +33,8 @@ def _sync(consumer: Any) -> None:
     if thread is None or client is None or thread.thread_loop.is_closed():
         # Not started yet, or stopped: there is no fetching to change.
         return
-    changelogs = consumer.app.tables.changelog_topics
+    # The transitions topic too: its own reader fetches it (`transitions_reader`).
+    changelogs = consumer.app.tables.changelog_topics | apart_topics(consumer.app)
     active = consumer._get_active_partitions()
     reading = frozenset(
         TopicPartition(tp.topic, tp.partition)

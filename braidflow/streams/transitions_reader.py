@@ -1,0 +1,256 @@
+"""The transitions topic read by a plain aiokafka consumer on the worker's loop, not by Faust.
+
+Faust's consumer names every partition of every agent's topic in one fetch, and the embedded
+broker answered it 2.2-2.7 ms after a record was acknowledged where a consumer of the 4
+transitions partitions alone is answered in 0.6-1.2 ms; each record also went through a Faust
+stream, its event and acknowledgement (docs/performance.md, "The 3-node chain, per hop").
+
+What stays Faust's: the group. It still assigns the transitions partitions, so each stays with
+the partitions of the executions and timers tables its steps write, and recovers those tables
+first; but Faust never fetches them (they are kept out of its active partitions and paused in
+aiokafka). Once the tables are recovered (`on_rebalance_complete`), this reader is assigned the
+transitions partitions Faust holds, without a group of its own, from the group's committed
+offsets, and hands records one at a time to the orchestrator, across partitions in order of
+arrival, as Faust's agent at concurrency 1 did. A table write goes to the changelog partition
+of the record being handled, as Faust's own writes inside an agent do.
+
+At least once: an offset is committed through the app's group only after Faust's producer
+is flushed, so everything the steps before it sent (rows, outbox records) is acknowledged;
+Faust commits its own offsets the same way. Before Faust's revocation (every rebalance) and
+before its consumer stops, the reader stops fetching, lets the step in hand finish, flushes
+and commits; a worker killed at any moment leaves what was not committed to be read again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from types import SimpleNamespace
+from typing import Any
+
+import faust
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaError
+from faust.transport import consumer as faust_consumer
+
+from braidflow.config import Settings
+from braidflow.streams.event_scope import acting_for
+from braidflow.streams.orchestrator import Record
+
+log = logging.getLogger(__name__)
+
+COMMIT_INTERVAL_S = 1.0
+"""How often handled offsets are committed; also before a revocation and at stop."""
+
+_RETRY_S = 1.0
+
+_READERS: dict[int, TransitionsReader] = {}
+"""The reader of each app (by id), which Faust's consumer tells before it lets go."""
+
+
+class _Handled:
+    """What Faust's tables read of the event in hand (`event_scope`): the topic and partition
+    of the record a step handles, so its table writes go to that changelog partition."""
+
+    __slots__ = ("__weakref__", "message")
+
+    def __init__(self, topic: str, partition: int, timestamp: float) -> None:
+        self.message = SimpleNamespace(topic=topic, partition=partition, timestamp=timestamp)
+
+
+class TransitionsReader:
+    """Feeds the transitions partitions Faust's group gives this worker to `handle`."""
+
+    def __init__(
+        self,
+        app: faust.App,
+        settings: Settings,
+        handle: Callable[[Record], Awaitable[None]],
+        ready: Callable[[], Awaitable[Any]],
+    ) -> None:
+        self._app = app
+        self._settings = settings
+        self._topic = settings.topics.transitions
+        self._handle = handle
+        self._ready = ready
+        self._consumer: AIOKafkaConsumer | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+        self._fetching = False
+        # Next offset of each partition whose records are handled but not committed.
+        self._done: dict[TopicPartition, int] = {}
+        self._lock = asyncio.Lock()
+        _READERS[id(app)] = self
+
+    def _group_client(self) -> Any:
+        """Faust's aiokafka consumer: the member of the app's group, on this loop."""
+        thread = getattr(self._app.consumer, "_thread", None)
+        return getattr(thread, "_consumer", None)
+
+    async def assign(self) -> None:
+        """Read the transitions partitions Faust holds now (its tables recovered)."""
+        async with self._lock:
+            group = self._group_client()
+            if group is None:
+                return
+            held = sorted(
+                (tp for tp in group.assignment() if tp.topic == self._topic),
+                key=lambda tp: tp.partition,
+            )
+            if self._consumer is not None and set(held) == self._consumer.assignment():
+                return
+            await self._release()
+            if not held:
+                return
+            consumer = AIOKafkaConsumer(
+                **self._settings.kafka.aiokafka(f"{self._settings.prefix}-transitions"),
+                group_id=None,
+                enable_auto_commit=False,
+                auto_offset_reset="earliest",
+                fetch_max_wait_ms=self._settings.fetch_max_wait_ms,
+            )
+            await consumer.start()
+            consumer.assign(held)
+            committed = {tp: await group.committed(tp) for tp in held}
+            for tp in held:
+                offset = committed[tp]
+                if offset is None:
+                    # Nothing committed yet: from the start, as Faust's `earliest`.
+                    await consumer.seek_to_beginning(tp)
+                else:
+                    consumer.seek(tp, offset)
+            self._consumer = consumer
+            self._stopping = False
+            self._task = asyncio.create_task(self._run(consumer))
+
+    async def release(self) -> None:
+        """Stop reading: the step in hand finishes, what was sent is flushed, offsets committed."""
+        async with self._lock:
+            await self._release()
+
+    async def _release(self) -> None:
+        consumer, task = self._consumer, self._task
+        if consumer is None or task is None:
+            return
+        self._stopping = True
+        if self._fetching:
+            # Waiting for a fetch, not in a step: nothing to finish.
+            task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await self._commit()
+        self._done.clear()
+        self._consumer, self._task = None, None
+        await consumer.stop()
+
+    async def _run(self, consumer: AIOKafkaConsumer) -> None:
+        committed_at = time.monotonic()
+        # Until then a step could not name its workflow; cancellable, as a fetch is.
+        self._fetching = True
+        await self._ready()
+        while not self._stopping:
+            self._fetching = True
+            try:
+                batches = await consumer.getmany(timeout_ms=1000)
+            except KafkaError as exc:
+                log.warning("fetching transitions failed (fetching again): %s", exc)
+                await asyncio.sleep(_RETRY_S)
+                continue
+            finally:
+                self._fetching = False
+            for records in batches.values():
+                for record in records:
+                    if self._stopping:
+                        # The rest is read again by whoever holds the partition next.
+                        return
+                    if not await self._one(consumer, record):
+                        break
+            if self._done and time.monotonic() - committed_at >= COMMIT_INTERVAL_S:
+                await self._commit()
+                committed_at = time.monotonic()
+
+    async def _one(self, consumer: AIOKafkaConsumer, record: Any) -> bool:
+        """Handle `record`; False when it failed and is to be read again (after a pause)."""
+        tp = TopicPartition(record.topic, record.partition)
+        handled = _Handled(record.topic, record.partition, record.timestamp / 1000)
+        try:
+            with acting_for(handled):  # type: ignore[arg-type]
+                await self._handle(
+                    Record(record.topic, record.partition, record.offset, record.key, record.value)
+                )
+        except Exception:
+            # Not a poison record (those go to the dead letters): the broker or a store
+            # failing. Never skipped: read again from this record.
+            log.exception("handling a transition failed; reading it again")
+            consumer.seek(tp, record.offset)
+            await asyncio.sleep(_RETRY_S)
+            return False
+        self._done[tp] = record.offset + 1
+        return True
+
+    async def _commit(self) -> None:
+        """Flush Faust's producer, then commit the handled offsets through the app's group."""
+        if not self._done:
+            return
+        offsets = dict(self._done)
+        group = self._group_client()
+        if group is None:
+            return
+        try:
+            await self._app.producer.flush()
+            await group.commit(offsets)
+        except (KafkaError, RuntimeError) as exc:
+            # Read again later (at least once); tried again at the next round.
+            log.warning("committing the transitions offsets failed: %s", exc)
+            return
+        for tp, offset in offsets.items():
+            if self._done.get(tp) == offset:
+                del self._done[tp]
+
+
+def _kept_apart(consumer: Any, tps: Iterable[Any]) -> set[Any]:
+    """`tps` but the partitions of a topic a `TransitionsReader` reads instead of Faust."""
+    reader = _READERS.get(id(consumer.app))
+    return {tp for tp in tps if reader is None or tp.topic != reader._topic}
+
+
+def apart_topics(app: Any) -> frozenset[str]:
+    """The topics of `app` Faust's consumer is assigned but never fetches."""
+    reader = _READERS.get(id(app))
+    return frozenset() if reader is None else frozenset({reader._topic})
+
+
+def patch_transitions_apart() -> None:
+    """Keep Faust from reading the transitions topic, and let its reader go first (idempotent)."""
+    consumer_class = faust_consumer.Consumer
+    if getattr(consumer_class, "_braidflow_transitions_apart", False):
+        return
+    set_active, resume = consumer_class._set_active_tps, consumer_class.resume_partitions
+    revoked, stop = consumer_class.on_partitions_revoked, consumer_class.on_stop
+
+    def _set_active_tps(self: Any, tps: set[Any]) -> set[Any]:
+        return set_active(self, _kept_apart(self, tps))
+
+    def resume_partitions(self: Any, tps: Iterable[Any]) -> None:
+        resume(self, _kept_apart(self, tps))
+
+    async def on_partitions_revoked(self: Any, tps: set[Any]) -> None:
+        reader = _READERS.get(id(self.app))
+        if reader is not None:
+            await reader.release()
+        await revoked(self, tps)
+
+    async def on_stop(self: Any) -> None:
+        reader = _READERS.get(id(self.app))
+        if reader is not None:
+            await reader.release()
+        await stop(self)
+
+    consumer_class._set_active_tps = _set_active_tps
+    consumer_class.resume_partitions = resume_partitions
+    consumer_class.on_partitions_revoked = on_partitions_revoked
+    consumer_class.on_stop = on_stop
+    consumer_class._braidflow_transitions_apart = True
