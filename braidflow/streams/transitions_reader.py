@@ -83,6 +83,9 @@ class TransitionsReader:
         # Next offset of each partition whose records are handled but not committed.
         self._done: dict[TopicPartition, int] = {}
         self._lock = asyncio.Lock()
+        # False from a revocation until Faust's next assignment.
+        self._current = True
+        self._retrying: asyncio.Task[None] | None = None
         _READERS[id(app)] = self
 
     def _group_client(self) -> Any:
@@ -90,11 +93,21 @@ class TransitionsReader:
         thread = getattr(self._app.consumer, "_thread", None)
         return getattr(thread, "_consumer", None)
 
+    @property
+    def reading(self) -> frozenset[TopicPartition]:
+        """The transitions partitions this reader reads now."""
+        return frozenset() if self._consumer is None else frozenset(self._consumer.assignment())
+
+    def assigned(self) -> None:
+        """Faust's group gave this worker an assignment: its recovery's end may be read from."""
+        self._current = True
+
     async def assign(self) -> None:
         """Read the transitions partitions Faust holds now (its tables recovered)."""
         async with self._lock:
             group = self._group_client()
-            if group is None:
+            if group is None or not self._current:
+                # A revocation came after that recovery: the next assignment's end reads.
                 return
             held = sorted(
                 (tp for tp in group.assignment() if tp.topic == self._topic),
@@ -105,30 +118,55 @@ class TransitionsReader:
             await self._release()
             if not held:
                 return
-            consumer = AIOKafkaConsumer(
-                **self._settings.kafka.aiokafka(f"{self._settings.prefix}-transitions"),
-                group_id=None,
-                enable_auto_commit=False,
-                auto_offset_reset="earliest",
-                fetch_max_wait_ms=self._settings.fetch_max_wait_ms,
-            )
-            await consumer.start()
+            try:
+                consumer = await self._started(group, held)
+            except KafkaError as exc:
+                # Never left unread: tried again until it starts or the partitions go.
+                log.warning("reading the transitions failed to start (trying again): %s", exc)
+                self._retrying = asyncio.create_task(self._assign_later())
+                return
+            self._consumer = consumer
+            self._stopping = False
+            self._task = asyncio.create_task(self._run(consumer))
+
+    async def _assign_later(self) -> None:
+        await asyncio.sleep(_RETRY_S)
+        self._retrying = None
+        await self.assign()
+
+    async def _started(self, group: Any, held: list[TopicPartition]) -> AIOKafkaConsumer:
+        """A consumer of `held`, each partition at the group's committed offset."""
+        consumer = AIOKafkaConsumer(
+            **self._settings.kafka.aiokafka(f"{self._settings.prefix}-transitions"),
+            group_id=None,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            fetch_max_wait_ms=self._settings.fetch_max_wait_ms,
+        )
+        await consumer.start()
+        try:
             consumer.assign(held)
-            committed = {tp: await group.committed(tp) for tp in held}
             for tp in held:
-                offset = committed[tp]
+                offset = await group.committed(tp)
                 if offset is None:
                     # Nothing committed yet: from the start, as Faust's `earliest`.
                     await consumer.seek_to_beginning(tp)
                 else:
                     consumer.seek(tp, offset)
-            self._consumer = consumer
-            self._stopping = False
-            self._task = asyncio.create_task(self._run(consumer))
+        except BaseException:
+            await consumer.stop()
+            raise
+        return consumer
 
-    async def release(self) -> None:
-        """Stop reading: the step in hand finishes, what was sent is flushed, offsets committed."""
+    async def release(self, *, revoking: bool = False) -> None:
+        """Stop reading: the step in hand finishes, what was sent is flushed, offsets committed.
+        `revoking`: Faust's group is taking the partitions back (a rebalance)."""
         async with self._lock:
+            if revoking:
+                self._current = False
+            retrying, self._retrying = self._retrying, None
+            if retrying is not None and retrying is not asyncio.current_task():
+                retrying.cancel()
             await self._release()
 
     async def _release(self) -> None:
@@ -230,6 +268,7 @@ def patch_transitions_apart() -> None:
         return
     set_active, resume = consumer_class._set_active_tps, consumer_class.resume_partitions
     revoked, stop = consumer_class.on_partitions_revoked, consumer_class.on_stop
+    assigned = consumer_class.on_partitions_assigned
 
     def _set_active_tps(self: Any, tps: set[Any]) -> set[Any]:
         return set_active(self, _kept_apart(self, tps))
@@ -240,8 +279,14 @@ def patch_transitions_apart() -> None:
     async def on_partitions_revoked(self: Any, tps: set[Any]) -> None:
         reader = _READERS.get(id(self.app))
         if reader is not None:
-            await reader.release()
+            await reader.release(revoking=True)
         await revoked(self, tps)
+
+    async def on_partitions_assigned(self: Any, tps: set[Any], generation_id: int = 0) -> None:
+        reader = _READERS.get(id(self.app))
+        if reader is not None:
+            reader.assigned()
+        await assigned(self, tps, generation_id)
 
     async def on_stop(self: Any) -> None:
         reader = _READERS.get(id(self.app))
@@ -252,5 +297,6 @@ def patch_transitions_apart() -> None:
     consumer_class._set_active_tps = _set_active_tps
     consumer_class.resume_partitions = resume_partitions
     consumer_class.on_partitions_revoked = on_partitions_revoked
+    consumer_class.on_partitions_assigned = on_partitions_assigned
     consumer_class.on_stop = on_stop
     consumer_class._braidflow_transitions_apart = True

@@ -83,9 +83,12 @@ async def _until(check: Any) -> None:
             await asyncio.sleep(0.05)
 
 
-async def _scenario(broker: SuiteBroker, prefix: str, steps: Steps, first: int) -> list[str]:
+async def _scenario(
+    broker: SuiteBroker, prefix: str, steps: Steps, first: int, stale: bool = False
+) -> list[str]:
     """Two partitions of three records each, partition 0 committed up to `first`; reads them,
-    releases; the group's committed offsets are checked. Returns the flushes and commits."""
+    releases; the group's committed offsets are checked. Returns the flushes and commits.
+    `stale`: first a revocation, then the end of the recovery before it, which is not read."""
     topic = f"{prefix}.transitions"
     admin = AIOKafkaAdminClient(**broker.aiokafka())
     await admin.start()
@@ -110,7 +113,13 @@ async def _scenario(broker: SuiteBroker, prefix: str, steps: Steps, first: int) 
     settings = Settings(kafka=broker.connection, prefix=prefix, fetch_max_wait_ms=50)
     reader = TransitionsReader(app, settings, steps.handle, _ready)  # type: ignore[arg-type]
     try:
+        if stale:
+            await reader.release(revoking=True)
+            await reader.assign()
+            assert reader.reading == frozenset()
+            reader.assigned()
         await reader.assign()
+        assert reader.reading == frozenset(held)
         await _until(lambda: len(steps.handled) == 6 - first)
         await reader.release()
         assert await member.committed(held[0]) == 3
@@ -147,3 +156,11 @@ async def test_a_record_whose_step_failed_is_handled_again_in_order(
     on_0 = [offset for partition, offset in steps.tried if partition == 0]
     assert on_0 == [0, 1, 1, 2]
     assert [offset for partition, offset, _ in steps.handled if partition == 0] == [0, 1, 2]
+
+
+async def test_a_recovery_ended_after_a_revocation_is_not_read_from(
+    broker: SuiteBroker, prefix: str
+) -> None:
+    steps = Steps()
+    await _scenario(broker, prefix, steps, first=0, stale=True)
+    assert sorted(steps.handled)[0] == (0, 0, b"0-0")
