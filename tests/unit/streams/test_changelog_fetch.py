@@ -11,7 +11,9 @@ from typing import Any
 from aiokafka import TopicPartition
 from faust.transport.consumer import Consumer
 
+from braidflow.config import Settings
 from braidflow.streams.changelog_fetch import patch_changelog_fetch
+from braidflow.streams.transitions_reader import TransitionsReader, patch_transitions_apart
 
 CHANGELOG = "braidflow-executions-changelog"
 TRANSITIONS = "braidflow.transitions"
@@ -142,3 +144,20 @@ def test_a_stopped_consumer_thread_is_left_alone() -> None:
     consumer._thread.thread_loop.closed = True
     Consumer.pause_partitions(consumer, ASSIGNED)  # type: ignore[arg-type]
     assert aiokafka.paused() == set()
+
+
+async def _nothing(*_: Any) -> None:
+    return None
+
+
+def test_the_transitions_are_not_fetched_once_their_reader_reads_them() -> None:
+    patch_changelog_fetch()
+    patch_transitions_apart()
+    consumer, aiokafka = faust_consumer()
+    TransitionsReader(consumer.app, Settings(prefix="braidflow"), _nothing, _nothing)  # type: ignore[arg-type]
+    # A new assignment paused, then the end of its recovery resumes all but the changelogs.
+    Consumer.pause_partitions(consumer, ASSIGNED)  # type: ignore[arg-type]
+    Consumer.resume_partitions(  # type: ignore[arg-type]
+        consumer, {tp for tp in ASSIGNED if tp.topic == TRANSITIONS}
+    )
+    assert aiokafka.paused() == set(ASSIGNED)
