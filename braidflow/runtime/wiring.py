@@ -375,6 +375,7 @@ def build_runtime(
             runtime.hooks_done = True
 
         async def on_stop(self) -> None:
+            await transitions.stop()
             # Open streams and waits answer now: the API's shutdown would wait for them.
             feed.end_readers()
             await alerts.stop()

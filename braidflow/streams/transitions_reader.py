@@ -86,6 +86,8 @@ class TransitionsReader:
         # False from a revocation until Faust's next assignment.
         self._current = True
         self._retrying: asyncio.Task[None] | None = None
+        # Set at the worker's stop: no assignment reads again.
+        self._closed = False
         _READERS[id(app)] = self
 
     def _group_client(self) -> Any:
@@ -106,7 +108,7 @@ class TransitionsReader:
         """Read the transitions partitions Faust holds now (its tables recovered)."""
         async with self._lock:
             group = self._group_client()
-            if group is None or not self._current:
+            if group is None or not self._current or self._closed:
                 # A revocation came after that recovery: the next assignment's end reads.
                 return
             held = sorted(
@@ -168,6 +170,12 @@ class TransitionsReader:
             if retrying is not None and retrying is not asyncio.current_task():
                 retrying.cancel()
             await self._release()
+
+    async def stop(self) -> None:
+        """Stop reading for good, before the worker's services stop: a step applied after
+        them would go without its spans, its executor or its read models."""
+        self._closed = True
+        await self.release()
 
     async def _release(self) -> None:
         consumer, task = self._consumer, self._task
