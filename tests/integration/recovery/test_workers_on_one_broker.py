@@ -71,6 +71,14 @@ def ended(records: list[TopicRecord], ids: dict[str, int]) -> set[str]:
     return {e.execution_id for e in lifecycle(records) if e.type in ENDED} & set(ids)
 
 
+def fan_outs_ended(records: list[TopicRecord]) -> set[str]:
+    return {
+        e.execution_id
+        for e in lifecycle(records)
+        if e.type in ENDED and e.workflow_id == "shared-fan-out"
+    }
+
+
 def wait_until_all_ended(
     reader: TopicReader, ids: dict[str, int], workers: list[WorkerProcess]
 ) -> list[LifecycleEvent]:
@@ -122,12 +130,17 @@ def test_two_workers_one_killed_mid_fan_out_lose_nothing_and_apply_nothing_twice
 ) -> None:
     killed, survivor = pair
     deployed_everywhere(pair)
-    ids = started(pair)
-    with TopicReader(broker, f"{prefix}.lifecycle") as reader:
-        # Killed with most in flight: a tenth ended, the rest on both workers' partitions.
-        reader.until(lambda records: len(ended(records, ids)) >= EXECUTIONS // 10)
-        ended_before_kill = ended(reader.records, ids)
+    with TopicReader(broker, f"{prefix}.lifecycle") as reader, ThreadPoolExecutor(1) as posting:
+        # Posted while the reader watches, so the kill lands mid-run however fast the
+        # executions end; through the survivor, whose API outlives the kill. The
+        # executions still run on both workers' partitions.
+        posted = posting.submit(started, [survivor])
+        # Killed with most in flight: a tenth ended (besides each worker's first).
+        reader.until(lambda records: len(fan_outs_ended(records)) >= EXECUTIONS // 10 + 2)
+        at_kill = list(reader.records)
         killed.kill(settle=False)
+        ids = posted.result()
+        ended_before_kill = ended(at_kill, ids)
         events = wait_until_all_ended(reader, ids, pair)
     assert len(ended_before_kill) < EXECUTIONS // 2, "the kill came after most had ended"
     assert_each_applied_once(events, ids, survivor)
