@@ -111,6 +111,10 @@ class Busy:
         self._began = time.perf_counter()
         self._used = {name: cpu_s(pid) for name, pid in pids.items()}
 
+    def used_s(self, name: str) -> float:
+        """CPU seconds `name` used since `start`."""
+        return cpu_s(self._pids[name]) - self._used[name]
+
     def show(self) -> None:
         wall = time.perf_counter() - self._began
         for name, pid in self._pids.items():
@@ -255,6 +259,7 @@ async def measure(
     offset_file: Path,
     executions: int,
     partitions: int,
+    accept_only: bool = False,
 ) -> dict[str, float]:
     figures: dict[str, float] = {}
     ids = {uuid.uuid4().hex for _ in range(executions)}
@@ -263,7 +268,9 @@ async def measure(
     worker = start_worker(kafka, prefix, data_dir, port, partitions)
 
     def pids() -> dict[str, int]:
-        return {"worker": worker.pid} | ({"broker": broker_pid(embedded)} if embedded else {})
+        # The bench's own process too: the client that produces the starts.
+        own = {"worker": worker.pid, "bench (client)": os.getpid()}
+        return own | ({"broker": broker_pid(embedded)} if embedded else {})
 
     try:
         ready_s = await asyncio.to_thread(wait_ready, f"http://127.0.0.1:{port}", worker, 300)
@@ -294,10 +301,17 @@ async def measure(
         show("all parked (node.started nap) after", f"{figures['accept_s']:8.1f} s")
         show("executions/s", f"{executions / figures['accept_s']:8.0f}")
         busy.show()
+        show(
+            "worker CPU per execution",
+            f"{busy.used_s('worker') / executions * 1000:8.2f} ms   (load {os.getloadavg()[0]:.1f})",
+        )
         rss, peak = memory_mib(worker.pid)
         memory.show("worker memory then", rss)
         memory.show("worker memory, peak while accepting", peak)
         await memory_report(worker, "accepted")
+        if accept_only:
+            await lifecycle.stop()
+            return figures
 
         phase("restarting the worker")
         stopping = time.perf_counter()
@@ -364,6 +378,11 @@ def main() -> None:
         help="of every braidflow topic (default 32: on the embedded broker, reads slow down"
         " as a partition fills with small batches, and 100,000 executions on 4 stalled)",
     )
+    parser.add_argument(
+        "--accept-only",
+        action="store_true",
+        help="stop after accepting (no restart, no firing): a short run to compare accepting",
+    )
     args = parser.parse_args()
     n = args.executions
     began = time.monotonic()
@@ -388,12 +407,15 @@ def main() -> None:
                     offset_file,
                     n,
                     args.partitions,
+                    args.accept_only,
                 )
             )
         finally:
             if embedded is not None:
                 embedded.stop()
     print(f"whole run {time.monotonic() - began:.0f} s")
+    if args.accept_only:
+        return
     if n != 100_000:
         scale = 100_000 / n
         print(f"projected to 100,000 from the rates and growth measured at N = {n:,} (linear)")
