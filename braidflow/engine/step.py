@@ -508,8 +508,9 @@ class Draft:
         """A node became ready: dispatch work at once; give any other node its own step.
 
         Each control step is one record on the transitions topic, so the topic
-        is a full audit trail; a work node's move is its task request, and
-        skipping a RunNode record for it saves a broker round trip per node.
+        is a full audit trail; a work node's move is its task request and a
+        delay's its timer, and skipping a RunNode record for them saves a broker
+        round trip per node.
         """
         kind = NODE_KINDS[node.type]
         if kind.dispatched_at_once:

@@ -98,7 +98,7 @@ class NodeKind:
     `attempts`: a failed attempt is retried by the node's `retry`, and its timeout
     fails the attempt. `patchable`: a redrive may replace its resolved input.
     `dispatched_at_once`: the step that makes it ready sends its work directly
-    instead of a RunNode record of its own (work nodes: a broker round trip saved).
+    instead of a RunNode record of its own (work nodes, delays: a broker round trip saved).
     """
 
     attempts = False

@@ -22,6 +22,10 @@ _TIMER = "delay"
 
 
 class Delay(NodeKind):
+    # Its start only sets a timer: the step that readies it parks the execution, with no
+    # RunNode round trip (half the steps of accepting a parked execution).
+    dispatched_at_once = True
+
     def start(self, draft: Draft, node: CompiledNode, attempt: int, given: Any) -> None:
         """A timer, or nothing to wait for when the time has passed."""
         try:

@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 from engine_driver import applied, events, of_type, settle, workflow
-from engine_scenarios import DELAY, HOUR, T0, fired, started
+from engine_scenarios import DELAY, HOUR, T0, fired, start, started
 
-from braidflow.engine import LifecycleEvent
+from braidflow.engine import LifecycleEvent, RunNode
 from braidflow.engine.state import iso_time
 
 # -- delay
@@ -39,6 +39,16 @@ def test_a_delay_waits_on_a_timer_and_its_firing_carries_on() -> None:
     final, _ = settle(wf, woke)
     assert final.status == "completed"
     assert final.output == {"nap": {"waited_until": iso_time(due)}}
+
+
+def test_a_delay_that_becomes_ready_sets_its_timer_in_that_step_without_a_run_node() -> None:
+    # A parked execution is one step, not the start and then a RunNode round trip.
+    first = start(workflow(DELAY))
+    assert first.state is not None
+    assert first.state.timers == {"nap/1/delay": T0 + 2 * HOUR}
+    assert first.state.nodes["nap"].status == "waiting"
+    assert of_type(first.outgoing, RunNode) == []
+    assert events(first.outgoing) == ["workflow.started", "node.started:nap"]
 
 
 def test_a_delay_until_a_rendered_time_in_the_future_waits_until_then() -> None:
