@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from braidflow.engine import LifecycleEvent, StartExecution
 from braidflow.engine.state import ExecutionStatus
 from braidflow.metrics import (
@@ -22,12 +24,20 @@ _TRANSITION_KINDS = frozenset(
     {"StartExecution", "RunNode", "NodeCompleted", "NodeFailed", "CancelExecution"}
 )
 
+# The counter of each (transition class, outcome): `labels` takes a lock and builds its key
+# on every call, once per step (docs/performance.md, "The orchestrator's own CPU per step").
+_COUNTED: dict[tuple[type, str], Any] = {}
+
 
 def observe_step(transition: object, result: object, seconds: float) -> None:
     """Count one engine step (the orchestrator's `on_step` hook)."""
-    kind = type(transition).__name__
     outcome = "ignored" if getattr(result, "ignored", None) else "applied"
-    TRANSITIONS.labels(kind if kind in _TRANSITION_KINDS else "other", outcome).inc()
+    counter = _COUNTED.get((type(transition), outcome))
+    if counter is None:
+        kind = type(transition).__name__
+        counter = TRANSITIONS.labels(kind if kind in _TRANSITION_KINDS else "other", outcome)
+        _COUNTED[(type(transition), outcome)] = counter
+    counter.inc()
     STEP_DURATION.observe(seconds)
     observe_executions(transition, result)
 
