@@ -88,6 +88,9 @@ class Settings:
     `background_fetch_wait_ms`: a broker that holds a fetch for its whole wait
     (the embedded one does) would otherwise answer them hundreds of times a
     second, and on a small machine that CPU is taken from the transitions.
+    Faust's consumer (the admissions, waits and stats agents; the transitions have a reader
+    of their own) fetches with `agent_fetch_wait_ms`, in dev mode too: what it reads is an
+    admission or an awaited event now and then, which can wait that long on such a broker.
     Domain events live on `<events_prefix><first segment of the type>` topics.
     An event nobody waits for yet is kept `event_ttl_s` for a wait_event that
     begins later. An event triggers only workflows whose trigger was deployed
@@ -142,6 +145,10 @@ class Settings:
     )
     background_fetch_wait_ms: int = field(
         default=500, metadata=_about("Fetch wait of the catalog and the read models (dev: 100).")
+    )
+    agent_fetch_wait_ms: int = field(
+        default=100,
+        metadata=_about("Fetch wait of Faust's consumer: the admissions, waits and stats agents."),
     )
     rebalance_timeout_s: float = field(
         default=10.0, metadata=_about("Consumer group rebalance timeout.")

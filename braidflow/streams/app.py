@@ -21,13 +21,20 @@ _FETCH_MAX_WAIT_MS: dict[int, int] = {}
 
 
 def _patch_fetch_wait() -> None:
-    """Make Faust's consumer honour `Settings.fetch_max_wait_ms`.
+    """Make Faust's consumer honour `Settings.agent_fetch_wait_ms`.
 
     faust-streaming 0.15 builds its aiokafka consumer with a hard-coded
     `fetch_max_wait_ms=1500`. A broker that answers a fetch only when the wait
     is over (the embedded one does) then adds up to 1.5 s to every hop. The
     consumer reads the value only when it starts, so setting it right after
     construction is enough.
+
+    Not `fetch_max_wait_ms`: the transitions have a reader of their own
+    (`transitions_reader.py`), and what this consumer still reads (admissions,
+    awaited events, stats records, Faust's own topics) comes now and then and
+    waits for nothing hop by hop. At dev mode's 5 ms it fetched some 90 times a
+    second with nothing to read, a third of an idle worker's fetches
+    (docs/performance.md, "Faust's consumer at the agents' wait").
     """
     thread_class = faust_aiokafka.AIOKafkaConsumerThread
     if getattr(thread_class, "_braidflow_patched", False):
@@ -186,7 +193,7 @@ def create_app(settings: Settings) -> FaustParts:
         producer_max_request_size=settings.max_record_bytes,
         Table=OneReadTable,
     )
-    _FETCH_MAX_WAIT_MS[id(app)] = settings.fetch_max_wait_ms
+    _FETCH_MAX_WAIT_MS[id(app)] = settings.agent_fetch_wait_ms
 
     def raw_topic(name: str, partitions: int = settings.partitions) -> faust.TopicT:
         return app.topic(

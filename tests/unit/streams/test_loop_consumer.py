@@ -35,3 +35,13 @@ def test_a_call_to_the_consumer_awaits_a_coroutine_in_place(tmp_path: Path) -> N
         assert await asyncio.wait_for(consumer.call_thread(committed, 41), 10) == 42
 
     asyncio.run(scenario())
+
+
+def test_faust_consumer_fetches_with_the_agents_wait_not_the_transitions(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        settings = Settings(data_dir=tmp_path, fetch_max_wait_ms=5, agent_fetch_wait_ms=80)
+        app = create_app(settings).app
+        consumer = app.consumer._thread._create_worker_consumer(app.transport)
+        assert consumer._fetch_max_wait_ms == 80
+
+    asyncio.run(scenario())
