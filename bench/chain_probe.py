@@ -78,9 +78,12 @@ def install(path: str) -> None:
 
         queued = now()
         value = value if value is not None else encode_transition(transition)
-        future = await self._producer.send(self._topic, value, key=transition.execution_id.encode())
+        key = transition.execution_id.encode()
+        future = await self._producer.send(self._topic, value, key=key)
         future.add_done_callback(on_ack(queued))
-        await future
+        sent = await future
+        if self.on_acknowledged is not None:
+            self.on_acknowledged(sent.partition, sent.offset, key, value, sent.timestamp)
 
     result_producer.ResultProducer.send = probed_send  # type: ignore[method-assign]
 
@@ -106,6 +109,22 @@ def install(path: str) -> None:
                 out.write(f"#fetch {sent:.6f} {now():.6f} {parts}\n")
 
     fetcher.Fetcher._proc_fetch_request = probed_proc_fetch_request
+
+    from aiokafka.producer import sender
+
+    produce_do = sender.SendProduceReqHandler.do
+
+    async def probed_produce_do(self: Any, node_id: Any) -> Any:
+        sent = now()
+        try:
+            return await produce_do(self, node_id)
+        finally:
+            tps = list(self._batches)
+            mine = sum(1 for tp in tps if transitions_topic(tp.topic))
+            client = self._client._client_id
+            out.write(f"#produce {sent:.6f} {now():.6f} {len(tps)} {mine} {client}\n")
+
+    sender.SendProduceReqHandler.do = probed_produce_do
 
     thread_class = faust_aiokafka.AIOKafkaConsumerThread
     fetch_records = thread_class._fetch_records
@@ -145,7 +164,12 @@ def report(path: str) -> None:
     """Each stage's median per hop, over the transitions seen at every stage."""
     times: dict[tuple[int, int], dict[str, float]] = defaultdict(dict)
     fetches: list[tuple[float, float]] = []
+    produces: list[tuple[float, float, int, int, str]] = []
     for line in open(path):  # noqa: SIM115
+        if line.startswith("#produce"):
+            _, sent, answered, parts, mine, client = line.split()
+            produces.append((float(sent), float(answered), int(parts), int(mine), client))
+            continue
         if line.startswith("#fetch"):
             _, sent, answered, _ = line.split()
             fetches.append((float(sent), float(answered)))
@@ -154,8 +178,29 @@ def report(path: str) -> None:
         times[(int(partition), int(offset))].setdefault(stage, float(at))
     # Faust's stages are missing when the transitions reader fetches (`transitions_reader`).
     stages = [s for s in STAGES if any(s in t for t in times.values())]
-    whole = [t for t in times.values() if all(s in t for s in stages)]
+    # Handed over when acknowledged: handled before any fetch brought it.
+    handed = [
+        t for t in times.values()
+        if {"queued", "acked", "handling", "handled"} <= t.keys()
+        and t.get("arrived", float("inf")) > t["handling"]
+    ]  # fmt: skip
+    if produces:
+        _produce_report(produces, handed)
+    if handed:
+        print(f"{len(handed)} transitions handed over at their acknowledgement")
+        for before, after in itertools.pairwise(("queued", "acked", "handling", "handled")):
+            gaps = [(t[after] - t[before]) * 1000 for t in handed]
+            print(
+                f"  {before:>9} -> {after:<9} p50 {statistics.median(gaps):6.2f} ms"
+                f"  mean {statistics.mean(gaps):6.2f} ms"
+            )
+    whole = [
+        t for t in times.values()
+        if all(s in t for s in stages) and t["arrived"] <= t["handling"]
+    ]  # fmt: skip
     print(f"{len(whole)} transitions seen at every stage ({len(times)} in all)")
+    if not whole:
+        return
     for before, after in itertools.pairwise(stages):
         gaps = [(t[after] - t[before]) * 1000 for t in whole]
         print(
@@ -166,6 +211,43 @@ def report(path: str) -> None:
     print(f"  queued -> handling (a hop)  p50 {statistics.median(hops):6.2f} ms")
     if fetches:
         _fetch_report(sorted(fetches), whole)
+
+
+def _produce_report(
+    produces: list[tuple[float, float, int, int, str]], handed: list[dict[str, float]]
+) -> None:
+    """Produce requests per producer: how long each took, how many partitions it named, and
+    whether a transition queued found a request of its producer in flight."""
+    by_client: dict[str, list[tuple[float, float, int, int, str]]] = defaultdict(list)
+    for p in produces:
+        by_client[p[4]].append(p)
+    for client, requests in sorted(by_client.items()):
+        took = [(b - a) * 1000 for a, b, *_ in requests]
+        parts = [n for _, _, n, _, _ in requests]
+        print(
+            f"  produce {client}: {len(requests)} requests, p50 {statistics.median(took):.2f} ms,"
+            f" partitions p50 {statistics.median(parts)} max {max(parts)}"
+        )
+    carrying = [p for p in produces if p[3]]
+    behind, alone = [], []
+    for t in handed:
+        own = [
+            p for p in carrying if abs(p[1] - t["acked"]) < 0.0005 and p[0] >= t["queued"] - 1e-4
+        ]
+        if not own:
+            continue
+        request = own[0]
+        wait = (request[0] - t["queued"]) * 1000
+        (behind if wait > 0.3 else alone).append(
+            (wait, (request[1] - request[0]) * 1000, request[2])
+        )
+    for name, group in (("sent at once", alone), ("waited to be sent", behind)):
+        if group:
+            print(
+                f"  {len(group)} {name}: queued -> sent p50 {statistics.median(g[0] for g in group):.2f} ms,"
+                f" request p50 {statistics.median(g[1] for g in group):.2f} ms,"
+                f" partitions p50 {statistics.median(g[2] for g in group)}"
+            )
 
 
 def _fetch_report(fetches: list[tuple[float, float]], whole: list[dict[str, float]]) -> None:

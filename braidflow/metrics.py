@@ -21,6 +21,12 @@ TASKS_HANDED_OVER = Counter(
     " waiting to read them from the tasks topic.",
 )
 
+TRANSITIONS_HANDED_OVER = Counter(
+    "braidflow_transitions_handed_over",
+    "Transitions the orchestrator took from its own worker's sends once acknowledged, without"
+    " waiting to read them back from the transitions topic.",
+)
+
 TASK_DURATION = Histogram(
     "braidflow_task_duration_seconds",
     "Time from an executor starting a task to its result, by node kind; delivery not included.",

@@ -311,6 +311,8 @@ def build_runtime(
     # keeps the topic in Faust's group, which assigns its partitions with the tables'
     # (streams/transitions_reader.py).
     transitions = TransitionsReader(parts.app, settings, orchestrate_one, catalog.ready.wait)
+    # This worker's own transitions skip the fetch back when next in their partition.
+    publisher.on_transition = results.on_acknowledged = transitions.acknowledged
 
     async def read_transitions(sender: Any, **_: Any) -> None:
         await transitions.assign()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import faust
@@ -22,6 +22,7 @@ from braidflow.metrics import DEAD_LETTERS
 from braidflow.schemas import encode_transition
 from braidflow.schemas.dead_letters import HEAD_BYTES, DeadLetter, RedriveMark
 from braidflow.schemas.node_logs import NodeRunLog
+from braidflow.streams.result_producer import Acknowledged
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +38,8 @@ class Publisher:
     def __init__(self, app: faust.App, topics: Topics) -> None:
         self._app = app
         self._topics = topics
+        # Told of each transition sent once acknowledged (`transitions_reader`).
+        self.on_transition: Acknowledged | None = None
 
     async def queue(
         self,
@@ -50,7 +53,19 @@ class Publisher:
         """Queue a send (stamped `timestamp_ms`, default now); the returned future resolves
         on acknowledgement."""
         timestamp = None if timestamp_ms is None else timestamp_ms / 1000
-        return await self._app.producer.send(topic, key, value, None, timestamp, headers)
+        future = await self._app.producer.send(topic, key, value, None, timestamp, headers)
+        if self.on_transition is not None and topic == self._topics.transitions:
+            future.add_done_callback(self._acknowledged(key, value))  # type: ignore[attr-defined]
+        return future
+
+    def _acknowledged(self, key: bytes, value: bytes) -> Callable[[Any], None]:
+        def done(future: Any) -> None:
+            told = self.on_transition
+            if told is not None and not future.cancelled() and future.exception() is None:
+                sent = future.result()
+                told(sent.partition, sent.offset, key, value, sent.timestamp)
+
+        return done
 
     async def produce(self, topic: str, key: bytes, value: bytes) -> int:
         """Send and wait for the broker's acknowledgement; the record's offset."""

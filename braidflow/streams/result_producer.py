@@ -10,6 +10,8 @@ acknowledged.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from aiokafka import AIOKafkaProducer
 
 from braidflow.config import Settings
@@ -17,6 +19,9 @@ from braidflow.engine import Transition
 from braidflow.engine.trace_context import HEADER as TRACEPARENT
 from braidflow.schemas import encode_transition
 from braidflow.streams.partitioner import KeyPartitioner
+
+Acknowledged = Callable[[int, int, bytes | None, bytes | None, int], None]
+"""Told (partition, offset, key, value, timestamp ms) of a transition the broker acknowledged."""
 
 
 class ResultProducer:
@@ -26,6 +31,8 @@ class ResultProducer:
         self._settings = settings
         self._topic = settings.topics.transitions
         self._producer: AIOKafkaProducer | None = None
+        # The transitions reader, which may handle the result at once (`transitions_reader`).
+        self.on_acknowledged: Acknowledged | None = None
 
     async def start(self) -> None:
         """Connect; made here, since aiokafka wants the running event loop."""
@@ -53,9 +60,8 @@ class ResultProducer:
         if self._producer is None:
             raise RuntimeError("the result producer is not started")
         headers = None if traceparent is None else [(TRACEPARENT, traceparent.encode())]
-        await self._producer.send_and_wait(
-            self._topic,
-            value if value is not None else encode_transition(transition),
-            key=transition.execution_id.encode(),
-            headers=headers,
-        )
+        key = transition.execution_id.encode()
+        value = value if value is not None else encode_transition(transition)
+        sent = await self._producer.send_and_wait(self._topic, value, key=key, headers=headers)
+        if self.on_acknowledged is not None:
+            self.on_acknowledged(sent.partition, sent.offset, key, value, sent.timestamp)

@@ -19,6 +19,14 @@ is flushed, so everything the steps before it sent (rows, outbox records) is ack
 Faust commits its own offsets the same way. Before Faust's revocation (every rebalance) and
 before its consumer stops, the reader stops fetching, lets the step in hand finish, flushes
 and commits; a worker killed at any moment leaves what was not committed to be read again.
+
+Handed over (`acknowledged`): a transition this worker sent to a partition it reads, once the
+broker has acknowledged it at offset O, is handled from the bytes sent when O is the next offset
+of that partition to handle, instead of waiting for a fetch to bring it back (a fetch of the
+embedded broker answers about 3 ms after the acknowledgement). It is then exactly the record
+the fetch would have brought, handled in the same place in its partition's order and committed
+the same way; the fetch's copy is skipped. A record not next when its step can run (records
+before it not handled yet) is left to the fetch.
 """
 
 from __future__ import annotations
@@ -37,6 +45,7 @@ from aiokafka.errors import KafkaError
 from faust.transport import consumer as faust_consumer
 
 from braidflow.config import Settings
+from braidflow.metrics import TRANSITIONS_HANDED_OVER
 from braidflow.streams.event_scope import acting_for
 from braidflow.streams.orchestrator import Record
 
@@ -88,6 +97,13 @@ class TransitionsReader:
         self._retrying: asyncio.Task[None] | None = None
         # Set at the worker's stop: no assignment reads again.
         self._closed = False
+        # One step at a time, fetched or handed over; the next offset to handle of each
+        # partition read (a fetched record below it was handed over already).
+        self._step = asyncio.Lock()
+        self._next: dict[TopicPartition, int] = {}
+        # True once the steps may run (`ready`), until the reading stops.
+        self._open = False
+        self._handing: set[asyncio.Task[None]] = set()
         _READERS[id(app)] = self
 
     def _group_client(self) -> Any:
@@ -155,6 +171,7 @@ class TransitionsReader:
                     await consumer.seek_to_beginning(tp)
                 else:
                     consumer.seek(tp, offset)
+            self._next = {tp: await consumer.position(tp) for tp in held}
         except BaseException:
             await consumer.stop()
             raise
@@ -182,13 +199,18 @@ class TransitionsReader:
         if consumer is None or task is None:
             return
         self._stopping = True
+        self._open = False
         if self._fetching:
             # Waiting for a fetch, not in a step: nothing to finish.
             task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+        async with self._step:
+            # A step handed over finishes first; those waiting see the stop.
+            pass
         await self._commit()
         self._done.clear()
+        self._next = {}
         self._consumer, self._task = None, None
         await consumer.stop()
 
@@ -197,6 +219,7 @@ class TransitionsReader:
         # Until then a step could not name its workflow; cancellable, as a fetch is.
         self._fetching = True
         await self._ready()
+        self._open = True
         while not self._stopping:
             self._fetching = True
             try:
@@ -209,11 +232,16 @@ class TransitionsReader:
                 self._fetching = False
             for records in batches.values():
                 for record in records:
-                    if self._stopping:
-                        # The rest is read again by whoever holds the partition next.
-                        return
-                    if not await self._one(consumer, record):
-                        break
+                    async with self._step:
+                        if self._stopping:
+                            # The rest is read again by whoever holds the partition next.
+                            return
+                        tp = TopicPartition(record.topic, record.partition)
+                        if record.offset < self._next.get(tp, record.offset):
+                            # Handed over when it was acknowledged.
+                            continue
+                        if not await self._one(consumer, record):
+                            break
             if self._done and time.monotonic() - committed_at >= COMMIT_INTERVAL_S:
                 await self._commit()
                 committed_at = time.monotonic()
@@ -234,8 +262,32 @@ class TransitionsReader:
             consumer.seek(tp, record.offset)
             await asyncio.sleep(_RETRY_S)
             return False
-        self._done[tp] = record.offset + 1
+        self._done[tp] = self._next[tp] = record.offset + 1
         return True
+
+    def acknowledged(
+        self, partition: int, offset: int, key: bytes | None, value: bytes | None, at_ms: int
+    ) -> None:
+        """This worker's record of the transitions topic was acknowledged at `offset`: handle
+        it now if it is next in a partition this reader reads (else the fetch brings it)."""
+        tp = TopicPartition(self._topic, partition)
+        if not self._open or offset < self._next.get(tp, offset + 1):
+            return
+        record = SimpleNamespace(
+            topic=self._topic, partition=partition, offset=offset, key=key, value=value,
+            timestamp=at_ms,
+        )  # fmt: skip
+        task = asyncio.ensure_future(self._hand_over(tp, record))
+        self._handing.add(task)
+        task.add_done_callback(self._handing.discard)
+
+    async def _hand_over(self, tp: TopicPartition, record: Any) -> None:
+        async with self._step:
+            consumer = self._consumer
+            # Its step waited for the step before it, which may have been its partition's last.
+            if self._open and consumer is not None and self._next.get(tp) == record.offset:
+                TRANSITIONS_HANDED_OVER.inc()
+                await self._one(consumer, record)
 
     async def _commit(self) -> None:
         """Flush Faust's producer, then commit the handled offsets through the app's group."""
