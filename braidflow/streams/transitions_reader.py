@@ -104,6 +104,8 @@ class TransitionsReader:
         # True once the steps may run (`ready`), until the reading stops.
         self._open = False
         self._handing: set[asyncio.Task[None]] = set()
+        # Acknowledged records not handled yet, by partition and offset (`acknowledged`).
+        self._acknowledged: dict[TopicPartition, dict[int, Any]] = {}
         _READERS[id(app)] = self
 
     def _group_client(self) -> Any:
@@ -211,6 +213,7 @@ class TransitionsReader:
         await self._commit()
         self._done.clear()
         self._next = {}
+        self._acknowledged.clear()
         self._consumer, self._task = None, None
         await consumer.stop()
 
@@ -242,6 +245,7 @@ class TransitionsReader:
                             continue
                         if not await self._one(consumer, record):
                             break
+                        await self._hand_over(consumer)
             if self._done and time.monotonic() - committed_at >= COMMIT_INTERVAL_S:
                 await self._commit()
                 committed_at = time.monotonic()
@@ -269,25 +273,47 @@ class TransitionsReader:
         self, partition: int, offset: int, key: bytes | None, value: bytes | None, at_ms: int
     ) -> None:
         """This worker's record of the transitions topic was acknowledged at `offset`: handle
-        it now if it is next in a partition this reader reads (else the fetch brings it)."""
+        it as soon as it is next in a partition this reader reads (else the fetch brings it)."""
         tp = TopicPartition(self._topic, partition)
-        if not self._open or offset < self._next.get(tp, offset + 1):
+        next_offset = self._next.get(tp)
+        # Next, or next once the step in hand ends (its result came back before it ended).
+        if not self._open or next_offset is None or not next_offset <= offset <= next_offset + 1:
             return
-        record = SimpleNamespace(
+        self._acknowledged.setdefault(tp, {})[offset] = SimpleNamespace(
             topic=self._topic, partition=partition, offset=offset, key=key, value=value,
             timestamp=at_ms,
         )  # fmt: skip
-        task = asyncio.ensure_future(self._hand_over(tp, record))
-        self._handing.add(task)
-        task.add_done_callback(self._handing.discard)
+        if not self._step.locked():
+            # Else whoever holds the step hands it over once done (`_hand_over`).
+            task = asyncio.ensure_future(self._take_acknowledged())
+            self._handing.add(task)
+            task.add_done_callback(self._handing.discard)
 
-    async def _hand_over(self, tp: TopicPartition, record: Any) -> None:
+    async def _take_acknowledged(self) -> None:
         async with self._step:
             consumer = self._consumer
-            # Its step waited for the step before it, which may have been its partition's last.
-            if self._open and consumer is not None and self._next.get(tp) == record.offset:
-                TRANSITIONS_HANDED_OVER.inc()
-                await self._one(consumer, record)
+            if consumer is not None and not self._stopping:
+                await self._hand_over(consumer)
+
+    async def _hand_over(self, consumer: AIOKafkaConsumer) -> None:
+        """Handle the acknowledged records that are next in their partitions (the step held)."""
+        while self._acknowledged and self._open:
+            record = None
+            for tp, held in list(self._acknowledged.items()):
+                next_offset = self._next.get(tp, 0)
+                for offset in [o for o in held if o < next_offset]:
+                    # Handled from a fetch meanwhile.
+                    del held[offset]
+                record = held.pop(next_offset, None)
+                if not held:
+                    del self._acknowledged[tp]
+                if record is not None:
+                    break
+            if record is None:
+                return
+            TRANSITIONS_HANDED_OVER.inc()
+            if not await self._one(consumer, record):
+                return
 
     async def _commit(self) -> None:
         """Flush Faust's producer, then commit the handled offsets through the app's group."""
