@@ -133,6 +133,13 @@ class FaustParts:
     admissions: faust.Table
 
 
+PRODUCER_BATCH_BYTES = 256 * 1024
+"""What one partition's batch in a produce request may hold (aiokafka's default: 16 KiB). At
+16 KiB a fan-out filled the executions changelog's batches with state rows (about 1 KiB each):
+Faust's changelog sender then waited for a request to drain them, and more than half the
+produce requests carried nothing but those rows (docs/performance.md, "Fewer, fuller produce
+requests")."""
+
 MIN_PER_DATABASE = 256 * 1024
 """Block cache and write buffer of one partition's database, at least: a mebibyte each, 32
 partitions' databases of 7 tables held 155 MiB for 100,000 parked executions."""
@@ -191,6 +198,7 @@ def create_app(settings: Settings) -> FaustParts:
         producer_partitioner=KeyPartitioner(),
         producer_acks=-1,
         producer_max_request_size=settings.max_record_bytes,
+        producer_max_batch_size=min(PRODUCER_BATCH_BYTES, settings.max_record_bytes),
         Table=OneReadTable,
     )
     _FETCH_MAX_WAIT_MS[id(app)] = settings.agent_fetch_wait_ms
