@@ -123,7 +123,12 @@ def test_two_tenants_deploy_one_id_and_neither_finds_the_others_workflow_or_exec
     assert a.ended(started)["output"] == {"who": a.name}
     assert b.api.execution(started).status == 404
     assert b.api.post_json(f"/executions/{started}/cancel", {}).status == 404
-    assert [e["execution_id"] for e in a.executions(workflow)] == [started]
+    # The listing is the history's read model, which follows the lifecycle topic: it may
+    # lag the execution's own row, read above, by a moment.
+    listed = until(
+        lambda: [e["execution_id"] for e in a.executions(workflow)], "a's listing", EVENT_WAIT_S
+    )
+    assert listed == [started]
     assert b.executions(workflow) == []
     shown = b.api.get(f"/workflows/{workflow}")
     assert shown.status == 200 and a.name not in shown.body["definition"], shown
