@@ -33,6 +33,7 @@ from braidflow.engine import TimerFired, ids
 from braidflow.engine.ids import execution_id_for
 from braidflow.engine.trace_context import HEADER as TRACEPARENT
 from braidflow.runtime.backend import RuntimeBackend
+from braidflow.runtime.collector import settle_collector
 from braidflow.runtime.worker import Runtime
 from braidflow.schemas import encode_transition
 from braidflow.secrets import provider_for
@@ -374,6 +375,7 @@ def build_runtime(
             await alerts.start()
             for hook in runtime.on_ready:
                 await hook(runtime)
+            settle_collector()
             runtime.hooks_done = True
 
         async def on_stop(self) -> None:
