@@ -375,8 +375,9 @@ def build_runtime(
             await alerts.start()
             for hook in runtime.on_ready:
                 await hook(runtime)
-            settle_collector()
             runtime.hooks_done = True
+            # After /ready answers, so its full collection does not count against dev's ready.
+            settle_collector()
 
         async def on_stop(self) -> None:
             await transitions.stop()
