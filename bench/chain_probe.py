@@ -25,7 +25,7 @@ import os
 import statistics
 import sys
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable
 from typing import Any
 
@@ -58,6 +58,8 @@ def install(path: str) -> None:
             if transitions_topic(meta.topic):
                 note("queued", meta.partition, meta.offset, queued)
                 note("acked", meta.partition, meta.offset, now())
+            elif meta.topic.endswith(".lifecycle"):
+                out.write(f"#lifecycle {queued:.6f} {now():.6f}\n")
 
         return done
 
@@ -107,6 +109,8 @@ def install(path: str) -> None:
             parts = sum(len(p) for _, p in request.topics)
             if any(transitions_topic(t) for t, _ in request.topics):
                 out.write(f"#fetch {sent:.6f} {now():.6f} {parts}\n")
+            client = self._client._client_id
+            out.write(f"#anyfetch {sent:.6f} {now():.6f} {client}\n")
 
     fetcher.Fetcher._proc_fetch_request = probed_proc_fetch_request
 
@@ -165,7 +169,17 @@ def report(path: str) -> None:
     times: dict[tuple[int, int], dict[str, float]] = defaultdict(dict)
     fetches: list[tuple[float, float]] = []
     produces: list[tuple[float, float, int, int, str]] = []
+    lifecycle: list[tuple[float, float]] = []
+    all_fetches: list[tuple[float, float, str]] = []
     for line in open(path):  # noqa: SIM115
+        if line.startswith("#anyfetch"):
+            _, sent, answered, client = line.split()
+            all_fetches.append((float(sent), float(answered), client))
+            continue
+        if line.startswith("#lifecycle"):
+            _, queued, acked = line.split()
+            lifecycle.append((float(queued), float(acked)))
+            continue
         if line.startswith("#produce"):
             _, sent, answered, parts, mine, client = line.split()
             produces.append((float(sent), float(answered), int(parts), int(mine), client))
@@ -211,6 +225,63 @@ def report(path: str) -> None:
     print(f"  queued -> handling (a hop)  p50 {statistics.median(hops):6.2f} ms")
     if fetches:
         _fetch_report(sorted(fetches), whole)
+    if os.path.exists(f"{path}.chains"):
+        _chain_report(f"{path}.chains", times, sorted(lifecycle), all_fetches)
+
+
+CHAIN_HOPS = ("start", "first's result", "second's result", "done's RunNode")
+
+
+def _chain_report(
+    path: str,
+    times: dict[tuple[int, int], dict[str, float]],
+    lifecycle: list[tuple[float, float]],
+    fetches: list[tuple[float, float, str]],
+) -> None:
+    """One chain at a time, from the bench's start to its `workflow.completed` (the bench's
+    notes in `path`): the median of each stage, and what a chain waits for in all."""
+    parts: dict[str, list[float]] = defaultdict(list)
+    chains = [tuple(map(float, line.split()[1:])) for line in open(path)]  # noqa: SIM115
+    if not chains:
+        return
+    first, last = chains[0][0], chains[-1][2]
+    answered = Counter(c for _, a, c in fetches if first <= a <= last)
+    print(f"fetches answered during the chains ({last - first:.1f} s), per chain, by consumer")
+    for client, count in answered.most_common():
+        print(f"  {client:<40} {count / len(chains):6.1f}")
+    for sent, start_acked, done in chains:
+        hops = sorted(
+            (t for t in times.values() if sent <= t.get("handling", 0) <= done),
+            key=lambda t: t["handling"],
+        )
+        if len(hops) != len(CHAIN_HOPS) or not start_acked:
+            continue
+        ends = [a for q, a in lifecycle if hops[-1]["handling"] <= q and a <= done]
+        if not ends:
+            continue
+        start = hops[0]
+        parts["start: sent -> acknowledged (bench's producer)"].append(start_acked - sent)
+        parts["start: acknowledged -> taken"].append(start["handling"] - start_acked)
+        before = start
+        for name, hop in zip(CHAIN_HOPS[1:], hops[1:], strict=True):
+            parts[f"{name}: step before it, taken -> queued"].append(
+                hop["queued"] - before["handling"]
+            )
+            parts[f"{name}: queued -> acknowledged"].append(hop["acked"] - hop["queued"])
+            parts[f"{name}: acknowledged -> taken"].append(hop["handling"] - hop["acked"])
+            before = hop
+        parts["end: step taken -> workflow.completed acknowledged"].append(
+            max(ends) - hops[-1]["handling"]
+        )
+        parts["end: acknowledged -> seen by the bench"].append(done - max(ends))
+        parts["whole chain"].append(done - sent)
+    if not parts:
+        return
+    print(f"{len(parts['whole chain'])} chains, p50 / mean of each stage")
+    for name, gaps in parts.items():
+        print(
+            f"  {name:<58} {statistics.median(gaps) * 1000:6.2f} / {statistics.mean(gaps) * 1000:6.2f} ms"
+        )
 
 
 def _produce_report(

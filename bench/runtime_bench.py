@@ -27,7 +27,9 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -249,8 +251,10 @@ async def measure(
     pids: dict[str, int | None],
     idle_s: float = 0.0,
     chains: int = CHAIN_SAMPLES,
+    probe: Path | None = None,
 ) -> dict[str, float]:
-    """The figures of one worker; no fan-out/fan-in when `executions` is 0."""
+    """The figures of one worker; no fan-out/fan-in when `executions` is 0. `probe`: where to
+    note each chain's start sent, acknowledged and seen completed (`bench/chain_probe.py`)."""
     for text in (FAN, CHAIN):
         reply = Api.at(api).call("POST", "/workflows", text.encode(), "application/yaml")
         assert reply.status in (200, 201), reply
@@ -259,14 +263,25 @@ async def measure(
     completions = Completions(kafka, f"{prefix}.lifecycle")
     await completions.start()
 
+    acked: dict[str, float] = {}
+
+    def on_ack(execution_id: str) -> Callable[[asyncio.Future[Any]], None]:
+        def done(future: asyncio.Future[Any]) -> None:
+            if not future.cancelled() and future.exception() is None:
+                acked[execution_id] = time.perf_counter()
+
+        return done
+
     async def start(workflow: str) -> str:
         execution_id = uuid.uuid4().hex
         transition = StartExecution(
             f"{execution_id}/start", execution_id, int(time.time() * 1000), workflow, 1, {}
         )
-        await producer.send(
+        future = await producer.send(
             f"{prefix}.transitions", encode_transition(transition), key=execution_id.encode()
         )
+        if probe is not None:
+            future.add_done_callback(on_ack(execution_id))
         return execution_id
 
     # Warm up: the first executions pay for connections and caches.
@@ -300,6 +315,7 @@ async def measure(
         }
 
     latencies = []
+    noted: list[tuple[float, float, float]] = []
     chain_cpu_before = cpu_seconds(pids["worker"])
     for _ in range(chains):
         sent = time.perf_counter()
@@ -307,9 +323,12 @@ async def measure(
         await producer.flush()
         await completions.wait_for({execution_id}, 30)
         latencies.append(completions.done[execution_id] - sent)
+        noted.append((sent, acked.get(execution_id, 0.0), completions.done[execution_id]))
     chain_cpu = cpu_seconds(pids["worker"]) - chain_cpu_before
     await completions.stop()
     await producer.stop()
+    if probe is not None:
+        probe.write_text("".join(f"#chain {a:.6f} {b:.6f} {c:.6f}\n" for a, b, c in noted))
     return {
         **fan,
         "chain_p50_ms": statistics.median(latencies) * 1000,
@@ -327,6 +346,7 @@ def run_worker(
     with_floor: bool = True,
     idle_s: float = 0.0,
     chains: int = CHAIN_SAMPLES,
+    probe: Path | None = None,
 ) -> tuple[float, list[float], dict[str, float]]:
     """Start a worker of its own (prefix, data dir), measure it, stop it: (ready after, the
     bare round trips when `with_floor`, figures)."""
@@ -340,7 +360,9 @@ def run_worker(
             floor = asyncio.run(bare_round_trip(kafka)) if with_floor else []
             pids = {"worker": worker.pid, "broker": embedded.pid if embedded else None}
             figures = asyncio.run(
-                measure(kafka, prefix, api, executions, pids, idle_s=idle_s, chains=chains)
+                measure(
+                    kafka, prefix, api, executions, pids, idle_s=idle_s, chains=chains, probe=probe
+                )
             )
         except BaseException:
             print((Path(tmp) / "worker.log").read_text()[-3000:], file=sys.stderr)
@@ -407,9 +429,11 @@ def main() -> None:
     )  # fmt: skip
     args = parser.parse_args()
     extra: tuple[str, ...] = ()
+    probe = None
     if args.probe:
         os.environ["BRAIDFLOW_CHAIN_PROBE"] = str(Path(args.probe).resolve())
         extra = ("--handlers", str(HERE / "chain_probe.py"))
+        probe = Path(f"{args.probe}.chains")
     kafka, embedded = bench_kafka(args)
     executions = 0 if args.chain_only else args.executions
     try:
@@ -417,7 +441,7 @@ def main() -> None:
             compare_stats(kafka, embedded, args)
             return
         ready_s, floor, figures = run_worker(
-            kafka, embedded, executions, extra, idle_s=args.idle, chains=args.chains
+            kafka, embedded, executions, extra, idle_s=args.idle, chains=args.chains, probe=probe
         )
     finally:
         if embedded is not None:
