@@ -126,7 +126,8 @@ def install(path: str) -> None:
             tps = list(self._batches)
             mine = sum(1 for tp in tps if transitions_topic(tp.topic))
             client = self._client._client_id
-            out.write(f"#produce {sent:.6f} {now():.6f} {len(tps)} {mine} {client}\n")
+            topics = ",".join(sorted({tp.topic.rpartition(".")[2] for tp in tps}))
+            out.write(f"#produce {sent:.6f} {now():.6f} {len(tps)} {mine} {client} {topics}\n")
 
     sender.SendProduceReqHandler.do = probed_produce_do
 
@@ -181,7 +182,7 @@ def report(path: str) -> None:
             lifecycle.append((float(queued), float(acked)))
             continue
         if line.startswith("#produce"):
-            _, sent, answered, parts, mine, client = line.split()
+            _, sent, answered, parts, mine, client, *_ = line.split()
             produces.append((float(sent), float(answered), int(parts), int(mine), client))
             continue
         if line.startswith("#fetch"):
