@@ -335,10 +335,8 @@ def worker(loglevel: str, **options: Any) -> None:
     """Run a worker on an existing Kafka: orchestrator, executors and the API."""
     # Imported here: Faust takes a second to import, which `validate` should not pay.
     from braidflow.runtime import WorkerFailed, build_runtime
-    from braidflow.runtime.event_loop import use_event_loop
 
     settings = _settings(**options)
-    use_event_loop(settings)
     try:
         runtime = build_runtime(settings)
     except Exception as exc:
@@ -377,7 +375,6 @@ def dev(
     """Start an embedded broker, a worker and the API, and deploy the examples."""
     from braidflow.dev import run_dev  # lazily, as in `worker`
     from braidflow.runtime import WorkerFailed
-    from braidflow.runtime.event_loop import use_event_loop
 
     handlers = examples / "handlers.py"
     if handlers.exists():
@@ -386,7 +383,6 @@ def dev(
     embedded = broker is None and not kafka_config
     # Dev defaults under the user's own settings: a BRAIDFLOW_* variable or option wins.
     settings = _settings(Settings().for_dev(embedded=embedded), broker=broker, **options)
-    use_event_loop(settings)
     try:
         run_dev(settings, embedded, examples, demo_port, loglevel)
     except (click.ClickException, WorkerFailed) as exc:

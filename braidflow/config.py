@@ -225,14 +225,6 @@ class Settings:
             option="--stats",
         ),
     )
-    uvloop: bool = field(
-        default=True,
-        metadata=_about(
-            "Run the worker's event loop on uvloop where it is installed (--no-uvloop:"
-            " asyncio's own; docs/performance.md).",
-            option="--uvloop",
-        ),
-    )
     max_record_bytes: int = field(
         default=1_000_000,
         metadata=_about("Largest record a worker writes (at most the broker's message.max.bytes)."),
