@@ -16,6 +16,7 @@ from braidflow.engine.messages import (
 )
 from braidflow.engine.state import ExecutionState
 from braidflow.schemas.framing import CodecError, Framing, SingleObjectFraming
+from braidflow.schemas.lifecycle_reading import read_lifecycle_event
 from braidflow.schemas.records import (
     ADMISSION,
     AWAIT_EVENT,
@@ -150,6 +151,9 @@ def encode_event(event: LifecycleEvent) -> bytes:
 
 def decode_event(data: bytes) -> LifecycleEvent:
     """A lifecycle event from the lifecycle topic; CodecError if undecodable."""
+    writer, start = _framing.writer_schema(data)
+    if writer is _lifecycle_events.schema:
+        return read_lifecycle_event(data, start)
     return _lifecycle_events.decode(data)
 
 

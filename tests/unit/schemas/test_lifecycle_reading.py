@@ -1,0 +1,93 @@
+"""A lifecycle event read in place reads as fastavro reads it: the same event from any bytes
+the current schema writes, and a CodecError from any bytes fastavro cannot read."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from braidflow.engine import LifecycleEvent, NodeError
+from braidflow.schemas import CodecError, decode_event, encode_event
+from braidflow.schemas.codec import _lifecycle_events
+
+INTS = st.integers(-(2**31), 2**31 - 1)
+LONGS = st.integers(-(2**63), 2**63 - 1)
+TEXT = st.text(max_size=150)
+JSON = st.recursive(
+    st.none() | st.booleans() | LONGS | st.floats(allow_nan=False, allow_infinity=False) | TEXT,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(TEXT, inner, max_size=4),
+    max_leaves=12,
+)
+EVENTS = st.builds(
+    LifecycleEvent,
+    TEXT,
+    TEXT,
+    TEXT,
+    TEXT,
+    INTS,
+    LONGS,
+    st.none() | TEXT,
+    st.none() | INTS,
+    JSON,
+    st.none() | st.builds(NodeError, TEXT, TEXT, st.none() | TEXT),
+    TEXT,
+    st.none() | LONGS,
+)
+
+
+def fastavro_read(data: bytes) -> LifecycleEvent | CodecError:
+    try:
+        return _lifecycle_events.decode(data)
+    except CodecError as exc:
+        return exc
+
+
+def read(data: bytes) -> LifecycleEvent | CodecError:
+    try:
+        return decode_event(data)
+    except CodecError as exc:
+        return exc
+
+
+@settings(max_examples=400)
+@given(EVENTS)
+def test_an_event_reads_as_fastavro_reads_it(event: LifecycleEvent) -> None:
+    data = encode_event(event)
+    assert decode_event(data) == fastavro_read(data) == event
+
+
+@settings(max_examples=400)
+@given(EVENTS, st.data())
+def test_damaged_bytes_fail_where_fastavro_fails(
+    event: LifecycleEvent, draw: st.DataObject
+) -> None:
+    data = bytearray(encode_event(event))
+    header = 10
+    cut = draw.draw(st.integers(header, len(data) - 1))
+    damage = draw.draw(st.sampled_from(["truncate", "extend", "flip"]), label="damage")
+    if damage == "truncate":
+        damaged = bytes(data[:cut])
+    elif damage == "extend":
+        damaged = bytes(data) + draw.draw(st.binary(min_size=1, max_size=4))
+    else:
+        data[cut] = draw.draw(st.integers(0, 255).filter(lambda b: b != data[cut]))
+        damaged = bytes(data)
+    expected, found = fastavro_read(damaged), read(damaged)
+    if isinstance(expected, CodecError):
+        assert isinstance(found, CodecError)
+    else:
+        assert found == expected
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        pytest.param(b"\x02\xff", id="a string of invalid UTF-8"),
+        pytest.param(b"\x01", id="a string of negative length"),
+        pytest.param(b"\x80\x80\x80\x80\x80\x80\x80\x80\x80\x80\x80\x01", id="a long too long"),
+    ],
+)
+def test_malformed_bodies_are_codec_errors(body: bytes) -> None:
+    with pytest.raises(CodecError):
+        decode_event(_lifecycle_events.header + body)
