@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from ddsketch.ddsketch import BaseDDSketch
 from ddsketch.mapping import LogarithmicMapping
@@ -51,11 +51,11 @@ _MAPPING = LogarithmicMapping(RELATIVE_ACCURACY)
 Bucket = dict[str, Any]
 
 
-@dataclass(frozen=True, slots=True)
-class Observation:
+class Observation(NamedTuple):
     """One thing a lifecycle event says for the stats: `kind` is one of COUNTS; `node` the
     node it is about (None: the execution); `duration_ms` what it took, when it ends
-    something that had a start."""
+    something that had a start. A named tuple: one is made per event and per record read,
+    and a frozen dataclass takes twice as long to make."""
 
     kind: str
     node: str | None = None

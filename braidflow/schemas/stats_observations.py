@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from braidflow.engine import LifecycleEvent
@@ -103,69 +103,92 @@ class StatsRecord:
     sources: tuple[Source, ...] = ()
 
 
-def stats_records(
-    event: LifecycleEvent,
-    department: str | None,
-    observations: list[Observation],
-    source: Source | None = None,
-) -> list[tuple[str, StatsRecord]]:
-    """The (stats key, record) pairs of an event's observations: its workflow's, and its
-    department's, whose nodes are named `<workflow>/<node>` (departments hold many
-    workflows, whose node ids may be alike). `source`: the event's lifecycle record."""
-    if not observations:
-        return []
-    workflow = event.workflow_id
-    sources = () if source is None else (source,) * len(observations)
-    pairs = [
-        (
-            stats_key(event.tenant, WORKFLOW_SCOPE, workflow),
-            StatsRecord(workflow, department, tuple(observations), sources),
-        )
-    ]
-    if department is not None:
-        named = tuple(
-            Observation(o.kind, None if o.node is None else f"{workflow}/{o.node}", o.duration_ms)
-            for o in observations
-        )
-        pairs.append(
+class Gathering:
+    """The stats records a batch of events makes, fewer than one per event.
+
+    Each event's observations go to its workflow's key and, when it has a department, to the
+    department's, whose nodes are named `<workflow>/<node>` (departments hold many workflows,
+    whose node ids may be alike). Observations of one key that follow one another with the
+    same workflow, department and span of `span_ms` (counted from the epoch) become one record,
+    stamped with its first event's time, in the order given. A key's records stay in the order
+    of their events, which is what lets a bucket tell an event it counted from one it has not
+    (`stats_positions`). With `span_ms` a divisor of every window's size, each record lands in
+    the buckets its events would have: one record, and one write per bucket, for many events.
+    """
+
+    def __init__(self, span_ms: int) -> None:
+        self._span_ms = span_ms
+        self._records: list[_Gathered] = []
+        self._last: dict[str, _Gathered] = {}
+
+    def add(
+        self,
+        event: LifecycleEvent,
+        department: str | None,
+        observations: list[Observation],
+        source: Source | None = None,
+    ) -> None:
+        """`observations` of `event`; `source`: the event's lifecycle record."""
+        if not observations:
+            return
+        workflow, at = event.workflow_id, event.at
+        sources = [] if source is None else [source] * len(observations)
+        key = stats_key(event.tenant, WORKFLOW_SCOPE, workflow)
+        self._take(key, at, workflow, department, observations, sources)
+        if department is not None:
+            named = [
+                Observation(
+                    o.kind, None if o.node is None else f"{workflow}/{o.node}", o.duration_ms
+                )
+                for o in observations
+            ]
+            key = stats_key(event.tenant, DEPARTMENT_SCOPE, department)
+            self._take(key, at, workflow, department, named, sources)
+
+    def _take(
+        self,
+        key: str,
+        at: int,
+        workflow: str,
+        department: str | None,
+        observations: list[Observation],
+        sources: list[Source],
+    ) -> None:
+        span = at // self._span_ms
+        last = self._last.get(key)
+        if last is None or (last.workflow, last.department, last.span) != (
+            workflow,
+            department,
+            span,
+        ):
+            last = self._last[key] = _Gathered(key, at, span, workflow, department)
+            self._records.append(last)
+        last.observations.extend(observations)
+        last.sources.extend(sources)
+
+    def records(self) -> list[tuple[str, int, StatsRecord]]:
+        """(stats key, time in epoch ms, record) of what was added, first seen first."""
+        return [
             (
-                stats_key(event.tenant, DEPARTMENT_SCOPE, department),
-                StatsRecord(workflow, department, named, sources),
+                each.key,
+                each.at,
+                StatsRecord(
+                    each.workflow, each.department, tuple(each.observations), tuple(each.sources)
+                ),
             )
-        )
-    return pairs
+            for each in self._records
+        ]
 
 
-def gather(
-    records: Iterable[tuple[str, int, StatsRecord]], span_ms: int
-) -> list[tuple[str, int, StatsRecord]]:
-    """(stats key, time in epoch ms, record) triples made fewer: those of one key that follow
-    one another with the same workflow, department and `span_ms` (counted from the epoch)
-    become one, stamped with the first one's time, their observations in the order given;
-    first seen first. A key's records stay in the order of their events, which is what lets
-    a bucket tell an event it counted from one it has not (`stats_positions`). With
-    `span_ms` a divisor of every window's size, each lands in the buckets its parts would
-    have: one record, and one write per bucket, for many events."""
-    gathered: list[tuple[str, int, StatsRecord, list[Observation], list[Source]]] = []
-    last: dict[str, int] = {}
-    for key, at, record in records:
-        at_last = last.get(key)
-        if at_last is not None:
-            _, first_at, first, observations, sources = gathered[at_last]
-            if (first.workflow, first.department, first_at // span_ms) == (
-                record.workflow,
-                record.department,
-                at // span_ms,
-            ):
-                observations.extend(record.observations)
-                sources.extend(record.sources)
-                continue
-        last[key] = len(gathered)
-        gathered.append((key, at, record, list(record.observations), list(record.sources)))
-    return [
-        (key, at, StatsRecord(r.workflow, r.department, tuple(observations), tuple(sources)))
-        for key, at, r, observations, sources in gathered
-    ]
+@dataclass(slots=True)
+class _Gathered:
+    key: str
+    at: int
+    span: int
+    workflow: str
+    department: str | None
+    observations: list[Observation] = field(default_factory=list)
+    sources: list[Source] = field(default_factory=list)
 
 
 def encode_record(record: StatsRecord) -> bytes:

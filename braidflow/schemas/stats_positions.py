@@ -5,7 +5,7 @@ batch said, so a worker killed in between sends those observations again; the se
 reads the stats topic at least once too. So every bucket keeps, beside its figures and in the
 same table row (one changelog record, written at once), the offset of the last lifecycle
 record it counted from each lifecycle partition (`"read"`). A key's records reach its bucket
-in the order of their lifecycle records (`stats_observations.gather`): an observation from
+in the order of their lifecycle records (`stats_observations.Gathering`): an observation from
 at or before that offset was counted, one after it was not. A SIGKILL anywhere then neither
 loses an event (the first stage reads again from its last commit) nor counts one twice.
 """

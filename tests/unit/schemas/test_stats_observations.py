@@ -9,12 +9,11 @@ import pytest
 from braidflow.engine import LifecycleEvent, NodeError
 from braidflow.schemas.stats_figures import Observation
 from braidflow.schemas.stats_observations import (
+    Gathering,
     StatsRecord,
     decode_record,
     encode_record,
-    gather,
     observe,
-    stats_records,
 )
 
 T0 = 1_750_000_000_000
@@ -101,20 +100,31 @@ def test_an_sla_breach_counts() -> None:
     assert observe(event("workflow.sla_breached", T0 + 60_000)) == [Observation("sla_breached")]
 
 
+def gathered(
+    *said: tuple[LifecycleEvent, str | None, list[Observation]]
+    | tuple[LifecycleEvent, str | None, list[Observation], tuple[int, int]],
+    span_ms: int = 60_000,
+) -> list[tuple[str, int, StatsRecord]]:
+    gathering = Gathering(span_ms)
+    for each in said:
+        gathering.add(*each)
+    return gathering.records()
+
+
 def test_records_go_to_the_workflow_and_its_department_with_nodes_named_by_workflow() -> None:
     said = [Observation("completed", "pay", 5), Observation("started")]
-    pairs = stats_records(event("node.completed", T0, "pay", 1), "sales", said)
-    assert [key for key, _ in pairs] == ["acme/workflow/orders", "acme/department/sales"]
-    assert pairs[0][1].observations == tuple(said)
-    assert pairs[1][1].observations[0] == Observation("completed", "orders/pay", 5)
-    assert stats_records(event("node.completed", T0, "pay", 1), None, said)[0][0] == (
+    records = gathered((event("node.completed", T0, "pay", 1), "sales", said))
+    assert [key for key, _, _ in records] == ["acme/workflow/orders", "acme/department/sales"]
+    assert records[0][2].observations == tuple(said)
+    assert records[1][2].observations[0] == Observation("completed", "orders/pay", 5)
+    assert [key for key, _, _ in gathered((event("node.completed", T0, "pay", 1), None, said))] == [
         "acme/workflow/orders"
-    )
-    assert stats_records(event("workflow.paused", T0), "sales", []) == []
+    ]
+    assert gathered((event("workflow.paused", T0), "sales", [])) == []
 
 
 def test_records_survive_their_encoding() -> None:
-    [(_, record)] = stats_records(event("workflow.started", T0), None, [Observation("started")])
+    [(_, _, record)] = gathered((event("workflow.started", T0), None, [Observation("started")]))
     assert decode_record(encode_record(record)) == record
 
 
@@ -128,21 +138,26 @@ def test_a_record_that_counts_what_the_stats_do_not_know_is_not_a_record() -> No
 def test_records_of_one_key_and_minute_are_gathered_into_one_in_order() -> None:
     minute = 60_000
     start = T0 - T0 % minute
-    orders = "acme/workflow/orders"
+    orders, sales = "acme/workflow/orders", "acme/department/sales"
     started, done = Observation("started"), Observation("completed", None, 5)
     node = Observation("started", "a")
-    records = [
-        (orders, start + 10, StatsRecord("orders", "sales", (started,))),
-        ("acme/department/sales", start + 10, StatsRecord("orders", "sales", (node,))),
-        (orders, start + 20, StatsRecord("orders", "sales", (node, done))),
-        (orders, start + minute, StatsRecord("orders", "sales", (done,))),
-        (orders, start + 30, StatsRecord("orders", None, (done,))),
-    ]
+    records = gathered(
+        (event("workflow.started", start + 10), "sales", [started]),
+        (event("node.started", start + 20, "a", 1), "sales", [node, done]),
+        (event("workflow.completed", start + minute), "sales", [done]),
+        (event("workflow.completed", start + 30), None, [done]),
+        span_ms=minute,
+    )
 
-    assert gather(records, minute) == [
+    assert records == [
         (orders, start + 10, StatsRecord("orders", "sales", (started, node, done))),
-        ("acme/department/sales", start + 10, StatsRecord("orders", "sales", (node,))),
+        (
+            sales,
+            start + 10,
+            StatsRecord("orders", "sales", (started, node._replace(node="orders/a"), done)),
+        ),
         (orders, start + minute, StatsRecord("orders", "sales", (done,))),
+        (sales, start + minute, StatsRecord("orders", "sales", (done,))),
         (orders, start + 30, StatsRecord("orders", None, (done,))),
     ]
 
@@ -154,21 +169,27 @@ def test_a_keys_records_stay_in_the_order_of_their_events() -> None:
     start = T0 - T0 % minute
     orders = "acme/workflow/orders"
     started, done = Observation("started"), Observation("completed", None, 5)
-    records = [
+    records = gathered(
+        (event("workflow.started", start + 10), None, [started], (0, 1)),
+        (event("workflow.started", start + minute), None, [started], (0, 2)),
+        (event("workflow.completed", start + 20), None, [done], (0, 3)),
+        span_ms=minute,
+    )
+    assert records == [
         (orders, start + 10, StatsRecord("orders", None, (started,), ((0, 1),))),
         (orders, start + minute, StatsRecord("orders", None, (started,), ((0, 2),))),
         (orders, start + 20, StatsRecord("orders", None, (done,), ((0, 3),))),
     ]
-    assert gather(records, minute) == records
 
 
 def test_records_carry_the_lifecycle_record_of_each_observation() -> None:
     said = [Observation("completed", "pay", 5)]
-    pairs = stats_records(event("node.completed", T0, "pay", 1), "sales", said, (3, 41))
-    assert [record.sources for _, record in pairs] == [((3, 41),), ((3, 41),)]
-    merged = gather([(key, T0, record) for key, record in pairs[:1]] * 2, 60_000)
-    assert merged[0][2].sources == ((3, 41), (3, 41))
-    assert decode_record(encode_record(merged[0][2])) == merged[0][2]
+    completed = event("node.completed", T0, "pay", 1)
+    records = gathered((completed, "sales", said, (3, 41)))
+    assert [record.sources for _, _, record in records] == [((3, 41),), ((3, 41),)]
+    [(_, _, merged)] = gathered((completed, None, said, (3, 41)), (completed, None, said, (3, 41)))
+    assert merged.sources == ((3, 41), (3, 41))
+    assert decode_record(encode_record(merged)) == merged
     # Written before records had sources: counted whole.
     old = b'{"workflow": "w", "department": null, "observations": [["started", null, null]]}'
     assert decode_record(old) == StatsRecord("w", None, (Observation("started"),))
