@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from io import BytesIO
 from typing import Generic, TypeVar
 
@@ -149,12 +150,17 @@ def encode_event(event: LifecycleEvent) -> bytes:
     return _lifecycle_events.encode(event)
 
 
-def decode_event(data: bytes) -> LifecycleEvent:
-    """A lifecycle event from the lifecycle topic; CodecError if undecodable."""
+def decode_event(data: bytes, *, with_data: bool = True) -> LifecycleEvent:
+    """A lifecycle event from the lifecycle topic; CodecError if undecodable.
+
+    `with_data=False`, for readers that never look at an event's data: it is left out (None),
+    unread: a task's output is most of a large event, and JSON is slow to read. Then a record
+    whose data alone is broken still reads."""
     writer, start = _framing.writer_schema(data)
     if writer is _lifecycle_events.schema:
-        return read_lifecycle_event(data, start)
-    return _lifecycle_events.decode(data)
+        return read_lifecycle_event(data, start, with_data=with_data)
+    event = _lifecycle_events.decode(data)
+    return event if with_data else replace(event, data=None)
 
 
 def encode_state(state: ExecutionState) -> bytes:

@@ -48,6 +48,16 @@ def _string(data: bytes, at: int) -> tuple[str, int]:
     return data[at:end].decode(), end
 
 
+def _skipped(data: bytes, at: int) -> int:
+    """Where the value after the string at `at` begins."""
+    size, at = _long(data, at)
+    if size < 0:
+        raise CodecError(f"an Avro string of negative length {size}")
+    if at + size > len(data):
+        raise EOFError
+    return at + size
+
+
 def _present(data: bytes, at: int) -> tuple[bool, int]:
     """Whether the `["null", X]` union at `at` holds an X, and where that X begins."""
     branch = data[at]
@@ -58,11 +68,12 @@ def _present(data: bytes, at: int) -> tuple[bool, int]:
     raise CodecError(f"union branch {_long(data, at)[0]} of a [null, X] union")
 
 
-def read_lifecycle_event(data: bytes, at: int) -> LifecycleEvent:
+def read_lifecycle_event(data: bytes, at: int, *, with_data: bool = True) -> LifecycleEvent:
     """The event whose body (current schema) begins at `at` of `data`; CodecError if the
-    bytes hold no such event, or more than one."""
+    bytes hold no such event, or more than one. `with_data=False`: the event's data is
+    skipped, unread (None)."""
     try:
-        event, at = _event(data, at)
+        event, at = _event(data, at, with_data)
     except CodecError:
         raise
     except (EOFError, IndexError) as exc:
@@ -77,7 +88,7 @@ def read_lifecycle_event(data: bytes, at: int) -> LifecycleEvent:
     return event
 
 
-def _event(data: bytes, at: int) -> tuple[LifecycleEvent, int]:
+def _event(data: bytes, at: int, with_data: bool) -> tuple[LifecycleEvent, int]:
     event_id, at = _string(data, at)
     event_type, at = _string(data, at)
     execution_id, at = _string(data, at)
@@ -96,8 +107,10 @@ def _event(data: bytes, at: int) -> tuple[LifecycleEvent, int]:
     if present:
         attempt, at = _long(data, at)
     present, at = _present(data, at)
-    if present:
+    if present and with_data:
         text, at = _string(data, at)
+    elif present:
+        at = _skipped(data, at)
     present, at = _present(data, at)
     if present:
         error_type, at = _string(data, at)

@@ -46,6 +46,7 @@ from faust.types import EventT
 from faust.types.windows import WindowRange_from_start
 
 from braidflow.config import Settings
+from braidflow.engine import LifecycleEvent
 from braidflow.metrics import STATS_DURATION, STATS_EXECUTIONS, STATS_NODE_RUNS
 from braidflow.schemas import CodecError, decode_event
 from braidflow.schemas.stats_figures import (
@@ -158,6 +159,11 @@ def _decoded(
         return None
 
 
+def _event_without_data(value: bytes) -> LifecycleEvent:
+    # Nothing the stats observe is in an event's data.
+    return decode_event(value, with_data=False)
+
+
 class Stats:
     """The stats tables of one worker, the agents that fill them, and reading them back."""
 
@@ -227,7 +233,7 @@ class Stats:
             event = _decoded(
                 message.key(),
                 message.value(),
-                decode_event,
+                _event_without_data,
                 CodecError,
                 "an undecodable lifecycle record",
             )

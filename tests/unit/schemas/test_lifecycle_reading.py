@@ -1,15 +1,20 @@
 """A lifecycle event read in place reads as fastavro reads it: the same event from any bytes
-the current schema writes, and a CodecError from any bytes fastavro cannot read."""
+the current schema writes, and a CodecError from any bytes fastavro cannot read; read without
+its data, the same event but for the data."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
+from avro_history import written_with
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from braidflow.engine import LifecycleEvent, NodeError
 from braidflow.schemas import CodecError, decode_event, encode_event
 from braidflow.schemas.codec import _lifecycle_events
+from braidflow.schemas.records import LIFECYCLE_EVENT
 
 INTS = st.integers(-(2**31), 2**31 - 1)
 LONGS = st.integers(-(2**63), 2**63 - 1)
@@ -55,6 +60,7 @@ def read(data: bytes) -> LifecycleEvent | CodecError:
 def test_an_event_reads_as_fastavro_reads_it(event: LifecycleEvent) -> None:
     data = encode_event(event)
     assert decode_event(data) == fastavro_read(data) == event
+    assert decode_event(data, with_data=False) == replace(event, data=None)
 
 
 @settings(max_examples=400)
@@ -78,6 +84,8 @@ def test_damaged_bytes_fail_where_fastavro_fails(
         assert isinstance(found, CodecError)
     else:
         assert found == expected
+        # Without its data, what reads whole reads the same but for the data.
+        assert decode_event(damaged, with_data=False) == replace(expected, data=None)
 
 
 @pytest.mark.parametrize(
@@ -91,3 +99,10 @@ def test_damaged_bytes_fail_where_fastavro_fails(
 def test_malformed_bodies_are_codec_errors(body: bytes) -> None:
     with pytest.raises(CodecError):
         decode_event(_lifecycle_events.header + body)
+
+
+def test_an_event_of_an_older_schema_reads_without_its_data_too() -> None:
+    event = LifecycleEvent("e", "node.completed", "ex", "w", 1, 5, "a", 1, {"out": 1})
+    older = written_with("LifecycleEvent", 2, LIFECYCLE_EVENT.to_avro(event))
+    assert decode_event(older) == event
+    assert decode_event(older, with_data=False) == replace(event, data=None)
