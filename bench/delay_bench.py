@@ -352,6 +352,11 @@ async def measure(
             f"{written:8,}   (2 a timer: TimerFired, RunNode)",
         )
         busy.show()
+        if fired:
+            show(
+                "worker CPU per fired timer",
+                f"{busy.used_s('worker') / fired * 1000:8.2f} ms   (load {os.getloadavg()[0]:.1f})",
+            )
         rss, peak = memory_mib(worker.pid)
         figures["fired_mib"] = rss
         memory.show("worker memory then", rss)
