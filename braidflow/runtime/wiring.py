@@ -239,7 +239,7 @@ def build_runtime(
     if stats is not None:
         stats.reader.on_refusal = refused
 
-    async def fire(timer: DueTimer) -> None:
+    async def fire(timer: DueTimer, traceparent: str | None) -> None:
         # `at` is the due time: the same transition on every resend, and the
         # orchestrator can name the row from it.
         fired = TimerFired(
@@ -251,7 +251,6 @@ def build_runtime(
         # Queued, not awaited: waiting for each acknowledgement fired one timer per
         # broker round trip. A send that fails is fired again by the scanner.
         # The execution's trace, kept in the timer's row (`timer_traceparent`).
-        traceparent = timers.traceparent(timer)
         headers = None if traceparent is None else [(TRACEPARENT, traceparent.encode())]
         acknowledged = await publisher.queue(
             settings.topics.transitions,
