@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import re
 import signal
 import statistics
 import subprocess
@@ -69,6 +70,15 @@ MEMORY_REPORT = "BRAIDFLOW_MEMORY_REPORT"
 ACCEPT_PER_S = 1_000
 FIRE_WITHIN_S = 100.0
 GROWTH_MIB = 100.0
+
+
+def timers_fired(api: str) -> dict[str, int]:
+    """From the worker's /metrics: the TimerFired records its orchestrator applied, and those
+    it ignored (a timer fired again after it was applied: a resend)."""
+    reply = Api.at(api).call("GET", "/metrics")
+    assert reply.status == 200, reply
+    pattern = r'braidflow_transitions_total\{kind="TimerFired",outcome="(\w+)"\} ([\d.e+]+)'
+    return {outcome: round(float(n)) for outcome, n in re.findall(pattern, str(reply.body))}
 
 
 def show(label: str, value: str) -> None:
@@ -350,6 +360,11 @@ async def measure(
         show(
             "records sent to the transitions topic",
             f"{written:8,}   (2 a timer: TimerFired, RunNode)",
+        )
+        handled = timers_fired(f"http://127.0.0.1:{port}")
+        show(
+            "TimerFired applied / ignored (fired again)",
+            f"{handled.get('applied', 0):8,} / {handled.get('ignored', 0):,}",
         )
         busy.show()
         if fired:
