@@ -74,11 +74,15 @@ GROWTH_MIB = 100.0
 
 def timers_fired(api: str) -> dict[str, int]:
     """From the worker's /metrics: the TimerFired records its orchestrator applied, and those
-    it ignored (a timer fired again after it was applied: a resend)."""
+    it ignored (a timer fired again after it was applied: a resend). A worker before they had
+    a label of their own counts them as "other", which only they are while firing."""
     reply = Api.at(api).call("GET", "/metrics")
     assert reply.status == 200, reply
-    pattern = r'braidflow_transitions_total\{kind="TimerFired",outcome="(\w+)"\} ([\d.e+]+)'
-    return {outcome: round(float(n)) for outcome, n in re.findall(pattern, str(reply.body))}
+    pattern = r'braidflow_transitions_total\{kind="(?:TimerFired|other)",outcome="(\w+)"\} (\S+)'
+    counts: dict[str, int] = {}
+    for outcome, n in re.findall(pattern, str(reply.body)):
+        counts[outcome] = counts.get(outcome, 0) + round(float(n))
+    return counts
 
 
 def show(label: str, value: str) -> None:

@@ -20,8 +20,9 @@ _ENDED = {
     "workflow.cancelled": ExecutionStatus.CANCELLED,
 }
 
+# TimerFired: a timer fired again after it was applied shows as an ignored one.
 _TRANSITION_KINDS = frozenset(
-    {"StartExecution", "RunNode", "NodeCompleted", "NodeFailed", "CancelExecution"}
+    {"StartExecution", "RunNode", "NodeCompleted", "NodeFailed", "CancelExecution", "TimerFired"}
 )
 
 # The counter of each (transition class, outcome): `labels` takes a lock and builds its key

@@ -3,6 +3,7 @@ per-workflow execution metrics, driven with plain data."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -22,6 +23,7 @@ from braidflow.engine import (
     ResumeExecution,
     RunNode,
     StartExecution,
+    TimerFired,
     Transition,
     step,
 )
@@ -230,3 +232,20 @@ def test_an_execution_that_fails_at_its_start_is_counted_started_and_failed() ->
         sample("braidflow_executions_started_total", workflow="refused14"),
         sample("braidflow_executions_ended_total", **failed),
     ) == (before[0] + 1, before[1] + 1)
+
+
+def test_fired_timers_are_counted_by_their_kind_applied_and_ignored() -> None:
+    # A timer fired again after it was applied (a resend) shows as an ignored one.
+    fired = TimerFired("ex/timer/nap/1/delay/5", "ex", 5, "nap/1/delay")
+    labels = {"kind": "TimerFired"}
+    before = [
+        sample("braidflow_transitions_total", **labels, outcome=o) for o in ("applied", "ignored")
+    ]
+
+    observe_step(fired, SimpleNamespace(ignored=None), 0.0)
+    observe_step(fired, SimpleNamespace(ignored="timer 'nap/1/delay' is not pending"), 0.0)
+
+    after = [
+        sample("braidflow_transitions_total", **labels, outcome=o) for o in ("applied", "ignored")
+    ]
+    assert after == [before[0] + 1, before[1] + 1]
