@@ -14,6 +14,7 @@ from braidflow.streams.changelog_fetch import patch_changelog_fetch
 from braidflow.streams.loop_consumer import patch_loop_consumer
 from braidflow.streams.one_read_table import OneReadTable
 from braidflow.streams.partitioner import KeyPartitioner
+from braidflow.streams.quick_send import patch_quick_send
 from braidflow.streams.quick_start import patch_start_waits
 from braidflow.streams.transitions_reader import patch_transitions_apart
 
@@ -170,6 +171,7 @@ def create_app(settings: Settings) -> FaustParts:
     patch_changelog_fetch()
     patch_loop_consumer()
     patch_transitions_apart()
+    patch_quick_send()
     # Faust creates its data directory without parents.
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     topics = settings.topics

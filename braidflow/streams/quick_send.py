@@ -1,0 +1,158 @@
+"""A record for a topic the producer knows goes straight into its partition's open batch.
+
+Every record a worker sends (an outbox entry, a changelog row, a stats record, a result)
+went through Faust's `Producer.send` and aiokafka's `AIOKafkaProducer.send`: three
+coroutines, a `typing.Mapping` isinstance, and on every call aiokafka built the topic's
+partitions afresh, twice as a set and twice as a list (`_wait_on_metadata`, then
+`_partition` for all and for available partitions). That took about 4% of a loaded
+worker's busy samples, for 4-5 records a transition (docs/performance.md, "The produce
+path per record").
+
+When the topic is in the producer's metadata and the partition's open batch has room,
+aiokafka's `send` never suspends: it checks the size, picks the partition, appends to the
+batch. `queued_now` does exactly that, with the partitions kept per topic until the
+metadata changes (aiokafka replaces a topic's partition map on every update, so its
+identity says when). Anything else (a topic not in the metadata yet, a full batch, a
+transaction, a closed or failed producer) is left to aiokafka's own `send`, which waits or
+raises as before. So records keep their order per partition, Faust's flush still waits for
+every one of them, and errors surface where they did.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
+from aiokafka.structs import TopicPartition
+from faust.exceptions import ProducerSendError
+from faust.transport.drivers import aiokafka as faust_aiokafka
+
+Layout = tuple[Mapping[int, Any], frozenset[int], list[int], list[int]]
+"""A topic's partition map as the metadata held it, its ids, all of them and the available
+ones, as lists in aiokafka's own order (what its partitioner is given)."""
+
+
+def _layout(producer: AIOKafkaProducer, topic: str) -> Layout | None:
+    partitions = producer._metadata._partitions.get(topic)
+    if partitions is None:
+        return None
+    layouts: dict[str, Layout] = producer.__dict__.setdefault("_braidflow_layouts", {})
+    layout = layouts.get(topic)
+    if layout is None or layout[0] is not partitions:
+        ids = set(partitions)
+        available = {p for p, meta in partitions.items() if meta.leader != -1}
+        layout = (partitions, frozenset(ids), list(ids), list(available))
+        layouts[topic] = layout
+    return layout
+
+
+def queued_now(
+    producer: AIOKafkaProducer,
+    topic: str,
+    value: bytes | None,
+    key: bytes | None,
+    partition: int | None,
+    timestamp_ms: int | None,
+    headers: Sequence[tuple[str, bytes]] | None,
+    *,
+    new_batch_when_full: bool = False,
+) -> asyncio.Future[Any] | None:
+    """Append the record as `producer.send` would without waiting: its future (resolved on
+    acknowledgement), or None when `send` itself must take it.
+
+    `new_batch_when_full`: when the partition's open batch is full, open another behind it
+    instead of leaving the record to `send` (which waits until a request takes the full one).
+    """
+    accumulator = producer._message_accumulator
+    if (
+        producer._txn_manager is not None
+        or producer._key_serializer is not None
+        or producer._value_serializer is not None
+        or accumulator._closed
+        or accumulator._exception is not None
+    ):
+        return None
+    layout = _layout(producer, topic)
+    if layout is None:
+        return None
+    assert not (value is None and key is None), "Need at least one: key or value"
+    headers = headers or []
+    producer._serialize(key, value, headers)  # the size check, raising as `send` does
+    if partition is None:
+        partition = producer._partitioner(key, layout[2], layout[3])
+    elif partition not in layout[1]:
+        return None
+    tp = TopicPartition(topic, partition)
+    batches = accumulator._batches.get(tp)
+    batch = batches[-1] if batches else accumulator._append_batch(accumulator.create_builder(), tp)
+    future: asyncio.Future[Any] | None = batch.append(key, value, timestamp_ms, headers=headers)
+    if future is None and new_batch_when_full:
+        batch = accumulator._append_batch(accumulator.create_builder(), tp)
+        future = batch.append(key, value, timestamp_ms, headers=headers)
+    return future
+
+
+def patch_quick_send() -> None:
+    """Send through `queued_now` first: aiokafka's producers, and Faust's outside transactions."""
+    if getattr(AIOKafkaProducer, "_braidflow_quick_send", False):
+        return
+    aiokafka_send = AIOKafkaProducer.send
+
+    async def send(
+        self: AIOKafkaProducer,
+        topic: str,
+        value: Any = None,
+        key: Any = None,
+        partition: int | None = None,
+        timestamp_ms: int | None = None,
+        headers: Any = None,
+    ) -> Any:
+        future = queued_now(self, topic, value, key, partition, timestamp_ms, headers)
+        if future is not None:
+            return future
+        return await aiokafka_send(self, topic, value, key, partition, timestamp_ms, headers)
+
+    faust_producer = faust_aiokafka.Producer
+    faust_send = faust_producer.send
+
+    async def send_through_faust(
+        self: Any,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        partition: int | None,
+        timestamp: float | None,
+        headers: Any,
+        *,
+        transactional_id: str | None = None,
+    ) -> Any:
+        # Faust's own `send`, less its `typing.Mapping` isinstance (a generic alias's
+        # __instancecheck__ per record); a transaction keeps Faust's path and its lock.
+        if transactional_id:
+            return await faust_send(
+                self, topic, key, value, partition, timestamp, headers,
+                transactional_id=transactional_id,
+            )  # fmt: skip
+        producer = self._ensure_producer()
+        if headers is not None and isinstance(headers, Mapping):
+            headers = list(headers.items())
+        self._send_on_produce_message(
+            key=key, value=value, partition=partition, timestamp=timestamp, headers=headers
+        )
+        if headers is not None and not self.allow_headers:
+            headers = None
+        timestamp_ms = int(timestamp * 1000.0) if timestamp else timestamp
+        try:
+            return await producer.send(
+                topic, value, key=key, partition=partition, timestamp_ms=timestamp_ms,
+                headers=headers,
+            )  # fmt: skip
+        except KafkaError as exc:
+            raise ProducerSendError(f"Error while sending: {exc!r}") from exc
+
+    AIOKafkaProducer.send = send  # type: ignore[method-assign]
+    faust_producer.send = send_through_faust  # type: ignore[method-assign]
+    AIOKafkaProducer._braidflow_quick_send = True  # type: ignore[attr-defined]

@@ -1,0 +1,152 @@
+"""A record for a known topic goes straight into its batch, exactly where aiokafka's send puts it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from aiokafka import AIOKafkaProducer
+from aiokafka.cluster import ClusterMetadata
+from aiokafka.errors import MessageSizeTooLargeError
+from aiokafka.protocol.metadata import MetadataResponse_v0
+from aiokafka.structs import TopicPartition
+
+from braidflow.config import Settings
+from braidflow.streams.app import create_app
+from braidflow.streams.partitioner import KeyPartitioner
+from braidflow.streams.quick_send import patch_quick_send, queued_now
+
+
+def metadata(partitions: dict[str, int], leaderless: frozenset[int] = frozenset()) -> object:
+    topics = [
+        (0, topic, [(0, p, -1 if p in leaderless else 0, [0], [0]) for p in range(count)])
+        for topic, count in partitions.items()
+    ]
+    return MetadataResponse_v0(brokers=[(0, "127.0.0.1", 9092)], topics=topics)
+
+
+_MADE: list[AIOKafkaProducer] = []
+
+
+def producer_knowing(partitions: dict[str, int], **options: object) -> AIOKafkaProducer:
+    producer = AIOKafkaProducer(partitioner=KeyPartitioner(), **options)  # type: ignore[arg-type]
+    producer.client.cluster.update_metadata(metadata(partitions))
+    _MADE.append(producer)
+    return producer
+
+
+@pytest.fixture(autouse=True)
+async def _stop_producers() -> AsyncIterator[None]:
+    yield
+    while _MADE:
+        await _MADE.pop().stop()
+
+
+@pytest.fixture
+def partition_sets() -> Iterator[list[str]]:
+    """The topics `ClusterMetadata.partitions_for_topic` was asked for, one a call."""
+    asked: list[str] = []
+    original = ClusterMetadata.partitions_for_topic
+
+    def counting(self: ClusterMetadata, topic: str) -> set[int] | None:
+        asked.append(topic)
+        return original(self, topic)
+
+    ClusterMetadata.partitions_for_topic = counting  # type: ignore[method-assign]
+    try:
+        yield asked
+    finally:
+        ClusterMetadata.partitions_for_topic = original  # type: ignore[method-assign]
+
+
+async def test_a_send_to_a_known_topic_builds_no_partition_set(partition_sets: list[str]) -> None:
+    patch_quick_send()
+    producer = producer_knowing({"transitions": 4})
+    futures = [await producer.send("transitions", b"v", key=f"e{i}".encode()) for i in range(20)]
+    assert partition_sets == []
+    assert all(not f.done() for f in futures)
+    queued = sum(len(b[-1]._msg_futures) for b in producer._message_accumulator._batches.values())
+    assert queued == 20
+
+
+async def test_each_key_goes_where_aiokafka_sends_it() -> None:
+    producer = producer_knowing({"transitions": 7})
+    batches = producer._message_accumulator._batches
+    for i in range(200):
+        key = f"execution-{i}".encode()
+        expected = TopicPartition(
+            "transitions", producer._partition("transitions", None, key, b"v", key, b"v")
+        )
+        before = batches[expected][-1].record_count if batches.get(expected) else 0
+        assert queued_now(producer, "transitions", b"v", key, None, None, None) is not None
+        assert batches[expected][-1].record_count == before + 1
+
+
+async def test_records_of_a_partition_keep_the_order_they_were_sent_in() -> None:
+    producer = producer_knowing({"transitions": 4})
+    for i in range(50):
+        queued_now(producer, "transitions", str(i).encode(), b"same", None, 1_000 + i, None)
+    (batches,) = [b for b in producer._message_accumulator._batches.values() if b]
+    records = list(_records(batches[-1]._builder._build()))
+    assert [r.value for r in records] == [str(i).encode() for i in range(50)]
+
+
+def _records(buffer: bytes | bytearray) -> Iterator[object]:
+    from aiokafka.record.memory_records import MemoryRecords
+
+    batches = MemoryRecords(bytes(buffer))
+    while batches.has_next():
+        yield from batches.next_batch()
+
+
+async def test_new_metadata_is_seen_at_the_next_send() -> None:
+    producer = producer_knowing({"transitions": 1})
+    queued_now(producer, "transitions", b"v", b"k", None, None, None)
+    assert {tp.partition for tp in producer._message_accumulator._batches} == {0}
+    producer.client.cluster.update_metadata(metadata({"transitions": 8}))
+    keys = [f"k{i}".encode() for i in range(40)]
+    for key in keys:
+        queued_now(producer, "transitions", b"v", key, None, None, None)
+    placed = {tp.partition for tp, batches in producer._message_accumulator._batches.items()}
+    expected = {producer._partition("transitions", None, k, b"v", k, b"v") for k in keys}
+    assert placed == expected | {0}
+    assert len(expected) > 1
+
+
+async def test_an_unkeyed_record_goes_to_a_partition_with_a_leader() -> None:
+    producer = producer_knowing({})
+    producer.client.cluster.update_metadata(metadata({"t": 4}, leaderless=frozenset({0, 1, 3})))
+    for _ in range(20):
+        queued_now(producer, "t", b"v", None, None, None, None)
+    assert set(producer._message_accumulator._batches) == {TopicPartition("t", 2)}
+
+
+async def test_what_must_wait_is_left_to_aiokafka() -> None:
+    producer = producer_knowing({"known": 1}, max_batch_size=1_000)
+    assert queued_now(producer, "unknown", b"v", b"k", None, None, None) is None
+    assert queued_now(producer, "known", b"v", b"k", 3, None, None) is None
+    while queued_now(producer, "known", b"v" * 100, b"k", None, None, None) is not None:
+        pass  # until the partition's batch is full: then aiokafka's send waits for a drain
+    assert len(producer._message_accumulator._batches[TopicPartition("known", 0)]) == 1
+
+
+async def test_a_record_over_the_request_limit_is_refused_as_aiokafka_does() -> None:
+    producer = producer_knowing({"known": 1}, max_request_size=1_000)
+    with pytest.raises(MessageSizeTooLargeError):
+        queued_now(producer, "known", b"v" * 2_000, b"k", None, None, None)
+
+
+async def test_faust_s_send_takes_headers_as_a_mapping(tmp_path: Path) -> None:
+    parts = create_app(Settings(data_dir=tmp_path))
+    faust_producer = parts.app.producer
+    producer = faust_producer._new_producer()  # type: ignore[attr-defined]
+    producer.client.cluster.update_metadata(metadata({"t": 2}))
+    faust_producer._producer = producer  # type: ignore[attr-defined]
+    _MADE.append(producer)
+    future = await faust_producer.send("t", b"k", b"v", None, 1.5, {"h": b"1"})
+    assert not future.done()
+    (batches,) = [b for b in producer._message_accumulator._batches.values() if b]
+    (record,) = _records(batches[-1]._builder._build())
+    assert (record.key, record.value, record.timestamp) == (b"k", b"v", 1_500)
+    assert list(record.headers) == [("h", b"1")]
