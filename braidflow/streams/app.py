@@ -12,8 +12,8 @@ from faust.transport.drivers import aiokafka as faust_aiokafka
 from braidflow.config import Settings
 from braidflow.streams.changelog_fetch import patch_changelog_fetch
 from braidflow.streams.loop_consumer import patch_loop_consumer
-from braidflow.streams.one_read_table import OneReadTable
 from braidflow.streams.partitioner import KeyPartitioner
+from braidflow.streams.quick_changelog import QuickChangelogTable
 from braidflow.streams.quick_send import patch_quick_send
 from braidflow.streams.quick_start import patch_start_waits
 from braidflow.streams.transitions_reader import patch_transitions_apart
@@ -201,7 +201,7 @@ def create_app(settings: Settings) -> FaustParts:
         producer_acks=-1,
         producer_max_request_size=settings.max_record_bytes,
         producer_max_batch_size=min(PRODUCER_BATCH_BYTES, settings.max_record_bytes),
-        Table=OneReadTable,
+        Table=QuickChangelogTable,
     )
     _FETCH_MAX_WAIT_MS[id(app)] = settings.agent_fetch_wait_ms
 

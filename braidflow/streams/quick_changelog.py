@@ -1,0 +1,124 @@
+"""A table whose changelog rows go straight into the producer's batch, not through Faust's buffer.
+
+A table write is synchronous, so Faust queues its changelog row in the producer's buffer
+(`Topic.send_soon`: a `FutureMessage`, a `PendingMessage`) and a task of its own sends it
+later (`publish_message`, the sensors, a second callback on acknowledgement); a commit
+then waits on that buffer one message at a time (`asyncio.wait_for` each). The
+orchestrator writes a state row every step: the buffer's round took about 5% of a loaded
+worker's busy samples (docs/performance.md, "The produce path per record").
+
+aiokafka can take a record without waiting (`quick_send.queued_now`), so the row is appended
+to its partition's batch as the table is written, in the order of the writes (a full batch
+gets another behind it, as Faust's buffer would have held the row), and Faust's flush before
+a commit waits for it as for any record. Whatever cannot go at once (no producer or metadata
+yet, a transaction, a window, a serializer) takes Faust's path; and while any row of this
+table is in Faust's buffer, the next ones follow it there, so the changelog keeps the order
+of the writes. On
+acknowledgement the store notes the row's offset, as Faust's callback does (what a
+restart's recovery starts from). Faust's monitor does not count these rows as sent.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from aiokafka.errors import KafkaError
+
+from braidflow.streams.one_read_table import OneReadTable
+from braidflow.streams.quick_send import queued_now
+
+log = logging.getLogger(__name__)
+
+
+class QuickChangelogTable(OneReadTable):
+    """`OneReadTable`, its changelog rows appended to the producer's batch as they are written."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # This table's rows in Faust's buffer, not in the producer's batch yet.
+        self._rows_in_buffer = 0
+        self._changelog_name: str | None = None
+
+    async def on_start(self) -> None:
+        await super().on_start()
+        # A changelog made since the producer started is not in its metadata, and its rows would
+        # take Faust's buffer (and the ones after them, to keep their order) until it is.
+        producer = getattr(self.app.producer, "_producer", None)
+        if producer is not None and self.window is None:
+            try:
+                await producer.partitions_for(self.changelog_topic_name)
+            except KafkaError as exc:
+                log.info("%s: the changelog's partitions are not known yet: %r", self.name, exc)
+
+    def on_key_set(self, key: Any, value: Any) -> None:
+        if self._row_now(key, value):
+            self._sensor_on_set(self, key, value)
+        else:
+            super().on_key_set(key, value)
+
+    def on_key_del(self, key: Any) -> None:
+        if self._row_now(key, None):
+            self._sensor_on_del(self, key)
+        else:
+            super().on_key_del(key)
+
+    def send_changelog(self, *args: Any, **kwargs: Any) -> Any:
+        self._rows_in_buffer += 1
+        return super().send_changelog(*args, **kwargs)
+
+    def _new_changelog_topic(self, **kwargs: Any) -> Any:
+        topic = super()._new_changelog_topic(**kwargs)
+        publish = topic.publish_message
+
+        async def publish_message(fut: Any, wait: bool = False) -> Any:
+            # Faust's buffer hands this table's rows over here, one at a time in order; once
+            # this returns, the row is in the producer's batch (or failed).
+            try:
+                return await publish(fut, wait=wait)
+            finally:
+                self._rows_in_buffer -= 1
+
+        topic.publish_message = publish_message
+        return topic
+
+    def _row_now(self, key: Any, value: bytes | None) -> bool:
+        """Append the changelog row of `key` to the producer's batch; False if it must go
+        Faust's way."""
+        if (
+            self._rows_in_buffer
+            or self.use_partitioner
+            or self.window is not None
+            or self.key_serializer != "raw"
+            or self.value_serializer != "raw"
+            or not isinstance(key, bytes)
+            or self.app.in_transaction
+        ):
+            return False
+        producer = getattr(self.app.producer, "_producer", None)
+        if producer is None:
+            return False
+        if self._changelog_name is None:
+            self._changelog_name = self.changelog_topic_name
+        partition = self.partition_for_key(key)
+        try:
+            future = queued_now(
+                producer, self._changelog_name, value, key, partition, None, None,
+                new_batch_when_full=True,
+            )  # fmt: skip
+        except KafkaError:
+            return False  # Faust's path raises or logs it as it always did
+        if future is None:
+            return False
+        future.add_done_callback(self._acknowledged)
+        return True
+
+    def _acknowledged(self, future: Any) -> None:
+        if future.cancelled():
+            return
+        exc = future.exception()
+        if exc is not None:
+            # As Faust's `Topic._on_published` reports a changelog row it could not send.
+            log.warning("changelog row of %s not sent: %r", self.name, exc)
+            return
+        self._on_changelog_sent(future)
