@@ -13,9 +13,8 @@ gets another behind it, as Faust's buffer would have held the row), and Faust's 
 a commit waits for it as for any record. Whatever cannot go at once (no producer or metadata
 yet, a transaction, a window, a serializer) takes Faust's path; and while any row of this
 table is in Faust's buffer, the next ones follow it there, so the changelog keeps the order
-of the writes. On
-acknowledgement the store notes the row's offset, as Faust's callback does (what a
-restart's recovery starts from). Faust's monitor does not count these rows as sent.
+of the writes. On acknowledgement the store notes the row's offset, as Faust's callback does
+(what a restart's recovery starts from). Faust's monitor does not count these rows as sent.
 """
 
 from __future__ import annotations
