@@ -21,6 +21,10 @@ crash) is ignored while its execution holds a slot or waits at either end of the
 deeper in the queue is skipped when it comes up while its execution holds a slot, and an
 admission of an execution that has ended meanwhile is given back by the engine (a release).
 
+Each execution in the rows is kept with its trace (`Claim`): the AdmitExecution that starts
+it carries the header its request named. A row written before requests had one admits
+without a header.
+
 An admission sent just before a crash can be sent and acknowledged and yet never be applied
 (seen on the embedded broker, streams/batch_starts.py), and nothing else sends it again: its
 department's record is applied and its row written. So an agent given a department's
@@ -36,7 +40,16 @@ from dataclasses import dataclass, field, replace
 from braidflow.engine.messages import AdmissionReleased, AdmissionRequested
 
 SEGMENT_SIZE = 256
-"""Execution ids per end of the queue and per segment row: about 16 KB of ids each."""
+"""Executions per end of the queue and per segment row: about 32 KB each, ids and traces."""
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """An execution that asked for a slot, with its span (W3C traceparent): the header of the
+    AdmitExecution that starts it. None for a request written before traces reached here."""
+
+    execution_id: str
+    traceparent: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,9 +62,9 @@ class AdmissionRow:
     """
 
     offset: int = -1
-    holding: tuple[str, ...] = ()
-    front: tuple[str, ...] = ()
-    back: tuple[str, ...] = ()
+    holding: tuple[Claim, ...] = ()
+    front: tuple[Claim, ...] = ()
+    back: tuple[Claim, ...] = ()
     first: int = 0
     next: int = 0
 
@@ -67,8 +80,8 @@ class Admitted:
     segment rows to drop (after it), and the executions admitted, in order."""
 
     row: AdmissionRow
-    admitted: tuple[str, ...] = ()
-    writes: dict[int, tuple[str, ...]] = field(default_factory=dict)
+    admitted: tuple[Claim, ...] = ()
+    writes: dict[int, tuple[Claim, ...]] = field(default_factory=dict)
     drops: tuple[int, ...] = ()
 
 
@@ -90,7 +103,7 @@ def queue_length(row: AdmissionRow, segment_size: int = SEGMENT_SIZE) -> int:
 
 def admit(
     row: AdmissionRow,
-    segment: Callable[[int], tuple[str, ...]],
+    segment: Callable[[int], tuple[Claim, ...]],
     record: AdmissionRequested | AdmissionReleased,
     offset: int,
     cap: int | None,
@@ -104,70 +117,79 @@ def admit(
     """
     if offset <= row.offset:
         return None
-    writes: dict[int, tuple[str, ...]] = {}
+    writes: dict[int, tuple[Claim, ...]] = {}
     drops: list[int] = []
     execution = record.execution_id
     if isinstance(record, AdmissionRequested):
-        if (
-            execution not in row.holding
-            and execution not in row.front
-            and execution not in row.back
+        if not (
+            _names(row.holding, execution)
+            or _names(row.front, execution)
+            or _names(row.back, execution)
         ):
-            row = _append(row, execution, writes, segment_size)
-    elif execution in row.holding:
-        row = replace(row, holding=tuple(e for e in row.holding if e != execution))
+            row = _append(row, Claim(execution, record.traceparent), writes, segment_size)
+    elif _names(row.holding, execution):
+        row = replace(row, holding=_without(row.holding, execution))
     else:
         row = _withdraw(row, execution, segment, writes)
     row, admitted = _fill(row, segment, cap, writes, drops)
     return Admitted(replace(row, offset=offset), admitted, writes, tuple(drops))
 
 
-def holders(rows: Iterable[tuple[str, AdmissionRow]]) -> tuple[str, ...]:
+def holders(rows: Iterable[tuple[str, AdmissionRow]]) -> tuple[Claim, ...]:
     """Every execution holding a slot of the departments whose head rows are `rows` (key,
     row), in admission order: the admissions an agent given their partition sends again."""
-    return tuple(execution for _, row in rows for execution in row.holding)
+    return tuple(claim for _, row in rows for claim in row.holding)
+
+
+def _names(claims: tuple[Claim, ...], execution: str) -> bool:
+    return any(claim.execution_id == execution for claim in claims)
+
+
+def _without(claims: tuple[Claim, ...], execution: str) -> tuple[Claim, ...]:
+    return tuple(claim for claim in claims if claim.execution_id != execution)
 
 
 def _append(
-    row: AdmissionRow, execution: str, writes: dict[int, tuple[str, ...]], segment_size: int
+    row: AdmissionRow, claim: Claim, writes: dict[int, tuple[Claim, ...]], segment_size: int
 ) -> AdmissionRow:
     if len(row.back) < segment_size:
-        return replace(row, back=(*row.back, execution))
+        return replace(row, back=(*row.back, claim))
     # The back is full: it moves, whole, into a segment row of its own.
     writes[row.next] = row.back
-    return replace(row, back=(execution,), next=row.next + 1)
+    return replace(row, back=(claim,), next=row.next + 1)
 
 
 def _withdraw(
     row: AdmissionRow,
     execution: str,
-    segment: Callable[[int], tuple[str, ...]],
-    writes: dict[int, tuple[str, ...]],
+    segment: Callable[[int], tuple[Claim, ...]],
+    writes: dict[int, tuple[Claim, ...]],
 ) -> AdmissionRow:
     """An execution that ended while it waited leaves the queue (a cancel, say)."""
-    if execution in row.front:
-        return replace(row, front=tuple(e for e in row.front if e != execution))
-    if execution in row.back:
-        return replace(row, back=tuple(e for e in row.back if e != execution))
+    if _names(row.front, execution):
+        return replace(row, front=_without(row.front, execution))
+    if _names(row.back, execution):
+        return replace(row, back=_without(row.back, execution))
     for index in row.segments:
-        ids = segment(index)
-        if execution in ids:
-            writes[index] = tuple(e for e in ids if e != execution)
+        claims = segment(index)
+        if _names(claims, execution):
+            writes[index] = _without(claims, execution)
             break
     return row
 
 
 def _fill(
     row: AdmissionRow,
-    segment: Callable[[int], tuple[str, ...]],
+    segment: Callable[[int], tuple[Claim, ...]],
     cap: int | None,
-    writes: dict[int, tuple[str, ...]],
+    writes: dict[int, tuple[Claim, ...]],
     drops: list[int],
-) -> tuple[AdmissionRow, tuple[str, ...]]:
+) -> tuple[AdmissionRow, tuple[Claim, ...]]:
     """Admit from the front while slots are free, refilling the front as it empties."""
     holding, front = list(row.holding), list(row.front)
+    holding_ids = {claim.execution_id for claim in holding}
     first, back = row.first, row.back
-    admitted: list[str] = []
+    admitted: list[Claim] = []
     while cap is None or len(holding) < cap:
         if not front:
             if first < row.next:
@@ -178,11 +200,12 @@ def _fill(
             if not back:
                 break
             front, back = list(back), ()
-        execution = front.pop(0)
-        if execution in holding:
+        claim = front.pop(0)
+        if claim.execution_id in holding_ids:
             continue  # a repeated request that lay deeper in the queue
-        holding.append(execution)
-        admitted.append(execution)
+        holding.append(claim)
+        holding_ids.add(claim.execution_id)
+        admitted.append(claim)
     # A segment taken into the front is dropped after the head row: never written too.
     for index in drops:
         writes.pop(index, None)

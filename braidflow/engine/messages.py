@@ -270,6 +270,8 @@ class AdmissionRequested:
     execution_id: str
     at: int
     key: str
+    # The execution's span (W3C traceparent): what the AdmitExecution starting it carries.
+    traceparent: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -292,7 +292,11 @@ def _start(workflow: Workflow, t: StartExecution) -> StepResult:
         draft.emit_event("workflow.queued", data={"admission": t.admission})
         draft.outgoing.append(
             AdmissionRequested(
-                ids.admission_requested_id(t.execution_id), t.execution_id, t.at, t.admission
+                ids.admission_requested_id(t.execution_id),
+                t.execution_id,
+                t.at,
+                t.admission,
+                execution_trace(queued).header,
             )
         )
     else:

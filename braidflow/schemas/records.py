@@ -762,13 +762,16 @@ _ADMISSION_BRANCHES = {
 
 def _admission(a: Admission) -> AvroRecord:
     body = {"id": a.id, "execution_id": a.execution_id, "at": a.at, "key": a.key}
+    if isinstance(a, AdmissionRequested):
+        body["traceparent"] = a.traceparent
     return {"body": (_ADMISSION_BRANCHES[type(a)], body)}
 
 
 def _unadmission(record: AvroRecord) -> Admission:
     name, r = record["body"]
-    kind = AdmissionRequested if name == "braidflow.AdmissionRequested" else AdmissionReleased
-    return kind(r["id"], r["execution_id"], r["at"], r["key"])
+    if name == "braidflow.AdmissionRequested":
+        return AdmissionRequested(r["id"], r["execution_id"], r["at"], r["key"], r["traceparent"])
+    return AdmissionReleased(r["id"], r["execution_id"], r["at"], r["key"])
 
 
 ADMISSION: RecordKind[Admission] = RecordKind("braidflow.Admission", _admission, _unadmission)

@@ -4,7 +4,8 @@ The admissions topic is keyed by admission key, `<tenant>/<department>`, so one 
 orders all of a department's records: requests for a slot (sent by the orchestrator when a
 start of a capped department is queued) and releases (when such an execution ends). One
 agent at concurrency 1 applies the pure `engine.admission.admit` to the department's rows in
-the `admissions` table and sends an `AdmitExecution` transition to each execution admitted.
+the `admissions` table and sends an `AdmitExecution` transition to each execution admitted,
+with the `traceparent` header its request named (kept with it in the rows).
 
 SIGKILL-safe as streams/waits.py is: the admissions are sent and acknowledged before the rows
 are written, so a crash in between makes the record come again and admit again (the engine
@@ -21,9 +22,10 @@ import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from typing import Any
 
 from braidflow.engine import AdmitExecution, Transition, ids
-from braidflow.engine.admission import AdmissionRow, admit, department_of_key, holders
+from braidflow.engine.admission import AdmissionRow, Claim, admit, department_of_key, holders
 from braidflow.schemas import CodecError
 from braidflow.schemas.codec import decode_admission
 from braidflow.schemas.dead_letters import DeadLetter
@@ -36,14 +38,25 @@ _RETRY_FIRST_S = 0.1
 _RETRY_MAX_S = 5.0
 
 
+def _claims_json(claims: tuple[Claim, ...]) -> list[Any]:
+    # An execution without a trace is its id alone, as rows written before traces held them.
+    return [
+        c.execution_id if c.traceparent is None else [c.execution_id, c.traceparent] for c in claims
+    ]
+
+
+def _claims(members: list[Any]) -> tuple[Claim, ...]:
+    return tuple(Claim(m) if isinstance(m, str) else Claim(m[0], m[1]) for m in members)
+
+
 def encode_row(row: AdmissionRow) -> bytes:
     """The head row of a department. JSON: the row is this agent's own, read by nothing else."""
     return json.dumps(
         {
             "offset": row.offset,
-            "holding": row.holding,
-            "front": row.front,
-            "back": row.back,
+            "holding": _claims_json(row.holding),
+            "front": _claims_json(row.front),
+            "back": _claims_json(row.back),
             "first": row.first,
             "next": row.next,
         },
@@ -57,12 +70,21 @@ def decode_row(raw: bytes | None) -> AdmissionRow:
     row = json.loads(raw)
     return AdmissionRow(
         row["offset"],
-        tuple(row["holding"]),
-        tuple(row["front"]),
-        tuple(row["back"]),
+        _claims(row["holding"]),
+        _claims(row["front"]),
+        _claims(row["back"]),
         row["first"],
         row["next"],
     )
+
+
+def encode_segment(claims: tuple[Claim, ...]) -> bytes:
+    """A segment row of a department's queue."""
+    return json.dumps(_claims_json(claims), separators=(",", ":")).encode()
+
+
+def decode_segment(raw: bytes | None) -> tuple[Claim, ...]:
+    return () if raw is None else _claims(json.loads(raw))
 
 
 def segment_key(key: bytes, index: int) -> bytes:
@@ -76,7 +98,7 @@ class Admissions:
     def __init__(
         self,
         catalog: Catalog,
-        send_transition: Callable[[Transition], Awaitable[None]],
+        send_transition: Callable[[Transition, str | None], Awaitable[None]],
         dead_letter: Callable[[DeadLetter], Awaitable[None]],
         clock: Callable[[], int],
     ) -> None:
@@ -105,9 +127,8 @@ class Admissions:
             await self._reject(record, f"key {key!r} is not the admission key {admission.key!r}")
             return
 
-        def segment(index: int) -> tuple[str, ...]:
-            raw = table.get(segment_key(key, index))
-            return () if raw is None else tuple(json.loads(raw))
+        def segment(index: int) -> tuple[Claim, ...]:
+            return decode_segment(table.get(segment_key(key, index)))
 
         result = admit(
             decode_row(table.get(key)),
@@ -120,12 +141,10 @@ class Admissions:
             return
         now = self._clock()
         # Admissions first, acknowledged, then the rows (see the module's docstring).
-        for execution_id in result.admitted:
-            await self._send_transition(
-                AdmitExecution(ids.admit_id(execution_id), execution_id, now)
-            )
-        for index, members in result.writes.items():
-            table[segment_key(key, index)] = json.dumps(members, separators=(",", ":")).encode()
+        for claim in result.admitted:
+            await self._send_transition(_admission(claim, now), claim.traceparent)
+        for index, claims in result.writes.items():
+            table[segment_key(key, index)] = encode_segment(claims)
         table[key] = encode_row(result.row)
         for index in result.drops:
             table.pop(segment_key(key, index), None)
@@ -141,18 +160,22 @@ class Admissions:
         again = holders(heads)
         if again:
             log.info("admitting again the %d executions holding a department's slot", len(again))
-        for execution_id in again:
-            admission = AdmitExecution(ids.admit_id(execution_id), execution_id, now)
+        for claim in again:
+            admission = _admission(claim, now)
             delay = _RETRY_FIRST_S
             while True:
                 try:
-                    await self._send_transition(admission)
+                    await self._send_transition(admission, claim.traceparent)
                     break
                 except Exception as exc:
-                    log.warning("admitting %s again failed, retrying: %r", execution_id, exc)
+                    log.warning("admitting %s again failed, retrying: %r", claim.execution_id, exc)
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, _RETRY_MAX_S)
         return len(again)
 
     async def _reject(self, record: Record, reason: str) -> None:
         await self._dead_letter(dead_letter_of(record, reason, self._clock()))
+
+
+def _admission(claim: Claim, at: int) -> AdmitExecution:
+    return AdmitExecution(ids.admit_id(claim.execution_id), claim.execution_id, at)

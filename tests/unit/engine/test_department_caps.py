@@ -19,8 +19,10 @@ from braidflow.engine import (
 )
 from braidflow.engine.ids import EXECUTION_TIMER
 from braidflow.engine.state import ExecutionStatus
+from braidflow.engine.trace_context import ExecutionTrace
 
 T0 = 1_795_000_000_000
+GIVEN = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 KEY = "default/support"
 
 CALL = workflow(
@@ -48,7 +50,7 @@ def test_a_start_of_a_capped_department_waits_queued_and_asks_for_a_slot() -> No
     assert result.state.status == ExecutionStatus.QUEUED and result.state.admission == KEY
     assert events(result.outgoing) == ["workflow.queued"]
     assert of_type(result.outgoing, AdmissionRequested) == [
-        AdmissionRequested("ex/queued", "ex", T0, KEY)
+        AdmissionRequested("ex/queued", "ex", T0, KEY, ExecutionTrace.of("ex", None).header)
     ]
     assert of_type(result.outgoing, TaskRequest) == [] and result.state.timers == {}
 
@@ -61,6 +63,14 @@ def test_its_admission_starts_it_and_its_time_limit_counts_from_then() -> None:
     assert admitted.state.timers[EXECUTION_TIMER] == T0 + 5_000 + 60_000
     again = step(CALL, admitted.state, AdmitExecution("ex/admit", "ex", T0 + 6_000))
     assert again.ignored is not None and again.outgoing == ()
+
+
+def test_a_queued_start_asks_for_its_slot_naming_its_span_in_the_trace_it_arrived_with() -> None:
+    start = StartExecution("s", "ex", T0, "call", 1, {}, admission=KEY, traceparent=GIVEN)
+    (request,) = of_type(step(CALL, None, start).outgoing, AdmissionRequested)
+    # The execution's span: the AdmitExecution that starts it carries this header.
+    assert request.traceparent == ExecutionTrace.of("ex", GIVEN).header
+    assert request.traceparent[3:35] == GIVEN[3:35]
 
 
 def test_a_start_without_an_admission_key_runs_at_once_and_releases_nothing() -> None:

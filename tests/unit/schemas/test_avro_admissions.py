@@ -1,8 +1,11 @@
 """Avro records of department caps: the admissions topic's requests and releases, the
 AdmitExecution transition, and states written before the admission key existed
-(Transition v6, ExecutionState and StoredExecution v7) read with none."""
+(Transition v6, ExecutionState and StoredExecution v7) read with none; requests written
+before traces reached admissions (Admission v1) read with no traceparent."""
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import pytest
 from avro_history import history_schema, written_with
@@ -18,16 +21,18 @@ from braidflow.schemas import (
     encode_transition,
 )
 from braidflow.schemas.codec import STORE, decode_admission, encode_admission
-from braidflow.schemas.records import EXECUTION_STATE
+from braidflow.schemas.records import ADMISSION, EXECUTION_STATE
 from braidflow.schemas.store import current_schema, fingerprint
 
 T0 = 1_795_000_000_000
+GIVEN = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 
 
 @pytest.mark.parametrize(
-    ("name", "version"), [("Transition", 6), ("ExecutionState", 7), ("StoredExecution", 7)]
+    ("name", "version"),
+    [("Transition", 6), ("ExecutionState", 7), ("StoredExecution", 7), ("Admission", 1)],
 )
-def test_each_schema_before_the_admission_key_is_one_the_shipped_store_knows(
+def test_each_schema_before_the_admission_key_or_its_trace_is_one_the_shipped_store_knows(
     name: str, version: int
 ) -> None:
     old = history_schema(name, version)
@@ -56,3 +61,12 @@ def test_a_queued_state_and_an_admit_round_trip() -> None:
 def test_requests_and_releases_round_trip(kind: type) -> None:
     record = kind("ex/queued", "ex", T0, "default/support")
     assert decode_admission(encode_admission(record)) == record
+
+
+def test_a_request_keeps_its_traceparent_and_one_written_before_reads_none() -> None:
+    request = AdmissionRequested("ex/queued", "ex", T0, "default/support", GIVEN)
+    assert decode_admission(encode_admission(request)) == request
+    before = ADMISSION.to_avro(replace(request, traceparent=None))
+    del before["body"][1]["traceparent"]
+    old = written_with("Admission", 1, before)
+    assert decode_admission(old) == replace(request, traceparent=None)
