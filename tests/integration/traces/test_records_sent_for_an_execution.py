@@ -1,8 +1,9 @@
 """Records the runtime sends on an execution's behalf from outside its steps carry its trace:
 a timer firing, a domain event resuming a waiting node, the API's control actions (pause,
-resume, cancel, an approval's decision, a redrive) and the start of an execution an event
-starts. Each is read back off the transitions topic and its `traceparent` header checked;
-the execution view shows the trace id."""
+resume, cancel, an approval's decision, a redrive), the start of an execution an event
+starts and the admission of an execution its department's cap queued. Each is read back off
+the transitions topic and its `traceparent` header checked; the execution view shows the
+trace id."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from domain_events import executions_of, send, unique
+from in_flight_server import capped
 from otlp_receiver import Collector
 from suite_broker import SuiteBroker
 from topic_records import TopicReader, TopicRecord
@@ -244,6 +246,37 @@ def test_the_start_of_an_execution_an_event_starts_carries_its_trace(
     execution_id = summary["execution_id"]
     headers = headers_of(shared_worker, execution_id, {"StartExecution"})
     assert headers == {"StartExecution": ExecutionTrace.of(execution_id, given).header}
+
+
+def test_a_queued_execution_is_admitted_under_its_departments_cap_in_its_own_trace(
+    shared_worker: WorkerProcess,
+) -> None:
+    department, workflow = unique(), f"{unique()}-capped"
+    reply = shared_worker.api.deploy(capped(department, 1))
+    assert reply.status == 201, reply
+    nap = {"id": "nap", "type": "delay", "params": {"for": "500ms"}}
+    end = {"id": "done", "type": "end"}
+    deploy(
+        shared_worker,
+        {
+            "id": workflow,
+            "department": department,
+            "nodes": [nap, end],
+            "edges": [{"from": "nap", "to": "done"}],
+        },
+    )
+    given = {
+        start(shared_worker, workflow, tp): tp for tp in (new_traceparent(), new_traceparent())
+    }
+    first, second = given
+    # The second waits for the first's slot: admitted by the agent, once the first has ended.
+    until(partial(status_is, shared_worker, second, "queued"), "the second start queued")
+    ended = shared_worker.wait_until_finished([first, second])
+    assert {e: v["status"] for e, v in ended.items()} == dict.fromkeys(given, "completed")
+    for execution_id, traceparent in given.items():
+        assert headers_of(shared_worker, execution_id, {"AdmitExecution"}) == {
+            "AdmitExecution": ExecutionTrace.of(execution_id, traceparent).header
+        }
 
 
 def test_a_redrive_carries_the_executions_trace_and_its_new_attempt_runs_in_it(
