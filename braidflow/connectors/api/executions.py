@@ -304,49 +304,37 @@ async def _control(request: web.Request, action: str) -> web.Response:
     return web.json_response({"execution_id": execution_id, "action": action}, status=202)
 
 
-@executions.operation(
-    "POST",
-    "/executions/{id}/cancel",
-    summary="Cancel an execution",
-    parameters=[EXECUTION_ID],
-    body=CONTROL_BODY,
-    responses=_controlled("cancel"),
-    refusals=[404, 409, 503],
-    audit=CONTROL_AUDIT,
-    role=Role.OPERATOR,
+def _declare_control(action: str, summary: str, refused_when: str) -> None:
+    """POST /executions/{id}/<action>: the controls differ only in what they ask for, their
+    summary and when they are refused with 409 (`refused_when`, the operation's description)."""
+
+    async def handler(request: web.Request) -> web.Response:
+        return await _control(request, action)
+
+    # The handler's name is the operationId, its docstring the operation's description.
+    handler.__name__ = handler.__qualname__ = action
+    handler.__doc__ = refused_when
+    executions.operation(
+        "POST",
+        f"/executions/{{id}}/{action}",
+        summary=summary,
+        parameters=[EXECUTION_ID],
+        body=CONTROL_BODY,
+        responses=_controlled(action),
+        refusals=[404, 409, 503],
+        audit=CONTROL_AUDIT,
+        role=Role.OPERATOR,
+    )(handler)
+
+
+_declare_control("cancel", "Cancel an execution", "409 when it has finished.")
+_declare_control(
+    "pause",
+    "Pause an execution: what arrives for it is held until it is resumed",
+    "409 when it has finished or is paused already.",
 )
-async def cancel(request: web.Request) -> web.Response:
-    """409 when it has finished."""
-    return await _control(request, "cancel")
-
-
-@executions.operation(
-    "POST",
-    "/executions/{id}/pause",
-    summary="Pause an execution: what arrives for it is held until it is resumed",
-    parameters=[EXECUTION_ID],
-    body=CONTROL_BODY,
-    responses=_controlled("pause"),
-    refusals=[404, 409, 503],
-    audit=CONTROL_AUDIT,
-    role=Role.OPERATOR,
+_declare_control(
+    "resume",
+    "Resume a paused execution: what was held applies in order",
+    "409 when it has finished or is not paused.",
 )
-async def pause(request: web.Request) -> web.Response:
-    """409 when it has finished or is paused already."""
-    return await _control(request, "pause")
-
-
-@executions.operation(
-    "POST",
-    "/executions/{id}/resume",
-    summary="Resume a paused execution: what was held applies in order",
-    parameters=[EXECUTION_ID],
-    body=CONTROL_BODY,
-    responses=_controlled("resume"),
-    refusals=[404, 409, 503],
-    audit=CONTROL_AUDIT,
-    role=Role.OPERATOR,
-)
-async def resume(request: web.Request) -> web.Response:
-    """409 when it has finished or is not paused."""
-    return await _control(request, "resume")
