@@ -520,41 +520,39 @@ def approvals(workflow: str | None, department: str | None, api: str) -> None:
         click.echo(approval_line(approval))
 
 
-def _control(action: str, execution_id: str, payload: Mapping[str, Any], api: str) -> None:
-    body = ask(api, "POST", f"/executions/{quote_id(execution_id)}/{action}", payload)
-    click.echo(
-        f"{body.get('action', action)} requested for {body.get('execution_id', execution_id)}"
-    )
+def _control_command(action: str, reason_help: str, description: str) -> click.Command:
+    """`braidflow <action> EXECUTION_ID [--reason]`: the controls differ only in what they ask
+    for and their help; each prints `<action> requested for ID`."""
+
+    @click.command(action, help=description)
+    @click.argument("execution_id")
+    @click.option("--reason", help=reason_help)
+    @api_option
+    def control(execution_id: str, reason: str | None, api: str) -> None:
+        payload = {} if reason is None else {"reason": reason}
+        body = ask(api, "POST", f"/executions/{quote_id(execution_id)}/{action}", payload)
+        click.echo(
+            f"{body.get('action', action)} requested for {body.get('execution_id', execution_id)}"
+        )
+
+    return control
 
 
-@click.command("cancel")
-@click.argument("execution_id")
-@click.option("--reason", help="Why, kept with the cancellation.")
-@api_option
-def cancel(execution_id: str, reason: str | None, api: str) -> None:
-    """Ask to cancel execution EXECUTION_ID; prints `cancel requested for ID`."""
-    payload = {} if reason is None else {"reason": reason}
-    _control("cancel", execution_id, payload, api)
-
-
-@click.command("pause")
-@click.argument("execution_id")
-@click.option("--reason", help="Why, kept with the pause in the execution's control record.")
-@api_option
-def pause(execution_id: str, reason: str | None, api: str) -> None:
-    """Ask to pause execution EXECUTION_ID; prints `pause requested for ID`."""
-    payload = {} if reason is None else {"reason": reason}
-    _control("pause", execution_id, payload, api)
-
-
-@click.command("resume")
-@click.argument("execution_id")
-@click.option("--reason", help="Why, kept with the resume in the execution's control record.")
-@api_option
-def resume(execution_id: str, reason: str | None, api: str) -> None:
-    """Ask to resume paused execution EXECUTION_ID; prints `resume requested for ID`."""
-    payload = {} if reason is None else {"reason": reason}
-    _control("resume", execution_id, payload, api)
+cancel = _control_command(
+    "cancel",
+    "Why, kept with the cancellation.",
+    "Ask to cancel execution EXECUTION_ID; prints `cancel requested for ID`.",
+)
+pause = _control_command(
+    "pause",
+    "Why, kept with the pause in the execution's control record.",
+    "Ask to pause execution EXECUTION_ID; prints `pause requested for ID`.",
+)
+resume = _control_command(
+    "resume",
+    "Why, kept with the resume in the execution's control record.",
+    "Ask to resume paused execution EXECUTION_ID; prints `resume requested for ID`.",
+)
 
 
 @click.command("dead-letters")
