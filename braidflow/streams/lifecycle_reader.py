@@ -29,6 +29,7 @@ from typing import Any
 import confluent_kafka
 
 from braidflow.config import Settings
+from braidflow.streams.batch_take import BatchTake
 from braidflow.streams.fetch_stall import StallWatch, longer_wait, stalled
 from braidflow.streams.group_errors import FATAL_GROUP_ERRORS
 
@@ -49,12 +50,6 @@ _KEEPALIVE_S = 2.0
 _INVALID = confluent_kafka.OFFSET_INVALID
 
 
-def _take(consumer: confluent_kafka.Consumer, wait_s: float) -> list[Any]:
-    """Wait up to `wait_s` for one record, then take what else is ready."""
-    first = consumer.consume(1, wait_s)
-    return first + consumer.consume(_BATCH_MAX - 1, 0) if first else first
-
-
 class LifecycleReader:
     """Follows the lifecycle topic in the group `<prefix>-stats`, through `observe`."""
 
@@ -67,7 +62,7 @@ class LifecycleReader:
         self._done: dict[int, int] = {}
         self._consumer: confluent_kafka.Consumer | None = None
         self._task: asyncio.Task[None] | None = None
-        self._taking: asyncio.Future[list[Any]] | None = None
+        self._takes = BatchTake(_BATCH_MAX)
         # Told when the broker refuses the group for good (group id, error code).
         self.on_refusal: Callable[[str, int], None] = lambda group, code: None
         # Longer after a stall on the embedded broker (`fetch_stall`).
@@ -89,14 +84,7 @@ class LifecycleReader:
         self._task = asyncio.create_task(self._run(self._subscribed()))
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        if self._taking is not None:
-            with contextlib.suppress(Exception):
-                await self._taking
-            self._taking = None
+        await self._takes.stop(self._task)
         consumer, self._consumer = self._consumer, None
         if consumer is not None:
             await asyncio.to_thread(self._commit, consumer, None)
@@ -107,7 +95,11 @@ class LifecycleReader:
         carried: list[Any] = []
         while True:
             try:
-                messages = carried or consumer.consume(_BATCH_MAX, 0) or await self._wait(consumer)
+                messages = (
+                    carried
+                    or consumer.consume(_BATCH_MAX, 0)
+                    or await self._takes.wait(consumer, _IDLE_WAIT_S)
+                )
                 carried = []
                 if stalled(self._stall, consumer, time.monotonic(), bool(messages)):
                     consumer = await self._with_longer_wait(consumer)
@@ -183,11 +175,6 @@ class LifecycleReader:
             self.on_refusal(self._group, code)
         elif code != confluent_kafka.KafkaError._PARTITION_EOF:
             log.warning("stats: reading the lifecycle topic: %s", error)
-
-    async def _wait(self, consumer: confluent_kafka.Consumer) -> list[Any]:
-        """`_take` in a thread; shielded, so that `stop` can wait for it before closing."""
-        self._taking = asyncio.ensure_future(asyncio.to_thread(_take, consumer, _IDLE_WAIT_S))
-        return await asyncio.shield(self._taking)
 
     def _rewind(self, consumer: confluent_kafka.Consumer) -> None:
         """Back to the last committed offsets: what a failed batch read is read again."""

@@ -50,6 +50,7 @@ from braidflow.schemas.dead_letters import DeadLetter
 from braidflow.schemas.department_alerts import BUS_TYPES
 from braidflow.schemas.lifecycle_events import LIFECYCLE_SEGMENT, lifecycle_scope
 from braidflow.schemas.record_limits import RecordTooLarge
+from braidflow.streams.batch_take import BatchTake
 from braidflow.streams.bulk_producer import DeliveryError
 from braidflow.streams.catalog import Catalog
 from braidflow.streams.fetch_stall import StallWatch, longer_wait, stalled
@@ -97,19 +98,6 @@ def record_time(message: Any) -> int | None:
     return None if kind == confluent_kafka.TIMESTAMP_NOT_AVAILABLE or at < 0 else int(at)
 
 
-def _take(consumer: confluent_kafka.Consumer, wait_s: float) -> list[Any]:
-    """What is there to route: wait up to `wait_s` for one record, then take what else is
-    ready.
-
-    `consume(n, timeout)` waits the whole timeout for n records, which put 100 ms on
-    every event at low load; this waits only while there is nothing at all.
-    """
-    first = consumer.consume(1, wait_s)
-    if not first:
-        return first
-    return first + consumer.consume(_BATCH - 1, 0)
-
-
 def _commit(consumer: confluent_kafka.Consumer) -> None:
     """Commit what was read; nothing to commit (a rebalance took the partitions) is no error."""
     try:
@@ -153,8 +141,7 @@ class EventRouter:
         self._fetch_wait_ms = settings.fetch_max_wait_ms
         self._stall = StallWatch()
         self._task: asyncio.Task[None] | None = None
-        # The take waiting in a thread: the consumer is closed only after it returns.
-        self._taking: asyncio.Future[list[Any]] | None = None
+        self._takes = BatchTake(_BATCH)
         # Takes that waited in a thread; while no event flows, about one a second.
         self.waits = 0
 
@@ -184,14 +171,7 @@ class EventRouter:
         self._task = asyncio.create_task(self._run(self.join()))
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        if self._taking is not None:
-            with contextlib.suppress(Exception):
-                await self._taking
-            self._taking = None
+        await self._takes.stop(self._task)
         if self._consumer is not None:
             await asyncio.to_thread(self._consumer.close)
             self._consumer = None
@@ -321,10 +301,9 @@ class EventRouter:
     async def _wait_for_records(
         self, consumer: confluent_kafka.Consumer, wait_s: float
     ) -> list[Any]:
-        """`_take` in a thread; shielded, so that `stop` can wait for it before closing."""
+        """A take that waits in a thread (`batch_take`), counted."""
         self.waits += 1
-        self._taking = asyncio.ensure_future(asyncio.to_thread(_take, consumer, wait_s))
-        return await asyncio.shield(self._taking)
+        return await self._takes.wait(consumer, wait_s)
 
     async def _handle(self, message: Any) -> list[Awaitable[Any]]:
         if message.error() is not None:
