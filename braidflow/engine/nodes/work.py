@@ -26,6 +26,14 @@ _NODE_COMPLETED = NodeStatus.COMPLETED
 _NODE_RUNNING = NodeStatus.RUNNING
 
 
+def _attempt_running(draft: Draft, t: NodeCompleted | NodeFailed) -> NodeRun | None:
+    """The node's run when `t` is the result of its attempt running now (not an item's)."""
+    run = draft.nodes.get(t.node_id)
+    if t.item is not None or run is None or run.status != _NODE_RUNNING or run.attempt != t.attempt:
+        return None
+    return run
+
+
 class WorkKind(NodeKind):
     attempts = True
     patchable = True
@@ -96,13 +104,8 @@ class WorkKind(NodeKind):
         draft.outgoing.append(self.task_request(draft, node, attempt, key, given))
 
     def completed(self, draft: Draft, node: CompiledNode, t: NodeCompleted) -> str | None:
-        run = draft.nodes.get(t.node_id)
-        if (
-            t.item is not None
-            or run is None
-            or run.status != _NODE_RUNNING
-            or run.attempt != t.attempt
-        ):
+        run = _attempt_running(draft, t)
+        if run is None:
             return not_owned(t)
         if draft.timers:
             draft.timers.pop(timeout_timer(t.node_id, t.attempt), None)
@@ -128,13 +131,8 @@ class WorkKind(NodeKind):
         return None
 
     def failed(self, draft: Draft, node: CompiledNode, t: NodeFailed) -> str | None:
-        run = draft.nodes.get(t.node_id)
-        if (
-            t.item is not None
-            or run is None
-            or run.status != _NODE_RUNNING
-            or run.attempt != t.attempt
-        ):
+        run = _attempt_running(draft, t)
+        if run is None:
             return not_owned(t)
         draft.attempt_failed(node, run, replace(t.error, node_id=t.node_id))
         return None
