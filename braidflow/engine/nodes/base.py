@@ -186,6 +186,19 @@ def holds(edge: CompiledEdge, scope: Mapping[str, Any]) -> bool:
     return value
 
 
+def timeout_reason(draft: Draft, node: CompiledNode) -> str:
+    """Why what a timed-out node started (a child execution, items) is stopped."""
+    return f"node {node.id!r} of {draft.state.execution_id} timed out"
+
+
+def cancel_child_on_timeout(draft: Draft, node: CompiledNode) -> str | None:
+    """Cancel the child execution a timed-out node waits for, if any; the child's id."""
+    child = draft.children.pop(node.id, None)
+    if child is not None:
+        draft.cancel_child(child, timeout_reason(draft, node))
+    return child
+
+
 def waited_too_long(draft: Draft, node: CompiledNode, run: NodeRun, message: str) -> None:
     """A wait's timeout: along its timeout edge if it has one, else it fails with `message`."""
     timeout_edges = {e.index for e in node.outgoing if e.timeout}

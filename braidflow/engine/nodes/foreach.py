@@ -40,6 +40,7 @@ from braidflow.engine.nodes.base import (
     json_kind,
     normal_edges,
     not_owned,
+    timeout_reason,
     timeout_timer,
 )
 from braidflow.engine.nodes.work import WorkKind
@@ -228,7 +229,7 @@ class Foreach(NodeKind):
 
     def timed_out(self, draft: Draft, node: CompiledNode, run: NodeRun) -> None:
         if run.status == NodeStatus.RUNNING:
-            _stop_items(draft, node.id, f"node {node.id!r} of {draft.state.execution_id} timed out")
+            _stop_items(draft, node.id, timeout_reason(draft, node))
         super().timed_out(draft, node, run)
 
     def execution_finishing(self, draft: Draft) -> None:

@@ -34,6 +34,7 @@ from braidflow.engine.messages import (
 from braidflow.engine.nodes.base import (
     Handler,
     NodeKind,
+    cancel_child_on_timeout,
     child_error,
     json_kind,
     normal_edges,
@@ -208,9 +209,7 @@ class Loop(NodeKind):
     def timed_out(self, draft: Draft, node: CompiledNode, run: NodeRun) -> None:
         if run.status != NodeStatus.WAITING:
             return
-        child = draft.children.pop(node.id, None)
-        if child is not None:
-            draft.cancel_child(child, f"node {node.id!r} of {draft.state.execution_id} timed out")
+        cancel_child_on_timeout(draft, node)
         progress = draft.loops.get(node.id)
         passes = progress.passes if progress is not None else 0
         message = (

@@ -10,6 +10,7 @@ from braidflow.engine.messages import ChildFinished, StartExecution
 from braidflow.engine.nodes.base import (
     Handler,
     NodeKind,
+    cancel_child_on_timeout,
     child_error,
     normal_edges,
     not_owned,
@@ -112,8 +113,6 @@ class Subworkflow(NodeKind):
     def timed_out(self, draft: Draft, node: CompiledNode, run: NodeRun) -> None:
         if run.status != NodeStatus.WAITING:
             return
-        child = draft.children.pop(node.id, None)
-        if child is not None:
-            draft.cancel_child(child, f"node {node.id!r} of {draft.state.execution_id} timed out")
+        child = cancel_child_on_timeout(draft, node)
         message = f"child execution {child} did not finish within {node.node.timeout_ms} ms"
         waited_too_long(draft, node, run, message)
