@@ -16,7 +16,7 @@ from typing import Any
 from aiokafka import ConsumerRecord, TopicPartition
 
 from braidflow.connectors.projection import TopicProjection
-from braidflow.connectors.read_model_db import ReadModel, ReadModelLocation
+from braidflow.connectors.read_model_db import ReadModel, ReadModelLocation, given_conditions
 from braidflow.kafka_connection import KafkaConnection
 from braidflow.schemas.audit import AuditRecord, decode_audit
 
@@ -91,24 +91,16 @@ class AuditIndex(ReadModel):
         if limit < 1:
             raise ValueError(f"limit must be at least 1, not {limit}")
         query = "SELECT id, at, action, principal, tenant, target, detail, source FROM audit"
-        query += " WHERE true"
-        params: list[Any] = []
-        if tenant is not None:
-            query += " AND tenant = ?"
-            params.append(tenant)
-        if principal is not None:
-            query += " AND principal = ?"
-            params.append(principal)
-        if target is not None:
-            query += " AND id IN (SELECT id FROM audit_targets WHERE value = ?)"
-            params.append(target)
-        if from_ms is not None:
-            query += " AND at >= ?"
-            params.append(from_ms)
-        if to_ms is not None:
-            query += " AND at <= ?"
-            params.append(to_ms)
-        query += " ORDER BY at DESC, position DESC LIMIT ?"
+        filters, params = given_conditions(
+            (
+                ("tenant = ?", tenant),
+                ("principal = ?", principal),
+                ("id IN (SELECT id FROM audit_targets WHERE value = ?)", target),
+                ("at >= ?", from_ms),
+                ("at <= ?", to_ms),
+            )
+        )
+        query += f" WHERE true{filters} ORDER BY at DESC, position DESC LIMIT ?"
         rows = self.db.execute(query, (*params, limit))
         return [_record(*row).view() for row in rows]
 

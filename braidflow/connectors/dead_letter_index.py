@@ -29,6 +29,7 @@ from braidflow.connectors.read_model_db import (
     ReadModel,
     ReadModelLocation,
     add_missing_columns,
+    given_conditions,
 )
 from braidflow.engine import DeadLetterNode, ids
 from braidflow.engine.state import iso_time
@@ -134,16 +135,9 @@ class DeadLetterIndex(ReadModel):
             raise ValueError(f"limit must be at least 1, not {limit}")
         if kind is not None and kind not in KINDS:
             raise ValueError(f"kind must be one of {', '.join(KINDS)}, not {kind!r}")
-        query = f"{_SELECT} WHERE tenant = ?"
-        params: tuple[Any, ...] = (tenant,)
-        if kind is not None:
-            query += " AND kind = ?"
-            params += (kind,)
-        if workflow_id is not None:
-            query += " AND workflow_id = ?"
-            params += (workflow_id,)
-        query += " ORDER BY at DESC, id DESC LIMIT ?"
-        return [_summary(*row) for row in self.db.execute(query, (*params, limit))]
+        filters, params = given_conditions((("kind = ?", kind), ("workflow_id = ?", workflow_id)))
+        query = f"{_SELECT} WHERE tenant = ?{filters} ORDER BY at DESC, id DESC LIMIT ?"
+        return [_summary(*row) for row in self.db.execute(query, (tenant, *params, limit))]
 
     def get(self, id: str, tenant: str = DEFAULT_TENANT) -> dict[str, Any] | None:
         """The dead letter `id`, as `list` shows it; None if `tenant` has none by that id."""

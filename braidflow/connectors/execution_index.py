@@ -29,6 +29,7 @@ from braidflow.connectors.read_model_db import (
     ReadModel,
     ReadModelLocation,
     add_missing_columns,
+    given_conditions,
     json_text,
 )
 from braidflow.connectors.read_model_facts import SCHEMA_VERSION, fact, store_fact
@@ -466,15 +467,11 @@ class ExecutionIndex(ReadModel):
             "SELECT execution_id, node_id, workflow_id, workflow_version, message, choices,"
             " department, timeout_at, requested_at FROM approvals WHERE tenant = ?"
         )
-        params: tuple[Any, ...] = (tenant,)
-        if workflow_id is not None:
-            query += " AND workflow_id = ?"
-            params += (workflow_id,)
-        if department is not None:
-            query += " AND department = ?"
-            params += (department,)
-        query += " ORDER BY requested_at, execution_id, node_id LIMIT ?"
-        rows = self.db.execute(query, (*params, limit))
+        filters, params = given_conditions(
+            (("workflow_id = ?", workflow_id), ("department = ?", department))
+        )
+        query += f"{filters} ORDER BY requested_at, execution_id, node_id LIMIT ?"
+        rows = self.db.execute(query, (tenant, *params, limit))
         return [_approval(*row) for row in rows]
 
     def recent_events(

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from braidflow.connectors.read_model_db import Dialect, json_text
+from braidflow.connectors.read_model_db import Dialect, given_conditions, json_text
 
 
 @dataclass(frozen=True)
@@ -37,17 +37,13 @@ class ExecutionSearch:
 def condition(search: ExecutionSearch, dialect: Dialect) -> tuple[str, list[Any]]:
     """` AND ...` conditions on the `executions` table for `search` (SQLite parameter style,
     see `Dialect.statement`), and their parameters in order; empty when it asks nothing."""
-    text = ""
-    params: list[Any] = []
-    if search.status is not None:
-        text += " AND status = ?"
-        params.append(search.status)
-    if search.from_ms is not None:
-        text += " AND started_at >= ?"
-        params.append(search.from_ms)
-    if search.to_ms is not None:
-        text += " AND started_at <= ?"
-        params.append(search.to_ms)
+    text, params = given_conditions(
+        (
+            ("status = ?", search.status),
+            ("started_at >= ?", search.from_ms),
+            ("started_at <= ?", search.to_ms),
+        )
+    )
     for match in search.inputs:
         contains = dialect.json_contains("input")
         if contains is not None:
@@ -57,13 +53,10 @@ def condition(search: ExecutionSearch, dialect: Dialect) -> tuple[str, list[Any]
             params.append(json_text(_nested(match)))
         text += f" AND {dialect.json_field('input')} = ?"
         params += [dialect.json_path(match.path), json_text(match.value)]
-    if search.event_type is not None:
-        text += " AND event_type = ?"
-        params.append(search.event_type)
-    if search.event_id is not None:
-        text += " AND event_id = ?"
-        params.append(search.event_id)
-    return text, params
+    events, event_params = given_conditions(
+        (("event_type = ?", search.event_type), ("event_id = ?", search.event_id))
+    )
+    return text + events, params + event_params
 
 
 def _nested(match: InputMatch) -> Any:

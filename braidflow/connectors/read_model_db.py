@@ -136,6 +136,18 @@ def json_text(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
+def given_conditions(conditions: Iterable[tuple[str, Any]]) -> tuple[str, list[Any]]:
+    """A query's optional filters: ` AND <condition>` for each (condition, value) whose value
+    is given (not None), and those values, its parameters, in order."""
+    text = ""
+    params: list[Any] = []
+    for condition, value in conditions:
+        if value is not None:
+            text += f" AND {condition}"
+            params.append(value)
+    return text, params
+
+
 POSITIONS_SCHEMA = """
 CREATE TABLE IF NOT EXISTS positions (
     topic TEXT NOT NULL,
