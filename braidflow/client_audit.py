@@ -12,7 +12,14 @@ from typing import Any
 
 import click
 
-from braidflow.client_cli import api_option, ask, backfill_time, mappings_of, query_string
+from braidflow.client_cli import (
+    api_option,
+    ask,
+    backfill_time,
+    mappings_of,
+    newest_first_limit,
+    query_string,
+)
 
 TIME_HELP = "ISO 8601 with an offset or Z, or a time ago: -30m, -2h, -7d."
 
@@ -31,13 +38,7 @@ def _moment(text: str | None, option: str) -> str | None:
 @click.option("--target", help="Only what was done to this id: a workflow, an execution...")
 @click.option("--from", "from_", help=f"Only at this time or later: {TIME_HELP}")
 @click.option("--to", help=f"Only at this time or earlier: {TIME_HELP}")
-@click.option(
-    "--limit",
-    type=click.IntRange(1, 1000),
-    default=50,
-    show_default=True,
-    help="At most this many, newest first.",
-)
+@newest_first_limit
 @api_option
 def audit(
     principal: str | None,

@@ -226,6 +226,17 @@ def api_option(command: Any) -> Any:
     )(command)
 
 
+def newest_first_limit(command: Any) -> Any:
+    """`--limit` of a listing shown newest first: 1 to 1000 (the API's bound), 50 by default."""
+    return click.option(
+        "--limit",
+        type=click.IntRange(1, 1000),
+        default=50,
+        show_default=True,
+        help="At most this many, newest first.",
+    )(command)
+
+
 # --- commands --------------------------------------------------------------------
 
 

@@ -12,7 +12,14 @@ from typing import Any
 
 import click
 
-from braidflow.client_cli import api_option, ask, mappings_of, query_string, quote_id
+from braidflow.client_cli import (
+    api_option,
+    ask,
+    mappings_of,
+    newest_first_limit,
+    query_string,
+    quote_id,
+)
 
 
 @click.command("workflows")
@@ -29,13 +36,7 @@ def workflows(api: str) -> None:
 @click.command("executions")
 @click.argument("workflow")
 @click.option("--status", help="Only those with this status, e.g. running or failed.")
-@click.option(
-    "--limit",
-    type=click.IntRange(1, 1000),
-    default=50,
-    show_default=True,
-    help="At most this many, newest first.",
-)
+@newest_first_limit
 @click.option("--from", "from_", help="Only those started at this time or later (ISO 8601).")
 @click.option("--to", help="Only those started at this time or earlier (ISO 8601).")
 @click.option("--event-type", help="Only those an event of this type started.")
