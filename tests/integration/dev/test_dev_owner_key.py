@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from dev_commands import BRAIDFLOW, EXAMPLES, READY, Command
 from suite_broker import SuiteBroker
+from workers import DEV_SPEED
 
 from braidflow.api_keys import parse_key
 from braidflow.config import Settings
@@ -116,6 +117,9 @@ def test_two_dev_sessions_on_a_kept_broker_show_the_same_owner_key(
             ],
             # One home, so one config home, across both sessions.
             tmp_path,
+            # The test workers' group settings: Tansu answers a join after half the group's
+            # session, 5 s at the 10 s dev mode keeps on a broker given by --broker.
+            DEV_SPEED,
         )
         try:
             dev.wait_for_output(READY, 120)
