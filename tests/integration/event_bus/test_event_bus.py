@@ -386,6 +386,10 @@ def test_lifecycle_records_are_cloud_events_in_binary_mode(
                 "group.id": f"analytics-{uuid.uuid4().hex[:8]}",
                 "auto.offset.reset": "earliest",
                 "fetch.wait.max.ms": 5,
+                # Tansu answers a group join after about the rebalance timeout: keep it short.
+                "max.poll.interval.ms": 3000,
+                "session.timeout.ms": 3000,
+                "heartbeat.interval.ms": 1000,
             }
         )
     )
