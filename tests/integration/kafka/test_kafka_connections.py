@@ -305,6 +305,9 @@ def test_dev_mode_with_a_kafka_config_uses_that_cluster_not_an_embedded_broker(
     env = {k: v for k, v in os.environ.items() if not k.startswith("BRAIDFLOW_")}
     # Dev mode writes its owner key under the config home: the test's, not the user's.
     env["XDG_CONFIG_HOME"] = str(tmp_path)
+    # The test workers' group settings: on a cluster it did not start, dev mode keeps
+    # production's 10 s session, and Tansu answers a group join after half of it.
+    env.update(DEV_SPEED)
     command = [
         sys.executable,
         "-m",
