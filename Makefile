@@ -30,8 +30,10 @@ lint: install
 # Two pytest runs side by side, each with its own broker: the crash-recovery and read-model
 # tests spend most of their time waiting on group joins, timeouts and kills, so the rest of the
 # suite runs beside them (one run after the other took 24 min). The second's output follows.
-# The event bus's tests joined the second run when the first took 21 min against its 7.5.
-SECOND := tests/integration/recovery tests/integration/read_models tests/integration/event_bus
+# The event bus's tests joined the second run when the first took 21 min against its 7.5;
+# dev mode's (some 2.5 min) when the first took 18 min against its 12.
+SECOND := tests/integration/recovery tests/integration/read_models tests/integration/event_bus \
+	tests/integration/dev
 test: lint chromium
 	@$(BIN)/python -m pytest -q --durations=10 $(SECOND) > .pytest-second.log 2>&1 & second=$$!; \
 	$(BIN)/python -m pytest -q --durations=10 $(addprefix --ignore=,$(SECOND)); first=$$?; \
