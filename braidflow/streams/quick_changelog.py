@@ -19,6 +19,7 @@ of the writes. On acknowledgement the store notes the row's offset, as Faust's c
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -38,6 +39,8 @@ class QuickChangelogTable(OneReadTable):
         # This table's rows in Faust's buffer, not in the producer's batch yet.
         self._rows_in_buffer = 0
         self._changelog_name: str | None = None
+        # The last offset acknowledged per partition, not noted in the store yet.
+        self._offsets_to_note: dict[Any, int] = {}
 
     async def on_start(self) -> None:
         await super().on_start()
@@ -120,4 +123,14 @@ class QuickChangelogTable(OneReadTable):
             # As Faust's `Topic._on_published` reports a changelog row it could not send.
             log.warning("changelog row of %s not sent: %r", self.name, exc)
             return
-        self._on_changelog_sent(future)
+        sent = future.result()
+        if not self._offsets_to_note:
+            # A batch's acknowledgements run in one turn of the loop; this runs after them.
+            asyncio.get_running_loop().call_soon(self._note_offsets)
+        noted = self._offsets_to_note.get(sent.topic_partition, -1)
+        self._offsets_to_note[sent.topic_partition] = max(noted, sent.offset)
+
+    def _note_offsets(self) -> None:
+        offsets, self._offsets_to_note = self._offsets_to_note, {}
+        for tp, offset in offsets.items():
+            self.data.set_persisted_offset(tp, offset)

@@ -108,5 +108,22 @@ async def test_an_acknowledged_row_s_offset_is_noted_for_recovery(table: Any) ->
     tp = TopicPartition(table.changelog_topic_name, Message.partition)
     (batch,) = producer._message_accumulator._batches[tp]
     batch.done(base_offset=40)
-    await asyncio.sleep(0)  # the futures' callbacks run on the loop's next turn
+    # The futures' callbacks run on the loop's next turn, the offset is noted on the one after.
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
     assert table.data.persisted == {tp: 41}
+
+
+async def test_rows_acknowledged_together_note_their_partition_s_offset_once(table: Any) -> None:
+    producer = know_changelog(table)
+    noted: list[tuple[TopicPartition, int]] = []
+    table.data.set_persisted_offset = lambda tp, offset: noted.append((tp, offset))
+    with acting_for(Event()):  # type: ignore[arg-type]
+        for i in range(5):
+            table[f"e{i}".encode()] = b"state"
+    tp = TopicPartition(table.changelog_topic_name, Message.partition)
+    (batch,) = producer._message_accumulator._batches[tp]
+    batch.done(base_offset=40)
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    assert noted == [(tp, 44)]
