@@ -820,15 +820,13 @@ def _outbox(entries: tuple[OutboxEntry, ...]) -> list[AvroRecord]:
     ]
 
 
-def stored_execution_but_nodes(s: StoredExecution) -> AvroRecord:
-    """The fields of a stored execution's state but `nodes`, and its `outbox`, as one flat record.
+def execution_state_but_nodes(s: ExecutionState) -> AvroRecord:
+    """The fields of an execution state but `nodes`, as one flat record.
 
-    For `stored_encoding`, which writes the node runs apart: the state's fields
-    and the outbox are written by two schemas cut from StoredExecution's.
+    For `stored_encoding`, which writes the node runs and the outbox apart: the
+    state's fields are written by two schemas cut from StoredExecution's.
     """
-    record = _execution_state_but_nodes(s.state)
-    record["outbox"] = _outbox(s.outbox)
-    return record
+    return _execution_state_but_nodes(s)
 
 
 def _unstored_execution(r: AvroRecord) -> StoredExecution:

@@ -6,9 +6,12 @@ others (the engine's state is immutable: an unchanged run is the same object).
 Avro writes a record as its fields one after another, and an array as its
 count, its items and a 0, so the bytes of a StoredExecution are: the state's
 fields before `nodes`, the nodes array, then the state's fields after it and
-the outbox. Those two stretches are written by fastavro with schemas cut from
-StoredExecution's; each node run is written alone, or its bytes are copied
-from the previous encoding when the run is the very object written there.
+the outbox. Those two stretches of the state are written by fastavro with
+schemas cut from StoredExecution's; each node run is written alone, or its
+bytes are copied from the previous encoding when the run is the very object
+written there. The outbox is written here: its entries are strings, bytes and
+optional ones, and fastavro took 10 - 20 µs an entry, a third of a parked
+execution's row (its start's two lifecycle events).
 The result is byte for byte what fastavro writes for the whole record (a
 property test holds it to that), so every reader and every schema version
 reads it as before.
@@ -24,7 +27,12 @@ from fastavro import parse_schema, schemaless_writer
 
 from braidflow.engine.state import NodeRun
 from braidflow.schemas.framing import CodecError
-from braidflow.schemas.records import NODE_RUN, StoredExecution, stored_execution_but_nodes
+from braidflow.schemas.records import (
+    NODE_RUN,
+    OutboxEntry,
+    StoredExecution,
+    execution_state_but_nodes,
+)
 from braidflow.schemas.store import Schema
 
 if TYPE_CHECKING:
@@ -59,14 +67,12 @@ class StoredWriter:
         node_run = state_fields[at]["type"]["items"]
         if isinstance(node_run, str):
             node_run = named[node_run]
-        # The flat record `stored_execution_but_nodes` builds holds both the state's fields and
-        # the outbox: a state field of that name would be written twice.
-        assert all(field["name"] != "outbox" for field in state_fields)
+        # The outbox follows the state and is written by `_outbox`, to the schema it checks.
+        assert [field["name"] for field in schema["fields"]] == ["state", "outbox"]
+        assert _outbox_fields(fields["outbox"]["type"]["items"], named) == _OUTBOX_ENTRY
         self._header = codec.header
         self._before = self._cut(f"{state['name']}Before", state_fields[:at], named)
-        self._after = self._cut(
-            f"{state['name']}After", [*state_fields[at + 1 :], fields["outbox"]], named
-        )
+        self._after = self._cut(f"{state['name']}After", state_fields[at + 1 :], named)
         self._node_run = parse_schema(node_run, dict(named))
         self._node_run_record = NODE_RUN.to_avro
 
@@ -83,7 +89,7 @@ class StoredWriter:
             raise CodecError(f"cannot encode StoredExecution: {exc}") from exc
 
     def _encode(self, stored: StoredExecution, previous: StoredEncoding | None) -> StoredEncoding:
-        record = stored_execution_but_nodes(stored)
+        record = execution_state_but_nodes(stored.state)
         buffer = BytesIO()
         buffer.write(self._header)
         schemaless_writer(buffer, self._before, record)
@@ -102,6 +108,7 @@ class StoredWriter:
             ends.append(buffer.tell())
         buffer.write(b"\x00")
         schemaless_writer(buffer, self._after, record)
+        _outbox(buffer, stored.outbox)
         return StoredEncoding(buffer.getvalue(), runs, tuple(ends))
 
 
@@ -125,3 +132,45 @@ def _long(n: int) -> bytes:
         n >>= 7
     out.append(n)
     return bytes(out)
+
+
+_OUTBOX_ENTRY = [
+    ("kind", "string"),
+    ("id", "string"),
+    ("value", "bytes"),
+    ("topic", ["null", "string"]),
+    ("key", ["null", "bytes"]),
+    ("traceparent", ["null", "string"]),
+]
+"""The fields of an outbox entry, in order, as `_outbox` writes them."""
+
+
+def _outbox_fields(entry: Any, named: dict[str, Schema]) -> list[tuple[str, Any]]:
+    if isinstance(entry, str):
+        entry = named[entry]
+    return [(field["name"], field["type"]) for field in entry["fields"]]
+
+
+def _outbox(buffer: BytesIO, entries: tuple[OutboxEntry, ...]) -> None:
+    """Avro's array of `entries` (see `_OUTBOX_ENTRY`): its count, each entry's fields one after
+    another, a 0. A string is its UTF-8 length and bytes; an optional one a 0 for null, else a
+    2 (the union's second branch) and the value."""
+    if entries:
+        buffer.write(_long(len(entries)))
+        write = buffer.write
+        for entry in entries:
+            for text in (entry.kind, entry.id):
+                _bytes(write, text.encode())
+            _bytes(write, entry.value)
+            for optional in (entry.topic, entry.key, entry.traceparent):
+                if optional is None:
+                    write(b"\x00")
+                else:
+                    write(b"\x02")
+                    _bytes(write, optional.encode() if isinstance(optional, str) else optional)
+    buffer.write(b"\x00")
+
+
+def _bytes(write: Any, data: bytes) -> None:
+    write(_long(len(data)))
+    write(data)
