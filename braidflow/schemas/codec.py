@@ -18,6 +18,7 @@ from braidflow.engine.messages import (
 from braidflow.engine.state import ExecutionState
 from braidflow.schemas.framing import CodecError, Framing, SingleObjectFraming
 from braidflow.schemas.lifecycle_reading import read_lifecycle_event
+from braidflow.schemas.lifecycle_writing import write_lifecycle_event
 from braidflow.schemas.records import (
     ADMISSION,
     AWAIT_EVENT,
@@ -146,8 +147,13 @@ def decode_task(data: bytes) -> TaskRequest:
 
 
 def encode_event(event: LifecycleEvent) -> bytes:
-    """A value for the lifecycle topic."""
-    return _lifecycle_events.encode(event)
+    """A value for the lifecycle topic; CodecError if it does not fit the schema."""
+    try:
+        return _lifecycle_events.header + write_lifecycle_event(event)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise CodecError(
+            f"cannot encode LifecycleEvent as braidflow.LifecycleEvent: {exc}"
+        ) from exc
 
 
 def decode_event(data: bytes, *, with_data: bool = True) -> LifecycleEvent:

@@ -10,35 +10,12 @@ import pytest
 from avro_history import written_with
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from lifecycle_event_values import EVENTS
 
-from braidflow.engine import LifecycleEvent, NodeError
+from braidflow.engine import LifecycleEvent
 from braidflow.schemas import CodecError, decode_event, encode_event
 from braidflow.schemas.codec import _lifecycle_events
 from braidflow.schemas.records import LIFECYCLE_EVENT
-
-INTS = st.integers(-(2**31), 2**31 - 1)
-LONGS = st.integers(-(2**63), 2**63 - 1)
-TEXT = st.text(max_size=150)
-JSON = st.recursive(
-    st.none() | st.booleans() | LONGS | st.floats(allow_nan=False, allow_infinity=False) | TEXT,
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(TEXT, inner, max_size=4),
-    max_leaves=12,
-)
-EVENTS = st.builds(
-    LifecycleEvent,
-    TEXT,
-    TEXT,
-    TEXT,
-    TEXT,
-    INTS,
-    LONGS,
-    st.none() | TEXT,
-    st.none() | INTS,
-    JSON,
-    st.none() | st.builds(NodeError, TEXT, TEXT, st.none() | TEXT),
-    TEXT,
-    st.none() | LONGS,
-)
 
 
 def fastavro_read(data: bytes) -> LifecycleEvent | CodecError:
