@@ -17,6 +17,8 @@ if TYPE_CHECKING:
 
 
 class End(ControlKind):
+    dispatched_at_once = True
+
     def decide(self, draft: Draft, node: CompiledNode) -> tuple[Any, set[int]]:
         return draft.render(node, "output", {}), set()
 
