@@ -363,7 +363,7 @@ async def measure(
         written = await records_in(kafka, transitions) - written_before
         show(
             "records sent to the transitions topic",
-            f"{written:8,}   (2 a timer: TimerFired, RunNode)",
+            f"{written:8,}   (1 a timer: TimerFired; the end runs in its step)",
         )
         handled = timers_fired(f"http://127.0.0.1:{port}")
         show(

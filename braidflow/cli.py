@@ -260,6 +260,9 @@ def _effects(result: StepResult) -> list[str]:
     following = [o.node_id for o in result.outgoing if isinstance(o, RunNode)]
     if following:
         lines.append(f"next: {', '.join(following)}")
+    # The end runs in the step that readies it: the node completed last before the
+    # execution completes is that end.
+    completed = None
     for out in result.outgoing:
         if isinstance(out, TaskRequest):
             target = out.handler or f"{out.input['method']} {out.input['url']}"
@@ -268,6 +271,10 @@ def _effects(result: StepResult) -> list[str]:
             )
         elif isinstance(out, LifecycleEvent) and out.type in ("node.skipped", "node.failed"):
             lines.append(f"{out.type} {out.node_id}")
+        elif isinstance(out, LifecycleEvent) and out.type == "node.completed":
+            completed = out.node_id
+        elif isinstance(out, LifecycleEvent) and out.type == "workflow.completed":
+            lines.append(f"{out.type} (end {completed})")
         elif isinstance(out, LifecycleEvent) and out.type.startswith("workflow."):
             lines.append(out.type)
     return lines

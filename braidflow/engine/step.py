@@ -202,6 +202,7 @@ def _apply(workflow: Workflow, state: ExecutionState, t: Transition, at: int) ->
     reason = apply(draft, t)
     if reason is not None:
         return StepResult(state, ignored=reason)
+    draft.run_readied()
     result = StepResult(draft.build(), tuple(draft.outgoing))
     if isinstance(t, ResumeExecution):
         return _release(workflow, result, state.held, at)
@@ -301,6 +302,7 @@ def _start(workflow: Workflow, t: StartExecution) -> StepResult:
         )
     else:
         draft.begin()
+        draft.run_readied()
     return StepResult(draft.build(), tuple(draft.outgoing))
 
 
@@ -425,6 +427,8 @@ class Draft:
         self.foreach: dict[str, ForeachProgress] = dict(state.foreach)
         self.loops: dict[str, LoopProgress] = dict(state.loops)
         self.outgoing: list[Outgoing] = []
+        # The nodes that run once the rest of the step is done (`NodeKind.runs_last`).
+        self.readied: list[CompiledNode] = []
         # Set when the execution is refused at its start, before it ran (`began_at`).
         self.refused = False
 
@@ -509,18 +513,33 @@ class Draft:
         self.start_node(self.workflow.nodes[self.workflow.root])
 
     def start_node(self, node: CompiledNode) -> None:
-        """A node became ready: dispatch work at once; give any other node its own step.
+        """A node became ready: dispatch work at once; give any other control node its own step.
 
-        Each control step is one record on the transitions topic, so the topic
-        is a full audit trail; a work node's move is its task request and a
-        delay's its timer, and skipping a RunNode record for them saves a broker
-        round trip per node.
+        The transitions topic stays a full audit trail: it holds every input the
+        engine takes, and a step's outputs are a pure function of (state, transition),
+        so a replay derives the same moves. A work node's move is its task request, a
+        delay's its timer, and an end runs once the step is otherwise done (`run_readied`);
+        skipping a RunNode record for them saves a broker round trip per node.
         """
         kind = NODE_KINDS[node.type]
-        if kind.dispatched_at_once:
-            kind.start(self, node, 1, None)
-        else:
+        if not kind.dispatched_at_once:
             self.send_run(node.id)
+        elif kind.runs_last:
+            self.readied.append(node)
+        else:
+            kind.start(self, node, 1, None)
+
+    def run_readied(self) -> None:
+        """Run the nodes this step readied to run last, as their RunNode would have: not on
+        an execution that has ended or is failing by then, and each once."""
+        readied, self.readied = self.readied, []
+        for node in readied:
+            if (
+                self.error is None
+                and self.status == _EXECUTION_RUNNING
+                and node.id not in self.nodes
+            ):
+                self._run(node, 1, None)
 
     def send_run(self, node_id: str) -> None:
         execution_id = self.state.execution_id

@@ -1,4 +1,4 @@
-"""The `braidflow` command line: schema, validate, inspect."""
+"""The `braidflow` command line: schema, validate, inspect, dry-run."""
 
 from __future__ import annotations
 
@@ -122,3 +122,20 @@ def test_schema_prints_a_valid_json_schema() -> None:
     schema = json.loads(output)
     jsonschema.Draft202012Validator.check_schema(schema)
     assert schema["required"] == ["id", "nodes", "edges"]
+
+
+def test_a_dry_run_shows_the_end_running_in_the_step_of_the_last_answer(tmp_path: Path) -> None:
+    chain = tmp_path / "chain.yaml"
+    chain.write_text(
+        "id: chain\n"
+        "nodes:\n"
+        "  - {id: call, type: task, params: {handler: h.call}}\n"
+        "  - {id: done, type: end, params: {output: {got: '${nodes.call.output}'}}}\n"
+        "edges:\n"
+        "  - {from: call, to: done}\n"
+    )
+    code, printed = invoke("dry-run", str(chain), "--input", "{}")
+    assert code == 0, printed
+    steps = printed.splitlines()[1:-3]
+    assert steps[-2:] == ["  2  call answered null", "       workflow.completed (end done)"]
+    assert "path: call -> done" in printed

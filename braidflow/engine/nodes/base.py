@@ -99,11 +99,14 @@ class NodeKind:
     fails the attempt. `patchable`: a redrive may replace its resolved input.
     `dispatched_at_once`: the step that makes it ready sends its work directly
     instead of a RunNode record of its own (work nodes, delays: a broker round trip saved).
+    `runs_last`: such a kind runs once the rest of that step is done (the end: the branches
+    the step skips and the arrivals it records come before the execution ends).
     """
 
     attempts = False
     patchable = False
     dispatched_at_once = False
+    runs_last = False
 
     def __init__(self, spec: KindSpec) -> None:
         self.spec = spec

@@ -17,7 +17,10 @@ if TYPE_CHECKING:
 
 
 class End(ControlKind):
+    # Its run is a pure function of the state the readying step leaves, so replaying that
+    # step's transition derives the end again: no RunNode record is needed for the audit trail.
     dispatched_at_once = True
+    runs_last = True
 
     def decide(self, draft: Draft, node: CompiledNode) -> tuple[Any, set[int]]:
         return draft.render(node, "output", {}), set()

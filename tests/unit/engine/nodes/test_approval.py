@@ -5,11 +5,23 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from engine_driver import applied, assert_ignored, settle
+from engine_driver import applied, assert_ignored, settle, workflow
 from engine_scenarios import HOUR, T0, approval, decided, fired, start, started
 
 from braidflow.engine import ControlAction, LifecycleEvent, NodeError
 from braidflow.engine.state import iso_time
+
+# A control step after the approval: the execution still runs once it is decided.
+APPROVAL_THEN_NOTE = """
+id: leave_noted
+nodes:
+  - {id: ask, type: approval, params: {message: "Leave?"}}
+  - {id: note, type: transform, params: {set: {noted: true}}}
+  - {id: done, type: end}
+edges:
+  - {from: ask, to: note}
+  - {from: note, to: done}
+"""
 
 # -- approvals
 
@@ -47,10 +59,23 @@ def test_a_decision_completes_the_approval_once_and_is_recorded() -> None:
     assert result.state.nodes["ask"].output == output
     assert result.state.control == (ControlAction("approval", "ada", T0 + 50, "ask"),)
     assert result.state.timers == {}
+    # The end runs in the decision's step.
+    assert result.state.status == "completed"
+    assert result.state.output == {"decision": output}
     again = decided("reject", T0 + 60, {"days": 1})
+    assert assert_ignored(wf, result.state, again) == "execution already completed"
+
+
+def test_a_second_decision_is_ignored_while_the_execution_runs_on() -> None:
+    wf = workflow(APPROVAL_THEN_NOTE)
+    state, _ = started(wf)
+    result = applied(wf, state, decided("approve", T0 + 50))
+    assert result.state is not None and result.state.status == "running"
+    again = decided("reject", T0 + 60)
     assert "already decided" in assert_ignored(wf, result.state, again)
     final, _ = settle(wf, result)
-    assert final.output == {"decision": output}
+    assert final.nodes["ask"].output["choice"] == "approve"
+    assert final.status == "completed"
 
 
 @pytest.mark.parametrize(

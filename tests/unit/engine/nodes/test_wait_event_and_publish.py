@@ -310,13 +310,18 @@ def test_an_arriving_event_completes_the_wait_and_takes_the_normal_edge() -> Non
     assert (wait.status, wait.output, wait.completed_at) == ("completed", EVENT, T0 + 100)
     assert result.state.timers == {}
     assert result.state.nodes["too_late"].status == "skipped"
-    assert events(result.outgoing) == ["node.completed:wait", "node.skipped:too_late"]
-    assert [r.node_id for r in of_type(result.outgoing, RunNode)] == ["approved"]
+    # The end runs in the same step, once the rest of it is done.
+    assert events(result.outgoing) == [
+        "node.completed:wait",
+        "node.skipped:too_late",
+        "node.started:approved",
+        "node.completed:approved",
+        "workflow.completed",
+    ]
+    assert of_type(result.outgoing, RunNode) == []
     assert of_type(result.outgoing, LifecycleEvent)[0].data == EVENT
-
-    final, _ = settle(wf, result)
-    assert final.status == "completed"
-    assert final.output == {"answer": {"who": "ada", "ok": True}}
+    assert result.state.status == "completed"
+    assert result.state.output == {"answer": {"who": "ada", "ok": True}}
 
 
 def test_the_skipped_timeout_branch_counts_as_dead_at_a_join() -> None:
@@ -334,10 +339,11 @@ def test_the_skipped_timeout_branch_counts_as_dead_at_a_join() -> None:
 
 
 def test_a_second_event_for_the_same_wait_is_ignored() -> None:
-    wf = workflow(APPROVAL)
+    # A control step follows the wait: the execution still runs when the second event comes.
+    wf = workflow(CONVERGING)
     state, _ = waiting(wf)
     once = applied(wf, state, arrived(T0 + 100)).state
-    assert once is not None
+    assert once is not None and once.status == "running"
     other = arrived(T0 + 200, {**EVENT, "id": "ev-2", "data": {"who": "ada", "ok": False}})
     assert "not waiting" in assert_ignored(wf, once, other)
     assert "not waiting" in assert_ignored(wf, once, arrived(T0 + 100))
@@ -364,12 +370,16 @@ def test_a_timeout_takes_the_timeout_edge() -> None:
     assert (wait.status, wait.output, wait.error) == ("completed", {"timed_out": True}, None)
     assert result.state.timers == {}
     assert result.state.nodes["approved"].status == "skipped"
-    assert [r.node_id for r in of_type(result.outgoing, RunNode)] == ["too_late"]
-    assert events(result.outgoing) == ["node.completed:wait", "node.skipped:approved"]
-
-    final, _ = settle(wf, result)
-    assert final.status == "completed"
-    assert final.output == {"answer": None}
+    assert of_type(result.outgoing, RunNode) == []
+    assert events(result.outgoing) == [
+        "node.completed:wait",
+        "node.skipped:approved",
+        "node.started:too_late",
+        "node.completed:too_late",
+        "workflow.completed",
+    ]
+    assert result.state.status == "completed"
+    assert result.state.output == {"answer": None}
 
 
 def test_a_timeout_reaches_a_join_through_the_timeout_branch() -> None:
@@ -410,11 +420,12 @@ def test_a_timer_that_is_not_pending_is_ignored(timer_id: str) -> None:
 
 
 def test_a_timer_that_fired_already_is_ignored_and_so_is_a_late_event() -> None:
-    wf = workflow(APPROVAL)
+    # A control step follows the wait: the execution still runs after its timeout.
+    wf = workflow(CONVERGING)
     state, _ = waiting(wf)
-    timed_out = applied(wf, state, fired(T0 + 2 * HOUR)).state
-    assert timed_out is not None
-    assert "not pending" in assert_ignored(wf, timed_out, fired(T0 + 2 * HOUR))
+    timed_out = applied(wf, state, fired(T0 + HOUR)).state
+    assert timed_out is not None and timed_out.status == "running"
+    assert "not pending" in assert_ignored(wf, timed_out, fired(T0 + HOUR))
     assert "not waiting" in assert_ignored(wf, timed_out, arrived(T0 + 3 * HOUR))
 
 
@@ -427,11 +438,12 @@ def test_an_event_after_a_timeout_that_failed_the_execution_is_ignored() -> None
 
 
 def test_an_event_after_the_wait_removes_its_timer_so_the_timer_is_ignored() -> None:
-    wf = workflow(APPROVAL)
+    # A control step follows the wait: the execution still runs when the timer comes.
+    wf = workflow(CONVERGING)
     state, _ = waiting(wf)
     done = applied(wf, state, arrived(T0 + 100)).state
-    assert done is not None
-    assert "not pending" in assert_ignored(wf, done, fired(T0 + 2 * HOUR))
+    assert done is not None and done.status == "running"
+    assert "not pending" in assert_ignored(wf, done, fired(T0 + HOUR))
 
 
 # -- cancel and failure around a wait
