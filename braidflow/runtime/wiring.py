@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
 import aiohttp
@@ -310,7 +310,10 @@ def build_runtime(
     # The transitions records come from a reader of their own, not this agent: the agent
     # keeps the topic in Faust's group, which assigns its partitions with the tables'
     # (streams/transitions_reader.py).
-    transitions = TransitionsReader(parts.app, settings, orchestrate_one, catalog.ready.wait)
+    async def orchestrate_together(records: Sequence[Record]) -> None:
+        await orchestrator.handle_together(records, parts.executions)
+
+    transitions = TransitionsReader(parts.app, settings, orchestrate_together, catalog.ready.wait)
     # This worker's own transitions skip the fetch back when next in their partition.
     publisher.on_transition = results.on_acknowledged = transitions.acknowledged
 

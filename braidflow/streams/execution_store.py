@@ -1,4 +1,5 @@
-"""The execution store: everything one step reads and writes, as one transaction per record.
+"""The execution store: everything one step reads and writes, as one transaction per record
+(or per run of one execution's records applied together, `stage_steps`).
 
 A step of an execution changes several things that must land together and in a
 fixed order: the chunk rows of foreach results, the value rows its state names,
@@ -11,7 +12,7 @@ engine ignored) prepares all of it, and refuses a step that cannot be stored
 1. chunk rows (written and dropped), then the timers table's rows;
 2. value rows, ahead of the state row that names them: the same changelog
    partition, so a state that reached the changelog never names a row that did not;
-3. the state row: one table write per step;
+3. the state row: one table write per transaction;
 4. value rows the new state no longer names, after it;
 5. the records the step emitted, once the state that keeps them in its outbox
    is written (at least once: they are sent again until acknowledged).
@@ -202,7 +203,8 @@ def _decoded_size(encoding: StoredEncoding) -> int:
 
 
 class ExecutionTransaction:
-    """One record's work on one execution: loaded at `begin`, staged, committed once."""
+    """One record's work (or a run of records') on one execution: loaded at `begin`, staged,
+    committed once."""
 
     __slots__ = (
         "_committed",
@@ -252,27 +254,45 @@ class ExecutionTransaction:
         Unstorable, with nothing staged, when a row would pass the record limit
         or a record cannot be addressed; staging again replaces what was staged.
         """
+        self.stage_steps(((transition, result),))
+
+    def stage_steps(self, steps: Sequence[tuple[Transition, StepResult]]) -> None:
+        """Stage steps applied one after the other to the loaded state, as one write: the
+        state after the last, the records of each in order, after what is still pending.
+
+        The state row is written once for all of them: a crash leaves all or none, and the
+        transitions stay on their topic to be applied again. Unstorable, with nothing staged,
+        as `stage`; it names the step it arose in, or the last one for the state's size.
+        """
         store = self._store
+        chunks = ChunkRows(self._table)
+        emitted: list[OutboxEntry] = []
+        for transition, result in steps:
+            state = result.state
+            assert state is not None
+            try:
+                # Each step's foreach chunks see the rows the steps before it staged.
+                outgoing = store.items.apply(result.outgoing, chunks)
+                trace = execution_trace(state)
+                emitted.extend(
+                    outbox_entry(
+                        message,
+                        store.events_prefix,
+                        transition.execution_id,
+                        record_traceparent(message, trace, state.nodes),
+                    )
+                    for message in outgoing
+                )
+            except ChunkTooLarge as exc:
+                raise self._too_large(
+                    "a chunk of its foreach results", exc.size, transition
+                ) from None
+            except CloudEventError as exc:
+                error = NodeError("Unsendable", f"{_after(transition)}: {exc}")
+                raise Unstorable(error, result_to_blame=False) from None
+        transition, result = steps[-1]
         state = result.state
         assert state is not None
-        chunks = ChunkRows(self._table)
-        try:
-            outgoing = store.items.apply(result.outgoing, chunks)
-            trace = execution_trace(state)
-            emitted = [
-                outbox_entry(
-                    message,
-                    store.events_prefix,
-                    transition.execution_id,
-                    record_traceparent(message, trace, state.nodes),
-                )
-                for message in outgoing
-            ]
-        except ChunkTooLarge as exc:
-            raise self._too_large("a chunk of its foreach results", exc.size, transition) from None
-        except CloudEventError as exc:
-            error = NodeError("Unsendable", f"{_after(transition)}: {exc}")
-            raise Unstorable(error, result_to_blame=False) from None
         stored = self.stored
         previous = stored.outbox if stored is not None else ()
         outbox = (*store.outbox.acknowledged.pending(previous), *emitted)

@@ -5,12 +5,17 @@ the execution), find its workflow version, `step`, stage the result, commit
 (the store writes the rows and sends what the step emitted; see
 `execution_store`). A record that cannot be processed goes to the dead-letter
 topic with the reason and the partition moves on.
+
+Several records of one execution fetched together (a fan-out's results, under load) are
+applied one after the other to the state in memory and committed as one transaction: one
+state encoded and written, their records sent in order (`handle_together`). Staging and the
+commit cost several times the engine's step; the transitions topic still holds each record.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, replace
 
 from braidflow.access import DEFAULT_TENANT
@@ -111,6 +116,16 @@ def as_failure(transition: Transition, error: NodeError) -> Transition | None:
     return None
 
 
+@dataclass(frozen=True, slots=True)
+class _Applied:
+    """A step applied in memory, not stored yet: what the hooks are told once it is."""
+
+    before: ExecutionState
+    transition: Transition
+    result: StepResult
+    seconds: float
+
+
 class Poison(Exception):
     """This record cannot be processed; the message is the dead-letter reason.
 
@@ -169,6 +184,82 @@ class Orchestrator:
                 header = ExecutionTrace.of(exc.start.execution_id, exc.start.traceparent).header
                 entry = outbox_entry(refused, self._events_prefix, exc.start.execution_id, header)
                 await self._outbox.send(record.key, [entry])
+
+    async def handle_together(
+        self, records: Sequence[Record], table: MutableMapping[bytes, bytes]
+    ) -> None:
+        """Process records of one execution (one key), in their order, applying each run of
+        them that needs nothing but the engine as one transaction (`_apply_run`); any other
+        record (a start, an ignored or failing step, poison) goes through `handle` alone."""
+        rest = records
+        while rest:
+            applied = await self._apply_run(rest, table) if len(rest) > 1 else 0
+            if applied == 0:
+                await self.handle(rest[0], table)
+                applied = 1
+            rest = rest[applied:]
+
+    async def _apply_run(
+        self, records: Sequence[Record], table: MutableMapping[bytes, bytes]
+    ) -> int:
+        """Apply the longest run of `records`, from the first, whose steps change a running
+        execution and can be stored, and commit them at once; how many (0: none could).
+
+        Nothing is written or sent before the commit, so a run that cannot be stored as a
+        whole is left to `handle`, record by record, which finds the step to blame.
+        """
+        key = records[0].key
+        if key is None:
+            return 0
+        try:
+            execution = self._store.begin(key, table)
+        except Unreadable:
+            return 0
+        state = execution.state
+        if state is None:
+            return 0
+        deployment = self._catalog.get(
+            catalog_key(state.tenant, state.workflow_id), state.workflow_version
+        )
+        if deployment is None:
+            return 0
+        workflow = self._catalog.runnable(deployment)
+        applied: list[_Applied] = []
+        for record in records:
+            try:
+                transition = self._decode(record)
+            except Poison:
+                break
+            if isinstance(transition, StartExecution):
+                break
+            began = time.perf_counter()
+            try:
+                result = step(workflow, state, transition)
+            except Exception:
+                break
+            seconds = time.perf_counter() - began
+            if result.ignored is not None or result.state is None:
+                break
+            applied.append(_Applied(state, transition, result, seconds))
+            state = result.state
+        if not applied:
+            return 0
+        try:
+            execution.stage_steps([(one.transition, one.result) for one in applied])
+        except Unstorable:
+            return 0
+        node_types = self._node_types(deployment)
+        if self.on_step is not None:
+            for one in applied:
+                self.on_step(one.transition, one.result, one.seconds)
+        await execution.commit(node_types)
+        if self.on_applied is not None:
+            for one in applied:
+                self.on_applied(one.before, one.result, node_types)
+        letters = sum(1 for entry in execution.emitted if entry.kind == "dead_letter")
+        if letters:
+            DEAD_LETTERS.labels("node", records[0].topic).inc(letters)
+        return len(applied)
 
     async def _apply(self, record: Record, table: MutableMapping[bytes, bytes]) -> None:
         """Decode the record, load its execution, step, stage the result, commit."""

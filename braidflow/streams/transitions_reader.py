@@ -10,9 +10,13 @@ the partitions of the executions and timers tables its steps write, and recovers
 first; but Faust never fetches them (they are kept out of its active partitions and paused in
 aiokafka). Once the tables are recovered (`on_rebalance_complete`), this reader is assigned the
 transitions partitions Faust holds, without a group of its own, from the group's committed
-offsets, and hands records one at a time to the orchestrator, across partitions in order of
-arrival, as Faust's agent at concurrency 1 did. A table write goes to the changelog partition
+offsets, and hands records to the orchestrator one step at a time, across partitions in order
+of arrival, as Faust's agent at concurrency 1 did. A table write goes to the changelog partition
 of the record being handled, as Faust's own writes inside an agent do.
+
+The records of one execution in a fetched batch are handed over together, in their order (a
+fan-out's results, under load): the orchestrator stores them in one write. Executions are
+independent, so the order between them within a partition is free; each one's is kept.
 
 At least once: an offset is committed through the app's group only after Faust's producer
 is flushed, so everything the steps before it sent (rows, outbox records) is acknowledged;
@@ -35,7 +39,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from types import SimpleNamespace
 from typing import Any
 
@@ -77,7 +81,7 @@ class TransitionsReader:
         self,
         app: faust.App,
         settings: Settings,
-        handle: Callable[[Record], Awaitable[None]],
+        handle: Callable[[Sequence[Record]], Awaitable[None]],
         ready: Callable[[], Awaitable[Any]],
     ) -> None:
         self._app = app
@@ -234,39 +238,58 @@ class TransitionsReader:
             finally:
                 self._fetching = False
             for records in batches.values():
-                for record in records:
-                    async with self._step:
-                        if self._stopping:
-                            # The rest is read again by whoever holds the partition next.
-                            return
-                        tp = TopicPartition(record.topic, record.partition)
-                        if record.offset < self._next.get(tp, record.offset):
-                            # Handed over when it was acknowledged.
-                            continue
-                        if not await self._one(consumer, record):
-                            break
-                        await self._hand_over(consumer)
+                async with self._step:
+                    if self._stopping or not await self._fetched(consumer, records):
+                        # The rest is read again by whoever holds the partition next.
+                        return
+                    await self._hand_over(consumer)
             if self._done and time.monotonic() - committed_at >= COMMIT_INTERVAL_S:
                 await self._commit()
                 committed_at = time.monotonic()
 
-    async def _one(self, consumer: AIOKafkaConsumer, record: Any) -> bool:
-        """Handle `record`; False when it failed and is to be read again (after a pause)."""
-        tp = TopicPartition(record.topic, record.partition)
-        handled = _Handled(record.topic, record.partition, record.timestamp / 1000)
+    async def _fetched(self, consumer: AIOKafkaConsumer, records: list[Any]) -> bool:
+        """Handle a partition's fetched records, each execution's together, in the order of
+        its first; False when the reading stops in between (the step held).
+
+        The handled offset moves only over records all handled: records of another execution
+        may have been handled past it, and are read again (and ignored) after a stop or a
+        failed step, at least once as any record.
+        """
+        tp = TopicPartition(records[0].topic, records[0].partition)
+        # Below the next offset: handed over when it was acknowledged.
+        fresh = [record for record in records if record.offset >= self._next.get(tp, 0)]
+        handled: set[int] = set()
+        unhandled = 0
+        for group in _by_execution(fresh):
+            if self._stopping:
+                return False
+            if not await self._one(consumer, group, fresh[unhandled].offset):
+                break
+            handled.update(record.offset for record in group)
+            while unhandled < len(fresh) and fresh[unhandled].offset in handled:
+                unhandled += 1
+            self._done[tp] = self._next[tp] = (
+                fresh[unhandled].offset if unhandled < len(fresh) else fresh[-1].offset + 1
+            )
+        return True
+
+    async def _one(self, consumer: AIOKafkaConsumer, records: list[Any], resume_at: int) -> bool:
+        """Handle `records` (one execution's, in order); False when that failed, and the
+        partition is to be read again from `resume_at` (after a pause)."""
+        last = records[-1]
+        handled = _Handled(last.topic, last.partition, last.timestamp / 1000)
         try:
             with acting_for(handled):  # type: ignore[arg-type]
                 await self._handle(
-                    Record(record.topic, record.partition, record.offset, record.key, record.value)
+                    [Record(r.topic, r.partition, r.offset, r.key, r.value) for r in records]
                 )
         except Exception:
             # Not a poison record (those go to the dead letters): the broker or a store
             # failing. Never skipped: read again from this record.
             log.exception("handling a transition failed; reading it again")
-            consumer.seek(tp, record.offset)
+            consumer.seek(TopicPartition(last.topic, last.partition), resume_at)
             await asyncio.sleep(_RETRY_S)
             return False
-        self._done[tp] = self._next[tp] = record.offset + 1
         return True
 
     def acknowledged(
@@ -312,8 +335,10 @@ class TransitionsReader:
             if record is None:
                 return
             TRANSITIONS_HANDED_OVER.inc()
-            if not await self._one(consumer, record):
+            tp = TopicPartition(record.topic, record.partition)
+            if not await self._one(consumer, [record], record.offset):
                 return
+            self._done[tp] = self._next[tp] = record.offset + 1
 
     async def _commit(self) -> None:
         """Flush Faust's producer, then commit the handled offsets through the app's group."""
@@ -333,6 +358,15 @@ class TransitionsReader:
         for tp, offset in offsets.items():
             if self._done.get(tp) == offset:
                 del self._done[tp]
+
+
+def _by_execution(records: list[Any]) -> list[list[Any]]:
+    """`records` by key (an execution's), each in order, in the order of each key's first;
+    a record without a key (poison) alone."""
+    groups: dict[bytes | int, list[Any]] = {}
+    for record in records:
+        groups.setdefault(record.offset if record.key is None else record.key, []).append(record)
+    return list(groups.values())
 
 
 def _kept_apart(consumer: Any, tps: Iterable[Any]) -> set[Any]:
