@@ -532,8 +532,9 @@ class Draft:
     def run_readied(self) -> None:
         """Run the nodes this step readied to run last, as their RunNode would have: not on
         an execution that has ended or is failing by then, and each once."""
-        readied, self.readied = self.readied, []
-        for node in readied:
+        while self.readied:
+            # A join run here may ready an end (or another join): it runs after, in turn.
+            node = self.readied.pop(0)
             if (
                 self.error is None
                 and self.status == _EXECUTION_RUNNING

@@ -99,8 +99,8 @@ class NodeKind:
     fails the attempt. `patchable`: a redrive may replace its resolved input.
     `dispatched_at_once`: the step that makes it ready sends its work directly
     instead of a RunNode record of its own (work nodes, delays: a broker round trip saved).
-    `runs_last`: such a kind runs once the rest of that step is done (the end: the branches
-    the step skips and the arrivals it records come before the execution ends).
+    `runs_last`: such a kind runs once the rest of that step is done (the end, a join: the
+    branches the step skips and the arrivals it records come first).
     """
 
     attempts = False

@@ -17,6 +17,12 @@ if TYPE_CHECKING:
 
 
 class Join(ControlKind):
+    # It runs in the step whose arrival fires it, once the rest of that step is done: its
+    # merge and the edges it takes are a pure function of that step's state, and it readies
+    # only the nodes after it.
+    dispatched_at_once = True
+    runs_last = True
+
     def decide(self, draft: Draft, node: CompiledNode) -> tuple[Any, set[int]]:
         joined = draft.joins.get(node.id, JoinState(node.id))
         arrived = set(joined.taken)
