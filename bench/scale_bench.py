@@ -28,7 +28,7 @@ from pathlib import Path
 from aiokafka import AIOKafkaProducer
 from runtime_bench import (
     FAN,
-    FAN_TRANSITIONS,
+    FAN_RECORDS,
     Completions,
     add_kafka_options,
     bench_kafka,
@@ -262,7 +262,7 @@ def format_figures(figures: Figures, partitions: int, broker_measured: bool) -> 
     tasks = [a[1] - b[1] for a, b in zip(after.counts, before.counts, strict=True)]
     handed = [a[2] - b[2] for a, b in zip(after.counts, before.counts, strict=True)]
     total = sum(applied)
-    expected = figures.executions * FAN_TRANSITIONS
+    expected = figures.executions * FAN_RECORDS
     worker_cpu = [a - b for a, b in zip(after.cpu, before.cpu, strict=True)]
     main_cpu = [a - b for a, b in zip(after.main_cpu, before.main_cpu, strict=True)]
     idle_cpu = [b - i for b, i in zip(before.cpu, figures.idle.cpu, strict=True)]

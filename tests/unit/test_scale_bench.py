@@ -75,25 +75,25 @@ def _sample(
 
 
 def test_the_figures_share_the_transitions_and_show_a_spare_worker(scale: ModuleType) -> None:
-    # Two workers apply 1,200 transitions each in 10 s (400 fan-outs of 6), the third holds
-    # no partition.
+    # Two workers apply 1,000 transitions each in 10 s (400 fan-outs of 5 records), the third
+    # holds no partition.
     idle = _sample(scale, 0.0, [0, 0, 0], [0.0, 0.0, 0.0], 0.0)
     before = _sample(scale, 5.0, [0, 0, 0], [0.1, 0.5, 0.5], 0.0)
-    after = _sample(scale, 15.0, [0, 1200, 1200], [0.4, 2.6, 2.6], 1.4)
+    after = _sample(scale, 15.0, [0, 1000, 1000], [0.4, 2.6, 2.6], 1.4)
     figures = scale.Figures(3, 4.2, 10.0, 400, 5.0, idle, before, after)
     lines = scale.format_figures(figures, 2, broker_measured=True).splitlines()
     assert lines[0] == "3 worker(s), 2 partitions, 400 fan-outs at once"
     row = {line[:38].strip(): line[38:].split() for line in lines[1:8]}
     assert row["executions/s"] == ["40"]
-    assert row["transitions applied, all workers"] == ["2400", "(expected", "2400)"]
-    # (0.3 + 2.1 + 2.1) s of the workers' CPU over 2,400 transitions; 1.4 s of the broker's.
-    assert row["CPU per transition, all workers"][:2] == ["1.88", "ms"]
-    assert row["CPU per transition, broker"][:2] == ["0.58", "ms"]
+    assert row["transitions applied, all workers"] == ["2000", "(expected", "2000)"]
+    # (0.3 + 2.1 + 2.1) s of the workers' CPU over 2,000 transitions; 1.4 s of the broker's.
+    assert row["CPU per transition, all workers"][:2] == ["2.25", "ms"]
+    assert row["CPU per transition, broker"][:2] == ["0.70", "ms"]
     # 40 executions/s on (4.5 + 1.4) s / 10 s = 0.59 of a core.
     assert lines[-4].split()[-1] == "68"
     spare, busy = lines[-3], lines[-2]
     assert "applied      0 (  0%), CPU per own transition      -   ," in spare
-    assert "per transition of all 0.13 ms" in spare
+    assert "per transition of all 0.15 ms" in spare
     assert "idle   20 ms/s" in spare
-    assert "applied   1200 ( 50%), CPU per own transition   1.75 ms" in busy
-    assert "tasks run 600 (300 handed over)" in busy
+    assert "applied   1000 ( 50%), CPU per own transition   2.10 ms" in busy
+    assert "tasks run 500 (250 handed over)" in busy
