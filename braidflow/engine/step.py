@@ -149,18 +149,29 @@ def retry_delay_ms(retry: Retry, execution_id: str, node_id: str, attempt: int) 
     return delay
 
 
-def step(workflow: Workflow, state: ExecutionState | None, transition: Transition) -> StepResult:
-    """Apply one transition to one execution."""
+def step(
+    workflow: Workflow,
+    state: ExecutionState | None,
+    transition: Transition,
+    *,
+    apart: bool = False,
+) -> StepResult:
+    """Apply one transition to one execution.
+
+    `apart`: the nodes the step readies to run last (a join, the end) get a RunNode of their
+    own instead of running in it, as any control node: the runtime's way out for a step that
+    is too large to store with them (their outputs would wait in the row beside the step's).
+    """
     if isinstance(transition, StartExecution):
         if state is not None:
             return StepResult(state, ignored="execution already started")
         if transition.workflow_version == 0:
             # "The latest version": which one that is depends on the catalog, not the engine.
             return StepResult(None, ignored="workflow version 0 must be resolved before the start")
-        return _start(workflow, transition)
+        return _start(workflow, transition, apart)
     if state is None:
         return StepResult(None, ignored="unknown execution")
-    return _apply(workflow, state, transition, transition.at)
+    return _apply(workflow, state, transition, transition.at, apart)
 
 
 def fail_execution(
@@ -185,7 +196,9 @@ def fail_start(workflow: Workflow, t: StartExecution, error: NodeError) -> StepR
     return fail_execution(workflow, _initial_state(t, None, None), error, t.at)
 
 
-def _apply(workflow: Workflow, state: ExecutionState, t: Transition, at: int) -> StepResult:
+def _apply(
+    workflow: Workflow, state: ExecutionState, t: Transition, at: int, apart: bool = False
+) -> StepResult:
     """Apply `t` to an existing execution, as of `at`."""
     apply = _APPLY.get(type(t))
     if apply is None:
@@ -202,10 +215,10 @@ def _apply(workflow: Workflow, state: ExecutionState, t: Transition, at: int) ->
     reason = apply(draft, t)
     if reason is not None:
         return StepResult(state, ignored=reason)
-    draft.run_readied()
+    draft.run_readied(apart)
     result = StepResult(draft.build(), tuple(draft.outgoing))
     if isinstance(t, ResumeExecution):
-        return _release(workflow, result, state.held, at)
+        return _release(workflow, result, state.held, at, apart)
     return result
 
 
@@ -227,13 +240,13 @@ def _hold(workflow: Workflow, state: ExecutionState, t: Transition) -> StepResul
 
 
 def _release(
-    workflow: Workflow, resumed: StepResult, held: tuple[Transition, ...], at: int
+    workflow: Workflow, resumed: StepResult, held: tuple[Transition, ...], at: int, apart: bool
 ) -> StepResult:
     """After a resume: apply the held transitions in arrival order, as of the resume."""
     state, outgoing = resumed.state, list(resumed.outgoing)
     assert state is not None
     for t in held:
-        result = _apply(workflow, state, t, at)
+        result = _apply(workflow, state, t, at, apart)
         if result.ignored is None and result.state is not None:
             state = result.state
             outgoing.extend(result.outgoing)
@@ -271,7 +284,7 @@ def _initial_state(
     )
 
 
-def _start(workflow: Workflow, t: StartExecution) -> StepResult:
+def _start(workflow: Workflow, t: StartExecution, apart: bool) -> StepResult:
     state = _initial_state(t, t.input, t.event)
     draft = Draft(workflow, state, t.at)
     problems = input_problems(workflow, t.input)
@@ -302,7 +315,7 @@ def _start(workflow: Workflow, t: StartExecution) -> StepResult:
         )
     else:
         draft.begin()
-        draft.run_readied()
+        draft.run_readied(apart)
     return StepResult(draft.build(), tuple(draft.outgoing))
 
 
@@ -529,9 +542,10 @@ class Draft:
         else:
             kind.start(self, node, 1, None)
 
-    def run_readied(self) -> None:
+    def run_readied(self, apart: bool = False) -> None:
         """Run the nodes this step readied to run last, as their RunNode would have: not on
-        an execution that has ended or is failing by then, and each once."""
+        an execution that has ended or is failing by then, and each once. `apart`: send each
+        its RunNode instead (`step`)."""
         while self.readied:
             # A join run here may ready an end (or another join): it runs after, in turn.
             node = self.readied.pop(0)
@@ -540,7 +554,10 @@ class Draft:
                 and self.status == _EXECUTION_RUNNING
                 and node.id not in self.nodes
             ):
-                self._run(node, 1, None)
+                if apart:
+                    self.send_run(node.id)
+                else:
+                    self._run(node, 1, None)
 
     def send_run(self, node_id: str) -> None:
         execution_id = self.state.execution_id

@@ -27,6 +27,7 @@ from braidflow.engine import (
     NodeCompleted,
     NodeError,
     NodeFailed,
+    RunNode,
     StartExecution,
     StepResult,
     Transition,
@@ -55,6 +56,7 @@ from braidflow.streams.timers import TimerTable
 from braidflow.tenants import catalog_key
 from braidflow.topology.departments import call_refusal
 from braidflow.topology.suggestions import did_you_mean
+from braidflow.topology.workflow import Workflow
 
 # A StartExecution may arrive before this worker has read the deployment it
 # names (it was deployed through another worker a moment ago).
@@ -124,6 +126,19 @@ class _Applied:
     transition: Transition
     result: StepResult
     seconds: float
+
+
+def steps_apart(
+    workflow: Workflow, state: ExecutionState | None, transition: Transition
+) -> StepResult | None:
+    """The step again with the nodes it readied to run last sent apart (`step`'s `apart`),
+    or None when that sets nothing apart."""
+    result = step(workflow, state, transition, apart=True)
+    if result.ignored is not None or result.state is None:
+        return None
+    if not any(isinstance(out, RunNode) for out in result.outgoing):
+        return None
+    return result
 
 
 class Poison(Exception):
@@ -319,13 +334,24 @@ class Orchestrator:
         result: StepResult,
         refusable: StartExecution | None,
     ) -> StepResult:
-        """Stage `result`, or what fails in its place when it cannot be stored; the one staged."""
+        """Stage `result`, or what fails in its place when it cannot be stored; the one staged.
+
+        A step that ran a join or an end it readied holds their outputs too, in what it
+        sends: it is tried again with them apart (their own RunNode) before anything fails.
+        """
         try:
             execution.stage(transition, result)
             return result
         except Unstorable as exc:
             # Written anyway, the step would fail in the producer and stop the partition.
             problem = exc
+        apart = steps_apart(self._catalog.runnable(deployment), execution.state, transition)
+        if apart is not None:
+            try:
+                execution.stage(transition, apart)
+                return apart
+            except Unstorable:
+                pass
         instead = await self._instead(record, deployment, execution.state, transition, problem)
         try:
             execution.stage(transition, instead)
@@ -346,12 +372,20 @@ class Orchestrator:
         result = step(deployment.workflow, None, start)
         if result.ignored is not None or result.state is None:
             return None
+        # An empty table: nothing is loaded, and nothing of the decoded cache is touched.
         try:
-            # An empty table: nothing is loaded, and nothing of the decoded cache is touched.
             self._store.begin(start.execution_id.encode(), {}).stage(start, result)
+            return None
         except Unstorable as exc:
-            return exc.error.message
-        return None
+            problem = exc.error.message
+        apart = steps_apart(deployment.workflow, None, start)
+        if apart is not None:
+            try:
+                self._store.begin(start.execution_id.encode(), {}).stage(start, apart)
+                return None
+            except Unstorable:
+                pass
+        return problem
 
     async def _instead(
         self,

@@ -76,6 +76,19 @@ def test_the_result_that_readies_the_end_completes_the_execution_in_its_step() -
     assert assert_ignored(wf, result.state, cancel) == "execution already completed"
 
 
+def test_apart_the_end_gets_a_run_node_of_its_own_and_runs_in_it() -> None:
+    # The runtime's way out for a step too large to store with the end's output beside it.
+    wf = workflow(chain())
+    result = step(wf, start(wf).state, done("call", 1, T0 + 10, {"user": "ada"}), apart=True)
+    assert result.state is not None and result.state.status == "running"
+    assert events(result.outgoing) == ["node.completed:call"]
+    (run,) = of_type(result.outgoing, RunNode)
+    assert run.node_id == "done"
+    ended = applied(wf, result.state, run)
+    assert ended.state is not None
+    assert (ended.state.status, ended.state.output) == ("completed", {"got": {"user": "ada"}})
+
+
 def test_a_child_reports_to_its_parent_in_the_step_that_readies_its_end() -> None:
     wf = workflow(chain())
     link = ParentLink("parent", "outer", "call_child", 1, None)

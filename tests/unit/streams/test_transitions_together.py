@@ -10,7 +10,7 @@ from typing import Any
 
 from braidflow.config import Settings
 from braidflow.engine import NodeCompleted, RunNode, StartExecution, ids
-from braidflow.schemas import decode_stored, encode_transition
+from braidflow.schemas import decode_stored, decode_transition, encode_transition
 from braidflow.streams.catalog import Deployment
 from braidflow.streams.departments import Departments
 from braidflow.streams.orchestrator import Orchestrator, Record
@@ -154,3 +154,22 @@ async def test_a_poison_record_among_them_goes_alone_to_the_dead_letters() -> No
     assert len(together.letters) == 1
     assert together.table == alone.table
     assert together.sent == alone.sent
+
+
+async def test_a_step_too_large_with_the_join_it_fires_sends_the_join_apart() -> None:
+    # Nothing is ever acknowledged here, so each result's output waits in the row. The third
+    # result's step, running the join in it, would hold its output and the join's (all three)
+    # beside the first two: over the record limit. It is stored with the join's RunNode
+    # instead, and the third task completes: no StateTooLarge.
+    worker = Worker()
+    await worker.dispatched()
+    blob = "x" * 170_000
+    for node in "abc":
+        key = ids.task_key("e1", node, 1)
+        done = NodeCompleted(ids.task_completed_id(key), "e1", T0 + 10, node, 1, {"b": blob})
+        await worker.orchestrator.handle(worker.record(encode_transition(done)), worker.table)
+    state = worker.state().state
+    assert {n: state.nodes[n].status for n in "abc"} == dict.fromkeys("abc", "completed")
+    assert "gather" not in state.nodes and not worker.letters
+    sent = [decode_transition(v) for topic, v in worker.sent if topic == TOPICS.transitions]
+    assert RunNode(ids.run_node_id("e1", "gather"), "e1", T0 + 10, "gather") in sent
