@@ -18,7 +18,7 @@ _NULL, _PRESENT = b"\x00", b"\x02"
 _SMALL = {n: bytes([(n << 1) ^ (n >> 63)]) for n in range(-64, 64)}
 
 
-def _long(n: int) -> bytes:
+def avro_long(n: int) -> bytes:
     """Avro's int and long: zigzag, then 7 bits a byte, lowest first."""
     small = _SMALL.get(n)
     if small is not None:
@@ -38,7 +38,7 @@ def _string(text: str) -> bytes:
     if not isinstance(text, str):
         raise TypeError("must be string")
     data = text.encode()
-    return _long(len(data)) + data
+    return avro_long(len(data)) + data
 
 
 def _optional_string(text: str | None) -> bytes:
@@ -46,7 +46,7 @@ def _optional_string(text: str | None) -> bytes:
 
 
 def _optional_long(n: int | None) -> bytes:
-    return _NULL if n is None else _PRESENT + _long(n)
+    return _NULL if n is None else _PRESENT + avro_long(n)
 
 
 def write_lifecycle_event(event: LifecycleEvent) -> bytes:
@@ -72,8 +72,8 @@ def write_lifecycle_event(event: LifecycleEvent) -> bytes:
             _string(event.type),
             _string(event.execution_id),
             _string(event.workflow_id),
-            _long(event.workflow_version),
-            _long(event.at),
+            avro_long(event.workflow_version),
+            avro_long(event.at),
             _optional_string(event.node_id),
             _optional_long(event.attempt),
             _optional_string(_json(event.data)),

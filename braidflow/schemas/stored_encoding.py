@@ -27,6 +27,7 @@ from fastavro import parse_schema, schemaless_writer
 
 from braidflow.engine.state import NodeRun
 from braidflow.schemas.framing import CodecError
+from braidflow.schemas.lifecycle_writing import avro_long
 from braidflow.schemas.records import (
     NODE_RUN,
     OutboxEntry,
@@ -96,7 +97,7 @@ class StoredWriter:
         runs = tuple(stored.state.nodes.values())
         ends: list[int] = []
         if runs:
-            buffer.write(_long(len(runs)))
+            buffer.write(avro_long(len(runs)))
             kept = _kept_runs(previous)
             for run in runs:
                 ends.append(buffer.tell())
@@ -123,17 +124,6 @@ def _kept_runs(previous: StoredEncoding | None) -> dict[int, memoryview]:
     return {id(run): data[ends[i] : ends[i + 1]] for i, run in enumerate(previous.runs)}
 
 
-def _long(n: int) -> bytes:
-    """Avro's encoding of a long n >= 0: zig-zag (2n), then 7 bits a byte, lowest first."""
-    n <<= 1
-    out = bytearray()
-    while n > 0x7F:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
-
-
 _OUTBOX_ENTRY = [
     ("kind", "string"),
     ("id", "string"),
@@ -156,7 +146,7 @@ def _outbox(buffer: BytesIO, entries: tuple[OutboxEntry, ...]) -> None:
     another, a 0. A string is its UTF-8 length and bytes; an optional one a 0 for null, else a
     2 (the union's second branch) and the value."""
     if entries:
-        buffer.write(_long(len(entries)))
+        buffer.write(avro_long(len(entries)))
         write = buffer.write
         for entry in entries:
             for text in (entry.kind, entry.id):
@@ -172,5 +162,5 @@ def _outbox(buffer: BytesIO, entries: tuple[OutboxEntry, ...]) -> None:
 
 
 def _bytes(write: Any, data: bytes) -> None:
-    write(_long(len(data)))
+    write(avro_long(len(data)))
     write(data)
