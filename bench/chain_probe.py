@@ -13,8 +13,8 @@ is CLOCK_MONOTONIC: comparable across processes). Stages, in order:
 
 Each fetch of the transitions topic adds `#fetch sent answered partitions`. `python
 bench/chain_probe.py FILE` prints each stage's median per hop, and whether a fetch was already
-waiting at the broker when a record was acknowledged (docs/performance.md, "The 3-node chain:
-per hop"). Measurement only: nothing in braidflow imports it.
+waiting at the broker when a record was acknowledged (docs/performance-history.md, "The 3-node
+chain, per hop"). Measurement only: nothing in braidflow imports it.
 """
 
 from __future__ import annotations

@@ -43,8 +43,8 @@ from braidflow.topology import DefinitionError, load_workflow
 DEFAULT_BROKER_PORT = 9092
 # The local state of a session on the embedded broker is kept in memory, as the broker keeps
 # its topics, when this has room: created on disk, its 28 RocksDB databases and 4 SQLite
-# files took 1 - 2.5 s of the start to write and sync (docs/performance.md), for state that
-# is thrown away when the session ends.
+# files took 1 - 2.5 s of the start to write and sync, for state that is thrown away when
+# the session ends (docs/performance-history.md, "Dev mode ready").
 MEMORY_DIR = Path("/dev/shm")
 MEMORY_DIR_MIN_FREE = 1 << 30
 # How long "ready" waits for the event router to follow the examples' events topics.
@@ -140,7 +140,8 @@ class _ExamplesDeploy:
             return deployment.workflow_id, _sample_input(path)
 
         # A deployment waits to read its record back, up to a background fetch wait: one
-        # after the other, the examples took a second (docs/performance.md).
+        # after the other, the examples took a second (docs/performance-history.md,
+        # "Dev mode ready").
         for batch in _example_batches(self._examples):
             done = await asyncio.gather(*(deploy_one(path) for path in batch))
             self._deployed += [one for one in done if one is not None]

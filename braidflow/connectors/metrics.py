@@ -26,7 +26,8 @@ _TRANSITION_KINDS = frozenset(
 )
 
 # The counter of each (transition class, outcome): `labels` takes a lock and builds its key
-# on every call, once per step (docs/performance.md, "The orchestrator's own CPU per step").
+# on every call, once per step (docs/performance-history.md,
+# "The orchestrator's own CPU per step").
 _COUNTED: dict[tuple[type, str], Any] = {}
 
 

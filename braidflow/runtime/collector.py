@@ -15,7 +15,8 @@ def settle_collector() -> None:
     """Freeze what start-up made and collect less often from now on.
 
     Modules, the catalog, Faust's and aiokafka's machinery live as long as the worker: frozen,
-    no collection scans them again (docs/performance.md, garbage collection)."""
+    no collection scans them again (docs/performance-history.md, "Parked executions, round
+    four")."""
     gc.collect()
     gc.freeze()
     gc.set_threshold(*THRESHOLDS)

@@ -35,7 +35,7 @@ def _patch_fetch_wait() -> None:
     awaited events, stats records, Faust's own topics) comes now and then and
     waits for nothing hop by hop. At dev mode's 5 ms it fetched some 90 times a
     second with nothing to read, a third of an idle worker's fetches
-    (docs/performance.md, "Faust's consumer at the agents' wait").
+    (docs/performance-history.md, "Faust's consumer at the agents' wait").
     """
     thread_class = faust_aiokafka.AIOKafkaConsumerThread
     if getattr(thread_class, "_braidflow_patched", False):
@@ -138,7 +138,7 @@ PRODUCER_BATCH_BYTES = 256 * 1024
 """What one partition's batch in a produce request may hold (aiokafka's default: 16 KiB, about
 15 of a fan-out's state rows). A send to a full batch waits until a request drains it, the
 orchestrator's outbox and Faust's changelog rows alike; at 256 KiB the fan-out's worker CPU per
-transition fell 17-19% and the broker's by half (docs/performance.md, "Fewer, fuller produce
+transition fell 17-19% and the broker's by half (docs/performance-history.md, "Fewer, fuller produce
 requests")."""
 
 MIN_PER_DATABASE = 256 * 1024

@@ -7,7 +7,7 @@ broker for up to its prefetch backoff (0.1 s) and then leaves the partition out;
 stay in. A worker's fetches named 39-49 partitions where its agents read 21, and the
 embedded broker answers a fetch later the more partitions it names (a lone consumer, a
 record produced to one partition: 0.7-1.2 ms for 4 partitions, 1.3-2.8 ms for 16-21,
-2.9-4.2 ms for 48; docs/performance.md, "The 3-node chain, per hop").
+2.9-4.2 ms for 48; docs/performance-history.md, "The 3-node chain, per hop").
 
 Here aiokafka is told too: after each of Faust's pauses and resumes (it pauses a whole new
 assignment first), every changelog partition Faust is not reading is paused in aiokafka, and

@@ -4,7 +4,7 @@ faust-streaming 0.15 runs its aiokafka consumer in a `ServiceThread` with an eve
 its own and asks it for every batch across loops (`call_thread`: a method queue, a future,
 `call_soon_threadsafe`). Each hop of a record paid 0.5-1.05 ms there, and the main thread
 spent about 15% of its samples in `call_soon_threadsafe` waiting for the GIL the woken
-consumer thread held (docs/performance.md, "The 3-node chain, per hop"). faust-streaming has
+consumer thread held (docs/performance-history.md, "The 3-node chain, per hop"). faust-streaming has
 no setting to run the consumer without its thread.
 
 Here the same consumer class runs on the app's loop: its "thread loop" is that loop, calls to

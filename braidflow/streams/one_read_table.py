@@ -2,7 +2,7 @@
 
 Faust's `Table.get` is `Mapping.get`: `table[key]`, which asks the store whether it holds
 the key and then reads it, two RocksDB lookups for one row; the orchestrator reads each
-execution's row once a step (docs/performance.md, "The orchestrator's own CPU per step").
+execution's row once a step (docs/performance-history.md, "The orchestrator's own CPU per step").
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ A table write is synchronous, so Faust queues its changelog row in the producer'
 later (`publish_message`, the sensors, a second callback on acknowledgement); a commit
 then waits on that buffer one message at a time (`asyncio.wait_for` each). The
 orchestrator writes a state row every step: the buffer's round took about 5% of a loaded
-worker's busy samples (docs/performance.md, "The produce path per record").
+worker's busy samples (docs/performance-history.md, "The produce path per record").
 
 aiokafka can take a record without waiting (`quick_send.queued_now`), so the row is appended
 to its partition's batch as the table is written, in the order of the writes (a full batch

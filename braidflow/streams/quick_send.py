@@ -5,7 +5,7 @@ went through Faust's `Producer.send` and aiokafka's `AIOKafkaProducer.send`: thr
 coroutines, a `typing.Mapping` isinstance, and on every call aiokafka built the topic's
 partitions afresh, twice as a set and twice as a list (`_wait_on_metadata`, then
 `_partition` for all and for available partitions). That took about 4% of a loaded
-worker's busy samples, for 4-5 records a transition (docs/performance.md, "The produce
+worker's busy samples, for 4-5 records a transition (docs/performance-history.md, "The produce
 path per record").
 
 When the topic is in the producer's metadata and the partition's open batch has room,

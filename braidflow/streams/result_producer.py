@@ -3,9 +3,9 @@
 aiokafka keeps one produce request in flight per broker. Through Faust's producer, a result
 of a task handed over in this worker (`Executor.run_here`) waited behind the request
 carrying the very step that asked for it (its state row, lifecycle events and task
-record): a whole produce round trip on every task of a chain (docs/performance.md). The
-executor needs no flush from Faust: a result counts as delivered only once its own send is
-acknowledged.
+record): a whole produce round trip on every task of a chain (docs/performance-history.md,
+"The 3-node chain: where its time goes"). The executor needs no flush from Faust: a result
+counts as delivered only once its own send is acknowledged.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 Faust's consumer names every partition of every agent's topic in one fetch, and the embedded
 broker answered it 2.2-2.7 ms after a record was acknowledged where a consumer of the 4
 transitions partitions alone is answered in 0.6-1.2 ms; each record also went through a Faust
-stream, its event and acknowledgement (docs/performance.md, "The 3-node chain, per hop").
+stream, its event and acknowledgement (docs/performance-history.md, "The 3-node chain, per hop").
 
 What stays Faust's: the group. It still assigns the transitions partitions, so each stays with
 the partitions of the executions and timers tables its steps write, and recovers those tables

@@ -1,7 +1,7 @@
 """A start of `braidflow dev` or of a worker imports no library of a feature it was not asked
 for: the CEL package's interactive shell, the OpenTelemetry SDK without OTEL_* variables,
 psycopg without a PostgreSQL read model, PyJWT without an identity provider. Each took a
-tenth of a second or more of every start (docs/performance.md)."""
+tenth of a second or more of every start (docs/performance-history.md, "Dev mode ready")."""
 
 from __future__ import annotations
 

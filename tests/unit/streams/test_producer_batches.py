@@ -8,7 +8,8 @@ from braidflow.config import Settings
 from braidflow.streams.app import create_app
 
 STATE_ROW = b"s" * 1_100
-"""About a state row of the fan-out bench's executions (docs/performance.md)."""
+"""About a state row of the fan-out bench's executions (docs/performance-history.md,
+"Fewer, fuller produce requests")."""
 
 
 async def test_a_partition_batch_takes_a_hundred_state_rows(tmp_path: Path) -> None:
