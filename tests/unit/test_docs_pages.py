@@ -1,5 +1,7 @@
-"""Every docs page holds up: the files it names exist, its links resolve, its workflow
-definitions load, and the reference pages cover every setting, command and node kind.
+"""Every docs page holds up: the files it names exist, its links resolve, the benches it runs
+take the options it shows, its workflow definitions load, and the reference pages cover every
+setting, command and node kind. Where the code sends a reader (`docs/….md#anchor`, or a quoted
+section title) leads to a heading.
 
 A YAML block in the docs is a whole workflow definition that must load and validate, unless
 its fence line says otherwise: ```` ```yaml fragment ```` (a part of one: a node, the
@@ -175,6 +177,97 @@ def test_the_front_page_and_the_index_link_every_page() -> None:
     assert pages <= index
 
 
+# `docs/performance.md#runtime` in a bench's help, `(docs/performance.md, "Stats")` in a comment:
+# where the code and the pages send a reader. A quoted title names the start of a heading or of
+# a paragraph's bold lead (`- **Tasks run where they are orchestrated.**`), and may wrap onto a
+# comment's next line.
+DOCS_ANCHOR = re.compile(r"(docs/[\w/-]+\.md)#([\w-]+)")
+DOCS_SECTION = re.compile(r'(docs/[\w/-]+\.md),\s*(?:#\s*)?"([^"]+)"')
+REFERRING = ["braidflow/**/*.py", "bench/**/*.py", "tests/**/*.py", "README.md", "docs/**/*.md"]
+
+
+def titles(path: Path) -> list[str]:
+    """A page's headings and bold leads, as a quoted reference names them."""
+    text = _outside_code(path.read_text(encoding="utf-8"))
+    found = re.findall(r"^#{1,6} (.+)$", text, re.MULTILINE)
+    found += re.findall(r"^\s*(?:- )?\*\*(.+?)\*\*", text, re.MULTILINE)
+    return [title.replace("`", "") for title in found]
+
+
+def reference_problems(where: str, text: str, root: Path = ROOT) -> list[str]:
+    """The `docs/….md#anchor` and `docs/….md, "Heading"` in `text` that lead nowhere."""
+    problems = []
+    for page, anchor in DOCS_ANCHOR.findall(text):
+        if not (root / page).exists():
+            problems.append(f"{where}: no such page: {page}#{anchor}")
+        elif anchor not in anchors(root / page):
+            problems.append(f"{where}: no heading for the anchor: {page}#{anchor}")
+    for page, title in DOCS_SECTION.findall(text):
+        title = re.sub(r"\s*\n\s*#?\s*", " ", title).replace("`", "")
+        if not (root / page).exists():
+            problems.append(f'{where}: no such page: {page}, "{title}"')
+        elif not any(shown.startswith(title) for shown in titles(root / page)):
+            problems.append(f'{where}: no heading or bold lead starts with: {page}, "{title}"')
+    return problems
+
+
+def test_every_docs_anchor_and_section_the_code_and_pages_name_resolves() -> None:
+    files = sorted({f for pattern in REFERRING for f in ROOT.glob(pattern)})
+    assert len(files) > 100
+    problems = [
+        problem
+        for f in files
+        for problem in reference_problems(
+            str(f.relative_to(ROOT)), f.read_text(encoding="utf-8", errors="replace")
+        )
+    ]
+    assert problems == []
+
+
+# A bench run a page shows: `.venv/bin/python bench/runtime_bench.py --chain-only`, or
+# `make bench-peer ARGS='--rounds 3'`; its options up to a comment or a shell operator.
+BENCH_RUN = re.compile(r"bench/(\w+)\.py([^#|;&\n]*)")
+MAKE_ARGS = re.compile(r"make (bench[\w-]*) ARGS='([^']*)'")
+
+
+def bench_options(script: str, root: Path = ROOT) -> set[str]:
+    """The options a bench script takes: its own and those of the bench modules it imports."""
+    source = (root / "bench" / f"{script}.py").read_text(encoding="utf-8")
+    found = {"--help", *re.findall(r'"(--[a-z][\w-]*)"', source)}
+    for imported in re.findall(r"^from (\w+) import", source, re.MULTILINE):
+        if (root / "bench" / f"{imported}.py").exists():
+            found |= bench_options(imported, root)
+    return found
+
+
+def bench_runs(page: Path) -> list[tuple[str, str]]:
+    """(script, options) of each bench run the page shows as code, `make bench-*` by its recipe."""
+    makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
+    recipes = dict(re.findall(r"^(bench[\w-]*):.*\n\t.*bench/(\w+)\.py", makefile, re.MULTILINE))
+    text = _outside_code(page.read_text(encoding="utf-8"))
+    code = [span for part in text.split("\n\n") for span in re.findall(r"`([^`]+)`", part)]
+    code += [line for block in blocks(page) for line in block.text.splitlines()]
+    runs = [run for span in code for run in BENCH_RUN.findall(span.replace("\n", " "))]
+    runs += [(recipes[t], args) for span in code for t, args in MAKE_ARGS.findall(span)]
+    return runs
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_bench_run_a_page_shows_has_only_options_its_bench_takes(page: Path) -> None:
+    unknown = [
+        f"bench/{script}.py {option}"
+        for script, args in bench_runs(page)
+        for option in re.findall(r"(?<![\w-])(--[a-z][\w-]*)", args)
+        if option not in bench_options(script)
+    ]
+    assert unknown == []
+
+
+def test_the_performance_page_shows_bench_runs_with_options() -> None:
+    shown = {script for script, args in bench_runs(DOCS / "performance.md") if "--" in args}
+    assert {"runtime_bench", "peer_celery", "scale_bench", "delay_bench"} <= shown
+
+
 # -- the checks themselves, on made-up pages
 
 
@@ -185,6 +278,34 @@ def test_a_missing_file_and_a_missing_anchor_are_found(tmp_path: Path) -> None:
         "page.md: link to a missing file: gone.md",
         "page.md: no heading for the anchor: page.md#nowhere",
     ]
+
+
+def test_a_reference_to_a_missing_anchor_or_section_is_found(tmp_path: Path) -> None:
+    (tmp_path / "docs").mkdir()
+    page = "# Top\n\n## The chain, per hop (a date)\n\n- **Tasks run here.** Why.\n"
+    (tmp_path / "docs" / "page.md").write_text(page)
+    d = "docs"  # spelled apart, so that this file's own text refers to no page
+    text = (
+        f'{d}/page.md#top {d}/page.md#gone {d}/gone.md#top ({d}/page.md, "The chain,\n'
+        f'# per hop") ({d}/page.md, "Tasks run here") ({d}/page.md,\n"The chain: per hop")'
+    )
+    assert reference_problems("x.py", text, tmp_path) == [
+        f"x.py: no heading for the anchor: {d}/page.md#gone",
+        f"x.py: no such page: {d}/gone.md#top",
+        f'x.py: no heading or bold lead starts with: {d}/page.md, "The chain: per hop"',
+    ]
+
+
+def test_an_option_a_bench_lacks_is_found(tmp_path: Path) -> None:
+    page = tmp_path / "page.md"
+    page.write_text(
+        "Run `python bench/runtime_bench.py --chain-only --chanis 3` or\n"
+        "```sh\nmake bench-peer ARGS='--rounds 3'  # not --nope\n```\n"
+    )
+    runs = bench_runs(page)
+    assert runs == [("runtime_bench", " --chain-only --chanis 3"), ("peer_celery", "--rounds 3")]
+    assert "--chanis" not in bench_options("runtime_bench")
+    assert {"--rounds", "--broker"} <= bench_options("peer_celery")
 
 
 def test_a_named_path_that_does_not_exist_is_found(tmp_path: Path) -> None:
