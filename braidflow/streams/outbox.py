@@ -41,11 +41,16 @@ from braidflow.schemas.cloudevents import CloudEvent, to_structured, topic_for
 from braidflow.schemas.codec import encode_admission
 from braidflow.schemas.dead_letters import encode_node_letter
 from braidflow.schemas.lifecycle_events import lifecycle_headers
+from braidflow.streams.quick_send import Acknowledgement
 from braidflow.tenants import events_prefix_for, wait_key
 
 Headers = list[tuple[str, bytes]]
 ProducerSend = Callable[[str, bytes, bytes, Headers | None], Awaitable[Awaitable[Any]]]
 """Queue (topic, key, value, headers) for sending; the future resolves on acknowledgement."""
+SendNow = Callable[[str, bytes, bytes, Headers | None, Acknowledgement, Any], bool]
+"""Append (topic, key, value, headers) to the producer's open batch with no future of its own,
+telling the `Acknowledgement` (with the argument given) once acknowledged; False when it must
+go through `ProducerSend` (`Publisher.queue_now`)."""
 
 _STRUCTURED_HEADERS = to_structured(CloudEvent("-", "-", "-"))[0]
 
@@ -154,6 +159,7 @@ class Outbox:
         topics: Topics,
         send: ProducerSend,
         ensure_topic: Callable[[str], Awaitable[None]] | None = None,
+        send_now: SendNow | None = None,
     ) -> None:
         # Called before a send to an events topic, which nothing else may have created.
         self._ensure_topic = ensure_topic
@@ -166,6 +172,7 @@ class Outbox:
             "admission": topics.admissions,
         }
         self._send = send
+        self._send_now = send_now
         self.acknowledged = Acknowledged()
         # Given (key, value) of each task request as it is sent: this worker's executor may
         # run it at once (`Executor.run_here`); the record is sent all the same.
@@ -196,8 +203,17 @@ class Outbox:
             topic = entry.topic or self._topic_of[entry.kind]
             if entry.kind == "publish" and self._ensure_topic is not None:
                 await self._ensure_topic(topic)
-            future = await self._send(topic, entry.key or key, entry.value, headers)
+            record_key = entry.key or key
+            send_now = self._send_now
+            if send_now is not None and send_now(
+                topic, record_key, entry.value, headers, self._acknowledged_now, entry.id
+            ):
+                continue
+            future = await self._send(topic, record_key, entry.value, headers)
             future.add_done_callback(self._on_done(entry.id))  # type: ignore[attr-defined]
+
+    def _acknowledged_now(self, record_id: str, partition: int, offset: int, at: int) -> None:
+        self.acknowledged.add(record_id)
 
     def _on_done(self, record_id: str) -> Callable[[Any], None]:
         def done(future: Any) -> None:

@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import faust
+from aiokafka.errors import KafkaError
 
 from braidflow.config import Topics
 from braidflow.engine import Transition
@@ -22,6 +23,7 @@ from braidflow.metrics import DEAD_LETTERS
 from braidflow.schemas import encode_transition
 from braidflow.schemas.dead_letters import HEAD_BYTES, DeadLetter, RedriveMark
 from braidflow.schemas.node_logs import NodeRunLog
+from braidflow.streams.quick_send import Acknowledgement, sent_now
 from braidflow.streams.result_producer import Acknowledged
 
 log = logging.getLogger(__name__)
@@ -57,6 +59,40 @@ class Publisher:
         if self.on_transition is not None and topic == self._topics.transitions:
             future.add_done_callback(self._acknowledged(key, value))  # type: ignore[attr-defined]
         return future
+
+    def queue_now(
+        self,
+        topic: str,
+        key: bytes,
+        value: bytes,
+        headers: list[tuple[str, bytes]] | None,
+        acknowledged: Acknowledgement,
+        argument: Any,
+    ) -> bool:
+        """Append a record to its partition's open batch, with no future of its own:
+        `acknowledged(argument, partition, offset, timestamp_ms)` once it is acknowledged.
+
+        False when it must be `queue`d (no producer or metadata yet, a full batch, a
+        transaction, a record over the limit: `queue` raises what it raised).
+        """
+        producer = getattr(self._app.producer, "_producer", None)
+        if producer is None or not self._app.producer.allow_headers:  # type: ignore[attr-defined]
+            return False
+        if self.on_transition is not None and topic == self._topics.transitions:
+            argument = (acknowledged, argument, key, value)
+            acknowledged = self._transition_acknowledged
+        try:
+            return sent_now(producer, topic, value, key, None, headers, acknowledged, argument)
+        except KafkaError:
+            return False
+
+    def _transition_acknowledged(
+        self, told: tuple[Acknowledgement, Any, bytes, bytes], partition: int, offset: int, at: int
+    ) -> None:
+        acknowledged, argument, key, value = told
+        acknowledged(argument, partition, offset, at)
+        if self.on_transition is not None:
+            self.on_transition(partition, offset, key, value, at)
 
     def _acknowledged(self, key: bytes, value: bytes) -> Callable[[Any], None]:
         def done(future: Any) -> None:

@@ -7,14 +7,15 @@ then waits on that buffer one message at a time (`asyncio.wait_for` each). The
 orchestrator writes a state row every step: the buffer's round took about 5% of a loaded
 worker's busy samples (docs/performance-history.md, "The produce path per record").
 
-aiokafka can take a record without waiting (`quick_send.queued_now`), so the row is appended
+aiokafka can take a record without waiting (`quick_send.sent_now`), so the row is appended
 to its partition's batch as the table is written, in the order of the writes (a full batch
 gets another behind it, as Faust's buffer would have held the row), and Faust's flush before
 a commit waits for it as for any record. Whatever cannot go at once (no producer or metadata
 yet, a transaction, a window, a serializer) takes Faust's path; and while any row of this
 table is in Faust's buffer, the next ones follow it there, so the changelog keeps the order
-of the writes. On acknowledgement the store notes the row's offset, as Faust's callback does
-(what a restart's recovery starts from). Faust's monitor does not count these rows as sent.
+of the writes. A row has no future of its own: once its batch is acknowledged, the store
+notes the row's offset, as Faust's callback does (what a restart's recovery starts from).
+Faust's monitor does not count these rows as sent.
 """
 
 from __future__ import annotations
@@ -24,9 +25,10 @@ import logging
 from typing import Any
 
 from aiokafka.errors import KafkaError
+from aiokafka.structs import TopicPartition
 
 from braidflow.streams.one_read_table import OneReadTable
-from braidflow.streams.quick_send import queued_now
+from braidflow.streams.quick_send import sent_now
 
 log = logging.getLogger(__name__)
 
@@ -39,8 +41,8 @@ class QuickChangelogTable(OneReadTable):
         # This table's rows in Faust's buffer, not in the producer's batch yet.
         self._rows_in_buffer = 0
         self._changelog_name: str | None = None
-        # The last offset acknowledged per partition, not noted in the store yet.
-        self._offsets_to_note: dict[Any, int] = {}
+        # The last offset acknowledged per changelog partition, not noted in the store yet.
+        self._offsets_to_note: dict[int, int] = {}
 
     async def on_start(self) -> None:
         await super().on_start()
@@ -104,33 +106,22 @@ class QuickChangelogTable(OneReadTable):
             self._changelog_name = self.changelog_topic_name
         partition = self.partition_for_key(key)
         try:
-            future = queued_now(
-                producer, self._changelog_name, value, key, partition, None, None,
-                new_batch_when_full=True,
+            return sent_now(
+                producer, self._changelog_name, value, key, partition, None,
+                self._row_acknowledged, None, new_batch_when_full=True,
             )  # fmt: skip
         except KafkaError:
             return False  # Faust's path raises or logs it as it always did
-        if future is None:
-            return False
-        future.add_done_callback(self._acknowledged)
-        return True
 
-    def _acknowledged(self, future: Any) -> None:
-        if future.cancelled():
-            return
-        exc = future.exception()
-        if exc is not None:
-            # As Faust's `Topic._on_published` reports a changelog row it could not send.
-            log.warning("changelog row of %s not sent: %r", self.name, exc)
-            return
-        sent = future.result()
+    def _row_acknowledged(self, _: None, partition: int, offset: int, timestamp_ms: int) -> None:
         if not self._offsets_to_note:
             # A batch's acknowledgements run in one turn of the loop; this runs after them.
             asyncio.get_running_loop().call_soon(self._note_offsets)
-        noted = self._offsets_to_note.get(sent.topic_partition, -1)
-        self._offsets_to_note[sent.topic_partition] = max(noted, sent.offset)
+        noted = self._offsets_to_note.get(partition, -1)
+        self._offsets_to_note[partition] = max(noted, offset)
 
     def _note_offsets(self) -> None:
         offsets, self._offsets_to_note = self._offsets_to_note, {}
-        for tp, offset in offsets.items():
-            self.data.set_persisted_offset(tp, offset)
+        assert self._changelog_name is not None
+        for partition, offset in offsets.items():
+            self.data.set_persisted_offset(TopicPartition(self._changelog_name, partition), offset)

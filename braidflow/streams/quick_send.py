@@ -16,19 +16,28 @@ identity says when). Anything else (a topic not in the metadata yet, a full batc
 transaction, a closed or failed producer) is left to aiokafka's own `send`, which waits or
 raises as before. So records keep their order per partition, Faust's flush still waits for
 every one of them, and errors surface where they did.
+
+`sent_now` appends a record whose sender awaits no future of its own (the outbox, the changelog
+rows): it is told of the acknowledgement from its batch's future, the one a flush waits on.
+Each of these parts of aiokafka is pinned by tests/unit/streams/test_quick_send.py.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
+from aiokafka.producer.message_accumulator import MessageBatch
 from aiokafka.structs import TopicPartition
 from faust.exceptions import ProducerSendError
 from faust.transport.drivers import aiokafka as faust_aiokafka
+
+log = logging.getLogger(__name__)
 
 Layout = tuple[Mapping[int, Any], frozenset[int], list[int], list[int]]
 """A topic's partition map as the metadata held it, its ids, all of them and the available
@@ -49,23 +58,15 @@ def _layout(producer: AIOKafkaProducer, topic: str) -> Layout | None:
     return layout
 
 
-def queued_now(
+def _open_batch(
     producer: AIOKafkaProducer,
     topic: str,
     value: bytes | None,
     key: bytes | None,
     partition: int | None,
-    timestamp_ms: int | None,
-    headers: Sequence[tuple[str, bytes]] | None,
-    *,
-    new_batch_when_full: bool = False,
-) -> asyncio.Future[Any] | None:
-    """Append the record as `producer.send` would without waiting: its future (resolved on
-    acknowledgement), or None when `send` itself must take it.
-
-    `new_batch_when_full`: when the partition's open batch is full, open another behind it
-    instead of leaving the record to `send` (which waits until a request takes the full one).
-    """
+    headers: Sequence[tuple[str, bytes]],
+) -> MessageBatch | None:
+    """The open batch `send` would append the record to without waiting, or None."""
     accumulator = producer._message_accumulator
     if (
         producer._txn_manager is not None
@@ -79,7 +80,6 @@ def queued_now(
     if layout is None:
         return None
     assert not (value is None and key is None), "Need at least one: key or value"
-    headers = headers or []
     producer._serialize(key, value, headers)  # the size check, raising as `send` does
     if partition is None:
         partition = producer._partitioner(key, layout[2], layout[3])
@@ -87,12 +87,102 @@ def queued_now(
         return None
     tp = TopicPartition(topic, partition)
     batches = accumulator._batches.get(tp)
-    batch = batches[-1] if batches else accumulator._append_batch(accumulator.create_builder(), tp)
+    return batches[-1] if batches else _new_batch(producer, tp)
+
+
+def _new_batch(producer: AIOKafkaProducer, tp: TopicPartition) -> MessageBatch:
+    accumulator = producer._message_accumulator
+    return accumulator._append_batch(accumulator.create_builder(), tp)
+
+
+def queued_now(
+    producer: AIOKafkaProducer,
+    topic: str,
+    value: bytes | None,
+    key: bytes | None,
+    partition: int | None,
+    timestamp_ms: int | None,
+    headers: Sequence[tuple[str, bytes]] | None,
+) -> asyncio.Future[Any] | None:
+    """Append the record as `producer.send` would without waiting: its future (resolved on
+    acknowledgement), or None when `send` itself must take it."""
+    headers = headers or []
+    batch = _open_batch(producer, topic, value, key, partition, headers)
+    if batch is None:
+        return None
     future: asyncio.Future[Any] | None = batch.append(key, value, timestamp_ms, headers=headers)
-    if future is None and new_batch_when_full:
-        batch = accumulator._append_batch(accumulator.create_builder(), tp)
-        future = batch.append(key, value, timestamp_ms, headers=headers)
     return future
+
+
+Acknowledgement = Callable[[Any, int, int, int], None]
+"""Told (its argument, the partition, the offset, the timestamp in ms) once a record sent with
+`sent_now` is acknowledged; never if its batch failed."""
+
+
+def sent_now(
+    producer: AIOKafkaProducer,
+    topic: str,
+    value: bytes | None,
+    key: bytes | None,
+    partition: int | None,
+    headers: Sequence[tuple[str, bytes]] | None,
+    acknowledged: Acknowledgement,
+    argument: Any,
+    *,
+    new_batch_when_full: bool = False,
+) -> bool:
+    """Append the record as `queued_now` does, but with no future of its own: `acknowledged`
+    is told of it when its batch's future resolves. False when `send` itself must take it.
+
+    A future a record is a syscall (`asyncio.get_event_loop`, which checks `getpid` in
+    Python 3.11), an object, and on acknowledgement a `RecordMetadata`, a loop callback and
+    its run; a flush waits on the batch's future anyway. `new_batch_when_full`: when the
+    partition's open batch is full, open another behind it instead of leaving the record to
+    `send` (which waits until a request takes the full one).
+    """
+    headers = headers or []
+    batch = _open_batch(producer, topic, value, key, partition, headers)
+    if batch is None:
+        return False
+    metadata = batch._builder.append(timestamp=None, key=key, value=value, headers=headers)
+    if metadata is None:
+        if not new_batch_when_full:
+            return False
+        batch = _new_batch(producer, batch.tp)
+        metadata = batch._builder.append(timestamp=None, key=key, value=value, headers=headers)
+        if metadata is None:
+            return False
+    told: list[tuple[Any, Acknowledgement, Any]] | None = batch.__dict__.get(_TOLD)
+    if told is None:
+        told = []
+        setattr(batch, _TOLD, told)
+        batch.future.add_done_callback(partial(_batch_done, batch.tp, told))
+    told.append((metadata, acknowledged, argument))
+    return True
+
+
+_TOLD = "_braidflow_told"
+"""The attribute of a `MessageBatch` listing who to tell of its records sent by `sent_now`."""
+
+
+def _batch_done(
+    tp: TopicPartition, told: list[tuple[Any, Acknowledgement, Any]], future: asyncio.Future[Any]
+) -> None:
+    # As `MessageBatch.done` resolves each record's future: the batch's offset plus the
+    # record's own, and the broker's timestamp unless it kept the producer's (-1).
+    if future.cancelled():
+        return
+    exc = future.exception()  # retrieved, so asyncio does not report it as never seen
+    if exc is not None:
+        log.warning("%d records to %s not acknowledged: %r", len(told), tp, exc)
+        return
+    sent = future.result()
+    if sent is None:  # acks=0: no offsets
+        return
+    base, at, partition = sent.offset, sent.timestamp, tp.partition
+    for metadata, acknowledged, argument in told:
+        timestamp = metadata.timestamp if at == -1 else at
+        acknowledged(argument, partition, base + metadata.offset, timestamp)
 
 
 def patch_quick_send() -> None:

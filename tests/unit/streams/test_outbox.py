@@ -115,3 +115,28 @@ def test_acknowledged_ids_hold_no_more_memory_than_their_bound() -> None:
     assert f"{19_999:032x}/nap/1/braidflow.node.started" in acknowledged
     assert f"{0:032x}/nap/1/braidflow.node.started" not in acknowledged
     assert held <= 1.1 * bound
+
+
+async def test_an_entry_sent_now_is_acknowledged_by_its_note_and_the_rest_go_through_send() -> None:
+    queued: list[str] = []
+    notes: list[tuple[Any, Any]] = []
+
+    async def send(topic: str, key: bytes, value: bytes, headers: Any) -> asyncio.Future[int]:
+        queued.append(topic)
+        return asyncio.get_running_loop().create_future()
+
+    def send_now(topic: str, key: bytes, value: bytes, headers: Any, note: Any, arg: Any) -> bool:
+        if topic == "bf.tasks":
+            return False  # say, its partition's batch is full
+        notes.append((note, arg))
+        return True
+
+    outbox = Outbox(Topics("bf"), send, send_now=send_now)
+    entries = [OutboxEntry("transition", "t1", b"t"), OutboxEntry("task", "ex:a:1", b"task")]
+    await outbox.send(b"ex", entries)
+    assert queued == ["bf.tasks"]
+    ((note, arg),) = notes
+    assert "t1" not in outbox.acknowledged
+    note(arg, 0, 12, 1_000)
+    assert "t1" in outbox.acknowledged
+    assert "ex:a:1" not in outbox.acknowledged

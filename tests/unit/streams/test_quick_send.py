@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaProducer
 from aiokafka.cluster import ClusterMetadata
-from aiokafka.errors import MessageSizeTooLargeError
+from aiokafka.errors import KafkaTimeoutError, MessageSizeTooLargeError
 from aiokafka.protocol.metadata import MetadataResponse_v0
 from aiokafka.structs import TopicPartition
 
 from braidflow.config import Settings
 from braidflow.streams.app import create_app
 from braidflow.streams.partitioner import KeyPartitioner
-from braidflow.streams.quick_send import patch_quick_send, queued_now
+from braidflow.streams.quick_send import patch_quick_send, queued_now, sent_now
 
 
 def metadata(partitions: dict[str, int], leaderless: frozenset[int] = frozenset()) -> object:
@@ -150,3 +152,77 @@ async def test_faust_s_send_takes_headers_as_a_mapping(tmp_path: Path) -> None:
     (record,) = _records(batches[-1]._builder._build())
     assert (record.key, record.value, record.timestamp) == (b"k", b"v", 1_500)
     assert list(record.headers) == [("h", b"1")]
+
+
+Told = list[tuple[object, int, int, int]]
+
+
+def telling(told: Told) -> Any:
+    def acknowledged(argument: object, partition: int, offset: int, timestamp_ms: int) -> None:
+        told.append((argument, partition, offset, timestamp_ms))
+
+    return acknowledged
+
+
+async def test_a_record_sent_now_has_no_future_and_is_told_of_its_batch_s_acknowledgement() -> None:
+    producer = producer_knowing({"t": 1})
+    told: Told = []
+    for i in range(3):
+        assert sent_now(producer, "t", b"v", b"k", None, None, telling(told), f"r{i}")
+    (batch,) = producer._message_accumulator._batches[TopicPartition("t", 0)]
+    assert batch._msg_futures == []
+    stamps = [r.timestamp for r in _records(batch._builder._build())]
+    batch.done(base_offset=40, timestamp=-1)  # -1: the broker kept the producer's timestamps
+    await asyncio.sleep(0)
+    assert told == [(f"r{i}", 0, 40 + i, stamps[i]) for i in range(3)]
+
+
+async def test_the_broker_s_timestamp_is_told_when_it_set_one() -> None:
+    producer = producer_knowing({"t": 1})
+    told: Told = []
+    sent_now(producer, "t", b"v", b"k", None, None, telling(told), "r")
+    (batch,) = producer._message_accumulator._batches[TopicPartition("t", 0)]
+    batch.done(base_offset=7, timestamp=1_234)
+    await asyncio.sleep(0)
+    assert told == [("r", 0, 7, 1_234)]
+
+
+async def test_a_failed_batch_tells_no_one_and_its_error_is_retrieved() -> None:
+    producer = producer_knowing({"t": 1})
+    told: Told = []
+    sent_now(producer, "t", b"v", b"k", None, None, telling(told), "r")
+    (batch,) = producer._message_accumulator._batches[TopicPartition("t", 0)]
+    batch.failure(KafkaTimeoutError())
+    await asyncio.sleep(0)
+    assert told == []
+    assert not batch.future._log_traceback  # asyncio would report it as never retrieved
+
+
+async def test_a_flush_waits_for_records_sent_now() -> None:
+    producer = producer_knowing({"t": 1})
+    sent_now(producer, "t", b"v", b"k", None, None, telling([]), "r")
+    flush = asyncio.ensure_future(producer._message_accumulator.flush())
+    await asyncio.sleep(0.01)
+    assert not flush.done()
+    (batch,) = producer._message_accumulator._batches[TopicPartition("t", 0)]
+    batch.done(base_offset=0)
+    await asyncio.wait_for(flush, 1)
+
+
+async def test_a_full_batch_is_left_to_send_or_followed_by_another() -> None:
+    producer = producer_knowing({"t": 1}, max_batch_size=1_000)
+    tp = TopicPartition("t", 0)
+    while sent_now(producer, "t", b"v" * 100, b"k", None, None, telling([]), None):
+        pass
+    assert len(producer._message_accumulator._batches[tp]) == 1
+    told: Told = []
+    assert sent_now(
+        producer, "t", b"last", b"k", None, None, telling(told), "r", new_batch_when_full=True
+    )
+    first, second = producer._message_accumulator._batches[tp]
+    assert [r.value for r in _records(second._builder._build())] == [b"last"]
+    count = first.record_count
+    first.done(base_offset=0)
+    second.done(base_offset=count)
+    await asyncio.sleep(0)
+    assert [(a, offset) for a, _, offset, _ in told] == [("r", count)]
