@@ -226,3 +226,17 @@ async def test_a_full_batch_is_left_to_send_or_followed_by_another() -> None:
     second.done(base_offset=count)
     await asyncio.sleep(0)
     assert [(a, offset) for a, _, offset, _ in told] == [("r", count)]
+
+
+async def test_records_sent_now_and_queued_share_their_batch_s_offsets() -> None:
+    producer = producer_knowing({"t": 1})
+    told: Told = []
+    first = queued_now(producer, "t", b"a", b"k", None, None, None)
+    sent_now(producer, "t", b"b", b"k", None, None, telling(told), "b")
+    third = queued_now(producer, "t", b"c", b"k", None, None, None)
+    assert first is not None and third is not None
+    (batch,) = producer._message_accumulator._batches[TopicPartition("t", 0)]
+    batch.done(base_offset=10)
+    await asyncio.sleep(0)
+    assert (first.result().offset, third.result().offset) == (10, 12)
+    assert [offset for _, _, offset, _ in told] == [11]
