@@ -33,6 +33,7 @@ from braidflow.schemas.records import (
 )
 from braidflow.schemas.store import SchemaStore, current_schema
 from braidflow.schemas.stored_encoding import StoredEncoding, StoredWriter
+from braidflow.schemas.task_writing import write_task_request
 
 T = TypeVar("T")
 
@@ -137,8 +138,11 @@ def decode_transition(data: bytes) -> Transition:
 
 
 def encode_task(task: TaskRequest) -> bytes:
-    """A value for a tasks topic."""
-    return _task_requests.encode(task)
+    """A value for a tasks topic; CodecError if it does not fit the schema."""
+    try:
+        return _task_requests.header + write_task_request(task)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise CodecError(f"cannot encode TaskRequest as braidflow.TaskRequest: {exc}") from exc
 
 
 def decode_task(data: bytes) -> TaskRequest:
