@@ -152,16 +152,22 @@ def record_traceparent(
     """The `traceparent` header of a record an execution sends: the span of the node run it
     comes from, else the execution's span. A child's start and a task request carry the one
     the engine gave them."""
-    carried = getattr(message, "traceparent", None)
-    if carried is not None:
-        return str(carried)
-    if getattr(message, "execution_id", None) != trace.execution_id:
-        # A notice to the parent, a cancel to a child: from the execution as a whole.
-        return trace.header
-    node_id = getattr(message, "node_id", None)
+    if type(message) is LifecycleEvent:
+        # Most of a step's records: read directly, as `getattr` of a field it lacks raises.
+        if message.execution_id != trace.execution_id:
+            return trace.header
+        node_id, attempt = message.node_id, message.attempt
+    else:
+        carried = getattr(message, "traceparent", None)
+        if carried is not None:
+            return str(carried)
+        if getattr(message, "execution_id", None) != trace.execution_id:
+            # A notice to the parent, a cancel to a child: from the execution as a whole.
+            return trace.header
+        node_id = getattr(message, "node_id", None)
+        attempt = getattr(message, "attempt", None)
     if node_id is None:
         return trace.header
-    attempt = getattr(message, "attempt", None)
     if attempt is None:
         run = nodes.get(node_id)
         attempt = run.attempt if run is not None else None
