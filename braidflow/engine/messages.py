@@ -12,8 +12,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from braidflow.access import DEFAULT_TENANT
+from braidflow.engine.frozen import quick_init
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class NodeError:
     """Why a node or an execution failed: an exception type (or a category) and a message."""
@@ -23,6 +25,7 @@ class NodeError:
     node_id: str | None = None
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class ParentLink:
     """The execution (and its subworkflow node) that started a child execution.
@@ -41,6 +44,7 @@ class ParentLink:
     item: int | None = None
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class StartExecution:
     """Start an execution. `workflow_version` 0 means "the latest": the runtime resolves it.
@@ -67,6 +71,7 @@ class StartExecution:
     traceparent: str | None = None
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class AdmitExecution:
     """A queued execution's turn has come under its department's cap: it starts running."""
@@ -76,6 +81,7 @@ class AdmitExecution:
     at: int
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class RunNode:
     """One control step: the node became ready and runs now (control) or is dispatched (work)."""
@@ -86,6 +92,7 @@ class RunNode:
     node_id: str
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class NodeCompleted:
     """An attempt of a work node succeeded; `item` set: one item of a foreach node's attempt."""
@@ -99,6 +106,7 @@ class NodeCompleted:
     item: int | None = None
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class NodeFailed:
     """An attempt of a work node failed; `item` set: one item of a foreach node's attempt."""
@@ -112,6 +120,7 @@ class NodeFailed:
     item: int | None = None
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class CancelExecution:
     id: str
@@ -121,6 +130,7 @@ class CancelExecution:
     by: str = ""
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class EventArrived:
     """A domain event that correlated with a waiting node; `event` is its CloudEvent scope."""
@@ -132,6 +142,7 @@ class EventArrived:
     event: Mapping[str, Any]
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class TimerFired:
     """A timer the execution set has come due (sent by the owner of its partition)."""
@@ -142,6 +153,7 @@ class TimerFired:
     timer_id: str
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class ApprovalDecided:
     """A person decided a waiting approval node. `data` must fit the node's reply schema."""
@@ -157,6 +169,7 @@ class ApprovalDecided:
     data: Any = None
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class ChildFinished:
     """A child execution ended (`completed`, `failed` or `cancelled`); sent to its parent.
@@ -175,6 +188,7 @@ class ChildFinished:
     item: int | None = None
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class PauseExecution:
     """Hold every later transition (except resume and cancel) until the execution is resumed."""
@@ -186,6 +200,7 @@ class PauseExecution:
     reason: str = ""
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class ResumeExecution:
     """Apply the transitions held while paused, in the order they arrived."""
@@ -197,6 +212,7 @@ class ResumeExecution:
     reason: str = ""
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class RedriveNode:
     """Run a failed node again in a failed or parked execution.
@@ -213,6 +229,7 @@ class RedriveNode:
     input: Any = None
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class ItemError:
     """Why one item of a foreach node failed."""
@@ -222,6 +239,7 @@ class ItemError:
     message: str
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class ItemsCollected:
     """The runtime's answer to `CollectItems`: every chunk of the attempt, put together.
@@ -259,6 +277,7 @@ Transition = (
 )
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class AdmissionRequested:
     """An execution of a capped department asks for a slot: it waits, queued, until admitted.
@@ -274,6 +293,7 @@ class AdmissionRequested:
     traceparent: str | None = None
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class AdmissionReleased:
     """An execution that asked for a slot has ended: its slot (or its place in the queue) frees."""
@@ -284,6 +304,7 @@ class AdmissionReleased:
     key: str
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class TaskRequest:
     """Work for an executor. Handlers and HTTP calls receive `idempotency_key`."""
@@ -306,6 +327,7 @@ class TaskRequest:
     traceparent: str | None = None
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class LifecycleEvent:
     """A lifecycle event; its `type` is one of:
@@ -334,6 +356,7 @@ class LifecycleEvent:
     started_at: int | None = None
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class AwaitEvent:
     """A node waits for a domain event of `event_type` matching its `correlate` expression.
@@ -357,6 +380,7 @@ class AwaitEvent:
     traceparent: str | None = None
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class PublishEvent:
     """A domain event a `publish` node emits; the runtime sends it as a CloudEvent with this id."""
@@ -373,6 +397,7 @@ class PublishEvent:
     tenant: str = DEFAULT_TENANT
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class DeadLetterNode:
     """A node that failed for good, for the dead-letter topic: enough to inspect and redrive it.
@@ -393,6 +418,7 @@ class DeadLetterNode:
     tenant: str = DEFAULT_TENANT
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class ItemsChunk:
     """Results of a foreach attempt's items, kept by the runtime so the state stays small.
@@ -410,6 +436,7 @@ class ItemsChunk:
     errors: tuple[ItemError, ...] = ()
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class CollectItems:
     """Every item of a foreach attempt is in: the runtime answers with `ItemsCollected`."""
@@ -423,6 +450,7 @@ class CollectItems:
     chunks: int
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class DropItems:
     """The chunks (`0 .. chunks - 1`) of a foreach attempt are no longer needed."""

@@ -9,6 +9,7 @@ from enum import StrEnum
 from typing import Any
 
 from braidflow.access import DEFAULT_TENANT
+from braidflow.engine.frozen import quick_init
 from braidflow.engine.messages import ItemError, NodeError, ParentLink, Transition
 
 
@@ -53,6 +54,7 @@ def iso_time(ms: int) -> str:
     return text.replace("+00:00", "Z")
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class NodeRun:
     """One node's run within an execution.
@@ -74,6 +76,7 @@ class NodeRun:
     errors: tuple[NodeError, ...] = ()
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class ControlAction:
     """Something done to an execution from outside: cancel, pause, resume, redrive, approval."""
@@ -85,6 +88,7 @@ class ControlAction:
     reason: str = ""
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class JoinState:
     """Arrivals at a node with several inbound edges, by edge index, in arrival order.
@@ -99,6 +103,7 @@ class JoinState:
     fired: bool = False
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class ForeachProgress:
     """A foreach node's attempt in flight: items `[0, next)` dispatched; `running` await results.
@@ -121,6 +126,7 @@ class ForeachProgress:
     failed: int = 0
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class LoopProgress:
     """A loop node's passes: `passes` started so far; the last one's child is in `children`."""
@@ -129,6 +135,7 @@ class LoopProgress:
     passes: int = 0
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class ExecutionState:
     """One execution. `error` set while `status` is running means failing: in-flight work drains.

@@ -28,6 +28,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from braidflow.engine import ids, sla
+from braidflow.engine.frozen import quick_init
 from braidflow.engine.ids import EXECUTION_TIMER, SLA_TIMER, child_execution_id
 from braidflow.engine.messages import (
     AdmissionReleased,
@@ -110,6 +111,7 @@ _NODE_SKIPPED = NodeStatus.SKIPPED
 _NODE_WAITING = NodeStatus.WAITING
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class StepResult:
     """The state after a transition, what to send, and why nothing happened (if so)."""

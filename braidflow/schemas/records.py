@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
+from braidflow.engine.frozen import quick_init
 from braidflow.engine.messages import (
     AdmissionReleased,
     AdmissionRequested,
@@ -777,6 +778,7 @@ def _unadmission(record: AvroRecord) -> Admission:
 ADMISSION: RecordKind[Admission] = RecordKind("braidflow.Admission", _admission, _unadmission)
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class OutboxEntry:
     """A record a step emitted, kept until the broker has acknowledged it.
