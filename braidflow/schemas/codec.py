@@ -33,6 +33,7 @@ from braidflow.schemas.records import (
 )
 from braidflow.schemas.store import SchemaStore, current_schema
 from braidflow.schemas.stored_encoding import StoredEncoding, StoredWriter
+from braidflow.schemas.stored_reading import read_stored
 from braidflow.schemas.task_writing import write_task_request
 
 T = TypeVar("T")
@@ -208,4 +209,14 @@ def encode_stored_reusing(
 
 def decode_stored(data: bytes) -> StoredExecution:
     """A value of the executions table; CodecError if undecodable."""
-    return _stored.decode(data)
+    return decode_stored_reusable(data)[0]
+
+
+def decode_stored_reusable(data: bytes) -> tuple[StoredExecution, StoredEncoding]:
+    """`decode_stored`, with `data` as the encoding the next step's `encode_stored_reusing`
+    copies the node runs it keeps from (where they lie is known when `data` has the current
+    schema, which is read in place)."""
+    writer, start = _framing.writer_schema(data)
+    if writer is _stored.schema and _stored_writer.by_hand:
+        return read_stored(data, start)
+    return _stored.decode(data), StoredEncoding(data)

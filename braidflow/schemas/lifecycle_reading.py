@@ -39,7 +39,11 @@ def _long(data: bytes, at: int) -> tuple[int, int]:
 
 
 def _string(data: bytes, at: int) -> tuple[str, int]:
-    size, at = _long(data, at)
+    size = data[at]
+    if size < 0x80:  # most strings are shorter than 64 bytes: their size is one byte
+        size, at = (size >> 1) ^ -(size & 1), at + 1
+    else:
+        size, at = _long(data, at)
     end = at + size
     if size < 0:
         raise CodecError(f"an Avro string of negative length {size}")

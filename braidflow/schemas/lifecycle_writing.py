@@ -14,15 +14,28 @@ from braidflow.schemas.records import _json
 
 _LONG_MIN, _LONG_MAX = -(2**63), 2**63 - 1
 _NULL, _PRESENT = b"\x00", b"\x02"
-# The one-byte zigzag varints: -64 .. 63.
-_SMALL = {n: bytes([(n << 1) ^ (n >> 63)]) for n in range(-64, 64)}
+# Other longs written lately, mostly timestamps: a step writes its time into its state, its
+# node runs and its events. Forgotten, all at once, past `_RECENT_MAX`.
+_RECENT: dict[int, bytes] = {}
+_RECENT_MAX = 4096
 
 
 def avro_long(n: int) -> bytes:
     """Avro's int and long: zigzag, then 7 bits a byte, lowest first."""
-    small = _SMALL.get(n)
-    if small is not None:
-        return small
+    known = _SMALL.get(n)
+    if known is not None:
+        return known
+    known = _RECENT.get(n)
+    if known is not None:
+        return known
+    written = _written_long(n)
+    if len(_RECENT) >= _RECENT_MAX:
+        _RECENT.clear()
+    _RECENT[n] = written
+    return written
+
+
+def _written_long(n: int) -> bytes:
     if not _LONG_MIN <= n <= _LONG_MAX:
         raise OverflowError("Python int too large to convert to C long")
     n = (n << 1) ^ (n >> 63)
@@ -32,6 +45,11 @@ def avro_long(n: int) -> bytes:
         n >>= 7
     out.append(n)
     return bytes(out)
+
+
+# The one-byte varints (-64 .. 63) and the two-byte ones up from 0 (.. 8191): counts, sizes of
+# strings, attempts. About half a MiB.
+_SMALL = {n: _written_long(n) for n in range(-64, 8192)}
 
 
 def _string(text: str) -> bytes:

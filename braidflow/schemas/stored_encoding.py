@@ -1,43 +1,50 @@
-"""A stored execution's bytes, written again for each step with the node runs it kept reused.
+"""A stored execution's bytes, written here field by field, with the node runs it kept reused.
 
-Every step writes the execution's state row whole, and encoding its node runs
-was most of that work, though a step changes a run or two and shares the
-others (the engine's state is immutable: an unchanged run is the same object).
-Avro writes a record as its fields one after another, and an array as its
-count, its items and a 0, so the bytes of a StoredExecution are: the state's
-fields before `nodes`, the nodes array, then the state's fields after it and
-the outbox. Those two stretches of the state are written by fastavro with
-schemas cut from StoredExecution's; each node run is written alone, or its
-bytes are copied from the previous encoding when the run is the very object
-written there. The outbox is written here: its entries are strings, bytes and
-optional ones, and fastavro took 10 - 20 µs an entry, a third of a parked
-execution's row (its start's two lifecycle events).
-The result is byte for byte what fastavro writes for the whole record (a
-property test holds it to that), so every reader and every schema version
-reads it as before.
+Every step writes the execution's state row whole. fastavro's `schemaless_writer` spent most of
+its time finding its way through the schema and through the dicts built for it (a step's
+encoding was 9% of a worker's CPU in a fan-out), so the current `braidflow.StoredExecution` is
+written here in the schema's order, straight from the engine's dataclasses: a record is its
+fields one after another, an array or a map its count, its items and a 0, a [null, X] union a
+0 or a 2 and the X. A step changes a run or two and shares the others (the engine's state is
+immutable: an unchanged run is the same object), so the bytes of a run kept from the previous
+encoding are copied, not written again. Held transitions (a paused execution's) are a union of
+every transition kind: fastavro writes those.
+
+The result is byte for byte what fastavro writes for the whole record (a property test holds it
+to that), so every reader and every schema version reads it as before. The writer knows the
+schema it was written for by fingerprint (`WRITTEN_FOR`): for any other current schema,
+fastavro writes the whole record, and a test fails until this module and `stored_reading` are
+brought up to date.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from io import BytesIO
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from fastavro import parse_schema, schemaless_writer
+from fastavro import schemaless_writer
 
-from braidflow.engine.state import NodeRun
+from braidflow.engine.messages import NodeError
+from braidflow.engine.state import ExecutionState, ForeachProgress, NodeRun
 from braidflow.schemas.framing import CodecError
 from braidflow.schemas.lifecycle_writing import avro_long
 from braidflow.schemas.records import (
-    NODE_RUN,
+    TRANSITION,
     OutboxEntry,
     StoredExecution,
-    execution_state_but_nodes,
+    _json,
+    _state_json,
 )
-from braidflow.schemas.store import Schema
+from braidflow.schemas.store import current_schema, fingerprint
 
 if TYPE_CHECKING:
     from braidflow.schemas.codec import Codec
+
+WRITTEN_FOR = bytes.fromhex("4dd56e942e2ec69c")
+"""The fingerprint of the `braidflow.StoredExecution` schema this module and `stored_reading`
+write and read. Changing the schema (a field, a record it holds, a transition kind): update
+both, then this."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +52,8 @@ class StoredEncoding:
     """The bytes of a stored execution, and where the bytes of its node runs lie in them.
 
     Node run `runs[i]` was written as `data[ends[i]:ends[i + 1]]`. `runs` is
-    empty for bytes read from a table: nothing of them is known to reuse.
+    empty when nothing of the bytes is known to reuse (bytes of an older schema read from a
+    table).
     """
 
     data: bytes
@@ -57,60 +65,127 @@ class StoredWriter:
     """Writes stored executions as `codec` does, reusing the bytes of node runs kept."""
 
     def __init__(self, codec: Codec[StoredExecution]) -> None:
-        schema = codec.schema
-        named: dict[str, Schema] = schema["__named_schemas"]
-        fields = {field["name"]: field for field in schema["fields"]}
-        state = fields["state"]["type"]
-        if isinstance(state, str):
-            state = named[state]
-        state_fields = state["fields"]
-        at = next(i for i, field in enumerate(state_fields) if field["name"] == "nodes")
-        node_run = state_fields[at]["type"]["items"]
-        if isinstance(node_run, str):
-            node_run = named[node_run]
-        # The outbox follows the state and is written by `_outbox`, to the schema it checks.
-        assert [field["name"] for field in schema["fields"]] == ["state", "outbox"]
-        assert _outbox_fields(fields["outbox"]["type"]["items"], named) == _OUTBOX_ENTRY
         self._header = codec.header
-        self._before = self._cut(f"{state['name']}Before", state_fields[:at], named)
-        self._after = self._cut(f"{state['name']}After", state_fields[at + 1 :], named)
-        self._node_run = parse_schema(node_run, dict(named))
-        self._node_run_record = NODE_RUN.to_avro
+        self._codec = codec
+        self._by_hand = fingerprint(codec.schema) == WRITTEN_FOR
+        self._transition = current_schema("braidflow.Transition")
 
-    @staticmethod
-    def _cut(name: str, fields: list[dict[str, Any]], named: dict[str, Schema]) -> Schema:
-        return parse_schema({"type": "record", "name": name, "fields": fields}, dict(named))
+    @property
+    def by_hand(self) -> bool:
+        """Whether the writer writes the current schema itself (else fastavro writes it all)."""
+        return self._by_hand
 
     def encode(self, stored: StoredExecution, previous: StoredEncoding | None) -> StoredEncoding:
         """The framed bytes of `stored`, the step after `previous` (or None); CodecError if it
         does not fit the schema."""
+        if not self._by_hand:
+            return StoredEncoding(self._codec.encode(stored))
         try:
             return self._encode(stored, previous)
-        except (TypeError, ValueError, OverflowError) as exc:
+        except (TypeError, ValueError, OverflowError, AttributeError) as exc:
             raise CodecError(f"cannot encode StoredExecution: {exc}") from exc
 
     def _encode(self, stored: StoredExecution, previous: StoredEncoding | None) -> StoredEncoding:
-        record = execution_state_but_nodes(stored.state)
-        buffer = BytesIO()
-        buffer.write(self._header)
-        schemaless_writer(buffer, self._before, record)
-        runs = tuple(stored.state.nodes.values())
+        s = stored.state
+        out = bytearray(self._header)
+        _string(out, s.execution_id)
+        _string(out, s.workflow_id)
+        out += avro_long(s.workflow_version)
+        _string(out, s.status)
+        out += avro_long(s.started_at)
+        out += avro_long(s.updated_at)
+        _optional_string(out, _state_json(s.input))
+        _optional_string(out, _state_json(s.event))
+        _optional_string(out, _state_json(s.output))
+        _optional_error(out, s.error)
+        _optional_long(out, s.completed_at)
+        runs = tuple(s.nodes.values())
         ends: list[int] = []
         if runs:
-            buffer.write(avro_long(len(runs)))
+            out += avro_long(len(runs))
             kept = _kept_runs(previous)
             for run in runs:
-                ends.append(buffer.tell())
+                ends.append(len(out))
                 written = kept.get(id(run))
                 if written is None:
-                    schemaless_writer(buffer, self._node_run, self._node_run_record(run))
+                    _node_run(out, run)
                 else:
-                    buffer.write(written)
-            ends.append(buffer.tell())
-        buffer.write(b"\x00")
-        schemaless_writer(buffer, self._after, record)
-        _outbox(buffer, stored.outbox)
-        return StoredEncoding(buffer.getvalue(), runs, tuple(ends))
+                    out += written
+            ends.append(len(out))
+        out += _NULL
+        self._rest(out, s)
+        _outbox(out, stored.outbox)
+        return StoredEncoding(bytes(out), runs, tuple(ends))
+
+    def _rest(self, out: bytearray, s: ExecutionState) -> None:
+        """The state's fields after `nodes`, in the schema's order."""
+        joins = s.joins
+        if joins:
+            out += avro_long(len(joins))
+            for join in joins.values():
+                _string(out, join.node_id)
+                _ints(out, join.taken)
+                _ints(out, join.dead)
+                out += _TRUE if join.fired else _FALSE
+        out += _NULL
+        timers = s.timers
+        if timers:
+            out += avro_long(len(timers))
+            for timer_id, due in timers.items():
+                _string(out, timer_id)
+                out += avro_long(due)
+        out += _NULL
+        out += _TRUE if s.paused else _FALSE
+        if s.held:
+            # Rare (a paused execution's), and a union of every transition: fastavro writes them.
+            out += avro_long(len(s.held))
+            buffer = BytesIO()
+            for transition in s.held:
+                schemaless_writer(buffer, self._transition, TRANSITION.to_avro(transition))
+            out += buffer.getvalue()
+        out += _NULL
+        parent = s.parent
+        if parent is None:
+            out += _NULL
+        else:
+            out += _PRESENT
+            _string(out, parent.execution_id)
+            _string(out, parent.workflow_id)
+            _string(out, parent.node_id)
+            out += avro_long(parent.depth)
+            _optional_string(out, _json(parent.context))
+            _optional_long(out, parent.item)
+        children = s.children
+        if children:
+            out += avro_long(len(children))
+            for node_id, child in children.items():
+                _string(out, node_id)
+                _string(out, child)
+        out += _NULL
+        if s.control:
+            out += avro_long(len(s.control))
+            for action in s.control:
+                _string(out, action.action)
+                _string(out, action.by)
+                out += avro_long(action.at)
+                _optional_string(out, action.node_id)
+                _string(out, action.reason)
+        out += _NULL
+        if s.foreach:
+            out += avro_long(len(s.foreach))
+            for progress in s.foreach.values():
+                _foreach(out, progress)
+        out += _NULL
+        if s.loops:
+            out += avro_long(len(s.loops))
+            for loop in s.loops.values():
+                _string(out, loop.node_id)
+                out += avro_long(loop.passes)
+        out += _NULL
+        _optional_string(out, _json(s.dept))
+        _string(out, s.tenant)
+        _optional_string(out, s.admission)
+        _optional_string(out, s.traceparent)
 
 
 def _kept_runs(previous: StoredEncoding | None) -> dict[int, memoryview]:
@@ -124,43 +199,114 @@ def _kept_runs(previous: StoredEncoding | None) -> dict[int, memoryview]:
     return {id(run): data[ends[i] : ends[i + 1]] for i, run in enumerate(previous.runs)}
 
 
-_OUTBOX_ENTRY = [
-    ("kind", "string"),
-    ("id", "string"),
-    ("value", "bytes"),
-    ("topic", ["null", "string"]),
-    ("key", ["null", "bytes"]),
-    ("traceparent", ["null", "string"]),
-]
-"""The fields of an outbox entry, in order, as `_outbox` writes them."""
+_NULL = _FALSE = b"\x00"
+_TRUE = b"\x01"
+# A [null, X] union holding an X: its second branch.
+_PRESENT = b"\x02"
 
 
-def _outbox_fields(entry: Any, named: dict[str, Schema]) -> list[tuple[str, Any]]:
-    if isinstance(entry, str):
-        entry = named[entry]
-    return [(field["name"], field["type"]) for field in entry["fields"]]
+def _string(out: bytearray, text: str) -> None:
+    data = text.encode()
+    out += avro_long(len(data))
+    out += data
 
 
-def _outbox(buffer: BytesIO, entries: tuple[OutboxEntry, ...]) -> None:
-    """Avro's array of `entries` (see `_OUTBOX_ENTRY`): its count, each entry's fields one after
-    another, a 0. A string is its UTF-8 length and bytes; an optional one a 0 for null, else a
-    2 (the union's second branch) and the value."""
+def _bytes(out: bytearray, data: bytes) -> None:
+    out += avro_long(len(data))
+    out += data
+
+
+def _optional_string(out: bytearray, text: str | None) -> None:
+    if text is None:
+        out += _NULL
+    else:
+        out += _PRESENT
+        _string(out, text)
+
+
+def _optional_long(out: bytearray, n: int | None) -> None:
+    if n is None:
+        out += _NULL
+    else:
+        out += _PRESENT
+        out += avro_long(n)
+
+
+def _ints(out: bytearray, numbers: tuple[int, ...]) -> None:
+    if numbers:
+        out += avro_long(len(numbers))
+        for n in numbers:
+            out += avro_long(n)
+    out += _NULL
+
+
+def _error(out: bytearray, error: NodeError) -> None:
+    _string(out, error.type)
+    _string(out, error.message)
+    _optional_string(out, error.node_id)
+
+
+def _optional_error(out: bytearray, error: NodeError | None) -> None:
+    if error is None:
+        out += _NULL
+    else:
+        out += _PRESENT
+        _error(out, error)
+
+
+def _node_run(out: bytearray, run: NodeRun) -> None:
+    _string(out, run.node_id)
+    _string(out, run.status)
+    out += avro_long(run.attempt)
+    _optional_string(out, _state_json(run.input))
+    _optional_string(out, _state_json(run.output))
+    _optional_error(out, run.error)
+    _optional_long(out, run.started_at)
+    _optional_long(out, run.completed_at)
+    if run.errors:
+        out += avro_long(len(run.errors))
+        for error in run.errors:
+            _error(out, error)
+    out += _NULL
+
+
+def _foreach(out: bytearray, progress: ForeachProgress) -> None:
+    _string(out, progress.node_id)
+    out += avro_long(progress.attempt)
+    out += avro_long(progress.total)
+    out += avro_long(progress.next)
+    _ints(out, progress.running)
+    if progress.pending:
+        out += avro_long(len(progress.pending))
+        for index, output in progress.pending:
+            out += avro_long(index)
+            _optional_string(out, _json(output))
+    out += _NULL
+    if progress.failures:
+        out += avro_long(len(progress.failures))
+        for failure in progress.failures:
+            out += avro_long(failure.index)
+            _string(out, failure.type)
+            _string(out, failure.message)
+    out += _NULL
+    out += avro_long(progress.chunks)
+    out += avro_long(progress.failed)
+
+
+def _outbox(out: bytearray, entries: tuple[OutboxEntry, ...]) -> None:
+    """Avro's array of `entries`: its count, each entry's fields one after another, a 0."""
     if entries:
-        buffer.write(avro_long(len(entries)))
-        write = buffer.write
+        out += avro_long(len(entries))
         for entry in entries:
-            for text in (entry.kind, entry.id):
-                _bytes(write, text.encode())
-            _bytes(write, entry.value)
-            for optional in (entry.topic, entry.key, entry.traceparent):
-                if optional is None:
-                    write(b"\x00")
-                else:
-                    write(b"\x02")
-                    _bytes(write, optional.encode() if isinstance(optional, str) else optional)
-    buffer.write(b"\x00")
-
-
-def _bytes(write: Any, data: bytes) -> None:
-    write(avro_long(len(data)))
-    write(data)
+            _string(out, entry.kind)
+            _string(out, entry.id)
+            _bytes(out, entry.value)
+            _optional_string(out, entry.topic)
+            key = entry.key
+            if key is None:
+                out += _NULL
+            else:
+                out += _PRESENT
+                _bytes(out, key)
+            _optional_string(out, entry.traceparent)
+    out += _NULL

@@ -39,7 +39,7 @@ from braidflow.schemas import (
     OutboxEntry,
     StoredEncoding,
     StoredExecution,
-    decode_stored,
+    decode_stored_reusable,
     encode_stored_reusing,
 )
 from braidflow.schemas.cloudevents import CloudEventError
@@ -171,13 +171,12 @@ class ExecutionStore:
             self._decoded.move_to_end(key)
             return ExecutionTransaction(self, key, table, cached[0], cached[1], cached[2])
         try:
-            row = decode_stored(raw)
+            row, encoding = decode_stored_reusable(raw)
             state = filled_in(row.state, table)
         except (CodecError, MissingValueRow) as exc:
             raise Unreadable(f"the stored execution is unreadable: {exc}") from None
         stored = replace(row, state=state)
         loaded = Loaded(state, row.state)
-        encoding = StoredEncoding(raw)
         self._remember(key, encoding, stored, loaded)
         return ExecutionTransaction(self, key, table, encoding, stored, loaded)
 

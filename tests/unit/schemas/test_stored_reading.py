@@ -1,0 +1,156 @@
+"""A stored execution read in place reads as fastavro reads it: the same execution from any bytes
+the current schema writes, and a CodecError from any bytes fastavro cannot read; and where its
+node runs lie is known, for the next step to copy them."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from stored_execution_values import steps
+
+from braidflow.engine.state import ExecutionState, NodeRun
+from braidflow.schemas import (
+    CodecError,
+    StoredExecution,
+    decode_stored,
+    decode_stored_reusable,
+    encode_stored,
+    encode_stored_reusing,
+    stored_encoding,
+)
+from braidflow.schemas.codec import _stored, _stored_writer
+from braidflow.schemas.lifecycle_writing import avro_long
+from braidflow.schemas.store import fingerprint
+from braidflow.schemas.stored_encoding import WRITTEN_FOR
+
+HEADER = 10
+
+
+def fastavro_read(data: bytes) -> StoredExecution | CodecError:
+    try:
+        return _stored.decode(data)
+    except CodecError as exc:
+        return exc
+
+
+def read(data: bytes) -> StoredExecution | CodecError:
+    try:
+        return decode_stored(data)
+    except CodecError as exc:
+        return exc
+
+
+def test_the_current_schema_is_the_one_written_and_read_by_hand() -> None:
+    # Else fastavro writes and reads it all, correct but slow: bring stored_encoding and
+    # stored_reading up to date with the schema, then WRITTEN_FOR.
+    assert fingerprint(_stored.schema) == WRITTEN_FOR
+    assert _stored_writer.by_hand
+
+
+@settings(max_examples=60, deadline=None)
+@given(steps())
+def test_a_stored_execution_reads_as_fastavro_reads_it(
+    step: tuple[StoredExecution, StoredExecution],
+) -> None:
+    for stored in step:
+        data = encode_stored(stored)
+        found, encoding = decode_stored_reusable(data)
+        assert found == fastavro_read(data)
+        assert encoding.data is data
+        # Node ids are unique: every run read is offered, with its very bytes.
+        runs = tuple(found.state.nodes.values())
+        assert encoding.runs == runs
+        for i, run in enumerate(runs):
+            alone = encode_stored(StoredExecution(replace(found.state, nodes={run.node_id: run})))
+            assert data[encoding.ends[i] : encoding.ends[i + 1]] in alone
+
+
+@settings(max_examples=40, deadline=None)
+@given(steps(), st.data())
+def test_the_step_after_a_read_copies_the_runs_it_keeps_and_writes_fastavros_bytes(
+    step: tuple[StoredExecution, StoredExecution], draw: st.DataObject
+) -> None:
+    first, second = step
+    read_first, encoding = decode_stored_reusable(encode_stored(first))
+    # The next step keeps some of the runs read (the same objects), and has second's others.
+    kept = {
+        node_id: run
+        for node_id, run in read_first.state.nodes.items()
+        if draw.draw(st.booleans(), label=f"keep {node_id}")
+    }
+    nodes = {**second.state.nodes, **kept}
+    after = replace(second, state=replace(second.state, nodes=nodes))
+    assert encode_stored_reusing(after, encoding).data == encode_stored(after)
+
+
+@settings(max_examples=200, deadline=None)
+@given(steps(), st.data())
+def test_damaged_bytes_fail_where_fastavro_fails(
+    step: tuple[StoredExecution, StoredExecution], draw: st.DataObject
+) -> None:
+    data = bytearray(encode_stored(step[0]))
+    cut = draw.draw(st.integers(HEADER, len(data) - 1))
+    damage = draw.draw(st.sampled_from(["truncate", "extend", "flip"]), label="damage")
+    if damage == "truncate":
+        damaged = bytes(data[:cut])
+    elif damage == "extend":
+        damaged = bytes(data) + draw.draw(st.binary(min_size=1, max_size=4))
+    else:
+        data[cut] = draw.draw(st.integers(0, 255).filter(lambda b: b != data[cut]))
+        damaged = bytes(data)
+    expected, found = fastavro_read(damaged), read(damaged)
+    if isinstance(expected, CodecError):
+        assert isinstance(found, CodecError)
+    elif isinstance(found, CodecError):
+        # fastavro takes a negative union branch as Python's index from the end; the Avro
+        # specification has none, and the reader refuses it. Nothing else may differ.
+        assert str(found).startswith("union branch -"), found
+    else:
+        assert found == expected
+
+
+def a_stored_execution(*node_ids: str) -> StoredExecution:
+    nodes = {node_id: NodeRun(node_id, "completed", 1, {"n": 1}, [1, 2]) for node_id in node_ids}
+    return StoredExecution(ExecutionState("e1", "wf", 1, "running", 0, 1, {"n": 1}, nodes=nodes))
+
+
+def test_runs_in_several_blocks_read_as_fastavro_reads_them_and_are_not_offered() -> None:
+    # Avro lets a writer split an array into blocks, a negative count followed by the block's
+    # size in bytes; fastavro and braidflow write one block, but another writer may not.
+    stored = a_stored_execution("a", "b", "c")
+    whole = encode_stored_reusing(stored, None)
+    data, ends = whole.data, whole.ends
+    runs = [data[ends[i] : ends[i + 1]] for i in range(3)]
+    blocks = (
+        avro_long(1)
+        + runs[0]
+        + avro_long(-2)
+        + avro_long(len(runs[1]) + len(runs[2]))
+        + runs[1]
+        + runs[2]
+    )
+    split = data[: ends[0] - 1] + blocks + data[ends[3] :]
+    found, encoding = decode_stored_reusable(split)
+    assert found == fastavro_read(split) == stored
+    assert encoding.runs == () and encoding.ends == ()
+    assert encode_stored_reusing(found, encoding).data == data
+
+
+def test_a_record_left_over_or_cut_short_is_a_codec_error() -> None:
+    data = encode_stored(a_stored_execution("a"))
+    for damaged in (data + b"\x00", data[:-1], data[: HEADER + 3]):
+        assert isinstance(read(damaged), CodecError)
+        assert isinstance(fastavro_read(damaged), CodecError)
+
+
+def test_a_schema_the_writer_was_not_written_for_is_written_by_fastavro(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(stored_encoding, "WRITTEN_FOR", b"\x00" * 8)
+    writer = stored_encoding.StoredWriter(_stored)
+    stored = a_stored_execution("a", "b")
+    assert not writer.by_hand
+    assert writer.encode(stored, None).data == encode_stored(stored)
