@@ -175,7 +175,8 @@ class ExecutionStore:
             state = filled_in(row.state, table)
         except (CodecError, MissingValueRow) as exc:
             raise Unreadable(f"the stored execution is unreadable: {exc}") from None
-        stored = replace(row, state=state)
+        # Filled in only when it names value rows: else the row as read is the execution.
+        stored = row if state is row.state else replace(row, state=state)
         loaded = Loaded(state, row.state)
         self._remember(key, encoding, stored, loaded)
         return ExecutionTransaction(self, key, table, encoding, stored, loaded)
@@ -299,7 +300,8 @@ class ExecutionTransaction:
             offloaded = store.values.offload(state, self.loaded, self._table)
         except ValueTooLarge as exc:
             raise self._too_large(exc.what, exc.size, transition) from None
-        encoded = encode_stored_reusing(StoredExecution(offloaded.state, outbox), self._encoding)
+        row = StoredExecution(offloaded.state, outbox)
+        encoded = encode_stored_reusing(row, self._encoding)
         if len(encoded.data) > store.max_row_bytes:
             raise self._too_large("the execution's state", len(encoded.data), transition)
         deleted, added = self._timers_changed(state)
@@ -317,7 +319,7 @@ class ExecutionTransaction:
             encoded,
             dropped,
             emitted,
-            (StoredExecution(state, outbox), loaded),
+            (row if offloaded.state is state else StoredExecution(state, outbox), loaded),
         )
 
     def stage_unchanged(self, transition: Transition) -> None:
