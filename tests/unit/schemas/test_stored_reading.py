@@ -154,3 +154,27 @@ def test_a_schema_the_writer_was_not_written_for_is_written_by_fastavro(
     stored = a_stored_execution("a", "b")
     assert not writer.by_hand
     assert writer.encode(stored, None).data == encode_stored(stored)
+
+
+def differing_byte(a: bytes, b: bytes) -> int:
+    return next(at for at, (x, y) in enumerate(zip(a, b, strict=False)) if x != y)
+
+
+def test_odd_but_readable_bytes_read_as_fastavro_reads_them() -> None:
+    stored = a_stored_execution("a")
+    data = encode_stored(stored)
+    # A boolean byte other than 0 or 1: fastavro reads any but 0 as true.
+    paused = differing_byte(
+        data, encode_stored(replace(stored, state=replace(stored.state, paused=True)))
+    )
+    odd_boolean = data[:paused] + b"\x05" + data[paused + 1 :]
+    # A union's branch written in two bytes (0x80 0x00 is a long 0): the null branch.
+    union = differing_byte(
+        data, encode_stored(replace(stored, state=replace(stored.state, output=1)))
+    )
+    long_branch = data[:union] + b"\x80\x00" + data[union + 1 :]
+    for odd in (odd_boolean, long_branch):
+        expected = fastavro_read(odd)
+        assert not isinstance(expected, CodecError)
+        assert read(odd) == expected
+    assert read(odd_boolean).state.paused
