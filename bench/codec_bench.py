@@ -18,9 +18,14 @@ from fastavro import schemaless_reader, schemaless_writer
 from braidflow.engine.messages import NodeCompleted, NodeError
 from braidflow.engine.state import ExecutionState, JoinState, NodeRun
 from braidflow.schemas import (
+    STORE,
+    STORED_EXECUTION,
+    Codec,
+    SingleObjectFraming,
     StoredExecution,
     current_schema,
     decode_state,
+    decode_stored,
     decode_transition,
     encode_state,
     encode_stored,
@@ -133,8 +138,9 @@ def _fastavro_floor() -> dict[str, float]:
 
 
 def _stored_step() -> dict[str, float]:
-    """The stored 10-node state written for a step that changed one run: whole, and reusing the
-    bytes of the nine runs it kept from the step before's encoding (what the store does)."""
+    """The stored 10-node state written for a step that changed one run: whole (fastavro's
+    codec), and reusing the bytes of the nine runs it kept from the step before's encoding
+    (what the store does); and read back, by fastavro and by `decode_stored`."""
     state = _ten_node_state()
     previous = encode_stored_reusing(StoredExecution(state), None)
     done = replace(state.nodes["step_8"], status="completed", output={"ok": True, "value": 80})
@@ -143,16 +149,26 @@ def _stored_step() -> dict[str, float]:
     )
     if encode_stored_reusing(after, previous).data != encode_stored(after):
         raise AssertionError("the step's encoding is not fastavro's")
+    # Read back, as a worker does when the execution is not kept decoded: fastavro's reader
+    # (the same codec, every field through `schemaless_reader`) against `decode_stored`.
+    data = encode_stored(after)
+    fastavro_decode = Codec(STORED_EXECUTION, SingleObjectFraming(STORE)).decode
+    if decode_stored(data) != fastavro_decode(data):
+        raise AssertionError("the stored state reads other than fastavro reads it")
     # Alternated batch by batch, in CPU time: on a shared machine the speed drifts and the
     # process is preempted; the ratio of the two holds.
-    whole_s = step_s = float("inf")
+    whole_s = step_s = fastavro_read_s = read_s = float("inf")
     for _ in range(BATCHES):
         whole_s = min(whole_s, _cpu_seconds_per_call(lambda: encode_stored(after)))
         step_s = min(step_s, _cpu_seconds_per_call(lambda: encode_stored_reusing(after, previous)))
+        fastavro_read_s = min(fastavro_read_s, _cpu_seconds_per_call(lambda: fastavro_decode(data)))
+        read_s = min(read_s, _cpu_seconds_per_call(lambda: decode_stored(data)))
     return {
         "stored_step.whole_encode_us": whole_s * 1e6,
         "stored_step.reusing_encode_us": step_s * 1e6,
         "stored_step.whole_per_reusing": whole_s / step_s,
+        "stored_step.fastavro_decode_us": fastavro_read_s * 1e6,
+        "stored_step.decode_us": read_s * 1e6,
     }
 
 
