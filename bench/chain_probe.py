@@ -38,7 +38,7 @@ def install(path: str) -> None:
     from faust.transport import consumer as faust_consumer
     from faust.transport.drivers import aiokafka as faust_aiokafka
 
-    from braidflow.streams import orchestrator, publisher, result_producer
+    from braidflow.streams import lone_request, orchestrator, publisher, result_producer
 
     out = open(path, "a", buffering=1 << 16)  # noqa: SIM115
     atexit.register(out.flush)
@@ -73,21 +73,29 @@ def install(path: str) -> None:
 
     publisher.Publisher.queue = probed_queue  # type: ignore[method-assign]
 
-    async def probed_send(
-        self: Any, transition: Any, traceparent: str | None = None, value: bytes | None = None
-    ) -> None:
-        from braidflow.schemas import encode_transition
+    produce = result_producer.ResultProducer._produce
 
+    async def probed_produce(self: Any, key: bytes, value: bytes, headers: Any) -> Any:
         queued = now()
-        value = value if value is not None else encode_transition(transition)
-        key = transition.execution_id.encode()
-        future = await self._producer.send(self._topic, value, key=key)
-        future.add_done_callback(on_ack(queued))
-        sent = await future
-        if self.on_acknowledged is not None:
-            self.on_acknowledged(sent.partition, sent.offset, key, value, sent.timestamp)
+        sent = await produce(self, key, value, headers)
+        note("queued", sent.partition, sent.offset, queued)
+        note("acked", sent.partition, sent.offset, now())
+        return sent
 
-    result_producer.ResultProducer.send = probed_send  # type: ignore[method-assign]
+    result_producer.ResultProducer._produce = probed_produce  # type: ignore[method-assign]
+
+    alone = lone_request.LoneRequests.send
+
+    async def probed_alone(self: Any, topic: str, *args: Any) -> Any:
+        sent = now()
+        result = await alone(self, topic, *args)
+        if result is not None:
+            client = self._producer.client._client_id
+            name = topic.rpartition(".")[2]
+            out.write(f"#produce {sent:.6f} {now():.6f} 1 1 {client}-alone {name}\n")
+        return result
+
+    lone_request.LoneRequests.send = probed_alone  # type: ignore[method-assign]
 
     class ProbedFetchResult(fetcher.FetchResult):  # type: ignore[misc]
         def __init__(self, tp: Any, **kwargs: Any) -> None:

@@ -44,7 +44,8 @@ Layout = tuple[Mapping[int, Any], frozenset[int], list[int], list[int]]
 ones, as lists in aiokafka's own order (what its partitioner is given)."""
 
 
-def _layout(producer: AIOKafkaProducer, topic: str) -> Layout | None:
+def topic_layout(producer: AIOKafkaProducer, topic: str) -> Layout | None:
+    """The topic's partitions as the producer's metadata holds them, None when it holds none."""
     partitions = producer._metadata._partitions.get(topic)
     if partitions is None:
         return None
@@ -76,7 +77,7 @@ def _open_batch(
         or accumulator._exception is not None
     ):
         return None
-    layout = _layout(producer, topic)
+    layout = topic_layout(producer, topic)
     if layout is None:
         return None
     assert not (value is None and key is None), "Need at least one: key or value"
