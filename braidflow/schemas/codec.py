@@ -17,7 +17,11 @@ from braidflow.engine.messages import (
 )
 from braidflow.engine.state import ExecutionState
 from braidflow.schemas.framing import CodecError, Framing, SingleObjectFraming
-from braidflow.schemas.lifecycle_reading import read_lifecycle_event
+from braidflow.schemas.lifecycle_reading import (
+    LifecycleFields,
+    read_lifecycle_event,
+    read_lifecycle_fields,
+)
 from braidflow.schemas.lifecycle_writing import write_lifecycle_event
 from braidflow.schemas.records import (
     ADMISSION,
@@ -172,6 +176,16 @@ def decode_event(data: bytes, *, with_data: bool = True) -> LifecycleEvent:
         return read_lifecycle_event(data, start, with_data=with_data)
     event = _lifecycle_events.decode(data)
     return event if with_data else replace(event, data=None)
+
+
+def decode_event_fields(data: bytes, *, with_data: bool = True) -> LifecycleFields:
+    """`decode_event`'s event as `LifecycleFields`, for readers that only look at it: a
+    named tuple is several times faster to make than the event."""
+    writer, start = _framing.writer_schema(data)
+    if writer is _lifecycle_events.schema:
+        return read_lifecycle_fields(data, start, with_data=with_data)
+    event = decode_event(data, with_data=with_data)
+    return LifecycleFields._make(getattr(event, name) for name in LifecycleFields._fields)
 
 
 def encode_state(state: ExecutionState) -> bytes:

@@ -11,6 +11,9 @@ to fastavro's results, for values and for malformed bytes alike (both a CodecErr
 
 from __future__ import annotations
 
+from typing import Any, NamedTuple
+
+from braidflow.access import DEFAULT_TENANT
 from braidflow.engine.messages import LifecycleEvent, NodeError
 from braidflow.schemas.framing import CodecError
 from braidflow.schemas.records import _unjson
@@ -40,13 +43,15 @@ def _long(data: bytes, at: int) -> tuple[int, int]:
 
 def _string(data: bytes, at: int) -> tuple[str, int]:
     size = data[at]
-    if size < 0x80:  # most strings are shorter than 64 bytes: their size is one byte
-        size, at = (size >> 1) ^ -(size & 1), at + 1
+    if size < 0x80 and not size & 1:
+        # A length of one byte and not negative, as nearly every string's is: read in place.
+        at += 1
+        end = at + (size >> 1)
     else:
         size, at = _long(data, at)
-    end = at + size
-    if size < 0:
-        raise CodecError(f"an Avro string of negative length {size}")
+        end = at + size
+        if size < 0:
+            raise CodecError(f"an Avro string of negative length {size}")
     if end > len(data):
         raise EOFError
     return data[at:end].decode(), end
@@ -62,22 +67,45 @@ def _skipped(data: bytes, at: int) -> int:
     return at + size
 
 
-def _present(data: bytes, at: int) -> tuple[bool, int]:
-    """Whether the `["null", X]` union at `at` holds an X, and where that X begins."""
-    branch = data[at]
-    if branch == 2:
-        return True, at + 1
-    if branch == 0:
-        return False, at + 1
-    raise CodecError(f"union branch {_long(data, at)[0]} of a [null, X] union")
+def _refused(data: bytes, at: int) -> CodecError:
+    """The error of a `["null", X]` union at `at` whose branch is neither 0 nor 1."""
+    return CodecError(f"union branch {_long(data, at)[0]} of a [null, X] union")
+
+
+class LifecycleFields(NamedTuple):
+    """A lifecycle event's fields, named and ordered as `LifecycleEvent`'s, in a named tuple:
+    for readers that only look at events (the stats' first stage). Made several times faster
+    than the frozen dataclass, whose every field is set through `object.__setattr__`."""
+
+    id: str
+    type: str
+    execution_id: str
+    workflow_id: str
+    workflow_version: int
+    at: int
+    node_id: str | None = None
+    attempt: int | None = None
+    data: Any = None
+    error: NodeError | None = None
+    tenant: str = DEFAULT_TENANT
+    started_at: int | None = None
 
 
 def read_lifecycle_event(data: bytes, at: int, *, with_data: bool = True) -> LifecycleEvent:
     """The event whose body (current schema) begins at `at` of `data`; CodecError if the
     bytes hold no such event, or more than one. `with_data=False`: the event's data is
     skipped, unread (None)."""
+    return LifecycleEvent(*_read(data, at, with_data))
+
+
+def read_lifecycle_fields(data: bytes, at: int, *, with_data: bool = True) -> LifecycleFields:
+    """`read_lifecycle_event`'s event as `LifecycleFields`."""
+    return LifecycleFields._make(_read(data, at, with_data))
+
+
+def _read(data: bytes, at: int, with_data: bool) -> tuple[Any, ...]:
     try:
-        event, at = _event(data, at, with_data)
+        fields, at = _fields(data, at, with_data)
     except CodecError:
         raise
     except (EOFError, IndexError) as exc:
@@ -89,10 +117,14 @@ def read_lifecycle_event(data: bytes, at: int, *, with_data: bool = True) -> Lif
         ) from exc
     if at != len(data):
         raise CodecError(f"{len(data) - at} bytes left over after a braidflow.LifecycleEvent")
-    return event
+    return fields
 
 
-def _event(data: bytes, at: int, with_data: bool) -> tuple[LifecycleEvent, int]:
+def _fields(data: bytes, at: int, with_data: bool) -> tuple[tuple[Any, ...], int]:
+    """The event's fields in `LifecycleEvent`'s order, and where the bytes after it begin.
+
+    Each `["null", X]` union's branch is read in place (0: null, 2: zigzag 1, an X): a call
+    per union cost a sixth of the reading."""
     event_id, at = _string(data, at)
     event_type, at = _string(data, at)
     execution_id, at = _string(data, at)
@@ -104,31 +136,55 @@ def _event(data: bytes, at: int, with_data: bool) -> tuple[LifecycleEvent, int]:
     text: str | None = None
     error: NodeError | None = None
     started_at: int | None = None
-    present, at = _present(data, at)
-    if present:
-        node_id, at = _string(data, at)
-    present, at = _present(data, at)
-    if present:
-        attempt, at = _long(data, at)
-    present, at = _present(data, at)
-    if present and with_data:
-        text, at = _string(data, at)
-    elif present:
-        at = _skipped(data, at)
-    present, at = _present(data, at)
-    if present:
-        error_type, at = _string(data, at)
+    branch = data[at]
+    if branch == 2:
+        node_id, at = _string(data, at + 1)
+    elif branch:
+        raise _refused(data, at)
+    else:
+        at += 1
+    branch = data[at]
+    if branch == 2:
+        attempt, at = _long(data, at + 1)
+    elif branch:
+        raise _refused(data, at)
+    else:
+        at += 1
+    branch = data[at]
+    if branch == 2 and with_data:
+        text, at = _string(data, at + 1)
+    elif branch == 2:
+        at = _skipped(data, at + 1)
+    elif branch:
+        raise _refused(data, at)
+    else:
+        at += 1
+    branch = data[at]
+    if branch == 2:
+        error_type, at = _string(data, at + 1)
         message, at = _string(data, at)
-        present, at = _present(data, at)
         error_node: str | None = None
-        if present:
-            error_node, at = _string(data, at)
+        branch = data[at]
+        if branch == 2:
+            error_node, at = _string(data, at + 1)
+        elif branch:
+            raise _refused(data, at)
+        else:
+            at += 1
         error = NodeError(error_type, message, error_node)
+    elif branch:
+        raise _refused(data, at)
+    else:
+        at += 1
     tenant, at = _string(data, at)
-    present, at = _present(data, at)
-    if present:
-        started_at, at = _long(data, at)
-    event = LifecycleEvent(
+    branch = data[at]
+    if branch == 2:
+        started_at, at = _long(data, at + 1)
+    elif branch:
+        raise _refused(data, at)
+    else:
+        at += 1
+    fields = (
         event_id,
         event_type,
         execution_id,
@@ -142,4 +198,4 @@ def _event(data: bytes, at: int, with_data: bool) -> tuple[LifecycleEvent, int]:
         tenant,
         started_at,
     )
-    return event, at
+    return fields, at

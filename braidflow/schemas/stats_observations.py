@@ -27,10 +27,14 @@ from braidflow.engine import LifecycleEvent
 from braidflow.engine.sla import SLA_BREACHED_EVENT
 from braidflow.engine.state import ExecutionStatus
 from braidflow.schemas.department_alerts import TIMEOUT_ERRORS
+from braidflow.schemas.lifecycle_reading import LifecycleFields
 from braidflow.schemas.stats_figures import COUNTS, Observation
 
 WORKFLOW_SCOPE = "workflow"
 DEPARTMENT_SCOPE = "department"
+
+Observed = LifecycleEvent | LifecycleFields
+"""An event as the stats read it: whole, or only its fields (the first stage)."""
 
 _COMPLETED, _FAILED = ExecutionStatus.COMPLETED.value, ExecutionStatus.FAILED.value
 _ENDS = {
@@ -41,7 +45,7 @@ _ENDS = {
 _NODE_ENDS = {"node.completed": _COMPLETED, "node.failed": _FAILED, "node.retrying": "retries"}
 
 
-def observe(event: LifecycleEvent) -> list[Observation]:
+def observe(event: Observed) -> list[Observation]:
     """What `event` says for the stats.
 
     A failure by a deadline counts as `timed_out`, not `failed` (as department alerts tell
@@ -69,11 +73,11 @@ def observe(event: LifecycleEvent) -> list[Observation]:
     return []
 
 
-def _took(event: LifecycleEvent) -> int | None:
+def _took(event: Observed) -> int | None:
     return None if event.started_at is None else event.at - event.started_at
 
 
-def _timed_out(event: LifecycleEvent) -> bool:
+def _timed_out(event: Observed) -> bool:
     return event.error is not None and event.error.type in TIMEOUT_ERRORS
 
 
@@ -123,7 +127,7 @@ class Gathering:
 
     def add(
         self,
-        event: LifecycleEvent,
+        event: Observed,
         department: str | None,
         observations: list[Observation],
         source: Source | None = None,

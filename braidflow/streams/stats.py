@@ -46,9 +46,9 @@ from faust.types import EventT
 from faust.types.windows import WindowRange_from_start
 
 from braidflow.config import Settings
-from braidflow.engine import LifecycleEvent
 from braidflow.metrics import STATS_DURATION, STATS_EXECUTIONS, STATS_NODE_RUNS
-from braidflow.schemas import CodecError, decode_event
+from braidflow.schemas import CodecError, decode_event_fields
+from braidflow.schemas.lifecycle_reading import LifecycleFields
 from braidflow.schemas.stats_figures import (
     QUANTILES,
     WINDOWS,
@@ -159,9 +159,9 @@ def _decoded(
         return None
 
 
-def _event_without_data(value: bytes) -> LifecycleEvent:
-    # Nothing the stats observe is in an event's data.
-    return decode_event(value, with_data=False)
+def _event_without_data(value: bytes) -> LifecycleFields:
+    # Nothing the stats observe is in an event's data; they only look at the fields.
+    return decode_event_fields(value, with_data=False)
 
 
 class Stats:

@@ -4,7 +4,7 @@ its data, the same event but for the data."""
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import astuple, fields, replace
 
 import pytest
 from avro_history import written_with
@@ -13,8 +13,9 @@ from hypothesis import strategies as st
 from lifecycle_event_values import EVENTS
 
 from braidflow.engine import LifecycleEvent
-from braidflow.schemas import CodecError, decode_event, encode_event
+from braidflow.schemas import CodecError, decode_event, decode_event_fields, encode_event
 from braidflow.schemas.codec import _lifecycle_events
+from braidflow.schemas.lifecycle_reading import LifecycleFields
 from braidflow.schemas.records import LIFECYCLE_EVENT
 
 
@@ -32,12 +33,32 @@ def read(data: bytes) -> LifecycleEvent | CodecError:
         return exc
 
 
+def as_fields(event: LifecycleEvent) -> LifecycleFields:
+    # Not astuple: it would turn the error, a NodeError, into a tuple too.
+    return LifecycleFields(*(getattr(event, f.name) for f in fields(event)))
+
+
+def read_fields(data: bytes) -> LifecycleFields | CodecError:
+    try:
+        return decode_event_fields(data)
+    except CodecError as exc:
+        return exc
+
+
+def test_the_fields_are_named_and_ordered_as_the_events() -> None:
+    event = LifecycleEvent("i", "t", "e", "w", 1, 5)
+    assert LifecycleFields._fields == tuple(f.name for f in fields(LifecycleEvent))
+    assert LifecycleFields("i", "t", "e", "w", 1, 5) == astuple(event)
+
+
 @settings(max_examples=400)
 @given(EVENTS)
 def test_an_event_reads_as_fastavro_reads_it(event: LifecycleEvent) -> None:
     data = encode_event(event)
     assert decode_event(data) == fastavro_read(data) == event
     assert decode_event(data, with_data=False) == replace(event, data=None)
+    assert decode_event_fields(data) == as_fields(event)
+    assert decode_event_fields(data, with_data=False) == as_fields(replace(event, data=None))
 
 
 @settings(max_examples=400)
@@ -57,6 +78,12 @@ def test_damaged_bytes_fail_where_fastavro_fails(
         data[cut] = draw.draw(st.integers(0, 255).filter(lambda b: b != data[cut]))
         damaged = bytes(data)
     expected, found = fastavro_read(damaged), read(damaged)
+    # The fields read as the event does, to the same error.
+    fields_found = read_fields(damaged)
+    if isinstance(found, CodecError):
+        assert isinstance(fields_found, CodecError) and str(fields_found) == str(found)
+    else:
+        assert fields_found == as_fields(found)
     if isinstance(expected, CodecError):
         assert isinstance(found, CodecError)
     elif isinstance(found, CodecError):
@@ -99,3 +126,4 @@ def test_an_event_of_an_older_schema_reads_without_its_data_too() -> None:
     older = written_with("LifecycleEvent", 2, LIFECYCLE_EVENT.to_avro(event))
     assert decode_event(older) == event
     assert decode_event(older, with_data=False) == replace(event, data=None)
+    assert decode_event_fields(older, with_data=False) == as_fields(replace(event, data=None))
