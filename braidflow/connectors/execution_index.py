@@ -530,8 +530,13 @@ class ExecutionProjection(TopicProjection):
             records: Sequence[ConsumerRecord[bytes, bytes]],
             positions: Mapping[TopicPartition, int],
         ) -> None:
-            wanted = filter(concerns_index, records)
-            events = [event for event in map(_decode, wanted) if event is not None]
+            events = []
+            for record in records:
+                with_data = index_reading(record)
+                if with_data is not None:
+                    event = _decode(record, with_data)
+                    if event is not None:
+                        events.append(event)
             index.apply_many(events, positions)
 
         super().__init__(
@@ -605,14 +610,25 @@ class ExecutionProjection(TopicProjection):
 _NODE_EVENT_TYPES = frozenset(lifecycle_type(t).encode() for t in (NODE_STARTED, *NODE_ENDED))
 # Approvals, for the inbox; waits for an event, for what each event resumed.
 _NODE_TYPES_KEPT = frozenset({b"approval", WAIT_EVENT.encode()})
+# The events whose data the index stores: a start's input and trigger, an approval's request,
+# the event that completed a wait. Any other's, an end's output above all, is left unread.
+_DATA_READ = frozenset(
+    lifecycle_type(t).encode() for t in (STARTED, NODE_STARTED, "node.completed")
+)
 
 
 def concerns_index(record: ConsumerRecord[bytes, bytes]) -> bool:
     """False for the start or end of a node that is no approval nor wait for an event: the
-    index keeps nothing of it.
+    index keeps nothing of it (see `index_reading`)."""
+    return index_reading(record) is not None
 
-    Read off the headers, so the record is never decoded; a record without
-    `ce_nodetype` (written before it existed) is decoded and looked at.
+
+def index_reading(record: ConsumerRecord[bytes, bytes]) -> bool | None:
+    """What the index reads of `record`: None, nothing (the start or end of a node that is no
+    approval nor wait for an event); else whether it reads the event's data too.
+
+    Read off the headers, so the record is never decoded to find out; a record without
+    `ce_type` or `ce_nodetype` (written before it existed) is decoded and looked at whole.
     """
     ce_type = node_type = None
     for name, value in record.headers:
@@ -620,15 +636,19 @@ def concerns_index(record: ConsumerRecord[bytes, bytes]) -> bool:
             ce_type = value
         elif name == NODE_TYPE_HEADER:
             node_type = value
-    return node_type is None or node_type in _NODE_TYPES_KEPT or ce_type not in _NODE_EVENT_TYPES
+    if ce_type is None:
+        return True
+    if node_type is not None and node_type not in _NODE_TYPES_KEPT and ce_type in _NODE_EVENT_TYPES:
+        return None
+    return ce_type in _DATA_READ
 
 
-def _decode(record: ConsumerRecord[bytes, bytes]) -> LifecycleEvent | None:
+def _decode(record: ConsumerRecord[bytes, bytes], with_data: bool) -> LifecycleEvent | None:
     if record.value is None:
         log.warning("skipping a lifecycle record with no value at %s", _where(record))
         return None
     try:
-        return decode_event(record.value)
+        return decode_event(record.value, with_data=with_data)
     except CodecError as exc:
         log.warning("skipping an undecodable lifecycle record at %s: %s", _where(record), exc)
         return None

@@ -6,7 +6,7 @@ import json
 
 from aiokafka import ConsumerRecord
 
-from braidflow.connectors.execution_index import concerns_index
+from braidflow.connectors.execution_index import concerns_index, index_reading
 from braidflow.engine import LifecycleEvent, NodeError
 from braidflow.schemas.lifecycle_events import (
     event_json,
@@ -61,6 +61,19 @@ def test_the_index_reads_approvals_workflow_events_redrives_and_unlabelled_recor
     assert concerns_index(record("ex-1/charge/2/node.redriven"))
     # Written before node events were labelled: decoded and looked at, as before.
     assert concerns_index(record("ex-1/charge/1/node.completed", node_types=None))
+
+
+def test_the_index_reads_the_data_only_of_starts_approvals_and_node_completions() -> None:
+    assert index_reading(record("ex-1/workflow.started")) is True
+    assert index_reading(record("ex-1/sign_off/1/node.started")) is True
+    assert index_reading(record("ex-1/sign_off/1/node.completed")) is True
+    # An end's data is its output: the index stores its status, time and error only.
+    assert index_reading(record("ex-1/workflow.completed")) is False
+    assert index_reading(record("ex-1/workflow.failed/2")) is False
+    assert index_reading(record("ex-1/sign_off/1/node.failed")) is False
+    assert index_reading(record("ex-1/charge/1/node.completed")) is None
+    unlabelled = ConsumerRecord("lifecycle", 0, 0, 0, 0, b"ex-1", b"", None, 4, 0, [])
+    assert index_reading(unlabelled) is True
 
 
 def test_an_event_as_json_has_the_shape_every_reader_shares() -> None:
