@@ -7,6 +7,8 @@ for the one-byte numbers most fields are, takes about half. It reads the current
 `braidflow.LifecycleEvent` schema only, field by field in its order: records of older versions
 still go through fastavro's schema resolution (`Codec.decode`), and a test holds this reader
 to fastavro's results, for values and for malformed bytes alike (both a CodecError).
+`read_lifecycle_fields` reads the same into `LifecycleFields`, a named tuple, for readers that
+only look at an event: making the frozen `LifecycleEvent` was a third of reading one.
 """
 
 from __future__ import annotations
@@ -123,8 +125,8 @@ def _read(data: bytes, at: int, with_data: bool) -> tuple[Any, ...]:
 def _fields(data: bytes, at: int, with_data: bool) -> tuple[tuple[Any, ...], int]:
     """The event's fields in `LifecycleEvent`'s order, and where the bytes after it begin.
 
-    Each `["null", X]` union's branch is read in place (0: null, 2: zigzag 1, an X): a call
-    per union cost a sixth of the reading."""
+    Each `["null", X]` union's branch is read in place (byte 0: null; 2, zigzag 1: an X), as
+    is a string's one-byte length: a call for each took a tenth of the reading."""
     event_id, at = _string(data, at)
     event_type, at = _string(data, at)
     execution_id, at = _string(data, at)
