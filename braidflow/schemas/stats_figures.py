@@ -204,7 +204,7 @@ def _add(sketch: Bucket, duration_ms: int) -> None:
 @functools.lru_cache(maxsize=4096)
 def _bin(duration_ms: int) -> int:
     # The same durations come again and again (a task's few ms), and the logarithm was a
-    # third of counting one.
+    # fifth of folding one.
     return int(_MAPPING.key(float(duration_ms)))
 
 
