@@ -1,0 +1,62 @@
+"""A projection behind its topic stores what it reads in batches of at most BATCH_RECORDS
+records, every record once and in its partition's order: the records in hand stay bounded
+however far behind it is."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from aiokafka import AIOKafkaProducer, ConsumerRecord, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+from suite_broker import SuiteBroker
+
+from braidflow.connectors.projection import BATCH_RECORDS, TopicProjection
+from braidflow.connectors.read_model_db import ReadModel
+
+BEHIND = 2 * BATCH_RECORDS + 500
+
+
+async def test_a_projection_far_behind_stores_bounded_batches(
+    broker: SuiteBroker, prefix: str, tmp_path: Path
+) -> None:
+    topic = f"{prefix}.behind"
+    admin = AdminClient(broker.confluent())
+    for created in admin.create_topics([NewTopic(topic, 2, 1)]).values():
+        created.result(30)
+    producer = AIOKafkaProducer(**broker.aiokafka(), linger_ms=50)
+    await producer.start()
+    try:
+        sent = [await producer.send(topic, b"%d" % i, key=b"%d" % (i % 7)) for i in range(BEHIND)]
+        await asyncio.gather(*sent)
+    finally:
+        await producer.stop()
+
+    model = ReadModel(tmp_path / "behind.sqlite", "")
+    batches: list[int] = []
+    read: dict[int, list[int]] = {}
+
+    def apply(
+        records: Sequence[ConsumerRecord[bytes, bytes]], positions: Mapping[TopicPartition, int]
+    ) -> None:
+        with model.storing(positions):
+            batches.append(len(records))
+            for record in records:
+                assert record.value is not None
+                read.setdefault(record.partition, []).append(int(record.value))
+
+    projection = TopicProjection(model, apply, broker.connection, topic, name="behind")
+    await projection.start()
+    try:
+        async with asyncio.timeout(60):
+            while sum(batches) < BEHIND:
+                await asyncio.sleep(0.05)
+    finally:
+        await projection.stop()
+        model.close()
+    assert sum(batches) == BEHIND
+    assert max(batches) <= BATCH_RECORDS
+    assert sorted(v for values in read.values() for v in values) == list(range(BEHIND))
+    for values in read.values():
+        assert values == sorted(values)
