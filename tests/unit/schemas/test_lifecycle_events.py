@@ -32,6 +32,17 @@ def test_node_events_carry_their_node_type() -> None:
     assert headers["ce_subject"] == b"ex-1"
 
 
+def test_a_childs_node_events_carry_the_node_type_named_after_its_execution_id() -> None:
+    # A child's execution id holds slashes: the node is the segment before the attempt.
+    child = "ex-1/call/1/child"
+    headers = dict(lifecycle_headers(f"{child}/sign_off/2/node.failed", child.encode(), NODE_TYPES))
+    assert headers["ce_type"] == b"braidflow.node.failed"
+    assert headers["ce_nodetype"] == b"approval"
+    workflow = dict(lifecycle_headers(f"{child}/workflow.failed/12", child.encode(), NODE_TYPES))
+    assert workflow["ce_type"] == b"braidflow.workflow.failed"
+    assert "ce_nodetype" not in workflow
+
+
 def test_workflow_events_and_unknown_nodes_carry_no_node_type() -> None:
     workflow = dict(lifecycle_headers("ex-1/workflow.resumed/2", b"ex-1", NODE_TYPES))
     assert workflow["ce_type"] == b"braidflow.workflow.resumed"
