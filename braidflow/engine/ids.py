@@ -322,6 +322,13 @@ def event_type_of(event_id: str) -> str:
     return last
 
 
+def node_of_event_id(event_id: str) -> str | None:
+    """The node a `node_event_id` names, read as it is written, not checked as
+    `parse_event_id` checks it (a lifecycle event's headers ask it of every event sent)."""
+    parts = event_id.rsplit("/", 3)
+    return parts[1] if len(parts) == 4 and parts[0] else None
+
+
 def parse_event_id(event_id: str) -> EventId:
     """The parts of a `node_event_id` (its type starts with `node.`) or a `workflow_event_id`."""
     event_type = event_type_of(event_id)

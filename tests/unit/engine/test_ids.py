@@ -88,6 +88,7 @@ def test_a_node_event_id_reads_back(
 ) -> None:
     event_id = ids.node_event_id(execution_id, node_id, attempt, type_)
     assert ids.parse_event_id(event_id) == (execution_id, type_, node_id, attempt)
+    assert ids.node_of_event_id(event_id) == node_id
     assert ids.event_type_of(event_id) == type_
 
 
