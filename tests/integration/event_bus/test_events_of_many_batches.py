@@ -20,8 +20,10 @@ from workers import WorkerProcess
 
 from braidflow.schemas.cloudevents import CloudEvent, to_structured
 
-# Batches in the partition: well past what Tansu lists in a 5 ms fetch wait.
-BATCHES = 12_000
+# Tansu lists some 7,500 batches in a 5 ms fetch wait: the worker fetches at a 1 ms wait,
+# which stalls on a few thousand and grows (`streams/fetch_stall.py`) as a 5 ms wait does
+# past 12,000, with a quarter of the batches to append and read.
+BATCHES = 3_000
 
 
 def append_events(broker: SuiteBroker, topic: str, event_type: str, batches: int) -> None:
@@ -47,8 +49,7 @@ def test_an_event_after_many_batches_of_its_partition_starts_its_workflow(
     admin = AdminClient(broker.confluent())
     for future in admin.create_topics([NewTopic(topic, 1, 1)]).values():
         future.result(10)
-    env = {"BRAIDFLOW_EVENTS_PREFIX": events_prefix}
-    # The suite's fetch wait, dev mode's: 5 ms.
+    env = {"BRAIDFLOW_EVENTS_PREFIX": events_prefix, "BRAIDFLOW_FETCH_MAX_WAIT_MS": "1"}
     with WorkerProcess(broker, prefix, tmp_path / "data", tmp_path / "w.log", env=env) as worker:
         worker.wait_ready()
         workflow = f"{kind}-flow"

@@ -10,6 +10,7 @@ from typing import Any
 
 from confluent_kafka import Producer
 from suite_broker import SuiteBroker
+from waiting import until
 from workers import WorkerProcess
 
 from braidflow.schemas.cloudevents import CloudEvent, to_structured, topic_for
@@ -54,8 +55,9 @@ def test_each_slot_fires_once_with_two_workers_and_missed_slots_respect_the_grac
         first.wait_ready()
         second.wait_ready()
         assert first.api.deploy(every_two_seconds(workflow)).status == 201
-        time.sleep(9)
-        running = slots_started(first, workflow)
+        # Three slots as soon as they have fired, rather than a fixed 9 s: the two workers
+        # are up all along, each slot is one execution and none is left out all the same.
+        running = until(lambda: three_or_more(slots_started(first, workflow)), "3 slots", 20)
         assert len(running) >= 3, running
         # One execution per slot (ids derive from the slot), and no slot left out.
         times = sorted(slot_time(s) for s in running)
@@ -76,6 +78,11 @@ def test_each_slot_fires_once_with_two_workers_and_missed_slots_respect_the_grac
     new = [slot_time(s) for s in after if s not in running]
     assert not [t for t in new if down_at + 1 < t < ready_at - GRACE_S - 1], "skipped slots fired"
     assert [t for t in new if t > ready_at - GRACE_S - 1], "the schedule did not resume"
+
+
+def three_or_more(slots: list[str]) -> list[str]:
+    """`slots` when there are 3 or more of them, else an empty list (a falsy value)."""
+    return slots if len(slots) >= 3 else []
 
 
 def slot_time(slot_id: str) -> float:

@@ -17,9 +17,12 @@ from braidflow.streams.fetch_stall import watch_stalls
 from braidflow.streams.lifecycle_reader import LifecycleReader
 from braidflow.streams.topics import ensure_topics
 
-# Well past what Tansu lists in a 5 ms wait; a lifecycle partition at the reader's 100 ms
-# gets there at some 20,000-40,000, longer for a test to fill.
-BATCHES = 12_000
+# Tansu lists some 7,000 batches in a 5 ms wait, a lifecycle partition at the reader's
+# 100 ms some 20,000-40,000: the test reads at a 1 ms wait, which stalls on a few thousand
+# and grows to 4 ms and on (`fetch_stall.longer_wait`) as a 5 ms wait does past 12,000.
+# Reading a partition of 12,000 at 5 ms took some 55 s; of 3,000 at 1 ms, some 10 s.
+BATCHES = 3_000
+FETCH_WAIT_MS = 1
 DEADLINE_S = 120.0
 
 
@@ -40,7 +43,7 @@ async def test_a_record_after_many_batches_of_the_lifecycle_partition_is_read(
     watch_stalls()
     settings = replace(
         Settings(kafka=broker.connection, prefix=prefix, partitions=1).for_dev(),
-        background_fetch_wait_ms=5,
+        background_fetch_wait_ms=FETCH_WAIT_MS,
     )
     ensure_topics(settings)
     seen: set[bytes] = set()
