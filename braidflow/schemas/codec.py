@@ -35,10 +35,12 @@ from braidflow.schemas.records import (
     RecordKind,
     StoredExecution,
 )
-from braidflow.schemas.store import SchemaStore, current_schema
+from braidflow.schemas.store import SchemaStore, current_schema, fingerprint
 from braidflow.schemas.stored_encoding import StoredEncoding, StoredWriter
 from braidflow.schemas.stored_reading import read_stored
 from braidflow.schemas.task_writing import write_task_request
+from braidflow.schemas.transition_coding import WRITTEN_FOR as TRANSITIONS_WRITTEN_FOR
+from braidflow.schemas.transition_coding import read_transition, write_transition
 
 T = TypeVar("T")
 
@@ -119,6 +121,7 @@ _states = Codec(EXECUTION_STATE, _framing)
 _stored = Codec(STORED_EXECUTION, _framing)
 _stored_writer = StoredWriter(_stored)
 _awaits = Codec(AWAIT_EVENT, _framing)
+_transitions_by_hand = fingerprint(_transitions.schema) == TRANSITIONS_WRITTEN_FOR
 _admissions = Codec(ADMISSION, _framing)
 
 
@@ -133,12 +136,26 @@ def decode_admission(data: bytes) -> Admission:
 
 
 def encode_transition(transition: Transition) -> bytes:
-    """A value for the transitions topic."""
+    """A value for the transitions topic; CodecError if it does not fit the schema."""
+    if _transitions_by_hand:
+        try:
+            body = write_transition(transition)
+        except (TypeError, ValueError, OverflowError, AttributeError) as exc:
+            raise CodecError(
+                f"cannot encode {type(transition).__name__} as braidflow.Transition: {exc}"
+            ) from exc
+        if body is not None:
+            return _transitions.header + body
     return _transitions.encode(transition)
 
 
 def decode_transition(data: bytes) -> Transition:
     """A transition from the transitions topic; CodecError if undecodable."""
+    writer, start = _framing.writer_schema(data)
+    if writer is _transitions.schema and _transitions_by_hand:
+        transition = read_transition(data, start)
+        if transition is not None:
+            return transition
     return _transitions.decode(data)
 
 
