@@ -17,51 +17,14 @@ from typing import Any, NamedTuple
 
 from braidflow.access import DEFAULT_TENANT
 from braidflow.engine.messages import LifecycleEvent, NodeError
+from braidflow.schemas.avro_binary import read_long, read_string, read_whole
 from braidflow.schemas.framing import CodecError
 from braidflow.schemas.records import _unjson
-
-# A long is at most ten bytes of seven bits.
-_MAX_SHIFT = 7 * 10
-
-
-def _long(data: bytes, at: int) -> tuple[int, int]:
-    """The zigzag varint at `at`, and where the next value begins."""
-    byte = data[at]
-    if byte < 0x80:
-        return (byte >> 1) ^ -(byte & 1), at + 1
-    value = byte & 0x7F
-    shift = 7
-    at += 1
-    while True:
-        byte = data[at]
-        at += 1
-        value |= (byte & 0x7F) << shift
-        if byte < 0x80:
-            return (value >> 1) ^ -(value & 1), at
-        shift += 7
-        if shift >= _MAX_SHIFT:
-            raise CodecError("an Avro long of more than ten bytes")
-
-
-def _string(data: bytes, at: int) -> tuple[str, int]:
-    size = data[at]
-    if size < 0x80 and not size & 1:
-        # A length of one byte and not negative, as nearly every string's is: read in place.
-        at += 1
-        end = at + (size >> 1)
-    else:
-        size, at = _long(data, at)
-        end = at + size
-        if size < 0:
-            raise CodecError(f"an Avro string of negative length {size}")
-    if end > len(data):
-        raise EOFError
-    return data[at:end].decode(), end
 
 
 def _skipped(data: bytes, at: int) -> int:
     """Where the value after the string at `at` begins."""
-    size, at = _long(data, at)
+    size, at = read_long(data, at)
     if size < 0:
         raise CodecError(f"an Avro string of negative length {size}")
     if at + size > len(data):
@@ -71,7 +34,7 @@ def _skipped(data: bytes, at: int) -> int:
 
 def _refused(data: bytes, at: int) -> CodecError:
     """The error of a `["null", X]` union at `at` whose branch is neither 0 nor 1."""
-    return CodecError(f"union branch {_long(data, at)[0]} of a [null, X] union")
+    return CodecError(f"union branch {read_long(data, at)[0]} of a [null, X] union")
 
 
 class LifecycleFields(NamedTuple):
@@ -106,20 +69,10 @@ def read_lifecycle_fields(data: bytes, at: int, *, with_data: bool = True) -> Li
 
 
 def _read(data: bytes, at: int, with_data: bool) -> tuple[Any, ...]:
-    try:
-        fields, at = _fields(data, at, with_data)
-    except CodecError:
-        raise
-    except (EOFError, IndexError) as exc:
-        raise CodecError(f"truncated braidflow.LifecycleEvent: {len(data)} bytes") from exc
-    except Exception as exc:
-        # Whatever the bytes make the reader raise, the record is poison, not a crash.
-        raise CodecError(
-            f"cannot decode braidflow.LifecycleEvent: {type(exc).__name__}: {exc}"
-        ) from exc
-    if at != len(data):
-        raise CodecError(f"{len(data) - at} bytes left over after a braidflow.LifecycleEvent")
-    return fields
+    def fields(data: bytes, at: int) -> tuple[tuple[Any, ...], int]:
+        return _fields(data, at, with_data)
+
+    return read_whole(fields, data, at, "braidflow.LifecycleEvent")
 
 
 def _fields(data: bytes, at: int, with_data: bool) -> tuple[tuple[Any, ...], int]:
@@ -127,12 +80,12 @@ def _fields(data: bytes, at: int, with_data: bool) -> tuple[tuple[Any, ...], int
 
     Each `["null", X]` union's branch is read in place (byte 0: null; 2, zigzag 1: an X), as
     is a string's one-byte length: a call for each took a tenth of the reading."""
-    event_id, at = _string(data, at)
-    event_type, at = _string(data, at)
-    execution_id, at = _string(data, at)
-    workflow_id, at = _string(data, at)
-    version, at = _long(data, at)
-    happened, at = _long(data, at)
+    event_id, at = read_string(data, at)
+    event_type, at = read_string(data, at)
+    execution_id, at = read_string(data, at)
+    workflow_id, at = read_string(data, at)
+    version, at = read_long(data, at)
+    happened, at = read_long(data, at)
     node_id: str | None = None
     attempt: int | None = None
     text: str | None = None
@@ -140,21 +93,21 @@ def _fields(data: bytes, at: int, with_data: bool) -> tuple[tuple[Any, ...], int
     started_at: int | None = None
     branch = data[at]
     if branch == 2:
-        node_id, at = _string(data, at + 1)
+        node_id, at = read_string(data, at + 1)
     elif branch:
         raise _refused(data, at)
     else:
         at += 1
     branch = data[at]
     if branch == 2:
-        attempt, at = _long(data, at + 1)
+        attempt, at = read_long(data, at + 1)
     elif branch:
         raise _refused(data, at)
     else:
         at += 1
     branch = data[at]
     if branch == 2 and with_data:
-        text, at = _string(data, at + 1)
+        text, at = read_string(data, at + 1)
     elif branch == 2:
         at = _skipped(data, at + 1)
     elif branch:
@@ -163,12 +116,12 @@ def _fields(data: bytes, at: int, with_data: bool) -> tuple[tuple[Any, ...], int
         at += 1
     branch = data[at]
     if branch == 2:
-        error_type, at = _string(data, at + 1)
-        message, at = _string(data, at)
+        error_type, at = read_string(data, at + 1)
+        message, at = read_string(data, at)
         error_node: str | None = None
         branch = data[at]
         if branch == 2:
-            error_node, at = _string(data, at + 1)
+            error_node, at = read_string(data, at + 1)
         elif branch:
             raise _refused(data, at)
         else:
@@ -178,10 +131,10 @@ def _fields(data: bytes, at: int, with_data: bool) -> tuple[tuple[Any, ...], int
         raise _refused(data, at)
     else:
         at += 1
-    tenant, at = _string(data, at)
+    tenant, at = read_string(data, at)
     branch = data[at]
     if branch == 2:
-        started_at, at = _long(data, at + 1)
+        started_at, at = read_long(data, at + 1)
     elif branch:
         raise _refused(data, at)
     else:

@@ -27,8 +27,8 @@ from fastavro import schemaless_writer
 
 from braidflow.engine.messages import NodeError
 from braidflow.engine.state import ExecutionState, ForeachProgress, NodeRun
+from braidflow.schemas.avro_binary import avro_long
 from braidflow.schemas.framing import CodecError
-from braidflow.schemas.lifecycle_writing import avro_long
 from braidflow.schemas.records import (
     TRANSITION,
     OutboxEntry,

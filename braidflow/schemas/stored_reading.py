@@ -27,8 +27,15 @@ from braidflow.engine.state import (
     LoopProgress,
     NodeRun,
 )
+from braidflow.schemas.avro_binary import (
+    read_long,
+    read_optional_long,
+    read_optional_string,
+    read_present,
+    read_string,
+    read_whole,
+)
 from braidflow.schemas.framing import CodecError
-from braidflow.schemas.lifecycle_reading import _long, _string
 from braidflow.schemas.records import (
     TRANSITION,
     OutboxEntry,
@@ -46,19 +53,7 @@ def read_stored(data: bytes, at: int) -> tuple[StoredExecution, StoredEncoding]:
     """The stored execution whose body (current schema) begins at `at` of `data`, and its
     encoding with where its node runs lie; CodecError if the bytes hold no such record, or
     more than one."""
-    try:
-        stored, runs, ends, at = _stored(data, at)
-    except CodecError:
-        raise
-    except (EOFError, IndexError) as exc:
-        raise CodecError(f"truncated braidflow.StoredExecution: {len(data)} bytes") from exc
-    except Exception as exc:
-        # Whatever the bytes make the reader raise, the record is poison, not a crash.
-        raise CodecError(
-            f"cannot decode braidflow.StoredExecution: {type(exc).__name__}: {exc}"
-        ) from exc
-    if at != len(data):
-        raise CodecError(f"{len(data) - at} bytes left over after a braidflow.StoredExecution")
+    stored, runs, ends = read_whole(_stored, data, at, "braidflow.StoredExecution")
     return stored, StoredEncoding(data, runs, ends)
 
 
@@ -69,49 +64,11 @@ def _count(data: bytes, at: int) -> tuple[int, int]:
     if byte < 0x80:
         count, at = (byte >> 1) ^ -(byte & 1), at + 1
     else:
-        count, at = _long(data, at)
+        count, at = read_long(data, at)
     if count < 0:
-        _, at = _long(data, at)
+        _, at = read_long(data, at)
         return -count, at
     return count, at
-
-
-def _present(data: bytes, at: int) -> tuple[bool, int]:
-    """Whether the `["null", X]` union at `at` holds an X, and where that X begins."""
-    branch = data[at]
-    if branch == 2:
-        return True, at + 1
-    if branch == 0:
-        return False, at + 1
-    branch, at = _long(data, at)
-    if branch in (0, 1):
-        return branch == 1, at
-    raise CodecError(f"union branch {branch} of a [null, X] union")
-
-
-def _optional_string(data: bytes, at: int) -> tuple[str | None, int]:
-    # `_present`'s two usual bytes first: these are most of a state's fields.
-    branch = data[at]
-    if branch == 0:
-        return None, at + 1
-    if branch == 2:
-        return _string(data, at + 1)
-    present, at = _present(data, at)
-    if present:
-        return _string(data, at)
-    return None, at
-
-
-def _optional_long(data: bytes, at: int) -> tuple[int | None, int]:
-    branch = data[at]
-    if branch == 0:
-        return None, at + 1
-    if branch == 2:
-        return _long(data, at + 1)
-    present, at = _present(data, at)
-    if present:
-        return _long(data, at)
-    return None, at
 
 
 def _boolean(data: bytes, at: int) -> tuple[bool, int]:
@@ -119,7 +76,7 @@ def _boolean(data: bytes, at: int) -> tuple[bool, int]:
 
 
 def _bytes(data: bytes, at: int) -> tuple[bytes, int]:
-    size, at = _long(data, at)
+    size, at = read_long(data, at)
     end = at + size
     if size < 0:
         raise CodecError(f"Avro bytes of negative length {size}")
@@ -133,35 +90,35 @@ def _ints(data: bytes, at: int) -> tuple[tuple[int, ...], int]:
     count, at = _count(data, at)
     while count:
         for _ in range(count):
-            n, at = _long(data, at)
+            n, at = read_long(data, at)
             numbers.append(n)
         count, at = _count(data, at)
     return tuple(numbers), at
 
 
 def _error(data: bytes, at: int) -> tuple[NodeError, int]:
-    error_type, at = _string(data, at)
-    message, at = _string(data, at)
-    node_id, at = _optional_string(data, at)
+    error_type, at = read_string(data, at)
+    message, at = read_string(data, at)
+    node_id, at = read_optional_string(data, at)
     return NodeError(error_type, message, node_id), at
 
 
 def _optional_error(data: bytes, at: int) -> tuple[NodeError | None, int]:
-    present, at = _present(data, at)
+    present, at = read_present(data, at)
     if present:
         return _error(data, at)
     return None, at
 
 
 def _node_run(data: bytes, at: int) -> tuple[NodeRun, int]:
-    node_id, at = _string(data, at)
-    status, at = _string(data, at)
-    attempt, at = _long(data, at)
-    node_input, at = _optional_string(data, at)
-    output, at = _optional_string(data, at)
+    node_id, at = read_string(data, at)
+    status, at = read_string(data, at)
+    attempt, at = read_long(data, at)
+    node_input, at = read_optional_string(data, at)
+    output, at = read_optional_string(data, at)
     error, at = _optional_error(data, at)
-    started_at, at = _optional_long(data, at)
-    completed_at, at = _optional_long(data, at)
+    started_at, at = read_optional_long(data, at)
+    completed_at, at = read_optional_long(data, at)
     errors: list[NodeError] = []
     count, at = _count(data, at)
     while count:
@@ -184,30 +141,30 @@ def _node_run(data: bytes, at: int) -> tuple[NodeRun, int]:
 
 
 def _foreach(data: bytes, at: int) -> tuple[ForeachProgress, int]:
-    node_id, at = _string(data, at)
-    attempt, at = _long(data, at)
-    total, at = _long(data, at)
-    following, at = _long(data, at)
+    node_id, at = read_string(data, at)
+    attempt, at = read_long(data, at)
+    total, at = read_long(data, at)
+    following, at = read_long(data, at)
     running, at = _ints(data, at)
     pending: list[tuple[int, object]] = []
     count, at = _count(data, at)
     while count:
         for _ in range(count):
-            index, at = _long(data, at)
-            output, at = _optional_string(data, at)
+            index, at = read_long(data, at)
+            output, at = read_optional_string(data, at)
             pending.append((index, _unjson(output)))
         count, at = _count(data, at)
     failures: list[ItemError] = []
     count, at = _count(data, at)
     while count:
         for _ in range(count):
-            index, at = _long(data, at)
-            error_type, at = _string(data, at)
-            message, at = _string(data, at)
+            index, at = read_long(data, at)
+            error_type, at = read_string(data, at)
+            message, at = read_string(data, at)
             failures.append(ItemError(index, error_type, message))
         count, at = _count(data, at)
-    chunks, at = _long(data, at)
-    failed, at = _long(data, at)
+    chunks, at = read_long(data, at)
+    failed, at = read_long(data, at)
     progress = ForeachProgress(
         node_id,
         attempt,
@@ -233,18 +190,18 @@ def _held(data: bytes, at: int) -> tuple[Transition, int]:
 
 def _stored(
     data: bytes, at: int
-) -> tuple[StoredExecution, tuple[NodeRun, ...], tuple[int, ...], int]:
-    execution_id, at = _string(data, at)
-    workflow_id, at = _string(data, at)
-    version, at = _long(data, at)
-    status, at = _string(data, at)
-    started_at, at = _long(data, at)
-    updated_at, at = _long(data, at)
-    state_input, at = _optional_string(data, at)
-    event, at = _optional_string(data, at)
-    output, at = _optional_string(data, at)
+) -> tuple[tuple[StoredExecution, tuple[NodeRun, ...], tuple[int, ...]], int]:
+    execution_id, at = read_string(data, at)
+    workflow_id, at = read_string(data, at)
+    version, at = read_long(data, at)
+    status, at = read_string(data, at)
+    started_at, at = read_long(data, at)
+    updated_at, at = read_long(data, at)
+    state_input, at = read_optional_string(data, at)
+    event, at = read_optional_string(data, at)
+    output, at = read_optional_string(data, at)
     error, at = _optional_error(data, at)
-    completed_at, at = _optional_long(data, at)
+    completed_at, at = read_optional_long(data, at)
     runs: list[NodeRun] = []
     starts: list[int] = []
     ends: list[int] = []
@@ -260,7 +217,7 @@ def _stored(
     count, at = _count(data, at)
     while count:
         for _ in range(count):
-            node_id, at = _string(data, at)
+            node_id, at = read_string(data, at)
             taken, at = _ints(data, at)
             dead, at = _ints(data, at)
             fired, at = _boolean(data, at)
@@ -270,8 +227,8 @@ def _stored(
     count, at = _count(data, at)
     while count:
         for _ in range(count):
-            timer_id, at = _string(data, at)
-            timers[timer_id], at = _long(data, at)
+            timer_id, at = read_string(data, at)
+            timers[timer_id], at = read_long(data, at)
         count, at = _count(data, at)
     paused, at = _boolean(data, at)
     held: list[Transition] = []
@@ -282,31 +239,31 @@ def _stored(
             held.append(transition)
         count, at = _count(data, at)
     parent: ParentLink | None = None
-    present, at = _present(data, at)
+    present, at = read_present(data, at)
     if present:
-        parent_id, at = _string(data, at)
-        parent_workflow, at = _string(data, at)
-        parent_node, at = _string(data, at)
-        depth, at = _long(data, at)
-        context, at = _optional_string(data, at)
-        item, at = _optional_long(data, at)
+        parent_id, at = read_string(data, at)
+        parent_workflow, at = read_string(data, at)
+        parent_node, at = read_string(data, at)
+        depth, at = read_long(data, at)
+        context, at = read_optional_string(data, at)
+        item, at = read_optional_long(data, at)
         parent = ParentLink(parent_id, parent_workflow, parent_node, depth, _unjson(context), item)
     children: dict[str, str] = {}
     count, at = _count(data, at)
     while count:
         for _ in range(count):
-            node_id, at = _string(data, at)
-            children[node_id], at = _string(data, at)
+            node_id, at = read_string(data, at)
+            children[node_id], at = read_string(data, at)
         count, at = _count(data, at)
     control: list[ControlAction] = []
     count, at = _count(data, at)
     while count:
         for _ in range(count):
-            action, at = _string(data, at)
-            by, at = _string(data, at)
-            when, at = _long(data, at)
-            node_id, at = _optional_string(data, at)
-            reason, at = _string(data, at)
+            action, at = read_string(data, at)
+            by, at = read_string(data, at)
+            when, at = read_long(data, at)
+            node_id, at = read_optional_string(data, at)
+            reason, at = read_string(data, at)
             control.append(ControlAction(action, by, when, node_id, reason))
         count, at = _count(data, at)
     foreach: dict[str, ForeachProgress] = {}
@@ -320,27 +277,27 @@ def _stored(
     count, at = _count(data, at)
     while count:
         for _ in range(count):
-            node_id, at = _string(data, at)
-            passes, at = _long(data, at)
+            node_id, at = read_string(data, at)
+            passes, at = read_long(data, at)
             loops[node_id] = LoopProgress(node_id, passes)
         count, at = _count(data, at)
-    dept, at = _optional_string(data, at)
-    tenant, at = _string(data, at)
-    admission, at = _optional_string(data, at)
-    traceparent, at = _optional_string(data, at)
+    dept, at = read_optional_string(data, at)
+    tenant, at = read_string(data, at)
+    admission, at = read_optional_string(data, at)
+    traceparent, at = read_optional_string(data, at)
     outbox: list[OutboxEntry] = []
     count, at = _count(data, at)
     while count:
         for _ in range(count):
-            kind, at = _string(data, at)
-            entry_id, at = _string(data, at)
+            kind, at = read_string(data, at)
+            entry_id, at = read_string(data, at)
             value, at = _bytes(data, at)
-            topic, at = _optional_string(data, at)
-            present, at = _present(data, at)
+            topic, at = read_optional_string(data, at)
+            present, at = read_present(data, at)
             key: bytes | None = None
             if present:
                 key, at = _bytes(data, at)
-            entry_trace, at = _optional_string(data, at)
+            entry_trace, at = read_optional_string(data, at)
             outbox.append(OutboxEntry(kind, entry_id, value, topic, key, entry_trace))
         count, at = _count(data, at)
     state = ExecutionState(
@@ -375,5 +332,5 @@ def _stored(
     # writers write it), run i is `data[ends[i]:ends[i + 1]]`; runs in several blocks have
     # counts between them, and are not offered.
     if starts and starts[1:] == ends[:-1]:
-        return stored, tuple(runs), (starts[0], *ends), at
-    return stored, (), (), at
+        return (stored, tuple(runs), (starts[0], *ends)), at
+    return (stored, (), ()), at

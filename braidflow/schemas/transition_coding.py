@@ -4,9 +4,8 @@ kinds every execution sends: a start, a control node's run, a work node's result
 Every step reads its transition and every task's attempt writes one; fastavro took most of its
 time finding its way through the union and the record's schema, and building the dicts the
 engine's dataclasses are then made from. These kinds are written and read here field by field
-in the schema's order (a union's branch, then the record), with the pieces of
-`lifecycle_writing` and `lifecycle_reading`; the other kinds (cancels, timers, approvals...)
-go through fastavro as before. Tests hold both to fastavro's bytes and results, damaged bytes
+in the schema's order (a union's branch, then the record), with `avro_binary`'s values; the
+other kinds (cancels, timers, approvals...) go through fastavro as before. Tests hold both to fastavro's bytes and results, damaged bytes
 included. Written for one schema (`WRITTEN_FOR`): for any other current schema fastavro writes
 and reads every kind, and a test fails until this module is brought up to date.
 """
@@ -22,14 +21,23 @@ from braidflow.engine.messages import (
     StartExecution,
     Transition,
 )
-from braidflow.schemas.framing import CodecError
-from braidflow.schemas.lifecycle_reading import _long, _string
-from braidflow.schemas.lifecycle_writing import _NULL, _PRESENT, _optional_string, avro_long
-from braidflow.schemas.lifecycle_writing import _string as _written_string
+from braidflow.schemas.avro_binary import (
+    INT_MAX,
+    INT_MIN,
+    NULL,
+    PRESENT,
+    avro_long,
+    read_long,
+    read_optional_long,
+    read_optional_string,
+    read_present,
+    read_string,
+    read_whole,
+    write_optional_number,
+    write_optional_string,
+    write_string,
+)
 from braidflow.schemas.records import _json, _unjson
-from braidflow.schemas.stored_reading import _optional_long, _present
-from braidflow.schemas.stored_reading import _optional_string as _read_optional
-from braidflow.schemas.task_writing import _INT_MAX, _INT_MIN, _optional_number
 
 WRITTEN_FOR = bytes.fromhex("984e0c72824cbbdd")
 """The fingerprint of the `braidflow.Transition` schema written and read here. Changing it (a
@@ -48,13 +56,13 @@ def write_transition(transition: Transition) -> bytes | None:
         return b"".join(
             (
                 _COMPLETED,
-                _written_string(t.id),
-                _written_string(t.execution_id),
+                write_string(t.id),
+                write_string(t.execution_id),
                 avro_long(t.at),
-                _written_string(t.node_id),
+                write_string(t.node_id),
                 avro_long(t.attempt),
-                _optional_string(_json(t.output)),
-                _optional_number(t.item, _INT_MIN, _INT_MAX),
+                write_optional_string(_json(t.output)),
+                write_optional_number(t.item, INT_MIN, INT_MAX),
             )
         )
     if kind is RunNode:
@@ -62,10 +70,10 @@ def write_transition(transition: Transition) -> bytes | None:
         return b"".join(
             (
                 _RUN,
-                _written_string(r.id),
-                _written_string(r.execution_id),
+                write_string(r.id),
+                write_string(r.execution_id),
                 avro_long(r.at),
-                _written_string(r.node_id),
+                write_string(r.node_id),
             )
         )
     if kind is NodeFailed:
@@ -74,15 +82,15 @@ def write_transition(transition: Transition) -> bytes | None:
         return b"".join(
             (
                 _FAILED,
-                _written_string(f.id),
-                _written_string(f.execution_id),
+                write_string(f.id),
+                write_string(f.execution_id),
                 avro_long(f.at),
-                _written_string(f.node_id),
+                write_string(f.node_id),
                 avro_long(f.attempt),
-                _written_string(error.type),
-                _written_string(error.message),
-                _optional_string(error.node_id),
-                _optional_number(f.item, _INT_MIN, _INT_MAX),
+                write_string(error.type),
+                write_string(error.message),
+                write_optional_string(error.node_id),
+                write_optional_number(f.item, INT_MIN, INT_MAX),
             )
         )
     if kind is StartExecution:
@@ -93,37 +101,37 @@ def write_transition(transition: Transition) -> bytes | None:
 def _start(s: StartExecution) -> bytes:
     parent = s.parent
     if parent is None:
-        parent_bytes = _NULL
+        parent_bytes = NULL
     else:
         depth = parent.depth
         # fastavro picks the union's record branch only if every field fits it.
-        if type(depth) is not int or not _INT_MIN <= depth <= _INT_MAX:
+        if type(depth) is not int or not INT_MIN <= depth <= INT_MAX:
             raise ValueError(f"{parent!r} does not fit a union of null and ParentLink")
         parent_bytes = b"".join(
             (
-                _PRESENT,
-                _written_string(parent.execution_id),
-                _written_string(parent.workflow_id),
-                _written_string(parent.node_id),
+                PRESENT,
+                write_string(parent.execution_id),
+                write_string(parent.workflow_id),
+                write_string(parent.node_id),
                 avro_long(depth),
-                _optional_string(_json(parent.context)),
-                _optional_number(parent.item, _INT_MIN, _INT_MAX),
+                write_optional_string(_json(parent.context)),
+                write_optional_number(parent.item, INT_MIN, INT_MAX),
             )
         )
     return b"".join(
         (
             _START,
-            _written_string(s.id),
-            _written_string(s.execution_id),
+            write_string(s.id),
+            write_string(s.execution_id),
             avro_long(s.at),
-            _written_string(s.workflow_id),
+            write_string(s.workflow_id),
             avro_long(s.workflow_version),
-            _optional_string(_json(s.input)),
-            _optional_string(_json(s.event)),
+            write_optional_string(_json(s.input)),
+            write_optional_string(_json(s.event)),
             parent_bytes,
-            _optional_string(_json(s.dept)),
-            _written_string(s.tenant),
-            _optional_string(s.traceparent),
+            write_optional_string(_json(s.dept)),
+            write_string(s.tenant),
+            write_optional_string(s.traceparent),
         )
     )
 
@@ -131,50 +139,37 @@ def _start(s: StartExecution) -> bytes:
 def read_transition(data: bytes, at: int) -> Transition | None:
     """The transition whose body (current schema) begins at `at` of `data`, or None for a kind
     left to fastavro; CodecError if the bytes hold no such transition, or more than one."""
-    try:
-        transition, at = _read(data, at)
-    except CodecError:
-        raise
-    except (EOFError, IndexError) as exc:
-        raise CodecError(f"truncated braidflow.Transition: {len(data)} bytes") from exc
-    except Exception as exc:
-        # Whatever the bytes make the reader raise, the record is poison, not a crash.
-        raise CodecError(
-            f"cannot decode braidflow.Transition: {type(exc).__name__}: {exc}"
-        ) from exc
-    if transition is not None and at != len(data):
-        raise CodecError(f"{len(data) - at} bytes left over after a braidflow.Transition")
-    return transition
+    return read_whole(_read, data, at, "braidflow.Transition")
 
 
 def _read(data: bytes, at: int) -> tuple[Transition | None, int]:
     branch = data[at]
     if branch > _FAILED[0] or branch & 1:
-        # Another kind, a varint of more than a byte, or a negative branch: fastavro's.
-        return None, at
+        # Another kind, a varint of more than a byte, or a negative branch: fastavro's, whole.
+        return None, len(data)
     at += 1
-    transition_id, at = _string(data, at)
-    execution_id, at = _string(data, at)
-    happened, at = _long(data, at)
+    transition_id, at = read_string(data, at)
+    execution_id, at = read_string(data, at)
+    happened, at = read_long(data, at)
     if branch == _RUN[0]:
-        node_id, at = _string(data, at)
+        node_id, at = read_string(data, at)
         return RunNode(transition_id, execution_id, happened, node_id), at
     if branch == _COMPLETED[0]:
-        node_id, at = _string(data, at)
-        attempt, at = _long(data, at)
-        output, at = _read_optional(data, at)
-        item, at = _optional_long(data, at)
+        node_id, at = read_string(data, at)
+        attempt, at = read_long(data, at)
+        output, at = read_optional_string(data, at)
+        item, at = read_optional_long(data, at)
         completed = NodeCompleted(
             transition_id, execution_id, happened, node_id, attempt, _unjson(output), item
         )
         return completed, at
     if branch == _FAILED[0]:
-        node_id, at = _string(data, at)
-        attempt, at = _long(data, at)
-        error_type, at = _string(data, at)
-        message, at = _string(data, at)
-        error_node, at = _read_optional(data, at)
-        item, at = _optional_long(data, at)
+        node_id, at = read_string(data, at)
+        attempt, at = read_long(data, at)
+        error_type, at = read_string(data, at)
+        message, at = read_string(data, at)
+        error_node, at = read_optional_string(data, at)
+        item, at = read_optional_long(data, at)
         error = NodeError(error_type, message, error_node)
         return NodeFailed(transition_id, execution_id, happened, node_id, attempt, error, item), at
     return _read_start(data, at, transition_id, execution_id, happened)
@@ -183,25 +178,25 @@ def _read(data: bytes, at: int) -> tuple[Transition | None, int]:
 def _read_start(
     data: bytes, at: int, transition_id: str, execution_id: str, happened: int
 ) -> tuple[StartExecution, int]:
-    workflow_id, at = _string(data, at)
-    version, at = _long(data, at)
-    text, at = _read_optional(data, at)
-    event, at = _read_optional(data, at)
+    workflow_id, at = read_string(data, at)
+    version, at = read_long(data, at)
+    text, at = read_optional_string(data, at)
+    event, at = read_optional_string(data, at)
     parent: ParentLink | None = None
-    present, at = _present(data, at)
+    present, at = read_present(data, at)
     if present:
-        parent_execution, at = _string(data, at)
-        parent_workflow, at = _string(data, at)
-        parent_node, at = _string(data, at)
-        depth, at = _long(data, at)
-        context, at = _read_optional(data, at)
-        item, at = _optional_long(data, at)
+        parent_execution, at = read_string(data, at)
+        parent_workflow, at = read_string(data, at)
+        parent_node, at = read_string(data, at)
+        depth, at = read_long(data, at)
+        context, at = read_optional_string(data, at)
+        item, at = read_optional_long(data, at)
         parent = ParentLink(
             parent_execution, parent_workflow, parent_node, depth, _unjson(context), item
         )
-    dept, at = _read_optional(data, at)
-    tenant, at = _string(data, at)
-    traceparent, at = _read_optional(data, at)
+    dept, at = read_optional_string(data, at)
+    tenant, at = read_string(data, at)
+    traceparent, at = read_optional_string(data, at)
     start = StartExecution(
         transition_id,
         execution_id,

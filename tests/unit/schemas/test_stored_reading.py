@@ -21,8 +21,8 @@ from braidflow.schemas import (
     encode_stored_reusing,
     stored_encoding,
 )
+from braidflow.schemas.avro_binary import avro_long
 from braidflow.schemas.codec import _stored, _stored_writer
-from braidflow.schemas.lifecycle_writing import avro_long
 from braidflow.schemas.store import fingerprint
 from braidflow.schemas.stored_encoding import WRITTEN_FOR
 
