@@ -18,7 +18,7 @@ from io import BytesIO
 
 from fastavro import schemaless_reader
 
-from braidflow.engine.messages import ItemError, NodeError, ParentLink, Transition
+from braidflow.engine.messages import ItemError, NodeError, Transition
 from braidflow.engine.state import (
     ControlAction,
     ExecutionState,
@@ -45,6 +45,7 @@ from braidflow.schemas.records import (
 )
 from braidflow.schemas.store import current_schema
 from braidflow.schemas.stored_encoding import StoredEncoding
+from braidflow.schemas.transition_coding import read_parent_link
 
 _TRANSITION = current_schema("braidflow.Transition")
 
@@ -238,16 +239,7 @@ def _stored(
             transition, at = _held(data, at)
             held.append(transition)
         count, at = _count(data, at)
-    parent: ParentLink | None = None
-    present, at = read_present(data, at)
-    if present:
-        parent_id, at = read_string(data, at)
-        parent_workflow, at = read_string(data, at)
-        parent_node, at = read_string(data, at)
-        depth, at = read_long(data, at)
-        context, at = read_optional_string(data, at)
-        item, at = read_optional_long(data, at)
-        parent = ParentLink(parent_id, parent_workflow, parent_node, depth, _unjson(context), item)
+    parent, at = read_parent_link(data, at)
     children: dict[str, str] = {}
     count, at = _count(data, at)
     while count:

@@ -182,18 +182,7 @@ def _read_start(
     version, at = read_long(data, at)
     text, at = read_optional_string(data, at)
     event, at = read_optional_string(data, at)
-    parent: ParentLink | None = None
-    present, at = read_present(data, at)
-    if present:
-        parent_execution, at = read_string(data, at)
-        parent_workflow, at = read_string(data, at)
-        parent_node, at = read_string(data, at)
-        depth, at = read_long(data, at)
-        context, at = read_optional_string(data, at)
-        item, at = read_optional_long(data, at)
-        parent = ParentLink(
-            parent_execution, parent_workflow, parent_node, depth, _unjson(context), item
-        )
+    parent, at = read_parent_link(data, at)
     dept, at = read_optional_string(data, at)
     tenant, at = read_string(data, at)
     traceparent, at = read_optional_string(data, at)
@@ -211,3 +200,18 @@ def _read_start(
         traceparent=traceparent,
     )
     return start, at
+
+
+def read_parent_link(data: bytes, at: int) -> tuple[ParentLink | None, int]:
+    """The `["null", ParentLink]` union at `at` (a child's start, a child's state), and where
+    the next value begins."""
+    present, at = read_present(data, at)
+    if not present:
+        return None, at
+    execution_id, at = read_string(data, at)
+    workflow_id, at = read_string(data, at)
+    node_id, at = read_string(data, at)
+    depth, at = read_long(data, at)
+    context, at = read_optional_string(data, at)
+    item, at = read_optional_long(data, at)
+    return ParentLink(execution_id, workflow_id, node_id, depth, _unjson(context), item), at
