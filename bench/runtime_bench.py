@@ -10,6 +10,11 @@ Prints figures; never a pass/fail test. Run: `make bench-runtime` (or
 `--chain-only`: only the bare round trip and the 3-node chain (`--chains` of them), for
 judging a latency change quickly, back to back (docs/performance.md#runtime).
 
+The chain's starts go through a producer with the floor's settings (`linger_ms=0`, every other
+setting aiokafka's default), so that the chain / floor ratio compares like with like: the
+fan-out's producer lingers 1 ms to fill its requests, which a lone start would wait out in full
+(until 2026-12-07 the chain's starts paid it too).
+
 `--compare-stats N`: N rounds, each a worker with the stats on then one with `--no-stats`, on
 the same broker, alternating, so both see the same machine; prints what the stream analytics
 cost per transition (docs/performance.md#stats).
@@ -42,6 +47,8 @@ from braidflow.schemas import decode_event, encode_transition
 
 HERE = Path(__file__).parent
 FETCH_WAIT_MS = 5
+# The floor's producer settings; the chain's starts go with the same (module docstring).
+UNBATCHED = {"linger_ms": 0}
 
 FAN = """
 id: bench-fan
@@ -109,7 +116,7 @@ async def bare_round_trip(kafka: KafkaConnection, samples: int = 300) -> list[fl
     await admin.start()
     await admin.create_topics([NewTopic(first, 1, 1), NewTopic(second, 1, 1)])
     await admin.close()
-    producer = AIOKafkaProducer(**kafka.aiokafka(), linger_ms=0)
+    producer = AIOKafkaProducer(**kafka.aiokafka(), **UNBATCHED)
     consumers = [
         AIOKafkaConsumer(topic, **kafka.aiokafka(), fetch_max_wait_ms=FETCH_WAIT_MS)
         for topic in (first, second)
@@ -263,8 +270,10 @@ async def measure(
     for text in (FAN, CHAIN):
         reply = Api.at(api).call("POST", "/workflows", text.encode(), "application/yaml")
         assert reply.status in (200, 201), reply
-    producer = AIOKafkaProducer(**kafka.aiokafka(), linger_ms=1)
-    await producer.start()
+    batching = AIOKafkaProducer(**kafka.aiokafka(), linger_ms=1)
+    unbatched = AIOKafkaProducer(**kafka.aiokafka(), **UNBATCHED)
+    for producer in (batching, unbatched):
+        await producer.start()
     completions = Completions(kafka, f"{prefix}.lifecycle")
     await completions.start()
 
@@ -277,7 +286,7 @@ async def measure(
 
         return done
 
-    async def start(workflow: str) -> str:
+    async def start(workflow: str, producer: AIOKafkaProducer = batching) -> str:
         execution_id = uuid.uuid4().hex
         transition = StartExecution(
             f"{execution_id}/start", execution_id, int(time.time() * 1000), workflow, 1, {}
@@ -291,7 +300,7 @@ async def measure(
 
     # Warm up: the first executions pay for connections and caches.
     warm = {await start("bench-fan") for _ in range(20)}
-    await producer.flush()
+    await batching.flush()
     await completions.wait_for(warm, 60)
     idle = {}
     if idle_s > 0:
@@ -306,7 +315,7 @@ async def measure(
         cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
         began = time.perf_counter()
         ids = {await start("bench-fan") for _ in range(executions)}
-        await producer.flush()
+        await batching.flush()
         await completions.wait_for(ids, 300)
         elapsed = max(completions.done[i] for i in ids) - began
         transitions = executions * FAN_TRANSITIONS
@@ -324,14 +333,15 @@ async def measure(
     chain_cpu_before = cpu_seconds(pids["worker"])
     for _ in range(chains):
         sent = time.perf_counter()
-        execution_id = await start("bench-chain")
-        await producer.flush()
+        execution_id = await start("bench-chain", unbatched)
+        await unbatched.flush()
         await completions.wait_for({execution_id}, 30)
         latencies.append(completions.done[execution_id] - sent)
         noted.append((sent, acked.get(execution_id, 0.0), completions.done[execution_id]))
     chain_cpu = cpu_seconds(pids["worker"]) - chain_cpu_before
     await completions.stop()
-    await producer.stop()
+    for producer in (batching, unbatched):
+        await producer.stop()
     if probe is not None:
         probe.write_text("".join(f"#chain {a:.6f} {b:.6f} {c:.6f}\n" for a, b, c in noted))
     return {
