@@ -50,16 +50,18 @@ def install(path: str) -> None:
     def transitions_topic(topic: str) -> bool:
         return topic.endswith(".transitions")
 
+    def acknowledged(topic: str, partition: int, offset: int, queued: float) -> None:
+        if transitions_topic(topic):
+            note("queued", partition, offset, queued)
+            note("acked", partition, offset, now())
+        elif topic.endswith(".lifecycle"):
+            out.write(f"#lifecycle {queued:.6f} {now():.6f}\n")
+
     def on_ack(queued: float) -> Callable[[Any], None]:
         def done(future: Any) -> None:
-            if future.cancelled() or future.exception() is not None:
-                return
-            meta = future.result()
-            if transitions_topic(meta.topic):
-                note("queued", meta.partition, meta.offset, queued)
-                note("acked", meta.partition, meta.offset, now())
-            elif meta.topic.endswith(".lifecycle"):
-                out.write(f"#lifecycle {queued:.6f} {now():.6f}\n")
+            if not future.cancelled() and future.exception() is None:
+                meta = future.result()
+                acknowledged(meta.topic, meta.partition, meta.offset, queued)
 
         return done
 
@@ -72,6 +74,23 @@ def install(path: str) -> None:
         return future
 
     publisher.Publisher.queue = probed_queue  # type: ignore[method-assign]
+
+    # The commit's records (the end step's `RunNode` and `workflow.completed` among them) go
+    # without a future, told of their acknowledgement by a callback.
+    queue_now = publisher.Publisher.queue_now
+
+    def probed_queue_now(
+        self: Any, topic: str, key: bytes, value: bytes, headers: Any, told: Any, argument: Any
+    ) -> bool:
+        queued = now()
+
+        def probed_told(argument: Any, partition: int, offset: int, at: int) -> None:
+            acknowledged(topic, partition, offset, queued)
+            told(argument, partition, offset, at)
+
+        return queue_now(self, topic, key, value, headers, probed_told, argument)
+
+    publisher.Publisher.queue_now = probed_queue_now  # type: ignore[method-assign]
 
     produce = result_producer.ResultProducer._produce
 
