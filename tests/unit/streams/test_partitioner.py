@@ -3,10 +3,26 @@
 from __future__ import annotations
 
 from aiokafka.partitioner import DefaultPartitioner
+from aiokafka.partitioner import murmur2 as aiokafka_murmur2
 from hypothesis import given
 from hypothesis import strategies as st
 
-from braidflow.streams.partitioner import KeyPartitioner
+from braidflow.streams.partitioner import KeyPartitioner, murmur2
+
+_MASK = 0xFFFFFFFF
+
+
+@given(st.binary(max_size=200))
+def test_the_hash_is_aiokafkas_murmur2(key: bytes) -> None:
+    assert murmur2(key) == aiokafka_murmur2(key)
+
+
+def test_the_hash_of_known_keys_is_the_java_clients() -> None:
+    # Utils.murmur2 of Kafka's Java client, as its own tests give them (signed ints there).
+    assert murmur2(b"21") & _MASK == -973932308 & _MASK
+    assert murmur2(b"foobar") & _MASK == -790332482 & _MASK
+    assert murmur2(b"a-little-bit-long-string") & _MASK == -985981536 & _MASK
+    assert murmur2(b"a-little-bit-longer-string") & _MASK == -1486304829 & _MASK
 
 
 @given(st.lists(st.binary(min_size=0, max_size=64), min_size=1, max_size=50), st.integers(1, 64))
