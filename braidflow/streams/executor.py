@@ -89,6 +89,12 @@ _RETRY_MAX_S = 5.0
 # How much of an error message too large to send is kept.
 _ERROR_SHOWN = 4096
 _NAMES_SHOWN = 20
+# A metric's child is found by its labels (a lock, a tuple, a dict) at every call: once per
+# kind and outcome here, as there are only a few.
+_duration_of = functools.cache(TASK_DURATION.labels)
+_runs_of = functools.cache(TASKS_RUN.labels)
+# json.dumps with an option set builds an encoder at every call.
+_as_json = json.JSONEncoder(ensure_ascii=False, allow_nan=False).encode
 
 T = TypeVar("T")
 
@@ -371,8 +377,8 @@ class Executor:
         secrets = self._secret_scope(request)
         node_log = NodeLog(self._clock, secrets.redaction.text)
         output, error = await self._outcome(request, secrets, node_log)
-        TASK_DURATION.labels(kind).observe(time.monotonic() - started)
-        TASKS_RUN.labels(kind, NodeStatus.COMPLETED if error is None else NodeStatus.FAILED).inc()
+        _duration_of(kind).observe(time.monotonic() - started)
+        _runs_of(kind, NodeStatus.COMPLETED if error is None else NodeStatus.FAILED).inc()
         result = node_result(request, self._clock(), output, error)
         await self._deliver_log(request, node_log, result.at)
         value = encode_transition(result)
@@ -531,7 +537,7 @@ def _decode(record: ConsumerRecord[bytes, bytes]) -> TaskRequest:
 
 def _check_json(output: Any, request: TaskRequest) -> None:
     try:
-        json.dumps(output, allow_nan=False)
+        _as_json(output)
     except (TypeError, ValueError) as exc:
         raise NodeFailure(
             "InvalidOutput", f"{request.handler or request.kind} returned something not JSON: {exc}"
