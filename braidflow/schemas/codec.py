@@ -38,6 +38,7 @@ from braidflow.schemas.records import (
 from braidflow.schemas.store import SchemaStore, current_schema, fingerprint
 from braidflow.schemas.stored_encoding import StoredEncoding, StoredWriter
 from braidflow.schemas.stored_reading import read_stored
+from braidflow.schemas.task_reading import read_task_request
 from braidflow.schemas.task_writing import write_task_request
 from braidflow.schemas.transition_coding import WRITTEN_FOR as TRANSITIONS_WRITTEN_FOR
 from braidflow.schemas.transition_coding import read_transition, write_transition
@@ -169,6 +170,9 @@ def encode_task(task: TaskRequest) -> bytes:
 
 def decode_task(data: bytes) -> TaskRequest:
     """A task request from a tasks topic; CodecError if undecodable."""
+    writer, start = _framing.writer_schema(data)
+    if writer is _task_requests.schema:
+        return read_task_request(data, start)
     return _task_requests.decode(data)
 
 
