@@ -160,6 +160,7 @@ class Executor:
         self._secrets = secrets if secrets is not None else provider_for(settings.secrets_dir)
         self._allowed_secrets = allowed_secrets
         self.group_id = f"{settings.prefix}-executors"
+        self._topic = settings.topics.tasks
         self._registry = registry
         self._http = http_client
         self._send = send
@@ -190,7 +191,7 @@ class Executor:
             )
         )
         await consumer.start()
-        self._commits.follow(consumer, [settings.topics.tasks])
+        self._commits.follow(consumer, [self._topic])
         self._consumer = consumer
 
     async def start(self) -> None:
@@ -330,7 +331,7 @@ class Executor:
 
     def _owns(self, consumer: AIOKafkaConsumer, key: bytes) -> bool:
         """Whether the tasks partition of `key` is assigned to this executor."""
-        topic = self._settings.topics.tasks
+        topic = self._topic
         partitions = consumer.partitions_for_topic(topic)
         if not partitions:
             return False
