@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from braidflow.engine import LifecycleEvent, StartExecution
@@ -29,6 +30,10 @@ _TRANSITION_KINDS = frozenset(
 # on every call, once per step (docs/performance-history.md,
 # "The orchestrator's own CPU per step").
 _COUNTED: dict[tuple[type, str], Any] = {}
+# The same for each workflow's (and status's) start, end and duration, at every start and end.
+_started = functools.cache(EXECUTIONS_STARTED.labels)
+_ended = functools.cache(EXECUTIONS_ENDED.labels)
+_took = functools.cache(EXECUTION_DURATION.labels)
 
 
 def observe_step(transition: object, result: object, seconds: float) -> None:
@@ -55,11 +60,11 @@ def observe_executions(transition: object, result: object) -> None:
         return
     state = getattr(result, "state", None)
     if isinstance(transition, StartExecution) and state is not None:
-        EXECUTIONS_STARTED.labels(state.workflow_id).inc()
+        _started(state.workflow_id).inc()
     for out in getattr(result, "outgoing", ()):
         if isinstance(out, LifecycleEvent) and out.type in _ENDED:
             status = _ENDED[out.type]
-            EXECUTIONS_ENDED.labels(out.workflow_id, status).inc()
+            _ended(out.workflow_id, status).inc()
             if state is not None:
                 seconds = max(0, out.at - state.started_at) / 1000
-                EXECUTION_DURATION.labels(out.workflow_id, status).observe(seconds)
+                _took(out.workflow_id, status).observe(seconds)
