@@ -1,12 +1,13 @@
 """The body of a transition in the current schema, written and read without fastavro, for the
-kinds every execution sends: a start, a control node's run, a work node's result.
+kinds every execution sends: a start, a control node's run, a work node's result; and a fired
+timer, one for every delay and timeout that comes due (100,000 parked executions, as many).
 
 Every step reads its transition and every task's attempt writes one; fastavro took most of its
 time finding its way through the union and the record's schema, and building the dicts the
 engine's dataclasses are then made from. These kinds are written and read here field by field
 in the schema's order (a union's branch, then the record), with `avro_binary`'s values; the
-other kinds (cancels, timers, approvals...) go through fastavro as before. Tests hold both to fastavro's bytes and results, damaged bytes
-included. Written for one schema (`WRITTEN_FOR`): for any other current schema fastavro writes
+other kinds (cancels, approvals, children...) go through fastavro as before. Tests hold both to
+fastavro's bytes and results, damaged bytes included. Written for one schema (`WRITTEN_FOR`): for any other current schema fastavro writes
 and reads every kind, and a test fails until this module is brought up to date.
 """
 
@@ -19,6 +20,7 @@ from braidflow.engine.messages import (
     ParentLink,
     RunNode,
     StartExecution,
+    TimerFired,
     Transition,
 )
 from braidflow.schemas.avro_binary import (
@@ -45,6 +47,7 @@ field of a kind written here, a kind appended): update this module, then this.""
 
 # The union's branches (zigzag varints of their index) of the kinds written here.
 _START, _RUN, _COMPLETED, _FAILED = b"\x00", b"\x02", b"\x04", b"\x06"
+_TIMER = b"\x0c"
 
 
 def write_transition(transition: Transition) -> bytes | None:
@@ -95,6 +98,17 @@ def write_transition(transition: Transition) -> bytes | None:
         )
     if kind is StartExecution:
         return _start(transition)  # type: ignore[arg-type]
+    if kind is TimerFired:
+        fired: TimerFired = transition  # type: ignore[assignment]
+        return b"".join(
+            (
+                _TIMER,
+                write_string(fired.id),
+                write_string(fired.execution_id),
+                avro_long(fired.at),
+                write_string(fired.timer_id),
+            )
+        )
     return None
 
 
@@ -144,7 +158,7 @@ def read_transition(data: bytes, at: int) -> Transition | None:
 
 def _read(data: bytes, at: int) -> tuple[Transition | None, int]:
     branch = data[at]
-    if branch > _FAILED[0] or branch & 1:
+    if (branch > _FAILED[0] and branch != _TIMER[0]) or branch & 1:
         # Another kind, a varint of more than a byte, or a negative branch: fastavro's, whole.
         return None, len(data)
     at += 1
@@ -154,6 +168,9 @@ def _read(data: bytes, at: int) -> tuple[Transition | None, int]:
     if branch == _RUN[0]:
         node_id, at = read_string(data, at)
         return RunNode(transition_id, execution_id, happened, node_id), at
+    if branch == _TIMER[0]:
+        timer_id, at = read_string(data, at)
+        return TimerFired(transition_id, execution_id, happened, timer_id), at
     if branch == _COMPLETED[0]:
         node_id, at = read_string(data, at)
         attempt, at = read_long(data, at)
