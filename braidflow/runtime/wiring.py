@@ -29,13 +29,10 @@ from braidflow.connectors.node_log_index import NodeLogIndex, NodeLogProjection
 from braidflow.connectors.read_model_db import ReadModelLocation, read_model_location
 from braidflow.connectors.read_model_facts import adopt_cluster
 from braidflow.connectors.trace_settings import tracing_wanted
-from braidflow.engine import TimerFired, ids
 from braidflow.engine.ids import execution_id_for
-from braidflow.engine.trace_context import HEADER as TRACEPARENT
 from braidflow.runtime.backend import RuntimeBackend
 from braidflow.runtime.collector import settle_collector
 from braidflow.runtime.worker import Runtime
-from braidflow.schemas import encode_transition
 from braidflow.secrets import provider_for
 from braidflow.streams.admissions import Admissions
 from braidflow.streams.alerts import DepartmentAlerts
@@ -57,7 +54,7 @@ from braidflow.streams.router import EventRouter
 from braidflow.streams.schedules import Scheduler
 from braidflow.streams.starts import Starts
 from braidflow.streams.stats import Stats
-from braidflow.streams.timers import DueTimer, TimerScanner, TimerTable, faust_partitions
+from braidflow.streams.timers import TimerScanner, TimerTable, faust_partitions
 from braidflow.streams.topics import EventsTopics, ensure_topics
 from braidflow.streams.transitions_reader import TransitionsReader
 from braidflow.streams.waits import Correlator
@@ -65,11 +62,6 @@ from braidflow.tasks import TaskRegistry, load_handler_modules
 from braidflow.tasks import registry as default_registry
 
 log = logging.getLogger(__name__)
-
-
-def _log_failed_fire(future: Any) -> None:
-    if not future.cancelled() and future.exception() is not None:
-        log.warning("firing a timer failed (it fires again): %s", future.exception())
 
 
 async def _records(stream: faust.StreamT[bytes]) -> AsyncIterator[Record]:
@@ -239,31 +231,14 @@ def build_runtime(
     if stats is not None:
         stats.reader.on_refusal = refused
 
-    async def fire(timer: DueTimer, traceparent: str | None) -> None:
-        # `at` is the due time: the same transition on every resend, and the
-        # orchestrator can name the row from it.
-        fired = TimerFired(
-            ids.timer_fired_id(timer.execution_id, timer.timer_id, timer.due_ms),
-            timer.execution_id,
-            timer.due_ms,
-            timer.timer_id,
-        )
-        # Queued, not awaited: waiting for each acknowledgement fired one timer per
-        # broker round trip. A send that fails is fired again by the scanner.
-        # The execution's trace, kept in the timer's row (`timer_traceparent`).
-        headers = None if traceparent is None else [(TRACEPARENT, traceparent.encode())]
-        acknowledged = await publisher.queue(
-            settings.topics.transitions,
-            fired.execution_id.encode(),
-            encode_transition(fired),
-            headers,
-        )
-        acknowledged.add_done_callback(_log_failed_fire)  # type: ignore[attr-defined]
-
     # A timer not applied within this is fired again. Short, it floods a busy
     # orchestrator with duplicates that each rewrite the execution's row.
     scanner = TimerScanner(
-        timers, fire, clock, paused=lambda: parts.app.rebalancing, resend_after_ms=30_000
+        timers,
+        publisher.fire_timer,
+        clock,
+        paused=lambda: parts.app.rebalancing,
+        resend_after_ms=30_000,
     )
 
     def owned_partitions() -> set[int]:

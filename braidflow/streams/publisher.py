@@ -17,7 +17,8 @@ import faust
 from aiokafka.errors import KafkaError
 
 from braidflow.config import Topics
-from braidflow.engine import Transition
+from braidflow.engine import TimerFired, Transition, ids
+from braidflow.engine.ids import DueTimer
 from braidflow.engine.trace_context import HEADER as TRACEPARENT
 from braidflow.metrics import DEAD_LETTERS
 from braidflow.schemas import encode_transition
@@ -27,6 +28,15 @@ from braidflow.streams.quick_send import Acknowledgement, sent_now
 from braidflow.streams.result_producer import Acknowledged
 
 log = logging.getLogger(__name__)
+
+
+def _unheeded(argument: Any, partition: int, offset: int, at: int) -> None:
+    """The acknowledgement of a record whose sender waits for none."""
+
+
+def _log_failed_fire(future: Any) -> None:
+    if not future.cancelled() and future.exception() is not None:
+        log.warning("firing a timer failed (it fires again): %s", future.exception())
 
 
 def epoch_ms() -> int:
@@ -115,6 +125,31 @@ class Publisher:
         key = transition.execution_id.encode()
         value = encode_transition(transition)
         await (await self.queue(self._topics.transitions, key, value, headers))
+
+    async def fire_timer(self, timer: DueTimer, traceparent: str | None) -> None:
+        """Queue the TimerFired of a due timer, `traceparent` (the execution's, kept in the
+        timer's row) in its header. Nothing waits for its acknowledgement: waiting fired one
+        timer per broker round trip.
+
+        `at` is the due time: the same transition on every resend, and the orchestrator names
+        the row from it. Appended with no future of its own when it can be (`queue_now`), as
+        the outbox's records are: a future and a callback for every one of 100,000 timers due
+        at once is work that no one reads. A send that fails is logged (by its batch), and the
+        scanner fires the timer again while its row stays.
+        """
+        fired = TimerFired(
+            ids.timer_fired_id(timer.execution_id, timer.timer_id, timer.due_ms),
+            timer.execution_id,
+            timer.due_ms,
+            timer.timer_id,
+        )
+        topic, key = self._topics.transitions, timer.execution_id.encode()
+        value = encode_transition(fired)
+        headers = None if traceparent is None else [(TRACEPARENT, traceparent.encode())]
+        if self.queue_now(topic, key, value, headers, _unheeded, None):
+            return
+        acknowledged = await self.queue(topic, key, value, headers)
+        acknowledged.add_done_callback(_log_failed_fire)  # type: ignore[attr-defined]
 
     async def send_node_log(self, run_log: NodeRunLog, traceparent: str | None = None) -> None:
         """What a node run's handler logged, keyed by its execution; `traceparent` goes in
