@@ -513,6 +513,36 @@ async def test_a_timer_set_behind_the_scans_reach_fires_at_the_next_rescan(
     assert fired.timers.count(late) == 1 and len(fired.timers) == 31
 
 
+async def test_with_many_waiting_a_rescan_comes_a_millisecond_apart_for_each(
+    partitions: dict[int, Rdict],
+) -> None:
+    # A rescan reads every fired row still there: 2,000 waiting, at most one each 2 s.
+    rescans = 0
+
+    class CountedTimers(TimerTable):
+        def due_rows(self, now_ms: int, limit: int) -> list[TimerRow]:
+            nonlocal rescans
+            rescans += 1
+            return super().due_rows(now_ms, limit)
+
+    timers = CountedTimers(PartitionedTable(partitions), lambda: partitions)
+    clock, fired = FakeClock(), Fired()
+    options = {"batch": 1_000, "max_in_flight": 2_000, "rescan_interval_s": 1.0}
+    scanner = scanner_on(timers, clock, fired, **options)
+    for i in range(3_000):
+        timers.set(DueTimer(NOW, f"exec-{i:04}", "t"))
+    assert [await scanner.scan() for _ in range(2)] == [1_000, 1_000]
+    assert rescans == 1
+
+    for _ in range(3):
+        clock.now += 600
+        await scanner.scan()
+    assert rescans == 1  # 1.8 s on: past the second, not yet 2,000 ms
+    clock.now += 200
+    await scanner.scan()
+    assert rescans == 2 and len(fired.timers) == 2_000
+
+
 async def test_a_backlog_fires_a_batch_per_scan_without_repeating_the_first(
     partitions: dict[int, Rdict],
 ) -> None:
