@@ -13,9 +13,9 @@ import logging
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from aiokafka import ConsumerRecord, TopicPartition
+from aiokafka import TopicPartition
 
-from braidflow.connectors.projection import TopicProjection
+from braidflow.connectors.projection import Record, TopicProjection
 from braidflow.connectors.read_model_db import ReadModel, ReadModelLocation, given_conditions
 from braidflow.kafka_connection import KafkaConnection
 from braidflow.schemas.audit import AuditRecord, decode_audit
@@ -117,7 +117,7 @@ class AuditProjection(TopicProjection):
         fetch_max_wait_ms: int = 100,
     ) -> None:
         def apply(
-            records: Sequence[ConsumerRecord[bytes, bytes]],
+            records: Sequence[Record],
             positions: Mapping[TopicPartition, int],
         ) -> None:
             entries: list[AuditEntry] = []

@@ -21,10 +21,10 @@ import logging
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from aiokafka import ConsumerRecord, TopicPartition
+from aiokafka import TopicPartition
 
 from braidflow.access import DEFAULT_TENANT
-from braidflow.connectors.projection import TopicProjection
+from braidflow.connectors.projection import Record, TopicProjection
 from braidflow.connectors.read_model_db import (
     ReadModel,
     ReadModelLocation,
@@ -171,7 +171,7 @@ class DeadLetterProjection(TopicProjection):
         fetch_max_wait_ms: int = 100,
     ) -> None:
         def apply(
-            records: Sequence[ConsumerRecord[bytes, bytes]],
+            records: Sequence[Record],
             positions: Mapping[TopicPartition, int],
         ) -> None:
             letters: list[DeadLetterRecord] = []

@@ -19,12 +19,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka import TopicPartition
 
 from braidflow.access import DEFAULT_TENANT
 from braidflow.connectors.execution_search import ExecutionSearch, condition
 from braidflow.connectors.lifecycle_feed import LifecycleFeed
-from braidflow.connectors.projection import PARTITION_CHECK_S, TopicProjection
+from braidflow.connectors.projection import PARTITION_CHECK_S, Record, TopicProjection
 from braidflow.connectors.read_model_db import (
     ReadModel,
     ReadModelLocation,
@@ -527,7 +527,7 @@ class ExecutionProjection(TopicProjection):
             feed.replay_begins()
 
         def apply(
-            records: Sequence[ConsumerRecord[bytes, bytes]],
+            records: Sequence[Record],
             positions: Mapping[TopicPartition, int],
         ) -> None:
             events = []
@@ -557,28 +557,26 @@ class ExecutionProjection(TopicProjection):
             if self._feed is not None and not self._feed_only:
                 self._feed.replay_ends()
 
-    async def _assign_new_partitions(self, consumer: AIOKafkaConsumer) -> None:
+    def _reading_from(
+        self, added: Iterable[TopicPartition], beginnings: Mapping[TopicPartition, int]
+    ) -> dict[TopicPartition, int]:
         # The feed is in memory, the index on disk (or shared): what the index stored before
         # this worker started is read again for the feed alone (see lifecycle_feed.py).
-        followed = set(self._next)
-        await super()._assign_new_partitions(consumer)
-        added = [tp for tp in self._next if tp not in followed]
-        if self._feed is None or not added:
-            return
-        # Assigning put every partition at its stored position: a replay under way ends.
+        reading = super()._reading_from(added, beginnings)
+        if self._feed is None:
+            return reading
+        # Assigning puts every partition at its stored position: a replay under way ends.
         self._feed_only.clear()
-        beginnings = await consumer.beginning_offsets(added)
         for tp in added:
             start = max(beginnings[tp], self._next[tp] - self._feed.total)
             if start < self._next[tp]:
                 self._feed_only[tp] = self._next[tp]
-                consumer.seek(tp, start)
+                reading[tp] = start
         if not self._feed_only:
             self._feed.replay_ends()
+        return reading
 
-    async def _apply(
-        self, batch: Mapping[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
-    ) -> None:
+    async def _apply(self, batch: Mapping[TopicPartition, list[Record]]) -> None:
         # The feed takes every record this worker read, on the event loop (its readers wait
         # there), whatever part of the batch a worker sharing the index stored already.
         feed = self._feed
@@ -591,8 +589,8 @@ class ExecutionProjection(TopicProjection):
             feed.announce(touched)
 
     def _past_replay(
-        self, batch: Mapping[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
-    ) -> dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]:
+        self, batch: Mapping[TopicPartition, list[Record]]
+    ) -> dict[TopicPartition, list[Record]]:
         """The records of `batch` the index has not stored yet; ends replays read through."""
         fresh = {}
         for tp, records in batch.items():
@@ -617,13 +615,13 @@ _DATA_READ = frozenset(
 )
 
 
-def concerns_index(record: ConsumerRecord[bytes, bytes]) -> bool:
+def concerns_index(record: Record) -> bool:
     """False for the start or end of a node that is no approval nor wait for an event: the
     index keeps nothing of it (see `index_reading`)."""
     return index_reading(record) is not None
 
 
-def index_reading(record: ConsumerRecord[bytes, bytes]) -> bool | None:
+def index_reading(record: Record) -> bool | None:
     """What the index reads of `record`: None, nothing (the start or end of a node that is no
     approval nor wait for an event); else whether it reads the event's data too.
 
@@ -643,7 +641,7 @@ def index_reading(record: ConsumerRecord[bytes, bytes]) -> bool | None:
     return ce_type in _DATA_READ
 
 
-def _decode(record: ConsumerRecord[bytes, bytes], with_data: bool) -> LifecycleEvent | None:
+def _decode(record: Record, with_data: bool) -> LifecycleEvent | None:
     if record.value is None:
         log.warning("skipping a lifecycle record with no value at %s", _where(record))
         return None
@@ -654,7 +652,7 @@ def _decode(record: ConsumerRecord[bytes, bytes], with_data: bool) -> LifecycleE
         return None
 
 
-def _where(record: ConsumerRecord[bytes, bytes]) -> str:
+def _where(record: Record) -> str:
     return f"{record.topic}[{record.partition}]@{record.offset}"
 
 

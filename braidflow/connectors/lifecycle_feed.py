@@ -43,8 +43,7 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any
 
-from aiokafka import ConsumerRecord
-
+from braidflow.connectors.projection import Record
 from braidflow.engine.messages import LifecycleEvent
 from braidflow.schemas import CodecError, decode_event
 from braidflow.schemas.lifecycle_events import LIFECYCLE_SEGMENT, event_json
@@ -190,7 +189,7 @@ class LifecycleFeed:
 
     # -- writing (the projection) ---------------------------------------------------------
 
-    def apply(self, records: Iterable[ConsumerRecord[bytes, bytes]]) -> list[str]:
+    def apply(self, records: Iterable[Record]) -> list[str]:
         """Keep `records` (each event once), within the bounds; the executions they are of.
         Readers are woken by `announce`."""
         touched = []
@@ -206,7 +205,7 @@ class LifecycleFeed:
             self._tail_bytes -= held_bytes(self._tail.popleft())
         return touched
 
-    def _keep(self, record: ConsumerRecord[bytes, bytes]) -> str | None:
+    def _keep(self, record: Record) -> str | None:
         event_id = event_type = None
         for name, value in record.headers:
             if name == "ce_id":

@@ -18,10 +18,10 @@ import logging
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from aiokafka import ConsumerRecord, TopicPartition
+from aiokafka import TopicPartition
 
 from braidflow.access import DEFAULT_TENANT
-from braidflow.connectors.projection import TopicProjection
+from braidflow.connectors.projection import Record, TopicProjection
 from braidflow.connectors.read_model_db import ReadModel, ReadModelLocation
 from braidflow.kafka_connection import KafkaConnection
 from braidflow.schemas.node_logs import LOGS_RETENTION_MS, NodeRunLog, decode_node_log
@@ -103,7 +103,7 @@ class NodeLogProjection(TopicProjection):
         fetch_max_wait_ms: int = 100,
     ) -> None:
         def apply(
-            records: Sequence[ConsumerRecord[bytes, bytes]],
+            records: Sequence[Record],
             positions: Mapping[TopicPartition, int],
         ) -> None:
             index.apply_many(

@@ -350,9 +350,10 @@ class ReadModelDb:
 
 
 def fresh_records(records: Sequence[Any], stored: Mapping[TopicPartition, int]) -> list[Any]:
-    """The records (aiokafka `ConsumerRecord`s) at or after the stored position of their
+    """The records (`projection.Record`s) at or after the stored position of their
     partition: the others were stored already, by this worker or another."""
-    return [r for r in records if r.offset >= stored.get(TopicPartition(r.topic, r.partition), 0)]
+    # A TopicPartition is a named tuple: a plain tuple finds it, without making one a record.
+    return [r for r in records if r.offset >= stored.get((r.topic, r.partition), 0)]  # type: ignore[call-overload]
 
 
 def add_missing_columns(db: sqlite3.Connection, table: str, columns: Iterable[str]) -> None:

@@ -30,6 +30,7 @@ from braidflow.connectors.read_model_db import ReadModelLocation, read_model_loc
 from braidflow.connectors.read_model_facts import adopt_cluster
 from braidflow.connectors.trace_settings import tracing_wanted
 from braidflow.engine.ids import execution_id_for
+from braidflow.fetch_stall import watch_stalls
 from braidflow.runtime.backend import RuntimeBackend
 from braidflow.runtime.collector import settle_collector
 from braidflow.runtime.worker import Runtime
@@ -42,7 +43,6 @@ from braidflow.streams.catalog import Catalog
 from braidflow.streams.changelog_ends import read_true_ends
 from braidflow.streams.clock import RuntimeClock
 from braidflow.streams.executor import Executor
-from braidflow.streams.fetch_stall import watch_stalls
 from braidflow.streams.fetch_wait import adapt_fetch_waits
 from braidflow.streams.group_errors import refusal_line, watch_group_refusals
 from braidflow.streams.key_ring import KeyRing

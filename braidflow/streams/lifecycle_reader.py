@@ -28,9 +28,9 @@ from typing import Any
 
 import confluent_kafka
 
+from braidflow.batch_take import BatchTake
 from braidflow.config import Settings
-from braidflow.streams.batch_take import BatchTake
-from braidflow.streams.fetch_stall import StallWatch, longer_wait, stalled
+from braidflow.fetch_stall import StallWatch, longer_wait, stalled
 from braidflow.streams.group_errors import FATAL_GROUP_ERRORS
 
 log = logging.getLogger(__name__)

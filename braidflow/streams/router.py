@@ -41,19 +41,19 @@ from typing import Any
 import confluent_kafka
 
 from braidflow.access import DEFAULT_TENANT
+from braidflow.batch_take import BatchTake
 from braidflow.config import Settings
 from braidflow.engine.trace_context import HEADER as TRACEPARENT
 from braidflow.engine.trace_context import valid_traceparent
+from braidflow.fetch_stall import StallWatch, longer_wait, stalled
 from braidflow.schemas import CodecError, decode_event
 from braidflow.schemas.cloudevents import CloudEventError, from_kafka
 from braidflow.schemas.dead_letters import DeadLetter
 from braidflow.schemas.department_alerts import BUS_TYPES
 from braidflow.schemas.lifecycle_events import LIFECYCLE_SEGMENT, lifecycle_scope
 from braidflow.schemas.record_limits import RecordTooLarge
-from braidflow.streams.batch_take import BatchTake
 from braidflow.streams.bulk_producer import DeliveryError
 from braidflow.streams.catalog import Catalog
-from braidflow.streams.fetch_stall import StallWatch, longer_wait, stalled
 from braidflow.streams.group_errors import FATAL_GROUP_ERRORS
 from braidflow.streams.starts import Send, Starts
 from braidflow.tenants import (

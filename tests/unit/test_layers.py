@@ -4,8 +4,10 @@ and the streams, the connectors and the event publisher (peers) never import eac
 Low to high:
 
 - foundation: the package root, `access`, `api_keys`, `config`, `kafka_connection`,
-  `kafka_reach`, `secrets`, `tasks`, `node_logs`, `metrics`, `tenants` (principals and roles, API keys, settings, the
-  Kafka connection, secrets providers, the task registry, metric definitions, tenants' names);
+  `kafka_reach`, `batch_take`, `fetch_stall`, `secrets`, `tasks`, `node_logs`, `metrics`,
+  `tenants` (principals and roles, API keys, settings, the Kafka connection and what its
+  librdkafka readers share, secrets providers, the task registry, metric definitions, tenants'
+  names);
 - `topology` (pure), then `engine` (pure, see test_purity.py);
 - `schemas`: record formats and codecs (Avro, dead letters, lifecycle headers, limits);
 - the edge, three peers that move records: `streams` (the Faust app and its agents),
@@ -39,6 +41,8 @@ LAYERS: list[tuple[str, frozenset[str]]] = [
                 "config",
                 "kafka_connection",
                 "kafka_reach",
+                "batch_take",
+                "fetch_stall",
                 "secrets",
                 "api_keys",
                 "tasks",

@@ -23,7 +23,7 @@ from workers import WorkerProcess
 from braidflow.schemas.cloudevents import CloudEvent, to_structured
 
 # Tansu lists some 7,500 batches in a 5 ms fetch wait: the worker fetches at a 1 ms wait,
-# which stalls on a few thousand and grows (`streams/fetch_stall.py`) as a 5 ms wait does
+# which stalls on a few thousand and grows (`fetch_stall.py`) as a 5 ms wait does
 # past 12,000, with a quarter of the batches to append and read.
 BATCHES = 3_000
 

@@ -1,6 +1,6 @@
 """The stats' lifecycle reader, a librdkafka consumer, goes on reading a lifecycle partition
 of many batches on the embedded broker: Tansu answers a fetch without records when listing
-the partition's batches outlasts the fetch's wait (streams/fetch_stall.py). The test reads at
+the partition's batches outlasts the fetch's wait (braidflow/fetch_stall.py). The test reads at
 a 1 ms wait, which stalls on 3,000 batches as 5 ms does on 12,000: the same stall and growth,
 a quarter of the batches (without `watch_stalls` it times out)."""
 
@@ -15,7 +15,7 @@ from confluent_kafka import Producer
 from suite_broker import SuiteBroker
 
 from braidflow.config import Settings
-from braidflow.streams.fetch_stall import watch_stalls
+from braidflow.fetch_stall import watch_stalls
 from braidflow.streams.lifecycle_reader import LifecycleReader
 from braidflow.streams.topics import ensure_topics
 

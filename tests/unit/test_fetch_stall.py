@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from braidflow.streams.fetch_stall import MAX_WAIT_MS, StallWatch, behind, longer_wait
+from braidflow.fetch_stall import MAX_WAIT_MS, StallWatch, behind, longer_wait
 
 
 def test_behind_when_a_high_watermark_is_past_its_position() -> None:

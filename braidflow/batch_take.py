@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from concurrent.futures import Executor
 from typing import Any
 
 import confluent_kafka
@@ -26,15 +27,18 @@ def take(consumer: confluent_kafka.Consumer, wait_s: float, most: int) -> list[A
 
 
 class BatchTake:
-    """The reader's takes that wait in a thread, at most `most` records each."""
+    """The reader's takes that wait in a thread, at most `most` records each: one of the
+    event loop's default threads, or one of `threads`."""
 
-    def __init__(self, most: int) -> None:
+    def __init__(self, most: int, threads: Executor | None = None) -> None:
         self._most = most
+        self._threads = threads
         self._taking: asyncio.Future[list[Any]] | None = None
 
     async def wait(self, consumer: confluent_kafka.Consumer, wait_s: float) -> list[Any]:
         """`take` in a thread; shielded, so that `stop` can wait for it before closing."""
-        self._taking = asyncio.ensure_future(asyncio.to_thread(take, consumer, wait_s, self._most))
+        loop = asyncio.get_running_loop()
+        self._taking = loop.run_in_executor(self._threads, take, consumer, wait_s, self._most)
         return await asyncio.shield(self._taking)
 
     async def stop(self, reader: asyncio.Task[None] | None) -> None:
