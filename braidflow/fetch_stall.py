@@ -1,10 +1,10 @@
 """On the embedded broker, a librdkafka consumer that stopped getting records gets a longer wait.
 
 Tansu 0.6 lists every batch of a partition on each fetch, within the fetch's wait, and
-answers without records when the listing does not end in time (`fetch_wait.py`): at dev
-mode's 5 ms wait, past some 7,500 batches of a partition. librdkafka's `fetch.wait.max.ms`
+answers without records when the listing does not end in time (`streams/fetch_wait.py`): at
+dev mode's 5 ms wait, past some 7,500 batches of a partition. librdkafka's `fetch.wait.max.ms`
 cannot change while a consumer runs, so the worker's librdkafka consumers (the event router,
-the lifecycle reader) watch for the stall: a partition whose cached high watermark (every
+the lifecycle reader, the read models' projections) watch for the stall: a partition whose cached high watermark (every
 fetch answer carries it, with or without records) is past the consumer's position while
 reads come back empty for `STALL_S`. The consumer is then closed, its work committed as its
 own rules say, and made again with `FETCH_GROWTH` times the wait, up to `MAX_WAIT_MS`; it

@@ -8,11 +8,11 @@ import asyncio
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from aiokafka import AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaProducer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 from suite_broker import SuiteBroker
 
-from braidflow.connectors.projection import BATCH_RECORDS, TopicProjection
+from braidflow.connectors.projection import BATCH_RECORDS, Record, TopicProjection
 from braidflow.connectors.read_model_db import ReadModel
 
 BEHIND = 2 * BATCH_RECORDS + 500
@@ -37,9 +37,7 @@ async def test_a_projection_far_behind_stores_bounded_batches(
     batches: list[int] = []
     read: dict[int, list[int]] = {}
 
-    def apply(
-        records: Sequence[ConsumerRecord[bytes, bytes]], positions: Mapping[TopicPartition, int]
-    ) -> None:
+    def apply(records: Sequence[Record], positions: Mapping[TopicPartition, int]) -> None:
         with model.storing(positions):
             batches.append(len(records))
             for record in records:

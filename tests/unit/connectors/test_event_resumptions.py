@@ -9,10 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiokafka import ConsumerRecord, TopicPartition
+from aiokafka import TopicPartition
 
 from braidflow.connectors.api.event_bus import by_event
 from braidflow.connectors.execution_index import ExecutionIndex, concerns_index
+from braidflow.connectors.projection import Record
 from braidflow.engine.messages import LifecycleEvent
 from braidflow.schemas.lifecycle_events import NODE_TYPE_HEADER, lifecycle_type
 
@@ -100,12 +101,12 @@ def test_recent_events_keep_to_the_tenant_and_the_workflows_asked(index: Executi
     assert len(index.recent_events(workflows=["waiter"])[1]) == 1
 
 
-def record(node_type: bytes) -> ConsumerRecord[bytes, bytes]:
+def record(node_type: bytes) -> Record:
     headers = [
         ("ce_type", lifecycle_type("node.completed").encode()),
         (NODE_TYPE_HEADER, node_type),
     ]
-    return ConsumerRecord("lifecycle", 0, 0, 0, 0, None, b"", None, 0, 0, headers)
+    return Record("lifecycle", 0, 0, None, b"", headers)
 
 
 def test_the_index_reads_the_ends_of_waits_for_events_and_skips_other_nodes() -> None:

@@ -3,12 +3,10 @@ when read, and its readers woken when events of theirs are applied."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 
-from aiokafka import ConsumerRecord
-
 from braidflow.connectors.lifecycle_feed import CUT, FeedEvent, LifecycleFeed, held_bytes
+from braidflow.connectors.projection import Record
 from braidflow.engine import ids
 from braidflow.engine.messages import LifecycleEvent
 from braidflow.schemas import encode_event
@@ -19,7 +17,7 @@ NOW = 1_700_000_000_000
 
 def record(
     execution_id: str, type_: str, node_id: str | None = None, tenant: str = "default"
-) -> ConsumerRecord[bytes, bytes]:
+) -> Record:
     event_id = (
         ids.workflow_event_id(execution_id, type_)
         if node_id is None
@@ -37,20 +35,7 @@ def record(
         tenant=tenant,
     )
     key = execution_id.encode()
-    value = encode_event(event)
-    return ConsumerRecord(
-        "lifecycle",
-        0,
-        0,
-        0,
-        0,
-        key,
-        value,
-        None,
-        len(key),
-        len(value),
-        lifecycle_headers(event_id, key),
-    )
+    return Record("lifecycle", 0, 0, key, encode_event(event), lifecycle_headers(event_id, key))
 
 
 def types(feed: LifecycleFeed, execution_id: str) -> list[str]:
@@ -119,7 +104,7 @@ def test_past_the_bytes_bound_the_idle_executions_go_and_the_tail_keeps_as_much(
     assert [e.execution_id for e in feed.tail(0)] == ["e3", "e3", "e4", "e4", "e5", "e5"]
 
 
-def _applied(records: list[ConsumerRecord[bytes, bytes]]) -> list[FeedEvent]:
+def _applied(records: list[Record]) -> list[FeedEvent]:
     feed = LifecycleFeed()
     feed.apply(records)
     return feed.tail(0)
@@ -138,7 +123,7 @@ def test_the_tail_is_every_event_after_a_position_decoded_with_its_tenant() -> N
 
 def test_a_record_that_is_no_lifecycle_event_is_skipped() -> None:
     feed = LifecycleFeed()
-    bare = ConsumerRecord("lifecycle", 0, 0, 0, 0, b"e1", b"junk", None, 2, 4, [])
+    bare = Record("lifecycle", 0, 0, b"e1", b"junk", [])
     assert feed.apply([bare]) == []
     assert not feed.holds("e1")
 
@@ -146,7 +131,7 @@ def test_a_record_that_is_no_lifecycle_event_is_skipped() -> None:
 def test_an_undecodable_value_has_no_body() -> None:
     feed = LifecycleFeed()
     good = record("e1", "workflow.started")
-    bad = dataclasses.replace(good, value=b"\xff")
+    bad = good._replace(value=b"\xff")
     feed.apply([bad])
     (kept,) = feed.of_execution("e1")
     assert (kept.event, kept.body) == (None, None)
