@@ -20,6 +20,7 @@ import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
+from functools import partial
 from typing import Any, NamedTuple, Protocol, TypeVar
 
 import confluent_kafka
@@ -62,6 +63,11 @@ class Record(NamedTuple):
     key: bytes | None
     value: bytes | None
     headers: Sequence[tuple[str, bytes]]
+
+
+_record = partial(tuple.__new__, Record)
+"""`Record` from a tuple of its fields, in one C call: its `__new__` is a Python function, and
+every worker makes one for every lifecycle event."""
 
 
 class ProjectionStore(Protocol):
@@ -237,7 +243,7 @@ class TopicProjection:
                 log.warning("following %s: %s", topic, error)
                 continue
             partition = m.partition()
-            record = Record(topic, partition, m.offset(), m.key(), m.value(), m.headers() or ())
+            record = _record((topic, partition, m.offset(), m.key(), m.value(), m.headers() or ()))
             records = batch.get(by_number[partition])
             if records is None:
                 batch[by_number[partition]] = [record]
