@@ -99,7 +99,9 @@ async def follow(address: str, seconds: float) -> None:
 def produce(address: str, rate: int, seconds: float) -> int:
     """Send `rate` records a second for `seconds`, a few at a time; the count sent."""
     # Quiet: the broker stops under it at the end of each round.
-    producer = Producer({"bootstrap.servers": address, "linger.ms": 0, "log_level": 3})
+    producer = Producer(
+        {"bootstrap.servers": address, "linger.ms": 0, "log.connection.close": False}
+    )
     began, sent = time.monotonic(), 0
     while (elapsed := time.monotonic() - began) < seconds:
         while sent < int(elapsed * rate):
