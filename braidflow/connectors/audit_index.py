@@ -115,6 +115,8 @@ class AuditProjection(TopicProjection):
         connection: KafkaConnection,
         topic: str,
         fetch_max_wait_ms: int = 100,
+        *,
+        group: str | None = None,
     ) -> None:
         def apply(
             records: Sequence[Record],
@@ -136,7 +138,9 @@ class AuditProjection(TopicProjection):
                     )
             index.apply_many(entries, positions)
 
-        super().__init__(index, apply, connection, topic, fetch_max_wait_ms, name="audit index")
+        super().__init__(
+            index, apply, connection, topic, fetch_max_wait_ms, name="audit index", group=group
+        )
 
 
 def _row(position: int, record: AuditRecord) -> dict[str, Any]:

@@ -169,6 +169,8 @@ class DeadLetterProjection(TopicProjection):
         connection: KafkaConnection,
         topic: str,
         fetch_max_wait_ms: int = 100,
+        *,
+        group: str | None = None,
     ) -> None:
         def apply(
             records: Sequence[Record],
@@ -188,7 +190,13 @@ class DeadLetterProjection(TopicProjection):
             index.apply_many(letters, positions)
 
         super().__init__(
-            index, apply, connection, topic, fetch_max_wait_ms, name="dead-letter index"
+            index,
+            apply,
+            connection,
+            topic,
+            fetch_max_wait_ms,
+            name="dead-letter index",
+            group=group,
         )
 
 

@@ -518,6 +518,8 @@ class ExecutionProjection(TopicProjection):
         topic: str,
         fetch_max_wait_ms: int = 100,
         feed: LifecycleFeed | None = None,
+        *,
+        group: str | None = None,
     ) -> None:
         self._feed = feed
         # Partitions read again for the feed alone, up to the offset the index stored.
@@ -548,6 +550,7 @@ class ExecutionProjection(TopicProjection):
             name="execution index",
             # Looked up on each construction, so tests can shorten it by patching this module.
             partition_check_s=PARTITION_CHECK_S,
+            group=group,
         )
 
     async def start(self) -> None:

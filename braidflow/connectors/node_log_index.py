@@ -101,6 +101,8 @@ class NodeLogProjection(TopicProjection):
         connection: KafkaConnection,
         topic: str,
         fetch_max_wait_ms: int = 100,
+        *,
+        group: str | None = None,
     ) -> None:
         def apply(
             records: Sequence[Record],
@@ -111,4 +113,6 @@ class NodeLogProjection(TopicProjection):
                 positions,
             )
 
-        super().__init__(index, apply, connection, topic, fetch_max_wait_ms, name="node log index")
+        super().__init__(
+            index, apply, connection, topic, fetch_max_wait_ms, name="node log index", group=group
+        )

@@ -98,6 +98,10 @@ class TopicProjection:
     picked up within `partition_check_s`. A store built from another log (another
     topic, or this one since recreated) is reset and rebuilt. `apply` must skip
     records it cannot read rather than raise: a read model must never stall on one.
+
+    librdkafka's consumers need a consumer group, `group` (the worker gives the app's, which
+    a cluster's ACLs allow already): the projection never joins it nor commits to it, but
+    librdkafka looks up its coordinator. Unset, one named after the projection.
     """
 
     def __init__(
@@ -110,8 +114,10 @@ class TopicProjection:
         *,
         name: str,
         partition_check_s: float = PARTITION_CHECK_S,
+        group: str | None = None,
     ) -> None:
         self._store = store
+        self._group = group
         self._apply_records = apply
         self._connection = connection
         self._topic = topic
@@ -154,9 +160,7 @@ class TopicProjection:
         return confluent_kafka.Consumer(
             self._connection.confluent(
                 {
-                    # librdkafka's consumers need a group id; this one never joins it nor
-                    # commits to it (partitions are assigned, positions stored with the rows).
-                    "group.id": client,
+                    "group.id": self._group or client,
                     "client.id": client,
                     "enable.auto.commit": False,
                     "enable.auto.offset.store": False,

@@ -179,20 +179,39 @@ def build_runtime(
 
     index = ExecutionIndex(read_model("executions-index"))
     feed = LifecycleFeed()
+    # The read models' librdkafka consumers name the app's group (they never join it).
+    group = settings.prefix
     projection = ExecutionProjection(
-        index, settings.kafka, settings.topics.lifecycle, settings.background_fetch_wait_ms, feed
+        index,
+        settings.kafka,
+        settings.topics.lifecycle,
+        settings.background_fetch_wait_ms,
+        feed,
+        group=group,
     )
     letters = DeadLetterIndex(read_model("dead-letters-index"))
     letters_projection = DeadLetterProjection(
-        letters, settings.kafka, settings.topics.dead_letters, settings.background_fetch_wait_ms
+        letters,
+        settings.kafka,
+        settings.topics.dead_letters,
+        settings.background_fetch_wait_ms,
+        group=group,
     )
     audit_index = AuditIndex(read_model("audit-index"))
     audit_projection = AuditProjection(
-        audit_index, settings.kafka, settings.topics.audit, settings.background_fetch_wait_ms
+        audit_index,
+        settings.kafka,
+        settings.topics.audit,
+        settings.background_fetch_wait_ms,
+        group=group,
     )
     node_logs = NodeLogIndex(read_model("node-logs-index"))
     node_logs_projection = NodeLogProjection(
-        node_logs, settings.kafka, settings.topics.logs, settings.background_fetch_wait_ms
+        node_logs,
+        settings.kafka,
+        settings.topics.logs,
+        settings.background_fetch_wait_ms,
+        group=group,
     )
     # A PostgreSQL schema outlives the data dir adopt_data_dir fitted to this cluster.
     for model in (index, letters, audit_index, node_logs):
