@@ -168,6 +168,8 @@ class TopicProjection:
                     "auto.offset.reset": "earliest",
                     "fetch.wait.max.ms": self._fetch_max_wait_ms,
                     "queued.max.messages.kbytes": _PREFETCH_KBYTES,
+                    # As asyncio's sockets (aiokafka's): a fetch request is never held back.
+                    "socket.nagle.disable": True,
                 }
             )
         )
