@@ -135,7 +135,9 @@ def main() -> None:
     for round_ in range(1, args.rounds + 1):
         broker = EmbeddedBroker().start()
         try:
-            admin = AdminClient({"bootstrap.servers": broker.address})
+            admin = AdminClient(
+                {"bootstrap.servers": broker.address, "log.connection.close": False}
+            )
             for created in admin.create_topics([NewTopic(TOPIC, 4, 1)]).values():
                 created.result(30)
             readers = {
