@@ -77,6 +77,12 @@ def _about(help: str, *, env: str = "", option: str = "") -> dict[str, str]:
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 """How a `read_model` URL starts."""
 
+CONSUMER_QUEUE_KIB = 4 * 1024
+"""What a worker's confluent-kafka consumer fetches ahead of its reader, at most
+(`queued.max.messages.kbytes`; librdkafka's default, 64 MiB, is per consumer). The readers
+of the lifecycle topic fall behind while a worker fires a backlog of timers, and each then
+held up to its whole default in fetched records: memory the worker kept after the backlog."""
+
 
 @dataclass(frozen=True, slots=True)
 class Settings:
@@ -319,6 +325,7 @@ class Settings:
                 # librdkafka also sends this as the group's rebalance timeout, which a join
                 # may wait out in full: kept short (the readers take small batches).
                 "max.poll.interval.ms": int(max(self.rebalance_timeout_s, 10.0) * 1000),
+                "queued.max.messages.kbytes": CONSUMER_QUEUE_KIB,
                 **(extra or {}),
             }
         )

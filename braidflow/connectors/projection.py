@@ -27,6 +27,7 @@ import confluent_kafka
 from aiokafka import TopicPartition
 
 from braidflow.batch_take import BatchTake
+from braidflow.config import CONSUMER_QUEUE_KIB
 from braidflow.connectors.read_model_db import fresh_records
 from braidflow.fetch_stall import StallWatch, longer_wait, stalled
 from braidflow.kafka_connection import KafkaConnection
@@ -44,9 +45,6 @@ BATCH_RECORDS = 2_000
 behind its topic took all its consumer held, up to a mebibyte of each of 32 partitions, as
 Python objects with their headers: a worker firing 30,000 parked timers held some 52,000
 fetched records at once, most of them, by elimination, the execution index's."""
-_PREFETCH_KBYTES = 8_192
-"""What librdkafka fetches ahead of the projection, at most (its default is 64 MiB a
-consumer): a few batches' worth is all a projection that applies a batch at a time can use."""
 _RETRY_S = 1.0
 _METADATA_TIMEOUT_S = 10.0
 TOPIC_WAIT_S = 0.5
@@ -167,7 +165,7 @@ class TopicProjection:
                     # Used only when retention deleted records not yet read: take what is left.
                     "auto.offset.reset": "earliest",
                     "fetch.wait.max.ms": self._fetch_max_wait_ms,
-                    "queued.max.messages.kbytes": _PREFETCH_KBYTES,
+                    "queued.max.messages.kbytes": CONSUMER_QUEUE_KIB,
                     # As asyncio's sockets (aiokafka's): a fetch request is never held back.
                     "socket.nagle.disable": True,
                 }

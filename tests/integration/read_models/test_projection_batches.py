@@ -1,6 +1,7 @@
 """A projection behind its topic stores what it reads in batches of at most BATCH_RECORDS
 records, every record once and in its partition's order: the records in hand stay bounded
-however far behind it is."""
+however far behind it is. What it fetches ahead is bounded too (`CONSUMER_QUEUE_KIB`), yet a
+record larger than that bound still comes."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from aiokafka import AIOKafkaProducer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 from suite_broker import SuiteBroker
 
+from braidflow.config import CONSUMER_QUEUE_KIB
 from braidflow.connectors.projection import BATCH_RECORDS, Record, TopicProjection
 from braidflow.connectors.read_model_db import ReadModel
 
@@ -58,3 +60,39 @@ async def test_a_projection_far_behind_stores_bounded_batches(
     assert sorted(v for values in read.values() for v in values) == list(range(BEHIND))
     for values in read.values():
         assert values == sorted(values)
+
+
+async def test_a_record_larger_than_a_projection_s_fetch_ahead_is_still_read(
+    broker: SuiteBroker, prefix: str, tmp_path: Path
+) -> None:
+    topic = f"{prefix}.large"
+    admin = AdminClient(broker.confluent())
+    for created in admin.create_topics([NewTopic(topic, 1, 1)]).values():
+        created.result(30)
+    bound = CONSUMER_QUEUE_KIB * 1024
+    values = [b"small", b"x" * (bound + bound // 4), b"after"]
+    producer = AIOKafkaProducer(**broker.aiokafka(), max_request_size=2 * bound)
+    await producer.start()
+    try:
+        for value in values:
+            await producer.send_and_wait(topic, value)
+    finally:
+        await producer.stop()
+
+    model = ReadModel(tmp_path / "large.sqlite", "")
+    read: list[bytes] = []
+
+    def apply(records: Sequence[Record], positions: Mapping[TopicPartition, int]) -> None:
+        with model.storing(positions):
+            read.extend(record.value or b"" for record in records)
+
+    projection = TopicProjection(model, apply, broker.connection, topic, name="large")
+    await projection.start()
+    try:
+        async with asyncio.timeout(60):
+            while len(read) < len(values):
+                await asyncio.sleep(0.05)
+    finally:
+        await projection.stop()
+        model.close()
+    assert read == values
