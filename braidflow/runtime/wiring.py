@@ -33,6 +33,7 @@ from braidflow.engine.ids import execution_id_for
 from braidflow.fetch_stall import watch_stalls
 from braidflow.runtime.backend import RuntimeBackend
 from braidflow.runtime.collector import settle_collector
+from braidflow.runtime.malloc_trim import trim_every
 from braidflow.runtime.worker import Runtime
 from braidflow.secrets import provider_for
 from braidflow.streams.admissions import Admissions
@@ -345,6 +346,8 @@ def build_runtime(
     class WorkerServices(mode.Service):
         """Starts the catalog, the executor and the API once the app runs."""
 
+        _trimming: asyncio.Task[None] | None = None
+
         async def on_start(self) -> None:
             await catalog_read()
             if keys is None:
@@ -374,8 +377,11 @@ def build_runtime(
             runtime.hooks_done = True
             # After /ready answers, so its full collection does not count against dev's ready.
             settle_collector()
+            self._trimming = asyncio.create_task(trim_every())
 
         async def on_stop(self) -> None:
+            if self._trimming is not None:
+                self._trimming.cancel()
             await transitions.stop()
             # Open streams and waits answer now: the API's shutdown would wait for them.
             feed.end_readers()
