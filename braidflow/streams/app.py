@@ -16,8 +16,8 @@ from braidflow.streams.partitioner import KeyPartitioner
 from braidflow.streams.quick_changelog import QuickChangelogTable
 from braidflow.streams.quick_send import patch_quick_send
 from braidflow.streams.quick_start import patch_start_waits
+from braidflow.streams.table_databases import patch_table_databases
 from braidflow.streams.transitions_reader import patch_transitions_apart
-from braidflow.streams.unlogged_rows import patch_unlogged_rows
 
 _FETCH_MAX_WAIT_MS: dict[int, int] = {}
 
@@ -173,7 +173,7 @@ def create_app(settings: Settings) -> FaustParts:
     patch_loop_consumer()
     patch_transitions_apart()
     patch_quick_send()
-    patch_unlogged_rows()
+    patch_table_databases()
     # Faust creates its data directory without parents.
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     topics = settings.topics

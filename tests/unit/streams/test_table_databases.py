@@ -9,7 +9,7 @@ from pathlib import Path
 from faust.stores.rocksdb import RocksDBOptions
 from rocksdict import Options, Rdict
 
-from braidflow.streams.unlogged_rows import patch_unlogged_rows
+from braidflow.streams.table_databases import patch_table_databases
 
 
 def _log_bytes(path: Path) -> int:
@@ -17,7 +17,7 @@ def _log_bytes(path: Path) -> int:
 
 
 def test_a_table_database_writes_its_rows_without_a_write_ahead_log(tmp_path: Path) -> None:
-    patch_unlogged_rows()
+    patch_table_databases()
     path = tmp_path / "executions-0.db"
     db = RocksDBOptions(write_buffer_size=1 << 20).open(path)
     for n in range(200):
@@ -35,7 +35,7 @@ def test_the_same_writes_with_a_log_fill_it(tmp_path: Path) -> None:
 
 
 def test_writes_flushed_before_a_crash_are_read_back(tmp_path: Path) -> None:
-    patch_unlogged_rows()
+    patch_table_databases()
     path = tmp_path / "executions-0.db"
     db = RocksDBOptions(write_buffer_size=1 << 20).open(path)
     db.put(b"execution-1", b"flushed")
