@@ -123,6 +123,11 @@ class TopicProjection:
         self._name = name
         self._partition_check_s = partition_check_s
         self._consumer: confluent_kafka.Consumer | None = None
+        # Offsets and metadata are asked on a client of their own: on the reading consumer's
+        # connection a request waits behind its fetch, which the embedded broker holds for
+        # the whole fetch wait (up to seconds once `_wait_longer` lengthened it), and a read
+        # of the API waiting for the index to catch up waited that long first.
+        self._queries: confluent_kafka.Consumer | None = None
         self._loop: asyncio.Task[None] | None = None
         self._next: dict[TopicPartition, int] = {}
         self._by_number: dict[int, TopicPartition] = {}
@@ -138,6 +143,7 @@ class TopicProjection:
         """Connect and start following the topic from the stored positions."""
         self._waiting = ThreadPoolExecutor(1, thread_name_prefix=f"{self._topic}-projection")
         self._takes = BatchTake(BATCH_RECORDS, self._waiting)
+        self._queries = self._new_consumer("queries")
         consumer = self._consumer = self._new_consumer()
         try:
             await self._follow_new_partitions()
@@ -153,8 +159,8 @@ class TopicProjection:
         if self._consumer is not None:
             await self._close(self._consumer)
 
-    def _new_consumer(self) -> confluent_kafka.Consumer:
-        client = f"{self._topic}-{self._name.replace(' ', '-')}"
+    def _new_consumer(self, role: str = "reader") -> confluent_kafka.Consumer:
+        client = f"{self._topic}-{self._name.replace(' ', '-')}-{role}"
         return confluent_kafka.Consumer(
             self._connection.confluent(
                 {
@@ -175,6 +181,9 @@ class TopicProjection:
     async def _close(self, consumer: confluent_kafka.Consumer) -> None:
         self._consumer = None
         await asyncio.to_thread(consumer.close)
+        if self._queries is not None:
+            await asyncio.to_thread(self._queries.close)
+            self._queries = None
         if self._waiting is not None:
             self._waiting.shutdown(wait=False)
             self._waiting = None
@@ -300,10 +309,10 @@ class TopicProjection:
     ) -> dict[TopicPartition, int]:
         """The beginning (`OFFSET_BEGINNING`) or end (`OFFSET_END`) offsets of `partitions`,
         in one request per broker."""
-        consumer = self._consumer
-        assert consumer is not None
+        queries = self._queries
+        assert queries is not None
         asked = [confluent_kafka.TopicPartition(tp.topic, tp.partition, which) for tp in partitions]
-        found = await asyncio.to_thread(consumer.offsets_for_times, asked, _METADATA_TIMEOUT_S)
+        found = await asyncio.to_thread(queries.offsets_for_times, asked, _METADATA_TIMEOUT_S)
         for each in found:
             if each.error is not None:
                 raise confluent_kafka.KafkaException(each.error)
@@ -311,12 +320,12 @@ class TopicProjection:
 
     async def _partitions(self) -> set[TopicPartition]:
         """The topic's partitions, from the cluster's metadata read now."""
-        consumer = self._consumer
-        assert consumer is not None
+        queries = self._queries
+        assert queries is not None
         # Asked by name only once it exists: asking for a missing topic by name would create
         # it on a broker that creates the topics it is asked about.
         listed = await asyncio.to_thread(
-            consumer.list_topics, self._topic if self._next else None, _METADATA_TIMEOUT_S
+            queries.list_topics, self._topic if self._next else None, _METADATA_TIMEOUT_S
         )
         found = listed.topics.get(self._topic)
         if found is None or found.error is not None:

@@ -96,3 +96,40 @@ async def test_a_record_larger_than_a_projection_s_fetch_ahead_is_still_read(
         await projection.stop()
         model.close()
     assert read == values
+
+
+async def test_a_caught_up_projection_says_so_while_its_fetch_waits_long(
+    broker: SuiteBroker, prefix: str, tmp_path: Path
+) -> None:
+    # The embedded broker holds a fetch for its whole wait; the end offsets asked on the
+    # reading consumer's connection waited behind it, and a read of the API with them.
+    topic = f"{prefix}.quiet"
+    admin = AdminClient(broker.confluent())
+    for created in admin.create_topics([NewTopic(topic, 1, 1)]).values():
+        created.result(30)
+    producer = AIOKafkaProducer(**broker.aiokafka())
+    await producer.start()
+    try:
+        await producer.send_and_wait(topic, b"only")
+    finally:
+        await producer.stop()
+
+    model = ReadModel(tmp_path / "quiet.sqlite", "")
+    read: list[bytes] = []
+
+    def apply(records: Sequence[Record], positions: Mapping[TopicPartition, int]) -> None:
+        with model.storing(positions):
+            read.extend(record.value or b"" for record in records)
+
+    projection = TopicProjection(
+        model, apply, broker.connection, topic, fetch_max_wait_ms=10_000, name="quiet"
+    )
+    await projection.start()
+    try:
+        assert await projection.wait_caught_up(30)
+        for _ in range(3):
+            assert await projection.wait_caught_up(2.0)
+    finally:
+        await projection.stop()
+        model.close()
+    assert read == [b"only"]
