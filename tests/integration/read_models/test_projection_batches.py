@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from aiokafka import AIOKafkaProducer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
@@ -62,16 +63,14 @@ async def test_a_projection_far_behind_stores_bounded_batches(
         assert values == sorted(values)
 
 
-async def test_a_record_larger_than_a_projection_s_fetch_ahead_is_still_read(
-    broker: SuiteBroker, prefix: str, tmp_path: Path
+async def _one_partition_topic(
+    broker: SuiteBroker, topic: str, values: Sequence[bytes], max_request_size: int = 1 << 20
 ) -> None:
-    topic = f"{prefix}.large"
+    """`topic` made with one partition and `values` written to it in order."""
     admin = AdminClient(broker.confluent())
     for created in admin.create_topics([NewTopic(topic, 1, 1)]).values():
         created.result(30)
-    bound = CONSUMER_QUEUE_KIB * 1024
-    values = [b"small", b"x" * (bound + bound // 4), b"after"]
-    producer = AIOKafkaProducer(**broker.aiokafka(), max_request_size=2 * bound)
+    producer = AIOKafkaProducer(**broker.aiokafka(), max_request_size=max_request_size)
     await producer.start()
     try:
         for value in values:
@@ -79,14 +78,29 @@ async def test_a_record_larger_than_a_projection_s_fetch_ahead_is_still_read(
     finally:
         await producer.stop()
 
-    model = ReadModel(tmp_path / "large.sqlite", "")
-    read: list[bytes] = []
+
+def _values_projection(
+    broker: SuiteBroker, topic: str, model: ReadModel, read: list[bytes], **options: Any
+) -> TopicProjection:
+    """A projection of `topic` into `model` that appends each record's value to `read`."""
 
     def apply(records: Sequence[Record], positions: Mapping[TopicPartition, int]) -> None:
         with model.storing(positions):
             read.extend(record.value or b"" for record in records)
 
-    projection = TopicProjection(model, apply, broker.connection, topic, name="large")
+    return TopicProjection(model, apply, broker.connection, topic, name=topic, **options)
+
+
+async def test_a_record_larger_than_a_projection_s_fetch_ahead_is_still_read(
+    broker: SuiteBroker, prefix: str, tmp_path: Path
+) -> None:
+    topic = f"{prefix}.large"
+    bound = CONSUMER_QUEUE_KIB * 1024
+    values = [b"small", b"x" * (bound + bound // 4), b"after"]
+    await _one_partition_topic(broker, topic, values, max_request_size=2 * bound)
+    model = ReadModel(tmp_path / "large.sqlite", "")
+    read: list[bytes] = []
+    projection = _values_projection(broker, topic, model, read)
     await projection.start()
     try:
         async with asyncio.timeout(60):
@@ -104,26 +118,10 @@ async def test_a_caught_up_projection_says_so_while_its_fetch_waits_long(
     # The embedded broker holds a fetch for its whole wait; the end offsets asked on the
     # reading consumer's connection waited behind it, and a read of the API with them.
     topic = f"{prefix}.quiet"
-    admin = AdminClient(broker.confluent())
-    for created in admin.create_topics([NewTopic(topic, 1, 1)]).values():
-        created.result(30)
-    producer = AIOKafkaProducer(**broker.aiokafka())
-    await producer.start()
-    try:
-        await producer.send_and_wait(topic, b"only")
-    finally:
-        await producer.stop()
-
+    await _one_partition_topic(broker, topic, [b"only"])
     model = ReadModel(tmp_path / "quiet.sqlite", "")
     read: list[bytes] = []
-
-    def apply(records: Sequence[Record], positions: Mapping[TopicPartition, int]) -> None:
-        with model.storing(positions):
-            read.extend(record.value or b"" for record in records)
-
-    projection = TopicProjection(
-        model, apply, broker.connection, topic, fetch_max_wait_ms=10_000, name="quiet"
-    )
+    projection = _values_projection(broker, topic, model, read, fetch_max_wait_ms=10_000)
     await projection.start()
     try:
         assert await projection.wait_caught_up(30)
