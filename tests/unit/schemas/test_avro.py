@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import math
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import fastavro
@@ -354,3 +355,13 @@ def test_starts_sharing_an_event_each_carry_the_event_they_name() -> None:
     ]
     decoded = [decode_transition(encode_transition(start)) for start in starts]
     assert decoded == starts
+
+
+def test_threads_asking_at_once_for_an_old_version_each_find_it(monkeypatch):
+    """The history is read at the first fingerprint not among the current schemas: a thread
+    asking while another reads it finds the version too, not an unknown writer schema."""
+    monkeypatch.setattr(schema_store, "HISTORY_DIR", FIXTURES)
+    codec = Codec(TASK_REQUEST, SingleObjectFraming(SchemaStore.shipped()))
+    with ThreadPoolExecutor(8) as threads:
+        decoded = list(threads.map(lambda _: codec.decode(written_with_old_schema()), range(8)))
+    assert [task.timeout_ms for task in decoded] == [None] * 8
