@@ -37,7 +37,7 @@ from braidflow.dev_banner import cli_command, ready_banner
 from braidflow.dev_key import dev_owner_key
 from braidflow.kafka_connection import KafkaConnection
 from braidflow.runtime import Runtime, build_runtime
-from braidflow.streams.topics import ensure_topics, trigger_topics
+from braidflow.streams.topics import create_topics, trigger_topics
 from braidflow.topology import DefinitionError, load_workflow
 
 DEFAULT_BROKER_PORT = 9092
@@ -104,21 +104,43 @@ def _trigger_topics(settings: Settings, examples: Path) -> list[NewTopic]:
 
 
 class _ExamplesDeploy:
-    """Dev mode's hooks: `deploy` the examples as soon as the catalog has read its topic
-    (`Runtime.on_catalog`: while the worker's groups join), then `announce` ready once an
-    event published to them starts its workflows at once (`Runtime.on_ready`)."""
+    """Dev mode's hooks: `follow_events`, the examples' events topics made and followed
+    first (`Runtime.on_start`), `deploy` the examples as soon as the catalog has read its
+    topic (`Runtime.on_catalog`; both while the worker's groups join on the embedded
+    broker), then `announce` ready once an event published to them starts its workflows at
+    once (`Runtime.on_ready`)."""
 
-    def __init__(
-        self, examples: Path, topics: list[NewTopic], demo_port: int, helpdesk_token: str
-    ) -> None:
+    def __init__(self, examples: Path, embedded: bool, demo_port: int, helpdesk_token: str) -> None:
         self._examples = examples
-        self._topics = topics
+        self._embedded = embedded
+        self._topics: list[NewTopic] = []
         self._demo_port = demo_port
         self._helpdesk_token = helpdesk_token
         self._demo_url = f"http://{DEMO_HOST}:{demo_port}"
         self._deployed: list[tuple[str, Any]] = []
 
+    async def follow_events(self, runtime: Runtime) -> None:
+        # Parsed while the worker's group join is under way rather than before it is sent:
+        # the examples' 0.1 - 0.2 s of CPU no longer delays the join (docs/performance-
+        # history.md, "Dev mode ready"). Created before the router subscribes, the topics are
+        # in its first assignment: created after, they would take a metadata refresh and a
+        # rebalance of its group.
+        settings = runtime.settings
+        try:
+            self._topics = await asyncio.to_thread(_trigger_topics, settings, self._examples)
+            await asyncio.to_thread(create_topics, settings, self._topics)
+        except RuntimeError as exc:
+            runtime.fail(f"cannot start dev mode: {exc}")
+            return
+        if self._embedded:
+            # The router's group join (2 s on the embedded broker) goes on beside the
+            # worker's; a new broker holds no deployment yet whose triggers the router's
+            # subscription would have to include.
+            runtime.router.join()
+
     async def deploy(self, runtime: Runtime) -> None:
+        if runtime.failure is not None:
+            return  # stopping: the examples' events topics could not be made
         try:
             runner = await start_demo_services(DEMO_HOST, self._demo_port, self._helpdesk_token)
         except OSError as exc:
@@ -148,7 +170,7 @@ class _ExamplesDeploy:
 
     async def announce(self, runtime: Runtime) -> None:
         if runtime.failure is not None:
-            return  # stopping: the demo services' port was taken (`deploy`)
+            return  # stopping: a topic could not be made or a port was taken
         # "Ready" once an event published to them starts its workflows at once, and the
         # executor runs their tasks at once (its group joins while the examples deploy).
         if not await runtime.router.following((t.topic for t in self._topics), ROUTER_WAIT_S):
@@ -254,18 +276,9 @@ def run_dev(
         else:
             for problem in group_limit_problems(settings):
                 click.echo(f"warning: a default Apache Kafka refuses this: {problem}", err=True)
-        # Created before the worker starts, the examples' events topics are in the event
-        # router's first assignment: created after, they would take a metadata refresh and
-        # a rebalance of its group.
-        topics = _trigger_topics(settings, examples)
-        ensure_topics(settings, topics)
         runtime = build_runtime(settings, fresh_broker=embedded)
-        hooks = _ExamplesDeploy(examples, topics, demo_port, _helpdesk_token())
+        hooks = _ExamplesDeploy(examples, embedded, demo_port, _helpdesk_token())
+        runtime.on_start.append(hooks.follow_events)
         runtime.on_catalog.append(hooks.deploy)
         runtime.on_ready.append(hooks.announce)
-        if embedded:
-            # The router's group join (2 s on the embedded broker) goes on while the
-            # worker starts, instead of after it; a new broker holds no deployment yet
-            # whose triggers the router's subscription would have to include.
-            runtime.router.join()
         runtime.run(loglevel)

@@ -323,6 +323,12 @@ def build_runtime(
         async for record in _records(stream):
             await orchestrate_one(record)
 
+    async def run_start_hooks() -> None:
+        for hook in runtime.on_start:
+            await hook(runtime)
+
+    start_hooks_run = _Once(run_start_hooks)
+
     async def read_catalog() -> None:
         await catalog.start()
         if keys is not None:
@@ -349,6 +355,7 @@ def build_runtime(
         _trimming: asyncio.Task[None] | None = None
 
         async def on_start(self) -> None:
+            await start_hooks_run()
             await catalog_read()
             if keys is None:
                 log.warning(
@@ -415,7 +422,9 @@ def build_runtime(
         parts.app.add_dependency(ExecutorJoin(executor))
         # A child of the table manager: started once it has subscribed the worker's consumer,
         # so the group join is sent first; the producer (the deploys send through it) is up.
-        parts.app.tables.add_dependency(AheadOfJoin([catalog_read, read_models_followed]))
+        parts.app.tables.add_dependency(
+            AheadOfJoin([start_hooks_run, catalog_read, read_models_followed])
+        )
     return runtime
 
 
@@ -435,9 +444,9 @@ class _Once:
 
 class AheadOfJoin(mode.Service):
     """Dev mode's worker: what needs no consumer group starts while the worker's groups
-    join (a fresh broker leaves nothing to recover in between): the catalog and the key ring
-    read their topics, the `on_catalog` hooks run (the examples deployed), the read models
-    follow their topics. The worker's services await these same runs where they start them."""
+    join (a fresh broker leaves nothing to recover in between): the `on_start` hooks run, the
+    catalog and the key ring read their topics, the `on_catalog` hooks run (the examples
+    deployed), the read models follow their topics. The worker's services await these same runs where they start them."""
 
     def __init__(self, runs: list[_Once]) -> None:
         super().__init__()
