@@ -423,7 +423,7 @@ def build_runtime(
         # A child of the table manager: started once it has subscribed the worker's consumer,
         # so the group join is sent first; the producer (the deploys send through it) is up.
         parts.app.tables.add_dependency(
-            AheadOfJoin([start_hooks_run, catalog_read, read_models_followed])
+            AheadOfJoin([[start_hooks_run], [catalog_read, read_models_followed]])
         )
     return runtime
 
@@ -444,20 +444,26 @@ class _Once:
 
 class AheadOfJoin(mode.Service):
     """Dev mode's worker: what needs no consumer group starts while the worker's groups
-    join (a fresh broker leaves nothing to recover in between): the `on_start` hooks run, the
-    catalog and the key ring read their topics, the `on_catalog` hooks run (the examples
-    deployed), the read models follow their topics. The worker's services await these same runs where they start them."""
+    join (a fresh broker leaves nothing to recover in between): the `on_start` hooks run
+    beside the catalog and the key ring reading their topics, the `on_catalog` hooks (the
+    examples deployed) and the read models following their topics. `lines`: each line's
+    runs one after the other, the lines side by side. The worker's services await these
+    same runs where they start them."""
 
-    def __init__(self, runs: list[_Once]) -> None:
+    def __init__(self, lines: list[list[_Once]]) -> None:
         super().__init__()
-        self._runs = runs
+        self._lines = lines
 
     async def on_start(self) -> None:
         # In the background: awaited here, they would hold up the consumer's start, its join.
         self.add_future(self._start())
 
     async def _start(self) -> None:
-        for run in self._runs:
+        await asyncio.gather(*(self._run_line(line) for line in self._lines))
+
+    @staticmethod
+    async def _run_line(line: list[_Once]) -> None:
+        for run in line:
             await run()
 
 
