@@ -52,8 +52,8 @@ class Runtime:
     executions_index: ExecutionIndex
     dead_letter_index: DeadLetterIndex
     audit_index: AuditIndex
-    # Run first: on a fresh broker (dev mode's) while the worker's groups join, else as its
-    # services start; before the catalog is read.
+    # Run first as the worker's services start; on a fresh broker (dev mode's), while the
+    # worker's groups join, beside the catalog's read.
     on_start: list[Callable[[Runtime], Awaitable[None]]] = field(default_factory=list)
     # Run once the catalog (and key ring) have read their topics: on a fresh broker (dev
     # mode's) while the worker's groups join, else as its services start; before `on_ready`.
