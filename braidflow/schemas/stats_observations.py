@@ -18,9 +18,11 @@ event once however often it is sent (`schemas/stats_positions.py`). Records with
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any
 
 from braidflow.engine import LifecycleEvent
@@ -211,25 +213,37 @@ def encode_record(record: StatsRecord) -> bytes:
 
 def decode_record(data: bytes) -> StatsRecord:
     """The record in `data`; ValueError when it is not one."""
+    # Read with maps, not a generator each: a record holds up to a batch's observations,
+    # and the second stage reads every one (docs/performance-history.md, "Stats").
     try:
         doc: Any = json.loads(data)
         said = doc["observations"]
-        if any(len(each) not in (3, 5) for each in said):
+        lengths = set(map(len, said))
+        if not lengths <= {3, 5}:
             raise ValueError("an observation is [kind, node, duration_ms(, partition, offset)]")
-        sourced = all(len(each) == 5 for each in said)
         record = StatsRecord(
             str(doc["workflow"]),
             doc["department"],
-            tuple(Observation(*each[:3]) for each in said),
-            tuple((int(each[3]), int(each[4])) for each in said) if sourced else (),
+            tuple(map(_observation, map(_said, said))),
+            tuple(zip(map(int, map(_partition, said)), map(int, map(_offset, said)), strict=True))
+            if lengths <= {5}
+            else (),
         )
+        unknown = set(map(_kind, said)) - _KINDS
     except (KeyError, TypeError, ValueError) as exc:
         raise ValueError(f"not a stats record: {exc}") from None
-    unknown = {o.kind for o in record.observations} - set(COUNTS)
     if unknown:
         # Folded, it would fail the whole batch it came in.
         raise ValueError(f"not a stats record: unknown observations {sorted(unknown)}")
     return record
+
+
+# An observation's fields in a stats record, and its named tuple made without its Python
+# `__new__`, which only passes them on.
+_said, _kind = itemgetter(slice(0, 3)), itemgetter(0)
+_partition, _offset = itemgetter(3), itemgetter(4)
+_observation = functools.partial(tuple.__new__, Observation)
+_KINDS = frozenset(COUNTS)
 
 
 def _sources_of(record: StatsRecord) -> Iterable[tuple[int, ...]]:

@@ -33,11 +33,20 @@ def unread(
     read = dict(before)
     if not record.sources:
         return list(record.observations), read
+    # The position before the record, and the record's furthest offset, once per partition:
+    # a record holds up to a batch's observations, from a few partitions.
+    floors: dict[int, int] = {}
+    furthest: dict[int, int] = {}
     fresh = []
     for observation, (partition, offset) in zip(record.observations, record.sources, strict=True):
-        name = str(partition)
+        floor = floors.get(partition)
+        if floor is None:
+            floor = floors[partition] = before.get(str(partition), -1)
         # Against the position before the record: one event may say several things.
-        if offset > before.get(name, -1):
+        if offset > floor:
             fresh.append(observation)
-            read[name] = max(offset, read.get(name, -1))
+            if offset > furthest.get(partition, -1):
+                furthest[partition] = offset
+    for partition, offset in furthest.items():
+        read[str(partition)] = offset
     return fresh, read

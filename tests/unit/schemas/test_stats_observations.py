@@ -5,9 +5,11 @@ workflow and department."""
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from braidflow.engine import LifecycleEvent, NodeError
-from braidflow.schemas.stats_figures import Observation
+from braidflow.schemas.stats_figures import COUNTS, Observation
 from braidflow.schemas.stats_observations import (
     Gathering,
     StatsRecord,
@@ -193,3 +195,49 @@ def test_records_carry_the_lifecycle_record_of_each_observation() -> None:
     # Written before records had sources: counted whole.
     old = b'{"workflow": "w", "department": null, "observations": [["started", null, null]]}'
     assert decode_record(old) == StatsRecord("w", None, (Observation("started"),))
+
+
+OBSERVATIONS = st.builds(
+    Observation,
+    st.sampled_from(COUNTS),
+    st.none() | st.text(max_size=5),
+    st.none() | st.integers(0, 10**7),
+)
+SOURCES = st.tuples(st.integers(0, 63), st.integers(0, 2**40))
+
+
+@st.composite
+def records(draw: st.DrawFn) -> StatsRecord:
+    observations = draw(st.lists(OBSERVATIONS, max_size=8))
+    sourced = draw(st.booleans())
+    sources = draw(st.lists(SOURCES, min_size=len(observations), max_size=len(observations)))
+    return StatsRecord(
+        draw(st.text(max_size=5)),
+        draw(st.none() | st.text(max_size=5)),
+        tuple(observations),
+        tuple(sources) if sourced else (),
+    )
+
+
+@settings(max_examples=300, deadline=None)
+@given(records())
+def test_any_record_reads_back_as_written(record: StatsRecord) -> None:
+    decoded = decode_record(encode_record(record))
+    assert decoded == record
+    assert all(type(o) is Observation for o in decoded.observations)
+
+
+@pytest.mark.parametrize(
+    "bogus",
+    [
+        b'{"workflow": "w", "department": null, "observations": [["started", null]]}',
+        b'{"workflow": "w", "department": null, "observations": [[["started"], null, null]]}',
+        b'{"workflow": "w", "department": null, "observations": [["started", null, null, 0]]}',
+        b'{"workflow": "w", "department": null, "observations": [["started", null, null, "x", 1]]}',
+        b'{"workflow": "w", "department": null, "observations": [7]}',
+        b'{"workflow": "w", "observations": []}',
+    ],
+)
+def test_a_malformed_record_is_a_value_error(bogus: bytes) -> None:
+    with pytest.raises(ValueError, match="not a stats record"):
+        decode_record(bogus)

@@ -3,6 +3,9 @@ the offset of the last record counted from each lifecycle partition."""
 
 from __future__ import annotations
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from braidflow.schemas.stats_figures import Observation, fold
 from braidflow.schemas.stats_observations import StatsRecord
 from braidflow.schemas.stats_positions import READ, unread
@@ -36,3 +39,22 @@ def test_one_event_that_says_several_things_counts_them_all() -> None:
 def test_a_record_without_sources_is_counted_whole() -> None:
     record = StatsRecord("w", None, (STARTED,))
     assert unread({READ: {"0": 99}}, record) == ([STARTED], {"0": 99})
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.dictionaries(st.integers(0, 3).map(str), st.integers(-1, 30), max_size=4),
+    st.lists(st.tuples(st.integers(0, 5), st.integers(0, 30)), max_size=12),
+)
+def test_what_is_unread_is_what_lies_past_the_position_before_the_record(
+    before: dict[str, int], sources: list[tuple[int, int]]
+) -> None:
+    said = tuple(Observation("started", str(i)) for i in range(len(sources)))
+    fresh, read = unread({READ: before}, StatsRecord("w", None, said, tuple(sources)))
+    past = [i for i, (p, o) in enumerate(sources) if o > before.get(str(p), -1)]
+    assert fresh == [said[i] for i in past]
+    expected = dict(before)
+    for i in past:
+        partition, offset = sources[i]
+        expected[str(partition)] = max(offset, expected.get(str(partition), -1))
+    assert read == expected
