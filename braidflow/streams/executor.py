@@ -306,17 +306,21 @@ class Executor:
 
         Only a request this executor would read anyway (its tasks partition is assigned
         here), with a slot free and its handler registered here: the others take the topic.
-        A request already run here is not started again.
+        A request already run here is not started again. With every slot taken it is left
+        to the topic unlooked-at: read back, it finds its run here if it has one.
         """
-        if self._runs.get(value) is not None:
-            return True
         consumer = self._consumer
+        # Refused before the request's digest is taken: under load every slot is taken at
+        # most hand-overs, and the record read back takes the digest again.
         if (
             consumer is None
             or self._draining
             or len(self._running) >= self._settings.task_concurrency
-            or not self._owns(consumer, key)
         ):
+            return False
+        if self._runs.get(value) is not None:
+            return True
+        if not self._owns(consumer, key):
             return False
         try:
             request = decode_task(value)

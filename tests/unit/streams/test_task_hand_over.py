@@ -143,3 +143,33 @@ async def test_a_result_is_sent_with_the_encoding_its_size_was_checked_on() -> N
     await settled()
     [(result, value)] = sent
     assert value is not None and decode_transition(value) == result
+
+
+async def test_with_every_slot_taken_a_request_is_left_to_the_topic_and_runs_once() -> None:
+    runs.clear()
+    gate = asyncio.Event()
+
+    async def held_send(
+        transition: Transition, traceparent: str | None = None, value: bytes | None = None
+    ) -> None:
+        await gate.wait()
+
+    run = executor({0, 1, 2, 3}, [])
+    run._settings = Settings(partitions=4, task_concurrency=1)
+    run._send = held_send
+    first, second = task("h"), task("i")
+    assert run.run_here(b"ex", first)
+    await settled()
+    # The one slot is taken until "h"'s result is delivered.
+    assert not run.run_here(b"ex", second)
+    assert not run.run_here(b"ex", first)
+    run._take(read_back(first, 5))
+    await settled()
+    assert runs == ["h"]
+    gate.set()
+    await settled()
+    run._take(read_back(second, 6))
+    await settled()
+    assert runs == ["h", "i"]
+    tp = TopicPartition(TASKS, PARTITION)
+    assert run._commits._tracker.to_commit() == {tp: 7}
