@@ -103,3 +103,25 @@ def test_an_event_of_an_older_schema_reads_without_its_data_too() -> None:
     assert decode_event(older) == event
     assert decode_event(older, with_data=False) == replace(event, data=None)
     assert decode_event_fields(older, with_data=False) == as_fields(replace(event, data=None))
+
+
+def test_an_event_of_the_current_schema_is_read_by_hand_told_by_its_header(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    event = LifecycleEvent("e", "node.completed", "ex", "w", 1, 5, "a", 1, {"out": 1})
+    data = encode_event(event)
+
+    def fastavro(data: bytes) -> LifecycleEvent:
+        raise AssertionError("read through fastavro")
+
+    monkeypatch.setattr(_lifecycle_events, "decode", fastavro)
+    assert decode_event(data) == event
+    assert decode_event_fields(data, with_data=False) == as_fields(replace(event, data=None))
+
+
+@pytest.mark.parametrize("data", [b"", b"\xc3\x01", b"\xc3\x01" + bytes(8), b"{}"])
+def test_bytes_of_no_known_schema_are_codec_errors(data: bytes) -> None:
+    with pytest.raises(CodecError):
+        decode_event(data)
+    with pytest.raises(CodecError):
+        decode_event_fields(data)
