@@ -308,8 +308,11 @@ class TimerScanner:
         self.scans = 0
         # The rows of fired timers that may still be there, with when they were fired.
         self._in_flight: dict[bytes, int] = {}
-        # When a fired timer's row was last seen gone (or firing began).
+        # When a fired timer's row was last seen gone (or firing began), and whether one has
+        # gone through the table since the last scan: the scan stamps it with its own clock
+        # reading, not one read per row deleted (at 100,000 timers due, a clock read per delete).
         self._progress_at = 0
+        self._progressed = False
         self._task: asyncio.Task[None] | None = None
 
     @property
@@ -369,7 +372,7 @@ class TimerScanner:
 
     def _deleted(self, key: bytes) -> None:
         if self._in_flight.pop(key, None) is not None:
-            self._progress_at = self._clock()
+            self._progressed = True
 
     def _rescan(self, now: int) -> bool:
         """Whether this scan reads from the first row (see the class docstring)."""
@@ -388,8 +391,10 @@ class TimerScanner:
         now = self._clock()
         self.scans += 1
         TIMER_SCANS.inc()
-        if not self._in_flight:
+        if self._progressed or not self._in_flight:
+            # Stamped a scan late at most: a resend waits that much longer, never less.
             self._progress_at = now
+            self._progressed = False
         if self._rescan(now):
             # In-flight rows are still in the table, in the way: read past them.
             limit = self._batch + len(self._in_flight)

@@ -432,6 +432,41 @@ async def test_no_timer_is_resent_while_the_orchestrator_works_through_the_fired
     assert fired.timers[40:] == fired.timers[20:40]
 
 
+async def test_the_rows_the_orchestrator_deletes_read_no_clock_and_hold_resends_off(
+    partitions: dict[int, Rdict],
+) -> None:
+    # A clock read per deleted row was one per fired timer: 100,000 at once, each reading the
+    # bench's offset file once the last reading was 50 ms old. The scan stamps the progress.
+    timers, _ = table_on(partitions)
+    reads = 0
+
+    def clock() -> int:
+        nonlocal reads
+        reads += 1
+        return now
+
+    now = NOW
+    fired = Fired()
+    scanner = scanner_on(timers, clock, fired, resend_after_ms=5_000)  # type: ignore[arg-type]
+    for i in range(10):
+        timers.set(DueTimer(NOW, f"exec-{i}", "t"))
+    await scanner.scan()
+    read_before = reads
+
+    now = NOW + 4_000
+    timers.delete(fired.timers[0])
+    assert reads == read_before
+
+    # Progress was seen by the scan at 4 s: the rest wait 5 s from there, not from the start.
+    await scanner.scan()
+    now = NOW + 8_999
+    await scanner.scan()
+    assert len(fired.timers) == 10
+    now = NOW + 9_000
+    await scanner.scan()
+    assert fired.timers[10:] == fired.timers[1:10]
+
+
 async def test_a_timer_whose_row_is_deleted_is_forgotten(partitions: dict[int, Rdict]) -> None:
     timers, _ = table_on(partitions)
     clock, fired = FakeClock(), Fired()
