@@ -61,6 +61,10 @@ EVENT_OVERHEAD = 200
 """The bytes one kept event takes besides its value and id (the object, its place in the
 id set, the list and the tail), as tracemalloc counts them."""
 
+CUT_BYTES = 200
+"""The bytes a `stream.cut` event's dict takes (`sys.getsizeof`: 184), as it is kept until
+read; as for a record's value, its text once read is not counted."""
+
 STREAM_ENDS = frozenset({"workflow.completed", "workflow.failed", "workflow.cancelled"})
 """After these an execution's stream ends (a redrive may start it again: a new stream)."""
 BEGINNINGS = frozenset({"workflow.accepted", "workflow.queued", "workflow.started"})
@@ -104,6 +108,9 @@ class FeedEvent:
     _event: LifecycleEvent | None = None
     _body: str | None = None
     _undecodable: bool = False
+    # A cut's JSON, written as text when first read: a restarted worker firing parked
+    # timers makes one for every execution it had forgotten, and few are ever read.
+    _cut: dict[str, Any] | None = None
 
     @property
     def event(self) -> LifecycleEvent | None:
@@ -120,6 +127,9 @@ class FeedEvent:
     def body(self) -> str | None:
         """The event as the API shows it (`event_json`), as JSON text; None if undecodable."""
         if self._body is None:
+            if self._cut is not None:
+                self._body = json.dumps(self._cut)
+                return self._body
             event = self.event
             if event is not None:
                 self._body = json.dumps(event_json(event))
@@ -128,13 +138,18 @@ class FeedEvent:
 
 def held_bytes(event: FeedEvent) -> int:
     """About the memory `event` takes, as a feed counts it against its `total_bytes`."""
-    kept = len(event.value) if event.value is not None else len(event._body or "")
+    if event.value is not None:
+        kept = len(event.value)
+    elif event._cut is not None:
+        kept = CUT_BYTES
+    else:
+        kept = 0
     return EVENT_OVERHEAD + len(event.id) + kept
 
 
 def _cut(seq: int, execution_id: str, cut: Cut, reason: str, kept: int | None) -> FeedEvent:
     shown = cut_event(execution_id, cut, reason, kept)
-    return FeedEvent(seq, shown["id"], CUT, execution_id, None, _body=json.dumps(shown))
+    return FeedEvent(seq, shown["id"], CUT, execution_id, None, _cut=shown)
 
 
 @dataclass(slots=True)

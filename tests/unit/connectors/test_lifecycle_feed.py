@@ -5,7 +5,14 @@ from __future__ import annotations
 
 import json
 
-from braidflow.connectors.lifecycle_feed import CUT, FeedEvent, LifecycleFeed, held_bytes
+from braidflow.connectors.lifecycle_feed import (
+    CUT,
+    Cut,
+    FeedEvent,
+    LifecycleFeed,
+    cut_event,
+    held_bytes,
+)
 from braidflow.connectors.projection import Record
 from braidflow.engine import ids
 from braidflow.engine.messages import LifecycleEvent
@@ -81,6 +88,20 @@ def test_an_execution_first_seen_midway_begins_with_a_cut_and_may_be_cut_again()
         "e1/stream.cut/0",
         "e1/stream.cut/1",
     ]
+
+
+def test_a_cut_is_written_as_json_when_first_read_and_counts_the_same_bytes_after() -> None:
+    # A restarted worker firing parked timers cuts every execution it had forgotten; its
+    # JSON text was most of that cost, and is rarely read.
+    feed = LifecycleFeed()
+    feed.apply([record("e1", "node.completed", "a")])
+    cut = feed.of_execution("e1")[0]
+    counted = held_bytes(cut)
+    assert (cut.type, cut._body) == (CUT, None)
+    assert json.loads(cut.body or "") == cut_event(
+        "e1", Cut.BEFORE, "events from before this worker read the topic are not kept"
+    )
+    assert held_bytes(cut) == counted
 
 
 def test_past_the_total_the_executions_idle_longest_are_forgotten_whole() -> None:
