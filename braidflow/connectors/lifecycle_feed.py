@@ -55,11 +55,16 @@ PER_EXECUTION = 1_000
 TOTAL = 100_000
 """Events kept in all; past it, the executions idle longest are forgotten whole."""
 TOTAL_BYTES = 16 * 1024 * 1024
-"""Memory the kept events may take in all (`held_bytes`); past it, as past `TOTAL`. Sized
-by bytes, not events: 100,000 events of parked executions took 35 - 56 MiB."""
-EVENT_OVERHEAD = 200
-"""The bytes one kept event takes besides its value and id (the object, its place in the
-id set, the list and the tail), as tracemalloc counts them."""
+"""Memory the kept events may take in all (`held_bytes`, `EXECUTION_OVERHEAD`); past it, as
+past `TOTAL`. Sized by bytes, not events: 100,000 events of parked executions took 35 - 56 MiB."""
+EVENT_OVERHEAD = 300
+"""The bytes one kept event takes besides the text of its value and id, as tracemalloc counts
+them: the object, its seq, the value's and the id's objects, its places in the execution's
+list and id set and in the tail."""
+EXECUTION_OVERHEAD = 500
+"""The bytes an execution with events kept takes besides them: its entry, its id, its list
+and its id set. Left out, with a value's and an id's object, a feed of parked executions
+(six events each) held 1.6 times its `total_bytes`."""
 
 CUT_BYTES = 200
 """The bytes a `stream.cut` event's dict takes (`sys.getsizeof`: 184), as it is kept until
@@ -216,7 +221,9 @@ class LifecycleFeed:
             _, forgotten = self._executions.popitem(last=False)
             self._count -= len(forgotten.events)
             self._bytes -= forgotten.held_bytes
-        while len(self._tail) > self._total or self._tail_bytes > self._total_bytes:
+        # The tail keeps as much: its events take their executions' entries' room too.
+        tail_room = self._total_bytes - EXECUTION_OVERHEAD * len(self._executions)
+        while len(self._tail) > self._total or self._tail_bytes > tail_room:
             self._tail_bytes -= held_bytes(self._tail.popleft())
         return touched
 
@@ -233,7 +240,10 @@ class LifecycleFeed:
         execution_id = record.key.decode(errors="replace")
         kept = self._executions.get(execution_id)
         if kept is None:
-            kept = self._executions[execution_id] = _Kept(execution_id)
+            kept = self._executions[execution_id] = _Kept(
+                execution_id, held_bytes=EXECUTION_OVERHEAD
+            )
+            self._bytes += EXECUTION_OVERHEAD
             if event_type not in BEGINNINGS:
                 reason = "events from before this worker read the topic are not kept"
                 self._add(kept, _cut(self._next(), execution_id, Cut.BEFORE, reason, None))

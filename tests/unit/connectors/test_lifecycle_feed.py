@@ -3,10 +3,13 @@ when read, and its readers woken when events of theirs are applied."""
 
 from __future__ import annotations
 
+import gc
 import json
+import tracemalloc
 
 from braidflow.connectors.lifecycle_feed import (
     CUT,
+    EXECUTION_OVERHEAD,
     Cut,
     FeedEvent,
     LifecycleFeed,
@@ -117,12 +120,39 @@ def test_past_the_total_the_executions_idle_longest_are_forgotten_whole() -> Non
 def test_past_the_bytes_bound_the_idle_executions_go_and_the_tail_keeps_as_much() -> None:
     # 100,000 events of parked executions took 35 - 56 MiB: the bound is on memory too.
     pair = [record("e0", "workflow.started"), record("e0", "workflow.completed")]
-    budget = 3 * sum(held_bytes(e) for e in _applied(pair))
+    budget = 3 * (sum(held_bytes(e) for e in _applied(pair)) + EXECUTION_OVERHEAD)
     feed = LifecycleFeed(total_bytes=budget)
     for n in range(6):
         feed.apply([record(f"e{n}", "workflow.started"), record(f"e{n}", "workflow.completed")])
     assert [feed.holds(f"e{n}") for n in range(6)] == [False] * 3 + [True] * 3
     assert [e.execution_id for e in feed.tail(0)] == ["e3", "e3", "e4", "e4", "e5", "e5"]
+
+
+def test_a_feed_past_its_bytes_bound_holds_about_that_much_memory() -> None:
+    # Parked executions' six events each: counting only their values' and ids' text and a
+    # fixed 200 bytes, a feed held 1.6 times its bound.
+    bound = 1024 * 1024
+    shape = [
+        ("workflow.started", None),
+        ("node.started", "nap"),
+        ("node.completed", "nap"),
+        ("node.started", "done"),
+        ("node.completed", "done"),
+        ("workflow.completed", None),
+    ]
+    gc.collect()
+    tracemalloc.start()
+    try:
+        feed = LifecycleFeed(total_bytes=bound)
+        for n in range(6_000):
+            # Each record's value is an object of its own, as a consumer's are.
+            feed.apply([record(f"{n:036d}", t, node) for t, node in shape])
+        gc.collect()
+        held, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert not feed.holds(f"{0:036d}")
+    assert 0.85 * bound < held < 1.15 * bound
 
 
 def _applied(records: list[Record]) -> list[FeedEvent]:
