@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import tracemalloc
+
 from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.partitioner import murmur2 as aiokafka_murmur2
 from hypothesis import given
@@ -46,6 +48,20 @@ def test_keeps_at_most_its_capacity_and_stays_right_after_forgetting() -> None:
         assert ours(key, partitions, partitions) == DefaultPartitioner()(
             key, partitions, partitions
         )
+
+
+def test_the_kept_hashes_of_many_executions_take_a_few_mib_at_most() -> None:
+    # 100,000 parked executions fire once each: their keys are not worth 14.5 MiB.
+    partitions = list(range(32))
+    tracemalloc.start()
+    try:
+        ours = KeyPartitioner()
+        for n in range(100_000):
+            ours(f"{n:036d}".encode(), partitions, partitions)
+        held, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert held < 4 * 1024 * 1024
 
 
 def test_no_key_picks_an_available_partition() -> None:
