@@ -4,6 +4,7 @@ spans and the records a node run sends name its span as their parent."""
 
 from __future__ import annotations
 
+import tracemalloc
 from dataclasses import replace
 
 import pytest
@@ -271,3 +272,17 @@ def test_a_redrive_finding_the_execution_running_ends_its_span_and_opens_the_nex
     done = LifecycleEvent("e", "node.completed", EX, "work", 1, T0 + 20, node_id="a", attempt=2)
     (node,) = ended_spans(after, after, [done])
     assert node.parent_span_id == trace.redrive_span_id(1)
+
+
+def test_the_kept_trace_ids_of_many_ended_executions_take_a_few_mib_at_most() -> None:
+    # 100,000 parked executions fire once each: their trace ids are not worth 11 MiB.
+    tracemalloc.start()
+    try:
+        for n in range(30_000):
+            trace = ExecutionTrace.of(f"{n:036d}", None)
+            trace.node_header("nap", 1)
+            trace.node_header("done", 1)
+        held, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert held < 5 * 1024 * 1024
