@@ -16,6 +16,12 @@ table is in Faust's buffer, the next ones follow it there, so the changelog keep
 of the writes. A row has no future of its own: once its batch is acknowledged, the store
 notes the row's offset, as Faust's callback does (what a restart's recovery starts from).
 Faust's monitor does not count these rows as sent.
+
+The local write takes the same direct way as `OneReadTable.get`: into the database of the
+event's partition (`event_database`), where Faust's store would put it, without its serializer
+registry, its second look-up of the event or its key index. A delete goes to that one
+database as well: Faust's store, for a key not in its index, deletes it from every
+partition's database.
 """
 
 from __future__ import annotations
@@ -54,6 +60,22 @@ class QuickChangelogTable(OneReadTable):
                 await producer.partitions_for(self.changelog_topic_name)
             except KafkaError as exc:
                 log.info("%s: the changelog's partitions are not known yet: %r", self.name, exc)
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        database = self.event_database(key) if type(value) is bytes else None
+        if database is None:
+            super().__setitem__(key, value)
+            return
+        self.on_key_set(key, value)
+        database.put(key, value)
+
+    def __delitem__(self, key: Any) -> None:
+        database = self.event_database(key)
+        if database is None:
+            super().__delitem__(key)
+            return
+        self.on_key_del(key)
+        database.delete(key)
 
     def on_key_set(self, key: Any, value: Any) -> None:
         if self._row_now(key, value):
