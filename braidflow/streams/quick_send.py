@@ -33,15 +33,21 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from aiokafka.producer.message_accumulator import MessageBatch
+from aiokafka.record.default_records import DefaultRecordBatchBuilder
 from aiokafka.structs import TopicPartition
 from faust.exceptions import ProducerSendError
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
 log = logging.getLogger(__name__)
 
-Layout = tuple[Mapping[int, Any], frozenset[int], list[int], list[int]]
-"""A topic's partition map as the metadata held it, its ids, all of them and the available
-ones, as lists in aiokafka's own order (what its partitioner is given)."""
+# The size `AIOKafkaProducer._serialize` checks against `max_request_size`, computed without
+# its frame: records go without serializers here.
+estimate_size_in_bytes = DefaultRecordBatchBuilder.estimate_size_in_bytes
+
+Layout = tuple[Mapping[int, Any], Mapping[int, TopicPartition], list[int], list[int]]
+"""A topic's partition map as the metadata held it, a `TopicPartition` for each of its ids,
+all of them and the available ones, as lists in aiokafka's own order (what its partitioner is
+given)."""
 
 
 def topic_layout(producer: AIOKafkaProducer, topic: str) -> Layout | None:
@@ -54,7 +60,8 @@ def topic_layout(producer: AIOKafkaProducer, topic: str) -> Layout | None:
     if layout is None or layout[0] is not partitions:
         ids = set(partitions)
         available = {p for p, meta in partitions.items() if meta.leader != -1}
-        layout = (partitions, frozenset(ids), list(ids), list(available))
+        named = {p: TopicPartition(topic, p) for p in ids}
+        layout = (partitions, named, list(ids), list(available))
         layouts[topic] = layout
     return layout
 
@@ -81,12 +88,13 @@ def _open_batch(
     if layout is None:
         return None
     assert not (value is None and key is None), "Need at least one: key or value"
-    producer._serialize(key, value, headers)  # the size check, raising as `send` does
+    if estimate_size_in_bytes(key, value, headers) > producer._max_request_size:
+        producer._serialize(key, value, headers)  # raising as `send` does
     if partition is None:
         partition = producer._partitioner(key, layout[2], layout[3])
-    elif partition not in layout[1]:
+    tp = layout[1].get(partition)
+    if tp is None:
         return None
-    tp = TopicPartition(topic, partition)
     batches = accumulator._batches.get(tp)
     return batches[-1] if batches else _new_batch(producer, tp)
 

@@ -240,3 +240,19 @@ async def test_records_sent_now_and_queued_share_their_batch_s_offsets() -> None
     await asyncio.sleep(0)
     assert (first.result().offset, third.result().offset) == (10, 12)
     assert [offset for _, _, offset, _ in told] == [11]
+
+
+async def test_records_about_the_request_limit_are_refused_exactly_where_aiokafka_refuses_them() -> (
+    None
+):
+    producer = producer_knowing({"known": 1}, max_request_size=1_000, max_batch_size=100_000)
+    headers = [("ce_type", b"t" * 20), ("traceparent", b"0" * 55)]
+    for size in range(800, 1_000):
+        value = b"v" * size
+        try:
+            producer._serialize(b"k", value, headers)
+        except MessageSizeTooLargeError:
+            with pytest.raises(MessageSizeTooLargeError):
+                queued_now(producer, "known", value, b"k", None, None, headers)
+        else:
+            assert queued_now(producer, "known", value, b"k", None, None, headers) is not None
