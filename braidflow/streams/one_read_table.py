@@ -12,7 +12,9 @@ partition, which is where Faust's store reads it too; so while an event is being
 a raw table's row is read from that database directly (`event_database`). The key index
 only serves reads and deletes made outside an event (the API's), which search each
 partition's database for a key not in it: they are rare, and with 1,000 keys the index
-missed most executions of a loaded worker anyway.
+missed most executions of a loaded worker anyway. Nor is Faust's monitor told of a row read
+there (its sensors' `on_table_get`, a count per table): nothing reads that count, Faust's web
+views being off (`streams/app.py`).
 """
 
 from __future__ import annotations
@@ -31,11 +33,11 @@ class OneReadTable(faust.Table):
     _store_direct = False
 
     def get(self, key: Any, default: Any = None) -> Any:
-        self.on_key_get(key)
         database = self.event_database(key)
         if database is not None:
             value = database.get(key)
         else:
+            self.on_key_get(key)
             try:
                 return self.data[key]
             except KeyError:

@@ -21,7 +21,7 @@ The local write takes the same direct way as `OneReadTable.get`: into the databa
 event's partition (`event_database`), where Faust's store would put it, without its serializer
 registry, its second look-up of the event or its key index. A delete goes to that one
 database as well: Faust's store, for a key not in its index, deletes it from every
-partition's database.
+partition's database. Faust's monitor is not told of these writes either (see `OneReadTable`).
 """
 
 from __future__ import annotations
@@ -66,7 +66,8 @@ class QuickChangelogTable(OneReadTable):
         if database is None:
             super().__setitem__(key, value)
             return
-        self.on_key_set(key, value)
+        if not self._row_now(key, value):
+            super().on_key_set(key, value)
         database.put(key, value)
 
     def __delitem__(self, key: Any) -> None:
@@ -74,7 +75,8 @@ class QuickChangelogTable(OneReadTable):
         if database is None:
             super().__delitem__(key)
             return
-        self.on_key_del(key)
+        if not self._row_now(key, None):
+            super().on_key_del(key)
         database.delete(key)
 
     def on_key_set(self, key: Any, value: Any) -> None:
