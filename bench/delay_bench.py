@@ -4,7 +4,9 @@ firing rate when the worker's clock moves 2 h on and they all come due. In the s
 bare Kafka round trip (produce, consume, produce, consume) as the floor.
 
 The worker's clock is shifted with BRAIDFLOW_CLOCK_OFFSET_FILE. Memory is the worker
-process's resident set from /proc/<pid>/status: VmRSS now, VmHWM its peak so far. CPU is
+process's resident set from /proc/<pid>/status: VmRSS now, VmHWM its peak so far; the target's
+figure is read SETTLE_S after the last completion (what the worker keeps), with the reading at
+the last completion beside it. CPU is
 cores busy (CPU seconds per second) of the worker and, when embedded, of the broker.
 
 Each phase prints its figures as it ends. When no execution moves on for STALL_S, the
@@ -70,6 +72,11 @@ MEMORY_REPORT = "BRAIDFLOW_MEMORY_REPORT"
 ACCEPT_PER_S = 1_000
 FIRE_WITHIN_S = 100.0
 GROWTH_MIB = 100.0
+# The memory target is read this long after the last completion: past one period of the
+# worker's malloc_trim (braidflow/runtime/malloc_trim.py, 10 s) and its read models' catching
+# up, so it is what the worker keeps, not the records still in hand at the last completion
+# (which grow with the firing rate); the reading at the last completion is printed too.
+SETTLE_S = 15.0
 
 
 def timers_fired(api: str) -> dict[str, int]:
@@ -381,6 +388,9 @@ async def measure(
         memory.show("worker memory then", rss)
         memory.show("worker memory, peak since the restart", peak)
         await memory_report(worker, "fired")
+        await asyncio.sleep(SETTLE_S)
+        figures["settled_mib"] = memory_mib(worker.pid)[0]
+        memory.show(f"worker memory {SETTLE_S:.0f} s later", figures["settled_mib"])
         await lifecycle.stop()
     except BaseException:
         print((data_dir / "worker.log").read_text()[-3000:], file=sys.stderr)
@@ -468,10 +478,10 @@ def targets(figures: dict[str, float], n: int) -> None:
     met = fire is not None and fire <= FIRE_WITHIN_S
     label = "all fired, after they came due" + ("" if n == 100_000 else " (projected)")
     against(label, f"{shown:>8}", f"<= {FIRE_WITHIN_S:.0f} s", met)
-    growth = figures["fired_mib"] - figures["baseline_mib"]
+    growth = figures["settled_mib"] - figures["baseline_mib"]
     over = f"{growth:4.0f} MiB"
     against(
-        "worker over its ready baseline, fired",
+        f"worker over its ready baseline, {SETTLE_S:.0f} s after firing",
         f"{over:>8}",
         f"<= {GROWTH_MIB:.0f} MiB",
         growth <= GROWTH_MIB,
