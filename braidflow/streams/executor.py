@@ -89,8 +89,8 @@ _RETRY_MAX_S = 5.0
 # How much of an error message too large to send is kept.
 _ERROR_SHOWN = 4096
 _NAMES_SHOWN = 20
-# A metric's child is found by its labels (a lock, a tuple, a dict) at every call: once per
-# kind and outcome here, as there are only a few.
+# A metric's series is found by its labels (a tuple of their strings, a dict) at every call:
+# once per kind and outcome here, as there are only a few.
 _duration_of = functools.cache(TASK_DURATION.labels)
 _runs_of = functools.cache(TASKS_RUN.labels)
 # json.dumps with an option set builds an encoder at every call.

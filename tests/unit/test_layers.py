@@ -5,9 +5,9 @@ Low to high:
 
 - foundation: the package root, `access`, `api_keys`, `config`, `kafka_connection`,
   `kafka_reach`, `batch_take`, `fetch_stall`, `secrets`, `tasks`, `node_logs`, `metrics`,
-  `tenants` (principals and roles, API keys, settings, the Kafka connection and what its
-  librdkafka readers share, secrets providers, the task registry, metric definitions, tenants'
-  names);
+  `loop_metrics`, `tenants` (principals and roles, API keys, settings, the Kafka connection and
+  what its librdkafka readers share, secrets providers, the task registry, metric definitions
+  and the counters they are made of, tenants' names);
 - `topology` (pure), then `engine` (pure, see test_purity.py);
 - `schemas`: record formats and codecs (Avro, dead letters, lifecycle headers, limits);
 - the edge, three peers that move records: `streams` (the Faust app and its agents),
@@ -48,6 +48,7 @@ LAYERS: list[tuple[str, frozenset[str]]] = [
                 "tasks",
                 "node_logs",
                 "metrics",
+                "loop_metrics",
                 "tenants",
             }
         ),
