@@ -36,7 +36,7 @@ from braidflow.connectors.read_model_facts import SCHEMA_VERSION, fact, store_fa
 from braidflow.engine.messages import LifecycleEvent
 from braidflow.engine.state import ExecutionStatus, iso_time
 from braidflow.kafka_connection import KafkaConnection
-from braidflow.schemas import CodecError, decode_event
+from braidflow.schemas import CodecError, decode_event, event_heading
 from braidflow.schemas.lifecycle_events import NODE_TYPE_HEADER, lifecycle_type
 
 log = logging.getLogger(__name__)
@@ -608,14 +608,14 @@ class ExecutionProjection(TopicProjection):
         return fresh
 
 
-_NODE_EVENT_TYPES = frozenset(lifecycle_type(t).encode() for t in (NODE_STARTED, *NODE_ENDED))
+_NODE_EVENTS = frozenset({NODE_STARTED, *NODE_ENDED})
+_NODE_EVENT_TYPES = frozenset(lifecycle_type(t).encode() for t in _NODE_EVENTS)
 # Approvals, for the inbox; waits for an event, for what each event resumed.
 _NODE_TYPES_KEPT = frozenset({b"approval", WAIT_EVENT.encode()})
 # The events whose data the index stores: a start's input and trigger, an approval's request,
 # the event that completed a wait. Any other's, an end's output above all, is left unread.
-_DATA_READ = frozenset(
-    lifecycle_type(t).encode() for t in (STARTED, NODE_STARTED, "node.completed")
-)
+_DATA_READ = frozenset({STARTED, NODE_STARTED, "node.completed"})
+_DATA_READ_TYPES = frozenset(lifecycle_type(t).encode() for t in _DATA_READ)
 
 
 def concerns_index(record: Record) -> bool:
@@ -628,9 +628,28 @@ def index_reading(record: Record) -> bool | None:
     """What the index reads of `record`: None, nothing (the start or end of a node that is no
     approval nor wait for an event); else whether it reads the event's data too.
 
-    Read off the headers, so the record is never decoded to find out; a record without
-    `ce_type` or `ce_nodetype` (written before it existed) is decoded and looked at whole.
+    Told by the event's type, read off the value's first fields, and for a node's event by
+    the node type in the `ce_nodetype` header: the record is never decoded to find out, and
+    the headers are read of node events only (made Python objects, they cost more than the
+    rest of a record). A record of an older schema is told by its `ce_type` header, and one
+    without `ce_type` or `ce_nodetype` (written before they existed) is decoded and looked
+    at whole.
     """
+    heading = None if record.value is None else event_heading(record.value)
+    if heading is None:
+        return _reading_by_headers(record)
+    event_type = heading[1]
+    if event_type in _NODE_EVENTS:
+        for name, value in record.headers:
+            if name == NODE_TYPE_HEADER:
+                if value not in _NODE_TYPES_KEPT:
+                    return None
+                break
+    return event_type in _DATA_READ
+
+
+def _reading_by_headers(record: Record) -> bool | None:
+    """`index_reading` of a record whose value is not of the current schema."""
     ce_type = node_type = None
     for name, value in record.headers:
         if name == "ce_type":
@@ -641,7 +660,7 @@ def index_reading(record: Record) -> bool | None:
         return True
     if node_type is not None and node_type not in _NODE_TYPES_KEPT and ce_type in _NODE_EVENT_TYPES:
         return None
-    return ce_type in _DATA_READ
+    return ce_type in _DATA_READ_TYPES
 
 
 def _decode(record: Record, with_data: bool) -> LifecycleEvent | None:

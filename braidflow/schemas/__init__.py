@@ -26,6 +26,7 @@ from braidflow.schemas.codec import (
     encode_stored_reusing,
     encode_task,
     encode_transition,
+    event_heading,
 )
 from braidflow.schemas.framing import CodecError, ConfluentFraming, Framing, SingleObjectFraming
 from braidflow.schemas.records import (
@@ -78,6 +79,7 @@ __all__ = [
     "encode_stored_reusing",
     "encode_task",
     "encode_transition",
+    "event_heading",
     "fingerprint",
     "state_value_of",
     "state_value_text",

@@ -21,6 +21,7 @@ from braidflow.schemas.lifecycle_reading import (
     LifecycleFields,
     read_lifecycle_event,
     read_lifecycle_fields,
+    read_lifecycle_heading,
 )
 from braidflow.schemas.lifecycle_writing import write_lifecycle_event
 from braidflow.schemas.records import (
@@ -209,6 +210,14 @@ def decode_event_fields(data: bytes, *, with_data: bool = True) -> LifecycleFiel
         return read_lifecycle_fields(data, _EVENT_BODY, with_data=with_data)
     event = decode_event(data, with_data=with_data)
     return LifecycleFields._make(getattr(event, name) for name in LifecycleFields._fields)
+
+
+def event_heading(data: bytes) -> tuple[str, str] | None:
+    """The id and type of a lifecycle event written with the current schema, its two first
+    fields, without reading the rest; None for any other bytes (older schemas included)."""
+    if data.startswith(_EVENT_HEADER):
+        return read_lifecycle_heading(data, _EVENT_BODY)
+    return None
 
 
 def encode_state(state: ExecutionState) -> bytes:

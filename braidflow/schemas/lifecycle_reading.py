@@ -68,6 +68,17 @@ def read_lifecycle_fields(data: bytes, at: int, *, with_data: bool = True) -> Li
     return LifecycleFields._make(_read(data, at, with_data))
 
 
+def read_lifecycle_heading(data: bytes, at: int) -> tuple[str, str] | None:
+    """The id and type of the event whose body (current schema) begins at `at`: its first
+    two fields, read without the rest; None when the bytes there hold no two strings."""
+    try:
+        event_id, at = read_string(data, at)
+        event_type, _ = read_string(data, at)
+    except (CodecError, EOFError, IndexError, UnicodeDecodeError):
+        return None
+    return event_id, event_type
+
+
 def _read(data: bytes, at: int, with_data: bool) -> tuple[Any, ...]:
     def fields(data: bytes, at: int) -> tuple[tuple[Any, ...], int]:
         return _fields(data, at, with_data)
