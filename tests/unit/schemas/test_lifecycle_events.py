@@ -3,11 +3,22 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 
+import pytest
 from aiokafka import ConsumerRecord
 
-from braidflow.connectors.execution_index import concerns_index, index_reading
+from braidflow.connectors.execution_index import (
+    NODE_ENDED,
+    NODE_STARTED,
+    concerns_index,
+    index_reading,
+)
+from braidflow.connectors.lifecycle_feed import LifecycleFeed
+from braidflow.connectors.projection import Record
 from braidflow.engine import LifecycleEvent, NodeError
+from braidflow.engine.ids import node_of_event_id
+from braidflow.schemas import encode_event
 from braidflow.schemas.lifecycle_events import (
     event_json,
     lifecycle_event_type,
@@ -15,6 +26,7 @@ from braidflow.schemas.lifecycle_events import (
 )
 
 NODE_TYPES = {"charge": "task", "sign_off": "approval"}
+NODE_EVENTS = {NODE_STARTED, *NODE_ENDED}
 
 
 def test_the_event_type_is_read_off_node_and_workflow_event_ids() -> None:
@@ -85,6 +97,61 @@ def test_the_index_reads_the_data_only_of_starts_approvals_and_node_completions(
     assert index_reading(record("ex-1/charge/1/node.completed")) is None
     unlabelled = ConsumerRecord("lifecycle", 0, 0, 0, 0, b"ex-1", b"", None, 4, 0, [])
     assert index_reading(unlabelled) is True
+
+
+class Watched(list[tuple[str, bytes]]):
+    """Headers that tell whether they were read."""
+
+    read = False
+
+    def __iter__(self) -> Iterator[tuple[str, bytes]]:
+        self.read = True
+        return super().__iter__()
+
+
+def valued(event_id: str, node_types: dict[str, str] | None = NODE_TYPES) -> Record:
+    """A record as the orchestrator writes it: its event as its value, and its headers."""
+    event_type = lifecycle_event_type(event_id)
+    node = node_of_event_id(event_id) if event_type.startswith("node.") else None
+    event = LifecycleEvent(event_id, event_type, "ex-1", "w", 1, 5, node, 1 if node else None)
+    headers = Watched(lifecycle_headers(event_id, b"ex-1", node_types))
+    return Record("lifecycle", 0, 0, b"ex-1", encode_event(event), headers)
+
+
+EVENT_IDS = [
+    "ex-1/workflow.accepted",
+    "ex-1/workflow.started",
+    "ex-1/workflow.completed/2",
+    "ex-1/workflow.failed",
+    "ex-1/charge/1/node.started",
+    "ex-1/charge/1/node.completed",
+    "ex-1/charge/3/node.skipped",
+    "ex-1/charge/2/node.redriven",
+    "ex-1/sign_off/1/node.started",
+    "ex-1/sign_off/1/node.completed",
+    "ex-1/sign_off/1/node.failed",
+    "ex-1/gone/1/node.completed",
+]
+
+
+@pytest.mark.parametrize("node_types", [NODE_TYPES, None])
+@pytest.mark.parametrize("event_id", EVENT_IDS)
+def test_the_index_reads_an_event_off_its_value_as_off_its_headers(
+    event_id: str, node_types: dict[str, str] | None
+) -> None:
+    headed = record(event_id, node_types)
+    assert index_reading(valued(event_id, node_types)) == index_reading(headed)
+
+
+@pytest.mark.parametrize("event_id", EVENT_IDS)
+def test_only_node_events_have_their_headers_read_by_the_index_and_none_by_the_feed(
+    event_id: str,
+) -> None:
+    for_index, for_feed = valued(event_id), valued(event_id)
+    index_reading(for_index)
+    LifecycleFeed().apply([for_feed])
+    assert for_index.headers.read == (lifecycle_event_type(event_id) in NODE_EVENTS)
+    assert not for_feed.headers.read
 
 
 def test_an_event_as_json_has_the_shape_every_reader_shares() -> None:

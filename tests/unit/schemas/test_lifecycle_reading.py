@@ -13,7 +13,13 @@ from hypothesis import strategies as st
 from lifecycle_event_values import EVENTS
 
 from braidflow.engine import LifecycleEvent
-from braidflow.schemas import CodecError, decode_event, decode_event_fields, encode_event
+from braidflow.schemas import (
+    CodecError,
+    decode_event,
+    decode_event_fields,
+    encode_event,
+    event_heading,
+)
 from braidflow.schemas.codec import _lifecycle_events
 from braidflow.schemas.lifecycle_reading import LifecycleFields
 from braidflow.schemas.records import LIFECYCLE_EVENT
@@ -72,6 +78,23 @@ def test_damaged_bytes_fail_where_fastavro_fails(
         assert decode_event(damaged, with_data=False) == replace(expected, data=None)
 
 
+@settings(max_examples=200)
+@given(EVENTS)
+def test_an_events_id_and_type_are_read_off_its_first_fields(event: LifecycleEvent) -> None:
+    assert event_heading(encode_event(event)) == (event.id, event.type)
+
+
+@settings(max_examples=200)
+@given(EVENTS, st.data())
+def test_damaged_bytes_give_the_id_and_type_they_read_as_or_none(
+    event: LifecycleEvent, draw: st.DataObject
+) -> None:
+    damaged = damage(encode_event(event), 10, draw)
+    heading, found = event_heading(damaged), read(damaged)
+    if not isinstance(found, CodecError):
+        assert heading == (found.id, found.type)
+
+
 def test_a_negative_union_branch_is_refused() -> None:
     # Found by CI's hypothesis run: a union's index byte flipped to 1 (zigzag -1), which
     # fastavro reads as Python's index from the end. The Avro specification has no branch -1.
@@ -103,6 +126,8 @@ def test_an_event_of_an_older_schema_reads_without_its_data_too() -> None:
     assert decode_event(older) == event
     assert decode_event(older, with_data=False) == replace(event, data=None)
     assert decode_event_fields(older, with_data=False) == as_fields(replace(event, data=None))
+    # Its readers that only want its id and type find them in its headers.
+    assert event_heading(older) is None
 
 
 def test_an_event_of_the_current_schema_is_read_by_hand_told_by_its_header(
@@ -125,3 +150,12 @@ def test_bytes_of_no_known_schema_are_codec_errors(data: bytes) -> None:
         decode_event(data)
     with pytest.raises(CodecError):
         decode_event_fields(data)
+    assert event_heading(data) is None
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"", b"\x02a", b"\x02\xff\x02a", b"\x01", b"\x80\x80\x80\x80\x80\x80\x80\x80\x80\x80\x80\x01"],
+)
+def test_a_body_without_two_strings_first_has_no_heading(body: bytes) -> None:
+    assert event_heading(_lifecycle_events.header + body) is None
