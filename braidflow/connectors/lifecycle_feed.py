@@ -291,15 +291,19 @@ class LifecycleFeed:
 
     def announce(self, execution_ids: Iterable[str]) -> None:
         """Wake the readers of `execution_ids` and of every tail (applied by now)."""
-        woke = False
-        for execution_id in set(execution_ids):
-            woke = True
-            signal = self._signals.pop(execution_id, None)
-            if signal is not None:
-                signal.set()
-        if woke:
-            self._tail_signal.set()
-            self._tail_signal = asyncio.Event()
+        touched = set(execution_ids)
+        if not touched:
+            return
+        signals = self._signals
+        if signals:
+            # A batch touches hundreds of executions, few of them waited on: look up the
+            # waited ones (a miss in a WeakValueDictionary costs a KeyError caught).
+            for execution_id in touched.intersection(list(signals.keys())):
+                signal = signals.pop(execution_id, None)
+                if signal is not None:
+                    signal.set()
+        self._tail_signal.set()
+        self._tail_signal = asyncio.Event()
 
     def reset(self) -> None:
         """Forget everything kept (the topic is read again from its start)."""

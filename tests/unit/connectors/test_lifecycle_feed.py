@@ -205,6 +205,17 @@ async def test_readers_are_woken_by_their_executions_events() -> None:
     assert feed.tail_signal().is_set()
 
 
+async def test_a_reader_among_many_executions_touched_is_woken_and_no_other() -> None:
+    feed = LifecycleFeed()
+    mine, idle = feed.execution_signal("e7"), feed.execution_signal("idle")
+    touched = feed.apply([record(f"e{i}", "workflow.started") for i in range(50)])
+    feed.announce(touched)
+    assert mine.is_set() and not idle.is_set()
+    assert not feed.execution_signal("e7").is_set()
+    feed.announce([])  # nothing applied: no reader of the tail woken either
+    assert not feed.tail_signal().is_set()
+
+
 def test_a_signal_nobody_waits_on_is_not_kept() -> None:
     feed = LifecycleFeed()
     taken = feed.execution_signal("e1")
