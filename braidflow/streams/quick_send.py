@@ -55,7 +55,9 @@ def topic_layout(producer: AIOKafkaProducer, topic: str) -> Layout | None:
     partitions = producer._metadata._partitions.get(topic)
     if partitions is None:
         return None
-    layouts: dict[str, Layout] = producer.__dict__.setdefault("_braidflow_layouts", {})
+    layouts: dict[str, Layout] | None = producer.__dict__.get(_LAYOUTS)
+    if layouts is None:
+        layouts = producer.__dict__[_LAYOUTS] = {}
     layout = layouts.get(topic)
     if layout is None or layout[0] is not partitions:
         ids = set(partitions)
@@ -64,6 +66,10 @@ def topic_layout(producer: AIOKafkaProducer, topic: str) -> Layout | None:
         layout = (partitions, named, list(ids), list(available))
         layouts[topic] = layout
     return layout
+
+
+_LAYOUTS = "_braidflow_layouts"
+"""The attribute of an `AIOKafkaProducer` holding its topics' `Layout`s."""
 
 
 def _open_batch(
@@ -88,15 +94,34 @@ def _open_batch(
     if layout is None:
         return None
     assert not (value is None and key is None), "Need at least one: key or value"
-    if estimate_size_in_bytes(key, value, headers) > producer._max_request_size:
-        producer._serialize(key, value, headers)  # raising as `send` does
     if partition is None:
         partition = producer._partitioner(key, layout[2], layout[3])
     tp = layout[1].get(partition)
     if tp is None:
         return None
     batches = accumulator._batches.get(tp)
-    return batches[-1] if batches else _new_batch(producer, tp)
+    batch: MessageBatch | None = batches[-1] if batches else None
+    if not (
+        batch is not None
+        and batch._builder._relative_offset
+        and accumulator._batch_size <= producer._max_request_size
+    ):
+        # A batch holding a record refuses one that would take it past its size, at most the
+        # request's: a record it takes fits, unmeasured (`estimate_size_in_bytes` walks every
+        # header: a tenth of the outbox's sends).
+        _check_size(producer, key, value, headers)
+    return batch if batch is not None else _new_batch(producer, tp)
+
+
+def _check_size(
+    producer: AIOKafkaProducer,
+    key: bytes | None,
+    value: bytes | None,
+    headers: Sequence[tuple[str, bytes]],
+) -> None:
+    """MessageSizeTooLargeError, as `send` raises it, for a record over the request limit."""
+    if estimate_size_in_bytes(key, value, headers) > producer._max_request_size:
+        producer._serialize(key, value, headers)  # raising as `send` does
 
 
 def _new_batch(producer: AIOKafkaProducer, tp: TopicPartition) -> MessageBatch:
@@ -157,6 +182,7 @@ def sent_now(
     if metadata is None:
         if not new_batch_when_full:
             return False
+        _check_size(producer, key, value, headers)
         batch = _new_batch(producer, batch.tp)
         metadata = batch._builder.append(timestamp=None, key=key, value=value, headers=headers)
         if metadata is None:

@@ -11,10 +11,12 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from aiokafka.cluster import ClusterMetadata
 from aiokafka.errors import KafkaTimeoutError, MessageSizeTooLargeError
+from aiokafka.producer.message_accumulator import BatchBuilder
 from aiokafka.protocol.metadata import MetadataResponse_v0
 from aiokafka.structs import TopicPartition
 
 from braidflow.config import Settings
+from braidflow.streams import quick_send
 from braidflow.streams.app import create_app
 from braidflow.streams.partitioner import KeyPartitioner
 from braidflow.streams.quick_send import patch_quick_send, queued_now, sent_now
@@ -137,6 +139,52 @@ async def test_a_record_over_the_request_limit_is_refused_as_aiokafka_does() -> 
     producer = producer_knowing({"known": 1}, max_request_size=1_000)
     with pytest.raises(MessageSizeTooLargeError):
         queued_now(producer, "known", b"v" * 2_000, b"k", None, None, None)
+
+
+@pytest.mark.parametrize("batch_bytes", [500, 16_384])
+async def test_a_record_over_the_request_limit_is_refused_behind_another_too(
+    batch_bytes: int,
+) -> None:
+    # Batches smaller than a request, as braidflow's producers make them, and larger.
+    patch_quick_send()
+    producer = producer_knowing({"known": 1}, max_request_size=1_000, max_batch_size=batch_bytes)
+    await producer.send("known", b"v", key=b"k")
+    with pytest.raises(MessageSizeTooLargeError):
+        await producer.send("known", b"v" * 2_000, key=b"k")
+    with pytest.raises(MessageSizeTooLargeError):  # refused at once, or left to `send`
+        if not sent_now(producer, "known", b"v" * 2_000, b"k", None, None, telling([]), None):
+            await producer.send("known", b"v" * 2_000, key=b"k")
+    with pytest.raises(MessageSizeTooLargeError):
+        sent_now(
+            producer, "known", b"v" * 2_000, b"k", None, None, telling([]), None,
+            new_batch_when_full=True,
+        )  # fmt: skip
+
+
+def test_a_batch_holding_a_record_takes_none_past_its_size() -> None:
+    # What lets a record joining such a batch go unmeasured (`quick_send._open_batch`).
+    builder = BatchBuilder(1_000, 0)
+    assert builder._relative_offset == 0
+    assert builder.append(timestamp=None, key=b"k", value=b"v" * 2_000, headers=[]) is not None
+    assert builder._relative_offset == 1
+    builder = BatchBuilder(1_000, 0)
+    assert builder.append(timestamp=None, key=b"k", value=b"v", headers=[]) is not None
+    assert builder.append(timestamp=None, key=b"k", value=b"v" * 950, headers=[]) is None
+
+
+async def test_only_a_record_opening_a_batch_is_measured(monkeypatch: pytest.MonkeyPatch) -> None:
+    measured: list[bytes] = []
+    estimate = quick_send.estimate_size_in_bytes
+
+    def measuring(key: bytes | None, value: bytes | None, headers: Any) -> int:
+        measured.append(value or b"")
+        return estimate(key, value, headers)
+
+    monkeypatch.setattr(quick_send, "estimate_size_in_bytes", measuring)
+    producer = producer_knowing({"t": 1}, max_request_size=10_000, max_batch_size=1_000)
+    for value in (b"first", b"second", b"third"):
+        assert sent_now(producer, "t", value, b"k", None, None, telling([]), None)
+    assert measured == [b"first"]
 
 
 async def test_faust_s_send_takes_headers_as_a_mapping(tmp_path: Path) -> None:
