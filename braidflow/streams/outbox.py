@@ -188,25 +188,26 @@ class Outbox:
 
         `node_types` (node id to type, of the execution's workflow) labels node events.
         """
+        send_now, acknowledged_now = self._send_now, self._acknowledged_now
+        topic_of, on_task = self._topic_of, self.on_task
         for entry in entries:
-            if entry.kind == "event":
+            kind, record_key, traceparent = entry.kind, entry.key or key, entry.traceparent
+            if kind == "event":
                 headers: Headers | None = lifecycle_headers(entry.id, key, node_types)
-            elif entry.kind == "publish":
-                headers = _STRUCTURED_HEADERS
+                if traceparent is not None:
+                    headers.append((HEADER, traceparent.encode()))  # a list of its own
             else:
-                headers = None
-            if entry.traceparent is not None:
-                headers = [*(headers or ()), (HEADER, entry.traceparent.encode())]
-            if entry.kind == "task" and self.on_task is not None:
+                headers = _STRUCTURED_HEADERS if kind == "publish" else None
+                if traceparent is not None:
+                    headers = [*(headers or ()), (HEADER, traceparent.encode())]
+            if kind == "task" and on_task is not None:
                 # Before it is queued, so that the executor cannot read it back first.
-                self.on_task(entry.key or key, entry.value)
-            topic = entry.topic or self._topic_of[entry.kind]
-            if entry.kind == "publish" and self._ensure_topic is not None:
+                on_task(record_key, entry.value)
+            topic = entry.topic or topic_of[kind]
+            if kind == "publish" and self._ensure_topic is not None:
                 await self._ensure_topic(topic)
-            record_key = entry.key or key
-            send_now = self._send_now
             if send_now is not None and send_now(
-                topic, record_key, entry.value, headers, self._acknowledged_now, entry.id
+                topic, record_key, entry.value, headers, acknowledged_now, entry.id
             ):
                 continue
             future = await self._send(topic, record_key, entry.value, headers)

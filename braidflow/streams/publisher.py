@@ -50,6 +50,7 @@ class Publisher:
     def __init__(self, app: faust.App, topics: Topics) -> None:
         self._app = app
         self._topics = topics
+        self._transitions = topics.transitions
         # Told of each transition sent once acknowledged (`transitions_reader`).
         self.on_transition: Acknowledged | None = None
 
@@ -66,7 +67,7 @@ class Publisher:
         on acknowledgement."""
         timestamp = None if timestamp_ms is None else timestamp_ms / 1000
         future = await self._app.producer.send(topic, key, value, None, timestamp, headers)
-        if self.on_transition is not None and topic == self._topics.transitions:
+        if self.on_transition is not None and topic == self._transitions:
             future.add_done_callback(self._acknowledged(key, value))  # type: ignore[attr-defined]
         return future
 
@@ -85,10 +86,11 @@ class Publisher:
         False when it must be `queue`d (no producer or metadata yet, a full batch, a
         transaction, a record over the limit: `queue` raises what it raised).
         """
-        producer = getattr(self._app.producer, "_producer", None)
-        if producer is None or not self._app.producer.allow_headers:  # type: ignore[attr-defined]
+        faust_producer = self._app.producer
+        producer = getattr(faust_producer, "_producer", None)
+        if producer is None or not faust_producer.allow_headers:  # type: ignore[attr-defined]
             return False
-        if self.on_transition is not None and topic == self._topics.transitions:
+        if self.on_transition is not None and topic == self._transitions:
             argument = (acknowledged, argument, key, value)
             acknowledged = self._transition_acknowledged
         try:
