@@ -15,6 +15,7 @@ import json
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
+from json.encoder import c_make_encoder, encode_basestring  # type: ignore[attr-defined]
 from typing import Any, Generic, TypeVar
 
 from braidflow.engine.frozen import quick_init
@@ -55,8 +56,36 @@ from braidflow.engine.state import (
 T = TypeVar("T")
 AvroRecord = dict[str, Any]
 
-# NaN and Infinity are not JSON: other languages' parsers would reject the record.
-_to_json_text = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode
+
+def _json_text_writer() -> Callable[[Any], str]:
+    """`JSONEncoder.encode`, its C encoder made once.
+
+    `encode` makes its C encoder (`json.encoder.c_make_encoder`) and a dict for its check of
+    values that contain themselves anew for every value: half the time of a small one, and
+    every event, task and transition a step sends holds one or two. Made once here, without
+    that dict (one shared by every value would be left holding entries by a failed encoding):
+    a value that contains itself runs out of recursion instead, raised as the ValueError the
+    check raised.
+    """
+    # NaN and Infinity are not JSON: other languages' parsers would reject the record.
+    encoder = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    if c_make_encoder is None:
+        return encoder.encode
+    encode = c_make_encoder(
+        None, encoder.default, encode_basestring, encoder.indent, encoder.key_separator,
+        encoder.item_separator, encoder.sort_keys, encoder.skipkeys, encoder.allow_nan,
+    )  # fmt: skip
+
+    def to_json_text(value: Any) -> str:
+        try:
+            return "".join(encode(value, 0))
+        except RecursionError:
+            raise ValueError("a value nested too deeply, or containing itself") from None
+
+    return to_json_text
+
+
+_to_json_text = _json_text_writer()
 # raw_decode skips json.loads' whitespace scans, most of its time on small values.
 _raw_decode = json.JSONDecoder().raw_decode
 
