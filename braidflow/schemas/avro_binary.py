@@ -69,6 +69,25 @@ def write_string(text: str) -> bytes:
     return avro_long(len(data)) + data
 
 
+# Strings every record of a workflow repeats (event types, workflow, node and tenant ids),
+# written. Forgotten, all at once, past `_NAMES_MAX`.
+_NAMES: dict[str, bytes] = {}
+_NAMES_MAX = 1024
+
+
+def write_name(text: str) -> bytes:
+    """`write_string` of a string that recurs from record to record (a type, a workflow's,
+    node's or tenant's id): written once, then looked up."""
+    known = _NAMES.get(text)
+    if known is not None:
+        return known
+    written = write_string(text)
+    if len(_NAMES) >= _NAMES_MAX:
+        _NAMES.clear()
+    _NAMES[text] = written
+    return written
+
+
 def write_optional_string(text: str | None) -> bytes:
     """A `["null", "string"]` union."""
     return NULL if text is None else PRESENT + write_string(text)

@@ -14,6 +14,7 @@ from braidflow.schemas.avro_binary import (
     NULL,
     PRESENT,
     avro_long,
+    write_name,
     write_optional_long,
     write_optional_string,
     write_string,
@@ -41,16 +42,16 @@ def write_lifecycle_event(event: LifecycleEvent) -> bytes:
     return b"".join(
         (
             write_string(event.id),
-            write_string(event.type),
+            write_name(event.type),
             write_string(event.execution_id),
-            write_string(event.workflow_id),
+            write_name(event.workflow_id),
             avro_long(event.workflow_version),
             avro_long(event.at),
             write_optional_string(event.node_id),
             write_optional_long(event.attempt),
             write_optional_string(_json(event.data)),
             error_bytes,
-            write_string(event.tenant),
+            write_name(event.tenant),
             write_optional_long(event.started_at),
         )
     )

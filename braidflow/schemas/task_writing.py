@@ -15,6 +15,7 @@ from braidflow.schemas.avro_binary import (
     LONG_MAX,
     LONG_MIN,
     avro_long,
+    write_name,
     write_optional_number,
     write_optional_string,
     write_string,
@@ -30,9 +31,9 @@ def write_task_request(task: TaskRequest) -> bytes:
     return b"".join(
         (
             write_string(task.execution_id),
-            write_string(task.workflow_id),
-            write_string(task.node_id),
-            write_string(task.kind),
+            write_name(task.workflow_id),
+            write_name(task.node_id),
+            write_name(task.kind),
             avro_long(task.attempt),
             write_string(task.idempotency_key),
             avro_long(task.at),
@@ -40,7 +41,7 @@ def write_task_request(task: TaskRequest) -> bytes:
             write_optional_string(task.handler),
             write_optional_number(task.timeout_ms, LONG_MIN, LONG_MAX),
             write_optional_number(task.item, INT_MIN, INT_MAX),
-            write_string(task.tenant),
+            write_name(task.tenant),
             write_optional_string(task.department),
             write_optional_string(task.traceparent),
         )

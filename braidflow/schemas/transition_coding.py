@@ -35,6 +35,7 @@ from braidflow.schemas.avro_binary import (
     read_present,
     read_string,
     read_whole,
+    write_name,
     write_optional_number,
     write_optional_string,
     write_string,
@@ -62,7 +63,7 @@ def write_transition(transition: Transition) -> bytes | None:
                 write_string(t.id),
                 write_string(t.execution_id),
                 avro_long(t.at),
-                write_string(t.node_id),
+                write_name(t.node_id),
                 avro_long(t.attempt),
                 write_optional_string(_json(t.output)),
                 write_optional_number(t.item, INT_MIN, INT_MAX),
@@ -76,7 +77,7 @@ def write_transition(transition: Transition) -> bytes | None:
                 write_string(r.id),
                 write_string(r.execution_id),
                 avro_long(r.at),
-                write_string(r.node_id),
+                write_name(r.node_id),
             )
         )
     if kind is NodeFailed:
@@ -88,7 +89,7 @@ def write_transition(transition: Transition) -> bytes | None:
                 write_string(f.id),
                 write_string(f.execution_id),
                 avro_long(f.at),
-                write_string(f.node_id),
+                write_name(f.node_id),
                 avro_long(f.attempt),
                 write_string(error.type),
                 write_string(error.message),
@@ -138,13 +139,13 @@ def _start(s: StartExecution) -> bytes:
             write_string(s.id),
             write_string(s.execution_id),
             avro_long(s.at),
-            write_string(s.workflow_id),
+            write_name(s.workflow_id),
             avro_long(s.workflow_version),
             write_optional_string(_json(s.input)),
             write_optional_string(_json(s.event)),
             parent_bytes,
             write_optional_string(_json(s.dept)),
-            write_string(s.tenant),
+            write_name(s.tenant),
             write_optional_string(s.traceparent),
         )
     )

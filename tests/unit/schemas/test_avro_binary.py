@@ -17,6 +17,7 @@ from braidflow.schemas.avro_binary import (
     read_optional_string,
     read_string,
     read_whole,
+    write_name,
     write_optional_string,
     write_string,
 )
@@ -27,6 +28,18 @@ def _fastavro(schema: object, value: object) -> bytes:
     out = BytesIO()
     schemaless_writer(out, schema, value)
     return out.getvalue()
+
+
+def test_a_name_is_written_as_a_string_each_time_and_past_the_names_kept() -> None:
+    names = [f"node-{i}" for i in range(3_000)] + ["ünïcode", ""]
+    for _ in range(2):
+        assert [write_name(n) for n in names] == [_fastavro("string", n) for n in names]
+
+
+@pytest.mark.parametrize("not_text", [7, b"node", None, ["node"]])
+def test_a_name_that_is_not_text_is_refused_as_a_string_is(not_text: object) -> None:
+    with pytest.raises(TypeError):
+        write_name(not_text)  # type: ignore[arg-type]
 
 
 @given(st.integers(LONG_MIN, LONG_MAX))
