@@ -12,7 +12,8 @@ When the topic is in the producer's metadata and the partition's open batch has 
 aiokafka's `send` never suspends: it checks the size, picks the partition, appends to the
 batch. `queued_now` does exactly that, with the partitions kept per topic until the
 metadata changes (aiokafka replaces a topic's partition map on every update, so its
-identity says when). Anything else (a topic not in the metadata yet, a full batch, a
+identity says when), and the size measured only where the batch's own bound does not hold
+it under the request limit. Anything else (a topic not in the metadata yet, a full batch, a
 transaction, a closed or failed producer) is left to aiokafka's own `send`, which waits or
 raises as before. So records keep their order per partition, Faust's flush still waits for
 every one of them, and errors surface where they did.
