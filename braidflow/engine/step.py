@@ -448,34 +448,35 @@ class Draft:
         self.refused = False
 
     def build(self) -> ExecutionState:
-        # A direct constructor call: `dataclasses.replace` costs a third of a step.
+        # A direct constructor call (`dataclasses.replace` costs a third of a step), with
+        # the fields in their order: matching 25 keywords took as long as the call itself.
         s = self.state
         return ExecutionState(
-            execution_id=s.execution_id,
-            workflow_id=s.workflow_id,
-            workflow_version=s.workflow_version,
-            status=self.status,
-            started_at=s.started_at,
-            updated_at=self.at,
-            input=s.input,
-            event=s.event,
-            output=self.output,
-            error=self.error,
-            completed_at=self.completed_at,
-            nodes=self.nodes,
-            joins=self.joins,
-            timers=self.timers,
-            paused=self.paused,
-            held=self.held,
-            parent=s.parent,
-            children=self.children,
-            control=self.control,
-            foreach=self.foreach,
-            loops=self.loops,
-            dept=s.dept,
-            tenant=s.tenant,
-            admission=s.admission,
-            traceparent=s.traceparent,
+            s.execution_id,
+            s.workflow_id,
+            s.workflow_version,
+            self.status,
+            s.started_at,
+            self.at,  # updated_at
+            s.input,
+            s.event,
+            self.output,
+            self.error,
+            self.completed_at,
+            self.nodes,
+            self.joins,
+            self.timers,
+            self.paused,
+            self.held,
+            s.parent,
+            self.children,
+            self.control,
+            self.foreach,
+            self.loops,
+            s.dept,
+            s.tenant,
+            s.admission,
+            s.traceparent,
         )
 
     # -- emitting

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import replace
 from typing import Any
 
 import yaml
@@ -21,6 +22,9 @@ from braidflow.engine import (
     step,
 )
 from braidflow.engine.dry_run import Answer, dry_run, parse_answers
+from braidflow.engine.messages import ParentLink
+from braidflow.engine.state import ControlAction, ForeachProgress, JoinState, LoopProgress, NodeRun
+from braidflow.engine.step import Draft
 from braidflow.topology import Workflow, compile_workflow
 
 
@@ -288,3 +292,36 @@ def test_answers_file_entries_can_be_errors() -> None:
     )
     assert answers["a"] == Answer(error=NodeError("Timeout", "down"))
     assert answers["b"] == Answer(output={"error": 1})
+
+
+def test_a_draft_built_again_keeps_every_field_of_the_execution_but_its_update_time() -> None:
+    # Every field set, and each to a value no other field has: a field built into another's
+    # place (the constructor is called by position) shows.
+    state = ExecutionState(
+        "e1",
+        "wf",
+        3,
+        "running",
+        10,
+        11,
+        input={"in": 1},
+        event={"id": "ev"},
+        output={"out": 1},
+        error=NodeError("E", "boom"),
+        completed_at=12,
+        nodes={"a": NodeRun("a", "completed", 1)},
+        joins={"j": JoinState("j", (0,))},
+        timers={"t": 13},
+        paused=True,
+        held=(RunNode("r", "e1", 14, "a"),),
+        parent=ParentLink("p1", "pw", "call", 1),
+        children={"call": "c1"},
+        control=(ControlAction("pause", "ann", 15),),
+        foreach={"f": ForeachProgress("f", 1, 3)},
+        loops={"l": LoopProgress("l", 2)},
+        dept={"region": "eu"},
+        tenant="acme",
+        admission="acme/ops",
+        traceparent="00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+    )
+    assert Draft(workflow(CHAIN), state, 99).build() == replace(state, updated_at=99)
