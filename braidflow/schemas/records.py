@@ -825,6 +825,7 @@ class OutboxEntry:
     traceparent: str | None = None
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class StoredExecution:
     """What the executions table holds: the engine state and its unacknowledged outbox."""

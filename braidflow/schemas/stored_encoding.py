@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 
 from fastavro import schemaless_writer
 
+from braidflow.engine.frozen import quick_init
 from braidflow.engine.messages import NodeError
 from braidflow.engine.state import ExecutionState, ForeachProgress, NodeRun
 from braidflow.schemas.avro_binary import avro_long
@@ -47,6 +48,7 @@ write and read. Changing the schema (a field, a record it holds, a transition ki
 both, then this."""
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class StoredEncoding:
     """The bytes of a stored execution, and where the bytes of its node runs lie in them.

@@ -29,6 +29,7 @@ from collections.abc import Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, replace
 
 from braidflow.engine import ExecutionState, NodeError, StepResult, TimerFired, Transition
+from braidflow.engine.frozen import quick_init
 from braidflow.engine.trace_context import (
     execution_trace,
     record_traceparent,
@@ -108,6 +109,7 @@ class ChunkRows:
         return value
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class _Staged:
     """What a commit writes and sends, in the order it does."""

@@ -37,6 +37,7 @@ from braidflow.engine import (
     step,
 )
 from braidflow.engine.admission import admission_key
+from braidflow.engine.frozen import quick_init
 from braidflow.engine.state import ExecutionStatus
 from braidflow.engine.trace_context import ExecutionTrace
 from braidflow.metrics import DEAD_LETTERS
@@ -67,6 +68,7 @@ StepObserver = Callable[[ExecutionState | None, StepResult, Mapping[str, str]], 
 """Sees each applied step: the state before it, its result, the workflow's node types."""
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Record:
     """A record as consumed: where it came from, and its bytes."""
@@ -118,6 +120,7 @@ def as_failure(transition: Transition, error: NodeError) -> Transition | None:
     return None
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class _Applied:
     """A step applied in memory, not stored yet: what the hooks are told once it is."""
@@ -297,7 +300,10 @@ class Orchestrator:
         else:
             raise Poison(f"unknown execution {transition.execution_id!r}")
         key = catalog_key(tenant, workflow_id)
-        deployment = await self._catalog.wait_for(key, version, WORKFLOW_WAIT_S)
+        # Read at once nearly always: waiting (a coroutine each record) only when it is not.
+        deployment = self._catalog.get(key, version)
+        if deployment is None:
+            deployment = await self._catalog.wait_for(key, version, WORKFLOW_WAIT_S)
         if deployment is None:
             raise Poison(f"unknown workflow {workflow_id!r} version {version}", refusable, tenant)
         if isinstance(transition, StartExecution) and state is None and transition.dept is None:
@@ -317,9 +323,10 @@ class Orchestrator:
         if self.on_step is not None:
             # The result applied: what failed the step instead when its own could not be stored.
             self.on_step(transition, result, seconds)
-        await execution.commit(self._node_types(deployment))
+        node_types = self._node_types(deployment)
+        await execution.commit(node_types)
         if self.on_applied is not None and result.ignored is None and result.state is not None:
-            self.on_applied(state, result, self._node_types(deployment))
+            self.on_applied(state, result, node_types)
         # Counted once, when the step that wrote them is stored; an outbox resend is not counted.
         letters = sum(1 for entry in execution.emitted if entry.kind == "dead_letter")
         if letters:
