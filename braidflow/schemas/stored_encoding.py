@@ -105,14 +105,22 @@ class StoredWriter:
         ends: list[int] = []
         if runs:
             out += avro_long(len(runs))
-            kept = _kept_runs(previous)
-            for run in runs:
-                ends.append(len(out))
-                written = kept.get(id(run))
-                if written is None:
+            if previous is None or not previous.runs:
+                for run in runs:
+                    ends.append(len(out))
                     _node_run(out, run)
-                else:
-                    out += written
+            else:
+                # Where each run of `previous` lies, by the run's identity: `previous` holds
+                # its runs, so none of their ids is reused while it is in use.
+                index = {id(kept): i for i, kept in enumerate(previous.runs)}
+                data, was = previous.data, previous.ends
+                for run in runs:
+                    ends.append(len(out))
+                    i = index.get(id(run))
+                    if i is None:
+                        _node_run(out, run)
+                    else:
+                        out += data[was[i] : was[i + 1]]
             ends.append(len(out))
         out += _NULL
         self._rest(out, s)
@@ -188,17 +196,6 @@ class StoredWriter:
         _string(out, s.tenant)
         _optional_string(out, s.admission)
         _optional_string(out, s.traceparent)
-
-
-def _kept_runs(previous: StoredEncoding | None) -> dict[int, memoryview]:
-    """The bytes of each node run of `previous`, by the run's identity.
-
-    `previous` holds its runs, so none of their ids is reused while it is in use.
-    """
-    if previous is None:
-        return {}
-    data, ends = memoryview(previous.data), previous.ends
-    return {id(run): data[ends[i] : ends[i + 1]] for i, run in enumerate(previous.runs)}
 
 
 _NULL = _FALSE = b"\x00"
@@ -296,19 +293,45 @@ def _foreach(out: bytearray, progress: ForeachProgress) -> None:
 
 
 def _outbox(out: bytearray, entries: tuple[OutboxEntry, ...]) -> None:
-    """Avro's array of `entries`: its count, each entry's fields one after another, a 0."""
+    """Avro's array of `entries`: its count, each entry's fields one after another, a 0.
+
+    Written inline: a step stores each record it sends here, and calls per field were most
+    of the time."""
     if entries:
         out += avro_long(len(entries))
         for entry in entries:
-            _string(out, entry.kind)
-            _string(out, entry.id)
-            _bytes(out, entry.value)
-            _optional_string(out, entry.topic)
-            key = entry.key
+            kind = _KINDS.get(entry.kind)
+            if kind is None:
+                _string(out, entry.kind)
+            else:
+                out += kind
+            record_id = entry.id.encode()
+            out += avro_long(len(record_id))
+            out += record_id
+            value = entry.value
+            out += avro_long(len(value))
+            out += value
+            topic, key, traceparent = entry.topic, entry.key, entry.traceparent
+            if topic is None:
+                out += _NULL
+            else:
+                out += _PRESENT
+                _string(out, topic)
             if key is None:
                 out += _NULL
             else:
                 out += _PRESENT
                 _bytes(out, key)
-            _optional_string(out, entry.traceparent)
+            if traceparent is None:
+                out += _NULL
+            else:
+                out += _PRESENT
+                _string(out, traceparent)
     out += _NULL
+
+
+# The kinds of outbox entries, as Avro strings.
+_KINDS = {
+    kind: avro_long(len(kind)) + kind.encode()
+    for kind in ("transition", "task", "event", "await", "dead_letter", "admission", "publish")
+}

@@ -120,7 +120,8 @@ def states(draw: st.DrawFn, nodes: dict[str, NodeRun]) -> ExecutionState:
 OUTBOXES = st.lists(
     st.builds(
         OutboxEntry,
-        TEXT,
+        # The kinds a step sends, and any other text.
+        st.sampled_from(["transition", "task", "event", "dead_letter", "publish"]) | TEXT,
         TEXT,
         st.binary(max_size=40),
         st.none() | TEXT,
