@@ -308,9 +308,11 @@ class ExecutionTransaction:
             raise self._too_large("the execution's state", len(encoded.data), transition)
         deleted, added = self._timers_changed(state)
         loaded = Loaded(state, offloaded.state)
+        before = self.loaded
+        # A row form that is the state itself names no value row (the engine never holds one).
         dropped = (
-            named_rows(self.loaded.row_form) - named_rows(offloaded.state)
-            if self.loaded is not None
+            named_rows(before.row_form) - named_rows(offloaded.state)
+            if before is not None and before.row_form is not before.state
             else frozenset()
         )
         self._staged = _Staged(
@@ -397,7 +399,8 @@ class ExecutionTransaction:
         before = self.state
         old = before.timers if before is not None else {}
         new = after.timers
-        if old is new:
+        if old is new or old == new:
+            # Most steps: the engine copies the timers, and changes them in a few steps only.
             return (), ()
         execution_id = after.execution_id
         deleted = tuple(

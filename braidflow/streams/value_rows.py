@@ -25,6 +25,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from braidflow.engine import ExecutionState, NodeRun, ids
+from braidflow.engine.frozen import quick_init
 from braidflow.schemas import ValueRow, state_value_of, state_value_text
 
 MIN_ROW_BYTES = 16 * 1024
@@ -49,6 +50,7 @@ class MissingValueRow(Exception):
     """A state names a value row the table does not hold."""
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Offloaded:
     """A state ready to store: its row form, and the rows to write ahead of it."""
@@ -57,6 +59,7 @@ class Offloaded:
     rows: Mapping[bytes, bytes]
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Loaded:
     """A stored state both ways: as the engine sees it, and as its row holds it."""
