@@ -14,7 +14,7 @@ phase stops and prints how far it got; the bench goes on only after a stall whil
 
 With BRAIDFLOW_MEMORY_REPORT=DIR set, the worker writes a memory report (RocksDB, the
 Python heap's top allocation sites: braidflow/runtime/memory_report.py) after accepting,
-once restarted, and after firing; its tracing, from the restart on, slows the firing.
+once restarted, after firing and SETTLE_S later; its tracing, from the restart on, slows the firing.
 
 Prints figures; never a pass/fail test. Run: `make bench-delays` (or
 `python bench/delay_bench.py [--broker HOST:PORT] [--kafka-config FILE] [--executions N]`).
@@ -409,6 +409,7 @@ async def measure(
         await asyncio.sleep(SETTLE_S)
         figures["settled_mib"] = memory_mib(worker.pid)[0]
         memory.show(f"worker memory {SETTLE_S:.0f} s later", figures["settled_mib"])
+        await memory_report(worker, "settled")
         await lifecycle.stop()
     except BaseException:
         print((data_dir / "worker.log").read_text()[-3000:], file=sys.stderr)
