@@ -15,12 +15,15 @@ import itertools
 import math
 import time
 from collections.abc import Iterable, Iterator, Sequence
+from typing import Generic, TypeVar
 
 import prometheus_client.metrics
 from prometheus_client import REGISTRY
 from prometheus_client.metrics_core import CounterMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector, CollectorRegistry
 from prometheus_client.utils import floatToGoString
+
+S = TypeVar("S")
 
 
 def _shows_created() -> bool:
@@ -63,21 +66,30 @@ class Spread:
         self.sum += amount
 
 
-class _Labelled:
+class _Labelled(Generic[S]):
     """Series by label values, made at their first use, as prometheus_client's `labels`."""
 
     def __init__(self, name: str, documentation: str, labelnames: Sequence[str]) -> None:
         self.name = name
         self.documentation = documentation
         self.labelnames = tuple(labelnames)
+        self._series: dict[tuple[str, ...], S] = {}
 
-    def _labels_of(self, values: Sequence[object]) -> tuple[str, ...]:
+    def _new_series(self) -> S:
+        raise NotImplementedError
+
+    def labels(self, *values: object) -> S:
+        """The series of these label values (each taken as its `str`)."""
         if len(values) != len(self.labelnames):
             raise ValueError(f"{self.name}: {len(self.labelnames)} label values expected")
-        return tuple(str(v) for v in values)
+        labels = tuple(str(v) for v in values)
+        series = self._series.get(labels)
+        if series is None:
+            series = self._series[labels] = self._new_series()
+        return series
 
 
-class LoopCounter(_Labelled, Collector):
+class LoopCounter(_Labelled[Count], Collector):
     """A counter whose series are plain numbers, registered in `registry`."""
 
     def __init__(
@@ -88,19 +100,13 @@ class LoopCounter(_Labelled, Collector):
         registry: CollectorRegistry | None = REGISTRY,
     ) -> None:
         super().__init__(name.removesuffix("_total"), documentation, labelnames)
-        self._series: dict[tuple[str, ...], Count] = {}
         # A counter without labels shows from the start, at 0.
         self._alone = None if self.labelnames else self.labels()
         if registry is not None:
             registry.register(self)
 
-    def labels(self, *values: object) -> Count:
-        """The series of these label values (each taken as its `str`)."""
-        labels = self._labels_of(values)
-        series = self._series.get(labels)
-        if series is None:
-            series = self._series[labels] = Count()
-        return series
+    def _new_series(self) -> Count:
+        return Count()
 
     def inc(self, amount: float = 1) -> None:
         """Add `amount` to a counter without labels."""
@@ -120,7 +126,7 @@ class LoopCounter(_Labelled, Collector):
         yield family
 
 
-class LoopHistogram(_Labelled, Collector):
+class LoopHistogram(_Labelled[Spread], Collector):
     """A histogram whose series are plain numbers, registered in `registry`; `buckets` are the
     upper bounds, +Inf added when missing."""
 
@@ -140,18 +146,12 @@ class LoopHistogram(_Labelled, Collector):
             bounds.append(math.inf)
         self.bounds = bounds
         self._les = [floatToGoString(b) for b in bounds]
-        self._series: dict[tuple[str, ...], Spread] = {}
         self._alone = None if self.labelnames else self.labels()
         if registry is not None:
             registry.register(self)
 
-    def labels(self, *values: object) -> Spread:
-        """The series of these label values (each taken as its `str`)."""
-        labels = self._labels_of(values)
-        series = self._series.get(labels)
-        if series is None:
-            series = self._series[labels] = Spread(self.bounds)
-        return series
+    def _new_series(self) -> Spread:
+        return Spread(self.bounds)
 
     def observe(self, amount: float) -> None:
         """Count `amount` in a histogram without labels."""
