@@ -18,10 +18,10 @@ from braidflow.engine.messages import (
 from braidflow.engine.state import ExecutionState
 from braidflow.schemas.framing import CodecError, Framing, SingleObjectFraming
 from braidflow.schemas.lifecycle_reading import (
-    LifecycleFields,
+    LifecycleOutline,
     read_lifecycle_event,
-    read_lifecycle_fields,
     read_lifecycle_heading,
+    read_lifecycle_outline,
 )
 from braidflow.schemas.lifecycle_writing import write_lifecycle_event
 from braidflow.schemas.records import (
@@ -203,13 +203,14 @@ def decode_event(data: bytes, *, with_data: bool = True) -> LifecycleEvent:
     return event if with_data else replace(event, data=None)
 
 
-def decode_event_fields(data: bytes, *, with_data: bool = True) -> LifecycleFields:
-    """`decode_event`'s event as `LifecycleFields`, for readers that only look at it: a
-    named tuple is several times faster to make than the event."""
+def decode_event_outline(data: bytes) -> LifecycleOutline:
+    """What the lifecycle event in `data` says but its ids and data (`LifecycleOutline`), for
+    readers that count events; CodecError if undecodable. Of the current schema, the ids and
+    the data are passed over unread (`read_lifecycle_outline`)."""
     if data.startswith(_EVENT_HEADER):
-        return read_lifecycle_fields(data, _EVENT_BODY, with_data=with_data)
-    event = decode_event(data, with_data=with_data)
-    return LifecycleFields._make(getattr(event, name) for name in LifecycleFields._fields)
+        return read_lifecycle_outline(data, _EVENT_BODY)
+    event = decode_event(data, with_data=False)
+    return LifecycleOutline._make(getattr(event, name) for name in LifecycleOutline._fields)
 
 
 def event_heading(data: bytes) -> tuple[str, str] | None:

@@ -29,14 +29,14 @@ from braidflow.engine import LifecycleEvent
 from braidflow.engine.sla import SLA_BREACHED_EVENT
 from braidflow.engine.state import ExecutionStatus
 from braidflow.schemas.department_alerts import TIMEOUT_ERRORS
-from braidflow.schemas.lifecycle_reading import LifecycleFields
+from braidflow.schemas.lifecycle_reading import LifecycleOutline
 from braidflow.schemas.stats_figures import COUNTS, Observation
 
 WORKFLOW_SCOPE = "workflow"
 DEPARTMENT_SCOPE = "department"
 
-Observed = LifecycleEvent | LifecycleFields
-"""An event as the stats read it: whole, or only its fields (the first stage)."""
+Observed = LifecycleEvent | LifecycleOutline
+"""An event as the stats read it: whole, or only its outline (the first stage)."""
 
 _COMPLETED, _FAILED = ExecutionStatus.COMPLETED.value, ExecutionStatus.FAILED.value
 _ENDS = {

@@ -47,8 +47,7 @@ from faust.types.windows import WindowRange_from_start
 
 from braidflow.config import Settings
 from braidflow.metrics import STATS_DURATION, STATS_EXECUTIONS, STATS_NODE_RUNS
-from braidflow.schemas import CodecError, decode_event_fields
-from braidflow.schemas.lifecycle_reading import LifecycleFields
+from braidflow.schemas import CodecError, decode_event_outline
 from braidflow.schemas.stats_figures import (
     QUANTILES,
     WINDOWS,
@@ -159,11 +158,6 @@ def _decoded(
         return None
 
 
-def _event_without_data(value: bytes) -> LifecycleFields:
-    # Nothing the stats observe is in an event's data; they only look at the fields.
-    return decode_event_fields(value, with_data=False)
-
-
 class Stats:
     """The stats tables of one worker, the agents that fill them, and reading them back."""
 
@@ -230,10 +224,11 @@ class Stats:
         gathering = Gathering(_GATHER_MS)
         for message in messages:
             # The execution index dead-letters what it cannot read; here it only goes uncounted.
+            # Nothing the stats observe is in an event's data or ids: its outline says it all.
             event = _decoded(
                 message.key(),
                 message.value(),
-                _event_without_data,
+                decode_event_outline,
                 CodecError,
                 "an undecodable lifecycle record",
             )
