@@ -69,7 +69,7 @@ EVENT_OVERHEAD = 64
 them: the value's object, its places in its execution's lists and in the tail."""
 EXECUTION_OVERHEAD = 540
 """The bytes an execution with events kept takes besides them: its entry, its id, its
-lists. Left out, a feed of parked executions (six events each) held 1.6 times its
+lists. Left out, a feed of parked executions (six events each) would hold 1.4 times its
 `total_bytes`."""
 
 STREAM_ENDS = frozenset({"workflow.completed", "workflow.failed", "workflow.cancelled"})
