@@ -50,7 +50,15 @@ ProducerSend = Callable[[str, bytes, bytes, Headers | None], Awaitable[Awaitable
 SendNow = Callable[[str, bytes, bytes, Headers | None, Acknowledgement, Any], bool]
 """Append (topic, key, value, headers) to the producer's open batch with no future of its own,
 telling the `Acknowledgement` (with the argument given) once acknowledged; False when it must
-go through `ProducerSend` (`Publisher.queue_now`)."""
+go through `ProducerSend` (`Publisher.queued_now`'s)."""
+SendsNow = Callable[[], SendNow | None]
+"""A `SendNow` for records sent with nothing awaited between them, None when each must go
+through `ProducerSend` (`Publisher.queued_now`)."""
+
+
+def _none_now() -> None:
+    """No `SendNow`: every record goes through `ProducerSend`."""
+
 
 _STRUCTURED_HEADERS = to_structured(CloudEvent("-", "-", "-"))[0]
 
@@ -159,7 +167,7 @@ class Outbox:
         topics: Topics,
         send: ProducerSend,
         ensure_topic: Callable[[str], Awaitable[None]] | None = None,
-        send_now: SendNow | None = None,
+        sends_now: SendsNow | None = None,
     ) -> None:
         # Called before a send to an events topic, which nothing else may have created.
         self._ensure_topic = ensure_topic
@@ -172,7 +180,7 @@ class Outbox:
             "admission": topics.admissions,
         }
         self._send = send
-        self._send_now = send_now
+        self._sends_now = sends_now
         self.acknowledged = Acknowledged()
         # Given (key, value) of each task request as it is sent: this worker's executor may
         # run it at once (`Executor.run_here`); the record is sent all the same.
@@ -188,8 +196,10 @@ class Outbox:
 
         `node_types` (node id to type, of the execution's workflow) labels node events.
         """
-        send_now, acknowledged_now = self._send_now, self._acknowledged_now
+        sends_now, acknowledged_now = self._sends_now or _none_now, self._acknowledged_now
         topic_of, on_task = self._topic_of, self.on_task
+        # Taken once for the records that follow, and again after anything awaited.
+        send_now = sends_now()
         for entry in entries:
             kind, record_key, traceparent = entry.kind, entry.key or key, entry.traceparent
             if kind == "event":
@@ -206,12 +216,14 @@ class Outbox:
             topic = entry.topic or topic_of[kind]
             if kind == "publish" and self._ensure_topic is not None:
                 await self._ensure_topic(topic)
+                send_now = sends_now()
             if send_now is not None and send_now(
                 topic, record_key, entry.value, headers, acknowledged_now, entry.id
             ):
                 continue
             future = await self._send(topic, record_key, entry.value, headers)
             future.add_done_callback(self._on_done(entry.id))  # type: ignore[attr-defined]
+            send_now = sends_now()
 
     def _acknowledged_now(self, record_id: str, partition: int, offset: int, at: int) -> None:
         self.acknowledged.add(record_id)

@@ -24,7 +24,7 @@ from braidflow.metrics import DEAD_LETTERS
 from braidflow.schemas import encode_transition
 from braidflow.schemas.dead_letters import HEAD_BYTES, DeadLetter, RedriveMark
 from braidflow.schemas.node_logs import NodeRunLog
-from braidflow.streams.quick_send import Acknowledgement, sent_now
+from braidflow.streams.quick_send import Acknowledgement, OpenBatches, open_batches
 from braidflow.streams.result_producer import Acknowledged
 
 log = logging.getLogger(__name__)
@@ -86,17 +86,19 @@ class Publisher:
         False when it must be `queue`d (no producer or metadata yet, a full batch, a
         transaction, a record over the limit: `queue` raises what it raised).
         """
+        queued = self.queued_now()
+        return queued is not None and queued(topic, key, value, headers, acknowledged, argument)
+
+    def queued_now(self) -> QueuedNow | None:
+        """`queue_now` for a run of keyed records with nothing awaited between them (a step's
+        records), each looked up and checked once (`quick_send.OpenBatches`); None when each
+        must be `queue`d. Take another after an `await`."""
         faust_producer = self._app.producer
         producer = getattr(faust_producer, "_producer", None)
         if producer is None or not faust_producer.allow_headers:  # type: ignore[attr-defined]
-            return False
-        if self.on_transition is not None and topic == self._transitions:
-            argument = (acknowledged, argument, key, value)
-            acknowledged = self._transition_acknowledged
-        try:
-            return sent_now(producer, topic, value, key, None, headers, acknowledged, argument)
-        except KafkaError:
-            return False
+            return None
+        batches = open_batches(producer)
+        return None if batches is None else QueuedNow(self, batches)
 
     def _transition_acknowledged(
         self, told: tuple[Acknowledgement, Any, bytes, bytes], partition: int, offset: int, at: int
@@ -176,3 +178,31 @@ class Publisher:
     async def mark_redriven(self, mark: RedriveMark) -> None:
         """Tell every worker's dead-letter index that a dead letter was sent again."""
         await self.produce(self._topics.dead_letters, mark.dead_letter_id.encode(), mark.encode())
+
+
+class QueuedNow:
+    """`Publisher.queue_now` into open batches taken once (`Publisher.queued_now`)."""
+
+    __slots__ = ("_batches", "_publisher")
+
+    def __init__(self, publisher: Publisher, batches: OpenBatches) -> None:
+        self._publisher = publisher
+        self._batches = batches
+
+    def __call__(
+        self,
+        topic: str,
+        key: bytes,
+        value: bytes,
+        headers: list[tuple[str, bytes]] | None,
+        acknowledged: Acknowledgement,
+        argument: Any,
+    ) -> bool:
+        publisher = self._publisher
+        if publisher.on_transition is not None and topic == publisher._transitions:
+            argument = (acknowledged, argument, key, value)
+            acknowledged = publisher._transition_acknowledged
+        try:
+            return self._batches.append(topic, key, value, headers, acknowledged, argument)
+        except KafkaError:
+            return False

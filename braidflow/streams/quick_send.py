@@ -33,7 +33,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
-from aiokafka.producer.message_accumulator import MessageBatch
+from aiokafka.producer.message_accumulator import BatchBuilder, MessageBatch
 from aiokafka.record.default_records import DefaultRecordBatchBuilder
 from aiokafka.structs import TopicPartition
 from faust.exceptions import ProducerSendError
@@ -73,6 +73,19 @@ _LAYOUTS = "_braidflow_layouts"
 """The attribute of an `AIOKafkaProducer` holding its topics' `Layout`s."""
 
 
+def _refuses(producer: AIOKafkaProducer) -> bool:
+    """Whether every record must go through `send`: a transaction, a serializer, a closed or
+    failed producer."""
+    accumulator = producer._message_accumulator
+    return (
+        producer._txn_manager is not None
+        or producer._key_serializer is not None
+        or producer._value_serializer is not None
+        or accumulator._closed
+        or accumulator._exception is not None
+    )
+
+
 def _open_batch(
     producer: AIOKafkaProducer,
     topic: str,
@@ -82,14 +95,7 @@ def _open_batch(
     headers: Sequence[tuple[str, bytes]],
 ) -> MessageBatch | None:
     """The open batch `send` would append the record to without waiting, or None."""
-    accumulator = producer._message_accumulator
-    if (
-        producer._txn_manager is not None
-        or producer._key_serializer is not None
-        or producer._value_serializer is not None
-        or accumulator._closed
-        or accumulator._exception is not None
-    ):
+    if _refuses(producer):
         return None
     layout = topic_layout(producer, topic)
     if layout is None:
@@ -100,6 +106,19 @@ def _open_batch(
     tp = layout[1].get(partition)
     if tp is None:
         return None
+    return _last_batch(producer, tp, key, value, headers)
+
+
+def _last_batch(
+    producer: AIOKafkaProducer,
+    tp: TopicPartition,
+    key: bytes | None,
+    value: bytes | None,
+    headers: Sequence[tuple[str, bytes]],
+) -> MessageBatch:
+    """The partition's open batch (a new one if it has none); MessageSizeTooLargeError for a
+    record over the request limit."""
+    accumulator = producer._message_accumulator
     batches = accumulator._batches.get(tp)
     batch: MessageBatch | None = batches[-1] if batches else None
     if not (
@@ -179,22 +198,98 @@ def sent_now(
     batch = _open_batch(producer, topic, value, key, partition, headers)
     if batch is None:
         return False
-    metadata = batch._builder.append(timestamp=None, key=key, value=value, headers=headers)
+    metadata = _record_appended(batch._builder, key, value, headers)
     if metadata is None:
         if not new_batch_when_full:
             return False
         _check_size(producer, key, value, headers)
         batch = _new_batch(producer, batch.tp)
-        metadata = batch._builder.append(timestamp=None, key=key, value=value, headers=headers)
+        metadata = _record_appended(batch._builder, key, value, headers)
         if metadata is None:
             return False
+    _tell(batch, metadata, acknowledged, argument)
+    return True
+
+
+def open_batches(producer: AIOKafkaProducer) -> OpenBatches | None:
+    """The producer's open batches, to append a run of records to with nothing else run
+    between them; None when each must go through `send`."""
+    return None if _refuses(producer) else OpenBatches(producer)
+
+
+class OpenBatches:
+    """`sent_now` for keyed records appended one after another with nothing else run between
+    them (a step's outbox): the producer's state checked once, each topic's partitions looked
+    up once.
+
+    Good only until the loop runs something else (a batch may then be drained, the producer
+    fail, the metadata change): after an `await`, take another (`open_batches`).
+    """
+
+    __slots__ = ("_layouts", "_producer")
+
+    def __init__(self, producer: AIOKafkaProducer) -> None:
+        self._producer = producer
+        self._layouts: dict[str, Layout] = {}
+
+    def append(
+        self,
+        topic: str,
+        key: bytes,
+        value: bytes,
+        headers: list[tuple[str, bytes]] | None,
+        acknowledged: Acknowledgement,
+        argument: Any,
+    ) -> bool:
+        """`sent_now` of the record to the partition of its key: False when `send` must take
+        it (the topic not in the metadata, its batch full)."""
+        producer = self._producer
+        layout = self._layouts.get(topic)
+        if layout is None:
+            layout = topic_layout(producer, topic)
+            if layout is None:
+                return False
+            self._layouts[topic] = layout
+        tp = layout[1].get(producer._partitioner(key, layout[2], layout[3]))
+        if tp is None:
+            return False
+        if headers is None:
+            headers = []
+        batch = _last_batch(producer, tp, key, value, headers)
+        metadata = _record_appended(batch._builder, key, value, headers)
+        if metadata is None:
+            return False
+        _tell(batch, metadata, acknowledged, argument)
+        return True
+
+
+def _record_appended(
+    builder: BatchBuilder,
+    key: bytes | None,
+    value: bytes | None,
+    headers: Sequence[tuple[str, bytes]],
+) -> Any:
+    """`BatchBuilder.append` of a record stamped now, less its Python layer (serializers: a
+    producer with any takes `send`): the record's metadata, None when the batch is closed
+    or full (then closed)."""
+    if builder._closed:
+        return None
+    metadata = builder._builder.append(builder._relative_offset, None, key, value, headers)
+    if metadata is None:
+        builder.close()
+        return None
+    builder._relative_offset += 1
+    return metadata
+
+
+def _tell(batch: MessageBatch, metadata: Any, acknowledged: Acknowledgement, argument: Any) -> None:
+    """Tell `acknowledged` of the record once its batch is acknowledged."""
     told: list[tuple[Any, Acknowledgement, Any]] | None = batch.__dict__.get(_TOLD)
     if told is None:
         told = []
         setattr(batch, _TOLD, told)
         batch.future.add_done_callback(partial(_batch_done, batch.tp, told))
     told.append((metadata, acknowledged, argument))
-    return True
 
 
 _TOLD = "_braidflow_told"

@@ -131,7 +131,7 @@ async def test_an_entry_sent_now_is_acknowledged_by_its_note_and_the_rest_go_thr
         notes.append((note, arg))
         return True
 
-    outbox = Outbox(Topics("bf"), send, send_now=send_now)
+    outbox = Outbox(Topics("bf"), send, sends_now=lambda: send_now)
     entries = [OutboxEntry("transition", "t1", b"t"), OutboxEntry("task", "ex:a:1", b"task")]
     await outbox.send(b"ex", entries)
     assert queued == ["bf.tasks"]
@@ -140,3 +140,33 @@ async def test_an_entry_sent_now_is_acknowledged_by_its_note_and_the_rest_go_thr
     note(arg, 0, 12, 1_000)
     assert "t1" in outbox.acknowledged
     assert "ex:a:1" not in outbox.acknowledged
+
+
+async def test_open_batches_are_taken_once_for_a_step_and_again_after_a_record_that_waited() -> (
+    None
+):
+    # What was taken before an `await` may be drained or failed since (`quick_send.OpenBatches`).
+    taken: list[int] = []
+    sent_now: list[tuple[int, str]] = []
+
+    async def send(topic: str, key: bytes, value: bytes, headers: Any) -> asyncio.Future[int]:
+        await asyncio.sleep(0)
+        return asyncio.get_running_loop().create_future()
+
+    def sends_now() -> Any:
+        taken.append(len(taken))
+        run = taken[-1]
+
+        def send_now(topic: str, key: bytes, value: bytes, *_: Any) -> bool:
+            if value == b"full":
+                return False
+            sent_now.append((run, value.decode()))
+            return True
+
+        return send_now
+
+    outbox = Outbox(Topics("bf"), send, sends_now=sends_now)
+    values = [b"a", b"b", b"full", b"c"]
+    await outbox.send(b"ex", [OutboxEntry("transition", v.decode(), v) for v in values])
+    assert taken == [0, 1]
+    assert sent_now == [(0, "a"), (0, "b"), (1, "c")]

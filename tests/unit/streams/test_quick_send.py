@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ from braidflow.config import Settings
 from braidflow.streams import quick_send
 from braidflow.streams.app import create_app
 from braidflow.streams.partitioner import KeyPartitioner
-from braidflow.streams.quick_send import patch_quick_send, queued_now, sent_now
+from braidflow.streams.quick_send import open_batches, patch_quick_send, queued_now, sent_now
 
 
 def metadata(partitions: dict[str, int], leaderless: frozenset[int] = frozenset()) -> object:
@@ -172,6 +173,28 @@ def test_a_batch_holding_a_record_takes_none_past_its_size() -> None:
     assert builder.append(timestamp=None, key=b"k", value=b"v" * 950, headers=[]) is None
 
 
+def test_a_record_appended_now_is_the_one_batch_builder_append_writes() -> None:
+    # `quick_send._record_appended` writes through the record builder under
+    # `BatchBuilder.append`, keeping its count, its offsets and its closing when full.
+    ours, theirs = BatchBuilder(1_000, 0), BatchBuilder(1_000, 0)
+    records = [(b"k", b"v", [("h", b"1")]), (None, b"w", []), (b"k", b"x" * 950, [])]
+    before = int(time.time() * 1000)
+    for key, value, headers in records:
+        appended = quick_send._record_appended(ours, key, value, headers)
+        expected = theirs.append(timestamp=None, key=key, value=value, headers=headers)
+        assert (appended is None) == (expected is None)
+        if expected is not None:
+            assert (appended.offset, appended.size) == (expected.offset, expected.size)
+    assert (ours._relative_offset, ours._closed) == (theirs._relative_offset, theirs._closed)
+    assert ours._closed  # refused the record it had no room for
+    assert quick_send._record_appended(ours, b"k", b"v", []) is None
+    written = [(r.offset, r.key, r.value, list(r.headers)) for r in _records(ours._build())]
+    assert written == [
+        (r.offset, r.key, r.value, list(r.headers)) for r in _records(theirs._build())
+    ]
+    assert all(before <= r.timestamp <= time.time() * 1000 for r in _records(ours._build()))
+
+
 async def test_only_a_record_opening_a_batch_is_measured(monkeypatch: pytest.MonkeyPatch) -> None:
     measured: list[bytes] = []
     estimate = quick_send.estimate_size_in_bytes
@@ -304,3 +327,40 @@ async def test_records_about_the_request_limit_are_refused_exactly_where_aiokafk
                 queued_now(producer, "known", value, b"k", None, None, headers)
         else:
             assert queued_now(producer, "known", value, b"k", None, None, headers) is not None
+
+
+async def test_a_run_of_records_goes_where_aiokafka_sends_each_and_is_told_in_order() -> None:
+    producer = producer_knowing({"t": 5, "u": 3}, max_batch_size=1_000)
+    batches = open_batches(producer)
+    assert batches is not None
+    told: Told = []
+    keys = [f"execution-{i}".encode() for i in range(12)]
+    for i, key in enumerate(keys):
+        for topic in ("t", "u"):
+            assert batches.append(topic, key, f"{topic}{i}".encode(), None, telling(told), i)
+    assert not batches.append("unknown", b"k", b"v", None, telling(told), None)
+    for tp, (batch,) in producer._message_accumulator._batches.items():
+        expected = [
+            f"{tp.topic}{i}".encode()
+            for i, key in enumerate(keys)
+            if producer._partition(tp.topic, None, key, b"v", key, b"v") == tp.partition
+        ]
+        assert [r.value for r in _records(batch._builder._build())] == expected
+        batch.done(base_offset=100 * tp.partition)
+    await asyncio.sleep(0)
+    assert sorted(argument for argument, *_ in told) == sorted([*range(12), *range(12)])
+
+
+async def test_a_run_leaves_to_send_what_a_full_batch_or_a_refusing_producer_cannot_take() -> None:
+    producer = producer_knowing({"t": 1}, max_batch_size=1_000, max_request_size=1_500)
+    batches = open_batches(producer)
+    assert batches is not None
+    while batches.append("t", b"k", b"v" * 100, None, telling([]), None):
+        pass  # until the partition's batch is full: `send` then waits for a drain
+    assert len(producer._message_accumulator._batches[TopicPartition("t", 0)]) == 1
+    with pytest.raises(MessageSizeTooLargeError):
+        open_batches(producer_knowing({"t": 1}, max_request_size=1_000)).append(  # type: ignore[union-attr]
+            "t", b"k", b"v" * 2_000, None, telling([]), None
+        )
+    producer._message_accumulator._exception = KafkaTimeoutError()
+    assert open_batches(producer) is None
