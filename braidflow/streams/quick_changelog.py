@@ -32,6 +32,7 @@ from typing import Any
 
 from aiokafka.errors import KafkaError
 from aiokafka.structs import TopicPartition
+from faust.types.enums import ProcessingGuarantee
 
 from braidflow.streams.one_read_table import OneReadTable
 from braidflow.streams.quick_send import sent_now
@@ -46,7 +47,9 @@ class QuickChangelogTable(OneReadTable):
         super().__init__(*args, **kwargs)
         # This table's rows in Faust's buffer, not in the producer's batch yet.
         self._rows_in_buffer = 0
+        # Set on the first row written (`_rows_go_now`).
         self._changelog_name: str | None = None
+        self._rows_now = False
         # The last offset acknowledged per changelog partition, not noted in the store yet.
         self._offsets_to_note: dict[int, int] = {}
 
@@ -113,21 +116,11 @@ class QuickChangelogTable(OneReadTable):
     def _row_now(self, key: Any, value: bytes | None) -> bool:
         """Append the changelog row of `key` to the producer's batch; False if it must go
         Faust's way."""
-        if (
-            self._rows_in_buffer
-            or self.use_partitioner
-            or self.window is not None
-            or self.key_serializer != "raw"
-            or self.value_serializer != "raw"
-            or not isinstance(key, bytes)
-            or self.app.in_transaction
-        ):
+        if self._rows_in_buffer or not isinstance(key, bytes) or not self._rows_go_now():
             return False
         producer = getattr(self.app.producer, "_producer", None)
         if producer is None:
             return False
-        if self._changelog_name is None:
-            self._changelog_name = self.changelog_topic_name
         partition = self.partition_for_key(key)
         try:
             return sent_now(
@@ -136,6 +129,22 @@ class QuickChangelogTable(OneReadTable):
             )  # fmt: skip
         except KafkaError:
             return False  # Faust's path raises or logs it as it always did
+
+    def _rows_go_now(self) -> bool:
+        """Whether this table's rows may skip Faust's buffer: raw rows of the event's
+        partition, in no window, outside transactions (all fixed once the app is made)."""
+        if self._changelog_name is None:
+            guarantee = self.app.conf.processing_guarantee
+            self._rows_now = not (
+                self.use_partitioner
+                or self.window is not None
+                or self.key_serializer != "raw"
+                or self.value_serializer != "raw"
+                # Faust's transactions (`app.in_transaction`) come only with exactly once.
+                or guarantee == ProcessingGuarantee.EXACTLY_ONCE
+            )
+            self._changelog_name = self.changelog_topic_name
+        return self._rows_now
 
     def _row_acknowledged(self, _: None, partition: int, offset: int, timestamp_ms: int) -> None:
         if not self._offsets_to_note:

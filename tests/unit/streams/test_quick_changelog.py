@@ -127,3 +127,20 @@ async def test_rows_acknowledged_together_note_their_partition_s_offset_once(tab
     await asyncio.sleep(0)
     await asyncio.sleep(0)
     assert noted == [(tp, 44)]
+
+
+@pytest.mark.parametrize("unlike", ["exactly once", "a value serializer", "a partitioner"])
+async def test_rows_of_a_table_faust_would_write_otherwise_take_its_buffer(
+    table: Any, unlike: str
+) -> None:
+    if unlike == "exactly once":
+        table.app.conf.processing_guarantee = "exactly_once"
+    elif unlike == "a value serializer":
+        table.value_serializer = "json"
+    else:
+        table.use_partitioner = True
+    producer = know_changelog(table)
+    with acting_for(Event()):  # type: ignore[arg-type]
+        table.on_key_set(b"e1", b"state")
+    assert not producer._message_accumulator._batches
+    assert table.app.producer.buffer.size == 1
