@@ -19,6 +19,11 @@ HASHES_KEPT = 16_384
 runtime bench) fit. 100,000 held 14.5 MiB once 100,000 parked executions had fired, each key
 used by a step or two and never again."""
 
+_WORKER_HASHES: dict[bytes, int] = {}
+"""The hashes every default `KeyPartitioner` of the process keeps: the worker's producer, its
+executor's and its results' all partition by the same execution ids, and each hashed every new
+one again (three hashes an execution, 5 us each)."""
+
 _SEED = 0x9747B28C
 _M = 0x5BD1E995
 _MASK = 0xFFFFFFFF
@@ -47,9 +52,11 @@ def murmur2(data: bytes) -> int:
 class KeyPartitioner:
     """Picks the partition of a key exactly as the default partitioner does."""
 
-    def __init__(self, capacity: int = HASHES_KEPT) -> None:
-        self._hashes: dict[bytes, int] = {}
-        self._capacity = capacity
+    def __init__(self, capacity: int | None = None) -> None:
+        """`capacity`: the hashes this partitioner keeps alone; by default it shares the
+        process's (`HASHES_KEPT` of them)."""
+        self._hashes = _WORKER_HASHES if capacity is None else {}
+        self._capacity = HASHES_KEPT if capacity is None else capacity
 
     def __call__(self, key: bytes | None, all_partitions: list[int], available: list[int]) -> int:
         if key is None:

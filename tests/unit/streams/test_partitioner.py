@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import tracemalloc
 
+import pytest
 from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.partitioner import murmur2 as aiokafka_murmur2
 from hypothesis import given
 from hypothesis import strategies as st
 
+from braidflow.streams import partitioner
 from braidflow.streams.partitioner import KeyPartitioner, murmur2
 
 _MASK = 0xFFFFFFFF
@@ -67,3 +69,20 @@ def test_the_kept_hashes_of_many_executions_take_a_few_mib_at_most() -> None:
 def test_no_key_picks_an_available_partition() -> None:
     assert KeyPartitioner()(None, [0, 1, 2], [2]) == 2
     assert KeyPartitioner()(None, [5], []) == 5
+
+
+def test_a_key_is_hashed_once_for_every_partitioner_of_the_worker(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The worker's producer, its executor and its results' producer partition the same ids.
+    hashed: list[bytes] = []
+
+    def counting(data: bytes) -> int:
+        hashed.append(data)
+        return murmur2(data)
+
+    monkeypatch.setattr(partitioner, "murmur2", counting)
+    key = b"a-key-no-other-test-hashes"
+    placed = {KeyPartitioner()(key, list(range(8)), []) for _ in range(3)}
+    assert hashed == [key]
+    assert placed == {DefaultPartitioner()(key, list(range(8)), list(range(8)))}
