@@ -20,6 +20,8 @@ every one of them, and errors surface where they did.
 
 `sent_now` appends a record whose sender awaits no future of its own (the outbox, the changelog
 rows): it is told of the acknowledgement from its batch's future, the one a flush waits on.
+`OpenBatches` appends a run of such records with nothing else run between them (a step's
+outbox), the producer checked and each topic's partitions looked up once for the run.
 Each of these parts of aiokafka is pinned by tests/unit/streams/test_quick_send.py.
 """
 
