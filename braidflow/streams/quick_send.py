@@ -244,7 +244,8 @@ class OpenBatches:
         argument: Any,
     ) -> bool:
         """`sent_now` of the record to the partition of its key: False when `send` must take
-        it (the topic not in the metadata, its batch full)."""
+        it (the topic not in the metadata, its batch full); MessageSizeTooLargeError, as
+        `send` raises it, for a record over the request limit."""
         producer = self._producer
         layout = self._layouts.get(topic)
         if layout is None:
