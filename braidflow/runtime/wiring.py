@@ -33,7 +33,7 @@ from braidflow.engine.ids import execution_id_for
 from braidflow.fetch_stall import watch_stalls
 from braidflow.runtime.backend import RuntimeBackend
 from braidflow.runtime.collector import settle_collector
-from braidflow.runtime.malloc_trim import trim_every
+from braidflow.runtime.malloc_trim import fix_thresholds, trim_every
 from braidflow.runtime.worker import Runtime
 from braidflow.secrets import provider_for
 from braidflow.streams.admissions import Admissions
@@ -96,6 +96,8 @@ def build_runtime(
     the executor joins its group as the app starts (`ExecutorJoin`) and what needs no group
     starts while the groups join (`AheadOfJoin`).
     """
+    # Before the first Kafka client: its fetches are the large blocks the thresholds are for.
+    fix_thresholds()
     if not settings.authentication and (problem := off_problem(settings.api_host)):
         raise RuntimeError(problem)
     # A bearer credential that is not an API key: the identity provider's token, if set.
