@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from braidflow.runtime import malloc_trim
+from braidflow.config import Settings
+from braidflow.runtime import malloc_trim, wiring
 from braidflow.runtime.malloc_trim import fix_thresholds, glibc_trim, trim_every
 
 CHUNK = 4096
@@ -117,9 +118,10 @@ reader.join()
 def fetches_given_back(how: str, env: dict[str, str] | None = None) -> dict[str, object]:
     """MiB of a reader's 24 MiB of fetches given back once freed and once trimmed, in a
     fresh process, with the thresholds fixed or not (`how`)."""
+    ours = {k: v for k, v in os.environ.items() if not k.startswith(("MALLOC_", "GLIBC_"))}
     done = subprocess.run(
         [sys.executable, "-c", FETCHES, how, malloc_trim.__file__],
-        env={**os.environ, **(env or {})},
+        env={**ours, **(env or {})},
         capture_output=True,
         check=True,
         text=True,
@@ -154,3 +156,14 @@ def test_the_environment_sets_glibc_malloc_over_the_worker() -> None:
     assert given["at_free"] < 4
     assert fix_thresholds({"GLIBC_TUNABLES": "glibc.malloc.trim_threshold=1048576"}) is False
     assert fix_thresholds({"MALLOC_TRIM_THRESHOLD_": "1048576"}) is False
+
+
+def test_a_worker_fixes_the_thresholds_before_anything_else(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls: list[int] = []
+    monkeypatch.setattr(wiring, "fix_thresholds", lambda: calls.append(1) or True)
+    # Refused before it makes a Kafka client: the thresholds were fixed already.
+    with pytest.raises(RuntimeError, match="--no-auth"):
+        wiring.build_runtime(Settings(authentication=False, api_host="0.0.0.0"))
+    assert calls == [1]
