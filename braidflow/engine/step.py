@@ -446,6 +446,9 @@ class Draft:
         self.readied: list[CompiledNode] = []
         # Set when the execution is refused at its start, before it ran (`began_at`).
         self.refused = False
+        # The names expressions read, made once a step: it reads the state and the node runs
+        # as they are when read, so one serves every node the step runs.
+        self._scope: _Scope | None = None
 
     def build(self) -> ExecutionState:
         # A direct constructor call (`dataclasses.replace` costs a third of a step), with
@@ -577,7 +580,11 @@ class Draft:
 
     def scope(self, bound: Mapping[str, Any] | None = None) -> Mapping[str, Any]:
         """What expressions read; `bound` adds a kind's own names (a foreach's `item`)."""
-        return _Scope(self.workflow, self.state, self.nodes, bound)
+        if bound is not None:
+            return _Scope(self.workflow, self.state, self.nodes, bound)
+        if self._scope is None:
+            self._scope = _Scope(self.workflow, self.state, self.nodes)
+        return self._scope
 
     def kind_of(self, node: CompiledNode) -> NodeKind:
         """How `node` runs: its kind's engine module."""
