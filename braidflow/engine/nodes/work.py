@@ -59,21 +59,24 @@ class WorkKind(NodeKind):
         given: Any,
         item: int | None = None,
     ) -> TaskRequest:
+        state = draft.state
+        node_id = node.id
+        # Positional, in the fields' order: matching 14 keywords made the call 2.5 times as long.
         return TaskRequest(
-            execution_id=draft.state.execution_id,
-            workflow_id=draft.state.workflow_id,
-            node_id=node.id,
-            kind=node.type,
-            attempt=attempt,
-            idempotency_key=key,
-            at=draft.at,
-            input=given,
-            handler=self.handler(node),
-            timeout_ms=node.node.timeout_ms,
-            item=item,
-            tenant=draft.state.tenant,
-            department=draft.workflow.definition.department,
-            traceparent=draft.node_traceparent(node.id, attempt),
+            state.execution_id,
+            state.workflow_id,
+            node_id,
+            node.type,
+            attempt,
+            key,
+            draft.at,  # at
+            given,  # input
+            self.handler(node),
+            node.node.timeout_ms,
+            item,
+            state.tenant,
+            draft.workflow.definition.department,
+            draft.node_traceparent(node_id, attempt),
         )
 
     def start(self, draft: Draft, node: CompiledNode, attempt: int, given: Any) -> None:

@@ -25,6 +25,7 @@ from braidflow.engine.dry_run import Answer, dry_run, parse_answers
 from braidflow.engine.messages import ParentLink
 from braidflow.engine.state import ControlAction, ForeachProgress, JoinState, LoopProgress, NodeRun
 from braidflow.engine.step import Draft
+from braidflow.engine.trace_context import execution_trace
 from braidflow.topology import Workflow, compile_workflow
 
 
@@ -86,6 +87,31 @@ def test_a_work_node_becomes_a_task_request_with_an_idempotency_key() -> None:
     )
     assert request.timeout_ms == 5000
     assert events([start]) == ["workflow.started", "node.started:fetch"]
+
+
+def test_a_task_request_carries_each_field_in_its_place() -> None:
+    # The engine builds it by position: a field swapped with another fails here.
+    wf = workflow("department: support\n" + CHAIN)
+    start = step(
+        wf, None, StartExecution("s", "ex-1", 10, "chain", 3, {"name": "ada"}, tenant="acme")
+    )
+    (request,) = [o for o in start.outgoing if isinstance(o, TaskRequest)]
+    assert request == TaskRequest(
+        execution_id="ex-1",
+        workflow_id="chain",
+        node_id="fetch",
+        kind="task",
+        attempt=1,
+        idempotency_key="ex-1:fetch:1",
+        at=10,
+        input={"name": "ada"},
+        handler="users.fetch",
+        timeout_ms=5000,
+        item=None,
+        tenant="acme",
+        department="support",
+        traceparent=execution_trace(start.state).node_header("fetch", 1),
+    )
 
 
 def test_a_control_node_gets_its_own_step_and_a_work_node_is_dispatched_at_once() -> None:
