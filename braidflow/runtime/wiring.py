@@ -125,7 +125,7 @@ def build_runtime(
     catalog = Catalog(settings, publisher.produce)
     keys = KeyRing(settings, publisher.produce) if settings.authentication else None
     timers = TimerTable(parts.timers, faust_partitions(parts.app, parts.timers))
-    outbox = Outbox(settings.topics, publisher.queue, events_topics.ensure, publisher.queued_now)
+    outbox = Outbox(settings.topics, publisher.queue, events_topics.ensure, publisher.sends_now)
     orchestrator = Orchestrator(
         catalog,
         outbox,

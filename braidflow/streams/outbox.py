@@ -50,10 +50,10 @@ ProducerSend = Callable[[str, bytes, bytes, Headers | None], Awaitable[Awaitable
 SendNow = Callable[[str, bytes, bytes, Headers | None, Acknowledgement, Any], bool]
 """Append (topic, key, value, headers) to the producer's open batch with no future of its own,
 telling the `Acknowledgement` (with the argument given) once acknowledged; False when it must
-go through `ProducerSend` (`Publisher.queued_now`'s)."""
+go through `ProducerSend` (`Publisher.sends_now`'s)."""
 SendsNow = Callable[[], SendNow | None]
 """A `SendNow` for records sent with nothing awaited between them, None when each must go
-through `ProducerSend` (`Publisher.queued_now`)."""
+through `ProducerSend` (`Publisher.sends_now`)."""
 
 
 def _none_now() -> None:

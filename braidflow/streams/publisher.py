@@ -86,10 +86,10 @@ class Publisher:
         False when it must be `queue`d (no producer or metadata yet, a full batch, a
         transaction, a record over the limit: `queue` raises what it raised).
         """
-        queued = self.queued_now()
+        queued = self.sends_now()
         return queued is not None and queued(topic, key, value, headers, acknowledged, argument)
 
-    def queued_now(self) -> QueuedNow | None:
+    def sends_now(self) -> SendingNow | None:
         """`queue_now` for a run of keyed records with nothing awaited between them (a step's
         records), each looked up and checked once (`quick_send.OpenBatches`); None when each
         must be `queue`d. Take another after an `await`."""
@@ -98,7 +98,7 @@ class Publisher:
         if producer is None or not faust_producer.allow_headers:  # type: ignore[attr-defined]
             return None
         batches = open_batches(producer)
-        return None if batches is None else QueuedNow(self, batches)
+        return None if batches is None else SendingNow(self, batches)
 
     def _transition_acknowledged(
         self, told: tuple[Acknowledgement, Any, bytes, bytes], partition: int, offset: int, at: int
@@ -180,8 +180,8 @@ class Publisher:
         await self.produce(self._topics.dead_letters, mark.dead_letter_id.encode(), mark.encode())
 
 
-class QueuedNow:
-    """`Publisher.queue_now` into open batches taken once (`Publisher.queued_now`)."""
+class SendingNow:
+    """`Publisher.queue_now` into open batches taken once (`Publisher.sends_now`)."""
 
     __slots__ = ("_batches", "_publisher")
 
