@@ -629,7 +629,9 @@ class Draft:
     def node_transition(self, t: Any) -> str | None:
         """A transition addressed to one node: its kind applies it, if the kind owns it."""
         node = self.workflow.nodes.get(t.node_id)
-        handle = None if node is None else NODE_KINDS[node.type].transitions.get(type(t))
+        if node is None:
+            return not_owned(t)
+        handle = NODE_KINDS[node.type].transitions.get(type(t))
         if handle is None:
             return not_owned(t)
         return handle(self, node, t)
@@ -1063,7 +1065,8 @@ class Draft:
         total = len(target.inbound)
         live = total - len(dead)
         wait_for = target.wait_for
-        need = {"all": total, "any": 1}.get(wait_for, wait_for)
+        # Validation lets a join wait for a count, "any" or "all".
+        need = wait_for if isinstance(wait_for, int) else 1 if wait_for == "any" else total
         fires: bool | None = None
         if live == 0:
             fires = False

@@ -98,9 +98,10 @@ def write_optional_long(n: int | None) -> bytes:
     return NULL if n is None else PRESENT + avro_long(n)
 
 
-def write_optional_number(n: int | None, low: int, high: int) -> bytes:
+def write_optional_number(n: object, low: int, high: int) -> bytes:
     """A `["null", "int"]` or `["null", "long"]` union of a number in [low, high]."""
     # A union's branch is chosen by type, as fastavro does: an int in the range, never a bool.
+    # `n` is an object so that compiled, a bool is not converted to an int on the way in.
     if n is None:
         return NULL
     if type(n) is not int or not low <= n <= high:

@@ -15,6 +15,7 @@ test holds this reader to fastavro's results, for values and for damaged bytes a
 from __future__ import annotations
 
 from io import BytesIO
+from typing import cast
 
 from fastavro import schemaless_reader
 
@@ -38,6 +39,7 @@ from braidflow.schemas.avro_binary import (
 from braidflow.schemas.framing import CodecError
 from braidflow.schemas.records import (
     TRANSITION,
+    AvroRecord,
     OutboxEntry,
     StoredExecution,
     _unjson,
@@ -183,8 +185,12 @@ def _foreach(data: bytes, at: int) -> tuple[ForeachProgress, int]:
 def _held(data: bytes, at: int) -> tuple[Transition, int]:
     buffer = BytesIO(data)
     buffer.seek(at)
-    record = schemaless_reader(
-        buffer, _TRANSITION, None, return_record_name=True, return_record_name_override=True
+    # fastavro types what it reads as any Avro value; a record schema reads a dict.
+    record = cast(
+        AvroRecord,
+        schemaless_reader(
+            buffer, _TRANSITION, None, return_record_name=True, return_record_name_override=True
+        ),
     )
     return TRANSITION.from_avro(record), buffer.tell()
 
@@ -254,9 +260,9 @@ def _stored(
             action, at = read_string(data, at)
             by, at = read_string(data, at)
             when, at = read_long(data, at)
-            node_id, at = read_optional_string(data, at)
+            acted_on, at = read_optional_string(data, at)
             reason, at = read_string(data, at)
-            control.append(ControlAction(action, by, when, node_id, reason))
+            control.append(ControlAction(action, by, when, acted_on, reason))
         count, at = _count(data, at)
     foreach: dict[str, ForeachProgress] = {}
     count, at = _count(data, at)

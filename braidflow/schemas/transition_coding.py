@@ -13,6 +13,9 @@ and reads every kind, and a test fails until this module is brought up to date.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from operator import attrgetter
+
 from braidflow.engine.messages import (
     NodeCompleted,
     NodeError,
@@ -49,6 +52,11 @@ field of a kind written here, a kind appended): update this module, then this.""
 # The union's branches (zigzag varints of their index) of the kinds written here.
 _START, _RUN, _COMPLETED, _FAILED = b"\x00", b"\x02", b"\x04", b"\x06"
 _TIMER = b"\x0c"
+
+
+# Compiled, reading an `int` field converts a bool to 1 before any check could see it; read
+# through `attrgetter`, the field comes as the object it is.
+_depth_as_given: Callable[[ParentLink], object] = attrgetter("depth")
 
 
 def write_transition(transition: Transition) -> bytes | None:
@@ -118,7 +126,7 @@ def _start(s: StartExecution) -> bytes:
     if parent is None:
         parent_bytes = NULL
     else:
-        depth = parent.depth
+        depth = _depth_as_given(parent)
         # fastavro picks the union's record branch only if every field fits it.
         if type(depth) is not int or not INT_MIN <= depth <= INT_MAX:
             raise ValueError(f"{parent!r} does not fit a union of null and ParentLink")

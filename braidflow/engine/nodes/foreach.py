@@ -224,8 +224,8 @@ class Foreach(NodeKind):
             failure = NodeError(error.type, f"item {index}: {error.message}", node.id)
             draft.attempt_failed(node, run, failure)
             return
-        failure = None if error is None else ItemError(index, error.type, error.message)
-        draft.foreach[node.id] = settled(draft.foreach[node.id], index, output, failure)
+        item_failure = None if error is None else ItemError(index, error.type, error.message)
+        draft.foreach[node.id] = settled(draft.foreach[node.id], index, output, item_failure)
 
     def timed_out(self, draft: Draft, node: CompiledNode, run: NodeRun) -> None:
         if run.status == NodeStatus.RUNNING:
