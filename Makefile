@@ -6,9 +6,13 @@ STAMP := $(VENV)/.installed
 
 .PHONY: install run dry-run test lint chromium screenshots bench bench-runtime bench-dev-ready bench-events bench-delays bench-live bench-scale bench-peer redis-server clean
 
+# The install compiles the hottest modules with mypyc when it can (docs/install.md); one edited
+# since runs them all as Python until they are compiled again, which `install` does here.
 install: $(STAMP)
+	@$(BIN)/python -c 'import sys, braidflow.compiled as c; sys.exit(c.how_it_runs().stale)' \
+		|| $(BIN)/pip install --quiet --no-deps -e .
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml setup.py
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
@@ -22,8 +26,8 @@ dry-run: install
 		--input '{"employee": "ada"}' --answers examples/new-hire-approval.answers.yaml
 
 lint: install
-	$(BIN)/ruff check braidflow tests bench
-	$(BIN)/ruff format --check braidflow tests bench
+	$(BIN)/ruff check braidflow tests bench setup.py
+	$(BIN)/ruff format --check braidflow tests bench setup.py
 
 # The dashboard's browser tests drive Debian's chromium (tests/integration/dashboard): installed
 # here when missing, as root; without it those tests fail, they are never skipped.
@@ -34,12 +38,18 @@ lint: install
 # dev mode's (some 2.5 min) when the first took 18 min against its 12; the live views' (some
 # 45 s) when the first took 1,094 s against its 966, and shorter many-batches tests took some
 # 30 s off the first and 20 s off the second.
+# Both runs use the compiled modules where the install compiled them (docs/install.md); after
+# the second, the unit suite runs again as pure Python (BRAIDFLOW_PURE=1), so that both ways of
+# running them are proven.
 SECOND := tests/integration/recovery tests/integration/read_models tests/integration/event_bus \
 	tests/integration/dev tests/integration/live
 test: lint chromium
-	@$(BIN)/python -m pytest -q --durations=10 $(SECOND) > .pytest-second.log 2>&1 & second=$$!; \
+	@{ $(BIN)/python -m pytest -q --durations=10 $(SECOND) && BRAIDFLOW_PURE=1 \
+		$(BIN)/python -m pytest -q -p no:cacheprovider tests/unit; } > .pytest-second.log 2>&1 & \
+	second=$$!; \
 	$(BIN)/python -m pytest -q --durations=10 $(addprefix --ignore=,$(SECOND)); first=$$?; \
-	wait $$second; status=$$?; echo "--- $(SECOND):"; cat .pytest-second.log; \
+	wait $$second; status=$$?; \
+	echo "--- $(SECOND), then tests/unit as pure Python:"; cat .pytest-second.log; \
 	[ $$first = 0 ] && [ $$status = 0 ]
 
 chromium:
@@ -89,4 +99,6 @@ bench-peer: $(PEER_STAMP) redis-server
 	$(BIN)/python bench/peer_celery.py $(ARGS)
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache .hypothesis .mypy_cache \
+		braidflow/_compiled.json
+	find braidflow -name '*.so' -delete

@@ -1,5 +1,10 @@
 """braidflow: a workflow engine that lives on Apache Kafka."""
 
-from braidflow.tasks import NodeFailure, TaskContext, task
+from braidflow.compiled import choose
+
+# Before any compiled module is imported: they run compiled all together or not at all.
+choose()
+
+from braidflow.tasks import NodeFailure, TaskContext, task  # noqa: E402
 
 __all__ = ["NodeFailure", "TaskContext", "task"]
