@@ -354,12 +354,13 @@ def parse_event_id(event_id: str) -> EventId:
 
 
 class ChildId(NamedTuple):
-    """The parts of a child execution id; `index` is a foreach item's or a loop pass's."""
+    """The parts of a child execution id; `item` is a foreach item's index or a loop pass's
+    (not `index`, which would hide the tuple's own method)."""
 
     parent: str
     node_id: str
     attempt: int
-    index: int | None = None
+    item: int | None = None
 
 
 def child_execution_id(execution_id: str, node_id: str, attempt: int) -> str:
