@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from io import BytesIO
-from typing import Generic, TypeVar
+from typing import Generic, TypeVar, cast
 
 from fastavro import schemaless_reader, schemaless_writer
 from fastavro.read import SchemaResolutionError
@@ -33,6 +33,7 @@ from braidflow.schemas.records import (
     TASK_REQUEST,
     TRANSITION,
     Admission,
+    AvroRecord,
     RecordKind,
     StoredExecution,
 )
@@ -82,13 +83,17 @@ class Codec(Generic[T]):
         buffer = BytesIO(data)
         buffer.seek(start)
         try:
-            record = schemaless_reader(
-                buffer,
-                writer,
-                reader,
-                # Name the branch of the Transition union; keep [null, record] unions plain.
-                return_record_name=True,
-                return_record_name_override=True,
+            # fastavro types what it reads as any Avro value; a record schema reads a dict.
+            record = cast(
+                AvroRecord,
+                schemaless_reader(
+                    buffer,
+                    writer,
+                    reader,
+                    # Name the branch of the Transition union; keep [null, record] unions plain.
+                    return_record_name=True,
+                    return_record_name_override=True,
+                ),
             )
             value = self._from_avro(record)
         except EOFError as exc:

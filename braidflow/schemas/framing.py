@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Protocol
+from typing import Protocol, cast
 
 from fastavro import parse_schema
 
@@ -103,7 +103,8 @@ class ConfluentFraming:
             text = self._lookup(schema_id)
             if text is None:
                 raise CodecError(f"unknown writer schema: id {schema_id} is not in the registry")
-            schema = self._by_id[schema_id] = parse_schema(json.loads(text))
+            # fastavro types a parsed schema as any schema; a record schema parses to a dict.
+            schema = self._by_id[schema_id] = cast(Schema, parse_schema(json.loads(text)))
         return schema, _CONFLUENT_HEADER
 
 
