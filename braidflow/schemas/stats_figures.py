@@ -134,7 +134,12 @@ def quantiles(sketch: Mapping[str, Any]) -> dict[str, float | None]:
     read = BaseDDSketch(_MAPPING, store, DenseStore(), sketch.get("zero", 0))
     if read.count == 0:
         return {name: None for name, _ in QUANTILES}
-    return {name: round(read.get_quantile_value(q), 1) for name, q in QUANTILES}
+    figures: dict[str, float | None] = {}
+    for name, q in QUANTILES:
+        # ddsketch types a quantile float | None: None is an empty sketch's, returned above.
+        value = read.get_quantile_value(q)
+        figures[name] = None if value is None else round(value, 1)
+    return figures
 
 
 def view(bucket: Mapping[str, Any]) -> dict[str, Any]:
