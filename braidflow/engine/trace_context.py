@@ -17,7 +17,7 @@ import bisect
 import functools
 import hashlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from braidflow.engine import ids
@@ -82,11 +82,6 @@ def valid_traceparent(value: Any) -> str | None:
     return None if parsed is None else parsed.header
 
 
-# A node run's id is asked for by its task request, its events and its span: kept a while,
-# for the node runs of a loaded worker's executions in flight (the runtime bench's 1,000 at
-# once: 5 - 6 each). Every one kept takes some 300 bytes, and nothing asks for it once its
-# execution has ended: 16,384 of them held 5 MiB once parked executions had fired.
-@functools.lru_cache(maxsize=8_192)
 def derived_id(hex_digits: int, *parts: str) -> str:
     """An id of `hex_digits` hex digits derived from `parts`, never all zeros."""
     digest = hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:hex_digits]
@@ -103,6 +98,13 @@ class ExecutionTrace:
     span_id: str
     parent_span_id: str | None
     flags: str
+    # A node run's span id is asked for by its task request, its events and its span: kept
+    # with the trace, it lives as long as the trace's cache entry does (`_trace_of`), one an
+    # execution in flight, rather than in a cache of its own that 4,000 executions at once
+    # overflow (a sha256 each time).
+    _node_spans: dict[tuple[str, int], str] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     @staticmethod
     def of(execution_id: str, traceparent: str | None) -> ExecutionTrace:
@@ -116,7 +118,12 @@ class ExecutionTrace:
 
     def node_span_id(self, node_id: str, attempt: int) -> str:
         """The span of attempt `attempt` of node `node_id`."""
-        return derived_id(16, "node", self.execution_id, node_id, str(attempt))
+        key = (node_id, attempt)
+        span_id = self._node_spans.get(key)
+        if span_id is None:
+            span_id = derived_id(16, "node", self.execution_id, node_id, str(attempt))
+            self._node_spans[key] = span_id
+        return span_id
 
     def node_header(self, node_id: str, attempt: int) -> str:
         """The traceparent naming that node run's span as the parent."""
@@ -132,8 +139,8 @@ class ExecutionTrace:
 
 
 # Every step of an execution asks again; the hashes are most of a step's cost of traces.
-# One an execution in flight (the runtime bench's 4,000 at once fit); 16,384 ended ones held
-# 6 MiB once parked executions had fired.
+# One an execution in flight, with its node runs' span ids (the runtime bench's 4,000 at once
+# fit, in 5.4 MiB); 16,384 ended ones held 6 MiB once parked executions had fired.
 @functools.lru_cache(maxsize=4_096)
 def _trace_of(execution_id: str, traceparent: str | None) -> ExecutionTrace:
     incoming = parse_traceparent(traceparent)
@@ -148,7 +155,7 @@ def _trace_of(execution_id: str, traceparent: str | None) -> ExecutionTrace:
 
 def execution_trace(state: ExecutionState) -> ExecutionTrace:
     """The trace of the execution `state` holds."""
-    return ExecutionTrace.of(state.execution_id, state.traceparent)
+    return _trace_of(state.execution_id, state.traceparent)
 
 
 def record_traceparent(

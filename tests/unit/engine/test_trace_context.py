@@ -110,6 +110,15 @@ def test_span_ids_derive_from_the_execution_and_the_node_run() -> None:
     assert trace.node_header("a", 2) == f"00-{TRACE}-{trace.node_span_id('a', 2)}-01"
 
 
+def test_a_node_runs_span_id_is_derived_once_while_its_execution_is_in_flight() -> None:
+    # Every worker derives the same id; the one that asks again reuses it (no sha256 again).
+    trace = ExecutionTrace.of("ex-1", GIVEN)
+    first = trace.node_span_id("a", 1)
+    assert first == derived_id(16, "node", "ex-1", "a", "1")
+    assert ExecutionTrace.of("ex-1", GIVEN).node_span_id("a", 1) is first
+    assert trace.node_span_id("a", 2) == derived_id(16, "node", "ex-1", "a", "2")
+
+
 def test_without_a_traceparent_an_execution_roots_a_trace_of_its_own() -> None:
     trace = ExecutionTrace.of("ex-1", None)
     assert trace.parent_span_id is None
