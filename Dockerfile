@@ -12,8 +12,10 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 WORKDIR /app
 
 # Every dependency ships a manylinux wheel (rocksdict, confluent-kafka, the CEL
-# interpreter), so no compiler is needed. The package first, for layer caching.
-COPY pyproject.toml README.md ./
+# interpreter), so no compiler is needed. The package first, for layer caching. This
+# slim image has no C compiler, so setup.py installs braidflow's hot modules as pure
+# Python (docs/install.md); a build stage with gcc would compile them.
+COPY pyproject.toml setup.py README.md ./
 COPY braidflow ./braidflow
 RUN pip install .
 

@@ -15,6 +15,7 @@ import yaml
 from braidflow.client_audit import audit
 from braidflow.client_cli import COMMANDS, JSON_HELP, parse_json_option
 from braidflow.client_workflows import WORKFLOW_COMMANDS
+from braidflow.compiled import choose
 from braidflow.config import (
     BROKER_ENV,
     KAFKA_CONFIG_ENV,
@@ -344,6 +345,7 @@ def worker(loglevel: str, **options: Any) -> None:
     from braidflow.runtime import WorkerFailed, build_runtime
 
     settings = _settings(**options)
+    _say_if_pure()
     try:
         runtime = build_runtime(settings)
     except Exception as exc:
@@ -354,6 +356,14 @@ def worker(loglevel: str, **options: Any) -> None:
         runtime.run(loglevel)
     except WorkerFailed as exc:
         raise click.ClickException(str(exc)) from None
+
+
+def _say_if_pure() -> None:
+    """A worker whose hot modules run as Python says why (docs/install.md); a stale build
+    has said so at import already."""
+    build = choose()
+    if not build.compiled and not build.stale:
+        click.echo(f"braidflow: the engine and its codecs run {build.reason}", err=True)
 
 
 @main.command()
@@ -390,6 +400,7 @@ def dev(
     embedded = broker is None and not kafka_config
     # Dev defaults under the user's own settings: a BRAIDFLOW_* variable or option wins.
     settings = _settings(Settings().for_dev(embedded=embedded), broker=broker, **options)
+    _say_if_pure()
     try:
         run_dev(settings, embedded, examples, demo_port, loglevel)
     except (click.ClickException, WorkerFailed) as exc:

@@ -13,7 +13,6 @@ import faust
 import mode
 from aiohttp import web
 
-from braidflow.compiled import choose
 from braidflow.config import Settings
 from braidflow.connectors.alert_webhooks import AlertWebhooks
 from braidflow.connectors.api import Authentication, TokenVerifier, create_api
@@ -99,7 +98,6 @@ def build_runtime(
     """
     # Before the first Kafka client: its fetches are the large blocks the thresholds are for.
     fix_thresholds()
-    log.info("the engine and its codecs run %s", choose().reason)
     if not settings.authentication and (problem := off_problem(settings.api_host)):
         raise RuntimeError(problem)
     # A bearer credential that is not an API key: the identity provider's token, if set.

@@ -100,3 +100,17 @@ def test_an_install_with_a_c_compiler_runs_compiled() -> None:
         assert not build.compiled, build.reason
     else:
         assert build.compiled, build.reason
+
+
+def test_a_worker_says_why_its_modules_run_as_python_and_nothing_when_compiled(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from braidflow.cli import _say_if_pure
+
+    _say_if_pure()
+    said = capsys.readouterr().err
+    build = compiled.choose()
+    if build.compiled:
+        assert said == ""
+    else:
+        assert said == f"braidflow: the engine and its codecs run {build.reason}\n"
