@@ -8,6 +8,7 @@ from dataclasses import Field, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from braidflow import event_loop
 from braidflow.kafka_connection import KafkaConnection, kafka_connection
 
 
@@ -267,8 +268,13 @@ class Settings:
             "Least time between two fetches of the JWKS (an unknown key id refetches)."
         ),
     )
+    event_loop: str = field(
+        default="uvloop",
+        metadata=_about("The worker's event loop: uvloop (where installed) or asyncio."),
+    )
 
     def __post_init__(self) -> None:
+        event_loop.check(self.event_loop)
         if self.heartbeat_interval_s and self.heartbeat_interval_s >= self.session_timeout_s:
             # Every client refuses it, each in words of its own: say it once, by name.
             raise ValueError(

@@ -8,9 +8,15 @@ histograms are counted on the event loop's thread, without prometheus_client's l
 
 from __future__ import annotations
 
-from prometheus_client import Gauge
+from prometheus_client import Gauge, Info
 
 from braidflow.loop_metrics import LoopCounter, LoopHistogram
+
+WORKER = Info(
+    "braidflow_worker",
+    "How this worker runs: its event loop (uvloop, asyncio) and whether its hot modules are"
+    " compiled (compiled, pure; docs/install.md).",
+)
 
 TASKS_RUN = LoopCounter(
     "braidflow_tasks_run",

@@ -13,6 +13,8 @@ import faust
 import mode
 from aiohttp import web
 
+from braidflow import event_loop
+from braidflow.compiled import choose
 from braidflow.config import Settings
 from braidflow.connectors.alert_webhooks import AlertWebhooks
 from braidflow.connectors.api import Authentication, TokenVerifier, create_api
@@ -31,6 +33,7 @@ from braidflow.connectors.read_model_facts import adopt_cluster
 from braidflow.connectors.trace_settings import tracing_wanted
 from braidflow.engine.ids import execution_id_for
 from braidflow.fetch_stall import watch_stalls
+from braidflow.metrics import WORKER
 from braidflow.runtime.backend import RuntimeBackend
 from braidflow.runtime.collector import settle_collector
 from braidflow.runtime.malloc_trim import fix_thresholds, trim_every
@@ -107,6 +110,9 @@ def build_runtime(
 
         token_verifier = identity_provider(settings)
     _check_api_port(settings)
+    # Before the Faust app takes its loop, which every part of the worker then runs on.
+    loop = event_loop.use(settings.event_loop)
+    WORKER.info({"event_loop": loop, "modules": "compiled" if choose().compiled else "pure"})
     cluster_id = cluster_id_of(settings.kafka)
     if is_embedded_cluster(cluster_id):
         settings = settings.on_embedded_broker()

@@ -3,11 +3,12 @@ and the streams, the connectors and the event publisher (peers) never import eac
 
 Low to high:
 
-- foundation: the package root, `access`, `compiled`, `api_keys`, `config`, `kafka_connection`,
-  `kafka_reach`, `batch_take`, `fetch_stall`, `secrets`, `tasks`, `node_logs`, `metrics`,
-  `loop_metrics`, `tenants` (principals and roles, which modules run compiled, API keys,
-  settings, the Kafka connection and what its librdkafka readers share, secrets providers,
-  the task registry, metric definitions and the counters they are made of, tenants' names);
+- foundation: the package root, `access`, `compiled`, `api_keys`, `config`, `event_loop`,
+  `kafka_connection`, `kafka_reach`, `batch_take`, `fetch_stall`, `secrets`, `tasks`,
+  `node_logs`, `metrics`, `loop_metrics`, `tenants` (principals and roles, which modules run
+  compiled, API keys, settings, the worker's event loop, the Kafka connection and what its
+  librdkafka readers share, secrets providers, the task registry, metric definitions and the
+  counters they are made of, tenants' names);
 - `topology` (pure), then `engine` (pure, see test_purity.py);
 - `schemas`: record formats and codecs (Avro, dead letters, lifecycle headers, limits);
 - the edge, three peers that move records: `streams` (the Faust app and its agents),
@@ -40,6 +41,7 @@ LAYERS: list[tuple[str, frozenset[str]]] = [
                 "access",
                 "compiled",
                 "config",
+                "event_loop",
                 "kafka_connection",
                 "kafka_reach",
                 "batch_take",

@@ -10,6 +10,8 @@ import re
 import pytest
 from workers import Reply, WorkerApi, WorkerProcess
 
+from braidflow.compiled import choose
+
 GREET = """
 id: api-greet
 name: Greeter
@@ -166,3 +168,8 @@ def test_health_readiness_and_metrics(api: WorkerApi) -> None:
         re.MULTILINE,
     )
     assert applied and float(applied.group(1)) >= 1, metrics.body
+    # How the worker runs: on uvloop, and compiled where the install built the modules.
+    modules = "compiled" if choose().compiled else "pure"
+    assert (
+        f'braidflow_worker_info{{event_loop="uvloop",modules="{modules}"}} 1.0' in metrics.body
+    ), metrics.body
