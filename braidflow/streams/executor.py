@@ -1,4 +1,4 @@
-"""The executor: runs `task` and `http` nodes from the tasks topic, many at once, losing none.
+"""The executor: runs work nodes (task, http, and kinds added) from the tasks topic, losing none.
 
 Not a faust agent: an agent with concurrency > 1 can commit an offset past a
 record still in flight (faust issue #606), and a crash then loses it. Here an
@@ -132,6 +132,17 @@ class HttpNodeCaller(Protocol):
         ...
 
 
+class WorkRun(Protocol):
+    """How an executor performs one work node kind: the node's output for the request, or
+    NodeFailure (any other exception fails the node too, with its type and message). The
+    secrets the run may read come through `secrets` (resolved at the moment of use, taken
+    out of the output afterwards); what it logs goes to `node_log`."""
+
+    async def __call__(
+        self, request: TaskRequest, secrets: SecretScope, node_log: NodeLog
+    ) -> Any: ...
+
+
 class Executor:
     """Consumes the tasks topic in the group `{prefix}-executors` and runs what it reads.
 
@@ -140,7 +151,8 @@ class Executor:
     records that cannot be decoded. `secrets` gives the values of secrets (default: the
     environment, then `settings.secrets_dir`); `allowed_secrets` limits the ones a
     workflow of a department may use (the department's `credentials`); `send_logs`
-    delivers what a handler logged (None: it is not kept).
+    delivers what a handler logged (None: it is not kept). `task` and `http` nodes run
+    here; `kinds` adds the other work kinds this worker runs, by name.
     """
 
     def __init__(
@@ -155,6 +167,7 @@ class Executor:
         secrets: SecretsProvider | None = None,
         allowed_secrets: AllowedSecrets = every_secret,
         send_logs: SendLogs | None = None,
+        kinds: Mapping[str, WorkRun] | None = None,
     ) -> None:
         self._settings = settings
         self._secrets = secrets if secrets is not None else provider_for(settings.secrets_dir)
@@ -166,6 +179,11 @@ class Executor:
         self._send = send
         self._dead_letter = dead_letter
         self._send_logs = send_logs
+        self._kinds: dict[str, WorkRun] = {
+            "task": self._run_handler,
+            "http": self._call_http,
+            **(kinds or {}),
+        }
         self._clock = clock
         self._commits = Commits(self.group_id)
         self._running: set[asyncio.Task[None]] = set()
@@ -377,7 +395,7 @@ class Executor:
     async def _run(self, request: TaskRequest) -> tuple[Transition, bytes]:
         """Run one task; its result as the transition to send back, and its encoding (made
         once: for the size check, then sent)."""
-        kind = request.kind if request.kind in ("task", "http") else "unknown"
+        kind = request.kind if request.kind in self._kinds else "unknown"
         started = time.monotonic()
         secrets = self._secret_scope(request)
         node_log = NodeLog(self._clock, secrets.redaction.text)
@@ -449,18 +467,26 @@ class Executor:
         return self._registry.names()
 
     async def _perform(self, request: TaskRequest, secrets: SecretScope, node_log: NodeLog) -> Any:
-        if request.kind == "task":
-            return await self._run_handler(request, secrets, node_log)
-        if request.kind == "http":
-            if not isinstance(request.input, Mapping):
-                raise NodeFailure(
-                    "InvalidRequest", f"http node input is not an object: {request.input!r}"
-                )
-            params = resolve_references(request.input, secrets.lookup)
-            return await self._http.call(
-                params, request.timeout_ms, request.idempotency_key, request.traceparent
+        run = self._kinds.get(request.kind)
+        if run is None:
+            raise NodeFailure(
+                "UnknownKind",
+                f"this worker's executors run {', '.join(sorted(self._kinds))} nodes,"
+                f" not {request.kind!r}",
             )
-        raise NodeFailure("UnknownKind", f"executors run task and http nodes, not {request.kind!r}")
+        return await run(request, secrets, node_log)
+
+    async def _call_http(
+        self, request: TaskRequest, secrets: SecretScope, node_log: NodeLog
+    ) -> Any:
+        if not isinstance(request.input, Mapping):
+            raise NodeFailure(
+                "InvalidRequest", f"http node input is not an object: {request.input!r}"
+            )
+        params = resolve_references(request.input, secrets.lookup)
+        return await self._http.call(
+            params, request.timeout_ms, request.idempotency_key, request.traceparent
+        )
 
     async def _run_handler(
         self, request: TaskRequest, secrets: SecretScope, node_log: NodeLog
