@@ -58,8 +58,10 @@ class HttpNodeClient:
         timeout_ms: int | None,
         idempotency_key: str,
         traceparent: str | None = None,
+        max_body_bytes: int = MAX_BODY_BYTES,
     ) -> dict[str, Any]:
-        """Make the request an http node describes; NodeFailure when it does not succeed."""
+        """Make the request an http node describes; NodeFailure when it does not succeed
+        (a body over `max_body_bytes` among the reasons)."""
         if self._session is None:
             raise RuntimeError("HttpNodeClient.call before start()")
         method = str(params.get("method") or "GET").upper()
@@ -84,7 +86,7 @@ class HttpNodeClient:
                 timeout=aiohttp.ClientTimeout(total=timeout / 1000),
                 allow_redirects=True,
             ) as response:
-                text = await _read_text(response, f"{method} {url}")
+                text = await _read_text(response, f"{method} {url}", max_body_bytes)
         except TimeoutError:
             raise NodeFailure(
                 "TimeoutError", f"{method} {url}: no answer after {timeout}ms"
@@ -157,16 +159,14 @@ def _response_headers(headers: Mapping[str, str]) -> dict[str, str]:
     return joined
 
 
-async def _read_text(response: aiohttp.ClientResponse, request: str) -> str:
-    """The whole body as text, refusing more than MAX_BODY_BYTES."""
+async def _read_text(response: aiohttp.ClientResponse, request: str, limit: int) -> str:
+    """The whole body as text, refusing more than `limit` bytes."""
     chunks: list[bytes] = []
     size = 0
     async for chunk in response.content.iter_any():
         size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            raise NodeFailure(
-                "ResponseTooLarge", f"{request}: body larger than {MAX_BODY_BYTES} bytes"
-            )
+        if size > limit:
+            raise NodeFailure("ResponseTooLarge", f"{request}: body larger than {limit} bytes")
         chunks.append(chunk)
     raw = b"".join(chunks)
     try:

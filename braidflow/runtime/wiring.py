@@ -23,6 +23,7 @@ from braidflow.connectors.audit_index import AuditIndex, AuditProjection
 from braidflow.connectors.broker import bind_error, is_embedded_cluster
 from braidflow.connectors.dead_letter_index import DeadLetterIndex, DeadLetterProjection
 from braidflow.connectors.execution_index import ExecutionIndex, ExecutionProjection
+from braidflow.connectors.fetch_page import PageFetch
 from braidflow.connectors.http import HttpNodeClient
 from braidflow.connectors.lifecycle_feed import LifecycleFeed
 from braidflow.connectors.local_state import adopt_data_dir, cluster_id_of
@@ -165,6 +166,7 @@ def build_runtime(
             department
         ),
         send_logs=publisher.send_node_log,
+        kinds={"fetch_page": PageFetch(http)},
     )
     # Tasks of this worker's own partitions skip the tasks-topic hop (docs/concepts.md).
     outbox.on_task = executor.run_here

@@ -14,6 +14,7 @@ from braidflow.engine.nodes.base import NodeKind
 from braidflow.engine.nodes.decision import Decision
 from braidflow.engine.nodes.delay import Delay
 from braidflow.engine.nodes.end import End
+from braidflow.engine.nodes.fetch_page import FetchPage
 from braidflow.engine.nodes.foreach import Foreach
 from braidflow.engine.nodes.http import Http
 from braidflow.engine.nodes.join import Join
@@ -31,6 +32,7 @@ _BY_NAME: dict[str, type[NodeKind]] = {
     "decision": Decision,
     "delay": Delay,
     "end": End,
+    "fetch_page": FetchPage,
     "foreach": Foreach,
     "http": Http,
     "join": Join,

@@ -22,10 +22,10 @@ class Http(WorkKind):
     def request_input(self, draft: Draft, node: CompiledNode, scope: Mapping[str, Any]) -> Any:
         return {
             "method": node.node.params["method"],
-            "url": _rendered(node, "url", None, scope),
-            "headers": _rendered(node, "headers", {}, scope),
-            "query": _rendered(node, "query", {}, scope),
-            "body": _rendered(node, "body", None, scope),
+            "url": rendered_for_executor(node, "url", None, scope),
+            "headers": rendered_for_executor(node, "headers", {}, scope),
+            "query": rendered_for_executor(node, "query", {}, scope),
+            "body": rendered_for_executor(node, "body", None, scope),
             "expect_status": node.node.params.get("expect_status"),
         }
 
@@ -42,7 +42,10 @@ class Http(WorkKind):
         return super().patch_problem(node, given)
 
 
-def _rendered(node: CompiledNode, param: str, default: Any, scope: Mapping[str, Any]) -> Any:
+def rendered_for_executor(
+    node: CompiledNode, param: str, default: Any, scope: Mapping[str, Any]
+) -> Any:
+    """A param rendered for an executor: secret references kept, every other `$` doubled."""
     template = node.params.get(param)
     if template is None:
         return escape_dollars(node.node.params.get(param, default))

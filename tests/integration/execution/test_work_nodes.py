@@ -1,4 +1,5 @@
-"""Work nodes through the whole runtime: a task that raises, and http nodes against a real server."""
+"""Work nodes through the whole runtime: a task that raises, and http and fetch_page nodes against
+a real server."""
 
 from __future__ import annotations
 
@@ -41,6 +42,37 @@ edges:
   - {from: call, to: done}
 """
 
+PAGE = """
+id: work-page
+input:
+  type: object
+  required: [url]
+  properties:
+    url: {type: string}
+nodes:
+  - id: read
+    type: fetch_page
+    params:
+      url: "${input.url}"
+      headers: {X-Reader: braidflow}
+      select:
+        headline: h1
+        price: {css: "#price", attr: data-amount}
+        links: {css: "ul.docs a", attr: href, all: true}
+        missing: ".no-such-thing"
+  - id: done
+    type: end
+    params: {output: "${nodes.read.output}"}
+edges:
+  - {from: read, to: done}
+"""
+
+RELEASE_PAGE = """<!doctype html><html><head><title> Release  4.2 </title></head><body>
+<h1>Braidflow   <em>4.2</em> is out</h1>
+<p id="price" data-amount="0">free</p>
+<ul class="docs"><li><a href="/install">Install</a></li><li><a href="/format">Format</a></li></ul>
+</body></html>"""
+
 SLOW_S = 1.5  # well past the node's 300ms
 
 
@@ -58,7 +90,13 @@ def server(background_loop: BackgroundLoop) -> Iterator[str]:
         await asyncio.sleep(SLOW_S)
         return web.json_response({"late": True})
 
+    async def page(request: web.Request) -> web.Response:
+        if request.headers.get("X-Reader") != "braidflow":
+            return web.Response(status=403, text="readers only")
+        return web.Response(text=RELEASE_PAGE, content_type="text/html")
+
     app = web.Application()
+    app.router.add_get("/page", page)
     app.router.add_get("/ok", ok)
     app.router.add_get("/broken", broken)
     app.router.add_get("/slow", slow)
@@ -70,7 +108,7 @@ def server(background_loop: BackgroundLoop) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def worker(shared_worker: WorkerProcess) -> WorkerProcess:
-    for definition in (FAILING, CALL):
+    for definition in (FAILING, CALL, PAGE):
         reply = shared_worker.api.deploy(definition)
         assert reply.status == 201, reply
     return shared_worker
@@ -125,3 +163,39 @@ def test_an_http_node_past_its_timeout_fails_with_a_timeout(
     [call] = [n for n in execution["nodes"] if n["node_id"] == "call"]
     # Failed at the deadline, not when the server finally answered.
     assert call["duration_ms"] < SLOW_S * 1000, call
+
+
+def test_a_fetch_page_node_picks_the_selected_fields(worker: WorkerProcess, server: str) -> None:
+    execution_id = worker.api.start("work-page", {"url": f"{server}/page"})
+    execution = worker.wait_until_finished([execution_id])[execution_id]
+    assert execution["status"] == "completed", execution
+    assert execution["output"] == {
+        "status": 200,
+        "title": "Release 4.2",
+        "fields": {
+            "headline": "Braidflow 4.2 is out",
+            "price": "0",
+            "links": ["/install", "/format"],
+            "missing": None,
+        },
+    }
+
+
+def test_a_fetch_page_node_answered_with_a_5xx_fails_as_an_http_node_does(
+    worker: WorkerProcess, server: str
+) -> None:
+    execution_id = worker.api.start("work-page", {"url": f"{server}/broken"})
+    execution = worker.wait_until_finished([execution_id])[execution_id]
+    assert execution["status"] == "failed", execution
+    assert (execution["error"]["type"], execution["error"]["node_id"]) == ("http.5xx", "read")
+
+
+def test_a_fetch_page_node_with_a_broken_selector_is_refused_at_deploy(
+    worker: WorkerProcess,
+) -> None:
+    broken = PAGE.replace("id: work-page", "id: work-page-broken").replace(
+        "headline: h1", 'headline: "h1[["'
+    )
+    reply = worker.api.deploy(broken)
+    assert reply.status == 400, reply
+    assert "node 'read': params.select.headline: 'h1[[' is not a CSS selector" in str(reply.body)

@@ -19,7 +19,7 @@ from braidflow.topology import (
     load_workflow,
     validate_text,
 )
-from braidflow.topology.kinds import NODE_TYPES, WAIT_TYPES
+from braidflow.topology.kinds import KINDS, NODE_TYPES, WAIT_TYPES
 from braidflow.topology.model import DEFAULT_CHOICES
 
 # The node kinds and the shared dataclasses
@@ -39,9 +39,7 @@ def test_an_unknown_type_lists_foreach_among_the_known_ones() -> None:
     assert validate_text(text) == [
         Problem(
             "node 'each'",
-            "unknown type 'forall'; did you mean 'foreach'? (known: approval, decision, delay,"
-            " end, foreach, http, join, loop, parallel, publish, subworkflow, task, transform,"
-            " wait_event)",
+            f"unknown type 'forall'; did you mean 'foreach'? (known: {', '.join(sorted(KINDS))})",
         ),
     ]
 

@@ -12,7 +12,11 @@ from onboarding_definition import ONBOARDING, edge, edited, node
 
 from braidflow.cli import main
 from braidflow.topology import Problem, load_workflow, validate_text
+from braidflow.topology.kinds import ERROR_EDGE_SOURCES
 from braidflow.topology.mermaid import mermaid
+
+*_OTHERS, _LAST = sorted(ERROR_EDGE_SOURCES)
+ONLY_FAILING_NODES = f"`on_error` edges leave only {', '.join(_OTHERS)} or {_LAST} nodes"
 
 # Graph analysis: an on_error edge makes a branch point
 
@@ -55,6 +59,7 @@ def test_the_flowchart_labels_on_error_edges_and_names_the_new_types() -> None:
     [
         ("task", {"handler": "h.work"}),
         ("http", {"method": "GET", "url": "http://example.test"}),
+        ("fetch_page", {"url": "http://example.test", "select": {"title": "h1"}}),
         ("transform", {"set": {"a": 1}}),
         ("wait_event", {"type": "x.happened"}),
         ("delay", {"for": "1s"}),
@@ -106,8 +111,7 @@ edges:
     assert validate_text(text) == [
         Problem(
             "edge 'src -> failed'",
-            "`on_error` edges leave only approval, delay, foreach, http, loop, subworkflow, task,"
-            " transform or wait_event nodes",
+            ONLY_FAILING_NODES,
         ),
         *extra,
     ]
@@ -121,8 +125,7 @@ def test_an_on_error_edge_out_of_an_end_is_refused() -> None:
     assert validate_text(edited(change)) == [
         Problem(
             "edge 'done -> after'",
-            "`on_error` edges leave only approval, delay, foreach, http, loop, subworkflow, task,"
-            " transform or wait_event nodes",
+            ONLY_FAILING_NODES,
         ),
         Problem("node 'done'", "is an end but has outgoing edges"),
     ]

@@ -11,6 +11,7 @@ from braidflow.engine import ExecutionState
 from braidflow.engine.dry_run import dry_run, parse_answers
 from braidflow.topology import Problem, compile_workflow, validate_text
 from braidflow.topology.handler_names import misspelt_handlers
+from braidflow.topology.kinds import KINDS
 from braidflow.topology.suggestions import closest, did_you_mean
 
 CHAIN = """
@@ -48,9 +49,8 @@ def test_an_unknown_type_suggests_the_known_one_and_adds_no_follow_on_problem() 
     assert validate_text(text) == [
         Problem(
             "node 'shape'",
-            "unknown type 'tansform'; did you mean 'transform'? (known: approval, decision, delay,"
-            " end, foreach, http, join, loop, parallel, publish, subworkflow, task, transform,"
-            " wait_event)",
+            "unknown type 'tansform'; did you mean 'transform'?"
+            f" (known: {', '.join(sorted(KINDS))})",
         )
     ]
 

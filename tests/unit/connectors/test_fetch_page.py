@@ -1,0 +1,71 @@
+"""What a fetch_page node picks out of a page, with plain HTML."""
+
+from __future__ import annotations
+
+import pytest
+
+from braidflow.connectors.fetch_page import picked
+from braidflow.topology import DefinitionError, load_workflow
+
+PAGE = """<html><head><title>  Shop
+ front </title></head><body>
+<h2 class="item">  Tea
+  pot </h2><h2 class="item">Cup</h2>
+<a class="more btn" href="/more" rel="next">More</a>
+</body></html>"""
+
+
+def test_the_first_match_text_collapsed_every_match_attributes_and_misses() -> None:
+    select = {
+        "first": "h2.item",
+        "names": {"css": "h2.item", "all": True},
+        "link": {"css": "a", "attr": "href"},
+        "classes": {"css": "a", "attr": "class"},
+        "absent_attr": {"css": "a", "attr": "title"},
+        "none": "table td",
+        "none_all": {"css": "table td", "all": True},
+    }
+    assert picked(PAGE, select) == {
+        "title": "Shop front",
+        "fields": {
+            "first": "Tea pot",
+            "names": ["Tea pot", "Cup"],
+            "link": "/more",
+            "classes": "more btn",
+            "absent_attr": None,
+            "none": None,
+            "none_all": [],
+        },
+    }
+
+
+def test_a_page_without_markup_or_title() -> None:
+    assert picked("", {"x": "p"}) == {"title": None, "fields": {"x": None}}
+
+
+def _definition(select: str) -> str:
+    return f"""
+id: pages
+nodes:
+  - id: read
+    type: fetch_page
+    params: {{url: "https://example.com", select: {select}}}
+  - id: done
+    type: end
+edges:
+  - {{from: read, to: done}}
+"""
+
+
+def test_selectors_are_checked_at_validation_naming_node_and_field() -> None:
+    load_workflow(_definition('{a: "div > p:nth-child(2)", b: {css: "a", attr: href}}'))
+    with pytest.raises(DefinitionError) as refused:
+        load_workflow(_definition('{good: "p", bad: "p[["}'))
+    [problem] = refused.value.problems
+    assert problem.where == "node 'read'"
+    assert problem.message.startswith("params.select.bad: 'p[[' is not a CSS selector")
+
+
+def test_select_must_name_at_least_one_field() -> None:
+    with pytest.raises(DefinitionError, match="select"):
+        load_workflow(_definition("{}"))
