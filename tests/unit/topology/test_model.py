@@ -40,7 +40,7 @@ def test_an_unknown_type_lists_foreach_among_the_known_ones() -> None:
         Problem(
             "node 'each'",
             "unknown type 'forall'; did you mean 'foreach'? (known: approval, decision, delay,"
-            " end, foreach, http, join, loop, parallel, publish, subworkflow, task, transform,"
+            " end, foreach, http, join, llm, loop, parallel, publish, subworkflow, task, transform,"
             " wait_event)",
         ),
     ]

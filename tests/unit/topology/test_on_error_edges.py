@@ -106,7 +106,7 @@ edges:
     assert validate_text(text) == [
         Problem(
             "edge 'src -> failed'",
-            "`on_error` edges leave only approval, delay, foreach, http, loop, subworkflow, task,"
+            "`on_error` edges leave only approval, delay, foreach, http, llm, loop, subworkflow, task,"
             " transform or wait_event nodes",
         ),
         *extra,
@@ -121,7 +121,7 @@ def test_an_on_error_edge_out_of_an_end_is_refused() -> None:
     assert validate_text(edited(change)) == [
         Problem(
             "edge 'done -> after'",
-            "`on_error` edges leave only approval, delay, foreach, http, loop, subworkflow, task,"
+            "`on_error` edges leave only approval, delay, foreach, http, llm, loop, subworkflow, task,"
             " transform or wait_event nodes",
         ),
         Problem("node 'done'", "is an end but has outgoing edges"),

@@ -49,7 +49,7 @@ def test_an_unknown_type_suggests_the_known_one_and_adds_no_follow_on_problem() 
         Problem(
             "node 'shape'",
             "unknown type 'tansform'; did you mean 'transform'? (known: approval, decision, delay,"
-            " end, foreach, http, join, loop, parallel, publish, subworkflow, task, transform,"
+            " end, foreach, http, join, llm, loop, parallel, publish, subworkflow, task, transform,"
             " wait_event)",
         )
     ]
