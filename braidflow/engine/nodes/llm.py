@@ -31,3 +31,11 @@ class Llm(WorkKind):
         }
         request.update((name, params[name]) for name in _PLAIN if name in params)
         return request
+
+    def patch_problem(self, node: CompiledNode, given: Any) -> str | None:
+        # The connection is the credential: a redrive may change what is asked, not whose key
+        # asks it (an operator must not gain a credential), as an http node keeps its secrets.
+        own = node.node.params["connection"]
+        if not isinstance(given, Mapping) or given.get("connection") != own:
+            return f"a patched input of node {node.id!r} must keep its connection, {own!r}"
+        return super().patch_problem(node, given)

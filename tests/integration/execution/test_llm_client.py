@@ -53,9 +53,14 @@ def scope(allowed: SecretsAllowed | None = None) -> SecretScope:
     return SecretScope(EnvironmentSecrets(ENVIRON), allowed=allowed or SecretsAllowed())
 
 
+SPAN = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+
+
 def task(timeout_ms: int | None = 5_000, **params: Any) -> TaskRequest:
     given = {"connection": "local", "model": "tiny-1", "output": "text"} | params
-    return TaskRequest("e1", "wf", "ask", "llm", 1, "e1:ask:1", 0, given, None, timeout_ms)
+    return TaskRequest(
+        "e1", "wf", "ask", "llm", 1, "e1:ask:1", 0, given, None, timeout_ms, traceparent=SPAN
+    )
 
 
 def script(steps: str) -> str:
@@ -84,6 +89,7 @@ async def test_a_text_answer_comes_with_the_model_usage_and_finish_reason(
     assert seen.headers["authorization"] == f"Bearer {KEY}"
     assert seen.headers["idempotency-key"] == "e1:ask:1"
     assert seen.headers["x-team"] == "support"
+    assert seen.headers["traceparent"] == SPAN
     assert seen.body == {
         "model": "tiny-1",
         "messages": [
@@ -156,11 +162,14 @@ async def test_a_429_waits_its_retry_after_then_asks_again_under_the_same_key(
 ) -> None:
     server, _ = chat
     prompt = script("429:1 then text:ok")
+    node_log = NodeLog(lambda: 0)
     started = time.monotonic()
-    output = await run(client, task(prompt=prompt))
+    output = await client.run(task(prompt=prompt), scope(), node_log)
     assert output["answer"] == "ok"
     assert time.monotonic() - started >= 1.0
     assert [s.headers["idempotency-key"] for s in server.seen(prompt)] == ["e1:ask:1"] * 2
+    [line] = node_log.close()
+    assert (line.level, line.message.endswith("answered 429; waiting 1 s")) == ("warning", True)
 
 
 async def test_a_429_asking_longer_than_the_attempt_has_fails_at_once_as_rate_limited(

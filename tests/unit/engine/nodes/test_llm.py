@@ -9,6 +9,8 @@ import pytest
 from engine_driver import of_type, workflow
 
 from braidflow.engine import StartExecution, TaskRequest, step
+from braidflow.engine.messages import NodeError, NodeFailed, RedriveNode
+from braidflow.engine.step import StepResult
 from braidflow.topology import DefinitionError, load_workflow
 
 T0 = 1_795_000_000_000
@@ -84,3 +86,21 @@ def test_a_prompt_may_not_name_a_secret() -> None:
 
 def test_a_temperature_past_two_is_refused() -> None:
     assert "temperature" in problems(**BASE, temperature=3)
+
+
+def test_a_redrive_may_patch_the_prompt_never_the_connection() -> None:
+    wf = workflow(definition(**BASE))
+    started = step(wf, None, StartExecution("s", "ex", T0, "ask", 1, INPUT))
+    [request] = of_type(started.outgoing, TaskRequest)
+    error = NodeError("llm.5xx", "down")
+    state = step(wf, started.state, NodeFailed("f", "ex", T0 + 1, "ask", 1, error)).state
+
+    def redriven(patched: Any) -> StepResult:
+        return step(wf, state, RedriveNode("r", "ex", T0 + 2, "ask", "ops", patched))
+
+    reworded = {**request.input, "prompt": "Label, briefly: x"}
+    [sent] = of_type(redriven(reworded).outgoing, TaskRequest)
+    assert sent.input == reworded
+    elsewhere = redriven({**request.input, "connection": "finance-openai"})
+    assert elsewhere.outgoing == ()
+    assert elsewhere.ignored == "a patched input of node 'ask' must keep its connection, 'openai'"
