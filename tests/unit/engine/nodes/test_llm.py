@@ -3,11 +3,15 @@ validation, and its task request carries the rendered prompt and the connection'
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 from engine_driver import of_type, workflow
 
+from braidflow.cli import main
 from braidflow.engine import StartExecution, TaskRequest, step
 from braidflow.engine.messages import NodeError, NodeFailed, RedriveNode
 from braidflow.engine.step import StepResult
@@ -104,3 +108,15 @@ def test_a_redrive_may_patch_the_prompt_never_the_connection() -> None:
     elsewhere = redriven({**request.input, "connection": "finance-openai"})
     assert elsewhere.outgoing == ()
     assert elsewhere.ignored == "a patched input of node 'ask' must keep its connection, 'openai'"
+
+
+def test_a_dry_run_shows_the_connection_and_model_asked(tmp_path: Path) -> None:
+    path = tmp_path / "ask.yaml"
+    path.write_text(definition(**BASE))
+    answers = tmp_path / "answers.yaml"
+    answers.write_text("ask: {answer: bug, model: gpt-4o-mini, usage: {total_tokens: 9}}\n")
+    given = ["--input", json.dumps(INPUT), "--answers", str(answers)]
+    result = CliRunner().invoke(main, ["dry-run", str(path), *given])
+    assert result.exit_code == 0, result.output
+    assert "-> llm openai gpt-4o-mini input {" in result.output
+    assert 'output: {"a": "bug"}' in result.output
