@@ -186,11 +186,14 @@ class LlmClient:
                 )
                 left_s = _left_s(deadline)
                 if waits >= RATE_LIMIT_WAITS or wait_s >= left_s:
-                    why = "waited out" if waits >= RATE_LIMIT_WAITS else "longer than the attempt"
+                    why = (
+                        f"{waits} waits already"
+                        if waits >= RATE_LIMIT_WAITS
+                        else f"the attempt has {max(left_s, 0):.1f} s left"
+                    )
                     raise NodeFailure(
                         "llm.rate_limited",
-                        f"{where} answered 429 {waits + 1} times (Retry-After {wait_s:g} s;"
-                        f" {why}): {_snippet(text)}",
+                        f"{where} answered 429 (Retry-After {wait_s:g} s; {why}): {_snippet(text)}",
                     )
                 waits += 1
                 node_log.add("warning", f"{where} answered 429; waiting {wait_s:g} s")

@@ -182,7 +182,7 @@ async def test_a_429_asking_longer_than_the_attempt_has_fails_at_once_as_rate_li
         await run(client, task(timeout_ms=2_000, prompt=prompt))
     assert time.monotonic() - started < 1.0
     assert failed.value.type == "llm.rate_limited"
-    assert "Retry-After 30 s" in failed.value.message
+    assert "Retry-After 30 s; the attempt has " in failed.value.message
     assert len(server.seen(prompt)) == 1
 
 
@@ -194,6 +194,7 @@ async def test_429s_are_waited_out_a_few_times_only(
     with pytest.raises(NodeFailure) as failed:
         await run(client, task(prompt=prompt))
     assert failed.value.type == "llm.rate_limited"
+    assert "3 waits already" in failed.value.message
     assert len(server.seen(prompt)) == 4  # the first and three waited out
 
 
