@@ -20,6 +20,7 @@ those, the answer is cut and its finish reason is `length`. Every request is rec
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import threading
@@ -137,3 +138,16 @@ def _error(
     return web.Response(
         status=status, text=json.dumps(payload), content_type="application/json", headers=headers
     )
+
+
+def main() -> None:
+    """Serve the endpoint on 127.0.0.1 by itself, to try llm nodes offline (docs/llm.md)."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, default=8091)
+    parser.add_argument("--key", help="the key a request must bear (default: none)")
+    given = parser.parse_args()
+    web.run_app(ChatServer(given.key).app(), host="127.0.0.1", port=given.port)
+
+
+if __name__ == "__main__":
+    main()
