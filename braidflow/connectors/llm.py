@@ -132,7 +132,7 @@ class LlmClient:
         if (wanted := response_format(output)) is not None:
             body["response_format"] = wanted
         usage: dict[str, int] = {}
-        problem = ""
+        problem: str | None = None
         for asked in range(1 + ASKED_AGAIN):
             key = (
                 request.idempotency_key if asked == 0 else f"{request.idempotency_key}.{asked + 1}"
@@ -144,6 +144,8 @@ class LlmClient:
             value, problem = read_answer(answer.content, output)
             if problem is None:
                 return _output(value, answer, usage)
+            if asked == ASKED_AGAIN:
+                break
             node_log.add("warning", f"{problem}; asking again")
             body["messages"] = [
                 *body["messages"],
@@ -151,7 +153,7 @@ class LlmClient:
                 {"role": "user", "content": asked_again(problem)},
             ]
         raise NodeFailure(
-            "llm.invalid_answer", f"asked {1 + ASKED_AGAIN} times, the last answer: {problem}"
+            "llm.invalid_answer", f"asked {1 + ASKED_AGAIN} times; the last time {problem}"
         )
 
     async def _complete(
