@@ -256,6 +256,16 @@ def _describe(transition: Transition, result: StepResult) -> str:
     return f"{text}  [ignored: {result.ignored}]" if result.ignored else text
 
 
+def _target(request: TaskRequest) -> str:
+    """Where a dry run's task request goes: its handler, its http call, its llm connection."""
+    given = request.input
+    if request.kind == "http":
+        return f"{given['method']} {given['url']}"
+    if request.kind == "llm":
+        return f"{given['connection']} {given['model']}"
+    return request.handler or request.node_id
+
+
 def _effects(result: StepResult) -> list[str]:
     lines = []
     following = [o.node_id for o in result.outgoing if isinstance(o, RunNode)]
@@ -266,9 +276,8 @@ def _effects(result: StepResult) -> list[str]:
     completed = None
     for out in result.outgoing:
         if isinstance(out, TaskRequest):
-            target = out.handler or f"{out.input['method']} {out.input['url']}"
             lines.append(
-                f"-> {out.kind} {target} input {_json(out.input)} key {out.idempotency_key}"
+                f"-> {out.kind} {_target(out)} input {_json(out.input)} key {out.idempotency_key}"
             )
         elif isinstance(out, LifecycleEvent) and out.type in ("node.skipped", "node.failed"):
             lines.append(f"{out.type} {out.node_id}")

@@ -51,6 +51,7 @@ MODULES: tuple[str, ...] = (
     "braidflow.engine.nodes.foreach",
     "braidflow.engine.nodes.http",
     "braidflow.engine.nodes.join",
+    "braidflow.engine.nodes.llm",
     "braidflow.engine.nodes.loop",
     "braidflow.engine.nodes.parallel",
     "braidflow.engine.nodes.publish",

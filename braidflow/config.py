@@ -213,6 +213,13 @@ class Settings:
             " volume); BRAIDFLOW_SECRET_<NAME> variables come first (docs/secrets.md)."
         ),
     )
+    connections: Path | None = field(
+        default=None,
+        metadata=_about(
+            "YAML file naming the endpoints of llm nodes: `name: {url, key: ${secrets.NAME},"
+            " headers, query}` (docs/llm.md)."
+        ),
+    )
     clock_offset_file: Path | None = field(
         default=None, metadata=_about("File holding a clock offset (tests).")
     )

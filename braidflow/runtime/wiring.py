@@ -26,6 +26,8 @@ from braidflow.connectors.execution_index import ExecutionIndex, ExecutionProjec
 from braidflow.connectors.fetch_page import PageFetch
 from braidflow.connectors.http import HttpNodeClient
 from braidflow.connectors.lifecycle_feed import LifecycleFeed
+from braidflow.connectors.llm import LlmClient
+from braidflow.connectors.llm_connections import load_connections
 from braidflow.connectors.local_state import adopt_data_dir, cluster_id_of
 from braidflow.connectors.metrics import observe_step
 from braidflow.connectors.node_log_index import NodeLogIndex, NodeLogProjection
@@ -111,6 +113,8 @@ def build_runtime(
 
         token_verifier = identity_provider(settings)
     _check_api_port(settings)
+    # Before Kafka: a mistake in the file stops the start naming the file and the field.
+    llm = LlmClient(load_connections(settings.connections))
     # Before the Faust app takes its loop, which every part of the worker then runs on.
     loop = event_loop.use(settings.event_loop)
     WORKER.info({"event_loop": loop, "modules": "compiled" if choose().compiled else "pure"})
@@ -166,7 +170,7 @@ def build_runtime(
             department
         ),
         send_logs=publisher.send_node_log,
-        kinds={"fetch_page": PageFetch(http)},
+        kinds={"fetch_page": PageFetch(http), "llm": llm.run},
     )
     # Tasks of this worker's own partitions skip the tasks-topic hop (docs/concepts.md).
     outbox.on_task = executor.run_here
@@ -373,6 +377,7 @@ def build_runtime(
                     settings.api_url,
                 )
             await http.start()
+            await llm.start()
             await results.start()
             await executor.start()
             self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
@@ -421,6 +426,7 @@ def build_runtime(
             await executor.stop()
             await results.stop()
             await http.stop()
+            await llm.stop()
             if keys is not None:
                 await keys.stop()
             await catalog.stop()

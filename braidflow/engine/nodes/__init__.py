@@ -18,6 +18,7 @@ from braidflow.engine.nodes.fetch_page import FetchPage
 from braidflow.engine.nodes.foreach import Foreach
 from braidflow.engine.nodes.http import Http
 from braidflow.engine.nodes.join import Join
+from braidflow.engine.nodes.llm import Llm
 from braidflow.engine.nodes.loop import Loop
 from braidflow.engine.nodes.parallel import Parallel
 from braidflow.engine.nodes.publish import Publish
@@ -36,6 +37,7 @@ _BY_NAME: dict[str, type[NodeKind]] = {
     "foreach": Foreach,
     "http": Http,
     "join": Join,
+    "llm": Llm,
     "loop": Loop,
     "parallel": Parallel,
     "publish": Publish,

@@ -1,0 +1,41 @@
+"""The `llm` node: an executor asks the node's connection for a chat completion.
+
+The request names the connection; the executor finds its endpoint and key, so neither is
+ever in the execution's state or the task request.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from braidflow.engine.nodes.work import WorkKind
+from braidflow.topology.workflow import CompiledNode
+
+if TYPE_CHECKING:
+    from braidflow.engine.step import Draft
+
+# Sent as the definition gives them; absent ones are left to the endpoint's defaults.
+_PLAIN = ("temperature", "max_tokens")
+
+
+class Llm(WorkKind):
+    def request_input(self, draft: Draft, node: CompiledNode, scope: Mapping[str, Any]) -> Any:
+        params = node.node.params
+        request = {
+            "connection": params["connection"],
+            "model": params["model"],
+            "prompt": draft.render(node, "prompt", scope=scope),
+            "system": draft.render(node, "system", scope=scope),
+            "output": params.get("output", "text"),
+        }
+        request.update((name, params[name]) for name in _PLAIN if name in params)
+        return request
+
+    def patch_problem(self, node: CompiledNode, given: Any) -> str | None:
+        # The connection is the credential: a redrive may change what is asked, not whose key
+        # asks it (an operator must not gain a credential), as an http node keeps its secrets.
+        own = node.node.params["connection"]
+        if not isinstance(given, Mapping) or given.get("connection") != own:
+            return f"a patched input of node {node.id!r} must keep its connection, {own!r}"
+        return super().patch_problem(node, given)

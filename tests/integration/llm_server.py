@@ -1,0 +1,153 @@
+"""An OpenAI-compatible chat-completions endpoint for the tests: deterministic, offline.
+
+`POST /v1/chat/completions` answers by a script the prompt (the first user message) carries
+after a ` | `: steps joined by ` then `, the n-th request with that prompt taking the n-th
+step (the last one repeats). So a test writes what the model does, and a unique text before
+the ` | ` keeps its count apart from other tests':
+
+    "t-41 | text:Hello there"            answers "Hello there"
+    "t-42 | json:{\"label\": \"bug\"}"    answers that text (the node parses it)
+    "t-43 | malformed then json:{...}"   a broken JSON first, the JSON asked again
+    "t-44 | 429:1 then text:ok"         429 with Retry-After: 1, then "ok"
+    "t-45 | 500 then text:ok"            500, then "ok" (the node's retry asks again)
+    "t-46 | slow:2 then text:ok"         answers after 2 s
+
+A prompt without ` | ` is answered `echo: <prompt>`. Usage counts words: the prompt tokens
+are the words of every message, the completion tokens the answer's; with `max_tokens` below
+those, the answer is cut and its finish reason is `length`. Every request is recorded
+(`requests`). With a `key`, a request without `Authorization: Bearer <key>` gets a 401.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import threading
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+SCRIPT = " | "
+STEP = " then "
+
+
+@dataclass(frozen=True)
+class Seen:
+    """One request the server received: its headers (names lower-cased) and its JSON body."""
+
+    headers: dict[str, str]
+    body: dict[str, Any]
+
+    @property
+    def prompt(self) -> str:
+        return next(m["content"] for m in self.body["messages"] if m["role"] == "user")
+
+
+class ChatServer:
+    """The endpoint's state: what it was asked, and how often each prompt."""
+
+    def __init__(self, key: str | None = None) -> None:
+        self.key = key
+        self.requests: list[Seen] = []
+        self._asked: Counter[str] = Counter()
+        self._lock = threading.Lock()
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_post("/v1/chat/completions", self._complete)
+        return app
+
+    def seen(self, marker: str) -> list[Seen]:
+        """The requests whose prompt holds `marker`, in the order they came."""
+        with self._lock:
+            return [s for s in self.requests if marker in s.prompt]
+
+    async def _complete(self, request: web.Request) -> web.Response:
+        if self.key is not None and request.headers.get("Authorization") != f"Bearer {self.key}":
+            return _error(401, "invalid_api_key", "Incorrect API key provided")
+        body = await request.json()
+        seen = Seen({k.lower(): v for k, v in request.headers.items()}, body)
+        with self._lock:
+            self.requests.append(seen)
+            n = self._asked[seen.prompt]
+            self._asked[seen.prompt] += 1
+        step = _step(seen.prompt, n)
+        if step == "500":
+            return _error(500, "server_error", "The server had an error")
+        if step.startswith("429"):
+            wait = step.partition(":")[2]
+            headers = {"Retry-After": wait} if wait else {}
+            return _error(429, "rate_limit_exceeded", "Rate limit reached", headers)
+        if step.startswith("slow:"):
+            await asyncio.sleep(float(step.partition(":")[2]))
+            step = "text:late"
+        return web.json_response(_completion(body, _content(step, seen.prompt)))
+
+
+def _step(prompt: str, n: int) -> str:
+    if SCRIPT not in prompt:
+        return "echo"
+    steps = prompt.partition(SCRIPT)[2].split(STEP)
+    return steps[min(n, len(steps) - 1)].strip()
+
+
+def _content(step: str, prompt: str) -> str:
+    if step == "malformed":
+        return '{"answer": '
+    kind, _, rest = step.partition(":")
+    if kind in ("text", "json"):
+        return rest
+    return f"echo: {prompt}"
+
+
+def _completion(body: dict[str, Any], content: str) -> dict[str, Any]:
+    words = content.split(" ")
+    limit = body.get("max_tokens")
+    finish = "stop"
+    if isinstance(limit, int) and len(words) > limit:
+        content, finish = " ".join(words[:limit]), "length"
+    prompt_tokens = sum(len(str(m.get("content", "")).split()) for m in body["messages"])
+    completion_tokens = len(content.split())
+    return {
+        "id": "chatcmpl-test",
+        "object": "chat.completion",
+        "created": 0,
+        "model": body.get("model"),
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": content},
+                "finish_reason": finish,
+            }
+        ],
+        "usage": {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+        },
+    }
+
+
+def _error(
+    status: int, code: str, message: str, headers: dict[str, str] | None = None
+) -> web.Response:
+    payload = {"error": {"message": message, "type": code, "code": code}}
+    return web.Response(
+        status=status, text=json.dumps(payload), content_type="application/json", headers=headers
+    )
+
+
+def main() -> None:
+    """Serve the endpoint on 127.0.0.1 by itself, to try llm nodes offline (docs/llm.md)."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, default=8091)
+    parser.add_argument("--key", help="the key a request must bear (default: none)")
+    given = parser.parse_args()
+    web.run_app(ChatServer(given.key).app(), host="127.0.0.1", port=given.port)
+
+
+if __name__ == "__main__":
+    main()

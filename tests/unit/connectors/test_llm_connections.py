@@ -1,0 +1,95 @@
+"""The connections file of llm nodes: what it may hold, and errors that name the file and field."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from braidflow.connectors.llm_connections import (
+    Connection,
+    ConnectionsError,
+    load_connections,
+    parse_connections,
+)
+
+ROOT = Path(__file__).parents[3]
+
+
+def refusal(text: str) -> str:
+    with pytest.raises(ConnectionsError) as refused:
+        parse_connections(text, "conn.yaml")
+    return str(refused.value)
+
+
+def test_a_file_names_endpoints_their_key_headers_and_query() -> None:
+    text = """
+openai:
+  url: https://api.openai.com/v1/
+  key: ${secrets.OPENAI_API_KEY}
+azure:
+  url: https://r.openai.azure.com/openai/deployments/gpt
+  headers: {api-key: "${secrets.AZURE_KEY}"}
+  query: {api-version: "2024-10-21"}
+"""
+    assert parse_connections(text, "conn.yaml") == {
+        "openai": Connection("openai", "https://api.openai.com/v1", "${secrets.OPENAI_API_KEY}"),
+        "azure": Connection(
+            "azure",
+            "https://r.openai.azure.com/openai/deployments/gpt",
+            None,
+            {"api-key": "${secrets.AZURE_KEY}"},
+            {"api-version": "2024-10-21"},
+        ),
+    }
+
+
+def test_no_file_and_an_empty_file_give_no_connections(tmp_path: Path) -> None:
+    assert load_connections(None) == {}
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("")
+    assert load_connections(empty) == {}
+
+
+def test_a_key_written_out_is_refused_naming_the_file_and_field() -> None:
+    message = refusal("openai: {url: 'https://api.openai.com/v1', key: sk-abc123}")
+    assert message == (
+        "BRAIDFLOW_CONNECTIONS: conn.yaml: openai.key: expected a secret reference, ${secrets.NAME}"
+    )
+    assert "sk-abc123" not in message
+
+
+@pytest.mark.parametrize(
+    ("text", "named"),
+    [
+        ("local: {url: 'ftp://x'}", "local.url: expected an http:// or https:// URL"),
+        ("local: {}", "local.url"),
+        ("local: {url: 'http://x', model: m}", "local.model: unknown field"),
+        ("local: {url: 'http://x', headers: [a]}", "local.headers: expected an object"),
+        ("local: {url: 'http://x', headers: {X-A: [1]}}", "local.headers.X-A: expected a text"),
+        ("local: {url: 'http://x', query: {v: true}}", "local.query.v: expected a text"),
+        ("'two words': {url: 'http://x'}", "two words: a connection's name is"),
+        ("local: http://x", "local: expected an object with a url"),
+        ("[local]", "conn.yaml: expected connection names"),
+        ("local: {url: [", "conn.yaml is not YAML"),
+    ],
+)
+def test_a_mistake_is_refused_naming_the_field(text: str, named: str) -> None:
+    message = refusal(text)
+    assert message.startswith("BRAIDFLOW_CONNECTIONS: conn.yaml"), message
+    assert named in message, message
+
+
+def test_a_file_that_cannot_be_read_is_named(tmp_path: Path) -> None:
+    missing = tmp_path / "nowhere.yaml"
+    with pytest.raises(ConnectionsError, match=re.escape(f"cannot read {missing}")):
+        load_connections(missing)
+
+
+def test_every_connections_file_the_llm_page_shows_loads() -> None:
+    page = (ROOT / "docs" / "llm.md").read_text(encoding="utf-8")
+    shown = re.findall(r"^```yaml fragment\n(.*?)^```$", page, re.MULTILINE | re.DOTALL)
+    assert len(shown) >= 8
+    for text in shown:
+        assert parse_connections(text, "docs/llm.md"), text
