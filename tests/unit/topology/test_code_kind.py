@@ -102,3 +102,9 @@ def test_the_format_s_schema_has_the_code_params() -> None:
     params = definition_schema()["$defs"]["params_code"]
     assert params["required"] == ["source"]
     assert params["properties"]["limits"]["properties"]["wall_ms"]["maximum"] == 300_000
+
+
+def test_a_code_node_may_not_name_a_secret() -> None:
+    text = DEFINITION.replace('xs: "${input.xs}"', 'xs: "${secrets.API_KEY}"')
+    [problem] = problems(text)
+    assert problem.startswith("node 'calc': params.input: `${secrets.API_KEY}` may be named only")
