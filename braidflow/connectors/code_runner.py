@@ -8,8 +8,8 @@ runs the source and its `main`. What the code prints goes to stderr (the node ru
 stdout carries one JSON object: `{"output": ...}` or `{"error": {type, message}}`.
 
 A limit the kernel enforces ends the process by a signal (SIGPROF for the CPU timer,
-SIGXCPU or SIGKILL for RLIMIT_CPU), which the executor reads from the exit status; the
-runner reports only what Python raises, MemoryError included.
+SIGXCPU or SIGKILL for RLIMIT_CPU), which the executor reads from the exit status. The
+others show as what Python raises: MemoryError, and an OSError whose errno names the limit.
 """
 
 from __future__ import annotations
@@ -94,7 +94,7 @@ def _answer(request: dict[str, Any]) -> str:
         type_ = _limit_broken(exc) or type(exc).__name__
         return _error(type_, str(exc), _line(exc.__traceback__))
     try:
-        return f'{{"output": {json.dumps(output, ensure_ascii=False, allow_nan=False)}}}'
+        return f'{{"output": {json.dumps(output, allow_nan=False)}}}'
     except MemoryError:
         return _error("MemoryError", "the answer did not fit in memory")
     except (TypeError, ValueError, RecursionError) as exc:
