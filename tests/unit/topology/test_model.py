@@ -39,9 +39,9 @@ def test_an_unknown_type_lists_foreach_among_the_known_ones() -> None:
     assert validate_text(text) == [
         Problem(
             "node 'each'",
-            "unknown type 'forall'; did you mean 'foreach'? (known: approval, decision, delay,"
-            " end, foreach, http, join, loop, parallel, publish, subworkflow, task, transform,"
-            " wait_event)",
+            "unknown type 'forall'; did you mean 'foreach'? (known: approval, code, decision,"
+            " delay, end, foreach, http, join, loop, parallel, publish, subworkflow, task,"
+            " transform, wait_event)",
         ),
     ]
 

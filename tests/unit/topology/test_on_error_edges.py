@@ -106,8 +106,8 @@ edges:
     assert validate_text(text) == [
         Problem(
             "edge 'src -> failed'",
-            "`on_error` edges leave only approval, delay, foreach, http, loop, subworkflow, task,"
-            " transform or wait_event nodes",
+            "`on_error` edges leave only approval, code, delay, foreach, http, loop, subworkflow,"
+            " task, transform or wait_event nodes",
         ),
         *extra,
     ]
@@ -121,8 +121,8 @@ def test_an_on_error_edge_out_of_an_end_is_refused() -> None:
     assert validate_text(edited(change)) == [
         Problem(
             "edge 'done -> after'",
-            "`on_error` edges leave only approval, delay, foreach, http, loop, subworkflow, task,"
-            " transform or wait_event nodes",
+            "`on_error` edges leave only approval, code, delay, foreach, http, loop, subworkflow,"
+            " task, transform or wait_event nodes",
         ),
         Problem("node 'done'", "is an end but has outgoing edges"),
     ]

@@ -50,7 +50,7 @@ def test_a_node_type_that_is_not_text_is_one_schema_problem() -> None:
         Problem(
             "node 'cool_off'",
             "unknown type ['delay'] (known:"
-            " approval, decision, delay, end, foreach, http, join, loop, parallel, publish, subworkflow,"
+            " approval, code, decision, delay, end, foreach, http, join, loop, parallel, publish, subworkflow,"
             " task, transform, wait_event)",
         )
     ]

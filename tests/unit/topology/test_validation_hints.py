@@ -48,9 +48,9 @@ def test_an_unknown_type_suggests_the_known_one_and_adds_no_follow_on_problem() 
     assert validate_text(text) == [
         Problem(
             "node 'shape'",
-            "unknown type 'tansform'; did you mean 'transform'? (known: approval, decision, delay,"
-            " end, foreach, http, join, loop, parallel, publish, subworkflow, task, transform,"
-            " wait_event)",
+            "unknown type 'tansform'; did you mean 'transform'? (known: approval, code, decision,"
+            " delay, end, foreach, http, join, loop, parallel, publish, subworkflow, task,"
+            " transform, wait_event)",
         )
     ]
 
