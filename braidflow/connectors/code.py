@@ -83,6 +83,8 @@ _LIMITS_BROKEN = {
 # bwrap reports the sandboxed process's death by a signal as 128 + the signal's number.
 _CPU_SIGNALS = frozenset({signal.SIGPROF, signal.SIGXCPU, signal.SIGKILL})
 _RUNNER = Path(__file__).with_name("code_runner.py")
+# Everything in the sandbox is dead once its process is: what is left in the pipes is at hand.
+_DRAIN_S = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -312,6 +314,17 @@ class _Run:
             if process.returncode is None:
                 self._kill()
                 await process.wait()
+            await self._drain()
+
+    async def _drain(self) -> None:
+        """Read what is left in the pipes of a process stopped early, so that their transport
+        closes now rather than when it is collected, perhaps after its loop has closed."""
+        process = self.process
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(_DRAIN_S):
+                for stream in (process.stdout, process.stderr):
+                    while stream is not None and await stream.read(64 * 1024):
+                        pass
 
     async def _send(self, stdin: asyncio.StreamWriter) -> None:
         # A process that ends before it reads its request (bwrap refusing) closes the pipe.
