@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import json
 import logging
 import math
@@ -83,6 +82,7 @@ _LIMITS_BROKEN = {
 # bwrap reports the sandboxed process's death by a signal as 128 + the signal's number.
 _CPU_SIGNALS = frozenset({signal.SIGPROF, signal.SIGXCPU, signal.SIGKILL})
 _RUNNER = Path(__file__).with_name("code_runner.py")
+_RUNNER_IN_SANDBOX = Path("/run/braidflow/code_runner.py")
 # Everything in the sandbox is dead once its process is: what is left in the pipes is at hand.
 _DRAIN_S = 1.0
 
@@ -150,6 +150,8 @@ def sandbox_command(
         for parent in reversed(Path(prefix).parents[:-1]):
             view += ["--perms", _PARENT_MODE, "--dir", str(parent)]
         view += ["--ro-bind", prefix, prefix]
+    view += ["--perms", _PARENT_MODE, "--dir", str(_RUNNER_IN_SANDBOX.parent)]
+    view += ["--ro-bind", str(_RUNNER), str(_RUNNER_IN_SANDBOX)]
     if network:
         for path in _NETWORK_FILES:
             view += ["--ro-bind-try", path, path]
@@ -197,14 +199,8 @@ def sandbox_command(
         "-I",
         "-S",
         "-B",
-        "-c",
-        _runner_source(),
+        str(_RUNNER_IN_SANDBOX),
     ]
-
-
-@functools.cache
-def _runner_source() -> str:
-    return _RUNNER.read_text()
 
 
 class CodeSandbox:

@@ -1,7 +1,7 @@
 """What a `code` node's sandbox runs: the node's source, its `main(input)`, the answer as JSON.
 
-Standard library only, and no import of braidflow: it runs as `python -I -S -c <this file>`
-inside the sandbox (connectors/code.py), where braidflow is not. It reads one JSON object
+Standard library only, and no import of braidflow: it runs as `python -I -S -B <this file>`
+inside the sandbox (connectors/code.py), where braidflow is not (this one file is bound in). It reads one JSON object
 on stdin, `{source, input, rlimits, cpu_ms, user}`; compiles the source; drops to `user`
 (uid, gid) when the sandbox started it as root; sets the rlimits and a CPU timer; then
 runs the source and its `main`. What the code prints goes to stderr (the node run's log);

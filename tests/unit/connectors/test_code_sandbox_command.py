@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from braidflow.connectors import code
 from braidflow.connectors.code import (
     FILE_BYTES,
     OPEN_FILES,
@@ -57,19 +60,29 @@ def test_with_network_it_shares_the_worker_s_and_sees_what_names_need() -> None:
 
 def test_only_usr_and_the_interpreter_are_bound_read_only_and_tmp_is_private() -> None:
     argv = command(PYENV)
-    assert pairs(argv, "--ro-bind") == ["/usr", "/root/.pyenv/versions/3.11.7"]
+    assert pairs(argv, "--ro-bind") == [
+        "/usr",
+        "/root/.pyenv/versions/3.11.7",
+        str(Path(code.__file__).with_name("code_runner.py")),
+    ]
     assert pairs(argv, "--symlink") == ["usr/bin", "usr/lib", "usr/lib64"]
     assert "--bind" not in argv
     assert pairs(argv, "--tmpfs") == ["/tmp"]
     assert pairs(argv, "--size") == [str(TMP_BYTES)]
     # The directories on the way to the interpreter are made reachable for the sandbox's user.
-    assert pairs(argv, "--dir") == ["/etc", "/root", "/root/.pyenv", "/root/.pyenv/versions"]
+    assert pairs(argv, "--dir") == [
+        "/etc",
+        "/root",
+        "/root/.pyenv",
+        "/root/.pyenv/versions",
+        "/run/braidflow",
+    ]
 
 
 def test_a_system_python_needs_no_bind_beyond_usr_and_split_usr_binds_lib_itself() -> None:
     argv = sandbox_command("bwrap", SYSTEM, False, False, {"/lib": None, "/lib64": None})
-    assert pairs(argv, "--ro-bind") == ["/usr", "/lib", "/lib64"]
-    assert pairs(argv, "--dir") == ["/etc"]
+    assert pairs(argv, "--ro-bind")[:3] == ["/usr", "/lib", "/lib64"]
+    assert pairs(argv, "--dir") == ["/etc", "/run/braidflow"]
 
 
 def test_as_root_it_keeps_only_what_dropping_to_nobody_needs() -> None:
@@ -93,4 +106,10 @@ def test_the_interpreter_runs_isolated_with_a_clean_environment() -> None:
     argv = command()
     end = argv.index("--")
     assert "--clearenv" in argv[:end]
-    assert argv[end + 1 : end + 6] == ["/usr/bin/python3.11", "-I", "-S", "-B", "-c"]
+    assert argv[end + 1 :] == [
+        "/usr/bin/python3.11",
+        "-I",
+        "-S",
+        "-B",
+        "/run/braidflow/code_runner.py",
+    ]
