@@ -59,7 +59,7 @@ chromium:
 		&& DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } \
 		|| { echo "chromium is missing: apt-get install chromium (as root)"; exit 1; }
 
-# Code nodes run under bubblewrap (docs/format.md#code); their tests (tests/integration/code)
+# Code nodes run under bubblewrap (docs/format.md#code); their tests (tests/integration/code_nodes)
 # need it, installed here when missing, as root; without it they fail, never skip.
 bubblewrap:
 	@command -v bwrap >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq \

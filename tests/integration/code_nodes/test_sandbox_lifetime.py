@@ -1,5 +1,6 @@
-"""A sandbox lives no longer than its run: a run cancelled (the worker stopping) kills it, and
-so does the worker's death, even by SIGKILL, which leaves it no time to clean up."""
+"""A sandbox lives no longer than its run: the wall clock kills every process in it, a run
+cancelled (the worker stopping) kills it, and so does the worker's death, even by SIGKILL,
+which leaves it no time to clean up."""
 
 from __future__ import annotations
 
@@ -11,10 +12,13 @@ import time
 import uuid
 from pathlib import Path
 
+import pytest
+
 from braidflow.connectors.code import CodeSandbox
 from braidflow.engine.messages import TaskRequest
 from braidflow.node_logs import NodeLog
 from braidflow.secrets import SecretScope, provider_for
+from braidflow.tasks import NodeFailure
 from braidflow.topology.kinds.code import limits_in_force
 
 # Forks once, names both processes (their comm) for the host to find, and sleeps.
@@ -27,8 +31,8 @@ SLEEPER = (
 )
 
 
-def request(name: str) -> TaskRequest:
-    limits = limits_in_force({"wall_ms": 60_000})
+def request(name: str, wall_ms: int = 60_000) -> TaskRequest:
+    limits = limits_in_force({"wall_ms": wall_ms})
     given = {"source": SLEEPER, "input": name, "limits": limits}
     return TaskRequest("ex", "wf", "code", "code", 1, "ex:code:1", 1, given, None)
 
@@ -52,6 +56,20 @@ async def until_count(name: str, count: int, timeout_s: float = 5.0) -> list[str
     return found
 
 
+async def test_the_wall_clock_kills_the_code_and_the_processes_it_forked() -> None:
+    name = f"bf{uuid.uuid4().hex[:10]}"
+    run = asyncio.create_task(
+        CodeSandbox.on_this_worker().run(
+            request(name, wall_ms=2_000), SecretScope(provider_for(None)), NodeLog(lambda: 0)
+        )
+    )
+    assert len(await until_count(name, 2)) == 2
+    with pytest.raises(NodeFailure) as failed:
+        await run
+    assert failed.value.type == "code.wall_limit"
+    assert await until_count(name, 0) == []
+
+
 async def test_a_cancelled_run_kills_its_sandbox() -> None:
     name = f"bf{uuid.uuid4().hex[:10]}"
     run = asyncio.create_task(
@@ -67,6 +85,8 @@ async def test_a_cancelled_run_kills_its_sandbox() -> None:
 
 WORKER = """
 import asyncio, sys
+import pytest
+
 from braidflow.connectors.code import CodeSandbox
 from braidflow.engine.messages import TaskRequest
 from braidflow.node_logs import NodeLog
