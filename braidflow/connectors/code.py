@@ -1,8 +1,9 @@
 """Runs `code` nodes: the node's Python in a separate process, sandboxed by bubblewrap.
 
 The sandbox (`bwrap`, Debian's `bubblewrap`) gets a read-only view of only what Python
-needs (`/usr`, the worker's interpreter and its standard library; no `/etc`, `/home`,
-`/root`, `/proc` or the worker's own files), a private `/tmp` of `TMP_BYTES`, a `/dev` of
+needs (`/usr`, the worker's interpreter and its standard library, the loader's cache and
+the runner; nothing else of `/etc`, no `/home`, `/root`, `/proc` or the worker's own files),
+a private `/tmp` of `TMP_BYTES`, a `/dev` of
 the harmless devices, no network unless the node allows it (a network namespace of its
 own, with nothing in it), and PID, IPC and UTS namespaces of its own; it dies with the
 worker. Inside, before the node's source runs, `code_runner` takes rlimits: CPU time,
@@ -45,17 +46,18 @@ from braidflow.topology.kinds.code import limits_problem
 
 log = logging.getLogger(__name__)
 
+_MB = 1024 * 1024
 SANDBOX_USER = (65534, 65534)
 """uid and gid the source runs as: `nobody` and `nogroup` on Debian."""
 PROCESSES = 16
 """RLIMIT_NPROC: processes and threads the code's user may have at once (the runner is one)."""
-FILE_BYTES = 16 * 1024 * 1024
+FILE_BYTES = 16 * _MB
 """RLIMIT_FSIZE: the largest file the code may write."""
 OPEN_FILES = 64
 """RLIMIT_NOFILE: file descriptors the code may hold."""
-TMP_BYTES = 64 * 1024 * 1024
+TMP_BYTES = 64 * _MB
 """Size of the private /tmp (a tmpfs: memory of the worker's, outside RLIMIT_AS)."""
-ANSWER_BYTES = 1024 * 1024
+ANSWER_BYTES = _MB
 """The most the code may answer on stdout; the record limit may refuse less."""
 LOG_BYTES = 64 * 1024
 """The most of what the code prints that is read for the node run's log."""
@@ -71,7 +73,6 @@ _NETWORK_FILES = (
     "/etc/ssl",
     "/etc/ca-certificates",
 )
-_MB = 1024 * 1024
 # What the runner reports the kernel refused, by the limit's error type.
 _LIMITS_BROKEN = {
     "code.process_limit": f"ran more than its {PROCESSES} processes and threads at once",
@@ -103,12 +104,12 @@ class Interpreter:
 def rlimits(limits: Mapping[str, Any]) -> dict[str, tuple[int, int]]:
     """The rlimits the runner takes for a node's `limits` (soft, hard), by `resource` name.
 
-    RLIMIT_CPU counts whole seconds, a second past the node's CPU time at the soft limit
-    (SIGXCPU) and one more at the hard one (SIGKILL); the runner's timer stops the code at
-    the node's own milliseconds unless the code disarms it.
+    RLIMIT_CPU counts whole seconds: the node's CPU time rounded up at the soft limit
+    (SIGXCPU), a second more at the hard one (SIGKILL). The runner's timer stops the code at
+    the node's own milliseconds, unless the code disarms it.
     """
     cpu_s = math.ceil(limits["cpu_ms"] / 1000)
-    memory = limits["memory_mb"] * 1024 * 1024
+    memory = limits["memory_mb"] * _MB
     return {
         "RLIMIT_CPU": (cpu_s, cpu_s + 1),
         "RLIMIT_AS": (memory, memory),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -16,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from braidflow.connectors.code import CodeSandbox
+from braidflow.connectors.code import CodeSandbox, Interpreter
 from braidflow.engine.messages import TaskRequest
 from braidflow.node_logs import NodeLog
 from braidflow.secrets import SecretScope, provider_for
@@ -246,6 +247,19 @@ async def test_a_worker_without_bwrap_never_runs_the_code() -> None:
         await CodeSandbox(None).run(request, no_secrets(), new_log())
     assert failed.value.type == "code.sandbox_unavailable"
     assert "never run unsandboxed" in failed.value.message
+
+
+async def test_a_sandbox_bwrap_cannot_make_fails_the_node_naming_why() -> None:
+    source = "def main(input):\n    return 1\n"
+    given = {"source": source, "input": None, "limits": limits_in_force(None)}
+    request = TaskRequest("ex", "wf", "code", "code", 1, "k", 1, given, None)
+    missing = Interpreter("/nowhere/bin/python3", "/nowhere")
+    sandbox = CodeSandbox(shutil.which("bwrap"), missing)
+    with pytest.raises(NodeFailure) as failed:
+        await sandbox.run(request, no_secrets(), new_log())
+    assert failed.value.type == "code.sandbox_unavailable"
+    assert failed.value.message.startswith("bwrap: "), failed.value.message
+    assert "/nowhere" in failed.value.message
 
 
 async def test_limits_a_request_carries_past_their_bounds_are_refused_before_anything_runs() -> (
