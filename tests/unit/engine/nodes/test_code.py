@@ -62,3 +62,15 @@ def test_a_redrive_may_patch_the_input_not_the_source_or_the_limits() -> None:
             "a patched input of code node 'twice' may change its `input` only,"
             " not its source or limits"
         )
+
+
+def test_a_patched_input_not_shaped_as_a_code_request_is_refused() -> None:
+    wf = workflow(DEFINITION)
+    started = applied(wf, None, StartExecution("s", "ex", 1, "double", 1, {"n": "x"}))
+    error = NodeError("TypeError", "can't multiply")
+    state = applied(wf, started.state, NodeFailed("f", "ex", 2, "twice", 1, error)).state
+    result = step(wf, state, RedriveNode("r", "ex", 3, "twice", "ops", {"n": 4}))
+    assert result.outgoing == ()
+    assert result.ignored == (
+        "a patched input of code node 'twice' must be {source, input, limits}"
+    )
