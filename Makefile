@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run dry-run test lint chromium screenshots bench bench-runtime bench-dev-ready bench-events bench-delays bench-live bench-scale bench-peer redis-server clean
+.PHONY: install run dry-run test lint chromium bubblewrap screenshots bench bench-runtime bench-dev-ready bench-events bench-delays bench-live bench-scale bench-peer redis-server clean
 
 # The install compiles the hottest modules with mypyc when it can (docs/install.md); one edited
 # since runs them all as Python until they are compiled again, which `install` does here.
@@ -45,7 +45,7 @@ lint: install
 SECOND := tests/integration/recovery tests/integration/read_models tests/integration/event_bus \
 	tests/integration/dev tests/integration/live
 PURE := tests/unit/engine tests/unit/schemas tests/unit/test_compiled.py
-test: lint chromium
+test: lint chromium bubblewrap
 	@{ $(BIN)/python -m pytest -q --durations=10 $(SECOND) && BRAIDFLOW_PURE=1 \
 		$(BIN)/python -m pytest -q -p no:cacheprovider $(PURE); } > .pytest-second.log 2>&1 & \
 	second=$$!; \
@@ -58,6 +58,13 @@ chromium:
 	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq \
 		&& DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } \
 		|| { echo "chromium is missing: apt-get install chromium (as root)"; exit 1; }
+
+# Code nodes run under bubblewrap (docs/format.md#code); their tests (tests/integration/code_nodes)
+# need it, installed here when missing, as root; without it they fail, never skip.
+bubblewrap:
+	@command -v bwrap >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq \
+		&& DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap; } \
+		|| { echo "bwrap is missing: apt-get install bubblewrap (as root)"; exit 1; }
 
 screenshots: install chromium
 	$(BIN)/python -m pytest -q tests/integration/dashboard/screenshots.py

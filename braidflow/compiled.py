@@ -44,6 +44,7 @@ MODULES: tuple[str, ...] = (
     "braidflow.engine.step",
     "braidflow.engine.nodes.approval",
     "braidflow.engine.nodes.base",
+    "braidflow.engine.nodes.code",
     "braidflow.engine.nodes.decision",
     "braidflow.engine.nodes.delay",
     "braidflow.engine.nodes.end",

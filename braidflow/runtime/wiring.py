@@ -21,6 +21,7 @@ from braidflow.connectors.api import Authentication, TokenVerifier, create_api
 from braidflow.connectors.api.authentication import off_problem
 from braidflow.connectors.audit_index import AuditIndex, AuditProjection
 from braidflow.connectors.broker import bind_error, is_embedded_cluster
+from braidflow.connectors.code import CodeSandbox
 from braidflow.connectors.dead_letter_index import DeadLetterIndex, DeadLetterProjection
 from braidflow.connectors.execution_index import ExecutionIndex, ExecutionProjection
 from braidflow.connectors.fetch_page import PageFetch
@@ -170,7 +171,11 @@ def build_runtime(
             department
         ),
         send_logs=publisher.send_node_log,
-        kinds={"fetch_page": PageFetch(http), "llm": llm.run},
+        kinds={
+            "code": CodeSandbox.on_this_worker().run,
+            "fetch_page": PageFetch(http),
+            "llm": llm.run,
+        },
     )
     # Tasks of this worker's own partitions skip the tasks-topic hop (docs/concepts.md).
     outbox.on_task = executor.run_here

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 
 from braidflow.engine.nodes.approval import Approval
 from braidflow.engine.nodes.base import NodeKind
+from braidflow.engine.nodes.code import Code
 from braidflow.engine.nodes.decision import Decision
 from braidflow.engine.nodes.delay import Delay
 from braidflow.engine.nodes.end import End
@@ -30,6 +31,7 @@ from braidflow.topology.kinds import KINDS
 
 _BY_NAME: dict[str, type[NodeKind]] = {
     "approval": Approval,
+    "code": Code,
     "decision": Decision,
     "delay": Delay,
     "end": End,

@@ -22,6 +22,7 @@ from typing import Any
 
 from braidflow.topology.kinds import (
     approval,
+    code,
     decision,
     delay,
     end,
@@ -44,6 +45,7 @@ KINDS: Mapping[str, KindSpec] = {
     spec.name: spec
     for spec in (
         approval.SPEC,
+        code.SPEC,
         decision.SPEC,
         delay.SPEC,
         end.SPEC,

@@ -61,6 +61,7 @@ def test_the_flowchart_labels_on_error_edges_and_names_the_new_types() -> None:
         ("http", {"method": "GET", "url": "http://example.test"}),
         ("fetch_page", {"url": "http://example.test", "select": {"title": "h1"}}),
         ("llm", {"connection": "c", "model": "m", "prompt": "p"}),
+        ("code", {"source": "def main(input):\n    return input\n"}),
         ("transform", {"set": {"a": 1}}),
         ("wait_event", {"type": "x.happened"}),
         ("delay", {"for": "1s"}),
