@@ -269,6 +269,16 @@ def _describe(transition: Transition, result: StepResult) -> str:
     return f"{text}  [ignored: {result.ignored}]" if result.ignored else text
 
 
+def _target(request: TaskRequest) -> str:
+    """What a task request calls, after its kind: a handler, an http request, or nothing (the
+    kind says it)."""
+    if request.handler:
+        return f" {request.handler}"
+    if request.kind == "http":
+        return f" {request.input['method']} {request.input['url']}"
+    return ""
+
+
 def _effects(result: StepResult) -> list[str]:
     lines = []
     following = [o.node_id for o in result.outgoing if isinstance(o, RunNode)]
@@ -279,9 +289,8 @@ def _effects(result: StepResult) -> list[str]:
     completed = None
     for out in result.outgoing:
         if isinstance(out, TaskRequest):
-            target = out.handler or f"{out.input['method']} {out.input['url']}"
             lines.append(
-                f"-> {out.kind} {target} input {_json(out.input)} key {out.idempotency_key}"
+                f"-> {out.kind}{_target(out)} input {_json(out.input)} key {out.idempotency_key}"
             )
         elif isinstance(out, LifecycleEvent) and out.type in ("node.skipped", "node.failed"):
             lines.append(f"{out.type} {out.node_id}")
