@@ -26,6 +26,13 @@ from braidflow.kind_plugins import KindPluginError, read_custom_kinds
 from braidflow.schemas.dead_letters import DeadLetter
 from braidflow.streams.executor import Executor, custom_kind_run
 from braidflow.tasks import TaskRegistry
+from braidflow.topology.kinds import (
+    BRANCHING_TYPES,
+    NODE_TYPES,
+    TEMPLATED_PARAMS,
+    WAIT_TYPES,
+    KindNames,
+)
 
 PACKAGES = Path(__file__).parent.parent / "fixtures" / "custom_kinds"
 GREETING = PACKAGES / "greeting"
@@ -194,3 +201,13 @@ async def test_an_executor_runs_a_package_s_kind_with_a_task_s_context(
     }
     assert isinstance(nobody, NodeFailed)
     assert (nobody.error.type, nobody.error.message) == ("NoOneToGreet", "there is nobody to greet")
+
+
+def test_the_lists_of_kinds_are_views_of_the_registered_ones_giving_frozensets() -> None:
+    waits = KindNames(lambda spec: spec.family == "wait")
+    assert waits == WAIT_TYPES == {"approval", "delay", "subworkflow", "wait_event"}
+    assert "greet" not in waits and 3 not in waits
+    ending = NODE_TYPES - BRANCHING_TYPES
+    assert isinstance(ending, frozenset) and "end" in ending and "decision" not in ending
+    assert TEMPLATED_PARAMS["task"] == ("input",)
+    assert "decision" not in TEMPLATED_PARAMS
