@@ -9,7 +9,6 @@ packages join both tables at start, through `add_work_kinds` (docs/custom-kinds.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from types import MappingProxyType
 
 from braidflow.engine.nodes.approval import Approval
 from braidflow.engine.nodes.base import NodeKind
@@ -52,7 +51,9 @@ if set(_BY_NAME) != set(KINDS):
     )
 
 _RUNNING: dict[str, NodeKind] = {name: kind(KINDS[name]) for name, kind in _BY_NAME.items()}
-NODE_KINDS: Mapping[str, NodeKind] = MappingProxyType(_RUNNING)
+# The dict itself, read-only by its type: every step looks kinds up here, and a proxy's
+# lookup costs a call more.
+NODE_KINDS: Mapping[str, NodeKind] = _RUNNING
 # The kinds that keep state of their own to drop when an execution ends.
 FINISHING: tuple[NodeKind, ...] = tuple(
     kind
