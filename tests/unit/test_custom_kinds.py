@@ -130,18 +130,50 @@ def test_a_dry_run_renders_the_templated_params_of_a_package_s_kind(tmp_path: Pa
     assert 'output: {"greeting": "hi"}' in ran.stdout
 
 
-def test_kinds_clashing_with_a_built_in_or_with_a_bad_schema_are_refused_naming_the_package(
+def test_kinds_refused_stop_the_command_with_one_message_naming_the_package(
     tmp_path: Path,
 ) -> None:
     ran = braidflow("validate", str(greeter(tmp_path, "Hello")), packages=REFUSED)
     assert ran.returncode == 1
     assert ran.stdout == ""
-    assert ran.stderr == (
+    assert ran.stderr.startswith(
         "Error: custom node kinds refused (braidflow.nodes entry points):"
-        " package 'acme-refused' (http = acme_refused:HTTP): kind 'http' clashes with a"
-        " built-in kind; package 'acme-refused' (shout = acme_refused:SHOUT): kind 'shout':"
-        " bad params schema: invalid JSON Schema at required: 3 is not of type 'array'\n"
+        " package 'acme-refused' (chant = acme_refused:CHANT):"
     )
+    assert (
+        "package 'acme-refused' (http = acme_refused:HTTP): kind 'http' clashes with a"
+        " built-in kind;" in ran.stderr
+    )
+    assert "Traceback" not in ran.stderr
+
+
+def test_every_kind_refused_is_named_with_its_package_entry_point_and_reason(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.syspath_prepend(str(REFUSED))
+    refused = Distribution.at(REFUSED / "acme_refused-0.1.dist-info")
+    with pytest.raises(KindPluginError) as raised:
+        read_custom_kinds(refused.entry_points)
+    head, _, rest = str(raised.value).partition(": ")
+    assert head == "custom node kinds refused (braidflow.nodes entry points)"
+    assert rest.split("; ") == [
+        "package 'acme-refused' (chant = acme_refused:CHANT): kind 'chant': templated names"
+        " params its schema's properties lack: words",
+        "package 'acme-refused' (gone = acme_refused_gone:GONE): cannot load:"
+        " ModuleNotFoundError: No module named 'acme_refused_gone'",
+        "package 'acme-refused' (http = acme_refused:HTTP): kind 'http' clashes with a built-in"
+        " kind",
+        "package 'acme-refused' (hum = acme_refused:HUM): kind 'hum': bad params schema: it must"
+        ' describe an object ("type": "object")',
+        "package 'acme-refused' (mumble = acme_refused:MUMBLE): kind 'mumble': run must be an"
+        " async function",
+        "package 'acme-refused' (shout = acme_refused:SHOUT): kind 'shout': bad params schema:"
+        " invalid JSON Schema at required: 3 is not of type 'array'",
+        "package 'acme-refused' (sing = acme_refused:CHANT): the entry point must be named after"
+        " its kind 'chant'",
+        "package 'acme-refused' (whisper = acme_refused:NOT_A_KIND): names a dict, not a"
+        " braidflow.CustomKind",
+    ]
 
 
 @pytest.fixture

@@ -61,7 +61,7 @@ def worker(
         worker.stop()
 
 
-def test_a_worker_runs_a_node_of_a_package_s_kind(worker: WorkerProcess) -> None:
+def test_a_worker_runs_a_node_of_a_package_s_kind_keeping_its_log(worker: WorkerProcess) -> None:
     execution_id = worker.api.start("greeter", {"who": "Ada"})
     view = worker.wait_until_finished([execution_id])[execution_id]
     assert view["status"] == "completed", view
@@ -70,6 +70,13 @@ def test_a_worker_runs_a_node_of_a_package_s_kind(worker: WorkerProcess) -> None
         "idempotency_key": f"{execution_id}:hello:1",
         "timeout_ms": 5000,
     }
+    logs = until(
+        lambda: worker.api.get(f"/executions/{execution_id}/logs").body.get("logs"),
+        "the node run's log",
+    )
+    assert [(run["node_id"], [line["message"] for line in run["lines"]]) for run in logs] == [
+        ("hello", ["greeting Ada"])
+    ]
 
 
 def test_a_package_s_kind_that_fails_takes_the_on_error_edge(worker: WorkerProcess) -> None:
@@ -105,7 +112,10 @@ def test_a_worker_with_a_refused_package_does_not_start_and_names_it(
     assert worker.returncode == 1
     assert (
         "cannot start the worker: custom node kinds refused (braidflow.nodes entry points):"
-        " package 'acme-refused' (http = acme_refused:HTTP): kind 'http' clashes with a"
-        " built-in kind" in worker.log()
+        " package 'acme-refused' (chant = acme_refused:CHANT):" in worker.log()
+    )
+    assert (
+        "package 'acme-refused' (http = acme_refused:HTTP): kind 'http' clashes with a"
+        " built-in kind;" in worker.log()
     )
     assert "Traceback" not in worker.log()
