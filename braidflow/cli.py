@@ -39,6 +39,7 @@ from braidflow.engine.dry_run import parse_answers
 from braidflow.engine.state import ExecutionStatus, NodeStatus
 from braidflow.kafka_connection import KafkaConfigError
 from braidflow.key_commands import keys
+from braidflow.kind_plugins import KindPluginError, use_custom_kinds
 from braidflow.topology import (
     DefinitionError,
     Problem,
@@ -62,6 +63,14 @@ def main() -> None:
     """braidflow: workflows on Apache Kafka."""
 
 
+def _with_custom_kinds() -> None:
+    """Register the node kinds installed packages add, before a definition is read."""
+    try:
+        use_custom_kinds()
+    except KindPluginError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
 def _read(path: str) -> bytes:
     """The file's bytes; an unreadable file is a definition problem, not a stack trace."""
     try:
@@ -78,6 +87,7 @@ def _echo_problems(path: str, problems: list[Problem], *, err: bool = False) -> 
 @main.command()
 def schema() -> None:
     """Print the JSON Schema of workflow definitions."""
+    _with_custom_kinds()
     click.echo(json.dumps(definition_schema(), indent=2))
 
 
@@ -88,6 +98,7 @@ def validate(files: tuple[str, ...]) -> None:
 
     Prints one line per problem and exits with status 1 if there is any.
     """
+    _with_custom_kinds()
     failed = False
     for path in files:
         try:
@@ -131,6 +142,7 @@ def inspect(file: str) -> None:
     Prints roots, branch and convergence points, leaves, parallel groups and the
     topological order, then a Mermaid flowchart.
     """
+    _with_custom_kinds()
     try:
         workflow = load_workflow(_read(file))
     except DefinitionError as exc:
@@ -204,6 +216,7 @@ def dry_run(file: str, input_: Any, answers: str | None, department: str | None)
     is not listed). Prints each step, joins firing, the path taken and the output.
     Exits 1 when the execution does not complete.
     """
+    _with_custom_kinds()
     dept = _department(department)
     try:
         workflow = load_workflow(_read(file))
@@ -257,13 +270,16 @@ def _describe(transition: Transition, result: StepResult) -> str:
 
 
 def _target(request: TaskRequest) -> str:
-    """Where a dry run's task request goes: its handler, its http call, its llm connection."""
+    """What a task request calls, after its kind: a handler, an http request, an llm
+    connection and model, or nothing (the kind says it)."""
     given = request.input
+    if request.handler:
+        return f" {request.handler}"
     if request.kind == "http":
-        return f"{given['method']} {given['url']}"
+        return f" {given['method']} {given['url']}"
     if request.kind == "llm":
-        return f"{given['connection']} {given['model']}"
-    return request.handler or request.node_id
+        return f" {given['connection']} {given['model']}"
+    return ""
 
 
 def _effects(result: StepResult) -> list[str]:
@@ -277,7 +293,7 @@ def _effects(result: StepResult) -> list[str]:
     for out in result.outgoing:
         if isinstance(out, TaskRequest):
             lines.append(
-                f"-> {out.kind} {_target(out)} input {_json(out.input)} key {out.idempotency_key}"
+                f"-> {out.kind}{_target(out)} input {_json(out.input)} key {out.idempotency_key}"
             )
         elif isinstance(out, LifecycleEvent) and out.type in ("node.skipped", "node.failed"):
             lines.append(f"{out.type} {out.node_id}")

@@ -48,8 +48,9 @@ F = TypeVar("F", bound=Callable[..., Any])
 class TaskContext:
     """What a handler knows about the run it is part of; `item` is the foreach item's index;
     `secrets["NAME"]` a secret of the execution's tenant (docs/secrets.md); `traceparent`
-    the node run's span (None for a task requested before traces); `log(message)` adds a
-    line to the node run's log."""
+    the node run's span (None for a task requested before traces); `timeout_ms` the time
+    the run may take, after which it is cancelled; `log(message)` adds a line to the node
+    run's log."""
 
     execution_id: str
     workflow_id: str
@@ -60,6 +61,7 @@ class TaskContext:
     secrets: TaskSecrets = field(default_factory=TaskSecrets)
     traceparent: str | None = None
     node_log: NodeLog | None = field(default=None, repr=False, compare=False)
+    timeout_ms: int | None = None
 
     def log(self, message: str, level: str = "info") -> None:
         """Add a line to this node run's log; `level` one of debug, info, warning, error,

@@ -37,6 +37,7 @@ from braidflow.connectors.read_model_facts import adopt_cluster
 from braidflow.connectors.trace_settings import tracing_wanted
 from braidflow.engine.ids import execution_id_for
 from braidflow.fetch_stall import watch_stalls
+from braidflow.kind_plugins import use_custom_kinds
 from braidflow.metrics import WORKER
 from braidflow.runtime.backend import RuntimeBackend
 from braidflow.runtime.collector import settle_collector
@@ -50,7 +51,7 @@ from braidflow.streams.bulk_producer import BulkProducer
 from braidflow.streams.catalog import Catalog
 from braidflow.streams.changelog_ends import read_true_ends
 from braidflow.streams.clock import RuntimeClock
-from braidflow.streams.executor import Executor
+from braidflow.streams.executor import Executor, custom_kind_run
 from braidflow.streams.fetch_wait import adapt_fetch_waits
 from braidflow.streams.group_errors import refusal_line, watch_group_refusals
 from braidflow.streams.key_ring import KeyRing
@@ -125,6 +126,8 @@ def build_runtime(
     adopt_data_dir(settings.data_dir, cluster_id)
     ensure_topics(settings)
     load_handler_modules(settings.handler_modules)
+    # Before the catalog compiles a definition that has their nodes.
+    custom_kinds = use_custom_kinds()
     registry = registry or default_registry
     parts = create_app(settings)
     if is_embedded_cluster(cluster_id):
@@ -175,6 +178,7 @@ def build_runtime(
             "code": CodeSandbox.on_this_worker().run,
             "fetch_page": PageFetch(http),
             "llm": llm.run,
+            **{kind.name: custom_kind_run(kind) for kind in custom_kinds},
         },
     )
     # Tasks of this worker's own partitions skip the tasks-topic hop (docs/concepts.md).

@@ -46,6 +46,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
 
 from braidflow.config import Settings
+from braidflow.custom_kinds import CustomKind
 from braidflow.engine import ids
 from braidflow.engine.messages import NodeCompleted, NodeError, NodeFailed, TaskRequest, Transition
 from braidflow.engine.state import NodeStatus
@@ -499,32 +500,59 @@ class Executor:
                 f"{did_you_mean(request.handler or '', self._registry.names())}"
                 f" (registered: {_list_names(self._registry.names())})",
             )
-        context = TaskContext(
-            execution_id=request.execution_id,
-            workflow_id=request.workflow_id,
-            node_id=request.node_id,
-            attempt=request.attempt,
-            idempotency_key=request.idempotency_key,
-            item=request.item,
-            secrets=TaskSecrets(secrets),
-            traceparent=request.traceparent,
-            node_log=node_log,
+        return await run_in_context(
+            handler, f"handler {handler.name!r}", request, secrets, node_log
         )
-        timeout_ms = (
-            request.timeout_ms if request.timeout_ms is not None else DEFAULT_TASK_TIMEOUT_MS
+
+
+def custom_kind_run(kind: CustomKind) -> WorkRun:
+    """How an executor runs the nodes of a custom kind: its `run` with the rendered params and a
+    task handler's context (docs/custom-kinds.md)."""
+
+    async def run(request: TaskRequest, secrets: SecretScope, node_log: NodeLog) -> Any:
+        if not isinstance(request.input, Mapping):
+            raise NodeFailure(
+                "InvalidRequest", f"{kind.name} node input is not an object: {request.input!r}"
+            )
+        return await run_in_context(
+            kind.run, f"node kind {kind.name!r}", request, secrets, node_log
         )
-        try:
-            # The standard `logging` of the handler, its tasks and its thread goes to its run.
-            with node_run_context(request.traceparent), capturing(node_log):
-                async with asyncio.timeout(timeout_ms / 1000) as deadline:
-                    return await handler(request.input, context)
-        except TimeoutError:
-            # Only our deadline is ours to explain; a TimeoutError the handler raised stays its own.
-            if deadline.expired():
-                raise NodeFailure(
-                    "TimeoutError", f"handler {handler.name!r} did not finish in {timeout_ms}ms"
-                ) from None
-            raise
+
+    return run
+
+
+async def run_in_context(
+    function: Callable[[Any, TaskContext], Awaitable[Any]],
+    what: str,
+    request: TaskRequest,
+    secrets: SecretScope,
+    node_log: NodeLog,
+) -> Any:
+    """`function(request.input, context)` within the request's timeout, its logging kept in
+    `node_log`; `what` names it when the time runs out."""
+    timeout_ms = request.timeout_ms if request.timeout_ms is not None else DEFAULT_TASK_TIMEOUT_MS
+    context = TaskContext(
+        execution_id=request.execution_id,
+        workflow_id=request.workflow_id,
+        node_id=request.node_id,
+        attempt=request.attempt,
+        idempotency_key=request.idempotency_key,
+        item=request.item,
+        secrets=TaskSecrets(secrets),
+        traceparent=request.traceparent,
+        node_log=node_log,
+        timeout_ms=timeout_ms,
+    )
+    try:
+        # The standard `logging` of the function, its tasks and its thread goes to its run.
+        with node_run_context(request.traceparent), capturing(node_log):
+            async with asyncio.timeout(timeout_ms / 1000) as deadline:
+                return await function(request.input, context)
+    except TimeoutError:
+        # Only our deadline is ours to explain; a TimeoutError the function raised stays its own.
+        if deadline.expired():
+            raise NodeFailure("TimeoutError", f"{what} did not finish in {timeout_ms}ms") from None
+        raise
 
 
 def node_result(

@@ -127,8 +127,13 @@ class Workflow:
         return self.definition.id
 
 
-@cache
 def _schema_validator() -> jsonschema.Draft202012Validator:
+    return _validator_of(tuple(KINDS))
+
+
+@cache
+def _validator_of(kinds: tuple[str, ...]) -> jsonschema.Draft202012Validator:
+    """The format's validator while `kinds` are registered (more may be added at start)."""
     return jsonschema.Draft202012Validator(definition_schema())
 
 

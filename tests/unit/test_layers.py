@@ -5,16 +5,18 @@ Low to high:
 
 - foundation: the package root, `access`, `compiled`, `api_keys`, `config`, `event_loop`,
   `kafka_connection`, `kafka_reach`, `batch_take`, `fetch_stall`, `secrets`, `tasks`,
-  `node_logs`, `metrics`, `loop_metrics`, `tenants` (principals and roles, which modules run
-  compiled, API keys, settings, the worker's event loop, the Kafka connection and what its
-  librdkafka readers share, secrets providers, the task registry, metric definitions and the
-  counters they are made of, tenants' names);
+  `custom_kinds`, `node_logs`, `metrics`, `loop_metrics`, `tenants` (principals and roles,
+  which modules run compiled, API keys, settings, the worker's event loop, the Kafka
+  connection and what its librdkafka readers share, secrets providers, the task registry and
+  the class of custom node kinds, metric definitions and the counters they are made of,
+  tenants' names);
 - `topology` (pure), then `engine` (pure, see test_purity.py);
 - `schemas`: record formats and codecs (Avro, dead letters, lifecycle headers, limits);
 - the edge, three peers that move records: `streams` (the Faust app and its agents),
   `connectors` (API, HTTP client, read models, embedded broker) and `client.py` (the
   EventPublisher a user's service imports, which must not pull in a worker);
-- `runtime`: the composition root, the one place that wires streams and connectors;
+- `runtime`: the composition root, the one place that wires streams and connectors; and
+  `kind_plugins`, which hands the kinds of other packages to the engine at start;
 - entry points: `cli.py`, `client_cli.py`, `client_workflows.py`, `client_audit.py`, `dev.py`,
   `dev_banner.py`, `dev_key.py`, `key_commands.py`.
 
@@ -53,6 +55,7 @@ LAYERS: list[tuple[str, frozenset[str]]] = [
                 "metrics",
                 "loop_metrics",
                 "tenants",
+                "custom_kinds",
             }
         ),
     ),
@@ -60,7 +63,7 @@ LAYERS: list[tuple[str, frozenset[str]]] = [
     ("engine", frozenset({"engine"})),
     ("schemas", frozenset({"schemas"})),
     ("edge", frozenset({"streams", "connectors", "client"})),
-    ("runtime", frozenset({"runtime"})),
+    ("runtime", frozenset({"runtime", "kind_plugins"})),
     (
         "entry",
         frozenset(

@@ -2,12 +2,13 @@
 
 The kinds' specs (params, templates, edges) are `braidflow.topology.kinds.KINDS`;
 this table must cover exactly those, and refuses to load otherwise, so a kind
-cannot be valid in a definition yet unknown to the engine.
+cannot be valid in a definition yet unknown to the engine. Work kinds of other
+packages join both tables at start, through `add_work_kinds` (docs/custom-kinds.md).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 from braidflow.engine.nodes.approval import Approval
 from braidflow.engine.nodes.base import NodeKind
@@ -27,7 +28,8 @@ from braidflow.engine.nodes.subworkflow import Subworkflow
 from braidflow.engine.nodes.task import Task
 from braidflow.engine.nodes.transform import Transform
 from braidflow.engine.nodes.wait_event import WaitEvent
-from braidflow.topology.kinds import KINDS
+from braidflow.engine.nodes.work import CustomWork
+from braidflow.topology.kinds import KINDS, KindSpec, add_kinds
 
 _BY_NAME: dict[str, type[NodeKind]] = {
     "approval": Approval,
@@ -54,7 +56,10 @@ if set(_BY_NAME) != set(KINDS):
         f" engine modules without a spec: {sorted(set(_BY_NAME) - set(KINDS))}"
     )
 
-NODE_KINDS: Mapping[str, NodeKind] = {name: kind(KINDS[name]) for name, kind in _BY_NAME.items()}
+_RUNNING: dict[str, NodeKind] = {name: kind(KINDS[name]) for name, kind in _BY_NAME.items()}
+# The dict itself, read-only by its type: every step looks kinds up here, and a proxy's
+# lookup costs a call more.
+NODE_KINDS: Mapping[str, NodeKind] = _RUNNING
 # The kinds that keep state of their own to drop when an execution ends.
 FINISHING: tuple[NodeKind, ...] = tuple(
     kind
@@ -62,4 +67,16 @@ FINISHING: tuple[NodeKind, ...] = tuple(
     if type(kind).execution_finishing is not NodeKind.execution_finishing
 )
 
-__all__ = ["FINISHING", "NODE_KINDS", "NodeKind"]
+
+def add_work_kinds(specs: Iterable[KindSpec]) -> None:
+    """Register work kinds of other packages with the topology and here, all or none:
+    ValueError naming a kind that is not of the `work` family or is registered already."""
+    specs = tuple(specs)
+    others = sorted(spec.name for spec in specs if spec.family != "work")
+    if others:
+        raise ValueError(f"only work kinds may be added: {', '.join(others)}")
+    add_kinds(specs)
+    _RUNNING.update((spec.name, CustomWork(spec)) for spec in specs)
+
+
+__all__ = ["FINISHING", "NODE_KINDS", "NodeKind", "add_work_kinds"]

@@ -139,3 +139,14 @@ class WorkKind(NodeKind):
             return not_owned(t)
         draft.attempt_failed(node, run, replace(t.error, node_id=t.node_id))
         return None
+
+
+class CustomWork(WorkKind):
+    """A work kind another package added (docs/custom-kinds.md): the executor gets every
+    param, the templated ones rendered, and runs the package's handler with them.
+
+    Here, in a compiled module, since a class of its own could not extend a compiled
+    `WorkKind` when run as Python."""
+
+    def request_input(self, draft: Draft, node: CompiledNode, scope: Mapping[str, Any]) -> Any:
+        return {name: draft.render(node, name, scope=scope) for name in node.node.params}
