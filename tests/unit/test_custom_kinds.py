@@ -104,6 +104,39 @@ def test_a_node_of_a_package_s_kind_validates_and_is_unknown_without_the_package
     assert f"{path}: node 'hello': unknown type 'greet'" in without.stdout
 
 
+FOREACH_GREETER = """\
+id: greeters
+input:
+  type: object
+  required: [who]
+  properties:
+    who: {type: array, items: {type: string}}
+nodes:
+  - id: each
+    type: foreach
+    params:
+      items: "${input.who}"
+      do: {type: greet, params: {name: "${item}", salutation: SALUTATION}}
+  - id: done
+    type: end
+edges:
+  - {from: each, to: done}
+"""
+
+
+def test_a_package_s_kind_may_be_a_foreach_s_inline_node_its_params_checked(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "greeters.yaml"
+    path.write_text(FOREACH_GREETER.replace("SALUTATION", "Hello"))
+    ran = braidflow("validate", str(path), packages=GREETING)
+    assert (ran.returncode, ran.stdout, ran.stderr) == (0, "ok\n", "")
+    path.write_text(FOREACH_GREETER.replace("SALUTATION", "Howdy"))
+    refused = braidflow("validate", str(path), packages=GREETING)
+    assert refused.returncode == 1
+    assert "node 'each': params.do.params.salutation: 'Howdy' is not one of" in refused.stdout
+
+
 def test_the_json_schema_has_a_package_s_kind_and_its_params() -> None:
     ran = braidflow("schema", packages=GREETING)
     assert ran.returncode == 0, ran.stderr

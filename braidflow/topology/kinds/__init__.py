@@ -164,7 +164,8 @@ def _format_schema() -> str:
 def definition_schema() -> dict[str, Any]:
     """The JSON Schema (2020-12) of the definition format: the shared parts, and each kind's params.
 
-    A node's `type` enumerates `KINDS`; its `params` follow `$defs/params_<kind>`.
+    A node's `type` enumerates `KINDS`; its `params` follow `$defs/params_<kind>`, as do those
+    of a foreach's or loop's inline `do`, which may be any work kind.
     """
     schema = json.loads(_format_schema())
     node = schema["$defs"]["node"]
@@ -178,6 +179,16 @@ def definition_schema() -> dict[str, Any]:
             },
         }
         for name, spec in sorted(KINDS.items())
+    ]
+    # A foreach's or a loop's inline `do` is any work node, its params those of its kind.
+    inline = schema["$defs"]["foreach_inline"]
+    inline["properties"]["type"] = {"enum": sorted(WORK_TYPES)}
+    inline["allOf"] = [
+        {
+            "if": {"properties": {"type": {"const": name}}, "required": ["type"]},
+            "then": {"properties": {"params": {"$ref": f"#/$defs/params_{name}"}}},
+        }
+        for name in sorted(WORK_TYPES)
     ]
     for name, spec in sorted(KINDS.items()):
         schema["$defs"][f"params_{name}"] = spec.params

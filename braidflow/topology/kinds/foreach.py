@@ -19,7 +19,7 @@ PARAMS: dict[str, Any] = {
         },
         "do": {
             "description": "a workflow id (each item runs as a child execution) "
-            "or an inline task or http node (rendered per item)",
+            "or an inline work node (rendered per item)",
             "if": {"type": "string"},
             "then": {"$ref": "#/$defs/workflow_id"},
             "else": {"$ref": "#/$defs/foreach_inline"},

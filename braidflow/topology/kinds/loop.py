@@ -1,7 +1,7 @@
 """The `loop` node kind. Runs its `do` once per pass, one pass after another.
 
-`do` is a workflow (each pass a child execution) or an inline task or http node
-(each pass a task request), as a foreach's.
+`do` is a workflow (each pass a child execution) or an inline work node (each pass a task
+request), as a foreach's.
 
 `while` (one `${...}` giving a boolean) is checked before every pass after the
 first, reading the last pass as `last` (`{output, index}`): the first pass always
@@ -31,7 +31,7 @@ PARAMS: dict[str, Any] = {
     "properties": {
         "do": {
             "description": "a workflow id (each pass runs as a child execution) or an inline"
-            " task or http node (rendered per pass)",
+            " work node (rendered per pass)",
             "if": {"type": "string"},
             "then": {"$ref": "#/$defs/workflow_id"},
             "else": {"$ref": "#/$defs/foreach_inline"},

@@ -67,6 +67,31 @@ edges:
   - {from: read, to: done}
 """
 
+PAGES = """
+id: work-pages
+input:
+  type: object
+  required: [urls]
+  properties:
+    urls: {type: array, items: {type: string}}
+nodes:
+  - id: each
+    type: foreach
+    params:
+      items: "${input.urls}"
+      do:
+        type: fetch_page
+        params:
+          url: "${item}"
+          headers: {X-Reader: braidflow}
+          select: {headline: h1}
+  - id: done
+    type: end
+    params: {output: {pages: "${nodes.each.output}"}}
+edges:
+  - {from: each, to: done}
+"""
+
 RELEASE_PAGE = """<!doctype html><html><head><title> Release  4.2 </title></head><body>
 <h1>Braidflow   <em>4.2</em> is out</h1>
 <p id="price" data-amount="0">free</p>
@@ -108,7 +133,7 @@ def server(background_loop: BackgroundLoop) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def worker(shared_worker: WorkerProcess) -> WorkerProcess:
-    for definition in (FAILING, CALL, PAGE):
+    for definition in (FAILING, CALL, PAGE, PAGES):
         reply = shared_worker.api.deploy(definition)
         assert reply.status == 201, reply
     return shared_worker
@@ -199,3 +224,13 @@ def test_a_fetch_page_node_with_a_broken_selector_is_refused_at_deploy(
     reply = worker.api.deploy(broken)
     assert reply.status == 400, reply
     assert "node 'read': params.select.headline: 'h1[[' is not a CSS selector" in str(reply.body)
+
+
+def test_a_foreach_runs_a_fetch_page_node_per_item(worker: WorkerProcess, server: str) -> None:
+    urls = [f"{server}/page", f"{server}/page?again=1"]
+    execution_id = worker.api.start("work-pages", {"urls": urls})
+    execution = worker.wait_until_finished([execution_id])[execution_id]
+    assert execution["status"] == "completed", execution["error"]
+    assert [page["fields"]["headline"] for page in execution["output"]["pages"]] == [
+        "Braidflow 4.2 is out"
+    ] * 2

@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from braidflow.topology import Problem, compile_workflow, definition_schema, validate_text
-from braidflow.topology.kinds import NODE_TYPES
+from braidflow.topology.kinds import NODE_TYPES, WORK_TYPES
 
 ITEMS = "${input.candidates}"
 INLINE_TASK = {"type": "task", "params": {"handler": "hr.score", "input": {"c": "${item}"}}}
@@ -95,7 +95,7 @@ def test_a_foreach_may_leave_along_an_on_error_edge() -> None:
         (None, "'params' is a required property"),
         (
             {"items": ITEMS, "do": {"type": "approval", "params": {}}},
-            "params.do.type: 'approval' is not one of ['http', 'task']",
+            f"params.do.type: 'approval' is not one of {sorted(WORK_TYPES)}",
         ),
         (
             {"items": ITEMS, "do": {**INLINE_TASK, "retry": {"max_attempts": 2}}},
@@ -125,6 +125,10 @@ def test_a_foreach_may_leave_along_an_on_error_edge() -> None:
             {"items": ITEMS, "do": {"type": "http", "params": {"method": "FETCH", "url": "x"}}},
             "params.do.params.method: 'FETCH' is not one of",
         ),
+        (
+            {"items": ITEMS, "do": {"type": "fetch_page", "params": {"url": "${item}"}}},
+            "params.do.params: 'select' is a required property",
+        ),
         ({"items": ITEMS, "do": {"type": "task"}}, "params.do: 'params' is a required property"),
         ({"items": ITEMS, "do": "Score It"}, "params.do: 'Score It' does not match"),
         (
@@ -143,6 +147,16 @@ def test_each_problem_names_the_foreach(params: dict[str, Any] | None, message: 
     assert len(found) == 1, found
     assert found[0].where == "node 'each'"
     assert found[0].message.startswith(message), found[0].message
+
+
+def test_any_work_kind_may_be_the_inline_node_its_templates_reading_the_item() -> None:
+    do = {"type": "fetch_page", "params": {"url": "${item.url}", "select": {"h": "h1"}}}
+    node = compile_workflow(document({"items": ITEMS, "do": do})).nodes["each"]
+    assert node.item_node is not None and node.item_node.node.type == "fetch_page"
+    scope = {"input": {}, "item": {"url": "https://example.test/a"}, "index": 0}
+    assert node.item_node.params["url"].render(scope) == "https://example.test/a"
+    inline = definition_schema()["$defs"]["foreach_inline"]["properties"]["type"]["enum"]
+    assert inline == sorted(WORK_TYPES)
 
 
 def test_item_and_index_are_not_in_scope_for_the_items_themselves() -> None:
