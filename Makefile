@@ -37,13 +37,14 @@ lint: install
 # The event bus's tests joined the second run when the first took 21 min against its 7.5;
 # dev mode's (some 2.5 min) when the first took 18 min against its 12; the live views' (some
 # 45 s) when the first took 1,094 s against its 966, and shorter many-batches tests took some
-# 30 s off the first and 20 s off the second.
+# 30 s off the first and 20 s off the second. The code nodes' sandbox tests (some 30 s) joined the
+# second when the model, page and package kinds' tests added about a minute to the first.
 # Both runs use the compiled modules where the install compiled them (docs/install.md); after
 # the second, their unit tests (the engine's and the codecs') run again as pure Python
 # (BRAIDFLOW_PURE=1), so that both ways are proven. The whole unit suite there made CI 1,440 s
 # on a loaded machine (its 2,666 tests 217 s of it), too near CI's 20 minutes.
 SECOND := tests/integration/recovery tests/integration/read_models tests/integration/event_bus \
-	tests/integration/dev tests/integration/live
+	tests/integration/dev tests/integration/live tests/integration/code_nodes
 PURE := tests/unit/engine tests/unit/schemas tests/unit/test_compiled.py
 test: lint chromium bubblewrap
 	@{ $(BIN)/python -m pytest -q --durations=10 $(SECOND) && BRAIDFLOW_PURE=1 \
