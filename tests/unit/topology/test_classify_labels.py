@@ -9,7 +9,9 @@ import re
 import pytest
 
 from braidflow.topology import DefinitionError, load_workflow
+from braidflow.topology.layout import layout
 from braidflow.topology.loading import Problem
+from braidflow.topology.mermaid import mermaid
 from braidflow.topology.workflow import validate_text
 
 TRIAGE = """
@@ -175,3 +177,15 @@ edges:
     broken = text.replace("{type: string}", "{type: object, properties: {a: {type: texte}}}")
     [problem] = validate_text(broken)
     assert problem.message.startswith("params.schema: invalid JSON Schema at properties.a.type")
+
+
+def test_the_flowchart_and_the_layout_show_each_edge_by_its_label() -> None:
+    wf = load_workflow(
+        triage(
+            "  - {from: sort, to: fix, label: bug}\n  - {from: sort, to: other, default: true}\n"
+        )
+    )
+    lines = mermaid(wf).splitlines()
+    assert '    sort -->|"bug"| fix' in lines
+    assert "    sort -->|default| other" in lines
+    assert [e.label for e in layout(wf.definition).edges] == ["bug", "default"]

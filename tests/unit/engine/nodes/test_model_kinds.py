@@ -4,11 +4,15 @@ classify node chose picks the edge it goes on along."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 from engine_driver import applied, events, of_type, settle, workflow
 
+from braidflow.cli import main
 from braidflow.engine import StartExecution, TaskRequest, step
 from braidflow.engine.messages import NodeCompleted, NodeError, NodeFailed, RedriveNode
 from braidflow.engine.state import ExecutionStatus, NodeStatus
@@ -154,3 +158,15 @@ def test_a_redrive_may_patch_a_classify_text_never_its_connection() -> None:
     moved = {**request.input, "connection": "elsewhere"}
     redriven = step(wf, failed, RedriveNode("r", "ex", T0 + 2, "sort", "ops", moved))
     assert redriven.ignored == "a patched input of node 'sort' must keep its connection, 'local'"
+
+
+def test_a_dry_run_answers_the_label_and_shows_the_edge_it_chose(tmp_path: Path) -> None:
+    path = tmp_path / "triage.yaml"
+    path.write_text(TRIAGE)
+    answers = tmp_path / "answers.yaml"
+    answers.write_text("sort: {label: question, model: tiny-1, usage: {total_tokens: 9}}\n")
+    given = ["--input", json.dumps(INPUT), "--answers", str(answers)]
+    result = CliRunner().invoke(main, ["dry-run", str(path), *given])
+    assert result.exit_code == 0, result.output
+    assert "-> classify local tiny-1 input {" in result.output
+    assert "path: sort -> answer" in result.output
