@@ -17,7 +17,8 @@ from braidflow.topology.loading import Problem
 LABELLED_SOURCE = "classify"
 """The kind whose edges may name labels."""
 
-_NOT_WITH_LABEL = ("when", "default", "timeout", "on_error")
+# `when` and `timeout` edges out of a classify are refused already, whatever their label.
+_NOT_WITH_LABEL = ("default", "on_error")
 
 
 def label_problems(doc: Mapping[str, Any]) -> Iterator[Problem]:
