@@ -277,7 +277,7 @@ def _target(request: TaskRequest) -> str:
         return f" {request.handler}"
     if request.kind == "http":
         return f" {given['method']} {given['url']}"
-    if request.kind == "llm":
+    if request.kind in ("llm", "classify", "extract", "summarize"):
         return f" {given['connection']} {given['model']}"
     return ""
 

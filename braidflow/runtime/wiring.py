@@ -16,6 +16,7 @@ from aiohttp import web
 from braidflow import event_loop
 from braidflow.compiled import choose
 from braidflow.config import Settings
+from braidflow.connectors.agent_library import MODEL_KINDS, ModelKind
 from braidflow.connectors.alert_webhooks import AlertWebhooks
 from braidflow.connectors.api import Authentication, TokenVerifier, create_api
 from braidflow.connectors.api.authentication import off_problem
@@ -178,6 +179,7 @@ def build_runtime(
             "code": CodeSandbox.on_this_worker().run,
             "fetch_page": PageFetch(http),
             "llm": llm.run,
+            **{kind: ModelKind(llm, kind) for kind in MODEL_KINDS},
             **{kind.name: custom_kind_run(kind) for kind in custom_kinds},
         },
     )

@@ -89,9 +89,11 @@ class Layout:
 
 
 def edge_label(edge: Edge) -> str | None:
-    """What an edge is labelled with: its condition, or the kind of edge it is."""
+    """What an edge is labelled with: its condition or label, or the kind of edge it is."""
     if edge.when is not None:
         return edge.when
+    if edge.label is not None:
+        return edge.label
     if edge.default:
         return "default"
     if edge.timeout:

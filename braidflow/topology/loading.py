@@ -213,6 +213,7 @@ def build_edge(raw: Mapping[str, Any]) -> Edge:
         raw.get("default", False),
         raw.get("timeout", False),
         raw.get("on_error", False),
+        raw.get("label"),
     )
 
 

@@ -75,7 +75,7 @@ def mermaid(source: Workflow | Definition) -> str:
         text = edge_label(edge)
         if text is None:
             label = ""
-        elif edge.when is not None:
+        elif edge.when is not None or edge.label is not None:
             label = f'|"{_escape(text)}"|'
         else:
             label = f"|{text}|"

@@ -39,10 +39,7 @@ class Edge:
     default: bool = False
     timeout: bool = False  # taken when the source node times out, instead of failing
     on_error: bool = False  # taken when the source node fails for good, instead of the execution
-
-    @property
-    def label(self) -> str:
-        return f"{self.source} -> {self.target}"
+    label: str | None = None  # out of a classify node: taken when the node chose this label
 
 
 @dataclass(frozen=True, slots=True)

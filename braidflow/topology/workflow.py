@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 
 import jsonschema
 
+from braidflow.topology.edge_labels import LABELLED_SOURCE, label_problems
 from braidflow.topology.expressions import (
     SCOPE_NAMES,
     Expression,
@@ -69,6 +70,7 @@ class CompiledEdge:
     default: bool
     timeout: bool = False
     on_error: bool = False
+    label: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,6 +169,7 @@ def compile_workflow(doc: Any) -> Workflow:
         raise DefinitionError(problems)
     graph = Graph((n["id"] for n in doc["nodes"]), _raw_edges(doc))
     problems.extend(_graph_problems(doc, graph))
+    problems.extend(label_problems(doc))
     conditions = _collect(_compile_conditions(doc, graph), problems)
     params = _collect(_compile_params(doc, graph), problems)
     item_params = _collect(_compile_item_params(doc, graph), problems)
@@ -306,6 +309,8 @@ def _graph_problems(doc: Mapping[str, Any], graph: Graph) -> Iterator[Problem]:
         else:
             types[n["id"]] = n["type"]
     seen_edges: set[tuple[str, str]] = set()
+    # A classify node whose edges name labels branches by the label it chose.
+    labelled = {e["from"] for e in doc["edges"] if "label" in e}
     defaults: dict[str, int] = {}
     timeout_edges: dict[str, int] = {}
     error_edges: dict[str, int] = {}
@@ -334,8 +339,8 @@ def _graph_problems(doc: Mapping[str, Any], graph: Graph) -> Iterator[Problem]:
                 timeout_edges[e["from"]] = timeout_edges.get(e["from"], 0) + 1
             continue
         if e.get("default"):
-            if source_type != "decision":
-                yield Problem(where, "`default` is only for edges out of a decision")
+            if source_type not in ("decision", LABELLED_SOURCE):
+                yield Problem(where, "`default` is only for edges out of a decision or classify")
             elif "when" in e:
                 yield Problem(where, "a default edge takes no `when`")
             defaults[e["from"]] = defaults.get(e["from"], 0) + 1
@@ -385,7 +390,7 @@ def _graph_problems(doc: Mapping[str, Any], graph: Graph) -> Iterator[Problem]:
         if node_type == "decision" and defaults.get(node, 0) == 0:
             yield Problem(f"node '{node}'", "a decision needs an edge with `default: true`")
         if defaults.get(node, 0) > 1:
-            yield Problem(f"node '{node}'", "a decision may have only one default edge")
+            yield Problem(f"node '{node}'", f"a {node_type} may have only one default edge")
         # Timeout and on_error edges are alternatives to the normal way on, not branches.
         timed = timeout_edges.get(node, 0) if node_type in TIMEOUT_EDGE_SOURCES else 0
         errored = error_edges.get(node, 0) if node_type in ERROR_EDGE_SOURCES else 0
@@ -396,7 +401,10 @@ def _graph_problems(doc: Mapping[str, Any], graph: Graph) -> Iterator[Problem]:
             yield Problem(f"node '{node}'", f"a {node_type} node may have only one on_error edge")
         if normal == 0 and besides:
             yield Problem(f"node '{node}'", f"a {node_type} node needs one outgoing edge{besides}")
-        if node_type in NODE_TYPES - BRANCHING_TYPES and normal > 1:
+        branches = node_type in BRANCHING_TYPES or (
+            node_type == LABELLED_SOURCE and node in labelled
+        )
+        if not branches and normal > 1:
             yield Problem(
                 f"node '{node}'",
                 f"a {node_type} node has {normal} outgoing edges{besides}; only"
@@ -680,7 +688,9 @@ def _assemble(
 ) -> Workflow:
     definition = build_definition(doc)
     edges = [
-        CompiledEdge(i, e.source, e.target, conditions.get(i), e.default, e.timeout, e.on_error)
+        CompiledEdge(
+            i, e.source, e.target, conditions.get(i), e.default, e.timeout, e.on_error, e.label
+        )
         for i, e in enumerate(definition.edges)
     ]
     nodes = {

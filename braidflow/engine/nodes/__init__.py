@@ -12,10 +12,12 @@ from collections.abc import Iterable, Mapping
 
 from braidflow.engine.nodes.approval import Approval
 from braidflow.engine.nodes.base import NodeKind
+from braidflow.engine.nodes.classify import Classify
 from braidflow.engine.nodes.code import Code
 from braidflow.engine.nodes.decision import Decision
 from braidflow.engine.nodes.delay import Delay
 from braidflow.engine.nodes.end import End
+from braidflow.engine.nodes.extract import Extract
 from braidflow.engine.nodes.fetch_page import FetchPage
 from braidflow.engine.nodes.foreach import Foreach
 from braidflow.engine.nodes.http import Http
@@ -25,6 +27,7 @@ from braidflow.engine.nodes.loop import Loop
 from braidflow.engine.nodes.parallel import Parallel
 from braidflow.engine.nodes.publish import Publish
 from braidflow.engine.nodes.subworkflow import Subworkflow
+from braidflow.engine.nodes.summarize import Summarize
 from braidflow.engine.nodes.task import Task
 from braidflow.engine.nodes.transform import Transform
 from braidflow.engine.nodes.wait_event import WaitEvent
@@ -33,10 +36,12 @@ from braidflow.topology.kinds import KINDS, KindSpec, add_kinds
 
 _BY_NAME: dict[str, type[NodeKind]] = {
     "approval": Approval,
+    "classify": Classify,
     "code": Code,
     "decision": Decision,
     "delay": Delay,
     "end": End,
+    "extract": Extract,
     "fetch_page": FetchPage,
     "foreach": Foreach,
     "http": Http,
@@ -46,6 +51,7 @@ _BY_NAME: dict[str, type[NodeKind]] = {
     "parallel": Parallel,
     "publish": Publish,
     "subworkflow": Subworkflow,
+    "summarize": Summarize,
     "task": Task,
     "transform": Transform,
     "wait_event": WaitEvent,

@@ -8,7 +8,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from braidflow.engine import ids
-from braidflow.engine.messages import NodeCompleted, NodeFailed, TaskRequest
+from braidflow.engine.messages import NodeCompleted, NodeError, NodeFailed, TaskRequest
 from braidflow.engine.nodes.base import Handler, NodeKind, normal_edges, not_owned, timeout_timer
 from braidflow.engine.state import (
     NodeRun,
@@ -45,6 +45,14 @@ class WorkKind(NodeKind):
     def request_input(self, draft: Draft, node: CompiledNode, scope: Mapping[str, Any]) -> Any:
         """The resolved input an executor receives, rendered in `scope`."""
         raise NotImplementedError
+
+    def output_problem(self, node: CompiledNode, output: Any) -> NodeError | None:
+        """Why a completed attempt's output cannot stand, failing the attempt; None when it can."""
+        return None
+
+    def edges_taken(self, node: CompiledNode, output: Any) -> set[int]:
+        """The edges a completed attempt goes on along: all but timeout and on_error edges."""
+        return normal_edges(node)
 
     def handler(self, node: CompiledNode) -> str | None:
         """The task handler an executor runs; None for a kind the executor knows by its type."""
@@ -110,6 +118,10 @@ class WorkKind(NodeKind):
         run = _attempt_running(draft, t)
         if run is None:
             return not_owned(t)
+        problem = self.output_problem(node, t.output)
+        if problem is not None:
+            draft.attempt_failed(node, run, problem)
+            return None
         if draft.timers:
             draft.timers.pop(timeout_timer(t.node_id, t.attempt), None)
         draft.nodes[t.node_id] = NodeRun(
@@ -130,7 +142,7 @@ class WorkKind(NodeKind):
             data=t.output,
             started_at=run.started_at,
         )
-        draft.go_on(node, normal_edges(node))
+        draft.go_on(node, self.edges_taken(node, t.output))
         return None
 
     def failed(self, draft: Draft, node: CompiledNode, t: NodeFailed) -> str | None:

@@ -28,10 +28,12 @@ from typing import Any
 
 from braidflow.topology.kinds import (
     approval,
+    classify,
     code,
     decision,
     delay,
     end,
+    extract,
     fetch_page,
     foreach,
     http,
@@ -41,6 +43,7 @@ from braidflow.topology.kinds import (
     parallel,
     publish,
     subworkflow,
+    summarize,
     task,
     transform,
     wait_event,
@@ -51,10 +54,12 @@ _REGISTERED: dict[str, KindSpec] = {
     spec.name: spec
     for spec in (
         approval.SPEC,
+        classify.SPEC,
         code.SPEC,
         decision.SPEC,
         delay.SPEC,
         end.SPEC,
+        extract.SPEC,
         fetch_page.SPEC,
         foreach.SPEC,
         http.SPEC,
@@ -64,6 +69,7 @@ _REGISTERED: dict[str, KindSpec] = {
         parallel.SPEC,
         publish.SPEC,
         subworkflow.SPEC,
+        summarize.SPEC,
         task.SPEC,
         transform.SPEC,
         wait_event.SPEC,

@@ -51,6 +51,7 @@ def test_the_node_kinds_are_sorted_into_work_control_and_wait() -> None:
     assert sorted(WAIT_TYPES) == ["approval", "delay", "subworkflow", "wait_event"]
     assert "publish" in CONTROL_TYPES
     assert {"http", "task", "fetch_page", "llm", "code"} <= WORK_TYPES
+    assert {"classify", "extract", "summarize"} <= WORK_TYPES
     assert not WORK_TYPES & (WAIT_TYPES | CONTROL_TYPES)
     assert {"wait_event", "publish"} <= NODE_TYPES
 

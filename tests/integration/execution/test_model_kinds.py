@@ -1,0 +1,163 @@
+"""The agent library's model kinds on a worker, against the tests' OpenAI-compatible server on
+127.0.0.1: a triage workflow classifies a ticket and goes on along the edge its label names,
+extracts its fields and sums it up; a label the model keeps getting wrong fails the node."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from background_loop import BackgroundLoop
+from llm_server import ChatServer
+from suite_broker import SuiteBroker
+from workers import WorkerProcess
+
+from braidflow.connectors.broker import free_port
+
+KEY = "sk-suite-model-kinds-51c2"
+
+TRIAGE = """
+id: ticket-triage
+input:
+  type: object
+  required: [ticket]
+  properties: {ticket: {type: string}}
+nodes:
+  - id: sort
+    type: classify
+    params:
+      connection: local
+      model: tiny-1
+      text: "${input.ticket}"
+      labels: {bug: something is broken, question: someone asks how}
+      instructions: Tickets of the web team.
+  - id: fields
+    type: extract
+    params:
+      connection: local
+      model: tiny-1
+      text: "${input.ticket}"
+      schema:
+        type: object
+        required: [order]
+        properties: {order: {type: string, pattern: "^A-[0-9]+$"}}
+  - id: brief
+    type: summarize
+    params: {connection: local, model: tiny-1, text: "${input.ticket}", max_words: 8}
+  - id: fixing
+    type: end
+    params:
+      output:
+        went: fix
+        order: "${nodes.fields.output.fields.order}"
+        tokens: "${nodes.fields.output.usage.total_tokens}"
+  - id: answering
+    type: end
+    params:
+      output: {went: answer, brief: "${nodes.brief.output.summary}"}
+edges:
+  - {from: sort, to: fields, label: bug}
+  - {from: sort, to: brief, label: question}
+  - {from: fields, to: fixing}
+  - {from: brief, to: answering}
+"""
+
+
+@pytest.fixture(scope="module")
+def chat(background_loop: BackgroundLoop) -> Iterator[tuple[ChatServer, str]]:
+    server = ChatServer(key=KEY)
+    port = free_port()
+    runner = background_loop.serve(server.app(), "127.0.0.1", port)
+    yield server, f"http://127.0.0.1:{port}/v1"
+    background_loop.run(runner.cleanup())
+
+
+@pytest.fixture(scope="module")
+def worker(
+    broker: SuiteBroker, tmp_path_factory: pytest.TempPathFactory, chat: tuple[ChatServer, str]
+) -> Iterator[WorkerProcess]:
+    home = tmp_path_factory.mktemp("model-kinds-worker")
+    connections = home / "connections.yaml"
+    connections.write_text(f"local:\n  url: {chat[1]}\n  key: ${{secrets.LLM_KEY}}\n")
+    process = WorkerProcess(
+        broker,
+        f"t{uuid.uuid4().hex[:10]}",
+        home / "data",
+        home / "worker.log",
+        env={"BRAIDFLOW_CONNECTIONS": str(connections), "BRAIDFLOW_SECRET_LLM_KEY": KEY},
+    )
+    try:
+        process.start().wait_ready()
+        reply = process.api.deploy(TRIAGE)
+        assert reply.status == 201, reply
+        yield process
+    finally:
+        process.stop()
+
+
+def ticket(steps: str) -> str:
+    """A ticket whose text scripts the test server's answers (tests/integration/llm_server.py)."""
+    return f"{uuid.uuid4().hex} | {steps}"
+
+
+def finished(worker: WorkerProcess, text: str) -> dict[str, Any]:
+    execution_id = worker.api.start("ticket-triage", {"ticket": text})
+    execution = worker.wait_until_finished([execution_id])[execution_id]
+    assert KEY not in str(execution)
+    return execution
+
+
+def statuses(execution: dict[str, Any]) -> dict[str, str]:
+    return {n["node_id"]: n["status"] for n in execution["nodes"]}
+
+
+def test_a_bug_goes_on_along_the_bug_edge_and_its_fields_are_extracted(
+    worker: WorkerProcess, chat: tuple[ChatServer, str]
+) -> None:
+    server, _ = chat
+    text = ticket('json:{"label": "bug"} then json:{"order": "A-12"}')
+    execution = finished(worker, text)
+    assert execution["status"] == "completed", execution
+    assert execution["output"]["went"] == "fix"
+    assert execution["output"]["order"] == "A-12"
+    assert statuses(execution)["brief"] == "skipped"
+    classify, extract = server.seen(text)
+    assert classify.prompt == text
+    assert classify.headers["authorization"] == f"Bearer {KEY}"
+    assert "- bug: something is broken" in classify.body["messages"][0]["content"]
+    wanted = classify.body["response_format"]["json_schema"]["schema"]
+    assert wanted["properties"]["label"] == {"enum": ["bug", "question"]}
+    assert extract.body["response_format"]["json_schema"]["schema"]["required"] == ["order"]
+    [sort] = [n for n in execution["nodes"] if n["node_id"] == "sort"]
+    assert sort["output"]["label"] == "bug"
+    assert set(sort["output"]["usage"]) == {"prompt_tokens", "completion_tokens", "total_tokens"}
+
+
+def test_a_question_goes_on_along_the_question_edge_and_is_summed_up(
+    worker: WorkerProcess, chat: tuple[ChatServer, str]
+) -> None:
+    server, _ = chat
+    text = ticket('json:{"label": "question"} then text: How do I reset it? ')
+    execution = finished(worker, text)
+    assert execution["status"] == "completed", execution
+    assert execution["output"] == {"went": "answer", "brief": "How do I reset it?"}
+    assert statuses(execution)["fields"] == "skipped"
+    summarize = server.seen(text)[-1]
+    assert "in at most 8 words" in summarize.body["messages"][0]["content"]
+    assert "response_format" not in summarize.body
+
+
+def test_a_label_outside_the_labels_is_asked_again_then_fails_the_node_naming_it(
+    worker: WorkerProcess, chat: tuple[ChatServer, str]
+) -> None:
+    server, _ = chat
+    text = ticket('json:{"label": "rant"}')
+    execution = finished(worker, text)
+    assert execution["status"] == "failed", execution
+    error = execution["error"]
+    assert (error["type"], error["node_id"]) == ("llm.invalid_answer", "sort")
+    assert "'rant' is not one of ['bug', 'question']" in error["message"]
+    assert len(server.seen(text)) == 3
+    assert statuses(execution)["sort"] == "failed"
