@@ -47,6 +47,7 @@ MODULES: tuple[str, ...] = (
     "braidflow.engine.nodes.code",
     "braidflow.engine.nodes.decision",
     "braidflow.engine.nodes.delay",
+    "braidflow.engine.nodes.email",
     "braidflow.engine.nodes.end",
     "braidflow.engine.nodes.fetch_page",
     "braidflow.engine.nodes.foreach",

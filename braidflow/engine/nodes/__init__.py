@@ -15,6 +15,7 @@ from braidflow.engine.nodes.base import NodeKind
 from braidflow.engine.nodes.code import Code
 from braidflow.engine.nodes.decision import Decision
 from braidflow.engine.nodes.delay import Delay
+from braidflow.engine.nodes.email import Email
 from braidflow.engine.nodes.end import End
 from braidflow.engine.nodes.fetch_page import FetchPage
 from braidflow.engine.nodes.foreach import Foreach
@@ -36,6 +37,7 @@ _BY_NAME: dict[str, type[NodeKind]] = {
     "code": Code,
     "decision": Decision,
     "delay": Delay,
+    "email": Email,
     "end": End,
     "fetch_page": FetchPage,
     "foreach": Foreach,

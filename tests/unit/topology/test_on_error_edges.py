@@ -61,6 +61,10 @@ def test_the_flowchart_labels_on_error_edges_and_names_the_new_types() -> None:
         ("http", {"method": "GET", "url": "http://example.test"}),
         ("fetch_page", {"url": "http://example.test", "select": {"title": "h1"}}),
         ("llm", {"connection": "c", "model": "m", "prompt": "p"}),
+        (
+            "email",
+            {"connection": "c", "from": "a@x.test", "to": "b@x.test", "subject": "s", "text": "t"},
+        ),
         ("code", {"source": "def main(input):\n    return input\n"}),
         ("transform", {"set": {"a": 1}}),
         ("wait_event", {"type": "x.happened"}),
