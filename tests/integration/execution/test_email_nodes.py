@@ -177,3 +177,19 @@ def test_a_connection_that_is_not_a_mail_server_fails_the_node(worker: WorkerPro
     assert error["message"] == (
         "connection 'model' is not a mail server (its url is not smtp:// or smtps://)"
     )
+
+
+def test_a_department_may_not_use_a_mail_server_whose_password_it_does_not_list(
+    worker: WorkerProcess, mail_server: MailServer
+) -> None:
+    dept = f"sales{uuid.uuid4().hex[:6]}"
+    reply = worker.api.deploy(f"kind: Department\nname: {dept}\ncredentials: [OTHER_SECRET]\n")
+    assert reply.status == 201, reply
+    text = NOTIFY.replace("id: email-notify", f"id: email-{dept}\ndepartment: {dept}")
+    reply = worker.api.deploy(text)
+    assert reply.status == 201, reply
+    execution = finished(worker, f"email-{dept}", {"to": ["ada@example.com"], "ticket": "T-5"})
+    assert execution["output"] == {"undelivered": "SecretNotAllowed"}
+    [error] = node(execution, "send")["errors"]
+    assert "'SMTP_PASSWORD'" in error["message"]
+    assert mail_server.by_message_id(f"<{execution['execution_id']}.send.1@braidflow>") == []
