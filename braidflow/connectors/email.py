@@ -111,15 +111,20 @@ def built(
         raise _invalid("to", "no address")
     [sender] = senders
     message = EmailMessage()
-    try:
-        message["From"] = sender
-        message["To"] = to
-        if cc:
-            message["Cc"] = cc
-        message["Subject"] = _text(given.get("subject"), "subject")
-    except ValueError as exc:
-        # The email package's own refusals, for instance a line break in the subject.
-        raise _invalid("subject", str(exc)) from None
+    headers = (
+        ("From", "from", sender),
+        ("To", "to", to),
+        ("Cc", "cc", cc),
+        ("Subject", "subject", _text(given.get("subject"), "subject")),
+    )
+    for header, field, value in headers:
+        if not value:
+            continue
+        try:
+            message[header] = value
+        except ValueError as exc:
+            # The email package's own refusals, for instance a line break in the subject.
+            raise _invalid(field, str(exc)) from None
     message["Date"] = formatdate(at_ms / 1000, usegmt=True)
     message["Message-ID"] = message_id(idempotency_key)
     message.set_content(_text(given.get("text"), "text"))
