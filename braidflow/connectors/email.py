@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import ssl
 from collections.abc import Mapping
 from email.headerregistry import Address
 from email.message import EmailMessage
@@ -78,6 +79,10 @@ class MailSender:
             raise NodeFailure("TimeoutError", f"{where}: no answer in {timeout_ms}ms") from None
         except aiosmtplib.SMTPException as exc:
             raise _failure(exc, where) from None
+        except ssl.SSLError as exc:
+            # aiosmtplib lets TLS's own errors through: a certificate not trusted, say.
+            why = getattr(exc, "verify_message", None) or exc.reason or str(exc)
+            raise NodeFailure("email.tls_failed", f"{where}: TLS failed: {why}") from None
         node_log.add("info", f"{where}: {reply}")
         return {
             "message_id": message["Message-ID"],

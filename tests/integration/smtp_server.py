@@ -2,11 +2,13 @@
 
 It keeps every message it takes (`received`), refuses any recipient whose address starts
 with `refused` (550), and with a `login` accepts AUTH PLAIN/LOGIN only with that username and
-password (over plain text: the tests talk to 127.0.0.1).
+password (over plain text: the tests talk to 127.0.0.1). With a `tls` context it offers
+STARTTLS and takes no message before it.
 """
 
 from __future__ import annotations
 
+import ssl
 import threading
 from dataclasses import dataclass
 from email import message_from_bytes, policy
@@ -32,7 +34,9 @@ class MailServer:
     """The server; `start` before use, `stop` after. `port` is where it listens; aiosmtpd
     calls the `handle_*` hooks by name."""
 
-    def __init__(self, login: tuple[str, str] | None = None) -> None:
+    def __init__(
+        self, login: tuple[str, str] | None = None, tls: ssl.SSLContext | None = None
+    ) -> None:
         self.login = login
         self.port = free_port()
         self.received: list[Received] = []
@@ -45,6 +49,8 @@ class MailServer:
             # The login is required in `handle_MAIL`: aiosmtpd's `auth_required` without TLS
             # warns at every connection.
             auth_require_tls=False,
+            tls_context=tls,
+            require_starttls=tls is not None,
         )
 
     def start(self) -> MailServer:

@@ -4,11 +4,13 @@ that is not there, each failing with what failed named."""
 
 from __future__ import annotations
 
+import ssl
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import trustme
 from smtp_server import MailServer
 
 from braidflow.connectors.broker import free_port
@@ -164,3 +166,79 @@ async def test_no_login_where_the_server_wants_one_fails_naming_the_refused_send
         f"mail server 127.0.0.1:{server.port} (connection 'mail') refused the sender"
         " flows@example.com: 530 5.7.0 Authentication required"
     )
+
+
+@pytest.fixture(scope="module")
+def tls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[MailServer, str]]:
+    """A server that offers STARTTLS with a certificate of a CA made here; the CA's file."""
+    ca = trustme.CA()
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(context)
+    ca_file = tmp_path_factory.mktemp("smtp-ca") / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    server = MailServer(login=("flows", PASSWORD), tls=context).start()
+    yield server, str(ca_file)
+    server.stop()
+
+
+@pytest.mark.parametrize("starttls", [None, True])
+async def test_a_server_offering_starttls_is_sent_to_over_tls(
+    tls_server: tuple[MailServer, str], monkeypatch: pytest.MonkeyPatch, starttls: bool | None
+) -> None:
+    server, ca_file = tls_server
+    # The client checks the server's certificate against the default CAs: this CA's, here.
+    monkeypatch.setenv("SSL_CERT_FILE", ca_file)
+    mail = MailSender(
+        {
+            "mail": SmtpConnection(
+                "mail",
+                "127.0.0.1",
+                server.port,
+                False,
+                starttls,
+                "flows",
+                "${secrets.SMTP_PASSWORD}",
+            )
+        }
+    )
+    key = f"run-1:tls-{starttls}:1"
+    output = await send(mail, task(key))
+    [received] = server.by_message_id(output["message_id"])
+    assert received.recipients == ["ada@example.com", "grace@example.com"]
+
+
+async def test_starttls_true_refuses_a_server_that_does_not_offer_it(server: MailServer) -> None:
+    plain = MailSender(
+        {
+            "mail": SmtpConnection(
+                "mail", "127.0.0.1", server.port, False, True, "flows", "${secrets.SMTP_PASSWORD}"
+            )
+        }
+    )
+    failed = await failure(plain, task("run-1:send:10"))
+    assert (failed.type, failed.message) == (
+        "email.failed",
+        f"mail server 127.0.0.1:{server.port} (connection 'mail'):"
+        " SMTP STARTTLS extension not supported by server.",
+    )
+    assert server.by_message_id("<run-1.send.10@braidflow>") == []
+
+
+async def test_a_certificate_the_worker_does_not_trust_fails_the_node_as_unreachable(
+    tls_server: tuple[MailServer, str],
+) -> None:
+    server, _ = tls_server
+    mail = MailSender(
+        {
+            "mail": SmtpConnection(
+                "mail", "127.0.0.1", server.port, False, True, "flows", "${secrets.SMTP_PASSWORD}"
+            )
+        }
+    )
+    failed = await failure(mail, task("run-1:send:11"))
+    assert (failed.type, failed.message) == (
+        "email.tls_failed",
+        f"mail server 127.0.0.1:{server.port} (connection 'mail'):"
+        " TLS failed: unable to get local issuer certificate",
+    )
+    assert server.by_message_id("<run-1.send.11@braidflow>") == []
