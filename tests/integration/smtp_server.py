@@ -3,7 +3,7 @@
 It keeps every message it takes (`received`), refuses any recipient whose address starts
 with `refused` (550), and with a `login` accepts AUTH PLAIN/LOGIN only with that username and
 password (over plain text: the tests talk to 127.0.0.1). With a `tls` context it offers
-STARTTLS and takes no message before it.
+STARTTLS and takes no message before it; with `smtps` too, it speaks TLS from the first byte.
 """
 
 from __future__ import annotations
@@ -35,7 +35,10 @@ class MailServer:
     calls the `handle_*` hooks by name."""
 
     def __init__(
-        self, login: tuple[str, str] | None = None, tls: ssl.SSLContext | None = None
+        self,
+        login: tuple[str, str] | None = None,
+        tls: ssl.SSLContext | None = None,
+        smtps: bool = False,
     ) -> None:
         self.login = login
         self.port = free_port()
@@ -49,8 +52,9 @@ class MailServer:
             # The login is required in `handle_MAIL`: aiosmtpd's `auth_required` without TLS
             # warns at every connection.
             auth_require_tls=False,
-            tls_context=tls,
-            require_starttls=tls is not None,
+            ssl_context=tls if smtps else None,
+            tls_context=None if smtps else tls,
+            require_starttls=tls is not None and not smtps,
         )
 
     def start(self) -> MailServer:

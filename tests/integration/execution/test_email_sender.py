@@ -7,6 +7,7 @@ from __future__ import annotations
 import ssl
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,7 +15,7 @@ import trustme
 from smtp_server import MailServer
 
 from braidflow.connectors.broker import free_port
-from braidflow.connectors.connections import Connection, SmtpConnection
+from braidflow.connectors.connections import Connection, SmtpConnection, parse_connections
 from braidflow.connectors.email import MailSender
 from braidflow.engine.messages import TaskRequest
 from braidflow.node_logs import NodeLog
@@ -242,3 +243,25 @@ async def test_a_certificate_the_worker_does_not_trust_fails_the_node_as_unreach
         " TLS failed: unable to get local issuer certificate",
     )
     assert server.by_message_id("<run-1.send.11@braidflow>") == []
+
+
+async def test_an_smtps_connection_speaks_tls_from_the_first_byte(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ca = trustme.CA()
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(context)
+    ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+    monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "ca.pem"))
+    server = MailServer(login=("flows", PASSWORD), tls=context, smtps=True).start()
+    try:
+        [mail] = parse_connections(
+            f"mail: {{url: 'smtps://127.0.0.1:{server.port}', username: flows,"
+            " password: '${secrets.SMTP_PASSWORD}'}",
+            "conn.yaml",
+        ).values()
+        output = await send(MailSender({"mail": mail}), task("run-1:smtps:1"))
+    finally:
+        server.stop()
+    [received] = server.by_message_id(output["message_id"])
+    assert received.recipients == ["ada@example.com", "grace@example.com"]
