@@ -48,6 +48,7 @@ MODULES: tuple[str, ...] = (
     "braidflow.engine.nodes.code",
     "braidflow.engine.nodes.decision",
     "braidflow.engine.nodes.delay",
+    "braidflow.engine.nodes.email",
     "braidflow.engine.nodes.end",
     "braidflow.engine.nodes.extract",
     "braidflow.engine.nodes.fetch_page",

@@ -1,7 +1,7 @@
 """The client `llm` nodes ask through: `POST {url}/chat/completions` of the node's connection.
 
 Plain aiohttp, one shared session per worker, so every byte on the wire is ours to see. The
-connection's key (a secret reference, `connectors/llm_connections.py`) is looked up at the
+connection's key (a secret reference, `connectors/connections.py`) is looked up at the
 moment of the call and sent as `Authorization: Bearer`; the task's idempotency key as
 `Idempotency-Key` (a question asked again within the attempt, `<key>.<n>`: it is another
 request); the node run's span as `traceparent`.
@@ -28,6 +28,7 @@ from typing import Any
 
 import aiohttp
 
+from braidflow.connectors.connections import ENV, Connection, SmtpConnection
 from braidflow.connectors.llm_answers import (
     Completion,
     added,
@@ -38,7 +39,6 @@ from braidflow.connectors.llm_answers import (
     response_format,
     retry_after_s,
 )
-from braidflow.connectors.llm_connections import ENV, Connection
 from braidflow.engine.messages import TaskRequest
 from braidflow.engine.trace_context import HEADER as TRACEPARENT
 from braidflow.node_logs import NodeLog
@@ -65,7 +65,7 @@ _SNIPPET_CHARS = 200
 class LlmClient:
     """Runs llm nodes against `connections`. `start` before the first call, `stop` at shutdown."""
 
-    def __init__(self, connections: Mapping[str, Connection]) -> None:
+    def __init__(self, connections: Mapping[str, Connection | SmtpConnection]) -> None:
         self._connections = dict(connections)
         self._session: aiohttp.ClientSession | None = None
 
@@ -103,6 +103,11 @@ class LlmClient:
             raise NodeFailure(
                 "llm.unknown_connection",
                 f"no connection {name!r} on this worker (its connections, from {ENV}: {known})",
+            )
+        if not isinstance(found, Connection):
+            raise NodeFailure(
+                "llm.unknown_connection",
+                f"connection {name!r} is a mail server, not a chat-completions endpoint",
             )
         return found
 

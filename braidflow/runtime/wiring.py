@@ -23,13 +23,14 @@ from braidflow.connectors.api.authentication import off_problem
 from braidflow.connectors.audit_index import AuditIndex, AuditProjection
 from braidflow.connectors.broker import bind_error, is_embedded_cluster
 from braidflow.connectors.code import CodeSandbox
+from braidflow.connectors.connections import load_connections
 from braidflow.connectors.dead_letter_index import DeadLetterIndex, DeadLetterProjection
+from braidflow.connectors.email import MailSender
 from braidflow.connectors.execution_index import ExecutionIndex, ExecutionProjection
 from braidflow.connectors.fetch_page import PageFetch
 from braidflow.connectors.http import HttpNodeClient
 from braidflow.connectors.lifecycle_feed import LifecycleFeed
 from braidflow.connectors.llm import LlmClient
-from braidflow.connectors.llm_connections import load_connections
 from braidflow.connectors.local_state import adopt_data_dir, cluster_id_of
 from braidflow.connectors.metrics import observe_step
 from braidflow.connectors.node_log_index import NodeLogIndex, NodeLogProjection
@@ -117,7 +118,8 @@ def build_runtime(
         token_verifier = identity_provider(settings)
     _check_api_port(settings)
     # Before Kafka: a mistake in the file stops the start naming the file and the field.
-    llm = LlmClient(load_connections(settings.connections))
+    connections = load_connections(settings.connections)
+    llm = LlmClient(connections)
     # Before the Faust app takes its loop, which every part of the worker then runs on.
     loop = event_loop.use(settings.event_loop)
     WORKER.info({"event_loop": loop, "modules": "compiled" if choose().compiled else "pure"})
@@ -177,6 +179,7 @@ def build_runtime(
         send_logs=publisher.send_node_log,
         kinds={
             "code": CodeSandbox.on_this_worker().run,
+            "email": MailSender(connections).run,
             "fetch_page": PageFetch(http),
             "llm": llm.run,
             **{kind: ModelKind(llm, kind) for kind in MODEL_KINDS},

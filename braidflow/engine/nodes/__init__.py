@@ -16,6 +16,7 @@ from braidflow.engine.nodes.classify import Classify
 from braidflow.engine.nodes.code import Code
 from braidflow.engine.nodes.decision import Decision
 from braidflow.engine.nodes.delay import Delay
+from braidflow.engine.nodes.email import Email
 from braidflow.engine.nodes.end import End
 from braidflow.engine.nodes.extract import Extract
 from braidflow.engine.nodes.fetch_page import FetchPage
@@ -40,6 +41,7 @@ _BY_NAME: dict[str, type[NodeKind]] = {
     "code": Code,
     "decision": Decision,
     "delay": Delay,
+    "email": Email,
     "end": End,
     "extract": Extract,
     "fetch_page": FetchPage,

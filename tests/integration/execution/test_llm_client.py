@@ -12,8 +12,8 @@ import pytest
 from aiohttp.test_utils import TestServer
 from llm_server import ChatServer
 
+from braidflow.connectors.connections import Connection
 from braidflow.connectors.llm import LlmClient
-from braidflow.connectors.llm_connections import Connection
 from braidflow.engine.messages import TaskRequest
 from braidflow.node_logs import NodeLog
 from braidflow.secrets import EnvironmentSecrets, SecretError, SecretsAllowed, SecretScope

@@ -64,6 +64,10 @@ def test_the_flowchart_labels_on_error_edges_and_names_the_new_types() -> None:
         ("classify", {"connection": "c", "model": "m", "text": "t", "labels": ["a", "b"]}),
         ("extract", {"connection": "c", "model": "m", "text": "t", "schema": {"type": "object"}}),
         ("summarize", {"connection": "c", "model": "m", "text": "t"}),
+        (
+            "email",
+            {"connection": "c", "from": "a@x.test", "to": "b@x.test", "subject": "s", "text": "t"},
+        ),
         ("code", {"source": "def main(input):\n    return input\n"}),
         ("transform", {"set": {"a": 1}}),
         ("wait_event", {"type": "x.happened"}),

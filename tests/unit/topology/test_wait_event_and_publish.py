@@ -50,7 +50,7 @@ def node(doc: dict[str, Any], node_id: str) -> dict[str, Any]:
 def test_the_node_kinds_are_sorted_into_work_control_and_wait() -> None:
     assert sorted(WAIT_TYPES) == ["approval", "delay", "subworkflow", "wait_event"]
     assert "publish" in CONTROL_TYPES
-    assert {"http", "task", "fetch_page", "llm", "code"} <= WORK_TYPES
+    assert {"http", "task", "fetch_page", "llm", "code", "email"} <= WORK_TYPES
     assert {"classify", "extract", "summarize"} <= WORK_TYPES
     assert not WORK_TYPES & (WAIT_TYPES | CONTROL_TYPES)
     assert {"wait_event", "publish"} <= NODE_TYPES

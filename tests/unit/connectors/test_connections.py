@@ -1,4 +1,5 @@
-"""The connections file of llm nodes: what it may hold, and errors that name the file and field."""
+"""The connections file of llm and email nodes: what it may hold, and errors that name the file
+and field."""
 
 from __future__ import annotations
 
@@ -7,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from braidflow.connectors.llm_connections import (
+from braidflow.connectors.connections import (
     Connection,
     ConnectionsError,
+    SmtpConnection,
     load_connections,
     parse_connections,
 )
@@ -63,7 +65,14 @@ def test_a_key_written_out_is_refused_naming_the_file_and_field() -> None:
 @pytest.mark.parametrize(
     ("text", "named"),
     [
-        ("local: {url: 'ftp://x'}", "local.url: expected an http:// or https:// URL"),
+        ("local: {url: 'ftp://x'}", "local.url: expected an http(s):// or smtp(s):// URL"),
+        ("mail: {url: 'smtp://m', key: k}", "mail.key: unknown field (an SMTP connection's:"),
+        ("mail: {url: 'smtp://m:x'}", "mail.url: expected smtp://host:port"),
+        ("mail: {url: 'smtp://u@m:25'}", "mail.url: expected smtp://host:port"),
+        ("mail: {url: 'smtp://m', username: u}", "mail: a login needs both"),
+        ("mail: {url: 'smtp://m', username: [u], password: p}", "mail.username: expected"),
+        ("mail: {url: 'smtp://m', starttls: 'yes'}", "mail.starttls: expected true or false"),
+        ("mail: {url: 'smtps://m', starttls: true}", "mail.starttls: smtps:// is TLS"),
         ("local: {}", "local.url"),
         ("local: {url: 'http://x', model: m}", "local.model: unknown field"),
         ("local: {url: 'http://x', headers: [a]}", "local.headers: expected an object"),
@@ -93,3 +102,51 @@ def test_every_connections_file_the_llm_page_shows_loads() -> None:
     assert len(shown) >= 8
     for text in shown:
         assert parse_connections(text, "docs/llm.md"), text
+
+
+def test_an_smtp_url_makes_a_mail_server_with_its_login_and_tls() -> None:
+    text = """
+mail:
+  url: smtp://smtp.example.com:587
+  username: braidflow
+  password: ${secrets.SMTP_PASSWORD}
+  starttls: true
+relay:
+  url: smtp://127.0.0.1
+secure:
+  url: smtps://smtp.example.com
+  username: ${secrets.SMTP_USER}
+  password: ${secrets.SMTP_PASSWORD}
+"""
+    assert parse_connections(text, "conn.yaml") == {
+        "mail": SmtpConnection(
+            "mail", "smtp.example.com", 587, False, True, "braidflow", "${secrets.SMTP_PASSWORD}"
+        ),
+        "relay": SmtpConnection("relay", "127.0.0.1", 25),
+        "secure": SmtpConnection(
+            "secure",
+            "smtp.example.com",
+            465,
+            True,
+            False,
+            "${secrets.SMTP_USER}",
+            "${secrets.SMTP_PASSWORD}",
+        ),
+    }
+
+
+def test_an_smtp_password_written_out_is_refused_and_not_repeated() -> None:
+    message = refusal("mail: {url: 'smtp://m:25', username: u, password: hunter2}")
+    assert message == (
+        "BRAIDFLOW_CONNECTIONS: conn.yaml: mail.password: expected a secret reference,"
+        " ${secrets.NAME}"
+    )
+
+
+def test_every_connections_file_the_email_page_shows_loads() -> None:
+    page = (ROOT / "docs" / "email.md").read_text(encoding="utf-8")
+    shown = re.findall(r"^```yaml fragment\n(.*?)^```$", page, re.MULTILINE | re.DOTALL)
+    assert shown
+    for text in shown:
+        connections = parse_connections(text, "docs/email.md")
+        assert any(isinstance(c, SmtpConnection) for c in connections.values()), text

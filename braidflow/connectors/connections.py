@@ -1,7 +1,9 @@
-"""Named connections of `llm` nodes: where an endpoint is and which secret is its key.
+"""Named connections of work nodes: where a server is and which secrets let a node in.
 
 A worker reads them from the YAML file `BRAIDFLOW_CONNECTIONS` names, once, at start, and
-refuses to start on a mistake, naming the file and the field:
+refuses to start on a mistake, naming the file and the field. The URL's scheme says what a
+connection is: http(s) an OpenAI-compatible endpoint (`llm` nodes), smtp(s) a mail server
+(`email` nodes):
 
     openai:
       url: https://api.openai.com/v1
@@ -9,6 +11,10 @@ refuses to start on a mistake, naming the file and the field:
     local:
       url: http://127.0.0.1:11434/v1
       headers: {X-Team: support}
+    mail:
+      url: smtp://smtp.example.com:587
+      username: braidflow
+      password: ${secrets.SMTP_PASSWORD}
 
 `url` is the base the OpenAI API's paths follow (`{url}/chat/completions`). `key`, when
 given, is a secret reference and nothing else: the file names the secret, the executor looks
@@ -17,6 +23,11 @@ its value up at the moment of the call under the rules of any other secret (a de
 `headers` and `query` values may hold references too (Azure OpenAI's `api-key` header);
 there `$$` is a literal `$`. A definition names a connection only (`connection: openai`),
 so neither the endpoint nor the key is ever in an execution's state.
+
+An SMTP connection's `password` is a secret reference in the same way; its `username` a
+text or a reference. `smtps://` speaks TLS from the first byte (port 465 by default);
+`smtp://` (port 25 by default) upgrades with STARTTLS when the server offers it, and
+`starttls: true` refuses a server that does not, `false` never upgrades.
 """
 
 from __future__ import annotations
@@ -35,6 +46,8 @@ from braidflow.topology.kinds.llm import CONNECTION_NAME
 ENV = "BRAIDFLOW_CONNECTIONS"
 _KEY = re.compile(r"\$\{secrets\.[A-Za-z_][A-Za-z0-9_]*\}")
 _FIELDS = ("url", "key", "headers", "query")
+_SMTP_FIELDS = ("url", "username", "password", "starttls")
+_SMTP_PORTS = {"smtp": 25, "smtps": 465}
 
 
 class ConnectionsError(ValueError):
@@ -53,7 +66,21 @@ class Connection:
     query: Mapping[str, str] = field(default_factory=dict)
 
 
-def load_connections(path: Path | None) -> dict[str, Connection]:
+@dataclass(frozen=True, slots=True)
+class SmtpConnection:
+    """One mail server: `tls` from the first byte (smtps) or `starttls` (None: when offered),
+    and the login, `username` and the secret reference of its `password` (None: no login)."""
+
+    name: str
+    host: str
+    port: int
+    tls: bool = False
+    starttls: bool | None = None
+    username: str | None = None
+    password: str | None = None
+
+
+def load_connections(path: Path | None) -> dict[str, Connection | SmtpConnection]:
     """The connections of the file at `path` (None: none); ConnectionsError naming it."""
     if path is None:
         return {}
@@ -64,7 +91,7 @@ def load_connections(path: Path | None) -> dict[str, Connection]:
     return parse_connections(text, str(path))
 
 
-def parse_connections(text: str, source: str) -> dict[str, Connection]:
+def parse_connections(text: str, source: str) -> dict[str, Connection | SmtpConnection]:
     """The connections a file's `text` describes; `source` names the file in errors."""
     try:
         raw = yaml.safe_load(text)
@@ -77,7 +104,7 @@ def parse_connections(text: str, source: str) -> dict[str, Connection]:
     return {str(name): _connection(str(name), body, source) for name, body in raw.items()}
 
 
-def _connection(name: str, body: Any, source: str) -> Connection:
+def _connection(name: str, body: Any, source: str) -> Connection | SmtpConnection:
     def refuse(where: str, why: str) -> ConnectionsError:
         return ConnectionsError(f"{ENV}: {source}: {where}: {why}")
 
@@ -85,12 +112,15 @@ def _connection(name: str, body: Any, source: str) -> Connection:
         raise refuse(name, "a connection's name is a letter or _, then letters, digits, _ . -")
     if not isinstance(body, Mapping):
         raise refuse(name, "expected an object with a url")
+    url = body.get("url")
+    scheme = urlsplit(url).scheme if isinstance(url, str) else None
+    if scheme in _SMTP_PORTS:
+        return _smtp(name, body, refuse)
     unknown = sorted(str(k) for k in body if k not in _FIELDS)
     if unknown:
         raise refuse(f"{name}.{unknown[0]}", f"unknown field (fields: {', '.join(_FIELDS)})")
-    url = body.get("url")
-    if not isinstance(url, str) or urlsplit(url).scheme not in ("http", "https"):
-        raise refuse(f"{name}.url", f"expected an http:// or https:// URL, got {url!r}")
+    if not isinstance(url, str) or scheme not in ("http", "https"):
+        raise refuse(f"{name}.url", f"expected an http(s):// or smtp(s):// URL, got {url!r}")
     key = body.get("key")
     if key is not None and not (isinstance(key, str) and _KEY.fullmatch(key)):
         # A key written out would sit in a file every reader of the config sees.
@@ -101,6 +131,49 @@ def _connection(name: str, body: Any, source: str) -> Connection:
         key,
         _texts(body.get("headers"), f"{name}.headers", refuse),
         _texts(body.get("query"), f"{name}.query", refuse),
+    )
+
+
+def _smtp(
+    name: str, body: Mapping[str, Any], refuse: Callable[[str, str], ConnectionsError]
+) -> SmtpConnection:
+    unknown = sorted(str(k) for k in body if k not in _SMTP_FIELDS)
+    if unknown:
+        raise refuse(
+            f"{name}.{unknown[0]}",
+            f"unknown field (an SMTP connection's: {', '.join(_SMTP_FIELDS)})",
+        )
+    url = urlsplit(str(body["url"]))
+    try:
+        port = url.port
+    except ValueError:
+        port = -1
+    if not url.hostname or port == -1 or url.path not in ("", "/") or url.username:
+        raise refuse(
+            f"{name}.url", f"expected smtp://host:port or smtps://host:port, got {body['url']!r}"
+        )
+    username = body.get("username")
+    if username is not None and not isinstance(username, str):
+        raise refuse(f"{name}.username", f"expected a text, got {username!r}")
+    password = body.get("password")
+    if password is not None and not (isinstance(password, str) and _KEY.fullmatch(password)):
+        raise refuse(f"{name}.password", "expected a secret reference, ${secrets.NAME}")
+    if (username is None) != (password is None):
+        raise refuse(name, "a login needs both username and password")
+    starttls = body.get("starttls")
+    if starttls is not None and not isinstance(starttls, bool):
+        raise refuse(f"{name}.starttls", f"expected true or false, got {starttls!r}")
+    tls = url.scheme == "smtps"
+    if tls and starttls:
+        raise refuse(f"{name}.starttls", "smtps:// is TLS from the start; STARTTLS is for smtp://")
+    return SmtpConnection(
+        name,
+        url.hostname,
+        port or _SMTP_PORTS[url.scheme],
+        tls,
+        False if tls else starttls,
+        username,
+        password,
     )
 
 
