@@ -30,6 +30,7 @@ from braidflow.connectors.api import (
 from braidflow.connectors.api.caller import forwarded_credential
 from braidflow.connectors.execution_search import ExecutionSearch
 from braidflow.connectors.lifecycle_feed import LifecycleFeed
+from braidflow.drafts import Ask
 from braidflow.engine import (
     ApprovalDecided,
     CancelExecution,
@@ -115,6 +116,15 @@ class RuntimeBackend:
 
     def task_handlers(self) -> list[str]:
         return self._runtime.executor.handler_names()
+
+    def draft_connections(self) -> list[str]:
+        model = self._runtime.draft_model
+        return [] if model is None else model.connections
+
+    def draft_ask(self, connection: str, model: str) -> Ask:
+        if self._runtime.draft_model is None:
+            raise RuntimeError("draft_ask without a draft model")
+        return self._runtime.draft_model.ask(self._tenant, connection, model)
 
     def departments(self) -> list[DepartmentVersion]:
         return self._catalog.departments_of(self._tenant).all_latest()

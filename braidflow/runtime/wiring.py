@@ -23,6 +23,7 @@ from braidflow.connectors.audit_index import AuditIndex, AuditProjection
 from braidflow.connectors.broker import bind_error, is_embedded_cluster
 from braidflow.connectors.code import CodeSandbox
 from braidflow.connectors.dead_letter_index import DeadLetterIndex, DeadLetterProjection
+from braidflow.connectors.draft_model import DraftModel
 from braidflow.connectors.execution_index import ExecutionIndex, ExecutionProjection
 from braidflow.connectors.fetch_page import PageFetch
 from braidflow.connectors.http import HttpNodeClient
@@ -43,7 +44,7 @@ from braidflow.runtime.backend import RuntimeBackend
 from braidflow.runtime.collector import settle_collector
 from braidflow.runtime.malloc_trim import fix_thresholds, trim_every
 from braidflow.runtime.worker import Runtime
-from braidflow.secrets import provider_for
+from braidflow.secrets import SecretsAllowed, provider_for
 from braidflow.streams.admissions import Admissions
 from braidflow.streams.alerts import DepartmentAlerts
 from braidflow.streams.app import create_app
@@ -116,7 +117,8 @@ def build_runtime(
         token_verifier = identity_provider(settings)
     _check_api_port(settings)
     # Before Kafka: a mistake in the file stops the start naming the file and the field.
-    llm = LlmClient(load_connections(settings.connections))
+    connections = load_connections(settings.connections)
+    llm = LlmClient(connections)
     # Before the Faust app takes its loop, which every part of the worker then runs on.
     loop = event_loop.use(settings.event_loop)
     WORKER.info({"event_loop": loop, "modules": "compiled" if choose().compiled else "pure"})
@@ -161,6 +163,10 @@ def build_runtime(
         orchestrator.on_applied = spans.observe
     http = HttpNodeClient()
     secrets = provider_for(settings.secrets_dir)
+
+    def allowed_secrets(tenant: str, department: str | None) -> SecretsAllowed:
+        return catalog.departments_of(tenant).secrets_allowed(department)
+
     results = ResultProducer(settings)
     executor = Executor(
         settings,
@@ -170,9 +176,7 @@ def build_runtime(
         publisher.dead_letter,
         clock,
         secrets=secrets,
-        allowed_secrets=lambda tenant, department: catalog.departments_of(tenant).secrets_allowed(
-            department
-        ),
+        allowed_secrets=allowed_secrets,
         send_logs=publisher.send_node_log,
         kinds={
             "code": CodeSandbox.on_this_worker().run,
@@ -263,6 +267,9 @@ def build_runtime(
         node_logs_projection=node_logs_projection,
         stats=stats,
         lifecycle_feed=feed,
+        draft_model=DraftModel(llm, connections, secrets, allowed_secrets, clock)
+        if connections
+        else None,
     )
 
     def refused(group: str, code: int) -> None:

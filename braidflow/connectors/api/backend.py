@@ -10,6 +10,7 @@ from aiohttp import web
 from braidflow.connectors.api.caller import principal_of
 from braidflow.connectors.execution_search import ExecutionSearch
 from braidflow.connectors.lifecycle_feed import LifecycleFeed
+from braidflow.drafts import Ask
 from braidflow.schemas.audit import AuditRecord
 from braidflow.schemas.cloudevents import CloudEvent
 from braidflow.topology import Workflow
@@ -56,6 +57,14 @@ class Backend(Protocol):
     ) -> tuple[Deployed, bool]: ...
 
     def task_handlers(self) -> list[str]: ...
+
+    def draft_connections(self) -> list[str]:
+        """The llm connections a draft may ask (docs/drafts.md)."""
+        ...
+
+    def draft_ask(self, connection: str, model: str) -> Ask:
+        """The question of one draft to `model` at `connection`, with this tenant's secrets."""
+        ...
 
     def departments(self) -> list[DeployedDepartment]: ...
 
