@@ -526,7 +526,12 @@ def draft(
     if "diff" in drafted:
         click.echo("# diff")
         click.echo(drafted["diff"] or "(no change)\n", nl=False)
-    workflow = load_workflow(text)
+    try:
+        workflow = load_workflow(text)
+    except DefinitionError as exc:
+        # The worker knows node kinds this machine does not (a package installed there only).
+        _echo_problems("draft", exc.problems, err=True)
+        raise SystemExit(1) from None
     click.echo("# inspect")
     click.echo(_analysis(workflow))
     click.echo(mermaid(workflow), nl=False)
