@@ -32,7 +32,6 @@ from braidflow.config import (
     setting_sources,
     settings_from_env,
 )
-from braidflow.drafts import MAX_ROUNDS, ROUNDS
 from braidflow.engine import (
     LifecycleEvent,
     NodeCompleted,
@@ -63,6 +62,7 @@ from braidflow.topology.departments import (
     load_department,
     with_defaults,
 )
+from braidflow.topology.drafts import MAX_ROUNDS, ROUNDS
 from braidflow.topology.loading import parse_text
 from braidflow.topology.mermaid import mermaid
 

@@ -1,4 +1,4 @@
-"""The model a draft asks (braidflow/drafts.py): an llm connection of the worker, asked
+"""The model a draft asks (braidflow/topology/drafts.py): an llm connection of the worker, asked
 through the same client, keys and rules as an `llm` node (connectors/llm.py)."""
 
 from __future__ import annotations
@@ -7,11 +7,11 @@ import uuid
 from collections.abc import Callable, Mapping
 
 from braidflow.connectors.llm import LlmClient
-from braidflow.drafts import Ask
 from braidflow.engine.messages import TaskRequest
 from braidflow.node_logs import NodeLog
 from braidflow.secrets import SecretsAllowed, SecretScope, SecretsProvider
 from braidflow.tasks import NodeFailure
+from braidflow.topology.drafts import Ask
 
 TIMEOUT_MS = 120_000
 """Time one round's question may take."""

@@ -30,7 +30,6 @@ from braidflow.connectors.api import (
 from braidflow.connectors.api.caller import forwarded_credential
 from braidflow.connectors.execution_search import ExecutionSearch
 from braidflow.connectors.lifecycle_feed import LifecycleFeed
-from braidflow.drafts import Ask
 from braidflow.engine import (
     ApprovalDecided,
     CancelExecution,
@@ -63,6 +62,7 @@ from braidflow.streams.departments import DepartmentVersion
 from braidflow.streams.publisher import epoch_ms
 from braidflow.streams.value_rows import MIN_ROW_BYTES, MissingValueRow, filled_in
 from braidflow.tenants import catalog_key, events_prefix_for
+from braidflow.topology.drafts import Ask
 from braidflow.topology.model import DEFAULT_CHOICES
 from braidflow.topology.workflow import CompiledNode
 

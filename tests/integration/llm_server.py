@@ -13,7 +13,7 @@ the ` | ` keeps its count apart from other tests':
     "t-46 | slow:2 then text:ok"         answers after 2 s
 
 A prompt without ` | ` is answered `echo: <prompt>`. A draft (a system message that starts
-as braidflow/drafts.py's do) is answered as a model drafting would, deterministically: first
+as braidflow/topology/drafts.py's do) is answered as a model drafting would, deterministically: first
 `BROKEN` (a definition braidflow refuses), then, once the prompt holds braidflow's problems,
 `DRAFTED` (valid; the request's `model` in its llm node), or with `--edit` the deployed
 definition given, its `description` set to the request's sentence. Usage counts words: the prompt tokens
@@ -34,7 +34,7 @@ from typing import Any
 
 from aiohttp import web
 
-from braidflow.drafts import INSTRUCTIONS
+from braidflow.topology.drafts import INSTRUCTIONS
 
 SCRIPT = " | "
 STEP = " then "

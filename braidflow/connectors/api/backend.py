@@ -10,11 +10,11 @@ from aiohttp import web
 from braidflow.connectors.api.caller import principal_of
 from braidflow.connectors.execution_search import ExecutionSearch
 from braidflow.connectors.lifecycle_feed import LifecycleFeed
-from braidflow.drafts import Ask
 from braidflow.schemas.audit import AuditRecord
 from braidflow.schemas.cloudevents import CloudEvent
 from braidflow.topology import Workflow
 from braidflow.topology.departments import Department
+from braidflow.topology.drafts import Ask
 
 
 class Deployed(Protocol):

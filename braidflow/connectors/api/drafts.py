@@ -1,4 +1,4 @@
-"""Drafts: a model writes a workflow definition from a sentence (braidflow/drafts.py)."""
+"""Drafts: a model writes a workflow definition from a sentence (braidflow/topology/drafts.py)."""
 
 from __future__ import annotations
 
@@ -14,14 +14,15 @@ from braidflow.connectors.api.errors import BadRequest, NotFound, Unavailable
 from braidflow.connectors.api.openapi import (
     INTEGER,
     STRING,
+    Audited,
     Resource,
     json_reply,
     json_request,
     obj,
 )
-from braidflow.drafts import MAX_ROUNDS, ROUNDS, Draft, diff, draft, known_of
 from braidflow.secrets import SecretError
 from braidflow.tasks import NodeFailure
+from braidflow.topology.drafts import MAX_ROUNDS, ROUNDS, Draft, diff, draft, known_of
 
 drafts = Resource("drafts", "Workflow definitions drafted by a model from a sentence")
 
@@ -73,7 +74,8 @@ _ROUND = obj(
         )
     },
     refusals=[404, 503],
-    audit=None,
+    # Who asked which model: a draft spends the tenant's tokens. The sentence is not kept.
+    audit=Audited(detail=("model", "connection", "edit")),
     role=Role.EDITOR,
 )
 async def create_draft(request: web.Request) -> web.Response:

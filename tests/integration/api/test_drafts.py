@@ -17,7 +17,7 @@ from suite_broker import SuiteBroker
 from workers import WorkerApi, WorkerProcess
 
 from braidflow.connectors.broker import free_port
-from braidflow.drafts import INSTRUCTIONS
+from braidflow.topology.drafts import INSTRUCTIONS
 
 KEY = "sk-suite-drafts-51c9"
 SENTENCE = (

@@ -1,4 +1,4 @@
-"""The rounds of a draft and what the model is told (braidflow/drafts.py), with plain data:
+"""The rounds of a draft and what the model is told (braidflow/topology/drafts.py), with plain data:
 the model is a list of scripted answers."""
 
 from __future__ import annotations
@@ -6,7 +6,8 @@ from __future__ import annotations
 import asyncio
 import json
 
-from braidflow.drafts import (
+from braidflow.topology import load_workflow
+from braidflow.topology.drafts import (
     INSTRUCTIONS,
     Draft,
     Known,
@@ -17,7 +18,6 @@ from braidflow.drafts import (
     prompt,
     system_message,
 )
-from braidflow.topology import load_workflow
 
 VALID = """id: greet
 nodes:
