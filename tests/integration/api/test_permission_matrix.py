@@ -246,6 +246,9 @@ CASES: dict[str, Case] = {
     "workflow_graph": Case(f"{TARGET_PATH}/graph", None, 200, Reach.OBJECT),
     "department_map": Case("/map", None, 200, Reach.LISTING, "nodes"),
     "recent_events": Case("/event-bus", None, 200, Reach.LISTING),
+    # The matrix's worker has no connections file: a draft a caller may ask for is a 400
+    # naming `connection`, and asks no model.
+    "create_draft": Case("/drafts", _json({"sentence": "greet", "model": "m"}), 400, Reach.LISTING),
 }
 # How a listing names what it shows.
 LISTED: dict[str, Callable[[dict[str, Any]], str]] = {
