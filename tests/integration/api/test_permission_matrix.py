@@ -427,15 +427,15 @@ def test_every_operation_is_in_the_matrix() -> None:
     assert public == {name for name, case in CASES.items() if case.reach is Reach.PUBLIC}
 
 
-def test_the_matrix_has_756_cases(capsys: pytest.CaptureFixture[str]) -> None:
-    """42 operations x (4 roles x 4 scopes + no key + a revoked key)."""
+def test_the_matrix_has_774_cases(capsys: pytest.CaptureFixture[str]) -> None:
+    """43 operations x (4 roles x 4 scopes + no key + a revoked key)."""
     with capsys.disabled():
         print(
             f"\npermission matrix: {len(operations())} operations x {len(CREDENTIALS)}"
             f" credentials ({len(ROLES)} roles x {len(Scope)} scopes + no key + revoked key)"
             f" = {len(MATRIX)} cases"
         )
-    assert len(MATRIX) == len(CASES) * len(CREDENTIALS) == 756
+    assert len(MATRIX) == len(CASES) * len(CREDENTIALS) == 774
 
 
 @pytest.mark.parametrize(
