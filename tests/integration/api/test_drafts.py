@@ -51,7 +51,10 @@ def worker(
 ) -> Iterator[WorkerProcess]:
     home = tmp_path_factory.mktemp("drafts-worker")
     connections = home / "connections.yaml"
-    connections.write_text(f"local:\n  url: {chat[1]}\n  key: ${{secrets.LLM_KEY}}\n")
+    connections.write_text(
+        f"local:\n  url: {chat[1]}\n  key: ${{secrets.LLM_KEY}}\n"
+        f"unkeyed:\n  url: {chat[1]}\n  key: ${{secrets.NOT_SET_KEY}}\n"
+    )
     process = WorkerProcess(
         broker,
         f"t{uuid.uuid4().hex[:10]}",
@@ -69,7 +72,16 @@ def worker(
 
 def draft_command(worker: WorkerProcess, *args: str) -> subprocess.CompletedProcess[str]:
     command = [sys.executable, "-m", "braidflow.cli", "draft", *args]
-    command += ["--model", "tiny-1", "--api", worker.api.base_url, "--api-key", worker.api.key]
+    command += [
+        "--model",
+        "tiny-1",
+        "--connection",
+        "local",
+        "--api",
+        worker.api.base_url,
+        "--api-key",
+        worker.api.key,
+    ]
     return subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
 
 
@@ -77,7 +89,9 @@ def test_a_draft_sends_the_problems_back_until_the_definition_is_valid(
     worker: WorkerProcess, chat: tuple[ChatServer, str]
 ) -> None:
     marker = uuid.uuid4().hex
-    reply = worker.api.post_json("/drafts", {"sentence": f"{marker} {SENTENCE}", "model": "m-1"})
+    reply = worker.api.post_json(
+        "/drafts", {"sentence": f"{marker} {SENTENCE}", "model": "m-1", "connection": "local"}
+    )
     assert reply.status == 200, reply
     assert reply.body["valid"] is True
     assert reply.body["problems"] == []
@@ -100,7 +114,9 @@ def test_a_draft_sends_the_problems_back_until_the_definition_is_valid(
 
 
 def test_a_draft_still_invalid_after_its_rounds_says_its_problems(worker: WorkerProcess) -> None:
-    reply = worker.api.post_json("/drafts", {"sentence": SENTENCE, "model": "m", "rounds": 1})
+    reply = worker.api.post_json(
+        "/drafts", {"sentence": SENTENCE, "model": "m", "connection": "local", "rounds": 1}
+    )
     assert reply.status == 200, reply
     assert reply.body["valid"] is False
     assert any("clasify" in p for p in reply.body["problems"])
@@ -113,8 +129,9 @@ def test_a_draft_still_invalid_after_its_rounds_says_its_problems(worker: Worker
         ({"sentence": SENTENCE}, 400, "model"),
         ({"sentence": "", "model": "m"}, 400, "sentence"),
         ({"sentence": SENTENCE, "model": "m", "connection": "openai"}, 400, "connection"),
-        ({"sentence": SENTENCE, "model": "m", "rounds": 0}, 400, "rounds"),
-        ({"sentence": SENTENCE, "model": "m", "edit": "no-such-workflow"}, 404, None),
+        ({"sentence": SENTENCE, "model": "m"}, 400, "connection"),  # two: say which
+        ({"sentence": SENTENCE, "model": "m", "connection": "local", "rounds": 0}, 400, "rounds"),
+        ({"sentence": SENTENCE, "model": "m", "connection": "local", "edit": "no-such"}, 404, None),
     ],
 )
 def test_a_draft_request_that_cannot_be_drafted_is_refused_naming_why(
@@ -126,9 +143,20 @@ def test_a_draft_request_that_cannot_be_drafted_is_refused_naming_why(
         assert reply.body["field"] == field, reply
 
 
+def test_a_model_that_gives_no_answer_is_a_503_naming_the_connection_and_why(
+    worker: WorkerProcess,
+) -> None:
+    reply = worker.api.post_json(
+        "/drafts", {"sentence": SENTENCE, "model": "m", "connection": "unkeyed"}
+    )
+    assert reply.status == 503, reply
+    assert "connection 'unkeyed': SecretNotFound" in reply.body["error"]
+    assert "NOT_SET_KEY" in reply.body["error"]
+
+
 def test_a_viewer_may_not_draft(worker: WorkerProcess) -> None:
     viewer: WorkerApi = worker.api.as_new_key("viewer", f"viewer-{uuid.uuid4().hex[:6]}")
-    reply = viewer.post_json("/drafts", {"sentence": SENTENCE, "model": "m"})
+    reply = viewer.post_json("/drafts", {"sentence": SENTENCE, "model": "m", "connection": "local"})
     assert reply.status == 403, reply
 
 
