@@ -13,7 +13,15 @@ import click
 import yaml
 
 from braidflow.client_audit import audit
-from braidflow.client_cli import COMMANDS, JSON_HELP, parse_json_option
+from braidflow.client_cli import (
+    COMMANDS,
+    JSON_HELP,
+    ApiUnreachable,
+    api_option,
+    client_api,
+    parse_json_option,
+    problem_lines,
+)
 from braidflow.client_workflows import WORKFLOW_COMMANDS
 from braidflow.compiled import choose
 from braidflow.config import (
@@ -54,8 +62,14 @@ from braidflow.topology.departments import (
     load_department,
     with_defaults,
 )
+from braidflow.topology.drafts import MAX_ROUNDS, ROUNDS
 from braidflow.topology.loading import parse_text
 from braidflow.topology.mermaid import mermaid
+
+DRAFT_MODEL_ENV = "BRAIDFLOW_DRAFT_MODEL"
+DRAFT_CONNECTION_ENV = "BRAIDFLOW_DRAFT_CONNECTION"
+DRAFT_ROUND_S = 130
+"""How long the command waits for one round of a draft (the worker's question: 2 min)."""
 
 
 @click.group()
@@ -223,11 +237,15 @@ def dry_run(file: str, input_: Any, answers: str | None, department: str | None)
     except DefinitionError as exc:
         _echo_problems(file, exc.problems, err=True)
         raise SystemExit(1) from None
-    given = _load_answers(answers)
+    if not _show_dry_run(with_defaults(workflow, dept), input_, _load_answers(answers), dept):
+        raise SystemExit(1)
+
+
+def _show_dry_run(workflow: Workflow, input_: Any, given: Any, dept: Department | None) -> bool:
+    """Print a dry run of `workflow`; whether its execution completed."""
     click.echo(f"dry run of {workflow.id} with input {_json(input_)}")
     path: list[str] = []
     state = None
-    workflow = with_defaults(workflow, dept)
     context = None if dept is None else dept.context
     for number, (transition, result) in enumerate(drive(workflow, input_, given, dept=context), 1):
         click.echo(f"{number:>3}  {_describe(transition, result)}")
@@ -247,8 +265,7 @@ def dry_run(file: str, input_: Any, answers: str | None, department: str | None)
         click.echo(f"error{where}: {state.error.type}: {state.error.message}")
     else:
         click.echo(f"output: {_json(state.output)}")
-    if state.status != ExecutionStatus.COMPLETED:
-        raise SystemExit(1)
+    return bool(state.status == ExecutionStatus.COMPLETED)
 
 
 def _describe(transition: Transition, result: StepResult) -> str:
@@ -432,6 +449,101 @@ def dev(
         raise click.ClickException(str(exc)) from None
     except Exception as exc:
         raise click.ClickException(f"cannot start dev mode: {exc}") from None
+
+
+@main.command()
+@click.argument("sentence")
+@click.option("--edit", "edited", metavar="WORKFLOW", help="Change this deployed workflow.")
+@click.option(
+    "--model",
+    envvar=DRAFT_MODEL_ENV,
+    required=True,
+    help=f"The model to ask (env {DRAFT_MODEL_ENV}).",
+)
+@click.option(
+    "--connection",
+    envvar=DRAFT_CONNECTION_ENV,
+    help=f"The worker's llm connection to ask (env {DRAFT_CONNECTION_ENV}; default: the"
+    " worker's only one).",
+)
+@click.option(
+    "--rounds",
+    type=click.IntRange(1, MAX_ROUNDS),
+    default=ROUNDS,
+    show_default=True,
+    help="Answers asked for at most, each after braidflow's problems with the last.",
+)
+@click.option(
+    "--input",
+    "input_",
+    default="{}",
+    callback=parse_json_option,
+    help=f"The dry run's input: {JSON_HELP}",
+)
+@click.option("--deploy", is_flag=True, help="Deploy the draft when it is valid.")
+@api_option
+def draft(
+    sentence: str,
+    edited: str | None,
+    model: str,
+    connection: str | None,
+    rounds: int,
+    input_: Any,
+    deploy: bool,
+    api: str,
+) -> None:
+    """Draft a workflow from SENTENCE with a model, through a worker (docs/drafts.md).
+
+    Prints the problems of each answer sent back to the model, then the valid
+    definition (with --edit, its diff with the deployed one), its graph as `inspect`
+    shows it and a dry run. Deploys nothing without --deploy. Exits 1 when no
+    answer was valid.
+    """
+    _with_custom_kinds()
+    payload: dict[str, Any] = {"sentence": sentence, "model": model, "rounds": rounds}
+    payload.update((k, v) for k, v in (("connection", connection), ("edit", edited)) if v)
+    client = client_api(api)
+    try:
+        reply = client.call_json("POST", "/drafts", payload, timeout_s=rounds * DRAFT_ROUND_S)
+    except ApiUnreachable as exc:
+        raise click.ClickException(str(exc)) from None
+    if reply.status != 200 or not isinstance(reply.body, dict):
+        for line in problem_lines("draft", reply):
+            click.echo(line, err=True)
+        raise SystemExit(1)
+    drafted = reply.body
+    for number, answer in enumerate(drafted["rounds"], 1):
+        if answer["problems"]:
+            click.echo(f"round {number}: {len(answer['problems'])} problem(s) sent back")
+            for problem in answer["problems"]:
+                click.echo(f"  {problem}")
+    if not drafted["valid"]:
+        click.echo(drafted["definition"], nl=False)
+        raise click.ClickException(f"no valid definition after {len(drafted['rounds'])} rounds")
+    text = drafted["definition"]
+    click.echo(f"# definition (valid after {len(drafted['rounds'])} round(s))")
+    click.echo(text, nl=False)
+    if "diff" in drafted:
+        click.echo("# diff")
+        click.echo(drafted["diff"] or "(no change)\n", nl=False)
+    try:
+        workflow = load_workflow(text)
+    except DefinitionError as exc:
+        # The worker knows node kinds this machine does not (a package installed there only).
+        _echo_problems("draft", exc.problems, err=True)
+        raise SystemExit(1) from None
+    click.echo("# inspect")
+    click.echo(_analysis(workflow))
+    click.echo(mermaid(workflow), nl=False)
+    click.echo("# dry run")
+    _show_dry_run(workflow, input_, {}, None)
+    if deploy:
+        deployed = client.call("POST", "/workflows", text.encode(), "application/yaml")
+        if deployed.status not in (200, 201):
+            for line in problem_lines("deploy", deployed):
+                click.echo(line, err=True)
+            raise SystemExit(1)
+        click.echo(f"deployed {deployed.body['id']} version {deployed.body['version']}")
 
 
 for _command in (*COMMANDS, *WORKFLOW_COMMANDS, audit, keys):

@@ -62,6 +62,7 @@ from braidflow.streams.departments import DepartmentVersion
 from braidflow.streams.publisher import epoch_ms
 from braidflow.streams.value_rows import MIN_ROW_BYTES, MissingValueRow, filled_in
 from braidflow.tenants import catalog_key, events_prefix_for
+from braidflow.topology.drafts import Ask
 from braidflow.topology.model import DEFAULT_CHOICES
 from braidflow.topology.workflow import CompiledNode
 
@@ -115,6 +116,15 @@ class RuntimeBackend:
 
     def task_handlers(self) -> list[str]:
         return self._runtime.executor.handler_names()
+
+    def draft_connections(self) -> list[str]:
+        model = self._runtime.draft_model
+        return [] if model is None else model.connections
+
+    def draft_ask(self, connection: str, model: str) -> Ask:
+        if self._runtime.draft_model is None:
+            raise RuntimeError("draft_ask without a draft model")
+        return self._runtime.draft_model.ask(self._tenant, connection, model)
 
     def departments(self) -> list[DepartmentVersion]:
         return self._catalog.departments_of(self._tenant).all_latest()

@@ -25,6 +25,7 @@ from braidflow.connectors.broker import bind_error, is_embedded_cluster
 from braidflow.connectors.code import CodeSandbox
 from braidflow.connectors.connections import load_connections
 from braidflow.connectors.dead_letter_index import DeadLetterIndex, DeadLetterProjection
+from braidflow.connectors.draft_model import DraftModel
 from braidflow.connectors.email import MailSender
 from braidflow.connectors.execution_index import ExecutionIndex, ExecutionProjection
 from braidflow.connectors.fetch_page import PageFetch
@@ -45,7 +46,7 @@ from braidflow.runtime.backend import RuntimeBackend
 from braidflow.runtime.collector import settle_collector
 from braidflow.runtime.malloc_trim import fix_thresholds, trim_every
 from braidflow.runtime.worker import Runtime
-from braidflow.secrets import provider_for
+from braidflow.secrets import SecretsAllowed, provider_for
 from braidflow.streams.admissions import Admissions
 from braidflow.streams.alerts import DepartmentAlerts
 from braidflow.streams.app import create_app
@@ -164,6 +165,10 @@ def build_runtime(
         orchestrator.on_applied = spans.observe
     http = HttpNodeClient()
     secrets = provider_for(settings.secrets_dir)
+
+    def allowed_secrets(tenant: str, department: str | None) -> SecretsAllowed:
+        return catalog.departments_of(tenant).secrets_allowed(department)
+
     results = ResultProducer(settings)
     executor = Executor(
         settings,
@@ -173,9 +178,7 @@ def build_runtime(
         publisher.dead_letter,
         clock,
         secrets=secrets,
-        allowed_secrets=lambda tenant, department: catalog.departments_of(tenant).secrets_allowed(
-            department
-        ),
+        allowed_secrets=allowed_secrets,
         send_logs=publisher.send_node_log,
         kinds={
             "code": CodeSandbox.on_this_worker().run,
@@ -268,6 +271,9 @@ def build_runtime(
         node_logs_projection=node_logs_projection,
         stats=stats,
         lifecycle_feed=feed,
+        draft_model=DraftModel(llm, connections, secrets, allowed_secrets, clock)
+        if connections
+        else None,
     )
 
     def refused(group: str, code: int) -> None:

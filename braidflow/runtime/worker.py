@@ -14,6 +14,7 @@ from faust.worker import Worker as FaustWorker
 from braidflow.config import Settings
 from braidflow.connectors.audit_index import AuditIndex
 from braidflow.connectors.dead_letter_index import DeadLetterIndex
+from braidflow.connectors.draft_model import DraftModel
 from braidflow.connectors.execution_index import ExecutionIndex, ExecutionProjection
 from braidflow.connectors.lifecycle_feed import LifecycleFeed
 from braidflow.connectors.node_log_index import NodeLogIndex, NodeLogProjection
@@ -74,6 +75,8 @@ class Runtime:
     stats: Stats | None = None
     # Each execution's lifecycle events, for the streams and `?wait=` (None in some tests).
     lifecycle_feed: LifecycleFeed | None = None
+    # The model drafts ask (POST /drafts); None: the worker has no llm connection.
+    draft_model: DraftModel | None = None
 
     @property
     def app(self) -> faust.App:

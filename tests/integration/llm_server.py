@@ -12,7 +12,11 @@ the ` | ` keeps its count apart from other tests':
     "t-45 | 500 then text:ok"            500, then "ok" (the node's retry asks again)
     "t-46 | slow:2 then text:ok"         answers after 2 s
 
-A prompt without ` | ` is answered `echo: <prompt>`. Usage counts words: the prompt tokens
+A prompt without ` | ` is answered `echo: <prompt>`. A draft (a system message that starts
+as braidflow/topology/drafts.py's do) is answered as a model drafting would, deterministically: first
+`BROKEN` (a definition braidflow refuses), then, once the prompt holds braidflow's problems,
+`DRAFTED` (valid; the request's `model` in its llm node), or with `--edit` the deployed
+definition given, its `description` set to the request's sentence. Usage counts words: the prompt tokens
 are the words of every message, the completion tokens the answer's; with `max_tokens` below
 those, the answer is cut and its finish reason is `length`. Every request is recorded
 (`requests`). With a `key`, a request without `Authorization: Bearer <key>` gets a 401.
@@ -29,6 +33,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
+
+from braidflow.topology.drafts import INSTRUCTIONS
 
 SCRIPT = " | "
 STEP = " then "
@@ -74,6 +80,8 @@ class ChatServer:
             self.requests.append(seen)
             n = self._asked[seen.prompt]
             self._asked[seen.prompt] += 1
+        if _system(body).startswith(INSTRUCTIONS):
+            return web.json_response(_completion(body, _drafted(seen.prompt, body.get("model"))))
         step = _step(seen.prompt, n)
         if step == "500":
             return _error(500, "server_error", "The server had an error")
@@ -85,6 +93,63 @@ class ChatServer:
             await asyncio.sleep(float(step.partition(":")[2]))
             step = "text:late"
         return web.json_response(_completion(body, _content(step, seen.prompt)))
+
+
+BROKEN = """id: ticket-reply
+nodes:
+  - id: classify
+    type: clasify
+    params: {text: "${input.ticket}"}
+edges:
+  - {from: classify, to: send}
+"""
+"""The first answer to a draft: an unknown kind and an edge to a node that is not there."""
+
+DRAFTED = """```yaml
+id: ticket-reply
+name: Reply to high-priority tickets
+triggers:
+  - event:
+      types: [ticket.created]
+      when: "event.data.priority == 'high'"
+nodes:
+  - id: classify
+    type: llm
+    params:
+      connection: test
+      model: MODEL
+      prompt: "Classify this ticket as bug, billing or question: ${input}"
+  - id: approve
+    type: approval
+    params: {message: "Send the reply to this ${nodes.classify.output.answer} ticket?"}
+    timeout: 1d
+  - id: send
+    type: end
+    params:
+      output: {label: "${nodes.classify.output.answer}", by: "${nodes.approve.output.by}"}
+edges:
+  - {from: classify, to: approve}
+  - {from: approve, to: send}
+```
+"""
+"""The answer to a draft told its problems (fenced, as models tend to answer)."""
+
+_EDITED = "Change this deployed definition as the request says; keep its id:\n"
+
+
+def _system(body: dict[str, Any]) -> str:
+    return next((m["content"] for m in body["messages"] if m["role"] == "system"), "")
+
+
+def _drafted(prompt: str, model: Any) -> str:
+    if "braidflow found these problems" not in prompt:
+        return BROKEN
+    if _EDITED not in prompt:
+        return DRAFTED.replace("MODEL", str(model))
+    sentence = prompt.partition("\n")[0].removeprefix("Request: ")
+    current = prompt.partition(_EDITED)[2].partition("\n\nYour last answer:")[0]
+    lines = [line for line in current.splitlines() if not line.startswith("description:")]
+    return "\n".join([lines[0], f"description: {json.dumps(sentence)}", *lines[1:]]) + "\n"
 
 
 def _step(prompt: str, n: int) -> str:

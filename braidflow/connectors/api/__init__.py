@@ -22,6 +22,7 @@ from braidflow.connectors.api.backend import BACKEND, Backend, Deployed
 from braidflow.connectors.api.dashboard import dashboard, serve_dashboard
 from braidflow.connectors.api.dead_letters import dead_letters
 from braidflow.connectors.api.departments import departments
+from braidflow.connectors.api.drafts import drafts
 from braidflow.connectors.api.errors import (
     MAX_BODY_BYTES,
     BadRequest,
@@ -70,6 +71,7 @@ RESOURCES: tuple[Resource, ...] = (
     dashboard,
     live,
     event_bus,
+    drafts,
 )
 
 __all__ = [

@@ -14,6 +14,7 @@ from braidflow.schemas.audit import AuditRecord
 from braidflow.schemas.cloudevents import CloudEvent
 from braidflow.topology import Workflow
 from braidflow.topology.departments import Department
+from braidflow.topology.drafts import Ask
 
 
 class Deployed(Protocol):
@@ -56,6 +57,14 @@ class Backend(Protocol):
     ) -> tuple[Deployed, bool]: ...
 
     def task_handlers(self) -> list[str]: ...
+
+    def draft_connections(self) -> list[str]:
+        """The llm connections a draft may ask (docs/drafts.md)."""
+        ...
+
+    def draft_ask(self, connection: str, model: str) -> Ask:
+        """The question of one draft to `model` at `connection`, with this tenant's secrets."""
+        ...
 
     def departments(self) -> list[DeployedDepartment]: ...
 

@@ -246,6 +246,9 @@ CASES: dict[str, Case] = {
     "workflow_graph": Case(f"{TARGET_PATH}/graph", None, 200, Reach.OBJECT),
     "department_map": Case("/map", None, 200, Reach.LISTING, "nodes"),
     "recent_events": Case("/event-bus", None, 200, Reach.LISTING),
+    # The matrix's worker has no connections file: a draft a caller may ask for is a 400
+    # naming `connection`, and asks no model.
+    "create_draft": Case("/drafts", _json({"sentence": "greet", "model": "m"}), 400, Reach.LISTING),
 }
 # How a listing names what it shows.
 LISTED: dict[str, Callable[[dict[str, Any]], str]] = {
@@ -424,15 +427,15 @@ def test_every_operation_is_in_the_matrix() -> None:
     assert public == {name for name, case in CASES.items() if case.reach is Reach.PUBLIC}
 
 
-def test_the_matrix_has_756_cases(capsys: pytest.CaptureFixture[str]) -> None:
-    """42 operations x (4 roles x 4 scopes + no key + a revoked key)."""
+def test_the_matrix_has_774_cases(capsys: pytest.CaptureFixture[str]) -> None:
+    """43 operations x (4 roles x 4 scopes + no key + a revoked key)."""
     with capsys.disabled():
         print(
             f"\npermission matrix: {len(operations())} operations x {len(CREDENTIALS)}"
             f" credentials ({len(ROLES)} roles x {len(Scope)} scopes + no key + revoked key)"
             f" = {len(MATRIX)} cases"
         )
-    assert len(MATRIX) == len(CASES) * len(CREDENTIALS) == 756
+    assert len(MATRIX) == len(CASES) * len(CREDENTIALS) == 774
 
 
 @pytest.mark.parametrize(

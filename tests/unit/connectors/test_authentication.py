@@ -19,6 +19,7 @@ LEAST = {
     "revoke_key": Role.OWNER,
     "list_audit": Role.OWNER,
     "deploy": Role.EDITOR,
+    "create_draft": Role.EDITOR,
     "rollback": Role.EDITOR,
     "remove_workflow": Role.EDITOR,
     "start": Role.OPERATOR,

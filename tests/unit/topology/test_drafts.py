@@ -1,0 +1,124 @@
+"""The rounds of a draft and what the model is told (braidflow/topology/drafts.py), with plain data:
+the model is a list of scripted answers."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+from braidflow.topology import load_workflow
+from braidflow.topology.drafts import (
+    INSTRUCTIONS,
+    Draft,
+    Known,
+    definition_text,
+    diff,
+    draft,
+    known_of,
+    prompt,
+    system_message,
+)
+
+VALID = """id: greet
+nodes:
+  - {id: done, type: end, params: {output: {hello: "${input.name}"}}}
+edges: []
+"""
+
+BROKEN = """id: greet
+nodes:
+  - {id: done, type: ennd}
+edges: []
+"""
+
+TRIGGERED = """id: orders
+name: Note orders
+triggers:
+  - event: {types: ["order.*", "refund.issued"]}
+nodes:
+  - {id: wait, type: wait_event, params: {type: payment.settled, correlate: "true"}}
+  - {id: done, type: end}
+edges:
+  - {from: wait, to: done}
+"""
+
+
+def run_draft(
+    answers: list[str], rounds: int = 3, current: str | None = None
+) -> tuple[Draft, list[tuple[str, str]]]:
+    """The draft of scripted `answers`, and every (system, prompt) the model was asked."""
+    asked: list[tuple[str, str]] = []
+
+    async def ask(system: str, question: str) -> str:
+        asked.append((system, question))
+        return answers[min(len(asked), len(answers)) - 1]
+
+    done = asyncio.run(draft(ask, "greet people", Known(), current=current, rounds=rounds))
+    return done, asked
+
+
+def test_a_valid_first_answer_is_the_draft() -> None:
+    done, asked = run_draft([VALID])
+    assert done.valid and done.text == VALID
+    assert len(asked) == 1
+    assert asked[0][1] == "Request: greet people"
+
+
+def test_the_problems_of_an_answer_are_sent_back_with_it() -> None:
+    done, asked = run_draft([BROKEN, VALID])
+    assert done.valid
+    assert [bool(r.problems) for r in done.rounds] == [True, False]
+    assert "unknown type 'ennd'" in done.rounds[0].problems[0]
+    question = asked[1][1]
+    assert "Your last answer:\n" + BROKEN in question
+    assert f"- {done.rounds[0].problems[0]}" in question
+
+
+def test_a_draft_stops_after_its_rounds_with_the_last_answer_and_its_problems() -> None:
+    done, asked = run_draft([BROKEN], rounds=2)
+    assert not done.valid
+    assert len(asked) == 2 and len(done.rounds) == 2
+    assert done.text == BROKEN
+
+
+def test_an_edit_asks_to_change_the_deployed_text_keeping_its_id() -> None:
+    _, asked = run_draft([VALID], current=VALID)
+    assert "keep its id:\n" + VALID in asked[0][1]
+
+
+def test_the_definition_is_read_out_of_a_fenced_answer() -> None:
+    assert definition_text(f"Here it is:\n```yaml\n{VALID}```\nEnjoy.") == VALID
+    assert definition_text(f"```\n{VALID}```") == VALID
+    assert definition_text(VALID + "\n\n") == VALID
+
+
+def test_the_model_is_told_the_schema_the_kinds_and_what_is_deployed() -> None:
+    known = known_of([load_workflow(TRIGGERED), load_workflow(VALID)])
+    assert known == Known(
+        {"orders": "Note orders", "greet": ""}, ("order.*", "payment.settled", "refund.issued")
+    )
+    message = system_message(known)
+    assert message.startswith(INSTRUCTIONS)
+    schema = message.partition("JSON Schema of a definition:\n")[2].partition("\n")[0]
+    assert json.loads(schema)["$defs"]["params_llm"]
+    kinds = json.loads(message.partition("Node kinds")[2].partition("\n")[2].partition("\n")[0])
+    assert kinds["http"]["family"] == "work" and "url" in kinds["http"]["params"]["properties"]
+    assert "- orders: Note orders" in message
+    assert "Known event types:\norder.*, payment.settled, refund.issued" in message
+
+
+def test_nothing_deployed_is_said() -> None:
+    message = system_message(Known())
+    assert "Deployed workflows:\n(none)" in message
+    assert "Known event types:\n(none)" in message
+
+
+def test_a_first_question_holds_only_the_request() -> None:
+    assert prompt("greet people", None, None) == "Request: greet people"
+
+
+def test_the_diff_names_both_sides() -> None:
+    changed = diff(VALID, VALID.replace("hello", "hi"), "greet")
+    assert changed.startswith("--- greet (deployed)\n+++ greet (drafted)\n")
+    assert '-  - {id: done, type: end, params: {output: {hello: "${input.name}"}}}' in changed
+    assert diff(VALID, VALID, "greet") == ""
