@@ -46,6 +46,7 @@ MODULES: tuple[str, ...] = (
     "braidflow.engine.nodes.base",
     "braidflow.engine.nodes.classify",
     "braidflow.engine.nodes.code",
+    "braidflow.engine.nodes.connected",
     "braidflow.engine.nodes.decision",
     "braidflow.engine.nodes.delay",
     "braidflow.engine.nodes.email",

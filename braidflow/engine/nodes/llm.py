@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from braidflow.engine.nodes.work import WorkKind
+from braidflow.engine.nodes.connected import ConnectedKind
 from braidflow.topology.workflow import CompiledNode
 
 if TYPE_CHECKING:
@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 _PLAIN = ("temperature", "max_tokens")
 
 
-class Llm(WorkKind):
+class Llm(ConnectedKind):
     def request_input(self, draft: Draft, node: CompiledNode, scope: Mapping[str, Any]) -> Any:
         params = node.node.params
         request = {
@@ -31,11 +31,3 @@ class Llm(WorkKind):
         }
         request.update((name, params[name]) for name in _PLAIN if name in params)
         return request
-
-    def patch_problem(self, node: CompiledNode, given: Any) -> str | None:
-        # The connection is the credential: a redrive may change what is asked, not whose key
-        # asks it (an operator must not gain a credential), as an http node keeps its secrets.
-        own = node.node.params["connection"]
-        if not isinstance(given, Mapping) or given.get("connection") != own:
-            return f"a patched input of node {node.id!r} must keep its connection, {own!r}"
-        return super().patch_problem(node, given)
