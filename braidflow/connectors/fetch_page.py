@@ -8,9 +8,7 @@ Only the selected fields become the output, so a page may be larger than an http
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
-
-from bs4 import BeautifulSoup, Tag
+from typing import TYPE_CHECKING, Any
 
 from braidflow.connectors.http import HttpNodeClient
 from braidflow.engine.messages import TaskRequest
@@ -19,6 +17,9 @@ from braidflow.secrets import SecretScope
 from braidflow.tasks import NodeFailure
 from braidflow.topology.kinds.fetch_page import selector
 from braidflow.topology.secret_references import resolve_references
+
+if TYPE_CHECKING:
+    from bs4 import Tag
 
 MAX_PAGE_BYTES = 5 * 1024 * 1024
 """Largest page a `fetch_page` node reads."""
@@ -55,6 +56,10 @@ class PageFetch:
 def picked(page: str, select: Mapping[str, Any]) -> dict[str, Any]:
     """The page's title and each selected field: the first match's text (or attribute), None
     when nothing matches; with `all`, every match's, as a list."""
+    # Imported at the first page: Beautiful Soup and soupsieve take a tenth of a second to
+    # import, which every worker's start would pay whether it reads pages or not.
+    from bs4 import BeautifulSoup
+
     soup = BeautifulSoup(page, "html.parser")
     title = None if soup.title is None else _value(soup.title, None)
     fields: dict[str, Any] = {}

@@ -6,8 +6,6 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-import soupsieve
-
 from braidflow.topology.kinds.spec import KindSpec
 from braidflow.topology.loading import Problem
 
@@ -61,6 +59,10 @@ def _check(node: Mapping[str, Any], params: Mapping[str, Any], where: str) -> It
     select = params.get("select")
     if not isinstance(select, Mapping):
         return
+    # Imported here: soupsieve's parser takes a tenth of a second to import, which every
+    # start of a worker and every `braidflow validate` would pay for kinds it may never see.
+    import soupsieve
+
     for name, field in select.items():
         css = selector(field)
         if not css:
