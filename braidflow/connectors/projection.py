@@ -31,6 +31,7 @@ from braidflow.config import CONSUMER_QUEUE_KIB
 from braidflow.connectors.read_model_db import fresh_records
 from braidflow.fetch_stall import StallWatch, longer_wait, stalled
 from braidflow.kafka_connection import KafkaConnection
+from braidflow.partition_ends import fetched_ends
 
 T = TypeVar("T")
 
@@ -409,4 +410,16 @@ class TopicProjection:
             return True
         ends = await self._offsets(partitions, confluent_kafka.OFFSET_END)
         # Past the end: the log was recreated (or truncated) since the store read it.
-        return any(offset > ends.get(tp, 0) for tp, offset in stored.items())
+        reported = {(tp.topic, tp.partition): ends.get(tp, 0) for tp in stored}
+        if all(offset <= reported[tp.topic, tp.partition] for tp, offset in stored.items()):
+            return False
+        # The embedded broker reports less than a partition's end when its last batch held
+        # several records: a store at the true end looked past it, and of two workers sharing
+        # a PostgreSQL read model the second to start rebuilt what the first had just stored.
+        group = self._group or f"{self._topic}-{self._name.replace(' ', '-')}-ends"
+        true_ends = await asyncio.to_thread(
+            fetched_ends, self._connection, reported, _METADATA_TIMEOUT_S, group
+        )
+        return any(
+            offset > true_ends.get((tp.topic, tp.partition), 0) for tp, offset in stored.items()
+        )

@@ -30,14 +30,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
-from collections.abc import Collection, Mapping
+from collections.abc import Collection
 from typing import Any
 
-from confluent_kafka import Consumer, TopicPartition
 from faust.tables.recovery import Recovery
 
 from braidflow.kafka_connection import KafkaConnection
+from braidflow.partition_ends import fetched_ends
 
 log = logging.getLogger(__name__)
 
@@ -51,54 +50,6 @@ def read_true_ends(app: Any, broker: KafkaConnection) -> None:
     """Make `app`'s table recovery take each changelog's end from a fetch."""
     _patch_recovery()
     _TRUE_END_BROKERS[id(app)] = broker
-
-
-def fetched_ends(
-    broker: KafkaConnection, reported: Mapping[tuple[str, int], int], timeout_s: float = 15.0
-) -> dict[tuple[str, int], int]:
-    """The end (offset past the last record) of each (topic, partition): the high watermark
-    of a fetch answer at `reported` - 1 (its last batch starts there or before); empty ones
-    are left out.
-
-    TimeoutError if `timeout_s` pass without an answer for one more partition.
-    """
-    wanted = {tp: end for tp, end in reported.items() if end > 0}
-    if not wanted:
-        return {}
-    consumer = Consumer(
-        broker.confluent(
-            {
-                "group.id": "braidflow-changelog-ends",
-                "enable.auto.commit": False,
-                "fetch.wait.max.ms": 5,
-            }
-        )
-    )
-    ends: dict[tuple[str, int], int] = {}
-    try:
-        consumer.assign([TopicPartition(t, p, end - 1) for (t, p), end in wanted.items()])
-        deadline = time.monotonic() + timeout_s
-        while len(ends) < len(wanted):
-            if time.monotonic() > deadline:
-                missing = sorted(set(wanted) - set(ends))
-                raise TimeoutError(f"no end read for {missing[:3]} in {timeout_s} s")
-            # Fetches run in librdkafka's threads; polling serves their errors (records
-            # that come are not needed).
-            message = consumer.poll(0.05)
-            if message is not None and message.error() is not None:
-                raise RuntimeError(f"reading a changelog's end: {message.error()}")
-            for topic, partition in set(wanted) - set(ends):
-                _, high = consumer.get_watermark_offsets(
-                    TopicPartition(topic, partition), cached=True
-                )
-                # Invalid (negative) until a fetch answer for the partition came.
-                if high >= 0:
-                    ends[(topic, partition)] = high
-                    # The deadline bounds a silence, not the whole read.
-                    deadline = time.monotonic() + timeout_s
-    finally:
-        consumer.close()
-    return ends
 
 
 def _patch_recovery() -> None:

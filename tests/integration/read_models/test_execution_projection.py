@@ -161,6 +161,32 @@ async def test_a_restarted_projection_resumes_without_rereading_or_missing(
         index.close()
 
 
+async def test_an_index_at_the_end_of_a_batch_of_several_records_is_not_rebuilt(
+    broker: SuiteBroker, topic: str, producer: AIOKafkaProducer, read_model_at: ReadModelAt
+) -> None:
+    # One key, sent before any is awaited: one batch of three records in one partition. The
+    # embedded broker reports that partition's end as the batch's first offset plus one, which
+    # the stored position is past: only a fetch's answer tells it is not recreated.
+    path = read_model_at("executions-index")
+    sent = await publish(producer, topic, lifecycle("o1", "orders", "completed", NOW))
+    index = ExecutionIndex(path)
+    projection = await follow(index, broker, topic)
+    await projection.stop()
+    positions = index.positions()
+    index.close()
+    assert sum(positions.values()) == sent
+
+    again = CountingIndex(path)
+    projection = await follow(again, broker, topic)
+    try:
+        assert again.applied == 0
+        assert again.positions() == positions
+        assert ids(again.list("orders")) == ["o1"]
+    finally:
+        await projection.stop()
+        again.close()
+
+
 @pytest.mark.parametrize("built_from", ["another topic", "a topic since recreated"])
 async def test_an_index_built_from_another_log_is_rebuilt(
     broker: SuiteBroker,
