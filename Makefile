@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run dry-run test lint chromium bubblewrap screenshots bench bench-runtime bench-dev-ready bench-events bench-delays bench-live bench-scale bench-peer redis-server clean
+.PHONY: install run dry-run test lint debian-packages screenshots bench bench-runtime bench-dev-ready bench-events bench-delays bench-live bench-scale bench-peer redis-server clean
 
 # The install compiles the hottest modules with mypyc when it can (docs/install.md); one edited
 # since runs them all as Python until they are compiled again, which `install` does here.
@@ -29,8 +29,6 @@ lint: install
 	$(BIN)/ruff check braidflow tests bench setup.py
 	$(BIN)/ruff format --check braidflow tests bench setup.py
 
-# The dashboard's browser tests drive Debian's chromium (tests/integration/dashboard): installed
-# here when missing, as root; without it those tests fail, they are never skipped.
 # Two pytest runs side by side, each with its own broker: the crash-recovery and read-model
 # tests spend most of their time waiting on group joins, timeouts and kills, so the rest of the
 # suite runs beside them (one run after the other took 24 min). The second's output follows.
@@ -46,7 +44,9 @@ lint: install
 SECOND := tests/integration/recovery tests/integration/read_models tests/integration/event_bus \
 	tests/integration/dev tests/integration/live tests/integration/code_nodes
 PURE := tests/unit/engine tests/unit/schemas tests/unit/test_compiled.py
-test: lint chromium bubblewrap
+# The packages are fetched while the install compiles (a minute or more each on a new machine).
+test:
+	@$(MAKE) --no-print-directory -j2 lint debian-packages
 	@{ $(BIN)/python -m pytest -q --durations=10 $(SECOND) && BRAIDFLOW_PURE=1 \
 		$(BIN)/python -m pytest -q -p no:cacheprovider $(PURE); } > .pytest-second.log 2>&1 & \
 	second=$$!; \
@@ -55,19 +55,19 @@ test: lint chromium bubblewrap
 	echo "--- $(SECOND), then $(PURE) as pure Python:"; cat .pytest-second.log; \
 	[ $$first = 0 ] && [ $$status = 0 ]
 
-chromium:
-	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq \
-		&& DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } \
-		|| { echo "chromium is missing: apt-get install chromium (as root)"; exit 1; }
+# Debian packages the suite needs, as `command:package`: chromium drives the dashboard's browser
+# tests (tests/integration/dashboard), bubblewrap sandboxes code nodes (docs/format.md#code,
+# tests/integration/code_nodes). Those missing are installed here, as root, in one apt-get;
+# without them those tests fail, they are never skipped.
+DEBIAN_PACKAGES := chromium:chromium bwrap:bubblewrap
+debian-packages:
+	@missing=""; for each in $(DEBIAN_PACKAGES); do \
+		command -v $${each%%:*} >/dev/null || missing="$$missing $${each#*:}"; done; \
+	[ -z "$$missing" ] || { [ "$$(id -u)" = 0 ] && apt-get update -qq \
+		&& DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; } \
+		|| { echo "missing:$$missing (apt-get install$$missing, as root)"; exit 1; }
 
-# Code nodes run under bubblewrap (docs/format.md#code); their tests (tests/integration/code_nodes)
-# need it, installed here when missing, as root; without it they fail, never skip.
-bubblewrap:
-	@command -v bwrap >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq \
-		&& DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap; } \
-		|| { echo "bwrap is missing: apt-get install bubblewrap (as root)"; exit 1; }
-
-screenshots: install chromium
+screenshots: install debian-packages
 	$(BIN)/python -m pytest -q tests/integration/dashboard/screenshots.py
 
 
