@@ -15,6 +15,12 @@ WORKDIR /app
 # interpreter), so no compiler is needed. The package first, for layer caching. This
 # slim image has no C compiler, so setup.py installs braidflow's hot modules as pure
 # Python (docs/install.md); a build stage with gcc would compile them.
+# bubblewrap sandboxes code nodes (docs/format.md#code); the container must still be let make
+# namespaces for it, which Docker's default profiles refuse.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends bubblewrap \
+    && rm -rf /var/lib/apt/lists/*
+
 COPY pyproject.toml setup.py README.md ./
 COPY braidflow ./braidflow
 RUN pip install .
