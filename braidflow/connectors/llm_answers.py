@@ -102,7 +102,7 @@ def completion(body: Any, where: str) -> Completion:
             raise NodeFailure("llm.refused", f"{where}: the model refused: {refusal}")
         raise NodeFailure("llm.invalid_response", f"{where}: the message holds no text")
     model = body.get("model")
-    reason = first.get("finish_reason")
+    reason = first.get("finish_reason") if isinstance(first, Mapping) else None
     return Completion(
         content,
         model if isinstance(model, str) else None,
@@ -126,7 +126,7 @@ def tool_calls_of(calls: Any) -> tuple[dict[str, Any], ...]:
     assistant's message; an entry that is not a function call with a name is left out."""
     if not isinstance(calls, list):
         return ()
-    found = []
+    found: list[dict[str, Any]] = []
     for call in calls:
         function = call.get("function") if isinstance(call, Mapping) else None
         if not isinstance(function, Mapping) or not isinstance(function.get("name"), str):
