@@ -18,7 +18,8 @@ from urllib.parse import quote
 
 import jsonschema
 
-from braidflow.topology.kinds.llm import URL_ARGUMENT, kind_params_problem
+from braidflow.topology.kinds.llm import SECRET_REFERENCE, URL_ARGUMENT, kind_params_problem
+from braidflow.topology.secret_references import escape_dollars
 
 MODEL_RESULT_CHARS = 16_000
 """Characters of a tool's result (as JSON) the model is sent; the rest is cut."""
@@ -57,6 +58,9 @@ def call_arguments(
         return None, f"the arguments are not JSON: {exc}"
     if not isinstance(value, dict):
         return None, "the arguments are not a JSON object"
+    if named := SECRET_REFERENCE.search(json.dumps(value, ensure_ascii=False)):
+        # The kinds that resolve references (http, fetch_page) would put its value in.
+        return value, f"the arguments name a secret, {named.group()}: a tool's arguments are data"
     error = jsonschema.exceptions.best_match(
         jsonschema.Draft202012Validator(tool.get("parameters", _NO_ARGUMENTS)).iter_errors(value)
     )
@@ -87,10 +91,13 @@ def http_params(http: Mapping[str, Any], arguments: Mapping[str, Any]) -> dict[s
     in the query or a JSON body."""
     method = str(http.get("method", "GET"))
     in_url = set(URL_ARGUMENT.findall(str(http["url"])))
+    # The url's and headers' `${secrets.NAME}` are the author's; the arguments are data, their
+    # `$` doubled as the http kind reads `$$` (quoted into the url, a `$` is `%24`).
     url = URL_ARGUMENT.sub(
-        lambda m: quote(_text(arguments.get(m.group(1), "")), safe=""), http["url"]
+        lambda m: quote(_text(arguments.get(m.group(1), "")), safe=""),
+        http["url"],
     )
-    rest = {k: v for k, v in arguments.items() if k not in in_url}
+    rest = escape_dollars({k: v for k, v in arguments.items() if k not in in_url})
     params: dict[str, Any] = {"method": method, "url": url}
     if http.get("headers"):
         params["headers"] = dict(http["headers"])

@@ -20,6 +20,9 @@ TOOL_NAME = r"^[A-Za-z0-9_-]{1,64}$"
 DEFAULT_TOOL_ROUNDS = 5
 """How many rounds of tool calls an llm node answers when it sets no `max_tool_rounds`."""
 
+SECRET_REFERENCE = re.compile(r"\$\{secrets\.[A-Za-z_][A-Za-z0-9_]*\}")
+"""A secret's hole, `${secrets.NAME}`: the one `${` a tool may hold, resolved at the call."""
+
 URL_ARGUMENT = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 """A placeholder in an http tool's url, `{city}`: the argument of that name, percent-encoded."""
 
@@ -122,7 +125,18 @@ def _check(node: Mapping[str, Any], params: Mapping[str, Any], where: str) -> It
 
 def tool_problems(tool: Mapping[str, Any]) -> Iterator[str]:
     """What is wrong with one tool a JSON Schema cannot say: its `parameters`, its kind, the
-    arguments its url names."""
+    arguments its url names, a `${...}` where nothing renders it."""
+    for field, value in tool.items():
+        # Only a secret's hole has a reader: the executor, where the call's kind resolves it.
+        secrets_read = field in ("http", "params")
+        for text in _strings(value):
+            left = SECRET_REFERENCE.sub("", text) if secrets_read else text
+            if "${" in left:
+                yield (
+                    f"{field}: {text!r}: a tool is not templated; `${{...}}` would be sent as"
+                    " written (a `${secrets.NAME}` may stand in its http or params)"
+                )
+                break
     parameters = tool.get("parameters", {"type": "object"})
     if isinstance(parameters, Mapping):
         if problem := schema_problem(parameters):
@@ -138,6 +152,17 @@ def tool_problems(tool: Mapping[str, Any]) -> Iterator[str]:
     kind = tool.get("kind")
     if isinstance(kind, str):
         yield from _kind_problems(kind, tool.get("params", {}), named)
+
+
+def _strings(value: Any) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, Mapping):
+        for item in value.values():
+            yield from _strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item)
 
 
 def _kind_problems(kind: str, fixed: Any, named: set[str]) -> Iterator[str]:

@@ -133,3 +133,16 @@ def test_a_message_of_tool_calls_without_text_is_a_completion() -> None:
     body = {"choices": [{"message": {"content": None, "tool_calls": [call, {"x": 1}]}}]}
     answer = completion(body, "here")
     assert (answer.content, answer.tool_calls) == ("", (call,))
+
+
+def test_arguments_naming_a_secret_are_refused_and_a_dollar_reaches_the_http_call_as_is() -> None:
+    named = '{"city": "\\u0024{secrets.API_KEY}"}'
+    _, problem = call_arguments(named, WEATHER)
+    assert problem == (
+        "the arguments name a secret, ${secrets.API_KEY}: a tool's arguments are data"
+    )
+    posted = {**WEATHER, "http": {"method": "POST", "url": "http://x/{city}"}}
+    params = work(posted, {"city": "$5", "note": "costs $$5"})[1]
+    # The http kind reads `$$` as `$`: the endpoint gets what the model wrote.
+    assert params["url"] == "http://x/%245"
+    assert params["body"] == {"note": "costs $$$$5"}

@@ -175,3 +175,12 @@ def test_a_tool_runs_one_thing_with_params_that_kind_has() -> None:
 
 def test_a_round_limit_without_tools_is_refused() -> None:
     assert "params.max_tool_rounds: the node has no tools" in problems(**BASE, max_tool_rounds=2)
+
+
+def test_a_tool_holds_no_template_but_may_name_a_secret_where_its_call_reads_it() -> None:
+    keyed = WEATHER.replace("http: {", 'http: {headers: {Authorization: "Bearer ${secrets.WX}"}, ')
+    load_workflow(definition(**BASE, tools=f"[{keyed}]"))
+    templated = WEATHER.replace("The weather in a city.", '"The weather in ${input.team}."')
+    message = problems(**BASE, tools=f"[{templated}]")
+    assert "params.tools[0] (weather): description: 'The weather in ${input.team}.':" in message
+    assert "a tool is not templated" in message
