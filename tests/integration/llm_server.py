@@ -20,7 +20,7 @@ A request with `stream: true` gets its answer as server-sent events: a role chun
 text a word per chunk (a call's arguments in two halves), a chunk with the finish reason,
 with `stream_options.include_usage` a usage chunk, then `[DONE]`. The server also plays the
 tools' side: `/tools/echo...` answers a JSON echo of the request (method, raw path, query,
-JSON body, idempotency key; recorded in `tool_requests`), `/tools/page/{name}` an HTML page whose
+JSON body, idempotency key, `X-Key` header; recorded in `tool_requests`), `/tools/page/{name}` an HTML page whose
 `h1` is "Page <name>".
 
 A prompt without ` | ` is answered `echo: <prompt>`. A draft (a system message that starts
@@ -88,6 +88,7 @@ class ChatServer:
             "query": dict(request.query),
             "body": body,
             "idempotency_key": request.headers.get("Idempotency-Key"),
+            "x_key": request.headers.get("X-Key"),
         }
         with self._lock:
             self.tool_requests.append(seen)

@@ -93,7 +93,10 @@ nodes:
             type: object
             required: [city]
             properties: {city: {type: string}, days: {type: integer}}
-          http: {method: GET, url: "ROOT/tools/echo/weather/{city}"}
+          http:
+            method: GET
+            url: "ROOT/tools/echo/weather/{city}"
+            headers: {X-Key: "${secrets.LLM_KEY}"}
         - name: page
           description: The title of a web page.
           parameters: {type: object, required: [url], properties: {url: {type: string}}}
@@ -286,6 +289,10 @@ def test_a_tool_call_runs_over_http_and_its_result_goes_back_to_the_model(
     [echoed] = [t for t in server.tool_requests if t["idempotency_key"] == f"{run}:ask:1.tool-1-1"]
     assert (echoed["method"], echoed["path"]) == ("GET", "/tools/echo/weather/S%C3%A3o%20Paulo")
     assert echoed["query"] == {"days": "2"}
+    # The tool's header named a secret: the endpoint got its value, the model and the
+    # execution's state (`finished` checks) only its name.
+    assert echoed["x_key"] == KEY
+    assert KEY not in str(server.seen(prompt)[1].body)
     said = execution["output"]["said"]
     assert said.startswith('tool said: {"status": 200, "body": {"method": "GET"'), said
     output = node(execution, "ask")["output"]
@@ -296,6 +303,7 @@ def test_a_tool_call_runs_over_http_and_its_result_goes_back_to_the_model(
         {"city": "São Paulo", "days": 2},
     )
     assert call["result"]["body"]["query"] == {"days": "2"}
+    assert call["result"]["body"]["x_key"] == "[secrets.LLM_KEY]"
     first, second = server.seen(prompt)
     assert first.body["stream"] is True
     assert second.headers["idempotency-key"] == f"{run}:ask:1.2"
