@@ -75,12 +75,14 @@ def asked_again(problem: str) -> str:
 @dataclass(frozen=True, slots=True)
 class Completion:
     """What one chat-completions response says: the answer's text, the model that gave it,
-    the tokens counted (only those the endpoint reports) and why the model stopped."""
+    the tokens counted (only those the endpoint reports), why the model stopped, and the
+    tools it calls (`{id, type, function: {name, arguments}}`, arguments a JSON text)."""
 
     content: str
     model: str | None
     usage: dict[str, int]
     finish_reason: str | None
+    tool_calls: tuple[dict[str, Any], ...] = ()
 
 
 def completion(body: Any, where: str) -> Completion:
@@ -90,26 +92,57 @@ def completion(body: Any, where: str) -> Completion:
     message = first.get("message") if isinstance(first, Mapping) else None
     if not isinstance(message, Mapping):
         raise NodeFailure("llm.invalid_response", f"{where}: the response holds no message")
+    calls = tool_calls_of(message.get("tool_calls"))
     content = message.get("content")
+    if content is None and calls:
+        content = ""
     if not isinstance(content, str):
         refusal = message.get("refusal")
         if isinstance(refusal, str) and refusal:
             raise NodeFailure("llm.refused", f"{where}: the model refused: {refusal}")
         raise NodeFailure("llm.invalid_response", f"{where}: the message holds no text")
-    usage = body.get("usage")
-    counted = {
+    model = body.get("model")
+    reason = first.get("finish_reason") if isinstance(first, Mapping) else None
+    return Completion(
+        content,
+        model if isinstance(model, str) else None,
+        counted_usage(body.get("usage")),
+        reason if isinstance(reason, str) else None,
+        calls,
+    )
+
+
+def counted_usage(usage: Any) -> dict[str, int]:
+    """The token counts a response's `usage` reports, those it does not left out."""
+    return {
         name: usage[name]
         for name in USAGE_FIELDS
         if isinstance(usage, Mapping) and type(usage.get(name)) is int
     }
-    model = body.get("model")
-    reason = first.get("finish_reason")
-    return Completion(
-        content,
-        model if isinstance(model, str) else None,
-        counted,
-        reason if isinstance(reason, str) else None,
-    )
+
+
+def tool_calls_of(calls: Any) -> tuple[dict[str, Any], ...]:
+    """The function calls of a message's `tool_calls`, as they go back to the endpoint in the
+    assistant's message; an entry that is not a function call with a name is left out."""
+    if not isinstance(calls, list):
+        return ()
+    found: list[dict[str, Any]] = []
+    for call in calls:
+        function = call.get("function") if isinstance(call, Mapping) else None
+        if not isinstance(function, Mapping) or not isinstance(function.get("name"), str):
+            continue
+        arguments = function.get("arguments")
+        found.append(
+            {
+                "id": str(call.get("id") or f"call_{len(found)}"),
+                "type": "function",
+                "function": {
+                    "name": function["name"],
+                    "arguments": arguments if isinstance(arguments, str) else "",
+                },
+            }
+        )
+    return tuple(found)
 
 
 def added(usage: Mapping[str, int], more: Mapping[str, int]) -> dict[str, int]:

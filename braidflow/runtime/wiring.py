@@ -189,6 +189,8 @@ def build_runtime(
             **{kind.name: custom_kind_run(kind) for kind in custom_kinds},
         },
     )
+    # An llm node's tools run as nodes of their kinds, through the same table.
+    llm.run_tools_with(executor.perform)
     # Tasks of this worker's own partitions skip the tasks-topic hop (docs/concepts.md).
     outbox.on_task = executor.run_here
     alert_webhooks = AlertWebhooks()

@@ -449,7 +449,7 @@ class Executor:
         """The output or the error of a run, with the values of the secrets it read taken out."""
         redact = secrets.redaction
         try:
-            output = await self._perform(request, secrets, node_log)
+            output = await self.perform(request, secrets, node_log)
             _check_json(output, request)
         except (NodeFailure, SecretError) as exc:
             return None, NodeError(exc.type, redact.text(exc.message), request.node_id)
@@ -467,7 +467,9 @@ class Executor:
         """The task handlers registered on this worker."""
         return self._registry.names()
 
-    async def _perform(self, request: TaskRequest, secrets: SecretScope, node_log: NodeLog) -> Any:
+    async def perform(self, request: TaskRequest, secrets: SecretScope, node_log: NodeLog) -> Any:
+        """Run `request` by its kind (an llm node's tool calls come here too): its output, or
+        NodeFailure; the caller redacts and delivers."""
         run = self._kinds.get(request.kind)
         if run is None:
             raise NodeFailure(

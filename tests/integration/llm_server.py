@@ -11,6 +11,17 @@ the ` | ` keeps its count apart from other tests':
     "t-44 | 429:1 then text:ok"         429 with Retry-After: 1, then "ok"
     "t-45 | 500 then text:ok"            500, then "ok" (the node's retry asks again)
     "t-46 | slow:2 then text:ok"         answers after 2 s
+    't-47 | call:weather:{"city": "Oslo"} then reply'
+                                         calls the tool `weather` with those arguments
+                                         (call id `call_<n>`), then answers the last tool
+                                         message's content: "tool said: <content>"
+
+A request with `stream: true` gets its answer as server-sent events: a role chunk, the
+text a word per chunk (a call's arguments in two halves), a chunk with the finish reason,
+with `stream_options.include_usage` a usage chunk, then `[DONE]`. The server also plays the
+tools' side: `/tools/echo...` answers a JSON echo of the request (method, raw path, query,
+JSON body, idempotency key, `X-Key` header; recorded in `tool_requests`), `/tools/page/{name}` an HTML page whose
+`h1` is "Page <name>".
 
 A prompt without ` | ` is answered `echo: <prompt>`. A draft (a system message that starts
 as braidflow/topology/drafts.py's do) is answered as a model drafting would, deterministically: first
@@ -58,20 +69,42 @@ class ChatServer:
     def __init__(self, key: str | None = None) -> None:
         self.key = key
         self.requests: list[Seen] = []
+        self.tool_requests: list[dict[str, Any]] = []
         self._asked: Counter[str] = Counter()
         self._lock = threading.Lock()
 
     def app(self) -> web.Application:
         app = web.Application()
         app.router.add_post("/v1/chat/completions", self._complete)
+        app.router.add_route("*", "/tools/echo{tail:.*}", self._echo)
+        app.router.add_get("/tools/page/{name}", self._page)
         return app
+
+    async def _echo(self, request: web.Request) -> web.Response:
+        body = await request.json() if request.can_read_body else None
+        seen = {
+            "method": request.method,
+            "path": request.rel_url.raw_path,
+            "query": dict(request.query),
+            "body": body,
+            "idempotency_key": request.headers.get("Idempotency-Key"),
+            "x_key": request.headers.get("X-Key"),
+        }
+        with self._lock:
+            self.tool_requests.append(seen)
+        return web.json_response(seen)
+
+    async def _page(self, request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        html = f"<html><body><h1>Page {name}</h1><p>words</p></body></html>"
+        return web.Response(text=html, content_type="text/html")
 
     def seen(self, marker: str) -> list[Seen]:
         """The requests whose prompt holds `marker`, in the order they came."""
         with self._lock:
             return [s for s in self.requests if marker in s.prompt]
 
-    async def _complete(self, request: web.Request) -> web.Response:
+    async def _complete(self, request: web.Request) -> web.StreamResponse:
         if self.key is not None and request.headers.get("Authorization") != f"Bearer {self.key}":
             return _error(401, "invalid_api_key", "Incorrect API key provided")
         body = await request.json()
@@ -92,7 +125,14 @@ class ChatServer:
         if step.startswith("slow:"):
             await asyncio.sleep(float(step.partition(":")[2]))
             step = "text:late"
-        return web.json_response(_completion(body, _content(step, seen.prompt)))
+        if step.startswith("call:"):
+            name, _, arguments = step.removeprefix("call:").partition(":")
+            answer = _completion(body, "", [_call(f"call_{n}", name, arguments)])
+        else:
+            answer = _completion(body, _content(step, seen.prompt, body))
+        if body.get("stream") is True:
+            return await _stream(request, body, answer)
+        return web.json_response(answer)
 
 
 BROKEN = """id: ticket-reply
@@ -159,41 +199,91 @@ def _step(prompt: str, n: int) -> str:
     return steps[min(n, len(steps) - 1)].strip()
 
 
-def _content(step: str, prompt: str) -> str:
+def _content(step: str, prompt: str, body: dict[str, Any]) -> str:
     if step == "malformed":
         return '{"answer": '
+    if step == "reply":
+        said = [m["content"] for m in body["messages"] if m["role"] == "tool"]
+        return f"tool said: {said[-1] if said else 'nothing'}"
     kind, _, rest = step.partition(":")
     if kind in ("text", "json"):
         return rest
     return f"echo: {prompt}"
 
 
-def _completion(body: dict[str, Any], content: str) -> dict[str, Any]:
+def _call(call_id: str, name: str, arguments: str) -> dict[str, Any]:
+    return {"id": call_id, "type": "function", "function": {"name": name, "arguments": arguments}}
+
+
+def _completion(
+    body: dict[str, Any], content: str, calls: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
     words = content.split(" ")
     limit = body.get("max_tokens")
-    finish = "stop"
+    finish = "tool_calls" if calls else "stop"
     if isinstance(limit, int) and len(words) > limit:
         content, finish = " ".join(words[:limit]), "length"
-    prompt_tokens = sum(len(str(m.get("content", "")).split()) for m in body["messages"])
-    completion_tokens = len(content.split())
+    prompt_tokens = sum(len(str(m.get("content") or "").split()) for m in body["messages"])
+    completion_tokens = len(content.split()) + sum(
+        len(c["function"]["arguments"].split()) for c in calls or ()
+    )
+    message: dict[str, Any] = {"role": "assistant", "content": content}
+    if calls:
+        message = {"role": "assistant", "content": None, "tool_calls": calls}
     return {
         "id": "chatcmpl-test",
         "object": "chat.completion",
         "created": 0,
         "model": body.get("model"),
-        "choices": [
-            {
-                "index": 0,
-                "message": {"role": "assistant", "content": content},
-                "finish_reason": finish,
-            }
-        ],
+        "choices": [{"index": 0, "message": message, "finish_reason": finish}],
         "usage": {
             "prompt_tokens": prompt_tokens,
             "completion_tokens": completion_tokens,
             "total_tokens": prompt_tokens + completion_tokens,
         },
     }
+
+
+async def _stream(
+    request: web.Request, body: dict[str, Any], answer: dict[str, Any]
+) -> web.StreamResponse:
+    """`answer` as server-sent events, cut into chunks as an endpoint streaming it would."""
+    response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+    await response.prepare(request)
+    [choice] = answer["choices"]
+    message = choice["message"]
+
+    def chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
+        choices = [{"index": 0, "delta": delta, "finish_reason": finish}]
+        return {
+            "id": answer["id"],
+            "object": "chat.completion.chunk",
+            "model": answer["model"],
+            "choices": choices,
+        }
+
+    chunks = [chunk({"role": "assistant", "content": ""})]
+    words = (message["content"] or "").split(" ") if message["content"] else []
+    chunks += [chunk({"content": w if i == 0 else f" {w}"}) for i, w in enumerate(words)]
+    for index, call in enumerate(message.get("tool_calls") or ()):
+        arguments = call["function"]["arguments"]
+        half = len(arguments) // 2
+        head = {
+            "index": index,
+            "id": call["id"],
+            "type": "function",
+            "function": {"name": call["function"]["name"], "arguments": arguments[:half]},
+        }
+        tail = {"index": index, "function": {"arguments": arguments[half:]}}
+        chunks += [chunk({"tool_calls": [head]}), chunk({"tool_calls": [tail]})]
+    chunks.append(chunk({}, choice["finish_reason"]))
+    if (body.get("stream_options") or {}).get("include_usage"):
+        chunks.append({**chunk({}), "choices": [], "usage": answer["usage"]})
+    for each in chunks:
+        await response.write(f"data: {json.dumps(each)}\n\n".encode())
+    await response.write(b"data: [DONE]\n\n")
+    await response.write_eof()
+    return response
 
 
 def _error(

@@ -15,8 +15,9 @@ from braidflow.topology.workflow import CompiledNode
 if TYPE_CHECKING:
     from braidflow.engine.step import Draft
 
-# Sent as the definition gives them; absent ones are left to the endpoint's defaults.
-_PLAIN = ("temperature", "max_tokens")
+# Sent as the definition gives them; absent ones are left to the endpoint's (or the client's)
+# defaults.
+_PLAIN = ("temperature", "max_tokens", "tools", "max_tool_rounds", "stream")
 
 
 class Llm(ConnectedKind):

@@ -3,6 +3,7 @@ sends, what it makes of the answers, and how it waits out a 429 or fails."""
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -235,3 +236,77 @@ async def test_a_wrong_key_is_a_4xx(client: LlmClient) -> None:
         await run(client, task(connection="keyless", prompt="hi"))
     assert failed.value.type == "llm.4xx"
     assert "answered 401" in failed.value.message
+
+
+async def test_a_streamed_answer_is_put_together_with_the_usage_of_its_last_chunk(
+    chat: tuple[ChatServer, str], client: LlmClient
+) -> None:
+    server, _ = chat
+    prompt = script("text:The printer is on fire")
+    node_log = NodeLog(lambda: 0)
+    output = await client.run(task(prompt=prompt, stream=True), scope(), node_log)
+    assert output["answer"] == "The printer is on fire"
+    assert output["usage"]["completion_tokens"] == 5
+    assert output["finish_reason"] == "stop"
+    [seen] = server.seen(prompt)
+    assert seen.body["stream"] is True
+    assert seen.body["stream_options"] == {"include_usage": True}
+    [line] = node_log.close()
+    assert line.message.startswith("streamed answer: 8 chunks, the first text after")
+
+
+async def test_a_streamed_schema_answer_is_asked_again_like_any_other(
+    chat: tuple[ChatServer, str], client: LlmClient
+) -> None:
+    server, _ = chat
+    prompt = script('malformed then json:{"label": "bug"}')
+    output = await run(client, task(prompt=prompt, output=SCHEMA, stream=True))
+    assert output["answer"] == {"label": "bug"}
+    assert len(server.seen(prompt)) == 2
+
+
+WEATHER = {
+    "name": "weather",
+    "description": "The weather in a city.",
+    "parameters": {
+        "type": "object",
+        "required": ["city"],
+        "properties": {"city": {"type": "string"}},
+    },
+    "http": {"url": "http://127.0.0.1:9/weather/{city}"},
+}
+
+
+async def test_arguments_that_break_the_parameters_go_back_to_the_model_as_the_tools_error(
+    chat: tuple[ChatServer, str], client: LlmClient
+) -> None:
+    server, _ = chat
+    prompt = script('call:weather:{"town": "Oslo"} then reply')
+    output = await run(client, task(prompt=prompt, tools=[WEATHER], stream=True))
+    assert output["answer"].startswith('tool said: {"error": {"type": "llm.invalid_arguments"')
+    assert output["tool_rounds"] == 1
+    [call] = output["tool_calls"]
+    assert call["name"] == "weather" and call["arguments"] == {"town": "Oslo"}
+    assert call["error"]["message"].endswith("'city' is a required property")
+    first, second = server.seen(prompt)
+    assert first.body["tools"][0]["function"]["name"] == "weather"
+    assistant, answered = second.body["messages"][-2:]
+    assert assistant["tool_calls"][0]["id"] == answered["tool_call_id"] == "call_0"
+    # Usage adds up both requests: the call's two words of arguments, then the answer's.
+    assert output["usage"]["completion_tokens"] == 2 + len(output["answer"].split())
+
+
+async def test_a_model_that_keeps_calling_tools_fails_the_node_past_the_round_limit(
+    chat: tuple[ChatServer, str], client: LlmClient
+) -> None:
+    server, _ = chat
+    prompt = script('call:nowhere:{"x": 1}')
+    with pytest.raises(NodeFailure) as failed:
+        await run(client, task(prompt=prompt, tools=[WEATHER], max_tool_rounds=2))
+    assert failed.value.type == "llm.too_many_tool_rounds"
+    assert failed.value.message == (
+        "the model still calls tools (nowhere) after 2 rounds of tool calls (max_tool_rounds)"
+    )
+    assert len(server.seen(prompt)) == 3
+    unknown = json.loads(server.seen(prompt)[1].body["messages"][-1]["content"])
+    assert unknown["error"]["message"] == "no tool named 'nowhere' (the tools: weather)"

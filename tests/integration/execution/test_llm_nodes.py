@@ -5,6 +5,7 @@ named. The key never reaches the execution's state."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import uuid
@@ -17,6 +18,7 @@ from background_loop import BackgroundLoop
 from live_streams import read_stream
 from llm_server import ChatServer
 from suite_broker import SuiteBroker
+from waiting import until
 from workers import WorkerProcess
 
 from braidflow.connectors.broker import free_port
@@ -69,6 +71,43 @@ edges:
   - {from: say, to: done}
 """
 
+TOOLS = """
+id: llm-tools
+input:
+  type: object
+  required: [script]
+  properties: {script: {type: string}}
+nodes:
+  - id: ask
+    type: llm
+    params:
+      connection: local
+      model: tiny-1
+      prompt: "${input.script}"
+      stream: true
+      max_tool_rounds: 2
+      tools:
+        - name: weather
+          description: The weather in a city.
+          parameters:
+            type: object
+            required: [city]
+            properties: {city: {type: string}, days: {type: integer}}
+          http:
+            method: GET
+            url: "ROOT/tools/echo/weather/{city}"
+            headers: {X-Key: "${secrets.LLM_KEY}"}
+        - name: page
+          description: The title of a web page.
+          parameters: {type: object, required: [url], properties: {url: {type: string}}}
+          kind: fetch_page
+          params: {select: {title: h1}}
+    retry: {max_attempts: 1}
+  - {id: done, type: end, params: {output: {said: "${nodes.ask.output.answer}"}}}
+edges:
+  - {from: ask, to: done}
+"""
+
 
 @pytest.fixture(scope="module")
 def chat(background_loop: BackgroundLoop) -> Iterator[tuple[ChatServer, str]]:
@@ -108,7 +147,7 @@ def worker(
     )
     try:
         process.start().wait_ready()
-        for definition in (LABEL, SAY):
+        for definition in (LABEL, SAY, TOOLS.replace("ROOT", chat[1].removesuffix("/v1"))):
             reply = process.api.deploy(definition)
             assert reply.status == 201, reply
         yield process
@@ -237,3 +276,88 @@ def test_a_worker_with_a_wrong_connections_file_does_not_start_and_names_the_fie
     assert started.returncode != 0
     assert f"{path}: openai.key: expected a secret reference" in started.stderr, started.stderr
     assert "Traceback" not in started.stderr
+
+
+def test_a_tool_call_runs_over_http_and_its_result_goes_back_to_the_model(
+    worker: WorkerProcess, chat: tuple[ChatServer, str]
+) -> None:
+    server, _ = chat
+    prompt = script('call:weather:{"city": "São Paulo", "days": 2} then reply')
+    execution = finished(worker, "llm-tools", {"script": prompt})
+    assert execution["status"] == "completed", execution
+    run = execution["execution_id"]
+    [echoed] = [t for t in server.tool_requests if t["idempotency_key"] == f"{run}:ask:1.tool-1-1"]
+    assert (echoed["method"], echoed["path"]) == ("GET", "/tools/echo/weather/S%C3%A3o%20Paulo")
+    assert echoed["query"] == {"days": "2"}
+    # The tool's header named a secret: the endpoint got its value, the model and the
+    # execution's state (`finished` checks) only its name.
+    assert echoed["x_key"] == KEY
+    assert KEY not in str(server.seen(prompt)[1].body)
+    said = execution["output"]["said"]
+    assert said.startswith('tool said: {"status": 200, "body": {"method": "GET"'), said
+    output = node(execution, "ask")["output"]
+    [call] = output["tool_calls"]
+    assert (call["round"], call["name"], call["arguments"]) == (
+        1,
+        "weather",
+        {"city": "São Paulo", "days": 2},
+    )
+    assert call["result"]["body"]["query"] == {"days": "2"}
+    assert call["result"]["body"]["x_key"] == "[secrets.LLM_KEY]"
+    first, second = server.seen(prompt)
+    assert first.body["stream"] is True
+    assert second.headers["idempotency-key"] == f"{run}:ask:1.2"
+    assert output["usage"]["total_tokens"] > 0
+
+
+def test_a_tool_call_runs_another_kind_with_the_arguments_as_its_params(
+    worker: WorkerProcess, chat: tuple[ChatServer, str]
+) -> None:
+    _, url = chat
+    page = f"{url.removesuffix('/v1')}/tools/page/braid"
+    prompt = script(f'call:page:{{"url": "{page}"}} then reply')
+    execution = finished(worker, "llm-tools", {"script": prompt})
+    assert execution["status"] == "completed", execution
+    page_output = {"status": 200, "title": None, "fields": {"title": "Page braid"}}
+    assert execution["output"]["said"] == f"tool said: {json.dumps(page_output)}"
+    [call] = node(execution, "ask")["output"]["tool_calls"]
+    assert call["result"] == page_output
+
+
+def test_a_call_with_bad_arguments_is_answered_with_its_error_and_the_node_goes_on(
+    worker: WorkerProcess, chat: tuple[ChatServer, str]
+) -> None:
+    server, _ = chat
+    prompt = script('call:weather:{"city": 7} then reply')
+    execution = finished(worker, "llm-tools", {"script": prompt})
+    assert execution["status"] == "completed", execution
+    assert "llm.invalid_arguments" in execution["output"]["said"]
+    [call] = node(execution, "ask")["output"]["tool_calls"]
+    assert call["error"]["message"].endswith("at city: 7 is not of type 'string'")
+    assert not [t for t in server.tool_requests if execution["execution_id"] in str(t)]
+
+
+def test_a_model_calling_tools_past_the_round_limit_fails_the_node_naming_it(
+    worker: WorkerProcess,
+) -> None:
+    execution = finished(worker, "llm-tools", {"script": script('call:weather:{"city": "Oslo"}')})
+    assert execution["status"] == "failed", execution
+    error = execution["error"]
+    assert (error["type"], error["node_id"]) == ("llm.too_many_tool_rounds", "ask")
+    assert "after 2 rounds of tool calls" in error["message"]
+
+
+def test_a_streamed_answer_and_its_line_in_the_nodes_logs(worker: WorkerProcess) -> None:
+    execution = finished(worker, "llm-tools", {"script": script("text:Hello, Ada")})
+    assert execution["status"] == "completed", execution
+    assert execution["output"] == {"said": "Hello, Ada"}
+    assert node(execution, "ask")["output"]["tool_calls"] == []
+    execution_id = execution["execution_id"]
+    logs = until(
+        lambda: worker.api.get(f"/executions/{execution_id}/logs").body.get("logs"),
+        "the llm node's log",
+    )
+    [run] = logs
+    [line] = run["lines"]
+    assert (run["node_id"], line["level"]) == ("ask", "info")
+    assert line["message"].startswith("streamed answer: 5 chunks, the first text after")

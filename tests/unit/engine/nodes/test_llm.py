@@ -120,3 +120,67 @@ def test_a_dry_run_shows_the_connection_and_model_asked(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "-> llm openai gpt-4o-mini input {" in result.output
     assert 'output: {"a": "bug"}' in result.output
+
+
+WEATHER = (
+    "{name: weather, description: The weather in a city.,"
+    " parameters: {type: object, required: [city], properties: {city: {type: string}}},"
+    ' http: {url: "https://weather.example/now/{city}"}}'
+)
+PAGE = (
+    "{name: page, description: A page's title., kind: fetch_page, params: {select: {t: h1}},"
+    " parameters: {type: object, properties: {url: {type: string}}}}"
+)
+
+
+def test_tools_and_streaming_go_to_the_executor_as_declared() -> None:
+    text = definition(**BASE, tools=f"[{WEATHER}, {PAGE}]", max_tool_rounds=3, stream="true")
+    result = step(workflow(text), None, StartExecution("s", "ex", T0, "ask", 1, INPUT))
+    [request] = of_type(result.outgoing, TaskRequest)
+    assert [t["name"] for t in request.input["tools"]] == ["weather", "page"]
+    assert request.input["tools"][1]["params"] == {"select": {"t": "h1"}}
+    assert (request.input["max_tool_rounds"], request.input["stream"]) == (3, True)
+
+
+def test_each_wrong_tool_is_named_by_node_and_tool() -> None:
+    twice = WEATHER.replace("weather,", "page,")
+    unknown = PAGE.replace("kind: fetch_page", "kind: fetch_pages")
+    bad_schema = WEATHER.replace("{type: string}", "{type: strng}")
+    lost = WEATHER.replace("now/{city}", "now/{town}")
+    message = problems(**BASE, tools=f"[{PAGE}, {twice}, {unknown}, {bad_schema}, {lost}]")
+    assert "node 'ask': params.tools[1] (page): a second tool named 'page'" in message
+    assert (
+        "params.tools[2] (page): kind: 'fetch_pages' is not a work kind a tool may run" in message
+    )
+    assert (
+        "params.tools[3] (weather): parameters: invalid JSON Schema at properties.city.type"
+        in message
+    )
+    assert (
+        "params.tools[4] (weather): http.url: {town} is not one of the tool's parameters" in message
+    )
+
+
+def test_a_tool_runs_one_thing_with_params_that_kind_has() -> None:
+    both = WEATHER.replace("http:", "kind: code, http:")
+    assert "tools" in problems(**BASE, tools=f"[{both}]")
+    stray = PAGE.replace("params: {select: {t: h1}}", "params: {select: {t: h1}, depth: 2}")
+    message = problems(**BASE, tools=f"[{stray}]")
+    assert "params.tools[0] (page): a fetch_page node has no params depth" in message
+    task = PAGE.replace("kind: fetch_page", "kind: task")
+    assert "kind: 'task' is not a work kind a tool may run" in problems(**BASE, tools=f"[{task}]")
+    listed = WEATHER.replace("type: object, required", "type: array, required")
+    assert "the arguments must be an object" in problems(**BASE, tools=f"[{listed}]")
+
+
+def test_a_round_limit_without_tools_is_refused() -> None:
+    assert "params.max_tool_rounds: the node has no tools" in problems(**BASE, max_tool_rounds=2)
+
+
+def test_a_tool_holds_no_template_but_may_name_a_secret_where_its_call_reads_it() -> None:
+    keyed = WEATHER.replace("http: {", 'http: {headers: {Authorization: "Bearer ${secrets.WX}"}, ')
+    load_workflow(definition(**BASE, tools=f"[{keyed}]"))
+    templated = WEATHER.replace("The weather in a city.", '"The weather in ${input.team}."')
+    message = problems(**BASE, tools=f"[{templated}]")
+    assert "params.tools[0] (weather): description: 'The weather in ${input.team}.':" in message
+    assert "a tool is not templated" in message
