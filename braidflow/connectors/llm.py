@@ -15,7 +15,8 @@ Choices worth knowing:
 - Other answers outside 2xx fail the attempt: `llm.5xx`, `llm.4xx`.
 - An answer that is not what `output` asks for is asked again with the problem, at most
   `ASKED_AGAIN` times; then the node fails `llm.invalid_answer` with the last problem.
-- The output's `usage` adds up every request of the attempt.
+- The output's `usage` adds up every request of the attempt; its `cost`, present when the
+  connection prices the model (`prices`), is what that usage cost.
 """
 
 from __future__ import annotations
@@ -148,7 +149,8 @@ class LlmClient:
             usage = added(usage, answer.usage)
             value, problem = read_answer(answer.content, output)
             if problem is None:
-                return _output(value, answer, usage)
+                models = (answer.model, _text(params.get("model")))
+                return _output(value, answer, usage, connection.cost(models, usage))
             if asked == ASKED_AGAIN:
                 break
             node_log.add("warning", f"{problem}; asking again")
@@ -218,13 +220,22 @@ class LlmClient:
                 ) from None
 
 
-def _output(value: Any, answer: Completion, usage: dict[str, int]) -> dict[str, Any]:
-    return {
+def _output(
+    value: Any, answer: Completion, usage: dict[str, int], cost: float | None
+) -> dict[str, Any]:
+    output = {
         "answer": value,
         "model": answer.model,
         "usage": usage,
         "finish_reason": answer.finish_reason,
     }
+    if cost is not None:
+        output["cost"] = cost
+    return output
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
 
 
 def _left_s(deadline: asyncio.Timeout) -> float:

@@ -28,6 +28,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from braidflow.engine import ids, sla
+from braidflow.engine.cost import spent
 from braidflow.engine.frozen import quick_init
 from braidflow.engine.ids import EXECUTION_TIMER, SLA_TIMER, child_execution_id
 from braidflow.engine.messages import (
@@ -825,6 +826,26 @@ class Draft:
             return
         message = f"no branch arrived within {node.join_timeout_ms} ms"
         self.fail_node(node, 1, NodeError("Timeout", message, node_id), None, started=False)
+
+    def over_budget(self, node_id: str, output: Any) -> bool:
+        """Whether `node_id`'s output, just recorded, took the execution past its budget:
+        then the execution fails `budget.exceeded` at once, as on its timeout, so nothing
+        more is spent on it (work in flight is cancelled, no node starts)."""
+        budget = self.workflow.definition.budget
+        if budget is None or self.error is not None:
+            # A failing execution keeps the error that fails it.
+            return False
+        if not isinstance(output, Mapping) or "cost" not in output:
+            return False
+        total = spent(self.nodes.values())
+        if total <= budget:
+            return False
+        message = (
+            f"spent {total:g} after node {node_id!r}, over the per-execution budget of"
+            f" {budget:g} its department sets (settings.budget.per_execution)"
+        )
+        self.finish(_EXECUTION_FAILED, error=NodeError("budget.exceeded", message, node_id))
+        return True
 
     def fail_node(
         self,
