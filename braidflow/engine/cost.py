@@ -19,6 +19,9 @@ from braidflow.engine.state import NodeRun
 from braidflow.topology.kinds import WORK_TYPES
 from braidflow.topology.workflow import Workflow
 
+PRICED_KINDS = frozenset({"llm", "classify", "extract", "summarize"})
+"""The kinds whose output may carry a model call's `usage` and `cost`."""
+
 HTTP_KINDS = frozenset({"http", "fetch_page"})
 """The kinds whose every attempt is one HTTP call."""
 

@@ -14,6 +14,7 @@ import pytest
 from background_loop import BackgroundLoop
 from llm_server import ChatServer
 from suite_broker import SuiteBroker
+from waiting import until
 from workers import WorkerProcess
 
 from braidflow.connectors.broker import free_port
@@ -208,3 +209,16 @@ def test_a_department_budget_fails_the_execution_whose_model_call_spends_past_it
     assert len(server.seen(text)) == 1
     assert statuses(execution) == {"first": "completed"}
     assert execution["cost"]["money"] > 0.005
+    # The department's stats add up what its executions' model calls cost.
+    spent = execution["cost"]["money"]
+    buckets = until(lambda: department_buckets(worker, spent), "the cost in the stats", 20)
+    [node] = {name for b in buckets for name in b["nodes"]}
+    assert node == "two-briefs/first"
+
+
+def department_buckets(worker: WorkerProcess, spent: float) -> list[dict[str, Any]] | None:
+    reply = worker.api.get("/stats?department=frugal&window=1h")
+    assert reply.status == 200, reply
+    buckets = list(reply.body["buckets"])
+    cost = sum(b["cost"] for b in buckets)
+    return buckets if cost == pytest.approx(spent) and buckets[0]["tokens"] > 0 else None
