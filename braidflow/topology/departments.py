@@ -52,6 +52,8 @@ class Department:
     sla_ms: int | None = None
     # What one execution may spend (`settings.budget.per_execution`); None: no limit.
     budget_per_execution: float | None = None
+    # What its executions that end in one UTC day may spend (`settings.budget.per_day`).
+    budget_per_day: float | None = None
 
     def allows(self, caller: str | None) -> bool:
         """Whether a workflow of department `caller` (None: of none) may call one of this."""
@@ -120,6 +122,7 @@ def compile_department(doc: Any) -> Department:
         max_concurrent_executions=settings.get("max_concurrent_executions"),
         sla_ms=parse_duration(settings["sla"]) if "sla" in settings else None,
         budget_per_execution=_amount(settings.get("budget", {}).get("per_execution")),
+        budget_per_day=_amount(settings.get("budget", {}).get("per_day")),
     )
 
 
@@ -138,12 +141,13 @@ def _problem(error: jsonschema.ValidationError) -> Problem:
 
 def with_defaults(workflow: Workflow, department: Department | None) -> Workflow:
     """`workflow` with the department's node timeout and retry on its work nodes that set
-    none, its SLA when the workflow sets none, and its per-execution budget; the same object
-    when there is nothing to apply."""
+    none, its SLA when the workflow sets none, and its budgets; the same object when there is
+    nothing to apply."""
     if department is None:
         return workflow
-    if department.budget_per_execution is not None:
-        definition = replace(workflow.definition, budget=department.budget_per_execution)
+    budgets = (department.budget_per_execution, department.budget_per_day)
+    if budgets != (workflow.definition.budget, workflow.definition.budget_per_day):
+        definition = replace(workflow.definition, budget=budgets[0], budget_per_day=budgets[1])
         workflow = replace(workflow, definition=definition)
     if department.sla_ms is not None and workflow.definition.sla_ms is None:
         definition = replace(workflow.definition, sla_ms=department.sla_ms)

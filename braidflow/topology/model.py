@@ -86,3 +86,5 @@ class Definition:
     sla_ms: int | None = None
     # What one execution may spend: its department's `settings.budget.per_execution`.
     budget: float | None = None
+    # Its department's `settings.budget.per_day`: a queued start looks again each UTC day.
+    budget_per_day: float | None = None

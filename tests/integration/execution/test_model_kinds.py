@@ -6,6 +6,7 @@ one that spends more."""
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -89,6 +90,24 @@ edges:
 """
 
 
+THRIFTY = """
+kind: Department
+name: thrifty
+settings:
+  budget: {per_day: 0.005}
+"""
+
+ONE_BRIEF = """
+id: one-brief
+department: thrifty
+nodes:
+  - {id: brief, type: summarize, params: {connection: local, model: tiny-1, text: "${input.ticket}"}}
+  - {id: done, type: end}
+edges:
+  - {from: brief, to: done}
+"""
+
+
 @pytest.fixture(scope="module")
 def chat(background_loop: BackgroundLoop) -> Iterator[tuple[ChatServer, str]]:
     server = ChatServer(key=KEY)
@@ -117,7 +136,7 @@ def worker(
     )
     try:
         process.start().wait_ready()
-        for text in (TRIAGE, FRUGAL, TWO_BRIEFS):
+        for text in (TRIAGE, FRUGAL, TWO_BRIEFS, THRIFTY, ONE_BRIEF):
             reply = process.api.deploy(text)
             assert reply.status == 201, reply
         yield process
@@ -222,3 +241,21 @@ def department_buckets(worker: WorkerProcess, spent: float) -> list[dict[str, An
     buckets = list(reply.body["buckets"])
     cost = sum(b["cost"] for b in buckets)
     return buckets if cost == pytest.approx(spent) and buckets[0]["tokens"] > 0 else None
+
+
+def test_a_department_whose_day_is_spent_holds_new_executions_queued(
+    worker: WorkerProcess,
+) -> None:
+    # The first runs (nothing spent yet today) and spends past the day's budget.
+    first = finished(worker, ticket("text:fine"), "one-brief")
+    assert first["status"] == "completed", first
+    assert first["cost"]["money"] > 0.005
+    held = worker.api.start("one-brief", {"ticket": ticket("text:later")})
+
+    def status() -> str | None:
+        reply = worker.api.get(f"/executions/{held}")
+        return reply.body["status"] if reply.status == 200 else None
+
+    assert until(lambda: status() != "accepted" and status(), "its start applied") == "queued"
+    time.sleep(1)
+    assert status() == "queued"

@@ -9,7 +9,16 @@ import pytest
 from engine_driver import applied, events, of_type, settle, workflow
 from engine_scenarios import T0, done, failed, fired, started
 
-from braidflow.engine import TaskRequest, ids
+from braidflow.engine import (
+    AdmissionReleased,
+    AdmissionRequested,
+    AdmitExecution,
+    CancelExecution,
+    StartExecution,
+    TaskRequest,
+    ids,
+)
+from braidflow.engine.admission import AdmissionRow, admit
 from braidflow.engine.cost import execution_cost, spent
 from braidflow.engine.state import NodeRun
 from braidflow.topology import DefinitionError, Workflow
@@ -134,3 +143,64 @@ def test_a_budget_must_be_more_than_nothing() -> None:
         compile_department(
             {"kind": "Department", "name": "s", "settings": {"budget": {"per_month": 5}}}
         )
+
+
+# -- budgets per day: spent as executions end, held at admission
+
+DAY = 86_400_000
+KEY = "default/support"
+TODAY = 20_000 * DAY
+
+
+def admitting(
+    row: AdmissionRow, record: AdmissionRequested | AdmissionReleased, offset: int
+) -> tuple[AdmissionRow, tuple[str, ...]]:
+    result = admit(row, lambda _: (), record, offset, None, budget_per_day=1.0)
+    assert result is not None
+    return result.row, tuple(claim.execution_id for claim in result.admitted)
+
+
+def test_a_day_whose_ended_executions_spent_the_budget_admits_nobody_until_the_next() -> None:
+    row = AdmissionRow()
+    row, started = admitting(row, AdmissionRequested("a/q", "a", TODAY + 1, KEY), 0)
+    assert started == ("a",)
+    row, _ = admitting(row, AdmissionReleased("a/r", "a", TODAY + 2, KEY, 0.6), 1)
+    row, started = admitting(row, AdmissionRequested("b/q", "b", TODAY + 3, KEY), 2)
+    assert started == ("b",) and row.spent == 0.6
+    row, _ = admitting(row, AdmissionReleased("b/r", "b", TODAY + 4, KEY, 0.5), 3)
+    assert row.spent == 1.1
+    row, started = admitting(row, AdmissionRequested("c/q", "c", TODAY + 5, KEY), 4)
+    row, started_too = admitting(row, AdmissionRequested("d/q", "d", TODAY + 6, KEY), 5)
+    assert started == started_too == () and ids_waiting(row) == ("c", "d")
+    # The next UTC day: c asks again (its midnight timer), and the queue goes in order.
+    row, started = admitting(row, AdmissionRequested("c/q/1", "c", TODAY + DAY, KEY), 6)
+    assert started == ("c", "d") and (row.day, row.spent) == (TODAY // DAY + 1, 0.0)
+
+
+def ids_waiting(row: AdmissionRow) -> tuple[str, ...]:
+    return tuple(claim.execution_id for claim in (*row.front, *row.back))
+
+
+def test_a_queued_start_under_a_budget_per_day_asks_again_each_midnight_until_admitted() -> None:
+    department = compile_department(
+        {"kind": "Department", "name": "support", "settings": {"budget": {"per_day": 5}}}
+    )
+    wf = with_defaults(workflow(TRIAGE), department)
+    at = TODAY + 5_000
+    start = StartExecution("s", "ex", at, "triage", 1, {}, admission=KEY)
+    state = applied(wf, None, start).state
+    midnight = ids.budget_day_timer(TODAY + DAY)
+    assert state is not None and state.timers == {midnight: TODAY + DAY}
+    result = applied(wf, state, fired(midnight, TODAY + DAY))
+    [again] = of_type(result.outgoing, AdmissionRequested)
+    assert (again.id, again.at, again.key) == (f"ex/queued/{TODAY // DAY + 1}", TODAY + DAY, KEY)
+    state = result.state
+    assert state is not None
+    assert state.timers == {ids.budget_day_timer(TODAY + 2 * DAY): TODAY + 2 * DAY}
+    state, _ = settle(wf, applied(wf, state, AdmitExecution("ex/admit", "ex", TODAY + DAY + 1)))
+    assert not state.timers
+    state = applied(wf, state, done("sort", 1, TODAY + DAY + 2, answer("s", 1, 1, 0.25))).state
+    final = applied(wf, state, CancelExecution("ex/cancel", "ex", TODAY + DAY + 3, "enough"))
+    # Its end releases its slot with what it spent, for its department's day.
+    [release] = of_type(final.outgoing, AdmissionReleased)
+    assert release.spent == 0.25
