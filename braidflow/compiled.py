@@ -41,6 +41,7 @@ MODULES: tuple[str, ...] = (
     "braidflow.schemas.stats_positions",
     "braidflow.engine.ids",
     "braidflow.engine.trace_context",
+    "braidflow.engine.cost",
     "braidflow.engine.step",
     "braidflow.engine.nodes.approval",
     "braidflow.engine.nodes.base",

@@ -5,7 +5,7 @@ Each kind turns its node's request into an llm node's (`question`): the instruct
 the system message and the node's text, alone, is the user message; `classify` and `extract`
 ask for a JSON Schema the client checks and asks again when broken, so a label is always one
 of the node's labels and the fields always satisfy the node's schema. The answer is then
-reshaped (`shaped`) into the kind's output; `usage` and `model` are the llm node's.
+reshaped (`shaped`) into the kind's output; `usage`, `model` and `cost` are the llm node's.
 """
 
 from __future__ import annotations
@@ -84,7 +84,8 @@ def shaped(kind: str, answer: Mapping[str, Any]) -> dict[str, Any]:
         shape = {"fields": value}
     else:
         shape = {"summary": value.strip()}
-    return {**shape, "model": answer["model"], "usage": answer["usage"]}
+    kept = {name: answer[name] for name in ("model", "usage", "cost") if name in answer}
+    return {**shape, **kept}
 
 
 class ModelKind:

@@ -28,6 +28,17 @@ An SMTP connection's `password` is a secret reference in the same way; its `user
 text or a reference. `smtps://` speaks TLS from the first byte (port 465 by default);
 `smtp://` (port 25 by default) upgrades with STARTTLS when the server offers it, and
 `starttls: true` refuses a server that does not, `false` never upgrades.
+
+`prices`, on a chat-completions endpoint, is what its models cost per million tokens, in the
+currency of your choice (the same for every connection a department's budget adds up):
+
+    openai:
+      url: https://api.openai.com/v1
+      prices:
+        gpt-4o-mini: {prompt: 0.15, completion: 0.60}
+
+A model node's output then has `cost` beside `usage` (docs/llm.md, "Cost"); the model the
+answer names is looked up first, then the one the node asked for.
 """
 
 from __future__ import annotations
@@ -45,7 +56,8 @@ from braidflow.topology.kinds.llm import CONNECTION_NAME
 
 ENV = "BRAIDFLOW_CONNECTIONS"
 _KEY = re.compile(r"\$\{secrets\.[A-Za-z_][A-Za-z0-9_]*\}")
-_FIELDS = ("url", "key", "headers", "query")
+_FIELDS = ("url", "key", "headers", "query", "prices")
+_PRICE_FIELDS = ("prompt", "completion")
 _SMTP_FIELDS = ("url", "username", "password", "starttls")
 _SMTP_PORTS = {"smtp": 25, "smtps": 465}
 
@@ -64,6 +76,19 @@ class Connection:
     key: str | None = None
     headers: Mapping[str, str] = field(default_factory=dict)
     query: Mapping[str, str] = field(default_factory=dict)
+    # Per model, (prompt, completion) prices per million tokens; a model absent: no cost.
+    prices: Mapping[str, tuple[float, float]] = field(default_factory=dict)
+
+    def cost(self, models: tuple[str | None, ...], usage: Mapping[str, int]) -> float | None:
+        """What `usage` cost at the price of the first of `models` priced; None: none is."""
+        for model in models:
+            price = self.prices.get(model) if model is not None else None
+            if price is not None:
+                prompt = usage.get("prompt_tokens", 0) * price[0]
+                completion = usage.get("completion_tokens", 0) * price[1]
+                # Rounded: a float's last digits would show in the API as noise.
+                return round((prompt + completion) / 1_000_000, 9)
+        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +156,7 @@ def _connection(name: str, body: Any, source: str) -> Connection | SmtpConnectio
         key,
         _texts(body.get("headers"), f"{name}.headers", refuse),
         _texts(body.get("query"), f"{name}.query", refuse),
+        _prices(body.get("prices"), f"{name}.prices", refuse),
     )
 
 
@@ -188,3 +214,28 @@ def _texts(
         if not isinstance(text, str | int | float) or isinstance(text, bool):
             raise refuse(f"{where}.{name}", f"expected a text, got {text!r}")
     return {str(name): str(text) for name, text in value.items()}
+
+
+def _prices(
+    value: Any, where: str, refuse: Callable[[str, str], ConnectionsError]
+) -> dict[str, tuple[float, float]]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise refuse(where, "expected models, each with {prompt: N, completion: N} per 1M tokens")
+    prices: dict[str, tuple[float, float]] = {}
+    for model, price in value.items():
+        at = f"{where}.{model}"
+        if not isinstance(price, Mapping):
+            raise refuse(at, f"expected {{prompt: N, completion: N}} per 1M tokens, got {price!r}")
+        unknown = sorted(str(k) for k in price if k not in _PRICE_FIELDS)
+        if unknown:
+            raise refuse(f"{at}.{unknown[0]}", "unknown field (fields: prompt, completion)")
+        pair = []
+        for name in _PRICE_FIELDS:
+            amount = price.get(name)
+            if not isinstance(amount, int | float) or isinstance(amount, bool) or amount < 0:
+                raise refuse(f"{at}.{name}", f"expected a price of 0 or more, got {amount!r}")
+            pair.append(float(amount))
+        prices[str(model)] = (pair[0], pair[1])
+    return prices

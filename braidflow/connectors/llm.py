@@ -15,7 +15,8 @@ Choices worth knowing:
 - Other answers outside 2xx fail the attempt: `llm.5xx`, `llm.4xx`.
 - An answer that is not what `output` asks for is asked again with the problem, at most
   `ASKED_AGAIN` times; then the node fails `llm.invalid_answer` with the last problem.
-- The output's `usage` adds up every request of the attempt.
+- The output's `usage` adds up every request of the attempt; its `cost`, present when the
+  connection prices the model (`prices`), is what that usage cost.
 - `tools`: a response that calls tools has each call run through the executor's kinds
   table (`run_tools_with`; an http tool is a run of the `http` kind) and answered in a
   `role: tool` message, for `max_tool_rounds` rounds at most; then the node fails
@@ -202,7 +203,9 @@ class LlmClient:
                 continue
             value, problem = read_answer(answer.content, output)
             if problem is None:
-                return {**_output(value, answer, usage), **conversation.output()}
+                models = (answer.model, _text(params.get("model")))
+                cost = connection.cost(models, usage)
+                return {**_output(value, answer, usage, cost), **conversation.output()}
             if asked == ASKED_AGAIN:
                 break
             asked += 1
@@ -413,13 +416,22 @@ class _Conversation:
         return {"tool_calls": self._kept, "tool_rounds": self.rounds, **more}
 
 
-def _output(value: Any, answer: Completion, usage: dict[str, int]) -> dict[str, Any]:
-    return {
+def _output(
+    value: Any, answer: Completion, usage: dict[str, int], cost: float | None
+) -> dict[str, Any]:
+    output = {
         "answer": value,
         "model": answer.model,
         "usage": usage,
         "finish_reason": answer.finish_reason,
     }
+    if cost is not None:
+        output["cost"] = cost
+    return output
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
 
 
 def _left_s(deadline: asyncio.Timeout) -> float:

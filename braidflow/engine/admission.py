@@ -37,6 +37,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 
+from braidflow.engine.ids import DAY_MS
 from braidflow.engine.messages import AdmissionReleased, AdmissionRequested
 
 SEGMENT_SIZE = 256
@@ -58,7 +59,8 @@ class AdmissionRow:
 
     `holding`: executions admitted and not yet released, in admission order. `front`: the
     next to admit, in order; then segments `first .. next - 1`; then `back`, the latest
-    requests. `offset`: the last record applied (-1: none yet).
+    requests. `offset`: the last record applied (-1: none yet). `spent`: what the executions
+    released on UTC day `day` (days since the epoch, by the records' times) cost.
     """
 
     offset: int = -1
@@ -67,6 +69,8 @@ class AdmissionRow:
     back: tuple[Claim, ...] = ()
     first: int = 0
     next: int = 0
+    day: int = 0
+    spent: float = 0.0
 
     @property
     def segments(self) -> range:
@@ -108,15 +112,23 @@ def admit(
     offset: int,
     cap: int | None,
     segment_size: int = SEGMENT_SIZE,
+    budget_per_day: float | None = None,
 ) -> Admitted | None:
     """Apply one record at `offset` to the department's `row`; None if it was applied already.
 
     `segment(i)` reads segment row `i`. `cap` is the department's current
     `max_concurrent_executions` (None: no cap, every waiting execution is admitted): a cap
     lowered below the executions holding a slot admits nobody until enough have ended.
+    `budget_per_day` is its current `settings.budget.per_day`: once the releases of the
+    record's UTC day have spent it, nobody is admitted until a record of a later day.
     """
     if offset <= row.offset:
         return None
+    day = record.at // DAY_MS
+    if day > row.day:
+        row = replace(row, day=day, spent=0.0)
+    if isinstance(record, AdmissionReleased) and day == row.day:
+        row = replace(row, spent=row.spent + record.spent)
     writes: dict[int, tuple[Claim, ...]] = {}
     drops: list[int] = []
     execution = record.execution_id
@@ -131,7 +143,9 @@ def admit(
         row = replace(row, holding=_without(row.holding, execution))
     else:
         row = _withdraw(row, execution, segment, writes)
-    row, admitted = _fill(row, segment, cap, writes, drops)
+    admitted: tuple[Claim, ...] = ()
+    if budget_per_day is None or row.spent < budget_per_day:
+        row, admitted = _fill(row, segment, cap, writes, drops)
     return Admitted(replace(row, offset=offset), admitted, writes, tuple(drops))
 
 

@@ -197,6 +197,29 @@ EXECUTION_TIMER = "execution/timeout"
 SLA_TIMER = "execution/sla"
 """The timer of an execution's SLA (`settings.sla`): when it fires, the SLA is breached."""
 
+BUDGET_DAY_TIMER = "execution/budget-day/"
+"""The prefix of the timer of a queued execution whose department has a budget per day,
+`execution/budget-day/<day>`: at that UTC day's midnight it asks for its slot again, so the
+new day's budget admits it. The day in the id makes a redelivered firing one not pending."""
+
+DAY_MS = 86_400_000
+
+
+def budget_day_timer(due: int) -> str:
+    """The id of the budget-day timer due at `due`, a UTC midnight (epoch ms)."""
+    return f"{BUDGET_DAY_TIMER}{due // DAY_MS}"
+
+
+def next_day(at: int) -> int:
+    """The UTC midnight after `at` (epoch ms)."""
+    return (at // DAY_MS + 1) * DAY_MS
+
+
+def admission_asked_again_id(execution_id: str, at: int) -> str:
+    """A queued execution's request for a slot sent again on a new day: `<execution>/queued/<day>`."""
+    return f"{execution_id}/queued/{at // DAY_MS}"
+
+
 JOIN_TIMEOUT = "join-timeout"
 
 

@@ -296,12 +296,14 @@ class AdmissionRequested:
 @quick_init
 @dataclass(frozen=True, slots=True)
 class AdmissionReleased:
-    """An execution that asked for a slot has ended: its slot (or its place in the queue) frees."""
+    """An execution that asked for a slot has ended: its slot (or its place in the queue) frees.
+    `spent` is what its model calls cost, for its department's budget per day."""
 
     id: str
     execution_id: str
     at: int
     key: str
+    spent: float = 0.0
 
 
 @quick_init

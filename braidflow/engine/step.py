@@ -28,8 +28,14 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from braidflow.engine import ids, sla
+from braidflow.engine.cost import spent
 from braidflow.engine.frozen import quick_init
-from braidflow.engine.ids import EXECUTION_TIMER, SLA_TIMER, child_execution_id
+from braidflow.engine.ids import (
+    BUDGET_DAY_TIMER,
+    EXECUTION_TIMER,
+    SLA_TIMER,
+    child_execution_id,
+)
 from braidflow.engine.messages import (
     AdmissionReleased,
     AdmissionRequested,
@@ -306,15 +312,7 @@ def _start(workflow: Workflow, t: StartExecution, apart: bool) -> StepResult:
         queued = replace(state, status=_EXECUTION_QUEUED, admission=t.admission)
         draft = Draft(workflow, queued, t.at)
         draft.emit_event("workflow.queued", data={"admission": t.admission})
-        draft.outgoing.append(
-            AdmissionRequested(
-                ids.admission_requested_id(t.execution_id),
-                t.execution_id,
-                t.at,
-                t.admission,
-                execution_trace(queued).header,
-            )
-        )
+        draft.ask_admission(ids.admission_requested_id(t.execution_id))
     else:
         draft.begin()
         draft.run_readied(apart)
@@ -640,8 +638,23 @@ class Draft:
         if self.status != _EXECUTION_QUEUED:
             return f"execution is {self.status}, admitted already"
         self.status = _EXECUTION_RUNNING
+        for timer in [k for k in self.timers if k.startswith(BUDGET_DAY_TIMER)]:
+            del self.timers[timer]
         self.begin()
         return None
+
+    def ask_admission(self, request_id: str) -> None:
+        """Ask the department's admissions for a slot; under a budget per day, again at the
+        next UTC midnight for as long as it waits (its new day's budget may admit it)."""
+        s = self.state
+        assert s.admission is not None
+        header = execution_trace(s).header
+        self.outgoing.append(
+            AdmissionRequested(request_id, s.execution_id, self.at, s.admission, header)
+        )
+        if self.workflow.definition.budget_per_day is not None:
+            due = ids.next_day(self.at)
+            self.timers[ids.budget_day_timer(due)] = due
 
     def cancel(self, t: CancelExecution) -> str | None:
         self.paused, self.held = False, ()
@@ -709,6 +722,10 @@ class Draft:
             return None
         if t.timer_id == SLA_TIMER:
             sla.breached(self)
+            return None
+        if t.timer_id.startswith(BUDGET_DAY_TIMER):
+            if self.status == _EXECUTION_QUEUED:
+                self.ask_admission(ids.admission_asked_again_id(self.state.execution_id, self.at))
             return None
         try:
             node_id, attempt, kind = ids.parse_node_timer(t.timer_id)
@@ -825,6 +842,26 @@ class Draft:
             return
         message = f"no branch arrived within {node.join_timeout_ms} ms"
         self.fail_node(node, 1, NodeError("Timeout", message, node_id), None, started=False)
+
+    def over_budget(self, node_id: str, output: Any) -> bool:
+        """Whether `node_id`'s output, just recorded, took the execution past its budget:
+        then the execution fails `budget.exceeded` at once, as on its timeout, so nothing
+        more is spent on it (work in flight is cancelled, no node starts)."""
+        budget = self.workflow.definition.budget
+        if budget is None or self.error is not None:
+            # A failing execution keeps the error that fails it.
+            return False
+        if not isinstance(output, Mapping) or "cost" not in output:
+            return False
+        total = spent(self.nodes.values())
+        if total <= budget:
+            return False
+        message = (
+            f"spent {total:g} after node {node_id!r}, over the per-execution budget of"
+            f" {budget:g} its department sets (settings.budget.per_execution)"
+        )
+        self.finish(_EXECUTION_FAILED, error=NodeError("budget.exceeded", message, node_id))
+        return True
 
     def fail_node(
         self,
@@ -1108,6 +1145,7 @@ class Draft:
                     s.execution_id,
                     self.at,
                     s.admission,
+                    spent(self.nodes.values()),
                 )
             )
         parent = s.parent

@@ -791,9 +791,11 @@ _ADMISSION_BRANCHES = {
 
 
 def _admission(a: Admission) -> AvroRecord:
-    body = {"id": a.id, "execution_id": a.execution_id, "at": a.at, "key": a.key}
+    body: dict[str, Any] = {"id": a.id, "execution_id": a.execution_id, "at": a.at, "key": a.key}
     if isinstance(a, AdmissionRequested):
         body["traceparent"] = a.traceparent
+    else:
+        body["spent"] = a.spent
     return {"body": (_ADMISSION_BRANCHES[type(a)], body)}
 
 
@@ -801,7 +803,7 @@ def _unadmission(record: AvroRecord) -> Admission:
     name, r = record["body"]
     if name == "braidflow.AdmissionRequested":
         return AdmissionRequested(r["id"], r["execution_id"], r["at"], r["key"], r["traceparent"])
-    return AdmissionReleased(r["id"], r["execution_id"], r["at"], r["key"])
+    return AdmissionReleased(r["id"], r["execution_id"], r["at"], r["key"], r["spent"])
 
 
 ADMISSION: RecordKind[Admission] = RecordKind("braidflow.Admission", _admission, _unadmission)

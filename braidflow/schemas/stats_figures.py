@@ -45,6 +45,13 @@ COUNTS = (
 NODE_COUNTS = COUNTS[:-1]
 """What a node counts: an SLA is the execution's."""
 
+AMOUNTS = ("cost_micros", "tokens")
+"""What a bucket adds up rather than counts, what model calls used (docs/analytics.md): money in
+millionths of the connections' currency (whole numbers, so buckets merge exactly) and tokens.
+An observation of these carries its amount where others carry a duration."""
+
+_SPENT = ("retries", "dead_letters", *AMOUNTS)
+
 QUANTILES = (("p50", 0.5), ("p95", 0.95), ("p99", 0.99))
 
 _MAPPING = LogarithmicMapping(RELATIVE_ACCURACY)
@@ -53,9 +60,9 @@ Bucket = dict[str, Any]
 
 
 class Observation(NamedTuple):
-    """One thing a lifecycle event says for the stats: `kind` is one of COUNTS; `node` the
-    node it is about (None: the execution); `duration_ms` what it took, when it ends
-    something that had a start. A named tuple: one is made per event and per record read,
+    """One thing a lifecycle event says for the stats: `kind` is one of COUNTS or AMOUNTS;
+    `node` the node it is about (None: the execution); `duration_ms` what it took, when it
+    ends something that had a start (for AMOUNTS: the amount). A named tuple: one is made per event and per record read,
     and a frozen dataclass takes twice as long to make."""
 
     kind: str
@@ -82,29 +89,41 @@ def fold(bucket: Mapping[str, Any] | None, observations: Iterable[Observation]) 
     }
     copied: set[int] = set()
     for seen in observations:
+        if seen.kind in AMOUNTS:
+            amount = seen.duration_ms or 0
+            _count(out, seen.kind, amount)
+            if seen.node is not None:
+                _count(_node_part(out, seen.node, copied), seen.kind, amount)
+            continue
         if seen.kind not in COUNTS:
             raise ValueError(f"unknown stats observation {seen.kind!r}")
-        if seen.node is None or seen.kind in ("retries", "dead_letters"):
+        if seen.node is None or seen.kind in _SPENT:
             _count(out, seen.kind, 1)
         if seen.node is None:
             if seen.duration_ms is not None:
                 out["durations"] = _writable(out["durations"], copied)
                 _add(out["durations"], seen.duration_ms)
             continue
-        node = out["nodes"].get(seen.node)
-        if id(node) not in copied:
-            node = (
-                {"counts": dict(node["counts"]), "durations": node["durations"]}
-                if node
-                else _empty_node()
-            )
-            copied.add(id(node))
-            out["nodes"][seen.node] = node
+        node = _node_part(out, seen.node, copied)
         _count(node, seen.kind, 1)
         if seen.duration_ms is not None:
             node["durations"] = _writable(node["durations"], copied)
             _add(node["durations"], seen.duration_ms)
     return out
+
+
+def _node_part(out: Bucket, name: str, copied: set[int]) -> Bucket:
+    """The figures of node `name` in `out`, copied once (`copied`) before they change."""
+    node = out["nodes"].get(name)
+    if id(node) not in copied:
+        node = (
+            {"counts": dict(node["counts"]), "durations": node["durations"]}
+            if node
+            else _empty_node()
+        )
+        copied.add(id(node))
+        out["nodes"][name] = node
+    return node
 
 
 def merge(a: Mapping[str, Any], b: Mapping[str, Any]) -> Bucket:
@@ -162,6 +181,8 @@ def _part_view(part: Mapping[str, Any], names: tuple[str, ...]) -> dict[str, Any
     counts = part.get("counts", {})
     return {
         **{name: counts.get(name, 0) for name in names},
+        "cost": counts.get("cost_micros", 0) / 1_000_000,
+        "tokens": counts.get("tokens", 0),
         "duration_ms": quantiles(part.get("durations", {})),
     }
 

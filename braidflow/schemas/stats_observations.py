@@ -30,7 +30,7 @@ from braidflow.engine.sla import SLA_BREACHED_EVENT
 from braidflow.engine.state import ExecutionStatus
 from braidflow.schemas.department_alerts import TIMEOUT_ERRORS
 from braidflow.schemas.lifecycle_reading import LifecycleOutline
-from braidflow.schemas.stats_figures import COUNTS, Observation
+from braidflow.schemas.stats_figures import AMOUNTS, COUNTS, Observation
 
 WORKFLOW_SCOPE = "workflow"
 DEPARTMENT_SCOPE = "department"
@@ -73,6 +73,24 @@ def observe(event: Observed) -> list[Observation]:
     if kind == "node.dead_lettered":
         return [Observation("dead_letters", node)]
     return []
+
+
+def used(event: LifecycleEvent) -> list[Observation]:
+    """What a node's model call used, as its `node.completed` data says: its `cost` (in
+    millionths) and its tokens. Only a priced kind's events are read whole for it (the
+    first stage reads outlines, without data, for everything else)."""
+    data, node = event.data, event.node_id
+    if event.type != "node.completed" or node is None or not isinstance(data, dict):
+        return []
+    found: list[Observation] = []
+    cost = data.get("cost")
+    if isinstance(cost, int | float) and not isinstance(cost, bool) and cost > 0:
+        found.append(Observation("cost_micros", node, round(cost * 1_000_000)))
+    usage = data.get("usage")
+    tokens = usage.get("total_tokens") if isinstance(usage, dict) else None
+    if type(tokens) is int and tokens > 0:
+        found.append(Observation("tokens", node, tokens))
+    return found
 
 
 def _took(event: Observed) -> int | None:
@@ -243,7 +261,7 @@ def decode_record(data: bytes) -> StatsRecord:
 _said, _kind = itemgetter(slice(0, 3)), itemgetter(0)
 _partition, _offset = itemgetter(3), itemgetter(4)
 _observation = functools.partial(tuple.__new__, Observation)
-_KINDS = frozenset(COUNTS)
+_KINDS = frozenset(COUNTS) | frozenset(AMOUNTS)
 
 
 def _sources_of(record: StatsRecord) -> Iterable[tuple[int, ...]]:

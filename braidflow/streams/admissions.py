@@ -1,4 +1,5 @@
-"""The admissions agent: department caps (`settings.max_concurrent_executions`).
+"""The admissions agent: department caps (`settings.max_concurrent_executions`) and budgets
+per day (`settings.budget.per_day`).
 
 The admissions topic is keyed by admission key, `<tenant>/<department>`, so one partition
 orders all of a department's records: requests for a slot (sent by the orchestrator when a
@@ -59,6 +60,8 @@ def encode_row(row: AdmissionRow) -> bytes:
             "back": _claims_json(row.back),
             "first": row.first,
             "next": row.next,
+            "day": row.day,
+            "spent": row.spent,
         },
         separators=(",", ":"),
     ).encode()
@@ -75,6 +78,9 @@ def decode_row(raw: bytes | None) -> AdmissionRow:
         _claims(row["back"]),
         row["first"],
         row["next"],
+        # Rows written before budgets per day: nothing spent.
+        row.get("day", 0),
+        row.get("spent", 0.0),
     )
 
 
@@ -113,6 +119,12 @@ class Admissions:
         department = self._catalog.departments_of(tenant).definition(name)
         return None if department is None else department.max_concurrent_executions
 
+    def budget_per_day(self, key: str) -> float | None:
+        """The department's budget per day as it is now; None when it has none."""
+        tenant, name = department_of_key(key)
+        department = self._catalog.departments_of(tenant).definition(name)
+        return None if department is None else department.budget_per_day
+
     async def handle(self, record: Record, table: MutableMapping[bytes, bytes]) -> None:
         key = record.key
         if key is None or record.value is None:
@@ -136,6 +148,7 @@ class Admissions:
             admission,
             record.offset,
             self.cap(admission.key),
+            budget_per_day=self.budget_per_day(admission.key),
         )
         if result is None:
             return

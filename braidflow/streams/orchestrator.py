@@ -500,12 +500,14 @@ class Orchestrator:
         return replace(start, dept=department.context)
 
     def _with_admission(self, start: StartExecution, deployment: Deployment) -> StartExecution:
-        """The start marked to wait for a slot when its department caps its executions (the
-        cap as it is now); a child of a workflow of the same department runs in its parent's
+        """The start marked to wait for a slot when its department caps its executions or
+        has a budget per day (as they are now); a child of a workflow of the same department runs in its parent's
         slot, so parents waiting for their children never hold every slot."""
         name = deployment.workflow.definition.department
         department = self._catalog.departments_of(start.tenant).definition(name)
-        if department is None or department.max_concurrent_executions is None:
+        if department is None or (
+            department.max_concurrent_executions is None and department.budget_per_day is None
+        ):
             return start
         if start.parent is not None:
             caller = self._catalog.latest(catalog_key(start.tenant, start.parent.workflow_id))

@@ -46,9 +46,11 @@ from faust.types import EventT
 from faust.types.windows import WindowRange_from_start
 
 from braidflow.config import Settings
+from braidflow.engine.cost import PRICED_KINDS
 from braidflow.metrics import STATS_DURATION, STATS_EXECUTIONS, STATS_NODE_RUNS
-from braidflow.schemas import CodecError, decode_event_outline
+from braidflow.schemas import CodecError, decode_event, decode_event_outline
 from braidflow.schemas.stats_figures import (
+    AMOUNTS,
     QUANTILES,
     WINDOWS,
     Bucket,
@@ -66,6 +68,7 @@ from braidflow.schemas.stats_observations import (
     encode_record,
     observe,
     parse_stats_key,
+    used,
 )
 from braidflow.schemas.stats_positions import READ, unread
 from braidflow.streams.app import FaustParts, rocksdb_options
@@ -220,11 +223,13 @@ class Stats:
         """Stage 1: a batch of lifecycle records (confluent-kafka messages) into the stats
         topic, one record per stats key and minute; returns once all are acknowledged."""
         await self._catalog.ready.wait()
-        departments: dict[tuple[str, str, int], str | None] = {}
+        # Per workflow version: its department, and its nodes whose kind may report a cost.
+        departments: dict[tuple[str, str, int], tuple[str | None, frozenset[str]]] = {}
         gathering = Gathering(_GATHER_MS)
         for message in messages:
             # The execution index dead-letters what it cannot read; here it only goes uncounted.
-            # Nothing the stats observe is in an event's data or ids: its outline says it all.
+            # What the stats observe is in an event's outline, but for what a model call used:
+            # only a priced kind's `node.completed` is read whole.
             event = _decoded(
                 message.key(),
                 message.value(),
@@ -238,9 +243,13 @@ class Stats:
             version = (event.tenant, event.workflow_id, event.workflow_version)
             if version not in departments:
                 departments[version] = await self._department(*version)
-            gathering.add(
-                event, departments[version], observations, (message.partition(), message.offset())
-            )
+            department, priced = departments[version]
+            if event.type == "node.completed" and event.node_id in priced:
+                whole = _decoded(
+                    message.key(), message.value(), decode_event, CodecError, "a lifecycle record"
+                )
+                observations += [] if whole is None else used(whole)
+            gathering.add(event, department, observations, (message.partition(), message.offset()))
         sent = [
             await self._queue(
                 self._topic_name, stats_key.encode(), encode_record(record), None, timestamp_ms=at
@@ -249,11 +258,17 @@ class Stats:
         ]
         await asyncio.gather(*sent)
 
-    async def _department(self, tenant: str, workflow_id: str, version: int) -> str | None:
+    async def _department(
+        self, tenant: str, workflow_id: str, version: int
+    ) -> tuple[str | None, frozenset[str]]:
         deployment = await self._catalog.wait_for(
             catalog_key(tenant, workflow_id), version, _CATALOG_WAIT_S
         )
-        return None if deployment is None else deployment.workflow.definition.department
+        if deployment is None:
+            return None, frozenset()
+        workflow = deployment.workflow
+        priced = frozenset(n for n, c in workflow.nodes.items() if c.node.type in PRICED_KINDS)
+        return workflow.definition.department, priced
 
     def fold(self, events: Sequence[EventT]) -> None:
         """Stage 2: a batch of stats records, into every window's bucket of their time (the
@@ -303,7 +318,8 @@ class Stats:
         # A counter's child is looked up by its labels, which costs more than adding: once
         # per node and kind of the record, not per observation.
         department = record.department or ""
-        for (node, kind), times in Counter((o.node, o.kind) for o in record.observations).items():
+        counted = (o for o in record.observations if o.kind not in AMOUNTS)
+        for (node, kind), times in Counter((o.node, o.kind) for o in counted).items():
             if node is None:
                 STATS_EXECUTIONS.labels(tenant, record.workflow, department, kind).inc(times)
             else:

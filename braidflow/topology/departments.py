@@ -50,6 +50,10 @@ class Department:
     max_concurrent_executions: int | None = None
     # The SLA of its workflows that set none (docs/analytics.md); None: none.
     sla_ms: int | None = None
+    # What one execution may spend (`settings.budget.per_execution`); None: no limit.
+    budget_per_execution: float | None = None
+    # What its executions that end in one UTC day may spend (`settings.budget.per_day`).
+    budget_per_day: float | None = None
 
     def allows(self, caller: str | None) -> bool:
         """Whether a workflow of department `caller` (None: of none) may call one of this."""
@@ -117,7 +121,13 @@ def compile_department(doc: Any) -> Department:
         alert_webhooks=tuple(c["webhook"] for c in settings.get("alert_channels", ())),
         max_concurrent_executions=settings.get("max_concurrent_executions"),
         sla_ms=parse_duration(settings["sla"]) if "sla" in settings else None,
+        budget_per_execution=_amount(settings.get("budget", {}).get("per_execution")),
+        budget_per_day=_amount(settings.get("budget", {}).get("per_day")),
     )
+
+
+def _amount(value: Any) -> float | None:
+    return None if value is None else float(value)
 
 
 def _problem(error: jsonschema.ValidationError) -> Problem:
@@ -131,10 +141,14 @@ def _problem(error: jsonschema.ValidationError) -> Problem:
 
 def with_defaults(workflow: Workflow, department: Department | None) -> Workflow:
     """`workflow` with the department's node timeout and retry on its work nodes that set
-    none, and its SLA when the workflow sets none; the same object when there is nothing to
-    apply."""
+    none, its SLA when the workflow sets none, and its budgets; the same object when there is
+    nothing to apply."""
     if department is None:
         return workflow
+    budgets = (department.budget_per_execution, department.budget_per_day)
+    if budgets != (workflow.definition.budget, workflow.definition.budget_per_day):
+        definition = replace(workflow.definition, budget=budgets[0], budget_per_day=budgets[1])
+        workflow = replace(workflow, definition=definition)
     if department.sla_ms is not None and workflow.definition.sla_ms is None:
         definition = replace(workflow.definition, sla_ms=department.sla_ms)
         workflow = replace(workflow, definition=definition)

@@ -84,3 +84,7 @@ class Definition:
     on_failure: str = "fail"  # `settings.on_failure`: `fail` the execution, or `park` it
     # `settings.sla`: an execution still running this long after its start has breached it.
     sla_ms: int | None = None
+    # What one execution may spend: its department's `settings.budget.per_execution`.
+    budget: float | None = None
+    # Its department's `settings.budget.per_day`: a queued start looks again each UTC day.
+    budget_per_day: float | None = None

@@ -327,6 +327,17 @@ COMPONENTS: dict[str, Schema] = {
                 ["total_nodes", "completed_nodes"],
                 {"total_nodes": nullable(INTEGER), "completed_nodes": INTEGER},
             ),
+            "cost": obj(
+                ["money", "tokens", "http_calls", "run_ms", "attempts", "retries"],
+                {
+                    "money": {"type": "number"},
+                    "tokens": {"type": "object"},
+                    "http_calls": INTEGER,
+                    "run_ms": {"type": "object"},
+                    "attempts": INTEGER,
+                    "retries": INTEGER,
+                },
+            ),
             "paused": {"type": "boolean"},
             "held": INTEGER,
             "held_transitions": {

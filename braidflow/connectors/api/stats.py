@@ -40,19 +40,27 @@ _QUANTILES = obj(
     {q: nullable({"type": "number"}) for q in ("p50", "p95", "p99")},
     closed=True,
 )
+_USED = {
+    "cost": {
+        "type": "number",
+        "description": "Money its model calls cost, in the connections' prices' currency",
+    },
+    "tokens": {**INTEGER, "description": "Tokens its model calls used (prompt and completion)"},
+}
 _NODE = obj(
-    [*NODE_COUNTS, "duration_ms"],
-    {**{name: INTEGER for name in NODE_COUNTS}, "duration_ms": _QUANTILES},
+    [*NODE_COUNTS, "cost", "tokens", "duration_ms"],
+    {**{name: INTEGER for name in NODE_COUNTS}, **_USED, "duration_ms": _QUANTILES},
     closed=True,
 )
 _BUCKET = obj(
-    ["start", "end", *COUNTS, "duration_ms", "nodes"],
+    ["start", "end", *COUNTS, "cost", "tokens", "duration_ms", "nodes"],
     {
         "start": TIME,
         "end": TIME,
         "workflow_id": {**STRING, "description": "Whose figures: a workflow's..."},
         "department": {**STRING, "description": "...or a department's"},
         **{name: INTEGER for name in COUNTS},
+        **_USED,
         "duration_ms": {
             **_QUANTILES,
             "description": "Quantiles of the executions that ended in the bucket, start to end,"

@@ -9,6 +9,7 @@ from braidflow.connectors.api.backend import Deployed
 from braidflow.connectors.api.node_inputs import node_input
 from braidflow.connectors.started_by import started_by
 from braidflow.engine import ExecutionState, NodeError
+from braidflow.engine.cost import execution_cost
 from braidflow.engine.state import NodeStatus, iso_time
 from braidflow.engine.trace_context import execution_trace
 from braidflow.topology import Workflow
@@ -78,6 +79,7 @@ def execution_view(state: ExecutionState, workflow: Workflow) -> dict[str, Any]:
         "started_at": _iso(state.started_at),
         "completed_at": _iso(state.completed_at),
         "progress": {"total_nodes": len(workflow.nodes), "completed_nodes": done},
+        "cost": execution_cost(state.nodes.values(), workflow),
         "paused": state.paused,
         "held": len(state.held),
         "held_transitions": [
@@ -128,6 +130,7 @@ def not_started_view(summary: Mapping[str, Any], workflow: Workflow | None) -> d
             "total_nodes": None if workflow is None else len(workflow.nodes),
             "completed_nodes": 0,
         },
+        "cost": execution_cost((), workflow),
         "paused": False,
         "held": 0,
         "held_transitions": [],

@@ -35,11 +35,14 @@ export async function show(page) {
         h("h2", {}, name),
         h("div", { class: "columns" }, bars(buckets), latency(buckets)),
         legend(),
-        table(["p50 ms", "p95 ms", "p99 ms", "retries", "dead letters", "SLA breached"], [h("tr", {},
+        table(["p50 ms", "p95 ms", "p99 ms", "retries", "dead letters", "SLA breached", "cost", "tokens"], [h("tr", {},
           ...["p50", "p95", "p99"].map((q) => h("td", {}, last(buckets).duration_ms?.[q] ?? "")),
           h("td", {}, sum(buckets, "retries")),
           h("td", {}, sum(buckets, "dead_letters")),
           h("td", {}, sum(buckets, "sla_breached")),
+          // What model calls cost (the connections' prices' currency), rounded as the API does.
+          h("td", {}, Number(sum(buckets, "cost").toFixed(9))),
+          h("td", {}, sum(buckets, "tokens")),
         )]),
       ),
     );

@@ -142,6 +142,8 @@ class WorkKind(NodeKind):
             data=t.output,
             started_at=run.started_at,
         )
+        if draft.over_budget(t.node_id, t.output):
+            return None
         draft.go_on(node, self.edges_taken(node, t.output))
         return None
 

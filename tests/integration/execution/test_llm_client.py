@@ -43,6 +43,9 @@ async def client(chat: tuple[ChatServer, str]) -> AsyncIterator[LlmClient]:
         {
             "local": Connection("local", url, "${secrets.LLM_KEY}", {"X-Team": "support"}),
             "keyless": Connection("keyless", url),
+            "priced": Connection(
+                "priced", url, "${secrets.LLM_KEY}", prices={"tiny-1": (1_000.0, 2_000.0)}
+            ),
         }
     )
     await llm.start()
@@ -99,6 +102,15 @@ async def test_a_text_answer_comes_with_the_model_usage_and_finish_reason(
         ],
         "temperature": 0.2,
     }
+
+
+async def test_a_priced_model_answers_with_what_its_usage_cost(client: LlmClient) -> None:
+    output = await run(client, task(connection="priced", prompt=script("text:three words here")))
+    usage = output["usage"]
+    # 1,000 per million prompt tokens, 2,000 per million completion tokens.
+    assert output["cost"] == (usage["prompt_tokens"] + 2 * usage["completion_tokens"]) / 1_000
+    unpriced = await run(client, task(prompt=script("text:no price")))
+    assert "cost" not in unpriced
 
 
 async def test_max_tokens_is_sent_and_a_cut_answer_says_length(

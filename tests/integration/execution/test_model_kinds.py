@@ -1,9 +1,12 @@
 """The agent library's model kinds on a worker, against the tests' OpenAI-compatible server on
 127.0.0.1: a triage workflow classifies a ticket and goes on along the edge its label names,
-extracts its fields and sums it up; a label the model keeps getting wrong fails the node."""
+extracts its fields and sums it up; a label the model keeps getting wrong fails the node. The
+connection prices the model: an execution shows what it cost, and a department's budget fails
+one that spends more."""
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -12,6 +15,7 @@ import pytest
 from background_loop import BackgroundLoop
 from llm_server import ChatServer
 from suite_broker import SuiteBroker
+from waiting import until
 from workers import WorkerProcess
 
 from braidflow.connectors.broker import free_port
@@ -65,6 +69,45 @@ edges:
 """
 
 
+FRUGAL = """
+kind: Department
+name: frugal
+settings:
+  budget: {per_execution: 0.005}
+"""
+
+# Every model call's system message alone is over the budget at the connection's prices.
+TWO_BRIEFS = """
+id: two-briefs
+department: frugal
+nodes:
+  - {id: first, type: summarize, params: {connection: local, model: tiny-1, text: "${input.ticket}"}}
+  - {id: second, type: summarize, params: {connection: local, model: tiny-1, text: "${input.ticket}"}}
+  - {id: done, type: end}
+edges:
+  - {from: first, to: second}
+  - {from: second, to: done}
+"""
+
+
+THRIFTY = """
+kind: Department
+name: thrifty
+settings:
+  budget: {per_day: 0.005}
+"""
+
+ONE_BRIEF = """
+id: one-brief
+department: thrifty
+nodes:
+  - {id: brief, type: summarize, params: {connection: local, model: tiny-1, text: "${input.ticket}"}}
+  - {id: done, type: end}
+edges:
+  - {from: brief, to: done}
+"""
+
+
 @pytest.fixture(scope="module")
 def chat(background_loop: BackgroundLoop) -> Iterator[tuple[ChatServer, str]]:
     server = ChatServer(key=KEY)
@@ -80,7 +123,10 @@ def worker(
 ) -> Iterator[WorkerProcess]:
     home = tmp_path_factory.mktemp("model-kinds-worker")
     connections = home / "connections.yaml"
-    connections.write_text(f"local:\n  url: {chat[1]}\n  key: ${{secrets.LLM_KEY}}\n")
+    connections.write_text(
+        f"local:\n  url: {chat[1]}\n  key: ${{secrets.LLM_KEY}}\n"
+        "  prices: {tiny-1: {prompt: 1000, completion: 1000}}\n"
+    )
     process = WorkerProcess(
         broker,
         f"t{uuid.uuid4().hex[:10]}",
@@ -90,8 +136,9 @@ def worker(
     )
     try:
         process.start().wait_ready()
-        reply = process.api.deploy(TRIAGE)
-        assert reply.status == 201, reply
+        for text in (TRIAGE, FRUGAL, TWO_BRIEFS, THRIFTY, ONE_BRIEF):
+            reply = process.api.deploy(text)
+            assert reply.status == 201, reply
         yield process
     finally:
         process.stop()
@@ -102,8 +149,8 @@ def ticket(steps: str) -> str:
     return f"{uuid.uuid4().hex} | {steps}"
 
 
-def finished(worker: WorkerProcess, text: str) -> dict[str, Any]:
-    execution_id = worker.api.start("ticket-triage", {"ticket": text})
+def finished(worker: WorkerProcess, text: str, workflow: str = "ticket-triage") -> dict[str, Any]:
+    execution_id = worker.api.start(workflow, {"ticket": text})
     execution = worker.wait_until_finished([execution_id])[execution_id]
     assert KEY not in str(execution)
     return execution
@@ -133,6 +180,11 @@ def test_a_bug_goes_on_along_the_bug_edge_and_its_fields_are_extracted(
     [sort] = [n for n in execution["nodes"] if n["node_id"] == "sort"]
     assert sort["output"]["label"] == "bug"
     assert set(sort["output"]["usage"]) == {"prompt_tokens", "completion_tokens", "total_tokens"}
+    # 1,000 per million tokens: a token costs 0.001.
+    tokens = execution["cost"]["tokens"]["tiny-1"]["total_tokens"]
+    assert execution["cost"]["money"] == pytest.approx(tokens / 1_000)
+    assert sort["output"]["cost"] == sort["output"]["usage"]["total_tokens"] / 1_000
+    assert execution["cost"]["attempts"] == 2 and execution["cost"]["retries"] == 0
 
 
 def test_a_question_goes_on_along_the_question_edge_and_is_summed_up(
@@ -161,3 +213,49 @@ def test_a_label_outside_the_labels_is_asked_again_then_fails_the_node_naming_it
     assert "'rant' is not one of ['bug', 'question']" in error["message"]
     assert len(server.seen(text)) == 3
     assert statuses(execution)["sort"] == "failed"
+
+
+def test_a_department_budget_fails_the_execution_whose_model_call_spends_past_it(
+    worker: WorkerProcess, chat: tuple[ChatServer, str]
+) -> None:
+    server, _ = chat
+    text = ticket("text:short")
+    execution = finished(worker, text, "two-briefs")
+    assert execution["status"] == "failed", execution
+    error = execution["error"]
+    assert (error["type"], error["node_id"]) == ("budget.exceeded", "first")
+    assert "per-execution budget of 0.005" in error["message"]
+    assert len(server.seen(text)) == 1
+    assert statuses(execution) == {"first": "completed"}
+    assert execution["cost"]["money"] > 0.005
+    # The department's stats add up what its executions' model calls cost.
+    spent = execution["cost"]["money"]
+    buckets = until(lambda: department_buckets(worker, spent), "the cost in the stats", 20)
+    [node] = {name for b in buckets for name in b["nodes"]}
+    assert node == "two-briefs/first"
+
+
+def department_buckets(worker: WorkerProcess, spent: float) -> list[dict[str, Any]] | None:
+    reply = worker.api.get("/stats?department=frugal&window=1h")
+    assert reply.status == 200, reply
+    buckets = list(reply.body["buckets"])
+    cost = sum(b["cost"] for b in buckets)
+    return buckets if cost == pytest.approx(spent) and buckets[0]["tokens"] > 0 else None
+
+
+def test_a_department_whose_day_is_spent_holds_new_executions_queued(
+    worker: WorkerProcess,
+) -> None:
+    # The first runs (nothing spent yet today) and spends past the day's budget.
+    first = finished(worker, ticket("text:fine"), "one-brief")
+    assert first["status"] == "completed", first
+    assert first["cost"]["money"] > 0.005
+    held = worker.api.start("one-brief", {"ticket": ticket("text:later")})
+
+    def status() -> str | None:
+        reply = worker.api.get(f"/executions/{held}")
+        return reply.body["status"] if reply.status == 200 else None
+
+    assert until(lambda: status() != "accepted" and status(), "its start applied") == "queued"
+    time.sleep(1)
+    assert status() == "queued"

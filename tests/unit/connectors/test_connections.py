@@ -47,6 +47,24 @@ azure:
     }
 
 
+def test_a_price_table_prices_a_models_tokens_per_million() -> None:
+    text = """
+openai:
+  url: https://api.openai.com/v1
+  prices:
+    gpt-4o-mini: {prompt: 0.15, completion: 0.60}
+    free: {prompt: 0, completion: 0}
+"""
+    [openai] = parse_connections(text, "conn.yaml").values()
+    assert isinstance(openai, Connection)
+    assert openai.prices == {"gpt-4o-mini": (0.15, 0.6), "free": (0.0, 0.0)}
+    usage = {"prompt_tokens": 2_000, "completion_tokens": 500, "total_tokens": 2_500}
+    # The model the answer names is looked up first, then the one the node asked for.
+    assert openai.cost(("gpt-4o-mini-2024-07-18", "gpt-4o-mini"), usage) == 0.0006
+    assert openai.cost(("free", None), usage) == 0
+    assert openai.cost(("gpt-5", None), usage) is None
+
+
 def test_no_file_and_an_empty_file_give_no_connections(tmp_path: Path) -> None:
     assert load_connections(None) == {}
     empty = tmp_path / "empty.yaml"
@@ -82,6 +100,11 @@ def test_a_key_written_out_is_refused_naming_the_file_and_field() -> None:
         ("local: http://x", "local: expected an object with a url"),
         ("[local]", "conn.yaml: expected connection names"),
         ("local: {url: [", "conn.yaml is not YAML"),
+        ("local: {url: 'http://x', prices: [m]}", "local.prices: expected models"),
+        ("local: {url: 'http://x', prices: {m: 1}}", "local.prices.m: expected {prompt"),
+        ("local: {url: 'http://x', prices: {m: {prompt: 1}}}", "local.prices.m.completion: expect"),
+        ("local: {url: 'http://x', prices: {m: {prompt: -1, completion: 1}}}", "m.prompt: expect"),
+        ("local: {url: 'http://x', prices: {m: {prompt: 1, completion: 1, x: 1}}}", "m.x: unknown"),
     ],
 )
 def test_a_mistake_is_refused_naming_the_field(text: str, named: str) -> None:

@@ -70,3 +70,12 @@ def test_a_request_keeps_its_traceparent_and_one_written_before_reads_none() -> 
     del before["body"][1]["traceparent"]
     old = written_with("Admission", 1, before)
     assert decode_admission(old) == replace(request, traceparent=None)
+
+
+def test_a_release_keeps_what_its_execution_spent_and_one_written_before_reads_nothing() -> None:
+    release = AdmissionReleased("ex/released", "ex", T0, "default/support", 0.125)
+    assert decode_admission(encode_admission(release)) == release
+    assert STORE.get(fingerprint(history_schema("Admission", 2))) is not None
+    before = ADMISSION.to_avro(release)
+    del before["body"][1]["spent"]
+    assert decode_admission(written_with("Admission", 2, before)) == replace(release, spent=0.0)

@@ -9,13 +9,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from braidflow.engine import LifecycleEvent, NodeError
-from braidflow.schemas.stats_figures import COUNTS, Observation
+from braidflow.schemas.stats_figures import COUNTS, Observation, fold, view
 from braidflow.schemas.stats_observations import (
     Gathering,
     StatsRecord,
     decode_record,
     encode_record,
     observe,
+    used,
 )
 
 T0 = 1_750_000_000_000
@@ -241,3 +242,18 @@ def test_any_record_reads_back_as_written(record: StatsRecord) -> None:
 def test_a_malformed_record_is_a_value_error(bogus: bytes) -> None:
     with pytest.raises(ValueError, match="not a stats record"):
         decode_record(bogus)
+
+
+def test_a_model_calls_cost_and_tokens_are_added_up_for_its_node_and_execution() -> None:
+    data = {"summary": "s", "usage": {"total_tokens": 120}, "cost": 0.0042}
+    completed = LifecycleEvent("e1/done", "node.completed", "e1", "orders", 1, T0, "sum", 1, data)
+    said = used(completed)
+    assert said == [Observation("cost_micros", "sum", 4200), Observation("tokens", "sum", 120)]
+    assert used(event("node.completed", T0, "call", 1)) == []
+    again = decode_record(encode_record(StatsRecord("orders", None, tuple(said))))
+    bucket = fold(fold(None, again.observations), again.observations)
+    shown = view(bucket)
+    assert (shown["cost"], shown["tokens"]) == (0.0084, 240)
+    assert (shown["nodes"]["sum"]["cost"], shown["nodes"]["sum"]["tokens"]) == (0.0084, 240)
+    # Amounts are not executions: no count moves.
+    assert all(shown[name] == 0 for name in COUNTS)

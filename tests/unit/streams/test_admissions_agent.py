@@ -88,3 +88,10 @@ def test_an_agent_given_its_partitions_admits_every_slot_holder_of_every_departm
         (AdmitExecution(ids.admit_id(e), e, 7), traceparent)
         for e, traceparent in (("a", TRACE_A), ("b", None), ("x", TRACE_X))
     ]
+
+
+def test_a_row_keeps_the_day_and_what_it_spent_and_one_written_before_spent_nothing() -> None:
+    row = AdmissionRow(7, (Claim("a", TRACE_A),), day=20_000, spent=0.75)
+    assert decode_row(encode_row(row)) == row
+    before = b'{"offset":7,"holding":[],"front":[],"back":[],"first":0,"next":0}'
+    assert decode_row(before) == AdmissionRow(7)
