@@ -62,7 +62,7 @@ from braidflow.topology.departments import (
     load_department,
     with_defaults,
 )
-from braidflow.topology.drafts import MAX_ROUNDS, ROUNDS
+from braidflow.topology.drafts import MAX_ROUNDS, ROUNDS, dry_run_answers
 from braidflow.topology.loading import parse_text
 from braidflow.topology.mermaid import mermaid
 
@@ -536,7 +536,7 @@ def draft(
     click.echo(_analysis(workflow))
     click.echo(mermaid(workflow), nl=False)
     click.echo("# dry run")
-    _show_dry_run(workflow, input_, {}, None)
+    _show_dry_run(workflow, input_, parse_answers(dry_run_answers(workflow)), None)
     if deploy:
         deployed = client.call("POST", "/workflows", text.encode(), "application/yaml")
         if deployed.status not in (200, 201):

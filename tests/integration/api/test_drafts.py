@@ -4,6 +4,7 @@ valid one; `--deploy` deploys it, `--edit` shows the diff; a viewer may not draf
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import uuid
@@ -17,6 +18,7 @@ from suite_broker import SuiteBroker
 from workers import WorkerApi, WorkerProcess
 
 from braidflow.connectors.broker import free_port
+from braidflow.topology import load_workflow
 from braidflow.topology.drafts import INSTRUCTIONS
 
 KEY = "sk-suite-drafts-51c9"
@@ -24,6 +26,8 @@ SENTENCE = (
     "When a high-priority ticket arrives, classify it, ask the on-call lead to approve"
     " the reply, then send it"
 )
+
+TICKET = {"subject": "Invoice", "body": "Where is it?", "customer_email": "ada@example.test"}
 
 ORDERS = """
 id: order-notes
@@ -99,7 +103,7 @@ def test_a_draft_sends_the_problems_back_until_the_definition_is_valid(
     assert any("unknown type 'clasify'" in p for p in first["problems"])
     assert any("'send' is not a node" in p for p in first["problems"])
     assert second["problems"] == []
-    assert "model: m-1" in reply.body["definition"]
+    assert reply.body["definition"].count("model: m-1") == 2  # the classify and llm nodes
     assert "diff" not in reply.body
     asked = chat[0].seen(marker)
     assert len(asked) == 2
@@ -163,22 +167,34 @@ def test_a_viewer_may_not_draft(worker: WorkerProcess) -> None:
 def test_the_command_prints_the_draft_its_graph_and_a_dry_run_and_deploys_only_when_asked(
     worker: WorkerProcess, tmp_path: Path
 ) -> None:
-    shown = draft_command(worker, SENTENCE)
+    shown = draft_command(worker, SENTENCE, "--input", json.dumps(TICKET))
     assert shown.returncode == 0, shown.stderr
     out = shown.stdout
     assert "round 1: 2 problem(s) sent back" in out
     assert "# definition (valid after 2 round(s))\nid: ticket-reply\n" in out
+    # The printed definition is valid here too, and is the sentence: classify, an
+    # approval by the on-call lead, an email.
+    printed = out.partition("# definition (valid after 2 round(s))\n")[2].partition("# inspect")[0]
+    workflow = load_workflow(printed)
+    kinds = {node.type for node in workflow.nodes.values()}
+    assert {"classify", "llm", "approval", "email"} <= kinds
+    [approval] = [node for node in workflow.nodes.values() if node.type == "approval"]
+    assert approval.node.params["approvers"] == ["oncall-lead"]
     assert "roots: classify" in out
     assert "flowchart" in out
-    assert "dry run of ticket-reply with input {}" in out
-    assert "-> llm test tiny-1" in out
+    assert f"dry run of ticket-reply with input {json.dumps(TICKET, sort_keys=True)}" in out
+    assert "-> classify model tiny-1" in out
+    assert 'classify answered {"label": "question", "model": "tiny-1", "usage": {}}' in out
+    assert "status: completed" in out  # the approval timed out: rejected, nothing sent
     assert "deployed" not in out
     assert worker.api.get("/workflows/ticket-reply").status == 404
 
     deployed = draft_command(worker, SENTENCE, "--deploy")
     assert deployed.returncode == 0, deployed.stderr
     assert "deployed ticket-reply version 1" in deployed.stdout
-    assert worker.api.get("/workflows/ticket-reply").status == 200
+    live = worker.api.get("/workflows/ticket-reply")
+    assert live.status == 200
+    assert load_workflow(live.body["definition"]).definition == workflow.definition
 
     edited = draft_command(worker, "--edit", "ticket-reply", "use a cheaper model for step 2")
     assert edited.returncode == 0, edited.stderr
