@@ -42,8 +42,8 @@ from braidflow.engine import (
     TaskRequest,
     Transition,
 )
+from braidflow.engine.dry_run import completed_nodes, parse_answers
 from braidflow.engine.dry_run import dry_run as drive
-from braidflow.engine.dry_run import parse_answers
 from braidflow.engine.state import ExecutionStatus, NodeStatus
 from braidflow.kafka_connection import KafkaConfigError
 from braidflow.key_commands import keys
@@ -251,11 +251,7 @@ def _show_dry_run(workflow: Workflow, input_: Any, given: Any, dept: Department 
         click.echo(f"{number:>3}  {_describe(transition, result)}")
         for line in _effects(result):
             click.echo(f"       {line}")
-        path.extend(
-            o.node_id
-            for o in result.outgoing
-            if isinstance(o, LifecycleEvent) and o.type == "node.completed" and o.node_id
-        )
+        path.extend(completed_nodes(result))
         state = result.state
     assert state is not None
     click.echo(f"path: {' -> '.join(path) or '(none)'}")

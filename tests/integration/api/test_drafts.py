@@ -94,11 +94,27 @@ def test_a_draft_sends_the_problems_back_until_the_definition_is_valid(
 ) -> None:
     marker = uuid.uuid4().hex
     reply = worker.api.post_json(
-        "/drafts", {"sentence": f"{marker} {SENTENCE}", "model": "m-1", "connection": "local"}
+        "/drafts",
+        {
+            "sentence": f"{marker} {SENTENCE}",
+            "model": "m-1",
+            "connection": "local",
+            "input": TICKET,
+        },
     )
     assert reply.status == 200, reply
     assert reply.body["valid"] is True
     assert reply.body["problems"] == []
+    # Shown as the command shows it: its graph laid out, and a dry run of the input.
+    graph = reply.body["graph"]
+    assert (graph["id"], graph["version"]) == ("ticket-reply", None)
+    assert {n["id"]: n["type"] for n in graph["nodes"]}["classify"] == "classify"
+    assert reply.body["dry_run"] == {
+        "input": TICKET,
+        "path": ["classify", "reply", "approve", "decided", "not_sent"],
+        "status": "completed",
+        "output": {"label": "question", "sent": False},
+    }
     first, second = reply.body["rounds"]
     assert any("unknown type 'clasify'" in p for p in first["problems"])
     assert any("'send' is not a node" in p for p in first["problems"])
@@ -125,6 +141,7 @@ def test_a_draft_still_invalid_after_its_rounds_says_its_problems(worker: Worker
     assert reply.body["valid"] is False
     assert any("clasify" in p for p in reply.body["problems"])
     assert len(reply.body["rounds"]) == 1
+    assert "graph" not in reply.body and "dry_run" not in reply.body
 
 
 @pytest.mark.parametrize(
