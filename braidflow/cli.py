@@ -42,8 +42,8 @@ from braidflow.engine import (
     TaskRequest,
     Transition,
 )
+from braidflow.engine.dry_run import completed_nodes, parse_answers
 from braidflow.engine.dry_run import dry_run as drive
-from braidflow.engine.dry_run import parse_answers
 from braidflow.engine.state import ExecutionStatus, NodeStatus
 from braidflow.kafka_connection import KafkaConfigError
 from braidflow.key_commands import keys
@@ -62,7 +62,7 @@ from braidflow.topology.departments import (
     load_department,
     with_defaults,
 )
-from braidflow.topology.drafts import MAX_ROUNDS, ROUNDS
+from braidflow.topology.drafts import MAX_ROUNDS, ROUNDS, dry_run_answers
 from braidflow.topology.loading import parse_text
 from braidflow.topology.mermaid import mermaid
 
@@ -251,11 +251,7 @@ def _show_dry_run(workflow: Workflow, input_: Any, given: Any, dept: Department 
         click.echo(f"{number:>3}  {_describe(transition, result)}")
         for line in _effects(result):
             click.echo(f"       {line}")
-        path.extend(
-            o.node_id
-            for o in result.outgoing
-            if isinstance(o, LifecycleEvent) and o.type == "node.completed" and o.node_id
-        )
+        path.extend(completed_nodes(result))
         state = result.state
     assert state is not None
     click.echo(f"path: {' -> '.join(path) or '(none)'}")
@@ -536,7 +532,7 @@ def draft(
     click.echo(_analysis(workflow))
     click.echo(mermaid(workflow), nl=False)
     click.echo("# dry run")
-    _show_dry_run(workflow, input_, {}, None)
+    _show_dry_run(workflow, input_, parse_answers(dry_run_answers(workflow)), None)
     if deploy:
         deployed = client.call("POST", "/workflows", text.encode(), "application/yaml")
         if deployed.status not in (200, 201):

@@ -22,14 +22,17 @@ from pathlib import Path
 from typing import Any
 
 import click
+import yaml
 from confluent_kafka.admin import NewTopic
 
 from braidflow.config import Settings, group_limit_problems
 from braidflow.connectors.broker import EmbeddedBroker, bind_error, free_port
+from braidflow.connectors.connections import ConnectionsError, load_connections
 from braidflow.connectors.demo_services import (
     DEMO_HOST,
     DEMO_PORT,
     HELPDESK_TOKEN_ENV,
+    demo_connections,
     pointed_at,
     start_demo_services,
 )
@@ -110,11 +113,14 @@ class _ExamplesDeploy:
     broker), then `announce` ready once an event published to them starts its workflows at
     once (`Runtime.on_ready`)."""
 
-    def __init__(self, examples: Path, embedded: bool, demo_port: int, helpdesk_token: str) -> None:
+    def __init__(
+        self, examples: Path, embedded: bool, demo_port: int, mail_port: int, helpdesk_token: str
+    ) -> None:
         self._examples = examples
         self._embedded = embedded
         self._topics: list[NewTopic] = []
         self._demo_port = demo_port
+        self._mail_port = mail_port
         self._helpdesk_token = helpdesk_token
         self._demo_url = f"http://{DEMO_HOST}:{demo_port}"
         self._deployed: list[tuple[str, Any]] = []
@@ -142,7 +148,9 @@ class _ExamplesDeploy:
         if runtime.failure is not None:
             return  # stopping: the examples' events topics could not be made
         try:
-            runner = await start_demo_services(DEMO_HOST, self._demo_port, self._helpdesk_token)
+            runner = await start_demo_services(
+                DEMO_HOST, self._demo_port, self._helpdesk_token, self._mail_port, self._tell_mail
+            )
         except OSError as exc:
             # Taken since it was checked: as plain a stop as if it had been taken before.
             runtime.fail(_taken("the demo services", DEMO_HOST, self._demo_port, exc, _DEMO_OPTION))
@@ -167,6 +175,12 @@ class _ExamplesDeploy:
         for batch in _example_batches(self._examples):
             done = await asyncio.gather(*(deploy_one(path) for path in batch))
             self._deployed += [one for one in done if one is not None]
+
+    def _tell_mail(self, mail: dict[str, Any]) -> None:
+        click.echo(
+            f"demo mail sink: kept a mail to {', '.join(mail['to'])}: {mail['subject']!r}"
+            f" (curl -s {self._demo_url}/mail)"
+        )
 
     async def announce(self, runtime: Runtime) -> None:
         if runtime.failure is not None:
@@ -244,6 +258,18 @@ def _helpdesk_token() -> str:
     return token
 
 
+def dev_connections(given: Path | None, demo_url: str, mail_port: int) -> str:
+    """The connections file of a dev session: the demo stand-ins `model` and `mail`
+    (demo_services.py), under the user's own file `given`, whose connections win by name.
+    A `given` file that is wrong stops dev mode naming it and the field (ClickException)."""
+    try:
+        load_connections(given)
+    except ConnectionsError as exc:
+        raise click.ClickException(str(exc)) from None
+    own = {} if given is None else yaml.safe_load(given.read_text(encoding="utf-8")) or {}
+    return yaml.safe_dump({**demo_connections(demo_url, mail_port), **own}, sort_keys=False)
+
+
 def run_dev(
     settings: Settings, embedded: bool, examples: Path, demo_port: int | None, loglevel: str
 ) -> None:
@@ -256,7 +282,15 @@ def run_dev(
     """
     demo_port = DEMO_PORT if demo_port is None else demo_port
     _check_ports(settings, demo_port)
+    # Nobody types the sink's address: the examples reach it through the connections file.
+    mail_port = free_port()
+    connections = dev_connections(
+        settings.connections, f"http://{DEMO_HOST}:{demo_port}", mail_port
+    )
     with contextlib.ExitStack() as stack:
+        made = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="braidflow-dev-")))
+        (made / "connections.yaml").write_text(connections, encoding="utf-8")
+        settings = replace(settings, connections=made / "connections.yaml")
         if embedded:
             port = DEFAULT_BROKER_PORT
             if bind_error("127.0.0.1", port) is not None:
@@ -277,7 +311,7 @@ def run_dev(
             for problem in group_limit_problems(settings):
                 click.echo(f"warning: a default Apache Kafka refuses this: {problem}", err=True)
         runtime = build_runtime(settings, fresh_broker=embedded)
-        hooks = _ExamplesDeploy(examples, embedded, demo_port, _helpdesk_token())
+        hooks = _ExamplesDeploy(examples, embedded, demo_port, mail_port, _helpdesk_token())
         runtime.on_start.append(hooks.follow_events)
         runtime.on_catalog.append(hooks.deploy)
         runtime.on_ready.append(hooks.announce)

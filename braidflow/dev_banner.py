@@ -119,5 +119,25 @@ def ready_banner(
         ]
         if demo_url is not None:
             lines.append(f"  curl -s {demo_url}/alerts   (its alert channel, when unresolved)")
+    if any(w == "ticket-triage" for w, _ in deployed):
+        arrived = json.dumps(
+            {
+                "ticket_id": "T-3",
+                "priority": "high",
+                "subject": "A question",
+                "body": "Where is my invoice?",
+                "customer_email": "ada@example.test",
+            }
+        )
+        lines += [
+            "",
+            "ticket-triage classifies and answers a ticket with the demo model (a stand-in),"
+            " mails the reply once approved:",
+            f"  {cli} publish ticket.arrived --data {shlex.quote(arrived)}{api_option}",
+            f"  {cli} approvals --workflow ticket-triage{api_option}",
+            f"  {cli} approve <execution_id> approve --choice approve{api_option}",
+        ]
+        if demo_url is not None:
+            lines.append(f"  curl -s {demo_url}/mail   (the demo mail sink: what it kept)")
     lines += ["", "Ctrl-C stops everything.", ""]
     return "\n".join(lines)

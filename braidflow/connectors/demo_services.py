@@ -31,17 +31,33 @@ Bearer <token>`, the token dev mode gives it and its workflows (`${secrets.helpd
     POST /alerts                          an alert (a department's alert channel): 204
     GET  /alerts                          {"alerts": [...]}, every alert received, in order
 
+Stand-ins for a model and a mail server, for the examples' `llm`, `classify` and `email`
+nodes (dev mode's connections `model` and `mail`, `demo_connections`):
+
+    POST /v1/chat/completions  an OpenAI-compatible chat endpoint answering deterministically,
+                               no model behind it: a label asked for by an enum is the first
+                               label named in the text (else the first label), a text is a
+                               reply saying it comes from the demo model
+    GET  /mail                 {"mails": [...]}, every mail the demo SMTP sink received
+                               ({from, to, subject, message_id, text}), in order; the sink
+                               (aiosmtpd) listens on `mail_port` when one is given
+
 Run them alone with `python -m braidflow.connectors.demo_services [PORT]` (the helpdesk
 token from BRAIDFLOW_SECRET_helpdesk; without it the helpdesk refuses every call).
 """
 
 from __future__ import annotations
 
+import asyncio
+import email
+import email.policy
 import hmac
 import itertools
 import json
 import os
+import re
 import sys
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from aiohttp import web
@@ -73,6 +89,16 @@ _HELPDESK_TOKEN = web.AppKey("helpdesk_token", str)
 _HELPDESK_COUNTS = web.AppKey("helpdesk_counts", dict)
 _SURVEYS = web.AppKey("surveys", dict)
 _ALERTS = web.AppKey("alerts", list)
+_MAILS = web.AppKey("mails", list)
+
+MODEL_CONNECTION = "model"
+MAIL_CONNECTION = "mail"
+DEMO_REPLY = (
+    "Hello,\n\nthank you for writing to us about: {topic}\n\nWe are on it and will get back"
+    " to you shortly.\n\n(Written by braidflow dev's demo model, a stand-in that answers"
+    " every ticket alike: give dev mode a connections file naming a real endpoint as"
+    " `model`, docs/llm.md.)"
+)
 
 _TRUTHY = frozenset({"1", "true", "yes", "on"})
 
@@ -252,10 +278,124 @@ async def _alerts(request: web.Request) -> web.Response:
     return web.json_response({"alerts": request.app[_ALERTS]})
 
 
-def demo_app(helpdesk_token: str | None = None) -> web.Application:
+async def _chat(request: web.Request) -> web.Response:
+    try:
+        body = await request.json()
+        asked = [m for m in body["messages"] if isinstance(m, dict)]
+    except (json.JSONDecodeError, KeyError, TypeError):
+        return web.json_response(
+            {"error": {"message": "expected a JSON body with messages", "type": "invalid"}},
+            status=400,
+        )
+    text = next((str(m.get("content", "")) for m in asked if m.get("role") == "user"), "")
+    content = demo_answer(text, body.get("response_format"))
+    prompt_tokens = sum(len(str(m.get("content", "")).split()) for m in asked)
+    completion_tokens = len(content.split())
+    return web.json_response(
+        {
+            "id": "chatcmpl-demo",
+            "object": "chat.completion",
+            "created": 0,
+            "model": body.get("model"),
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": content},
+                    "finish_reason": "stop",
+                }
+            ],
+            "usage": {
+                "prompt_tokens": prompt_tokens,
+                "completion_tokens": completion_tokens,
+                "total_tokens": prompt_tokens + completion_tokens,
+            },
+        }
+    )
+
+
+def demo_answer(text: str, response_format: Any) -> str:
+    """The demo model's answer to `text`: for an enum of labels (a classify node), the first
+    label the text names as a word, else the first label; for other JSON, `{}`; else a reply
+    that says it is the demo model's."""
+    if not isinstance(response_format, dict):
+        topic = text.strip().splitlines()[0][:80] if text.strip() else "your ticket"
+        return DEMO_REPLY.format(topic=topic)
+    schema = response_format.get("json_schema", {}).get("schema", {})
+    labels = schema.get("properties", {}).get("label", {}).get("enum")
+    if not isinstance(labels, list) or not labels:
+        return "{}"
+    words = set(re.findall(r"[a-z0-9_-]+", text.lower()))
+    return json.dumps({"label": next((la for la in labels if str(la).lower() in words), labels[0])})
+
+
+class _MailSink:
+    """aiosmtpd's handler: every message is kept (GET /mail) and told to `on_mail`."""
+
+    def __init__(self, mails: list[dict[str, Any]], on_mail: Callable[[dict[str, Any]], None]):
+        self._mails = mails
+        self._on_mail = on_mail
+
+    async def handle_DATA(
+        self, server: Any, session: Any, envelope: Any
+    ) -> str:  # aiosmtpd names it
+        message = email.message_from_bytes(envelope.content, policy=email.policy.default)
+        body = message.get_body(("plain",))
+        mail = {
+            "from": envelope.mail_from,
+            "to": list(envelope.rcpt_tos),
+            "subject": str(message.get("Subject", "")),
+            "message_id": str(message.get("Message-ID", "")),
+            # SMTP carries CRLF line ends; shown to people, the text has plain ones.
+            "text": body.get_content().replace("\r\n", "\n") if body is not None else "",
+        }
+        self._mails.append(mail)
+        self._on_mail(mail)
+        return "250 OK: kept by the demo mail sink, not delivered"
+
+
+def _mail_sink(
+    port: int, on_mail: Callable[[dict[str, Any]], None]
+) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def serve(app: web.Application) -> AsyncIterator[None]:
+        # Imported here: only dev mode and the tests serve mail, a worker never does.
+        from aiosmtpd.smtp import SMTP
+
+        sink = _MailSink(app[_MAILS], on_mail)
+        server = await asyncio.get_running_loop().create_server(
+            lambda: SMTP(sink, hostname="demo-mail-sink"), DEMO_HOST, port
+        )
+        yield
+        server.close()
+        await server.wait_closed()
+
+    return serve
+
+
+async def _mail(request: web.Request) -> web.Response:
+    return web.json_response({"mails": request.app[_MAILS]})
+
+
+def demo_connections(demo_url: str, mail_port: int) -> dict[str, dict[str, str]]:
+    """The connections file's entries naming the stand-ins: `model` the demo chat endpoint,
+    `mail` the demo SMTP sink."""
+    return {
+        MODEL_CONNECTION: {"url": f"{demo_url}/v1"},
+        MAIL_CONNECTION: {"url": f"smtp://{DEMO_HOST}:{mail_port}"},
+    }
+
+
+def demo_app(
+    helpdesk_token: str | None = None,
+    mail_port: int | None = None,
+    on_mail: Callable[[dict[str, Any]], None] = lambda mail: None,
+) -> web.Application:
     """The demo services as one aiohttp application; the helpdesk takes calls bearing
-    `helpdesk_token` only (none: it refuses every call)."""
+    `helpdesk_token` only (none: it refuses every call); with `mail_port`, the demo SMTP
+    sink listens there while the application runs, telling `on_mail` of each mail."""
     app = web.Application()
+    app[_MAILS] = []
+    if mail_port is not None:
+        app.cleanup_ctx.append(_mail_sink(mail_port, on_mail))
     app[_ORDERS] = {}
     app[_ORDER_IDS] = itertools.count(1)
     app[_JOB_POLLS] = {}
@@ -275,6 +415,8 @@ def demo_app(helpdesk_token: str | None = None) -> web.Application:
     app.router.add_get("/helpdesk/stats", _stats)
     app.router.add_post("/alerts", _receive_alert)
     app.router.add_get("/alerts", _alerts)
+    app.router.add_post("/v1/chat/completions", _chat)
+    app.router.add_get("/mail", _mail)
     return app
 
 
@@ -285,10 +427,15 @@ def pointed_at(text: str, demo_url: str) -> str:
 
 
 async def start_demo_services(
-    host: str = DEMO_HOST, port: int = DEMO_PORT, helpdesk_token: str | None = None
+    host: str = DEMO_HOST,
+    port: int = DEMO_PORT,
+    helpdesk_token: str | None = None,
+    mail_port: int | None = None,
+    on_mail: Callable[[dict[str, Any]], None] = lambda mail: None,
 ) -> web.AppRunner:
-    """Serve the demo services on host:port; stop them with `stop_demo_services`."""
-    runner = web.AppRunner(demo_app(helpdesk_token), access_log=None)
+    """Serve the demo services on host:port (with `mail_port`, the SMTP sink too); stop them
+    with `stop_demo_services`."""
+    runner = web.AppRunner(demo_app(helpdesk_token, mail_port, on_mail), access_log=None)
     await runner.setup()
     await web.TCPSite(runner, host, port).start()
     return runner

@@ -16,3 +16,8 @@ export function may(me, needed, department = null) {
   const held = roleIn(me, department ?? null);
   return held !== null && RANKS[held] >= RANKS[needed];
 }
+
+// Whether the principal holds `needed` (or a higher role) anywhere: in the tenant or a department.
+export function mayAnywhere(me, needed) {
+  return me.roles.some(({ role }) => RANKS[role] >= RANKS[needed]);
+}

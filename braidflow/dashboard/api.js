@@ -21,11 +21,12 @@ function headers(extra = {}) {
   return found ? { ...extra, Authorization: `Bearer ${found}` } : extra;
 }
 
-export async function api(method, path, body) {
+// `body` is sent as JSON, or as it is with another `type` (a definition's YAML).
+export async function api(method, path, body, type = "application/json") {
   const init = { method, headers: headers() };
   if (body !== undefined) {
-    init.body = JSON.stringify(body);
-    init.headers["Content-Type"] = "application/json";
+    init.body = type === "application/json" ? JSON.stringify(body) : body;
+    init.headers["Content-Type"] = type;
   }
   const reply = await fetch(PREFIX + path, init);
   const text = await reply.text();

@@ -4,6 +4,7 @@ import { ApiError, credential, get } from "./api.js";
 import { h } from "./dom.js";
 import * as approvals from "./pages/approvals.js";
 import * as deadLetters from "./pages/dead_letters.js";
+import * as draft from "./pages/draft.js";
 import * as events from "./pages/events.js";
 import * as execution from "./pages/execution.js";
 import * as map from "./pages/map.js";
@@ -18,6 +19,7 @@ const ROUTES = [
   [/^#\/map$/, map.show],
   [/^#\/events$/, events.show],
   [/^#\/stats$/, stats.show],
+  [/^#\/draft$/, draft.show],
   [/^#\/workflows$/, workflows.list],
 ];
 

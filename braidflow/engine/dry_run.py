@@ -183,6 +183,15 @@ def due_timer(state: ExecutionState | None) -> TimerFired | None:
     return TimerFired(ids.timer_fired_id(execution_id, timer_id, due), execution_id, due, timer_id)
 
 
+def completed_nodes(result: StepResult) -> list[str]:
+    """The nodes a step completed, as its lifecycle events say: a dry run's path, in order."""
+    return [
+        o.node_id
+        for o in result.outgoing
+        if isinstance(o, LifecycleEvent) and o.type == "node.completed" and o.node_id
+    ]
+
+
 def dry_run(
     workflow: Workflow,
     input_: Any,

@@ -14,9 +14,11 @@ import json
 import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from braidflow.topology import Problem, Workflow, definition_schema, validate_text
 from braidflow.topology.kinds import KINDS
+from braidflow.topology.kinds.classify import labels_of
 from braidflow.topology.model import EventTrigger
 
 ROUNDS = 3
@@ -160,3 +162,27 @@ def diff(before: str, after: str, name: str) -> str:
             f"{name} (drafted)",
         )
     )
+
+
+def dry_run_answers(workflow: Workflow) -> dict[str, Any]:
+    """The answers of a draft's dry run: a node of the agent library an empty output of its
+    kind's shape, so later templates that read it resolve (a classify node its first label:
+    an empty output would fail it); every other work node is left to its empty output."""
+    answers: dict[str, Any] = {}
+    for node_id, node in workflow.nodes.items():
+        params = node.node.params
+        model = {"model": params.get("model"), "usage": {}}
+        if node.type == "classify" and labels_of(params):
+            answers[node_id] = {"label": labels_of(params)[0], **model}
+        elif node.type in _EMPTY_ANSWERS:
+            answers[node_id] = {**_EMPTY_ANSWERS[node.type], **model}
+        elif node.type == "email":
+            answers[node_id] = {"message_id": "", "accepted": [], "refused": {}}
+    return answers
+
+
+_EMPTY_ANSWERS: dict[str, dict[str, Any]] = {
+    "llm": {"answer": "", "finish_reason": "stop"},
+    "extract": {"fields": {}},
+    "summarize": {"summary": ""},
+}

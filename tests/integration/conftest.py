@@ -17,15 +17,27 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 from aiohttp import web
 from aiokafka import AIOKafkaProducer
 from background_loop import BackgroundLoop
+from llm_server import ChatServer
 from postgres_server import PostgresServer
 from suite_broker import SuiteBroker
-from workers import EXAMPLE_HANDLERS, HELPDESK_TOKEN, TASK_HANDLERS, WorkerProcess
+from workers import (
+    EXAMPLE_HANDLERS,
+    HELPDESK_TOKEN,
+    SHARED_CHAT_CONNECTION,
+    TASK_HANDLERS,
+    WorkerProcess,
+)
 
 from braidflow.connectors.broker import EmbeddedBroker, free_port
-from braidflow.connectors.demo_services import HELPDESK_TOKEN_ENV, start_demo_services
+from braidflow.connectors.demo_services import (
+    HELPDESK_TOKEN_ENV,
+    demo_connections,
+    start_demo_services,
+)
 from braidflow.kafka_connection import KafkaConnection
 
 
@@ -100,33 +112,63 @@ def background_loop() -> Iterator[BackgroundLoop]:
 
 
 @pytest.fixture(scope="session")
-def demo_services(background_loop: BackgroundLoop) -> Iterator[str]:
+def demo_mail_port() -> int:
+    """The port of the demo services' SMTP sink."""
+    return free_port()
+
+
+@pytest.fixture(scope="session")
+def demo_services(background_loop: BackgroundLoop, demo_mail_port: int) -> Iterator[str]:
     """The demo services on a free port, their URL: tests deploy the examples `pointed_at`
     it, so a `braidflow dev` or another test run on 8090 is no obstacle."""
     port = free_port()
     runner: web.AppRunner = background_loop.run(
-        start_demo_services("127.0.0.1", port, HELPDESK_TOKEN)
+        start_demo_services("127.0.0.1", port, HELPDESK_TOKEN, demo_mail_port)
     )
     yield f"http://127.0.0.1:{port}"
     background_loop.run(runner.cleanup())
 
 
 @pytest.fixture(scope="session")
+def chat_server(background_loop: BackgroundLoop) -> Iterator[tuple[ChatServer, str]]:
+    """The tests' chat-completions server (llm_server.py) on a free port, and its base URL."""
+    server = ChatServer()
+    port = free_port()
+    runner = background_loop.serve(server.app(), "127.0.0.1", port)
+    yield server, f"http://127.0.0.1:{port}/v1"
+    background_loop.run(runner.cleanup())
+
+
+@pytest.fixture(scope="session")
 def shared_worker(
-    broker: SuiteBroker, tmp_path_factory: pytest.TempPathFactory
+    broker: SuiteBroker,
+    tmp_path_factory: pytest.TempPathFactory,
+    demo_services: str,
+    demo_mail_port: int,
+    chat_server: tuple[ChatServer, str],
 ) -> Iterator[WorkerProcess]:
-    """One worker, with the test and the example handlers, for tests that only use the API.
+    """One worker, with the test and the example handlers, for tests that only use the API;
+    its connections are dev mode's stand-ins in the demo services, as the examples expect,
+    and `test`, the tests' chat server.
 
     Tests sharing it deploy workflows under ids of their own.
     """
     home = tmp_path_factory.mktemp("shared-worker")
+    connections = home / "connections.yaml"
+    named = demo_connections(demo_services, demo_mail_port)
+    named[SHARED_CHAT_CONNECTION] = {"url": chat_server[1]}
+    connections.write_text(yaml.safe_dump(named))
     worker = WorkerProcess(
         broker,
         new_prefix(),
         home / "data",
         home / "worker.log",
         handlers=(TASK_HANDLERS, EXAMPLE_HANDLERS),
-        env={"BRAIDFLOW_WEBHOOK_SECRET_SIGNED_HOOK": "s3cret", HELPDESK_TOKEN_ENV: HELPDESK_TOKEN},
+        env={
+            "BRAIDFLOW_WEBHOOK_SECRET_SIGNED_HOOK": "s3cret",
+            HELPDESK_TOKEN_ENV: HELPDESK_TOKEN,
+            "BRAIDFLOW_CONNECTIONS": str(connections),
+        },
     )
     try:
         yield worker.start().wait_ready()

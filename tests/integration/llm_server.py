@@ -24,13 +24,15 @@ JSON body, idempotency key, `X-Key` header; recorded in `tool_requests`), `/tool
 `h1` is "Page <name>".
 
 A prompt without ` | ` is answered `echo: <prompt>`. A draft (a system message that starts
-as braidflow/topology/drafts.py's do) is answered as a model drafting would, deterministically: first
-`BROKEN` (a definition braidflow refuses), then, once the prompt holds braidflow's problems,
-`DRAFTED` (valid; the request's `model` in its llm node), or with `--edit` the deployed
-definition given, its `description` set to the request's sentence. Usage counts words: the prompt tokens
-are the words of every message, the completion tokens the answer's; with `max_tokens` below
-those, the answer is cut and its finish reason is `length`. Every request is recorded
-(`requests`). With a `key`, a request without `Authorization: Bearer <key>` gets a 401.
+as braidflow/topology/drafts.py's do) is answered as a model drafting would,
+deterministically: first `BROKEN` (a definition braidflow refuses), then, once the prompt
+holds braidflow's problems, `DRAFTED` (valid: issue 19's sentence as a workflow, a classify
+node, an llm reply, the on-call lead's approval and an email; the request's `model` in its
+model nodes), or with `--edit` the deployed definition given, its `description` set to the
+request's sentence. Usage counts words: the prompt tokens are the words of every message,
+the completion tokens the answer's; with `max_tokens` below those, the answer is cut and its
+finish reason is `length`. Every request is recorded (`requests`). With a `key`, a request
+without `Authorization: Bearer <key>` gets a 401.
 """
 
 from __future__ import annotations
@@ -151,25 +153,53 @@ name: Reply to high-priority tickets
 triggers:
   - event:
       types: [ticket.created]
-      when: "event.data.priority == 'high'"
+      when: "has(event.data.priority) && event.data.priority == 'high'"
 nodes:
   - id: classify
+    type: classify
+    params:
+      connection: model
+      model: MODEL
+      text: "${input.subject}\\n\\n${input.body}"
+      labels: {question: the customer asks something, bug: something is broken, other: anything else}
+  - id: reply
     type: llm
     params:
-      connection: test
+      connection: model
       model: MODEL
-      prompt: "Classify this ticket as bug, billing or question: ${input}"
+      prompt: "Write a short reply to this ${nodes.classify.output.label} ticket: ${input.body}"
   - id: approve
     type: approval
-    params: {message: "Send the reply to this ${nodes.classify.output.answer} ticket?"}
+    params:
+      message: "Send this reply to ${input.customer_email}?\\n\\n${nodes.reply.output.answer}"
+      approvers: [oncall-lead]
+      on_timeout: reject
     timeout: 1d
+  - id: decided
+    type: decision
   - id: send
+    type: email
+    params:
+      connection: mail
+      from: Support <support@example.com>
+      to: "${input.customer_email}"
+      subject: "Re: ${input.subject}"
+      text: "${nodes.reply.output.answer}"
+  - id: sent
     type: end
     params:
-      output: {label: "${nodes.classify.output.answer}", by: "${nodes.approve.output.by}"}
+      output: {label: "${nodes.classify.output.label}", by: "${nodes.approve.output.by}"}
+  - id: not_sent
+    type: end
+    params:
+      output: {label: "${nodes.classify.output.label}", sent: false}
 edges:
-  - {from: classify, to: approve}
-  - {from: approve, to: send}
+  - {from: classify, to: reply}
+  - {from: reply, to: approve}
+  - {from: approve, to: decided}
+  - {from: decided, to: send, when: "nodes.approve.output.choice == 'approve'"}
+  - {from: decided, to: not_sent, default: true}
+  - {from: send, to: sent}
 ```
 """
 """The answer to a draft told its problems (fenced, as models tend to answer)."""

@@ -37,6 +37,9 @@ EXAMPLE_HANDLERS = HERE.parent.parent / "examples" / "handlers.py"
 # The support example's helpdesk credential: the shared worker's secret, the demo helpdesk's token.
 HELPDESK_TOKEN = "suite-helpdesk-7Qm2xV"
 
+SHARED_CHAT_CONNECTION = "test"
+"""The shared worker's connection to the tests' chat server (conftest.py `chat_server`)."""
+
 DEV_SPEED = {
     # See DESIGN.md, "The embedded broker": a fetch waits its full fetch.max.wait and a
     # group join about as long as the rebalance timeout.

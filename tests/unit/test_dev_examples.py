@@ -6,11 +6,19 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import click
 import pytest
 
 from braidflow import dev
+from braidflow.connectors.connections import Connection, SmtpConnection, parse_connections
 from braidflow.connectors.demo_services import HELPDESK_TOKEN_ENV
-from braidflow.dev import _example_batches, _example_files, _helpdesk_token, _memory_dir
+from braidflow.dev import (
+    _example_batches,
+    _example_files,
+    _helpdesk_token,
+    _memory_dir,
+    dev_connections,
+)
 
 
 def test_a_department_is_deployed_before_its_workflows_after_the_top_level(
@@ -73,3 +81,33 @@ def test_dev_makes_a_helpdesk_credential_the_secrets_provider_then_finds(
     assert len(token) >= 24
     assert _helpdesk_token() == token
     assert os.environ[HELPDESK_TOKEN_ENV] == token
+
+
+def test_dev_connections_are_the_demo_stand_ins_under_the_users_own_by_name(
+    tmp_path: Path,
+) -> None:
+    demo = "http://127.0.0.1:8090"
+    assert parse_connections(dev_connections(None, demo, 2525), "dev") == {
+        "model": Connection("model", "http://127.0.0.1:8090/v1"),
+        "mail": SmtpConnection("mail", "127.0.0.1", 2525),
+    }
+    own = tmp_path / "connections.yaml"
+    own.write_text(
+        "model:\n  url: https://api.openai.com/v1\n  key: ${secrets.OPENAI_API_KEY}\n"
+        "ollama:\n  url: http://127.0.0.1:11434/v1\n"
+    )
+    merged = parse_connections(dev_connections(own, demo, 2525), "dev")
+    assert merged["model"] == Connection(
+        "model", "https://api.openai.com/v1", "${secrets.OPENAI_API_KEY}"
+    )
+    assert merged["mail"] == SmtpConnection("mail", "127.0.0.1", 2525)
+    assert set(merged) == {"model", "mail", "ollama"}
+
+
+def test_dev_refuses_a_connections_file_of_the_users_naming_it_and_the_field(
+    tmp_path: Path,
+) -> None:
+    own = tmp_path / "connections.yaml"
+    own.write_text("model:\n  url: https://api.openai.com/v1\n  key: sk-written-out\n")
+    with pytest.raises(click.ClickException, match=f"{own}: model.key: expected a secret"):
+        dev_connections(own, "http://127.0.0.1:8090", 2525)

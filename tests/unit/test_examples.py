@@ -52,6 +52,12 @@ DRY_RUNS: dict[str, dict[str, Any]] = {
         "best": {"carrier": "b", "price_cents": 1029, "days": 3},
     },
     "ticket-escalation": {"ticket_id": "T-1", "resolved_by": "ada"},
+    "ticket-triage": {
+        "ticket_id": "T-7",
+        "label": "question",
+        "approved_by": "oncall-lead",
+        "message_id": "<dry-run.send@example.test>",
+    },
     "check-job": {"job": "j-1", "status": "done", "polls": 3},
     "poll-until-done": {"job": "j-42", "status": "done", "passes": 1},
     "hire-approvals": {"employee": "ada", "hired": True, "welcome": {"ok": True}},

@@ -12,6 +12,7 @@ from braidflow.connectors.api.backend import backend_of
 from braidflow.connectors.api.bodies import object_body, string_field
 from braidflow.connectors.api.errors import BadRequest, NotFound, Unavailable
 from braidflow.connectors.api.openapi import (
+    ANY,
     INTEGER,
     STRING,
     Audited,
@@ -20,9 +21,20 @@ from braidflow.connectors.api.openapi import (
     json_request,
     obj,
 )
+from braidflow.engine.dry_run import completed_nodes, dry_run, parse_answers
 from braidflow.secrets import SecretError
 from braidflow.tasks import NodeFailure
-from braidflow.topology.drafts import MAX_ROUNDS, ROUNDS, Draft, diff, draft, known_of
+from braidflow.topology import load_workflow
+from braidflow.topology.drafts import (
+    MAX_ROUNDS,
+    ROUNDS,
+    Draft,
+    diff,
+    draft,
+    dry_run_answers,
+    known_of,
+)
+from braidflow.topology.layout import layout
 
 drafts = Resource("drafts", "Workflow definitions drafted by a model from a sentence")
 
@@ -53,6 +65,7 @@ _ROUND = obj(
                     "maximum": MAX_ROUNDS,
                     "description": f"Answers asked for at most; default {ROUNDS}",
                 },
+                "input": {**ANY, "description": "The dry run's input; default {}"},
             },
             closed=True,
         ),
@@ -69,6 +82,24 @@ _ROUND = obj(
                     "problems": {"type": "array", "items": STRING},
                     "rounds": {"type": "array", "items": _ROUND},
                     "diff": {**STRING, "description": "With `edit`: deployed -> drafted"},
+                    "graph": {
+                        "type": "object",
+                        "description": "When valid: its graph laid out as"
+                        " `GET /workflows/{id}/graph` gives one, `version` null",
+                    },
+                    "dry_run": obj(
+                        ["input", "path", "status"],
+                        {
+                            "input": ANY,
+                            "path": {"type": "array", "items": STRING},
+                            "status": STRING,
+                            "output": ANY,
+                            "error": obj(
+                                ["type", "message"],
+                                {"type": STRING, "message": STRING, "node_id": STRING},
+                            ),
+                        },
+                    ),
                 },
             ),
         )
@@ -83,7 +114,9 @@ async def create_draft(request: web.Request) -> web.Response:
     event types; braidflow validates each answer and sends the problems back, until one is
     valid or `rounds` answers were given. A model that gives no usable answer is a 503."""
     backend = backend_of(request)
-    body = await object_body(request, {"sentence", "model", "connection", "edit", "rounds"})
+    body = await object_body(
+        request, {"sentence", "model", "connection", "edit", "rounds", "input"}
+    )
     sentence = string_field(body, "sentence", required=True)
     model = string_field(body, "model", required=True)
     connection = _connection(string_field(body, "connection"), backend.draft_connections())
@@ -109,7 +142,10 @@ async def create_draft(request: web.Request) -> web.Response:
         )
     except (NodeFailure, SecretError) as exc:
         raise Unavailable(f"connection {connection!r}: {exc.type}: {exc.message}") from None
-    return web.json_response(_view(done, None if current is None else current.text, edited))
+    view = _view(done, None if current is None else current.text, edited)
+    if done.valid:
+        view.update(_shown(done.text, body.get("input", {})))
+    return web.json_response(view)
 
 
 def _connection(given: str | None, known: list[str]) -> str:
@@ -137,3 +173,27 @@ def _view(done: Draft, current: str | None, edited: str | None) -> dict[str, Any
     if current is not None and edited is not None:
         view["diff"] = diff(current, done.text, edited)
     return view
+
+
+def _shown(text: str, input_: Any) -> dict[str, Any]:
+    """A valid draft's graph and dry run, as `braidflow draft` prints them (docs/drafts.md)."""
+    workflow = load_workflow(text)
+    graph = {
+        "id": workflow.id,
+        "version": None,
+        "department": workflow.definition.department,
+        **layout(workflow.definition).as_json(),
+    }
+    path: list[str] = []
+    state = None
+    for _, result in dry_run(workflow, input_, parse_answers(dry_run_answers(workflow))):
+        path += completed_nodes(result)
+        state = result.state
+    assert state is not None
+    ran: dict[str, Any] = {"input": input_, "path": path, "status": state.status.value}
+    if state.error is not None:
+        error = {"type": state.error.type, "message": state.error.message}
+        ran["error"] = error | ({"node_id": state.error.node_id} if state.error.node_id else {})
+    else:
+        ran["output"] = state.output
+    return {"graph": graph, "dry_run": ran}

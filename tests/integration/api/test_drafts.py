@@ -4,6 +4,7 @@ valid one; `--deploy` deploys it, `--edit` shows the diff; a viewer may not draf
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import uuid
@@ -17,6 +18,7 @@ from suite_broker import SuiteBroker
 from workers import WorkerApi, WorkerProcess
 
 from braidflow.connectors.broker import free_port
+from braidflow.topology import load_workflow
 from braidflow.topology.drafts import INSTRUCTIONS
 
 KEY = "sk-suite-drafts-51c9"
@@ -24,6 +26,8 @@ SENTENCE = (
     "When a high-priority ticket arrives, classify it, ask the on-call lead to approve"
     " the reply, then send it"
 )
+
+TICKET = {"subject": "Invoice", "body": "Where is it?", "customer_email": "ada@example.test"}
 
 ORDERS = """
 id: order-notes
@@ -90,16 +94,32 @@ def test_a_draft_sends_the_problems_back_until_the_definition_is_valid(
 ) -> None:
     marker = uuid.uuid4().hex
     reply = worker.api.post_json(
-        "/drafts", {"sentence": f"{marker} {SENTENCE}", "model": "m-1", "connection": "local"}
+        "/drafts",
+        {
+            "sentence": f"{marker} {SENTENCE}",
+            "model": "m-1",
+            "connection": "local",
+            "input": TICKET,
+        },
     )
     assert reply.status == 200, reply
     assert reply.body["valid"] is True
     assert reply.body["problems"] == []
+    # Shown as the command shows it: its graph laid out, and a dry run of the input.
+    graph = reply.body["graph"]
+    assert (graph["id"], graph["version"]) == ("ticket-reply", None)
+    assert {n["id"]: n["type"] for n in graph["nodes"]}["classify"] == "classify"
+    assert reply.body["dry_run"] == {
+        "input": TICKET,
+        "path": ["classify", "reply", "approve", "decided", "not_sent"],
+        "status": "completed",
+        "output": {"label": "question", "sent": False},
+    }
     first, second = reply.body["rounds"]
     assert any("unknown type 'clasify'" in p for p in first["problems"])
     assert any("'send' is not a node" in p for p in first["problems"])
     assert second["problems"] == []
-    assert "model: m-1" in reply.body["definition"]
+    assert reply.body["definition"].count("model: m-1") == 2  # the classify and llm nodes
     assert "diff" not in reply.body
     asked = chat[0].seen(marker)
     assert len(asked) == 2
@@ -121,6 +141,7 @@ def test_a_draft_still_invalid_after_its_rounds_says_its_problems(worker: Worker
     assert reply.body["valid"] is False
     assert any("clasify" in p for p in reply.body["problems"])
     assert len(reply.body["rounds"]) == 1
+    assert "graph" not in reply.body and "dry_run" not in reply.body
 
 
 @pytest.mark.parametrize(
@@ -163,22 +184,34 @@ def test_a_viewer_may_not_draft(worker: WorkerProcess) -> None:
 def test_the_command_prints_the_draft_its_graph_and_a_dry_run_and_deploys_only_when_asked(
     worker: WorkerProcess, tmp_path: Path
 ) -> None:
-    shown = draft_command(worker, SENTENCE)
+    shown = draft_command(worker, SENTENCE, "--input", json.dumps(TICKET))
     assert shown.returncode == 0, shown.stderr
     out = shown.stdout
     assert "round 1: 2 problem(s) sent back" in out
     assert "# definition (valid after 2 round(s))\nid: ticket-reply\n" in out
+    # The printed definition is valid here too, and is the sentence: classify, an
+    # approval by the on-call lead, an email.
+    printed = out.partition("# definition (valid after 2 round(s))\n")[2].partition("# inspect")[0]
+    workflow = load_workflow(printed)
+    kinds = {node.type for node in workflow.nodes.values()}
+    assert {"classify", "llm", "approval", "email"} <= kinds
+    [approval] = [node for node in workflow.nodes.values() if node.type == "approval"]
+    assert approval.node.params["approvers"] == ["oncall-lead"]
     assert "roots: classify" in out
     assert "flowchart" in out
-    assert "dry run of ticket-reply with input {}" in out
-    assert "-> llm test tiny-1" in out
+    assert f"dry run of ticket-reply with input {json.dumps(TICKET, sort_keys=True)}" in out
+    assert "-> classify model tiny-1" in out
+    assert 'classify answered {"label": "question", "model": "tiny-1", "usage": {}}' in out
+    assert "status: completed" in out  # the approval timed out: rejected, nothing sent
     assert "deployed" not in out
     assert worker.api.get("/workflows/ticket-reply").status == 404
 
     deployed = draft_command(worker, SENTENCE, "--deploy")
     assert deployed.returncode == 0, deployed.stderr
     assert "deployed ticket-reply version 1" in deployed.stdout
-    assert worker.api.get("/workflows/ticket-reply").status == 200
+    live = worker.api.get("/workflows/ticket-reply")
+    assert live.status == 200
+    assert load_workflow(live.body["definition"]).definition == workflow.definition
 
     edited = draft_command(worker, "--edit", "ticket-reply", "use a cheaper model for step 2")
     assert edited.returncode == 0, edited.stderr

@@ -1,6 +1,7 @@
 """The dashboard in a real browser (chromium, Playwright) against a real worker: sign in, start
 an execution and watch it turn green, approve from the inbox, redrive a dead letter with a
-patched input, and a viewer who sees no buttons."""
+patched input, a workflow drafted from a sentence and deployed, and a viewer who sees no
+buttons."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import uuid
 from dashboard_browser import sign_in
 from playwright.sync_api import Browser, Page, expect
 from waiting import until
-from workers import SUITE_OWNER, WorkerApi, WorkerProcess
+from workers import SHARED_CHAT_CONNECTION, SUITE_OWNER, WorkerApi, WorkerProcess
 
 from braidflow.client_cli import quote_id
 from braidflow.engine.trace_context import ExecutionTrace
@@ -321,3 +322,42 @@ def test_the_event_bus_shows_the_execution_an_event_resumed(
         f"{workflow} at wait"
     )
     expect(row.locator('[data-part="started"] li')).to_have_count(0)
+
+
+SENTENCE = (
+    "When a high-priority ticket arrives, classify it, ask the on-call lead to approve"
+    " the reply, then send it"
+)
+
+
+def test_an_editor_drafts_a_workflow_from_a_sentence_and_deploys_it_a_viewer_cannot(
+    page: Page, shared_worker: WorkerProcess
+) -> None:
+    """The test chat server plays the model (llm_server.py): a broken answer, then the
+    sentence as classify, llm, approval and email."""
+    api = shared_worker.api
+    editor = api.as_new_key("editor", unique("dash-drafter")).key
+    sign_in(page, api.base_url, str(editor), "#/draft")
+    page.fill("#draft-sentence", SENTENCE)
+    page.fill("#draft-model", "tiny-1")
+    page.fill("#draft-connection", SHARED_CHAT_CONNECTION)
+    ticket = {"subject": "Invoice", "body": "Where is it?", "customer_email": "ada@example.test"}
+    page.fill("#draft-input", json.dumps(ticket))
+    page.click("[data-action=draft]")
+    expect(page.locator("#draft-rounds")).to_contain_text("Round 1: 2 problem(s) sent back")
+    definition = page.locator("#draft-definition")
+    for shown in ("id: ticket-reply", "type: classify", "type: approval", "type: email"):
+        expect(definition).to_contain_text(shown)
+    expect(page.locator('#draft-graph [data-node="approve"]')).to_be_visible()
+    expect(page.locator("#draft-dry-run")).to_have_attribute("data-status", "completed")
+    assert api.get("/workflows/ticket-reply").status == 404  # nothing deployed yet
+    page.click("[data-action=deploy]")
+    expect(page.locator("#draft-deployed")).to_contain_text("Deployed ticket-reply version 1")
+    assert api.get("/workflows/ticket-reply").body["version"] == 1
+    page.click("#sign-out")
+    page.wait_for_selector("#sign-in:not([hidden])")
+
+    viewer = api.as_new_key("viewer", unique("dash-viewer")).key
+    sign_in(page, api.base_url, str(viewer), "#/draft")
+    expect(page.locator("#draft-refused")).to_be_visible()
+    assert page.locator("#draft-sentence, [data-action=deploy]").count() == 0

@@ -31,6 +31,7 @@ from dev_commands import (
     listening,
 )
 from join_refusing_proxy import JoinRefusingProxy
+from waiting import until
 from workers import DEV_SPEED
 
 from braidflow.connectors.broker import EmbeddedBroker, free_port
@@ -224,22 +225,38 @@ def test_dev_mode_on_other_ports_says_so_and_its_banner_commands_work_as_shown(
             assert f"http://127.0.0.1:{demo_port}" in definition
             assert ":8090" not in definition
 
-            (shown,) = [line for line in dev.stdout.splitlines() if " run fan-out " in line]
-            run = subprocess.run(
-                shlex.split(shown),
-                capture_output=True,
-                text=True,
-                timeout=90,
-                cwd=tmp_path,
-                # The same user's config home, where dev mode wrote its key: no --api-key.
-                env={
-                    "PATH": BARE_PATH,
-                    "HOME": str(tmp_path),
-                    "XDG_CONFIG_HOME": str(tmp_path / "dev"),
-                },
+            def run_shown(marker: str, execution_id: str = "") -> str:
+                (shown,) = [line for line in dev.stdout.splitlines() if marker in line]
+                shown = shown.replace("<execution_id>", execution_id)
+                run = subprocess.run(
+                    shlex.split(shown),
+                    capture_output=True,
+                    text=True,
+                    timeout=90,
+                    cwd=tmp_path,
+                    # The same user's config home, where dev mode wrote its key: no --api-key.
+                    env={
+                        "PATH": BARE_PATH,
+                        "HOME": str(tmp_path),
+                        "XDG_CONFIG_HOME": str(tmp_path / "dev"),
+                    },
+                )
+                assert run.returncode == 0, f"{shown}\n{run.stdout}\n{run.stderr}\n{dev.describe()}"
+                return run.stdout
+
+            assert "status: completed" in run_shown(" run fan-out ")
+
+            # ticket-triage: the demo model answers, the owner approves, the sink keeps the mail.
+            run_shown(" publish ticket.arrived ")
+            pending = until(
+                lambda: run_shown(" approvals --workflow ticket-triage").split(),
+                "the ticket's approval",
             )
-            assert run.returncode == 0, f"{shown}\n{run.stdout}\n{run.stderr}\n{dev.describe()}"
-            assert "status: completed" in run.stdout
+            run_shown(" approve <execution_id> ", pending[2])
+            dev.wait_for_output("demo mail sink: kept a mail to ada@example.test", 30)
+            with urllib.request.urlopen(f"http://127.0.0.1:{demo_port}/mail") as r:
+                [mail] = json.load(r)["mails"]
+            assert "demo model" in mail["text"]
 
             # Ctrl-C is a normal end.
             dev.process.send_signal(signal.SIGINT)

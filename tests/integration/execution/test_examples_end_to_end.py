@@ -373,3 +373,46 @@ def test_a_ticket_event_of_no_department_starts_no_triage(
     assert shared_worker.api.execution(started["execution_id"]).body["input"] == {
         "ticket_id": ticket
     }
+
+
+def received_mails(demo_url: str) -> list[dict[str, Any]]:
+    """What the demo SMTP sink has received."""
+    with urllib.request.urlopen(f"{demo_url}/mail", timeout=5) as answer:
+        return json.loads(answer.read())["mails"]
+
+
+def test_ticket_triage_mails_the_reply_the_on_call_lead_approved_and_sends_a_bug_on(
+    shared_worker: WorkerProcess, deployed: dict[str, int], demo_services: str
+) -> None:
+    ticket = f"T-{uuid.uuid4().hex[:8]}"
+    question = sample_input(EXAMPLES / "ticket-triage.yaml") | {"ticket_id": ticket}
+    asked = shared_worker.api.start("ticket-triage", question)
+    bug = {**question, "subject": "Checkout is broken: a bug", "body": "The pay button fails."}
+    broken = shared_worker.api.start("ticket-triage", bug)
+
+    pending = until(
+        lambda: [
+            a
+            for a in shared_worker.api.get("/approvals?workflow=ticket-triage").body["approvals"]
+            if a["execution_id"] == asked
+        ],
+        "the on-call lead's approval",
+    )
+    assert pending[0]["node_id"] == "approve"
+    assert "demo model" in pending[0]["message"]
+    # Only the on-call lead (or an owner) may decide.
+    someone = shared_worker.api.as_new_key("operator", f"someone-{uuid.uuid4().hex[:6]}")
+    body = {"choice": "approve", "data": None}
+    assert someone.post_json(f"/executions/{asked}/approvals/approve", body).status == 403
+    lead = shared_worker.api.as_new_key("operator", "oncall-lead")
+    assert lead.post_json(f"/executions/{asked}/approvals/approve", body).status == 200
+
+    views = shared_worker.wait_until_finished([asked, broken], RUN_TIMEOUT_S)
+    assert views[asked]["status"] == "completed", views[asked]
+    output = views[asked]["output"]
+    assert (output["label"], output["approved_by"]) == ("question", "oncall-lead")
+    [mail] = [m for m in received_mails(demo_services) if m["message_id"] == output["message_id"]]
+    assert mail["to"] == [question["customer_email"]]
+    assert mail["subject"] == f"Re: {question['subject']} [{ticket}]"
+    assert "demo model" in mail["text"]
+    assert views[broken]["output"] == {"ticket_id": ticket, "label": "bug", "queue": "engineering"}

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+import aiosmtplib
 import pytest
 import yaml
 
@@ -161,3 +163,68 @@ async def test_the_alert_channel_keeps_what_it_receives_in_order(demo) -> None:
         200,
         {"alerts": [{"id": "alert-1"}, {"id": "alert-2"}]},
     )
+
+
+def labels_asked(*labels: str) -> dict[str, Any]:
+    """A response_format as a classify node asks for its label."""
+    schema = {"type": "object", "properties": {"label": {"enum": list(labels)}}}
+    return {"type": "json_schema", "json_schema": {"name": "output", "schema": schema}}
+
+
+async def test_the_demo_model_picks_the_label_the_text_names_else_the_first(demo) -> None:
+    def asking(text: str) -> dict[str, Any]:
+        return {
+            "model": "gpt-4o-mini",
+            "messages": [
+                {"role": "system", "content": "Sort it"},
+                {"role": "user", "content": text},
+            ],
+            "response_format": labels_asked("question", "bug", "spam"),
+        }
+
+    status, answer = await fetch(demo, "POST", "/v1/chat/completions", json=asking("A bug, sorry"))
+    assert status == 200
+    assert answer["choices"][0]["message"]["content"] == '{"label": "bug"}'
+    assert answer["usage"] == {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7}
+    _, answer = await fetch(demo, "POST", "/v1/chat/completions", json=asking("Hello"))
+    assert answer["choices"][0]["message"]["content"] == '{"label": "question"}'
+
+
+async def test_the_demo_model_replies_in_text_saying_it_is_a_stand_in(demo) -> None:
+    asked = {"model": "m", "messages": [{"role": "user", "content": "Where is my invoice?\nThx"}]}
+    status, answer = await fetch(demo, "POST", "/v1/chat/completions", json=asked)
+    assert status == 200
+    reply = answer["choices"][0]["message"]["content"]
+    assert "about: Where is my invoice?\n" in reply
+    assert "demo model, a stand-in" in reply
+    status, refused = await fetch(demo, "POST", "/v1/chat/completions", json={"no": "messages"})
+    assert status == 400 and "messages" in refused["error"]["message"]
+
+
+async def test_the_demo_mail_sink_keeps_what_it_is_sent_and_lists_it() -> None:
+    port, mail_port = free_port(), free_port()
+    told: list[dict[str, Any]] = []
+    runner = await start_demo_services("127.0.0.1", port, None, mail_port, told.append)
+    try:
+        message = EmailMessage()
+        message["From"], message["To"], message["Subject"] = (
+            "a@example.test",
+            "b@example.test",
+            "Hi",
+        )
+        message["Message-ID"] = "<m-1@example.test>"
+        message.set_content("Hello there\n")
+        await aiosmtplib.send(message, hostname="127.0.0.1", port=mail_port, start_tls=False)
+        async with aiohttp.ClientSession() as session:
+            status, listed = await fetch((session, f"http://127.0.0.1:{port}"), "GET", "/mail")
+    finally:
+        await stop_demo_services(runner)
+    kept = {
+        "from": "a@example.test",
+        "to": ["b@example.test"],
+        "subject": "Hi",
+        "message_id": "<m-1@example.test>",
+        "text": "Hello there\n",
+    }
+    assert (status, listed) == (200, {"mails": [kept]})
+    assert told == [kept]

@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import json
 
+from braidflow.engine.dry_run import dry_run, parse_answers
+from braidflow.engine.state import ExecutionStatus
 from braidflow.topology import load_workflow
 from braidflow.topology.drafts import (
     INSTRUCTIONS,
@@ -14,6 +16,7 @@ from braidflow.topology.drafts import (
     definition_text,
     diff,
     draft,
+    dry_run_answers,
     known_of,
     prompt,
     system_message,
@@ -122,3 +125,37 @@ def test_the_diff_names_both_sides() -> None:
     assert changed.startswith("--- greet (deployed)\n+++ greet (drafted)\n")
     assert '-  - {id: done, type: end, params: {output: {hello: "${input.name}"}}}' in changed
     assert diff(VALID, VALID, "greet") == ""
+
+
+TRIAGED = """
+id: triaged
+nodes:
+  - id: sort
+    type: classify
+    params: {connection: c, model: m, text: "${input.text}", labels: {question: asks, bug: broken}}
+  - id: reply
+    type: llm
+    params: {connection: c, model: m, prompt: "Answer ${input.text}"}
+  - id: send
+    type: email
+    params: {connection: mail, from: a@example.test, to: b@example.test, subject: Re, text: "${nodes.reply.output.answer}"}
+  - id: done
+    type: end
+    params: {output: {label: "${nodes.sort.output.label}", id: "${nodes.send.output.message_id}"}}
+edges:
+  - {from: sort, to: reply}
+  - {from: reply, to: send}
+  - {from: send, to: done}
+"""
+
+
+def test_a_drafts_dry_run_answers_library_nodes_in_their_shape_a_classify_its_first_label() -> None:
+    answers = dry_run_answers(load_workflow(TRIAGED))
+    assert answers == {
+        "sort": {"label": "question", "model": "m", "usage": {}},
+        "reply": {"answer": "", "finish_reason": "stop", "model": "m", "usage": {}},
+        "send": {"message_id": "", "accepted": [], "refused": {}},
+    }
+    [*_, last] = dry_run(load_workflow(TRIAGED), {"text": "hi"}, parse_answers(answers))
+    assert last[1].state.status == ExecutionStatus.COMPLETED
+    assert last[1].state.output == {"label": "question", "id": ""}
