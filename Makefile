@@ -29,31 +29,19 @@ lint: install
 	$(BIN)/ruff check braidflow tests bench setup.py
 	$(BIN)/ruff format --check braidflow tests bench setup.py
 
-# Two pytest runs side by side, each with its own broker: the crash-recovery and read-model
-# tests spend most of their time waiting on group joins, timeouts and kills, so the rest of the
-# suite runs beside them (one run after the other took 24 min). The second's output follows.
-# The event bus's tests joined the second run when the first took 21 min against its 7.5;
-# dev mode's (some 2.5 min) when the first took 18 min against its 12; the live views' (some
-# 45 s) when the first took 1,094 s against its 966, and shorter many-batches tests took some
-# 30 s off the first and 20 s off the second. The code nodes' sandbox tests (some 30 s) joined the
-# second when the model, page and package kinds' tests added about a minute to the first.
-# Both runs use the compiled modules where the install compiled them (docs/install.md); after
-# the second, their unit tests (the engine's and the codecs') run again as pure Python
-# (BRAIDFLOW_PURE=1), so that both ways are proven. The whole unit suite there made CI 1,440 s
-# on a loaded machine (its 2,666 tests 217 s of it), too near CI's 20 minutes.
-SECOND := tests/integration/recovery tests/integration/read_models tests/integration/event_bus \
-	tests/integration/dev tests/integration/live tests/integration/code_nodes
+# The suite runs in WORKERS pytest processes (pytest-xdist), each file's tests in one, each
+# process with a broker of its own: most integration tests wait on group joins, timeouts and
+# kills, so four processes on two cores ran it in 634 s where two hand-balanced runs side by
+# side took 1,090 s (2026-12-07, the same hour). Everything runs on the modules the install
+# compiled (docs/install.md); then the engine's and codecs' unit tests run again as pure
+# Python (BRAIDFLOW_PURE=1), so that both ways are proven.
+WORKERS ?= 4
 PURE := tests/unit/engine tests/unit/schemas tests/unit/test_compiled.py
 # The packages are fetched while the install compiles (a minute or more each on a new machine).
 test:
 	@$(MAKE) --no-print-directory -j2 lint debian-packages
-	@{ $(BIN)/python -m pytest -q --durations=10 $(SECOND) && BRAIDFLOW_PURE=1 \
-		$(BIN)/python -m pytest -q -p no:cacheprovider $(PURE); } > .pytest-second.log 2>&1 & \
-	second=$$!; \
-	$(BIN)/python -m pytest -q --durations=10 $(addprefix --ignore=,$(SECOND)); first=$$?; \
-	wait $$second; status=$$?; \
-	echo "--- $(SECOND), then $(PURE) as pure Python:"; cat .pytest-second.log; \
-	[ $$first = 0 ] && [ $$status = 0 ]
+	$(BIN)/python -m pytest -q -n $(WORKERS) --dist loadfile --durations=15 tests
+	BRAIDFLOW_PURE=1 $(BIN)/python -m pytest -q -n 2 --dist loadfile -p no:cacheprovider $(PURE)
 
 # Debian packages the suite needs, as `command:package`: chromium drives the dashboard's browser
 # tests (tests/integration/dashboard), bubblewrap sandboxes code nodes (docs/format.md#code,

@@ -4,12 +4,12 @@ and the streams, the connectors and the event publisher (peers) never import eac
 Low to high:
 
 - foundation: the package root, `access`, `compiled`, `api_keys`, `config`, `event_loop`,
-  `kafka_connection`, `kafka_reach`, `batch_take`, `fetch_stall`, `secrets`, `tasks`,
-  `custom_kinds`, `node_logs`, `metrics`, `loop_metrics`, `tenants` (principals and roles,
-  which modules run compiled, API keys, settings, the worker's event loop, the Kafka
-  connection and what its librdkafka readers share, secrets providers, the task registry and
-  the class of custom node kinds, metric definitions and the counters they are made of,
-  tenants' names);
+  `kafka_connection`, `kafka_reach`, `batch_take`, `fetch_stall`, `partition_ends`, `secrets`,
+  `tasks`, `custom_kinds`, `node_logs`, `metrics`, `loop_metrics`, `tenants` (principals and
+  roles, which modules run compiled, API keys, settings, the worker's event loop, the Kafka
+  connection, what its librdkafka readers share and the partition ends they read, secrets
+  providers, the task registry and the class of custom node kinds, metric definitions and the
+  counters they are made of, tenants' names);
 - `topology` (pure), then `engine` (pure, see test_purity.py);
 - `schemas`: record formats and codecs (Avro, dead letters, lifecycle headers, limits);
 - the edge, three peers that move records: `streams` (the Faust app and its agents),
@@ -48,6 +48,7 @@ LAYERS: list[tuple[str, frozenset[str]]] = [
                 "kafka_reach",
                 "batch_take",
                 "fetch_stall",
+                "partition_ends",
                 "secrets",
                 "api_keys",
                 "tasks",
