@@ -15,6 +15,7 @@ from waiting import until
 from workers import SHARED_CHAT_CONNECTION, SUITE_OWNER, WorkerApi, WorkerProcess
 
 from braidflow.client_cli import quote_id
+from braidflow.connectors.demo_services import MODEL_CONNECTION
 from braidflow.engine.trace_context import ExecutionTrace
 
 CHAIN = """
@@ -367,12 +368,16 @@ def test_an_editor_drafts_a_workflow_from_a_sentence_and_deploys_it_a_viewer_can
     page: Page, shared_worker: WorkerProcess
 ) -> None:
     """The test chat server plays the model (llm_server.py): a broken answer, then the
-    sentence as classify, llm, approval and email."""
+    sentence as classify, llm, approval and email. Dev mode's stand-in says it cannot."""
     api = shared_worker.api
     editor = api.as_new_key("editor", unique("dash-drafter")).key
     sign_in(page, api.base_url, str(editor), "#/draft")
     page.fill("#draft-sentence", SENTENCE)
     page.fill("#draft-model", "tiny-1")
+    # Dev mode's stand-in model cannot draft, and the page says so in its words.
+    page.fill("#draft-connection", MODEL_CONNECTION)
+    page.click("[data-action=draft]")
+    expect(page.get_by_role("alert")).to_contain_text("did not draft: this is braidflow dev's")
     page.fill("#draft-connection", SHARED_CHAT_CONNECTION)
     ticket = {"subject": "Invoice", "body": "Where is it?", "customer_email": "ada@example.test"}
     page.fill("#draft-input", json.dumps(ticket))
