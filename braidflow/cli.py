@@ -56,6 +56,7 @@ from braidflow.topology import (
     load_workflow,
     validate_text,
 )
+from braidflow.topology.approvers import role_like_approvers
 from braidflow.topology.departments import (
     Department,
     declares_department,
@@ -110,16 +111,23 @@ def schema() -> None:
 def validate(files: tuple[str, ...]) -> None:
     """Validate definition FILES: workflows, and departments (`kind: Department`).
 
-    Prints one line per problem and exits with status 1 if there is any.
+    Prints one line per problem and exits with status 1 if there is any. Warnings
+    (an approver that reads as a role but is not one) are printed too, exit 0.
     """
     _with_custom_kinds()
     failed = False
     for path in files:
+        warnings: list[Problem] = []
         try:
-            problems = _problems(_read(path))
+            text = _read(path)
+            problems = _problems(text)
+            if not problems and not declares_department(parse_text(text)):
+                warnings = role_like_approvers(load_workflow(text))
         except DefinitionError as exc:
             problems = exc.problems
         _echo_problems(path, problems)
+        for warning in warnings:
+            click.echo(f"{path}: warning: {warning}")
         failed = failed or bool(problems)
         if not problems and len(files) > 1:
             click.echo(f"{path}: ok")

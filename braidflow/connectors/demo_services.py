@@ -37,7 +37,9 @@ nodes (dev mode's connections `model` and `mail`, `demo_connections`):
     POST /v1/chat/completions  an OpenAI-compatible chat endpoint answering deterministically,
                                no model behind it: a label asked for by an enum is the first
                                label named in the text (else the first label), a text is a
-                               reply saying it comes from the demo model
+                               reply saying it comes from the demo model; a draft (its
+                               system message braidflow's drafting instructions) is told
+                               it cannot draft, and how to point `model` at a real endpoint
     GET  /mail                 {"mails": [...]}, every mail the demo SMTP sink received
                                ({from, to, subject, message_id, text}), in order; the sink
                                (aiosmtpd) listens on `mail_port` when one is given
@@ -61,6 +63,8 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from aiohttp import web
+
+from braidflow.topology.drafts import DECLINE, INSTRUCTIONS
 
 DEMO_HOST = "127.0.0.1"
 DEMO_PORT = 8090
@@ -98,6 +102,13 @@ DEMO_REPLY = (
     " to you shortly.\n\n(Written by braidflow dev's demo model, a stand-in that answers"
     " every ticket alike: give dev mode a connections file naming a real endpoint as"
     " `model`, docs/llm.md.)"
+)
+
+DEMO_NO_DRAFT = (
+    f"{DECLINE} this is braidflow dev's stand-in model, which answers without a model behind"
+    " it and cannot write workflow definitions. To draft, point the `model` connection at a"
+    " real endpoint: give `braidflow dev --connections FILE` a file naming `model`"
+    ' (docs/llm.md, "In dev mode"), then ask again with a model that endpoint serves.'
 )
 
 _TRUTHY = frozenset({"1", "true", "yes", "on"})
@@ -288,7 +299,11 @@ async def _chat(request: web.Request) -> web.Response:
             status=400,
         )
     text = next((str(m.get("content", "")) for m in asked if m.get("role") == "user"), "")
-    content = demo_answer(text, body.get("response_format"))
+    system = next((str(m.get("content", "")) for m in asked if m.get("role") == "system"), "")
+    if system.startswith(INSTRUCTIONS):
+        content = DEMO_NO_DRAFT
+    else:
+        content = demo_answer(text, body.get("response_format"))
     prompt_tokens = sum(len(str(m.get("content", "")).split()) for m in asked)
     completion_tokens = len(content.split())
     return web.json_response(

@@ -28,7 +28,12 @@ MAX_ROUNDS = 10
 """The most rounds a request may ask for."""
 
 INSTRUCTIONS = "You draft braidflow workflow definitions."
-"""The system message's first line (the test server knows a draft by it)."""
+"""The system message's first line (the test server and dev mode's stand-in model know a
+draft by it)."""
+
+DECLINE = "CANNOT DRAFT:"
+"""How a model's answer starts when it says it will not draft, and why: the draft ends there
+and the caller is shown the model's words (problems sent back would not change them)."""
 
 Ask = Callable[[str, str], Awaitable[str]]
 """Asks the model: (system message, prompt) -> the answer's text."""
@@ -55,17 +60,20 @@ class Round:
 
 @dataclass(frozen=True, slots=True)
 class Draft:
-    """The rounds of a draft; `text` is the last answer, valid when it has no problems."""
+    """The rounds of a draft; `text` is the last answer, valid when it has no problems.
+    `declined` is the model's reason when it answered that it will not draft (`DECLINE`);
+    the rounds are then those before that answer."""
 
     rounds: tuple[Round, ...]
+    declined: str | None = None
 
     @property
     def text(self) -> str:
-        return self.rounds[-1].text
+        return self.rounds[-1].text if self.rounds else ""
 
     @property
     def valid(self) -> bool:
-        return not self.rounds[-1].problems
+        return self.declined is None and bool(self.rounds) and not self.rounds[-1].problems
 
 
 def known_of(workflows: Sequence[Workflow]) -> Known:
@@ -94,7 +102,8 @@ def system_message(known: Known) -> str:
             INSTRUCTIONS,
             "Answer with one workflow definition in YAML and nothing else. It must validate"
             " against the JSON Schema below, use only the node kinds listed, and keep every"
-            " node reachable from a root.",
+            " node reachable from a root. If you cannot draft it, answer with one line"
+            f" that starts `{DECLINE}` and says why.",
             "JSON Schema of a definition:\n" + json.dumps(definition_schema()),
             "Node kinds (name: family and params schema):\n" + json.dumps(kinds),
             "Deployed workflows:\n" + (workflows or "(none)"),
@@ -143,9 +152,10 @@ async def draft(
     system = system_message(known)
     done: list[Round] = []
     while len(done) < rounds:
-        text = definition_text(
-            await ask(system, prompt(sentence, current, done[-1] if done else None))
-        )
+        answer = await ask(system, prompt(sentence, current, done[-1] if done else None))
+        if answer.lstrip().startswith(DECLINE):
+            return Draft(tuple(done), answer.lstrip()[len(DECLINE) :].strip())
+        text = definition_text(answer)
         done.append(Round(text, problems_of(text)))
         if not done[-1].problems:
             break

@@ -44,6 +44,24 @@ def test_validate_a_bad_file_prints_one_line_per_problem(tmp_path: Path) -> None
     ]
 
 
+def test_validate_warns_of_an_approver_that_reads_as_a_role_and_still_passes(
+    tmp_path: Path,
+) -> None:
+    signed = tmp_path / "signed.yaml"
+    signed.write_text(
+        "id: wf\nnodes:\n  - {id: ask, type: approval, params: {approvers: [admin]}}\n"
+        "  - {id: done, type: end}\nedges:\n  - {from: ask, to: done}\n"
+    )
+    code, output = invoke("validate", str(signed))
+    assert code == 0
+    assert output.splitlines() == [
+        f"{signed}: warning: node 'ask': params.approvers: 'admin' is not a role, so only a"
+        " principal named 'admin' may decide; did you mean the role 'owner'? (roles: viewer,"
+        " operator, editor, owner, each covering those before it)",
+        "ok",
+    ]
+
+
 def test_validate_several_files_reports_each(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text(BAD)

@@ -10,7 +10,7 @@ from braidflow.access import Role
 from braidflow.connectors.api.authentication import department_of, may_read, require
 from braidflow.connectors.api.backend import backend_of
 from braidflow.connectors.api.bodies import object_body, string_field
-from braidflow.connectors.api.errors import BadRequest, NotFound, Unavailable
+from braidflow.connectors.api.errors import BadRequest, NotFound, Rejected, Unavailable
 from braidflow.connectors.api.openapi import (
     ANY,
     INTEGER,
@@ -104,7 +104,7 @@ _ROUND = obj(
             ),
         )
     },
-    refusals=[404, 503],
+    refusals=[404, 422, 503],
     # Who asked which model: a draft spends the tenant's tokens. The sentence is not kept.
     audit=Audited(detail=("model", "connection", "edit")),
     role=Role.EDITOR,
@@ -112,7 +112,8 @@ _ROUND = obj(
 async def create_draft(request: web.Request) -> web.Response:
     """The model is told the format's JSON Schema, the node kinds, the deployed workflows and
     event types; braidflow validates each answer and sends the problems back, until one is
-    valid or `rounds` answers were given. A model that gives no usable answer is a 503."""
+    valid or `rounds` answers were given. A model that gives no usable answer is a 503; one
+    that answers it will not draft, a 422 with its words."""
     backend = backend_of(request)
     body = await object_body(
         request, {"sentence", "model", "connection", "edit", "rounds", "input"}
@@ -142,6 +143,10 @@ async def create_draft(request: web.Request) -> web.Response:
         )
     except (NodeFailure, SecretError) as exc:
         raise Unavailable(f"connection {connection!r}: {exc.type}: {exc.message}") from None
+    if done.declined is not None:
+        raise Rejected(
+            f"model {model!r} at connection {connection!r} did not draft: {done.declined}"
+        )
     view = _view(done, None if current is None else current.text, edited)
     if done.valid:
         view.update(_shown(done.text, body.get("input", {})))

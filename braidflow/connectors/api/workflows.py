@@ -32,6 +32,7 @@ from braidflow.connectors.api.openapi import (
 )
 from braidflow.connectors.api.views import workflow_summary
 from braidflow.topology import load_workflow
+from braidflow.topology.approvers import role_like_approvers
 from braidflow.topology.handler_names import misspelt_handlers
 
 workflows = Resource("workflows", "Workflow definitions and their versions")
@@ -63,7 +64,8 @@ WORKFLOW_ID = path_param("id", "The workflow's id")
 async def deploy(request: web.Request) -> web.Response:
     """Deploying the same text again keeps its version; a change makes a new one, recorded
     with who deployed it (`GET /workflows/{id}/versions`). A task handler no worker knows is
-    deployed, with a warning naming the nearest one. A `kind: Department` text deploys a
+    deployed, with a warning naming the nearest one; an approver that reads as a role but is
+    not one, with a warning naming the role. A `kind: Department` text deploys a
     department instead (the owner role; docs/departments.md), answered with its name."""
     backend = backend_of(request)
     text = await text_body(request)
@@ -76,6 +78,7 @@ async def deploy(request: web.Request) -> web.Response:
     body: dict[str, Any] = {"id": deployment.workflow_id, "version": deployment.version}
     warnings = [
         *misspelt_handlers(deployment.workflow, backend.task_handlers()),
+        *role_like_approvers(deployment.workflow),
         *context_warnings(backend, deployment.workflow),
         *credential_warnings(backend, deployment.workflow),
     ]

@@ -1,6 +1,7 @@
 // An execution's live graph: nodes colored by state, updated as its lifecycle events
 // arrive on GET /executions/{id}/events (read with fetch: it needs Authorization), with
-// a node timeline, inputs, outputs, errors, join progress, logs and the control buttons.
+// what it used so far (its `cost`), a node timeline, inputs, outputs, errors, join progress,
+// logs and the control buttons.
 import { ApiError, get, post, stream } from "../api.js";
 import { may } from "../access.js";
 import { badge, fill, h, json, table, when } from "../dom.js";
@@ -10,6 +11,8 @@ const ENDED = new Set(["completed", "failed", "cancelled"]);
 // After the event stream breaks (its worker restarting, say): wait this long, read the
 // execution again and reconnect after the last event seen.
 const RECONNECT_MS = 1000;
+
+const count = (n, one, many = `${one}s`) => `${n ?? 0} ${n === 1 ? one : many}`;
 
 export async function show(page, { me }, executionId) {
   const path = `/executions/${encodeURIComponent(executionId)}`;
@@ -52,6 +55,7 @@ export async function show(page, { me }, executionId) {
         view.parent ? [" · child of ", h("a", { href: `#/executions/${view.parent.execution_id}` }, view.parent.execution_id)] : "",
         view.trace_id ? [" · trace ", h("code", { id: "execution-trace" }, view.trace_id)] : "",
       ),
+      view.cost ? spending(view.cost) : null,
       controls ? buttons() : null,
       picture,
       picked ? nodeDetail(picked) : null,
@@ -64,6 +68,32 @@ export async function show(page, { me }, executionId) {
       ),
       view.error ? [h("h2", {}, "Error"), h("p", { class: "error" }, `${view.error.node_id || ""}: ${view.error.type}: ${view.error.message}`)] : null,
       logs && logs.length ? [h("h2", {}, "Logs"), logLines()] : null,
+    );
+  }
+
+  // One line of what the execution used (docs/api.md, "cost"): money in the currency of the
+  // connections' prices, tokens per model, http calls, run time per node kind, attempts.
+  function spending(cost) {
+    const models = Object.entries(cost.tokens || {});
+    const kinds = Object.entries(cost.run_ms || {});
+    return h(
+      "p",
+      { id: "execution-cost", class: "cost" },
+      "Cost ",
+      h("span", { "data-part": "money", title: "in the currency of the connections' prices" }, String(cost.money)),
+      models.flatMap(([model, used]) => [
+        " · ",
+        h(
+          "span",
+          { "data-part": "tokens", "data-model": model },
+          `${model}: ${count(used.total_tokens, "token")} (${used.prompt_tokens ?? 0} in, ${used.completion_tokens ?? 0} out)`,
+        ),
+      ]),
+      " · ",
+      h("span", { "data-part": "http-calls" }, count(cost.http_calls, "http call")),
+      kinds.length ? [" · ", h("span", { "data-part": "run-ms" }, kinds.map(([kind, ms]) => `${kind} ${ms} ms`).join(", "))] : null,
+      " · ",
+      h("span", { "data-part": "attempts" }, `${count(cost.attempts, "attempt")}, ${count(cost.retries, "retry", "retries")}`),
     );
   }
 

@@ -31,7 +31,7 @@ export async function show(page) {
   for (const [name, buckets] of byWorkflow) {
     buckets.sort((a, b) => Date.parse(a.start) - Date.parse(b.start));
     page.append(
-      h("section", { class: "card chart" },
+      h("section", { class: "card chart", "data-name": name },
         h("h2", {}, name),
         h("div", { class: "columns" }, bars(buckets), latency(buckets)),
         legend(),
@@ -41,8 +41,8 @@ export async function show(page) {
           h("td", {}, sum(buckets, "dead_letters")),
           h("td", {}, sum(buckets, "sla_breached")),
           // What model calls cost (the connections' prices' currency), rounded as the API does.
-          h("td", {}, Number(sum(buckets, "cost").toFixed(9))),
-          h("td", {}, sum(buckets, "tokens")),
+          h("td", { "data-figure": "cost" }, Number(sum(buckets, "cost").toFixed(9))),
+          h("td", { "data-figure": "tokens" }, sum(buckets, "tokens")),
         )]),
       ),
     );

@@ -1,6 +1,7 @@
 """Drafts on a worker, the tests' chat server playing the model: `POST /api/v1/drafts` and
 `braidflow draft` get a broken definition first, send braidflow's problems back, and get a
-valid one; `--deploy` deploys it, `--edit` shows the diff; a viewer may not draft."""
+valid one; `--deploy` deploys it, `--edit` shows the diff; a viewer may not draft. Dev mode's
+stand-in model (the demo services) says it cannot draft, and both say so."""
 
 from __future__ import annotations
 
@@ -18,8 +19,9 @@ from suite_broker import SuiteBroker
 from workers import WorkerApi, WorkerProcess
 
 from braidflow.connectors.broker import free_port
+from braidflow.connectors.demo_services import DEMO_NO_DRAFT, MODEL_CONNECTION
 from braidflow.topology import load_workflow
-from braidflow.topology.drafts import INSTRUCTIONS
+from braidflow.topology.drafts import DECLINE, INSTRUCTIONS
 
 KEY = "sk-suite-drafts-51c9"
 SENTENCE = (
@@ -74,13 +76,15 @@ def worker(
         process.stop()
 
 
-def draft_command(worker: WorkerProcess, *args: str) -> subprocess.CompletedProcess[str]:
+def draft_command(
+    worker: WorkerProcess, *args: str, connection: str = "local"
+) -> subprocess.CompletedProcess[str]:
     command = [sys.executable, "-m", "braidflow.cli", "draft", *args]
     command += [
         "--model",
         "tiny-1",
         "--connection",
-        "local",
+        connection,
         "--api",
         worker.api.base_url,
         "--api-key",
@@ -229,3 +233,21 @@ def test_the_command_exits_1_with_the_problems_when_no_answer_was_valid(
     assert "no valid definition after 1 rounds" in shown.stderr
     assert "unknown type 'clasify'" in shown.stdout
     assert "deployed" not in shown.stdout
+
+
+def test_dev_modes_stand_in_model_says_it_cannot_draft_and_the_api_and_command_say_so(
+    shared_worker: WorkerProcess,
+) -> None:
+    """The shared worker's `model` connection is dev mode's stand-in (the demo services)."""
+    words = DEMO_NO_DRAFT.removeprefix(DECLINE).strip()
+    reply = shared_worker.api.post_json(
+        "/drafts", {"sentence": SENTENCE, "model": "tiny-1", "connection": MODEL_CONNECTION}
+    )
+    assert reply.status == 422, reply
+    assert reply.body["error"] == (
+        f"model 'tiny-1' at connection '{MODEL_CONNECTION}' did not draft: {words}"
+    )
+    shown = draft_command(shared_worker, SENTENCE, "--deploy", connection=MODEL_CONNECTION)
+    assert shown.returncode == 1
+    assert shown.stderr == f"draft: {reply.body['error']}\n"
+    assert shown.stdout == ""

@@ -67,3 +67,27 @@ def test_deploying_a_misspelt_handler_warns_with_the_registered_one(
         " did you mean 'test.echo'?"
     ]
     assert "warnings" not in shared_worker.api.deploy(child_text(f"fine-{workflow_id}")).body
+
+
+def test_deploying_an_approval_whose_approver_reads_as_a_role_warns_with_the_role(
+    shared_worker: WorkerProcess,
+) -> None:
+    workflow_id = f"sign-off-{uuid.uuid4().hex[:6]}"
+    text = json.dumps(
+        {
+            "id": workflow_id,
+            "nodes": [
+                {"id": "ask", "type": "approval", "params": {"approvers": ["admin", "ana"]}},
+                {"id": "done", "type": "end"},
+            ],
+            "edges": [{"from": "ask", "to": "done"}],
+        }
+    )
+    reply = shared_worker.api.deploy(text)
+    # A warning, not a refusal: a key may be named `admin`.
+    assert reply.status == 201, reply
+    assert reply.body["warnings"] == [
+        "node 'ask': params.approvers: 'admin' is not a role, so only a principal named"
+        " 'admin' may decide; did you mean the role 'owner'? (roles: viewer, operator,"
+        " editor, owner, each covering those before it)"
+    ]

@@ -15,6 +15,7 @@ from waiting import until
 from workers import SHARED_CHAT_CONNECTION, SUITE_OWNER, WorkerApi, WorkerProcess
 
 from braidflow.client_cli import quote_id
+from braidflow.connectors.demo_services import MODEL_CONNECTION
 from braidflow.engine.trace_context import ExecutionTrace
 
 CHAIN = """
@@ -27,6 +28,13 @@ edges:
   - {{from: first, to: second}}
   - {{from: second, to: done}}
 """
+# The chain with a model answering in the middle (llm_server.py): tokens for the cost line.
+SPOKEN = CHAIN.replace(
+    "{{id: second, type: task, params: {{handler: test.echo}}}}",
+    "{{id: second, type: llm, params: {{connection: "
+    + SHARED_CHAT_CONNECTION
+    + ', model: tiny-1, prompt: "dash-cost | text:Hello there"}}}}',
+)
 APPROVAL = """
 id: {id}
 nodes:
@@ -78,7 +86,7 @@ def test_an_execution_started_from_the_dashboard_turns_green(
     page: Page, shared_worker: WorkerProcess
 ) -> None:
     api = shared_worker.api
-    workflow = deployed(api, CHAIN)
+    workflow = deployed(api, SPOKEN)
     sign_in(page, api.base_url, str(api.key), f"#/workflows/{workflow}")
     expect(page.locator("#graph [data-node]")).to_have_count(3)
     page.fill("#start-input", json.dumps({"value": "green"}))
@@ -104,6 +112,32 @@ def test_an_execution_started_from_the_dashboard_turns_green(
     # Its trace id, to look the execution up in a tracing backend.
     trace_id = ExecutionTrace.of(execution_id, None).trace_id
     expect(page.locator("#execution-trace")).to_have_text(trace_id)
+    # What it used, as the API adds it up: the model's tokens, run time by kind, attempts.
+    cost = api.execution(execution_id).body["cost"]
+    used = cost["tokens"]["tiny-1"]
+    spent = page.locator("#execution-cost")
+    expect(spent.locator('[data-part="money"]')).to_have_text("0")
+    expect(spent.locator('[data-part="tokens"][data-model="tiny-1"]')).to_have_text(
+        f"tiny-1: {used['total_tokens']} tokens"
+        f" ({used['prompt_tokens']} in, {used['completion_tokens']} out)"
+    )
+    expect(spent.locator('[data-part="http-calls"]')).to_have_text("0 http calls")
+    expect(spent.locator('[data-part="run-ms"]')).to_have_text(
+        ", ".join(f"{kind} {ms} ms" for kind, ms in cost["run_ms"].items())
+    )
+    expect(spent.locator('[data-part="attempts"]')).to_have_text("2 attempts, 0 retries")
+    # The analytics table adds the same tokens up for the workflow.
+    until(
+        lambda: any(
+            b.get("tokens")
+            for b in api.get(f"/stats?workflow={workflow}&window=1m").body["buckets"]
+        ),
+        "the model's tokens in the workflow's figures",
+    )
+    page.goto(f"{api.base_url}/#/stats")
+    figures = page.locator(f'section.chart[data-name="{workflow}"]')
+    expect(figures.locator('[data-figure="tokens"]')).to_have_text(str(used["total_tokens"]))
+    expect(figures.locator('[data-figure="cost"]')).to_have_text("0")
 
 
 def test_approving_from_the_inbox_lets_the_execution_go_on(
@@ -334,12 +368,16 @@ def test_an_editor_drafts_a_workflow_from_a_sentence_and_deploys_it_a_viewer_can
     page: Page, shared_worker: WorkerProcess
 ) -> None:
     """The test chat server plays the model (llm_server.py): a broken answer, then the
-    sentence as classify, llm, approval and email."""
+    sentence as classify, llm, approval and email. Dev mode's stand-in says it cannot."""
     api = shared_worker.api
     editor = api.as_new_key("editor", unique("dash-drafter")).key
     sign_in(page, api.base_url, str(editor), "#/draft")
     page.fill("#draft-sentence", SENTENCE)
     page.fill("#draft-model", "tiny-1")
+    # Dev mode's stand-in model cannot draft, and the page says so in its words.
+    page.fill("#draft-connection", MODEL_CONNECTION)
+    page.click("[data-action=draft]")
+    expect(page.get_by_role("alert")).to_contain_text("did not draft: this is braidflow dev's")
     page.fill("#draft-connection", SHARED_CHAT_CONNECTION)
     ticket = {"subject": "Invoice", "body": "Where is it?", "customer_email": "ada@example.test"}
     page.fill("#draft-input", json.dumps(ticket))

@@ -10,6 +10,7 @@ from braidflow.engine.dry_run import dry_run, parse_answers
 from braidflow.engine.state import ExecutionStatus
 from braidflow.topology import load_workflow
 from braidflow.topology.drafts import (
+    DECLINE,
     INSTRUCTIONS,
     Draft,
     Known,
@@ -82,6 +83,21 @@ def test_a_draft_stops_after_its_rounds_with_the_last_answer_and_its_problems() 
     assert not done.valid
     assert len(asked) == 2 and len(done.rounds) == 2
     assert done.text == BROKEN
+
+
+def test_a_model_that_says_it_cannot_draft_ends_the_draft_with_its_words() -> None:
+    done, asked = run_draft([BROKEN, f"  {DECLINE} I am a stand-in.\n"])
+    assert done.declined == "I am a stand-in."
+    assert not done.valid
+    assert len(asked) == 2
+    assert done.text == BROKEN  # the rounds before it stay
+    declined_at_once, _ = run_draft([f"{DECLINE} no"])
+    assert (declined_at_once.rounds, declined_at_once.text, declined_at_once.valid) == (
+        (),
+        "",
+        False,
+    )
+    assert f"starts `{DECLINE}` and says why" in asked[0][0]
 
 
 def test_an_edit_asks_to_change_the_deployed_text_keeping_its_id() -> None:
