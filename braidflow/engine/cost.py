@@ -6,8 +6,10 @@ call's `usage`, `model` and `cost` (priced by the executor, which knows the conn
 prices), and the run its attempt and times. So the sum needs no schema of its own, is the
 same on every replay, and an execution stored before costs were counted shows its cost too.
 What it cannot see: the tokens of an attempt that failed (a failure carries no output), the
-times of attempts before the last, and what a foreach's items or a child execution used (a
-child's cost is on the child).
+times of attempts before the last, the run times and attempts of a foreach's items (their model
+calls are counted, from the foreach's results, once it completes), and what a child execution
+used (a child's cost is on the child). Only the priced kinds' outputs count: any other node's
+`cost` or `usage` is its author's data.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any
 
 from braidflow.engine.state import NodeRun
 from braidflow.topology.kinds import WORK_TYPES
+from braidflow.topology.model import Node
 from braidflow.topology.workflow import Workflow
 
 PRICED_KINDS = frozenset({"llm", "classify", "extract", "summarize"})
@@ -28,16 +31,38 @@ HTTP_KINDS = frozenset({"http", "fetch_page"})
 _TOKENS = ("prompt_tokens", "completion_tokens", "total_tokens")
 
 
-def spent(runs: Iterable[NodeRun]) -> float:
+def model_calls(node: Node | None, output: Any) -> list[Mapping[str, Any]]:
+    """The model calls' outputs in a run of `node` that produced `output`: its own for a
+    priced kind, each item's result for a foreach whose inline `do` is one. Other nodes' outputs
+    are their authors' data: a task's `cost` or `usage` is an order's, not a model's."""
+    if node is None:
+        return []
+    if node.type in PRICED_KINDS:
+        return [output] if isinstance(output, Mapping) else []
+    do = node.params.get("do") if node.type == "foreach" else None
+    if not isinstance(do, Mapping) or do.get("type") not in PRICED_KINDS:
+        return []
+    # With continue_on_error the results are under `results`; a failed item has none.
+    results = output.get("results") if isinstance(output, Mapping) else output
+    if not isinstance(results, list):
+        return []
+    return [result for result in results if isinstance(result, Mapping)]
+
+
+def spent(runs: Iterable[NodeRun], workflow: Workflow | None) -> float:
     """The money the runs' model calls cost (their outputs' `cost`)."""
     total = 0.0
     for run in runs:
-        output = run.output
-        if isinstance(output, Mapping):
-            cost = output.get("cost")
+        for call in model_calls(_node(workflow, run.node_id), run.output):
+            cost = call.get("cost")
             if isinstance(cost, int | float) and not isinstance(cost, bool):
                 total += cost
     return round(total, 9)
+
+
+def _node(workflow: Workflow | None, node_id: str) -> Node | None:
+    compiled = workflow.nodes.get(node_id) if workflow is not None else None
+    return compiled.node if compiled is not None else None
 
 
 def execution_cost(runs: Iterable[NodeRun], workflow: Workflow | None) -> dict[str, Any]:
@@ -49,13 +74,14 @@ def execution_cost(runs: Iterable[NodeRun], workflow: Workflow | None) -> dict[s
     run_ms: dict[str, int] = {}
     http_calls = attempts = retries = 0
     for run in runs:
-        compiled = workflow.nodes.get(run.node_id) if workflow is not None else None
-        kind = compiled.node.type if compiled is not None else "unknown"
-        output = run.output
-        if isinstance(output, Mapping) and isinstance(output.get("usage"), Mapping):
-            model = output.get("model")
+        node = _node(workflow, run.node_id)
+        kind = node.type if node is not None else "unknown"
+        for call in model_calls(node, run.output):
+            usage = call.get("usage")
+            if not isinstance(usage, Mapping):
+                continue
+            model = call.get("model")
             counted = tokens.setdefault(model if isinstance(model, str) else "unknown", {})
-            usage = output["usage"]
             for name in _TOKENS:
                 value = usage.get(name)
                 if type(value) is int:
@@ -71,7 +97,7 @@ def execution_cost(runs: Iterable[NodeRun], workflow: Workflow | None) -> dict[s
             if kind in HTTP_KINDS:
                 http_calls += run.attempt
     return {
-        "money": spent(runs),
+        "money": spent(runs, workflow),
         "tokens": tokens,
         "http_calls": http_calls,
         "run_ms": run_ms,

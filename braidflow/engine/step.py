@@ -28,7 +28,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from braidflow.engine import ids, sla
-from braidflow.engine.cost import spent
+from braidflow.engine.cost import model_calls, spent
 from braidflow.engine.frozen import quick_init
 from braidflow.engine.ids import (
     BUDGET_DAY_TIMER,
@@ -788,6 +788,9 @@ class Draft:
             data=output,
             started_at=run.started_at,
         )
+        # A foreach of model calls spends at its end: its items' results are its output.
+        if self.over_budget(node.id, output):
+            return
         self.go_on(node, taken)
 
     def clear_timers(self, node_id: str) -> None:
@@ -851,9 +854,10 @@ class Draft:
         if budget is None or self.error is not None:
             # A failing execution keeps the error that fails it.
             return False
-        if not isinstance(output, Mapping) or "cost" not in output:
+        calls = model_calls(self.workflow.nodes[node_id].node, output)
+        if not any("cost" in call for call in calls):
             return False
-        total = spent(self.nodes.values())
+        total = spent(self.nodes.values(), self.workflow)
         if total <= budget:
             return False
         message = (
@@ -1145,7 +1149,7 @@ class Draft:
                     s.execution_id,
                     self.at,
                     s.admission,
-                    spent(self.nodes.values()),
+                    spent(self.nodes.values(), self.workflow),
                 )
             )
         parent = s.parent

@@ -94,7 +94,15 @@ def test_a_model_output_without_a_price_counts_tokens_and_no_money() -> None:
     run = NodeRun("sort", "completed", 1, None, answer("small", 7, 3, None), None, T0, T0 + 1)
     cost = execution_cost([run], workflow(TRIAGE))
     assert cost["money"] == 0 and cost["tokens"]["small"]["total_tokens"] == 10
-    assert spent([run, NodeRun("x", "completed", 1, None, {"cost": True})]) == 0
+    assert spent([run, NodeRun("sum", "completed", 1, None, {"cost": True})], workflow(TRIAGE)) == 0
+
+
+def test_another_kind_s_cost_and_usage_are_its_author_s_data_not_spending() -> None:
+    # An http node (or a task) answering with an order's `cost` spends nothing on models.
+    call = NodeRun("call", "completed", 1, None, answer("m", 5, 5, 12.5), None, T0, T0 + 1)
+    cost = execution_cost([call], workflow(TRIAGE))
+    assert cost["money"] == 0 and cost["tokens"] == {}
+    assert spent([call], workflow(TRIAGE)) == 0
 
 
 def test_nothing_ran_costs_nothing() -> None:

@@ -36,10 +36,12 @@ from braidflow.engine import (
     Transition,
     step,
 )
+from braidflow.engine.cost import execution_cost
 from braidflow.engine.dry_run import dry_run, parse_answers
 from braidflow.engine.state import ExecutionStatus, NodeStatus
 from braidflow.engine.trace_context import ExecutionTrace
 from braidflow.topology import Workflow, compile_workflow
+from braidflow.topology.departments import compile_department, with_defaults
 
 EX = "ex"
 T0 = 1_750_000_000_000
@@ -704,3 +706,43 @@ def test_a_dry_run_answers_every_item_and_collects_them(do: Any) -> None:
     *_, (_, last) = dry_run(wf, {}, parse_answers({"each": "ok"}))
     assert last.state is not None and last.state.status == ExecutionStatus.COMPLETED
     assert last.state.output == {"out": ["ok"] * 120}
+
+
+CLASSIFY = {
+    "type": "classify",
+    "params": {"connection": "m", "model": "small", "text": "${item}", "labels": ["a", "b"]},
+}
+
+
+def labelled(request: TaskRequest) -> Any:
+    """A classify item's answer as the executor gives it: its usage and what it cost."""
+    usage = {"prompt_tokens": 10, "completion_tokens": 2, "total_tokens": 12}
+    return {"label": "a", "model": "small", "usage": usage, "cost": 0.001}
+
+
+def test_a_foreach_of_model_calls_adds_its_items_tokens_and_cost_to_the_execution_s() -> None:
+    wf = foreach_workflow({"items": ["x", "y", "z"], "do": CLASSIFY})
+    rt = Runtime(wf)
+    rt.start({})
+    rt.answer_all(labelled)
+    assert rt.state is not None and rt.state.status == ExecutionStatus.COMPLETED
+    cost = execution_cost(rt.state.nodes.values(), wf)
+    assert cost["money"] == 0.003
+    assert cost["tokens"] == {
+        "small": {"prompt_tokens": 30, "completion_tokens": 6, "total_tokens": 36}
+    }
+
+
+def test_a_foreach_of_model_calls_past_the_budget_fails_the_execution_at_its_end() -> None:
+    department = compile_department(
+        {"kind": "Department", "name": "d", "settings": {"budget": {"per_execution": 0.002}}}
+    )
+    wf = with_defaults(foreach_workflow({"items": ["x", "y", "z"], "do": CLASSIFY}), department)
+    rt = Runtime(wf)
+    rt.start({})
+    rt.answer_all(labelled)
+    assert rt.state is not None and rt.state.status == ExecutionStatus.FAILED
+    assert rt.state.error is not None and rt.state.error.type == "budget.exceeded"
+    assert rt.state.error.node_id == "each"
+    assert rt.state.nodes["each"].status == NodeStatus.COMPLETED
+    assert "done" not in rt.state.nodes
