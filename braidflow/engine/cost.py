@@ -31,17 +31,22 @@ HTTP_KINDS = frozenset({"http", "fetch_page"})
 _TOKENS = ("prompt_tokens", "completion_tokens", "total_tokens")
 
 
+def calls_models(node: Node) -> bool:
+    """Whether a run of `node` may hold model calls' outputs (`model_calls`)."""
+    if node.type in PRICED_KINDS:
+        return True
+    do = node.params.get("do") if node.type == "foreach" else None
+    return isinstance(do, Mapping) and do.get("type") in PRICED_KINDS
+
+
 def model_calls(node: Node | None, output: Any) -> list[Mapping[str, Any]]:
     """The model calls' outputs in a run of `node` that produced `output`: its own for a
     priced kind, each item's result for a foreach whose inline `do` is one. Other nodes' outputs
     are their authors' data: a task's `cost` or `usage` is an order's, not a model's."""
-    if node is None:
+    if node is None or not calls_models(node):
         return []
     if node.type in PRICED_KINDS:
         return [output] if isinstance(output, Mapping) else []
-    do = node.params.get("do") if node.type == "foreach" else None
-    if not isinstance(do, Mapping) or do.get("type") not in PRICED_KINDS:
-        return []
     # With continue_on_error the results are under `results`; a failed item has none.
     results = output.get("results") if isinstance(output, Mapping) else output
     if not isinstance(results, list):

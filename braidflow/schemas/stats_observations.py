@@ -20,17 +20,19 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import Any
 
 from braidflow.engine import LifecycleEvent
+from braidflow.engine.cost import model_calls
 from braidflow.engine.sla import SLA_BREACHED_EVENT
 from braidflow.engine.state import ExecutionStatus
 from braidflow.schemas.department_alerts import TIMEOUT_ERRORS
 from braidflow.schemas.lifecycle_reading import LifecycleOutline
 from braidflow.schemas.stats_figures import AMOUNTS, COUNTS, Observation
+from braidflow.topology.model import Node
 
 WORKFLOW_SCOPE = "workflow"
 DEPARTMENT_SCOPE = "department"
@@ -75,21 +77,27 @@ def observe(event: Observed) -> list[Observation]:
     return []
 
 
-def used(event: LifecycleEvent) -> list[Observation]:
-    """What a node's model call used, as its `node.completed` data says: its `cost` (in
-    millionths) and its tokens. Only a priced kind's events are read whole for it (the
-    first stage reads outlines, without data, for everything else)."""
-    data, node = event.data, event.node_id
-    if event.type != "node.completed" or node is None or not isinstance(data, dict):
+def used(event: LifecycleEvent, node: Node) -> list[Observation]:
+    """What `node`'s model calls used, as its `node.completed` data says (its own, or a model
+    foreach's items'): their `cost` (in millionths) and tokens. Only the events of nodes that
+    call models are read whole for it (the first stage reads outlines, without data, for
+    everything else)."""
+    if event.type != "node.completed" or event.node_id is None:
         return []
+    cost = tokens = 0
+    for call in model_calls(node, event.data):
+        spent = call.get("cost")
+        if isinstance(spent, int | float) and not isinstance(spent, bool) and spent > 0:
+            cost += round(spent * 1_000_000)
+        usage = call.get("usage")
+        total = usage.get("total_tokens") if isinstance(usage, Mapping) else None
+        if type(total) is int and total > 0:
+            tokens += total
     found: list[Observation] = []
-    cost = data.get("cost")
-    if isinstance(cost, int | float) and not isinstance(cost, bool) and cost > 0:
-        found.append(Observation("cost_micros", node, round(cost * 1_000_000)))
-    usage = data.get("usage")
-    tokens = usage.get("total_tokens") if isinstance(usage, dict) else None
-    if type(tokens) is int and tokens > 0:
-        found.append(Observation("tokens", node, tokens))
+    if cost:
+        found.append(Observation("cost_micros", event.node_id, cost))
+    if tokens:
+        found.append(Observation("tokens", event.node_id, tokens))
     return found
 
 

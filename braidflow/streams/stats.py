@@ -36,7 +36,7 @@ import asyncio
 import logging
 import math
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -46,7 +46,7 @@ from faust.types import EventT
 from faust.types.windows import WindowRange_from_start
 
 from braidflow.config import Settings
-from braidflow.engine.cost import PRICED_KINDS
+from braidflow.engine.cost import calls_models
 from braidflow.metrics import STATS_DURATION, STATS_EXECUTIONS, STATS_NODE_RUNS
 from braidflow.schemas import CodecError, decode_event, decode_event_outline
 from braidflow.schemas.stats_figures import (
@@ -77,6 +77,7 @@ from braidflow.streams.event_scope import acting_for
 from braidflow.streams.lifecycle_reader import LifecycleReader
 from braidflow.streams.partitioner import KeyPartitioner
 from braidflow.tenants import catalog_key
+from braidflow.topology.model import Node
 
 log = logging.getLogger(__name__)
 
@@ -223,13 +224,13 @@ class Stats:
         """Stage 1: a batch of lifecycle records (confluent-kafka messages) into the stats
         topic, one record per stats key and minute; returns once all are acknowledged."""
         await self._catalog.ready.wait()
-        # Per workflow version: its department, and its nodes whose kind may report a cost.
-        departments: dict[tuple[str, str, int], tuple[str | None, frozenset[str]]] = {}
+        # Per workflow version: its department, and its nodes that may call models.
+        departments: dict[tuple[str, str, int], tuple[str | None, Mapping[str, Node]]] = {}
         gathering = Gathering(_GATHER_MS)
         for message in messages:
             # The execution index dead-letters what it cannot read; here it only goes uncounted.
-            # What the stats observe is in an event's outline, but for what a model call used:
-            # only a priced kind's `node.completed` is read whole.
+            # What the stats observe is in an event's outline, but for what model calls used:
+            # only the `node.completed` of a node that calls models is read whole.
             event = _decoded(
                 message.key(),
                 message.value(),
@@ -243,12 +244,13 @@ class Stats:
             version = (event.tenant, event.workflow_id, event.workflow_version)
             if version not in departments:
                 departments[version] = await self._department(*version)
-            department, priced = departments[version]
-            if event.type == "node.completed" and event.node_id in priced:
+            department, calling = departments[version]
+            node = calling.get(event.node_id) if event.node_id is not None else None
+            if event.type == "node.completed" and node is not None:
                 whole = _decoded(
                     message.key(), message.value(), decode_event, CodecError, "a lifecycle record"
                 )
-                observations += [] if whole is None else used(whole)
+                observations += [] if whole is None else used(whole, node)
             gathering.add(event, department, observations, (message.partition(), message.offset()))
         sent = [
             await self._queue(
@@ -260,15 +262,15 @@ class Stats:
 
     async def _department(
         self, tenant: str, workflow_id: str, version: int
-    ) -> tuple[str | None, frozenset[str]]:
+    ) -> tuple[str | None, Mapping[str, Node]]:
         deployment = await self._catalog.wait_for(
             catalog_key(tenant, workflow_id), version, _CATALOG_WAIT_S
         )
         if deployment is None:
-            return None, frozenset()
+            return None, {}
         workflow = deployment.workflow
-        priced = frozenset(n for n, c in workflow.nodes.items() if c.node.type in PRICED_KINDS)
-        return workflow.definition.department, priced
+        calling = {n: c.node for n, c in workflow.nodes.items() if calls_models(c.node)}
+        return workflow.definition.department, calling
 
     def fold(self, events: Sequence[EventT]) -> None:
         """Stage 2: a batch of stats records, into every window's bucket of their time (the

@@ -18,6 +18,7 @@ from braidflow.schemas.stats_observations import (
     observe,
     used,
 )
+from braidflow.topology.model import Node
 
 T0 = 1_750_000_000_000
 
@@ -244,12 +245,21 @@ def test_a_malformed_record_is_a_value_error(bogus: bytes) -> None:
         decode_record(bogus)
 
 
+SUMMARIZE = Node("sum", "summarize", {"connection": "m", "model": "small", "text": "t"})
+
+
 def test_a_model_calls_cost_and_tokens_are_added_up_for_its_node_and_execution() -> None:
     data = {"summary": "s", "usage": {"total_tokens": 120}, "cost": 0.0042}
     completed = LifecycleEvent("e1/done", "node.completed", "e1", "orders", 1, T0, "sum", 1, data)
-    said = used(completed)
+    said = used(completed, SUMMARIZE)
     assert said == [Observation("cost_micros", "sum", 4200), Observation("tokens", "sum", 120)]
-    assert used(event("node.completed", T0, "call", 1)) == []
+    assert used(event("node.completed", T0, "sum", 1), SUMMARIZE) == []
+    # Another kind's `cost` is its author's data, not a model call's.
+    task = Node("call", "task", {"handler": "orders.price"})
+    assert (
+        used(LifecycleEvent("e1/c", "node.completed", "e1", "orders", 1, T0, "call", 1, data), task)
+        == []
+    )
     again = decode_record(encode_record(StatsRecord("orders", None, tuple(said))))
     bucket = fold(fold(None, again.observations), again.observations)
     shown = view(bucket)
@@ -257,3 +267,18 @@ def test_a_model_calls_cost_and_tokens_are_added_up_for_its_node_and_execution()
     assert (shown["nodes"]["sum"]["cost"], shown["nodes"]["sum"]["tokens"]) == (0.0084, 240)
     # Amounts are not executions: no count moves.
     assert all(shown[name] == 0 for name in COUNTS)
+
+
+def test_a_foreach_of_model_calls_adds_up_its_items_cost_and_tokens_at_its_end() -> None:
+    each = Node(
+        "each",
+        "foreach",
+        {"items": [1, 2], "do": {"type": "classify", "params": {"labels": ["a", "b"]}}},
+    )
+    item = {"label": "a", "usage": {"total_tokens": 30}, "cost": 0.001}
+    results = [item, item, "not a call"]
+    completed = LifecycleEvent("e1/d", "node.completed", "e1", "orders", 1, T0, "each", 1, results)
+    assert used(completed, each) == [
+        Observation("cost_micros", "each", 2000),
+        Observation("tokens", "each", 60),
+    ]
