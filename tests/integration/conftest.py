@@ -21,7 +21,7 @@ import yaml
 from aiohttp import web
 from aiokafka import AIOKafkaProducer
 from background_loop import BackgroundLoop
-from llm_server import ChatServer
+from llm_server import ChatServer, serving
 from postgres_server import PostgresServer
 from suite_broker import SuiteBroker
 from workers import (
@@ -132,11 +132,8 @@ def demo_services(background_loop: BackgroundLoop, demo_mail_port: int) -> Itera
 @pytest.fixture(scope="session")
 def chat_server(background_loop: BackgroundLoop) -> Iterator[tuple[ChatServer, str]]:
     """The tests' chat-completions server (llm_server.py) on a free port, and its base URL."""
-    server = ChatServer()
-    port = free_port()
-    runner = background_loop.serve(server.app(), "127.0.0.1", port)
-    yield server, f"http://127.0.0.1:{port}/v1"
-    background_loop.run(runner.cleanup())
+    with serving(background_loop) as served:
+        yield served
 
 
 @pytest.fixture(scope="session")

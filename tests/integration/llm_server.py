@@ -39,15 +39,21 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import threading
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from braidflow.connectors.broker import free_port
 from braidflow.topology.drafts import INSTRUCTIONS
+
+if TYPE_CHECKING:
+    from background_loop import BackgroundLoop
 
 SCRIPT = " | "
 STEP = " then "
@@ -323,6 +329,19 @@ def _error(
     return web.Response(
         status=status, text=json.dumps(payload), content_type="application/json", headers=headers
     )
+
+
+@contextlib.contextmanager
+def serving(loop: BackgroundLoop, key: str | None = None) -> Iterator[tuple[ChatServer, str]]:
+    """A `ChatServer` (asking for `key`, if given) on a free port of 127.0.0.1, served by
+    `loop` until the block ends; with its base URL (`.../v1`)."""
+    server = ChatServer(key=key)
+    port = free_port()
+    runner = loop.serve(server.app(), "127.0.0.1", port)
+    try:
+        yield server, f"http://127.0.0.1:{port}/v1"
+    finally:
+        loop.run(runner.cleanup())
 
 
 def main() -> None:

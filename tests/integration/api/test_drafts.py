@@ -14,11 +14,10 @@ from pathlib import Path
 
 import pytest
 from background_loop import BackgroundLoop
-from llm_server import ChatServer
+from llm_server import ChatServer, serving
 from suite_broker import SuiteBroker
 from workers import WorkerApi, WorkerProcess
 
-from braidflow.connectors.broker import free_port
 from braidflow.connectors.demo_services import DEMO_NO_DRAFT, MODEL_CONNECTION
 from braidflow.topology import load_workflow
 from braidflow.topology.drafts import DECLINE, INSTRUCTIONS
@@ -44,11 +43,8 @@ edges: []
 
 @pytest.fixture(scope="module")
 def chat(background_loop: BackgroundLoop) -> Iterator[tuple[ChatServer, str]]:
-    server = ChatServer(key=KEY)
-    port = free_port()
-    runner = background_loop.serve(server.app(), "127.0.0.1", port)
-    yield server, f"http://127.0.0.1:{port}/v1"
-    background_loop.run(runner.cleanup())
+    with serving(background_loop, KEY) as served:
+        yield served
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from background_loop import BackgroundLoop
 from live_streams import read_stream
-from llm_server import ChatServer
+from llm_server import ChatServer, serving
 from suite_broker import SuiteBroker
 from waiting import until
 from workers import WorkerProcess
@@ -112,11 +112,8 @@ edges:
 @pytest.fixture(scope="module")
 def chat(background_loop: BackgroundLoop) -> Iterator[tuple[ChatServer, str]]:
     """The test endpoint on a free port; its base URL (`.../v1`)."""
-    server = ChatServer(key=KEY)
-    port = free_port()
-    runner = background_loop.serve(server.app(), "127.0.0.1", port)
-    yield server, f"http://127.0.0.1:{port}/v1"
-    background_loop.run(runner.cleanup())
+    with serving(background_loop, KEY) as served:
+        yield served
 
 
 def connections_file(directory: Path, url: str) -> Path:

@@ -13,12 +13,10 @@ from typing import Any
 
 import pytest
 from background_loop import BackgroundLoop
-from llm_server import ChatServer
+from llm_server import ChatServer, serving
 from suite_broker import SuiteBroker
 from waiting import until
 from workers import WorkerProcess
-
-from braidflow.connectors.broker import free_port
 
 KEY = "sk-suite-model-kinds-51c2"
 
@@ -110,11 +108,8 @@ edges:
 
 @pytest.fixture(scope="module")
 def chat(background_loop: BackgroundLoop) -> Iterator[tuple[ChatServer, str]]:
-    server = ChatServer(key=KEY)
-    port = free_port()
-    runner = background_loop.serve(server.app(), "127.0.0.1", port)
-    yield server, f"http://127.0.0.1:{port}/v1"
-    background_loop.run(runner.cleanup())
+    with serving(background_loop, KEY) as served:
+        yield served
 
 
 @pytest.fixture(scope="module")
