@@ -143,9 +143,14 @@ def test_without_fixed_thresholds_a_thread_arena_keeps_them_even_trimmed() -> No
     Should glibc change either, `fix_thresholds` is no longer needed."""
     if glibc_trim() is None:
         pytest.skip("not glibc")
-    given = fetches_given_back("as glibc starts")
-    assert given["at_free"] < 4
-    assert given["trimmed"] < 4
+    # Once, in CI at load 13 (four pytest processes), a run saw the trim give all 24 MiB back:
+    # one run of three showing the pin is enough, as a glibc that changed would show it in none.
+    runs: list[dict[str, object]] = []
+    for _ in range(3):
+        runs.append(fetches_given_back("as glibc starts"))
+        if runs[-1]["at_free"] < 4 and runs[-1]["trimmed"] < 4:
+            return
+    pytest.fail(f"every run gave the fetches back: {runs}")
 
 
 def test_the_environment_sets_glibc_malloc_over_the_worker() -> None:
