@@ -6,21 +6,14 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from braidflow.topology.kinds.llm import CONNECTION_NAME
+from braidflow.topology.kinds.llm import CALL_PARAMS
 from braidflow.topology.kinds.spec import KindSpec
 from braidflow.topology.loading import Problem
 
 MODEL_PARAMS: dict[str, Any] = {
-    "connection": {
-        "type": "string",
-        "pattern": CONNECTION_NAME,
-        "description": "the endpoint and its key, named in the worker's connections file",
-    },
-    "model": {"type": "string", "minLength": 1},
+    **CALL_PARAMS,
     "text": {"type": "string", "minLength": 1, "description": "the text; may use ${...}"},
     "instructions": {"type": "string", "description": "more for the model; may use ${...}"},
-    "temperature": {"type": "number", "minimum": 0, "maximum": 2},
-    "max_tokens": {"type": "integer", "minimum": 1},
 }
 """The params every model kind of the agent library shares with an `llm` node's."""
 

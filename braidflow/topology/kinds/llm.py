@@ -63,21 +63,26 @@ TOOL: dict[str, Any] = {
     "oneOf": [{"required": ["http"]}, {"required": ["kind"]}],
 }
 
+CALL_PARAMS: dict[str, Any] = {
+    "connection": {
+        "type": "string",
+        "pattern": CONNECTION_NAME,
+        "description": "the endpoint and its key, named in the worker's connections file",
+    },
+    "model": {"type": "string", "minLength": 1},
+    "temperature": {"type": "number", "minimum": 0, "maximum": 2},
+    "max_tokens": {"type": "integer", "minimum": 1},
+}
+"""The params of a model call every model kind has (`llm` and the agent library's)."""
+
 PARAMS: dict[str, Any] = {
     "type": "object",
     "required": ["connection", "model", "prompt"],
     "additionalProperties": False,
     "properties": {
-        "connection": {
-            "type": "string",
-            "pattern": CONNECTION_NAME,
-            "description": "the endpoint and its key, named in the worker's connections file",
-        },
-        "model": {"type": "string", "minLength": 1},
+        **CALL_PARAMS,
         "prompt": {"type": "string", "minLength": 1, "description": "the user message; ${...}"},
         "system": {"type": "string", "description": "the system message; may use ${...}"},
-        "temperature": {"type": "number", "minimum": 0, "maximum": 2},
-        "max_tokens": {"type": "integer", "minimum": 1},
         "output": {
             "oneOf": [
                 {"enum": ["text", "json"]},
